@@ -1,0 +1,66 @@
+"""Configuration read from the environment.
+
+Every setting has a default that works on a fresh machine (SQLite in the instance folder,
+jobs in-process, the sandbox gateway), so `make run` needs nothing installed.
+"""
+import os
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY")  # generated into the instance folder when unset
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")  # default: SQLite in the instance folder
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    RQ_QUEUE = os.environ.get("FAKA_RQ_QUEUE", "faka")
+    # "rq" when REDIS_URL is set, else "thread"; "sync" runs each job inline after commit.
+    JOBS_MODE = os.environ.get("FAKA_JOBS_MODE")
+    RECONCILE_INTERVAL = _env_int("FAKA_RECONCILE_INTERVAL", 60)
+    ENCRYPTION_KEYS = os.environ.get("FAKA_ENCRYPTION_KEYS")
+    BASE_URL = os.environ.get("FAKA_BASE_URL", "http://127.0.0.1:5000")
+
+    ORDER_TTL_MINUTES = _env_int("FAKA_ORDER_TTL_MINUTES", 15)
+    CURRENCY = os.environ.get("FAKA_CURRENCY", "CNY")
+    MAX_KEYS_PER_ORDER = 100
+
+    MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
+    MAIL_PORT = _env_int("MAIL_PORT", 25)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_USE_TLS = _env_bool("MAIL_USE_TLS")
+    MAIL_USE_SSL = _env_bool("MAIL_USE_SSL")
+    MAIL_TIMEOUT = _env_int("MAIL_TIMEOUT", 10)
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "faka <no-reply@localhost>")
+    MAIL_MAX_ATTEMPTS = _env_int("MAIL_MAX_ATTEMPTS", 8)
+
+    BABEL_DEFAULT_LOCALE = "zh_CN"
+    BABEL_DEFAULT_TIMEZONE = os.environ.get("FAKA_TIMEZONE", "Asia/Shanghai")
+    LANGUAGES = ["zh_CN", "en"]
+
+    RATELIMIT_LOOKUP = os.environ.get("FAKA_RATELIMIT_LOOKUP", "10 per minute")
+    RATELIMIT_CHECKOUT = os.environ.get("FAKA_RATELIMIT_CHECKOUT", "30 per minute")
+    RATELIMIT_HEADERS_ENABLED = True
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _env_bool("FAKA_SECURE_COOKIES")
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = _env_bool("FAKA_SECURE_COOKIES")
+    HSTS = _env_bool("FAKA_HSTS")
+    WTF_CSRF_HEADERS = ["X-CSRFToken"]
+    WTF_CSRF_TIME_LIMIT = None
+    MAX_CONTENT_LENGTH = 8 * 1024 * 1024
+
+    SEED_DEMO = _env_bool("FAKA_SEED_DEMO")

@@ -1,0 +1,32 @@
+"""faka: a self-hosted shop for digital goods with automatic delivery."""
+from flask import Flask
+
+
+def create_app(config_overrides: dict | None = None) -> Flask:
+    from config import Config
+    from faka import cli, database, i18n, instance, jobs, security, templating
+    from faka.blueprints import register_blueprints
+    from faka.extensions import csrf, db, htmx, limiter, login_manager, migrate
+    from faka.services import crypto
+
+    app = Flask(__name__, instance_path=instance.instance_path(), instance_relative_config=True)
+    app.config.from_object(Config)
+    app.config.update(config_overrides or {})
+    instance.init_app(app)
+
+    db.init_app(app)
+    database.init_app(app)
+    migrate.init_app(app, db, directory=instance.migrations_path(), render_as_batch=True)
+    crypto.init_app(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+    i18n.init_app(app)
+    templating.init_app(app)
+    security.init_app(app)
+    jobs.init_app(app)
+
+    register_blueprints(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,14 @@
+"""Blueprints: thin routes that parse, call one service, and render."""
+
+
+def register_blueprints(app) -> None:
+    from faka.blueprints import auth, catalog, checkout, errors, health, operator, orders, pay
+
+    app.register_blueprint(catalog.bp)
+    app.register_blueprint(checkout.bp)
+    app.register_blueprint(orders.bp)
+    app.register_blueprint(pay.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(operator.bp)
+    app.register_blueprint(health.bp)
+    errors.init_app(app)

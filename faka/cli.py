@@ -1,0 +1,89 @@
+"""`flask --app faka <command>`: the commands an operator scripts a deployment with."""
+import click
+from flask_migrate import upgrade
+
+from faka import jobs
+
+
+def init_app(app) -> None:
+    for command in (init_db, seed_demo, create_operator, reconcile, rotate_keys, gateway_config):
+        app.cli.add_command(command)
+
+
+@click.command("init-db")
+def init_db():
+    """Create or upgrade the database schema (Alembic migrations)."""
+    upgrade()
+    from faka.payments import ensure_sandbox
+
+    ensure_sandbox()
+    click.echo("database is at the latest schema")
+
+
+@click.command("seed-demo")
+def seed_demo():
+    """Create the demo shop (operator, merchant, products with keys) if absent."""
+    from faka.services.seed import DEMO_MERCHANT, DEMO_OPERATOR, seed_demo as seed
+
+    created = seed()
+    click.echo("demo data created" if created else "demo data already present")
+    click.echo(f"  operator: {DEMO_OPERATOR[0]} / {DEMO_OPERATOR[1]}")
+    click.echo(f"  merchant: {DEMO_MERCHANT[0]} / {DEMO_MERCHANT[1]}")
+
+
+@click.command("create-operator")
+@click.option("--email", prompt=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def create_operator(email: str, password: str):
+    """Create an operator (platform administrator) account."""
+    from faka.services import accounts
+
+    if len(password) < 10:
+        raise click.BadParameter("use at least 10 characters", param_hint="--password")
+    try:
+        accounts.create_operator(email, password)
+    except accounts.AccountExists as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"operator {email} created")
+
+
+@click.command("reconcile")
+def reconcile():
+    """Expire stale reservations; re-enqueue undelivered orders and unsent emails."""
+    report = jobs.reconcile()
+    jobs.runner().wait_idle()
+    click.echo(f"expired {report['expired']} orders, re-enqueued {report['deliveries']} deliveries and {report['emails']} emails")
+
+
+@click.command("rotate-keys")
+def rotate_keys():
+    """Re-encrypt every stored secret with the newest encryption key."""
+    from faka.services.keys import rotate_all
+
+    count = rotate_all()
+    click.echo(f"re-encrypted {count} secrets with the newest key")
+
+
+@click.command("gateway-config")
+@click.argument("gateway")
+@click.argument("settings", nargs=-1)
+@click.option("--enable/--disable", default=None, help="Turn the gateway on or off.")
+def gateway_config(gateway: str, settings: tuple[str, ...], enable: bool | None):
+    """Configure a payment gateway: GATEWAY key=value ... (stored encrypted)."""
+    from faka.payments import GATEWAYS, configure_gateway
+
+    if gateway not in GATEWAYS:
+        raise click.BadParameter(f"known gateways: {', '.join(sorted(GATEWAYS))}", param_hint="GATEWAY")
+    values = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint="SETTINGS")
+        values[key] = value
+    try:
+        configure_gateway(gateway, values, enabled=enable)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{gateway}: updated {', '.join(sorted(values)) or 'nothing'}" + ("" if enable is None else f"; enabled={enable}"))
+
+

@@ -1,0 +1,58 @@
+"""Database set-up: SQLite pragmas and write transactions that never deadlock.
+
+SQLite allows one writer. A transaction that reads first and writes later can fail
+with SQLITE_BUSY at the write, whatever the busy timeout, because another writer got in
+between. Services that change data therefore call `begin_write()`, which on SQLite opens
+the transaction with BEGIN IMMEDIATE (the write lock is taken up front and waiters queue
+on the busy timeout); PostgreSQL runs a normal transaction and relies on row locks.
+"""
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from faka.extensions import db
+
+SQLITE_BUSY_TIMEOUT_MS = 15000
+_IMMEDIATE = "faka_immediate"
+
+
+def init_app(app) -> None:
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name == "sqlite":
+            _configure_sqlite(engine)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy issue BEGIN itself, so we can choose IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn):
+        if conn.get_execution_options().get(_IMMEDIATE):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def is_postgresql() -> bool:
+    return db.engine.dialect.name == "postgresql"
+
+
+def begin_write() -> None:
+    """Start the session's next transaction as a write transaction.
+
+    Ends any read-only transaction the request already had open (committing nothing), so
+    that on SQLite the write lock is taken before the first read of the service.
+    """
+    session = db.session()
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={_IMMEDIATE: True})

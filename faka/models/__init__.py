@@ -1,0 +1,28 @@
+"""All models, one module per aggregate; importing this package registers every table."""
+from faka.models.users import User
+from faka.models.merchants import Merchant
+from faka.models.catalog import Category, Product, TierPrice
+from faka.models.keys import CardKey
+from faka.models.orders import Order, PaymentNotice
+from faka.models.money import LedgerEntry
+from faka.models.mail import OutboxEmail
+from faka.models.settings import GatewayConfig, Setting
+from faka.models.audit import AuditEvent
+from faka.models.types import utcnow
+
+__all__ = [
+    "AuditEvent",
+    "CardKey",
+    "Category",
+    "GatewayConfig",
+    "LedgerEntry",
+    "Merchant",
+    "Order",
+    "OutboxEmail",
+    "PaymentNotice",
+    "Product",
+    "Setting",
+    "TierPrice",
+    "User",
+    "utcnow",
+]

@@ -1,0 +1,69 @@
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from faka.extensions import db
+from faka.models.types import UTCDateTime, utcnow
+
+DELIVERY_AUTO = "auto"
+DELIVERY_FIXED = "fixed"
+DELIVERY_MANUAL = "manual"
+DELIVERY_TYPES = (DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL)
+
+
+class Category(db.Model):
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+    name_en: Mapped[str | None] = mapped_column(String(60))
+    position: Mapped[int] = mapped_column(default=0)
+
+
+class Product(db.Model):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Public identifier in URLs: random, so the catalogue size and order are not exposed.
+    slug: Mapped[str] = mapped_column(String(32), unique=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"), index=True)
+    title: Mapped[str] = mapped_column(String(120))
+    description_md: Mapped[str] = mapped_column(Text, default="")
+    price: Mapped[int]  # minor units (fen)
+    min_per_order: Mapped[int] = mapped_column(default=1)
+    max_per_order: Mapped[int] = mapped_column(default=10)
+    delivery_type: Mapped[str] = mapped_column(String(8), default=DELIVERY_AUTO)
+    # For `fixed` delivery: the same content for every buyer, encrypted like a key.
+    fixed_content_ciphertext: Mapped[str | None] = mapped_column(Text)
+    manual_promise_hours: Mapped[int] = mapped_column(default=24)
+    refund_policy: Mapped[str] = mapped_column(Text, default="")
+    visible: Mapped[bool] = mapped_column(default=True)
+    moderation: Mapped[str] = mapped_column(String(16), default="approved")
+    position: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    merchant = relationship("Merchant")
+    category = relationship("Category")
+    tiers = relationship("TierPrice", order_by="TierPrice.min_quantity", cascade="all, delete-orphan")
+
+    def unit_price_for(self, quantity: int) -> int:
+        """The price per item at this quantity: the best tier whose threshold is reached."""
+        price = self.price
+        for tier in self.tiers:
+            if quantity >= tier.min_quantity:
+                price = min(price, tier.unit_price)
+        return price
+
+
+class TierPrice(db.Model):
+    """A lower unit price from a quantity upwards."""
+
+    __tablename__ = "tier_prices"
+    __table_args__ = (UniqueConstraint("product_id", "min_quantity"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    min_quantity: Mapped[int]
+    unit_price: Mapped[int]

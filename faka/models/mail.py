@@ -1,0 +1,33 @@
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from faka.extensions import db
+from faka.models.types import UTCDateTime, utcnow
+
+
+class OutboxEmail(db.Model):
+    """An email the platform owes someone. Its body is rendered at send time from the
+    database, so delivered keys are never stored in plain text here."""
+
+    __tablename__ = "outbox_emails"
+    __table_args__ = (
+        UniqueConstraint("kind", "order_id"),
+        Index("ix_outbox_emails_status", "status"),
+    )
+
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"  # gave up after MAIL_MAX_ATTEMPTS; an operator can requeue
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    to_addr: Mapped[str] = mapped_column(String(254))
+    locale: Mapped[str] = mapped_column(String(8), default="zh_CN")
+    status: Mapped[str] = mapped_column(String(12), default=QUEUED)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,31 @@
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from faka.extensions import db
+from faka.models.types import UTCDateTime, utcnow
+
+
+class Merchant(db.Model):
+    """A seller on the platform; only an approved merchant's goods are on sale."""
+
+    __tablename__ = "merchants"
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    FROZEN = "frozen"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    name: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    fee_rate_bp: Mapped[int] = mapped_column(default=300)  # platform fee in basis points
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user = relationship("User")
+
+    @property
+    def can_sell(self) -> bool:
+        return self.status == self.APPROVED

@@ -1,0 +1,93 @@
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from faka.extensions import db
+from faka.models.types import UTCDateTime, utcnow
+
+
+class IllegalTransition(Exception):
+    """An order was asked to move to a state it cannot reach from where it is."""
+
+
+class Order(db.Model):
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_status_expires", "status", "expires_at"),
+        Index("ix_orders_email_created", "email", "created_at"),
+    )
+
+    PENDING = "pending"
+    PAID = "paid"
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+    PAID_UNFULFILLED = "paid_unfulfilled"  # money received but no stock left: refund due
+
+    FINAL = frozenset({DELIVERED, EXPIRED, PAID_UNFULFILLED})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(24), unique=True)  # shown to the buyer
+    token: Mapped[str] = mapped_column(String(32), unique=True)  # 128-bit, in the order URL
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    quantity: Mapped[int]
+    unit_price: Mapped[int]
+    total: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(8))
+    email: Mapped[str | None] = mapped_column(String(254))
+    query_password_hash: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20), default=PENDING)
+    gateway: Mapped[str] = mapped_column(String(20))
+    client_ip: Mapped[str | None] = mapped_column(String(45))
+    locale: Mapped[str] = mapped_column(String(8), default="zh_CN")  # for the buyer's emails
+    # What a `fixed` or `manual` product delivered, encrypted like a key.
+    delivery_ciphertext: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    product = relationship("Product")
+    merchant = relationship("Merchant")
+    keys = relationship("CardKey", order_by="CardKey.id", viewonly=True)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL
+
+    def _move(self, allowed_from: tuple[str, ...], to: str) -> None:
+        if self.status not in allowed_from:
+            raise IllegalTransition(f"order {self.number}: {self.status} -> {to}")
+        self.status = to
+
+    def mark_paid(self, when: datetime) -> None:
+        self._move((self.PENDING, self.EXPIRED), self.PAID)
+        self.paid_at = when
+
+    def mark_unfulfilled(self, when: datetime) -> None:
+        self._move((self.PENDING, self.EXPIRED, self.PAID), self.PAID_UNFULFILLED)
+        self.paid_at = self.paid_at or when
+
+    def mark_delivered(self, when: datetime) -> None:
+        self._move((self.PAID,), self.DELIVERED)
+        self.delivered_at = when
+
+    def mark_expired(self) -> None:
+        self._move((self.PENDING,), self.EXPIRED)
+
+
+class PaymentNotice(db.Model):
+    """One accepted gateway notification. The unique key makes replays harmless."""
+
+    __tablename__ = "payment_notices"
+    __table_args__ = (UniqueConstraint("gateway", "trade_no"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(20))
+    trade_no: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(8))
+    outcome: Mapped[str] = mapped_column(String(20))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,57 @@
+"""Payment gateways: one module each, behind faka.payments.base.Gateway."""
+import json
+
+from faka.extensions import db
+from faka.models import GatewayConfig
+from faka.payments.base import Gateway
+from faka.payments.sandbox import SandboxGateway
+from faka.services.crypto import vault
+from faka.services.errors import NotFound
+
+GATEWAYS: dict[str, type[Gateway]] = {
+    "sandbox": SandboxGateway,
+}
+
+
+def gateway_settings(name: str) -> tuple[GatewayConfig | None, dict[str, str]]:
+    row = db.session.get(GatewayConfig, name)
+    if row is None or not row.settings_ciphertext:
+        return row, {}
+    return row, json.loads(vault().decrypt(row.settings_ciphertext))
+
+
+def configure_gateway(name: str, values: dict[str, str], enabled: bool | None = None) -> GatewayConfig:
+    """Merge `values` into the gateway's stored settings (encrypted) and commit."""
+    cls = GATEWAYS.get(name)
+    if cls is None:
+        raise NotFound(f"unknown gateway {name}")
+    unknown = set(values) - set(cls.settings_fields)
+    if unknown:
+        raise ValueError(f"{name} has no setting {', '.join(sorted(unknown))}")
+    row, current = gateway_settings(name)
+    if row is None:
+        row = GatewayConfig(name=name, enabled=False)
+        db.session.add(row)
+    current.update(values)
+    row.settings_ciphertext = vault().encrypt(json.dumps(current, sort_keys=True))
+    if enabled is not None:
+        row.enabled = enabled
+    db.session.commit()
+    return row
+
+
+def get_gateway(name: str) -> Gateway:
+    """An enabled gateway with its settings, or NotFound."""
+    cls = GATEWAYS.get(name)
+    if cls is None:
+        raise NotFound(f"unknown gateway {name}")
+    row, settings = gateway_settings(name)
+    if row is None or not row.enabled:
+        raise NotFound(f"gateway {name} is not enabled")
+    return cls(settings)
+
+
+def ensure_sandbox() -> None:
+    """Enable the sandbox with a fresh secret the first time the shop starts."""
+    if db.session.get(GatewayConfig, "sandbox") is None:
+        configure_gateway("sandbox", SandboxGateway.default_settings(), enabled=True)

@@ -1,0 +1,78 @@
+"""What the storefront shows: products on sale and their live stock."""
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from faka.extensions import db
+from faka.models import CardKey, Category, Merchant, Product
+from faka.models.catalog import DELIVERY_AUTO
+from faka.services.errors import NotFound
+
+
+@dataclass(frozen=True)
+class Listing:
+    product: Product
+    stock: int | None  # None: not limited by key stock (fixed or manual delivery)
+
+    @property
+    def sold_out(self) -> bool:
+        return self.stock is not None and self.stock <= 0
+
+
+def _on_sale():
+    return (
+        select(Product)
+        .join(Merchant, Product.merchant_id == Merchant.id)
+        .where(Product.visible.is_(True), Product.moderation == "approved", Merchant.status == Merchant.APPROVED)
+    )
+
+
+def available_stock(product_ids: list[int]) -> dict[int, int]:
+    """Available (not reserved, not sold) keys per product, in one query."""
+    if not product_ids:
+        return {}
+    rows = db.session.execute(
+        select(CardKey.product_id, func.count())
+        .where(CardKey.product_id.in_(product_ids), CardKey.status == CardKey.AVAILABLE)
+        .group_by(CardKey.product_id)
+    )
+    return dict(rows.all())
+
+
+def _listings(products: list[Product]) -> list[Listing]:
+    stock = available_stock([p.id for p in products if p.delivery_type == DELIVERY_AUTO])
+    return [
+        Listing(p, stock.get(p.id, 0) if p.delivery_type == DELIVERY_AUTO else None) for p in products
+    ]
+
+
+def storefront() -> list[tuple[Category, list[Listing]]]:
+    """Categories in order, each with its products on sale (empty categories left out)."""
+    products = (
+        db.session.execute(
+            _on_sale()
+            .options(selectinload(Product.category), selectinload(Product.merchant))
+            .order_by(Product.position, Product.id)
+        )
+        .scalars()
+        .all()
+    )
+    by_category: dict[int, list[Listing]] = {}
+    categories: dict[int, Category] = {}
+    for listing in _listings(products):
+        categories[listing.product.category_id] = listing.product.category
+        by_category.setdefault(listing.product.category_id, []).append(listing)
+    ordered = sorted(categories.values(), key=lambda c: (c.position, c.id))
+    return [(c, by_category[c.id]) for c in ordered]
+
+
+def product_listing(slug: str) -> Listing:
+    product = db.session.execute(
+        _on_sale()
+        .where(Product.slug == slug)
+        .options(selectinload(Product.tiers), selectinload(Product.merchant), selectinload(Product.category))
+    ).scalar_one_or_none()
+    if product is None:
+        raise NotFound()
+    return _listings([product])[0]

@@ -1,0 +1,86 @@
+"""Placing an order: price it, reserve its keys, all in one transaction."""
+import secrets
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from faka.database import begin_write
+from faka.extensions import db
+from faka.models import Order, Product
+from faka.models.catalog import DELIVERY_AUTO
+from faka.payments import get_gateway
+from faka.services import catalog, clock, stock
+from faka.services.errors import InvalidQuantity, NotForSale, OutOfStock
+from faka.services.passwords import hash_query_password
+
+
+def new_order_number(when) -> str:
+    # Date prefix for humans, random digits so numbers reveal nothing about volume.
+    return when.strftime("%Y%m%d") + "".join(secrets.choice("0123456789") for _ in range(12))
+
+
+def place_order(
+    product_slug: str,
+    quantity: int,
+    email: str | None,
+    query_password: str | None,
+    gateway: str = "sandbox",
+    client_ip: str | None = None,
+    locale: str = "zh_CN",
+) -> Order:
+    """Create a pending order and reserve its keys; raise and change nothing on failure."""
+    get_gateway(gateway)  # refuses an unknown or disabled gateway before any write
+    password_hash = hash_query_password(query_password) if query_password else None
+    begin_write()
+    try:
+        order = _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale)
+    except Exception:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return order
+
+
+def _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale) -> Order:
+    try:
+        product: Product = catalog.product_listing(product_slug).product
+    except Exception as exc:
+        raise NotForSale() from exc
+    max_allowed = min(product.max_per_order, current_app.config["MAX_KEYS_PER_ORDER"])
+    if not product.min_per_order <= quantity <= max_allowed:
+        raise InvalidQuantity()
+
+    now = clock.now()
+    unit_price = product.unit_price_for(quantity)
+    expires_at = now + timedelta(minutes=current_app.config["ORDER_TTL_MINUTES"])
+    order = Order(
+        number=new_order_number(now),
+        token=secrets.token_hex(16),
+        product_id=product.id,
+        merchant_id=product.merchant_id,
+        quantity=quantity,
+        unit_price=unit_price,
+        total=unit_price * quantity,
+        currency=current_app.config["CURRENCY"],
+        email=(email or "").strip().lower() or None,
+        query_password_hash=password_hash,
+        gateway=gateway,
+        client_ip=client_ip,
+        locale=locale,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    db.session.add(order)
+    db.session.flush()
+    if product.delivery_type == DELIVERY_AUTO:
+        stock.expire_stale_orders(now, product_id=product.id)
+        if not stock.reserve_keys(order, quantity, until=expires_at):
+            raise OutOfStock()
+    return order
+
+
+def order_by_token(token: str) -> Order | None:
+    if not token or len(token) != 32:
+        return None
+    return db.session.execute(select(Order).where(Order.token == token)).scalar_one_or_none()

@@ -1,0 +1,96 @@
+"""Handing the goods to the buyer once an order is paid."""
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from faka import jobs
+from faka.database import begin_write
+from faka.extensions import db
+from faka.models import CardKey, LedgerEntry, Order, OutboxEmail
+from faka.models.catalog import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL
+from faka.services import clock, stock
+from faka.services.crypto import vault
+
+log = logging.getLogger(__name__)
+
+SETTLEMENT_HOLD = timedelta(days=3)
+EMAIL_ORDER_DELIVERED = "order_delivered"
+
+
+def deliver_order(order_id: int) -> bool:
+    """Deliver a paid order: sell its keys, credit the merchant, queue the email.
+
+    Idempotent: an order that is not `paid` is left alone, so a replayed or duplicated
+    job changes nothing. Returns True when this call delivered the order.
+    """
+    begin_write()
+    order = db.session.execute(select(Order).where(Order.id == order_id).with_for_update()).scalar_one_or_none()
+    if order is None or order.status != Order.PAID or order.product.delivery_type == DELIVERY_MANUAL:
+        db.session.commit()
+        return False
+    now = clock.now()
+    if not _hand_over(order, now):
+        order.mark_unfulfilled(now)
+        db.session.commit()
+        log.warning("order %s: paid but no keys left; refund due", order.number)
+        return False
+    order.mark_delivered(now)
+    _credit_merchant(order, now)
+    email_id = _queue_delivery_email(order)
+    db.session.commit()
+    log.info("order %s delivered", order.number)
+    if email_id is not None:
+        jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}")
+    return True
+
+
+def _hand_over(order: Order, now) -> bool:
+    product = order.product
+    if product.delivery_type == DELIVERY_FIXED:
+        order.delivery_ciphertext = product.fixed_content_ciphertext
+        return True
+    assert product.delivery_type == DELIVERY_AUTO
+    key_ids = stock.reserved_key_ids(order.id)
+    missing = order.quantity - len(key_ids)
+    if missing > 0:
+        # Its reservation lapsed (late payment raced the reconciler): take fresh keys.
+        if not stock.reserve_keys(order, missing, until=now):
+            return False
+        key_ids = stock.reserved_key_ids(order.id)
+    stock.sell_keys(key_ids, now)
+    return True
+
+
+def _credit_merchant(order: Order, now) -> None:
+    fee = order.total * order.merchant.fee_rate_bp // 10000
+    available_at = now + SETTLEMENT_HOLD
+    db.session.add_all(
+        [
+            LedgerEntry(merchant_id=order.merchant_id, order_id=order.id, kind=LedgerEntry.SALE,
+                        amount=order.total, available_at=available_at, created_at=now),
+            LedgerEntry(merchant_id=order.merchant_id, order_id=order.id, kind=LedgerEntry.FEE,
+                        amount=-fee, available_at=available_at, created_at=now),
+        ]
+    )
+
+
+def _queue_delivery_email(order: Order) -> int | None:
+    if not order.email:
+        return None
+    email = OutboxEmail(kind=EMAIL_ORDER_DELIVERED, order_id=order.id, to_addr=order.email, locale=order.locale)
+    db.session.add(email)
+    db.session.flush()
+    return email.id
+
+
+def delivered_items(order: Order) -> list[str]:
+    """The plaintext goods of a delivered order, for the order page and the email."""
+    if order.status != Order.DELIVERED:
+        return []
+    if order.delivery_ciphertext:
+        return [vault().decrypt(order.delivery_ciphertext)]
+    keys = db.session.execute(
+        select(CardKey.ciphertext).where(CardKey.order_id == order.id, CardKey.status == CardKey.SOLD).order_by(CardKey.id)
+    ).scalars()
+    return [vault().decrypt(c) for c in keys]

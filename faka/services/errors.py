@@ -1,0 +1,38 @@
+"""Errors a user can cause. Routes turn them into messages; nothing has changed when
+one is raised."""
+from flask_babel import lazy_gettext as _l
+
+
+class DomainError(Exception):
+    message = _l("The request could not be completed.")
+
+    def __init__(self, message=None):
+        super().__init__(message or self.message)
+        if message is not None:
+            self.message = message
+
+
+class NotFound(DomainError):
+    message = _l("Not found.")
+
+
+class OutOfStock(DomainError):
+    message = _l("Not enough stock for that quantity. Please choose fewer or try again later.")
+
+
+class NotForSale(DomainError):
+    message = _l("This product is not on sale right now.")
+
+
+class InvalidQuantity(DomainError):
+    message = _l("That quantity is not allowed for this product.")
+
+
+class InvalidNotify(DomainError):
+    """A gateway notification failed verification (signature, order, amount, currency)."""
+
+    message = _l("Payment notification rejected.")
+
+
+class LookupFailed(DomainError):
+    message = _l("No order matches that order number or email and query password.")

@@ -1,0 +1,47 @@
+"""The state /healthz reports."""
+from sqlalchemy import func, select, text
+
+from faka import jobs
+from faka.extensions import db
+from faka.models import Order, Product
+from faka.models.catalog import DELIVERY_MANUAL
+from faka.services import clock
+
+
+def health() -> tuple[bool, dict]:
+    report: dict = {}
+    healthy = True
+    try:
+        db.session.execute(text("SELECT 1"))
+        oldest = db.session.execute(
+            select(func.min(Order.paid_at))
+            .join(Product, Order.product_id == Product.id)
+            .where(Order.status == Order.PAID, Product.delivery_type != DELIVERY_MANUAL)
+        ).scalar()
+        report["database"] = {"ok": True}
+        report["oldest_paid_undelivered_seconds"] = (
+            round((clock.now() - oldest).total_seconds(), 1) if oldest is not None else None
+        )
+    except Exception as exc:  # noqa: BLE001 - any database failure is "unhealthy"
+        db.session.rollback()
+        healthy = False
+        report["database"] = {"ok": False, "error": type(exc).__name__}
+    finally:
+        db.session.rollback()
+
+    runner = jobs.runner()
+    if runner.mode == jobs.MODE_RQ:
+        try:
+            runner.redis.ping()
+            report["redis"] = {"ok": True}
+            report["worker"] = runner.status()
+            healthy = healthy and report["worker"]["alive"]
+        except Exception as exc:  # noqa: BLE001 - any Redis failure is "unhealthy"
+            healthy = False
+            report["redis"] = {"ok": False, "error": type(exc).__name__}
+            report["worker"] = {"mode": runner.mode, "alive": False}
+    else:
+        report["redis"] = {"ok": None, "configured": False}
+        report["worker"] = runner.status()
+    report["status"] = "ok" if healthy else "unhealthy"
+    return healthy, report

@@ -1,0 +1,112 @@
+"""Sending the emails in the outbox over SMTP.
+
+The outbox row is written in the same transaction as the event it reports, so an email
+is never lost: without SMTP configured it waits in the outbox (the operator sees it), and
+when SMTP is down the job fails, is retried, and the reconciler queues it again.
+"""
+import logging
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+from flask import current_app, render_template
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from faka.database import begin_write
+from faka.extensions import db
+from faka.models import Order, OutboxEmail
+from faka.services import clock
+from faka.services.delivery import EMAIL_ORDER_DELIVERED, delivered_items
+from faka.services.settings import site_settings
+
+log = logging.getLogger(__name__)
+
+
+class MailNotConfigured(Exception):
+    pass
+
+
+def smtp_configured() -> bool:
+    return bool(current_app.config.get("MAIL_SERVER"))
+
+
+def send_outbox_email(email_id: int) -> bool:
+    """Send one queued email. Returns True when sent now; raises when SMTP fails so the
+    job is retried. An email already sent, or given up on, is left alone."""
+    email = db.session.get(OutboxEmail, email_id)
+    if email is None or email.status != OutboxEmail.QUEUED:
+        db.session.rollback()
+        return False
+    if not smtp_configured():
+        db.session.rollback()
+        return False
+    message = build_message(email)
+    db.session.rollback()  # release the read transaction while talking to SMTP
+    try:
+        _smtp_send(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        _record_failure(email_id, exc)
+        raise
+    begin_write()
+    email = db.session.get(OutboxEmail, email_id)
+    email.status = OutboxEmail.SENT
+    email.sent_at = clock.now()
+    email.attempts += 1
+    email.last_error = None
+    db.session.commit()
+    log.info("email %s (%s) sent", email_id, email.kind)
+    return True
+
+
+def _record_failure(email_id: int, exc: Exception) -> None:
+    begin_write()
+    email = db.session.get(OutboxEmail, email_id)
+    email.attempts += 1
+    email.last_error = f"{type(exc).__name__}: {exc}"[:500]
+    if email.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
+        email.status = OutboxEmail.FAILED
+    db.session.commit()
+    log.warning("email %s: SMTP failed (attempt %s): %s", email_id, email.attempts, type(exc).__name__)
+
+
+def build_message(email: OutboxEmail) -> EmailMessage:
+    if email.kind != EMAIL_ORDER_DELIVERED:
+        raise ValueError(f"unknown email kind {email.kind}")
+    order = db.session.execute(select(Order).where(Order.id == email.order_id)).scalar_one()
+    site = site_settings()
+    with force_locale(email.locale):
+        context = {
+            "order": order,
+            "items": delivered_items(order),
+            "site": site,
+            "order_url": current_app.config["BASE_URL"].rstrip("/") + f"/order/{order.token}",
+        }
+        subject = _("Your order %(number)s: %(title)s", number=order.number, title=order.product.title)
+        text = render_template("email/order_delivered.txt", **context)
+        html = render_template("email/order_delivered.html", **context)
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
+    message["To"] = email.to_addr
+    message["Message-ID"] = make_msgid(domain="faka")
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def _smtp_send(message: EmailMessage) -> None:
+    cfg = current_app.config
+    timeout = cfg["MAIL_TIMEOUT"]
+    if cfg["MAIL_USE_SSL"]:
+        client = smtplib.SMTP_SSL(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=timeout, context=ssl.create_default_context())
+    else:
+        client = smtplib.SMTP(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=timeout)
+    with client:
+        if cfg["MAIL_USE_TLS"]:
+            client.starttls(context=ssl.create_default_context())
+        if cfg["MAIL_USERNAME"]:
+            client.login(cfg["MAIL_USERNAME"], cfg["MAIL_PASSWORD"] or "")
+        client.send_message(message)

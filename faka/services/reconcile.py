@@ -1,0 +1,46 @@
+"""The safety net: the database says what is owed, this makes sure it happens.
+
+Run periodically (RQ cron or the in-process timer) and by `flask reconcile`. It expires
+stale reservations, and re-enqueues paid-but-undelivered orders and unsent emails, so a
+stopped worker, Redis or SMTP only delays work.
+"""
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import select
+
+from faka import jobs
+from faka.database import begin_write
+from faka.extensions import db
+from faka.models import Order, OutboxEmail, Product
+from faka.models.catalog import DELIVERY_MANUAL
+from faka.services import clock, stock
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    expired: int
+    deliveries: int
+    emails: int
+
+
+def reconcile() -> ReconcileReport:
+    begin_write()
+    expired = stock.expire_stale_orders(clock.now())
+    db.session.commit()
+
+    undelivered = db.session.execute(
+        select(Order.id)
+        .join(Product, Order.product_id == Product.id)
+        .where(Order.status == Order.PAID, Product.delivery_type != DELIVERY_MANUAL)
+    ).scalars().all()
+    emails = []
+    if current_app.config.get("MAIL_SERVER"):
+        emails = db.session.execute(select(OutboxEmail.id).where(OutboxEmail.status == OutboxEmail.QUEUED)).scalars().all()
+    db.session.rollback()
+
+    for order_id in undelivered:
+        jobs.enqueue(jobs.deliver_order, order_id, job_id=f"deliver-{order_id}")
+    for email_id in emails:
+        jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}")
+    return ReconcileReport(expired=expired, deliveries=len(undelivered), emails=len(emails))

@@ -1,0 +1,84 @@
+"""Key reservation and release: the only code that moves keys between states."""
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from faka.extensions import db
+from faka.models import CardKey, Order
+
+
+def reserve_keys(order: Order, quantity: int, until: datetime) -> bool:
+    """Reserve `quantity` available keys of the order's product for it.
+
+    Runs inside the caller's write transaction. On PostgreSQL, concurrent checkouts skip
+    each other's locked rows instead of waiting (FOR UPDATE SKIP LOCKED); on SQLite the
+    caller's BEGIN IMMEDIATE already serialises writers. Returns False, reserving nothing,
+    when there are not enough keys.
+    """
+    ids = (
+        db.session.execute(
+            select(CardKey.id)
+            .where(CardKey.product_id == order.product_id, CardKey.status == CardKey.AVAILABLE)
+            .order_by(CardKey.id)
+            .limit(quantity)
+            .with_for_update(skip_locked=True)
+        )
+        .scalars()
+        .all()
+    )
+    if len(ids) < quantity:
+        return False
+    result = db.session.execute(
+        update(CardKey)
+        .where(CardKey.id.in_(ids), CardKey.status == CardKey.AVAILABLE)
+        .values(status=CardKey.RESERVED, order_id=order.id, reserved_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != quantity:
+        raise RuntimeError(f"reserved {result.rowcount} of {quantity} locked keys for order {order.id}")
+    return True
+
+
+def release_keys(order_ids: list[int]) -> int:
+    """Put the reserved keys of these orders back on sale."""
+    if not order_ids:
+        return 0
+    result = db.session.execute(
+        update(CardKey)
+        .where(CardKey.order_id.in_(order_ids), CardKey.status == CardKey.RESERVED)
+        .values(status=CardKey.AVAILABLE, order_id=None, reserved_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def reserved_key_ids(order_id: int) -> list[int]:
+    return list(
+        db.session.execute(
+            select(CardKey.id).where(CardKey.order_id == order_id, CardKey.status == CardKey.RESERVED)
+        ).scalars()
+    )
+
+
+def sell_keys(key_ids: list[int], when: datetime) -> None:
+    db.session.execute(
+        update(CardKey)
+        .where(CardKey.id.in_(key_ids), CardKey.status == CardKey.RESERVED)
+        .values(status=CardKey.SOLD, sold_at=when, reserved_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def expire_stale_orders(now: datetime, product_id: int | None = None) -> int:
+    """Expire pending orders past their deadline and release their keys.
+
+    Runs inside the caller's write transaction. Returns how many orders expired.
+    """
+    query = select(Order).where(Order.status == Order.PENDING, Order.expires_at < now)
+    if product_id is not None:
+        query = query.where(Order.product_id == product_id)
+    orders = db.session.execute(query.with_for_update(skip_locked=True)).scalars().all()
+    for order in orders:
+        order.mark_expired()
+    release_keys([o.id for o in orders])
+    return len(orders)

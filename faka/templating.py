@@ -1,0 +1,73 @@
+"""Template filters and the values every page needs."""
+from functools import cache
+
+import nh3
+from flask import g, request
+from werkzeug.local import LocalProxy
+from flask_babel import format_datetime, get_locale
+from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
+
+from faka.services.settings import site_settings
+
+CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "USDT": "USDT "}
+
+
+def money(minor_units: int, currency: str = "CNY") -> str:
+    """Integer minor units to a price: 4800 -> ¥48.00. No floats involved."""
+    sign = "-" if minor_units < 0 else ""
+    major, minor = divmod(abs(int(minor_units)), 100)
+    return f"{sign}{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{major:,}.{minor:02d}"
+
+
+@cache
+def _markdown():
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+
+def markdown(text: str | None) -> Markup:
+    """Merchant-written Markdown to safe HTML: raw HTML is not rendered, and the result is
+    sanitised again (links get rel=noopener, scripts and handlers are stripped)."""
+    html = _markdown().render(text or "")
+    return Markup(nh3.clean(html, link_rel="noopener noreferrer nofollow"))
+
+
+ORDER_STATUS_LABELS = {
+    "pending": _l("Waiting for payment"),
+    "paid": _l("Paid"),
+    "delivered": _l("Delivered"),
+    "expired": _l("Expired"),
+    "paid_unfulfilled": _l("Refund due"),
+}
+
+
+def order_status_label(status: str) -> str:
+    return str(ORDER_STATUS_LABELS.get(status, status))
+
+
+def local_time(value) -> str:
+    return format_datetime(value, "yyyy-MM-dd HH:mm") if value else ""
+
+
+def current_site() -> dict:
+    if "site" not in g:
+        g.site = site_settings()
+    return g.site
+
+
+def init_app(app) -> None:
+    app.add_template_filter(money, "money")
+    app.add_template_filter(markdown, "markdown")
+    app.add_template_filter(local_time, "localtime")
+    app.add_template_global(order_status_label)
+
+    @app.context_processor
+    def inject_site():
+        return {
+            "site": LocalProxy(current_site),  # loaded only by pages that show it
+            "locale": str(get_locale()),
+            "languages": app.config["LANGUAGES"],
+            "request_path": request.path if request else "/",
+        }
