@@ -1,21 +1,28 @@
-"""Language choice: zh_CN by default, English on request (?lang=en, remembered in the session)."""
-from flask import request, session
+"""Language choice: zh_CN by default, English on request (?lang=en, remembered in the session).
+
+The app speaks of languages by the codes in LANGUAGES ("zh_CN", "en"). Babel parses
+"zh_CN" as the CLDR locale zh_Hans_CN, which is why the Chinese catalogue lives in
+faka/translations/zh_Hans_CN.
+"""
+from flask import current_app, g, request, session
 
 from faka.extensions import babel
 
 
-def select_locale() -> str:
-    from flask import current_app
-
-    languages = current_app.config["LANGUAGES"]
-    chosen = request.args.get("lang")
-    if chosen in languages:
-        session["lang"] = chosen
-        return chosen
-    if session.get("lang") in languages:
-        return session["lang"]
-    return current_app.config["BABEL_DEFAULT_LOCALE"]
+def current_language() -> str:
+    """The language code chosen for this request."""
+    if "language" not in g:
+        languages = current_app.config["LANGUAGES"]
+        chosen = request.args.get("lang")
+        if chosen in languages:
+            session["lang"] = chosen
+        elif session.get("lang") in languages:
+            chosen = session["lang"]
+        else:
+            chosen = current_app.config["BABEL_DEFAULT_LOCALE"]
+        g.language = chosen
+    return g.language
 
 
 def init_app(app) -> None:
-    babel.init_app(app, locale_selector=select_locale)
+    babel.init_app(app, locale_selector=current_language)

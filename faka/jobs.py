@@ -156,7 +156,10 @@ class JobRunner:
 
 
 def init_app(app) -> None:
-    app.extensions["faka_jobs"] = JobRunner(app)
+    runner = app.extensions["faka_jobs"] = JobRunner(app)
+    if runner.mode == MODE_THREAD and app.config["RECONCILE_INTERVAL"] > 0:
+        # Started by the first request, so CLI commands and imports start no threads.
+        app.before_request(runner.start_timer)
 
 
 def runner() -> JobRunner:

@@ -4,10 +4,11 @@ from functools import cache
 import nh3
 from flask import g, request
 from werkzeug.local import LocalProxy
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
+from faka.i18n import current_language
 from faka.services.settings import site_settings
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "USDT": "USDT "}
@@ -67,7 +68,7 @@ def init_app(app) -> None:
     def inject_site():
         return {
             "site": LocalProxy(current_site),  # loaded only by pages that show it
-            "locale": str(get_locale()),
+            "locale": current_language(),
             "languages": app.config["LANGUAGES"],
             "request_path": request.path if request else "/",
         }

@@ -1,9 +1,9 @@
 """Placing an order from the product page."""
 from flask import Blueprint, abort, redirect, render_template, request, url_for
-from flask_babel import get_locale
 
 from faka.blueprints.forms import CheckoutForm
 from faka.extensions import limiter
+from faka.i18n import current_language
 from faka.services import catalog, checkout
 from faka.services.errors import DomainError, NotFound, OutOfStock
 
@@ -33,7 +33,7 @@ def buy(slug: str):
                 form.email.data,
                 form.query_password.data,
                 client_ip=request.remote_addr,
-                locale=str(get_locale()),
+                locale=current_language(),
             )
         except DomainError as exc:
             error = exc

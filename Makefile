@@ -1,0 +1,54 @@
+# faka: `make run` serves the demo shop, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+PYTEST_ARGS ?=
+
+.PHONY: run test test-sqlite test-postgresql bench translations extract-messages vendor worker clean
+
+$(BIN)/activate: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $(BIN)/activate
+
+$(VENV)/.dev: $(BIN)/activate requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.dev
+
+translations: $(BIN)/activate
+	$(BIN)/pybabel compile -d faka/translations 2>/dev/null
+
+extract-messages: $(BIN)/activate
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o faka/translations/messages.pot .
+	$(BIN)/pybabel update -i faka/translations/messages.pot -d faka/translations
+
+run: $(BIN)/activate translations
+	$(BIN)/flask --app faka init-db
+	$(BIN)/flask --app faka seed-demo
+	@echo "faka is serving on http://$(HOST):$(PORT)  (sandbox gateway, jobs in-process)"
+	$(BIN)/flask --app faka run --host $(HOST) --port $(PORT)
+
+worker: $(BIN)/activate translations
+	$(BIN)/python worker.py
+
+test: test-sqlite test-postgresql
+
+test-sqlite: $(VENV)/.dev translations
+	FAKA_TEST_DATABASE=sqlite FAKA_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-postgresql: $(VENV)/.dev translations
+	FAKA_TEST_DATABASE=$(TEST_DATABASE_URL) FAKA_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q $(PYTEST_ARGS)
+
+bench: $(VENV)/.dev translations
+	$(BIN)/python bench/run.py
+
+vendor:
+	$(PYTHON) scripts/vendor.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

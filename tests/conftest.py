@@ -1,0 +1,270 @@
+"""Fixtures: a real database (SQLite file or PostgreSQL, chosen by FAKA_TEST_DATABASE),
+real Redis + RQ, a real SMTP server, and small factories for the shop's objects."""
+import os
+import re
+import secrets
+import socket
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from faka import create_app
+from faka.extensions import db as _db
+from faka.models import Category, Merchant, Order, Product
+from faka.models.catalog import DELIVERY_AUTO
+from faka.payments import ensure_sandbox, get_gateway
+from faka.payments.base import OrderRef
+from faka.services import accounts, checkout
+from faka.services.crypto import vault
+from faka.services.keys import import_keys
+
+TEST_DATABASE = os.environ.get("FAKA_TEST_DATABASE", "sqlite")
+TEST_REDIS_URL = os.environ.get("FAKA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+ENCRYPTION_KEY = Fernet.generate_key().decode()
+
+
+def database_uri(tmp: Path) -> str:
+    if TEST_DATABASE == "sqlite":
+        return f"sqlite:///{tmp / 'test.db'}"
+    return TEST_DATABASE
+
+
+@pytest.fixture(scope="session")
+def instance_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("instance")
+
+
+@pytest.fixture(scope="session")
+def base_config(instance_dir) -> dict:
+    os.environ["FAKA_INSTANCE_PATH"] = str(instance_dir)
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_uri(instance_dir),
+        "SECRET_KEY": "test-secret",
+        "ENCRYPTION_KEYS": ENCRYPTION_KEY,
+        "JOBS_MODE": "sync",
+        "REDIS_URL": None,
+        "RQ_QUEUE": "faka-test",
+        "MAIL_SERVER": None,
+        "RATELIMIT_LOOKUP": "1000 per minute",
+        "RATELIMIT_CHECKOUT": "1000 per minute",
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "RECONCILE_INTERVAL": 0,
+        "BASE_URL": "http://localhost",
+    }
+
+
+@pytest.fixture(scope="session")
+def _schema(base_config):
+    app = create_app(base_config)
+    with app.app_context():
+        _db.drop_all()
+        if _db.engine.dialect.name == "postgresql":
+            _db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            _db.session.commit()
+        _db.create_all()
+        _db.engine.dispose()
+    return True
+
+
+@pytest.fixture
+def make_app(base_config, _schema):
+    """Build an app on the test database, emptied first. Extra config as keyword args."""
+    apps = []
+
+    def build(**overrides):
+        app = create_app({**base_config, **overrides})
+        if not apps:
+            with app.app_context():
+                _empty_database()
+                ensure_sandbox()
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        with app.app_context():
+            app.extensions["faka_jobs"].wait_idle()
+            _db.session.remove()
+            _db.engine.dispose()
+
+
+def _empty_database():
+    for table in reversed(_db.metadata.sorted_tables):
+        _db.session.execute(table.delete())
+    _db.session.commit()
+
+
+@pytest.fixture
+def app(make_app):
+    app = make_app()
+    with app.app_context():
+        yield app
+
+
+class FreshContextClient(FlaskClient):
+    """Each request gets its own app context, as in a real server: `g`, the logged-in
+    user and the database session do not leak from the test into the request."""
+
+    def open(self, *args, **kwargs):
+        # End the test's own transaction so it sees what the request commits (a SQLite
+        # reader keeps its snapshot until its transaction ends).
+        _db.session.commit()
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def client(app):
+    app.test_client_class = FreshContextClient
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+# -- factories --------------------------------------------------------------------------
+
+@pytest.fixture
+def merchant(app) -> Merchant:
+    return accounts.create_merchant(f"m{secrets.token_hex(4)}@shop.test", "merchant-pass-1", "Test Shop", approved=True)
+
+
+@pytest.fixture
+def category(app) -> Category:
+    c = Category(name="游戏点卡", name_en="Game cards")
+    _db.session.add(c)
+    _db.session.commit()
+    return c
+
+
+@pytest.fixture
+def make_product(app, merchant, category):
+    def make(keys: int = 5, price: int = 1000, delivery_type: str = DELIVERY_AUTO, **fields) -> Product:
+        fields.setdefault("title", "Test product")
+        fields.setdefault("max_per_order", 10)
+        product = Product(slug=secrets.token_hex(8), merchant_id=merchant.id, category_id=category.id,
+                          price=price, delivery_type=delivery_type, **fields)
+        _db.session.add(product)
+        _db.session.commit()
+        if keys:
+            import_keys(product.id, "\n".join(f"KEY-{product.id}-{i:05d}-{secrets.token_hex(3)}" for i in range(keys)))
+        return product
+
+    return make
+
+
+@pytest.fixture
+def product(make_product) -> Product:
+    return make_product(keys=5)
+
+
+@pytest.fixture
+def place(app):
+    def place_order(product: Product, quantity: int = 1, email: str | None = "buyer@example.com",
+                    password: str | None = "secret-1") -> Order:
+        with app.test_request_context():
+            return checkout.place_order(product.slug, quantity, email, password)
+
+    return place_order
+
+
+def signed_notify(order: Order, **changes) -> dict[str, str]:
+    """The notify form the sandbox pay page would post for this order."""
+    start = get_gateway("sandbox").create_payment(
+        OrderRef(number=order.number, token=order.token, total=order.total, currency=order.currency,
+                 subject="x", notify_url="http://localhost/pay/sandbox/notify", return_url="")
+    )
+    fields = dict(start.form_fields)
+    fields.update(changes)
+    return fields
+
+
+@pytest.fixture
+def pay(client):
+    def pay_order(order: Order, **changes):
+        return client.post("/pay/sandbox/notify", data=signed_notify(order, **changes))
+
+    return pay_order
+
+
+def csrf_from(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'name="csrf_token" value="([^"]+)"', html
+    )
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def reload(obj):
+    _db.session.expire_all()
+    return _db.session.get(type(obj), obj.id)
+
+
+def key_texts(order: Order) -> list[str]:
+    return [vault().decrypt(k.ciphertext) for k in reload(order).keys]
+
+
+# -- real services ----------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server (aiosmtpd) in this process; `.messages` holds what arrived."""
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+
+    class Sink:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+            return "250 OK"
+
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    sink.port = controller.port
+    sink.controller = controller
+    yield sink
+    controller.stop()
+
+
+@pytest.fixture
+def redis_conn():
+    from redis import Redis
+
+    conn = Redis.from_url(TEST_REDIS_URL)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+@pytest.fixture
+def rq_app(make_app, redis_conn):
+    app = make_app(JOBS_MODE="rq", REDIS_URL=TEST_REDIS_URL)
+    with app.app_context():
+        yield app
+
+
+def run_worker(app) -> None:
+    """Run a real RQ worker in burst mode until the queue is empty."""
+    from rq import SimpleWorker
+
+    runner = app.extensions["faka_jobs"]
+    with app.app_context():
+        SimpleWorker([runner.queue()], connection=runner.redis).work(burst=True, with_scheduler=False)
+
+
