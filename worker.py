@@ -32,8 +32,8 @@ def main() -> None:
     app = create_app()
     if not app.config.get("REDIS_URL"):
         raise SystemExit("REDIS_URL is not set: without Redis, jobs run inside the web process")
-    runner = jobs.runner()
     with app.app_context():
+        runner = jobs.runner()
         if not args.no_cron and not args.burst:
             cron = _ThreadCronScheduler(connection=runner.redis)
             cron.register(jobs.reconcile, queue_name=app.config["RQ_QUEUE"], interval=app.config["RECONCILE_INTERVAL"])

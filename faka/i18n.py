@@ -4,13 +4,15 @@ The app speaks of languages by the codes in LANGUAGES ("zh_CN", "en"). Babel par
 "zh_CN" as the CLDR locale zh_Hans_CN, which is why the Chinese catalogue lives in
 faka/translations/zh_Hans_CN.
 """
-from flask import current_app, g, request, session
+from flask import current_app, g, has_request_context, request, session
 
 from faka.extensions import babel
 
 
 def current_language() -> str:
-    """The language code chosen for this request."""
+    """The language code chosen for this request (the default outside a request)."""
+    if not has_request_context():
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     if "language" not in g:
         languages = current_app.config["LANGUAGES"]
         chosen = request.args.get("lang")

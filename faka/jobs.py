@@ -5,7 +5,7 @@ idempotent. `enqueue()` is called after the transaction that recorded the work c
 - with REDIS_URL it puts the job on the RQ queue (run `python worker.py`);
 - without it, the job runs in a background thread of this process, and a timer thread
   runs the reconciler, so `make run` needs nothing installed;
-- "sync" mode (tests, CLI) runs it inline.
+- "sync" mode (tests) runs it inline, after the commit, with failures only logged.
 If enqueueing fails (Redis down) the work is still recorded in the database and the
 reconciler enqueues it again later.
 """
@@ -93,7 +93,7 @@ class JobRunner:
 
     def enqueue(self, func, *args, job_id: str | None = None) -> None:
         if self.mode == MODE_SYNC:
-            func(*args)
+            self._run_logged(func, args)
         elif self.mode == MODE_RQ:
             self._enqueue_rq(func, args, job_id)
         else:
@@ -120,10 +120,16 @@ class JobRunner:
 
     def _run_in_thread(self, func, args):
         with self.app.app_context():
-            try:
-                func(*args)
-            except Exception:
-                log.exception("job %s%r failed; the reconciler will retry it", func.__name__, args)
+            self._run_logged(func, args)
+
+    @staticmethod
+    def _run_logged(func, args):
+        # Like a queued job, a failure here must not fail the caller: the database still
+        # records the work and the reconciler runs it again.
+        try:
+            func(*args)
+        except Exception:
+            log.exception("job %s%r failed; the reconciler will retry it", func.__name__, args)
 
     def start_timer(self) -> None:
         """In thread mode, run the reconciler every RECONCILE_INTERVAL seconds."""

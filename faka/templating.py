@@ -2,7 +2,7 @@
 from functools import cache
 
 import nh3
-from flask import g, request
+from flask import g
 from werkzeug.local import LocalProxy
 from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
@@ -70,5 +70,4 @@ def init_app(app) -> None:
             "site": LocalProxy(current_site),  # loaded only by pages that show it
             "locale": current_language(),
             "languages": app.config["LANGUAGES"],
-            "request_path": request.path if request else "/",
         }

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from flask import current_app
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
@@ -70,6 +71,18 @@ def _schema(base_config):
     return True
 
 
+class FreshContextClient(FlaskClient):
+    """Each request gets its own app context, as in a real server: `g`, the logged-in
+    user and the database session do not leak from the test into the request."""
+
+    def open(self, *args, **kwargs):
+        # End the test's own transaction so it sees what the request commits (a SQLite
+        # reader keeps its snapshot until its transaction ends).
+        _db.session.commit()
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def make_app(base_config, _schema):
     """Build an app on the test database, emptied first. Extra config as keyword args."""
@@ -77,6 +90,7 @@ def make_app(base_config, _schema):
 
     def build(**overrides):
         app = create_app({**base_config, **overrides})
+        app.test_client_class = FreshContextClient
         if not apps:
             with app.app_context():
                 _empty_database()
@@ -105,21 +119,8 @@ def app(make_app):
         yield app
 
 
-class FreshContextClient(FlaskClient):
-    """Each request gets its own app context, as in a real server: `g`, the logged-in
-    user and the database session do not leak from the test into the request."""
-
-    def open(self, *args, **kwargs):
-        # End the test's own transaction so it sees what the request commits (a SQLite
-        # reader keeps its snapshot until its transaction ends).
-        _db.session.commit()
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
-
-
 @pytest.fixture
 def client(app):
-    app.test_client_class = FreshContextClient
     return app.test_client()
 
 
@@ -168,7 +169,7 @@ def product(make_product) -> Product:
 def place(app):
     def place_order(product: Product, quantity: int = 1, email: str | None = "buyer@example.com",
                     password: str | None = "secret-1") -> Order:
-        with app.test_request_context():
+        with current_app.test_request_context():  # the app of the test's current context
             return checkout.place_order(product.slug, quantity, email, password)
 
     return place_order
@@ -202,7 +203,8 @@ def csrf_from(html: str) -> str:
 
 
 def reload(obj):
-    _db.session.expire_all()
+    """The object as the database holds it now (ends the test's snapshot first)."""
+    _db.session.commit()
     return _db.session.get(type(obj), obj.id)
 
 

@@ -1,0 +1,153 @@
+"""Many buyers at once: stock is never oversold and a payment is recorded exactly once.
+
+Each thread works like a server worker: its own app context (so its own database
+session and connection) and its own request context. Threads start together on a
+Barrier so the checkouts and notifies really overlap.
+"""
+import threading
+from collections import Counter
+
+from sqlalchemy import func, select
+
+from faka.extensions import db
+from faka.models import CardKey, LedgerEntry, Order, PaymentNotice
+from faka.services import checkout
+from faka.services.crypto import vault
+from faka.services.errors import OutOfStock
+
+from conftest import signed_notify
+
+THREAD_TIMEOUT = 60
+
+
+def run_together(app, count, work):
+    """Run work(i) in `count` threads started at once, each inside its own app and
+    request context. Returns (results by index, unexpected exceptions)."""
+    barrier = threading.Barrier(count)
+    results = [None] * count
+    errors = []
+    lock = threading.Lock()
+
+    def target(i):
+        try:
+            with app.app_context(), app.test_request_context():
+                barrier.wait(timeout=THREAD_TIMEOUT)
+                try:
+                    results[i] = work(i)
+                finally:
+                    db.session.remove()
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the test
+            with lock:
+                errors.append((i, repr(exc)))
+
+    threads = [threading.Thread(target=target, args=(i,), name=f"buyer-{i}") for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(THREAD_TIMEOUT)
+    assert not any(t.is_alive() for t in threads), "threads still running: deadlock or lock wait"
+    return results, errors
+
+
+def fresh():
+    """End the test's own transaction so it sees what the threads committed."""
+    db.session.commit()
+    db.session.expire_all()
+
+
+def key_counts(product_id) -> Counter:
+    fresh()
+    rows = db.session.execute(
+        select(CardKey.status, func.count()).where(CardKey.product_id == product_id).group_by(CardKey.status)
+    ).all()
+    return Counter(dict(rows))
+
+
+def keys_of(product_id) -> list[CardKey]:
+    fresh()
+    return db.session.execute(select(CardKey).where(CardKey.product_id == product_id).order_by(CardKey.id)).scalars().all()
+
+
+def test_fifty_racing_checkouts_sell_exactly_five_distinct_keys(app, make_product):
+    product = make_product(keys=5, max_per_order=1)
+    slug, product_id = product.slug, product.id
+    fresh()
+
+    def buy(i):
+        try:
+            return checkout.place_order(slug, 1, f"b{i}@example.com", "pw-1234").id
+        except OutOfStock:
+            return "out-of-stock"
+
+    results, errors = run_together(app, 50, buy)
+
+    assert errors == []
+    order_ids = [r for r in results if isinstance(r, int)]
+    assert results.count("out-of-stock") == 45
+    assert len(order_ids) == 5 and len(set(order_ids)) == 5
+
+    fresh()
+    orders = db.session.execute(select(Order).where(Order.product_id == product_id)).scalars().all()
+    assert sorted(o.id for o in orders) == sorted(order_ids)  # no order without keys was left behind
+    assert all(o.status == Order.PENDING and o.quantity == 1 for o in orders)
+    assert len({o.email for o in orders}) == 5
+
+    keys = keys_of(product_id)
+    assert len(keys) == 5
+    assert all(k.status == CardKey.RESERVED for k in keys)
+    reserved_by = Counter(k.order_id for k in keys)
+    assert sorted(reserved_by) == sorted(order_ids)  # each order holds its own key...
+    assert set(reserved_by.values()) == {1}  # ...and no key was handed to two orders
+    counts = key_counts(product_id)
+    assert counts[CardKey.AVAILABLE] == 0
+    assert all(n >= 0 for n in counts.values()) and sum(counts.values()) == 5
+
+    # Now the five buyers pay at the same moment, through the real notify route.
+    notifies = [signed_notify(o) for o in sorted(orders, key=lambda o: o.id)]
+    fresh()
+
+    def pay(i):
+        response = app.test_client().post("/pay/sandbox/notify", data=notifies[i])
+        return response.status_code, response.text
+
+    responses, errors = run_together(app, 5, pay)
+
+    assert errors == []
+    assert responses == [(200, "success")] * 5
+    keys = keys_of(product_id)
+    assert [k.status for k in keys] == [CardKey.SOLD] * 5
+    assert sorted(k.order_id for k in keys) == sorted(order_ids)
+    assert len({vault().decrypt(k.ciphertext) for k in keys}) == 5
+    fresh()
+    statuses = db.session.execute(select(Order.status).where(Order.id.in_(order_ids))).scalars().all()
+    assert statuses == [Order.DELIVERED] * 5
+    assert db.session.scalar(select(func.count()).select_from(PaymentNotice)) == 5
+    sales = db.session.execute(select(LedgerEntry.order_id).where(LedgerEntry.kind == LedgerEntry.SALE)).scalars().all()
+    assert sorted(sales) == sorted(order_ids)
+
+
+def test_twenty_concurrent_copies_of_one_notify_deliver_the_order_once(app, make_product, place):
+    product = make_product(keys=6)
+    order = place(product, 2)
+    order_id, product_id = order.id, product.id
+    fields = signed_notify(order)
+    fresh()
+
+    def replay(_i):
+        response = app.test_client().post("/pay/sandbox/notify", data=fields)
+        return response.status_code, response.text
+
+    responses, errors = run_together(app, 20, replay)
+
+    assert errors == []
+    assert responses == [(200, "success")] * 20  # every copy gets the gateway's success body
+    fresh()
+    assert db.session.get(Order, order_id).status == Order.DELIVERED
+    notices = db.session.execute(select(PaymentNotice)).scalars().all()
+    assert [(n.order_id, n.trade_no) for n in notices] == [(order_id, fields["trade_no"])]
+    ledger = db.session.execute(select(LedgerEntry.kind).where(LedgerEntry.order_id == order_id)).scalars().all()
+    assert Counter(ledger) == Counter({LedgerEntry.SALE: 1, LedgerEntry.FEE: 1})
+    counts = key_counts(product_id)
+    assert counts == Counter({CardKey.SOLD: 2, CardKey.AVAILABLE: 4})
+    sold = [k for k in keys_of(product_id) if k.status == CardKey.SOLD]
+    assert {k.order_id for k in sold} == {order_id}
