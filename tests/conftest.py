@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from flask import current_app
+from flask import current_app, has_app_context
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
@@ -78,7 +78,8 @@ class FreshContextClient(FlaskClient):
     def open(self, *args, **kwargs):
         # End the test's own transaction so it sees what the request commits (a SQLite
         # reader keeps its snapshot until its transaction ends).
-        _db.session.commit()
+        if has_app_context():
+            _db.session.commit()
         with self.application.app_context():
             return super().open(*args, **kwargs)
 
