@@ -151,6 +151,20 @@ def gunicorn(name: str, app_spec: str, env: dict, logdir: Path, extra: list[str]
     return Service(name, argv, env, logdir), port
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time of the live processes in a process group (a gunicorn master
+    and its workers): how much work the server did, whatever else the machine was doing."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:  # fields[0] is the state; pgrp is the 5th field of stat
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 # -- wrk --------------------------------------------------------------------------------
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -278,23 +292,34 @@ class Shop:
 
 # -- 4. throughput ----------------------------------------------------------------------
 
-def throughput(bare_port: int, faka_port: int, pages: dict[str, str], seconds: int, warmup: int) -> dict:
-    """Interleaved: bare, home, product, status, bare; baseline = mean of the two bares."""
-    targets = [("bare", bare_port, "/bare")] + [(name, faka_port, path) for name, path in pages.items()]
+def throughput(bare: Service, bare_port: int, faka: Service, faka_port: int, pages: dict[str, str],
+               seconds: int, warmup: int) -> dict:
+    """Interleaved: bare, home, product, status, bare; baseline = mean of the two bares.
+
+    Besides wrk's numbers, the server's own CPU time per request (from /proc, over the
+    gunicorn process group) is recorded: it does not depend on what else the machine runs.
+    """
+    targets = [("bare", bare, bare_port, "/bare")] + [(name, faka, faka_port, path) for name, path in pages.items()]
     log(f"warm-up ({warmup}s each) ...")
-    for name, port, path in targets:
+    for _name, _service, port, path in targets:
         wrk(port, path, warmup)
     runs = []
-    for label, (name, port, path) in zip(
+    for label, (name, service, port, path) in zip(
         ("bare#1", "home", "product", "status", "bare#2"), targets + [targets[0]]
     ):
         log(f"wrk {label:8} {path} ({seconds}s) ...")
+        cpu_before = group_cpu_seconds(service.proc.pid)
         result = wrk(port, path, seconds)
-        result.update(label=label, page=name, path=path)
-        log(f"    {result['rps']:.0f} req/s, p99 {result['latency_ms']['p99']:.1f} ms")
+        cpu = group_cpu_seconds(service.proc.pid) - cpu_before
+        result.update(label=label, page=name, path=path,
+                      server_cpu_ms_per_request=cpu * 1000 / result["requests"] if result["requests"] else None)
+        log(f"    {result['rps']:.0f} req/s, p99 {result['latency_ms']['p99']:.1f} ms, "
+            f"server CPU {_f(result['server_cpu_ms_per_request'], '{:.2f}')} ms/request")
         runs.append(result)
-    bare = [r for r in runs if r["page"] == "bare"]
-    baseline = statistics.mean(r["rps"] for r in bare)
+    bare_runs = [r for r in runs if r["page"] == "bare"]
+    baseline = statistics.mean(r["rps"] for r in bare_runs)
+    cpu_values = [r["server_cpu_ms_per_request"] for r in bare_runs if r["server_cpu_ms_per_request"]]
+    bare_cpu = statistics.mean(cpu_values) if cpu_values else None
     pages_out = {}
     for r in runs:
         if r["page"] == "bare":
@@ -305,11 +330,17 @@ def throughput(bare_port: int, faka_port: int, pages: dict[str, str], seconds: i
             "path": r["path"], "rps": r["rps"], "p99_ms": r["latency_ms"]["p99"], "ratio": round(ratio, 3),
             "target": target, "met": ratio >= target if target is not None else None,
             "non_2xx_3xx": r["non_2xx_3xx"], "requests": r["requests"],
+            "server_cpu_ms_per_request": r["server_cpu_ms_per_request"],
+            # the same ratio from server CPU per request: bare's cost / the page's cost
+            "cpu_ratio": round(bare_cpu / r["server_cpu_ms_per_request"], 3)
+            if bare_cpu and r["server_cpu_ms_per_request"] else None,
         }
     return {
         "wrk": {"threads": THREADS, "connections": CONNECTIONS, "duration_s": seconds, "warmup_s": warmup},
         "baseline_rps": baseline,
-        "bare_runs": [{"rps": r["rps"], "p99_ms": r["latency_ms"]["p99"]} for r in bare],
+        "baseline_server_cpu_ms_per_request": bare_cpu,
+        "bare_runs": [{"rps": r["rps"], "p99_ms": r["latency_ms"]["p99"],
+                       "server_cpu_ms_per_request": r["server_cpu_ms_per_request"]} for r in bare_runs],
         "pages": pages_out,
         "runs": runs,
     }
@@ -481,25 +512,31 @@ def report(results: dict) -> str:
     lines = []
     meta = results["meta"]
     lines.append(f"faka bench ({'quick' if meta['quick'] else 'full'}) {meta['started']}  "
-                 f"{meta['cpus']} CPUs, load avg before {meta['loadavg_before']}")
+                 f"{meta['cpus']} CPUs, load avg before {meta['loadavg_before']}"
+                 + (f", after {meta['loadavg_after']}" if meta.get("loadavg_after") else ""))
     t = results.get("throughput")
     if t:
         w = t["wrk"]
         lines.append("")
         lines.append(f"Throughput: gunicorn -w {WORKERS} (sync), SQLite; wrk -t{w['threads']} -c{w['connections']} "
                      f"-d{w['duration_s']}s after a {w['warmup_s']}s warm-up per URL")
-        lines.append(f"  {'run':<9}{'path':<46}{'req/s':>9}{'p99 ms':>9}{'non-2xx/3xx':>13}{'ratio':>8}  target")
+        lines.append(f"  {'run':<9}{'path':<46}{'req/s':>9}{'p99 ms':>9}{'non-2xx/3xx':>13}{'CPU ms/req':>12}"
+                     f"{'cpu ratio':>11}{'ratio':>8}  target")
         for r in t["runs"]:
             page = t["pages"].get(r["page"])
             path = r["path"] if len(r["path"]) <= 44 else r["path"][:41] + "..."
-            ratio = target = ""
+            ratio = target = cpu_ratio = ""
             if page:
+                cpu_ratio = _f(page["cpu_ratio"], "{:.2f}", "")
                 ratio = f"{page['ratio']:.2f}"
                 target = f">= {page['target']:.2f} " + ("ok" if page["met"] else "MISSED")
             non2xx = f"{r['non_2xx_3xx']}" + (" (286)" if r["page"] == "status" and r["non_2xx_3xx"] else "")
             lines.append(f"  {r['label']:<9}{path:<46}{r['rps']:>9.0f}{r['latency_ms']['p99']:>9.1f}"
-                         f"{non2xx:>13}{ratio:>8}  {target}")
+                         f"{non2xx:>13}{_f(r['server_cpu_ms_per_request'], '{:.2f}'):>12}{cpu_ratio:>11}"
+                         f"{ratio:>8}  {target}")
         lines.append(f"  baseline (mean of the two bare runs): {t['baseline_rps']:.0f} req/s")
+        lines.append("  ratio = req/s / baseline req/s (the target applies to it); CPU ms/req = the gunicorn "
+                     "processes' CPU time per request, cpu ratio = bare's / the page's (less sensitive to a busy machine)")
         lines.append("  (the status poll answers 286 = final; wrk counts only >= 400 as non-2xx/3xx, so 0 there is expected)")
     d = results.get("delivery")
     if d:
@@ -610,7 +647,7 @@ def main() -> int:
             code, body = http_request(faka_port, "GET", path)
             if code != expected[name] or (name == "status" and "card-key" not in body):
                 raise RuntimeError(f"GET {path} answered {code} (expected {expected[name]}):\n{body[:500]}")
-        results["throughput"] = throughput(bare_port, faka_port, pages, seconds, warmup)
+        results["throughput"] = throughput(bare, bare_port, faka, faka_port, pages, seconds, warmup)
         bare.stop()
 
         # 5a. notify -> delivered, jobs in a thread of the web worker

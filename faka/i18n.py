@@ -4,6 +4,9 @@ The app speaks of languages by the codes in LANGUAGES ("zh_CN", "en"). Babel par
 "zh_CN" as the CLDR locale zh_Hans_CN, which is why the Chinese catalogue lives in
 faka/translations/zh_Hans_CN.
 """
+from functools import cache
+
+from babel import Locale
 from flask import current_app, g, has_request_context, request, session
 
 from faka.extensions import babel
@@ -26,5 +29,15 @@ def current_language() -> str:
     return g.language
 
 
+@cache
+def _parsed(language: str) -> Locale:
+    return Locale.parse(language)
+
+
+def _select_locale() -> Locale:
+    # A parsed Locale, so Flask-Babel does not parse the code again on every request.
+    return _parsed(current_language())
+
+
 def init_app(app) -> None:
-    babel.init_app(app, locale_selector=current_language)
+    babel.init_app(app, locale_selector=_select_locale)
