@@ -421,7 +421,7 @@ def redis_client():
 
 
 def start_rq_worker(env: dict, logdir: Path) -> tuple[Service, str]:
-    """`python worker.py`; if it dies at start (see bench/rq_worker.py), the bench's copy."""
+    """Start `python worker.py` and wait until it has registered with Redis."""
     worker = Service("rq-worker", [str(BIN / "python"), "worker.py"], env, logdir)
     deadline = time.monotonic() + 20
     from redis import Redis
@@ -431,11 +431,8 @@ def start_rq_worker(env: dict, logdir: Path) -> tuple[Service, str]:
     while time.monotonic() < deadline:
         if not worker.alive():
             crash = worker.tail(3).splitlines()[-1:] or ["(no output)"]
-            log(f"worker.py exited at start ({crash[0]}); using bench/rq_worker.py instead")
             worker.stop()
-            fallback_env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
-            fallback = Service("rq-worker-fallback", [str(BIN / "python"), str(BENCH / "rq_worker.py")], fallback_env, logdir)
-            return fallback, f"bench/rq_worker.py (worker.py failed: {crash[0]})"
+            raise SystemExit(f"worker.py exited at start: {crash[0]}")
         if Worker.all(connection=redis):
             return worker, "worker.py"
         time.sleep(0.2)
@@ -552,8 +549,6 @@ def report(results: dict) -> str:
             if r.get("skipped"):
                 lines.append(f"  {label:<24}skipped: {r['skipped']}")
                 continue
-            if key == "rq" and d.get("rq_worker"):
-                label = label if d["rq_worker"] == "worker.py" else "RQ (bench/rq_worker)"
             lines.append(f"  {label:<24}{r['orders']:>7}{_f(r['median_ms']):>11}{_f(r['p99_ms']):>9}"
                          f"{_f(r['max_ms']):>9}{_f(r['notify_response_median_ms']):>17}{r['failed']:>8}")
             for failure in r["failures"][:3]:
