@@ -50,7 +50,6 @@ class Config:
 
     RATELIMIT_LOOKUP = os.environ.get("FAKA_RATELIMIT_LOOKUP", "10 per minute")
     RATELIMIT_CHECKOUT = os.environ.get("FAKA_RATELIMIT_CHECKOUT", "30 per minute")
-    RATELIMIT_HEADERS_ENABLED = True
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -63,4 +62,5 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
     MAX_CONTENT_LENGTH = 8 * 1024 * 1024
 
-    SEED_DEMO = _env_bool("FAKA_SEED_DEMO")
+    # Storefront pages are served from memory for this long (0 disables; see faka/pagecache.py).
+    PAGE_CACHE_SECONDS = float(os.environ.get("FAKA_PAGE_CACHE_SECONDS", "2"))

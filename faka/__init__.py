@@ -4,7 +4,7 @@ from flask import Flask
 
 def create_app(config_overrides: dict | None = None) -> Flask:
     from config import Config
-    from faka import cli, database, i18n, instance, jobs, security, templating
+    from faka import cli, database, i18n, instance, jobs, pagecache, security, templating
     from faka.blueprints import register_blueprints
     from faka.extensions import csrf, db, htmx, limiter, login_manager, migrate
     from faka.services import crypto
@@ -24,6 +24,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     limiter.init_app(app)
     i18n.init_app(app)
     templating.init_app(app)
+    pagecache.init_app(app)
     security.init_app(app)
     jobs.init_app(app)
 

@@ -55,6 +55,7 @@ def base_config(instance_dir) -> dict:
         "RATELIMIT_STORAGE_URI": "memory://",
         "RECONCILE_INTERVAL": 0,
         "BASE_URL": "http://localhost",
+        "PAGE_CACHE_SECONDS": 0,
     }
 
 

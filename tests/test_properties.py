@@ -257,8 +257,7 @@ class PurchaseMachine(RuleBasedStateMachine):
 
     def teardown(self):
         try:
-            db.session.commit()
-            db.session.remove()
+            db.session.remove()  # every step committed its own work
         finally:
             self.ctx.pop()
         if self.product_id is None:

@@ -3,6 +3,7 @@ from flask import Blueprint, abort, current_app, make_response, render_template,
 
 from faka.blueprints.forms import LookupForm
 from faka.extensions import limiter
+from faka.i18n import current_language
 from faka.services import checkout, orders
 from faka.services.delivery import delivered_items
 from faka.services.errors import LookupFailed
@@ -10,6 +11,7 @@ from faka.services.errors import LookupFailed
 bp = Blueprint("orders", __name__)
 
 HTMX_STOP_POLLING = 286
+FINAL_STATUS_CACHE_SECONDS = 30
 
 
 def _order_or_404(token: str):
@@ -27,10 +29,23 @@ def show(token: str):
 
 @bp.get("/order/<token>/status")
 def status(token: str):
-    order = _order_or_404(token)
-    response = make_response(render_template("orders/_status.html", order=order, items=delivered_items(order)))
-    if order.is_final:
-        response.status_code = HTMX_STOP_POLLING
+    # A final order's widget no longer changes, so its last rendering is kept briefly for
+    # the polls still in flight; a pending one is read fresh every time.
+    cache = current_app.extensions["faka_pagecache"]
+    key = ("status", token, current_language())
+    body = cache.get(key)
+    if body is None:
+        order = orders.order_status(token)
+        if order is None:
+            abort(404)
+        body = render_template("orders/_status.html", order=order, items=delivered_items(order))
+        if not order.is_final:
+            return _no_store(make_response(body))
+        cache.set(key, body, FINAL_STATUS_CACHE_SECONDS)
+    return _no_store(make_response(body, HTMX_STOP_POLLING))
+
+
+def _no_store(response):
     response.headers["Cache-Control"] = "no-store"
     return response
 

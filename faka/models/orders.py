@@ -56,6 +56,14 @@ class Order(db.Model):
     def is_final(self) -> bool:
         return self.status in self.FINAL
 
+    @property
+    def delivery_type(self) -> str:
+        return self.product.delivery_type
+
+    @property
+    def manual_promise_hours(self) -> int:
+        return self.product.manual_promise_hours
+
     def _move(self, allowed_from: tuple[str, ...], to: str) -> None:
         if self.status not in allowed_from:
             raise IllegalTransition(f"order {self.number}: {self.status} -> {to}")

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from faka.database import begin_write
 from faka.extensions import db
@@ -83,4 +84,6 @@ def _place(product_slug, quantity, email, password_hash, gateway, client_ip, loc
 def order_by_token(token: str) -> Order | None:
     if not token or len(token) != 32:
         return None
-    return db.session.execute(select(Order).where(Order.token == token)).scalar_one_or_none()
+    return db.session.execute(
+        select(Order).where(Order.token == token).options(joinedload(Order.product))
+    ).scalar_one_or_none()

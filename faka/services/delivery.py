@@ -84,8 +84,9 @@ def _queue_delivery_email(order: Order) -> int | None:
     return email.id
 
 
-def delivered_items(order: Order) -> list[str]:
-    """The plaintext goods of a delivered order, for the order page and the email."""
+def delivered_items(order) -> list[str]:
+    """The plaintext goods of a delivered order (an Order or an OrderStatus view), for the
+    order page, its status widget and the email."""
     if order.status != Order.DELIVERED:
         return []
     if order.delivery_ciphertext:

@@ -1,8 +1,11 @@
-"""Finding an order again without an account."""
+"""Finding an order again without an account, and its live status."""
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import select
 
 from faka.extensions import db
-from faka.models import Order
+from faka.models import Order, Product
 from faka.services.errors import LookupFailed
 from faka.services.passwords import verify_query_password
 
@@ -32,3 +35,40 @@ def find_by_email(email: str, query_password: str) -> list[Order]:
         verify_query_password(None, query_password)
         raise LookupFailed()
     return matches
+
+
+@dataclass(frozen=True)
+class OrderStatus:
+    """What the order-status widget shows: a read-only view, loaded in one query."""
+
+    id: int
+    token: str
+    status: str
+    quantity: int
+    total: int
+    currency: str
+    email: str | None
+    expires_at: datetime
+    delivery_ciphertext: str | None
+    delivery_type: str
+    manual_promise_hours: int
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in Order.FINAL
+
+
+_STATUS_COLUMNS = (
+    Order.id, Order.token, Order.status, Order.quantity, Order.total, Order.currency, Order.email,
+    Order.expires_at, Order.delivery_ciphertext, Product.delivery_type, Product.manual_promise_hours,
+)
+
+
+def order_status(token: str) -> OrderStatus | None:
+    """The status view of the order with this token (polled every 2 s: kept lean)."""
+    if len(token) != 32:
+        return None
+    row = db.session.execute(
+        select(*_STATUS_COLUMNS).join(Product, Order.product_id == Product.id).where(Order.token == token)
+    ).first()
+    return OrderStatus(*row) if row is not None else None

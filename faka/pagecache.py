@@ -1,0 +1,72 @@
+"""A short-lived, per-process cache of rendered pages.
+
+The storefront pages are the same for every anonymous visitor except for the CSRF token,
+so they are rendered once with a placeholder token and served from memory for
+PAGE_CACHE_SECONDS (default 2 s), with each visitor's own token put in on the way out.
+Stock counts and catalogue edits therefore show up within that many seconds, in every
+process, with no invalidation to get wrong; checkout always re-checks stock itself.
+"""
+import threading
+import time
+from typing import Callable, Hashable
+
+from flask import current_app, g
+from flask_wtf.csrf import generate_csrf
+
+CSRF_PLACEHOLDER = "__faka_csrf_token__"
+MAX_ENTRIES = 2048
+
+
+class TTLCache:
+    def __init__(self, max_entries: int = MAX_ENTRIES):
+        self._items: dict[Hashable, tuple[float, object]] = {}
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable):
+        item = self._items.get(key)
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    def set(self, key: Hashable, value, ttl: float) -> None:
+        with self._lock:
+            if len(self._items) >= self._max:
+                now = time.monotonic()
+                self._items = {k: v for k, v in self._items.items() if v[0] >= now}
+                if len(self._items) >= self._max:
+                    self._items.clear()
+            self._items[key] = (time.monotonic() + ttl, value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def csrf_token() -> str:
+    """The template global `csrf_token()`: a placeholder while a cacheable page renders."""
+    return CSRF_PLACEHOLDER if g.get("rendering_cacheable") else generate_csrf()
+
+
+def cached_page(key: Hashable, render: Callable[[], str]) -> str:
+    """The page for `key`, rendered by `render()` at most once per PAGE_CACHE_SECONDS, with
+    this visitor's CSRF token in it."""
+    ttl = current_app.config["PAGE_CACHE_SECONDS"]
+    cache: TTLCache = current_app.extensions["faka_pagecache"]
+    html = cache.get(key) if ttl > 0 else None
+    if html is None:
+        g.rendering_cacheable = True
+        try:
+            html = render()
+        finally:
+            g.rendering_cacheable = False
+        if ttl > 0:
+            cache.set(key, html, ttl)
+    return html.replace(CSRF_PLACEHOLDER, generate_csrf())
+
+
+def init_app(app) -> None:
+    app.extensions["faka_pagecache"] = TTLCache()
+    # Flask-WTF offers csrf_token() both as a global and from a context processor; this
+    # processor runs after it and so takes precedence.
+    app.context_processor(lambda: {"csrf_token": csrf_token})
