@@ -39,7 +39,7 @@ RQ_REDIS_URL = "redis://127.0.0.1:6379/14"
 RQ_QUEUE = "bench"
 WORKERS = 4
 THREADS, CONNECTIONS = 2, 16
-TARGETS = {"status": 0.6, "product": 0.35, "home": 0.3}
+TARGETS = {"status": 0.6, "status_pending": 0.6, "product": 0.35, "home": 0.3}
 STOCK_KEYS = 1000  # extra keys for the latency orders
 EXTRA_PRODUCTS = 30
 POLL_INTERVAL = 0.005
@@ -230,7 +230,7 @@ class Shop:
     def __init__(self):
         from faka import create_app
 
-        self.app = create_app({"JOBS_MODE": "sync"})
+        self.app = create_app({"JOBS_MODE": "sync", "PAGE_CACHE_SECONDS": 0, "FINAL_STATUS_CACHE_SECONDS": 0})  # real work, not cache hits
 
     def auto_products(self) -> list[dict]:
         from sqlalchemy import func, select
@@ -294,7 +294,8 @@ class Shop:
 
 def throughput(bare: Service, bare_port: int, faka: Service, faka_port: int, pages: dict[str, str],
                seconds: int, warmup: int) -> dict:
-    """Interleaved: bare, home, product, status, bare; baseline = mean of the two bares.
+    """Interleaved: bare, home, product, status (final and pending), bare; baseline = mean of
+    the two bares.
 
     Besides wrk's numbers, the server's own CPU time per request (from /proc, over the
     gunicorn process group) is recorded: it does not depend on what else the machine runs.
@@ -305,7 +306,7 @@ def throughput(bare: Service, bare_port: int, faka: Service, faka_port: int, pag
         wrk(port, path, warmup)
     runs = []
     for label, (name, service, port, path) in zip(
-        ("bare#1", "home", "product", "status", "bare#2"), targets + [targets[0]]
+        ("bare#1", "home", "product", "status", "status_pending", "bare#2"), targets + [targets[0]]
     ):
         log(f"wrk {label:8} {path} ({seconds}s) ...")
         cpu_before = group_cpu_seconds(service.proc.pid)
@@ -629,7 +630,9 @@ def main() -> int:
         latency_product = stocked[0]
         added = shop.add_keys(latency_product["id"], STOCK_KEYS)
         log(f"products: {products}; +{added} keys for {latency_product['slug']}")
-        pages = {"home": "/", "product": f"/p/{page_product['slug']}", "status": f"/order/{polled['token']}/status"}
+        pending = shop.place_order(page_product["slug"])  # a buyer still waiting to pay
+        pages = {"home": "/", "product": f"/p/{page_product['slug']}", "status": f"/order/{polled['token']}/status",
+                 "status_pending": f"/order/{pending['token']}/status"}
         results["meta"]["pages"] = pages
 
         # 2.-4. baseline and faka under the same gunicorn, then the throughput runs
@@ -637,7 +640,7 @@ def main() -> int:
         faka, faka_port = gunicorn("faka-thread", "faka:create_app()", env, logdir)
         wait_ready(bare, bare_port, "/bare")
         wait_ready(faka, faka_port, "/healthz")
-        expected = {"home": 200, "product": 200, "status": HTMX_STOP_POLLING}
+        expected = {"home": 200, "product": 200, "status": HTMX_STOP_POLLING, "status_pending": 200}
         for name, path in pages.items():
             code, body = http_request(faka_port, "GET", path)
             if code != expected[name] or (name == "status" and "card-key" not in body):

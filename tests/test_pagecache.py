@@ -42,7 +42,7 @@ def test_stock_is_cached_for_the_ttl_then_fresh(make_app, make_product, place):
 def test_final_status_is_cached_but_pending_is_always_fresh(make_app, make_product, place):
     from conftest import signed_notify
 
-    app = make_app(PAGE_CACHE_SECONDS=60)
+    app = make_app(FINAL_STATUS_CACHE_SECONDS=60)
     with app.app_context():
         product = make_product(keys=2)
         order = place(product)
@@ -51,6 +51,10 @@ def test_final_status_is_cached_but_pending_is_always_fresh(make_app, make_produ
         client.post("/pay/sandbox/notify", data=signed_notify(order))
         final = client.get(f"/order/{order.token}/status")
         assert final.status_code == 286 and 'class="card-key"' in final.text
+        db.session.execute(Order.__table__.update().values(status=Order.PAID_UNFULFILLED))
+        db.session.commit()  # a later change is seen once the cached widget expires
         again = client.get(f"/order/{order.token}/status")
         assert again.status_code == 286 and again.text == final.text
+        app.extensions["faka_pagecache"].clear()
+        assert 'class="card-key"' not in client.get(f"/order/{order.token}/status").text
         assert client.get("/order/" + "0" * 32 + "/status").status_code == 404

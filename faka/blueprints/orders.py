@@ -11,7 +11,6 @@ from faka.services.errors import LookupFailed
 bp = Blueprint("orders", __name__)
 
 HTMX_STOP_POLLING = 286
-FINAL_STATUS_CACHE_SECONDS = 30
 
 
 def _order_or_404(token: str):
@@ -32,8 +31,9 @@ def status(token: str):
     # A final order's widget no longer changes, so its last rendering is kept briefly for
     # the polls still in flight; a pending one is read fresh every time.
     cache = current_app.extensions["faka_pagecache"]
+    ttl = current_app.config["FINAL_STATUS_CACHE_SECONDS"]
     key = ("status", token, current_language())
-    body = cache.get(key)
+    body = cache.get(key) if ttl > 0 else None
     if body is None:
         order = orders.order_status(token)
         if order is None:
@@ -41,7 +41,8 @@ def status(token: str):
         body = render_template("orders/_status.html", order=order, items=delivered_items(order))
         if not order.is_final:
             return _no_store(make_response(body))
-        cache.set(key, body, FINAL_STATUS_CACHE_SECONDS)
+        if ttl > 0:
+            cache.set(key, body, ttl)
     return _no_store(make_response(body, HTMX_STOP_POLLING))
 
 
