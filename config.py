@@ -65,4 +65,4 @@ class Config:
     # Storefront pages are served from memory for this long (0 disables; see faka/pagecache.py).
     PAGE_CACHE_SECONDS = float(os.environ.get("FAKA_PAGE_CACHE_SECONDS", "2"))
     # A final order's status widget no longer changes; polls still in flight get it from memory.
-    FINAL_STATUS_CACHE_SECONDS = float(os.environ.get("FAKA_FINAL_STATUS_CACHE_SECONDS", "30"))
+    STATUS_CACHE_SECONDS = float(os.environ.get("FAKA_STATUS_CACHE_SECONDS", "30"))

@@ -230,7 +230,7 @@ class Shop:
     def __init__(self):
         from faka import create_app
 
-        self.app = create_app({"JOBS_MODE": "sync", "PAGE_CACHE_SECONDS": 0, "FINAL_STATUS_CACHE_SECONDS": 0})  # real work, not cache hits
+        self.app = create_app({"JOBS_MODE": "sync", "PAGE_CACHE_SECONDS": 0, "STATUS_CACHE_SECONDS": 0})  # real work, not cache hits
 
     def auto_products(self) -> list[dict]:
         from sqlalchemy import func, select

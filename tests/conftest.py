@@ -56,7 +56,7 @@ def base_config(instance_dir) -> dict:
         "RECONCILE_INTERVAL": 0,
         "BASE_URL": "http://localhost",
         "PAGE_CACHE_SECONDS": 0,
-        "FINAL_STATUS_CACHE_SECONDS": 0,
+        "STATUS_CACHE_SECONDS": 0,
     }
 
 

@@ -42,7 +42,7 @@ def test_stock_is_cached_for_the_ttl_then_fresh(make_app, make_product, place):
 def test_final_status_is_cached_but_pending_is_always_fresh(make_app, make_product, place):
     from conftest import signed_notify
 
-    app = make_app(FINAL_STATUS_CACHE_SECONDS=60)
+    app = make_app(STATUS_CACHE_SECONDS=60)
     with app.app_context():
         product = make_product(keys=2)
         order = place(product)

@@ -28,22 +28,26 @@ def show(token: str):
 
 @bp.get("/order/<token>/status")
 def status(token: str):
-    # A final order's widget no longer changes, so its last rendering is kept briefly for
-    # the polls still in flight; a pending one is read fresh every time.
+    """The polled widget. Its content depends only on the order's state, so the state is
+    read fresh on every poll and the rendering is reused until the state changes; a final
+    order's widget never changes, so polls still in flight are answered from memory."""
     cache = current_app.extensions["faka_pagecache"]
-    ttl = current_app.config["FINAL_STATUS_CACHE_SECONDS"]
-    key = ("status", token, current_language())
+    ttl = current_app.config["STATUS_CACHE_SECONDS"]
+    language = current_language()
+    final_key = ("status-final", token, language)
+    body = cache.get(final_key) if ttl > 0 else None
+    if body is not None:
+        return _no_store(make_response(body, HTMX_STOP_POLLING))
+    order = orders.order_status(token)
+    if order is None:
+        abort(404)
+    key = final_key if order.is_final else ("status", token, order.status, language)
     body = cache.get(key) if ttl > 0 else None
     if body is None:
-        order = orders.order_status(token)
-        if order is None:
-            abort(404)
         body = render_template("orders/_status.html", order=order, items=delivered_items(order))
-        if not order.is_final:
-            return _no_store(make_response(body))
         if ttl > 0:
             cache.set(key, body, ttl)
-    return _no_store(make_response(body, HTMX_STOP_POLLING))
+    return _no_store(make_response(body, HTMX_STOP_POLLING if order.is_final else 200))
 
 
 def _no_store(response):
