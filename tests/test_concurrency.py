@@ -6,12 +6,14 @@ Barrier so the checkouts and notifies really overlap.
 """
 import threading
 from collections import Counter
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from faka.extensions import db
 from faka.models import CardKey, LedgerEntry, Order, PaymentNotice
-from faka.services import checkout
+from faka.models.types import utcnow
+from faka.services import checkout, reconcile
 from faka.services.crypto import vault
 from faka.services.errors import OutOfStock
 
@@ -151,3 +153,47 @@ def test_twenty_concurrent_copies_of_one_notify_deliver_the_order_once(app, make
     assert counts == Counter({CardKey.SOLD: 2, CardKey.AVAILABLE: 4})
     sold = [k for k in keys_of(product_id) if k.status == CardKey.SOLD]
     assert {k.order_id for k in sold} == {order_id}
+
+
+def test_late_payment_racing_checkouts_for_the_last_keys_never_oversells(app, make_product, place):
+    """An expired order's keys went back on sale; its payment arrives while ten buyers
+    race for those same keys. Either the late payment gets them all, or it is flagged
+    for refund and the buyers get them; a key never goes to two orders."""
+    product = make_product(keys=3, max_per_order=3)
+    late = place(product, 3)
+    late_id, slug, product_id = late.id, product.slug, product.id
+    late.expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    with app.test_request_context():
+        assert reconcile.reconcile().expired == 1
+    assert key_counts(product_id) == Counter({CardKey.AVAILABLE: 3})
+    fields = signed_notify(db.session.get(Order, late_id))
+    fresh()
+
+    def act(i):
+        if i == 0:
+            response = app.test_client().post("/pay/sandbox/notify", data=fields)
+            return response.status_code, response.text
+        try:
+            return checkout.place_order(slug, 1, f"racer{i}@example.com", None).id
+        except OutOfStock:
+            return "out-of-stock"
+
+    results, errors = run_together(app, 11, act)
+
+    assert errors == []
+    assert results[0] == (200, "success")  # the gateway is answered either way
+    bought = [r for r in results[1:] if isinstance(r, int)]
+    fresh()
+    status = db.session.get(Order, late_id).status
+    keys = keys_of(product_id)
+    holders = Counter(k.order_id for k in keys)
+    if status == Order.DELIVERED:
+        assert bought == []
+        assert holders == Counter({late_id: 3}) and {k.status for k in keys} == {CardKey.SOLD}
+    else:
+        assert status == Order.PAID_UNFULFILLED  # money kept on record, refund due
+        assert len(bought) == 3 and holders == Counter(dict.fromkeys(bought, 1))
+        assert {k.status for k in keys} == {CardKey.RESERVED}
+    notice = db.session.execute(select(PaymentNotice)).scalar_one()
+    assert notice.order_id == late_id

@@ -37,11 +37,11 @@ from faka.services.crypto import vault
 from faka.services.errors import OutOfStock
 from faka.services.keys import import_keys
 
-from conftest import TEST_DATABASE, _empty_database, signed_notify
+from conftest import _empty_database, signed_notify
 
 KEYS = 6
 PRICE = 1000
-MAX_EXAMPLES = 25 if TEST_DATABASE == "sqlite" else 15
+MAX_EXAMPLES = 25
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
 HOLDS_KEYS = {Order.PENDING: CardKey.RESERVED, Order.PAID: CardKey.RESERVED, Order.DELIVERED: CardKey.SOLD}
