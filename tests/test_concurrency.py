@@ -5,6 +5,8 @@ session and connection) and its own request context. Threads start together on a
 Barrier so the checkouts and notifies really overlap.
 """
 import threading
+
+import pytest
 from collections import Counter
 from datetime import timedelta
 
@@ -197,3 +199,36 @@ def test_late_payment_racing_checkouts_for_the_last_keys_never_oversells(app, ma
         assert {k.status for k in keys} == {CardKey.RESERVED}
     notice = db.session.execute(select(PaymentNotice)).scalar_one()
     assert notice.order_id == late_id
+
+
+def test_checkout_waits_for_keys_another_checkout_gives_back(app, make_product, place):
+    """PostgreSQL: a checkout that finds the keys locked by another one that will fail
+    waits for it instead of saying 'out of stock' too early (SQLite serialises writers,
+    so the situation cannot arise there)."""
+    import threading
+    import time as _time
+
+    from sqlalchemy import create_engine, text
+
+    from faka.database import is_postgresql
+    from faka.models import CardKey
+
+    if not is_postgresql():
+        pytest.skip("row locks are a PostgreSQL situation; SQLite serialises writers")
+    product = make_product(keys=4, max_per_order=4)
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    holder = engine.connect()
+    transaction = holder.begin()
+    holder.execute(text(
+        "SELECT id FROM card_keys WHERE product_id = :p ORDER BY id LIMIT 3 FOR UPDATE"), {"p": product.id})
+    releaser = threading.Timer(0.5, transaction.rollback)  # the other checkout gives up
+    releaser.start()
+    started = _time.monotonic()
+    order = place(product, 2)
+    releaser.join()
+    holder.close()
+    engine.dispose()
+    assert _time.monotonic() - started >= 0.4  # it waited rather than refusing
+    db.session.commit()
+    reserved = db.session.execute(select(CardKey).where(CardKey.order_id == order.id)).scalars().all()
+    assert len(reserved) == 2

@@ -49,7 +49,9 @@ def start_payment(order: Order) -> PaymentStart:
     )
 
 
-def handle_notify(gateway_name: str, form: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> NotifyResult:
+def handle_notify(
+    gateway_name: str, form: Mapping[str, str], headers: Mapping[str, str], body: bytes, _retry: bool = True
+) -> NotifyResult:
     """Verify a notification and record the payment exactly once.
 
     Raises InvalidNotify (and changes nothing) for a bad signature, an unknown order, or a
@@ -63,9 +65,11 @@ def handle_notify(gateway_name: str, form: Mapping[str, str], headers: Mapping[s
         result, enqueue_delivery = _record(gateway, gateway_name, notice)
         db.session.commit()
     except IntegrityError:
-        # A concurrent copy of the same notification committed first.
         db.session.rollback()
-        return handle_notify(gateway_name, form, headers, body)
+        if not _retry:
+            raise
+        # A concurrent copy of the same notification committed first: this time it is a replay.
+        return handle_notify(gateway_name, form, headers, body, _retry=False)
     except Exception:
         db.session.rollback()
         raise

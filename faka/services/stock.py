@@ -3,6 +3,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
+from faka.database import is_postgresql
 from faka.extensions import db
 from faka.models import CardKey, Order
 
@@ -10,22 +11,17 @@ from faka.models import CardKey, Order
 def reserve_keys(order: Order, quantity: int, until: datetime) -> bool:
     """Reserve `quantity` available keys of the order's product for it.
 
-    Runs inside the caller's write transaction. On PostgreSQL, concurrent checkouts skip
-    each other's locked rows instead of waiting (FOR UPDATE SKIP LOCKED); on SQLite the
-    caller's BEGIN IMMEDIATE already serialises writers. Returns False, reserving nothing,
-    when there are not enough keys.
+    Runs inside the caller's write transaction. On SQLite the caller's BEGIN IMMEDIATE
+    already serialises writers. On PostgreSQL concurrent checkouts first skip each other's
+    locked rows (FOR UPDATE SKIP LOCKED), so they do not queue behind one another; a
+    checkout that comes up short may only be seeing keys another checkout will give back,
+    so it releases what it locked and waits its turn in key order (which cannot deadlock,
+    as it then holds no other key) before deciding the stock is gone. Returns False,
+    reserving nothing, when there are not enough keys.
     """
-    ids = (
-        db.session.execute(
-            select(CardKey.id)
-            .where(CardKey.product_id == order.product_id, CardKey.status == CardKey.AVAILABLE)
-            .order_by(CardKey.id)
-            .limit(quantity)
-            .with_for_update(skip_locked=True)
-        )
-        .scalars()
-        .all()
-    )
+    ids = _lock_available_keys(order.product_id, quantity, skip_locked=True)
+    if len(ids) < quantity and is_postgresql():
+        ids = _lock_available_keys(order.product_id, quantity, skip_locked=False)
     if len(ids) < quantity:
         return False
     result = db.session.execute(
@@ -37,6 +33,26 @@ def reserve_keys(order: Order, quantity: int, until: datetime) -> bool:
     if result.rowcount != quantity:
         raise RuntimeError(f"reserved {result.rowcount} of {quantity} locked keys for order {order.id}")
     return True
+
+
+def _lock_available_keys(product_id: int, quantity: int, skip_locked: bool) -> list[int]:
+    """Lock up to `quantity` available keys, lowest id first. Whatever this locks is
+    unlocked again (its savepoint rolled back) when it finds too few."""
+    savepoint = db.session.begin_nested()
+    ids = list(
+        db.session.execute(
+            select(CardKey.id)
+            .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE)
+            .order_by(CardKey.id)
+            .limit(quantity)
+            .with_for_update(skip_locked=skip_locked)
+        ).scalars()
+    )
+    if len(ids) < quantity:
+        savepoint.rollback()
+        return ids
+    savepoint.commit()
+    return ids
 
 
 def release_keys(order_ids: list[int]) -> int:
