@@ -13,6 +13,7 @@ from faka.extensions import db
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
 _IMMEDIATE = "faka_immediate"
+_SINGLE_READ = "faka_single_read"
 
 
 def init_app(app) -> None:
@@ -36,7 +37,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn):
-        if conn.get_execution_options().get(_IMMEDIATE):
+        options = conn.get_execution_options()
+        if options.get(_SINGLE_READ):
+            return  # one SELECT is atomic on its own: no transaction needed
+        if options.get(_IMMEDIATE):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
@@ -56,3 +60,15 @@ def begin_write() -> None:
     if session.in_transaction():
         session.commit()
     session.connection(execution_options={_IMMEDIATE: True})
+
+
+def read_row(statement, params: dict):
+    """The first row of one read-only statement, run outside the request's session and
+    without a transaction (a single SELECT needs none): the cheapest read there is, for
+    endpoints polled many times a second."""
+    with db.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            conn = conn.execution_options(**{_SINGLE_READ: True})
+        return conn.execute(statement, params).first()

@@ -5,6 +5,7 @@ from functools import cache
 
 from sqlalchemy import bindparam, select
 
+from faka.database import read_row
 from faka.extensions import db
 from faka.models import Order, Product
 from faka.services.errors import LookupFailed
@@ -76,5 +77,5 @@ def order_status(token: str) -> OrderStatus | None:
     """The status view of the order with this token, in one plain query."""
     if len(token) != 32:
         return None
-    row = db.session.connection().execute(_status_query(), {"token": token}).first()
+    row = read_row(_status_query(), {"token": token})
     return OrderStatus(*row) if row is not None else None
