@@ -197,6 +197,18 @@ def pay(client):
     return pay_order
 
 
+def expire_and_reconcile(order: Order) -> None:
+    """Let the order's payment deadline pass and run the reconciler, which expires it."""
+    from datetime import timedelta
+
+    from faka.models import utcnow
+    from faka.services.reconcile import reconcile
+
+    order.expires_at = utcnow() - timedelta(minutes=1)
+    _db.session.commit()
+    reconcile()
+
+
 def csrf_from(html: str) -> str:
     match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
         r'name="csrf_token" value="([^"]+)"', html

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from faka.extensions import db
 from faka.models import CardKey, LedgerEntry, Order, PaymentNotice
 
-from conftest import reload, signed_notify
+from conftest import expire_and_reconcile, reload, signed_notify
 
 
 def count(model, *where):
@@ -104,14 +104,8 @@ def test_second_payment_for_paid_order_is_recorded_for_refund(client, product, p
 
 
 def test_late_payment_delivers_when_keys_remain(client, product, place, pay):
-    from faka.services.reconcile import reconcile
-    from faka.models import utcnow
-    from datetime import timedelta
-
     order = place(product, 2)
-    order.expires_at = utcnow() - timedelta(minutes=1)
-    db.session.commit()
-    reconcile()
+    expire_and_reconcile(order)
     assert reload(order).status == Order.EXPIRED
     assert count(CardKey, CardKey.status == CardKey.AVAILABLE) == 5
     pay(order)
@@ -120,15 +114,8 @@ def test_late_payment_delivers_when_keys_remain(client, product, place, pay):
 
 
 def test_late_payment_without_stock_is_flagged_for_refund(client, product, place, pay):
-    from datetime import timedelta
-
-    from faka.models import utcnow
-    from faka.services.reconcile import reconcile
-
     late = place(product, 3)
-    late.expires_at = utcnow() - timedelta(minutes=1)
-    db.session.commit()
-    reconcile()
+    expire_and_reconcile(late)
     place(product, 5)  # someone else takes all the stock
     pay(late)
     assert reload(late).status == Order.PAID_UNFULFILLED
