@@ -140,14 +140,30 @@ def test_reconcile_expires_stale_orders_and_releases_keys(app, product, place):
     assert db.session.scalar(select(func.count()).where(CardKey.status == CardKey.AVAILABLE)) == 5
 
 
-def test_rq_scheduler_periodic_reconcile_registered(rq_app):
-    from rq.cron import CronScheduler
-
-    from faka import jobs
-
-    cron = CronScheduler(connection=jobs.runner().redis)
-    job = cron.register(jobs.reconcile, queue_name=rq_app.config["RQ_QUEUE"], interval=60)
-    cron.enqueue_jobs()
-    run_worker(rq_app)
-    assert job.latest_enqueue_time is not None
-    time.sleep(0)
+def test_worker_script_schedules_the_reconciler(rq_app, make_product, place, base_config):
+    """worker.py's cron thread enqueues the reconciler on its own: an order whose payment
+    deadline passed is expired and its keys released with nobody calling reconcile."""
+    product = make_product(keys=3)
+    order = place(product, 2)
+    order.expires_at = order.created_at  # already past
+    db.session.commit()
+    env = {
+        **os.environ,
+        "DATABASE_URL": base_config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": TEST_REDIS_URL,
+        "FAKA_RQ_QUEUE": base_config["RQ_QUEUE"],
+        "FAKA_ENCRYPTION_KEYS": base_config["ENCRYPTION_KEYS"],
+        "FAKA_RECONCILE_INTERVAL": "1",
+        "SECRET_KEY": "test-secret",
+    }
+    worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and reload(order).status != Order.EXPIRED:
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=30)[0].decode()
+    assert reload(order).status == Order.EXPIRED, output[-2000:]
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).where(CardKey.status == CardKey.AVAILABLE)) == 3
