@@ -159,3 +159,44 @@ def test_migrations_build_the_same_schema_as_the_models(app):
             diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
         engine.dispose()
     assert diff == []
+
+
+def test_migrations_upgrade_a_populated_first_version_database(tmp_path):
+    """A shop created by the first schema keeps its orders and products through upgrades."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FAKA_INSTANCE_PATH": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/old.db",
+           "FAKA_ENCRYPTION_KEYS": ENCRYPTION_KEY}
+
+    def flask(*args):
+        result = subprocess.run([sys.executable, "-m", "flask", "--app", "faka", *args], env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    flask("db", "upgrade", "c7bbc392c43b")
+    conn = sqlite3.connect(tmp_path / "old.db")
+    now = "2026-01-01 00:00:00"
+    conn.executescript(f"""
+        INSERT INTO users (id, email, password_hash, role, failed_logins, created_at) VALUES (1, 'm@x.cn', 'h', 'merchant', 0, '{now}');
+        INSERT INTO merchants (id, user_id, name, status, fee_rate_bp, created_at) VALUES (1, 1, 'Shop', 'approved', 300, '{now}');
+        INSERT INTO categories (id, name, position) VALUES (1, 'Cards', 0);
+        INSERT INTO products (id, slug, merchant_id, category_id, title, description_md, price, min_per_order, max_per_order,
+            delivery_type, manual_promise_hours, refund_policy, visible, moderation, position, created_at)
+            VALUES (1, 'abc', 1, 1, 'Card', '', 1000, 1, 5, 'auto', 24, '', 1, 'approved', 0, '{now}');
+        INSERT INTO orders (id, number, token, product_id, merchant_id, quantity, unit_price, total, currency, status, gateway,
+            locale, created_at, expires_at) VALUES (1, '2026010100000001', '{"a" * 32}', 1, 1, 2, 1000, 2000, 'CNY', 'delivered',
+            'sandbox', 'zh_CN', '{now}', '{now}');
+        INSERT INTO card_keys (id, product_id, ciphertext, fingerprint, status, order_id, created_at) VALUES (1, 1, 'c', 'f', 'sold', 1, '{now}');
+    """)
+    conn.commit()
+    conn.close()
+    flask("db", "upgrade")
+    conn = sqlite3.connect(tmp_path / "old.db")
+    assert conn.execute("SELECT total, discount, status FROM orders").fetchall() == [(2000, 0, "delivered")]
+    assert conn.execute("SELECT reusable_key, low_stock_threshold FROM products").fetchall() == [(0, 0)]
+    assert conn.execute("SELECT order_id FROM card_keys").fetchall() == [(1,)]
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    conn.close()

@@ -4,7 +4,10 @@ from faka.models.merchants import Merchant
 from faka.models.catalog import Category, Product, TierPrice
 from faka.models.keys import CardKey
 from faka.models.orders import Order, PaymentNotice
-from faka.models.money import LedgerEntry
+from faka.models.money import LedgerEntry, PayoutAccount, Withdrawal
+from faka.models.coupons import Coupon
+from faka.models.imports import KeyImport
+from faka.models.webhooks import WebhookDelivery, WebhookEndpoint
 from faka.models.mail import OutboxEmail
 from faka.models.settings import GatewayConfig, Setting
 from faka.models.audit import AuditEvent
@@ -14,15 +17,21 @@ __all__ = [
     "AuditEvent",
     "CardKey",
     "Category",
+    "Coupon",
+    "KeyImport",
     "GatewayConfig",
     "LedgerEntry",
     "Merchant",
     "Order",
     "OutboxEmail",
     "PaymentNotice",
+    "PayoutAccount",
     "Product",
     "Setting",
     "TierPrice",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "Withdrawal",
     "utcnow",
 ]

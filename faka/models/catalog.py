@@ -40,6 +40,12 @@ class Product(db.Model):
     manual_promise_hours: Mapped[int] = mapped_column(default=24)
     refund_policy: Mapped[str] = mapped_column(Text, default="")
     visible: Mapped[bool] = mapped_column(default=True)
+    # One key sold to every buyer (shared-account goods); shown to buyers as such.
+    reusable_key: Mapped[bool] = mapped_column(default=False)
+    require_query_password: Mapped[bool] = mapped_column(default=False)
+    low_stock_threshold: Mapped[int] = mapped_column(default=0)
+    moderation_reason: Mapped[str | None] = mapped_column(Text)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     moderation: Mapped[str] = mapped_column(String(16), default="approved")
     position: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from faka.extensions import db
@@ -23,6 +23,17 @@ class Merchant(db.Model):
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     fee_rate_bp: Mapped[int] = mapped_column(default=300)  # platform fee in basis points
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # Qualification, submitted by the merchant and reviewed by an operator.
+    legal_name: Mapped[str | None] = mapped_column(String(120))
+    entity_type: Mapped[str | None] = mapped_column(String(12))  # individual | company
+    id_number_ciphertext: Mapped[str | None] = mapped_column(Text)  # ID or licence number, encrypted
+    licence_image: Mapped[str | None] = mapped_column(String(80))  # file name under instance/uploads/private
+    contact: Mapped[str | None] = mapped_column(String(120))
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    notify_email: Mapped[str | None] = mapped_column(String(254))
 
     user = relationship("User")
 

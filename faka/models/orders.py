@@ -23,8 +23,9 @@ class Order(db.Model):
     DELIVERED = "delivered"
     EXPIRED = "expired"
     PAID_UNFULFILLED = "paid_unfulfilled"  # money received but no stock left: refund due
+    REFUNDED = "refunded"
 
-    FINAL = frozenset({DELIVERED, EXPIRED, PAID_UNFULFILLED})
+    FINAL = frozenset({DELIVERED, EXPIRED, PAID_UNFULFILLED, REFUNDED})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(24), unique=True)  # shown to the buyer
@@ -33,7 +34,9 @@ class Order(db.Model):
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
     quantity: Mapped[int]
     unit_price: Mapped[int]
-    total: Mapped[int]
+    discount: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int]  # unit_price * quantity - discount
+    coupon_id: Mapped[int | None] = mapped_column(ForeignKey("coupons.id"))
     currency: Mapped[str] = mapped_column(String(8))
     email: Mapped[str | None] = mapped_column(String(254))
     query_password_hash: Mapped[str | None] = mapped_column(String(255))
@@ -47,6 +50,7 @@ class Order(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     product = relationship("Product")
     merchant = relationship("Merchant")
@@ -83,6 +87,10 @@ class Order(db.Model):
 
     def mark_expired(self) -> None:
         self._move((self.PENDING,), self.EXPIRED)
+
+    def mark_refunded(self, when: datetime) -> None:
+        self._move((self.PAID_UNFULFILLED, self.DELIVERED, self.PAID), self.REFUNDED)
+        self.refunded_at = when
 
 
 class PaymentNotice(db.Model):
