@@ -26,6 +26,12 @@ class OutboxEmail(db.Model):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     to_addr: Mapped[str] = mapped_column(String(254))
     locale: Mapped[str] = mapped_column(String(8), default="zh_CN")
+    # Emails other than order deliveries carry their subject and their template context
+    # (encrypted: it may hold a sign-in link) and name who they concern.
+    subject: Mapped[str | None] = mapped_column(String(200))
+    payload_ciphertext: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), index=True)
     status: Mapped[str] = mapped_column(String(12), default=QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -4,6 +4,7 @@ The outbox row is written in the same transaction as the event it reports, so an
 is never lost: without SMTP configured it waits in the outbox (the operator sees it), and
 when SMTP is down the job fails, is retried, and the reconciler queues it again.
 """
+import json
 import logging
 import smtplib
 import ssl
@@ -11,6 +12,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 from flask import current_app, render_template
+from jinja2 import TemplateNotFound
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -19,6 +21,7 @@ from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Order, OutboxEmail
 from faka.services import clock
+from faka.services.crypto import vault
 from faka.services.delivery import EMAIL_ORDER_DELIVERED, delivered_items
 from faka.services.settings import site_settings
 
@@ -72,28 +75,52 @@ def _record_failure(email_id: int, exc: Exception) -> None:
     log.warning("email %s: SMTP failed (attempt %s): %s", email_id, email.attempts, type(exc).__name__)
 
 
+def queue_email(
+    kind: str,
+    to_addr: str,
+    subject: str,
+    context: dict,
+    locale: str = "zh_CN",
+    user_id: int | None = None,
+    merchant_id: int | None = None,
+) -> OutboxEmail:
+    """Add an email to the outbox inside the caller's transaction. It is rendered from
+    templates email/<kind>.txt (and .html when present) with `context` (JSON values), and
+    sent by jobs.send_email, which the caller enqueues after committing."""
+    email = OutboxEmail(
+        kind=kind, to_addr=to_addr, subject=subject, locale=locale, user_id=user_id, merchant_id=merchant_id,
+        payload_ciphertext=vault().encrypt(json.dumps(context)),
+    )
+    db.session.add(email)
+    db.session.flush()
+    return email
+
+
 def build_message(email: OutboxEmail) -> EmailMessage:
-    if email.kind != EMAIL_ORDER_DELIVERED:
-        raise ValueError(f"unknown email kind {email.kind}")
-    order = db.session.execute(select(Order).where(Order.id == email.order_id)).scalar_one()
     site = site_settings()
+    base_url = current_app.config["BASE_URL"].rstrip("/")
     with force_locale(email.locale):
-        context = {
-            "order": order,
-            "items": delivered_items(order),
-            "site": site,
-            "order_url": current_app.config["BASE_URL"].rstrip("/") + f"/order/{order.token}",
-        }
-        subject = _("Your order %(number)s: %(title)s", number=order.number, title=order.product.title)
-        text = render_template("email/order_delivered.txt", **context)
-        html = render_template("email/order_delivered.html", **context)
+        if email.kind == EMAIL_ORDER_DELIVERED:
+            order = db.session.execute(select(Order).where(Order.id == email.order_id)).scalar_one()
+            context = {"order": order, "items": delivered_items(order), "order_url": f"{base_url}/order/{order.token}"}
+            subject = _("Your order %(number)s: %(title)s", number=order.number, title=order.product.title)
+        else:
+            context = json.loads(vault().decrypt(email.payload_ciphertext)) if email.payload_ciphertext else {}
+            subject = email.subject or ""
+        context.update(site=site, base_url=base_url)
+        text = render_template(f"email/{email.kind}.txt", **context)
+        try:
+            html = render_template(f"email/{email.kind}.html", **context)
+        except TemplateNotFound:
+            html = None
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
     message["To"] = email.to_addr
     message["Message-ID"] = make_msgid(domain="faka")
     message.set_content(text)
-    message.add_alternative(html, subtype="html")
+    if html is not None:
+        message.add_alternative(html, subtype="html")
     return message
 
 

@@ -1,0 +1,25 @@
+"""Emails other than order deliveries go through the same outbox."""
+from sqlalchemy import select
+
+from faka.extensions import db
+from faka.models import OutboxEmail
+from faka.services.mail import queue_email, send_outbox_email
+
+
+def test_queued_email_renders_its_template_with_encrypted_context(make_app, smtp, tmp_path):
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
+    template_dir = tmp_path / "email"
+    template_dir.mkdir()
+    (template_dir / "hello.txt").write_text("Hello {{ name }} from {{ site.site_name }}: {{ base_url }}/x")
+    from jinja2 import ChoiceLoader, FileSystemLoader
+
+    app.jinja_loader = ChoiceLoader([app.jinja_loader, FileSystemLoader(str(tmp_path))])
+    with app.app_context():
+        email = queue_email("hello", "m@example.com", "Greetings", {"name": "秘密的名字"})
+        db.session.commit()
+        stored = db.session.execute(select(OutboxEmail)).scalar_one()
+        assert "秘密" not in stored.payload_ciphertext
+        assert send_outbox_email(email.id) is True
+    message = smtp.messages[0]
+    assert message["Subject"] == "Greetings" and message["To"] == "m@example.com"
+    assert message.get_body(("plain",)).get_content().startswith("Hello 秘密的名字 from faka: http://localhost/x")
