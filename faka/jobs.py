@@ -43,6 +43,20 @@ def send_email(email_id: int) -> bool:
         return mail.send_outbox_email(email_id)
 
 
+def send_webhook(delivery_id: int) -> bool:
+    from faka.services import webhooks
+
+    with _app_context():
+        return webhooks.deliver(delivery_id)
+
+
+def import_keys_job(import_id: int) -> None:
+    from faka.services import keys
+
+    with _app_context():
+        keys.run_import(import_id)
+
+
 def reconcile() -> dict:
     from faka.services import reconcile as reconciler
 

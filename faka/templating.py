@@ -41,7 +41,22 @@ ORDER_STATUS_LABELS = {
     "delivered": _l("Delivered"),
     "expired": _l("Expired"),
     "paid_unfulfilled": _l("Refund due"),
+    "refunded": _l("Refunded"),
 }
+
+
+TIMELINE_LABELS = {
+    "created": _l("Order placed"),
+    "paid": _l("Paid"),
+    "delivered": _l("Delivered"),
+    "emailed": _l("Delivery email sent"),
+    "refunded": _l("Refunded"),
+    "expired": _l("Expired unpaid"),
+}
+
+
+def timeline_label(what: str) -> str:
+    return str(TIMELINE_LABELS.get(what, what))
 
 
 def order_status_label(status: str) -> str:
@@ -63,6 +78,7 @@ def init_app(app) -> None:
     app.add_template_filter(markdown, "markdown")
     app.add_template_filter(local_time, "localtime")
     app.add_template_global(order_status_label)
+    app.add_template_global(timeline_label)
 
     @app.context_processor
     def inject_site():

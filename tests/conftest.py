@@ -197,6 +197,14 @@ def pay(client):
     return pay_order
 
 
+def login(client, user) -> None:
+    """Log `user` in on this test client, as the login form does once credentials (and
+    any second factor) are accepted."""
+    with client.session_transaction() as session:
+        session["_user_id"] = str(user.id)
+        session["_fresh"] = True
+
+
 def expire_and_reconcile(order: Order) -> None:
     """Let the order's payment deadline pass and run the reconciler, which expires it."""
     from datetime import timedelta

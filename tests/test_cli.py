@@ -69,7 +69,7 @@ def test_rotate_keys_reencrypts_with_newest_key(make_app, product, place, pay):
         from faka.services.keys import import_keys
 
         report = import_keys(product.id, before[0])  # duplicate still detected after rotation
-        assert report.added == 0 and report.duplicates == [before[0]]
+        assert report.added == 0 and report.already_in_stock == 1
 
 
 def test_gateway_config_sets_encrypted_settings(runner):
@@ -103,9 +103,8 @@ def test_import_reports_added_duplicates_and_invalid(app, product):
 
     existing = key_texts_of_product(product)[0]
     report = import_keys(product.id, f"NEW-1\nNEW-2\nNEW-1\n\n{existing}\n{'x' * 3000}\nbad\x07key")
-    assert report.added == 2
-    assert sorted(report.duplicates) == sorted(["NEW-1", existing])
-    assert len(report.invalid) == 2
+    assert (report.added, report.duplicate_in_batch, report.already_in_stock, report.invalid) == (2, 1, 1, 2)
+    assert report.samples["duplicate_in_batch"] == ["NEW-1"] and report.samples["already_in_stock"] == [existing]
 
 
 def key_texts_of_product(product):

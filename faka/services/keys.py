@@ -1,41 +1,80 @@
 """Importing card keys and re-encrypting them when the encryption key rotates."""
+import json
+import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from sqlalchemy import select
+from flask import current_app
+from sqlalchemy import func, select
 
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import CardKey, GatewayConfig, Order, Product
+from faka.models import CardKey, GatewayConfig, KeyImport, Order, Product
+from faka.services import clock
 from faka.services.crypto import vault
+from faka.services.errors import NotFound
 
 MAX_KEY_LENGTH = 2000
 ROTATE_BATCH = 500
 
 
+SAMPLE_LIMIT = 20  # lines quoted back per category in a report
+JOB_THRESHOLD_LINES = 2000  # bigger imports run as a job with progress
+CHUNK_LINES = 5000
+SEPARATORS = {"newline": "\n", "comma": ",", "semicolon": ";", "tab": "\t", "space": " ", "pipe": "|"}
+
+
 @dataclass
 class ImportReport:
     added: int = 0
-    duplicates: list[str] = field(default_factory=list)
-    invalid: list[str] = field(default_factory=list)
+    duplicate_in_batch: int = 0
+    already_in_stock: int = 0
+    invalid: int = 0
+    samples: dict[str, list[str]] = field(default_factory=lambda: {"duplicate_in_batch": [], "already_in_stock": [], "invalid": []})
+
+    def _note(self, kind: str, line: str) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        if len(self.samples[kind]) < SAMPLE_LIMIT:
+            self.samples[kind].append(line[:60])
+
+    def merge(self, other: "ImportReport") -> None:
+        self.added += other.added
+        for kind in self.samples:
+            setattr(self, kind, getattr(self, kind) + getattr(other, kind))
+            room = SAMPLE_LIMIT - len(self.samples[kind])
+            self.samples[kind].extend(other.samples[kind][:room])
 
 
-def import_keys(product_id: int, text: str) -> ImportReport:
-    """Add one key per non-empty line; report duplicates (already in stock or repeated in
-    the paste) and invalid lines instead of failing the whole import."""
+def split_keys(text: str, separator: str = "newline") -> list[str]:
+    """The raw pieces of an import, empty ones dropped (a trailing newline is no key)."""
+    sep = SEPARATORS.get(separator, separator) or "\n"
+    text = text.replace("\r\n", "\n").lstrip("\ufeff")
+    pieces = text.split("\n") if sep == "\n" else [p for line in text.split("\n") for p in line.split(sep)]
+    return [p.strip() for p in pieces if p.strip()]
+
+
+def import_keys(product_id: int, text: str, separator: str = "newline") -> ImportReport:
+    """Import keys in one transaction; see import_key_list."""
+    return import_key_list(product_id, split_keys(text, separator))
+
+
+def import_key_list(product_id: int, keys: list[str], seen: set[str] | None = None) -> ImportReport:
+    """Add keys to a product's stock and say what happened to each: added, repeated in
+    this batch, already in stock (found by fingerprint, nothing decrypted) or invalid
+    (too long or with control characters). `seen` carries fingerprints between the chunks
+    of one big import."""
     report = ImportReport()
     v = vault()
+    seen = set() if seen is None else seen
     candidates: dict[str, str] = {}  # stored fingerprint -> key
     lookups: dict[str, str] = {}  # every fingerprint under every key -> stored fingerprint
-    for line in text.splitlines():
-        key = line.strip()
-        if not key:
-            continue
+    for key in keys:
         if len(key) > MAX_KEY_LENGTH or any(ord(ch) < 32 for ch in key):
-            report.invalid.append(key[:40])
+            report._note("invalid", key)
             continue
         fingerprints = v.all_fingerprints(key)
-        if fingerprints[0] in candidates:
-            report.duplicates.append(key)
+        if fingerprints[0] in seen or fingerprints[0] in candidates:
+            report._note("duplicate_in_batch", key)
             continue
         candidates[fingerprints[0]] = key
         for fp in fingerprints:
@@ -55,14 +94,123 @@ def import_keys(product_id: int, text: str) -> ImportReport:
     rows = []
     for fp, key in candidates.items():
         if fp in existing:
-            report.duplicates.append(key)
+            report._note("already_in_stock", key)
         else:
             rows.append({"product_id": product_id, "ciphertext": v.encrypt(key), "fingerprint": fp, "status": CardKey.AVAILABLE})
     if rows:
         db.session.execute(CardKey.__table__.insert(), rows)
     db.session.commit()
+    seen.update(candidates)
     report.added = len(rows)
     return report
+
+
+def start_import(merchant_id: int, product_id: int, text: str, separator: str = "newline") -> KeyImport:
+    """Queue a big import as a job. The text waits encrypted in the instance folder (never
+    in plain text on disk) until the job has read it."""
+    job = KeyImport(public_id=secrets.token_hex(16), merchant_id=merchant_id, product_id=product_id,
+                    total_lines=len(split_keys(text, separator)))
+    db.session.add(job)
+    db.session.commit()
+    _import_file(job.public_id).write_text(vault().encrypt(json.dumps({"text": text, "separator": separator})))
+    return job
+
+
+def run_import(import_id: int) -> KeyImport | None:
+    """The job: import in chunks, recording progress after each so the page can show it."""
+    job = db.session.get(KeyImport, import_id)
+    if job is None or job.status in (KeyImport.DONE, KeyImport.FAILED):
+        db.session.rollback()
+        return job
+    path = _import_file(job.public_id)
+    if not path.exists():
+        job.status, job.error, job.finished_at = KeyImport.FAILED, "upload missing", clock.now()
+        db.session.commit()
+        return job
+    upload = json.loads(vault().decrypt(path.read_text()))
+    keys = split_keys(upload["text"], upload["separator"])
+    product_id, public_id = job.product_id, job.public_id
+    job.status = KeyImport.RUNNING
+    db.session.commit()
+    # A rerun after a crash starts over: keys already added now count as already in stock.
+    seen: set[str] = set()
+    report = ImportReport()
+    for start in range(0, len(keys), CHUNK_LINES):
+        report.merge(import_key_list(product_id, keys[start : start + CHUNK_LINES], seen))
+        _record_progress(import_id, min(start + CHUNK_LINES, len(keys)), report)
+    begin_write()
+    job = db.session.get(KeyImport, import_id)
+    job.status, job.finished_at = KeyImport.DONE, clock.now()
+    db.session.commit()
+    _import_file(public_id).unlink(missing_ok=True)
+    return job
+
+
+def _record_progress(import_id: int, processed: int, report: ImportReport) -> None:
+    begin_write()
+    job = db.session.get(KeyImport, import_id)
+    job.processed = processed
+    job.added, job.duplicate_in_batch = report.added, report.duplicate_in_batch
+    job.already_in_stock, job.invalid = report.already_in_stock, report.invalid
+    db.session.commit()
+
+
+def _import_file(public_id: str) -> Path:
+    folder = Path(current_app.instance_path) / "uploads" / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{public_id}.fernet"
+
+
+def get_import(merchant_id: int, public_id: str) -> KeyImport:
+    job = db.session.execute(
+        select(KeyImport).where(KeyImport.public_id == public_id, KeyImport.merchant_id == merchant_id)
+    ).scalar_one_or_none()
+    if job is None:
+        raise NotFound()
+    return job
+
+
+def stock_by_status(product_id: int) -> dict[str, int]:
+    rows = db.session.execute(
+        select(CardKey.status, func.count()).where(CardKey.product_id == product_id).group_by(CardKey.status)
+    )
+    counts = {status: 0 for status in (CardKey.AVAILABLE, CardKey.RESERVED, CardKey.SOLD, CardKey.VOID)}
+    counts.update(dict(rows.all()))
+    return counts
+
+
+def void_keys(product_id: int, text: str, separator: str = "newline") -> int:
+    """Withdraw these keys from sale (say, ones known to have leaked). Only available keys
+    are voided, found by fingerprint; returns how many."""
+    v = vault()
+    fingerprints = {fp for key in split_keys(text, separator) for fp in v.all_fingerprints(key)}
+    if not fingerprints:
+        return 0
+    begin_write()
+    voided = 0
+    ordered = list(fingerprints)
+    for start in range(0, len(ordered), 900):
+        voided += db.session.execute(
+            CardKey.__table__.update()
+            .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE,
+                   CardKey.fingerprint.in_(ordered[start : start + 900]))
+            .values(status=CardKey.VOID)
+        ).rowcount
+    db.session.commit()
+    return voided
+
+
+def unsold_keys(product_id: int) -> list[str]:
+    """The plaintext of every available key, for an export the merchant re-authenticated for."""
+    v = vault()
+    return [
+        v.decrypt(c)
+        for c in db.session.execute(
+            select(CardKey.ciphertext)
+            .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE)
+            .order_by(CardKey.id)
+        ).scalars()
+    ]
 
 
 def rotate_all() -> int:

@@ -1,0 +1,307 @@
+"""The merchant back office. Every view works on the logged-in merchant's own objects:
+loaders in faka/services take the merchant id and answer NotFound for anyone else's."""
+from decimal import Decimal
+from functools import wraps
+
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from faka import jobs
+from faka.blueprints.access import merchant_required
+from faka.blueprints.merchant_forms import (KeyImportForm, ManualDeliveryForm, OrderFilterForm, ProductForm,
+                                            QualificationForm, ReauthForm, VoidKeysForm, yuan_to_fen)
+from faka.extensions import db
+from faka.models import Order, Product
+from faka.services import keys as key_service
+from faka.services import merchant_orders, merchants, products
+from faka.services.errors import DomainError, NotFound
+from faka.services.passwords import verify_login_password
+from faka.services.uploads import image_path
+
+bp = Blueprint("merchant", __name__, url_prefix="/merchant")
+
+MAX_KEY_FILE_BYTES = 20 * 1024 * 1024
+
+
+@bp.before_request
+@merchant_required
+def load_merchant():
+    g.merchant = merchants.merchant_for_user(current_user.id)
+    if g.merchant is None:
+        abort(403)
+
+
+def scoped(view):
+    """Turn a service's NotFound (another merchant's object, or none) into a 404."""
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except NotFound:
+            abort(404)
+    return wrapped
+
+
+def render(template: str, status: int = 200, **context):
+    return render_template(template, merchant=g.merchant, **context), status
+
+
+# -- dashboard and onboarding -----------------------------------------------------------
+
+@bp.get("/")
+def dashboard():
+    return render("merchant/dashboard.html", rows=products.merchant_products(g.merchant.id))
+
+
+@bp.route("/qualification", methods=["GET", "POST"])
+def qualification():
+    m = g.merchant
+    form = QualificationForm(obj=None if request.method == "POST" else m)
+    error = None
+    if form.validate_on_submit():
+        upload = request.files.get(form.licence_image.name)
+        data = upload.read(MAX_KEY_FILE_BYTES + 1) if upload and upload.filename else None
+        details = merchants.Qualification(form.legal_name.data, form.entity_type.data, form.id_number.data, form.contact.data)
+        try:
+            merchants.submit_qualification(m.id, details, data)
+        except DomainError as exc:
+            error = exc.message
+        else:
+            return redirect(url_for("merchant.dashboard"), 303)
+    elif request.method == "GET":
+        form.id_number.data = ""
+    status = 400 if request.method == "POST" else 200
+    return render("merchant/qualification.html", status, form=form, error=error,
+                  masked_id=merchants.masked_id_number(m))
+
+
+@bp.get("/qualification/licence")
+def licence_image():
+    path = image_path(g.merchant.licence_image)
+    if path is None:
+        abort(404)
+    response = Response(path.read_bytes(), mimetype="image/png" if path.suffix == ".png" else "image/jpeg")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# -- products ---------------------------------------------------------------------------
+
+def _product_form(product=None) -> ProductForm:
+    form = ProductForm(obj=product) if request.method == "GET" and product else ProductForm()
+    form.category_id.choices = [(c.id, c.name) for c in products.categories()]
+    if request.method == "GET" and product:
+        form.price.data = Decimal(product.price) / 100
+        form.tiers.data = products.format_tiers(product)
+        form.fixed_content.data = ""
+    return form
+
+
+def _draft(form: ProductForm) -> products.ProductDraft:
+    return products.ProductDraft(
+        title=form.title.data, category_id=form.category_id.data, price=yuan_to_fen(form.price.data),
+        description_md=form.description_md.data or "", delivery_type=form.delivery_type.data,
+        min_per_order=form.min_per_order.data, max_per_order=form.max_per_order.data,
+        tiers=products.parse_tiers(form.tiers.data or ""), fixed_content=form.fixed_content.data or None,
+        manual_promise_hours=form.manual_promise_hours.data, reusable_key=form.reusable_key.data,
+        require_query_password=form.require_query_password.data, low_stock_threshold=form.low_stock_threshold.data,
+        refund_policy=form.refund_policy.data or "", visible=form.visible.data,
+    )
+
+
+@bp.route("/products/new", methods=["GET", "POST"])
+def product_new():
+    return _edit_product(None)
+
+
+@bp.route("/products/<slug>/edit", methods=["GET", "POST"])
+@scoped
+def product_edit(slug: str):
+    return _edit_product(products.get_product(g.merchant.id, slug))
+
+
+def _edit_product(product):
+    form = _product_form(product)
+    error = None
+    if form.validate_on_submit():
+        try:
+            saved = products.save_product(g.merchant.id, _draft(form), slug=product.slug if product else None)
+        except DomainError as exc:
+            error = exc.message
+        else:
+            return redirect(url_for("merchant.product_keys", slug=saved.slug) if product is None
+                            else url_for("merchant.product_list"), 303)
+    status = 400 if request.method == "POST" else 200
+    return render("merchant/product_form.html", status, form=form, product=product, error=error)
+
+
+@bp.post("/products/preview")
+def product_preview():
+    from faka.templating import markdown
+
+    return render_template("merchant/_preview.html", html=markdown(request.form.get("description_md", "")[:20000]))
+
+
+@bp.get("/products")
+def product_list():
+    return render("merchant/products.html", rows=products.merchant_products(g.merchant.id))
+
+
+@bp.post("/products/<slug>/visibility")
+@scoped
+def product_visibility(slug: str):
+    products.set_visible(g.merchant.id, slug, request.form.get("visible") == "1")
+    return redirect(url_for("merchant.product_list"), 303)
+
+
+@bp.post("/products/<slug>/delete")
+@scoped
+def product_delete(slug: str):
+    products.delete_product(g.merchant.id, slug)
+    return redirect(url_for("merchant.product_list"), 303)
+
+
+# -- keys -------------------------------------------------------------------------------
+
+@bp.route("/products/<slug>/keys", methods=["GET", "POST"])
+@scoped
+def product_keys(slug: str):
+    product = products.get_product(g.merchant.id, slug)
+    form = KeyImportForm()
+    report, error, status = None, None, 200
+    if request.method == "POST":
+        status = 400
+        if not form.validate_on_submit():
+            error = _("The import could not be read.")
+        else:
+            text, error = _import_text(form)
+            if error is None:
+                if not text.strip():
+                    error = _("Paste keys or choose a file.")
+                elif len(key_service.split_keys(text, form.separator.data)) > key_service.JOB_THRESHOLD_LINES:
+                    job = key_service.start_import(g.merchant.id, product.id, text, form.separator.data)
+                    jobs.enqueue(jobs.import_keys_job, job.id, job_id=f"import-{job.id}")
+                    return redirect(url_for("merchant.key_import", public_id=job.public_id), 303)
+                else:
+                    report = key_service.import_keys(product.id, text, form.separator.data)
+                    status = 200
+    return render("merchant/keys.html", status, product=product, form=form, report=report, error=error,
+                  stock=key_service.stock_by_status(product.id), void_form=VoidKeysForm(formdata=None),
+                  export_form=ReauthForm(formdata=None))
+
+
+def _import_text(form: KeyImportForm) -> tuple[str, str | None]:
+    upload = request.files.get(form.keys_file.name)
+    if upload and upload.filename:
+        data = upload.read(MAX_KEY_FILE_BYTES + 1)
+        if len(data) > MAX_KEY_FILE_BYTES:
+            return "", _("The file is larger than 20 MB; split it into smaller files.")
+        try:
+            return data.decode("utf-8-sig"), None
+        except UnicodeDecodeError:
+            try:
+                return data.decode("gb18030"), None
+            except UnicodeDecodeError:
+                return "", _("The file is not text (UTF-8 or GBK).")
+    return form.keys.data or "", None
+
+
+@bp.get("/imports/<public_id>")
+@scoped
+def key_import(public_id: str):
+    job = key_service.get_import(g.merchant.id, public_id)
+    product = db.session.get(Product, job.product_id)
+    if request.headers.get("HX-Request"):
+        response = current_app.make_response(render_template("merchant/_import_progress.html", job=job, product=product))
+        if job.status in ("done", "failed"):
+            response.status_code = 286
+        return response
+    return render("merchant/import.html", job=job, product=product)
+
+
+@bp.post("/products/<slug>/keys/void")
+@scoped
+def product_keys_void(slug: str):
+    product = products.get_product(g.merchant.id, slug)
+    form = VoidKeysForm()
+    if not form.validate_on_submit():
+        abort(400)
+    voided = key_service.void_keys(product.id, form.keys.data)
+    return render("merchant/keys.html", product=product, form=KeyImportForm(formdata=None), report=None, error=None,
+                  voided=voided, stock=key_service.stock_by_status(product.id), void_form=VoidKeysForm(formdata=None),
+                  export_form=ReauthForm(formdata=None))
+
+
+@bp.post("/products/<slug>/keys/export")
+@scoped
+def product_keys_export(slug: str):
+    product = products.get_product(g.merchant.id, slug)
+    form = ReauthForm()
+    if not form.validate_on_submit() or not verify_login_password(current_user.password_hash, form.password.data):
+        return render("merchant/keys.html", 403, product=product, form=KeyImportForm(formdata=None), report=None,
+                      error=_("Wrong password: unsold keys are exported only after you confirm it."),
+                      stock=key_service.stock_by_status(product.id), void_form=VoidKeysForm(formdata=None),
+                      export_form=ReauthForm(formdata=None))
+    body = "\n".join(key_service.unsold_keys(product.id)) + "\n"
+    response = Response(body, mimetype="text/plain")
+    response.headers["Content-Disposition"] = f'attachment; filename="keys-{product.slug}.txt"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# -- orders -----------------------------------------------------------------------------
+
+def _order_filter() -> tuple[OrderFilterForm, merchant_orders.OrderFilter]:
+    form = OrderFilterForm(request.args)
+    form.status.choices = [("", _("Any status"))] + [(s, s) for s in (
+        Order.PENDING, Order.PAID, Order.DELIVERED, Order.EXPIRED, Order.PAID_UNFULFILLED, Order.REFUNDED)]
+    form.product.choices = [("", _("Any product"))] + [(r.product.slug, r.product.title) for r in products.merchant_products(g.merchant.id)]
+    if not form.validate():
+        return form, merchant_orders.OrderFilter()
+    return form, merchant_orders.OrderFilter(
+        status=form.status.data or None, product_slug=form.product.data or None, since=form.since.data,
+        until=form.until.data, email=form.email.data or None, number=form.number.data or None,
+    )
+
+
+def _site_tz():
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+
+
+@bp.get("/orders")
+def order_list():
+    form, order_filter = _order_filter()
+    page = request.args.get("page", 1, type=int)
+    orders, total = merchant_orders.search(g.merchant.id, order_filter, page, tz=_site_tz())
+    pages = max(1, -(-total // merchant_orders.PER_PAGE))
+    template = "merchant/_order_rows.html" if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "order-results" else "merchant/orders.html"
+    return render(template, form=form, orders=orders, total=total, page=page, pages=pages,
+                  query=request.args.to_dict(flat=True))
+
+
+@bp.get("/orders.csv")
+def order_export():
+    _form, order_filter = _order_filter()
+    response = Response(merchant_orders.export_csv(g.merchant.id, order_filter, tz=_site_tz()), mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="orders.csv"'
+    return response
+
+
+@bp.get("/orders/<number>")
+@scoped
+def order_detail(number: str):
+    order = merchant_orders.get_order(g.merchant.id, number)
+    return render("merchant/order.html", order=order, events=merchant_orders.timeline(order),
+                  delivery_form=ManualDeliveryForm(formdata=None))
+
+
+@bp.post("/orders/<number>/resend")
+@scoped
+def order_resend(number: str):
+    email_id = merchant_orders.resend_delivery_email(g.merchant.id, number)
+    if email_id is not None:
+        jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}-resend")
+    return redirect(url_for("merchant.order_detail", number=number), 303)

@@ -1,0 +1,100 @@
+"""Forms of the merchant back office."""
+from decimal import Decimal
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import (BooleanField, DateField, DecimalField, IntegerField, PasswordField, RadioField, SelectField,
+                     StringField, TextAreaField)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+
+from faka.models.catalog import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL
+from faka.services.keys import SEPARATORS
+
+MAX_PRICE = Decimal("1000000")
+
+
+def yuan_to_fen(value: Decimal) -> int:
+    return int((value * 100).to_integral_exact())
+
+
+class QualificationForm(FlaskForm):
+    legal_name = StringField(_l("Legal name or shop name"), validators=[DataRequired(_l("Enter a name.")), Length(2, 120)])
+    entity_type = RadioField(
+        _l("Type"), choices=[("individual", _l("Individual")), ("company", _l("Company"))],
+        validators=[InputRequired(_l("Choose individual or company."))],
+    )
+    id_number = StringField(
+        _l("ID card or business licence number"),
+        validators=[DataRequired(_l("Enter the ID or licence number.")), Length(15, 24)],
+    )
+    contact = StringField(_l("Contact (phone, QQ or WeChat)"), validators=[DataRequired(_l("Enter a contact.")), Length(3, 120)])
+    licence_image = FileField(_l("Photo or scan of the ID card or business licence"))
+
+
+class ProductForm(FlaskForm):
+    title = StringField(_l("Title"), validators=[DataRequired(_l("Enter a title.")), Length(1, 120)])
+    category_id = SelectField(_l("Category"), coerce=int, validators=[InputRequired(_l("Choose a category."))])
+    price = DecimalField(
+        _l("Price (yuan)"), places=2,
+        validators=[InputRequired(_l("Enter a price.")), NumberRange(Decimal("0.01"), MAX_PRICE, _l("The price must be between 0.01 and 1,000,000."))],
+    )
+    tiers = StringField(_l("Tier prices (optional)"), validators=[Optional(), Length(max=300)],
+                        description=_l("quantity=price, for example 3=47.00, 10=45.00"))
+    delivery_type = SelectField(
+        _l("Delivery"),
+        choices=[(DELIVERY_AUTO, _l("Automatic, from imported keys")), (DELIVERY_FIXED, _l("Fixed content, the same for every buyer")),
+                 (DELIVERY_MANUAL, _l("Manual, delivered by you"))],
+    )
+    fixed_content = TextAreaField(_l("Content every buyer receives (fixed delivery)"), validators=[Optional(), Length(max=5000)])
+    manual_promise_hours = IntegerField(_l("Promised delivery time in hours (manual delivery)"), default=24,
+                                        validators=[InputRequired(), NumberRange(1, 720)])
+    min_per_order = IntegerField(_l("Minimum per order"), default=1, validators=[InputRequired(), NumberRange(1, 100)])
+    max_per_order = IntegerField(_l("Maximum per order"), default=10, validators=[InputRequired(), NumberRange(1, 100)])
+    low_stock_threshold = IntegerField(_l("Low-stock alert at"), default=0, validators=[InputRequired(), NumberRange(0, 100000)])
+    reusable_key = BooleanField(_l("One shared key for every buyer (shown to buyers)"))
+    require_query_password = BooleanField(_l("Buyers must set a query password"))
+    visible = BooleanField(_l("On sale"), default=True)
+    description_md = TextAreaField(_l("Description (Markdown)"), validators=[Optional(), Length(max=20000)])
+    refund_policy = TextAreaField(_l("Refund policy"), validators=[Optional(), Length(max=2000)])
+
+    def validate_price(self, field):
+        if field.data is not None and field.data.as_tuple().exponent < -2:
+            raise ValidationError(_l("Use at most two decimals."))
+
+
+class KeyImportForm(FlaskForm):
+    keys = TextAreaField(_l("Keys, one per line"), validators=[Optional(), Length(max=20_000_000)])
+    keys_file = FileField(_l("…or a text or CSV file"))
+    separator = SelectField(
+        _l("Separator"),
+        choices=[(name, label) for name, label in (
+            ("newline", _l("New line")), ("comma", _l("Comma")), ("semicolon", _l("Semicolon")),
+            ("tab", _l("Tab")), ("space", _l("Space")), ("pipe", _l("Vertical bar")))
+            if name in SEPARATORS],
+        default="newline",
+    )
+
+
+class VoidKeysForm(FlaskForm):
+    keys = TextAreaField(_l("Keys to withdraw from sale, one per line"), validators=[DataRequired(_l("Paste the keys to void.")), Length(max=2_000_000)])
+
+
+class ReauthForm(FlaskForm):
+    password = PasswordField(_l("Your password"), validators=[DataRequired(_l("Enter your password.")), Length(max=128)])
+
+
+class OrderFilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search form
+
+    status = SelectField(_l("Status"), validators=[Optional()])
+    product = SelectField(_l("Product"), validators=[Optional()])
+    since = DateField(_l("From"), validators=[Optional()])
+    until = DateField(_l("To"), validators=[Optional()])
+    email = StringField(_l("Email"), validators=[Optional(), Length(max=254)])
+    number = StringField(_l("Order number"), validators=[Optional(), Length(max=24)])
+
+
+class ManualDeliveryForm(FlaskForm):
+    content = TextAreaField(_l("What the buyer receives"), validators=[DataRequired(_l("Enter what to deliver.")), Length(max=5000)])

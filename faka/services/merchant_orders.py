@@ -1,0 +1,134 @@
+"""A merchant's orders: search, export, timeline, resend."""
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
+
+from faka.extensions import db
+from faka.models import Order, OutboxEmail, Product
+from faka.services.errors import NotFound
+
+PER_PAGE = 50
+EXPORT_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    status: str | None = None
+    product_slug: str | None = None
+    since: date | None = None
+    until: date | None = None  # inclusive
+    email: str | None = None
+    number: str | None = None
+
+
+def _query(merchant_id: int, f: OrderFilter, tz: timezone):
+    query = select(Order).where(Order.merchant_id == merchant_id)
+    if f.status:
+        query = query.where(Order.status == f.status)
+    if f.product_slug:
+        query = query.join(Product, Order.product_id == Product.id).where(Product.slug == f.product_slug)
+    if f.since:
+        query = query.where(Order.created_at >= datetime.combine(f.since, time.min, tz))
+    if f.until:
+        query = query.where(Order.created_at < datetime.combine(f.until + timedelta(days=1), time.min, tz))
+    if f.email:
+        query = query.where(Order.email == f.email.strip().lower())
+    if f.number:
+        query = query.where(Order.number == f.number.strip())
+    return query
+
+
+def search(merchant_id: int, f: OrderFilter, page: int = 1, tz: timezone = timezone.utc) -> tuple[list[Order], int]:
+    """One page of the merchant's orders matching the filter, newest first, and the total."""
+    query = _query(merchant_id, f, tz)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    orders = db.session.execute(
+        query.options(joinedload(Order.product)).order_by(Order.created_at.desc(), Order.id.desc())
+        .limit(PER_PAGE).offset((max(page, 1) - 1) * PER_PAGE)
+    ).scalars().all()
+    return list(orders), total
+
+
+CSV_COLUMNS = ("number", "created_at", "status", "product", "quantity", "unit_price", "discount", "total",
+               "currency", "email", "paid_at", "delivered_at", "refunded_at")
+
+
+def export_csv(merchant_id: int, f: OrderFilter, tz: timezone = timezone.utc) -> str:
+    """The filtered orders as CSV (amounts in minor units, times in UTC ISO 8601). Delivered
+    keys are never exported here."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    rows = db.session.execute(
+        _query(merchant_id, f, tz).options(joinedload(Order.product)).order_by(Order.created_at).limit(EXPORT_LIMIT)
+    ).scalars()
+    for o in rows:
+        writer.writerow([
+            o.number, _iso(o.created_at), o.status, _csv_safe(o.product.title), o.quantity, o.unit_price, o.discount,
+            o.total, o.currency, _csv_safe(o.email or ""), _iso(o.paid_at), _iso(o.delivered_at), _iso(o.refunded_at),
+        ])
+    return out.getvalue()
+
+
+def _iso(value: datetime | None) -> str:
+    return value.astimezone(timezone.utc).isoformat(timespec="seconds") if value else ""
+
+
+def _csv_safe(text: str) -> str:
+    # A cell starting with = + - @ runs as a formula in spreadsheet software.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def get_order(merchant_id: int, number: str) -> Order:
+    order = db.session.execute(
+        select(Order).where(Order.number == number, Order.merchant_id == merchant_id).options(joinedload(Order.product))
+    ).scalar_one_or_none()
+    if order is None:
+        raise NotFound()
+    return order
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    when: datetime
+    what: str  # created | paid | delivered | emailed | refunded | expired
+
+
+def timeline(order: Order) -> list[TimelineEvent]:
+    events = [TimelineEvent(order.created_at, "created")]
+    if order.paid_at:
+        events.append(TimelineEvent(order.paid_at, "paid"))
+    if order.delivered_at:
+        events.append(TimelineEvent(order.delivered_at, "delivered"))
+    sent = db.session.execute(
+        select(OutboxEmail.sent_at).where(OutboxEmail.order_id == order.id, OutboxEmail.sent_at.is_not(None))
+    ).scalars()
+    events.extend(TimelineEvent(when, "emailed") for when in sent)
+    if order.refunded_at:
+        events.append(TimelineEvent(order.refunded_at, "refunded"))
+    if order.status == Order.EXPIRED:
+        events.append(TimelineEvent(order.expires_at, "expired"))
+    return sorted(events, key=lambda e: e.when)
+
+
+def resend_delivery_email(merchant_id: int, number: str) -> int | None:
+    """Queue the delivery email again (say, the buyer lost it). Returns the outbox id."""
+    from faka.database import begin_write
+
+    begin_write()
+    order = get_order(merchant_id, number)
+    email = db.session.execute(
+        select(OutboxEmail).where(OutboxEmail.order_id == order.id, OutboxEmail.kind == "order_delivered")
+    ).scalar_one_or_none()
+    if order.status != Order.DELIVERED or email is None:
+        db.session.rollback()
+        return None
+    email.status = OutboxEmail.QUEUED
+    email.attempts = 0
+    email.last_error = None
+    db.session.commit()
+    return email.id

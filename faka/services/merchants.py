@@ -1,0 +1,78 @@
+"""Merchant onboarding: the qualification a merchant submits for review."""
+import re
+from dataclasses import dataclass
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from faka.database import begin_write
+from faka.extensions import db
+from faka.models import Merchant
+from faka.services import clock
+from faka.services.crypto import vault
+from faka.services.errors import DomainError
+from faka.services.uploads import store_image
+
+ENTITY_TYPES = ("individual", "company")
+# Mainland resident ID (18 chars, last may be X) or unified social credit code (18 chars).
+ID_NUMBER = re.compile(r"^[0-9A-Z]{15,20}$")
+
+
+class QualificationLocked(DomainError):
+    message = _l("Your qualification is approved or under review; contact the operator to change it.")
+
+
+class InvalidQualification(DomainError):
+    message = _l("Check the qualification details.")
+
+
+@dataclass(frozen=True)
+class Qualification:
+    legal_name: str
+    entity_type: str
+    id_number: str
+    contact: str
+
+
+def merchant_for_user(user_id: int) -> Merchant | None:
+    return db.session.execute(select(Merchant).where(Merchant.user_id == user_id)).scalar_one_or_none()
+
+
+def submit_qualification(merchant_id: int, details: Qualification, licence_image: bytes | None) -> Merchant:
+    """Store the merchant's qualification and put it in the review queue.
+
+    A merchant that is pending without a submission, or was rejected, may (re)submit; the
+    image is required the first time and kept when not replaced.
+    """
+    id_number = details.id_number.strip().upper().replace(" ", "")
+    if details.entity_type not in ENTITY_TYPES or not ID_NUMBER.match(id_number):
+        raise InvalidQualification(_l("Enter the 18-character ID number or unified social credit code."))
+    image_name = store_image(licence_image) if licence_image else None
+    begin_write()
+    merchant = db.session.get(Merchant, merchant_id, with_for_update=True)
+    if merchant.status in (Merchant.APPROVED, Merchant.FROZEN) or (
+        merchant.status == Merchant.PENDING and merchant.submitted_at is not None
+    ):
+        db.session.rollback()
+        raise QualificationLocked()
+    if image_name is None and merchant.licence_image is None:
+        db.session.rollback()
+        raise InvalidQualification(_l("Upload a photo or scan of the ID or business licence."))
+    merchant.legal_name = details.legal_name.strip()
+    merchant.entity_type = details.entity_type
+    merchant.id_number_ciphertext = vault().encrypt(id_number)
+    merchant.contact = details.contact.strip()
+    if image_name:
+        merchant.licence_image = image_name
+    merchant.status = Merchant.PENDING
+    merchant.rejection_reason = None
+    merchant.submitted_at = clock.now()
+    db.session.commit()
+    return merchant
+
+
+def masked_id_number(merchant: Merchant) -> str:
+    if not merchant.id_number_ciphertext:
+        return ""
+    number = vault().decrypt(merchant.id_number_ciphertext)
+    return number[:3] + "*" * (len(number) - 7) + number[-4:]

@@ -1,0 +1,64 @@
+"""Uploaded images: validated by their content, re-encoded, kept out of static/.
+
+Pillow decodes the upload (whatever its name or declared type claims), refuses anything
+that is not a real PNG/JPEG/WebP image or is too large in pixels, and writes a fresh PNG
+or JPEG, which drops metadata (EXIF location, camera serials) and any payload hidden
+after the image data. Files live in instance/uploads/private under random names and are
+served only through views that check who is asking.
+"""
+import io
+import secrets
+from pathlib import Path
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from PIL import Image, UnidentifiedImageError
+
+from faka.services.errors import DomainError
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_PIXELS = 25_000_000
+ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
+
+
+class InvalidImage(DomainError):
+    message = _l("Upload a PNG, JPEG or WebP image of at most 5 MB.")
+
+
+def private_dir() -> Path:
+    path = Path(current_app.instance_path) / "uploads" / "private"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def store_image(data: bytes) -> str:
+    """Validate and re-encode an uploaded image; returns its stored file name."""
+    if not data or len(data) > MAX_UPLOAD_BYTES:
+        raise InvalidImage()
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            if probe.format not in ALLOWED_FORMATS or probe.width * probe.height > MAX_PIXELS:
+                raise InvalidImage()
+            probe.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            has_alpha = image.mode in ("RGBA", "LA", "P")
+            clean = image.convert("RGBA" if has_alpha else "RGB")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidImage() from exc
+    name = secrets.token_hex(16) + (".png" if has_alpha else ".jpg")
+    out = io.BytesIO()
+    if has_alpha:
+        clean.save(out, "PNG", optimize=True)
+    else:
+        clean.save(out, "JPEG", quality=88)
+    (private_dir() / name).write_bytes(out.getvalue())
+    return name
+
+
+def image_path(name: str) -> Path | None:
+    """The stored file for a name we generated, or None (never a path outside the folder)."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    path = private_dir() / name
+    return path if path.is_file() else None

@@ -1,0 +1,286 @@
+"""The merchant back office: onboarding, products, keys and orders."""
+import io
+import re
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from faka.extensions import db
+from faka.models import CardKey, KeyImport, Merchant, Order, Product, Setting
+from faka.services import accounts
+from faka.services.crypto import vault
+
+from conftest import csrf_from, login, reload
+
+
+@pytest.fixture
+def merchant_client(client, merchant):
+    login(client, merchant.user)
+    return client
+
+
+def post(client, url, data, page=None, **kwargs):
+    token = csrf_from(client.get(page or url).text)
+    return client.post(url, data={"csrf_token": token, **data}, **kwargs)
+
+
+def png_bytes(exif: bool = False) -> bytes:
+    image = Image.new("RGB", (40, 30), (200, 30, 30))
+    out = io.BytesIO()
+    if exif:
+        exif_data = Image.Exif()
+        exif_data[0x010F] = "SecretCameraMaker"
+        image.save(out, "JPEG", exif=exif_data)
+    else:
+        image.save(out, "PNG")
+    return out.getvalue()
+
+
+# -- access -----------------------------------------------------------------------------
+
+def test_back_office_needs_a_merchant_login(client, make_app):
+    assert client.get("/merchant/").status_code == 303
+    assert "/login" in client.get("/merchant/").headers["Location"]
+    operator = accounts.create_operator("ops@example.com", "operator-pass-1")
+    login(client, operator)
+    assert client.get("/merchant/").status_code == 403
+
+
+# -- onboarding -------------------------------------------------------------------------
+
+def test_new_merchant_submits_qualification_with_image(client):
+    pending = accounts.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
+    login(client, pending.user)
+    page = client.get("/merchant/")
+    assert "提交资质" in page.text or "Submit your qualification" in page.text
+    response = post(client, "/merchant/qualification", {
+        "legal_name": "张三", "entity_type": "individual", "id_number": "11010519491231002X", "contact": "13800000000",
+        "licence_image": (io.BytesIO(png_bytes(exif=True)), "licence.jpg"),
+    }, content_type="multipart/form-data")
+    assert response.status_code == 303
+    merchant = reload(pending)
+    assert merchant.submitted_at is not None and merchant.status == Merchant.PENDING
+    assert "11010519491231002X" not in merchant.id_number_ciphertext
+    assert vault().decrypt(merchant.id_number_ciphertext) == "11010519491231002X"
+    image = client.get("/merchant/qualification/licence")
+    assert image.status_code == 200 and image.mimetype == "image/jpeg"
+    assert b"SecretCameraMaker" not in image.data  # metadata dropped by re-encoding
+    page = client.get("/merchant/qualification")
+    assert "110" in page.text and "002X" in page.text and "11010519491231002X" not in page.text
+    # Under review: a second submission is refused and changes nothing.
+    again = post(client, "/merchant/qualification", {
+        "legal_name": "李四", "entity_type": "company", "id_number": "91350100M000100Y43", "contact": "x@y.cn",
+    }, page="/merchant/", content_type="multipart/form-data")
+    assert again.status_code == 400
+    assert reload(pending).legal_name == "张三"
+
+
+@pytest.mark.parametrize("upload", [b"not an image at all", b"GIF89a" + b"\x00" * 100, b""])
+def test_qualification_refuses_non_images(client, upload):
+    pending = accounts.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
+    login(client, pending.user)
+    response = post(client, "/merchant/qualification", {
+        "legal_name": "张三", "entity_type": "individual", "id_number": "11010519491231002X", "contact": "13800000000",
+        "licence_image": (io.BytesIO(upload), "x.png"),
+    }, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert reload(pending).submitted_at is None
+
+
+def test_unapproved_merchant_products_stay_hidden(client, category):
+    pending = accounts.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
+    login(client, pending.user)
+    response = post(client, "/merchant/products/new", product_form(category, title="隐藏的商品"))
+    assert response.status_code == 303
+    assert "隐藏的商品" not in client.get("/").text
+
+
+# -- products ---------------------------------------------------------------------------
+
+def product_form(category, **changes):
+    form = {"title": "Steam 充值卡", "category_id": category.id, "price": "48.00", "tiers": "3=47.00, 10=45.50",
+            "delivery_type": "auto", "manual_promise_hours": 24, "min_per_order": 1, "max_per_order": 5,
+            "low_stock_threshold": 2, "visible": "y", "description_md": "**好**", "refund_policy": "不退"}
+    form.update(changes)
+    return form
+
+
+def test_merchant_creates_product_in_fen_with_tiers(merchant_client, merchant, category):
+    response = post(merchant_client, "/merchant/products/new", product_form(category))
+    assert response.status_code == 303
+    product = db.session.execute(select(Product)).scalar_one()
+    assert (product.price, product.merchant_id) == (4800, merchant.id)
+    assert [(t.min_quantity, t.unit_price) for t in product.tiers] == [(3, 4700), (10, 4550)]
+    assert "Steam 充值卡" in merchant_client.get("/").text
+
+
+@pytest.mark.parametrize("changes", [
+    {"price": "-1"}, {"price": "0"}, {"price": "12.345"}, {"price": "abc"}, {"price": "2000000"},
+    {"min_per_order": 5, "max_per_order": 2}, {"max_per_order": 1000}, {"tiers": "three for cheap"},
+    {"title": ""}, {"delivery_type": "fixed", "fixed_content": ""},
+])
+def test_bad_product_input_is_refused_and_changes_nothing(merchant_client, category, changes):
+    response = post(merchant_client, "/merchant/products/new", product_form(category, **changes))
+    assert response.status_code == 400
+    assert 'class="error"' in response.text or 'class="alert"' in response.text
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(Product)) == 0
+
+
+def test_prohibited_word_sends_product_to_moderation(merchant_client, category):
+    db.session.add(Setting(key="prohibited_words", value="破解版\n外挂"))
+    db.session.commit()
+    post(merchant_client, "/merchant/products/new", product_form(category, title="游戏外挂 永久版"))
+    product = db.session.execute(select(Product)).scalar_one()
+    assert product.moderation == "pending" and product.moderation_reason == "外挂"
+    assert "游戏外挂" not in merchant_client.get("/").text
+    assert merchant_client.get(f"/p/{product.slug}").status_code == 404
+
+
+def test_fixed_content_is_stored_encrypted(merchant_client, category):
+    post(merchant_client, "/merchant/products/new", product_form(category, delivery_type="fixed", fixed_content="提取码 9Z9Z"))
+    product = db.session.execute(select(Product)).scalar_one()
+    assert "9Z9Z" not in product.fixed_content_ciphertext
+    assert vault().decrypt(product.fixed_content_ciphertext) == "提取码 9Z9Z"
+
+
+def test_hide_and_delete_product(merchant_client, make_product):
+    product = make_product(keys=3, title="要删除的")
+    post(merchant_client, f"/merchant/products/{product.slug}/visibility", {"visible": "0"}, page="/merchant/products")
+    assert "要删除的" not in merchant_client.get("/").text
+    post(merchant_client, f"/merchant/products/{product.slug}/delete", {}, page="/merchant/products")
+    assert reload(product).deleted_at is not None
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).where(CardKey.status == CardKey.VOID)) == 3
+    assert merchant_client.get(f"/merchant/products/{product.slug}/edit").status_code == 404
+
+
+def test_markdown_preview_is_sanitised(merchant_client):
+    response = post(merchant_client, "/merchant/products/preview", {"description_md": "# 标题\n<script>x()</script>"}, page="/merchant/products/new")
+    assert "<h1>标题</h1>" in response.text and "<script>" not in response.text
+
+
+# -- keys -------------------------------------------------------------------------------
+
+def test_paste_import_reports_each_kind(merchant_client, make_product):
+    product = make_product(keys=0)
+    post(merchant_client, f"/merchant/products/{product.slug}/keys", {"keys": "AAA-1\nAAA-2\n", "separator": "newline"})
+    response = post(merchant_client, f"/merchant/products/{product.slug}/keys",
+                    {"keys": "AAA-2\nBBB-1\nBBB-1\n" + "x" * 3000 + "\n", "separator": "newline"})
+    assert response.status_code == 200
+    numbers = re.findall(r"<dd[^>]*>(\d+)</dd>", response.text)
+    assert numbers[-4:] == ["1", "1", "1", "1"]  # added, repeated, already in stock, invalid
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).where(CardKey.product_id == product.id)) == 3
+
+
+def test_file_import_with_chosen_separator(merchant_client, make_product):
+    product = make_product(keys=0)
+    data = "K1,K2,K3\nK4".encode("gb18030")
+    response = post(merchant_client, f"/merchant/products/{product.slug}/keys",
+                    {"keys_file": (io.BytesIO(data), "keys.csv"), "separator": "comma"}, content_type="multipart/form-data")
+    assert response.status_code == 200
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).where(CardKey.product_id == product.id)) == 4
+
+
+def test_big_import_runs_as_a_job_with_progress(merchant_client, make_product):
+    product = make_product(keys=0)
+    keys = "\n".join(f"BIG-{i:06d}" for i in range(6000))
+    response = post(merchant_client, f"/merchant/products/{product.slug}/keys", {"keys": keys, "separator": "newline"})
+    assert response.status_code == 303 and "/merchant/imports/" in response.headers["Location"]
+    job = db.session.execute(select(KeyImport)).scalar_one()
+    assert job.status == "done" and job.added == 6000 and job.processed == 6000
+    progress = merchant_client.get(response.headers["Location"], headers={"HX-Request": "true"})
+    assert progress.status_code == 286 and "6000" in progress.text
+
+
+def test_void_and_export_unsold_keys(merchant_client, merchant, make_product):
+    product = make_product(keys=0)
+    post(merchant_client, f"/merchant/products/{product.slug}/keys", {"keys": "V1\nV2\nV3", "separator": "newline"})
+    post(merchant_client, f"/merchant/products/{product.slug}/keys/void", {"keys": "V2\nNOT-THERE"}, page=f"/merchant/products/{product.slug}/keys")
+    wrong = post(merchant_client, f"/merchant/products/{product.slug}/keys/export", {"password": "wrong"}, page=f"/merchant/products/{product.slug}/keys")
+    assert wrong.status_code == 403 and "V1" not in wrong.text
+    export = post(merchant_client, f"/merchant/products/{product.slug}/keys/export", {"password": "merchant-pass-1"}, page=f"/merchant/products/{product.slug}/keys")
+    assert export.status_code == 200 and export.text.split() == ["V1", "V3"]
+
+
+# -- orders -----------------------------------------------------------------------------
+
+def test_orders_filter_paginate_and_export(merchant_client, make_product, place, pay):
+    product = make_product(keys=60, max_per_order=1)
+    orders = [place(product, email=f"b{i}@example.com") for i in range(55)]
+    pay(orders[0])
+    page_one = merchant_client.get("/merchant/orders")
+    assert "55" in page_one.text and page_one.text.count("/merchant/orders/2026") + page_one.text.count("/merchant/orders/20") >= 50
+    assert "page=2" in page_one.text
+    delivered = merchant_client.get("/merchant/orders?status=delivered")
+    assert orders[0].number in delivered.text and orders[1].number not in delivered.text
+    by_email = merchant_client.get("/merchant/orders?email=b7@example.com")
+    assert orders[7].number in by_email.text and orders[8].number not in by_email.text
+    csv_text = merchant_client.get("/merchant/orders.csv?status=delivered").text
+    assert csv_text.splitlines()[0].startswith("number,created_at,status")
+    assert len(csv_text.strip().splitlines()) == 2 and orders[0].number in csv_text
+
+
+def test_csv_export_defuses_spreadsheet_formulas(merchant_client, make_product, place):
+    product = make_product(keys=2, title="=HYPERLINK(\"http://evil\")")
+    place(product)
+    assert "'=HYPERLINK" in merchant_client.get("/merchant/orders.csv").text
+
+
+def test_order_detail_shows_timeline(merchant_client, make_product, place, pay):
+    order = place(make_product(keys=2))
+    pay(order)
+    page = merchant_client.get(f"/merchant/orders/{order.number}")
+    assert page.status_code == 200
+    assert "Order placed" in merchant_client.get(f"/merchant/orders/{order.number}?lang=en").text
+
+
+# -- tenant isolation -------------------------------------------------------------------
+
+@pytest.fixture
+def other_merchant_objects(make_product, place):
+    """Objects of the `merchant` fixture's shop, looked at by a second merchant."""
+    product = make_product(keys=7000)
+    order = place(product)
+    from faka.services.keys import start_import
+
+    job = start_import(product.merchant_id, product.id, "X1\nX2")
+    return {"slug": product.slug, "number": order.number, "import": job.public_id}
+
+
+@pytest.mark.parametrize("method,url", [
+    ("GET", "/merchant/products/{slug}/edit"),
+    ("POST", "/merchant/products/{slug}/edit"),
+    ("GET", "/merchant/products/{slug}/keys"),
+    ("POST", "/merchant/products/{slug}/keys"),
+    ("POST", "/merchant/products/{slug}/keys/void"),
+    ("POST", "/merchant/products/{slug}/keys/export"),
+    ("POST", "/merchant/products/{slug}/visibility"),
+    ("POST", "/merchant/products/{slug}/delete"),
+    ("GET", "/merchant/orders/{number}"),
+    ("POST", "/merchant/orders/{number}/resend"),
+    ("GET", "/merchant/imports/{import}"),
+])
+def test_another_merchants_objects_are_404(client, other_merchant_objects, method, url):
+    intruder = accounts.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
+    login(client, intruder.user)
+    target = url.format(**other_merchant_objects)
+    token = csrf_from(client.get("/merchant/products/new").text)
+    response = client.open(target, method=method, data={"csrf_token": token, "keys": "V1", "password": "merchant-pass-1",
+                                                        "visible": "0", "title": "hijack", "price": "1"})
+    assert response.status_code == 404
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).where(Product.deleted_at.is_not(None))) == 0
+    assert db.session.scalar(select(func.count()).where(CardKey.status == CardKey.VOID)) == 0
+
+
+def test_order_list_and_export_show_only_own_orders(client, other_merchant_objects):
+    intruder = accounts.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
+    login(client, intruder.user)
+    assert other_merchant_objects["number"] not in client.get("/merchant/orders").text
+    assert other_merchant_objects["number"] not in client.get("/merchant/orders.csv").text
+    searched = client.get(f"/merchant/orders?number={other_merchant_objects['number']}").text
+    assert f"/merchant/orders/{other_merchant_objects['number']}" not in searched
