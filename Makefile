@@ -46,6 +46,7 @@ test-postgresql: $(VENV)/.dev translations
 
 bench: $(VENV)/.dev translations
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/import_keys.py
 
 vendor:
 	$(PYTHON) scripts/vendor.py
