@@ -42,7 +42,19 @@ def deliver_order(order_id: int) -> bool:
     log.info("order %s delivered", order.number)
     if email_id is not None:
         jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}")
+    _notify_merchant_delivered(order_id)
     return True
+
+
+def _notify_merchant_delivered(order_id: int) -> None:
+    # The order is delivered whatever happens here; a failure must not fail the job.
+    from faka.services import notifications
+
+    try:
+        notifications.order_delivered(order_id)
+    except Exception:
+        db.session.rollback()
+        log.exception("order %s: merchant notifications for the delivery failed", order_id)
 
 
 def _hand_over(order: Order, now) -> bool:

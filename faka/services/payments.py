@@ -75,7 +75,19 @@ def handle_notify(
         raise
     if enqueue_delivery:
         jobs.enqueue(jobs.deliver_order, result.order.id, job_id=f"deliver-{result.order.id}")
+        _notify_merchant_paid(result.order.id)
     return result
+
+
+def _notify_merchant_paid(order_id: int) -> None:
+    # Must never fail the gateway's answer: the payment is already recorded.
+    from faka.services import notifications
+
+    try:
+        notifications.order_paid(order_id)
+    except Exception:
+        db.session.rollback()
+        log.exception("order %s: merchant notifications for the payment failed", order_id)
 
 
 def _record(gateway: Gateway, gateway_name: str, notice: Notice) -> tuple[NotifyResult, bool]:

@@ -1,7 +1,8 @@
 """The safety net: the database says what is owed, this makes sure it happens.
 
 Run periodically (RQ cron or the in-process timer) and by `flask reconcile`. It expires
-stale reservations, and re-enqueues paid-but-undelivered orders and unsent emails, so a
+stale reservations, and re-enqueues paid-but-undelivered orders, unsent emails and
+webhook deliveries due for another attempt (see webhooks.RETRY_AFTER), so a
 stopped worker, Redis or SMTP only delays work.
 """
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Order, OutboxEmail, Product
 from faka.models.catalog import DELIVERY_MANUAL
-from faka.services import clock, stock
+from faka.services import clock, stock, webhooks
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class ReconcileReport:
     expired: int
     deliveries: int
     emails: int
+    webhooks: int = 0
 
 
 def reconcile() -> ReconcileReport:
@@ -37,10 +39,14 @@ def reconcile() -> ReconcileReport:
     emails = []
     if current_app.config.get("MAIL_SERVER"):
         emails = db.session.execute(select(OutboxEmail.id).where(OutboxEmail.status == OutboxEmail.QUEUED)).scalars().all()
+    pending_webhooks = webhooks.due_delivery_ids(clock.now())
     db.session.rollback()
 
     for order_id in undelivered:
         jobs.enqueue(jobs.deliver_order, order_id, job_id=f"deliver-{order_id}")
     for email_id in emails:
         jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}")
-    return ReconcileReport(expired=expired, deliveries=len(undelivered), emails=len(emails))
+    webhooks.enqueue_deliveries(pending_webhooks)
+    return ReconcileReport(
+        expired=expired, deliveries=len(undelivered), emails=len(emails), webhooks=len(pending_webhooks)
+    )
