@@ -1,19 +1,23 @@
-"""Placing an order from the product page."""
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+"""Placing an order from the product page, and the page's live price preview."""
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
 from faka.blueprints.forms import CheckoutForm
 from faka.extensions import limiter
 from faka.i18n import current_language
 from faka.services import catalog, checkout
-from faka.services.errors import DomainError, NotFound, OutOfStock
+from faka.services.coupons import CouponInvalid
+from faka.services.errors import DomainError, NotForSale, NotFound, OutOfStock
 
 bp = Blueprint("checkout", __name__)
 
 
 def _checkout_limit():
-    from flask import current_app
-
     return current_app.config["RATELIMIT_CHECKOUT"]
+
+
+def _quote_limit():
+    # Generous for a buyer typing, tight enough to make guessing coupon codes slow.
+    return current_app.config.get("RATELIMIT_QUOTE", "60 per minute")
 
 
 @bp.post("/p/<slug>/buy")
@@ -34,6 +38,7 @@ def buy(slug: str):
                 form.query_password.data,
                 client_ip=request.remote_addr,
                 locale=current_language(),
+                coupon_code=form.coupon.data,
             )
         except DomainError as exc:
             error = exc
@@ -41,7 +46,44 @@ def buy(slug: str):
             return redirect(url_for("pay.start", token=order.token), 303)
         listing = catalog.product_listing(slug)  # fresh stock for the message
     status = 409 if isinstance(error, OutOfStock) else 400
+    price, quote_error = None, None
+    if isinstance(error, CouponInvalid):
+        # Shown in the price preview below the coupon field, where HTMX shows it too.
+        quote_error, error = error.message, None
+    elif not form.quantity.errors:
+        try:
+            price = checkout.price_preview(slug, form.quantity.data, None if form.coupon.errors else form.coupon.data)
+        except CouponInvalid as exc:
+            quote_error = exc.message
+        except DomainError:
+            pass
     return (
-        render_template("catalog/product.html", listing=listing, product=listing.product, form=form, error=error),
+        render_template(
+            "catalog/product.html", listing=listing, product=listing.product, form=form, error=error,
+            quote=price, quote_error=quote_error,
+        ),
         status,
     )
+
+
+@bp.get("/p/<slug>/quote")
+@limiter.limit(_quote_limit)
+def preview(slug: str):
+    """The price preview for a quantity and coupon: subtotal, discount and total, or why
+    the coupon does not apply. The product page asks for it with HTMX as the buyer types."""
+    form = CheckoutForm(request.args, meta={"csrf": False})
+    price, quote_error, status = None, None, 200
+    if not form.validate():
+        quote_error = next(iter(form.quantity.errors or form.coupon.errors), None)
+    if quote_error is None:
+        try:
+            price = checkout.price_preview(slug, form.quantity.data, form.coupon.data)
+        except NotForSale as exc:
+            quote_error, status = exc.message, 404
+        except DomainError as exc:
+            quote_error = exc.message
+    response = current_app.make_response(
+        (render_template("catalog/_price_preview.html", quote=price, quote_error=quote_error), status)
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

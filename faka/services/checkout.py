@@ -1,4 +1,5 @@
-"""Placing an order: price it, reserve its keys, all in one transaction."""
+"""Placing an order: price it (with its coupon), reserve its keys and take the coupon's
+use, all in one transaction."""
 import secrets
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ from faka.extensions import db
 from faka.models import Order, Product
 from faka.models.catalog import DELIVERY_AUTO
 from faka.payments import get_gateway
-from faka.services import catalog, clock, stock
+from faka.services import catalog, clock, coupons, stock
 from faka.services.errors import InvalidQuantity, NotForSale, OutOfStock
 from faka.services.passwords import hash_query_password
 
@@ -29,13 +30,18 @@ def place_order(
     gateway: str = "sandbox",
     client_ip: str | None = None,
     locale: str = "zh_CN",
+    coupon_code: str | None = None,
 ) -> Order:
-    """Create a pending order and reserve its keys; raise and change nothing on failure."""
+    """Create a pending order and reserve its keys; raise and change nothing on failure.
+
+    A coupon is validated again here, whatever the preview said, and one of its uses is
+    taken in the same transaction: an order that fails gives the use back by rolling back.
+    """
     get_gateway(gateway)  # refuses an unknown or disabled gateway before any write
     password_hash = hash_query_password(query_password) if query_password else None
     begin_write()
     try:
-        order = _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale)
+        order = _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale, coupon_code)
     except Exception:
         db.session.rollback()
         raise
@@ -43,16 +49,32 @@ def place_order(
     return order
 
 
-def _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale) -> Order:
+def price_preview(product_slug: str, quantity: int, coupon_code: str | None) -> coupons.Quote:
+    """What place_order would charge now, for the product page's preview. Reads only."""
+    product = _product_on_sale(product_slug)
+    _check_quantity(product, quantity)
+    return coupons.quote(product, quantity, coupon_code, clock.now())
+
+
+def _product_on_sale(product_slug: str) -> Product:
     try:
-        product: Product = catalog.product_listing(product_slug).product
+        return catalog.product_listing(product_slug).product
     except Exception as exc:
         raise NotForSale() from exc
+
+
+def _check_quantity(product: Product, quantity: int) -> None:
     max_allowed = min(product.max_per_order, current_app.config["MAX_KEYS_PER_ORDER"])
     if not product.min_per_order <= quantity <= max_allowed:
         raise InvalidQuantity()
 
+
+def _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale, coupon_code) -> Order:
+    product = _product_on_sale(product_slug)
+    _check_quantity(product, quantity)
+
     now = clock.now()
+    price = coupons.quote(product, quantity, coupon_code, now)
     unit_price = product.unit_price_for(quantity)
     expires_at = now + timedelta(minutes=current_app.config["ORDER_TTL_MINUTES"])
     order = Order(
@@ -62,7 +84,9 @@ def _place(product_slug, quantity, email, password_hash, gateway, client_ip, loc
         merchant_id=product.merchant_id,
         quantity=quantity,
         unit_price=unit_price,
-        total=unit_price * quantity,
+        discount=price.discount,
+        total=price.total,
+        coupon_id=price.coupon.id if price.coupon else None,
         currency=current_app.config["CURRENCY"],
         email=(email or "").strip().lower() or None,
         query_password_hash=password_hash,
@@ -78,6 +102,9 @@ def _place(product_slug, quantity, email, password_hash, gateway, client_ip, loc
         stock.expire_stale_orders(now, product_id=product.id)
         if not stock.reserve_keys(order, quantity, until=expires_at):
             raise OutOfStock()
+    if price.coupon is not None:
+        # Last, so the coupon's row lock is held only for the commit.
+        coupons.consume_use(price.coupon, now)
     return order
 
 
