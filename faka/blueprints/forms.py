@@ -19,6 +19,10 @@ class CheckoutForm(FlaskForm):
         validators=[Optional(), Length(4, 64, _l("The query password must be 4 to 64 characters."))],
         description=_l("Choose any 4+ characters. With the order number or email it lets you look up this order later."),
     )
+    coupon = StringField(
+        _l("Coupon code (optional)"),
+        validators=[Optional(), Length(max=32, message=_l("This coupon code is not valid."))],
+    )
 
 
 class LookupForm(FlaskForm):
@@ -34,3 +38,62 @@ class LookupForm(FlaskForm):
 class LoginForm(FlaskForm):
     email = EmailField(_l("Email"), validators=[DataRequired(_l("Enter your email.")), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(_l("Enter your password.")), Length(max=128)])
+
+
+# -- back-office accounts (sign-up, password reset, two-factor) -------------------------
+from wtforms.validators import EqualTo, ValidationError  # noqa: E402
+
+from faka.services.accounts import MIN_PASSWORD_LENGTH  # noqa: E402
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _new_password_field(label):
+    return PasswordField(
+        label,
+        validators=[DataRequired(_l("Enter a password.")),
+                    Length(MIN_PASSWORD_LENGTH, 128, _l("Use 10 to 128 characters."))],
+        description=_l("At least 10 characters, and not your email address."),
+    )
+
+
+class SignupForm(FlaskForm):
+    email = EmailField(
+        _l("Email"), filters=[_strip],
+        validators=[DataRequired(_l("Enter your email.")), Length(max=254),
+                    Email(_l("Enter a valid email address."), check_deliverability=False)],
+        description=_l("We send a link to confirm it."),
+    )
+    password = _new_password_field(_l("Password"))
+    shop_name = StringField(
+        _l("Shop name"), filters=[_strip],
+        validators=[DataRequired(_l("Enter a name for your shop.")), Length(max=80, message=_l("Use at most 80 characters."))],
+        description=_l("Buyers see it on your products. You can apply for approval after signing up."),
+    )
+
+    def validate_password(self, field):
+        if self.email.data and field.data.strip().lower() == self.email.data.lower():
+            raise ValidationError(_l("The password must not be your email address."))
+
+
+class PasswordResetRequestForm(FlaskForm):
+    # Not checked for form: an address that has no account gets the same answer anyway.
+    email = EmailField(_l("Email"), filters=[_strip], validators=[DataRequired(_l("Enter your email.")), Length(max=254)])
+
+
+class PasswordResetForm(FlaskForm):
+    password = _new_password_field(_l("New password"))
+    confirm = PasswordField(
+        _l("New password again"),
+        validators=[DataRequired(_l("Enter the new password again.")),
+                    EqualTo("password", _l("The two passwords are not the same."))],
+    )
+
+
+class TwoFactorCodeForm(FlaskForm):
+    code = StringField(
+        _l("Code"), filters=[_strip],
+        validators=[DataRequired(_l("Enter the code.")), Length(max=32, message=_l("That code is too long."))],
+    )

@@ -10,6 +10,8 @@ DEFAULTS = {
     "icp_number": "",
     "terms": "",
     "refund_policy": "",
+    "open_registration": "1",  # "0" closes the merchant sign-up page
+    "prohibited_words": "",  # one per line: products whose text hits one wait for moderation
 }
 
 
