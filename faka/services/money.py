@@ -1,0 +1,475 @@
+"""A merchant's money: balances summed from the append-only ledger, payout accounts,
+withdrawals decided by an operator, and refunds.
+
+Every movement is a LedgerEntry; nothing here updates or deletes one. A balance is a
+sum over the merchant's entries, split by where each entry stands at a moment `now`:
+
+- pending: credited but still inside the settlement hold (available_at > now);
+- available: settled (available_at <= now), net of withdrawals in flight and paid;
+- frozen: entries of orders with an open complaint, whatever their hold;
+- withdrawn: money paid out (the WITHDRAWAL entries of paid withdrawals).
+
+A withdrawal takes its amount out of `available` from the moment it is requested (a
+WITHDRAWAL entry), so two requests can never spend the same money; a rejection puts it
+back with a WITHDRAWAL_RETURN entry. A refund takes the sale back with REFUND and
+FEE_RETURN entries that settle when the sale would have, so refunding an order still
+in its hold never touches money that is already available.
+"""
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, case, false, func, not_, select
+
+from faka import jobs
+from faka.database import begin_write
+from faka.extensions import db
+from faka.models import AuditEvent, LedgerEntry, Merchant, Order, PayoutAccount, User, Withdrawal
+from faka.services import clock
+from faka.services.crypto import vault
+from faka.services.errors import DomainError, NotFound
+from faka.services.mail import queue_email
+
+LEDGER_KINDS = (
+    LedgerEntry.SALE,
+    LedgerEntry.FEE,
+    LedgerEntry.REFUND,
+    LedgerEntry.FEE_RETURN,
+    LedgerEntry.WITHDRAWAL,
+    LedgerEntry.WITHDRAWAL_RETURN,
+)
+MIN_WITHDRAWAL = 100  # fen
+MAX_PER_PAGE = 200
+EMAIL_WITHDRAWAL_STATUS = "withdrawal_status"
+
+# Which decision may follow which: requested -> approved -> paid; rejected from either.
+_NEXT_STATUSES = {
+    Withdrawal.REQUESTED: {Withdrawal.APPROVED, Withdrawal.REJECTED},
+    Withdrawal.APPROVED: {Withdrawal.PAID, Withdrawal.REJECTED},
+    Withdrawal.PAID: set(),
+    Withdrawal.REJECTED: set(),
+}
+WITHDRAWAL_STATUS_LABELS = {
+    Withdrawal.REQUESTED: _l("Requested"),
+    Withdrawal.APPROVED: _l("Approved, payment on its way"),
+    Withdrawal.PAID: _l("Paid out"),
+    Withdrawal.REJECTED: _l("Rejected"),
+}
+
+
+# -- errors -----------------------------------------------------------------------------
+
+class InvalidPayoutAccount(DomainError):
+    message = _l("That payout account is not valid.")
+
+
+class TwoFactorRequired(DomainError):
+    message = _l("Turn on two-factor authentication before requesting a withdrawal.")
+
+
+class InvalidWithdrawalAmount(DomainError):
+    message = _l("Enter a whole amount of at least the minimum withdrawal.")
+
+
+class InsufficientBalance(DomainError):
+    message = _l("The amount is more than the available balance.")
+
+
+class PayoutsStopped(DomainError):
+    message = _l("Payouts are stopped for this merchant.")
+
+
+class IllegalWithdrawalTransition(DomainError):
+    message = _l("This withdrawal has already been decided and cannot change that way.")
+
+
+class RejectionReasonRequired(DomainError):
+    message = _l("Give a reason for the rejection.")
+
+
+class OrderNotRefundable(DomainError):
+    message = _l("This order cannot be refunded in its current state.")
+
+
+class RefundNotCovered(DomainError):
+    message = _l("The merchant's available balance cannot cover this refund.")
+
+
+# -- balances ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Balance:
+    pending: int
+    available: int
+    frozen: int
+    withdrawn: int  # paid out, for information; already deducted from `available`
+    withdrawing: int  # requested or approved, not yet paid; already deducted from `available`
+    total: int  # pending + available + frozen: everything the platform still owes
+
+
+def frozen_order_ids(merchant_id: int) -> set[int]:
+    """The merchant's orders whose settlement is frozen.
+
+    This is where open complaints plug in: an order with an open complaint belongs here,
+    and all its ledger entries then count as frozen instead of pending or available,
+    until the complaint is resolved. There are no complaints yet, so nothing is frozen.
+    """
+    return set()
+
+
+def balance(merchant_id: int, now: datetime | None = None) -> Balance:
+    """The merchant's balance at `now` (default: the current time), in one query."""
+    now = now or clock.now()
+    frozen_ids = frozen_order_ids(merchant_id)
+    is_frozen = LedgerEntry.order_id.in_(sorted(frozen_ids)) if frozen_ids else false()
+
+    def total_where(condition, amount=LedgerEntry.amount):
+        return func.coalesce(func.sum(case((condition, amount), else_=0)), 0)
+
+    def withdrawal_of_status(*statuses):
+        return and_(LedgerEntry.kind == LedgerEntry.WITHDRAWAL, Withdrawal.status.in_(statuses))
+
+    row = db.session.execute(
+        select(
+            total_where(and_(not_(is_frozen), LedgerEntry.available_at > now)),
+            total_where(and_(not_(is_frozen), LedgerEntry.available_at <= now)),
+            total_where(is_frozen),
+            total_where(withdrawal_of_status(Withdrawal.PAID), -LedgerEntry.amount),
+            total_where(withdrawal_of_status(Withdrawal.REQUESTED, Withdrawal.APPROVED), -LedgerEntry.amount),
+        )
+        .select_from(LedgerEntry)
+        .outerjoin(Withdrawal, LedgerEntry.withdrawal_id == Withdrawal.id)
+        .where(LedgerEntry.merchant_id == merchant_id)
+    ).one()
+    pending, available, frozen, withdrawn, withdrawing = (int(v) for v in row)
+    return Balance(pending=pending, available=available, frozen=frozen, withdrawn=withdrawn,
+                   withdrawing=withdrawing, total=pending + available + frozen)
+
+
+def ledger(
+    merchant_id: int,
+    kind: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    page: int = 1,
+    per_page: int = 50,
+) -> tuple[list[LedgerEntry], int]:
+    """One page of the merchant's ledger, newest first, and how many entries match.
+
+    `kind` is one of LEDGER_KINDS; `since` (inclusive) and `until` (exclusive) bound the
+    time the entry was written. An unknown kind matches nothing."""
+    conditions = [LedgerEntry.merchant_id == merchant_id]
+    if kind is not None:
+        conditions.append(LedgerEntry.kind == kind)
+    if since is not None:
+        conditions.append(LedgerEntry.created_at >= since)
+    if until is not None:
+        conditions.append(LedgerEntry.created_at < until)
+    page = max(1, int(page))
+    per_page = min(max(1, int(per_page)), MAX_PER_PAGE)
+    count = db.session.scalar(select(func.count()).select_from(LedgerEntry).where(*conditions))
+    entries = db.session.execute(
+        select(LedgerEntry)
+        .where(*conditions)
+        .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).scalars().all()
+    return list(entries), count
+
+
+# -- payout accounts --------------------------------------------------------------------
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+_CN_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_BANK_CARD = re.compile(r"^\d{12,30}$")
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_TRON_ADDRESS = re.compile(rf"^T[{_BASE58}]{{33}}$")
+MAX_HOLDER_LENGTH = 80
+
+
+def add_payout_account(merchant_id: int, kind: str, holder: str, account: str) -> PayoutAccount:
+    """Save where the merchant wants to be paid. The account number is checked for its
+    kind (Alipay: email or mainland mobile; bank: 12–30 digits; USDT: a TRC20 address
+    with a valid checksum) and stored encrypted; only its last characters stay readable."""
+    holder = (holder or "").strip()
+    if not holder or len(holder) > MAX_HOLDER_LENGTH:
+        raise InvalidPayoutAccount(_l("Enter the account holder's name (at most 80 characters)."))
+    account = _normalised_account(kind, account or "")
+    begin_write()
+    merchant = db.session.get(Merchant, merchant_id)
+    if merchant is None:
+        db.session.rollback()
+        raise NotFound()
+    payout = PayoutAccount(merchant_id=merchant_id, kind=kind, holder=holder,
+                           account_ciphertext=vault().encrypt(account), account_hint=account[-4:])
+    db.session.add(payout)
+    db.session.flush()
+    _audit(merchant.user_id, "payout_account.added", f"merchant:{merchant_id}", f"payout_account:{payout.id} {kind}")
+    db.session.commit()
+    return payout
+
+
+def _normalised_account(kind: str, account: str) -> str:
+    account = account.strip()
+    if kind == PayoutAccount.ALIPAY:
+        if _CN_MOBILE.match(account):
+            return account
+        if _EMAIL.match(account) and len(account) <= 254:
+            return account.lower()
+        raise InvalidPayoutAccount(_l("An Alipay account is an email address or an 11-digit mobile number."))
+    if kind == PayoutAccount.BANK:
+        digits = re.sub(r"[\s-]", "", account)
+        if _BANK_CARD.match(digits):
+            return digits
+        raise InvalidPayoutAccount(_l("A bank card number has 12 to 30 digits."))
+    if kind == PayoutAccount.USDT:
+        if _TRON_ADDRESS.match(account) and _tron_checksum_ok(account):
+            return account
+        raise InvalidPayoutAccount(_l("A USDT-TRC20 address starts with T and has 34 characters; check it for typos."))
+    raise InvalidPayoutAccount(_l("Choose Alipay, bank card or USDT-TRC20."))
+
+
+def _tron_checksum_ok(address: str) -> bool:
+    """Base58Check: 0x41 + 20-byte hash + the first 4 bytes of a double SHA-256. Catches
+    a mistyped character before money is sent to it."""
+    number = 0
+    for char in address:
+        number = number * 58 + _BASE58.index(char)
+    raw = number.to_bytes(25, "big") if number < 1 << 200 else b""
+    if len(raw) != 25 or raw[0] != 0x41:
+        return False
+    return hashlib.sha256(hashlib.sha256(raw[:21]).digest()).digest()[:4] == raw[21:]
+
+
+def remove_payout_account(merchant_id: int, payout_account_id: int) -> None:
+    """Stop offering an account for withdrawals. It is kept (soft-deleted) because past
+    withdrawals refer to it."""
+    begin_write()
+    payout = _live_payout_account(merchant_id, payout_account_id)
+    payout.deleted_at = clock.now()
+    _audit(_merchant_user_id(merchant_id), "payout_account.removed", f"merchant:{merchant_id}",
+           f"payout_account:{payout.id}")
+    db.session.commit()
+
+
+def payout_accounts(merchant_id: int) -> list[PayoutAccount]:
+    """The merchant's saved payout accounts, oldest first."""
+    return list(
+        db.session.execute(
+            select(PayoutAccount)
+            .where(PayoutAccount.merchant_id == merchant_id, PayoutAccount.deleted_at.is_(None))
+            .order_by(PayoutAccount.id)
+        ).scalars()
+    )
+
+
+def payout_account_number(payout: PayoutAccount) -> str:
+    """The full account number, for the operator who pays the withdrawal."""
+    return vault().decrypt(payout.account_ciphertext)
+
+
+def _live_payout_account(merchant_id: int, payout_account_id: int) -> PayoutAccount:
+    payout = db.session.get(PayoutAccount, payout_account_id)
+    if payout is None or payout.merchant_id != merchant_id or payout.deleted_at is not None:
+        db.session.rollback()
+        raise NotFound()
+    return payout
+
+
+def _merchant_user_id(merchant_id: int) -> int | None:
+    return db.session.scalar(select(Merchant.user_id).where(Merchant.id == merchant_id))
+
+
+# -- withdrawals ------------------------------------------------------------------------
+
+def request_withdrawal(
+    merchant_id: int, user_id: int, payout_account_id: int, amount: int, now: datetime | None = None
+) -> Withdrawal:
+    """Ask for `amount` of the available balance to be paid to a saved account.
+
+    The balance check and the WITHDRAWAL entry that takes the money out of `available`
+    happen in one write transaction with the merchant row locked, so two requests at
+    once cannot both spend the same balance. `now` is for tests; it defaults to the
+    current time.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < MIN_WITHDRAWAL:
+        raise InvalidWithdrawalAmount()
+    now = now or clock.now()
+    begin_write()
+    try:
+        merchant = db.session.execute(
+            select(Merchant).where(Merchant.id == merchant_id).with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if merchant is None or merchant.user_id != user_id:
+            raise NotFound()
+        if merchant.status != Merchant.APPROVED:
+            raise PayoutsStopped()
+        if not db.session.get(User, user_id).totp_enabled:
+            raise TwoFactorRequired()
+        _live_payout_account(merchant_id, payout_account_id)
+        if amount > balance(merchant_id, now).available:
+            raise InsufficientBalance()
+        withdrawal = Withdrawal(merchant_id=merchant_id, payout_account_id=payout_account_id, amount=amount,
+                                status=Withdrawal.REQUESTED, created_at=now)
+        db.session.add(withdrawal)
+        db.session.flush()
+        db.session.add(LedgerEntry(merchant_id=merchant_id, withdrawal_id=withdrawal.id, kind=LedgerEntry.WITHDRAWAL,
+                                   amount=-amount, available_at=now, created_at=now))
+        _audit(user_id, "withdrawal.requested", f"withdrawal:{withdrawal.id}",
+               f"merchant:{merchant_id} amount={amount}")
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return withdrawal
+
+
+def approve_withdrawal(withdrawal_id: int, operator_id: int, now: datetime | None = None) -> Withdrawal:
+    """The operator accepts the request; paying it is the next step."""
+    return _decide(withdrawal_id, operator_id, Withdrawal.APPROVED, None, now)
+
+
+def mark_withdrawal_paid(withdrawal_id: int, operator_id: int, now: datetime | None = None) -> Withdrawal:
+    """The operator has sent the money to the payout account."""
+    return _decide(withdrawal_id, operator_id, Withdrawal.PAID, None, now)
+
+
+def reject_withdrawal(withdrawal_id: int, operator_id: int, reason: str, now: datetime | None = None) -> Withdrawal:
+    """The operator refuses the request, saying why; its amount becomes available again."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise RejectionReasonRequired()
+    return _decide(withdrawal_id, operator_id, Withdrawal.REJECTED, reason, now)
+
+
+def _decide(withdrawal_id: int, operator_id: int, to: str, reason: str | None, now: datetime | None) -> Withdrawal:
+    now = now or clock.now()
+    begin_write()
+    try:
+        operator = db.session.get(User, operator_id)
+        if operator is None or not operator.is_operator:
+            raise NotFound()
+        withdrawal = db.session.execute(
+            select(Withdrawal).where(Withdrawal.id == withdrawal_id).with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if withdrawal is None:
+            raise NotFound()
+        if to not in _NEXT_STATUSES[withdrawal.status]:
+            raise IllegalWithdrawalTransition()
+        merchant = db.session.get(Merchant, withdrawal.merchant_id)
+        if to != Withdrawal.REJECTED and merchant.status == Merchant.FROZEN:
+            raise PayoutsStopped()
+        withdrawal.status = to
+        withdrawal.decided_at = now
+        if reason is not None:
+            withdrawal.reason = reason
+        if to == Withdrawal.REJECTED:
+            db.session.add(LedgerEntry(merchant_id=withdrawal.merchant_id, withdrawal_id=withdrawal.id,
+                                       kind=LedgerEntry.WITHDRAWAL_RETURN, amount=withdrawal.amount,
+                                       available_at=now, created_at=now))
+        detail = f"merchant:{withdrawal.merchant_id} amount={withdrawal.amount}"
+        _audit(operator_id, f"withdrawal.{to}", f"withdrawal:{withdrawal.id}",
+               detail + (f" reason={reason}" if reason else ""))
+        email = _queue_status_email(withdrawal, merchant)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    jobs.enqueue(jobs.send_email, email.id, job_id=f"email-{email.id}")
+    return withdrawal
+
+
+def _queue_status_email(withdrawal: Withdrawal, merchant: Merchant):
+    locale = current_app.config["BABEL_DEFAULT_LOCALE"]
+    payout = db.session.get(PayoutAccount, withdrawal.payout_account_id)
+    with force_locale(locale):
+        label = str(WITHDRAWAL_STATUS_LABELS[withdrawal.status])
+        subject = _("Withdrawal #%(id)s: %(status)s", id=withdrawal.id, status=label)
+    context = {
+        "withdrawal_id": withdrawal.id,
+        "amount": withdrawal.amount,
+        "currency": current_app.config["CURRENCY"],
+        "status": withdrawal.status,
+        "reason": withdrawal.reason,
+        "account_kind": payout.kind,
+        "account_hint": payout.account_hint,
+        "merchant_name": merchant.name,
+    }
+    return queue_email(EMAIL_WITHDRAWAL_STATUS, merchant.user.email, subject, context, locale,
+                       user_id=merchant.user_id, merchant_id=merchant.id)
+
+
+# -- refunds ----------------------------------------------------------------------------
+
+def refund_order(
+    order_id: int,
+    merchant_id: int,
+    actor_id: int | None,
+    allowed_statuses: tuple[str, ...] = (Order.PAID_UNFULFILLED,),
+    now: datetime | None = None,
+) -> bool:
+    """Mark the merchant's order refunded (the money goes back to the buyer outside the
+    platform or through the gateway). Returns True when this call refunded it; an order
+    already refunded is left alone.
+
+    A sale the merchant was credited for is taken back (REFUND and FEE_RETURN). Those
+    entries settle when the sale does, so a refund inside the hold only cancels pending
+    money; a refund of settled money is refused when the available balance cannot
+    cover it (RefundNotCovered), and an order whose settlement is frozen is refunded
+    out of the frozen money.
+    """
+    now = now or clock.now()
+    begin_write()
+    try:
+        order = db.session.execute(
+            select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if order is None or order.merchant_id != merchant_id:
+            raise NotFound()
+        if order.status == Order.REFUNDED:
+            db.session.commit()
+            return False
+        if order.status not in allowed_statuses:
+            raise OrderNotRefundable()
+        was = order.status
+        # Locked like a withdrawal request, so the two cannot both spend the same balance.
+        db.session.execute(select(Merchant.id).where(Merchant.id == merchant_id).with_for_update())
+        entries = {
+            e.kind: e for e in db.session.execute(
+                select(LedgerEntry).where(
+                    LedgerEntry.order_id == order.id, LedgerEntry.kind.in_((LedgerEntry.SALE, LedgerEntry.FEE))
+                )
+            ).scalars()
+        }
+        sale, fee = entries.get(LedgerEntry.SALE), entries.get(LedgerEntry.FEE)
+        if sale is not None:
+            settles_at = max(now, sale.available_at)
+            debit = sale.amount + (fee.amount if fee is not None else 0)
+            takes_available = settles_at <= now and order.id not in frozen_order_ids(merchant_id)
+            if takes_available and debit > balance(merchant_id, now).available:
+                raise RefundNotCovered()
+        order.mark_refunded(now)
+        if sale is not None:
+            db.session.add(LedgerEntry(merchant_id=merchant_id, order_id=order.id, kind=LedgerEntry.REFUND,
+                                       amount=-sale.amount, available_at=settles_at, created_at=now))
+            if fee is not None and fee.amount:
+                db.session.add(LedgerEntry(merchant_id=merchant_id, order_id=order.id, kind=LedgerEntry.FEE_RETURN,
+                                           amount=-fee.amount, available_at=settles_at, created_at=now))
+        _audit(actor_id, "order.refunded", f"order:{order.id}", f"merchant:{merchant_id} was={was}")
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return True
+
+
+def _audit(actor_id: int | None, action: str, target: str, detail: str = "") -> None:
+    db.session.add(AuditEvent(actor_id=actor_id, action=action, target=target, detail=detail))

@@ -1,0 +1,734 @@
+"""A merchant's money: balances from the ledger, payout accounts, withdrawals an operator
+decides, refunds, and a property test that the books always reconcile with the orders."""
+import secrets
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from functools import cache
+
+import pyotp
+import pytest
+from flask import current_app
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle, RuleBasedStateMachine, initialize, invariant, multiple, rule, run_state_machine_as_test,
+)
+from sqlalchemy import func, select
+
+from faka.extensions import db
+from faka.models import (
+    AuditEvent, Category, LedgerEntry, Merchant, Order, OutboxEmail, PayoutAccount, Product, User, Withdrawal,
+)
+from faka.models.catalog import DELIVERY_AUTO
+from faka.models.types import utcnow
+from faka.models.users import ROLE_MERCHANT, ROLE_OPERATOR
+from faka.payments import ensure_sandbox
+from faka.services import checkout, clock, money, payments
+from faka.services.crypto import vault
+from faka.services.delivery import SETTLEMENT_HOLD
+from faka.services.errors import NotFound
+from faka.services.keys import import_keys
+from faka.services.passwords import hash_login_password
+
+from conftest import _empty_database, expire_and_reconcile, reload, signed_notify
+
+USDT_ADDRESS = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"  # a real TRC20 address (the USDT contract)
+THREAD_TIMEOUT = 60
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+@cache
+def password_hash() -> str:
+    # Hashed once: argon2 is slow on purpose, and these tests never log in.
+    return hash_login_password("merchant-pass-1")
+
+
+def new_user(role: str) -> User:
+    user = User(email=f"{role}{secrets.token_hex(4)}@shop.test", password_hash=password_hash(), role=role)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def new_merchant(fee_rate_bp: int = 300, totp: bool = True) -> Merchant:
+    user = new_user(ROLE_MERCHANT)
+    if totp:
+        user.totp_secret = vault().encrypt(pyotp.random_base32())
+    merchant = Merchant(user_id=user.id, name="Money Shop", status=Merchant.APPROVED, fee_rate_bp=fee_rate_bp)
+    db.session.add(merchant)
+    db.session.commit()
+    return merchant
+
+
+def new_operator() -> User:
+    user = new_user(ROLE_OPERATOR)
+    db.session.commit()
+    return user
+
+
+def new_product(merchant: Merchant, keys: int = 20, price: int = 1000) -> Product:
+    category = db.session.execute(select(Category)).scalars().first()
+    if category is None:
+        category = Category(name="游戏点卡", name_en="Game cards")
+        db.session.add(category)
+        db.session.commit()
+    product = Product(slug=secrets.token_hex(8), merchant_id=merchant.id, category_id=category.id, price=price,
+                      delivery_type=DELIVERY_AUTO, title="Money product", max_per_order=5)
+    db.session.add(product)
+    db.session.commit()
+    import_keys(product.id, "\n".join(f"MONEY-{product.id}-{i}-{secrets.token_hex(4)}" for i in range(keys)))
+    return product
+
+
+def sell(product: Product, quantity: int = 1) -> Order:
+    """Place and pay an order through the real services; sync jobs deliver it at once."""
+    with current_app.test_request_context():
+        order = checkout.place_order(product.slug, quantity, None, None)
+        payments.handle_notify("sandbox", signed_notify(order), {}, b"")
+    order = reload(order)
+    assert order.status == Order.DELIVERED
+    return order
+
+
+def settled() -> datetime:
+    """A moment after every sale made so far has left its hold."""
+    return utcnow() + SETTLEMENT_HOLD + timedelta(minutes=1)
+
+
+def alipay(merchant: Merchant) -> PayoutAccount:
+    return money.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "张三", "13800138000")
+
+
+def count(model, *where) -> int:
+    db.session.commit()
+    return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def ledger_sum(merchant_id: int) -> int:
+    db.session.commit()
+    return db.session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.merchant_id == merchant_id)
+    )
+
+
+@pytest.fixture
+def seller(app) -> Merchant:
+    return new_merchant()
+
+
+@pytest.fixture
+def operator(app):
+    return new_operator()
+
+
+# -- balances ---------------------------------------------------------------------------
+
+def test_sale_is_pending_during_the_hold_then_available(seller):
+    order = sell(new_product(seller, price=1000), quantity=2)
+    fee = 2000 * 300 // 10000
+    during = money.balance(seller.id, order.delivered_at + SETTLEMENT_HOLD - timedelta(seconds=1))
+    after = money.balance(seller.id, order.delivered_at + SETTLEMENT_HOLD)
+    assert (during.pending, during.available, during.total) == (2000 - fee, 0, 2000 - fee)
+    assert (after.pending, after.available, after.total) == (0, 2000 - fee, 2000 - fee)
+    assert after.frozen == after.withdrawn == after.withdrawing == 0
+    assert money.frozen_order_ids(seller.id) == set()
+
+
+def test_fee_rate_is_set_per_merchant_in_basis_points(app):
+    cheap, dear = new_merchant(fee_rate_bp=0), new_merchant(fee_rate_bp=1250)
+    sell(new_product(cheap, price=999))
+    sell(new_product(dear, price=999))
+    assert money.balance(cheap.id, settled()).available == 999
+    assert money.balance(dear.id, settled()).available == 999 - 999 * 1250 // 10000
+    fees = dict(db.session.execute(
+        select(LedgerEntry.merchant_id, LedgerEntry.amount).where(LedgerEntry.kind == LedgerEntry.FEE)
+    ).all())
+    assert fees == {cheap.id: 0, dear.id: -124}
+
+
+def test_balance_counts_only_this_merchants_entries(app):
+    mine, theirs = new_merchant(), new_merchant()
+    sell(new_product(mine))
+    sell(new_product(theirs), quantity=3)
+    assert money.balance(mine.id, settled()).available == 970
+    assert money.balance(theirs.id, settled()).available == 2910
+
+
+# -- the ledger list --------------------------------------------------------------------
+
+def test_ledger_filters_by_kind_and_time_and_pages_newest_first(seller):
+    other = new_merchant()
+    base = utcnow().replace(microsecond=0)
+    for i in range(7):
+        kind = LedgerEntry.SALE if i % 2 == 0 else LedgerEntry.FEE
+        db.session.add(LedgerEntry(merchant_id=seller.id, kind=kind, amount=100 + i, available_at=base,
+                                   created_at=base + timedelta(hours=i)))
+    db.session.add(LedgerEntry(merchant_id=other.id, kind=LedgerEntry.SALE, amount=5, available_at=base,
+                               created_at=base))
+    db.session.commit()
+
+    entries, total = money.ledger(seller.id)
+    assert total == 7 and [e.amount for e in entries] == [106, 105, 104, 103, 102, 101, 100]
+
+    sales, total = money.ledger(seller.id, kind=LedgerEntry.SALE)
+    assert total == 4 and [e.amount for e in sales] == [106, 104, 102, 100]
+
+    window, total = money.ledger(seller.id, since=base + timedelta(hours=2), until=base + timedelta(hours=5))
+    assert total == 3 and [e.amount for e in window] == [104, 103, 102]
+
+    pages = [money.ledger(seller.id, page=p, per_page=3) for p in (1, 2, 3, 4)]
+    assert [[e.amount for e in entries] for entries, _ in pages] == [[106, 105, 104], [103, 102, 101], [100], []]
+    assert {total for _, total in pages} == {7}
+
+    assert money.ledger(seller.id, kind="nonsense") == ([], 0)
+
+
+# -- payout accounts --------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "kind, account, stored",
+    [
+        (PayoutAccount.ALIPAY, " Pay.Me@Example.COM ", "pay.me@example.com"),
+        (PayoutAccount.ALIPAY, "13800138000", "13800138000"),
+        (PayoutAccount.BANK, "6222 0212 3456 7890 123", "6222021234567890123"),
+        (PayoutAccount.USDT, USDT_ADDRESS, USDT_ADDRESS),
+    ],
+    ids=["alipay-email", "alipay-mobile", "bank-with-spaces", "usdt-trc20"],
+)
+def test_payout_account_is_stored_encrypted_with_a_hint(seller, kind, account, stored):
+    saved = money.add_payout_account(seller.id, kind, " 张三 ", account)
+    row = reload(saved)
+    assert (row.kind, row.holder, row.account_hint) == (kind, "张三", stored[-4:])
+    assert stored not in row.account_ciphertext
+    assert money.payout_account_number(row) == stored
+    assert [a.id for a in money.payout_accounts(seller.id)] == [saved.id]
+    assert count(AuditEvent, AuditEvent.action == "payout_account.added") == 1
+
+
+@pytest.mark.parametrize(
+    "kind, holder, account",
+    [
+        ("paypal", "张三", "me@example.com"),
+        (PayoutAccount.ALIPAY, "张三", "not-an-email"),
+        (PayoutAccount.ALIPAY, "张三", "1380013800"),  # ten digits
+        (PayoutAccount.ALIPAY, "张三", "23800138000"),  # not a mainland mobile prefix
+        (PayoutAccount.BANK, "张三", "12345678901"),  # eleven digits
+        (PayoutAccount.BANK, "张三", "1" * 31),
+        (PayoutAccount.BANK, "张三", "6222-0212-3456-ABCD"),
+        (PayoutAccount.USDT, "张三", USDT_ADDRESS[:-1]),  # too short
+        (PayoutAccount.USDT, "张三", "A" + USDT_ADDRESS[1:]),  # not a TRON address
+        (PayoutAccount.USDT, "张三", USDT_ADDRESS[:-1] + "u"),  # typo: checksum fails
+        (PayoutAccount.USDT, "张三", USDT_ADDRESS[:-1] + "0"),  # 0 is not base58
+        (PayoutAccount.ALIPAY, "   ", "13800138000"),
+        (PayoutAccount.ALIPAY, "x" * 81, "13800138000"),
+    ],
+)
+def test_invalid_payout_account_is_refused_and_changes_nothing(seller, kind, holder, account):
+    with pytest.raises(money.InvalidPayoutAccount) as refused:
+        money.add_payout_account(seller.id, kind, holder, account)
+    assert str(refused.value.message)
+    assert count(PayoutAccount) == 0
+    assert count(AuditEvent) == 0
+
+
+def test_removed_payout_account_is_kept_but_cannot_be_paid_to(seller):
+    account = alipay(seller)
+    other = new_merchant()
+    with pytest.raises(NotFound):
+        money.remove_payout_account(other.id, account.id)
+    money.remove_payout_account(seller.id, account.id)
+    assert reload(account).deleted_at is not None
+    assert money.payout_accounts(seller.id) == []
+    sell(new_product(seller))
+    with pytest.raises(NotFound):
+        money.request_withdrawal(seller.id, seller.user_id, account.id, 500, now=settled())
+    assert count(Withdrawal) == 0
+
+
+# -- withdrawal requests ----------------------------------------------------------------
+
+def test_withdrawal_of_exactly_the_available_balance_is_allowed(seller):
+    account = alipay(seller)
+    sell(new_product(seller), quantity=2)  # 2000 - 60 fee
+    now = settled()
+    withdrawal = money.request_withdrawal(seller.id, seller.user_id, account.id, 1940, now=now)
+    assert reload(withdrawal).status == Withdrawal.REQUESTED
+    after = money.balance(seller.id, now)
+    assert (after.available, after.withdrawing, after.withdrawn, after.total) == (0, 1940, 0, 0)
+    entry = db.session.execute(select(LedgerEntry).where(LedgerEntry.withdrawal_id == withdrawal.id)).scalar_one()
+    assert (entry.kind, entry.amount) == (LedgerEntry.WITHDRAWAL, -1940)
+
+
+@pytest.mark.parametrize(
+    "amount, error",
+    [(1941, money.InsufficientBalance), (99, money.InvalidWithdrawalAmount), (0, money.InvalidWithdrawalAmount),
+     (-100, money.InvalidWithdrawalAmount), (150.0, money.InvalidWithdrawalAmount)],
+    ids=["more-than-available", "below-minimum", "zero", "negative", "not-whole-fen"],
+)
+def test_withdrawal_outside_the_limits_is_refused_and_changes_nothing(seller, amount, error):
+    account = alipay(seller)
+    sell(new_product(seller), quantity=2)
+    with pytest.raises(error):
+        money.request_withdrawal(seller.id, seller.user_id, account.id, amount, now=settled())
+    assert count(Withdrawal) == 0 and count(LedgerEntry, LedgerEntry.kind == LedgerEntry.WITHDRAWAL) == 0
+    assert money.balance(seller.id, settled()).available == 1940
+
+
+def test_pending_money_cannot_be_withdrawn(seller):
+    account = alipay(seller)
+    sell(new_product(seller))
+    with pytest.raises(money.InsufficientBalance):
+        money.request_withdrawal(seller.id, seller.user_id, account.id, 100)
+    assert count(Withdrawal) == 0
+
+
+def test_withdrawal_needs_two_factor_authentication(app):
+    merchant = new_merchant(totp=False)
+    account = alipay(merchant)
+    sell(new_product(merchant))
+    with pytest.raises(money.TwoFactorRequired):
+        money.request_withdrawal(merchant.id, merchant.user_id, account.id, 500, now=settled())
+    assert count(Withdrawal) == 0
+
+
+def test_withdrawal_to_another_merchants_account_or_by_another_user_is_refused(seller):
+    other = new_merchant()
+    theirs = alipay(other)
+    mine = alipay(seller)
+    sell(new_product(seller))
+    with pytest.raises(NotFound):
+        money.request_withdrawal(seller.id, seller.user_id, theirs.id, 500, now=settled())
+    with pytest.raises(NotFound):
+        money.request_withdrawal(seller.id, other.user_id, mine.id, 500, now=settled())
+    assert count(Withdrawal) == 0
+
+
+def test_frozen_merchant_cannot_withdraw(seller):
+    account = alipay(seller)
+    sell(new_product(seller))
+    seller.status = Merchant.FROZEN
+    db.session.commit()
+    with pytest.raises(money.PayoutsStopped):
+        money.request_withdrawal(seller.id, seller.user_id, account.id, 500, now=settled())
+    assert count(Withdrawal) == 0
+
+
+def run_together(app, count_, work):
+    """work(i) in `count_` threads started at once, each with its own app context and so
+    its own database session. Returns (results, unexpected errors)."""
+    barrier = threading.Barrier(count_)
+    results, errors = [None] * count_, []
+
+    def target(i):
+        try:
+            with app.app_context():
+                barrier.wait(timeout=THREAD_TIMEOUT)
+                try:
+                    results[i] = work(i)
+                finally:
+                    db.session.remove()
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the test
+            errors.append((i, repr(exc)))
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count_)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(THREAD_TIMEOUT)
+    assert not any(t.is_alive() for t in threads), "threads still running: deadlock"
+    return results, errors
+
+
+def test_two_concurrent_withdrawals_of_the_whole_balance_only_one_succeeds(app, seller):
+    account = alipay(seller)
+    sell(new_product(seller), quantity=3)
+    now = settled()
+    whole = money.balance(seller.id, now).available
+    assert whole == 2910
+    ids = (seller.id, seller.user_id, account.id)
+    db.session.commit()
+
+    def withdraw(_i):
+        try:
+            return money.request_withdrawal(*ids, whole, now=now).id
+        except money.InsufficientBalance:
+            return "refused"
+
+    for _round in range(3):  # a race is a matter of luck: run it a few times
+        results, errors = run_together(app, 2, withdraw)
+        assert errors == []
+        succeeded = [r for r in results if r != "refused"]
+        assert len(succeeded) <= 1
+        if _round == 0:
+            assert len(succeeded) == 1 and results.count("refused") == 1
+        else:
+            assert succeeded == []
+    assert count(Withdrawal) == 1
+    assert count(LedgerEntry, LedgerEntry.kind == LedgerEntry.WITHDRAWAL) == 1
+    assert money.balance(seller.id, now).available == 0
+
+
+# -- operator decisions -----------------------------------------------------------------
+
+def test_withdrawal_approved_then_paid_emails_the_merchant_each_step(make_app, smtp):
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
+    with app.app_context():
+        merchant = new_merchant()
+        operator = new_operator()
+        account = money.add_payout_account(merchant.id, PayoutAccount.BANK, "李四", "6222021234567890123")
+        sell(new_product(merchant), quantity=2)
+        now = settled()
+        withdrawal = money.request_withdrawal(merchant.id, merchant.user_id, account.id, 1500, now=now)
+
+        money.approve_withdrawal(withdrawal.id, operator.id, now=now)
+        assert reload(withdrawal).status == Withdrawal.APPROVED
+        money.mark_withdrawal_paid(withdrawal.id, operator.id, now=now)
+        assert reload(withdrawal).status == Withdrawal.PAID
+        assert reload(withdrawal).decided_at is not None
+
+        after = money.balance(merchant.id, now)
+        assert (after.available, after.withdrawn, after.withdrawing) == (440, 1500, 0)
+        actions = db.session.execute(
+            select(AuditEvent.action, AuditEvent.actor_id).where(AuditEvent.target == f"withdrawal:{withdrawal.id}")
+            .order_by(AuditEvent.id)
+        ).all()
+        assert actions == [("withdrawal.requested", merchant.user_id), ("withdrawal.approved", operator.id),
+                           ("withdrawal.paid", operator.id)]
+        assert count(OutboxEmail, OutboxEmail.status == OutboxEmail.SENT) == 2
+        merchant_email = merchant.user.email
+
+    assert [m["To"] for m in smtp.messages] == [merchant_email] * 2
+    approved, paid = (m.get_body(("plain",)).get_content() for m in smtp.messages)
+    assert "已批准" in smtp.messages[0]["Subject"] and "已打款" in smtp.messages[1]["Subject"]
+    assert "¥15.00" in approved and "¥15.00" in paid and "0123" in paid
+    assert "6222021234567890123" not in paid  # only the hint, never the full number
+
+
+def test_rejected_withdrawal_returns_the_money_and_tells_why(make_app, smtp):
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
+    with app.app_context():
+        merchant = new_merchant()
+        operator = new_operator()
+        account = alipay(merchant)
+        sell(new_product(merchant))
+        now = settled()
+        withdrawal = money.request_withdrawal(merchant.id, merchant.user_id, account.id, 970, now=now)
+        assert money.balance(merchant.id, now).available == 0
+        with pytest.raises(money.RejectionReasonRequired):
+            money.reject_withdrawal(withdrawal.id, operator.id, "  ", now=now)
+        money.reject_withdrawal(withdrawal.id, operator.id, "账户姓名与实名信息不符", now=now)
+        row = reload(withdrawal)
+        assert (row.status, row.reason) == (Withdrawal.REJECTED, "账户姓名与实名信息不符")
+        after = money.balance(merchant.id, now)
+        assert (after.available, after.withdrawn, after.withdrawing) == (970, 0, 0)
+        returned = db.session.execute(
+            select(LedgerEntry.amount).where(LedgerEntry.kind == LedgerEntry.WITHDRAWAL_RETURN)
+        ).scalar_one()
+        assert returned == 970
+    body = smtp.messages[0].get_body(("plain",)).get_content()
+    assert "已拒绝" in smtp.messages[0]["Subject"]
+    assert "账户姓名与实名信息不符" in body and "¥9.70" in body
+
+
+@pytest.mark.parametrize(
+    "history, illegal",
+    [
+        ([], "pay"),  # paying needs an approval first
+        (["approve"], "approve"),
+        (["approve", "pay"], "reject"),
+        (["approve", "pay"], "pay"),
+        (["reject"], "approve"),
+        (["reject"], "reject"),
+    ],
+)
+def test_illegal_withdrawal_transitions_are_refused(seller, operator, history, illegal):
+    decide = {
+        "approve": lambda w: money.approve_withdrawal(w, operator.id),
+        "pay": lambda w: money.mark_withdrawal_paid(w, operator.id),
+        "reject": lambda w: money.reject_withdrawal(w, operator.id, "no"),
+    }
+    account = alipay(seller)
+    sell(new_product(seller))
+    withdrawal = money.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
+    for step in history:
+        decide[step](withdrawal.id)
+    before = (reload(withdrawal).status, count(LedgerEntry), count(OutboxEmail), count(AuditEvent))
+    with pytest.raises(money.IllegalWithdrawalTransition):
+        decide[illegal](withdrawal.id)
+    assert (reload(withdrawal).status, count(LedgerEntry), count(OutboxEmail), count(AuditEvent)) == before
+
+
+def test_only_an_operator_decides_withdrawals(seller):
+    account = alipay(seller)
+    sell(new_product(seller))
+    withdrawal = money.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
+    with pytest.raises(NotFound):
+        money.approve_withdrawal(withdrawal.id, seller.user_id)
+    assert reload(withdrawal).status == Withdrawal.REQUESTED
+
+
+def test_frozen_merchants_withdrawal_is_not_paid_but_can_be_rejected(seller, operator):
+    account = alipay(seller)
+    sell(new_product(seller))
+    withdrawal = money.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
+    money.approve_withdrawal(withdrawal.id, operator.id)
+    seller.status = Merchant.FROZEN
+    db.session.commit()
+    with pytest.raises(money.PayoutsStopped):
+        money.mark_withdrawal_paid(withdrawal.id, operator.id)
+    money.reject_withdrawal(withdrawal.id, operator.id, "商户已冻结")
+    assert reload(withdrawal).status == Withdrawal.REJECTED
+
+
+# -- refunds ----------------------------------------------------------------------------
+
+def test_paid_unfulfilled_order_is_refunded_once(seller):
+    product = new_product(seller, keys=2)
+    with current_app.test_request_context():
+        late = checkout.place_order(product.slug, 2, None, None)
+    expire_and_reconcile(late)
+    sell(product, quantity=2)  # someone else takes all the stock
+    with current_app.test_request_context():
+        payments.handle_notify("sandbox", signed_notify(reload(late)), {}, b"")
+    assert reload(late).status == Order.PAID_UNFULFILLED
+
+    assert money.refund_order(late.id, seller.id, seller.user_id) is True
+    refunded = reload(late)
+    assert refunded.status == Order.REFUNDED and refunded.refunded_at is not None
+    assert count(LedgerEntry, LedgerEntry.order_id == late.id) == 0  # never credited, nothing to take back
+    snapshot = (refunded.refunded_at, count(LedgerEntry), count(AuditEvent, AuditEvent.action == "order.refunded"))
+
+    assert money.refund_order(late.id, seller.id, seller.user_id) is False
+    assert (reload(late).refunded_at, count(LedgerEntry),
+            count(AuditEvent, AuditEvent.action == "order.refunded")) == snapshot == (refunded.refunded_at, 2, 1)
+
+
+def test_refund_of_another_merchants_order_or_of_a_delivered_one_by_default_is_refused(seller):
+    order = sell(new_product(seller))
+    other = new_merchant()
+    with pytest.raises(NotFound):
+        money.refund_order(order.id, other.id, other.user_id, allowed_statuses=(Order.DELIVERED,))
+    with pytest.raises(money.OrderNotRefundable):
+        money.refund_order(order.id, seller.id, seller.user_id)
+    assert reload(order).status == Order.DELIVERED
+    assert count(LedgerEntry, LedgerEntry.order_id == order.id) == 2
+
+
+def test_refund_in_the_hold_cancels_the_pending_sale_once(seller):
+    order = sell(new_product(seller), quantity=2)
+    assert money.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,)) is True
+    assert money.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,)) is False
+    entries = dict(db.session.execute(
+        select(LedgerEntry.kind, LedgerEntry.amount).where(LedgerEntry.order_id == order.id)
+    ).all())
+    assert entries == {
+        LedgerEntry.SALE: 2000, LedgerEntry.FEE: -60, LedgerEntry.REFUND: -2000, LedgerEntry.FEE_RETURN: 60,
+    }
+    for moment in (utcnow(), settled()):
+        now_balance = money.balance(seller.id, moment)
+        assert (now_balance.pending, now_balance.available, now_balance.total) == (0, 0, 0)
+
+
+def test_refund_of_settled_money_already_withdrawn_is_refused(seller):
+    account = alipay(seller)
+    order = sell(new_product(seller))
+    now = settled()
+    money.request_withdrawal(seller.id, seller.user_id, account.id, 970, now=now)
+    with pytest.raises(money.RefundNotCovered):
+        money.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,), now=now)
+    assert reload(order).status == Order.DELIVERED
+    assert count(LedgerEntry, LedgerEntry.order_id == order.id) == 2
+
+
+# -- the books always reconcile ---------------------------------------------------------
+
+PRICE = 1000
+FEE_BP = 250
+KEYS = 40
+MIN = money.MIN_WITHDRAWAL
+
+
+@contextmanager
+def clock_at(moment: datetime):
+    """Services read the time through faka.services.clock; let a sale happen at a chosen
+    moment, so sales made after time advanced start their own hold."""
+    real = clock.now
+    clock.now = lambda: moment
+    try:
+        yield
+    finally:
+        clock.now = real
+
+
+class MoneyMachine(RuleBasedStateMachine):
+    """Random sales, refunds, withdrawals and decisions at moving times, against a model
+    of what the merchant is owed."""
+
+    app = None
+    orders = Bundle("orders")
+    withdrawals = Bundle("withdrawals")
+
+    def __init__(self):
+        super().__init__()
+        self.ctx = self.app.app_context()
+        self.ctx.push()
+        self.merchant_id = None
+        self.offset = timedelta(0)
+        self.net: dict[int, int] = {}  # delivered order -> total - fee
+        self.settles_at: dict[int, datetime] = {}  # delivered order -> end of its hold
+        self.refunded: set[int] = set()
+        self.withdrawn: dict[int, int] = {}  # withdrawal -> amount
+        self.status: dict[int, str] = {}  # withdrawal -> status
+
+    def now(self):
+        return utcnow() + self.offset
+
+    @initialize(target=orders, opening_sales=st.lists(st.integers(1, 3), max_size=3))
+    def fresh_merchant(self, opening_sales):
+        _empty_database()
+        ensure_sandbox()
+        merchant = new_merchant(fee_rate_bp=FEE_BP)
+        self.merchant_id, self.user_id = merchant.id, merchant.user_id
+        self.operator_id = new_operator().id
+        self.product = new_product(merchant, keys=KEYS, price=PRICE)
+        self.account_id = alipay(merchant).id
+        self.keys_left = KEYS
+        # A few sales whose hold then passes: money is available from the start, so
+        # withdrawals happen in most runs.
+        opened = [self.sale(quantity) for quantity in opening_sales]
+        self.offset += SETTLEMENT_HOLD
+        return multiple(*opened)
+
+    # -- the model ----------------------------------------------------------------------
+
+    def expected(self, now) -> tuple[int, int]:
+        """(pending, available) at `now`."""
+        live = [o for o in self.net if o not in self.refunded]
+        pending = sum(self.net[o] for o in live if self.settles_at[o] > now)
+        settled_ = sum(self.net[o] for o in live if self.settles_at[o] <= now)
+        out = sum(a for w, a in self.withdrawn.items() if self.status[w] != Withdrawal.REJECTED)
+        return pending, settled_ - out
+
+    # -- steps --------------------------------------------------------------------------
+
+    @rule(target=orders, quantity=st.integers(1, 3))
+    def sale(self, quantity):
+        if self.keys_left < quantity:
+            return multiple()
+        with clock_at(self.now()):  # the sale happens at the machine's time, not the wall clock's
+            order = sell(self.product, quantity)
+        self.keys_left -= quantity
+        total = PRICE * quantity
+        self.net[order.id] = total - total * FEE_BP // 10000
+        self.settles_at[order.id] = order.delivered_at + SETTLEMENT_HOLD
+        return order.id
+
+    @rule(order_id=orders)
+    def refund(self, order_id):
+        now = self.now()
+        _, available = self.expected(now)
+        covered = order_id in self.refunded or self.settles_at[order_id] > now or self.net[order_id] <= available
+        try:
+            refunded = money.refund_order(order_id, self.merchant_id, self.user_id,
+                                          allowed_statuses=(Order.DELIVERED,), now=now)
+        except money.RefundNotCovered:
+            assert not covered
+            event("refund: not covered by the available balance")
+            return
+        assert covered
+        assert refunded == (order_id not in self.refunded)
+        event("refund: " + ("done" if refunded else "repeated, no change"))
+        self.refunded.add(order_id)
+
+    @rule(target=withdrawals, how=st.sampled_from(["all", "all", "over", "some"]), some=st.integers(MIN, 5000))
+    def request(self, how, some):
+        now = self.now()
+        _, available = self.expected(now)
+        amount = {"all": max(available, MIN), "over": max(available + 1, MIN), "some": some}[how]
+        try:
+            withdrawal = money.request_withdrawal(self.merchant_id, self.user_id, self.account_id, amount, now=now)
+        except money.InsufficientBalance:
+            assert amount > available, f"refused {amount} with {available} available"
+            event("withdrawal: refused, more than available")
+            return multiple()
+        assert amount <= available, f"allowed {amount} with only {available} available"
+        event("withdrawal: requested")
+        self.withdrawn[withdrawal.id] = amount
+        self.status[withdrawal.id] = Withdrawal.REQUESTED
+        return withdrawal.id
+
+    @rule(withdrawal_id=withdrawals,
+          decisions=st.lists(st.sampled_from(["approve", "pay", "reject"]), min_size=1, max_size=2))
+    def decide(self, withdrawal_id, decisions):
+        """One or two operator decisions in a row, legal or not."""
+        act = {
+            "approve": (Withdrawal.APPROVED, lambda now: money.approve_withdrawal(w, op, now=now)),
+            "pay": (Withdrawal.PAID, lambda now: money.mark_withdrawal_paid(w, op, now=now)),
+            "reject": (Withdrawal.REJECTED, lambda now: money.reject_withdrawal(w, op, "随机拒绝", now=now)),
+        }
+        w, op = withdrawal_id, self.operator_id
+        for decision in decisions:
+            to, call = act[decision]
+            legal = {
+                Withdrawal.REQUESTED: {Withdrawal.APPROVED, Withdrawal.REJECTED},
+                Withdrawal.APPROVED: {Withdrawal.PAID, Withdrawal.REJECTED},
+            }.get(self.status[withdrawal_id], set())
+            try:
+                call(self.now())
+            except money.IllegalWithdrawalTransition:
+                assert to not in legal
+                event("withdrawal: illegal decision refused")
+                continue
+            assert to in legal
+            event(f"withdrawal: {to}")
+            self.status[withdrawal_id] = to
+
+    @rule(hours=st.sampled_from([1, 73, 73, 150]))
+    def time_passes(self, hours):
+        self.offset += timedelta(hours=hours)
+
+    # -- what must always hold ----------------------------------------------------------
+
+    @invariant()
+    def books_reconcile_with_orders_and_withdrawals(self):
+        if self.merchant_id is None:
+            return
+        db.session.commit()
+        delivered = dict(db.session.execute(
+            select(Order.id, Order.total).where(Order.merchant_id == self.merchant_id, Order.status == Order.DELIVERED)
+        ).all())
+        owed = sum(total - total * FEE_BP // 10000 for total in delivered.values())
+        out = sum(a for w, a in self.withdrawn.items() if self.status[w] != Withdrawal.REJECTED)
+        assert ledger_sum(self.merchant_id) == owed - out
+
+        now = self.now()
+        pending, available = self.expected(now)
+        b = money.balance(self.merchant_id, now)
+        assert (b.pending, b.available, b.frozen) == (pending, available, 0)
+        assert b.available >= 0
+        assert b.total == ledger_sum(self.merchant_id)
+        assert b.withdrawn == sum(a for w, a in self.withdrawn.items() if self.status[w] == Withdrawal.PAID)
+        assert b.withdrawing == sum(
+            a for w, a in self.withdrawn.items() if self.status[w] in (Withdrawal.REQUESTED, Withdrawal.APPROVED)
+        )
+
+    def teardown(self):
+        try:
+            db.session.remove()
+        finally:
+            self.ctx.pop()
+
+
+def test_random_money_histories_always_reconcile(make_app):
+    machine = type("MoneyMachineRun", (MoneyMachine,), {"app": make_app()})
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=40,
+            stateful_step_count=40,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        ),
+    )
