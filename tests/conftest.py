@@ -3,7 +3,9 @@ real Redis + RQ, a real SMTP server, and small factories for the shop's objects.
 import os
 import re
 import secrets
+import shutil
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from cryptography.fernet import Fernet
 from flask import current_app, has_app_context
 from flask.testing import FlaskClient
 from sqlalchemy import text
+from werkzeug.serving import make_server
 
 from faka import create_app
 from faka.extensions import db as _db
@@ -235,6 +238,38 @@ def key_texts(order: Order) -> list[str]:
     return [vault().decrypt(k.ciphertext) for k in reload(order).keys]
 
 
+THREAD_TIMEOUT = 60
+
+
+def run_together(app, count, work):
+    """Run work(i) in `count` threads started at once, each inside its own app and
+    request context. Returns (results by index, unexpected exceptions)."""
+    barrier = threading.Barrier(count)
+    results = [None] * count
+    errors = []
+    lock = threading.Lock()
+
+    def target(i):
+        try:
+            with app.app_context(), app.test_request_context():
+                barrier.wait(timeout=THREAD_TIMEOUT)
+                try:
+                    results[i] = work(i)
+                finally:
+                    _db.session.remove()
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the test
+            with lock:
+                errors.append((i, repr(exc)))
+
+    threads = [threading.Thread(target=target, args=(i,), name=f"buyer-{i}") for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(THREAD_TIMEOUT)
+    assert not any(t.is_alive() for t in threads), "threads still running: deadlock or lock wait"
+    return results, errors
+
+
 # -- real services ----------------------------------------------------------------------
 
 def free_port() -> int:
@@ -293,3 +328,40 @@ def run_worker(app) -> None:
         SimpleWorker([runner.queue()], connection=runner.redis).work(burst=True, with_scheduler=False)
 
 
+
+
+# -- a real browser -------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def live_server(make_app):
+    app = make_app(JOBS_MODE="thread")
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    with app.app_context():
+        yield app, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def phone():
+    from playwright import sync_api as playwright_api
+
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        page = browser.new_page(viewport={"width": 360, "height": 800})
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.console_errors = errors
+        yield page
+        browser.close()
+
+
+def no_horizontal_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -424,7 +424,7 @@ def test_account_pages_need_a_login(client):
 
 # -- on a phone -------------------------------------------------------------------------
 
-from test_browser import live_server, no_horizontal_scroll, phone  # noqa: E402,F401  (fixtures)
+from conftest import no_horizontal_scroll  # noqa: E402
 
 
 def test_merchant_signs_up_and_turns_on_totp_on_a_phone(live_server, phone):

@@ -4,8 +4,6 @@ Each thread works like a server worker: its own app context (so its own database
 session and connection) and its own request context. Threads start together on a
 Barrier so the checkouts and notifies really overlap.
 """
-import threading
-
 import pytest
 from collections import Counter
 from datetime import timedelta
@@ -19,38 +17,7 @@ from faka.services import checkout, reconcile
 from faka.services.crypto import vault
 from faka.services.errors import OutOfStock
 
-from conftest import signed_notify
-
-THREAD_TIMEOUT = 60
-
-
-def run_together(app, count, work):
-    """Run work(i) in `count` threads started at once, each inside its own app and
-    request context. Returns (results by index, unexpected exceptions)."""
-    barrier = threading.Barrier(count)
-    results = [None] * count
-    errors = []
-    lock = threading.Lock()
-
-    def target(i):
-        try:
-            with app.app_context(), app.test_request_context():
-                barrier.wait(timeout=THREAD_TIMEOUT)
-                try:
-                    results[i] = work(i)
-                finally:
-                    db.session.remove()
-        except BaseException as exc:  # noqa: BLE001 - every failure must reach the test
-            with lock:
-                errors.append((i, repr(exc)))
-
-    threads = [threading.Thread(target=target, args=(i,), name=f"buyer-{i}") for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(THREAD_TIMEOUT)
-    assert not any(t.is_alive() for t in threads), "threads still running: deadlock or lock wait"
-    return results, errors
+from conftest import run_together, signed_notify
 
 
 def fresh():

@@ -29,9 +29,7 @@ from faka.services.coupons import (
 )
 from faka.services.errors import NotFound, OutOfStock
 
-from conftest import csrf_from, reload, signed_notify
-from test_browser import live_server, phone  # noqa: F401 - fixtures for the browser test
-from test_concurrency import run_together
+from conftest import csrf_from, reload, run_together, signed_notify
 
 
 def count(model, *where) -> int:

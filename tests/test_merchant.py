@@ -7,7 +7,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from faka.extensions import db
-from faka.models import CardKey, KeyImport, Merchant, Order, Product, Setting
+from faka.models import CardKey, KeyImport, Merchant, Product, Setting
 from faka.services import accounts
 from faka.services.crypto import vault
 

@@ -90,8 +90,8 @@ class OrderFilterForm(FlaskForm):
 
     status = SelectField(_l("Status"), validators=[Optional()])
     product = SelectField(_l("Product"), validators=[Optional()])
-    since = DateField(_l("From"), validators=[Optional()])
-    until = DateField(_l("To"), validators=[Optional()])
+    since = DateField(_l("From date"), validators=[Optional()])
+    until = DateField(_l("To date"), validators=[Optional()])
     email = StringField(_l("Email"), validators=[Optional(), Length(max=254)])
     number = StringField(_l("Order number"), validators=[Optional(), Length(max=24)])
 

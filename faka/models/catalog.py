@@ -54,6 +54,11 @@ class Product(db.Model):
     category = relationship("Category")
     tiers = relationship("TierPrice", order_by="TierPrice.min_quantity", cascade="all, delete-orphan")
 
+    @property
+    def uses_key_stock(self) -> bool:
+        """Each sale takes keys out of stock (auto delivery of unique keys)."""
+        return self.delivery_type == DELIVERY_AUTO and not self.reusable_key
+
     def unit_price_for(self, quantity: int) -> int:
         """The price per item at this quantity: the best tier whose threshold is reached."""
         price = self.price

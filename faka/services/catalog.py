@@ -42,9 +42,15 @@ def available_stock(product_ids: list[int]) -> dict[int, int]:
 
 def _listings(products: list[Product]) -> list[Listing]:
     stock = available_stock([p.id for p in products if p.delivery_type == DELIVERY_AUTO])
-    return [
-        Listing(p, stock.get(p.id, 0) if p.delivery_type == DELIVERY_AUTO else None) for p in products
-    ]
+
+    def shown(p: Product) -> int | None:
+        if p.delivery_type != DELIVERY_AUTO:
+            return None
+        count = stock.get(p.id, 0)
+        # A shared key is never used up: unlimited while there is one, sold out without.
+        return (None if count else 0) if p.reusable_key else count
+
+    return [Listing(p, shown(p)) for p in products]
 
 
 def storefront() -> list[tuple[Category, list[Listing]]]:

@@ -4,6 +4,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
@@ -13,8 +14,12 @@ from faka.models import Order, Product
 from faka.models.catalog import DELIVERY_AUTO
 from faka.payments import get_gateway
 from faka.services import catalog, clock, coupons, stock
-from faka.services.errors import InvalidQuantity, NotForSale, OutOfStock
+from faka.services.errors import DomainError, InvalidQuantity, NotForSale, OutOfStock
 from faka.services.passwords import hash_query_password
+
+
+class QueryPasswordRequired(DomainError):
+    message = _l("This seller asks every buyer to set a query password.")
 
 
 def new_order_number(when) -> str:
@@ -72,6 +77,8 @@ def _check_quantity(product: Product, quantity: int) -> None:
 def _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale, coupon_code) -> Order:
     product = _product_on_sale(product_slug)
     _check_quantity(product, quantity)
+    if product.require_query_password and password_hash is None:
+        raise QueryPasswordRequired()
 
     now = clock.now()
     price = coupons.quote(product, quantity, coupon_code, now)
@@ -98,10 +105,12 @@ def _place(product_slug, quantity, email, password_hash, gateway, client_ip, loc
     )
     db.session.add(order)
     db.session.flush()
-    if product.delivery_type == DELIVERY_AUTO:
+    if product.uses_key_stock:
         stock.expire_stale_orders(now, product_id=product.id)
         if not stock.reserve_keys(order, quantity, until=expires_at):
             raise OutOfStock()
+    elif product.delivery_type == DELIVERY_AUTO and stock.shared_key(product.id) is None:
+        raise OutOfStock()
     if price.coupon is not None:
         # Last, so the coupon's row lock is held only for the commit.
         coupons.consume_use(price.coupon, now)

@@ -2,6 +2,7 @@
 import logging
 from datetime import timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from faka import jobs
@@ -11,10 +12,15 @@ from faka.models import CardKey, LedgerEntry, Order, OutboxEmail
 from faka.models.catalog import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL
 from faka.services import clock, stock
 from faka.services.crypto import vault
+from faka.services.errors import DomainError, NotFound
 
 log = logging.getLogger(__name__)
 
 SETTLEMENT_HOLD = timedelta(days=3)
+
+
+class NotDeliverable(DomainError):
+    message = _l("Only a paid order of a manual-delivery product can be delivered by hand.")
 EMAIL_ORDER_DELIVERED = "order_delivered"
 
 
@@ -35,6 +41,31 @@ def deliver_order(order_id: int) -> bool:
         db.session.commit()
         log.warning("order %s: paid but no keys left; refund due", order.number)
         return False
+    _complete(order, now)
+    return True
+
+
+def deliver_manually(merchant_id: int, order_number: str, content: str) -> Order:
+    """The merchant hands over a `manual` order: what they typed becomes the delivery
+    (encrypted like a key), and everything else happens as for an automatic delivery."""
+    begin_write()
+    order = db.session.execute(
+        select(Order).where(Order.number == order_number, Order.merchant_id == merchant_id).with_for_update()
+    ).scalar_one_or_none()
+    if order is None:
+        db.session.rollback()
+        raise NotFound()
+    if order.status != Order.PAID or order.product.delivery_type != DELIVERY_MANUAL:
+        db.session.rollback()
+        raise NotDeliverable()
+    order.delivery_ciphertext = vault().encrypt(content.strip())
+    _complete(order, clock.now())
+    return order
+
+
+def _complete(order: Order, now) -> None:
+    """Mark a handed-over order delivered, credit the merchant, queue the buyer's email,
+    commit, then start the email and the merchant's notifications."""
     order.mark_delivered(now)
     _credit_merchant(order, now)
     email_id = _queue_delivery_email(order)
@@ -42,8 +73,7 @@ def deliver_order(order_id: int) -> bool:
     log.info("order %s delivered", order.number)
     if email_id is not None:
         jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}")
-    _notify_merchant_delivered(order_id)
-    return True
+    _notify_merchant_delivered(order.id)
 
 
 def _notify_merchant_delivered(order_id: int) -> None:
@@ -62,6 +92,9 @@ def _hand_over(order: Order, now) -> bool:
     if product.delivery_type == DELIVERY_FIXED:
         order.delivery_ciphertext = product.fixed_content_ciphertext
         return True
+    if product.reusable_key:
+        order.delivery_ciphertext = stock.shared_key(product.id)
+        return order.delivery_ciphertext is not None
     assert product.delivery_type == DELIVERY_AUTO
     key_ids = stock.reserved_key_ids(order.id)
     missing = order.quantity - len(key_ids)

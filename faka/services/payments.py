@@ -11,7 +11,6 @@ from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Order, PaymentNotice
-from faka.models.catalog import DELIVERY_AUTO
 from faka.payments import get_gateway
 from faka.payments.base import Gateway, Notice, OrderRef, PaymentStart
 from faka.services import clock, stock
@@ -137,7 +136,7 @@ def _apply_payment(order: Order, now) -> str:
         return OUTCOME_PAID
     if order.status == Order.EXPIRED:
         # Honour a late payment if stock remains; never drop it.
-        needs_keys = order.product.delivery_type == DELIVERY_AUTO
+        needs_keys = order.product.uses_key_stock
         if not needs_keys or stock.reserve_keys(order, order.quantity, until=now):
             order.mark_paid(now)
             return OUTCOME_LATE_PAID

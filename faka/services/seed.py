@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from faka.extensions import db
 from faka.models import Category, Product, TierPrice, User
-from faka.models.catalog import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL
+from faka.models.catalog import DELIVERY_FIXED, DELIVERY_MANUAL
 from faka.payments import ensure_sandbox
 from faka.services import accounts, keys
 from faka.services.crypto import vault

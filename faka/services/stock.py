@@ -55,6 +55,16 @@ def _lock_available_keys(product_id: int, quantity: int, skip_locked: bool) -> l
     return ids
 
 
+def shared_key(product_id: int) -> str | None:
+    """The ciphertext of a reusable-key product's key (the oldest available one)."""
+    return db.session.execute(
+        select(CardKey.ciphertext)
+        .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE)
+        .order_by(CardKey.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
 def release_keys(order_ids: list[int]) -> int:
     """Put the reserved keys of these orders back on sale."""
     if not order_ids:
