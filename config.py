@@ -50,6 +50,9 @@ class Config:
 
     RATELIMIT_LOOKUP = os.environ.get("FAKA_RATELIMIT_LOOKUP", "10 per minute")
     RATELIMIT_CHECKOUT = os.environ.get("FAKA_RATELIMIT_CHECKOUT", "30 per minute")
+    RATELIMIT_QUOTE = os.environ.get("FAKA_RATELIMIT_QUOTE", "60 per minute")  # product-page price previews
+    # Webhook URLs must be public addresses unless this is set (for a LAN-only deployment).
+    WEBHOOK_ALLOW_PRIVATE = _env_bool("FAKA_WEBHOOK_ALLOW_PRIVATE")
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -60,7 +63,7 @@ class Config:
     HSTS = _env_bool("FAKA_HSTS")
     WTF_CSRF_HEADERS = ["X-CSRFToken"]
     WTF_CSRF_TIME_LIMIT = None
-    MAX_CONTENT_LENGTH = 8 * 1024 * 1024
+    MAX_CONTENT_LENGTH = 24 * 1024 * 1024  # key files up to 20 MB, plus the form around them
 
     # Storefront pages are served from memory for this long (0 disables; see faka/pagecache.py).
     PAGE_CACHE_SECONDS = float(os.environ.get("FAKA_PAGE_CACHE_SECONDS", "2"))

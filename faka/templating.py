@@ -63,6 +63,11 @@ def order_status_label(status: str) -> str:
     return str(ORDER_STATUS_LABELS.get(status, status))
 
 
+def percent(ratio: float | None) -> str:
+    """0.125 -> '12.5%'; None (nothing to divide by) -> '—'."""
+    return "—" if ratio is None else f"{ratio * 100:.1f}%"
+
+
 def local_time(value) -> str:
     return format_datetime(value, "yyyy-MM-dd HH:mm") if value else ""
 
@@ -79,6 +84,7 @@ def init_app(app) -> None:
     app.add_template_filter(local_time, "localtime")
     app.add_template_global(order_status_label)
     app.add_template_global(timeline_label)
+    app.add_template_global(percent)
 
     @app.context_processor
     def inject_site():

@@ -31,6 +31,14 @@ def test_create_operator_and_login(runner, client):
     page = client.get("/login")
     response = client.post("/login", data={"csrf_token": csrf_from(page.text), "email": "ops@example.com", "password": "long-enough-pw"})
     assert response.status_code == 303
+    # Operators need a second factor before any operator page.
+    assert client.get("/operator/").headers["Location"].endswith("/account/2fa/setup")
+    import pyotp
+
+    from faka.services.crypto import vault
+
+    user.totp_secret = vault().encrypt(pyotp.random_base32())
+    db.session.commit()
     assert "Email outbox" in client.get("/operator/?lang=en").text
 
 

@@ -247,8 +247,14 @@ def other_merchant_objects(make_product, place):
     order = place(product)
     from faka.services.keys import start_import
 
+    from faka.services import coupons, money, webhooks
+
     job = start_import(product.merchant_id, product.id, "X1\nX2")
-    return {"slug": product.slug, "number": order.number, "import": job.public_id}
+    coupon = coupons.create_coupon(product.merchant_id, "OWNER10", "percent", 1000)
+    endpoint, _secret = webhooks.create_endpoint(product.merchant_id, "https://1.1.1.1/hook", ["order.paid"])
+    account = money.add_payout_account(product.merchant_id, "alipay", "张三", "13800001234")
+    return {"slug": product.slug, "number": order.number, "import": job.public_id, "coupon": coupon.id,
+            "webhook": endpoint.id, "account": account.id}
 
 
 @pytest.mark.parametrize("method,url", [
@@ -263,6 +269,14 @@ def other_merchant_objects(make_product, place):
     ("GET", "/merchant/orders/{number}"),
     ("POST", "/merchant/orders/{number}/resend"),
     ("GET", "/merchant/imports/{import}"),
+    ("POST", "/merchant/orders/{number}/deliver"),
+    ("POST", "/merchant/orders/{number}/refund"),
+    ("POST", "/merchant/coupons/{coupon}/deactivate"),
+    ("GET", "/merchant/webhooks/{webhook}"),
+    ("POST", "/merchant/webhooks/{webhook}/test"),
+    ("POST", "/merchant/webhooks/{webhook}/rotate"),
+    ("POST", "/merchant/webhooks/{webhook}/delete"),
+    ("POST", "/merchant/money/accounts/{account}/delete"),
 ])
 def test_another_merchants_objects_are_404(client, other_merchant_objects, method, url):
     intruder = accounts.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
@@ -275,6 +289,12 @@ def test_another_merchants_objects_are_404(client, other_merchant_objects, metho
     db.session.commit()
     assert db.session.scalar(select(func.count()).where(Product.deleted_at.is_not(None))) == 0
     assert db.session.scalar(select(func.count()).where(CardKey.status == CardKey.VOID)) == 0
+    from faka.models import Coupon, PayoutAccount, WebhookDelivery, WebhookEndpoint
+
+    assert db.session.get(Coupon, other_merchant_objects["coupon"]).active is True
+    assert db.session.get(WebhookEndpoint, other_merchant_objects["webhook"]) is not None
+    assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
+    assert db.session.get(PayoutAccount, other_merchant_objects["account"]).deleted_at is None
 
 
 def test_order_list_and_export_show_only_own_orders(client, other_merchant_objects):
@@ -284,3 +304,124 @@ def test_order_list_and_export_show_only_own_orders(client, other_merchant_objec
     assert other_merchant_objects["number"] not in client.get("/merchant/orders.csv").text
     searched = client.get(f"/merchant/orders?number={other_merchant_objects['number']}").text
     assert f"/merchant/orders/{other_merchant_objects['number']}" not in searched
+
+
+# -- dashboard, money, coupons, webhooks, manual delivery --------------------------------
+
+def test_dashboard_shows_todays_sales_and_chart(merchant_client, make_product, place, pay):
+    order = place(make_product(keys=3, price=1234))
+    pay(order)
+    page = merchant_client.get("/merchant/?lang=en")
+    assert page.status_code == 200
+    assert "¥12.34" in page.text and "<svg" in page.text and "Orders paid" in page.text
+
+
+def test_payout_account_and_withdrawal_need_two_factor(merchant_client, merchant, make_product, place, pay):
+    from datetime import timedelta
+
+    import pyotp
+
+    from faka.models import LedgerEntry, PayoutAccount, Withdrawal, utcnow
+
+    bad = post(merchant_client, "/merchant/money/accounts", {"kind": "alipay", "holder": "张三", "account": "not-a-phone"}, page="/merchant/money")
+    assert bad.status_code == 400
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(PayoutAccount)) == 0
+    ok = post(merchant_client, "/merchant/money/accounts", {"kind": "alipay", "holder": "张三", "account": "13800001234"}, page="/merchant/money")
+    assert ok.status_code == 303
+    account = db.session.execute(select(PayoutAccount)).scalar_one()
+    assert "13800001234" not in account.account_ciphertext and account.account_hint == "1234"
+
+    pay(place(make_product(keys=2, price=10000)))
+    db.session.execute(LedgerEntry.__table__.update().values(available_at=utcnow() - timedelta(days=1)))
+    db.session.commit()
+    page = merchant_client.get("/merchant/money?lang=en")
+    assert "¥97.00" in page.text and "Turn on two-factor" in page.text
+    refused = post(merchant_client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "50.00"}, page="/merchant/money")
+    assert refused.status_code == 400
+    user = reload(merchant).user
+    user.totp_secret = vault().encrypt(pyotp.random_base32())
+    db.session.commit()
+    too_much = post(merchant_client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "97.01"}, page="/merchant/money")
+    assert too_much.status_code == 400
+    done = post(merchant_client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "97.00"}, page="/merchant/money")
+    assert done.status_code == 303
+    withdrawal = db.session.execute(select(Withdrawal)).scalar_one()
+    assert (withdrawal.amount, withdrawal.status) == (9700, "requested")
+
+
+def test_merchant_creates_and_deactivates_coupons(merchant_client, make_product):
+    from faka.models import Coupon
+
+    product = make_product(keys=1)
+    refused = post(merchant_client, "/merchant/coupons", {"code": "HALFPLUS", "kind": "percent", "value": "150", "product_id": 0})
+    assert refused.status_code == 400
+    made = post(merchant_client, "/merchant/coupons", {"code": "vip10", "kind": "percent", "value": "10", "product_id": product.id,
+                                                       "min_amount": "5", "usage_limit": 3})
+    assert made.status_code == 303
+    coupon = db.session.execute(select(Coupon)).scalar_one()
+    assert (coupon.code, coupon.kind, coupon.value, coupon.min_amount, coupon.usage_limit) == ("VIP10", "percent", 1000, 500, 3)
+    post(merchant_client, f"/merchant/coupons/{coupon.id}/deactivate", {}, page="/merchant/coupons")
+    assert reload(coupon).active is False
+
+
+def test_merchant_adds_webhook_and_sees_test_delivery(make_app, merchant, client):
+    from faka.models import WebhookDelivery, WebhookEndpoint
+
+    app = make_app(WEBHOOK_ALLOW_PRIVATE=True)
+    with app.app_context():
+        client = app.test_client()
+        login(client, reload(merchant).user)
+        bad = post(client, "/merchant/webhooks", {"url": "ftp://example.com/x", "events": ["order.paid"]})
+        assert bad.status_code == 400
+        made = post(client, "/merchant/webhooks", {"url": "http://127.0.0.1:1/hook", "events": ["order.paid", "order.delivered"]})
+        assert made.status_code == 200 and "whsec_" in made.text
+        endpoint = db.session.execute(select(WebhookEndpoint)).scalar_one()
+        assert "whsec_" not in endpoint.secret_ciphertext
+        post(client, f"/merchant/webhooks/{endpoint.id}/test", {}, page="/merchant/webhooks")
+        delivery = db.session.execute(select(WebhookDelivery)).scalar_one()
+        assert delivery.event == "ping" and delivery.attempts == 1 and delivery.status == "pending"
+        assert "ping" in client.get(f"/merchant/webhooks/{endpoint.id}").text
+
+
+def test_manual_delivery_reaches_the_buyer(merchant_client, client, make_product, place, pay):
+    from faka.models import OutboxEmail
+
+    order = place(make_product(keys=0, delivery_type="manual"))
+    pay(order)
+    assert reload(order).status == "paid"
+    page = merchant_client.get(f"/merchant/orders/{order.number}").text
+    assert page.index(f'action="/merchant/orders/{order.number}/deliver"') > page.index("</title>")
+    empty = post(merchant_client, f"/merchant/orders/{order.number}/deliver", {"content": ""}, page=f"/merchant/orders/{order.number}")
+    assert empty.status_code == 400
+    done = post(merchant_client, f"/merchant/orders/{order.number}/deliver", {"content": "充值完成，订单号 GS-7788"}, page=f"/merchant/orders/{order.number}")
+    assert done.status_code == 303
+    assert reload(order).status == "delivered"
+    assert "GS-7788" in merchant_client.get(f"/order/{order.token}").text
+    assert db.session.execute(select(OutboxEmail.to_addr).where(OutboxEmail.kind == "order_delivered")).scalar_one() == "buyer@example.com"
+
+
+def test_paid_unfulfilled_order_is_marked_refunded(merchant_client, make_product, place, pay):
+    from conftest import expire_and_reconcile
+
+    product = make_product(keys=1)
+    late = place(product)
+    expire_and_reconcile(late)
+    place(product)  # takes the last key
+    pay(late)
+    assert reload(late).status == "paid_unfulfilled"
+    response = post(merchant_client, f"/merchant/orders/{late.number}/refund", {}, page=f"/merchant/orders/{late.number}")
+    assert response.status_code == 303
+    assert reload(late).status == "refunded" and reload(late).refunded_at is not None
+
+
+def test_oversized_upload_is_refused_clearly(merchant_client, make_product):
+    product = make_product(keys=0)
+    token = csrf_from(merchant_client.get(f"/merchant/products/{product.slug}/keys").text)
+    huge = io.BytesIO(b"K" * (50 * 1024 * 1024))
+    response = merchant_client.post(f"/merchant/products/{product.slug}/keys", data={"csrf_token": token, "keys_file": (huge, "keys.txt")},
+                                    content_type="multipart/form-data")
+    assert response.status_code == 413
+    assert "上传的内容过大" in response.text
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).where(CardKey.product_id == product.id)) == 0

@@ -1,7 +1,6 @@
 """A merchant's money: balances from the ledger, payout accounts, withdrawals an operator
 decides, refunds, and a property test that the books always reconcile with the orders."""
 import secrets
-import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cache
@@ -31,7 +30,7 @@ from faka.services.errors import NotFound
 from faka.services.keys import import_keys
 from faka.services.passwords import hash_login_password
 
-from conftest import _empty_database, expire_and_reconcile, reload, signed_notify
+from conftest import _empty_database, expire_and_reconcile, reload, run_together, signed_notify
 
 USDT_ADDRESS = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"  # a real TRC20 address (the USDT contract)
 THREAD_TIMEOUT = 60
@@ -313,32 +312,6 @@ def test_frozen_merchant_cannot_withdraw(seller):
     with pytest.raises(money.PayoutsStopped):
         money.request_withdrawal(seller.id, seller.user_id, account.id, 500, now=settled())
     assert count(Withdrawal) == 0
-
-
-def run_together(app, count_, work):
-    """work(i) in `count_` threads started at once, each with its own app context and so
-    its own database session. Returns (results, unexpected errors)."""
-    barrier = threading.Barrier(count_)
-    results, errors = [None] * count_, []
-
-    def target(i):
-        try:
-            with app.app_context():
-                barrier.wait(timeout=THREAD_TIMEOUT)
-                try:
-                    results[i] = work(i)
-                finally:
-                    db.session.remove()
-        except BaseException as exc:  # noqa: BLE001 - every failure must reach the test
-            errors.append((i, repr(exc)))
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count_)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(THREAD_TIMEOUT)
-    assert not any(t.is_alive() for t in threads), "threads still running: deadlock"
-    return results, errors
 
 
 def test_two_concurrent_withdrawals_of_the_whole_balance_only_one_succeeds(app, seller):

@@ -4,6 +4,8 @@ from functools import wraps
 from flask import abort, redirect, request, url_for
 from flask_login import current_user
 
+from faka.services import twofactor
+
 
 def role_required(role: str):
     def decorator(view):
@@ -15,6 +17,9 @@ def role_required(role: str):
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")), 303)
             if current_user.role != role:
                 abort(403)
+            if twofactor.needs_setup(current_user):
+                # Operators work only with a second factor: set it up before anything else.
+                return redirect(url_for("auth.two_factor_setup"), 303)
             return view(*args, **kwargs)
 
         return wrapped

@@ -17,7 +17,7 @@ def _checkout_limit():
 
 def _quote_limit():
     # Generous for a buyer typing, tight enough to make guessing coupon codes slow.
-    return current_app.config.get("RATELIMIT_QUOTE", "60 per minute")
+    return current_app.config["RATELIMIT_QUOTE"]
 
 
 @bp.post("/p/<slug>/buy")

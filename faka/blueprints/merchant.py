@@ -9,12 +9,14 @@ from flask_login import current_user
 
 from faka import jobs
 from faka.blueprints.access import merchant_required
-from faka.blueprints.merchant_forms import (KeyImportForm, ManualDeliveryForm, OrderFilterForm, ProductForm,
-                                            QualificationForm, ReauthForm, VoidKeysForm, yuan_to_fen)
+from faka.blueprints.merchant_forms import (CouponForm, KeyImportForm, ManualDeliveryForm, OrderFilterForm,
+                                            PayoutAccountForm, ProductForm, QualificationForm, ReauthForm, VoidKeysForm,
+                                            WebhookForm, WithdrawalForm, yuan_to_fen)
 from faka.extensions import db
 from faka.models import Order, Product
 from faka.services import keys as key_service
-from faka.services import merchant_orders, merchants, products
+from faka import charts
+from faka.services import analytics, coupons, delivery, merchant_orders, merchants, money, notifications, products, webhooks
 from faka.services.errors import DomainError, NotFound
 from faka.services.passwords import verify_login_password
 from faka.services.uploads import image_path
@@ -51,7 +53,9 @@ def render(template: str, status: int = 200, **context):
 
 @bp.get("/")
 def dashboard():
-    return render("merchant/dashboard.html", rows=products.merchant_products(g.merchant.id))
+    figures = analytics.dashboard(g.merchant.id)
+    return render("merchant/dashboard.html", figures=figures, chart=charts.daily_sales_chart(figures.daily_sales, figures.currency),
+                  balance=money.balance(g.merchant.id))
 
 
 @bp.route("/qualification", methods=["GET", "POST"])
@@ -305,3 +309,177 @@ def order_resend(number: str):
     if email_id is not None:
         jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}-resend")
     return redirect(url_for("merchant.order_detail", number=number), 303)
+
+
+@bp.post("/orders/<number>/deliver")
+@scoped
+def order_deliver(number: str):
+    form = ManualDeliveryForm()
+    order = merchant_orders.get_order(g.merchant.id, number)
+    error = None
+    if form.validate_on_submit():
+        try:
+            delivery.deliver_manually(g.merchant.id, number, form.content.data)
+        except DomainError as exc:
+            error = exc.message
+        else:
+            return redirect(url_for("merchant.order_detail", number=number), 303)
+    return render("merchant/order.html", 400, order=order, events=merchant_orders.timeline(order),
+                  delivery_form=form, error=error)
+
+
+@bp.post("/orders/<number>/refund")
+@scoped
+def order_refund(number: str):
+    order = merchant_orders.get_order(g.merchant.id, number)
+    try:
+        refunded = money.refund_order(order.id, g.merchant.id, current_user.id)
+    except DomainError as exc:
+        return render("merchant/order.html", 400, order=order, events=merchant_orders.timeline(order),
+                      delivery_form=ManualDeliveryForm(formdata=None), error=exc.message)
+    if refunded:
+        notifications.order_refunded(order.id)
+    return redirect(url_for("merchant.order_detail", number=number), 303)
+
+
+# -- money ------------------------------------------------------------------------------
+
+def _withdrawal_form() -> WithdrawalForm:
+    form = WithdrawalForm()
+    form.payout_account_id.choices = [(a.id, f"{a.kind} · {a.holder} · …{a.account_hint}") for a in money.payout_accounts(g.merchant.id)]
+    return form
+
+
+def _money_page(status: int = 200, **context):
+    kind = request.args.get("kind") or None
+    page = request.args.get("page", 1, type=int)
+    entries, total = money.ledger(g.merchant.id, kind=kind if kind in money.LEDGER_KINDS else None, page=page)
+    context.setdefault("account_form", PayoutAccountForm(formdata=None))
+    context.setdefault("withdrawal_form", _withdrawal_form())
+    return render("merchant/money.html", status, balance=money.balance(g.merchant.id), entries=entries, total=total,
+                  page=page, pages=max(1, -(-total // 50)), kind=kind, kinds=money.LEDGER_KINDS,
+                  accounts=money.payout_accounts(g.merchant.id), two_factor=current_user.totp_enabled, **context)
+
+
+@bp.get("/money")
+def money_overview():
+    return _money_page()
+
+
+@bp.post("/money/accounts")
+def payout_account_add():
+    form = PayoutAccountForm()
+    if form.validate_on_submit():
+        try:
+            money.add_payout_account(g.merchant.id, form.kind.data, form.holder.data, form.account.data)
+        except DomainError as exc:
+            return _money_page(400, account_form=form, error=exc.message)
+        return redirect(url_for("merchant.money_overview"), 303)
+    return _money_page(400, account_form=form)
+
+
+@bp.post("/money/accounts/<int:account_id>/delete")
+@scoped
+def payout_account_remove(account_id: int):
+    money.remove_payout_account(g.merchant.id, account_id)
+    return redirect(url_for("merchant.money_overview"), 303)
+
+
+@bp.post("/money/withdrawals")
+def withdrawal_request():
+    form = _withdrawal_form()
+    if form.validate_on_submit():
+        try:
+            money.request_withdrawal(g.merchant.id, current_user.id, form.payout_account_id.data, yuan_to_fen(form.amount.data))
+        except DomainError as exc:
+            return _money_page(400, withdrawal_form=form, error=exc.message)
+        return redirect(url_for("merchant.money_overview"), 303)
+    return _money_page(400, withdrawal_form=form)
+
+
+# -- coupons ----------------------------------------------------------------------------
+
+def _coupon_form() -> CouponForm:
+    form = CouponForm()
+    form.product_id.choices = [(0, _("All my products"))] + [(r.product.id, r.product.title) for r in products.merchant_products(g.merchant.id)]
+    return form
+
+
+@bp.route("/coupons", methods=["GET", "POST"])
+def coupon_list():
+    form = _coupon_form()
+    error = None
+    if form.validate_on_submit():
+        value = yuan_to_fen(form.value.data)  # percent: 10.00 % -> 1000 basis points; fixed: yuan -> fen
+        expires_at = None
+        if form.expires_on.data:
+            from datetime import datetime, time, timedelta
+
+            expires_at = datetime.combine(form.expires_on.data + timedelta(days=1), time.min, _site_tz())
+        try:
+            coupons.create_coupon(
+                g.merchant.id, form.code.data, form.kind.data, value, product_id=form.product_id.data or None,
+                min_amount=yuan_to_fen(form.min_amount.data or Decimal("0")), usage_limit=form.usage_limit.data,
+                expires_at=expires_at,
+            )
+        except DomainError as exc:
+            error = exc.message
+        else:
+            return redirect(url_for("merchant.coupon_list"), 303)
+    status = 400 if request.method == "POST" else 200
+    return render("merchant/coupons.html", status, form=form, error=error, coupons=coupons.list_coupons(g.merchant.id))
+
+
+@bp.post("/coupons/<int:coupon_id>/deactivate")
+@scoped
+def coupon_deactivate(coupon_id: int):
+    coupons.deactivate_coupon(coupon_id, g.merchant.id)
+    return redirect(url_for("merchant.coupon_list"), 303)
+
+
+# -- webhooks ---------------------------------------------------------------------------
+
+@bp.route("/webhooks", methods=["GET", "POST"])
+def webhook_list():
+    form = WebhookForm()
+    error, secret = None, None
+    if form.validate_on_submit():
+        try:
+            _endpoint, secret = webhooks.create_endpoint(g.merchant.id, form.url.data, form.events.data)
+        except DomainError as exc:
+            error = exc.message
+    elif request.method == "GET":
+        form.events.data = list(webhooks.EVENTS)
+    status = 400 if request.method == "POST" and secret is None else 200
+    return render("merchant/webhooks.html", status, form=form, error=error, secret=secret,
+                  endpoints=webhooks.endpoints(g.merchant.id))
+
+
+@bp.get("/webhooks/<int:endpoint_id>")
+@scoped
+def webhook_detail(endpoint_id: int):
+    endpoint = webhooks.get_endpoint(endpoint_id, g.merchant.id)
+    log = webhooks.delivery_log(endpoint_id, g.merchant.id, request.args.get("page", 1, type=int))
+    return render("merchant/webhook.html", endpoint=endpoint, log=log, secret=None)
+
+
+@bp.post("/webhooks/<int:endpoint_id>/test")
+@scoped
+def webhook_test(endpoint_id: int):
+    webhooks.send_test(endpoint_id, g.merchant.id)
+    return redirect(url_for("merchant.webhook_detail", endpoint_id=endpoint_id), 303)
+
+
+@bp.post("/webhooks/<int:endpoint_id>/rotate")
+@scoped
+def webhook_rotate(endpoint_id: int):
+    secret = webhooks.rotate_secret(endpoint_id, g.merchant.id)
+    endpoint = webhooks.get_endpoint(endpoint_id, g.merchant.id)
+    return render("merchant/webhook.html", endpoint=endpoint, log=webhooks.delivery_log(endpoint_id, g.merchant.id), secret=secret)
+
+
+@bp.post("/webhooks/<int:endpoint_id>/delete")
+@scoped
+def webhook_delete(endpoint_id: int):
+    webhooks.delete_endpoint(endpoint_id, g.merchant.id)
+    return redirect(url_for("merchant.webhook_list"), 303)

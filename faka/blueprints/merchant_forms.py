@@ -5,10 +5,12 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (BooleanField, DateField, DecimalField, IntegerField, PasswordField, RadioField, SelectField,
-                     StringField, TextAreaField)
+                     SelectMultipleField, StringField, TextAreaField)
+from wtforms.widgets import CheckboxInput, ListWidget
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from faka.models.catalog import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL
+from faka.models.webhooks import EVENTS
 from faka.services.keys import SEPARATORS
 
 MAX_PRICE = Decimal("1000000")
@@ -98,3 +100,33 @@ class OrderFilterForm(FlaskForm):
 
 class ManualDeliveryForm(FlaskForm):
     content = TextAreaField(_l("What the buyer receives"), validators=[DataRequired(_l("Enter what to deliver.")), Length(max=5000)])
+
+
+class PayoutAccountForm(FlaskForm):
+    kind = SelectField(_l("Type"), choices=[("alipay", _l("Alipay")), ("bank", _l("Bank card")), ("usdt", _l("USDT (TRC20)"))])
+    holder = StringField(_l("Account holder"), validators=[DataRequired(_l("Enter the account holder.")), Length(1, 80)])
+    account = StringField(_l("Account number or address"), validators=[DataRequired(_l("Enter the account.")), Length(1, 64)])
+
+
+class WithdrawalForm(FlaskForm):
+    payout_account_id = SelectField(_l("Pay to"), coerce=int, validators=[InputRequired(_l("Add a payout account first."))])
+    amount = DecimalField(_l("Amount (yuan)"), places=2, validators=[
+        InputRequired(_l("Enter an amount.")), NumberRange(Decimal("1.00"), MAX_PRICE, _l("Withdraw at least 1.00."))])
+
+
+class CouponForm(FlaskForm):
+    code = StringField(_l("Code"), validators=[DataRequired(_l("Enter a code.")), Length(3, 32)])
+    kind = SelectField(_l("Discount"), choices=[("percent", _l("Percent off")), ("fixed", _l("Amount off (yuan)"))])
+    value = DecimalField(_l("Value"), places=2, validators=[InputRequired(_l("Enter the discount.")), NumberRange(Decimal("0.01"), MAX_PRICE)],
+                         description=_l("Percent: 10 takes 10 percent off. Amount: 10.00 takes 10 yuan off."))
+    product_id = SelectField(_l("For"), coerce=int)
+    min_amount = DecimalField(_l("Minimum order total (yuan)"), places=2, default=Decimal("0"),
+                              validators=[Optional(), NumberRange(Decimal("0"), MAX_PRICE)])
+    usage_limit = IntegerField(_l("Usage limit"), validators=[Optional(), NumberRange(1, 1_000_000)])
+    expires_on = DateField(_l("Expires after"), validators=[Optional()])
+
+
+class WebhookForm(FlaskForm):
+    url = StringField(_l("URL"), validators=[DataRequired(_l("Enter the URL.")), Length(8, 500)])
+    events = SelectMultipleField(_l("Events"), choices=[(e, e) for e in EVENTS],
+                                 widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())

@@ -230,7 +230,7 @@ def validate_url(url: str) -> str:
 
 
 def _private_allowed() -> bool:
-    return bool(current_app.config.get("WEBHOOK_ALLOW_PRIVATE", False))
+    return bool(current_app.config["WEBHOOK_ALLOW_PRIVATE"])
 
 
 def _is_public(address: str) -> bool:
