@@ -34,17 +34,18 @@ def seed_demo():
 @click.command("create-operator")
 @click.option("--email", prompt=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
-def create_operator(email: str, password: str):
+@click.option("--shop", "shop_name", default=None, help="Single-shop mode: the operator also runs this shop, approved.")
+def create_operator(email: str, password: str, shop_name: str | None):
     """Create an operator (platform administrator) account."""
     from faka.services import accounts
 
     if len(password) < 10:
         raise click.BadParameter("use at least 10 characters", param_hint="--password")
     try:
-        accounts.create_operator(email, password)
+        accounts.create_operator(email, password, shop_name)
     except accounts.AccountExists as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"operator {email} created")
+    click.echo(f"operator {email} created" + (f", running the shop {shop_name}" if shop_name else ""))
 
 
 @click.command("reconcile")

@@ -44,7 +44,7 @@ def test_back_office_needs_a_merchant_login(client, make_app):
     assert "/login" in client.get("/merchant/").headers["Location"]
     operator = accounts.create_operator("ops@example.com", "operator-pass-1")
     login(client, operator)
-    assert client.get("/merchant/").status_code == 403
+    assert client.get("/merchant/").headers["Location"].endswith("/account/2fa/setup")  # 2FA first
 
 
 # -- onboarding -------------------------------------------------------------------------
@@ -425,3 +425,40 @@ def test_oversized_upload_is_refused_clearly(merchant_client, make_product):
     assert "上传的内容过大" in response.text
     db.session.commit()
     assert db.session.scalar(select(func.count()).where(CardKey.product_id == product.id)) == 0
+
+
+def test_single_shop_operator_runs_an_approved_shop(runner, client, category):
+    import pyotp
+
+    from faka.models import User
+
+    result = runner.invoke(args=["create-operator", "--email", "boss@example.com", "--password", "long-enough-pw", "--shop", "老板的店"])
+    assert result.exit_code == 0 and "老板的店" in result.output
+    boss = db.session.execute(select(User).where(User.email == "boss@example.com")).scalar_one()
+    shop = db.session.execute(select(Merchant).where(Merchant.user_id == boss.id)).scalar_one()
+    assert shop.status == Merchant.APPROVED
+    boss.totp_secret = vault().encrypt(pyotp.random_base32())
+    db.session.commit()
+    login(client, boss)
+    assert post(client, "/merchant/products/new", product_form(category, title="老板自营商品")).status_code == 303
+    assert "老板自营商品" in client.get("/").text
+
+
+def test_operator_without_a_shop_has_no_back_office(client):
+    import pyotp
+
+    operator = accounts.create_operator("ops@example.com", "operator-pass-1")
+    operator.totp_secret = vault().encrypt(pyotp.random_base32())
+    db.session.commit()
+    login(client, operator)
+    assert client.get("/merchant/").status_code == 403
+
+
+def test_money_and_coupons_pages_show_only_own_records(client, other_merchant_objects, make_product, place, pay):
+    pay(place(make_product(keys=2, price=8888)))  # a sale for the other merchant
+    intruder = accounts.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
+    login(client, intruder.user)
+    money_page = client.get("/merchant/money?lang=en").text
+    assert "¥88.88" not in money_page and "No entries." in money_page and "1234" not in money_page
+    assert "OWNER10" not in client.get("/merchant/coupons").text
+    assert "1.1.1.1" not in client.get("/merchant/webhooks").text

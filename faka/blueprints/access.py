@@ -7,7 +7,10 @@ from flask_login import current_user
 from faka.services import twofactor
 
 
-def role_required(role: str):
+def back_office(allowed):
+    """Only logged-in users for whom `allowed(user)` holds. Anonymous HTMX/JSON requests
+    get 403, anonymous pages a redirect to the login with `next=`; operators without a
+    second factor are sent to set one up before anything else."""
     def decorator(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
@@ -15,10 +18,9 @@ def role_required(role: str):
                 if request.headers.get("HX-Request") or request.accept_mimetypes.best == "application/json":
                     abort(403)
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")), 303)
-            if current_user.role != role:
+            if not allowed(current_user):
                 abort(403)
             if twofactor.needs_setup(current_user):
-                # Operators work only with a second factor: set it up before anything else.
                 return redirect(url_for("auth.two_factor_setup"), 303)
             return view(*args, **kwargs)
 
@@ -27,5 +29,7 @@ def role_required(role: str):
     return decorator
 
 
-operator_required = role_required("operator")
-merchant_required = role_required("merchant")
+operator_required = back_office(lambda user: user.is_operator)
+# A shop owner: a merchant, or an operator running their own shop (single-shop mode); the
+# merchant blueprint then loads the shop and refuses users without one.
+merchant_required = back_office(lambda user: user.is_merchant or user.is_operator)

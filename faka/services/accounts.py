@@ -107,9 +107,13 @@ def create_user(email: str, password: str, role: str) -> User:
     return user
 
 
-def create_operator(email: str, password: str) -> User:
+def create_operator(email: str, password: str, shop_name: str | None = None) -> User:
+    """An operator account. With `shop_name` (a one-person shop) the operator also owns
+    that shop, approved from the start: there is nobody else to review it."""
     user = create_user(email, password, ROLE_OPERATOR)
     db.session.add(AuditEvent(actor_id=None, action="operator.created", target=f"user:{user.id}"))
+    if shop_name:
+        _add_merchant(user, shop_name, approved=True)
     db.session.commit()
     return user
 
