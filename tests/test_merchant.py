@@ -462,3 +462,13 @@ def test_money_and_coupons_pages_show_only_own_records(client, other_merchant_ob
     assert "¥88.88" not in money_page and "No entries." in money_page and "1234" not in money_page
     assert "OWNER10" not in client.get("/merchant/coupons").text
     assert "1.1.1.1" not in client.get("/merchant/webhooks").text
+
+
+def test_editing_fixed_product_keeps_content_unless_retyped(merchant_client, category):
+    post(merchant_client, "/merchant/products/new", product_form(category, delivery_type="fixed", fixed_content="旧内容"))
+    product = db.session.execute(select(Product)).scalar_one()
+    edit_url = f"/merchant/products/{product.slug}/edit"
+    assert post(merchant_client, edit_url, product_form(category, delivery_type="fixed", fixed_content="", title="新标题")).status_code == 303
+    assert vault().decrypt(reload(product).fixed_content_ciphertext) == "旧内容" and reload(product).title == "新标题"
+    post(merchant_client, edit_url, product_form(category, delivery_type="fixed", fixed_content="新内容"))
+    assert vault().decrypt(reload(product).fixed_content_ciphertext) == "新内容"

@@ -1,5 +1,6 @@
 """The merchant back office. Every view works on the logged-in merchant's own objects:
 loaders in faka/services take the merchant id and answer NotFound for anyone else's."""
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from functools import wraps
 
@@ -413,8 +414,6 @@ def coupon_list():
         value = yuan_to_fen(form.value.data)  # percent: 10.00 % -> 1000 basis points; fixed: yuan -> fen
         expires_at = None
         if form.expires_on.data:
-            from datetime import datetime, time, timedelta
-
             expires_at = datetime.combine(form.expires_on.data + timedelta(days=1), time.min, _site_tz())
         try:
             coupons.create_coupon(

@@ -48,7 +48,8 @@ class ProductForm(FlaskForm):
         choices=[(DELIVERY_AUTO, _l("Automatic, from imported keys")), (DELIVERY_FIXED, _l("Fixed content, the same for every buyer")),
                  (DELIVERY_MANUAL, _l("Manual, delivered by you"))],
     )
-    fixed_content = TextAreaField(_l("Content every buyer receives (fixed delivery)"), validators=[Optional(), Length(max=5000)])
+    fixed_content = TextAreaField(_l("Content every buyer receives (fixed delivery)"), validators=[Optional(), Length(max=5000)],
+                                  description=_l("When editing, leave empty to keep the current content."))
     manual_promise_hours = IntegerField(_l("Promised delivery time in hours (manual delivery)"), default=24,
                                         validators=[InputRequired(), NumberRange(1, 720)])
     min_per_order = IntegerField(_l("Minimum per order"), default=1, validators=[InputRequired(), NumberRange(1, 100)])

@@ -78,8 +78,6 @@ def _validate(draft: ProductDraft) -> None:
         raise InvalidProduct()
     if not 1 <= draft.min_per_order <= draft.max_per_order <= 100:
         raise InvalidProduct(_l("Quantities per order must satisfy 1 ≤ minimum ≤ maximum ≤ 100."))
-    if draft.delivery_type == DELIVERY_FIXED and not (draft.fixed_content or "").strip():
-        raise InvalidProduct(_l("A fixed-delivery product needs the content every buyer receives."))
     if not 1 <= draft.manual_promise_hours <= 720 or not 0 <= draft.low_stock_threshold <= 100000:
         raise InvalidProduct()
     seen = set()
@@ -107,7 +105,12 @@ def save_product(merchant_id: int, draft: ProductDraft, slug: str | None = None)
         setattr(product, name, getattr(draft, name))
     product.title = draft.title.strip()
     if draft.delivery_type == DELIVERY_FIXED:
-        product.fixed_content_ciphertext = vault().encrypt(draft.fixed_content.strip())
+        # Editing without retyping the content keeps the content already stored.
+        if (draft.fixed_content or "").strip():
+            product.fixed_content_ciphertext = vault().encrypt(draft.fixed_content.strip())
+        elif product.fixed_content_ciphertext is None:
+            db.session.rollback()
+            raise InvalidProduct(_l("A fixed-delivery product needs the content every buyer receives."))
     hits = prohibited_hits(draft.title, draft.description_md, draft.fixed_content or "")
     product.moderation = MODERATION_PENDING if hits else MODERATION_APPROVED
     product.moderation_reason = ", ".join(hits) if hits else None
