@@ -98,3 +98,15 @@ def test_encryption_key_is_generated_outside_database(make_app, instance_dir):
 def test_operator_console_requires_operator(client, merchant):
     assert client.get("/operator/").status_code == 303
     assert client.get("/operator/", headers={"HX-Request": "true"}).status_code == 403
+
+
+def test_site_wide_default_limit_still_applies_when_configured(make_app):
+    """faka skips Flask-Limiter's per-request pass only while no default limit exists."""
+    from faka.extensions import limiter
+
+    app = make_app(RATELIMIT_DEFAULT="2 per minute")
+    try:
+        client = app.test_client()
+        assert [client.get("/lookup").status_code for _ in range(3)] == [200, 200, 429]
+    finally:
+        limiter.limit_manager.set_default_limits([])  # the limiter object outlives this app
