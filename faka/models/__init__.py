@@ -1,7 +1,7 @@
 """All models, one module per aggregate; importing this package registers every table."""
 from faka.models.users import User
 from faka.models.merchants import Merchant
-from faka.models.catalog import Category, Product, TierPrice
+from faka.models.catalog import Category, Product, ProductReport, TierPrice
 from faka.models.keys import CardKey
 from faka.models.orders import Order, PaymentNotice
 from faka.models.money import LedgerEntry, PayoutAccount, Withdrawal
@@ -27,6 +27,7 @@ __all__ = [
     "PaymentNotice",
     "PayoutAccount",
     "Product",
+    "ProductReport",
     "Setting",
     "TierPrice",
     "User",

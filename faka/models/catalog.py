@@ -78,3 +78,24 @@ class TierPrice(db.Model):
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
     min_quantity: Mapped[int]
     unit_price: Mapped[int]
+
+
+class ProductReport(db.Model):
+    """A buyer's report of a product (pirated, illegal, not as described ...), reviewed in
+    the operator's moderation queue."""
+
+    __tablename__ = "product_reports"
+
+    OPEN = "open"
+    DISMISSED = "dismissed"
+    ACTED = "acted"  # the product was taken down or changed
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text, default="")
+    ip: Mapped[str | None] = mapped_column(String(45))
+    status: Mapped[str] = mapped_column(String(12), default=OPEN, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

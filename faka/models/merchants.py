@@ -22,6 +22,7 @@ class Merchant(db.Model):
     name: Mapped[str] = mapped_column(String(80))
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     fee_rate_bp: Mapped[int] = mapped_column(default=300)  # platform fee in basis points
+    hold_days: Mapped[int] = mapped_column(default=3, server_default="3")  # settlement hold of each sale
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     # Qualification, submitted by the merchant and reviewed by an operator.

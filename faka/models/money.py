@@ -64,5 +64,6 @@ class Withdrawal(db.Model):
     amount: Mapped[int]
     status: Mapped[str] = mapped_column(String(12), default=REQUESTED)
     reason: Mapped[str | None] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(String(64))  # the payment's reference once paid
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,2 @@
+"""Operator console: merchants (being built)."""
+from faka.blueprints.operator import bp  # noqa: F401

@@ -1,0 +1,2 @@
+"""Operator console: site (being built)."""
+from faka.blueprints.operator import bp  # noqa: F401
