@@ -4,6 +4,7 @@ Every setting has a default that works on a fresh machine (SQLite in the instanc
 jobs in-process, the sandbox gateway), so `make run` needs nothing installed.
 """
 import os
+from datetime import timedelta
 
 
 def _env_int(name: str, default: int) -> int:
@@ -54,6 +55,8 @@ class Config:
     # Webhook URLs must be public addresses unless this is set (for a LAN-only deployment).
     WEBHOOK_ALLOW_PRIVATE = _env_bool("FAKA_WEBHOOK_ALLOW_PRIVATE")
 
+    # Back-office sessions end after this long without a request.
+    PERMANENT_SESSION_LIFETIME = timedelta(minutes=_env_int("FAKA_SESSION_IDLE_MINUTES", 120))
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _env_bool("FAKA_SECURE_COOKIES")

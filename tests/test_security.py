@@ -110,3 +110,20 @@ def test_site_wide_default_limit_still_applies_when_configured(make_app):
         assert [client.get("/lookup").status_code for _ in range(3)] == [200, 200, 429]
     finally:
         limiter.limit_manager.set_default_limits([])  # the limiter object outlives this app
+
+
+def test_back_office_session_ends_after_inactivity(make_app, merchant):
+    import time
+
+    from conftest import csrf_from
+
+    app = make_app(PERMANENT_SESSION_LIFETIME=2)
+    with app.app_context():
+        client = app.test_client()
+        page = client.get("/login")
+        response = client.post("/login", data={"csrf_token": csrf_from(page.text), "email": merchant.user.email,
+                                               "password": "merchant-pass-1"})
+        assert response.status_code == 303
+        assert client.get("/merchant/").status_code == 200
+        time.sleep(3)
+        assert client.get("/merchant/").status_code == 303  # back to the login

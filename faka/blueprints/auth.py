@@ -57,6 +57,9 @@ def _clear_auth_state() -> None:
 def _finish_login(user, next_url: str | None):
     _clear_auth_state()
     login_user(user)
+    # A permanent session is re-signed on every request and refused once older than
+    # PERMANENT_SESSION_LIFETIME: back-office logins end after that much inactivity.
+    session.permanent = True
     if twofactor.needs_setup(user):
         return redirect(url_for("auth.two_factor_setup"), 303)
     return redirect(_safe_next(next_url) or _home_for(user), 303)
