@@ -1,11 +1,12 @@
-"""Run an RQ worker (and the periodic reconciler) for the configured app.
+"""Run an RQ worker (and the periodic jobs) for the configured app.
 
     REDIS_URL=redis://127.0.0.1:6379/0 python worker.py [--burst] [--no-cron]
 
 The worker runs jobs in its own process (SimpleWorker: no fork per job, so the app and
-its database pool are set up once). Unless --no-cron, a thread enqueues the reconciler
-every FAKA_RECONCILE_INTERVAL seconds via RQ's cron scheduler; running it in more than one
-worker is harmless because reconciling is idempotent.
+its database pool are set up once). Unless --no-cron, a thread enqueues the periodic jobs
+via RQ's cron scheduler: the reconciler every FAKA_RECONCILE_INTERVAL seconds and the
+settlement check every hour; running them in more than one worker is harmless because
+both are idempotent.
 """
 import argparse
 import logging
@@ -15,6 +16,8 @@ from rq import SimpleWorker
 from rq.cron import CronScheduler
 
 from faka import create_app, jobs
+
+SETTLE_INTERVAL = 3600  # seconds; settling is idempotent per day
 
 
 class _ThreadCronScheduler(CronScheduler):
@@ -37,6 +40,8 @@ def main() -> None:
         if not args.no_cron and not args.burst:
             cron = _ThreadCronScheduler(connection=runner.redis)
             cron.register(jobs.reconcile, queue_name=app.config["RQ_QUEUE"], interval=app.config["RECONCILE_INTERVAL"])
+            # Hourly, though it records once a day: a worker down at midnight catches up.
+            cron.register(jobs.settle_balances, queue_name=app.config["RQ_QUEUE"], interval=SETTLE_INTERVAL)
             threading.Thread(target=cron.start, name="faka-cron", daemon=True).start()
         worker = SimpleWorker([runner.queue()], connection=runner.redis)
         worker.work(burst=args.burst, with_scheduler=True)

@@ -188,3 +188,13 @@ def runner() -> JobRunner:
 
 def enqueue(func, *args, job_id: str | None = None) -> None:
     runner().enqueue(func, *args, job_id=job_id)
+
+
+def settle_balances() -> dict:
+    """The daily settlement check (services/settlement.py): balances and reconciliation,
+    recorded once per day; worker.py schedules it."""
+    from faka.services import settlement
+
+    with _app_context():
+        event = settlement.settle()
+        return {"event": event.id, "detail": event.detail}

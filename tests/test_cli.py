@@ -39,7 +39,7 @@ def test_create_operator_and_login(runner, client):
 
     user.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
-    assert "Email outbox" in client.get("/operator/?lang=en").text
+    assert "Email outbox" in client.get("/operator/outbox?lang=en").text
 
 
 def test_create_operator_refuses_short_password(runner):

@@ -1,11 +1,12 @@
 """The storefront: home and product pages."""
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, current_app, render_template, request
 
-from faka.blueprints.forms import CheckoutForm
+from faka.blueprints.forms import CheckoutForm, ReportForm
+from faka.extensions import limiter
 from faka.i18n import current_language
 from faka.pagecache import cached_page
-from faka.services import catalog
-from faka.services.errors import NotFound
+from faka.services import catalog, moderation
+from faka.services.errors import DomainError, NotFound
 
 bp = Blueprint("catalog", __name__)
 
@@ -27,3 +28,28 @@ def _render_product(slug: str) -> str:
         abort(404)
     form = CheckoutForm(quantity=listing.product.min_per_order, meta={"csrf": False})  # token added per visitor
     return render_template("catalog/product.html", listing=listing, product=listing.product, form=form)
+
+
+def _report_limit():
+    return current_app.config.get("RATELIMIT_REPORT", "5 per hour")
+
+
+@bp.post("/p/<slug>/report")
+@limiter.limit(_report_limit)
+def report(slug: str):
+    """A buyer reports the product to the operators. The product page is cached for every
+    visitor, so the answer is a page of its own with a link back."""
+    form = ReportForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            moderation.report_product(slug, form.reason.data, form.text.data or "", request.remote_addr)
+        except NotFound:
+            abort(404)
+        except DomainError as exc:
+            error = exc.message
+        else:
+            return render_template("catalog/reported.html", slug=slug, error=None)
+    else:
+        error = form.text.errors[0] if form.text.errors else moderation.InvalidReport.message
+    return render_template("catalog/reported.html", slug=slug, error=error), 400

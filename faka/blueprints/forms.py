@@ -97,3 +97,18 @@ class TwoFactorCodeForm(FlaskForm):
         _l("Code"), filters=[_strip],
         validators=[DataRequired(_l("Enter the code.")), Length(max=32, message=_l("That code is too long."))],
     )
+
+
+# -- a buyer's report of a product ------------------------------------------------------
+from wtforms import SelectField, TextAreaField  # noqa: E402
+
+from faka.services.moderation import MAX_REPORT_TEXT, REPORT_REASONS  # noqa: E402
+
+
+class ReportForm(FlaskForm):
+    reason = SelectField(_l("Reason"), choices=list(REPORT_REASONS.items()),
+                         validate_choice=True)
+    text = TextAreaField(
+        _l("Details"), filters=[_strip],
+        validators=[Length(max=MAX_REPORT_TEXT, message=_l("Use at most 1000 characters."))],
+    )

@@ -1,6 +1,8 @@
 """Payment gateways: one module each, behind faka.payments.base.Gateway."""
 import json
 
+from flask_babel import lazy_gettext as _l
+
 from faka.extensions import db
 from faka.models import GatewayConfig
 from faka.payments.base import Gateway
@@ -40,14 +42,16 @@ def configure_gateway(name: str, values: dict[str, str], enabled: bool | None = 
     return row
 
 
+class GatewayUnavailable(NotFound):
+    message = _l("This payment method is not available right now. Please try again later.")
+
+
 def get_gateway(name: str) -> Gateway:
-    """An enabled gateway with its settings, or NotFound."""
+    """An enabled gateway with its settings, or GatewayUnavailable (a NotFound)."""
     cls = GATEWAYS.get(name)
-    if cls is None:
-        raise NotFound(f"unknown gateway {name}")
-    row, settings = gateway_settings(name)
-    if row is None or not row.enabled:
-        raise NotFound(f"gateway {name} is not enabled")
+    row, settings = gateway_settings(name) if cls is not None else (None, {})
+    if cls is None or row is None or not row.enabled:
+        raise GatewayUnavailable()
     return cls(settings)
 
 
@@ -55,3 +59,20 @@ def ensure_sandbox() -> None:
     """Enable the sandbox with a fresh secret the first time the shop starts."""
     if db.session.get(GatewayConfig, "sandbox") is None:
         configure_gateway("sandbox", SandboxGateway.default_settings(), enabled=True)
+
+
+def mask(value: str) -> str:
+    """A stored secret as the console shows it: "••••" and its last four characters
+    (only the dots when it is too short to show any of it)."""
+    if not value:
+        return ""
+    return "••••" + (value[-4:] if len(value) >= 12 else "")
+
+
+def masked_settings(name: str) -> tuple[GatewayConfig | None, dict[str, str]]:
+    """The gateway's row and its settings fields, each masked (empty when unset)."""
+    cls = GATEWAYS.get(name)
+    if cls is None:
+        raise NotFound(f"unknown gateway {name}")
+    row, settings = gateway_settings(name)
+    return row, {field: mask(settings.get(field, "")) for field in cls.settings_fields}

@@ -13,7 +13,7 @@ from faka.extensions import db
 from faka.models import Order, Product
 from faka.models.catalog import DELIVERY_AUTO
 from faka.payments import get_gateway
-from faka.services import catalog, clock, coupons, stock
+from faka.services import catalog, clock, coupons, settings, stock
 from faka.services.errors import DomainError, InvalidQuantity, NotForSale, OutOfStock
 from faka.services.passwords import hash_query_password
 
@@ -83,7 +83,7 @@ def _place(product_slug, quantity, email, password_hash, gateway, client_ip, loc
     now = clock.now()
     price = coupons.quote(product, quantity, coupon_code, now)
     unit_price = product.unit_price_for(quantity)
-    expires_at = now + timedelta(minutes=current_app.config["ORDER_TTL_MINUTES"])
+    expires_at = now + timedelta(minutes=settings.order_ttl_minutes())
     order = Order(
         number=new_order_number(now),
         token=secrets.token_hex(16),

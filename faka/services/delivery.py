@@ -109,7 +109,7 @@ def _hand_over(order: Order, now) -> bool:
 
 def _credit_merchant(order: Order, now) -> None:
     fee = order.total * order.merchant.fee_rate_bp // 10000
-    available_at = now + SETTLEMENT_HOLD
+    available_at = now + timedelta(days=order.merchant.hold_days)
     db.session.add_all(
         [
             LedgerEntry(merchant_id=order.merchant_id, order_id=order.id, kind=LedgerEntry.SALE,

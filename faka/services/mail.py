@@ -137,3 +137,20 @@ def _smtp_send(message: EmailMessage) -> None:
         if cfg["MAIL_USERNAME"]:
             client.login(cfg["MAIL_USERNAME"], cfg["MAIL_PASSWORD"] or "")
         client.send_message(message)
+
+
+def send_test_email(to_addr: str) -> None:
+    """Send a short message to `to_addr` now, over the configured SMTP server, bypassing
+    the outbox so the operator sees at once whether SMTP works. Raises MailNotConfigured
+    without MAIL_SERVER, and OSError / smtplib.SMTPException when sending fails."""
+    if not smtp_configured():
+        raise MailNotConfigured()
+    site = site_settings()
+    message = EmailMessage()
+    message["Subject"] = _("Test email from %(site)s", site=site["site_name"])
+    message["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
+    message["To"] = to_addr
+    message["Message-ID"] = make_msgid(domain="faka")
+    message.set_content(_("This is a test email: the shop can send email with its SMTP settings."))
+    db.session.rollback()  # hold no transaction while talking to SMTP
+    _smtp_send(message)

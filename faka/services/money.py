@@ -29,8 +29,8 @@ from sqlalchemy import and_, case, false, func, not_, select
 from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import AuditEvent, LedgerEntry, Merchant, Order, PayoutAccount, User, Withdrawal
-from faka.services import clock
+from faka.models import LedgerEntry, Merchant, Order, PayoutAccount, User, Withdrawal
+from faka.services import audit, clock
 from faka.services.crypto import vault
 from faka.services.errors import DomainError, NotFound
 from faka.services.mail import queue_email
@@ -336,9 +336,13 @@ def approve_withdrawal(withdrawal_id: int, operator_id: int, now: datetime | Non
     return _decide(withdrawal_id, operator_id, Withdrawal.APPROVED, None, now)
 
 
-def mark_withdrawal_paid(withdrawal_id: int, operator_id: int, now: datetime | None = None) -> Withdrawal:
-    """The operator has sent the money to the payout account."""
-    return _decide(withdrawal_id, operator_id, Withdrawal.PAID, None, now)
+def mark_withdrawal_paid(
+    withdrawal_id: int, operator_id: int, now: datetime | None = None, reference: str | None = None
+) -> Withdrawal:
+    """The operator has sent the money to the payout account; `reference` is the
+    payment's reference (bank or Alipay transaction number), kept on the withdrawal."""
+    reference = (reference or "").strip()[:64] or None
+    return _decide(withdrawal_id, operator_id, Withdrawal.PAID, None, now, reference)
 
 
 def reject_withdrawal(withdrawal_id: int, operator_id: int, reason: str, now: datetime | None = None) -> Withdrawal:
@@ -349,7 +353,10 @@ def reject_withdrawal(withdrawal_id: int, operator_id: int, reason: str, now: da
     return _decide(withdrawal_id, operator_id, Withdrawal.REJECTED, reason, now)
 
 
-def _decide(withdrawal_id: int, operator_id: int, to: str, reason: str | None, now: datetime | None) -> Withdrawal:
+def _decide(
+    withdrawal_id: int, operator_id: int, to: str, reason: str | None, now: datetime | None,
+    reference: str | None = None,
+) -> Withdrawal:
     now = now or clock.now()
     begin_write()
     try:
@@ -371,13 +378,15 @@ def _decide(withdrawal_id: int, operator_id: int, to: str, reason: str | None, n
         withdrawal.decided_at = now
         if reason is not None:
             withdrawal.reason = reason
+        if reference is not None:
+            withdrawal.reference = reference
         if to == Withdrawal.REJECTED:
             db.session.add(LedgerEntry(merchant_id=withdrawal.merchant_id, withdrawal_id=withdrawal.id,
                                        kind=LedgerEntry.WITHDRAWAL_RETURN, amount=withdrawal.amount,
                                        available_at=now, created_at=now))
         detail = f"merchant:{withdrawal.merchant_id} amount={withdrawal.amount}"
         _audit(operator_id, f"withdrawal.{to}", f"withdrawal:{withdrawal.id}",
-               detail + (f" reason={reason}" if reason else ""))
+               detail + (f" reason={reason}" if reason else "") + (f" reference={reference}" if reference else ""))
         email = _queue_status_email(withdrawal, merchant)
         db.session.commit()
     except Exception:
@@ -472,4 +481,4 @@ def refund_order(
 
 
 def _audit(actor_id: int | None, action: str, target: str, detail: str = "") -> None:
-    db.session.add(AuditEvent(actor_id=actor_id, action=action, target=target, detail=detail))
+    audit.record(actor_id, action, target, detail=detail)

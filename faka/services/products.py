@@ -112,7 +112,9 @@ def save_product(merchant_id: int, draft: ProductDraft, slug: str | None = None)
             db.session.rollback()
             raise InvalidProduct(_l("A fixed-delivery product needs the content every buyer receives."))
     hits = prohibited_hits(draft.title, draft.description_md, draft.fixed_content or "")
-    product.moderation = MODERATION_PENDING if hits else MODERATION_APPROVED
+    # A product an operator rejected or took down needs an operator again after an edit.
+    held = product.moderation in ("rejected", "taken_down")
+    product.moderation = MODERATION_PENDING if hits or held else MODERATION_APPROVED
     product.moderation_reason = ", ".join(hits) if hits else None
     product.tiers.clear()
     db.session.flush()

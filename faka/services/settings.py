@@ -1,4 +1,6 @@
 """Site settings the operator edits, with their defaults."""
+from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from faka.extensions import db
@@ -12,7 +14,57 @@ DEFAULTS = {
     "refund_policy": "",
     "open_registration": "1",  # "0" closes the merchant sign-up page
     "prohibited_words": "",  # one per line: products whose text hits one wait for moderation
+    "privacy_policy": "",
+    "contact": "",
+    "order_ttl_minutes": "15",  # until saved here, FAKA_ORDER_TTL_MINUTES applies
+    "complaint_window_days": "7",
+    "merchant_reply_hours": "48",
 }
+
+# Limits of the settings the operator edits: text length, or an integer range.
+MAX_LENGTHS = {
+    "site_name": 60,
+    "announcement": 2000,
+    "icp_number": 60,
+    "terms": 50000,
+    "refund_policy": 50000,
+    "privacy_policy": 50000,
+    "contact": 200,
+    "prohibited_words": 10000,
+}
+INT_RANGES = {
+    "order_ttl_minutes": (5, 1440),
+    "complaint_window_days": (1, 90),
+    "merchant_reply_hours": (1, 720),
+}
+
+
+def validate(values: dict[str, str]) -> dict[str, object]:
+    """The problems of new setting values, by key (empty when all are fine)."""
+    errors: dict[str, object] = {}
+    for key, value in values.items():
+        if key not in DEFAULTS:
+            errors[key] = _l("Unknown setting.")
+        elif key in MAX_LENGTHS and len(value) > MAX_LENGTHS[key]:
+            errors[key] = _l("At most %(count)s characters.", count=MAX_LENGTHS[key])
+        elif key in INT_RANGES:
+            low, high = INT_RANGES[key]
+            if not value.isdigit() or not low <= int(value) <= high:
+                errors[key] = _l("A whole number from %(low)s to %(high)s.", low=low, high=high)
+        elif key == "open_registration" and value not in ("0", "1"):
+            errors[key] = _l("Choose on or off.")
+        elif key == "site_name" and not value.strip():
+            errors[key] = _l("The site needs a name.")
+    return errors
+
+
+def order_ttl_minutes() -> int:
+    """Minutes a new order waits for payment: the site setting once the operator saved
+    one, else the ORDER_TTL_MINUTES configuration."""
+    row = db.session.get(Setting, "order_ttl_minutes")
+    if row is not None and row.value.isdigit():
+        return int(row.value)
+    return int(current_app.config["ORDER_TTL_MINUTES"])
 
 
 def site_settings() -> dict[str, str]:
@@ -21,7 +73,7 @@ def site_settings() -> dict[str, str]:
     return values
 
 
-def set_setting(key: str, value: str) -> None:
+def set_setting(key: str, value: str, commit: bool = True) -> None:
     if key not in DEFAULTS:
         raise KeyError(key)
     row = db.session.get(Setting, key)
@@ -29,4 +81,5 @@ def set_setting(key: str, value: str) -> None:
         db.session.add(Setting(key=key, value=value))
     else:
         row.value = value
-    db.session.commit()
+    if commit:
+        db.session.commit()

@@ -1,18 +1,105 @@
 """Platform dashboard and operations views."""
-from flask import render_template
+from flask import abort, current_app, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import select
 
+from faka import jobs
 from faka.blueprints.operator import NAV, bp
+from faka.charts import daily_sales_chart
+from faka.database import begin_write
 from faka.extensions import db
-from faka.models import OutboxEmail
+from faka.models import Order, OutboxEmail, Product
+from faka.models.catalog import DELIVERY_MANUAL
+from faka.services import audit, clock
+from faka.services.health import health
 from faka.services.mail import smtp_configured
+from faka.services.platform_stats import platform_stats
+
+LIST_LIMIT = 100
 
 
 @bp.get("/")
 def dashboard():
-    emails = db.session.execute(select(OutboxEmail).order_by(OutboxEmail.id.desc()).limit(100)).scalars().all()
-    return render_template("operator/dashboard.html", emails=emails, smtp_configured=smtp_configured())
+    stats = platform_stats()
+    return render_template(
+        "operator/dashboard.html",
+        stats=stats,
+        chart=daily_sales_chart(stats.daily, current_app.config["CURRENCY"]),
+        console_endpoints=set(current_app.view_functions),
+    )
+
+
+def _flatten(report: dict, prefix: str = "") -> list[tuple[str, object]]:
+    rows = []
+    for key, value in report.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(_flatten(value, f"{name}."))
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def _paid_undelivered(now):
+    orders = db.session.execute(
+        select(Order).join(Product, Order.product_id == Product.id)
+        .where(Order.status == Order.PAID, Product.delivery_type != DELIVERY_MANUAL)
+        .order_by(Order.paid_at).limit(LIST_LIMIT)
+    ).scalars().all()
+    return [(order, int((now - order.paid_at).total_seconds() // 60) if order.paid_at else None) for order in orders]
+
+
+@bp.get("/operations")
+def operations():
+    now = clock.now()
+    healthy, report = health()
+    unsent = db.session.execute(
+        select(OutboxEmail).where(OutboxEmail.status.in_((OutboxEmail.QUEUED, OutboxEmail.FAILED)))
+        .order_by(OutboxEmail.id.desc()).limit(LIST_LIMIT)
+    ).scalars().all()
+    unfulfilled = db.session.execute(
+        select(Order).where(Order.status == Order.PAID_UNFULFILLED).order_by(Order.paid_at).limit(LIST_LIMIT)
+    ).scalars().all()
+    return render_template(
+        "operator/operations.html",
+        healthy=healthy,
+        health_rows=_flatten(report),
+        emails=unsent,
+        undelivered=_paid_undelivered(now),
+        unfulfilled=unfulfilled,
+        smtp_configured=smtp_configured(),
+    )
+
+
+@bp.get("/outbox")
+def outbox():
+    emails = db.session.execute(select(OutboxEmail).order_by(OutboxEmail.id.desc()).limit(LIST_LIMIT)).scalars().all()
+    return render_template("operator/outbox.html", emails=emails, smtp_configured=smtp_configured())
+
+
+@bp.post("/outbox/<int:email_id>/resend")
+def outbox_resend(email_id: int):
+    """Put a failed (or stuck) email back in the queue and send it again."""
+    begin_write()
+    email = db.session.get(OutboxEmail, email_id)
+    if email is None:
+        db.session.rollback()
+        abort(404)
+    if email.status == OutboxEmail.SENT:
+        db.session.rollback()
+        abort(409)
+    before = {"status": email.status, "attempts": email.attempts}
+    email.status = OutboxEmail.QUEUED
+    email.attempts = 0
+    email.last_error = None
+    audit.record(current_user.id, "outbox.resend", f"email:{email_id}", before=before,
+                 after={"status": email.status, "attempts": 0})
+    db.session.commit()
+    jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}-resend-{int(clock.now().timestamp())}")
+    back = "operator.outbox" if request.form.get("back") == "outbox" else "operator.operations"
+    return redirect(url_for(back), 303)
 
 
 NAV.append(("operator.dashboard", _l("Dashboard")))
+NAV.append(("operator.operations", _l("Operations")))

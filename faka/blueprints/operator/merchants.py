@@ -1,2 +1,188 @@
-"""Operator console: merchants (being built)."""
-from faka.blueprints.operator import bp  # noqa: F401
+"""Operator console: merchants (review queue, decisions, terms) and the audit log."""
+from datetime import datetime, time, timedelta, timezone
+
+from flask import Response, abort, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, TextAreaField
+from wtforms.validators import InputRequired, Length, NumberRange
+
+from faka.blueprints.operator import NAV, bp
+from faka.services import audit, review
+from faka.services.merchants import masked_id_number
+from faka.services.errors import DomainError, NotFound
+from faka.services.uploads import image_path
+
+
+class ReasonForm(FlaskForm):
+    reason = TextAreaField(_l("Reason"), validators=[InputRequired(_l("Enter a reason.")),
+                                                      Length(1, review.MAX_REASON)])
+
+
+class TermsForm(FlaskForm):
+    fee_rate_bp = IntegerField(_l("Fee rate (basis points, 100 = 1%)"), validators=[
+        InputRequired(_l("Enter the fee rate.")),
+        NumberRange(0, review.MAX_FEE_RATE_BP, _l("The fee rate must be 0 to 5000 basis points."))])
+    hold_days = IntegerField(_l("Settlement hold (days)"), validators=[
+        InputRequired(_l("Enter the hold in days.")),
+        NumberRange(0, review.MAX_HOLD_DAYS, _l("The hold must be 0 to 60 days."))])
+
+
+def _page() -> int:
+    return max(request.args.get("page", 1, type=int) or 1, 1)
+
+
+@bp.get("/merchants")
+def merchants():
+    status = request.args.get("status", "")
+    status = status if status in review.STATUSES else ""
+    text = request.args.get("q", "").strip()
+    page = _page()
+    queue = review.review_queue()
+    found, total = review.search_merchants(status or None, text, page)
+    figures = review.figures(sorted({m.id for m in queue} | {m.id for m in found}))
+    pages = max(1, -(-total // review.PER_PAGE))
+    return render_template("operator/merchants.html", queue=queue, merchants=found, figures=figures, total=total,
+                           page=page, pages=pages, status=status, q=text, statuses=review.STATUSES)
+
+
+def _merchant_or_404(merchant_id: int):
+    try:
+        return review.get_merchant(merchant_id)
+    except NotFound:
+        abort(404)
+
+
+def _detail(merchant_id: int, error=None, reason_form=None, terms_form=None, status: int = 200):
+    merchant = _merchant_or_404(merchant_id)
+    if terms_form is None:
+        terms_form = TermsForm(formdata=None, data={"fee_rate_bp": merchant.fee_rate_bp,
+                                                    "hold_days": merchant.hold_days})
+    events, _total = audit.search(target=f"merchant:{merchant.id}")
+    return render_template(
+        "operator/merchant.html", merchant=merchant, masked_id=masked_id_number(merchant),
+        figures=review.figures([merchant.id])[merchant.id], reason_form=reason_form or ReasonForm(formdata=None),
+        terms_form=terms_form, error=error, events=events,
+    ), status
+
+
+@bp.get("/merchants/<int:merchant_id>")
+def merchant_detail(merchant_id: int):
+    return _detail(merchant_id)
+
+
+@bp.get("/merchants/<int:merchant_id>/licence")
+def merchant_licence(merchant_id: int):
+    merchant = _merchant_or_404(merchant_id)
+    path = image_path(merchant.licence_image)
+    if path is None:
+        abort(404)
+    response = Response(path.read_bytes(), mimetype="image/png" if path.suffix == ".png" else "image/jpeg")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _decided(merchant_id: int, decide, with_reason: bool):
+    _merchant_or_404(merchant_id)
+    form = ReasonForm()
+    args = ()
+    if with_reason:  # (the CSRF token is checked for every POST by CSRFProtect)
+        if not form.validate_on_submit():
+            return _detail(merchant_id, error=_first_error(form), reason_form=form, status=400)
+        args = (form.reason.data,)
+    try:
+        decide(current_user.id, merchant_id, *args)
+    except DomainError as exc:
+        return _detail(merchant_id, error=exc.message, reason_form=form, status=400)
+    return redirect(url_for("operator.merchant_detail", merchant_id=merchant_id), 303)
+
+
+def _first_error(form) -> str:
+    for errors in form.errors.values():
+        if errors:
+            return errors[0]
+    return str(_l("Check the form."))
+
+
+@bp.post("/merchants/<int:merchant_id>/approve")
+def merchant_approve(merchant_id: int):
+    return _decided(merchant_id, review.approve, with_reason=False)
+
+
+@bp.post("/merchants/<int:merchant_id>/reject")
+def merchant_reject(merchant_id: int):
+    return _decided(merchant_id, review.reject, with_reason=True)
+
+
+@bp.post("/merchants/<int:merchant_id>/request-info")
+def merchant_request_info(merchant_id: int):
+    return _decided(merchant_id, review.request_info, with_reason=True)
+
+
+@bp.post("/merchants/<int:merchant_id>/freeze")
+def merchant_freeze(merchant_id: int):
+    return _decided(merchant_id, review.freeze, with_reason=True)
+
+
+@bp.post("/merchants/<int:merchant_id>/unfreeze")
+def merchant_unfreeze(merchant_id: int):
+    return _decided(merchant_id, review.unfreeze, with_reason=False)
+
+
+@bp.post("/merchants/<int:merchant_id>/terms")
+def merchant_terms(merchant_id: int):
+    _merchant_or_404(merchant_id)
+    form = TermsForm()
+    if not form.validate_on_submit():
+        return _detail(merchant_id, error=_first_error(form), terms_form=form, status=400)
+    try:
+        review.set_terms(current_user.id, merchant_id, form.fee_rate_bp.data, form.hold_days.data)
+    except DomainError as exc:
+        return _detail(merchant_id, error=exc.message, terms_form=form, status=400)
+    return redirect(url_for("operator.merchant_detail", merchant_id=merchant_id), 303)
+
+
+# -- audit log ----------------------------------------------------------------------------
+
+def _audit_filters() -> dict:
+    """The filters of the audit page from the query string; dates are whole UTC days."""
+    args = request.args
+    actor = args.get("actor", "").strip()
+    return {
+        "action": args.get("action", "").strip() or None,
+        "actor_id": int(actor) if actor.isdigit() else None,
+        "target": args.get("target", "").strip() or None,
+        "since": _day(args.get("since")),
+        "until": _day(args.get("until"), next_day=True),
+    }
+
+
+def _day(value: str | None, next_day: bool = False) -> datetime | None:
+    try:
+        day = datetime.strptime((value or "").strip(), "%Y-%m-%d").date()
+    except ValueError:
+        return None
+    if next_day:
+        day += timedelta(days=1)
+    return datetime.combine(day, time.min, timezone.utc)
+
+
+@bp.get("/audit")
+def audit_log():
+    page = _page()
+    events, total = audit.search(**_audit_filters(), page=page)
+    query = {k: request.args.get(k, "") for k in ("action", "actor", "target", "since", "until")}
+    pages = max(1, -(-total // audit.PER_PAGE))
+    return render_template("operator/audit.html", events=events, total=total, page=page, pages=pages, query=query)
+
+
+@bp.get("/audit.csv")
+def audit_csv():
+    body = audit.export_csv(**_audit_filters())
+    return Response(body, mimetype="text/csv", headers={
+        "Content-Disposition": "attachment; filename=audit.csv", "Cache-Control": "private, no-store"})
+
+
+NAV.append(("operator.merchants", _l("Merchants")))
+NAV.append(("operator.audit_log", _l("Audit log")))

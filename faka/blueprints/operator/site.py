@@ -1,2 +1,173 @@
-"""Operator console: site (being built)."""
-from faka.blueprints.operator import bp  # noqa: F401
+"""Operator console: site settings and payment gateways.
+
+SMTP is configured by the environment (MAIL_SERVER, MAIL_PORT, ...): the settings page
+shows that configuration read-only (never the password) and can send a test email."""
+import re
+import smtplib
+
+from flask import abort, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from faka.blueprints.operator import NAV, bp
+from faka.extensions import db
+from faka.payments import GATEWAYS, configure_gateway, gateway_settings, masked_settings
+from faka.services import audit, mail
+from faka.services import settings as site_config
+
+# The settings this page edits, in the order shown, and how each is entered.
+TEXT_FIELDS = ("site_name", "icp_number", "contact")
+TEXTAREA_FIELDS = ("announcement", "terms", "refund_policy", "privacy_policy")
+NUMBER_FIELDS = ("order_ttl_minutes", "complaint_window_days", "merchant_reply_hours")
+EDITABLE = (*TEXT_FIELDS, *TEXTAREA_FIELDS, *NUMBER_FIELDS, "open_registration")
+LABELS = {
+    "site_name": _l("Site name"),
+    "icp_number": _l("ICP licence number (shown in the footer, linking to the official lookup)"),
+    "contact": _l("Contact"),
+    "announcement": _l("Announcement"),
+    "terms": _l("Terms of service"),
+    "refund_policy": _l("Refund policy"),
+    "privacy_policy": _l("Privacy policy"),
+    "order_ttl_minutes": _l("Minutes an order waits for payment"),
+    "complaint_window_days": _l("Days a buyer may complain after delivery"),
+    "merchant_reply_hours": _l("Hours a merchant has to reply to a complaint"),
+    "open_registration": _l("Open merchant registration"),
+}
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _clear_page_cache() -> None:
+    """Show the change on this process's storefront at once (others within PAGE_CACHE_SECONDS)."""
+    current_app.extensions["faka_pagecache"].clear()
+
+
+def _mail_config() -> list[tuple[object, object]]:
+    cfg = current_app.config
+    return [
+        (_l("Server"), cfg.get("MAIL_SERVER") or _l("not configured")),
+        (_l("Port"), cfg.get("MAIL_PORT")),
+        (_l("STARTTLS"), _l("yes") if cfg.get("MAIL_USE_TLS") else _l("no")),
+        (_l("SSL"), _l("yes") if cfg.get("MAIL_USE_SSL") else _l("no")),
+        (_l("Sender"), cfg.get("MAIL_DEFAULT_SENDER")),
+        (_l("User name"), cfg.get("MAIL_USERNAME") or "—"),
+    ]
+
+
+def _settings_page(values: dict, errors: dict | None = None, status: int = 200, mail_error=None, mail_to=""):
+    return render_template(
+        "operator/settings.html",
+        values=values,
+        errors=errors or {},
+        labels=LABELS,
+        text_fields=TEXT_FIELDS,
+        textarea_fields=TEXTAREA_FIELDS,
+        number_fields=NUMBER_FIELDS,
+        ranges=site_config.INT_RANGES,
+        max_lengths=site_config.MAX_LENGTHS,
+        mail_config=_mail_config(),
+        smtp_configured=mail.smtp_configured(),
+        mail_error=mail_error,
+        mail_to=mail_to,
+        test_sent=request.args.get("test_email") == "sent",
+        saved=request.args.get("saved") == "1",
+    ), status
+
+
+def _current_values() -> dict[str, str]:
+    values = site_config.site_settings()
+    values["order_ttl_minutes"] = str(site_config.order_ttl_minutes())
+    db.session.rollback()
+    return values
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def site_settings():
+    current = _current_values()
+    if request.method == "GET":
+        return _settings_page(current)
+    submitted = {key: request.form.get(key, "").strip() for key in EDITABLE if key != "open_registration"}
+    for key in TEXTAREA_FIELDS:  # keep the text as typed, only normalising line ends
+        submitted[key] = request.form.get(key, "").replace("\r\n", "\n").strip()
+    submitted["open_registration"] = "1" if request.form.get("open_registration") else "0"
+    errors = site_config.validate(submitted)
+    if errors:
+        return _settings_page({**current, **submitted}, errors, 400)
+    changed = {key: value for key, value in submitted.items() if value != current.get(key)}
+    if changed:
+        for key, value in changed.items():
+            site_config.set_setting(key, value, commit=False)
+        audit.record(current_user.id, "site.settings", "settings",
+                     before={key: current.get(key) for key in changed}, after=changed)
+        db.session.commit()
+        _clear_page_cache()
+    return redirect(url_for("operator.site_settings", saved=1), 303)
+
+
+@bp.post("/settings/test-email")
+def send_test_email():
+    to_addr = request.form.get("to_addr", "").strip()
+    if not EMAIL_RE.match(to_addr) or len(to_addr) > 254:
+        return _settings_page(_current_values(), status=400, mail_error=_("Enter a valid email address."),
+                              mail_to=to_addr)
+    try:
+        mail.send_test_email(to_addr)
+    except mail.MailNotConfigured:
+        return _settings_page(_current_values(), status=400, mail_to=to_addr,
+                              mail_error=_("SMTP is not configured (MAIL_SERVER)."))
+    except (OSError, smtplib.SMTPException) as exc:
+        return _settings_page(_current_values(), status=502, mail_to=to_addr,
+                              mail_error=_("Sending failed: %(error)s", error=f"{type(exc).__name__}: {exc}"[:300]))
+    audit.record(current_user.id, "site.test_email", to_addr)
+    db.session.commit()
+    return redirect(url_for("operator.site_settings", test_email="sent"), 303)
+
+
+# -- payment gateways -----------------------------------------------------------------------
+
+def _gateway_rows() -> list[dict]:
+    rows = []
+    for name, cls in GATEWAYS.items():
+        row, masked = masked_settings(name)
+        rows.append({
+            "name": name,
+            "enabled": bool(row and row.enabled),
+            "fields": masked,
+            # A test button needs a gateway API to ask about a payment; none has one yet.
+            "can_test": callable(getattr(cls, "query_payment", None)),
+        })
+    db.session.rollback()
+    return rows
+
+
+@bp.get("/gateways")
+def gateways():
+    return render_template("operator/gateways.html", gateways=_gateway_rows(), saved=request.args.get("saved"))
+
+
+@bp.post("/gateways/<name>")
+def gateway_update(name: str):
+    cls = GATEWAYS.get(name)
+    if cls is None:
+        abort(404)
+    enabled = bool(request.form.get("enabled"))
+    # An empty input keeps the stored value; settings are secrets, so only names are audited.
+    values = {field: request.form.get(field, "").strip() for field in cls.settings_fields}
+    values = {field: value for field, value in values.items() if value}
+    too_long = [field for field, value in values.items() if len(value) > 2000]
+    if too_long:
+        return render_template(
+            "operator/gateways.html", gateways=_gateway_rows(),
+            error=_("A setting is too long: %(fields)s.", fields=", ".join(too_long)),
+        ), 400
+    row, _current = gateway_settings(name)
+    was_enabled = bool(row and row.enabled)
+    audit.record(current_user.id, "gateway.update", f"gateway:{name}",
+                 before={"enabled": was_enabled}, after={"enabled": enabled, "changed_fields": sorted(values)})
+    configure_gateway(name, values, enabled=enabled)  # commits the change and its audit event
+    _clear_page_cache()
+    return redirect(url_for("operator.gateways", saved=name), 303)
+
+
+NAV.append(("operator.site_settings", _l("Site settings")))
+NAV.append(("operator.gateways", _l("Payment gateways")))

@@ -1,0 +1,118 @@
+"""The audit log: who did what to which record, with the fields before and after.
+
+`record()` adds an event to the caller's transaction, so the event is written exactly
+when the change it describes is; it never commits. Events are append-only: the ORM
+refuses to update or delete one (see `_refuse_change`), and no code here offers to.
+"""
+import csv
+import io
+import json
+from datetime import datetime
+
+from flask import has_request_context, request
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from faka.extensions import db
+from faka.models import AuditEvent
+
+PER_PAGE = 50
+CSV_COLUMNS = ("id", "created_at", "actor_id", "action", "target", "detail", "before", "after", "ip")
+
+
+class AuditEventImmutable(RuntimeError):
+    """Code tried to change or remove an audit event: a bug, never a user's doing."""
+
+
+def record(actor_id: int | None, action: str, target: str | None, before: dict | None = None,
+           after: dict | None = None, detail: str = "") -> AuditEvent:
+    """Add an audit event to the current transaction (the caller commits)."""
+    audit_event = AuditEvent(
+        actor_id=actor_id,
+        action=action,
+        target=target,
+        detail=detail or "",
+        before=_encode(before),
+        after=_encode(after),
+        ip=_client_ip(),
+    )
+    db.session.add(audit_event)
+    return audit_event
+
+
+def _encode(fields: dict | None) -> str | None:
+    if fields is None:
+        return None
+    return json.dumps(fields, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _client_ip() -> str | None:
+    # Only inside a request: the service stays usable from the CLI and from jobs.
+    if not has_request_context() or not request.remote_addr:
+        return None
+    return request.remote_addr[:45]
+
+
+def _query(action: str | None, actor_id: int | None, target: str | None,
+           since: datetime | None, until: datetime | None):
+    query = select(AuditEvent)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    if actor_id is not None:
+        query = query.where(AuditEvent.actor_id == actor_id)
+    if target:
+        query = query.where(AuditEvent.target == target)
+    if since is not None:
+        query = query.where(AuditEvent.created_at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.created_at < until)
+    return query
+
+
+def search(action: str | None = None, actor_id: int | None = None, target: str | None = None,
+           since: datetime | None = None, until: datetime | None = None,
+           page: int = 1) -> tuple[list[AuditEvent], int]:
+    """One page of matching events, newest first, and how many match.
+
+    `since` is inclusive, `until` exclusive."""
+    query = _query(action, actor_id, target, since, until)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    events = db.session.execute(
+        query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+        .limit(PER_PAGE).offset((max(int(page), 1) - 1) * PER_PAGE)
+    ).scalars().all()
+    return list(events), total
+
+
+def export_csv(action: str | None = None, actor_id: int | None = None, target: str | None = None,
+               since: datetime | None = None, until: datetime | None = None) -> str:
+    """All matching events as CSV, oldest first."""
+    query = _query(action, actor_id, target, since, until)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for e in db.session.execute(query.order_by(AuditEvent.created_at, AuditEvent.id)).scalars():
+        writer.writerow([e.id, e.created_at.isoformat(), e.actor_id or "", e.action, e.target or "",
+                         _safe(e.detail), _safe(e.before), _safe(e.after), e.ip or ""])
+    return out.getvalue()
+
+
+def _safe(value: str | None) -> str:
+    """Keep a spreadsheet from running a cell as a formula."""
+    value = value or ""
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+@event.listens_for(AuditEvent, "before_update")
+@event.listens_for(AuditEvent, "before_delete")
+def _refuse_change(_mapper, _connection, target):
+    raise AuditEventImmutable(f"audit event {target.id} is append-only")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_change(state):
+    """The same for `update(AuditEvent)` / `delete(AuditEvent)` run through the session,
+    which skip the per-object events above."""
+    if (state.is_update or state.is_delete) and state.bind_mapper is not None \
+            and state.bind_mapper.class_ is AuditEvent:
+        raise AuditEventImmutable("audit events are append-only")

@@ -1,0 +1,237 @@
+"""Operator decisions on merchants: review of the qualification, freezing, and terms.
+
+Each decision is one write transaction that changes the merchant, records an audit event
+with the fields before and after, and (where the merchant should know) queues a
+`merchant_review` email, sent after the commit.
+"""
+from dataclasses import dataclass
+
+from flask import current_app
+from flask_babel import force_locale, lazy_gettext as _l
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
+
+from faka import jobs
+from faka.database import begin_write
+from faka.extensions import db
+from faka.models import Merchant, Order, User
+from faka.services import audit, clock
+from faka.services.errors import DomainError, NotFound
+from faka.services.mail import queue_email
+
+EMAIL_MERCHANT_REVIEW = "merchant_review"
+MAX_FEE_RATE_BP = 5000
+MAX_HOLD_DAYS = 60
+MAX_REASON = 2000
+
+# The subject of the email each decision sends.
+_SUBJECTS = {
+    "approved": _l("Your shop has been approved"),
+    "rejected": _l("Your shop's qualification was rejected"),
+    "info_requested": _l("More information needed for your shop"),
+    "frozen": _l("Your shop has been frozen"),
+    "unfrozen": _l("Your shop is open again"),
+}
+
+
+class IllegalTransition(DomainError):
+    message = _l("That decision is not possible in the merchant's current state.")
+
+
+class ReasonRequired(DomainError):
+    message = _l("Enter a reason.")
+
+
+class InvalidTerms(DomainError):
+    message = _l("The fee rate must be 0 to 5000 basis points and the hold 0 to 60 days.")
+
+
+def approve(operator_id: int, merchant_id: int) -> Merchant:
+    """Pending with a submission → approved: its goods go on sale."""
+    return _decide(operator_id, merchant_id, "approved", _is_submitted, Merchant.APPROVED)
+
+
+def reject(operator_id: int, merchant_id: int, reason: str) -> Merchant:
+    """Pending with a submission → rejected, with the reason the merchant sees."""
+    return _decide(operator_id, merchant_id, "rejected", _is_submitted, Merchant.REJECTED, _reason(reason))
+
+
+def request_info(operator_id: int, merchant_id: int, reason: str) -> Merchant:
+    """Pending with a submission → pending without one: the merchant keeps its details,
+    sees the reason and may submit again."""
+    return _decide(operator_id, merchant_id, "info_requested", _is_submitted, Merchant.PENDING, _reason(reason))
+
+
+def freeze(operator_id: int, merchant_id: int, reason: str) -> Merchant:
+    """Approved → frozen: its goods leave the storefront and withdrawals stop; orders
+    already paid are still delivered."""
+    return _decide(operator_id, merchant_id, "frozen", lambda m: m.status == Merchant.APPROVED,
+                   Merchant.FROZEN, _reason(reason))
+
+
+def unfreeze(operator_id: int, merchant_id: int) -> Merchant:
+    """Frozen → approved."""
+    return _decide(operator_id, merchant_id, "unfrozen", lambda m: m.status == Merchant.FROZEN, Merchant.APPROVED)
+
+
+def set_terms(operator_id: int, merchant_id: int, fee_rate_bp: int, hold_days: int) -> Merchant:
+    """The platform fee and the settlement hold applied to the merchant's next sales."""
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (fee_rate_bp, hold_days)) or not (
+        0 <= fee_rate_bp <= MAX_FEE_RATE_BP and 0 <= hold_days <= MAX_HOLD_DAYS
+    ):
+        raise InvalidTerms()
+    begin_write()
+    try:
+        merchant = _locked(merchant_id)
+        before = {"fee_rate_bp": merchant.fee_rate_bp, "hold_days": merchant.hold_days}
+        merchant.fee_rate_bp = fee_rate_bp
+        merchant.hold_days = hold_days
+        after = {"fee_rate_bp": fee_rate_bp, "hold_days": hold_days}
+        if before != after:
+            audit.record(operator_id, "merchant.terms", _target(merchant), before=before, after=after)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return merchant
+
+
+def _is_submitted(merchant: Merchant) -> bool:
+    return merchant.status == Merchant.PENDING and merchant.submitted_at is not None
+
+
+def _reason(reason: str | None) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReasonRequired()
+    if len(reason) > MAX_REASON:
+        raise ReasonRequired(_l("Keep the reason under 2000 characters."))
+    return reason
+
+
+def _target(merchant: Merchant) -> str:
+    return f"merchant:{merchant.id}"
+
+
+def _locked(merchant_id: int) -> Merchant:
+    merchant = db.session.get(Merchant, merchant_id, with_for_update=True)
+    if merchant is None:
+        raise NotFound()
+    return merchant
+
+
+def _state(merchant: Merchant) -> dict:
+    return {
+        "status": merchant.status,
+        "submitted_at": merchant.submitted_at.isoformat() if merchant.submitted_at else None,
+        "rejection_reason": merchant.rejection_reason,
+    }
+
+
+def _decide(operator_id: int, merchant_id: int, decision: str, allowed, to_status: str,
+            reason: str | None = None) -> Merchant:
+    begin_write()
+    try:
+        merchant = _locked(merchant_id)
+        if not allowed(merchant):
+            raise IllegalTransition()
+        before = _state(merchant)
+        merchant.status = to_status
+        merchant.reviewed_at = clock.now()
+        if decision in ("rejected", "info_requested"):
+            merchant.rejection_reason = reason
+        elif decision == "approved":
+            merchant.rejection_reason = None
+        if decision == "info_requested":
+            merchant.submitted_at = None
+        audit.record(operator_id, f"merchant.{decision}", _target(merchant), before=before,
+                     after=_state(merchant), detail=reason or "")
+        email = _queue_email(merchant, decision, reason)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    jobs.enqueue(jobs.send_email, email.id, job_id=f"email-{email.id}")
+    return merchant
+
+
+def _queue_email(merchant: Merchant, decision: str, reason: str | None):
+    locale = current_app.config["BABEL_DEFAULT_LOCALE"]
+    with force_locale(locale):
+        subject = str(_SUBJECTS[decision])
+    context = {"merchant_name": merchant.name, "decision": decision, "reason": reason or ""}
+    return queue_email(EMAIL_MERCHANT_REVIEW, merchant.user.email, subject, context,
+                       locale, user_id=merchant.user_id, merchant_id=merchant.id)
+
+
+
+# -- reading: the queue, the list and per-merchant figures ---------------------------------
+
+PER_PAGE = 50
+STATUSES = (Merchant.PENDING, Merchant.APPROVED, Merchant.REJECTED, Merchant.FROZEN)
+
+
+@dataclass(frozen=True)
+class MerchantFigures:
+    delivered: int = 0
+    sales: int = 0
+    refunded: int = 0
+
+    @property
+    def refund_rate(self) -> float:
+        finished = self.delivered + self.refunded
+        return self.refunded / finished if finished else 0.0
+
+
+def review_queue() -> list[Merchant]:
+    """Merchants waiting for a decision on their qualification, oldest submission first."""
+    return list(db.session.execute(
+        select(Merchant).options(joinedload(Merchant.user))
+        .where(Merchant.status == Merchant.PENDING, Merchant.submitted_at.is_not(None))
+        .order_by(Merchant.submitted_at, Merchant.id)
+    ).scalars())
+
+
+def search_merchants(status: str | None = None, text: str | None = None, page: int = 1) -> tuple[list[Merchant], int]:
+    """One page of merchants, newest first, filtered by status and by name or login email."""
+    query = select(Merchant).join(User, User.id == Merchant.user_id)
+    if status:
+        query = query.where(Merchant.status == status)
+    text = (text or "").strip().lower()
+    if text:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(func.lower(Merchant.name).like(pattern, escape="\\"),
+                                func.lower(User.email).like(pattern, escape="\\")))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    merchants = db.session.execute(
+        query.options(joinedload(Merchant.user)).order_by(Merchant.created_at.desc(), Merchant.id.desc())
+        .limit(PER_PAGE).offset((max(int(page), 1) - 1) * PER_PAGE)
+    ).scalars().all()
+    return list(merchants), total
+
+
+def figures(merchant_ids: list[int]) -> dict[int, MerchantFigures]:
+    """Delivered orders, their sales and refunds of each merchant, in one grouped query."""
+    if not merchant_ids:
+        return {}
+    rows = db.session.execute(
+        select(Order.merchant_id, Order.status, func.count(), func.coalesce(func.sum(Order.total), 0))
+        .where(Order.merchant_id.in_(merchant_ids), Order.status.in_((Order.DELIVERED, Order.REFUNDED)))
+        .group_by(Order.merchant_id, Order.status)
+    ).all()
+    counts: dict[int, dict] = {}
+    for merchant_id, status, count, total in rows:
+        entry = counts.setdefault(merchant_id, {"delivered": 0, "sales": 0, "refunded": 0})
+        if status == Order.DELIVERED:
+            entry["delivered"] = count
+            entry["sales"] = int(total)
+        else:
+            entry["refunded"] = count
+    return {mid: MerchantFigures(**counts.get(mid, {})) for mid in merchant_ids}
+
+
+def get_merchant(merchant_id: int) -> Merchant:
+    merchant = db.session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise NotFound()
+    return merchant

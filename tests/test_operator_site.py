@@ -1,0 +1,180 @@
+"""Operator console: site settings, payment gateways, operations and the dashboard."""
+from datetime import timedelta
+
+import pyotp
+import pytest
+from sqlalchemy import func, select
+
+from conftest import csrf_from, login, reload
+from faka.extensions import db
+from faka.models import AuditEvent, Order, OutboxEmail, Setting
+from faka.payments import gateway_settings
+from faka.services import accounts
+from faka.services.crypto import vault
+from faka.services.mail import queue_email
+from faka.services.settings import site_settings
+
+
+def operator_client(app):
+    op = accounts.create_operator(f"ops{db.session.scalar(select(func.count()).select_from(AuditEvent))}@example.com",
+                                  "operator-pass-1")
+    op.totp_secret = vault().encrypt(pyotp.random_base32())
+    db.session.commit()
+    client = app.test_client()
+    login(client, op)
+    return client
+
+
+@pytest.fixture
+def ops(app):
+    return operator_client(app)
+
+
+def post_settings(ops, **changes):
+    page = ops.get("/operator/settings?lang=en")
+    assert page.status_code == 200
+    values = {k: v for k, v in site_settings().items() if k != "open_registration"}
+    db.session.rollback()
+    values.update(open_registration="1", csrf_token=csrf_from(page.text))
+    values.update(changes)
+    return ops.post("/operator/settings", data=values)
+
+
+def buy(client, product):
+    page = client.get(f"/p/{product.slug}?lang=en")
+    return client.post(f"/p/{product.slug}/buy?lang=en", data={
+        "csrf_token": csrf_from(page.text), "quantity": 1, "email": "buyer@example.com", "query_password": "secret-1",
+    })
+
+
+def test_site_name_icp_and_announcement_show_on_the_storefront(make_app, merchant, category, make_product):
+    app = make_app(PAGE_CACHE_SECONDS=60)
+    with app.app_context():
+        ops = operator_client(app)
+        product = make_product()
+        shopper = app.test_client()
+        assert "京ICP备12345678号" not in shopper.get(f"/p/{product.slug}").text  # now cached
+        response = post_settings(ops, site_name="Key Corner", icp_number="京ICP备12345678号",
+                                 announcement="Maintenance tonight")
+        assert response.status_code == 303
+        page = shopper.get(f"/p/{product.slug}").text
+        assert "京ICP备12345678号" in page and "https://beian.miit.gov.cn/" in page
+        assert "Key Corner" in page and "Maintenance tonight" in page
+        event = db.session.execute(select(AuditEvent).where(AuditEvent.action == "site.settings")).scalar_one()
+        assert "京ICP备12345678号" in event.after and "site_name" in event.before
+
+
+def test_order_ttl_setting_sets_a_new_orders_expiry(ops, product, place):
+    assert post_settings(ops, order_ttl_minutes="45").status_code == 303
+    order = place(product)
+    assert timedelta(minutes=44) < order.expires_at - order.created_at <= timedelta(minutes=45, seconds=5)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("order_ttl_minutes", "0"), ("order_ttl_minutes", "ten"), ("complaint_window_days", "1000"),
+    ("site_name", ""), ("icp_number", "x" * 61),
+])
+def test_bad_setting_is_refused_and_nothing_changes(ops, field, value):
+    before = site_settings()
+    response = post_settings(ops, announcement="Should not be saved", **{field: value})
+    assert response.status_code == 400
+    assert "Nothing was saved" in response.text
+    db.session.rollback()
+    assert site_settings() == before
+    assert db.session.scalar(select(func.count()).select_from(Setting)) == 0
+
+
+def gateway_form(ops, **fields):
+    page = ops.get("/operator/gateways?lang=en")
+    return ops.post("/operator/gateways/sandbox", data={"csrf_token": csrf_from(page.text), **fields})
+
+
+def test_disabled_gateway_stops_checkout_and_enabling_restores_it(ops, client, product):
+    assert gateway_form(ops).status_code == 303  # the box unticked: disabled
+    response = buy(client, product)
+    assert response.status_code == 400 and "not available right now" in response.text
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 0
+    assert gateway_form(ops, enabled="1").status_code == 303
+    response = buy(client, product)
+    assert response.status_code == 303 and "/pay/" in response.headers["Location"]
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 1
+
+
+def test_gateway_secret_is_masked_and_kept_when_left_empty(ops):
+    db.session.rollback()
+    _row, settings = gateway_settings("sandbox")
+    secret = settings["secret"]
+    db.session.rollback()
+    page = ops.get("/operator/gateways?lang=en").text
+    assert secret not in page and f"••••{secret[-4:]}" in page
+    assert gateway_form(ops, enabled="1", secret="").status_code == 303
+    db.session.rollback()
+    assert gateway_settings("sandbox")[1]["secret"] == secret
+    assert gateway_form(ops, enabled="1", secret="a-new-secret-value-1a2b").status_code == 303
+    db.session.rollback()
+    assert gateway_settings("sandbox")[1]["secret"] == "a-new-secret-value-1a2b"
+    assert "••••1a2b" in ops.get("/operator/gateways").text
+    events = db.session.execute(select(AuditEvent).where(AuditEvent.action == "gateway.update")).scalars().all()
+    assert len(events) == 2 and all("a-new-secret" not in (e.after + (e.before or "")) for e in events)
+    assert '"secret"' in events[1].after
+
+
+def test_send_test_email_arrives(make_app, smtp):
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
+    with app.app_context():
+        ops = operator_client(app)
+        page = ops.get("/operator/settings?lang=en")
+        assert "127.0.0.1" in page.text
+        response = ops.post("/operator/settings/test-email",
+                            data={"csrf_token": csrf_from(page.text), "to_addr": "me@example.com"})
+        assert response.status_code == 303
+        assert "Test email sent" in ops.get(response.headers["Location"] + "&lang=en").text
+        assert [m["To"] for m in smtp.messages] == ["me@example.com"]
+
+
+def test_test_email_without_smtp_says_so(ops):
+    page = ops.get("/operator/settings?lang=en")
+    response = ops.post("/operator/settings/test-email?lang=en",
+                        data={"csrf_token": csrf_from(page.text), "to_addr": "me@example.com"})
+    assert response.status_code == 400 and "SMTP is not configured" in response.text
+
+
+def test_operations_lists_failed_email_and_resend_requeues_it(ops):
+    email = queue_email("verify_email", "stuck@example.com", "Verify", {"link": "x"})
+    email.status, email.attempts, email.last_error = OutboxEmail.FAILED, 8, "SMTPServerDisconnected: gone"
+    db.session.commit()
+    page = ops.get("/operator/operations?lang=en").text
+    assert "stuck@example.com" in page and "SMTPServerDisconnected: gone" in page
+    assert ops.post(f"/operator/outbox/{email.id}/resend", data={"csrf_token": csrf_from(page)}).status_code == 303
+    email = reload(email)
+    assert email.status == OutboxEmail.QUEUED and email.attempts == 0 and email.last_error is None
+    assert db.session.execute(select(AuditEvent).where(AuditEvent.action == "outbox.resend")).scalar_one()
+    assert "stuck@example.com" in ops.get("/operator/outbox?lang=en").text
+
+
+def test_operations_lists_paid_unfulfilled_and_undelivered_orders(ops, make_product, place):
+    product = make_product(keys=2)
+    short, stuck = place(product), place(product)
+    short.mark_unfulfilled(short.created_at)
+    stuck.mark_paid(stuck.created_at)
+    db.session.commit()
+    page = ops.get("/operator/operations?lang=en").text
+    assert short.number in page and stuck.number in page
+    assert "database.ok" in page
+
+
+def test_dashboard_gmv_is_the_sum_of_paid_orders(ops, make_product, place, pay):
+    product = make_product(keys=10, price=1234)
+    orders = [place(product, quantity=q) for q in (1, 2, 3)]
+    for order in orders[:2]:
+        assert pay(order).status_code == 200
+    expected = sum(reload(o).total for o in orders[:2])
+    page = ops.get("/operator/?lang=en").text
+    assert page.count(f'data-gmv="{expected}"') == 3  # today, 7 days, 30 days
+    assert "<svg" in page
+    assert 'href="/operator/moderation"' in page and 'href="/operator/withdrawals"' in page
+
+
+def test_console_pages_need_an_operator(client):
+    for url in ("/operator/settings", "/operator/gateways", "/operator/operations", "/operator/outbox"):
+        assert client.get(url).status_code in (302, 303, 401, 403)

@@ -1,0 +1,289 @@
+"""Settlement in the operator console: the withdrawal queue (approve, mark paid with a
+reference, reject with a reason), the platform's fee ledger, the reconciliation of orders
+with ledger and payments, and the daily settlement check."""
+import json
+import re
+from datetime import timedelta
+
+import pyotp
+import pytest
+from sqlalchemy import delete, func, select, update
+
+from faka import jobs
+from faka.extensions import db
+from faka.models import AuditEvent, LedgerEntry, Order, PaymentNotice, PayoutAccount, Withdrawal
+from faka.models.types import utcnow
+from faka.services import accounts, money, settlement
+from faka.services.crypto import vault
+from tests.conftest import csrf_from, login, reload, run_worker
+
+ALIPAY_NUMBER = "13800138000"
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+def with_totp(user):
+    user.totp_secret = vault().encrypt(pyotp.random_base32())
+    db.session.commit()
+    return user
+
+
+@pytest.fixture
+def operator(app):
+    return with_totp(accounts.create_operator("ops@example.com", "operator-pass-1"))
+
+
+@pytest.fixture
+def console(app, operator):
+    client = app.test_client()
+    login(client, operator)
+    return client
+
+
+@pytest.fixture
+def merchant_client(app, merchant):
+    with_totp(merchant.user)
+    client = app.test_client()
+    login(client, merchant.user)
+    return client
+
+
+def sell(place, pay, product, quantity: int = 1) -> Order:
+    order = place(product, quantity)
+    assert pay(order).text == "success"
+    order = reload(order)
+    assert order.status == Order.DELIVERED
+    return order
+
+
+def mature(merchant_id: int) -> None:
+    """Let the settlement hold of the merchant's sales so far pass."""
+    db.session.execute(
+        update(LedgerEntry).where(LedgerEntry.merchant_id == merchant_id)
+        .values(available_at=utcnow() - timedelta(minutes=1))
+    )
+    db.session.commit()
+
+
+@pytest.fixture
+def withdrawal(merchant, product, place, pay) -> Withdrawal:
+    """A requested withdrawal of 8.00 out of the 9.70 left of a settled 10.00 sale."""
+    sell(place, pay, product)
+    mature(merchant.id)
+    with_totp(merchant.user)
+    account = money.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "张三", ALIPAY_NUMBER)
+    return money.request_withdrawal(merchant.id, merchant.user_id, account.id, 800)
+
+
+def money_page(client) -> str:
+    page = client.get("/merchant/money?lang=en")
+    assert page.status_code == 200
+    return page.text
+
+
+def shown(html: str, label: str) -> str:
+    match = re.search(rf"<dt>{re.escape(label)}</dt><dd[^>]*>([^<]+)</dd>", html)
+    assert match, f"{label} not on the page"
+    return match.group(1)
+
+
+def post(console, url: str, **data):
+    token = csrf_from(console.get("/operator/withdrawals").text)
+    return console.post(url, data={"csrf_token": token, **data})
+
+
+def count(model, *where) -> int:
+    db.session.commit()
+    return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+# -- the withdrawal queue ---------------------------------------------------------------
+
+def test_queue_lists_requested_withdrawal_with_masked_account(console, withdrawal, merchant):
+    page = console.get("/operator/withdrawals")
+    assert page.status_code == 200
+    assert merchant.name in page.text
+    assert "¥8.00" in page.text
+    assert "…8000" in page.text
+    assert ALIPAY_NUMBER not in page.text
+
+
+def test_revealing_the_account_number_is_audited(console, withdrawal, operator):
+    page = post(console, f"/operator/withdrawals/{withdrawal.id}/reveal")
+    assert page.status_code == 200
+    assert ALIPAY_NUMBER in page.text
+    assert count(AuditEvent, AuditEvent.action == settlement.REVEAL_ACTION,
+                 AuditEvent.actor_id == operator.id, AuditEvent.target == f"withdrawal:{withdrawal.id}") == 1
+
+
+def test_approved_then_paid_withdrawal_shows_withdrawn_to_merchant(console, merchant_client, withdrawal, operator):
+    assert shown(money_page(merchant_client), "Being withdrawn") == "¥8.00"
+    answer = post(console, f"/operator/withdrawals/{withdrawal.id}/approve")
+    assert answer.status_code == 303
+    assert reload(withdrawal).status == Withdrawal.APPROVED
+    answer = post(console, f"/operator/withdrawals/{withdrawal.id}/paid", reference="ALI-2026-0042")
+    assert answer.status_code == 303
+    paid = reload(withdrawal)
+    assert (paid.status, paid.reference) == (Withdrawal.PAID, "ALI-2026-0042")
+    html = money_page(merchant_client)
+    assert shown(html, "Withdrawn") == "¥8.00"
+    assert shown(html, "Available") == "¥1.70"
+    assert count(AuditEvent, AuditEvent.action == "withdrawal.paid", AuditEvent.actor_id == operator.id) == 1
+    assert "ALI-2026-0042" in console.get("/operator/withdrawals?status=paid").text
+
+
+def test_rejected_withdrawal_restores_balance_and_emails_reason(app, smtp, console, merchant_client, withdrawal,
+                                                               merchant):
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
+    assert shown(money_page(merchant_client), "Available") == "¥1.70"
+    answer = post(console, f"/operator/withdrawals/{withdrawal.id}/reject", reason="Account holder name differs")
+    assert answer.status_code == 303
+    assert reload(withdrawal).status == Withdrawal.REJECTED
+    html = money_page(merchant_client)
+    assert shown(html, "Available") == "¥9.70"
+    assert shown(html, "Being withdrawn") == "¥0.00"
+    mails = [m for m in smtp.messages if m["To"] == merchant.user.email]
+    assert len(mails) == 1
+    assert "Account holder name differs" in mails[0].get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("action, field", [("paid", "reference"), ("reject", "reason")])
+def test_decision_without_reference_or_reason_is_refused(console, operator, withdrawal, action, field):
+    if action == "paid":
+        money.approve_withdrawal(withdrawal.id, operator.id)
+    before = reload(withdrawal).status
+    answer = post(console, f"/operator/withdrawals/{withdrawal.id}/{action}", **{field: "   "})
+    assert answer.status_code == 400
+    assert 'role="alert"' in answer.text
+    after = reload(withdrawal)
+    assert (after.status, after.reference, after.reason) == (before, None, None)
+    assert count(LedgerEntry, LedgerEntry.withdrawal_id == withdrawal.id) == 1
+
+
+def test_queue_puts_requested_before_approved(operator, merchant, withdrawal):
+    account = money.payout_accounts(merchant.id)[0]
+    second = money.request_withdrawal(merchant.id, merchant.user_id, account.id, 100)
+    money.approve_withdrawal(withdrawal.id, operator.id)
+    rows, total = settlement.withdrawal_queue()
+    assert total == 2
+    assert [r.withdrawal.id for r in rows] == [second.id, withdrawal.id]
+    assert [r.withdrawal.id for r in settlement.withdrawal_queue(Withdrawal.APPROVED)[0]] == [withdrawal.id]
+
+
+# -- the platform ledger ----------------------------------------------------------------
+
+def test_platform_ledger_shows_fees_minus_returned_fees(console, merchant, make_product, place, pay):
+    product = make_product(keys=5, price=2000)
+    sell(place, pay, product)
+    refunded = sell(place, pay, product)
+    sell(place, pay, product)
+    assert money.refund_order(refunded.id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
+    book = settlement.platform_ledger()
+    assert (book.fees, book.returned, book.earned) == (180, 60, 120)  # 3 % of three 20.00 sales, one returned
+    assert sum(d.fees for d in book.daily) == 120
+    page = console.get("/operator/ledger")
+    assert page.status_code == 200
+    assert re.search(r'id="fees-earned">¥1.20<', page.text)
+    assert refunded.number in page.text
+    tomorrow = (utcnow() + timedelta(days=2)).date().isoformat()
+    assert re.search(r'id="fees-earned">¥0.00<', console.get(f"/operator/ledger?since={tomorrow}").text)
+
+
+# -- reconciliation ---------------------------------------------------------------------
+
+@pytest.fixture
+def shop(operator, merchant, make_product, place, pay, withdrawal):
+    """Sales, a refund, a withdrawal paid and one rejected: books that balance."""
+    product = make_product(keys=5)
+    orders = [sell(place, pay, product) for _ in range(3)]
+    assert money.refund_order(orders[1].id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
+    operator_id = operator.id
+    money.approve_withdrawal(withdrawal.id, operator_id)
+    money.mark_withdrawal_paid(withdrawal.id, operator_id, reference="REF-1")
+    mature(merchant.id)
+    account = money.payout_accounts(merchant.id)[0]
+    rejected = money.request_withdrawal(merchant.id, merchant.user_id, account.id, 100)
+    money.reject_withdrawal(rejected.id, operator_id, "test")
+    return orders
+
+
+def test_clean_shop_books_balance(console, shop):
+    assert settlement.reconcile_books() == []
+    page = console.get("/operator/reconciliation")
+    assert page.status_code == 200
+    assert 'id="books-balance"' in page.text
+
+
+def test_tampered_sale_amount_is_the_one_mismatch(console, shop):
+    order = shop[0]
+    db.session.execute(update(LedgerEntry).where(LedgerEntry.order_id == order.id, LedgerEntry.kind == LedgerEntry.SALE)
+                       .values(amount=order.total + 500))
+    db.session.commit()
+    assert settlement.reconcile_books() == [
+        settlement.Mismatch(settlement.SALE_WRONG, order.number, order.total, order.total + 500)]
+    page = console.get("/operator/reconciliation").text
+    rows = re.findall(r'<tr data-kind="([a-z_]+)">(.*?)</tr>', page, re.S)
+    assert len(rows) == 1
+    assert rows[0][0] == settlement.SALE_WRONG
+    assert order.number in rows[0][1] and "¥10.00" in rows[0][1] and "¥15.00" in rows[0][1]
+
+
+def test_deleted_payment_notice_is_the_one_mismatch(console, shop):
+    order = shop[2]
+    db.session.execute(delete(PaymentNotice).where(PaymentNotice.order_id == order.id))
+    db.session.commit()
+    page = console.get("/operator/reconciliation").text
+    rows = re.findall(r'<tr data-kind="([a-z_]+)">(.*?)</tr>', page, re.S)
+    assert [(kind, order.number in cells) for kind, cells in rows] == [(settlement.PAYMENT_MISSING, True)]
+
+
+def test_tampered_withdrawal_entry_is_found(shop, withdrawal):
+    db.session.execute(update(LedgerEntry).where(LedgerEntry.withdrawal_id == withdrawal.id).values(amount=-1))
+    db.session.commit()
+    assert settlement.reconcile_books() == [
+        settlement.Mismatch(settlement.WITHDRAWAL_WRONG, f"withdrawal #{withdrawal.id}", -800, -1)]
+
+
+def test_reconciliation_runs_in_constant_queries(app, shop, make_product, place, pay):
+    from sqlalchemy import event
+
+    def queries() -> int:
+        statements = []
+
+        def listen(*args):
+            statements.append(args)
+
+        event.listen(db.engine, "before_cursor_execute", listen)
+        try:
+            db.session.commit()
+            settlement.reconcile_books()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listen)
+        return len(statements)
+
+    few = queries()
+    product = make_product(keys=5)
+    for _ in range(4):
+        sell(place, pay, product)
+    assert queries() == few
+
+
+# -- the daily settlement check ---------------------------------------------------------
+
+def test_daily_job_records_balances_and_mismatches_once_a_day(shop, merchant):
+    jobs.enqueue(jobs.settle_balances)
+    jobs.enqueue(jobs.settle_balances)
+    events = db.session.execute(select(AuditEvent).where(AuditEvent.action == settlement.DAILY_ACTION)).scalars().all()
+    assert len(events) == 1
+    totals = json.loads(events[0].after)
+    balance = money.balance(merchant.id)
+    assert totals["merchants"] == 1
+    assert (totals["pending"], totals["available"], totals["mismatches"]) == (balance.pending, balance.available, 0)
+    assert events[0].detail == "books balance"
+
+
+def test_daily_job_runs_on_a_real_worker(rq_app):
+    jobs.enqueue(jobs.settle_balances, job_id="settle-test")
+    assert count(AuditEvent, AuditEvent.action == settlement.DAILY_ACTION) == 0  # queued, not run
+    run_worker(rq_app)
+    assert count(AuditEvent, AuditEvent.action == settlement.DAILY_ACTION) == 1
