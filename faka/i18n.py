@@ -24,7 +24,7 @@ def current_language() -> str:
         elif session.get("lang") in languages:
             chosen = session["lang"]
         else:
-            chosen = current_app.config["BABEL_DEFAULT_LOCALE"]
+            chosen = _site_default(languages)
         g.language = chosen
     return g.language
 
@@ -37,6 +37,13 @@ def _parsed(language: str) -> Locale:
 def _select_locale() -> Locale:
     # A parsed Locale, so Flask-Babel does not parse the code again on every request.
     return _parsed(current_language())
+
+
+def _site_default(languages: list[str]) -> str:
+    from faka.services.settings import cached_site_settings
+
+    chosen = cached_site_settings().get("default_language")
+    return chosen if chosen in languages else current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
 def init_app(app) -> None:

@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from faka.i18n import current_language
-from faka.services.settings import site_settings
+from faka.services.settings import cached_site_settings
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "USDT": "USDT "}
 
@@ -74,7 +74,7 @@ def local_time(value) -> str:
 
 def current_site() -> dict:
     if "site" not in g:
-        g.site = site_settings()
+        g.site = cached_site_settings()
     return g.site
 
 

@@ -178,3 +178,13 @@ def test_dashboard_gmv_is_the_sum_of_paid_orders(ops, make_product, place, pay):
 def test_console_pages_need_an_operator(client):
     for url in ("/operator/settings", "/operator/gateways", "/operator/operations", "/operator/outbox"):
         assert client.get(url).status_code in (302, 303, 401, 403)
+
+
+def test_default_language_setting_applies_to_new_visitors(ops, client, product):
+    assert "立即购买" in client.get(f"/p/{product.slug}").text
+    assert post_settings(ops, default_language="en").status_code == 303
+    visitor = ops.application.test_client()
+    assert "Buy now" in visitor.get(f"/p/{product.slug}").text
+    assert "立即购买" in visitor.get(f"/p/{product.slug}?lang=zh_CN").text  # a visitor's own choice wins
+    assert post_settings(ops, default_language="fr").status_code == 400
+    assert site_settings()["default_language"] == "en"

@@ -19,6 +19,7 @@ DEFAULTS = {
     "order_ttl_minutes": "15",  # until saved here, FAKA_ORDER_TTL_MINUTES applies
     "complaint_window_days": "7",
     "merchant_reply_hours": "48",
+    "default_language": "zh_CN",  # for visitors who have not chosen one
 }
 
 # Limits of the settings the operator edits: text length, or an integer range.
@@ -53,6 +54,8 @@ def validate(values: dict[str, str]) -> dict[str, object]:
                 errors[key] = _l("A whole number from %(low)s to %(high)s.", low=low, high=high)
         elif key == "open_registration" and value not in ("0", "1"):
             errors[key] = _l("Choose on or off.")
+        elif key == "default_language" and value not in current_app.config["LANGUAGES"]:
+            errors[key] = _l("Choose one of the site's languages.")
         elif key == "site_name" and not value.strip():
             errors[key] = _l("The site needs a name.")
     return errors
@@ -65,6 +68,19 @@ def order_ttl_minutes() -> int:
     if row is not None and row.value.isdigit():
         return int(row.value)
     return int(current_app.config["ORDER_TTL_MINUTES"])
+
+
+def cached_site_settings() -> dict[str, str]:
+    """site_settings(), reused for PAGE_CACHE_SECONDS within this process: every page reads
+    them (the footer, the default language), and an edit shows up within that time."""
+    ttl = current_app.config["PAGE_CACHE_SECONDS"]
+    cache = current_app.extensions["faka_pagecache"]
+    values = cache.get("site-settings") if ttl > 0 else None
+    if values is None:
+        values = site_settings()
+        if ttl > 0:
+            cache.set("site-settings", values, ttl)
+    return values
 
 
 def site_settings() -> dict[str, str]:

@@ -20,7 +20,7 @@ from faka.services import settings as site_config
 TEXT_FIELDS = ("site_name", "icp_number", "contact")
 TEXTAREA_FIELDS = ("announcement", "terms", "refund_policy", "privacy_policy")
 NUMBER_FIELDS = ("order_ttl_minutes", "complaint_window_days", "merchant_reply_hours")
-EDITABLE = (*TEXT_FIELDS, *TEXTAREA_FIELDS, *NUMBER_FIELDS, "open_registration")
+EDITABLE = (*TEXT_FIELDS, *TEXTAREA_FIELDS, *NUMBER_FIELDS, "open_registration", "default_language")
 LABELS = {
     "site_name": _l("Site name"),
     "icp_number": _l("ICP licence number (shown in the footer, linking to the official lookup)"),
@@ -33,6 +33,7 @@ LABELS = {
     "complaint_window_days": _l("Days a buyer may complain after delivery"),
     "merchant_reply_hours": _l("Hours a merchant has to reply to a complaint"),
     "open_registration": _l("Open merchant registration"),
+    "default_language": _l("Default language"),
 }
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
