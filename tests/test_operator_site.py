@@ -188,3 +188,23 @@ def test_default_language_setting_applies_to_new_visitors(ops, client, product):
     assert "立即购买" in visitor.get(f"/p/{product.slug}?lang=zh_CN").text  # a visitor's own choice wins
     assert post_settings(ops, default_language="fr").status_code == 400
     assert site_settings()["default_language"] == "en"
+
+
+def test_smtp_set_in_the_console_sends_delivery_emails(make_app, smtp, merchant, make_product, place, pay):
+    app = make_app(MAIL_SERVER=None)
+    with app.app_context():
+        ops = operator_client(app)
+        page = ops.get("/operator/settings?lang=en")
+        response = ops.post("/operator/settings/smtp", data={
+            "csrf_token": csrf_from(page.text), "smtp_server": "127.0.0.1", "smtp_port": str(smtp.port),
+            "smtp_security": "", "smtp_username": "", "smtp_password": "s3cret-pass", "smtp_sender": "shop@example.com"})
+        assert response.status_code == 303
+        stored = db.session.get(Setting, "smtp_password").value
+        assert "s3cret-pass" not in stored and vault().decrypt(stored) == "s3cret-pass"
+        assert "s3cret-pass" not in ops.get("/operator/settings?lang=en").text
+        pay(place(make_product(keys=1)))
+        assert len(smtp.messages) == 1 and smtp.messages[0]["From"] == "shop@example.com"
+        bad = ops.post("/operator/settings/smtp", data={"csrf_token": csrf_from(page.text), "smtp_server": "127.0.0.1",
+                                                       "smtp_port": "99999", "smtp_security": "tls-maybe"})
+        assert bad.status_code == 400
+        assert site_settings()["smtp_port"] == str(smtp.port)

@@ -5,6 +5,7 @@ is never lost: without SMTP configured it waits in the outbox (the operator sees
 when SMTP is down the job fails, is retried, and the reconciler queues it again.
 """
 import json
+from dataclasses import dataclass
 import logging
 import smtplib
 import ssl
@@ -32,8 +33,41 @@ class MailNotConfigured(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class SmtpConfig:
+    server: str | None
+    port: int
+    use_tls: bool  # STARTTLS
+    use_ssl: bool
+    username: str | None
+    password: str | None
+    sender: str
+    timeout: int
+    source: str  # "console" or "environment"
+
+
+def smtp_config() -> SmtpConfig:
+    """The SMTP settings in force: the ones the operator saved in the console, or else the
+    MAIL_* environment."""
+    cfg = current_app.config
+    saved = site_settings()
+    if saved.get("smtp_server"):
+        password = saved.get("smtp_password")
+        return SmtpConfig(
+            server=saved["smtp_server"], port=int(saved.get("smtp_port") or 25),
+            use_tls=saved.get("smtp_security") == "starttls", use_ssl=saved.get("smtp_security") == "ssl",
+            username=saved.get("smtp_username") or None, password=vault().decrypt(password) if password else None,
+            sender=saved.get("smtp_sender") or cfg["MAIL_DEFAULT_SENDER"], timeout=cfg["MAIL_TIMEOUT"], source="console",
+        )
+    return SmtpConfig(
+        server=cfg.get("MAIL_SERVER"), port=cfg["MAIL_PORT"], use_tls=cfg["MAIL_USE_TLS"], use_ssl=cfg["MAIL_USE_SSL"],
+        username=cfg.get("MAIL_USERNAME"), password=cfg.get("MAIL_PASSWORD"), sender=cfg["MAIL_DEFAULT_SENDER"],
+        timeout=cfg["MAIL_TIMEOUT"], source="environment",
+    )
+
+
 def smtp_configured() -> bool:
-    return bool(current_app.config.get("MAIL_SERVER"))
+    return bool(smtp_config().server)
 
 
 def send_outbox_email(email_id: int) -> bool:
@@ -43,13 +77,14 @@ def send_outbox_email(email_id: int) -> bool:
     if email is None or email.status != OutboxEmail.QUEUED:
         db.session.rollback()
         return False
-    if not smtp_configured():
+    cfg = smtp_config()
+    if not cfg.server:
         db.session.rollback()
         return False
-    message = build_message(email)
+    message = build_message(email, cfg.sender)
     db.session.rollback()  # release the read transaction while talking to SMTP
     try:
-        _smtp_send(message)
+        _smtp_send(message, cfg)
     except (OSError, smtplib.SMTPException) as exc:
         _record_failure(email_id, exc)
         raise
@@ -96,7 +131,7 @@ def queue_email(
     return email
 
 
-def build_message(email: OutboxEmail) -> EmailMessage:
+def build_message(email: OutboxEmail, sender: str) -> EmailMessage:
     site = site_settings()
     base_url = current_app.config["BASE_URL"].rstrip("/")
     with force_locale(email.locale):
@@ -115,7 +150,7 @@ def build_message(email: OutboxEmail) -> EmailMessage:
             html = None
     message = EmailMessage()
     message["Subject"] = subject
-    message["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
+    message["From"] = sender
     message["To"] = email.to_addr
     message["Message-ID"] = make_msgid(domain="faka")
     message.set_content(text)
@@ -124,18 +159,16 @@ def build_message(email: OutboxEmail) -> EmailMessage:
     return message
 
 
-def _smtp_send(message: EmailMessage) -> None:
-    cfg = current_app.config
-    timeout = cfg["MAIL_TIMEOUT"]
-    if cfg["MAIL_USE_SSL"]:
-        client = smtplib.SMTP_SSL(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=timeout, context=ssl.create_default_context())
+def _smtp_send(message: EmailMessage, cfg: SmtpConfig) -> None:
+    if cfg.use_ssl:
+        client = smtplib.SMTP_SSL(cfg.server, cfg.port, timeout=cfg.timeout, context=ssl.create_default_context())
     else:
-        client = smtplib.SMTP(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=timeout)
+        client = smtplib.SMTP(cfg.server, cfg.port, timeout=cfg.timeout)
     with client:
-        if cfg["MAIL_USE_TLS"]:
+        if cfg.use_tls:
             client.starttls(context=ssl.create_default_context())
-        if cfg["MAIL_USERNAME"]:
-            client.login(cfg["MAIL_USERNAME"], cfg["MAIL_PASSWORD"] or "")
+        if cfg.username:
+            client.login(cfg.username, cfg.password or "")
         client.send_message(message)
 
 
@@ -143,14 +176,15 @@ def send_test_email(to_addr: str) -> None:
     """Send a short message to `to_addr` now, over the configured SMTP server, bypassing
     the outbox so the operator sees at once whether SMTP works. Raises MailNotConfigured
     without MAIL_SERVER, and OSError / smtplib.SMTPException when sending fails."""
-    if not smtp_configured():
+    cfg = smtp_config()
+    if not cfg.server:
         raise MailNotConfigured()
     site = site_settings()
     message = EmailMessage()
     message["Subject"] = _("Test email from %(site)s", site=site["site_name"])
-    message["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
+    message["From"] = cfg.sender
     message["To"] = to_addr
     message["Message-ID"] = make_msgid(domain="faka")
     message.set_content(_("This is a test email: the shop can send email with its SMTP settings."))
     db.session.rollback()  # hold no transaction while talking to SMTP
-    _smtp_send(message)
+    _smtp_send(message, cfg)

@@ -7,7 +7,6 @@ stopped worker, Redis or SMTP only delays work.
 """
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import select
 
 from faka import jobs
@@ -15,7 +14,7 @@ from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Order, OutboxEmail, Product
 from faka.models.catalog import DELIVERY_MANUAL
-from faka.services import clock, stock, webhooks
+from faka.services import clock, mail, stock, webhooks
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ def reconcile() -> ReconcileReport:
         .where(Order.status == Order.PAID, Product.delivery_type != DELIVERY_MANUAL)
     ).scalars().all()
     emails = []
-    if current_app.config.get("MAIL_SERVER"):
+    if mail.smtp_configured():
         emails = db.session.execute(select(OutboxEmail.id).where(OutboxEmail.status == OutboxEmail.QUEUED)).scalars().all()
     pending_webhooks = webhooks.due_delivery_ids(clock.now())
     db.session.rollback()

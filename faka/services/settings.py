@@ -20,6 +20,13 @@ DEFAULTS = {
     "complaint_window_days": "7",
     "merchant_reply_hours": "48",
     "default_language": "zh_CN",  # for visitors who have not chosen one
+    # SMTP set in the console; when smtp_server is empty the MAIL_* environment applies.
+    "smtp_server": "",
+    "smtp_port": "",
+    "smtp_security": "",  # "" | "starttls" | "ssl"
+    "smtp_username": "",
+    "smtp_password": "",  # encrypted
+    "smtp_sender": "",
 }
 
 # Limits of the settings the operator edits: text length, or an integer range.
@@ -32,6 +39,9 @@ MAX_LENGTHS = {
     "privacy_policy": 50000,
     "contact": 200,
     "prohibited_words": 10000,
+    "smtp_server": 253,
+    "smtp_username": 254,
+    "smtp_sender": 254,
 }
 INT_RANGES = {
     "order_ttl_minutes": (5, 1440),
@@ -54,6 +64,10 @@ def validate(values: dict[str, str]) -> dict[str, object]:
                 errors[key] = _l("A whole number from %(low)s to %(high)s.", low=low, high=high)
         elif key == "open_registration" and value not in ("0", "1"):
             errors[key] = _l("Choose on or off.")
+        elif key == "smtp_port" and value and not (value.isdigit() and 1 <= int(value) <= 65535):
+            errors[key] = _l("A whole number from %(low)s to %(high)s.", low=1, high=65535)
+        elif key == "smtp_security" and value not in ("", "starttls", "ssl"):
+            errors[key] = _l("Choose none, STARTTLS or SSL.")
         elif key == "default_language" and value not in current_app.config["LANGUAGES"]:
             errors[key] = _l("Choose one of the site's languages.")
         elif key == "site_name" and not value.strip():

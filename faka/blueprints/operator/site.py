@@ -1,7 +1,8 @@
 """Operator console: site settings and payment gateways.
 
-SMTP is configured by the environment (MAIL_SERVER, MAIL_PORT, ...): the settings page
-shows that configuration read-only (never the password) and can send a test email."""
+SMTP is set here (saved settings, the password encrypted) or else by the environment
+(MAIL_SERVER, MAIL_PORT, ...); the page shows what is in force, never the password, and
+can send a test email."""
 import re
 import smtplib
 
@@ -15,6 +16,7 @@ from faka.extensions import db
 from faka.payments import GATEWAYS, configure_gateway, gateway_settings, masked_settings
 from faka.services import audit, mail
 from faka.services import settings as site_config
+from faka.services.crypto import vault
 
 # The settings this page edits, in the order shown, and how each is entered.
 TEXT_FIELDS = ("site_name", "icp_number", "contact")
@@ -44,15 +46,40 @@ def _clear_page_cache() -> None:
 
 
 def _mail_config() -> list[tuple[object, object]]:
-    cfg = current_app.config
+    """The SMTP settings in force, without the password."""
+    cfg = mail.smtp_config()
     return [
-        (_l("Server"), cfg.get("MAIL_SERVER") or _l("not configured")),
-        (_l("Port"), cfg.get("MAIL_PORT")),
-        (_l("STARTTLS"), _l("yes") if cfg.get("MAIL_USE_TLS") else _l("no")),
-        (_l("SSL"), _l("yes") if cfg.get("MAIL_USE_SSL") else _l("no")),
-        (_l("Sender"), cfg.get("MAIL_DEFAULT_SENDER")),
-        (_l("User name"), cfg.get("MAIL_USERNAME") or "—"),
+        (_l("In force from"), _l("this console") if cfg.source == "console" else _l("the environment (MAIL_*)")),
+        (_l("Server"), cfg.server or _l("not configured")),
+        (_l("Port"), cfg.port),
+        (_l("STARTTLS"), _l("yes") if cfg.use_tls else _l("no")),
+        (_l("SSL"), _l("yes") if cfg.use_ssl else _l("no")),
+        (_l("Sender"), cfg.sender),
+        (_l("User name"), cfg.username or "—"),
     ]
+
+
+SMTP_FIELDS = ("smtp_server", "smtp_port", "smtp_security", "smtp_username", "smtp_sender")
+
+
+@bp.post("/settings/smtp")
+def smtp_settings():
+    current = _current_values()
+    submitted = {key: request.form.get(key, "").strip() for key in SMTP_FIELDS}
+    errors = site_config.validate(submitted)
+    if errors:
+        return _settings_page({**current, **submitted}, errors, 400)
+    changed = {key: value for key, value in submitted.items() if value != current.get(key)}
+    password = request.form.get("smtp_password", "")
+    if password:  # empty keeps the stored password
+        site_config.set_setting("smtp_password", vault().encrypt(password), commit=False)
+    if changed or password:
+        audit.record(current_user.id, "site.smtp", "settings", before={key: current.get(key) for key in changed},
+                     after={**changed, **({"smtp_password": "(changed)"} if password else {})})
+        for key, value in changed.items():
+            site_config.set_setting(key, value, commit=False)
+        db.session.commit()
+    return redirect(url_for("operator.site_settings", smtp_saved=1), 303)
 
 
 def _settings_page(values: dict, errors: dict | None = None, status: int = 200, mail_error=None, mail_to=""):
@@ -72,6 +99,7 @@ def _settings_page(values: dict, errors: dict | None = None, status: int = 200, 
         mail_to=mail_to,
         test_sent=request.args.get("test_email") == "sent",
         saved=request.args.get("saved") == "1",
+        smtp_saved=request.args.get("smtp_saved") == "1",
     ), status
 
 
