@@ -208,3 +208,27 @@ def test_smtp_set_in_the_console_sends_delivery_emails(make_app, smtp, merchant,
                                                        "smtp_port": "99999", "smtp_security": "tls-maybe"})
         assert bad.status_code == 400
         assert site_settings()["smtp_port"] == str(smtp.port)
+
+
+def test_uploaded_logo_shows_in_the_storefront_header(ops, client):
+    import io
+
+    from PIL import Image
+
+    image = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 120, 200)).save(image, "PNG")
+    page = ops.get("/operator/settings?lang=en")
+    bad = ops.post("/operator/settings/logo", data={"csrf_token": csrf_from(page.text), "logo": (io.BytesIO(b"<svg/>"), "x.svg")},
+                   content_type="multipart/form-data")
+    assert bad.status_code == 400 and site_settings()["logo"] == ""
+    image.seek(0)
+    ok = ops.post("/operator/settings/logo", data={"csrf_token": csrf_from(page.text), "logo": (image, "logo.png")},
+                  content_type="multipart/form-data")
+    assert ok.status_code == 303
+    name = site_settings()["logo"]
+    assert f'src="/site/logo/{name}"' in client.get("/").text
+    served = client.get(f"/site/logo/{name}")
+    assert served.status_code == 200 and served.mimetype == "image/jpeg"
+    assert client.get("/site/logo/someone-elses.png").status_code == 404
+    ops.post("/operator/settings/logo", data={"csrf_token": csrf_from(page.text), "remove": "1"})
+    assert "/site/logo/" not in client.get("/").text

@@ -1,5 +1,5 @@
 """The storefront: home and product pages."""
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request, send_file
 
 from faka.blueprints.forms import CheckoutForm, ReportForm
 from faka.extensions import limiter
@@ -7,6 +7,8 @@ from faka.i18n import current_language
 from faka.pagecache import cached_page
 from faka.services import catalog, moderation
 from faka.services.errors import DomainError, NotFound
+from faka.services.settings import cached_site_settings
+from faka.services.uploads import image_path
 
 bp = Blueprint("catalog", __name__)
 
@@ -53,3 +55,14 @@ def report(slug: str):
     else:
         error = form.text.errors[0] if form.text.errors else moderation.InvalidReport.message
     return render_template("catalog/reported.html", slug=slug, error=error), 400
+
+
+@bp.get("/site/logo/<name>")
+def logo(name: str):
+    """The site logo: only the file the operator chose is served from the upload folder."""
+    if not name or name != cached_site_settings().get("logo"):
+        abort(404)
+    path = image_path(name)
+    if path is None:
+        abort(404)
+    return send_file(path, mimetype="image/png" if path.suffix == ".png" else "image/jpeg", max_age=86400)

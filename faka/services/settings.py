@@ -20,6 +20,7 @@ DEFAULTS = {
     "complaint_window_days": "7",
     "merchant_reply_hours": "48",
     "default_language": "zh_CN",  # for visitors who have not chosen one
+    "logo": "",  # file name of the uploaded logo (faka/services/uploads.py)
     # SMTP set in the console; when smtp_server is empty the MAIL_* environment applies.
     "smtp_server": "",
     "smtp_port": "",

@@ -17,6 +17,7 @@ from faka.payments import GATEWAYS, configure_gateway, gateway_settings, masked_
 from faka.services import audit, mail
 from faka.services import settings as site_config
 from faka.services.crypto import vault
+from faka.services.uploads import MAX_UPLOAD_BYTES, InvalidImage, store_image
 
 # The settings this page edits, in the order shown, and how each is entered.
 TEXT_FIELDS = ("site_name", "icp_number", "contact")
@@ -57,6 +58,24 @@ def _mail_config() -> list[tuple[object, object]]:
         (_l("Sender"), cfg.sender),
         (_l("User name"), cfg.username or "—"),
     ]
+
+
+@bp.post("/settings/logo")
+def logo_settings():
+    current = _current_values()
+    upload = request.files.get("logo")
+    if request.form.get("remove"):
+        name = ""
+    else:
+        try:
+            name = store_image(upload.read(MAX_UPLOAD_BYTES + 1) if upload and upload.filename else b"")
+        except InvalidImage as exc:
+            return _settings_page(current, {"logo": exc.message}, 400)
+    audit.record(current_user.id, "site.logo", "settings", before={"logo": current.get("logo")}, after={"logo": name})
+    site_config.set_setting("logo", name, commit=False)
+    db.session.commit()
+    _clear_page_cache()
+    return redirect(url_for("operator.site_settings", saved=1), 303)
 
 
 SMTP_FIELDS = ("smtp_server", "smtp_port", "smtp_security", "smtp_username", "smtp_sender")
