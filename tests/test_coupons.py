@@ -346,3 +346,21 @@ def test_preview_updates_as_the_buyer_types_in_a_real_browser(live_server, make_
     phone.wait_for_url("**/pay/*")
     assert "¥27.00" in phone.inner_text(".pay")
     assert phone.console_errors == []
+
+
+def test_order_expiring_unpaid_gives_its_coupon_use_back(app, merchant, make_product, pay):
+    from conftest import expire_and_reconcile
+
+    product = make_product(keys=3)
+    coupon = create_coupon(merchant.id, "ONCE", "fixed", 100, usage_limit=1)
+    abandoned = order_with(product, 1, "ONCE")
+    assert reload(coupon).used_count == 1
+    with pytest.raises(CouponUsedUp):
+        order_with(product, 1, "ONCE")
+    expire_and_reconcile(abandoned)
+    assert reload(coupon).used_count == 0
+    second = order_with(product, 1, "ONCE")  # the use is available again
+    assert second.discount == 100 and reload(coupon).used_count == 1
+    pay(abandoned)  # the first buyer pays late after all: honoured, and counted
+    assert reload(abandoned).status == Order.DELIVERED
+    assert reload(coupon).used_count == 2

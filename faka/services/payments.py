@@ -135,7 +135,10 @@ def _apply_payment(order: Order, now) -> str:
         order.mark_paid(now)
         return OUTCOME_PAID
     if order.status == Order.EXPIRED:
-        # Honour a late payment if stock remains; never drop it.
+        # Honour a late payment if stock remains; never drop it. Its coupon use, given
+        # back at expiry, is taken again: the buyer did pay with the discount.
+        if order.coupon_id:
+            stock.change_coupon_uses(order.coupon_id, 1)
         needs_keys = order.product.uses_key_stock
         if not needs_keys or stock.reserve_keys(order, order.quantity, until=now):
             order.mark_paid(now)

@@ -1,11 +1,12 @@
 """Key reservation and release: the only code that moves keys between states."""
+from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 
 from faka.database import is_postgresql
 from faka.extensions import db
-from faka.models import CardKey, Order
+from faka.models import CardKey, Coupon, Order
 
 
 def reserve_keys(order: Order, quantity: int, until: datetime) -> bool:
@@ -96,7 +97,8 @@ def sell_keys(key_ids: list[int], when: datetime) -> None:
 
 
 def expire_stale_orders(now: datetime, product_id: int | None = None) -> int:
-    """Expire pending orders past their deadline and release their keys.
+    """Expire pending orders past their deadline, release their keys and give back the
+    coupon uses they took.
 
     Runs inside the caller's write transaction. Returns how many orders expired.
     """
@@ -107,4 +109,18 @@ def expire_stale_orders(now: datetime, product_id: int | None = None) -> int:
     for order in orders:
         order.mark_expired()
     release_keys([o.id for o in orders])
+    for coupon_id, uses in Counter(o.coupon_id for o in orders if o.coupon_id).items():
+        change_coupon_uses(coupon_id, -uses)
     return len(orders)
+
+
+def change_coupon_uses(coupon_id: int, delta: int) -> None:
+    """Count uses of a coupon up or down (never below zero). Taking a use at checkout is
+    guarded by the usage limit in faka/services/coupons.py; this is for giving one back
+    (an order expired unpaid) and for a late payment that used it after all."""
+    db.session.execute(
+        update(Coupon)
+        .where(Coupon.id == coupon_id)
+        .values(used_count=case((Coupon.used_count + delta < 0, 0), else_=Coupon.used_count + delta))
+        .execution_options(synchronize_session=False)
+    )
