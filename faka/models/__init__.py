@@ -4,18 +4,24 @@ from faka.models.merchants import Merchant
 from faka.models.catalog import Category, Product, ProductReport, TierPrice
 from faka.models.keys import CardKey
 from faka.models.orders import Order, PaymentNotice
-from faka.models.money import LedgerEntry, PayoutAccount, Withdrawal
+from faka.models.money import LedgerEntry, PayoutAccount, Refund, Withdrawal
 from faka.models.coupons import Coupon
 from faka.models.imports import KeyImport
 from faka.models.webhooks import WebhookDelivery, WebhookEndpoint
 from faka.models.mail import OutboxEmail
 from faka.models.settings import GatewayConfig, Setting
 from faka.models.audit import AuditEvent
+from faka.models.complaints import Complaint, ComplaintImage, ComplaintMessage
+from faka.models.reviews import Review
+from faka.models.risk import SignIn
 from faka.models.types import utcnow
 
 __all__ = [
     "AuditEvent",
     "CardKey",
+    "Complaint",
+    "ComplaintImage",
+    "ComplaintMessage",
     "Category",
     "Coupon",
     "KeyImport",
@@ -28,7 +34,10 @@ __all__ = [
     "PayoutAccount",
     "Product",
     "ProductReport",
+    "Refund",
+    "Review",
     "Setting",
+    "SignIn",
     "TierPrice",
     "User",
     "WebhookDelivery",

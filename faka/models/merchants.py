@@ -1,3 +1,4 @@
+import secrets
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, Text
@@ -20,6 +21,8 @@ class Merchant(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
     name: Mapped[str] = mapped_column(String(80))
+    # The shop page's address (/shop/<public_id>): random, so merchants cannot be counted.
+    public_id: Mapped[str] = mapped_column(String(16), unique=True, default=lambda: secrets.token_hex(6))
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     fee_rate_bp: Mapped[int] = mapped_column(default=300)  # platform fee in basis points
     hold_days: Mapped[int] = mapped_column(default=3, server_default="3")  # settlement hold of each sale

@@ -67,3 +67,30 @@ class Withdrawal(db.Model):
     reference: Mapped[str | None] = mapped_column(String(64))  # the payment's reference once paid
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Refund(db.Model):
+    """Money going back to a buyer. The ledger records what the merchant is debited; this
+    records how the buyer gets it: through the order's gateway (`done` once the gateway
+    accepted it), or, where the gateway cannot refund, by the operator by hand
+    (`manual` until they mark it `paid`)."""
+
+    __tablename__ = "refunds"
+
+    PENDING = "pending"  # the gateway call is queued
+    DONE = "done"  # the gateway refunded it
+    MANUAL = "manual"  # the operator must pay it out by hand
+    PAID = "paid"  # the operator paid it out
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)  # one refund per order
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
+    amount: Mapped[int]
+    gateway: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(12), default=PENDING, index=True)
+    reference: Mapped[str | None] = mapped_column(String(64))  # gateway refund id or payment reference
+    note: Mapped[str | None] = mapped_column(Text)  # why the gateway could not do it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paid_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

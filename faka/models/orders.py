@@ -24,8 +24,9 @@ class Order(db.Model):
     EXPIRED = "expired"
     PAID_UNFULFILLED = "paid_unfulfilled"  # money received but no stock left: refund due
     REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"  # part of the total went back after a complaint
 
-    FINAL = frozenset({DELIVERED, EXPIRED, PAID_UNFULFILLED, REFUNDED})
+    FINAL = frozenset({DELIVERED, EXPIRED, PAID_UNFULFILLED, REFUNDED, PARTIALLY_REFUNDED})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(24), unique=True)  # shown to the buyer
@@ -43,6 +44,7 @@ class Order(db.Model):
     status: Mapped[str] = mapped_column(String(20), default=PENDING)
     gateway: Mapped[str] = mapped_column(String(20))
     client_ip: Mapped[str | None] = mapped_column(String(45))
+    device_hash: Mapped[str | None] = mapped_column(String(64), index=True)  # keyed hash of the device cookie
     locale: Mapped[str] = mapped_column(String(8), default="zh_CN")  # for the buyer's emails
     # What a `fixed` or `manual` product delivered, encrypted like a key.
     delivery_ciphertext: Mapped[str | None] = mapped_column(Text)
@@ -51,6 +53,7 @@ class Order(db.Model):
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refunded_amount: Mapped[int] = mapped_column(default=0, server_default="0")
 
     product = relationship("Product")
     merchant = relationship("Merchant")
@@ -88,9 +91,15 @@ class Order(db.Model):
     def mark_expired(self) -> None:
         self._move((self.PENDING,), self.EXPIRED)
 
-    def mark_refunded(self, when: datetime) -> None:
-        self._move((self.PAID_UNFULFILLED, self.DELIVERED, self.PAID), self.REFUNDED)
+    def mark_refunded(self, when: datetime, amount: int | None = None) -> None:
+        """The whole total (default) or a part of it went back to the buyer."""
+        amount = self.total if amount is None else amount
+        if not 0 < amount <= self.total:
+            raise IllegalTransition(f"order {self.number}: refund of {amount} out of {self.total}")
+        to = self.REFUNDED if amount == self.total else self.PARTIALLY_REFUNDED
+        self._move((self.PAID_UNFULFILLED, self.DELIVERED, self.PAID), to)
         self.refunded_at = when
+        self.refunded_amount = amount
 
 
 class PaymentNotice(db.Model):
