@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from faka.extensions import db
 from faka.models import AuditEvent, LedgerEntry, Merchant, OutboxEmail, Product
 from faka.models.catalog import DELIVERY_AUTO
-from faka.services import accounts, audit, merchants, money, review
+from faka.services import accounts, audit, merchant_review, merchants, money
 from faka.services.crypto import vault
 from faka.services.keys import import_keys
 from tests.conftest import csrf_from, login, reload
@@ -172,7 +172,7 @@ def test_freeze_hides_products_and_stops_withdrawals_and_unfreeze_restores(conso
 
 def test_paid_order_of_a_frozen_merchant_is_still_delivered(console, merchant, product, place, pay):
     order = place(product)
-    review.freeze(None, merchant.id, "Investigation.")
+    merchant_review.freeze(None, merchant.id, "Investigation.")
     pay(order)
     assert reload(order).status == "delivered"
 
@@ -207,13 +207,13 @@ def test_bad_input_is_refused_and_changes_nothing(console, action, data):
 
 
 def test_illegal_transitions_are_refused(console, merchant):
-    with pytest.raises(review.IllegalTransition):
-        review.approve(None, merchant.id)
-    with pytest.raises(review.IllegalTransition):
-        review.unfreeze(None, merchant.id)
+    with pytest.raises(merchant_review.IllegalTransition):
+        merchant_review.approve(None, merchant.id)
+    with pytest.raises(merchant_review.IllegalTransition):
+        merchant_review.unfreeze(None, merchant.id)
     m = submitted_merchant()
-    with pytest.raises(review.IllegalTransition):
-        review.freeze(None, m.id, "no")
+    with pytest.raises(merchant_review.IllegalTransition):
+        merchant_review.freeze(None, m.id, "no")
     response = post(console, f"/operator/merchants/{merchant.id}/approve")
     assert response.status_code == 400 and reload(merchant).status == Merchant.APPROVED
 
@@ -241,8 +241,8 @@ def test_audit_record_outside_a_request_has_no_ip(app):
 
 def test_audit_page_filters_and_exports_csv(console, operator, merchant):
     other = submitted_merchant("Other Shop")
-    review.set_terms(operator.id, merchant.id, 500, 3)
-    review.reject(operator.id, other.id, "=HYPERLINK(\"x\")")
+    merchant_review.set_terms(operator.id, merchant.id, 500, 3)
+    merchant_review.reject(operator.id, other.id, "=HYPERLINK(\"x\")")
     page = console.get("/operator/audit?action=merchant.terms").get_data(as_text=True)
     assert f"merchant:{merchant.id}" in page and f"merchant:{other.id}" not in page
     page = console.get(f"/operator/audit?target=merchant:{other.id}").get_data(as_text=True)
@@ -258,7 +258,7 @@ def test_audit_page_filters_and_exports_csv(console, operator, merchant):
 
 
 def test_audit_events_cannot_be_updated_or_deleted(app, operator, merchant):
-    review.set_terms(operator.id, merchant.id, 500, 3)
+    merchant_review.set_terms(operator.id, merchant.id, 500, 3)
     [event] = events("merchant.terms")
     event.detail = "rewritten"
     with pytest.raises(audit.AuditEventImmutable):

@@ -9,7 +9,7 @@ from wtforms import IntegerField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange
 
 from faka.blueprints.operator import NAV, bp
-from faka.services import audit, review
+from faka.services import audit, merchant_review
 from faka.services.merchants import masked_id_number
 from faka.services.errors import DomainError, NotFound
 from faka.services.uploads import image_path
@@ -17,16 +17,16 @@ from faka.services.uploads import image_path
 
 class ReasonForm(FlaskForm):
     reason = TextAreaField(_l("Reason"), validators=[InputRequired(_l("Enter a reason.")),
-                                                      Length(1, review.MAX_REASON)])
+                                                      Length(1, merchant_review.MAX_REASON)])
 
 
 class TermsForm(FlaskForm):
     fee_rate_bp = IntegerField(_l("Fee rate (basis points, 100 = 1%)"), validators=[
         InputRequired(_l("Enter the fee rate.")),
-        NumberRange(0, review.MAX_FEE_RATE_BP, _l("The fee rate must be 0 to 5000 basis points."))])
+        NumberRange(0, merchant_review.MAX_FEE_RATE_BP, _l("The fee rate must be 0 to 5000 basis points."))])
     hold_days = IntegerField(_l("Settlement hold (days)"), validators=[
         InputRequired(_l("Enter the hold in days.")),
-        NumberRange(0, review.MAX_HOLD_DAYS, _l("The hold must be 0 to 60 days."))])
+        NumberRange(0, merchant_review.MAX_HOLD_DAYS, _l("The hold must be 0 to 60 days."))])
 
 
 def _page() -> int:
@@ -36,20 +36,20 @@ def _page() -> int:
 @bp.get("/merchants")
 def merchants():
     status = request.args.get("status", "")
-    status = status if status in review.STATUSES else ""
+    status = status if status in merchant_review.STATUSES else ""
     text = request.args.get("q", "").strip()
     page = _page()
-    queue = review.review_queue()
-    found, total = review.search_merchants(status or None, text, page)
-    figures = review.figures(sorted({m.id for m in queue} | {m.id for m in found}))
-    pages = max(1, -(-total // review.PER_PAGE))
+    queue = merchant_review.review_queue()
+    found, total = merchant_review.search_merchants(status or None, text, page)
+    figures = merchant_review.figures(sorted({m.id for m in queue} | {m.id for m in found}))
+    pages = max(1, -(-total // merchant_review.PER_PAGE))
     return render_template("operator/merchants.html", queue=queue, merchants=found, figures=figures, total=total,
-                           page=page, pages=pages, status=status, q=text, statuses=review.STATUSES)
+                           page=page, pages=pages, status=status, q=text, statuses=merchant_review.STATUSES)
 
 
 def _merchant_or_404(merchant_id: int):
     try:
-        return review.get_merchant(merchant_id)
+        return merchant_review.get_merchant(merchant_id)
     except NotFound:
         abort(404)
 
@@ -62,7 +62,7 @@ def _detail(merchant_id: int, error=None, reason_form=None, terms_form=None, sta
     events, _total = audit.search(target=f"merchant:{merchant.id}")
     return render_template(
         "operator/merchant.html", merchant=merchant, masked_id=masked_id_number(merchant),
-        figures=review.figures([merchant.id])[merchant.id], reason_form=reason_form or ReasonForm(formdata=None),
+        figures=merchant_review.figures([merchant.id])[merchant.id], reason_form=reason_form or ReasonForm(formdata=None),
         terms_form=terms_form, error=error, events=events,
     ), status
 
@@ -107,27 +107,27 @@ def _first_error(form) -> str:
 
 @bp.post("/merchants/<int:merchant_id>/approve")
 def merchant_approve(merchant_id: int):
-    return _decided(merchant_id, review.approve, with_reason=False)
+    return _decided(merchant_id, merchant_review.approve, with_reason=False)
 
 
 @bp.post("/merchants/<int:merchant_id>/reject")
 def merchant_reject(merchant_id: int):
-    return _decided(merchant_id, review.reject, with_reason=True)
+    return _decided(merchant_id, merchant_review.reject, with_reason=True)
 
 
 @bp.post("/merchants/<int:merchant_id>/request-info")
 def merchant_request_info(merchant_id: int):
-    return _decided(merchant_id, review.request_info, with_reason=True)
+    return _decided(merchant_id, merchant_review.request_info, with_reason=True)
 
 
 @bp.post("/merchants/<int:merchant_id>/freeze")
 def merchant_freeze(merchant_id: int):
-    return _decided(merchant_id, review.freeze, with_reason=True)
+    return _decided(merchant_id, merchant_review.freeze, with_reason=True)
 
 
 @bp.post("/merchants/<int:merchant_id>/unfreeze")
 def merchant_unfreeze(merchant_id: int):
-    return _decided(merchant_id, review.unfreeze, with_reason=False)
+    return _decided(merchant_id, merchant_review.unfreeze, with_reason=False)
 
 
 @bp.post("/merchants/<int:merchant_id>/terms")
@@ -137,7 +137,7 @@ def merchant_terms(merchant_id: int):
     if not form.validate_on_submit():
         return _detail(merchant_id, error=_first_error(form), terms_form=form, status=400)
     try:
-        review.set_terms(current_user.id, merchant_id, form.fee_rate_bp.data, form.hold_days.data)
+        merchant_review.set_terms(current_user.id, merchant_id, form.fee_rate_bp.data, form.hold_days.data)
     except DomainError as exc:
         return _detail(merchant_id, error=exc.message, terms_form=form, status=400)
     return redirect(url_for("operator.merchant_detail", merchant_id=merchant_id), 303)
