@@ -50,6 +50,13 @@ def send_webhook(delivery_id: int) -> bool:
         return webhooks.deliver(delivery_id)
 
 
+def refund_payment(refund_id: int) -> bool:
+    from faka.services import refunds
+
+    with _app_context():
+        return refunds.execute(refund_id)
+
+
 def import_keys_job(import_id: int) -> None:
     from faka.services import keys
 
@@ -62,7 +69,8 @@ def reconcile() -> dict:
 
     with _app_context():
         report = reconciler.reconcile()
-        return {"expired": report.expired, "deliveries": report.deliveries, "emails": report.emails}
+        return {"expired": report.expired, "deliveries": report.deliveries, "emails": report.emails,
+                "refunds": report.refunds, "escalated": report.escalated, "closed": report.closed}
 
 
 @contextmanager

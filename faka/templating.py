@@ -42,6 +42,7 @@ ORDER_STATUS_LABELS = {
     "expired": _l("Expired"),
     "paid_unfulfilled": _l("Refund due"),
     "refunded": _l("Refunded"),
+    "partially_refunded": _l("Partially refunded"),
 }
 
 
@@ -85,6 +86,11 @@ def init_app(app) -> None:
     app.add_template_global(order_status_label)
     app.add_template_global(timeline_label)
     app.add_template_global(percent)
+    from faka.services import complaints
+
+    app.add_template_global(lambda status: str(complaints.STATUS_LABELS.get(status, status)), "complaint_status_label")
+    app.add_template_global(lambda reason: str(complaints.REASON_LABELS.get(reason, reason)), "complaint_reason_label")
+    app.add_template_global(lambda author: str(complaints.AUTHOR_LABELS.get(author, author)), "complaint_author_label")
 
     @app.context_processor
     def inject_site():

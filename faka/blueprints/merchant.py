@@ -482,3 +482,7 @@ def webhook_rotate(endpoint_id: int):
 def webhook_delete(endpoint_id: int):
     webhooks.delete_endpoint(endpoint_id, g.merchant.id)
     return redirect(url_for("merchant.webhook_list"), 303)
+
+
+# Complaints and reviews have their own modules, which attach their views to `bp`.
+from faka.blueprints import merchant_complaints, merchant_reviews  # noqa: E402,F401

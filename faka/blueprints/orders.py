@@ -1,12 +1,15 @@
-"""The buyer's order page, its live status, and finding orders again."""
-from flask import Blueprint, abort, current_app, make_response, render_template, request
+"""The buyer's order page, its live status, finding orders again, and reviewing one."""
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, TextAreaField
 
 from faka.blueprints.forms import LookupForm
 from faka.extensions import limiter
 from faka.i18n import current_language
-from faka.services import checkout, orders
+from faka.services import checkout, complaints, orders, reviews
 from faka.services.delivery import delivered_items
-from faka.services.errors import LookupFailed
+from faka.services.errors import DomainError, LookupFailed, NotFound
 
 bp = Blueprint("orders", __name__)
 
@@ -23,7 +26,8 @@ def _order_or_404(token: str):
 @bp.get("/order/<token>")
 def show(token: str):
     order = _order_or_404(token)
-    return render_template("orders/show.html", order=order, items=delivered_items(order))
+    return render_template("orders/show.html", order=order, items=delivered_items(order),
+                           review_panel=reviews.order_panel(order), complaint_panel=complaints.order_panel(order))
 
 
 @bp.get("/order/<token>/status")
@@ -76,3 +80,37 @@ def lookup():
             error = exc
     status = 400 if request.method == "POST" and found is None else 200
     return render_template("orders/lookup.html", form=form, found=found, error=error), status
+
+
+class ReviewForm(FlaskForm):
+    rating = IntegerField(_l("Rating"))
+    text = TextAreaField(_l("Your review (optional)"),
+                         description=_l("What worked, what did not. Plain text, up to 1000 characters."))
+
+
+@bp.route("/order/<token>/review", methods=["GET", "POST"])
+def review(token: str):
+    """Write the order's review, or change it within a day of writing it."""
+    order = _order_or_404(token)
+    form = ReviewForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            reviews.submit_review(token, form.rating.data, form.text.data)
+        except NotFound:
+            abort(404)
+        except DomainError as exc:
+            error = exc.message
+        else:
+            return redirect(url_for("orders.show", token=token, _anchor="review"), 303)
+    elif form.is_submitted():
+        error = reviews.InvalidRating.message
+    panel = reviews.order_panel(order)
+    if panel is None:
+        error = reviews.NotReviewable.message
+    elif not panel.can_edit and error is None:
+        error = reviews.ReviewLocked.message
+    if request.method == "GET" and panel and panel.review:
+        form.rating.data, form.text.data = panel.review.rating, panel.review.body
+    status = 400 if request.method == "POST" or panel is None else 200
+    return render_template("orders/review.html", order=order, review_panel=panel, form=form, error=error), status

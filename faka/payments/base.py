@@ -64,8 +64,17 @@ class Gateway:
         """Return the verified notice, or raise InvalidNotify."""
         raise NotImplementedError
 
-    def refund(self, order_number: str, trade_no: str, amount: int) -> None:
-        raise NotImplementedError(f"{self.name} cannot refund automatically")
+    def refund(self, order_number: str, trade_no: str, amount: int, refund_no: str) -> str:
+        """Refund `amount` of the payment `trade_no` back to the buyer; `refund_no` is our
+        id for this refund, so a repeated call is not a second refund. Returns the
+        gateway's reference for the refund, or raises CannotRefund when this gateway has
+        no refund API (the operator then pays the buyer back by hand); any other error
+        is temporary and the call is retried."""
+        raise CannotRefund(f"{self.name} cannot refund automatically")
 
 
-__all__ = ["Gateway", "InvalidNotify", "Notice", "OrderRef", "PaymentStart"]
+class CannotRefund(Exception):
+    """The gateway has no way to refund automatically."""
+
+
+__all__ = ["CannotRefund", "Gateway", "InvalidNotify", "Notice", "OrderRef", "PaymentStart"]

@@ -1,20 +1,19 @@
-"""A merchant's sales figures: what the analytics dashboard shows, read in four queries.
+"""A merchant's sales figures: what the analytics dashboard shows, read in five queries.
 
 Definitions (every figure is scoped to one merchant):
 
 - Days are local days in the site time zone (`BABEL_DEFAULT_TIMEZONE`). "Today" is the
   local day of `now`; "7 days" and "30 days" are that many local days ending with today.
 - An order counts as *paid* on the local day of its `paid_at`, if its status says money
-  arrived (paid, delivered, paid_unfulfilled, refunded). *Sales* are the gross totals of
-  those orders; *refunded* is the part of them since refunded (whole-order refunds: an
-  order is refunded or it is not), so net sales = sales - refunded.
+  arrived (paid, delivered, paid_unfulfilled, refunded, partially refunded). *Sales*
+  are the gross totals of those orders; *refunded* is the amount of them since given
+  back (whole or part), so net sales = sales - refunded.
 - *Orders created* counts orders by `created_at`, whatever became of them.
 - *Conversion* follows the orders created in the window: the share of them that were
   paid. (Dividing orders paid by orders created would mix two populations: an order
   created late yesterday and paid today would push today's figure above 100%.)
-- *Refund rate* is refunded / paid among the orders paid in the window.
-- *Complaint rate* is not tracked yet: complaints arrive in a later issue, and until
-  then the rate is None (the template says "not yet tracked") — see `_complaint_counts`.
+- *Refund rate* is refunded (whole or part) / paid among the orders paid in the window.
+- *Complaint rate* is complaints opened in the window / orders paid in the window.
 
 How days are bucketed: the local-midnight boundaries are computed in Python with
 zoneinfo (right across daylight-saving changes, which SQL date functions of SQLite and
@@ -32,7 +31,7 @@ from flask import current_app
 from sqlalchemy import and_, case, func, or_, select
 
 from faka.extensions import db
-from faka.models import CardKey, Order, Product
+from faka.models import CardKey, Complaint, Order, Product
 from faka.models.catalog import DELIVERY_AUTO
 from faka.services import clock
 
@@ -42,7 +41,7 @@ TOP_PRODUCTS = 5
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 # Statuses of orders whose money arrived (paid_at is set on each of these moves).
-PAID_STATUSES = (Order.PAID, Order.DELIVERED, Order.PAID_UNFULFILLED, Order.REFUNDED)
+PAID_STATUSES = (Order.PAID, Order.DELIVERED, Order.PAID_UNFULFILLED, Order.REFUNDED, Order.PARTIALLY_REFUNDED)
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -62,7 +61,7 @@ class Window:
     orders_paid: int = 0
     orders_refunded: int = 0  # of `orders_paid`
     created_and_paid: int = 0  # of `orders_created`
-    complaints: int | None = None  # None: not yet tracked
+    complaints: int = 0  # opened in the window
 
     @property
     def net_sales(self) -> int:
@@ -79,9 +78,6 @@ class Window:
 
     @property
     def complaint_rate(self) -> float | None:
-        """None until complaints are tracked (then: complaints / orders paid)."""
-        if self.complaints is None:
-            return None
         return _ratio(self.complaints, self.orders_paid)
 
 
@@ -123,10 +119,6 @@ class Dashboard:
     def windows(self) -> list[Window]:
         return [self.today, self.last_7_days, self.last_30_days]
 
-    @property
-    def complaints_tracked(self) -> bool:
-        return self.today.complaints is not None
-
 
 def dashboard(merchant_id: int, now: datetime | None = None, tz: str | None = None) -> Dashboard:
     """The merchant's analytics as of `now` (default: the current time), with days in
@@ -154,7 +146,7 @@ def dashboard(merchant_id: int, now: datetime | None = None, tz: str | None = No
             orders_refunded=sum(paid[i][2] for i in indexes),
             orders_created=sum(created[i][0] for i in indexes),
             created_and_paid=sum(created[i][1] for i in indexes),
-            complaints=None if complaints is None else sum(complaints[i] for i in indexes),
+            complaints=sum(complaints[i] for i in indexes),
         )
 
     return Dashboard(
@@ -189,13 +181,12 @@ def _day_index(column, bounds: list[datetime]):
 
 def _paid_per_day(merchant_id: int, bounds: list[datetime]) -> list[tuple[int, int, int, int]]:
     """Per day: (orders paid, gross sales, orders since refunded, amount refunded)."""
-    refunded = Order.status == Order.REFUNDED
     per_order = (
         select(
             _day_index(Order.paid_at, bounds).label("day"),
             Order.total.label("total"),
-            case((refunded, 1), else_=0).label("is_refunded"),
-            case((refunded, Order.total), else_=0).label("refunded_total"),
+            case((Order.refunded_amount > 0, 1), else_=0).label("is_refunded"),
+            Order.refunded_amount.label("refunded_total"),
         )
         .where(
             Order.merchant_id == merchant_id,
@@ -239,13 +230,18 @@ def _created_per_day(merchant_id: int, bounds: list[datetime]) -> list[tuple[int
     return result
 
 
-def _complaint_counts(merchant_id: int, bounds: list[datetime]) -> list[int] | None:
-    """Complaints opened per day, or None while complaints are not tracked.
-
-    The seam for the complaints issue: count complaints on this merchant's orders per
-    local day (bucketed like `_paid_per_day`), and every window gets a complaint rate.
-    """
-    return None
+def _complaint_counts(merchant_id: int, bounds: list[datetime]) -> list[int]:
+    """Complaints opened on this merchant's orders per local day."""
+    per_complaint = (
+        select(_day_index(Complaint.created_at, bounds).label("day"))
+        .where(Complaint.merchant_id == merchant_id, Complaint.created_at >= bounds[0],
+               Complaint.created_at < bounds[-1])
+        .subquery()
+    )
+    result = [0] * (len(bounds) - 1)
+    for day, count in db.session.execute(select(per_complaint.c.day, func.count()).group_by(per_complaint.c.day)):
+        result[day] = int(count)
+    return result
 
 
 def _top_products(merchant_id: int, start: datetime, end: datetime) -> list[TopProduct]:

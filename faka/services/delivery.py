@@ -22,6 +22,8 @@ SETTLEMENT_HOLD = timedelta(days=3)
 class NotDeliverable(DomainError):
     message = _l("Only a paid order of a manual-delivery product can be delivered by hand.")
 EMAIL_ORDER_DELIVERED = "order_delivered"
+# A refund after a complaint does not take back what the buyer already has.
+SHOWS_GOODS = (Order.DELIVERED, Order.PARTIALLY_REFUNDED, Order.REFUNDED)
 
 
 def deliver_order(order_id: int) -> bool:
@@ -132,7 +134,7 @@ def _queue_delivery_email(order: Order) -> int | None:
 def delivered_items(order) -> list[str]:
     """The plaintext goods of a delivered order (an Order or an OrderStatus view), for the
     order page, its status widget and the email."""
-    if order.status != Order.DELIVERED:
+    if order.status not in SHOWS_GOODS:
         return []
     if order.delivery_ciphertext:
         return [vault().decrypt(order.delivery_ciphertext)]

@@ -29,7 +29,7 @@ from sqlalchemy import and_, case, false, func, not_, select
 from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import LedgerEntry, Merchant, Order, PayoutAccount, User, Withdrawal
+from faka.models import Complaint, LedgerEntry, Merchant, Order, PayoutAccount, Refund, User, Withdrawal
 from faka.services import audit, clock
 from faka.services.crypto import vault
 from faka.services.errors import DomainError, NotFound
@@ -113,13 +113,12 @@ class Balance:
 
 
 def frozen_order_ids(merchant_id: int) -> set[int]:
-    """The merchant's orders whose settlement is frozen.
-
-    This is where open complaints plug in: an order with an open complaint belongs here,
-    and all its ledger entries then count as frozen instead of pending or available,
-    until the complaint is resolved. There are no complaints yet, so nothing is frozen.
-    """
-    return set()
+    """The merchant's orders whose settlement is frozen: those with a complaint in
+    progress. All their ledger entries count as frozen instead of pending or available
+    until the complaint is resolved or withdrawn."""
+    return set(db.session.execute(
+        select(Complaint.order_id).where(Complaint.merchant_id == merchant_id, Complaint.status.in_(Complaint.ACTIVE))
+    ).scalars())
 
 
 def balance(merchant_id: int, now: datetime | None = None) -> Balance:
@@ -425,22 +424,14 @@ def refund_order(
     allowed_statuses: tuple[str, ...] = (Order.PAID_UNFULFILLED,),
     now: datetime | None = None,
 ) -> bool:
-    """Mark the merchant's order refunded (the money goes back to the buyer outside the
-    platform or through the gateway). Returns True when this call refunded it; an order
-    already refunded is left alone.
-
-    A sale the merchant was credited for is taken back (REFUND and FEE_RETURN). Those
-    entries settle when the sale does, so a refund inside the hold only cancels pending
-    money; a refund of settled money is refused when the available balance cannot
-    cover it (RefundNotCovered), and an order whose settlement is frozen is refunded
-    out of the frozen money.
-    """
+    """Refund the merchant's whole order (from the back office: a paid order that sold
+    out before delivery). Returns True when this call refunded it; an order already
+    refunded is left alone. A refund of settled money is refused when the available
+    balance cannot cover it (RefundNotCovered)."""
     now = now or clock.now()
     begin_write()
     try:
-        order = db.session.execute(
-            select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
-        ).scalar_one_or_none()
+        order = _locked_order(order_id)
         if order is None or order.merchant_id != merchant_id:
             raise NotFound()
         if order.status == Order.REFUNDED:
@@ -448,36 +439,76 @@ def refund_order(
             return False
         if order.status not in allowed_statuses:
             raise OrderNotRefundable()
-        was = order.status
-        # Locked like a withdrawal request, so the two cannot both spend the same balance.
-        db.session.execute(select(Merchant.id).where(Merchant.id == merchant_id).with_for_update())
-        entries = {
-            e.kind: e for e in db.session.execute(
-                select(LedgerEntry).where(
-                    LedgerEntry.order_id == order.id, LedgerEntry.kind.in_((LedgerEntry.SALE, LedgerEntry.FEE))
-                )
-            ).scalars()
-        }
-        sale, fee = entries.get(LedgerEntry.SALE), entries.get(LedgerEntry.FEE)
-        if sale is not None:
-            settles_at = max(now, sale.available_at)
-            debit = sale.amount + (fee.amount if fee is not None else 0)
-            takes_available = settles_at <= now and order.id not in frozen_order_ids(merchant_id)
-            if takes_available and debit > balance(merchant_id, now).available:
-                raise RefundNotCovered()
-        order.mark_refunded(now)
-        if sale is not None:
-            db.session.add(LedgerEntry(merchant_id=merchant_id, order_id=order.id, kind=LedgerEntry.REFUND,
-                                       amount=-sale.amount, available_at=settles_at, created_at=now))
-            if fee is not None and fee.amount:
-                db.session.add(LedgerEntry(merchant_id=merchant_id, order_id=order.id, kind=LedgerEntry.FEE_RETURN,
-                                           amount=-fee.amount, available_at=settles_at, created_at=now))
-        _audit(actor_id, "order.refunded", f"order:{order.id}", f"merchant:{merchant_id} was={was}")
+        refund = apply_refund(order, order.total, actor_id, now)
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
+    jobs.enqueue(jobs.refund_payment, refund.id, job_id=f"refund-{refund.id}")
     return True
+
+
+def _locked_order(order_id: int) -> Order | None:
+    return db.session.execute(
+        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def returned_fee(fee_taken: int, refunded: int, total: int) -> int:
+    """The share of the platform fee given back with a refund of `refunded` out of
+    `total`: all of it for a full refund, in proportion (rounded down) for a part."""
+    return fee_taken if refunded >= total else fee_taken * refunded // total
+
+
+def apply_refund(order: Order, amount: int, actor_id: int | None, now: datetime,
+                 complaint_id: int | None = None, allow_negative: bool = False) -> Refund:
+    """Refund `amount` of a locked order inside the caller's write transaction: the order
+    becomes refunded (or partially refunded), the merchant is debited, and a Refund
+    records how the money reaches the buyer (the caller enqueues jobs.refund_payment
+    after committing).
+
+    The sale the merchant was credited for is taken back in part or whole (REFUND) with
+    the matching share of the fee (FEE_RETURN). Those entries settle when the sale does,
+    so a refund inside the hold only cancels pending money. A refund of settled money
+    must be covered by the available balance unless `allow_negative` (a complaint's
+    decision: the balance may go below zero, which blocks withdrawals until sales
+    cover it). An order whose settlement is frozen is refunded out of the frozen money.
+    """
+    if order.status not in (Order.PAID, Order.DELIVERED, Order.PAID_UNFULFILLED):
+        raise OrderNotRefundable()
+    merchant_id = order.merchant_id
+    # Locked like a withdrawal request, so the two cannot both spend the same balance.
+    db.session.execute(select(Merchant.id).where(Merchant.id == merchant_id).with_for_update())
+    entries = {
+        e.kind: e for e in db.session.execute(
+            select(LedgerEntry).where(
+                LedgerEntry.order_id == order.id, LedgerEntry.kind.in_((LedgerEntry.SALE, LedgerEntry.FEE))
+            )
+        ).scalars()
+    }
+    sale, fee = entries.get(LedgerEntry.SALE), entries.get(LedgerEntry.FEE)
+    fee_back = returned_fee(-fee.amount, amount, order.total) if fee is not None else 0
+    if sale is not None:
+        settles_at = max(now, sale.available_at)
+        takes_available = settles_at <= now and order.id not in frozen_order_ids(merchant_id)
+        if takes_available and not allow_negative and amount - fee_back > balance(merchant_id, now).available:
+            raise RefundNotCovered()
+    was = order.status
+    order.mark_refunded(now, amount)
+    if sale is not None:
+        db.session.add(LedgerEntry(merchant_id=merchant_id, order_id=order.id, kind=LedgerEntry.REFUND,
+                                   amount=-amount, available_at=settles_at, created_at=now))
+        if fee_back:
+            db.session.add(LedgerEntry(merchant_id=merchant_id, order_id=order.id, kind=LedgerEntry.FEE_RETURN,
+                                       amount=fee_back, available_at=settles_at, created_at=now))
+    refund = Refund(order_id=order.id, merchant_id=merchant_id, complaint_id=complaint_id, amount=amount,
+                    gateway=order.gateway, status=Refund.PENDING, created_at=now)
+    db.session.add(refund)
+    db.session.flush()
+    _audit(actor_id, "order.refunded", f"order:{order.id}",
+           f"merchant:{merchant_id} was={was} amount={amount} of={order.total}"
+           + (f" complaint:{complaint_id}" if complaint_id else ""))
+    return refund
 
 
 def _audit(actor_id: int | None, action: str, target: str, detail: str = "") -> None:

@@ -78,7 +78,7 @@ def _paid_per_day(bounds: list[datetime]) -> list[tuple[int, int, int]]:
         select(
             _day_index(Order.paid_at, bounds).label("day"),
             Order.total.label("total"),
-            case((Order.status == Order.REFUNDED, 1), else_=0).label("is_refunded"),
+            case((Order.refunded_amount > 0, 1), else_=0).label("is_refunded"),
         )
         .where(Order.status.in_(PAID_STATUSES), Order.paid_at >= bounds[0], Order.paid_at < bounds[-1])
         .subquery()

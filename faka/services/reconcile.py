@@ -1,9 +1,10 @@
 """The safety net: the database says what is owed, this makes sure it happens.
 
 Run periodically (RQ cron or the in-process timer) and by `flask reconcile`. It expires
-stale reservations, and re-enqueues paid-but-undelivered orders, unsent emails and
-webhook deliveries due for another attempt (see webhooks.RETRY_AFTER), so a
-stopped worker, Redis or SMTP only delays work.
+stale reservations, re-enqueues paid-but-undelivered orders, unsent emails, refunds
+still waiting for their gateway call and webhook deliveries due for another attempt
+(see webhooks.RETRY_AFTER), so a stopped worker, Redis or SMTP only delays work; and
+it moves complaints whose deadline passed (complaints.run_deadlines).
 """
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Order, OutboxEmail, Product
 from faka.models.catalog import DELIVERY_MANUAL
-from faka.services import clock, mail, stock, webhooks
+from faka.services import clock, complaints, mail, refunds, stock, webhooks
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class ReconcileReport:
     deliveries: int
     emails: int
     webhooks: int = 0
+    refunds: int = 0
+    escalated: int = 0  # complaints escalated because the merchant did not answer in time
+    closed: int = 0  # complaints closed because the buyer did not answer in time
 
 
 def reconcile() -> ReconcileReport:
@@ -39,6 +43,7 @@ def reconcile() -> ReconcileReport:
     if mail.smtp_configured():
         emails = db.session.execute(select(OutboxEmail.id).where(OutboxEmail.status == OutboxEmail.QUEUED)).scalars().all()
     pending_webhooks = webhooks.due_delivery_ids(clock.now())
+    pending_refunds = refunds.pending_ids()
     db.session.rollback()
 
     for order_id in undelivered:
@@ -46,6 +51,10 @@ def reconcile() -> ReconcileReport:
     for email_id in emails:
         jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}")
     webhooks.enqueue_deliveries(pending_webhooks)
+    for refund_id in pending_refunds:
+        jobs.enqueue(jobs.refund_payment, refund_id, job_id=f"refund-{refund_id}")
+    deadlines = complaints.run_deadlines()
     return ReconcileReport(
-        expired=expired, deliveries=len(undelivered), emails=len(emails), webhooks=len(pending_webhooks)
+        expired=expired, deliveries=len(undelivered), emails=len(emails), webhooks=len(pending_webhooks),
+        refunds=len(pending_refunds), escalated=deadlines.escalated, closed=deadlines.closed,
     )

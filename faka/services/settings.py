@@ -19,6 +19,7 @@ DEFAULTS = {
     "order_ttl_minutes": "15",  # until saved here, FAKA_ORDER_TTL_MINUTES applies
     "complaint_window_days": "7",
     "merchant_reply_hours": "48",
+    "buyer_reply_days": "7",
     "default_language": "zh_CN",  # for visitors who have not chosen one
     "logo": "",  # file name of the uploaded logo (faka/services/uploads.py)
     # SMTP set in the console; when smtp_server is empty the MAIL_* environment applies.
@@ -48,6 +49,7 @@ INT_RANGES = {
     "order_ttl_minutes": (5, 1440),
     "complaint_window_days": (1, 90),
     "merchant_reply_hours": (1, 720),
+    "buyer_reply_days": (1, 90),
 }
 
 

@@ -38,8 +38,9 @@ QUEUE_FILTERS = (QUEUE_OPEN, Withdrawal.REQUESTED, Withdrawal.APPROVED, Withdraw
 FEE_KINDS = (LedgerEntry.FEE, LedgerEntry.FEE_RETURN)
 ORDER_KINDS = (LedgerEntry.SALE, LedgerEntry.FEE, LedgerEntry.REFUND, LedgerEntry.FEE_RETURN)
 WITHDRAWAL_KINDS = (LedgerEntry.WITHDRAWAL, LedgerEntry.WITHDRAWAL_RETURN)
-CREDITED_STATUSES = (Order.DELIVERED, Order.REFUNDED)  # the only orders with ledger entries
-PAID_STATUSES = (Order.PAID, Order.DELIVERED, Order.REFUNDED, Order.PAID_UNFULFILLED)
+REFUNDED_STATUSES = (Order.REFUNDED, Order.PARTIALLY_REFUNDED)
+CREDITED_STATUSES = (Order.DELIVERED, *REFUNDED_STATUSES)  # the only orders with ledger entries
+PAID_STATUSES = (Order.PAID, Order.DELIVERED, *REFUNDED_STATUSES, Order.PAID_UNFULFILLED)
 
 # -- mismatch kinds ---------------------------------------------------------------------
 
@@ -57,8 +58,8 @@ ENTRY_WITHOUT_OWNER = "entry_without_owner"
 MISMATCH_LABELS = {
     SALE_WRONG: _l("Sale entry is missing or differs from the order total"),
     FEE_WRONG: _l("Fee entry is missing or outside 0 to the order total"),
-    REFUND_WRONG: _l("Refund entry is missing or differs from the order total"),
-    FEE_RETURN_WRONG: _l("Returned fee differs from the fee taken"),
+    REFUND_WRONG: _l("Refund entry is missing or differs from the amount refunded"),
+    FEE_RETURN_WRONG: _l("Returned fee differs from the share of the fee refunded"),
     ENTRIES_ON_UNCREDITED_ORDER: _l("Ledger entries on an order that was neither delivered nor refunded"),
     PAYMENT_MISSING: _l("No payment of the order total was received"),
     PAYMENT_ON_UNPAID_ORDER: _l("Payment received for an order that is not paid"),
@@ -245,7 +246,7 @@ def _order_mismatches() -> list[Mismatch]:
         .subquery()
     )
     rows = db.session.execute(
-        select(Order.number, Order.status, Order.total, Order.delivered_at, entries, notices.c.n.label("notices"),
+        select(Order.number, Order.status, Order.total, Order.refunded_amount, Order.delivered_at, entries, notices.c.n.label("notices"),
                notices.c.amount.label("notice_amount"), matching_notices.c.n.label("matching"))
         .outerjoin(entries, entries.c.order_id == Order.id)
         .outerjoin(notices, notices.c.order_id == Order.id)
@@ -266,7 +267,7 @@ def _check_order(row) -> list[Mismatch]:
     def entry(kind):
         return row[f"sum_{kind}"] if row[f"n_{kind}"] else None
 
-    credited = status == Order.DELIVERED or (status == Order.REFUNDED and row["delivered_at"] is not None)
+    credited = status == Order.DELIVERED or (status in REFUNDED_STATUSES and row["delivered_at"] is not None)
     if credited:
         sale, fee = entry(LedgerEntry.SALE), entry(LedgerEntry.FEE)
         if sale != total:
@@ -274,12 +275,14 @@ def _check_order(row) -> list[Mismatch]:
         if fee is None or fee > 0 or -fee > total:
             bounds = _l("between %(low)s and %(high)s", low=format_money(-total), high=format_money(0))
             mismatches.append(Mismatch(FEE_WRONG, number, bounds, fee))
-        if status == Order.REFUNDED:
+        if status in REFUNDED_STATUSES:
+            refunded = row["refunded_amount"]
             refund, fee_return = entry(LedgerEntry.REFUND), entry(LedgerEntry.FEE_RETURN)
-            if refund != -total:
-                mismatches.append(Mismatch(REFUND_WRONG, number, -total, refund))
-            if fee is not None and (fee_return or 0) != -fee:
-                mismatches.append(Mismatch(FEE_RETURN_WRONG, number, -fee, fee_return))
+            if refund != -refunded:
+                mismatches.append(Mismatch(REFUND_WRONG, number, -refunded, refund))
+            if fee is not None and (fee_return or 0) != money.returned_fee(-fee, refunded, total):
+                mismatches.append(Mismatch(FEE_RETURN_WRONG, number, money.returned_fee(-fee, refunded, total),
+                                           fee_return))
     elif row["n"]:
         mismatches.append(Mismatch(ENTRIES_ON_UNCREDITED_ORDER, number, None, status))
 

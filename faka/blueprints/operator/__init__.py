@@ -25,4 +25,4 @@ def require_operator():
 
 
 # The route modules attach their views to `bp`.
-from faka.blueprints.operator import console, merchants, moderation, site, settlement  # noqa: E402,F401
+from faka.blueprints.operator import complaints, console, merchants, moderation, reviews, site, settlement  # noqa: E402,F401,E501

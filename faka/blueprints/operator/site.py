@@ -22,7 +22,7 @@ from faka.services.uploads import MAX_UPLOAD_BYTES, InvalidImage, store_image
 # The settings this page edits, in the order shown, and how each is entered.
 TEXT_FIELDS = ("site_name", "icp_number", "contact")
 TEXTAREA_FIELDS = ("announcement", "terms", "refund_policy", "privacy_policy")
-NUMBER_FIELDS = ("order_ttl_minutes", "complaint_window_days", "merchant_reply_hours")
+NUMBER_FIELDS = ("order_ttl_minutes", "complaint_window_days", "merchant_reply_hours", "buyer_reply_days")
 EDITABLE = (*TEXT_FIELDS, *TEXTAREA_FIELDS, *NUMBER_FIELDS, "open_registration", "default_language")
 LABELS = {
     "site_name": _l("Site name"),
@@ -35,6 +35,7 @@ LABELS = {
     "order_ttl_minutes": _l("Minutes an order waits for payment"),
     "complaint_window_days": _l("Days a buyer may complain after delivery"),
     "merchant_reply_hours": _l("Hours a merchant has to reply to a complaint"),
+    "buyer_reply_days": _l("Days a buyer has to answer the merchant before the complaint closes"),
     "open_registration": _l("Open merchant registration"),
     "default_language": _l("Default language"),
 }
