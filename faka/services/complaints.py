@@ -39,9 +39,10 @@ from faka.models import (CardKey, Complaint, ComplaintImage, ComplaintMessage, M
                          PaymentNotice, Refund, User)
 from faka.models.catalog import DELIVERY_AUTO, DELIVERY_MANUAL
 from faka.models.complaints import IllegalComplaintTransition
+from faka.models.users import ROLE_OPERATOR
 from faka.services import audit, clock, money, stock, webhooks
 from faka.services.crypto import vault
-from faka.services.delivery import EMAIL_ORDER_DELIVERED
+from faka.services.delivery import EMAIL_ORDER_REPLACEMENT
 from faka.services.errors import DomainError, NotFound, OutOfStock
 from faka.services.mail import queue_email
 from faka.services.settings import site_settings
@@ -105,7 +106,8 @@ class InvalidRefundAmount(DomainError):
 
 
 class ReplacementNotPossible(DomainError):
-    message = _l("Replacement keys can be offered only for automatically delivered keys, at most as many as were bought.")
+    message = _l("Replacement keys can be offered once per order, only for automatically delivered keys, and at most "
+                 "as many as were bought.")
 
 
 class ReplacementOutOfStock(OutOfStock):
@@ -361,7 +363,8 @@ def offer_replacement(complaint_id: int, user_id: int, quantity: int, note: str 
     def step(complaint, order, now):
         product = order.product
         if (product.delivery_type != DELIVERY_AUTO or product.reusable_key or order.delivered_at is None
-                or isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 < quantity <= order.quantity):
+                or isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 < quantity <= order.quantity
+                or _was_replaced(order.id)):
             raise ReplacementNotPossible()
         if _available_keys(product.id) < quantity:
             raise ReplacementOutOfStock()
@@ -475,7 +478,7 @@ def _deadline_step(complaint_id: int, now: datetime, expected: str, event: str) 
         return _Outcome(ComplaintMessage.SYSTEM, None, text, event)
     try:
         _step(complaint_id, step, now, f"complaint.{event}", locale_of=None)
-    except _NothingToDo:
+    except (_NothingToDo, IllegalStep):  # someone else moved it first
         return 0
     return 1
 
@@ -618,17 +621,23 @@ def refund_reference(order_id: int) -> Refund | None:
 
 
 def _deliver_replacement(complaint: Complaint, order: Order, now: datetime) -> list[int]:
-    """Sell `offer_quantity` fresh keys to the order, and queue the delivery email again
-    (it lists all the order's keys); returns the email's id."""
+    """Sell `offer_quantity` fresh keys to the order, and email the buyer the order's
+    goods again (all its keys, the new ones last); returns the email's id."""
     if not stock.reserve_keys(order, complaint.offer_quantity, until=now):
         raise ReplacementOutOfStock()
     stock.sell_keys(stock.reserved_key_ids(order.id), now)
     if not order.email:
         return []
-    email = OutboxEmail(kind=EMAIL_ORDER_DELIVERED, order_id=order.id, to_addr=order.email, locale=order.locale)
+    email = OutboxEmail(kind=EMAIL_ORDER_REPLACEMENT, order_id=order.id, to_addr=order.email, locale=order.locale)
     db.session.add(email)
     db.session.flush()
     return [email.id]
+
+
+def _was_replaced(order_id: int) -> bool:
+    return db.session.scalar(
+        select(Complaint.id).where(Complaint.order_id == order_id, Complaint.status == Complaint.RESOLVED_REPLACED)
+    ) is not None
 
 
 def _available_keys(product_id: int) -> int:
@@ -659,6 +668,8 @@ def _step(complaint_id: int, step, now: datetime | None, action: str, actor_id: 
     begin_write()
     try:
         complaint, order = _locked(complaint_id)
+        if not complaint.is_active:  # a closed case takes no step, whatever its details
+            raise IllegalStep()
         locale = order.locale if locale_of == "buyer" else _default_locale()
         try:
             with force_locale(locale):
@@ -777,7 +788,7 @@ def _queue_emails(complaint: Complaint, message: ComplaintMessage, image_count: 
                            f"{base_url}/merchant/complaints/{complaint.ref}", merchant.user_id, merchant.id))
     with_platform = complaint.status == Complaint.ESCALATED or complaint.escalated_at is not None
     if message.author != ComplaintMessage.OPERATOR and with_platform:
-        for user_id, address in db.session.execute(select(User.id, User.email).where(User.role == User.OPERATOR)):
+        for user_id, address in db.session.execute(select(User.id, User.email).where(User.role == ROLE_OPERATOR)):
             recipients.append((address, _default_locale(), f"{base_url}/operator/complaints/{complaint.ref}",
                                user_id, None))
     ids = []

@@ -22,6 +22,7 @@ SETTLEMENT_HOLD = timedelta(days=3)
 class NotDeliverable(DomainError):
     message = _l("Only a paid order of a manual-delivery product can be delivered by hand.")
 EMAIL_ORDER_DELIVERED = "order_delivered"
+EMAIL_ORDER_REPLACEMENT = "order_replacement"  # the goods again, after a complaint's replacement
 # A refund after a complaint does not take back what the buyer already has.
 SHOWS_GOODS = (Order.DELIVERED, Order.PARTIALLY_REFUNDED, Order.REFUNDED)
 

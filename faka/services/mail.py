@@ -23,7 +23,7 @@ from faka.extensions import db
 from faka.models import Order, OutboxEmail
 from faka.services import clock
 from faka.services.crypto import vault
-from faka.services.delivery import EMAIL_ORDER_DELIVERED, delivered_items
+from faka.services.delivery import EMAIL_ORDER_DELIVERED, EMAIL_ORDER_REPLACEMENT, delivered_items
 from faka.services.settings import site_settings
 
 log = logging.getLogger(__name__)
@@ -135,17 +135,24 @@ def build_message(email: OutboxEmail, sender: str) -> EmailMessage:
     site = site_settings()
     base_url = current_app.config["BASE_URL"].rstrip("/")
     with force_locale(email.locale):
-        if email.kind == EMAIL_ORDER_DELIVERED:
+        template = email.kind
+        if email.kind in (EMAIL_ORDER_DELIVERED, EMAIL_ORDER_REPLACEMENT):
+            # The goods are read from the order when sending, never stored in the outbox.
             order = db.session.execute(select(Order).where(Order.id == email.order_id)).scalar_one()
             context = {"order": order, "items": delivered_items(order), "order_url": f"{base_url}/order/{order.token}"}
-            subject = _("Your order %(number)s: %(title)s", number=order.number, title=order.product.title)
+            if email.kind == EMAIL_ORDER_REPLACEMENT:
+                subject = _("Replacement keys for your order %(number)s: %(title)s", number=order.number,
+                            title=order.product.title)
+            else:
+                subject = _("Your order %(number)s: %(title)s", number=order.number, title=order.product.title)
+            template = EMAIL_ORDER_DELIVERED
         else:
             context = json.loads(vault().decrypt(email.payload_ciphertext)) if email.payload_ciphertext else {}
             subject = email.subject or ""
         context.update(site=site, base_url=base_url)
-        text = render_template(f"email/{email.kind}.txt", **context)
+        text = render_template(f"email/{template}.txt", **context)
         try:
-            html = render_template(f"email/{email.kind}.html", **context)
+            html = render_template(f"email/{template}.html", **context)
         except TemplateNotFound:
             html = None
     message = EmailMessage()
