@@ -21,6 +21,7 @@ from faka.services import analytics, coupons, delivery, merchant_orders, merchan
 from faka.services.errors import DomainError, NotFound
 from faka.services.passwords import verify_login_password
 from faka.services.uploads import image_path
+from faka.templating import order_status_label
 
 bp = Blueprint("merchant", __name__, url_prefix="/merchant")
 
@@ -259,8 +260,9 @@ def product_keys_export(slug: str):
 
 def _order_filter() -> tuple[OrderFilterForm, merchant_orders.OrderFilter]:
     form = OrderFilterForm(request.args)
-    form.status.choices = [("", _("Any status"))] + [(s, s) for s in (
-        Order.PENDING, Order.PAID, Order.DELIVERED, Order.EXPIRED, Order.PAID_UNFULFILLED, Order.REFUNDED)]
+    form.status.choices = [("", _("Any status"))] + [(s, order_status_label(s)) for s in (
+        Order.PENDING, Order.PAID, Order.DELIVERED, Order.EXPIRED, Order.PAID_UNFULFILLED, Order.REFUNDED,
+        Order.PARTIALLY_REFUNDED)]
     form.product.choices = [("", _("Any product"))] + [(r.product.slug, r.product.title) for r in products.merchant_products(g.merchant.id)]
     if not form.validate():
         return form, merchant_orders.OrderFilter()

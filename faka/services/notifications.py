@@ -118,6 +118,7 @@ def order_data(order: Order) -> dict:
             "paid_at": unix(order.paid_at),
             "delivered_at": unix(order.delivered_at),
             "refunded_at": unix(order.refunded_at),
+            "refunded_amount": order.refunded_amount,
         },
         "product": _product_data(order.product),
     }

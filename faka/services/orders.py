@@ -54,6 +54,7 @@ class OrderStatus:
     delivery_ciphertext: str | None
     delivery_type: str
     manual_promise_hours: int
+    refunded_amount: int
 
     @property
     def is_final(self) -> bool:
@@ -67,6 +68,7 @@ def _status_query():
         select(
             Order.id, Order.token, Order.status, Order.quantity, Order.total, Order.currency, Order.email,
             Order.expires_at, Order.delivery_ciphertext, Product.delivery_type, Product.manual_promise_hours,
+            Order.refunded_amount,
         )
         .join(Product, Order.product_id == Product.id)
         .where(Order.token == bindparam("token"))

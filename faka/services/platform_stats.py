@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import case, func, select
 
 from faka.extensions import db
-from faka.models import Merchant, Order, Product, Withdrawal
+from faka.models import Complaint, Merchant, Order, Product, Refund, Withdrawal
 from faka.services import clock
 from faka.services.analytics import DEFAULT_TIMEZONE, PAID_STATUSES, _day_index, day_boundaries
 
@@ -39,6 +39,14 @@ class PlatformStats:
     pending_reviews: int  # merchants waiting for review of a submitted qualification
     moderation_queue: int  # products waiting for moderation
     requested_withdrawals: int
+    escalated_complaints: int  # complaints waiting for the operator's decision
+    manual_refunds: int  # refunds the operator must pay back by hand
+    complaints_30_days: int  # complaints opened in the last 30 days
+
+    @property
+    def complaint_rate(self) -> float | None:
+        """Complaints opened in 30 days / orders paid in 30 days."""
+        return self.complaints_30_days / self.month.orders_paid if self.month.orders_paid else None
 
 
 def platform_stats(now: datetime | None = None, tz: str | None = None) -> PlatformStats:
@@ -67,6 +75,9 @@ def platform_stats(now: datetime | None = None, tz: str | None = None) -> Platfo
             select(Product.id).where(Product.moderation == "pending", Product.deleted_at.is_(None))
         ),
         requested_withdrawals=count(select(Withdrawal.id).where(Withdrawal.status == Withdrawal.REQUESTED)),
+        escalated_complaints=count(select(Complaint.id).where(Complaint.status == Complaint.ESCALATED)),
+        manual_refunds=count(select(Refund.id).where(Refund.status == Refund.MANUAL)),
+        complaints_30_days=count(select(Complaint.id).where(Complaint.created_at >= bounds[0])),
     )
     db.session.rollback()
     return stats
