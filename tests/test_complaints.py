@@ -501,3 +501,13 @@ def test_operator_case_file_masks_the_keys_and_reveal_is_audited(order, operator
     assert plain[0] not in case.masked_goods[0]
     assert [n.amount for n in case.notices] == [1000]
     assert count(AuditEvent, AuditEvent.action == complaints.KEYS_REVEALED, AuditEvent.actor_id == operator.id) == 1
+
+
+def test_order_page_shows_the_partial_refund_and_keeps_the_goods(order, operator, client):
+    complaint = _reach(Complaint.ESCALATED, order, operator)
+    complaints.decide(complaint.id, operator.id, 400, "Half of it did not work.")
+    page = client.get(f"/order/{order.token}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "¥4.00 of it refunded to you" in page
+    assert page.count('class="card-key"') == 1
+    status = client.get(f"/order/{order.token}/status", headers={"Accept-Language": "en"})
+    assert status.status_code == 286
