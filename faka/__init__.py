@@ -4,7 +4,7 @@ from flask import Flask
 
 def create_app(config_overrides: dict | None = None) -> Flask:
     from config import Config
-    from faka import cli, database, i18n, instance, jobs, pagecache, security, templating
+    from faka import cli, database, device, i18n, instance, jobs, pagecache, security, templating
     from faka.blueprints import register_blueprints
     from faka.extensions import csrf, db, htmx, limiter, login_manager, migrate
     from faka.services import crypto
@@ -26,6 +26,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     templating.init_app(app)
     pagecache.init_app(app)
     security.init_app(app)
+    device.init_app(app)
     jobs.init_app(app)
 
     register_blueprints(app)

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 
+from faka import device
 from faka.blueprints.forms import (
     LoginForm, PasswordResetForm, PasswordResetRequestForm, SignupForm, TwoFactorCodeForm,
 )
@@ -57,6 +58,7 @@ def _clear_auth_state() -> None:
 def _finish_login(user, next_url: str | None):
     _clear_auth_state()
     login_user(user)
+    accounts.record_sign_in(user.id, request.remote_addr, device.device_hash())
     # A permanent session is re-signed on every request and refused once older than
     # PERMANENT_SESSION_LIFETIME: back-office logins end after that much inactivity.
     session.permanent = True

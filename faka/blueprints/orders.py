@@ -92,9 +92,14 @@ class ReviewForm(FlaskForm):
 def review(token: str):
     """Write the order's review, or change it within a day of writing it."""
     order = _order_or_404(token)
+    panel = reviews.order_panel(order)
     form = ReviewForm()
     error = None
-    if form.validate_on_submit():
+    if panel is None:
+        error = reviews.NotReviewable.message
+    elif not panel.can_edit:
+        error = reviews.ReviewLocked.message
+    elif form.validate_on_submit():
         try:
             reviews.submit_review(token, form.rating.data, form.text.data)
         except NotFound:
@@ -105,12 +110,7 @@ def review(token: str):
             return redirect(url_for("orders.show", token=token, _anchor="review"), 303)
     elif form.is_submitted():
         error = reviews.InvalidRating.message
-    panel = reviews.order_panel(order)
-    if panel is None:
-        error = reviews.NotReviewable.message
-    elif not panel.can_edit and error is None:
-        error = reviews.ReviewLocked.message
-    if request.method == "GET" and panel and panel.review:
+    elif panel.review:
         form.rating.data, form.text.data = panel.review.rating, panel.review.body
-    status = 400 if request.method == "POST" or panel is None else 200
+    status = 400 if error and (request.method == "POST" or panel is None) else 200
     return render_template("orders/review.html", order=order, review_panel=panel, form=form, error=error), status

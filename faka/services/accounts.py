@@ -21,9 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import AuditEvent, Merchant, User
+from faka.models import AuditEvent, Merchant, SignIn, User
 from faka.models.users import ROLE_MERCHANT, ROLE_OPERATOR, ROLES
-from faka.services import clock
+from faka.services import clock, reviews
 from faka.services.errors import DomainError
 from faka.services.mail import queue_email
 from faka.services.passwords import hash_login_password, verify_login_password
@@ -280,6 +280,15 @@ def authenticate(email: str, password: str) -> User | None:
         user.locked_until = None
     db.session.commit()
     return user
+
+
+def record_sign_in(user_id: int, ip: str | None, device_hash: str | None) -> None:
+    """Remember where a completed login came from. A shop owner's sign-in places reveal
+    self-purchases, so reviews of the shop's orders from there stop counting."""
+    begin_write()
+    db.session.add(SignIn(user_id=user_id, ip=(ip or "")[:45] or None, device_hash=device_hash, created_at=clock.now()))
+    reviews.mark_self_purchases(user_id, ip, device_hash)
+    db.session.commit()
 
 
 @cache

@@ -36,6 +36,7 @@ def place_order(
     client_ip: str | None = None,
     locale: str = "zh_CN",
     coupon_code: str | None = None,
+    device_hash: str | None = None,
 ) -> Order:
     """Create a pending order and reserve its keys; raise and change nothing on failure.
 
@@ -46,7 +47,8 @@ def place_order(
     password_hash = hash_query_password(query_password) if query_password else None
     begin_write()
     try:
-        order = _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale, coupon_code)
+        order = _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale, coupon_code,
+                       device_hash)
     except Exception:
         db.session.rollback()
         raise
@@ -74,7 +76,8 @@ def _check_quantity(product: Product, quantity: int) -> None:
         raise InvalidQuantity()
 
 
-def _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale, coupon_code) -> Order:
+def _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale, coupon_code,
+           device_hash) -> Order:
     product = _product_on_sale(product_slug)
     _check_quantity(product, quantity)
     if product.require_query_password and password_hash is None:
@@ -99,6 +102,7 @@ def _place(product_slug, quantity, email, password_hash, gateway, client_ip, loc
         query_password_hash=password_hash,
         gateway=gateway,
         client_ip=client_ip,
+        device_hash=device_hash,
         locale=locale,
         created_at=now,
         expires_at=expires_at,
