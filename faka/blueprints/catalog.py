@@ -1,5 +1,5 @@
-"""The storefront: home and product pages."""
-from flask import Blueprint, abort, current_app, render_template, request, send_file
+"""The storefront: home, product and shop pages, and their reviews."""
+from flask import Blueprint, abort, current_app, make_response, render_template, request, send_file
 
 from faka.blueprints.forms import CheckoutForm, ReportForm
 from faka.extensions import limiter
@@ -7,6 +7,7 @@ from faka.i18n import current_language
 from faka.pagecache import cached_page
 from faka.services import catalog, moderation
 from faka.services.errors import DomainError, NotFound
+from faka.services.reviews import SORTS
 from faka.services.settings import cached_site_settings
 from faka.services.uploads import image_path
 
@@ -25,11 +26,71 @@ def product(slug: str):
 
 def _render_product(slug: str) -> str:
     try:
-        listing = catalog.product_listing(slug)
+        page = catalog.product_page(slug)
     except NotFound:
         abort(404)
-    form = CheckoutForm(quantity=listing.product.min_per_order, meta={"csrf": False})  # token added per visitor
-    return render_template("catalog/product.html", listing=listing, product=listing.product, form=form)
+    product = page.listing.product
+    form = CheckoutForm(quantity=product.min_per_order, meta={"csrf": False})  # token added per visitor
+    return render_template("catalog/product.html", listing=page.listing, product=product, form=form,
+                           reputation=page.reputation, reviews=page.reviews)
+
+
+@bp.get("/shop/<public_id>")
+def shop(public_id: str):
+    return cached_page(("shop", public_id, current_language()), lambda: _render_shop(public_id))
+
+
+def _render_shop(public_id: str) -> str:
+    try:
+        page = catalog.shop_page(public_id)
+    except NotFound:
+        abort(404)
+    return render_template("catalog/shop.html", shop=page.merchant, reputation=page.reputation,
+                           listings=page.listings, reviews=page.reviews)
+
+
+def _list_args() -> tuple[str, int]:
+    sort = request.args.get("sort", "newest")
+    return (sort if sort in SORTS else "newest"), max(request.args.get("page", 1, type=int) or 1, 1)
+
+
+def _reviews_response(key: tuple, render):
+    """The reviews list: the partial for an HTMX swap inside a page, a page of its own for
+    a plain (or boosted) link. The URL is the same, so caches must tell them apart."""
+    partial = bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
+    response = make_response(cached_page(key + (partial, current_language()), lambda: render(partial)))
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.get("/p/<slug>/reviews")
+def product_reviews(slug: str):
+    sort, page = _list_args()
+
+    def render(partial: bool) -> str:
+        try:
+            product, reviews = catalog.product_reviews(slug, sort, page)
+        except NotFound:
+            abort(404)
+        return render_template("catalog/_reviews.html" if partial else "catalog/reviews.html", reviews=reviews,
+                               product=product, list_endpoint="catalog.product_reviews", list_args={"slug": slug})
+
+    return _reviews_response(("product-reviews", slug, sort, page), render)
+
+
+@bp.get("/shop/<public_id>/reviews")
+def shop_reviews(public_id: str):
+    sort, page = _list_args()
+
+    def render(partial: bool) -> str:
+        try:
+            shop, reviews = catalog.shop_reviews(public_id, sort, page)
+        except NotFound:
+            abort(404)
+        return render_template("catalog/_reviews.html" if partial else "catalog/reviews.html", reviews=reviews,
+                               shop=shop, list_endpoint="catalog.shop_reviews", list_args={"public_id": public_id})
+
+    return _reviews_response(("shop-reviews", public_id, sort, page), render)
 
 
 def _report_limit():

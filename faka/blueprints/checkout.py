@@ -1,6 +1,7 @@
 """Placing an order from the product page, and the page's live price preview."""
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
+from faka import device
 from faka.blueprints.forms import CheckoutForm
 from faka.extensions import limiter
 from faka.i18n import current_language
@@ -24,7 +25,7 @@ def _quote_limit():
 @limiter.limit(_checkout_limit)
 def buy(slug: str):
     try:
-        listing = catalog.product_listing(slug)
+        catalog.product_listing(slug)
     except NotFound:
         abort(404)
     form = CheckoutForm()
@@ -37,6 +38,7 @@ def buy(slug: str):
                 form.email.data,
                 form.query_password.data,
                 client_ip=request.remote_addr,
+                device_hash=device.device_hash(),
                 locale=current_language(),
                 coupon_code=form.coupon.data,
             )
@@ -44,7 +46,7 @@ def buy(slug: str):
             error = exc
         else:
             return redirect(url_for("pay.start", token=order.token), 303)
-        listing = catalog.product_listing(slug)  # fresh stock for the message
+    page = catalog.product_page(slug)  # fresh stock for the message, with the seller's reputation and reviews
     status = 409 if isinstance(error, OutOfStock) else 400
     price, quote_error = None, None
     if isinstance(error, CouponInvalid):
@@ -59,8 +61,8 @@ def buy(slug: str):
             pass
     return (
         render_template(
-            "catalog/product.html", listing=listing, product=listing.product, form=form, error=error,
-            quote=price, quote_error=quote_error,
+            "catalog/product.html", listing=page.listing, product=page.listing.product, form=form, error=error,
+            quote=price, quote_error=quote_error, reputation=page.reputation, reviews=page.reviews,
         ),
         status,
     )

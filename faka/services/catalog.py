@@ -1,4 +1,5 @@
-"""What the storefront shows: products on sale and their live stock."""
+"""What the storefront shows: products on sale and their live stock, shop pages, and the
+reputation and reviews shown with them."""
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -7,6 +8,8 @@ from sqlalchemy.orm import selectinload
 from faka.extensions import db
 from faka.models import CardKey, Category, Merchant, Product
 from faka.models.catalog import DELIVERY_AUTO
+from faka.services.reputation import Reputation, merchant_reputation
+from faka.services.reviews import ReviewPage, public_reviews
 from faka.services.errors import NotFound
 
 
@@ -82,3 +85,58 @@ def product_listing(slug: str) -> Listing:
     if product is None:
         raise NotFound()
     return _listings([product])[0]
+
+
+@dataclass(frozen=True)
+class ProductPage:
+    listing: Listing
+    reputation: Reputation  # the seller's
+    reviews: ReviewPage  # the product's, newest first
+
+
+def product_page(slug: str) -> ProductPage:
+    listing = product_listing(slug)
+    product = listing.product
+    return ProductPage(listing, merchant_reputation(product.merchant_id),
+                       public_reviews(product_id=product.id))
+
+
+def product_reviews(slug: str, sort: str, page: int) -> tuple[Product, ReviewPage]:
+    """A page of a product on sale's reviews."""
+    product = db.session.execute(_on_sale().where(Product.slug == slug)).scalar_one_or_none()
+    if product is None:
+        raise NotFound()
+    return product, public_reviews(product_id=product.id, sort=sort, page=page)
+
+
+@dataclass(frozen=True)
+class ShopPage:
+    merchant: Merchant
+    reputation: Reputation
+    listings: list[Listing]
+    reviews: ReviewPage
+
+
+def _shop(public_id: str) -> Merchant:
+    # Only approved shops have a page: a frozen shop's goods are hidden, and so is its page.
+    merchant = db.session.execute(
+        select(Merchant).where(Merchant.public_id == public_id, Merchant.status == Merchant.APPROVED)
+    ).scalar_one_or_none()
+    if merchant is None:
+        raise NotFound()
+    return merchant
+
+
+def shop_page(public_id: str) -> ShopPage:
+    """A shop's public page: who it is, its reputation, its goods on sale, its reviews."""
+    merchant = _shop(public_id)
+    products = db.session.execute(
+        _on_sale().where(Product.merchant_id == merchant.id).order_by(Product.position, Product.id)
+    ).scalars().all()
+    return ShopPage(merchant, merchant_reputation(merchant.id), _listings(list(products)),
+                    public_reviews(merchant_id=merchant.id))
+
+
+def shop_reviews(public_id: str, sort: str, page: int) -> tuple[Merchant, ReviewPage]:
+    merchant = _shop(public_id)
+    return merchant, public_reviews(merchant_id=merchant.id, sort=sort, page=page)

@@ -1,0 +1,118 @@
+"""A shop's reputation as buyers see it on its shop and product pages.
+
+The rating is a Bayesian average: every shop starts with PRIOR_WEIGHT imaginary reviews
+at the platform's mean rating, so one five-star review does not put a new shop above one
+with two hundred reviews averaging 4.8. Only counted reviews take part (not suspicious,
+not hidden; see faka/services/reviews.py). Complaint and refund rates look at the last
+WINDOW, so an old bad patch fades and a recent one shows.
+"""
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, case, func, select, true
+
+from faka.extensions import db
+from faka.models import Complaint, Merchant, Order, Review
+from faka.services import clock
+from faka.services.errors import NotFound
+
+PRIOR_WEIGHT = 10  # C: how many reviews it takes to outweigh the platform's mean
+PRIOR_FALLBACK = 4.0  # the prior while the platform has no counted review at all
+WINDOW = timedelta(days=90)
+REFUNDED = (Order.REFUNDED, Order.PARTIALLY_REFUNDED)
+
+
+def bayesian_rating(rating_sum: int, count: int, prior_mean: float, weight: int = PRIOR_WEIGHT) -> float:
+    """(C * m + sum) / (C + n)."""
+    return (weight * prior_mean + rating_sum) / (weight + count)
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+@dataclass(frozen=True)
+class Reputation:
+    delivered: int  # orders delivered, all time
+    reviews: int  # counted reviews
+    rating_sum: int  # of the counted reviews
+    platform_mean: float  # the prior: mean of every counted review on the platform
+    delivered_recent: int  # within WINDOW
+    complaints_recent: int  # opened within WINDOW
+    paid_recent: int
+    refunded_recent: int
+    member_since: datetime
+    verified: bool  # qualification approved by an operator
+
+    @property
+    def mean(self) -> float | None:
+        return _ratio(self.rating_sum, self.reviews)
+
+    @property
+    def rating(self) -> float:
+        return bayesian_rating(self.rating_sum, self.reviews, self.platform_mean)
+
+    @property
+    def complaint_rate(self) -> float | None:
+        return _ratio(self.complaints_recent, self.delivered_recent)
+
+    @property
+    def refund_rate(self) -> float | None:
+        return _ratio(self.refunded_recent, self.paid_recent)
+
+    @property
+    def window_days(self) -> int:
+        return WINDOW.days
+
+    @property
+    def prior_weight(self) -> int:
+        return PRIOR_WEIGHT
+
+
+def _count_if(*conditions):
+    return func.coalesce(func.sum(case((and_(*conditions), 1), else_=0)), 0)
+
+
+def _sum_if(value, *conditions):
+    return func.coalesce(func.sum(case((and_(*conditions), value), else_=0)), 0)
+
+
+def merchant_reputation(merchant_id: int, now: datetime | None = None) -> Reputation:
+    """The shop's figures in one statement: one pass over its orders, one over the
+    platform's reviews (the prior needs them all), and a count of recent complaints."""
+    since = (now or clock.now()) - WINDOW
+    orders = select(
+        func.count(Order.delivered_at).label("delivered"),
+        _count_if(Order.delivered_at >= since).label("delivered_recent"),
+        _count_if(Order.paid_at >= since).label("paid_recent"),
+        _count_if(Order.refunded_at >= since, Order.status.in_(REFUNDED)).label("refunded_recent"),
+    ).where(Order.merchant_id == merchant_id).subquery()
+    counted = (Review.suspicious_reason.is_(None), Review.hidden_at.is_(None))
+    reviews = select(
+        _count_if(*counted).label("platform_count"),
+        _sum_if(Review.rating, *counted).label("platform_sum"),
+        _count_if(Review.merchant_id == merchant_id, *counted).label("count"),
+        _sum_if(Review.rating, Review.merchant_id == merchant_id, *counted).label("sum"),
+    ).subquery()
+    complaints = select(func.count()).select_from(Complaint).where(
+        Complaint.merchant_id == merchant_id, Complaint.created_at >= since).scalar_subquery()
+    row = db.session.execute(
+        select(Merchant.created_at, Merchant.status, Merchant.reviewed_at, orders, reviews, complaints.label("complaints"))
+        .select_from(Merchant).join(orders, true()).join(reviews, true())
+        .where(Merchant.id == merchant_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound()
+    platform_count, platform_sum = int(row.platform_count), int(row.platform_sum)
+    return Reputation(
+        delivered=int(row.delivered),
+        reviews=int(row.count),
+        rating_sum=int(row.sum),
+        platform_mean=platform_sum / platform_count if platform_count else PRIOR_FALLBACK,
+        delivered_recent=int(row.delivered_recent),
+        complaints_recent=int(row.complaints),
+        paid_recent=int(row.paid_recent),
+        refunded_recent=int(row.refunded_recent),
+        member_since=row.created_at,
+        verified=row.status == Merchant.APPROVED and row.reviewed_at is not None,
+    )
