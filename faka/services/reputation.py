@@ -8,8 +8,9 @@ WINDOW, so an old bad patch fades and a recent one shows.
 """
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import and_, case, func, select, true
+from sqlalchemy import and_, bindparam, case, func, select, true
 
 from faka.extensions import db
 from faka.models import Complaint, Merchant, Order, Review
@@ -77,10 +78,11 @@ def _sum_if(value, *conditions):
     return func.coalesce(func.sum(case((and_(*conditions), value), else_=0)), 0)
 
 
-def merchant_reputation(merchant_id: int, now: datetime | None = None) -> Reputation:
-    """The shop's figures in one statement: one pass over its orders, one over the
-    platform's reviews (the prior needs them all), and a count of recent complaints."""
-    since = (now or clock.now()) - WINDOW
+@cache
+def _reputation_query():
+    # Built once: every render of a product or shop page runs it, and building it costs
+    # far more than running it.
+    merchant_id, since = bindparam("merchant_id"), bindparam("since")
     orders = select(
         func.count(Order.delivered_at).label("delivered"),
         _count_if(Order.delivered_at >= since).label("delivered_recent"),
@@ -96,10 +98,18 @@ def merchant_reputation(merchant_id: int, now: datetime | None = None) -> Reputa
     ).subquery()
     complaints = select(func.count()).select_from(Complaint).where(
         Complaint.merchant_id == merchant_id, Complaint.created_at >= since).scalar_subquery()
-    row = db.session.execute(
+    return (
         select(Merchant.created_at, Merchant.status, Merchant.reviewed_at, orders, reviews, complaints.label("complaints"))
         .select_from(Merchant).join(orders, true()).join(reviews, true())
         .where(Merchant.id == merchant_id)
+    )
+
+
+def merchant_reputation(merchant_id: int, now: datetime | None = None) -> Reputation:
+    """The shop's figures in one statement: one pass over its orders, one over the
+    platform's reviews (the prior needs them all), and a count of recent complaints."""
+    row = db.session.execute(
+        _reputation_query(), {"merchant_id": merchant_id, "since": (now or clock.now()) - WINDOW}
     ).one_or_none()
     if row is None:
         raise NotFound()
