@@ -1,2 +1,180 @@
 """The complaint desk: escalated cases to decide, and refunds to pay out by hand."""
-from faka.blueprints.operator import NAV, bp  # noqa: F401
+from flask import abort, make_response, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import DecimalField, RadioField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from faka.blueprints.complaints import (MessageForm, ThreadLinks, evidence_response, loaded_or_404, post_message,
+                                        thread_response)
+from faka.blueprints.merchant_forms import yuan_to_fen
+from faka.blueprints.operator import NAV, bp
+from faka.models import Complaint, Refund
+from faka.services import complaints, refunds
+from faka.services.errors import DomainError, NotFound
+
+QUEUE_FILTER_LABELS = {"escalated": _l("Waiting for a decision"), "active": _l("In progress"), "all": _l("All"),
+                       **{s: label for s, label in complaints.STATUS_LABELS.items() if s != Complaint.ESCALATED}}
+REFUND_FILTER_LABELS = {**refunds.STATUS_LABELS, "all": _l("All")}
+REFUND, REJECT = "refund", "reject"
+
+
+class DecideForm(FlaskForm):
+    outcome = RadioField(_l("Decision"), choices=[(REFUND, _l("Refund the buyer")), (REJECT, _l("Reject the complaint"))])
+    amount = DecimalField(_l("Refund (yuan)"), places=2, validators=[Optional()])
+    reason = TextAreaField(_l("Reason"), description=_l("Both parties read it. Say what the evidence showed."))
+
+
+class PaidForm(FlaskForm):
+    reference = StringField(_l("Payment reference"), validators=[
+        DataRequired(_l("Enter the payment's reference.")),
+        Length(max=64, message=_l("The reference is at most 64 characters.")),
+    ])
+
+
+# -- the desk ------------------------------------------------------------------------------------
+
+def _queue_filters() -> dict:
+    status = request.args.get("status", "escalated")
+    reason = request.args.get("reason", "")
+    return {"status": status if status in complaints.QUEUE_FILTERS else "escalated",
+            "reason": reason if reason in Complaint.REASONS else "",
+            "merchant": request.args.get("merchant", "").strip()[:12],
+            "order": request.args.get("order", "").strip()[:24]}
+
+
+@bp.get("/complaints")
+def complaint_queue():
+    filters = _queue_filters()
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    merchant_id = int(filters["merchant"]) if filters["merchant"].isdigit() else None
+    rows, total = complaints.complaint_queue(filters["status"], filters["reason"] or None, merchant_id,
+                                             filters["order"] or None, page)
+    return render_template("operator/complaints.html", rows=rows, total=total, page=page, filters=filters,
+                           pages=max(1, -(-total // complaints.PER_PAGE)), status_filters=QUEUE_FILTER_LABELS,
+                           reasons=complaints.REASON_LABELS)
+
+
+def _complaint(ref: str) -> Complaint:
+    return loaded_or_404(complaints.complaint_for_operator, ref)
+
+
+def _context(complaint: Complaint) -> dict:
+    ref = complaint.ref
+    links = ThreadLinks(
+        thread=url_for("operator.complaint_case_thread", ref=ref),
+        message=url_for("operator.complaint_message", ref=ref),
+        evidence=lambda name: url_for("operator.complaint_evidence", ref=ref, name=name),
+    )
+    return {"complaint": complaint, "order": complaint.order, "viewer": "operator", "links": links}
+
+
+def _case_page(complaint: Complaint, status: int = 200, **extra):
+    extra.setdefault("message_form", MessageForm(formdata=None))
+    extra.setdefault("decide_form", DecideForm(formdata=None))
+    body = render_template("operator/complaint.html", case=complaints.case_file(complaint),
+                           refund_labels=refunds.STATUS_LABELS, **_context(complaint), **extra)
+    response = make_response(body, status)
+    response.headers["Cache-Control"] = "private, no-store"  # may hold revealed keys
+    return response
+
+
+@bp.get("/complaints/<ref>")
+def complaint_case(ref: str):
+    return _case_page(_complaint(ref))
+
+
+@bp.get("/complaints/<ref>/thread")
+def complaint_case_thread(ref: str):
+    return thread_response(_context(_complaint(ref)))
+
+
+@bp.post("/complaints/<ref>/message")
+def complaint_message(ref: str):
+    complaint = _complaint(ref)
+    return post_message(_context(complaint), "operator", current_user.id,
+                        lambda status, **extra: _case_page(complaint, status, **extra),
+                        url_for("operator.complaint_case", ref=ref, _anchor="thread"))
+
+
+@bp.post("/complaints/<ref>/reveal")
+def complaint_reveal(ref: str):
+    """The delivered goods in plain text, for checking a "the key does not work" claim;
+    every reveal is audited."""
+    complaint = _complaint(ref)
+    if not FlaskForm().validate():
+        abort(400)
+    try:
+        revealed = complaints.reveal_keys(complaint.id, current_user.id)
+    except NotFound:
+        abort(404)
+    return _case_page(complaint, revealed=revealed)
+
+
+@bp.post("/complaints/<ref>/decide")
+def complaint_decide(ref: str):
+    complaint = _complaint(ref)
+    form = DecideForm()
+    try:
+        complaints.decide(complaint.id, current_user.id, _refund_asked(form), form.reason.data or "")
+    except NotFound:
+        abort(404)
+    except DomainError as exc:
+        return _case_page(complaint, 400, decide_form=form, decide_error=exc.message)
+    return redirect(url_for("operator.complaint_case", ref=ref), 303)
+
+
+def _refund_asked(form: DecideForm) -> int | None:
+    """The refund the form asks for, in fen; None to reject."""
+    if form.outcome.data == REJECT:
+        return None
+    if form.outcome.data != REFUND:
+        raise DomainError(_l("Choose to refund the buyer or to reject the complaint."))
+    if not form.validate() or form.amount.data is None:
+        raise complaints.InvalidRefundAmount()
+    return yuan_to_fen(form.amount.data)
+
+
+@bp.get("/complaints/<ref>/evidence/<name>")
+def complaint_evidence(ref: str, name: str):
+    return evidence_response(_complaint(ref), name)
+
+
+# -- refunds to pay by hand -------------------------------------------------------------------------
+
+def _refund_filter() -> str:
+    status = request.args.get("status", Refund.MANUAL)
+    return status if status in REFUND_FILTER_LABELS else Refund.MANUAL
+
+
+def _refund_page(status: int = 200, **extra):
+    refund_status = _refund_filter()
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    rows, total = refunds.refunds(refund_status, page)
+    return render_template("operator/refunds.html", rows=rows, total=total, page=page, status=refund_status,
+                           pages=max(1, -(-total // refunds.PER_PAGE)), filters=REFUND_FILTER_LABELS,
+                           labels=refunds.STATUS_LABELS, form=PaidForm(formdata=None), **extra), status
+
+
+@bp.get("/refunds")
+def refund_list():
+    return _refund_page()
+
+
+@bp.post("/refunds/<int:refund_id>/paid")
+def refund_paid(refund_id: int):
+    form = PaidForm()
+    if not form.validate():
+        return _refund_page(400, error=next(iter(form.errors.values()))[0], error_refund_id=refund_id)
+    try:
+        refunds.mark_paid(refund_id, current_user.id, form.reference.data)
+    except NotFound:
+        abort(404)
+    except DomainError as exc:
+        return _refund_page(400, error=exc.message, error_refund_id=refund_id)
+    return redirect(url_for("operator.refund_list", status=_refund_filter()), 303)
+
+
+NAV.append(("operator.complaint_queue", _l("Complaints")))
+NAV.append(("operator.refund_list", _l("Refunds")))
