@@ -52,6 +52,9 @@ class Config:
     RATELIMIT_LOOKUP = os.environ.get("FAKA_RATELIMIT_LOOKUP", "10 per minute")
     RATELIMIT_CHECKOUT = os.environ.get("FAKA_RATELIMIT_CHECKOUT", "30 per minute")
     RATELIMIT_QUOTE = os.environ.get("FAKA_RATELIMIT_QUOTE", "60 per minute")  # product-page price previews
+    RATELIMIT_REPORT = os.environ.get("FAKA_RATELIMIT_REPORT", "5 per hour")  # buyers reporting a product
+    # Buyers' complaint and review posts, per IP and order (buyers behind one NAT share an IP).
+    RATELIMIT_COMPLAINT = os.environ.get("FAKA_RATELIMIT_COMPLAINT", "30 per hour")
     # Webhook URLs must be public addresses unless this is set (for a LAN-only deployment).
     WEBHOOK_ALLOW_PRIVATE = _env_bool("FAKA_WEBHOOK_ALLOW_PRIVATE")
 

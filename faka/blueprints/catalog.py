@@ -94,7 +94,7 @@ def shop_reviews(public_id: str):
 
 
 def _report_limit():
-    return current_app.config.get("RATELIMIT_REPORT", "5 per hour")
+    return current_app.config["RATELIMIT_REPORT"]
 
 
 @bp.post("/p/<slug>/report")

@@ -17,7 +17,7 @@ from wtforms import RadioField, TextAreaField
 
 from faka.extensions import limiter
 from faka.models import Complaint
-from faka.services import checkout, clock, complaints
+from faka.services import checkout, complaints
 from faka.services.errors import DomainError, NotFound
 from faka.services.uploads import MAX_UPLOAD_BYTES
 
@@ -130,7 +130,7 @@ def _private(response):
 # -- the buyer ------------------------------------------------------------------------------
 
 def _post_limit() -> str:
-    return current_app.config.get("RATELIMIT_COMPLAINT", "30 per hour")
+    return current_app.config["RATELIMIT_COMPLAINT"]
 
 
 def _buyer_key() -> str:
@@ -154,18 +154,9 @@ def _links(token: str, ref: str) -> ThreadLinks:
     )
 
 
-def _can_escalate(complaint: Complaint) -> bool:
-    """Whether the Escalate button is offered: the service allows it after the merchant
-    answered, or once the merchant's deadline passed unanswered."""
-    if complaint.status == Complaint.MERCHANT_REPLIED:
-        return True
-    return (complaint.status == Complaint.OPEN and complaint.deadline_at is not None
-            and complaint.deadline_at <= clock.now())
-
-
 def _context(token: str, complaint: Complaint, **extra) -> dict:
     return {"complaint": complaint, "order": complaint.order, "viewer": "buyer", "links": _links(token, complaint.ref),
-            "can_escalate": _can_escalate(complaint), **extra}
+            "can_escalate": complaints.can_escalate(complaint), **extra}
 
 
 def _page(token: str, complaint: Complaint, status: int = 200, **extra):

@@ -17,7 +17,8 @@ from faka.extensions import db
 from faka.models import Order, Product
 from faka.services import keys as key_service
 from faka import charts
-from faka.services import analytics, coupons, delivery, merchant_orders, merchants, money, notifications, products, webhooks
+from faka.services import (analytics, complaints, coupons, delivery, merchant_orders, merchants, money, notifications,
+                           products, webhooks)
 from faka.services.errors import DomainError, NotFound
 from faka.services.passwords import verify_login_password
 from faka.services.uploads import image_path
@@ -48,7 +49,9 @@ def scoped(view):
 
 
 def render(template: str, status: int = 200, **context):
-    return render_template(template, merchant=g.merchant, **context), status
+    # The navigation shows how many complaints wait for the merchant's first answer.
+    return render_template(template, merchant=g.merchant, complaints_waiting=complaints.count_needing_answer(g.merchant.id),
+                           **context), status
 
 
 # -- dashboard and onboarding -----------------------------------------------------------

@@ -88,7 +88,12 @@ class ReviewForm(FlaskForm):
                          description=_l("What worked, what did not. Plain text, up to 1000 characters."))
 
 
+def _review_limit():
+    return current_app.config["RATELIMIT_COMPLAINT"]
+
+
 @bp.route("/order/<token>/review", methods=["GET", "POST"])
+@limiter.limit(_review_limit, methods=["POST"])
 def review(token: str):
     """Write the order's review, or change it within a day of writing it."""
     order = _order_or_404(token)

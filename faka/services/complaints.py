@@ -31,6 +31,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from faka import jobs
 from faka.database import begin_write
@@ -288,11 +289,19 @@ def accept_offer(complaint_id: int, now: datetime | None = None) -> Complaint:
     return _step(complaint_id, step, now, "complaint.accepted", locale_of="buyer")
 
 
+def can_escalate(complaint: Complaint, now: datetime | None = None) -> bool:
+    """Whether the buyer may ask the platform now: after the merchant answered, or once
+    the merchant's deadline passed without an answer."""
+    if complaint.status == Complaint.MERCHANT_REPLIED:
+        return True
+    return (complaint.status == Complaint.OPEN and complaint.deadline_at is not None
+            and complaint.deadline_at <= (now or clock.now()))
+
+
 def escalate(complaint_id: int, now: datetime | None = None) -> Complaint:
-    """The buyer asks the platform to decide: after the merchant answered, or when the
-    merchant's deadline passed without an answer."""
+    """The buyer asks the platform to decide (see can_escalate)."""
     def step(complaint, order, now):
-        if complaint.status == Complaint.OPEN and complaint.deadline_at and complaint.deadline_at > now:
+        if complaint.status == Complaint.OPEN and not can_escalate(complaint, now):
             raise IllegalStep(_l("The seller has until %(time)s to answer; you can ask the platform after that.",
                                  time=_format_time(complaint.deadline_at)))
         complaint.escalate(now)
@@ -537,6 +546,7 @@ def _page(conditions, page: int) -> tuple[list[Complaint], int]:
     total = db.session.scalar(select(func.count()).select_from(Complaint).where(*conditions))
     rows = db.session.execute(
         select(Complaint).where(*conditions).order_by(*_by_deadline())
+        .options(joinedload(Complaint.order).joinedload(Order.product), joinedload(Complaint.merchant))
         .offset((page - 1) * PER_PAGE).limit(PER_PAGE)
     ).scalars().all()
     return list(rows), int(total)
