@@ -13,11 +13,22 @@ def test_chinese_catalogue_covers_every_source_string():
     with open(ROOT / "faka/translations/zh_Hans_CN/LC_MESSAGES/messages.po", "rb") as fh:
         catalogue = read_po(fh)
     method_map = [("faka/**.py", "python"), ("faka/templates/**.html", "jinja2"), ("faka/templates/**.txt", "jinja2")]
-    keywords = {"_": None, "_l": None, "gettext": None, "lazy_gettext": None}
-    source = {msg for _f, _l, msg, *_ in extract_from_dir(str(ROOT), method_map, keywords=keywords) if isinstance(msg, str)}
+    keywords = {"_": None, "_l": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2)}
+    source = {msg for _f, _l, msg, *_ in extract_from_dir(str(ROOT), method_map, keywords=keywords)}
     assert len(source) > 50  # the extraction really found the site's strings
-    missing = sorted(m for m in source if not (catalogue.get(m) and catalogue.get(m).string))
+
+    def translations(message) -> tuple:
+        # A plural message has a tuple of forms; every form must be translated.
+        return message.string if isinstance(message.string, tuple) else (message.string,)
+
+    def key(msg):
+        return msg[0] if isinstance(msg, tuple) else msg
+
+    missing = sorted(str(m) for m in source
+                     if not (catalogue.get(key(m)) and all(translations(catalogue.get(key(m))))))
     assert missing == [], "run `make extract-messages` and translate: " + ", ".join(missing)
     for message in catalogue:
-        if message.id and message.string:
-            assert set(PLACEHOLDER.findall(message.id)) == set(PLACEHOLDER.findall(message.string)), message.id
+        if message.id:
+            source_text = " ".join(message.id) if isinstance(message.id, tuple) else message.id
+            for text in translations(message):
+                assert set(PLACEHOLDER.findall(text)) == set(PLACEHOLDER.findall(source_text)), message.id
