@@ -47,6 +47,7 @@ from faka.services.delivery import EMAIL_ORDER_REPLACEMENT
 from faka.services.errors import DomainError, NotFound, OutOfStock
 from faka.services.mail import queue_email
 from faka.services.settings import site_settings
+from faka.services.text import clean_text
 from faka.services.uploads import image_path, store_image
 
 log = logging.getLogger(__name__)
@@ -229,7 +230,7 @@ class _Outcome:
 def open_complaint(order_token: str, reason: str, description: str, images: list[bytes] = (),
                    now: datetime | None = None) -> Complaint:
     """The buyer complains about their order. Returns the new complaint."""
-    description = (description or "").strip()
+    description = clean_text(description)
     if reason not in Complaint.REASONS or not description or len(description) > MAX_TEXT:
         raise InvalidComplaint()
     now = now or clock.now()
@@ -322,7 +323,7 @@ def post_message(complaint_id: int, author: str, user_id: int | None, body: str,
                  now: datetime | None = None) -> ComplaintMessage:
     """A party adds to the thread (text and/or up to MAX_IMAGES images). The merchant's
     first message is their answer: it stops their deadline and starts the buyer's."""
-    body = (body or "").strip()
+    body = clean_text(body)
     if (not body and not images) or len(body) > MAX_TEXT:
         raise EmptyMessage()
     if author not in (ComplaintMessage.BUYER, ComplaintMessage.MERCHANT, ComplaintMessage.OPERATOR):
@@ -384,7 +385,7 @@ def offer_replacement(complaint_id: int, user_id: int, quantity: int, note: str 
 
 
 def _with_note(text: str, note: str) -> str:
-    note = (note or "").strip()
+    note = clean_text(note)
     return f"{text}\n\n{note}" if note else text
 
 
@@ -394,7 +395,7 @@ def decide(complaint_id: int, operator_id: int, refund_amount: int | None, reaso
            now: datetime | None = None) -> Complaint:
     """The operator decides an escalated case: refund `refund_amount` (full or partial)
     or, with None, reject it; `reason` is required and shown to both parties."""
-    reason = (reason or "").strip()
+    reason = clean_text(reason)
     if not reason or len(reason) > MAX_TEXT:
         raise DecisionReasonRequired()
 

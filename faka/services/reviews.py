@@ -11,13 +11,9 @@ merchant's sign-in marks the earlier reviews from that place (`mark_self_purchas
 operator can also hide a review, with a reason; hidden reviews are neither shown nor
 counted.
 """
-import html
-import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import nh3
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +24,7 @@ from faka.extensions import db
 from faka.models import Merchant, Order, Review, SignIn
 from faka.services import audit, clock
 from faka.services.errors import DomainError, NotFound
+from faka.services.text import clean_text
 
 MAX_TEXT = 1000
 EDIT_WINDOW = timedelta(hours=24)
@@ -86,21 +83,6 @@ class ReasonRequired(DomainError):
 
 
 # -- text -------------------------------------------------------------------------------
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_SPACES = re.compile(r"[ \t\f\v\u00a0\u3000]+")
-_BLANK_LINES = re.compile(r"\n{3,}")
-
-
-def clean_text(text: str | None) -> str:
-    """Plain text from what a buyer or merchant typed: HTML dropped, control and
-    direction-override characters removed, runs of spaces and blank lines collapsed."""
-    text = html.unescape(nh3.clean(text or "", tags=set()))
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _CONTROL.sub("", text)
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
-
 
 def _checked_text(text: str | None) -> str:
     if text and len(text) > 10 * MAX_TEXT:
