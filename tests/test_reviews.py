@@ -131,7 +131,7 @@ def test_undelivered_orders_cannot_be_reviewed(client, product, place, state):
 
 
 def test_review_of_unknown_order_is_404(client, product, place, pay):
-    order = delivered(place, pay, product)
+    delivered(place, pay, product)  # a reviewable order exists; the token below is not its
     token = csrf(client)
     wrong = secrets.token_hex(16)
     assert client.get(f"/order/{wrong}/review").status_code == 404

@@ -37,16 +37,16 @@ def notify(gateway: str):
         abort(404)
     except InvalidNotify as exc:
         log.warning("rejected %s notify from %s: %s", gateway, request.remote_addr, exc)
-        return _plain("fail", status=400)
+        return _answer(payments.refusal(gateway))
     if result.replay:
         log.info("replayed %s notify for order %s ignored", gateway, result.order.number)
     return_url = result.notice.return_url
     if return_url and return_url == url_for("orders.show", token=result.order.token):
         return redirect(return_url, 303)  # the sandbox's pay page is a form the buyer submits
-    return _plain(result.gateway.success_body)
+    return _answer(result.gateway.answer(True))
 
 
-def _plain(body: str, status: int = 200):
-    response = make_response(body, status)
-    response.mimetype = "text/plain"
+def _answer(answer):
+    response = make_response(answer.body, answer.status)
+    response.content_type = answer.content_type
     return response

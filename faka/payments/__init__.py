@@ -5,13 +5,23 @@ from flask_babel import lazy_gettext as _l
 
 from faka.extensions import db
 from faka.models import GatewayConfig
+from faka.payments.alipay import AlipayGateway
 from faka.payments.base import Gateway
+from faka.payments.epay import EpayGateway
 from faka.payments.sandbox import SandboxGateway
+from faka.payments.stripe_checkout import StripeGateway
+from faka.payments.usdt import UsdtGateway
+from faka.payments.wechat import WechatGateway
 from faka.services.crypto import vault
 from faka.services.errors import NotFound
 
 GATEWAYS: dict[str, type[Gateway]] = {
     "sandbox": SandboxGateway,
+    "epay": EpayGateway,
+    "alipay": AlipayGateway,
+    "wechat": WechatGateway,
+    "stripe": StripeGateway,
+    "usdt": UsdtGateway,
 }
 
 

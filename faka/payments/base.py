@@ -2,10 +2,14 @@
 
 A gateway turns an order into something the buyer can pay (a redirect URL, a QR code
 text or a form to post), verifies the notifications its servers send us, tells us what
-to answer them, and refunds where it can. It never touches the database: the payments
-service does that with what `verify_notify` returns.
+to answer them, asks the provider about a payment where the provider has a query API,
+and refunds where it can. It never touches the database: the payments service does that
+with what `verify_notify` and `query` return. Calls to the provider go through
+`self.http` (a requests.Session), so tests can point a gateway at a local fake provider
+by its API base-URL setting.
 """
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Mapping
 
 from faka.services.errors import InvalidNotify
@@ -43,26 +47,66 @@ class OrderRef:
     total: int
     currency: str
     subject: str
-    notify_url: str
-    return_url: str
+    notify_url: str  # absolute
+    return_url: str  # the order page's path on this site
+    base_url: str = ""  # the site's public address: base_url + return_url is absolute
+    expires_at: datetime | None = None  # the order's payment deadline (UTC)
+    client_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class NotifyAnswer:
+    """What we answer the provider's notification, exactly as it documents."""
+
+    body: str = ""
+    status: int = 200
+    content_type: str = "text/plain"
+
+
+HTTP_TIMEOUT = 10  # seconds for any call to a provider
 
 
 class Gateway:
     name: str = ""
-    # Settings the operator (or `flask gateway-config`) may set; secrets are encrypted at rest.
+    # Settings the operator (or `flask gateway-config`) may set; all are encrypted at rest,
+    # and `secret_fields` are never shown again once saved (the console masks them).
     settings_fields: tuple[str, ...] = ()
+    secret_fields: tuple[str, ...] = ()
     success_body = "success"
     failure_body = "fail"
 
-    def __init__(self, settings: Mapping[str, str]):
+    def __init__(self, settings: Mapping[str, str], http=None):
         self.settings = dict(settings)
+        self._http = http
+
+    @property
+    def http(self):
+        """The requests.Session for calls to the provider (created on first use)."""
+        if self._http is None:
+            import requests
+
+            self._http = requests.Session()
+        return self._http
 
     def create_payment(self, order: OrderRef) -> PaymentStart:
         raise NotImplementedError
 
     def verify_notify(self, form: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> Notice:
-        """Return the verified notice, or raise InvalidNotify."""
+        """Return the verified notice, or raise InvalidNotify (with the reason, for the
+        notify log; never a secret)."""
         raise NotImplementedError
+
+    def answer(self, accepted: bool) -> NotifyAnswer:
+        """The body the provider expects for an accepted (or refused) notification."""
+        if accepted:
+            return NotifyAnswer(self.success_body)
+        return NotifyAnswer(self.failure_body, status=400)
+
+    def query(self, order: OrderRef) -> Notice | None:
+        """Ask the provider whether the order was paid: the payment as a Notice (verified
+        like a notification: our order, amount, merchant/app id), or None while unpaid.
+        Raises CannotQuery when the provider has no query API; other errors propagate."""
+        raise CannotQuery(f"{self.name} has no query API")
 
     def refund(self, order_number: str, trade_no: str, amount: int, refund_no: str) -> str:
         """Refund `amount` of the payment `trade_no` back to the buyer; `refund_no` is our
@@ -77,4 +121,9 @@ class CannotRefund(Exception):
     """The gateway has no way to refund automatically."""
 
 
-__all__ = ["CannotRefund", "Gateway", "InvalidNotify", "Notice", "OrderRef", "PaymentStart"]
+class CannotQuery(Exception):
+    """The gateway has no API to ask about a payment."""
+
+
+__all__ = ["CannotQuery", "CannotRefund", "Gateway", "HTTP_TIMEOUT", "InvalidNotify", "Notice", "NotifyAnswer",
+           "OrderRef", "PaymentStart"]

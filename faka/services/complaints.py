@@ -627,10 +627,6 @@ def _refund(complaint: Complaint, order: Order, amount: int, actor_id: int | Non
     return refund.id
 
 
-def refund_reference(order_id: int) -> Refund | None:
-    return db.session.execute(select(Refund).where(Refund.order_id == order_id)).scalar_one_or_none()
-
-
 def _deliver_replacement(complaint: Complaint, order: Order, now: datetime) -> list[int]:
     """Sell `offer_quantity` fresh keys to the order, and email the buyer the order's
     goods again (all its keys, the new ones last); returns the email's id."""

@@ -11,8 +11,8 @@ from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Order, PaymentNotice
-from faka.payments import get_gateway
-from faka.payments.base import Gateway, Notice, OrderRef, PaymentStart
+from faka.payments import GATEWAYS, get_gateway
+from faka.payments.base import Gateway, Notice, NotifyAnswer, OrderRef, PaymentStart
 from faka.services import clock, stock
 from faka.services.errors import InvalidNotify
 
@@ -33,19 +33,32 @@ class NotifyResult:
 
 
 def start_payment(order: Order) -> PaymentStart:
-    gateway = get_gateway(order.gateway)
+    return get_gateway(order.gateway).create_payment(order_ref(order))
+
+
+def order_ref(order: Order) -> OrderRef:
+    """What the order's gateway is told about it: amount and currency as the order holds
+    them, and the addresses the provider sends the buyer and its notifications to."""
     base = current_app.config["BASE_URL"].rstrip("/")
-    return gateway.create_payment(
-        OrderRef(
-            number=order.number,
-            token=order.token,
-            total=order.total,
-            currency=order.currency,
-            subject=order.product.title,
-            notify_url=base + url_for("pay.notify", gateway=order.gateway),
-            return_url=url_for("orders.show", token=order.token),
-        )
+    return OrderRef(
+        number=order.number,
+        token=order.token,
+        total=order.total,
+        currency=order.currency,
+        subject=order.product.title,
+        notify_url=base + url_for("pay.notify", gateway=order.gateway),
+        return_url=url_for("orders.show", token=order.token),
+        base_url=base,
+        expires_at=order.expires_at,
+        client_ip=order.client_ip,
     )
+
+
+def refusal(gateway_name: str) -> NotifyAnswer:
+    """The failure answer of a gateway whose notification was refused (plain "fail" for
+    a gateway we do not know or have disabled)."""
+    cls = GATEWAYS.get(gateway_name)
+    return cls({}).answer(False) if cls is not None else NotifyAnswer("fail", status=400)
 
 
 def handle_notify(
