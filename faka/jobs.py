@@ -57,6 +57,19 @@ def refund_payment(refund_id: int) -> bool:
         return refunds.execute(refund_id)
 
 
+def check_payment(order_id: int) -> bool:
+    """Ask the order's gateway whether it was paid (a payment in flight whose
+    notification may have been lost). True when the provider confirmed a payment."""
+    from faka.payments.base import CannotQuery
+    from faka.services import payments
+
+    with _app_context():
+        try:
+            return payments.check_payment(order_id) is not None
+        except CannotQuery:
+            return False
+
+
 def import_keys_job(import_id: int) -> None:
     from faka.services import keys
 
@@ -70,7 +83,8 @@ def reconcile() -> dict:
     with _app_context():
         report = reconciler.reconcile()
         return {"expired": report.expired, "deliveries": report.deliveries, "emails": report.emails,
-                "refunds": report.refunds, "escalated": report.escalated, "closed": report.closed}
+                "refunds": report.refunds, "escalated": report.escalated, "closed": report.closed,
+                "payment_checks": report.payment_checks}
 
 
 @contextmanager

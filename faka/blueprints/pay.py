@@ -1,10 +1,14 @@
 """Sending the buyer to pay, and receiving gateway notifications."""
 import logging
 
-from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
+import segno
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
+from markupsafe import Markup
 
-from faka.extensions import csrf
-from faka.services import checkout, payments
+from faka.extensions import csrf, limiter
+from faka.models import Order
+from faka.payments.base import CannotQuery
+from faka.services import checkout, orders, payments
 from faka.services.errors import InvalidNotify, NotFound
 
 log = logging.getLogger(__name__)
@@ -25,14 +29,61 @@ def start(token: str):
         abort(404)
     if payment.redirect_url:
         return redirect(payment.redirect_url, 303)
-    return render_template(f"pay/{order.gateway}.html", order=order, payment=payment)
+    if order.gateway == "sandbox":
+        return render_template("pay/sandbox.html", order=order, payment=payment)
+    qr = Markup(segno.make(payment.qr_text, error="m").svg_inline(scale=5, dark="#111", title=order.number)) \
+        if payment.qr_text else None
+    return render_template("pay/provider.html", order=order, payment=payment, qr=qr,
+                           can_check=payments.can_query(order.gateway), checked=request.args.get("checked"))
+
+
+@bp.get("/<token>/state")
+def state(token: str):
+    """Polled by the pay page: a line while the order waits for payment; once it is paid
+    (or expired) the browser is sent to the order page."""
+    order = orders.order_status(token)
+    if order is None:
+        abort(404)
+    if order.status != Order.PENDING:
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = url_for("orders.show", token=token)
+        return response
+    return render_template("pay/_waiting.html", order=order)
+
+
+def _check_limit():
+    return current_app.config["RATELIMIT_CHECKOUT"]
+
+
+@bp.post("/<token>/check")
+@limiter.limit(_check_limit)
+def check(token: str):
+    """The buyer's "I have paid" button: ask the provider now instead of waiting for its
+    notification."""
+    order = checkout.order_by_token(token)
+    if order is None:
+        abort(404)
+    if order.status == Order.PENDING:
+        try:
+            paid = payments.check_payment(order.id) is not None
+        except (CannotQuery, InvalidNotify):
+            paid = False
+        except Exception:
+            # The provider is unreachable: the notification or the reconciler will still
+            # complete the order; the buyer is told to wait a moment.
+            log.exception("order %s: payment check with %s failed", order.number, order.gateway)
+            paid = False
+        if not paid:
+            return redirect(url_for("pay.start", token=token, checked="waiting"), 303)
+    return redirect(url_for("orders.show", token=token), 303)
 
 
 @bp.post("/<gateway>/notify")
 @csrf.exempt  # gateways cannot send our CSRF token; the signature authenticates them
 def notify(gateway: str):
     try:
-        result = payments.handle_notify(gateway, request.form, request.headers, request.get_data(cache=True))
+        result = payments.handle_notify(gateway, request.form, request.headers, request.get_data(cache=True),
+                                        source_ip=request.remote_addr)
     except NotFound:
         abort(404)
     except InvalidNotify as exc:

@@ -54,6 +54,10 @@ class Order(db.Model):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refunded_amount: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Set when the buyer is sent to the gateway: from then on a payment may be in flight,
+    # and the reconciler asks gateways with a query API about the order.
+    payment_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    payment_ref: Mapped[str | None] = mapped_column(String(128))  # the provider's id for it (e.g. a session id)
 
     product = relationship("Product")
     merchant = relationship("Merchant")
@@ -115,4 +119,29 @@ class PaymentNotice(db.Model):
     amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(8))
     outcome: Mapped[str] = mapped_column(String(20))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class NotifyLog(db.Model):
+    """Every notification a gateway sent us, and every answer to our own payment queries,
+    accepted or not: what arrived (secrets redacted), whether it verified and why not.
+    The operator reads it per order; /healthz reads it to notice a gateway whose
+    notifications stopped arriving."""
+
+    __tablename__ = "notify_log"
+    __table_args__ = (Index("ix_notify_log_gateway_received", "gateway", "received_at"),)
+
+    NOTIFY = "notify"  # the provider called us
+    QUERY = "query"  # we asked the provider
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(20))
+    via: Mapped[str] = mapped_column(String(8), default=NOTIFY)
+    order_number: Mapped[str | None] = mapped_column(String(32), index=True)
+    verified: Mapped[bool] = mapped_column(default=False)
+    outcome: Mapped[str] = mapped_column(String(20))  # paid, replay, waiting, rejected, ...
+    reason: Mapped[str | None] = mapped_column(Text)  # why it was rejected
+    source_ip: Mapped[str | None] = mapped_column(String(45))
+    headers: Mapped[str | None] = mapped_column(Text)  # JSON of the provider's headers we read
+    body: Mapped[str | None] = mapped_column(Text)  # as received, secrets redacted, cut at MAX_LOGGED_BODY
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

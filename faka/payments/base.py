@@ -24,6 +24,7 @@ class PaymentStart:
     qr_text: str | None = None
     form_action: str | None = None
     form_fields: dict[str, str] = field(default_factory=dict)
+    reference: str | None = None  # the provider's id for this payment, kept on the order
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,24 @@
 """What happens when a gateway says an order was paid."""
+import json
 import logging
+import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Mapping
+from urllib.parse import urlencode
 
-from flask import current_app, url_for
-from sqlalchemy import select
+from flask import current_app
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import Order, PaymentNotice
+from faka.models import NotifyLog, Order, PaymentNotice
 from faka.payments import GATEWAYS, get_gateway
 from faka.payments.base import Gateway, Notice, NotifyAnswer, OrderRef, PaymentStart
 from faka.services import clock, stock
-from faka.services.errors import InvalidNotify
+from faka.services.errors import InvalidNotify, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +26,15 @@ OUTCOME_PAID = "paid"
 OUTCOME_LATE_PAID = "late_paid"  # paid after expiry, keys still available
 OUTCOME_UNFULFILLED = "unfulfilled"  # paid after expiry, no keys left: refund due
 OUTCOME_DUPLICATE = "duplicate"  # a second payment for an order already paid: refund due
+# Outcomes that only the notify log knows: nothing was paid by them.
+OUTCOME_REPLAY = "replay"  # the same notification again
+OUTCOME_WAITING = "waiting"  # the provider says the order is not paid (yet)
+OUTCOME_REJECTED = "rejected"  # failed verification
+
+MAX_LOGGED_BODY = 64 * 1024
+QUERY_AFTER = timedelta(seconds=30)  # give the notification a head start before asking
+LATE_QUERY_WINDOW = timedelta(hours=24)  # expired orders are still asked about this long
+QUERY_BATCH = 100  # orders asked about per reconciler run
 
 
 @dataclass(frozen=True)
@@ -33,7 +46,17 @@ class NotifyResult:
 
 
 def start_payment(order: Order) -> PaymentStart:
-    return get_gateway(order.gateway).create_payment(order_ref(order))
+    """Ask the order's gateway how the buyer pays, and note that a payment may now be in
+    flight (with the provider's reference for it), so the reconciler can ask the provider
+    about it should its notification never arrive."""
+    payment = get_gateway(order.gateway).create_payment(order_ref(order))
+    begin_write()
+    fresh = db.session.get(Order, order.id, populate_existing=True)
+    fresh.payment_started_at = fresh.payment_started_at or clock.now()
+    if payment.reference:
+        fresh.payment_ref = payment.reference[:128]
+    db.session.commit()
+    return payment
 
 
 def order_ref(order: Order) -> OrderRef:
@@ -46,12 +69,17 @@ def order_ref(order: Order) -> OrderRef:
         total=order.total,
         currency=order.currency,
         subject=order.product.title,
-        notify_url=base + url_for("pay.notify", gateway=order.gateway),
-        return_url=url_for("orders.show", token=order.token),
+        notify_url=base + _path("pay.notify", gateway=order.gateway),
+        return_url=_path("orders.show", token=order.token),
         base_url=base,
         expires_at=order.expires_at,
         client_ip=order.client_ip,
     )
+
+
+def _path(endpoint: str, **values) -> str:
+    # A path on this site, also from jobs, which have no request to build URLs from.
+    return current_app.url_map.bind("").build(endpoint, values)
 
 
 def refusal(gateway_name: str) -> NotifyAnswer:
@@ -62,26 +90,101 @@ def refusal(gateway_name: str) -> NotifyAnswer:
 
 
 def handle_notify(
-    gateway_name: str, form: Mapping[str, str], headers: Mapping[str, str], body: bytes, _retry: bool = True
+    gateway_name: str, form: Mapping[str, str], headers: Mapping[str, str], body: bytes,
+    source_ip: str | None = None,
 ) -> NotifyResult:
     """Verify a notification and record the payment exactly once.
 
-    Raises InvalidNotify (and changes nothing) for a bad signature, an unknown order, or a
-    mismatched amount or currency. A replay of an accepted notification changes nothing
-    and returns `replay=True`, so the route still answers the gateway's success body.
+    Raises InvalidNotify (and changes nothing but the notify log) for a bad signature, an
+    unknown order, or a mismatched gateway, amount or currency. A replay of an accepted
+    notification changes nothing and returns `replay=True`, so the route still answers
+    the gateway's success body. Every notification, accepted or not, is logged.
     """
     gateway = get_gateway(gateway_name)
-    notice = gateway.verify_notify(form, headers, body)
+    received = _Received(gateway_name, NotifyLog.NOTIFY, source_ip, _logged_headers(headers), _logged_body(form, body))
+    try:
+        notice = gateway.verify_notify(form, headers, body)
+    except InvalidNotify as exc:
+        _log_refusal(received, str(exc), verified=False)
+        raise
+    return _apply_notice(gateway, received, notice)
+
+
+def check_payment(order_id: int) -> NotifyResult | None:
+    """Ask the order's gateway whether the order was paid (the buyer's "I have paid"
+    button, and the reconciler for payments in flight). A payment the provider confirms
+    is applied exactly as its notification would have been. Returns None when the
+    provider says it is not paid (yet); raises CannotQuery for a gateway without a query
+    API; provider errors propagate."""
+    order = db.session.get(Order, order_id)
+    if order is None:
+        db.session.rollback()
+        raise NotFound()
+    gateway = get_gateway(order.gateway)
+    ref = order_ref(order)
+    db.session.rollback()  # no transaction held open across the provider call
+    received = _Received(order.gateway, NotifyLog.QUERY, None, None, None)
+    try:
+        notice = gateway.query(ref)
+    except InvalidNotify as exc:
+        _log_refusal(received, str(exc), verified=False, order_number=ref.number)
+        raise
+    if notice is None:
+        _log(received, ref.number, verified=True, outcome=OUTCOME_WAITING)
+        db.session.commit()
+        return None
+    return _apply_notice(gateway, received, notice)
+
+
+def can_query(gateway_name: str) -> bool:
+    """Whether the gateway has a query API (it implements Gateway.query)."""
+    cls = GATEWAYS.get(gateway_name)
+    return cls is not None and cls.query is not Gateway.query
+
+
+def payments_in_flight(now=None, limit: int = QUERY_BATCH) -> list[int]:
+    """Orders a buyer was sent to pay that are still unpaid (pending, or expired within
+    LATE_QUERY_WINDOW: a late payment is still honoured), whose gateway can be asked,
+    oldest first. The reconciler enqueues a check for each."""
+    now = now or clock.now()
+    names = [name for name in GATEWAYS if can_query(name)]
+    if not names:
+        return []
+    return list(db.session.execute(
+        select(Order.id)
+        .where(Order.gateway.in_(names), Order.payment_started_at.is_not(None),
+               Order.payment_started_at <= now - QUERY_AFTER,
+               or_(Order.status == Order.PENDING,
+                   and_(Order.status == Order.EXPIRED, Order.expires_at >= now - LATE_QUERY_WINDOW)))
+        .order_by(Order.payment_started_at).limit(limit)
+    ).scalars())
+
+
+@dataclass(frozen=True)
+class _Received:
+    gateway: str
+    via: str
+    source_ip: str | None
+    headers: str | None
+    body: str | None
+
+
+def _apply_notice(gateway: Gateway, received: _Received, notice: Notice, _retry: bool = True) -> NotifyResult:
     begin_write()
     try:
-        result, enqueue_delivery = _record(gateway, gateway_name, notice)
+        result, enqueue_delivery, outcome = _record(gateway, received.gateway, notice)
+        _log(received, notice.order_number, verified=True, outcome=outcome)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         if not _retry:
             raise
         # A concurrent copy of the same notification committed first: this time it is a replay.
-        return handle_notify(gateway_name, form, headers, body, _retry=False)
+        return _apply_notice(gateway, received, notice, _retry=False)
+    except InvalidNotify as exc:
+        db.session.rollback()
+        _log_refusal(received, str(exc), verified=False, order_number=notice.order_number)
+        raise
     except Exception:
         db.session.rollback()
         raise
@@ -89,6 +192,35 @@ def handle_notify(
         jobs.enqueue(jobs.deliver_order, result.order.id, job_id=f"deliver-{result.order.id}")
         _notify_merchant_paid(result.order.id)
     return result
+
+
+def _log(received: _Received, order_number: str | None, verified: bool, outcome: str, reason: str | None = None):
+    db.session.add(NotifyLog(gateway=received.gateway, via=received.via, order_number=(order_number or "")[:32] or None,
+                             verified=verified, outcome=outcome, reason=reason, source_ip=received.source_ip,
+                             headers=received.headers, body=received.body, received_at=clock.now()))
+
+
+def _log_refusal(received: _Received, reason: str, verified: bool, order_number: str | None = None) -> None:
+    begin_write()
+    _log(received, order_number, verified, OUTCOME_REJECTED, reason[:500])
+    db.session.commit()
+
+
+_SECRET_NAMES = re.compile(r"secret|password|passwd|token|key", re.IGNORECASE)
+LOGGED_HEADERS = ("Content-Type", "User-Agent", "Wechatpay-Serial", "Wechatpay-Timestamp", "Wechatpay-Nonce",
+                  "Wechatpay-Signature", "Stripe-Signature")
+
+
+def _logged_headers(headers: Mapping[str, str]) -> str:
+    return json.dumps({name: headers.get(name) for name in LOGGED_HEADERS if headers.get(name)}, ensure_ascii=False)
+
+
+def _logged_body(form: Mapping[str, str], body: bytes) -> str:
+    """The notification as received, cut at MAX_LOGGED_BODY; form fields whose names say
+    they hold a secret are redacted."""
+    if form:
+        return urlencode([(k, "[redacted]" if _SECRET_NAMES.search(k) else v) for k, v in form.items()])[:MAX_LOGGED_BODY]
+    return body[:MAX_LOGGED_BODY].decode("utf-8", "replace")
 
 
 def _notify_merchant_paid(order_id: int) -> None:
@@ -102,7 +234,7 @@ def _notify_merchant_paid(order_id: int) -> None:
         log.exception("order %s: merchant notifications for the payment failed", order_id)
 
 
-def _record(gateway: Gateway, gateway_name: str, notice: Notice) -> tuple[NotifyResult, bool]:
+def _record(gateway: Gateway, gateway_name: str, notice: Notice) -> tuple[NotifyResult, bool, str]:
     order = db.session.execute(
         select(Order).where(Order.number == notice.order_number).with_for_update()
     ).scalar_one_or_none()
@@ -120,9 +252,9 @@ def _record(gateway: Gateway, gateway_name: str, notice: Notice) -> tuple[Notify
     if existing is not None:
         if existing.order_id != order.id:
             raise InvalidNotify(f"trade {notice.trade_no} already recorded for another order")
-        return NotifyResult(gateway, notice, order, replay=True), False
+        return NotifyResult(gateway, notice, order, replay=True), False, OUTCOME_REPLAY
     if not notice.paid:
-        return NotifyResult(gateway, notice, order, replay=False), False
+        return NotifyResult(gateway, notice, order, replay=False), False, OUTCOME_WAITING
 
     now = clock.now()
     outcome = _apply_payment(order, now)
@@ -140,7 +272,7 @@ def _record(gateway: Gateway, gateway_name: str, notice: Notice) -> tuple[Notify
     db.session.flush()
     if outcome in (OUTCOME_UNFULFILLED, OUTCOME_DUPLICATE):
         log.warning("order %s: payment %s needs a refund (%s)", order.number, notice.trade_no, outcome)
-    return NotifyResult(gateway, notice, order, replay=False), outcome in (OUTCOME_PAID, OUTCOME_LATE_PAID)
+    return NotifyResult(gateway, notice, order, replay=False), outcome in (OUTCOME_PAID, OUTCOME_LATE_PAID), outcome
 
 
 def _apply_payment(order: Order, now) -> str:

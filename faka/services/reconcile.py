@@ -3,8 +3,10 @@
 Run periodically (RQ cron or the in-process timer) and by `flask reconcile`. It expires
 stale reservations, re-enqueues paid-but-undelivered orders, unsent emails, refunds
 still waiting for their gateway call and webhook deliveries due for another attempt
-(see webhooks.RETRY_AFTER), so a stopped worker, Redis or SMTP only delays work; and
-it moves complaints whose deadline passed (complaints.run_deadlines).
+(see webhooks.RETRY_AFTER), so a stopped worker, Redis or SMTP only delays work. It
+asks gateways with a query API about orders whose payment is in flight (a notification
+blocked by a firewall or CDN still completes the order), and moves complaints whose
+deadline passed (complaints.run_deadlines).
 """
 from dataclasses import dataclass
 
@@ -15,7 +17,7 @@ from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Order, OutboxEmail, Product
 from faka.models.catalog import DELIVERY_MANUAL
-from faka.services import clock, complaints, mail, refunds, stock, webhooks
+from faka.services import clock, complaints, mail, payments, refunds, stock, webhooks
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class ReconcileReport:
     refunds: int = 0
     escalated: int = 0  # complaints escalated because the merchant did not answer in time
     closed: int = 0  # complaints closed because the buyer did not answer in time
+    payment_checks: int = 0  # unpaid orders whose gateway is asked whether they were paid
 
 
 def reconcile() -> ReconcileReport:
@@ -44,6 +47,7 @@ def reconcile() -> ReconcileReport:
         emails = db.session.execute(select(OutboxEmail.id).where(OutboxEmail.status == OutboxEmail.QUEUED)).scalars().all()
     pending_webhooks = webhooks.due_delivery_ids(clock.now())
     pending_refunds = refunds.pending_ids()
+    in_flight = payments.payments_in_flight()
     db.session.rollback()
 
     for order_id in undelivered:
@@ -53,8 +57,11 @@ def reconcile() -> ReconcileReport:
     webhooks.enqueue_deliveries(pending_webhooks)
     for refund_id in pending_refunds:
         jobs.enqueue(jobs.refund_payment, refund_id, job_id=f"refund-{refund_id}")
+    for order_id in in_flight:
+        jobs.enqueue(jobs.check_payment, order_id, job_id=f"check-payment-{order_id}")
     deadlines = complaints.run_deadlines()
     return ReconcileReport(
         expired=expired, deliveries=len(undelivered), emails=len(emails), webhooks=len(pending_webhooks),
         refunds=len(pending_refunds), escalated=deadlines.escalated, closed=deadlines.closed,
+        payment_checks=len(in_flight),
     )

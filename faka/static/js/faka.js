@@ -1,6 +1,8 @@
-/* faka.js: copy buttons. <button type="button" data-copy="ID" data-copied="已复制">
- * copies #ID's trimmed textContent. Delegated on document, so it also works
- * for content swapped in by htmx. ES2017, no dependencies, CSP-safe. */
+/* faka.js: copy buttons and countdowns. ES2017, no dependencies, CSP-safe.
+ * <button type="button" data-copy="ID" data-copied="已复制"> copies #ID's trimmed
+ * textContent; delegated on document, so it also works for content swapped in by htmx.
+ * <time datetime="ISO" data-countdown data-expired="…"> shows the time left (m:ss)
+ * instead of the deadline; without JavaScript the deadline itself stays. */
 (function () {
   'use strict';
 
@@ -50,4 +52,27 @@
       flash(btn);
     }
   });
+})();
+
+(function () {
+  'use strict';
+
+  function tick() {
+    var nodes = document.querySelectorAll('time[data-countdown]');
+    for (var i = 0; i < nodes.length; i++) {
+      var node = nodes[i], left = Math.floor((Date.parse(node.getAttribute('datetime')) - Date.now()) / 1000);
+      if (isNaN(left)) continue;
+      if (left <= 0) {
+        node.textContent = node.getAttribute('data-expired') || '0:00';
+      } else {
+        var seconds = left % 60;
+        node.textContent = Math.floor(left / 60) + ':' + (seconds < 10 ? '0' : '') + seconds;
+      }
+    }
+  }
+
+  if (document.querySelector('time[data-countdown]')) {
+    tick();
+    setInterval(tick, 1000);
+  }
 })();

@@ -1,0 +1,197 @@
+"""No paid order left behind: every notification is logged, and a payment whose
+notification never arrives is found by asking the provider ("I have paid", and the
+reconciler for payments in flight).
+
+The provider here is a stand-in gateway registered for the test: it keeps the payments
+"made at the provider" in a dict and answers queries from it, as a real provider's
+query API would. The real gateways' query calls are tested over HTTP in their own files.
+"""
+import json
+from datetime import timedelta
+
+import pytest
+from flask import current_app
+from sqlalchemy import func, select
+
+from faka.extensions import db
+from faka.models import NotifyLog, Order, PaymentNotice
+from faka.models.types import utcnow
+from faka.payments import GATEWAYS, configure_gateway
+from faka.payments.base import Gateway, InvalidNotify, Notice, PaymentStart
+from faka.services import checkout, payments
+from faka.services.reconcile import reconcile
+
+from conftest import csrf_from, reload, signed_notify
+
+
+class ProviderWithQuery(Gateway):
+    """A provider that shows a QR code, never manages to notify us, and answers queries."""
+
+    name = "querying"
+    settings_fields = ("merchant_id",)
+    paid: dict[str, tuple[str, int]] = {}  # order number -> (trade no, amount), at the provider
+
+    def create_payment(self, order):
+        return PaymentStart(qr_text=f"https://provider.test/qr/{order.number}", reference=f"P-{order.number}")
+
+    def verify_notify(self, form, headers, body):
+        raise InvalidNotify("this provider's notifications never get through")
+
+    def query(self, order):
+        if order.number not in self.paid:
+            return None
+        trade_no, amount = self.paid[order.number]
+        return Notice(order_number=order.number, trade_no=trade_no, amount=amount, currency=order.currency, paid=True)
+
+
+@pytest.fixture
+def provider(app, monkeypatch):
+    monkeypatch.setitem(GATEWAYS, ProviderWithQuery.name, ProviderWithQuery)
+    ProviderWithQuery.paid = {}
+    configure_gateway(ProviderWithQuery.name, {"merchant_id": "M1"}, enabled=True)
+    return ProviderWithQuery
+
+
+def place_with(product, gateway: str) -> Order:
+    with current_app.test_request_context():
+        return checkout.place_order(product.slug, 1, "buyer@example.com", None, gateway=gateway)
+
+
+def logs(**where) -> list[NotifyLog]:
+    db.session.commit()
+    query = select(NotifyLog).order_by(NotifyLog.id)
+    for key, value in where.items():
+        query = query.where(getattr(NotifyLog, key) == value)
+    return list(db.session.execute(query).scalars())
+
+
+def notices(order) -> int:
+    db.session.commit()
+    return db.session.scalar(select(func.count()).select_from(PaymentNotice).where(PaymentNotice.order_id == order.id))
+
+
+# -- the notify log ------------------------------------------------------------------------
+
+def test_every_notification_is_logged_with_its_outcome(client, product, place):
+    order = place(product)
+    forged = signed_notify(order, sign="0" * 64)
+    assert client.post("/pay/sandbox/notify", data=forged, environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code == 400
+    good = signed_notify(order)
+    assert client.post("/pay/sandbox/notify", data=good).get_data(as_text=True) == "success"
+    assert client.post("/pay/sandbox/notify", data=good).get_data(as_text=True) == "success"  # a replay
+    rows = logs(gateway="sandbox")
+    assert [(r.verified, r.outcome) for r in rows] == [(False, "rejected"), (True, "paid"), (True, "replay")]
+    assert rows[0].reason == "bad signature" and rows[0].source_ip == "203.0.113.9"
+    assert f"order_no={order.number}" in rows[1].body and rows[1].order_number == order.number
+    assert notices(order) == 1
+
+
+def test_secret_looking_fields_are_redacted_and_huge_bodies_cut(client, product, place):
+    order = place(product)
+    fields = signed_notify(order, amount="1")
+    fields["api_key"] = "sk-live-should-not-be-kept"
+    fields["padding"] = "x" * 100_000
+    client.post("/pay/sandbox/notify", data=fields)
+    row = logs(gateway="sandbox")[-1]
+    assert "sk-live" not in row.body and "api_key=%5Bredacted%5D" in row.body
+    assert len(row.body) <= payments.MAX_LOGGED_BODY
+    assert json.loads(row.headers)["Content-Type"].startswith("application/x-www-form-urlencoded")
+
+
+def test_notify_for_an_order_of_another_gateway_is_logged_and_refused(client, product, place, provider):
+    order = place_with(product, provider.name)
+    response = client.post("/pay/sandbox/notify", data=signed_notify(order))
+    assert response.status_code == 400 and response.get_data(as_text=True) == "fail"
+    assert reload(order).status == Order.PENDING
+    row = logs(gateway="sandbox")[-1]
+    assert (row.verified, row.outcome, row.order_number) == (False, "rejected", order.number)
+    assert "was not placed with sandbox" in row.reason
+
+
+# -- the pay page and "I have paid" -----------------------------------------------------------
+
+def test_pay_page_shows_the_qr_code_amount_and_countdown(client, product, provider):
+    order = place_with(product, provider.name)
+    page = client.get(f"/pay/{order.token}?lang=en").get_data(as_text=True)
+    assert "<svg" in page and 'class="segno"' in page
+    assert "¥10.00" in page and "data-countdown" in page and "I have paid" in page
+    order = reload(order)
+    assert order.payment_started_at is not None and order.payment_ref == f"P-{order.number}"
+
+
+def test_i_have_paid_asks_the_provider(client, product, provider):
+    order = place_with(product, provider.name)
+    page = client.get(f"/pay/{order.token}?lang=en").get_data(as_text=True)
+    token = csrf_from(page)
+    waiting = client.post(f"/pay/{order.token}/check", data={"csrf_token": token})
+    assert waiting.status_code == 303 and "checked=waiting" in waiting.headers["Location"]
+    assert "has not confirmed a payment yet" in client.get(waiting.headers["Location"]).get_data(as_text=True)
+    assert reload(order).status == Order.PENDING
+
+    provider.paid[order.number] = ("PROVIDER-TRADE-1", order.total)
+    done = client.post(f"/pay/{order.token}/check", data={"csrf_token": token})
+    assert done.status_code == 303 and done.headers["Location"].endswith(f"/order/{order.token}")
+    assert reload(order).status == Order.DELIVERED and notices(order) == 1
+    assert [(r.via, r.outcome) for r in logs(gateway=provider.name)] == [("query", "waiting"), ("query", "paid")]
+    assert 'class="card-key"' in client.get(f"/order/{order.token}").get_data(as_text=True)
+
+
+def test_provider_confirming_the_wrong_amount_pays_nothing(client, product, provider):
+    order = place_with(product, provider.name)
+    provider.paid[order.number] = ("PROVIDER-TRADE-2", order.total - 1)
+    token = csrf_from(client.get(f"/pay/{order.token}").get_data(as_text=True))
+    client.post(f"/pay/{order.token}/check", data={"csrf_token": token})
+    assert reload(order).status == Order.PENDING and notices(order) == 0
+    assert logs(gateway=provider.name)[-1].outcome == "rejected"
+
+
+def test_i_have_paid_needs_the_csrf_token(client, product, provider):
+    order = place_with(product, provider.name)
+    provider.paid[order.number] = ("PROVIDER-TRADE-3", order.total)
+    assert client.post(f"/pay/{order.token}/check").status_code == 400
+    assert reload(order).status == Order.PENDING
+
+
+def test_pay_page_polls_and_moves_on_once_paid(client, product, place, pay):
+    order = place(product)
+    waiting = client.get(f"/pay/{order.token}/state", headers={"HX-Request": "true"})
+    assert waiting.status_code == 200 and 'hx-trigger="every 2s"' in waiting.get_data(as_text=True)
+    pay(order)
+    paid = client.get(f"/pay/{order.token}/state", headers={"HX-Request": "true"})
+    assert paid.headers["HX-Redirect"] == f"/order/{order.token}"
+    assert client.get(f"/pay/{'0' * 32}/state").status_code == 404
+
+
+# -- the reconciler asks about payments in flight -----------------------------------------------
+
+def test_reconciler_finds_a_payment_whose_notification_was_lost(client, product, place, provider):
+    in_flight = place_with(product, provider.name)
+    never_sent = place_with(product, provider.name)  # the buyer never opened the pay page
+    sandbox = place(product)  # no query API
+    for order in (in_flight, sandbox):
+        client.get(f"/pay/{order.token}")
+    db.session.execute(Order.__table__.update().values(payment_started_at=utcnow() - timedelta(minutes=2)))
+    db.session.execute(Order.__table__.update().where(Order.id == never_sent.id).values(payment_started_at=None))
+    db.session.commit()
+    assert payments.payments_in_flight() == [in_flight.id]
+
+    assert reconcile().payment_checks == 1  # asked; the provider says unpaid
+    assert reload(in_flight).status == Order.PENDING
+    provider.paid[in_flight.number] = ("PROVIDER-TRADE-4", in_flight.total)
+    reconcile()
+    assert reload(in_flight).status == Order.DELIVERED and notices(in_flight) == 1
+    assert reconcile().payment_checks == 0  # paid: no longer in flight
+    assert reload(never_sent).status == Order.PENDING
+
+
+def test_expired_order_paid_at_the_provider_is_still_honoured(client, product, provider):
+    order = place_with(product, provider.name)
+    client.get(f"/pay/{order.token}")
+    db.session.execute(Order.__table__.update().where(Order.id == order.id).values(
+        payment_started_at=utcnow() - timedelta(minutes=20), expires_at=utcnow() - timedelta(minutes=1)))
+    db.session.commit()
+    reconcile()  # expires it
+    assert reload(order).status == Order.EXPIRED
+    provider.paid[order.number] = ("PROVIDER-TRADE-5", order.total)
+    reconcile()
+    assert reload(order).status == Order.DELIVERED
