@@ -195,3 +195,52 @@ def test_expired_order_paid_at_the_provider_is_still_honoured(client, product, p
     provider.paid[order.number] = ("PROVIDER-TRADE-5", order.total)
     reconcile()
     assert reload(order).status == Order.DELIVERED
+
+
+# -- the operator's view ------------------------------------------------------------------------
+
+@pytest.fixture
+def ops(app):
+    from test_operator_site import operator_client
+
+    return operator_client(app)
+
+
+def test_operator_reads_an_orders_notifications_and_asks_the_provider(ops, client, product, provider):
+    order = place_with(product, provider.name)
+    client.post("/pay/querying/notify", data={"order_no": order.number})  # refused: logged
+    page = ops.get(f"/operator/payments?order={order.number}&lang=en").get_data(as_text=True)
+    assert "this provider&#39;s notifications never get through" in page and "Ask the provider now" in page
+    provider.paid[order.number] = ("PROVIDER-TRADE-6", order.total)
+    token = csrf_from(page)
+    answer = ops.post(f"/operator/payments/{order.number}/check", data={"csrf_token": token})
+    assert answer.status_code == 303 and "checked=paid" in answer.headers["Location"]
+    assert reload(order).status == Order.DELIVERED
+    page = ops.get(answer.headers["Location"] + "&lang=en").get_data(as_text=True)
+    assert "The provider confirmed the payment" in page and "PROVIDER-TRADE-6" in page
+    db.session.commit()
+    from faka.models import AuditEvent
+
+    assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "payment.checked")) == 1
+
+
+def test_a_gateway_whose_notifications_stopped_is_flagged(ops, client, product, provider):
+    for _ in range(payments.SILENCE_MIN_PAYMENTS):
+        client.get(f"/pay/{place_with(product, provider.name).token}")
+    health = client.get("/healthz").get_json()
+    assert health["silent_gateways"][0]["gateway"] == provider.name
+    assert health["silent_gateways"][0]["payments_started"] == payments.SILENCE_MIN_PAYMENTS
+    assert "No verified notification from querying" in ops.get("/operator/?lang=en").get_data(as_text=True)
+    db.session.add(NotifyLog(gateway=provider.name, via=NotifyLog.NOTIFY, verified=True, outcome="paid"))
+    db.session.commit()
+    assert client.get("/healthz").get_json()["silent_gateways"] == []
+
+
+def test_payment_pages_refuse_strangers(client, product, provider, merchant):
+    from conftest import login
+
+    order = place_with(product, provider.name)
+    assert client.get("/operator/payments").status_code in (302, 303)
+    login(client, merchant.user)
+    assert client.get("/operator/payments").status_code == 403
+    assert client.post(f"/operator/payments/{order.number}/check").status_code in (400, 403)

@@ -6,6 +6,7 @@ from faka.extensions import db
 from faka.models import Order, Product
 from faka.models.catalog import DELIVERY_MANUAL
 from faka.services import clock
+from faka.services.payments import silent_gateways
 
 
 def health() -> tuple[bool, dict]:
@@ -22,6 +23,12 @@ def health() -> tuple[bool, dict]:
         report["oldest_paid_undelivered_seconds"] = (
             round((clock.now() - oldest).total_seconds(), 1) if oldest is not None else None
         )
+        # A warning, not a failure: the site still works, but payments may go unnoticed.
+        report["silent_gateways"] = [
+            {"gateway": s.gateway, "payments_started": s.payments_started,
+             "last_notify_at": s.last_notify_at.isoformat() if s.last_notify_at else None}
+            for s in silent_gateways()
+        ]
     except Exception as exc:  # noqa: BLE001 - any database failure is "unhealthy"
         db.session.rollback()
         healthy = False

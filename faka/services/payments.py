@@ -3,18 +3,18 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Mapping
 from urllib.parse import urlencode
 
 from flask import current_app
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import NotifyLog, Order, PaymentNotice
+from faka.models import GatewayConfig, NotifyLog, Order, PaymentNotice
 from faka.payments import GATEWAYS, get_gateway
 from faka.payments.base import Gateway, Notice, NotifyAnswer, OrderRef, PaymentStart
 from faka.services import clock, stock
@@ -35,6 +35,8 @@ MAX_LOGGED_BODY = 64 * 1024
 QUERY_AFTER = timedelta(seconds=30)  # give the notification a head start before asking
 LATE_QUERY_WINDOW = timedelta(hours=24)  # expired orders are still asked about this long
 QUERY_BATCH = 100  # orders asked about per reconciler run
+SILENCE_WINDOW = timedelta(hours=6)  # a gateway with payments but no notification this long is suspect
+SILENCE_MIN_PAYMENTS = 3  # ... when at least this many buyers were sent to pay with it
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,19 @@ def handle_notify(
     try:
         notice = gateway.verify_notify(form, headers, body)
     except InvalidNotify as exc:
-        _log_refusal(received, str(exc), verified=False)
+        _log_refusal(received, str(exc), verified=False, order_number=_claimed_order(form))
         raise
     return _apply_notice(gateway, received, notice)
+
+
+def _claimed_order(form: Mapping[str, str]) -> str | None:
+    """The order number a refused form notification claims to be about, so the operator
+    finds it in the order's history (it proves nothing: it failed verification)."""
+    for name in ("out_trade_no", "order_no", "order_id"):
+        value = form.get(name) if form else None
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def check_payment(order_id: int) -> NotifyResult | None:
@@ -158,6 +170,54 @@ def payments_in_flight(now=None, limit: int = QUERY_BATCH) -> list[int]:
                    and_(Order.status == Order.EXPIRED, Order.expires_at >= now - LATE_QUERY_WINDOW)))
         .order_by(Order.payment_started_at).limit(limit)
     ).scalars())
+
+
+@dataclass(frozen=True)
+class SilentGateway:
+    gateway: str
+    payments_started: int  # within SILENCE_WINDOW
+    last_notify_at: datetime | None  # the last verified notification, ever
+
+
+def silent_gateways(now: datetime | None = None) -> list[SilentGateway]:
+    """Enabled gateways that buyers were sent to pay with in the last SILENCE_WINDOW but
+    whose provider sent no verified notification in that time: most often the notify URL
+    is wrong or a firewall/CDN blocks the provider. (The sandbox is paid by the buyer's
+    own browser, so it is left out.)"""
+    now = now or clock.now()
+    since = now - SILENCE_WINDOW
+    enabled = [name for name in db.session.execute(
+        select(GatewayConfig.name).where(GatewayConfig.enabled.is_(True))).scalars() if name != "sandbox"]
+    if not enabled:
+        return []
+    started = dict(db.session.execute(
+        select(Order.gateway, func.count()).where(Order.gateway.in_(enabled), Order.payment_started_at >= since)
+        .group_by(Order.gateway)
+    ).all())
+    last = dict(db.session.execute(
+        select(NotifyLog.gateway, func.max(NotifyLog.received_at))
+        .where(NotifyLog.gateway.in_(enabled), NotifyLog.via == NotifyLog.NOTIFY, NotifyLog.verified.is_(True))
+        .group_by(NotifyLog.gateway)
+    ).all())
+    return [SilentGateway(name, started[name], last.get(name)) for name in enabled
+            if started.get(name, 0) >= SILENCE_MIN_PAYMENTS and (last.get(name) is None or last[name] < since)]
+
+
+def notify_history(order_number: str | None = None, gateway: str | None = None, page: int = 1,
+                   per_page: int = 50) -> tuple[list[NotifyLog], int]:
+    """One page of the notify log, newest first, and how many entries match."""
+    conditions = []
+    if order_number:
+        conditions.append(NotifyLog.order_number == order_number.strip())
+    if gateway:
+        conditions.append(NotifyLog.gateway == gateway)
+    page = max(1, int(page))
+    total = db.session.scalar(select(func.count()).select_from(NotifyLog).where(*conditions))
+    rows = db.session.execute(
+        select(NotifyLog).where(*conditions).order_by(NotifyLog.received_at.desc(), NotifyLog.id.desc())
+        .offset((page - 1) * per_page).limit(per_page)
+    ).scalars().all()
+    return list(rows), int(total)
 
 
 @dataclass(frozen=True)

@@ -24,5 +24,6 @@ def require_operator():
     """Every console page needs an operator with two-factor authentication."""
 
 
-# The route modules attach their views to `bp`.
-from faka.blueprints.operator import complaints, console, merchants, moderation, reviews, site, settlement  # noqa: E402,F401,E501
+# The route modules attach their views to `bp`; the navigation follows this order.
+from faka.blueprints.operator import console, merchants, moderation, complaints, reviews  # noqa: E402,F401,I001
+from faka.blueprints.operator import settlement, payments, site  # noqa: E402,F401,I001

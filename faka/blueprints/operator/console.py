@@ -14,6 +14,7 @@ from faka.models.catalog import DELIVERY_MANUAL
 from faka.services import audit, clock
 from faka.services.health import health
 from faka.services.mail import smtp_configured
+from faka.services.payments import silent_gateways
 from faka.services.platform_stats import platform_stats
 
 LIST_LIMIT = 100
@@ -27,6 +28,7 @@ def dashboard():
         stats=stats,
         chart=daily_sales_chart(stats.daily, current_app.config["CURRENCY"]),
         console_endpoints=set(current_app.view_functions),
+        silent=silent_gateways(),
     )
 
 
