@@ -244,3 +244,34 @@ def test_payment_pages_refuse_strangers(client, product, provider, merchant):
     login(client, merchant.user)
     assert client.get("/operator/payments").status_code == 403
     assert client.post(f"/operator/payments/{order.number}/check").status_code in (400, 403)
+
+
+# -- the buyer chooses how to pay -----------------------------------------------------------------
+
+def test_buyer_chooses_among_the_enabled_gateways(client, product, provider):
+    page = client.get(f"/p/{product.slug}?lang=en").get_data(as_text=True)
+    assert 'name="gateway" type="radio" value="sandbox"' in page and 'value="querying"' in page
+    token = csrf_from(page)
+    answer = client.post(f"/p/{product.slug}/buy", data={"csrf_token": token, "quantity": 1, "gateway": "querying"})
+    assert answer.status_code == 303
+    db.session.commit()
+    order = db.session.execute(select(Order)).scalar_one()
+    assert order.gateway == "querying" and answer.headers["Location"] == f"/pay/{order.token}"
+
+
+@pytest.mark.parametrize("choice", ["alipay", "nonsense", ""])
+def test_a_gateway_that_is_not_enabled_cannot_be_chosen(client, product, provider, choice):
+    token = csrf_from(client.get(f"/p/{product.slug}").get_data(as_text=True))
+    answer = client.post(f"/p/{product.slug}/buy?lang=en", data={"csrf_token": token, "quantity": 1, "gateway": choice})
+    assert answer.status_code == 400
+    assert "This payment method is not available right now" in answer.get_data(as_text=True)
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 0
+
+
+def test_with_one_gateway_the_buyer_is_not_asked(client, product):
+    page = client.get(f"/p/{product.slug}").get_data(as_text=True)
+    buy_form = page.split('class="buy"')[1].split("</form>")[0]
+    assert '<input type="hidden" name="gateway" value="sandbox">' in buy_form and 'type="radio"' not in buy_form
+    token = csrf_from(page)
+    assert client.post(f"/p/{product.slug}/buy", data={"csrf_token": token, "quantity": 1}).status_code == 303

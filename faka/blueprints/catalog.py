@@ -3,6 +3,7 @@ from flask import Blueprint, abort, current_app, make_response, render_template,
 
 from faka.blueprints.forms import CheckoutForm, ReportForm
 from faka.extensions import limiter
+from faka.payments import enabled_gateways
 from faka.i18n import current_language
 from faka.pagecache import cached_page
 from faka.services import catalog, moderation
@@ -31,6 +32,8 @@ def _render_product(slug: str) -> str:
         abort(404)
     product = page.listing.product
     form = CheckoutForm(quantity=product.min_per_order, meta={"csrf": False})  # token added per visitor
+    form.gateway.choices = enabled_gateways()
+    form.gateway.data = form.gateway.choices[0][0] if form.gateway.choices else None
     return render_template("catalog/product.html", listing=page.listing, product=product, form=form,
                            reputation=page.reputation, reviews=page.reviews)
 

@@ -4,6 +4,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from faka import device
 from faka.blueprints.forms import CheckoutForm
 from faka.extensions import limiter
+from faka.payments import GatewayUnavailable, enabled_gateways
 from faka.i18n import current_language
 from faka.services import catalog, checkout
 from faka.services.coupons import CouponInvalid
@@ -29,6 +30,7 @@ def buy(slug: str):
     except NotFound:
         abort(404)
     form = CheckoutForm()
+    form.gateway.choices = enabled_gateways()
     error = None
     if form.validate_on_submit():
         try:
@@ -37,6 +39,7 @@ def buy(slug: str):
                 form.quantity.data,
                 form.email.data,
                 form.query_password.data,
+                gateway=_chosen_gateway(form),
                 client_ip=request.remote_addr,
                 device_hash=device.device_hash(),
                 locale=current_language(),
@@ -66,6 +69,17 @@ def buy(slug: str):
         ),
         status,
     )
+
+
+def _chosen_gateway(form: CheckoutForm) -> str:
+    """The gateway the buyer picked; the only one when there is one. An unknown or
+    disabled choice is refused by checkout like any unavailable gateway."""
+    names = [name for name, _label in form.gateway.choices]
+    if form.gateway.data in names:
+        return form.gateway.data
+    if len(names) == 1 and not form.gateway.data:
+        return names[0]
+    raise GatewayUnavailable()
 
 
 @bp.get("/p/<slug>/quote")

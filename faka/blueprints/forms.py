@@ -1,7 +1,7 @@
 """Forms shared by the buyer-facing blueprints."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, IntegerField, PasswordField, StringField
+from wtforms import EmailField, IntegerField, PasswordField, RadioField, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
 
 
@@ -23,6 +23,8 @@ class CheckoutForm(FlaskForm):
         _l("Coupon code (optional)"),
         validators=[Optional(), Length(max=32, message=_l("This coupon code is not valid."))],
     )
+    # Choices are the enabled gateways, set by the view; the view checks the choice.
+    gateway = RadioField(_l("Pay with"), validate_choice=False)
 
 
 class LookupForm(FlaskForm):

@@ -3,6 +3,8 @@ import json
 
 from flask_babel import lazy_gettext as _l
 
+from sqlalchemy import select
+
 from faka.extensions import db
 from faka.models import GatewayConfig
 from faka.payments.alipay import AlipayGateway
@@ -23,6 +25,23 @@ GATEWAYS: dict[str, type[Gateway]] = {
     "stripe": StripeGateway,
     "usdt": UsdtGateway,
 }
+
+
+# What buyers see when choosing how to pay.
+GATEWAY_LABELS = {
+    "sandbox": _l("Sandbox (test payment)"),
+    "epay": _l("EPay (Alipay / WeChat via EPay)"),
+    "alipay": _l("Alipay"),
+    "wechat": _l("WeChat Pay"),
+    "stripe": _l("Card (Stripe)"),
+    "usdt": _l("USDT (TRC-20)"),
+}
+
+
+def enabled_gateways() -> list[tuple[str, str]]:
+    """The gateways buyers may choose, as (name, label), in registry order."""
+    enabled = set(db.session.execute(select(GatewayConfig.name).where(GatewayConfig.enabled.is_(True))).scalars())
+    return [(name, str(GATEWAY_LABELS.get(name, name))) for name in GATEWAYS if name in enabled]
 
 
 def gateway_settings(name: str) -> tuple[GatewayConfig | None, dict[str, str]]:
