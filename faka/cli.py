@@ -51,12 +51,13 @@ def create_operator(email: str, password: str, shop_name: str | None):
 @click.command("reconcile")
 def reconcile():
     """Expire stale reservations; re-enqueue undelivered orders, unsent emails and refunds;
-    move complaints past their deadline."""
+    ask gateways about payments in flight; move complaints past their deadline."""
     report = jobs.reconcile()
     jobs.runner().wait_idle()
     click.echo(f"expired {report['expired']} orders, re-enqueued {report['deliveries']} deliveries, "
-               f"{report['emails']} emails and {report['refunds']} refunds; escalated {report['escalated']} "
-               f"and closed {report['closed']} complaints past their deadline")
+               f"{report['emails']} emails and {report['refunds']} refunds; asked about {report['payment_checks']} "
+               f"payments in flight; escalated {report['escalated']} and closed {report['closed']} complaints "
+               f"past their deadline")
 
 
 @click.command("rotate-keys")
