@@ -275,3 +275,38 @@ def test_with_one_gateway_the_buyer_is_not_asked(client, product):
     assert '<input type="hidden" name="gateway" value="sandbox">' in buy_form and 'type="radio"' not in buy_form
     token = csrf_from(page)
     assert client.post(f"/p/{product.slug}/buy", data={"csrf_token": token, "quantity": 1}).status_code == 303
+
+
+class ProviderDown(ProviderWithQuery):
+    name = "down"
+
+    def create_payment(self, order):
+        from faka.payments.base import GatewayError
+
+        raise GatewayError("HTTP 503 from the provider")
+
+    def query(self, order):
+        raise ConnectionError("connection refused by provider.test:443")
+
+
+def test_provider_down_gives_the_buyer_a_way_on_and_charges_nothing(client, product, monkeypatch):
+    monkeypatch.setitem(GATEWAYS, ProviderDown.name, ProviderDown)
+    configure_gateway(ProviderDown.name, {"merchant_id": "M1"}, enabled=True)
+    order = place_with(product, ProviderDown.name)
+    page = client.get(f"/pay/{order.token}?lang=en")
+    assert page.status_code == 502 and "Nothing was charged" in page.get_data(as_text=True)
+    assert reload(order).status == Order.PENDING and reload(order).payment_started_at is None
+
+
+def test_operator_tests_a_gateway_connection(ops, provider, monkeypatch):
+    page = ops.get("/operator/gateways?lang=en").get_data(as_text=True)
+    assert "/pay/querying/notify" in page and "Test the connection" in page
+    token = csrf_from(page)
+    ok = ops.post("/operator/gateways/querying/test?lang=en", data={"csrf_token": token}).get_data(as_text=True)
+    assert "the settings work" in ok
+    monkeypatch.setitem(GATEWAYS, ProviderDown.name, ProviderDown)
+    configure_gateway(ProviderDown.name, {"merchant_id": "M1"}, enabled=True)
+    failed = ops.post("/operator/gateways/down/test?lang=en", data={"csrf_token": token}).get_data(as_text=True)
+    assert "could not be asked: ConnectionError: connection refused" in failed
+    sandbox = ops.post("/operator/gateways/sandbox/test?lang=en", data={"csrf_token": token}).get_data(as_text=True)
+    assert "cannot be tested from here" in sandbox

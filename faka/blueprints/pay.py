@@ -2,12 +2,13 @@
 import logging
 
 import segno
+from requests import RequestException
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from faka.extensions import csrf, limiter
 from faka.models import Order
-from faka.payments.base import CannotQuery
+from faka.payments.base import CannotQuery, GatewayError, IgnoredNotify
 from faka.services import checkout, orders, payments
 from faka.services.errors import InvalidNotify, NotFound
 
@@ -27,6 +28,9 @@ def start(token: str):
         payment = payments.start_payment(order)
     except NotFound:
         abort(404)
+    except (GatewayError, RequestException) as exc:
+        log.warning("order %s: %s could not start the payment: %s", order.number, order.gateway, exc)
+        return render_template("pay/unavailable.html", order=order), 502
     if payment.redirect_url:
         return redirect(payment.redirect_url, 303)
     if order.gateway == "sandbox":
@@ -86,6 +90,9 @@ def notify(gateway: str):
                                         source_ip=request.remote_addr)
     except NotFound:
         abort(404)
+    except IgnoredNotify as exc:
+        log.info("ignored %s notify: %s", gateway, exc)
+        return _answer(payments.acknowledgement(gateway))
     except InvalidNotify as exc:
         log.warning("rejected %s notify from %s: %s", gateway, request.remote_addr, exc)
         return _answer(payments.refusal(gateway))

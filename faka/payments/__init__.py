@@ -1,5 +1,6 @@
 """Payment gateways: one module each, behind faka.payments.base.Gateway."""
 import json
+from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 
@@ -98,10 +99,24 @@ def mask(value: str) -> str:
     return "••••" + (value[-4:] if len(value) >= 12 else "")
 
 
-def masked_settings(name: str) -> tuple[GatewayConfig | None, dict[str, str]]:
-    """The gateway's row and its settings fields, each masked (empty when unset)."""
+@dataclass(frozen=True)
+class ShownSetting:
+    name: str
+    value: str  # the stored value, or for a secret "••••" and its last characters
+    secret: bool
+    multiline: bool  # a PEM key or certificate
+
+
+def shown_settings(name: str) -> tuple[GatewayConfig | None, list[ShownSetting]]:
+    """The gateway's row and its settings as the console shows them: secrets masked
+    (every field of a gateway that names no secret fields), the rest in clear."""
     cls = GATEWAYS.get(name)
     if cls is None:
         raise NotFound(f"unknown gateway {name}")
     row, settings = gateway_settings(name)
-    return row, {field: mask(settings.get(field, "")) for field in cls.settings_fields}
+    secrets = set(cls.secret_fields or cls.settings_fields)
+    return row, [
+        ShownSetting(field, mask(settings.get(field, "")) if field in secrets else settings.get(field, ""),
+                     field in secrets, field.endswith(("_key", "certificate", "_cert")))
+        for field in cls.settings_fields
+    ]

@@ -48,7 +48,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, InvalidNotify, Notice, OrderRef,
+from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, GatewayError, InvalidNotify, Notice, OrderRef,
                                 PaymentStart)
 from faka.services import clock
 
@@ -70,7 +70,7 @@ TIMEOUT_MAX_MINUTES = 15 * 24 * 60
 JSON_SPACE = re.compile(r"[ \t\n\r]*")
 
 
-class AlipayError(Exception):
+class AlipayError(GatewayError):
     """Alipay refused a call, or answered with something we could not verify."""
 
 

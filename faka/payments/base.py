@@ -126,5 +126,16 @@ class CannotQuery(Exception):
     """The gateway has no API to ask about a payment."""
 
 
-__all__ = ["CannotQuery", "CannotRefund", "Gateway", "HTTP_TIMEOUT", "InvalidNotify", "Notice", "NotifyAnswer",
+class IgnoredNotify(Exception):
+    """An authentic notification about nothing we track (another event type, a payment
+    still waiting): answered with the success body, so the provider stops resending it,
+    and nothing changes. Its message says what it was, for the notify log."""
+
+
+class GatewayError(Exception):
+    """The provider refused a call or could not be reached (temporary as far as we know:
+    the buyer may try again, a job retries). Its message is for the log, never a secret."""
+
+
+__all__ = ["CannotQuery", "CannotRefund", "Gateway", "GatewayError", "IgnoredNotify", "HTTP_TIMEOUT", "InvalidNotify", "Notice", "NotifyAnswer",
            "OrderRef", "PaymentStart"]

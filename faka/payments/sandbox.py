@@ -24,6 +24,7 @@ def sign(fields: Mapping[str, str], secret: str) -> str:
 class SandboxGateway(Gateway):
     name = "sandbox"
     settings_fields = ("secret",)
+    secret_fields = ("secret",)
 
     @staticmethod
     def default_settings() -> dict[str, str]:

@@ -30,8 +30,8 @@ from typing import Any, Mapping
 
 import stripe
 
-from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, InvalidNotify, Notice, NotifyAnswer, OrderRef,
-                                PaymentStart)
+from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, GatewayError, IgnoredNotify, InvalidNotify, Notice,
+                                NotifyAnswer, OrderRef, PaymentStart)
 from faka.services import clock
 
 API_BASE = "https://api.stripe.com"
@@ -47,7 +47,7 @@ SESSION_MIN_LIFE = timedelta(minutes=31)
 SESSION_MAX_LIFE = timedelta(hours=23)
 
 
-class StripeGatewayError(Exception):
+class StripeGatewayError(GatewayError):
     """Stripe answered something that cannot be trusted, or the gateway is not set up."""
 
 
@@ -107,8 +107,10 @@ class StripeGateway(Gateway):
             raise InvalidNotify(reason) from exc
         event = _json_object(payload)
         event_type = event.get("type")
-        if not isinstance(event_type, str) or not event_type.startswith("checkout.session."):
-            raise InvalidNotify(f"event type {str(event_type)[:60]} is not handled")
+        if not isinstance(event_type, str):
+            raise InvalidNotify("event without a type")
+        if not event_type.startswith("checkout.session."):
+            raise IgnoredNotify(f"event type {event_type[:60]} is not handled")
         data = event.get("data")
         session = data.get("object") if isinstance(data, dict) else None
         if not isinstance(session, dict) or session.get("object") != "checkout.session":

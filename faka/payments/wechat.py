@@ -41,8 +41,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509 import load_pem_x509_certificate
 
-from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, InvalidNotify, Notice, NotifyAnswer, OrderRef,
-                                PaymentStart)
+from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, GatewayError, InvalidNotify, Notice, NotifyAnswer,
+                                OrderRef, PaymentStart)
 from faka.services import clock
 
 API_BASE = "https://api.mch.weixin.qq.com"
@@ -55,7 +55,7 @@ PEM_ARMOUR = re.compile(r"-----BEGIN (?P<label>[A-Z0-9 ]+)-----(?P<body>[^-]*)--
 RETRYABLE_REFUND_CODES = {"SYSTEM_ERROR", "FREQUENCY_LIMITED", "NOT_ENOUGH"}
 
 
-class WechatPayError(Exception):
+class WechatPayError(GatewayError):
     """WeChat Pay refused a call, or answered something that cannot be trusted."""
 
 

@@ -2,12 +2,14 @@
 import json
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Mapping
 from urllib.parse import urlencode
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -15,10 +17,10 @@ from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import GatewayConfig, NotifyLog, Order, PaymentNotice
-from faka.payments import GATEWAYS, get_gateway
-from faka.payments.base import Gateway, Notice, NotifyAnswer, OrderRef, PaymentStart
+from faka.payments import GATEWAYS, gateway_settings, get_gateway
+from faka.payments.base import Gateway, IgnoredNotify, Notice, NotifyAnswer, OrderRef, PaymentStart
 from faka.services import clock, stock
-from faka.services.errors import InvalidNotify, NotFound
+from faka.services.errors import DomainError, InvalidNotify, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ OUTCOME_DUPLICATE = "duplicate"  # a second payment for an order already paid: r
 OUTCOME_REPLAY = "replay"  # the same notification again
 OUTCOME_WAITING = "waiting"  # the provider says the order is not paid (yet)
 OUTCOME_REJECTED = "rejected"  # failed verification
+OUTCOME_IGNORED = "ignored"  # authentic, but about nothing we track
 
 MAX_LOGGED_BODY = 64 * 1024
 QUERY_AFTER = timedelta(seconds=30)  # give the notification a head start before asking
@@ -91,6 +94,11 @@ def refusal(gateway_name: str) -> NotifyAnswer:
     return cls({}).answer(False) if cls is not None else NotifyAnswer("fail", status=400)
 
 
+def acknowledgement(gateway_name: str) -> NotifyAnswer:
+    """The success answer for an authentic notification we had nothing to do with."""
+    return GATEWAYS[gateway_name]({}).answer(True)
+
+
 def handle_notify(
     gateway_name: str, form: Mapping[str, str], headers: Mapping[str, str], body: bytes,
     source_ip: str | None = None,
@@ -108,6 +116,11 @@ def handle_notify(
         notice = gateway.verify_notify(form, headers, body)
     except InvalidNotify as exc:
         _log_refusal(received, str(exc), verified=False, order_number=_claimed_order(form))
+        raise
+    except IgnoredNotify as exc:
+        begin_write()
+        _log(received, _claimed_order(form), verified=True, outcome=OUTCOME_IGNORED, reason=str(exc)[:500])
+        db.session.commit()
         raise
     return _apply_notice(gateway, received, notice)
 
@@ -170,6 +183,35 @@ def payments_in_flight(now=None, limit: int = QUERY_BATCH) -> list[int]:
                    and_(Order.status == Order.EXPIRED, Order.expires_at >= now - LATE_QUERY_WINDOW)))
         .order_by(Order.payment_started_at).limit(limit)
     ).scalars())
+
+
+class GatewayTestFailed(DomainError):
+    message = _l("The gateway could not be tested.")
+
+
+def test_gateway(name: str) -> str:
+    """Ask the provider about an order number that does not exist. An answer that
+    verifies ("not paid") proves the credentials, the keys and the network path; the
+    result, or why it failed, is returned for the operator. Never a secret."""
+    if not can_query(name):
+        raise GatewayTestFailed(_l("This gateway offers no API to ask about a payment, so it cannot be tested from "
+                                   "here; make a small real payment instead."))
+    _row, settings = gateway_settings(name)
+    db.session.rollback()
+    base = current_app.config["BASE_URL"].rstrip("/")
+    probe = OrderRef(number="FAKATEST" + secrets.token_hex(6), token="0" * 32, total=1,
+                     currency=current_app.config["CURRENCY"], subject="faka connection test",
+                     notify_url=base + _path("pay.notify", gateway=name), return_url="/", base_url=base)
+    try:
+        found = GATEWAYS[name](settings).query(probe)
+    except InvalidNotify as exc:
+        raise GatewayTestFailed(_l("The provider answered, but the answer did not verify: %(reason)s", reason=str(exc)))
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong is what the operator needs to see
+        raise GatewayTestFailed(_l("The provider could not be asked: %(error)s",
+                                   error=f"{type(exc).__name__}: {str(exc)[:200]}"))
+    if found is not None:
+        raise GatewayTestFailed(_l("The provider reports a payment for a test order number: check the settings."))
+    return str(_l("The provider answered and its answer verified: the settings work."))
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,11 @@ from flask_login import current_user
 
 from faka.blueprints.operator import NAV, bp
 from faka.extensions import db
-from faka.payments import GATEWAYS, configure_gateway, gateway_settings, masked_settings
-from faka.services import audit, mail
+from faka.payments import GATEWAY_LABELS, GATEWAYS, configure_gateway, gateway_settings, shown_settings
+from faka.services import audit, mail, payments
 from faka.services import settings as site_config
 from faka.services.crypto import vault
+from faka.services.errors import DomainError
 from faka.services.uploads import MAX_UPLOAD_BYTES, InvalidImage, store_image
 
 # The settings this page edits, in the order shown, and how each is entered.
@@ -176,14 +177,15 @@ def send_test_email():
 
 def _gateway_rows() -> list[dict]:
     rows = []
-    for name, cls in GATEWAYS.items():
-        row, masked = masked_settings(name)
+    for name in GATEWAYS:
+        row, fields = shown_settings(name)
         rows.append({
             "name": name,
+            "label": GATEWAY_LABELS.get(name, name),
             "enabled": bool(row and row.enabled),
-            "fields": masked,
-            # A test button needs a gateway API to ask about a payment; none has one yet.
-            "can_test": callable(getattr(cls, "query_payment", None)),
+            "fields": fields,
+            "notify_url": current_app.config["BASE_URL"].rstrip("/") + url_for("pay.notify", gateway=name),
+            "can_test": payments.can_query(name),
         })
     db.session.rollback()
     return rows
@@ -216,6 +218,21 @@ def gateway_update(name: str):
     configure_gateway(name, values, enabled=enabled)  # commits the change and its audit event
     _clear_page_cache()
     return redirect(url_for("operator.gateways", saved=name), 303)
+
+
+@bp.post("/gateways/<name>/test")
+def gateway_test(name: str):
+    """Ask the provider about an order number that does not exist: an answer that
+    verifies proves the credentials, the keys and the network path."""
+    if name not in GATEWAYS:
+        abort(404)
+    try:
+        result = payments.test_gateway(name)
+    except DomainError as exc:
+        result = str(exc.message)
+    audit.record(current_user.id, "gateway.tested", f"gateway:{name}", detail=result[:200])
+    db.session.commit()
+    return render_template("operator/gateways.html", gateways=_gateway_rows(), tested=(name, result))
 
 
 NAV.append(("operator.site_settings", _l("Site settings")))
