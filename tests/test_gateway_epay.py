@@ -97,6 +97,13 @@ def assert_refused(response, order):
     assert count(CardKey, CardKey.status == CardKey.SOLD) == 0
 
 
+def assert_unavailable(client, order):
+    """The buyer gets the page that offers another way to pay, and nothing changed."""
+    page = client.get(f"/pay/{order.token}?lang=en")
+    assert page.status_code == 502 and "Nothing was charged" in page.text
+    assert reload(order).status == Order.PENDING
+
+
 @pytest.fixture
 def md5_epay(app, httpserver):
     configure_gateway("epay", {"api_url": httpserver.url_for("/"), "pid": PID, "key": KEY, "sign_type": "MD5"},
@@ -380,14 +387,14 @@ def test_rsa_payment_redirects_to_a_signed_v2_submit_url(client, product, rsa_ep
 def test_misconfigured_gateway_cannot_start_a_payment(client, product, md5_epay, settings):
     order = place_epay(product)
     configure_gateway("epay", settings)
-    assert client.get(f"/pay/{order.token}").status_code == 404
+    assert_unavailable(client, order)
 
 
 def test_orders_in_another_currency_are_not_sent_to_epay(client, product, md5_epay):
     order = place_epay(product)
     order.currency = "USD"
     db.session.commit()
-    assert client.get(f"/pay/{order.token}").status_code == 404
+    assert_unavailable(client, order)
 
 
 # -- asking the provider (MD5: api.php?act=order) -----------------------------------------
@@ -464,6 +471,20 @@ def test_unreachable_provider_error_does_not_leak_the_key(app, product, md5_epay
     with app.test_request_context(), pytest.raises(EpayError) as raised:
         get_gateway("epay").query(order_ref(order))
     assert KEY not in str(raised.value) and raised.value.__cause__ is None
+
+
+def test_console_connection_test_asks_about_an_unknown_order(app, md5_epay):
+    md5_epay.expect_request("/api.php", method="GET").respond_with_json({"code": -1, "msg": "订单号不存在"})
+    with app.test_request_context("/?lang=en"):
+        assert "the settings work" in payments.test_gateway("epay")
+    assert md5_epay.log[0][0].args["key"] == KEY and md5_epay.log[0][0].args["out_trade_no"].startswith("FAKATEST")
+
+
+def test_console_connection_test_reports_a_wrong_key_without_showing_it(app, md5_epay):
+    md5_epay.expect_request("/api.php", method="GET").respond_with_json({"code": -2, "msg": "KEY校验失败"})
+    with app.test_request_context("/?lang=en"), pytest.raises(payments.GatewayTestFailed) as failed:
+        payments.test_gateway("epay")
+    assert "KEY校验失败" in str(failed.value.message) and KEY not in str(failed.value.message)
 
 
 def test_md5_refund_is_done_by_hand(app, md5_epay):

@@ -78,6 +78,13 @@ def assert_refused(response, order):
     assert count(CardKey, CardKey.status == CardKey.SOLD) == 0
 
 
+def assert_unavailable(client, order):
+    """The buyer gets the page that offers another way to pay, and nothing changed."""
+    page = client.get(f"/pay/{order.token}?lang=en")
+    assert page.status_code == 502 and "Nothing was charged" in page.text
+    assert reload(order).status == Order.PENDING
+
+
 @pytest.fixture
 def usdt(app, httpserver):
     configure_gateway("usdt", {"api_url": httpserver.url_for("/"), "api_token": TOKEN}, enabled=True)
@@ -295,6 +302,12 @@ def test_refused_or_foreign_answers_raise(app, product, usdt, make):
         get_gateway("usdt").create_payment(order_ref(order))
 
 
+def test_buyer_is_offered_another_way_when_epusdt_cannot_take_the_payment(client, product, usdt):
+    order = place_usdt(product)
+    respond(usdt, lambda request: {"status_code": 10003, "message": "无可用钱包地址，无法发起支付", "data": None})
+    assert_unavailable(client, order)
+
+
 def test_answer_with_amount_as_string_is_accepted(app, make_product, usdt):
     # BEpusdt answers the amount as a string.
     order = place_usdt(make_product(keys=1, price=2888))
@@ -307,14 +320,14 @@ def test_answer_with_amount_as_string_is_accepted(app, make_product, usdt):
 def test_misconfigured_gateway_cannot_start_a_payment(client, product, usdt, settings):
     order = place_usdt(product)
     configure_gateway("usdt", settings)
-    assert client.get(f"/pay/{order.token}").status_code == 404
+    assert_unavailable(client, order)
 
 
 def test_orders_in_another_currency_are_not_sent(client, product, usdt):
     order = place_usdt(product)
     order.currency = "USD"
     db.session.commit()
-    assert client.get(f"/pay/{order.token}").status_code == 404
+    assert_unavailable(client, order)
 
 
 def test_no_query_and_no_refund(app, product, usdt):

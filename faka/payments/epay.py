@@ -35,7 +35,6 @@ import base64
 import hashlib
 import hmac
 import json
-import logging
 import re
 from typing import Mapping
 from urllib.parse import urlencode
@@ -45,10 +44,9 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from faka.payments.base import HTTP_TIMEOUT, CannotRefund, Gateway, InvalidNotify, Notice, OrderRef, PaymentStart
+from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, GatewayError, IgnoredNotify, InvalidNotify, Notice,
+                                OrderRef, PaymentStart)
 from faka.services import clock
-
-log = logging.getLogger(__name__)
 
 CURRENCY = "CNY"  # 易支付 takes yuan only
 MAX_NOTIFY_BYTES = 64 * 1024
@@ -58,9 +56,9 @@ _MONEY = re.compile(r"\d+(\.\d{1,2})?")
 _PHP_BLANK = " \t\n\r\0\x0b"  # what PHP's trim() removes
 
 
-class EpayError(Exception):
-    """The provider could not be reached, refused a call, or answered something we cannot trust.
-    Temporary as far as callers know: a refund job retries it."""
+class EpayError(GatewayError):
+    """The provider could not be reached, refused a call, answered something we cannot trust, or
+    the gateway is not set up."""
 
 
 def sign_content(fields: Mapping[str, str], skip_blank: bool = False) -> str:
@@ -129,7 +127,7 @@ class EpayGateway(Gateway):
 
     def create_payment(self, order: OrderRef) -> PaymentStart:
         if order.currency != CURRENCY:
-            raise _unavailable(f"易支付 takes {CURRENCY} only, order {order.number} is in {order.currency}")
+            raise EpayError(f"易支付 takes {CURRENCY} only, order {order.number} is in {order.currency}")
         fields = {
             "type": self.settings.get("pay_type", "").strip(),
             "out_trade_no": order.number,
@@ -138,12 +136,8 @@ class EpayGateway(Gateway):
             "name": order.subject,
             "money": yuan(order.total),
         }
-        try:
-            submit_url = self._api_url("api/pay/submit" if self.uses_rsa else "submit.php")
-            signed = self._signed(fields)
-        except EpayError as exc:
-            raise _unavailable(str(exc)) from None
-        return PaymentStart(redirect_url=submit_url + "?" + urlencode(signed))
+        submit_url = self._api_url("api/pay/submit" if self.uses_rsa else "submit.php")
+        return PaymentStart(redirect_url=submit_url + "?" + urlencode(self._signed(fields)))
 
     # -- notifications --------------------------------------------------------------------
 
@@ -153,16 +147,13 @@ class EpayGateway(Gateway):
         pid = self.settings.get("pid", "")
         if fields.get("pid") != pid:
             raise InvalidNotify("pid is not our merchant id")
+        if fields.get("trade_status") != "TRADE_SUCCESS":
+            raise IgnoredNotify(f"trade_status {fields.get('trade_status', '')[:40]!r}")
         order_number, trade_no = fields.get("out_trade_no", ""), fields.get("trade_no", "")
         if not order_number or not trade_no:
             raise InvalidNotify("missing out_trade_no or trade_no")
-        return Notice(
-            order_number=order_number,
-            trade_no=trade_no,
-            amount=fen(fields.get("money", "")),
-            currency=CURRENCY,
-            paid=fields.get("trade_status") == "TRADE_SUCCESS",
-        )
+        return Notice(order_number=order_number, trade_no=trade_no, amount=fen(fields.get("money", "")),
+                      currency=CURRENCY, paid=True)
 
     def _check_signature(self, fields: dict[str, str]) -> None:
         given = fields.get("sign", "")
@@ -345,10 +336,3 @@ def _notify_fields(form: Mapping[str, str], body: bytes) -> dict[str, str]:
         fields[name] = values[0]
     return fields
 
-
-def _unavailable(reason: str) -> Exception:
-    # Imported here: the gateway registry imports this module.
-    from faka.payments import GatewayUnavailable
-
-    log.warning("epay cannot start a payment: %s", reason)
-    return GatewayUnavailable()

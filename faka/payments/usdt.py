@@ -28,16 +28,14 @@ by hand).
 import hashlib
 import hmac
 import json
-import logging
 import re
 import secrets
 from typing import Mapping
 
 import requests
 
-from faka.payments.base import HTTP_TIMEOUT, Gateway, InvalidNotify, Notice, OrderRef, PaymentStart
-
-log = logging.getLogger(__name__)
+from faka.payments.base import (HTTP_TIMEOUT, Gateway, GatewayError, IgnoredNotify, InvalidNotify, Notice, OrderRef,
+                                PaymentStart)
 
 CURRENCY = "CNY"
 PAID = "2"
@@ -49,9 +47,9 @@ _MONEY = re.compile(r"\d+(\.\d{1,2})?")
 _ORDER_ID = re.compile(r"(.+)-[0-9a-f]{6}")
 
 
-class UsdtError(Exception):
-    """The epusdt service could not be reached, refused a call, or answered something we cannot
-    trust."""
+class UsdtError(GatewayError):
+    """The epusdt service could not be reached, refused a call, answered something we cannot
+    trust, or the gateway is not set up."""
 
 
 class _Number(str):
@@ -114,9 +112,9 @@ class UsdtGateway(Gateway):
         token = self.settings.get("api_token", "")
         base = self.settings.get("api_url", "").strip()
         if order.currency != CURRENCY:
-            raise _unavailable(f"epusdt takes {CURRENCY} only, order {order.number} is in {order.currency}")
+            raise UsdtError(f"epusdt takes {CURRENCY} only, order {order.number} is in {order.currency}")
         if not token or not base.startswith(("https://", "http://")):
-            raise _unavailable("api_url or api_token is not set")
+            raise UsdtError("api_url or api_token is not set")
         fields = {
             "order_id": f"{order.number}-{secrets.token_hex(3)}",
             "amount": amount_text(order.total),
@@ -182,16 +180,13 @@ class UsdtGateway(Gateway):
                 raise InvalidNotify(f"{name[:40]!r} is neither a string nor a number")
         if not hmac.compare_digest(payload["signature"].encode(), sign(signed, token).encode()):
             raise InvalidNotify("bad signature")
+        if signed["status"] != PAID:
+            raise IgnoredNotify(f"status {signed['status'][:10]}")
         match = _ORDER_ID.fullmatch(payload["order_id"])
         if match is None:
             raise InvalidNotify("order_id is not one of ours")
-        return Notice(
-            order_number=match.group(1),
-            trade_no=payload["trade_id"],
-            amount=fen(signed["amount"]),
-            currency=CURRENCY,
-            paid=signed["status"] == PAID,
-        )
+        return Notice(order_number=match.group(1), trade_no=payload["trade_id"], amount=fen(signed["amount"]),
+                      currency=CURRENCY, paid=True)
 
 
 def _read(response: requests.Response) -> dict:
@@ -207,10 +202,3 @@ def _read(response: requests.Response) -> dict:
         raise UsdtError("epusdt answer is not a JSON object")
     return answer
 
-
-def _unavailable(reason: str) -> Exception:
-    # Imported here: the gateway registry imports this module.
-    from faka.payments import GatewayUnavailable
-
-    log.warning("usdt cannot start a payment: %s", reason)
-    return GatewayUnavailable()
