@@ -156,6 +156,13 @@ def test_signed_notify_pays_and_delivers(client, product, md5_epay):
     assert sorted(shown) == sorted(key_texts(order))
 
 
+def test_notify_by_get_as_the_provider_sends_it(client, product, md5_epay):
+    order = place_epay(product)
+    response = client.get("/pay/epay/notify", query_string=md5_notice(order))
+    assert response.status_code == 200 and response.get_data(as_text=True) == "success"
+    assert reload(order).status == Order.DELIVERED
+
+
 def test_replayed_notify_delivers_once(client, product, md5_epay):
     order = place_epay(product, 2)
     fields = md5_notice(order)

@@ -82,11 +82,13 @@ def check(token: str):
     return redirect(url_for("orders.show", token=token), 303)
 
 
-@bp.post("/<gateway>/notify")
+@bp.route("/<gateway>/notify", methods=["GET", "POST"])
 @csrf.exempt  # gateways cannot send our CSRF token; the signature authenticates them
 def notify(gateway: str):
+    # 易支付 calls its notify URL with GET, the signed fields in the query string.
+    form = request.form if request.method == "POST" else request.args
     try:
-        result = payments.handle_notify(gateway, request.form, request.headers, request.get_data(cache=True),
+        result = payments.handle_notify(gateway, form, request.headers, request.get_data(cache=True),
                                         source_ip=request.remote_addr)
     except NotFound:
         abort(404)
