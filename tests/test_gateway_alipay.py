@@ -344,7 +344,7 @@ def test_precreate_is_signed_and_its_qr_code_is_shown(order, alipay):
 def test_pay_page_shows_the_alipay_qr_code(client, order, alipay):
     fake_alipay(alipay, {"alipay.trade.precreate": {
         "code": "10000", "msg": "Success", "out_trade_no": order.number, "qr_code": QR_CODE}})
-    page = client.get(f"/pay/{order.token}")
+    page = client.get(f"/pay/{order.token}?lang=en")
     assert page.status_code == 200
     assert '<figure class="qr">' in page.text and "<svg" in page.text
     assert "I have paid" in page.text

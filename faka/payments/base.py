@@ -8,6 +8,7 @@ with what `verify_notify` and `query` return. Calls to the provider go through
 `self.http` (a requests.Session), so tests can point a gateway at a local fake provider
 by its API base-URL setting.
 """
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Mapping
@@ -65,6 +66,22 @@ class NotifyAnswer:
 
 
 HTTP_TIMEOUT = 10  # seconds for any call to a provider
+_YUAN = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
+
+
+def yuan_text(amount: int) -> str:
+    """Fen as the yuan string providers speak: 1234 -> "12.34"."""
+    return f"{amount // 100}.{amount % 100:02d}"
+
+
+def fen_from_yuan(text) -> int:
+    """A provider's yuan string as fen, exactly: "12", "12.3" and "12.34" only; anything
+    else (more decimals, signs, exponents, full-width digits, not a string) raises
+    InvalidNotify. No float is involved."""
+    if not isinstance(text, str) or not _YUAN.fullmatch(text):
+        raise InvalidNotify("amount is not a yuan amount with at most two decimals")
+    whole, _, cents = text.partition(".")
+    return int(whole) * 100 + int(cents.ljust(2, "0"))
 
 
 class Gateway:
@@ -138,4 +155,4 @@ class GatewayError(Exception):
 
 
 __all__ = ["CannotQuery", "CannotRefund", "Gateway", "GatewayError", "IgnoredNotify", "HTTP_TIMEOUT", "InvalidNotify", "Notice", "NotifyAnswer",
-           "OrderRef", "PaymentStart"]
+           "OrderRef", "PaymentStart", "fen_from_yuan", "yuan_text"]

@@ -44,15 +44,14 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, GatewayError, IgnoredNotify, InvalidNotify, Notice,
-                                OrderRef, PaymentStart)
+from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, GatewayError, IgnoredNotify, InvalidNotify,
+                                Notice, OrderRef, PaymentStart, fen_from_yuan, yuan_text)
 from faka.services import clock
 
 CURRENCY = "CNY"  # 易支付 takes yuan only
 MAX_NOTIFY_BYTES = 64 * 1024
 MAX_ANSWER_BYTES = 256 * 1024
 TIMESTAMP_TOLERANCE = 300  # seconds either way, as the V2 SDK checks
-_MONEY = re.compile(r"\d+(\.\d{1,2})?")
 _PHP_BLANK = " \t\n\r\0\x0b"  # what PHP's trim() removes
 
 
@@ -74,16 +73,8 @@ def md5_sign(fields: Mapping[str, str], key: str) -> str:
     return hashlib.md5((sign_content(fields) + key).encode()).hexdigest()
 
 
-def yuan(amount: int) -> str:
-    return f"{amount // 100}.{amount % 100:02d}"
 
 
-def fen(money: str) -> int:
-    """A provider's yuan string as fen; anything but `12`, `12.3` or `12.34` is refused."""
-    if not _MONEY.fullmatch(money):
-        raise InvalidNotify("money is not a yuan amount with at most two decimals")
-    whole, _, cents = money.partition(".")
-    return int(whole) * 100 + int(cents.ljust(2, "0"))
 
 
 class _Number(str):
@@ -134,7 +125,7 @@ class EpayGateway(Gateway):
             "notify_url": order.notify_url,
             "return_url": order.base_url + order.return_url,
             "name": order.subject,
-            "money": yuan(order.total),
+            "money": yuan_text(order.total),
         }
         submit_url = self._api_url("api/pay/submit" if self.uses_rsa else "submit.php")
         return PaymentStart(redirect_url=submit_url + "?" + urlencode(self._signed(fields)))
@@ -152,7 +143,7 @@ class EpayGateway(Gateway):
         order_number, trade_no = fields.get("out_trade_no", ""), fields.get("trade_no", "")
         if not order_number or not trade_no:
             raise InvalidNotify("missing out_trade_no or trade_no")
-        return Notice(order_number=order_number, trade_no=trade_no, amount=fen(fields.get("money", "")),
+        return Notice(order_number=order_number, trade_no=trade_no, amount=fen_from_yuan(fields.get("money", "")),
                       currency=CURRENCY, paid=True)
 
     def _check_signature(self, fields: dict[str, str]) -> None:
@@ -199,7 +190,7 @@ class EpayGateway(Gateway):
             raise InvalidNotify("query answer is for another merchant or order")
         if _text(answer.get("status")) != "1":
             return None  # 0 unpaid; 2 refunded, 3 frozen: nothing to deliver
-        amount = fen(_text(answer.get("money")))
+        amount = fen_from_yuan(_text(answer.get("money")))
         if amount != order.total or order.currency != CURRENCY:
             raise InvalidNotify(f"query answer: paid {amount} {CURRENCY}, order is {order.total} {order.currency}")
         trade_no = _text(answer.get("trade_no"))
@@ -210,10 +201,10 @@ class EpayGateway(Gateway):
     def refund(self, order_number: str, trade_no: str, amount: int, refund_no: str) -> str:
         if not self.uses_rsa:
             raise CannotRefund("易支付 (MD5) documents no refund API")
-        answer = self._call("api/pay/refund", {"trade_no": trade_no, "money": yuan(amount), "out_refund_no": refund_no})
+        answer = self._call("api/pay/refund", {"trade_no": trade_no, "money": yuan_text(amount), "out_refund_no": refund_no})
         money = _text(answer.get("money"))
-        if money and fen(money) != amount:
-            raise EpayError(f"易支付 refunded {money} instead of {yuan(amount)}")
+        if money and fen_from_yuan(money) != amount:
+            raise EpayError(f"易支付 refunded {money} instead of {yuan_text(amount)}")
         return _text(answer.get("refund_no")) or refund_no
 
     def _call(self, path: str, fields: dict[str, str]) -> dict:

@@ -35,7 +35,7 @@ from typing import Mapping
 import requests
 
 from faka.payments.base import (HTTP_TIMEOUT, Gateway, GatewayError, IgnoredNotify, InvalidNotify, Notice, OrderRef,
-                                PaymentStart)
+                                PaymentStart, fen_from_yuan)
 
 CURRENCY = "CNY"
 PAID = "2"
@@ -43,7 +43,6 @@ MAX_NOTIFY_BYTES = 64 * 1024
 MAX_ANSWER_BYTES = 256 * 1024
 TEXT_FIELDS = ("trade_id", "order_id", "token", "block_transaction_id", "signature")
 NUMBER_FIELDS = ("amount", "actual_amount", "status")
-_MONEY = re.compile(r"\d+(\.\d{1,2})?")
 _ORDER_ID = re.compile(r"(.+)-[0-9a-f]{6}")
 
 
@@ -70,11 +69,6 @@ def sign(fields: Mapping[str, str], token: str) -> str:
     return hashlib.md5((content + token).encode()).hexdigest()
 
 
-def fen(yuan: str) -> int:
-    if not _MONEY.fullmatch(yuan):
-        raise InvalidNotify("amount is not a yuan amount with at most two decimals")
-    whole, _, cents = yuan.partition(".")
-    return int(whole) * 100 + int(cents.ljust(2, "0"))
 
 
 def amount_text(amount: int) -> str:
@@ -185,7 +179,7 @@ class UsdtGateway(Gateway):
         match = _ORDER_ID.fullmatch(payload["order_id"])
         if match is None:
             raise InvalidNotify("order_id is not one of ours")
-        return Notice(order_number=match.group(1), trade_no=payload["trade_id"], amount=fen(signed["amount"]),
+        return Notice(order_number=match.group(1), trade_no=payload["trade_id"], amount=fen_from_yuan(signed["amount"]),
                       currency=CURRENCY, paid=True)
 
 
