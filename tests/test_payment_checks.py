@@ -7,6 +7,7 @@ The provider here is a stand-in gateway registered for the test: it keeps the pa
 query API would. The real gateways' query calls are tested over HTTP in their own files.
 """
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -310,3 +311,32 @@ def test_operator_tests_a_gateway_connection(ops, provider, monkeypatch):
     assert "could not be asked: ConnectionError: connection refused" in failed
     sandbox = ops.post("/operator/gateways/sandbox/test?lang=en", data={"csrf_token": token}).get_data(as_text=True)
     assert "cannot be tested from here" in sandbox
+
+
+# -- on a phone ------------------------------------------------------------------------------------
+
+def test_qr_pay_page_on_a_phone_counts_down_and_i_have_paid_completes(live_server, make_product, phone, monkeypatch):
+    from playwright.sync_api import expect
+
+    from conftest import no_horizontal_scroll
+
+    app, base = live_server
+    monkeypatch.setitem(GATEWAYS, ProviderWithQuery.name, ProviderWithQuery)
+    ProviderWithQuery.paid = {}
+    configure_gateway(ProviderWithQuery.name, {"merchant_id": "M1"}, enabled=True)
+    product = make_product(keys=2, title="Game card")
+    phone.goto(f"{base}/p/{product.slug}?lang=en")
+    phone.check("input[name=gateway][value=querying]")
+    phone.click("form.buy button.primary")
+    phone.wait_for_url("**/pay/*")
+    assert phone.locator("figure.qr svg").count() == 1
+    expect(phone.locator("time[data-countdown]")).to_have_text(re.compile(r"^\d+:\d\d$"))  # e.g. 14:59
+    assert no_horizontal_scroll(phone)
+    db.session.commit()  # end the test's snapshot: the order was placed by the server
+    number = db.session.execute(select(Order.number)).scalar_one()
+    ProviderWithQuery.paid[number] = ("PROVIDER-TRADE-7", 1000)
+    phone.click("text=I have paid")
+    phone.wait_for_url("**/order/*")
+    phone.wait_for_selector(".card-key", timeout=10000)
+    assert no_horizontal_scroll(phone)
+    assert phone.console_errors == []

@@ -71,8 +71,7 @@
     }
   }
 
-  if (document.querySelector('time[data-countdown]')) {
-    tick();
-    setInterval(tick, 1000);
-  }
+  // Always ticking (a query per second is nothing): pages arrive by htmx boosts too.
+  tick();
+  setInterval(tick, 1000);
 })();
