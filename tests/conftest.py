@@ -234,6 +234,31 @@ def reload(obj):
     return _db.session.get(type(obj), obj.id)
 
 
+def count(model, *where) -> int:
+    """Rows of `model` matching `where`, as the database holds them now."""
+    from sqlalchemy import func, select
+
+    _db.session.commit()
+    return _db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def assert_nothing_paid(order: Order) -> None:
+    """A refused payment left no trace: the order still waits, no payment is recorded,
+    no key was sold."""
+    from faka.models import CardKey, PaymentNotice
+
+    assert reload(order).status == Order.PENDING
+    assert count(PaymentNotice) == 0
+    assert count(CardKey, CardKey.status == CardKey.SOLD) == 0
+
+
+def assert_pay_page_unavailable(client, order: Order) -> None:
+    """The buyer gets the page that offers another way to pay, and nothing changed."""
+    page = client.get(f"/pay/{order.token}?lang=en")
+    assert page.status_code == 502 and "Nothing was charged" in page.get_data(as_text=True)
+    assert reload(order).status == Order.PENDING
+
+
 def key_texts(order: Order) -> list[str]:
     return [vault().decrypt(k.ciphertext) for k in reload(order).keys]
 

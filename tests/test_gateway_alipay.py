@@ -16,11 +16,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import current_app
-from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from faka.extensions import db
 from faka.models import Order, PaymentNotice
 from faka.payments import configure_gateway, get_gateway
 from faka.payments.alipay import AlipayError, AlipayGateway
@@ -29,7 +27,7 @@ from faka.services import checkout
 from faka.services.errors import InvalidNotify
 from faka.services.payments import order_ref
 
-from conftest import csrf_from, reload
+from conftest import assert_nothing_paid, count, csrf_from, reload
 
 APP_ID = "2021000123456789"
 SELLER_ID = "2088102177846880"
@@ -115,15 +113,10 @@ def notification(order, key=ALIPAY_KEY, **changes) -> dict:
     return fields
 
 
-def count(model, *where) -> int:
-    db.session.commit()
-    return db.session.scalar(select(func.count()).select_from(model).where(*where))
-
 
 def assert_nothing_changed(response, order):
     assert response.status_code == 400 and response.text == "fail"
-    assert reload(order).status == Order.PENDING
-    assert count(PaymentNotice) == 0
+    assert_nothing_paid(order)
 
 
 @pytest.fixture

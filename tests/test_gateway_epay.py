@@ -17,7 +17,6 @@ import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import current_app
-from sqlalchemy import func, select
 
 from faka.extensions import db
 from faka.models import CardKey, Order, PaymentNotice
@@ -28,15 +27,11 @@ from faka.services import checkout, payments
 from faka.services.errors import InvalidNotify
 from faka.services.payments import order_ref
 
-from conftest import free_port, key_texts, reload, signed_notify
+from conftest import assert_nothing_paid, assert_pay_page_unavailable, count, free_port, key_texts, reload, signed_notify
 
 PID = "1001"
 KEY = "epay-merchant-key-" + "k" * 14
 
-
-def count(model, *where):
-    db.session.commit()
-    return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
 def content(fields: dict) -> str:
@@ -92,16 +87,7 @@ def rsa_notice(order, private_key, timestamp=None, **changes) -> dict:
 
 def assert_refused(response, order):
     assert response.status_code == 400 and response.text == "fail"
-    assert reload(order).status == Order.PENDING
-    assert count(PaymentNotice) == 0
-    assert count(CardKey, CardKey.status == CardKey.SOLD) == 0
-
-
-def assert_unavailable(client, order):
-    """The buyer gets the page that offers another way to pay, and nothing changed."""
-    page = client.get(f"/pay/{order.token}?lang=en")
-    assert page.status_code == 502 and "Nothing was charged" in page.text
-    assert reload(order).status == Order.PENDING
+    assert_nothing_paid(order)
 
 
 @pytest.fixture
@@ -394,14 +380,14 @@ def test_rsa_payment_redirects_to_a_signed_v2_submit_url(client, product, rsa_ep
 def test_misconfigured_gateway_cannot_start_a_payment(client, product, md5_epay, settings):
     order = place_epay(product)
     configure_gateway("epay", settings)
-    assert_unavailable(client, order)
+    assert_pay_page_unavailable(client, order)
 
 
 def test_orders_in_another_currency_are_not_sent_to_epay(client, product, md5_epay):
     order = place_epay(product)
     order.currency = "USD"
     db.session.commit()
-    assert_unavailable(client, order)
+    assert_pay_page_unavailable(client, order)
 
 
 # -- asking the provider (MD5: api.php?act=order) -----------------------------------------

@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 import stripe
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug import Response
 
 from faka.extensions import db
@@ -28,7 +28,7 @@ from faka.services import checkout, clock
 from faka.services.errors import InvalidNotify
 from faka.services.payments import order_ref
 
-from conftest import key_texts, reload
+from conftest import assert_nothing_paid, count, key_texts, reload
 
 SECRET_KEY = "sk_test_" + secrets.token_hex(12)
 WEBHOOK_SECRET = "whsec_" + secrets.token_hex(16)
@@ -104,20 +104,10 @@ def post(client, payload: bytes, header: str | None = None):
     return client.post(NOTIFY, data=payload, headers=headers, content_type="application/json")
 
 
-def count(model, *where):
-    db.session.commit()
-    return db.session.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def assert_unchanged(order):
-    assert reload(order).status == Order.PENDING
-    assert count(PaymentNotice) == 0
-    assert count(CardKey, CardKey.status == CardKey.SOLD) == 0
-
 
 def assert_refused(response, order):
     assert response.status_code == 400 and response.get_json() == {"received": False}
-    assert_unchanged(order)
+    assert_nothing_paid(order)
 
 
 # -- webhooks -------------------------------------------------------------------------------
@@ -151,7 +141,7 @@ def test_any_matching_v1_signature_is_accepted(client, product, place_stripe):
 def test_a_delayed_payment_succeeding_pays(client, product, place_stripe):
     order = place_stripe(product)
     assert post(client, webhook(order, payment_status="unpaid")).status_code == 200
-    assert_unchanged(order)
+    assert_nothing_paid(order)
     assert post(client, webhook(order, "checkout.session.async_payment_succeeded")).status_code == 200
     assert reload(order).status == Order.DELIVERED
 
@@ -178,7 +168,7 @@ def test_checkout_sessions_without_a_payment_are_answered_and_change_nothing(cli
     order = place_stripe(product)
     response = post(client, webhook(order, event_type, **changes))
     assert response.status_code == 200 and response.get_json() == {"received": True}
-    assert_unchanged(order)
+    assert_nothing_paid(order)
 
 
 @pytest.mark.parametrize("make", [
@@ -213,7 +203,7 @@ def test_other_event_types_are_acknowledged_and_change_nothing(client, product, 
               "currency": "cny", "metadata": {"order_number": order.number}, "status": "succeeded"}
     response = post(client, json.dumps(event(intent, "payment_intent.succeeded")).encode())
     assert response.status_code == 200 and response.get_json() == {"received": True}
-    assert_unchanged(order)
+    assert_nothing_paid(order)
     assert count(NotifyLog, NotifyLog.outcome == "ignored") == 1
 
 

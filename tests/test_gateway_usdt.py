@@ -12,7 +12,6 @@ import secrets
 
 import pytest
 from flask import current_app
-from sqlalchemy import func, select
 
 from faka.extensions import db
 from faka.models import CardKey, Order, PaymentNotice
@@ -22,14 +21,10 @@ from faka.payments.usdt import UsdtError, sign
 from faka.services import checkout
 from faka.services.payments import order_ref
 
-from conftest import key_texts, reload
+from conftest import assert_nothing_paid, assert_pay_page_unavailable, count, key_texts, reload
 
 TOKEN = "epusdt-api-token-" + "t" * 15
 
-
-def count(model, *where):
-    db.session.commit()
-    return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
 def go_text(value) -> str:
@@ -73,16 +68,7 @@ def post(client, payload):
 
 def assert_refused(response, order):
     assert response.status_code == 400 and response.text == "fail"
-    assert reload(order).status == Order.PENDING
-    assert count(PaymentNotice) == 0
-    assert count(CardKey, CardKey.status == CardKey.SOLD) == 0
-
-
-def assert_unavailable(client, order):
-    """The buyer gets the page that offers another way to pay, and nothing changed."""
-    page = client.get(f"/pay/{order.token}?lang=en")
-    assert page.status_code == 502 and "Nothing was charged" in page.text
-    assert reload(order).status == Order.PENDING
+    assert_nothing_paid(order)
 
 
 @pytest.fixture
@@ -305,7 +291,7 @@ def test_refused_or_foreign_answers_raise(app, product, usdt, make):
 def test_buyer_is_offered_another_way_when_epusdt_cannot_take_the_payment(client, product, usdt):
     order = place_usdt(product)
     respond(usdt, lambda request: {"status_code": 10003, "message": "无可用钱包地址，无法发起支付", "data": None})
-    assert_unavailable(client, order)
+    assert_pay_page_unavailable(client, order)
 
 
 def test_answer_with_amount_as_string_is_accepted(app, make_product, usdt):
@@ -320,14 +306,14 @@ def test_answer_with_amount_as_string_is_accepted(app, make_product, usdt):
 def test_misconfigured_gateway_cannot_start_a_payment(client, product, usdt, settings):
     order = place_usdt(product)
     configure_gateway("usdt", settings)
-    assert_unavailable(client, order)
+    assert_pay_page_unavailable(client, order)
 
 
 def test_orders_in_another_currency_are_not_sent(client, product, usdt):
     order = place_usdt(product)
     order.currency = "USD"
     db.session.commit()
-    assert_unavailable(client, order)
+    assert_pay_page_unavailable(client, order)
 
 
 def test_no_query_and_no_refund(app, product, usdt):

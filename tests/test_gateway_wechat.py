@@ -18,10 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
-from sqlalchemy import func, select
 from werkzeug import Response
 
-from faka.extensions import db
 from faka.models import CardKey, Order, PaymentNotice
 from faka.payments import configure_gateway, get_gateway
 from faka.payments.base import CannotRefund
@@ -30,7 +28,7 @@ from faka.services import checkout
 from faka.services.errors import InvalidNotify
 from faka.services.payments import order_ref
 
-from conftest import key_texts, reload
+from conftest import assert_nothing_paid, count, key_texts, reload
 
 MCHID = "1900009191"
 APPID = "wxd678efh567hg6787"
@@ -151,17 +149,11 @@ def post(client, body: bytes, headers: dict):
     return client.post(NOTIFY, data=body, headers=headers, content_type="application/json")
 
 
-def count(model, *where):
-    db.session.commit()
-    return db.session.scalar(select(func.count()).select_from(model).where(*where))
-
 
 def assert_refused(response, order):
     assert response.status_code == 400
     assert response.is_json and response.get_json() == FAIL
-    assert reload(order).status == Order.PENDING
-    assert count(PaymentNotice) == 0
-    assert count(CardKey, CardKey.status == CardKey.SOLD) == 0
+    assert_nothing_paid(order)
 
 
 # -- notifications --------------------------------------------------------------------------
