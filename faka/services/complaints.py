@@ -137,7 +137,7 @@ def _window(order: Order, now: datetime) -> tuple[bool, str | None, datetime | N
     """Whether the order may get a new complaint at `now`, why not, and until when."""
     settings = site_settings()
     days = int(settings["complaint_window_days"])
-    if order.status in (Order.DELIVERED,) and order.delivered_at is not None:
+    if order.status == Order.DELIVERED and order.delivered_at is not None:
         ends = order.delivered_at + timedelta(days=days)
         if now > ends:
             return False, _("Complaints can be opened up to %(days)s days after delivery.", days=days), ends
