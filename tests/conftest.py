@@ -44,6 +44,14 @@ def instance_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def base_config(instance_dir) -> dict:
     os.environ["FAKA_INSTANCE_PATH"] = str(instance_dir)
+    # Back-office passwords are argon2id at its default cost (~0.2 s a hash, on purpose);
+    # hundreds of test accounts use the lightest argon2id parameters instead. The hashes
+    # are still argon2id, and verifying reads the parameters from each hash.
+    from argon2 import PasswordHasher
+
+    from faka.services import passwords
+
+    passwords._login_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     return {
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_uri(instance_dir),
