@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from faka.i18n import current_language
+from faka.payments.base import yuan_text
 from faka.services.settings import cached_site_settings
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "USDT": "USDT "}
@@ -81,6 +82,7 @@ def current_site() -> dict:
 
 def init_app(app) -> None:
     app.add_template_filter(money, "money")
+    app.add_template_filter(yuan_text, "yuan")  # an amount as a form field's value: 4800 -> 48.00
     app.add_template_filter(markdown, "markdown")
     app.add_template_filter(local_time, "localtime")
     app.add_template_global(order_status_label)
