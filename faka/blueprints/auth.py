@@ -14,7 +14,7 @@ from faka.blueprints.forms import (
 from faka.extensions import db, limiter, login_manager
 from faka.i18n import current_language
 from faka.models import User
-from faka.services import accounts, twofactor
+from faka.services import accounts, captcha, risk, twofactor
 from faka.services.errors import DomainError
 
 bp = Blueprint("auth", __name__)
@@ -81,7 +81,13 @@ def login():
     if request.method == "POST":
         session.pop(PENDING_2FA, None)  # a new attempt starts from the password again
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data, form.password.data)
+        try:
+            user = accounts.authenticate(form.email.data, form.password.data, request.remote_addr,
+                                         device.device_hash(), captcha_solved=captcha.solved(request.form))
+        except risk.Refused as exc:
+            return render_template("auth/login.html", form=form, error=exc.message,
+                                   captcha_needed=isinstance(exc, risk.CaptchaRequired)), \
+                403 if isinstance(exc, risk.Blocked) else 400
         if user is not None and user.totp_enabled:
             # The password was right; the session is not logged in until the code is.
             session[PENDING_2FA] = {"uid": user.id, "until": int(time.time()) + PENDING_2FA_SECONDS,

@@ -6,7 +6,7 @@ from faka.blueprints.forms import CheckoutForm
 from faka.extensions import limiter
 from faka.payments import GatewayUnavailable, enabled_gateways
 from faka.i18n import current_language
-from faka.services import catalog, checkout
+from faka.services import captcha, catalog, checkout, risk
 from faka.services.coupons import CouponInvalid
 from faka.services.errors import DomainError, NotForSale, NotFound, OutOfStock
 
@@ -44,13 +44,14 @@ def buy(slug: str):
                 device_hash=device.device_hash(),
                 locale=current_language(),
                 coupon_code=form.coupon.data,
+                captcha_solved=captcha.solved(request.form),
             )
         except DomainError as exc:
             error = exc
         else:
             return redirect(url_for("pay.start", token=order.token), 303)
     page = catalog.product_page(slug)  # fresh stock for the message, with the seller's reputation and reviews
-    status = 409 if isinstance(error, OutOfStock) else 400
+    status = 409 if isinstance(error, OutOfStock) else 403 if isinstance(error, risk.Blocked) else 400
     price, quote_error = None, None
     if isinstance(error, CouponInvalid):
         # Shown in the price preview below the coupon field, where HTMX shows it too.
@@ -66,6 +67,7 @@ def buy(slug: str):
         render_template(
             "catalog/product.html", listing=page.listing, product=page.listing.product, form=form, error=error,
             quote=price, quote_error=quote_error, reputation=page.reputation, reviews=page.reviews,
+            captcha_needed=isinstance(error, risk.CaptchaRequired),
         ),
         status,
     )

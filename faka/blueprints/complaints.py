@@ -15,6 +15,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import RadioField, TextAreaField
 
+from faka import device
 from faka.extensions import limiter
 from faka.models import Complaint
 from faka.services import checkout, complaints
@@ -177,7 +178,8 @@ def start(token: str):
     if request.method == "POST":
         try:
             complaint = complaints.open_complaint(token, form.reason.data, form.description.data,
-                                                  uploaded_images(form.images.name))
+                                                  uploaded_images(form.images.name), ip=request.remote_addr,
+                                                  device_hash=device.device_hash())
         except NotFound:
             abort(404)
         except DomainError as exc:

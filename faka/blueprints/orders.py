@@ -4,12 +4,13 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, TextAreaField
 
+from faka import device
 from faka.blueprints.forms import LookupForm
 from faka.extensions import limiter
 from faka.i18n import current_language
-from faka.services import checkout, complaints, orders, reviews
+from faka.services import captcha, checkout, complaints, orders, reviews, risk
 from faka.services.delivery import delivered_items
-from faka.services.errors import DomainError, LookupFailed, NotFound
+from faka.services.errors import DomainError, NotFound
 
 bp = Blueprint("orders", __name__)
 
@@ -45,7 +46,7 @@ def status(token: str):
     order = orders.order_status(token)
     if order is None:
         abort(404)
-    key = final_key if order.is_final else ("status", token, order.status, language)
+    key = final_key if order.is_final else ("status", token, order.status, order.is_held, language)
     body = cache.get(key) if ttl > 0 else None
     if body is None:
         body = render_template("orders/_status.html", order=order, items=delivered_items(order))
@@ -69,17 +70,20 @@ def lookup():
     form = LookupForm()
     found = None
     error = None
+    captcha_needed = False
     if form.validate_on_submit():
-        query = form.query.data.strip()
         try:
-            if "@" in query:
-                found = orders.find_by_email(query, form.query_password.data)
-            else:
-                found = [orders.find_by_number(query, form.query_password.data)]
-        except LookupFailed as exc:
+            found = orders.lookup(form.query.data, form.query_password.data, request.remote_addr, device.device_hash(),
+                                  captcha_solved=captcha.solved(request.form))
+        except risk.CaptchaRequired as exc:
+            error, captcha_needed = exc, True
+        except DomainError as exc:
             error = exc
     status = 400 if request.method == "POST" and found is None else 200
-    return render_template("orders/lookup.html", form=form, found=found, error=error), status
+    if isinstance(error, risk.Blocked):
+        status = 403
+    return render_template("orders/lookup.html", form=form, found=found, error=error,
+                           captcha_needed=captcha_needed), status
 
 
 class ReviewForm(FlaskForm):
@@ -106,7 +110,8 @@ def review(token: str):
         error = reviews.ReviewLocked.message
     elif form.validate_on_submit():
         try:
-            reviews.submit_review(token, form.rating.data, form.text.data)
+            reviews.submit_review(token, form.rating.data, form.text.data, ip=request.remote_addr,
+                                  device_hash=device.device_hash())
         except NotFound:
             abort(404)
         except DomainError as exc:

@@ -13,11 +13,12 @@ from faka.models.settings import GatewayConfig, Setting
 from faka.models.audit import AuditEvent
 from faka.models.complaints import Complaint, ComplaintImage, ComplaintMessage
 from faka.models.reviews import Review
-from faka.models.risk import SignIn
+from faka.models.risk import BlacklistEntry, RiskEvent, RiskHit, SecurityEvent, SignIn, SpentChallenge
 from faka.models.types import utcnow
 
 __all__ = [
     "AuditEvent",
+    "BlacklistEntry",
     "CardKey",
     "Complaint",
     "ComplaintImage",
@@ -37,8 +38,12 @@ __all__ = [
     "ProductReport",
     "Refund",
     "Review",
+    "RiskEvent",
+    "RiskHit",
+    "SecurityEvent",
     "Setting",
     "SignIn",
+    "SpentChallenge",
     "TierPrice",
     "User",
     "WebhookDelivery",

@@ -44,6 +44,9 @@ class Product(db.Model):
     reusable_key: Mapped[bool] = mapped_column(default=False)
     require_query_password: Mapped[bool] = mapped_column(default=False)
     low_stock_threshold: Mapped[int] = mapped_column(default=0)
+    # Stricter risk thresholds for high-value goods: the lower of these and the site's apply.
+    risk_captcha_at: Mapped[int | None] = mapped_column()
+    risk_hold_at: Mapped[int | None] = mapped_column()
     moderation_reason: Mapped[str | None] = mapped_column(Text)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     moderation: Mapped[str] = mapped_column(String(16), default="approved")

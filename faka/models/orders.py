@@ -16,6 +16,8 @@ class Order(db.Model):
     __table_args__ = (
         Index("ix_orders_status_expires", "status", "expires_at"),
         Index("ix_orders_email_created", "email", "created_at"),
+        Index("ix_orders_ip_created", "client_ip", "created_at"),
+        Index("ix_orders_created", "created_at"),
     )
 
     PENDING = "pending"
@@ -58,6 +60,11 @@ class Order(db.Model):
     # and the reconciler asks gateways with a query API about the order.
     payment_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     payment_ref: Mapped[str | None] = mapped_column(String(128))  # the provider's id for it (e.g. a session id)
+    # The risk engine's view of the order: the rules that fired at checkout or payment
+    # (space-separated names, shown to the merchant), and a hold on delivery until an
+    # operator releases or refuses the order.
+    risk_flags: Mapped[str | None] = mapped_column(String(200))
+    held_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     product = relationship("Product")
     merchant = relationship("Merchant")
@@ -66,6 +73,11 @@ class Order(db.Model):
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL
+
+    @property
+    def is_held(self) -> bool:
+        """Paid, and waiting for an operator to release it before delivery."""
+        return self.held_at is not None and self.status == self.PAID
 
     @property
     def delivery_type(self) -> str:

@@ -21,16 +21,20 @@ from sqlalchemy.exc import IntegrityError
 from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import AuditEvent, Merchant, SignIn, User
+from faka.models import AuditEvent, Merchant, SecurityEvent, SignIn, User
 from faka.models.users import ROLE_MERCHANT, ROLE_OPERATOR, ROLES
-from faka.services import clock, reviews
+from faka.services import clock, reviews, risk, security_events
 from faka.services.errors import DomainError
 from faka.services.mail import queue_email
 from faka.services.passwords import hash_login_password, verify_login_password
 from faka.services.settings import site_settings
 
 MAX_FAILED_LOGINS = 5
+# The first lock lasts LOCKOUT; each further lock within LOCKOUT_MEMORY doubles it, up
+# to MAX_LOCKOUT: a guesser who waits out the lock gets fewer tries per hour each time.
 LOCKOUT = timedelta(minutes=15)
+MAX_LOCKOUT = timedelta(hours=24)
+LOCKOUT_MEMORY = timedelta(hours=24)
 MIN_PASSWORD_LENGTH = 10
 
 VERIFY_SALT = "faka.verify-email"
@@ -243,36 +247,59 @@ def is_locked(user: User, now=None) -> bool:
     return bool(user.locked_until and user.locked_until > (now or clock.now()))
 
 
+def lockout_for(user: User, now) -> timedelta:
+    """How long the account's next lock lasts: doubled for each lock in the last day."""
+    earlier = db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "login.locked", AuditEvent.target == f"user:{user.id}",
+        AuditEvent.created_at > now - LOCKOUT_MEMORY)) or 0
+    return min(LOCKOUT * 2 ** min(earlier, 10), MAX_LOCKOUT)
+
+
 def record_failed_login(user: User, now=None) -> None:
     """Count a wrong password or second-factor code inside the caller's transaction;
-    the fifth in a row locks the account for a while."""
+    the fifth in a row locks the account for a while, longer each time."""
+    now = now or clock.now()
     user.failed_logins += 1
     if user.failed_logins >= MAX_FAILED_LOGINS:
-        user.locked_until = (now or clock.now()) + LOCKOUT
+        user.locked_until = now + lockout_for(user, now)
         user.failed_logins = 0
-        db.session.add(AuditEvent(action="login.locked", target=f"user:{user.id}"))
+        db.session.add(AuditEvent(action="login.locked", target=f"user:{user.id}", created_at=now))
 
 
-def authenticate(email: str, password: str) -> User | None:
+def authenticate(email: str, password: str, ip: str | None = None, device_hash: str | None = None,
+                 captcha_solved: bool = False) -> User | None:
     """The user for these credentials, or None. Repeated failures lock the account for a
-    while; a locked account refuses even the right password.
+    while; a locked account refuses even the right password. Many failures from one IP
+    address or browser, whatever the accounts, make the risk engine ask for the captcha,
+    then refuse (risk.Refused); each failure is a security event.
 
     With two-factor authentication on, a right password is only half a login: the
     failure count is cleared by the second step, so guessing codes cannot be reset by
     entering the password again.
     """
-    begin_write()
-    user = _find_user(email)
     now = clock.now()
+    signals = risk.Signals(risk.LOGIN, ip, device_hash, now=now)
+    try:
+        verdict = risk.check(signals, captcha_solved)
+    except risk.Refused as exc:
+        db.session.rollback()
+        exc.record()
+        raise
+    begin_write()
+    risk.add_event(signals, verdict, captcha_solved=captcha_solved)
+    user = _find_user(email)
     if user is None:
         verify_login_password(_dummy_hash(), password)
+        security_events.add(SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=email[:200], now=now)
         db.session.commit()
         return None
     if is_locked(user, now):
+        security_events.add(SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=email[:200], detail="locked", now=now)
         db.session.commit()
         return None
     if not verify_login_password(user.password_hash, password):
         record_failed_login(user, now)
+        security_events.add(SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=email[:200], now=now)
         db.session.commit()
         return None
     if not user.totp_enabled:

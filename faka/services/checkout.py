@@ -13,7 +13,7 @@ from faka.extensions import db
 from faka.models import Order, Product
 from faka.models.catalog import DELIVERY_AUTO
 from faka.payments import get_gateway
-from faka.services import catalog, clock, coupons, settings, stock
+from faka.services import catalog, clock, coupons, risk, settings, stock
 from faka.services.errors import DomainError, InvalidQuantity, NotForSale, OutOfStock
 from faka.services.passwords import hash_query_password
 
@@ -37,8 +37,13 @@ def place_order(
     locale: str = "zh_CN",
     coupon_code: str | None = None,
     device_hash: str | None = None,
+    captcha_solved: bool = False,
 ) -> Order:
     """Create a pending order and reserve its keys; raise and change nothing on failure.
+
+    The risk engine looks at the buyer first: it may refuse the order (risk.Blocked), ask
+    for the captcha (risk.CaptchaRequired; `captcha_solved` says the buyer solved one),
+    flag the order, or hold its delivery once paid. A refusal is recorded all the same.
 
     A coupon is validated again here, whatever the preview said, and one of its uses is
     taken in the same transaction: an order that fails gives the use back by rolling back.
@@ -48,7 +53,11 @@ def place_order(
     begin_write()
     try:
         order = _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale, coupon_code,
-                       device_hash)
+                       device_hash, captcha_solved)
+    except risk.Refused as exc:
+        db.session.rollback()
+        exc.record()
+        raise
     except Exception:
         db.session.rollback()
         raise
@@ -77,13 +86,16 @@ def _check_quantity(product: Product, quantity: int) -> None:
 
 
 def _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale, coupon_code,
-           device_hash) -> Order:
+           device_hash, captcha_solved) -> Order:
     product = _product_on_sale(product_slug)
     _check_quantity(product, quantity)
     if product.require_query_password and password_hash is None:
         raise QueryPasswordRequired()
 
     now = clock.now()
+    email = (email or "").strip().lower() or None
+    signals = risk.Signals(risk.CHECKOUT, client_ip, device_hash, email, product.merchant_id, product, quantity, now=now)
+    verdict = risk.check(signals, captcha_solved)
     price = coupons.quote(product, quantity, coupon_code, now)
     unit_price = product.unit_price_for(quantity)
     expires_at = now + timedelta(minutes=settings.order_ttl_minutes())
@@ -98,7 +110,7 @@ def _place(product_slug, quantity, email, password_hash, gateway, client_ip, loc
         total=price.total,
         coupon_id=price.coupon.id if price.coupon else None,
         currency=current_app.config["CURRENCY"],
-        email=(email or "").strip().lower() or None,
+        email=email,
         query_password_hash=password_hash,
         gateway=gateway,
         client_ip=client_ip,
@@ -115,6 +127,9 @@ def _place(product_slug, quantity, email, password_hash, gateway, client_ip, loc
             raise OutOfStock()
     elif product.delivery_type == DELIVERY_AUTO and stock.shared_key(product.id) is None:
         raise OutOfStock()
+    if verdict.hits:
+        risk.add_event(signals, verdict, order_id=order.id, captcha_solved=captcha_solved)
+        risk.flag_order(order, verdict)
     if price.coupon is not None:
         # Last, so the coupon's row lock is held only for the commit.
         coupons.consume_use(price.coupon, now)

@@ -41,7 +41,7 @@ from faka.models import (CardKey, Complaint, ComplaintImage, ComplaintMessage, M
 from faka.models.catalog import DELIVERY_AUTO, DELIVERY_MANUAL
 from faka.models.complaints import IllegalComplaintTransition
 from faka.models.users import ROLE_OPERATOR
-from faka.services import audit, clock, money, stock, webhooks
+from faka.services import audit, clock, money, risk, stock, webhooks
 from faka.services.crypto import vault
 from faka.services.delivery import EMAIL_ORDER_REPLACEMENT
 from faka.services.errors import DomainError, NotFound, OutOfStock
@@ -228,8 +228,9 @@ class _Outcome:
 
 
 def open_complaint(order_token: str, reason: str, description: str, images: list[bytes] = (),
-                   now: datetime | None = None) -> Complaint:
-    """The buyer complains about their order. Returns the new complaint."""
+                   now: datetime | None = None, ip: str | None = None, device_hash: str | None = None) -> Complaint:
+    """The buyer complains about their order. Returns the new complaint. A blacklisted
+    buyer is refused (risk.Blocked); many complaints from one browser are flagged."""
     description = clean_text(description)
     if reason not in Complaint.REASONS or not description or len(description) > MAX_TEXT:
         raise InvalidComplaint()
@@ -248,6 +249,9 @@ def open_complaint(order_token: str, reason: str, description: str, images: list
                 raise ComplaintAlreadyOpen()
             if not panel.can_open:
                 raise ComplaintNotAllowed(panel.why_not)
+            signals = risk.Signals(risk.COMPLAINT, ip, device_hash, order.email, order.merchant_id, order=order, now=now)
+            verdict = risk.check(signals)
+            risk.add_event(signals, verdict)
             complaint = Complaint(
                 ref=secrets.token_hex(10), order_id=order.id, merchant_id=order.merchant_id, status=Complaint.OPEN,
                 reason=reason, description=description, created_at=now, updated_at=now,
@@ -264,6 +268,10 @@ def open_complaint(order_token: str, reason: str, description: str, images: list
         except IntegrityError as exc:  # another tab opened one at the same moment
             db.session.rollback()
             raise ComplaintAlreadyOpen() from exc
+        except risk.Refused as exc:
+            db.session.rollback()
+            exc.record()
+            raise
         except Exception:
             db.session.rollback()
             raise

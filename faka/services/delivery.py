@@ -21,6 +21,12 @@ SETTLEMENT_HOLD = timedelta(days=3)
 
 class NotDeliverable(DomainError):
     message = _l("Only a paid order of a manual-delivery product can be delivered by hand.")
+
+
+class OrderHeld(DomainError):
+    message = _l("This order is held for the platform's risk review. Deliver it once it is released.")
+
+
 EMAIL_ORDER_DELIVERED = "order_delivered"
 EMAIL_ORDER_REPLACEMENT = "order_replacement"  # the goods again, after a complaint's replacement
 # A refund after a complaint does not take back what the buyer already has.
@@ -31,11 +37,12 @@ def deliver_order(order_id: int) -> bool:
     """Deliver a paid order: sell its keys, credit the merchant, queue the email.
 
     Idempotent: an order that is not `paid` is left alone, so a replayed or duplicated
-    job changes nothing. Returns True when this call delivered the order.
+    job changes nothing; so is an order the risk engine holds for an operator. Returns
+    True when this call delivered the order.
     """
     begin_write()
     order = db.session.execute(select(Order).where(Order.id == order_id).with_for_update()).scalar_one_or_none()
-    if order is None or order.status != Order.PAID or order.product.delivery_type == DELIVERY_MANUAL:
+    if order is None or order.status != Order.PAID or order.is_held or order.product.delivery_type == DELIVERY_MANUAL:
         db.session.commit()
         return False
     now = clock.now()
@@ -61,6 +68,9 @@ def deliver_manually(merchant_id: int, order_number: str, content: str) -> Order
     if order.status != Order.PAID or order.product.delivery_type != DELIVERY_MANUAL:
         db.session.rollback()
         raise NotDeliverable()
+    if order.is_held:
+        db.session.rollback()
+        raise OrderHeld()
     order.delivery_ciphertext = vault().encrypt(content.strip())
     _complete(order, clock.now())
     return order

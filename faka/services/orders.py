@@ -7,11 +7,35 @@ from sqlalchemy import bindparam, select
 
 from faka.database import read_row
 from faka.extensions import db
-from faka.models import Order, Product
+from faka.models import Order, Product, SecurityEvent
+from faka.services import risk, security_events
 from faka.services.errors import LookupFailed
 from faka.services.passwords import verify_query_password
 
 MAX_ORDERS_PER_EMAIL_LOOKUP = 50
+
+
+def lookup(query: str, query_password: str, ip: str | None = None, device_hash: str | None = None,
+           captcha_solved: bool = False) -> list[Order]:
+    """The buyer's "find my order": by order number, or by email (its recent orders),
+    with the query password. The risk engine asks for the captcha after a few failures
+    from one IP address or browser, and refuses guessing in bulk; every failure is a
+    security event."""
+    signals = risk.Signals(risk.LOOKUP, ip, device_hash)
+    try:
+        verdict = risk.check(signals, captcha_solved)
+    except risk.Refused as exc:
+        db.session.rollback()
+        exc.record()
+        raise
+    if verdict.hits:
+        risk.record(signals, verdict, captcha_solved=captcha_solved)
+    query = query.strip()
+    try:
+        return find_by_email(query, query_password) if "@" in query else [find_by_number(query, query_password)]
+    except LookupFailed:
+        security_events.record(SecurityEvent.LOOKUP_FAILED, ip, device_hash, subject=query[:64])
+        raise
 
 
 def find_by_number(number: str, query_password: str) -> Order:
@@ -55,10 +79,15 @@ class OrderStatus:
     delivery_type: str
     manual_promise_hours: int
     refunded_amount: int
+    held_at: datetime | None
 
     @property
     def is_final(self) -> bool:
         return self.status in Order.FINAL
+
+    @property
+    def is_held(self) -> bool:
+        return self.held_at is not None and self.status == Order.PAID
 
 
 @cache
@@ -68,7 +97,7 @@ def _status_query():
         select(
             Order.id, Order.token, Order.status, Order.quantity, Order.total, Order.currency, Order.email,
             Order.expires_at, Order.delivery_ciphertext, Product.delivery_type, Product.manual_promise_hours,
-            Order.refunded_amount,
+            Order.refunded_amount, Order.held_at,
         )
         .join(Product, Order.product_id == Product.id)
         .where(Order.token == bindparam("token"))

@@ -16,10 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import GatewayConfig, NotifyLog, Order, PaymentNotice
+from faka.models import GatewayConfig, NotifyLog, Order, PaymentNotice, SecurityEvent
 from faka.payments import GATEWAYS, gateway_settings, get_gateway
 from faka.payments.base import Gateway, IgnoredNotify, Notice, NotifyAnswer, OrderRef, PaymentStart
-from faka.services import clock, stock
+from faka.services import clock, risk, security_events, stock
 from faka.services.errors import DomainError, InvalidNotify, NotFound
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,15 @@ LATE_QUERY_WINDOW = timedelta(hours=24)  # expired orders are still asked about 
 QUERY_BATCH = 100  # orders asked about per reconciler run
 SILENCE_WINDOW = timedelta(hours=6)  # a gateway with payments but no notification this long is suspect
 SILENCE_MIN_PAYMENTS = 3  # ... when at least this many buyers were sent to pay with it
+
+
+@dataclass(frozen=True)
+class AmountMismatch(InvalidNotify):
+    """An authentic notification for another amount or currency than the order's."""
+
+
+class SourceBlocked(InvalidNotify):
+    """The notification's source address sent too many bad notifications lately."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,7 @@ def handle_notify(
     the gateway's success body. Every notification, accepted or not, is logged.
     """
     gateway = get_gateway(gateway_name)
+    _refuse_blocked_source(source_ip)
     received = _Received(gateway_name, NotifyLog.NOTIFY, source_ip, _logged_headers(headers), _logged_body(form, body))
     try:
         notice = gateway.verify_notify(form, headers, body)
@@ -123,6 +133,18 @@ def handle_notify(
         db.session.commit()
         raise
     return _apply_notice(gateway, received, notice)
+
+
+def _refuse_blocked_source(source_ip: str | None) -> None:
+    """A source address that recently sent many forged notifications (or many for the
+    wrong amount) is refused before any verification work, and not logged again: a
+    flood costs one read per request. The risk event is recorded once a minute."""
+    signals = risk.Signals(risk.NOTIFY, ip=source_ip)
+    verdict = risk.assess(signals)
+    if verdict.action == risk.BLOCK:
+        risk.record_once(signals, verdict, key=("notify-blocked", source_ip))
+        raise SourceBlocked(f"source {source_ip} blocked: {verdict.rules}")
+    db.session.rollback()
 
 
 def _claimed_order(form: Mapping[str, str]) -> str | None:
@@ -285,13 +307,15 @@ def _apply_notice(gateway: Gateway, received: _Received, notice: Notice, _retry:
         return _apply_notice(gateway, received, notice, _retry=False)
     except InvalidNotify as exc:
         db.session.rollback()
-        _log_refusal(received, str(exc), verified=False, order_number=notice.order_number)
+        _log_refusal(received, str(exc), verified=False, order_number=notice.order_number,
+                     mismatch=isinstance(exc, AmountMismatch))
         raise
     except Exception:
         db.session.rollback()
         raise
     if enqueue_delivery:
-        jobs.enqueue(jobs.deliver_order, result.order.id, job_id=f"deliver-{result.order.id}")
+        if not result.order.is_held:
+            jobs.enqueue(jobs.deliver_order, result.order.id, job_id=f"deliver-{result.order.id}")
         _notify_merchant_paid(result.order.id)
     return result
 
@@ -302,9 +326,15 @@ def _log(received: _Received, order_number: str | None, verified: bool, outcome:
                              headers=received.headers, body=received.body, received_at=clock.now()))
 
 
-def _log_refusal(received: _Received, reason: str, verified: bool, order_number: str | None = None) -> None:
+def _log_refusal(received: _Received, reason: str, verified: bool, order_number: str | None = None,
+                 mismatch: bool = False) -> None:
+    """Log a refused notification; one the provider sent (not our own query's answer) is
+    also a security event, which the risk rules count per source address."""
     begin_write()
     _log(received, order_number, verified, OUTCOME_REJECTED, reason[:500])
+    if received.via == NotifyLog.NOTIFY:
+        kind = SecurityEvent.AMOUNT_MISMATCH if mismatch else SecurityEvent.SIGNATURE_FAILED
+        security_events.add(kind, received.source_ip, subject=received.gateway, detail=reason[:500])
     db.session.commit()
 
 
@@ -345,7 +375,7 @@ def _record(gateway: Gateway, gateway_name: str, notice: Notice) -> tuple[Notify
     if order.gateway != gateway_name:
         raise InvalidNotify(f"order {order.number} was not placed with {gateway_name}")
     if notice.amount != order.total or notice.currency != order.currency:
-        raise InvalidNotify(
+        raise AmountMismatch(
             f"order {order.number}: amount {notice.amount} {notice.currency} != {order.total} {order.currency}"
         )
     existing = db.session.execute(
@@ -360,6 +390,8 @@ def _record(gateway: Gateway, gateway_name: str, notice: Notice) -> tuple[Notify
 
     now = clock.now()
     outcome = _apply_payment(order, now)
+    if outcome in (OUTCOME_PAID, OUTCOME_LATE_PAID):
+        _assess_paid(order, now)
     db.session.add(
         PaymentNotice(
             gateway=gateway_name,
@@ -375,6 +407,15 @@ def _record(gateway: Gateway, gateway_name: str, notice: Notice) -> tuple[Notify
     if outcome in (OUTCOME_UNFULFILLED, OUTCOME_DUPLICATE):
         log.warning("order %s: payment %s needs a refund (%s)", order.number, notice.trade_no, outcome)
     return NotifyResult(gateway, notice, order, replay=False), outcome in (OUTCOME_PAID, OUTCOME_LATE_PAID), outcome
+
+
+def _assess_paid(order: Order, now) -> None:
+    """The risk rules for a paid order: they may flag it or hold its delivery."""
+    verdict = risk.assess_paid_order(order, now)
+    if verdict.hits:
+        risk.add_event(risk.Signals(risk.NOTIFY, order.client_ip, order.device_hash, order.email, order.merchant_id,
+                                    order.product, order.quantity, order, now), verdict)
+        risk.flag_order(order, verdict)
 
 
 def _apply_payment(order: Order, now) -> str:

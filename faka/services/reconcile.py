@@ -40,7 +40,7 @@ def reconcile() -> ReconcileReport:
     undelivered = db.session.execute(
         select(Order.id)
         .join(Product, Order.product_id == Product.id)
-        .where(Order.status == Order.PAID, Product.delivery_type != DELIVERY_MANUAL)
+        .where(Order.status == Order.PAID, Order.held_at.is_(None), Product.delivery_type != DELIVERY_MANUAL)
     ).scalars().all()
     emails = []
     if mail.smtp_configured():

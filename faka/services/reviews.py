@@ -21,8 +21,8 @@ from sqlalchemy.orm import joinedload
 
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import Merchant, Order, Review, SignIn
-from faka.services import audit, clock
+from faka.models import Merchant, Order, Review
+from faka.services import audit, clock, risk
 from faka.services.errors import DomainError, NotFound
 from faka.services.text import clean_text
 
@@ -129,8 +129,20 @@ def order_panel(order: Order, now: datetime | None = None) -> OrderPanel | None:
     return OrderPanel(review=review, can_edit=review is None or editable(review, now))
 
 
-def submit_review(order_token: str, rating: int, text: str | None, now: datetime | None = None) -> Review:
-    """Write the order's review, or change it within EDIT_WINDOW of writing it."""
+# The risk rule each suspicion is recorded under, for the operator's risk monitor.
+RISK_RULES = {
+    SELF_PURCHASE: "review_self_purchase",
+    DEVICE_MANY_ORDERS: "review_device_orders",
+    DEVICE_MANY_REVIEWS: "review_device_reviews",
+    REVIEW_BURST: "review_burst",
+}
+
+
+def submit_review(order_token: str, rating: int, text: str | None, now: datetime | None = None,
+                  ip: str | None = None, device_hash: str | None = None) -> Review:
+    """Write the order's review, or change it within EDIT_WINDOW of writing it. A
+    blacklisted reviewer is refused (risk.Blocked); a suspicious review is kept, does
+    not count, and shows in the risk monitor."""
     now = now or clock.now()
     if not isinstance(rating, int) or not 1 <= rating <= 5:
         raise InvalidRating()
@@ -140,6 +152,8 @@ def submit_review(order_token: str, rating: int, text: str | None, now: datetime
         order = _locked_order(order_token)
         if not reviewable(order):
             raise NotReviewable()
+        signals = risk.Signals(risk.REVIEW, ip, device_hash, order.email, order.merchant_id, order=order, now=now)
+        risk.check(signals)
         review = review_for_order(order.id)
         if review is None:
             review = Review(order_id=order.id, merchant_id=order.merchant_id, product_id=order.product_id,
@@ -150,11 +164,18 @@ def submit_review(order_token: str, rating: int, text: str | None, now: datetime
             raise ReviewLocked()
         else:
             review.rating, review.body, review.edited_at = rating, body, now
+        was = review.suspicious_reason
         _assess(review, order, now)
+        if review.suspicious_reason and review.suspicious_reason != was:
+            risk.note(signals, RISK_RULES[review.suspicious_reason])
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()
         raise AlreadyReviewed() from exc  # the same order reviewed twice at once
+    except risk.Refused as exc:
+        db.session.rollback()
+        exc.record()
+        raise
     except Exception:
         db.session.rollback()
         raise
@@ -175,13 +196,8 @@ def _locked_order(token: str) -> Order:
 
 def is_self_purchase(order: Order) -> bool:
     """The order came from an IP address or browser the shop's owner signed in from."""
-    places = [c == v for c, v in ((SignIn.ip, order.client_ip), (SignIn.device_hash, order.device_hash)) if v]
-    if not places:
-        return False
-    return db.session.execute(
-        select(SignIn.id).join(Merchant, Merchant.user_id == SignIn.user_id)
-        .where(Merchant.id == order.merchant_id, or_(*places)).limit(1)
-    ).first() is not None
+    signals = risk.Signals(risk.REVIEW, order.client_ip, order.device_hash, merchant_id=order.merchant_id)
+    return risk.self_purchase(signals) is not None
 
 
 def device_has_many_orders(order: Order, now: datetime) -> bool:

@@ -20,6 +20,11 @@ DEFAULTS = {
     "complaint_window_days": "7",
     "merchant_reply_hours": "48",
     "buyer_reply_days": "7",
+    # The risk score at which each action starts (faka/services/risk.py).
+    "risk_flag_at": "20",
+    "risk_captcha_at": "40",
+    "risk_hold_at": "60",
+    "risk_block_at": "80",
     "default_language": "zh_CN",  # for visitors who have not chosen one
     "logo": "",  # file name of the uploaded logo (faka/services/uploads.py)
     # SMTP set in the console; when smtp_server is empty the MAIL_* environment applies.
@@ -50,7 +55,12 @@ INT_RANGES = {
     "complaint_window_days": (1, 90),
     "merchant_reply_hours": (1, 720),
     "buyer_reply_days": (1, 90),
+    "risk_flag_at": (1, 1000),
+    "risk_captcha_at": (1, 1000),
+    "risk_hold_at": (1, 1000),
+    "risk_block_at": (1, 1000),
 }
+RISK_THRESHOLDS = ("risk_flag_at", "risk_captcha_at", "risk_hold_at", "risk_block_at")
 
 
 def validate(values: dict[str, str]) -> dict[str, object]:
@@ -75,7 +85,18 @@ def validate(values: dict[str, str]) -> dict[str, object]:
             errors[key] = _l("Choose one of the site's languages.")
         elif key == "site_name" and not value.strip():
             errors[key] = _l("The site needs a name.")
+    _check_risk_order(values, errors)
     return errors
+
+
+def _check_risk_order(values: dict[str, str], errors: dict[str, object]) -> None:
+    """The risk thresholds must rise: flag, then captcha, then hold, then block."""
+    if any(key in errors for key in RISK_THRESHOLDS) or not any(key in values for key in RISK_THRESHOLDS):
+        return
+    current = site_settings()
+    levels = [int(values.get(key, current[key])) for key in RISK_THRESHOLDS]
+    if levels != sorted(levels) or len(set(levels)) != len(levels):
+        errors["risk_block_at"] = _l("The thresholds must rise: flag, then captcha, then hold, then block.")
 
 
 def order_ttl_minutes() -> int:

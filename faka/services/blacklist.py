@@ -1,0 +1,147 @@
+"""The blacklist: who may not buy, look up orders, review or complain.
+
+An entry names an email address, an email domain (which covers its subdomains), an IP
+address or network (CIDR), or a device (the keyed hash of its cookie, as the risk
+monitor shows it). The operator's entries apply everywhere; a merchant's entries only
+to its own products and orders. Entries may expire.
+"""
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, or_, select
+
+from faka.database import begin_write
+from faka.extensions import db
+from faka.models import BlacklistEntry
+from faka.services import audit, clock
+from faka.services.errors import DomainError, NotFound
+
+_DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+_DEVICE = re.compile(r"[0-9a-f]{64}")
+MAX_REASON = 500
+
+
+class InvalidEntry(DomainError):
+    message = _l("That is not a valid email address, domain, IP address or network, or device id.")
+
+
+class ReasonRequired(DomainError):
+    message = _l("Write why this entry is blacklisted (up to 500 characters).")
+
+
+def normalise(kind: str, value: str) -> str:
+    """The stored form of a value: lower-case email or domain ("*.example.com" and
+    "@example.com" mean the domain), a CIDR network, or a device hash. Raises InvalidEntry."""
+    value = (value or "").strip().lower()
+    if kind == BlacklistEntry.EMAIL:
+        local, _at, domain = value.rpartition("@")
+        if local and " " not in local and len(value) <= 254 and _DOMAIN.fullmatch(domain):
+            return value
+    elif kind == BlacklistEntry.DOMAIN:
+        domain = value.removeprefix("*.").removeprefix("@")
+        if _DOMAIN.fullmatch(domain):
+            return domain
+    elif kind == BlacklistEntry.IP:
+        try:
+            return str(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            pass
+    elif kind == BlacklistEntry.DEVICE and _DEVICE.fullmatch(value):
+        return value
+    raise InvalidEntry()
+
+
+def add(kind: str, value: str, reason: str, *, actor_id: int | None, merchant_id: int | None = None,
+        expires_at: datetime | None = None) -> BlacklistEntry:
+    """Blacklist a value (the operator's when merchant_id is None), audited."""
+    value = normalise(kind, value)
+    reason = (reason or "").strip()
+    if not reason or len(reason) > MAX_REASON:
+        raise ReasonRequired()
+    begin_write()
+    entry = BlacklistEntry(kind=kind, value=value, reason=reason, merchant_id=merchant_id, created_by=actor_id,
+                           created_at=clock.now(), expires_at=expires_at)
+    db.session.add(entry)
+    db.session.flush()
+    audit.record(actor_id, "blacklist.added", f"blacklist:{entry.id}",
+                 after={"kind": kind, "value": value, "reason": reason, "merchant_id": merchant_id,
+                        "expires_at": expires_at.isoformat() if expires_at else None})
+    db.session.commit()
+    return entry
+
+
+def remove(entry_id: int, *, actor_id: int | None, merchant_id: int | None = None) -> None:
+    """Take an entry off: the operator's own (merchant_id None) or the merchant's."""
+    begin_write()
+    entry = db.session.get(BlacklistEntry, entry_id)
+    if entry is None or entry.merchant_id != merchant_id:
+        db.session.rollback()
+        raise NotFound()
+    audit.record(actor_id, "blacklist.removed", f"blacklist:{entry.id}",
+                 before={"kind": entry.kind, "value": entry.value, "reason": entry.reason})
+    db.session.delete(entry)
+    db.session.commit()
+
+
+def entries(merchant_id: int | None = None, kind: str | None = None) -> list[BlacklistEntry]:
+    """The operator's entries (merchant_id None) or one merchant's, newest first."""
+    query = select(BlacklistEntry).where(
+        BlacklistEntry.merchant_id.is_(None) if merchant_id is None else BlacklistEntry.merchant_id == merchant_id)
+    if kind in BlacklistEntry.KINDS:
+        query = query.where(BlacklistEntry.kind == kind)
+    return list(db.session.execute(query.order_by(BlacklistEntry.id.desc())).scalars())
+
+
+@dataclass(frozen=True)
+class Who:
+    """Whoever is asking, as the blacklist sees them."""
+
+    ip: str | None = None
+    device_hash: str | None = None
+    email: str | None = None
+
+
+def match(who: Who, merchant_id: int | None = None, now: datetime | None = None) -> BlacklistEntry | None:
+    """The first active entry that covers this visitor: the operator's, or the merchant's
+    own when merchant_id is given."""
+    now = now or clock.now()
+    email = (who.email or "").strip().lower()
+    exact = [and_(BlacklistEntry.kind == BlacklistEntry.IP), and_(BlacklistEntry.kind == BlacklistEntry.DOMAIN)]
+    if email:
+        exact.append(and_(BlacklistEntry.kind == BlacklistEntry.EMAIL, BlacklistEntry.value == email))
+    if who.device_hash:
+        exact.append(and_(BlacklistEntry.kind == BlacklistEntry.DEVICE, BlacklistEntry.value == who.device_hash))
+    owners = BlacklistEntry.merchant_id.is_(None)
+    if merchant_id is not None:
+        owners = or_(owners, BlacklistEntry.merchant_id == merchant_id)
+    candidates = db.session.execute(
+        select(BlacklistEntry).where(owners, or_(*exact),
+                                     or_(BlacklistEntry.expires_at.is_(None), BlacklistEntry.expires_at > now))
+    ).scalars()
+    address = _address(who.ip)
+    domain = email.rpartition("@")[2]
+    for entry in candidates:
+        if entry.kind in (BlacklistEntry.EMAIL, BlacklistEntry.DEVICE):
+            return entry
+        if entry.kind == BlacklistEntry.DOMAIN and domain and (domain == entry.value or domain.endswith("." + entry.value)):
+            return entry
+        if entry.kind == BlacklistEntry.IP and address is not None and _in_network(address, entry.value):
+            return entry
+    return None
+
+
+def _address(ip: str | None):
+    try:
+        return ipaddress.ip_address(ip) if ip else None
+    except ValueError:
+        return None
+
+
+def _in_network(address, network: str) -> bool:
+    try:
+        return address in ipaddress.ip_network(network)
+    except ValueError:  # an address of the other IP version
+        return False
