@@ -42,7 +42,6 @@ SILENCE_WINDOW = timedelta(hours=6)  # a gateway with payments but no notificati
 SILENCE_MIN_PAYMENTS = 3  # ... when at least this many buyers were sent to pay with it
 
 
-@dataclass(frozen=True)
 class AmountMismatch(InvalidNotify):
     """An authentic notification for another amount or currency than the order's."""
 
