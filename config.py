@@ -55,6 +55,10 @@ class Config:
     RATELIMIT_REPORT = os.environ.get("FAKA_RATELIMIT_REPORT", "5 per hour")  # buyers reporting a product
     # Buyers' complaint and review posts, per IP and order (buyers behind one NAT share an IP).
     RATELIMIT_COMPLAINT = os.environ.get("FAKA_RATELIMIT_COMPLAINT", "30 per hour")
+    RATELIMIT_CAPTCHA = os.environ.get("FAKA_RATELIMIT_CAPTCHA", "60 per minute")  # captcha challenges fetched
+    # Captcha work: a browser derives on average half this many PBKDF2 keys (faka/services/captcha.py);
+    # 2000 takes about 0.6 s in headless Chromium on 2 cores, so about 1 s on a mid-range phone.
+    CAPTCHA_MAX_NUMBER = _env_int("FAKA_CAPTCHA_MAX_NUMBER", 2000)
     # Webhook URLs must be public addresses unless this is set (for a LAN-only deployment).
     WEBHOOK_ALLOW_PRIVATE = _env_bool("FAKA_WEBHOOK_ALLOW_PRIVATE")
 

@@ -2,10 +2,12 @@
 
 
 def register_blueprints(app) -> None:
-    from faka.blueprints import auth, catalog, checkout, complaints, errors, health, merchant, operator, orders, pay
+    from faka.blueprints import (auth, captcha, catalog, checkout, complaints, errors, health, merchant, operator,
+                                 orders, pay)
 
     app.register_blueprint(catalog.bp)
     app.register_blueprint(checkout.bp)
+    app.register_blueprint(captcha.bp)
     app.register_blueprint(orders.bp)
     app.register_blueprint(complaints.bp)
     app.register_blueprint(pay.bp)

@@ -82,8 +82,9 @@ def login():
         session.pop(PENDING_2FA, None)  # a new attempt starts from the password again
     if form.validate_on_submit():
         try:
-            user = accounts.authenticate(form.email.data, form.password.data, request.remote_addr,
-                                         device.device_hash(), captcha_solved=captcha.solved(request.form))
+            user = accounts.authenticate(
+                form.email.data, form.password.data, request.remote_addr, device.device_hash(),
+                captcha_solved=captcha.solved(request.form, request.remote_addr, device.device_hash()))
         except risk.Refused as exc:
             return render_template("auth/login.html", form=form, error=exc.message,
                                    captcha_needed=isinstance(exc, risk.CaptchaRequired)), \

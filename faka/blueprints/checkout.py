@@ -44,7 +44,7 @@ def buy(slug: str):
                 device_hash=device.device_hash(),
                 locale=current_language(),
                 coupon_code=form.coupon.data,
-                captcha_solved=captcha.solved(request.form),
+                captcha_solved=captcha.solved(request.form, request.remote_addr, device.device_hash()),
             )
         except DomainError as exc:
             error = exc

@@ -73,8 +73,9 @@ def lookup():
     captcha_needed = False
     if form.validate_on_submit():
         try:
-            found = orders.lookup(form.query.data, form.query_password.data, request.remote_addr, device.device_hash(),
-                                  captcha_solved=captcha.solved(request.form))
+            found = orders.lookup(
+                form.query.data, form.query_password.data, request.remote_addr, device.device_hash(),
+                captcha_solved=captcha.solved(request.form, request.remote_addr, device.device_hash()))
         except risk.CaptchaRequired as exc:
             error, captcha_needed = exc, True
         except DomainError as exc:
