@@ -8,10 +8,10 @@ to its own products and orders. Entries may expire.
 import ipaddress
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from faka.database import begin_write
 from faka.extensions import db
@@ -22,6 +22,13 @@ from faka.services.errors import DomainError, NotFound
 _DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 _DEVICE = re.compile(r"[0-9a-f]{64}")
 MAX_REASON = 500
+PER_PAGE = 50
+KIND_LABELS = {
+    BlacklistEntry.EMAIL: _l("Email address"),
+    BlacklistEntry.DOMAIN: _l("Email domain"),
+    BlacklistEntry.IP: _l("IP address or network (CIDR)"),
+    BlacklistEntry.DEVICE: _l("Device"),
+}
 
 
 class InvalidEntry(DomainError):
@@ -86,13 +93,33 @@ def remove(entry_id: int, *, actor_id: int | None, merchant_id: int | None = Non
     db.session.commit()
 
 
+def _owned(merchant_id: int | None, kind: str | None):
+    conditions = [BlacklistEntry.merchant_id.is_(None) if merchant_id is None
+                  else BlacklistEntry.merchant_id == merchant_id]
+    if kind in BlacklistEntry.KINDS:
+        conditions.append(BlacklistEntry.kind == kind)
+    return conditions
+
+
 def entries(merchant_id: int | None = None, kind: str | None = None) -> list[BlacklistEntry]:
     """The operator's entries (merchant_id None) or one merchant's, newest first."""
-    query = select(BlacklistEntry).where(
-        BlacklistEntry.merchant_id.is_(None) if merchant_id is None else BlacklistEntry.merchant_id == merchant_id)
-    if kind in BlacklistEntry.KINDS:
-        query = query.where(BlacklistEntry.kind == kind)
-    return list(db.session.execute(query.order_by(BlacklistEntry.id.desc())).scalars())
+    query = select(BlacklistEntry).where(*_owned(merchant_id, kind)).order_by(BlacklistEntry.id.desc())
+    return list(db.session.execute(query).scalars())
+
+
+def entries_page(merchant_id: int | None = None, kind: str | None = None, page: int = 1,
+                 per_page: int = PER_PAGE) -> tuple[list[BlacklistEntry], int]:
+    """One page of entries(), and how many there are in all."""
+    conditions = _owned(merchant_id, kind)
+    total = db.session.scalar(select(func.count()).select_from(BlacklistEntry).where(*conditions)) or 0
+    rows = db.session.execute(select(BlacklistEntry).where(*conditions).order_by(BlacklistEntry.id.desc())
+                              .offset((max(page, 1) - 1) * per_page).limit(per_page)).scalars()
+    return list(rows), total
+
+
+def expiry(days: int | None, now: datetime | None = None) -> datetime | None:
+    """When an entry made now for `days` days expires (None: never)."""
+    return (now or clock.now()) + timedelta(days=days) if days else None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import case, func, select
 
 from faka.extensions import db
-from faka.models import Complaint, Merchant, Order, Product, Refund, Withdrawal
+from faka.models import Complaint, Merchant, Order, Product, Refund, RiskEvent, Withdrawal
 from faka.services import clock
 from faka.services.analytics import DEFAULT_TIMEZONE, PAID_STATUSES, _day_index, day_boundaries
 
@@ -42,6 +42,8 @@ class PlatformStats:
     escalated_complaints: int  # complaints waiting for the operator's decision
     manual_refunds: int  # refunds the operator must pay back by hand
     complaints_30_days: int  # complaints opened in the last 30 days
+    held_orders: int  # paid orders the risk engine holds for the operator's decision
+    risk_events_24h: int  # risk events in the last 24 hours
 
     @property
     def complaint_rate(self) -> float | None:
@@ -78,6 +80,8 @@ def platform_stats(now: datetime | None = None, tz: str | None = None) -> Platfo
         escalated_complaints=count(select(Complaint.id).where(Complaint.status == Complaint.ESCALATED)),
         manual_refunds=count(select(Refund.id).where(Refund.status == Refund.MANUAL)),
         complaints_30_days=count(select(Complaint.id).where(Complaint.created_at >= bounds[0])),
+        held_orders=count(select(Order.id).where(Order.status == Order.PAID, Order.held_at.is_not(None))),
+        risk_events_24h=count(select(RiskEvent.id).where(RiskEvent.created_at >= now - timedelta(hours=24))),
     )
     db.session.rollback()
     return stats

@@ -24,7 +24,8 @@ from faka.services.uploads import MAX_UPLOAD_BYTES, InvalidImage, store_image
 TEXT_FIELDS = ("site_name", "icp_number", "contact")
 TEXTAREA_FIELDS = ("announcement", "terms", "refund_policy", "privacy_policy")
 NUMBER_FIELDS = ("order_ttl_minutes", "complaint_window_days", "merchant_reply_hours", "buyer_reply_days")
-EDITABLE = (*TEXT_FIELDS, *TEXTAREA_FIELDS, *NUMBER_FIELDS, "open_registration", "default_language")
+RISK_FIELDS = site_config.RISK_THRESHOLDS
+EDITABLE = (*TEXT_FIELDS, *TEXTAREA_FIELDS, *NUMBER_FIELDS, *RISK_FIELDS, "open_registration", "default_language")
 LABELS = {
     "site_name": _l("Site name"),
     "icp_number": _l("ICP licence number (shown in the footer, linking to the official lookup)"),
@@ -39,6 +40,17 @@ LABELS = {
     "buyer_reply_days": _l("Days a buyer has to answer the merchant before the complaint closes"),
     "open_registration": _l("Open merchant registration"),
     "default_language": _l("Default language"),
+    "risk_flag_at": _l("Flag at score"),
+    "risk_captcha_at": _l("Captcha at score"),
+    "risk_hold_at": _l("Hold delivery at score"),
+    "risk_block_at": _l("Block at score"),
+}
+# What each risk threshold does once a request's rules add up to it (faka/services/risk.py).
+RISK_HINTS = {
+    "risk_flag_at": _l("The request goes through and shows on the risk monitor and the merchant's order."),
+    "risk_captcha_at": _l("The visitor's browser must solve a proof-of-work check before checkout, lookup or login."),
+    "risk_hold_at": _l("The order is taken and paid, but its goods wait until you release it on the risk monitor."),
+    "risk_block_at": _l("The request is refused and nothing changes. Each threshold must be above the one before."),
 }
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -112,6 +124,8 @@ def _settings_page(values: dict, errors: dict | None = None, status: int = 200, 
         text_fields=TEXT_FIELDS,
         textarea_fields=TEXTAREA_FIELDS,
         number_fields=NUMBER_FIELDS,
+        risk_fields=RISK_FIELDS,
+        risk_hints=RISK_HINTS,
         ranges=site_config.INT_RANGES,
         max_lengths=site_config.MAX_LENGTHS,
         mail_config=_mail_config(),
