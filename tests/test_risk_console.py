@@ -375,6 +375,18 @@ def test_operator_adds_lists_and_removes_entries(desk, operator):
     assert post(desk, f"/operator/blacklist/{entry_id}/remove").status_code == 404
 
 
+def test_blacklisting_a_value_twice_extends_the_entry_instead_of_adding_another(desk, operator, merchant):
+    for days in ("1", "30", "7"):
+        assert blacklist_form(desk, kind="ip", value="203.0.113.9", reason="twice", days=days).status_code == 303
+    [entry] = db.session.execute(select(BlacklistEntry)).scalars().all()
+    assert timedelta(days=29, hours=23) < entry.expires_at - clock.now() <= timedelta(days=30)
+    assert blacklist_form(desk, kind="ip", value="203.0.113.9", reason="for good", days="").status_code == 303
+    assert reload(entry).expires_at is None and count(BlacklistEntry) == 1
+    assert count(AuditEvent, AuditEvent.action == "blacklist.extended") == 3
+    blacklist.add("ip", "203.0.113.9", "the shop's own list", actor_id=None, merchant_id=merchant.id)
+    assert count(BlacklistEntry) == 2
+
+
 @pytest.mark.parametrize("fields, message", [
     ({"kind": "ip", "value": "300.1.1.1", "reason": "spam"}, "not a valid email address, domain, IP address"),
     ({"kind": "ip", "value": "10.0.0.0/99", "reason": "spam"}, "not a valid email address, domain, IP address"),

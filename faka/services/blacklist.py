@@ -63,14 +63,31 @@ def normalise(kind: str, value: str) -> str:
 
 def add(kind: str, value: str, reason: str, *, actor_id: int | None, merchant_id: int | None = None,
         expires_at: datetime | None = None) -> BlacklistEntry:
-    """Blacklist a value (the operator's when merchant_id is None), audited."""
+    """Blacklist a value (the operator's when merchant_id is None), audited. The same
+    value blacklisted again by the same owner while its entry is active extends that
+    entry (to the later expiry) instead of adding a second one."""
     value = normalise(kind, value)
     reason = (reason or "").strip()
     if not reason or len(reason) > MAX_REASON:
         raise ReasonRequired()
+    now = clock.now()
     begin_write()
+    entry = db.session.execute(
+        select(BlacklistEntry).where(*_owned(merchant_id, kind), BlacklistEntry.value == value,
+                                     or_(BlacklistEntry.expires_at.is_(None), BlacklistEntry.expires_at > now))
+        .order_by(BlacklistEntry.id).limit(1)
+    ).scalar_one_or_none()
+    if entry is not None:
+        before = entry.expires_at
+        if before is not None and (expires_at is None or expires_at > before):
+            entry.expires_at = expires_at
+        audit.record(actor_id, "blacklist.extended", f"blacklist:{entry.id}",
+                     before={"expires_at": before.isoformat() if before else None},
+                     after={"expires_at": entry.expires_at.isoformat() if entry.expires_at else None, "reason": reason})
+        db.session.commit()
+        return entry
     entry = BlacklistEntry(kind=kind, value=value, reason=reason, merchant_id=merchant_id, created_by=actor_id,
-                           created_at=clock.now(), expires_at=expires_at)
+                           created_at=now, expires_at=expires_at)
     db.session.add(entry)
     db.session.flush()
     audit.record(actor_id, "blacklist.added", f"blacklist:{entry.id}",
