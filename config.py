@@ -59,6 +59,12 @@ class Config:
     # Captcha work: a browser derives on average half this many PBKDF2 keys (faka/services/captcha.py);
     # 2000 takes about 0.6 s in headless Chromium on 2 cores, so about 1 s on a mid-range phone.
     CAPTCHA_MAX_NUMBER = _env_int("FAKA_CAPTCHA_MAX_NUMBER", 2000)
+    # Payment notifications per source address: generous, a gateway calls from few addresses
+    # (the sandbox pay page posts here too, from the buyer's address).
+    RATELIMIT_NOTIFY = os.environ.get("FAKA_RATELIMIT_NOTIFY", "600 per minute")
+    # Order, pay and complaint pages asked for by a token that does not exist, per address:
+    # only misses count, so a buyer's page and its polling are never limited by it.
+    RATELIMIT_TOKEN_MISSES = os.environ.get("FAKA_RATELIMIT_TOKEN_MISSES", "20 per minute")
     # Webhook URLs must be public addresses unless this is set (for a LAN-only deployment).
     WEBHOOK_ALLOW_PRIVATE = _env_bool("FAKA_WEBHOOK_ALLOW_PRIVATE")
 

@@ -1,11 +1,12 @@
 """The storefront: home, product and shop pages, and their reviews."""
-from flask import Blueprint, abort, current_app, make_response, render_template, request, send_file
+from flask import Blueprint, abort, current_app, make_response, render_template, request
 
 from faka.blueprints.forms import CheckoutForm, ReportForm
 from faka.extensions import limiter
 from faka.payments import enabled_gateways
 from faka.i18n import current_language
 from faka.pagecache import cached_page
+from faka.security import image_response
 from faka.services import catalog, moderation
 from faka.services.errors import DomainError, NotFound
 from faka.services.reviews import SORTS
@@ -129,4 +130,4 @@ def logo(name: str):
     path = image_path(name)
     if path is None:
         abort(404)
-    return send_file(path, mimetype="image/png" if path.suffix == ".png" else "image/jpeg", max_age=86400)
+    return image_response(path, private=False)

@@ -7,8 +7,7 @@ passes its own links (`ThreadLinks`) and the service loader that checked its acc
 from dataclasses import dataclass
 from typing import Callable
 
-from flask import (Blueprint, abort, current_app, make_response, redirect, render_template, request, send_file,
-                   url_for)
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_limiter.util import get_remote_address
 from flask_wtf import FlaskForm
@@ -16,8 +15,10 @@ from flask_wtf.file import MultipleFileField
 from wtforms import RadioField, TextAreaField
 
 from faka import device
+from faka.blueprints.limits import token_misses
 from faka.extensions import limiter
 from faka.models import Complaint
+from faka.security import image_response
 from faka.services import checkout, complaints
 from faka.services.errors import DomainError, NotFound
 from faka.services.uploads import MAX_UPLOAD_BYTES
@@ -119,8 +120,7 @@ def evidence_response(complaint: Complaint, name: str):
         path = complaints.evidence_file(complaint, name)
     except NotFound:
         abort(404)
-    return _private(send_file(path, mimetype="image/png" if path.suffix == ".png" else "image/jpeg",
-                              conditional=False, etag=False))
+    return image_response(path)
 
 
 def _private(response):
@@ -168,6 +168,7 @@ def _page(token: str, complaint: Complaint, status: int = 200, **extra):
 
 @bp.route("/order/<token>/complaint", methods=["GET", "POST"])
 @buyer_posts
+@token_misses
 def start(token: str):
     """The form that opens a complaint (or the reason it cannot be opened now)."""
     order = checkout.order_by_token(token)
@@ -194,11 +195,13 @@ def start(token: str):
 
 
 @bp.get("/order/<token>/complaint/<ref>")
+@token_misses
 def show(token: str, ref: str):
     return _page(token, loaded_or_404(complaints.complaint_for_buyer, token, ref))
 
 
 @bp.get("/order/<token>/complaint/<ref>/thread")
+@token_misses
 def thread(token: str, ref: str):
     return thread_response(_context(token, loaded_or_404(complaints.complaint_for_buyer, token, ref)))
 
@@ -240,5 +243,6 @@ def withdraw(token: str, ref: str):
 
 
 @bp.get("/order/<token>/complaint/<ref>/evidence/<name>")
+@token_misses
 def evidence(token: str, ref: str, name: str):
     return evidence_response(loaded_or_404(complaints.complaint_for_buyer, token, ref), name)

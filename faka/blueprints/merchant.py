@@ -21,6 +21,7 @@ from faka.services import (analytics, complaints, coupons, delivery, merchant_or
                            products, webhooks)
 from faka.services.errors import DomainError, NotFound
 from faka.services.passwords import verify_login_password
+from faka.security import image_response
 from faka.services.uploads import image_path
 from faka.templating import order_status_label
 
@@ -90,9 +91,7 @@ def licence_image():
     path = image_path(g.merchant.licence_image)
     if path is None:
         abort(404)
-    response = Response(path.read_bytes(), mimetype="image/png" if path.suffix == ".png" else "image/jpeg")
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return image_response(path)
 
 
 # -- products ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from requests import RequestException
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from markupsafe import Markup
 
+from faka.blueprints.limits import token_misses
 from faka.extensions import csrf, limiter
 from faka.models import Order
 from faka.payments.base import CannotQuery, GatewayError, IgnoredNotify
@@ -18,6 +19,7 @@ bp = Blueprint("pay", __name__, url_prefix="/pay")
 
 
 @bp.get("/<token>")
+@token_misses
 def start(token: str):
     order = checkout.order_by_token(token)
     if order is None:
@@ -42,6 +44,7 @@ def start(token: str):
 
 
 @bp.get("/<token>/state")
+@token_misses
 def state(token: str):
     """Polled by the pay page: a line while the order waits for payment; once it is paid
     (or expired) the browser is sent to the order page."""
@@ -61,6 +64,7 @@ def _check_limit():
 
 @bp.post("/<token>/check")
 @limiter.limit(_check_limit)
+@token_misses
 def check(token: str):
     """The buyer's "I have paid" button: ask the provider now instead of waiting for its
     notification."""
@@ -82,7 +86,12 @@ def check(token: str):
     return redirect(url_for("orders.show", token=token), 303)
 
 
+def _notify_limit():
+    return current_app.config["RATELIMIT_NOTIFY"]
+
+
 @bp.route("/<gateway>/notify", methods=["GET", "POST"])
+@limiter.limit(_notify_limit)
 @csrf.exempt  # gateways cannot send our CSRF token; the signature authenticates them
 def notify(gateway: str):
     # 易支付 calls its notify URL with GET, the signed fields in the query string.

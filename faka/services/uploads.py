@@ -7,6 +7,7 @@ after the image data. Files live in instance/uploads/private under random names 
 served only through views that check who is asking.
 """
 import io
+import re
 import secrets
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from faka.services.errors import DomainError
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_PIXELS = 25_000_000
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
+# What store_image writes, by the name it gives: nothing else is ever served.
+CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg"}
+STORED_NAME = re.compile(r"[0-9a-f]{32}\.(?:png|jpg)")
 
 
 class InvalidImage(DomainError):
@@ -56,9 +60,15 @@ def store_image(data: bytes) -> str:
     return name
 
 
-def image_path(name: str) -> Path | None:
-    """The stored file for a name we generated, or None (never a path outside the folder)."""
-    if not name or "/" in name or "\\" in name or name.startswith("."):
+def image_path(name: str | None) -> Path | None:
+    """The stored file for a name we generated, or None: a name of any other shape (a path,
+    "..", another extension) never reaches the file system."""
+    if not name or not STORED_NAME.fullmatch(name):
         return None
     path = private_dir() / name
     return path if path.is_file() else None
+
+
+def content_type(path: Path) -> str:
+    """The image type of a stored file, from the format it was re-encoded to."""
+    return CONTENT_TYPES[path.suffix]

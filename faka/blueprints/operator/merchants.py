@@ -12,6 +12,7 @@ from faka.blueprints.operator import NAV, bp
 from faka.services import audit, merchant_review
 from faka.services.merchants import masked_id_number
 from faka.services.errors import DomainError, NotFound
+from faka.security import image_response
 from faka.services.uploads import image_path
 
 
@@ -78,9 +79,7 @@ def merchant_licence(merchant_id: int):
     path = image_path(merchant.licence_image)
     if path is None:
         abort(404)
-    response = Response(path.read_bytes(), mimetype="image/png" if path.suffix == ".png" else "image/jpeg")
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return image_response(path)
 
 
 def _decided(merchant_id: int, decide, with_reason: bool):
