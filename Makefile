@@ -8,7 +8,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgresql bench translations extract-messages vendor worker clean
+.PHONY: run test test-sqlite test-postgresql bench attack translations extract-messages vendor worker clean
 
 $(BIN)/activate: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ test-postgresql: $(VENV)/.dev translations
 bench: $(VENV)/.dev translations
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/import_keys.py
+
+attack: $(VENV)/.dev translations
+	$(BIN)/python bench/attack.py
 
 vendor:
 	$(PYTHON) scripts/vendor.py
