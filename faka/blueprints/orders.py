@@ -6,6 +6,7 @@ from wtforms import IntegerField, TextAreaField
 
 from faka import device
 from faka.blueprints.forms import LookupForm
+from faka.blueprints.limits import token_misses
 from faka.extensions import limiter
 from faka.i18n import current_language
 from faka.services import captcha, checkout, complaints, orders, reviews, risk
@@ -25,6 +26,7 @@ def _order_or_404(token: str):
 
 
 @bp.get("/order/<token>")
+@token_misses
 def show(token: str):
     order = _order_or_404(token)
     return render_template("orders/show.html", order=order, items=delivered_items(order),
@@ -99,6 +101,7 @@ def _review_limit():
 
 @bp.route("/order/<token>/review", methods=["GET", "POST"])
 @limiter.limit(_review_limit, methods=["POST"])
+@token_misses
 def review(token: str):
     """Write the order's review, or change it within a day of writing it."""
     order = _order_or_404(token)
