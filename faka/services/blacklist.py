@@ -179,9 +179,11 @@ def match(who: Who, merchant_id: int | None = None, now: datetime | None = None)
 
 def _address(ip: str | None):
     try:
-        return ipaddress.ip_address(ip) if ip else None
+        address = ipaddress.ip_address(ip) if ip else None
     except ValueError:
         return None
+    # A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
+    return getattr(address, "ipv4_mapped", None) or address
 
 
 def _in_network(address, network: str) -> bool:

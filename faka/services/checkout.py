@@ -95,6 +95,7 @@ def _place(product_slug, quantity, email, password_hash, gateway, client_ip, loc
     now = clock.now()
     email = (email or "").strip().lower() or None
     signals = risk.Signals(risk.CHECKOUT, client_ip, device_hash, email, product.merchant_id, product, quantity, now=now)
+    risk.serialise_buyer(signals)
     verdict = risk.check(signals, captcha_solved)
     price = coupons.quote(product, quantity, coupon_code, now)
     unit_price = product.unit_price_for(quantity)

@@ -118,8 +118,8 @@ def handle_notify(
     notification changes nothing and returns `replay=True`, so the route still answers
     the gateway's success body. Every notification, accepted or not, is logged.
     """
-    gateway = get_gateway(gateway_name)
     _refuse_blocked_source(source_ip)
+    gateway = get_gateway(gateway_name)
     received = _Received(gateway_name, NotifyLog.NOTIFY, source_ip, _logged_headers(headers), _logged_body(form, body))
     try:
         notice = gateway.verify_notify(form, headers, body)
@@ -135,13 +135,16 @@ def handle_notify(
 
 
 def _refuse_blocked_source(source_ip: str | None) -> None:
-    """A source address that recently sent many forged notifications (or many for the
-    wrong amount) is refused before any verification work, and not logged again: a
-    flood costs one read per request. The risk event is recorded once a minute."""
+    """A source address that recently sent many forged notifications is refused before
+    any verification work, and not logged again: a flood costs two reads per request.
+    Wrong amounts in authentic notifications only flag their source: it is the
+    provider's own server, whose other notifications must still arrive. The risk event
+    is recorded once a minute."""
     signals = risk.Signals(risk.NOTIFY, ip=source_ip)
     verdict = risk.assess(signals)
+    if verdict.hits:
+        risk.record_once(signals, verdict, key=("notify", source_ip, verdict.action))
     if verdict.action == risk.BLOCK:
-        risk.record_once(signals, verdict, key=("notify-blocked", source_ip))
         raise SourceBlocked(f"source {source_ip} blocked: {verdict.rules}")
     db.session.rollback()
 

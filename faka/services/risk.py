@@ -23,9 +23,9 @@ from datetime import datetime, timedelta
 
 from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 
-from faka.database import begin_write
+from faka.database import begin_write, is_postgresql
 from faka.extensions import db
 from faka.models import Order, Product, RiskEvent, RiskHit, SecurityEvent, SignIn
 from faka.models.complaints import Complaint
@@ -90,7 +90,7 @@ SCORES = {
     "failed_logins": 40,
     "failed_logins_many": 80,
     "forged_notifies": 100,
-    "amount_mismatches": 100,
+    "amount_mismatches": 30,
     "security_noise": 30,
     "complaint_velocity": 20,
     # Found by the review rules (faka/services/reviews.py): the review does not count.
@@ -181,8 +181,13 @@ class Refused(DomainError):
         self.captcha_solved = captcha_solved
 
     def record(self) -> None:
-        """Record the refusal's event in its own transaction (after the caller's rollback)."""
-        record(self.signals, self.verdict, captcha_solved=self.captcha_solved)
+        """Record the refusal's event in its own transaction (after the caller's rollback),
+        once a minute for the same visitor and rules: a bot refused a thousand times
+        shows in the monitor without a thousand writes."""
+        signals = self.signals
+        record_once(signals, self.verdict, key=(signals.checkpoint, signals.ip, signals.device_hash,
+                                                self.verdict.action, self.verdict.rules),
+                    captcha_solved=self.captcha_solved)
 
 
 class CaptchaRequired(Refused):
@@ -258,6 +263,21 @@ def check(signals: Signals, captcha_solved: bool = False) -> Verdict:
     return verdict
 
 
+_BUYER_LOCK_CLASS = 7307  # the advisory-lock namespace of checkouts per buyer
+
+
+def serialise_buyer(signals: Signals) -> None:
+    """Make one buyer's (IP address's, browser's) checkouts take turns until commit, so
+    the counting rules see each other's orders: on PostgreSQL with a transaction-scoped
+    advisory lock per value, taken in a fixed order so two checkouts cannot deadlock.
+    SQLite's write transactions already take turns."""
+    if not is_postgresql():
+        return
+    for value in sorted(v for v in (signals.ip, signals.device_hash) if v):
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:cls, hashtext(:value))"),
+                           {"cls": _BUYER_LOCK_CLASS, "value": value})
+
+
 def add_event(signals: Signals, verdict: Verdict, order_id: int | None = None,
               captcha_solved: bool = False) -> RiskEvent | None:
     """Add the event of a scoring verdict to the caller's transaction."""
@@ -293,15 +313,16 @@ def record(signals: Signals, verdict: Verdict, captcha_solved: bool = False) -> 
 RECORD_ONCE_SECONDS = 60
 
 
-def record_once(signals: Signals, verdict: Verdict, key) -> None:
+def record_once(signals: Signals, verdict: Verdict, key, captcha_solved: bool = False) -> None:
     """Record a refusal at most once a minute per key in this process: a flood of
     refused requests shows in the monitor without a write per request."""
     from flask import current_app
 
     cache = current_app.extensions["faka_pagecache"]
-    if cache.get(("risk-recorded",) + tuple(key)) is None:
-        record(signals, verdict)
-        cache.set(("risk-recorded",) + tuple(key), True, RECORD_ONCE_SECONDS)
+    cache_key = ("risk-recorded",) + tuple(key)
+    if cache.get(cache_key) is None:
+        cache.set(cache_key, True, RECORD_ONCE_SECONDS)  # first, so simultaneous refusals record once
+        record(signals, verdict, captcha_solved=captcha_solved)
 
 
 def note(signals: Signals, rule: str, detail: str = "") -> None:
@@ -409,7 +430,11 @@ def stock_hoarding(signals: Signals) -> Hit | None:
 
 def disposable_email(signals: Signals) -> Hit | None:
     domain = signals.email_domain
-    if domain and (domain in DISPOSABLE_DOMAINS or domain.partition(".")[2] in DISPOSABLE_DOMAINS):
+    if not domain:
+        return None
+    labels = domain.split(".")
+    # The domain itself or any parent: throwaway services hand out subdomains too.
+    if any(".".join(labels[i:]) in DISPOSABLE_DOMAINS for i in range(len(labels) - 1)):
         return _hit("disposable_email", domain)
     return None
 
