@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from faka import jobs
 from faka.extensions import db
-from faka.models import (AuditEvent, BlacklistEntry, CardKey, NotifyLog, Order, PaymentNotice, Refund, RiskEvent,
-                         RiskHit, SecurityEvent, utcnow)
+from faka.models import (AuditEvent, BlacklistEntry, CardKey, Complaint, NotifyLog, Order, PaymentNotice, Refund,
+                         Review, RiskEvent, RiskHit, SecurityEvent, utcnow)
 from faka.models.coupons import Coupon
 from faka.payments import get_gateway
 from faka.payments.sandbox import sign
@@ -762,3 +762,19 @@ def test_an_ipv4_mapped_address_is_the_ipv4_address(app):
     """A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d."""
     listed("ip", "10.0.0.0/8")
     assert fired(assess(ip="::ffff:10.1.2.3")) == {"blacklist"}
+
+
+def test_a_blacklisted_buyer_is_refused_a_review_and_a_complaint_with_403(app, client, product):
+    order = delivered(product)
+    listed("email", order.email)
+    review_page = client.get(f"/order/{order.token}/review")
+    refused = client.post(f"/order/{order.token}/review",
+                          data={"csrf_token": csrf_from(review_page.text), "rating": 5, "text": "great"})
+    assert refused.status_code == 403 and "cannot be accepted" in refused.text
+    complaint_page = client.get(f"/order/{order.token}/complaint")
+    refused = client.post(f"/order/{order.token}/complaint", content_type="multipart/form-data",
+                          data={"csrf_token": csrf_from(complaint_page.text), "reason": "key_invalid",
+                                "description": "The key was already used."})
+    assert refused.status_code == 403 and "cannot be accepted" in refused.text
+    assert count(Review) == 0 and count(Complaint) == 0
+    assert {e.checkpoint for e in events()} == {risk.REVIEW, risk.COMPLAINT}

@@ -19,7 +19,7 @@ from faka.blueprints.limits import token_misses
 from faka.extensions import limiter
 from faka.models import Complaint
 from faka.security import image_response
-from faka.services import checkout, complaints
+from faka.services import checkout, complaints, risk
 from faka.services.errors import DomainError, NotFound
 from faka.services.uploads import MAX_UPLOAD_BYTES
 
@@ -184,14 +184,15 @@ def start(token: str):
         except NotFound:
             abort(404)
         except DomainError as exc:
-            error = exc.message
+            error = exc
         else:
             return redirect(url_for("complaints.show", token=token, ref=complaint.ref), 303)
     panel = complaints.order_panel(order)
     if request.method == "GET" and panel.active is not None:
         return redirect(url_for("complaints.show", token=token, ref=panel.active.ref), 303)
+    status = 403 if isinstance(error, risk.Blocked) else 400 if error else 200
     return render_template("complaints/open.html", order=order, panel=panel, form=form,
-                           error=error), 400 if error else 200
+                           error=error.message if error else None), status
 
 
 @bp.get("/order/<token>/complaint/<ref>")

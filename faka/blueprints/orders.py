@@ -118,6 +118,9 @@ def review(token: str):
                                   device_hash=device.device_hash())
         except NotFound:
             abort(404)
+        except risk.Blocked as exc:
+            return render_template("orders/review.html", order=order, review_panel=panel, form=form,
+                                   error=exc.message), 403
         except DomainError as exc:
             error = exc.message
         else:
