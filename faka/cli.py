@@ -6,7 +6,7 @@ from faka import jobs
 
 
 def init_app(app) -> None:
-    for command in (init_db, seed_demo, create_operator, reconcile, rotate_keys, gateway_config):
+    for command in (init_db, seed_demo, create_operator, reconcile, retention, rotate_keys, gateway_config):
         app.cli.add_command(command)
 
 
@@ -58,6 +58,18 @@ def reconcile():
                f"{report['emails']} emails and {report['refunds']} refunds; asked about {report['payment_checks']} "
                f"payments in flight; escalated {report['escalated']} and closed {report['closed']} complaints "
                f"past their deadline")
+
+
+@click.command("retention")
+def retention():
+    """Hash IP addresses older than 30 days; delete old security and risk events and spent
+    captcha challenges; empty old gateway notification bodies (see services/retention.py)."""
+    from faka.services import retention as retention_service
+
+    report = retention_service.run()
+    click.echo(f"hashed {report.ips_hashed} IP addresses; deleted {report.security_events_deleted} security events, "
+               f"{report.risk_events_deleted} risk events and {report.challenges_deleted} spent captcha challenges; "
+               f"emptied {report.notify_bodies_emptied} gateway notification bodies")
 
 
 @click.command("rotate-keys")

@@ -84,7 +84,17 @@ def reconcile() -> dict:
         report = reconciler.reconcile()
         return {"expired": report.expired, "deliveries": report.deliveries, "emails": report.emails,
                 "refunds": report.refunds, "escalated": report.escalated, "closed": report.closed,
-                "payment_checks": report.payment_checks}
+                "payment_checks": report.payment_checks, "retention": report.retention}
+
+
+def run_retention() -> dict:
+    """The daily data-retention run (services/retention.py), started by the reconciler."""
+    from dataclasses import asdict
+
+    from faka.services import retention
+
+    with _app_context():
+        return asdict(retention.run())
 
 
 @contextmanager

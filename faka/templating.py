@@ -57,6 +57,14 @@ TIMELINE_LABELS = {
 }
 
 
+BLACKLIST_KIND_LABELS = {
+    "email": _l("Email address"),
+    "domain": _l("Email domain"),
+    "ip": _l("IP address or network"),
+    "device": _l("Browser"),
+}
+
+
 def timeline_label(what: str) -> str:
     return str(TIMELINE_LABELS.get(what, what))
 
@@ -68,6 +76,19 @@ def order_status_label(status: str) -> str:
 def percent(ratio: float | None) -> str:
     """0.125 -> '12.5%'; None (nothing to divide by) -> '—'."""
     return "—" if ratio is None else f"{ratio * 100:.1f}%"
+
+
+def mask_email(email: str | None) -> str:
+    """A buyer's email as the merchant's lists show it: ab***@qq.com (one character
+    before the stars when the name is that short). Enough to tell orders apart, not
+    enough to collect addresses; the order's own page shows it in full."""
+    if not email:
+        return ""
+    local, at, domain = email.rpartition("@")
+    if not at:
+        local, domain = email, ""
+    shown = local[:1] if len(local) <= 2 else local[:2]
+    return f"{shown}***{at}{domain}"
 
 
 def local_time(value) -> str:
@@ -85,14 +106,19 @@ def init_app(app) -> None:
     app.add_template_filter(yuan_text, "yuan")  # an amount as a form field's value: 4800 -> 48.00
     app.add_template_filter(markdown, "markdown")
     app.add_template_filter(local_time, "localtime")
+    app.add_template_filter(mask_email, "mask_email")
     app.add_template_global(order_status_label)
     app.add_template_global(timeline_label)
     app.add_template_global(percent)
-    from faka.services import complaints
+    from faka.services import complaints, risk
 
     app.add_template_global(lambda status: str(complaints.STATUS_LABELS.get(status, status)), "complaint_status_label")
     app.add_template_global(lambda reason: str(complaints.REASON_LABELS.get(reason, reason)), "complaint_reason_label")
     app.add_template_global(lambda author: str(complaints.AUTHOR_LABELS.get(author, author)), "complaint_author_label")
+    app.add_template_global(lambda kind: str(BLACKLIST_KIND_LABELS.get(kind, kind)), "blacklist_kind_label")
+    # An order's risk_flags (rule names, space-separated) as the labels people read.
+    app.add_template_global(lambda flags: [str(risk.RULE_LABELS.get(rule, rule)) for rule in (flags or "").split()],
+                            "risk_labels")
 
     @app.context_processor
     def inject_site():

@@ -295,12 +295,17 @@ def test_operator_pays_a_manual_refund_with_a_reference(desk, complaint, deliver
     assert "ALI-20260101-42" in desk.get("/operator/refunds?status=paid").text
 
 
-def test_operator_reveal_of_delivered_keys_is_audited(desk, complaint, delivered):
+def test_operator_reveal_of_delivered_keys_is_audited(desk, operator, complaint, delivered):
     case_url = f"/operator/complaints/{complaint.ref}"
     [key] = key_texts(delivered)
     case = desk.get(case_url).text
     assert key not in case and "••••" + key[-4:] in case
     assert count(AuditEvent, AuditEvent.action == complaints.KEYS_REVEALED) == 0
+    asked = post(desk, f"{case_url}/reveal", page=case_url)
+    assert asked.status_code == 303 and "/reauth" in asked.headers["Location"] and key not in asked.text
+    secret = vault().decrypt(reload(operator).totp_secret)
+    assert post(desk, "/reauth", {"password": "operator-pass-1", "code": pyotp.TOTP(secret).now()},
+                page="/reauth").status_code == 303
     response = post(desk, f"{case_url}/reveal", page=case_url)
     assert response.status_code == 200 and key in response.text
     assert response.headers["Cache-Control"] == "private, no-store"

@@ -1,6 +1,7 @@
 """The merchant back office: onboarding, products, keys and orders."""
 import io
 import re
+import time
 
 import pytest
 from PIL import Image
@@ -200,9 +201,10 @@ def test_void_and_export_unsold_keys(merchant_client, merchant, make_product):
     product = make_product(keys=0)
     post(merchant_client, f"/merchant/products/{product.slug}/keys", {"keys": "V1\nV2\nV3", "separator": "newline"})
     post(merchant_client, f"/merchant/products/{product.slug}/keys/void", {"keys": "V2\nNOT-THERE"}, page=f"/merchant/products/{product.slug}/keys")
-    wrong = post(merchant_client, f"/merchant/products/{product.slug}/keys/export", {"password": "wrong"}, page=f"/merchant/products/{product.slug}/keys")
-    assert wrong.status_code == 403 and "V1" not in wrong.text
-    export = post(merchant_client, f"/merchant/products/{product.slug}/keys/export", {"password": "merchant-pass-1"}, page=f"/merchant/products/{product.slug}/keys")
+    unconfirmed = post(merchant_client, f"/merchant/products/{product.slug}/keys/export", {}, page=f"/merchant/products/{product.slug}/keys")
+    assert unconfirmed.status_code == 303 and "/reauth" in unconfirmed.headers["Location"] and "V1" not in unconfirmed.text
+    assert post(merchant_client, "/reauth", {"password": "merchant-pass-1"}).status_code == 303
+    export = post(merchant_client, f"/merchant/products/{product.slug}/keys/export", {}, page=f"/merchant/products/{product.slug}/keys")
     assert export.status_code == 200 and export.text.split() == ["V1", "V3"]
 
 
@@ -253,8 +255,11 @@ def other_merchant_objects(make_product, place):
     coupon = coupons.create_coupon(product.merchant_id, "OWNER10", "percent", 1000)
     endpoint, _secret = webhooks.create_endpoint(product.merchant_id, "https://1.1.1.1/hook", ["order.paid"])
     account = money.add_payout_account(product.merchant_id, "alipay", "张三", "13800001234")
+    from faka.services import blacklist
+
+    entry = blacklist.add("email", "bad@example.com", "owner's", actor_id=None, merchant_id=product.merchant_id)
     return {"slug": product.slug, "number": order.number, "import": job.public_id, "coupon": coupon.id,
-            "webhook": endpoint.id, "account": account.id}
+            "webhook": endpoint.id, "account": account.id, "blacklist": entry.id}
 
 
 @pytest.mark.parametrize("method,url", [
@@ -277,14 +282,19 @@ def other_merchant_objects(make_product, place):
     ("POST", "/merchant/webhooks/{webhook}/rotate"),
     ("POST", "/merchant/webhooks/{webhook}/delete"),
     ("POST", "/merchant/money/accounts/{account}/delete"),
+    ("POST", "/merchant/orders/{number}/blacklist"),
+    ("POST", "/merchant/blacklist/{blacklist}/delete"),
 ])
 def test_another_merchants_objects_are_404(client, other_merchant_objects, method, url):
     intruder = accounts.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
     login(client, intruder.user)
+    with client.session_transaction() as session:
+        session["reauth_at"] = int(time.time())  # past the password prompt: the shop's own check must refuse
     target = url.format(**other_merchant_objects)
     token = csrf_from(client.get("/merchant/products/new").text)
     response = client.open(target, method=method, data={"csrf_token": token, "keys": "V1", "password": "merchant-pass-1",
-                                                        "visible": "0", "title": "hijack", "price": "1"})
+                                                        "visible": "0", "title": "hijack", "price": "1",
+                                                        "kind": "email", "reason": "hijack"})
     assert response.status_code == 404
     db.session.commit()
     assert db.session.scalar(select(func.count()).where(Product.deleted_at.is_not(None))) == 0
@@ -295,6 +305,9 @@ def test_another_merchants_objects_are_404(client, other_merchant_objects, metho
     assert db.session.get(WebhookEndpoint, other_merchant_objects["webhook"]) is not None
     assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
     assert db.session.get(PayoutAccount, other_merchant_objects["account"]).deleted_at is None
+    from faka.models import BlacklistEntry
+
+    assert db.session.scalar(select(func.count()).select_from(BlacklistEntry)) == 1
 
 
 def test_order_list_and_export_show_only_own_orders(client, other_merchant_objects):

@@ -6,8 +6,12 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
 
 from faka import device
+from faka.blueprints.access import REAUTH_AT
 from faka.blueprints.forms import (
     LoginForm, PasswordResetForm, PasswordResetRequestForm, SignupForm, TwoFactorCodeForm,
 )
@@ -29,6 +33,7 @@ PENDING_2FA_SECONDS = 300
 # recovery codes made when it was confirmed, until the page that shows them once.
 SETUP_SECRET = "auth_totp_setup"
 NEW_RECOVERY_CODES = "auth_recovery_codes"
+LANGUAGE = "lang"  # faka/i18n.py keeps the visitor's chosen language here
 
 LOGIN_FAILED = _l("Wrong email or password, or the account is locked for a while after repeated failures.")
 
@@ -51,12 +56,17 @@ def _home_for(user) -> str:
 
 def _clear_auth_state() -> None:
     # Whatever a previous user of this browser left half-done goes with them.
-    for key in (PENDING_2FA, SETUP_SECRET, NEW_RECOVERY_CODES):
+    for key in (PENDING_2FA, SETUP_SECRET, NEW_RECOVERY_CODES, REAUTH_AT):
         session.pop(key, None)
 
 
 def _finish_login(user, next_url: str | None):
-    _clear_auth_state()
+    # A new session for the logged-in user: nothing stored before the login survives
+    # (a planted session id or value, the CSRF token), except the language chosen.
+    language = session.get(LANGUAGE)
+    session.clear()
+    if language:
+        session[LANGUAGE] = language
     login_user(user)
     accounts.record_sign_in(user.id, request.remote_addr, device.device_hash())
     # A permanent session is re-signed on every request and refused once older than
@@ -128,6 +138,42 @@ def login_2fa():
         else:
             return _finish_login(user, next_url)
     return render_template("auth/two_factor.html", form=form, error=error), _form_status()
+
+
+# -- re-authentication before secrets are shown ----------------------------------------
+
+class ReauthForm(FlaskForm):
+    password = PasswordField(_l("Your password"), validators=[DataRequired(_l("Enter your password.")), Length(max=128)])
+    code = StringField(_l("Code from your authenticator app"), validators=[Length(max=32)],
+                       description=_l("Or one of your recovery codes."))
+
+
+@bp.route("/reauth", methods=["GET", "POST"])
+@limiter.limit("20 per minute", methods=["POST"])
+@login_required
+def reauth():
+    """Confirm the password (and the second factor) again before buyers' or stock keys
+    are shown; good for a few minutes (access.fresh_login_required)."""
+    form = ReauthForm()
+    next_url = _safe_next(request.args.get("next"))
+    error = None
+    if form.validate_on_submit():
+        try:
+            accounts.reauthenticate(current_user.id, form.password.data, form.code.data, request.remote_addr,
+                                    device.device_hash())
+        except twofactor.AccountLocked as exc:
+            # Someone guessing at an open session: the session ends with the lock.
+            logout_user()
+            _clear_auth_state()
+            flash(exc.message, "error")
+            return redirect(url_for("auth.login"), 303)
+        except DomainError as exc:
+            error = exc.message
+        else:
+            session[REAUTH_AT] = int(time.time())
+            return redirect(next_url or _home_for(current_user), 303)
+    return render_template("auth/reauth.html", form=form, error=error, next_url=next_url,
+                           two_factor=current_user.totp_enabled), _form_status()
 
 
 @bp.post("/logout")

@@ -7,12 +7,13 @@ from functools import wraps
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from flask_wtf import FlaskForm
 
 from faka import jobs
-from faka.blueprints.access import merchant_required
-from faka.blueprints.merchant_forms import (CouponForm, KeyImportForm, ManualDeliveryForm, OrderFilterForm,
-                                            PayoutAccountForm, ProductForm, QualificationForm, ReauthForm, VoidKeysForm,
-                                            WebhookForm, WithdrawalForm, yuan_to_fen)
+from faka.blueprints.access import fresh_login_required, merchant_required
+from faka.blueprints.merchant_forms import (BuyerBlacklistForm, CouponForm, KeyImportForm, ManualDeliveryForm,
+                                            OrderFilterForm, PayoutAccountForm, ProductForm, QualificationForm,
+                                            VoidKeysForm, WebhookForm, WithdrawalForm, yuan_to_fen)
 from faka.extensions import db
 from faka.models import Order, Product
 from faka.services import keys as key_service
@@ -20,7 +21,6 @@ from faka import charts
 from faka.services import (analytics, complaints, coupons, delivery, merchant_orders, merchants, money, notifications,
                            products, webhooks)
 from faka.services.errors import DomainError, NotFound
-from faka.services.passwords import verify_login_password
 from faka.security import image_response
 from faka.services.uploads import image_path
 from faka.templating import order_status_label
@@ -115,6 +115,7 @@ def _draft(form: ProductForm) -> products.ProductDraft:
         manual_promise_hours=form.manual_promise_hours.data, reusable_key=form.reusable_key.data,
         require_query_password=form.require_query_password.data, low_stock_threshold=form.low_stock_threshold.data,
         refund_policy=form.refund_policy.data or "", visible=form.visible.data,
+        risk_captcha_at=form.risk_captcha_at.data, risk_hold_at=form.risk_hold_at.data,
     )
 
 
@@ -131,17 +132,17 @@ def product_edit(slug: str):
 
 def _edit_product(product):
     form = _product_form(product)
-    error = None
+    error, risk_error = None, False
     if form.validate_on_submit():
         try:
             saved = products.save_product(g.merchant.id, _draft(form), slug=product.slug if product else None)
         except DomainError as exc:
-            error = exc.message
+            error, risk_error = exc.message, isinstance(exc, products.LaxerThanSite)
         else:
             return redirect(url_for("merchant.product_keys", slug=saved.slug) if product is None
                             else url_for("merchant.product_list"), 303)
     status = 400 if request.method == "POST" else 200
-    return render("merchant/product_form.html", status, form=form, product=product, error=error)
+    return render("merchant/product_form.html", status, form=form, product=product, error=error, risk_error=risk_error)
 
 
 @bp.post("/products/preview")
@@ -195,8 +196,7 @@ def product_keys(slug: str):
                     report = key_service.import_keys(product.id, text, form.separator.data)
                     status = 200
     return render("merchant/keys.html", status, product=product, form=form, report=report, error=error,
-                  stock=key_service.stock_by_status(product.id), void_form=VoidKeysForm(formdata=None),
-                  export_form=ReauthForm(formdata=None))
+                  stock=key_service.stock_by_status(product.id), void_form=VoidKeysForm(formdata=None))
 
 
 def _import_text(form: KeyImportForm) -> tuple[str, str | None]:
@@ -237,21 +237,17 @@ def product_keys_void(slug: str):
         abort(400)
     voided = key_service.void_keys(product.id, form.keys.data)
     return render("merchant/keys.html", product=product, form=KeyImportForm(formdata=None), report=None, error=None,
-                  voided=voided, stock=key_service.stock_by_status(product.id), void_form=VoidKeysForm(formdata=None),
-                  export_form=ReauthForm(formdata=None))
+                  voided=voided, stock=key_service.stock_by_status(product.id), void_form=VoidKeysForm(formdata=None))
 
 
 @bp.post("/products/<slug>/keys/export")
+@fresh_login_required(back_to=lambda slug: url_for("merchant.product_keys", slug=slug))
 @scoped
 def product_keys_export(slug: str):
     product = products.get_product(g.merchant.id, slug)
-    form = ReauthForm()
-    if not form.validate_on_submit() or not verify_login_password(current_user.password_hash, form.password.data):
-        return render("merchant/keys.html", 403, product=product, form=KeyImportForm(formdata=None), report=None,
-                      error=_("Wrong password: unsold keys are exported only after you confirm it."),
-                      stock=key_service.stock_by_status(product.id), void_form=VoidKeysForm(formdata=None),
-                      export_form=ReauthForm(formdata=None))
-    body = "\n".join(key_service.unsold_keys(product.id)) + "\n"
+    if not FlaskForm().validate():
+        abort(400)
+    body = "\n".join(key_service.export_unsold_keys(product.id, current_user.id)) + "\n"
     response = Response(body, mimetype="text/plain")
     response.headers["Content-Disposition"] = f'attachment; filename="keys-{product.slug}.txt"'
     response.headers["Cache-Control"] = "no-store"
@@ -271,6 +267,7 @@ def _order_filter() -> tuple[OrderFilterForm, merchant_orders.OrderFilter]:
     return form, merchant_orders.OrderFilter(
         status=form.status.data or None, product_slug=form.product.data or None, since=form.since.data,
         until=form.until.data, email=form.email.data or None, number=form.number.data or None,
+        flagged=bool(form.flagged.data),
     )
 
 
@@ -299,12 +296,17 @@ def order_export():
     return response
 
 
+def _order_page(order, status: int = 200, **context):
+    context.setdefault("delivery_form", ManualDeliveryForm(formdata=None))
+    context.setdefault("blacklist_form", BuyerBlacklistForm(formdata=None))
+    return render("merchant/order.html", status, order=order, events=merchant_orders.timeline(order),
+                  blacklisted=merchant_orders.buyer_blacklist_entries(g.merchant.id, order), **context)
+
+
 @bp.get("/orders/<number>")
 @scoped
 def order_detail(number: str):
-    order = merchant_orders.get_order(g.merchant.id, number)
-    return render("merchant/order.html", order=order, events=merchant_orders.timeline(order),
-                  delivery_form=ManualDeliveryForm(formdata=None))
+    return _order_page(merchant_orders.get_order(g.merchant.id, number))
 
 
 @bp.post("/orders/<number>/resend")
@@ -329,8 +331,7 @@ def order_deliver(number: str):
             error = exc.message
         else:
             return redirect(url_for("merchant.order_detail", number=number), 303)
-    return render("merchant/order.html", 400, order=order, events=merchant_orders.timeline(order),
-                  delivery_form=form, error=error)
+    return _order_page(order, 400, delivery_form=form, error=error)
 
 
 @bp.post("/orders/<number>/refund")
@@ -340,11 +341,27 @@ def order_refund(number: str):
     try:
         refunded = money.refund_order(order.id, g.merchant.id, current_user.id)
     except DomainError as exc:
-        return render("merchant/order.html", 400, order=order, events=merchant_orders.timeline(order),
-                      delivery_form=ManualDeliveryForm(formdata=None), error=exc.message)
+        return _order_page(order, 400, error=exc.message)
     if refunded:
         notifications.order_refunded(order.id)
     return redirect(url_for("merchant.order_detail", number=number), 303)
+
+
+@bp.post("/orders/<number>/blacklist")
+@scoped
+def order_blacklist(number: str):
+    """Blacklist the order's buyer (email or browser) for this shop; the value comes
+    from the order, never from the form."""
+    form = BuyerBlacklistForm()
+    order = merchant_orders.get_order(g.merchant.id, number)
+    if not form.validate_on_submit():
+        return _order_page(order, 400, blacklist_form=form,
+                           blacklist_error=next(iter(form.errors.values()))[0])
+    try:
+        merchant_orders.blacklist_buyer(g.merchant.id, number, form.kind.data, form.reason.data, current_user.id)
+    except DomainError as exc:
+        return _order_page(order, 400, blacklist_form=form, blacklist_error=exc.message)
+    return redirect(url_for("merchant.order_detail", number=number, _anchor="buyer"), 303)
 
 
 # -- money ------------------------------------------------------------------------------
@@ -488,5 +505,5 @@ def webhook_delete(endpoint_id: int):
     return redirect(url_for("merchant.webhook_list"), 303)
 
 
-# Complaints and reviews have their own modules, which attach their views to `bp`.
-from faka.blueprints import merchant_complaints, merchant_reviews  # noqa: E402,F401
+# The blacklist, complaints and reviews have their own modules, which attach their views to `bp`.
+from faka.blueprints import merchant_blacklist, merchant_complaints, merchant_reviews  # noqa: E402,F401

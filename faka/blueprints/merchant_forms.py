@@ -4,11 +4,12 @@ from decimal import Decimal
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import (BooleanField, DateField, DecimalField, IntegerField, PasswordField, RadioField, SelectField,
+from wtforms import (BooleanField, DateField, DecimalField, IntegerField, RadioField, SelectField,
                      SelectMultipleField, StringField, TextAreaField)
 from wtforms.widgets import CheckboxInput, ListWidget
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
+from faka.models import BlacklistEntry
 from faka.models.catalog import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL
 from faka.models.webhooks import EVENTS
 from faka.services.keys import SEPARATORS
@@ -60,6 +61,11 @@ class ProductForm(FlaskForm):
     visible = BooleanField(_l("On sale"), default=True)
     description_md = TextAreaField(_l("Description (Markdown)"), validators=[Optional(), Length(max=20000)])
     refund_policy = TextAreaField(_l("Refund policy"), validators=[Optional(), Length(max=2000)])
+    # Stricter risk thresholds for goods worth protecting; empty: the site's own.
+    risk_captcha_at = IntegerField(_l("Ask for the captcha from score"), validators=[
+        Optional(), NumberRange(1, 1000, _l("A whole number from 1 to 1000, or empty for the site's default."))])
+    risk_hold_at = IntegerField(_l("Hold delivery for review from score"), validators=[
+        Optional(), NumberRange(1, 1000, _l("A whole number from 1 to 1000, or empty for the site's default."))])
 
     def validate_price(self, field):
         if field.data is not None and field.data.as_tuple().exponent < -2:
@@ -83,10 +89,6 @@ class VoidKeysForm(FlaskForm):
     keys = TextAreaField(_l("Keys to withdraw from sale, one per line"), validators=[DataRequired(_l("Paste the keys to void.")), Length(max=2_000_000)])
 
 
-class ReauthForm(FlaskForm):
-    password = PasswordField(_l("Your password"), validators=[DataRequired(_l("Enter your password.")), Length(max=128)])
-
-
 class OrderFilterForm(FlaskForm):
     class Meta:
         csrf = False  # a GET search form
@@ -97,6 +99,7 @@ class OrderFilterForm(FlaskForm):
     until = DateField(_l("To date"), validators=[Optional()])
     email = StringField(_l("Email"), validators=[Optional(), Length(max=254)])
     number = StringField(_l("Order number"), validators=[Optional(), Length(max=24)])
+    flagged = BooleanField(_l("Flagged only"))
 
 
 class ManualDeliveryForm(FlaskForm):
@@ -131,3 +134,22 @@ class WebhookForm(FlaskForm):
     url = StringField(_l("URL"), validators=[DataRequired(_l("Enter the URL.")), Length(8, 500)])
     events = SelectMultipleField(_l("Events"), choices=[(e, e) for e in EVENTS],
                                  widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
+
+
+BLACKLIST_REASON = Length(1, 500, _l("Write why, in up to 500 characters."))
+
+
+class BlacklistForm(FlaskForm):
+    """A merchant's own entry; browsers are blacklisted from an order's page, never typed."""
+
+    kind = SelectField(_l("What"), choices=[(BlacklistEntry.EMAIL, _l("Email address")),
+                                            (BlacklistEntry.DOMAIN, _l("Email domain")),
+                                            (BlacklistEntry.IP, _l("IP address or network"))])
+    value = StringField(_l("Value"), validators=[DataRequired(_l("Enter what to blacklist.")), Length(max=254)],
+                        description=_l("For example buyer@example.com, example.com, 203.0.113.7 or 203.0.113.0/24."))
+    reason = StringField(_l("Reason"), validators=[DataRequired(_l("Write why.")), BLACKLIST_REASON])
+
+
+class BuyerBlacklistForm(FlaskForm):
+    kind = SelectField(choices=[(BlacklistEntry.EMAIL, ""), (BlacklistEntry.DEVICE, "")])
+    reason = StringField(_l("Reason"), validators=[DataRequired(_l("Write why.")), BLACKLIST_REASON])

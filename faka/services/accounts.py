@@ -318,6 +318,42 @@ def record_sign_in(user_id: int, ip: str | None, device_hash: str | None) -> Non
     db.session.commit()
 
 
+class WrongPassword(DomainError):
+    message = _l("That password is not right.")
+
+
+def reauthenticate(user_id: int, password: str, code: str | None, ip: str | None = None,
+                   device_hash: str | None = None) -> None:
+    """Confirm that a logged-in user is still the one at the keyboard before a secret is
+    shown: their password, and their second-factor code when it is on. A wrong answer
+    counts toward the same lockout as a wrong login (and is a failed-login security
+    event); raises WrongPassword, twofactor.WrongCode or twofactor.AccountLocked."""
+    from faka.services import twofactor
+
+    now = clock.now()
+    begin_write()
+    user = db.session.get(User, user_id, with_for_update=True)
+    if user is None or is_locked(user, now):
+        security_events.add(SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=f"user:{user_id}",
+                            detail="re-authentication, locked", now=now)
+        db.session.commit()
+        raise twofactor.AccountLocked()
+    if not verify_login_password(user.password_hash, password or ""):
+        record_failed_login(user, now)
+        security_events.add(SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=f"user:{user_id}",
+                            detail="re-authentication", now=now)
+        locked = is_locked(user, now)
+        db.session.commit()
+        raise twofactor.AccountLocked() if locked else WrongPassword()
+    if not user.totp_enabled:
+        user.failed_logins = 0
+        user.locked_until = None
+        db.session.commit()
+        return
+    db.session.commit()
+    twofactor.verify_login(user_id, code or "")
+
+
 @cache
 def _dummy_hash() -> str:
     # Verified against for unknown emails, so they cost as much as a wrong password.

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import CardKey, GatewayConfig, KeyImport, Order, Product
-from faka.services import clock
+from faka.services import audit, clock
 from faka.services.crypto import vault
 from faka.services.errors import NotFound
 
@@ -200,10 +200,11 @@ def void_keys(product_id: int, text: str, separator: str = "newline") -> int:
     return voided
 
 
-def unsold_keys(product_id: int) -> list[str]:
-    """The plaintext of every available key, for an export the merchant re-authenticated for."""
+def export_unsold_keys(product_id: int, actor_id: int) -> list[str]:
+    """The plaintext of every available key, for an export the merchant re-authenticated
+    for. Audited (how many, never which)."""
     v = vault()
-    return [
+    keys = [
         v.decrypt(c)
         for c in db.session.execute(
             select(CardKey.ciphertext)
@@ -211,6 +212,10 @@ def unsold_keys(product_id: int) -> list[str]:
             .order_by(CardKey.id)
         ).scalars()
     ]
+    begin_write()
+    audit.record(actor_id, "keys.exported", f"product:{product_id}", detail=f"count={len(keys)}")
+    db.session.commit()
+    return keys
 
 
 def rotate_all() -> int:

@@ -1,15 +1,21 @@
-"""A merchant's orders: search, export, timeline, resend."""
+"""A merchant's orders: search, export, timeline, resend, and blacklisting an order's buyer.
+
+Buyer emails leave the back office masked (ab***@qq.com) in lists and exports; only the
+single order's page shows one in full (the merchant may have to write to the buyer)."""
 import csv
 import io
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import func, select
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from faka.extensions import db
-from faka.models import Order, OutboxEmail, Product
-from faka.services.errors import NotFound
+from faka.models import BlacklistEntry, Order, OutboxEmail, Product
+from faka.services import blacklist
+from faka.services.errors import DomainError, NotFound
+from faka.templating import mask_email
 
 PER_PAGE = 50
 EXPORT_LIMIT = 100_000
@@ -23,6 +29,7 @@ class OrderFilter:
     until: date | None = None  # inclusive
     email: str | None = None
     number: str | None = None
+    flagged: bool = False  # only orders the risk engine flagged
 
 
 def _query(merchant_id: int, f: OrderFilter, tz: timezone):
@@ -39,6 +46,8 @@ def _query(merchant_id: int, f: OrderFilter, tz: timezone):
         query = query.where(Order.email == f.email.strip().lower())
     if f.number:
         query = query.where(Order.number == f.number.strip())
+    if f.flagged:
+        query = query.where(Order.risk_flags.is_not(None))
     return query
 
 
@@ -54,12 +63,12 @@ def search(merchant_id: int, f: OrderFilter, page: int = 1, tz: timezone = timez
 
 
 CSV_COLUMNS = ("number", "created_at", "status", "product", "quantity", "unit_price", "discount", "total",
-               "currency", "email", "paid_at", "delivered_at", "refunded_at")
+               "currency", "email", "paid_at", "delivered_at", "refunded_at", "risk_flags")
 
 
 def export_csv(merchant_id: int, f: OrderFilter, tz: timezone = timezone.utc) -> str:
-    """The filtered orders as CSV (amounts in minor units, times in UTC ISO 8601). Delivered
-    keys are never exported here."""
+    """The filtered orders as CSV (amounts in minor units, times in UTC ISO 8601), buyer
+    emails masked. Delivered keys are never exported here."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
@@ -69,7 +78,8 @@ def export_csv(merchant_id: int, f: OrderFilter, tz: timezone = timezone.utc) ->
     for o in rows:
         writer.writerow([
             o.number, _iso(o.created_at), o.status, _csv_safe(o.product.title), o.quantity, o.unit_price, o.discount,
-            o.total, o.currency, _csv_safe(o.email or ""), _iso(o.paid_at), _iso(o.delivered_at), _iso(o.refunded_at),
+            o.total, o.currency, _csv_safe(mask_email(o.email)), _iso(o.paid_at), _iso(o.delivered_at),
+            _iso(o.refunded_at), o.risk_flags or "",
         ])
     return out.getvalue()
 
@@ -132,3 +142,33 @@ def resend_delivery_email(merchant_id: int, number: str) -> int | None:
     email.last_error = None
     db.session.commit()
     return email.id
+
+
+class NothingToBlacklist(DomainError):
+    message = _l("This order has no email address or browser to blacklist.")
+
+
+# What of an order's buyer the merchant can blacklist in one click.
+BUYER_KINDS = (BlacklistEntry.EMAIL, BlacklistEntry.DEVICE)
+
+
+def blacklist_buyer(merchant_id: int, number: str, kind: str, reason: str, actor_id: int) -> BlacklistEntry:
+    """Put the buyer of one of the merchant's orders on the merchant's own blacklist: its
+    email or its browser (the device hash, which the merchant never sees), taken from the
+    order. The entry applies to this merchant's products only."""
+    order = get_order(merchant_id, number)
+    value = order.email if kind == BlacklistEntry.EMAIL else order.device_hash if kind == BlacklistEntry.DEVICE else None
+    if not value:
+        raise NothingToBlacklist()
+    return blacklist.add(kind, value, reason, actor_id=actor_id, merchant_id=merchant_id)
+
+
+def buyer_blacklist_entries(merchant_id: int, order: Order) -> dict[str, BlacklistEntry]:
+    """The merchant's own entries that name this order's buyer, by kind (email, device)."""
+    named = [and_(BlacklistEntry.kind == kind, BlacklistEntry.value == value)
+             for kind, value in ((BlacklistEntry.EMAIL, order.email), (BlacklistEntry.DEVICE, order.device_hash)) if value]
+    if not named:
+        return {}
+    rows = db.session.execute(
+        select(BlacklistEntry).where(BlacklistEntry.merchant_id == merchant_id, or_(*named))).scalars()
+    return {entry.kind: entry for entry in rows}

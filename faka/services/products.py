@@ -42,6 +42,9 @@ class ProductDraft:
     low_stock_threshold: int = 0
     refund_policy: str = ""
     visible: bool = True
+    # Stricter risk thresholds (faka/services/risk.py); None: the site's own.
+    risk_captcha_at: int | None = None
+    risk_hold_at: int | None = None
 
 
 def parse_tiers(text: str) -> list[tuple[int, int]]:
@@ -87,6 +90,24 @@ def _validate(draft: ProductDraft) -> None:
         seen.add(quantity)
     if db.session.get(Category, draft.category_id) is None:
         raise InvalidProduct(_l("Choose a category."))
+    _validate_risk_thresholds(draft)
+
+
+class LaxerThanSite(InvalidProduct):
+    message = _l("A product's risk thresholds can only be stricter than the site's.")
+
+
+def _validate_risk_thresholds(draft: ProductDraft) -> None:
+    """A product may ask for the captcha or hold delivery at a lower score than the site
+    does, never at a higher one: that would let through what the site stops."""
+    site = site_settings()
+    captcha, hold = int(site["risk_captcha_at"]), int(site["risk_hold_at"])
+    if draft.risk_captcha_at is not None and not 1 <= draft.risk_captcha_at <= captcha:
+        raise LaxerThanSite(_l("Ask for the captcha from a score of 1 to %(limit)s (the site asks from %(limit)s; "
+                               "a higher score would be laxer), or leave it empty.", limit=captcha))
+    if draft.risk_hold_at is not None and not 1 <= draft.risk_hold_at <= hold:
+        raise LaxerThanSite(_l("Hold delivery from a score of 1 to %(limit)s (the site holds from %(limit)s; "
+                               "a higher score would be laxer), or leave it empty.", limit=hold))
 
 
 def save_product(merchant_id: int, draft: ProductDraft, slug: str | None = None) -> Product:
@@ -101,7 +122,7 @@ def save_product(merchant_id: int, draft: ProductDraft, slug: str | None = None)
         product = get_product(merchant_id, slug)
     for name in ("title", "category_id", "price", "description_md", "delivery_type", "min_per_order",
                  "max_per_order", "manual_promise_hours", "reusable_key", "require_query_password",
-                 "low_stock_threshold", "refund_policy", "visible"):
+                 "low_stock_threshold", "refund_policy", "visible", "risk_captcha_at", "risk_hold_at"):
         setattr(product, name, getattr(draft, name))
     product.title = draft.title.strip()
     if draft.delivery_type == DELIVERY_FIXED:

@@ -6,7 +6,8 @@ still waiting for their gateway call and webhook deliveries due for another atte
 (see webhooks.RETRY_AFTER), so a stopped worker, Redis or SMTP only delays work. It
 asks gateways with a query API about orders whose payment is in flight (a notification
 blocked by a firewall or CDN still completes the order), and moves complaints whose
-deadline passed (complaints.run_deadlines).
+deadline passed (complaints.run_deadlines). Once a day it also starts the data-retention
+job (retention.run: old IP addresses hashed, old logs deleted).
 """
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Order, OutboxEmail, Product
 from faka.models.catalog import DELIVERY_MANUAL
-from faka.services import clock, complaints, mail, payments, refunds, stock, webhooks
+from faka.services import clock, complaints, mail, payments, refunds, retention, stock, webhooks
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class ReconcileReport:
     escalated: int = 0  # complaints escalated because the merchant did not answer in time
     closed: int = 0  # complaints closed because the buyer did not answer in time
     payment_checks: int = 0  # unpaid orders whose gateway is asked whether they were paid
+    retention: bool = False  # the daily data-retention job was started
 
 
 def reconcile() -> ReconcileReport:
@@ -60,8 +62,11 @@ def reconcile() -> ReconcileReport:
     for order_id in in_flight:
         jobs.enqueue(jobs.check_payment, order_id, job_id=f"check-payment-{order_id}")
     deadlines = complaints.run_deadlines()
+    retention_due = retention.due(clock.now())
+    if retention_due:
+        jobs.enqueue(jobs.run_retention, job_id=f"retention-{clock.now().date().isoformat()}")
     return ReconcileReport(
         expired=expired, deliveries=len(undelivered), emails=len(emails), webhooks=len(pending_webhooks),
         refunds=len(pending_refunds), escalated=deadlines.escalated, closed=deadlines.closed,
-        payment_checks=len(in_flight),
+        payment_checks=len(in_flight), retention=retention_due,
     )

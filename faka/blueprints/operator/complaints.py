@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import DecimalField, RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from faka.blueprints.access import fresh_login_required
 from faka.blueprints.complaints import (MessageForm, ThreadLinks, evidence_response, loaded_or_404, post_message,
                                         thread_response)
 from faka.blueprints.merchant_forms import yuan_to_fen
@@ -99,9 +100,10 @@ def complaint_message(ref: str):
 
 
 @bp.post("/complaints/<ref>/reveal")
+@fresh_login_required(back_to=lambda ref: url_for("operator.complaint_case", ref=ref))
 def complaint_reveal(ref: str):
-    """The delivered goods in plain text, for checking a "the key does not work" claim;
-    every reveal is audited."""
+    """The delivered goods in plain text, for checking a "the key does not work" claim:
+    only within minutes of re-entering the password and code, and every reveal is audited."""
     complaint = _complaint(ref)
     if not FlaskForm().validate():
         abort(400)
