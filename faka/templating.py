@@ -10,6 +10,7 @@ from markupsafe import Markup
 
 from faka.i18n import current_language
 from faka.payments.base import yuan_text
+from faka.services import blacklist
 from faka.services.settings import cached_site_settings
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "USDT": "USDT "}
@@ -54,14 +55,6 @@ TIMELINE_LABELS = {
     "emailed": _l("Delivery email sent"),
     "refunded": _l("Refunded"),
     "expired": _l("Expired unpaid"),
-}
-
-
-BLACKLIST_KIND_LABELS = {
-    "email": _l("Email address"),
-    "domain": _l("Email domain"),
-    "ip": _l("IP address or network"),
-    "device": _l("Browser"),
 }
 
 
@@ -115,7 +108,7 @@ def init_app(app) -> None:
     app.add_template_global(lambda status: str(complaints.STATUS_LABELS.get(status, status)), "complaint_status_label")
     app.add_template_global(lambda reason: str(complaints.REASON_LABELS.get(reason, reason)), "complaint_reason_label")
     app.add_template_global(lambda author: str(complaints.AUTHOR_LABELS.get(author, author)), "complaint_author_label")
-    app.add_template_global(lambda kind: str(BLACKLIST_KIND_LABELS.get(kind, kind)), "blacklist_kind_label")
+    app.add_template_global(lambda kind: str(blacklist.KIND_LABELS.get(kind, kind)), "blacklist_kind_label")
     # An order's risk_flags (rule names, space-separated) as the labels people read.
     app.add_template_global(lambda flags: [str(risk.RULE_LABELS.get(rule, rule)) for rule in (flags or "").split()],
                             "risk_labels")

@@ -27,7 +27,7 @@ KIND_LABELS = {
     BlacklistEntry.EMAIL: _l("Email address"),
     BlacklistEntry.DOMAIN: _l("Email domain"),
     BlacklistEntry.IP: _l("IP address or network (CIDR)"),
-    BlacklistEntry.DEVICE: _l("Device"),
+    BlacklistEntry.DEVICE: _l("Browser (device)"),
 }
 
 
