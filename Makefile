@@ -25,7 +25,7 @@ translations: $(BIN)/activate
 
 extract-messages: $(BIN)/activate
 	$(BIN)/pybabel extract -F babel.cfg -k _l -o faka/translations/messages.pot .
-	$(BIN)/pybabel update -i faka/translations/messages.pot -d faka/translations
+	$(BIN)/pybabel update --ignore-obsolete -i faka/translations/messages.pot -d faka/translations
 
 run: $(BIN)/activate translations
 	$(BIN)/flask --app faka init-db
