@@ -611,6 +611,9 @@ def test_a_held_order_waits_for_the_operator_then_is_delivered(app, held):
     assert reload(order).status == Order.PAID
     assert count(CardKey, CardKey.status == CardKey.SOLD) == 0
     assert "being checked before delivery" in client.get(f"/order/{order.token}").text
+    # Waiting for an operator is not a stuck delivery: /healthz counts it apart.
+    health = client.get("/healthz").get_json()
+    assert health["held_orders"] == 1 and health["oldest_paid_undelivered_seconds"] is None
 
     operator = new_operator()
     holds.release(order.id, operator.id)
@@ -767,6 +770,7 @@ def test_an_ipv4_mapped_address_is_the_ipv4_address(app):
 def test_a_blacklisted_buyer_is_refused_a_review_and_a_complaint_with_403(app, client, product):
     order = delivered(product)
     listed("email", order.email)
+    client.get("/?lang=en")
     review_page = client.get(f"/order/{order.token}/review")
     refused = client.post(f"/order/{order.token}/review",
                           data={"csrf_token": csrf_from(review_page.text), "rating": 5, "text": "great"})

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import CardKey, LedgerEntry, Order, OutboxEmail
+from faka.models import CardKey, LedgerEntry, Order, OutboxEmail, Product
 from faka.models.catalog import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL
 from faka.services import clock, stock
 from faka.services.crypto import vault
@@ -31,6 +31,12 @@ EMAIL_ORDER_DELIVERED = "order_delivered"
 EMAIL_ORDER_REPLACEMENT = "order_replacement"  # the goods again, after a complaint's replacement
 # A refund after a complaint does not take back what the buyer already has.
 SHOWS_GOODS = (Order.DELIVERED, Order.PARTIALLY_REFUNDED, Order.REFUNDED)
+
+
+def awaiting_delivery() -> tuple:
+    """The conditions of paid orders the delivery job still owes their goods: not
+    delivered by hand, not held by the risk engine (the query joins Product)."""
+    return Order.status == Order.PAID, Order.held_at.is_(None), Product.delivery_type != DELIVERY_MANUAL
 
 
 def deliver_order(order_id: int) -> bool:

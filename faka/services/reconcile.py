@@ -17,8 +17,7 @@ from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Order, OutboxEmail, Product
-from faka.models.catalog import DELIVERY_MANUAL
-from faka.services import clock, complaints, mail, payments, refunds, retention, stock, webhooks
+from faka.services import clock, complaints, delivery, mail, payments, refunds, retention, stock, webhooks
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def reconcile() -> ReconcileReport:
     undelivered = db.session.execute(
         select(Order.id)
         .join(Product, Order.product_id == Product.id)
-        .where(Order.status == Order.PAID, Order.held_at.is_(None), Product.delivery_type != DELIVERY_MANUAL)
+        .where(*delivery.awaiting_delivery())
     ).scalars().all()
     emails = []
     if mail.smtp_configured():

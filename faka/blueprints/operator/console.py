@@ -10,8 +10,7 @@ from faka.charts import daily_sales_chart
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Order, OutboxEmail, Product
-from faka.models.catalog import DELIVERY_MANUAL
-from faka.services import audit, clock
+from faka.services import audit, clock, delivery
 from faka.services.health import health
 from faka.services.mail import smtp_configured
 from faka.services.payments import silent_gateways
@@ -46,7 +45,7 @@ def _flatten(report: dict, prefix: str = "") -> list[tuple[str, object]]:
 def _paid_undelivered(now):
     orders = db.session.execute(
         select(Order).join(Product, Order.product_id == Product.id)
-        .where(Order.status == Order.PAID, Product.delivery_type != DELIVERY_MANUAL)
+        .where(*delivery.awaiting_delivery())
         .order_by(Order.paid_at).limit(LIST_LIMIT)
     ).scalars().all()
     return [(order, int((now - order.paid_at).total_seconds() // 60) if order.paid_at else None) for order in orders]
