@@ -8,6 +8,7 @@ from faka import jobs
 def init_app(app) -> None:
     for command in (init_db, seed_demo, create_operator, reconcile, retention, rotate_keys, gateway_config):
         app.cli.add_command(command)
+    app.cli.add_command(doctor)
 
 
 @click.command("init-db")
@@ -104,3 +105,29 @@ def gateway_config(gateway: str, settings: tuple[str, ...], enable: bool | None)
     click.echo(f"{gateway}: updated {', '.join(sorted(values)) or 'nothing'}" + ("" if enable is None else f"; enabled={enable}"))
 
 
+@click.command("doctor")
+@click.option("--backup-dir", envvar="FAKA_BACKUP_DIR", default=None, metavar="DIR",
+              help="Where `flask backup` writes (default: FAKA_BACKUP_DIR, else <instance>/backups).")
+def doctor(backup_dir: str | None):
+    """Check this deployment (secrets, HTTPS, proxy, database, Redis, worker, SMTP,
+    gateways, translations, disk, permissions) and say what to fix. Exits 1 when a
+    check fails; warnings alone exit 0."""
+    import shutil
+    import textwrap
+
+    from faka.services.doctor import FAIL, OK, WARN, run_checks
+
+    checks = run_checks(backup_dir)
+    width = min(shutil.get_terminal_size((100, 24)).columns, 100)
+    marks = {OK: click.style("ok  ", fg="green"), WARN: click.style("WARN", fg="yellow"),
+             FAIL: click.style("FAIL", fg="red", bold=True)}
+    # URLs, paths and commands stay whole on a line: break only at spaces.
+    wrap = textwrap.TextWrapper(width=width - 5, break_long_words=False, break_on_hyphens=False)
+    for check in checks:
+        click.echo(f"{marks[check.status]} " + "\n       ".join(wrap.wrap(f"{check.name}: {check.found}")))
+        if check.fix:
+            click.echo("       " + "\n         ".join(wrap.wrap(f"fix: {check.fix}")))
+    counts = {status: sum(c.status == status for c in checks) for status in (OK, WARN, FAIL)}
+    click.echo(f"\n{counts[OK]} ok, {counts[WARN]} warning(s), {counts[FAIL]} failure(s)")
+    if counts[FAIL]:
+        raise SystemExit(1)
