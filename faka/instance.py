@@ -21,12 +21,7 @@ def init_app(app) -> None:
     path.mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path / 'faka.db'}"
-    uri = app.config["SQLALCHEMY_DATABASE_URI"]
-    if uri.startswith("postgres://"):
-        uri = "postgresql://" + uri[len("postgres://"):]
-    if uri.startswith("postgresql://"):
-        uri = "postgresql+psycopg://" + uri[len("postgresql://"):]
-    app.config["SQLALCHEMY_DATABASE_URI"] = uri
+    uri = app.config["SQLALCHEMY_DATABASE_URI"] = database_uri(app.config["SQLALCHEMY_DATABASE_URI"])
     if uri.startswith("sqlite"):
         # A local file has no server connection to go stale: skip the ping per checkout.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False}
@@ -39,6 +34,15 @@ def init_app(app) -> None:
     if proxies:
         # Behind a reverse proxy: trust its X-Forwarded-* headers for client IP and scheme.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+
+
+def database_uri(url: str) -> str:
+    """A DATABASE_URL as SQLAlchemy wants it: PostgreSQL through psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
 
 
 def _load_or_create_secret(file: Path) -> str:

@@ -1,4 +1,7 @@
-"""The flask CLI an operator scripts a deployment with, /healthz, and migrations."""
+"""The flask CLI an operator scripts a deployment with, /healthz, key rotation and migrations."""
+import re
+
+import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
@@ -59,25 +62,86 @@ def test_login_locks_after_repeated_failures(runner, client):
     assert response.status_code == 400
 
 
-def test_rotate_keys_reencrypts_with_newest_key(make_app, product, place, pay):
-    order = place(product)
-    pay(order)
-    before = key_texts(order)
+def test_rotate_keys_reencrypts_every_secret_and_the_old_key_can_be_retired(make_app, app, merchant, make_product,
+                                                                          place, pay):
+    from faka.services import crypto
+    from test_backup import assert_shop_works, populate
+
+    shop = populate(app, merchant, make_product, place, pay)
+    stored = sum(t.total for t in crypto.check().values())
     old_ciphertexts = set(db.session.execute(select(CardKey.ciphertext)).scalars())
     new_key = Fernet.generate_key().decode()
+    # Dropping the old key before rotating would lose everything: the check counts it.
+    with make_app(ENCRYPTION_KEYS=new_key).app_context() as ctx:
+        result = ctx.app.test_cli_runner().invoke(args=["rotate-keys", "--check"])
+        assert result.exit_code == 1
+        assert f"{stored} stored secrets open with no configured key" in result.output
     rotated = make_app(ENCRYPTION_KEYS=f"{new_key},{ENCRYPTION_KEY}")
     with rotated.app_context():
-        result = rotated.test_cli_runner().invoke(args=["rotate-keys"])
-        assert result.exit_code == 0 and "re-encrypted" in result.output
-    # The old key can now be retired: the new key alone reads everything.
+        runner = rotated.test_cli_runner()
+        result = runner.invoke(args=["rotate-keys", "--check"])
+        assert result.exit_code == 1 and f"{stored} of {stored} stored secrets still need an older key" in result.output
+        result = runner.invoke(args=["rotate-keys"])
+        assert result.exit_code == 0, result.output
+        assert f"re-encrypted {stored} secrets with the newest key (0 already were)" in result.output
+        for label in [s.label for s in crypto.stored_secrets()] + [crypto.IMPORT_FILES]:
+            assert re.search(rf"{re.escape(label)} +[1-9]\d* re-encrypted", result.output), label
+        result = runner.invoke(args=["rotate-keys", "--check"])
+        assert result.exit_code == 0 and "the 1 older key(s) can be removed" in result.output
+        assert "re-encrypted 0 secrets" in runner.invoke(args=["rotate-keys"]).output  # a rerun has nothing to do
+    # The old key is retired: the new key alone reads everything and the shop still sells.
     only_new = make_app(ENCRYPTION_KEYS=new_key)
     with only_new.app_context():
         assert set(db.session.execute(select(CardKey.ciphertext)).scalars()).isdisjoint(old_ciphertexts)
-        assert key_texts(db.session.get(Order, order.id)) == before
+        assert only_new.test_cli_runner().invoke(args=["rotate-keys", "--check"]).exit_code == 0
+        assert_shop_works(only_new, shop)
         from faka.services.keys import import_keys
 
-        report = import_keys(product.id, before[0])  # duplicate still detected after rotation
+        product = db.session.execute(select(Product).where(Product.slug == shop.product_slug)).scalar_one()
+        report = import_keys(product.id, shop.delivered_keys[0])  # duplicates still found after rotation
         assert report.added == 0 and report.already_in_stock == 1
+
+
+def test_every_encrypted_column_is_rotated(app):
+    from faka.services.crypto import stored_secrets
+
+    encrypted = {f"{t.name}.{c.name}" for t in db.metadata.sorted_tables for c in t.columns
+                 if "ciphertext" in c.name or c.name == "totp_secret"}
+    assert encrypted <= {s.label for s in stored_secrets()}
+
+
+def test_add_key_and_retire_the_old_one_in_the_instance_key_file(make_app, app, product, place, pay, monkeypatch,
+                                                                 tmp_path):
+    order = place(product)
+    pay(order)
+    before = key_texts(order)
+    monkeypatch.setenv("FAKA_INSTANCE_PATH", str(tmp_path))
+    key_file = tmp_path / "encryption.keys"
+    key_file.write_text(ENCRYPTION_KEY + "\n")
+    with make_app(ENCRYPTION_KEYS=None).app_context() as ctx:
+        result = ctx.app.test_cli_runner().invoke(args=["rotate-keys", "--add-key"])
+        assert result.exit_code == 0 and f"added a new key in front of {key_file}" in result.output
+    keys = key_file.read_text().split()
+    assert len(keys) == 2 and keys[1] == ENCRYPTION_KEY and key_file.stat().st_mode & 0o777 == 0o600
+    with make_app(ENCRYPTION_KEYS=None).app_context() as ctx:  # restarted: both keys known
+        runner = ctx.app.test_cli_runner()
+        result = runner.invoke(args=["rotate-keys", "--retire"])
+        assert result.exit_code == 1 and "still need an older key" in result.output
+        assert key_file.read_text().split() == keys
+        assert runner.invoke(args=["rotate-keys"]).exit_code == 0
+        result = runner.invoke(args=["rotate-keys", "--retire"])
+        assert result.exit_code == 0 and "dropped 1 older key(s)" in result.output
+    assert key_file.read_text().split() == keys[:1]
+    with make_app(ENCRYPTION_KEYS=None).app_context() as ctx:
+        assert key_texts(order) == before
+        assert "nothing to retire" in ctx.app.test_cli_runner().invoke(args=["rotate-keys", "--retire"]).output
+    # Keys from the environment are the operator's to change: the commands say how.
+    with make_app().app_context() as ctx:
+        runner = ctx.app.test_cli_runner()
+        result = runner.invoke(args=["rotate-keys", "--add-key"])
+        assert result.exit_code != 0 and "put a new key in front of it yourself" in result.output
+        result = runner.invoke(args=["rotate-keys", "--retire"])
+        assert result.exit_code != 0 and "keep only its first key" in result.output
 
 
 def test_gateway_config_sets_encrypted_settings(runner):
@@ -168,42 +232,95 @@ def test_migrations_build_the_same_schema_as_the_models(app):
     assert diff == []
 
 
-def test_migrations_upgrade_a_populated_first_version_database(tmp_path):
-    """A shop created by the first schema keeps its orders and products through upgrades."""
-    import os
-    import sqlite3
-    import subprocess
-    import sys
+def test_migrations_upgrade_a_populated_first_version_database(base_config, monkeypatch, tmp_path):
+    """A shop created by the first schema and used under later ones keeps its orders, keys,
+    reviews and payout accounts through every upgrade (on the suite's database), and then
+    sells, blacklists and refuses as today's shop does (the risk tables of the latest)."""
+    from contextlib import nullcontext
+    from datetime import datetime, timezone
 
-    env = {**os.environ, "FAKA_INSTANCE_PATH": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/old.db",
-           "FAKA_ENCRYPTION_KEYS": ENCRYPTION_KEY}
+    from sqlalchemy import create_engine, text
 
-    def flask(*args):
-        result = subprocess.run([sys.executable, "-m", "flask", "--app", "faka", *args], env=env, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
+    from conftest import TEST_DATABASE
+    from faka.instance import database_uri
+    from faka.models import PayoutAccount, RiskEvent
+    from faka.services import blacklist, checkout, money, risk
+    from faka.services.crypto import make_vault
+    from test_backup import flask, opened, scratch_database
 
-    flask("db", "upgrade", "c7bbc392c43b")
-    conn = sqlite3.connect(tmp_path / "old.db")
-    now = "2026-01-01 00:00:00"
-    conn.executescript(f"""
-        INSERT INTO users (id, email, password_hash, role, failed_logins, created_at) VALUES (1, 'm@x.cn', 'h', 'merchant', 0, '{now}');
-        INSERT INTO merchants (id, user_id, name, status, fee_rate_bp, created_at) VALUES (1, 1, 'Shop', 'approved', 300, '{now}');
-        INSERT INTO categories (id, name, position) VALUES (1, 'Cards', 0);
-        INSERT INTO products (id, slug, merchant_id, category_id, title, description_md, price, min_per_order, max_per_order,
-            delivery_type, manual_promise_hours, refund_policy, visible, moderation, position, created_at)
-            VALUES (1, 'abc', 1, 1, 'Card', '', 1000, 1, 5, 'auto', 24, '', 1, 'approved', 0, '{now}');
-        INSERT INTO orders (id, number, token, product_id, merchant_id, quantity, unit_price, total, currency, status, gateway,
-            locale, created_at, expires_at) VALUES (1, '2026010100000001', '{"a" * 32}', 1, 1, 2, 1000, 2000, 'CNY', 'delivered',
-            'sandbox', 'zh_CN', '{now}', '{now}');
-        INSERT INTO card_keys (id, product_id, ciphertext, fingerprint, status, order_id, created_at) VALUES (1, 1, 'c', 'f', 'sold', 1, '{now}');
-    """)
-    conn.commit()
-    conn.close()
-    flask("db", "upgrade")
-    conn = sqlite3.connect(tmp_path / "old.db")
-    assert conn.execute("SELECT total, discount, status FROM orders").fetchall() == [(2000, 0, "delivered")]
-    assert conn.execute("SELECT reusable_key, low_stock_threshold FROM products").fetchall() == [(0, 0)]
-    assert conn.execute("SELECT order_id FROM card_keys").fetchall() == [(1,)]
-    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-    conn.close()
+    sqlite = TEST_DATABASE == "sqlite"
+    with nullcontext(f"sqlite:///{tmp_path}/old.db") if sqlite else scratch_database("migrate") as url:
+        env = {"FAKA_INSTANCE_PATH": str(tmp_path), "DATABASE_URL": url, "FAKA_ENCRYPTION_KEYS": ENCRYPTION_KEY}
+
+        def run(*args):
+            result = flask(env, *args)
+            assert result.returncode == 0, result.stderr
+
+        v = make_vault(ENCRYPTION_KEY)
+        moment = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        values = {"now": moment.replace(tzinfo=None) if sqlite else moment, "sold": v.encrypt("OLD-KEY-SOLD"),
+                  "sold_fp": v.fingerprint("OLD-KEY-SOLD"), "spare": v.encrypt("OLD-KEY-SPARE"),
+                  "spare_fp": v.fingerprint("OLD-KEY-SPARE"), "token": "a" * 32, "yes": True,
+                  "account": v.encrypt("13800138000")}
+        engine = create_engine(database_uri(url))
+
+        def execute(script: str) -> None:
+            with engine.begin() as conn:
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(text(statement), {k: values[k] for k in values if f":{k}" in statement})
+
+        run("db", "upgrade", "c7bbc392c43b")
+        execute("""
+            INSERT INTO users (email, password_hash, role, failed_logins, created_at) VALUES ('m@x.cn', 'h', 'merchant', 0, :now);
+            INSERT INTO merchants (user_id, name, status, fee_rate_bp, created_at)
+                VALUES ((SELECT id FROM users WHERE email = 'm@x.cn'), 'Shop', 'approved', 300, :now);
+            INSERT INTO categories (name, position) VALUES ('Cards', 0);
+            INSERT INTO products (slug, merchant_id, category_id, title, description_md, price, min_per_order, max_per_order,
+                delivery_type, manual_promise_hours, refund_policy, visible, moderation, position, created_at)
+                VALUES ('abc', (SELECT id FROM merchants), (SELECT id FROM categories), 'Card', '', 1000, 1, 5, 'auto', 24,
+                '', :yes, 'approved', 0, :now);
+            INSERT INTO orders (number, token, product_id, merchant_id, quantity, unit_price, total, currency, email, status,
+                gateway, locale, created_at, expires_at, paid_at, delivered_at) VALUES ('2026010100000001', :token,
+                (SELECT id FROM products), (SELECT id FROM merchants), 1, 1000, 1000, 'CNY', 'buyer@x.cn', 'delivered',
+                'sandbox', 'zh_CN', :now, :now, :now, :now);
+            INSERT INTO card_keys (product_id, ciphertext, fingerprint, status, order_id, created_at)
+                VALUES ((SELECT id FROM products), :sold, :sold_fp, 'sold', (SELECT id FROM orders), :now);
+            INSERT INTO card_keys (product_id, ciphertext, fingerprint, status, created_at)
+                VALUES ((SELECT id FROM products), :spare, :spare_fp, 'available', :now)
+        """)
+        run("db", "upgrade", "abf27c4bd607")  # the one before the risk engine
+        execute("""
+            INSERT INTO reviews (order_id, merchant_id, product_id, rating, body, created_at)
+                VALUES ((SELECT id FROM orders), (SELECT id FROM merchants), (SELECT id FROM products), 4, 'Fine old key', :now);
+            INSERT INTO payout_accounts (merchant_id, kind, holder, account_ciphertext, account_hint, created_at)
+                VALUES ((SELECT id FROM merchants), 'alipay', 'Zhang San', :account, '8000', :now);
+            INSERT INTO notify_log (gateway, via, order_number, verified, outcome, received_at)
+                VALUES ('sandbox', 'notify', '2026010100000001', :yes, 'paid', :now)
+        """)
+        run("init-db")  # what an upgrade runs: the latest schema, and the sandbox gateway
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT total, discount, status, held_at, risk_flags FROM orders")).all() == [
+                (1000, 0, "delivered", None, None)]
+            assert conn.execute(text("SELECT reusable_key, low_stock_threshold, risk_hold_at FROM products")).all() == [
+                (False, 0, None)]
+            assert conn.execute(text("SELECT count(*) FROM card_keys WHERE order_id IS NOT NULL")).scalar() == 1
+            assert conn.execute(text("SELECT rating, body FROM reviews")).all() == [(4, "Fine old key")]
+            if sqlite:
+                assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
+        engine.dispose()
+
+        with opened(base_config, monkeypatch, tmp_path, url, ENCRYPTION_KEYS=ENCRYPTION_KEY,
+                    SECRET_KEY="test-secret") as upgraded:
+            client = upgraded.test_client()
+            assert "OLD-KEY-SOLD" in client.get(f"/order/{'a' * 32}?lang=en").text
+            assert "Fine old key" in client.get("/p/abc?lang=en").text
+            payout = db.session.execute(select(PayoutAccount)).scalar_one()
+            assert money.payout_account_number(payout) == "13800138000"
+            blacklist.add("email", "fraud@x.cn", "chargebacks", actor_id=None)
+            with upgraded.test_request_context():
+                with pytest.raises(risk.Blocked):
+                    checkout.place_order("abc", 1, "fraud@x.cn", None)
+                order = checkout.place_order("abc", 1, "new@x.cn", "secret-1")
+            assert db.session.scalar(select(func.count()).select_from(RiskEvent).where(RiskEvent.action == "block")) == 1
+            assert client.post("/pay/sandbox/notify", data=signed_notify(order)).text == "success"
+            assert "OLD-KEY-SPARE" in client.get(f"/order/{order.token}?lang=en").text

@@ -1,4 +1,4 @@
-"""Importing card keys and re-encrypting them when the encryption key rotates."""
+"""Importing card keys: from a paste or a file, big imports as a job; voiding and exporting them."""
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -9,13 +9,12 @@ from sqlalchemy import func, select
 
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import CardKey, GatewayConfig, KeyImport, Order, Product
+from faka.models import CardKey, KeyImport
 from faka.services import audit, clock
 from faka.services.crypto import vault
 from faka.services.errors import NotFound
 
 MAX_KEY_LENGTH = 2000
-ROTATE_BATCH = 500
 
 
 SAMPLE_LIMIT = 20  # lines quoted back per category in a report
@@ -217,35 +216,3 @@ def export_unsold_keys(product_id: int, actor_id: int) -> list[str]:
     db.session.commit()
     return keys
 
-
-def rotate_all() -> int:
-    """Re-encrypt every secret under the newest key and recompute fingerprints."""
-    v = vault()
-    count = 0
-    last_id = 0
-    while True:
-        begin_write()
-        batch = db.session.execute(
-            select(CardKey).where(CardKey.id > last_id).order_by(CardKey.id).limit(ROTATE_BATCH)
-        ).scalars().all()
-        if not batch:
-            db.session.commit()
-            break
-        for key in batch:
-            key.fingerprint = v.fingerprint(v.decrypt(key.ciphertext))
-            key.ciphertext = v.rotate(key.ciphertext)
-        last_id = batch[-1].id
-        count += len(batch)
-        db.session.commit()
-    begin_write()
-    for product in db.session.execute(select(Product).where(Product.fixed_content_ciphertext.is_not(None))).scalars():
-        product.fixed_content_ciphertext = v.rotate(product.fixed_content_ciphertext)
-        count += 1
-    for order in db.session.execute(select(Order).where(Order.delivery_ciphertext.is_not(None))).scalars():
-        order.delivery_ciphertext = v.rotate(order.delivery_ciphertext)
-        count += 1
-    for gateway in db.session.execute(select(GatewayConfig).where(GatewayConfig.settings_ciphertext != "")).scalars():
-        gateway.settings_ciphertext = v.rotate(gateway.settings_ciphertext)
-        count += 1
-    db.session.commit()
-    return count
