@@ -8,7 +8,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgresql bench attack translations extract-messages vendor worker clean
+.PHONY: run test test-sqlite test-postgresql bench attack translations extract-messages screenshots vendor worker clean
 
 $(BIN)/activate: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench: $(VENV)/.dev translations
 
 attack: $(VENV)/.dev translations
 	$(BIN)/python bench/attack.py
+
+# Phone-width screenshots of the main pages into docs/screenshots/ (Debian's chromium and fonts-noto-cjk).
+screenshots: $(VENV)/.dev translations
+	$(BIN)/python scripts/screenshots.py
 
 vendor:
 	$(PYTHON) scripts/vendor.py
