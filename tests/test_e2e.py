@@ -327,9 +327,11 @@ def test_merchant_signs_up_is_approved_lists_keys_and_sees_the_sale(shop, visito
     page.fill("#shop_name", "星光小铺 Starlight")
     seller.press("main button.primary")
     seller.arrive("**/merchant/")
+    seller.sees("Your shop is open for set-up. We sent a link to %(email)s: open it to confirm your email.", email=email)
     seller.sees("Submit your qualification to start selling. You can prepare products meanwhile.")
     seller.open(link_in(wait_for_email(shop.smtp, 1), "/verify/"))
     seller.arrive("**/merchant/")
+    seller.sees("Your email address is confirmed.")
     assert one(User, User.email == email).email_verified_at is not None
     seller.press("nav.backoffice-nav button.link")  # log out
     seller.arrive(shop.base + "/")
