@@ -26,7 +26,7 @@ def _quote_limit():
 @limiter.limit(_checkout_limit)
 def buy(slug: str):
     try:
-        catalog.product_listing(slug)
+        catalog.product_on_sale(slug)
     except NotFound:
         abort(404)
     form = CheckoutForm()

@@ -3,7 +3,7 @@ reputation and reviews shown with them."""
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from faka.extensions import db
 from faka.models import CardKey, Category, Merchant, Product
@@ -76,15 +76,22 @@ def storefront() -> list[tuple[Category, list[Listing]]]:
     return [(c, by_category[c.id]) for c in ordered]
 
 
-def product_listing(slug: str) -> Listing:
+def product_on_sale(slug: str) -> Product:
+    """The product on sale with this slug, with its seller, category and tier prices, and
+    without its stock: checkout reserves keys itself, and counting a big stock costs far
+    more than the rest of a checkout."""
     product = db.session.execute(
         _on_sale()
         .where(Product.slug == slug)
-        .options(selectinload(Product.tiers), selectinload(Product.merchant), selectinload(Product.category))
+        .options(contains_eager(Product.merchant), joinedload(Product.category), selectinload(Product.tiers))
     ).scalar_one_or_none()
     if product is None:
         raise NotFound()
-    return _listings([product])[0]
+    return product
+
+
+def product_listing(slug: str) -> Listing:
+    return _listings([product_on_sale(slug)])[0]
 
 
 @dataclass(frozen=True)

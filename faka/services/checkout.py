@@ -74,7 +74,7 @@ def price_preview(product_slug: str, quantity: int, coupon_code: str | None) -> 
 
 def _product_on_sale(product_slug: str) -> Product:
     try:
-        return catalog.product_listing(product_slug).product
+        return catalog.product_on_sale(product_slug)
     except Exception as exc:
         raise NotForSale() from exc
 
