@@ -77,14 +77,14 @@ def storefront() -> list[tuple[Category, list[Listing]]]:
 
 
 def product_on_sale(slug: str) -> Product:
-    """The product on sale with this slug, with its seller, category and tier prices, and
-    without its stock: checkout reserves keys itself, and counting a big stock costs far
+    """The product on sale with this slug, with its seller, category and tier prices (one
+    statement), and without its stock: checkout reserves keys itself, and counting a big stock costs far
     more than the rest of a checkout."""
     product = db.session.execute(
         _on_sale()
         .where(Product.slug == slug)
-        .options(contains_eager(Product.merchant), joinedload(Product.category), selectinload(Product.tiers))
-    ).scalar_one_or_none()
+        .options(contains_eager(Product.merchant), joinedload(Product.category), joinedload(Product.tiers))
+    ).unique().scalar_one_or_none()
     if product is None:
         raise NotFound()
     return product
