@@ -6,14 +6,17 @@ between. Services that change data therefore call `begin_write()`, which on SQLi
 the transaction with BEGIN IMMEDIATE (the write lock is taken up front and waiters queue
 on the busy timeout); PostgreSQL runs a normal transaction and relies on row locks.
 """
-from sqlalchemy import event
+from flask import current_app
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from faka.extensions import db
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
 _IMMEDIATE = "faka_immediate"
 _SINGLE_READ = "faka_single_read"
+_READER = "faka_read_engine"
 
 
 def init_app(app) -> None:
@@ -66,9 +69,34 @@ def read_row(statement, params: dict):
     """The first row of one read-only statement, run outside the request's session and
     without a transaction (a single SELECT needs none): the cheapest read there is, for
     endpoints polled many times a second."""
-    with db.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        else:
-            conn = conn.execution_options(**{_SINGLE_READ: True})
+    if db.engine.dialect.name != "postgresql":
+        with db.engine.connect() as conn:
+            return conn.execution_options(**{_SINGLE_READ: True}).execute(statement, params).first()
+    try:
+        return _read_autocommit(statement, params)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        # The server went away since this connection was last used (a restart): once more,
+        # on a new connection, instead of pinging before every read.
+        return _read_autocommit(statement, params)
+
+
+def _read_autocommit(statement, params: dict):
+    with _reader().connect() as conn:
         return conn.execute(statement, params).first()
+
+
+def _reader() -> Engine:
+    """PostgreSQL: a small engine of the app's own whose connections stay in autocommit,
+    for read_row. Switching one of the main pool's connections to autocommit and back
+    costs more than the read itself. It is disposed with the app's engine."""
+    app = current_app._get_current_object()
+    reader = app.extensions.get(_READER)
+    if reader is None:
+        engine = db.engine
+        reader = create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=4)
+        app.extensions[_READER] = reader
+        event.listen(engine, "engine_disposed", lambda _engine: app.extensions.pop(_READER, reader).dispose(),
+                     once=True)
+    return reader
