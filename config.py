@@ -49,6 +49,10 @@ class Config:
     BABEL_DEFAULT_TIMEZONE = os.environ.get("FAKA_TIMEZONE", "Asia/Shanghai")
     LANGUAGES = ["zh_CN", "en"]
 
+    # Rate limits live in Redis when REDIS_URL is set. Redis down must not take the shop
+    # down with it (a gateway's notification must still be recorded): the limits are then
+    # counted in each process's memory until Redis answers again.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_LOOKUP = os.environ.get("FAKA_RATELIMIT_LOOKUP", "10 per minute")
     RATELIMIT_CHECKOUT = os.environ.get("FAKA_RATELIMIT_CHECKOUT", "30 per minute")
     RATELIMIT_QUOTE = os.environ.get("FAKA_RATELIMIT_QUOTE", "60 per minute")  # product-page price previews

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import logging
 import smtplib
 import ssl
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -16,7 +17,7 @@ from flask import current_app, render_template
 from jinja2 import TemplateNotFound
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from faka.database import begin_write
 from faka.extensions import db
@@ -27,6 +28,21 @@ from faka.services.delivery import EMAIL_ORDER_DELIVERED, EMAIL_ORDER_REPLACEMEN
 from faka.services.settings import site_settings
 
 log = logging.getLogger(__name__)
+
+# When the reconciler tries a queued email again, counted from when it was queued: the
+# first retry at its next run, later ones further apart, so an SMTP server that is down
+# for hours does not use up MAIL_MAX_ATTEMPTS within minutes (the reconciler runs every
+# minute) and the email still goes out once it answers again.
+RETRY_AFTER = (
+    timedelta(0),
+    timedelta(0),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=3),
+    timedelta(hours=6),
+    timedelta(hours=12),
+)
 
 
 class MailNotConfigured(Exception):
@@ -68,6 +84,20 @@ def smtp_config() -> SmtpConfig:
 
 def smtp_configured() -> bool:
     return bool(smtp_config().server)
+
+
+def due_email_ids(now) -> list[int]:
+    """Queued emails whose next attempt is due by RETRY_AFTER (for the reconciler); past
+    the end of the schedule, at every run until MAIL_MAX_ATTEMPTS."""
+    last = len(RETRY_AFTER) - 1
+    due = or_(
+        *(and_(OutboxEmail.attempts == n, OutboxEmail.created_at <= now - wait)
+          for n, wait in enumerate(RETRY_AFTER[:last])),
+        and_(OutboxEmail.attempts >= last, OutboxEmail.created_at <= now - RETRY_AFTER[last]),
+    )
+    return list(db.session.execute(
+        select(OutboxEmail.id).where(OutboxEmail.status == OutboxEmail.QUEUED, due).order_by(OutboxEmail.id)
+    ).scalars())
 
 
 def send_outbox_email(email_id: int) -> bool:

@@ -1,13 +1,13 @@
 """The safety net: the database says what is owed, this makes sure it happens.
 
 Run periodically (RQ cron or the in-process timer) and by `flask reconcile`. It expires
-stale reservations, re-enqueues paid-but-undelivered orders, unsent emails, refunds
-still waiting for their gateway call and webhook deliveries due for another attempt
-(see webhooks.RETRY_AFTER), so a stopped worker, Redis or SMTP only delays work. It
-asks gateways with a query API about orders whose payment is in flight (a notification
-blocked by a firewall or CDN still completes the order), and moves complaints whose
-deadline passed (complaints.run_deadlines). Once a day it also starts the data-retention
-job (retention.run: old IP addresses hashed, old logs deleted).
+stale reservations, re-enqueues paid-but-undelivered orders, refunds still waiting for
+their gateway call, and emails and webhook deliveries due for another attempt (see
+mail.RETRY_AFTER and webhooks.RETRY_AFTER), so a stopped worker, Redis or SMTP only
+delays work. It asks gateways with a query API about orders whose payment is in flight
+(a notification blocked by a firewall or CDN still completes the order), and moves
+complaints whose deadline passed (complaints.run_deadlines). Once a day it also starts
+the data-retention job (retention.run: old IP addresses hashed, old logs deleted).
 """
 from dataclasses import dataclass
 
@@ -16,7 +16,7 @@ from sqlalchemy import select
 from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import Order, OutboxEmail, Product
+from faka.models import Order, Product
 from faka.services import clock, complaints, delivery, mail, payments, refunds, retention, stock, webhooks
 
 
@@ -45,7 +45,7 @@ def reconcile() -> ReconcileReport:
     ).scalars().all()
     emails = []
     if mail.smtp_configured():
-        emails = db.session.execute(select(OutboxEmail.id).where(OutboxEmail.status == OutboxEmail.QUEUED)).scalars().all()
+        emails = mail.due_email_ids(clock.now())
     pending_webhooks = webhooks.due_delivery_ids(clock.now())
     pending_refunds = refunds.pending_ids()
     in_flight = payments.payments_in_flight()

@@ -7,6 +7,7 @@ after the image data. Files live in instance/uploads/private under random names 
 served only through views that check who is asking.
 """
 import io
+import logging
 import re
 import secrets
 from pathlib import Path
@@ -24,9 +25,15 @@ ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg"}
 STORED_NAME = re.compile(r"[0-9a-f]{32}\.(?:png|jpg)")
 
+log = logging.getLogger(__name__)
+
 
 class InvalidImage(DomainError):
     message = _l("Upload a PNG, JPEG or WebP image of at most 5 MB.")
+
+
+class ImageNotStored(DomainError):
+    message = _l("The image could not be stored. Please try again later.")
 
 
 def private_dir() -> Path:
@@ -56,7 +63,17 @@ def store_image(data: bytes) -> str:
         clean.save(out, "PNG", optimize=True)
     else:
         clean.save(out, "JPEG", quality=88)
-    (private_dir() / name).write_bytes(out.getvalue())
+    path = None
+    try:
+        path = private_dir() / name
+        path.write_bytes(out.getvalue())
+    except OSError as exc:
+        # A full disk or quota: nothing may stay half-written, and the user is told to
+        # try again rather than shown an error page.
+        if path is not None:
+            path.unlink(missing_ok=True)
+        log.error("could not store an uploaded image: %s", exc)
+        raise ImageNotStored() from exc
     return name
 
 

@@ -18,7 +18,7 @@ from faka.services import audit, mail, payments
 from faka.services import settings as site_config
 from faka.services.crypto import vault
 from faka.services.errors import DomainError
-from faka.services.uploads import MAX_UPLOAD_BYTES, InvalidImage, store_image
+from faka.services.uploads import MAX_UPLOAD_BYTES, ImageNotStored, InvalidImage, store_image
 
 # The settings this page edits, in the order shown, and how each is entered.
 TEXT_FIELDS = ("site_name", "icp_number", "contact")
@@ -83,7 +83,7 @@ def logo_settings():
     else:
         try:
             name = store_image(upload.read(MAX_UPLOAD_BYTES + 1) if upload and upload.filename else b"")
-        except InvalidImage as exc:
+        except (InvalidImage, ImageNotStored) as exc:
             return _settings_page(current, {"logo": exc.message}, 400)
     audit.record(current_user.id, "site.logo", "settings", before={"logo": current.get("logo")}, after={"logo": name})
     site_config.set_setting("logo", name, commit=False)
