@@ -197,6 +197,23 @@ def test_big_import_runs_as_a_job_with_progress(merchant_client, make_product):
     assert progress.status_code == 286 and "6000" in progress.text
 
 
+def test_an_import_whose_job_was_lost_is_queued_again_by_the_reconciler_and_runs_once(app, merchant, make_product):
+    from faka.services import clock, keys
+    from faka.services.reconcile import reconcile
+
+    product = make_product(keys=0)
+    waiting = keys.start_import(merchant.id, product.id, "\n".join(f"LOST-{i}" for i in range(3000)))
+    assert reconcile().imports == 0  # just queued: its job may still be on its way
+    waiting.created_at = clock.now() - keys.IMPORT_GRACE - keys.IMPORT_GRACE
+    db.session.commit()
+    assert reconcile().imports == 1  # the job was lost (say, with Redis): queued again, and it ran
+    job = reload(waiting)
+    assert job.status == KeyImport.DONE and job.added == 3000
+    assert keys.run_import(job.id).added == 3000  # a late copy of the lost job changes nothing
+    assert db.session.scalar(select(func.count()).select_from(CardKey)) == 3000
+    assert reconcile().imports == 0
+
+
 def test_void_and_export_unsold_keys(merchant_client, merchant, make_product):
     product = make_product(keys=0)
     post(merchant_client, f"/merchant/products/{product.slug}/keys", {"keys": "V1\nV2\nV3", "separator": "newline"})

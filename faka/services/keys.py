@@ -2,10 +2,11 @@
 import json
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from faka.database import begin_write
 from faka.extensions import db
@@ -20,6 +21,7 @@ MAX_KEY_LENGTH = 2000
 SAMPLE_LIMIT = 20  # lines quoted back per category in a report
 JOB_THRESHOLD_LINES = 2000  # bigger imports run as a job with progress
 CHUNK_LINES = 5000
+IMPORT_GRACE = timedelta(minutes=2)  # a queued import not started by then has lost its job
 SEPARATORS = {"newline": "\n", "comma": ",", "semicolon": ";", "tab": "\t", "space": " ", "pipe": "|"}
 
 
@@ -129,8 +131,17 @@ def run_import(import_id: int) -> KeyImport | None:
     upload = json.loads(vault().decrypt(path.read_text()))
     keys = split_keys(upload["text"], upload["separator"])
     product_id, public_id = job.product_id, job.public_id
-    job.status = KeyImport.RUNNING
+    db.session.rollback()
+    # Claimed atomically: a copy of the job queued again by the reconciler while this one
+    # waited finds it taken and leaves it alone.
+    begin_write()
+    claimed = db.session.execute(
+        update(KeyImport).where(KeyImport.id == import_id, KeyImport.status == KeyImport.QUEUED)
+        .values(status=KeyImport.RUNNING)
+    ).rowcount
     db.session.commit()
+    if not claimed:
+        return db.session.get(KeyImport, import_id)
     # A rerun after a crash starts over: keys already added now count as already in stock.
     seen: set[str] = set()
     report = ImportReport()
@@ -143,6 +154,14 @@ def run_import(import_id: int) -> KeyImport | None:
     db.session.commit()
     _import_file(public_id).unlink(missing_ok=True)
     return job
+
+
+def waiting_import_ids(now: datetime) -> list[int]:
+    """Imports queued more than IMPORT_GRACE ago and not started: their job may have been
+    lost with Redis (the text waits on disk), so the reconciler queues them again."""
+    return list(db.session.execute(
+        select(KeyImport.id).where(KeyImport.status == KeyImport.QUEUED, KeyImport.created_at < now - IMPORT_GRACE)
+    ).scalars())
 
 
 def _record_progress(import_id: int, processed: int, report: ImportReport) -> None:

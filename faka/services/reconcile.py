@@ -17,7 +17,7 @@ from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Order, Product
-from faka.services import clock, complaints, delivery, mail, payments, refunds, retention, stock, webhooks
+from faka.services import clock, complaints, delivery, keys, mail, payments, refunds, retention, stock, webhooks
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class ReconcileReport:
     closed: int = 0  # complaints closed because the buyer did not answer in time
     payment_checks: int = 0  # unpaid orders whose gateway is asked whether they were paid
     retention: bool = False  # the daily data-retention job was started
+    imports: int = 0  # big key imports whose job was lost, queued again
 
 
 def reconcile() -> ReconcileReport:
@@ -49,6 +50,7 @@ def reconcile() -> ReconcileReport:
     pending_webhooks = webhooks.due_delivery_ids(clock.now())
     pending_refunds = refunds.pending_ids()
     in_flight = payments.payments_in_flight()
+    imports = keys.waiting_import_ids(clock.now())
     db.session.rollback()
 
     for order_id in undelivered:
@@ -60,6 +62,8 @@ def reconcile() -> ReconcileReport:
         jobs.enqueue(jobs.refund_payment, refund_id, job_id=f"refund-{refund_id}")
     for order_id in in_flight:
         jobs.enqueue(jobs.check_payment, order_id, job_id=f"check-payment-{order_id}")
+    for import_id in imports:
+        jobs.enqueue(jobs.import_keys_job, import_id, job_id=f"import-{import_id}")
     deadlines = complaints.run_deadlines()
     retention_due = retention.due(clock.now())
     if retention_due:
@@ -67,5 +71,5 @@ def reconcile() -> ReconcileReport:
     return ReconcileReport(
         expired=expired, deliveries=len(undelivered), emails=len(emails), webhooks=len(pending_webhooks),
         refunds=len(pending_refunds), escalated=deadlines.escalated, closed=deadlines.closed,
-        payment_checks=len(in_flight), retention=retention_due,
+        payment_checks=len(in_flight), retention=retention_due, imports=len(imports),
     )
