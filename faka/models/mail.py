@@ -37,3 +37,6 @@ class OutboxEmail(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the job that is talking to SMTP about this email: a second copy of the job
+    # (queued again by the reconciler) leaves it alone until then, so it is sent once.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

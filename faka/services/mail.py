@@ -17,7 +17,7 @@ from flask import current_app, render_template
 from jinja2 import TemplateNotFound
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 
 from faka.database import begin_write
 from faka.extensions import db
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 # first retry at its next run, later ones further apart, so an SMTP server that is down
 # for hours does not use up MAIL_MAX_ATTEMPTS within minutes (the reconciler runs every
 # minute) and the email still goes out once it answers again.
+# A claim lasts this many SMTP timeouts: a connection, EHLO/TLS/login and the message.
+CLAIM_FACTOR = 4
 RETRY_AFTER = (
     timedelta(0),
     timedelta(0),
@@ -102,15 +104,13 @@ def due_email_ids(now) -> list[int]:
 
 def send_outbox_email(email_id: int) -> bool:
     """Send one queued email. Returns True when sent now; raises when SMTP fails so the
-    job is retried. An email already sent, or given up on, is left alone."""
-    email = db.session.get(OutboxEmail, email_id)
-    if email is None or email.status != OutboxEmail.QUEUED:
-        db.session.rollback()
-        return False
+    job is retried. An email already sent, given up on, or being sent by another copy of
+    the job (claimed) is left alone."""
     cfg = smtp_config()
-    if not cfg.server:
+    if not cfg.server or not _claim(email_id, cfg.timeout):
         db.session.rollback()
         return False
+    email = db.session.get(OutboxEmail, email_id)
     message = build_message(email, cfg.sender)
     db.session.rollback()  # release the read transaction while talking to SMTP
     try:
@@ -124,14 +124,31 @@ def send_outbox_email(email_id: int) -> bool:
     email.sent_at = clock.now()
     email.attempts += 1
     email.last_error = None
+    email.claimed_until = None
     db.session.commit()
     log.info("email %s (%s) sent", email_id, email.kind)
     return True
 
 
+def _claim(email_id: int, smtp_timeout: int) -> bool:
+    """Take a queued email for one sending attempt, atomically. The claim outlasts the
+    SMTP conversation; one left by a worker that died runs out by itself."""
+    now = clock.now()
+    begin_write()
+    claimed = db.session.execute(
+        update(OutboxEmail)
+        .where(OutboxEmail.id == email_id, OutboxEmail.status == OutboxEmail.QUEUED,
+               or_(OutboxEmail.claimed_until.is_(None), OutboxEmail.claimed_until <= now))
+        .values(claimed_until=now + timedelta(seconds=CLAIM_FACTOR * max(smtp_timeout, 1)))
+    ).rowcount
+    db.session.commit()
+    return claimed == 1
+
+
 def _record_failure(email_id: int, exc: Exception) -> None:
     begin_write()
     email = db.session.get(OutboxEmail, email_id)
+    email.claimed_until = None
     email.attempts += 1
     email.last_error = f"{type(exc).__name__}: {exc}"[:500]
     if email.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
