@@ -20,10 +20,11 @@ the operator's live monitor lists and charts. An honest buyer scores nothing.
 """
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 
 from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import and_, bindparam, func, or_, select, text
 
 from faka.database import begin_write, is_postgresql
 from faka.extensions import db
@@ -362,27 +363,40 @@ def _order_counts(signals: Signals) -> dict[str, int]:
     counts = signals.counted.get("orders")
     if counts is not None:
         return counts
-    recent = Order.created_at > signals.now - VELOCITY_WINDOW
     email = (signals.email or "").strip().lower()
     domain = signals.email_domain
-    buyer = _same_buyer(signals)
-    wanted = {name: condition for name, condition in (
-        ("ip", and_(recent, Order.client_ip == signals.ip) if signals.ip else None),
-        ("device", and_(recent, Order.device_hash == signals.device_hash) if signals.device_hash else None),
-        ("email", and_(recent, Order.email == email) if email else None),
-        ("domain", and_(recent, Order.email.like(f"%@{_escape_like(domain)}", escape="\\")) if domain else None),
-        ("pending", and_(Order.status == Order.PENDING, Order.expires_at > signals.now, buyer)
-         if buyer is not None else None),
-    ) if condition is not None}
+    values = {"ip": signals.ip, "device": signals.device_hash, "email": email,
+              "domain": f"%@{_escape_like(domain)}" if domain else None}
+    names = tuple(name for name in ("ip", "device", "email", "domain") if values[name])
     counts = {}
-    if wanted:
-        row = db.session.execute(
-            select(*(func.count().filter(condition).label(name) for name, condition in wanted.items()))
-            .select_from(Order).where(or_(*wanted.values()))
-        ).one()
-        counts = {name: row[i] or 0 for i, name in enumerate(wanted)}
+    if names:
+        query = _order_counts_query(names)
+        params = {name: values[name] for name in names}
+        row = db.session.execute(query, {"since": signals.now - VELOCITY_WINDOW, "now": signals.now, **params}).one()
+        counts = dict(zip(row._fields, (value or 0 for value in row)))
     signals.counted["orders"] = counts
     return counts
+
+
+@cache
+def _order_counts_query(names: tuple[str, ...]):
+    # Built once for each set of signals present: every checkout runs it.
+    recent = Order.created_at > bindparam("since")
+    conditions = {
+        "ip": and_(recent, Order.client_ip == bindparam("ip")),
+        "device": and_(recent, Order.device_hash == bindparam("device")),
+        "email": and_(recent, Order.email == bindparam("email")),
+        "domain": and_(recent, Order.email.like(bindparam("domain"), escape="\\")),
+    }
+    wanted = {name: conditions[name] for name in names}
+    buyer = [{"ip": Order.client_ip, "device": Order.device_hash}[name] == bindparam(name)
+             for name in names if name in ("ip", "device")]
+    if buyer:
+        wanted["pending"] = and_(Order.status == Order.PENDING, Order.expires_at > bindparam("now"), or_(*buyer))
+    return (
+        select(*(func.count().filter(condition).label(name) for name, condition in wanted.items()))
+        .select_from(Order).where(or_(*wanted.values()))
+    )
 
 
 def ip_velocity(signals: Signals) -> Hit | None:
