@@ -2,6 +2,7 @@
 and refund rates, and the shop and product pages that show them with the reviews."""
 import re
 import secrets
+import time
 from datetime import timedelta
 
 import pytest
@@ -63,6 +64,26 @@ def test_rating_counts_only_counted_reviews_against_the_platform_prior(app, merc
     assert rep.platform_mean == pytest.approx((5 + 5 + 4 + 2) / 4)
     assert rep.mean == pytest.approx(14 / 3)
     assert rep.rating == pytest.approx((10 * 4.0 + 14) / 13)
+
+
+def test_figures_are_reused_for_a_minute_while_pages_are_cached(make_app, merchant, product, make_product,
+                                                                monkeypatch):
+    app = make_app(PAGE_CACHE_SECONDS=2)
+    with app.app_context():
+        add_review(make_order(product), 5)
+        assert (reputation.merchant_reputation(merchant.id).reviews, reputation.platform_mean()) == (1, 5)
+        other, other_product = other_shop(make_product)
+        add_review(make_order(product), 2)
+        add_review(make_order(other_product), 2)
+        first = reputation.merchant_reputation(merchant.id)
+        assert (first.reviews, first.platform_mean) == (1, 5)  # both reused
+        rep = reputation.merchant_reputation(other.id)
+        assert (rep.reviews, rep.platform_mean) == (1, 5)  # another shop's own figures are its own; the prior is shared
+
+        later = time.monotonic() + reputation.REPUTATION_SECONDS + 1
+        monkeypatch.setattr("faka.pagecache.time.monotonic", lambda: later)
+        rep = reputation.merchant_reputation(merchant.id)
+        assert (rep.reviews, rep.rating_sum, rep.platform_mean) == (2, 7, 3)
 
 
 def test_prior_is_four_while_nobody_has_a_counted_review(app, merchant, product):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
+from flask import current_app
 from sqlalchemy import and_, bindparam, case, func, select, true
 
 from faka.extensions import db
@@ -20,6 +21,7 @@ from faka.services.errors import NotFound
 PRIOR_WEIGHT = 10  # C: how many reviews it takes to outweigh the platform's mean
 PRIOR_FALLBACK = 4.0  # the prior while the platform has no counted review at all
 WINDOW = timedelta(days=90)
+REPUTATION_SECONDS = 60
 REFUNDED = (Order.REFUNDED, Order.PARTIALLY_REFUNDED)
 
 
@@ -70,12 +72,35 @@ class Reputation:
         return PRIOR_WEIGHT
 
 
+def platform_mean() -> float:
+    """The prior: the mean rating of every counted review on the platform. Counting it
+    reads every review, so with the page cache on it is reused for REPUTATION_SECONDS
+    within this process (one more review moves it by next to nothing)."""
+    cache = current_app.extensions["faka_pagecache"]
+    cached = current_app.config["PAGE_CACHE_SECONDS"] > 0
+    mean = cache.get("platform-review-mean") if cached else None
+    if mean is None:
+        row = db.session.execute(_platform_query()).one()
+        mean = int(row.sum) / int(row.count) if row.count else PRIOR_FALLBACK
+        if cached:
+            cache.set("platform-review-mean", mean, REPUTATION_SECONDS)
+    return mean
+
+
+@cache
+def _platform_query():
+    return select(_count_if(*_COUNTED).label("count"), _sum_if(Review.rating, *_COUNTED).label("sum"))
+
+
 def _count_if(*conditions):
     return func.coalesce(func.sum(case((and_(*conditions), 1), else_=0)), 0)
 
 
 def _sum_if(value, *conditions):
     return func.coalesce(func.sum(case((and_(*conditions), value), else_=0)), 0)
+
+
+_COUNTED = (Review.suspicious_reason.is_(None), Review.hidden_at.is_(None))
 
 
 @cache
@@ -89,13 +114,9 @@ def _reputation_query():
         _count_if(Order.paid_at >= since).label("paid_recent"),
         _count_if(Order.refunded_at >= since, Order.status.in_(REFUNDED)).label("refunded_recent"),
     ).where(Order.merchant_id == merchant_id).subquery()
-    counted = (Review.suspicious_reason.is_(None), Review.hidden_at.is_(None))
     reviews = select(
-        _count_if(*counted).label("platform_count"),
-        _sum_if(Review.rating, *counted).label("platform_sum"),
-        _count_if(Review.merchant_id == merchant_id, *counted).label("count"),
-        _sum_if(Review.rating, Review.merchant_id == merchant_id, *counted).label("sum"),
-    ).subquery()
+        _count_if(*_COUNTED).label("count"), _sum_if(Review.rating, *_COUNTED).label("sum"),
+    ).where(Review.merchant_id == merchant_id).subquery()
     complaints = select(func.count()).select_from(Complaint).where(
         Complaint.merchant_id == merchant_id, Complaint.created_at >= since).scalar_subquery()
     return (
@@ -106,19 +127,32 @@ def _reputation_query():
 
 
 def merchant_reputation(merchant_id: int, now: datetime | None = None) -> Reputation:
-    """The shop's figures in one statement: one pass over its orders, one over the
-    platform's reviews (the prior needs them all), and a count of recent complaints."""
+    """The shop's figures. They read all of its orders and reviews, and move slowly, so
+    with the page cache on they are reused for REPUTATION_SECONDS within this process
+    (every product page of the shop shows them)."""
+    if now is not None or current_app.config["PAGE_CACHE_SECONDS"] <= 0:
+        return _merchant_reputation(merchant_id, now)
+    cache = current_app.extensions["faka_pagecache"]
+    reputation = cache.get(("reputation", merchant_id))
+    if reputation is None:
+        reputation = _merchant_reputation(merchant_id, None)
+        cache.set(("reputation", merchant_id), reputation, REPUTATION_SECONDS)
+    return reputation
+
+
+def _merchant_reputation(merchant_id: int, now: datetime | None) -> Reputation:
+    """In one statement (one pass over the shop's orders, one over its reviews, a count
+    of recent complaints), with the platform's mean as the prior."""
     row = db.session.execute(
         _reputation_query(), {"merchant_id": merchant_id, "since": (now or clock.now()) - WINDOW}
     ).one_or_none()
     if row is None:
         raise NotFound()
-    platform_count, platform_sum = int(row.platform_count), int(row.platform_sum)
     return Reputation(
         delivered=int(row.delivered),
         reviews=int(row.count),
         rating_sum=int(row.sum),
-        platform_mean=platform_sum / platform_count if platform_count else PRIOR_FALLBACK,
+        platform_mean=platform_mean(),
         delivered_recent=int(row.delivered_recent),
         complaints_recent=int(row.complaints),
         paid_recent=int(row.paid_recent),
