@@ -357,17 +357,15 @@ def blacklisted(signals: Signals) -> Hit | None:
 
 def _order_counts(signals: Signals) -> dict[str, int]:
     """What the order-counting rules count (orders in the velocity window per IP address,
-    browser, email and email domain; unpaid orders the buyer holds), in one statement for
-    all of them: a checkout runs every one, and one pass over the orders costs far less
-    than five."""
+    browser and email; unpaid orders the buyer holds), in one statement for all of them:
+    a checkout runs every one, and one pass over their indexes (combined by the database)
+    costs far less than four statements. Not the domain rule: its LIKE can use no index,
+    and would make the database scan the window's orders for all of them."""
     counts = signals.counted.get("orders")
     if counts is not None:
         return counts
-    email = (signals.email or "").strip().lower()
-    domain = signals.email_domain
-    values = {"ip": signals.ip, "device": signals.device_hash, "email": email,
-              "domain": f"%@{_escape_like(domain)}" if domain else None}
-    names = tuple(name for name in ("ip", "device", "email", "domain") if values[name])
+    values = {"ip": signals.ip, "device": signals.device_hash, "email": (signals.email or "").strip().lower()}
+    names = tuple(name for name in ("ip", "device", "email") if values[name])
     counts = {}
     if names:
         query = _order_counts_query(names)
@@ -386,7 +384,6 @@ def _order_counts_query(names: tuple[str, ...]):
         "ip": and_(recent, Order.client_ip == bindparam("ip")),
         "device": and_(recent, Order.device_hash == bindparam("device")),
         "email": and_(recent, Order.email == bindparam("email")),
-        "domain": and_(recent, Order.email.like(bindparam("domain"), escape="\\")),
     }
     wanted = {name: conditions[name] for name in names}
     buyer = [{"ip": Order.client_ip, "device": Order.device_hash}[name] == bindparam(name)
@@ -424,7 +421,8 @@ def domain_velocity(signals: Signals) -> Hit | None:
     domain = signals.email_domain
     if not domain:
         return None
-    count = _order_counts(signals)["domain"]
+    count = _count(select(func.count()).select_from(Order).where(
+        Order.created_at > signals.now - VELOCITY_WINDOW, Order.email.like(f"%@{_escape_like(domain)}", escape="\\")))
     return _hit("domain_velocity", f"{count} orders for @{domain} in 10 min") if count >= DOMAIN_ORDERS else None
 
 
