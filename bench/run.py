@@ -784,13 +784,17 @@ def count_queries(shop: Shop, paths: dict[str, str]) -> dict[str, dict]:
         statements.append(statement)
 
     with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", on_execute)
+        engines = [db.engine]
+    event.listen(engines[0], "before_cursor_execute", on_execute)
     try:
         out = {}
         for name, path in paths.items():
             client = app.test_client()
             client.get(path)  # warm: first-request set-up is not the page's cost
+            reader = app.extensions.get("faka_read_engine")  # database.read_row's own engine (PostgreSQL)
+            if reader is not None and reader not in engines:
+                engines.append(reader)
+                event.listen(reader, "before_cursor_execute", on_execute)
             statements.clear()
             response = client.get(path)
             queries = [s for s in statements if s.strip().upper() not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")]
@@ -800,7 +804,8 @@ def count_queries(shop: Shop, paths: dict[str, str]) -> dict[str, dict]:
             }
         return out
     finally:
-        event.remove(engine, "before_cursor_execute", on_execute)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", on_execute)
 
 
 def add_products(shop: Shop, count: int) -> None:
