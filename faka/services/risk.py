@@ -504,22 +504,23 @@ def _security_events(kind: str | tuple[str, ...], signals: Signals, window: time
         SecurityEvent.kind.in_(kinds), SecurityEvent.created_at > signals.now - window, or_(*places)))
 
 
+def _failures(signals: Signals, kind: str, window: timedelta, rule: str, few: int, many: int) -> Hit | None:
+    """A few failures of one kind from this IP or browser: `rule`; many: `<rule>_many`."""
+    count = _security_events(kind, signals, window)
+    detail = f"{count} failed in {int(window.total_seconds() // 60)} min"
+    if count >= many:
+        return _hit(f"{rule}_many", detail)
+    return _hit(rule, detail) if count >= few else None
+
+
 def failed_lookups(signals: Signals) -> Hit | None:
-    count = _security_events(SecurityEvent.LOOKUP_FAILED, signals, LOOKUP_WINDOW)
-    if count >= FAILED_LOOKUPS_BLOCK:
-        return _hit("failed_lookups_many", f"{count} failed in 15 min")
-    if count >= FAILED_LOOKUPS:
-        return _hit("failed_lookups", f"{count} failed in 15 min")
-    return None
+    return _failures(signals, SecurityEvent.LOOKUP_FAILED, LOOKUP_WINDOW, "failed_lookups", FAILED_LOOKUPS,
+                     FAILED_LOOKUPS_BLOCK)
 
 
 def failed_logins(signals: Signals) -> Hit | None:
-    count = _security_events(SecurityEvent.LOGIN_FAILED, signals, LOGIN_WINDOW)
-    if count >= FAILED_LOGINS_BLOCK:
-        return _hit("failed_logins_many", f"{count} failed in 15 min")
-    if count >= FAILED_LOGINS:
-        return _hit("failed_logins", f"{count} failed in 15 min")
-    return None
+    return _failures(signals, SecurityEvent.LOGIN_FAILED, LOGIN_WINDOW, "failed_logins", FAILED_LOGINS,
+                     FAILED_LOGINS_BLOCK)
 
 
 def forged_notifies(signals: Signals) -> Hit | None:
