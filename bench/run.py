@@ -737,7 +737,8 @@ def delivery_latency(shop: Shop, port: int, slug: str, n: int, mode: str) -> dic
                 break
             if status == HTMX_STOP_POLLING or elapsed > DELIVERY_TIMEOUT:
                 state = "final without keys" if status == HTMX_STOP_POLLING else f"not delivered after {DELIVERY_TIMEOUT}s"
-                failures.append({"order": order["number"], "error": f"{state} (last HTTP {status})"})
+                failures.append({"order": order["number"], "status": shop.order_status(order["id"]),
+                                 "error": f"{state} (last HTTP {status})"})
                 break
             time.sleep(POLL_INTERVAL)
     result = {
@@ -1271,7 +1272,8 @@ def main() -> int:
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(report(results))
     print(f"\nresults: {args.out}")
-    if args.keep or failed:
+    delivery_failed = any((s.get("delivery") or {}).get("failed") for s in results["setups"].values())
+    if args.keep or failed or delivery_failed:
         print(f"instances and logs kept in {root}")
     else:
         shutil.rmtree(root, ignore_errors=True)
