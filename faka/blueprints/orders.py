@@ -51,7 +51,7 @@ def status(token: str):
     key = final_key if order.is_final else ("status", token, order.status, order.is_held, language)
     body = cache.get(key) if ttl > 0 else None
     if body is None:
-        body = render_template("orders/_status.html", order=order, items=delivered_items(order))
+        body = render_template("orders/_status.html", order=order, items=orders.status_items(order))
         if ttl > 0:
             cache.set(key, body, ttl)
     return _no_store(make_response(body, HTMX_STOP_POLLING if order.is_final else 200))

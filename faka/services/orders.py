@@ -9,6 +9,7 @@ from faka.database import read_row
 from faka.extensions import db
 from faka.models import Order, Product, SecurityEvent
 from faka.services import risk, security_events
+from faka.services.delivery import delivered_items
 from faka.services.errors import LookupFailed
 from faka.services.passwords import verify_query_password
 
@@ -110,3 +111,12 @@ def order_status(token: str) -> OrderStatus | None:
         return None
     row = read_row(_status_query(), {"token": token})
     return OrderStatus(*row) if row is not None else None
+
+
+def status_items(order: OrderStatus) -> list[str]:
+    """The goods the status widget shows, read at least as fresh as the order's row. The
+    request's session may hold a read from before the delivery committed (SQLite keeps
+    one snapshot per transaction), in which a delivered order has no sold keys yet: the
+    widget would say delivered, show nothing and stop polling."""
+    db.session.rollback()
+    return delivered_items(order)
