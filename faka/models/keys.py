@@ -13,7 +13,9 @@ class CardKey(db.Model):
     __tablename__ = "card_keys"
     __table_args__ = (
         UniqueConstraint("product_id", "fingerprint"),
-        Index("ix_card_keys_product_status", "product_id", "status"),
+        # With id last, reserving "the oldest available keys" reads them in index order
+        # instead of walking every sold key of the product.
+        Index("ix_card_keys_product_status_id", "product_id", "status", "id"),
     )
 
     AVAILABLE = "available"
