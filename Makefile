@@ -46,7 +46,6 @@ test-postgresql: $(VENV)/.dev translations
 
 bench: $(VENV)/.dev translations
 	$(BIN)/python bench/run.py
-	$(BIN)/python bench/import_keys.py
 
 attack: $(VENV)/.dev translations
 	$(BIN)/python bench/attack.py
