@@ -279,12 +279,7 @@ def authenticate(email: str, password: str, ip: str | None = None, device_hash: 
     """
     now = clock.now()
     signals = risk.Signals(risk.LOGIN, ip, device_hash, now=now)
-    try:
-        verdict = risk.check(signals, captcha_solved)
-    except risk.Refused as exc:
-        db.session.rollback()
-        exc.record()
-        raise
+    verdict = risk.check(signals, captcha_solved)
     begin_write()
     risk.add_event(signals, verdict, captcha_solved=captcha_solved)
     user = _find_user(email)

@@ -54,10 +54,6 @@ def place_order(
     try:
         order = _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale, coupon_code,
                        device_hash, captcha_solved)
-    except risk.Refused as exc:
-        db.session.rollback()
-        exc.record()
-        raise
     except Exception:
         db.session.rollback()
         raise

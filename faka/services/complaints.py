@@ -268,10 +268,6 @@ def open_complaint(order_token: str, reason: str, description: str, images: list
         except IntegrityError as exc:  # another tab opened one at the same moment
             db.session.rollback()
             raise ComplaintAlreadyOpen() from exc
-        except risk.Refused as exc:
-            db.session.rollback()
-            exc.record()
-            raise
         except Exception:
             db.session.rollback()
             raise

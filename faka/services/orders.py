@@ -23,12 +23,7 @@ def lookup(query: str, query_password: str, ip: str | None = None, device_hash: 
     from one IP address or browser, and refuses guessing in bulk; every failure is a
     security event."""
     signals = risk.Signals(risk.LOOKUP, ip, device_hash)
-    try:
-        verdict = risk.check(signals, captcha_solved)
-    except risk.Refused as exc:
-        db.session.rollback()
-        exc.record()
-        raise
+    verdict = risk.check(signals, captcha_solved)
     if verdict.hits:
         risk.record(signals, verdict, captcha_solved=captcha_solved)
     query = query.strip()

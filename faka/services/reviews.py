@@ -172,10 +172,6 @@ def submit_review(order_token: str, rating: int, text: str | None, now: datetime
     except IntegrityError as exc:
         db.session.rollback()
         raise AlreadyReviewed() from exc  # the same order reviewed twice at once
-    except risk.Refused as exc:
-        db.session.rollback()
-        exc.record()
-        raise
     except Exception:
         db.session.rollback()
         raise

@@ -184,7 +184,7 @@ class Refused(DomainError):
         self.captcha_solved = captcha_solved
 
     def record(self) -> None:
-        """Record the refusal's event in its own transaction (after the caller's rollback),
+        """Record the refusal's event in its own transaction (after the rollback),
         once a minute for the same visitor and rules: a bot refused a thousand times
         shows in the monitor without a thousand writes."""
         signals = self.signals
@@ -254,15 +254,21 @@ def assess(signals: Signals) -> Verdict:
 
 
 def check(signals: Signals, captcha_solved: bool = False) -> Verdict:
-    """Assess a request that may be refused, inside the caller's transaction: raise
-    Blocked or CaptchaRequired (the caller rolls back and calls `record`), or return the
-    verdict to apply (allow, flag or hold) and to record with `add_event`."""
+    """Assess a request that may be refused, inside the caller's transaction. A refusal
+    rolls that transaction back, records its event and raises Blocked or
+    CaptchaRequired; otherwise the verdict to apply (allow, flag or hold) is returned,
+    to be recorded with `add_event`."""
     verdict = assess(signals)
+    refusal = None
     if verdict.action == BLOCK:
         stock_hit = any(hit.rule == "stock_hoarding" for hit in verdict.hits)
-        raise (StockHoarding if stock_hit else Blocked)(verdict, signals, captcha_solved)
-    if verdict.action == CAPTCHA and not captcha_solved:
-        raise CaptchaRequired(verdict, signals)
+        refusal = (StockHoarding if stock_hit else Blocked)(verdict, signals, captcha_solved)
+    elif verdict.action == CAPTCHA and not captcha_solved:
+        refusal = CaptchaRequired(verdict, signals)
+    if refusal is not None:
+        db.session.rollback()
+        refusal.record()
+        raise refusal
     return verdict
 
 
