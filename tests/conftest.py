@@ -216,6 +216,24 @@ def login(client, user) -> None:
         session["_fresh"] = True
 
 
+def with_totp(user) -> str:
+    """Turn on two-factor authentication for a back-office user; returns its TOTP secret."""
+    import pyotp
+
+    secret = pyotp.random_base32()
+    user.totp_secret = vault().encrypt(secret)
+    _db.session.commit()
+    return secret
+
+
+@pytest.fixture
+def operator(app):
+    """An operator (ops@example.com / operator-pass-1) with two-factor authentication on."""
+    user = accounts.create_operator("ops@example.com", "operator-pass-1")
+    with_totp(user)
+    return user
+
+
 def expire_and_reconcile(order: Order) -> None:
     """Let the order's payment deadline pass and run the reconciler, which expires it."""
     from datetime import timedelta

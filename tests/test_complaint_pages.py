@@ -17,7 +17,7 @@ from faka.models.types import utcnow
 from faka.services import accounts, complaints, money
 from faka.services.crypto import vault
 from faka.services.uploads import private_dir
-from tests.conftest import csrf_from, key_texts, login, no_horizontal_scroll, reload, signed_notify
+from tests.conftest import csrf_from, key_texts, login, no_horizontal_scroll, reload, signed_notify, with_totp
 
 DESCRIPTION = "The key says 'already redeemed' on the first try.\nScreenshot attached."
 
@@ -55,12 +55,6 @@ def english(client):
 def token_of(client) -> str:
     """A CSRF token for this client's session (from a page every visitor can open)."""
     return csrf_from(client.get("/lookup").text)
-
-
-def with_totp(user):
-    user.totp_secret = vault().encrypt(pyotp.random_base32())
-    db.session.commit()
-    return user
 
 
 def count(model, *where) -> int:
@@ -113,11 +107,6 @@ def seller(app, merchant):
     client = english(app.test_client())
     login(client, merchant.user)
     return client
-
-
-@pytest.fixture
-def operator(app):
-    return with_totp(accounts.create_operator("ops@example.com", "operator-pass-1"))
 
 
 @pytest.fixture
@@ -617,7 +606,8 @@ def test_buyer_complaint_page_and_operator_case_fit_a_phone(live_server, make_pr
     assert phone.locator("#complaint").count() == 1
     assert no_horizontal_scroll(phone)
 
-    operator = with_totp(accounts.create_operator("ops@example.com", "operator-pass-1"))
+    operator = accounts.create_operator("ops@example.com", "operator-pass-1")
+    with_totp(operator)
     browser_login(phone, app, base, operator)
     phone.goto(f"{base}/operator/complaints/{complaint.ref}")
     assert phone.locator("text=Record the decision").count() == 1

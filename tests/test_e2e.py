@@ -31,8 +31,7 @@ from faka.extensions import db
 from faka.models import Category, Complaint, ComplaintImage, Order, User
 from faka.models.types import utcnow
 from faka.services import accounts, complaints
-from faka.services.crypto import vault
-from tests.conftest import CHROMIUM, count, no_horizontal_scroll, reload, signed_notify
+from tests.conftest import CHROMIUM, count, no_horizontal_scroll, reload, signed_notify, with_totp
 
 MOBILE_UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
              "Chrome/126.0.0.0 Mobile Safari/537.36")
@@ -179,13 +178,6 @@ def one(model, *where):
     """The one row of `model` matching `where`, as the database holds it now."""
     db.session.commit()  # end the test's snapshot: the server committed since
     return db.session.execute(select(model).where(*where)).scalar_one()
-
-
-def with_totp(user: User) -> str:
-    secret = pyotp.random_base32()
-    user.totp_secret = vault().encrypt(secret)
-    db.session.commit()
-    return secret
 
 
 def operator_logs_in(v: Visitor, email: str, password: str, secret: str) -> None:

@@ -1,28 +1,17 @@
 """Goods moderation: prohibited words, the operator's queue and decisions, buyers' reports."""
 import json
 
-import pyotp
 import pytest
 from sqlalchemy import func, select
 
 from faka.extensions import db
 from faka.models import AuditEvent, Product, ProductReport, Setting
-from faka.services import accounts
-from faka.services.crypto import vault
 from tests.conftest import csrf_from, login, reload
 
 
 def post(client, url, data, page):
     token = csrf_from(client.get(page).text)
     return client.post(url, data={"csrf_token": token, **data})
-
-
-@pytest.fixture
-def operator(app):
-    user = accounts.create_operator("ops@example.com", "operator-pass-1")
-    user.totp_secret = vault().encrypt(pyotp.random_base32())
-    db.session.commit()
-    return user
 
 
 @pytest.fixture

@@ -12,12 +12,11 @@ from sqlalchemy import select
 
 from faka.extensions import db
 from faka.models import (AuditEvent, Complaint, NotifyLog, Order, ProductReport, RiskEvent, RiskHit, SecurityEvent,
-                         SignIn, SpentChallenge, User, utcnow)
+                         SignIn, SpentChallenge, utcnow)
 from faka.services import accounts, complaints, reconcile, retention, risk
-from faka.services.crypto import vault
 from faka.templating import mask_email
 
-from conftest import count, csrf_from, key_texts, login, reload
+from conftest import count, csrf_from, key_texts, login, reload, with_totp
 
 PASSWORD = "merchant-pass-1"  # the `merchant` fixture's
 OPERATOR_PASSWORD = "operator-pass-1"
@@ -204,13 +203,6 @@ def test_retention_command(app, runner, merchant, product):
 
 
 # -- re-authentication before keys are shown ---------------------------------------------------------
-
-def with_totp(user: User) -> str:
-    secret = pyotp.random_base32()
-    user.totp_secret = vault().encrypt(secret)
-    db.session.commit()
-    return secret
-
 
 @pytest.fixture
 def operator(app):

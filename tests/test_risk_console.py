@@ -34,14 +34,6 @@ def token_of(client) -> str:
 
 
 @pytest.fixture
-def operator(app):
-    user = accounts.create_operator("ops@example.com", "operator-pass-1")
-    user.totp_secret = vault().encrypt(pyotp.random_base32())
-    db.session.commit()
-    return user
-
-
-@pytest.fixture
 def desk(app, operator):
     client = english(app.test_client())
     login(client, operator)

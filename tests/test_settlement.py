@@ -5,7 +5,6 @@ import json
 import re
 from datetime import timedelta
 
-import pyotp
 import pytest
 from sqlalchemy import delete, func, select, update
 
@@ -13,25 +12,13 @@ from faka import jobs
 from faka.extensions import db
 from faka.models import AuditEvent, LedgerEntry, Order, PaymentNotice, PayoutAccount, Withdrawal
 from faka.models.types import utcnow
-from faka.services import accounts, money, settlement
-from faka.services.crypto import vault
-from tests.conftest import csrf_from, login, reload, run_worker
+from faka.services import money, settlement
+from tests.conftest import csrf_from, login, reload, run_worker, with_totp
 
 ALIPAY_NUMBER = "13800138000"
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-def with_totp(user):
-    user.totp_secret = vault().encrypt(pyotp.random_base32())
-    db.session.commit()
-    return user
-
-
-@pytest.fixture
-def operator(app):
-    return with_totp(accounts.create_operator("ops@example.com", "operator-pass-1"))
-
 
 @pytest.fixture
 def console(app, operator):
