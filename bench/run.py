@@ -16,6 +16,7 @@ when the benchmark itself could not run. See bench/README.md.
 """
 import argparse
 import gzip
+import html
 import http.client
 import json
 import math
@@ -561,6 +562,15 @@ def buyer_session(port: int, path: str) -> tuple[dict[str, str], str]:
     return cookies, token.group(1)
 
 
+def polling_path(port: int, token: str) -> str:
+    """The URL the page of a pending order polls (its status widget's hx-get)."""
+    status, body = http_request(port, "GET", f"/order/{token}")
+    found = re.search(r'id="order-status"[^>]*hx-get="([^"]+)"', body)
+    if status != 200 or found is None:
+        raise RuntimeError(f"GET /order/{token}: HTTP {status}, no polling status widget")
+    return html.unescape(found.group(1))
+
+
 # -- PostgreSQL and Redis ---------------------------------------------------------------
 
 class Postgres:
@@ -774,6 +784,10 @@ def wait_delivered(shop: Shop, product_id: int, timeout: float = DRAIN_TIMEOUT) 
 # -- SQL statements per page ------------------------------------------------------------
 
 def count_queries(shop: Shop, paths: dict[str, str]) -> dict[str, dict]:
+    """The SQL each page runs, counted at the driver: SQLite's trace callback, and a
+    psycopg cursor class that notes each query. SQLAlchemy's own events would miss the
+    status poll's read (faka/database.py's read_row goes around them)."""
+    import psycopg
     from sqlalchemy import event
 
     from faka.extensions import db
@@ -781,12 +795,31 @@ def count_queries(shop: Shop, paths: dict[str, str]) -> dict[str, dict]:
     app = shop.app
     statements: list[str] = []
 
-    def on_execute(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
+    class NotingCursor(psycopg.Cursor):
+        def execute(self, query, *args, **kwargs):
+            statements.append(query if isinstance(query, str) else query.decode())
+            return super().execute(query, *args, **kwargs)
 
+    def on_checkout(dbapi_connection, _record, _proxy):
+        if isinstance(dbapi_connection, psycopg.Connection):
+            dbapi_connection.cursor_factory = NotingCursor
+        else:
+            dbapi_connection.set_trace_callback(statements.append)
+
+    def on_checkin(dbapi_connection, _record):
+        if isinstance(dbapi_connection, psycopg.Connection):
+            dbapi_connection.cursor_factory = psycopg.Cursor
+        elif dbapi_connection is not None:
+            dbapi_connection.set_trace_callback(None)
+
+    def watch(engine) -> None:
+        engines.append(engine)
+        event.listen(engine, "checkout", on_checkout)
+        event.listen(engine, "checkin", on_checkin)
+
+    engines: list = []
     with app.app_context():
-        engines = [db.engine]
-    event.listen(engines[0], "before_cursor_execute", on_execute)
+        watch(db.engine)
     try:
         out = {}
         for name, path in paths.items():
@@ -794,8 +827,7 @@ def count_queries(shop: Shop, paths: dict[str, str]) -> dict[str, dict]:
             client.get(path)  # warm: first-request set-up is not the page's cost
             reader = app.extensions.get("faka_read_engine")  # database.read_row's own engine (PostgreSQL)
             if reader is not None and reader not in engines:
-                engines.append(reader)
-                event.listen(reader, "before_cursor_execute", on_execute)
+                watch(reader)
             statements.clear()
             response = client.get(path)
             queries = [s for s in statements if s.strip().upper() not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")]
@@ -806,7 +838,8 @@ def count_queries(shop: Shop, paths: dict[str, str]) -> dict[str, dict]:
         return out
     finally:
         for engine in engines:
-            event.remove(engine, "before_cursor_execute", on_execute)
+            event.remove(engine, "checkout", on_checkout)
+            event.remove(engine, "checkin", on_checkin)
 
 
 def add_products(shop: Shop, count: int) -> None:
@@ -934,8 +967,7 @@ def run_setup(name: str, out: dict, root: Path, seconds: int, warmup: int, n_ord
             raise RuntimeError("the order to poll was not delivered")
         shop.add_keys(page_product["id"], STOCK_KEYS)
         pending = shop.place_order(page_product["slug"])
-        pages = {"home": "/", "product": f"/p/{page_product['slug']}", "status": f"/order/{polled['token']}/status",
-                 "status_pending": f"/order/{pending['token']}/status"}
+        pages = {"home": "/", "product": f"/p/{page_product['slug']}"}
         out["pages"] = pages
 
         # 3. the servers: bare and faka under the same gunicorn, and worker.py
@@ -949,6 +981,9 @@ def run_setup(name: str, out: dict, root: Path, seconds: int, warmup: int, n_ord
             worker, out["rq_worker"] = start_rq_worker(server_env, logdir)
         wait_ready(bare, bare_port, "/bare")
         wait_ready(faka, port, "/healthz")
+        # The status URLs exactly as the order page's polling asks for them.
+        poll = polling_path(port, pending["token"])
+        pages.update(status=poll.replace(pending["token"], polled["token"]), status_pending=poll)
         expected = {"home": 200, "product": 200, "status": HTMX_STOP_POLLING, "status_pending": 200}
         for page, path in pages.items():
             code, body = http_request(port, "GET", path)

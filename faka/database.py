@@ -6,16 +6,16 @@ between. Services that change data therefore call `begin_write()`, which on SQLi
 the transaction with BEGIN IMMEDIATE (the write lock is taken up front and waiters queue
 on the busy timeout); PostgreSQL runs a normal transaction and relies on row locks.
 """
+from functools import cache
+
 from flask import current_app
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 
 from faka.extensions import db
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
 _IMMEDIATE = "faka_immediate"
-_SINGLE_READ = "faka_single_read"
 _READER = "faka_read_engine"
 
 
@@ -40,10 +40,7 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn):
-        options = conn.get_execution_options()
-        if options.get(_SINGLE_READ):
-            return  # one SELECT is atomic on its own: no transaction needed
-        if options.get(_IMMEDIATE):
+        if conn.get_execution_options().get(_IMMEDIATE):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
@@ -65,26 +62,69 @@ def begin_write() -> None:
     session.connection(execution_options={_IMMEDIATE: True})
 
 
-def read_row(statement, params: dict):
-    """The first row of one read-only statement, run outside the request's session and
-    without a transaction (a single SELECT needs none): the cheapest read there is, for
-    endpoints polled many times a second."""
-    if db.engine.dialect.name != "postgresql":
-        with db.engine.connect() as conn:
-            return conn.execution_options(**{_SINGLE_READ: True}).execute(statement, params).first()
+def read_row(statement, params: dict) -> tuple | None:
+    """The first row of one read-only SELECT, run on a bare pooled connection outside any
+    transaction (a single SELECT needs none): the cheapest read there is, for endpoints
+    polled many times a second.
+
+    SQLAlchemy's execution and result machinery costs several times the query itself at
+    this size, so the statement is compiled once per database and only its columns' own
+    type conversions are applied to the row. `params` are plain values (strings,
+    numbers) that need no conversion, which `_prepare` checks.
+    """
+    engine = _reader() if db.engine.dialect.name == "postgresql" else db.engine
+    prepared = _prepare(statement, engine.dialect)
     try:
-        return _read_autocommit(statement, params)
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
+        return prepared.first(engine, params)
+    except _Disconnected:
         # The server went away since this connection was last used (a restart): once more,
         # on a new connection, instead of pinging before every read.
-        return _read_autocommit(statement, params)
+        return prepared.first(engine, params)
 
 
-def _read_autocommit(statement, params: dict):
-    with _reader().connect() as conn:
-        return conn.execute(statement, params).first()
+class _Disconnected(Exception):
+    pass
+
+
+class _Prepared:
+    def __init__(self, statement, dialect):
+        compiled = statement.compile(dialect=dialect)
+        for name, bind in compiled.binds.items():
+            if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None:
+                raise ValueError(f"read_row: parameter {name!r} needs a conversion; use the session instead")
+        self.sql = compiled.string
+        self.defaults = compiled.params
+        self.positional = tuple(compiled.positiontup) if compiled.positional else None
+        self.processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
+                                for column in statement.selected_columns)
+
+    def first(self, engine: Engine, params: dict) -> tuple | None:
+        values = {**self.defaults, **params}
+        if self.positional is not None:
+            values = tuple(values[name] for name in self.positional)
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self.sql, values)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, connection, None):
+                connection.invalidate(exc)
+                raise _Disconnected from exc
+            raise
+        finally:
+            connection.close()
+        if row is None:
+            return None
+        return tuple(value if process is None else process(value) for process, value in zip(self.processors, row))
+
+
+@cache
+def _prepare(statement, dialect) -> _Prepared:
+    return _Prepared(statement, dialect)
 
 
 def _reader() -> Engine:

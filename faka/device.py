@@ -12,6 +12,8 @@ import secrets
 
 from flask import current_app, g, request
 
+from faka.security import passive_request
+
 COOKIE = "faka_device"
 MAX_AGE = 2 * 365 * 24 * 3600  # long enough to recognise a returning browser
 _VALID = re.compile(r"[0-9a-f]{32}")
@@ -42,7 +44,7 @@ def device_hash() -> str:
 
 
 def _set_cookie(response):
-    if request.endpoint == "static":
+    if passive_request():  # files and polls are loaded by a page, which set the cookie
         return response
     _device_id()
     if g.device_new:

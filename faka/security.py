@@ -6,10 +6,11 @@ X-Forwarded-Proto count (faka/instance.py): HTTPS requests then get HSTS and Sec
 cookies. HSTS=True (FAKA_HSTS) sends HSTS on every response, for a proxy that does not say
 which scheme it served.
 """
+import re
 from pathlib import Path
 
 from flask import has_request_context, request, send_file
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from faka.services.uploads import content_type
 
@@ -28,9 +29,29 @@ HSTS = "max-age=31536000; includeSubDomains"
 UPLOAD_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; sandbox"
 
 
+# Requests that never need the visitor's session: static files and the polled order status
+# (its language comes in its URL). Checking the signed cookie is the largest single cost of
+# a poll, which every waiting buyer sends every 2 seconds.
+SESSIONLESS_PATH = re.compile(r"/static/|/order/[^/]+/status\Z")
+
+
+class UnreadSession(SecureCookieSession):
+    """The session of a sessionless request: empty, never decoded, never saved, so the
+    visitor's cookie stays as it was whatever the request writes."""
+
+
 class SessionInterface(SecureCookieSessionInterface):
     """The signed session cookie, marked Secure on every HTTPS request (as the device
-    cookie is), not only when SESSION_COOKIE_SECURE says so."""
+    cookie is), not only when SESSION_COOKIE_SECURE says so, and left unread by the
+    requests that do not need it."""
+
+    def open_session(self, app, request):
+        if SESSIONLESS_PATH.match(request.path):
+            return UnreadSession()
+        return super().open_session(app, request)
+
+    def is_null_session(self, obj) -> bool:
+        return isinstance(obj, UnreadSession) or super().is_null_session(obj)
 
     def get_cookie_secure(self, app) -> bool:
         return super().get_cookie_secure(app) or (has_request_context() and request.is_secure)
@@ -49,19 +70,39 @@ def image_response(path: Path, private: bool = True, max_age: int = 86400):
     return response
 
 
+# Every response's security headers, unless the response set its own value (uploads set
+# their own CSP).
+HEADERS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Permissions-Policy", PERMISSIONS_POLICY),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
+HSTS_HEADER = ("Strict-Transport-Security", HSTS)
+
+
+def passive_request() -> bool:
+    """Whether this request is one that neither reads nor sets any cookie: a static file
+    or a status poll (see SESSIONLESS_PATH)."""
+    return SESSIONLESS_PATH.match(request.path) is not None
+
+
+def _add_missing(headers, wanted) -> None:
+    # One pass over the response's few headers instead of a search per security header:
+    # this runs on every response, polls included.
+    present = {name.lower() for name in headers.keys()}
+    for name, value in wanted:
+        if name.lower() not in present:
+            headers.add(name, value)
+
+
 def init_app(app) -> None:
     force_hsts = app.config.get("HSTS")
     app.session_interface = SessionInterface()
 
     @app.after_request
     def set_headers(response):
-        headers = response.headers
-        headers.setdefault("Content-Security-Policy", CSP)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if force_hsts or request.is_secure:
-            headers.setdefault("Strict-Transport-Security", HSTS)
+        _add_missing(response.headers, HEADERS + (HSTS_HEADER,) if force_hsts or request.is_secure else HEADERS)
         return response

@@ -1,11 +1,22 @@
-"""The order page's status poll while the order is being delivered."""
+"""The order page's status poll: what it reads, in which language, and what it leaves alone."""
+import html
+import re
 import threading
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import bindparam, select, text
 
+from faka.database import is_postgresql, read_row
 from faka.extensions import db
 from faka.models import Order, utcnow
+from faka.models.types import UTCDateTime
 from faka.services import delivery, orders
+
+from tests.conftest import TEST_DATABASE
+
+
+def polling_url(page_html: str) -> str:
+    return html.unescape(re.search(r'id="order-status"[^>]*hx-get="([^"]+)"', page_html).group(1))
 
 
 def test_a_poll_racing_the_delivery_shows_the_keys(app, client, product, place, monkeypatch):
@@ -36,3 +47,57 @@ def test_a_poll_racing_the_delivery_shows_the_keys(app, client, product, place, 
     final = client.get(f"/order/{token}/status")
     assert final.status_code == 286
     assert final.text.count('class="card-key"') == 1
+
+
+@pytest.mark.parametrize("language, waiting", [("en", "Waiting for payment"), ("zh_CN", "待支付")])
+def test_the_poll_speaks_the_pages_language_and_sets_no_cookie(client, product, place, language, waiting):
+    order = place(product)
+    page = client.get(f"/order/{order.token}?lang={language}")
+    url = polling_url(page.text)
+    assert f"lang={language}" in url
+    cookies_before = {c.key: c.value for c in client._cookies.values()}
+
+    poll = client.get(url, headers={"HX-Request": "true"})
+    assert poll.status_code == 200 and waiting in poll.text
+    assert "Set-Cookie" not in poll.headers
+    assert {c.key: c.value for c in client._cookies.values()} == cookies_before
+    # The visitor's session (its language, its form token) is still there for the next page.
+    again = client.get(f"/order/{order.token}")
+    assert waiting in again.text and polling_url(again.text) == url
+
+
+def test_a_poll_from_another_language_does_not_change_the_visitors_choice(client, product, place):
+    order = place(product)
+    client.get(f"/order/{order.token}?lang=en")
+    assert "待支付" in client.get(f"/order/{order.token}/status?lang=zh_CN").text
+    assert "Waiting for payment" in client.get(f"/order/{order.token}").text
+
+
+def test_read_row_reads_what_the_session_reads(app, product, place):
+    order = place(product)
+    order.held_at = utcnow()
+    db.session.commit()
+    row = read_row(orders._status_query(), {"token": order.token})
+    expected = tuple(db.session.execute(orders._status_query(), {"token": order.token}).one())
+    db.session.rollback()
+    assert row == expected
+    assert row[7].tzinfo is not None and row[7] == order.expires_at  # a UTC datetime on both databases
+    assert read_row(orders._status_query(), {"token": "0" * 32}) is None
+
+
+def test_read_row_refuses_parameters_that_need_converting(app):
+    statement = select(Order.id).where(Order.expires_at < bindparam("when", type_=UTCDateTime()))
+    with pytest.raises(ValueError, match="when"):
+        read_row(statement, {"when": utcnow()})
+
+
+@pytest.mark.skipif(TEST_DATABASE == "sqlite", reason="a server connection to lose: PostgreSQL only")
+def test_the_poll_survives_the_database_dropping_its_connections(client, product, place):
+    order = place(product)
+    assert client.get(f"/order/{order.token}/status").status_code == 200
+    assert is_postgresql()
+    db.session.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    db.session.commit()
+    poll = client.get(f"/order/{order.token}/status")
+    assert poll.status_code == 200 and "待支付" in poll.text
