@@ -65,6 +65,20 @@ def cached_page(key: Hashable, render: Callable[[], str]) -> str:
     return html.replace(CSRF_PLACEHOLDER, generate_csrf())
 
 
+def reused(key: Hashable, compute: Callable[[], object], seconds: float | None = None):
+    """compute(), reused within this process for `seconds` (default PAGE_CACHE_SECONDS)
+    while the page cache is on; computed every time when it is off (tests)."""
+    ttl = current_app.config["PAGE_CACHE_SECONDS"]
+    if ttl <= 0:
+        return compute()
+    cache: TTLCache = current_app.extensions["faka_pagecache"]
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, ttl if seconds is None else seconds)
+    return value
+
+
 def init_app(app) -> None:
     app.extensions["faka_pagecache"] = TTLCache()
     # Flask-WTF offers csrf_token() both as a global and from a context processor; this

@@ -299,8 +299,8 @@ def test_migrations_upgrade_a_populated_first_version_database(base_config, monk
         """)
         run("init-db")  # what an upgrade runs: the latest schema, and the sandbox gateway
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT total, discount, status, held_at, risk_flags FROM orders")).all() == [
-                (1000, 0, "delivered", None, None)]
+            assert conn.execute(text("SELECT total, discount, status, held_at, risk_flags, email_domain FROM orders")
+                                ).all() == [(1000, 0, "delivered", None, None, "x.cn")]
             assert conn.execute(text("SELECT reusable_key, low_stock_threshold, risk_hold_at FROM products")).all() == [
                 (False, 0, None)]
             assert conn.execute(text("SELECT count(*) FROM card_keys WHERE order_id IS NOT NULL")).scalar() == 1

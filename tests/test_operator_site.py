@@ -100,6 +100,27 @@ def test_disabled_gateway_stops_checkout_and_enabling_restores_it(ops, client, p
     assert db.session.scalar(select(func.count()).select_from(Order)) == 1
 
 
+def test_gateway_and_order_ttl_changes_apply_at_once_with_the_page_cache_on(make_app, merchant, category,
+                                                                            make_product):
+    """Checkout reads the gateways and the order TTL from this process's cache; the
+    console's own process shows a change at once."""
+    app = make_app(PAGE_CACHE_SECONDS=60)
+    with app.app_context():
+        ops = operator_client(app)
+        product = make_product()
+        shopper = app.test_client()
+        assert buy(shopper, product).status_code == 303  # the gateways and settings are now cached
+        assert gateway_form(ops).status_code == 303  # disabled
+        refused = buy(shopper, product)
+        assert refused.status_code == 400 and "not available right now" in refused.text
+        assert gateway_form(ops, enabled="1").status_code == 303
+        assert post_settings(ops, order_ttl_minutes="45").status_code == 303
+        assert buy(shopper, product).status_code == 303
+        newest = db.session.execute(select(Order).order_by(Order.id.desc()).limit(1)).scalar_one()
+        assert timedelta(minutes=44) < newest.expires_at - newest.created_at <= timedelta(minutes=45, seconds=5)
+        assert db.session.scalar(select(func.count()).select_from(Order)) == 2
+
+
 def test_gateway_secret_is_masked_and_kept_when_left_empty(ops):
     db.session.rollback()
     _row, settings = gateway_settings("sandbox")

@@ -1,6 +1,7 @@
 """The buyer's whole purchase through the web pages, as a browser without JavaScript does it."""
 import re
 
+import pytest
 from sqlalchemy import func, select
 
 from faka.extensions import db
@@ -109,6 +110,22 @@ def test_bad_input_is_explained_and_changes_nothing(client, product):
         assert response.status_code == 400
         assert 'class="error"' in response.text or 'class="alert"' in response.text
     assert db.session.scalar(select(func.count()).select_from(Order)) == 0
+
+
+@pytest.mark.parametrize("state", ["missing", "hidden"])
+def test_buying_a_product_not_on_sale_is_a_404_and_creates_nothing(client, product, state):
+    page = client.get(f"/p/{product.slug}")
+    form = {"csrf_token": csrf_from(page.text), "quantity": 1, "email": "a@b.cn", "query_password": "secret-1"}
+    slug = product.slug
+    if state == "missing":
+        slug = "no-such-product"
+    else:
+        product.visible = False
+        db.session.commit()
+    response = client.post(f"/p/{slug}/buy", data=form)
+    assert response.status_code == 404 and "Traceback" not in response.text
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 0
+    assert db.session.scalar(select(func.count()).where(CardKey.status == CardKey.RESERVED)) == 0
 
 
 def test_checkout_without_csrf_token_is_refused(client, product):

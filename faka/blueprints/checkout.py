@@ -25,10 +25,8 @@ def _quote_limit():
 @bp.post("/p/<slug>/buy")
 @limiter.limit(_checkout_limit)
 def buy(slug: str):
-    try:
-        catalog.product_on_sale(slug)
-    except NotFound:
-        abort(404)
+    """Place the order, or show the product page again with what went wrong (a 404 when
+    the product is not on sale: place_order looks it up itself)."""
     form = CheckoutForm()
     form.gateway.choices = enabled_gateways()
     error = None
@@ -50,7 +48,10 @@ def buy(slug: str):
             error = exc
         else:
             return redirect(url_for("pay.start", token=order.token), 303)
-    page = catalog.product_page(slug)  # fresh stock for the message, with the seller's reputation and reviews
+    try:
+        page = catalog.product_page(slug)  # fresh stock for the message, with the seller's reputation and reviews
+    except NotFound:
+        abort(404)
     status = 409 if isinstance(error, OutOfStock) else 403 if isinstance(error, risk.Blocked) else 400
     price, quote_error = None, None
     if isinstance(error, CouponInvalid):

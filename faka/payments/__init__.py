@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from faka.extensions import db
 from faka.models import GatewayConfig
+from faka.pagecache import reused
 from faka.payments.alipay import AlipayGateway
 from faka.payments.base import Gateway
 from faka.payments.epay import EpayGateway
@@ -41,15 +42,29 @@ GATEWAY_LABELS = {
 
 def enabled_gateways() -> list[tuple[str, str]]:
     """The gateways buyers may choose, as (name, label), in registry order."""
-    enabled = set(db.session.execute(select(GatewayConfig.name).where(GatewayConfig.enabled.is_(True))).scalars())
+    enabled = _enabled_settings()
     return [(name, str(GATEWAY_LABELS.get(name, name))) for name in GATEWAYS if name in enabled]
 
 
 def gateway_settings(name: str) -> tuple[GatewayConfig | None, dict[str, str]]:
     row = db.session.get(GatewayConfig, name)
+    return row, _settings_of(row)
+
+
+def _settings_of(row: GatewayConfig | None) -> dict[str, str]:
     if row is None or not row.settings_ciphertext:
-        return row, {}
-    return row, json.loads(vault().decrypt(row.settings_ciphertext))
+        return {}
+    return json.loads(vault().decrypt(row.settings_ciphertext))
+
+
+def _enabled_settings() -> dict[str, dict[str, str]]:
+    """The enabled gateways' settings by name. Every checkout and payment notification
+    asks, so they are reused for PAGE_CACHE_SECONDS within this process; the console
+    clears the cache of its own process when it saves a gateway."""
+    return reused("enabled-gateways", lambda: {
+        row.name: _settings_of(row)
+        for row in db.session.execute(select(GatewayConfig).where(GatewayConfig.enabled.is_(True))).scalars()
+    })
 
 
 def configure_gateway(name: str, values: dict[str, str], enabled: bool | None = None) -> GatewayConfig:
@@ -79,10 +94,10 @@ class GatewayUnavailable(NotFound):
 def get_gateway(name: str) -> Gateway:
     """An enabled gateway with its settings, or GatewayUnavailable (a NotFound)."""
     cls = GATEWAYS.get(name)
-    row, settings = gateway_settings(name) if cls is not None else (None, {})
-    if cls is None or row is None or not row.enabled:
+    settings = _enabled_settings().get(name) if cls is not None else None
+    if settings is None:
         raise GatewayUnavailable()
-    return cls(settings)
+    return cls(dict(settings))  # a copy: the cached settings are shared
 
 
 def ensure_sandbox() -> None:

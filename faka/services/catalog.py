@@ -89,7 +89,7 @@ def product_on_sale(slug: str) -> Product:
 
 @cache
 def _product_on_sale_query():
-    # Built once: every checkout runs it twice, and building it costs more than running it.
+    # Built once: every checkout runs it, and building it costs more than running it.
     return (
         _on_sale()
         .where(Product.slug == bindparam("slug"))

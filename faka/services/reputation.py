@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from flask import current_app
 from sqlalchemy import and_, bindparam, case, func, select, true
 
 from faka.extensions import db
 from faka.models import Complaint, Merchant, Order, Review
+from faka.pagecache import reused
 from faka.services import clock
 from faka.services.errors import NotFound
 
@@ -76,15 +76,12 @@ def platform_mean() -> float:
     """The prior: the mean rating of every counted review on the platform. Counting it
     reads every review, so with the page cache on it is reused for REPUTATION_SECONDS
     within this process (one more review moves it by next to nothing)."""
-    cache = current_app.extensions["faka_pagecache"]
-    cached = current_app.config["PAGE_CACHE_SECONDS"] > 0
-    mean = cache.get("platform-review-mean") if cached else None
-    if mean is None:
-        row = db.session.execute(_platform_query()).one()
-        mean = int(row.sum) / int(row.count) if row.count else PRIOR_FALLBACK
-        if cached:
-            cache.set("platform-review-mean", mean, REPUTATION_SECONDS)
-    return mean
+    return reused("platform-review-mean", _platform_mean, REPUTATION_SECONDS)
+
+
+def _platform_mean() -> float:
+    row = db.session.execute(_platform_query()).one()
+    return int(row.sum) / int(row.count) if row.count else PRIOR_FALLBACK
 
 
 @cache
@@ -130,14 +127,9 @@ def merchant_reputation(merchant_id: int, now: datetime | None = None) -> Reputa
     """The shop's figures. They read all of its orders and reviews, and move slowly, so
     with the page cache on they are reused for REPUTATION_SECONDS within this process
     (every product page of the shop shows them)."""
-    if now is not None or current_app.config["PAGE_CACHE_SECONDS"] <= 0:
+    if now is not None:
         return _merchant_reputation(merchant_id, now)
-    cache = current_app.extensions["faka_pagecache"]
-    reputation = cache.get(("reputation", merchant_id))
-    if reputation is None:
-        reputation = _merchant_reputation(merchant_id, None)
-        cache.set(("reputation", merchant_id), reputation, REPUTATION_SECONDS)
-    return reputation
+    return reused(("reputation", merchant_id), lambda: _merchant_reputation(merchant_id, None), REPUTATION_SECONDS)
 
 
 def _merchant_reputation(merchant_id: int, now: datetime | None) -> Reputation:

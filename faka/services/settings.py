@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 from faka.extensions import db
 from faka.models import Setting
+from faka.pagecache import reused
 
 DEFAULTS = {
     "site_name": "faka",
@@ -16,7 +17,7 @@ DEFAULTS = {
     "prohibited_words": "",  # one per line: products whose text hits one wait for moderation
     "privacy_policy": "",
     "contact": "",
-    "order_ttl_minutes": "15",  # until saved here, FAKA_ORDER_TTL_MINUTES applies
+    "order_ttl_minutes": "",  # until saved here, FAKA_ORDER_TTL_MINUTES applies (site_settings)
     "complaint_window_days": "7",
     "merchant_reply_hours": "48",
     "buyer_reply_days": "7",
@@ -102,27 +103,18 @@ def _check_risk_order(values: dict[str, str], errors: dict[str, object]) -> None
 def order_ttl_minutes() -> int:
     """Minutes a new order waits for payment: the site setting once the operator saved
     one, else the ORDER_TTL_MINUTES configuration."""
-    row = db.session.get(Setting, "order_ttl_minutes")
-    if row is not None and row.value.isdigit():
-        return int(row.value)
-    return int(current_app.config["ORDER_TTL_MINUTES"])
+    value = cached_site_settings()["order_ttl_minutes"]
+    return int(value) if value.isdigit() else int(current_app.config["ORDER_TTL_MINUTES"])
 
 
 def cached_site_settings() -> dict[str, str]:
     """site_settings(), reused for PAGE_CACHE_SECONDS within this process: every page reads
     them (the footer, the default language), and an edit shows up within that time."""
-    ttl = current_app.config["PAGE_CACHE_SECONDS"]
-    cache = current_app.extensions["faka_pagecache"]
-    values = cache.get("site-settings") if ttl > 0 else None
-    if values is None:
-        values = site_settings()
-        if ttl > 0:
-            cache.set("site-settings", values, ttl)
-    return values
+    return reused("site-settings", site_settings)
 
 
 def site_settings() -> dict[str, str]:
-    values = dict(DEFAULTS)
+    values = dict(DEFAULTS, order_ttl_minutes=str(current_app.config["ORDER_TTL_MINUTES"]))
     values.update({s.key: s.value for s in db.session.execute(select(Setting)).scalars()})
     return values
 
