@@ -112,7 +112,10 @@ class _Prepared:
                 cursor.close()
         except engine.dialect.loaded_dbapi.Error as exc:
             if engine.dialect.is_disconnect(exc, connection, None):
+                # As SQLAlchemy does on a lost connection: the pool's other connections
+                # went with the server, so none of them is used again.
                 connection.invalidate(exc)
+                engine.dispose()
                 raise _Disconnected from exc
             raise
         finally:

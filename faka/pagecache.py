@@ -38,6 +38,10 @@ class TTLCache:
                     self._items.clear()
             self._items[key] = (time.monotonic() + ttl, value)
 
+    def discard(self, key: Hashable) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -77,6 +81,11 @@ def reused(key: Hashable, compute: Callable[[], object], seconds: float | None =
         value = compute()
         cache.set(key, value, ttl if seconds is None else seconds)
     return value
+
+
+def forget(key: Hashable) -> None:
+    """Drop what reused() keeps for `key` in this process, after a change to it."""
+    current_app.extensions["faka_pagecache"].discard(key)
 
 
 def init_app(app) -> None:

@@ -514,6 +514,9 @@ def listed(kind, value, merchant_id=None, expires_at=None):
     (("ip", "10.0.0.0/8"), {"ip": "11.0.0.1"}, False),
     (("ip", "192.0.2.7"), {"ip": "192.0.2.7"}, True),
     (("ip", "192.0.2.7"), {"ip": "192.0.2.8"}, False),
+    (("ip", "192.0.2.7"), {"ip": "::ffff:192.0.2.7"}, True),
+    (("ip", "10.0.0.0/8"), {"ip": "::ffff:10.9.9.9"}, True),
+    (("ip", "2001:db8::7"), {"ip": "2001:db8:0::7"}, True),
     (("ip", "2001:db8::/32"), {"ip": "2001:db8:1::5"}, True),
     (("ip", "2001:db8::/32"), {"ip": "2001:db9::5"}, False),
     (("ip", "2001:db8::/32"), {"ip": "10.1.2.3"}, False),
@@ -536,6 +539,20 @@ def test_blacklist_entries(app, entry, who, blocked):
     verdict = assess(**who)
     assert ("blacklist" in fired(verdict)) is blocked
     assert (verdict.action == risk.BLOCK) is blocked
+
+
+def test_blacklist_changes_apply_at_once_with_the_cache_on(make_app):
+    """Checkouts match against this process's copy of the active entries; adding,
+    extending or removing one replaces it at once."""
+    app = make_app(PAGE_CACHE_SECONDS=60)
+    with app.app_context():
+        assert fired(assess(ip="10.1.2.3")) == set()  # the (empty) list is now cached
+        entry = listed("ip", "10.0.0.0/8", expires_at=utcnow() + timedelta(minutes=1))
+        assert fired(assess(ip="10.1.2.3")) == {"blacklist"}
+        listed("ip", "10.0.0.0/8")  # extended to never expire
+        assert fired(assess(ip="10.1.2.3", now=utcnow() + timedelta(days=1))) == {"blacklist"}
+        blacklist.remove(entry.id, actor_id=None)
+        assert fired(assess(ip="10.1.2.3")) == set()
 
 
 def test_expired_blacklist_entries_do_not_block(app):

@@ -7,15 +7,17 @@ to its own products and orders. Entries may expire.
 """
 import ipaddress
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import BlacklistEntry
+from faka.pagecache import forget, reused
 from faka.services import audit, clock
 from faka.services.errors import DomainError, NotFound
 
@@ -85,6 +87,7 @@ def add(kind: str, value: str, reason: str, *, actor_id: int | None, merchant_id
                      before={"expires_at": before.isoformat() if before else None},
                      after={"expires_at": entry.expires_at.isoformat() if entry.expires_at else None, "reason": reason})
         db.session.commit()
+        forget(_INDEX)
         return entry
     entry = BlacklistEntry(kind=kind, value=value, reason=reason, merchant_id=merchant_id, created_by=actor_id,
                            created_at=now, expires_at=expires_at)
@@ -94,6 +97,7 @@ def add(kind: str, value: str, reason: str, *, actor_id: int | None, merchant_id
                  after={"kind": kind, "value": value, "reason": reason, "merchant_id": merchant_id,
                         "expires_at": expires_at.isoformat() if expires_at else None})
     db.session.commit()
+    forget(_INDEX)
     return entry
 
 
@@ -108,6 +112,7 @@ def remove(entry_id: int, *, actor_id: int | None, merchant_id: int | None = Non
                  before={"kind": entry.kind, "value": entry.value, "reason": entry.reason})
     db.session.delete(entry)
     db.session.commit()
+    forget(_INDEX)
 
 
 def _owned(merchant_id: int | None, kind: str | None):
@@ -148,31 +153,74 @@ class Who:
     email: str | None = None
 
 
-def match(who: Who, merchant_id: int | None = None, now: datetime | None = None) -> BlacklistEntry | None:
+@dataclass(frozen=True)
+class Listed:
+    """An active entry as match() finds it: a plain copy, kept between requests."""
+
+    id: int
+    kind: str
+    value: str
+    merchant_id: int | None
+    expires_at: datetime | None
+
+
+_INDEX = "blacklist-index"
+
+
+class _Index:
+    """The active entries by what they cover, so that a match is a few dictionary
+    lookups however long the list is; only IP networks wider than one address are
+    scanned."""
+
+    def __init__(self, entries: list[Listed]):
+        self.by_value: dict[tuple[str, str], list[Listed]] = {}
+        self.networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, Listed]] = []
+        for entry in entries:
+            key = (entry.kind, entry.value)
+            if entry.kind == BlacklistEntry.IP:
+                network = ipaddress.ip_network(entry.value)
+                if network.num_addresses > 1:
+                    self.networks.append((network, entry))
+                    continue
+                key = (entry.kind, str(network.network_address))
+            self.by_value.setdefault(key, []).append(entry)
+
+    def covering(self, email: str, device_hash: str | None, address) -> Iterator[Listed]:
+        keys = []
+        if email:
+            keys.append((BlacklistEntry.EMAIL, email))
+            labels = email.rpartition("@")[2].split(".")
+            # The domain and each parent: an entry for a domain covers its subdomains.
+            keys.extend((BlacklistEntry.DOMAIN, ".".join(labels[i:])) for i in range(len(labels)))
+        if device_hash:
+            keys.append((BlacklistEntry.DEVICE, device_hash))
+        if address is not None:
+            keys.append((BlacklistEntry.IP, str(address)))
+        for key in keys:
+            yield from self.by_value.get(key, ())
+        if address is not None:
+            yield from (entry for network, entry in self.networks
+                        if network.version == address.version and address in network)
+
+
+def _active_index() -> _Index:
+    rows = db.session.execute(
+        select(BlacklistEntry.id, BlacklistEntry.kind, BlacklistEntry.value, BlacklistEntry.merchant_id,
+               BlacklistEntry.expires_at)
+        .where(or_(BlacklistEntry.expires_at.is_(None), BlacklistEntry.expires_at > clock.now()))
+    )
+    return _Index([Listed(*row) for row in rows])
+
+
+def match(who: Who, merchant_id: int | None = None, now: datetime | None = None) -> Listed | None:
     """The first active entry that covers this visitor: the operator's, or the merchant's
-    own when merchant_id is given."""
+    own when merchant_id is given. Every checkout asks, so the active entries are kept
+    for PAGE_CACHE_SECONDS within this process (adding or removing one clears it at
+    once here, and other processes see it within that time)."""
     now = now or clock.now()
     email = (who.email or "").strip().lower()
-    exact = [and_(BlacklistEntry.kind == BlacklistEntry.IP), and_(BlacklistEntry.kind == BlacklistEntry.DOMAIN)]
-    if email:
-        exact.append(and_(BlacklistEntry.kind == BlacklistEntry.EMAIL, BlacklistEntry.value == email))
-    if who.device_hash:
-        exact.append(and_(BlacklistEntry.kind == BlacklistEntry.DEVICE, BlacklistEntry.value == who.device_hash))
-    owners = BlacklistEntry.merchant_id.is_(None)
-    if merchant_id is not None:
-        owners = or_(owners, BlacklistEntry.merchant_id == merchant_id)
-    candidates = db.session.execute(
-        select(BlacklistEntry).where(owners, or_(*exact),
-                                     or_(BlacklistEntry.expires_at.is_(None), BlacklistEntry.expires_at > now))
-    ).scalars()
-    address = _address(who.ip)
-    domain = email.rpartition("@")[2]
-    for entry in candidates:
-        if entry.kind in (BlacklistEntry.EMAIL, BlacklistEntry.DEVICE):
-            return entry
-        if entry.kind == BlacklistEntry.DOMAIN and domain and (domain == entry.value or domain.endswith("." + entry.value)):
-            return entry
-        if entry.kind == BlacklistEntry.IP and address is not None and _in_network(address, entry.value):
+    for entry in reused(_INDEX, _active_index).covering(email, who.device_hash, _address(who.ip)):
+        if entry.merchant_id in (None, merchant_id) and (entry.expires_at is None or entry.expires_at > now):
             return entry
     return None
 
@@ -184,10 +232,3 @@ def _address(ip: str | None):
         return None
     # A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
     return getattr(address, "ipv4_mapped", None) or address
-
-
-def _in_network(address, network: str) -> bool:
-    try:
-        return address in ipaddress.ip_network(network)
-    except ValueError:  # an address of the other IP version
-        return False

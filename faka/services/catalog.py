@@ -78,23 +78,38 @@ def storefront() -> list[tuple[Category, list[Listing]]]:
 
 
 def product_on_sale(slug: str) -> Product:
-    """The product on sale with this slug, with its seller, category and tier prices (one
-    statement), and without its stock: checkout reserves keys itself, and counting a big stock costs far
-    more than the rest of a checkout."""
-    product = db.session.execute(_product_on_sale_query(), {"slug": slug}).unique().scalar_one_or_none()
+    """The product on sale with this slug, with its seller, category and tier prices, in
+    one statement."""
+    return _one_on_sale(_product_on_sale_query(), slug)
+
+
+def product_to_sell(slug: str) -> Product:
+    """The product on sale with this slug and its tier prices: what a checkout needs (not
+    the seller's and category's columns, nor the stock: checkout reserves keys itself,
+    and counting a big stock costs far more than the rest of a checkout)."""
+    return _one_on_sale(_product_to_sell_query(), slug)
+
+
+def _one_on_sale(query, slug: str) -> Product:
+    product = db.session.execute(query, {"slug": slug}).unique().scalar_one_or_none()
     if product is None:
         raise NotFound()
     return product
 
 
+# Built once each: building a statement costs more than running it.
 @cache
 def _product_on_sale_query():
-    # Built once: every checkout runs it, and building it costs more than running it.
     return (
         _on_sale()
         .where(Product.slug == bindparam("slug"))
         .options(contains_eager(Product.merchant), joinedload(Product.category), joinedload(Product.tiers))
     )
+
+
+@cache
+def _product_to_sell_query():
+    return _on_sale().where(Product.slug == bindparam("slug")).options(joinedload(Product.tiers))
 
 
 def product_listing(slug: str) -> Listing:

@@ -7,6 +7,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from faka.database import begin_write
 from faka.extensions import db
@@ -57,7 +58,11 @@ def place_order(
     except Exception:
         db.session.rollback()
         raise
+    token = order.token
     db.session.commit()
+    # The buyer goes on to the token's pay page: keep the token loaded after the commit
+    # instead of reading the order back for it.
+    set_committed_value(order, "token", token)
     return order
 
 
@@ -70,7 +75,7 @@ def price_preview(product_slug: str, quantity: int, coupon_code: str | None) -> 
 
 def _product_on_sale(product_slug: str) -> Product:
     try:
-        return catalog.product_on_sale(product_slug)
+        return catalog.product_to_sell(product_slug)
     except Exception as exc:
         raise NotForSale() from exc
 
