@@ -72,7 +72,7 @@ def read_row(statement, params: dict) -> tuple | None:
     type conversions are applied to the row. `params` are plain values (strings,
     numbers) that need no conversion, which `_prepare` checks.
     """
-    engine = _reader() if db.engine.dialect.name == "postgresql" else db.engine
+    engine = _reader()
     prepared = _prepare(statement, engine.dialect)
     try:
         return prepared.first(engine, params)
@@ -131,14 +131,20 @@ def _prepare(statement, dialect) -> _Prepared:
 
 
 def _reader() -> Engine:
-    """PostgreSQL: a small engine of the app's own whose connections stay in autocommit,
-    for read_row. Switching one of the main pool's connections to autocommit and back
-    costs more than the read itself. It is disposed with the app's engine."""
+    """A small engine of the app's own for read_row, whose connections stay in
+    autocommit and go back to its pool without a reset (a single SELECT leaves no
+    transaction to end). Switching one of the main pool's connections to autocommit and
+    back costs more than the read itself. It is disposed with the app's engine."""
     app = current_app._get_current_object()
     reader = app.extensions.get(_READER)
     if reader is None:
         engine = db.engine
-        reader = create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=4)
+        if engine.dialect.name == "postgresql":
+            reader = create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=4,
+                                   pool_reset_on_return=None)
+        else:
+            reader = create_engine(engine.url, pool_reset_on_return=None)
+            configure_sqlite(reader)  # autocommit, and the same pragmas
         app.extensions[_READER] = reader
         event.listen(engine, "engine_disposed", lambda _engine: app.extensions.pop(_READER, reader).dispose(),
                      once=True)
