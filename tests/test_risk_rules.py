@@ -23,7 +23,7 @@ from faka.services import (accounts, blacklist, checkout, complaints, holds, ord
 from faka.services.errors import InvalidNotify, LookupFailed
 from faka.services.reconcile import reconcile
 
-from conftest import TEST_DATABASE, count, csrf_from, key_texts, reload, run_together, signed_notify
+from conftest import count, csrf_from, key_texts, reload, run_together, signed_notify
 from test_money import new_operator
 
 HONEST_IP = "203.0.113.10"
