@@ -42,28 +42,27 @@ GATEWAY_LABELS = {
 
 def enabled_gateways() -> list[tuple[str, str]]:
     """The gateways buyers may choose, as (name, label), in registry order."""
-    enabled = _enabled_settings()
+    enabled = _enabled_ciphertexts()
     return [(name, str(GATEWAY_LABELS.get(name, name))) for name in GATEWAYS if name in enabled]
 
 
 def gateway_settings(name: str) -> tuple[GatewayConfig | None, dict[str, str]]:
     row = db.session.get(GatewayConfig, name)
-    return row, _settings_of(row)
+    return row, _decrypted(row.settings_ciphertext if row is not None else None)
 
 
-def _settings_of(row: GatewayConfig | None) -> dict[str, str]:
-    if row is None or not row.settings_ciphertext:
-        return {}
-    return json.loads(vault().decrypt(row.settings_ciphertext))
+def _decrypted(ciphertext: str | None) -> dict[str, str]:
+    return json.loads(vault().decrypt(ciphertext)) if ciphertext else {}
 
 
-def _enabled_settings() -> dict[str, dict[str, str]]:
-    """The enabled gateways' settings by name. Every checkout and payment notification
-    asks, so they are reused for PAGE_CACHE_SECONDS within this process; the console
-    clears the cache of its own process when it saves a gateway."""
+def _enabled_ciphertexts() -> dict[str, str | None]:
+    """The enabled gateways' encrypted settings by name. Every checkout and payment
+    notification asks, so they are reused for PAGE_CACHE_SECONDS within this process (the
+    console clears the cache of its own process when it saves a gateway); they are
+    decrypted only by the gateway that is used."""
     return reused("enabled-gateways", lambda: {
-        row.name: _settings_of(row)
-        for row in db.session.execute(select(GatewayConfig).where(GatewayConfig.enabled.is_(True))).scalars()
+        name: ciphertext for name, ciphertext in db.session.execute(
+            select(GatewayConfig.name, GatewayConfig.settings_ciphertext).where(GatewayConfig.enabled.is_(True)))
     })
 
 
@@ -94,10 +93,10 @@ class GatewayUnavailable(NotFound):
 def get_gateway(name: str) -> Gateway:
     """An enabled gateway with its settings, or GatewayUnavailable (a NotFound)."""
     cls = GATEWAYS.get(name)
-    settings = _enabled_settings().get(name) if cls is not None else None
-    if settings is None:
+    enabled = _enabled_ciphertexts()
+    if cls is None or name not in enabled:
         raise GatewayUnavailable()
-    return cls(dict(settings))  # a copy: the cached settings are shared
+    return cls(_decrypted(enabled[name]))
 
 
 def ensure_sandbox() -> None:
