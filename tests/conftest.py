@@ -68,6 +68,7 @@ def base_config(instance_dir) -> dict:
         "BASE_URL": "http://localhost",
         "PAGE_CACHE_SECONDS": 0,
         "STATUS_CACHE_SECONDS": 0,
+        "STATUS_TRUST_SECONDS": 0,
     }
 
 

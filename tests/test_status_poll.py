@@ -2,17 +2,19 @@
 import html
 import re
 import threading
+import time
 
 import pytest
 from sqlalchemy import bindparam, select, text
 
+from faka import order_changes
 from faka.database import is_postgresql, read_row
 from faka.extensions import db
 from faka.models import Order, utcnow
 from faka.models.types import UTCDateTime
 from faka.services import delivery, orders
 
-from tests.conftest import TEST_DATABASE
+from tests.conftest import TEST_DATABASE, signed_notify
 
 
 def polling_url(page_html: str) -> str:
@@ -101,3 +103,92 @@ def test_the_poll_survives_the_database_dropping_its_connections(client, product
     db.session.commit()
     poll = client.get(f"/order/{order.token}/status")
     assert poll.status_code == 200 and "待支付" in poll.text
+
+
+# -- PostgreSQL: polls that read only after the database says the order changed ---------
+
+postgresql_only = pytest.mark.skipif(TEST_DATABASE == "sqlite", reason="NOTIFY is PostgreSQL's")
+
+
+@pytest.fixture
+def listening(make_app, monkeypatch):
+    """An app whose polls trust their last read for a minute unless told otherwise, its
+    listener connected, and a count of the status reads that reached the database."""
+    app = make_app(STATUS_TRUST_SECONDS=60)
+    reads = []
+    real = orders.order_status
+    monkeypatch.setattr(orders, "order_status", lambda token: reads.append(token) or real(token))
+    with app.app_context():
+        heard = order_changes.listener()
+        assert heard.wait_listening(5)
+        yield app, reads, heard
+
+
+def poll_until(client, url, wanted: str, seconds: float = 5):
+    deadline = time.monotonic() + seconds
+    while True:
+        response = client.get(url)
+        if wanted in response.text or time.monotonic() > deadline:
+            return response
+        time.sleep(0.02)
+
+
+@postgresql_only
+def test_a_waiting_poll_reads_the_order_again_only_after_it_changed(listening, make_product, place):
+    app, reads, _heard = listening
+    order = place(make_product(keys=2))
+    client = app.test_client()
+    url = f"/order/{order.token}/status?lang=en"
+    for _ in range(5):
+        assert "Waiting for payment" in client.get(url).text
+    assert len(reads) == 1  # the first poll read the row; nothing changed since
+
+    assert client.post("/pay/sandbox/notify", data=signed_notify(order)).text == "success"
+    delivered = poll_until(client, url, "card-key")
+    assert delivered.status_code == 286 and delivered.text.count('class="card-key"') == 1
+    assert len(reads) == 2  # read again once the database announced the change
+
+
+@postgresql_only
+def test_without_its_listener_a_poll_reads_every_time_until_it_is_back(listening, make_product, place):
+    app, reads, heard = listening
+    order = place(make_product(keys=2))
+    client = app.test_client()
+    url = f"/order/{order.token}/status"
+    client.get(url)
+    client.get(url)
+    assert len(reads) == 1
+    db.session.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND query LIKE 'LISTEN%'"))
+    db.session.commit()
+    deadline = time.monotonic() + 5
+    while heard.mark() is not None and time.monotonic() < deadline:  # until it notices
+        time.sleep(0.01)
+    before = len(reads)
+    client.get(url)
+    client.get(url)
+    assert len(reads) - before in (1, 2)  # read, not reused (one poll may meet the reconnected listener)
+    assert heard.wait_listening(5)
+    client.get(url)
+    settled = len(reads)
+    client.get(url)
+    client.get(url)
+    assert len(reads) == settled  # listening again: the read made after it is trusted
+
+
+@postgresql_only
+def test_a_kept_read_expires_after_the_trust_period(make_app, make_product, place, monkeypatch):
+    app = make_app(STATUS_TRUST_SECONDS=0.3)
+    reads = []
+    real = orders.order_status
+    monkeypatch.setattr(orders, "order_status", lambda token: reads.append(token) or real(token))
+    with app.app_context():
+        assert order_changes.listener().wait_listening(5)
+    order = place(make_product(keys=1))
+    client = app.test_client()
+    client.get(f"/order/{order.token}/status")
+    client.get(f"/order/{order.token}/status")
+    assert len(reads) == 1
+    time.sleep(0.4)
+    client.get(f"/order/{order.token}/status")
+    assert len(reads) == 2

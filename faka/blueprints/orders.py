@@ -4,7 +4,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, TextAreaField
 
-from faka import device
+from faka import device, order_changes
 from faka.blueprints.forms import LookupForm
 from faka.blueprints.limits import token_misses
 from faka.extensions import limiter
@@ -36,8 +36,10 @@ def show(token: str):
 @bp.get("/order/<token>/status")
 def status(token: str):
     """The polled widget. Its content depends only on the order's state, so the state is
-    read fresh on every poll and the rendering is reused until the state changes; a final
-    order's widget never changes, so polls still in flight are answered from memory."""
+    read fresh (on PostgreSQL: unless the database has said nothing about the order since
+    the last read, see faka/order_changes.py) and the rendering is reused until the state
+    changes; a final order's widget never changes, so polls still in flight are answered
+    from memory."""
     cache = current_app.extensions["faka_pagecache"]
     ttl = current_app.config["STATUS_CACHE_SECONDS"]
     language = current_language()
@@ -45,7 +47,7 @@ def status(token: str):
     body = cache.get(final_key) if ttl > 0 else None
     if body is not None:
         return _no_store(make_response(body, HTMX_STOP_POLLING))
-    order = orders.order_status(token)
+    order = order_changes.current(token, orders.order_status)
     if order is None:
         abort(404)
     key = final_key if order.is_final else ("status", token, order.status, order.is_held, language)

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import DDL, ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from faka.extensions import db
@@ -170,3 +170,17 @@ class NotifyLog(db.Model):
     headers: Mapped[str | None] = mapped_column(Text)  # JSON of the provider's headers we read
     body: Mapped[str | None] = mapped_column(Text)  # as received, secrets redacted, cut at MAX_LOGGED_BODY
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# On PostgreSQL every change to an order is announced to the web processes (NOTIFY
+# faka_orders with its token, delivered at commit; faka/order_changes.py). Migration 0011
+# adds the same trigger to databases made before it.
+for _statement in (
+    """CREATE OR REPLACE FUNCTION faka_order_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('faka_orders', NEW.token);
+        RETURN NULL;
+    END $$""",
+    "CREATE TRIGGER orders_changed AFTER UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION faka_order_changed()",
+):
+    event.listen(Order.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
