@@ -73,7 +73,7 @@ class Listener:
                     while not self._stop.is_set():
                         for notice in conn.notifies(timeout=1.0):
                             self._note(notice.payload)
-            except psycopg.Error as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever it was, polls read until the listener is back
                 logger.warning("order changes: not listening (%s); status polls read the database until it is back",
                                type(exc).__name__)
             finally:
