@@ -111,10 +111,11 @@ postgresql_only = pytest.mark.skipif(TEST_DATABASE == "sqlite", reason="NOTIFY i
 
 
 @pytest.fixture
-def listening(make_app, monkeypatch):
-    """An app whose polls trust their last read for a minute unless told otherwise, its
-    listener connected, and a count of the status reads that reached the database."""
-    app = make_app(STATUS_TRUST_SECONDS=60)
+def listening(make_app, monkeypatch, request):
+    """An app whose polls trust their last read (for a minute, or the seconds the test's
+    `trust` parameter gives) unless told otherwise, its listener connected, and a count
+    of the status reads that reached the database."""
+    app = make_app(STATUS_TRUST_SECONDS=getattr(request, "param", 60))
     reads = []
     real = orders.order_status
     monkeypatch.setattr(orders, "order_status", lambda token: reads.append(token) or real(token))
@@ -177,13 +178,9 @@ def test_without_its_listener_a_poll_reads_every_time_until_it_is_back(listening
 
 
 @postgresql_only
-def test_a_kept_read_expires_after_the_trust_period(make_app, make_product, place, monkeypatch):
-    app = make_app(STATUS_TRUST_SECONDS=0.3)
-    reads = []
-    real = orders.order_status
-    monkeypatch.setattr(orders, "order_status", lambda token: reads.append(token) or real(token))
-    with app.app_context():
-        assert order_changes.listener().wait_listening(5)
+@pytest.mark.parametrize("listening", [0.3], indirect=True)
+def test_a_kept_read_expires_after_the_trust_period(listening, make_product, place):
+    app, reads, _heard = listening
     order = place(make_product(keys=1))
     client = app.test_client()
     client.get(f"/order/{order.token}/status")
