@@ -11,7 +11,6 @@ missed meanwhile), and always on SQLite.
 """
 import logging
 import threading
-import time
 from typing import Callable
 
 import psycopg
@@ -50,14 +49,6 @@ class Listener:
         with self._lock:
             return self._listening and mark[0] == self._epoch and self._noted.get(token, 0) <= mark[1]
 
-    def wait_listening(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.mark() is not None:
-                return True
-            time.sleep(0.01)
-        return False
-
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
@@ -90,6 +81,9 @@ class Listener:
             self._noted[token] = self._count
 
 
+_starting = threading.Lock()
+
+
 def listener() -> Listener | None:
     """This process's listener, started on first use: None on SQLite or when
     STATUS_TRUST_SECONDS is 0. It stops when the app's engine is disposed."""
@@ -107,9 +101,6 @@ def listener() -> Listener | None:
                 event.listen(engine, "engine_disposed", lambda _engine: app.extensions.pop(_LISTENER, found).stop(),
                              once=True)
     return found
-
-
-_starting = threading.Lock()
 
 
 def current(token: str, read: Callable[[str], object]):

@@ -46,7 +46,7 @@ class SessionInterface(SecureCookieSessionInterface):
     requests that do not need it."""
 
     def open_session(self, app, request):
-        if SESSIONLESS_PATH.match(request.path):
+        if passive_request():
             return UnreadSession()
         return super().open_session(app, request)
 

@@ -121,8 +121,17 @@ def listening(make_app, monkeypatch, request):
     monkeypatch.setattr(orders, "order_status", lambda token: reads.append(token) or real(token))
     with app.app_context():
         heard = order_changes.listener()
-        assert heard.wait_listening(5)
+        assert eventually(lambda: heard.mark() is not None)  # listening
         yield app, reads, heard
+
+
+def eventually(condition, seconds: float = 5) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def poll_until(client, url, wanted: str, seconds: float = 5):
@@ -162,14 +171,12 @@ def test_without_its_listener_a_poll_reads_every_time_until_it_is_back(listening
     db.session.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                             "WHERE datname = current_database() AND query LIKE 'LISTEN%'"))
     db.session.commit()
-    deadline = time.monotonic() + 5
-    while heard.mark() is not None and time.monotonic() < deadline:  # until it notices
-        time.sleep(0.01)
+    eventually(lambda: heard.mark() is None)  # until it notices
     before = len(reads)
     client.get(url)
     client.get(url)
     assert len(reads) - before in (1, 2)  # read, not reused (one poll may meet the reconnected listener)
-    assert heard.wait_listening(5)
+    assert eventually(lambda: heard.mark() is not None)
     client.get(url)
     settled = len(reads)
     client.get(url)
