@@ -89,6 +89,6 @@ class Config:
     PAGE_CACHE_SECONDS = float(os.environ.get("FAKA_PAGE_CACHE_SECONDS", "2"))
     # A final order's status widget no longer changes; polls still in flight get it from memory.
     STATUS_CACHE_SECONDS = float(os.environ.get("FAKA_STATUS_CACHE_SECONDS", "30"))
-    # PostgreSQL: how long a poll may reuse its last read of an unfinished order while the
-    # database has said nothing about it (faka/order_changes.py); 0 reads every time.
+    # How long a poll may reuse its last read of an unfinished order while the database says
+    # the order has not changed since (faka/order_changes.py); 0 reads every time.
     STATUS_TRUST_SECONDS = float(os.environ.get("FAKA_STATUS_TRUST_SECONDS", "10"))

@@ -72,7 +72,7 @@ def read_row(statement, params: dict) -> tuple | None:
     type conversions are applied to the row. `params` are plain values (strings,
     numbers) that need no conversion, which `_prepare` checks.
     """
-    engine = _reader()
+    engine = reader_engine()
     prepared = _prepare(statement, engine.dialect)
     try:
         return prepared.first(engine, params)
@@ -130,7 +130,7 @@ def _prepare(statement, dialect) -> _Prepared:
     return _Prepared(statement, dialect)
 
 
-def _reader() -> Engine:
+def reader_engine() -> Engine:
     """A small engine of the app's own for read_row, whose connections stay in
     autocommit and go back to its pool without a reset (a single SELECT leaves no
     transaction to end). Switching one of the main pool's connections to autocommit and

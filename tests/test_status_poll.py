@@ -1,9 +1,11 @@
 """The order page's status poll: what it reads, in which language, and what it leaves alone."""
 import html
 import re
+import sqlite3
 import threading
 import time
 
+import psycopg
 import pytest
 from sqlalchemy import bindparam, select, text
 
@@ -105,24 +107,25 @@ def test_the_poll_survives_the_database_dropping_its_connections(client, product
     assert poll.status_code == 200 and "待支付" in poll.text
 
 
-# -- PostgreSQL: polls that read only after the database says the order changed ---------
+# -- Polls that read only after the database says the order changed ----------------------
 
 postgresql_only = pytest.mark.skipif(TEST_DATABASE == "sqlite", reason="NOTIFY is PostgreSQL's")
 
 
 @pytest.fixture
-def listening(make_app, monkeypatch, request):
+def watching(make_app, monkeypatch, request):
     """An app whose polls trust their last read (for a minute, or the seconds the test's
-    `trust` parameter gives) unless told otherwise, its listener connected, and a count
-    of the status reads that reached the database."""
+    `trust` parameter gives) while the database says nothing changed, its watcher ready,
+    and a count of the status reads that reached the database."""
     app = make_app(STATUS_TRUST_SECONDS=getattr(request, "param", 60))
     reads = []
     real = orders.order_status
     monkeypatch.setattr(orders, "order_status", lambda token: reads.append(token) or real(token))
     with app.app_context():
-        heard = order_changes.listener()
-        assert eventually(lambda: heard.mark() is not None)  # listening
-        yield app, reads, heard
+        watcher = order_changes.watcher()
+        assert isinstance(watcher, order_changes.Listener if is_postgresql() else order_changes.DataVersion)
+        assert eventually(lambda: watcher.mark() is not None)  # PostgreSQL: listening
+        yield app, reads, watcher
 
 
 def eventually(condition, seconds: float = 5) -> bool:
@@ -143,9 +146,8 @@ def poll_until(client, url, wanted: str, seconds: float = 5):
         time.sleep(0.02)
 
 
-@postgresql_only
-def test_a_waiting_poll_reads_the_order_again_only_after_it_changed(listening, make_product, place):
-    app, reads, _heard = listening
+def test_a_waiting_poll_reads_the_order_again_only_after_it_changed(watching, make_product, place):
+    app, reads, _watcher = watching
     order = place(make_product(keys=2))
     client = app.test_client()
     url = f"/order/{order.token}/status?lang=en"
@@ -156,12 +158,58 @@ def test_a_waiting_poll_reads_the_order_again_only_after_it_changed(listening, m
     assert client.post("/pay/sandbox/notify", data=signed_notify(order)).text == "success"
     delivered = poll_until(client, url, "card-key")
     assert delivered.status_code == 286 and delivered.text.count('class="card-key"') == 1
-    assert len(reads) == 2  # read again once the database announced the change
+    assert len(reads) == 2  # read again once the database said the order changed
+
+
+def outside_faka(sql: str, **params) -> None:
+    """One statement committed on a connection faka knows nothing of, as from the sqlite3
+    or psql shell."""
+    url = db.engine.url
+    if is_postgresql():
+        with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as conn:
+            conn.execute(sql.replace(":token", "%(token)s"), params)
+    else:
+        conn = sqlite3.connect(url.database)
+        with conn:
+            conn.execute(sql, params)
+        conn.close()
+
+
+def test_a_change_made_outside_faka_shows_at_the_next_poll(watching, make_product, place):
+    app, reads, _watcher = watching
+    order = place(make_product(keys=1))
+    client = app.test_client()
+    url = f"/order/{order.token}/status?lang=en"
+    assert "Waiting for payment" in client.get(url).text
+    assert "Waiting for payment" in client.get(url).text
+    assert len(reads) == 1
+
+    outside_faka("UPDATE orders SET status = 'expired' WHERE token = :token", token=order.token)
+    expired = poll_until(client, url, "Expired")
+    assert expired.status_code == 286 and "not paid in time" in expired.text
+    assert len(reads) == 2
+
+
+def test_on_sqlite_a_commit_to_any_table_makes_the_next_poll_read(watching, make_product, place):
+    if is_postgresql():
+        pytest.skip("PostgreSQL says which order changed")
+    app, reads, _watcher = watching
+    order = place(make_product(keys=1))
+    client = app.test_client()
+    url = f"/order/{order.token}/status"
+    client.get(url)
+    client.get(url)
+    assert len(reads) == 1
+    place(make_product(keys=1))  # another buyer's order
+    client.get(url)
+    assert len(reads) == 2
+    client.get(url)
+    assert len(reads) == 2
 
 
 @postgresql_only
-def test_without_its_listener_a_poll_reads_every_time_until_it_is_back(listening, make_product, place):
-    app, reads, heard = listening
+def test_without_its_listener_a_poll_reads_every_time_until_it_is_back(watching, make_product, place):
+    app, reads, listener = watching
     order = place(make_product(keys=2))
     client = app.test_client()
     url = f"/order/{order.token}/status"
@@ -171,12 +219,12 @@ def test_without_its_listener_a_poll_reads_every_time_until_it_is_back(listening
     db.session.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                             "WHERE datname = current_database() AND query LIKE 'LISTEN%'"))
     db.session.commit()
-    eventually(lambda: heard.mark() is None)  # until it notices
+    eventually(lambda: listener.mark() is None)  # until it notices
     before = len(reads)
     client.get(url)
     client.get(url)
     assert len(reads) - before in (1, 2)  # read, not reused (one poll may meet the reconnected listener)
-    assert eventually(lambda: heard.mark() is not None)
+    assert eventually(lambda: listener.mark() is not None)
     client.get(url)
     settled = len(reads)
     client.get(url)
@@ -184,10 +232,9 @@ def test_without_its_listener_a_poll_reads_every_time_until_it_is_back(listening
     assert len(reads) == settled  # listening again: the read made after it is trusted
 
 
-@postgresql_only
-@pytest.mark.parametrize("listening", [0.3], indirect=True)
-def test_a_kept_read_expires_after_the_trust_period(listening, make_product, place):
-    app, reads, _heard = listening
+@pytest.mark.parametrize("watching", [0.3], indirect=True)
+def test_a_kept_read_expires_after_the_trust_period(watching, make_product, place):
+    app, reads, _watcher = watching
     order = place(make_product(keys=1))
     client = app.test_client()
     client.get(f"/order/{order.token}/status")
@@ -196,3 +243,10 @@ def test_a_kept_read_expires_after_the_trust_period(listening, make_product, pla
     time.sleep(0.4)
     client.get(f"/order/{order.token}/status")
     assert len(reads) == 2
+
+
+def test_the_watcher_stops_with_the_engine(watching):
+    app, _reads, watcher = watching
+    db.engine.dispose()
+    assert watcher.mark() is None  # stopped: its connection closed
+    assert order_changes.watcher() is not watcher

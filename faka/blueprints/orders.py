@@ -36,8 +36,8 @@ def show(token: str):
 @bp.get("/order/<token>/status")
 def status(token: str):
     """The polled widget. Its content depends only on the order's state, so the state is
-    read fresh (on PostgreSQL: unless the database has said nothing about the order since
-    the last read, see faka/order_changes.py) and the rendering is reused until the state
+    read fresh (unless the database says the order has not changed since the last read,
+    see faka/order_changes.py) and the rendering is reused until the state
     changes; a final order's widget never changes, so polls still in flight are answered
     from memory."""
     cache = current_app.extensions["faka_pagecache"]
