@@ -121,7 +121,8 @@ class PurchaseMachine(RuleBasedStateMachine):
             event("checkout: out of stock")
             return multiple()
         assert enough, f"sold {quantity} with only {self.available()} keys free"
-        self.expire_overdue()  # checkout releases stale reservations of this product first
+        if self.available() < quantity:
+            self.expire_overdue()  # short of keys, checkout releases the product's stale reservations
         self.status[order.id] = Order.PENDING
         self.quantity[order.id] = quantity
         return order.id
@@ -138,7 +139,10 @@ class PurchaseMachine(RuleBasedStateMachine):
         if before == Order.PENDING:
             self.status[order_id] = self.delivered_when_paid()
         elif before == Order.EXPIRED:
-            # Paid after expiry: honoured while keys remain, else flagged for refund.
+            # Paid after expiry: honoured while keys remain (stale reservations released if
+            # need be), else flagged for refund.
+            if self.available() < self.quantity[order_id]:
+                self.expire_overdue()
             if self.available() >= self.quantity[order_id]:
                 self.status[order_id] = self.delivered_when_paid()
                 event("pay: late payment honoured")

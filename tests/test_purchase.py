@@ -1,11 +1,12 @@
 """The buyer's whole purchase through the web pages, as a browser without JavaScript does it."""
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from faka.extensions import db
-from faka.models import CardKey, LedgerEntry, Order, OutboxEmail
+from faka.models import CardKey, LedgerEntry, Order, OutboxEmail, utcnow
 
 from conftest import csrf_from, key_texts, reload
 
@@ -103,6 +104,22 @@ def test_out_of_stock_shows_message_and_creates_nothing(client, product):
     assert db.session.scalar(select(func.count()).select_from(Order)) == 0
     assert db.session.scalar(select(func.count()).where(CardKey.status == CardKey.RESERVED)) == 0
 
+
+
+def test_the_last_keys_held_by_a_lapsed_unpaid_order_go_to_the_next_buyer(client, make_product, place):
+    product = make_product(keys=2)
+    lapsed = place(product, 2)
+    lapsed_id = lapsed.id
+    lapsed.expires_at = utcnow() - timedelta(seconds=1)  # not paid in time; the reconciler has not come by
+    db.session.commit()
+
+    response = buy(client, product, quantity=1)
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Order, lapsed_id).status == Order.EXPIRED
+    keys = db.session.scalars(select(CardKey).where(CardKey.product_id == product.id)).all()
+    assert sorted(k.status for k in keys) == [CardKey.AVAILABLE, CardKey.RESERVED]
+    assert all(k.order_id != lapsed_id for k in keys)
 
 def test_bad_input_is_explained_and_changes_nothing(client, product):
     for quantity, email in [(0, "a@b.cn"), ("abc", "a@b.cn"), (1, "not-an-email"), (11, "a@b.cn")]:

@@ -221,6 +221,24 @@ def test_stock_hoarding_allows_a_second_order_within_the_share(app, make_product
     assert "stock_hoarding" in fired(assess(ip=ATTACKER_IP, product=product, quantity=4))
 
 
+
+def test_stock_hoarding_counts_only_this_products_live_unpaid_orders_of_this_buyer(app, make_product):
+    product, other = make_product(keys=20), make_product(keys=20)
+    place(other, quantity=5, ip=ATTACKER_IP)  # another product
+    place(product, quantity=4, ip=HONEST_IP)  # another buyer
+    paid = place(product, quantity=2, ip=ATTACKER_IP)
+    paid.status, paid.paid_at = Order.PAID, utcnow()
+    db.session.commit()
+    place(product, quantity=2, ip=ATTACKER_IP)  # the only one that holds: 2 held
+    lapsed = place(product, quantity=3, device=DEVICE)  # this browser, but past its deadline (keys not yet released)
+    lapsed.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()  # 20 - 4 - 2 - 2 - 3 = 9 keys left
+
+    verdict = assess(ip=ATTACKER_IP, device_hash=DEVICE, product=product, quantity=4)
+    assert [(hit.rule, hit.detail) for hit in verdict.hits if hit.rule == "stock_hoarding"] == [
+        ("stock_hoarding", "6 of 11 keys unpaid")]
+    assert "stock_hoarding" not in fired(assess(ip=ATTACKER_IP, device_hash=DEVICE, product=product, quantity=3))
+
 # -- who the buyer is -------------------------------------------------------------------
 
 @pytest.mark.parametrize("email, disposable", [

@@ -124,8 +124,7 @@ def _place(product_slug, quantity, email, password_hash, gateway, client_ip, loc
     db.session.add(order)
     db.session.flush()
     if product.uses_key_stock:
-        stock.expire_stale_orders(now, product_id=product.id)
-        if not stock.reserve_keys(order, quantity, until=expires_at):
+        if not stock.reserve_keys(order, quantity, until=expires_at, now=now):
             raise OutOfStock()
     elif product.delivery_type == DELIVERY_AUTO and stock.shared_key(product.id) is None:
         raise OutOfStock()

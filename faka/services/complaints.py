@@ -634,7 +634,7 @@ def _refund(complaint: Complaint, order: Order, amount: int, actor_id: int | Non
 def _deliver_replacement(complaint: Complaint, order: Order, now: datetime) -> list[int]:
     """Sell `offer_quantity` fresh keys to the order, and email the buyer the order's
     goods again (all its keys, the new ones last); returns the email's id."""
-    if not stock.reserve_keys(order, complaint.offer_quantity, until=now):
+    if not stock.reserve_keys(order, complaint.offer_quantity, until=now, now=now):
         raise ReplacementOutOfStock()
     stock.sell_keys(stock.reserved_key_ids(order.id), now)
     if not order.email:

@@ -119,7 +119,7 @@ def _hand_over(order: Order, now) -> bool:
     missing = order.quantity - len(key_ids)
     if missing > 0:
         # Its reservation lapsed (late payment raced the reconciler): take fresh keys.
-        if not stock.reserve_keys(order, missing, until=now):
+        if not stock.reserve_keys(order, missing, until=now, now=now):
             return False
         key_ids = stock.reserved_key_ids(order.id)
     stock.sell_keys(key_ids, now)

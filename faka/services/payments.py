@@ -430,7 +430,7 @@ def _apply_payment(order: Order, now) -> str:
         if order.coupon_id:
             stock.change_coupon_uses(order.coupon_id, 1)
         needs_keys = order.product.uses_key_stock
-        if not needs_keys or stock.reserve_keys(order, order.quantity, until=now):
+        if not needs_keys or stock.reserve_keys(order, order.quantity, until=now, now=now):
             order.mark_paid(now)
             return OUTCOME_LATE_PAID
         order.mark_unfulfilled(now)

@@ -367,9 +367,10 @@ def blacklisted(signals: Signals) -> Hit | None:
 
 def _order_counts(signals: Signals) -> dict[str, int]:
     """What the order-counting rules count (orders in the velocity window per IP address,
-    browser, email and email domain; unpaid orders the buyer holds), in one statement for
-    all of them: a checkout runs every one, and one pass over their indexes (combined by
-    the database) costs far less than five statements."""
+    browser, email and email domain; unpaid orders the buyer holds, and how many keys of
+    this product they hold), in one statement for all of them: a checkout runs every one,
+    and one pass over their indexes (combined by the database) costs far less than five
+    statements."""
     counts = signals.counted.get("orders")
     if counts is not None:
         return counts
@@ -378,16 +379,18 @@ def _order_counts(signals: Signals) -> dict[str, int]:
     names = tuple(name for name in ("ip", "device", "email", "domain") if values[name])
     counts = {}
     if names:
-        query = _order_counts_query(names)
+        product_id = signals.product.id if signals.product is not None else None
+        query = _order_counts_query(names, product_id is not None)
         params = {name: values[name] for name in names}
-        row = db.session.execute(query, {"since": signals.now - VELOCITY_WINDOW, "now": signals.now, **params}).one()
+        row = db.session.execute(query, {"since": signals.now - VELOCITY_WINDOW, "now": signals.now,
+                                         "product": product_id, **params}).one()
         counts = dict(zip(row._fields, (value or 0 for value in row)))
     signals.counted["orders"] = counts
     return counts
 
 
 @cache
-def _order_counts_query(names: tuple[str, ...]):
+def _order_counts_query(names: tuple[str, ...], of_product: bool):
     # Built once for each set of signals present: every checkout runs it.
     recent = Order.created_at > bindparam("since")
     conditions = {
@@ -399,12 +402,16 @@ def _order_counts_query(names: tuple[str, ...]):
     wanted = {name: conditions[name] for name in names}
     buyer = [{"ip": Order.client_ip, "device": Order.device_hash}[name] == bindparam(name)
              for name in names if name in ("ip", "device")]
+    columns = [func.count().filter(condition).label(name) for name, condition in wanted.items()]
     if buyer:
-        wanted["pending"] = and_(Order.status == Order.PENDING, Order.expires_at > bindparam("now"), or_(*buyer))
-    return (
-        select(*(func.count().filter(condition).label(name) for name, condition in wanted.items()))
-        .select_from(Order).where(or_(*wanted.values()))
-    )
+        unpaid = and_(Order.status == Order.PENDING, Order.expires_at > bindparam("now"), or_(*buyer))
+        wanted["pending"] = unpaid
+        columns.append(func.count().filter(unpaid).label("pending"))
+        if of_product:
+            # An unpaid order holds exactly its quantity of reserved keys until it expires.
+            columns.append(func.sum(Order.quantity).filter(and_(unpaid, Order.product_id == bindparam("product")))
+                           .label("held"))
+    return select(*columns).select_from(Order).where(or_(*wanted.values()))
 
 
 def ip_velocity(signals: Signals) -> Hit | None:
@@ -436,15 +443,8 @@ def domain_velocity(signals: Signals) -> Hit | None:
     return _hit("domain_velocity", f"{count} orders for @{domain} in 10 min") if count >= DOMAIN_ORDERS else None
 
 
-def _same_buyer(signals: Signals):
-    """Orders from this buyer's IP address or browser."""
-    places = [column == value for column, value in ((Order.client_ip, signals.ip), (Order.device_hash, signals.device_hash))
-              if value]
-    return or_(*places) if places else None
-
-
 def pending_hoarding(signals: Signals) -> Hit | None:
-    if _same_buyer(signals) is None:
+    if not (signals.ip or signals.device_hash):
         return None
     count = _order_counts(signals)["pending"]
     return _hit("pending_hoarding", f"{count} unpaid orders") if count >= PENDING_ORDERS else None
@@ -456,16 +456,11 @@ def stock_hoarding(signals: Signals) -> Hit | None:
     from faka.models import CardKey
 
     product = signals.product
-    buyer = _same_buyer(signals)
-    if product is None or buyer is None or not product.uses_key_stock:
+    if product is None or not (signals.ip or signals.device_hash) or not product.uses_key_stock:
         return None
-    if _order_counts(signals)["pending"] == 0:
-        return None  # no unpaid order, so nothing held: the usual checkout ends here
-    held = _count(select(func.count()).select_from(CardKey).join(Order, CardKey.order_id == Order.id).where(
-        CardKey.product_id == product.id, CardKey.status == CardKey.RESERVED, Order.status == Order.PENDING,
-        Order.expires_at > signals.now, buyer))
+    held = _order_counts(signals)["held"]
     if held == 0:
-        return None
+        return None  # no unpaid order of this product: the usual checkout ends here
     available = _count(select(func.count()).select_from(CardKey).where(
         CardKey.product_id == product.id, CardKey.status == CardKey.AVAILABLE))
     wanted = held + signals.quantity

@@ -9,51 +9,50 @@ from faka.extensions import db
 from faka.models import CardKey, Coupon, Order
 
 
-def reserve_keys(order: Order, quantity: int, until: datetime) -> bool:
+def reserve_keys(order: Order, quantity: int, until: datetime, now: datetime) -> bool:
     """Reserve `quantity` available keys of the order's product for it.
 
     Runs inside the caller's write transaction. On SQLite the caller's BEGIN IMMEDIATE
     already serialises writers. On PostgreSQL concurrent checkouts first skip each other's
-    locked rows (FOR UPDATE SKIP LOCKED), so they do not queue behind one another; a
-    checkout that comes up short may only be seeing keys another checkout will give back,
-    so it releases what it locked and waits its turn in key order (which cannot deadlock,
-    as it then holds no other key) before deciding the stock is gone. Returns False,
-    reserving nothing, when there are not enough keys.
+    locked rows (FOR UPDATE SKIP LOCKED), so they do not queue behind one another.
+    A checkout that comes up short first expires the product's unpaid orders past their
+    deadline, whose keys the reconciler would release soon anyway, and tries again. Then
+    on PostgreSQL it may only be seeing keys another checkout will give back, so it
+    releases what it locked and waits its turn in key order (which cannot deadlock, as it
+    then holds no other key) before deciding the stock is gone. Returns False, reserving
+    nothing, when there are not enough keys.
     """
-    ids = _lock_available_keys(order.product_id, quantity, skip_locked=True)
-    if len(ids) < quantity and is_postgresql():
-        ids = _lock_available_keys(order.product_id, quantity, skip_locked=False)
-    if len(ids) < quantity:
-        return False
-    result = db.session.execute(
-        update(CardKey)
-        .where(CardKey.id.in_(ids), CardKey.status == CardKey.AVAILABLE)
-        .values(status=CardKey.RESERVED, order_id=order.id, reserved_until=until)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != quantity:
-        raise RuntimeError(f"reserved {result.rowcount} of {quantity} locked keys for order {order.id}")
-    return True
+    reserved = _reserve(order, quantity, until, skip_locked=True)
+    if not reserved and expire_stale_orders(now, product_id=order.product_id):
+        reserved = _reserve(order, quantity, until, skip_locked=True)
+    if not reserved and is_postgresql():
+        reserved = _reserve(order, quantity, until, skip_locked=False)
+    return reserved
 
 
-def _lock_available_keys(product_id: int, quantity: int, skip_locked: bool) -> list[int]:
-    """Lock up to `quantity` available keys, lowest id first. Whatever this locks is
-    unlocked again (its savepoint rolled back) when it finds too few."""
+def _reserve(order: Order, quantity: int, until: datetime, skip_locked: bool) -> bool:
+    """Reserve `quantity` available keys, lowest id first, in one statement; or none:
+    when there are fewer, its savepoint is rolled back, which also unlocks them."""
     savepoint = db.session.begin_nested()
-    ids = list(
-        db.session.execute(
-            select(CardKey.id)
-            .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE)
-            .order_by(CardKey.id)
-            .limit(quantity)
-            .with_for_update(skip_locked=skip_locked)
-        ).scalars()
+    picked = (
+        select(CardKey.id)
+        .where(CardKey.product_id == order.product_id, CardKey.status == CardKey.AVAILABLE)
+        .order_by(CardKey.id)
+        .limit(quantity)
+        .with_for_update(skip_locked=skip_locked)
     )
-    if len(ids) < quantity:
+    reserved = db.session.execute(
+        update(CardKey)
+        .where(CardKey.id.in_(picked.scalar_subquery()))
+        .values(status=CardKey.RESERVED, order_id=order.id, reserved_until=until)
+        .returning(CardKey.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if len(reserved) < quantity:
         savepoint.rollback()
-        return ids
+        return False
     savepoint.commit()
-    return ids
+    return True
 
 
 def shared_key(product_id: int) -> str | None:
