@@ -74,6 +74,8 @@ AMOUNT_WINDOW = timedelta(hours=1)
 AMOUNT_MISMATCHES = 3  # verified notifications whose amount was not the order's
 NOISE_WINDOW = timedelta(hours=1)
 NOISE_EVENTS = 20  # CSRF failures, admin-path probes, rate limits from one IP
+NOISE_KINDS = (SecurityEvent.CSRF_FAILED, SecurityEvent.ADMIN_PROBE, SecurityEvent.RATE_LIMITED,
+               SecurityEvent.CAPTCHA_FAILED)
 COMPLAINT_WINDOW = timedelta(days=1)
 COMPLAINTS = 3  # complaints from one browser or IP
 
@@ -352,8 +354,8 @@ def _hit(rule: str, detail: str = "") -> Hit:
     return Hit(rule, SCORES[rule], detail)
 
 
-def _count(query) -> int:
-    return db.session.scalar(query) or 0
+def _count(query, params: dict | None = None) -> int:
+    return db.session.scalar(query, params) or 0
 
 
 def blacklisted(signals: Signals) -> Hit | None:
@@ -365,13 +367,13 @@ def blacklisted(signals: Signals) -> Hit | None:
     return _hit("blacklist", f"{owner} {entry.kind} {entry.value}")
 
 
-def _order_counts(signals: Signals) -> dict[str, int]:
-    """What the order-counting rules count (orders in the velocity window per IP address,
-    browser, email and email domain; unpaid orders the buyer holds, and how many keys of
-    this product they hold), in one statement for all of them: a checkout runs every one,
-    and one pass over their indexes (combined by the database) costs far less than five
-    statements."""
-    counts = signals.counted.get("orders")
+def _buyer_counts(signals: Signals) -> dict[str, int]:
+    """What a checkout's counting rules count (orders in the velocity window per IP
+    address, browser, email and email domain; unpaid orders the buyer holds, and how many
+    keys of this product they hold; the buyer's security noise), in one statement for all
+    of them: a checkout runs every one, and one pass over their indexes (combined by the
+    database) costs far less than six statements."""
+    counts = signals.counted.get("buyer")
     if counts is not None:
         return counts
     values = {"ip": signals.ip, "device": signals.device_hash, "email": (signals.email or "").strip().lower(),
@@ -380,17 +382,17 @@ def _order_counts(signals: Signals) -> dict[str, int]:
     counts = {}
     if names:
         product_id = signals.product.id if signals.product is not None else None
-        query = _order_counts_query(names, product_id is not None)
-        params = {name: values[name] for name in names}
+        query = _buyer_counts_query(names, product_id is not None)
         row = db.session.execute(query, {"since": signals.now - VELOCITY_WINDOW, "now": signals.now,
-                                         "product": product_id, **params}).one()
+                                         "events_since": signals.now - NOISE_WINDOW, "product": product_id,
+                                         **{name: values[name] for name in names}}).one()
         counts = dict(zip(row._fields, (value or 0 for value in row)))
-    signals.counted["orders"] = counts
+    signals.counted["buyer"] = counts
     return counts
 
 
 @cache
-def _order_counts_query(names: tuple[str, ...], of_product: bool):
+def _buyer_counts_query(names: tuple[str, ...], of_product: bool):
     # Built once for each set of signals present: every checkout runs it.
     recent = Order.created_at > bindparam("since")
     conditions = {
@@ -400,9 +402,9 @@ def _order_counts_query(names: tuple[str, ...], of_product: bool):
         "domain": and_(recent, Order.email_domain == bindparam("domain")),
     }
     wanted = {name: conditions[name] for name in names}
+    columns = [func.count().filter(condition).label(name) for name, condition in wanted.items()]
     buyer = [{"ip": Order.client_ip, "device": Order.device_hash}[name] == bindparam(name)
              for name in names if name in ("ip", "device")]
-    columns = [func.count().filter(condition).label(name) for name, condition in wanted.items()]
     if buyer:
         unpaid = and_(Order.status == Order.PENDING, Order.expires_at > bindparam("now"), or_(*buyer))
         wanted["pending"] = unpaid
@@ -411,27 +413,29 @@ def _order_counts_query(names: tuple[str, ...], of_product: bool):
             # An unpaid order holds exactly its quantity of reserved keys until it expires.
             columns.append(func.sum(Order.quantity).filter(and_(unpaid, Order.product_id == bindparam("product")))
                            .label("held"))
+        columns.append(_security_events_query(NOISE_KINDS, "ip" in names, "device" in names)
+                       .scalar_subquery().label("noise"))
     return select(*columns).select_from(Order).where(or_(*wanted.values()))
 
 
 def ip_velocity(signals: Signals) -> Hit | None:
     if not signals.ip:
         return None
-    count = _order_counts(signals)["ip"]
+    count = _buyer_counts(signals)["ip"]
     return _hit("ip_velocity", f"{count} orders in 10 min") if count >= IP_ORDERS else None
 
 
 def device_velocity(signals: Signals) -> Hit | None:
     if not signals.device_hash:
         return None
-    count = _order_counts(signals)["device"]
+    count = _buyer_counts(signals)["device"]
     return _hit("device_velocity", f"{count} orders in 10 min") if count >= DEVICE_ORDERS else None
 
 
 def email_velocity(signals: Signals) -> Hit | None:
     if not (signals.email or "").strip():
         return None
-    count = _order_counts(signals)["email"]
+    count = _buyer_counts(signals)["email"]
     return _hit("email_velocity", f"{count} orders in 10 min") if count >= EMAIL_ORDERS else None
 
 
@@ -439,14 +443,14 @@ def domain_velocity(signals: Signals) -> Hit | None:
     domain = signals.email_domain
     if not domain:
         return None
-    count = _order_counts(signals)["domain"]
+    count = _buyer_counts(signals)["domain"]
     return _hit("domain_velocity", f"{count} orders for @{domain} in 10 min") if count >= DOMAIN_ORDERS else None
 
 
 def pending_hoarding(signals: Signals) -> Hit | None:
     if not (signals.ip or signals.device_hash):
         return None
-    count = _order_counts(signals)["pending"]
+    count = _buyer_counts(signals)["pending"]
     return _hit("pending_hoarding", f"{count} unpaid orders") if count >= PENDING_ORDERS else None
 
 
@@ -458,7 +462,7 @@ def stock_hoarding(signals: Signals) -> Hit | None:
     product = signals.product
     if product is None or not (signals.ip or signals.device_hash) or not product.uses_key_stock:
         return None
-    held = _order_counts(signals)["held"]
+    held = _buyer_counts(signals)["held"]
     if held == 0:
         return None  # no unpaid order of this product: the usual checkout ends here
     available = _count(select(func.count()).select_from(CardKey).where(
@@ -496,14 +500,23 @@ def _sign_in_places(merchant_id: int) -> frozenset[str]:
 
 
 def _security_events(kind: str | tuple[str, ...], signals: Signals, window: timedelta, by_device: bool = True) -> int:
+    """Security events of this kind (or kinds) in the window from the buyer's IP address
+    or (when `by_device`) browser."""
     kinds = (kind,) if isinstance(kind, str) else kind
-    places = [SecurityEvent.ip == signals.ip] if signals.ip else []
-    if by_device and signals.device_hash:
-        places.append(SecurityEvent.device_hash == signals.device_hash)
-    if not places:
+    by_ip, by_device = bool(signals.ip), by_device and bool(signals.device_hash)
+    if not (by_ip or by_device):
         return 0
-    return _count(select(func.count()).select_from(SecurityEvent).where(
-        SecurityEvent.kind.in_(kinds), SecurityEvent.created_at > signals.now - window, or_(*places)))
+    return _count(_security_events_query(kinds, by_ip, by_device),
+                  {"events_since": signals.now - window, "ip": signals.ip, "device": signals.device_hash})
+
+
+@cache
+def _security_events_query(kinds: tuple[str, ...], by_ip: bool, by_device: bool):
+    places = [SecurityEvent.ip == bindparam("ip")] if by_ip else []
+    if by_device:
+        places.append(SecurityEvent.device_hash == bindparam("device"))
+    return select(func.count()).select_from(SecurityEvent).where(
+        SecurityEvent.kind.in_(kinds), SecurityEvent.created_at > bindparam("events_since"), or_(*places))
 
 
 def _failures(signals: Signals, kind: str, window: timedelta, rule: str, few: int, many: int) -> Hit | None:
@@ -538,9 +551,10 @@ def amount_mismatches(signals: Signals) -> Hit | None:
 
 
 def security_noise(signals: Signals) -> Hit | None:
-    count = _security_events(
-        (SecurityEvent.CSRF_FAILED, SecurityEvent.ADMIN_PROBE, SecurityEvent.RATE_LIMITED, SecurityEvent.CAPTCHA_FAILED),
-        signals, NOISE_WINDOW)
+    if signals.checkpoint == CHECKOUT:
+        count = _buyer_counts(signals).get("noise", 0)  # counted with the orders
+    else:
+        count = _security_events(NOISE_KINDS, signals, NOISE_WINDOW)
     return _hit("security_noise", f"{count} in 1 h") if count >= NOISE_EVENTS else None
 
 

@@ -1,8 +1,9 @@
 """Key reservation and release: the only code that moves keys between states."""
 from collections import Counter
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import case, select, update
+from sqlalchemy import Integer, bindparam, case, select, update
 
 from faka.database import is_postgresql
 from faka.extensions import db
@@ -34,25 +35,33 @@ def _reserve(order: Order, quantity: int, until: datetime, skip_locked: bool) ->
     """Reserve `quantity` available keys, lowest id first, in one statement; or none:
     when there are fewer, its savepoint is rolled back, which also unlocks them."""
     savepoint = db.session.begin_nested()
-    picked = (
-        select(CardKey.id)
-        .where(CardKey.product_id == order.product_id, CardKey.status == CardKey.AVAILABLE)
-        .order_by(CardKey.id)
-        .limit(quantity)
-        .with_for_update(skip_locked=skip_locked)
-    )
-    reserved = db.session.execute(
-        update(CardKey)
-        .where(CardKey.id.in_(picked.scalar_subquery()))
-        .values(status=CardKey.RESERVED, order_id=order.id, reserved_until=until)
-        .returning(CardKey.id)
-        .execution_options(synchronize_session=False)
-    ).all()
+    reserved = db.session.execute(_reserve_statement(skip_locked), {
+        "product": order.product_id, "quantity": quantity, "order": order.id, "until": until,
+    }).all()
     if len(reserved) < quantity:
         savepoint.rollback()
         return False
     savepoint.commit()
     return True
+
+
+@cache
+def _reserve_statement(skip_locked: bool):
+    # Built once each: every checkout runs one.
+    picked = (
+        select(CardKey.id)
+        .where(CardKey.product_id == bindparam("product"), CardKey.status == CardKey.AVAILABLE)
+        .order_by(CardKey.id)
+        .limit(bindparam("quantity", type_=Integer))
+        .with_for_update(skip_locked=skip_locked)
+    )
+    return (
+        update(CardKey)
+        .where(CardKey.id.in_(picked.scalar_subquery()))
+        .values(status=CardKey.RESERVED, order_id=bindparam("order"), reserved_until=bindparam("until"))
+        .returning(CardKey.id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def shared_key(product_id: int) -> str | None:
