@@ -1,15 +1,15 @@
 """faka: a self-hosted shop for digital goods with automatic delivery."""
-from flask import Flask
+from faka.application import Faka
 
 
-def create_app(config_overrides: dict | None = None) -> Flask:
+def create_app(config_overrides: dict | None = None) -> Faka:
     from config import Config
     from faka import cli, database, device, i18n, instance, jobs, pagecache, security, templating
     from faka.blueprints import register_blueprints
     from faka.extensions import csrf, db, htmx, limiter, login_manager, migrate
     from faka.services import crypto
 
-    app = Flask(__name__, instance_path=instance.instance_path(), instance_relative_config=True)
+    app = Faka(__name__, instance_path=instance.instance_path(), instance_relative_config=True)
     app.config.from_object(Config)
     app.config.update(config_overrides or {})
     instance.init_app(app)

@@ -10,13 +10,17 @@ SQLite: `PRAGMA data_version`, asked on a connection of the process's own that n
 writes, changes whenever any other connection, in any process (the sqlite3 shell
 included), commits anything to the database. While it has not changed, nothing in the
 database has, so neither has the order. A busy shop commits often and its polls read more
-often; that is the price of needing no help from the code that writes.
+often; that is the price of needing no help from the code that writes. Asking takes
+SQLite's shared-memory locks much as a read does, so a process asks at most every
+ASK_SECONDS and its polls meanwhile use the last answer: a change shows at the first poll
+that comes more than ASK_SECONDS after its commit.
 
 A poll of an unfinished order reuses its last read while its database says the order has
 not changed since, for at most STATUS_TRUST_SECONDS, and reads it again otherwise.
 """
 import logging
 import threading
+from time import monotonic
 from typing import Callable, Hashable
 
 import psycopg
@@ -33,6 +37,7 @@ CHANNEL = "faka_orders"
 _WATCHER = "faka_order_changes"
 MAX_NOTED = 100_000  # tokens remembered before the notes start afresh (and every read is re-done)
 RECONNECT_SECONDS = 1.0
+ASK_SECONDS = 0.02  # SQLite: how long one answer of PRAGMA data_version serves this process's polls
 
 
 class Listener:
@@ -100,20 +105,27 @@ class DataVersion:
         self._connection = reader.raw_connection()
         self._connection.detach()
         self._lock = threading.Lock()
+        self._answer: tuple[float, int | None] = (float("-inf"), None)  # (when asked, data_version)
 
     def mark(self) -> int | None:
+        asked, version = self._answer
+        if monotonic() - asked < ASK_SECONDS:
+            return version
         with self._lock:
+            asked = monotonic()
             try:
                 cursor = self._connection.cursor()
                 try:
                     cursor.execute("PRAGMA data_version")
-                    return cursor.fetchone()[0]
+                    version = cursor.fetchone()[0]
                 finally:
                     cursor.close()
             except Exception as exc:  # noqa: BLE001 - polls read the database instead
                 logger.warning("order changes: PRAGMA data_version failed (%s); status polls read the database",
                                type(exc).__name__)
-                return None
+                version = None
+            self._answer = (asked, version)
+            return version
 
     def unchanged(self, _token: str, then: int, now: int) -> bool:
         return then == now
@@ -121,6 +133,7 @@ class DataVersion:
     def stop(self) -> None:
         with self._lock:
             self._connection.close()
+            self._answer = (float("-inf"), None)
 
 
 _starting = threading.Lock()

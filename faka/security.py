@@ -12,6 +12,7 @@ from pathlib import Path
 from flask import has_request_context, request, send_file
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
+from faka.extensions import csrf
 from faka.services.uploads import content_type
 
 CSP = (
@@ -101,6 +102,13 @@ def _add_missing(headers, wanted) -> None:
 def init_app(app) -> None:
     force_hsts = app.config.get("HSTS")
     app.session_interface = SessionInterface()
+
+    @app.before_request
+    def check_csrf():
+        # Flask-WTF's own hook (off: WTF_CSRF_CHECK_DEFAULT) works out whether the view is
+        # exempt before it looks at the method; most requests are GETs, which need neither.
+        if app.config["WTF_CSRF_ENABLED"] and request.method in app.config["WTF_CSRF_METHODS"]:
+            csrf.protect(apply_exemptions=True)
 
     @app.after_request
     def set_headers(response):

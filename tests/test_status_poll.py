@@ -201,9 +201,31 @@ def test_on_sqlite_a_commit_to_any_table_makes_the_next_poll_read(watching, make
     client.get(url)
     assert len(reads) == 1
     place(make_product(keys=1))  # another buyer's order
+    time.sleep(order_changes.ASK_SECONDS)  # the process's last answer has had its time
     client.get(url)
     assert len(reads) == 2
     client.get(url)
+    assert len(reads) == 2
+
+
+def test_on_sqlite_one_answer_serves_the_polls_of_a_moment(watching, make_product, place, monkeypatch):
+    """Asking SQLite costs about what the read does, so a process asks at most every
+    ASK_SECONDS: a commit just after an answer shows a moment later, not at once."""
+    if is_postgresql():
+        pytest.skip("PostgreSQL says which order changed")
+    app, reads, _watcher = watching
+    clock = [time.monotonic() + 60]
+    monkeypatch.setattr(order_changes, "monotonic", lambda: clock[0])
+    order = place(make_product(keys=1))
+    client = app.test_client()
+    url = f"/order/{order.token}/status?lang=en"
+    assert "Waiting for payment" in client.get(url).text  # asked, and read
+    outside_faka("UPDATE orders SET status = 'expired' WHERE token = :token", token=order.token)
+    clock[0] += order_changes.ASK_SECONDS / 2
+    assert "Waiting for payment" in client.get(url).text  # the last answer still serves
+    assert len(reads) == 1
+    clock[0] += order_changes.ASK_SECONDS / 2
+    assert "not paid in time" in client.get(url).text  # asked again: changed
     assert len(reads) == 2
 
 
