@@ -110,6 +110,7 @@ def test_the_poll_survives_the_database_dropping_its_connections(client, product
 # -- Polls that read only after the database says the order changed ----------------------
 
 postgresql_only = pytest.mark.skipif(TEST_DATABASE == "sqlite", reason="NOTIFY is PostgreSQL's")
+sqlite_only = pytest.mark.skipif(TEST_DATABASE != "sqlite", reason="PostgreSQL says which order changed")
 
 
 @pytest.fixture
@@ -190,9 +191,8 @@ def test_a_change_made_outside_faka_shows_at_the_next_poll(watching, make_produc
     assert len(reads) == 2
 
 
+@sqlite_only
 def test_on_sqlite_a_commit_to_any_table_makes_the_next_poll_read(watching, make_product, place):
-    if is_postgresql():
-        pytest.skip("PostgreSQL says which order changed")
     app, reads, _watcher = watching
     order = place(make_product(keys=1))
     client = app.test_client()
@@ -208,11 +208,10 @@ def test_on_sqlite_a_commit_to_any_table_makes_the_next_poll_read(watching, make
     assert len(reads) == 2
 
 
+@sqlite_only
 def test_on_sqlite_one_answer_serves_the_polls_of_a_moment(watching, make_product, place, monkeypatch):
     """Asking SQLite costs about what the read does, so a process asks at most every
     ASK_SECONDS: a commit just after an answer shows a moment later, not at once."""
-    if is_postgresql():
-        pytest.skip("PostgreSQL says which order changed")
     app, reads, _watcher = watching
     clock = [time.monotonic() + 60]
     monkeypatch.setattr(order_changes, "monotonic", lambda: clock[0])
