@@ -42,6 +42,7 @@ ORDER_STATUS_LABELS = {
     "paid": _l("Paid"),
     "delivered": _l("Delivered"),
     "expired": _l("Expired"),
+    "cancelled": _l("Cancelled"),
     "paid_unfulfilled": _l("Refund due"),
     "refunded": _l("Refunded"),
     "partially_refunded": _l("Partially refunded"),
@@ -55,6 +56,7 @@ TIMELINE_LABELS = {
     "emailed": _l("Delivery email sent"),
     "refunded": _l("Refunded"),
     "expired": _l("Expired unpaid"),
+    "cancelled": _l("Cancelled by the buyer"),
 }
 
 

@@ -259,7 +259,7 @@ def product_keys_export(slug: str):
 def _order_filter() -> tuple[OrderFilterForm, merchant_orders.OrderFilter]:
     form = OrderFilterForm(request.args)
     form.status.choices = [("", _("Any status"))] + [(s, order_status_label(s)) for s in (
-        Order.PENDING, Order.PAID, Order.DELIVERED, Order.EXPIRED, Order.PAID_UNFULFILLED, Order.REFUNDED,
+        Order.PENDING, Order.PAID, Order.DELIVERED, Order.EXPIRED, Order.CANCELLED, Order.PAID_UNFULFILLED, Order.REFUNDED,
         Order.PARTIALLY_REFUNDED)]
     form.product.choices = [("", _("Any product"))] + [(r.product.slug, r.product.title) for r in products.merchant_products(g.merchant.id)]
     if not form.validate():

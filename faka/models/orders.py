@@ -30,11 +30,13 @@ class Order(db.Model):
     PAID = "paid"
     DELIVERED = "delivered"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"  # the buyer cancelled it before paying
     PAID_UNFULFILLED = "paid_unfulfilled"  # money received but no stock left: refund due
     REFUNDED = "refunded"
     PARTIALLY_REFUNDED = "partially_refunded"  # part of the total went back after a complaint
 
-    FINAL = frozenset({DELIVERED, EXPIRED, PAID_UNFULFILLED, REFUNDED, PARTIALLY_REFUNDED})
+    FINAL = frozenset({DELIVERED, EXPIRED, CANCELLED, PAID_UNFULFILLED, REFUNDED, PARTIALLY_REFUNDED})
+    UNPAID_CLOSED = (EXPIRED, CANCELLED)  # never paid and closed: a late payment is still honoured
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(24), unique=True)  # shown to the buyer
@@ -63,6 +65,7 @@ class Order(db.Model):
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refunded_amount: Mapped[int] = mapped_column(default=0, server_default="0")
     # Set when the buyer is sent to the gateway: from then on a payment may be in flight,
     # and the reconciler asks gateways with a query API about the order.
@@ -106,11 +109,11 @@ class Order(db.Model):
         self.status = to
 
     def mark_paid(self, when: datetime) -> None:
-        self._move((self.PENDING, self.EXPIRED), self.PAID)
+        self._move((self.PENDING, *self.UNPAID_CLOSED), self.PAID)
         self.paid_at = when
 
     def mark_unfulfilled(self, when: datetime) -> None:
-        self._move((self.PENDING, self.EXPIRED, self.PAID), self.PAID_UNFULFILLED)
+        self._move((self.PENDING, *self.UNPAID_CLOSED, self.PAID), self.PAID_UNFULFILLED)
         self.paid_at = self.paid_at or when
 
     def mark_delivered(self, when: datetime) -> None:
@@ -119,6 +122,10 @@ class Order(db.Model):
 
     def mark_expired(self) -> None:
         self._move((self.PENDING,), self.EXPIRED)
+
+    def mark_cancelled(self, when: datetime) -> None:
+        self._move((self.PENDING,), self.CANCELLED)
+        self.cancelled_at = when
 
     def mark_refunded(self, when: datetime, amount: int | None = None) -> None:
         """The whole total (default) or a part of it went back to the buyer."""

@@ -1,9 +1,10 @@
 """The interface every payment gateway implements.
 
-A gateway turns an order into something the buyer can pay (a redirect URL, a QR code
-text or a form to post), verifies the notifications its servers send us, tells us what
-to answer them, asks the provider about a payment where the provider has a query API,
-and refunds where it can. It never touches the database: the payments service does that
+A gateway turns an order into something the buyer can pay (a provider page to go to, a
+QR code text, WeChat's in-app payment sheet, or a form on this site), chosen for where the
+buyer is (`method_for`, see faka/payments/clients.py), verifies the notifications its
+servers send us, tells us what to answer them, asks the provider about a payment where the
+provider has a query API, and refunds where it can. It never touches the database: the payments service does that
 with what `verify_notify` and `query` return. Calls to the provider go through
 `self.http` (a requests.Session), so tests can point a gateway at a local fake provider
 by its API base-URL setting.
@@ -13,19 +14,29 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Mapping
 
+from faka.payments.clients import DESKTOP
 from faka.services.errors import InvalidNotify
 
 
 @dataclass(frozen=True)
 class PaymentStart:
-    """How to send the buyer to pay: follow `redirect_url`, or show `qr_text` as a QR code,
-    or post `form_fields` to `form_action`."""
+    """How the buyer pays: go to `redirect_url` (the provider's page), or scan `qr_text`,
+    or open WeChat's payment sheet with `jsapi` (the `getBrandWCPayRequest` parameters),
+    or post `form_fields` to `form_action`.
+
+    The buyer leaves the site only by a GET navigation from faka's own pay page (a link,
+    which faka.js follows at once): the page's CSP (`form-action 'self'`) refuses a form
+    that posts, or a redirect chain from a form that ends, on another site. So
+    `redirect_url` carries everything in its query string, and `form_action` is a path
+    on this site (the sandbox)."""
 
     redirect_url: str | None = None
     qr_text: str | None = None
     form_action: str | None = None
     form_fields: dict[str, str] = field(default_factory=dict)
     reference: str | None = None  # the provider's id for this payment, kept on the order
+    method: str = ""  # what Gateway.method_for chose, e.g. "wap" or "native"
+    jsapi: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,8 @@ class OrderRef:
     base_url: str = ""  # the site's public address: base_url + return_url is absolute
     expires_at: datetime | None = None  # the order's payment deadline (UTC)
     client_ip: str | None = None
+    client: str = DESKTOP  # where the buyer pays from: one of faka.payments.clients.KINDS
+    payer: str | None = None  # the buyer's id at the provider, where it asked first (WeChat's openid)
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,26 @@ class Gateway:
 
             self._http = requests.Session()
         return self._http
+
+    def method_for(self, client: str) -> str | None:
+        """How this gateway takes a payment from a buyer in `client` (one of
+        faka.payments.clients.KINDS): a short name (PaymentStart.method), or None where it
+        cannot work at all, for which the pay page shows the "open in your browser"
+        guidance. create_payment uses the method this returns for `order.client`."""
+        return "redirect"
+
+    def payer_sign_in_url(self, order: OrderRef, callback_url: str, state: str) -> str | None:
+        """The provider's page the buyer must visit before paying, to tell us who they are
+        (WeChat JSAPI needs the buyer's openid, which the official account's OAuth gives),
+        or None when the method needs no such step or `order.payer` is already known. The
+        provider sends the buyer back to `callback_url` with `state` and what
+        `payer_from_callback` reads."""
+        return None
+
+    def payer_from_callback(self, args: Mapping[str, str]) -> str:
+        """The buyer's id at the provider, from the query string it sent the buyer back
+        with (after checking it with the provider). Raises GatewayError when it fails."""
+        raise GatewayError(f"{self.name} asks no payer to sign in")
 
     def create_payment(self, order: OrderRef) -> PaymentStart:
         raise NotImplementedError

@@ -122,6 +122,8 @@ def timeline(order: Order) -> list[TimelineEvent]:
         events.append(TimelineEvent(order.refunded_at, "refunded"))
     if order.status == Order.EXPIRED:
         events.append(TimelineEvent(order.expires_at, "expired"))
+    if order.cancelled_at:
+        events.append(TimelineEvent(order.cancelled_at, "cancelled"))
     return sorted(events, key=lambda e: e.when)
 
 
