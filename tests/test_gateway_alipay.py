@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import current_app
@@ -23,11 +24,12 @@ from faka.models import Order, PaymentNotice
 from faka.payments import configure_gateway, get_gateway
 from faka.payments.alipay import AlipayError, AlipayGateway
 from faka.payments.base import CannotRefund
+from faka.payments.clients import ALIPAY, DESKTOP, PHONE, QQ, WECHAT, WEIBO
 from faka.services import checkout
 from faka.services.errors import InvalidNotify
 from faka.services.payments import order_ref
 
-from conftest import assert_nothing_paid, count, csrf_from, reload
+from conftest import assert_nothing_paid, count, csrf_from, provider_link, reload
 
 APP_ID = "2021000123456789"
 SELLER_ID = "2088102177846880"
@@ -352,9 +354,7 @@ def test_subject_loses_the_characters_alipay_refuses(order, alipay):
 
 def test_wap_mode_sends_the_buyer_to_alipay_with_a_signed_request(client, order, alipay):
     configure_gateway("alipay", {"mode": "wap"})
-    response = client.get(f"/pay/{order.token}")
-    assert response.status_code == 303
-    location = response.headers["Location"]
+    location = provider_link(client, order)
     assert location.startswith(alipay.url_for("/gateway.do") + "?")
     params = dict(parse_qsl(urlsplit(location).query, keep_blank_values=True))
     assert_common_params(params, "alipay.trade.wap.pay")
@@ -364,6 +364,88 @@ def test_wap_mode_sends_the_buyer_to_alipay_with_a_signed_request(client, order,
     assert biz["product_code"] == "QUICK_WAP_WAY" and biz["quit_url"] == order_page
     assert biz["out_trade_no"] == order.number and biz["total_amount"] == "10.00"
     assert len(alipay.log) == 0  # the buyer's browser calls Alipay, not us
+
+
+PAGE_PAY_PARAMS = {"app_id", "method", "format", "charset", "sign_type", "timestamp", "version", "notify_url",
+                   "return_url", "biz_content", "sign"}
+
+
+def test_page_pay_sends_a_desktop_buyer_to_alipay_by_get_with_everything_signed(order, alipay):
+    configure_gateway("alipay", {"mode": "precreate,wap,page"})
+    start = get_gateway("alipay").create_payment(replace(ref(order), client=DESKTOP))
+    assert start.method == "page" and start.qr_text is None and start.form_action is None
+    assert start.redirect_url.startswith(alipay.url_for("/gateway.do") + "?")
+    assert len(alipay.log) == 0  # Alipay hears of it from the buyer's browser, not from us
+    # The buyer's browser follows the link: one GET whose query string is the whole signed request.
+    alipay.expect_request("/gateway.do", method="GET").respond_with_data("支付宝收银台")
+    assert requests.get(start.redirect_url, timeout=5).text == "支付宝收银台"
+    (request, _), = alipay.log
+    params = dict(request.args)
+    assert set(params) == PAGE_PAY_PARAMS and request.get_data() == b""
+    assert_common_params(params, "alipay.trade.page.pay")
+    order_page = f"http://localhost/order/{order.token}"
+    assert params["return_url"] == order_page and params["notify_url"] == "http://localhost/pay/alipay/notify"
+    biz = json.loads(params["biz_content"])
+    assert set(biz) == {"out_trade_no", "total_amount", "subject", "timeout_express", "product_code"}
+    assert biz["product_code"] == "FAST_INSTANT_TRADE_PAY"
+    assert biz["out_trade_no"] == order.number and biz["total_amount"] == "10.00" and biz["subject"] == "Test product"
+    assert 1 <= int(biz["timeout_express"].removesuffix("m")) <= 15
+
+
+def test_page_pay_signature_covers_every_parameter(order, alipay):
+    configure_gateway("alipay", {"mode": "page"})
+    start = get_gateway("alipay").create_payment(replace(ref(order), client=DESKTOP))
+    params = dict(parse_qsl(urlsplit(start.redirect_url).query, keep_blank_values=True))
+    assert request_signature_valid(params)
+    for name in ("biz_content", "return_url", "notify_url", "timestamp"):
+        tampered = {**params, name: params[name].replace("1", "2", 1) + "x"}
+        assert not request_signature_valid(tampered), name
+
+
+@pytest.mark.parametrize("client", [PHONE, ALIPAY], ids=["phone", "alipay-app"])
+def test_phone_buyers_get_the_phone_cashier_when_it_is_activated(order, alipay, client):
+    configure_gateway("alipay", {"mode": "page,precreate,wap"})
+    start = get_gateway("alipay").create_payment(replace(ref(order), client=client))
+    assert start.method == "wap"
+    params = dict(parse_qsl(urlsplit(start.redirect_url).query, keep_blank_values=True))
+    assert_common_params(params, "alipay.trade.wap.pay")
+    biz = json.loads(params["biz_content"])
+    assert biz["product_code"] == "QUICK_WAP_WAY" and biz["quit_url"] == f"http://localhost/order/{order.token}"
+
+
+@pytest.mark.parametrize("client", [DESKTOP, PHONE, ALIPAY], ids=["desktop", "phone", "alipay-app"])
+def test_precreate_serves_every_buyer_when_it_is_the_only_product(order, alipay, client):
+    received = fake_alipay(alipay, {"alipay.trade.precreate": {
+        "code": "10000", "msg": "Success", "out_trade_no": order.number, "qr_code": QR_CODE}})
+    start = get_gateway("alipay").create_payment(replace(ref(order), client=client))
+    assert (start.method, start.qr_text, start.redirect_url) == ("precreate", QR_CODE, None)
+    assert [p["method"] for p in received] == ["alipay.trade.precreate"]
+
+
+def test_desktop_buyer_gets_the_qr_code_when_page_pay_is_not_activated(order, alipay):
+    configure_gateway("alipay", {"mode": "wap,precreate"})
+    fake_alipay(alipay, {"alipay.trade.precreate": {
+        "code": "10000", "msg": "Success", "out_trade_no": order.number, "qr_code": QR_CODE}})
+    start = get_gateway("alipay").create_payment(replace(ref(order), client=DESKTOP))
+    assert start.method == "precreate" and start.qr_text == QR_CODE
+
+
+@pytest.mark.parametrize("client", [WECHAT, QQ, WEIBO])
+def test_alipay_is_refused_inside_apps_that_block_it(order, alipay, client):
+    configure_gateway("alipay", {"mode": "precreate,wap,page"})
+    gateway = get_gateway("alipay")
+    assert gateway.method_for(client) is None
+    with pytest.raises(AlipayError):
+        gateway.create_payment(replace(ref(order), client=client))
+    assert len(alipay.log) == 0
+
+
+@pytest.mark.parametrize("mode", ["qr", "page,pc"])
+def test_unknown_mode_is_refused_before_calling_alipay(order, alipay, mode):
+    configure_gateway("alipay", {"mode": mode})
+    with pytest.raises(AlipayError, match="mode"):
+        get_gateway("alipay").create_payment(ref(order))
+    assert len(alipay.log) == 0
 
 
 def unbelievable_precreate_answers(order) -> dict:

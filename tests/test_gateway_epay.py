@@ -10,6 +10,7 @@ import hashlib
 import re
 import secrets
 import time
+from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -22,12 +23,14 @@ from faka.extensions import db
 from faka.models import CardKey, Order, PaymentNotice
 from faka.payments import configure_gateway, get_gateway
 from faka.payments.base import CannotRefund
+from faka.payments.clients import ALIPAY, DESKTOP, PHONE, QQ, WECHAT, WEIBO
 from faka.payments.epay import EpayError, md5_sign
 from faka.services import checkout, payments
 from faka.services.errors import InvalidNotify
 from faka.services.payments import order_ref
 
-from conftest import assert_nothing_paid, assert_pay_page_unavailable, count, free_port, key_texts, reload, signed_notify
+from conftest import (assert_nothing_paid, assert_pay_page_unavailable, count, free_port, key_texts, provider_link, reload,
+                      signed_notify)
 
 PID = "1001"
 KEY = "epay-merchant-key-" + "k" * 14
@@ -323,7 +326,7 @@ def test_keys_are_read_in_the_forms_operators_paste(client, product, rsa_epay, p
                                                  serialization.NoEncryption()).decode()
     configure_gateway("epay", {"platform_public_key": public_pem, "merchant_private_key": private_pem})
     order = place_epay(product)
-    query = dict(parse_qsl(urlsplit(client.get(f"/pay/{order.token}").headers["Location"]).query))
+    query = dict(parse_qsl(urlsplit(provider_link(client, order)).query))
     assert rsa_verifies(query, merchant_key.public_key())
     assert client.post("/pay/epay/notify", data=rsa_notice(order, platform_key)).text == "success"
 
@@ -338,9 +341,7 @@ def test_rsa_notify_with_unusable_platform_key_is_refused(client, product, rsa_e
 
 def test_md5_payment_redirects_to_a_signed_submit_url(client, product, md5_epay):
     order = place_epay(product, 2)
-    response = client.get(f"/pay/{order.token}")
-    assert response.status_code == 303
-    location = response.headers["Location"]
+    location = provider_link(client, order)
     assert location.startswith(md5_epay.url_for("/submit.php") + "?")
     md5_epay.expect_request("/submit.php", method="GET").respond_with_data("收银台")
     assert requests.get(location, timeout=5).text == "收银台"
@@ -355,13 +356,13 @@ def test_md5_payment_redirects_to_a_signed_submit_url(client, product, md5_epay)
 def test_pay_type_setting_goes_straight_to_that_method(client, product, md5_epay):
     configure_gateway("epay", {"pay_type": "wxpay"})
     order = place_epay(product)
-    query = dict(parse_qsl(urlsplit(client.get(f"/pay/{order.token}").headers["Location"]).query))
+    query = dict(parse_qsl(urlsplit(provider_link(client, order)).query))
     assert query["type"] == "wxpay" and query["sign"] == md5_of(query)
 
 
 def test_rsa_payment_redirects_to_a_signed_v2_submit_url(client, product, rsa_epay, merchant_key):
     order = place_epay(product)
-    location = client.get(f"/pay/{order.token}").headers["Location"]
+    location = provider_link(client, order)
     assert location.startswith(rsa_epay.url_for("/api/pay/submit") + "?")
     rsa_epay.expect_request("/api/pay/submit").respond_with_data("ok")
     requests.get(location, timeout=5)
@@ -369,6 +370,41 @@ def test_rsa_payment_redirects_to_a_signed_v2_submit_url(client, product, rsa_ep
     assert received["sign_type"] == "RSA" and received["out_trade_no"] == order.number
     assert abs(int(received["timestamp"]) - time.time()) < 60
     assert rsa_verifies(received, merchant_key.public_key())
+
+
+def start_in(order, client):
+    with current_app.test_request_context():
+        return get_gateway("epay").create_payment(replace(order_ref(order), client=client))
+
+
+@pytest.mark.parametrize("client", [DESKTOP, PHONE])
+def test_browsers_are_redirected_to_the_cashier(product, md5_epay, client):
+    order = place_epay(product)
+    start = start_in(order, client)
+    assert start.method == "redirect" and start.redirect_url.startswith(md5_epay.url_for("/submit.php") + "?")
+
+
+def test_alipay_app_buyer_goes_straight_to_alipay_when_pay_type_is_alipay(product, md5_epay):
+    configure_gateway("epay", {"pay_type": "alipay"})
+    order = place_epay(product)
+    start = start_in(order, ALIPAY)
+    assert start.method == "redirect"
+    query = dict(parse_qsl(urlsplit(start.redirect_url).query))
+    assert query["type"] == "alipay" and query["out_trade_no"] == order.number and query["sign"] == md5_of(query)
+
+
+@pytest.mark.parametrize("pay_type, client", [
+    ("", WECHAT), ("", QQ), ("", WEIBO), ("", ALIPAY),
+    ("alipay", WECHAT), ("alipay", QQ), ("alipay", WEIBO),
+    ("wxpay", ALIPAY), ("qqpay", ALIPAY),
+], ids=["any-wechat", "any-qq", "any-weibo", "any-alipay-app", "alipay-wechat", "alipay-qq", "alipay-weibo",
+        "wxpay-alipay-app", "qqpay-alipay-app"])
+def test_in_app_browsers_that_block_the_cashier_get_nothing(product, md5_epay, pay_type, client):
+    configure_gateway("epay", {"pay_type": pay_type})
+    order = place_epay(product)
+    assert get_gateway("epay").method_for(client) is None
+    with pytest.raises(EpayError):
+        start_in(order, client)
 
 
 @pytest.mark.parametrize(
@@ -417,7 +453,7 @@ def test_md5_query_reports_a_paid_order(app, product, md5_epay):
 
 def test_lost_notification_is_recovered_by_asking_the_provider(client, product, md5_epay):
     order = place_epay(product)
-    assert client.get(f"/pay/{order.token}").status_code == 303  # the buyer went to pay
+    provider_link(client, order)  # the buyer went to pay
     expect_v1_query(md5_epay, order, v1_answer(order))
     payments.check_payment(order.id)  # what the reconciler and the "I have paid" button do
     assert reload(order).status == Order.DELIVERED

@@ -11,6 +11,9 @@ import json
 import re
 import secrets
 import time
+import traceback
+from dataclasses import replace
+from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -23,12 +26,13 @@ from werkzeug import Response
 from faka.models import CardKey, Order, PaymentNotice
 from faka.payments import configure_gateway, get_gateway
 from faka.payments.base import CannotRefund
+from faka.payments.clients import ALIPAY, DESKTOP, PHONE, QQ, WECHAT, WEIBO
 from faka.payments.wechat import WechatGateway, WechatPayError
 from faka.services import checkout
 from faka.services.errors import InvalidNotify
 from faka.services.payments import order_ref
 
-from conftest import assert_nothing_paid, count, key_texts, reload
+from conftest import assert_nothing_paid, count, free_port, key_texts, reload
 
 MCHID = "1900009191"
 APPID = "wxd678efh567hg6787"
@@ -435,3 +439,240 @@ def test_keys_pasted_into_one_line_fields_still_work(client, keys, product, plac
     assert_signed_by_merchant(keys, request)
     assert post(client, *notification(keys, order)).status_code == 204
     assert reload(order).status == Order.DELIVERED
+
+
+# -- where the buyer is: H5 in phone browsers, JSAPI inside WeChat ----------------------------
+
+MP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # the official account's AppSecret: 32 hex characters
+OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+BUYER_IP = "203.0.113.7"
+H5_URL = ("https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx20161110163838f231619da20804912345"
+          "&package=1037687096")
+PREPAY_ID = "wx201410272009395522657a690389285100"
+CALLBACK = "https://shop.example.com/pay/3f2a9c/payer"
+
+
+@pytest.fixture
+def wechat_everywhere(wechat, httpserver):
+    """WeChat Pay with Native, H5 and JSAPI activated, and the official account's OAuth
+    exchange answered by the fake provider."""
+    configure_gateway("wechat", {"methods": "native,h5,jsapi", "mp_secret": MP_SECRET,
+                                 "sns_base": httpserver.url_for("/")})
+    return get_gateway("wechat")
+
+
+def test_phone_browser_pays_with_h5_and_comes_back_to_the_order_page(keys, product, place_wechat,
+                                                                      wechat_everywhere, httpserver):
+    order = place_wechat(product, 2)
+    httpserver.expect_request("/v3/pay/transactions/h5", method="POST").respond_with_response(
+        signed_response(keys, {"h5_url": H5_URL}))
+    start = wechat_everywhere.create_payment(replace(ref(order), client=PHONE, client_ip=BUYER_IP))
+    order_page = f"http://localhost/order/{order.token}"
+    assert start.method == "h5" and start.qr_text is None and start.jsapi is None
+    assert start.redirect_url == H5_URL + "&redirect_url=" + quote(order_page, safe="")
+    query = parse_qs(urlsplit(start.redirect_url).query)
+    assert query["redirect_url"] == [order_page] and query["prepay_id"] == ["wx20161110163838f231619da20804912345"]
+    (request, _), = httpserver.log
+    assert_signed_by_merchant(keys, request)
+    sent = json.loads(request.get_data())
+    assert sent["scene_info"] == {"payer_client_ip": BUYER_IP, "h5_info": {"type": "Wap"}}
+    assert sent["appid"] == APPID and sent["mchid"] == MCHID and sent["out_trade_no"] == order.number
+    assert sent["amount"] == {"total": order.total, "currency": "CNY"}
+    assert sent["notify_url"] == "http://localhost/pay/wechat/notify" and "payer" not in sent
+
+
+def test_h5_needs_the_buyers_ip(product, place_wechat, wechat_everywhere, httpserver):
+    order = place_wechat(product)
+    with pytest.raises(WechatPayError, match="IP"):
+        wechat_everywhere.create_payment(replace(ref(order), client=PHONE, client_ip=None))
+    assert len(httpserver.log) == 0
+
+
+@pytest.mark.parametrize("answer", [
+    lambda keys: signed_response(keys, {"h5_url": H5_URL}, signer="stranger"),
+    lambda keys: Response(json.dumps({"h5_url": H5_URL}), content_type="application/json"),
+    lambda keys: signed_response(keys, {"code": "NO_AUTH", "message": "商户号该产品权限未开通"}, status=403),
+    lambda keys: signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=x"}),
+    lambda keys: signed_response(keys, {"h5_url": "javascript:alert(1)"}),
+], ids=["forged-answer", "unsigned-answer", "not-activated", "no-h5-url", "not-a-web-address"])
+def test_h5_refuses_an_untrusted_or_failed_answer(keys, product, place_wechat, wechat_everywhere, httpserver, answer):
+    order = place_wechat(product)
+    httpserver.expect_request("/v3/pay/transactions/h5", method="POST").respond_with_response(answer(keys))
+    with pytest.raises(WechatPayError):
+        wechat_everywhere.create_payment(replace(ref(order), client=PHONE, client_ip=BUYER_IP))
+
+
+def test_phone_browser_gets_the_native_qr_code_without_h5(keys, product, place_wechat, wechat, httpserver):
+    configure_gateway("wechat", {"methods": "native,jsapi"})
+    order = place_wechat(product)
+    httpserver.expect_request("/v3/pay/transactions/native", method="POST").respond_with_response(
+        signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=phone"}))
+    start = get_gateway("wechat").create_payment(replace(ref(order), client=PHONE, client_ip=BUYER_IP))
+    assert (start.method, start.qr_text, start.redirect_url) == ("native", "weixin://wxpay/bizpayurl?pr=phone", None)
+
+
+def test_desktop_still_gets_the_native_qr_code(keys, product, place_wechat, wechat_everywhere, httpserver):
+    order = place_wechat(product)
+    httpserver.expect_request("/v3/pay/transactions/native", method="POST").respond_with_response(
+        signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=desk"}))
+    start = wechat_everywhere.create_payment(replace(ref(order), client=DESKTOP, client_ip=BUYER_IP))
+    assert (start.method, start.qr_text) == ("native", "weixin://wxpay/bizpayurl?pr=desk")
+    (request, _), = httpserver.log
+    assert json.loads(request.get_data())["scene_info"] == {"payer_client_ip": BUYER_IP}
+
+
+# JSAPI, step 1: the official account's silent OAuth tells us the buyer's openid.
+
+def test_wechat_buyer_is_sent_to_the_official_accounts_silent_sign_in(product, place_wechat, wechat_everywhere):
+    order = place_wechat(product)
+    url = wechat_everywhere.payer_sign_in_url(replace(ref(order), client=WECHAT), CALLBACK, "s7Tq2")
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "open.weixin.qq.com", "/connect/oauth2/authorize")
+    assert parts.fragment == "wechat_redirect"
+    # WeChat reads the parameters in its documented order, the callback url-encoded.
+    assert parse_qsl(parts.query) == [("appid", APPID), ("redirect_uri", CALLBACK), ("response_type", "code"),
+                                      ("scope", "snsapi_base"), ("state", "s7Tq2")]
+    assert f"redirect_uri={quote(CALLBACK, safe='')}&" in parts.query
+
+
+def test_oauth_base_setting_moves_the_sign_in_page(product, place_wechat, wechat_everywhere):
+    configure_gateway("wechat", {"oauth_base": "https://oauth.example.net/"})
+    order = place_wechat(product)
+    url = get_gateway("wechat").payer_sign_in_url(replace(ref(order), client=WECHAT), CALLBACK, "s")
+    assert url.startswith("https://oauth.example.net/connect/oauth2/authorize?appid=")
+
+
+@pytest.mark.parametrize("client, payer, methods", [
+    (WECHAT, OPENID, "native,h5,jsapi"),
+    (PHONE, None, "native,h5,jsapi"),
+    (DESKTOP, None, "native,h5,jsapi"),
+    (WECHAT, None, "native,h5"),
+], ids=["openid-known", "phone-browser", "desktop", "jsapi-not-enabled"])
+def test_no_sign_in_where_jsapi_is_not_used_or_the_buyer_is_known(product, place_wechat, wechat_everywhere, client,
+                                                                   payer, methods):
+    configure_gateway("wechat", {"methods": methods})
+    order = place_wechat(product)
+    assert get_gateway("wechat").payer_sign_in_url(replace(ref(order), client=client, payer=payer),
+                                                   CALLBACK, "s") is None
+
+
+def _expect_code_exchange(httpserver, code="061Ab2ll2Cd3Ef0Gh1Ij2Kl3Mn4Op5Qr"):
+    return httpserver.expect_request("/sns/oauth2/access_token", method="GET", query_string={
+        "appid": APPID, "secret": MP_SECRET, "code": code, "grant_type": "authorization_code"})
+
+
+def test_the_code_is_exchanged_for_the_buyers_openid(wechat_everywhere, httpserver):
+    _expect_code_exchange(httpserver).respond_with_json({
+        "access_token": "ACCESS_TOKEN_" + secrets.token_hex(8), "expires_in": 7200,
+        "refresh_token": "REFRESH_TOKEN_" + secrets.token_hex(8), "openid": OPENID, "scope": "snsapi_base"})
+    openid = wechat_everywhere.payer_from_callback({"code": "061Ab2ll2Cd3Ef0Gh1Ij2Kl3Mn4Op5Qr", "state": "s"})
+    assert openid == OPENID
+    assert len(httpserver.log) == 1
+
+
+def _unreachable(httpserver):
+    configure_gateway("wechat", {"sns_base": f"http://127.0.0.1:{free_port()}"})
+
+
+@pytest.mark.parametrize("answer", [
+    lambda server: _expect_code_exchange(server).respond_with_json({"errcode": 40029, "errmsg": "invalid code"}),
+    lambda server: _expect_code_exchange(server).respond_with_json(
+        {"errcode": 40125, "errmsg": f"invalid appsecret {MP_SECRET}, rid: 6593cd7b-4f2c1a7e"}),
+    lambda server: _expect_code_exchange(server).respond_with_data(f"upstream error for secret={MP_SECRET}",
+                                                                   status=502),
+    lambda server: _expect_code_exchange(server).respond_with_json({"access_token": "T", "scope": "snsapi_base"}),
+    lambda server: _expect_code_exchange(server).respond_with_json(
+        {"access_token": "T", "openid": OPENID, "scope": "snsapi_userinfo", "is_snapshotuser": 1}),
+    lambda server: _expect_code_exchange(server).respond_with_data("<html>busy</html>", content_type="text/html"),
+    _unreachable,
+], ids=["invalid-code", "wrong-secret-echoed", "http-error", "no-openid", "snapshot-visitor", "not-json",
+        "unreachable"])
+def test_a_failed_code_exchange_raises_without_the_secret(wechat_everywhere, httpserver, answer):
+    answer(httpserver)
+    with pytest.raises(WechatPayError) as raised:
+        get_gateway("wechat").payer_from_callback({"code": "061Ab2ll2Cd3Ef0Gh1Ij2Kl3Mn4Op5Qr", "state": "s"})
+    # Neither the message nor the traceback a log would print holds the AppSecret.
+    assert MP_SECRET not in str(raised.value)
+    assert MP_SECRET not in "".join(traceback.format_exception(raised.value))
+
+
+def test_a_callback_without_code_asks_nothing(wechat_everywhere, httpserver):
+    with pytest.raises(WechatPayError, match="code"):
+        wechat_everywhere.payer_from_callback({"state": "s"})
+    assert len(httpserver.log) == 0
+
+
+# JSAPI, step 2: the order, and the signed parameters of WeChat's payment sheet.
+
+def test_wechat_buyer_pays_in_the_payment_sheet_with_signed_parameters(keys, product, place_wechat,
+                                                                        wechat_everywhere, httpserver):
+    order = place_wechat(product, 2)
+    httpserver.expect_request("/v3/pay/transactions/jsapi", method="POST").respond_with_response(
+        signed_response(keys, {"prepay_id": PREPAY_ID}))
+    start = wechat_everywhere.create_payment(replace(ref(order), client=WECHAT, payer=OPENID, client_ip=BUYER_IP))
+    assert start.method == "jsapi" and start.redirect_url is None and start.qr_text is None
+    (request, _), = httpserver.log
+    assert_signed_by_merchant(keys, request)
+    sent = json.loads(request.get_data())
+    assert sent["payer"] == {"openid": OPENID}
+    assert sent["appid"] == APPID and sent["mchid"] == MCHID and sent["out_trade_no"] == order.number
+    assert sent["amount"] == {"total": order.total, "currency": "CNY"}
+
+    sheet = start.jsapi
+    assert set(sheet) == {"appId", "timeStamp", "nonceStr", "package", "signType", "paySign"}
+    assert all(isinstance(value, str) for value in sheet.values())
+    assert sheet["appId"] == APPID and sheet["package"] == f"prepay_id={PREPAY_ID}" and sheet["signType"] == "RSA"
+    assert sheet["timeStamp"].isdigit() and abs(int(sheet["timeStamp"]) - time.time()) < 60
+    assert 1 <= len(sheet["nonceStr"]) <= 32
+    # JSAPI调起支付: SHA256withRSA over four lines, each ending in \n, with the merchant key.
+    message = f"{sheet['appId']}\n{sheet['timeStamp']}\n{sheet['nonceStr']}\n{sheet['package']}\n".encode()
+    try:
+        keys["merchant"].public_key().verify(base64.b64decode(sheet["paySign"], validate=True), message,
+                                             padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        pytest.fail("paySign does not verify with the merchant public key")
+
+
+def test_every_payment_sheet_has_its_own_nonce(keys, product, place_wechat, wechat_everywhere, httpserver):
+    order = place_wechat(product)
+    httpserver.expect_request("/v3/pay/transactions/jsapi", method="POST").respond_with_response(
+        signed_response(keys, {"prepay_id": PREPAY_ID}))
+    sheets = [wechat_everywhere.create_payment(replace(ref(order), client=WECHAT, payer=OPENID)).jsapi
+              for _ in range(2)]
+    assert sheets[0]["nonceStr"] != sheets[1]["nonceStr"] and sheets[0]["paySign"] != sheets[1]["paySign"]
+
+
+def test_jsapi_needs_the_buyers_openid(product, place_wechat, wechat_everywhere, httpserver):
+    order = place_wechat(product)
+    with pytest.raises(WechatPayError, match="openid"):
+        wechat_everywhere.create_payment(replace(ref(order), client=WECHAT, payer=None))
+    assert len(httpserver.log) == 0
+
+
+@pytest.mark.parametrize("answer", [
+    lambda keys: signed_response(keys, {"prepay_id": PREPAY_ID}, signer="stranger"),
+    lambda keys: signed_response(keys, {"prepay_id": PREPAY_ID}, serial="OTHER"),
+    lambda keys: Response(json.dumps({"prepay_id": PREPAY_ID}), content_type="application/json"),
+    lambda keys: signed_response(keys, {"code": "PARAM_ERROR", "message": "appid和openid不匹配"}, status=400),
+    lambda keys: signed_response(keys, {"h5_url": H5_URL}),
+], ids=["forged-answer", "unknown-serial", "unsigned-answer", "refused", "no-prepay-id"])
+def test_jsapi_refuses_an_untrusted_or_failed_answer(keys, product, place_wechat, wechat_everywhere, httpserver,
+                                                     answer):
+    order = place_wechat(product)
+    httpserver.expect_request("/v3/pay/transactions/jsapi", method="POST").respond_with_response(answer(keys))
+    with pytest.raises(WechatPayError):
+        wechat_everywhere.create_payment(replace(ref(order), client=WECHAT, payer=OPENID))
+
+
+@pytest.mark.parametrize("client, methods", [
+    (QQ, "native,h5,jsapi"), (WEIBO, "native,h5,jsapi"), (ALIPAY, "native,h5,jsapi"), (WECHAT, "native,h5"),
+    (DESKTOP, "h5,jsapi"),
+], ids=["qq", "weibo", "alipay-app", "wechat-without-jsapi", "desktop-without-native"])
+def test_wechat_pay_is_refused_where_it_cannot_work(product, place_wechat, wechat, httpserver, client, methods):
+    configure_gateway("wechat", {"methods": methods, "mp_secret": MP_SECRET})
+    order = place_wechat(product)
+    gateway = get_gateway("wechat")
+    assert gateway.method_for(client) is None
+    with pytest.raises(WechatPayError):
+        gateway.create_payment(replace(ref(order), client=client, payer=OPENID, client_ip=BUYER_IP))
+    assert len(httpserver.log) == 0

@@ -1,11 +1,23 @@
-"""Alipay (支付宝) 当面付 and 手机网站支付, signed with RSA2 (SHA256withRSA).
+"""Alipay (支付宝) 当面付, 手机网站支付 and 电脑网站支付, signed with RSA2 (SHA256withRSA).
 
-The `mode` setting chooses how the buyer pays:
+The `mode` setting lists the products the operator has activated (签约) for the app,
+comma-separated; each buyer gets the one that suits where they are:
 
 - `precreate` (当面付, the default): `alipay.trade.precreate` returns a `qr_code` link that
   the pay page shows as a QR code; the buyer scans it with the Alipay app.
 - `wap` (手机网站支付): the buyer's browser goes to Alipay's gateway with a signed
-  `alipay.trade.wap.pay` request and comes back to the order page after paying.
+  `alipay.trade.wap.pay` request (product_code QUICK_WAP_WAY) and comes back to the
+  order page after paying.
+- `page` (电脑网站支付): the same with `alipay.trade.page.pay` (product_code
+  FAST_INSTANT_TRADE_PAY): Alipay's desktop cashier, where the buyer scans a code or
+  signs in, then comes back to the order page.
+
+A desktop browser gets `page`, else `precreate`, else `wap`; a phone browser and the
+Alipay app's own browser get `wap`, else `precreate`, else `page`. Inside WeChat, QQ and
+Weibo, which block Alipay's pages, Alipay is not offered (`method_for` is None, and the pay
+page asks the buyer to open it in their browser). For `wap` and `page` the buyer leaves by
+a GET to the gateway that carries every signed parameter in its query string, with
+`return_url` (the order page), `notify_url` and `timeout_express` (the order's time left).
 
 Settings, copied from the Alipay open platform console (开放平台 → 应用 → 开发设置, 公钥模式):
 
@@ -16,7 +28,9 @@ Settings, copied from the Alipay open platform console (开放平台 → 应用 
   as PEM or bare base64.
 - `seller_id`: optional; the merchant's PID (2088…). When set, every notification must
   name it.
-- `mode`: `precreate` or `wap`.
+- `mode`: `precreate` (the default), `wap`, `page`, or several of them comma-separated,
+  e.g. `page,wap` (only the products activated for the app: Alipay refuses the others).
+  Any other name is a configuration error (AlipayError, from `method_for` too).
 - `gateway_url`: the OpenAPI gateway, https://openapi.alipay.com/gateway.do unless set
   (Alipay's sandbox is https://openapi-sandbox.dl.alipaydev.com/gateway.do).
 
@@ -49,10 +63,23 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, GatewayError, InvalidNotify, Notice, OrderRef,
                                 PaymentStart, fen_from_yuan, yuan_text)
+from faka.payments.clients import ALIPAY, DESKTOP, PHONE
 from faka.services import clock
 
 GATEWAY_URL = "https://openapi.alipay.com/gateway.do"
-MODES = ("precreate", "wap")
+MODES = ("precreate", "wap", "page")
+# The product each kind of client is offered, best first, among those the operator activated.
+# WeChat, QQ and Weibo block Alipay's pages: they get nothing.
+PREFERENCES = {
+    DESKTOP: ("page", "precreate", "wap"),
+    PHONE: ("wap", "precreate", "page"),
+    ALIPAY: ("wap", "precreate", "page"),
+}
+# What a redirect to Alipay's gateway says, per product.
+PAGE_PRODUCTS = {
+    "wap": ("alipay.trade.wap.pay", "QUICK_WAP_WAY"),
+    "page": ("alipay.trade.page.pay", "FAST_INSTANT_TRADE_PAY"),
+}
 CURRENCY = "CNY"  # Alipay's domestic trade APIs charge in yuan only
 PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")
 UNPAID_STATUSES = ("WAIT_BUYER_PAY", "TRADE_CLOSED")
@@ -179,12 +206,16 @@ class AlipayGateway(Gateway):
 
     # -- paying ---------------------------------------------------------------------------
 
+    def method_for(self, client: str) -> str | None:
+        products = self._products()
+        return next((product for product in PREFERENCES.get(client, ()) if product in products), None)
+
     def create_payment(self, order: OrderRef) -> PaymentStart:
         if order.currency != CURRENCY:
             raise AlipayError(f"Alipay charges {CURRENCY} only, not {order.currency}")
-        mode = self.settings.get("mode") or "precreate"
-        if mode not in MODES:
-            raise AlipayError(f"unknown Alipay mode {mode!r}")
+        product = self.method_for(order.client)
+        if product is None:
+            raise AlipayError(f"Alipay cannot take a payment in the {order.client} client")
         biz = {
             "out_trade_no": order.number,
             "total_amount": yuan_text(order.total),
@@ -192,19 +223,29 @@ class AlipayGateway(Gateway):
         }
         if order.expires_at is not None:
             biz["timeout_express"] = _timeout_express(order.expires_at)
-        if mode == "wap":
+        if product in PAGE_PRODUCTS:
+            method, product_code = PAGE_PRODUCTS[product]
             order_page = order.base_url + order.return_url
-            biz.update(product_code="QUICK_WAP_WAY", quit_url=order_page)
-            params = self._signed_params("alipay.trade.wap.pay", biz, notify_url=order.notify_url,
-                                         return_url=order_page)
-            return PaymentStart(redirect_url=self._url(params))
+            biz["product_code"] = product_code
+            if product == "wap":
+                biz["quit_url"] = order_page  # where the phone cashier's "back" leads
+            params = self._signed_params(method, biz, notify_url=order.notify_url, return_url=order_page)
+            return PaymentStart(redirect_url=self._url(params), method=product)
         biz["product_code"] = "FACE_TO_FACE_PAYMENT"
         answer = self._call("alipay.trade.precreate", biz, notify_url=order.notify_url)
         _require_success(answer)
         qr_code = answer.get("qr_code")
         if answer.get("out_trade_no") != order.number or not isinstance(qr_code, str) or not qr_code:
             raise AlipayError("precreate answer is not for this order or has no qr_code")
-        return PaymentStart(qr_text=qr_code)
+        return PaymentStart(qr_text=qr_code, method=product)
+
+    def _products(self) -> tuple[str, ...]:
+        """The products named by the `mode` setting (precreate when it is empty)."""
+        products = tuple(name.strip().lower() for name in (self.settings.get("mode") or "").split(",") if name.strip())
+        unknown = [name for name in products if name not in MODES]
+        if unknown:
+            raise AlipayError(f"unknown Alipay mode {unknown[0][:40]!r}")
+        return products or ("precreate",)
 
     # -- notifications --------------------------------------------------------------------
 

@@ -13,6 +13,12 @@ Settings, copied from the provider's merchant console (商户后台 → API 信�
 - `pay_type`: optional 支付方式 to go straight to (`alipay`, `wxpay`, `qqpay`, ...); empty lets the
   buyer choose on the provider's cashier page.
 
+Where the buyer is (`method_for`): a desktop or phone browser is redirected (`redirect`). Inside
+WeChat, QQ and Weibo 易支付 is not offered: their in-app browsers block the Alipay and WeChat Pay
+pages a 易支付 cashier sends the buyer on to, so the pay page asks the buyer to open it in their
+browser instead. Inside the Alipay app it is offered only when `pay_type` is `alipay` (the app
+cannot open any other way of paying).
+
 Notify URL: `<FAKA_BASE_URL>/pay/epay/notify`, sent with every payment (nothing to set at the
 provider). The provider calls it with the query parameters `pid`, `trade_no`, `out_trade_no`, `type`,
 `name`, `money`, `trade_status` (also `param`, `buyer`, `api_trade_no`; with RSA `timestamp`), `sign`
@@ -46,6 +52,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, GatewayError, IgnoredNotify, InvalidNotify,
                                 Notice, OrderRef, PaymentStart, fen_from_yuan, yuan_text)
+from faka.payments.clients import ALIPAY, DESKTOP, PHONE
 from faka.services import clock
 
 CURRENCY = "CNY"  # 易支付 takes yuan only
@@ -116,9 +123,19 @@ class EpayGateway(Gateway):
 
     # -- paying ---------------------------------------------------------------------------
 
+    def method_for(self, client: str) -> str | None:
+        if client in (DESKTOP, PHONE):
+            return "redirect"
+        if client == ALIPAY and self.settings.get("pay_type", "").strip() == "alipay":
+            return "redirect"
+        return None  # WeChat, QQ and Weibo block the pages the cashier sends the buyer to
+
     def create_payment(self, order: OrderRef) -> PaymentStart:
         if order.currency != CURRENCY:
             raise EpayError(f"易支付 takes {CURRENCY} only, order {order.number} is in {order.currency}")
+        method = self.method_for(order.client)
+        if method is None:
+            raise EpayError(f"易支付 cannot take a payment in the {order.client} client")
         fields = {
             "type": self.settings.get("pay_type", "").strip(),
             "out_trade_no": order.number,
@@ -128,7 +145,7 @@ class EpayGateway(Gateway):
             "money": yuan_text(order.total),
         }
         submit_url = self._api_url("api/pay/submit" if self.uses_rsa else "submit.php")
-        return PaymentStart(redirect_url=submit_url + "?" + urlencode(self._signed(fields)))
+        return PaymentStart(redirect_url=submit_url + "?" + urlencode(self._signed(fields)), method=method)
 
     # -- notifications --------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Its pay page is a plain HTML form whose fields are a notification signed exactly as a
 real gateway would sign one (HMAC-SHA256 with the sandbox secret over the sorted
 `key=value` pairs joined by `&`). Submitting it posts to /pay/sandbox/notify, so the
-whole verification path runs for real.
+whole verification path runs for real. It works the same wherever the buyer is (method
+`form`): the form posts to this site, which every in-app browser allows.
 """
 import hashlib
 import hmac
@@ -30,6 +31,9 @@ class SandboxGateway(Gateway):
     def default_settings() -> dict[str, str]:
         return {"secret": secrets.token_hex(32)}
 
+    def method_for(self, client: str) -> str | None:
+        return "form"
+
     def create_payment(self, order: OrderRef) -> PaymentStart:
         fields = {
             "order_no": order.number,
@@ -42,7 +46,7 @@ class SandboxGateway(Gateway):
         fields["sign"] = sign(fields, self.settings["secret"])
         # The buyer's own browser posts this form, so it goes to our notify path on
         # whatever host the buyer is using.
-        return PaymentStart(form_action=urlsplit(order.notify_url).path, form_fields=fields)
+        return PaymentStart(form_action=urlsplit(order.notify_url).path, form_fields=fields, method="form")
 
     def verify_notify(self, form, headers, body) -> Notice:
         fields = {k: form.get(k, "") for k in SIGNED_FIELDS}

@@ -21,6 +21,9 @@ the session's `client_reference_id` and `metadata[order_number]`; the payment's
 PaymentIntent id is the trade number shown in faka. Answer: HTTP 200
 `{"received": true}` when accepted, HTTP 400 when refused.
 
+The buyer is redirected to the Checkout Session's page wherever they are (method
+`redirect`, also inside in-app browsers: no app is known to block it).
+
 The site currency must be one Stripe charges in hundredths (CNY, USD, EUR, HKD, ...):
 faka's prices are in minor units of two decimals.
 """
@@ -61,13 +64,29 @@ class StripeGateway(Gateway):
             return NotifyAnswer(json.dumps({"received": True}), content_type="application/json")
         return NotifyAnswer(json.dumps({"received": False}), status=400, content_type="application/json")
 
+    def method_for(self, client: str) -> str | None:
+        return "redirect"
+
     def create_payment(self, order: OrderRef) -> PaymentStart:
         if order.currency.upper() in NOT_HUNDREDTHS:
             raise StripeGatewayError(f"Stripe does not count {order.currency} in hundredths")
         now = clock.now()
         expires_at = min(max(order.expires_at or now, now + SESSION_MIN_LIFE), now + SESSION_MAX_LIFE)
         back = order.base_url + order.return_url
-        session = self._client().v1.checkout.sessions.create(params={
+        try:
+            session = self._create_session(order, expires_at, back)
+        except stripe.StripeError as exc:
+            # A wrong key, a refused parameter, Stripe unreachable: the buyer is offered
+            # another try or another way to pay (GatewayError), never an error page.
+            raise StripeGatewayError(f"Stripe refused the Checkout Session: {type(exc).__name__} "
+                                     f"{exc.code or exc.http_status or ''}".rstrip()) from None
+        url = session.get("url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise StripeGatewayError("Checkout Session has no url")
+        return PaymentStart(redirect_url=url, method="redirect")
+
+    def _create_session(self, order: OrderRef, expires_at, back: str) -> dict:
+        return self._client().v1.checkout.sessions.create(params={
             "mode": "payment",
             "client_reference_id": order.number,
             "metadata": {"order_number": order.number},
@@ -86,10 +105,6 @@ class StripeGateway(Gateway):
             "success_url": back,
             "cancel_url": back,
         }).to_dict()
-        url = session.get("url")
-        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-            raise StripeGatewayError("Checkout Session has no url")
-        return PaymentStart(redirect_url=url)
 
     def verify_notify(self, form: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> Notice:
         if len(body) > MAX_BODY:

@@ -22,6 +22,9 @@ Signature: the parameters other than `signature` whose value is not empty, sorte
 `k=v&k=v`, followed directly by the API token; the lower-case hex MD5 of that. JSON numbers take part
 as epusdt prints them (`100`, `28.88`, `2`).
 
+The buyer is redirected to the payment page wherever they are (method `redirect`): it only shows
+the wallet address and the amount to send, which any browser, in-app ones too, can display.
+
 There is no query (epusdt has no signed status API) and no refund (an on-chain payment is paid back
 by hand).
 """
@@ -102,6 +105,9 @@ class UsdtGateway(Gateway):
     secret_fields = ("api_token",)
     success_body = "ok"
 
+    def method_for(self, client: str) -> str | None:
+        return "redirect"
+
     def create_payment(self, order: OrderRef) -> PaymentStart:
         token = self.settings.get("api_token", "")
         base = self.settings.get("api_url", "").strip()
@@ -141,7 +147,8 @@ class UsdtGateway(Gateway):
         if not _is_text(payment_url) or not payment_url.startswith(("https://", "http://")):
             raise UsdtError("epusdt answered no payment_url")
         trade_id = data.get("trade_id")
-        return PaymentStart(redirect_url=payment_url, reference=trade_id if _is_text(trade_id) else None)
+        return PaymentStart(redirect_url=payment_url, reference=trade_id if _is_text(trade_id) else None,
+                            method="redirect")
 
     def verify_notify(self, form: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> Notice:
         token = self.settings.get("api_token", "")

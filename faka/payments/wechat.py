@@ -1,8 +1,47 @@
-"""WeChat Pay API v3, Native payment (扫码支付): the buyer scans a QR code with WeChat.
+"""WeChat Pay API v3: Native (扫码支付), H5 (手机浏览器) and JSAPI (微信内网页, 公众号支付).
 
 Implemented from WeChat Pay's API v3 documentation with `cryptography`: the
 `wechatpayv3` SDK hard-codes the API host, calls `requests` directly without our
 session, and downloads platform certificates from its constructor.
+
+How the buyer pays depends on where they are (`method_for`) and on the `methods` setting
+(the products activated for the merchant number):
+
+- A desktop browser: `native` (a QR code the buyer scans with WeChat).
+- A phone browser: `h5` when enabled, else `native` (the QR code, for another device).
+- WeChat's own browser (phone or PC client): `jsapi` when enabled, else nothing (the H5
+  page refuses to open inside WeChat).
+- QQ, Weibo and the Alipay app: nothing (they do not open WeChat Pay). Where nothing is
+  offered, the pay page asks the buyer to open the page in their browser.
+
+A method that is not listed in `methods` is never used: with `methods=jsapi` a desktop
+buyer is not offered WeChat Pay at all.
+
+Native: `POST /v3/pay/transactions/native` → `code_url`, shown as a QR code.
+
+H5: `POST /v3/pay/transactions/h5` with `scene_info: {payer_client_ip, h5_info: {type:
+"Wap"}}` (the buyer's IP is required) → `h5_url`; the buyer is redirected to it with
+`&redirect_url=<the url-encoded order page>` appended, where WeChat sends them after paying.
+The site's domain must be set as the H5 支付域名 in the merchant platform.
+
+JSAPI: WeChat needs the buyer's openid for the official account whose AppID is `appid`,
+so the buyer first passes through the account's silent OAuth (网页授权, `snsapi_base`):
+`payer_sign_in_url` is `<oauth_base>/connect/oauth2/authorize?appid=…&redirect_uri=…&
+response_type=code&scope=snsapi_base&state=…#wechat_redirect` (WeChat documents `state` as
+a-zA-Z0-9, at most 128 bytes), and WeChat sends the buyer back to the callback with `code`
+and `state`. `payer_from_callback` exchanges the code with `GET <sns_base>/sns/oauth2/
+access_token?appid=…&secret=<mp_secret>&code=…&grant_type=authorization_code` for the
+`openid` (the secret travels in that URL, as the API documents: keep the `urllib3` logger
+above DEBUG). Then `POST /v3/pay/transactions/jsapi` with `payer: {openid}` → `prepay_id`,
+and the pay page calls `WeixinJSBridge.invoke("getBrandWCPayRequest", …)` with `appId`,
+`timeStamp`, `nonceStr`, `package` (`prepay_id=…`), `signType` (`RSA`) and `paySign`: the
+base64 SHA256withRSA signature, with the merchant private key, of
+`appId\\ntimeStamp\\nnonceStr\\npackage\\n` (JSAPI调起支付签名). The site's pay page
+directory must be set as a JSAPI 支付授权目录, and its domain as the official account's
+网页授权域名.
+
+Every answer of the three order calls is verified like any other API answer (the platform
+signature over `timestamp\\nnonce\\nbody\\n`, its serial and its age).
 
 Settings, from the merchant platform (pay.weixin.qq.com):
 
@@ -17,6 +56,12 @@ Settings, from the merchant platform (pay.weixin.qq.com):
   number. Notifications and API answers signed under another serial are refused.
 - `api_base`: `https://api.mch.weixin.qq.com` (the backup host is
   `https://api2.mch.weixin.qq.com`).
+- `methods`: the products to use, comma-separated among `native`, `h5` and `jsapi`
+  (产品中心 → 我的产品: only the activated ones); `native` when empty, as before.
+- `mp_secret` (secret): for `jsapi`, the official account's AppSecret (公众号 → 设置与开发 →
+  基本配置 → 开发者密码), whose AppID is `appid`.
+- `oauth_base`: `https://open.weixin.qq.com` (the OAuth page the buyer is sent to).
+- `sns_base`: `https://api.weixin.qq.com` (where the OAuth code is exchanged).
 
 Notify URL: `<FAKA_BASE_URL>/pay/wechat/notify` is sent with every order as
 `notify_url`, so nothing is configured for it in the console; it must be HTTPS and
@@ -33,8 +78,9 @@ import re
 import secrets
 from datetime import timezone
 from typing import Any, Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
+import requests
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -43,9 +89,13 @@ from cryptography.x509 import load_pem_x509_certificate
 
 from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, GatewayError, InvalidNotify, Notice, NotifyAnswer,
                                 OrderRef, PaymentStart)
+from faka.payments.clients import DESKTOP, PHONE, WECHAT
 from faka.services import clock
 
 API_BASE = "https://api.mch.weixin.qq.com"
+OAUTH_BASE = "https://open.weixin.qq.com"
+SNS_BASE = "https://api.weixin.qq.com"
+METHODS = ("native", "h5", "jsapi")
 SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 MAX_BODY = 64 * 1024
 TIMESTAMP_TOLERANCE = 300  # seconds between WeChat Pay's clock and ours
@@ -62,8 +112,9 @@ class WechatPayError(GatewayError):
 class WechatGateway(Gateway):
     name = "wechat"
     settings_fields = ("mchid", "appid", "merchant_serial_no", "merchant_private_key", "apiv3_key",
-                       "platform_public_key", "platform_serial", "api_base")
-    secret_fields = ("merchant_private_key", "apiv3_key")
+                       "platform_public_key", "platform_serial", "api_base", "methods", "mp_secret", "oauth_base",
+                       "sns_base")
+    secret_fields = ("merchant_private_key", "apiv3_key", "mp_secret")
 
     def answer(self, accepted: bool) -> NotifyAnswer:
         if accepted:
@@ -73,9 +124,61 @@ class WechatGateway(Gateway):
 
     # -- paying ----------------------------------------------------------------------
 
+    def method_for(self, client: str) -> str | None:
+        enabled = self._methods()
+        if client == WECHAT:
+            wanted = ("jsapi",)
+        elif client == PHONE:
+            wanted = ("h5", "native")
+        elif client == DESKTOP:
+            wanted = ("native",)
+        else:
+            wanted = ()  # QQ, Weibo and the Alipay app do not open WeChat Pay
+        return next((method for method in wanted if method in enabled), None)
+
+    def payer_sign_in_url(self, order: OrderRef, callback_url: str, state: str) -> str | None:
+        if order.payer or self.method_for(order.client) != "jsapi":
+            return None
+        query = urlencode({"appid": self._setting("appid"), "redirect_uri": callback_url, "response_type": "code",
+                           "scope": "snsapi_base", "state": state}, quote_via=quote)
+        return f"{self._base('oauth_base', OAUTH_BASE)}/connect/oauth2/authorize?{query}#wechat_redirect"
+
+    def payer_from_callback(self, args: Mapping[str, str]) -> str:
+        code = args.get("code")
+        if not _is_text(code):
+            raise WechatPayError("WeChat sent the buyer back without a code (sign-in refused or cancelled)")
+        secret = self._setting("mp_secret")
+        try:
+            response = self.http.get(f"{self._base('sns_base', SNS_BASE)}/sns/oauth2/access_token", params={
+                "appid": self._setting("appid"), "secret": secret, "code": code, "grant_type": "authorization_code",
+            }, timeout=HTTP_TIMEOUT)
+        except requests.RequestException as exc:
+            # The exception's text holds the URL, and the URL holds the secret.
+            raise WechatPayError(f"WeChat OAuth unreachable: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise WechatPayError(f"WeChat OAuth answered HTTP {response.status_code}")
+        if len(response.content) > MAX_BODY:
+            raise WechatPayError("WeChat OAuth answer too large")
+        try:
+            answer = _json_object(response.content)
+        except InvalidNotify:
+            raise WechatPayError("WeChat OAuth answer is not a JSON object") from None
+        if answer.get("errcode"):
+            message = str(answer.get("errmsg", "")).replace(secret, "••••")[:120]
+            raise WechatPayError(f"WeChat OAuth refused the code: errcode {str(answer['errcode'])[:12]} {message}")
+        if answer.get("is_snapshotuser") == 1:
+            raise WechatPayError("WeChat OAuth answered a snapshot-page visitor, who cannot pay")
+        openid = answer.get("openid")
+        if not _is_text(openid) or len(openid) > 128:
+            raise WechatPayError("WeChat OAuth answer has no openid")
+        return openid
+
     def create_payment(self, order: OrderRef) -> PaymentStart:
         if order.currency != "CNY":
             raise WechatPayError(f"WeChat Pay charges CNY only, not {order.currency}")
+        method = self.method_for(order.client)
+        if method is None:
+            raise WechatPayError(f"WeChat Pay cannot take a payment in the {order.client} client")
         request = {
             "appid": self._setting("appid"),
             "mchid": self._setting("mchid"),
@@ -88,13 +191,46 @@ class WechatGateway(Gateway):
             request["time_expire"] = order.expires_at.astimezone(timezone.utc).isoformat(timespec="seconds")
         if order.client_ip:
             request["scene_info"] = {"payer_client_ip": order.client_ip}
-        status, answer = self._call("POST", "/v3/pay/transactions/native", request)
+        if method == "h5":
+            if not order.client_ip:
+                raise WechatPayError("H5 payment needs the buyer's IP address")
+            request["scene_info"]["h5_info"] = {"type": "Wap"}
+            h5_url = self._place_order("h5", request, "h5_url")
+            if not h5_url.startswith(("https://", "http://")):
+                raise WechatPayError("h5 order answer's h5_url is not a web address")
+            back = quote(order.base_url + order.return_url, safe="")
+            return PaymentStart(redirect_url=f"{h5_url}{'&' if '?' in h5_url else '?'}redirect_url={back}",
+                                method="h5")
+        if method == "jsapi":
+            if not order.payer:
+                raise WechatPayError("JSAPI payment needs the buyer's openid (payer_sign_in_url first)")
+            request["payer"] = {"openid": order.payer}
+            prepay_id = self._place_order("jsapi", request, "prepay_id")
+            return PaymentStart(method="jsapi", jsapi=self._bridge_request(prepay_id))
+        return PaymentStart(qr_text=self._place_order("native", request, "code_url"), method="native")
+
+    def _place_order(self, method: str, request: dict, field: str) -> str:
+        """Place the order with the method's API; the answer's `field` (signature verified)."""
+        status, answer = self._call("POST", f"/v3/pay/transactions/{method}", request)
         if status >= 300:
-            raise WechatPayError(f"native order refused: {status} {_error_code(answer)}")
-        code_url = answer.get("code_url")
-        if not isinstance(code_url, str) or not code_url:
-            raise WechatPayError("native order answer has no code_url")
-        return PaymentStart(qr_text=code_url)
+            raise WechatPayError(f"{method} order refused: {status} {_error_code(answer)}")
+        value = answer.get(field)
+        if not _is_text(value):
+            raise WechatPayError(f"{method} order answer has no {field}")
+        return value
+
+    def _bridge_request(self, prepay_id: str) -> dict[str, str]:
+        """The getBrandWCPayRequest parameters, signed as JSAPI调起支付 documents."""
+        params = {
+            "appId": self._setting("appid"),
+            "timeStamp": str(int(clock.now().timestamp())),
+            "nonceStr": secrets.token_hex(16),
+            "package": f"prepay_id={prepay_id}",
+            "signType": "RSA",
+        }
+        message = "".join(f"{params[name]}\n" for name in ("appId", "timeStamp", "nonceStr", "package"))
+        params["paySign"] = self._merchant_signature(message.encode())
+        return params
 
     def verify_notify(self, form: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> Notice:
         if len(body) > MAX_BODY:
@@ -157,6 +293,17 @@ class WechatGateway(Gateway):
         if not value:
             raise WechatPayError(f"setting {name} is empty")
         return value
+
+    def _base(self, name: str, default: str) -> str:
+        return self.settings.get(name, "").strip().rstrip("/") or default
+
+    def _methods(self) -> tuple[str, ...]:
+        """The methods named by the `methods` setting (native when it is empty)."""
+        methods = tuple(name.strip().lower() for name in self.settings.get("methods", "").split(",") if name.strip())
+        unknown = [name for name in methods if name not in METHODS]
+        if unknown:
+            raise WechatPayError(f"unknown WeChat Pay method {unknown[0][:40]!r}")
+        return methods or ("native",)
 
     def _transaction(self, order_number: str) -> dict[str, Any] | None:
         """Our order as WeChat Pay's query API describes it (None when it has never heard
@@ -264,6 +411,12 @@ class WechatGateway(Gateway):
         timestamp = str(int(clock.now().timestamp()))
         nonce = secrets.token_hex(16)
         message = f"{method}\n{signed_url}\n{timestamp}\n{nonce}\n".encode() + body + b"\n"
+        signature = self._merchant_signature(message)
+        return (f'{SCHEMA} mchid="{self._setting("mchid")}",nonce_str="{nonce}",signature="{signature}",'
+                f'timestamp="{timestamp}",serial_no="{self._setting("merchant_serial_no")}"')
+
+    def _merchant_signature(self, message: bytes) -> str:
+        """Base64 SHA256withRSA of `message` with the merchant's API private key."""
         try:
             key = serialization.load_pem_private_key(_pem(self._setting("merchant_private_key"), "PRIVATE KEY"),
                                                      password=None)
@@ -271,9 +424,7 @@ class WechatGateway(Gateway):
             raise WechatPayError("merchant_private_key is not a PEM private key") from exc
         if not isinstance(key, rsa.RSAPrivateKey):
             raise WechatPayError("merchant_private_key is not an RSA key")
-        signature = base64.b64encode(key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
-        return (f'{SCHEMA} mchid="{self._setting("mchid")}",nonce_str="{nonce}",signature="{signature}",'
-                f'timestamp="{timestamp}",serial_no="{self._setting("merchant_serial_no")}"')
+        return base64.b64encode(key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
 
 
 def _payment(transaction: dict[str, Any]) -> Notice:
