@@ -7,11 +7,11 @@ import pytest
 from flask import current_app
 from flask_babel import force_locale
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from faka.extensions import db
 from faka.models import (AuditEvent, CardKey, Complaint, ComplaintImage, ComplaintMessage, LedgerEntry, Order,
-                         OutboxEmail, Refund, Withdrawal)
+                         OutboxEmail, PaymentNotice, Refund, Withdrawal)
 from faka.models.catalog import DELIVERY_MANUAL
 from faka.models.types import utcnow
 from faka.services import checkout, complaints, money, payments, refunds, settlement
@@ -421,7 +421,9 @@ def test_sandbox_refund_goes_back_through_the_gateway(order):
 
 
 def test_gateway_without_refund_api_leaves_a_manual_refund_for_the_operator(order, operator):
-    order.gateway = "bank-transfer"  # a gateway this platform cannot refund through
+    # A gateway this platform cannot refund through took the payment (refunds follow the payment).
+    order.gateway = "bank-transfer"
+    db.session.execute(update(PaymentNotice).where(PaymentNotice.order_id == order.id).values(gateway="bank-transfer"))
     db.session.commit()
     complaint = open_on(order)
     complaints.offer_refund(complaint.id, None, 1000)

@@ -340,3 +340,84 @@ def test_qr_pay_page_on_a_phone_counts_down_and_i_have_paid_completes(live_serve
     phone.wait_for_selector(".card-key", timeout=10000)
     assert no_horizontal_scroll(phone)
     assert phone.console_errors == []
+
+
+# -- a buyer who switched the way of paying, or cancelled ------------------------------------------
+
+def test_each_time_the_buyer_is_sent_to_pay_is_recorded(client, product, provider, monkeypatch):
+    from faka.models import PaymentAttempt
+
+    asked = []
+
+    def create_payment(self, order):
+        asked.append((order.client, order.payer))
+        return PaymentStart(qr_text="weixin://pay/1", reference=f"P-{order.number}-{len(asked)}", method="native")
+
+    monkeypatch.setattr(ProviderWithQuery, "create_payment", create_payment)
+    order = place_with(product, provider.name)
+    payments.start_payment(order, client="wechat", payer="openid-1")
+    payments.start_payment(order)
+    assert asked == [("wechat", "openid-1"), ("desktop", None)]
+    db.session.commit()
+    attempts = db.session.execute(select(PaymentAttempt).order_by(PaymentAttempt.id)).scalars().all()
+    assert [(a.order_id, a.gateway, a.method, a.reference) for a in attempts] == [
+        (order.id, provider.name, "native", f"P-{order.number}-1"), (order.id, provider.name, "native", f"P-{order.number}-2")]
+    assert reload(order).payment_ref == f"P-{order.number}-2"
+
+
+def test_the_gateway_the_buyer_switched_away_from_is_asked(client, product, provider):
+    order = place_with(product, provider.name)
+    payments.start_payment(order)  # the buyer was shown the provider's QR code
+    checkout.change_gateway(order.token, "sandbox")  # then chose the sandbox (no query API)
+    assert payments.can_check(reload(order)) and not payments.can_query("sandbox")
+    provider.paid[order.number] = ("PROVIDER-TRADE-8", order.total)  # but scanned the code after all
+    result = payments.check_payment(order.id)
+    assert result is not None and reload(order).status == Order.DELIVERED
+    assert [(r.via, r.outcome) for r in logs(gateway=provider.name)] == [("query", "paid")]
+    assert reload(order).gateway == "sandbox" and notices(order) == 1
+
+
+def test_reconciler_asks_about_switched_and_recently_cancelled_orders(client, product, provider):
+    switched, cancelled, long_cancelled = (place_with(product, provider.name) for _ in range(3))
+    for order in (switched, cancelled, long_cancelled):
+        payments.start_payment(order)
+    checkout.change_gateway(switched.token, "sandbox")
+    checkout.cancel_order(cancelled.token)
+    checkout.cancel_order(long_cancelled.token)
+    db.session.execute(Order.__table__.update().values(payment_started_at=utcnow() - timedelta(days=2)))
+    db.session.execute(Order.__table__.update().where(Order.id == long_cancelled.id).values(
+        cancelled_at=utcnow() - payments.LATE_QUERY_WINDOW - timedelta(minutes=1)))
+    db.session.commit()
+    assert sorted(payments.payments_in_flight()) == sorted([switched.id, cancelled.id])
+
+    for order in (switched, cancelled, long_cancelled):
+        provider.paid[order.number] = (f"PROVIDER-{order.number}", order.total)
+    assert reconcile().payment_checks == 2
+    assert reload(switched).status == Order.DELIVERED
+    assert reload(cancelled).status == Order.DELIVERED  # a late payment after cancelling is honoured
+    assert reload(long_cancelled).status == Order.CANCELLED  # no longer asked about (its notification still counts)
+    assert payments.payments_in_flight() == []
+
+
+def test_a_provider_that_is_down_does_not_keep_the_others_from_being_asked(client, product, provider, monkeypatch):
+    from faka.models import PaymentAttempt
+
+    monkeypatch.setitem(GATEWAYS, ProviderDown.name, ProviderDown)
+    configure_gateway(ProviderDown.name, {"merchant_id": "M1"}, enabled=True)
+    order = place_with(product, provider.name)
+    db.session.add(PaymentAttempt(order_id=order.id, gateway=ProviderDown.name, method="qr"))
+    db.session.commit()
+    with pytest.raises(ConnectionError):  # nobody confirms a payment: the error is raised, a job retries
+        payments.check_payment(order.id)
+    provider.paid[order.number] = ("PROVIDER-TRADE-9", order.total)
+    assert payments.check_payment(order.id) is not None and reload(order).status == Order.DELIVERED
+
+
+def test_an_order_whose_gateways_cannot_be_asked_says_so(client, product, place):
+    from faka.payments.base import CannotQuery
+
+    order = place(product)
+    payments.start_payment(order)
+    assert not payments.can_check(order)
+    with pytest.raises(CannotQuery):
+        payments.check_payment(order.id)

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, update
 
 from faka import jobs
 from faka.extensions import db
-from faka.models import AuditEvent, LedgerEntry, Order, PaymentNotice, PayoutAccount, Withdrawal
+from faka.models import AuditEvent, LedgerEntry, Order, PaymentNotice, PayoutAccount, Refund, Withdrawal
 from faka.models.types import utcnow
 from faka.services import money, settlement
 from tests.conftest import csrf_from, login, reload, run_worker, with_totp
@@ -222,6 +222,30 @@ def test_deleted_payment_notice_is_the_one_mismatch(console, shop):
     page = console.get("/operator/reconciliation").text
     rows = re.findall(r'<tr data-kind="([a-z_]+)">(.*?)</tr>', page, re.S)
     assert [(kind, order.number in cells) for kind, cells in rows] == [(settlement.PAYMENT_MISSING, True)]
+
+
+def test_order_paid_twice_balances_once_its_second_payment_is_returned(console, shop, pay):
+    order = shop[0]
+    pay(order)  # the buyer paid again; the sandbox returns it at once
+    assert settlement.reconcile_books() == []
+    refund = db.session.execute(select(Refund).where(Refund.order_id == order.id)).scalar_one()
+    db.session.execute(update(Refund).where(Refund.id == refund.id).values(status=Refund.MANUAL))
+    db.session.commit()
+    rows = re.findall(r'<tr data-kind="([a-z_]+)">(.*?)</tr>', console.get("/operator/reconciliation").text, re.S)
+    assert [(kind, order.number in cells) for kind, cells in rows] == [(settlement.EXTRA_PAYMENT_NOT_RETURNED, True)]
+    db.session.execute(delete(Refund).where(Refund.id == refund.id))  # as if it had never been refunded
+    db.session.commit()
+    assert settlement.reconcile_books() == [
+        settlement.Mismatch(settlement.EXTRA_PAYMENT_NOT_RETURNED, order.number, order.total, None)]
+
+
+def test_a_second_payment_does_not_stand_in_for_a_missing_first_one(shop, pay):
+    order = shop[0]
+    pay(order)
+    db.session.execute(delete(PaymentNotice).where(PaymentNotice.order_id == order.id,
+                                                   PaymentNotice.outcome == "paid"))
+    db.session.commit()
+    assert [m.kind for m in settlement.reconcile_books()] == [settlement.PAYMENT_MISSING]
 
 
 def test_tampered_withdrawal_entry_is_found(shop, withdrawal):

@@ -3,7 +3,7 @@ from faka.models.users import User
 from faka.models.merchants import Merchant
 from faka.models.catalog import Category, Product, ProductReport, TierPrice
 from faka.models.keys import CardKey
-from faka.models.orders import NotifyLog, Order, PaymentNotice
+from faka.models.orders import NotifyLog, Order, PaymentAttempt, PaymentNotice
 from faka.models.money import LedgerEntry, PayoutAccount, Refund, Withdrawal
 from faka.models.coupons import Coupon
 from faka.models.imports import KeyImport
@@ -32,6 +32,7 @@ __all__ = [
     "Merchant",
     "Order",
     "OutboxEmail",
+    "PaymentAttempt",
     "PaymentNotice",
     "PayoutAccount",
     "Product",

@@ -71,9 +71,14 @@ class Withdrawal(db.Model):
 
 class Refund(db.Model):
     """Money going back to a buyer. The ledger records what the merchant is debited; this
-    records how the buyer gets it: through the order's gateway (`done` once the gateway
-    accepted it), or, where the gateway cannot refund, by the operator by hand
-    (`manual` until they mark it `paid`)."""
+    records how the buyer gets it: through the gateway that took the payment (`done` once
+    the gateway accepted it), or, where the gateway cannot refund, by the operator by hand
+    (`manual` until they mark it `paid`).
+
+    An order has at most one refund of its sale (a complaint's or the merchant's: the
+    order's status allows one), and one for each extra payment a buyer made for an order
+    already paid (`payment_notice_id`: that payment). The merchant never had the extra
+    money, so such a refund has no ledger entry."""
 
     __tablename__ = "refunds"
 
@@ -81,16 +86,19 @@ class Refund(db.Model):
     DONE = "done"  # the gateway refunded it
     MANUAL = "manual"  # the operator must pay it out by hand
     PAID = "paid"  # the operator paid it out
+    RETURNED = (DONE, PAID)  # the buyer has the money back
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)  # one refund per order
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    # Set for the refund of a second payment of an order already paid: that payment.
+    payment_notice_id: Mapped[int | None] = mapped_column(ForeignKey("payment_notices.id"), unique=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
     amount: Mapped[int]
     gateway: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(12), default=PENDING, index=True)
     reference: Mapped[str | None] = mapped_column(String(64))  # gateway refund id or payment reference
-    note: Mapped[str | None] = mapped_column(Text)  # why the gateway could not do it
+    note: Mapped[str | None] = mapped_column(Text)  # what it is for, why the gateway could not do it
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     paid_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -154,6 +154,22 @@ class PaymentNotice(db.Model):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class PaymentAttempt(db.Model):
+    """One time the buyer was sent to pay: with which gateway, how, and the provider's id
+    for it. A buyer who switches the order to another way of paying may still pay with
+    an earlier one, so a payment from any gateway the order was sent to pay with is
+    accepted, and the reconciler asks each of them."""
+
+    __tablename__ = "payment_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    gateway: Mapped[str] = mapped_column(String(20))
+    method: Mapped[str] = mapped_column(String(20), default="")  # PaymentStart.method, e.g. "wap"
+    reference: Mapped[str | None] = mapped_column(String(128))  # the provider's id for it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class NotifyLog(db.Model):
     """Every notification a gateway sent us, and every answer to our own payment queries,
     accepted or not: what arrived (secrets redacted), whether it verified and why not.

@@ -593,7 +593,9 @@ def case_file(complaint: Complaint) -> CaseFile:
     notices = list(db.session.execute(
         select(PaymentNotice).where(PaymentNotice.order_id == order.id).order_by(PaymentNotice.id)
     ).scalars())
-    refund = db.session.execute(select(Refund).where(Refund.order_id == order.id)).scalar_one_or_none()
+    refund = db.session.execute(  # the sale's refund, not one of an extra payment (paid twice)
+        select(Refund).where(Refund.order_id == order.id, Refund.payment_notice_id.is_(None))
+    ).scalar_one_or_none()
     same_buyer = [Order.id == -1]
     if order.email:
         same_buyer.append(Order.email == order.email)

@@ -10,24 +10,25 @@ from urllib.parse import urlencode
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import GatewayConfig, NotifyLog, Order, PaymentNotice, SecurityEvent
-from faka.payments import GATEWAYS, gateway_settings, get_gateway
-from faka.payments.base import Gateway, IgnoredNotify, Notice, NotifyAnswer, OrderRef, PaymentStart
+from faka.models import GatewayConfig, NotifyLog, Order, PaymentAttempt, PaymentNotice, Refund, SecurityEvent
+from faka.payments import GATEWAYS, GatewayUnavailable, gateway_settings, get_gateway
+from faka.payments.base import CannotQuery, Gateway, IgnoredNotify, Notice, NotifyAnswer, OrderRef, PaymentStart
+from faka.payments.clients import DESKTOP
 from faka.services import clock, risk, security_events, stock
 from faka.services.errors import DomainError, InvalidNotify, NotFound
 
 log = logging.getLogger(__name__)
 
 OUTCOME_PAID = "paid"
-OUTCOME_LATE_PAID = "late_paid"  # paid after expiry, keys still available
-OUTCOME_UNFULFILLED = "unfulfilled"  # paid after expiry, no keys left: refund due
-OUTCOME_DUPLICATE = "duplicate"  # a second payment for an order already paid: refund due
+OUTCOME_LATE_PAID = "late_paid"  # paid after expiry or cancelling, keys still available
+OUTCOME_UNFULFILLED = "unfulfilled"  # paid after expiry or cancelling, no keys left: refund due
+OUTCOME_DUPLICATE = "duplicate"  # a second payment for an order already paid: refunded (see _refund_duplicate)
 # Outcomes that only the notify log knows: nothing was paid by them.
 OUTCOME_REPLAY = "replay"  # the same notification again
 OUTCOME_WAITING = "waiting"  # the provider says the order is not paid (yet)
@@ -36,7 +37,7 @@ OUTCOME_IGNORED = "ignored"  # authentic, but about nothing we track
 
 MAX_LOGGED_BODY = 64 * 1024
 QUERY_AFTER = timedelta(seconds=30)  # give the notification a head start before asking
-LATE_QUERY_WINDOW = timedelta(hours=24)  # expired orders are still asked about this long
+LATE_QUERY_WINDOW = timedelta(hours=24)  # expired and cancelled orders are still asked about this long
 QUERY_BATCH = 100  # orders asked about per reconciler run
 SILENCE_WINDOW = timedelta(hours=6)  # a gateway with payments but no notification this long is suspect
 SILENCE_MIN_PAYMENTS = 3  # ... when at least this many buyers were sent to pay with it
@@ -56,25 +57,38 @@ class NotifyResult:
     notice: Notice
     order: Order
     replay: bool
+    refund_id: int | None = None  # the refund of this payment, when it paid for an order already paid
 
 
-def start_payment(order: Order) -> PaymentStart:
-    """Ask the order's gateway how the buyer pays, and note that a payment may now be in
-    flight (with the provider's reference for it), so the reconciler can ask the provider
-    about it should its notification never arrive."""
-    payment = get_gateway(order.gateway).create_payment(order_ref(order))
+def start_payment(order: Order, client: str = DESKTOP, payer: str | None = None) -> PaymentStart:
+    """Ask the order's gateway how the buyer in `client` (faka.payments.clients) pays, and
+    note that a payment may now be in flight: on the order (with the provider's reference
+    for it), so the reconciler can ask the provider about it should its notification
+    never arrive, and as one more PaymentAttempt, so a payment with this gateway is still
+    accepted after the buyer switches the order to another."""
+    payment = get_gateway(order.gateway).create_payment(order_ref(order, client=client, payer=payer))
     begin_write()
-    fresh = db.session.get(Order, order.id, populate_existing=True)
-    fresh.payment_started_at = fresh.payment_started_at or clock.now()
-    if payment.reference:
-        fresh.payment_ref = payment.reference[:128]
-    db.session.commit()
+    try:
+        fresh = db.session.get(Order, order.id, populate_existing=True)
+        now = clock.now()
+        fresh.payment_started_at = fresh.payment_started_at or now
+        reference = payment.reference[:128] if payment.reference else None
+        if reference:
+            fresh.payment_ref = reference
+        db.session.add(PaymentAttempt(order_id=fresh.id, gateway=order.gateway, method=(payment.method or "")[:20],
+                                      reference=reference, created_at=now))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
     return payment
 
 
-def order_ref(order: Order) -> OrderRef:
-    """What the order's gateway is told about it: amount and currency as the order holds
-    them, and the addresses the provider sends the buyer and its notifications to."""
+def order_ref(order: Order, client: str = DESKTOP, payer: str | None = None, gateway: str | None = None) -> OrderRef:
+    """What a gateway (the order's, unless `gateway` names an earlier one it was sent to
+    pay with) is told about the order: amount and currency as the order holds them, the
+    addresses the provider sends the buyer and its notifications to, and where the buyer
+    pays from."""
     base = current_app.config["BASE_URL"].rstrip("/")
     return OrderRef(
         number=order.number,
@@ -82,11 +96,13 @@ def order_ref(order: Order) -> OrderRef:
         total=order.total,
         currency=order.currency,
         subject=order.product.title,
-        notify_url=base + _path("pay.notify", gateway=order.gateway),
+        notify_url=base + _path("pay.notify", gateway=gateway or order.gateway),
         return_url=_path("orders.show", token=order.token),
         base_url=base,
         expires_at=order.expires_at,
         client_ip=order.client_ip,
+        client=client,
+        payer=payer,
     )
 
 
@@ -160,25 +176,61 @@ def _claimed_order(form: Mapping[str, str]) -> str | None:
 
 
 def check_payment(order_id: int) -> NotifyResult | None:
-    """Ask the order's gateway whether the order was paid (the buyer's "I have paid"
-    button, and the reconciler for payments in flight). A payment the provider confirms
-    is applied exactly as its notification would have been. Returns None when the
-    provider says it is not paid (yet); raises CannotQuery for a gateway without a query
-    API; provider errors propagate."""
+    """Ask the providers whether the order was paid (the buyer's "I have paid" button,
+    and the reconciler for payments in flight): every gateway with a query API that the
+    order was sent to pay with (the buyer may have switched, and still paid with an
+    earlier one) and its current gateway, in the order the buyer chose them, until one
+    confirms a payment. That payment is applied exactly as its notification would have
+    been. Returns None when none of them reports one (yet); raises CannotQuery when none
+    of them has a query API. A provider's error (or an answer that does not verify) does
+    not keep the others from being asked; when none reports a payment, the first error
+    propagates, so a job is retried."""
     order = db.session.get(Order, order_id)
     if order is None:
         db.session.rollback()
         raise NotFound()
-    gateway = get_gateway(order.gateway)
-    ref = order_ref(order)
-    db.session.rollback()  # no transaction held open across the provider call
-    received = _Received(order.gateway, NotifyLog.QUERY, None, None, None)
+    names = [name for name in _gateways_sent_to(order) if can_query(name)]
+    refs = {name: order_ref(order, gateway=name) for name in names}
+    db.session.rollback()  # no transaction held open across the provider calls
+    if not names:
+        raise CannotQuery(f"order {order.number}: no gateway it was sent to pay with has a query API")
+    failure = None
+    for name in names:
+        try:
+            result = _query(name, refs[name])
+        except GatewayUnavailable:
+            continue  # disabled since: its payments are not accepted either
+        except Exception as exc:  # noqa: BLE001 - raised below unless another gateway finds the payment
+            db.session.rollback()
+            failure = failure or exc
+            continue
+        if result is not None:
+            return result
+    if failure is not None:
+        raise failure
+    return None
+
+
+def _gateways_sent_to(order: Order) -> list[str]:
+    """The gateways the order was sent to pay with, first chosen first, then its current
+    one (which the buyer may not have opened yet), each once."""
+    attempted = db.session.execute(
+        select(PaymentAttempt.gateway).where(PaymentAttempt.order_id == order.id).order_by(PaymentAttempt.id)
+    ).scalars()
+    return list(dict.fromkeys([*attempted, order.gateway]))
+
+
+def _query(gateway_name: str, ref: OrderRef) -> NotifyResult | None:
+    gateway = get_gateway(gateway_name)
+    db.session.rollback()
+    received = _Received(gateway_name, NotifyLog.QUERY, None, None, None)
     try:
         notice = gateway.query(ref)
     except InvalidNotify as exc:
         _log_refusal(received, str(exc), verified=False, order_number=ref.number)
         raise
     if notice is None:
+        begin_write()
         _log(received, ref.number, verified=True, outcome=OUTCOME_WAITING)
         db.session.commit()
         return None
@@ -191,22 +243,53 @@ def can_query(gateway_name: str) -> bool:
     return cls is not None and cls.query is not Gateway.query
 
 
+def can_check(order: Order) -> bool:
+    """Whether check_payment can ask anyone about the order: a gateway it was sent to pay
+    with, or its current one, has a query API (for the "I have paid" and "Ask the
+    provider now" buttons)."""
+    return any(can_query(name) for name in _gateways_sent_to(order))
+
+
 def payments_in_flight(now=None, limit: int = QUERY_BATCH) -> list[int]:
-    """Orders a buyer was sent to pay that are still unpaid (pending, or expired within
-    LATE_QUERY_WINDOW: a late payment is still honoured), whose gateway can be asked,
-    oldest first. The reconciler enqueues a check for each."""
+    """Orders a buyer was sent to pay that are still unpaid (pending, or expired or
+    cancelled within LATE_QUERY_WINDOW: a late payment is still honoured), of which a
+    gateway it was sent to pay with, or its current one, can be asked; oldest first. The
+    reconciler enqueues a check for each."""
     now = now or clock.now()
     names = [name for name in GATEWAYS if can_query(name)]
     if not names:
         return []
+    late = now - LATE_QUERY_WINDOW
+    sent_to_queryable = exists().where(PaymentAttempt.order_id == Order.id, PaymentAttempt.gateway.in_(names))
     return list(db.session.execute(
         select(Order.id)
-        .where(Order.gateway.in_(names), Order.payment_started_at.is_not(None),
+        .where(or_(Order.gateway.in_(names), sent_to_queryable), Order.payment_started_at.is_not(None),
                Order.payment_started_at <= now - QUERY_AFTER,
                or_(Order.status == Order.PENDING,
-                   and_(Order.status == Order.EXPIRED, Order.expires_at >= now - LATE_QUERY_WINDOW)))
+                   and_(Order.status == Order.EXPIRED, Order.expires_at >= late),
+                   and_(Order.status == Order.CANCELLED, Order.cancelled_at >= late)))
         .order_by(Order.payment_started_at).limit(limit)
     ).scalars())
+
+
+@dataclass(frozen=True)
+class ExtraPayment:
+    """A payment the buyer made for an order already paid, as the order page tells it."""
+
+    amount: int  # minor units
+    currency: str
+    returned: bool  # the buyer has it back (through the gateway, or paid back by hand)
+
+
+def extra_payments(order_id: int) -> list[ExtraPayment]:
+    """The order's extra payments (paid twice), first first, and whether each went back."""
+    rows = db.session.execute(
+        select(PaymentNotice.amount, PaymentNotice.currency, Refund.status)
+        .outerjoin(Refund, Refund.payment_notice_id == PaymentNotice.id)
+        .where(PaymentNotice.order_id == order_id, PaymentNotice.outcome == OUTCOME_DUPLICATE)
+        .order_by(PaymentNotice.id)
+    ).all()
+    return [ExtraPayment(amount, currency, status in Refund.RETURNED) for amount, currency, status in rows]
 
 
 class GatewayTestFailed(DomainError):
@@ -241,7 +324,7 @@ def test_gateway(name: str) -> str:
 @dataclass(frozen=True)
 class SilentGateway:
     gateway: str
-    payments_started: int  # within SILENCE_WINDOW
+    payments_started: int  # orders sent to pay with it within SILENCE_WINDOW
     last_notify_at: datetime | None  # the last verified notification, ever
 
 
@@ -257,8 +340,9 @@ def silent_gateways(now: datetime | None = None) -> list[SilentGateway]:
     if not enabled:
         return []
     started = dict(db.session.execute(
-        select(Order.gateway, func.count()).where(Order.gateway.in_(enabled), Order.payment_started_at >= since)
-        .group_by(Order.gateway)
+        select(PaymentAttempt.gateway, func.count(PaymentAttempt.order_id.distinct()))
+        .where(PaymentAttempt.gateway.in_(enabled), PaymentAttempt.created_at >= since)
+        .group_by(PaymentAttempt.gateway)
     ).all())
     last = dict(db.session.execute(
         select(NotifyLog.gateway, func.max(NotifyLog.received_at))
@@ -319,6 +403,8 @@ def _apply_notice(gateway: Gateway, received: _Received, notice: Notice, _retry:
         if not result.order.is_held:
             jobs.enqueue(jobs.deliver_order, result.order.id, job_id=f"deliver-{result.order.id}")
         _notify_merchant_paid(result.order.id)
+    if result.refund_id is not None:
+        jobs.enqueue(jobs.refund_payment, result.refund_id, job_id=f"refund-{result.refund_id}")
     return result
 
 
@@ -374,7 +460,7 @@ def _record(gateway: Gateway, gateway_name: str, notice: Notice) -> tuple[Notify
     ).scalar_one_or_none()
     if order is None:
         raise InvalidNotify(f"unknown order {notice.order_number}")
-    if order.gateway != gateway_name:
+    if order.gateway != gateway_name and not _was_sent_to(order, gateway_name):
         raise InvalidNotify(f"order {order.number} was not placed with {gateway_name}")
     if notice.amount != order.total or notice.currency != order.currency:
         raise AmountMismatch(
@@ -394,21 +480,44 @@ def _record(gateway: Gateway, gateway_name: str, notice: Notice) -> tuple[Notify
     outcome = _apply_payment(order, now)
     if outcome in (OUTCOME_PAID, OUTCOME_LATE_PAID):
         _assess_paid(order, now)
-    db.session.add(
-        PaymentNotice(
-            gateway=gateway_name,
-            trade_no=notice.trade_no,
-            order_id=order.id,
-            amount=notice.amount,
-            currency=notice.currency,
-            outcome=outcome,
-            received_at=now,
-        )
+    payment = PaymentNotice(
+        gateway=gateway_name,
+        trade_no=notice.trade_no,
+        order_id=order.id,
+        amount=notice.amount,
+        currency=notice.currency,
+        outcome=outcome,
+        received_at=now,
     )
+    db.session.add(payment)
     db.session.flush()
+    refund_id = None
+    if outcome == OUTCOME_DUPLICATE:
+        refund_id = _refund_duplicate(order, payment, now)
     if outcome in (OUTCOME_UNFULFILLED, OUTCOME_DUPLICATE):
         log.warning("order %s: payment %s needs a refund (%s)", order.number, notice.trade_no, outcome)
-    return NotifyResult(gateway, notice, order, replay=False), outcome in (OUTCOME_PAID, OUTCOME_LATE_PAID), outcome
+    result = NotifyResult(gateway, notice, order, replay=False, refund_id=refund_id)
+    return result, outcome in (OUTCOME_PAID, OUTCOME_LATE_PAID), outcome
+
+
+def _was_sent_to(order: Order, gateway_name: str) -> bool:
+    """Whether the buyer was sent to pay the order with this gateway (before switching)."""
+    return db.session.scalar(
+        select(exists().where(PaymentAttempt.order_id == order.id, PaymentAttempt.gateway == gateway_name))
+    )
+
+
+def _refund_duplicate(order: Order, payment: PaymentNotice, now) -> int:
+    """A second payment of an order already paid goes back to the buyer, through the
+    gateway that took it (refunds.execute, enqueued after the commit; `manual` on
+    /operator/refunds where that gateway cannot refund). The merchant never had this
+    money: no ledger entry, neither credit nor debit."""
+    refund = Refund(order_id=order.id, merchant_id=order.merchant_id, payment_notice_id=payment.id,
+                    amount=payment.amount, gateway=payment.gateway, status=Refund.PENDING,
+                    note=f"duplicate payment {payment.trade_no}", created_at=now)
+    db.session.add(refund)
+    db.session.flush()
+    return refund.id
 
 
 def _assess_paid(order: Order, now) -> None:
@@ -424,9 +533,10 @@ def _apply_payment(order: Order, now) -> str:
     if order.status == Order.PENDING:
         order.mark_paid(now)
         return OUTCOME_PAID
-    if order.status == Order.EXPIRED:
-        # Honour a late payment if stock remains; never drop it. Its coupon use, given
-        # back at expiry, is taken again: the buyer did pay with the discount.
+    if order.status in Order.UNPAID_CLOSED:
+        # Honour a late payment (after expiry, or after the buyer cancelled) if stock
+        # remains; never drop it. Its coupon use, given back when the order closed, is
+        # taken again: the buyer did pay with the discount.
         if order.coupon_id:
             stock.change_coupon_uses(order.coupon_id, 1)
         needs_keys = order.product.uses_key_stock

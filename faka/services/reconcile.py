@@ -2,12 +2,14 @@
 
 Run periodically (RQ cron or the in-process timer) and by `flask reconcile`. It expires
 stale reservations, re-enqueues paid-but-undelivered orders, refunds still waiting for
-their gateway call, and emails and webhook deliveries due for another attempt (see
-mail.RETRY_AFTER and webhooks.RETRY_AFTER), so a stopped worker, Redis or SMTP only
-delays work. It asks gateways with a query API about orders whose payment is in flight
-(a notification blocked by a firewall or CDN still completes the order), and moves
-complaints whose deadline passed (complaints.run_deadlines). Once a day it also starts
-the data-retention job (retention.run: old IP addresses hashed, old logs deleted).
+their gateway call (a second payment's too), and emails and webhook deliveries due for
+another attempt (see mail.RETRY_AFTER and webhooks.RETRY_AFTER), so a stopped worker,
+Redis or SMTP only delays work. It asks gateways with a query API about orders whose
+payment is in flight (a notification blocked by a firewall or CDN still completes the
+order): every gateway the buyer was sent to pay with, also one they switched away from,
+and orders expired or cancelled within a day, whose late payment is still honoured. It
+moves complaints whose deadline passed (complaints.run_deadlines). Once a day it also
+starts the data-retention job (retention.run: old IP addresses hashed, old logs deleted).
 """
 from dataclasses import dataclass
 

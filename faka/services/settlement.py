@@ -21,8 +21,8 @@ from sqlalchemy import and_, case, func, or_, select
 
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import AuditEvent, LedgerEntry, Merchant, Order, PaymentNotice, PayoutAccount, Withdrawal
-from faka.services import audit, clock, money
+from faka.models import AuditEvent, LedgerEntry, Merchant, Order, PaymentNotice, PayoutAccount, Refund, Withdrawal
+from faka.services import audit, clock, money, payments, refunds
 from faka.services.analytics import DEFAULT_TIMEZONE, _day_index, day_boundaries
 from faka.services.errors import NotFound
 from faka.templating import money as format_money
@@ -54,6 +54,7 @@ PAYMENT_ON_UNPAID_ORDER = "payment_on_unpaid_order"
 WITHDRAWAL_WRONG = "withdrawal"
 WITHDRAWAL_RETURN_WRONG = "withdrawal_return"
 ENTRY_WITHOUT_OWNER = "entry_without_owner"
+EXTRA_PAYMENT_NOT_RETURNED = "extra_payment_not_returned"
 
 MISMATCH_LABELS = {
     SALE_WRONG: _l("Sale entry is missing or differs from the order total"),
@@ -66,6 +67,7 @@ MISMATCH_LABELS = {
     WITHDRAWAL_WRONG: _l("Withdrawal entry is missing or differs from the withdrawal"),
     WITHDRAWAL_RETURN_WRONG: _l("Returned withdrawal does not match its rejection"),
     ENTRY_WITHOUT_OWNER: _l("Ledger entry belongs to no order or withdrawal"),
+    EXTRA_PAYMENT_NOT_RETURNED: _l("A second payment of this order has not been returned to the buyer"),
 }
 
 
@@ -203,20 +205,24 @@ def _daily_fees(conditions, end: datetime) -> list[DailyFees]:
 # -- reconciliation -----------------------------------------------------------------------
 
 def reconcile_books() -> list[Mismatch]:
-    """Every disagreement between orders, ledger entries, payments and withdrawals, in
-    three queries whatever the size of the shop:
+    """Every disagreement between orders, ledger entries, payments, refunds and
+    withdrawals, in four queries whatever the size of the shop:
 
     - a delivered order (and a refunded one that was delivered) has one SALE of its
       total and one FEE between minus the total and 0; a refunded one also a REFUND of
       minus its total and a FEE_RETURN giving the fee back;
     - no order other than delivered/refunded has ledger entries;
     - a paid, delivered, refunded or paid-but-unfulfilled order has a payment notice of
-      its total, and no other order has one;
+      its total that paid it (not an extra one), and no other order has one (a late
+      payment of an expired or cancelled order made it paid, or paid but unfulfilled);
+    - an extra payment of an order already paid is returned to the buyer: its refund is
+      done by the gateway or paid by hand (until then it is reported; it has no ledger
+      entry, the merchant never had it);
     - a withdrawal has a WITHDRAWAL entry of minus its amount, and a WITHDRAWAL_RETURN
       of its amount exactly when it was rejected;
     - every order-kind entry has an order and every withdrawal-kind entry a withdrawal.
     """
-    return [*_order_mismatches(), *_withdrawal_mismatches(), *_ownerless_entries()]
+    return [*_order_mismatches(), *_unreturned_extra_payments(), *_withdrawal_mismatches(), *_ownerless_entries()]
 
 
 def _per_kind(kind: str):
@@ -241,7 +247,7 @@ def _order_mismatches() -> list[Mismatch]:
     matching_notices = (
         select(PaymentNotice.order_id, func.count().label("n"))
         .join(Order, Order.id == PaymentNotice.order_id)
-        .where(PaymentNotice.amount == Order.total)
+        .where(PaymentNotice.amount == Order.total, PaymentNotice.outcome != payments.OUTCOME_DUPLICATE)
         .group_by(PaymentNotice.order_id)
         .subquery()
     )
@@ -292,6 +298,22 @@ def _check_order(row) -> list[Mismatch]:
     elif row["notices"]:
         mismatches.append(Mismatch(PAYMENT_ON_UNPAID_ORDER, number, None, status))
     return mismatches
+
+
+def _unreturned_extra_payments() -> list[Mismatch]:
+    """Extra payments (an order paid twice) whose refund is not done or paid yet:
+    expected is the amount owed to the buyer, found what became of its refund."""
+    rows = db.session.execute(
+        select(Order.number, PaymentNotice.amount, Refund.status)
+        .join(Order, Order.id == PaymentNotice.order_id)
+        .outerjoin(Refund, Refund.payment_notice_id == PaymentNotice.id)
+        .where(PaymentNotice.outcome == payments.OUTCOME_DUPLICATE,
+               or_(Refund.id.is_(None), Refund.status.not_in(Refund.RETURNED)))
+        .order_by(PaymentNotice.id)
+    ).all()
+    return [Mismatch(EXTRA_PAYMENT_NOT_RETURNED, number, amount,
+                     refunds.STATUS_LABELS[status] if status in refunds.STATUS_LABELS else None)
+            for number, amount, status in rows]
 
 
 def _withdrawal_mismatches() -> list[Mismatch]:

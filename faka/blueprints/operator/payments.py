@@ -38,7 +38,7 @@ def notify_log():
     return render_template(
         "operator/payments.html", rows=rows, total=total, page=page, pages=max(1, -(-total // PER_PAGE)),
         query={"order": number, "gateway": gateway}, gateways=list(GATEWAYS), order=order, notices=notices,
-        can_query=order is not None and payments.can_query(order.gateway),
+        can_query=order is not None and payments.can_check(order),
         result=CHECK_RESULTS.get(request.args.get("checked", "")),
         silent=payments.silent_gateways(),
     )
