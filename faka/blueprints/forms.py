@@ -3,6 +3,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, PasswordField, RadioField, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import PasswordInput
 
 
 class CheckoutForm(FlaskForm):
@@ -16,6 +17,9 @@ class CheckoutForm(FlaskForm):
     )
     query_password = PasswordField(
         _l("Query password (optional)"),
+        # Shown again (masked) when the form comes back with an error, so the buyer does
+        # not lose it unknowingly; that answer is never cached (Cache-Control: no-store).
+        widget=PasswordInput(hide_value=False),
         validators=[Optional(), Length(4, 64, _l("The query password must be 4 to 64 characters."))],
         description=_l("Choose any 4+ characters. With the order number or email it lets you look up this order later."),
     )
@@ -32,8 +36,14 @@ class LookupForm(FlaskForm):
         _l("Order number or email"),
         validators=[DataRequired(_l("Enter an order number or an email.")), Length(max=254)],
     )
+    # The query password, or for an order placed without one, the email it was placed with
+    # (services/orders.py, find_by_number).
     query_password = PasswordField(
-        _l("Query password"), validators=[DataRequired(_l("Enter the query password.")), Length(max=64)]
+        _l("Query password, or email"),
+        validators=[DataRequired(_l("Enter the query password, or the email of an order placed without one.")),
+                    Length(max=254, message=_l("That is too long for a query password or an email."))],
+        description=_l("The query password you chose when ordering. Ordered without one? Enter the order number "
+                       "above and the email you ordered with here."),
     )
 
 

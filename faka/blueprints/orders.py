@@ -9,7 +9,8 @@ from faka.blueprints.forms import LookupForm
 from faka.blueprints.limits import token_misses
 from faka.extensions import limiter
 from faka.i18n import current_language
-from faka.services import captcha, checkout, complaints, orders, reviews, risk
+from faka.models import Order
+from faka.services import captcha, checkout, complaints, orders, payments, reviews, risk
 from faka.services.delivery import delivered_items
 from faka.services.errors import DomainError, NotFound
 
@@ -25,12 +26,32 @@ def _order_or_404(token: str):
     return order
 
 
+def _panels(order) -> dict:
+    """The order page's review and complaint panels (templates/orders/_panels.html)."""
+    return {"review_panel": reviews.order_panel(order), "complaint_panel": complaints.order_panel(order)}
+
+
 @bp.get("/order/<token>")
 @token_misses
 def show(token: str):
     order = _order_or_404(token)
-    return render_template("orders/show.html", order=order, items=delivered_items(order),
-                           review_panel=reviews.order_panel(order), complaint_panel=complaints.order_panel(order))
+    page = render_template("orders/show.html", order=order, items=delivered_items(order),
+                           extra_payments=payments.extra_payments(order.id), **_panels(order))
+    return _private(make_response(page))
+
+
+@bp.get("/order/<token>/keys.txt")
+@token_misses
+def keys_txt(token: str):
+    """The delivered goods as a text file, one item a line, named after the order number."""
+    order = _order_or_404(token)
+    items = delivered_items(order)
+    if not items:
+        abort(404)
+    response = make_response("\n".join(items) + "\n")
+    response.mimetype = "text/plain"  # Flask adds charset=utf-8
+    response.headers["Content-Disposition"] = f'attachment; filename="{order.number}.txt"'
+    return _no_store(response)
 
 
 @bp.get("/order/<token>/status")
@@ -53,10 +74,22 @@ def status(token: str):
     key = final_key if order.is_final else ("status", token, order.status, order.is_held, language)
     body = cache.get(key) if ttl > 0 else None
     if body is None:
-        body = render_template("orders/_status.html", order=order, items=orders.status_items(order))
+        body = render_template("orders/_poll.html", order=order, items=orders.status_items(order),
+                               **_final_panels(order))
         if ttl > 0:
             cache.set(key, body, ttl)
     return _no_store(make_response(body, HTMX_STOP_POLLING if order.is_final else 200))
+
+
+def _final_panels(status) -> dict:
+    """The panels the answer that ends the polling brings along out of band (what the page
+    would show if reloaded: e.g. the review form once delivered). Rendered once per final
+    order and language, and cached with the widget: nothing in them depends on the
+    visitor (the poll has no session; the review form sends the page's CSRF header)."""
+    if not status.is_final or status.status in Order.UNPAID_CLOSED:
+        return {}
+    order = checkout.order_by_token(status.token)
+    return _panels(order) if order is not None else {}
 
 
 def _no_store(response):
@@ -64,13 +97,29 @@ def _no_store(response):
     return response
 
 
+def _private(response):
+    # The page shows a buyer's keys, or links to them: for this browser only, kept nowhere.
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
 def _lookup_limit():
     return current_app.config["RATELIMIT_LOOKUP"]
+
+
+def _this_browsers_orders() -> list:
+    # A browser without the cookie placed no order here: do not look (device_hash() would
+    # make up a new id for it).
+    if device.COOKIE not in request.cookies:
+        return []
+    return orders.placed_in_browser(device.device_hash())
 
 
 @bp.route("/lookup", methods=["GET", "POST"])
 @limiter.limit(_lookup_limit, methods=["POST"])
 def lookup():
+    """Find an order by number or email and its secret; the orders placed in this browser
+    are listed without one."""
     form = LookupForm()
     found = None
     error = None
@@ -87,8 +136,10 @@ def lookup():
     status = 400 if request.method == "POST" and found is None else 200
     if isinstance(error, risk.Blocked):
         status = 403
-    return render_template("orders/lookup.html", form=form, found=found, error=error,
-                           captcha_needed=captcha_needed), status
+    page = render_template("orders/lookup.html", form=form, found=found, error=error,
+                           captcha_needed=captcha_needed, browser_orders=_this_browsers_orders(),
+                           browser_orders_days=orders.BROWSER_ORDERS_DAYS)
+    return _private(make_response(page, status))
 
 
 class ReviewForm(FlaskForm):

@@ -35,4 +35,5 @@ class InvalidNotify(DomainError):
 
 
 class LookupFailed(DomainError):
-    message = _l("No order matches that order number or email and query password.")
+    message = _l("No order matches. Check the order number or email, and the query password (or, for an order "
+                 "placed without one, its email).")

@@ -1,27 +1,32 @@
 """Finding an order again without an account, and its live status."""
+import hmac
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload
 
 from faka.database import read_row
 from faka.extensions import db
 from faka.models import Order, Product, SecurityEvent
-from faka.services import risk, security_events
+from faka.services import clock, risk, security_events
 from faka.services.delivery import delivered_items
 from faka.services.errors import LookupFailed
 from faka.services.passwords import verify_query_password
 
 MAX_ORDERS_PER_EMAIL_LOOKUP = 50
+BROWSER_ORDERS_DAYS = 30  # how far back "orders placed in this browser" reaches
+MAX_BROWSER_ORDERS = 50
 
 
 def lookup(query: str, query_password: str, ip: str | None = None, device_hash: str | None = None,
            captcha_solved: bool = False) -> list[Order]:
-    """The buyer's "find my order": by order number, or by email (its recent orders),
-    with the query password. The risk engine asks for the captcha after a few failures
-    from one IP address or browser, and refuses guessing in bulk; every failure is a
-    security event."""
+    """The buyer's "find my order": by order number with the query password (or, for an
+    order placed without one, the email it was placed with), or by email (its recent
+    orders) with the query password. The risk engine asks for the captcha after a few
+    failures from one IP address or browser, and refuses guessing in bulk; every failure
+    is a security event."""
     signals = risk.Signals(risk.LOOKUP, ip, device_hash)
     verdict = risk.check(signals, captcha_solved)
     if verdict.hits:
@@ -34,20 +39,32 @@ def lookup(query: str, query_password: str, ip: str | None = None, device_hash: 
         raise
 
 
-def find_by_number(number: str, query_password: str) -> Order:
-    """The order with this number and query password. An unknown number and a wrong
-    password fail the same way, and take the same time."""
+def find_by_number(number: str, secret: str) -> Order:
+    """The order with this number, given its query password; an order placed without one
+    is given by the email it was placed with instead (and one with neither is not found
+    this way). An unknown number, a wrong secret and an order with neither fail the same
+    way, after the same password hash check."""
     order = db.session.execute(select(Order).where(Order.number == number.strip())).scalar_one_or_none()
     stored = order.query_password_hash if order is not None else None
-    if not verify_query_password(stored, query_password) or order is None:
+    password_matches = verify_query_password(stored, secret)  # a hash check whatever the order
+    if order is None:
         raise LookupFailed()
-    return order
+    if password_matches or (stored is None and _is_email_of(order, secret)):
+        return order
+    raise LookupFailed()
+
+
+def _is_email_of(order: Order, given: str) -> bool:
+    # Checkout keeps emails stripped and lower-cased.
+    return bool(order.email) and hmac.compare_digest(order.email.encode(), given.strip().lower().encode())
 
 
 def find_by_email(email: str, query_password: str) -> list[Order]:
-    """This email's recent orders whose query password matches, newest first."""
+    """This email's recent orders whose query password matches, newest first. (An email
+    is no secret: the email itself never stands in for the password here.)"""
     orders = db.session.execute(
         select(Order)
+        .options(joinedload(Order.product))
         .where(Order.email == email.strip().lower())
         .order_by(Order.created_at.desc())
         .limit(MAX_ORDERS_PER_EMAIL_LOOKUP)
@@ -57,6 +74,20 @@ def find_by_email(email: str, query_password: str) -> list[Order]:
         verify_query_password(None, query_password)
         raise LookupFailed()
     return matches
+
+
+def placed_in_browser(device_hash: str, now: datetime | None = None) -> list[Order]:
+    """The orders placed in the browser with this device hash (device.device_hash()) in the
+    last BROWSER_ORDERS_DAYS days, newest first: no password needed, the browser itself
+    is the proof."""
+    since = (now or clock.now()) - timedelta(days=BROWSER_ORDERS_DAYS)
+    return list(db.session.execute(
+        select(Order)
+        .options(joinedload(Order.product))
+        .where(Order.device_hash == device_hash, Order.created_at >= since)
+        .order_by(Order.created_at.desc(), Order.id.desc())
+        .limit(MAX_BROWSER_ORDERS)
+    ).scalars())
 
 
 @dataclass(frozen=True)
