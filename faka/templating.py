@@ -2,7 +2,7 @@
 from functools import cache
 
 import nh3
-from flask import g
+from flask import g, url_for
 from werkzeug.local import LocalProxy
 from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
@@ -10,6 +10,7 @@ from markupsafe import Markup
 
 from faka.i18n import current_language
 from faka.payments.base import yuan_text
+from faka.payments.clients import app_name
 from faka.services import blacklist
 from faka.services.settings import cached_site_settings
 
@@ -64,6 +65,14 @@ def timeline_label(what: str) -> str:
     return str(TIMELINE_LABELS.get(what, what))
 
 
+# The gateways with a logo of their own in static/icons/pay/; any other shows other.svg.
+PAYMENT_ICONS = frozenset({"sandbox", "epay", "alipay", "wechat", "stripe", "usdt"})
+
+
+def gateway_icon(name: str) -> str:
+    return url_for("static", filename=f"icons/pay/{name if name in PAYMENT_ICONS else 'other'}.svg")
+
+
 def order_status_label(status: str) -> str:
     return str(ORDER_STATUS_LABELS.get(status, status))
 
@@ -103,6 +112,8 @@ def init_app(app) -> None:
     app.add_template_filter(local_time, "localtime")
     app.add_template_filter(mask_email, "mask_email")
     app.add_template_global(order_status_label)
+    app.add_template_global(gateway_icon)
+    app.add_template_global(app_name, "in_app_name")
     app.add_template_global(timeline_label)
     app.add_template_global(percent)
     from faka.services import complaints, risk

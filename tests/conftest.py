@@ -25,6 +25,9 @@ from faka.services import accounts, checkout
 from faka.services.crypto import vault
 from faka.services.keys import import_keys
 
+# The fake payment providers' fixtures: fake_providers, providers, live_shop (tests/fakes/).
+pytest_plugins = ["fakes.providers"]
+
 TEST_DATABASE = os.environ.get("FAKA_TEST_DATABASE", "sqlite")
 TEST_REDIS_URL = os.environ.get("FAKA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ENCRYPTION_KEY = Fernet.generate_key().decode()
@@ -286,6 +289,18 @@ def assert_pay_page_unavailable(client, order: Order) -> None:
     assert reload(order).status == Order.PENDING
 
 
+def provider_link(client, order: Order, **headers) -> str:
+    """The link on faka's pay page that takes the buyer on to the provider. The page
+    itself answers 200: it never redirects to another site (faka/services/cashier.py)."""
+    from html import unescape
+
+    page = client.get(f"/pay/{order.token}", headers=headers)
+    assert page.status_code == 200, page.status_code
+    match = re.search(r'<a class="button primary" href="([^"]+)"', page.get_data(as_text=True))
+    assert match, "the pay page links to no provider"
+    return unescape(match.group(1))
+
+
 def key_texts(order: Order) -> list[str]:
     return [vault().decrypt(k.ciphertext) for k in reload(order).keys]
 
@@ -398,21 +413,31 @@ def live_server(make_app):
     server.shutdown()
 
 
-@pytest.fixture
-def phone():
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """The system's Chromium, started once for the whole run (each test opens its own
+    context: cookies, storage and screen of its own)."""
     from playwright import sync_api as playwright_api
 
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
-        page = browser.new_page(viewport={"width": 360, "height": 800})
-        errors = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.console_errors = errors
-        yield page
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def phone(chromium):
+    context = chromium.new_context(viewport={"width": 360, "height": 800})
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.console_errors = errors
+    yield page
+    context.close()
 
 
 def no_horizontal_scroll(page) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from faka.extensions import db
 from faka.models import Order, SecurityEvent, SpentChallenge
 from faka.models.types import utcnow
-from faka.services import captcha, risk
+from faka.services import captcha, checkout, risk
 from tests.conftest import count, csrf_from, no_horizontal_scroll
 
 WIDGET = "<altcha-widget"
@@ -204,10 +204,21 @@ def test_checkout_asks_a_risky_buyer_for_the_captcha_then_takes_the_order_once(c
     assert placed.status_code == 303 and "/pay/" in placed.headers["Location"]
     assert count(Order) == 1
 
+    # Sent again at once (a second tap, a resubmitted form): the same order, nothing new;
+    # the spent solution it carried is still noted as a failed captcha.
+    again = buy(client, product, DISPOSABLE, solution)
+    assert again.status_code == 303 and again.headers["Location"] == placed.headers["Location"]
+    assert count(Order) == 1
+    assert count(SecurityEvent, SecurityEvent.kind == SecurityEvent.CAPTCHA_FAILED) == 1
+
+    # The same solution for another order: spent.
+    for order in db.session.execute(select(Order)).scalars():
+        order.created_at -= checkout.REPEAT_WINDOW
+    db.session.commit()
     replayed = buy(client, product, DISPOSABLE, solution)
     assert replayed.status_code == 400 and WIDGET in replayed.text
     assert count(Order) == 1
-    assert count(SecurityEvent, SecurityEvent.kind == SecurityEvent.CAPTCHA_FAILED) == 1
+    assert count(SecurityEvent, SecurityEvent.kind == SecurityEvent.CAPTCHA_FAILED) == 2
 
 
 def test_forged_solution_is_a_security_event_and_takes_no_order(client, product):

@@ -22,7 +22,7 @@ import pyotp
 import pytest
 from flask_babel import force_locale, gettext
 from PIL import Image
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from sqlalchemy import select, update
 from werkzeug.serving import make_server
 
@@ -31,7 +31,7 @@ from faka.extensions import db
 from faka.models import Category, Complaint, ComplaintImage, Order, User
 from faka.models.types import utcnow
 from faka.services import accounts, complaints
-from tests.conftest import CHROMIUM, count, no_horizontal_scroll, reload, signed_notify, with_totp
+from tests.conftest import count, no_horizontal_scroll, reload, signed_notify, with_totp
 
 MOBILE_UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
              "Chrome/126.0.0.0 Mobile Safari/537.36")
@@ -57,16 +57,9 @@ def png_file(name: str, color=(30, 120, 200)) -> dict:
 
 # -- the browser, the shop, the visitors ----------------------------------------------------
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update"],
-        )
-        yield chromium
-        chromium.close()
+@pytest.fixture
+def browser(chromium):
+    return chromium
 
 
 @pytest.fixture
@@ -203,7 +196,7 @@ def buys(v: Visitor, title: str, email: str, password: str) -> None:
     v.page.fill("#query_password", password)
     v.press("form.buy button.primary")
     v.arrive("**/pay/*")
-    v.sees("Sandbox payment")
+    v.sees("This is a test gateway: no real money moves.")
     v.press("article.pay button.primary")  # posts the signed notify, back to the order
     v.arrive("**/order/*")
 
@@ -241,8 +234,8 @@ def test_buyer_buys_copies_finds_reviews_and_complains(shop, visitors, make_prod
     assert key.startswith(f"KEY-{product.id}-")
 
     # Copy: the clipboard (permission granted to the context) holds the key, and the button says so.
-    buyer.press("button.copy")
-    expect(page.locator("button.copy")).to_have_text(buyer.t("Copied"))
+    buyer.press(".keys button.copy")
+    expect(page.locator(".keys button.copy")).to_have_text(buyer.t("Copied"))
     assert page.evaluate("navigator.clipboard.readText()") == key
     buyer.check()
 

@@ -1,5 +1,5 @@
 """Placing an order from the product page, and the page's live price preview."""
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 
 from faka import device
 from faka.blueprints.forms import CheckoutForm
@@ -47,7 +47,7 @@ def buy(slug: str):
         except DomainError as exc:
             error = exc
         else:
-            return redirect(url_for("pay.start", token=order.token), 303)
+            return _to_pay_page(order.token)
     try:
         page = catalog.product_page(slug)  # fresh stock for the message, with the seller's reputation and reviews
     except NotFound:
@@ -64,14 +64,25 @@ def buy(slug: str):
             quote_error = exc.message
         except DomainError:
             pass
-    return (
-        render_template(
-            "catalog/product.html", listing=page.listing, product=page.listing.product, form=form, error=error,
-            quote=price, quote_error=quote_error, reputation=page.reputation, reviews=page.reviews,
-            captcha_needed=isinstance(error, risk.CaptchaRequired),
-        ),
-        status,
-    )
+    response = make_response(render_template(
+        "catalog/product.html", listing=page.listing, product=page.listing.product, form=form, error=error,
+        quote=price, quote_error=quote_error, reputation=page.reputation, reviews=page.reviews,
+        captcha_needed=isinstance(error, risk.CaptchaRequired),
+    ), status)
+    response.headers["Cache-Control"] = "no-store"  # the form comes back with the buyer's query password
+    return response
+
+
+def _to_pay_page(token: str):
+    """On to faka's own pay page, which sends the buyer to the provider (see
+    faka/services/cashier.py). An htmx request is told to navigate there in full
+    (HX-Redirect): the pay page must load as a page of its own."""
+    url = url_for("pay.start", token=token)
+    if request.htmx:
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, 303)
 
 
 def _chosen_gateway(form: CheckoutForm) -> str:

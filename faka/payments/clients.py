@@ -8,6 +8,8 @@ pay page shows the "open in your browser" guidance where a gateway can do nothin
 """
 import re
 
+from flask_babel import lazy_gettext as _l
+
 DESKTOP = "desktop"
 PHONE = "phone"  # a phone or tablet browser (Safari, Chrome, the vendors' own browsers)
 WECHAT = "wechat"  # WeChat's in-app browser, on a phone or in the PC client
@@ -16,6 +18,7 @@ WEIBO = "weibo"
 ALIPAY = "alipay"  # the Alipay app's in-app browser
 
 KINDS = (DESKTOP, PHONE, WECHAT, QQ, WEIBO, ALIPAY)
+APP_NAMES = {WECHAT: _l("WeChat"), QQ: _l("QQ"), WEIBO: _l("Weibo"), ALIPAY: _l("the Alipay app")}
 IN_APP = frozenset({WECHAT, QQ, WEIBO, ALIPAY})
 PHONES = frozenset({PHONE, WECHAT, QQ, WEIBO, ALIPAY})
 
@@ -36,3 +39,8 @@ def client_kind(user_agent: str | None) -> str:
         if mark.search(user_agent):
             return kind
     return PHONE if _PHONE_MARKS.search(user_agent) else DESKTOP
+
+
+def app_name(kind: str) -> str:
+    """The in-app browser's app, as the pay page names it ("WeChat")."""
+    return str(APP_NAMES.get(kind, kind))

@@ -15,8 +15,12 @@ from faka.models import Order, Product
 from faka.models.catalog import DELIVERY_AUTO
 from faka.payments import get_gateway
 from faka.services import catalog, clock, coupons, risk, settings, stock
-from faka.services.errors import DomainError, InvalidQuantity, NotForSale, OutOfStock
-from faka.services.passwords import hash_query_password
+from faka.services.errors import DomainError, InvalidQuantity, NotForSale, NotFound, OutOfStock
+from faka.services.passwords import hash_query_password, verify_query_password
+
+# A second identical order from the same browser this soon is the same tap again (a
+# double tap, a resubmitted form): the buyer is sent to the first order instead.
+REPEAT_WINDOW = timedelta(seconds=10)
 
 
 class QueryPasswordRequired(DomainError):
@@ -48,13 +52,17 @@ def place_order(
 
     A coupon is validated again here, whatever the preview said, and one of its uses is
     taken in the same transaction: an order that fails gives the use back by rolling back.
+
+    The same order placed again from the same browser within REPEAT_WINDOW (same product,
+    quantity, email, query password, coupon and way of paying, still unpaid) returns the
+    first order and creates nothing: five quick taps on "Buy" are one order.
     """
     get_gateway(gateway)  # refuses an unknown or disabled gateway before any write
     password_hash = hash_query_password(query_password) if query_password else None
     begin_write()
     try:
-        order = _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale, coupon_code,
-                       device_hash, captcha_solved)
+        order = _place(product_slug, quantity, email, query_password, password_hash, gateway, client_ip, locale,
+                       coupon_code, device_hash, captcha_solved)
     except Exception:
         db.session.rollback()
         raise
@@ -86,7 +94,7 @@ def _check_quantity(product: Product, quantity: int) -> None:
         raise InvalidQuantity()
 
 
-def _place(product_slug, quantity, email, password_hash, gateway, client_ip, locale, coupon_code,
+def _place(product_slug, quantity, email, query_password, password_hash, gateway, client_ip, locale, coupon_code,
            device_hash, captcha_solved) -> Order:
     product = _product_on_sale(product_slug)
     _check_quantity(product, quantity)
@@ -96,9 +104,12 @@ def _place(product_slug, quantity, email, password_hash, gateway, client_ip, loc
     now = clock.now()
     email = (email or "").strip().lower() or None
     signals = risk.Signals(risk.CHECKOUT, client_ip, device_hash, email, product.merchant_id, product, quantity, now=now)
-    risk.serialise_buyer(signals)
-    verdict = risk.check(signals, captcha_solved)
+    risk.serialise_buyer(signals)  # a repeated tap waits here until the first one committed
     price = coupons.quote(product, quantity, coupon_code, now)
+    first = _same_order_just_placed(product, quantity, email, query_password, price.coupon, gateway, device_hash, now)
+    if first is not None:
+        return first
+    verdict = risk.check(signals, captcha_solved)
     unit_price = product.unit_price_for(quantity)
     expires_at = now + timedelta(minutes=settings.order_ttl_minutes())
     order = Order(
@@ -134,6 +145,75 @@ def _place(product_slug, quantity, email, password_hash, gateway, client_ip, loc
     if price.coupon is not None:
         # Last, so the coupon's row lock is held only for the commit.
         coupons.consume_use(price.coupon, now)
+    return order
+
+
+def _same_order_just_placed(product, quantity, email, query_password, coupon, gateway, device_hash, now) -> Order | None:
+    if device_hash is None:
+        return None
+    candidates = db.session.execute(
+        select(Order).where(
+            Order.device_hash == device_hash, Order.product_id == product.id, Order.status == Order.PENDING,
+            Order.created_at >= now - REPEAT_WINDOW, Order.quantity == quantity, Order.gateway == gateway,
+            Order.email.is_(None) if email is None else Order.email == email,
+            Order.coupon_id.is_(None) if coupon is None else Order.coupon_id == coupon.id,
+        ).order_by(Order.created_at)
+    ).scalars()
+    for order in candidates:
+        if order.query_password_hash is None and not query_password:
+            return order
+        if order.query_password_hash and query_password and verify_query_password(order.query_password_hash,
+                                                                                  query_password):
+            return order
+    return None
+
+
+class OrderNotPending(DomainError):
+    message = _l("This order is no longer waiting for payment.")
+
+
+def cancel_order(token: str) -> Order:
+    """The buyer cancels an unpaid order: its keys go back on sale and its coupon use is
+    given back at once. A payment that still arrives later is honoured like one after
+    expiry (faka/services/payments.py)."""
+    begin_write()
+    try:
+        order = _locked_pending_order(token)
+        now = clock.now()
+        order.mark_cancelled(now)
+        stock.release_keys([order.id])
+        if order.coupon_id:
+            stock.change_coupon_uses(order.coupon_id, -1)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return order
+
+
+def change_gateway(token: str, gateway: str) -> Order:
+    """Pay an unpaid order another way. A payment already started with the earlier way
+    is still accepted if the buyer completes it (the payment attempts remember it)."""
+    get_gateway(gateway)  # an unknown or disabled gateway: GatewayUnavailable
+    begin_write()
+    try:
+        order = _locked_pending_order(token)
+        order.gateway = gateway
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return order
+
+
+def _locked_pending_order(token: str) -> Order:
+    order = db.session.execute(
+        select(Order).where(Order.token == token).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none() if token and len(token) == 32 else None
+    if order is None:
+        raise NotFound()
+    if order.status != Order.PENDING or order.expires_at <= clock.now():
+        raise OrderNotPending()
     return order
 
 

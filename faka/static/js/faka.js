@@ -75,3 +75,110 @@
   tick();
   setInterval(tick, 1000);
 })();
+
+/* Leaving for the payment provider. The pay page's link with data-leave-now is followed
+ * at once (the page is on a phone, and the provider is the only way on), unless the
+ * buyer came back to the pay page with the back button: then it stays, with its link,
+ * its countdown and the other ways to pay. A script navigation, unlike a form's
+ * redirect, is not limited by the CSP's form-action. */
+(function () {
+  'use strict';
+
+  function cameBack() {
+    var nav = window.performance && performance.getEntriesByType ? performance.getEntriesByType('navigation')[0] : null;
+    return !!nav && nav.type === 'back_forward';
+  }
+
+  var leaving = false;
+
+  function leaveNow(root) {
+    var link = root.querySelector ? root.querySelector('a[data-leave-now]') : null;
+    if (link && !leaving && !cameBack()) {
+      leaving = true;
+      window.location.assign(link.href);
+    }
+  }
+
+  leaveNow(document);
+  document.addEventListener('htmx:load', function (ev) { leaveNow(ev.target); });
+})();
+
+/* WeChat Pay inside WeChat (JSAPI): <button data-wechat-pay='{…getBrandWCPayRequest…}'
+ * data-paid-url="…"> opens WeChat's payment sheet, at once and on each tap. */
+(function () {
+  'use strict';
+
+  var button = document.querySelector('[data-wechat-pay]');
+  if (!button) return;
+  var failed = document.querySelector('[data-wechat-failed]');
+
+  function pay() {
+    if (typeof window.WeixinJSBridge === 'undefined') return;
+    window.WeixinJSBridge.invoke('getBrandWCPayRequest', JSON.parse(button.getAttribute('data-wechat-pay')), function (res) {
+      if (res && res.err_msg === 'get_brand_wcpay_request:ok') {
+        window.location.assign(button.getAttribute('data-paid-url'));
+      } else if (failed) {
+        failed.hidden = false;
+      }
+    });
+  }
+
+  button.addEventListener('click', pay);
+  if (typeof window.WeixinJSBridge === 'undefined') {
+    document.addEventListener('WeixinJSBridgeReady', pay, false);
+  } else {
+    pay();
+  }
+})();
+
+/* Every form disables its submit button while htmx sends it, so a second tap sends
+ * nothing (htmx's hx-disabled-elt, given to each form as it appears; a form may set its
+ * own). The button shows a spinner meanwhile (faka.css: .htmx-request). */
+(function () {
+  'use strict';
+
+  function disableWhileSending(root) {
+    var forms = root.querySelectorAll ? root.querySelectorAll('form:not([hx-disabled-elt])') : [];
+    for (var i = 0; i < forms.length; i++) {
+      var form = forms[i];
+      if (!form.querySelector('button[type=submit]')) continue;
+      form.setAttribute('hx-disabled-elt', 'find button[type=submit]');
+      // Fields that send requests of their own (the price preview) must not inherit it.
+      var kept = form.getAttribute('hx-disinherit');
+      if (kept !== '*') form.setAttribute('hx-disinherit', ((kept || '') + ' hx-disabled-elt').trim());
+    }
+  }
+
+  disableWhileSending(document);
+  document.addEventListener('htmx:load', function (ev) { disableWhileSending(ev.target); });
+})();
+
+/* When an htmx request the visitor made cannot reach the server (no network, a timeout),
+ * say so instead of doing nothing: <p id="request-failed" data-network="…" data-server="…">
+ * in base.html. Polls retry by themselves and stay quiet. */
+(function () {
+  'use strict';
+
+  var box = document.getElementById('request-failed');
+  if (!box) return;
+  var timer = null;
+
+  function polling(elt) {
+    return !!elt && /\bevery\b/.test(elt.getAttribute('hx-trigger') || '');
+  }
+
+  function show(kind, ev) {
+    if (polling(ev.detail && ev.detail.elt)) return;
+    box.textContent = box.getAttribute(kind === 'server' ? 'data-server' : 'data-network');
+    box.hidden = false;
+    clearTimeout(timer);
+    timer = setTimeout(function () { box.hidden = true; }, 8000);
+  }
+
+  document.addEventListener('htmx:sendError', function (ev) { show('network', ev); });
+  document.addEventListener('htmx:timeout', function (ev) { show('network', ev); });
+  document.addEventListener('htmx:responseError', function (ev) { show('server', ev); });
+  document.addEventListener('htmx:afterRequest', function (ev) {
+    if (ev.detail && ev.detail.successful && !polling(ev.detail.elt)) box.hidden = true;
+  });
+})();
