@@ -6,6 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+TEST_REDIS_URL_POSTGRESQL ?= redis://127.0.0.1:6379/14
 PYTEST_ARGS ?=
 
 .PHONY: run test test-sqlite test-postgresql bench attack translations extract-messages screenshots vendor worker clean
@@ -36,13 +37,16 @@ run: $(BIN)/activate translations
 worker: $(BIN)/activate translations
 	$(BIN)/python worker.py
 
-test: test-sqlite test-postgresql
+# The two databases' suites run side by side (one core each; each its own Redis database),
+# and each prints its output when it ends. Either failing fails `make test`.
+test: $(VENV)/.dev translations
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgresql
 
 test-sqlite: $(VENV)/.dev translations
 	FAKA_TEST_DATABASE=sqlite FAKA_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q $(PYTEST_ARGS)
 
 test-postgresql: $(VENV)/.dev translations
-	FAKA_TEST_DATABASE=$(TEST_DATABASE_URL) FAKA_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q $(PYTEST_ARGS)
+	FAKA_TEST_DATABASE=$(TEST_DATABASE_URL) FAKA_TEST_REDIS_URL=$(TEST_REDIS_URL_POSTGRESQL) $(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev translations
 	$(BIN)/python bench/run.py
