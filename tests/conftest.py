@@ -417,6 +417,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
+def pytest_collection_modifyitems(items):
+    # `pytest -m browser` runs every test that drives Chromium.
+    for item in items:
+        if "chromium" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(scope="session")
 def chromium():
     """The system's Chromium, started once for the whole run (each test opens its own

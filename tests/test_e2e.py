@@ -167,6 +167,13 @@ def visitors(browser, shop):
         v.close()
 
 
+def assert_loaded(image) -> None:
+    """The image really loaded (decoded, with a size), however long a busy machine takes:
+    visible only means its box is on the page."""
+    image.page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
+                                 timeout=WAIT_MS)
+
+
 def one(model, *where):
     """The one row of `model` matching `where`, as the database holds it now."""
     db.session.commit()  # end the test's snapshot: the server committed since
@@ -271,7 +278,7 @@ def test_buyer_buys_copies_finds_reviews_and_complains(shop, visitors, make_prod
     expect(page.locator(".message").first).to_contain_text("says already redeemed")
     image = page.locator(".evidence img").first
     expect(image).to_be_visible()
-    assert page.evaluate("(img) => img.complete && img.naturalWidth", image.element_handle()) > 0
+    assert_loaded(image)
     buyer.check()
     complaint = one(Complaint, Complaint.order_id == order.id)
     assert complaint.status == Complaint.OPEN
@@ -347,7 +354,7 @@ def test_merchant_signs_up_is_approved_lists_keys_and_sees_the_sale(shop, visito
     operator.arrive("**/operator/merchants/*")
     licence = operator.page.locator("img.licence")
     expect(licence).to_be_visible()
-    assert operator.page.evaluate("(img) => img.naturalWidth", licence.element_handle()) > 0
+    assert_loaded(licence)
     operator.press_text("Approve", role="button")
     expect(operator.page.locator("h1 .badge")).to_have_text("approved")
     operator.check()

@@ -80,7 +80,7 @@ def test_inside_wechat_a_way_that_cannot_work_there_shows_how_to_open_the_browse
     page = client.get(f"/pay/{order.token}?lang=en", headers={"User-Agent": WECHAT})
     assert page.status_code == 200
     assert "Open this page in your browser to pay" in page.text
-    assert "EPay (Alipay / WeChat via EPay) cannot be used inside WeChat." in page.text
+    assert "EPay cannot be used inside WeChat." in page.text
     assert f"http://localhost/pay/{order.token}</code>" in page.text and 'data-copy="pay-link"' in page.text
     assert 'class="button primary"' not in page.text
     # The sandbox works anywhere: offered as another way, opened at once.

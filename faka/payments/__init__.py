@@ -40,6 +40,17 @@ GATEWAY_LABELS = {
 }
 
 
+# What the pay page calls each way of paying in its heading and its "Continue to …" link.
+GATEWAY_NAMES = {
+    "sandbox": _l("the sandbox"),
+    "epay": _l("EPay"),
+    "alipay": _l("Alipay"),
+    "wechat": _l("WeChat Pay"),
+    "stripe": _l("Stripe"),
+    "usdt": _l("USDT"),
+}
+
+
 def enabled_gateways() -> list[tuple[str, str]]:
     """The gateways buyers may choose, as (name, label), in registry order."""
     enabled = _enabled_ciphertexts()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 
 from faka.models import Order
-from faka.payments import GATEWAY_LABELS, enabled_gateways, get_gateway
+from faka.payments import GATEWAY_NAMES, enabled_gateways, get_gateway
 from faka.payments.base import GatewayError, PaymentStart
 from faka.payments.clients import IN_APP, PHONES
 from faka.services import payments
@@ -28,7 +28,7 @@ class Cashier:
 
     order: Order
     gateway: str
-    label: str
+    label: str  # the way of paying's short name ("Alipay")
     client: str
     payment: PaymentStart | None = None
     sign_in_url: str | None = None
@@ -60,7 +60,7 @@ def prepare(order: Order, client: str, payer: str | None, sign_in_callback: str,
     """Start (or restart) the order's payment for a buyer in `client`. Provider errors
     propagate (GatewayError, requests' errors): the page then offers to try again."""
     gateway = get_gateway(order.gateway)
-    base = dict(order=order, gateway=order.gateway, label=str(GATEWAY_LABELS.get(order.gateway, order.gateway)),
+    base = dict(order=order, gateway=order.gateway, label=str(GATEWAY_NAMES.get(order.gateway, order.gateway)),
                 client=client, alternatives=ways_to_pay(client, besides=order.gateway))
     if gateway.method_for(client) is None:
         return Cashier(guidance=True, **base)

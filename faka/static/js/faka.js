@@ -3,6 +3,8 @@
  * textContent; delegated on document, so it also works for content swapped in by htmx.
  * <time datetime="ISO" data-countdown data-expired="…"> shows the time left (m:ss)
  * instead of the deadline; without JavaScript the deadline itself stays. */
+document.documentElement.classList.add('js'); // shows what only works with scripts (.js-only)
+
 (function () {
   'use strict';
 
