@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from faka.extensions import db
-from faka.models import Order, Review
+from faka.models import Order, Review, utcnow
 from faka.services.crypto import vault
 
 from conftest import csrf_from, key_texts, reload
@@ -129,6 +129,11 @@ def head(page: str) -> str:
 def test_an_unfinished_order_page_refreshes_itself_without_javascript(client, make_product, place, pay):
     waiting = place(make_product(keys=2))
     assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in head(client.get(f"/order/{waiting.token}").text)
+
+    delivering = place(make_product(keys=2))
+    delivering.mark_paid(utcnow())  # paid, its automatic delivery a moment away: look again soon
+    db.session.commit()
+    assert '<meta http-equiv="refresh" content="2">' in head(client.get(f"/order/{delivering.token}").text)
 
     manual = place(make_product(keys=0, delivery_type="manual"))
     pay(manual)
