@@ -2,6 +2,7 @@
 off where it matters): "Buy" tapped five times makes one order, a network error is said
 out loud, and a destructive action asks first."""
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -134,3 +135,17 @@ def test_withdrawing_a_complaint_asks_first_and_no_changes_nothing(visit, open_c
     expect(page.locator("#thread .badge")).to_have_text("已关闭")
     assert reload(complaint).status == Complaint.WITHDRAWN
     assert page.errors == []
+
+
+def test_every_confirmation_is_on_a_request_htmx_sends():
+    """htmx asks hx-confirm only for the requests it sends itself: a form it does not boost
+    (hx-boost="false", or under hx-disinherit="*", which also stops hx-boost from being
+    inherited) would be sent at the first tap."""
+    import faka
+
+    templates = Path(faka.__file__).parent / "templates"
+    for path in templates.rglob("*.html"):
+        text = path.read_text()
+        assert 'hx-disinherit="*"' not in text, path
+        for tag in re.findall(r"<[a-z]+\b[^>]*hx-confirm=[^>]*>", text):
+            assert 'hx-boost="false"' not in tag, (path, tag)

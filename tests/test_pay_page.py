@@ -188,3 +188,15 @@ def test_a_way_of_paying_that_is_not_enabled_is_refused_and_nothing_changes(clie
     assert reload(order).gateway == "epay"
     again = client.get(answer.headers["Location"] + "?lang=en")
     assert "This payment method is not available right now" in again.text
+
+
+def test_a_way_of_paying_switched_off_after_ordering_offers_the_others(client, product, epay):
+    buy(client, product)
+    order = db.session.execute(db.select(Order)).scalar_one()
+    configure_gateway("epay", {}, enabled=False)
+    page = client.get(f"/pay/{order.token}?lang=en", headers={"User-Agent": IPHONE})
+    assert page.status_code == 502 and "Nothing was charged" in page.text
+    assert 'name="gateway" value="sandbox"' in page.text  # pay another way, on the same order
+    answer = client.post(f"/pay/{order.token}/method", data={"csrf_token": csrf_from(page.text), "gateway": "sandbox"})
+    assert answer.status_code == 303 and reload(order).gateway == "sandbox"
+    assert 'action="/pay/sandbox/notify"' in client.get(f"/pay/{order.token}").text
