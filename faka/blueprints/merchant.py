@@ -505,5 +505,7 @@ def webhook_delete(endpoint_id: int):
     return redirect(url_for("merchant.webhook_list"), 303)
 
 
-# The blacklist, complaints and reviews have their own modules, which attach their views to `bp`.
-from faka.blueprints import merchant_blacklist, merchant_complaints, merchant_reviews  # noqa: E402,F401
+# The blacklist, complaints, reviews, product images and checkout fields have their own
+# modules, which attach their views to `bp`.
+from faka.blueprints import merchant_blacklist, merchant_complaints, merchant_reviews  # noqa: E402,F401,I001
+from faka.blueprints import merchant_fields, merchant_images  # noqa: E402,F401,I001

@@ -14,6 +14,7 @@ from faka.models.audit import AuditEvent
 from faka.models.complaints import Complaint, ComplaintImage, ComplaintMessage
 from faka.models.reviews import Review
 from faka.models.risk import BlacklistEntry, RiskEvent, RiskHit, SecurityEvent, SignIn, SpentChallenge
+from faka.models import checkout_fields, images  # noqa: F401  (their tables)
 from faka.models.types import utcnow
 
 __all__ = [

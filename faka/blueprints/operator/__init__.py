@@ -27,4 +27,4 @@ def require_operator():
 # The route modules attach their views to `bp`; the navigation follows this order.
 from faka.blueprints.operator import console, merchants, moderation, complaints, reviews  # noqa: E402,F401,I001
 from faka.blueprints.operator import risk  # noqa: E402,F401,I001
-from faka.blueprints.operator import settlement, payments, site  # noqa: E402,F401,I001
+from faka.blueprints.operator import settlement, payments, site, categories  # noqa: E402,F401,I001

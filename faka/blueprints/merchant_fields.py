@@ -1,0 +1,2 @@
+"""The merchant's checkout fields: what a product asks the buyer."""
+from faka.blueprints.merchant import bp  # noqa: F401

@@ -1,0 +1,1 @@
+"""What a product asks the buyer at checkout (a game UID, a server, an account), and the answers."""
