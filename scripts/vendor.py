@@ -25,6 +25,8 @@ from pathlib import Path
 
 REGISTRY = "https://registry.npmjs.org"
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "faka" / "static" / "vendor"
+# Files only the tests use (never served): a package with "tests": True goes here.
+TESTS_DIR = Path(__file__).resolve().parent.parent / "tests" / "vendor"
 MAX_TARBALL_BYTES = 20 * 1024 * 1024
 
 PACKAGES = [
@@ -78,6 +80,26 @@ PACKAGES = [
         },
         "main": "altcha.min.js",
     },
+    {
+        # The accessibility checker the browser tests inject into pages (tests/test_accessibility.py).
+        "name": "axe-core",
+        "version": "4.14.1",
+        "dest": "axe-core",
+        "tests": True,
+        # sha256 of axe-core-4.14.1.tgz (its sha512 equals npm's dist.integrity)
+        "tarball_sha256": "e6b0ce02b84d892e2e33e403485e7f3d6c29e2be6df65daf44d89ba564139745",
+        "files": {
+            "package/axe.min.js": (
+                "axe.min.js",
+                "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c",
+            ),
+            "package/LICENSE": (
+                "LICENSE",
+                "af175b9d96ee93c21a036152e1b905b0b95304d4ae8c2c921c7609100ba8df7e",
+            ),
+        },
+        "main": "axe.min.js",
+    },
 ]
 
 
@@ -104,9 +126,14 @@ def version_text(pkg: dict) -> str:
     )
 
 
+def destination(pkg: dict, root: Path) -> Path:
+    """Where a package's files go: the test-only folder, or the vendor root."""
+    return (TESTS_DIR if pkg.get("tests") else root) / pkg["dest"]
+
+
 def problems_on_disk(pkg: dict, root: Path) -> list[str]:
     """Return a list of mismatches between disk and pins (empty = all good)."""
-    dest = root / pkg["dest"]
+    dest = destination(pkg, root)
     problems = []
     for out_name, want in pkg["files"].values():
         path = dest / out_name
@@ -203,7 +230,7 @@ def vendor(root: Path) -> int:
             continue
         staged.append((pkg, extract(pkg, fetch_tarball(pkg))))
     for pkg, files in staged:
-        dest = root / pkg["dest"]
+        dest = destination(pkg, root)
         for out_name, content in files.items():
             write_atomic(dest / out_name, content)
         print(f"wrote {pkg['name']} {pkg['version']} -> {dest}")
