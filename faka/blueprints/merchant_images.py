@@ -1,2 +1,71 @@
-"""The merchant's product images: cover and gallery."""
-from faka.blueprints.merchant import bp  # noqa: F401
+"""The merchant's product images: cover and gallery.
+
+Plain forms (multipart upload, one button per move or removal), so the page works without
+JavaScript; each change answers 303 back to the page, or the page again with the reason
+it was refused (400), nothing having changed.
+"""
+from flask import abort, g, redirect, request, url_for
+
+from faka.blueprints.merchant import bp, render, scoped
+from faka.models import ProductImage
+from faka.security import image_response
+from faka.services import product_images
+from faka.services.errors import DomainError, NotFound
+
+
+def _page(slug: str, status: int = 200, error: str | None = None, role: str | None = None):
+    product, images = product_images.merchant_images(g.merchant.id, slug)
+    return render("merchant/product_images.html", status, product=product, images=images, error=error,
+                  error_role=role, max_gallery=product_images.MAX_GALLERY)
+
+
+@bp.get("/products/<slug>/images")
+@scoped
+def product_images_page(slug: str):
+    return _page(slug)
+
+
+@bp.post("/products/<slug>/images")
+@scoped
+def product_images_upload(slug: str):
+    role = request.form.get("role", "")
+    if role not in ProductImage.ROLES:
+        abort(400)
+    # One byte over the limit is enough to refuse the file; the rest is never read.
+    uploads = [upload.read(product_images.MAX_UPLOAD_BYTES + 1)
+               for upload in request.files.getlist("image") if upload and upload.filename]
+    try:
+        product_images.add_images(g.merchant.id, slug, role, uploads)
+    except NotFound:
+        raise  # another merchant's product: a 404 (scoped)
+    except DomainError as exc:
+        return _page(slug, 400, exc.message, role)
+    return redirect(url_for("merchant.product_images_page", slug=slug, _anchor=role), 303)
+
+
+@bp.post("/products/<slug>/images/<int:image_id>/delete")
+@scoped
+def product_image_delete(slug: str, image_id: int):
+    product_images.remove_image(g.merchant.id, slug, image_id)
+    return redirect(url_for("merchant.product_images_page", slug=slug), 303)
+
+
+@bp.post("/products/<slug>/images/<int:image_id>/move")
+@scoped
+def product_image_move(slug: str, image_id: int):
+    offset = {"earlier": -1, "later": 1}.get(request.form.get("direction", ""))
+    if offset is None:
+        abort(400)
+    product_images.move_image(g.merchant.id, slug, image_id, offset)
+    return redirect(url_for("merchant.product_images_page", slug=slug, _anchor="gallery"), 303)
+
+
+@bp.get("/products/<slug>/images/file/<name>")
+@scoped
+def product_image_file(slug: str, name: str):
+    """The back office's preview of the merchant's own image, whether or not the product is
+    on sale (the public route serves only products on sale)."""
+    path = product_images.merchant_file(g.merchant.id, slug, name)
+    if path is None:
+        abort(404)
+    return image_response(path)
