@@ -30,6 +30,8 @@ class Config:
     RECONCILE_INTERVAL = _env_int("FAKA_RECONCILE_INTERVAL", 60)
     ENCRYPTION_KEYS = os.environ.get("FAKA_ENCRYPTION_KEYS")
     BASE_URL = os.environ.get("FAKA_BASE_URL", "http://127.0.0.1:5000")
+    # Where `flask backup` writes (else <instance>/backups); the console's checklist looks there.
+    BACKUP_DIR = os.environ.get("FAKA_BACKUP_DIR") or None
 
     ORDER_TTL_MINUTES = _env_int("FAKA_ORDER_TTL_MINUTES", 15)
     CURRENCY = os.environ.get("FAKA_CURRENCY", "CNY")

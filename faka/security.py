@@ -30,10 +30,11 @@ HSTS = "max-age=31536000; includeSubDomains"
 UPLOAD_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; sandbox"
 
 
-# Requests that never need the visitor's session: static files and the polled order status
+# Requests that never need the visitor's session: static files, product images (public and
+# cached for a year: they must never carry a cookie) and the polled order status
 # (its language comes in its URL). Checking the signed cookie is the largest single cost of
 # a poll, which every waiting buyer sends every 2 seconds.
-SESSIONLESS_PATH = re.compile(r"/static/|/order/[^/]+/status\Z")
+SESSIONLESS_PATH = re.compile(r"/static/|/images/|/order/[^/]+/status\Z")
 
 
 class UnreadSession(SecureCookieSession):
@@ -58,16 +59,22 @@ class SessionInterface(SecureCookieSessionInterface):
         return super().get_cookie_secure(app) or (has_request_context() and request.is_secure)
 
 
-def image_response(path: Path, private: bool = True, max_age: int = 86400):
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def image_response(path: Path, private: bool = True, max_age: int = 86400, immutable: bool = False):
     """An uploaded image (re-encoded by faka/services/uploads.py) with its exact type,
     shown inline under its own random name, sandboxed. A private image (evidence,
-    licences) is never stored by a cache and never embedded by another site."""
+    licences) is never stored by a cache and never embedded by another site. An
+    immutable one (named by the hash of its content) is kept by every cache for a year."""
     response = send_file(path, mimetype=content_type(path), download_name=path.name, as_attachment=False,
                          conditional=not private, etag=not private, max_age=None if private else max_age)
     response.headers["Content-Security-Policy"] = UPLOAD_CSP
     if private:
         response.headers["Cache-Control"] = "private, no-store"
         response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    elif immutable:
+        response.headers["Cache-Control"] = IMMUTABLE
     return response
 
 

@@ -11,7 +11,7 @@ from markupsafe import Markup
 from faka.i18n import current_language
 from faka.payments.base import yuan_text
 from faka.payments.clients import app_name
-from faka.services import blacklist
+from faka.services import blacklist, contact
 from faka.services.settings import cached_site_settings
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "USDT": "USDT "}
@@ -95,6 +95,12 @@ def mask_email(email: str | None) -> str:
     return f"{shown}***{at}{domain}"
 
 
+def category_name(category) -> str:
+    """A category's name in the page's language: the English name on English pages (the
+    Chinese one when it has none), the Chinese name everywhere else."""
+    return category.name_for(current_language()) if category is not None else ""
+
+
 def local_time(value) -> str:
     return format_datetime(value, "yyyy-MM-dd HH:mm") if value else ""
 
@@ -105,23 +111,33 @@ def current_site() -> dict:
     return g.site
 
 
+def site_contact() -> list:
+    """The operator's ways of contact, as the footer, error pages and refusals show them."""
+    return contact.channels(current_site())
+
+
 def init_app(app) -> None:
     app.add_template_filter(money, "money")
     app.add_template_filter(yuan_text, "yuan")  # an amount as a form field's value: 4800 -> 48.00
     app.add_template_filter(markdown, "markdown")
     app.add_template_filter(local_time, "localtime")
     app.add_template_filter(mask_email, "mask_email")
+    app.add_template_filter(category_name, "category_name")
     app.add_template_global(order_status_label)
     app.add_template_global(gateway_icon)
     app.add_template_global(app_name, "in_app_name")
     app.add_template_global(timeline_label)
     app.add_template_global(percent)
+    app.add_template_global(site_contact)
     from faka.services import complaints, risk
 
     app.add_template_global(lambda status: str(complaints.STATUS_LABELS.get(status, status)), "complaint_status_label")
     app.add_template_global(lambda reason: str(complaints.REASON_LABELS.get(reason, reason)), "complaint_reason_label")
     app.add_template_global(lambda author: str(complaints.AUTHOR_LABELS.get(author, author)), "complaint_author_label")
     app.add_template_global(lambda kind: str(blacklist.KIND_LABELS.get(kind, kind)), "blacklist_kind_label")
+    # A refusal by the risk engine, which names the operator's contact (templates/_refusal.html).
+    app.add_template_test(lambda error: isinstance(error, risk.Blocked) and not isinstance(error, risk.StockHoarding),
+                          "risk_blocked")
     # An order's risk_flags (rule names, space-separated) as the labels people read.
     app.add_template_global(lambda flags: [str(risk.RULE_LABELS.get(rule, rule)) for rule in (flags or "").split()],
                             "risk_labels")

@@ -26,9 +26,10 @@ from sqlalchemy.exc import OperationalError
 from faka import create_app, instance
 from faka.extensions import db
 from faka.models import (Complaint, KeyImport, Merchant, Order, PayoutAccount, RiskEvent, RiskHit, SecurityEvent, Setting,
-                         WebhookEndpoint, utcnow)
+                         WebhookDelivery, WebhookEndpoint, utcnow)
 from faka.payments import configure_gateway, gateway_settings
-from faka.services import accounts, blacklist, checkout, complaints, dbcopy, keys, merchants, money, reviews
+from faka.services import (accounts, blacklist, checkout, checkout_fields, complaints, dbcopy, keys, merchants, money,
+                           reviews)
 from faka.services.crypto import vault
 from faka.services.settings import set_setting
 
@@ -85,6 +86,10 @@ def populate(app, merchant, make_product, place, pay) -> Shop:
     place(product)  # pending: its key stays reserved
     fixed_order = place(fixed)
     pay(fixed_order)
+    topup = make_product(keys=0, delivery_type="manual", title="Top-up")  # a buyer's encrypted checkout answer
+    uid = checkout_fields.add_field(merchant.id, topup.slug, checkout_fields.FieldDraft(label="游戏 UID", kind="number"))
+    with app.test_request_context():
+        checkout.place_order(topup.slug, 1, None, "secret-1", answers={uid.key: "20240001"})
     reviews.submit_review(reviewed.token, 5, "Worked at once")
     complaint = complaints.open_complaint(complained.token, Complaint.KEY_INVALID, "The key says already used",
                                           [png_bytes()])
@@ -108,6 +113,9 @@ def populate(app, merchant, make_product, place, pay) -> Shop:
     webhook = WebhookEndpoint(merchant_id=merchant.id, url="https://hooks.example.invalid/faka",
                               secret_ciphertext=vault().encrypt("whsec-9d2b"), events="order.delivered", enabled=False)
     db.session.add(webhook)
+    db.session.flush()
+    db.session.add(WebhookDelivery(endpoint_id=webhook.id, event="order.delivered", status=WebhookDelivery.FAILED,
+                                   payload=vault().encrypt('{"id":"whd_1","type":"order.delivered","data":{}}')))
     db.session.commit()
     blacklist.add("email", "fraud@backup.test", "chargebacks", actor_id=operator.id)
     event = RiskEvent(checkpoint="checkout", action="flag", score=30, ip="203.0.113.9", email="fast@backup.test",

@@ -303,6 +303,7 @@ def test_migrations_upgrade_a_populated_first_version_database(base_config, monk
                                 ).all() == [(1000, 0, "delivered", None, None, "x.cn")]
             assert conn.execute(text("SELECT reusable_key, low_stock_threshold, risk_hold_at FROM products")).all() == [
                 (False, 0, None)]
+            assert conn.execute(text("SELECT name, hidden, deleted_at FROM categories")).all() == [("Cards", False, None)]
             assert conn.execute(text("SELECT count(*) FROM card_keys WHERE order_id IS NOT NULL")).scalar() == 1
             assert conn.execute(text("SELECT rating, body FROM reviews")).all() == [(4, "Fine old key")]
             if sqlite:

@@ -288,6 +288,7 @@ def other_merchant_objects(make_product, place):
     ("POST", "/merchant/products/{slug}/keys/export"),
     ("POST", "/merchant/products/{slug}/visibility"),
     ("POST", "/merchant/products/{slug}/delete"),
+    ("POST", "/merchant/products/{slug}/move"),
     ("GET", "/merchant/orders/{number}"),
     ("POST", "/merchant/orders/{number}/resend"),
     ("GET", "/merchant/imports/{import}"),

@@ -1,5 +1,6 @@
-"""The storefront: home, product and shop pages, and their reviews."""
+"""The storefront: home, product and shop pages, their reviews, and the operator's policies."""
 from flask import Blueprint, abort, current_app, make_response, render_template, request
+from flask_babel import lazy_gettext as _l
 
 from faka.blueprints.forms import CheckoutForm, ReportForm
 from faka.extensions import limiter
@@ -7,10 +8,11 @@ from faka.payments import enabled_gateways
 from faka.i18n import current_language
 from faka.pagecache import cached_page
 from faka.security import image_response
-from faka.services import catalog, moderation
+from faka.services import catalog, moderation, product_images
 from faka.services.errors import DomainError, NotFound
 from faka.services.reviews import SORTS
 from faka.services.settings import cached_site_settings
+from faka.services.share import share_card
 from faka.services.uploads import image_path
 
 bp = Blueprint("catalog", __name__)
@@ -131,3 +133,42 @@ def logo(name: str):
     if path is None:
         abort(404)
     return image_response(path, private=False)
+
+
+# The product page's Open Graph tags, from the listing it already has (templates/catalog/product.html).
+bp.add_app_template_global(share_card, "share_card")
+bp.add_app_template_filter(product_images.initial, "initial")  # a product without a picture shows its initial
+
+
+@bp.get("/images/<name>")
+def product_image(name: str):
+    """A product image file, named by the hash of its bytes: its content never changes, so
+    browsers and proxies keep it for a year. Only names of images of products on sale are
+    served; any other name is a 404 that never touches the file system."""
+    path = catalog.product_image_file(name)
+    if path is None:
+        abort(404)
+    return image_response(path, private=False, immutable=True)
+
+
+# -- the operator's policies --------------------------------------------------------------
+
+# Setting key -> the page's title; each policy is a page of its own, linked from every
+# page's footer (templates/_site_footer.html).
+POLICIES = {
+    "terms": _l("Terms of service"),
+    "refund_policy": _l("Refund policy"),
+    "privacy_policy": _l("Privacy policy"),
+}
+# The setting behind each policy page's endpoint, for the console's settings page.
+POLICY_PAGES = {"terms": "catalog.terms", "refund_policy": "catalog.refund_policy",
+                "privacy_policy": "catalog.privacy"}
+
+
+@bp.get("/terms", endpoint="terms", defaults={"key": "terms"})
+@bp.get("/refund-policy", endpoint="refund_policy", defaults={"key": "refund_policy"})
+@bp.get("/privacy", endpoint="privacy", defaults={"key": "privacy_policy"})
+def policy(key: str):
+    """The operator's text as sanitised Markdown, or a line saying it is not published yet."""
+    return cached_page(("policy", key, current_language()), lambda: render_template(
+        "catalog/policy.html", title=POLICIES[key], text=cached_site_settings()[key]))

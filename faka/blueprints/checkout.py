@@ -6,11 +6,16 @@ from faka.blueprints.forms import CheckoutForm
 from faka.extensions import limiter
 from faka.payments import GatewayUnavailable, enabled_gateways
 from faka.i18n import current_language
-from faka.services import captcha, catalog, checkout, risk
+from faka.services import captcha, catalog, checkout, checkout_fields, risk
 from faka.services.coupons import CouponInvalid
 from faka.services.errors import DomainError, NotForSale, NotFound, OutOfStock
+from faka.services.settings import cached_site_settings
 
 bp = Blueprint("checkout", __name__)
+
+# The buy form names each checkout field's input "answer-<field key>"
+# (templates/catalog/_checkout_fields.html).
+ANSWER_PREFIX = "answer-"
 
 
 def _checkout_limit():
@@ -29,6 +34,8 @@ def buy(slug: str):
     the product is not on sale: place_order looks it up itself)."""
     form = CheckoutForm()
     form.gateway.choices = enabled_gateways()
+    form.terms_required = cached_site_settings()["require_terms_consent"] == "1"
+    answers = _answers()
     error = None
     if form.validate_on_submit():
         try:
@@ -43,6 +50,7 @@ def buy(slug: str):
                 locale=current_language(),
                 coupon_code=form.coupon.data,
                 captcha_solved=captcha.solved(request.form, request.remote_addr, device.device_hash()),
+                answers=answers,
             )
         except DomainError as exc:
             error = exc
@@ -53,6 +61,9 @@ def buy(slug: str):
     except NotFound:
         abort(404)
     status = 409 if isinstance(error, OutOfStock) else 403 if isinstance(error, risk.Blocked) else 400
+    # Every answer's message, also when the form came back for another reason.
+    answer_errors = error.errors if isinstance(error, checkout_fields.InvalidAnswers) else checkout_fields.answer_errors(
+        page.listing.product.checkout_fields, answers, current_language())
     price, quote_error = None, None
     if isinstance(error, CouponInvalid):
         # Shown in the price preview below the coupon field, where HTMX shows it too.
@@ -67,10 +78,17 @@ def buy(slug: str):
     response = make_response(render_template(
         "catalog/product.html", listing=page.listing, product=page.listing.product, form=form, error=error,
         quote=price, quote_error=quote_error, reputation=page.reputation, reviews=page.reviews,
-        captcha_needed=isinstance(error, risk.CaptchaRequired),
+        captcha_needed=isinstance(error, risk.CaptchaRequired), answers=answers, answer_errors=answer_errors,
     ), status)
     response.headers["Cache-Control"] = "no-store"  # the form comes back with the buyer's query password
     return response
+
+
+def _answers() -> dict[str, str]:
+    """What the buyer typed into the checkout fields, by field key (checkout checks them
+    against the product's fields; anything else is ignored)."""
+    return {name[len(ANSWER_PREFIX):]: value for name, value in request.form.items()
+            if name.startswith(ANSWER_PREFIX)}
 
 
 def _to_pay_page(token: str):

@@ -1,8 +1,8 @@
 """Forms shared by the buyer-facing blueprints."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, IntegerField, PasswordField, RadioField, StringField
-from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
+from wtforms import BooleanField, EmailField, IntegerField, PasswordField, RadioField, StringField
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import PasswordInput
 
 
@@ -29,6 +29,14 @@ class CheckoutForm(FlaskForm):
     )
     # Choices are the enabled gateways, set by the view; the view checks the choice.
     gateway = RadioField(_l("Pay with"), validate_choice=False)
+    # A tick the buyer must give when the view sets terms_required (the site setting
+    # require_terms_consent).
+    agree_terms = BooleanField(_l("I agree to the terms of service"))
+    terms_required = False
+
+    def validate_agree_terms(self, field):
+        if self.terms_required and not field.data:
+            raise ValidationError(_l("Tick the box to agree to the terms of service before ordering."))
 
 
 class LookupForm(FlaskForm):
@@ -53,7 +61,7 @@ class LoginForm(FlaskForm):
 
 
 # -- back-office accounts (sign-up, password reset, two-factor) -------------------------
-from wtforms.validators import EqualTo, ValidationError  # noqa: E402
+from wtforms.validators import EqualTo  # noqa: E402
 
 from faka.services.accounts import MIN_PASSWORD_LENGTH  # noqa: E402
 

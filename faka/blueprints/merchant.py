@@ -17,13 +17,14 @@ from faka.blueprints.merchant_forms import (BuyerBlacklistForm, CouponForm, KeyI
 from faka.extensions import db
 from faka.models import Order, Product
 from faka.services import keys as key_service
+from faka.services import first_run
 from faka import charts
 from faka.services import (analytics, complaints, coupons, delivery, merchant_orders, merchants, money, notifications,
                            products, webhooks)
 from faka.services.errors import DomainError, NotFound
 from faka.security import image_response
 from faka.services.uploads import image_path
-from faka.templating import order_status_label
+from faka.templating import category_name, order_status_label
 
 bp = Blueprint("merchant", __name__, url_prefix="/merchant")
 
@@ -59,9 +60,13 @@ def render(template: str, status: int = 200, **context):
 
 @bp.get("/")
 def dashboard():
+    # Until the first sale the figures would all be zero: the checklist of what is left to do instead.
+    setup = first_run.merchant_setup(g.merchant.id)
+    if not setup.first_sale:
+        return render("merchant/dashboard.html", setup=setup)
     figures = analytics.dashboard(g.merchant.id)
-    return render("merchant/dashboard.html", figures=figures, chart=charts.daily_sales_chart(figures.daily_sales, figures.currency),
-                  balance=money.balance(g.merchant.id))
+    return render("merchant/dashboard.html", setup=setup, figures=figures,
+                  chart=charts.daily_sales_chart(figures.daily_sales, figures.currency), balance=money.balance(g.merchant.id))
 
 
 @bp.route("/qualification", methods=["GET", "POST"])
@@ -98,7 +103,9 @@ def licence_image():
 
 def _product_form(product=None) -> ProductForm:
     form = ProductForm(obj=product) if request.method == "GET" and product else ProductForm()
-    form.category_id.choices = [(c.id, c.name) for c in products.categories()]
+    form.category_id.choices = [
+        (c.id, _("%(name)s (hidden by the platform)", name=category_name(c)) if c.hidden else category_name(c))
+        for c in products.categories(current_id=product.category_id if product else None)]
     if request.method == "GET" and product:
         form.price.data = Decimal(product.price) / 100
         form.tiers.data = products.format_tiers(product)
@@ -114,8 +121,9 @@ def _draft(form: ProductForm) -> products.ProductDraft:
         tiers=products.parse_tiers(form.tiers.data or ""), fixed_content=form.fixed_content.data or None,
         manual_promise_hours=form.manual_promise_hours.data, reusable_key=form.reusable_key.data,
         require_query_password=form.require_query_password.data, low_stock_threshold=form.low_stock_threshold.data,
+        require_email=form.require_email.data,
         refund_policy=form.refund_policy.data or "", visible=form.visible.data,
-        risk_captcha_at=form.risk_captcha_at.data, risk_hold_at=form.risk_hold_at.data,
+        risk_captcha_at=form.risk_captcha_at.data, risk_hold_at=form.risk_hold_at.data, position=form.position.data,
     )
 
 
@@ -133,6 +141,10 @@ def product_edit(slug: str):
 def _edit_product(product):
     form = _product_form(product)
     error, risk_error = None, False
+    if not form.category_id.choices:
+        # A new install has no category until the operator creates one: say so, save nothing.
+        return render("merchant/product_form.html", 400 if request.method == "POST" else 200, form=form,
+                      product=product, error=None, risk_error=False, no_categories=True)
     if form.validate_on_submit():
         try:
             saved = products.save_product(g.merchant.id, _draft(form), slug=product.slug if product else None)
@@ -169,6 +181,17 @@ def product_visibility(slug: str):
 def product_delete(slug: str):
     products.delete_product(g.merchant.id, slug)
     return redirect(url_for("merchant.product_list"), 303)
+
+
+@bp.post("/products/<slug>/move")
+@scoped
+def product_move(slug: str):
+    """One place up or down in the list (and the shop); the list comes back at that product."""
+    try:
+        products.move_product(g.merchant.id, slug, request.form.get("direction", ""))
+    except products.InvalidProduct:
+        abort(400)
+    return redirect(url_for("merchant.product_list", _anchor=f"product-{slug}"), 303)
 
 
 # -- keys -------------------------------------------------------------------------------
@@ -285,7 +308,7 @@ def order_list():
     pages = max(1, -(-total // merchant_orders.PER_PAGE))
     template = "merchant/_order_rows.html" if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "order-results" else "merchant/orders.html"
     return render(template, form=form, orders=orders, total=total, page=page, pages=pages,
-                  query=request.args.to_dict(flat=True))
+                  query=request.args.to_dict(flat=True), answers=merchant_orders.masked_answers(orders))
 
 
 @bp.get("/orders.csv")
@@ -300,7 +323,8 @@ def _order_page(order, status: int = 200, **context):
     context.setdefault("delivery_form", ManualDeliveryForm(formdata=None))
     context.setdefault("blacklist_form", BuyerBlacklistForm(formdata=None))
     return render("merchant/order.html", status, order=order, events=merchant_orders.timeline(order),
-                  blacklisted=merchant_orders.buyer_blacklist_entries(g.merchant.id, order), **context)
+                  blacklisted=merchant_orders.buyer_blacklist_entries(g.merchant.id, order),
+                  answers=merchant_orders.buyer_answers(order), **context)
 
 
 @bp.get("/orders/<number>")

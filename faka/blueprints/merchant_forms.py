@@ -58,7 +58,12 @@ class ProductForm(FlaskForm):
     low_stock_threshold = IntegerField(_l("Low-stock alert at"), default=0, validators=[InputRequired(), NumberRange(0, 100000)])
     reusable_key = BooleanField(_l("One shared key for every buyer (shown to buyers)"))
     require_query_password = BooleanField(_l("Buyers must set a query password"))
+    require_email = BooleanField(_l("Buyers must give an email"),
+                                 description=_l("For manual delivery: you can reach the buyer, and the delivery email reaches them."))
     visible = BooleanField(_l("On sale"), default=True)
+    position = IntegerField(_l("Position"), validators=[
+        Optional(), NumberRange(0, 1_000_000, _l("The position must be a whole number from 0 to 1,000,000."))],
+        description=_l("Lower numbers come first in your shop and on the home page. Leave empty to put a new product last."))
     description_md = TextAreaField(_l("Description (Markdown)"), validators=[Optional(), Length(max=20000)])
     refund_policy = TextAreaField(_l("Refund policy"), validators=[Optional(), Length(max=2000)])
     # Stricter risk thresholds for goods worth protecting; empty: the site's own.
@@ -153,3 +158,39 @@ class BlacklistForm(FlaskForm):
 class BuyerBlacklistForm(FlaskForm):
     kind = SelectField(choices=[(BlacklistEntry.EMAIL, ""), (BlacklistEntry.DEVICE, "")])
     reason = StringField(_l("Reason"), validators=[DataRequired(_l("Write why.")), BLACKLIST_REASON])
+
+
+# -- a product's checkout fields (faka/services/checkout_fields.py) ---------------------
+from faka.models.checkout_fields import KIND_CHOICE, KIND_EMAIL, KIND_NUMBER, KIND_PHONE, KIND_TEXT  # noqa: E402
+
+
+def _stripped(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class CheckoutFieldForm(FlaskForm):
+    label = StringField(_l("Field name"), filters=[_stripped], description=_l("What the buyer sees, e.g. 游戏 UID."),
+                        validators=[DataRequired(_l("Write a label of 1 to 40 characters.")),
+                                    Length(max=40, message=_l("Write a label of 1 to 40 characters."))])
+    label_en = StringField(_l("Field name in English (optional)"), filters=[_stripped],
+                           description=_l("For English pages; without it they show the Chinese name."),
+                           validators=[Optional(), Length(max=40, message=_l("Write a label of 1 to 40 characters."))])
+    kind = SelectField(_l("Answer type"), default=KIND_TEXT, choices=[
+        (KIND_TEXT, _l("Text")), (KIND_NUMBER, _l("Number (digits only)")), (KIND_EMAIL, _l("Email address")),
+        (KIND_PHONE, _l("Phone number")), (KIND_CHOICE, _l("Choice from a list"))])
+    choices = TextAreaField(_l("Choices, one per line (for a choice)"),
+                            validators=[Optional(), Length(max=2000, message=_l("List the choices, one per line (at most %(count)s).", count=20))])
+    required = BooleanField(_l("The buyer must answer"), default=True)
+    help_text = StringField(_l("Help text (optional)"), filters=[_stripped],
+                            description=_l("Shown under the field, e.g. where to find the UID in the game."),
+                            validators=[Optional(), Length(max=200, message=_l("Use at most 200 characters."))])
+    help_text_en = StringField(_l("Help text in English (optional)"), filters=[_stripped],
+                               validators=[Optional(), Length(max=200, message=_l("Use at most 200 characters."))])
+    pattern = StringField(_l("Pattern (optional)"), filters=[_stripped],
+                          description=_l("A regular expression the whole answer must match, e.g. [0-9]{6,12} for 6 to "
+                                         "12 digits. Not used for choices."),
+                          validators=[Optional(), Length(max=100, message=_l("A pattern may have at most %(count)s characters.", count=100))])
+    pattern_message = StringField(_l("Message when the answer does not match the pattern"), filters=[_stripped],
+                                  validators=[Optional(), Length(max=100, message=_l("Use at most 100 characters."))])
+    pattern_message_en = StringField(_l("The same message in English (optional)"), filters=[_stripped],
+                                     validators=[Optional(), Length(max=100, message=_l("Use at most 100 characters."))])

@@ -10,7 +10,7 @@ from faka.blueprints.limits import token_misses
 from faka.extensions import limiter
 from faka.i18n import current_language
 from faka.models import Order
-from faka.services import captcha, checkout, complaints, orders, payments, reviews, risk
+from faka.services import captcha, checkout, checkout_fields, complaints, orders, payments, reviews, risk
 from faka.services.delivery import delivered_items
 from faka.services.errors import DomainError, NotFound
 
@@ -36,7 +36,8 @@ def _panels(order) -> dict:
 def show(token: str):
     order = _order_or_404(token)
     page = render_template("orders/show.html", order=order, items=delivered_items(order),
-                           extra_payments=payments.extra_payments(order.id), **_panels(order))
+                           extra_payments=payments.extra_payments(order.id),
+                           answers=checkout_fields.order_answers(order.id), **_panels(order))
     return _private(make_response(page))
 
 

@@ -13,8 +13,9 @@ from faka.models.settings import GatewayConfig, Setting
 from faka.models.audit import AuditEvent
 from faka.models.complaints import Complaint, ComplaintImage, ComplaintMessage
 from faka.models.reviews import Review
+from faka.models.images import ProductImage
+from faka.models.checkout_fields import CheckoutField, OrderAnswer
 from faka.models.risk import BlacklistEntry, RiskEvent, RiskHit, SecurityEvent, SignIn, SpentChallenge
-from faka.models import checkout_fields, images  # noqa: F401  (their tables)
 from faka.models.types import utcnow
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "ComplaintImage",
     "ComplaintMessage",
     "Category",
+    "CheckoutField",
     "Coupon",
     "KeyImport",
     "GatewayConfig",
@@ -32,11 +34,13 @@ __all__ = [
     "NotifyLog",
     "Merchant",
     "Order",
+    "OrderAnswer",
     "OutboxEmail",
     "PaymentAttempt",
     "PaymentNotice",
     "PayoutAccount",
     "Product",
+    "ProductImage",
     "ProductReport",
     "Refund",
     "Review",

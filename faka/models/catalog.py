@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from faka.extensions import db
@@ -13,12 +13,27 @@ DELIVERY_TYPES = (DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL)
 
 
 class Category(db.Model):
+    """A shelf of the storefront, managed by the operator (services/categories.py).
+
+    Hidden: not shown to buyers and not offered for new products; its products stay on
+    sale and keep it. Deleted (`deleted_at`): gone for everyone; kept as a row only
+    because soft-deleted products may still point at it (live products never do)."""
+
     __tablename__ = "categories"
 
+    NAME_MAX = 60
+
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(60))
-    name_en: Mapped[str | None] = mapped_column(String(60))
-    position: Mapped[int] = mapped_column(default=0)
+    name: Mapped[str] = mapped_column(String(NAME_MAX))  # Chinese, required
+    name_en: Mapped[str | None] = mapped_column(String(NAME_MAX))
+    position: Mapped[int] = mapped_column(default=0)  # lower first
+    hidden: Mapped[bool] = mapped_column(default=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def name_for(self, language: str) -> str:
+        """The name shown in this language: English pages show the English name when
+        there is one, every other page the Chinese name."""
+        return self.name_en if language == "en" and self.name_en else self.name
 
 
 class Product(db.Model):
@@ -43,6 +58,8 @@ class Product(db.Model):
     # One key sold to every buyer (shared-account goods); shown to buyers as such.
     reusable_key: Mapped[bool] = mapped_column(default=False)
     require_query_password: Mapped[bool] = mapped_column(default=False)
+    # Checkout refuses an order without an email (a manual delivery may need to reach the buyer).
+    require_email: Mapped[bool] = mapped_column(default=False, server_default=false())
     low_stock_threshold: Mapped[int] = mapped_column(default=0)
     # Stricter risk thresholds for high-value goods: the lower of these and the site's apply.
     risk_captcha_at: Mapped[int | None] = mapped_column()
@@ -56,6 +73,8 @@ class Product(db.Model):
     merchant = relationship("Merchant")
     category = relationship("Category")
     tiers = relationship("TierPrice", order_by="TierPrice.min_quantity", cascade="all, delete-orphan")
+    # What the product asks the buyer at checkout (faka/models/checkout_fields.py).
+    checkout_fields = relationship("CheckoutField", order_by="CheckoutField.position", cascade="all, delete-orphan")
 
     @property
     def uses_key_stock(self) -> bool:

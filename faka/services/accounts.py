@@ -12,6 +12,7 @@ from datetime import timedelta
 from functools import cache
 
 from flask import current_app
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -376,18 +377,26 @@ def request_password_reset(email: str, locale: str) -> None:
         if user is None:
             db.session.rollback()
             return
-        site = site_settings()["site_name"]
-        queued = queue_email(
-            EMAIL_PASSWORD_RESET, user.email, _("Reset your password for %(site)s", site=site),
-            {"reset_url": f"{_base_url()}/reset/{password_reset_token(user)}",
-             "minutes": int(RESET_MAX_AGE.total_seconds() // 60)},
-            locale=locale, user_id=user.id,
-        )
+        queued = queue_password_reset(user, locale)
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
     jobs.enqueue(jobs.send_email, queued.id, job_id=f"email-{queued.id}")
+
+
+def queue_password_reset(user: User, locale: str):
+    """Add an email with a reset link for `user` to the outbox, inside the caller's
+    transaction (the caller enqueues jobs.send_email after committing)."""
+    site = site_settings()["site_name"]
+    with force_locale(locale):
+        subject = _("Reset your password for %(site)s", site=site)
+    return queue_email(
+        EMAIL_PASSWORD_RESET, user.email, subject,
+        {"reset_url": f"{_base_url()}/reset/{password_reset_token(user)}",
+         "minutes": int(RESET_MAX_AGE.total_seconds() // 60)},
+        locale=locale, user_id=user.id,
+    )
 
 
 def _user_for_reset(token: str, lock: bool = False) -> User:

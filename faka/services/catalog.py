@@ -1,14 +1,16 @@
 """What the storefront shows: products on sale and their live stock, shop pages, and the
 reputation and reviews shown with them."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from faka.extensions import db
-from faka.models import CardKey, Category, Merchant, Product
+from faka.models import CardKey, Category, Merchant, Product, ProductImage
 from faka.models.catalog import DELIVERY_AUTO
+from faka.services import product_images
 from faka.services.reputation import Reputation, merchant_reputation
 from faka.services.reviews import ReviewPage, public_reviews
 from faka.services.errors import NotFound
@@ -18,6 +20,8 @@ from faka.services.errors import NotFound
 class Listing:
     product: Product
     stock: int | None  # None: not limited by key stock (fixed or manual delivery)
+    cover: ProductImage | None = None
+    gallery: list[ProductImage] = field(default_factory=list)  # on the product's own page only
 
     @property
     def sold_out(self) -> bool:
@@ -44,8 +48,9 @@ def available_stock(product_ids: list[int]) -> dict[int, int]:
     return dict(rows.all())
 
 
-def _listings(products: list[Product]) -> list[Listing]:
+def _listings(products: list[Product], galleries: bool = False) -> list[Listing]:
     stock = available_stock([p.id for p in products if p.delivery_type == DELIVERY_AUTO])
+    images = product_images.shown_images([p.id for p in products], galleries=galleries)
 
     def shown(p: Product) -> int | None:
         if p.delivery_type != DELIVERY_AUTO:
@@ -54,11 +59,17 @@ def _listings(products: list[Product]) -> list[Listing]:
         # A shared key is never used up: unlimited while there is one, sold out without.
         return (None if count else 0) if p.reusable_key else count
 
-    return [Listing(p, shown(p)) for p in products]
+    def listing(p: Product) -> Listing:
+        shown_images = images.get(p.id) or product_images.ShownImages()
+        return Listing(p, shown(p), shown_images.cover, shown_images.gallery)
+
+    return [listing(p) for p in products]
 
 
-def storefront() -> list[tuple[Category, list[Listing]]]:
-    """Categories in order, each with its products on sale (empty categories left out)."""
+def storefront() -> list[tuple[Category | None, list[Listing]]]:
+    """Categories in the operator's order, each with its products on sale (empty
+    categories left out). Products of hidden categories stay on sale: they come last,
+    under no category (None), so buyers never see a hidden category's name."""
     products = (
         db.session.execute(
             _on_sale()
@@ -70,11 +81,17 @@ def storefront() -> list[tuple[Category, list[Listing]]]:
     )
     by_category: dict[int, list[Listing]] = {}
     categories: dict[int, Category] = {}
+    others: list[Listing] = []
     for listing in _listings(products):
-        categories[listing.product.category_id] = listing.product.category
-        by_category.setdefault(listing.product.category_id, []).append(listing)
+        category = listing.product.category
+        if category.hidden:
+            others.append(listing)
+            continue
+        categories[category.id] = category
+        by_category.setdefault(category.id, []).append(listing)
     ordered = sorted(categories.values(), key=lambda c: (c.position, c.id))
-    return [(c, by_category[c.id]) for c in ordered]
+    sections: list[tuple[Category | None, list[Listing]]] = [(c, by_category[c.id]) for c in ordered]
+    return sections + [(None, others)] if others else sections
 
 
 def product_on_sale(slug: str) -> Product:
@@ -84,9 +101,10 @@ def product_on_sale(slug: str) -> Product:
 
 
 def product_to_sell(slug: str) -> Product:
-    """The product on sale with this slug and its tier prices: what a checkout needs (not
-    the seller's and category's columns, nor the stock: checkout reserves keys itself,
-    and counting a big stock costs far more than the rest of a checkout)."""
+    """The product on sale with this slug, its tier prices and checkout fields: what a
+    checkout needs (not the seller's and category's columns, nor the stock: checkout
+    reserves keys itself, and counting a big stock costs far more than the rest of a
+    checkout)."""
     return _one_on_sale(_product_to_sell_query(), slug)
 
 
@@ -103,17 +121,21 @@ def _product_on_sale_query():
     return (
         _on_sale()
         .where(Product.slug == bindparam("slug"))
-        .options(contains_eager(Product.merchant), joinedload(Product.category), joinedload(Product.tiers))
+        .options(contains_eager(Product.merchant), joinedload(Product.category), joinedload(Product.tiers),
+                 joinedload(Product.checkout_fields))
     )
 
 
 @cache
 def _product_to_sell_query():
-    return _on_sale().where(Product.slug == bindparam("slug")).options(joinedload(Product.tiers))
+    # With the checkout fields: the buyer's answers are checked against them (no statement of
+    # its own: a product without fields adds an empty outer join).
+    return _on_sale().where(Product.slug == bindparam("slug")).options(joinedload(Product.tiers),
+                                                                       joinedload(Product.checkout_fields))
 
 
-def product_listing(slug: str) -> Listing:
-    return _listings([product_on_sale(slug)])[0]
+def product_listing(slug: str, galleries: bool = False) -> Listing:
+    return _listings([product_on_sale(slug)], galleries=galleries)[0]
 
 
 @dataclass(frozen=True)
@@ -124,7 +146,7 @@ class ProductPage:
 
 
 def product_page(slug: str) -> ProductPage:
-    listing = product_listing(slug)
+    listing = product_listing(slug, galleries=True)
     product = listing.product
     return ProductPage(listing, merchant_reputation(product.merchant_id),
                        public_reviews(product_id=product.id))
@@ -169,3 +191,19 @@ def shop_page(public_id: str) -> ShopPage:
 def shop_reviews(public_id: str, sort: str, page: int) -> tuple[Merchant, ReviewPage]:
     merchant = _shop(public_id)
     return merchant, public_reviews(merchant_id=merchant.id, sort=sort, page=page)
+
+
+def product_image_file(name: str) -> Path | None:
+    """A product image's file, if an image of a product on sale names it. A name of any
+    other shape reaches neither the database nor the file system; one no product on sale
+    shows (unknown, removed, or of a hidden, deleted or taken-down product) never the file
+    system."""
+    condition = product_images.named(name)
+    if condition is None:
+        return None
+    known = db.session.execute(
+        _on_sale().join(ProductImage, ProductImage.product_id == Product.id)
+        .where(condition, Product.deleted_at.is_(None))
+        .with_only_columns(ProductImage.id).limit(1)
+    ).first()
+    return product_images.existing(name) if known else None

@@ -1,6 +1,8 @@
-"""Placing an order: price it (with its coupon), reserve its keys and take the coupon's
-use, all in one transaction."""
+"""Placing an order: price it (with its coupon), check the buyer's answers to the product's
+checkout fields, reserve its keys, keep the answers and take the coupon's use, all in one
+transaction."""
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 
 from flask import current_app
@@ -14,7 +16,7 @@ from faka.extensions import db
 from faka.models import Order, Product
 from faka.models.catalog import DELIVERY_AUTO
 from faka.payments import get_gateway
-from faka.services import catalog, clock, coupons, risk, settings, stock
+from faka.services import catalog, checkout_fields, clock, coupons, risk, settings, stock
 from faka.services.errors import DomainError, InvalidQuantity, NotForSale, NotFound, OutOfStock
 from faka.services.passwords import hash_query_password, verify_query_password
 
@@ -25,6 +27,10 @@ REPEAT_WINDOW = timedelta(seconds=10)
 
 class QueryPasswordRequired(DomainError):
     message = _l("This seller asks every buyer to set a query password.")
+
+
+class EmailRequired(DomainError):
+    message = _l("This seller needs your email for this order: enter one.")
 
 
 def new_order_number(when) -> str:
@@ -43,6 +49,7 @@ def place_order(
     coupon_code: str | None = None,
     device_hash: str | None = None,
     captcha_solved: bool = False,
+    answers: Mapping[str, str] | None = None,
 ) -> Order:
     """Create a pending order and reserve its keys; raise and change nothing on failure.
 
@@ -50,19 +57,23 @@ def place_order(
     for the captcha (risk.CaptchaRequired; `captcha_solved` says the buyer solved one),
     flag the order, or hold its delivery once paid. A refusal is recorded all the same.
 
+    `answers` maps the product's checkout fields' keys to what the buyer typed: any that
+    does not fit raises checkout_fields.InvalidAnswers (every field's message at once);
+    and a product that requires an email refuses an order without one (EmailRequired).
+
     A coupon is validated again here, whatever the preview said, and one of its uses is
     taken in the same transaction: an order that fails gives the use back by rolling back.
 
     The same order placed again from the same browser within REPEAT_WINDOW (same product,
-    quantity, email, query password, coupon and way of paying, still unpaid) returns the
-    first order and creates nothing: five quick taps on "Buy" are one order.
+    quantity, email, query password, coupon, answers and way of paying, still unpaid)
+    returns the first order and creates nothing: five quick taps on "Buy" are one order.
     """
     get_gateway(gateway)  # refuses an unknown or disabled gateway before any write
     password_hash = hash_query_password(query_password) if query_password else None
     begin_write()
     try:
         order = _place(product_slug, quantity, email, query_password, password_hash, gateway, client_ip, locale,
-                       coupon_code, device_hash, captcha_solved)
+                       coupon_code, device_hash, captcha_solved, answers or {})
     except Exception:
         db.session.rollback()
         raise
@@ -95,18 +106,22 @@ def _check_quantity(product: Product, quantity: int) -> None:
 
 
 def _place(product_slug, quantity, email, query_password, password_hash, gateway, client_ip, locale, coupon_code,
-           device_hash, captcha_solved) -> Order:
+           device_hash, captcha_solved, answers) -> Order:
     product = _product_on_sale(product_slug)
     _check_quantity(product, quantity)
     if product.require_query_password and password_hash is None:
         raise QueryPasswordRequired()
+    email = (email or "").strip().lower() or None
+    if product.require_email and email is None:
+        raise EmailRequired()
+    answered = checkout_fields.clean_answers(product.checkout_fields, answers, locale)
 
     now = clock.now()
-    email = (email or "").strip().lower() or None
     signals = risk.Signals(risk.CHECKOUT, client_ip, device_hash, email, product.merchant_id, product, quantity, now=now)
     risk.serialise_buyer(signals)  # a repeated tap waits here until the first one committed
     price = coupons.quote(product, quantity, coupon_code, now)
-    first = _same_order_just_placed(product, quantity, email, query_password, price.coupon, gateway, device_hash, now)
+    first = _same_order_just_placed(product, quantity, email, query_password, price.coupon, gateway, device_hash, now,
+                                    answered)
     if first is not None:
         return first
     verdict = risk.check(signals, captcha_solved)
@@ -134,6 +149,7 @@ def _place(product_slug, quantity, email, query_password, password_hash, gateway
     )
     db.session.add(order)
     db.session.flush()
+    checkout_fields.store_answers(order, answered)
     if product.uses_key_stock:
         if not stock.reserve_keys(order, quantity, until=expires_at, now=now):
             raise OutOfStock()
@@ -148,7 +164,8 @@ def _place(product_slug, quantity, email, query_password, password_hash, gateway
     return order
 
 
-def _same_order_just_placed(product, quantity, email, query_password, coupon, gateway, device_hash, now) -> Order | None:
+def _same_order_just_placed(product, quantity, email, query_password, coupon, gateway, device_hash, now,
+                            answered) -> Order | None:
     if device_hash is None:
         return None
     candidates = db.session.execute(
@@ -158,8 +175,10 @@ def _same_order_just_placed(product, quantity, email, query_password, coupon, ga
             Order.email.is_(None) if email is None else Order.email == email,
             Order.coupon_id.is_(None) if coupon is None else Order.coupon_id == coupon.id,
         ).order_by(Order.created_at)
-    ).scalars()
+    ).scalars().all()
     for order in candidates:
+        if product.checkout_fields and not checkout_fields.same_answers(order.id, answered):
+            continue  # the buyer corrected an answer: a new order
         if order.query_password_hash is None and not query_password:
             return order
         if order.query_password_hash and query_password and verify_query_password(order.query_password_hash,

@@ -1,5 +1,6 @@
-"""Encryption of secrets at rest: card keys, delivered content, gateway settings, the SMTP
-password, payout accounts, ID numbers, TOTP secrets, webhook secrets, queued emails.
+"""Encryption of secrets at rest: card keys, delivered content, buyers' checkout answers,
+gateway settings, the SMTP password, payout accounts, ID numbers, TOTP secrets, webhook
+secrets and payloads, queued emails.
 
 The keys live outside the database: FAKA_ENCRYPTION_KEYS (comma-separated Fernet keys,
 newest first) or, when that is unset, `encryption.keys` in the instance folder, generated
@@ -27,8 +28,8 @@ from sqlalchemy import Column, ColumnElement, bindparam, null, select, update
 
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import (CardKey, GatewayConfig, Merchant, Order, OutboxEmail, PayoutAccount, Product, Setting, User,
-                         WebhookEndpoint)
+from faka.models import (CardKey, GatewayConfig, Merchant, Order, OrderAnswer, OutboxEmail, PayoutAccount, Product,
+                         Setting, User, WebhookDelivery, WebhookEndpoint)
 
 KEY_FILE = "encryption.keys"
 BATCH = 500
@@ -151,6 +152,7 @@ def stored_secrets() -> list[StoredSecret]:
         StoredSecret(CardKey.__table__.c.ciphertext, fingerprint=CardKey.__table__.c.fingerprint),
         StoredSecret(Product.__table__.c.fixed_content_ciphertext),
         StoredSecret(Order.__table__.c.delivery_ciphertext),
+        StoredSecret(OrderAnswer.__table__.c.value_ciphertext),
         StoredSecret(OutboxEmail.__table__.c.payload_ciphertext),
         StoredSecret(GatewayConfig.__table__.c.settings_ciphertext),
         StoredSecret(Setting.__table__.c.value, only=Setting.__table__.c.key == "smtp_password"),
@@ -158,6 +160,8 @@ def stored_secrets() -> list[StoredSecret]:
         StoredSecret(PayoutAccount.__table__.c.account_ciphertext),
         StoredSecret(User.__table__.c.totp_secret),
         StoredSecret(WebhookEndpoint.__table__.c.secret_ciphertext),
+        # Plain JSON (starting "{") is a payload written before payloads were encrypted.
+        StoredSecret(WebhookDelivery.__table__.c.payload, only=~WebhookDelivery.__table__.c.payload.startswith("{")),
     ]
 
 

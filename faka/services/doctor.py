@@ -6,6 +6,10 @@ gateways' notify URLs, translations, disk and file permissions) and returns a Ch
 OK, WARN (works, but read this) or FAIL (something buyers or the operator will notice).
 Nothing here changes data or sends an email. Run it as the service user with the
 service's environment (deploy/faka does both), since what it checks is that environment.
+
+The operator console's first-run checklist (faka/services/first_run.py) asks the cheap
+checks one by one, without network calls: base_url, backups, smtp(probe=False),
+real_gateway and sandbox_off.
 """
 import ipaddress
 import os
@@ -276,7 +280,9 @@ def redis_and_worker() -> list[Check]:
 
 # -- email ------------------------------------------------------------------------------
 
-def smtp() -> Check:
+def smtp(probe: bool = True) -> Check:
+    """The SMTP settings in force; with `probe`, also connect and log in as sending would
+    (without probe nothing leaves this machine: the settings alone are judged)."""
     from faka.services.mail import smtp_config
 
     name = "SMTP"
@@ -288,21 +294,24 @@ def smtp() -> Check:
                                            "the operator console")
     where = f"{cfg.server}:{cfg.port} ({'SSL' if cfg.use_ssl else 'STARTTLS' if cfg.use_tls else 'plain'}, " \
             f"{cfg.source})"
-    try:
-        _probe_smtp(cfg)
-    except (OSError, smtplib.SMTPException) as exc:
-        return Check(name, FAIL, f"{where}: {type(exc).__name__}: {str(exc)[:200]}",
-                     "check the server, the port, the TLS mode and the credentials; outgoing port 25 is often "
-                     "blocked on VPSes: use 465 (MAIL_USE_SSL) or 587 (MAIL_USE_TLS)")
+    if probe:
+        try:
+            _probe_smtp(cfg)
+        except (OSError, smtplib.SMTPException) as exc:
+            return Check(name, FAIL, f"{where}: {type(exc).__name__}: {str(exc)[:200]}",
+                         "check the server, the port, the TLS mode and the credentials; outgoing port 25 is often "
+                         "blocked on VPSes: use 465 (MAIL_USE_SSL) or 587 (MAIL_USE_TLS)")
+    answers = "answers" if probe else "is set (not contacted)"
     _name, sender = parseaddr(cfg.sender)
     domain = sender.rpartition("@")[2]
     if not domain or domain == "localhost" or "." not in domain:
-        return Check(name, WARN, f"{where} answers, but the sender is {cfg.sender!r}: mail servers reject or bin it",
+        return Check(name, WARN, f"{where} {answers}, but the sender is {cfg.sender!r}: mail servers reject or bin it",
                      "set MAIL_DEFAULT_SENDER to an address of your domain, e.g. \"Shop <no-reply@example.com>\"")
     if cfg.username and not (cfg.use_ssl or cfg.use_tls):
-        return Check(name, WARN, f"{where} answers, but the password crosses the network in clear",
+        return Check(name, WARN, f"{where} {answers}, but the password crosses the network in clear",
                      "set MAIL_USE_TLS=1 (port 587) or MAIL_USE_SSL=1 (port 465)")
-    return Check(name, OK, f"{where} answers{' and accepts the login' if cfg.username else ''}; sender {cfg.sender}")
+    login = " and accepts the login" if cfg.username and probe else ""
+    return Check(name, OK, f"{where} {answers}{login}; sender {cfg.sender}")
 
 
 def _probe_smtp(cfg) -> None:
@@ -324,24 +333,49 @@ def _probe_smtp(cfg) -> None:
 
 # -- payments ---------------------------------------------------------------------------
 
-def gateways() -> Check:
+def _enabled_gateways() -> list[str]:
     from faka.payments import enabled_gateways
+
+    return [gateway for gateway, _label in enabled_gateways()]
+
+
+def real_gateway(enabled: list[str] | None = None) -> Check:
+    """A gateway that takes real money (anything but the sandbox) is enabled."""
+    name = "Payment gateways"
+    enabled = _enabled_gateways() if enabled is None else enabled
+    real = [g for g in enabled if g != "sandbox"]
+    if not real:
+        return Check(name, FAIL, "only the sandbox is enabled: it takes test payments, not money" if enabled
+                     else "none enabled: buyers cannot pay",
+                     "configure one in the operator console (/operator/gateways) or with "
+                     "`flask --app faka gateway-config <gateway> key=value ... --enable`")
+    return Check(name, OK, f"enabled: {', '.join(real)}")
+
+
+def sandbox_off(enabled: list[str] | None = None) -> Check:
+    name = "Sandbox gateway"
+    enabled = _enabled_gateways() if enabled is None else enabled
+    if "sandbox" in enabled:
+        return Check(name, FAIL, "the sandbox gateway is enabled: anyone can pay for goods with a test payment",
+                     "`flask --app faka gateway-config sandbox --disable` before selling")
+    return Check(name, OK, "off")
+
+
+def gateways() -> Check:
     from faka.services.payments import silent_gateways
 
     name = "Payment gateways"
-    enabled = [gateway for gateway, _label in enabled_gateways()]
+    enabled = _enabled_gateways()
     silent = [s.gateway for s in silent_gateways()]
     db.session.rollback()
     if not enabled:
-        return Check(name, FAIL, "none enabled: buyers cannot pay",
-                     "configure one in the operator console (/operator/gateways) or with "
-                     "`flask --app faka gateway-config <gateway> key=value ... --enable`")
+        return real_gateway(enabled)
     base = current_app.config["BASE_URL"].rstrip("/")
     urls = {g: base + current_app.url_map.bind("").build("pay.notify", {"gateway": g}) for g in enabled}
     listed = "; ".join(f"{g}: {url}" for g, url in urls.items())
-    if "sandbox" in enabled:
-        return Check(name, FAIL, f"the sandbox gateway is enabled: anyone can pay for goods with a test payment "
-                                 f"({listed})", "`flask --app faka gateway-config sandbox --disable` before selling")
+    sandbox = sandbox_off(enabled)
+    if sandbox.status != OK:
+        return Check(name, sandbox.status, f"{sandbox.found} ({listed})", sandbox.fix)
     bad = [g for g, url in urls.items() if _public_https(url)]
     if bad:
         return Check(name, FAIL, f"notify URLs not public HTTPS ({listed}): providers cannot reach them",

@@ -5,11 +5,12 @@ is never lost: without SMTP configured it waits in the outbox (the operator sees
 when SMTP is down the job fails, is retried, and the reconciler queues it again.
 """
 import json
+import re
 from dataclasses import dataclass
 import logging
 import smtplib
 import ssl
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -17,14 +18,15 @@ from flask import current_app, render_template
 from jinja2 import TemplateNotFound
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import Order, OutboxEmail
-from faka.services import clock
+from faka.models import CardKey, Order, OutboxEmail
+from faka.services import audit, clock
 from faka.services.crypto import vault
-from faka.services.delivery import EMAIL_ORDER_DELIVERED, EMAIL_ORDER_REPLACEMENT, delivered_items
+from faka.services.delivery import EMAIL_ORDER_DELIVERED, EMAIL_ORDER_REPLACEMENT, SHOWS_GOODS, delivered_items
+from faka.services.errors import NotFound
 from faka.services.settings import site_settings
 
 log = logging.getLogger(__name__)
@@ -179,14 +181,34 @@ def queue_email(
 
 
 def build_message(email: OutboxEmail, sender: str) -> EmailMessage:
+    subject, text, html = _render(email)
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = email.to_addr
+    message["Message-ID"] = make_msgid(domain="faka")
+    message.set_content(text)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    return message
+
+
+def _render(email: OutboxEmail, for_operator: bool = False) -> tuple[str, str, str | None]:
+    """The email's subject, text and HTML body (None when it has no HTML template). For
+    the operator's reader a delivery's goods are left out, and so is its order link."""
     site = site_settings()
     base_url = current_app.config["BASE_URL"].rstrip("/")
     with force_locale(email.locale):
         template = email.kind
-        if email.kind in (EMAIL_ORDER_DELIVERED, EMAIL_ORDER_REPLACEMENT):
+        if email.kind in DELIVERY_EMAILS:
             # The goods are read from the order when sending, never stored in the outbox.
             order = db.session.execute(select(Order).where(Order.id == email.order_id)).scalar_one()
-            context = {"order": order, "items": delivered_items(order), "order_url": f"{base_url}/order/{order.token}"}
+            if for_operator:
+                items = [MASKED] * _goods_count(order)
+                order_url = f"{base_url}/order/{MASKED}"
+            else:
+                items, order_url = delivered_items(order), f"{base_url}/order/{order.token}"
+            context = {"order": order, "items": items, "order_url": order_url}
             if email.kind == EMAIL_ORDER_REPLACEMENT:
                 subject = _("Replacement keys for your order %(number)s: %(title)s", number=order.number,
                             title=order.product.title)
@@ -198,19 +220,77 @@ def build_message(email: OutboxEmail, sender: str) -> EmailMessage:
             subject = email.subject or ""
         context.update(site=site, base_url=base_url)
         text = render_template(f"email/{template}.txt", **context)
+        if for_operator:
+            return subject, ORDER_LINK_RE.sub(f"/order/{MASKED}", text), None
         try:
             html = render_template(f"email/{template}.html", **context)
         except TemplateNotFound:
             html = None
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = sender
-    message["To"] = email.to_addr
-    message["Message-ID"] = make_msgid(domain="faka")
-    message.set_content(text)
-    if html is not None:
-        message.add_alternative(html, subtype="html")
-    return message
+    return subject, text, html
+
+
+# -- reading the outbox -------------------------------------------------------------------
+
+DELIVERY_EMAILS = (EMAIL_ORDER_DELIVERED, EMAIL_ORDER_REPLACEMENT)
+MASKED = "••••••••"
+# A buyer's order page shows the goods: its address (in delivery and complaint emails) is
+# as secret as they are.
+ORDER_LINK_RE = re.compile(r"/order/[0-9A-Za-z_-]{16,}")
+LINK_RE = re.compile(r"https?://[^\s<>\"']+")
+
+
+@dataclass(frozen=True)
+class ReadEmail:
+    """An outbox email as the operator reads it: see read_email."""
+
+    id: int
+    kind: str
+    status: str
+    to_addr: str
+    created_at: datetime
+    sent_at: datetime | None
+    subject: str
+    text: str
+    goods_hidden: bool
+
+    @property
+    def links(self) -> list[str]:
+        """The addresses in the text the recipient would open, to be copied and passed on."""
+        return [link for link in dict.fromkeys(LINK_RE.findall(self.text)) if MASKED not in link]
+
+
+def read_email(email_id: int, operator_id: int) -> ReadEmail:
+    """An email in the outbox as its recipient gets it (the text part), for an operator
+    without SMTP who passes a verification or password-reset link on by hand. Only a
+    buyer's goods stay hidden: a delivery's keys, and links to a buyer's order page,
+    which shows them. Every reading is in the audit log. NotFound for no such email."""
+    email = db.session.get(OutboxEmail, email_id)
+    if email is None:
+        db.session.rollback()
+        raise NotFound()
+    subject, text, _html = _render(email, for_operator=True)
+    read = ReadEmail(id=email.id, kind=email.kind, status=email.status, to_addr=email.to_addr,
+                     created_at=email.created_at, sent_at=email.sent_at, subject=subject, text=text,
+                     goods_hidden=email.kind in DELIVERY_EMAILS)
+    db.session.rollback()
+    begin_write()
+    try:
+        audit.record(operator_id, "outbox.read", f"email:{email_id}", detail=f"{read.kind} to {read.to_addr}")
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return read
+
+
+def _goods_count(order: Order) -> int:
+    """How many goods a delivery email lists, counted without decrypting any."""
+    if order.status not in SHOWS_GOODS:
+        return 0
+    if order.delivery_ciphertext:
+        return 1
+    return db.session.scalar(select(func.count()).select_from(CardKey).where(
+        CardKey.order_id == order.id, CardKey.status == CardKey.SOLD)) or 0
 
 
 def _smtp_send(message: EmailMessage, cfg: SmtpConfig) -> None:

@@ -1,7 +1,12 @@
 """A merchant's orders: search, export, timeline, resend, and blacklisting an order's buyer.
 
 Buyer emails leave the back office masked (ab***@qq.com) in lists and exports; only the
-single order's page shows one in full (the merchant may have to write to the buyer)."""
+single order's page shows one in full (the merchant may have to write to the buyer).
+
+The buyer's answers to a product's checkout fields (the game UID to top up ...) are masked
+in the order list (first and last character), and in full on the order's page and in the
+CSV export: the merchant needs the whole answer to do the work, and the export is its own,
+behind its login."""
 import csv
 import io
 from dataclasses import dataclass
@@ -13,7 +18,7 @@ from sqlalchemy.orm import joinedload
 
 from faka.extensions import db
 from faka.models import BlacklistEntry, Order, OutboxEmail, Product
-from faka.services import blacklist
+from faka.services import blacklist, checkout_fields
 from faka.services.errors import DomainError, NotFound
 from faka.templating import mask_email
 
@@ -63,23 +68,26 @@ def search(merchant_id: int, f: OrderFilter, page: int = 1, tz: timezone = timez
 
 
 CSV_COLUMNS = ("number", "created_at", "status", "product", "quantity", "unit_price", "discount", "total",
-               "currency", "email", "paid_at", "delivered_at", "refunded_at", "risk_flags")
+               "currency", "email", "paid_at", "delivered_at", "refunded_at", "risk_flags", "answers")
 
 
 def export_csv(merchant_id: int, f: OrderFilter, tz: timezone = timezone.utc) -> str:
     """The filtered orders as CSV (amounts in minor units, times in UTC ISO 8601), buyer
-    emails masked. Delivered keys are never exported here."""
+    emails masked, the buyer's checkout answers in full ("label: answer", one a line in
+    the cell). Delivered keys are never exported here."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     rows = db.session.execute(
         _query(merchant_id, f, tz).options(joinedload(Order.product)).order_by(Order.created_at).limit(EXPORT_LIMIT)
-    ).scalars()
+    ).scalars().all()
+    answers = checkout_fields.answers_by_order([o.id for o in rows])
     for o in rows:
         writer.writerow([
             o.number, _iso(o.created_at), o.status, _csv_safe(o.product.title), o.quantity, o.unit_price, o.discount,
             o.total, o.currency, _csv_safe(mask_email(o.email)), _iso(o.paid_at), _iso(o.delivered_at),
             _iso(o.refunded_at), o.risk_flags or "",
+            _csv_safe("\n".join(f"{a.label}: {a.value}" for a in answers.get(o.id, ()))),
         ])
     return out.getvalue()
 
@@ -91,6 +99,17 @@ def _iso(value: datetime | None) -> str:
 def _csv_safe(text: str) -> str:
     # A cell starting with = + - @ runs as a formula in spreadsheet software.
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def masked_answers(orders: list[Order]) -> dict[int, list[checkout_fields.Answer]]:
+    """The orders' checkout answers as the order list shows them, masked, by order id."""
+    return {order_id: [a.masked() for a in answers]
+            for order_id, answers in checkout_fields.answers_by_order([o.id for o in orders]).items()}
+
+
+def buyer_answers(order: Order) -> list[checkout_fields.Answer]:
+    """One order's checkout answers in full, for its page."""
+    return checkout_fields.order_answers(order.id)
 
 
 def get_order(merchant_id: int, number: str) -> Order:

@@ -1,4 +1,5 @@
-"""Operator decisions on merchants: review of the qualification, freezing, and terms.
+"""Operator decisions on merchants: review of the qualification, freezing, and terms; and
+help with the shop owner's login (two-factor reset, a password-reset link).
 
 Each decision is one write transaction that changes the merchant, records an audit event
 with the fields before and after, and (where the merchant should know) queues a
@@ -15,11 +16,12 @@ from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Merchant, Order, User
-from faka.services import audit, clock
+from faka.services import accounts, audit, clock
 from faka.services.errors import DomainError, NotFound
 from faka.services.mail import queue_email
 
 EMAIL_MERCHANT_REVIEW = "merchant_review"
+EMAIL_TWO_FACTOR_RESET = "two_factor_reset"
 MAX_FEE_RATE_BP = 5000
 MAX_HOLD_DAYS = 60
 MAX_REASON = 2000
@@ -94,6 +96,72 @@ def set_terms(operator_id: int, merchant_id: int, fee_rate_bp: int, hold_days: i
         db.session.rollback()
         raise
     return merchant
+
+
+# -- the shop owner's login ------------------------------------------------------------------
+
+class OperatorAccount(DomainError):
+    message = _l("This shop belongs to an operator account: operators manage their own password and "
+                 "two-factor authentication.")
+
+
+class TwoFactorOff(DomainError):
+    message = _l("This merchant does not use two-factor authentication: there is nothing to reset.")
+
+
+def reset_two_factor(operator_id: int, merchant_id: int) -> int:
+    """Turn off the shop owner's two-factor authentication, for one who lost the phone
+    and the recovery codes: the next login asks for the password alone (and a lock left
+    by wrong codes is lifted); they may set it up again. The owner is told by email (it
+    waits in the outbox without SMTP). Returns that email's id."""
+    locale = current_app.config["BABEL_DEFAULT_LOCALE"]
+    begin_write()
+    try:
+        merchant = _locked(merchant_id)
+        user = db.session.get(User, merchant.user_id, with_for_update=True)
+        if user.is_operator:
+            raise OperatorAccount()
+        if not user.totp_enabled:
+            raise TwoFactorOff()
+        user.totp_secret = None
+        user.recovery_codes = None
+        user.failed_logins = 0
+        user.locked_until = None
+        audit.record(operator_id, "merchant.2fa_reset", _target(merchant), before={"two_factor": True},
+                     after={"two_factor": False}, detail=f"user:{user.id}")
+        with force_locale(locale):
+            subject = str(_l("Two-factor authentication was turned off on your account"))
+        base_url = current_app.config["BASE_URL"].rstrip("/")
+        email = queue_email(EMAIL_TWO_FACTOR_RESET, user.email, subject,
+                            {"merchant_name": merchant.name, "setup_url": f"{base_url}/account/2fa"},
+                            locale, user_id=user.id, merchant_id=merchant.id)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    jobs.enqueue(jobs.send_email, email.id, job_id=f"email-{email.id}")
+    return email.id
+
+
+def send_password_reset(operator_id: int, merchant_id: int) -> int:
+    """Email the shop owner a password-reset link, the same as the login page's "forgot
+    password" sends (valid for an hour, spent by its first use). Without SMTP it waits in
+    the outbox, where the operator can read it and pass it on. Returns the email's id."""
+    locale = current_app.config["BABEL_DEFAULT_LOCALE"]
+    begin_write()
+    try:
+        merchant = _locked(merchant_id)
+        user = db.session.get(User, merchant.user_id)
+        if user.is_operator:
+            raise OperatorAccount()
+        email = accounts.queue_password_reset(user, locale)
+        audit.record(operator_id, "merchant.password_reset_sent", _target(merchant), detail=f"user:{user.id}")
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    jobs.enqueue(jobs.send_email, email.id, job_id=f"email-{email.id}")
+    return email.id
 
 
 def _is_submitted(merchant: Merchant) -> bool:

@@ -28,7 +28,7 @@ from faka.database import begin_write
 from faka.extensions import db
 from faka.models import CardKey, Merchant, Order, OutboxEmail, Product
 from faka.models.catalog import DELIVERY_AUTO, DELIVERY_MANUAL
-from faka.services import clock, webhooks
+from faka.services import checkout_fields, clock, webhooks
 from faka.services.crypto import vault
 from faka.services.mail import queue_email
 
@@ -99,7 +99,9 @@ def _watches_stock(product: Product) -> bool:
 
 
 def order_data(order: Order) -> dict:
-    """What webhooks say about an order. Never the delivered goods."""
+    """What webhooks say about an order, with the buyer's answers to the product's checkout
+    fields in full (the merchant's system may top up the game UID itself). Never the
+    delivered goods."""
 
     def unix(when):
         return int(when.timestamp()) if when else None
@@ -121,6 +123,7 @@ def order_data(order: Order) -> dict:
             "refunded_amount": order.refunded_amount,
         },
         "product": _product_data(order.product),
+        "answers": checkout_fields.webhook_answers(order.id),
     }
 
 

@@ -1,4 +1,4 @@
-"""A merchant's products: create, edit, hide, delete (soft), with moderation on
+"""A merchant's products: create, edit, hide, delete (soft), order, with moderation on
 prohibited words."""
 import re
 import secrets
@@ -6,17 +6,20 @@ from dataclasses import dataclass, field
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import CardKey, Category, Product, TierPrice
 from faka.models.catalog import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_TYPES
+from faka.services import categories as category_service
 from faka.services import clock
 from faka.services.crypto import vault
 from faka.services.errors import DomainError, NotFound
 from faka.services.settings import site_settings
 
 MAX_PRICE = 100_000_000  # ¥1,000,000.00
+MAX_POSITION = 1_000_000
 MODERATION_APPROVED = "approved"
 MODERATION_PENDING = "pending"
 
@@ -39,12 +42,16 @@ class ProductDraft:
     manual_promise_hours: int = 24
     reusable_key: bool = False
     require_query_password: bool = False
+    require_email: bool = False  # checkout refuses an order without an email
     low_stock_threshold: int = 0
     refund_policy: str = ""
     visible: bool = True
     # Stricter risk thresholds (faka/services/risk.py); None: the site's own.
     risk_captcha_at: int | None = None
     risk_hold_at: int | None = None
+    # Place in the merchant's list and shop (lower first); None: a new product goes last,
+    # an edited one keeps its place.
+    position: int | None = None
 
 
 def parse_tiers(text: str) -> list[tuple[int, int]]:
@@ -88,8 +95,8 @@ def _validate(draft: ProductDraft) -> None:
         if quantity < 2 or quantity in seen or not 1 <= price <= MAX_PRICE:
             raise InvalidProduct(_l("Each tier needs a different quantity of at least 2 and a valid price."))
         seen.add(quantity)
-    if db.session.get(Category, draft.category_id) is None:
-        raise InvalidProduct(_l("Choose a category."))
+    if draft.position is not None and not 0 <= draft.position <= MAX_POSITION:
+        raise InvalidProduct(_l("The position must be a whole number from 0 to 1,000,000."))
     _validate_risk_thresholds(draft)
 
 
@@ -115,13 +122,22 @@ def save_product(merchant_id: int, draft: ProductDraft, slug: str | None = None)
     word sends the product to moderation instead of publishing it."""
     _validate(draft)
     begin_write()
-    if slug is None:
-        product = Product(slug=secrets.token_hex(8), merchant_id=merchant_id)
+    product = get_product(merchant_id, slug) if slug is not None else None
+    try:
+        # A hidden category is offered only to the products already in it.
+        category_service.check_choosable(draft.category_id, current_id=product.category_id if product else None)
+    except NotFound:
+        db.session.rollback()
+        raise InvalidProduct(_l("Choose a category.")) from None
+    if product is None:
+        last = db.session.scalar(select(func.max(Product.position)).where(
+            Product.merchant_id == merchant_id, Product.deleted_at.is_(None)))
+        product = Product(slug=secrets.token_hex(8), merchant_id=merchant_id, position=(last or 0) + 1)
         db.session.add(product)
-    else:
-        product = get_product(merchant_id, slug)
+    if draft.position is not None:
+        product.position = draft.position
     for name in ("title", "category_id", "price", "description_md", "delivery_type", "min_per_order",
-                 "max_per_order", "manual_promise_hours", "reusable_key", "require_query_password",
+                 "max_per_order", "manual_promise_hours", "reusable_key", "require_query_password", "require_email",
                  "low_stock_threshold", "refund_policy", "visible", "risk_captcha_at", "risk_hold_at"):
         setattr(product, name, getattr(draft, name))
     product.title = draft.title.strip()
@@ -188,6 +204,7 @@ def merchant_products(merchant_id: int) -> list[ProductRow]:
         select(Product)
         .where(Product.merchant_id == merchant_id, Product.deleted_at.is_(None))
         .order_by(Product.position, Product.id)
+        .options(selectinload(Product.category))
     ).scalars().all()
     counts: dict[int, dict[str, int]] = {p.id: {} for p in products}
     if products:
@@ -200,5 +217,32 @@ def merchant_products(merchant_id: int) -> list[ProductRow]:
     return [ProductRow(p, counts[p.id]) for p in products]
 
 
-def categories() -> list[Category]:
-    return list(db.session.execute(select(Category).order_by(Category.position, Category.id)).scalars())
+def categories(current_id: int | None = None) -> list[Category]:
+    """The categories the product form offers: the visible ones in the operator's order,
+    and the product's own category (`current_id`) even when it is hidden."""
+    return category_service.choosable(current_id)
+
+
+UP, DOWN = "up", "down"
+
+
+def move_product(merchant_id: int, slug: str, direction: str) -> Product:
+    """One place up (earlier) or down (later) in the merchant's list, and so in its shop
+    and on the home page. The merchant's products are renumbered 1, 2, 3 ... in their
+    current order first, so products that share a position can be told apart."""
+    begin_write()
+    product = get_product(merchant_id, slug)
+    if direction not in (UP, DOWN):
+        db.session.rollback()
+        raise InvalidProduct()
+    ordered = list(db.session.execute(
+        select(Product).where(Product.merchant_id == merchant_id, Product.deleted_at.is_(None))
+        .order_by(Product.position, Product.id).with_for_update()
+    ).scalars())
+    index = ordered.index(product)
+    ordered.pop(index)
+    ordered.insert(max(0, index - 1) if direction == UP else index + 1, product)
+    for number, p in enumerate(ordered, start=1):
+        p.position = number
+    db.session.commit()
+    return product

@@ -4,7 +4,7 @@ import secrets
 from sqlalchemy import select
 
 from faka.extensions import db
-from faka.models import Category, Product, TierPrice, User
+from faka.models import Category, CheckoutField, Product, TierPrice, User
 from faka.models.catalog import DELIVERY_FIXED, DELIVERY_MANUAL
 from faka.payments import ensure_sandbox
 from faka.services import accounts, keys
@@ -57,12 +57,19 @@ def seed_demo() -> bool:
         description_md="共 40 课时。付款后立即获得下载地址和提取码（所有买家相同）。",
         refund_policy="虚拟内容，发货后不退款。",
     )
-    product(
+    topup = product(
         category_id=games.id, title="代充 原神 6480 创世结晶", price=64800, max_per_order=1, position=4,
-        delivery_type=DELIVERY_MANUAL, manual_promise_hours=2,
+        delivery_type=DELIVERY_MANUAL, manual_promise_hours=2, require_email=True,
         description_md="人工代充，付款后 **2 小时内** 完成，请在备注邮箱留意通知。",
         refund_policy="未完成代充全额退款。",
     )
+    topup.checkout_fields.extend([  # what the merchant needs to top the account up
+        CheckoutField(key=secrets.token_hex(8), position=0, label="游戏 UID", label_en="Game UID", kind="number",
+                      pattern=r"[1-9]\d{8}", pattern_message="UID 是 9 位数字", pattern_message_en="A UID has 9 digits",
+                      help_text="游戏内点击头像查看", help_text_en="Tap your avatar in the game to see it"),
+        CheckoutField(key=secrets.token_hex(8), position=1, label="服务器", label_en="Server", kind="choice",
+                      choices="天空岛（官服）\n世界树（B服）"),
+    ])
     db.session.commit()
     keys.import_keys(cards.id, "\n".join(f"STEAM-{secrets.token_hex(5).upper()}" for _ in range(STOCKOUT_PRODUCT_KEYS)))
     keys.import_keys(windows.id, "\n".join("-".join(secrets.token_hex(3).upper()[:5] for _ in range(5)) for _ in range(40)))

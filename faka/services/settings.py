@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 from faka.extensions import db
 from faka.models import Setting
+from faka.services import contact
 from faka.pagecache import reused
 
 DEFAULTS = {
@@ -16,7 +17,14 @@ DEFAULTS = {
     "open_registration": "1",  # "0" closes the merchant sign-up page
     "prohibited_words": "",  # one per line: products whose text hits one wait for moderation
     "privacy_policy": "",
-    "contact": "",
+    "contact": "",  # the single free-text contact of older sites, shown while the contact_* are empty
+    # How buyers reach the operator (faka/services/contact.py), each optional.
+    "contact_qq": "",
+    "contact_wechat": "",
+    "contact_telegram": "",
+    "contact_email": "",
+    "contact_note": "",
+    "require_terms_consent": "0",  # "1": buyers must tick "I agree to the terms" to order
     "order_ttl_minutes": "",  # until saved here, FAKA_ORDER_TTL_MINUTES applies (site_settings)
     "complaint_window_days": "7",
     "merchant_reply_hours": "48",
@@ -46,6 +54,7 @@ MAX_LENGTHS = {
     "refund_policy": 50000,
     "privacy_policy": 50000,
     "contact": 200,
+    **contact.MAX_LENGTHS,
     "prohibited_words": 10000,
     "smtp_server": 253,
     "smtp_username": 254,
@@ -76,7 +85,7 @@ def validate(values: dict[str, str]) -> dict[str, object]:
             low, high = INT_RANGES[key]
             if not value.isdigit() or not low <= int(value) <= high:
                 errors[key] = _l("A whole number from %(low)s to %(high)s.", low=low, high=high)
-        elif key == "open_registration" and value not in ("0", "1"):
+        elif key in ("open_registration", "require_terms_consent") and value not in ("0", "1"):
             errors[key] = _l("Choose on or off.")
         elif key == "smtp_port" and value and not (value.isdigit() and 1 <= int(value) <= 65535):
             errors[key] = _l("A whole number from %(low)s to %(high)s.", low=1, high=65535)
@@ -84,6 +93,8 @@ def validate(values: dict[str, str]) -> dict[str, object]:
             errors[key] = _l("Choose none, STARTTLS or SSL.")
         elif key == "default_language" and value not in current_app.config["LANGUAGES"]:
             errors[key] = _l("Choose one of the site's languages.")
+        elif key in contact.CONTACT_KEYS and contact.problem(key, value):
+            errors[key] = contact.problem(key, value)
         elif key == "site_name" and not value.strip():
             errors[key] = _l("The site needs a name.")
     _check_risk_order(values, errors)

@@ -21,8 +21,9 @@ from faka.services.errors import DomainError
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_PIXELS = 25_000_000
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
-# What store_image writes, by the name it gives: nothing else is ever served.
-CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg"}
+# What store_image (and faka/services/product_images.py) writes, by the name it gives:
+# nothing else is ever served.
+CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
 STORED_NAME = re.compile(r"[0-9a-f]{32}\.(?:png|jpg)")
 
 log = logging.getLogger(__name__)
@@ -42,21 +43,35 @@ def private_dir() -> Path:
     return path
 
 
-def store_image(data: bytes) -> str:
-    """Validate and re-encode an uploaded image; returns its stored file name."""
-    if not data or len(data) > MAX_UPLOAD_BYTES:
-        raise InvalidImage()
+def decode(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
+           formats: frozenset[str] | set[str] = ALLOWED_FORMATS, error: type[DomainError] = InvalidImage) -> Image.Image:
+    """The upload decoded (its first frame), or `error`: it must be one of `formats` by its
+    content, at most `max_bytes` long and `max_pixels` large (checked from the header,
+    before anything is decompressed), and whole (a truncated file fails to load)."""
+    if not data or len(data) > max_bytes:
+        raise error()
     try:
         with Image.open(io.BytesIO(data)) as probe:
-            if probe.format not in ALLOWED_FORMATS or probe.width * probe.height > MAX_PIXELS:
-                raise InvalidImage()
+            if probe.format not in formats or probe.width * probe.height > max_pixels:
+                raise error()
             probe.verify()
-        with Image.open(io.BytesIO(data)) as image:
+        image = Image.open(io.BytesIO(data))
+        try:
             image.load()
-            has_alpha = image.mode in ("RGBA", "LA", "P")
-            clean = image.convert("RGBA" if has_alpha else "RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InvalidImage() from exc
+        except BaseException:
+            image.close()
+            raise
+        return image
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        raise error() from exc
+
+
+def store_image(data: bytes) -> str:
+    """Validate and re-encode an uploaded image; returns its stored file name."""
+    with decode(data) as image:
+        has_alpha = image.mode in ("RGBA", "LA", "P")
+        clean = image.convert("RGBA" if has_alpha else "RGB")
+    clean.info.clear()  # a JPEG's comment would be written back from here
     name = secrets.token_hex(16) + (".png" if has_alpha else ".jpg")
     out = io.BytesIO()
     if has_alpha:

@@ -33,6 +33,10 @@ addresses (config WEBHOOK_ALLOW_PRIVATE=True lifts this, for tests and private n
 The check is made when the URL is saved and again on every connection, against the
 address actually connected to, so a name re-pointed at an internal address is refused.
 Requests go out directly (no environment proxy) and redirects are not followed.
+
+At rest: a delivery's payload holds the buyer's email and checkout answers (a game UID,
+an account), so it is stored encrypted like the rest of the buyer's secrets (and rotated
+with them); rows written before that, plain JSON, are still sent as they are.
 """
 import hashlib
 import hmac
@@ -294,9 +298,10 @@ def send_test(endpoint_id: int, merchant_id: int) -> int:
 def _new_delivery(endpoint_id: int, event: str, data: dict) -> WebhookDelivery:
     now = clock.now()
     payload = {"id": "whd_" + secrets.token_hex(12), "type": event, "created": int(now.timestamp()), "data": data}
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     delivery = WebhookDelivery(
-        endpoint_id=endpoint_id, event=event, payload=json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
-        status=WebhookDelivery.PENDING, attempts=0, created_at=now,
+        endpoint_id=endpoint_id, event=event, payload=vault().encrypt(body), status=WebhookDelivery.PENDING,
+        attempts=0, created_at=now,
     )
     db.session.add(delivery)
     db.session.flush()
@@ -305,7 +310,12 @@ def _new_delivery(endpoint_id: int, event: str, data: dict) -> WebhookDelivery:
 
 def public_id(delivery: WebhookDelivery) -> str:
     """The `id` the receiver sees, for the delivery log."""
-    return json.loads(delivery.payload)["id"]
+    return json.loads(_body(delivery.payload))["id"]
+
+
+def _body(payload: str) -> str:
+    """The JSON body of a stored payload: encrypted, or plain JSON from before it was."""
+    return payload if payload.startswith("{") else vault().decrypt(payload)
 
 
 def delivery_log(endpoint_id: int, merchant_id: int, page: int = 1) -> DeliveryLog:
@@ -368,7 +378,7 @@ def deliver(delivery_id: int) -> bool:
         db.session.rollback()
         _record(delivery_id, None, "endpoint disabled", give_up=True)
         return False
-    url, body = endpoint.url, delivery.payload.encode()
+    url, body = endpoint.url, _body(delivery.payload).encode()
     secret = vault().decrypt(endpoint.secret_ciphertext)
     db.session.rollback()  # hold no transaction while waiting on the merchant's server
 

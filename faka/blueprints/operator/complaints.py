@@ -12,7 +12,7 @@ from faka.blueprints.complaints import (MessageForm, ThreadLinks, evidence_respo
 from faka.blueprints.merchant_forms import yuan_to_fen
 from faka.blueprints.operator import NAV, bp
 from faka.models import Complaint, Refund
-from faka.services import complaints, refunds
+from faka.services import checkout_fields, complaints, refunds
 from faka.services.errors import DomainError, NotFound
 
 QUEUE_FILTER_LABELS = {"escalated": _l("Waiting for a decision"), "active": _l("In progress"), "all": _l("All"),
@@ -75,7 +75,8 @@ def _case_page(complaint: Complaint, status: int = 200, **extra):
     extra.setdefault("message_form", MessageForm(formdata=None))
     extra.setdefault("decide_form", DecideForm(formdata=None))
     body = render_template("operator/complaint.html", case=complaints.case_file(complaint),
-                           refund_labels=refunds.STATUS_LABELS, **_context(complaint), **extra)
+                           refund_labels=refunds.STATUS_LABELS, answers=checkout_fields.order_answers(complaint.order_id),
+                           **_context(complaint), **extra)
     response = make_response(body, status)
     response.headers["Cache-Control"] = "private, no-store"  # may hold revealed keys
     return response

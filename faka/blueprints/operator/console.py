@@ -1,17 +1,21 @@
 """Platform dashboard and operations views."""
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
 from faka import jobs
+from faka.blueprints.access import fresh_login_required
 from faka.blueprints.operator import NAV, bp
 from faka.charts import daily_sales_chart
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Order, OutboxEmail, Product
 from faka.services import audit, clock, delivery
+from faka.services import first_run
 from faka.services.health import health
+from faka.services import mail
+from faka.services.errors import NotFound
 from faka.services.mail import smtp_configured
 from faka.services.payments import silent_gateways
 from faka.services.platform_stats import platform_stats
@@ -21,9 +25,11 @@ LIST_LIMIT = 100
 
 @bp.get("/")
 def dashboard():
+    setup = first_run.platform_setup(current_user.id, current_app.config["BACKUP_DIR"])
     stats = platform_stats()
     return render_template(
         "operator/dashboard.html",
+        setup=setup,
         stats=stats,
         chart=daily_sales_chart(stats.daily, current_app.config["CURRENCY"]),
         console_endpoints=set(current_app.view_functions),
@@ -100,6 +106,21 @@ def outbox_resend(email_id: int):
     jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}-resend-{int(clock.now().timestamp())}")
     back = "operator.outbox" if request.form.get("back") == "outbox" else "operator.operations"
     return redirect(url_for(back), 303)
+
+
+@bp.get("/outbox/<int:email_id>")
+@fresh_login_required()
+def outbox_read(email_id: int):
+    """A queued (or sent) email as its recipient reads it, for passing a link on by hand
+    while SMTP is not set up; a delivery's goods stay hidden (services/mail.py, read_email)."""
+    try:
+        email = mail.read_email(email_id, current_user.id)
+    except NotFound:
+        abort(404)
+    response = make_response(render_template("operator/outbox_email.html", email=email,
+                                             smtp_configured=smtp_configured()))
+    response.headers["Cache-Control"] = "private, no-store"  # may hold a sign-in link
+    return response
 
 
 NAV.append(("operator.dashboard", _l("Dashboard")))

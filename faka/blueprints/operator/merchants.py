@@ -1,4 +1,5 @@
-"""Operator console: merchants (review queue, decisions, terms) and the audit log."""
+"""Operator console: merchants (review queue, decisions, terms, help with their login) and
+the audit log."""
 from datetime import datetime, time, timedelta, timezone
 
 from flask import Response, abort, redirect, render_template, request, url_for
@@ -8,8 +9,9 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange
 
+from faka.blueprints.access import fresh_login_required
 from faka.blueprints.operator import NAV, bp
-from faka.services import audit, merchant_review
+from faka.services import audit, mail, merchant_review
 from faka.services.merchants import masked_id_number
 from faka.services.errors import DomainError, NotFound
 from faka.security import image_response
@@ -64,7 +66,8 @@ def _detail(merchant_id: int, error=None, reason_form=None, terms_form=None, sta
     return render_template(
         "operator/merchant.html", merchant=merchant, masked_id=masked_id_number(merchant),
         figures=merchant_review.figures([merchant.id])[merchant.id], reason_form=reason_form or ReasonForm(formdata=None),
-        terms_form=terms_form, error=error, events=events,
+        terms_form=terms_form, error=error, events=events, login_help=_login_help(),
+        smtp_configured=mail.smtp_configured(),
     ), status
 
 
@@ -140,6 +143,41 @@ def merchant_terms(merchant_id: int):
     except DomainError as exc:
         return _detail(merchant_id, error=exc.message, terms_form=form, status=400)
     return redirect(url_for("operator.merchant_detail", merchant_id=merchant_id), 303)
+
+
+# -- help with the shop owner's login ----------------------------------------------------
+
+LOGIN_HELP = ("2fa_reset", "reset_link")
+
+
+def _login_help() -> tuple[str, int | None] | None:
+    """What the last login-help action did, from the redirect after it: (what, email id)."""
+    done = request.args.get("done")
+    return (done, request.args.get("email", type=int)) if done in LOGIN_HELP else None
+
+
+def _login_help_action(merchant_id: int, action, done: str):
+    _merchant_or_404(merchant_id)  # (the CSRF token is checked for every POST by CSRFProtect)
+    try:
+        email_id = action(current_user.id, merchant_id)
+    except DomainError as exc:
+        return _detail(merchant_id, error=exc.message, status=400)
+    return redirect(url_for("operator.merchant_detail", merchant_id=merchant_id, done=done, email=email_id,
+                            _anchor="login-help"), 303)
+
+
+@bp.post("/merchants/<int:merchant_id>/reset-2fa")
+@fresh_login_required(back_to=lambda merchant_id: url_for("operator.merchant_detail", merchant_id=merchant_id,
+                                                          _anchor="login-help"))
+def merchant_reset_2fa(merchant_id: int):
+    return _login_help_action(merchant_id, merchant_review.reset_two_factor, "2fa_reset")
+
+
+@bp.post("/merchants/<int:merchant_id>/send-reset-link")
+@fresh_login_required(back_to=lambda merchant_id: url_for("operator.merchant_detail", merchant_id=merchant_id,
+                                                          _anchor="login-help"))
+def merchant_send_reset_link(merchant_id: int):
+    return _login_help_action(merchant_id, merchant_review.send_password_reset, "reset_link")
 
 
 # -- audit log ----------------------------------------------------------------------------

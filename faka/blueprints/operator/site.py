@@ -11,25 +11,34 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from faka.blueprints.catalog import POLICY_PAGES
 from faka.blueprints.operator import NAV, bp
 from faka.extensions import db
 from faka.payments import GATEWAY_LABELS, GATEWAYS, configure_gateway, gateway_settings, shown_settings
-from faka.services import audit, mail, payments
+from faka.services import audit, contact, mail, payments
 from faka.services import settings as site_config
 from faka.services.crypto import vault
 from faka.services.errors import DomainError
 from faka.services.uploads import MAX_UPLOAD_BYTES, ImageNotStored, InvalidImage, store_image
 
 # The settings this page edits, in the order shown, and how each is entered.
-TEXT_FIELDS = ("site_name", "icp_number", "contact")
+TEXT_FIELDS = ("site_name", "icp_number")
+CONTACT_FIELDS = contact.CONTACT_KEYS
 TEXTAREA_FIELDS = ("announcement", "terms", "refund_policy", "privacy_policy")
 NUMBER_FIELDS = ("order_ttl_minutes", "complaint_window_days", "merchant_reply_hours", "buyer_reply_days")
 RISK_FIELDS = site_config.RISK_THRESHOLDS
-EDITABLE = (*TEXT_FIELDS, *TEXTAREA_FIELDS, *NUMBER_FIELDS, *RISK_FIELDS, "open_registration", "default_language")
+EDITABLE = (*TEXT_FIELDS, *CONTACT_FIELDS, *TEXTAREA_FIELDS, *NUMBER_FIELDS, *RISK_FIELDS, "open_registration",
+            "require_terms_consent", "default_language")
+CHECKBOXES = ("open_registration", "require_terms_consent")
 LABELS = {
     "site_name": _l("Site name"),
     "icp_number": _l("ICP licence number (shown in the footer, linking to the official lookup)"),
-    "contact": _l("Contact"),
+    "contact_qq": _l("QQ number"),
+    "contact_wechat": _l("WeChat ID"),
+    "contact_telegram": _l("Telegram (@username or t.me link)"),
+    "contact_email": _l("Contact email"),
+    "contact_note": _l("Other contact, or a note (e.g. working hours)"),
+    "require_terms_consent": _l("Buyers must tick a box agreeing to the terms of service before ordering"),
     "announcement": _l("Announcement"),
     "terms": _l("Terms of service"),
     "refund_policy": _l("Refund policy"),
@@ -115,10 +124,20 @@ def smtp_settings():
     return redirect(url_for("operator.site_settings", smtp_saved=1), 303)
 
 
+def _with_old_contact(values: dict) -> dict:
+    """The single free-text contact of older sites, offered in the note field while no
+    new contact is set; saving the form moves it there (site_settings)."""
+    if values.get("contact") and not any(values.get(key) for key in CONTACT_FIELDS):
+        return {**values, "contact_note": values["contact"]}
+    return values
+
+
 def _settings_page(values: dict, errors: dict | None = None, status: int = 200, mail_error=None, mail_to=""):
     return render_template(
         "operator/settings.html",
-        values=values,
+        values=_with_old_contact(values),
+        contact_fields=CONTACT_FIELDS,
+        policy_pages=POLICY_PAGES,
         errors=errors or {},
         labels=LABELS,
         text_fields=TEXT_FIELDS,
@@ -150,10 +169,12 @@ def site_settings():
     current = _current_values()
     if request.method == "GET":
         return _settings_page(current)
-    submitted = {key: request.form.get(key, "").strip() for key in EDITABLE if key != "open_registration"}
+    submitted = {key: request.form.get(key, "").strip() for key in EDITABLE if key not in CHECKBOXES}
     for key in TEXTAREA_FIELDS:  # keep the text as typed, only normalising line ends
         submitted[key] = request.form.get(key, "").replace("\r\n", "\n").strip()
     submitted["open_registration"] = "1" if request.form.get("open_registration") else "0"
+    submitted["require_terms_consent"] = "1" if request.form.get("require_terms_consent") == "1" else "0"
+    submitted["contact"] = ""  # the old single contact: the form showed it in the note field
     errors = site_config.validate(submitted)
     if errors:
         return _settings_page({**current, **submitted}, errors, 400)
