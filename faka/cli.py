@@ -21,7 +21,7 @@ def init_db():
     upgrade()
     from faka.payments import ensure_sandbox
 
-    ensure_sandbox()
+    ensure_sandbox(enabled=False)  # a real shop's sandbox stays off until the operator turns it on
     click.echo("database is at the latest schema")
 
 

@@ -3,7 +3,7 @@ import re
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from faka.extensions import db
 from faka.models import CardKey, Order, Product, User
@@ -12,7 +12,11 @@ from conftest import ENCRYPTION_KEY, key_texts, reload, signed_notify
 
 
 def test_seed_demo_creates_shop_once(runner):
+    from faka.payments import configure_gateway, enabled_gateways
+
+    configure_gateway("sandbox", {}, enabled=False)  # as a fresh init-db leaves it
     result = runner.invoke(args=["seed-demo"])
+    assert "sandbox" in dict(enabled_gateways())  # the demo pays with it
     assert result.exit_code == 0, result.output
     assert "operator@faka.local" in result.output and "merchant@faka.local" in result.output
     products = db.session.execute(select(Product)).scalars().all()
@@ -228,8 +232,11 @@ def test_migrations_build_the_same_schema_as_the_models(app):
         engine = create_engine(f"sqlite:///{tmp}/m.db")
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
+            # A real shop starts with the sandbox off: anyone could "pay" with it.
+            sandbox_on = conn.execute(text("SELECT enabled FROM gateway_configs WHERE name = 'sandbox'")).scalar_one()
         engine.dispose()
     assert diff == []
+    assert not sandbox_on
 
 
 def test_migrations_upgrade_a_populated_first_version_database(base_config, monkeypatch, tmp_path):
@@ -297,7 +304,8 @@ def test_migrations_upgrade_a_populated_first_version_database(base_config, monk
             INSERT INTO notify_log (gateway, via, order_number, verified, outcome, received_at)
                 VALUES ('sandbox', 'notify', '2026010100000001', :yes, 'paid', :now)
         """)
-        run("init-db")  # what an upgrade runs: the latest schema, and the sandbox gateway
+        run("init-db")  # what an upgrade runs: the latest schema (and the sandbox, off)
+        run("gateway-config", "sandbox", "--enable")
         with engine.connect() as conn:
             assert conn.execute(text("SELECT total, discount, status, held_at, risk_flags, email_domain FROM orders")
                                 ).all() == [(1000, 0, "delivered", None, None, "x.cn")]

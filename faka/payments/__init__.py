@@ -110,10 +110,14 @@ def get_gateway(name: str) -> Gateway:
     return cls(_decrypted(enabled[name]))
 
 
-def ensure_sandbox() -> None:
-    """Enable the sandbox with a fresh secret the first time the shop starts."""
-    if db.session.get(GatewayConfig, "sandbox") is None:
-        configure_gateway("sandbox", SandboxGateway.default_settings(), enabled=True)
+def ensure_sandbox(enabled: bool = True) -> None:
+    """Give the sandbox a fresh secret the first time: `init-db` leaves it off (on a real
+    shop anyone could "pay" with it), the demo (`seed-demo`) and the tests turn it on."""
+    row = db.session.get(GatewayConfig, "sandbox")
+    if row is None:
+        configure_gateway("sandbox", SandboxGateway.default_settings(), enabled=enabled)
+    elif enabled and not row.enabled:
+        configure_gateway("sandbox", {}, enabled=True)
 
 
 def mask(value: str) -> str:
