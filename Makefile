@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_REDIS_URL_POSTGRESQL ?= redis://127.0.0.1:6379/14
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgresql bench attack translations extract-messages screenshots vendor worker clean
+.PHONY: run test test-sqlite test-postgresql bench attack translations extract-messages screenshots a11y vendor worker clean
 
 $(BIN)/activate: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ translations: $(BIN)/activate
 	$(BIN)/pybabel compile -d faka/translations 2>/dev/null
 
 extract-messages: $(BIN)/activate
-	$(BIN)/pybabel extract -F babel.cfg -k _l -o faka/translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k _p:1c,2 -k lazy_pgettext:1c,2 -o faka/translations/messages.pot .
 	$(BIN)/pybabel update --ignore-obsolete -i faka/translations/messages.pot -d faka/translations
 
 run: $(BIN)/activate translations
@@ -57,6 +57,11 @@ attack: $(VENV)/.dev translations
 # Phone-width screenshots of the main pages into docs/screenshots/ (Debian's chromium and fonts-noto-cjk).
 screenshots: $(VENV)/.dev translations
 	$(BIN)/python scripts/screenshots.py
+
+# Lighthouse's mobile accessibility score of the buyer's pages, each at least 98 (Debian's chromium;
+# Lighthouse pinned in scripts/lighthouse/, installed by npm ci into .tools/lighthouse/).
+a11y: $(VENV)/.dev translations
+	$(BIN)/python scripts/a11y.py
 
 vendor:
 	$(PYTHON) scripts/vendor.py

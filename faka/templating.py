@@ -1,8 +1,9 @@
 """Template filters and the values every page needs."""
+from decimal import Decimal
 from functools import cache
 
 import nh3
-from flask import g, url_for
+from flask import g, request, url_for
 from werkzeug.local import LocalProxy
 from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
@@ -73,8 +74,29 @@ def gateway_icon(name: str) -> str:
     return url_for("static", filename=f"icons/pay/{name if name in PAYMENT_ICONS else 'other'}.svg")
 
 
+def nav_current(href: str) -> str | None:
+    """A navigation link's aria-current: "page" on the page it opens, "true" on the pages
+    under it (an order under Orders). A section's root (/merchant/) marks only itself."""
+    path = request.script_root + request.path  # as url_for writes it, under a prefix too
+    if path == href:
+        return "page"
+    if not href.endswith("/") and path.startswith(href + "/"):
+        return "true"
+    return None
+
+
 def order_status_label(status: str) -> str:
     return str(ORDER_STATUS_LABELS.get(status, status))
+
+
+def fee_rate(basis_points: int) -> str:
+    """A fee rate stored in basis points as people read it: 250 -> '2.5%', 500 -> '5%'."""
+    return f"{(Decimal(basis_points) / 100).normalize():f}%"
+
+
+def _labeller(labels: dict):
+    """A template global naming a stored value (a status, a kind) by its label."""
+    return lambda value: str(labels.get(value, value))
 
 
 def percent(ratio: float | None) -> str:
@@ -125,11 +147,33 @@ def init_app(app) -> None:
     app.add_template_filter(category_name, "category_name")
     app.add_template_global(order_status_label)
     app.add_template_global(gateway_icon)
+    app.add_template_global(nav_current)
     app.add_template_global(app_name, "in_app_name")
     app.add_template_global(timeline_label)
     app.add_template_global(percent)
+    app.add_template_filter(fee_rate, "fee_rate")
     app.add_template_global(site_contact)
-    from faka.services import complaints, risk
+    from faka.payments import GATEWAY_LABELS
+    from faka.services import audit, complaints, keys, mail, merchant_review, merchants, payments, risk, webhooks
+    from faka.services.money import LEDGER_KIND_LABELS, PAYOUT_KIND_LABELS
+
+    # Stored values (statuses, kinds, outcomes) as the pages name them.
+    for name, labels in {
+        "gateway_label": GATEWAY_LABELS,
+        "ledger_kind_label": LEDGER_KIND_LABELS,
+        "payout_kind_label": PAYOUT_KIND_LABELS,
+        "merchant_status_label": merchant_review.STATUS_LABELS,
+        "entity_type_label": merchants.ENTITY_TYPE_LABELS,
+        "notify_outcome_label": payments.OUTCOME_LABELS,
+        "webhook_event_label": webhooks.EVENT_LABELS,
+        "webhook_status_label": webhooks.DELIVERY_STATUS_LABELS,
+        "email_kind_label": mail.KIND_LABELS,
+        "email_status_label": mail.STATUS_LABELS,
+        "import_sample_label": keys.SAMPLE_LABELS,
+    }.items():
+        app.add_template_global(_labeller(labels), name)
+    app.add_template_global(audit.action_label, "audit_action_label")
+    app.add_template_global(risk.hit_detail, "risk_detail")
 
     app.add_template_global(lambda status: str(complaints.STATUS_LABELS.get(status, status)), "complaint_status_label")
     app.add_template_global(lambda reason: str(complaints.REASON_LABELS.get(reason, reason)), "complaint_reason_label")

@@ -126,6 +126,10 @@ class Visitor:
     def press_text(self, english: str, role: str = "link", **values) -> None:
         self.press(self.page.get_by_role(role, name=self.t(english, **values), exact=True))
 
+    def opens_console_group(self, english: str) -> None:
+        """Unfold a group of the console's navigation (its links are hidden until then)."""
+        self.press(self.page.locator("nav.console-nav summary", has_text=self.t(english)))
+
     def sees(self, english: str, **values) -> None:
         expect(self.page.locator("main")).to_contain_text(self.t(english, **values))
 
@@ -348,6 +352,7 @@ def test_merchant_signs_up_is_approved_lists_keys_and_sees_the_sale(shop, visito
     # The operator, in a browser of their own, approves it.
     operator = visitors(screen, language)
     operator_logs_in(operator, "ops@example.com", "operator-pass-1", secret)
+    operator.opens_console_group("Risk control")
     operator.press_text("Merchants")
     operator.arrive("**/operator/merchants")
     operator.press(operator.page.get_by_role("link", name="星光小铺 Starlight"))
@@ -356,7 +361,7 @@ def test_merchant_signs_up_is_approved_lists_keys_and_sees_the_sale(shop, visito
     expect(licence).to_be_visible()
     assert_loaded(licence)
     operator.press_text("Approve", role="button")
-    expect(operator.page.locator("h1 .badge")).to_have_text("approved")
+    expect(operator.page.locator("h1 .badge")).to_have_text(operator.t("Approved"))
     operator.check()
 
     # The merchant lists a product and pastes keys.
@@ -419,6 +424,7 @@ def test_operator_decides_an_escalated_complaint_and_the_buyer_sees_the_refund(
     desk = visitors(screen, language)
     page = desk.page
     operator_logs_in(desk, "ops@example.com", "operator-pass-1", secret)
+    desk.opens_console_group("Risk control")
     desk.press_text("Complaints")
     desk.arrive("**/operator/complaints")
     desk.press(page.get_by_role("link", name=order.number))

@@ -178,7 +178,7 @@ def test_paid_order_of_a_frozen_merchant_is_still_delivered(console, merchant, p
 
 
 def test_fee_rate_and_hold_days_apply_to_the_next_sale(console, merchant, product, place, pay):
-    response = post(console, f"/operator/merchants/{merchant.id}/terms", fee_rate_bp="1000", hold_days="10")
+    response = post(console, f"/operator/merchants/{merchant.id}/terms", fee_rate="10", hold_days="10")
     assert response.status_code == 303
     order = place(product, quantity=2)
     pay(order)
@@ -191,9 +191,10 @@ def test_fee_rate_and_hold_days_apply_to_the_next_sale(console, merchant, produc
 @pytest.mark.parametrize("action, data", [
     ("reject", {"reason": "  "}),
     ("request-info", {"reason": ""}),
-    ("terms", {"fee_rate_bp": "9999999", "hold_days": "3"}),
-    ("terms", {"fee_rate_bp": "300", "hold_days": "61"}),
-    ("terms", {"fee_rate_bp": "abc", "hold_days": "3"}),
+    ("terms", {"fee_rate": "9999999", "hold_days": "3"}),
+    ("terms", {"fee_rate": "3", "hold_days": "61"}),
+    ("terms", {"fee_rate": "abc", "hold_days": "3"}),
+    ("terms", {"fee_rate": "2.555", "hold_days": "3"}),
 ])
 def test_bad_input_is_refused_and_changes_nothing(console, action, data):
     m = submitted_merchant()
@@ -221,7 +222,7 @@ def test_illegal_transitions_are_refused(console, merchant):
 # -- the audit log ------------------------------------------------------------------------
 
 def test_decisions_are_audited_with_before_after_and_ip(console, operator, merchant):
-    post(console, f"/operator/merchants/{merchant.id}/terms", fee_rate_bp="450", hold_days="7")
+    post(console, f"/operator/merchants/{merchant.id}/terms", fee_rate="4.5", hold_days="7")
     post(console, f"/operator/merchants/{merchant.id}/freeze", reason="Suspicious refunds.")
     [terms] = events("merchant.terms")
     assert (terms.actor_id, terms.target, terms.ip) == (operator.id, f"merchant:{merchant.id}", "127.0.0.1")
@@ -245,10 +246,10 @@ def test_audit_page_filters_and_exports_csv(console, operator, merchant):
     merchant_review.reject(operator.id, other.id, "=HYPERLINK(\"x\")")
     page = console.get("/operator/audit?action=merchant.terms").get_data(as_text=True)
     assert f"merchant:{merchant.id}" in page and f"merchant:{other.id}" not in page
-    page = console.get(f"/operator/audit?target=merchant:{other.id}").get_data(as_text=True)
-    assert "merchant.rejected" in page and "merchant.terms" not in page
+    page = console.get(f"/operator/audit?target=merchant:{other.id}&lang=en").get_data(as_text=True)
+    assert "Merchant rejected" in page and "Merchant terms changed" not in page  # the actions' labels
     long_ago = console.get("/operator/audit?since=2000-01-01&until=2000-01-02").get_data(as_text=True)
-    assert "merchant.terms" not in long_ago
+    assert f"merchant:{merchant.id}" not in long_ago
 
     response = console.get("/operator/audit.csv?action=merchant.rejected")
     assert response.mimetype == "text/csv"

@@ -215,7 +215,7 @@ def test_resetting_two_factor_lets_the_merchant_log_in_with_the_password_and_tel
 
     [event] = events("merchant.2fa_reset")
     assert event.actor_id == operator.id and event.target == f"merchant:{merchant.id}"
-    assert "merchant.2fa_reset" in merchant_page(ops, merchant)  # the merchant's history shows it
+    assert "Merchant&#39;s two-factor authentication reset" in merchant_page(ops, merchant)  # in its history
     assert urlsplit(log_in(app.test_client(), merchant.user.email, MERCHANT_PASSWORD).headers["Location"]).path == \
         "/merchant/"
 

@@ -131,7 +131,8 @@ def preview(slug: str):
         except DomainError as exc:
             quote_error = exc.message
     response = current_app.make_response(
-        (render_template("catalog/_price_preview.html", quote=price, quote_error=quote_error), status)
+        (render_template("catalog/_price_preview.html", quote=price, quote_error=quote_error, update_buy_bar=True),
+         status)
     )
     response.headers["Cache-Control"] = "no-store"
     return response

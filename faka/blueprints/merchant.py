@@ -392,7 +392,8 @@ def order_blacklist(number: str):
 
 def _withdrawal_form() -> WithdrawalForm:
     form = WithdrawalForm()
-    form.payout_account_id.choices = [(a.id, f"{a.kind} · {a.holder} · …{a.account_hint}") for a in money.payout_accounts(g.merchant.id)]
+    form.payout_account_id.choices = [(a.id, f"{money.PAYOUT_KIND_LABELS.get(a.kind, a.kind)} · {a.holder} · …{a.account_hint}")
+                                      for a in money.payout_accounts(g.merchant.id)]
     return form
 
 

@@ -2,6 +2,7 @@
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (BooleanField, DateField, DecimalField, IntegerField, RadioField, SelectField,
@@ -13,6 +14,9 @@ from faka.models import BlacklistEntry
 from faka.models.catalog import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL
 from faka.models.webhooks import EVENTS
 from faka.services.keys import SEPARATORS
+from faka.services.merchants import ENTITY_TYPE_LABELS
+from faka.services.money import PAYOUT_KIND_LABELS
+from faka.services.webhooks import EVENT_LABELS
 
 MAX_PRICE = Decimal("1000000")
 
@@ -24,7 +28,7 @@ def yuan_to_fen(value: Decimal) -> int:
 class QualificationForm(FlaskForm):
     legal_name = StringField(_l("Legal name or shop name"), validators=[DataRequired(_l("Enter a name.")), Length(2, 120)])
     entity_type = RadioField(
-        _l("Type"), choices=[("individual", _l("Individual")), ("company", _l("Company"))],
+        _l("Type"), choices=list(ENTITY_TYPE_LABELS.items()),
         validators=[InputRequired(_l("Choose individual or company."))],
     )
     id_number = StringField(
@@ -112,7 +116,7 @@ class ManualDeliveryForm(FlaskForm):
 
 
 class PayoutAccountForm(FlaskForm):
-    kind = SelectField(_l("Type"), choices=[("alipay", _l("Alipay")), ("bank", _l("Bank card")), ("usdt", _l("USDT (TRC20)"))])
+    kind = SelectField(_p("payout account", "Type"), choices=list(PAYOUT_KIND_LABELS.items()))
     holder = StringField(_l("Account holder"), validators=[DataRequired(_l("Enter the account holder.")), Length(1, 80)])
     account = StringField(_l("Account number or address"), validators=[DataRequired(_l("Enter the account.")), Length(1, 64)])
 
@@ -124,9 +128,9 @@ class WithdrawalForm(FlaskForm):
 
 
 class CouponForm(FlaskForm):
-    code = StringField(_l("Code"), validators=[DataRequired(_l("Enter a code.")), Length(3, 32)])
+    code = StringField(_p("coupon", "Code"), validators=[DataRequired(_l("Enter a code.")), Length(3, 32)])
     kind = SelectField(_l("Discount"), choices=[("percent", _l("Percent off")), ("fixed", _l("Amount off (yuan)"))])
-    value = DecimalField(_l("Value"), places=2, validators=[InputRequired(_l("Enter the discount.")), NumberRange(Decimal("0.01"), MAX_PRICE)],
+    value = DecimalField(_p("coupon", "Value"), places=2, validators=[InputRequired(_l("Enter the discount.")), NumberRange(Decimal("0.01"), MAX_PRICE)],
                          description=_l("Percent: 10 takes 10 percent off. Amount: 10.00 takes 10 yuan off."))
     product_id = SelectField(_l("For"), coerce=int)
     min_amount = DecimalField(_l("Minimum order total (yuan)"), places=2, default=Decimal("0"),
@@ -137,7 +141,7 @@ class CouponForm(FlaskForm):
 
 class WebhookForm(FlaskForm):
     url = StringField(_l("URL"), validators=[DataRequired(_l("Enter the URL.")), Length(8, 500)])
-    events = SelectMultipleField(_l("Events"), choices=[(e, e) for e in EVENTS],
+    events = SelectMultipleField(_l("Events"), choices=[(e, EVENT_LABELS[e]) for e in EVENTS],
                                  widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
 
 
@@ -150,7 +154,7 @@ class BlacklistForm(FlaskForm):
     kind = SelectField(_l("What"), choices=[(BlacklistEntry.EMAIL, _l("Email address")),
                                             (BlacklistEntry.DOMAIN, _l("Email domain")),
                                             (BlacklistEntry.IP, _l("IP address or network"))])
-    value = StringField(_l("Value"), validators=[DataRequired(_l("Enter what to blacklist.")), Length(max=254)],
+    value = StringField(_p("blacklist", "Value"), validators=[DataRequired(_l("Enter what to blacklist.")), Length(max=254)],
                         description=_l("For example buyer@example.com, example.com, 203.0.113.7 or 203.0.113.0/24."))
     reason = StringField(_l("Reason"), validators=[DataRequired(_l("Write why.")), BLACKLIST_REASON])
 

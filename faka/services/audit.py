@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 
 from flask import has_request_context, request
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,85 @@ from faka.models import AuditEvent
 
 PER_PAGE = 50
 CSV_COLUMNS = ("id", "created_at", "actor_id", "action", "target", "detail", "before", "after", "ip")
+
+# What the console calls each action. The actions are named where they are recorded (the
+# CSV export and the filter keep those names); one without a label here is shown split
+# into words (see action_label), so add its label with it.
+ACTION_LABELS = {
+    "operator.created": _l("Operator account created"),
+    "merchant.signed_up": _l("Merchant signed up"),
+    "login.locked": _l("Login locked after failed attempts"),
+    "password.reset": _l("Password reset"),
+    "2fa.enabled": _l("Two-factor authentication turned on"),
+    "2fa.disabled": _l("Two-factor authentication turned off"),
+    "2fa.recovery_code_used": _l("Recovery code used"),
+    "merchant.approved": _l("Merchant approved"),
+    "merchant.rejected": _l("Merchant rejected"),
+    "merchant.info_requested": _l("More information requested from the merchant"),
+    "merchant.frozen": _l("Merchant frozen"),
+    "merchant.unfrozen": _l("Merchant unfrozen"),
+    "merchant.terms": _l("Merchant terms changed"),
+    "merchant.2fa_reset": _l("Merchant's two-factor authentication reset"),
+    "merchant.password_reset_sent": _l("Password reset link sent to the merchant"),
+    "category.created": _l("Category created"),
+    "category.renamed": _l("Category renamed"),
+    "category.reordered": _l("Category moved"),
+    "category.hidden": _l("Category hidden"),
+    "category.shown": _l("Category shown again"),
+    "category.products_moved": _l("Category's products moved"),
+    "category.deleted": _l("Category deleted"),
+    "moderation.approved": _l("Product approved"),
+    "moderation.rejected": _l("Product rejected"),
+    "moderation.taken_down": _l("Product taken down"),
+    "moderation.report_dismissed": _l("Product report dismissed"),
+    "moderation.words_changed": _l("Prohibited words changed"),
+    "keys.exported": _l("Unsold keys exported"),
+    "order.refunded": _l("Order refunded"),
+    "order.released": _l("Held order released"),
+    "order.refused": _l("Held order refused"),
+    "refund.pending": _l("Refund sent to the payment gateway"),
+    "refund.done": _l("Refund made through the payment gateway"),
+    "refund.manual": _l("Refund left to be paid back by hand"),
+    "refund.paid": _l("Refund paid back by hand"),
+    "payment.checked": _l("Payment checked with the provider"),
+    "complaint.opened": _l("Complaint opened"),
+    "complaint.merchant_replied": _l("Complaint answered by the seller"),
+    "complaint.offered": _l("Seller's offer on a complaint"),
+    "complaint.accepted": _l("Offer on a complaint accepted"),
+    "complaint.escalated": _l("Complaint sent to the platform"),
+    "complaint.decided": _l("Complaint decided"),
+    "complaint.withdrawn": _l("Complaint withdrawn"),
+    "complaint.keys_revealed": _l("Delivered keys viewed for a complaint"),
+    "payout_account.added": _l("Payout account added"),
+    "payout_account.removed": _l("Payout account removed"),
+    "withdrawal.requested": _l("Withdrawal requested"),
+    "withdrawal.approved": _l("Withdrawal approved"),
+    "withdrawal.paid": _l("Withdrawal paid out"),
+    "withdrawal.rejected": _l("Withdrawal rejected"),
+    "withdrawal.account_revealed": _l("Payout account number viewed"),
+    "settlement.daily": _l("Daily settlement check"),
+    "review.hide": _l("Review hidden"),
+    "review.unhide": _l("Review shown again"),
+    "blacklist.added": _l("Added to the blacklist"),
+    "blacklist.extended": _l("Blacklist entry extended"),
+    "blacklist.removed": _l("Removed from the blacklist"),
+    "outbox.read": _l("Queued email read"),
+    "outbox.resend": _l("Email queued again"),
+    "site.settings": _l("Site settings changed"),
+    "site.smtp": _l("Email settings changed"),
+    "site.logo": _l("Site logo changed"),
+    "site.test_email": _l("Test email sent"),
+    "gateway.update": _l("Payment gateway changed"),
+    "gateway.tested": _l("Payment gateway tested"),
+    "retention.ran": _l("Old records cleaned up"),
+}
+
+
+def action_label(action: str) -> str:
+    """An action as people read it: its label, or else its name split into words
+    ("shop.thing_done" -> "shop thing done") rather than the raw code."""
+    label = ACTION_LABELS.get(action)
+    return str(label) if label is not None else " ".join(action.replace(".", " ").replace("_", " ").split())
 
 
 class AuditEventImmutable(RuntimeError):

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, text, update
 
 from faka.database import begin_write, is_postgresql
@@ -23,6 +24,12 @@ JOB_THRESHOLD_LINES = 2000  # bigger imports run as a job with progress
 CHUNK_LINES = 5000
 IMPORT_GRACE = timedelta(minutes=2)  # a queued import not started by then has lost its job
 SEPARATORS = {"newline": "\n", "comma": ",", "semicolon": ";", "tab": "\t", "space": " ", "pipe": "|"}
+# What an import report calls the lines it quotes back, by ImportReport.samples' keys.
+SAMPLE_LABELS = {
+    "duplicate_in_batch": _l("Repeated in this batch"),
+    "already_in_stock": _l("Already in stock"),
+    "invalid": _l("Invalid (too long or control characters)"),
+}
 
 
 @dataclass

@@ -18,6 +18,8 @@ from flask import current_app, render_template
 from jinja2 import TemplateNotFound
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 from sqlalchemy import and_, func, or_, select, update
 
 from faka.database import begin_write
@@ -30,6 +32,28 @@ from faka.services.errors import NotFound
 from faka.services.settings import site_settings
 
 log = logging.getLogger(__name__)
+
+# What the operator's outbox calls each kind of email. The kinds are named by the modules
+# that queue them (EMAIL_* in services/accounts.py, delivery.py, complaints.py, money.py,
+# merchant_review.py, notifications.py), which import this one.
+KIND_LABELS = {
+    "verify_email": _l("Email address confirmation"),
+    "password_reset": _l("Password reset link"),
+    "account_exists": _l("Sign-up with a registered address"),
+    EMAIL_ORDER_DELIVERED: _l("Order delivery"),
+    EMAIL_ORDER_REPLACEMENT: _l("Replacement keys"),
+    "complaint_update": _l("Complaint update"),
+    "withdrawal_status": _l("Withdrawal decision"),
+    "merchant_review": _l("Merchant review decision"),
+    "two_factor_reset": _l("Two-factor authentication reset"),
+    "merchant_manual_order": _l("Order to deliver by hand"),
+    "merchant_low_stock": _l("Low stock alert"),
+}
+STATUS_LABELS = {
+    OutboxEmail.QUEUED: _l("Queued"),
+    OutboxEmail.SENT: _p("email", "Sent"),
+    OutboxEmail.FAILED: _l("Failed"),
+}
 
 # When the reconciler tries a queued email again, counted from when it was queued: the
 # first retry at its next run, later ones further apart, so an SMTP server that is down

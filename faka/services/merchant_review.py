@@ -237,6 +237,12 @@ def _queue_email(merchant: Merchant, decision: str, reason: str | None):
 
 PER_PAGE = 50
 STATUSES = (Merchant.PENDING, Merchant.APPROVED, Merchant.REJECTED, Merchant.FROZEN)
+STATUS_LABELS = {
+    Merchant.PENDING: _l("Awaiting approval"),
+    Merchant.APPROVED: _l("Approved"),
+    Merchant.REJECTED: _l("Rejected"),
+    Merchant.FROZEN: _l("Frozen"),
+}
 
 
 @dataclass(frozen=True)

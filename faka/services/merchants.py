@@ -14,6 +14,7 @@ from faka.services.errors import DomainError
 from faka.services.uploads import store_image
 
 ENTITY_TYPES = ("individual", "company")
+ENTITY_TYPE_LABELS = {"individual": _l("Individual"), "company": _l("Company")}
 # Mainland resident ID (18 chars, last may be X) or unified social credit code (18 chars).
 ID_NUMBER = re.compile(r"^[0-9A-Z]{15,20}$")
 

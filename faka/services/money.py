@@ -43,6 +43,20 @@ LEDGER_KINDS = (
     LedgerEntry.WITHDRAWAL,
     LedgerEntry.WITHDRAWAL_RETURN,
 )
+# What a merchant's ledger calls each kind of entry.
+LEDGER_KIND_LABELS = {
+    LedgerEntry.SALE: _l("Sale"),
+    LedgerEntry.FEE: _l("Platform fee"),
+    LedgerEntry.REFUND: _l("Refund"),
+    LedgerEntry.FEE_RETURN: _l("Fee returned"),
+    LedgerEntry.WITHDRAWAL: _l("Withdrawal"),
+    LedgerEntry.WITHDRAWAL_RETURN: _l("Withdrawal returned"),
+}
+PAYOUT_KIND_LABELS = {
+    PayoutAccount.ALIPAY: _l("Alipay"),
+    PayoutAccount.BANK: _l("Bank card"),
+    PayoutAccount.USDT: _l("USDT (TRC20)"),
+}
 MIN_WITHDRAWAL = 100  # fen
 MAX_PER_PAGE = 200
 EMAIL_WITHDRAWAL_STATUS = "withdrawal_status"

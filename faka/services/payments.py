@@ -34,6 +34,17 @@ OUTCOME_REPLAY = "replay"  # the same notification again
 OUTCOME_WAITING = "waiting"  # the provider says the order is not paid (yet)
 OUTCOME_REJECTED = "rejected"  # failed verification
 OUTCOME_IGNORED = "ignored"  # authentic, but about nothing we track
+# What the operator's payment pages call each outcome.
+OUTCOME_LABELS = {
+    OUTCOME_PAID: _l("Paid"),
+    OUTCOME_LATE_PAID: _l("Paid late, delivered"),
+    OUTCOME_UNFULFILLED: _l("Paid late, out of stock: refund due"),
+    OUTCOME_DUPLICATE: _l("Paid twice: refund due"),
+    OUTCOME_REPLAY: _l("Repeated notification"),
+    OUTCOME_WAITING: _l("Not paid yet"),
+    OUTCOME_REJECTED: _l("Failed verification"),
+    OUTCOME_IGNORED: _l("Not about an order here"),
+}
 
 MAX_LOGGED_BODY = 64 * 1024
 QUERY_AFTER = timedelta(seconds=30)  # give the notification a head start before asking

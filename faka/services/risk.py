@@ -18,6 +18,7 @@ through the site's thresholds (a product may be stricter):
 Every assessment that scores is recorded as a RiskEvent with one RiskHit per rule, which
 the operator's live monitor lists and charts. An honest buyer scores nothing.
 """
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -129,6 +130,37 @@ RULE_LABELS = {
     "review_device_reviews": _l("Many reviews from one browser"),
     "review_burst": _l("Burst of reviews for one shop"),
 }
+
+# A hit's detail is stored as the rule words it below (English, like the logs); pages
+# show it in their language through these patterns, one per way the rules word it.
+BLACKLIST_OWNERS = {"shop": _l("Shop's blacklist"), "site": _l("Platform blacklist")}
+_DETAILS = (
+    (re.compile(r"(?P<count>\d+) orders in (?P<minutes>\d+) min"), _l("%(count)s orders in %(minutes)s min")),
+    (re.compile(r"(?P<count>\d+) orders for @(?P<domain>\S+) in (?P<minutes>\d+) min"),
+     _l("%(count)s orders for @%(domain)s in %(minutes)s min")),
+    (re.compile(r"(?P<count>\d+) unpaid orders"), _l("%(count)s unpaid orders")),
+    (re.compile(r"(?P<count>\d+) of (?P<total>\d+) keys unpaid"), _l("%(count)s of %(total)s keys unpaid")),
+    (re.compile(r"(?P<count>\d+) failed in (?P<minutes>\d+) min"), _l("%(count)s failed in %(minutes)s min")),
+    (re.compile(r"(?P<count>\d+) in (?P<minutes>\d+) min"), _l("%(count)s in %(minutes)s min")),
+    (re.compile(r"(?P<count>\d+) in (?P<hours>\d+) h"), _l("%(count)s in %(hours)s h")),
+)
+_BLACKLISTED = re.compile(r"(?:(?P<owner>shop|site) )?(?P<kind>email|domain|ip|device) (?P<value>\S+)")
+
+
+def hit_detail(detail: str | None) -> str:
+    """A stored hit detail ("7 orders in 10 min", "site email a@b.c") in the page's
+    language; anything else (a domain, an old wording) as it is."""
+    detail = detail or ""
+    for pattern, message in _DETAILS:
+        found = pattern.fullmatch(detail)
+        if found:
+            return str(message) % found.groupdict()
+    found = _BLACKLISTED.fullmatch(detail)
+    if found:
+        kind = str(blacklist.KIND_LABELS[found["kind"]])
+        owner = BLACKLIST_OWNERS.get(found["owner"] or "")
+        return " · ".join(filter(None, (str(owner) if owner else "", kind, found["value"])))
+    return detail
 
 
 @dataclass(frozen=True)

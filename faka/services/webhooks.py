@@ -54,6 +54,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 from sqlalchemy import and_, delete, func, or_, select
 
 from faka import jobs
@@ -68,6 +69,21 @@ from faka.services.errors import DomainError, NotFound
 log = logging.getLogger(__name__)
 
 PING = "ping"  # the event `send_test` sends; not subscribable
+# What the back office calls each event (the event's own name is shown beside it as code,
+# since the receiver's code matches on it).
+EVENT_LABELS = {
+    "order.paid": _l("Order paid"),
+    "order.delivered": _l("Order delivered"),
+    "order.refunded": _l("Order refunded"),
+    "stock.low": _l("Stock running low"),
+    "complaint.opened": _l("Complaint opened"),
+    PING: _l("Test event"),
+}
+DELIVERY_STATUS_LABELS = {
+    WebhookDelivery.PENDING: _l("Queued"),
+    WebhookDelivery.DELIVERED: _p("webhook", "Delivered"),
+    WebhookDelivery.FAILED: _l("Failed"),
+}
 SECRET_PREFIX = "whsec_"
 SIGNATURE_HEADER = "Faka-Signature"
 USER_AGENT = "faka-webhooks"

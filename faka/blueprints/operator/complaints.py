@@ -1,6 +1,7 @@
 """The complaint desk: escalated cases to decide, and refunds to pay out by hand."""
 from flask import abort, make_response, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DecimalField, RadioField, StringField, TextAreaField
@@ -22,7 +23,7 @@ REFUND, REJECT = "refund", "reject"
 
 
 class DecideForm(FlaskForm):
-    outcome = RadioField(_l("Decision"), choices=[(REFUND, _l("Refund the buyer")), (REJECT, _l("Reject the complaint"))])
+    outcome = RadioField(_p("complaint", "Decision"), choices=[(REFUND, _l("Refund the buyer")), (REJECT, _l("Reject the complaint"))])
     amount = DecimalField(_l("Refund (yuan)"), places=2, validators=[Optional()])
     reason = TextAreaField(_l("Reason"), description=_l("Both parties read it. Say what the evidence showed."))
 

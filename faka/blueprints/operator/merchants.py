@@ -1,13 +1,14 @@
 """Operator console: merchants (review queue, decisions, terms, help with their login) and
 the audit log."""
 from datetime import datetime, time, timedelta, timezone
+from decimal import Decimal
 
 from flask import Response, abort, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, TextAreaField
-from wtforms.validators import InputRequired, Length, NumberRange
+from wtforms import DecimalField, IntegerField, TextAreaField
+from wtforms.validators import InputRequired, Length, NumberRange, ValidationError
 
 from faka.blueprints.access import fresh_login_required
 from faka.blueprints.operator import NAV, bp
@@ -24,12 +25,21 @@ class ReasonForm(FlaskForm):
 
 
 class TermsForm(FlaskForm):
-    fee_rate_bp = IntegerField(_l("Fee rate (basis points, 100 = 1%)"), validators=[
+    # In percent, as the console shows rates; stored in basis points (2.5 -> 250).
+    fee_rate = DecimalField(_l("Fee rate (%)"), validators=[
         InputRequired(_l("Enter the fee rate.")),
-        NumberRange(0, merchant_review.MAX_FEE_RATE_BP, _l("The fee rate must be 0 to 5000 basis points."))])
+        NumberRange(0, merchant_review.MAX_FEE_RATE_BP // 100, _l("The fee rate must be %(min)s%% to %(max)s%%."))])
     hold_days = IntegerField(_l("Settlement hold (days)"), validators=[
         InputRequired(_l("Enter the hold in days.")),
         NumberRange(0, merchant_review.MAX_HOLD_DAYS, _l("The hold must be 0 to 60 days."))])
+
+    def validate_fee_rate(self, field):
+        if field.data is not None and (field.data * 100) % 1:
+            raise ValidationError(_l("Give the fee rate with at most two decimals, such as 2.5."))
+
+    @property
+    def fee_rate_bp(self) -> int:
+        return int(self.fee_rate.data * 100)
 
 
 def _page() -> int:
@@ -60,7 +70,7 @@ def _merchant_or_404(merchant_id: int):
 def _detail(merchant_id: int, error=None, reason_form=None, terms_form=None, status: int = 200):
     merchant = _merchant_or_404(merchant_id)
     if terms_form is None:
-        terms_form = TermsForm(formdata=None, data={"fee_rate_bp": merchant.fee_rate_bp,
+        terms_form = TermsForm(formdata=None, data={"fee_rate": (Decimal(merchant.fee_rate_bp) / 100).normalize(),
                                                     "hold_days": merchant.hold_days})
     events, _total = audit.search(target=f"merchant:{merchant.id}")
     return render_template(
@@ -139,7 +149,7 @@ def merchant_terms(merchant_id: int):
     if not form.validate_on_submit():
         return _detail(merchant_id, error=_first_error(form), terms_form=form, status=400)
     try:
-        merchant_review.set_terms(current_user.id, merchant_id, form.fee_rate_bp.data, form.hold_days.data)
+        merchant_review.set_terms(current_user.id, merchant_id, form.fee_rate_bp, form.hold_days.data)
     except DomainError as exc:
         return _detail(merchant_id, error=exc.message, terms_form=form, status=400)
     return redirect(url_for("operator.merchant_detail", merchant_id=merchant_id), 303)

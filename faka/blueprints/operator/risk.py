@@ -3,6 +3,7 @@ the blacklist, and the security events log."""
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 from flask_babel import ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -46,7 +47,7 @@ class RefuseForm(FlaskForm):
 
 class BlacklistForm(FlaskForm):
     kind = SelectField(_l("What"), choices=list(blacklist.KIND_LABELS.items()))
-    value = StringField(_l("Value"), description=_l(
+    value = StringField(_p("blacklist", "Value"), description=_l(
         "buyer@example.com, example.com (and its subdomains), 203.0.113.7 or 203.0.113.0/24, "
         "or a device id from the risk monitor"))
     reason = StringField(_l("Reason"), description=_l("Required; up to 500 characters."))

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 from flask import abort, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
@@ -37,7 +38,7 @@ QUEUE_FILTER_LABELS = {
     settlement.QUEUE_OPEN: _l("Open"),
     Withdrawal.REQUESTED: _l("Requested"),
     Withdrawal.APPROVED: _l("Approved"),
-    Withdrawal.PAID: _l("Paid"),
+    Withdrawal.PAID: _p("withdrawal", "Paid"),
     Withdrawal.REJECTED: _l("Rejected"),
     "all": _l("All"),
 }

@@ -184,3 +184,48 @@ document.documentElement.classList.add('js'); // shows what only works with scri
     if (ev.detail && ev.detail.successful && !polling(ev.detail.elt)) box.hidden = true;
   });
 })();
+
+/* Tables as cards on a phone: each body cell of a table in a .table-wrap gets its column's
+ * heading as data-label (on load and in whatever htmx swaps in), and the table the class
+ * "cards"; below 640 px faka.css shows each row as a card, each value after its label.
+ * Without JavaScript the table scrolls sideways inside its wrapper instead. */
+(function () {
+  'use strict';
+
+  function headings(table) {
+    var row = table.tHead && table.tHead.rows[0], names = [];
+    if (!row) return null;
+    for (var i = 0; i < row.cells.length; i++) {
+      var text = row.cells[i].textContent.replace(/\s+/g, ' ').trim();
+      for (var span = 0; span < row.cells[i].colSpan; span++) names.push(text);
+    }
+    return names;
+  }
+
+  function label(table) {
+    var names = headings(table);
+    if (!names) return;
+    for (var b = 0; b < table.tBodies.length; b++) {
+      var rows = table.tBodies[b].rows;
+      for (var r = 0; r < rows.length; r++) {
+        for (var c = 0, column = 0; c < rows[r].cells.length; c++) {
+          var cell = rows[r].cells[c];
+          // A cell across the whole row ("No orders match.") needs no label.
+          if (names[column] && cell.colSpan < names.length) cell.setAttribute('data-label', names[column]);
+          column += cell.colSpan;
+        }
+      }
+    }
+    table.classList.add('cards');
+  }
+
+  function labelTables(root) {
+    var inside = root.closest ? root.closest('.table-wrap table') : null;
+    if (inside) label(inside);
+    var tables = root.querySelectorAll ? root.querySelectorAll('.table-wrap table') : [];
+    for (var i = 0; i < tables.length; i++) label(tables[i]);
+  }
+
+  labelTables(document);
+  document.addEventListener('htmx:load', function (ev) { labelTables(ev.target); });
+})();
