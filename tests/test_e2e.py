@@ -118,6 +118,9 @@ class Visitor:
     def press(self, target) -> None:
         """Tap on the phone (a touch screen), click on the desktop. `target`: a selector or a locator."""
         locator = self.page.locator(target) if isinstance(target, str) else target
+        # Not while htmx is still swapping in the last answer: on a busy machine a tap then can
+        # land on an element that is being replaced, and nothing happens.
+        expect(self.page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
         if self.screen == "phone":
             locator.first.tap()
         else:
