@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_REDIS_URL_POSTGRESQL ?= redis://127.0.0.1:6379/14
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgresql bench attack translations extract-messages screenshots a11y vendor worker clean
+.PHONY: run test test-sqlite test-postgresql bench attack fuzz translations extract-messages screenshots a11y vendor worker clean
 
 $(BIN)/activate: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ bench: $(VENV)/.dev translations
 
 attack: $(VENV)/.dev translations
 	$(BIN)/python bench/attack.py
+
+# tests/test_fuzz_routes.py for longer: FAKA_FUZZ_ROUNDS rounds with a random seed (printed at the
+# end; FAKA_FUZZ_SEED=<seed> repeats a run), on SQLite unless FAKA_TEST_DATABASE names a PostgreSQL.
+FAKA_FUZZ_ROUNDS ?= 10
+fuzz: $(VENV)/.dev translations
+	FAKA_FUZZ_ROUNDS=$(FAKA_FUZZ_ROUNDS) FAKA_FUZZ_SEED=$${FAKA_FUZZ_SEED:-random} \
+	FAKA_TEST_DATABASE=$${FAKA_TEST_DATABASE:-sqlite} FAKA_TEST_REDIS_URL=$(TEST_REDIS_URL) \
+	$(BIN)/pytest -q -s tests/test_fuzz_routes.py
 
 # Phone-width screenshots of the main pages into docs/screenshots/ (Debian's chromium and fonts-noto-cjk).
 screenshots: $(VENV)/.dev translations

@@ -62,6 +62,9 @@ class Config:
     # Buyers' complaint and review posts, per IP and order (buyers behind one NAT share an IP).
     RATELIMIT_COMPLAINT = os.environ.get("FAKA_RATELIMIT_COMPLAINT", "30 per hour")
     RATELIMIT_CAPTCHA = os.environ.get("FAKA_RATELIMIT_CAPTCHA", "60 per minute")  # captcha challenges fetched
+    # Login and second-step posts per address, whatever the accounts (each account is also
+    # slowed down per address by faka/services/accounts.py).
+    RATELIMIT_LOGIN = os.environ.get("FAKA_RATELIMIT_LOGIN", "20 per minute")
     # Captcha work: a browser derives on average half this many PBKDF2 keys (faka/services/captcha.py);
     # 2000 takes about 0.6 s in headless Chromium on 2 cores, so about 1 s on a mid-range phone.
     CAPTCHA_MAX_NUMBER = _env_int("FAKA_CAPTCHA_MAX_NUMBER", 2000)
@@ -76,6 +79,9 @@ class Config:
 
     # Back-office sessions end after this long without a request.
     PERMANENT_SESSION_LIFETIME = timedelta(minutes=_env_int("FAKA_SESSION_IDLE_MINUTES", 120))
+    # ...and, however active, this many hours after their login.
+    SESSION_MAX_HOURS_OPERATOR = _env_int("FAKA_SESSION_MAX_HOURS_OPERATOR", 12)
+    SESSION_MAX_HOURS_MERCHANT = _env_int("FAKA_SESSION_MAX_HOURS_MERCHANT", 7 * 24)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _env_bool("FAKA_SECURE_COOKIES")
@@ -88,6 +94,14 @@ class Config:
     WTF_CSRF_CHECK_DEFAULT = False
     WTF_CSRF_TIME_LIMIT = None
     MAX_CONTENT_LENGTH = 24 * 1024 * 1024  # key files up to 20 MB, plus the form around them
+    # Uploads (faka/blueprints/uploads.py): per back-office user, all uploads (licence, product
+    # images, key files, logo) share one budget, and merchants' and operators' complaint posts
+    # another. What is kept on disk is bounded per merchant (product images and licence) and
+    # per order (complaint images, whoever posted them).
+    RATELIMIT_UPLOAD = os.environ.get("FAKA_RATELIMIT_UPLOAD", "10 per minute;120 per hour")
+    RATELIMIT_COMPLAINT_REPLY = os.environ.get("FAKA_RATELIMIT_COMPLAINT_REPLY", "10 per minute;120 per hour")
+    MERCHANT_STORAGE_QUOTA = _env_int("FAKA_MERCHANT_STORAGE_MB", 500) * 1024 * 1024
+    ORDER_EVIDENCE_QUOTA = _env_int("FAKA_ORDER_EVIDENCE_MB", 50) * 1024 * 1024
 
     # Storefront pages are served from memory for this long (0 disables; see faka/pagecache.py).
     PAGE_CACHE_SECONDS = float(os.environ.get("FAKA_PAGE_CACHE_SECONDS", "2"))

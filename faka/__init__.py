@@ -4,7 +4,7 @@ from faka.application import Faka
 
 def create_app(config_overrides: dict | None = None) -> Faka:
     from config import Config
-    from faka import cli, database, device, i18n, instance, jobs, pagecache, security, templating
+    from faka import cli, database, device, i18n, instance, jobs, pagecache, request_guard, security, templating
     from faka.blueprints import register_blueprints
     from faka.extensions import csrf, db, htmx, limiter, login_manager, migrate
     from faka.services import crypto
@@ -13,6 +13,7 @@ def create_app(config_overrides: dict | None = None) -> Faka:
     app.config.from_object(Config)
     app.config.update(config_overrides or {})
     instance.init_app(app)
+    request_guard.init_app(app)
 
     db.init_app(app)
     database.init_app(app)

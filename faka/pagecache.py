@@ -3,9 +3,12 @@
 The storefront pages are the same for every anonymous visitor except for the CSRF token,
 so they are rendered once with a placeholder token and served from memory for
 PAGE_CACHE_SECONDS (default 2 s), with each visitor's own token put in on the way out.
+The placeholder is a fresh random nonce for each render: merchant text on the page cannot
+contain it, so the token lands only where the templates call csrf_token().
 Stock counts and catalogue edits therefore show up within that many seconds, in every
 process, with no invalidation to get wrong; checkout always re-checks stock itself.
 """
+import secrets
 import threading
 import time
 from typing import Callable, Hashable
@@ -13,7 +16,6 @@ from typing import Callable, Hashable
 from flask import current_app, g
 from flask_wtf.csrf import generate_csrf
 
-CSRF_PLACEHOLDER = "__faka_csrf_token__"
 MAX_ENTRIES = 2048
 
 
@@ -49,7 +51,7 @@ class TTLCache:
 
 def csrf_token() -> str:
     """The template global `csrf_token()`: a placeholder while a cacheable page renders."""
-    return CSRF_PLACEHOLDER if g.get("rendering_cacheable") else generate_csrf()
+    return g.get("csrf_placeholder") or generate_csrf()
 
 
 def cached_page(key: Hashable, render: Callable[[], str]) -> str:
@@ -57,16 +59,17 @@ def cached_page(key: Hashable, render: Callable[[], str]) -> str:
     this visitor's CSRF token in it."""
     ttl = current_app.config["PAGE_CACHE_SECONDS"]
     cache: TTLCache = current_app.extensions["faka_pagecache"]
-    html = cache.get(key) if ttl > 0 else None
-    if html is None:
-        g.rendering_cacheable = True
+    page = cache.get(key) if ttl > 0 else None
+    if page is None:
+        g.csrf_placeholder = f"__faka_csrf_{secrets.token_hex(16)}__"
         try:
-            html = render()
+            page = (render(), g.csrf_placeholder)
         finally:
-            g.rendering_cacheable = False
+            g.csrf_placeholder = None
         if ttl > 0:
-            cache.set(key, html, ttl)
-    return html.replace(CSRF_PLACEHOLDER, generate_csrf())
+            cache.set(key, page, ttl)
+    html, placeholder = page
+    return html.replace(placeholder, generate_csrf())
 
 
 def reused(key: Hashable, compute: Callable[[], object], seconds: float | None = None):

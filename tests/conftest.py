@@ -6,6 +6,7 @@ import secrets
 import shutil
 import socket
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,11 @@ from werkzeug.serving import make_server
 
 from faka import create_app
 from faka.extensions import db as _db
-from faka.models import Category, Merchant, Order, Product
+from faka.models import Category, Merchant, Order, Product, utcnow
 from faka.models.catalog import DELIVERY_AUTO
 from faka.payments import ensure_sandbox, get_gateway
 from faka.payments.base import OrderRef
-from faka.services import accounts, checkout
+from faka.services import accounts, checkout, clock
 from faka.services.crypto import vault
 from faka.services.keys import import_keys
 
@@ -212,12 +213,24 @@ def pay(client):
     return pay_order
 
 
+def logged_in_session(user) -> dict:
+    """The session values of `user` logged in, with a live session row (a session
+    without one is logged out): what the login form leaves once credentials (and any
+    second factor) are accepted. For a cookie made by hand in browser tests."""
+    from faka.database import begin_write
+
+    begin_write()  # a live server may be writing too
+    session_id = accounts.start_session(user.id)
+    _db.session.commit()
+    return {"_user_id": str(user.id), "_fresh": True, "auth_session": session_id}
+
+
 def login(client, user) -> None:
     """Log `user` in on this test client, as the login form does once credentials (and
     any second factor) are accepted."""
+    values = logged_in_session(user)
     with client.session_transaction() as session:
-        session["_user_id"] = str(user.id)
-        session["_fresh"] = True
+        session.update(values)
 
 
 def with_totp(user) -> str:
@@ -449,3 +462,17 @@ def phone(chromium):
 
 def no_horizontal_scroll(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    """The services' clock, stopped and moved by hand: `frozen_clock.advance(minutes=5)`."""
+    class Clock:
+        now = utcnow()
+
+        def advance(self, **delta):
+            self.now += timedelta(**delta)
+
+    fake = Clock()
+    monkeypatch.setattr(clock, "now", lambda: fake.now)
+    return fake

@@ -42,7 +42,7 @@ def shop(live_server, make_product, place):
     app, base = live_server
     for gateway in ("alipay", "wechat"):
         configure_gateway(gateway, {}, enabled=True)
-    product = make_product(keys=6, price=4800, title="Steam 钱包充值卡 ¥50",
+    product = make_product(keys=12, price=4800, title="Steam 钱包充值卡 ¥50",
                            description_md="**自动发货**：付款后立即显示卡密。\n\n- 仅限国区账户")
     pending = place(product)
     delivered = delivered_now(app, place(product, quantity=2))
@@ -251,11 +251,12 @@ def test_console_navigation_groups_sections_and_marks_the_current_one(app, opera
     html = desk.get("/operator/merchants?lang=en").text
     nav = re.search(r'<nav class="backoffice-nav console-nav".*?</nav>', html, re.S).group(0)
     groups = re.findall(r'<details class="nav-group"[^>]*>\s*<summary[^>]*>([^<]+)</summary>', nav)
-    assert groups == ["Money", "Risk control", "Content", "System"]
+    assert groups == ["Money", "Risk control", "Content", "Your account", "System"]
     assert re.findall(r'<details class="nav-group"[^>]*\bopen>\s*<summary class="current">([^<]+)<', nav) == ["Risk control"]
     assert re.findall(r'href="([^"]+)" aria-current="page"', nav) == ["/operator/merchants"]
     live = [endpoint for endpoint, _label in NAV if endpoint in app.view_functions]
-    assert len(re.findall(r'<a href="/operator/', nav)) == len(live)  # every section once
+    assert len(re.findall(r'<a href="/(?:operator|account)/', nav)) == len(live)  # every section once
+    assert 'href="/account/passkeys"' in nav and 'href="/account/sessions"' in nav  # the operator's own account
     assert nav.index('href="/operator/"') < nav.index("<details")  # the dashboard stands alone
 
     detail = desk.get(f"/operator/merchants/{merchant.id}?lang=en").text

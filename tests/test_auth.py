@@ -80,14 +80,14 @@ def path_of(response) -> str:
 
 # -- sign-up and email verification -----------------------------------------------------
 
-def test_signup_logs_in_and_its_emailed_link_verifies_the_address(mail_client, smtp):
+def test_signup_answers_check_your_inbox_and_its_emailed_link_verifies_the_address(mail_client, smtp):
     response = signup(mail_client, email="New@Example.com")
-    assert response.status_code == 303 and path_of(response) == "/merchant/"
+    assert response.status_code == 303 and path_of(response) == "/signup/sent"
     user = user_by_email("new@example.com")
     assert user.role == "merchant" and user.email_verified_at is None and user.password_hash.startswith("$argon2")
     merchant = db.session.execute(select(Merchant).where(Merchant.user_id == user.id)).scalar_one()
     assert merchant.name == "New Shop" and merchant.status == Merchant.PENDING
-    assert mail_client.get("/merchant/").status_code == 200  # logged in as the new merchant
+    assert mail_client.get("/merchant/").status_code == 303  # not logged in: the answer is the same for a taken email
 
     [message] = smtp.messages
     assert message["To"] == "new@example.com"
@@ -96,15 +96,43 @@ def test_signup_logs_in_and_its_emailed_link_verifies_the_address(mail_client, s
     assert outbox.kind == "verify_email" and outbox.status == OutboxEmail.SENT
     assert link.rsplit("/", 1)[1] not in outbox.payload_ciphertext  # the token is encrypted at rest
 
-    assert mail_client.get(link).status_code == 303
+    confirmed = mail_client.get(link + "?lang=en")
+    assert confirmed.status_code == 303 and path_of(confirmed) == "/login"
+    assert "Your email address is confirmed." in mail_client.get("/login?lang=en").text
     verified_at = reload(user).email_verified_at
     assert verified_at is not None
     assert mail_client.get(link).status_code == 303  # opening it again is harmless
     assert reload(user).email_verified_at == verified_at
+    assert path_of(login(mail_client, "new@example.com", "a-good-password")) == "/merchant/"
+    assert mail_client.get("/merchant/").status_code == 200
+
+
+def test_signup_answers_the_same_for_a_new_and_a_taken_email_and_tells_the_owner(mail_client, smtp):
+    owner = accounts.create_merchant("taken@example.com", PASSWORD, "First Shop")
+
+    def without_tokens(html: str) -> str:
+        return re.sub(r'(value=|"X-CSRFToken": )"[^"]*"', r'\1""', html)
+
+    def answer(email):
+        client = mail_client.application.test_client()
+        page = client.get("/signup?lang=en")
+        response = signup(client, email=email)
+        landing = client.get(response.headers["Location"])
+        return (page.status_code, response.status_code, response.headers["Location"],
+                sorted(response.headers.keys()), without_tokens(response.text),
+                landing.status_code, without_tokens(landing.text),
+                sorted(cookie.key for cookie in client._cookies.values()), client.get("/merchant/").status_code)
+
+    assert answer("new@example.com") == answer("TAKEN@example.com")
+    assert count(User) == 2 and count(Merchant) == 2  # the new shop was opened; the taken email got nothing new
+    emails = {(e.kind, e.to_addr) for e in db.session.execute(select(OutboxEmail)).scalars()}
+    assert emails == {("verify_email", "new@example.com"), ("account_exists", owner.user.email)}
+    assert {m["To"] for m in smtp.messages} == {"new@example.com", owner.user.email}
 
 
 def test_logged_in_merchant_can_ask_for_a_new_verification_link(mail_client, smtp):
     signup(mail_client)
+    login(mail_client, "new@example.com", "a-good-password")
     token = csrf_from(mail_client.get("/reset").text)
     assert mail_client.post("/verify/resend", data={"csrf_token": token}).status_code == 303
     assert len(smtp.messages) == 2
@@ -275,6 +303,12 @@ def set_up_totp(client, user, password=PASSWORD) -> tuple[str, list[str]]:
     return secret, codes
 
 
+def next_code(secret: str) -> str:
+    """The code of the next 30-second step: accepted (within the window), and newer than
+    a code just used, which is good only once."""
+    return pyotp.TOTP(secret).at(time.time() + 30)
+
+
 def wrong_code(secret: str) -> str:
     totp = pyotp.TOTP(secret)
     near = {totp.at(time.time() + shift) for shift in (-60, -30, 0, 30, 60)}
@@ -324,7 +358,7 @@ def test_login_with_totp_needs_the_second_step(client, merchant):
     response = login(client, merchant.user.email, PASSWORD, next_path="/merchant/orders")
     assert response.status_code == 303 and path_of(response) == "/login/2fa"
     assert client.get("/merchant/").status_code == 303  # not logged in yet
-    response = post_form(client, "/login/2fa", {"code": pyotp.TOTP(secret).now()})
+    response = post_form(client, "/login/2fa", {"code": next_code(secret)})
     assert response.status_code == 303 and response.headers["Location"] == "/merchant/orders"
     assert client.get("/merchant/").status_code == 200
 
@@ -392,7 +426,7 @@ def test_turning_totp_off_needs_a_current_code(client, merchant):
     secret, _codes = set_up_totp(client, merchant.user)
     response = post_form(client, "/account/2fa", {"code": wrong_code(secret)}, action="/account/2fa/disable")
     assert response.status_code == 400 and reload(merchant.user).totp_enabled
-    response = post_form(client, "/account/2fa", {"code": pyotp.TOTP(secret).now()}, action="/account/2fa/disable")
+    response = post_form(client, "/account/2fa", {"code": next_code(secret)}, action="/account/2fa/disable")
     assert response.status_code == 303
     user = reload(merchant.user)
     assert user.totp_secret is None and user.recovery_codes is None
@@ -412,7 +446,7 @@ def test_operator_without_totp_is_sent_to_set_it_up(client):
     assert not twofactor.needs_setup(reload(operator))
     logout(client)
     assert path_of(login(client, operator.email, "operator-pass-1")) == "/login/2fa"
-    response = post_form(client, "/login/2fa", {"code": pyotp.TOTP(secret).now()})
+    response = post_form(client, "/login/2fa", {"code": next_code(secret)})
     assert path_of(response) == "/operator/"
 
 
@@ -435,6 +469,12 @@ def test_merchant_signs_up_and_turns_on_totp_on_a_phone(live_server, phone):
     phone.fill("#password", "a-good-password")
     phone.fill("#shop_name", "Phone Shop")
     phone.click("button.primary")
+    phone.wait_for_url("**/signup/sent")
+    assert no_horizontal_scroll(phone)
+    phone.goto(base + "/login")
+    phone.fill("#email", "phone@example.com")
+    phone.fill("#password", "a-good-password")
+    phone.click("main button.primary")
     phone.wait_for_url("**/merchant/")
     phone.goto(base + "/account/2fa/setup")
     assert phone.locator(".qr svg").is_visible() and no_horizontal_scroll(phone)

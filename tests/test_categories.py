@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import pytest
 from sqlalchemy import func, select
 
-from conftest import csrf_from, login, no_horizontal_scroll, reload, with_totp
+from conftest import csrf_from, logged_in_session, login, no_horizontal_scroll, reload, with_totp
 from faka.extensions import db
 from faka.models import AuditEvent, Category, Merchant, Product, User
 from faka.services import accounts, clock
@@ -444,8 +444,7 @@ def test_category_pages_refuse_merchants_and_buyers(app, merchant, who, method, 
 # -- a phone --------------------------------------------------------------------------------------
 
 def browser_login(page, app, base, user):
-    cookie = app.session_interface.get_signing_serializer(app).dumps({"_user_id": str(user.id), "_fresh": True,
-                                                                       "lang": "en"})
+    cookie = app.session_interface.get_signing_serializer(app).dumps({**logged_in_session(user), "lang": "en"})
     page.context.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": base}])
 
 

@@ -341,7 +341,7 @@ def sandbox_form(html: str) -> tuple[str, dict]:
 
 
 def test_web_process_killed_during_checkout_loses_nothing(app, base_config, make_product, logdir, processes):
-    product = make_product(keys=3)
+    product = make_product(keys=4)
     web = WebServer(app_env(base_config, FAKA_RECONCILE_INTERVAL=1), logdir)  # jobs in-process
     web.start()
     processes.append(web.process)

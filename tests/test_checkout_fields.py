@@ -17,7 +17,7 @@ from faka.models.catalog import DELIVERY_MANUAL
 from faka.services import accounts, checkout_fields, webhooks
 from faka.services.checkout_fields import FieldDraft
 
-from conftest import count, csrf_from, login, no_horizontal_scroll, reload
+from conftest import count, csrf_from, logged_in_session, login, no_horizontal_scroll, reload
 from test_webhooks import receiver  # noqa: F401  (the fixture: a real HTTP server)
 
 SHOTS = Path("/tmp/faka-fields-shots")
@@ -276,7 +276,8 @@ ALL_VALID = {"游戏 UID": "12345678", "区服": "官服", "充值账号": "play
     ("区服", "国际服", "Choose one of the options."),
     ("区服", "", "Please fill this in."),
     ("充值账号", "a b", "This answer is not in the form the seller asks for."),
-    ("充值账号", "x\ny", "Remove the line breaks and control characters."),
+    # The edge removes a one-line field's line breaks (faka/request_guard.py): "xy" is too short.
+    ("充值账号", "x\ny", "This answer is not in the form the seller asks for."),
     ("联系邮箱", "me-at-example.com", "Enter a valid email address."),
     ("手机号", "call me", "Enter a phone number: digits, optionally starting with +."),
 ])
@@ -425,7 +426,7 @@ def test_a_manual_product_can_require_the_buyers_email(client, merchant, make_pr
 # -- on a phone -----------------------------------------------------------------------------
 
 def browser_login(page, app, base, user):
-    cookie = app.session_interface.get_signing_serializer(app).dumps({"_user_id": str(user.id), "_fresh": True})
+    cookie = app.session_interface.get_signing_serializer(app).dumps(logged_in_session(user))
     page.context.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": base}])
 
 

@@ -17,7 +17,8 @@ from faka.models.types import utcnow
 from faka.services import accounts, complaints, money
 from faka.services.crypto import vault
 from faka.services.uploads import private_dir
-from tests.conftest import csrf_from, key_texts, login, no_horizontal_scroll, reload, signed_notify, with_totp
+from tests.conftest import (csrf_from, key_texts, logged_in_session, login, no_horizontal_scroll, reload, signed_notify,
+                            with_totp)
 
 DESCRIPTION = "The key says 'already redeemed' on the first try.\nScreenshot attached."
 
@@ -580,8 +581,7 @@ def test_merchant_htmx_answer_moves_the_complaint_on(seller, complaint):
 
 def browser_login(phone, app, base: str, user) -> None:
     """Give the browser the session cookie the login form would have set."""
-    cookie = app.session_interface.get_signing_serializer(app).dumps({"_user_id": str(user.id), "_fresh": True,
-                                                                       "lang": "en"})
+    cookie = app.session_interface.get_signing_serializer(app).dumps({**logged_in_session(user), "lang": "en"})
     phone.context.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": base}])
 
 

@@ -43,6 +43,13 @@ def order_with(product, quantity=1, coupon=None) -> Order:
 
 
 @pytest.fixture
+def product(make_product):
+    """Stock for orders of three keys: an unpaid order holds at most half of what is left
+    (faka/services/stock.py)."""
+    return make_product(keys=10)
+
+
+@pytest.fixture
 def other_merchant(app):
     return accounts.create_merchant(f"o{secrets.token_hex(4)}@shop.test", "merchant-pass-2", "Other Shop", approved=True)
 
@@ -140,7 +147,7 @@ def test_percent_coupon_applies_to_the_whole_order_not_one_unit(app, merchant, p
 
 
 def test_percent_coupon_uses_the_tier_price_and_rounds_down(app, merchant, make_product):
-    product = make_product(keys=5, price=999)
+    product = make_product(keys=10, price=999)
     product.tiers.append(TierPrice(min_quantity=3, unit_price=899))
     db.session.commit()
     create_coupon(merchant.id, "FIFTEEN", "percent", 1500)
@@ -328,7 +335,7 @@ def test_buyer_pays_the_discounted_total_and_the_order_page_shows_it(client, mer
 
 def test_preview_updates_as_the_buyer_types_in_a_real_browser(live_server, make_product, merchant, phone):
     _app, base = live_server
-    product = make_product(keys=3)
+    product = make_product(keys=6)
     create_coupon(merchant.id, "TEN", "percent", 1000)
     phone.goto(base + f"/p/{product.slug}?lang=en")
     assert phone.inner_text("#price-preview").split() == ["Total", "¥10.00"]

@@ -11,7 +11,7 @@ from flask_limiter.util import get_qualified_name
 from PIL import Image
 from sqlalchemy import select, text
 
-from conftest import csrf_from, login, reload, signed_notify
+from conftest import csrf_from, login, reload, signed_notify, with_totp
 from faka.extensions import db, limiter
 from faka.models import Order, RiskEvent, RiskHit, SecurityEvent
 from faka.models.types import utcnow
@@ -57,6 +57,8 @@ def image_bytes(mode="RGB") -> bytes:
 # Logged-in POSTs outside the back office that need no limit of their own.
 UNLIMITED_POSTS = {
     "auth.logout": "ends the visitor's own session",
+    "auth.revoke_session": "logged in; ends one of the visitor's own sessions",
+    "auth.revoke_other_sessions": "logged in; ends the visitor's own other sessions",
     "auth.two_factor_setup": "logged in; confirms a code for the secret just shown to that user",
 }
 NEVER_LIMITED = {"orders.status"}  # polled every 2 s by the order page
@@ -327,36 +329,51 @@ def unlock(user):
     db.session.commit()
 
 
-def lock_with_wrong_passwords(app, user, ip):
+def post_code(client, code):
+    token = csrf_from(client.get("/login/2fa").text)
+    return client.post("/login/2fa", data={"csrf_token": token, "code": code})
+
+
+def wrong_code(secret: str) -> str:
+    near = {pyotp.TOTP(secret).at(utcnow().timestamp() + shift) for shift in (-60, -30, 0, 30, 60)}
+    return next(c for c in (f"{n:06d}" for n in range(1000000)) if c not in near)
+
+
+def lock_with_wrong_codes(app, user, ip, secret):
+    """Wrong second-factor codes lock the account (wrong passwords only slow their
+    address down: tests/test_login_throttle.py)."""
     client = english(from_ip(app, ip))
     started = utcnow()
+    assert post_login(client, user.email, "merchant-pass-1").headers["Location"] == "/login/2fa"
     for _ in range(accounts.MAX_FAILED_LOGINS):
-        response = post_login(client, user.email, "wrong-password")
-        assert response.status_code == 400 and "Wrong email or password" in response.text
+        assert post_code(client, wrong_code(secret)).status_code == 400
     assert post_login(client, user.email, "merchant-pass-1").status_code == 400  # locked: even the right one fails
     return reload(user).locked_until - started
 
 
-def test_wrong_passwords_lock_the_account_longer_each_time_within_a_day(app, merchant):
+def test_wrong_codes_lock_the_account_longer_each_time_within_a_day(app, merchant):
     user = merchant.user
-    first = lock_with_wrong_passwords(app, user, "198.51.100.1")
+    secret = with_totp(user)
+    first = lock_with_wrong_codes(app, user, "198.51.100.1", secret)
     assert timedelta(minutes=15) <= first < timedelta(minutes=15, seconds=30)
     unlock(user)
-    second = lock_with_wrong_passwords(app, user, "198.51.100.2")
+    second = lock_with_wrong_codes(app, user, "198.51.100.2", secret)
     assert timedelta(minutes=30) <= second < timedelta(minutes=30, seconds=30)
 
     unlock(user)
-    third = lock_with_wrong_passwords(app, user, "198.51.100.3")
+    third = lock_with_wrong_codes(app, user, "198.51.100.3", secret)
     assert timedelta(minutes=60) <= third < timedelta(minutes=60, seconds=30)
     # A day after the last lock the earlier ones are forgotten: the next lasts 15 minutes again.
     assert accounts.lockout_for(reload(user), utcnow() + accounts.LOCKOUT_MEMORY + timedelta(minutes=1)) \
         == timedelta(minutes=15)
 
     unlock(user)
-    assert post_login(from_ip(app, "198.51.100.4"), user.email, "merchant-pass-1").status_code == 303
+    client = from_ip(app, "198.51.100.4")
+    assert post_login(client, user.email, "merchant-pass-1").headers["Location"] == "/login/2fa"
+    assert post_code(client, pyotp.TOTP(secret).now()).headers["Location"] == "/merchant/"
     assert reload(user).failed_logins == 0 and reload(user).locked_until is None
-    failures = events(SecurityEvent.LOGIN_FAILED)
-    assert len(failures) == 3 * (accounts.MAX_FAILED_LOGINS + 1)
+    failures = events(SecurityEvent.LOGIN_FAILED)  # the right password refused while locked
+    assert [event.detail for event in failures] == ["locked"] * 3
     assert {event.subject for event in failures} == {user.email}
 
 

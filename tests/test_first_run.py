@@ -21,7 +21,7 @@ from faka.payments import configure_gateway
 from faka.services import accounts, merchant_review, money
 from faka.services.keys import import_keys
 
-from conftest import csrf_from, login, no_horizontal_scroll, reload, signed_notify, with_totp
+from conftest import csrf_from, logged_in_session, login, no_horizontal_scroll, reload, signed_notify, with_totp
 
 SHOTS = Path("/tmp/shots_firstrun")
 
@@ -292,8 +292,7 @@ def test_one_person_shop_from_the_cli_is_pointed_at_its_own_products(app, runner
 # -- on a phone --------------------------------------------------------------------------
 
 def browser_login(page, app, base, user):
-    cookie = app.session_interface.get_signing_serializer(app).dumps({"_user_id": str(user.id), "_fresh": True,
-                                                                       "lang": "en"})
+    cookie = app.session_interface.get_signing_serializer(app).dumps({**logged_in_session(user), "lang": "en"})
     page.context.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": base}])
 
 

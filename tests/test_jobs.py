@@ -24,7 +24,7 @@ def sold_keys() -> int:
 
 def test_rq_worker_delivers_paid_order(rq_app, make_product, place, smtp):
     rq_app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
-    product = make_product(keys=3)
+    product = make_product(keys=4)
     order = place(product, 2)
     client = rq_app.test_client()
     assert client.post("/pay/sandbox/notify", data=signed_notify(order)).text == "success"
@@ -133,7 +133,7 @@ def test_reconcile_expires_stale_orders_and_releases_keys(app, product, place):
 
     from faka.models import utcnow
 
-    order = place(product, 3)
+    order = place(product, 2)
     order.expires_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
     assert reconcile().expired == 1
@@ -145,7 +145,7 @@ def test_reconcile_expires_stale_orders_and_releases_keys(app, product, place):
 def test_worker_script_schedules_the_reconciler(rq_app, make_product, place, base_config):
     """worker.py's cron thread enqueues the reconciler on its own: an order whose payment
     deadline passed is expired and its keys released with nobody calling reconcile."""
-    product = make_product(keys=3)
+    product = make_product(keys=4)
     order = place(product, 2)
     order.expires_at = order.created_at  # already past
     db.session.commit()
@@ -168,4 +168,4 @@ def test_worker_script_schedules_the_reconciler(rq_app, make_product, place, bas
         output = worker.communicate(timeout=30)[0].decode()
     assert reload(order).status == Order.EXPIRED, output[-2000:]
     db.session.commit()
-    assert db.session.scalar(select(func.count()).where(CardKey.status == CardKey.AVAILABLE)) == 3
+    assert db.session.scalar(select(func.count()).where(CardKey.status == CardKey.AVAILABLE)) == 4

@@ -353,29 +353,36 @@ def test_payout_account_and_withdrawal_need_two_factor(merchant_client, merchant
     import pyotp
 
     from faka.models import LedgerEntry, PayoutAccount, Withdrawal, utcnow
+    from faka.services import money
 
-    bad = post(merchant_client, "/merchant/money/accounts", {"kind": "alipay", "holder": "张三", "account": "not-a-phone"}, page="/merchant/money")
+    from conftest import with_totp
+
+    def saved_accounts():
+        db.session.commit()
+        return db.session.execute(select(PayoutAccount).order_by(PayoutAccount.id)).scalars().all()
+
+    alipay = {"kind": "alipay", "holder": "张三", "account": "13800001234", "code": "123456"}
+    bad = post(merchant_client, "/merchant/money/accounts", {**alipay, "account": "not-a-phone"}, page="/merchant/money")
     assert bad.status_code == 400
-    db.session.commit()
-    assert db.session.scalar(select(func.count()).select_from(PayoutAccount)) == 0
-    ok = post(merchant_client, "/merchant/money/accounts", {"kind": "alipay", "holder": "张三", "account": "13800001234"}, page="/merchant/money")
-    assert ok.status_code == 303
-    account = db.session.execute(select(PayoutAccount)).scalar_one()
-    assert "13800001234" not in account.account_ciphertext and account.account_hint == "1234"
+    without_2fa = post(merchant_client, "/merchant/money/accounts", alipay, page="/merchant/money")
+    assert without_2fa.status_code == 400 and saved_accounts() == []
+    account = money.add_payout_account(merchant.id, "alipay", "张三", "13800001234")  # saved some other way
 
     pay(place(make_product(keys=2, price=10000)))
     db.session.execute(LedgerEntry.__table__.update().values(available_at=utcnow() - timedelta(days=1)))
     db.session.commit()
     page = merchant_client.get("/merchant/money?lang=en")
     assert "¥97.00" in page.text and "Turn on two-factor" in page.text
-    refused = post(merchant_client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "50.00"}, page="/merchant/money")
+    refused = post(merchant_client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "50.00", "code": "123456"}, page="/merchant/money")
     assert refused.status_code == 400
-    user = reload(merchant).user
-    user.totp_secret = vault().encrypt(pyotp.random_base32())
-    db.session.commit()
-    too_much = post(merchant_client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "97.01"}, page="/merchant/money")
+    totp = pyotp.TOTP(with_totp(reload(merchant).user))
+    ok = post(merchant_client, "/merchant/money/accounts", {**alipay, "account": "13800005678", "code": totp.now()}, page="/merchant/money")
+    assert ok.status_code == 303
+    added = saved_accounts()[-1]
+    assert "13800005678" not in added.account_ciphertext and added.account_hint == "5678"
+    too_much = post(merchant_client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "97.01", "code": "123456"}, page="/merchant/money")
     assert too_much.status_code == 400
-    done = post(merchant_client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "97.00"}, page="/merchant/money")
+    done = post(merchant_client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "97.00", "code": totp.at(time.time() + 30)}, page="/merchant/money")  # each code is good once
     assert done.status_code == 303
     withdrawal = db.session.execute(select(Withdrawal)).scalar_one()
     assert (withdrawal.amount, withdrawal.status) == (9700, "requested")

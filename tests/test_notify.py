@@ -113,10 +113,11 @@ def test_late_payment_delivers_when_keys_remain(client, product, place, pay):
     assert count(CardKey, CardKey.status == CardKey.SOLD) == 2
 
 
-def test_late_payment_without_stock_is_flagged_for_refund(client, product, place, pay):
-    late = place(product, 3)
+def test_late_payment_without_stock_is_flagged_for_refund(client, make_product, place, pay):
+    product = make_product(keys=1)
+    late = place(product)
     expire_and_reconcile(late)
-    place(product, 5)  # someone else takes all the stock
+    place(product)  # someone else takes all the stock
     pay(late)
     assert reload(late).status == Order.PAID_UNFULFILLED
     assert db.session.execute(select(PaymentNotice.outcome)).scalar_one() == "unfulfilled"

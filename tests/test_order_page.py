@@ -40,8 +40,8 @@ def test_order_page_opens_with_its_link_to_save_and_a_copy_button(client, produc
 
 # -- all the keys at once ----------------------------------------------------------------------
 
-def test_several_keys_can_be_copied_all_at_once_and_downloaded(client, product, place, pay):
-    order = place(product, quantity=3)
+def test_several_keys_can_be_copied_all_at_once_and_downloaded(client, make_product, place, pay):
+    order = place(make_product(keys=6), quantity=3)
     pay(order)
     keys = key_texts(order)
     response = english(client).get(f"/order/{order.token}")
@@ -196,7 +196,7 @@ def test_a_cached_final_answer_carries_that_orders_own_panels_and_stops_polling_
 
     app = make_app(STATUS_CACHE_SECONDS=30)
     with app.app_context():
-        product = make_product(keys=4)
+        product = make_product(keys=6)
         first, second = place(product), place(product, quantity=2)
         client = app.test_client()
         for order in (first, second):

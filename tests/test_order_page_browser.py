@@ -20,7 +20,7 @@ def keys_of(order_id: int) -> list[str]:
 def test_buyer_watches_the_order_deliver_reviews_it_copies_all_keys_and_downloads_them(
         live_server, make_product, place, phone, tmp_path):
     app, base = live_server
-    product = make_product(keys=5, title="Steam 钱包充值卡")
+    product = make_product(keys=6, title="Steam 钱包充值卡")
     order = place(product, quantity=3)
     phone.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
     phone.goto(f"{base}/order/{order.token}?lang=en")

@@ -32,7 +32,7 @@ from faka.models import CardKey, Category, LedgerEntry, Order, OutboxEmail, Paym
 from faka.models.catalog import DELIVERY_AUTO
 from faka.models.types import utcnow
 from faka.payments import ensure_sandbox
-from faka.services import accounts, checkout, delivery, payments, reconcile
+from faka.services import accounts, checkout, delivery, payments, reconcile, stock
 from faka.services.crypto import vault
 from faka.services.errors import OutOfStock
 from faka.services.keys import import_keys
@@ -95,6 +95,15 @@ class PurchaseMachine(RuleBasedStateMachine):
     def available(self) -> int:
         return KEYS - self.held()
 
+    def takes(self, quantity: int, releasing=()) -> bool:
+        """Whether checkout reserves `quantity` keys once the pending orders `releasing` are
+        expired: enough keys, and unpaid orders not past their share (stock.HOLD_SHARE)."""
+        freed = sum(self.quantity[o] for o in releasing)
+        available = self.available() + freed
+        reserved = sum(self.quantity[o] for o, s in self.status.items() if s in (Order.PENDING, Order.PAID)) - freed
+        over_share = quantity > 1 and reserved + quantity > stock.HOLD_SHARE * (available + reserved)
+        return quantity <= available and not over_share
+
     def expire_overdue(self) -> int:
         """What the shop does to pending orders past their deadline: expire them."""
         due = [o for o in self.overdue if self.status[o] == Order.PENDING]
@@ -110,19 +119,19 @@ class PurchaseMachine(RuleBasedStateMachine):
     @rule(target=orders, quantity=st.integers(1, 3), with_email=st.booleans())
     def checkout(self, quantity, with_email):
         email = f"buyer{len(self.status)}@example.com" if with_email else None
-        enough = self.available() + sum(
-            self.quantity[o] for o in self.overdue if self.status[o] == Order.PENDING
-        ) >= quantity
+        at_once = self.takes(quantity)
+        # Short of keys or over the share, checkout first releases the product's stale reservations.
+        takes = at_once or self.takes(quantity, [o for o in self.overdue if self.status[o] == Order.PENDING])
         try:
             with self.step_app.test_request_context():
                 order = checkout.place_order(self.slug, quantity, email, None)
-        except OutOfStock:
-            assert not enough, f"refused {quantity} with {self.available()} keys free"
-            event("checkout: out of stock")
+        except OutOfStock as refused:  # StockHeld too: over the share
+            assert not takes, f"refused {quantity} with {self.available()} keys free"
+            event(f"checkout: refused ({type(refused).__name__})")
             return multiple()
-        assert enough, f"sold {quantity} with only {self.available()} keys free"
-        if self.available() < quantity:
-            self.expire_overdue()  # short of keys, checkout releases the product's stale reservations
+        assert takes, f"reserved {quantity} with only {self.available()} keys free"
+        if not at_once:
+            self.expire_overdue()
         self.status[order.id] = Order.PENDING
         self.quantity[order.id] = quantity
         return order.id

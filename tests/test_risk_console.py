@@ -10,7 +10,7 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from conftest import count, csrf_from, login, no_horizontal_scroll, reload, signed_notify
+from conftest import count, csrf_from, logged_in_session, login, no_horizontal_scroll, reload, signed_notify
 from faka.extensions import db
 from faka.models import AuditEvent, BlacklistEntry, CardKey, Order, Refund, RiskEvent, SecurityEvent, SignIn
 from faka.services import accounts, blacklist, clock, risk, security_events
@@ -458,8 +458,7 @@ def test_lower_thresholds_take_effect_at_checkout(desk, buyer, product):
 # -- a phone ------------------------------------------------------------------------------------
 
 def browser_login(phone, app, base, user):
-    cookie = app.session_interface.get_signing_serializer(app).dumps({"_user_id": str(user.id), "_fresh": True,
-                                                                       "lang": "en"})
+    cookie = app.session_interface.get_signing_serializer(app).dumps({**logged_in_session(user), "lang": "en"})
     phone.context.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": base}])
 
 

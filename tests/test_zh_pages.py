@@ -444,7 +444,10 @@ def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
         "auth.two_factor_setup": [("new_merchant", "/account/2fa/setup", 200)],
         "auth.recovery_codes": [("new_codes", "/account/2fa/recovery-codes", 200)],
         "auth.two_factor": [(seller, "/account/2fa", 200), (desk, "/account/2fa", 200)],
+        "auth.sessions": [(seller, "/account/sessions", 200), (desk, "/account/sessions", 200)],
         "auth.reauth": [(seller, "/reauth", 200)],
+        "passkeys.manage": [(seller, "/account/passkeys", 200), (desk, "/account/passkeys", 200)],
+        "passkeys.add": [("operator_confirmed", "/account/passkeys/add", 200)],
         "merchant.order_detail": [(seller, f"/merchant/orders/{o.number}", 200) for o in orders],
         "merchant.complaint_detail": [(seller, f"/merchant/complaints/{ref}", 200) for _t, ref in complaint_refs],
         "merchant.complaint_thread": [(seller, f"/merchant/complaints/{ref}/thread", POLL)

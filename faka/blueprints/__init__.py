@@ -3,7 +3,7 @@
 
 def register_blueprints(app) -> None:
     from faka.blueprints import (auth, captcha, catalog, checkout, complaints, errors, health, merchant, operator,
-                                 orders, pay)
+                                 orders, passkeys, pay)
 
     app.register_blueprint(catalog.bp)
     app.register_blueprint(checkout.bp)
@@ -12,6 +12,7 @@ def register_blueprints(app) -> None:
     app.register_blueprint(complaints.bp)
     app.register_blueprint(pay.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(passkeys.bp)
     app.register_blueprint(merchant.bp)
     app.register_blueprint(operator.bp)
     app.register_blueprint(health.bp)

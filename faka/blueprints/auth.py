@@ -1,12 +1,18 @@
 """Back-office accounts: login (with the two-factor step), sign-up, email verification,
-password reset, and two-factor set-up. Buyers never log in."""
+password reset, two-factor set-up, and the list of signed-in devices. Buyers never log in."""
+import re
 import time
+from datetime import timedelta
+from urllib.parse import unquote, urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+import ua_parser
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
@@ -15,10 +21,9 @@ from faka.blueprints.access import REAUTH_AT
 from faka.blueprints.forms import (
     LoginForm, PasswordResetForm, PasswordResetRequestForm, SignupForm, TwoFactorCodeForm,
 )
-from faka.extensions import db, limiter, login_manager
+from faka.extensions import limiter, login_manager
 from faka.i18n import current_language
-from faka.models import User
-from faka.services import accounts, captcha, risk, twofactor
+from faka.services import accounts, captcha, passkeys, risk, twofactor
 from faka.services.errors import DomainError
 
 bp = Blueprint("auth", __name__)
@@ -34,47 +39,136 @@ PENDING_2FA_SECONDS = 300
 SETUP_SECRET = "auth_totp_setup"
 NEW_RECOVERY_CODES = "auth_recovery_codes"
 LANGUAGE = "lang"  # faka/i18n.py keeps the visitor's chosen language here
+# The id of this browser's row in user_sessions (services/accounts.py): without a live
+# row the session is not logged in, whatever else the cookie says.
+SESSION_ID = "auth_session"
 
 LOGIN_FAILED = _l("Wrong email or password, or the account is locked for a while after repeated failures.")
+
+# Browsers that have logged in to an account: its wrong passwords from there are counted
+# apart from those of the address (services/accounts.py, authenticate). A signed list of
+# accounts.known_device_tag values, newest first.
+KNOWN_DEVICES_COOKIE = "faka_known"
+KNOWN_DEVICES_SALT = "faka.known-devices"
+KNOWN_DEVICES_MAX_AGE = timedelta(days=180)
+KNOWN_DEVICES_KEPT = 5
+
+
+def _login_limit() -> str:
+    return current_app.config["RATELIMIT_LOGIN"]
 
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    if not user_id.isdigit():
+        return None
+    return accounts.session_user(int(user_id), session.get(SESSION_ID))
+
+
+@bp.before_app_request
+def forget_ended_session():
+    """Check a logged-in session first thing (before a view opens a transaction), and
+    forget one the server has ended (logged out elsewhere, revoked, expired): a copy of
+    its cookie is as logged out as the browser that ended it."""
+    if "_user_id" in session and not current_user.is_authenticated:
+        _fresh_session()
+
+
+# Characters a browser drops from a URL or reads as a slash (tab, newline, other
+# controls, backslash): a `next` holding any of them is refused, not cleaned.
+_UNSAFE_IN_NEXT = re.compile(r"[\x00-\x1f\x7f\\]")
+MAX_NEXT = 2048
 
 
 def _safe_next(target: str | None) -> str | None:
-    # Only local paths: never an open redirect.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """`target` when a browser would read it as a path on this site, else None: never
+    an open redirect. Refused: anything not starting with one `/`, a scheme or a host,
+    control characters and backslashes, and the same once percent-decoded (%2f, %5c,
+    %09), since a proxy or a later redirect may decode it."""
+    if not isinstance(target, str) or not target or len(target) > MAX_NEXT:
+        return None
+    seen = target
+    for _round in range(3):
+        if _UNSAFE_IN_NEXT.search(seen) or not seen.startswith("/") or seen.startswith("//"):
+            return None
+        parts = urlsplit(seen)
+        if parts.scheme or parts.netloc:
+            return None
+        decoded = unquote(seen)
+        if decoded == seen:
+            return target
+        seen = decoded
+    return None  # still encoded after three rounds: no link of ours looks like that
 
 
 def _home_for(user) -> str:
     return url_for("operator.dashboard") if user.is_operator else url_for("merchant.dashboard")
 
 
-def _clear_auth_state() -> None:
-    # Whatever a previous user of this browser left half-done goes with them.
-    for key in (PENDING_2FA, SETUP_SECRET, NEW_RECOVERY_CODES, REAUTH_AT):
-        session.pop(key, None)
-
-
-def _finish_login(user, next_url: str | None):
-    # A new session for the logged-in user: nothing stored before the login survives
-    # (a planted session id or value, the CSRF token), except the language chosen.
+def _fresh_session() -> None:
+    # Nothing stored before survives (a planted value, the CSRF token, a half-done login
+    # or set-up), except the language chosen.
     language = session.get(LANGUAGE)
     session.clear()
     if language:
         session[LANGUAGE] = language
+
+
+def _device_summary() -> str | None:
+    """The browser, system and device of this request, for the sessions page."""
+    parsed = ua_parser.parse(request.user_agent.string[:512])  # a real one is far shorter
+    parts = []
+    if parsed.user_agent is not None:
+        parts.append(" ".join(filter(None, (parsed.user_agent.family, parsed.user_agent.major))))
+    if parsed.os is not None:
+        parts.append(parsed.os.family)
+    if parsed.device is not None and parsed.device.family != "Other":
+        parts.append(parsed.device.family)
+    return " · ".join(parts) or None
+
+
+def _known_devices_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=KNOWN_DEVICES_SALT)
+
+
+def _known_devices() -> list[str]:
+    value = request.cookies.get(KNOWN_DEVICES_COOKIE, "")
+    if not value or len(value) > 1000:
+        return []
+    try:
+        tags = _known_devices_serializer().loads(value, max_age=int(KNOWN_DEVICES_MAX_AGE.total_seconds()))
+    except BadSignature:  # also SignatureExpired
+        return []
+    return [tag for tag in tags if isinstance(tag, str)][:KNOWN_DEVICES_KEPT] if isinstance(tags, list) else []
+
+
+def _remember_device(response, user):
+    tag = accounts.known_device_tag(user.id, device.device_hash())
+    tags = [tag] + [known for known in _known_devices() if known != tag]
+    response.set_cookie(KNOWN_DEVICES_COOKIE, _known_devices_serializer().dumps(tags[:KNOWN_DEVICES_KEPT]),
+                        max_age=int(KNOWN_DEVICES_MAX_AGE.total_seconds()), httponly=True, samesite="Lax",
+                        secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")))
+    return response
+
+
+def _finish_login(user, next_url: str | None):
+    # A new session for the logged-in user, with its own row in user_sessions.
+    _fresh_session()
     login_user(user)
-    accounts.record_sign_in(user.id, request.remote_addr, device.device_hash())
+    session[SESSION_ID] = accounts.record_sign_in(user.id, request.remote_addr, device.device_hash(),
+                                                  _device_summary())
     # A permanent session is re-signed on every request and refused once older than
     # PERMANENT_SESSION_LIFETIME: back-office logins end after that much inactivity.
     session.permanent = True
     if twofactor.needs_setup(user):
-        return redirect(url_for("auth.two_factor_setup"), 303)
-    return redirect(_safe_next(next_url) or _home_for(user), 303)
+        return _remember_device(redirect(url_for("auth.two_factor_setup"), 303), user)
+    return _remember_device(redirect(_safe_next(next_url) or _home_for(user), 303), user)
+
+
+def _log_out() -> None:
+    accounts.end_session(session.get(SESSION_ID))
+    logout_user()
+    _fresh_session()
 
 
 def _form_status() -> int:
@@ -84,7 +178,7 @@ def _form_status() -> int:
 # -- login ------------------------------------------------------------------------------
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("20 per minute", methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"])
 def login():
     form = LoginForm()
     error = None
@@ -94,13 +188,19 @@ def login():
         try:
             user = accounts.authenticate(
                 form.email.data, form.password.data, request.remote_addr, device.device_hash(),
-                captcha_solved=captcha.solved(request.form, request.remote_addr, device.device_hash()))
+                captcha_solved=captcha.solved(request.form, request.remote_addr, device.device_hash()),
+                known_devices=frozenset(_known_devices()))
         except risk.Refused as exc:
             return render_template("auth/login.html", form=form, error=exc.message,
                                    captcha_needed=isinstance(exc, risk.CaptchaRequired)), \
                 403 if isinstance(exc, risk.Blocked) else 400
-        if user is not None and user.totp_enabled:
-            # The password was right; the session is not logged in until the code is.
+        except accounts.LoginCaptchaRequired as exc:
+            return render_template("auth/login.html", form=form, error=exc.message, captcha_needed=True), 400
+        except accounts.LoginThrottled as exc:
+            return render_template("auth/login.html", form=form, error=exc.message, captcha_needed=True), 429, \
+                {"Retry-After": str(exc.seconds)}
+        if user is not None and user.two_factor_enabled:
+            # The password was right; the session is not logged in until the code (or passkey) is.
             session[PENDING_2FA] = {"uid": user.id, "until": int(time.time()) + PENDING_2FA_SECONDS,
                                     "next": _safe_next(request.args.get("next"))}
             return redirect(url_for("auth.login_2fa"), 303)
@@ -119,7 +219,7 @@ def _pending_user_id() -> int | None:
 
 
 @bp.route("/login/2fa", methods=["GET", "POST"])
-@limiter.limit("20 per minute", methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"])
 def login_2fa():
     user_id = _pending_user_id()
     if user_id is None:
@@ -137,7 +237,8 @@ def login_2fa():
             error = exc.message
         else:
             return _finish_login(user, next_url)
-    return render_template("auth/two_factor.html", form=form, error=error), _form_status()
+    totp, passkey = passkeys.second_factors(user_id)
+    return render_template("auth/two_factor.html", form=form, error=error, totp=totp, passkey=passkey), _form_status()
 
 
 # -- re-authentication before secrets are shown ----------------------------------------
@@ -163,8 +264,7 @@ def reauth():
                                     device.device_hash())
         except twofactor.AccountLocked as exc:
             # Someone guessing at an open session: the session ends with the lock.
-            logout_user()
-            _clear_auth_state()
+            _log_out()
             flash(exc.message, "error")
             return redirect(url_for("auth.login"), 303)
         except DomainError as exc:
@@ -173,13 +273,12 @@ def reauth():
             session[REAUTH_AT] = int(time.time())
             return redirect(next_url or _home_for(current_user), 303)
     return render_template("auth/reauth.html", form=form, error=error, next_url=next_url,
-                           two_factor=current_user.totp_enabled), _form_status()
+                           two_factor=current_user.two_factor_enabled, passkey=bool(current_user.passkeys)), _form_status()
 
 
 @bp.post("/logout")
 def logout():
-    logout_user()
-    _clear_auth_state()
+    _log_out()
     return redirect(url_for("catalog.home"), 303)
 
 
@@ -194,18 +293,14 @@ def signup():
     error = None
     if form.validate_on_submit():
         try:
-            user = accounts.sign_up(form.email.data, form.password.data, form.shop_name.data, current_language())
+            accounts.sign_up(form.email.data, form.password.data, form.shop_name.data, current_language())
         except DomainError as exc:
             error = exc.message
         else:
-            if user is None:
-                # The email has an account; its owner was told by email. Same answer as a sign-up.
-                return redirect(url_for("auth.signup_sent"), 303)
-            _clear_auth_state()
-            login_user(user)
-            flash(_("Your shop is open for set-up. We sent a link to %(email)s: open it to confirm your email.",
-                    email=user.email), "info")
-            return redirect(url_for("merchant.dashboard"), 303)
+            # The same answer whether the shop was opened or the email already has an
+            # account (whose owner is told by email): the page reveals nothing. The new
+            # merchant logs in once the address is confirmed, or right away.
+            return redirect(url_for("auth.signup_sent"), 303)
     return render_template("auth/signup.html", form=form, error=error), _form_status()
 
 
@@ -283,7 +378,38 @@ def reset(token: str):
 @login_required
 def two_factor():
     return render_template("auth/two_factor_manage.html", form=TwoFactorCodeForm(),
-                           codes_left=twofactor.recovery_codes_left(current_user))
+                           codes_left=twofactor.recovery_codes_left(current_user),
+                           passkey_count=len(current_user.passkeys))
+
+
+# -- signed-in devices ------------------------------------------------------------------
+
+@bp.get("/account/sessions")
+@login_required
+def sessions():
+    return render_template("auth/sessions.html",
+                           sessions=accounts.active_sessions(current_user.id, session.get(SESSION_ID)))
+
+
+@bp.post("/account/sessions/<int:session_id>/revoke")
+@login_required
+def revoke_session(session_id: int):
+    try:
+        accounts.revoke_session(current_user.id, session_id)
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(_("That device is signed out."), "info")
+    return redirect(url_for("auth.sessions"), 303)
+
+
+@bp.post("/account/sessions/others/revoke")
+@login_required
+def revoke_other_sessions():
+    ended, session[SESSION_ID] = accounts.sign_out_other_sessions(current_user.id, session.get(SESSION_ID),
+                                                                   request.remote_addr, _device_summary())
+    flash(ngettext("%(num)s other device is signed out.", "%(num)s other devices are signed out.", ended), "info")
+    return redirect(url_for("auth.sessions"), 303)
 
 
 @bp.route("/account/2fa/setup", methods=["GET", "POST"])
@@ -301,7 +427,9 @@ def two_factor_setup():
     error = None
     if form.validate_on_submit():
         try:
-            codes = twofactor.enable(current_user.id, secret, form.code.data)
+            codes, session[SESSION_ID] = twofactor.enable(current_user.id, secret, form.code.data,
+                                                          session.get(SESSION_ID), request.remote_addr,
+                                                          _device_summary())
         except DomainError as exc:
             error = exc.message
         else:
@@ -343,4 +471,5 @@ def two_factor_disable():
             flash(_("Two-factor authentication is off."), "info")
             return redirect(url_for("auth.two_factor"), 303)
     return render_template("auth/two_factor_manage.html", form=form, error=error,
-                           codes_left=twofactor.recovery_codes_left(current_user)), 400
+                           codes_left=twofactor.recovery_codes_left(current_user),
+                           passkey_count=len(current_user.passkeys)), 400

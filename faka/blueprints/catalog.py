@@ -7,6 +7,7 @@ from faka.extensions import limiter
 from faka.payments import enabled_gateways
 from faka.i18n import current_language
 from faka.pagecache import cached_page
+from faka.request_guard import page_number
 from faka.security import image_response
 from faka.services import catalog, moderation, product_images
 from faka.services.errors import DomainError, NotFound
@@ -57,7 +58,7 @@ def _render_shop(public_id: str) -> str:
 
 def _list_args() -> tuple[str, int]:
     sort = request.args.get("sort", "newest")
-    return (sort if sort in SORTS else "newest"), max(request.args.get("page", 1, type=int) or 1, 1)
+    return (sort if sort in SORTS else "newest"), page_number()
 
 
 def _reviews_response(key: tuple, render):

@@ -16,12 +16,16 @@ from wtforms import RadioField, TextAreaField
 
 from faka import device
 from faka.blueprints.limits import token_misses
+from faka.blueprints.uploads import UploadLimit, accepts_upload, user_key
 from faka.extensions import limiter
 from faka.models import Complaint
 from faka.security import image_response
 from faka.services import checkout, complaints, risk
 from faka.services.errors import DomainError, NotFound
 from faka.services.uploads import MAX_UPLOAD_BYTES
+
+# What one complaint post may carry: its images, and its text beside them.
+EVIDENCE_UPLOAD = UploadLimit(files=complaints.MAX_IMAGES, file_bytes=MAX_UPLOAD_BYTES)
 
 bp = Blueprint("complaints", __name__)
 
@@ -38,15 +42,17 @@ class ComplaintForm(FlaskForm):
     )
     images = MultipleFileField(
         _l("Evidence images (optional)"),
-        description=_l("Up to 5 screenshots (PNG, JPEG or WebP, at most 5 MB each): the order, the error, your chat "
-                       "with the seller. Only you, the seller and the platform can see them."),
+        description=_l("Up to 5 screenshots (PNG, JPEG or WebP, at most 5 MB and 25 megapixels each, 60 megapixels "
+                       "together): the order, the error, your chat with the seller. Only you, the seller and the "
+                       "platform can see them."),
     )
 
 
 class MessageForm(FlaskForm):
     body = TextAreaField(_l("Your message"))
     images = MultipleFileField(_l("Images (optional)"),
-                               description=_l("Up to 5 PNG, JPEG or WebP images, at most 5 MB each."))
+                               description=_l("Up to 5 PNG, JPEG or WebP images, at most 5 MB and 25 megapixels each, "
+                                              "60 megapixels together."))
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,15 @@ class ThreadLinks:
     accept: str | None = None
     escalate: str | None = None
     withdraw: str | None = None
+
+
+def _party_post_limit() -> str:
+    return current_app.config["RATELIMIT_COMPLAINT_REPLY"]
+
+
+# A merchant's or an operator's complaint posts (messages with images, offers), per user
+# across all their cases.
+party_posts = limiter.shared_limit(_party_post_limit, scope="complaint-party", key_func=user_key, methods=["POST"])
 
 
 def uploaded_images(field_name: str) -> list[bytes]:
@@ -94,6 +109,16 @@ def thread_response(context: dict, status: int | None = None, message_form: Mess
     return _private(make_response(body, status))
 
 
+def message_refused(context: dict, full_page):
+    """The answer to a message posted to a complaint that takes none any more, given
+    before the post's images are read (see faka/blueprints/uploads.py); None if it does."""
+    try:
+        complaints.check_can_post(context["complaint"])
+    except DomainError as exc:
+        return _message_answer(context, full_page, None, MessageForm(formdata=None), exc.message)
+    return None
+
+
 def post_message(context: dict, author: str, user_id: int | None, full_page, done_url: str):
     """Add the posted message to the thread. HTMX gets the thread back (and the form,
     emptied or with the error); a plain form post is redirected, or gets the page again
@@ -105,6 +130,10 @@ def post_message(context: dict, author: str, user_id: int | None, full_page, don
                                 uploaded_images(form.images.name))
     except DomainError as exc:
         error = exc.message
+    return _message_answer(context, full_page, done_url, form, error)
+
+
+def _message_answer(context: dict, full_page, done_url: str | None, form: MessageForm, error):
     if _is_htmx_partial():
         if error is None:
             return thread_response(context, 200, MessageForm(formdata=None))
@@ -166,9 +195,29 @@ def _page(token: str, complaint: Complaint, status: int = 200, **extra):
                                   status))
 
 
+def _open_page(order, panel: complaints.OrderPanel, form: ComplaintForm, error: DomainError | None):
+    status = 403 if isinstance(error, risk.Blocked) else 400 if error else 200
+    return render_template("complaints/open.html", order=order, panel=panel, form=form,
+                           error=error.message if error else None), status
+
+
+def _opening_refused(token: str):
+    # An unknown order (a 404) or one that cannot get a complaint now is answered before
+    # the evidence is read.
+    order = checkout.order_by_token(token)
+    if order is None:
+        abort(404)
+    try:
+        complaints.check_can_open(order)
+    except DomainError as exc:
+        return _open_page(order, complaints.order_panel(order), ComplaintForm(formdata=None), exc)
+    return None
+
+
 @bp.route("/order/<token>/complaint", methods=["GET", "POST"])
 @buyer_posts
 @token_misses
+@accepts_upload(EVIDENCE_UPLOAD, refused=_opening_refused)
 def start(token: str):
     """The form that opens a complaint (or the reason it cannot be opened now)."""
     order = checkout.order_by_token(token)
@@ -190,9 +239,7 @@ def start(token: str):
     panel = complaints.order_panel(order)
     if request.method == "GET" and panel.active is not None:
         return redirect(url_for("complaints.show", token=token, ref=panel.active.ref), 303)
-    status = 403 if isinstance(error, risk.Blocked) else 400 if error else 200
-    return render_template("complaints/open.html", order=order, panel=panel, form=form,
-                           error=error.message if error else None), status
+    return _open_page(order, panel, form, error)
 
 
 @bp.get("/order/<token>/complaint/<ref>")
@@ -207,8 +254,14 @@ def thread(token: str, ref: str):
     return thread_response(_context(token, loaded_or_404(complaints.complaint_for_buyer, token, ref)))
 
 
+def _message_refused(token: str, ref: str):
+    complaint = loaded_or_404(complaints.complaint_for_buyer, token, ref)
+    return message_refused(_context(token, complaint), lambda status, **extra: _page(token, complaint, status, **extra))
+
+
 @bp.post("/order/<token>/complaint/<ref>/message")
 @buyer_posts
+@accepts_upload(EVIDENCE_UPLOAD, refused=_message_refused)
 def message(token: str, ref: str):
     complaint = loaded_or_404(complaints.complaint_for_buyer, token, ref)
     return post_message(_context(token, complaint), "buyer", None,

@@ -120,11 +120,15 @@ def init_app(app) -> None:
     def http_error(exc: HTTPException):
         if exc.code == 404 and request.url_rule is None and is_probe(request.path):
             record_noise(SecurityEvent.ADMIN_PROBE)
-        return _render(exc.code or 500)
+        # An error of ours may say more than its code (an upload route names its limit).
+        return _render(exc.code or 500, message=getattr(exc, "message", None))
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception):
         if isinstance(exc, HTTPException):
             return http_error(exc)
         log.exception("unhandled error on %s %s", request.method, request.path)
+        # After a failed statement the session refuses every query until rolled back, and
+        # the error page reads the site settings (PostgreSQL).
+        db.session.rollback()
         return _render(InternalServerError.code)

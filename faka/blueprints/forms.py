@@ -1,9 +1,11 @@
 """Forms shared by the buyer-facing blueprints."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, IntegerField, PasswordField, RadioField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, RadioField, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import PasswordInput
+
+from faka.blueprints.fields import IntegerField
 
 
 class CheckoutForm(FlaskForm):

@@ -10,12 +10,14 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from faka import jobs
+from faka.blueprints import passkeys
 from faka.blueprints.access import fresh_login_required, merchant_required
 from faka.blueprints.merchant_forms import (BuyerBlacklistForm, CouponForm, KeyImportForm, ManualDeliveryForm,
                                             OrderFilterForm, PayoutAccountForm, ProductForm, QualificationForm,
                                             VoidKeysForm, WebhookForm, WithdrawalForm, yuan_to_fen)
 from faka.extensions import db
 from faka.models import Order, Product
+from faka.request_guard import page_number
 from faka.services import keys as key_service
 from faka.services import first_run
 from faka import charts
@@ -23,12 +25,15 @@ from faka.services import (analytics, complaints, coupons, delivery, merchant_or
                            products, webhooks)
 from faka.services.errors import DomainError, NotFound
 from faka.security import image_response
-from faka.services.uploads import image_path
+from faka.services.uploads import MAX_UPLOAD_BYTES, image_path
+from faka.blueprints.uploads import UploadLimit, accepts_upload, back_office_uploads
 from faka.templating import category_name, order_status_label
 
 bp = Blueprint("merchant", __name__, url_prefix="/merchant")
 
 MAX_KEY_FILE_BYTES = 20 * 1024 * 1024
+LICENCE_UPLOAD = UploadLimit(files=1, file_bytes=MAX_UPLOAD_BYTES)
+KEY_FILE_UPLOAD = UploadLimit(files=1, file_bytes=MAX_KEY_FILE_BYTES)
 
 
 @bp.before_request
@@ -69,14 +74,31 @@ def dashboard():
                   chart=charts.daily_sales_chart(figures.daily_sales, figures.currency), balance=money.balance(g.merchant.id))
 
 
+def _qualification_page(form: QualificationForm, error=None, status: int = 200):
+    return render("merchant/qualification.html", status, form=form, error=error,
+                  masked_id=merchants.masked_id_number(g.merchant))
+
+
+def _qualification_refused():
+    # A qualification approved or under review is said so before the licence image is read.
+    try:
+        merchants.check_can_submit(g.merchant.id)
+    except DomainError as exc:
+        return _qualification_page(QualificationForm(formdata=None), exc.message, 400)
+    return None
+
+
 @bp.route("/qualification", methods=["GET", "POST"])
+@back_office_uploads
+@accepts_upload(LICENCE_UPLOAD, refused=_qualification_refused)
 def qualification():
     m = g.merchant
     form = QualificationForm(obj=None if request.method == "POST" else m)
     error = None
     if form.validate_on_submit():
         upload = request.files.get(form.licence_image.name)
-        data = upload.read(MAX_KEY_FILE_BYTES + 1) if upload and upload.filename else None
+        # One byte over the limit is enough to refuse the file; the rest is never read.
+        data = upload.read(MAX_UPLOAD_BYTES + 1) if upload and upload.filename else None
         details = merchants.Qualification(form.legal_name.data, form.entity_type.data, form.id_number.data, form.contact.data)
         try:
             merchants.submit_qualification(m.id, details, data)
@@ -86,9 +108,7 @@ def qualification():
             return redirect(url_for("merchant.dashboard"), 303)
     elif request.method == "GET":
         form.id_number.data = ""
-    status = 400 if request.method == "POST" else 200
-    return render("merchant/qualification.html", status, form=form, error=error,
-                  masked_id=merchants.masked_id_number(m))
+    return _qualification_page(form, error, 400 if request.method == "POST" else 200)
 
 
 @bp.get("/qualification/licence")
@@ -196,8 +216,14 @@ def product_move(slug: str):
 
 # -- keys -------------------------------------------------------------------------------
 
+def _own_product(slug: str) -> None:
+    products.get_product(g.merchant.id, slug)  # another merchant's: a 404 before the key file is read
+
+
 @bp.route("/products/<slug>/keys", methods=["GET", "POST"])
 @scoped
+@back_office_uploads
+@accepts_upload(KEY_FILE_UPLOAD, refused=_own_product)
 def product_keys(slug: str):
     product = products.get_product(g.merchant.id, slug)
     form = KeyImportForm()
@@ -303,7 +329,7 @@ def _site_tz():
 @bp.get("/orders")
 def order_list():
     form, order_filter = _order_filter()
-    page = request.args.get("page", 1, type=int)
+    page = page_number()
     orders, total = merchant_orders.search(g.merchant.id, order_filter, page, tz=_site_tz())
     pages = max(1, -(-total // merchant_orders.PER_PAGE))
     template = "merchant/_order_rows.html" if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "order-results" else "merchant/orders.html"
@@ -399,13 +425,14 @@ def _withdrawal_form() -> WithdrawalForm:
 
 def _money_page(status: int = 200, **context):
     kind = request.args.get("kind") or None
-    page = request.args.get("page", 1, type=int)
+    page = page_number()
     entries, total = money.ledger(g.merchant.id, kind=kind if kind in money.LEDGER_KINDS else None, page=page)
     context.setdefault("account_form", PayoutAccountForm(formdata=None))
     context.setdefault("withdrawal_form", _withdrawal_form())
     return render("merchant/money.html", status, balance=money.balance(g.merchant.id), entries=entries, total=total,
                   page=page, pages=max(1, -(-total // 50)), kind=kind, kinds=money.LEDGER_KINDS,
-                  accounts=money.payout_accounts(g.merchant.id), two_factor=current_user.totp_enabled, **context)
+                  accounts=money.payout_accounts(g.merchant.id), two_factor=current_user.two_factor_enabled,
+                  passkey=bool(current_user.passkeys), **context)
 
 
 @bp.get("/money")
@@ -418,7 +445,9 @@ def payout_account_add():
     form = PayoutAccountForm()
     if form.validate_on_submit():
         try:
-            money.add_payout_account(g.merchant.id, form.kind.data, form.holder.data, form.account.data)
+            money.add_payout_account_confirmed(g.merchant.id, current_user.id, form.code.data, form.kind.data,
+                                               form.holder.data, form.account.data,
+                                               passkey=passkeys.confirmation_proof(form.passkey.data))
         except DomainError as exc:
             return _money_page(400, account_form=form, error=exc.message)
         return redirect(url_for("merchant.money_overview"), 303)
@@ -437,7 +466,9 @@ def withdrawal_request():
     form = _withdrawal_form()
     if form.validate_on_submit():
         try:
-            money.request_withdrawal(g.merchant.id, current_user.id, form.payout_account_id.data, yuan_to_fen(form.amount.data))
+            money.request_withdrawal_confirmed(g.merchant.id, current_user.id, form.code.data,
+                                               form.payout_account_id.data, yuan_to_fen(form.amount.data),
+                                               passkey=passkeys.confirmation_proof(form.passkey.data))
         except DomainError as exc:
             return _money_page(400, withdrawal_form=form, error=exc.message)
         return redirect(url_for("merchant.money_overview"), 303)
@@ -504,7 +535,7 @@ def webhook_list():
 @scoped
 def webhook_detail(endpoint_id: int):
     endpoint = webhooks.get_endpoint(endpoint_id, g.merchant.id)
-    log = webhooks.delivery_log(endpoint_id, g.merchant.id, request.args.get("page", 1, type=int))
+    log = webhooks.delivery_log(endpoint_id, g.merchant.id, page_number())
     return render("merchant/webhook.html", endpoint=endpoint, log=log, secret=None)
 
 

@@ -5,13 +5,16 @@ from flask import g, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import DecimalField, IntegerField, TextAreaField
+from wtforms import TextAreaField
 from wtforms.validators import InputRequired, NumberRange
 
-from faka.blueprints.complaints import (MessageForm, ThreadLinks, evidence_response, loaded_or_404, post_message,
-                                        thread_response)
+from faka.blueprints.complaints import (EVIDENCE_UPLOAD, MessageForm, ThreadLinks, evidence_response, loaded_or_404,
+                                        message_refused, party_posts, post_message, thread_response)
+from faka.blueprints.fields import DecimalField, IntegerField
 from faka.blueprints.merchant import bp, render
 from faka.blueprints.merchant_forms import MAX_PRICE, yuan_to_fen
+from faka.blueprints.uploads import accepts_upload
+from faka.request_guard import page_number
 from faka.services import complaints
 from faka.services.errors import DomainError
 
@@ -34,7 +37,7 @@ def complaint_list():
     status = request.args.get("status", "active")
     if status not in complaints.MERCHANT_FILTERS:
         status = "active"
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number()
     rows, total = complaints.merchant_complaints(g.merchant.id, status, page)
     return render("merchant/complaints.html", rows=rows, total=total, shown=status, page=page,
                   pages=max(1, -(-total // complaints.PER_PAGE)), filters=FILTER_LABELS)
@@ -71,7 +74,14 @@ def complaint_thread(ref: str):
     return thread_response(_context(_complaint(ref)))
 
 
+def _message_refused(ref: str):
+    complaint = _complaint(ref)
+    return message_refused(_context(complaint), lambda status, **extra: _case_page(complaint, status, **extra))
+
+
 @bp.post("/complaints/<ref>/message")
+@party_posts
+@accepts_upload(EVIDENCE_UPLOAD, refused=_message_refused)
 def complaint_message(ref: str):
     complaint = _complaint(ref)
     return post_message(_context(complaint), "merchant", current_user.id,
@@ -80,6 +90,7 @@ def complaint_message(ref: str):
 
 
 @bp.post("/complaints/<ref>/offer/refund")
+@party_posts
 def complaint_offer_refund(ref: str):
     complaint = _complaint(ref)
     form = RefundOfferForm()
@@ -89,6 +100,7 @@ def complaint_offer_refund(ref: str):
 
 
 @bp.post("/complaints/<ref>/offer/replacement")
+@party_posts
 def complaint_offer_replacement(ref: str):
     complaint = _complaint(ref)
     form = ReplacementOfferForm()

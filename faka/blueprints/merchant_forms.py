@@ -5,11 +5,12 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext as _p
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import (BooleanField, DateField, DecimalField, IntegerField, RadioField, SelectField,
-                     SelectMultipleField, StringField, TextAreaField)
+from wtforms import (BooleanField, DateField, HiddenField, RadioField, SelectField, SelectMultipleField, StringField,
+                     TextAreaField)
 from wtforms.widgets import CheckboxInput, ListWidget
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, StopValidation, ValidationError
 
+from faka.blueprints.fields import DecimalField, IntegerField
 from faka.models import BlacklistEntry
 from faka.models.catalog import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL
 from faka.models.webhooks import EVENTS
@@ -115,16 +116,34 @@ class ManualDeliveryForm(FlaskForm):
     content = TextAreaField(_l("What the buyer receives"), validators=[DataRequired(_l("Enter what to deliver.")), Length(max=5000)])
 
 
+def _code_unless_passkey(form, field):
+    # A form confirmed with a passkey (its hidden field `passkey`, faka/static/js/passkeys.js) needs no code.
+    if form.passkey.data:
+        raise StopValidation()
+    if not (field.data or "").strip():
+        raise StopValidation(_l("Enter the code from your authenticator app."))
+
+
+def _second_factor_field() -> StringField:
+    # Money leaves the shop only with a fresh code (or passkey): a stolen session alone is not enough.
+    return StringField(_l("Code from your authenticator app"), description=_l("Or one of your recovery codes."),
+                       validators=[_code_unless_passkey, Length(max=32)])
+
+
 class PayoutAccountForm(FlaskForm):
     kind = SelectField(_p("payout account", "Type"), choices=list(PAYOUT_KIND_LABELS.items()))
     holder = StringField(_l("Account holder"), validators=[DataRequired(_l("Enter the account holder.")), Length(1, 80)])
     account = StringField(_l("Account number or address"), validators=[DataRequired(_l("Enter the account.")), Length(1, 64)])
+    code = _second_factor_field()
+    passkey = HiddenField()
 
 
 class WithdrawalForm(FlaskForm):
     payout_account_id = SelectField(_l("Pay to"), coerce=int, validators=[InputRequired(_l("Add a payout account first."))])
     amount = DecimalField(_l("Amount (yuan)"), places=2, validators=[
         InputRequired(_l("Enter an amount.")), NumberRange(Decimal("1.00"), MAX_PRICE, _l("Withdraw at least 1.00."))])
+    code = _second_factor_field()
+    passkey = HiddenField()
 
 
 class CouponForm(FlaskForm):

@@ -7,10 +7,14 @@ it was refused (400), nothing having changed.
 from flask import abort, g, redirect, request, url_for
 
 from faka.blueprints.merchant import bp, render, scoped
+from faka.blueprints.uploads import UploadLimit, accepts_upload, back_office_uploads
 from faka.models import ProductImage
 from faka.security import image_response
 from faka.services import product_images
 from faka.services.errors import DomainError, NotFound
+from faka.services.uploads import ShopStorageFull
+
+IMAGES_UPLOAD = UploadLimit(files=product_images.MAX_GALLERY, file_bytes=product_images.MAX_UPLOAD_BYTES)
 
 
 def _page(slug: str, status: int = 200, error: str | None = None, role: str | None = None):
@@ -25,8 +29,20 @@ def product_images_page(slug: str):
     return _page(slug)
 
 
+def _upload_refused(slug: str):
+    # Another merchant's product (NotFound: a 404) or a shop out of room is answered
+    # before the files are read.
+    try:
+        product_images.check_room(g.merchant.id, slug)
+    except ShopStorageFull as exc:
+        return _page(slug, 400, exc.message)
+    return None
+
+
 @bp.post("/products/<slug>/images")
 @scoped
+@back_office_uploads
+@accepts_upload(IMAGES_UPLOAD, refused=_upload_refused)
 def product_images_upload(slug: str):
     role = request.form.get("role", "")
     if role not in ProductImage.ROLES:

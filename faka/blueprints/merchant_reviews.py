@@ -5,6 +5,7 @@ from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 
 from faka.blueprints.merchant import bp, render, scoped
+from faka.request_guard import page_number
 from faka.services import reviews
 from faka.services.errors import DomainError, NotFound
 
@@ -16,7 +17,7 @@ class ReplyForm(FlaskForm):
 def _list_args() -> dict:
     only = request.args.get("only", "all")
     return {"only": only if only in reviews.MERCHANT_FILTERS else "all",
-            "page": max(request.args.get("page", 1, type=int) or 1, 1)}
+            "page": page_number()}
 
 
 def _list_page(status: int = 200, **context):

@@ -2,9 +2,10 @@
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, TextAreaField
+from wtforms import TextAreaField
 
 from faka import device, order_changes
+from faka.blueprints.fields import IntegerField
 from faka.blueprints.forms import LookupForm
 from faka.blueprints.limits import token_misses
 from faka.extensions import limiter

@@ -1,5 +1,6 @@
 """All models, one module per aggregate; importing this package registers every table."""
 from faka.models.users import User
+from faka.models.passkeys import Passkey
 from faka.models.merchants import Merchant
 from faka.models.catalog import Category, Product, ProductReport, TierPrice
 from faka.models.keys import CardKey
@@ -34,6 +35,7 @@ __all__ = [
     "NotifyLog",
     "Merchant",
     "Order",
+    "Passkey",
     "OrderAnswer",
     "OutboxEmail",
     "PaymentAttempt",

@@ -51,7 +51,9 @@ class SandboxGateway(Gateway):
     def verify_notify(self, form, headers, body) -> Notice:
         fields = {k: form.get(k, "") for k in SIGNED_FIELDS}
         given = form.get("sign", "")
-        if not given or not hmac.compare_digest(given, sign(fields, self.settings["secret"])):
+        # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError), and a
+        # forged sign may hold any.
+        if not given or not hmac.compare_digest(given.encode(), sign(fields, self.settings["secret"]).encode()):
             raise InvalidNotify("bad signature")
         try:
             amount = int(fields["amount"])

@@ -112,9 +112,14 @@ class StripeGateway(Gateway):
         secret = self.settings.get("webhook_secret", "").strip()
         if not secret:
             raise InvalidNotify("webhook_secret is not set")
+        header = headers.get("Stripe-Signature")
+        if header is not None and not header.isascii():
+            # stripe compares signatures with hmac.compare_digest on str, a TypeError for
+            # non-ASCII text: such a signature is simply not Stripe's.
+            raise InvalidNotify("bad or missing Stripe-Signature")
         try:
             payload = body.decode("utf-8")
-            stripe.WebhookSignature.verify_header(payload, headers.get("Stripe-Signature"), secret, TOLERANCE)
+            stripe.WebhookSignature.verify_header(payload, header, secret, TOLERANCE)
         except UnicodeDecodeError as exc:
             raise InvalidNotify("body is not UTF-8") from exc
         except stripe.SignatureVerificationError as exc:

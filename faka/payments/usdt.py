@@ -179,7 +179,11 @@ class UsdtGateway(Gateway):
                 signed[name] = value
             elif value is not None:  # epusdt signs only strings and numbers, and skips nulls
                 raise InvalidNotify(f"{name[:40]!r} is neither a string nor a number")
-        if not hmac.compare_digest(payload["signature"].encode(), sign(signed, token).encode()):
+        try:
+            authentic = hmac.compare_digest(payload["signature"].encode(), sign(signed, token).encode())
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the JSON): no text epusdt signed
+            authentic = False
+        if not authentic:
             raise InvalidNotify("bad signature")
         if signed["status"] != PAID:
             raise IgnoredNotify(f"status {signed['status'][:10]}")

@@ -126,7 +126,10 @@ def _place(product_slug, quantity, email, query_password, password_hash, gateway
         return first
     verdict = risk.check(signals, captcha_solved)
     unit_price = product.unit_price_for(quantity)
-    expires_at = now + timedelta(minutes=settings.order_ttl_minutes())
+    hold = timedelta(minutes=settings.order_ttl_minutes())
+    if product.uses_key_stock:
+        hold = stock.unpaid_hold(product.id, quantity, hold, now)
+    expires_at = now + hold
     order = Order(
         number=new_order_number(now),
         token=secrets.token_hex(16),

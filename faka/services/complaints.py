@@ -48,7 +48,8 @@ from faka.services.errors import DomainError, NotFound, OutOfStock
 from faka.services.mail import queue_email
 from faka.services.settings import site_settings
 from faka.services.text import clean_text
-from faka.services.uploads import image_path, store_image
+from faka.services.uploads import (EVIDENCE_PIXELS, EvidenceFull, check_pixels, delete_images, evidence_quota,
+                                   image_path, private_dir, store_image, stored_size)
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,16 @@ def order_panel(order: Order, now: datetime | None = None) -> OrderPanel:
                       why_not=why_not, window_ends=ends)
 
 
+def check_can_open(order: Order, now: datetime | None = None) -> None:
+    """ComplaintAlreadyOpen or ComplaintNotAllowed unless the order may get a complaint now:
+    asked before the complaint's images are read, and again inside its transaction."""
+    panel = order_panel(order, now)
+    if panel.active is not None:
+        raise ComplaintAlreadyOpen()
+    if not panel.can_open:
+        raise ComplaintNotAllowed(panel.why_not)
+
+
 # -- loaders: access is checked here, once ------------------------------------------------
 
 def complaint_for_buyer(order_token: str, ref: str) -> Complaint:
@@ -235,20 +246,19 @@ def open_complaint(order_token: str, reason: str, description: str, images: list
     if reason not in Complaint.REASONS or not description or len(description) > MAX_TEXT:
         raise InvalidComplaint()
     now = now or clock.now()
-    with _stored_images(images) as names:
+    order = db.session.execute(select(Order).where(Order.token == order_token)).scalar_one_or_none()
+    if order is None:
+        raise NotFound()
+    check_can_open(order, now)
+    with _stored_images(images, order.id) as stored:
         begin_write()
         try:
             order = db.session.execute(
                 select(Order).where(Order.token == order_token).with_for_update()
                 .execution_options(populate_existing=True)
-            ).scalar_one_or_none()
-            if order is None:
-                raise NotFound()
-            panel = order_panel(order, now)
-            if panel.active is not None:
-                raise ComplaintAlreadyOpen()
-            if not panel.can_open:
-                raise ComplaintNotAllowed(panel.why_not)
+            ).scalar_one()
+            check_can_open(order, now)
+            stored.check_room()
             signals = risk.Signals(risk.COMPLAINT, ip, device_hash, order.email, order.merchant_id, order=order, now=now)
             verdict = risk.check(signals)
             risk.add_event(signals, verdict)
@@ -259,11 +269,11 @@ def open_complaint(order_token: str, reason: str, description: str, images: list
             )
             db.session.add(complaint)
             db.session.flush()
-            message = _add_message(complaint, ComplaintMessage.BUYER, None, description, now, "opened", names)
+            message = _add_message(complaint, ComplaintMessage.BUYER, None, description, now, "opened", stored.names)
             audit.record(None, "complaint.opened", f"complaint:{complaint.ref}",
                          detail=f"order:{order.number} reason={reason} by=buyer")
             delivery_ids = webhooks.emit(order.merchant_id, "complaint.opened", _webhook_data(complaint, order))
-            email_ids = _queue_emails(complaint, message, len(names))
+            email_ids = _queue_emails(complaint, message, len(stored.names))
             db.session.commit()
         except IntegrityError as exc:  # another tab opened one at the same moment
             db.session.rollback()
@@ -323,6 +333,12 @@ def withdraw(complaint_id: int, now: datetime | None = None) -> Complaint:
 
 # -- messages from anyone ------------------------------------------------------------------
 
+def check_can_post(complaint: Complaint) -> None:
+    """IllegalStep unless the complaint takes messages: asked before a post's images are read."""
+    if not complaint.is_active:
+        raise IllegalStep()
+
+
 def post_message(complaint_id: int, author: str, user_id: int | None, body: str, images: list[bytes] = (),
                  now: datetime | None = None) -> ComplaintMessage:
     """A party adds to the thread (text and/or up to MAX_IMAGES images). The merchant's
@@ -333,22 +349,26 @@ def post_message(complaint_id: int, author: str, user_id: int | None, body: str,
     if author not in (ComplaintMessage.BUYER, ComplaintMessage.MERCHANT, ComplaintMessage.OPERATOR):
         raise IllegalStep()
     now = now or clock.now()
-    with _stored_images(images) as names:
+    complaint = db.session.get(Complaint, complaint_id)
+    if complaint is None:
+        raise NotFound()
+    check_can_post(complaint)
+    with _stored_images(images, complaint.order_id) as stored:
         begin_write()
         try:
             complaint, order = _locked(complaint_id)
-            if not complaint.is_active:
-                raise IllegalStep()
+            check_can_post(complaint)
+            stored.check_room()
             was = complaint.status
             if author == ComplaintMessage.MERCHANT:
                 complaint.merchant_answered(now, _buyer_deadline(now))
             else:
                 complaint.updated_at = now
-            message = _add_message(complaint, author, user_id, body, now, None, names)
+            message = _add_message(complaint, author, user_id, body, now, None, stored.names)
             if complaint.status != was:
                 audit.record(user_id, "complaint.merchant_replied", f"complaint:{complaint.ref}",
                              detail=f"order:{order.number}")
-            email_ids = _queue_emails(complaint, message, len(names))
+            email_ids = _queue_emails(complaint, message, len(stored.names))
             db.session.commit()
         except Exception:
             db.session.rollback()
@@ -742,35 +762,54 @@ def _add_message(complaint: Complaint, author: str, user_id: int | None, body: s
     return message
 
 
+def evidence_used(order_id: int) -> int:
+    """Bytes the complaint images of the order take, whoever posted them."""
+    return stored_size(private_dir(), db.session.execute(
+        select(ComplaintImage.name).join(Complaint, Complaint.id == ComplaintImage.complaint_id)
+        .where(Complaint.order_id == order_id)
+    ).scalars())
+
+
 class _stored_images:
-    """Validate and store the images before the transaction; delete them again if the
-    transaction fails, so a refused step leaves no files behind."""
+    """Validate and store a post's images before the transaction, within the order's
+    evidence quota; delete them again if anything fails, so a refused step leaves no files
+    behind. All the images are measured from their headers (kind, bytes, pixels) before
+    any is decoded; `check_room` repeats the quota check inside the transaction, where
+    posts of the same order are serialised."""
 
-    def __init__(self, images):
+    def __init__(self, images, order_id: int):
         self.images = [data for data in (images or []) if data]
+        self.order_id = order_id
+        self.names: list[str] = []
 
-    def __enter__(self) -> list[str]:
+    def __enter__(self) -> "_stored_images":
         if len(self.images) > MAX_IMAGES:
             raise TooManyImages()
-        self.names = []
+        if not self.images:
+            return self
+        check_pixels(self.images, EVIDENCE_PIXELS)
+        used, quota = evidence_used(self.order_id), evidence_quota()
+        if used >= quota:
+            raise EvidenceFull(used, quota)
         try:
             for data in self.images:
                 self.names.append(store_image(data))
+                self.check_room()
         except Exception:
-            self._delete()
+            delete_images(self.names)
             raise
-        return self.names
+        return self
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
-            self._delete()
+            delete_images(self.names)
         return False
 
-    def _delete(self):
-        for name in self.names:
-            path = image_path(name)
-            if path is not None:
-                path.unlink(missing_ok=True)
+    def check_room(self) -> None:
+        """EvidenceFull unless the order's images with the stored ones fit its quota."""
+        used, quota = evidence_used(self.order_id), evidence_quota()
+        if self.names and used + stored_size(private_dir(), self.names) > quota:
+            raise EvidenceFull(used, quota)
 
 
 def _buyer_deadline(now: datetime) -> datetime:

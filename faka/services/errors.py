@@ -20,6 +20,13 @@ class OutOfStock(DomainError):
     message = _l("Not enough stock for that quantity. Please choose fewer or try again later.")
 
 
+class StockHeld(OutOfStock):
+    """The keys are there, but unpaid orders already hold as many as they may."""
+
+    message = _l("Too many unpaid orders hold this product right now. Try a smaller quantity, or again in a few "
+                 "minutes.")
+
+
 class NotForSale(DomainError):
     message = _l("This product is not on sale right now.")
 

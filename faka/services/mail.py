@@ -44,6 +44,7 @@ KIND_LABELS = {
     EMAIL_ORDER_REPLACEMENT: _l("Replacement keys"),
     "complaint_update": _l("Complaint update"),
     "withdrawal_status": _l("Withdrawal decision"),
+    "payout_account_added": _l("Payout account added"),
     "merchant_review": _l("Merchant review decision"),
     "two_factor_reset": _l("Two-factor authentication reset"),
     "merchant_manual_order": _l("Order to deliver by hand"),
@@ -204,10 +205,18 @@ def queue_email(
     return email
 
 
+def _header_line(text: str) -> str:
+    """`text` on one line, for an email header. Python's email refuses a header value with
+    a line break (it could inject headers), which would stop the email at every retry: a
+    subject built from an old product title or shop name holding one is sent with its
+    lines joined by spaces instead."""
+    return " ".join(text.splitlines())
+
+
 def build_message(email: OutboxEmail, sender: str) -> EmailMessage:
     subject, text, html = _render(email)
     message = EmailMessage()
-    message["Subject"] = subject
+    message["Subject"] = _header_line(subject)
     message["From"] = sender
     message["To"] = email.to_addr
     message["Message-ID"] = make_msgid(domain="faka")
@@ -339,7 +348,7 @@ def send_test_email(to_addr: str) -> None:
         raise MailNotConfigured()
     site = site_settings()
     message = EmailMessage()
-    message["Subject"] = _("Test email from %(site)s", site=site["site_name"])
+    message["Subject"] = _header_line(_("Test email from %(site)s", site=site["site_name"]))
     message["From"] = cfg.sender
     message["To"] = to_addr
     message["Message-ID"] = make_msgid(domain="faka")

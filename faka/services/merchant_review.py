@@ -16,7 +16,7 @@ from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Merchant, Order, User
-from faka.services import accounts, audit, clock
+from faka.services import accounts, audit, clock, passkeys
 from faka.services.errors import DomainError, NotFound
 from faka.services.mail import queue_email
 
@@ -110,8 +110,8 @@ class TwoFactorOff(DomainError):
 
 
 def reset_two_factor(operator_id: int, merchant_id: int) -> int:
-    """Turn off the shop owner's two-factor authentication, for one who lost the phone
-    and the recovery codes: the next login asks for the password alone (and a lock left
+    """Turn off the shop owner's two-factor authentication (the authenticator app and
+    every passkey), for one who lost the phone and the recovery codes: the next login asks for the password alone (and a lock left
     by wrong codes is lifted); they may set it up again. The owner is told by email (it
     waits in the outbox without SMTP). Returns that email's id."""
     locale = current_app.config["BABEL_DEFAULT_LOCALE"]
@@ -121,12 +121,14 @@ def reset_two_factor(operator_id: int, merchant_id: int) -> int:
         user = db.session.get(User, merchant.user_id, with_for_update=True)
         if user.is_operator:
             raise OperatorAccount()
-        if not user.totp_enabled:
+        if not user.two_factor_enabled:
             raise TwoFactorOff()
         user.totp_secret = None
         user.recovery_codes = None
+        passkeys.remove_all(user.id)
         user.failed_logins = 0
         user.locked_until = None
+        accounts.end_all_sessions(user.id)  # the owner logs in again; no older session outlives the reset
         audit.record(operator_id, "merchant.2fa_reset", _target(merchant), before={"two_factor": True},
                      after={"two_factor": False}, detail=f"user:{user.id}")
         with force_locale(locale):

@@ -11,7 +11,8 @@ from faka.models import Merchant
 from faka.services import clock
 from faka.services.crypto import vault
 from faka.services.errors import DomainError
-from faka.services.uploads import store_image
+from faka.services.product_images import storage_used
+from faka.services.uploads import ShopStorageFull, delete_images, merchant_quota, private_dir, store_image, stored_size
 
 ENTITY_TYPES = ("individual", "company")
 ENTITY_TYPE_LABELS = {"individual": _l("Individual"), "company": _l("Company")}
@@ -39,36 +40,58 @@ def merchant_for_user(user_id: int) -> Merchant | None:
     return db.session.execute(select(Merchant).where(Merchant.user_id == user_id)).scalar_one_or_none()
 
 
+def _locked(merchant: Merchant) -> bool:
+    return merchant.status in (Merchant.APPROVED, Merchant.FROZEN) or (
+        merchant.status == Merchant.PENDING and merchant.submitted_at is not None
+    )
+
+
+def check_can_submit(merchant_id: int) -> None:
+    """QualificationLocked unless the merchant may (re)submit now: asked before an uploaded
+    licence image is even read."""
+    if _locked(db.session.get(Merchant, merchant_id)):
+        raise QualificationLocked()
+
+
 def submit_qualification(merchant_id: int, details: Qualification, licence_image: bytes | None) -> Merchant:
     """Store the merchant's qualification and put it in the review queue.
 
     A merchant that is pending without a submission, or was rejected, may (re)submit; the
-    image is required the first time and kept when not replaced.
+    image is required the first time and kept when not replaced. The image is stored only
+    once the merchant may submit and within the shop's storage quota; a refused submission
+    keeps no file, and a replaced image's file goes.
     """
     id_number = details.id_number.strip().upper().replace(" ", "")
     if details.entity_type not in ENTITY_TYPES or not ID_NUMBER.match(id_number):
         raise InvalidQualification(_l("Enter the 18-character ID number or unified social credit code."))
+    check_can_submit(merchant_id)
     image_name = store_image(licence_image) if licence_image else None
-    begin_write()
-    merchant = db.session.get(Merchant, merchant_id, with_for_update=True)
-    if merchant.status in (Merchant.APPROVED, Merchant.FROZEN) or (
-        merchant.status == Merchant.PENDING and merchant.submitted_at is not None
-    ):
+    try:
+        begin_write()
+        merchant = db.session.get(Merchant, merchant_id, with_for_update=True)
+        if _locked(merchant):
+            raise QualificationLocked()
+        if image_name is None and merchant.licence_image is None:
+            raise InvalidQualification(_l("Upload a photo or scan of the ID or business licence."))
+        replaced = None
+        if image_name:
+            used, quota = storage_used(merchant_id, leaving_licence=True), merchant_quota()
+            if used + stored_size(private_dir(), [image_name]) > quota:
+                raise ShopStorageFull(used, quota)
+            replaced, merchant.licence_image = merchant.licence_image, image_name
+        merchant.legal_name = details.legal_name.strip()
+        merchant.entity_type = details.entity_type
+        merchant.id_number_ciphertext = vault().encrypt(id_number)
+        merchant.contact = details.contact.strip()
+        merchant.status = Merchant.PENDING
+        merchant.rejection_reason = None
+        merchant.submitted_at = clock.now()
+        db.session.commit()
+    except BaseException:
         db.session.rollback()
-        raise QualificationLocked()
-    if image_name is None and merchant.licence_image is None:
-        db.session.rollback()
-        raise InvalidQualification(_l("Upload a photo or scan of the ID or business licence."))
-    merchant.legal_name = details.legal_name.strip()
-    merchant.entity_type = details.entity_type
-    merchant.id_number_ciphertext = vault().encrypt(id_number)
-    merchant.contact = details.contact.strip()
-    if image_name:
-        merchant.licence_image = image_name
-    merchant.status = Merchant.PENDING
-    merchant.rejection_reason = None
-    merchant.submitted_at = clock.now()
-    db.session.commit()
+        delete_images([image_name])
+        raise
+    delete_images([replaced])
     return merchant
 
 

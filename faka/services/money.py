@@ -30,7 +30,7 @@ from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Complaint, LedgerEntry, Merchant, Order, PayoutAccount, Refund, User, Withdrawal
-from faka.services import audit, clock
+from faka.services import audit, clock, passkeys, twofactor
 from faka.services.crypto import vault
 from faka.services.errors import DomainError, NotFound
 from faka.services.mail import queue_email
@@ -60,6 +60,7 @@ PAYOUT_KIND_LABELS = {
 MIN_WITHDRAWAL = 100  # fen
 MAX_PER_PAGE = 200
 EMAIL_WITHDRAWAL_STATUS = "withdrawal_status"
+EMAIL_PAYOUT_ACCOUNT_ADDED = "payout_account_added"
 
 # Which decision may follow which: requested -> approved -> paid; rejected from either.
 _NEXT_STATUSES = {
@@ -84,6 +85,10 @@ class InvalidPayoutAccount(DomainError):
 
 class TwoFactorRequired(DomainError):
     message = _l("Turn on two-factor authentication before requesting a withdrawal.")
+
+
+class PayoutTwoFactorRequired(TwoFactorRequired):
+    message = _l("Turn on two-factor authentication before adding a payout account.")
 
 
 class InvalidWithdrawalAmount(DomainError):
@@ -209,23 +214,78 @@ MAX_HOLDER_LENGTH = 80
 def add_payout_account(merchant_id: int, kind: str, holder: str, account: str) -> PayoutAccount:
     """Save where the merchant wants to be paid. The account number is checked for its
     kind (Alipay: email or mainland mobile; bank: 12–30 digits; USDT: a TRC20 address
-    with a valid checksum) and stored encrypted; only its last characters stay readable."""
+    with a valid checksum) and stored encrypted; only its last characters stay readable.
+    The merchant is emailed, so an account added behind their back does not go unseen."""
+    holder, account = _checked_payout_account(kind, holder, account)
+    begin_write()
+    try:
+        merchant = db.session.get(Merchant, merchant_id)
+        if merchant is None:
+            raise NotFound()
+        payout = PayoutAccount(merchant_id=merchant_id, kind=kind, holder=holder,
+                               account_ciphertext=vault().encrypt(account), account_hint=account[-4:])
+        db.session.add(payout)
+        db.session.flush()
+        _audit(merchant.user_id, "payout_account.added", f"merchant:{merchant_id}",
+               f"payout_account:{payout.id} {kind}")
+        email = _queue_payout_account_email(payout, merchant)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    jobs.enqueue(jobs.send_email, email.id, job_id=f"email-{email.id}")
+    return payout
+
+
+def add_payout_account_confirmed(merchant_id: int, user_id: int, code: str, kind: str, holder: str,
+                                 account: str, passkey: "passkeys.Proof | None" = None) -> PayoutAccount:
+    """add_payout_account, asked from the back office: only with a fresh code from the
+    merchant's authenticator app (or a recovery code), or a passkey's signature of a fresh
+    challenge, so a stolen session alone cannot send the shop's money elsewhere. The
+    account is checked before the code is spent."""
+    _checked_payout_account(kind, holder, account)
+    _confirm_second_factor(merchant_id, user_id, code, PayoutTwoFactorRequired, passkey)
+    return add_payout_account(merchant_id, kind, holder, account)
+
+
+def _checked_payout_account(kind: str, holder: str, account: str) -> tuple[str, str]:
     holder = (holder or "").strip()
     if not holder or len(holder) > MAX_HOLDER_LENGTH:
         raise InvalidPayoutAccount(_l("Enter the account holder's name (at most 80 characters)."))
-    account = _normalised_account(kind, account or "")
-    begin_write()
-    merchant = db.session.get(Merchant, merchant_id)
-    if merchant is None:
-        db.session.rollback()
+    return holder, _normalised_account(kind, account or "")
+
+
+def _confirm_second_factor(merchant_id: int, user_id: int, code: str, required: type[TwoFactorRequired],
+                           passkey: "passkeys.Proof | None" = None) -> None:
+    """The merchant's own user confirms with a current code (twofactor.verify_login: a
+    code is good once, and wrong ones count toward the account's lockout), or with one of
+    their passkeys (passkeys.verify_second_factor: a challenge is good once, and refused
+    signatures count the same)."""
+    user = db.session.get(User, user_id)
+    if user is None or _merchant_user_id(merchant_id) != user_id:
         raise NotFound()
-    payout = PayoutAccount(merchant_id=merchant_id, kind=kind, holder=holder,
-                           account_ciphertext=vault().encrypt(account), account_hint=account[-4:])
-    db.session.add(payout)
-    db.session.flush()
-    _audit(merchant.user_id, "payout_account.added", f"merchant:{merchant_id}", f"payout_account:{payout.id} {kind}")
-    db.session.commit()
-    return payout
+    if not user.two_factor_enabled:
+        raise required()
+    if passkey is not None:
+        passkeys.verify_second_factor(user_id, passkey, passkey.ip, passkey.device_hash, "confirmation")
+    else:
+        twofactor.verify_login(user_id, code)
+
+
+def _queue_payout_account_email(payout: PayoutAccount, merchant: Merchant):
+    locale = current_app.config["BABEL_DEFAULT_LOCALE"]
+    with force_locale(locale):
+        subject = _("A payout account was added to your shop")
+    context = {
+        "merchant_name": merchant.name,
+        "account_kind": payout.kind,
+        "account_hint": payout.account_hint,
+        "holder": payout.holder,
+        "money_url": current_app.config["BASE_URL"].rstrip("/")
+        + current_app.url_map.bind("").build("merchant.money_overview"),
+    }
+    return queue_email(EMAIL_PAYOUT_ACCOUNT_ADDED, merchant.user.email, subject, context, locale,
+                       user_id=merchant.user_id, merchant_id=merchant.id)
 
 
 def _normalised_account(kind: str, account: str) -> str:
@@ -324,7 +384,7 @@ def request_withdrawal(
             raise NotFound()
         if merchant.status != Merchant.APPROVED:
             raise PayoutsStopped()
-        if not db.session.get(User, user_id).totp_enabled:
+        if not db.session.get(User, user_id).two_factor_enabled:
             raise TwoFactorRequired()
         _live_payout_account(merchant_id, payout_account_id)
         if amount > balance(merchant_id, now).available:
@@ -342,6 +402,22 @@ def request_withdrawal(
         db.session.rollback()
         raise
     return withdrawal
+
+
+def request_withdrawal_confirmed(merchant_id: int, user_id: int, code: str, payout_account_id: int,
+                                 amount: int, passkey: "passkeys.Proof | None" = None) -> Withdrawal:
+    """request_withdrawal, asked from the back office: only with a fresh code from the
+    merchant's authenticator app (or a recovery code), or a passkey, like adding a
+    payout account."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < MIN_WITHDRAWAL:
+        raise InvalidWithdrawalAmount()
+    # What the request would refuse anyway is refused before the code is spent (and
+    # checked again, under the merchant's lock, by request_withdrawal).
+    _live_payout_account(merchant_id, payout_account_id)
+    if amount > balance(merchant_id).available:
+        raise InsufficientBalance()
+    _confirm_second_factor(merchant_id, user_id, code, TwoFactorRequired, passkey)
+    return request_withdrawal(merchant_id, user_id, payout_account_id, amount)
 
 
 def approve_withdrawal(withdrawal_id: int, operator_id: int, now: datetime | None = None) -> Withdrawal:

@@ -1,10 +1,11 @@
 """Product images: a merchant's cover and gallery, checked, re-encoded and stored.
 
 An upload is judged by its content: Pillow must decode it as a PNG, JPEG, WebP or GIF
-(whatever its name or declared type says) of at most MAX_UPLOAD_BYTES and MAX_PIXELS
-(read from the header, before anything is decompressed) and at least MIN_SIDE pixels
-each way. It is turned upright by its EXIF orientation, converted to sRGB, flattened onto
-white, and written afresh in two sizes, each as WebP and JPEG:
+(whatever its name or declared type says) of at most MAX_UPLOAD_BYTES and MAX_PIXELS, the
+files of one upload together at most MAX_REQUEST_PIXELS (all read from the headers, before
+anything is decompressed), and at least MIN_SIDE pixels each way. It is turned upright by
+its EXIF orientation, converted to sRGB, flattened onto white, and written afresh in two
+sizes, each as WebP and JPEG:
 
 - thumb: a THUMB_SIDE square, cropped from the middle, for the product cards;
 - detail: at most DETAIL_SIDE either way, uncropped, for the product page and share cards.
@@ -18,6 +19,9 @@ Files live in instance/uploads/products. A change either happens whole or not at
 files are written to a temporary name and renamed into place, the rows are committed
 after the files are there, and a failure on the way (a full disk, a database error)
 removes what this change wrote. A file goes when no image names it any more.
+
+A merchant's files (those its products' images name, and its licence image) may take at
+most MERCHANT_STORAGE_QUOTA bytes together (`storage_used`).
 """
 import hashlib
 import io
@@ -35,15 +39,18 @@ from sqlalchemy import or_, select, text
 
 from faka.database import begin_write, is_postgresql
 from faka.extensions import db
-from faka.models import Product, ProductImage
+from faka.models import Merchant, Product, ProductImage
 from faka.services.errors import DomainError, NotFound
 from faka.services.products import get_product
-from faka.services.uploads import ImageNotStored, decode
+from faka.services.uploads import (ImageNotStored, PixelBudget, ShopStorageFull, check_pixels, decode, merchant_quota,
+                                   private_dir, stored_size)
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a 48-megapixel phone photo is refused; 12 MP and its like pass
+MAX_REQUEST_PIXELS = 100_000_000  # a full gallery of 12-megapixel photos passes
+PIXELS = PixelBudget(MAX_PIXELS, MAX_REQUEST_PIXELS)
 MIN_SIDE = 200
 MAX_GALLERY = 5
 FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF"})
@@ -268,18 +275,61 @@ def merchant_images(merchant_id: int, slug: str) -> tuple[Product, ShownImages]:
     return product, _images_of(product.id)
 
 
+def check_room(merchant_id: int, slug: str) -> Product:
+    """Whether the merchant may add images to this product, asked before the upload is
+    read: the product is theirs (NotFound) and their shop has room left (ShopStorageFull)."""
+    product = get_product(merchant_id, slug)
+    used, quota = storage_used(merchant_id), merchant_quota()
+    if used >= quota:
+        raise ShopStorageFull(used, quota)
+    return product
+
+
+def storage_used(merchant_id: int, leaving_image: int | None = None, leaving_licence: bool = False) -> int:
+    """Bytes the merchant's files take: those its products' images name (a deleted
+    product's too: its files stay) and its licence image, leaving out an image or licence
+    about to be replaced."""
+    used = stored_size(media_dir(), _merchant_files(merchant_id, leaving_image))
+    return used if leaving_licence else used + _licence_size(merchant_id)
+
+
+def _licence_size(merchant_id: int) -> int:
+    return stored_size(private_dir(), [db.session.scalar(select(Merchant.licence_image).where(Merchant.id == merchant_id))])
+
+
+def _merchant_files(merchant_id: int, leaving_image: int | None = None) -> set[str]:
+    columns = (ProductImage.thumb_webp, ProductImage.thumb_jpeg, ProductImage.detail_webp, ProductImage.detail_jpeg)
+    query = select(*columns).join(Product, Product.id == ProductImage.product_id).where(Product.merchant_id == merchant_id)
+    if leaving_image is not None:
+        query = query.where(ProductImage.id != leaving_image)
+    return {name for row in db.session.execute(query) for name in row}
+
+
+def _check_quota(merchant_id: int, encoded: list[Encoded], leaving_image: int | None) -> None:
+    """ShopStorageFull unless the new files (those the merchant's images do not name
+    already) fit in what is left of the quota."""
+    files = _merchant_files(merchant_id, leaving_image)
+    adding = {r.name: len(r.data) for e in encoded for r in e.renditions if r.name not in files}
+    used, quota = stored_size(media_dir(), files) + _licence_size(merchant_id), merchant_quota()
+    if used + sum(adding.values()) > quota:
+        raise ShopStorageFull(used, quota)
+
+
 def add_images(merchant_id: int, slug: str, role: str, uploads: list[bytes]) -> list[ProductImage]:
     """Add uploaded images to the merchant's product: one as the cover (replacing the one
-    there), or up to MAX_GALLERY in the gallery. All or nothing: one bad file refuses them all."""
+    there), or up to MAX_GALLERY in the gallery. All or nothing: one bad file refuses them
+    all. Everything that can be known without decoding is checked before anything is."""
     if role not in ProductImage.ROLES:
         raise NotFound()
-    get_product(merchant_id, slug)  # another merchant's product is a 404 before anything else
+    product = check_room(merchant_id, slug)  # another merchant's product is a 404 before anything else
     if not uploads:
         raise NoImageChosen()
     if role == ProductImage.COVER and len(uploads) > 1:
         raise TooManyFiles()
-    if len(uploads) > MAX_GALLERY:
+    if len(uploads) > MAX_GALLERY or (
+            role == ProductImage.GALLERY and len(_images_of(product.id).gallery) + len(uploads) > MAX_GALLERY):
         raise GalleryFull()
+    check_pixels(uploads, PIXELS, MAX_UPLOAD_BYTES, FORMATS, InvalidProductImage)
     encoded = [encode(data) for data in uploads]  # before any lock: the slow part
 
     _lock_files()
@@ -297,6 +347,7 @@ def add_images(merchant_id: int, slug: str, role: str, uploads: list[bytes]) -> 
                 shown.add(e.detail_jpeg.name)
         elif current.cover is not None:
             replaced.append(current.cover)
+        _check_quota(merchant_id, encoded, replaced[0].id if replaced else None)
         created = _write_files(encoded)
     except BaseException:
         db.session.rollback()

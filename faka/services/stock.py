@@ -1,13 +1,75 @@
 """Key reservation and release: the only code that moves keys between states."""
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Integer, bindparam, case, select, update
+from sqlalchemy import Integer, bindparam, case, func, select, update
 
 from faka.database import is_postgresql
 from faka.extensions import db
-from faka.models import CardKey, Coupon, Order
+from faka.models import CardKey, Coupon, Order, Product
+from faka.services.errors import StockHeld
+
+# An unpaid order reserves its keys so that the buyer who pays gets them, but reserving
+# costs nothing: a few unpaid orders from a few addresses could otherwise take a product's
+# last keys off sale for the whole order time. So, of a product's unsold keys (available
+# plus reserved):
+HOLD_SHARE = 0.5  # unpaid orders together hold at most this share (so one order too) ...
+LARGE_SHARE = 0.25  # ... and an order reserving more than this share ...
+LARGE_HOLD = timedelta(minutes=5)  # ... keeps them this long at most, not the site's order time.
+# An order of one key is never refused by HOLD_SHARE: refusing it would refuse every buyer
+# once the share is held. Single-key hoarding is the risk engine's (one address or browser
+# holds few unpaid orders, and little of one product's stock).
+
+
+def unpaid_hold(product_id: int, quantity: int, order_time: timedelta, now: datetime) -> timedelta:
+    """How long a new unpaid order of `quantity` keys may hold them: the site's order time,
+    or LARGE_HOLD when it takes a large share of what is left. Raises StockHeld when
+    unpaid orders would hold more than HOLD_SHARE of the product's unsold keys.
+
+    Runs inside the checkout's write transaction, before its keys are reserved. SQLite's
+    immediate transaction serialises checkouts; on PostgreSQL, checkouts of several keys
+    of one product take turns on the product's row, so two cannot both pass the share.
+    (A concurrent single-key checkout may still go first: it was allowed either way, and
+    it moves a key from available to held, leaving the unsold count the same.)
+    """
+    if quantity > 1:
+        db.session.execute(select(Product.id).where(Product.id == product_id).with_for_update(key_share=True))
+    available, held = _unsold(product_id, quantity)
+    if (quantity > available or _over_share(quantity, available, held)) \
+            and expire_stale_orders(now, product_id=product_id):
+        available, held = _unsold(product_id, quantity)
+    if quantity <= available and _over_share(quantity, available, held):
+        raise StockHeld()
+    return min(order_time, LARGE_HOLD) if quantity > LARGE_SHARE * (available + held) else order_time
+
+
+def _over_share(quantity: int, available: int, held: int) -> bool:
+    return quantity > 1 and held + quantity > HOLD_SHARE * (available + held)
+
+
+def _unsold(product_id: int, quantity: int) -> tuple[int, int]:
+    """The product's (available, reserved) keys. Available keys are counted only up to
+    reserved + 4 × quantity, more than either limit above ever compares them with: a
+    product with 100,000 keys is not counted through at every checkout."""
+    return tuple(db.session.execute(_unsold_statement(), {"product": product_id, "room": 4 * quantity}).one())
+
+
+@cache
+def _unsold_statement():
+    # Built once: every checkout of a key product runs it.
+    held = (
+        select(func.count())
+        .where(CardKey.product_id == bindparam("product"), CardKey.status == CardKey.RESERVED)
+        .scalar_subquery()
+    )
+    available = (
+        select(CardKey.id)
+        .where(CardKey.product_id == bindparam("product"), CardKey.status == CardKey.AVAILABLE)
+        .limit(held + bindparam("room", type_=Integer))
+        .subquery()
+    )
+    return select(select(func.count()).select_from(available).scalar_subquery(), held)
 
 
 def reserve_keys(order: Order, quantity: int, until: datetime, now: datetime) -> bool:

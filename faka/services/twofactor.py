@@ -3,11 +3,18 @@
 The TOTP secret is stored encrypted with the vault, and only once the user has proved,
 with a code from their app, that they scanned it. Ten single-use recovery codes are
 made at the same time, shown once, and stored as argon2 hashes; they are random 40-bit
-strings, so the light argon2 cost of query passwords is plenty. Wrong codes at login
-count toward the same lockout as wrong passwords.
+strings, so the light argon2 cost of query passwords is plenty. Wrong codes count toward
+the account's lockout. A passkey (services/passkeys.py) is a second factor too: an account
+whose first second factor is a passkey gets recovery codes the same way.
+
+A TOTP code is accepted once: the account remembers the time step of the last code it
+accepted and refuses any code of that step or an earlier one (CodeAlreadyUsed), so a
+code seen over a shoulder or caught by a phishing page is worthless once the owner used it.
 """
+import hmac
 import json
 import secrets
+import time
 
 import pyotp
 import segno
@@ -31,6 +38,10 @@ class WrongCode(DomainError):
     message = _l("That code is not right. Check that your phone's clock is correct and try again.")
 
 
+class CodeAlreadyUsed(DomainError):
+    message = _l("That code was already used. Wait for the next code from your authenticator app and enter that one.")
+
+
 class AccountLocked(DomainError):
     message = _l("Too many wrong attempts: the account is locked for a while. Please log in again later.")
 
@@ -44,9 +55,9 @@ class NotEnabled(DomainError):
 
 
 def needs_setup(user) -> bool:
-    """Operators must use two-factor authentication; send one without it to the setup
-    page before any operator page."""
-    return bool(user.is_authenticated and user.is_operator and not user.totp_enabled)
+    """Operators must use two-factor authentication (an authenticator app or a passkey);
+    send one without it to the setup page before any operator page."""
+    return bool(user.is_authenticated and user.is_operator and not user.two_factor_enabled)
 
 
 # -- setting up -------------------------------------------------------------------------
@@ -79,26 +90,32 @@ def qr_svg(uri: str, title: str = "") -> Markup:
     return Markup(svg)
 
 
-def enable(user_id: int, secret: str, code: str) -> list[str]:
-    """Turn two-factor authentication on once `code` proves the app holds `secret`.
-    Returns the recovery codes, which are never shown again."""
-    if not _totp_ok(secret, code):
+def enable(user_id: int, secret: str, code: str, current_session: str | None = None, ip: str | None = None,
+           user_agent: str | None = None) -> tuple[list[str], str]:
+    """Turn two-factor authentication on once `code` proves the app holds `secret`, and
+    end the account's other sessions (whoever was logged in with the password alone);
+    the one asking (`current_session`, its id) goes on under a new id
+    (accounts.renew_session). Returns the recovery codes, which are never shown again,
+    and the new session id."""
+    step = _totp_step(secret, code)
+    if step is None:
         raise WrongCode()
-    codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
-    hashes = [hash_query_password(_normalised(c)) for c in codes]  # before the write lock
+    codes, hashes = new_recovery_codes()  # before the write lock
     begin_write()
     try:
         user = db.session.get(User, user_id, with_for_update=True)
         if user.totp_enabled:
             raise AlreadyEnabled()
         user.totp_secret = vault().encrypt(secret)
-        user.recovery_codes = json.dumps(hashes)
+        user.totp_last_step = step
+        user.recovery_codes = hashes
+        _ended, session_id = accounts.renew_session(user.id, current_session, ip, user_agent)
         db.session.add(AuditEvent(actor_id=user.id, action="2fa.enabled", target=f"user:{user.id}"))
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
-    return codes
+    return codes, session_id
 
 
 def disable(user_id: int, code: str) -> None:
@@ -111,7 +128,9 @@ def disable(user_id: int, code: str) -> None:
         if not _check_code(user, code):
             raise WrongCode()
         user.totp_secret = None
-        user.recovery_codes = None
+        user.totp_last_step = None
+        if not user.passkeys:  # with a passkey left, the codes stay its way back
+            user.recovery_codes = None
         db.session.add(AuditEvent(actor_id=user.id, action="2fa.disabled", target=f"user:{user.id}"))
         db.session.commit()
     except Exception:
@@ -123,22 +142,34 @@ def recovery_codes_left(user: User) -> int:
     return len(json.loads(user.recovery_codes or "[]"))
 
 
+def new_recovery_codes() -> tuple[list[str], str]:
+    """Fresh recovery codes, to show once, and their hashes, to store (users.recovery_codes)."""
+    codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
+    return codes, json.dumps([hash_query_password(_normalised(c)) for c in codes])
+
+
 # -- logging in -------------------------------------------------------------------------
 
 def verify_login(user_id: int, code: str) -> User:
-    """The second step of a login: the user when `code` is a current TOTP code or an
-    unused recovery code (which is then spent). A wrong code counts toward the lockout:
-    WrongCode, or AccountLocked once locked."""
+    """The second step of a login: the user when `code` is a current TOTP code not used
+    before or an unused recovery code (which is then spent). A wrong code counts toward
+    the lockout: WrongCode, or AccountLocked once locked; a code already used is refused
+    (CodeAlreadyUsed) without counting, as it is most likely the owner's own, sent twice."""
     begin_write()
     user = db.session.get(User, user_id, with_for_update=True)
     now = clock.now()
-    if user is None or not user.totp_enabled:
+    if user is None or not user.two_factor_enabled:
         db.session.rollback()
         raise WrongCode()
     if accounts.is_locked(user, now):
         db.session.rollback()
         raise AccountLocked()
-    if _check_code(user, code):
+    try:
+        accepted = _check_code(user, code)
+    except CodeAlreadyUsed:
+        db.session.rollback()
+        raise
+    if accepted:
         user.failed_logins = 0
         user.locked_until = None
         db.session.commit()
@@ -155,9 +186,17 @@ def _normalised(code: str) -> str:
     return "".join(code.split()).replace("-", "").lower()
 
 
-def _totp_ok(secret: str, code: str) -> bool:
+def _totp_step(secret: str, code: str) -> int | None:
+    """The time step whose code `code` is, within VALID_WINDOW steps of now; else None."""
     code = _normalised(code or "")
-    return len(code) == 6 and code.isdigit() and pyotp.TOTP(secret).verify(code, valid_window=VALID_WINDOW)
+    if len(code) != 6 or not code.isdigit():
+        return None
+    totp = pyotp.TOTP(secret)
+    now = totp.timecode(time.time())
+    for step in range(now - VALID_WINDOW, now + VALID_WINDOW + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
 
 
 def _new_recovery_code() -> str:
@@ -167,10 +206,20 @@ def _new_recovery_code() -> str:
 
 def _check_code(user: User, code: str) -> bool:
     """Whether `code` is the user's current TOTP code or one of their unused recovery
-    codes; a recovery code that matches is removed (inside the caller's transaction)."""
+    codes, inside the caller's transaction: a TOTP code's step is remembered, a recovery
+    code that matches is removed. A TOTP code whose step is not newer than the last one
+    accepted raises CodeAlreadyUsed."""
     code = _normalised(code or "")
     if len(code) == 6 and code.isdigit():
-        return _totp_ok(vault().decrypt(user.totp_secret), code)
+        if not user.totp_enabled:  # a passkey is the second factor: only recovery codes are typed
+            return False
+        step = _totp_step(vault().decrypt(user.totp_secret), code)
+        if step is None:
+            return False
+        if user.totp_last_step is not None and step <= user.totp_last_step:
+            raise CodeAlreadyUsed()
+        user.totp_last_step = step
+        return True
     if not code or len(code) > 32:
         return False
     hashes = json.loads(user.recovery_codes or "[]")

@@ -244,7 +244,7 @@ def validate_url(url: str) -> str:
             addresses = _resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
         except OSError:
             raise InvalidWebhookUrl() from None
-        if not all(_is_public(sockaddr[0]) for *_, sockaddr in addresses):
+        if not all(is_public_address(sockaddr[0]) for *_, sockaddr in addresses):
             raise InvalidWebhookUrl()
     return url
 
@@ -253,11 +253,29 @@ def _private_allowed() -> bool:
     return bool(current_app.config["WEBHOOK_ALLOW_PRIVATE"])
 
 
-def _is_public(address: str) -> bool:
+# IPv6 forms that carry an IPv4 address in their last 32 bits and reach it: NAT64
+# (RFC 6052), the deprecated IPv4-compatible ::a.b.c.d and SIIT's ::ffff:0:a.b.c.d. A
+# NAT64 gateway or a dual-stack host turns 64:ff9b::7f00:1 into 127.0.0.1.
+_LAST_32_BITS_IPV4 = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96"))
+# RFC 8215's local-use NAT64 prefix translates into the operator's own network by design.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def is_public_address(address: str) -> bool:
+    """Whether faka may connect to `address` (an IP literal, as getaddrinfo gives it) on a
+    merchant's behalf: a global unicast address, and for IPv6, every IPv4 address it
+    embeds (mapped, 6to4, Teredo, NAT64, IPv4-compatible) is global too."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    candidates = [ip]
+    if ip.version == 6:
+        if ip in _LOCAL_NAT64:
+            return False
+        candidates += [ip.sixtofour, *(ip.teredo or ())]
+        if any(ip in network for network in _LAST_32_BITS_IPV4):
+            candidates.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return all(a.is_global and not a.is_multicast for a in candidates if a is not None)
 
 
 def _resolve(host: str, port: int):
@@ -468,7 +486,7 @@ class BlockedAddress(OSError):
 def _connect_public(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
     host, port = address
     infos = _resolve(host, port)
-    if not infos or not all(_is_public(sockaddr[0]) for *_, sockaddr in infos):
+    if not infos or not all(is_public_address(sockaddr[0]) for *_, sockaddr in infos):
         raise BlockedAddress("address is not public")
     error = None
     for family, type_, proto, _name, sockaddr in infos:

@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, url_for
 from flask_babel import lazy_gettext as _l
 
 from faka.blueprints.access import operator_required
+from faka.payments import enabled_gateways
 from faka.templating import nav_current
 
 bp = Blueprint("operator", __name__, url_prefix="/operator")
@@ -23,6 +24,7 @@ NAV_GROUPS: tuple[tuple[object, tuple[str, ...]], ...] = (
     (_l("Risk control"), ("operator.merchants", "operator.complaint_queue", "operator.risk_monitor",
                           "operator.blacklist_list", "operator.security_log")),
     (_l("Content"), ("operator.moderation", "operator.categories", "operator.review_list")),
+    (_l("Your account"), ("auth.two_factor", "passkeys.manage", "auth.sessions")),
     (_l("System"), ("operator.operations", "operator.site_settings", "operator.audit_log")),
 )
 
@@ -51,9 +53,15 @@ def console_nav() -> list[NavGroup]:
     return navigation
 
 
+def sandbox_enabled() -> bool:
+    """Whether buyers can pay with the sandbox gateway, which marks any order paid without
+    money: every console page says so while it is on."""
+    return any(name == "sandbox" for name, _label in enabled_gateways())
+
+
 @bp.app_context_processor
 def console_navigation():
-    return {"console_nav": console_nav}
+    return {"console_nav": console_nav, "sandbox_enabled": sandbox_enabled}
 
 
 @bp.before_request
@@ -66,3 +74,7 @@ def require_operator():
 from faka.blueprints.operator import console, merchants, moderation, complaints, reviews  # noqa: E402,F401,I001
 from faka.blueprints.operator import risk  # noqa: E402,F401,I001
 from faka.blueprints.operator import settlement, payments, site, categories  # noqa: E402,F401,I001
+
+# The operator's own account pages live with every account's (auth, passkeys).
+NAV.extend([("auth.two_factor", _l("Two-factor authentication")), ("passkeys.manage", _l("Passkeys")),
+            ("auth.sessions", _l("Signed-in devices"))])

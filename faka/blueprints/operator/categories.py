@@ -6,9 +6,10 @@ from flask import abort, current_app, redirect, render_template, request, url_fo
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, StringField
+from wtforms import StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from faka.blueprints.fields import IntegerField
 from faka.blueprints.operator import NAV, bp
 from faka.models import Category
 from faka.services import categories as category_service

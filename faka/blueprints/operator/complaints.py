@@ -4,15 +4,18 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext as _p
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import DecimalField, RadioField, StringField, TextAreaField
+from wtforms import RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from faka.blueprints.access import fresh_login_required
-from faka.blueprints.complaints import (MessageForm, ThreadLinks, evidence_response, loaded_or_404, post_message,
-                                        thread_response)
+from faka.blueprints.complaints import (EVIDENCE_UPLOAD, MessageForm, ThreadLinks, evidence_response, loaded_or_404,
+                                        message_refused, party_posts, post_message, thread_response)
+from faka.blueprints.fields import DecimalField
 from faka.blueprints.merchant_forms import yuan_to_fen
 from faka.blueprints.operator import NAV, bp
+from faka.blueprints.uploads import accepts_upload
 from faka.models import Complaint, Refund
+from faka.request_guard import page_number
 from faka.services import checkout_fields, complaints, refunds
 from faka.services.errors import DomainError, NotFound
 
@@ -49,7 +52,7 @@ def _queue_filters() -> dict:
 @bp.get("/complaints")
 def complaint_queue():
     filters = _queue_filters()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number()
     merchant_id = int(filters["merchant"]) if filters["merchant"].isdigit() else None
     rows, total = complaints.complaint_queue(filters["status"], filters["reason"] or None, merchant_id,
                                              filters["order"] or None, page)
@@ -93,7 +96,14 @@ def complaint_case_thread(ref: str):
     return thread_response(_context(_complaint(ref)))
 
 
+def _message_refused(ref: str):
+    complaint = _complaint(ref)
+    return message_refused(_context(complaint), lambda status, **extra: _case_page(complaint, status, **extra))
+
+
 @bp.post("/complaints/<ref>/message")
+@party_posts
+@accepts_upload(EVIDENCE_UPLOAD, refused=_message_refused)
 def complaint_message(ref: str):
     complaint = _complaint(ref)
     return post_message(_context(complaint), "operator", current_user.id,
@@ -154,7 +164,7 @@ def _refund_filter() -> str:
 
 def _refund_page(status: int = 200, **extra):
     refund_status = _refund_filter()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number()
     rows, total = refunds.refunds(refund_status, page)
     return render_template("operator/refunds.html", rows=rows, total=total, page=page, status=refund_status,
                            pages=max(1, -(-total // refunds.PER_PAGE)), filters=REFUND_FILTER_LABELS,

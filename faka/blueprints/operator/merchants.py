@@ -7,11 +7,13 @@ from flask import Response, abort, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import DecimalField, IntegerField, TextAreaField
+from wtforms import TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, ValidationError
 
 from faka.blueprints.access import fresh_login_required
+from faka.blueprints.fields import DecimalField, IntegerField
 from faka.blueprints.operator import NAV, bp
+from faka.request_guard import page_number
 from faka.services import audit, mail, merchant_review
 from faka.services.merchants import masked_id_number
 from faka.services.errors import DomainError, NotFound
@@ -42,16 +44,12 @@ class TermsForm(FlaskForm):
         return int(self.fee_rate.data * 100)
 
 
-def _page() -> int:
-    return max(request.args.get("page", 1, type=int) or 1, 1)
-
-
 @bp.get("/merchants")
 def merchants():
     status = request.args.get("status", "")
     status = status if status in merchant_review.STATUSES else ""
     text = request.args.get("q", "").strip()
-    page = _page()
+    page = page_number()
     queue = merchant_review.review_queue()
     found, total = merchant_review.search_merchants(status or None, text, page)
     figures = merchant_review.figures(sorted({m.id for m in queue} | {m.id for m in found}))
@@ -217,7 +215,7 @@ def _day(value: str | None, next_day: bool = False) -> datetime | None:
 
 @bp.get("/audit")
 def audit_log():
-    page = _page()
+    page = page_number()
     events, total = audit.search(**_audit_filters(), page=page)
     query = {k: request.args.get(k, "") for k in ("action", "actor", "target", "since", "until")}
     pages = max(1, -(-total // audit.PER_PAGE))

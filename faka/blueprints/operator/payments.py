@@ -10,6 +10,7 @@ from faka.extensions import db
 from faka.models import Order, PaymentNotice
 from faka.payments import GATEWAYS
 from faka.payments.base import CannotQuery
+from faka.request_guard import page_number
 from faka.services import audit, payments
 from faka.services.errors import InvalidNotify
 
@@ -29,7 +30,7 @@ def notify_log():
     number = request.args.get("order", "").strip()[:32]
     gateway = request.args.get("gateway", "")
     gateway = gateway if gateway in GATEWAYS else ""
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number()
     rows, total = payments.notify_history(number or None, gateway or None, page, PER_PAGE)
     order = db.session.execute(select(Order).where(Order.number == number)).scalar_one_or_none() if number else None
     notices = list(db.session.execute(

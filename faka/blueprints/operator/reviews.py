@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 
 from faka.blueprints.operator import NAV, bp
+from faka.request_guard import page_number
 from faka.services import reviews
 from faka.services.errors import DomainError, NotFound
 
@@ -25,7 +26,7 @@ def _filters() -> dict:
     only = request.args.get("only", "all")
     return {"only": only if only in reviews.OPERATOR_FILTERS else "all",
             "shop": request.args.get("shop", "").strip()[:16],
-            "page": max(request.args.get("page", 1, type=int) or 1, 1)}
+            "page": page_number()}
 
 
 def _list_page(status: int = 200, **context):

@@ -7,13 +7,15 @@ from flask_babel import lazy_pgettext as _p
 from flask_babel import ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, StringField, TextAreaField
+from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import NumberRange, Optional
 
+from faka.blueprints.fields import IntegerField
 from faka.blueprints.operator import NAV, bp
 from faka.charts import bar_chart_svg
 from faka.models import BlacklistEntry, SecurityEvent
 from faka.models.catalog import DELIVERY_MANUAL
+from faka.request_guard import page_number
 from faka.services import blacklist, clock, holds, risk, security_events
 from faka.services import risk_monitor as monitor
 from faka.services.errors import DomainError, NotFound
@@ -57,13 +59,10 @@ class BlacklistForm(FlaskForm):
                                     NumberRange(1, 3650, message=_l("A whole number of days from 1 to 3650."))])
 
 
-def _page() -> int:
-    return max(request.args.get("page", 1, type=int) or 1, 1)
-
-
 def _page_arg() -> int | None:
     """The page for a link back to the list (None: the first, left out of the URL)."""
-    return _page() if _page() > 1 else None
+    page = page_number()
+    return page if page > 1 else None
 
 
 def _partial() -> bool:
@@ -93,7 +92,7 @@ def _rule_charts(series: list[monitor.RuleSeries], window: monitor.Window) -> li
 
 def _monitor(status: int = 200, **extra):
     filters = monitor.Filters.parse(request.args)
-    page = _page()
+    page = page_number()
     rows, total = monitor.events(filters, page)
     context = dict(rows=rows, total=total, page=page, pages=max(1, -(-total // monitor.PER_PAGE)),
                    filters=filters, rule_labels=risk.RULE_LABELS, action_labels=monitor.ACTION_LABELS,
@@ -172,7 +171,7 @@ def held_refuse(order_id: int):
 def _blacklist_page(form: BlacklistForm, status: int = 200, error=None):
     kind = request.args.get("kind", "")
     kind = kind if kind in BlacklistEntry.KINDS else ""
-    page = _page()
+    page = page_number()
     rows, total = blacklist.entries_page(kind=kind or None, page=page)
     return render_template("operator/blacklist.html", rows=rows, total=total, page=page, kind=kind,
                            pages=max(1, -(-total // blacklist.PER_PAGE)), kind_labels=blacklist.KIND_LABELS,
@@ -219,7 +218,7 @@ def _security_filters() -> dict:
 
 def _security_page(status: int = 200, error=None):
     filters = _security_filters()
-    page = _page()
+    page = page_number()
     rows = security_events.recent(filters["kind"] or None, filters["ip"] or None, page, SECURITY_PER_PAGE)
     total = security_events.matching_count(filters["kind"] or None, filters["ip"] or None)
     return render_template("operator/security.html", rows=rows, total=total, page=page, filters=filters,

@@ -13,6 +13,7 @@ from wtforms.validators import DataRequired, Length
 
 from faka.blueprints.operator import NAV, bp
 from faka.models import Withdrawal
+from faka.request_guard import page_number
 from faka.services import money, settlement
 from faka.services.analytics import DEFAULT_TIMEZONE
 from faka.services.errors import DomainError, NotFound
@@ -49,15 +50,11 @@ def _queue_filter() -> str:
     return status if status in settlement.QUEUE_FILTERS else settlement.QUEUE_OPEN
 
 
-def _page() -> int:
-    return request.args.get("page", 1, type=int) or 1
-
-
 def _render_queue(code: int = 200, error: str | None = None, revealed: dict | None = None):
-    status = _queue_filter()
-    rows, total = settlement.withdrawal_queue(status, _page())
+    status, page = _queue_filter(), page_number()
+    rows, total = settlement.withdrawal_queue(status, page)
     return render_template(
-        "operator/withdrawals.html", rows=rows, total=total, status=status, page=_page(),
+        "operator/withdrawals.html", rows=rows, total=total, status=status, page=page,
         per_page=settlement.PER_PAGE, filters=QUEUE_FILTER_LABELS, error=error, revealed=revealed or {},
         status_labels=money.WITHDRAWAL_STATUS_LABELS, paid_form=PaidForm(formdata=None),
         reject_form=RejectForm(formdata=None),
@@ -129,8 +126,9 @@ def platform_ledger():
     since, until = _day_arg("since"), _day_arg("until")
     if until is not None:
         until += timedelta(days=1)  # the form's "until" day is included
-    book = settlement.platform_ledger(since, until, _page())
-    return render_template("operator/platform_ledger.html", book=book, page=_page(), per_page=settlement.PER_PAGE,
+    page = page_number()
+    book = settlement.platform_ledger(since, until, page)
+    return render_template("operator/platform_ledger.html", book=book, page=page, per_page=settlement.PER_PAGE,
                            since=request.args.get("since", ""), until=request.args.get("until", ""))
 
 

@@ -13,13 +13,14 @@ from flask_login import current_user
 
 from faka.blueprints.catalog import POLICY_PAGES
 from faka.blueprints.operator import NAV, bp
+from faka.blueprints.uploads import UploadLimit, accepts_upload, back_office_uploads
 from faka.extensions import db
 from faka.payments import GATEWAY_LABELS, GATEWAYS, configure_gateway, gateway_settings, shown_settings
 from faka.services import audit, contact, mail, payments
 from faka.services import settings as site_config
 from faka.services.crypto import vault
 from faka.services.errors import DomainError
-from faka.services.uploads import MAX_UPLOAD_BYTES, ImageNotStored, InvalidImage, store_image
+from faka.services.uploads import MAX_UPLOAD_BYTES, delete_images, store_image
 
 # The settings this page edits, in the order shown, and how each is entered.
 TEXT_FIELDS = ("site_name", "icp_number")
@@ -62,6 +63,7 @@ RISK_HINTS = {
     "risk_block_at": _l("The request is refused and nothing changes. Each threshold must be above the one before."),
 }
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+LOGO_UPLOAD = UploadLimit(files=1, file_bytes=MAX_UPLOAD_BYTES)
 
 
 def _clear_page_cache() -> None:
@@ -84,6 +86,8 @@ def _mail_config() -> list[tuple[object, object]]:
 
 
 @bp.post("/settings/logo")
+@back_office_uploads
+@accepts_upload(LOGO_UPLOAD)
 def logo_settings():
     current = _current_values()
     upload = request.files.get("logo")
@@ -92,11 +96,18 @@ def logo_settings():
     else:
         try:
             name = store_image(upload.read(MAX_UPLOAD_BYTES + 1) if upload and upload.filename else b"")
-        except (InvalidImage, ImageNotStored) as exc:
+        except DomainError as exc:
             return _settings_page(current, {"logo": exc.message}, 400)
-    audit.record(current_user.id, "site.logo", "settings", before={"logo": current.get("logo")}, after={"logo": name})
-    site_config.set_setting("logo", name, commit=False)
-    db.session.commit()
+    try:
+        audit.record(current_user.id, "site.logo", "settings", before={"logo": current.get("logo")}, after={"logo": name})
+        site_config.set_setting("logo", name, commit=False)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        delete_images([name])
+        raise
+    if current.get("logo") != name:
+        delete_images([current.get("logo")])  # nothing else names the logo's file
     _clear_page_cache()
     return redirect(url_for("operator.site_settings", saved=1), 303)
 
