@@ -1,13 +1,15 @@
 """A scripted attack on a real faka server: what a bot gets, what it costs the shop, and
 whether an honest buyer still buys.
 
-    .venv/bin/python bench/attack.py [--quick] [--scenario both|limits|engine] [--workers N] [--out FILE] [--keep]
+    .venv/bin/python bench/attack.py [--quick] [--scenario all|both|limits|engine|findings] [--workers N]
+                                     [--out FILE] [--keep]
 
 Each scenario runs on its own throw-away instance (a temp dir as FAKA_INSTANCE_PATH,
-SQLite) served by gunicorn on 127.0.0.1, with a product of 1,000 keys and the sandbox
-gateway. The attacker's requests come from 127.0.0.1; the honest buyers bind their
-sockets to 127.0.0.3 (before the attack) and 127.0.0.2 (after it), so the server sees
-other addresses (any 127.x address is local on Linux).
+SQLite, `flask init-db`) served by gunicorn on 127.0.0.1. The bot's scenarios have a
+product of 1,000 keys and the sandbox gateway. The attacker's requests come from
+127.0.0.1; the honest buyers bind their sockets to 127.0.0.3 (before the attack) and
+127.0.0.2 (after it), so the server sees other addresses (any 127.x address is local on
+Linux).
 
 1. a burst of 500 checkouts of the product (CSRF token taken from the product page),
 2. 1,000 order-lookup guesses,
@@ -16,7 +18,12 @@ other addresses (any 127.x address is local on Linux).
 
 Scenarios: `limits` serves with the production rate limits (config.py's defaults, kept
 per gunicorn worker in memory); `engine` raises those limits out of reach, so what stops
-the bot is the risk engine alone. See bench/README.md for how to read the table.
+the bot is the risk engine alone (`both`: these two). `findings` attacks each finding of
+issue 17's security review that is fixed, one phase each (bench/findings.py), with the
+production settings, and prints a second table: what each attack gets now and the test
+that pins the fix. `all` (the default) runs the three. See bench/README.md for how to read
+the tables. Exits 1 if an honest buyer does not get the key or a finding's attack gets
+more than its fix allows.
 """
 import argparse
 import json
@@ -58,6 +65,7 @@ HTMX_STOP_POLLING = 286
 NO_LIMITS = {"FAKA_RATELIMIT_CHECKOUT": "100000 per minute", "FAKA_RATELIMIT_LOOKUP": "100000 per minute",
              "FAKA_RATELIMIT_NOTIFY": "100000 per minute"}
 CAPTCHA_TEXT = "quick check"  # in the English captcha message and the widget's hint
+SERVER_CACHE_SECONDS = 2.0  # config.py's PAGE_CACHE_SECONDS, which the servers run with
 
 
 # -- a browser on the wire --------------------------------------------------------------
@@ -78,16 +86,19 @@ class Visitor:
     """One browser: its own cookies (session, device), connecting from `source`.
     Redirects are not followed, so each answer's status is seen."""
 
-    def __init__(self, base_url: str, source: str):
+    def __init__(self, base_url: str, source: str, on_response=None):
         self.base = base_url.rstrip("/")
+        self.source = source
         self.session = requests.Session()
         self.session.mount("http://", _SourceAdapter(source))
+        if on_response is not None:  # sees every answer (bench/findings.py counts them)
+            self.session.hooks["response"].append(on_response)
 
-    def get(self, path: str) -> requests.Response:
-        return self.session.get(self.base + path, allow_redirects=False, timeout=TIMEOUT)
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.session.get(self.base + path, allow_redirects=False, timeout=TIMEOUT, **kwargs)
 
-    def post(self, path: str, data: dict) -> requests.Response:
-        return self.session.post(self.base + path, data=data, allow_redirects=False, timeout=TIMEOUT)
+    def post(self, path: str, data: dict | None = None, **kwargs) -> requests.Response:
+        return self.session.post(self.base + path, data=data, allow_redirects=False, timeout=TIMEOUT, **kwargs)
 
     def csrf(self, path: str) -> str:
         """The CSRF token of the form on this page (English, so messages can be read)."""
@@ -177,11 +188,13 @@ def forged_notifies(base_url: str, n: int, source: str = ATTACKER, concurrency: 
     return _burst(n, concurrency, setup, send)
 
 
-def honest_purchase(base_url: str, slug: str, source: str) -> dict:
+def honest_purchase(base_url: str, slug: str, source: str, on_response=None) -> dict:
     """A buyer with a fresh browser buys one key, pays on the sandbox page and waits on the
-    order page until the key shows. Returns the outcome, each step's answer and the times."""
-    visitor = Visitor(base_url, source)
+    order page until the key shows. Returns the outcome, each step's answer, the times and
+    the order page's path."""
+    visitor = Visitor(base_url, source, on_response)
     steps = []
+    order_path = None
     started = time.perf_counter()
 
     def step(name: str, response: requests.Response, expected: int) -> requests.Response:
@@ -216,7 +229,7 @@ def honest_purchase(base_url: str, slug: str, source: str) -> dict:
     except (requests.RequestException, RuntimeError, AttributeError, KeyError) as exc:
         outcome, keys = f"failed: {type(exc).__name__}: {exc}", []
     return {"source": source, "outcome": outcome, "keys": len(keys),
-            "seconds": round(time.perf_counter() - started, 3), "steps": steps}
+            "seconds": round(time.perf_counter() - started, 3), "steps": steps, "order": order_path}
 
 
 class _Failed(Exception):
@@ -238,10 +251,12 @@ class Shop:
         from faka.extensions import db
         from faka.models import Category, Product
         from faka.models.catalog import DELIVERY_AUTO
+        from faka.payments import configure_gateway
         from faka.services import accounts
         from faka.services.keys import import_keys
 
         with self.app.app_context():
+            configure_gateway("sandbox", {}, enabled=True)  # `init-db` leaves it off; the buyers pay with it
             merchant = accounts.create_merchant("attack-shop@example.com", secrets.token_hex(12), "Attack Shop",
                                                 approved=True)
             category = Category(name="游戏点卡", name_en="Game cards")
@@ -348,6 +363,49 @@ def scenario(name: str, sizes: dict, workers: int, concurrency: int, keep: bool)
     return result
 
 
+def findings_scenario(quick: bool, workers: int, keep: bool) -> dict:
+    """Issue 17's fixed findings (bench/findings.py), each attacked on a fresh `init-db`
+    instance served with the production settings."""
+    from bench import findings
+
+    instance = Path(tempfile.mkdtemp(prefix="faka-attack-findings-"))
+    logdir = instance / "logs"
+    logdir.mkdir()
+    env = base_env(instance)
+    os.environ["FAKA_INSTANCE_PATH"] = str(instance)
+    result: dict = {"scenario": "findings", "instance": str(instance),
+                    "rate_limits": "production defaults (config.py)"}
+    server = None
+    finished = False
+    mail = findings.MailSink(free_port())  # the emails go somewhere real: a subject must survive SMTP
+    env.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=str(mail.port))
+    try:
+        log(f"[findings] instance {instance}")
+        flask_cli(env, "init-db")
+        shop = Shop()
+        with shop.app.app_context():
+            from faka.payments import gateway_settings
+
+            row, _settings = gateway_settings("sandbox")
+            sandbox_on = bool(row is not None and row.enabled)  # as `init-db` left it
+        port = free_port()
+        server = Service("gunicorn-findings", [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
+                                               "--log-level", "warning", "faka:create_app()"], env, logdir)
+        wait_ready(server, port, "/healthz")
+        target = findings.Target(f"http://127.0.0.1:{port}", shop.app, findings.SMALL if quick else findings.FULL,
+                                 lambda: sandbox_on, mailbox=mail.messages, settle_seconds=SERVER_CACHE_SECONDS + 0.2)
+        result["findings"] = findings.run(target, log)
+        result["emails_sent"] = len(mail.messages)
+        finished = True
+    finally:
+        if server is not None:
+            server.stop()
+        mail.stop()
+        if finished and not keep:
+            shutil.rmtree(instance, ignore_errors=True)
+    return result
+
+
 # -- report -----------------------------------------------------------------------------
 
 def _statuses(phase: dict, code: str) -> str:
@@ -369,7 +427,8 @@ def report(results: dict) -> str:
              f"gunicorn -w {meta['workers']} (sync), SQLite, {KEYS} keys, the bot on {CONCURRENCY} connections "
              f"from {ATTACKER}"]
     for run in results["scenarios"]:
-        lines += ["", f"Scenario `{run['scenario']}`: rate limits {run['rate_limits']}"]
+        took = f" ({run['seconds']} s)" if "seconds" in run else ""
+        lines += ["", f"Scenario `{run['scenario']}`{took}: rate limits {run['rate_limits']}"]
         if run.get("error"):
             lines.append(f"  ERROR: {run['error']}")
         if not run.get("phases"):
@@ -394,8 +453,15 @@ def report(results: dict) -> str:
                      f"{final['security_events_by_kind']}")
         lines.append(_honest("before", run["honest_before"]))
         lines.append(_honest("after", run["honest_after"]))
-    lines += ["", "400 (captcha): answers 400, of which (n) asked for the captcha; bot orders: orders placed from "
-              f"{ATTACKER} so far; +risk ev./+sec. ev./+notify log: rows each phase wrote"]
+    if any(run.get("phases") for run in results["scenarios"]):
+        lines += ["", "400 (captcha): answers 400, of which (n) asked for the captcha; bot orders: orders placed "
+                  f"from {ATTACKER} so far; +risk ev./+sec. ev./+notify log: rows each phase wrote"]
+    for run in results["scenarios"]:
+        if run.get("findings"):
+            from bench.findings import table
+
+            lines += ["", "Issue 17's findings (scenario `findings`: a fresh `init-db` instance, production limits):",
+                      "", table(run["findings"])]
     return "\n".join(lines)
 
 
@@ -408,7 +474,8 @@ def _on_signal(signum, _frame):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a fifth of the requests")
-    parser.add_argument("--scenario", choices=("both", "limits", "engine"), default="both")
+    parser.add_argument("--scenario", choices=("all", "both", "limits", "engine", "findings"), default="all",
+                        help="all: the bot (limits, engine) and the findings; both: limits and engine")
     parser.add_argument("--workers", type=int, default=WORKERS, help="gunicorn workers")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "attack.json", help="JSON results")
     parser.add_argument("--keep", action="store_true", help="keep the temp instances and server logs")
@@ -419,7 +486,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _on_signal)
 
     sizes = QUICK if args.quick else FULL
-    names = ("limits", "engine") if args.scenario == "both" else (args.scenario,)
+    names = {"all": ("limits", "engine", "findings"), "both": ("limits", "engine")}.get(args.scenario, (args.scenario,))
     results: dict = {"meta": {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
         "cpus": os.cpu_count(), "python": platform.python_version(), "workers": args.workers,
@@ -428,8 +495,13 @@ def main() -> int:
     failed = False
     started = time.perf_counter()
     for name in names:
+        scenario_started = time.perf_counter()
         try:
-            results["scenarios"].append(scenario(name, sizes, args.workers, CONCURRENCY, args.keep))
+            if name == "findings":
+                results["scenarios"].append(findings_scenario(args.quick, args.workers, args.keep))
+            else:
+                results["scenarios"].append(scenario(name, sizes, args.workers, CONCURRENCY, args.keep))
+            results["scenarios"][-1]["seconds"] = round(time.perf_counter() - scenario_started, 1)
         except (Exception, KeyboardInterrupt, SystemExit) as exc:
             failed = True
             results["scenarios"].append({"scenario": name, "error": f"{type(exc).__name__}: {exc}",
@@ -449,6 +521,8 @@ def main() -> int:
     print(report(results))
     print(f"\n{results['meta']['seconds']} s in all; results: {args.out}")
     failed = failed or any(run["outcome"] != "delivered" for run in honest)
+    findings_rows = [row for run in results["scenarios"] for row in run.get("findings", {}).get("rows", ())]
+    failed = failed or any(not row["ok"] for row in findings_rows)
     return 1 if failed else 0
 
 
