@@ -5,11 +5,11 @@ what a merchant or an order keeps on disk is bounded."""
 import html
 import io
 import random
-from functools import cache
 
 import pytest
 from PIL import Image
 
+from bench.findings import huge_png
 from conftest import count, csrf_from, login, reload
 from faka.extensions import db
 from faka.models import Complaint, ComplaintImage, ComplaintMessage, Merchant, Order, ProductImage
@@ -29,14 +29,6 @@ EVIDENCE_REFUSED = ("each picture may have at most 25 megapixels, and all the pi
 def png(size=(40, 30), colour=(200, 30, 30)) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, colour).save(out, "PNG")
-    return out.getvalue()
-
-
-@cache
-def huge_png(width: int = 5000, height: int = 5000) -> bytes:
-    """A picture of one colour, a few kilobytes as a file, 25 megapixels (75 MB) decoded."""
-    out = io.BytesIO()
-    Image.new("1", (width, height), 1).save(out, "PNG")
     return out.getvalue()
 
 
