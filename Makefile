@@ -9,17 +9,28 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_REDIS_URL_POSTGRESQL ?= redis://127.0.0.1:6379/14
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgresql bench attack fuzz translations extract-messages screenshots a11y vendor worker clean
+.PHONY: run test lint lock test-sqlite test-postgresql bench attack fuzz translations extract-messages screenshots a11y vendor worker clean
 
-$(BIN)/activate: requirements.txt
+# Installs read only the lock files: every package pinned, with its hashes (pyproject.toml
+# names the direct dependencies; `make lock` resolves them again). faka itself is installed
+# editable, for the `faka` command.
+$(BIN)/activate: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(BIN)/activate
 
-$(VENV)/.dev: $(BIN)/activate requirements-dev.txt
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+$(VENV)/.dev: $(BIN)/activate requirements-dev.lock
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	touch $(VENV)/.dev
+
+lock: $(VENV)/.dev
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --upgrade --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --upgrade --no-emit-index-url --no-emit-find-links --extra dev -o requirements-dev.lock pyproject.toml
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 translations: $(BIN)/activate
 	$(BIN)/pybabel compile -d faka/translations 2>/dev/null

@@ -39,7 +39,7 @@ import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -168,7 +168,7 @@ def lookup_guesses(base_url: str, n: int, source: str = ATTACKER, concurrency: i
 
     def send(state, i):
         visitor, token = state
-        number = datetime.now(timezone.utc).strftime("%Y%m%d") + f"{secrets.randbelow(10 ** 12):012d}"
+        number = datetime.now(UTC).strftime("%Y%m%d") + f"{secrets.randbelow(10 ** 12):012d}"
         return visitor.post("/lookup", {"csrf_token": token, "query": number, "query_password": secrets.token_hex(4)})
 
     return _burst(n, concurrency, setup, send)
@@ -180,7 +180,7 @@ def forged_notifies(base_url: str, n: int, source: str = ATTACKER, concurrency: 
         return Visitor(base_url, source)
 
     def send(visitor, i):
-        number = datetime.now(timezone.utc).strftime("%Y%m%d") + f"{secrets.randbelow(10 ** 12):012d}"
+        number = datetime.now(UTC).strftime("%Y%m%d") + f"{secrets.randbelow(10 ** 12):012d}"
         return visitor.post("/pay/sandbox/notify", {
             "order_no": number, "trade_no": "SBX" + secrets.token_hex(12), "amount": str(PRICE), "currency": "CNY",
             "status": "paid", "return_url": "", "sign": secrets.token_hex(32)})
@@ -488,7 +488,7 @@ def main() -> int:
     sizes = QUICK if args.quick else FULL
     names = {"all": ("limits", "engine", "findings"), "both": ("limits", "engine")}.get(args.scenario, (args.scenario,))
     results: dict = {"meta": {
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick,
         "cpus": os.cpu_count(), "python": platform.python_version(), "workers": args.workers,
         "concurrency": CONCURRENCY, "database": "sqlite", "keys": KEYS, "sizes": sizes,
     }, "scenarios": []}

@@ -19,12 +19,12 @@ import secrets
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from types import SimpleNamespace
-from typing import Callable
 from urllib.parse import unquote, urlsplit
 
 import pyotp

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -1276,7 +1276,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     results: dict = {"meta": {
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick, "cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(), "gunicorn_workers": WORKERS, "instances": str(root),
         "risk_thresholds": RISK_OUT_OF_REACH, "rate_limits": NO_LIMITS,

@@ -5,9 +5,9 @@ Colours and fonts are SVG presentation attributes (fill="..."), never style attr
 escaped, as labels may carry what merchants typed. Money stays integer minor units and
 is formatted by `faka.templating.money`; floats are used for geometry only.
 """
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Iterable
 
 from flask_babel import gettext as _
 from markupsafe import Markup, escape

@@ -2,9 +2,16 @@
 from pathlib import Path
 
 import click
+from flask.cli import FlaskGroup
 from flask_migrate import upgrade
 
-from faka import jobs
+from faka import create_app, jobs
+
+
+def main() -> None:
+    """The `faka` command (pyproject.toml): `flask --app faka` by a shorter name, so
+    `faka init-db`, `faka doctor`, `faka run`."""
+    FlaskGroup(create_app=create_app).main()
 
 
 def init_app(app) -> None:
@@ -28,7 +35,8 @@ def init_db():
 @click.command("seed-demo")
 def seed_demo():
     """Create the demo shop (operator, merchant, products with keys) if absent."""
-    from faka.services.seed import DEMO_MERCHANT, DEMO_OPERATOR, seed_demo as seed
+    from faka.services.seed import DEMO_MERCHANT, DEMO_OPERATOR
+    from faka.services.seed import seed_demo as seed
 
     created = seed()
     click.echo("demo data created" if created else "demo data already present")

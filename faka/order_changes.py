@@ -20,8 +20,8 @@ not changed since, for at most STATUS_TRUST_SECONDS, and reads it again otherwis
 """
 import logging
 import threading
+from collections.abc import Callable, Hashable
 from time import monotonic
-from typing import Callable, Hashable
 
 import psycopg
 from flask import current_app

@@ -11,7 +11,7 @@ process, with no invalidation to get wrong; checkout always re-checks stock itse
 import secrets
 import threading
 import time
-from typing import Callable, Hashable
+from collections.abc import Callable, Hashable
 
 from flask import current_app, g
 from flask_wtf.csrf import generate_csrf

@@ -4,10 +4,10 @@ from functools import cache
 
 import nh3
 from flask import g, request, url_for
-from werkzeug.local import LocalProxy
 from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
+from werkzeug.local import LocalProxy
 
 from faka.i18n import current_language
 from faka.payments.base import yuan_text

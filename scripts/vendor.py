@@ -172,7 +172,7 @@ def extract(pkg: dict, data: bytes) -> dict[str, bytes]:
             try:
                 member = tar.getmember(member_name)
             except KeyError:
-                raise VendorError(f"{pkg['name']}: {member_name} not in tarball")
+                raise VendorError(f"{pkg['name']}: {member_name} not in tarball") from None
             if not member.isfile():
                 raise VendorError(f"{pkg['name']}: {member_name} is not a regular file")
             content = tar.extractfile(member).read()

@@ -12,12 +12,11 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
+from conftest import login, no_horizontal_scroll, reload, signed_notify
 from faka.extensions import db
 from faka.models import Complaint, Order
 from faka.payments import configure_gateway
 from faka.services import complaints
-
-from conftest import login, no_horizontal_scroll, reload, signed_notify
 
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 PHONE = {"viewport": {"width": 360, "height": 800}, "is_mobile": True, "has_touch": True}

@@ -2,7 +2,7 @@
 local day, for that merchant only; the sales chart is safe, accessible SVG."""
 import secrets
 import xml.etree.ElementTree as ET
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,6 +11,7 @@ from flask_babel import force_locale
 from markupsafe import Markup
 from sqlalchemy import event
 
+from conftest import reload
 from faka.charts import bar_chart, bar_chart_svg, daily_sales_chart
 from faka.extensions import db
 from faka.models import Order, Product
@@ -18,18 +19,16 @@ from faka.services import accounts
 from faka.services.analytics import DailySales, StockAlert, dashboard
 from faka.services.keys import import_keys
 
-from conftest import reload
-
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TODAY = date(2026, 3, 20)
-NOW = datetime.combine(TODAY, time(12, 0), tzinfo=SHANGHAI).astimezone(timezone.utc)
+NOW = datetime.combine(TODAY, time(12, 0), tzinfo=SHANGHAI).astimezone(UTC)
 SVG = "{http://www.w3.org/2000/svg}"
 
 
 def local(days_ago: int, hour: int = 10, minute: int = 0, today: date = TODAY) -> datetime:
     """A moment in Shanghai, `days_ago` local days before `today`, as UTC."""
     day = today - timedelta(days=days_ago)
-    return datetime.combine(day, time(hour, minute), tzinfo=SHANGHAI).astimezone(timezone.utc)
+    return datetime.combine(day, time(hour, minute), tzinfo=SHANGHAI).astimezone(UTC)
 
 
 @pytest.fixture

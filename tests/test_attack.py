@@ -16,10 +16,9 @@ from werkzeug.serving import make_server
 from bench import findings
 from bench.attack import forged_notifies, honest_purchase, lookup_guesses, reservation_burst
 from config import Config
+from conftest import count
 from faka.models import CardKey, NotifyLog, Order, RiskEvent, SecurityEvent
 from faka.services import risk
-
-from conftest import count
 
 BOT = "127.0.0.1"
 BUYER = "127.0.0.2"

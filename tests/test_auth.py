@@ -10,13 +10,12 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
+from conftest import csrf_from, reload
 from faka.extensions import db
 from faka.models import AuditEvent, Merchant, OutboxEmail, User, utcnow
 from faka.services import accounts
 from faka.services.crypto import vault
 from faka.services.settings import set_setting
-
-from conftest import csrf_from, reload
 
 PASSWORD = "merchant-pass-1"  # the `merchant` fixture's
 

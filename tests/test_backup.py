@@ -23,17 +23,38 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from conftest import ENCRYPTION_KEY, TEST_DATABASE, FreshContextClient, csrf_from, reload, signed_notify
 from faka import create_app, instance
 from faka.extensions import db
-from faka.models import (Complaint, KeyImport, Merchant, Order, PayoutAccount, RiskEvent, RiskHit, SecurityEvent, Setting,
-                         WebhookDelivery, WebhookEndpoint, utcnow)
+from faka.models import (
+    Complaint,
+    KeyImport,
+    Merchant,
+    Order,
+    PayoutAccount,
+    RiskEvent,
+    RiskHit,
+    SecurityEvent,
+    Setting,
+    WebhookDelivery,
+    WebhookEndpoint,
+    utcnow,
+)
 from faka.payments import configure_gateway, gateway_settings
-from faka.services import (accounts, blacklist, checkout, checkout_fields, complaints, dbcopy, keys, merchants, money,
-                           reviews)
+from faka.services import (
+    accounts,
+    blacklist,
+    checkout,
+    checkout_fields,
+    complaints,
+    dbcopy,
+    keys,
+    merchants,
+    money,
+    reviews,
+)
 from faka.services.crypto import vault
 from faka.services.settings import set_setting
-
-from conftest import ENCRYPTION_KEY, TEST_DATABASE, FreshContextClient, csrf_from, reload, signed_notify
 
 ROOT = Path(instance.ROOT)
 OPERATOR_PASSWORD = "operator-pass-1"

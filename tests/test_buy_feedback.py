@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from conftest import count, no_horizontal_scroll, reload, signed_notify
 from faka.extensions import db
 from faka.models import CardKey, Complaint, Order
 from faka.services import complaints
-
-from conftest import count, no_horizontal_scroll, reload, signed_notify
 
 PHONE = {"viewport": {"width": 360, "height": 800}, "is_mobile": True, "has_touch": True, "locale": "zh-CN",
          "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "

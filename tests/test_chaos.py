@@ -15,12 +15,11 @@ import pytest
 import requests
 from sqlalchemy import func, select, text
 
+from chaos_tools import RedisServer, WebServer, app_env, start_worker, wait_until
+from conftest import count, csrf_from, login, reload, run_worker, signed_notify
 from faka.extensions import db
 from faka.models import CardKey, LedgerEntry, Order, OutboxEmail, PaymentNotice
 from faka.services.reconcile import reconcile
-
-from chaos_tools import RedisServer, WebServer, app_env, start_worker, wait_until
-from conftest import count, csrf_from, login, reload, run_worker, signed_notify
 
 
 @pytest.fixture(scope="module")

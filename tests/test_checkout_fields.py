@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
+from test_webhooks import receiver  # noqa: F401  (the fixture: a real HTTP server)
 
+from conftest import count, csrf_from, logged_in_session, login, no_horizontal_scroll, reload
 from faka.extensions import db
 from faka.models import CardKey, CheckoutField, Order, OrderAnswer, Product
 from faka.models.catalog import DELIVERY_MANUAL
 from faka.services import accounts, checkout_fields, webhooks
 from faka.services.checkout_fields import FieldDraft
-
-from conftest import count, csrf_from, logged_in_session, login, no_horizontal_scroll, reload
-from test_webhooks import receiver  # noqa: F401  (the fixture: a real HTTP server)
 
 SHOTS = Path("/tmp/faka-fields-shots")
 

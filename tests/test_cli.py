@@ -1,14 +1,14 @@
 """The flask CLI an operator scripts a deployment with, /healthz, key rotation and migrations."""
 import re
+from datetime import UTC
 
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select, text
 
+from conftest import ENCRYPTION_KEY, key_texts, reload, signed_notify
 from faka.extensions import db
 from faka.models import CardKey, Order, Product, User
-
-from conftest import ENCRYPTION_KEY, key_texts, reload, signed_notify
 
 
 def test_seed_demo_creates_shop_once(runner):
@@ -68,8 +68,9 @@ def test_login_slows_down_after_repeated_failures(runner, client):
 
 def test_rotate_keys_reencrypts_every_secret_and_the_old_key_can_be_retired(make_app, app, merchant, make_product,
                                                                           place, pay):
-    from faka.services import crypto
     from test_backup import assert_shop_works, populate
+
+    from faka.services import crypto
 
     shop = populate(app, merchant, make_product, place, pay)
     stored = sum(t.total for t in crypto.check().values())
@@ -244,16 +245,16 @@ def test_migrations_upgrade_a_populated_first_version_database(base_config, monk
     reviews and payout accounts through every upgrade (on the suite's database), and then
     sells, blacklists and refuses as today's shop does (the risk tables of the latest)."""
     from contextlib import nullcontext
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import create_engine, text
+    from test_backup import flask, opened, scratch_database
 
     from conftest import TEST_DATABASE
     from faka.instance import database_uri
     from faka.models import PayoutAccount, RiskEvent
     from faka.services import blacklist, checkout, money, risk
     from faka.services.crypto import make_vault
-    from test_backup import flask, opened, scratch_database
 
     sqlite = TEST_DATABASE == "sqlite"
     with nullcontext(f"sqlite:///{tmp_path}/old.db") if sqlite else scratch_database("migrate") as url:
@@ -264,7 +265,7 @@ def test_migrations_upgrade_a_populated_first_version_database(base_config, monk
             assert result.returncode == 0, result.stderr
 
         v = make_vault(ENCRYPTION_KEY)
-        moment = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        moment = datetime(2026, 1, 1, tzinfo=UTC)
         values = {"now": moment.replace(tzinfo=None) if sqlite else moment, "sold": v.encrypt("OLD-KEY-SOLD"),
                   "sold_fp": v.fingerprint("OLD-KEY-SOLD"), "spare": v.encrypt("OLD-KEY-SPARE"),
                   "spare_fp": v.fingerprint("OLD-KEY-SPARE"), "token": "a" * 32, "yes": True,

@@ -17,8 +17,16 @@ from faka.models.types import utcnow
 from faka.services import accounts, complaints, money
 from faka.services.crypto import vault
 from faka.services.uploads import private_dir
-from tests.conftest import (csrf_from, key_texts, logged_in_session, login, no_horizontal_scroll, reload, signed_notify,
-                            with_totp)
+from tests.conftest import (
+    csrf_from,
+    key_texts,
+    logged_in_session,
+    login,
+    no_horizontal_scroll,
+    reload,
+    signed_notify,
+    with_totp,
+)
 
 DESCRIPTION = "The key says 'already redeemed' on the first try.\nScreenshot attached."
 

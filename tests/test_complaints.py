@@ -8,19 +8,29 @@ from flask import current_app
 from flask_babel import force_locale
 from PIL import Image
 from sqlalchemy import func, select, update
+from test_money import alipay, new_merchant, new_operator, new_product, settled
 
+from conftest import reload, signed_notify
 from faka.extensions import db
-from faka.models import (AuditEvent, CardKey, Complaint, ComplaintImage, ComplaintMessage, LedgerEntry, Order,
-                         OutboxEmail, PaymentNotice, Refund, Withdrawal)
+from faka.models import (
+    AuditEvent,
+    CardKey,
+    Complaint,
+    ComplaintImage,
+    ComplaintMessage,
+    LedgerEntry,
+    Order,
+    OutboxEmail,
+    PaymentNotice,
+    Refund,
+    Withdrawal,
+)
 from faka.models.catalog import DELIVERY_MANUAL
 from faka.models.types import utcnow
 from faka.services import checkout, complaints, money, payments, refunds, settlement
 from faka.services.errors import NotFound
 from faka.services.reconcile import reconcile
 from faka.services.uploads import InvalidImage, private_dir
-
-from conftest import reload, signed_notify
-from test_money import alipay, new_merchant, new_operator, new_product, settled
 
 FEE_BP = 300  # new_merchant's default: 3%
 

@@ -4,20 +4,19 @@ Each thread works like a server worker: its own app context (so its own database
 session and connection) and its own request context. Threads start together on a
 Barrier so the checkouts and notifies really overlap.
 """
-import pytest
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
+from conftest import run_together, signed_notify
 from faka.extensions import db
 from faka.models import CardKey, LedgerEntry, Order, PaymentNotice
 from faka.models.types import utcnow
 from faka.services import checkout, reconcile, stock
 from faka.services.crypto import vault
 from faka.services.errors import OutOfStock
-
-from conftest import run_together, signed_notify
 
 
 def fresh():

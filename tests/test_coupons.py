@@ -9,6 +9,7 @@ from flask import current_app
 from flask_babel import force_locale
 from sqlalchemy import func, select
 
+from conftest import csrf_from, reload, run_together, signed_notify
 from faka.extensions import db
 from faka.models import CardKey, Coupon, LedgerEntry, Order, Product, TierPrice, utcnow
 from faka.services import accounts, checkout
@@ -28,8 +29,6 @@ from faka.services.coupons import (
     quote,
 )
 from faka.services.errors import NotFound, OutOfStock
-
-from conftest import csrf_from, reload, run_together, signed_notify
 
 
 def count(model, *where) -> int:

@@ -124,7 +124,10 @@ def test_too_many_requests_page_in_both_languages(make_app, lang, text):
     with app.app_context():
         client = app.test_client()
         token = csrf_from(client.get("/lookup").text)
-        post = lambda: client.post(f"/lookup?lang={lang}", data={"csrf_token": token, "query": "x", "query_password": "y"})
+
+        def post():
+            return client.post(f"/lookup?lang={lang}", data={"csrf_token": token, "query": "x", "query_password": "y"})
+
         assert post().status_code == 400
         page = post()
         assert page.status_code == 429 and text in page.text and "<html" in page.text
@@ -223,7 +226,7 @@ def test_upload_names_other_than_ours_never_reach_the_file_system(app, name):
 
 
 def test_uploads_live_outside_static_and_are_served_with_their_real_type(app, client):
-    assert not private_dir().resolve().is_relative_to((app.root_path + "/static"))
+    assert not private_dir().resolve().is_relative_to(app.root_path + "/static")
     name = store_image(image_bytes("RGBA"))
     assert image_path(name).read_bytes().startswith(b"\x89PNG")
     set_setting("logo", name)

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from conftest import ENCRYPTION_KEY, TEST_DATABASE, TEST_REDIS_URL, free_port
 from faka.extensions import db
 from faka.payments import configure_gateway
-
-from conftest import ENCRYPTION_KEY, TEST_DATABASE, TEST_REDIS_URL, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = 86400

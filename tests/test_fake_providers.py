@@ -8,9 +8,9 @@ the shop asks is verified by the provider's rules, what the provider sends is ve
 the shop's. Every signature on the fake side is computed by the fake itself.
 """
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
 import pytest
@@ -18,13 +18,12 @@ import requests
 from flask import current_app
 from sqlalchemy import select
 
+from conftest import count, key_texts, reload
 from faka.extensions import db
 from faka.models import NotifyLog, Order, PaymentNotice
 from faka.payments import get_gateway
 from faka.services import checkout
 from fakes.common import key_pair, private_pem
-
-from conftest import count, key_texts, reload
 
 DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
 PHONE_UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -108,7 +107,7 @@ def _referer(page: requests.Response, target: str, policy: str | None = None) ->
         or "strict-origin-when-cross-origin"
     source = page.url
     same_origin = urlsplit(source)[:2] == urlsplit(target)[:2]
-    origin = "{0}://{1}/".format(*urlsplit(source)[:2])
+    origin = "{}://{}/".format(*urlsplit(source)[:2])
     if policy == "no-referrer" or (policy == "same-origin" and not same_origin):
         return None
     if policy in ("origin", "strict-origin") or (policy == "strict-origin-when-cross-origin" and not same_origin):

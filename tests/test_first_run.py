@@ -14,14 +14,13 @@ from PIL import Image
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from conftest import csrf_from, logged_in_session, login, no_horizontal_scroll, reload, signed_notify, with_totp
 from faka.extensions import db
 from faka.models import Category, Merchant, Product, User
 from faka.models.catalog import DELIVERY_FIXED
 from faka.payments import configure_gateway
 from faka.services import accounts, merchant_review, money
 from faka.services.keys import import_keys
-
-from conftest import csrf_from, logged_in_session, login, no_horizontal_scroll, reload, signed_notify, with_totp
 
 SHOTS = Path("/tmp/shots_firstrun")
 

@@ -44,6 +44,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import requests
 from flask import session
 from flask_wtf.csrf import generate_csrf
+from test_zh_pages import client_for, page_urls, picture, shop  # noqa: F401  (shop: a pytest fixture)
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
@@ -51,7 +52,6 @@ from werkzeug.routing import RequestRedirect
 from conftest import signed_notify
 from faka.payments import GATEWAYS
 from faka.request_guard import MULTILINE_FIELDS
-from test_zh_pages import client_for, page_urls, picture, shop  # noqa: F401  (shop: a pytest fixture)
 
 ROUNDS = int(os.environ.get("FAKA_FUZZ_ROUNDS") or 1)
 SEED = os.environ.get("FAKA_FUZZ_SEED") or "17"
@@ -318,7 +318,7 @@ class Fuzzer:
         out = []
         for name in values:
             changed = {**values, name: quote(self.rng.choice(HOSTILE_PATH), safe="")}
-            out.append(PATH_ARGUMENT.sub(lambda m: changed[m.group(1)], rule.rule))
+            out.append(PATH_ARGUMENT.sub(lambda m, changed=changed: changed[m.group(1)], rule.rule))
         return out
 
     def fuzz_get(self, who: str, rule, path: str) -> None:
@@ -435,7 +435,7 @@ def logged(record: logging.LogRecord) -> str:
 
 def path_values(rule: str, path: str) -> list[str]:
     """The path's values of the rule's parameters, as they appear in the path."""
-    pattern = "^" + PATH_ARGUMENT.sub(lambda m: "(?P<%s>.+?)" % m.group(1), re.escape(rule).replace(r"\<", "<")
+    pattern = "^" + PATH_ARGUMENT.sub(lambda m: f"(?P<{m.group(1)}>.+?)", re.escape(rule).replace(r"\<", "<")
                                       .replace(r"\>", ">")) + "$"
     found = re.match(pattern, path)
     return list(found.groups()) if found else ["x"] * len(PATH_ARGUMENT.findall(rule))

@@ -9,7 +9,7 @@ application, one standing in for Alipay, and one for a forger. A local fake Alip
 import base64
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -20,6 +20,7 @@ from flask import current_app
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
+from conftest import assert_nothing_paid, count, csrf_from, provider_link, reload
 from faka.models import Order, PaymentNotice
 from faka.payments import configure_gateway, get_gateway
 from faka.payments.alipay import AlipayError, AlipayGateway
@@ -28,8 +29,6 @@ from faka.payments.clients import ALIPAY, DESKTOP, PHONE, QQ, WECHAT, WEIBO
 from faka.services import checkout
 from faka.services.errors import InvalidNotify
 from faka.services.payments import order_ref
-
-from conftest import assert_nothing_paid, count, csrf_from, provider_link, reload
 
 APP_ID = "2021000123456789"
 SELLER_ID = "2088102177846880"
@@ -288,7 +287,7 @@ def signed_answer(method: str, inner, key=ALIPAY_KEY) -> str:
     """An answer as Alipay writes it: `sign` covers the exact text of the response member."""
     text = inner if isinstance(inner, str) else json.dumps(inner, ensure_ascii=False)
     name = method.replace(".", "_") + "_response"
-    return '{"%s":%s,"sign":"%s"}' % (name, text, rsa2(text, key))
+    return f'{{"{name}":{text},"sign":"{rsa2(text, key)}"}}'
 
 
 def fake_alipay(httpserver, answers: dict, key=ALIPAY_KEY) -> list[dict]:
@@ -315,15 +314,14 @@ def assert_common_params(params: dict, method: str):
     assert (params["format"], params["charset"], params["sign_type"], params["version"]) == (
         "JSON", "utf-8", "RSA2", "1.0")
     sent_at = datetime.strptime(params["timestamp"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
-    assert abs(sent_at - datetime.now(timezone.utc)) < timedelta(minutes=1)
+    assert abs(sent_at - datetime.now(UTC)) < timedelta(minutes=1)
 
 
 # -- creating payments --------------------------------------------------------------------
 
 def test_precreate_is_signed_and_its_qr_code_is_shown(order, alipay):
     # Alipay escapes slashes; the signature covers the text exactly as sent.
-    inner = ('{"code":"10000", "msg":"Success","out_trade_no":"%s","qr_code":"%s"}'
-             % (order.number, QR_CODE.replace("/", "\\/")))
+    inner = ('{{"code":"10000", "msg":"Success","out_trade_no":"{}","qr_code":"{}"}}'.format(order.number, QR_CODE.replace("/", "\\/")))
     received = fake_alipay(alipay, {"alipay.trade.precreate": inner})
     start = get_gateway("alipay").create_payment(ref(order))
     assert start.qr_text == QR_CODE and start.redirect_url is None

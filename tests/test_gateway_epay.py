@@ -19,6 +19,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import current_app
 
+from conftest import (
+    assert_nothing_paid,
+    assert_pay_page_unavailable,
+    count,
+    free_port,
+    key_texts,
+    provider_link,
+    reload,
+    signed_notify,
+)
 from faka.extensions import db
 from faka.models import CardKey, Order, PaymentNotice
 from faka.payments import configure_gateway, get_gateway
@@ -28,9 +38,6 @@ from faka.payments.epay import EpayError, md5_sign
 from faka.services import checkout, payments
 from faka.services.errors import InvalidNotify
 from faka.services.payments import order_ref
-
-from conftest import (assert_nothing_paid, assert_pay_page_unavailable, count, free_port, key_texts, provider_link, reload,
-                      signed_notify)
 
 PID = "1001"
 KEY = "epay-merchant-key-" + "k" * 14

@@ -19,6 +19,7 @@ from flask import current_app
 from sqlalchemy import select
 from werkzeug import Response
 
+from conftest import assert_nothing_paid, count, key_texts, reload
 from faka.extensions import db
 from faka.models import CardKey, Order, PaymentNotice
 from faka.payments import configure_gateway, get_gateway
@@ -27,8 +28,6 @@ from faka.payments.stripe_checkout import StripeGateway, StripeGatewayError
 from faka.services import checkout, clock
 from faka.services.errors import InvalidNotify
 from faka.services.payments import order_ref
-
-from conftest import assert_nothing_paid, count, key_texts, reload
 
 SECRET_KEY = "sk_test_" + secrets.token_hex(12)
 WEBHOOK_SECRET = "whsec_" + secrets.token_hex(16)

@@ -13,6 +13,7 @@ import secrets
 import pytest
 from flask import current_app
 
+from conftest import assert_nothing_paid, assert_pay_page_unavailable, count, key_texts, provider_link, reload
 from faka.extensions import db
 from faka.models import CardKey, Order, PaymentNotice
 from faka.payments import configure_gateway, get_gateway
@@ -20,8 +21,6 @@ from faka.payments.base import CannotQuery, CannotRefund
 from faka.payments.usdt import UsdtError, sign
 from faka.services import checkout
 from faka.services.payments import order_ref
-
-from conftest import assert_nothing_paid, assert_pay_page_unavailable, count, key_texts, provider_link, reload
 
 TOKEN = "epusdt-api-token-" + "t" * 15
 

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
 from werkzeug import Response
 
+from conftest import assert_nothing_paid, count, free_port, key_texts, reload
 from faka.models import CardKey, Order, PaymentNotice
 from faka.payments import configure_gateway, get_gateway
 from faka.payments.base import CannotRefund
@@ -31,8 +32,6 @@ from faka.payments.wechat import WechatGateway, WechatPayError
 from faka.services import checkout
 from faka.services.errors import InvalidNotify
 from faka.services.payments import order_ref
-
-from conftest import assert_nothing_paid, count, free_port, key_texts, reload
 
 MCHID = "1900009191"
 APPID = "wxd678efh567hg6787"

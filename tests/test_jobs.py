@@ -8,11 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from conftest import TEST_REDIS_URL, key_texts, reload, run_worker, signed_notify
 from faka.extensions import db
 from faka.models import CardKey, Order, OutboxEmail
 from faka.services.reconcile import reconcile
-
-from conftest import TEST_REDIS_URL, key_texts, reload, run_worker, signed_notify
 
 ROOT = Path(__file__).resolve().parent.parent
 

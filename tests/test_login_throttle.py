@@ -3,16 +3,15 @@ owner out, the operator's included): they slow down the address they come from, 
 account, with growing delays and the captcha, while the owner signs in from elsewhere or
 from a browser that has logged in to the account before. Every attempt is still a
 security event, and a per-address limit stays on whatever the accounts."""
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from test_captcha import fetched_solution
 
 from conftest import csrf_from, reload
 from faka.extensions import db
-from faka.models import RiskEvent, SecurityEvent, utcnow
-from faka.services import accounts, captcha, clock
-from test_captcha import fetched_solution
+from faka.models import RiskEvent, SecurityEvent
+from faka.services import accounts, captcha
 
 PASSWORD = "merchant-pass-1"
 ATTACKER_IP = "198.51.100.66"

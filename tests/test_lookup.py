@@ -6,14 +6,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from conftest import count, csrf_from
 from faka import device
 from faka.extensions import db
 from faka.models import Order, SecurityEvent, utcnow
 from faka.services import orders as order_service
 from faka.services import passwords, risk
 from faka.services.crypto import vault
-
-from conftest import count, csrf_from
 
 
 def lookup(client, query, password):

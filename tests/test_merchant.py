@@ -7,12 +7,11 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from conftest import csrf_from, login, reload
 from faka.extensions import db
 from faka.models import CardKey, KeyImport, Merchant, Product, Setting
 from faka.services import accounts
 from faka.services.crypto import vault
-
-from conftest import csrf_from, login, reload
 
 
 @pytest.fixture
@@ -264,9 +263,8 @@ def other_merchant_objects(make_product, place):
     """Objects of the `merchant` fixture's shop, looked at by a second merchant."""
     product = make_product(keys=7000)
     order = place(product)
-    from faka.services.keys import start_import
-
     from faka.services import coupons, money, webhooks
+    from faka.services.keys import start_import
 
     job = start_import(product.merchant_id, product.id, "X1\nX2")
     coupon = coupons.create_coupon(product.merchant_id, "OWNER10", "percent", 1000)
@@ -352,10 +350,9 @@ def test_payout_account_and_withdrawal_need_two_factor(merchant_client, merchant
 
     import pyotp
 
+    from conftest import with_totp
     from faka.models import LedgerEntry, PayoutAccount, Withdrawal, utcnow
     from faka.services import money
-
-    from conftest import with_totp
 
     def saved_accounts():
         db.session.commit()

@@ -5,14 +5,13 @@ import re
 
 import pytest
 from sqlalchemy import select
+from test_risk_rules import browser, buy, order_of, pay_on_sandbox_page, shown_keys
 
+from conftest import count, csrf_from, login, reload
 from faka.extensions import db
 from faka.models import AuditEvent, BlacklistEntry, CardKey, Order, Product
 from faka.models.catalog import DELIVERY_MANUAL
 from faka.services import accounts, blacklist, settings
-
-from conftest import count, csrf_from, login, reload
-from test_risk_rules import browser, buy, order_of, pay_on_sandbox_page, shown_keys
 
 OWNER_IP = "192.0.2.44"
 

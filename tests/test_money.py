@@ -11,13 +11,29 @@ from flask import current_app
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    Bundle, RuleBasedStateMachine, initialize, invariant, multiple, rule, run_state_machine_as_test,
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+    run_state_machine_as_test,
 )
 from sqlalchemy import func, select
 
+from conftest import _empty_database, expire_and_reconcile, reload, run_together, signed_notify
 from faka.extensions import db
 from faka.models import (
-    AuditEvent, Category, LedgerEntry, Merchant, Order, OutboxEmail, PayoutAccount, Product, User, Withdrawal,
+    AuditEvent,
+    Category,
+    LedgerEntry,
+    Merchant,
+    Order,
+    OutboxEmail,
+    PayoutAccount,
+    Product,
+    User,
+    Withdrawal,
 )
 from faka.models.catalog import DELIVERY_AUTO
 from faka.models.types import utcnow
@@ -29,8 +45,6 @@ from faka.services.delivery import SETTLEMENT_HOLD
 from faka.services.errors import NotFound
 from faka.services.keys import import_keys
 from faka.services.passwords import hash_login_password
-
-from conftest import _empty_database, expire_and_reconcile, reload, run_together, signed_notify
 
 USDT_ADDRESS = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"  # a real TRC20 address (the USDT contract)
 THREAD_TIMEOUT = 60

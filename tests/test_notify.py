@@ -2,10 +2,9 @@
 import pytest
 from sqlalchemy import func, select
 
+from conftest import expire_and_reconcile, reload, signed_notify
 from faka.extensions import db
 from faka.models import CardKey, LedgerEntry, Order, PaymentNotice
-
-from conftest import expire_and_reconcile, reload, signed_notify
 
 
 def count(model, *where):

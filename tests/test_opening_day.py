@@ -18,15 +18,14 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
+from test_backup import flask, opened, scratch_database
+from test_e2e import SCREENS, png
 from werkzeug.serving import make_server
 
+from conftest import TEST_DATABASE, key_texts, no_horizontal_scroll
 from faka.extensions import db
 from faka.models import Order, Product
 from faka.payments import gateway_settings
-
-from conftest import TEST_DATABASE, key_texts, no_horizontal_scroll
-from test_backup import flask, opened, scratch_database
-from test_e2e import SCREENS, png
 
 OPERATOR_EMAIL, OPERATOR_PASSWORD = "owner@xinghe.example", "open-the-shop-2026"
 SHOP_NAME = "星河数码"

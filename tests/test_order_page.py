@@ -7,11 +7,10 @@ import re
 import pytest
 from sqlalchemy import select
 
+from conftest import csrf_from, key_texts, reload
 from faka.extensions import db
 from faka.models import Order, Review, utcnow
 from faka.services.crypto import vault
-
-from conftest import csrf_from, key_texts, reload
 
 
 def english(client):

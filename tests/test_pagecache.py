@@ -3,10 +3,9 @@ import re
 
 from sqlalchemy import func, select
 
+from conftest import csrf_from
 from faka.extensions import db
 from faka.models import Order
-
-from conftest import csrf_from
 
 
 def test_cached_page_gives_each_visitor_a_working_csrf_token(make_app, make_product):

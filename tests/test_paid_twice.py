@@ -8,16 +8,15 @@ import re
 import pytest
 from flask import current_app, render_template
 from sqlalchemy import select
+from test_gateway_usdt import TOKEN, callback, place_usdt
+from test_gateway_usdt import post as post_usdt
 
+from conftest import count, csrf_from, login, reload, signed_notify
 from faka.extensions import db
 from faka.models import AuditEvent, CardKey, Coupon, LedgerEntry, Order, PaymentAttempt, PaymentNotice, Refund
 from faka.payments import configure_gateway
 from faka.services import checkout, money, payments, settlement
 from faka.services.coupons import create_coupon
-
-from conftest import count, csrf_from, login, reload, signed_notify
-from test_gateway_usdt import TOKEN, callback, place_usdt
-from test_gateway_usdt import post as post_usdt
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ import cbor2
 import pyotp
 import pytest
 from cryptography.hazmat.primitives import hashes
-from flask_babel import force_locale, gettext
 from cryptography.hazmat.primitives.asymmetric import ec
+from flask_babel import force_locale, gettext
 from playwright.sync_api import expect
 from sqlalchemy import select, update
 from werkzeug.serving import make_server

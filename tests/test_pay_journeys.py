@@ -17,10 +17,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
+from conftest import count, key_texts, no_horizontal_scroll, reload
 from faka.extensions import db
 from faka.models import NotifyLog, Order
-
-from conftest import count, key_texts, no_horizontal_scroll, reload
 
 PHONE_UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
             "Chrome/126.0.0.0 Mobile Safari/537.36")
@@ -75,7 +74,7 @@ class Buyer:
         self.origins: list[str] = []
         self.errors: list[str] = []
         self.page.on("framenavigated", lambda frame: frame == self.page.main_frame and self.origins.append(
-            "{0}://{1}".format(*urlsplit(frame.url)[:2])))
+            "{}://{}".format(*urlsplit(frame.url)[:2])))
         # Only faka's own pages are checked: what the provider's pages log is theirs.
         self.page.on("console", lambda m: self._error(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self._error(str(e)))

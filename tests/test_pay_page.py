@@ -7,11 +7,10 @@ from datetime import timedelta
 
 import pytest
 
+from conftest import count, csrf_from, provider_link, reload
 from faka.extensions import db
 from faka.models import CardKey, Coupon, Order
 from faka.payments import configure_gateway
-
-from conftest import count, csrf_from, provider_link, reload
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
           "Version/17.5 Mobile/15E148 Safari/604.1")

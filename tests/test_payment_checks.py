@@ -14,6 +14,7 @@ import pytest
 from flask import current_app
 from sqlalchemy import func, select
 
+from conftest import csrf_from, reload, signed_notify
 from faka.extensions import db
 from faka.models import NotifyLog, Order, PaymentNotice
 from faka.models.types import utcnow
@@ -21,8 +22,6 @@ from faka.payments import GATEWAYS, configure_gateway
 from faka.payments.base import Gateway, InvalidNotify, Notice, PaymentStart
 from faka.services import checkout, payments
 from faka.services.reconcile import reconcile
-
-from conftest import csrf_from, reload, signed_notify
 
 
 class ProviderWithQuery(Gateway):

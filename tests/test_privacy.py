@@ -10,13 +10,23 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
+from conftest import count, csrf_from, key_texts, login, reload, with_totp
 from faka.extensions import db
-from faka.models import (AuditEvent, Complaint, NotifyLog, Order, ProductReport, RiskEvent, RiskHit, SecurityEvent,
-                         SignIn, SpentChallenge, utcnow)
+from faka.models import (
+    AuditEvent,
+    Complaint,
+    NotifyLog,
+    Order,
+    ProductReport,
+    RiskEvent,
+    RiskHit,
+    SecurityEvent,
+    SignIn,
+    SpentChallenge,
+    utcnow,
+)
 from faka.services import accounts, complaints, reconcile, retention, risk
 from faka.templating import mask_email
-
-from conftest import count, csrf_from, key_texts, login, reload, with_totp
 
 PASSWORD = "merchant-pass-1"  # the `merchant` fixture's
 OPERATOR_PASSWORD = "operator-pass-1"

@@ -14,12 +14,11 @@ import pytest
 from PIL import ExifTags, Image
 from sqlalchemy import event, select
 
+from conftest import csrf_from, login, no_horizontal_scroll, reload
 from faka.extensions import db
 from faka.models import ProductImage, utcnow
 from faka.services import accounts, product_images
 from faka.services.product_images import MAX_GALLERY, media_dir
-
-from conftest import csrf_from, login, no_horizontal_scroll, reload
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REFUSED_EN = "Upload a PNG, JPEG, WebP or GIF image of at most 10 MB and 40 megapixels"
@@ -472,9 +471,9 @@ def test_a_deleted_product_keeps_nothing_visible(seller, client, product):
 
 def picture_markup(page: str, image: ProductImage, size: str) -> str:
     files = image.size(size)
-    match = re.search(r'<picture>\s*<source type="image/webp" srcset="/images/%s">\s*<img src="/images/%s" '
-                      r'width="%d" height="%d"[^>]*>\s*</picture>' % (files["webp"], files["jpeg"], files["width"], files["height"]),
-                      page)
+    webp, jpeg, width, height = files["webp"], files["jpeg"], files["width"], files["height"]
+    match = re.search(rf'<picture>\s*<source type="image/webp" srcset="/images/{webp}">\s*<img src="/images/{jpeg}" '
+                      rf'width="{width}" height="{height}"[^>]*>\s*</picture>', page)
     assert match, f"no <picture> of the {size} size"
     return match.group(0)
 
@@ -524,7 +523,7 @@ def test_the_product_page_has_share_tags_with_absolute_urls(app, seller, client,
     page = client.get(f"/p/{product.slug}").text
 
     def meta(attribute: str, key: str) -> str:
-        match = re.search(r'<meta %s="%s" content="([^"]*)">' % (attribute, re.escape(key)), page)
+        match = re.search(rf'<meta {attribute}="{re.escape(key)}" content="([^"]*)">', page)
         assert match, key
         return html.unescape(match.group(1))
 

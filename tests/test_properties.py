@@ -27,6 +27,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import func, select
 
+from conftest import _empty_database, signed_notify
 from faka.extensions import db
 from faka.models import CardKey, Category, LedgerEntry, Order, OutboxEmail, PaymentNotice, Product
 from faka.models.catalog import DELIVERY_AUTO
@@ -36,8 +37,6 @@ from faka.services import accounts, checkout, delivery, payments, reconcile, sto
 from faka.services.crypto import vault
 from faka.services.errors import OutOfStock
 from faka.services.keys import import_keys
-
-from conftest import _empty_database, signed_notify
 
 KEYS = 6
 PRICE = 1000

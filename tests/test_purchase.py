@@ -5,10 +5,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from conftest import csrf_from, key_texts, reload
 from faka.extensions import db
 from faka.models import CardKey, LedgerEntry, Order, OutboxEmail, utcnow
-
-from conftest import csrf_from, key_texts, reload
 
 
 def buy(client, product, quantity=1, email="buyer@example.com", password="secret-1"):

@@ -199,7 +199,7 @@ def test_reviews_sort_newest_or_lowest_and_page(client, merchant, product):
     assert lowest[:3] == ["review 09", "review 04", "review 08"]  # one star (newest first), then two
     second = client.get(f"/p/{product.slug}/reviews?sort=newest&page=2").text
     assert reviews_in_order(second) == ["review 01", "review 00"]
-    assert 'href="/p/%s/reviews?sort=newest&amp;page=1"' % product.slug in second
+    assert f'href="/p/{product.slug}/reviews?sort=newest&amp;page=1"' in second
     shop = client.get(f"/shop/{merchant.public_id}/reviews?sort=lowest").text
     assert reviews_in_order(shop)[0] == "review 09" and product.title in shop
 

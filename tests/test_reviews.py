@@ -98,7 +98,7 @@ def test_buyer_reviews_a_delivered_order_once_and_changes_it_in_place(client, pr
     english(client)
     order = delivered(place, pay, product)
     page = client.get(f"/order/{order.token}")
-    assert 'action="/order/%s/review"' % order.token in page.text
+    assert f'action="/order/{order.token}/review"' in page.text
 
     response = post_review(client, order, 4, "Key worked at once.")
     assert response.status_code == 303

@@ -15,8 +15,8 @@ from faka.extensions import db
 from faka.models import AuditEvent, BlacklistEntry, CardKey, Order, Refund, RiskEvent, SecurityEvent, SignIn
 from faka.services import accounts, blacklist, clock, risk, security_events
 from faka.services import risk_monitor as monitor
-from faka.services.crypto import vault
 from faka.services import settings as site_config
+from faka.services.crypto import vault
 from faka.services.settings import site_settings
 
 SHOTS = Path("/tmp/shots_a")

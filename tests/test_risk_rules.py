@@ -10,21 +10,44 @@ from datetime import timedelta
 import pytest
 from flask import current_app
 from sqlalchemy import select, update
+from test_money import new_operator
 
+from conftest import count, csrf_from, key_texts, reload, run_together, signed_notify
 from faka import jobs
 from faka.extensions import db
-from faka.models import (AuditEvent, BlacklistEntry, CardKey, Complaint, NotifyLog, Order, PaymentNotice, Refund,
-                         Review, RiskEvent, RiskHit, SecurityEvent, utcnow)
+from faka.models import (
+    AuditEvent,
+    BlacklistEntry,
+    CardKey,
+    Complaint,
+    NotifyLog,
+    Order,
+    PaymentNotice,
+    Refund,
+    Review,
+    RiskEvent,
+    RiskHit,
+    SecurityEvent,
+    utcnow,
+)
 from faka.models.coupons import Coupon
 from faka.payments import get_gateway
 from faka.payments.sandbox import sign
-from faka.services import (accounts, blacklist, checkout, complaints, holds, orders, payments, reviews, risk,
-                           security_events, settings)
+from faka.services import (
+    accounts,
+    blacklist,
+    checkout,
+    complaints,
+    holds,
+    orders,
+    payments,
+    reviews,
+    risk,
+    security_events,
+    settings,
+)
 from faka.services.errors import InvalidNotify, LookupFailed
 from faka.services.reconcile import reconcile
-
-from conftest import count, csrf_from, key_texts, reload, run_together, signed_notify
-from test_money import new_operator
 
 HONEST_IP = "203.0.113.10"
 ATTACKER_IP = "198.51.100.66"

@@ -4,10 +4,9 @@ import logging
 import pytest
 from sqlalchemy import select
 
+from conftest import csrf_from, key_texts
 from faka.extensions import db
 from faka.models import CardKey
-
-from conftest import csrf_from, key_texts
 
 
 def test_security_headers_on_pages(client, product):

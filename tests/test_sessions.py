@@ -10,11 +10,11 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from conftest import csrf_from, login, logged_in_session, reload, with_totp
+from conftest import csrf_from, logged_in_session, login, reload, with_totp
 from faka.extensions import db
-from faka.models import AuditEvent, User, utcnow
+from faka.models import AuditEvent, User
 from faka.models.users import UserSession
-from faka.services import accounts, clock
+from faka.services import accounts
 
 PASSWORD = "merchant-pass-1"
 PHONE_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "

@@ -13,15 +13,13 @@ import pytest
 from flask import current_app
 from sqlalchemy import select, update
 
+from conftest import count, csrf_from, login, reload, run_together, with_totp
 from faka.extensions import db
-from faka.models import (CardKey, LedgerEntry, Order, OutboxEmail, PayoutAccount, WebhookEndpoint, Withdrawal,
-                         utcnow)
+from faka.models import CardKey, LedgerEntry, Order, OutboxEmail, PayoutAccount, WebhookEndpoint, Withdrawal, utcnow
 from faka.payments import configure_gateway
 from faka.services import checkout, doctor, money, passwords, webhooks
 from faka.services.crypto import vault
-from faka.services.errors import OutOfStock, StockHeld
-
-from conftest import count, csrf_from, login, reload, run_together, with_totp
+from faka.services.errors import OutOfStock
 
 PLACEHOLDER = "__faka_csrf_token__"  # what the page cache used to swap for every visitor's token
 

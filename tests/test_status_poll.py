@@ -15,7 +15,6 @@ from faka.extensions import db
 from faka.models import Order, utcnow
 from faka.models.types import UTCDateTime
 from faka.services import delivery, orders
-
 from tests.conftest import TEST_DATABASE, signed_notify
 
 

@@ -12,14 +12,13 @@ import pytest
 from flask import current_app
 from sqlalchemy import func, select
 
+from conftest import key_texts, reload, run_worker, signed_notify
 from faka.extensions import db
 from faka.models import Order, OutboxEmail, WebhookDelivery, WebhookEndpoint, utcnow
 from faka.models.catalog import DELIVERY_MANUAL
 from faka.services import accounts, notifications, webhooks
 from faka.services.errors import DomainError, NotFound
 from faka.services.reconcile import reconcile
-
-from conftest import key_texts, reload, run_worker, signed_notify
 
 ALL_EVENTS = ["order.paid", "order.delivered", "order.refunded", "stock.low", "complaint.opened"]
 

@@ -25,17 +25,50 @@ from sqlalchemy import select
 
 from conftest import csrf_from, expire_and_reconcile, login, reload, with_totp
 from faka.extensions import db
-from faka.models import (AuditEvent, BlacklistEntry, Category, CardKey, Complaint, ComplaintMessage, LedgerEntry,
-                         Merchant, NotifyLog, Order, OutboxEmail, PaymentNotice, PayoutAccount, Product, ProductReport,
-                         Refund, RiskEvent, SecurityEvent, WebhookDelivery, WebhookEndpoint, Withdrawal)
+from faka.models import (
+    BlacklistEntry,
+    Complaint,
+    ComplaintMessage,
+    LedgerEntry,
+    Merchant,
+    NotifyLog,
+    Order,
+    OutboxEmail,
+    PaymentNotice,
+    PayoutAccount,
+    Product,
+    Refund,
+    SecurityEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+    Withdrawal,
+)
 from faka.models.catalog import DELIVERY_FIXED, DELIVERY_MANUAL
 from faka.models.checkout_fields import KIND_CHOICE, KIND_EMAIL, KIND_NUMBER, KIND_PHONE, KIND_TEXT
 from faka.models.webhooks import EVENTS as WEBHOOK_EVENTS
 from faka.payments import GATEWAYS
+from faka.services import (
+    accounts,
+    audit,
+    blacklist,
+    categories,
+    checkout,
+    checkout_fields,
+    clock,
+    complaints,
+    coupons,
+    keys,
+    merchant_review,
+    moderation,
+    money,
+    payments,
+    product_images,
+    reviews,
+    risk,
+    security_events,
+    settlement,
+)
 from faka.services.crypto import vault
-from faka.services import (accounts, audit, blacklist, categories, checkout, checkout_fields, clock, complaints, coupons,
-                           holds, keys, mail, merchant_review, moderation, money, payments, product_images, refunds,
-                           reviews, risk, security_events, settlement, webhooks)
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "faka/translations/zh_Hans_CN/LC_MESSAGES/messages.po"
@@ -412,7 +445,6 @@ POLL = (200, 286)  # a polled region answers 286 once what it shows is final
 
 def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
     """Endpoint -> [(who, url, expected status)] for every page this test renders."""
-    from faka.services.twofactor import seal
 
     s, merchant = shop, shop.merchant
     orders = [o for o in s.orders.values()] + [c.order for c in s.complaints.values()]
@@ -494,9 +526,10 @@ def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
 
 
 def test_every_page_in_chinese_shows_no_identifier_or_english(app, shop):
+    import time
+
     from faka.blueprints.auth import NEW_RECOVERY_CODES, PENDING_2FA
     from faka.services.twofactor import seal
-    import time
 
     clients = {
         "buyer": client_for(app),
@@ -509,7 +542,7 @@ def test_every_page_in_chinese_shows_no_identifier_or_english(app, shop):
     }
     english = english_words()
     found, visited = [], 0
-    for endpoint, pages in sorted(page_urls(shop).items()):
+    for _endpoint, pages in sorted(page_urls(shop).items()):
         for who, url, expected in pages:
             response = clients[who].get(url)
             visited += 1

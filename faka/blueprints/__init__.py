@@ -2,8 +2,20 @@
 
 
 def register_blueprints(app) -> None:
-    from faka.blueprints import (auth, captcha, catalog, checkout, complaints, errors, health, merchant, operator,
-                                 orders, passkeys, pay)
+    from faka.blueprints import (
+        auth,
+        captcha,
+        catalog,
+        checkout,
+        complaints,
+        errors,
+        health,
+        merchant,
+        operator,
+        orders,
+        passkeys,
+        pay,
+    )
 
     app.register_blueprint(catalog.bp)
     app.register_blueprint(checkout.bp)

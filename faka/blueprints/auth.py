@@ -19,7 +19,11 @@ from wtforms.validators import DataRequired, Length
 from faka import device
 from faka.blueprints.access import REAUTH_AT
 from faka.blueprints.forms import (
-    LoginForm, PasswordResetForm, PasswordResetRequestForm, SignupForm, TwoFactorCodeForm,
+    LoginForm,
+    PasswordResetForm,
+    PasswordResetRequestForm,
+    SignupForm,
+    TwoFactorCodeForm,
 )
 from faka.extensions import limiter, login_manager
 from faka.i18n import current_language

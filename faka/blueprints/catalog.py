@@ -4,9 +4,9 @@ from flask_babel import lazy_gettext as _l
 
 from faka.blueprints.forms import CheckoutForm, ReportForm
 from faka.extensions import limiter
-from faka.payments import enabled_gateways
 from faka.i18n import current_language
 from faka.pagecache import cached_page
+from faka.payments import enabled_gateways
 from faka.request_guard import page_number
 from faka.security import image_response
 from faka.services import catalog, moderation, product_images

@@ -4,8 +4,8 @@ from flask import Blueprint, abort, current_app, make_response, redirect, render
 from faka import device
 from faka.blueprints.forms import CheckoutForm
 from faka.extensions import limiter
-from faka.payments import GatewayUnavailable, enabled_gateways
 from faka.i18n import current_language
+from faka.payments import GatewayUnavailable, enabled_gateways
 from faka.services import captcha, catalog, checkout, checkout_fields, risk
 from faka.services.coupons import CouponInvalid
 from faka.services.errors import DomainError, NotForSale, NotFound, OutOfStock

@@ -4,8 +4,8 @@ thread, answer the merchant's offer, escalate or withdraw. The order token is th
 The thread, its message form and the evidence images look and behave the same for the
 buyer, the merchant and the operator, so the pieces they share live here too: each role
 passes its own links (`ThreadLinks`) and the service loader that checked its access."""
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l

@@ -9,24 +9,44 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
-from faka import jobs
+from faka import charts, jobs
 from faka.blueprints import passkeys
 from faka.blueprints.access import fresh_login_required, merchant_required
-from faka.blueprints.merchant_forms import (BuyerBlacklistForm, CouponForm, KeyImportForm, ManualDeliveryForm,
-                                            OrderFilterForm, PayoutAccountForm, ProductForm, QualificationForm,
-                                            VoidKeysForm, WebhookForm, WithdrawalForm, yuan_to_fen)
+from faka.blueprints.merchant_forms import (
+    BuyerBlacklistForm,
+    CouponForm,
+    KeyImportForm,
+    ManualDeliveryForm,
+    OrderFilterForm,
+    PayoutAccountForm,
+    ProductForm,
+    QualificationForm,
+    VoidKeysForm,
+    WebhookForm,
+    WithdrawalForm,
+    yuan_to_fen,
+)
+from faka.blueprints.uploads import UploadLimit, accepts_upload, back_office_uploads
 from faka.extensions import db
 from faka.models import Order, Product
 from faka.request_guard import page_number
-from faka.services import keys as key_service
-from faka.services import first_run
-from faka import charts
-from faka.services import (analytics, complaints, coupons, delivery, merchant_orders, merchants, money, notifications,
-                           products, webhooks)
-from faka.services.errors import DomainError, NotFound
 from faka.security import image_response
+from faka.services import (
+    analytics,
+    complaints,
+    coupons,
+    delivery,
+    first_run,
+    merchant_orders,
+    merchants,
+    money,
+    notifications,
+    products,
+    webhooks,
+)
+from faka.services import keys as key_service
+from faka.services.errors import DomainError, NotFound
 from faka.services.uploads import MAX_UPLOAD_BYTES, image_path
-from faka.blueprints.uploads import UploadLimit, accepts_upload, back_office_uploads
 from faka.templating import category_name, order_status_label
 
 bp = Blueprint("merchant", __name__, url_prefix="/merchant")

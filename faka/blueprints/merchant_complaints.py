@@ -8,8 +8,17 @@ from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 from wtforms.validators import InputRequired, NumberRange
 
-from faka.blueprints.complaints import (EVIDENCE_UPLOAD, MessageForm, ThreadLinks, evidence_response, loaded_or_404,
-                                        message_refused, party_posts, post_message, thread_response)
+from faka.blueprints.complaints import (
+    EVIDENCE_UPLOAD,
+    MessageForm,
+    ThreadLinks,
+    evidence_response,
+    loaded_or_404,
+    message_refused,
+    party_posts,
+    post_message,
+    thread_response,
+)
 from faka.blueprints.fields import DecimalField, IntegerField
 from faka.blueprints.merchant import bp, render
 from faka.blueprints.merchant_forms import MAX_PRICE, yuan_to_fen

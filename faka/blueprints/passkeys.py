@@ -23,8 +23,16 @@ from wtforms.validators import DataRequired, Length
 from faka import device
 from faka.blueprints.access import REAUTH_AT, fresh_login_required, recently_reauthenticated
 from faka.blueprints.auth import (
-    NEW_RECOVERY_CODES, PENDING_2FA, SESSION_ID, _device_summary, _finish_login, _home_for, _log_out, _login_limit,
-    _pending_user_id, _safe_next,
+    NEW_RECOVERY_CODES,
+    PENDING_2FA,
+    SESSION_ID,
+    _device_summary,
+    _finish_login,
+    _home_for,
+    _log_out,
+    _login_limit,
+    _pending_user_id,
+    _safe_next,
 )
 from faka.extensions import limiter
 from faka.services import passkeys, risk, twofactor

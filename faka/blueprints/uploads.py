@@ -81,7 +81,7 @@ def _receive(limit: UploadLimit) -> None:
     request.max_content_length = max_bytes
     request.max_form_parts = limit.files + FORM_PARTS
     try:
-        request.form  # parsed here, files and all, so that a body over the limit gets this route's message
+        _ = request.form  # parsed here, files and all, so that a body over the limit gets this route's message
     except RequestEntityTooLarge as exc:
         raise UploadTooLarge(limit.files, max_bytes) from exc
     request_guard.guard_form()

@@ -1,23 +1,23 @@
 """All models, one module per aggregate; importing this package registers every table."""
-from faka.models.users import User
-from faka.models.passkeys import Passkey
-from faka.models.merchants import Merchant
-from faka.models.catalog import Category, Product, ProductReport, TierPrice
-from faka.models.keys import CardKey
-from faka.models.orders import NotifyLog, Order, PaymentAttempt, PaymentNotice
-from faka.models.money import LedgerEntry, PayoutAccount, Refund, Withdrawal
-from faka.models.coupons import Coupon
-from faka.models.imports import KeyImport
-from faka.models.webhooks import WebhookDelivery, WebhookEndpoint
-from faka.models.mail import OutboxEmail
-from faka.models.settings import GatewayConfig, Setting
 from faka.models.audit import AuditEvent
-from faka.models.complaints import Complaint, ComplaintImage, ComplaintMessage
-from faka.models.reviews import Review
-from faka.models.images import ProductImage
+from faka.models.catalog import Category, Product, ProductReport, TierPrice
 from faka.models.checkout_fields import CheckoutField, OrderAnswer
+from faka.models.complaints import Complaint, ComplaintImage, ComplaintMessage
+from faka.models.coupons import Coupon
+from faka.models.images import ProductImage
+from faka.models.imports import KeyImport
+from faka.models.keys import CardKey
+from faka.models.mail import OutboxEmail
+from faka.models.merchants import Merchant
+from faka.models.money import LedgerEntry, PayoutAccount, Refund, Withdrawal
+from faka.models.orders import NotifyLog, Order, PaymentAttempt, PaymentNotice
+from faka.models.passkeys import Passkey
+from faka.models.reviews import Review
 from faka.models.risk import BlacklistEntry, RiskEvent, RiskHit, SecurityEvent, SignIn, SpentChallenge
+from faka.models.settings import GatewayConfig, Setting
 from faka.models.types import utcnow
+from faka.models.users import User
+from faka.models.webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "AuditEvent",

@@ -3,7 +3,6 @@ import json
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
-
 from sqlalchemy import select
 
 from faka.extensions import db

@@ -53,16 +53,26 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Mapping
 from urllib.parse import urlencode
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, GatewayError, InvalidNotify, Notice, OrderRef,
-                                PaymentStart, fen_from_yuan, yuan_text)
+from faka.payments.base import (
+    HTTP_TIMEOUT,
+    CannotRefund,
+    Gateway,
+    GatewayError,
+    InvalidNotify,
+    Notice,
+    OrderRef,
+    PaymentStart,
+    fen_from_yuan,
+    yuan_text,
+)
 from faka.payments.clients import ALIPAY, DESKTOP, PHONE
 from faka.services import clock
 

@@ -10,9 +10,9 @@ with what `verify_notify` and `query` return. Calls to the provider go through
 by its API base-URL setting.
 """
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping
 
 from faka.payments.clients import DESKTOP
 from faka.services.errors import InvalidNotify

@@ -42,7 +42,7 @@ import hashlib
 import hmac
 import json
 import re
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import urlencode
 
 import requests
@@ -50,8 +50,19 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, GatewayError, IgnoredNotify, InvalidNotify,
-                                Notice, OrderRef, PaymentStart, fen_from_yuan, yuan_text)
+from faka.payments.base import (
+    HTTP_TIMEOUT,
+    CannotRefund,
+    Gateway,
+    GatewayError,
+    IgnoredNotify,
+    InvalidNotify,
+    Notice,
+    OrderRef,
+    PaymentStart,
+    fen_from_yuan,
+    yuan_text,
+)
 from faka.payments.clients import ALIPAY, DESKTOP, PHONE
 from faka.services import clock
 

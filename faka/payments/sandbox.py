@@ -9,7 +9,7 @@ whole verification path runs for real. It works the same wherever the buyer is (
 import hashlib
 import hmac
 import secrets
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from faka.payments.base import Gateway, InvalidNotify, Notice, OrderRef, PaymentStart

@@ -28,13 +28,24 @@ The site currency must be one Stripe charges in hundredths (CNY, USD, EUR, HKD, 
 faka's prices are in minor units of two decimals.
 """
 import json
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any
 
 import stripe
 
-from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, GatewayError, IgnoredNotify, InvalidNotify, Notice,
-                                NotifyAnswer, OrderRef, PaymentStart)
+from faka.payments.base import (
+    HTTP_TIMEOUT,
+    CannotRefund,
+    Gateway,
+    GatewayError,
+    IgnoredNotify,
+    InvalidNotify,
+    Notice,
+    NotifyAnswer,
+    OrderRef,
+    PaymentStart,
+)
 from faka.services import clock
 
 API_BASE = "https://api.stripe.com"

@@ -33,12 +33,21 @@ import hmac
 import json
 import re
 import secrets
-from typing import Mapping
+from collections.abc import Mapping
 
 import requests
 
-from faka.payments.base import (HTTP_TIMEOUT, Gateway, GatewayError, IgnoredNotify, InvalidNotify, Notice, OrderRef,
-                                PaymentStart, fen_from_yuan)
+from faka.payments.base import (
+    HTTP_TIMEOUT,
+    Gateway,
+    GatewayError,
+    IgnoredNotify,
+    InvalidNotify,
+    Notice,
+    OrderRef,
+    PaymentStart,
+    fen_from_yuan,
+)
 
 CURRENCY = "CNY"
 PAID = "2"

@@ -76,8 +76,9 @@ import base64
 import json
 import re
 import secrets
-from datetime import timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
@@ -87,8 +88,17 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509 import load_pem_x509_certificate
 
-from faka.payments.base import (HTTP_TIMEOUT, CannotRefund, Gateway, GatewayError, InvalidNotify, Notice, NotifyAnswer,
-                                OrderRef, PaymentStart)
+from faka.payments.base import (
+    HTTP_TIMEOUT,
+    CannotRefund,
+    Gateway,
+    GatewayError,
+    InvalidNotify,
+    Notice,
+    NotifyAnswer,
+    OrderRef,
+    PaymentStart,
+)
 from faka.payments.clients import DESKTOP, PHONE, WECHAT
 from faka.services import clock
 
@@ -188,7 +198,7 @@ class WechatGateway(Gateway):
             "amount": {"total": order.total, "currency": "CNY"},
         }
         if order.expires_at is not None:
-            request["time_expire"] = order.expires_at.astimezone(timezone.utc).isoformat(timespec="seconds")
+            request["time_expire"] = order.expires_at.astimezone(UTC).isoformat(timespec="seconds")
         if order.client_ip:
             request["scene_info"] = {"payer_client_ip": order.client_ip}
         if method == "h5":

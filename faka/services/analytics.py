@@ -23,7 +23,7 @@ databases, returns at most 30 rows per query, and the number of queries is fixed
 whatever the number of orders.
 """
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -169,7 +169,7 @@ def day_boundaries(now: datetime, tz: ZoneInfo, days: int) -> tuple[list[date], 
     today = now.astimezone(tz).date()
     local_days = [today - timedelta(days=days - 1 - i) for i in range(days)]
     midnights = [*local_days, today + timedelta(days=1)]
-    bounds = [datetime.combine(d, time(), tzinfo=tz).astimezone(timezone.utc) for d in midnights]
+    bounds = [datetime.combine(d, time(), tzinfo=tz).astimezone(UTC) for d in midnights]
     return local_days, bounds
 
 

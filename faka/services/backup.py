@@ -25,7 +25,7 @@ import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from alembic.script import ScriptDirectory
@@ -60,7 +60,7 @@ class BackupResult:
 
 def default_path(folder: str | Path | None = None) -> Path:
     folder = Path(folder) if folder else Path(current_app.instance_path) / "backups"
-    return folder / f"faka-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.tar.gz"
+    return folder / f"faka-{datetime.now(UTC):%Y%m%d-%H%M%S}.tar.gz"
 
 
 def create_backup(path: Path) -> BackupResult:
@@ -83,7 +83,7 @@ def create_backup(path: Path) -> BackupResult:
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "faka_commit": _commit(),
             "database": db.engine.dialect.name,
             "alembic_revision": state.revision,
@@ -125,7 +125,7 @@ def _add(tar: tarfile.TarFile, name: str, content, size: int | None = None) -> N
         size = content.tell()
         content.seek(0)
     info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = size, 0o600, int(datetime.now(timezone.utc).timestamp())
+    info.size, info.mode, info.mtime = size, 0o600, int(datetime.now(UTC).timestamp())
     tar.addfile(info, content)
 
 

@@ -13,7 +13,7 @@ expiry, and a solved challenge is spent on first use (SpentChallenge).
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import altcha
 from flask import current_app
@@ -74,7 +74,7 @@ def verify(payload: str | None, now: datetime | None = None) -> bool:
             return False
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return False  # not base64, not JSON, or not shaped like a payload
-    return _spend(parsed.challenge.signature, datetime.fromtimestamp(expires_at, timezone.utc), now)
+    return _spend(parsed.challenge.signature, datetime.fromtimestamp(expires_at, UTC), now)
 
 
 def _spend(signature: str, expires_at: datetime, now: datetime) -> bool:

@@ -11,9 +11,9 @@ from faka.extensions import db
 from faka.models import CardKey, Category, Merchant, Product, ProductImage
 from faka.models.catalog import DELIVERY_AUTO
 from faka.services import product_images
+from faka.services.errors import NotFound
 from faka.services.reputation import Reputation, merchant_reputation
 from faka.services.reviews import ReviewPage, public_reviews
-from faka.services.errors import NotFound
 
 
 @dataclass(frozen=True)

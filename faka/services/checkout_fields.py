@@ -31,14 +31,15 @@ from sqlalchemy import select
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import CheckoutField, Order, OrderAnswer, Product
-from faka.models.checkout_fields import (KIND_CHOICE, KIND_EMAIL, KIND_NUMBER, KIND_PHONE, KIND_TEXT, KINDS)
+from faka.models.checkout_fields import KIND_CHOICE, KIND_EMAIL, KIND_NUMBER, KIND_PHONE, KIND_TEXT, KINDS
 from faka.services import products
 from faka.services.crypto import vault
 from faka.services.errors import DomainError, NotFound
 from faka.templating import mask_email
 
 try:  # the parser `re` itself uses (Python 3.11+), to look at a pattern's structure
-    from re import _constants as sre, _parser as sre_parse
+    from re import _constants as sre
+    from re import _parser as sre_parse
 except ImportError:  # pragma: no cover - Python before 3.11
     import sre_constants as sre
     import sre_parse

@@ -36,8 +36,18 @@ from sqlalchemy.orm import joinedload
 from faka import jobs
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import (CardKey, Complaint, ComplaintImage, ComplaintMessage, Merchant, Order, OutboxEmail,
-                         PaymentNotice, Refund, User)
+from faka.models import (
+    CardKey,
+    Complaint,
+    ComplaintImage,
+    ComplaintMessage,
+    Merchant,
+    Order,
+    OutboxEmail,
+    PaymentNotice,
+    Refund,
+    User,
+)
 from faka.models.catalog import DELIVERY_AUTO, DELIVERY_MANUAL
 from faka.models.complaints import IllegalComplaintTransition
 from faka.models.users import ROLE_OPERATOR
@@ -48,8 +58,17 @@ from faka.services.errors import DomainError, NotFound, OutOfStock
 from faka.services.mail import queue_email
 from faka.services.settings import site_settings
 from faka.services.text import clean_text
-from faka.services.uploads import (EVIDENCE_PIXELS, EvidenceFull, check_pixels, delete_images, evidence_quota,
-                                   image_path, private_dir, store_image, stored_size)
+from faka.services.uploads import (
+    EVIDENCE_PIXELS,
+    EvidenceFull,
+    check_pixels,
+    delete_images,
+    evidence_quota,
+    image_path,
+    private_dir,
+    store_image,
+    stored_size,
+)
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,20 @@ from sqlalchemy import Column, ColumnElement, bindparam, null, select, update
 
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import (CardKey, GatewayConfig, Merchant, Order, OrderAnswer, OutboxEmail, PayoutAccount, Product,
-                         Setting, User, WebhookDelivery, WebhookEndpoint)
+from faka.models import (
+    CardKey,
+    GatewayConfig,
+    Merchant,
+    Order,
+    OrderAnswer,
+    OutboxEmail,
+    PayoutAccount,
+    Product,
+    Setting,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 KEY_FILE = "encryption.keys"
 BATCH = 500

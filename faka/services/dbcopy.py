@@ -13,7 +13,7 @@ Values are what JSON holds: integers, strings, booleans, null; datetimes travel 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, DateTime, Engine, Integer, MetaData, Table, create_engine, func, select, text
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -96,7 +96,7 @@ def export_rows(conn: Connection, table: Table) -> Iterator[list[dict]]:
 def _portable(value):
     if isinstance(value, datetime):
         # SQLite hands back naive datetimes, which faka always stores in UTC.
-        return (value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)).isoformat()
+        return (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)).isoformat()
     return value
 
 
@@ -115,7 +115,7 @@ def import_rows(conn: Connection, table: Table, rows: list[dict]) -> None:
 
 def _datetime(value: str, naive: bool) -> datetime:
     moment = datetime.fromisoformat(value)
-    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return moment.replace(tzinfo=None) if naive else moment
 
 

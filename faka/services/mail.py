@@ -5,21 +5,21 @@ is never lost: without SMTP configured it waits in the outbox (the operator sees
 when SMTP is down the job fails, is retried, and the reconciler queues it again.
 """
 import json
-import re
-from dataclasses import dataclass
 import logging
+import re
 import smtplib
 import ssl
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 from flask import current_app, render_template
-from jinja2 import TemplateNotFound
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext as _p
+from jinja2 import TemplateNotFound
 from sqlalchemy import and_, func, or_, select, update
 
 from faka.database import begin_write

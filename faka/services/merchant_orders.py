@@ -10,7 +10,7 @@ behind its login."""
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, or_, select
@@ -56,7 +56,7 @@ def _query(merchant_id: int, f: OrderFilter, tz: timezone):
     return query
 
 
-def search(merchant_id: int, f: OrderFilter, page: int = 1, tz: timezone = timezone.utc) -> tuple[list[Order], int]:
+def search(merchant_id: int, f: OrderFilter, page: int = 1, tz: timezone = UTC) -> tuple[list[Order], int]:
     """One page of the merchant's orders matching the filter, newest first, and the total."""
     query = _query(merchant_id, f, tz)
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
@@ -71,7 +71,7 @@ CSV_COLUMNS = ("number", "created_at", "status", "product", "quantity", "unit_pr
                "currency", "email", "paid_at", "delivered_at", "refunded_at", "risk_flags", "answers")
 
 
-def export_csv(merchant_id: int, f: OrderFilter, tz: timezone = timezone.utc) -> str:
+def export_csv(merchant_id: int, f: OrderFilter, tz: timezone = UTC) -> str:
     """The filtered orders as CSV (amounts in minor units, times in UTC ISO 8601), buyer
     emails masked, the buyer's checkout answers in full ("label: answer", one a line in
     the cell). Delivered keys are never exported here."""
@@ -93,7 +93,7 @@ def export_csv(merchant_id: int, f: OrderFilter, tz: timezone = timezone.utc) ->
 
 
 def _iso(value: datetime | None) -> str:
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds") if value else ""
+    return value.astimezone(UTC).isoformat(timespec="seconds") if value else ""
 
 
 def _csv_safe(text: str) -> str:

@@ -8,7 +8,8 @@ with the fields before and after, and (where the merchant should know) queues a
 from dataclasses import dataclass
 
 from flask import current_app
-from flask_babel import force_locale, lazy_gettext as _l
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 

@@ -38,13 +38,18 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from webauthn import (
-    generate_authentication_options, generate_registration_options, verify_authentication_response,
+    generate_authentication_options,
+    generate_registration_options,
+    verify_authentication_response,
     verify_registration_response,
 )
 from webauthn.helpers import options_to_json_dict
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria, AuthenticatorTransport, PublicKeyCredentialDescriptor, ResidentKeyRequirement,
+    AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
     UserVerificationRequirement,
 )
 
@@ -525,7 +530,7 @@ def verify_second_factor(user_id: int, proof: Proof, ip: str | None = None, devi
         _refused_event(exc, ip, device_hash, f"user:{user_id}", purpose, now)
         locked = accounts.is_locked(user, now)
         db.session.commit()
-        raise twofactor.AccountLocked() if locked else exc
+        raise (twofactor.AccountLocked() if locked else exc) from None
     user.failed_logins = 0
     user.locked_until = None
     db.session.commit()

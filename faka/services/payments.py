@@ -3,9 +3,9 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Mapping
 from urllib.parse import urlencode
 
 from flask import current_app
@@ -323,10 +323,10 @@ def test_gateway(name: str) -> str:
     try:
         found = GATEWAYS[name](settings).query(probe)
     except InvalidNotify as exc:
-        raise GatewayTestFailed(_l("The provider answered, but the answer did not verify: %(reason)s", reason=str(exc)))
+        raise GatewayTestFailed(_l("The provider answered, but the answer did not verify: %(reason)s", reason=str(exc))) from exc
     except Exception as exc:  # noqa: BLE001 - whatever went wrong is what the operator needs to see
         raise GatewayTestFailed(_l("The provider could not be asked: %(error)s",
-                                   error=f"{type(exc).__name__}: {str(exc)[:200]}"))
+                                   error=f"{type(exc).__name__}: {str(exc)[:200]}")) from exc
     if found is not None:
         raise GatewayTestFailed(_l("The provider reports a payment for a test order number: check the settings."))
     return str(_l("The provider answered and its answer verified: the settings work."))

@@ -42,8 +42,16 @@ from faka.extensions import db
 from faka.models import Merchant, Product, ProductImage
 from faka.services.errors import DomainError, NotFound
 from faka.services.products import get_product
-from faka.services.uploads import (ImageNotStored, PixelBudget, ShopStorageFull, check_pixels, decode, merchant_quota,
-                                   private_dir, stored_size)
+from faka.services.uploads import (
+    ImageNotStored,
+    PixelBudget,
+    ShopStorageFull,
+    check_pixels,
+    decode,
+    merchant_quota,
+    private_dir,
+    stored_size,
+)
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,17 @@ from sqlalchemy import case, delete, select, update
 
 from faka.database import begin_write
 from faka.extensions import db
-from faka.models import AuditEvent, NotifyLog, Order, ProductReport, RiskEvent, RiskHit, SecurityEvent, SignIn, SpentChallenge
+from faka.models import (
+    AuditEvent,
+    NotifyLog,
+    Order,
+    ProductReport,
+    RiskEvent,
+    RiskHit,
+    SecurityEvent,
+    SignIn,
+    SpentChallenge,
+)
 from faka.services import audit, clock
 
 IP_DAYS = 30

@@ -6,7 +6,7 @@ A window is a run of equal buckets ending with the current one, in the site's ti
 zone: twelve 5-minute buckets for the last hour, 24 hours for the last day, 7 local
 days for the last week. The event list covers the same window as the chart."""
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -84,7 +84,7 @@ def window(since: str, now: datetime | None = None, tz: str | None = None) -> Wi
     local = now.astimezone(zone)
     floor = local.replace(minute=local.minute - local.minute % 5 if since == HOUR else 0, second=0, microsecond=0)
     # Stepping in UTC keeps the buckets equal across a daylight-saving change.
-    first = floor.astimezone(timezone.utc) - step * (count - 1)
+    first = floor.astimezone(UTC) - step * (count - 1)
     bounds = [first + step * i for i in range(count + 1)]
     return Window(since, bounds, [b.astimezone(zone).strftime("%H:%M") for b in bounds[:-1]])
 

@@ -5,8 +5,8 @@ from sqlalchemy import select
 
 from faka.extensions import db
 from faka.models import Setting
-from faka.services import contact
 from faka.pagecache import reused
+from faka.services import contact
 
 DEFAULTS = {
     "site_name": "faka",

@@ -40,12 +40,12 @@ with them); rows written before that, plain JSON, are still sent as they are.
 """
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import logging
 import secrets
 import socket
-import http.client
 import urllib.error
 import urllib.request
 from dataclasses import dataclass

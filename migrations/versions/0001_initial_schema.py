@@ -1,15 +1,14 @@
 """initial schema
 
 Revision ID: c7bbc392c43b
-Revises: 
+Revises:
 Create Date: 2026-11-26 01:00:09.731300
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import faka.models.types
-
 
 # revision identifiers, used by Alembic.
 revision = 'c7bbc392c43b'

@@ -5,11 +5,10 @@ Revises: c7bbc392c43b
 Create Date: 2026-11-26 01:41:40.796464
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import faka.models.types
-
 
 # revision identifiers, used by Alembic.
 revision = 'd3c9885212ef'

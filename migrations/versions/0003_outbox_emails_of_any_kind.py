@@ -5,11 +5,8 @@ Revises: d3c9885212ef
 Create Date: 2026-11-26 01:43:52.984365
 
 """
-from alembic import op
 import sqlalchemy as sa
-
-import faka.models.types
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '16628387fb21'

@@ -5,11 +5,10 @@ Revises: 16628387fb21
 Create Date: 2026-11-26 02:36:00.429805
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import faka.models.types
-
 
 # revision identifiers, used by Alembic.
 revision = '9b4e83bd19fd'

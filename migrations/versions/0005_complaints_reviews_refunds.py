@@ -7,11 +7,10 @@ Create Date: 2026-11-26 04:03:33.716461
 """
 import secrets
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import faka.models.types
-
 
 # revision identifiers, used by Alembic.
 revision = '703c32bee387'

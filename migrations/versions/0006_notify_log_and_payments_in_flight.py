@@ -5,11 +5,10 @@ Revises: 703c32bee387
 Create Date: 2026-11-26 04:59:22.930309
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import faka.models.types
-
 
 # revision identifiers, used by Alembic.
 revision = 'abf27c4bd607'

@@ -5,11 +5,10 @@ Revises: abf27c4bd607
 Create Date: 2026-11-26 07:05:32.603507
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import faka.models.types
-
 
 # revision identifiers, used by Alembic.
 revision = 'c6474067c78d'

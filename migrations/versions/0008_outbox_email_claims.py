@@ -5,11 +5,10 @@ Revises: c6474067c78d
 Create Date: 2026-11-26 08:39:08.057595
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import faka.models.types
-
 
 # revision identifiers, used by Alembic.
 revision = 'daf49a1b3dcd'

@@ -6,10 +6,6 @@ Create Date: 2026-11-26 09:33:54.799508
 
 """
 from alembic import op
-import sqlalchemy as sa
-
-import faka.models.types
-
 
 # revision identifiers, used by Alembic.
 revision = '3841f7fdfbd3'

@@ -4,8 +4,8 @@ Revision ID: 5b0e7c2d9a41
 Revises: 3841f7fdfbd3
 Create Date: 2026-11-26 11:00:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = '5b0e7c2d9a41'
 down_revision = '3841f7fdfbd3'

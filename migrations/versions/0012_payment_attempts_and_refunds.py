@@ -7,8 +7,8 @@ Revision ID: a12f0c3e5b71
 Revises: 8c3d5f1a7e20
 Create Date: 2026-12-07 10:00:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import faka.models.types
 

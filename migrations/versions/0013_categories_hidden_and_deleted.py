@@ -4,8 +4,8 @@ Revision ID: c4a7e93d1f58
 Revises: a12f0c3e5b71
 Create Date: 2026-12-08 10:00:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import faka.models.types
 

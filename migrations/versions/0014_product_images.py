@@ -4,8 +4,8 @@ Revision ID: 5e0b2d9c41a7
 Revises: c4a7e93d1f58
 Create Date: 2026-12-08 12:00:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import faka.models.types
 

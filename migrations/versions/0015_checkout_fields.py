@@ -5,8 +5,8 @@ Revision ID: d04b8ec4c8df
 Revises: 5e0b2d9c41a7
 Create Date: 2026-12-06 23:15:57
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import faka.models.types
 

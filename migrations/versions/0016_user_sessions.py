@@ -5,8 +5,8 @@ Revision ID: e7a1c2d3f4b5
 Revises: d04b8ec4c8df
 Create Date: 2026-12-20 10:00:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import faka.models.types
 

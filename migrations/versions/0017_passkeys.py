@@ -6,8 +6,8 @@ Revision ID: f3b8a9c1d2e7
 Revises: e7a1c2d3f4b5
 Create Date: 2026-12-21 10:00:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import faka.models.types
 

@@ -24,8 +24,21 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, abort, redirect, request
 
-from fakes.common import (Provider, fen, key_pair, page, private_pem, public_pem, random_digits, random_text,
-                          request_params, rsa_sha256_sign, rsa_sha256_verifies, with_query, yuan)
+from fakes.common import (
+    Provider,
+    fen,
+    key_pair,
+    page,
+    private_pem,
+    public_pem,
+    random_digits,
+    random_text,
+    request_params,
+    rsa_sha256_sign,
+    rsa_sha256_verifies,
+    with_query,
+    yuan,
+)
 
 BEIJING = timezone(timedelta(hours=8))
 PAGE_METHODS = {"alipay.trade.wap.pay": "QUICK_WAP_WAY", "alipay.trade.page.pay": "FAST_INSTANT_TRADE_PAY"}
@@ -190,7 +203,7 @@ class FakeAlipay(Provider):
         answer = getattr(self, "_" + method.removeprefix("alipay.trade.").replace(".", "_"))(params, biz)
         text = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).replace("/", "\\/")
         name = method.replace(".", "_") + "_response"
-        body = '{"%s":%s,"sign":"%s"}' % (name, text, rsa_sha256_sign(self.alipay_key, text.encode()))
+        body = f'{{"{name}":{text},"sign":"{rsa_sha256_sign(self.alipay_key, text.encode())}"}}'
         self.record(method, params, error=answer.get("sub_code"), answer=body)
         return body, 200, {"Content-Type": "text/html;charset=utf-8"}
 

@@ -26,8 +26,20 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, abort, redirect, request
 
-from fakes.common import (Provider, fen, key_pair, page, private_pem, public_pem, random_digits, random_text,
-                          request_params, rsa_sha256_sign, rsa_sha256_verifies, with_query)
+from fakes.common import (
+    Provider,
+    fen,
+    key_pair,
+    page,
+    private_pem,
+    public_pem,
+    random_digits,
+    random_text,
+    request_params,
+    rsa_sha256_sign,
+    rsa_sha256_verifies,
+    with_query,
+)
 
 PAY_TYPES = {"alipay": "支付宝", "wxpay": "微信支付", "qqpay": "QQ钱包"}
 MONEY = re.compile(r"[0-9]+(\.[0-9]{1,2})?")

@@ -45,8 +45,20 @@ from urllib.parse import urlencode, urlsplit
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Blueprint, redirect, request
 
-from fakes.common import (Provider, Received, key_pair, page, private_pem, public_pem, random_digits, random_text,
-                          rsa_sha256_sign, rsa_sha256_verifies, with_query, yuan)
+from fakes.common import (
+    Provider,
+    Received,
+    key_pair,
+    page,
+    private_pem,
+    public_pem,
+    random_digits,
+    random_text,
+    rsa_sha256_sign,
+    rsa_sha256_verifies,
+    with_query,
+    yuan,
+)
 
 SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 TIMESTAMP_TOLERANCE = 300

@@ -8,8 +8,17 @@ from wtforms import RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from faka.blueprints.access import fresh_login_required
-from faka.blueprints.complaints import (EVIDENCE_UPLOAD, MessageForm, ThreadLinks, evidence_response, loaded_or_404,
-                                        message_refused, party_posts, post_message, thread_response)
+from faka.blueprints.complaints import (
+    EVIDENCE_UPLOAD,
+    MessageForm,
+    ThreadLinks,
+    evidence_response,
+    loaded_or_404,
+    message_refused,
+    party_posts,
+    post_message,
+    thread_response,
+)
 from faka.blueprints.fields import DecimalField
 from faka.blueprints.merchant_forms import yuan_to_fen
 from faka.blueprints.operator import NAV, bp

@@ -11,11 +11,9 @@ from faka.charts import daily_sales_chart
 from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Order, OutboxEmail, Product
-from faka.services import audit, clock, delivery
-from faka.services import first_run
-from faka.services.health import health
-from faka.services import mail
+from faka.services import audit, clock, delivery, first_run, mail
 from faka.services.errors import NotFound
+from faka.services.health import health
 from faka.services.mail import smtp_configured
 from faka.services.payments import silent_gateways
 from faka.services.platform_stats import platform_stats

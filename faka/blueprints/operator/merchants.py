@@ -1,6 +1,6 @@
 """Operator console: merchants (review queue, decisions, terms, help with their login) and
 the audit log."""
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 from flask import Response, abort, redirect, render_template, request, url_for
@@ -14,10 +14,10 @@ from faka.blueprints.access import fresh_login_required
 from faka.blueprints.fields import DecimalField, IntegerField
 from faka.blueprints.operator import NAV, bp
 from faka.request_guard import page_number
-from faka.services import audit, mail, merchant_review
-from faka.services.merchants import masked_id_number
-from faka.services.errors import DomainError, NotFound
 from faka.security import image_response
+from faka.services import audit, mail, merchant_review
+from faka.services.errors import DomainError, NotFound
+from faka.services.merchants import masked_id_number
 from faka.services.uploads import image_path
 
 
@@ -210,7 +210,7 @@ def _day(value: str | None, next_day: bool = False) -> datetime | None:
         return None
     if next_day:
         day += timedelta(days=1)
-    return datetime.combine(day, time.min, timezone.utc)
+    return datetime.combine(day, time.min, UTC)
 
 
 @bp.get("/audit")

@@ -1,5 +1,5 @@
 """Operator console: the withdrawal queue, the platform's fee ledger, and reconciliation."""
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, redirect, render_template, request, url_for
@@ -142,7 +142,7 @@ def _day_arg(name: str) -> datetime | None:
         abort(400)
     # Local days, like the per-day table.
     tz = ZoneInfo(current_app.config.get("BABEL_DEFAULT_TIMEZONE") or DEFAULT_TIMEZONE)
-    return datetime.combine(day, time(), tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
 
 
 @bp.get("/reconciliation")
