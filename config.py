@@ -3,6 +3,7 @@
 Every setting has a default that works on a fresh machine (SQLite in the instance folder,
 jobs in-process, the sandbox gateway), so `make run` needs nothing installed.
 """
+
 import os
 from datetime import timedelta
 

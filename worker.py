@@ -12,6 +12,7 @@ RQ's worker and cron loop give up at a Redis error. This process outlives a Redi
 instead: it waits for Redis to answer and starts them again, and the reconciler then
 enqueues whatever was paid or queued while Redis was away (the database recorded it).
 """
+
 import argparse
 import logging
 import signal

@@ -25,6 +25,7 @@ that pins the fix. `all` (the default) runs the three. See bench/README.md for h
 the tables. Exits 1 if an honest buyer does not get the key or a finding's attack gets
 more than its fix allows.
 """
+
 import argparse
 import json
 import os
@@ -62,13 +63,17 @@ DELIVERY_TIMEOUT = 30.0
 POLL_INTERVAL = 0.05
 HTMX_STOP_POLLING = 286
 # The `engine` scenario: limits no single address reaches in this run.
-NO_LIMITS = {"FAKA_RATELIMIT_CHECKOUT": "100000 per minute", "FAKA_RATELIMIT_LOOKUP": "100000 per minute",
-             "FAKA_RATELIMIT_NOTIFY": "100000 per minute"}
+NO_LIMITS = {
+    "FAKA_RATELIMIT_CHECKOUT": "100000 per minute",
+    "FAKA_RATELIMIT_LOOKUP": "100000 per minute",
+    "FAKA_RATELIMIT_NOTIFY": "100000 per minute",
+}
 CAPTCHA_TEXT = "quick check"  # in the English captcha message and the widget's hint
 SERVER_CACHE_SECONDS = 2.0  # config.py's PAGE_CACHE_SECONDS, which the servers run with
 
 
 # -- a browser on the wire --------------------------------------------------------------
+
 
 class _SourceAdapter(HTTPAdapter):
     """Connections from a chosen local address, so the server sees it as REMOTE_ADDR."""
@@ -140,35 +145,44 @@ def _burst(n: int, concurrency: int, setup, send) -> dict:
     with ThreadPoolExecutor(concurrency) as pool:
         responses = [r for chunk in pool.map(run, range(concurrency)) for r in chunk]
     seconds = time.perf_counter() - started
-    return {"requests": n, **_tally(responses), "seconds": round(seconds, 2),
-            "requests_per_second": round(n / seconds, 1) if seconds else None}
+    return {
+        "requests": n,
+        **_tally(responses),
+        "seconds": round(seconds, 2),
+        "requests_per_second": round(n / seconds, 1) if seconds else None,
+    }
 
 
 # -- the phases (tests/test_attack.py runs them too, at a smaller scale) ----------------
 
+
 def reservation_burst(base_url: str, slug: str, n: int, source: str = ATTACKER, concurrency: int = CONCURRENCY):
     """n checkouts of one key each, as a bot reusing each connection's CSRF token."""
+
     def setup():
         visitor = Visitor(base_url, source)
         return visitor, visitor.csrf(f"/p/{slug}")
 
     def send(state, i):
         visitor, token = state
-        return visitor.post(f"/p/{slug}/buy", {"csrf_token": token, "quantity": 1, "email": f"bot{i}@example.com",
-                                               "query_password": "botpass1"})
+        return visitor.post(
+            f"/p/{slug}/buy",
+            {"csrf_token": token, "quantity": 1, "email": f"bot{i}@example.com", "query_password": "botpass1"},
+        )
 
     return _burst(n, concurrency, setup, send)
 
 
 def lookup_guesses(base_url: str, n: int, source: str = ATTACKER, concurrency: int = CONCURRENCY):
     """n guesses of an order number and its query password."""
+
     def setup():
         visitor = Visitor(base_url, source)
         return visitor, visitor.csrf("/lookup")
 
     def send(state, i):
         visitor, token = state
-        number = datetime.now(UTC).strftime("%Y%m%d") + f"{secrets.randbelow(10 ** 12):012d}"
+        number = datetime.now(UTC).strftime("%Y%m%d") + f"{secrets.randbelow(10**12):012d}"
         return visitor.post("/lookup", {"csrf_token": token, "query": number, "query_password": secrets.token_hex(4)})
 
     return _burst(n, concurrency, setup, send)
@@ -176,14 +190,24 @@ def lookup_guesses(base_url: str, n: int, source: str = ATTACKER, concurrency: i
 
 def forged_notifies(base_url: str, n: int, source: str = ATTACKER, concurrency: int = CONCURRENCY):
     """n sandbox notifications claiming payment of made-up orders, with made-up signatures."""
+
     def setup():
         return Visitor(base_url, source)
 
     def send(visitor, i):
-        number = datetime.now(UTC).strftime("%Y%m%d") + f"{secrets.randbelow(10 ** 12):012d}"
-        return visitor.post("/pay/sandbox/notify", {
-            "order_no": number, "trade_no": "SBX" + secrets.token_hex(12), "amount": str(PRICE), "currency": "CNY",
-            "status": "paid", "return_url": "", "sign": secrets.token_hex(32)})
+        number = datetime.now(UTC).strftime("%Y%m%d") + f"{secrets.randbelow(10**12):012d}"
+        return visitor.post(
+            "/pay/sandbox/notify",
+            {
+                "order_no": number,
+                "trade_no": "SBX" + secrets.token_hex(12),
+                "amount": str(PRICE),
+                "currency": "CNY",
+                "status": "paid",
+                "return_url": "",
+                "sign": secrets.token_hex(32),
+            },
+        )
 
     return _burst(n, concurrency, setup, send)
 
@@ -198,16 +222,23 @@ def honest_purchase(base_url: str, slug: str, source: str, on_response=None) -> 
     started = time.perf_counter()
 
     def step(name: str, response: requests.Response, expected: int) -> requests.Response:
-        steps.append({"step": name, "status": response.status_code,
-                      "ms": round((time.perf_counter() - started) * 1000, 1)})
+        steps.append(
+            {"step": name, "status": response.status_code, "ms": round((time.perf_counter() - started) * 1000, 1)}
+        )
         if response.status_code != expected:
             raise _Failed(f"{name}: HTTP {response.status_code}, expected {expected}")
         return response
 
     try:
         token = visitor.csrf(f"/p/{slug}")
-        checkout = step("checkout", visitor.post(f"/p/{slug}/buy", {
-            "csrf_token": token, "quantity": 1, "email": "honest@example.com", "query_password": "honest-1"}), 303)
+        checkout = step(
+            "checkout",
+            visitor.post(
+                f"/p/{slug}/buy",
+                {"csrf_token": token, "quantity": 1, "email": "honest@example.com", "query_password": "honest-1"},
+            ),
+            303,
+        )
         pay_page = step("pay page", visitor.get(checkout.headers["Location"]), 200)
         fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', pay_page.text))
         action = re.search(r'<form method="post" action="([^"]+)"', pay_page.text).group(1)
@@ -228,8 +259,14 @@ def honest_purchase(base_url: str, slug: str, source: str, on_response=None) -> 
         outcome, keys = f"failed at {exc}", []
     except (requests.RequestException, RuntimeError, AttributeError, KeyError) as exc:
         outcome, keys = f"failed: {type(exc).__name__}: {exc}", []
-    return {"source": source, "outcome": outcome, "keys": len(keys),
-            "seconds": round(time.perf_counter() - started, 3), "steps": steps, "order": order_path}
+    return {
+        "source": source,
+        "outcome": outcome,
+        "keys": len(keys),
+        "seconds": round(time.perf_counter() - started, 3),
+        "steps": steps,
+        "order": order_path,
+    }
 
 
 class _Failed(Exception):
@@ -237,6 +274,7 @@ class _Failed(Exception):
 
 
 # -- the shop, in-process ---------------------------------------------------------------
+
 
 class Shop:
     """The bench instance's database, read and seeded in-process."""
@@ -257,13 +295,21 @@ class Shop:
 
         with self.app.app_context():
             configure_gateway("sandbox", {}, enabled=True)  # `init-db` leaves it off; the buyers pay with it
-            merchant = accounts.create_merchant("attack-shop@example.com", secrets.token_hex(12), "Attack Shop",
-                                                approved=True)
+            merchant = accounts.create_merchant(
+                "attack-shop@example.com", secrets.token_hex(12), "Attack Shop", approved=True
+            )
             category = Category(name="游戏点卡", name_en="Game cards")
             db.session.add(category)
             db.session.flush()
-            product = Product(slug="attack-target", merchant_id=merchant.id, category_id=category.id, price=PRICE,
-                              delivery_type=DELIVERY_AUTO, title="Attack target", max_per_order=10)
+            product = Product(
+                slug="attack-target",
+                merchant_id=merchant.id,
+                category_id=category.id,
+                price=PRICE,
+                delivery_type=DELIVERY_AUTO,
+                title="Attack target",
+                max_per_order=10,
+            )
             db.session.add(product)
             db.session.commit()
             report = import_keys(product.id, "\n".join(f"ATTACK-{i:05d}-{secrets.token_hex(6)}" for i in range(keys)))
@@ -286,31 +332,43 @@ class Shop:
 
         with self.app.app_context():
             keys = dict(db.session.execute(select(CardKey.status, func.count()).group_by(CardKey.status)).all())
-            security = dict(db.session.execute(
-                select(SecurityEvent.kind, func.count()).group_by(SecurityEvent.kind)).all())
+            security = dict(
+                db.session.execute(select(SecurityEvent.kind, func.count()).group_by(SecurityEvent.kind)).all()
+            )
             actions = dict(db.session.execute(select(RiskEvent.action, func.count()).group_by(RiskEvent.action)).all())
             return {
                 "attacker_orders": scalar(select(func.count()).select_from(Order).where(Order.client_ip == ATTACKER)),
-                "attacker_pending": scalar(select(func.count()).select_from(Order).where(
-                    Order.client_ip == ATTACKER, Order.status == Order.PENDING)),
-                "attacker_keys_reserved": scalar(select(func.count()).select_from(CardKey).join(
-                    Order, CardKey.order_id == Order.id).where(Order.client_ip == ATTACKER,
-                                                               CardKey.status == CardKey.RESERVED)),
+                "attacker_pending": scalar(
+                    select(func.count())
+                    .select_from(Order)
+                    .where(Order.client_ip == ATTACKER, Order.status == Order.PENDING)
+                ),
+                "attacker_keys_reserved": scalar(
+                    select(func.count())
+                    .select_from(CardKey)
+                    .join(Order, CardKey.order_id == Order.id)
+                    .where(Order.client_ip == ATTACKER, CardKey.status == CardKey.RESERVED)
+                ),
                 "keys": {status: keys.get(status, 0) for status in ("available", "reserved", "sold")},
                 "orders": rows(Order),
-                "risk_events": rows(RiskEvent), "risk_events_by_action": actions,
+                "risk_events": rows(RiskEvent),
+                "risk_events_by_action": actions,
                 "risk_hits": rows(RiskHit),
-                "security_events": rows(SecurityEvent), "security_events_by_kind": security,
+                "security_events": rows(SecurityEvent),
+                "security_events_by_kind": security,
                 "notify_log": rows(NotifyLog),
             }
 
 
 def _delta(before: dict, after: dict) -> dict:
-    return {name: after[name] - before[name] for name in ("risk_events", "risk_hits", "security_events", "notify_log",
-                                                         "orders")}
+    return {
+        name: after[name] - before[name]
+        for name in ("risk_events", "risk_hits", "security_events", "notify_log", "orders")
+    }
 
 
 # -- a scenario -------------------------------------------------------------------------
+
 
 def scenario(name: str, sizes: dict, workers: int, concurrency: int, keep: bool) -> dict:
     instance = Path(tempfile.mkdtemp(prefix=f"faka-attack-{name}-"))
@@ -320,8 +378,11 @@ def scenario(name: str, sizes: dict, workers: int, concurrency: int, keep: bool)
     if name == "engine":
         env.update(NO_LIMITS)
     os.environ["FAKA_INSTANCE_PATH"] = str(instance)  # the in-process app reads it when created
-    result: dict = {"scenario": name, "instance": str(instance),
-                    "rate_limits": "raised out of reach" if name == "engine" else "production defaults (config.py)"}
+    result: dict = {
+        "scenario": name,
+        "instance": str(instance),
+        "rate_limits": "raised out of reach" if name == "engine" else "production defaults (config.py)",
+    }
     server = None
     finished = False
     try:
@@ -330,8 +391,21 @@ def scenario(name: str, sizes: dict, workers: int, concurrency: int, keep: bool)
         shop = Shop()
         slug = shop.seed(KEYS)
         port = free_port()
-        server = Service(f"gunicorn-{name}", [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
-                                              "--log-level", "warning", "faka:create_app()"], env, logdir)
+        server = Service(
+            f"gunicorn-{name}",
+            [
+                str(BIN / "gunicorn"),
+                "-w",
+                str(workers),
+                "-b",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                "faka:create_app()",
+            ],
+            env,
+            logdir,
+        )
         wait_ready(server, port, "/healthz")
         base_url = f"http://127.0.0.1:{port}"
 
@@ -373,8 +447,7 @@ def findings_scenario(quick: bool, workers: int, keep: bool) -> dict:
     logdir.mkdir()
     env = base_env(instance)
     os.environ["FAKA_INSTANCE_PATH"] = str(instance)
-    result: dict = {"scenario": "findings", "instance": str(instance),
-                    "rate_limits": "production defaults (config.py)"}
+    result: dict = {"scenario": "findings", "instance": str(instance), "rate_limits": "production defaults (config.py)"}
     server = None
     finished = False
     mail = findings.MailSink(free_port())  # the emails go somewhere real: a subject must survive SMTP
@@ -389,11 +462,30 @@ def findings_scenario(quick: bool, workers: int, keep: bool) -> dict:
             row, _settings = gateway_settings("sandbox")
             sandbox_on = bool(row is not None and row.enabled)  # as `init-db` left it
         port = free_port()
-        server = Service("gunicorn-findings", [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
-                                               "--log-level", "warning", "faka:create_app()"], env, logdir)
+        server = Service(
+            "gunicorn-findings",
+            [
+                str(BIN / "gunicorn"),
+                "-w",
+                str(workers),
+                "-b",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                "faka:create_app()",
+            ],
+            env,
+            logdir,
+        )
         wait_ready(server, port, "/healthz")
-        target = findings.Target(f"http://127.0.0.1:{port}", shop.app, findings.SMALL if quick else findings.FULL,
-                                 lambda: sandbox_on, mailbox=mail.messages, settle_seconds=SERVER_CACHE_SECONDS + 0.2)
+        target = findings.Target(
+            f"http://127.0.0.1:{port}",
+            shop.app,
+            findings.SMALL if quick else findings.FULL,
+            lambda: sandbox_on,
+            mailbox=mail.messages,
+            settle_seconds=SERVER_CACHE_SECONDS + 0.2,
+        )
         result["findings"] = findings.run(target, log)
         result["emails_sent"] = len(mail.messages)
         finished = True
@@ -408,6 +500,7 @@ def findings_scenario(quick: bool, workers: int, keep: bool) -> dict:
 
 # -- report -----------------------------------------------------------------------------
 
+
 def _statuses(phase: dict, code: str) -> str:
     value = phase["statuses"].get(code, 0)
     if code == "400" and phase["captcha"]:
@@ -417,15 +510,19 @@ def _statuses(phase: dict, code: str) -> str:
 
 def _honest(label: str, run: dict) -> str:
     steps = ", ".join(f"{s['step']} {s['status']} @{s['ms']:.0f} ms" for s in run["steps"])
-    return f"  honest buyer {label} ({run['source']}): {run['outcome']}, {run['keys']} key(s) in " \
-           f"{run['seconds'] * 1000:.0f} ms  [{steps}]"
+    return (
+        f"  honest buyer {label} ({run['source']}): {run['outcome']}, {run['keys']} key(s) in "
+        f"{run['seconds'] * 1000:.0f} ms  [{steps}]"
+    )
 
 
 def report(results: dict) -> str:
     meta = results["meta"]
-    lines = [f"faka attack run ({'quick' if meta['quick'] else 'full'}) {meta['started']}  {meta['cpus']} CPUs, "
-             f"gunicorn -w {meta['workers']} (sync), SQLite, {KEYS} keys, the bot on {CONCURRENCY} connections "
-             f"from {ATTACKER}"]
+    lines = [
+        f"faka attack run ({'quick' if meta['quick'] else 'full'}) {meta['started']}  {meta['cpus']} CPUs, "
+        f"gunicorn -w {meta['workers']} (sync), SQLite, {KEYS} keys, the bot on {CONCURRENCY} connections "
+        f"from {ATTACKER}"
+    ]
     for run in results["scenarios"]:
         took = f" ({run['seconds']} s)" if "seconds" in run else ""
         lines += ["", f"Scenario `{run['scenario']}`{took}: rate limits {run['rate_limits']}"]
@@ -433,9 +530,11 @@ def report(results: dict) -> str:
             lines.append(f"  ERROR: {run['error']}")
         if not run.get("phases"):
             continue
-        lines.append(f"  {'phase':<16}{'requests':>9}{'303':>6}{'200':>6}{'400 (captcha)':>15}{'403':>6}{'429':>6}"
-                     f"{'other':>7}{'s':>7}{'req/s':>7}  {'bot orders':>10}{'keys left':>10}"
-                     f"{'+risk ev.':>10}{'+sec. ev.':>10}{'+notify log':>12}")
+        lines.append(
+            f"  {'phase':<16}{'requests':>9}{'303':>6}{'200':>6}{'400 (captcha)':>15}{'403':>6}{'429':>6}"
+            f"{'other':>7}{'s':>7}{'req/s':>7}  {'bot orders':>10}{'keys left':>10}"
+            f"{'+risk ev.':>10}{'+sec. ev.':>10}{'+notify log':>12}"
+        )
         for phase in run["phases"]:
             other = sum(v for k, v in phase["statuses"].items() if k not in ("200", "303", "400", "403", "429"))
             other += phase["errors"]
@@ -445,27 +544,38 @@ def report(results: dict) -> str:
                 f"{_statuses(phase, '400'):>15}{_statuses(phase, '403'):>6}{_statuses(phase, '429'):>6}{other:>7}"
                 f"{phase['seconds']:>7.1f}{phase['requests_per_second']:>7.0f}  {after['attacker_orders']:>10}"
                 f"{after['keys']['available']:>10}{written['risk_events']:>10}{written['security_events']:>10}"
-                f"{written['notify_log']:>12}")
+                f"{written['notify_log']:>12}"
+            )
         final = run["final"]
-        lines.append(f"  the bot holds {final['attacker_pending']} unpaid order(s) reserving "
-                     f"{final['attacker_keys_reserved']} key(s); keys available {final['keys']['available']} of {KEYS}; "
-                     f"risk events by action {final['risk_events_by_action']}; security events by kind "
-                     f"{final['security_events_by_kind']}")
+        lines.append(
+            f"  the bot holds {final['attacker_pending']} unpaid order(s) reserving "
+            f"{final['attacker_keys_reserved']} key(s); keys available {final['keys']['available']} of {KEYS}; "
+            f"risk events by action {final['risk_events_by_action']}; security events by kind "
+            f"{final['security_events_by_kind']}"
+        )
         lines.append(_honest("before", run["honest_before"]))
         lines.append(_honest("after", run["honest_after"]))
     if any(run.get("phases") for run in results["scenarios"]):
-        lines += ["", "400 (captcha): answers 400, of which (n) asked for the captcha; bot orders: orders placed "
-                  f"from {ATTACKER} so far; +risk ev./+sec. ev./+notify log: rows each phase wrote"]
+        lines += [
+            "",
+            "400 (captcha): answers 400, of which (n) asked for the captcha; bot orders: orders placed "
+            f"from {ATTACKER} so far; +risk ev./+sec. ev./+notify log: rows each phase wrote",
+        ]
     for run in results["scenarios"]:
         if run.get("findings"):
             from bench.findings import table
 
-            lines += ["", "Issue 17's findings (scenario `findings`: a fresh `init-db` instance, production limits):",
-                      "", table(run["findings"])]
+            lines += [
+                "",
+                "Issue 17's findings (scenario `findings`: a fresh `init-db` instance, production limits):",
+                "",
+                table(run["findings"]),
+            ]
     return "\n".join(lines)
 
 
 # -- main -------------------------------------------------------------------------------
+
 
 def _on_signal(signum, _frame):
     raise SystemExit(128 + signum)  # so the servers are stopped on the way out
@@ -474,8 +584,12 @@ def _on_signal(signum, _frame):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a fifth of the requests")
-    parser.add_argument("--scenario", choices=("all", "both", "limits", "engine", "findings"), default="all",
-                        help="all: the bot (limits, engine) and the findings; both: limits and engine")
+    parser.add_argument(
+        "--scenario",
+        choices=("all", "both", "limits", "engine", "findings"),
+        default="all",
+        help="all: the bot (limits, engine) and the findings; both: limits and engine",
+    )
     parser.add_argument("--workers", type=int, default=WORKERS, help="gunicorn workers")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "attack.json", help="JSON results")
     parser.add_argument("--keep", action="store_true", help="keep the temp instances and server logs")
@@ -487,11 +601,20 @@ def main() -> int:
 
     sizes = QUICK if args.quick else FULL
     names = {"all": ("limits", "engine", "findings"), "both": ("limits", "engine")}.get(args.scenario, (args.scenario,))
-    results: dict = {"meta": {
-        "started": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick,
-        "cpus": os.cpu_count(), "python": platform.python_version(), "workers": args.workers,
-        "concurrency": CONCURRENCY, "database": "sqlite", "keys": KEYS, "sizes": sizes,
-    }, "scenarios": []}
+    results: dict = {
+        "meta": {
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "quick": args.quick,
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "workers": args.workers,
+            "concurrency": CONCURRENCY,
+            "database": "sqlite",
+            "keys": KEYS,
+            "sizes": sizes,
+        },
+        "scenarios": [],
+    }
     failed = False
     started = time.perf_counter()
     for name in names:
@@ -504,8 +627,7 @@ def main() -> int:
             results["scenarios"][-1]["seconds"] = round(time.perf_counter() - scenario_started, 1)
         except (Exception, KeyboardInterrupt, SystemExit) as exc:
             failed = True
-            results["scenarios"].append({"scenario": name, "error": f"{type(exc).__name__}: {exc}",
-                                         "rate_limits": "-"})
+            results["scenarios"].append({"scenario": name, "error": f"{type(exc).__name__}: {exc}", "rate_limits": "-"})
             log(f"[{name}] failed: {type(exc).__name__}: {exc}")
             for service in Service.running:
                 log(f"--- {service.name} log ({service.log_path}) ---\n{service.tail()}")
@@ -513,8 +635,9 @@ def main() -> int:
     results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
     honest = [run[key] for run in results["scenarios"] for key in ("honest_before", "honest_after") if key in run]
     results["meta"]["honest_buyers_delivered"] = sum(run["outcome"] == "delivered" for run in honest)
-    results["meta"]["honest_buyer_median_ms"] = \
+    results["meta"]["honest_buyer_median_ms"] = (
         round(statistics.median(run["seconds"] for run in honest) * 1000, 1) if honest else None
+    )
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")

@@ -5,6 +5,7 @@
 A faka page's req/s divided by this app's req/s is the page's "ratio": how much of the
 server's raw request-handling capacity the page leaves after doing its own work.
 """
+
 from flask import Flask
 
 app = Flask(__name__)

@@ -12,6 +12,7 @@ everything the attacker does goes over the wire, from loopback addresses of its 
 Each phase returns a row: the finding, the attack, what it gets now (with the numbers),
 the test that pins the fix, `ok` (the fix holds) and the raw figures the test asserts on.
 """
+
 import html
 import io
 import re
@@ -41,21 +42,57 @@ LOOKUP_PASSWORD = "right-pass-1"
 # Scales: the bench's and the one tests/test_attack.py runs in `make test`.
 # (Rate limits without Redis are kept per gunicorn worker: the guesses and posts outnumber
 # two workers' budgets at either scale.)
-FULL = {"redirect_values": 24, "two_factor_values": 10, "reauth_values": 10, "wrong_passwords": 500,
-        "token_guesses": 60, "complaint_posts": 30, "lookup_samples": 7, "csrf_visitors": 5, "resubmissions": 5,
-        "signups": 2}
-SMALL = {"redirect_values": 24, "two_factor_values": 4, "reauth_values": 6, "wrong_passwords": 40,
-         "token_guesses": 45, "complaint_posts": 25, "lookup_samples": 5, "csrf_visitors": 3, "resubmissions": 3,
-         "signups": 1}
+FULL = {
+    "redirect_values": 24,
+    "two_factor_values": 10,
+    "reauth_values": 10,
+    "wrong_passwords": 500,
+    "token_guesses": 60,
+    "complaint_posts": 30,
+    "lookup_samples": 7,
+    "csrf_visitors": 5,
+    "resubmissions": 5,
+    "signups": 2,
+}
+SMALL = {
+    "redirect_values": 24,
+    "two_factor_values": 4,
+    "reauth_values": 6,
+    "wrong_passwords": 40,
+    "token_guesses": 45,
+    "complaint_posts": 25,
+    "lookup_samples": 5,
+    "csrf_visitors": 3,
+    "resubmissions": 3,
+    "signups": 1,
+}
 
 # The values of tests/test_open_redirect.py, as they stand in the query string.
 HOSTILE_NEXT = [
-    "//evil.example/", "///evil.example/", "%2F%2Fevil.example/", "/%09/evil.example/", "/%0a/evil.example/",
-    "/%0d/evil.example/", "%09//evil.example/", "%20//evil.example/", "/%00/evil.example/", "/%5cevil.example/",
-    "%5c%5cevil.example/", "/%5c/evil.example/", "/%252f/evil.example/", "/%252F%252Fevil.example/",
-    "/%255c%255cevil.example/", "/%25252f%25252fevil.example/", "http://evil.example/", "https:evil.example/",
-    "HTTPS://evil.example/", "javascript:alert(1)", "JaVaScRiPt%3Aalert(1)", "evil.example/",
-    "%0d%0aSet-Cookie:%20planted=1", "/merchant/%0d%0aSet-Cookie:%20planted=1",
+    "//evil.example/",
+    "///evil.example/",
+    "%2F%2Fevil.example/",
+    "/%09/evil.example/",
+    "/%0a/evil.example/",
+    "/%0d/evil.example/",
+    "%09//evil.example/",
+    "%20//evil.example/",
+    "/%00/evil.example/",
+    "/%5cevil.example/",
+    "%5c%5cevil.example/",
+    "/%5c/evil.example/",
+    "/%252f/evil.example/",
+    "/%252F%252Fevil.example/",
+    "/%255c%255cevil.example/",
+    "/%25252f%25252fevil.example/",
+    "http://evil.example/",
+    "https:evil.example/",
+    "HTTPS://evil.example/",
+    "javascript:alert(1)",
+    "JaVaScRiPt%3Aalert(1)",
+    "evil.example/",
+    "%0d%0aSet-Cookie:%20planted=1",
+    "/merchant/%0d%0aSet-Cookie:%20planted=1",
 ]
 # A spread of them for the two-factor step (each login there spends a recovery code) and
 # the re-authentication (each one another password hash).
@@ -75,6 +112,7 @@ MAIL_WAIT = 15.0  # seconds for a delivery email to reach the mail sink
 
 
 # -- the target ---------------------------------------------------------------------------
+
 
 @dataclass
 class Target:
@@ -104,8 +142,9 @@ class Target:
         with self._lock:
             self.requests += 1
             if response.status_code >= 500:
-                self.server_errors.append(f"{response.request.method} {urlsplit(response.url).path} "
-                                          f"{response.status_code}")
+                self.server_errors.append(
+                    f"{response.request.method} {urlsplit(response.url).path} {response.status_code}"
+                )
 
     def visitor(self, source: str | None = None) -> Visitor:
         """A browser of its own, from `source` (else a new address); every answer it gets
@@ -150,13 +189,20 @@ class MailSink:
 
 # -- helpers ------------------------------------------------------------------------------
 
+
 def on_this_site(location: str) -> bool:
     """A relative path starting with a single `/`, with no host, as a browser reads it,
     however often it is decoded (tests/test_open_redirect.py)."""
     for _round in range(4):
         parts = urlsplit(location)
-        if (not location.startswith("/") or location.startswith("//") or parts.scheme or parts.netloc
-                or "\\" in location or any(ord(c) < 0x20 or ord(c) == 0x7f for c in location)):
+        if (
+            not location.startswith("/")
+            or location.startswith("//")
+            or parts.scheme
+            or parts.netloc
+            or "\\" in location
+            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in location)
+        ):
             return False
         location = unquote(location)
     return True
@@ -218,11 +264,19 @@ def private_files(t: Target) -> set[str]:
 
 
 def _row(key, finding, attack, gets, test, ok, **figures) -> dict:
-    return {"key": key, "finding": finding, "attack": attack, "gets": gets, "test": test, "ok": bool(ok),
-            "figures": figures}
+    return {
+        "key": key,
+        "finding": finding,
+        "attack": attack,
+        "gets": gets,
+        "test": test,
+        "ok": bool(ok),
+        "figures": figures,
+    }
 
 
 # -- what the attacker finds already there ------------------------------------------------
+
 
 def seed(t: Target) -> SimpleNamespace:
     """Accounts and products, made in-process: an approved shop and its products, a shop
@@ -252,15 +306,21 @@ def seed(t: Target) -> SimpleNamespace:
 
         def totp_on(account) -> None:
             account.secret = pyotp.random_base32()
-            account.recovery_codes, _session = twofactor.enable(account.user_id, account.secret,
-                                                                pyotp.TOTP(account.secret).now())
+            account.recovery_codes, _session = twofactor.enable(
+                account.user_id, account.secret, pyotp.TOTP(account.secret).now()
+            )
 
         def product(owner, slug: str, keys: int, **fields) -> str:
             fields.setdefault("title", slug.replace("-", " "))
             fields.setdefault("max_per_order", 10)
             fields.setdefault("delivery_type", DELIVERY_AUTO)
-            row = Product(slug=f"{slug}-{run}", merchant_id=owner.merchant_id, category_id=category.id,
-                          price=fields.pop("price", PRICE), **fields)
+            row = Product(
+                slug=f"{slug}-{run}",
+                merchant_id=owner.merchant_id,
+                category_id=category.id,
+                price=fields.pop("price", PRICE),
+                **fields,
+            )
             db.session.add(row)
             db.session.commit()
             if keys:
@@ -277,8 +337,9 @@ def seed(t: Target) -> SimpleNamespace:
         db.session.get(User, cast.totp.user_id).totp_secret = vault().encrypt(cast.totp.secret)
         cast.applicant = merchant("applicant", approved=False)  # has not sent its qualification yet
         operator = accounts.create_operator(f"ops-{run}@example.com", OPERATOR_PASSWORD)
-        cast.operator = SimpleNamespace(email=operator.email, password=OPERATOR_PASSWORD, user_id=operator.id,
-                                        secret=pyotp.random_base32())
+        cast.operator = SimpleNamespace(
+            email=operator.email, password=OPERATOR_PASSWORD, user_id=operator.id, secret=pyotp.random_base32()
+        )
         operator.totp_secret = vault().encrypt(cast.operator.secret)
         db.session.commit()
 
@@ -288,14 +349,18 @@ def seed(t: Target) -> SimpleNamespace:
         cast.bait = product(cast.shop, "findings-bait", 5, title=f"Keys {PLACEHOLDER}", description_md=bait)
         cast.payout_product = product(cast.totp, "findings-payout", 5, price=10000)
         cast.old_title = product(cast.shop, "findings-old-title", 3, title=OLD_CRLF_TITLE)
-        fixed = product(cast.shop, "findings-licence", 0, delivery_type=DELIVERY_FIXED,
-                        fixed_content_ciphertext=vault().encrypt("licence"))
+        fixed = product(
+            cast.shop,
+            "findings-licence",
+            0,
+            delivery_type=DELIVERY_FIXED,
+            fixed_content_ciphertext=vault().encrypt("licence"),
+        )
 
         # Old orders of three buyers: none, one and ten, each with a query password (placed
         # with the sandbox on; the first phase puts it back as `init-db` left it).
         configure_gateway("sandbox", {}, enabled=True)
-        cast.lookup_emails = {0: f"none-{run}@example.com", 1: f"one-{run}@example.com",
-                              10: f"ten-{run}@example.com"}
+        cast.lookup_emails = {0: f"none-{run}@example.com", 1: f"one-{run}@example.com", 10: f"ten-{run}@example.com"}
         for orders, email in cast.lookup_emails.items():
             ids = []
             for _ in range(orders):
@@ -309,6 +374,7 @@ def seed(t: Target) -> SimpleNamespace:
 
 # -- 4. the sandbox gateway after `init-db` (first: it needs the fresh install) ------------
 
+
 def sandbox_default(t: Target, cast) -> dict:
     from faka.payments import configure_gateway
     from faka.services import doctor
@@ -320,8 +386,15 @@ def sandbox_default(t: Target, cast) -> dict:
     attacker = t.visitor()
     page = attacker.get(f"/p/{cast.target}?lang=en")
     match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
-    checkout = attacker.post(f"/p/{cast.target}/buy", {"csrf_token": match.group(1) if match else "", "quantity": 1,
-                                                      "email": "free@example.com", "query_password": "free-pass-1"})
+    checkout = attacker.post(
+        f"/p/{cast.target}/buy",
+        {
+            "csrf_token": match.group(1) if match else "",
+            "quantity": 1,
+            "email": "free@example.com",
+            "query_password": "free-pass-1",
+        },
+    )
     free_keys = 0
     if checkout.status_code == 303:  # an order: "pay" it with the sandbox page's own button
         pay_page = attacker.get(checkout.headers["Location"])
@@ -333,9 +406,17 @@ def sandbox_default(t: Target, cast) -> dict:
                 time.sleep(1)
                 order = attacker.get(paid.headers["Location"])
                 free_keys = len(re.findall(r'class="card-key"', order.text))
-    forged = attacker.post("/pay/sandbox/notify", {"order_no": "20260101000000000001", "trade_no": "SBX1",
-                                                   "amount": str(PRICE), "currency": "CNY", "status": "paid",
-                                                   "sign": secrets.token_hex(32)})
+    forged = attacker.post(
+        "/pay/sandbox/notify",
+        {
+            "order_no": "20260101000000000001",
+            "trade_no": "SBX1",
+            "amount": str(PRICE),
+            "currency": "CNY",
+            "status": "paid",
+            "sign": secrets.token_hex(32),
+        },
+    )
     # The operator turns it on for a test: the shop says so everywhere.
     with t.app.app_context():
         configure_gateway("sandbox", {}, enabled=True)
@@ -349,27 +430,46 @@ def sandbox_default(t: Target, cast) -> dict:
     console = desk.get("/operator/?lang=en")
     banner = "The sandbox gateway is on: anyone can mark orders paid." in console.text
     post_form(desk, "/operator/", {}, action="/logout")
-    ok = (not left_on and checkout.status_code == 400 and free_keys == 0 and forged.status_code == 404
-          and doctor_status == "fail" and banner and console.status_code == 200)
-    gets = (f"`init-db` leaves it {'ON' if left_on else 'off'}; a checkout then: {checkout.status_code} (no way to "
-            f"pay), keys got without paying: {free_keys}, a forged sandbox notification: {forged.status_code}. "
-            f"Turned on: `doctor` {doctor_status.upper()}, red line on the console: {'yes' if banner else 'NO'}")
-    return _row("sandbox", "4. Sandbox gateway on by default in `init-db`",
-                "on a fresh install, buy and \"pay\" with the sandbox; then the operator turns it on",
-                gets, "test_cli.py::test_migrations_build_the_same_schema_as_the_models, "
-                "test_shop_hardening.py::test_doctor_fails_while_the_sandbox_is_on_at_a_public_address, "
-                "::test_every_console_page_warns_while_the_sandbox_is_on", ok,
-                sandbox_after_init_db=left_on, checkout=checkout.status_code, free_keys=free_keys,
-                forged_notify=forged.status_code, doctor=doctor_status, banner=banner,
-                login=[step.status_code, signed.status_code])
+    ok = (
+        not left_on
+        and checkout.status_code == 400
+        and free_keys == 0
+        and forged.status_code == 404
+        and doctor_status == "fail"
+        and banner
+        and console.status_code == 200
+    )
+    gets = (
+        f"`init-db` leaves it {'ON' if left_on else 'off'}; a checkout then: {checkout.status_code} (no way to "
+        f"pay), keys got without paying: {free_keys}, a forged sandbox notification: {forged.status_code}. "
+        f"Turned on: `doctor` {doctor_status.upper()}, red line on the console: {'yes' if banner else 'NO'}"
+    )
+    return _row(
+        "sandbox",
+        "4. Sandbox gateway on by default in `init-db`",
+        'on a fresh install, buy and "pay" with the sandbox; then the operator turns it on',
+        gets,
+        "test_cli.py::test_migrations_build_the_same_schema_as_the_models, "
+        "test_shop_hardening.py::test_doctor_fails_while_the_sandbox_is_on_at_a_public_address, "
+        "::test_every_console_page_warns_while_the_sandbox_is_on",
+        ok,
+        sandbox_after_init_db=left_on,
+        checkout=checkout.status_code,
+        free_keys=free_keys,
+        forged_notify=forged.status_code,
+        doctor=doctor_status,
+        banner=banner,
+        login=[step.status_code, signed.status_code],
+    )
 
 
 # -- 1. open redirect -----------------------------------------------------------------------
 
+
 def open_redirect(t: Target, cast) -> dict:
-    values = HOSTILE_NEXT[:t.sizes["redirect_values"]]
-    two_factor_values = HOSTILE_NEXT_2FA[:t.sizes["two_factor_values"]]
-    reauth_values = set(HOSTILE_NEXT_2FA[:t.sizes["reauth_values"]])
+    values = HOSTILE_NEXT[: t.sizes["redirect_values"]]
+    two_factor_values = HOSTILE_NEXT_2FA[: t.sizes["two_factor_values"]]
+    reauth_values = set(HOSTILE_NEXT_2FA[: t.sizes["reauth_values"]])
 
     def password_only(raw: str) -> dict:
         browser = t.visitor()  # one crafted link each, so the login limit per address is no factor
@@ -379,8 +479,9 @@ def open_redirect(t: Target, cast) -> dict:
         if raw not in reauth_values:
             return {"login": login, "reauth": None, "cancel": cancel}
         match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
-        reauth = browser.post(f"/reauth?next={raw}", {"csrf_token": match.group(1) if match else "",
-                                                       "password": cast.redirect.password})
+        reauth = browser.post(
+            f"/reauth?next={raw}", {"csrf_token": match.group(1) if match else "", "password": cast.redirect.password}
+        )
         return {"login": login, "reauth": reauth, "cancel": cancel}
 
     def with_code(pair) -> requests.Response:
@@ -396,29 +497,46 @@ def open_redirect(t: Target, cast) -> dict:
         coded = list(pool.map(with_code, zip(two_factor_values, cast.redirect_2fa.recovery_codes)))
 
     def home(response) -> bool:
-        return (response.status_code == 303 and on_this_site(response.headers.get("Location", ""))
-                and "planted" not in response.headers.get("Set-Cookie", ""))
+        return (
+            response.status_code == 303
+            and on_this_site(response.headers.get("Location", ""))
+            and "planted" not in response.headers.get("Set-Cookie", "")
+        )
 
     logins = sum(home(r["login"]) for r in plain)
     reauthed = [r["reauth"] for r in plain if r["reauth"] is not None]
     reauths = sum(home(r) for r in reauthed)
     second = sum(home(r) for r in coded)
     cancels_off = sum(any(not on_this_site(h) for h in r["cancel"]) for r in plain)  # a hostile one shows none
-    offsite = sorted({r.headers.get("Location", "") for r in [p["login"] for p in plain] + reauthed + coded
-                      if not home(r)})
+    offsite = sorted(
+        {r.headers.get("Location", "") for r in [p["login"] for p in plain] + reauthed + coded if not home(r)}
+    )
     ok = logins == len(values) and reauths == len(reauthed) and second == len(two_factor_values) and cancels_off == 0
-    gets = (f"Location stays on site: login {logins}/{len(values)}, two-factor step {second}/{len(two_factor_values)}, "
-            f"re-authentication {reauths}/{len(reauthed)}; Cancel links off site: {cancels_off}/{len(values)}")
-    return _row("open_redirect", "1. Open redirect after login / 2FA / re-authentication",
-                f"{len(values)} crafted links (`next=/%09/evil.example/`, `%5c%5c`, `%252f`, CR/LF ...) "
-                "followed by a merchant who signs in", gets,
-                "test_open_redirect.py::test_hostile_next_goes_home, ::test_reauth_page_offers_no_hostile_cancel_link",
-                ok, values=len(values), logins_on_site=logins, two_factor_on_site=second,
-                two_factor_values=len(two_factor_values), reauth_values=len(reauthed), reauth_on_site=reauths,
-                cancel_off_site=cancels_off, off_site=offsite)
+    gets = (
+        f"Location stays on site: login {logins}/{len(values)}, two-factor step {second}/{len(two_factor_values)}, "
+        f"re-authentication {reauths}/{len(reauthed)}; Cancel links off site: {cancels_off}/{len(values)}"
+    )
+    return _row(
+        "open_redirect",
+        "1. Open redirect after login / 2FA / re-authentication",
+        f"{len(values)} crafted links (`next=/%09/evil.example/`, `%5c%5c`, `%252f`, CR/LF ...) "
+        "followed by a merchant who signs in",
+        gets,
+        "test_open_redirect.py::test_hostile_next_goes_home, ::test_reauth_page_offers_no_hostile_cancel_link",
+        ok,
+        values=len(values),
+        logins_on_site=logins,
+        two_factor_on_site=second,
+        two_factor_values=len(two_factor_values),
+        reauth_values=len(reauthed),
+        reauth_on_site=reauths,
+        cancel_off_site=cancels_off,
+        off_site=offsite,
+    )
 
 
 # -- 2. session replay ----------------------------------------------------------------------
+
 
 def session_replay(t: Target, cast) -> dict:
     from faka.extensions import db
@@ -458,24 +576,44 @@ def session_replay(t: Target, cast) -> dict:
     def out(key) -> bool:
         return outcome[key].startswith("303 → /login")
 
-    ok = (outcome["before"] == 200 and outcome["copy_works"] == 200 and outcome["reset_page"] == 303
-          and out("logout") and out("reset") and out("reset_owner") and out("everywhere") and out("laptop")
-          and outcome["phone_stays"] == 200)
-    gets = (f"copied cookie (works before: {outcome['before']}) after logout: {outcome['logout']}; after a password "
-            f"reset: {outcome['reset']}; after \"sign out everywhere else\": {outcome['everywhere']} (the device "
-            f"that asked: {outcome['phone_stays']})")
-    return _row("sessions", "2. Session replay with a copied cookie",
-                "copy the merchant's cookies to another address, then the owner logs out / resets the password / "
-                "signs out everywhere else", gets,
-                "test_sessions.py::test_a_copied_cookie_dies_with_the_logout, "
-                "::test_a_copied_cookie_dies_with_a_password_reset, "
-                "::test_sign_out_everywhere_else_ends_every_other_session_and_copies_of_this_one", ok, **outcome)
+    ok = (
+        outcome["before"] == 200
+        and outcome["copy_works"] == 200
+        and outcome["reset_page"] == 303
+        and out("logout")
+        and out("reset")
+        and out("reset_owner")
+        and out("everywhere")
+        and out("laptop")
+        and outcome["phone_stays"] == 200
+    )
+    gets = (
+        f"copied cookie (works before: {outcome['before']}) after logout: {outcome['logout']}; after a password "
+        f'reset: {outcome["reset"]}; after "sign out everywhere else": {outcome["everywhere"]} (the device '
+        f"that asked: {outcome['phone_stays']})"
+    )
+    return _row(
+        "sessions",
+        "2. Session replay with a copied cookie",
+        "copy the merchant's cookies to another address, then the owner logs out / resets the password / "
+        "signs out everywhere else",
+        gets,
+        "test_sessions.py::test_a_copied_cookie_dies_with_the_logout, "
+        "::test_a_copied_cookie_dies_with_a_password_reset, "
+        "::test_sign_out_everywhere_else_ends_every_other_session_and_copies_of_this_one",
+        ok,
+        **outcome,
+    )
 
 
 # -- 3. uploads -----------------------------------------------------------------------------
 
-QUALIFICATION = {"legal_name": "张三", "entity_type": "individual", "id_number": "11010519491231002X",
-                 "contact": "13800000000"}
+QUALIFICATION = {
+    "legal_name": "张三",
+    "entity_type": "individual",
+    "id_number": "11010519491231002X",
+    "contact": "13800000000",
+}
 
 
 def refused_licences(t: Target, cast) -> dict:
@@ -484,8 +622,11 @@ def refused_licences(t: Target, cast) -> dict:
 
     def submit(colour) -> requests.Response:
         token = applicant.csrf("/merchant/qualification")
-        return applicant.post("/merchant/qualification?lang=en", {"csrf_token": token, **QUALIFICATION},
-                              files={"licence_image": ("licence.png", png(colour), "image/png")})
+        return applicant.post(
+            "/merchant/qualification?lang=en",
+            {"csrf_token": token, **QUALIFICATION},
+            files={"licence_image": ("licence.png", png(colour), "image/png")},
+        )
 
     first = submit((10, 10, 10))
     before = private_files(t)
@@ -494,12 +635,22 @@ def refused_licences(t: Target, cast) -> dict:
     statuses = [r.status_code for r in refused]
     locked = sum("approved or under review" in html.unescape(r.text) for r in refused)
     ok = first.status_code == 303 and statuses == [400] * len(refused) and left == 0
-    gets = (f"first submission {first.status_code}; {len(refused)} re-submissions while under review: "
-            f"{'/'.join(map(str, sorted(set(statuses))))} ×{len(refused)}, files left behind: {left}")
-    return _row("licence", "3. Uploads: a refused qualification image is stored",
-                f"{len(refused)} more licence images sent while the first is under review", gets,
-                "test_upload_limits.py::test_a_refused_qualification_leaves_no_file", ok,
-                first=first.status_code, statuses=statuses, files_left=left, said_locked=locked)
+    gets = (
+        f"first submission {first.status_code}; {len(refused)} re-submissions while under review: "
+        f"{'/'.join(map(str, sorted(set(statuses))))} ×{len(refused)}, files left behind: {left}"
+    )
+    return _row(
+        "licence",
+        "3. Uploads: a refused qualification image is stored",
+        f"{len(refused)} more licence images sent while the first is under review",
+        gets,
+        "test_upload_limits.py::test_a_refused_qualification_leaves_no_file",
+        ok,
+        first=first.status_code,
+        statuses=statuses,
+        files_left=left,
+        said_locked=locked,
+    )
 
 
 def pixel_bomb(t: Target, cast) -> dict:
@@ -516,28 +667,54 @@ def pixel_bomb(t: Target, cast) -> dict:
     before = private_files(t)
     token = buyer.csrf(url)
     started = time.perf_counter()
-    bomb = buyer.post(f"{url}?lang=en", {"csrf_token": token, "reason": "key_invalid",
-                                         "description": "Screenshots attached."},
-                      files=[("images", (f"shot{i}.png", huge_png(), "image/png")) for i in range(5)])
+    bomb = buyer.post(
+        f"{url}?lang=en",
+        {"csrf_token": token, "reason": "key_invalid", "description": "Screenshots attached."},
+        files=[("images", (f"shot{i}.png", huge_png(), "image/png")) for i in range(5)],
+    )
     ms = (time.perf_counter() - started) * 1000
     stored = len(private_files(t) - before)
     with t.app.app_context():
-        complaints_opened = db.session.scalar(select(func.count()).select_from(Complaint).join(
-            Order, Complaint.order_id == Order.id).where(Order.token == token_of(bought["order"]))) or 0
+        complaints_opened = (
+            db.session.scalar(
+                select(func.count())
+                .select_from(Complaint)
+                .join(Order, Complaint.order_id == Order.id)
+                .where(Order.token == token_of(bought["order"]))
+            )
+            or 0
+        )
     said = EVIDENCE_REFUSED in html.unescape(bomb.text)
     # The same complaint without pictures is opened (the next phase answers it).
     opened = post_form(buyer, url, {"reason": "key_invalid", "description": "The key is already redeemed."})
     cast.complaint_ref = opened.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
-    ok = bought["outcome"] == "delivered" and bomb.status_code == 400 and said and stored == 0 \
-        and complaints_opened == 0 and opened.status_code == 303
-    gets = (f"{bomb.status_code} in {ms:.0f} ms (\"at most 25 megapixels each, 60 together\"); files stored: "
-            f"{stored}, complaints opened: {complaints_opened}")
-    return _row("pixels", "3. Uploads: 5000×5000 pictures ×5 in a complaint post",
-                f"a buyer opens a complaint with five 25-megapixel PNGs ({len(huge_png()) // 1024} KB each as a file, "
-                "75 MB each decoded)", gets,
-                "test_upload_limits.py::test_a_set_of_5000_pixel_square_evidence_is_refused_before_decoding", ok,
-                status=bomb.status_code, ms=round(ms, 1), said=said, files_stored=stored,
-                complaints_opened=complaints_opened, text_only=opened.status_code)
+    ok = (
+        bought["outcome"] == "delivered"
+        and bomb.status_code == 400
+        and said
+        and stored == 0
+        and complaints_opened == 0
+        and opened.status_code == 303
+    )
+    gets = (
+        f'{bomb.status_code} in {ms:.0f} ms ("at most 25 megapixels each, 60 together"); files stored: '
+        f"{stored}, complaints opened: {complaints_opened}"
+    )
+    return _row(
+        "pixels",
+        "3. Uploads: 5000×5000 pictures ×5 in a complaint post",
+        f"a buyer opens a complaint with five 25-megapixel PNGs ({len(huge_png()) // 1024} KB each as a file, "
+        "75 MB each decoded)",
+        gets,
+        "test_upload_limits.py::test_a_set_of_5000_pixel_square_evidence_is_refused_before_decoding",
+        ok,
+        status=bomb.status_code,
+        ms=round(ms, 1),
+        said=said,
+        files_stored=stored,
+        complaints_opened=complaints_opened,
+        text_only=opened.status_code,
+    )
 
 
 def complaint_posts(t: Target, cast) -> dict:
@@ -556,8 +733,10 @@ def complaint_posts(t: Target, cast) -> dict:
     n = t.sizes["complaint_posts"]
     started = time.perf_counter()
     # Multipart, as the thread's form (which takes pictures) sends it.
-    statuses = [seller.post(f"{url}/message", files={"csrf_token": (None, token), "body": (None, f"Answer {i}.")})
-                .status_code for i in range(n)]
+    statuses = [
+        seller.post(f"{url}/message", files={"csrf_token": (None, token), "body": (None, f"Answer {i}.")}).status_code
+        for i in range(n)
+    ]
     seconds = time.perf_counter() - started
     with t.app.app_context():
         stored = (db.session.scalar(select(func.count()).select_from(ComplaintMessage)) or 0) - before
@@ -565,13 +744,23 @@ def complaint_posts(t: Target, cast) -> dict:
     refused = statuses.count(429)
     ok = 0 < taken < n and taken + refused == n and stored == taken
     gets = f"{taken} of {n} posts in {seconds:.1f} s taken, {refused} refused 429; messages stored: {stored}"
-    return _row("complaint_posts", "3. Uploads: unlimited merchant complaint posts",
-                f"a merchant posts {n} messages to one complaint as fast as it can", gets,
-                "test_upload_limits.py::test_merchant_complaint_posts_are_rate_limited", ok,
-                posts=n, taken=taken, refused=refused, stored=stored, statuses=sorted(set(statuses)))
+    return _row(
+        "complaint_posts",
+        "3. Uploads: unlimited merchant complaint posts",
+        f"a merchant posts {n} messages to one complaint as fast as it can",
+        gets,
+        "test_upload_limits.py::test_merchant_complaint_posts_are_rate_limited",
+        ok,
+        posts=n,
+        taken=taken,
+        refused=refused,
+        stored=stored,
+        statuses=sorted(set(statuses)),
+    )
 
 
 # -- the findings rated low ----------------------------------------------------------------
+
 
 def csrf_placeholder(t: Target, cast) -> dict:
     leaked = shown = 0
@@ -585,10 +774,17 @@ def csrf_placeholder(t: Target, cast) -> dict:
         shown += PLACEHOLDER in page.text
     ok = leaked == 0 and shown == n
     gets = f"visitors whose token lands in the merchant's text: {leaked}/{n} (the text shown as written: {shown}/{n})"
-    return _row("csrf_placeholder", "CSRF placeholder in merchant text harvests visitors' tokens",
-                f"a product description with `{PLACEHOLDER}` in a link; {n} visitors open the (cached) page", gets,
-                "test_shop_hardening.py::test_csrf_token_never_lands_in_merchant_text", ok,
-                visitors=n, leaked=leaked, shown=shown)
+    return _row(
+        "csrf_placeholder",
+        "CSRF placeholder in merchant text harvests visitors' tokens",
+        f"a product description with `{PLACEHOLDER}` in a link; {n} visitors open the (cached) page",
+        gets,
+        "test_shop_hardening.py::test_csrf_token_never_lands_in_merchant_text",
+        ok,
+        visitors=n,
+        leaked=leaked,
+        shown=shown,
+    )
 
 
 def totp_replay(t: Target, cast) -> dict:
@@ -601,19 +797,37 @@ def totp_replay(t: Target, cast) -> dict:
     attacker = t.visitor()  # saw the code (over the shoulder, a phishing proxy) and knows the password
     step = log_in(attacker, m.email, m.password)
     replay = post_form(attacker, "/login/2fa?lang=en", {"code": code})
-    reauth = post_form(owner, "/reauth?next=/merchant/", {"password": m.password, "code": code},
-                       action="/reauth?next=/merchant/&lang=en")
+    reauth = post_form(
+        owner,
+        "/reauth?next=/merchant/",
+        {"password": m.password, "code": code},
+        action="/reauth?next=/merchant/&lang=en",
+    )
     refused = [r for r in (replay, reauth) if r.status_code == 400 and CODE_USED in r.text]
     attacker_in = logged_in(attacker).status_code == 200
-    ok = first.status_code == 303 and step.headers.get("Location") == "/login/2fa" and len(refused) == 2 \
+    ok = (
+        first.status_code == 303
+        and step.headers.get("Location") == "/login/2fa"
+        and len(refused) == 2
         and not attacker_in
-    gets = (f"the owner's code replayed within its 30 s: at login {replay.status_code}, at re-authentication "
-            f"{reauth.status_code} (\"already used\": {len(refused)}/2); attacker signed in: "
-            f"{'YES' if attacker_in else 'no'}")
-    return _row("totp_replay", "TOTP code replay", "sign in with the owner's code seen a moment ago", gets,
-                "test_totp_replay.py::test_the_same_code_twice_at_login_is_refused_the_second_time", ok,
-                owner=first.status_code, replay=replay.status_code, reauth=reauth.status_code,
-                attacker_in=attacker_in)
+    )
+    gets = (
+        f"the owner's code replayed within its 30 s: at login {replay.status_code}, at re-authentication "
+        f'{reauth.status_code} ("already used": {len(refused)}/2); attacker signed in: '
+        f"{'YES' if attacker_in else 'no'}"
+    )
+    return _row(
+        "totp_replay",
+        "TOTP code replay",
+        "sign in with the owner's code seen a moment ago",
+        gets,
+        "test_totp_replay.py::test_the_same_code_twice_at_login_is_refused_the_second_time",
+        ok,
+        owner=first.status_code,
+        replay=replay.status_code,
+        reauth=reauth.status_code,
+        attacker_in=attacker_in,
+    )
 
 
 def payout_with_session(t: Target, cast) -> dict:
@@ -626,35 +840,67 @@ def payout_with_session(t: Target, cast) -> dict:
     m = cast.totp
     sale = t.purchase(cast.payout_product)  # the shop has earned something
     with t.app.app_context():
-        db.session.execute(update(LedgerEntry).where(LedgerEntry.merchant_id == m.merchant_id)
-                           .values(available_at=utcnow() - timedelta(days=1)))
+        db.session.execute(
+            update(LedgerEntry)
+            .where(LedgerEntry.merchant_id == m.merchant_id)
+            .values(available_at=utcnow() - timedelta(days=1))
+        )
         db.session.commit()
         account_id = money.add_payout_account(m.merchant_id, "alipay", "张三", "13800001234").id
         accounts_before = db.session.scalar(select(func.count()).select_from(PayoutAccount)) or 0
     thief = copy_of(t, cast.totp_owner)  # the stolen session
     new_account = {"kind": "alipay", "holder": "李四", "account": "13900009999"}
-    tries = [post_form(thief, "/merchant/money", {**new_account, "code": code},
-                       action="/merchant/money/accounts?lang=en") for code in ("", "000000")]
-    withdrawal = post_form(thief, "/merchant/money", {"payout_account_id": account_id, "amount": "5.00", "code": ""},
-                           action="/merchant/money/withdrawals?lang=en")
+    tries = [
+        post_form(thief, "/merchant/money", {**new_account, "code": code}, action="/merchant/money/accounts?lang=en")
+        for code in ("", "000000")
+    ]
+    withdrawal = post_form(
+        thief,
+        "/merchant/money",
+        {"payout_account_id": account_id, "amount": "5.00", "code": ""},
+        action="/merchant/money/withdrawals?lang=en",
+    )
     with t.app.app_context():
         added = (db.session.scalar(select(func.count()).select_from(PayoutAccount)) or 0) - accounts_before
-        withdrawals = db.session.scalar(select(func.count()).select_from(Withdrawal).where(
-            Withdrawal.merchant_id == m.merchant_id)) or 0
+        withdrawals = (
+            db.session.scalar(
+                select(func.count()).select_from(Withdrawal).where(Withdrawal.merchant_id == m.merchant_id)
+            )
+            or 0
+        )
     # The owner, with the next code from the app, may.
-    owner = post_form(cast.totp_owner, "/merchant/money", {**new_account, "code": pyotp.TOTP(m.secret).at(
-        time.time() + 30)}, action="/merchant/money/accounts")
+    owner = post_form(
+        cast.totp_owner,
+        "/merchant/money",
+        {**new_account, "code": pyotp.TOTP(m.secret).at(time.time() + 30)},
+        action="/merchant/money/accounts",
+    )
     statuses = [r.status_code for r in tries] + [withdrawal.status_code]
-    ok = sale["outcome"] == "delivered" and statuses == [400, 400, 400] and added == 0 and withdrawals == 0 \
-        and CODE_NEEDED in withdrawal.text and owner.status_code == 303
-    gets = (f"with the session alone: payout account {tries[0].status_code} (wrong code {tries[1].status_code}), "
-            f"withdrawal {withdrawal.status_code}; added {added}, withdrawals {withdrawals}. The owner with a fresh "
-            f"code: {owner.status_code}")
-    return _row("payout", "Payout account / withdrawal with only a session",
-                "with a stolen session cookie, add a payout account and ask for a withdrawal", gets,
-                "test_shop_hardening.py::test_a_payout_account_needs_a_current_code, "
-                "::test_a_withdrawal_needs_a_current_code", ok,
-                statuses=statuses, added=added, withdrawals=withdrawals, owner=owner.status_code)
+    ok = (
+        sale["outcome"] == "delivered"
+        and statuses == [400, 400, 400]
+        and added == 0
+        and withdrawals == 0
+        and CODE_NEEDED in withdrawal.text
+        and owner.status_code == 303
+    )
+    gets = (
+        f"with the session alone: payout account {tries[0].status_code} (wrong code {tries[1].status_code}), "
+        f"withdrawal {withdrawal.status_code}; added {added}, withdrawals {withdrawals}. The owner with a fresh "
+        f"code: {owner.status_code}"
+    )
+    return _row(
+        "payout",
+        "Payout account / withdrawal with only a session",
+        "with a stolen session cookie, add a payout account and ask for a withdrawal",
+        gets,
+        "test_shop_hardening.py::test_a_payout_account_needs_a_current_code, ::test_a_withdrawal_needs_a_current_code",
+        ok,
+        statuses=statuses,
+        added=added,
+        withdrawals=withdrawals,
+        owner=owner.status_code,
+    )
 
 
 def signup_enumeration(t: Target, cast) -> dict:
@@ -665,12 +911,19 @@ def signup_enumeration(t: Target, cast) -> dict:
         browser = t.visitor()
         token = browser.csrf("/signup")
         started = time.perf_counter()
-        response = browser.post("/signup", {"csrf_token": token, "email": email, "password": "a-good-password",
-                                            "shop_name": "Probe"})
+        response = browser.post(
+            "/signup", {"csrf_token": token, "email": email, "password": "a-good-password", "shop_name": "Probe"}
+        )
         ms = (time.perf_counter() - started) * 1000
         landing = browser.get(response.headers.get("Location", "/signup"))
-        seen = (response.status_code, response.headers.get("Location"), landing.status_code, strip(landing.text),
-                sorted(c.name for c in browser.session.cookies), logged_in(browser).status_code)
+        seen = (
+            response.status_code,
+            response.headers.get("Location"),
+            landing.status_code,
+            strip(landing.text),
+            sorted(c.name for c in browser.session.cookies),
+            logged_in(browser).status_code,
+        )
         return seen, ms
 
     taken, new, times = [], [], {"taken": [], "new": []}
@@ -683,13 +936,23 @@ def signup_enumeration(t: Target, cast) -> dict:
     first = taken[0]
     ms = {k: statistics.median(v) for k, v in times.items()}
     ok = same and first[0] == 303 and first[1] == "/signup/sent"
-    gets = (f"answers for a taken and a new email: {'identical' if same else 'DIFFERENT'} ({first[0]} → {first[1]}); "
-            f"{ms['taken']:.0f} vs {ms['new']:.0f} ms")
-    return _row("signup", "Sign-up reveals which emails have an account",
-                "sign up with a merchant's email and with a new one; compare answers, pages, cookies and time",
-                gets, "test_auth.py::test_signup_answers_the_same_for_a_new_and_a_taken_email_and_tells_the_owner",
-                ok, identical=same, status=first[0], location=first[1], ms_taken=round(ms["taken"], 1),
-                ms_new=round(ms["new"], 1))
+    gets = (
+        f"answers for a taken and a new email: {'identical' if same else 'DIFFERENT'} ({first[0]} → {first[1]}); "
+        f"{ms['taken']:.0f} vs {ms['new']:.0f} ms"
+    )
+    return _row(
+        "signup",
+        "Sign-up reveals which emails have an account",
+        "sign up with a merchant's email and with a new one; compare answers, pages, cookies and time",
+        gets,
+        "test_auth.py::test_signup_answers_the_same_for_a_new_and_a_taken_email_and_tells_the_owner",
+        ok,
+        identical=same,
+        status=first[0],
+        location=first[1],
+        ms_taken=round(ms["taken"], 1),
+        ms_new=round(ms["new"], 1),
+    )
 
 
 def lookup_timing(t: Target, cast) -> dict:
@@ -715,14 +978,22 @@ def lookup_timing(t: Target, cast) -> dict:
     ratio = fastest[10] / fastest[0]
     spread = max(fastest.values()) / min(fastest.values())
     ok = spread < 2
-    gets = (f"wrong-password lookups of an email with 0 / 1 / 10 orders, fastest of {len(samples[0])}: "
-            f"{fastest[0]:.0f} / {fastest[1]:.0f} / {fastest[10]:.0f} ms (10 vs 0 orders: {ratio:.2f}x)")
-    return _row("lookup_timing", "/lookup timing reveals how many orders an email has",
-                f"time {t.sizes['lookup_samples']} wrong-password lookups of each of three emails", gets,
-                "test_shop_hardening.py::test_email_lookup_checks_the_same_number_of_hashes_for_0_1_and_10_orders",
-                ok, ms={str(k): round(v, 1) for k, v in fastest.items()},
-                median_ms={str(k): round(statistics.median(v), 1) for k, v in samples.items()}, ratio=round(ratio, 3),
-                spread=round(spread, 3))
+    gets = (
+        f"wrong-password lookups of an email with 0 / 1 / 10 orders, fastest of {len(samples[0])}: "
+        f"{fastest[0]:.0f} / {fastest[1]:.0f} / {fastest[10]:.0f} ms (10 vs 0 orders: {ratio:.2f}x)"
+    )
+    return _row(
+        "lookup_timing",
+        "/lookup timing reveals how many orders an email has",
+        f"time {t.sizes['lookup_samples']} wrong-password lookups of each of three emails",
+        gets,
+        "test_shop_hardening.py::test_email_lookup_checks_the_same_number_of_hashes_for_0_1_and_10_orders",
+        ok,
+        ms={str(k): round(v, 1) for k, v in fastest.items()},
+        median_ms={str(k): round(statistics.median(v), 1) for k, v in samples.items()},
+        ratio=round(ratio, 3),
+        spread=round(spread, 3),
+    )
 
 
 def account_lock(t: Target, cast) -> dict:
@@ -754,16 +1025,27 @@ def account_lock(t: Target, cast) -> dict:
     statuses = tally["statuses"]
     ok = not locked and signed_in(known) and signed_in(elsewhere) and statuses.get("303", 0) == 0
     tried = n - statuses.get("429", 0)
-    gets = (f"after {n} wrong passwords for the operator from one address ({tried} answered, "
-            f"{statuses.get('429', 0)} refused 429): account locked: {'YES' if locked else 'no'}; the operator signs "
-            f"in from a known browser: {'yes' if signed_in(known) else 'NO'} ({answer(known)}), from a new one "
-            f"elsewhere: {'yes' if signed_in(elsewhere) else 'NO'}")
-    return _row("account_lock", "Locking any account (the operator's) with 5 wrong passwords",
-                f"{n} wrong passwords for the operator's email from one address, {CONCURRENCY} connections", gets,
-                "test_login_throttle.py::test_twenty_wrong_passwords_from_one_address_do_not_lock_the_owner_out, "
-                "::test_the_owners_known_browser_signs_in_at_the_address_being_hammered", ok,
-                attempts=n, statuses=statuses, locked=locked, known_browser=known.status_code,
-                known_location=known.headers.get("Location"), elsewhere=elsewhere.status_code)
+    gets = (
+        f"after {n} wrong passwords for the operator from one address ({tried} answered, "
+        f"{statuses.get('429', 0)} refused 429): account locked: {'YES' if locked else 'no'}; the operator signs "
+        f"in from a known browser: {'yes' if signed_in(known) else 'NO'} ({answer(known)}), from a new one "
+        f"elsewhere: {'yes' if signed_in(elsewhere) else 'NO'}"
+    )
+    return _row(
+        "account_lock",
+        "Locking any account (the operator's) with 5 wrong passwords",
+        f"{n} wrong passwords for the operator's email from one address, {CONCURRENCY} connections",
+        gets,
+        "test_login_throttle.py::test_twenty_wrong_passwords_from_one_address_do_not_lock_the_owner_out, "
+        "::test_the_owners_known_browser_signs_in_at_the_address_being_hammered",
+        ok,
+        attempts=n,
+        statuses=statuses,
+        locked=locked,
+        known_browser=known.status_code,
+        known_location=known.headers.get("Location"),
+        elsewhere=elsewhere.status_code,
+    )
 
 
 def stock_hoarding(t: Target, cast) -> dict:
@@ -777,9 +1059,15 @@ def stock_hoarding(t: Target, cast) -> dict:
         hoarder = t.visitor()  # an address, a browser and an email of its own each
         token = hoarder.csrf(f"/p/{cast.hoard}")
         for quantity in range(10, 0, -1):
-            response = hoarder.post(f"/p/{cast.hoard}/buy", {"csrf_token": token, "quantity": quantity,
-                                                            "email": f"hoarder{i}-{cast.run}@example.com",
-                                                            "query_password": "hoard-pass-1"})
+            response = hoarder.post(
+                f"/p/{cast.hoard}/buy",
+                {
+                    "csrf_token": token,
+                    "quantity": quantity,
+                    "email": f"hoarder{i}-{cast.run}@example.com",
+                    "query_password": "hoard-pass-1",
+                },
+            )
             if response.status_code == 303:
                 held.append(quantity)
                 break
@@ -789,19 +1077,35 @@ def stock_hoarding(t: Target, cast) -> dict:
 
     def on_sale() -> int:
         with t.app.app_context():
-            return db.session.scalar(select(func.count()).select_from(CardKey).join(
-                Product, CardKey.product_id == Product.id).where(Product.slug == cast.hoard,
-                                                                 CardKey.status == CardKey.AVAILABLE)) or 0
+            return (
+                db.session.scalar(
+                    select(func.count())
+                    .select_from(CardKey)
+                    .join(Product, CardKey.product_id == Product.id)
+                    .where(Product.slug == cast.hoard, CardKey.status == CardKey.AVAILABLE)
+                )
+                or 0
+            )
 
     left = on_sale()
     buyer = t.purchase(cast.hoard)
     ok = left >= 1 and buyer["outcome"] == "delivered" and sum(held) <= 7
-    gets = (f"keys still on sale after 3 hoarding orders: {left}/10 (they hold {'+'.join(map(str, held))}; "
-            f"{refused} larger orders refused 409); a buyer after them: {buyer['outcome']}")
-    return _row("hoarding", "Unpaid orders from 3 addresses take a product off sale",
-                "three addresses each order as many of a 10-key product as they can and never pay", gets,
-                "test_shop_hardening.py::test_three_unpaid_orders_from_three_addresses_leave_keys_on_sale", ok,
-                held=held, refused=refused, left=left, buyer=buyer["outcome"])
+    gets = (
+        f"keys still on sale after 3 hoarding orders: {left}/10 (they hold {'+'.join(map(str, held))}; "
+        f"{refused} larger orders refused 409); a buyer after them: {buyer['outcome']}"
+    )
+    return _row(
+        "hoarding",
+        "Unpaid orders from 3 addresses take a product off sale",
+        "three addresses each order as many of a 10-key product as they can and never pay",
+        gets,
+        "test_shop_hardening.py::test_three_unpaid_orders_from_three_addresses_leave_keys_on_sale",
+        ok,
+        held=held,
+        refused=refused,
+        left=left,
+        buyer=buyer["outcome"],
+    )
 
 
 def _ipv6_forms(v4: str) -> dict[str, str]:
@@ -811,8 +1115,12 @@ def _ipv6_forms(v4: str) -> dict[str, str]:
     high, low = value >> 16, value & 0xFFFF
     flipped = value ^ 0xFFFFFFFF  # Teredo stores the client address inverted
     return {
-        "NAT64": f"64:ff9b::{v4}", "local NAT64": f"64:ff9b:1::{v4}", "6to4": f"2002:{high:x}:{low:x}::1",
-        "IPv4-compatible": f"::{v4}", "IPv4-mapped": f"::ffff:{v4}", "IPv4-translated": f"::ffff:0:{v4}",
+        "NAT64": f"64:ff9b::{v4}",
+        "local NAT64": f"64:ff9b:1::{v4}",
+        "6to4": f"2002:{high:x}:{low:x}::1",
+        "IPv4-compatible": f"::{v4}",
+        "IPv4-mapped": f"::ffff:{v4}",
+        "IPv4-translated": f"::ffff:0:{v4}",
         "Teredo": f"2001:0:4136:e378:8000:63bf:{flipped >> 16:x}:{flipped & 0xFFFF:x}",
     }
 
@@ -830,24 +1138,41 @@ def webhook_filter(t: Target, cast) -> dict:
         response = seller.post("/merchant/webhooks", {"csrf_token": token, "url": url, "events": ["order.paid"]})
         return response.status_code
 
-    private = {f"{kind} {v4}": add(f"https://[{form}]/hook") for v4 in WEBHOOK_V4
-               for kind, form in _ipv6_forms(v4).items()}
+    private = {
+        f"{kind} {v4}": add(f"https://[{form}]/hook") for v4 in WEBHOOK_V4 for kind, form in _ipv6_forms(v4).items()
+    }
     accepted = [name for name, status in private.items() if status != 400]
     public = [add(url) for url in PUBLIC_WEBHOOKS]
     with t.app.app_context():
-        stored = db.session.scalar(select(func.count()).select_from(WebhookEndpoint).where(
-            WebhookEndpoint.merchant_id == cast.shop.merchant_id)) or 0
+        stored = (
+            db.session.scalar(
+                select(func.count())
+                .select_from(WebhookEndpoint)
+                .where(WebhookEndpoint.merchant_id == cast.shop.merchant_id)
+            )
+            or 0
+        )
         # Gone again before anything is sold: the run sends nothing off this machine.
         db.session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.merchant_id == cast.shop.merchant_id))
         db.session.commit()
     ok = not accepted and public == [200] * len(PUBLIC_WEBHOOKS) and stored == len(PUBLIC_WEBHOOKS)
-    gets = (f"private addresses in NAT64/6to4/Teredo/IPv4-compatible/-mapped/-translated form accepted: "
-            f"{len(accepted)}/{len(private)}; public ones: {public.count(200)}/{len(public)}")
-    return _row("webhooks", "Webhook URL filter vs NAT64 / 6to4 / IPv4-compatible IPv6",
-                f"a merchant adds webhooks to {len(WEBHOOK_V4)} private IPv4 addresses (loopback, 10/8, the cloud "
-                "metadata address, 192.168/16) in 7 IPv6 forms each", gets,
-                "test_shop_hardening.py::test_ipv6_forms_of_private_addresses_are_refused", ok,
-                private=len(private), accepted=accepted, public=public, stored=stored)
+    gets = (
+        f"private addresses in NAT64/6to4/Teredo/IPv4-compatible/-mapped/-translated form accepted: "
+        f"{len(accepted)}/{len(private)}; public ones: {public.count(200)}/{len(public)}"
+    )
+    return _row(
+        "webhooks",
+        "Webhook URL filter vs NAT64 / 6to4 / IPv4-compatible IPv6",
+        f"a merchant adds webhooks to {len(WEBHOOK_V4)} private IPv4 addresses (loopback, 10/8, the cloud "
+        "metadata address, 192.168/16) in 7 IPv6 forms each",
+        gets,
+        "test_shop_hardening.py::test_ipv6_forms_of_private_addresses_are_refused",
+        ok,
+        private=len(private),
+        accepted=accepted,
+        public=public,
+        stored=stored,
+    )
 
 
 def no_store(t: Target, cast) -> dict:
@@ -869,12 +1194,20 @@ def no_store(t: Target, cast) -> dict:
     with_keys = {name: r for name, r in answers.items() if r.status_code in (200, 286)}
     stored = [name for name, r in answers.items() if "no-store" not in r.headers.get("Cache-Control", "")]
     ok = len(with_keys) == len(answers) and not stored
-    gets = (f"answers with the keys that say `Cache-Control: no-store`: {len(answers) - len(stored)}/{len(answers)} "
-            f"(order page, status poll, keys.txt, lookup)")
-    return _row("no_store", "Order page with keys lacks `Cache-Control: no-store`",
-                "a buyer's order page, status poll, keys.txt and lookup, as a shared cache would see them", gets,
-                "test_shop_hardening.py::test_every_answer_with_keys_says_no_store", ok,
-                statuses={n: r.status_code for n, r in answers.items()}, cacheable=stored)
+    gets = (
+        f"answers with the keys that say `Cache-Control: no-store`: {len(answers) - len(stored)}/{len(answers)} "
+        f"(order page, status poll, keys.txt, lookup)"
+    )
+    return _row(
+        "no_store",
+        "Order page with keys lacks `Cache-Control: no-store`",
+        "a buyer's order page, status poll, keys.txt and lookup, as a shared cache would see them",
+        gets,
+        "test_shop_hardening.py::test_every_answer_with_keys_says_no_store",
+        ok,
+        statuses={n: r.status_code for n, r in answers.items()},
+        cacheable=stored,
+    )
 
 
 def token_misses(t: Target, cast) -> dict:
@@ -886,13 +1219,24 @@ def token_misses(t: Target, cast) -> dict:
     keys = buyer.get(f"{cast.buyer_order}/keys.txt")
     still_refused = buyer.get(f"/order/{secrets.token_hex(16)}").status_code
     ok = page.status_code == 200 and keys.status_code == 200 and 429 in statuses
-    gets = (f"{len(statuses)} guesses: {statuses.count(404)} × 404, then {statuses.count(429)} × 429; a real buyer "
-            f"behind that address: order page {page.status_code}, keys.txt {keys.status_code}")
-    return _row("token_misses", "Bad-token limit locks a real buyer out behind a shared address",
-                f"{len(statuses)} guessed order links from one address, then a buyer at that address opens theirs",
-                gets, "test_shop_hardening.py::test_a_real_order_opens_behind_an_address_that_used_up_the_miss_budget",
-                ok, guesses=len(statuses), misses=statuses.count(404), refused=statuses.count(429),
-                order_page=page.status_code, keys_txt=keys.status_code, unknown_after=still_refused)
+    gets = (
+        f"{len(statuses)} guesses: {statuses.count(404)} × 404, then {statuses.count(429)} × 429; a real buyer "
+        f"behind that address: order page {page.status_code}, keys.txt {keys.status_code}"
+    )
+    return _row(
+        "token_misses",
+        "Bad-token limit locks a real buyer out behind a shared address",
+        f"{len(statuses)} guessed order links from one address, then a buyer at that address opens theirs",
+        gets,
+        "test_shop_hardening.py::test_a_real_order_opens_behind_an_address_that_used_up_the_miss_budget",
+        ok,
+        guesses=len(statuses),
+        misses=statuses.count(404),
+        refused=statuses.count(429),
+        order_page=page.status_code,
+        keys_txt=keys.status_code,
+        unknown_after=still_refused,
+    )
 
 
 def server_errors(t: Target, cast) -> dict:
@@ -905,19 +1249,30 @@ def server_errors(t: Target, cast) -> dict:
     errors_before, requests_before = len(t.server_errors), t.requests
     seller = cast.seller
     probes = {}
-    huge = str(10 ** 100)
+    huge = str(10**100)
     probes["?page=10**100 (reviews)"] = t.visitor().get(f"/p/{cast.target}/reviews?page={huge}").status_code
     probes["?page=10**100 (orders)"] = seller.get(f"/merchant/orders?page={huge}").status_code
-    form = {"category_id": cast.category_id, "delivery_type": "auto", "manual_promise_hours": 24,
-            "min_per_order": 1, "max_per_order": 5, "low_stock_threshold": 0, "visible": "y"}
+    form = {
+        "category_id": cast.category_id,
+        "delivery_type": "auto",
+        "manual_promise_hours": 24,
+        "min_per_order": 1,
+        "max_per_order": 5,
+        "low_stock_threshold": 0,
+        "visible": "y",
+    }
     for value in NOT_NUMBERS:
-        probes[f"price {value}"] = post_form(seller, "/merchant/products/new",
-                                             {**form, "title": "Probe", "price": value}).status_code
+        probes[f"price {value}"] = post_form(
+            seller, "/merchant/products/new", {**form, "title": "Probe", "price": value}
+        ).status_code
     # A pending order's own sandbox form, its signature swapped for non-ASCII text.
     attacker = t.visitor()
-    placed = post_form(attacker, f"/p/{cast.target}", {"quantity": 1, "email": "sign@example.com",
-                                                      "query_password": "sign-pass-1"},
-                       action=f"/p/{cast.target}/buy")
+    placed = post_form(
+        attacker,
+        f"/p/{cast.target}",
+        {"quantity": 1, "email": "sign@example.com", "query_password": "sign-pass-1"},
+        action=f"/p/{cast.target}/buy",
+    )
     pay_page = attacker.get(placed.headers["Location"])
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', pay_page.text))
     for sign in NON_ASCII_SIGNS:
@@ -942,45 +1297,102 @@ def server_errors(t: Target, cast) -> dict:
         while subject is None and time.monotonic() < deadline:
             subject = next((str(m["Subject"]) for m in list(t.mailbox) if "Old card" in str(m["Subject"])), None)
             time.sleep(0.1)
-        probes["old CR/LF title: email"] = "sent, one line" if subject and "\n" not in subject else \
-            f"{'not sent' if subject is None else 'sent with a line break'}"
+        probes["old CR/LF title: email"] = (
+            "sent, one line"
+            if subject and "\n" not in subject
+            else f"{'not sent' if subject is None else 'sent with a line break'}"
+        )
     errors = t.server_errors[errors_before:]
     expected = {name: 400 for name in probes}
-    expected.update({"CR/LF in next (page)": 200, "CR/LF in title": 303, "old CR/LF title: sale": "delivered",
-                     "old CR/LF title: email": "sent, one line"})
+    expected.update(
+        {
+            "CR/LF in next (page)": 200,
+            "CR/LF in title": 303,
+            "old CR/LF title: sale": "delivered",
+            "old CR/LF title: email": "sent, one line",
+        }
+    )
     wrong = {name: status for name, status in probes.items() if status != expected[name]}
-    ok = not errors and not wrong and title is not None and "\r" not in title and "\n" not in title \
+    ok = (
+        not errors
+        and not wrong
+        and title is not None
+        and "\r" not in title
+        and "\n" not in title
         and sale["outcome"] == "delivered"
+    )
+
     def got(prefix: str) -> str:
         return "/".join(sorted({str(status) for name, status in probes.items() if name.startswith(prefix)}))
 
-    gets = (f"5xx answers: {len(errors)} of {t.requests - requests_before}; huge ?page= → {got('?page')}, "
-            f"sNaN/1e999/NaN/-Infinity price → {got('price')}, non-ASCII sandbox signature → {got('sandbox')}, "
-            f"CR/LF in `next` → {got('CR/LF in next')}; a title with CR/LF is stored as {title!r} and sold: "
-            f"{sale['outcome']}; an old title with CR/LF sold: {old_sale['outcome']}, its delivery email "
-            f"{probes.get('old CR/LF title: email', 'not checked (no SMTP server)')}"
-            + (f" ({re.sub(r'[0-9]{12,}', '…', subject)!r})" if subject else ""))
-    return _row("edge_500s", "500s from huge ?page=, sNaN/1e999, non-ASCII sandbox sign, CR/LF in next and title",
-                "each of these requests once", gets,
-                "test_edge_input.py (test_public_review_lists_refuse_a_page_that_cannot_be, "
-                "test_the_price_takes_only_a_plain_number, test_a_non_ascii_signature_is_a_failed_signature, "
-                "test_an_old_title_with_a_line_break_still_gets_its_delivery_email_sent), test_fuzz_routes.py", ok,
-                probes=probes, wrong=wrong, errors=errors, title=title, sale=sale["outcome"], old_subject=subject)
+    gets = (
+        f"5xx answers: {len(errors)} of {t.requests - requests_before}; huge ?page= → {got('?page')}, "
+        f"sNaN/1e999/NaN/-Infinity price → {got('price')}, non-ASCII sandbox signature → {got('sandbox')}, "
+        f"CR/LF in `next` → {got('CR/LF in next')}; a title with CR/LF is stored as {title!r} and sold: "
+        f"{sale['outcome']}; an old title with CR/LF sold: {old_sale['outcome']}, its delivery email "
+        f"{probes.get('old CR/LF title: email', 'not checked (no SMTP server)')}"
+        + (f" ({re.sub(r'[0-9]{12,}', '…', subject)!r})" if subject else "")
+    )
+    return _row(
+        "edge_500s",
+        "500s from huge ?page=, sNaN/1e999, non-ASCII sandbox sign, CR/LF in next and title",
+        "each of these requests once",
+        gets,
+        "test_edge_input.py (test_public_review_lists_refuse_a_page_that_cannot_be, "
+        "test_the_price_takes_only_a_plain_number, test_a_non_ascii_signature_is_a_failed_signature, "
+        "test_an_old_title_with_a_line_break_still_gets_its_delivery_email_sent), test_fuzz_routes.py",
+        ok,
+        probes=probes,
+        wrong=wrong,
+        errors=errors,
+        title=title,
+        sale=sale["outcome"],
+        old_subject=subject,
+    )
 
 
 # -- the run ------------------------------------------------------------------------------
 
 # Run order (the sandbox first: it needs the install as `init-db` left it) ...
-PHASES = (("sandbox", sandbox_default), ("open_redirect", open_redirect), ("sessions", session_replay),
-          ("licence", refused_licences), ("pixels", pixel_bomb), ("complaint_posts", complaint_posts),
-          ("csrf_placeholder", csrf_placeholder), ("totp_replay", totp_replay), ("payout", payout_with_session),
-          ("signup", signup_enumeration), ("lookup_timing", lookup_timing), ("account_lock", account_lock),
-          ("hoarding", stock_hoarding), ("webhooks", webhook_filter), ("no_store", no_store),
-          ("token_misses", token_misses), ("edge_500s", server_errors))
+PHASES = (
+    ("sandbox", sandbox_default),
+    ("open_redirect", open_redirect),
+    ("sessions", session_replay),
+    ("licence", refused_licences),
+    ("pixels", pixel_bomb),
+    ("complaint_posts", complaint_posts),
+    ("csrf_placeholder", csrf_placeholder),
+    ("totp_replay", totp_replay),
+    ("payout", payout_with_session),
+    ("signup", signup_enumeration),
+    ("lookup_timing", lookup_timing),
+    ("account_lock", account_lock),
+    ("hoarding", stock_hoarding),
+    ("webhooks", webhook_filter),
+    ("no_store", no_store),
+    ("token_misses", token_misses),
+    ("edge_500s", server_errors),
+)
 # ... and the table's order: the review's.
-TABLE_ORDER = ("open_redirect", "sessions", "licence", "pixels", "complaint_posts", "sandbox", "csrf_placeholder",
-               "totp_replay", "payout", "signup", "lookup_timing", "account_lock", "hoarding", "webhooks", "no_store",
-               "token_misses", "edge_500s")
+TABLE_ORDER = (
+    "open_redirect",
+    "sessions",
+    "licence",
+    "pixels",
+    "complaint_posts",
+    "sandbox",
+    "csrf_placeholder",
+    "totp_replay",
+    "payout",
+    "signup",
+    "lookup_timing",
+    "account_lock",
+    "hoarding",
+    "webhooks",
+    "no_store",
+    "token_misses",
+    "edge_500s",
+)
 
 
 def run(t: Target, log=lambda message: None) -> dict:
@@ -993,10 +1405,20 @@ def run(t: Target, log=lambda message: None) -> dict:
         try:
             row = phase(t, cast)
         except Exception as exc:  # noqa: BLE001 - the row says what broke; the rest still runs
-            row = _row(key, key, "-", f"the phase failed: {type(exc).__name__}: {exc}", "-", False,
-                       error=f"{type(exc).__name__}: {exc}")
-        row.update(requests=t.requests - requests_before, server_errors=t.server_errors[errors_before:],
-                   seconds=round(time.perf_counter() - started, 2))
+            row = _row(
+                key,
+                key,
+                "-",
+                f"the phase failed: {type(exc).__name__}: {exc}",
+                "-",
+                False,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        row.update(
+            requests=t.requests - requests_before,
+            server_errors=t.server_errors[errors_before:],
+            seconds=round(time.perf_counter() - started, 2),
+        )
         if row["server_errors"]:
             row["ok"] = False
         log(f"    {'ok' if row['ok'] else 'NOT OK'}: {row['gets']} ({row['requests']} requests, {row['seconds']} s)")
@@ -1011,8 +1433,11 @@ def table(result: dict) -> str:
     lines = ["| finding | attack | what it gets now | pinning test |", "| --- | --- | --- | --- |"]
     for row in result["rows"]:
         gets = row["gets"] if row["ok"] else f"**NOT FIXED?** {row['gets']}"
-        lines.append(f"| {row['finding']} | {row['attack']} | {gets} | {row['test']} |".replace("\r", "\\r")
-                     .replace("\n", "\\n"))
-    lines.append(f"\n{result['requests']} requests in all, 5xx answers: {len(result['server_errors'])}"
-                 + (f" ({', '.join(result['server_errors'][:5])})" if result["server_errors"] else ""))
+        lines.append(
+            f"| {row['finding']} | {row['attack']} | {gets} | {row['test']} |".replace("\r", "\\r").replace("\n", "\\n")
+        )
+    lines.append(
+        f"\n{result['requests']} requests in all, 5xx answers: {len(result['server_errors'])}"
+        + (f" ({', '.join(result['server_errors'][:5])})" if result["server_errors"] else "")
+    )
     return "\n".join(lines)

@@ -3,6 +3,7 @@ uses for big imports), on a fresh SQLite instance, and check every key arrived.
 
     .venv/bin/python bench/import_keys.py [--keys N] [--database-url URL]
 """
+
 import argparse
 import os
 import secrets
@@ -30,7 +31,11 @@ def main() -> None:
         from faka.models import CardKey, Category, KeyImport, Product
         from faka.services import accounts, keys
 
-        config = {"JOBS_MODE": "sync", "SQLALCHEMY_DATABASE_URI": args.database_url} if args.database_url else {"JOBS_MODE": "sync"}
+        config = (
+            {"JOBS_MODE": "sync", "SQLALCHEMY_DATABASE_URI": args.database_url}
+            if args.database_url
+            else {"JOBS_MODE": "sync"}
+        )
         app = create_app(config)
         with app.app_context():
             db.drop_all()
@@ -39,7 +44,9 @@ def main() -> None:
             category = Category(name="Bench")
             db.session.add(category)
             db.session.flush()
-            product = Product(slug=secrets.token_hex(8), merchant_id=merchant.id, category_id=category.id, title="Bench", price=100)
+            product = Product(
+                slug=secrets.token_hex(8), merchant_id=merchant.id, category_id=category.id, title="Bench", price=100
+            )
             db.session.add(product)
             db.session.commit()
             text = "\n".join(f"BENCH-{i:07d}-{secrets.token_hex(6)}" for i in range(args.keys))
@@ -50,13 +57,17 @@ def main() -> None:
             elapsed = time.perf_counter() - started
 
             job = db.session.get(KeyImport, job.id)
-            stored = db.session.scalar(select(func.count()).select_from(CardKey).where(CardKey.product_id == product.id))
+            stored = db.session.scalar(
+                select(func.count()).select_from(CardKey).where(CardKey.product_id == product.id)
+            )
             added = job.added
             db.session.remove()  # end our transaction before dropping the tables
             if args.database_url:
                 db.drop_all()
-        print(f"imported {added} of {args.keys} keys ({stored} stored) in {elapsed:.1f} s "
-              f"= {args.keys / elapsed:,.0f} keys/s; target < 30 s: {'ok' if elapsed < 30 and stored == args.keys else 'MISSED'}")
+        print(
+            f"imported {added} of {args.keys} keys ({stored} stored) in {elapsed:.1f} s "
+            f"= {args.keys / elapsed:,.0f} keys/s; target < 30 s: {'ok' if elapsed < 30 and stored == args.keys else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ fastest and the slowest of each, with JavaScript on and off.
 loaded machine. Times are wall-clock seconds on this machine: compare ways of paying within
 one run, not runs on different days.
 """
+
 import argparse
 import json
 import multiprocessing
@@ -39,11 +40,18 @@ def main() -> int:
     if burner:
         burner.start()
     with tempfile.NamedTemporaryFile(suffix=".jsonl") as times:
-        env = {**os.environ, "FAKA_TEST_DATABASE": "sqlite", "FAKA_JOURNEY_RUNS": str(args.runs),
-               "FAKA_JOURNEY_TIMES": times.name}
+        env = {
+            **os.environ,
+            "FAKA_TEST_DATABASE": "sqlite",
+            "FAKA_JOURNEY_RUNS": str(args.runs),
+            "FAKA_JOURNEY_TIMES": times.name,
+        }
         env.setdefault("FAKA_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                 "tests/test_pay_journeys.py"], cwd=ROOT, env=env)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_pay_journeys.py"],
+            cwd=ROOT,
+            env=env,
+        )
         rows = [json.loads(line) for line in Path(times.name).read_text().splitlines() if line]
     if burner:
         burner.terminate()
@@ -51,12 +59,14 @@ def main() -> int:
     seconds = defaultdict(list)
     for row in rows:
         seconds[(row["way"], row["javascript"])].append(row["seconds"])
-    print(f"\n\"Buy\" → key visible, seconds ({args.runs} runs each{', one core kept busy' if args.busy else ''}):\n")
+    print(f'\n"Buy" → key visible, seconds ({args.runs} runs each{", one core kept busy" if args.busy else ""}):\n')
     print("| way of paying | JavaScript | median | fastest | slowest | runs |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for (way, javascript), values in seconds.items():
-        print(f"| {way} | {'on' if javascript else 'off'} | {statistics.median(values):.2f} | {min(values):.2f} | "
-              f"{max(values):.2f} | {len(values)} |")
+        print(
+            f"| {way} | {'on' if javascript else 'off'} | {statistics.median(values):.2f} | {min(values):.2f} | "
+            f"{max(values):.2f} | {len(values)} |"
+        )
     return result.returncode
 
 

@@ -14,6 +14,7 @@ PostgreSQL (BENCH_PG_ADMIN_URL) and a Redis (BENCH_REDIS_URL, flushed) and is sk
 without them. Exits 0 even when a target is missed (the tables say MISSED); non-zero only
 when the benchmark itself could not run. See bench/README.md.
 """
+
 import argparse
 import gzip
 import html
@@ -68,11 +69,28 @@ RISK_OUT_OF_REACH = {"risk_captcha_at": "998", "risk_hold_at": "999", "risk_bloc
 
 # Environment the app reads that must not leak into the isolated instance.
 STRIP_ENV = (
-    "FAKA_JOBS_MODE", "REDIS_URL", "FAKA_RQ_QUEUE", "DATABASE_URL", "SECRET_KEY",
-    "FAKA_ENCRYPTION_KEYS", "FAKA_BASE_URL", "FAKA_SEED_DEMO", "FAKA_PROXY_COUNT",
-    "MAIL_SERVER", "MAIL_PORT", "MAIL_USERNAME", "MAIL_PASSWORD", "MAIL_USE_TLS", "MAIL_USE_SSL",
-    "FAKA_ORDER_TTL_MINUTES", "FAKA_RECONCILE_INTERVAL", "FAKA_RATELIMIT_CHECKOUT", "FAKA_RATELIMIT_LOOKUP",
-    "FAKA_RATELIMIT_NOTIFY", "FAKA_PAGE_CACHE_SECONDS", "FAKA_STATUS_CACHE_SECONDS",
+    "FAKA_JOBS_MODE",
+    "REDIS_URL",
+    "FAKA_RQ_QUEUE",
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "FAKA_ENCRYPTION_KEYS",
+    "FAKA_BASE_URL",
+    "FAKA_SEED_DEMO",
+    "FAKA_PROXY_COUNT",
+    "MAIL_SERVER",
+    "MAIL_PORT",
+    "MAIL_USERNAME",
+    "MAIL_PASSWORD",
+    "MAIL_USE_TLS",
+    "MAIL_USE_SSL",
+    "FAKA_ORDER_TTL_MINUTES",
+    "FAKA_RECONCILE_INTERVAL",
+    "FAKA_RATELIMIT_CHECKOUT",
+    "FAKA_RATELIMIT_LOOKUP",
+    "FAKA_RATELIMIT_NOTIFY",
+    "FAKA_PAGE_CACHE_SECONDS",
+    "FAKA_STATUS_CACHE_SECONDS",
 )
 
 
@@ -81,6 +99,7 @@ def log(message: str = "") -> None:
 
 
 # -- processes --------------------------------------------------------------------------
+
 
 class Service:
     """A subprocess in its own process group, with its output in a log file."""
@@ -92,8 +111,13 @@ class Service:
         self.log_path = logdir / f"{name}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         Service.running.append(self)
 
@@ -134,8 +158,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http_request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-                 timeout: float = 10, full: bool = False):
+def http_request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict | None = None,
+    timeout: float = 10,
+    full: bool = False,
+):
     """(status, text), or with full=True (status, body bytes, headers)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
@@ -170,8 +201,15 @@ def gunicorn(name: str, app_spec: str, env: dict, logdir: Path, extra: list[str]
     """The same gunicorn settings for the baseline and faka."""
     port = free_port()
     argv = [
-        str(BIN / "gunicorn"), "-w", str(WORKERS), "-b", f"127.0.0.1:{port}",
-        "--log-level", "warning", *extra, app_spec,
+        str(BIN / "gunicorn"),
+        "-w",
+        str(WORKERS),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        *extra,
+        app_spec,
     ]
     return Service(name, argv, env, logdir), port
 
@@ -253,18 +291,36 @@ def parse_wrk(output: str) -> dict:
     return {
         "rps": rps,
         "requests": find(r"(\d+) requests in", int),
-        "latency_ms": {"p50": percentiles.get("50"), "p75": percentiles.get("75"),
-                       "p90": percentiles.get("90"), "p99": percentiles.get("99")},
+        "latency_ms": {
+            "p50": percentiles.get("50"),
+            "p75": percentiles.get("75"),
+            "p90": percentiles.get("90"),
+            "p99": percentiles.get("99"),
+        },
         "non_2xx_3xx": find(r"Non-2xx or 3xx responses:\s*(\d+)", int, 0),
-        "socket_errors": dict(zip(("connect", "read", "write", "timeout"), map(int, errors.groups()))) if errors else None,
+        "socket_errors": dict(zip(("connect", "read", "write", "timeout"), map(int, errors.groups())))
+        if errors
+        else None,
         "script": {k: int(v) for k, v in script.items()},
     }
 
 
-def wrk(port: int, path: str, seconds: float, script: Path | None = None, script_args: list[str] = (),
-        headers: dict | None = None) -> dict:
-    argv = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", f"--timeout={WRK_TIMEOUT}s",
-            "--latency"]
+def wrk(
+    port: int,
+    path: str,
+    seconds: float,
+    script: Path | None = None,
+    script_args: list[str] = (),
+    headers: dict | None = None,
+) -> dict:
+    argv = [
+        "wrk",
+        f"-t{THREADS}",
+        f"-c{CONNECTIONS}",
+        f"-d{max(1, round(seconds))}s",
+        f"--timeout={WRK_TIMEOUT}s",
+        "--latency",
+    ]
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]
     if script is not None:
@@ -310,7 +366,9 @@ def checkout_script(path: Path, buy_path: str, cookie: str, csrf_token: str) -> 
     cookie, so each gets a new one), all in one session, whose CSRF token the form
     carries. Script argument: a number that makes this run's buyers differ from the
     last run's."""
-    path.write_text(_LUA_COMMON + f"""
+    path.write_text(
+        _LUA_COMMON
+        + f"""
 local buy_path, cookie, token = {_lua_string(buy_path)}, {_lua_string(cookie)}, {_lua_string(quote(csrf_token, safe=""))}
 local base, counter = 0, 0
 function init(args)
@@ -329,7 +387,8 @@ end
 function response(status, headers, body)
   if status ~= 303 then bad = bad + 1 end
 end
-""")
+"""
+    )
     return path
 
 
@@ -339,7 +398,9 @@ def notify_script(path: Path) -> Path:
     over with replays (cheap answers that flatter the figure): `next` in the output says
     how far the run got, and the bench checks it stayed within the file.
     Script arguments: bodies file, number of threads, offset."""
-    path.write_text(_LUA_COMMON + f"""
+    path.write_text(
+        _LUA_COMMON
+        + f"""
 local bodies, step = {{}}, 1
 local headers = {{["Content-Type"] = "application/x-www-form-urlencoded", ["X-Forwarded-For"] = "{GATEWAY_IP}"}}
 function init(args)
@@ -355,11 +416,13 @@ end
 function response(status, headers, body)
   if status ~= 200 or not string.find(body, "success", 1, true) then bad = bad + 1 end
 end
-""")
+"""
+    )
     return path
 
 
 # -- the isolated instance --------------------------------------------------------------
+
 
 def base_env(instance: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in STRIP_ENV}
@@ -369,8 +432,9 @@ def base_env(instance: Path) -> dict:
 
 
 def flask_cli(env: dict, *args: str) -> str:
-    done = subprocess.run([str(BIN / "flask"), "--app", "faka", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(BIN / "flask"), "--app", "faka", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     if done.returncode != 0:
         raise RuntimeError(f"flask {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
@@ -448,13 +512,23 @@ class Shop:
         from faka.services import keys
 
         with self.app.app_context():
-            template = db.session.execute(
-                select(Product).where(Product.delivery_type == "auto").order_by(Product.id)).scalars().first()
+            template = (
+                db.session.execute(select(Product).where(Product.delivery_type == "auto").order_by(Product.id))
+                .scalars()
+                .first()
+            )
             product = Product(
-                slug="bench-" + secrets.token_hex(6), merchant_id=template.merchant_id,
-                category_id=template.category_id, title="Bench checkout product", description_md=template.description_md,
-                price=template.price, min_per_order=1, max_per_order=template.max_per_order, delivery_type="auto",
-                refund_policy=template.refund_policy, position=0,
+                slug="bench-" + secrets.token_hex(6),
+                merchant_id=template.merchant_id,
+                category_id=template.category_id,
+                title="Bench checkout product",
+                description_md=template.description_md,
+                price=template.price,
+                min_per_order=1,
+                max_per_order=template.max_per_order,
+                delivery_type="auto",
+                refund_policy=template.refund_policy,
+                position=0,
             )
             db.session.add(product)
             db.session.commit()
@@ -465,11 +539,20 @@ class Shop:
             keys.run_import(job.id)
             seconds = time.perf_counter() - started
             job = db.session.get(KeyImport, job.id)
-            stored = db.session.scalar(select(func.count()).select_from(CardKey).where(CardKey.product_id == product_id))
+            stored = db.session.scalar(
+                select(func.count()).select_from(CardKey).where(CardKey.product_id == product_id)
+            )
             added = job.added
             db.session.rollback()
-        return {"product_id": product_id, "slug": slug, "keys": n_keys, "added": added, "stored": stored,
-                "seconds": round(seconds, 2), "keys_per_second": round(n_keys / seconds) if seconds else None}
+        return {
+            "product_id": product_id,
+            "slug": slug,
+            "keys": n_keys,
+            "added": added,
+            "stored": stored,
+            "seconds": round(seconds, 2),
+            "keys_per_second": round(n_keys / seconds) if seconds else None,
+        }
 
     def place_order(self, slug: str) -> dict:
         from faka.services import checkout
@@ -477,10 +560,16 @@ class Shop:
         self._buyers += 1
         n = self._buyers
         with self.app.test_request_context():
-            order = checkout.place_order(slug, 1, f"lat{n}@l{n}.example.com", "benchpass",
-                                         client_ip=f"10.250.{n // 256 % 256}.{n % 256}")
-            return {"id": order.id, "number": order.number, "token": order.token,
-                    "total": order.total, "currency": order.currency}
+            order = checkout.place_order(
+                slug, 1, f"lat{n}@l{n}.example.com", "benchpass", client_ip=f"10.250.{n // 256 % 256}.{n % 256}"
+            )
+            return {
+                "id": order.id,
+                "number": order.number,
+                "token": order.token,
+                "total": order.total,
+                "currency": order.currency,
+            }
 
     def notify_fields(self, order: dict) -> dict[str, str]:
         """The sandbox's signed notify form for this order (return_url empty: plain "success")."""
@@ -488,10 +577,17 @@ class Shop:
         from faka.payments.base import OrderRef
 
         with self.app.test_request_context():
-            start = get_gateway("sandbox").create_payment(OrderRef(
-                number=order["number"], token=order["token"], total=order["total"], currency=order["currency"],
-                subject="x", notify_url="http://127.0.0.1/pay/sandbox/notify", return_url="",
-            ))
+            start = get_gateway("sandbox").create_payment(
+                OrderRef(
+                    number=order["number"],
+                    token=order["token"],
+                    total=order["total"],
+                    currency=order["currency"],
+                    subject="x",
+                    notify_url="http://127.0.0.1/pay/sandbox/notify",
+                    return_url="",
+                )
+            )
             return dict(start.form_fields)
 
     def notify_bodies(self, product_id: int) -> list[str]:
@@ -507,13 +603,20 @@ class Shop:
             secret = get_gateway("sandbox").settings["secret"]
             rows = db.session.execute(
                 select(Order.number, Order.total, Order.currency)
-                .where(Order.product_id == product_id, Order.status == Order.PENDING).order_by(Order.id)
+                .where(Order.product_id == product_id, Order.status == Order.PENDING)
+                .order_by(Order.id)
             ).all()
             db.session.rollback()
         bodies = []
         for number, total, currency in rows:
-            fields = {"order_no": number, "trade_no": "SBX" + secrets.token_hex(12), "amount": str(total),
-                      "currency": currency, "status": "paid", "return_url": ""}
+            fields = {
+                "order_no": number,
+                "trade_no": "SBX" + secrets.token_hex(12),
+                "amount": str(total),
+                "currency": currency,
+                "status": "paid",
+                "return_url": "",
+            }
             fields["sign"] = sign(fields, secret)
             bodies.append(urlencode(fields))
         return bodies
@@ -573,6 +676,7 @@ def polling_path(port: int, token: str) -> str:
 
 # -- PostgreSQL and Redis ---------------------------------------------------------------
 
+
 class Postgres:
     """A database for the run: BENCH_DATABASE_URL as given, or a new one created here and
     dropped at the end."""
@@ -600,8 +704,12 @@ class Postgres:
 
         try:
             with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-                return [r[0] for r in conn.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (self.name,))]
+                return [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (self.name,)
+                    )
+                ]
         except Exception:  # noqa: BLE001 - CPU accounting only
             return []
 
@@ -654,6 +762,7 @@ def start_rq_worker(env: dict, logdir: Path) -> tuple[Service, str]:
 
 # -- throughput -------------------------------------------------------------------------
 
+
 class Meter:
     """The server side's CPU time: the gunicorn process group, plus (PostgreSQL) the
     database's backends and the RQ worker."""
@@ -675,15 +784,23 @@ def measure(label: str, page: str, port: int, path: str, seconds: float, meter: 
     result = wrk(port, path, seconds, **wrk_args)
     after = meter.snapshot()
     cpu = cpu_seconds_between(before, after)
-    db_cpu = cpu_seconds_between({p: t for p, t in before.items() if p in meter.backends},
-                                 {p: t for p, t in after.items() if p in meter.backends})
+    db_cpu = cpu_seconds_between(
+        {p: t for p, t in before.items() if p in meter.backends},
+        {p: t for p, t in after.items() if p in meter.backends},
+    )
     per_request = 1000 / result["requests"] if result["requests"] else None
-    result.update(label=label, page=page, path=path,
-                  server_cpu_ms_per_request=cpu * per_request if per_request else None,
-                  database_cpu_ms_per_request=db_cpu * per_request if per_request and meter.postgres else None)
-    log(f"      {result['rps']:.0f} req/s, p99 {result['latency_ms']['p99']:.1f} ms, server CPU "
+    result.update(
+        label=label,
+        page=page,
+        path=path,
+        server_cpu_ms_per_request=cpu * per_request if per_request else None,
+        database_cpu_ms_per_request=db_cpu * per_request if per_request and meter.postgres else None,
+    )
+    log(
+        f"      {result['rps']:.0f} req/s, p99 {result['latency_ms']['p99']:.1f} ms, server CPU "
         f"{_f(result['server_cpu_ms_per_request'], '{:.2f}')} ms/request"
-        + (f", script {result['script']}" if result["script"] else ""))
+        + (f", script {result['script']}" if result["script"] else "")
+    )
     return result
 
 
@@ -695,16 +812,24 @@ def page_entry(run: dict, bares: list[dict], target: float | None) -> dict:
     ratio = run["rps"] / baseline if baseline else 0.0
     cpu = run["server_cpu_ms_per_request"]
     return {
-        "path": run["path"], "rps": run["rps"], "p99_ms": run["latency_ms"]["p99"], "requests": run["requests"],
-        "non_2xx_3xx": run["non_2xx_3xx"], "bad_answers": run["script"].get("bad"),
-        "server_cpu_ms_per_request": cpu, "database_cpu_ms_per_request": run.get("database_cpu_ms_per_request"),
+        "path": run["path"],
+        "rps": run["rps"],
+        "p99_ms": run["latency_ms"]["p99"],
+        "requests": run["requests"],
+        "non_2xx_3xx": run["non_2xx_3xx"],
+        "bad_answers": run["script"].get("bad"),
+        "server_cpu_ms_per_request": cpu,
+        "database_cpu_ms_per_request": run.get("database_cpu_ms_per_request"),
         "baseline_rps": baseline,
-        "ratio": round(ratio, 3), "cpu_ratio": round(bare_cpu / cpu, 3) if bare_cpu and cpu else None,
-        "target": target, "met": ratio >= target if target is not None else None,
+        "ratio": round(ratio, 3),
+        "cpu_ratio": round(bare_cpu / cpu, 3) if bare_cpu and cpu else None,
+        "target": target,
+        "met": ratio >= target if target is not None else None,
     }
 
 
 # -- notify -> delivered ----------------------------------------------------------------
+
 
 def percentile(values: list[float], p: float) -> float | None:
     """Nearest-rank percentile."""
@@ -746,15 +871,27 @@ def delivery_latency(shop: Shop, port: int, slug: str, n: int, mode: str) -> dic
                 polls_needed.append(polls)
                 break
             if status == HTMX_STOP_POLLING or elapsed > DELIVERY_TIMEOUT:
-                state = "final without keys" if status == HTMX_STOP_POLLING else f"not delivered after {DELIVERY_TIMEOUT}s"
-                failures.append({"order": order["number"], "status": shop.order_status(order["id"]),
-                                 "error": f"{state} (last HTTP {status})"})
+                state = (
+                    "final without keys" if status == HTMX_STOP_POLLING else f"not delivered after {DELIVERY_TIMEOUT}s"
+                )
+                failures.append(
+                    {
+                        "order": order["number"],
+                        "status": shop.order_status(order["id"]),
+                        "error": f"{state} (last HTTP {status})",
+                    }
+                )
                 break
             time.sleep(POLL_INTERVAL)
     result = {
-        "mode": mode, "orders": n, "delivered": len(latencies), "failures": failures[:10], "failed": len(failures),
+        "mode": mode,
+        "orders": n,
+        "delivered": len(latencies),
+        "failures": failures[:10],
+        "failed": len(failures),
         "median_ms": statistics.median(latencies) if latencies else None,
-        "p99_ms": percentile(latencies, 99), "max_ms": max(latencies) if latencies else None,
+        "p99_ms": percentile(latencies, 99),
+        "max_ms": max(latencies) if latencies else None,
         "min_ms": min(latencies) if latencies else None,
         "notify_response_median_ms": statistics.median(notify_times) if notify_times else None,
         "notify_response_p99_ms": percentile(notify_times, 99),
@@ -777,11 +914,15 @@ def wait_delivered(shop: Shop, product_id: int, timeout: float = DRAIN_TIMEOUT) 
     while waiting and time.perf_counter() - started < timeout:
         time.sleep(0.25)
         waiting = shop.count_orders(product_id, Order.PAID)
-    return {"seconds": round(time.perf_counter() - started, 2), "still_undelivered": waiting,
-            "delivered": shop.count_orders(product_id, Order.DELIVERED)}
+    return {
+        "seconds": round(time.perf_counter() - started, 2),
+        "still_undelivered": waiting,
+        "delivered": shop.count_orders(product_id, Order.DELIVERED),
+    }
 
 
 # -- SQL statements per page ------------------------------------------------------------
+
 
 def count_queries(shop: Shop, paths: dict[str, str]) -> dict[str, dict]:
     """The SQL each page runs, counted at the driver: SQLite's trace callback, and a
@@ -830,10 +971,15 @@ def count_queries(shop: Shop, paths: dict[str, str]) -> dict[str, dict]:
                 watch(reader)
             statements.clear()
             response = client.get(path)
-            queries = [s for s in statements if s.strip().upper() not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")]
+            queries = [
+                s for s in statements if s.strip().upper() not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+            ]
             out[name] = {
-                "path": path, "http_status": response.status_code, "statements": len(statements),
-                "queries": len(queries), "sql": [" ".join(s.split())[:300] for s in statements],
+                "path": path,
+                "http_status": response.status_code,
+                "statements": len(statements),
+                "queries": len(queries),
+                "sql": [" ".join(s.split())[:300] for s in statements],
             }
         return out
     finally:
@@ -850,16 +996,25 @@ def add_products(shop: Shop, count: int) -> None:
     from faka.services.keys import import_keys
 
     with shop.app.app_context():
-        template = db.session.execute(
-            select(Product).where(Product.delivery_type == "auto").order_by(Product.id)
-        ).scalars().first()
+        template = (
+            db.session.execute(select(Product).where(Product.delivery_type == "auto").order_by(Product.id))
+            .scalars()
+            .first()
+        )
         new_ids = []
         for i in range(count):
             p = Product(
-                slug=secrets.token_hex(8), merchant_id=template.merchant_id, category_id=template.category_id,
-                title=f"Bench product {i + 1}", description_md=template.description_md, price=template.price + i,
-                min_per_order=template.min_per_order, max_per_order=template.max_per_order, delivery_type="auto",
-                refund_policy=template.refund_policy, position=100 + i,
+                slug=secrets.token_hex(8),
+                merchant_id=template.merchant_id,
+                category_id=template.category_id,
+                title=f"Bench product {i + 1}",
+                description_md=template.description_md,
+                price=template.price + i,
+                min_per_order=template.min_per_order,
+                max_per_order=template.max_per_order,
+                delivery_type="auto",
+                refund_policy=template.refund_policy,
+                position=100 + i,
             )
             db.session.add(p)
             db.session.flush()
@@ -887,13 +1042,21 @@ def sql_per_page(shop: Shop, pages: dict[str, str]) -> dict:
     after_n = product_count()
     after = count_queries(shop, pages)
     return {
-        "products_before": before_n, "products_after": after_n,
-        "pages": {name: {"before": before[name], "after": after[name],
-                         "constant": before[name]["statements"] == after[name]["statements"]} for name in pages},
+        "products_before": before_n,
+        "products_after": after_n,
+        "pages": {
+            name: {
+                "before": before[name],
+                "after": after[name],
+                "constant": before[name]["statements"] == after[name]["statements"],
+            }
+            for name in pages
+        },
     }
 
 
 # -- page weight ------------------------------------------------------------------------
+
 
 def page_weight(port: int, path: str) -> dict:
     """The product page and the CSS and JavaScript it loads, raw and gzip-compressed. Only
@@ -912,14 +1075,22 @@ def page_weight(port: int, path: str) -> dict:
             raise RuntimeError(f"GET {url} answered {status}")
         parts.append({"what": url, "raw": len(body), "gzip": len(gzip.compress(body, GZIP_LEVEL))})
     total = sum(p["gzip"] for p in parts)
-    return {"parts": parts, "raw": sum(p["raw"] for p in parts), "gzip": total, "gzip_level": GZIP_LEVEL,
-            "target": PAGE_WEIGHT_TARGET, "met": total <= PAGE_WEIGHT_TARGET}
+    return {
+        "parts": parts,
+        "raw": sum(p["raw"] for p in parts),
+        "gzip": total,
+        "gzip_level": GZIP_LEVEL,
+        "target": PAGE_WEIGHT_TARGET,
+        "met": total <= PAGE_WEIGHT_TARGET,
+    }
 
 
 # -- one set-up -------------------------------------------------------------------------
 
-def run_setup(name: str, out: dict, root: Path, seconds: int, warmup: int, n_orders: int, n_import: int,
-              with_weight: bool) -> None:
+
+def run_setup(
+    name: str, out: dict, root: Path, seconds: int, warmup: int, n_orders: int, n_import: int, with_weight: bool
+) -> None:
     """The whole measurement on one database, into `out`: SQLite (jobs in a thread of each
     web worker) or PostgreSQL (+ Redis + worker.py)."""
     instance = root / name
@@ -947,8 +1118,10 @@ def run_setup(name: str, out: dict, root: Path, seconds: int, warmup: int, n_ord
         # 1. the 100,000-key import, on an idle machine, into the product the checkouts buy
         log(f"[{name}] importing {n_import} keys ...")
         imported = shop.timed_import(n_import)
-        imported.update(target_s=IMPORT_TARGET_S if n_import == 100_000 else None,
-                        met=imported["seconds"] < IMPORT_TARGET_S if n_import == 100_000 else None)
+        imported.update(
+            target_s=IMPORT_TARGET_S if n_import == 100_000 else None,
+            met=imported["seconds"] < IMPORT_TARGET_S if n_import == 100_000 else None,
+        )
         out["import"] = imported
         log(f"      {imported['seconds']} s ({imported['keys_per_second']} keys/s)")
         if postgres:
@@ -995,8 +1168,9 @@ def run_setup(name: str, out: dict, root: Path, seconds: int, warmup: int, n_ord
         # The order page's polls carry the buyer's cookies; the checkouts only the session's
         # (for the CSRF token), so that each is a new browser.
         buyer_headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items()), "HX-Request": "true"}
-        buy = checkout_script(instance / "checkout.lua", f"/p/{imported['slug']}/buy", f"session={cookies['session']}",
-                              csrf_token)
+        buy = checkout_script(
+            instance / "checkout.lua", f"/p/{imported['slug']}/buy", f"session={cookies['session']}", csrf_token
+        )
         notify = notify_script(instance / "notify.lua")
         bare_meter = Meter([bare.proc.pid])
         meter = Meter([faka.proc.pid] + ([worker.proc.pid] if worker else []), postgres)
@@ -1030,8 +1204,10 @@ def run_setup(name: str, out: dict, root: Path, seconds: int, warmup: int, n_ord
         placed = shop.count_orders(imported["product_id"]) - before_orders
         entries["checkout"].update(orders_placed=placed, orders_per_second=checkout_run["rps"])
         if postgres:
-            entries["checkout"].update(target_orders_per_second=CHECKOUT_TARGET,
-                                       met=checkout_run["rps"] >= CHECKOUT_TARGET and not checkout_run["script"].get("bad"))
+            entries["checkout"].update(
+                target_orders_per_second=CHECKOUT_TARGET,
+                met=checkout_run["rps"] >= CHECKOUT_TARGET and not checkout_run["script"].get("bad"),
+            )
 
         # notify: signed notifications for distinct pending orders; more orders first if
         # the notify run could outrun them (about three times the checkout rate)
@@ -1043,20 +1219,35 @@ def run_setup(name: str, out: dict, root: Path, seconds: int, warmup: int, n_ord
                 break
             extra_seconds = min(30, (needed - pending_now) / max(checkout_run["rps"], 20) + 1)
             log(f"  placing about {needed - pending_now} more orders for the notify run ({extra_seconds:.0f}s) ...")
-            wrk(port, f"/p/{imported['slug']}/buy", extra_seconds, script=buy, script_args=[str(2000000 + attempt * 400000)])
+            wrk(
+                port,
+                f"/p/{imported['slug']}/buy",
+                extra_seconds,
+                script=buy,
+                script_args=[str(2000000 + attempt * 400000)],
+            )
             topped_up += 1
         bodies = shop.notify_bodies(imported["product_id"])
         bodies_file = instance / "notify-bodies.txt"
         bodies_file.write_text("\n".join(bodies) + "\n")
-        warm = wrk(port, "/pay/sandbox/notify", warmup, script=notify, script_args=[str(bodies_file), str(THREADS), "0"])
+        warm = wrk(
+            port, "/pay/sandbox/notify", warmup, script=notify, script_args=[str(bodies_file), str(THREADS), "0"]
+        )
         offset = warm["script"].get("next", 0)
-        notify_run = page_run("notify", "/pay/sandbox/notify", None, script=notify,
-                              script_args=[str(bodies_file), str(THREADS), str(offset)])
+        notify_run = page_run(
+            "notify",
+            "/pay/sandbox/notify",
+            None,
+            script=notify,
+            script_args=[str(bodies_file), str(THREADS), str(offset)],
+        )
         used = notify_run["script"].get("next", 0)
         entries["notify"].update(pending_orders=len(bodies), used_through=used, replays=max(0, used - len(bodies)))
         out["throughput"] = {
             "wrk": {"threads": THREADS, "connections": CONNECTIONS, "duration_s": seconds, "warmup_s": warmup},
-            "pages": entries, "runs": runs, "notify_topups": topped_up,
+            "pages": entries,
+            "runs": runs,
+            "notify_topups": topped_up,
         }
 
         # 5. memory after the load
@@ -1073,9 +1264,12 @@ def run_setup(name: str, out: dict, root: Path, seconds: int, warmup: int, n_ord
         log(f"  load's deliveries done {out['drain']['seconds']} s after the notify run")
         out["delivery"] = delivery_latency(shop, port, page_product["slug"], n_orders, "rq" if postgres else "thread")
         if postgres:
-            out["delivery"].update(target_p99_ms=LATENCY_P99_TARGET_MS,
-                                   met=out["delivery"]["p99_ms"] is not None and out["delivery"]["failed"] == 0
-                                   and out["delivery"]["p99_ms"] < LATENCY_P99_TARGET_MS)
+            out["delivery"].update(
+                target_p99_ms=LATENCY_P99_TARGET_MS,
+                met=out["delivery"]["p99_ms"] is not None
+                and out["delivery"]["failed"] == 0
+                and out["delivery"]["p99_ms"] < LATENCY_P99_TARGET_MS,
+            )
         if worker:
             out["memory"]["rq_worker_after_latency"] = dict(pid=worker.proc.pid, **(memory_kib(worker.proc.pid) or {}))
         if with_weight:
@@ -1108,6 +1302,7 @@ def run_setup(name: str, out: dict, root: Path, seconds: int, warmup: int, n_ord
 
 # -- report -----------------------------------------------------------------------------
 
+
 def _f(value, fmt="{:.1f}", none="-") -> str:
     return none if value is None else fmt.format(value)
 
@@ -1118,22 +1313,32 @@ def _mark(met) -> str:
 
 def report_setup(s: dict) -> list[str]:
     lines = [""]
-    title = {"sqlite": "SQLite, jobs in a thread of each web worker",
-             "postgresql": "PostgreSQL + Redis, jobs in worker.py (RQ)"}[s["database"]]
+    title = {
+        "sqlite": "SQLite, jobs in a thread of each web worker",
+        "postgresql": "PostgreSQL + Redis, jobs in worker.py (RQ)",
+    }[s["database"]]
     if s.get("skipped"):
         return lines + [f"{title}: skipped ({s['skipped']})"]
     t = s.get("throughput")
     if t:
         w = t["wrk"]
-        lines.append(f"{title}: gunicorn -w {WORKERS} (sync); wrk -t{w['threads']} -c{w['connections']} "
-                     f"-d{w['duration_s']}s, each run between two bare runs")
-        lines.append(f"  {'run':<16}{'req/s':>8}{'p99 ms':>9}{'errors':>8}{'CPU ms/req':>12}{'cpu ratio':>11}"
-                     f"{'ratio':>8}  target")
+        lines.append(
+            f"{title}: gunicorn -w {WORKERS} (sync); wrk -t{w['threads']} -c{w['connections']} "
+            f"-d{w['duration_s']}s, each run between two bare runs"
+        )
+        lines.append(
+            f"  {'run':<16}{'req/s':>8}{'p99 ms':>9}{'errors':>8}{'CPU ms/req':>12}{'cpu ratio':>11}"
+            f"{'ratio':>8}  target"
+        )
         for r in t["runs"]:
             entry = t["pages"].get(r["page"]) if r["page"] != "bare" else None
-            errors = (r["script"].get("bad") if r["script"] else r["non_2xx_3xx"]) + sum((r["socket_errors"] or {}).values())
-            line = (f"  {r['label']:<16}{r['rps']:>8.0f}{r['latency_ms']['p99']:>9.1f}{errors:>8}"
-                    f"{_f(r['server_cpu_ms_per_request'], '{:.2f}'):>12}")
+            errors = (r["script"].get("bad") if r["script"] else r["non_2xx_3xx"]) + sum(
+                (r["socket_errors"] or {}).values()
+            )
+            line = (
+                f"  {r['label']:<16}{r['rps']:>8.0f}{r['latency_ms']['p99']:>9.1f}{errors:>8}"
+                f"{_f(r['server_cpu_ms_per_request'], '{:.2f}'):>12}"
+            )
             if entry:
                 target = ""
                 if entry.get("target") is not None:
@@ -1144,57 +1349,87 @@ def report_setup(s: dict) -> list[str]:
             lines.append(line)
         c, n = t["pages"].get("checkout"), t["pages"].get("notify")
         if c:
-            db_share = (f"; of its {c['server_cpu_ms_per_request']:.1f} ms CPU per order, PostgreSQL "
-                        f"{c['database_cpu_ms_per_request']:.1f} ms" if c.get("database_cpu_ms_per_request") else "")
-            lines.append(f"  checkout: {c['orders_per_second']:.0f} orders/s ({c['orders_placed']} orders placed "
-                         f"in the run, every request a different buyer{db_share})")
+            db_share = (
+                f"; of its {c['server_cpu_ms_per_request']:.1f} ms CPU per order, PostgreSQL "
+                f"{c['database_cpu_ms_per_request']:.1f} ms"
+                if c.get("database_cpu_ms_per_request")
+                else ""
+            )
+            lines.append(
+                f"  checkout: {c['orders_per_second']:.0f} orders/s ({c['orders_placed']} orders placed "
+                f"in the run, every request a different buyer{db_share})"
+            )
         if n:
-            lines.append(f"  notify: {n['rps']:.0f} payments/s, each a different pending order "
-                         f"({n['used_through']} of {n['pending_orders']} used, replays {n['replays']})")
-        lines.append("  errors = answers other than the expected one (checkout 303, notify 200 'success'; elsewhere "
-                     f"wrk's >= 400) plus socket errors and timeouts ({WRK_TIMEOUT} s)")
-        lines.append("  ratio = req/s / mean of the bare runs around it; cpu ratio = bare's CPU ms/req / the page's"
-                     + (" (faka's includes its PostgreSQL backends and worker.py)" if s["database"] == "postgresql" else ""))
+            lines.append(
+                f"  notify: {n['rps']:.0f} payments/s, each a different pending order "
+                f"({n['used_through']} of {n['pending_orders']} used, replays {n['replays']})"
+            )
+        lines.append(
+            "  errors = answers other than the expected one (checkout 303, notify 200 'success'; elsewhere "
+            f"wrk's >= 400) plus socket errors and timeouts ({WRK_TIMEOUT} s)"
+        )
+        lines.append(
+            "  ratio = req/s / mean of the bare runs around it; cpu ratio = bare's CPU ms/req / the page's"
+            + (" (faka's includes its PostgreSQL backends and worker.py)" if s["database"] == "postgresql" else "")
+        )
     d = s.get("delivery")
     if d:
         target = ""
         if d.get("target_p99_ms"):
             target = f"  p99 < {d['target_p99_ms']} ms {_mark(d['met'])}"
-        lines.append(f"  notify -> key visible ({d['orders']} orders, polled every {POLL_INTERVAL * 1000:.0f} ms): "
-                     f"median {_f(d['median_ms'])} ms, p99 {_f(d['p99_ms'])} ms, max {_f(d['max_ms'])} ms, "
-                     f"failed {d['failed']}{target}")
+        lines.append(
+            f"  notify -> key visible ({d['orders']} orders, polled every {POLL_INTERVAL * 1000:.0f} ms): "
+            f"median {_f(d['median_ms'])} ms, p99 {_f(d['p99_ms'])} ms, max {_f(d['max_ms'])} ms, "
+            f"failed {d['failed']}{target}"
+        )
         for failure in d["failures"][:3]:
             lines.append(f"      failed: {failure}")
     dr = s.get("drain")
     if dr:
-        lines.append(f"  the notify load's deliveries were all done {dr['seconds']} s after it ended "
-                     f"({dr['delivered']} delivered, {dr['still_undelivered']} left)")
+        lines.append(
+            f"  the notify load's deliveries were all done {dr['seconds']} s after it ended "
+            f"({dr['delivered']} delivered, {dr['still_undelivered']} left)"
+        )
     imp = s.get("import")
     if imp:
         target = f"  target < {imp['target_s']} s {_mark(imp['met'])}" if imp.get("target_s") else ""
-        lines.append(f"  import of {imp['keys']:,} keys (the back office's import job): {imp['seconds']} s "
-                     f"= {imp['keys_per_second']:,} keys/s, {imp['stored']:,} stored{target}")
+        lines.append(
+            f"  import of {imp['keys']:,} keys (the back office's import job): {imp['seconds']} s "
+            f"= {imp['keys_per_second']:,} keys/s, {imp['stored']:,} stored{target}"
+        )
     m = s.get("memory")
     if m:
+
         def mib(value):
             return f"{value / 1024:.0f}"
 
         web = [w for w in m["web_workers"] if w.get("rss_kib")]
         if web:
-            lines.append(f"  memory after the load: web worker RSS {mib(statistics.median(w['rss_kib'] for w in web))} MiB, "
-                         f"PSS {mib(statistics.median(w['pss_kib'] for w in web))} MiB (median of {len(web)})"
-                         + (f"; bare worker RSS {mib(statistics.median(w['rss_kib'] for w in m['bare_workers']))} MiB"
-                            if m["bare_workers"] else ""))
+            lines.append(
+                f"  memory after the load: web worker RSS {mib(statistics.median(w['rss_kib'] for w in web))} MiB, "
+                f"PSS {mib(statistics.median(w['pss_kib'] for w in web))} MiB (median of {len(web)})"
+                + (
+                    f"; bare worker RSS {mib(statistics.median(w['rss_kib'] for w in m['bare_workers']))} MiB"
+                    if m["bare_workers"]
+                    else ""
+                )
+            )
         rq = m.get("rq_worker_after_latency") or m.get("rq_worker")
         if rq and rq.get("rss_kib"):
-            lines.append(f"  RQ worker (worker.py, SimpleWorker): RSS {mib(rq['rss_kib'])} MiB, PSS {mib(rq['pss_kib'])} MiB")
+            lines.append(
+                f"  RQ worker (worker.py, SimpleWorker): RSS {mib(rq['rss_kib'])} MiB, PSS {mib(rq['pss_kib'])} MiB"
+            )
     q = s.get("queries")
     if q:
-        counts = ", ".join(f"{page} {row['after']['queries']}" + ("" if row["constant"] else
-                           f" (was {row['before']['queries']}: grows with products, MISSED)")
-                           for page, row in q["pages"].items())
-        lines.append(f"  SQL queries per request, page cache off ({q['products_before']} -> {q['products_after']} "
-                     f"products): {counts}")
+        counts = ", ".join(
+            f"{page} {row['after']['queries']}"
+            + ("" if row["constant"] else f" (was {row['before']['queries']}: grows with products, MISSED)")
+            for page, row in q["pages"].items()
+        )
+        lines.append(
+            f"  SQL queries per request, page cache off ({q['products_before']} -> {q['products_after']} "
+            f"products): {counts}"
+        )
     if s.get("error"):
         lines.append(f"  ERROR: {s['error']}")
     return lines
@@ -1202,20 +1437,26 @@ def report_setup(s: dict) -> list[str]:
 
 def report(results: dict) -> str:
     meta = results["meta"]
-    lines = [f"faka bench ({'quick' if meta['quick'] else 'full'}) {meta['started']}  {meta['cpus']} CPUs, "
-             f"load avg before {meta['loadavg_before']}"
-             + (f", after {meta['loadavg_after']}" if meta.get("loadavg_after") else "")]
+    lines = [
+        f"faka bench ({'quick' if meta['quick'] else 'full'}) {meta['started']}  {meta['cpus']} CPUs, "
+        f"load avg before {meta['loadavg_before']}"
+        + (f", after {meta['loadavg_after']}" if meta.get("loadavg_after") else "")
+    ]
     for setup in results["setups"].values():
         lines += report_setup(setup)
     weight = results.get("page_weight")
     if weight:
         lines.append("")
-        lines.append(f"Product page weight (gzip -{weight['gzip_level']}; the captcha widget is added only when "
-                     "the risk engine asks for it, so it is not counted):")
+        lines.append(
+            f"Product page weight (gzip -{weight['gzip_level']}; the captcha widget is added only when "
+            "the risk engine asks for it, so it is not counted):"
+        )
         for part in weight["parts"]:
             lines.append(f"  {part['what'][:60]:<62}{part['raw'] / 1024:>7.1f} KiB{part['gzip'] / 1024:>7.1f} KiB gzip")
-        lines.append(f"  {'total':<62}{weight['raw'] / 1024:>7.1f} KiB{weight['gzip'] / 1024:>7.1f} KiB gzip  "
-                     f"target <= {weight['target'] // 1024} KiB {_mark(weight['met'])}")
+        lines.append(
+            f"  {'total':<62}{weight['raw'] / 1024:>7.1f} KiB{weight['gzip'] / 1024:>7.1f} KiB gzip  "
+            f"target <= {weight['target'] // 1024} KiB {_mark(weight['met'])}"
+        )
     lines.append("")
     missed = results.get("missed") or []
     lines.append("MISSED: " + "; ".join(missed) if missed else "all targets met")
@@ -1233,7 +1474,9 @@ def missed_targets(results: dict) -> list[str]:
                     missed.append(f"{name} {page} ratio {entry['ratio']:.2f} < {entry['target']}")
         d = s.get("delivery") or {}
         if d.get("met") is False:
-            missed.append(f"{name} notify -> key visible p99 {_f(d.get('p99_ms'))} ms (target < {LATENCY_P99_TARGET_MS})")
+            missed.append(
+                f"{name} notify -> key visible p99 {_f(d.get('p99_ms'))} ms (target < {LATENCY_P99_TARGET_MS})"
+            )
         imp = s.get("import") or {}
         if imp.get("met") is False:
             missed.append(f"{name} import {imp['seconds']} s (target < {IMPORT_TARGET_S})")
@@ -1249,6 +1492,7 @@ def missed_targets(results: dict) -> list[str]:
 
 
 # -- main -------------------------------------------------------------------------------
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -1275,12 +1519,20 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
 
-    results: dict = {"meta": {
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "quick": args.quick, "cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(), "gunicorn_workers": WORKERS, "instances": str(root),
-        "risk_thresholds": RISK_OUT_OF_REACH, "rate_limits": NO_LIMITS,
-    }, "setups": {}}
+    results: dict = {
+        "meta": {
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "quick": args.quick,
+            "cpus": os.cpu_count(),
+            "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(),
+            "gunicorn_workers": WORKERS,
+            "instances": str(root),
+            "risk_thresholds": RISK_OUT_OF_REACH,
+            "rate_limits": NO_LIMITS,
+        },
+        "setups": {},
+    }
     failed = False
     names = [args.only] if args.only else ["sqlite", "postgresql"]
     for name in names:

@@ -1,4 +1,5 @@
 """faka: a self-hosted shop for digital goods with automatic delivery."""
+
 from faka.application import Faka
 
 

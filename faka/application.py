@@ -1,4 +1,5 @@
 """The Flask class faka runs on."""
+
 from weakref import WeakSet
 
 from flask import Flask

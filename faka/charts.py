@@ -5,6 +5,7 @@ Colours and fonts are SVG presentation attributes (fill="..."), never style attr
 escaped, as labels may carry what merchants typed. Money stays integer minor units and
 is formatted by `faka.templating.money`; floats are used for geometry only.
 """
+
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -72,9 +73,7 @@ def bar_chart_svg(
                 f'<text x="{_n(left + (i + 0.5) * slot)}" y="{_n(height - 4)}" '
                 f'text-anchor="middle">{escape(text)}</text>'
             )
-    parts.append(
-        f'<line x1="{_n(left)}" y1="{_n(bottom)}" x2="{_n(right)}" y2="{_n(bottom)}" stroke="{AXIS_STROKE}"/>'
-    )
+    parts.append(f'<line x1="{_n(left)}" y1="{_n(bottom)}" x2="{_n(right)}" y2="{_n(bottom)}" stroke="{AXIS_STROKE}"/>')
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -1,4 +1,5 @@
 """`flask --app faka <command>`: the commands an operator scripts a deployment with."""
+
 from pathlib import Path
 
 import click
@@ -67,10 +68,12 @@ def reconcile():
     ask gateways about payments in flight; move complaints past their deadline."""
     report = jobs.reconcile()
     jobs.runner().wait_idle()
-    click.echo(f"expired {report['expired']} orders, re-enqueued {report['deliveries']} deliveries, "
-               f"{report['emails']} emails and {report['refunds']} refunds; asked about {report['payment_checks']} "
-               f"payments in flight; escalated {report['escalated']} and closed {report['closed']} complaints "
-               f"past their deadline")
+    click.echo(
+        f"expired {report['expired']} orders, re-enqueued {report['deliveries']} deliveries, "
+        f"{report['emails']} emails and {report['refunds']} refunds; asked about {report['payment_checks']} "
+        f"payments in flight; escalated {report['escalated']} and closed {report['closed']} complaints "
+        f"past their deadline"
+    )
 
 
 @click.command("retention")
@@ -80,16 +83,24 @@ def retention():
     from faka.services import retention as retention_service
 
     report = retention_service.run()
-    click.echo(f"hashed {report.ips_hashed} IP addresses; deleted {report.security_events_deleted} security events, "
-               f"{report.risk_events_deleted} risk events and {report.challenges_deleted} spent captcha challenges; "
-               f"emptied {report.notify_bodies_emptied} gateway notification bodies")
+    click.echo(
+        f"hashed {report.ips_hashed} IP addresses; deleted {report.security_events_deleted} security events, "
+        f"{report.risk_events_deleted} risk events and {report.challenges_deleted} spent captcha challenges; "
+        f"emptied {report.notify_bodies_emptied} gateway notification bodies"
+    )
 
 
 @click.command("rotate-keys")
-@click.option("--check", "check_only", is_flag=True,
-              help="Only check that the newest key alone opens every stored secret; exit 1 if not.")
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Only check that the newest key alone opens every stored secret; exit 1 if not.",
+)
 @click.option("--add-key", is_flag=True, help="Put a new key in front of instance/encryption.keys, to rotate to.")
-@click.option("--retire", is_flag=True, help="Once the check passes, drop the older keys from instance/encryption.keys.")
+@click.option(
+    "--retire", is_flag=True, help="Once the check passes, drop the older keys from instance/encryption.keys."
+)
 def rotate_keys(check_only: bool, add_key: bool, retire: bool):
     """Re-encrypt every stored secret with the newest encryption key.
 
@@ -106,22 +117,31 @@ def rotate_keys(check_only: bool, add_key: bool, retire: bool):
         except crypto.KeysInEnvironment as exc:
             raise click.ClickException(
                 "the keys come from FAKA_ENCRYPTION_KEYS: put a new key in front of it yourself (make one with "
-                "`python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"`), "
-                "restart, then run rotate-keys") from exc
-        click.echo(f"added a new key in front of {path}. Restart the web and worker processes so that all of them "
-                   f"know it, then run `flask --app faka rotate-keys`.")
+                '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`), '
+                "restart, then run rotate-keys"
+            ) from exc
+        click.echo(
+            f"added a new key in front of {path}. Restart the web and worker processes so that all of them "
+            f"know it, then run `flask --app faka rotate-keys`."
+        )
         return
     if retire:
         try:
             dropped = crypto.retire_older_keys()
         except crypto.KeysInEnvironment as exc:
-            raise click.ClickException("the keys come from FAKA_ENCRYPTION_KEYS: once `rotate-keys --check` passes, "
-                                       "keep only its first key and restart") from exc
+            raise click.ClickException(
+                "the keys come from FAKA_ENCRYPTION_KEYS: once `rotate-keys --check` passes, "
+                "keep only its first key and restart"
+            ) from exc
         except crypto.OlderKeysStillNeeded as exc:
             _echo_key_check(exc.report)
             raise SystemExit(1) from exc
-        click.echo(f"dropped {dropped} older key(s) from {crypto.key_file()}; it keeps the newest only. "
-                   f"Backups made before keep the keys they need." if dropped else "only one key is configured: nothing to retire")
+        click.echo(
+            f"dropped {dropped} older key(s) from {crypto.key_file()}; it keeps the newest only. "
+            f"Backups made before keep the keys they need."
+            if dropped
+            else "only one key is configured: nothing to retire"
+        )
         return
     if check_only:
         if not _echo_key_check(crypto.check()):
@@ -130,10 +150,14 @@ def rotate_keys(check_only: bool, add_key: bool, retire: bool):
     report = crypto.rotate_all()
     for label, tally in report.items():
         if tally.total:
-            click.echo(f"  {label:<34} {tally.older:>7} re-encrypted, {tally.current:>7} already with the newest key"
-                       + (f", {tally.unreadable} unreadable" if tally.unreadable else ""))
-    click.echo(f"re-encrypted {sum(t.older for t in report.values())} secrets with the newest key "
-               f"({sum(t.current for t in report.values())} already were)")
+            click.echo(
+                f"  {label:<34} {tally.older:>7} re-encrypted, {tally.current:>7} already with the newest key"
+                + (f", {tally.unreadable} unreadable" if tally.unreadable else "")
+            )
+    click.echo(
+        f"re-encrypted {sum(t.older for t in report.values())} secrets with the newest key "
+        f"({sum(t.current for t in report.values())} already were)"
+    )
     if _unreadable_warning(report):
         raise SystemExit(1)
 
@@ -145,24 +169,35 @@ def _echo_key_check(report) -> bool:
     total = sum(t.total for t in report.values())
     older = {label: t.older for label, t in report.items() if t.older}
     if older:
-        click.echo(f"{sum(older.values())} of {total} stored secrets still need an older key "
-                   f"({_per_place(older)}): run `flask --app faka rotate-keys`, then check again", err=True)
+        click.echo(
+            f"{sum(older.values())} of {total} stored secrets still need an older key "
+            f"({_per_place(older)}): run `flask --app faka rotate-keys`, then check again",
+            err=True,
+        )
     unreadable = _unreadable_warning(report)
     if older or unreadable:
         return False
     keys = len(crypto.vault().keys)
-    click.echo(f"all {total} stored secrets open with the newest key alone"
-               + (f": the {keys - 1} older key(s) can be removed (`rotate-keys --retire`, or from FAKA_ENCRYPTION_KEYS)"
-                  if keys > 1 else ""))
+    click.echo(
+        f"all {total} stored secrets open with the newest key alone"
+        + (
+            f": the {keys - 1} older key(s) can be removed (`rotate-keys --retire`, or from FAKA_ENCRYPTION_KEYS)"
+            if keys > 1
+            else ""
+        )
+    )
     return True
 
 
 def _unreadable_warning(report) -> bool:
     unreadable = {label: t.unreadable for label, t in report.items() if t.unreadable}
     if unreadable:
-        click.echo(f"{sum(unreadable.values())} stored secrets open with no configured key ({_per_place(unreadable)}): "
-                   f"the key that encrypted them is missing; put it back (after the newest) in FAKA_ENCRYPTION_KEYS "
-                   f"or instance/encryption.keys", err=True)
+        click.echo(
+            f"{sum(unreadable.values())} stored secrets open with no configured key ({_per_place(unreadable)}): "
+            f"the key that encrypted them is missing; put it back (after the newest) in FAKA_ENCRYPTION_KEYS "
+            f"or instance/encryption.keys",
+            err=True,
+        )
     return bool(unreadable)
 
 
@@ -190,12 +225,20 @@ def gateway_config(gateway: str, settings: tuple[str, ...], enable: bool | None)
         configure_gateway(gateway, values, enabled=enable)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{gateway}: updated {', '.join(sorted(values)) or 'nothing'}" + ("" if enable is None else f"; enabled={enable}"))
+    click.echo(
+        f"{gateway}: updated {', '.join(sorted(values)) or 'nothing'}"
+        + ("" if enable is None else f"; enabled={enable}")
+    )
 
 
 @click.command("doctor")
-@click.option("--backup-dir", envvar="FAKA_BACKUP_DIR", default=None, metavar="DIR",
-              help="Where `flask backup` writes (default: FAKA_BACKUP_DIR, else <instance>/backups).")
+@click.option(
+    "--backup-dir",
+    envvar="FAKA_BACKUP_DIR",
+    default=None,
+    metavar="DIR",
+    help="Where `flask backup` writes (default: FAKA_BACKUP_DIR, else <instance>/backups).",
+)
 def doctor(backup_dir: str | None):
     """Check this deployment (secrets, HTTPS, proxy, database, Redis, worker, SMTP,
     gateways, translations, disk, permissions) and say what to fix. Exits 1 when a
@@ -207,8 +250,11 @@ def doctor(backup_dir: str | None):
 
     checks = run_checks(backup_dir)
     width = min(shutil.get_terminal_size((100, 24)).columns, 100)
-    marks = {OK: click.style("ok  ", fg="green"), WARN: click.style("WARN", fg="yellow"),
-             FAIL: click.style("FAIL", fg="red", bold=True)}
+    marks = {
+        OK: click.style("ok  ", fg="green"),
+        WARN: click.style("WARN", fg="yellow"),
+        FAIL: click.style("FAIL", fg="red", bold=True),
+    }
     # URLs, paths and commands stay whole on a line: break only at spaces.
     wrap = textwrap.TextWrapper(width=width - 5, break_long_words=False, break_on_hyphens=False)
     for check in checks:
@@ -223,8 +269,13 @@ def doctor(backup_dir: str | None):
 
 @click.command("backup")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="The archive to write.")
-@click.option("--dir", "folder", envvar="FAKA_BACKUP_DIR", type=click.Path(file_okay=False, path_type=Path),
-              help="Without --out, a dated archive goes here (default: FAKA_BACKUP_DIR, else instance/backups).")
+@click.option(
+    "--dir",
+    "folder",
+    envvar="FAKA_BACKUP_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Without --out, a dated archive goes here (default: FAKA_BACKUP_DIR, else instance/backups).",
+)
 @click.option("--keep", type=click.IntRange(min=1), help="Then delete all but the newest KEEP dated archives there.")
 def backup(out: Path | None, folder: Path | None, keep: int | None):
     """Write the database, the encryption and secret keys and the uploads to one archive
@@ -233,9 +284,11 @@ def backup(out: Path | None, folder: Path | None, keep: int | None):
 
     result = backups.create_backup(out or backups.default_path(folder))
     manifest = result.manifest
-    click.echo(f"backup written to {result.path} ({_size(result.size)}): {len(manifest['tables'])} tables, "
-               f"{sum(t['rows'] for t in manifest['tables'])} rows, {manifest['uploads']['files']} uploaded files, "
-               f"{manifest['database']} schema {manifest['alembic_revision'] or '(none)'}")
+    click.echo(
+        f"backup written to {result.path} ({_size(result.size)}): {len(manifest['tables'])} tables, "
+        f"{sum(t['rows'] for t in manifest['tables'])} rows, {manifest['uploads']['files']} uploaded files, "
+        f"{manifest['database']} schema {manifest['alembic_revision'] or '(none)'}"
+    )
     click.echo("It holds the encryption keys: keep it as safe as them, and copy it off this server.")
     if keep:
         removed = backups.prune(result.path.parent, keep)
@@ -260,15 +313,21 @@ def restore(archive: Path, yes: bool, force: bool):
         state = backups.target_state()
     except backups.BackupError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{archive}: {manifest['database']} backup of {manifest['created_at']}, schema "
-               f"{manifest['alembic_revision']}, {sum(t['rows'] for t in manifest['tables'])} rows, "
-               f"{manifest['uploads']['files']} uploaded files")
+    click.echo(
+        f"{archive}: {manifest['database']} backup of {manifest['created_at']}, schema "
+        f"{manifest['alembic_revision']}, {sum(t['rows'] for t in manifest['tables'])} rows, "
+        f"{manifest['uploads']['files']} uploaded files"
+    )
     click.echo(f"into {describe(db.engine)}, instance folder {current_app.instance_path}")
     if state.data_rows:
         if not force:
-            raise click.ClickException(f"the database already holds data ({state.data_rows} rows): restore into an "
-                                       f"empty database, or pass --force to replace everything in it")
-        click.echo(f"This replaces the {state.data_rows} rows in it, and its key files (set aside as *.before-restore).")
+            raise click.ClickException(
+                f"the database already holds data ({state.data_rows} rows): restore into an "
+                f"empty database, or pass --force to replace everything in it"
+            )
+        click.echo(
+            f"This replaces the {state.data_rows} rows in it, and its key files (set aside as *.before-restore)."
+        )
     if not yes:
         click.confirm("Restore?", abort=True)
     try:
@@ -282,25 +341,38 @@ def restore(archive: Path, yes: bool, force: bool):
     click.echo(f"all {len(manifest['tables'])} tables hold the rows the manifest lists (empty ones not shown)")
     if report.upgraded_from:
         click.echo(f"upgraded the schema from {report.upgraded_from} to {report.head}")
-    click.echo(f"restored {report.uploads} uploaded files; wrote the encryption keys to {report.key_file} and the "
-               f"secret key to {report.secret_file}")
+    click.echo(
+        f"restored {report.uploads} uploaded files; wrote the encryption keys to {report.key_file} and the "
+        f"secret key to {report.secret_file}"
+    )
     for path in report.kept:
         click.echo(f"the replaced shop's {path.name.removesuffix('.before-restore')} is kept as {path}")
     if manifest["keys"]["encryption_keys_from"] == "environment":
-        click.echo(f"The backed-up shop took its keys from the environment. To do so here too, set "
-                   f"FAKA_ENCRYPTION_KEYS to the lines of {report.key_file} joined by commas (and SECRET_KEY to "
-                   f"{report.secret_file}), then delete those files.")
+        click.echo(
+            f"The backed-up shop took its keys from the environment. To do so here too, set "
+            f"FAKA_ENCRYPTION_KEYS to the lines of {report.key_file} joined by commas (and SECRET_KEY to "
+            f"{report.secret_file}), then delete those files."
+        )
     if report.encryption_keys_env_differs:
-        click.echo(f"FAKA_ENCRYPTION_KEYS is set here and differs from the backup's keys, which the restored data "
-                   f"needs: unset it (faka then reads {report.key_file}) or set it to that file's keys.", err=True)
+        click.echo(
+            f"FAKA_ENCRYPTION_KEYS is set here and differs from the backup's keys, which the restored data "
+            f"needs: unset it (faka then reads {report.key_file}) or set it to that file's keys.",
+            err=True,
+        )
     if report.secret_key_env_differs:
-        click.echo(f"SECRET_KEY is set here and differs from the backup's: sessions, signed links and captcha "
-                   f"signatures of the old shop stop working. Unset it (faka then reads {report.secret_file}) or "
-                   f"set it to that file's content.", err=True)
+        click.echo(
+            f"SECRET_KEY is set here and differs from the backup's: sessions, signed links and captcha "
+            f"signatures of the old shop stop working. Unset it (faka then reads {report.secret_file}) or "
+            f"set it to that file's content.",
+            err=True,
+        )
     sampled = sum(t.total for t in report.sample.values())
     if report.undecryptable:
-        click.echo(f"{report.undecryptable} of {sampled} sampled secrets do not decrypt with the backup's keys: the "
-                   f"archive's keys do not match its data", err=True)
+        click.echo(
+            f"{report.undecryptable} of {sampled} sampled secrets do not decrypt with the backup's keys: the "
+            f"archive's keys do not match its data",
+            err=True,
+        )
         raise SystemExit(1)
     click.echo(f"{sampled} sampled secrets decrypt with the restored keys. Start faka.")
 
@@ -326,16 +398,21 @@ def copy_db(target: str | None, source: str | None, force: bool):
     origin, destination = (db.engine, other) if target else (other, db.engine)
     click.echo(f"copying {dbcopy.describe(origin)} into {dbcopy.describe(destination)}")
     try:
-        report = dbcopy.copy_database(origin, destination, force=force,
-                                      progress=lambda name, rows: rows and click.echo(f"  {name:<22} {rows:>9} rows"))
+        report = dbcopy.copy_database(
+            origin,
+            destination,
+            force=force,
+            progress=lambda name, rows: rows and click.echo(f"  {name:<22} {rows:>9} rows"),
+        )
     except dbcopy.CopyError as exc:
         raise click.ClickException(str(exc)) from exc
     except OperationalError as exc:
         raise click.ClickException(f"cannot use the database: {exc.orig}") from exc
     finally:
         other.dispose()
-    click.echo(f"copied {sum(report.source.values())} rows in {len(report.source)} tables; every count matches the "
-               f"source")
+    click.echo(
+        f"copied {sum(report.source.values())} rows in {len(report.source)} tables; every count matches the source"
+    )
     if target:
         click.echo(f"Next: set DATABASE_URL to {dbcopy.describe(destination)} (with its password) and start faka.")
 

@@ -6,6 +6,7 @@ between. Services that change data therefore call `begin_write()`, which on SQLi
 the transaction with BEGIN IMMEDIATE (the write lock is taken up front and waiters queue
 on the busy timeout); PostgreSQL runs a normal transaction and relies on row locks.
 """
+
 from functools import cache
 
 from flask import current_app
@@ -95,8 +96,9 @@ class _Prepared:
         self.sql = compiled.string
         self.defaults = compiled.params
         self.positional = tuple(compiled.positiontup) if compiled.positional else None
-        self.processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
-                                for column in statement.selected_columns)
+        self.processors = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in statement.selected_columns
+        )
 
     def first(self, engine: Engine, params: dict) -> tuple | None:
         values = {**self.defaults, **params}
@@ -140,12 +142,14 @@ def reader_engine() -> Engine:
     if reader is None:
         engine = db.engine
         if engine.dialect.name == "postgresql":
-            reader = create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=4,
-                                   pool_reset_on_return=None)
+            reader = create_engine(
+                engine.url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=4, pool_reset_on_return=None
+            )
         else:
             reader = create_engine(engine.url, pool_reset_on_return=None)
             configure_sqlite(reader)  # autocommit, and the same pragmas
         app.extensions[_READER] = reader
-        event.listen(engine, "engine_disposed", lambda _engine: app.extensions.pop(_READER, reader).dispose(),
-                     once=True)
+        event.listen(
+            engine, "engine_disposed", lambda _engine: app.extensions.pop(_READER, reader).dispose(), once=True
+        )
     return reader

@@ -5,6 +5,7 @@ placing many orders), so orders and sign-ins record `device_hash()`, a keyed HMA
 cookie: the raw value, which is what a visitor presents, is never stored. The cookie is a
 response header set on the way out, so cached page bodies never contain it.
 """
+
 import hashlib
 import hmac
 import re
@@ -48,8 +49,14 @@ def _set_cookie(response):
         return response
     _device_id()
     if g.device_new:
-        response.set_cookie(COOKIE, g.device_id, max_age=MAX_AGE, httponly=True, samesite="Lax",
-                            secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")))
+        response.set_cookie(
+            COOKIE,
+            g.device_id,
+            max_age=MAX_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+        )
     return response
 
 

@@ -4,6 +4,7 @@ The app speaks of languages by the codes in LANGUAGES ("zh_CN", "en"). Babel par
 "zh_CN" as the CLDR locale zh_Hans_CN, which is why the Chinese catalogue lives in
 faka/translations/zh_Hans_CN.
 """
+
 from functools import cache
 
 from babel import Locale

@@ -1,4 +1,5 @@
 """The instance folder (SQLite file, generated keys, uploads) and settings derived from it."""
+
 import os
 import secrets
 from pathlib import Path
@@ -39,9 +40,9 @@ def init_app(app) -> None:
 def database_uri(url: str) -> str:
     """A DATABASE_URL as SQLAlchemy wants it: PostgreSQL through psycopg 3."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 

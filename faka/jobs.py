@@ -9,6 +9,7 @@ idempotent. `enqueue()` is called after the transaction that recorded the work c
 If enqueueing fails (Redis down) the work is still recorded in the database and the
 reconciler enqueues it again later.
 """
+
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ _worker_app = None
 
 
 # -- jobs -------------------------------------------------------------------------------
+
 
 def deliver_order(order_id: int) -> bool:
     from faka.services import delivery
@@ -82,9 +84,16 @@ def reconcile() -> dict:
 
     with _app_context():
         report = reconciler.reconcile()
-        return {"expired": report.expired, "deliveries": report.deliveries, "emails": report.emails,
-                "refunds": report.refunds, "escalated": report.escalated, "closed": report.closed,
-                "payment_checks": report.payment_checks, "retention": report.retention}
+        return {
+            "expired": report.expired,
+            "deliveries": report.deliveries,
+            "emails": report.emails,
+            "refunds": report.refunds,
+            "escalated": report.escalated,
+            "closed": report.closed,
+            "payment_checks": report.payment_checks,
+            "retention": report.retention,
+        }
 
 
 def run_retention() -> dict:
@@ -114,6 +123,7 @@ def _app_context():
 
 
 # -- the seam ---------------------------------------------------------------------------
+
 
 class JobRunner:
     def __init__(self, app):
@@ -151,9 +161,13 @@ class JobRunner:
 
         try:
             self.queue().enqueue(
-                func, *args, job_id=job_id, job_timeout=JOB_TIMEOUT,
+                func,
+                *args,
+                job_id=job_id,
+                job_timeout=JOB_TIMEOUT,
                 retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
-                result_ttl=300, failure_ttl=7 * 86400,
+                result_ttl=300,
+                failure_ttl=7 * 86400,
             )
         except RedisError as exc:
             # The database already records the work; the reconciler will enqueue it again.

@@ -18,6 +18,7 @@ that comes more than ASK_SECONDS after its commit.
 A poll of an unfinished order reuses its last read while its database says the order has
 not changed since, for at most STATUS_TRUST_SECONDS, and reads it again otherwise.
 """
+
 import logging
 import threading
 from collections.abc import Callable, Hashable
@@ -80,8 +81,10 @@ class Listener:
                         for notice in conn.notifies(timeout=1.0):
                             self._note(notice.payload)
             except Exception as exc:  # noqa: BLE001 - whatever it was, polls read until the listener is back
-                logger.warning("order changes: not listening (%s); status polls read the database until it is back",
-                               type(exc).__name__)
+                logger.warning(
+                    "order changes: not listening (%s); status polls read the database until it is back",
+                    type(exc).__name__,
+                )
             finally:
                 with self._lock:
                     self._listening = False
@@ -121,8 +124,9 @@ class DataVersion:
                 finally:
                     cursor.close()
             except Exception as exc:  # noqa: BLE001 - polls read the database instead
-                logger.warning("order changes: PRAGMA data_version failed (%s); status polls read the database",
-                               type(exc).__name__)
+                logger.warning(
+                    "order changes: PRAGMA data_version failed (%s); status polls read the database", type(exc).__name__
+                )
                 version = None
             self._answer = (asked, version)
             return version
@@ -154,8 +158,9 @@ def watcher() -> Listener | DataVersion | None:
                 if found is None:
                     return None
                 app.extensions[_WATCHER] = found
-                event.listen(db.engine, "engine_disposed", lambda _engine: app.extensions.pop(_WATCHER, found).stop(),
-                             once=True)
+                event.listen(
+                    db.engine, "engine_disposed", lambda _engine: app.extensions.pop(_WATCHER, found).stop(), once=True
+                )
     return found
 
 

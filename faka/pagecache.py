@@ -8,6 +8,7 @@ contain it, so the token lands only where the templates call csrf_token().
 Stock counts and catalogue edits therefore show up within that many seconds, in every
 process, with no invalidation to get wrong; checkout always re-checks stock itself.
 """
+
 import secrets
 import threading
 import time

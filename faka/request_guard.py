@@ -22,6 +22,7 @@ An upload route reads its body late, once it knows the request may upload
 BadInput is the 400 these checks (and page_number(), which every list's `?page=` goes
 through) raise: its error page shows its message.
 """
+
 import re
 from urllib.parse import parse_qsl
 
@@ -31,22 +32,42 @@ from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import BadRequest, NotFound
 from werkzeug.routing import IntegerConverter, ValidationError
 
-NOT_UTF8 = _l("The request contains text that is not valid UTF-8. Go back, check what you typed or pasted, and "
-              "try again.")
+NOT_UTF8 = _l(
+    "The request contains text that is not valid UTF-8. Go back, check what you typed or pasted, and try again."
+)
 NO_SUCH_PAGE = _l("There is no such page number.")
 NOT_TEXT = _l("The request contains a character that is not text.")
 
 # The names of the fields whose value may span lines: every textarea of every page
 # (tests/test_fuzz_routes.py fails on a textarea missing here).
-MULTILINE_FIELDS = frozenset({
-    # the forms' TextAreaFields: descriptions, keys, delivered content, messages, reasons, replies
-    "body", "choices", "content", "description", "description_md", "fixed_content", "keys", "note", "reason",
-    "refund_policy", "text", "words",
-    # the console's site settings: the announcement and the Markdown policies
-    "announcement", "privacy_policy", "terms",
-    # the gateways' keys (PEM keys and certificates are several lines)
-    "alipay_public_key", "apiv3_key", "app_private_key", "merchant_private_key", "platform_public_key", "secret_key",
-})
+MULTILINE_FIELDS = frozenset(
+    {
+        # the forms' TextAreaFields: descriptions, keys, delivered content, messages, reasons, replies
+        "body",
+        "choices",
+        "content",
+        "description",
+        "description_md",
+        "fixed_content",
+        "keys",
+        "note",
+        "reason",
+        "refund_policy",
+        "text",
+        "words",
+        # the console's site settings: the announcement and the Markdown policies
+        "announcement",
+        "privacy_policy",
+        "terms",
+        # the gateways' keys (PEM keys and certificates are several lines)
+        "alipay_public_key",
+        "apiv3_key",
+        "app_private_key",
+        "merchant_private_key",
+        "platform_public_key",
+        "secret_key",
+    }
+)
 # Endpoints whose input is passed on exactly as it came.
 EXACT_ENDPOINTS = frozenset({"pay.notify"})
 
@@ -60,7 +81,7 @@ _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 # The largest id a database row can have (a signed 64-bit integer, SQLite's and
 # PostgreSQL's bigint): a larger path parameter names no row.
-MAX_ID = 2 ** 63 - 1
+MAX_ID = 2**63 - 1
 MAX_PAGE = 1_000_000
 
 
@@ -83,6 +104,7 @@ def _multiline(value: str) -> str:
 def _cleaned(values: ImmutableMultiDict, multiline: frozenset) -> ImmutableMultiDict:
     """The values with control characters removed (line breaks kept in `multiline` names);
     the same object when nothing needed it, as for nearly every request."""
+
     def junk(name, value):
         return isinstance(value, str) and (_MULTILINE_JUNK if name in multiline else _ONE_LINE_JUNK).search(value)
 
@@ -91,7 +113,8 @@ def _cleaned(values: ImmutableMultiDict, multiline: frozenset) -> ImmutableMulti
         return values
     return type(values)(
         (name, (_multiline if name in multiline else _one_line)(value) if isinstance(value, str) else value)
-        for name, value in items)
+        for name, value in items
+    )
 
 
 def _is_utf8(encoded: bytes) -> bool:
@@ -138,7 +161,8 @@ def guard_form() -> None:
         # As sent, but never with a NUL: no provider sends one, and the notify log
         # (PostgreSQL text) could not record it.
         if b"\x00" in request.get_data(cache=True) or any(
-                "\x00" in value for values in (request.args, request.form) for value in values.values()):
+            "\x00" in value for values in (request.args, request.form) for value in values.values()
+        ):
             raise BadInput(NOT_TEXT)
     elif form_body:
         request.form = _cleaned(request.form, MULTILINE_FIELDS)

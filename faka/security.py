@@ -6,6 +6,7 @@ X-Forwarded-Proto count (faka/instance.py): HTTPS requests then get HSTS and Sec
 cookies. HSTS=True (FAKA_HSTS) sends HSTS on every response, for a proxy that does not say
 which scheme it served.
 """
+
 import re
 from pathlib import Path
 
@@ -21,8 +22,9 @@ CSP = (
 )
 
 # Powerful browser features no faka page uses: a page that is ever injected into still cannot ask for them.
-PERMISSIONS_POLICY = ("accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
-                      "payment=(), usb=()")
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()"
+)
 HSTS = "max-age=31536000; includeSubDomains"
 # An uploaded image opened on its own is a document of its own: no scripts, no plugins,
 # no same-origin access even if a browser mistook it for HTML. (The browser's own image
@@ -67,8 +69,15 @@ def image_response(path: Path, private: bool = True, max_age: int = 86400, immut
     shown inline under its own random name, sandboxed. A private image (evidence,
     licences) is never stored by a cache and never embedded by another site. An
     immutable one (named by the hash of its content) is kept by every cache for a year."""
-    response = send_file(path, mimetype=content_type(path), download_name=path.name, as_attachment=False,
-                         conditional=not private, etag=not private, max_age=None if private else max_age)
+    response = send_file(
+        path,
+        mimetype=content_type(path),
+        download_name=path.name,
+        as_attachment=False,
+        conditional=not private,
+        etag=not private,
+        max_age=None if private else max_age,
+    )
     response.headers["Content-Security-Policy"] = UPLOAD_CSP
     if private:
         response.headers["Cache-Control"] = "private, no-store"

@@ -1,4 +1,5 @@
 """Template filters and the values every page needs."""
+
 from decimal import Decimal
 from functools import cache
 
@@ -180,11 +181,13 @@ def init_app(app) -> None:
     app.add_template_global(lambda author: str(complaints.AUTHOR_LABELS.get(author, author)), "complaint_author_label")
     app.add_template_global(lambda kind: str(blacklist.KIND_LABELS.get(kind, kind)), "blacklist_kind_label")
     # A refusal by the risk engine, which names the operator's contact (templates/_refusal.html).
-    app.add_template_test(lambda error: isinstance(error, risk.Blocked) and not isinstance(error, risk.StockHoarding),
-                          "risk_blocked")
+    app.add_template_test(
+        lambda error: isinstance(error, risk.Blocked) and not isinstance(error, risk.StockHoarding), "risk_blocked"
+    )
     # An order's risk_flags (rule names, space-separated) as the labels people read.
-    app.add_template_global(lambda flags: [str(risk.RULE_LABELS.get(rule, rule)) for rule in (flags or "").split()],
-                            "risk_labels")
+    app.add_template_global(
+        lambda flags: [str(risk.RULE_LABELS.get(rule, rule)) for rule in (flags or "").split()], "risk_labels"
+    )
 
     @app.context_processor
     def inject_site():

@@ -13,6 +13,7 @@ Lighthouse is pinned, every package by its integrity hash, in scripts/lighthouse
 `npm ci` installs it into .tools/lighthouse/ (git-ignored) the first time and whenever the pins
 change, the one time the npm registry is used. Needs Node, npm and Debian's chromium.
 """
+
 import json
 import logging
 import os
@@ -56,12 +57,14 @@ def build_instance(folder: Path) -> None:
     for key in ("DATABASE_URL", "REDIS_URL", "MAIL_SERVER", "FAKA_ENCRYPTION_KEYS", "SECRET_KEY", "FAKA_BASE_URL"):
         os.environ.pop(key, None)  # nothing of another instance: keys and secret are generated in the folder
     # Jobs inline: the order is delivered by the time its payment's request returns.
-    os.environ.update(FAKA_INSTANCE_PATH=str(folder), FAKA_JOBS_MODE="sync", FAKA_RECONCILE_INTERVAL="0",
-                      PYTHONPATH=str(ROOT))
+    os.environ.update(
+        FAKA_INSTANCE_PATH=str(folder), FAKA_JOBS_MODE="sync", FAKA_RECONCILE_INTERVAL="0", PYTHONPATH=str(ROOT)
+    )
     for command in ("init-db", "seed-demo"):
         # seed-demo prints the demo's passwords: nothing the log needs.
-        subprocess.run([sys.executable, "-m", "flask", "--app", "faka", command], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "faka", command], cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+        )
 
 
 def add_order_and_complaint(app) -> tuple[dict[str, str], str]:
@@ -74,7 +77,9 @@ def add_order_and_complaint(app) -> tuple[dict[str, str], str]:
     from faka.models import Complaint, Order, Product
     from faka.services import checkout, complaints, payments
 
-    product = db.session.scalars(select(Product).where(Product.delivery_type == "auto").order_by(Product.position)).first()
+    product = db.session.scalars(
+        select(Product).where(Product.delivery_type == "auto").order_by(Product.position)
+    ).first()
     with app.test_request_context():
         order = checkout.place_order(product.slug, 2, "li.ming@example.com", "demo-1234")
         payment = payments.start_payment(order)
@@ -85,7 +90,7 @@ def add_order_and_complaint(app) -> tuple[dict[str, str], str]:
         if time.monotonic() > deadline:
             raise RuntimeError("the order was not delivered")
         db.session.commit()  # end the read's transaction, to see the delivery's
-        time.sleep(.1)
+        time.sleep(0.1)
     complaint = complaints.open_complaint(order.token, Complaint.KEY_INVALID, "第二个卡密提示已被使用，请核实。")
     complaints.post_message(complaint.id, "merchant", product.merchant.user_id, "抱歉，我们正在核实，稍后答复您。")
     return {
@@ -111,10 +116,22 @@ def serve(app) -> tuple[str, object]:
 def lighthouse(url: str, report: Path) -> dict:
     """Lighthouse's JSON report of the page's accessibility, as on a phone (its default)."""
     subprocess.run(
-        ["node", str(LIGHTHOUSE), url, "--only-categories=accessibility", "--form-factor=mobile",
-         "--screenEmulation.mobile", "--output=json", f"--output-path={report}", "--quiet",
-         "--no-enable-error-reporting", "--chrome-flags=--headless=new --no-sandbox --disable-gpu"],
-        env={**os.environ, "CHROME_PATH": CHROMIUM}, check=True, timeout=180,
+        [
+            "node",
+            str(LIGHTHOUSE),
+            url,
+            "--only-categories=accessibility",
+            "--form-factor=mobile",
+            "--screenEmulation.mobile",
+            "--output=json",
+            f"--output-path={report}",
+            "--quiet",
+            "--no-enable-error-reporting",
+            "--chrome-flags=--headless=new --no-sandbox --disable-gpu",
+        ],
+        env={**os.environ, "CHROME_PATH": CHROMIUM},
+        check=True,
+        timeout=180,
     )
     result = json.loads(report.read_text(encoding="utf-8"))
     if result.get("runtimeError"):
@@ -175,8 +192,11 @@ def main() -> int:
             base, server = serve(app)
             started = time.monotonic()
             passed = measure(base, pages, token, folder)
-        print(f"\n{len(pages)} pages in {time.monotonic() - started:.0f} s; "
-              + ("every score is at least" if passed else "FAILED: a score is under") + f" {MINIMUM}")
+        print(
+            f"\n{len(pages)} pages in {time.monotonic() - started:.0f} s; "
+            + ("every score is at least" if passed else "FAILED: a score is under")
+            + f" {MINIMUM}"
+        )
         return 0 if passed else 1
     finally:
         if server is not None:

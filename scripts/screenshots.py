@@ -14,6 +14,7 @@ Needs Chromium from Debian (/usr/bin/chromium, package `chromium`; no browser is
 downloaded), the Debian package `fonts-noto-cjk` (without it Chinese text renders as
 boxes), and the dev requirements (Playwright's Python package).
 """
+
 import io
 import logging
 import os
@@ -33,9 +34,14 @@ OUT = ROOT / "docs" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LANGUAGES = ("zh_CN", "en")
 LANGUAGE_NAMES = {"zh_CN": "中文", "en": "English"}
-PHONE = {"viewport": {"width": 360, "height": 800}, "is_mobile": True, "has_touch": True, "device_scale_factor": 1,
-         "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-                       "Chrome/126.0.0.0 Mobile Safari/537.36"}
+PHONE = {
+    "viewport": {"width": 360, "height": 800},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 1,
+    "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36",
+}
 BUYER_EMAIL, BUYER_PASSWORD = "li.ming@example.com", "demo-1234"
 
 
@@ -52,11 +58,22 @@ def build_instance(folder: Path) -> dict:
     for key in ("DATABASE_URL", "REDIS_URL", "MAIL_SERVER", "FAKA_ENCRYPTION_KEYS", "SECRET_KEY", "FAKA_BASE_URL"):
         os.environ.pop(key, None)  # nothing of another instance: keys and secret are generated in the folder
     env = dict(os.environ)
-    env.update(FAKA_INSTANCE_PATH=str(folder), FAKA_JOBS_MODE="sync", FAKA_RECONCILE_INTERVAL="0",
-               FAKA_PAGE_CACHE_SECONDS="0", FAKA_STATUS_CACHE_SECONDS="0", PYTHONPATH=str(ROOT))
+    env.update(
+        FAKA_INSTANCE_PATH=str(folder),
+        FAKA_JOBS_MODE="sync",
+        FAKA_RECONCILE_INTERVAL="0",
+        FAKA_PAGE_CACHE_SECONDS="0",
+        FAKA_STATUS_CACHE_SECONDS="0",
+        PYTHONPATH=str(ROOT),
+    )
     for command in ("init-db", "seed-demo"):
-        subprocess.run([sys.executable, "-m", "flask", "--app", "faka", command], cwd=ROOT, env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "faka", command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return env
 
 
@@ -89,9 +106,15 @@ def add_demo_state(app) -> dict:
     operator.totp_secret = vault().encrypt(secret)  # operators log in with a second factor
     db.session.commit()
     seller = db.session.execute(select(Merchant).join(User).where(User.email == DEMO_MERCHANT[0])).scalar_one()
-    steam, windows = db.session.execute(
-        select(Product).where(Product.merchant_id == seller.id, Product.delivery_type == "auto").order_by(Product.position)
-    ).scalars().all()
+    steam, windows = (
+        db.session.execute(
+            select(Product)
+            .where(Product.merchant_id == seller.id, Product.delivery_type == "auto")
+            .order_by(Product.position)
+        )
+        .scalars()
+        .all()
+    )
     client = app.test_client()
     addresses = iter(f"203.0.113.{n}" for n in range(10, 250))
 
@@ -115,16 +138,26 @@ def add_demo_state(app) -> dict:
         done = order(windows, email=email)
         reviews.submit_review(done.token, 4 + n % 2, ("好评", "Works.", "")[n])
     answered = order(steam, 2)
-    complaint = complaints.open_complaint(answered.token, "key_invalid",
-                                          "第二个卡密提示已被使用。The second key says it was already redeemed.",
-                                          [png((26, 115, 232)), png((201, 42, 42), 4)])
-    complaints.post_message(complaint.id, "merchant", seller.user_id,
-                            "抱歉！已核实，给您退第二张卡的钱。Sorry, checked: refunding the second card.")
+    complaint = complaints.open_complaint(
+        answered.token,
+        "key_invalid",
+        "第二个卡密提示已被使用。The second key says it was already redeemed.",
+        [png((26, 115, 232)), png((201, 42, 42), 4)],
+    )
+    complaints.post_message(
+        complaint.id,
+        "merchant",
+        seller.user_id,
+        "抱歉！已核实，给您退第二张卡的钱。Sorry, checked: refunding the second card.",
+    )
     complaints.offer_refund(complaint.id, seller.user_id, answered.total // 2)
     disputed = order(windows, email="sun.li@example.com")
-    case = complaints.open_complaint(disputed.token, "not_as_described",
-                                     "描述写的是零售版，收到的是批量授权密钥。Listed as retail, got a volume key.",
-                                     [png((43, 138, 62))])
+    case = complaints.open_complaint(
+        disputed.token,
+        "not_as_described",
+        "描述写的是零售版，收到的是批量授权密钥。Listed as retail, got a volume key.",
+        [png((43, 138, 62))],
+    )
     complaints.post_message(case.id, "merchant", seller.user_id, "密钥是零售版，买家激活方式不对。It is a retail key.")
     complaints.escalate(case.id)
     waiting = order(steam, paid=False)
@@ -137,15 +170,32 @@ def add_demo_state(app) -> dict:
                 checkout.place_order(windows.slug, 1, "x@mailinator.com", None, client_ip=address)
         except risk.Refused:
             pass  # the risk engine asks for the captcha: the attempt shows in the monitor
-    blacklist.add("email", "chargeback@example.org", "恶意拒付 / charged back twice", actor_id=seller.user_id,
-                  merchant_id=seller.id)
+    blacklist.add(
+        "email",
+        "chargeback@example.org",
+        "恶意拒付 / charged back twice",
+        actor_id=seller.user_id,
+        merchant_id=seller.id,
+    )
     newcomer = accounts.create_merchant("newshop@example.com", "newshop-demo-123", "小明的游戏小铺")
-    merchants.submit_qualification(newcomer.id, merchants.Qualification("王小明", "individual", "110101199003074518",
-                                                                         "微信 wxm-2024"), png((120, 120, 120)))
+    merchants.submit_qualification(
+        newcomer.id,
+        merchants.Qualification("王小明", "individual", "110101199003074518", "微信 wxm-2024"),
+        png((120, 120, 120)),
+    )
     db.session.commit()
-    return {"secret": secret, "steam": steam.slug, "windows": windows.slug, "reviewed": reviewed.token,
-            "answered": answered.token, "complaint": complaint.ref, "case": case.ref, "waiting": waiting.token,
-            "number": answered.number, "reviewed_number": reviewed.number}
+    return {
+        "secret": secret,
+        "steam": steam.slug,
+        "windows": windows.slug,
+        "reviewed": reviewed.token,
+        "answered": answered.token,
+        "complaint": complaint.ref,
+        "case": case.ref,
+        "waiting": waiting.token,
+        "number": answered.number,
+        "reviewed_number": reviewed.number,
+    }
 
 
 def shots(state: dict) -> list[Shot]:
@@ -201,7 +251,9 @@ class Window:
     def go(self, path: str) -> None:
         self.page.goto(self.base + path)
         # A full-page shot shows what lies below the screen too: load lazy images now.
-        self.page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach((img) => { img.loading = 'eager'; })")
+        self.page.evaluate(
+            "document.querySelectorAll('img[loading=lazy]').forEach((img) => { img.loading = 'eager'; })"
+        )
         self.page.wait_for_load_state("networkidle")
 
     def save(self, name: str) -> Path:
@@ -268,7 +320,9 @@ def take_shots(browser, base: str, state: dict, problems: list[str]) -> list[tup
 def write_index(taken: list[tuple[str, Shot]]) -> None:
     rows = []
     for shot in [s for language, s in taken if language == LANGUAGES[0]]:
-        links = " · ".join(f"[{LANGUAGE_NAMES[language]}]({language}-{shot.role}-{shot.page}.png)" for language in LANGUAGES)
+        links = " · ".join(
+            f"[{LANGUAGE_NAMES[language]}]({language}-{shot.role}-{shot.page}.png)" for language in LANGUAGES
+        )
         rows.append(f"| {shot.role} | {shot.title} | {links} |")
     (OUT / "README.md").write_text(
         "# Screenshots\n\n"
@@ -300,7 +354,9 @@ def main() -> int:
                 old.unlink()
             problems: list[str] = []
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+                browser = p.chromium.launch(
+                    executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+                )
                 taken = take_shots(browser, base, state, problems)
                 browser.close()
             server.shutdown()

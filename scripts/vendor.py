@@ -11,6 +11,7 @@ Any mismatch is a hard error and nothing is written.  To upgrade a package,
 edit its row in PACKAGES (version and all hashes) after verifying the new
 tarball yourself, e.g. against `npm view <name>@<version> dist.integrity`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -158,9 +159,7 @@ def fetch_tarball(pkg: dict) -> bytes:
         raise VendorError(f"{url}: tarball larger than {MAX_TARBALL_BYTES} bytes")
     got = sha256(data)
     if got != pkg["tarball_sha256"]:
-        raise VendorError(
-            f"{url}: tarball sha256 {got} != pinned {pkg['tarball_sha256']}"
-        )
+        raise VendorError(f"{url}: tarball sha256 {got} != pinned {pkg['tarball_sha256']}")
     return data
 
 
@@ -178,9 +177,7 @@ def extract(pkg: dict, data: bytes) -> dict[str, bytes]:
             content = tar.extractfile(member).read()
             got = sha256(content)
             if got != want:
-                raise VendorError(
-                    f"{pkg['name']}: {member_name} sha256 {got} != pinned {want}"
-                )
+                raise VendorError(f"{pkg['name']}: {member_name} sha256 {got} != pinned {want}")
             out[out_name] = content
     out["VERSION"] = version_text(pkg).encode("utf-8")
     return out
@@ -213,8 +210,7 @@ def check(root: Path) -> int:
             print(f"ok   {pkg['name']} {pkg['version']}")
     if failed:
         print(
-            "vendored files do not match the pins in scripts/vendor.py; "
-            "run `python scripts/vendor.py` to restore them",
+            "vendored files do not match the pins in scripts/vendor.py; run `python scripts/vendor.py` to restore them",
             file=sys.stderr,
         )
         return 1
@@ -239,10 +235,8 @@ def vendor(root: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--check", action="store_true",
-                    help="verify files on disk against the pins (no network)")
-    ap.add_argument("--dir", type=Path, default=DEFAULT_DIR,
-                    help=f"vendor root folder (default: {DEFAULT_DIR})")
+    ap.add_argument("--check", action="store_true", help="verify files on disk against the pins (no network)")
+    ap.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"vendor root folder (default: {DEFAULT_DIR})")
     args = ap.parse_args(argv)
     try:
         return check(args.dir) if args.check else vendor(args.dir)

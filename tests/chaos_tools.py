@@ -1,5 +1,6 @@
 """Real processes for the chaos tests: a Redis server of our own (never the shared one),
 RQ workers and gunicorn started as subprocesses, killed and started again."""
+
 import os
 import shutil
 import signal
@@ -38,8 +39,9 @@ class Process:
         self.name = name
         self.log_path = logdir / f"{name}-{time.monotonic_ns()}.log"
         with open(self.log_path, "wb") as log:
-            self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
+            self.popen = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -73,8 +75,19 @@ class RedisServer:
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
-        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(self.workdir)]
+        argv = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+        ]
         self.process = Process("redis", argv, os.environ.copy(), self.logdir)
         wait_until(self.ping, START_TIMEOUT, what=f"redis-server on port {self.port}")
 
@@ -154,8 +167,20 @@ class WebServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.process = Process("web", [str(BIN / "gunicorn"), "-w", str(self.workers), "-b", f"127.0.0.1:{self.port}",
-                                       "--no-control-socket", "faka:create_app()"], self.env, self.logdir)
+        self.process = Process(
+            "web",
+            [
+                str(BIN / "gunicorn"),
+                "-w",
+                str(self.workers),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--no-control-socket",
+                "faka:create_app()",
+            ],
+            self.env,
+            self.logdir,
+        )
 
         def answers():
             if not self.process.alive():

@@ -1,5 +1,6 @@
 """Fixtures: a real database (SQLite file or PostgreSQL, chosen by FAKA_TEST_DATABASE),
 real Redis + RQ, a real SMTP server, and small factories for the shop's objects."""
+
 import os
 import re
 import secrets
@@ -150,6 +151,7 @@ def runner(app):
 
 # -- factories --------------------------------------------------------------------------
 
+
 @pytest.fixture
 def merchant(app) -> Merchant:
     return accounts.create_merchant(f"m{secrets.token_hex(4)}@shop.test", "merchant-pass-1", "Test Shop", approved=True)
@@ -168,8 +170,14 @@ def make_product(app, merchant, category):
     def make(keys: int = 5, price: int = 1000, delivery_type: str = DELIVERY_AUTO, **fields) -> Product:
         fields.setdefault("title", "Test product")
         fields.setdefault("max_per_order", 10)
-        product = Product(slug=secrets.token_hex(8), merchant_id=merchant.id, category_id=category.id,
-                          price=price, delivery_type=delivery_type, **fields)
+        product = Product(
+            slug=secrets.token_hex(8),
+            merchant_id=merchant.id,
+            category_id=category.id,
+            price=price,
+            delivery_type=delivery_type,
+            **fields,
+        )
         _db.session.add(product)
         _db.session.commit()
         if keys:
@@ -186,8 +194,9 @@ def product(make_product) -> Product:
 
 @pytest.fixture
 def place(app):
-    def place_order(product: Product, quantity: int = 1, email: str | None = "buyer@example.com",
-                    password: str | None = "secret-1") -> Order:
+    def place_order(
+        product: Product, quantity: int = 1, email: str | None = "buyer@example.com", password: str | None = "secret-1"
+    ) -> Order:
         with current_app.test_request_context():  # the app of the test's current context
             return checkout.place_order(product.slug, quantity, email, password)
 
@@ -197,8 +206,15 @@ def place(app):
 def signed_notify(order: Order, **changes) -> dict[str, str]:
     """The notify form the sandbox pay page would post for this order."""
     start = get_gateway("sandbox").create_payment(
-        OrderRef(number=order.number, token=order.token, total=order.total, currency=order.currency,
-                 subject="x", notify_url="http://localhost/pay/sandbox/notify", return_url="")
+        OrderRef(
+            number=order.number,
+            token=order.token,
+            total=order.total,
+            currency=order.currency,
+            subject="x",
+            notify_url="http://localhost/pay/sandbox/notify",
+            return_url="",
+        )
     )
     fields = dict(start.form_fields)
     fields.update(changes)
@@ -352,6 +368,7 @@ def run_together(app, count, work):
 
 # -- real services ----------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -408,8 +425,6 @@ def run_worker(app) -> None:
         SimpleWorker([runner.queue()], connection=runner.redis).work(burst=True, with_scheduler=False)
 
 
-
-
 # -- a real browser -------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -426,8 +441,15 @@ def live_server(make_app):
     server.shutdown()
 
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def pytest_collection_modifyitems(items):
@@ -467,6 +489,7 @@ def no_horizontal_scroll(page) -> bool:
 @pytest.fixture
 def frozen_clock(monkeypatch):
     """The services' clock, stopped and moved by hand: `frozen_clock.advance(minutes=5)`."""
+
     class Clock:
         now = utcnow()
 

@@ -4,6 +4,7 @@ the buyer's pages, their headings go in order, and whatever a thumb taps there i
 44 × 44 px. Then the layouts made for phones: the product page's buy bar, the back office's
 tables as cards, and the navigation that marks the current page (the console's in groups that
 fold). `make a11y` adds Lighthouse's accessibility score of the same pages (scripts/a11y.py)."""
+
 import re
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ def delivered_now(app, order: Order) -> Order:
     deadline = time.monotonic() + 10
     while reload(order).status != Order.DELIVERED:
         assert time.monotonic() < deadline, "the order was not delivered"
-        time.sleep(.1)
+        time.sleep(0.1)
     return order
 
 
@@ -41,19 +42,27 @@ def shop(live_server, make_product, place):
     app, base = live_server
     for gateway in ("alipay", "wechat"):
         configure_gateway(gateway, {}, enabled=True)
-    product = make_product(keys=12, price=4800, title="Steam 钱包充值卡 ¥50",
-                           description_md="**自动发货**：付款后立即显示卡密。\n\n- 仅限国区账户")
+    product = make_product(
+        keys=12,
+        price=4800,
+        title="Steam 钱包充值卡 ¥50",
+        description_md="**自动发货**：付款后立即显示卡密。\n\n- 仅限国区账户",
+    )
     pending = place(product)
     delivered = delivered_now(app, place(product, quantity=2))
     complaint = complaints.open_complaint(delivered.token, Complaint.KEY_INVALID, "第二个卡密提示已被使用。")
-    return base, product, {
-        "home": "/",
-        "product": f"/p/{product.slug}",
-        "order-pending": f"/order/{pending.token}",
-        "order-delivered": f"/order/{delivered.token}",
-        "lookup": "/lookup",
-        "complaint": f"/order/{delivered.token}/complaint/{complaint.ref}",
-    }
+    return (
+        base,
+        product,
+        {
+            "home": "/",
+            "product": f"/p/{product.slug}",
+            "order-pending": f"/order/{pending.token}",
+            "order-delivered": f"/order/{delivered.token}",
+            "lookup": "/lookup",
+            "complaint": f"/order/{delivered.token}/complaint/{complaint.ref}",
+        },
+    )
 
 
 def axe_violations(page) -> list[dict]:
@@ -115,6 +124,7 @@ def test_home_page_has_a_heading_a_description_and_landmarks(client, product):
 
 
 # -- the product page's buy bar ---------------------------------------------------------
+
 
 def test_the_buy_bar_keeps_total_and_button_on_a_phone_screen_and_orders_once(shop, chromium):
     base, product, pages = shop
@@ -183,6 +193,7 @@ def test_on_a_desktop_the_buy_button_sits_in_the_form_without_a_bar(shop, chromi
 
 # -- the back office on a phone ---------------------------------------------------------
 
+
 def log_in(page, base: str, email: str, password: str) -> None:
     page.goto(f"{base}/login?lang=en")
     page.fill("#email", email)
@@ -196,7 +207,8 @@ CARD_CELLS = """() => [...document.querySelectorAll('#order-results tbody tr:fir
 
 
 def test_merchant_orders_are_cards_on_a_phone_and_a_scrolling_table_without_javascript(
-        live_server, merchant, make_product, place, chromium):
+    live_server, merchant, make_product, place, chromium
+):
     app, base = live_server
     product = make_product(keys=3, title="Windows 11 专业版 激活密钥")
     delivered_now(app, place(product))
@@ -210,8 +222,10 @@ def test_merchant_orders_are_cards_on_a_phone_and_a_scrolling_table_without_java
     cells = page.evaluate(CARD_CELLS)
     assert [c["label"] for c in cells] == headings == ["Order", "Product", "Total", "Status", "Placed", "Email"]
     assert [c["shown"] for c in cells] == [f'"{h}"' for h in headings] and {c["display"] for c in cells} == {"table"}
-    assert not page.locator("#order-results thead").is_visible() or \
-        page.locator("#order-results thead").bounding_box()["height"] <= 1
+    assert (
+        not page.locator("#order-results thead").is_visible()
+        or page.locator("#order-results thead").bounding_box()["height"] <= 1
+    )
     assert no_horizontal_scroll(page)
     # A filter swaps the list in with htmx: the new rows are labelled too.
     page.fill("#email", "someone.with.a.rather.long.address@example.com")
@@ -236,8 +250,10 @@ def test_merchant_orders_are_cards_on_a_phone_and_a_scrolling_table_without_java
     page.goto(f"{base}/merchant/orders?lang=en")
     assert page.locator("#order-results td[data-label]").count() == 0
     assert page.locator("#order-results thead").is_visible()
-    assert page.evaluate("(() => { const t = document.querySelector('#order-results table'); "
-                         "return t.scrollWidth > t.parentElement.clientWidth; })()")  # it scrolls inside
+    assert page.evaluate(
+        "(() => { const t = document.querySelector('#order-results table'); "
+        "return t.scrollWidth > t.parentElement.clientWidth; })()"
+    )  # it scrolls inside
     assert no_horizontal_scroll(page)  # the page does not
     plain.close()
 
@@ -251,7 +267,9 @@ def test_console_navigation_groups_sections_and_marks_the_current_one(app, opera
     nav = re.search(r'<nav class="backoffice-nav console-nav".*?</nav>', html, re.S).group(0)
     groups = re.findall(r'<details class="nav-group"[^>]*>\s*<summary[^>]*>([^<]+)</summary>', nav)
     assert groups == ["Money", "Risk control", "Content", "Your account", "System"]
-    assert re.findall(r'<details class="nav-group"[^>]*\bopen>\s*<summary class="current">([^<]+)<', nav) == ["Risk control"]
+    assert re.findall(r'<details class="nav-group"[^>]*\bopen>\s*<summary class="current">([^<]+)<', nav) == [
+        "Risk control"
+    ]
     assert re.findall(r'href="([^"]+)" aria-current="page"', nav) == ["/operator/merchants"]
     live = [endpoint for endpoint, _label in NAV if endpoint in app.view_functions]
     assert len(re.findall(r'<a href="/(?:operator|account)/', nav)) == len(live)  # every section once

@@ -1,5 +1,6 @@
 """Merchant analytics: the dashboard's numbers match the orders in the database, day by
 local day, for that merchant only; the sales chart is safe, accessible SVG."""
+
 import secrets
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, time, timedelta
@@ -36,8 +37,13 @@ def sell(place, pay):
     """A real order, placed and paid through the sandbox gateway, then moved to the
     chosen moments (and refunded if asked)."""
 
-    def sell_order(product: Product, paid_at: datetime, quantity: int = 1, created_at: datetime | None = None,
-                   refunded: bool = False) -> Order:
+    def sell_order(
+        product: Product,
+        paid_at: datetime,
+        quantity: int = 1,
+        created_at: datetime | None = None,
+        refunded: bool = False,
+    ) -> Order:
         order = place(product, quantity, password=None)
         assert pay(order).status_code == 200
         order = reload(order)
@@ -67,8 +73,14 @@ def unpaid(place):
 
 def other_merchant_product(category, keys: int = 20, price: int = 1000, **fields) -> Product:
     other = accounts.create_merchant(f"o{secrets.token_hex(4)}@shop.test", "merchant-pass-1", "Other", approved=True)
-    product = Product(slug=secrets.token_hex(8), merchant_id=other.id, category_id=category.id, price=price,
-                      title=fields.pop("title", "Other product"), **fields)
+    product = Product(
+        slug=secrets.token_hex(8),
+        merchant_id=other.id,
+        category_id=category.id,
+        price=price,
+        title=fields.pop("title", "Other product"),
+        **fields,
+    )
     db.session.add(product)
     db.session.commit()
     if keys:
@@ -77,6 +89,7 @@ def other_merchant_product(category, keys: int = 20, price: int = 1000, **fields
 
 
 # -- the numbers -------------------------------------------------------------------------
+
 
 def test_dashboard_figures_match_the_orders(merchant, make_product, sell, unpaid):
     a = make_product(keys=20, price=1000, title="Card A")
@@ -277,6 +290,7 @@ def test_dashboard_runs_the_same_few_queries_whatever_the_data(app, merchant, ma
 
 # -- the chart ---------------------------------------------------------------------------
 
+
 def _bars(svg: str) -> list[ET.Element]:
     return ET.fromstring(svg).findall(f"{SVG}rect")
 
@@ -338,8 +352,9 @@ def test_chart_of_counts_and_of_nothing():
 
 
 def test_chart_partial_shows_the_svg_and_its_numbers_as_a_table(app):
-    chart = bar_chart([("03-19", 100), ("<b>03-20</b>", 250)], caption="Sales <now>",
-                      label_heading="Day", value_heading="Sales")
+    chart = bar_chart(
+        [("03-19", 100), ("<b>03-20</b>", 250)], caption="Sales <now>", label_heading="Day", value_heading="Sales"
+    )
     with app.test_request_context():
         html = render_template("merchant/_sales_chart.html", chart=chart)
         bare = render_template("merchant/_sales_chart.html", chart=Markup(bar_chart_svg([("x", 1)])))
@@ -348,7 +363,7 @@ def test_chart_partial_shows_the_svg_and_its_numbers_as_a_table(app):
     assert "<figcaption>Sales &lt;now&gt;</figcaption>" in html
     assert str(chart.svg) in html
     assert '<table class="chart-data">' in html
-    assert "<tr><th scope=\"row\">03-19</th><td>¥1.00</td></tr>" in html
+    assert '<tr><th scope="row">03-19</th><td>¥1.00</td></tr>' in html
     assert "&lt;b&gt;03-20&lt;/b&gt;" in html and "<b>" not in html
     assert "style=" not in html and "<script" not in html
 

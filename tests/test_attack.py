@@ -2,6 +2,7 @@
 server with the production rate limits: a checkout burst, order-lookup guessing and a
 forged-notify flood from one address, then an honest buyer from another address; and each
 of issue 17's fixed findings attacked over HTTP (bench/findings.py), its outcome asserted."""
+
 import os
 import sqlite3
 import subprocess
@@ -31,8 +32,9 @@ RACE = CONCURRENCY - 1
 
 @pytest.fixture
 def server(make_app):
-    app = make_app(JOBS_MODE="thread", RATELIMIT_CHECKOUT=Config.RATELIMIT_CHECKOUT,
-                   RATELIMIT_LOOKUP=Config.RATELIMIT_LOOKUP)
+    app = make_app(
+        JOBS_MODE="thread", RATELIMIT_CHECKOUT=Config.RATELIMIT_CHECKOUT, RATELIMIT_LOOKUP=Config.RATELIMIT_LOOKUP
+    )
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -78,14 +80,22 @@ def test_a_bot_gets_five_reservations_no_orders_found_and_no_payment_while_a_buy
 
 # -- issue 17's findings ------------------------------------------------------------------------
 
+
 def sandbox_after_init_db() -> bool:
     """Whether `flask init-db` leaves the sandbox gateway on, on an empty instance (SQLite)."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("FAKA_") and k not in ("DATABASE_URL", "REDIS_URL")}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("FAKA_") and k not in ("DATABASE_URL", "REDIS_URL")
+        }
         env.update(FAKA_INSTANCE_PATH=tmp, DATABASE_URL=f"sqlite:///{tmp}/fresh.db")
-        done = subprocess.run([sys.executable, "-m", "flask", "--app", "faka", "init-db"], env=env,
-                              cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "faka", "init-db"],
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         with sqlite3.connect(f"{tmp}/fresh.db") as conn:
             return bool(conn.execute("SELECT enabled FROM gateway_configs WHERE name = 'sandbox'").fetchone()[0])
@@ -95,11 +105,19 @@ def sandbox_after_init_db() -> bool:
 def findings_server(make_app, smtp):
     """The app served as in production: its rate limits, the page cache on, webhooks only to
     public addresses, its emails sent to a real SMTP server."""
-    app = make_app(JOBS_MODE="thread", PAGE_CACHE_SECONDS=1, MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port,
-                   RATELIMIT_CHECKOUT=Config.RATELIMIT_CHECKOUT, RATELIMIT_LOOKUP=Config.RATELIMIT_LOOKUP,
-                   RATELIMIT_LOGIN=Config.RATELIMIT_LOGIN, RATELIMIT_TOKEN_MISSES=Config.RATELIMIT_TOKEN_MISSES,
-                   RATELIMIT_COMPLAINT_REPLY=Config.RATELIMIT_COMPLAINT_REPLY, RATELIMIT_UPLOAD=Config.RATELIMIT_UPLOAD,
-                   WEBHOOK_ALLOW_PRIVATE=False)
+    app = make_app(
+        JOBS_MODE="thread",
+        PAGE_CACHE_SECONDS=1,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=smtp.port,
+        RATELIMIT_CHECKOUT=Config.RATELIMIT_CHECKOUT,
+        RATELIMIT_LOOKUP=Config.RATELIMIT_LOOKUP,
+        RATELIMIT_LOGIN=Config.RATELIMIT_LOGIN,
+        RATELIMIT_TOKEN_MISSES=Config.RATELIMIT_TOKEN_MISSES,
+        RATELIMIT_COMPLAINT_REPLY=Config.RATELIMIT_COMPLAINT_REPLY,
+        RATELIMIT_UPLOAD=Config.RATELIMIT_UPLOAD,
+        WEBHOOK_ALLOW_PRIVATE=False,
+    )
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -126,8 +144,11 @@ def test_each_fixed_finding_holds_against_its_attack(findings_server):
 
     # 1. Every crafted `next` lands on this site, at each step that takes one.
     expect("open_redirect", f("open_redirect").get("logins_on_site") == sizes["redirect_values"], "login Location")
-    expect("open_redirect", f("open_redirect").get("reauth_on_site") == f("open_redirect").get("reauth_values")
-           == sizes["reauth_values"], "reauth Location")
+    expect(
+        "open_redirect",
+        f("open_redirect").get("reauth_on_site") == f("open_redirect").get("reauth_values") == sizes["reauth_values"],
+        "reauth Location",
+    )
     expect("open_redirect", f("open_redirect").get("two_factor_on_site") == sizes["two_factor_values"], "2FA Location")
     expect("open_redirect", f("open_redirect").get("cancel_off_site") == 0, "no Cancel link off the site")
     # 2. A copied cookie dies with its session.
@@ -138,38 +159,61 @@ def test_each_fixed_finding_holds_against_its_attack(findings_server):
     expect("sessions", replay.get("phone_stays") == 200, "the device that signed the others out stays")
     # 3. Uploads.
     expect("licence", f("licence").get("first") == 303, "the first licence is taken")
-    expect("licence", f("licence").get("statuses") == [400] * sizes["resubmissions"]
-           and f("licence").get("files_left") == 0, "refused licences leave no file")
+    expect(
+        "licence",
+        f("licence").get("statuses") == [400] * sizes["resubmissions"] and f("licence").get("files_left") == 0,
+        "refused licences leave no file",
+    )
     expect("pixels", f("pixels").get("status") == 400 and f("pixels").get("said"), "the pixel budget refuses it")
-    expect("pixels", f("pixels").get("files_stored") == 0 and f("pixels").get("complaints_opened") == 0,
-           "nothing stored")
+    expect(
+        "pixels", f("pixels").get("files_stored") == 0 and f("pixels").get("complaints_opened") == 0, "nothing stored"
+    )
     posts = f("complaint_posts")
-    expect("complaint_posts", posts.get("taken") == 10 and posts.get("refused") == sizes["complaint_posts"] - 10,
-           "10 posts a minute, the rest 429")
+    expect(
+        "complaint_posts",
+        posts.get("taken") == 10 and posts.get("refused") == sizes["complaint_posts"] - 10,
+        "10 posts a minute, the rest 429",
+    )
     # 4. The sandbox.
     sandbox = f("sandbox")
     expect("sandbox", sandbox.get("sandbox_after_init_db") is False, "init-db leaves the sandbox off")
-    expect("sandbox", sandbox.get("checkout") == 400 and sandbox.get("free_keys") == 0
-           and sandbox.get("forged_notify") == 404,
-           "nothing to pay with on a fresh install")
+    expect(
+        "sandbox",
+        sandbox.get("checkout") == 400 and sandbox.get("free_keys") == 0 and sandbox.get("forged_notify") == 404,
+        "nothing to pay with on a fresh install",
+    )
     expect("sandbox", sandbox.get("doctor") == "fail" and sandbox.get("banner") is True, "doctor fails, banner shows")
     # Low.
     expect("csrf_placeholder", f("csrf_placeholder").get("leaked") == 0, "no visitor token in merchant text")
     totp = f("totp_replay")
-    expect("totp_replay", totp.get("replay") == 400 and totp.get("reauth") == 400 and totp.get("attacker_in") is False,
-           "a used code is refused")
+    expect(
+        "totp_replay",
+        totp.get("replay") == 400 and totp.get("reauth") == 400 and totp.get("attacker_in") is False,
+        "a used code is refused",
+    )
     payout = f("payout")
-    expect("payout", payout.get("statuses") == [400, 400, 400] and payout.get("added") == 0
-           and payout.get("withdrawals") == 0, "a session alone moves no money")
+    expect(
+        "payout",
+        payout.get("statuses") == [400, 400, 400] and payout.get("added") == 0 and payout.get("withdrawals") == 0,
+        "a session alone moves no money",
+    )
     expect("payout", payout.get("owner") == 303, "the owner with a fresh code may")
-    expect("signup", f("signup").get("identical") is True and f("signup").get("location") == "/signup/sent",
-           "the same answer for a taken email")
+    expect(
+        "signup",
+        f("signup").get("identical") is True and f("signup").get("location") == "/signup/sent",
+        "the same answer for a taken email",
+    )
     # Ten hashes whatever the email: before the fix an email without orders answered several times faster.
     expect("lookup_timing", f("lookup_timing").get("spread", 99) < 2.0, "lookup time independent of the orders")
     lock = f("account_lock")
     expect("account_lock", lock.get("locked") is False, "the operator's account is not locked")
-    expect("account_lock", lock.get("known_browser") == 303 and lock.get("known_location") == "/login/2fa"
-           and lock.get("elsewhere") == 303, "the operator still signs in")
+    expect(
+        "account_lock",
+        lock.get("known_browser") == 303
+        and lock.get("known_location") == "/login/2fa"
+        and lock.get("elsewhere") == 303,
+        "the operator still signs in",
+    )
     expect("account_lock", lock.get("statuses", {}).get("303", 0) == 0, "no wrong password got in")
     hoard = f("hoarding")
     expect("hoarding", hoard.get("held") == [5, 1, 1] and hoard.get("left") == 3, "half the keys stay on sale")
@@ -179,16 +223,28 @@ def test_each_fixed_finding_holds_against_its_attack(findings_server):
     expect("webhooks", hooks.get("public") == [200, 200], "public addresses still taken")
     expect("no_store", f("no_store").get("cacheable") == [], "every answer with keys says no-store")
     misses = f("token_misses")
-    expect("token_misses", misses.get("misses") == 20 and misses.get("refused") == sizes["token_guesses"] - 20,
-           "20 misses a minute, then 429")
-    expect("token_misses", misses.get("order_page") == 200 and misses.get("keys_txt") == 200,
-           "the real buyer behind that address gets the order")
+    expect(
+        "token_misses",
+        misses.get("misses") == 20 and misses.get("refused") == sizes["token_guesses"] - 20,
+        "20 misses a minute, then 429",
+    )
+    expect(
+        "token_misses",
+        misses.get("order_page") == 200 and misses.get("keys_txt") == 200,
+        "the real buyer behind that address gets the order",
+    )
     edge = f("edge_500s")
     expect("edge_500s", edge.get("wrong") == {} and edge.get("errors") == [], "400s, never a 500")
-    expect("edge_500s", edge.get("title") == "SteamBcc: victim@example.com" and edge.get("sale") == "delivered",
-           "a CR/LF title is one line and sells")
-    expect("edge_500s", "Old card Bcc: victim@example.com" in (edge.get("old_subject") or ""),
-           "an old CR/LF title's delivery email is sent, its subject one line")
+    expect(
+        "edge_500s",
+        edge.get("title") == "SteamBcc: victim@example.com" and edge.get("sale") == "delivered",
+        "a CR/LF title is one line and sells",
+    )
+    expect(
+        "edge_500s",
+        "Old card Bcc: victim@example.com" in (edge.get("old_subject") or ""),
+        "an old CR/LF title's delivery email is sent, its subject one line",
+    )
     for key, row in rows.items():
         expect(key, row["ok"], "the phase's own verdict")
     assert result["server_errors"] == []

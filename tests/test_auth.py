@@ -1,5 +1,6 @@
 """Back-office accounts: sign-up with a verification email, password reset by email, TOTP
 two-factor authentication with recovery codes, and lockout across both login steps."""
+
 import json
 import re
 import time
@@ -57,6 +58,7 @@ def link_in(message, path: str) -> str:
 
 def past_token(salt: str, payload, hours_ago: float, secret: str = "test-secret") -> str:
     """A token signed correctly, but `hours_ago` hours ago."""
+
     class PastSigner(TimestampSigner):
         def get_timestamp(self):
             return int(time.time() - hours_ago * 3600)
@@ -78,6 +80,7 @@ def path_of(response) -> str:
 
 
 # -- sign-up and email verification -----------------------------------------------------
+
 
 def test_signup_answers_check_your_inbox_and_its_emailed_link_verifies_the_address(mail_client, smtp):
     response = signup(mail_client, email="New@Example.com")
@@ -117,10 +120,17 @@ def test_signup_answers_the_same_for_a_new_and_a_taken_email_and_tells_the_owner
         page = client.get("/signup?lang=en")
         response = signup(client, email=email)
         landing = client.get(response.headers["Location"])
-        return (page.status_code, response.status_code, response.headers["Location"],
-                sorted(response.headers.keys()), without_tokens(response.text),
-                landing.status_code, without_tokens(landing.text),
-                sorted(cookie.key for cookie in client._cookies.values()), client.get("/merchant/").status_code)
+        return (
+            page.status_code,
+            response.status_code,
+            response.headers["Location"],
+            sorted(response.headers.keys()),
+            without_tokens(response.text),
+            landing.status_code,
+            without_tokens(landing.text),
+            sorted(cookie.key for cookie in client._cookies.values()),
+            client.get("/merchant/").status_code,
+        )
 
     assert answer("new@example.com") == answer("TAKEN@example.com")
     assert count(User) == 2 and count(Merchant) == 2  # the new shop was opened; the taken email got nothing new
@@ -169,8 +179,10 @@ def test_signup_refused_when_registration_is_closed(client):
     page = client.get("/signup?lang=en")
     assert page.status_code == 403 and "cannot sign up" in page.text and 'name="password"' not in page.text
     token = csrf_from(client.get("/login").text)
-    response = client.post("/signup", data={"csrf_token": token, "email": "new@example.com",
-                                             "password": "a-good-password", "shop_name": "New Shop"})
+    response = client.post(
+        "/signup",
+        data={"csrf_token": token, "email": "new@example.com", "password": "a-good-password", "shop_name": "New Shop"},
+    )
     assert response.status_code == 403
     assert count(User) == 0 and count(Merchant) == 0
     assert "/signup" not in client.get("/login").text  # no link to a closed page
@@ -214,7 +226,9 @@ def test_signup_with_bad_input_changes_nothing(client, fields):
 
 
 def test_signup_without_csrf_token_changes_nothing(client):
-    response = client.post("/signup", data={"email": "new@example.com", "password": "a-good-password", "shop_name": "S"})
+    response = client.post(
+        "/signup", data={"email": "new@example.com", "password": "a-good-password", "shop_name": "S"}
+    )
     assert response.status_code == 400
     assert count(User) == 0
 
@@ -226,6 +240,7 @@ def test_signup_is_rate_limited_per_ip(client):
 
 
 # -- password reset ---------------------------------------------------------------------
+
 
 def test_password_reset_by_email_works_once(mail_client, smtp, merchant):
     user = merchant.user
@@ -252,7 +267,9 @@ def test_password_reset_by_email_works_once(mail_client, smtp, merchant):
     for link in (first, second):
         assert mail_client.get(link).status_code == 400
         token = csrf_from(mail_client.get("/reset").text)
-        again = mail_client.post(link, data={"csrf_token": token, "password": "third-password", "confirm": "third-password"})
+        again = mail_client.post(
+            link, data={"csrf_token": token, "password": "third-password", "confirm": "third-password"}
+        )
         assert again.status_code == 400
     assert login(mail_client, user.email, "brand-new-pass").status_code == 303
 
@@ -275,7 +292,9 @@ def test_bad_reset_links_change_nothing(client, merchant, kind):
     }[kind]
     assert client.get(f"/reset/{token}").status_code == 400
     csrf = csrf_from(client.get("/reset").text)
-    response = client.post(f"/reset/{token}", data={"csrf_token": csrf, "password": "evil-password", "confirm": "evil-password"})
+    response = client.post(
+        f"/reset/{token}", data={"csrf_token": csrf, "password": "evil-password", "confirm": "evil-password"}
+    )
     assert response.status_code == 400
     assert reload(user).password_hash == user.password_hash
 
@@ -290,6 +309,7 @@ def test_reset_refuses_the_email_as_password(client, merchant):
 
 # -- two-factor authentication ----------------------------------------------------------
 
+
 def set_up_totp(client, user, password=PASSWORD) -> tuple[str, list[str]]:
     """Log in and turn on TOTP as a user would; returns the secret and recovery codes."""
     login(client, user.email, password)
@@ -298,7 +318,9 @@ def set_up_totp(client, user, password=PASSWORD) -> tuple[str, list[str]]:
     secret = re.search(r'<code class="secret">([A-Z2-7 ]+)</code>', page.text).group(1).replace(" ", "")
     response = post_form(client, "/account/2fa/setup", {"code": pyotp.TOTP(secret).now()})
     assert response.status_code == 303 and path_of(response) == "/account/2fa/recovery-codes"
-    codes = re.findall(r"<li><code>([0-9a-f]{5}-[0-9a-f]{5})</code></li>", client.get(response.headers["Location"]).text)
+    codes = re.findall(
+        r"<li><code>([0-9a-f]{5}-[0-9a-f]{5})</code></li>", client.get(response.headers["Location"]).text
+    )
     return secret, codes
 
 

@@ -3,6 +3,7 @@ and a fresh database, and `flask copy-db` from the shop into PostgreSQL. Either 
 shop keeps working: the same rows, the sold keys on their order pages, unsold keys sold
 and delivered, evidence images served, gateway and SMTP secrets readable, the operator's
 password and TOTP code accepted."""
+
 import io
 import json
 import os
@@ -96,8 +97,9 @@ def populate(app, merchant, make_product, place, pay) -> Shop:
     """A shop with something in every kind of table and every kind of stored secret."""
     product = make_product(keys=8, title="Game card")
     fixed_content = "https://dl.example.invalid/course  code FAKA-42"
-    fixed = make_product(keys=0, delivery_type="fixed", title="Course",
-                         fixed_content_ciphertext=vault().encrypt(fixed_content))
+    fixed = make_product(
+        keys=0, delivery_type="fixed", title="Course", fixed_content_ciphertext=vault().encrypt(fixed_content)
+    )
     delivered = place(product, quantity=2)
     assert pay(delivered).text == "success"
     reviewed = place(product)
@@ -108,12 +110,15 @@ def populate(app, merchant, make_product, place, pay) -> Shop:
     fixed_order = place(fixed)
     pay(fixed_order)
     topup = make_product(keys=0, delivery_type="manual", title="Top-up")  # a buyer's encrypted checkout answer
-    uid = checkout_fields.add_field(merchant.id, topup.slug, checkout_fields.FieldDraft(label="游戏 UID", kind="number"))
+    uid = checkout_fields.add_field(
+        merchant.id, topup.slug, checkout_fields.FieldDraft(label="游戏 UID", kind="number")
+    )
     with app.test_request_context():
         checkout.place_order(topup.slug, 1, None, "secret-1", answers={uid.key: "20240001"})
     reviews.submit_review(reviewed.token, 5, "Worked at once")
-    complaint = complaints.open_complaint(complained.token, Complaint.KEY_INVALID, "The key says already used",
-                                          [png_bytes()])
+    complaint = complaints.open_complaint(
+        complained.token, Complaint.KEY_INVALID, "The key says already used", [png_bytes()]
+    )
     image = complaint.messages[0].images[0].name
     evidence_url = f"/order/{complained.token}/complaint/{complaint.ref}/evidence/{image}"
     evidence = app.test_client().get(evidence_url)
@@ -128,19 +133,40 @@ def populate(app, merchant, make_product, place, pay) -> Shop:
     db.session.commit()
     payout = money.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "Zhang San", "13800138000")
     applicant = accounts.create_merchant("applicant@backup.test", "merchant-pass-2", "Applicant Shop")
-    merchants.submit_qualification(applicant.id, merchants.Qualification("Zhang San Ltd", "company",
-                                                                         "91110000MA01ABCD2X", "13900139000"),
-                                   png_bytes())
-    webhook = WebhookEndpoint(merchant_id=merchant.id, url="https://hooks.example.invalid/faka",
-                              secret_ciphertext=vault().encrypt("whsec-9d2b"), events="order.delivered", enabled=False)
+    merchants.submit_qualification(
+        applicant.id,
+        merchants.Qualification("Zhang San Ltd", "company", "91110000MA01ABCD2X", "13900139000"),
+        png_bytes(),
+    )
+    webhook = WebhookEndpoint(
+        merchant_id=merchant.id,
+        url="https://hooks.example.invalid/faka",
+        secret_ciphertext=vault().encrypt("whsec-9d2b"),
+        events="order.delivered",
+        enabled=False,
+    )
     db.session.add(webhook)
     db.session.flush()
-    db.session.add(WebhookDelivery(endpoint_id=webhook.id, event="order.delivered", status=WebhookDelivery.FAILED,
-                                   payload=vault().encrypt('{"id":"whd_1","type":"order.delivered","data":{}}')))
+    db.session.add(
+        WebhookDelivery(
+            endpoint_id=webhook.id,
+            event="order.delivered",
+            status=WebhookDelivery.FAILED,
+            payload=vault().encrypt('{"id":"whd_1","type":"order.delivered","data":{}}'),
+        )
+    )
     db.session.commit()
     blacklist.add("email", "fraud@backup.test", "chargebacks", actor_id=operator.id)
-    event = RiskEvent(checkpoint="checkout", action="flag", score=30, ip="203.0.113.9", email="fast@backup.test",
-                      order_id=delivered.id, merchant_id=merchant.id, product_id=product.id)
+    event = RiskEvent(
+        checkpoint="checkout",
+        action="flag",
+        score=30,
+        ip="203.0.113.9",
+        email="fast@backup.test",
+        order_id=delivered.id,
+        merchant_id=merchant.id,
+        product_id=product.id,
+    )
     db.session.add(event)
     db.session.flush()
     db.session.add(RiskHit(event_id=event.id, rule="velocity_ip", score=30, detail="7 orders in 10 min"))
@@ -151,13 +177,25 @@ def populate(app, merchant, make_product, place, pay) -> Shop:
     delivered = reload(delivered)
     assert delivered.status == Order.DELIVERED
     return Shop(
-        counts=table_counts(), delivered_token=delivered.token,
-        delivered_keys=sorted(vault().decrypt(k.ciphertext) for k in delivered.keys), product_slug=product.slug,
-        fixed_token=fixed_order.token, fixed_content=fixed_content, evidence_url=evidence_url,
-        evidence=evidence.data, epay_key="epay-key-7f3a9", smtp_password="smtp-pass-5c1e",
-        operator_email=operator.email, totp_secret=totp_secret, payout_id=payout.id, payout_number="13800138000",
-        applicant_id=applicant.id, id_number="91110000MA01ABCD2X", webhook_id=webhook.id,
-        webhook_secret="whsec-9d2b", import_id=job.id,
+        counts=table_counts(),
+        delivered_token=delivered.token,
+        delivered_keys=sorted(vault().decrypt(k.ciphertext) for k in delivered.keys),
+        product_slug=product.slug,
+        fixed_token=fixed_order.token,
+        fixed_content=fixed_content,
+        evidence_url=evidence_url,
+        evidence=evidence.data,
+        epay_key="epay-key-7f3a9",
+        smtp_password="smtp-pass-5c1e",
+        operator_email=operator.email,
+        totp_secret=totp_secret,
+        payout_id=payout.id,
+        payout_number="13800138000",
+        applicant_id=applicant.id,
+        id_number="91110000MA01ABCD2X",
+        webhook_id=webhook.id,
+        webhook_secret="whsec-9d2b",
+        import_id=job.id,
     )
 
 
@@ -196,37 +234,67 @@ def assert_shop_works(app, shop: Shop) -> None:
     job = keys.run_import(shop.import_id)  # the waiting import's encrypted upload came along
     assert job.status == KeyImport.DONE and job.added == 2
 
-    login = client.post("/login", data={"csrf_token": csrf_from(client.get("/login").text),
-                                        "email": shop.operator_email, "password": OPERATOR_PASSWORD})
+    login = client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_from(client.get("/login").text),
+            "email": shop.operator_email,
+            "password": OPERATOR_PASSWORD,
+        },
+    )
     assert login.status_code == 303 and login.headers["Location"].endswith("/login/2fa")
-    second = client.post("/login/2fa", data={"csrf_token": csrf_from(client.get("/login/2fa").text),
-                                             "code": pyotp.TOTP(shop.totp_secret).now()})
+    second = client.post(
+        "/login/2fa",
+        data={"csrf_token": csrf_from(client.get("/login/2fa").text), "code": pyotp.TOTP(shop.totp_secret).now()},
+    )
     assert second.status_code == 303
     assert "Email outbox" in client.get("/operator/outbox?lang=en").text
 
 
 # -- running the CLI as an operator would ---------------------------------------------------
 
+
 def flask(env: dict, *args: str) -> subprocess.CompletedProcess:
     """`flask --app faka ARGS` in a new process, with only `env` configuring faka."""
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("DATABASE_URL", "FAKA_ENCRYPTION_KEYS", "SECRET_KEY", "REDIS_URL", "FAKA_INSTANCE_PATH",
-                          "FAKA_BACKUP_DIR")}
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "faka", *args], env={**clean, **env},
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DATABASE_URL",
+            "FAKA_ENCRYPTION_KEYS",
+            "SECRET_KEY",
+            "REDIS_URL",
+            "FAKA_INSTANCE_PATH",
+            "FAKA_BACKUP_DIR",
+        )
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "faka", *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 def source_env(app) -> dict:
-    return {"FAKA_INSTANCE_PATH": app.instance_path, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-            "FAKA_ENCRYPTION_KEYS": ENCRYPTION_KEY, "SECRET_KEY": "test-secret"}
+    return {
+        "FAKA_INSTANCE_PATH": app.instance_path,
+        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "FAKA_ENCRYPTION_KEYS": ENCRYPTION_KEY,
+        "SECRET_KEY": "test-secret",
+    }
 
 
 @contextmanager
 def opened(base_config, monkeypatch, instance_path: Path, url: str | None, **config):
     """An app on another instance folder and database, as faka would start there."""
     monkeypatch.setenv("FAKA_INSTANCE_PATH", str(instance_path))
-    app = create_app({**base_config, "SQLALCHEMY_DATABASE_URI": url, "ENCRYPTION_KEYS": None, "SECRET_KEY": None,
-                      **config})
+    app = create_app(
+        {**base_config, "SQLALCHEMY_DATABASE_URI": url, "ENCRYPTION_KEYS": None, "SECRET_KEY": None, **config}
+    )
     app.test_client_class = FreshContextClient
     try:
         with app.app_context():
@@ -299,8 +367,10 @@ def fresh_target(tmp_path: Path):
 
 # -- backup and restore ---------------------------------------------------------------------
 
-def test_backup_restores_a_working_shop_into_a_fresh_instance(app, runner, shop, stamped, base_config, monkeypatch,
-                                                             tmp_path):
+
+def test_backup_restores_a_working_shop_into_a_fresh_instance(
+    app, runner, shop, stamped, base_config, monkeypatch, tmp_path
+):
     archive = tmp_path / "shop.tar.gz"
     result = runner.invoke(args=["backup", "--out", str(archive)])
     assert result.exit_code == 0, result.output
@@ -370,7 +440,9 @@ def test_restore_refuses_what_is_not_a_backup(runner, tmp_path):
 def test_backup_keeps_the_newest_archives(app, runner, stamped, tmp_path):
     folder = tmp_path / "backups"
     folder.mkdir()
-    for age, name in enumerate(("faka-20260103-000000.tar.gz", "faka-20260102-000000.tar.gz", "faka-20260101-000000.tar.gz")):
+    for age, name in enumerate(
+        ("faka-20260103-000000.tar.gz", "faka-20260102-000000.tar.gz", "faka-20260101-000000.tar.gz")
+    ):
         (folder / name).write_bytes(b"old")
         os.utime(folder / name, (1_700_000_000 - age * 86400,) * 2)
     (folder / "notes.txt").write_text("not ours")
@@ -383,13 +455,16 @@ def test_backup_keeps_the_newest_archives(app, runner, stamped, tmp_path):
 
 # -- copy-db --------------------------------------------------------------------------------
 
+
 def test_copy_db_moves_the_shop_into_postgresql(app, runner, shop, stamped, base_config, monkeypatch, tmp_path):
     source = source_env(app)
     with scratch_database("copy") as url:
         refused = runner.invoke(args=["copy-db", "--to", url])
         assert refused.exit_code != 0 and "has no tables" in refused.output and "init-db" in refused.output
-        migrated = flask({"FAKA_INSTANCE_PATH": str(tmp_path), "DATABASE_URL": url,
-                          "FAKA_ENCRYPTION_KEYS": ENCRYPTION_KEY}, "init-db")
+        migrated = flask(
+            {"FAKA_INSTANCE_PATH": str(tmp_path), "DATABASE_URL": url, "FAKA_ENCRYPTION_KEYS": ENCRYPTION_KEY},
+            "init-db",
+        )
         assert migrated.returncode == 0, migrated.stderr
         result = flask(source, "copy-db", "--to", url)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -399,16 +474,30 @@ def test_copy_db_moves_the_shop_into_postgresql(app, runner, shop, stamped, base
         assert again.exit_code != 0 and "already holds data" in again.output
 
         # The copied shop runs on PostgreSQL with the same keys and instance folder.
-        with opened(base_config, monkeypatch, Path(app.instance_path), url, ENCRYPTION_KEYS=ENCRYPTION_KEY,
-                     SECRET_KEY="test-secret") as copied:
+        with opened(
+            base_config,
+            monkeypatch,
+            Path(app.instance_path),
+            url,
+            ENCRYPTION_KEYS=ENCRYPTION_KEY,
+            SECRET_KEY="test-secret",
+        ) as copied:
             # New orders and keys get new ids: PostgreSQL's sequences continue after the copied rows.
             assert_shop_works(copied, shop)
 
 
 def test_copy_db_refuses_databases_at_other_revisions(runner, stamped, tmp_path):
     other = tmp_path / "old.db"
-    migrated = flask({"FAKA_INSTANCE_PATH": str(tmp_path), "DATABASE_URL": f"sqlite:///{other}",
-                      "FAKA_ENCRYPTION_KEYS": ENCRYPTION_KEY}, "db", "upgrade", "c7bbc392c43b")
+    migrated = flask(
+        {
+            "FAKA_INSTANCE_PATH": str(tmp_path),
+            "DATABASE_URL": f"sqlite:///{other}",
+            "FAKA_ENCRYPTION_KEYS": ENCRYPTION_KEY,
+        },
+        "db",
+        "upgrade",
+        "c7bbc392c43b",
+    )
     assert migrated.returncode == 0, migrated.stderr
     result = runner.invoke(args=["copy-db", "--to", f"sqlite:///{other}"])
     assert result.exit_code != 0 and "the schemas differ" in result.output and "c7bbc392c43b" in result.output

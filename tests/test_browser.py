@@ -1,4 +1,5 @@
 """A buyer on a 360 px phone screen, in the system's Chromium, driven by Playwright."""
+
 from conftest import no_horizontal_scroll, signed_notify
 
 

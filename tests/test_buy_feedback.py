@@ -1,6 +1,7 @@
 """What a buyer sees while a request runs or fails, in a real Chromium (JavaScript on, and
 off where it matters): "Buy" tapped five times makes one order, a network error is said
 out loud, and a destructive action asks first."""
+
 import re
 from pathlib import Path
 
@@ -12,9 +13,14 @@ from faka.extensions import db
 from faka.models import CardKey, Complaint, Order
 from faka.services import complaints
 
-PHONE = {"viewport": {"width": 360, "height": 800}, "is_mobile": True, "has_touch": True, "locale": "zh-CN",
-         "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-                       "Chrome/126.0.0.0 Mobile Safari/537.36"}
+PHONE = {
+    "viewport": {"width": 360, "height": 800},
+    "is_mobile": True,
+    "has_touch": True,
+    "locale": "zh-CN",
+    "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36",
+}
 WAIT_MS = 15_000
 
 

@@ -1,6 +1,7 @@
 """The proof-of-work captcha (ALTCHA PoW v2) the risk engine asks for: challenges we sign,
 solutions checked once, garbage refused; the widget at checkout, order lookup and login
 when the risk rules ask for it, and never for an honest buyer; a phone solving it."""
+
 import base64
 import hashlib
 import hmac
@@ -31,6 +32,7 @@ def easy_captcha(app):
 
 # -- solving, as the widget does it -------------------------------------------------------
 
+
 def solve(challenge: dict) -> str:
     """The browser's work, written from ALTCHA's PoW v2 description rather than with the
     library: PBKDF2-HMAC-SHA256 of nonce + the counter as a big-endian uint32, salted,
@@ -39,8 +41,9 @@ def solve(challenge: dict) -> str:
     assert params["algorithm"] == "PBKDF2/SHA-256"
     nonce, salt = bytes.fromhex(params["nonce"]), bytes.fromhex(params["salt"])
     for counter in range(TEST_MAX_NUMBER + 1):
-        key = hashlib.pbkdf2_hmac("sha256", nonce + counter.to_bytes(4, "big"), salt, params["cost"],
-                                  params["keyLength"])
+        key = hashlib.pbkdf2_hmac(
+            "sha256", nonce + counter.to_bytes(4, "big"), salt, params["cost"], params["keyLength"]
+        )
         if key.hex().startswith(params["keyPrefix"]):
             return encode({"challenge": challenge, "solution": {"counter": counter, "derivedKey": key.hex()}})
     raise AssertionError("no counter up to CAPTCHA_MAX_NUMBER solves the challenge")
@@ -63,6 +66,7 @@ def fetched_solution(client) -> str:
 
 # -- challenges and verification ----------------------------------------------------------
 
+
 def test_challenge_is_signed_with_a_key_derived_from_the_secret_and_expires(app):
     challenge = captcha.challenge()
     params = challenge["parameters"]
@@ -83,6 +87,7 @@ def test_solution_computed_independently_is_accepted_once(app):
 
 def _with(path: str, value):
     """A change to one field of a payload, as a tamperer would make it."""
+
     def change(payload: dict) -> dict:
         *parents, last = path.split(".")
         node = payload
@@ -90,6 +95,7 @@ def _with(path: str, value):
             node = node[name]
         node[last] = value(node[last]) if callable(value) else value
         return payload
+
     return change
 
 
@@ -141,8 +147,9 @@ GARBAGE = {
     "widget test mode": encode({"challenge": None, "solution": None, "test": True}),
     "wrong shapes": _signed_garbage(),
     "missing solution": encode({"challenge": {"parameters": {}, "signature": "x"}}),
-    "version 1 payload": encode({"algorithm": "SHA-256", "challenge": "ab", "number": 1, "salt": "s",
-                                 "signature": "x"}),
+    "version 1 payload": encode(
+        {"algorithm": "SHA-256", "challenge": "ab", "number": 1, "salt": "s", "signature": "x"}
+    ),
     "deep nesting": encode({"challenge": {"parameters": json.loads("[" * 50 + "]" * 50)}}),
     "huge": "A" * 200_000,
     "not a string": {"challenge": 1},
@@ -176,6 +183,7 @@ def test_challenge_endpoint_is_fresh_uncached_and_rate_limited(make_app):
 
 
 # -- the forms the risk engine guards -------------------------------------------------------
+
 
 def english_page(client, path: str):
     page = client.get(path + "?lang=en")
@@ -276,6 +284,7 @@ def test_login_asks_for_the_captcha_after_failed_logins(client, merchant):
 
 
 # -- a phone ---------------------------------------------------------------------------------
+
 
 def test_phone_solves_the_captcha_by_itself_and_the_buyer_reaches_the_pay_page(live_server, make_product, phone):
     from playwright.sync_api import expect

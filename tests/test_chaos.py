@@ -2,6 +2,7 @@
 are paid, SMTP refusing, the web process killed during checkout, the upload disk full.
 In each case no paid order is lost or delivered twice, no key is sold twice, and
 everything completes once the part returns."""
+
 import io
 import os
 import re
@@ -58,31 +59,39 @@ def assert_books_intact(*orders: Order) -> None:
     from faka.services.settlement import reconcile_books
 
     db.session.commit()
-    per_order = db.session.execute(
-        select(PaymentNotice.order_id, func.count()).group_by(PaymentNotice.order_id)
-    ).all()
+    per_order = db.session.execute(select(PaymentNotice.order_id, func.count()).group_by(PaymentNotice.order_id)).all()
     assert all(n == 1 for _order, n in per_order), per_order
     for order in orders:
         order = reload(order)
         assert order.status == Order.DELIVERED, (order.number, order.status)
         sold = db.session.scalars(select(CardKey).where(CardKey.order_id == order.id)).all()
         assert len(sold) == order.quantity and all(k.status == CardKey.SOLD for k in sold)
-        sales = db.session.scalar(select(func.count()).select_from(LedgerEntry).where(
-            LedgerEntry.order_id == order.id, LedgerEntry.kind == LedgerEntry.SALE))
+        sales = db.session.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.order_id == order.id, LedgerEntry.kind == LedgerEntry.SALE)
+        )
         assert sales == 1
         emails = db.session.scalar(
-            select(func.count()).select_from(OutboxEmail).where(OutboxEmail.order_id == order.id))
+            select(func.count()).select_from(OutboxEmail).where(OutboxEmail.order_id == order.id)
+        )
         assert emails == (1 if order.email else 0)
     # Keys reach orders only through reservation and sale: none sold without an order.
-    assert db.session.scalar(select(func.count()).select_from(CardKey).where(
-        CardKey.status == CardKey.SOLD, CardKey.order_id.is_(None))) == 0
+    assert (
+        db.session.scalar(
+            select(func.count()).select_from(CardKey).where(CardKey.status == CardKey.SOLD, CardKey.order_id.is_(None))
+        )
+        == 0
+    )
     assert reconcile_books() == []
 
 
 # -- Redis stopped while orders are paid ------------------------------------------------------
 
+
 def test_redis_down_while_orders_are_paid_delivers_each_once_when_it_returns(
-        app, base_config, make_product, place, own_redis, logdir, processes):
+    app, base_config, make_product, place, own_redis, logdir, processes
+):
     product = make_product(keys=6)
     orders = [place(product, quantity) for quantity in (1, 2, 1)]
     env = app_env(base_config, REDIS_URL=own_redis.url, FAKA_RECONCILE_INTERVAL=1)
@@ -102,8 +111,11 @@ def test_redis_down_while_orders_are_paid_delivers_each_once_when_it_returns(
     assert page.status_code == 200 and orders[0].number in page.text
 
     own_redis.start()  # empty: the jobs queued before it stopped are gone
-    wait_until(lambda: all(reload(o).status == Order.DELIVERED for o in orders), 40,
-               what=lambda: f"deliveries once Redis returned; worker log:\n{worker.output()}")
+    wait_until(
+        lambda: all(reload(o).status == Order.DELIVERED for o in orders),
+        40,
+        what=lambda: f"deliveries once Redis returned; worker log:\n{worker.output()}",
+    )
     assert worker.alive()  # the same worker.py rode out the outage
     assert_books_intact(*orders)
 
@@ -124,6 +136,7 @@ def test_rate_limits_in_redis_do_not_take_the_shop_down_with_redis(make_app, mak
 
 # -- the worker killed in the middle of a delivery ------------------------------------------
 
+
 @contextmanager
 def delivery_blocked(order: Order):
     """Hold, from a connection of our own, a lock the delivery of `order` needs. PostgreSQL:
@@ -135,9 +148,13 @@ def delivery_blocked(order: Order):
             conn.execute(select(CardKey.id).where(CardKey.order_id == order.id).with_for_update())
 
             def waiting() -> bool:
-                return bool(conn.execute(text(
-                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
-                )).scalar())
+                return bool(
+                    conn.execute(
+                        text(
+                            "SELECT count(*) FROM pg_locks WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+                        )
+                    ).scalar()
+                )
 
             yield waiting
             conn.rollback()
@@ -157,7 +174,8 @@ def delivery_blocked(order: Order):
 
 
 def test_worker_killed_mid_delivery_delivers_once_after_restart(
-        app, base_config, make_product, place, own_redis, logdir, processes, smtp):
+    app, base_config, make_product, place, own_redis, logdir, processes, smtp
+):
     from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
     app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
@@ -205,6 +223,7 @@ def test_worker_killed_mid_delivery_delivers_once_after_restart(
 
 
 # -- SMTP refusing ----------------------------------------------------------------------------
+
 
 class MoodySmtp:
     """A real SMTP server whose answer the test chooses: "accept", "rcpt" (451 to every
@@ -262,7 +281,8 @@ def age_outbox(delta) -> None:
 
 
 def test_smtp_refusing_keeps_emails_queued_then_sends_each_once(
-        app, base_config, make_product, place, own_redis, logdir, processes, moody_smtp):
+    app, base_config, make_product, place, own_redis, logdir, processes, moody_smtp
+):
     moody_smtp.mode = "rcpt"
     product = make_product(keys=4)
     buyers = [f"buyer{i}@example.com" for i in range(3)]
@@ -270,14 +290,20 @@ def test_smtp_refusing_keeps_emails_queued_then_sends_each_once(
     client = app.test_client()
     for order in orders:
         assert client.post("/pay/sandbox/notify", data=signed_notify(order)).text == "success"
-    env = app_env(base_config, REDIS_URL=own_redis.url, MAIL_SERVER="127.0.0.1", MAIL_PORT=moody_smtp.port,
-                  FAKA_RECONCILE_INTERVAL=1)
+    env = app_env(
+        base_config,
+        REDIS_URL=own_redis.url,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=moody_smtp.port,
+        FAKA_RECONCILE_INTERVAL=1,
+    )
     # Two workers: the jobs' own retries and the reconciler's may meet on the same email.
     processes.extend([start_worker(env, logdir), start_worker(env, logdir)])
 
     # The job fails, the reconciler's first retry follows at once; then they back off.
-    wait_until(lambda: len(outbox()) == 3 and all(e.attempts >= 2 for e in outbox()), 40,
-               what="delivery emails refused twice")
+    wait_until(
+        lambda: len(outbox()) == 3 and all(e.attempts >= 2 for e in outbox()), 40, what="delivery emails refused twice"
+    )
     assert all(reload(o).status == Order.DELIVERED for o in orders)  # the keys do not wait for the email
     assert all(e.status == OutboxEmail.QUEUED and "451" in e.last_error for e in outbox())
 
@@ -312,8 +338,12 @@ def test_smtp_down_for_hours_spaces_email_attempts_and_sends_once_back(app, make
 
     minute_runs()
     assert outbox()[0].attempts == 2  # the first retry at once, then it backs off
-    for age, attempts in ((timedelta(minutes=5), 3), (timedelta(minutes=10), 4), (timedelta(minutes=45), 5),
-                          (timedelta(hours=2), 6)):
+    for age, attempts in (
+        (timedelta(minutes=5), 3),
+        (timedelta(minutes=10), 4),
+        (timedelta(minutes=45), 5),
+        (timedelta(hours=2), 6),
+    ):
         age_outbox(age)
         minute_runs()
         (email,) = outbox()
@@ -329,6 +359,7 @@ def test_smtp_down_for_hours_spaces_email_attempts_and_sends_once_back(app, make
 
 
 # -- the web process killed during checkout -----------------------------------------------
+
 
 def sandbox_form(html: str) -> tuple[str, dict]:
     """The action and hidden fields of the sandbox pay page's form."""
@@ -346,9 +377,18 @@ def test_web_process_killed_during_checkout_loses_nothing(app, base_config, make
     processes.append(web.process)
     buyer = requests.Session()
     page = buyer.get(f"{web.url}/p/{product.slug}?lang=en", timeout=10)
-    answer = buyer.post(f"{web.url}/p/{product.slug}/buy", timeout=10, allow_redirects=False, data={
-        "csrf_token": csrf_from(page.text), "quantity": "2", "email": "buyer@example.com",
-        "query_password": "secret-1", "gateway": "sandbox"})
+    answer = buyer.post(
+        f"{web.url}/p/{product.slug}/buy",
+        timeout=10,
+        allow_redirects=False,
+        data={
+            "csrf_token": csrf_from(page.text),
+            "quantity": "2",
+            "email": "buyer@example.com",
+            "query_password": "secret-1",
+            "gateway": "sandbox",
+        },
+    )
     assert answer.status_code == 303, answer.text[:500]
     pay_url = answer.headers["Location"]
     token = pay_url.rstrip("/").rsplit("/", 1)[-1]
@@ -358,8 +398,14 @@ def test_web_process_killed_during_checkout_loses_nothing(app, base_config, make
     web.restart()  # SIGKILL between checkout and payment
     processes.append(web.process)
     assert reload(order).status == Order.PENDING
-    assert db.session.scalar(select(func.count()).select_from(CardKey).where(
-        CardKey.order_id == order.id, CardKey.status == CardKey.RESERVED)) == 2
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(CardKey)
+            .where(CardKey.order_id == order.id, CardKey.status == CardKey.RESERVED)
+        )
+        == 2
+    )
     page = buyer.get(f"{web.url}/pay/{token}?lang=en", timeout=10)
     assert page.status_code == 200 and order.number in page.text
     order_page = buyer.get(f"{web.url}/order/{token}?lang=en", timeout=10)
@@ -391,6 +437,7 @@ def test_web_process_killed_during_checkout_loses_nothing(app, base_config, make
 
 # -- the upload disk full ---------------------------------------------------------------------
 
+
 class SmallDisk:
     """The upload folder on a real 256 KB file system (tmpfs), filled at will."""
 
@@ -415,8 +462,9 @@ def small_disk(app):
     from faka.services.uploads import private_dir
 
     folder = private_dir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"a small file system cannot be mounted here: {mounted.stderr.strip()}")
     try:
@@ -446,7 +494,8 @@ def english_client(app):
 
 
 def test_full_upload_disk_refuses_a_complaint_cleanly_and_takes_it_once_there_is_room(
-        app, make_product, place, small_disk):
+    app, make_product, place, small_disk
+):
     from faka.models import Complaint, ComplaintImage
 
     order = place(make_product(keys=2))
@@ -460,10 +509,16 @@ def test_full_upload_disk_refuses_a_complaint_cleanly_and_takes_it_once_there_is
     url = f"/order/{order.token}/complaint"
 
     def complain():
-        return buyer.post(url, content_type="multipart/form-data", data={
-            "csrf_token": csrf_from(buyer.get(url).text), "reason": "key_invalid",
-            "description": "The key is already redeemed; screenshots attached.",
-            "images": [(io.BytesIO(first), "one.jpg"), (io.BytesIO(second), "two.jpg")]})
+        return buyer.post(
+            url,
+            content_type="multipart/form-data",
+            data={
+                "csrf_token": csrf_from(buyer.get(url).text),
+                "reason": "key_invalid",
+                "description": "The key is already redeemed; screenshots attached.",
+                "images": [(io.BytesIO(first), "one.jpg"), (io.BytesIO(second), "two.jpg")],
+            },
+        )
 
     refused = complain()
     assert refused.status_code == 400
@@ -496,8 +551,11 @@ def test_full_upload_disk_refuses_logo_and_qualification_cleanly(app, small_disk
     ops = english_client(app)
     login(ops, operator)
     page = ops.get("/operator/settings")
-    logo = ops.post("/operator/settings/logo", content_type="multipart/form-data",
-                    data={"csrf_token": csrf_from(page.text), "logo": (io.BytesIO(image), "logo.jpg")})
+    logo = ops.post(
+        "/operator/settings/logo",
+        content_type="multipart/form-data",
+        data={"csrf_token": csrf_from(page.text), "logo": (io.BytesIO(image), "logo.jpg")},
+    )
     assert logo.status_code == 400 and "The image could not be stored. Please try again later." in logo.text
     assert site_settings()["logo"] == ""
 
@@ -505,10 +563,18 @@ def test_full_upload_disk_refuses_logo_and_qualification_cleanly(app, small_disk
     seller = english_client(app)
     login(seller, pending.user)
     page = seller.get("/merchant/qualification")
-    submitted = seller.post("/merchant/qualification", content_type="multipart/form-data", data={
-        "csrf_token": csrf_from(page.text), "legal_name": "张三", "entity_type": "individual",
-        "id_number": "11010519491231002X", "contact": "13800000000",
-        "licence_image": (io.BytesIO(image), "licence.jpg")})
+    submitted = seller.post(
+        "/merchant/qualification",
+        content_type="multipart/form-data",
+        data={
+            "csrf_token": csrf_from(page.text),
+            "legal_name": "张三",
+            "entity_type": "individual",
+            "id_number": "11010519491231002X",
+            "contact": "13800000000",
+            "licence_image": (io.BytesIO(image), "licence.jpg"),
+        },
+    )
     assert submitted.status_code == 400 and "The image could not be stored. Please try again later." in submitted.text
     merchant = reload(pending)
     assert merchant.submitted_at is None and merchant.licence_image is None and merchant.status == Merchant.PENDING

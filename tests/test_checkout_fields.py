@@ -2,6 +2,7 @@
 server, the account — the buyer answers on the product page, and the answers reach the
 merchant (order page, list, CSV, webhooks) encrypted at rest. And a product that requires
 the buyer's email."""
+
 import csv
 import html
 import io
@@ -21,9 +22,16 @@ from faka.services.checkout_fields import FieldDraft
 
 SHOTS = Path("/tmp/faka-fields-shots")
 
-UID = FieldDraft(label="游戏 UID", label_en="Game UID", kind="number", pattern=r"[1-9]\d{5,11}",
-                 pattern_message="UID 是 6 到 12 位数字", pattern_message_en="A UID has 6 to 12 digits",
-                 help_text="在游戏的设置页查看", help_text_en="Find it on the game's settings page")
+UID = FieldDraft(
+    label="游戏 UID",
+    label_en="Game UID",
+    kind="number",
+    pattern=r"[1-9]\d{5,11}",
+    pattern_message="UID 是 6 到 12 位数字",
+    pattern_message_en="A UID has 6 to 12 digits",
+    help_text="在游戏的设置页查看",
+    help_text_en="Find it on the game's settings page",
+)
 SERVER = FieldDraft(label="区服", label_en="Server", kind="choice", choices="官服\nB服\n")
 ACCOUNT = FieldDraft(label="充值账号", kind="text", required=False, pattern=r"[A-Za-z0-9_]{4,16}")
 CONTACT = FieldDraft(label="联系邮箱", label_en="Contact email", kind="email", required=False)
@@ -58,9 +66,17 @@ def post(client, url, data, page=None):
 
 
 def field_form(**changes) -> dict:
-    form = {"label": "游戏 UID", "label_en": "Game UID", "kind": "number", "required": "y",
-            "pattern": r"[1-9]\d{5,11}", "pattern_message": "UID 是 6 到 12 位数字",
-            "pattern_message_en": "A UID has 6 to 12 digits", "help_text": "在游戏的设置页查看", "choices": ""}
+    form = {
+        "label": "游戏 UID",
+        "label_en": "Game UID",
+        "kind": "number",
+        "required": "y",
+        "pattern": r"[1-9]\d{5,11}",
+        "pattern_message": "UID 是 6 到 12 位数字",
+        "pattern_message_en": "A UID has 6 to 12 digits",
+        "help_text": "在游戏的设置页查看",
+        "choices": "",
+    }
     form.update(changes)
     return {k: v for k, v in form.items() if v is not None}
 
@@ -68,15 +84,24 @@ def field_form(**changes) -> dict:
 def buy(client, product, answers: dict, lang="en", email="buyer@example.com", **extra):
     page = client.get(f"/p/{product.slug}?lang={lang}")
     assert page.status_code == 200
-    data = {"csrf_token": csrf_from(page.text), "quantity": 1, "email": email, "query_password": "secret-1",
-            **{f"answer-{key}": value for key, value in answers.items()}, **extra}
+    data = {
+        "csrf_token": csrf_from(page.text),
+        "quantity": 1,
+        "email": email,
+        "query_password": "secret-1",
+        **{f"answer-{key}": value for key, value in answers.items()},
+        **extra,
+    }
     return client.post(f"/p/{product.slug}/buy", data=data)
 
 
 def fields_of(product) -> list[CheckoutField]:
     db.session.commit()
-    return list(db.session.execute(select(CheckoutField).where(CheckoutField.product_id == product.id)
-                                   .order_by(CheckoutField.position)).scalars())
+    return list(
+        db.session.execute(
+            select(CheckoutField).where(CheckoutField.product_id == product.id).order_by(CheckoutField.position)
+        ).scalars()
+    )
 
 
 def the_order() -> Order:
@@ -85,6 +110,7 @@ def the_order() -> Order:
 
 
 # -- the merchant defines them ----------------------------------------------------------
+
 
 def test_merchant_adds_edits_reorders_and_removes_fields_on_the_products_page(merchant_client, make_product):
     product = make_product(keys=0, delivery_type=DELIVERY_MANUAL, title="王者荣耀 点券代充")
@@ -95,11 +121,30 @@ def test_merchant_adds_edits_reorders_and_removes_fields_on_the_products_page(me
     assert "No fields yet" in merchant_client.get(url + "?lang=en").text
 
     assert post(merchant_client, url, field_form()).status_code == 303
-    assert post(merchant_client, url, field_form(label="区服", label_en="", kind="choice", choices="官服\n B服 \n\n官服",
-                                                 pattern="", pattern_message="", pattern_message_en="")).status_code == 303
+    assert (
+        post(
+            merchant_client,
+            url,
+            field_form(
+                label="区服",
+                label_en="",
+                kind="choice",
+                choices="官服\n B服 \n\n官服",
+                pattern="",
+                pattern_message="",
+                pattern_message_en="",
+            ),
+        ).status_code
+        == 303
+    )
     uid, server = fields_of(product)
-    assert (uid.label, uid.label_en, uid.kind, uid.required, uid.pattern) == ("游戏 UID", "Game UID", "number", True,
-                                                                              r"[1-9]\d{5,11}")
+    assert (uid.label, uid.label_en, uid.kind, uid.required, uid.pattern) == (
+        "游戏 UID",
+        "Game UID",
+        "number",
+        True,
+        r"[1-9]\d{5,11}",
+    )
     assert (server.label, server.label_en, server.kind, server.choice_list) == ("区服", None, "choice", ["官服", "B服"])
     listing = merchant_client.get(url + "?lang=en").text
     assert "游戏 UID" in listing and "官服 / B服" in listing and uid.key in listing  # the key webhooks carry
@@ -107,8 +152,13 @@ def test_merchant_adds_edits_reorders_and_removes_fields_on_the_products_page(me
     # Edit: the server becomes optional and gets an English name.
     edit_url = f"{url}/{server.key}"
     assert 'value="区服"' in merchant_client.get(edit_url).text
-    response = post(merchant_client, edit_url, field_form(label="区服", label_en="Server", kind="choice",
-                                                          choices="官服\nB服\n渠道服", required=None, pattern=""))
+    response = post(
+        merchant_client,
+        edit_url,
+        field_form(
+            label="区服", label_en="Server", kind="choice", choices="官服\nB服\n渠道服", required=None, pattern=""
+        ),
+    )
     assert response.status_code == 303
     server = reload(server)
     assert (server.label_en, server.required, server.choice_list) == ("Server", False, ["官服", "B服", "渠道服"])
@@ -123,18 +173,24 @@ def test_merchant_adds_edits_reorders_and_removes_fields_on_the_products_page(me
     assert [(f.label, f.position) for f in fields_of(product)] == [("游戏 UID", 0)]
 
 
-@pytest.mark.parametrize("changes,message", [
-    ({"pattern": "[0-9"}, "This is not a valid regular expression."),
-    ({"pattern": "(a+)+$"}, "This pattern could take too long to check"),
-    ({"pattern": "(\\d)\\1"}, "This pattern could take too long to check"),
-    ({"pattern": "\\d*\\d*\\d*"}, "This pattern could take too long to check"),
-    ({"pattern": "\\d" * 51}, "A pattern may have at most 100 characters."),
-    ({"label": ""}, "Write a label of 1 to 40 characters."),
-    ({"label": "长" * 41}, "Write a label of 1 to 40 characters."),
-    ({"kind": "choice", "choices": "  \n"}, "List the choices, one per line (at most 20)."),
-    ({"kind": "choice", "choices": "\n".join(f"服{i}" for i in range(21))}, "List the choices, one per line (at most 20)."),
-    ({"kind": "date"}, "Not a valid choice."),
-])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"pattern": "[0-9"}, "This is not a valid regular expression."),
+        ({"pattern": "(a+)+$"}, "This pattern could take too long to check"),
+        ({"pattern": "(\\d)\\1"}, "This pattern could take too long to check"),
+        ({"pattern": "\\d*\\d*\\d*"}, "This pattern could take too long to check"),
+        ({"pattern": "\\d" * 51}, "A pattern may have at most 100 characters."),
+        ({"label": ""}, "Write a label of 1 to 40 characters."),
+        ({"label": "长" * 41}, "Write a label of 1 to 40 characters."),
+        ({"kind": "choice", "choices": "  \n"}, "List the choices, one per line (at most 20)."),
+        (
+            {"kind": "choice", "choices": "\n".join(f"服{i}" for i in range(21))},
+            "List the choices, one per line (at most 20).",
+        ),
+        ({"kind": "date"}, "Not a valid choice."),
+    ],
+)
 def test_bad_field_definitions_are_explained_and_save_nothing(merchant_client, make_product, changes, message):
     product = make_product(keys=1)
     response = post(merchant_client, f"/merchant/products/{product.slug}/fields?lang=en", field_form(**changes))
@@ -163,29 +219,43 @@ def others_field(make_product):
     return product, field
 
 
-@pytest.mark.parametrize("method,url", [
-    ("GET", "/merchant/products/{slug}/fields"),
-    ("POST", "/merchant/products/{slug}/fields"),
-    ("GET", "/merchant/products/{slug}/fields/{key}"),
-    ("POST", "/merchant/products/{slug}/fields/{key}"),
-    ("POST", "/merchant/products/{slug}/fields/{key}/move"),
-    ("POST", "/merchant/products/{slug}/fields/{key}/delete"),
-])
+@pytest.mark.parametrize(
+    "method,url",
+    [
+        ("GET", "/merchant/products/{slug}/fields"),
+        ("POST", "/merchant/products/{slug}/fields"),
+        ("GET", "/merchant/products/{slug}/fields/{key}"),
+        ("POST", "/merchant/products/{slug}/fields/{key}"),
+        ("POST", "/merchant/products/{slug}/fields/{key}/move"),
+        ("POST", "/merchant/products/{slug}/fields/{key}/delete"),
+    ],
+)
 def test_another_merchants_product_fields_are_404(client, others_field, method, url):
     product, field = others_field
     intruder = accounts.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
-    own = Product(slug="intruders0000001", merchant_id=intruder.id, category_id=product.category_id, price=100,
-                  title="Intruder's own")
+    own = Product(
+        slug="intruders0000001",
+        merchant_id=intruder.id,
+        category_id=product.category_id,
+        price=100,
+        title="Intruder's own",
+    )
     db.session.add(own)
     db.session.commit()
     login(client, intruder.user)
     token = csrf_from(client.get(f"/merchant/products/{own.slug}/fields").text)
-    response = client.open(url.format(slug=product.slug, key=field.key), method=method,
-                           data={"csrf_token": token, **field_form(label="hijack"), "direction": "down"})
+    response = client.open(
+        url.format(slug=product.slug, key=field.key),
+        method=method,
+        data={"csrf_token": token, **field_form(label="hijack"), "direction": "down"},
+    )
     assert response.status_code == 404
     if "{key}" in url:  # nor through the intruder's own product with the other's field key
-        response = client.open(url.format(slug=own.slug, key=field.key), method=method,
-                               data={"csrf_token": token, **field_form(label="hijack"), "direction": "down"})
+        response = client.open(
+            url.format(slug=own.slug, key=field.key),
+            method=method,
+            data={"csrf_token": token, **field_form(label="hijack"), "direction": "down"},
+        )
         assert response.status_code == 404
     assert [(f.label, f.position) for f in fields_of(product)] == [("游戏 UID", 0)]
 
@@ -202,12 +272,15 @@ def test_field_changes_need_the_csrf_token(merchant_client, make_product):
 
 # -- the buyer answers ------------------------------------------------------------------
 
+
 def test_the_product_page_asks_each_question_with_the_right_keyboard(client, make_product):
     product = make_product(keys=1)
-    keys = {d.label: checkout_fields.add_field(product.merchant_id, product.slug, d).key
-            for d in (UID, SERVER, ACCOUNT, CONTACT, PHONE)}
+    keys = {
+        d.label: checkout_fields.add_field(product.merchant_id, product.slug, d).key
+        for d in (UID, SERVER, ACCOUNT, CONTACT, PHONE)
+    }
     page = client.get(f"/p/{product.slug}").text
-    form = page[page.index('<form class="buy"'):page.index("</form>", page.index('<form class="buy"'))]
+    form = page[page.index('<form class="buy"') : page.index("</form>", page.index('<form class="buy"'))]
     assert form.index('name="coupon"') < form.index(f'name="answer-{keys["游戏 UID"]}"')  # after the usual fields
 
     def tag(key):
@@ -227,13 +300,17 @@ def test_the_product_page_asks_each_question_with_the_right_keyboard(client, mak
 
 def test_answers_are_stored_encrypted_and_shown_on_both_order_pages(client, merchant, topup):
     product, keys = topup
-    response = buy(client, product, {keys["游戏 UID"]: "１２３４５６７８", keys["区服"]: "B服", keys["充值账号"]: "  player_one "})
+    response = buy(
+        client, product, {keys["游戏 UID"]: "１２３４５６７８", keys["区服"]: "B服", keys["充值账号"]: "  player_one "}
+    )
     assert response.status_code == 303 and "/pay/" in response.headers["Location"]
     order = the_order()
     rows = list(db.session.execute(select(OrderAnswer).order_by(OrderAnswer.position)).scalars())
     assert [(r.order_id, r.label, r.label_en, r.kind) for r in rows] == [
-        (order.id, "游戏 UID", "Game UID", "number"), (order.id, "区服", "Server", "choice"),
-        (order.id, "充值账号", None, "text")]
+        (order.id, "游戏 UID", "Game UID", "number"),
+        (order.id, "区服", "Server", "choice"),
+        (order.id, "充值账号", None, "text"),
+    ]
     stored = " ".join(str(row) for row in db.session.execute(text("SELECT * FROM order_answers")))
     for answer in ("12345678", "１２３４５６７８", "B服", "player_one"):
         assert answer not in stored  # encrypted at rest
@@ -263,34 +340,45 @@ def test_a_manual_order_shows_the_answers_where_the_merchant_delivers(client, me
     assert "Deliver by hand" in seller and re.search(r"<dt>Game UID</dt><dd[^>]*>20240601</dd>", seller)
 
 
-ALL_VALID = {"游戏 UID": "12345678", "区服": "官服", "充值账号": "player_one", "联系邮箱": "me@example.com",
-             "手机号": "+86 138-0013-8000"}
+ALL_VALID = {
+    "游戏 UID": "12345678",
+    "区服": "官服",
+    "充值账号": "player_one",
+    "联系邮箱": "me@example.com",
+    "手机号": "+86 138-0013-8000",
+}
 
 
-@pytest.mark.parametrize("label,value,message", [
-    ("游戏 UID", "12a45678", "Enter digits only."),
-    ("游戏 UID", "0123", "A UID has 6 to 12 digits"),  # the merchant's own message for its pattern
-    ("游戏 UID", "", "Please fill this in."),
-    ("游戏 UID", "1" * 201, "Use at most 200 characters."),
-    ("区服", "国际服", "Choose one of the options."),
-    ("区服", "", "Please fill this in."),
-    ("充值账号", "a b", "This answer is not in the form the seller asks for."),
-    # The edge removes a one-line field's line breaks (faka/request_guard.py): "xy" is too short.
-    ("充值账号", "x\ny", "This answer is not in the form the seller asks for."),
-    ("联系邮箱", "me-at-example.com", "Enter a valid email address."),
-    ("手机号", "call me", "Enter a phone number: digits, optionally starting with +."),
-])
-def test_an_answer_that_does_not_fit_comes_back_with_its_message_and_nothing_is_created(client, make_product, label,
-                                                                                        value, message):
+@pytest.mark.parametrize(
+    "label,value,message",
+    [
+        ("游戏 UID", "12a45678", "Enter digits only."),
+        ("游戏 UID", "0123", "A UID has 6 to 12 digits"),  # the merchant's own message for its pattern
+        ("游戏 UID", "", "Please fill this in."),
+        ("游戏 UID", "1" * 201, "Use at most 200 characters."),
+        ("区服", "国际服", "Choose one of the options."),
+        ("区服", "", "Please fill this in."),
+        ("充值账号", "a b", "This answer is not in the form the seller asks for."),
+        # The edge removes a one-line field's line breaks (faka/request_guard.py): "xy" is too short.
+        ("充值账号", "x\ny", "This answer is not in the form the seller asks for."),
+        ("联系邮箱", "me-at-example.com", "Enter a valid email address."),
+        ("手机号", "call me", "Enter a phone number: digits, optionally starting with +."),
+    ],
+)
+def test_an_answer_that_does_not_fit_comes_back_with_its_message_and_nothing_is_created(
+    client, make_product, label, value, message
+):
     product = make_product(keys=3)
-    keys = {d.label: checkout_fields.add_field(product.merchant_id, product.slug, d).key
-            for d in (UID, SERVER, ACCOUNT, CONTACT, PHONE)}
+    keys = {
+        d.label: checkout_fields.add_field(product.merchant_id, product.slug, d).key
+        for d in (UID, SERVER, ACCOUNT, CONTACT, PHONE)
+    }
     answers = {keys[name]: value if name == label else good for name, good in ALL_VALID.items()}
     response = buy(client, product, answers)
     assert response.status_code == 400
     page = html.unescape(response.text)
-    field_html = page[page.index(f'name="answer-{keys[label]}"'):]
-    assert message in field_html[:field_html.index("</div>")]  # under its own field
+    field_html = page[page.index(f'name="answer-{keys[label]}"') :]
+    assert message in field_html[: field_html.index("</div>")]  # under its own field
     assert "Check the answers marked below." in page
     assert 'value="player_one"' in response.text or label == "充值账号"  # what the buyer typed survives
     assert 'value="secret-1"' in response.text  # and so does the query password
@@ -328,6 +416,7 @@ def test_a_repeated_tap_is_one_order_but_a_corrected_answer_is_a_new_one(client,
 
 
 # -- the merchant's lists, export and webhooks ------------------------------------------
+
 
 def test_the_order_list_masks_answers_and_the_csv_has_them_in_full(app, client, merchant, make_product):
     product = make_product(keys=20)
@@ -374,8 +463,13 @@ def test_a_webhook_payload_stored_before_payloads_were_encrypted_still_goes_out(
     from faka.models import WebhookDelivery
 
     endpoint, _secret = webhooks.create_endpoint(merchant.id, receiver.url, ["order.paid"])
-    old = WebhookDelivery(endpoint_id=endpoint.id, event="order.paid", status=WebhookDelivery.PENDING, attempts=0,
-                          payload='{"id":"whd_old","type":"order.paid","created":1,"data":{}}')
+    old = WebhookDelivery(
+        endpoint_id=endpoint.id,
+        event="order.paid",
+        status=WebhookDelivery.PENDING,
+        attempts=0,
+        payload='{"id":"whd_old","type":"order.paid","created":1,"data":{}}',
+    )
     db.session.add(old)
     db.session.commit()
     assert webhooks.deliver(old.id) is True
@@ -395,17 +489,29 @@ def test_the_operator_deciding_a_complaint_sees_what_the_buyer_told_the_seller(a
     login(desk, operator)
     page = desk.get(f"/operator/complaints/{complaint.ref}?lang=en").text
     assert "What the buyer told the seller" in page
-    assert re.search(r"<dt>Game UID</dt><dd[^>]*>12345678</dd>", page) and re.search(r"<dt>Server</dt><dd[^>]*>B服</dd>", page)
+    assert re.search(r"<dt>Game UID</dt><dd[^>]*>12345678</dd>", page) and re.search(
+        r"<dt>Server</dt><dd[^>]*>B服</dd>", page
+    )
 
 
 # -- a product that requires the buyer's email -------------------------------------------
 
+
 def test_a_manual_product_can_require_the_buyers_email(client, merchant, make_product):
     product = make_product(keys=0, delivery_type=DELIVERY_MANUAL, title="代充 100 点券")
     login(client, merchant.user)
-    form = {"title": "代充 100 点券", "category_id": product.category_id, "price": "10.00", "delivery_type": "manual",
-            "manual_promise_hours": 2, "min_per_order": 1, "max_per_order": 5, "low_stock_threshold": 0,
-            "visible": "y", "require_email": "y"}
+    form = {
+        "title": "代充 100 点券",
+        "category_id": product.category_id,
+        "price": "10.00",
+        "delivery_type": "manual",
+        "manual_promise_hours": 2,
+        "min_per_order": 1,
+        "max_per_order": 5,
+        "low_stock_threshold": 0,
+        "visible": "y",
+        "require_email": "y",
+    }
     page = client.get(f"/merchant/products/{product.slug}/edit?lang=en").text
     assert "Buyers must give an email" in page
     saved = client.post(f"/merchant/products/{product.slug}/edit", data={"csrf_token": csrf_from(page), **form})
@@ -424,6 +530,7 @@ def test_a_manual_product_can_require_the_buyers_email(client, merchant, make_pr
 
 # -- on a phone -----------------------------------------------------------------------------
 
+
 def browser_login(page, app, base, user):
     cookie = app.session_interface.get_signing_serializer(app).dumps(logged_in_session(user))
     page.context.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": base}])
@@ -434,8 +541,9 @@ def shot(page, name):
     page.screenshot(path=str(SHOTS / name), full_page=True, caret="initial")
 
 
-def test_on_a_phone_a_wrong_uid_shows_the_fields_message_and_a_right_one_reaches_the_pay_page(live_server, make_product,
-                                                                                           merchant, phone):
+def test_on_a_phone_a_wrong_uid_shows_the_fields_message_and_a_right_one_reaches_the_pay_page(
+    live_server, make_product, merchant, phone
+):
     app, base = live_server
     product = make_product(keys=0, delivery_type=DELIVERY_MANUAL, title="原神 创世结晶代充")
     for draft in (UID, SERVER, ACCOUNT):

@@ -1,4 +1,5 @@
 """The flask CLI an operator scripts a deployment with, /healthz, key rotation and migrations."""
+
 import re
 from datetime import UTC
 
@@ -36,7 +37,9 @@ def test_create_operator_and_login(runner, client):
     from conftest import csrf_from
 
     page = client.get("/login")
-    response = client.post("/login", data={"csrf_token": csrf_from(page.text), "email": "ops@example.com", "password": "long-enough-pw"})
+    response = client.post(
+        "/login", data={"csrf_token": csrf_from(page.text), "email": "ops@example.com", "password": "long-enough-pw"}
+    )
     assert response.status_code == 303
     # Operators need a second factor before any operator page.
     assert client.get("/operator/").headers["Location"].endswith("/account/2fa/setup")
@@ -60,14 +63,19 @@ def test_login_slows_down_after_repeated_failures(runner, client):
     runner.invoke(args=["create-operator", "--email", "ops@example.com", "--password", "long-enough-pw"])
     for _ in range(5):
         page = client.get("/login")
-        client.post("/login", data={"csrf_token": csrf_from(page.text), "email": "ops@example.com", "password": "wrong"})
+        client.post(
+            "/login", data={"csrf_token": csrf_from(page.text), "email": "ops@example.com", "password": "wrong"}
+        )
     page = client.get("/login")
-    response = client.post("/login", data={"csrf_token": csrf_from(page.text), "email": "ops@example.com", "password": "long-enough-pw"})
+    response = client.post(
+        "/login", data={"csrf_token": csrf_from(page.text), "email": "ops@example.com", "password": "long-enough-pw"}
+    )
     assert response.status_code == 429  # this address waits before its next try (the owner elsewhere does not)
 
 
-def test_rotate_keys_reencrypts_every_secret_and_the_old_key_can_be_retired(make_app, app, merchant, make_product,
-                                                                          place, pay):
+def test_rotate_keys_reencrypts_every_secret_and_the_old_key_can_be_retired(
+    make_app, app, merchant, make_product, place, pay
+):
     from test_backup import assert_shop_works, populate
 
     from faka.services import crypto
@@ -110,13 +118,18 @@ def test_rotate_keys_reencrypts_every_secret_and_the_old_key_can_be_retired(make
 def test_every_encrypted_column_is_rotated(app):
     from faka.services.crypto import stored_secrets
 
-    encrypted = {f"{t.name}.{c.name}" for t in db.metadata.sorted_tables for c in t.columns
-                 if "ciphertext" in c.name or c.name == "totp_secret"}
+    encrypted = {
+        f"{t.name}.{c.name}"
+        for t in db.metadata.sorted_tables
+        for c in t.columns
+        if "ciphertext" in c.name or c.name == "totp_secret"
+    }
     assert encrypted <= {s.label for s in stored_secrets()}
 
 
-def test_add_key_and_retire_the_old_one_in_the_instance_key_file(make_app, app, product, place, pay, monkeypatch,
-                                                                 tmp_path):
+def test_add_key_and_retire_the_old_one_in_the_instance_key_file(
+    make_app, app, product, place, pay, monkeypatch, tmp_path
+):
     order = place(product)
     pay(order)
     before = key_texts(order)
@@ -187,7 +200,10 @@ def test_import_reports_added_duplicates_and_invalid(app, product):
 def key_texts_of_product(product):
     from faka.services.crypto import vault
 
-    return [vault().decrypt(c) for c in db.session.execute(select(CardKey.ciphertext).where(CardKey.product_id == product.id)).scalars()]
+    return [
+        vault().decrypt(c)
+        for c in db.session.execute(select(CardKey.ciphertext).where(CardKey.product_id == product.id)).scalars()
+    ]
 
 
 def test_healthz_reports_database_and_jobs(client):
@@ -227,8 +243,15 @@ def test_migrations_build_the_same_schema_as_the_models(app):
     from sqlalchemy import create_engine
 
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "FAKA_INSTANCE_PATH": tmp, "DATABASE_URL": f"sqlite:///{tmp}/m.db", "FAKA_ENCRYPTION_KEYS": ENCRYPTION_KEY}
-        result = subprocess.run([sys.executable, "-m", "flask", "--app", "faka", "init-db"], env=env, capture_output=True, text=True)
+        env = {
+            **os.environ,
+            "FAKA_INSTANCE_PATH": tmp,
+            "DATABASE_URL": f"sqlite:///{tmp}/m.db",
+            "FAKA_ENCRYPTION_KEYS": ENCRYPTION_KEY,
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "faka", "init-db"], env=env, capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stderr
         engine = create_engine(f"sqlite:///{tmp}/m.db")
         with engine.connect() as conn:
@@ -266,10 +289,16 @@ def test_migrations_upgrade_a_populated_first_version_database(base_config, monk
 
         v = make_vault(ENCRYPTION_KEY)
         moment = datetime(2026, 1, 1, tzinfo=UTC)
-        values = {"now": moment.replace(tzinfo=None) if sqlite else moment, "sold": v.encrypt("OLD-KEY-SOLD"),
-                  "sold_fp": v.fingerprint("OLD-KEY-SOLD"), "spare": v.encrypt("OLD-KEY-SPARE"),
-                  "spare_fp": v.fingerprint("OLD-KEY-SPARE"), "token": "a" * 32, "yes": True,
-                  "account": v.encrypt("13800138000")}
+        values = {
+            "now": moment.replace(tzinfo=None) if sqlite else moment,
+            "sold": v.encrypt("OLD-KEY-SOLD"),
+            "sold_fp": v.fingerprint("OLD-KEY-SOLD"),
+            "spare": v.encrypt("OLD-KEY-SPARE"),
+            "spare_fp": v.fingerprint("OLD-KEY-SPARE"),
+            "token": "a" * 32,
+            "yes": True,
+            "account": v.encrypt("13800138000"),
+        }
         engine = create_engine(database_uri(url))
 
         def execute(script: str) -> None:
@@ -308,19 +337,24 @@ def test_migrations_upgrade_a_populated_first_version_database(base_config, monk
         run("init-db")  # what an upgrade runs: the latest schema (and the sandbox, off)
         run("gateway-config", "sandbox", "--enable")
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT total, discount, status, held_at, risk_flags, email_domain FROM orders")
-                                ).all() == [(1000, 0, "delivered", None, None, "x.cn")]
+            assert conn.execute(
+                text("SELECT total, discount, status, held_at, risk_flags, email_domain FROM orders")
+            ).all() == [(1000, 0, "delivered", None, None, "x.cn")]
             assert conn.execute(text("SELECT reusable_key, low_stock_threshold, risk_hold_at FROM products")).all() == [
-                (False, 0, None)]
-            assert conn.execute(text("SELECT name, hidden, deleted_at FROM categories")).all() == [("Cards", False, None)]
+                (False, 0, None)
+            ]
+            assert conn.execute(text("SELECT name, hidden, deleted_at FROM categories")).all() == [
+                ("Cards", False, None)
+            ]
             assert conn.execute(text("SELECT count(*) FROM card_keys WHERE order_id IS NOT NULL")).scalar() == 1
             assert conn.execute(text("SELECT rating, body FROM reviews")).all() == [(4, "Fine old key")]
             if sqlite:
                 assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
         engine.dispose()
 
-        with opened(base_config, monkeypatch, tmp_path, url, ENCRYPTION_KEYS=ENCRYPTION_KEY,
-                    SECRET_KEY="test-secret") as upgraded:
+        with opened(
+            base_config, monkeypatch, tmp_path, url, ENCRYPTION_KEYS=ENCRYPTION_KEY, SECRET_KEY="test-secret"
+        ) as upgraded:
             client = upgraded.test_client()
             assert "OLD-KEY-SOLD" in client.get(f"/order/{'a' * 32}?lang=en").text
             assert "Fine old key" in client.get("/p/abc?lang=en").text
@@ -331,6 +365,8 @@ def test_migrations_upgrade_a_populated_first_version_database(base_config, monk
                 with pytest.raises(risk.Blocked):
                     checkout.place_order("abc", 1, "fraud@x.cn", None)
                 order = checkout.place_order("abc", 1, "new@x.cn", "secret-1")
-            assert db.session.scalar(select(func.count()).select_from(RiskEvent).where(RiskEvent.action == "block")) == 1
+            assert (
+                db.session.scalar(select(func.count()).select_from(RiskEvent).where(RiskEvent.action == "block")) == 1
+            )
             assert client.post("/pay/sandbox/notify", data=signed_notify(order)).text == "success"
             assert "OLD-KEY-SPARE" in client.get(f"/order/{order.token}?lang=en").text

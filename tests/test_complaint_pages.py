@@ -2,6 +2,7 @@
 evidence images, the merchant answers and offers, the buyer accepts or escalates, the
 operator decides from the desk; who may see which page and image; emails; bad input;
 HTMX; and a phone-sized screen."""
+
 import io
 import re
 from datetime import timedelta
@@ -32,6 +33,7 @@ DESCRIPTION = "The key says 'already redeemed' on the first try.\nScreenshot att
 
 
 # -- helpers ----------------------------------------------------------------------------
+
 
 def png_bytes(color=(200, 30, 30)) -> bytes:
     out = io.BytesIO()
@@ -93,9 +95,11 @@ def open_by_page(client, order: Order, images=(), reason="key_invalid", descript
 
 def post_complaint(client, order: Order):
     """Post the complaint form without opening it first (it may not be offered)."""
-    return client.post(f"/order/{order.token}/complaint",
-                       data={"csrf_token": token_of(client), "reason": "other", "description": "again"},
-                       content_type="multipart/form-data")
+    return client.post(
+        f"/order/{order.token}/complaint",
+        data={"csrf_token": token_of(client), "reason": "other", "description": "again"},
+        content_type="multipart/form-data",
+    )
 
 
 def post(client, url: str, data: dict | None = None, page: str | None = None, **kwargs):
@@ -105,6 +109,7 @@ def post(client, url: str, data: dict | None = None, page: str | None = None, **
 
 
 # -- fixtures ---------------------------------------------------------------------------
+
 
 @pytest.fixture
 def buyer(app):
@@ -142,16 +147,17 @@ def complaint(delivered) -> Complaint:
 
 def escalate_by_deadline(complaint: Complaint) -> None:
     """The merchant stays silent past the deadline and the periodic job escalates."""
-    db.session.execute(update(Complaint).where(Complaint.id == complaint.id)
-                       .values(deadline_at=utcnow() - timedelta(minutes=1)))
+    db.session.execute(
+        update(Complaint).where(Complaint.id == complaint.id).values(deadline_at=utcnow() - timedelta(minutes=1))
+    )
     db.session.commit()
     assert complaints.run_deadlines().escalated == 1
 
 
 # -- the buyer opens, the merchant offers, the buyer accepts ------------------------------
 
-def test_buyer_opens_with_evidence_merchant_offers_partial_refund_buyer_accepts(
-        buyer, seller, merchant, delivered):
+
+def test_buyer_opens_with_evidence_merchant_offers_partial_refund_buyer_accepts(buyer, seller, merchant, delivered):
     order_page = buyer.get(f"/order/{delivered.token}").text
     assert f'href="/order/{delivered.token}/complaint"' in order_page
 
@@ -184,8 +190,9 @@ def test_buyer_opens_with_evidence_merchant_offers_partial_refund_buyer_accepts(
     assert len(merchant_images) == 2 and seller.get(merchant_images[0]).status_code == 200
     detail = f"/merchant/complaints/{complaint.ref}"
     assert post(seller, f"{detail}/message", {"body": "Sorry! Let me check."}, page=detail).status_code == 303
-    response = post(seller, f"{detail}/offer/refund", {"amount": "4.00", "note": "Half-used, so a partial refund."},
-                    page=detail)
+    response = post(
+        seller, f"{detail}/offer/refund", {"amount": "4.00", "note": "Half-used, so a partial refund."}, page=detail
+    )
     assert response.status_code == 303
 
     page = buyer.get(thread_url(delivered, complaint)).text
@@ -207,8 +214,11 @@ def test_buyer_opens_with_evidence_merchant_offers_partial_refund_buyer_accepts(
         select(LedgerEntry).where(LedgerEntry.order_id == order.id, LedgerEntry.kind == LedgerEntry.REFUND)
     ).scalar_one()
     assert refund_entry.amount == -400 and refund_entry.merchant_id == merchant.id
-    fee_back = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-        LedgerEntry.order_id == order.id, LedgerEntry.kind == LedgerEntry.FEE_RETURN))
+    fee_back = db.session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            LedgerEntry.order_id == order.id, LedgerEntry.kind == LedgerEntry.FEE_RETURN
+        )
+    )
     assert money.balance(merchant.id).total == before - 400 + fee_back
     assert "Write to the seller" not in buyer.get(thread_url(delivered, complaint)).text  # closed: no more messages
 
@@ -229,8 +239,10 @@ def test_merchant_offers_replacement_keys_which_reach_the_order_page(buyer, sell
 
 # -- escalation and the operator's decision -----------------------------------------------
 
+
 def test_silent_merchant_is_escalated_and_operator_rejects_with_a_reason_the_buyer_reads(
-        buyer, desk, complaint, delivered):
+    buyer, desk, complaint, delivered
+):
     escalate_by_deadline(complaint)
     queue = desk.get("/operator/complaints")
     assert queue.status_code == 200 and delivered.number in queue.text
@@ -252,8 +264,9 @@ def test_silent_merchant_is_escalated_and_operator_rejects_with_a_reason_the_buy
 
 
 def test_buyer_escalates_after_the_deadline_and_operator_refunds_in_full(buyer, desk, complaint, delivered):
-    db.session.execute(update(Complaint).where(Complaint.id == complaint.id)
-                       .values(deadline_at=utcnow() - timedelta(minutes=1)))
+    db.session.execute(
+        update(Complaint).where(Complaint.id == complaint.id).values(deadline_at=utcnow() - timedelta(minutes=1))
+    )
     db.session.commit()
     url = thread_url(delivered, complaint)
     page = buyer.get(url).text
@@ -262,8 +275,12 @@ def test_buyer_escalates_after_the_deadline_and_operator_refunds_in_full(buyer, 
     assert reload(complaint).status == Complaint.ESCALATED
 
     case_url = f"/operator/complaints/{complaint.ref}"
-    response = post(desk, f"{case_url}/decide",
-                    {"outcome": "refund", "amount": "10.00", "reason": "The seller did not answer."}, page=case_url)
+    response = post(
+        desk,
+        f"{case_url}/decide",
+        {"outcome": "refund", "amount": "10.00", "reason": "The seller did not answer."},
+        page=case_url,
+    )
     assert response.status_code == 303
     assert reload(complaint).status == Complaint.RESOLVED_REFUND
     assert reload(delivered).status == Order.REFUNDED
@@ -285,8 +302,9 @@ def test_operator_pays_a_manual_refund_with_a_reference(desk, complaint, deliver
     response = post(desk, f"/operator/refunds/{refund.id}/paid", {"reference": ""}, page="/operator/refunds")
     assert response.status_code == 400 and "Enter the payment" in response.text
     assert reload(refund).status == Refund.MANUAL
-    response = post(desk, f"/operator/refunds/{refund.id}/paid", {"reference": "ALI-20260101-42"},
-                    page="/operator/refunds")
+    response = post(
+        desk, f"/operator/refunds/{refund.id}/paid", {"reference": "ALI-20260101-42"}, page="/operator/refunds"
+    )
     assert response.status_code == 303
     refund = reload(refund)
     assert refund.status == Refund.PAID and refund.reference == "ALI-20260101-42"
@@ -302,8 +320,12 @@ def test_operator_reveal_of_delivered_keys_is_audited(desk, operator, complaint,
     asked = post(desk, f"{case_url}/reveal", page=case_url)
     assert asked.status_code == 303 and "/reauth" in asked.headers["Location"] and key not in asked.text
     secret = vault().decrypt(reload(operator).totp_secret)
-    assert post(desk, "/reauth", {"password": "operator-pass-1", "code": pyotp.TOTP(secret).now()},
-                page="/reauth").status_code == 303
+    assert (
+        post(
+            desk, "/reauth", {"password": "operator-pass-1", "code": pyotp.TOTP(secret).now()}, page="/reauth"
+        ).status_code
+        == 303
+    )
     response = post(desk, f"{case_url}/reveal", page=case_url)
     assert response.status_code == 200 and key in response.text
     assert response.headers["Cache-Control"] == "private, no-store"
@@ -370,32 +392,58 @@ ACCESS_TABLE = (
     + [("merchant", method, path, None, 403) for method, path in OPERATOR_ROUTES]
 )
 
-FORM_FIELDS = {"body": "let me in", "reason": "key_invalid", "description": "x", "amount": "1.00", "quantity": "1",
-               "outcome": "refund", "reference": "X-1"}
+FORM_FIELDS = {
+    "body": "let me in",
+    "reason": "key_invalid",
+    "description": "x",
+    "amount": "1.00",
+    "quantity": "1",
+    "outcome": "refund",
+    "reference": "X-1",
+}
 
 
 def snapshot(complaint: Complaint, order: Order) -> tuple:
     db.session.commit()
     c = db.session.get(Complaint, complaint.id)
     o = db.session.get(Order, order.id)
-    return (c.status, c.offer_kind, c.offer_amount, o.status, o.refunded_amount, count(Complaint),
-            count(ComplaintMessage), count(ComplaintImage), count(Refund), count(AuditEvent),
-            db.session.scalar(select(func.count()).select_from(Refund).where(Refund.status == Refund.PAID)),
-            frozenset(private_files()))
+    return (
+        c.status,
+        c.offer_kind,
+        c.offer_amount,
+        o.status,
+        o.refunded_amount,
+        count(Complaint),
+        count(ComplaintMessage),
+        count(ComplaintImage),
+        count(Refund),
+        count(AuditEvent),
+        db.session.scalar(select(func.count()).select_from(Refund).where(Refund.status == Refund.PAID)),
+        frozenset(private_files()),
+    )
 
 
-@pytest.mark.parametrize("who, method, path, token, expected", ACCESS_TABLE,
-                         ids=[f"{w}-{m}-{p}" for w, m, p, _t, _e in ACCESS_TABLE])
-def test_complaint_urls_refuse_who_must_not_see_them(app, who, method, path, token, expected, complaint, delivered,
-                                                     place, product, operator):
+@pytest.mark.parametrize(
+    "who, method, path, token, expected", ACCESS_TABLE, ids=[f"{w}-{m}-{p}" for w, m, p, _t, _e in ACCESS_TABLE]
+)
+def test_complaint_urls_refuse_who_must_not_see_them(
+    app, who, method, path, token, expected, complaint, delivered, place, product, operator
+):
     other_order = place(product)
     escalate_by_deadline(complaint)  # decide and reveal would otherwise refuse for their own reasons
     refund_order = place(product)
-    refund = Refund(order_id=refund_order.id, merchant_id=refund_order.merchant_id, amount=100, gateway="sandbox",
-                    status=Refund.MANUAL)
+    refund = Refund(
+        order_id=refund_order.id,
+        merchant_id=refund_order.merchant_id,
+        amount=100,
+        gateway="sandbox",
+        status=Refund.MANUAL,
+    )
     db.session.add(refund)
     db.session.commit()
-    name = db.session.execute(select(ComplaintImage.name).where(ComplaintImage.complaint_id == complaint.id)).scalar_one()
+    name = db.session.execute(
+        select(ComplaintImage.name).where(ComplaintImage.complaint_id == complaint.id)
+    ).scalar_one()
     tokens = {"random": "0" * 32, "other": other_order.token, None: delivered.token}
     url = path.format(token=tokens[token], ref=complaint.ref, name=name, refund_id=refund.id)
 
@@ -421,10 +469,14 @@ def test_complaint_urls_refuse_who_must_not_see_them(app, who, method, path, tok
 
 
 def test_the_parties_and_the_operator_each_see_the_evidence(buyer, seller, desk, complaint, delivered):
-    name = db.session.execute(select(ComplaintImage.name).where(ComplaintImage.complaint_id == complaint.id)).scalar_one()
-    for client, url in ((buyer, f"{thread_url(delivered, complaint)}/evidence/{name}"),
-                        (seller, f"/merchant/complaints/{complaint.ref}/evidence/{name}"),
-                        (desk, f"/operator/complaints/{complaint.ref}/evidence/{name}")):
+    name = db.session.execute(
+        select(ComplaintImage.name).where(ComplaintImage.complaint_id == complaint.id)
+    ).scalar_one()
+    for client, url in (
+        (buyer, f"{thread_url(delivered, complaint)}/evidence/{name}"),
+        (seller, f"/merchant/complaints/{complaint.ref}/evidence/{name}"),
+        (desk, f"/operator/complaints/{complaint.ref}/evidence/{name}"),
+    ):
         response = client.get(url)
         assert response.status_code == 200 and response.mimetype == "image/jpeg"  # RGB is re-encoded as JPEG
         assert response.headers["Cache-Control"] == "private, no-store"
@@ -436,11 +488,13 @@ def test_an_image_of_another_complaint_is_not_served_under_this_one(buyer, compl
     pay(other)
     other_complaint = complaints.open_complaint(other.token, Complaint.OTHER, "Mine", [png_bytes((1, 2, 3))])
     other_name = db.session.execute(
-        select(ComplaintImage.name).where(ComplaintImage.complaint_id == other_complaint.id)).scalar_one()
+        select(ComplaintImage.name).where(ComplaintImage.complaint_id == other_complaint.id)
+    ).scalar_one()
     assert buyer.get(f"{thread_url(delivered, complaint)}/evidence/{other_name}").status_code == 404
 
 
 # -- emails ---------------------------------------------------------------------------------
+
 
 def link_in(message, prefix: str) -> str:
     body = message.get_body(preferencelist=("plain",)).get_content()
@@ -469,11 +523,16 @@ def test_each_message_emails_the_other_party_with_their_link(app, smtp, buyer, s
 
 # -- bad input -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("images, message", [
-    ([png_bytes((i * 40, 0, 0)) for i in range(6)], "Attach at most 5 images."),
-    ([png_bytes(), b"GIF89a not really an image"], "Upload a PNG, JPEG or WebP image of at most 5 MB."),
-    ([b"%PDF-1.4 a document"], "Upload a PNG, JPEG or WebP image of at most 5 MB."),
-], ids=["six images", "one good one bad", "a pdf"])
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        ([png_bytes((i * 40, 0, 0)) for i in range(6)], "Attach at most 5 images."),
+        ([png_bytes(), b"GIF89a not really an image"], "Upload a PNG, JPEG or WebP image of at most 5 MB."),
+        ([b"%PDF-1.4 a document"], "Upload a PNG, JPEG or WebP image of at most 5 MB."),
+    ],
+    ids=["six images", "one good one bad", "a pdf"],
+)
 def test_refused_uploads_open_nothing_and_leave_no_files(buyer, delivered, images, message):
     before = private_files()
     response = open_by_page(buyer, delivered, files(*images))
@@ -555,18 +614,27 @@ def test_buyer_posts_are_rate_limited(app, buyer, complaint, delivered, place, p
 
 # -- HTMX -------------------------------------------------------------------------------------
 
+
 def test_htmx_message_gets_the_thread_back_and_polling_stops_once_resolved(buyer, complaint, delivered):
     url = thread_url(delivered, complaint)
     token = csrf_from(buyer.get(url).text)
-    response = buyer.post(f"{url}/message", data={"body": "Any news?", "images": files(png_bytes())},
-                          headers={"HX-Request": "true", "X-CSRFToken": token}, content_type="multipart/form-data")
+    response = buyer.post(
+        f"{url}/message",
+        data={"body": "Any news?", "images": files(png_bytes())},
+        headers={"HX-Request": "true", "X-CSRFToken": token},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 200
     assert "<html" not in response.text and 'id="thread"' in response.text and "Any news?" in response.text
     assert 'id="message-form"' in response.text and 'hx-swap-oob="true"' in response.text
     assert len(evidence_urls(response.text)) == 2
 
-    failed = buyer.post(f"{url}/message", data={"body": ""}, headers={"HX-Request": "true", "X-CSRFToken": token},
-                        content_type="multipart/form-data")
+    failed = buyer.post(
+        f"{url}/message",
+        data={"body": ""},
+        headers={"HX-Request": "true", "X-CSRFToken": token},
+        content_type="multipart/form-data",
+    )
     assert failed.status_code == 400 and "<html" not in failed.text and "Write a message" in failed.text
 
     poll = buyer.get(f"{url}/thread", headers={"HX-Request": "true"})
@@ -579,13 +647,18 @@ def test_htmx_message_gets_the_thread_back_and_polling_stops_once_resolved(buyer
 def test_merchant_htmx_answer_moves_the_complaint_on(seller, complaint):
     detail = f"/merchant/complaints/{complaint.ref}"
     token = csrf_from(seller.get(detail).text)
-    response = seller.post(f"{detail}/message", data={"body": "On it."},
-                           headers={"HX-Request": "true", "X-CSRFToken": token}, content_type="multipart/form-data")
+    response = seller.post(
+        f"{detail}/message",
+        data={"body": "On it."},
+        headers={"HX-Request": "true", "X-CSRFToken": token},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 200 and "The seller answered" in response.text and "<html" not in response.text
     assert reload(complaint).status == Complaint.MERCHANT_REPLIED
 
 
 # -- a phone screen ------------------------------------------------------------------------------
+
 
 def browser_login(phone, app, base: str, user) -> None:
     """Give the browser the session cookie the login form would have set."""
@@ -602,8 +675,9 @@ def test_buyer_complaint_page_and_operator_case_fit_a_phone(live_server, make_pr
     order = reload(order)
     assert order.status == Order.DELIVERED
     long_text = "密钥无法激活，提示已被使用。" * 20 + "\n" + "x" * 200
-    complaint = complaints.open_complaint(order.token, Complaint.KEY_INVALID, long_text,
-                                          [png_bytes(), jpeg_with_exif()])
+    complaint = complaints.open_complaint(
+        order.token, Complaint.KEY_INVALID, long_text, [png_bytes(), jpeg_with_exif()]
+    )
     escalate_by_deadline(complaint)
 
     phone.goto(f"{base}/order/{order.token}/complaint/{complaint.ref}?lang=en")

@@ -1,5 +1,6 @@
 """The complaint center's rules: who may complain when, every legal and illegal step of
 the state machine, deadlines on a frozen clock, and the money that follows a decision."""
+
 import io
 from datetime import timedelta
 
@@ -80,9 +81,12 @@ def png(exif: bool = False) -> bytes:
 
 def thread(complaint) -> list[tuple[str, str | None]]:
     db.session.commit()
-    return [(m.author, m.event) for m in db.session.execute(
-        select(ComplaintMessage).where(ComplaintMessage.complaint_id == complaint.id).order_by(ComplaintMessage.id)
-    ).scalars()]
+    return [
+        (m.author, m.event)
+        for m in db.session.execute(
+            select(ComplaintMessage).where(ComplaintMessage.complaint_id == complaint.id).order_by(ComplaintMessage.id)
+        ).scalars()
+    ]
 
 
 def count(model, *where) -> int:
@@ -91,6 +95,7 @@ def count(model, *where) -> int:
 
 
 # -- opening ---------------------------------------------------------------------------------
+
 
 def test_buyer_opens_a_complaint_with_evidence_and_the_merchant_is_told(order, shop):
     complaint = open_on(order, images=[png(), png(exif=True)])
@@ -169,11 +174,14 @@ def test_one_complaint_in_progress_per_order_and_none_after_a_decision(order, op
     assert count(Complaint) == 2
 
 
-@pytest.mark.parametrize("reason, description", [
-    ("angry", "Bad key."),
-    (Complaint.KEY_INVALID, "   "),
-    (Complaint.KEY_INVALID, "x" * 4001),
-])
+@pytest.mark.parametrize(
+    "reason, description",
+    [
+        ("angry", "Bad key."),
+        (Complaint.KEY_INVALID, "   "),
+        (Complaint.KEY_INVALID, "x" * 4001),
+    ],
+)
 def test_invalid_complaint_is_refused_and_changes_nothing(order, reason, description):
     with pytest.raises(complaints.InvalidComplaint):
         complaints.open_complaint(order.token, reason, description)
@@ -237,14 +245,24 @@ def _reach(state: str, order, operator) -> Complaint:
     return complaint
 
 
-ACTIVE_STEPS = {"buyer_message": None, "merchant_message": None, "operator_message": None,
-                "offer_refund": Complaint.MERCHANT_REPLIED, "offer_replacement": Complaint.MERCHANT_REPLIED,
-                "withdraw": Complaint.WITHDRAWN}
+ACTIVE_STEPS = {
+    "buyer_message": None,
+    "merchant_message": None,
+    "operator_message": None,
+    "offer_refund": Complaint.MERCHANT_REPLIED,
+    "offer_replacement": Complaint.MERCHANT_REPLIED,
+    "withdraw": Complaint.WITHDRAWN,
+}
 LEGAL = {
     Complaint.OPEN: {**ACTIVE_STEPS, "merchant_message": Complaint.MERCHANT_REPLIED},
     Complaint.MERCHANT_REPLIED: {**ACTIVE_STEPS, "escalate": Complaint.ESCALATED},
-    Complaint.ESCALATED: {**ACTIVE_STEPS, "offer_refund": None, "offer_replacement": None,
-                          "decide_refund": Complaint.RESOLVED_REFUND, "decide_reject": Complaint.RESOLVED_REJECTED},
+    Complaint.ESCALATED: {
+        **ACTIVE_STEPS,
+        "offer_refund": None,
+        "offer_replacement": None,
+        "decide_refund": Complaint.RESOLVED_REFUND,
+        "decide_reject": Complaint.RESOLVED_REJECTED,
+    },
 }
 
 
@@ -325,14 +343,24 @@ def test_every_transition_is_audited(order, operator):
     complaints.escalate(complaint.id)
     complaints.decide(complaint.id, operator.id, None, "Key was fine.")
     db.session.commit()
-    actions = db.session.execute(
-        select(AuditEvent.action).where(AuditEvent.target == f"complaint:{complaint.ref}").order_by(AuditEvent.id)
-    ).scalars().all()
-    assert actions == ["complaint.opened", "complaint.merchant_replied", "complaint.offered",
-                       "complaint.escalated", "complaint.decided"]
+    actions = (
+        db.session.execute(
+            select(AuditEvent.action).where(AuditEvent.target == f"complaint:{complaint.ref}").order_by(AuditEvent.id)
+        )
+        .scalars()
+        .all()
+    )
+    assert actions == [
+        "complaint.opened",
+        "complaint.merchant_replied",
+        "complaint.offered",
+        "complaint.escalated",
+        "complaint.decided",
+    ]
 
 
 # -- deadlines on a frozen clock ---------------------------------------------------------------------
+
 
 def test_silent_merchant_is_escalated_when_the_deadline_passes(order, operator):
     complaint = open_on(order)
@@ -373,11 +401,12 @@ def test_reconciler_runs_the_complaint_deadlines(order):
 
 # -- money follows the decision ------------------------------------------------------------------------
 
+
 def entries(order) -> dict[str, int]:
     db.session.commit()
-    return dict(db.session.execute(
-        select(LedgerEntry.kind, LedgerEntry.amount).where(LedgerEntry.order_id == order.id)
-    ).all())
+    return dict(
+        db.session.execute(select(LedgerEntry.kind, LedgerEntry.amount).where(LedgerEntry.order_id == order.id)).all()
+    )
 
 
 def test_partial_refund_takes_back_its_share_of_sale_and_fee(order, shop, operator):
@@ -471,7 +500,8 @@ def test_replacement_needs_stock_when_offered_and_when_accepted(shop):
         complaints.offer_replacement(complaint.id, None, 2)  # more than bought
     complaints.offer_replacement(complaint.id, None, 1)
     db.session.execute(
-        CardKey.__table__.update().where(CardKey.product_id == shop[1].id, CardKey.status == CardKey.AVAILABLE)
+        CardKey.__table__.update()
+        .where(CardKey.product_id == shop[1].id, CardKey.status == CardKey.AVAILABLE)
         .values(status=CardKey.VOID)
     )
     db.session.commit()
@@ -481,6 +511,7 @@ def test_replacement_needs_stock_when_offered_and_when_accepted(shop):
 
 
 # -- who hears about it ---------------------------------------------------------------------------------
+
 
 def test_each_message_emails_the_other_parties_with_their_link(order, shop, operator):
     complaint = open_on(order)

@@ -4,6 +4,7 @@ Each thread works like a server worker: its own app context (so its own database
 session and connection) and its own request context. Threads start together on a
 Barrier so the checkouts and notifies really overlap.
 """
+
 from collections import Counter
 from datetime import timedelta
 
@@ -35,7 +36,9 @@ def key_counts(product_id) -> Counter:
 
 def keys_of(product_id) -> list[CardKey]:
     fresh()
-    return db.session.execute(select(CardKey).where(CardKey.product_id == product_id).order_by(CardKey.id)).scalars().all()
+    return (
+        db.session.execute(select(CardKey).where(CardKey.product_id == product_id).order_by(CardKey.id)).scalars().all()
+    )
 
 
 def test_fifty_racing_checkouts_sell_exactly_five_distinct_keys(app, make_product):
@@ -189,8 +192,9 @@ def test_checkout_waits_for_keys_another_checkout_gives_back(app, make_product, 
     engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
     holder = engine.connect()
     transaction = holder.begin()
-    holder.execute(text(
-        "SELECT id FROM card_keys WHERE product_id = :p ORDER BY id LIMIT 3 FOR UPDATE"), {"p": product.id})
+    holder.execute(
+        text("SELECT id FROM card_keys WHERE product_id = :p ORDER BY id LIMIT 3 FOR UPDATE"), {"p": product.id}
+    )
     releaser = threading.Timer(0.5, transaction.rollback)  # the other checkout gives up
     releaser.start()
     started = _time.monotonic()

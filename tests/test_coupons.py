@@ -1,5 +1,6 @@
 """Coupons: created only with sane settings, applied to the whole order total, checked
 again at checkout, and never used more often than their limit, even by racing buyers."""
+
 import re
 import secrets
 from datetime import timedelta
@@ -50,13 +51,22 @@ def product(make_product):
 
 @pytest.fixture
 def other_merchant(app):
-    return accounts.create_merchant(f"o{secrets.token_hex(4)}@shop.test", "merchant-pass-2", "Other Shop", approved=True)
+    return accounts.create_merchant(
+        f"o{secrets.token_hex(4)}@shop.test", "merchant-pass-2", "Other Shop", approved=True
+    )
 
 
 @pytest.fixture
 def other_product(other_merchant, category):
-    product = Product(slug=secrets.token_hex(8), merchant_id=other_merchant.id, category_id=category.id,
-                      title="Other's product", price=1000, delivery_type="fixed", fixed_content_ciphertext=None)
+    product = Product(
+        slug=secrets.token_hex(8),
+        merchant_id=other_merchant.id,
+        category_id=category.id,
+        title="Other's product",
+        price=1000,
+        delivery_type="fixed",
+        fixed_content_ciphertext=None,
+    )
     db.session.add(product)
     db.session.commit()
     return product
@@ -135,6 +145,7 @@ def test_merchant_lists_and_deactivates_only_its_own_coupons(app, merchant, othe
 
 
 # -- pricing ----------------------------------------------------------------------------
+
 
 def test_percent_coupon_applies_to_the_whole_order_not_one_unit(app, merchant, product):
     coupon = create_coupon(merchant.id, "TEN", "percent", 1000)
@@ -261,6 +272,7 @@ def test_ten_racing_checkouts_use_a_three_use_coupon_exactly_three_times(app, me
 
 # -- the product page -------------------------------------------------------------------
 
+
 def test_product_page_has_coupon_field_and_a_visitor_independent_preview(make_app, make_product):
     app = make_app(PAGE_CACHE_SECONDS=60)
     with app.app_context():
@@ -343,7 +355,15 @@ def test_preview_updates_as_the_buyer_types_in_a_real_browser(live_server, make_
     phone.wait_for_selector("#price-preview >> text=¥30.00")
     phone.locator("#coupon").press_sequentially("ten")
     phone.wait_for_selector("#price-preview >> text=¥27.00")
-    assert phone.inner_text("#price-preview").split() == ["Subtotal", "¥30.00", "Coupon", "TEN", "-¥3.00", "Total", "¥27.00"]
+    assert phone.inner_text("#price-preview").split() == [
+        "Subtotal",
+        "¥30.00",
+        "Coupon",
+        "TEN",
+        "-¥3.00",
+        "Total",
+        "¥27.00",
+    ]
     phone.locator("#coupon").press_sequentially("X")
     phone.wait_for_selector("#price-preview >> text=This coupon code is not valid.")
     phone.locator("#coupon").press("Backspace")

@@ -2,6 +2,7 @@
 expired-form pages, probes and floods logged as security events (a few a minute at most)
 that feed the risk engine, uploads that cannot be executed or escape their folder,
 secrets that never reach the database in clear, and login lockout with back-off."""
+
 import io
 from datetime import timedelta
 
@@ -132,8 +133,11 @@ def test_too_many_requests_page_in_both_languages(make_app, lang, text):
         page = post()
         assert page.status_code == 429 and text in page.text and "<html" in page.text
         assert 0 < int(page.headers["Retry-After"]) <= 60
-        fragment = client.post(f"/lookup?lang={lang}", headers={"HX-Request": "true"},
-                               data={"csrf_token": token, "query": "x", "query_password": "y"})
+        fragment = client.post(
+            f"/lookup?lang={lang}",
+            headers={"HX-Request": "true"},
+            data={"csrf_token": token, "query": "x", "query_password": "y"},
+        )
         assert fragment.status_code == 429 and text in fragment.text and "<html" not in fragment.text
 
 
@@ -153,14 +157,17 @@ def test_a_flood_of_429s_is_one_security_event_a_minute(make_app):
     with app.app_context():
         client = from_ip(app, SCANNER_IP)
         token = csrf_from(client.get("/lookup").text)
-        statuses = [client.post("/lookup", data={"csrf_token": token, "query": "x", "query_password": "y"}).status_code
-                    for _ in range(30)]
+        statuses = [
+            client.post("/lookup", data={"csrf_token": token, "query": "x", "query_password": "y"}).status_code
+            for _ in range(30)
+        ]
         assert statuses.count(429) == 29
         [event] = events(SecurityEvent.RATE_LIMITED)
         assert event.ip == SCANNER_IP and event.subject == "/lookup" and len(event.device_hash) == 64
 
 
 # -- expired forms ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("lang, text", [("en", "reload the page and try again"), ("zh_CN", "表单已过期")])
 def test_a_form_without_its_token_gets_a_friendly_page_and_changes_nothing(make_app, product, lang, text):
@@ -177,16 +184,36 @@ def test_a_form_without_its_token_gets_a_friendly_page_and_changes_nothing(make_
 
 # -- probes for other software's admin paths --------------------------------------------
 
-PROBES = ["/wp-admin/", "/wp-login.php", "/xmlrpc.php", "/phpmyadmin/index.php", "/PhpMyAdmin/", "/pma/",
-          "/.env", "/.env.production", "/.git/config", "/.git/HEAD", "/admin", "/admin/login",
-          "/administrator/", "/adminer.php", "/config.php", "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php",
-          "/cgi-bin/luci", "/wp-admin/setup-config.php", "/.git/index", "/wp-login.php?action=register"]
+PROBES = [
+    "/wp-admin/",
+    "/wp-login.php",
+    "/xmlrpc.php",
+    "/phpmyadmin/index.php",
+    "/PhpMyAdmin/",
+    "/pma/",
+    "/.env",
+    "/.env.production",
+    "/.git/config",
+    "/.git/HEAD",
+    "/admin",
+    "/admin/login",
+    "/administrator/",
+    "/adminer.php",
+    "/config.php",
+    "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php",
+    "/cgi-bin/luci",
+    "/wp-admin/setup-config.php",
+    "/.git/index",
+    "/wp-login.php?action=register",
+]
 
 
 def checkout(client, product, email="buyer@example.com"):
     token = csrf_from(client.get(f"/p/{product.slug}").text)
-    return client.post(f"/p/{product.slug}/buy", data={"csrf_token": token, "quantity": 1, "email": email,
-                                                        "query_password": "secret-1"})
+    return client.post(
+        f"/p/{product.slug}/buy",
+        data={"csrf_token": token, "quantity": 1, "email": email, "query_password": "secret-1"},
+    )
 
 
 def test_a_scan_for_admin_paths_flags_the_scanners_next_checkout(app, product):
@@ -209,8 +236,17 @@ def test_a_scan_for_admin_paths_flags_the_scanners_next_checkout(app, product):
     assert db.session.scalar(select(RiskEvent.id).where(RiskEvent.ip == NEIGHBOUR_IP)) is None
 
 
-@pytest.mark.parametrize("path", ["/no-such-page", "/operator/nothing", "/p/no-such-product", "/static/admin.css",
-                                  "/order/wp-admin", "/shop/phpmyadmin"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/no-such-page",
+        "/operator/nothing",
+        "/p/no-such-product",
+        "/static/admin.css",
+        "/order/wp-admin",
+        "/shop/phpmyadmin",
+    ],
+)
 def test_an_ordinary_404_is_not_a_probe(client, path):
     assert client.get(path).status_code == 404
     assert events(SecurityEvent.ADMIN_PROBE) == []
@@ -218,9 +254,22 @@ def test_an_ordinary_404_is_not_a_probe(client, path):
 
 # -- uploads -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["../secret.key", "..\\secret.key", "/etc/passwd", ".hidden.png", "a/../../b.png",
-                                  "0" * 32 + ".png/../../secret.key", "0" * 32 + ".svg", "0" * 32 + ".html",
-                                  "", None])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../secret.key",
+        "..\\secret.key",
+        "/etc/passwd",
+        ".hidden.png",
+        "a/../../b.png",
+        "0" * 32 + ".png/../../secret.key",
+        "0" * 32 + ".svg",
+        "0" * 32 + ".html",
+        "",
+        None,
+    ],
+)
 def test_upload_names_other_than_ours_never_reach_the_file_system(app, name):
     assert image_path(name) is None
 
@@ -237,9 +286,14 @@ def test_uploads_live_outside_static_and_are_served_with_their_real_type(app, cl
     assert client.get(f"/static/../instance/uploads/private/{name}").status_code == 404
 
 
-@pytest.mark.parametrize("payload", [b"<html><script>alert(1)</script></html>",
-                                     b"GIF89a<script>alert(1)</script>",
-                                     b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"<html><script>alert(1)</script></html>",
+        b"GIF89a<script>alert(1)</script>",
+        b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>',
+    ],
+)
 def test_files_that_are_not_images_are_refused(app, payload):
     before = set(private_dir().iterdir())
     with pytest.raises(InvalidImage):
@@ -255,13 +309,20 @@ def test_a_traversal_in_an_evidence_or_logo_url_finds_nothing(app, client, produ
     sentinel.write_text("SENTINEL-not-an-upload")
     set_setting("logo", "../sentinel.txt")  # even a tampered setting reads nothing outside the folder
     base = f"/order/{order.token}/complaint/{complaint.ref}/evidence"
-    for url in [f"{base}/..%2Fsentinel.txt", f"{base}/%2e%2e%2fsentinel.txt", f"{base}/..%5Csentinel.txt",
-                "/site/logo/..%2Fsentinel.txt", "/site/logo/%2e%2e%2fsentinel.txt", "/site/logo/..%5Csentinel.txt"]:
+    for url in [
+        f"{base}/..%2Fsentinel.txt",
+        f"{base}/%2e%2e%2fsentinel.txt",
+        f"{base}/..%5Csentinel.txt",
+        "/site/logo/..%2Fsentinel.txt",
+        "/site/logo/%2e%2e%2fsentinel.txt",
+        "/site/logo/..%5Csentinel.txt",
+    ]:
         response = client.get(url)
         assert response.status_code == 404 and "SENTINEL" not in response.text, url
 
 
 # -- secrets at rest ---------------------------------------------------------------------
+
 
 def database_text() -> str:
     """Every value of every row of every table, as text."""
@@ -291,18 +352,40 @@ def test_secrets_never_reach_the_database_in_clear(app, runner, merchant, produc
     desk = english(app.test_client())
     login(desk, operator)
     token = csrf_from(desk.get("/operator/gateways").text)
-    assert desk.post("/operator/gateways/alipay", data={
-        "csrf_token": token, "app_id": "2021000000000000", "app_private_key": secrets["gateway private key (console)"],
-    }).status_code == 303
-    assert desk.post("/operator/settings/smtp", data={
-        "csrf_token": token, "smtp_server": "smtp.example.com", "smtp_port": "587", "smtp_security": "starttls",
-        "smtp_username": "shop", "smtp_password": secrets["SMTP password"], "smtp_sender": "shop <shop@example.com>",
-    }).status_code == 303
+    assert (
+        desk.post(
+            "/operator/gateways/alipay",
+            data={
+                "csrf_token": token,
+                "app_id": "2021000000000000",
+                "app_private_key": secrets["gateway private key (console)"],
+            },
+        ).status_code
+        == 303
+    )
+    assert (
+        desk.post(
+            "/operator/settings/smtp",
+            data={
+                "csrf_token": token,
+                "smtp_server": "smtp.example.com",
+                "smtp_port": "587",
+                "smtp_security": "starttls",
+                "smtp_username": "shop",
+                "smtp_password": secrets["SMTP password"],
+                "smtp_sender": "shop <shop@example.com>",
+            },
+        ).status_code
+        == 303
+    )
 
     money.add_payout_account(merchant.id, "alipay", "张三", secrets["payout account"])
     applicant = accounts.create_merchant("new-shop@example.com", "merchant-pass-2", "New Shop")
-    merchants.submit_qualification(applicant.id, merchants.Qualification(
-        "Zhang San", "individual", secrets["qualification ID number"], "13800000000"), image_bytes())
+    merchants.submit_qualification(
+        applicant.id,
+        merchants.Qualification("Zhang San", "individual", secrets["qualification ID number"], "13800000000"),
+        image_bytes(),
+    )
     totp_secret = pyotp.random_base32()
     twofactor.enable(merchant.user_id, totp_secret, pyotp.TOTP(totp_secret).now())
     secrets["TOTP secret"] = totp_secret
@@ -319,6 +402,7 @@ def test_secrets_never_reach_the_database_in_clear(app, runner, merchant, produc
 
 
 # -- login lockout and the per-address login rule --------------------------------------
+
 
 def post_login(client, email, password):
     token = csrf_from(client.get("/login").text)
@@ -367,8 +451,9 @@ def test_wrong_codes_lock_the_account_longer_each_time_within_a_day(app, merchan
     third = lock_with_wrong_codes(app, user, "198.51.100.3", secret)
     assert timedelta(minutes=60) <= third < timedelta(minutes=60, seconds=30)
     # A day after the last lock the earlier ones are forgotten: the next lasts 15 minutes again.
-    assert accounts.lockout_for(reload(user), utcnow() + accounts.LOCKOUT_MEMORY + timedelta(minutes=1)) \
-        == timedelta(minutes=15)
+    assert accounts.lockout_for(reload(user), utcnow() + accounts.LOCKOUT_MEMORY + timedelta(minutes=1)) == timedelta(
+        minutes=15
+    )
 
     unlock(user)
     client = from_ip(app, "198.51.100.4")
@@ -394,8 +479,11 @@ def test_fifty_failed_logins_from_one_address_block_its_next_login(app, merchant
 
     blocked = post_login(english(from_ip(app, SCANNER_IP)), merchant.user.email, "merchant-pass-1")
     assert blocked.status_code == 403 and "This request cannot be accepted" in blocked.text
-    event = db.session.execute(select(RiskEvent).where(RiskEvent.checkpoint == risk.LOGIN, RiskEvent.action == risk.BLOCK,
-                                                       RiskEvent.ip == SCANNER_IP)).scalar_one()
+    event = db.session.execute(
+        select(RiskEvent).where(
+            RiskEvent.checkpoint == risk.LOGIN, RiskEvent.action == risk.BLOCK, RiskEvent.ip == SCANNER_IP
+        )
+    ).scalar_one()
     assert "failed_logins_many" in db.session.scalars(select(RiskHit.rule).where(RiskHit.event_id == event.id)).all()
     assert len(events(SecurityEvent.LOGIN_FAILED, SCANNER_IP)) == risk.FAILED_LOGINS_BLOCK  # refused before checking
     # The account owner, from their own address, is not affected.

@@ -1,5 +1,6 @@
 """`flask --app faka doctor`: each check passes on a production set-up and fails, with its
 fix, when that one thing is wrong. Real Redis, a real worker.py, a real SMTP server."""
+
 import os
 import secrets
 import shutil
@@ -87,7 +88,9 @@ def _stamp_latest_migration():
     from flask import current_app
 
     head = ScriptDirectory(current_app.extensions["migrate"].directory).get_current_head()
-    db.session.execute(text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+    db.session.execute(
+        text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+    )
     db.session.execute(text("DELETE FROM alembic_version"))
     db.session.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": head})
     db.session.commit()
@@ -106,12 +109,13 @@ def line(result: Result, start: str) -> str:
     """The printed check that starts with `start` (status mark and name), up to the next check."""
     index = result.output.find(start)
     assert index >= 0, f"{start!r} not in: {result.output}"
-    rest = result.output[index + len(start):]
+    rest = result.output[index + len(start) :]
     ends = [rest.find(mark) for mark in (" ok ", " WARN ", " FAIL ") if rest.find(mark) >= 0]
-    return start + rest[:min(ends)] if ends else start + rest
+    return start + rest[: min(ends)] if ends else start + rest
 
 
 # -- the whole -------------------------------------------------------------------------
+
 
 def test_production_deployment_passes_with_a_real_worker(deployment, redis_conn, base_config):
     redis_conn.flushdb()
@@ -137,6 +141,7 @@ def test_warnings_alone_exit_zero(deployment):
 
 # -- secrets ---------------------------------------------------------------------------
 
+
 def test_short_secret_key_fails(deployment):
     result = deployment.doctor(SECRET_KEY="change-me")
     assert result.exit_code == 1
@@ -150,7 +155,9 @@ def test_encryption_keys_from_the_environment_or_a_generated_file(deployment):
     check = line(result, "WARN Encryption keys:")
     assert str(deployment.instance / "encryption.keys") in check
     assert "put its content in FAKA_ENCRYPTION_KEYS" in check and "keep a copy outside this server" in check
-    assert "ok Encryption keys: 2 key(s)" in deployment.doctor(ENCRYPTION_KEYS=f"{ENCRYPTION_KEY},{ENCRYPTION_KEY}").output
+    assert (
+        "ok Encryption keys: 2 key(s)" in deployment.doctor(ENCRYPTION_KEYS=f"{ENCRYPTION_KEY},{ENCRYPTION_KEY}").output
+    )
 
 
 def test_backups_missing_stale_exposed_or_recent(deployment, tmp_path):
@@ -179,7 +186,8 @@ def test_backups_missing_stale_exposed_or_recent(deployment, tmp_path):
     app = deployment.app()
     with app.app_context():
         missing, default, from_env = (
-            app.test_cli_runner().invoke(args=["doctor", *args], env=env) for args, env in (
+            app.test_cli_runner().invoke(args=["doctor", *args], env=env)
+            for args, env in (
                 (["--backup-dir", str(tmp_path / "nowhere")], {}),
                 ([], {"FAKA_BACKUP_DIR": ""}),
                 ([], {"FAKA_BACKUP_DIR": str(tmp_path / "nowhere")}),
@@ -194,13 +202,17 @@ def test_backups_missing_stale_exposed_or_recent(deployment, tmp_path):
 
 # -- HTTPS and the proxy ---------------------------------------------------------------
 
-@pytest.mark.parametrize("url, problem", [
-    ("http://shop.example.com", "is not HTTPS"),
-    ("http://127.0.0.1:5000", "is not HTTPS"),
-    ("https://localhost", "points at this machine"),
-    ("https://127.0.0.1", "is not a public address"),
-    ("https://192.168.1.20", "is not a public address"),
-])
+
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("http://shop.example.com", "is not HTTPS"),
+        ("http://127.0.0.1:5000", "is not HTTPS"),
+        ("https://localhost", "points at this machine"),
+        ("https://127.0.0.1", "is not a public address"),
+        ("https://192.168.1.20", "is not a public address"),
+    ],
+)
 def test_base_url_must_be_public_https(deployment, url, problem):
     result = deployment.doctor(BASE_URL=url, SESSION_COOKIE_SECURE=False, HSTS=False)
     assert result.exit_code == 1
@@ -233,6 +245,7 @@ def test_secure_cookies_and_hsts(deployment):
 
 # -- database --------------------------------------------------------------------------
 
+
 def test_database_behind_the_code_fails(deployment):
     with deployment.app().app_context():
         db.session.execute(text("DELETE FROM alembic_version"))
@@ -259,6 +272,7 @@ def test_sqlite_is_a_warning_with_backup_advice(deployment):
 
 
 # -- Redis and the worker --------------------------------------------------------------
+
 
 def test_redis_unreachable_fails(deployment):
     result = deployment.doctor(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
@@ -295,10 +309,16 @@ class worker_process:
     """`python worker.py` against the test database and Redis, until it has registered."""
 
     def __init__(self, deployment, base_config, *args):
-        self.env = {**os.environ, "FAKA_INSTANCE_PATH": str(deployment.instance),
-                    "DATABASE_URL": base_config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": TEST_REDIS_URL,
-                    "FAKA_RQ_QUEUE": "faka-test", "FAKA_ENCRYPTION_KEYS": ENCRYPTION_KEY,
-                    "SECRET_KEY": deployment.config["SECRET_KEY"], "FAKA_RECONCILE_INTERVAL": "3600"}
+        self.env = {
+            **os.environ,
+            "FAKA_INSTANCE_PATH": str(deployment.instance),
+            "DATABASE_URL": base_config["SQLALCHEMY_DATABASE_URI"],
+            "REDIS_URL": TEST_REDIS_URL,
+            "FAKA_RQ_QUEUE": "faka-test",
+            "FAKA_ENCRYPTION_KEYS": ENCRYPTION_KEY,
+            "SECRET_KEY": deployment.config["SECRET_KEY"],
+            "FAKA_RECONCILE_INTERVAL": "3600",
+        }
         self.args = args
 
     def __enter__(self):
@@ -306,8 +326,13 @@ class worker_process:
         from rq import Queue, Worker
         from rq.cron import CronScheduler
 
-        self.process = subprocess.Popen([sys.executable, "worker.py", *self.args], cwd=ROOT, env=self.env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [sys.executable, "worker.py", *self.args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         conn = Redis.from_url(TEST_REDIS_URL)
         want_cron = "--no-cron" not in self.args
         deadline = time.monotonic() + 30
@@ -325,6 +350,7 @@ class worker_process:
 
 
 # -- email -----------------------------------------------------------------------------
+
 
 def test_smtp_reachable_sends_nothing(deployment, smtp):
     check = line(deployment.doctor(), "ok SMTP:")
@@ -357,6 +383,7 @@ def test_smtp_not_configured_or_sender_on_localhost_warns(deployment):
 
 # -- payments --------------------------------------------------------------------------
 
+
 def test_enabled_sandbox_fails(deployment):
     with deployment.app().app_context():
         configure_gateway("sandbox", {}, enabled=True)
@@ -377,6 +404,7 @@ def test_no_gateway_enabled_fails(deployment):
 
 # -- the machine -----------------------------------------------------------------------
 
+
 def test_uncompiled_or_stale_translations(deployment, tmp_path):
     catalogues = tmp_path / "translations"
     shutil.copytree(ROOT / "faka" / "translations", catalogues, ignore=shutil.ignore_patterns("*.mo"))
@@ -386,7 +414,9 @@ def test_uncompiled_or_stale_translations(deployment, tmp_path):
     assert "not compiled: en, zh_Hans_CN" in check and "pybabel compile -d faka/translations" in check
 
     for po in catalogues.glob("*/LC_MESSAGES/messages.po"):
-        shutil.copy(ROOT / "faka" / "translations" / po.relative_to(catalogues).with_suffix(".mo"), po.with_suffix(".mo"))
+        shutil.copy(
+            ROOT / "faka" / "translations" / po.relative_to(catalogues).with_suffix(".mo"), po.with_suffix(".mo")
+        )
         os.utime(po.with_suffix(".mo"), (time.time() - DAY, time.time() - DAY))
     check = line(deployment.doctor(BABEL_TRANSLATION_DIRECTORIES=str(catalogues)), "WARN Translations:")
     assert "compiled before their last change: en, zh_Hans_CN" in check
@@ -401,7 +431,9 @@ def test_full_disk_fails(deployment, monkeypatch):
     result = deployment.doctor()
     assert result.exit_code == 1
     check = line(result, "FAIL Disk space:")
-    assert "0.2 GB free of 20.0 GB" in check and "the database will fail" in check and "journalctl --vacuum-size" in check
+    assert (
+        "0.2 GB free of 20.0 GB" in check and "the database will fail" in check and "journalctl --vacuum-size" in check
+    )
 
 
 def test_instance_folder_permissions(deployment):

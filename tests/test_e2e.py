@@ -11,6 +11,7 @@
 On every page each visitor lands on: no sideways scrolling, no console error (CSP
 violations and script errors show there), and the page speaks the visitor's language.
 """
+
 import io
 import re
 import threading
@@ -33,11 +34,18 @@ from faka.models.types import utcnow
 from faka.services import accounts, complaints
 from tests.conftest import count, no_horizontal_scroll, reload, signed_notify, with_totp
 
-MOBILE_UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-             "Chrome/126.0.0.0 Mobile Safari/537.36")
+MOBILE_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36"
+)
 SCREENS = {
-    "phone": {"viewport": {"width": 360, "height": 800}, "is_mobile": True, "has_touch": True,
-              "device_scale_factor": 2, "user_agent": MOBILE_UA},
+    "phone": {
+        "viewport": {"width": 360, "height": 800},
+        "is_mobile": True,
+        "has_touch": True,
+        "device_scale_factor": 2,
+        "user_agent": MOBILE_UA,
+    },
     "desktop": {"viewport": {"width": 1280, "height": 800}},
 }
 # The phone speaks the default language (Chinese), the desktop switches to English.
@@ -56,6 +64,7 @@ def png_file(name: str, color=(30, 120, 200)) -> dict:
 
 
 # -- the browser, the shop, the visitors ----------------------------------------------------
+
 
 @pytest.fixture
 def browser(chromium):
@@ -96,7 +105,9 @@ class Visitor:
         self.context = browser.new_context(**SCREENS[screen], **context)
         self.page = self.context.new_page()
         self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(f"{self.page.url}: {m.text}") if m.type == "error" else None)
+        self.page.on(
+            "console", lambda m: self.errors.append(f"{self.page.url}: {m.text}") if m.type == "error" else None
+        )
         self.page.on("pageerror", lambda e: self.errors.append(f"{self.page.url}: {e}"))
         self.page.on("dialog", lambda d: d.accept())  # hx-confirm on final decisions
         self.page.set_default_timeout(WAIT_MS)
@@ -177,8 +188,9 @@ def visitors(browser, shop):
 def assert_loaded(image) -> None:
     """The image really loaded (decoded, with a size), however long a busy machine takes:
     visible only means its box is on the page."""
-    image.page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
-                                 timeout=WAIT_MS)
+    image.page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=WAIT_MS
+    )
 
 
 def one(model, *where):
@@ -216,6 +228,7 @@ def buys(v: Visitor, title: str, email: str, password: str) -> None:
 
 
 # -- the buyer ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("screen, language", SCREEN_LANGUAGES)
 def test_buyer_buys_copies_finds_reviews_and_complains(shop, visitors, make_product, monkeypatch, screen, language):
@@ -293,6 +306,7 @@ def test_buyer_buys_copies_finds_reviews_and_complains(shop, visitors, make_prod
 
 
 # -- the merchant -----------------------------------------------------------------------------
+
 
 def wait_for_email(smtp, count: int, timeout: float = WAIT_MS / 1000):
     deadline = time.monotonic() + timeout
@@ -413,18 +427,22 @@ def test_merchant_signs_up_is_approved_lists_keys_and_sees_the_sale(shop, visito
 
 # -- the operator's arbitration ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("screen, language", SCREEN_LANGUAGES)
 def test_operator_decides_an_escalated_complaint_and_the_buyer_sees_the_refund(
-        shop, visitors, make_product, place, screen, language):
+    shop, visitors, make_product, place, screen, language
+):
     product = make_product(keys=2, title="Windows 11 专业版", price=9900)
     order = place(product)
     assert shop.app.test_client().post("/pay/sandbox/notify", data=signed_notify(order)).status_code in (200, 303)
     shop.idle()
     assert reload(order).status == Order.DELIVERED
-    complaint = complaints.open_complaint(order.token, Complaint.KEY_INVALID, "密钥无法激活 / will not activate",
-                                          [png()])
-    db.session.execute(update(Complaint).where(Complaint.id == complaint.id)
-                       .values(deadline_at=utcnow() - timedelta(minutes=1)))
+    complaint = complaints.open_complaint(
+        order.token, Complaint.KEY_INVALID, "密钥无法激活 / will not activate", [png()]
+    )
+    db.session.execute(
+        update(Complaint).where(Complaint.id == complaint.id).values(deadline_at=utcnow() - timedelta(minutes=1))
+    )
     db.session.commit()
     assert complaints.run_deadlines().escalated == 1  # the merchant stayed silent
     secret = with_totp(accounts.create_operator("ops@example.com", "operator-pass-1"))
@@ -449,7 +467,8 @@ def test_operator_decides_an_escalated_complaint_and_the_buyer_sees_the_refund(
     buyer = visitors(screen, language)
     buyer.open(f"/order/{order.token}" + ("?lang=en" if language == "en" else ""))
     expect(buyer.page.locator("#order-status .state")).to_have_text(
-        buyer.t("Delivered, and %(amount)s of it refunded to you.", amount="¥40.00"))
+        buyer.t("Delivered, and %(amount)s of it refunded to you.", amount="¥40.00")
+    )
     expect(buyer.page.locator("#complaint")).to_contain_text("¥40.00")
     buyer.check()
     assert reload(order).status == Order.PARTIALLY_REFUNDED and reload(order).refunded_amount == 4000

@@ -6,6 +6,7 @@ faka/request_guard.py strips control characters, refuses text that is not UTF-8 
 bounds `?page=` and `<int:>` path parameters; faka/blueprints/fields.py refuses numbers a
 person would not type; the gateways compare signatures as bytes; an email subject is
 always one line."""
+
 import json
 import time
 from datetime import timedelta
@@ -23,8 +24,19 @@ from faka.services import catalog as catalog_service
 from faka.services import complaints
 
 # What the security review sent to every decimal field: none is a number a person types.
-NOT_NUMBERS = ("sNaN", "NaN", "-NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1e-999", "9" * 400,
-               "0." + "0" * 398 + "1", "1E+2")
+NOT_NUMBERS = (
+    "sNaN",
+    "NaN",
+    "-NaN",
+    "Infinity",
+    "-Infinity",
+    "1e999",
+    "-1e999",
+    "1e-999",
+    "9" * 400,
+    "0." + "0" * 398 + "1",
+    "1E+2",
+)
 INVALID_UTF8 = b"\xff\xfe\xc3\x28"
 
 
@@ -45,9 +57,17 @@ def post(client, url, data, page=None, **kwargs):
 
 
 def product_form(category_id, **changes):
-    form = {"title": "Steam 充值卡", "category_id": category_id, "price": "48.00", "delivery_type": "auto",
-            "manual_promise_hours": 24, "min_per_order": 1, "max_per_order": 5, "low_stock_threshold": 0,
-            "visible": "y"}
+    form = {
+        "title": "Steam 充值卡",
+        "category_id": category_id,
+        "price": "48.00",
+        "delivery_type": "auto",
+        "manual_promise_hours": 24,
+        "min_per_order": 1,
+        "max_per_order": 5,
+        "low_stock_threshold": 0,
+        "visible": "y",
+    }
     form.update(changes)
     return form
 
@@ -71,7 +91,7 @@ def delivered(product, place, pay) -> Order:
 
 # -- ?page= ------------------------------------------------------------------------------------
 
-PAGES_THAT_CANNOT_BE = (str(10 ** 100), "9" * 400, "0", "-1", "1e3", "abc")
+PAGES_THAT_CANNOT_BE = (str(10**100), "9" * 400, "0", "-1", "1e3", "abc")
 
 
 def test_public_review_lists_refuse_a_page_that_cannot_be(client, product):
@@ -86,9 +106,19 @@ def test_public_review_lists_refuse_a_page_that_cannot_be(client, product):
 
 BACK_OFFICE_LISTS = {
     "merchant": ("/merchant/orders", "/merchant/money", "/merchant/complaints", "/merchant/reviews"),
-    "operator": ("/operator/payments", "/operator/merchants", "/operator/withdrawals", "/operator/complaints",
-                 "/operator/audit", "/operator/risk", "/operator/blacklist", "/operator/reviews", "/operator/refunds",
-                 "/operator/ledger", "/operator/security"),
+    "operator": (
+        "/operator/payments",
+        "/operator/merchants",
+        "/operator/withdrawals",
+        "/operator/complaints",
+        "/operator/audit",
+        "/operator/risk",
+        "/operator/blacklist",
+        "/operator/reviews",
+        "/operator/refunds",
+        "/operator/ledger",
+        "/operator/security",
+    ),
 }
 
 
@@ -96,13 +126,14 @@ def test_back_office_lists_refuse_a_huge_page(seller, desk):
     for who, urls in BACK_OFFICE_LISTS.items():
         client = seller if who == "merchant" else desk
         for url in urls:
-            response = client.get(url, query_string={"page": str(10 ** 100)})
+            response = client.get(url, query_string={"page": str(10**100)})
             assert response.status_code == 400, url
             assert "There is no such page number." in response.text
             assert client.get(url, query_string={"page": "1"}).status_code == 200, url
 
 
 # -- decimal fields ------------------------------------------------------------------------------
+
 
 def test_the_price_takes_only_a_plain_number(seller, category):
     for value in NOT_NUMBERS:
@@ -158,9 +189,17 @@ def test_a_fee_rate_takes_only_a_plain_number(desk, merchant):
 
 # -- whole numbers -------------------------------------------------------------------------------
 
+
 def test_a_whole_number_of_400_digits_is_refused(seller, category):
-    for field in ("min_per_order", "max_per_order", "low_stock_threshold", "manual_promise_hours", "position",
-                  "risk_captcha_at", "risk_hold_at"):
+    for field in (
+        "min_per_order",
+        "max_per_order",
+        "low_stock_threshold",
+        "manual_promise_hours",
+        "position",
+        "risk_captcha_at",
+        "risk_hold_at",
+    ):
         response = post(seller, "/merchant/products/new", product_form(category.id, **{field: "9" * 400}))
         assert response.status_code == 400, field
         assert "That number is too large." in response.text
@@ -170,16 +209,18 @@ def test_a_whole_number_of_400_digits_is_refused(seller, category):
 def test_a_quantity_of_400_digits_buys_nothing(client, product):
     english(client)
     page = client.get(f"/p/{product.slug}")
-    response = client.post(f"/p/{product.slug}/buy", data={"csrf_token": csrf_from(page.text), "quantity": "9" * 400,
-                                                          "gateway": "sandbox"})
+    response = client.post(
+        f"/p/{product.slug}/buy", data={"csrf_token": csrf_from(page.text), "quantity": "9" * 400, "gateway": "sandbox"}
+    )
     assert response.status_code == 400
     assert count(Order) == 0
 
 
 def test_moving_products_to_a_huge_category_id_is_refused(desk, product):
     category = db.session.get(Category, product.category_id)
-    response = post(desk, f"/operator/categories/{category.id}/delete", {"move_to": "9" * 30},
-                    page="/operator/categories")
+    response = post(
+        desk, f"/operator/categories/{category.id}/delete", {"move_to": "9" * 30}, page="/operator/categories"
+    )
     assert response.status_code == 400
     assert count(Category) == 1 and reload(product).category_id == category.id
 
@@ -187,23 +228,29 @@ def test_moving_products_to_a_huge_category_id_is_refused(desk, product):
 # -- ids in paths -------------------------------------------------------------------------------
 
 IDS_IN_PATHS = (
-    ("operator", "GET", "/operator/merchants/{huge}"), ("operator", "POST", "/operator/withdrawals/{huge}/reveal"),
-    ("operator", "POST", "/operator/risk/held/{huge}/release"), ("operator", "POST", "/operator/reviews/{huge}/hide"),
-    ("merchant", "GET", "/merchant/webhooks/{huge}"), ("merchant", "POST", "/merchant/coupons/{huge}/deactivate"),
+    ("operator", "GET", "/operator/merchants/{huge}"),
+    ("operator", "POST", "/operator/withdrawals/{huge}/reveal"),
+    ("operator", "POST", "/operator/risk/held/{huge}/release"),
+    ("operator", "POST", "/operator/reviews/{huge}/hide"),
+    ("merchant", "GET", "/merchant/webhooks/{huge}"),
+    ("merchant", "POST", "/merchant/coupons/{huge}/deactivate"),
 )
 
 
 def test_an_id_no_database_can_hold_names_nothing(seller, desk):
-    tokens = {"merchant": csrf_from(seller.get("/merchant/coupons").text),
-              "operator": csrf_from(desk.get("/operator/categories").text)}
+    tokens = {
+        "merchant": csrf_from(seller.get("/merchant/coupons").text),
+        "operator": csrf_from(desk.get("/operator/categories").text),
+    }
     for who, method, url in IDS_IN_PATHS:
         client = seller if who == "merchant" else desk
-        for huge in (str(2 ** 63), "9" * 400, "9" * 5000):
+        for huge in (str(2**63), "9" * 400, "9" * 5000):
             response = client.open(url.format(huge=huge), method=method, data={"csrf_token": tokens[who]})
             assert response.status_code == 404, (url, huge)
 
 
 # -- text that is no text -------------------------------------------------------------------------
+
 
 def test_a_query_string_that_is_not_utf8_is_refused(client, product):
     english(client)
@@ -217,23 +264,40 @@ def test_a_query_string_that_is_not_utf8_is_refused(client, product):
 
 def test_a_form_that_is_not_utf8_is_refused_and_changes_nothing(seller, category):
     token = csrf_from(seller.get("/merchant/products/new").text)
-    body = f"csrf_token={token}&category_id={category.id}&price=1&delivery_type=auto&min_per_order=1" \
-           f"&max_per_order=1&manual_promise_hours=1&low_stock_threshold=0&title=".encode() + INVALID_UTF8
+    body = (
+        f"csrf_token={token}&category_id={category.id}&price=1&delivery_type=auto&min_per_order=1"
+        f"&max_per_order=1&manual_promise_hours=1&low_stock_threshold=0&title=".encode()
+        + INVALID_UTF8
+    )
     response = seller.post("/merchant/products/new", data=body, content_type="application/x-www-form-urlencoded")
     assert response.status_code == 400 and "not valid UTF-8" in response.text
-    fields = {"csrf_token": token.encode(), **{k: str(v).encode() for k, v in product_form(category.id).items()},
-              "title": INVALID_UTF8}
-    body = b"".join(b'--B\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (k.encode(), v)
-                    for k, v in fields.items()) + b"--B--\r\n"
+    fields = {
+        "csrf_token": token.encode(),
+        **{k: str(v).encode() for k, v in product_form(category.id).items()},
+        "title": INVALID_UTF8,
+    }
+    body = (
+        b"".join(
+            b'--B\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (k.encode(), v)
+            for k, v in fields.items()
+        )
+        + b"--B--\r\n"
+    )
     response = seller.post("/merchant/products/new", data=body, content_type="multipart/form-data; boundary=B")
     assert response.status_code == 400 and "not valid UTF-8" in response.text
     assert count(Product) == 0
 
 
 def test_control_characters_are_removed_and_line_breaks_kept_only_in_multiline_fields(seller, category):
-    response = post(seller, "/merchant/products/new", product_form(
-        category.id, title="Steam\r\nBcc: victim@example.com\x00\x1b[2J\u2028卡\t密",
-        description_md="第一行\r\n第二行\x00\x07\n\t缩进"))
+    response = post(
+        seller,
+        "/merchant/products/new",
+        product_form(
+            category.id,
+            title="Steam\r\nBcc: victim@example.com\x00\x1b[2J\u2028卡\t密",
+            description_md="第一行\r\n第二行\x00\x07\n\t缩进",
+        ),
+    )
     assert response.status_code == 303
     product = db.session.execute(select(Product)).scalar_one()
     assert product.title == "SteamBcc: victim@example.com[2J卡 密"
@@ -254,10 +318,14 @@ def test_a_path_with_a_control_character_names_nothing(client, product):
 
 # -- payment notifications ---------------------------------------------------------------------
 
+
 def _rsa_public_pem() -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.public_key().public_bytes(serialization.Encoding.PEM,
-                                          serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def _notify(client, gateway, order, sign):
@@ -265,24 +333,61 @@ def _notify(client, gateway, order, sign):
     if gateway == "sandbox":
         return client.post("/pay/sandbox/notify", data=signed_notify(order, sign=sign))
     if gateway == "epay":
-        return client.post("/pay/epay/notify", data={
-            "pid": "1001", "trade_no": "E1", "out_trade_no": order.number, "type": "alipay", "name": "x",
-            "money": "10.00", "trade_status": "TRADE_SUCCESS", "sign": sign, "sign_type": "MD5"})
+        return client.post(
+            "/pay/epay/notify",
+            data={
+                "pid": "1001",
+                "trade_no": "E1",
+                "out_trade_no": order.number,
+                "type": "alipay",
+                "name": "x",
+                "money": "10.00",
+                "trade_status": "TRADE_SUCCESS",
+                "sign": sign,
+                "sign_type": "MD5",
+            },
+        )
     if gateway == "alipay":
-        return client.post("/pay/alipay/notify", data={
-            "app_id": "2021", "out_trade_no": order.number, "trade_no": "A1", "total_amount": "10.00",
-            "trade_status": "TRADE_SUCCESS", "sign": sign, "sign_type": "RSA2"})
+        return client.post(
+            "/pay/alipay/notify",
+            data={
+                "app_id": "2021",
+                "out_trade_no": order.number,
+                "trade_no": "A1",
+                "total_amount": "10.00",
+                "trade_status": "TRADE_SUCCESS",
+                "sign": sign,
+                "sign_type": "RSA2",
+            },
+        )
     if gateway == "stripe":
-        return client.post("/pay/stripe/notify", data=b'{"type": "checkout.session.completed"}',
-                           content_type="application/json",
-                           headers={"Stripe-Signature": f"t={int(time.time())},v1={sign}"})
+        return client.post(
+            "/pay/stripe/notify",
+            data=b'{"type": "checkout.session.completed"}',
+            content_type="application/json",
+            headers={"Stripe-Signature": f"t={int(time.time())},v1={sign}"},
+        )
     if gateway == "wechat":
-        return client.post("/pay/wechat/notify", data=b'{"event_type": "TRANSACTION.SUCCESS"}',
-                           content_type="application/json",
-                           headers={"Wechatpay-Serial": "SERIAL1", "Wechatpay-Timestamp": str(int(time.time())),
-                                    "Wechatpay-Nonce": "n", "Wechatpay-Signature": sign})
-    payload = {"trade_id": "T1", "order_id": f"{order.number}-abcdef", "amount": 10, "actual_amount": 1.4,
-               "token": "TNEns8t9", "block_transaction_id": "b1", "status": 2}
+        return client.post(
+            "/pay/wechat/notify",
+            data=b'{"event_type": "TRANSACTION.SUCCESS"}',
+            content_type="application/json",
+            headers={
+                "Wechatpay-Serial": "SERIAL1",
+                "Wechatpay-Timestamp": str(int(time.time())),
+                "Wechatpay-Nonce": "n",
+                "Wechatpay-Signature": sign,
+            },
+        )
+    payload = {
+        "trade_id": "T1",
+        "order_id": f"{order.number}-abcdef",
+        "amount": 10,
+        "actual_amount": 1.4,
+        "token": "TNEns8t9",
+        "block_transaction_id": "b1",
+        "status": 2,
+    }
     body = json.dumps(payload)[:-1] + ', "signature": "' + sign + '"}'
     return client.post("/pay/usdt/notify", data=body.encode("utf-8", "surrogatepass"), content_type="application/json")
 
@@ -311,6 +416,7 @@ def test_a_non_ascii_signature_is_a_failed_signature(client, product, place, gat
 
 # -- emails ---------------------------------------------------------------------------------------
 
+
 def test_an_old_title_with_a_line_break_still_gets_its_delivery_email_sent(make_app, smtp, make_product, place):
     shop = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
     # As a row written before titles were one line: the edge would strip the break today.
@@ -338,6 +444,7 @@ def test_a_notification_holding_a_nul_is_refused(client, product, place):
 
 
 # -- the error page itself ------------------------------------------------------------------------
+
 
 def test_a_failed_database_write_still_gets_the_error_page(client, monkeypatch):
     def failing_write():

@@ -7,6 +7,7 @@ They check the fakes against faka's gateways, and the gateways against the fakes
 the shop asks is verified by the provider's rules, what the provider sends is verified by
 the shop's. Every signature on the fake side is computed by the fake itself.
 """
+
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,14 +27,19 @@ from faka.services import checkout
 from fakes.common import key_pair, private_pem
 
 DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
-PHONE_UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-            "Chrome/126.0.0.0 Mobile Safari/537.36")
-WECHAT_UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
-             "Mobile Safari/537.36 XWEB/1260117 MMWEBSDK/20240404 MicroMessenger/8.0.49.2600(0x28003133) "
-             "WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64")
+PHONE_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36"
+)
+WECHAT_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
+    "Mobile Safari/537.36 XWEB/1260117 MMWEBSDK/20240404 MicroMessenger/8.0.49.2600(0x28003133) "
+    "WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64"
+)
 
 
 # -- a browser without JavaScript ---------------------------------------------------------
+
 
 class _Page(HTMLParser):
     """The links, forms and data-wechat-pay buttons of a page."""
@@ -51,8 +57,9 @@ class _Page(HTMLParser):
         if tag == "a" and attrs.get("href"):
             self.links.append(attrs)
         elif tag == "form":
-            self.forms.append({"action": attrs.get("action", ""), "method": attrs.get("method", "get").lower(),
-                               "fields": {}})
+            self.forms.append(
+                {"action": attrs.get("action", ""), "method": attrs.get("method", "get").lower(), "fields": {}}
+            )
         elif tag == "input" and self.forms and attrs.get("name"):
             self.forms[-1]["fields"][attrs["name"]] = attrs.get("value", "")
         elif tag == "select" and self.forms:
@@ -103,8 +110,9 @@ class Browser:
 def _referer(page: requests.Response, target: str, policy: str | None = None) -> str | None:
     """The Referer Chromium sends from `page` to `target`: by the link's referrerpolicy, else
     the page's Referrer-Policy, else strict-origin-when-cross-origin."""
-    policy = policy or page.headers.get("Referrer-Policy", "").split(",")[-1].strip() \
-        or "strict-origin-when-cross-origin"
+    policy = (
+        policy or page.headers.get("Referrer-Policy", "").split(",")[-1].strip() or "strict-origin-when-cross-origin"
+    )
     source = page.url
     same_origin = urlsplit(source)[:2] == urlsplit(target)[:2]
     origin = "{}://{}/".format(*urlsplit(source)[:2])
@@ -117,16 +125,21 @@ def _referer(page: requests.Response, target: str, policy: str | None = None) ->
 
 # -- the shop's side ------------------------------------------------------------------------
 
+
 def place(product, gateway: str) -> Order:
     with current_app.test_request_context():
-        return checkout.place_order(product.slug, 1, "buyer@example.com", "secret-1", gateway=gateway,
-                                    client_ip="127.0.0.1")
+        return checkout.place_order(
+            product.slug, 1, "buyer@example.com", "secret-1", gateway=gateway, client_ip="127.0.0.1"
+        )
 
 
 def notify_log(order: Order) -> list[tuple[bool, str]]:
     db.session.commit()
-    rows = db.session.scalars(select(NotifyLog).where(NotifyLog.order_number == order.number,
-                                                      NotifyLog.via == NotifyLog.NOTIFY).order_by(NotifyLog.id))
+    rows = db.session.scalars(
+        select(NotifyLog)
+        .where(NotifyLog.order_number == order.number, NotifyLog.via == NotifyLog.NOTIFY)
+        .order_by(NotifyLog.id)
+    )
     return [(row.verified, row.outcome) for row in rows]
 
 
@@ -149,6 +162,7 @@ def assert_at_order_page(response: requests.Response, shop, order: Order) -> Non
 
 # -- each way of paying ----------------------------------------------------------------------
 # Each takes the buyer from faka's pay page to the order page they come back to.
+
 
 def leave_and_pay(browser: Browser, page: requests.Response, fakes, shop=None, order=None) -> requests.Response:
     """Follow the pay page's link to the provider and press its pay button."""
@@ -217,6 +231,7 @@ class Purchase:
 def buy(live_shop, providers, make_product):
     """buy(way) → Purchase: a product with keys, ordered with the way's gateway (configured
     to its fake), paid at the fake as a buyer would pay."""
+
     def buy_with(name: str) -> Purchase:
         way = WAYS[name]
         providers.configure(way.gateway, **way.settings)
@@ -270,15 +285,24 @@ def test_i_have_paid_asks_the_provider_when_its_notification_is_lost(live_shop, 
     assert count(PaymentNotice) == 1
 
 
-@pytest.mark.parametrize("way, refund_calls", [
-    pytest.param("epay-rsa", ["api/pay/refund"] * 2, id="epay-rsa"),
-    # Alipay answers the repeated request fund_change=N; faka then asks whether the refund was made.
-    pytest.param("alipay-wap", ["alipay.trade.refund", "alipay.trade.refund", "alipay.trade.fastpay.refund.query"],
-                 id="alipay"),
-    pytest.param("wechat-native", ["GET /v3/pay/transactions/out-trade-no", "POST /v3/refund/domestic/refunds"] * 2,
-                 id="wechat"),
-    pytest.param("stripe", ["POST /v1/refunds"] * 2, id="stripe"),
-])
+@pytest.mark.parametrize(
+    "way, refund_calls",
+    [
+        pytest.param("epay-rsa", ["api/pay/refund"] * 2, id="epay-rsa"),
+        # Alipay answers the repeated request fund_change=N; faka then asks whether the refund was made.
+        pytest.param(
+            "alipay-wap",
+            ["alipay.trade.refund", "alipay.trade.refund", "alipay.trade.fastpay.refund.query"],
+            id="alipay",
+        ),
+        pytest.param(
+            "wechat-native",
+            ["GET /v3/pay/transactions/out-trade-no", "POST /v3/refund/domestic/refunds"] * 2,
+            id="wechat",
+        ),
+        pytest.param("stripe", ["POST /v1/refunds"] * 2, id="stripe"),
+    ],
+)
 def test_a_refund_reaches_the_provider_once(live_shop, providers, buy, way, refund_calls):
     order = buy(way).order
     fake = providers[WAYS[way].gateway]
@@ -300,17 +324,22 @@ def test_a_refund_reaches_the_provider_once(live_shop, providers, buy, way, refu
 STRANGER = "a key pair that is not the provider's"
 
 
-@pytest.mark.parametrize("way, wrong, error", [
-    ("epay-md5", {"key": "not-the-merchant-key"}, "签名校验失败！"),
-    ("epay-rsa", {"merchant_private_key": STRANGER}, "签名校验失败"),
-    ("alipay-wap", {"app_private_key": STRANGER}, "isv.invalid-signature"),
-    ("alipay-precreate", {"app_private_key": STRANGER}, "isv.invalid-signature"),
-    ("wechat-native", {"merchant_private_key": STRANGER}, "SIGN_ERROR"),
-    pytest.param("stripe", {"secret_key": "sk_test_" + "x" * 99}, "invalid_request_error"),
-    ("usdt", {"api_token": "not-the-token"}, "401"),
-], ids=["epay-md5", "epay-rsa", "alipay-wap", "alipay-precreate", "wechat-native", "stripe", "usdt"])
-def test_a_request_signed_with_the_wrong_key_is_refused_as_the_provider_refuses_it(live_shop, providers,
-                                                                                 make_product, way, wrong, error):
+@pytest.mark.parametrize(
+    "way, wrong, error",
+    [
+        ("epay-md5", {"key": "not-the-merchant-key"}, "签名校验失败！"),
+        ("epay-rsa", {"merchant_private_key": STRANGER}, "签名校验失败"),
+        ("alipay-wap", {"app_private_key": STRANGER}, "isv.invalid-signature"),
+        ("alipay-precreate", {"app_private_key": STRANGER}, "isv.invalid-signature"),
+        ("wechat-native", {"merchant_private_key": STRANGER}, "SIGN_ERROR"),
+        pytest.param("stripe", {"secret_key": "sk_test_" + "x" * 99}, "invalid_request_error"),
+        ("usdt", {"api_token": "not-the-token"}, "401"),
+    ],
+    ids=["epay-md5", "epay-rsa", "alipay-wap", "alipay-precreate", "wechat-native", "stripe", "usdt"],
+)
+def test_a_request_signed_with_the_wrong_key_is_refused_as_the_provider_refuses_it(
+    live_shop, providers, make_product, way, wrong, error
+):
     gateway = WAYS[way].gateway
     wrong = {name: private_pem(key_pair("stranger")) if value == STRANGER else value for name, value in wrong.items()}
     providers.configure(gateway, **WAYS[way].settings, **wrong)

@@ -2,6 +2,7 @@
 left before the shop sells (instead of empty ¥0.00 figures) until its first sale; a new
 operator's console lists what a real shop still needs, from `flask doctor`'s cheap checks
 and the database, and drops the list once everything is done."""
+
 import io
 import re
 import secrets
@@ -35,9 +36,10 @@ def text_of(html: str) -> str:
 def checklist(html: str) -> dict[str, tuple[str, str, list[str]]]:
     """The checklist's steps as a reader sees them: key -> (its label: Done, To do, Waiting or
     Optional; its whole text; the links it offers)."""
-    return {m["key"]: (STATE.search(m["body"])[1].strip(), text_of(m["body"]),
-                       re.findall(r'href="([^"]+)"', m["body"]))
-            for m in STEP.finditer(html)}
+    return {
+        m["key"]: (STATE.search(m["body"])[1].strip(), text_of(m["body"]), re.findall(r'href="([^"]+)"', m["body"]))
+        for m in STEP.finditer(html)
+    }
 
 
 def labels(html: str) -> dict[str, str]:
@@ -73,14 +75,21 @@ def dashboard(client) -> str:
 
 # -- the merchant ------------------------------------------------------------------------
 
+
 def test_new_merchants_checklist_moves_step_by_step_until_the_first_sale(app, client, place, pay):
     ops = accounts.create_operator("ops@example.com", "operator-pass-1")
     shop = accounts.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
     login(client, shop.user)
 
     page = dashboard(client)
-    assert labels(page) == {"qualification": "To do", "approval": "To do", "product": "To do", "stock": "To do",
-                            "payout": "To do", "two-factor": "Optional"}
+    assert labels(page) == {
+        "qualification": "To do",
+        "approval": "To do",
+        "product": "To do",
+        "stock": "To do",
+        "payout": "To do",
+        "two-factor": "Optional",
+    }
     assert "0 of 5 steps done" in text_of(page)
     assert "figure-card" not in page and "¥0.00" not in page and "Orders paid" not in page
     steps = checklist(page)
@@ -89,9 +98,18 @@ def test_new_merchants_checklist_moves_step_by_step_until_the_first_sale(app, cl
     assert "the operator has not created any yet" in steps["product"][1] and steps["product"][2] == []
 
     token = csrf_from(client.get("/merchant/qualification").text)
-    submitted = client.post("/merchant/qualification", content_type="multipart/form-data", data={
-        "csrf_token": token, "legal_name": "张三", "entity_type": "individual", "id_number": "11010519491231002X",
-        "contact": "13800000000", "licence_image": (io.BytesIO(png_bytes()), "licence.png")})
+    submitted = client.post(
+        "/merchant/qualification",
+        content_type="multipart/form-data",
+        data={
+            "csrf_token": token,
+            "legal_name": "张三",
+            "entity_type": "individual",
+            "id_number": "11010519491231002X",
+            "contact": "13800000000",
+            "licence_image": (io.BytesIO(png_bytes()), "licence.png"),
+        },
+    )
     assert submitted.status_code == 303
     category = add_category()
     page = dashboard(client)
@@ -112,8 +130,14 @@ def test_new_merchants_checklist_moves_step_by_step_until_the_first_sale(app, cl
 
     money.add_payout_account(shop.id, "alipay", "张三", "13800001234")
     page = dashboard(client)
-    assert labels(page) == {"qualification": "Done", "approval": "Done", "product": "Done", "stock": "Done",
-                            "payout": "Done", "two-factor": "Optional"}
+    assert labels(page) == {
+        "qualification": "Done",
+        "approval": "Done",
+        "product": "Done",
+        "stock": "Done",
+        "payout": "Done",
+        "two-factor": "Optional",
+    }
     assert "5 of 5 steps done" in text_of(page)
     assert "Your shop is ready" in text_of(page) and f"/shop/{reload(shop).public_id}" in page
     assert "figure-card" not in page  # still no sale
@@ -127,8 +151,9 @@ def test_new_merchants_checklist_moves_step_by_step_until_the_first_sale(app, cl
     assert 'class="checklist' not in page and checklist(page) == {}  # complete: gone
 
 
-def test_after_the_first_sale_an_unfinished_checklist_is_folded_under_the_figures(merchant, make_product, place,
-                                                                                    pay, client):
+def test_after_the_first_sale_an_unfinished_checklist_is_folded_under_the_figures(
+    merchant, make_product, place, pay, client
+):
     pay(place(make_product(keys=2, price=500)))
     login(client, merchant.user)
     page = dashboard(client)
@@ -151,19 +176,26 @@ def test_fixed_or_manual_delivery_needs_no_keys(merchant, category, client):
 
 def banner(html: str) -> tuple[str, str]:
     """The qualification banner under the navigation: its class and its text."""
-    match = re.search(r'</nav>\s*(?:<p class="(?:notice|alert)" role="status">.*?</p>\s*)*'
-                      r'<p class="([^"]+)">(.*?)</p>', html, re.S)
+    match = re.search(
+        r'</nav>\s*(?:<p class="(?:notice|alert)" role="status">.*?</p>\s*)*'
+        r'<p class="([^"]+)">(.*?)</p>',
+        html,
+        re.S,
+    )
     assert match, "no qualification banner"
     return match[1], text_of(match[2])
 
 
-@pytest.mark.parametrize("state, expected_class, says", [
-    ("not submitted", "notice neutral", "Submit your qualification to start selling"),
-    ("under review", "notice neutral", "Your qualification is under review"),
-    ("more information", "alert", "The operator asked for more information: a sharper photo"),
-    ("rejected", "alert", "Your qualification was rejected: not a business"),
-    ("frozen", "alert", "Your shop is frozen"),
-])
+@pytest.mark.parametrize(
+    "state, expected_class, says",
+    [
+        ("not submitted", "notice neutral", "Submit your qualification to start selling"),
+        ("under review", "notice neutral", "Your qualification is under review"),
+        ("more information", "alert", "The operator asked for more information: a sharper photo"),
+        ("rejected", "alert", "Your qualification was rejected: not a business"),
+        ("frozen", "alert", "Your shop is frozen"),
+    ],
+)
 def test_under_review_is_a_neutral_note_and_refusals_are_alerts(app, client, state, expected_class, says):
     ops = accounts.create_operator("ops@example.com", "operator-pass-1")
     shop = accounts.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
@@ -184,6 +216,7 @@ def test_under_review_is_a_neutral_note_and_refusals_are_alerts(app, client, sta
 
 
 # -- the operator ------------------------------------------------------------------------
+
 
 class Console:
     """The operator's console under one configuration (an app per configuration, as a
@@ -219,8 +252,9 @@ def console(make_app, operator, tmp_path):
 
 def test_operators_checklist_flips_item_by_item_and_goes_once_all_is_done(console, smtp):
     page = console.page()
-    assert labels(page) == {key: "To do" for key in
-                            ("https", "smtp", "gateway", "sandbox", "backups", "category", "merchant")}
+    assert labels(page) == {
+        key: "To do" for key in ("https", "smtp", "gateway", "sandbox", "backups", "category", "merchant")
+    }
     assert "0 of 7 done" in text_of(page)
     steps = checklist(page)
     assert "set FAKA_BASE_URL=https://your-domain in the environment file" in steps["https"][1]
@@ -241,9 +275,17 @@ def test_operators_checklist_flips_item_by_item_and_goes_once_all_is_done(consol
     assert console.labels()["smtp"] == "To do"
     client = console.client()
     token = csrf_from(client.get("/operator/settings").text)
-    saved = client.post("/operator/settings/smtp", data={
-        "csrf_token": token, "smtp_server": "127.0.0.1", "smtp_port": str(smtp.port), "smtp_security": "",
-        "smtp_username": "", "smtp_sender": "Shop <no-reply@shop.example.com>"})
+    saved = client.post(
+        "/operator/settings/smtp",
+        data={
+            "csrf_token": token,
+            "smtp_server": "127.0.0.1",
+            "smtp_port": str(smtp.port),
+            "smtp_security": "",
+            "smtp_username": "",
+            "smtp_sender": "Shop <no-reply@shop.example.com>",
+        },
+    )
     assert saved.status_code == 303
     assert console.labels()["smtp"] == "Done"
     assert smtp.messages == []
@@ -275,8 +317,9 @@ def test_operators_checklist_flips_item_by_item_and_goes_once_all_is_done(consol
 
 
 def test_one_person_shop_from_the_cli_is_pointed_at_its_own_products(app, runner, client):
-    result = runner.invoke(args=["create-operator", "--email", "me@shop.test", "--password", "operator-pass-1",
-                                 "--shop", "My Shop"])
+    result = runner.invoke(
+        args=["create-operator", "--email", "me@shop.test", "--password", "operator-pass-1", "--shop", "My Shop"]
+    )
     assert result.exit_code == 0, result.output
     user = db.session.execute(select(User).where(User.email == "me@shop.test")).scalar_one()
     with_totp(user)
@@ -289,6 +332,7 @@ def test_one_person_shop_from_the_cli_is_pointed_at_its_own_products(app, runner
 
 
 # -- on a phone --------------------------------------------------------------------------
+
 
 def browser_login(page, app, base, user):
     cookie = app.session_interface.get_signing_serializer(app).dumps({**logged_in_session(user), "lang": "en"})
@@ -345,9 +389,14 @@ def test_both_checklists_fit_a_phone(live_server, make_app, chromium, place, tmp
     (backups / "faka-20260101-030000.tar.gz").chmod(0o600)
     configure_gateway("epay", {"api_url": "https://pay.example.com/", "pid": "1001", "key": "k" * 32}, enabled=True)
     configure_gateway("sandbox", {}, enabled=False)
-    production, address, server = serve(make_app, BASE_URL="https://shop.example.com", MAIL_SERVER="127.0.0.1",
-                                        MAIL_PORT=smtp.port, MAIL_DEFAULT_SENDER="Shop <no-reply@shop.example.com>",
-                                        BACKUP_DIR=str(backups))
+    production, address, server = serve(
+        make_app,
+        BASE_URL="https://shop.example.com",
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=smtp.port,
+        MAIL_DEFAULT_SENDER="Shop <no-reply@shop.example.com>",
+        BACKUP_DIR=str(backups),
+    )
     try:
         done = chromium.new_context(viewport={"width": 360, "height": 800}).new_page()
         browser_login(done, production, address, operator)

@@ -27,6 +27,7 @@ FAKA_FUZZ_SEED=random (the seed is printed; give it to repeat a run). Connection
 anything but 127.0.0.1 are refused, as on a machine offline: a hostile webhook or SMTP
 host must not leave the test machine.
 """
+
 import logging
 import os
 import random
@@ -65,27 +66,93 @@ ALLOWED_5XX = {
 }
 
 HOSTILE = (
-    "", " ", "0", "-1", "-0", "1.5", "007", str(10 ** 100), "-" + str(10 ** 100), "1e999", "-1e999", "1e-999",
-    "1E+5", "NaN", "sNaN", "-NaN", "Infinity", "-Infinity", "inf", "9" * 400, "0." + "0" * 398 + "1", "0x1F",
-    "１２３", "١٢٣", "true", "null", "[]", "{}", "%00", "%FF", "a\x00b", "\x00", "x\r\nBcc: victim@example.com",
-    "line\nbreak", "\ttab", "\x1b[2J", "\x7f\x85\x9f", "\u2028\u2029", "\u202egnp.exe", "\ufeff", "😀" * 30,
-    "<script>alert(1)</script>", "' OR '1'='1", "../../../etc/passwd", "javascript:alert(1)",
-    "http://127.0.0.1:9/x", "9999-12-31", "0000-00-00", "2026-02-30", "A" * 5000, "长" * 300, "a" * 100_000,
+    "",
+    " ",
+    "0",
+    "-1",
+    "-0",
+    "1.5",
+    "007",
+    str(10**100),
+    "-" + str(10**100),
+    "1e999",
+    "-1e999",
+    "1e-999",
+    "1E+5",
+    "NaN",
+    "sNaN",
+    "-NaN",
+    "Infinity",
+    "-Infinity",
+    "inf",
+    "9" * 400,
+    "0." + "0" * 398 + "1",
+    "0x1F",
+    "１２３",
+    "١٢٣",
+    "true",
+    "null",
+    "[]",
+    "{}",
+    "%00",
+    "%FF",
+    "a\x00b",
+    "\x00",
+    "x\r\nBcc: victim@example.com",
+    "line\nbreak",
+    "\ttab",
+    "\x1b[2J",
+    "\x7f\x85\x9f",
+    "\u2028\u2029",
+    "\u202egnp.exe",
+    "\ufeff",
+    "😀" * 30,
+    "<script>alert(1)</script>",
+    "' OR '1'='1",
+    "../../../etc/passwd",
+    "javascript:alert(1)",
+    "http://127.0.0.1:9/x",
+    "9999-12-31",
+    "0000-00-00",
+    "2026-02-30",
+    "A" * 5000,
+    "长" * 300,
+    "a" * 100_000,
 )
 # Path parameters (percent-encoded into the URL).
-HOSTILE_PATH = ("0", "-1", str(10 ** 100), "9" * 400, "\x00", "%FF", "a\r\nb", "..", "x" * 3000, "😀", "\x7f\x85")
+HOSTILE_PATH = ("0", "-1", str(10**100), "9" * 400, "\x00", "%FF", "a\r\nb", "..", "x" * 3000, "😀", "\x7f\x85")
 HOSTILE_FILES = (b"", b"\x00" * 64, b"not an image", b"\x89PNG\r\n\x1a\n" + b"\xff" * 64, b"GIF89a" + b"\x00" * 30)
 HOSTILE_FILENAMES = ("../../etc/passwd", "a\x00.png", "x" * 300 + ".png", "键.txt", "")
 INVALID_UTF8 = b"\xff\xfe\xc3\x28\xa0\xa1\xe2\x28\xa1\xf0\x28\x8c\xbc\xed\xa0\x80"
 OVERSIZE = 25 * 1024 * 1024  # over MAX_CONTENT_LENGTH (24 MB)
 OTHER_METHODS = ("PUT", "DELETE", "PATCH")
 FIELDS_PER_ROUND = 6  # a form's fields made hostile one at a time, chosen at random
-PAGES = ("0", "-5", "1e3", "abc", str(10 ** 100), "9" * 400)
-NOTIFY_FIELDS = ("sign", "sign_type", "out_trade_no", "trade_no", "money", "trade_status", "pid", "order_id", "amount",
-                 "signature", "status", "trade_id", "order_no", "currency")
-NOTIFY_BODIES = (b'{"signature": "\\ud800", "order_id": "\\udfff", "amount": 1e999, "status": 2}', b"[]", b"{",
-                 b'{"amount": NaN}', INVALID_UTF8, b"\x00" * 100,
-                 b'{"id": "evt", "type": "checkout.session.completed"}')
+PAGES = ("0", "-5", "1e3", "abc", str(10**100), "9" * 400)
+NOTIFY_FIELDS = (
+    "sign",
+    "sign_type",
+    "out_trade_no",
+    "trade_no",
+    "money",
+    "trade_status",
+    "pid",
+    "order_id",
+    "amount",
+    "signature",
+    "status",
+    "trade_id",
+    "order_no",
+    "currency",
+)
+NOTIFY_BODIES = (
+    b'{"signature": "\\ud800", "order_id": "\\udfff", "amount": 1e999, "status": 2}',
+    b"[]",
+    b"{",
+    b'{"amount": NaN}',
+    INVALID_UTF8,
+    b"\x00" * 100,
+    b'{"id": "evt", "type": "checkout.session.completed"}',
+)
 # A notification's fields are passed on as sent (no edge cleaning): each gets one of these too.
 NOTIFY_TEXT = ("\x00", "签名", "a\r\nb", "\x85\x7f", "é" * 64, "\u2028")
 ROLES = ("anonymous", "merchant", "operator")
@@ -95,8 +162,10 @@ RAW_CSRF = "fuzz-csrf-secret"
 
 # Views that take objects away from the others run after them, and the accounts' own
 # views (logout, second factor, sessions) last.
-DESTRUCTIVE = re.compile(r"delete|remove|freeze|reject|disable|reset_2fa|deactivate|take_down|withdraw|refund|"
-                         r"cancel|escalate|accept|rotate|dismiss")
+DESTRUCTIVE = re.compile(
+    r"delete|remove|freeze|reject|disable|reset_2fa|deactivate|take_down|withdraw|refund|"
+    r"cancel|escalate|accept|rotate|dismiss"
+)
 
 SOURCE = Path(__file__).resolve().parent.parent / "faka" / "blueprints"
 READ_NAME = re.compile(r"""request\.(args|form|values)\.get(?:list)?\(\s*["']([A-Za-z0-9_]+)["']""")
@@ -116,6 +185,7 @@ def names_read_by_views() -> tuple[list[str], list[str]]:
 
 
 # -- the pages' forms --------------------------------------------------------------------
+
 
 @dataclass
 class Form:
@@ -142,8 +212,11 @@ class FormReader(HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "form":
-            self.form = Form((a.get("method") or "get").upper(), a.get("action") or self.page_path,
-                             "multipart" in (a.get("enctype") or ""))
+            self.form = Form(
+                (a.get("method") or "get").upper(),
+                a.get("action") or self.page_path,
+                "multipart" in (a.get("enctype") or ""),
+            )
             self.forms.append(self.form)
             return
         form, name = self.form, a.get("name")
@@ -198,6 +271,7 @@ def usual_value(kind: str, name: str, required: bool) -> str:
 
 # -- the run -----------------------------------------------------------------------------
 
+
 @dataclass
 class Target:
     who: str
@@ -236,8 +310,20 @@ class Fuzzer:
 
     # -- one request ---------------------------------------------------------------------
 
-    def send(self, who: str, endpoint: str, method: str, path: str, query=None, data=None, *, multipart=False,
-             raw_query: bytes | None = None, body: bytes | None = None, content_type: str | None = None):
+    def send(
+        self,
+        who: str,
+        endpoint: str,
+        method: str,
+        path: str,
+        query=None,
+        data=None,
+        *,
+        multipart=False,
+        raw_query: bytes | None = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ):
         kwargs: dict = {"method": method}
         if raw_query is not None:
             kwargs["environ_overrides"] = {"QUERY_STRING": raw_query.decode("latin-1")}
@@ -292,7 +378,8 @@ class Fuzzer:
                         continue
                     seen.add(key)
                     forms.setdefault(found[0].endpoint, []).append(
-                        Target(who, found[0].endpoint, form.method, form.action, form))
+                        Target(who, found[0].endpoint, form.method, form.action, form)
+                    )
                     self.add_path(paths, who, form.method, form.action)
         return paths, forms
 
@@ -346,11 +433,23 @@ class Fuzzer:
         post([pair for n, v in usual for pair in ((n, v), (n, self.hostile()))])
         if form.files:
             post(usual, files=False)
-            post(usual + [(name, (BytesIO(self.rng.choice(HOSTILE_FILES)), self.rng.choice(HOSTILE_FILENAMES)))
-                          for name in form.files], files=False)
-        self.send(who, endpoint, "POST", target.path, content_type="application/x-www-form-urlencoded",
-                  body=f"csrf_token={self.token}".encode() + b"".join(
-                      b"&" + n.encode() + b"=" + INVALID_UTF8 for n, _v in usual if n != "csrf_token"))
+            post(
+                usual
+                + [
+                    (name, (BytesIO(self.rng.choice(HOSTILE_FILES)), self.rng.choice(HOSTILE_FILENAMES)))
+                    for name in form.files
+                ],
+                files=False,
+            )
+        self.send(
+            who,
+            endpoint,
+            "POST",
+            target.path,
+            content_type="application/x-www-form-urlencoded",
+            body=f"csrf_token={self.token}".encode()
+            + b"".join(b"&" + n.encode() + b"=" + INVALID_UTF8 for n, _v in usual if n != "csrf_token"),
+        )
         for hostile_path in self.hostile_paths(rule, target.path):
             post(usual, path=hostile_path)
 
@@ -362,8 +461,13 @@ class Fuzzer:
         views read by hand, hostile."""
         for _ in range(2):
             names = self.rng.sample(self.form_names, k=self.rng.randint(1, 6))
-            self.send(who, rule.endpoint, "POST", path,
-                      data=[("csrf_token", self.token)] + [(n, self.hostile()) for n in names])
+            self.send(
+                who,
+                rule.endpoint,
+                "POST",
+                path,
+                data=[("csrf_token", self.token)] + [(n, self.hostile()) for n in names],
+            )
         self.send(who, rule.endpoint, "POST", path, body=INVALID_UTF8, content_type="application/x-www-form-urlencoded")
         for hostile_path in self.hostile_paths(rule, path):
             self.send(who, rule.endpoint, "POST", hostile_path, data={"csrf_token": self.token})
@@ -373,10 +477,18 @@ class Fuzzer:
         paths, forms = self.crawl()
         posts = [t for targets in forms.values() for t in targets if t.method == "POST"]
         for target in self.rng.sample(posts, k=min(3, len(posts))):
-            self.send(target.who, target.endpoint, "POST", target.path, body=b"a=" + b"x" * OVERSIZE,
-                      content_type="application/x-www-form-urlencoded")
-        rules = sorted((r for r in self.app.url_map.iter_rules() if r.endpoint != "static"),
-                       key=lambda r: (r.endpoint.startswith("auth."), bool(DESTRUCTIVE.search(r.endpoint)), r.rule))
+            self.send(
+                target.who,
+                target.endpoint,
+                "POST",
+                target.path,
+                body=b"a=" + b"x" * OVERSIZE,
+                content_type="application/x-www-form-urlencoded",
+            )
+        rules = sorted(
+            (r for r in self.app.url_map.iter_rules() if r.endpoint != "static"),
+            key=lambda r: (r.endpoint.startswith("auth."), bool(DESTRUCTIVE.search(r.endpoint)), r.rule),
+        )
         for rule in rules:
             if rule.endpoint.startswith("auth.") or DESTRUCTIVE.search(rule.endpoint):
                 self.log_in()  # the view before may have logged out or taken away the session
@@ -399,8 +511,13 @@ class Fuzzer:
                     if not targets:
                         self.fuzz_post(who, rule, path)
                 if others:
-                    self.send(self.rng.choice(others), rule.endpoint, method, first_path,
-                              data=None if method == "GET" else {"csrf_token": self.token})
+                    self.send(
+                        self.rng.choice(others),
+                        rule.endpoint,
+                        method,
+                        first_path,
+                        data=None if method == "GET" else {"csrf_token": self.token},
+                    )
             if self.rng.random() < 0.5:
                 self.send(first, rule.endpoint, self.rng.choice(OTHER_METHODS), first_path)
         self.fuzz_notify()
@@ -414,29 +531,42 @@ class Fuzzer:
                 data = [(n, value if j == i else v) for j, (n, v) in enumerate(usual)]
                 self.send("anonymous", "pay.notify", "POST", "/pay/sandbox/notify", data=data)
         for body in NOTIFY_BODIES:
-            self.send("anonymous", "pay.notify", "POST", "/pay/sandbox/notify", content_type="application/json",
-                      body=body)
+            self.send(
+                "anonymous", "pay.notify", "POST", "/pay/sandbox/notify", content_type="application/json", body=body
+            )
         for name in GATEWAYS:
             fields = [(n, self.hostile()) for n in NOTIFY_FIELDS]
             self.send("anonymous", "pay.notify", "POST", f"/pay/{name}/notify", data=fields)
             self.send("anonymous", "pay.notify", "GET", f"/pay/{name}/notify", query=fields)
-            self.send("anonymous", "pay.notify", "POST", f"/pay/{name}/notify", content_type="application/json",
-                      body=self.rng.choice(NOTIFY_BODIES))
+            self.send(
+                "anonymous",
+                "pay.notify",
+                "POST",
+                f"/pay/{name}/notify",
+                content_type="application/json",
+                body=self.rng.choice(NOTIFY_BODIES),
+            )
 
 
 def logged(record: logging.LogRecord) -> str:
     """A logged error in short: its message, and its exception with faka's own frames."""
     if not record.exc_info:
         return record.getMessage()
-    frames = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in traceback.extract_tb(record.exc_info[2])
-              if "/faka/" in f.filename and "site-packages" not in f.filename]
+    frames = [
+        f"{Path(f.filename).name}:{f.lineno} {f.name}"
+        for f in traceback.extract_tb(record.exc_info[2])
+        if "/faka/" in f.filename and "site-packages" not in f.filename
+    ]
     return f"{record.getMessage()} {record.exc_info[1]!r} at {' < '.join(reversed(frames[-4:]))}"
 
 
 def path_values(rule: str, path: str) -> list[str]:
     """The path's values of the rule's parameters, as they appear in the path."""
-    pattern = "^" + PATH_ARGUMENT.sub(lambda m: f"(?P<{m.group(1)}>.+?)", re.escape(rule).replace(r"\<", "<")
-                                      .replace(r"\>", ">")) + "$"
+    pattern = (
+        "^"
+        + PATH_ARGUMENT.sub(lambda m: f"(?P<{m.group(1)}>.+?)", re.escape(rule).replace(r"\<", "<").replace(r"\>", ">"))
+        + "$"
+    )
     found = re.match(pattern, path)
     return list(found.groups()) if found else ["x"] * len(PATH_ARGUMENT.findall(rule))
 
@@ -446,8 +576,13 @@ def placeholder_path(rule: str) -> str:
 
 
 def home_role(rule: str) -> str:
-    return "operator" if rule.startswith("/operator") else "merchant" if rule.startswith(("/merchant", "/account")) \
+    return (
+        "operator"
+        if rule.startswith("/operator")
+        else "merchant"
+        if rule.startswith(("/merchant", "/account"))
         else "anonymous"
+    )
 
 
 def describe(query, data) -> str:
@@ -456,6 +591,7 @@ def describe(query, data) -> str:
             return repr(items[:60])
         items = items.items() if isinstance(items, dict) else items
         return ", ".join(f"{k}={str(v)[:30]!r}" for k, v in items)
+
     return " ".join(f"{label}[{short(items)}]" for label, items in (("query", query), ("form", data)) if items)
 
 
@@ -489,9 +625,14 @@ def test_no_route_answers_a_server_error_to_hostile_input(app, make_app, shop, c
     offline(monkeypatch)
     caplog.set_level(logging.ERROR)
     # The same shop, with rate limits no fuzz reaches: a 429 would keep the view from running.
-    unlimited = make_app(**{name: "1000000 per minute" for name, value in app.config.items()
-                            if name.startswith("RATELIMIT_") and isinstance(value, str) and " per " in value})
-    seed = SEED if SEED != "random" else str(random.SystemRandom().randrange(10 ** 9))
+    unlimited = make_app(
+        **{
+            name: "1000000 per minute"
+            for name, value in app.config.items()
+            if name.startswith("RATELIMIT_") and isinstance(value, str) and " per " in value
+        }
+    )
+    seed = SEED if SEED != "random" else str(random.SystemRandom().randrange(10**9))
     fuzz = Fuzzer(unlimited, shop, caplog, random.Random(seed))
     started = time.monotonic()
     for _ in range(ROUNDS):

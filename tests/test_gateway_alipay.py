@@ -6,6 +6,7 @@ Every signature here is computed in the test from Alipay's documented algorithm
 application, one standing in for Alipay, and one for a forger. A local fake Alipay
 (pytest-httpserver) answers precreate, query and refund over real HTTP.
 """
+
 import base64
 import json
 from dataclasses import replace
@@ -45,10 +46,12 @@ def bare_base64(der: bytes) -> str:
     return base64.b64encode(der).decode()
 
 
-APP_PRIVATE_PKCS8 = bare_base64(APP_KEY.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                                      serialization.NoEncryption()))
-ALIPAY_PUBLIC = bare_base64(ALIPAY_KEY.public_key().public_bytes(serialization.Encoding.DER,
-                                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+APP_PRIVATE_PKCS8 = bare_base64(
+    APP_KEY.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+)
+ALIPAY_PUBLIC = bare_base64(
+    ALIPAY_KEY.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+)
 
 
 def rsa2(content: str, key) -> str:
@@ -114,7 +117,6 @@ def notification(order, key=ALIPAY_KEY, **changes) -> dict:
     return fields
 
 
-
 def assert_nothing_changed(response, order):
     assert response.status_code == 400 and response.text == "fail"
     assert_nothing_paid(order)
@@ -122,14 +124,18 @@ def assert_nothing_changed(response, order):
 
 @pytest.fixture
 def alipay(app, httpserver):
-    configure_gateway("alipay", {
-        "app_id": APP_ID,
-        "app_private_key": APP_PRIVATE_PKCS8,
-        "alipay_public_key": ALIPAY_PUBLIC,
-        "seller_id": SELLER_ID,
-        "mode": "precreate",
-        "gateway_url": httpserver.url_for("/gateway.do"),
-    }, enabled=True)
+    configure_gateway(
+        "alipay",
+        {
+            "app_id": APP_ID,
+            "app_private_key": APP_PRIVATE_PKCS8,
+            "alipay_public_key": ALIPAY_PUBLIC,
+            "seller_id": SELLER_ID,
+            "mode": "precreate",
+            "gateway_url": httpserver.url_for("/gateway.do"),
+        },
+        enabled=True,
+    )
     return httpserver
 
 
@@ -145,6 +151,7 @@ def ref(order):
 
 
 # -- notifications ------------------------------------------------------------------------
+
 
 def test_signed_notification_pays_and_delivers_the_order(client, order):
     response = client.post("/pay/alipay/notify", data=notification(order))
@@ -183,31 +190,48 @@ def test_forged_notification_is_refused(client, order):
     assert_nothing_changed(client.post("/pay/alipay/notify", data=fields), order)
 
 
-@pytest.mark.parametrize("after_signing", [
-    {"total_amount": "0.01"},
-    {"out_trade_no": "20260101000000000000"},
-    {"trade_no": "2026050122001481070000000000"},
-    {"sign_type": "RSA"},
-    {"sign": ""},
-    {"sign": "not base64!"},
-], ids=["tampered-amount", "tampered-order", "tampered-trade-no", "rsa1-sign-type", "empty-sign", "garbled-sign"])
+@pytest.mark.parametrize(
+    "after_signing",
+    [
+        {"total_amount": "0.01"},
+        {"out_trade_no": "20260101000000000000"},
+        {"trade_no": "2026050122001481070000000000"},
+        {"sign_type": "RSA"},
+        {"sign": ""},
+        {"sign": "not base64!"},
+    ],
+    ids=["tampered-amount", "tampered-order", "tampered-trade-no", "rsa1-sign-type", "empty-sign", "garbled-sign"],
+)
 def test_tampered_notification_is_refused(client, order, after_signing):
     fields = {**notification(order), **after_signing}
     assert_nothing_changed(client.post("/pay/alipay/notify", data=fields), order)
 
 
-@pytest.mark.parametrize("signed_change", [
-    {"app_id": "2021000999999999"},
-    {"seller_id": "2088000000000000"},
-    {"total_amount": "9.99"},
-    {"total_amount": "10.001"},
-    {"total_amount": "1e1"},
-    {"total_amount": "１０.00"},
-    {"trade_status": "TRADE_PENDING"},
-    {"out_trade_no": "20260101000000000000"},
-    {"trade_no": ""},
-], ids=["wrong-app-id", "wrong-seller-id", "wrong-amount", "three-decimals", "exponent", "fullwidth-digits",
-        "unknown-status", "unknown-order", "no-trade-no"])
+@pytest.mark.parametrize(
+    "signed_change",
+    [
+        {"app_id": "2021000999999999"},
+        {"seller_id": "2088000000000000"},
+        {"total_amount": "9.99"},
+        {"total_amount": "10.001"},
+        {"total_amount": "1e1"},
+        {"total_amount": "１０.00"},
+        {"trade_status": "TRADE_PENDING"},
+        {"out_trade_no": "20260101000000000000"},
+        {"trade_no": ""},
+    ],
+    ids=[
+        "wrong-app-id",
+        "wrong-seller-id",
+        "wrong-amount",
+        "three-decimals",
+        "exponent",
+        "fullwidth-digits",
+        "unknown-status",
+        "unknown-order",
+        "no-trade-no",
+    ],
+)
 def test_correctly_signed_but_wrong_notification_is_refused(client, order, signed_change):
     assert_nothing_changed(client.post("/pay/alipay/notify", data=notification(order, **signed_change)), order)
 
@@ -269,19 +293,24 @@ def test_unconfigured_gateway_refuses_every_notification(order):
 
 
 def test_keys_in_pem_and_pkcs1_work_too(client, order):
-    configure_gateway("alipay", {
-        "app_private_key": APP_KEY.private_bytes(serialization.Encoding.PEM,
-                                                 serialization.PrivateFormat.TraditionalOpenSSL,
-                                                 serialization.NoEncryption()).decode(),
-        "alipay_public_key": ALIPAY_KEY.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode(),
-    })
+    configure_gateway(
+        "alipay",
+        {
+            "app_private_key": APP_KEY.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+            ).decode(),
+            "alipay_public_key": ALIPAY_KEY.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode(),
+        },
+    )
     assert client.post("/pay/alipay/notify", data=notification(order)).text == "success"
     start = get_gateway("alipay")._signed_params("alipay.trade.query", {"out_trade_no": order.number})
     assert request_signature_valid(start)
 
 
 # -- the fake Alipay ----------------------------------------------------------------------
+
 
 def signed_answer(method: str, inner, key=ALIPAY_KEY) -> str:
     """An answer as Alipay writes it: `sign` covers the exact text of the response member."""
@@ -312,16 +341,23 @@ def assert_common_params(params: dict, method: str):
     assert request_signature_valid(params), "request signature does not verify with the app public key"
     assert params["app_id"] == APP_ID and params["method"] == method
     assert (params["format"], params["charset"], params["sign_type"], params["version"]) == (
-        "JSON", "utf-8", "RSA2", "1.0")
+        "JSON",
+        "utf-8",
+        "RSA2",
+        "1.0",
+    )
     sent_at = datetime.strptime(params["timestamp"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
     assert abs(sent_at - datetime.now(UTC)) < timedelta(minutes=1)
 
 
 # -- creating payments --------------------------------------------------------------------
 
+
 def test_precreate_is_signed_and_its_qr_code_is_shown(order, alipay):
     # Alipay escapes slashes; the signature covers the text exactly as sent.
-    inner = ('{{"code":"10000", "msg":"Success","out_trade_no":"{}","qr_code":"{}"}}'.format(order.number, QR_CODE.replace("/", "\\/")))
+    inner = '{{"code":"10000", "msg":"Success","out_trade_no":"{}","qr_code":"{}"}}'.format(
+        order.number, QR_CODE.replace("/", "\\/")
+    )
     received = fake_alipay(alipay, {"alipay.trade.precreate": inner})
     start = get_gateway("alipay").create_payment(ref(order))
     assert start.qr_text == QR_CODE and start.redirect_url is None
@@ -335,8 +371,17 @@ def test_precreate_is_signed_and_its_qr_code_is_shown(order, alipay):
 
 
 def test_pay_page_shows_the_alipay_qr_code(client, order, alipay):
-    fake_alipay(alipay, {"alipay.trade.precreate": {
-        "code": "10000", "msg": "Success", "out_trade_no": order.number, "qr_code": QR_CODE}})
+    fake_alipay(
+        alipay,
+        {
+            "alipay.trade.precreate": {
+                "code": "10000",
+                "msg": "Success",
+                "out_trade_no": order.number,
+                "qr_code": QR_CODE,
+            }
+        },
+    )
     page = client.get(f"/pay/{order.token}?lang=en")
     assert page.status_code == 200
     assert '<figure class="qr">' in page.text and "<svg" in page.text
@@ -344,8 +389,17 @@ def test_pay_page_shows_the_alipay_qr_code(client, order, alipay):
 
 
 def test_subject_loses_the_characters_alipay_refuses(order, alipay):
-    received = fake_alipay(alipay, {"alipay.trade.precreate": {
-        "code": "10000", "msg": "Success", "out_trade_no": order.number, "qr_code": QR_CODE}})
+    received = fake_alipay(
+        alipay,
+        {
+            "alipay.trade.precreate": {
+                "code": "10000",
+                "msg": "Success",
+                "out_trade_no": order.number,
+                "qr_code": QR_CODE,
+            }
+        },
+    )
     get_gateway("alipay").create_payment(replace(ref(order), subject="Win 11 / Pro & Home = 正版"))
     assert json.loads(received[0]["biz_content"])["subject"] == "Win 11 Pro Home 正版"
 
@@ -364,8 +418,19 @@ def test_wap_mode_sends_the_buyer_to_alipay_with_a_signed_request(client, order,
     assert len(alipay.log) == 0  # the buyer's browser calls Alipay, not us
 
 
-PAGE_PAY_PARAMS = {"app_id", "method", "format", "charset", "sign_type", "timestamp", "version", "notify_url",
-                   "return_url", "biz_content", "sign"}
+PAGE_PAY_PARAMS = {
+    "app_id",
+    "method",
+    "format",
+    "charset",
+    "sign_type",
+    "timestamp",
+    "version",
+    "notify_url",
+    "return_url",
+    "biz_content",
+    "sign",
+}
 
 
 def test_page_pay_sends_a_desktop_buyer_to_alipay_by_get_with_everything_signed(order, alipay):
@@ -377,7 +442,7 @@ def test_page_pay_sends_a_desktop_buyer_to_alipay_by_get_with_everything_signed(
     # The buyer's browser follows the link: one GET whose query string is the whole signed request.
     alipay.expect_request("/gateway.do", method="GET").respond_with_data("支付宝收银台")
     assert requests.get(start.redirect_url, timeout=5).text == "支付宝收银台"
-    (request, _), = alipay.log
+    ((request, _),) = alipay.log
     params = dict(request.args)
     assert set(params) == PAGE_PAY_PARAMS and request.get_data() == b""
     assert_common_params(params, "alipay.trade.page.pay")
@@ -413,8 +478,17 @@ def test_phone_buyers_get_the_phone_cashier_when_it_is_activated(order, alipay, 
 
 @pytest.mark.parametrize("client", [DESKTOP, PHONE, ALIPAY], ids=["desktop", "phone", "alipay-app"])
 def test_precreate_serves_every_buyer_when_it_is_the_only_product(order, alipay, client):
-    received = fake_alipay(alipay, {"alipay.trade.precreate": {
-        "code": "10000", "msg": "Success", "out_trade_no": order.number, "qr_code": QR_CODE}})
+    received = fake_alipay(
+        alipay,
+        {
+            "alipay.trade.precreate": {
+                "code": "10000",
+                "msg": "Success",
+                "out_trade_no": order.number,
+                "qr_code": QR_CODE,
+            }
+        },
+    )
     start = get_gateway("alipay").create_payment(replace(ref(order), client=client))
     assert (start.method, start.qr_text, start.redirect_url) == ("precreate", QR_CODE, None)
     assert [p["method"] for p in received] == ["alipay.trade.precreate"]
@@ -422,8 +496,17 @@ def test_precreate_serves_every_buyer_when_it_is_the_only_product(order, alipay,
 
 def test_desktop_buyer_gets_the_qr_code_when_page_pay_is_not_activated(order, alipay):
     configure_gateway("alipay", {"mode": "wap,precreate"})
-    fake_alipay(alipay, {"alipay.trade.precreate": {
-        "code": "10000", "msg": "Success", "out_trade_no": order.number, "qr_code": QR_CODE}})
+    fake_alipay(
+        alipay,
+        {
+            "alipay.trade.precreate": {
+                "code": "10000",
+                "msg": "Success",
+                "out_trade_no": order.number,
+                "qr_code": QR_CODE,
+            }
+        },
+    )
     start = get_gateway("alipay").create_payment(replace(ref(order), client=DESKTOP))
     assert start.method == "precreate" and start.qr_text == QR_CODE
 
@@ -452,23 +535,51 @@ def unbelievable_precreate_answers(order) -> dict:
     signed = signed_answer("alipay.trade.precreate", good)
     return {
         "forged": (good, FORGER_KEY),
-        "tampered": (Response(signed.replace("bax03431", "bax99999"), content_type="text/html;charset=utf-8"),
-                     ALIPAY_KEY),
-        "unsigned": (Response(json.dumps({"alipay_trade_precreate_response": good}),
-                              content_type="application/json"), ALIPAY_KEY),
-        "business-failed": ({"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TOTAL_FEE_EXCEED",
-                             "sub_msg": "订单金额超过限额"}, ALIPAY_KEY),
+        "tampered": (
+            Response(signed.replace("bax03431", "bax99999"), content_type="text/html;charset=utf-8"),
+            ALIPAY_KEY,
+        ),
+        "unsigned": (
+            Response(json.dumps({"alipay_trade_precreate_response": good}), content_type="application/json"),
+            ALIPAY_KEY,
+        ),
+        "business-failed": (
+            {
+                "code": "40004",
+                "msg": "Business Failed",
+                "sub_code": "ACQ.TOTAL_FEE_EXCEED",
+                "sub_msg": "订单金额超过限额",
+            },
+            ALIPAY_KEY,
+        ),
         "other-order": ({**good, "out_trade_no": "20260101000000000000"}, ALIPAY_KEY),
         "no-qr-code": ({**good, "qr_code": ""}, ALIPAY_KEY),
         "http-error": (Response("busy", status=502), ALIPAY_KEY),
         "not-json": (Response("<html>gateway</html>", content_type="text/html"), ALIPAY_KEY),
-        "two-answers": (Response(signed[:-1] + ',"alipay_trade_precreate_response":{"code":"10000"}}',
-                                 content_type="text/html;charset=utf-8"), ALIPAY_KEY),
+        "two-answers": (
+            Response(
+                signed[:-1] + ',"alipay_trade_precreate_response":{"code":"10000"}}',
+                content_type="text/html;charset=utf-8",
+            ),
+            ALIPAY_KEY,
+        ),
     }
 
 
-@pytest.mark.parametrize("case", ["forged", "tampered", "unsigned", "business-failed", "other-order", "no-qr-code",
-                                  "http-error", "not-json", "two-answers"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "forged",
+        "tampered",
+        "unsigned",
+        "business-failed",
+        "other-order",
+        "no-qr-code",
+        "http-error",
+        "not-json",
+        "two-answers",
+    ],
+)
 def test_precreate_answer_that_cannot_be_believed_is_refused(order, alipay, case):
     answer, key = unbelievable_precreate_answers(order)[case]
     fake_alipay(alipay, {"alipay.trade.precreate": answer}, key=key)
@@ -484,10 +595,18 @@ def test_non_cny_orders_are_not_sent_to_alipay(order, alipay):
 
 # -- asking about a payment ---------------------------------------------------------------
 
+
 def trade(order, **changes) -> dict:
-    answer = {"code": "10000", "msg": "Success", "trade_no": "2026050122001481071234567890",
-              "out_trade_no": order.number, "buyer_logon_id": "158****1562", "trade_status": "TRADE_SUCCESS",
-              "total_amount": yuan(order.total), "receipt_amount": yuan(order.total)}
+    answer = {
+        "code": "10000",
+        "msg": "Success",
+        "trade_no": "2026050122001481071234567890",
+        "out_trade_no": order.number,
+        "buyer_logon_id": "158****1562",
+        "trade_status": "TRADE_SUCCESS",
+        "total_amount": yuan(order.total),
+        "receipt_amount": yuan(order.total),
+    }
     answer.update(changes)
     return answer
 
@@ -503,11 +622,18 @@ def test_query_of_a_paid_trade_returns_the_payment(order, alipay):
 
 
 def test_i_have_paid_asks_alipay_and_delivers_once(client, order, alipay):
-    received = fake_alipay(alipay, {
-        "alipay.trade.precreate": {"code": "10000", "msg": "Success", "out_trade_no": order.number,
-                                   "qr_code": QR_CODE},
-        "alipay.trade.query": trade(order),
-    })
+    received = fake_alipay(
+        alipay,
+        {
+            "alipay.trade.precreate": {
+                "code": "10000",
+                "msg": "Success",
+                "out_trade_no": order.number,
+                "qr_code": QR_CODE,
+            },
+            "alipay.trade.query": trade(order),
+        },
+    )
     token = csrf_from(client.get(f"/pay/{order.token}").text)
     response = client.post(f"/pay/{order.token}/check", data={"csrf_token": token})
     assert response.status_code == 303 and response.headers["Location"].endswith(f"/order/{order.token}")
@@ -519,22 +645,30 @@ def test_i_have_paid_asks_alipay_and_delivers_once(client, order, alipay):
     assert count(PaymentNotice) == 1 and len(reload(order).keys) == 1
 
 
-@pytest.mark.parametrize("answer", [
-    {"trade_status": "WAIT_BUYER_PAY"},
-    {"trade_status": "TRADE_CLOSED"},
-    {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST", "trade_status": None},
-], ids=["waiting", "closed", "not-scanned-yet"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"trade_status": "WAIT_BUYER_PAY"},
+        {"trade_status": "TRADE_CLOSED"},
+        {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST", "trade_status": None},
+    ],
+    ids=["waiting", "closed", "not-scanned-yet"],
+)
 def test_query_of_an_unpaid_trade_returns_nothing(order, alipay, answer):
     fake_alipay(alipay, {"alipay.trade.query": {k: v for k, v in trade(order, **answer).items() if v is not None}})
     assert get_gateway("alipay").query(ref(order)) is None
 
 
-@pytest.mark.parametrize("answer, error", [
-    ({"code": "20000", "msg": "Service Currently Unavailable", "sub_code": "isp.unknow-error"}, AlipayError),
-    ({"total_amount": "0.01"}, InvalidNotify),
-    ({"out_trade_no": "20260101000000000000"}, InvalidNotify),
-    ({"trade_status": "TRADE_UNKNOWN"}, AlipayError),
-], ids=["provider-error", "wrong-amount", "other-order", "unknown-status"])
+@pytest.mark.parametrize(
+    "answer, error",
+    [
+        ({"code": "20000", "msg": "Service Currently Unavailable", "sub_code": "isp.unknow-error"}, AlipayError),
+        ({"total_amount": "0.01"}, InvalidNotify),
+        ({"out_trade_no": "20260101000000000000"}, InvalidNotify),
+        ({"trade_status": "TRADE_UNKNOWN"}, AlipayError),
+    ],
+    ids=["provider-error", "wrong-amount", "other-order", "unknown-status"],
+)
 def test_query_answer_that_does_not_match_raises(order, alipay, answer, error):
     fake_alipay(alipay, {"alipay.trade.query": trade(order, **answer)})
     with pytest.raises(error):
@@ -553,9 +687,16 @@ TRADE_NO = "2026050122001481071234567890"
 
 
 def refund_answer(order, **changes) -> dict:
-    answer = {"code": "10000", "msg": "Success", "trade_no": TRADE_NO, "out_trade_no": order.number,
-              "buyer_logon_id": "158****1562", "fund_change": "Y", "refund_fee": "5.00",
-              "gmt_refund_pay": "2026-05-02 10:00:00"}
+    answer = {
+        "code": "10000",
+        "msg": "Success",
+        "trade_no": TRADE_NO,
+        "out_trade_no": order.number,
+        "buyer_logon_id": "158****1562",
+        "fund_change": "Y",
+        "refund_fee": "5.00",
+        "gmt_refund_pay": "2026-05-02 10:00:00",
+    }
     answer.update(changes)
     return answer
 
@@ -566,17 +707,30 @@ def test_refund_is_signed_and_returns_a_reference(order, alipay):
     assert reference == f"{TRADE_NO}/R7"
     (params,) = received
     assert_common_params(params, "alipay.trade.refund")
-    assert json.loads(params["biz_content"]) == {"out_trade_no": order.number, "trade_no": TRADE_NO,
-                                                 "refund_amount": "5.00", "out_request_no": "R7"}
+    assert json.loads(params["biz_content"]) == {
+        "out_trade_no": order.number,
+        "trade_no": TRADE_NO,
+        "refund_amount": "5.00",
+        "out_request_no": "R7",
+    }
 
 
 def test_refund_without_fund_change_is_confirmed_by_the_refund_query(order, alipay):
-    received = fake_alipay(alipay, {
-        "alipay.trade.refund": refund_answer(order, fund_change="N"),
-        "alipay.trade.fastpay.refund.query": {"code": "10000", "msg": "Success", "trade_no": TRADE_NO,
-                                              "out_trade_no": order.number, "out_request_no": "R7",
-                                              "refund_amount": "5.00", "refund_status": "REFUND_SUCCESS"},
-    })
+    received = fake_alipay(
+        alipay,
+        {
+            "alipay.trade.refund": refund_answer(order, fund_change="N"),
+            "alipay.trade.fastpay.refund.query": {
+                "code": "10000",
+                "msg": "Success",
+                "trade_no": TRADE_NO,
+                "out_trade_no": order.number,
+                "out_request_no": "R7",
+                "refund_amount": "5.00",
+                "refund_status": "REFUND_SUCCESS",
+            },
+        },
+    )
     assert get_gateway("alipay").refund(order.number, TRADE_NO, 500, "R7") == f"{TRADE_NO}/R7"
     assert [p["method"] for p in received] == ["alipay.trade.refund", "alipay.trade.fastpay.refund.query"]
     assert_common_params(received[1], "alipay.trade.fastpay.refund.query")
@@ -584,26 +738,42 @@ def test_refund_without_fund_change_is_confirmed_by_the_refund_query(order, alip
 
 
 def test_unconfirmed_refund_is_retried_later(order, alipay):
-    fake_alipay(alipay, {
-        "alipay.trade.refund": refund_answer(order, fund_change="N"),
-        "alipay.trade.fastpay.refund.query": {"code": "10000", "msg": "Success", "out_request_no": "R7"},
-    })
+    fake_alipay(
+        alipay,
+        {
+            "alipay.trade.refund": refund_answer(order, fund_change="N"),
+            "alipay.trade.fastpay.refund.query": {"code": "10000", "msg": "Success", "out_request_no": "R7"},
+        },
+    )
     with pytest.raises(AlipayError):
         get_gateway("alipay").refund(order.number, TRADE_NO, 500, "R7")
 
 
 def test_refund_refused_by_alipay_goes_to_the_operator(order, alipay):
-    fake_alipay(alipay, {"alipay.trade.refund": {"code": "40004", "msg": "Business Failed",
-                                                 "sub_code": "ACQ.TRADE_STATUS_ERROR", "sub_msg": "交易状态不合法"}})
+    fake_alipay(
+        alipay,
+        {
+            "alipay.trade.refund": {
+                "code": "40004",
+                "msg": "Business Failed",
+                "sub_code": "ACQ.TRADE_STATUS_ERROR",
+                "sub_msg": "交易状态不合法",
+            }
+        },
+    )
     with pytest.raises(CannotRefund, match="ACQ.TRADE_STATUS_ERROR"):
         get_gateway("alipay").refund(order.number, TRADE_NO, 500, "R7")
 
 
-@pytest.mark.parametrize("answer, key", [
-    ({"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.SYSTEM_ERROR"}, ALIPAY_KEY),
-    ({"code": "20000", "msg": "Service Currently Unavailable"}, ALIPAY_KEY),
-    (None, FORGER_KEY),
-], ids=["system-error", "unavailable", "bad-signature"])
+@pytest.mark.parametrize(
+    "answer, key",
+    [
+        ({"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.SYSTEM_ERROR"}, ALIPAY_KEY),
+        ({"code": "20000", "msg": "Service Currently Unavailable"}, ALIPAY_KEY),
+        (None, FORGER_KEY),
+    ],
+    ids=["system-error", "unavailable", "bad-signature"],
+)
 def test_refund_that_may_succeed_later_raises_for_a_retry(order, alipay, answer, key):
     fake_alipay(alipay, {"alipay.trade.refund": answer or refund_answer(order)}, key=key)
     with pytest.raises(AlipayError):

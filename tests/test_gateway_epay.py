@@ -5,6 +5,7 @@ Every signature here is computed by the test itself from the documented algorith
 parameters but sign and sign_type, sorted, joined k=v&k=v; MD5 of that plus the key, or a
 SHA256withRSA signature of it with a key pair generated here.
 """
+
 import base64
 import hashlib
 import re
@@ -43,10 +44,10 @@ PID = "1001"
 KEY = "epay-merchant-key-" + "k" * 14
 
 
-
 def content(fields: dict) -> str:
-    return "&".join(f"{k}={fields[k]}" for k in sorted(fields)
-                    if k not in ("sign", "sign_type") and fields[k] not in ("", None))
+    return "&".join(
+        f"{k}={fields[k]}" for k in sorted(fields) if k not in ("sign", "sign_type") and fields[k] not in ("", None)
+    )
 
 
 def md5_of(fields: dict, key: str = KEY) -> str:
@@ -59,8 +60,9 @@ def rsa_of(fields: dict, private_key) -> str:
 
 def rsa_verifies(fields: dict, public_key) -> bool:
     try:
-        public_key.verify(base64.b64decode(fields["sign"]), content(fields).encode(), padding.PKCS1v15(),
-                          hashes.SHA256())
+        public_key.verify(
+            base64.b64decode(fields["sign"]), content(fields).encode(), padding.PKCS1v15(), hashes.SHA256()
+        )
     except Exception:  # noqa: BLE001 - any failure means "does not verify"
         return False
     return True
@@ -77,8 +79,16 @@ def place_epay(product, quantity: int = 1) -> Order:
 
 def paid_notice(order, **changes) -> dict:
     """What the provider sends when `order` is paid (before signing)."""
-    fields = {"pid": PID, "trade_no": "2024" + secrets.token_hex(8), "out_trade_no": order.number, "type": "alipay",
-              "name": "Test product", "money": yuan(order.total), "trade_status": "TRADE_SUCCESS", "param": ""}
+    fields = {
+        "pid": PID,
+        "trade_no": "2024" + secrets.token_hex(8),
+        "out_trade_no": order.number,
+        "type": "alipay",
+        "name": "Test product",
+        "money": yuan(order.total),
+        "trade_status": "TRADE_SUCCESS",
+        "param": "",
+    }
     fields.update(changes)
     return fields
 
@@ -102,8 +112,9 @@ def assert_refused(response, order):
 
 @pytest.fixture
 def md5_epay(app, httpserver):
-    configure_gateway("epay", {"api_url": httpserver.url_for("/"), "pid": PID, "key": KEY, "sign_type": "MD5"},
-                      enabled=True)
+    configure_gateway(
+        "epay", {"api_url": httpserver.url_for("/"), "pid": PID, "key": KEY, "sign_type": "MD5"}, enabled=True
+    )
     return httpserver
 
 
@@ -120,27 +131,51 @@ def merchant_key():
 @pytest.fixture
 def rsa_epay(app, httpserver, platform_key, merchant_key):
     # The console shows the merchant key as bare base64; the platform key is pasted as PEM here.
-    bare_private = base64.b64encode(merchant_key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())).decode()
-    platform_pem = platform_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    configure_gateway("epay", {"api_url": httpserver.url_for("/"), "pid": PID, "sign_type": "RSA",
-                               "merchant_private_key": bare_private, "platform_public_key": platform_pem},
-                      enabled=True)
+    bare_private = base64.b64encode(
+        merchant_key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    ).decode()
+    platform_pem = (
+        platform_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    configure_gateway(
+        "epay",
+        {
+            "api_url": httpserver.url_for("/"),
+            "pid": PID,
+            "sign_type": "RSA",
+            "merchant_private_key": bare_private,
+            "platform_public_key": platform_pem,
+        },
+        enabled=True,
+    )
     return httpserver
 
 
 # -- signing ------------------------------------------------------------------------------
 
+
 def test_md5_signature_matches_published_vector():
     # The worked example of an EPay-compatible interface's documentation (GMWalletApp/epusdt wiki/API.md).
-    fields = {"money": "100", "name": "VIP", "notify_url": "https://merchant.example/notify",
-              "out_trade_no": "ORD202605230001", "pid": "1000", "return_url": "https://merchant.example/return",
-              "type": "alipay", "sign_type": "MD5", "param": ""}
+    fields = {
+        "money": "100",
+        "name": "VIP",
+        "notify_url": "https://merchant.example/notify",
+        "out_trade_no": "ORD202605230001",
+        "pid": "1000",
+        "return_url": "https://merchant.example/return",
+        "type": "alipay",
+        "sign_type": "MD5",
+        "param": "",
+    }
     assert md5_sign(fields, "epusdt_secret_key") == "b865b0acbb2b01554c35a1bd33351452"
 
 
 # -- MD5 notifications --------------------------------------------------------------------
+
 
 def test_signed_notify_pays_and_delivers(client, product, md5_epay):
     order = place_epay(product, 2)
@@ -182,8 +217,16 @@ def test_replayed_notify_delivers_once(client, product, md5_epay):
         lambda f: f.update(sign_type="RSA"),
         lambda f: f.update(sign="é" * 32),
     ],
-    ids=["forged", "other-key", "tampered-money", "tampered-order", "added-field", "unsigned", "sign-type",
-         "non-ascii-sign"],
+    ids=[
+        "forged",
+        "other-key",
+        "tampered-money",
+        "tampered-order",
+        "added-field",
+        "unsigned",
+        "sign-type",
+        "non-ascii-sign",
+    ],
 )
 def test_tampered_notify_changes_nothing(client, product, md5_epay, tamper):
     order = place_epay(product)
@@ -205,8 +248,17 @@ def test_tampered_notify_changes_nothing(client, product, md5_epay, tamper):
         {"out_trade_no": "20260101000000000000"},
         {"trade_no": ""},
     ],
-    ids=["money-low", "money-high", "three-decimals", "exponent", "negative", "other-merchant", "no-merchant",
-         "unknown-order", "no-trade-no"],
+    ids=[
+        "money-low",
+        "money-high",
+        "three-decimals",
+        "exponent",
+        "negative",
+        "other-merchant",
+        "no-merchant",
+        "unknown-order",
+        "no-trade-no",
+    ],
 )
 def test_correctly_signed_but_mismatched_notify_changes_nothing(client, product, md5_epay, change):
     order = place_epay(product)
@@ -284,6 +336,7 @@ def test_unconfigured_gateway_refuses_everything(client, product, md5_epay):
 
 # -- RSA (V2) notifications ---------------------------------------------------------------
 
+
 def test_rsa_signed_notify_pays_and_delivers(client, product, rsa_epay, platform_key):
     order = place_epay(product)
     fields = rsa_notice(order, platform_key)
@@ -309,8 +362,18 @@ def test_rsa_signed_notify_pays_and_delivers(client, product, rsa_epay, platform
         lambda order, key: rsa_notice(order, key) | {"sign": "not base64!"},
         lambda order, key: md5_notice(order),
     ],
-    ids=["stale", "future", "bad-timestamp", "no-timestamp", "other-key", "tampered-money", "wrong-money",
-         "other-merchant", "garbage-sign", "md5-signed"],
+    ids=[
+        "stale",
+        "future",
+        "bad-timestamp",
+        "no-timestamp",
+        "other-key",
+        "tampered-money",
+        "wrong-money",
+        "other-merchant",
+        "garbage-sign",
+        "md5-signed",
+    ],
 )
 def test_bad_rsa_notify_changes_nothing(client, product, rsa_epay, platform_key, make):
     order = place_epay(product)
@@ -319,18 +382,22 @@ def test_bad_rsa_notify_changes_nothing(client, product, rsa_epay, platform_key,
 
 @pytest.mark.parametrize("form", ["pem", "one-line-pem", "bare-base64", "pkcs1-pem"])
 def test_keys_are_read_in_the_forms_operators_paste(client, product, rsa_epay, platform_key, merchant_key, form):
-    public_pem = platform_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    private_pem = merchant_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()).decode()
+    public_pem = (
+        platform_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    private_pem = merchant_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     if form == "one-line-pem":
         public_pem, private_pem = public_pem.replace("\n", " "), private_pem.replace("\n", " ")
     elif form == "bare-base64":
         public_pem, private_pem = ("".join(k.splitlines()[1:-1]) for k in (public_pem, private_pem))
     elif form == "pkcs1-pem":
-        private_pem = merchant_key.private_bytes(serialization.Encoding.PEM,
-                                                 serialization.PrivateFormat.TraditionalOpenSSL,
-                                                 serialization.NoEncryption()).decode()
+        private_pem = merchant_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        ).decode()
     configure_gateway("epay", {"platform_public_key": public_pem, "merchant_private_key": private_pem})
     order = place_epay(product)
     query = dict(parse_qsl(urlsplit(provider_link(client, order)).query))
@@ -346,6 +413,7 @@ def test_rsa_notify_with_unusable_platform_key_is_refused(client, product, rsa_e
 
 # -- sending the buyer to pay -------------------------------------------------------------
 
+
 def test_md5_payment_redirects_to_a_signed_submit_url(client, product, md5_epay):
     order = place_epay(product, 2)
     location = provider_link(client, order)
@@ -354,9 +422,14 @@ def test_md5_payment_redirects_to_a_signed_submit_url(client, product, md5_epay)
     assert requests.get(location, timeout=5).text == "收银台"
     received = dict(md5_epay.log[0][0].args)
     assert received == {
-        "pid": PID, "out_trade_no": order.number, "money": yuan(order.total), "name": "Test product",
-        "notify_url": "http://localhost/pay/epay/notify", "return_url": f"http://localhost/order/{order.token}",
-        "sign_type": "MD5", "sign": md5_of(received),
+        "pid": PID,
+        "out_trade_no": order.number,
+        "money": yuan(order.total),
+        "name": "Test product",
+        "notify_url": "http://localhost/pay/epay/notify",
+        "return_url": f"http://localhost/order/{order.token}",
+        "sign_type": "MD5",
+        "sign": md5_of(received),
     }
 
 
@@ -400,12 +473,31 @@ def test_alipay_app_buyer_goes_straight_to_alipay_when_pay_type_is_alipay(produc
     assert query["type"] == "alipay" and query["out_trade_no"] == order.number and query["sign"] == md5_of(query)
 
 
-@pytest.mark.parametrize("pay_type, client", [
-    ("", WECHAT), ("", QQ), ("", WEIBO), ("", ALIPAY),
-    ("alipay", WECHAT), ("alipay", QQ), ("alipay", WEIBO),
-    ("wxpay", ALIPAY), ("qqpay", ALIPAY),
-], ids=["any-wechat", "any-qq", "any-weibo", "any-alipay-app", "alipay-wechat", "alipay-qq", "alipay-weibo",
-        "wxpay-alipay-app", "qqpay-alipay-app"])
+@pytest.mark.parametrize(
+    "pay_type, client",
+    [
+        ("", WECHAT),
+        ("", QQ),
+        ("", WEIBO),
+        ("", ALIPAY),
+        ("alipay", WECHAT),
+        ("alipay", QQ),
+        ("alipay", WEIBO),
+        ("wxpay", ALIPAY),
+        ("qqpay", ALIPAY),
+    ],
+    ids=[
+        "any-wechat",
+        "any-qq",
+        "any-weibo",
+        "any-alipay-app",
+        "alipay-wechat",
+        "alipay-qq",
+        "alipay-weibo",
+        "wxpay-alipay-app",
+        "qqpay-alipay-app",
+    ],
+)
 def test_in_app_browsers_that_block_the_cashier_get_nothing(product, md5_epay, pay_type, client):
     configure_gateway("epay", {"pay_type": pay_type})
     order = place_epay(product)
@@ -416,8 +508,13 @@ def test_in_app_browsers_that_block_the_cashier_get_nothing(product, md5_epay, p
 
 @pytest.mark.parametrize(
     "settings",
-    [{"api_url": ""}, {"api_url": "ftp://pay.example.com/"}, {"key": ""}, {"pid": ""},
-     {"sign_type": "RSA", "merchant_private_key": "not a key"}],
+    [
+        {"api_url": ""},
+        {"api_url": "ftp://pay.example.com/"},
+        {"key": ""},
+        {"pid": ""},
+        {"sign_type": "RSA", "merchant_private_key": "not a key"},
+    ],
     ids=["no-api-url", "not-http", "no-key", "no-pid", "unusable-rsa-key"],
 )
 def test_misconfigured_gateway_cannot_start_a_payment(client, product, md5_epay, settings):
@@ -435,18 +532,32 @@ def test_orders_in_another_currency_are_not_sent_to_epay(client, product, md5_ep
 
 # -- asking the provider (MD5: api.php?act=order) -----------------------------------------
 
+
 def v1_answer(order, **changes) -> dict:
-    answer = {"code": 1, "msg": "查询订单号成功！", "trade_no": "2024071519404366151", "out_trade_no": order.number,
-              "api_trade_no": "", "type": "alipay", "pid": int(PID), "addtime": "2024-07-15 19:40:43",
-              "endtime": "2024-07-15 19:41:02", "name": "Test product", "money": yuan(order.total), "status": 1,
-              "param": "", "buyer": ""}
+    answer = {
+        "code": 1,
+        "msg": "查询订单号成功！",
+        "trade_no": "2024071519404366151",
+        "out_trade_no": order.number,
+        "api_trade_no": "",
+        "type": "alipay",
+        "pid": int(PID),
+        "addtime": "2024-07-15 19:40:43",
+        "endtime": "2024-07-15 19:41:02",
+        "name": "Test product",
+        "money": yuan(order.total),
+        "status": 1,
+        "param": "",
+        "buyer": "",
+    }
     answer.update(changes)
     return answer
 
 
 def expect_v1_query(server, order, answer):
-    server.expect_request("/api.php", method="GET", query_string={
-        "act": "order", "pid": PID, "key": KEY, "out_trade_no": order.number}).respond_with_json(answer)
+    server.expect_request(
+        "/api.php", method="GET", query_string={"act": "order", "pid": PID, "key": KEY, "out_trade_no": order.number}
+    ).respond_with_json(answer)
 
 
 def test_md5_query_reports_a_paid_order(app, product, md5_epay):
@@ -455,7 +566,12 @@ def test_md5_query_reports_a_paid_order(app, product, md5_epay):
     with app.test_request_context():
         notice = get_gateway("epay").query(order_ref(order))
     assert (notice.order_number, notice.trade_no, notice.amount, notice.currency, notice.paid) == (
-        order.number, "2024071519404366151", order.total, "CNY", True)
+        order.number,
+        "2024071519404366151",
+        order.total,
+        "CNY",
+        True,
+    )
 
 
 def test_lost_notification_is_recovered_by_asking_the_provider(client, product, md5_epay):
@@ -530,6 +646,7 @@ def test_md5_refund_is_done_by_hand(app, md5_epay):
 
 # -- asking the provider (RSA: api/pay/query, api/pay/refund) -----------------------------
 
+
 def signed_answer(platform_key, answer: dict, timestamp=None) -> dict:
     """A V2 answer signed as the platform signs: PHP prints the integers as digits."""
     answer = dict(answer, timestamp=str(int(time.time()) if timestamp is None else timestamp))
@@ -538,18 +655,32 @@ def signed_answer(platform_key, answer: dict, timestamp=None) -> dict:
 
 
 def v2_answer(order, **changes) -> dict:
-    answer = {"code": 0, "trade_no": "2024071519404366151", "out_trade_no": order.number, "api_trade_no": "",
-              "type": "alipay", "pid": int(PID), "addtime": "2024-07-15 19:40:43", "endtime": "",
-              "name": "Test product", "money": yuan(order.total), "status": 1, "param": "", "buyer": ""}
+    answer = {
+        "code": 0,
+        "trade_no": "2024071519404366151",
+        "out_trade_no": order.number,
+        "api_trade_no": "",
+        "type": "alipay",
+        "pid": int(PID),
+        "addtime": "2024-07-15 19:40:43",
+        "endtime": "",
+        "name": "Test product",
+        "money": yuan(order.total),
+        "status": 1,
+        "param": "",
+        "buyer": "",
+    }
     answer.update(changes)
     return answer
 
 
-def test_rsa_query_sends_a_signed_request_and_checks_the_signed_answer(app, product, rsa_epay, platform_key,
-                                                                       merchant_key):
+def test_rsa_query_sends_a_signed_request_and_checks_the_signed_answer(
+    app, product, rsa_epay, platform_key, merchant_key
+):
     order = place_epay(product)
     rsa_epay.expect_request("/api/pay/query", method="POST").respond_with_json(
-        signed_answer(platform_key, v2_answer(order)))
+        signed_answer(platform_key, v2_answer(order))
+    )
     with app.test_request_context():
         notice = get_gateway("epay").query(order_ref(order))
     assert notice.paid and notice.amount == order.total and notice.trade_no == "2024071519404366151"
@@ -567,13 +698,26 @@ def test_rsa_query_sends_a_signed_request_and_checks_the_signed_answer(app, prod
         (lambda order, key: signed_answer(key, v2_answer(order)) | {"money": "0.01"}, EpayError),
         (lambda order, key: signed_answer(key, v2_answer(order), timestamp=int(time.time()) - 600), EpayError),
         (lambda order, key: v2_answer(order), EpayError),
-        (lambda order, key: signed_answer(rsa.generate_private_key(public_exponent=65537, key_size=2048),
-                                          v2_answer(order)), EpayError),
+        (
+            lambda order, key: signed_answer(
+                rsa.generate_private_key(public_exponent=65537, key_size=2048), v2_answer(order)
+            ),
+            EpayError,
+        ),
         (lambda order, key: signed_answer(key, v2_answer(order, pid=1002)), InvalidNotify),
         (lambda order, key: signed_answer(key, v2_answer(order, money="0.01")), InvalidNotify),
     ],
-    ids=["unpaid", "refunded", "provider-error", "tampered", "stale", "unsigned", "other-key", "other-merchant",
-         "other-amount"],
+    ids=[
+        "unpaid",
+        "refunded",
+        "provider-error",
+        "tampered",
+        "stale",
+        "unsigned",
+        "other-key",
+        "other-merchant",
+        "other-amount",
+    ],
 )
 def test_rsa_query_outcomes(app, product, rsa_epay, platform_key, make, outcome):
     order = place_epay(product)
@@ -587,14 +731,29 @@ def test_rsa_query_outcomes(app, product, rsa_epay, platform_key, make, outcome)
 
 
 def test_rsa_refund_is_signed_and_returns_the_providers_refund_number(app, rsa_epay, platform_key, merchant_key):
-    rsa_epay.expect_request("/api/pay/refund", method="POST").respond_with_json(signed_answer(platform_key, {
-        "code": 0, "msg": "退款成功", "refund_no": "RF2024071600001", "out_refund_no": "R7",
-        "trade_no": "2024071519404366151", "money": "12.50", "reducemoney": "12.50"}))
+    rsa_epay.expect_request("/api/pay/refund", method="POST").respond_with_json(
+        signed_answer(
+            platform_key,
+            {
+                "code": 0,
+                "msg": "退款成功",
+                "refund_no": "RF2024071600001",
+                "out_refund_no": "R7",
+                "trade_no": "2024071519404366151",
+                "money": "12.50",
+                "reducemoney": "12.50",
+            },
+        )
+    )
     reference = get_gateway("epay").refund("20260101000000000000", "2024071519404366151", 1250, "R7")
     assert reference == "RF2024071600001"
     sent = dict(rsa_epay.log[0][0].form)
     assert {k: sent[k] for k in ("trade_no", "money", "out_refund_no", "pid")} == {
-        "trade_no": "2024071519404366151", "money": "12.50", "out_refund_no": "R7", "pid": PID}
+        "trade_no": "2024071519404366151",
+        "money": "12.50",
+        "out_refund_no": "R7",
+        "pid": PID,
+    }
     assert rsa_verifies(sent, merchant_key.public_key())
 
 

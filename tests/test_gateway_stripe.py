@@ -5,6 +5,7 @@ Webhook signatures here are computed by the test from Stripe's documentation
 (`Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "t.payload" with the endpoint
 secret>`), never by calling the gateway under test.
 """
+
 import hashlib
 import hmac
 import json
@@ -36,8 +37,11 @@ NOTIFY = "/pay/stripe/notify"
 
 @pytest.fixture
 def stripe_gateway(app, httpserver):
-    configure_gateway("stripe", {"secret_key": SECRET_KEY, "webhook_secret": WEBHOOK_SECRET,
-                                 "api_base": httpserver.url_for("/")}, enabled=True)
+    configure_gateway(
+        "stripe",
+        {"secret_key": SECRET_KEY, "webhook_secret": WEBHOOK_SECRET, "api_base": httpserver.url_for("/")},
+        enabled=True,
+    )
     return get_gateway("stripe")
 
 
@@ -51,6 +55,7 @@ def place_stripe(app, stripe_gateway):
 
 
 # -- Stripe's side, from its documentation --------------------------------------------------
+
 
 def signature(payload: bytes, timestamp: int, secret: str = WEBHOOK_SECRET) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
@@ -103,13 +108,13 @@ def post(client, payload: bytes, header: str | None = None):
     return client.post(NOTIFY, data=payload, headers=headers, content_type="application/json")
 
 
-
 def assert_refused(response, order):
     assert response.status_code == 400 and response.get_json() == {"received": False}
     assert_nothing_paid(order)
 
 
 # -- webhooks -------------------------------------------------------------------------------
+
 
 def test_signed_webhook_pays_and_delivers(client, product, place_stripe):
     order = place_stripe(product, 2)
@@ -157,31 +162,52 @@ def test_replayed_webhook_delivers_once(client, product, place_stripe):
     assert count(CardKey, CardKey.status == CardKey.SOLD) == 2
 
 
-@pytest.mark.parametrize("event_type, changes", [
-    ("checkout.session.completed", {"payment_status": "unpaid"}),
-    ("checkout.session.async_payment_failed", {"payment_status": "unpaid"}),
-    ("checkout.session.expired", {"payment_status": "unpaid", "status": "expired", "payment_intent": None}),
-], ids=["completed-unpaid", "async-failed", "expired"])
-def test_checkout_sessions_without_a_payment_are_answered_and_change_nothing(client, product, place_stripe,
-                                                                            event_type, changes):
+@pytest.mark.parametrize(
+    "event_type, changes",
+    [
+        ("checkout.session.completed", {"payment_status": "unpaid"}),
+        ("checkout.session.async_payment_failed", {"payment_status": "unpaid"}),
+        ("checkout.session.expired", {"payment_status": "unpaid", "status": "expired", "payment_intent": None}),
+    ],
+    ids=["completed-unpaid", "async-failed", "expired"],
+)
+def test_checkout_sessions_without_a_payment_are_answered_and_change_nothing(
+    client, product, place_stripe, event_type, changes
+):
     order = place_stripe(product)
     response = post(client, webhook(order, event_type, **changes))
     assert response.status_code == 200 and response.get_json() == {"received": True}
     assert_nothing_paid(order)
 
 
-@pytest.mark.parametrize("make", [
-    lambda order: (webhook(order), stripe_signature(webhook(order), secrets_=("whsec_forged",))),
-    lambda order: (lambda p: (p, stripe_signature(p, age=301)))(webhook(order)),
-    lambda order: (webhook(order, amount_total=order.total - 1), None),
-    lambda order: (webhook(order, amount_total=order.total + 100), None),
-    lambda order: (webhook(order, currency="usd"), None),
-    lambda order: (webhook(order, metadata={"order_number": "20260101000000000000"}), None),
-    lambda order: (webhook(order, client_reference_id="20260101000000000000",
-                           metadata={"order_number": "20260101000000000000"}), None),
-    lambda order: (webhook(order, mode="subscription"), None),
-], ids=["forged-signature", "stale-timestamp", "tampered-amount-low", "tampered-amount-high", "wrong-currency",
-        "metadata-names-another-order", "unknown-order", "not-a-payment"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda order: (webhook(order), stripe_signature(webhook(order), secrets_=("whsec_forged",))),
+        lambda order: (lambda p: (p, stripe_signature(p, age=301)))(webhook(order)),
+        lambda order: (webhook(order, amount_total=order.total - 1), None),
+        lambda order: (webhook(order, amount_total=order.total + 100), None),
+        lambda order: (webhook(order, currency="usd"), None),
+        lambda order: (webhook(order, metadata={"order_number": "20260101000000000000"}), None),
+        lambda order: (
+            webhook(
+                order, client_reference_id="20260101000000000000", metadata={"order_number": "20260101000000000000"}
+            ),
+            None,
+        ),
+        lambda order: (webhook(order, mode="subscription"), None),
+    ],
+    ids=[
+        "forged-signature",
+        "stale-timestamp",
+        "tampered-amount-low",
+        "tampered-amount-high",
+        "wrong-currency",
+        "metadata-names-another-order",
+        "unknown-order",
+        "not-a-payment",
+    ],
+)
 def test_bad_webhook_changes_nothing(client, product, place_stripe, make):
     order = place_stripe(product)
     assert_refused(post(client, *make(order)), order)
@@ -198,8 +224,14 @@ def test_other_event_types_are_acknowledged_and_change_nothing(client, product, 
     from faka.models import NotifyLog
 
     order = place_stripe(product)
-    intent = {"id": "pi_" + secrets.token_hex(8), "object": "payment_intent", "amount": order.total,
-              "currency": "cny", "metadata": {"order_number": order.number}, "status": "succeeded"}
+    intent = {
+        "id": "pi_" + secrets.token_hex(8),
+        "object": "payment_intent",
+        "amount": order.total,
+        "currency": "cny",
+        "metadata": {"order_number": order.number},
+        "status": "succeeded",
+    }
     response = post(client, json.dumps(event(intent, "payment_intent.succeeded")).encode())
     assert response.status_code == 200 and response.get_json() == {"received": True}
     assert_nothing_paid(order)
@@ -221,33 +253,57 @@ def _event_with_session(order, **replace):
     return json.dumps(event(value)).encode()
 
 
-@pytest.mark.parametrize("make", [
-    lambda order: (webhook(order), ""),
-    lambda order: (webhook(order), "t=abc,v1=00"),
-    lambda order: (webhook(order), f"t={int(time.time())}"),
-    lambda order: (b"not json", None),
-    lambda order: (b"[1, 2]", None),
-    lambda order: (b"\xff\xfe{}", None),
-    lambda order: (json.dumps({"type": "checkout.session.completed"}).encode(), None),
-    lambda order: (json.dumps({"type": 42, "data": {"object": session(order)}}).encode(), None),
-    lambda order: (json.dumps(event(["not", "an", "object"])).encode(), None),
-    lambda order: (_event_with_session(order, object="payment_intent"), None),
-    lambda order: (_event_with_session(order, amount_total=str(order.total)), None),
-    lambda order: (_event_with_session(order, amount_total=True), None),
-    lambda order: (_event_with_session(order, amount_total=float(order.total)), None),
-    lambda order: (_event_with_session(order, amount_total=KeyError), None),
-    lambda order: (_event_with_session(order, currency=None), None),
-    lambda order: (_event_with_session(order, client_reference_id=int(order.number)), None),
-    lambda order: (_event_with_session(order, client_reference_id=KeyError), None),
-    lambda order: (_event_with_session(order, metadata=KeyError), None),
-    lambda order: (_event_with_session(order, payment_status=KeyError), None),
-    lambda order: (_event_with_session(order, payment_intent=None), None),
-    lambda order: (_event_with_session(order, payment_intent={"id": "pi_x"}), None),
-    lambda order: (webhook(order)[:-1] + b', "padding": "' + b"x" * 70_000 + b'"}', None),
-], ids=["no-signature", "garbled-signature", "no-v1", "invalid-json", "json-list", "not-utf8", "no-data",
-        "type-not-string", "object-not-object", "not-a-session", "amount-as-string", "amount-as-bool",
-        "amount-as-float", "no-amount", "no-currency", "order-number-as-int", "no-order-number", "no-metadata",
-        "no-payment-status", "paid-without-payment-intent", "payment-intent-expanded", "huge-body"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda order: (webhook(order), ""),
+        lambda order: (webhook(order), "t=abc,v1=00"),
+        lambda order: (webhook(order), f"t={int(time.time())}"),
+        lambda order: (b"not json", None),
+        lambda order: (b"[1, 2]", None),
+        lambda order: (b"\xff\xfe{}", None),
+        lambda order: (json.dumps({"type": "checkout.session.completed"}).encode(), None),
+        lambda order: (json.dumps({"type": 42, "data": {"object": session(order)}}).encode(), None),
+        lambda order: (json.dumps(event(["not", "an", "object"])).encode(), None),
+        lambda order: (_event_with_session(order, object="payment_intent"), None),
+        lambda order: (_event_with_session(order, amount_total=str(order.total)), None),
+        lambda order: (_event_with_session(order, amount_total=True), None),
+        lambda order: (_event_with_session(order, amount_total=float(order.total)), None),
+        lambda order: (_event_with_session(order, amount_total=KeyError), None),
+        lambda order: (_event_with_session(order, currency=None), None),
+        lambda order: (_event_with_session(order, client_reference_id=int(order.number)), None),
+        lambda order: (_event_with_session(order, client_reference_id=KeyError), None),
+        lambda order: (_event_with_session(order, metadata=KeyError), None),
+        lambda order: (_event_with_session(order, payment_status=KeyError), None),
+        lambda order: (_event_with_session(order, payment_intent=None), None),
+        lambda order: (_event_with_session(order, payment_intent={"id": "pi_x"}), None),
+        lambda order: (webhook(order)[:-1] + b', "padding": "' + b"x" * 70_000 + b'"}', None),
+    ],
+    ids=[
+        "no-signature",
+        "garbled-signature",
+        "no-v1",
+        "invalid-json",
+        "json-list",
+        "not-utf8",
+        "no-data",
+        "type-not-string",
+        "object-not-object",
+        "not-a-session",
+        "amount-as-string",
+        "amount-as-bool",
+        "amount-as-float",
+        "no-amount",
+        "no-currency",
+        "order-number-as-int",
+        "no-order-number",
+        "no-metadata",
+        "no-payment-status",
+        "paid-without-payment-intent",
+        "payment-intent-expanded",
+        "huge-body",
+    ],
+)
 def test_malformed_webhook_changes_nothing(client, product, place_stripe, make):
     order = place_stripe(product)
     assert_refused(post(client, *make(order)), order)
@@ -260,9 +316,14 @@ def test_failure_answer_needs_no_settings():
 
 # -- the API, over HTTP ---------------------------------------------------------------------
 
+
 def stripe_json(payload, status=200) -> Response:
-    return Response(json.dumps(payload), status=status, content_type="application/json",
-                    headers={"Request-Id": "req_" + secrets.token_hex(8)})
+    return Response(
+        json.dumps(payload),
+        status=status,
+        content_type="application/json",
+        headers={"Request-Id": "req_" + secrets.token_hex(8)},
+    )
 
 
 def ref(order):
@@ -274,15 +335,15 @@ def assert_authenticated(request):
     assert request.headers["Authorization"] == f"Bearer {SECRET_KEY}"
 
 
-def test_create_payment_makes_a_checkout_session_and_redirects_to_it(product, place_stripe, stripe_gateway,
-                                                                     httpserver):
+def test_create_payment_makes_a_checkout_session_and_redirects_to_it(product, place_stripe, stripe_gateway, httpserver):
     order = place_stripe(product, 2)
     url = "https://checkout.stripe.com/c/pay/cs_test_" + secrets.token_hex(8)
     httpserver.expect_request("/v1/checkout/sessions", method="POST").respond_with_response(
-        stripe_json({"id": "cs_test_a1", "object": "checkout.session", "url": url}))
+        stripe_json({"id": "cs_test_a1", "object": "checkout.session", "url": url})
+    )
     start = stripe_gateway.create_payment(ref(order))
     assert start.redirect_url == url
-    (request, _), = httpserver.log
+    ((request, _),) = httpserver.log
     assert_authenticated(request)
     form = request.form
     assert form["mode"] == "payment"
@@ -300,18 +361,29 @@ def test_create_payment_makes_a_checkout_session_and_redirects_to_it(product, pl
 
 
 def test_create_payment_refuses_currencies_not_counted_in_hundredths(stripe_gateway, httpserver):
-    order = OrderRef(number="20260101123456789012", token="t", total=1000, currency="JPY", subject="x",
-                     notify_url="http://localhost/pay/stripe/notify", return_url="/order/t")
+    order = OrderRef(
+        number="20260101123456789012",
+        token="t",
+        total=1000,
+        currency="JPY",
+        subject="x",
+        notify_url="http://localhost/pay/stripe/notify",
+        return_url="/order/t",
+    )
     with pytest.raises(StripeGatewayError):
         stripe_gateway.create_payment(order)
     assert httpserver.log == []
 
 
-@pytest.mark.parametrize("response", [
-    stripe_json({"error": {"type": "invalid_request_error", "message": "bad"}}, status=400),
-    stripe_json({"error": {"type": "api_error", "message": "down"}}, status=500),
-    stripe_json({"id": "cs_test_a1", "object": "checkout.session", "url": None}),
-], ids=["refused", "provider-error", "no-url"])
+@pytest.mark.parametrize(
+    "response",
+    [
+        stripe_json({"error": {"type": "invalid_request_error", "message": "bad"}}, status=400),
+        stripe_json({"error": {"type": "api_error", "message": "down"}}, status=500),
+        stripe_json({"id": "cs_test_a1", "object": "checkout.session", "url": None}),
+    ],
+    ids=["refused", "provider-error", "no-url"],
+)
 def test_create_payment_failures_raise_a_gateway_error(product, place_stripe, stripe_gateway, httpserver, response):
     # A GatewayError: the pay page offers to try again or pay another way, never an error page.
     order = place_stripe(product)
@@ -322,16 +394,29 @@ def test_create_payment_failures_raise_a_gateway_error(product, place_stripe, st
 
 
 def intent(order, **changes) -> dict:
-    value = {"id": "pi_" + secrets.token_hex(12), "object": "payment_intent", "amount": order.total,
-             "amount_received": order.total, "currency": order.currency.lower(),
-             "metadata": {"order_number": order.number}, "status": "succeeded"}
+    value = {
+        "id": "pi_" + secrets.token_hex(12),
+        "object": "payment_intent",
+        "amount": order.total,
+        "amount_received": order.total,
+        "currency": order.currency.lower(),
+        "metadata": {"order_number": order.number},
+        "status": "succeeded",
+    }
     value.update(changes)
     return value
 
 
 def search_result(*intents) -> Response:
-    return stripe_json({"object": "search_result", "data": list(intents), "has_more": False, "next_page": None,
-                        "url": "/v1/payment_intents/search"})
+    return stripe_json(
+        {
+            "object": "search_result",
+            "data": list(intents),
+            "has_more": False,
+            "next_page": None,
+            "url": "/v1/payment_intents/search",
+        }
+    )
 
 
 def test_query_finds_a_paid_order(product, place_stripe, stripe_gateway, httpserver):
@@ -340,8 +425,13 @@ def test_query_finds_a_paid_order(product, place_stripe, stripe_gateway, httpser
     httpserver.expect_request("/v1/payment_intents/search", method="GET").respond_with_response(search_result(paid))
     notice = stripe_gateway.query(ref(order))
     assert (notice.order_number, notice.trade_no, notice.amount, notice.currency, notice.paid) == (
-        order.number, paid["id"], order.total, order.currency, True)
-    (request, _), = httpserver.log
+        order.number,
+        paid["id"],
+        order.total,
+        order.currency,
+        True,
+    )
+    ((request, _),) = httpserver.log
     assert_authenticated(request)
     assert request.args["query"] == f"metadata['order_number']:'{order.number}' AND status:'succeeded'"
 
@@ -349,19 +439,28 @@ def test_query_finds_a_paid_order(product, place_stripe, stripe_gateway, httpser
 def test_query_of_an_unpaid_order_is_none(product, place_stripe, stripe_gateway, httpserver):
     order = place_stripe(product)
     httpserver.expect_request("/v1/payment_intents/search").respond_with_response(
-        search_result(intent(order, status="requires_payment_method", amount_received=0)))
+        search_result(intent(order, status="requires_payment_method", amount_received=0))
+    )
     assert stripe_gateway.query(ref(order)) is None
 
 
-@pytest.mark.parametrize("make, error", [
-    (lambda order: stripe_json({"error": {"type": "api_error", "message": "down"}}, status=500), stripe.StripeError),
-    (lambda order: search_result(intent(order, metadata={"order_number": "20260101000000000000"})), InvalidNotify),
-    (lambda order: search_result(intent(order, amount_received=1)), InvalidNotify),
-    (lambda order: search_result(intent(order, currency="usd")), InvalidNotify),
-    (lambda order: search_result(intent(order, amount_received="1000")), InvalidNotify),
-], ids=["provider-error", "other-order", "wrong-amount", "wrong-currency", "amount-as-string"])
-def test_query_refuses_errors_and_answers_that_are_not_ours(product, place_stripe, stripe_gateway, httpserver, make,
-                                                            error):
+@pytest.mark.parametrize(
+    "make, error",
+    [
+        (
+            lambda order: stripe_json({"error": {"type": "api_error", "message": "down"}}, status=500),
+            stripe.StripeError,
+        ),
+        (lambda order: search_result(intent(order, metadata={"order_number": "20260101000000000000"})), InvalidNotify),
+        (lambda order: search_result(intent(order, amount_received=1)), InvalidNotify),
+        (lambda order: search_result(intent(order, currency="usd")), InvalidNotify),
+        (lambda order: search_result(intent(order, amount_received="1000")), InvalidNotify),
+    ],
+    ids=["provider-error", "other-order", "wrong-amount", "wrong-currency", "amount-as-string"],
+)
+def test_query_refuses_errors_and_answers_that_are_not_ours(
+    product, place_stripe, stripe_gateway, httpserver, make, error
+):
     order = place_stripe(product)
     httpserver.expect_request("/v1/payment_intents/search").respond_with_response(make(order))
     with pytest.raises(error):
@@ -370,23 +469,40 @@ def test_query_refuses_errors_and_answers_that_are_not_ours(product, place_strip
 
 def test_refund_refunds_the_payment_intent_once(stripe_gateway, httpserver):
     httpserver.expect_request("/v1/refunds", method="POST").respond_with_response(
-        stripe_json({"id": "re_3Nf4", "object": "refund", "amount": 500, "payment_intent": "pi_3Nf4",
-                     "status": "succeeded"}))
+        stripe_json(
+            {"id": "re_3Nf4", "object": "refund", "amount": 500, "payment_intent": "pi_3Nf4", "status": "succeeded"}
+        )
+    )
     assert stripe_gateway.refund("20260101123456789012", "pi_3Nf4", 500, "R7") == "re_3Nf4"
-    (request, _), = httpserver.log
+    ((request, _),) = httpserver.log
     assert_authenticated(request)
     assert request.form["payment_intent"] == "pi_3Nf4" and request.form["amount"] == "500"
     assert request.form["metadata[refund_no]"] == "R7"
     assert request.headers["Idempotency-Key"] == "faka-refund-20260101123456789012-R7"
 
 
-@pytest.mark.parametrize("response, error", [
-    (stripe_json({"error": {"type": "invalid_request_error", "code": "charge_already_refunded",
-                            "message": "already refunded"}}, status=400), CannotRefund),
-    (stripe_json({"id": "re_1", "object": "refund", "status": "failed"}), CannotRefund),
-    (stripe_json({"error": {"type": "api_error", "message": "down"}}, status=500), stripe.StripeError),
-    (stripe_json({"object": "refund", "status": "pending"}), StripeGatewayError),
-], ids=["refused", "failed", "provider-error", "no-id"])
+@pytest.mark.parametrize(
+    "response, error",
+    [
+        (
+            stripe_json(
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "charge_already_refunded",
+                        "message": "already refunded",
+                    }
+                },
+                status=400,
+            ),
+            CannotRefund,
+        ),
+        (stripe_json({"id": "re_1", "object": "refund", "status": "failed"}), CannotRefund),
+        (stripe_json({"error": {"type": "api_error", "message": "down"}}, status=500), stripe.StripeError),
+        (stripe_json({"object": "refund", "status": "pending"}), StripeGatewayError),
+    ],
+    ids=["refused", "failed", "provider-error", "no-id"],
+)
 def test_refund_failures(stripe_gateway, httpserver, response, error):
     httpserver.expect_request("/v1/refunds", method="POST").respond_with_response(response)
     with pytest.raises(error):

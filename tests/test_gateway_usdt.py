@@ -5,6 +5,7 @@ Every signature here is computed by the test itself from the documented algorith
 parameters but signature, sorted, joined k=v&k=v, followed by the API token, MD5 in lower-case hex;
 JSON numbers enter as epusdt (Go) prints them.
 """
+
 import hashlib
 import json
 import re
@@ -23,7 +24,6 @@ from faka.services import checkout
 from faka.services.payments import order_ref
 
 TOKEN = "epusdt-api-token-" + "t" * 15
-
 
 
 def go_text(value) -> str:
@@ -78,14 +78,21 @@ def usdt(app, httpserver):
 
 # -- signing ------------------------------------------------------------------------------
 
+
 def test_signature_matches_published_vector():
     # The worked example in epusdt's wiki/API.md.
-    fields = {"order_id": "20220201030210321", "amount": "42", "notify_url": "http://example.com/notify",
-              "redirect_url": "http://example.com/redirect", "signature": ""}
+    fields = {
+        "order_id": "20220201030210321",
+        "amount": "42",
+        "notify_url": "http://example.com/notify",
+        "redirect_url": "http://example.com/redirect",
+        "signature": "",
+    }
     assert sign(fields, "epusdt_password_xasddawqe") == "1cd4b52df5587cfb1968b0c0c6e156cd"
 
 
 # -- callbacks ----------------------------------------------------------------------------
+
 
 def test_signed_callback_pays_and_delivers(client, product, usdt):
     order = place_usdt(product, 2)
@@ -129,8 +136,16 @@ def test_replayed_callback_delivers_once(client, product, usdt):
         lambda p: p.pop("signature"),
         lambda p: p.update(signature="é" * 32),
     ],
-    ids=["forged", "other-token", "tampered-amount", "tampered-status", "tampered-order", "added-field",
-         "unsigned", "non-ascii-signature"],
+    ids=[
+        "forged",
+        "other-token",
+        "tampered-amount",
+        "tampered-status",
+        "tampered-order",
+        "added-field",
+        "unsigned",
+        "non-ascii-signature",
+    ],
 )
 def test_tampered_callback_changes_nothing(client, product, usdt, tamper):
     order = place_usdt(product)
@@ -196,9 +211,25 @@ def test_callback_for_an_order_placed_with_another_gateway_changes_nothing(clien
         lambda order: json.dumps(callback(order))[:-1].encode() + b', "amount": 0.01}',
         lambda order: json.dumps(callback(order, padding="x" * 70_000)).encode(),
     ],
-    ids=["empty", "invalid-json", "not-utf8", "not-object", "missing-trade-id", "missing-amount", "empty-block-id",
-         "order-id-number", "trade-id-list", "amount-string", "status-string", "status-bool", "nested-object",
-         "exponent", "nan", "repeated-key", "huge"],
+    ids=[
+        "empty",
+        "invalid-json",
+        "not-utf8",
+        "not-object",
+        "missing-trade-id",
+        "missing-amount",
+        "empty-block-id",
+        "order-id-number",
+        "trade-id-list",
+        "amount-string",
+        "status-string",
+        "status-bool",
+        "nested-object",
+        "exponent",
+        "nan",
+        "repeated-key",
+        "huge",
+    ],
 )
 def test_malformed_callback_changes_nothing(client, product, usdt, body):
     order = place_usdt(product)
@@ -221,12 +252,18 @@ def test_unconfigured_token_refuses_even_a_token_less_signature(client, product,
 
 # -- creating the transaction -------------------------------------------------------------
 
+
 def epusdt_answer(request, **changes) -> dict:
     sent = json.loads(request.get_data())
-    data = {"trade_id": "202203271648380592218340", "order_id": sent["order_id"], "amount": sent["amount"],
-            "actual_amount": 1.3812, "token": "TNEns8t9jbWENbStkQdVQtHMGpbsYsQjZK",
-            "expiration_time": 1648381192,
-            "payment_url": "https://usdt.example.com/pay/checkout-counter/202203271648380592218340"}
+    data = {
+        "trade_id": "202203271648380592218340",
+        "order_id": sent["order_id"],
+        "amount": sent["amount"],
+        "actual_amount": 1.3812,
+        "token": "TNEns8t9jbWENbStkQdVQtHMGpbsYsQjZK",
+        "expiration_time": 1648381192,
+        "payment_url": "https://usdt.example.com/pay/checkout-counter/202203271648380592218340",
+    }
     data.update(changes)
     return {"status_code": 200, "message": "success", "data": data, "request_id": "b1344d70"}
 
@@ -235,12 +272,12 @@ def respond(server, make):
     from werkzeug import Response
 
     server.expect_request("/api/v1/order/create-transaction", method="POST").respond_with_handler(
-        lambda request: Response(json.dumps(make(request)), content_type="application/json"))
+        lambda request: Response(json.dumps(make(request)), content_type="application/json")
+    )
 
 
 @pytest.mark.parametrize("price, amount", [(1000, 10), (1250, 12.5), (1234, 12.34), (5, 0.05)])
-def test_payment_creates_a_signed_transaction_and_redirects_to_its_checkout(client, make_product, usdt, price,
-                                                                             amount):
+def test_payment_creates_a_signed_transaction_and_redirects_to_its_checkout(client, make_product, usdt, price, amount):
     order = place_usdt(make_product(keys=1, price=price))
     respond(usdt, epusdt_answer)
     assert provider_link(client, order) == "https://usdt.example.com/pay/checkout-counter/202203271648380592218340"
@@ -320,4 +357,3 @@ def test_no_query_and_no_refund(app, product, usdt):
         gateway.query(order_ref(order))
     with pytest.raises(CannotRefund):
         gateway.refund(order.number, "202203271648380592218340", order.total, "R1")
-

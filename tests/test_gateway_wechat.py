@@ -6,6 +6,7 @@ documentation (SHA256withRSA over "timestamp\\nnonce\\nbody\\n" with the platfor
 requests signed over "METHOD\\nURL\\ntimestamp\\nnonce\\nbody\\n" with the merchant key,
 AES-256-GCM with the APIv3 key), never by calling the gateway under test.
 """
+
 import base64
 import json
 import re
@@ -43,13 +44,17 @@ FAIL = {"code": "FAIL", "message": "notification rejected"}
 
 
 def _pem_private(key) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def _pem_public(key) -> str:
-    return key.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +66,20 @@ def keys():
 
 @pytest.fixture
 def wechat(app, keys, httpserver):
-    configure_gateway("wechat", {
-        "mchid": MCHID,
-        "appid": APPID,
-        "merchant_serial_no": MERCHANT_SERIAL,
-        "merchant_private_key": _pem_private(keys["merchant"]),
-        "apiv3_key": APIV3_KEY,
-        "platform_public_key": _pem_public(keys["platform"]),
-        "platform_serial": PLATFORM_SERIAL,
-        "api_base": httpserver.url_for("/"),
-    }, enabled=True)
+    configure_gateway(
+        "wechat",
+        {
+            "mchid": MCHID,
+            "appid": APPID,
+            "merchant_serial_no": MERCHANT_SERIAL,
+            "merchant_private_key": _pem_private(keys["merchant"]),
+            "apiv3_key": APIV3_KEY,
+            "platform_public_key": _pem_public(keys["platform"]),
+            "platform_serial": PLATFORM_SERIAL,
+            "api_base": httpserver.url_for("/"),
+        },
+        enabled=True,
+    )
     return get_gateway("wechat")
 
 
@@ -84,6 +93,7 @@ def place_wechat(app, wechat):
 
 
 # -- WeChat Pay's side, from its documentation ----------------------------------------------
+
 
 def platform_signature(key, timestamp: str, nonce: str, body: bytes) -> str:
     message = f"{timestamp}\n{nonce}\n".encode() + body + b"\n"
@@ -152,7 +162,6 @@ def post(client, body: bytes, headers: dict):
     return client.post(NOTIFY, data=body, headers=headers, content_type="application/json")
 
 
-
 def assert_refused(response, order):
     assert response.status_code == 400
     assert response.is_json and response.get_json() == FAIL
@@ -160,6 +169,7 @@ def assert_refused(response, order):
 
 
 # -- notifications --------------------------------------------------------------------------
+
 
 def test_signed_notify_pays_and_delivers(client, keys, product, place_wechat):
     order = place_wechat(product, 2)
@@ -182,22 +192,37 @@ def test_replayed_notify_delivers_once(client, keys, product, place_wechat):
     assert count(CardKey, CardKey.status == CardKey.SOLD) == 2
 
 
-@pytest.mark.parametrize("change", [
-    {"header_changes": {"signer": "stranger"}},
-    {"header_changes": {"serial": "PUB_KEY_ID_0000000000000000000000000000000000"}},
-    {"header_changes": {"age": 302}},
-    {"header_changes": {"age": -302}},
-    {"amount": {"total": 1, "payer_total": 1, "currency": "CNY", "payer_currency": "CNY"}},
-    {"amount": {"total": 1000, "payer_total": 1000, "currency": "USD", "payer_currency": "USD"}},
-    {"mchid": "1900000001"},
-    {"appid": "wx0000000000000000"},
-    {"trade_state": "NOTPAY"},
-    {"out_trade_no": "20260101000000000000"},
-    {"event_changes": {"key": "vutsrqponmlkjihgfedcba9876543210"}},
-    {"event_changes": {"event_type": "REFUND.SUCCESS"}},
-], ids=["forged-signature", "unknown-serial", "stale-timestamp", "future-timestamp", "tampered-amount",
-        "wrong-currency", "wrong-mchid", "wrong-appid", "not-paid", "unknown-order", "wrong-apiv3-key",
-        "other-event-type"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"header_changes": {"signer": "stranger"}},
+        {"header_changes": {"serial": "PUB_KEY_ID_0000000000000000000000000000000000"}},
+        {"header_changes": {"age": 302}},
+        {"header_changes": {"age": -302}},
+        {"amount": {"total": 1, "payer_total": 1, "currency": "CNY", "payer_currency": "CNY"}},
+        {"amount": {"total": 1000, "payer_total": 1000, "currency": "USD", "payer_currency": "USD"}},
+        {"mchid": "1900000001"},
+        {"appid": "wx0000000000000000"},
+        {"trade_state": "NOTPAY"},
+        {"out_trade_no": "20260101000000000000"},
+        {"event_changes": {"key": "vutsrqponmlkjihgfedcba9876543210"}},
+        {"event_changes": {"event_type": "REFUND.SUCCESS"}},
+    ],
+    ids=[
+        "forged-signature",
+        "unknown-serial",
+        "stale-timestamp",
+        "future-timestamp",
+        "tampered-amount",
+        "wrong-currency",
+        "wrong-mchid",
+        "wrong-appid",
+        "not-paid",
+        "unknown-order",
+        "wrong-apiv3-key",
+        "other-event-type",
+    ],
+)
 def test_bad_notify_changes_nothing(client, keys, product, place_wechat, change):
     order = place_wechat(product)
     assert_refused(post(client, *notification(keys, order, **change)), order)
@@ -232,30 +257,54 @@ def _event_with_plain(keys, plain: bytes, **changes):
     return _signed(keys, json.dumps(encrypted_event(plain, **changes)).encode())
 
 
-@pytest.mark.parametrize("make", [
-    lambda keys, order: (b"{}", {}),  # no signature headers at all
-    lambda keys, order: _signed(keys, b"not json"),
-    lambda keys, order: _signed(keys, b"[1, 2, 3]"),
-    lambda keys, order: _signed(keys, json.dumps({"event_type": "TRANSACTION.SUCCESS",
-                                                  "resource_type": "encrypt-resource"}).encode()),
-    lambda keys, order: _signed(keys, json.dumps({**encrypted_event(b"{}"), "resource": "text"}).encode()),
-    lambda keys, order: _signed(keys, json.dumps(encrypted_event(b"{}")).encode().replace(b'"ciphertext": "',
-                                                                                       b'"ciphertext": "%%')),
-    lambda keys, order: _event_with_plain(keys, b"not json"),
-    lambda keys, order: _event_with_plain(keys, json.dumps(transaction(order, amount={
-        "total": str(order.total), "currency": "CNY"})).encode()),
-    lambda keys, order: _event_with_plain(keys, json.dumps(transaction(order, amount=order.total)).encode()),
-    lambda keys, order: _event_with_plain(keys, json.dumps(transaction(order, amount={
-        "total": True, "currency": "CNY"})).encode()),
-    lambda keys, order: _event_with_plain(keys, json.dumps(transaction(order, transaction_id=42)).encode()),
-    lambda keys, order: _event_with_plain(keys, json.dumps(transaction(order, out_trade_no=None)).encode()),
-    lambda keys, order: _event_with_plain(keys, json.dumps({
-        k: v for k, v in transaction(order).items() if k != "amount"}).encode()),
-    lambda keys, order: _signed(keys, json.dumps({**encrypted_event(json.dumps(transaction(order)).encode()),
-                                                  "padding": "x" * 70_000}).encode()),
-], ids=["no-headers", "invalid-json", "json-list", "no-resource", "resource-not-object", "ciphertext-not-base64",
-        "plain-not-json", "amount-as-string", "amount-not-object", "amount-as-bool", "transaction-id-number",
-        "no-order-number", "no-amount", "huge-body"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda keys, order: (b"{}", {}),  # no signature headers at all
+        lambda keys, order: _signed(keys, b"not json"),
+        lambda keys, order: _signed(keys, b"[1, 2, 3]"),
+        lambda keys, order: _signed(
+            keys, json.dumps({"event_type": "TRANSACTION.SUCCESS", "resource_type": "encrypt-resource"}).encode()
+        ),
+        lambda keys, order: _signed(keys, json.dumps({**encrypted_event(b"{}"), "resource": "text"}).encode()),
+        lambda keys, order: _signed(
+            keys, json.dumps(encrypted_event(b"{}")).encode().replace(b'"ciphertext": "', b'"ciphertext": "%%')
+        ),
+        lambda keys, order: _event_with_plain(keys, b"not json"),
+        lambda keys, order: _event_with_plain(
+            keys, json.dumps(transaction(order, amount={"total": str(order.total), "currency": "CNY"})).encode()
+        ),
+        lambda keys, order: _event_with_plain(keys, json.dumps(transaction(order, amount=order.total)).encode()),
+        lambda keys, order: _event_with_plain(
+            keys, json.dumps(transaction(order, amount={"total": True, "currency": "CNY"})).encode()
+        ),
+        lambda keys, order: _event_with_plain(keys, json.dumps(transaction(order, transaction_id=42)).encode()),
+        lambda keys, order: _event_with_plain(keys, json.dumps(transaction(order, out_trade_no=None)).encode()),
+        lambda keys, order: _event_with_plain(
+            keys, json.dumps({k: v for k, v in transaction(order).items() if k != "amount"}).encode()
+        ),
+        lambda keys, order: _signed(
+            keys,
+            json.dumps({**encrypted_event(json.dumps(transaction(order)).encode()), "padding": "x" * 70_000}).encode(),
+        ),
+    ],
+    ids=[
+        "no-headers",
+        "invalid-json",
+        "json-list",
+        "no-resource",
+        "resource-not-object",
+        "ciphertext-not-base64",
+        "plain-not-json",
+        "amount-as-string",
+        "amount-not-object",
+        "amount-as-bool",
+        "transaction-id-number",
+        "no-order-number",
+        "no-amount",
+        "huge-body",
+    ],
+)
 def test_malformed_notify_changes_nothing(client, keys, product, place_wechat, make):
     order = place_wechat(product)
     assert_refused(post(client, *make(keys, order)), order)
@@ -268,15 +317,22 @@ def test_failure_answer_needs_no_settings():
 
 # -- the API, over HTTP ---------------------------------------------------------------------
 
+
 def signed_response(keys, payload, status=200, signer="platform", serial=PLATFORM_SERIAL) -> Response:
     body = json.dumps(payload).encode()
-    return Response(body, status=status, content_type="application/json",
-                    headers=signed_headers(keys, body, signer=signer, serial=serial))
+    return Response(
+        body,
+        status=status,
+        content_type="application/json",
+        headers=signed_headers(keys, body, signer=signer, serial=serial),
+    )
 
 
-AUTHORIZATION = re.compile(r'^WECHATPAY2-SHA256-RSA2048 mchid="(?P<mchid>[^"]+)",nonce_str="(?P<nonce>[^"]+)",'
-                           r'signature="(?P<signature>[^"]+)",timestamp="(?P<timestamp>\d+)",'
-                           r'serial_no="(?P<serial>[^"]+)"$')
+AUTHORIZATION = re.compile(
+    r'^WECHATPAY2-SHA256-RSA2048 mchid="(?P<mchid>[^"]+)",nonce_str="(?P<nonce>[^"]+)",'
+    r'signature="(?P<signature>[^"]+)",timestamp="(?P<timestamp>\d+)",'
+    r'serial_no="(?P<serial>[^"]+)"$'
+)
 
 
 def assert_signed_by_merchant(keys, request):
@@ -286,11 +342,11 @@ def assert_signed_by_merchant(keys, request):
     assert match["mchid"] == MCHID and match["serial"] == MERCHANT_SERIAL
     assert abs(int(match["timestamp"]) - time.time()) < 60
     url = request.path + (f"?{request.query_string.decode()}" if request.query_string else "")
-    message = (f"{request.method}\n{url}\n{match['timestamp']}\n{match['nonce']}\n".encode()
-               + request.get_data() + b"\n")
+    message = f"{request.method}\n{url}\n{match['timestamp']}\n{match['nonce']}\n".encode() + request.get_data() + b"\n"
     try:
-        keys["merchant"].public_key().verify(base64.b64decode(match["signature"]), message, padding.PKCS1v15(),
-                                             hashes.SHA256())
+        keys["merchant"].public_key().verify(
+            base64.b64decode(match["signature"]), message, padding.PKCS1v15(), hashes.SHA256()
+        )
     except InvalidSignature:
         pytest.fail("request signature does not verify with the merchant public key")
 
@@ -300,15 +356,17 @@ def ref(order):
         return order_ref(order)
 
 
-def test_create_payment_sends_a_signed_native_order_and_returns_the_code_url(keys, product, place_wechat, wechat,
-                                                                           httpserver):
+def test_create_payment_sends_a_signed_native_order_and_returns_the_code_url(
+    keys, product, place_wechat, wechat, httpserver
+):
     order = place_wechat(product, 2)
     code_url = "weixin://wxpay/bizpayurl?pr=" + secrets.token_urlsafe(8)
     httpserver.expect_request("/v3/pay/transactions/native", method="POST").respond_with_response(
-        signed_response(keys, {"code_url": code_url}))
+        signed_response(keys, {"code_url": code_url})
+    )
     start = wechat.create_payment(ref(order))
     assert start.qr_text == code_url and start.redirect_url is None
-    (request, _), = httpserver.log
+    ((request, _),) = httpserver.log
     assert_signed_by_merchant(keys, request)
     sent = json.loads(request.get_data())
     assert sent["appid"] == APPID and sent["mchid"] == MCHID and sent["out_trade_no"] == order.number
@@ -318,13 +376,19 @@ def test_create_payment_sends_a_signed_native_order_and_returns_the_code_url(key
     assert sent["time_expire"].endswith("+00:00")
 
 
-@pytest.mark.parametrize("answer", [
-    lambda keys: signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=x"}, signer="stranger"),
-    lambda keys: signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=x"}, serial="OTHER"),
-    lambda keys: Response(json.dumps({"code_url": "weixin://wxpay/bizpayurl?pr=x"}), content_type="application/json"),
-    lambda keys: signed_response(keys, {"code": "PARAM_ERROR", "message": "bad"}, status=400),
-    lambda keys: signed_response(keys, {"prepay_id": "x"}),
-], ids=["forged-answer", "unknown-serial", "unsigned-answer", "refused", "no-code-url"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda keys: signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=x"}, signer="stranger"),
+        lambda keys: signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=x"}, serial="OTHER"),
+        lambda keys: Response(
+            json.dumps({"code_url": "weixin://wxpay/bizpayurl?pr=x"}), content_type="application/json"
+        ),
+        lambda keys: signed_response(keys, {"code": "PARAM_ERROR", "message": "bad"}, status=400),
+        lambda keys: signed_response(keys, {"prepay_id": "x"}),
+    ],
+    ids=["forged-answer", "unknown-serial", "unsigned-answer", "refused", "no-code-url"],
+)
 def test_create_payment_refuses_an_untrusted_or_failed_answer(keys, product, place_wechat, wechat, httpserver, answer):
     order = place_wechat(product)
     httpserver.expect_request("/v3/pay/transactions/native", method="POST").respond_with_response(answer(keys))
@@ -333,8 +397,9 @@ def test_create_payment_refuses_an_untrusted_or_failed_answer(keys, product, pla
 
 
 def _expect_query(httpserver, order, response):
-    httpserver.expect_request(f"/v3/pay/transactions/out-trade-no/{order.number}", method="GET",
-                              query_string={"mchid": MCHID}).respond_with_response(response)
+    httpserver.expect_request(
+        f"/v3/pay/transactions/out-trade-no/{order.number}", method="GET", query_string={"mchid": MCHID}
+    ).respond_with_response(response)
 
 
 def test_query_finds_a_paid_order(keys, product, place_wechat, wechat, httpserver):
@@ -343,36 +408,62 @@ def test_query_finds_a_paid_order(keys, product, place_wechat, wechat, httpserve
     _expect_query(httpserver, order, signed_response(keys, paid))
     notice = wechat.query(ref(order))
     assert (notice.order_number, notice.trade_no, notice.amount, notice.currency, notice.paid) == (
-        order.number, paid["transaction_id"], order.total, "CNY", True)
-    (request, _), = httpserver.log
+        order.number,
+        paid["transaction_id"],
+        order.total,
+        "CNY",
+        True,
+    )
+    ((request, _),) = httpserver.log
     assert request.get_data() == b""
     assert_signed_by_merchant(keys, request)
 
 
-@pytest.mark.parametrize("response", [
-    lambda keys, order: signed_response(keys, {k: v for k, v in transaction(order, trade_state="NOTPAY").items()
-                                               if k not in ("transaction_id", "payer", "success_time")}),
-    lambda keys, order: signed_response(keys, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"}, status=404),
-], ids=["not-paid", "never-created"])
+@pytest.mark.parametrize(
+    "response",
+    [
+        lambda keys, order: signed_response(
+            keys,
+            {
+                k: v
+                for k, v in transaction(order, trade_state="NOTPAY").items()
+                if k not in ("transaction_id", "payer", "success_time")
+            },
+        ),
+        lambda keys, order: signed_response(keys, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"}, status=404),
+    ],
+    ids=["not-paid", "never-created"],
+)
 def test_query_of_an_unpaid_order_is_none(keys, product, place_wechat, wechat, httpserver, response):
     order = place_wechat(product)
     _expect_query(httpserver, order, response(keys, order))
     assert wechat.query(ref(order)) is None
 
 
-@pytest.mark.parametrize("response, error", [
-    (lambda keys, order: signed_response(keys, {"code": "SYSTEM_ERROR", "message": "系统错误"}, status=500),
-     WechatPayError),
-    (lambda keys, order: signed_response(keys, transaction(order), signer="stranger"), WechatPayError),
-    (lambda keys, order: signed_response(keys, transaction(order, mchid="1900000001")), InvalidNotify),
-    (lambda keys, order: signed_response(keys, transaction(order, appid="wx0000000000000000")), InvalidNotify),
-    (lambda keys, order: signed_response(keys, transaction(order, amount={"total": 1, "currency": "CNY"})),
-     InvalidNotify),
-    (lambda keys, order: signed_response(keys, transaction(order, out_trade_no="20260101000000000000")),
-     InvalidNotify),
-], ids=["provider-error", "forged-answer", "wrong-mchid", "wrong-appid", "wrong-amount", "other-order"])
-def test_query_refuses_errors_and_answers_that_are_not_ours(keys, product, place_wechat, wechat, httpserver,
-                                                            response, error):
+@pytest.mark.parametrize(
+    "response, error",
+    [
+        (
+            lambda keys, order: signed_response(keys, {"code": "SYSTEM_ERROR", "message": "系统错误"}, status=500),
+            WechatPayError,
+        ),
+        (lambda keys, order: signed_response(keys, transaction(order), signer="stranger"), WechatPayError),
+        (lambda keys, order: signed_response(keys, transaction(order, mchid="1900000001")), InvalidNotify),
+        (lambda keys, order: signed_response(keys, transaction(order, appid="wx0000000000000000")), InvalidNotify),
+        (
+            lambda keys, order: signed_response(keys, transaction(order, amount={"total": 1, "currency": "CNY"})),
+            InvalidNotify,
+        ),
+        (
+            lambda keys, order: signed_response(keys, transaction(order, out_trade_no="20260101000000000000")),
+            InvalidNotify,
+        ),
+    ],
+    ids=["provider-error", "forged-answer", "wrong-mchid", "wrong-appid", "wrong-amount", "other-order"],
+)
+def test_query_refuses_errors_and_answers_that_are_not_ours(
+    keys, product, place_wechat, wechat, httpserver, response, error
+):
     order = place_wechat(product)
     _expect_query(httpserver, order, response(keys, order))
     with pytest.raises(error):
@@ -383,31 +474,56 @@ def test_refund_sends_a_signed_refund_for_the_paid_transaction(keys, product, pl
     order = place_wechat(product, 2)
     paid = transaction(order)
     _expect_query(httpserver, order, signed_response(keys, paid))
-    httpserver.expect_request("/v3/refund/domestic/refunds", method="POST").respond_with_response(signed_response(
-        keys, {"refund_id": "50000000382019052709732678859", "out_refund_no": "R7", "status": "PROCESSING",
-               "transaction_id": paid["transaction_id"], "out_trade_no": order.number,
-               "amount": {"refund": 500, "total": order.total, "currency": "CNY"}}))
+    httpserver.expect_request("/v3/refund/domestic/refunds", method="POST").respond_with_response(
+        signed_response(
+            keys,
+            {
+                "refund_id": "50000000382019052709732678859",
+                "out_refund_no": "R7",
+                "status": "PROCESSING",
+                "transaction_id": paid["transaction_id"],
+                "out_trade_no": order.number,
+                "amount": {"refund": 500, "total": order.total, "currency": "CNY"},
+            },
+        )
+    )
     reference = wechat.refund(order.number, paid["transaction_id"], 500, "R7")
     assert reference == "50000000382019052709732678859"
     (_, _), (request, _) = httpserver.log
     assert request.path == "/v3/refund/domestic/refunds"
     assert_signed_by_merchant(keys, request)
     assert json.loads(request.get_data()) == {
-        "transaction_id": paid["transaction_id"], "out_refund_no": "R7",
+        "transaction_id": paid["transaction_id"],
+        "out_refund_no": "R7",
         "amount": {"refund": 500, "total": order.total, "currency": "CNY"},
     }
 
 
-@pytest.mark.parametrize("refund_answer, error", [
-    (lambda keys: signed_response(keys, {"code": "INVALID_REQUEST", "message": "订单已全额退款"}, status=400),
-     CannotRefund),
-    (lambda keys: signed_response(keys, {"code": "NOT_ENOUGH", "message": "余额不足"}, status=403), WechatPayError),
-    (lambda keys: signed_response(keys, {"code": "SYSTEM_ERROR", "message": "系统超时"}, status=500), WechatPayError),
-    (lambda keys: signed_response(keys, {"refund_id": "5000", "out_refund_no": "R7", "status": "ABNORMAL"}),
-     CannotRefund),
-    (lambda keys: signed_response(keys, {"refund_id": "5000", "out_refund_no": "R7", "status": "SUCCESS"},
-                                  signer="stranger"), WechatPayError),
-], ids=["refused", "no-balance-yet", "provider-error", "abnormal", "forged-answer"])
+@pytest.mark.parametrize(
+    "refund_answer, error",
+    [
+        (
+            lambda keys: signed_response(keys, {"code": "INVALID_REQUEST", "message": "订单已全额退款"}, status=400),
+            CannotRefund,
+        ),
+        (lambda keys: signed_response(keys, {"code": "NOT_ENOUGH", "message": "余额不足"}, status=403), WechatPayError),
+        (
+            lambda keys: signed_response(keys, {"code": "SYSTEM_ERROR", "message": "系统超时"}, status=500),
+            WechatPayError,
+        ),
+        (
+            lambda keys: signed_response(keys, {"refund_id": "5000", "out_refund_no": "R7", "status": "ABNORMAL"}),
+            CannotRefund,
+        ),
+        (
+            lambda keys: signed_response(
+                keys, {"refund_id": "5000", "out_refund_no": "R7", "status": "SUCCESS"}, signer="stranger"
+            ),
+            WechatPayError,
+        ),
+    ],
+    ids=["refused", "no-balance-yet", "provider-error", "abnormal", "forged-answer"],
+)
 def test_refund_failures(keys, product, place_wechat, wechat, httpserver, refund_answer, error):
     order = place_wechat(product)
     paid = transaction(order)
@@ -428,13 +544,16 @@ def test_refund_of_a_payment_wechat_pay_does_not_know_is_refused(keys, product, 
 def test_keys_pasted_into_one_line_fields_still_work(client, keys, product, place_wechat, httpserver):
     # The console's inputs drop line breaks, and the WeChat Pay public key is often copied without its armour.
     public_body = "".join(_pem_public(keys["platform"]).splitlines()[1:-1])
-    configure_gateway("wechat", {"merchant_private_key": _pem_private(keys["merchant"]).replace("\n", ""),
-                                 "platform_public_key": public_body})
+    configure_gateway(
+        "wechat",
+        {"merchant_private_key": _pem_private(keys["merchant"]).replace("\n", ""), "platform_public_key": public_body},
+    )
     order = place_wechat(product)
     httpserver.expect_request("/v3/pay/transactions/native", method="POST").respond_with_response(
-        signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=one-line"}))
+        signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=one-line"})
+    )
     assert get_gateway("wechat").create_payment(ref(order)).qr_text == "weixin://wxpay/bizpayurl?pr=one-line"
-    (request, _), = httpserver.log
+    ((request, _),) = httpserver.log
     assert_signed_by_merchant(keys, request)
     assert post(client, *notification(keys, order)).status_code == 204
     assert reload(order).status == Order.DELIVERED
@@ -445,8 +564,10 @@ def test_keys_pasted_into_one_line_fields_still_work(client, keys, product, plac
 MP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # the official account's AppSecret: 32 hex characters
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
 BUYER_IP = "203.0.113.7"
-H5_URL = ("https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx20161110163838f231619da20804912345"
-          "&package=1037687096")
+H5_URL = (
+    "https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx20161110163838f231619da20804912345"
+    "&package=1037687096"
+)
 PREPAY_ID = "wx201410272009395522657a690389285100"
 CALLBACK = "https://shop.example.com/pay/3f2a9c/payer"
 
@@ -455,23 +576,26 @@ CALLBACK = "https://shop.example.com/pay/3f2a9c/payer"
 def wechat_everywhere(wechat, httpserver):
     """WeChat Pay with Native, H5 and JSAPI activated, and the official account's OAuth
     exchange answered by the fake provider."""
-    configure_gateway("wechat", {"methods": "native,h5,jsapi", "mp_secret": MP_SECRET,
-                                 "sns_base": httpserver.url_for("/")})
+    configure_gateway(
+        "wechat", {"methods": "native,h5,jsapi", "mp_secret": MP_SECRET, "sns_base": httpserver.url_for("/")}
+    )
     return get_gateway("wechat")
 
 
-def test_phone_browser_pays_with_h5_and_comes_back_to_the_order_page(keys, product, place_wechat,
-                                                                      wechat_everywhere, httpserver):
+def test_phone_browser_pays_with_h5_and_comes_back_to_the_order_page(
+    keys, product, place_wechat, wechat_everywhere, httpserver
+):
     order = place_wechat(product, 2)
     httpserver.expect_request("/v3/pay/transactions/h5", method="POST").respond_with_response(
-        signed_response(keys, {"h5_url": H5_URL}))
+        signed_response(keys, {"h5_url": H5_URL})
+    )
     start = wechat_everywhere.create_payment(replace(ref(order), client=PHONE, client_ip=BUYER_IP))
     order_page = f"http://localhost/order/{order.token}"
     assert start.method == "h5" and start.qr_text is None and start.jsapi is None
     assert start.redirect_url == H5_URL + "&redirect_url=" + quote(order_page, safe="")
     query = parse_qs(urlsplit(start.redirect_url).query)
     assert query["redirect_url"] == [order_page] and query["prepay_id"] == ["wx20161110163838f231619da20804912345"]
-    (request, _), = httpserver.log
+    ((request, _),) = httpserver.log
     assert_signed_by_merchant(keys, request)
     sent = json.loads(request.get_data())
     assert sent["scene_info"] == {"payer_client_ip": BUYER_IP, "h5_info": {"type": "Wap"}}
@@ -487,13 +611,17 @@ def test_h5_needs_the_buyers_ip(product, place_wechat, wechat_everywhere, httpse
     assert len(httpserver.log) == 0
 
 
-@pytest.mark.parametrize("answer", [
-    lambda keys: signed_response(keys, {"h5_url": H5_URL}, signer="stranger"),
-    lambda keys: Response(json.dumps({"h5_url": H5_URL}), content_type="application/json"),
-    lambda keys: signed_response(keys, {"code": "NO_AUTH", "message": "商户号该产品权限未开通"}, status=403),
-    lambda keys: signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=x"}),
-    lambda keys: signed_response(keys, {"h5_url": "javascript:alert(1)"}),
-], ids=["forged-answer", "unsigned-answer", "not-activated", "no-h5-url", "not-a-web-address"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda keys: signed_response(keys, {"h5_url": H5_URL}, signer="stranger"),
+        lambda keys: Response(json.dumps({"h5_url": H5_URL}), content_type="application/json"),
+        lambda keys: signed_response(keys, {"code": "NO_AUTH", "message": "商户号该产品权限未开通"}, status=403),
+        lambda keys: signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=x"}),
+        lambda keys: signed_response(keys, {"h5_url": "javascript:alert(1)"}),
+    ],
+    ids=["forged-answer", "unsigned-answer", "not-activated", "no-h5-url", "not-a-web-address"],
+)
 def test_h5_refuses_an_untrusted_or_failed_answer(keys, product, place_wechat, wechat_everywhere, httpserver, answer):
     order = place_wechat(product)
     httpserver.expect_request("/v3/pay/transactions/h5", method="POST").respond_with_response(answer(keys))
@@ -505,7 +633,8 @@ def test_phone_browser_gets_the_native_qr_code_without_h5(keys, product, place_w
     configure_gateway("wechat", {"methods": "native,jsapi"})
     order = place_wechat(product)
     httpserver.expect_request("/v3/pay/transactions/native", method="POST").respond_with_response(
-        signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=phone"}))
+        signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=phone"})
+    )
     start = get_gateway("wechat").create_payment(replace(ref(order), client=PHONE, client_ip=BUYER_IP))
     assert (start.method, start.qr_text, start.redirect_url) == ("native", "weixin://wxpay/bizpayurl?pr=phone", None)
 
@@ -513,14 +642,16 @@ def test_phone_browser_gets_the_native_qr_code_without_h5(keys, product, place_w
 def test_desktop_still_gets_the_native_qr_code(keys, product, place_wechat, wechat_everywhere, httpserver):
     order = place_wechat(product)
     httpserver.expect_request("/v3/pay/transactions/native", method="POST").respond_with_response(
-        signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=desk"}))
+        signed_response(keys, {"code_url": "weixin://wxpay/bizpayurl?pr=desk"})
+    )
     start = wechat_everywhere.create_payment(replace(ref(order), client=DESKTOP, client_ip=BUYER_IP))
     assert (start.method, start.qr_text) == ("native", "weixin://wxpay/bizpayurl?pr=desk")
-    (request, _), = httpserver.log
+    ((request, _),) = httpserver.log
     assert json.loads(request.get_data())["scene_info"] == {"payer_client_ip": BUYER_IP}
 
 
 # JSAPI, step 1: the official account's silent OAuth tells us the buyer's openid.
+
 
 def test_wechat_buyer_is_sent_to_the_official_accounts_silent_sign_in(product, place_wechat, wechat_everywhere):
     order = place_wechat(product)
@@ -529,8 +660,13 @@ def test_wechat_buyer_is_sent_to_the_official_accounts_silent_sign_in(product, p
     assert (parts.scheme, parts.netloc, parts.path) == ("https", "open.weixin.qq.com", "/connect/oauth2/authorize")
     assert parts.fragment == "wechat_redirect"
     # WeChat reads the parameters in its documented order, the callback url-encoded.
-    assert parse_qsl(parts.query) == [("appid", APPID), ("redirect_uri", CALLBACK), ("response_type", "code"),
-                                      ("scope", "snsapi_base"), ("state", "s7Tq2")]
+    assert parse_qsl(parts.query) == [
+        ("appid", APPID),
+        ("redirect_uri", CALLBACK),
+        ("response_type", "code"),
+        ("scope", "snsapi_base"),
+        ("state", "s7Tq2"),
+    ]
     assert f"redirect_uri={quote(CALLBACK, safe='')}&" in parts.query
 
 
@@ -541,29 +677,44 @@ def test_oauth_base_setting_moves_the_sign_in_page(product, place_wechat, wechat
     assert url.startswith("https://oauth.example.net/connect/oauth2/authorize?appid=")
 
 
-@pytest.mark.parametrize("client, payer, methods", [
-    (WECHAT, OPENID, "native,h5,jsapi"),
-    (PHONE, None, "native,h5,jsapi"),
-    (DESKTOP, None, "native,h5,jsapi"),
-    (WECHAT, None, "native,h5"),
-], ids=["openid-known", "phone-browser", "desktop", "jsapi-not-enabled"])
-def test_no_sign_in_where_jsapi_is_not_used_or_the_buyer_is_known(product, place_wechat, wechat_everywhere, client,
-                                                                   payer, methods):
+@pytest.mark.parametrize(
+    "client, payer, methods",
+    [
+        (WECHAT, OPENID, "native,h5,jsapi"),
+        (PHONE, None, "native,h5,jsapi"),
+        (DESKTOP, None, "native,h5,jsapi"),
+        (WECHAT, None, "native,h5"),
+    ],
+    ids=["openid-known", "phone-browser", "desktop", "jsapi-not-enabled"],
+)
+def test_no_sign_in_where_jsapi_is_not_used_or_the_buyer_is_known(
+    product, place_wechat, wechat_everywhere, client, payer, methods
+):
     configure_gateway("wechat", {"methods": methods})
     order = place_wechat(product)
-    assert get_gateway("wechat").payer_sign_in_url(replace(ref(order), client=client, payer=payer),
-                                                   CALLBACK, "s") is None
+    assert (
+        get_gateway("wechat").payer_sign_in_url(replace(ref(order), client=client, payer=payer), CALLBACK, "s") is None
+    )
 
 
 def _expect_code_exchange(httpserver, code="061Ab2ll2Cd3Ef0Gh1Ij2Kl3Mn4Op5Qr"):
-    return httpserver.expect_request("/sns/oauth2/access_token", method="GET", query_string={
-        "appid": APPID, "secret": MP_SECRET, "code": code, "grant_type": "authorization_code"})
+    return httpserver.expect_request(
+        "/sns/oauth2/access_token",
+        method="GET",
+        query_string={"appid": APPID, "secret": MP_SECRET, "code": code, "grant_type": "authorization_code"},
+    )
 
 
 def test_the_code_is_exchanged_for_the_buyers_openid(wechat_everywhere, httpserver):
-    _expect_code_exchange(httpserver).respond_with_json({
-        "access_token": "ACCESS_TOKEN_" + secrets.token_hex(8), "expires_in": 7200,
-        "refresh_token": "REFRESH_TOKEN_" + secrets.token_hex(8), "openid": OPENID, "scope": "snsapi_base"})
+    _expect_code_exchange(httpserver).respond_with_json(
+        {
+            "access_token": "ACCESS_TOKEN_" + secrets.token_hex(8),
+            "expires_in": 7200,
+            "refresh_token": "REFRESH_TOKEN_" + secrets.token_hex(8),
+            "openid": OPENID,
+            "scope": "snsapi_base",
+        }
+    )
     openid = wechat_everywhere.payer_from_callback({"code": "061Ab2ll2Cd3Ef0Gh1Ij2Kl3Mn4Op5Qr", "state": "s"})
     assert openid == OPENID
     assert len(httpserver.log) == 1
@@ -573,19 +724,33 @@ def _unreachable(httpserver):
     configure_gateway("wechat", {"sns_base": f"http://127.0.0.1:{free_port()}"})
 
 
-@pytest.mark.parametrize("answer", [
-    lambda server: _expect_code_exchange(server).respond_with_json({"errcode": 40029, "errmsg": "invalid code"}),
-    lambda server: _expect_code_exchange(server).respond_with_json(
-        {"errcode": 40125, "errmsg": f"invalid appsecret {MP_SECRET}, rid: 6593cd7b-4f2c1a7e"}),
-    lambda server: _expect_code_exchange(server).respond_with_data(f"upstream error for secret={MP_SECRET}",
-                                                                   status=502),
-    lambda server: _expect_code_exchange(server).respond_with_json({"access_token": "T", "scope": "snsapi_base"}),
-    lambda server: _expect_code_exchange(server).respond_with_json(
-        {"access_token": "T", "openid": OPENID, "scope": "snsapi_userinfo", "is_snapshotuser": 1}),
-    lambda server: _expect_code_exchange(server).respond_with_data("<html>busy</html>", content_type="text/html"),
-    _unreachable,
-], ids=["invalid-code", "wrong-secret-echoed", "http-error", "no-openid", "snapshot-visitor", "not-json",
-        "unreachable"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda server: _expect_code_exchange(server).respond_with_json({"errcode": 40029, "errmsg": "invalid code"}),
+        lambda server: _expect_code_exchange(server).respond_with_json(
+            {"errcode": 40125, "errmsg": f"invalid appsecret {MP_SECRET}, rid: 6593cd7b-4f2c1a7e"}
+        ),
+        lambda server: _expect_code_exchange(server).respond_with_data(
+            f"upstream error for secret={MP_SECRET}", status=502
+        ),
+        lambda server: _expect_code_exchange(server).respond_with_json({"access_token": "T", "scope": "snsapi_base"}),
+        lambda server: _expect_code_exchange(server).respond_with_json(
+            {"access_token": "T", "openid": OPENID, "scope": "snsapi_userinfo", "is_snapshotuser": 1}
+        ),
+        lambda server: _expect_code_exchange(server).respond_with_data("<html>busy</html>", content_type="text/html"),
+        _unreachable,
+    ],
+    ids=[
+        "invalid-code",
+        "wrong-secret-echoed",
+        "http-error",
+        "no-openid",
+        "snapshot-visitor",
+        "not-json",
+        "unreachable",
+    ],
+)
 def test_a_failed_code_exchange_raises_without_the_secret(wechat_everywhere, httpserver, answer):
     answer(httpserver)
     with pytest.raises(WechatPayError) as raised:
@@ -603,14 +768,17 @@ def test_a_callback_without_code_asks_nothing(wechat_everywhere, httpserver):
 
 # JSAPI, step 2: the order, and the signed parameters of WeChat's payment sheet.
 
-def test_wechat_buyer_pays_in_the_payment_sheet_with_signed_parameters(keys, product, place_wechat,
-                                                                        wechat_everywhere, httpserver):
+
+def test_wechat_buyer_pays_in_the_payment_sheet_with_signed_parameters(
+    keys, product, place_wechat, wechat_everywhere, httpserver
+):
     order = place_wechat(product, 2)
     httpserver.expect_request("/v3/pay/transactions/jsapi", method="POST").respond_with_response(
-        signed_response(keys, {"prepay_id": PREPAY_ID}))
+        signed_response(keys, {"prepay_id": PREPAY_ID})
+    )
     start = wechat_everywhere.create_payment(replace(ref(order), client=WECHAT, payer=OPENID, client_ip=BUYER_IP))
     assert start.method == "jsapi" and start.redirect_url is None and start.qr_text is None
-    (request, _), = httpserver.log
+    ((request, _),) = httpserver.log
     assert_signed_by_merchant(keys, request)
     sent = json.loads(request.get_data())
     assert sent["payer"] == {"openid": OPENID}
@@ -626,8 +794,9 @@ def test_wechat_buyer_pays_in_the_payment_sheet_with_signed_parameters(keys, pro
     # JSAPI调起支付: SHA256withRSA over four lines, each ending in \n, with the merchant key.
     message = f"{sheet['appId']}\n{sheet['timeStamp']}\n{sheet['nonceStr']}\n{sheet['package']}\n".encode()
     try:
-        keys["merchant"].public_key().verify(base64.b64decode(sheet["paySign"], validate=True), message,
-                                             padding.PKCS1v15(), hashes.SHA256())
+        keys["merchant"].public_key().verify(
+            base64.b64decode(sheet["paySign"], validate=True), message, padding.PKCS1v15(), hashes.SHA256()
+        )
     except InvalidSignature:
         pytest.fail("paySign does not verify with the merchant public key")
 
@@ -635,9 +804,11 @@ def test_wechat_buyer_pays_in_the_payment_sheet_with_signed_parameters(keys, pro
 def test_every_payment_sheet_has_its_own_nonce(keys, product, place_wechat, wechat_everywhere, httpserver):
     order = place_wechat(product)
     httpserver.expect_request("/v3/pay/transactions/jsapi", method="POST").respond_with_response(
-        signed_response(keys, {"prepay_id": PREPAY_ID}))
-    sheets = [wechat_everywhere.create_payment(replace(ref(order), client=WECHAT, payer=OPENID)).jsapi
-              for _ in range(2)]
+        signed_response(keys, {"prepay_id": PREPAY_ID})
+    )
+    sheets = [
+        wechat_everywhere.create_payment(replace(ref(order), client=WECHAT, payer=OPENID)).jsapi for _ in range(2)
+    ]
     assert sheets[0]["nonceStr"] != sheets[1]["nonceStr"] and sheets[0]["paySign"] != sheets[1]["paySign"]
 
 
@@ -648,25 +819,37 @@ def test_jsapi_needs_the_buyers_openid(product, place_wechat, wechat_everywhere,
     assert len(httpserver.log) == 0
 
 
-@pytest.mark.parametrize("answer", [
-    lambda keys: signed_response(keys, {"prepay_id": PREPAY_ID}, signer="stranger"),
-    lambda keys: signed_response(keys, {"prepay_id": PREPAY_ID}, serial="OTHER"),
-    lambda keys: Response(json.dumps({"prepay_id": PREPAY_ID}), content_type="application/json"),
-    lambda keys: signed_response(keys, {"code": "PARAM_ERROR", "message": "appid和openid不匹配"}, status=400),
-    lambda keys: signed_response(keys, {"h5_url": H5_URL}),
-], ids=["forged-answer", "unknown-serial", "unsigned-answer", "refused", "no-prepay-id"])
-def test_jsapi_refuses_an_untrusted_or_failed_answer(keys, product, place_wechat, wechat_everywhere, httpserver,
-                                                     answer):
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda keys: signed_response(keys, {"prepay_id": PREPAY_ID}, signer="stranger"),
+        lambda keys: signed_response(keys, {"prepay_id": PREPAY_ID}, serial="OTHER"),
+        lambda keys: Response(json.dumps({"prepay_id": PREPAY_ID}), content_type="application/json"),
+        lambda keys: signed_response(keys, {"code": "PARAM_ERROR", "message": "appid和openid不匹配"}, status=400),
+        lambda keys: signed_response(keys, {"h5_url": H5_URL}),
+    ],
+    ids=["forged-answer", "unknown-serial", "unsigned-answer", "refused", "no-prepay-id"],
+)
+def test_jsapi_refuses_an_untrusted_or_failed_answer(
+    keys, product, place_wechat, wechat_everywhere, httpserver, answer
+):
     order = place_wechat(product)
     httpserver.expect_request("/v3/pay/transactions/jsapi", method="POST").respond_with_response(answer(keys))
     with pytest.raises(WechatPayError):
         wechat_everywhere.create_payment(replace(ref(order), client=WECHAT, payer=OPENID))
 
 
-@pytest.mark.parametrize("client, methods", [
-    (QQ, "native,h5,jsapi"), (WEIBO, "native,h5,jsapi"), (ALIPAY, "native,h5,jsapi"), (WECHAT, "native,h5"),
-    (DESKTOP, "h5,jsapi"),
-], ids=["qq", "weibo", "alipay-app", "wechat-without-jsapi", "desktop-without-native"])
+@pytest.mark.parametrize(
+    "client, methods",
+    [
+        (QQ, "native,h5,jsapi"),
+        (WEIBO, "native,h5,jsapi"),
+        (ALIPAY, "native,h5,jsapi"),
+        (WECHAT, "native,h5"),
+        (DESKTOP, "h5,jsapi"),
+    ],
+    ids=["qq", "weibo", "alipay-app", "wechat-without-jsapi", "desktop-without-native"],
+)
 def test_wechat_pay_is_refused_where_it_cannot_work(product, place_wechat, wechat, httpserver, client, methods):
     configure_gateway("wechat", {"methods": methods, "mp_secret": MP_SECRET})
     order = place_wechat(product)

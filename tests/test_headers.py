@@ -1,6 +1,7 @@
 """Security headers on every kind of response a visitor can get: pages, HTMX partials,
 JSON, static files, uploaded images, error pages and gateway answers; HSTS and Secure
 cookies only over HTTPS (directly or behind the reverse proxy)."""
+
 import io
 from dataclasses import dataclass
 
@@ -70,8 +71,17 @@ def world(request, make_app, make_product, merchant, pay, place):
         merchant.licence_image = store_image(png_bytes())
         logo = store_image(png_bytes())
         set_setting("logo", logo)
-        yield World(app, request.param, product, place(product), db.session.get(Order, delivered.id), complaint,
-                    evidence, logo, merchant)
+        yield World(
+            app,
+            request.param,
+            product,
+            place(product),
+            db.session.get(Order, delivered.id),
+            complaint,
+            evidence,
+            logo,
+            merchant,
+        )
 
 
 def operator_user():
@@ -91,8 +101,10 @@ RESPONSES = {
     "home": (lambda w: w.client().get("/"), 200),
     "product page": (lambda w: w.client().get(f"/p/{w.product.slug}"), 200),
     "order page": (lambda w: w.client().get(f"/order/{w.delivered.token}"), 200),
-    "order status partial": (lambda w: w.client().get(f"/order/{w.pending.token}/status",
-                                                       headers={"HX-Request": "true"}), 200),
+    "order status partial": (
+        lambda w: w.client().get(f"/order/{w.pending.token}/status", headers={"HX-Request": "true"}),
+        200,
+    ),
     "pay page": (lambda w: w.client().get(f"/pay/{w.pending.token}"), 200),
     "lookup": (lambda w: w.client().get("/lookup"), 200),
     "login": (lambda w: w.client().get("/login"), 200),
@@ -102,11 +114,15 @@ RESPONSES = {
     "static CSS": (lambda w: w.client().get("/static/css/faka.css"), 200),
     "static JS": (lambda w: w.client().get("/static/js/faka.js"), 200),
     "site logo": (lambda w: w.client().get(f"/site/logo/{w.logo}"), 200),
-    "complaint evidence to the buyer": (lambda w: w.client().get(
-        f"/order/{w.delivered.token}/complaint/{w.complaint.ref}/evidence/{w.evidence}"), 200),
+    "complaint evidence to the buyer": (
+        lambda w: w.client().get(f"/order/{w.delivered.token}/complaint/{w.complaint.ref}/evidence/{w.evidence}"),
+        200,
+    ),
     "licence image to its merchant": (lambda w: w.client(w.merchant.user).get("/merchant/qualification/licence"), 200),
-    "licence image to the operator": (lambda w: w.client(operator_user()).get(
-        f"/operator/merchants/{w.merchant.id}/licence"), 200),
+    "licence image to the operator": (
+        lambda w: w.client(operator_user()).get(f"/operator/merchants/{w.merchant.id}/licence"),
+        200,
+    ),
     "404 page": (lambda w: w.client().get("/no-such-page"), 404),
     "404 partial": (lambda w: w.client().get(f"/order/{'0' * 32}", headers={"HX-Request": "true"}), 404),
     "429 page": (lambda w: twice(w.client(), f"/order/{'0' * 32}"), 429),
@@ -140,8 +156,12 @@ def test_every_response_carries_the_security_headers(world, kind):
         assert "Strict-Transport-Security" not in headers
 
 
-UPLOADS = ("site logo", "complaint evidence to the buyer", "licence image to its merchant",
-           "licence image to the operator")
+UPLOADS = (
+    "site logo",
+    "complaint evidence to the buyer",
+    "licence image to its merchant",
+    "licence image to the operator",
+)
 
 
 @pytest.mark.parametrize("kind", UPLOADS)

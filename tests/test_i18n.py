@@ -1,4 +1,5 @@
 """Every string the site shows is translated into Chinese, placeholders intact."""
+
 import re
 from pathlib import Path
 
@@ -14,8 +15,17 @@ def test_chinese_catalogue_covers_every_source_string():
         catalogue = read_po(fh)
     method_map = [("faka/**.py", "python"), ("faka/templates/**.html", "jinja2"), ("faka/templates/**.txt", "jinja2")]
     context = ((1, "c"), 2)  # pgettext("coupon", "Code"): the context, then the message
-    keywords = {"_": None, "_l": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2),
-                "pgettext": context, "_p": context, "lazy_pgettext": context, "npgettext": ((1, "c"), 2, 3)}
+    keywords = {
+        "_": None,
+        "_l": None,
+        "gettext": None,
+        "lazy_gettext": None,
+        "ngettext": (1, 2),
+        "pgettext": context,
+        "_p": context,
+        "lazy_pgettext": context,
+        "npgettext": ((1, "c"), 2, 3),
+    }
     source = {(msg, ctx) for _f, _l, msg, _c, ctx in extract_from_dir(str(ROOT), method_map, keywords=keywords)}
     assert len(source) > 50  # the extraction really found the site's strings
     assert any(ctx for _msg, ctx in source)  # ...and the ones with a context
@@ -27,8 +37,11 @@ def test_chinese_catalogue_covers_every_source_string():
     def key(msg):
         return msg[0] if isinstance(msg, tuple) else msg
 
-    missing = sorted(f"{ctx}|{m}" if ctx else str(m) for m, ctx in source
-                     if not (catalogue.get(key(m), context=ctx) and all(translations(catalogue.get(key(m), context=ctx)))))
+    missing = sorted(
+        f"{ctx}|{m}" if ctx else str(m)
+        for m, ctx in source
+        if not (catalogue.get(key(m), context=ctx) and all(translations(catalogue.get(key(m), context=ctx))))
+    )
     assert missing == [], "run `make extract-messages` and translate: " + ", ".join(missing)
     for message in catalogue:
         if message.id:

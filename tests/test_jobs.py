@@ -1,5 +1,6 @@
 """Delivery and email through real job runners: RQ against real Redis, the in-process
 thread, and a real SMTP server."""
+
 import os
 import subprocess
 import sys
@@ -78,7 +79,9 @@ def test_worker_script_runs_jobs(rq_app, make_product, place, base_config):
         "SECRET_KEY": "test-secret",
     }
     db.session.commit()
-    result = subprocess.run([sys.executable, "worker.py", "--burst"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "worker.py", "--burst"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert reload(order).status == Order.DELIVERED
 
@@ -157,7 +160,9 @@ def test_worker_script_schedules_the_reconciler(rq_app, make_product, place, bas
         "FAKA_RECONCILE_INTERVAL": "1",
         "SECRET_KEY": "test-secret",
     }
-    worker = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and reload(order).status != Order.EXPIRED:

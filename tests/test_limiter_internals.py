@@ -2,6 +2,7 @@
 overriding a private method and reading a private attribute of the pinned release
 (Flask-Limiter 4.1.1 has no public switch for "route limits only"). An upgrade that renames
 or reshapes them must fail here, not silently put the pass back or stop limiting."""
+
 import inspect
 
 from flask_limiter import Limiter
@@ -27,8 +28,10 @@ def test_route_limits_still_apply_and_the_pass_before_each_request_is_skipped(ma
     app = make_app(RATELIMIT_LOOKUP="1 per minute")
     client = app.test_client()
     token = csrf_from(client.get("/lookup").text)
-    answers = [client.post("/lookup", data={"csrf_token": token, "query": "x", "query_password": "y"}).status_code
-               for _ in range(2)]
+    answers = [
+        client.post("/lookup", data={"csrf_token": token, "query": "x", "query_password": "y"}).status_code
+        for _ in range(2)
+    ]
     assert answers == [400, 429]  # a wrong lookup, then the route's own limit
 
     passes = []

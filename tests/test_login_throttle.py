@@ -40,14 +40,18 @@ def attempt(client, email, password, solution=None):
 
 
 def signed_in(response) -> bool:
-    return response.status_code == 303 and "/login" not in response.headers["Location"] or \
-        response.headers.get("Location") == "/login/2fa"
+    return (
+        response.status_code == 303
+        and "/login" not in response.headers["Location"]
+        or response.headers.get("Location") == "/login/2fa"
+    )
 
 
 def login_events(**where) -> list[SecurityEvent]:
     db.session.commit()
-    query = select(SecurityEvent).where(SecurityEvent.kind == SecurityEvent.LOGIN_FAILED,
-                                        *(getattr(SecurityEvent, k) == v for k, v in where.items()))
+    query = select(SecurityEvent).where(
+        SecurityEvent.kind == SecurityEvent.LOGIN_FAILED, *(getattr(SecurityEvent, k) == v for k, v in where.items())
+    )
     return list(db.session.execute(query.order_by(SecurityEvent.id)).scalars())
 
 
@@ -97,8 +101,11 @@ def test_the_same_address_waits_longer_after_each_failure_and_needs_the_captcha(
     assert signed_in(attempt(attacker, email, PASSWORD, fetched_solution(attacker)))
     assert reload(merchant.user).locked_until is None
     details = [e.detail for e in login_events(ip=ATTACKER_IP)]
-    assert details.count(None) == 3 + 4 and details.count("throttled") == 1 + 4 * 2 \
+    assert (
+        details.count(None) == 3 + 4
+        and details.count("throttled") == 1 + 4 * 2
         and details.count("captcha required") == 1
+    )
 
 
 def test_an_unknown_email_is_throttled_the_same_way(app, merchant, frozen_clock):
@@ -106,8 +113,11 @@ def test_an_unknown_email_is_throttled_the_same_way(app, merchant, frozen_clock)
         client = browser(app, ip)
         return [attempt(client, email, "wrong-password").status_code for _ in range(5)]
 
-    assert statuses(merchant.user.email, "198.51.100.1") == statuses("nobody@example.com", "198.51.100.2") \
+    assert (
+        statuses(merchant.user.email, "198.51.100.1")
+        == statuses("nobody@example.com", "198.51.100.2")
         == [400, 400, 400, 429, 429]
+    )
 
 
 def test_the_owners_known_browser_signs_in_at_the_address_being_hammered(app, merchant, frozen_clock):

@@ -1,5 +1,6 @@
 """Finding an order again: by number or email plus the query password, by number plus the
 order's email when it was placed without a password, and the orders placed in this browser."""
+
 import re
 from datetime import timedelta
 
@@ -71,6 +72,7 @@ def test_lookups_are_rate_limited_per_ip(make_app, make_product, place):
 
 # -- by order number and the order's email, for an order placed without a password -------
 
+
 def test_an_order_placed_without_a_password_is_found_by_its_number_and_email(client, product, place):
     order = place(product, email="Buyer@Example.com", password=None)
     response = lookup(client, f" {order.number} ", "  BUYER@example.COM ")
@@ -100,8 +102,7 @@ def test_an_order_with_neither_password_nor_email_cannot_be_looked_up(client, pr
 
 
 @pytest.mark.parametrize("case", ["wrong email", "unknown number", "wrong password", "neither"])
-def test_a_wrong_email_fails_like_an_unknown_order_after_one_password_check(client, product, place, monkeypatch,
-                                                                             case):
+def test_a_wrong_email_fails_like_an_unknown_order_after_one_password_check(client, product, place, monkeypatch, case):
     """Same answer, same work: every failure runs exactly one password hash check (the
     one that takes the time), whatever the order has, and is a security event."""
     without_password = place(product, email="buyer@example.com", password=None)
@@ -164,17 +165,20 @@ def test_an_over_long_secret_is_refused_with_a_message(client, product, place):
 
 # -- the orders placed in this browser -----------------------------------------------------
 
+
 def buy(client, product, quantity=1):
     page = client.get(f"/p/{product.slug}")
-    response = client.post(f"/p/{product.slug}/buy", data={
-        "csrf_token": csrf_from(page.text), "quantity": quantity, "email": "", "query_password": ""})
+    response = client.post(
+        f"/p/{product.slug}/buy",
+        data={"csrf_token": csrf_from(page.text), "quantity": quantity, "email": "", "query_password": ""},
+    )
     assert response.status_code == 303
     token = response.headers["Location"].rstrip("/").rsplit("/", 1)[1]
     return db.session.execute(db.select(Order).where(Order.token == token)).scalar_one()
 
 
 def browser_orders(html: str) -> list[str]:
-    section = html[html.index('id="browser-orders"'):]
+    section = html[html.index('id="browser-orders"') :]
     return found_tokens(section)
 
 
@@ -189,7 +193,7 @@ def test_lookup_lists_the_orders_placed_in_this_browser_newest_first(client, mak
     assert page.status_code == 200
     assert page.headers["Cache-Control"] == "private, no-store"  # this browser's, kept by no cache
     assert browser_orders(page.text) == [second.token, first.token]
-    section = page.text[page.text.index('id="browser-orders"'):]
+    section = page.text[page.text.index('id="browser-orders"') :]
     assert first.number in section and second.number in section
     assert "Steam 充值卡 × 2" in section and "¥30.00" in section
     assert section.count("Waiting for payment") == 2
@@ -235,8 +239,11 @@ def test_at_most_50_orders_are_listed(app, client, make_product, place):
     placed = [place(product, email=None, password=None) for _ in range(order_service.MAX_BROWSER_ORDERS + 1)]
     now = utcnow()
     for age, order in enumerate(placed):  # placed[0] is the newest
-        db.session.execute(update(Order).where(Order.id == order.id).values(
-            device_hash=device_hash_of(app, client), created_at=now - timedelta(minutes=age)))
+        db.session.execute(
+            update(Order)
+            .where(Order.id == order.id)
+            .values(device_hash=device_hash_of(app, client), created_at=now - timedelta(minutes=age))
+        )
     db.session.commit()
     listed = browser_orders(client.get("/lookup").text)
     assert listed == [o.token for o in placed[:50]]

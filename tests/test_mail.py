@@ -1,4 +1,5 @@
 """Emails other than order deliveries go through the same outbox."""
+
 from sqlalchemy import select
 
 from faka.extensions import db

@@ -1,4 +1,5 @@
 """The merchant back office: onboarding, products, keys and orders."""
+
 import io
 import re
 import time
@@ -39,6 +40,7 @@ def png_bytes(exif: bool = False) -> bytes:
 
 # -- access -----------------------------------------------------------------------------
 
+
 def test_back_office_needs_a_merchant_login(client, make_app):
     assert client.get("/merchant/").status_code == 303
     assert "/login" in client.get("/merchant/").headers["Location"]
@@ -49,15 +51,24 @@ def test_back_office_needs_a_merchant_login(client, make_app):
 
 # -- onboarding -------------------------------------------------------------------------
 
+
 def test_new_merchant_submits_qualification_with_image(client):
     pending = accounts.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
     login(client, pending.user)
     page = client.get("/merchant/")
     assert "提交资质" in page.text or "Submit your qualification" in page.text
-    response = post(client, "/merchant/qualification", {
-        "legal_name": "张三", "entity_type": "individual", "id_number": "11010519491231002X", "contact": "13800000000",
-        "licence_image": (io.BytesIO(png_bytes(exif=True)), "licence.jpg"),
-    }, content_type="multipart/form-data")
+    response = post(
+        client,
+        "/merchant/qualification",
+        {
+            "legal_name": "张三",
+            "entity_type": "individual",
+            "id_number": "11010519491231002X",
+            "contact": "13800000000",
+            "licence_image": (io.BytesIO(png_bytes(exif=True)), "licence.jpg"),
+        },
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 303
     merchant = reload(pending)
     assert merchant.submitted_at is not None and merchant.status == Merchant.PENDING
@@ -69,9 +80,18 @@ def test_new_merchant_submits_qualification_with_image(client):
     page = client.get("/merchant/qualification")
     assert "110" in page.text and "002X" in page.text and "11010519491231002X" not in page.text
     # Under review: a second submission is refused and changes nothing.
-    again = post(client, "/merchant/qualification", {
-        "legal_name": "李四", "entity_type": "company", "id_number": "91350100M000100Y43", "contact": "x@y.cn",
-    }, page="/merchant/", content_type="multipart/form-data")
+    again = post(
+        client,
+        "/merchant/qualification",
+        {
+            "legal_name": "李四",
+            "entity_type": "company",
+            "id_number": "91350100M000100Y43",
+            "contact": "x@y.cn",
+        },
+        page="/merchant/",
+        content_type="multipart/form-data",
+    )
     assert again.status_code == 400
     assert reload(pending).legal_name == "张三"
 
@@ -80,10 +100,18 @@ def test_new_merchant_submits_qualification_with_image(client):
 def test_qualification_refuses_non_images(client, upload):
     pending = accounts.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
     login(client, pending.user)
-    response = post(client, "/merchant/qualification", {
-        "legal_name": "张三", "entity_type": "individual", "id_number": "11010519491231002X", "contact": "13800000000",
-        "licence_image": (io.BytesIO(upload), "x.png"),
-    }, content_type="multipart/form-data")
+    response = post(
+        client,
+        "/merchant/qualification",
+        {
+            "legal_name": "张三",
+            "entity_type": "individual",
+            "id_number": "11010519491231002X",
+            "contact": "13800000000",
+            "licence_image": (io.BytesIO(upload), "x.png"),
+        },
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 400
     assert reload(pending).submitted_at is None
 
@@ -98,10 +126,22 @@ def test_unapproved_merchant_products_stay_hidden(client, category):
 
 # -- products ---------------------------------------------------------------------------
 
+
 def product_form(category, **changes):
-    form = {"title": "Steam 充值卡", "category_id": category.id, "price": "48.00", "tiers": "3=47.00, 10=45.50",
-            "delivery_type": "auto", "manual_promise_hours": 24, "min_per_order": 1, "max_per_order": 5,
-            "low_stock_threshold": 2, "visible": "y", "description_md": "**好**", "refund_policy": "不退"}
+    form = {
+        "title": "Steam 充值卡",
+        "category_id": category.id,
+        "price": "48.00",
+        "tiers": "3=47.00, 10=45.50",
+        "delivery_type": "auto",
+        "manual_promise_hours": 24,
+        "min_per_order": 1,
+        "max_per_order": 5,
+        "low_stock_threshold": 2,
+        "visible": "y",
+        "description_md": "**好**",
+        "refund_policy": "不退",
+    }
     form.update(changes)
     return form
 
@@ -115,11 +155,21 @@ def test_merchant_creates_product_in_fen_with_tiers(merchant_client, merchant, c
     assert "Steam 充值卡" in merchant_client.get("/").text
 
 
-@pytest.mark.parametrize("changes", [
-    {"price": "-1"}, {"price": "0"}, {"price": "12.345"}, {"price": "abc"}, {"price": "2000000"},
-    {"min_per_order": 5, "max_per_order": 2}, {"max_per_order": 1000}, {"tiers": "three for cheap"},
-    {"title": ""}, {"delivery_type": "fixed", "fixed_content": ""},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"price": "-1"},
+        {"price": "0"},
+        {"price": "12.345"},
+        {"price": "abc"},
+        {"price": "2000000"},
+        {"min_per_order": 5, "max_per_order": 2},
+        {"max_per_order": 1000},
+        {"tiers": "three for cheap"},
+        {"title": ""},
+        {"delivery_type": "fixed", "fixed_content": ""},
+    ],
+)
 def test_bad_product_input_is_refused_and_changes_nothing(merchant_client, category, changes):
     response = post(merchant_client, "/merchant/products/new", product_form(category, **changes))
     assert response.status_code == 400
@@ -139,7 +189,11 @@ def test_prohibited_word_sends_product_to_moderation(merchant_client, category):
 
 
 def test_fixed_content_is_stored_encrypted(merchant_client, category):
-    post(merchant_client, "/merchant/products/new", product_form(category, delivery_type="fixed", fixed_content="提取码 9Z9Z"))
+    post(
+        merchant_client,
+        "/merchant/products/new",
+        product_form(category, delivery_type="fixed", fixed_content="提取码 9Z9Z"),
+    )
     product = db.session.execute(select(Product)).scalar_one()
     assert "9Z9Z" not in product.fixed_content_ciphertext
     assert vault().decrypt(product.fixed_content_ciphertext) == "提取码 9Z9Z"
@@ -157,17 +211,26 @@ def test_hide_and_delete_product(merchant_client, make_product):
 
 
 def test_markdown_preview_is_sanitised(merchant_client):
-    response = post(merchant_client, "/merchant/products/preview", {"description_md": "# 标题\n<script>x()</script>"}, page="/merchant/products/new")
+    response = post(
+        merchant_client,
+        "/merchant/products/preview",
+        {"description_md": "# 标题\n<script>x()</script>"},
+        page="/merchant/products/new",
+    )
     assert "<h1>标题</h1>" in response.text and "<script>" not in response.text
 
 
 # -- keys -------------------------------------------------------------------------------
 
+
 def test_paste_import_reports_each_kind(merchant_client, make_product):
     product = make_product(keys=0)
     post(merchant_client, f"/merchant/products/{product.slug}/keys", {"keys": "AAA-1\nAAA-2\n", "separator": "newline"})
-    response = post(merchant_client, f"/merchant/products/{product.slug}/keys",
-                    {"keys": "AAA-2\nBBB-1\nBBB-1\n" + "x" * 3000 + "\n", "separator": "newline"})
+    response = post(
+        merchant_client,
+        f"/merchant/products/{product.slug}/keys",
+        {"keys": "AAA-2\nBBB-1\nBBB-1\n" + "x" * 3000 + "\n", "separator": "newline"},
+    )
     assert response.status_code == 200
     numbers = re.findall(r"<dd[^>]*>(\d+)</dd>", response.text)
     assert numbers[-4:] == ["1", "1", "1", "1"]  # added, repeated, already in stock, invalid
@@ -178,8 +241,12 @@ def test_paste_import_reports_each_kind(merchant_client, make_product):
 def test_file_import_with_chosen_separator(merchant_client, make_product):
     product = make_product(keys=0)
     data = "K1,K2,K3\nK4".encode("gb18030")
-    response = post(merchant_client, f"/merchant/products/{product.slug}/keys",
-                    {"keys_file": (io.BytesIO(data), "keys.csv"), "separator": "comma"}, content_type="multipart/form-data")
+    response = post(
+        merchant_client,
+        f"/merchant/products/{product.slug}/keys",
+        {"keys_file": (io.BytesIO(data), "keys.csv"), "separator": "comma"},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 200
     db.session.commit()
     assert db.session.scalar(select(func.count()).where(CardKey.product_id == product.id)) == 4
@@ -216,22 +283,43 @@ def test_an_import_whose_job_was_lost_is_queued_again_by_the_reconciler_and_runs
 def test_void_and_export_unsold_keys(merchant_client, merchant, make_product):
     product = make_product(keys=0)
     post(merchant_client, f"/merchant/products/{product.slug}/keys", {"keys": "V1\nV2\nV3", "separator": "newline"})
-    post(merchant_client, f"/merchant/products/{product.slug}/keys/void", {"keys": "V2\nNOT-THERE"}, page=f"/merchant/products/{product.slug}/keys")
-    unconfirmed = post(merchant_client, f"/merchant/products/{product.slug}/keys/export", {}, page=f"/merchant/products/{product.slug}/keys")
-    assert unconfirmed.status_code == 303 and "/reauth" in unconfirmed.headers["Location"] and "V1" not in unconfirmed.text
+    post(
+        merchant_client,
+        f"/merchant/products/{product.slug}/keys/void",
+        {"keys": "V2\nNOT-THERE"},
+        page=f"/merchant/products/{product.slug}/keys",
+    )
+    unconfirmed = post(
+        merchant_client,
+        f"/merchant/products/{product.slug}/keys/export",
+        {},
+        page=f"/merchant/products/{product.slug}/keys",
+    )
+    assert (
+        unconfirmed.status_code == 303 and "/reauth" in unconfirmed.headers["Location"] and "V1" not in unconfirmed.text
+    )
     assert post(merchant_client, "/reauth", {"password": "merchant-pass-1"}).status_code == 303
-    export = post(merchant_client, f"/merchant/products/{product.slug}/keys/export", {}, page=f"/merchant/products/{product.slug}/keys")
+    export = post(
+        merchant_client,
+        f"/merchant/products/{product.slug}/keys/export",
+        {},
+        page=f"/merchant/products/{product.slug}/keys",
+    )
     assert export.status_code == 200 and export.text.split() == ["V1", "V3"]
 
 
 # -- orders -----------------------------------------------------------------------------
+
 
 def test_orders_filter_paginate_and_export(merchant_client, make_product, place, pay):
     product = make_product(keys=60, max_per_order=1)
     orders = [place(product, email=f"b{i}@example.com") for i in range(55)]
     pay(orders[0])
     page_one = merchant_client.get("/merchant/orders")
-    assert "55" in page_one.text and page_one.text.count("/merchant/orders/2026") + page_one.text.count("/merchant/orders/20") >= 50
+    assert (
+        "55" in page_one.text
+        and page_one.text.count("/merchant/orders/2026") + page_one.text.count("/merchant/orders/20") >= 50
+    )
     assert "page=2" in page_one.text
     delivered = merchant_client.get("/merchant/orders?status=delivered")
     assert orders[0].number in delivered.text and orders[1].number not in delivered.text
@@ -243,7 +331,7 @@ def test_orders_filter_paginate_and_export(merchant_client, make_product, place,
 
 
 def test_csv_export_defuses_spreadsheet_formulas(merchant_client, make_product, place):
-    product = make_product(keys=2, title="=HYPERLINK(\"http://evil\")")
+    product = make_product(keys=2, title='=HYPERLINK("http://evil")')
     place(product)
     assert "'=HYPERLINK" in merchant_client.get("/merchant/orders.csv").text
 
@@ -257,6 +345,7 @@ def test_order_detail_shows_timeline(merchant_client, make_product, place, pay):
 
 
 # -- tenant isolation -------------------------------------------------------------------
+
 
 @pytest.fixture
 def other_merchant_objects(make_product, place):
@@ -273,34 +362,44 @@ def other_merchant_objects(make_product, place):
     from faka.services import blacklist
 
     entry = blacklist.add("email", "bad@example.com", "owner's", actor_id=None, merchant_id=product.merchant_id)
-    return {"slug": product.slug, "number": order.number, "import": job.public_id, "coupon": coupon.id,
-            "webhook": endpoint.id, "account": account.id, "blacklist": entry.id}
+    return {
+        "slug": product.slug,
+        "number": order.number,
+        "import": job.public_id,
+        "coupon": coupon.id,
+        "webhook": endpoint.id,
+        "account": account.id,
+        "blacklist": entry.id,
+    }
 
 
-@pytest.mark.parametrize("method,url", [
-    ("GET", "/merchant/products/{slug}/edit"),
-    ("POST", "/merchant/products/{slug}/edit"),
-    ("GET", "/merchant/products/{slug}/keys"),
-    ("POST", "/merchant/products/{slug}/keys"),
-    ("POST", "/merchant/products/{slug}/keys/void"),
-    ("POST", "/merchant/products/{slug}/keys/export"),
-    ("POST", "/merchant/products/{slug}/visibility"),
-    ("POST", "/merchant/products/{slug}/delete"),
-    ("POST", "/merchant/products/{slug}/move"),
-    ("GET", "/merchant/orders/{number}"),
-    ("POST", "/merchant/orders/{number}/resend"),
-    ("GET", "/merchant/imports/{import}"),
-    ("POST", "/merchant/orders/{number}/deliver"),
-    ("POST", "/merchant/orders/{number}/refund"),
-    ("POST", "/merchant/coupons/{coupon}/deactivate"),
-    ("GET", "/merchant/webhooks/{webhook}"),
-    ("POST", "/merchant/webhooks/{webhook}/test"),
-    ("POST", "/merchant/webhooks/{webhook}/rotate"),
-    ("POST", "/merchant/webhooks/{webhook}/delete"),
-    ("POST", "/merchant/money/accounts/{account}/delete"),
-    ("POST", "/merchant/orders/{number}/blacklist"),
-    ("POST", "/merchant/blacklist/{blacklist}/delete"),
-])
+@pytest.mark.parametrize(
+    "method,url",
+    [
+        ("GET", "/merchant/products/{slug}/edit"),
+        ("POST", "/merchant/products/{slug}/edit"),
+        ("GET", "/merchant/products/{slug}/keys"),
+        ("POST", "/merchant/products/{slug}/keys"),
+        ("POST", "/merchant/products/{slug}/keys/void"),
+        ("POST", "/merchant/products/{slug}/keys/export"),
+        ("POST", "/merchant/products/{slug}/visibility"),
+        ("POST", "/merchant/products/{slug}/delete"),
+        ("POST", "/merchant/products/{slug}/move"),
+        ("GET", "/merchant/orders/{number}"),
+        ("POST", "/merchant/orders/{number}/resend"),
+        ("GET", "/merchant/imports/{import}"),
+        ("POST", "/merchant/orders/{number}/deliver"),
+        ("POST", "/merchant/orders/{number}/refund"),
+        ("POST", "/merchant/coupons/{coupon}/deactivate"),
+        ("GET", "/merchant/webhooks/{webhook}"),
+        ("POST", "/merchant/webhooks/{webhook}/test"),
+        ("POST", "/merchant/webhooks/{webhook}/rotate"),
+        ("POST", "/merchant/webhooks/{webhook}/delete"),
+        ("POST", "/merchant/money/accounts/{account}/delete"),
+        ("POST", "/merchant/orders/{number}/blacklist"),
+        ("POST", "/merchant/blacklist/{blacklist}/delete"),
+    ],
+)
 def test_another_merchants_objects_are_404(client, other_merchant_objects, method, url):
     intruder = accounts.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
     login(client, intruder.user)
@@ -308,9 +407,20 @@ def test_another_merchants_objects_are_404(client, other_merchant_objects, metho
         session["reauth_at"] = int(time.time())  # past the password prompt: the shop's own check must refuse
     target = url.format(**other_merchant_objects)
     token = csrf_from(client.get("/merchant/products/new").text)
-    response = client.open(target, method=method, data={"csrf_token": token, "keys": "V1", "password": "merchant-pass-1",
-                                                        "visible": "0", "title": "hijack", "price": "1",
-                                                        "kind": "email", "reason": "hijack"})
+    response = client.open(
+        target,
+        method=method,
+        data={
+            "csrf_token": token,
+            "keys": "V1",
+            "password": "merchant-pass-1",
+            "visible": "0",
+            "title": "hijack",
+            "price": "1",
+            "kind": "email",
+            "reason": "hijack",
+        },
+    )
     assert response.status_code == 404
     db.session.commit()
     assert db.session.scalar(select(func.count()).where(Product.deleted_at.is_not(None))) == 0
@@ -337,6 +447,7 @@ def test_order_list_and_export_show_only_own_orders(client, other_merchant_objec
 
 # -- dashboard, money, coupons, webhooks, manual delivery --------------------------------
 
+
 def test_dashboard_shows_todays_sales_and_chart(merchant_client, make_product, place, pay):
     order = place(make_product(keys=3, price=1234))
     pay(order)
@@ -359,7 +470,9 @@ def test_payout_account_and_withdrawal_need_two_factor(merchant_client, merchant
         return db.session.execute(select(PayoutAccount).order_by(PayoutAccount.id)).scalars().all()
 
     alipay = {"kind": "alipay", "holder": "张三", "account": "13800001234", "code": "123456"}
-    bad = post(merchant_client, "/merchant/money/accounts", {**alipay, "account": "not-a-phone"}, page="/merchant/money")
+    bad = post(
+        merchant_client, "/merchant/money/accounts", {**alipay, "account": "not-a-phone"}, page="/merchant/money"
+    )
     assert bad.status_code == 400
     without_2fa = post(merchant_client, "/merchant/money/accounts", alipay, page="/merchant/money")
     assert without_2fa.status_code == 400 and saved_accounts() == []
@@ -370,16 +483,36 @@ def test_payout_account_and_withdrawal_need_two_factor(merchant_client, merchant
     db.session.commit()
     page = merchant_client.get("/merchant/money?lang=en")
     assert "¥97.00" in page.text and "Turn on two-factor" in page.text
-    refused = post(merchant_client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "50.00", "code": "123456"}, page="/merchant/money")
+    refused = post(
+        merchant_client,
+        "/merchant/money/withdrawals",
+        {"payout_account_id": account.id, "amount": "50.00", "code": "123456"},
+        page="/merchant/money",
+    )
     assert refused.status_code == 400
     totp = pyotp.TOTP(with_totp(reload(merchant).user))
-    ok = post(merchant_client, "/merchant/money/accounts", {**alipay, "account": "13800005678", "code": totp.now()}, page="/merchant/money")
+    ok = post(
+        merchant_client,
+        "/merchant/money/accounts",
+        {**alipay, "account": "13800005678", "code": totp.now()},
+        page="/merchant/money",
+    )
     assert ok.status_code == 303
     added = saved_accounts()[-1]
     assert "13800005678" not in added.account_ciphertext and added.account_hint == "5678"
-    too_much = post(merchant_client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "97.01", "code": "123456"}, page="/merchant/money")
+    too_much = post(
+        merchant_client,
+        "/merchant/money/withdrawals",
+        {"payout_account_id": account.id, "amount": "97.01", "code": "123456"},
+        page="/merchant/money",
+    )
     assert too_much.status_code == 400
-    done = post(merchant_client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "97.00", "code": totp.at(time.time() + 30)}, page="/merchant/money")  # each code is good once
+    done = post(
+        merchant_client,
+        "/merchant/money/withdrawals",
+        {"payout_account_id": account.id, "amount": "97.00", "code": totp.at(time.time() + 30)},
+        page="/merchant/money",
+    )  # each code is good once
     assert done.status_code == 303
     withdrawal = db.session.execute(select(Withdrawal)).scalar_one()
     assert (withdrawal.amount, withdrawal.status) == (9700, "requested")
@@ -389,13 +522,31 @@ def test_merchant_creates_and_deactivates_coupons(merchant_client, make_product)
     from faka.models import Coupon
 
     product = make_product(keys=1)
-    refused = post(merchant_client, "/merchant/coupons", {"code": "HALFPLUS", "kind": "percent", "value": "150", "product_id": 0})
+    refused = post(
+        merchant_client, "/merchant/coupons", {"code": "HALFPLUS", "kind": "percent", "value": "150", "product_id": 0}
+    )
     assert refused.status_code == 400
-    made = post(merchant_client, "/merchant/coupons", {"code": "vip10", "kind": "percent", "value": "10", "product_id": product.id,
-                                                       "min_amount": "5", "usage_limit": 3})
+    made = post(
+        merchant_client,
+        "/merchant/coupons",
+        {
+            "code": "vip10",
+            "kind": "percent",
+            "value": "10",
+            "product_id": product.id,
+            "min_amount": "5",
+            "usage_limit": 3,
+        },
+    )
     assert made.status_code == 303
     coupon = db.session.execute(select(Coupon)).scalar_one()
-    assert (coupon.code, coupon.kind, coupon.value, coupon.min_amount, coupon.usage_limit) == ("VIP10", "percent", 1000, 500, 3)
+    assert (coupon.code, coupon.kind, coupon.value, coupon.min_amount, coupon.usage_limit) == (
+        "VIP10",
+        "percent",
+        1000,
+        500,
+        3,
+    )
     post(merchant_client, f"/merchant/coupons/{coupon.id}/deactivate", {}, page="/merchant/coupons")
     assert reload(coupon).active is False
 
@@ -409,7 +560,11 @@ def test_merchant_adds_webhook_and_sees_test_delivery(make_app, merchant, client
         login(client, reload(merchant).user)
         bad = post(client, "/merchant/webhooks", {"url": "ftp://example.com/x", "events": ["order.paid"]})
         assert bad.status_code == 400
-        made = post(client, "/merchant/webhooks", {"url": "http://127.0.0.1:1/hook", "events": ["order.paid", "order.delivered"]})
+        made = post(
+            client,
+            "/merchant/webhooks",
+            {"url": "http://127.0.0.1:1/hook", "events": ["order.paid", "order.delivered"]},
+        )
         assert made.status_code == 200 and "whsec_" in made.text
         endpoint = db.session.execute(select(WebhookEndpoint)).scalar_one()
         assert "whsec_" not in endpoint.secret_ciphertext
@@ -427,13 +582,26 @@ def test_manual_delivery_reaches_the_buyer(merchant_client, client, make_product
     assert reload(order).status == "paid"
     page = merchant_client.get(f"/merchant/orders/{order.number}").text
     assert page.index(f'action="/merchant/orders/{order.number}/deliver"') > page.index("</title>")
-    empty = post(merchant_client, f"/merchant/orders/{order.number}/deliver", {"content": ""}, page=f"/merchant/orders/{order.number}")
+    empty = post(
+        merchant_client,
+        f"/merchant/orders/{order.number}/deliver",
+        {"content": ""},
+        page=f"/merchant/orders/{order.number}",
+    )
     assert empty.status_code == 400
-    done = post(merchant_client, f"/merchant/orders/{order.number}/deliver", {"content": "充值完成，订单号 GS-7788"}, page=f"/merchant/orders/{order.number}")
+    done = post(
+        merchant_client,
+        f"/merchant/orders/{order.number}/deliver",
+        {"content": "充值完成，订单号 GS-7788"},
+        page=f"/merchant/orders/{order.number}",
+    )
     assert done.status_code == 303
     assert reload(order).status == "delivered"
     assert "GS-7788" in merchant_client.get(f"/order/{order.token}").text
-    assert db.session.execute(select(OutboxEmail.to_addr).where(OutboxEmail.kind == "order_delivered")).scalar_one() == "buyer@example.com"
+    assert (
+        db.session.execute(select(OutboxEmail.to_addr).where(OutboxEmail.kind == "order_delivered")).scalar_one()
+        == "buyer@example.com"
+    )
 
 
 def test_paid_unfulfilled_order_is_marked_refunded(merchant_client, make_product, place, pay):
@@ -445,7 +613,9 @@ def test_paid_unfulfilled_order_is_marked_refunded(merchant_client, make_product
     place(product)  # takes the last key
     pay(late)
     assert reload(late).status == "paid_unfulfilled"
-    response = post(merchant_client, f"/merchant/orders/{late.number}/refund", {}, page=f"/merchant/orders/{late.number}")
+    response = post(
+        merchant_client, f"/merchant/orders/{late.number}/refund", {}, page=f"/merchant/orders/{late.number}"
+    )
     assert response.status_code == 303
     assert reload(late).status == "refunded" and reload(late).refunded_at is not None
 
@@ -454,8 +624,11 @@ def test_oversized_upload_is_refused_clearly(merchant_client, make_product):
     product = make_product(keys=0)
     token = csrf_from(merchant_client.get(f"/merchant/products/{product.slug}/keys").text)
     huge = io.BytesIO(b"K" * (50 * 1024 * 1024))
-    response = merchant_client.post(f"/merchant/products/{product.slug}/keys", data={"csrf_token": token, "keys_file": (huge, "keys.txt")},
-                                    content_type="multipart/form-data")
+    response = merchant_client.post(
+        f"/merchant/products/{product.slug}/keys",
+        data={"csrf_token": token, "keys_file": (huge, "keys.txt")},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 413
     assert "上传的内容过大" in response.text
     db.session.commit()
@@ -467,7 +640,9 @@ def test_single_shop_operator_runs_an_approved_shop(runner, client, category):
 
     from faka.models import User
 
-    result = runner.invoke(args=["create-operator", "--email", "boss@example.com", "--password", "long-enough-pw", "--shop", "老板的店"])
+    result = runner.invoke(
+        args=["create-operator", "--email", "boss@example.com", "--password", "long-enough-pw", "--shop", "老板的店"]
+    )
     assert result.exit_code == 0 and "老板的店" in result.output
     boss = db.session.execute(select(User).where(User.email == "boss@example.com")).scalar_one()
     shop = db.session.execute(select(Merchant).where(Merchant.user_id == boss.id)).scalar_one()
@@ -500,10 +675,17 @@ def test_money_and_coupons_pages_show_only_own_records(client, other_merchant_ob
 
 
 def test_editing_fixed_product_keeps_content_unless_retyped(merchant_client, category):
-    post(merchant_client, "/merchant/products/new", product_form(category, delivery_type="fixed", fixed_content="旧内容"))
+    post(
+        merchant_client, "/merchant/products/new", product_form(category, delivery_type="fixed", fixed_content="旧内容")
+    )
     product = db.session.execute(select(Product)).scalar_one()
     edit_url = f"/merchant/products/{product.slug}/edit"
-    assert post(merchant_client, edit_url, product_form(category, delivery_type="fixed", fixed_content="", title="新标题")).status_code == 303
+    assert (
+        post(
+            merchant_client, edit_url, product_form(category, delivery_type="fixed", fixed_content="", title="新标题")
+        ).status_code
+        == 303
+    )
     assert vault().decrypt(reload(product).fixed_content_ciphertext) == "旧内容" and reload(product).title == "新标题"
     post(merchant_client, edit_url, product_form(category, delivery_type="fixed", fixed_content="新内容"))
     assert vault().decrypt(reload(product).fixed_content_ciphertext) == "新内容"

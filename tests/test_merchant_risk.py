@@ -1,6 +1,7 @@
 """The merchant's side of risk control: the flags the risk engine put on its own orders, held
 orders it cannot deliver, its own blacklist (and one-click blacklisting of an order's
 buyer), and stricter thresholds for high-value products."""
+
 import re
 
 import pytest
@@ -30,9 +31,19 @@ def post(client, url, data=None, page=None):
 
 
 def product_fields(product: Product, **changes) -> dict:
-    fields = {"title": product.title, "category_id": product.category_id, "price": "10.00", "delivery_type": "auto",
-              "manual_promise_hours": 24, "min_per_order": 1, "max_per_order": 10, "low_stock_threshold": 0,
-              "visible": "y", "risk_captcha_at": "", "risk_hold_at": ""}
+    fields = {
+        "title": product.title,
+        "category_id": product.category_id,
+        "price": "10.00",
+        "delivery_type": "auto",
+        "manual_promise_hours": 24,
+        "min_per_order": 1,
+        "max_per_order": 10,
+        "low_stock_threshold": 0,
+        "visible": "y",
+        "risk_captcha_at": "",
+        "risk_hold_at": "",
+    }
     fields.update(changes)
     return fields
 
@@ -48,6 +59,7 @@ def self_purchase(app, merchant, product, email="buyer@example.com"):
 
 # -- risk flags on the merchant's orders ------------------------------------------------------------
 
+
 def test_flagged_orders_show_a_badge_and_can_be_filtered(app, seller, merchant, make_product, place):
     product = make_product(keys=5)
     honest = place(product, email="honest@example.com")
@@ -55,8 +67,11 @@ def test_flagged_orders_show_a_badge_and_can_be_filtered(app, seller, merchant, 
     assert flagged.risk_flags == "self_purchase" and not flagged.is_held
 
     listing = seller.get("/merchant/orders").text
-    rows = {number: row for row in re.findall(r"<tr>.*?</tr>", listing, re.S)
-            for number in re.findall(r"/merchant/orders/(\w+)\"", row)}
+    rows = {
+        number: row
+        for row in re.findall(r"<tr>.*?</tr>", listing, re.S)
+        for number in re.findall(r"/merchant/orders/(\w+)\"", row)
+    }
     assert "risk-flag" in rows[flagged.number] and "risk-flag" not in rows[honest.number]
     assert re.search(r'title="Bought from the seller(\'|&#39;)s own IP or browser"', rows[flagged.number])
 
@@ -65,7 +80,7 @@ def test_flagged_orders_show_a_badge_and_can_be_filtered(app, seller, merchant, 
     assert "self_purchase" in seller.get("/merchant/orders.csv?flagged=1").text
 
     detail = seller.get(f"/merchant/orders/{flagged.number}").text
-    assert "<h2 id=\"risk-heading\">Risk</h2>" in detail and "s own IP or browser</li>" in detail
+    assert '<h2 id="risk-heading">Risk</h2>' in detail and "s own IP or browser</li>" in detail
     assert "Held for the platform" not in detail
     assert "Held for the platform" not in seller.get(f"/merchant/orders/{honest.number}").text
 
@@ -79,8 +94,12 @@ def test_a_held_manual_order_cannot_be_delivered_by_the_merchant(app, seller, me
     assert "Held for the platform’s review: delivery waits until an operator releases it." in detail
     assert "Deliver by hand" not in detail  # no form to use
 
-    refused = post(seller, f"/merchant/orders/{order.number}/deliver", {"content": "LICENCE-123"},
-                   page=f"/merchant/orders/{order.number}")
+    refused = post(
+        seller,
+        f"/merchant/orders/{order.number}/deliver",
+        {"content": "LICENCE-123"},
+        page=f"/merchant/orders/{order.number}",
+    )
     assert refused.status_code == 400
     assert "risk review. Deliver it once it is released." in refused.text
     order = reload(order)
@@ -89,15 +108,23 @@ def test_a_held_manual_order_cannot_be_delivered_by_the_merchant(app, seller, me
 
 # -- the merchant's blacklist ------------------------------------------------------------------------
 
+
 def test_blacklisting_a_buyers_email_stops_them_buying_here_only(app, seller, merchant, make_product, place):
     product = make_product(keys=5)
     order = place(product, email="fraud@example.com")
     other_shop = accounts.create_merchant("other@shop.test", "merchant-pass-2", "Other Shop", approved=True)
-    other_product = Product(slug="other-shop-product", merchant_id=other_shop.id, category_id=product.category_id,
-                            price=500, title="Elsewhere", max_per_order=5)
+    other_product = Product(
+        slug="other-shop-product",
+        merchant_id=other_shop.id,
+        category_id=product.category_id,
+        price=500,
+        title="Elsewhere",
+        max_per_order=5,
+    )
     db.session.add(other_product)
     db.session.commit()
     from faka.services.keys import import_keys
+
     import_keys(other_product.id, "OTHER-1\nOTHER-2")
 
     detail_url = f"/merchant/orders/{order.number}"
@@ -107,8 +134,9 @@ def test_blacklisting_a_buyers_email_stops_them_buying_here_only(app, seller, me
     assert f'value="order {order.number}"' in detail  # the reason, prefilled
     assert order.device_hash is None or order.device_hash not in detail
 
-    response = post(seller, f"{detail_url}/blacklist", {"kind": "email", "reason": f"order {order.number}"},
-                    page=detail_url)
+    response = post(
+        seller, f"{detail_url}/blacklist", {"kind": "email", "reason": f"order {order.number}"}, page=detail_url
+    )
     assert response.status_code == 303
     entry = db.session.execute(select(BlacklistEntry)).scalar_one()
     assert (entry.kind, entry.value, entry.merchant_id) == ("email", "fraud@example.com", merchant.id)
@@ -134,8 +162,12 @@ def test_blacklisting_a_buyers_browser_takes_the_hash_from_the_order(app, seller
     assert order.device_hash not in seller.get(detail_url).text
 
     # The form has no value field: whatever is posted as one is ignored.
-    response = post(seller, f"{detail_url}/blacklist", {"kind": "device", "reason": "chargebacks",
-                                                        "value": "0" * 64}, page=detail_url)
+    response = post(
+        seller,
+        f"{detail_url}/blacklist",
+        {"kind": "device", "reason": "chargebacks", "value": "0" * 64},
+        page=detail_url,
+    )
     assert response.status_code == 303
     entry = db.session.execute(select(BlacklistEntry)).scalar_one()
     assert (entry.kind, entry.value, entry.reason) == ("device", order.device_hash, "chargebacks")
@@ -199,6 +231,7 @@ def test_blacklist_page_needs_a_merchant_login(app, client):
 
 
 # -- stricter thresholds per product --------------------------------------------------------------
+
 
 def test_product_form_saves_stricter_thresholds_and_refuses_laxer_ones(app, seller, make_product):
     product = make_product(keys=1)

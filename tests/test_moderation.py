@@ -1,4 +1,5 @@
 """Goods moderation: prohibited words, the operator's queue and decisions, buyers' reports."""
+
 import json
 
 import pytest
@@ -29,9 +30,19 @@ def merchant_client(app, merchant):
 
 
 def product_form(category, **changes):
-    form = {"title": "Steam 充值卡", "category_id": category.id, "price": "48.00", "delivery_type": "auto",
-            "manual_promise_hours": 24, "min_per_order": 1, "max_per_order": 5, "low_stock_threshold": 0,
-            "visible": "y", "description_md": "好卡", "refund_policy": ""}
+    form = {
+        "title": "Steam 充值卡",
+        "category_id": category.id,
+        "price": "48.00",
+        "delivery_type": "auto",
+        "manual_promise_hours": 24,
+        "min_per_order": 1,
+        "max_per_order": 5,
+        "low_stock_threshold": 0,
+        "visible": "y",
+        "description_md": "好卡",
+        "refund_policy": "",
+    }
     form.update(changes)
     return form
 
@@ -58,7 +69,12 @@ def test_prohibited_word_holds_product_until_operator_approves(ops, merchant_cli
     words = post(ops, "/operator/moderation/words", {"words": " 外挂 \n\n破解版\n外挂\n"}, "/operator/moderation/words")
     assert words.status_code == 303
     assert db.session.get(Setting, "prohibited_words").value == "外挂\n破解版"
-    post(merchant_client, "/merchant/products/new", product_form(category, title="游戏外挂 永久版"), "/merchant/products/new")
+    post(
+        merchant_client,
+        "/merchant/products/new",
+        product_form(category, title="游戏外挂 永久版"),
+        "/merchant/products/new",
+    )
     product = db.session.execute(select(Product)).scalar_one()
     assert product.moderation == "pending"
     assert merchant_client.get(f"/p/{product.slug}").status_code == 404
@@ -103,8 +119,12 @@ def test_taken_down_product_stays_down_after_merchant_edits_it(ops, merchant_cli
     assert "热门点卡" not in merchant_client.get("/").text
     assert "侵犯版权" in merchant_client.get(f"/merchant/products/{product.slug}/edit").text
 
-    edit = post(merchant_client, f"/merchant/products/{product.slug}/edit",
-                product_form(category, title="热门点卡 新版"), f"/merchant/products/{product.slug}/edit")
+    edit = post(
+        merchant_client,
+        f"/merchant/products/{product.slug}/edit",
+        product_form(category, title="热门点卡 新版"),
+        f"/merchant/products/{product.slug}/edit",
+    )
     assert edit.status_code == 303
     assert reload(product).moderation == "pending"  # back to the queue, not on sale
     assert merchant_client.get(f"/p/{product.slug}").status_code == 404
@@ -117,11 +137,18 @@ def test_buyer_report_from_product_page_reaches_the_queue(ops, make_product):
     buyer = ops.application.test_client()
     page = buyer.get(f"/p/{product.slug}")
     assert f'action="/p/{product.slug}/report"' in page.text
-    response = buyer.post(f"/p/{product.slug}/report", data={
-        "csrf_token": csrf_from(page.text), "reason": "pirated", "text": "这是盗版激活码"})
+    response = buyer.post(
+        f"/p/{product.slug}/report",
+        data={"csrf_token": csrf_from(page.text), "reason": "pirated", "text": "这是盗版激活码"},
+    )
     assert response.status_code == 200 and "感谢您的反馈" in response.text
     report = db.session.execute(select(ProductReport)).scalar_one()
-    assert (report.product_id, report.reason, report.text, report.status) == (product.id, "pirated", "这是盗版激活码", "open")
+    assert (report.product_id, report.reason, report.text, report.status) == (
+        product.id,
+        "pirated",
+        "这是盗版激活码",
+        "open",
+    )
 
     queue = ops.get("/operator/moderation")
     assert "被举报的卡" in queue.text and "这是盗版激活码" in queue.text
@@ -148,7 +175,9 @@ def test_report_with_bad_reason_or_long_text_is_refused(client, make_product):
     product = make_product()
     token = csrf_from(client.get(f"/p/{product.slug}").text)
     bad_reason = client.post(f"/p/{product.slug}/report", data={"csrf_token": token, "reason": "boring", "text": "x"})
-    too_long = client.post(f"/p/{product.slug}/report", data={"csrf_token": token, "reason": "other", "text": "x" * 1001})
+    too_long = client.post(
+        f"/p/{product.slug}/report", data={"csrf_token": token, "reason": "other", "text": "x" * 1001}
+    )
     no_token = client.post(f"/p/{product.slug}/report", data={"reason": "other"})
     assert [r.status_code for r in (bad_reason, too_long, no_token)] == [400, 400, 400]
     assert 'class="alert"' in bad_reason.text and "1000" in too_long.text
@@ -158,14 +187,22 @@ def test_report_with_bad_reason_or_long_text_is_refused(client, make_product):
 def test_reports_are_rate_limited_per_address(make_app, merchant, category):
     app = make_app(RATELIMIT_REPORT="2 per hour")
     with app.app_context():
-        product = Product(slug="limitedslug0001", merchant_id=merchant.id, category_id=category.id, title="限流",
-                          price=100, delivery_type="manual")
+        product = Product(
+            slug="limitedslug0001",
+            merchant_id=merchant.id,
+            category_id=category.id,
+            title="限流",
+            price=100,
+            delivery_type="manual",
+        )
         db.session.add(product)
         db.session.commit()
         client = app.test_client()
         token = csrf_from(client.get("/p/limitedslug0001").text)
-        codes = [client.post("/p/limitedslug0001/report", data={"csrf_token": token, "reason": "other"}).status_code
-                 for _ in range(3)]
+        codes = [
+            client.post("/p/limitedslug0001/report", data={"csrf_token": token, "reason": "other"}).status_code
+            for _ in range(3)
+        ]
         assert codes == [200, 200, 429]
         assert count(ProductReport) == 2
 

@@ -1,5 +1,6 @@
 """A merchant's money: balances from the ledger, payout accounts, withdrawals an operator
 decides, refunds, and a property test that the books always reconcile with the orders."""
+
 import secrets
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -52,6 +53,7 @@ THREAD_TIMEOUT = 60
 
 # -- helpers ----------------------------------------------------------------------------
 
+
 @cache
 def password_hash() -> str:
     # Hashed once: argon2 is slow on purpose, and these tests never log in.
@@ -87,8 +89,15 @@ def new_product(merchant: Merchant, keys: int = 20, price: int = 1000) -> Produc
         category = Category(name="游戏点卡", name_en="Game cards")
         db.session.add(category)
         db.session.commit()
-    product = Product(slug=secrets.token_hex(8), merchant_id=merchant.id, category_id=category.id, price=price,
-                      delivery_type=DELIVERY_AUTO, title="Money product", max_per_order=5)
+    product = Product(
+        slug=secrets.token_hex(8),
+        merchant_id=merchant.id,
+        category_id=category.id,
+        price=price,
+        delivery_type=DELIVERY_AUTO,
+        title="Money product",
+        max_per_order=5,
+    )
     db.session.add(product)
     db.session.commit()
     import_keys(product.id, "\n".join(f"MONEY-{product.id}-{i}-{secrets.token_hex(4)}" for i in range(keys)))
@@ -138,6 +147,7 @@ def operator(app):
 
 # -- balances ---------------------------------------------------------------------------
 
+
 def test_sale_is_pending_during_the_hold_then_available(seller):
     order = sell(new_product(seller, price=1000), quantity=2)
     fee = 2000 * 300 // 10000
@@ -155,9 +165,11 @@ def test_fee_rate_is_set_per_merchant_in_basis_points(app):
     sell(new_product(dear, price=999))
     assert money.balance(cheap.id, settled()).available == 999
     assert money.balance(dear.id, settled()).available == 999 - 999 * 1250 // 10000
-    fees = dict(db.session.execute(
-        select(LedgerEntry.merchant_id, LedgerEntry.amount).where(LedgerEntry.kind == LedgerEntry.FEE)
-    ).all())
+    fees = dict(
+        db.session.execute(
+            select(LedgerEntry.merchant_id, LedgerEntry.amount).where(LedgerEntry.kind == LedgerEntry.FEE)
+        ).all()
+    )
     assert fees == {cheap.id: 0, dear.id: -124}
 
 
@@ -171,15 +183,24 @@ def test_balance_counts_only_this_merchants_entries(app):
 
 # -- the ledger list --------------------------------------------------------------------
 
+
 def test_ledger_filters_by_kind_and_time_and_pages_newest_first(seller):
     other = new_merchant()
     base = utcnow().replace(microsecond=0)
     for i in range(7):
         kind = LedgerEntry.SALE if i % 2 == 0 else LedgerEntry.FEE
-        db.session.add(LedgerEntry(merchant_id=seller.id, kind=kind, amount=100 + i, available_at=base,
-                                   created_at=base + timedelta(hours=i)))
-    db.session.add(LedgerEntry(merchant_id=other.id, kind=LedgerEntry.SALE, amount=5, available_at=base,
-                               created_at=base))
+        db.session.add(
+            LedgerEntry(
+                merchant_id=seller.id,
+                kind=kind,
+                amount=100 + i,
+                available_at=base,
+                created_at=base + timedelta(hours=i),
+            )
+        )
+    db.session.add(
+        LedgerEntry(merchant_id=other.id, kind=LedgerEntry.SALE, amount=5, available_at=base, created_at=base)
+    )
     db.session.commit()
 
     entries, total = money.ledger(seller.id)
@@ -199,6 +220,7 @@ def test_ledger_filters_by_kind_and_time_and_pages_newest_first(seller):
 
 
 # -- payout accounts --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "kind, account, stored",
@@ -262,6 +284,7 @@ def test_removed_payout_account_is_kept_but_cannot_be_paid_to(seller):
 
 # -- withdrawal requests ----------------------------------------------------------------
 
+
 def test_withdrawal_of_exactly_the_available_balance_is_allowed(seller):
     account = alipay(seller)
     sell(new_product(seller), quantity=2)  # 2000 - 60 fee
@@ -276,8 +299,13 @@ def test_withdrawal_of_exactly_the_available_balance_is_allowed(seller):
 
 @pytest.mark.parametrize(
     "amount, error",
-    [(1941, money.InsufficientBalance), (99, money.InvalidWithdrawalAmount), (0, money.InvalidWithdrawalAmount),
-     (-100, money.InvalidWithdrawalAmount), (150.0, money.InvalidWithdrawalAmount)],
+    [
+        (1941, money.InsufficientBalance),
+        (99, money.InvalidWithdrawalAmount),
+        (0, money.InvalidWithdrawalAmount),
+        (-100, money.InvalidWithdrawalAmount),
+        (150.0, money.InvalidWithdrawalAmount),
+    ],
     ids=["more-than-available", "below-minimum", "zero", "negative", "not-whole-fen"],
 )
 def test_withdrawal_outside_the_limits_is_refused_and_changes_nothing(seller, amount, error):
@@ -359,6 +387,7 @@ def test_two_concurrent_withdrawals_of_the_whole_balance_only_one_succeeds(app, 
 
 # -- operator decisions -----------------------------------------------------------------
 
+
 def test_withdrawal_approved_then_paid_emails_the_merchant_each_step(make_app, smtp):
     app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
     with app.app_context():
@@ -378,11 +407,15 @@ def test_withdrawal_approved_then_paid_emails_the_merchant_each_step(make_app, s
         after = money.balance(merchant.id, now)
         assert (after.available, after.withdrawn, after.withdrawing) == (440, 1500, 0)
         actions = db.session.execute(
-            select(AuditEvent.action, AuditEvent.actor_id).where(AuditEvent.target == f"withdrawal:{withdrawal.id}")
+            select(AuditEvent.action, AuditEvent.actor_id)
+            .where(AuditEvent.target == f"withdrawal:{withdrawal.id}")
             .order_by(AuditEvent.id)
         ).all()
-        assert actions == [("withdrawal.requested", merchant.user_id), ("withdrawal.approved", operator.id),
-                           ("withdrawal.paid", operator.id)]
+        assert actions == [
+            ("withdrawal.requested", merchant.user_id),
+            ("withdrawal.approved", operator.id),
+            ("withdrawal.paid", operator.id),
+        ]
         assert count(OutboxEmail, OutboxEmail.status == OutboxEmail.SENT) == 3  # the account added, then each step
         merchant_email = merchant.user.email
 
@@ -472,6 +505,7 @@ def test_frozen_merchants_withdrawal_is_not_paid_but_can_be_rejected(seller, ope
 
 # -- refunds ----------------------------------------------------------------------------
 
+
 def test_paid_unfulfilled_order_is_refunded_once(seller):
     product = new_product(seller, keys=1)
     with current_app.test_request_context():
@@ -489,8 +523,11 @@ def test_paid_unfulfilled_order_is_refunded_once(seller):
     snapshot = (refunded.refunded_at, count(LedgerEntry), count(AuditEvent, AuditEvent.action == "order.refunded"))
 
     assert money.refund_order(late.id, seller.id, seller.user_id) is False
-    assert (reload(late).refunded_at, count(LedgerEntry),
-            count(AuditEvent, AuditEvent.action == "order.refunded")) == snapshot == (refunded.refunded_at, 2, 1)
+    assert (
+        (reload(late).refunded_at, count(LedgerEntry), count(AuditEvent, AuditEvent.action == "order.refunded"))
+        == snapshot
+        == (refunded.refunded_at, 2, 1)
+    )
 
 
 def test_refund_of_another_merchants_order_or_of_a_delivered_one_by_default_is_refused(seller):
@@ -508,11 +545,14 @@ def test_refund_in_the_hold_cancels_the_pending_sale_once(seller):
     order = sell(new_product(seller), quantity=2)
     assert money.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,)) is True
     assert money.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,)) is False
-    entries = dict(db.session.execute(
-        select(LedgerEntry.kind, LedgerEntry.amount).where(LedgerEntry.order_id == order.id)
-    ).all())
+    entries = dict(
+        db.session.execute(select(LedgerEntry.kind, LedgerEntry.amount).where(LedgerEntry.order_id == order.id)).all()
+    )
     assert entries == {
-        LedgerEntry.SALE: 2000, LedgerEntry.FEE: -60, LedgerEntry.REFUND: -2000, LedgerEntry.FEE_RETURN: 60,
+        LedgerEntry.SALE: 2000,
+        LedgerEntry.FEE: -60,
+        LedgerEntry.REFUND: -2000,
+        LedgerEntry.FEE_RETURN: 60,
     }
     for moment in (utcnow(), settled()):
         now_balance = money.balance(seller.id, moment)
@@ -619,8 +659,9 @@ class MoneyMachine(RuleBasedStateMachine):
         _, available = self.expected(now)
         covered = order_id in self.refunded or self.settles_at[order_id] > now or self.net[order_id] <= available
         try:
-            refunded = money.refund_order(order_id, self.merchant_id, self.user_id,
-                                          allowed_statuses=(Order.DELIVERED,), now=now)
+            refunded = money.refund_order(
+                order_id, self.merchant_id, self.user_id, allowed_statuses=(Order.DELIVERED,), now=now
+            )
         except money.RefundNotCovered:
             assert not covered
             event("refund: not covered by the available balance")
@@ -647,8 +688,10 @@ class MoneyMachine(RuleBasedStateMachine):
         self.status[withdrawal.id] = Withdrawal.REQUESTED
         return withdrawal.id
 
-    @rule(withdrawal_id=withdrawals,
-          decisions=st.lists(st.sampled_from(["approve", "pay", "reject"]), min_size=1, max_size=2))
+    @rule(
+        withdrawal_id=withdrawals,
+        decisions=st.lists(st.sampled_from(["approve", "pay", "reject"]), min_size=1, max_size=2),
+    )
     def decide(self, withdrawal_id, decisions):
         """One or two operator decisions in a row, legal or not."""
         act = {
@@ -684,9 +727,13 @@ class MoneyMachine(RuleBasedStateMachine):
         if self.merchant_id is None:
             return
         db.session.commit()
-        delivered = dict(db.session.execute(
-            select(Order.id, Order.total).where(Order.merchant_id == self.merchant_id, Order.status == Order.DELIVERED)
-        ).all())
+        delivered = dict(
+            db.session.execute(
+                select(Order.id, Order.total).where(
+                    Order.merchant_id == self.merchant_id, Order.status == Order.DELIVERED
+                )
+            ).all()
+        )
         owed = sum(total - total * FEE_BP // 10000 for total in delivered.values())
         out = sum(a for w, a in self.withdrawn.items() if self.status[w] != Withdrawal.REJECTED)
         assert ledger_sum(self.merchant_id) == owed - out

@@ -1,4 +1,5 @@
 """Gateway notifications: verified to the letter, recorded once."""
+
 import pytest
 from sqlalchemy import func, select
 

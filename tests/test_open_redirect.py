@@ -1,6 +1,7 @@
 """`next` never leads off the site: every page that takes one (the login, its two-factor
 step, the re-authentication before secrets are shown) sends a hostile value home instead,
 and keeps a good one."""
+
 import html
 import re
 from urllib.parse import unquote
@@ -88,8 +89,12 @@ def via_reauth_with_code(client, merchant, raw):
     return post_form(client, f"/reauth?next={raw}", {"password": PASSWORD, "code": pyotp.TOTP(secret).now()})
 
 
-ENDPOINTS = {"login": via_login, "login-2fa": via_two_factor_login, "reauth": via_reauth,
-             "reauth-2fa": via_reauth_with_code}
+ENDPOINTS = {
+    "login": via_login,
+    "login-2fa": via_two_factor_login,
+    "reauth": via_reauth,
+    "reauth-2fa": via_reauth_with_code,
+}
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
@@ -102,12 +107,30 @@ def test_hostile_next_goes_home(client, merchant, endpoint, raw):
 
 
 # What a view may be handed, decoded once, whatever the layers before it clean up.
-@pytest.mark.parametrize("value", [unquote(raw) for raw in HOSTILE] + [
-    "/\t/evil.example/", "/\n/evil.example/", "/\r\n/evil.example/", "\t//evil.example/", " //evil.example/",
-    "/\\evil.example/", "\\\\evil.example/", "/\x00/evil.example/", "/\x7f/evil.example/", "/%2f/evil.example/",
-    "/%2F%2Fevil.example/", "/%5cevil.example/", "/%09/evil.example/", "/%250a/evil.example", "", None, 42,
-    "/" + "a" * 3000,
-])
+@pytest.mark.parametrize(
+    "value",
+    [unquote(raw) for raw in HOSTILE]
+    + [
+        "/\t/evil.example/",
+        "/\n/evil.example/",
+        "/\r\n/evil.example/",
+        "\t//evil.example/",
+        " //evil.example/",
+        "/\\evil.example/",
+        "\\\\evil.example/",
+        "/\x00/evil.example/",
+        "/\x7f/evil.example/",
+        "/%2f/evil.example/",
+        "/%2F%2Fevil.example/",
+        "/%5cevil.example/",
+        "/%09/evil.example/",
+        "/%250a/evil.example",
+        "",
+        None,
+        42,
+        "/" + "a" * 3000,
+    ],
+)
 def test_safe_next_refuses_anything_a_browser_could_read_as_another_site(value):
     assert _safe_next(value) is None
 

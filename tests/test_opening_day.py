@@ -10,6 +10,7 @@ provider on another port (the sandbox is off on a fresh install). A buyer finds 
 on the home page, reads the terms, answers the UID, pays on the provider's page and gets the
 key, once with JavaScript on and once with it off; the shop's order page shows the UID.
 """
+
 import re
 import threading
 from contextlib import nullcontext
@@ -41,11 +42,12 @@ def fresh_install(tmp_path, base_config, monkeypatch):
     and database, then that shop served on 127.0.0.1 (jobs in background threads, no SMTP),
     its BASE_URL the address it is served at. Yields (app, base URL)."""
     instance = tmp_path / "instance"
-    with (scratch_database("opening") if TEST_DATABASE != "sqlite" else nullcontext()) as url:
+    with scratch_database("opening") if TEST_DATABASE != "sqlite" else nullcontext() as url:
         env = {"FAKA_INSTANCE_PATH": str(instance), **({"DATABASE_URL": url} if url else {})}
-        for command in (("init-db",),
-                        ("create-operator", "--email", OPERATOR_EMAIL, "--password", OPERATOR_PASSWORD,
-                         "--shop", SHOP_NAME)):
+        for command in (
+            ("init-db",),
+            ("create-operator", "--email", OPERATOR_EMAIL, "--password", OPERATOR_PASSWORD, "--shop", SHOP_NAME),
+        ):
             done = flask(env, *command)
             assert done.returncode == 0, done.stderr
         with opened(base_config, monkeypatch, instance, url, JOBS_MODE="thread") as app:
@@ -111,8 +113,12 @@ def operator_opens_the_shop(operator: Phone, providers) -> None:
     assert page.locator("li code").count() >= 8  # recovery codes to write down
     operator.open("/operator/")
     # The console's checklist: nothing to sell, no way to pay (the sandbox is off).
-    assert [step_state(operator, s) for s in ("category", "merchant", "gateway", "sandbox")] \
-        == ["todo", "todo", "todo", "done"]
+    assert [step_state(operator, s) for s in ("category", "merchant", "gateway", "sandbox")] == [
+        "todo",
+        "todo",
+        "todo",
+        "done",
+    ]
 
     # A category: in the console's navigation, under the folded group 内容 (content).
     page.locator("nav.console-nav summary", has_text="内容").tap()

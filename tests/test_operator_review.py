@@ -1,5 +1,6 @@
 """The operator reviews merchants: approve, reject, ask for more, freeze, terms; and the
 audit log that records every decision."""
+
 import csv
 import io
 import json
@@ -48,13 +49,21 @@ def console(app, operator):
 def submitted_merchant(name: str = "New Shop") -> Merchant:
     m = accounts.create_merchant(f"m{secrets.token_hex(4)}@shop.test", "merchant-pass-1", name)
     merchants.submit_qualification(
-        m.id, merchants.Qualification("Zhang San", "individual", "11010519491231002X", "13800000000"), png_bytes())
+        m.id, merchants.Qualification("Zhang San", "individual", "11010519491231002X", "13800000000"), png_bytes()
+    )
     return reload(m)
 
 
 def product_of(merchant: Merchant, category, keys: int = 3, price: int = 1000) -> Product:
-    product = Product(slug=secrets.token_hex(8), merchant_id=merchant.id, category_id=category.id, price=price,
-                      delivery_type=DELIVERY_AUTO, title="Review product", max_per_order=10)
+    product = Product(
+        slug=secrets.token_hex(8),
+        merchant_id=merchant.id,
+        category_id=category.id,
+        price=price,
+        delivery_type=DELIVERY_AUTO,
+        title="Review product",
+        max_per_order=10,
+    )
     db.session.add(product)
     db.session.commit()
     import_keys(product.id, "\n".join(f"KEY-{product.id}-{i}-{secrets.token_hex(3)}" for i in range(keys)))
@@ -85,6 +94,7 @@ def events(action: str) -> list[AuditEvent]:
 
 # -- the queue and the detail page --------------------------------------------------------
 
+
 def test_review_queue_lists_submitted_merchants_with_their_figures(console, merchant, product, place, pay):
     waiting = submitted_merchant("Waiting Shop")
     pay(place(product, quantity=2))
@@ -106,6 +116,7 @@ def test_merchant_list_filters_by_status_and_searches_name_or_email(console, mer
 
 
 # -- decisions ----------------------------------------------------------------------------
+
 
 def test_approve_puts_the_merchants_product_on_the_storefront(app, console, category, client):
     m = submitted_merchant()
@@ -147,7 +158,8 @@ def test_request_info_lets_the_merchant_submit_again_with_its_data_kept(app, con
     form = merchant_page.get("/merchant/qualification").get_data(as_text=True)
     assert 'name="legal_name"' in form and 'enctype="multipart/form-data"' in form
     merchants.submit_qualification(
-        m.id, merchants.Qualification("Zhang San", "individual", "11010519491231002X", "13800000000"), None)
+        m.id, merchants.Qualification("Zhang San", "individual", "11010519491231002X", "13800000000"), None
+    )
     assert reload(m).submitted_at is not None
     assert m.name in queue_and_list(console)[0]
 
@@ -182,20 +194,24 @@ def test_fee_rate_and_hold_days_apply_to_the_next_sale(console, merchant, produc
     assert response.status_code == 303
     order = place(product, quantity=2)
     pay(order)
-    entries = {e.kind: e for e in db.session.execute(
-        select(LedgerEntry).where(LedgerEntry.order_id == order.id)).scalars()}
+    entries = {
+        e.kind: e for e in db.session.execute(select(LedgerEntry).where(LedgerEntry.order_id == order.id)).scalars()
+    }
     assert entries[LedgerEntry.FEE].amount == -200
     assert entries[LedgerEntry.SALE].available_at - entries[LedgerEntry.SALE].created_at == timedelta(days=10)
 
 
-@pytest.mark.parametrize("action, data", [
-    ("reject", {"reason": "  "}),
-    ("request-info", {"reason": ""}),
-    ("terms", {"fee_rate": "9999999", "hold_days": "3"}),
-    ("terms", {"fee_rate": "3", "hold_days": "61"}),
-    ("terms", {"fee_rate": "abc", "hold_days": "3"}),
-    ("terms", {"fee_rate": "2.555", "hold_days": "3"}),
-])
+@pytest.mark.parametrize(
+    "action, data",
+    [
+        ("reject", {"reason": "  "}),
+        ("request-info", {"reason": ""}),
+        ("terms", {"fee_rate": "9999999", "hold_days": "3"}),
+        ("terms", {"fee_rate": "3", "hold_days": "61"}),
+        ("terms", {"fee_rate": "abc", "hold_days": "3"}),
+        ("terms", {"fee_rate": "2.555", "hold_days": "3"}),
+    ],
+)
 def test_bad_input_is_refused_and_changes_nothing(console, action, data):
     m = submitted_merchant()
     response = post(console, f"/operator/merchants/{m.id}/{action}", **data)
@@ -221,6 +237,7 @@ def test_illegal_transitions_are_refused(console, merchant):
 
 # -- the audit log ------------------------------------------------------------------------
 
+
 def test_decisions_are_audited_with_before_after_and_ip(console, operator, merchant):
     post(console, f"/operator/merchants/{merchant.id}/terms", fee_rate="4.5", hold_days="7")
     post(console, f"/operator/merchants/{merchant.id}/freeze", reason="Suspicious refunds.")
@@ -243,7 +260,7 @@ def test_audit_record_outside_a_request_has_no_ip(app):
 def test_audit_page_filters_and_exports_csv(console, operator, merchant):
     other = submitted_merchant("Other Shop")
     merchant_review.set_terms(operator.id, merchant.id, 500, 3)
-    merchant_review.reject(operator.id, other.id, "=HYPERLINK(\"x\")")
+    merchant_review.reject(operator.id, other.id, '=HYPERLINK("x")')
     page = console.get("/operator/audit?action=merchant.terms").get_data(as_text=True)
     assert f"merchant:{merchant.id}" in page and f"merchant:{other.id}" not in page
     page = console.get(f"/operator/audit?target=merchant:{other.id}&lang=en").get_data(as_text=True)

@@ -1,4 +1,5 @@
 """Operator console: site settings, payment gateways, operations and the dashboard."""
+
 from datetime import timedelta
 
 import pyotp
@@ -16,8 +17,9 @@ from faka.services.settings import site_settings
 
 
 def operator_client(app):
-    op = accounts.create_operator(f"ops{db.session.scalar(select(func.count()).select_from(AuditEvent))}@example.com",
-                                  "operator-pass-1")
+    op = accounts.create_operator(
+        f"ops{db.session.scalar(select(func.count()).select_from(AuditEvent))}@example.com", "operator-pass-1"
+    )
     op.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
     client = app.test_client()
@@ -42,9 +44,15 @@ def post_settings(ops, **changes):
 
 def buy(client, product, email="buyer@example.com"):
     page = client.get(f"/p/{product.slug}?lang=en")
-    return client.post(f"/p/{product.slug}/buy?lang=en", data={
-        "csrf_token": csrf_from(page.text), "quantity": 1, "email": email, "query_password": "secret-1",
-    })
+    return client.post(
+        f"/p/{product.slug}/buy?lang=en",
+        data={
+            "csrf_token": csrf_from(page.text),
+            "quantity": 1,
+            "email": email,
+            "query_password": "secret-1",
+        },
+    )
 
 
 def test_site_name_icp_and_announcement_show_on_the_storefront(make_app, merchant, category, make_product):
@@ -54,8 +62,9 @@ def test_site_name_icp_and_announcement_show_on_the_storefront(make_app, merchan
         product = make_product()
         shopper = app.test_client()
         assert "京ICP备12345678号" not in shopper.get(f"/p/{product.slug}").text  # now cached
-        response = post_settings(ops, site_name="Key Corner", icp_number="京ICP备12345678号",
-                                 announcement="Maintenance tonight")
+        response = post_settings(
+            ops, site_name="Key Corner", icp_number="京ICP备12345678号", announcement="Maintenance tonight"
+        )
         assert response.status_code == 303
         page = shopper.get(f"/p/{product.slug}").text
         assert "京ICP备12345678号" in page and "https://beian.miit.gov.cn/" in page
@@ -70,10 +79,16 @@ def test_order_ttl_setting_sets_a_new_orders_expiry(ops, product, place):
     assert timedelta(minutes=44) < order.expires_at - order.created_at <= timedelta(minutes=45, seconds=5)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("order_ttl_minutes", "0"), ("order_ttl_minutes", "ten"), ("complaint_window_days", "1000"),
-    ("site_name", ""), ("icp_number", "x" * 61),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("order_ttl_minutes", "0"),
+        ("order_ttl_minutes", "ten"),
+        ("complaint_window_days", "1000"),
+        ("site_name", ""),
+        ("icp_number", "x" * 61),
+    ],
+)
 def test_bad_setting_is_refused_and_nothing_changes(ops, field, value):
     before = site_settings()
     response = post_settings(ops, announcement="Should not be saved", **{field: value})
@@ -100,8 +115,7 @@ def test_disabled_gateway_stops_checkout_and_enabling_restores_it(ops, client, p
     assert db.session.scalar(select(func.count()).select_from(Order)) == 1
 
 
-def test_gateway_and_order_ttl_changes_apply_at_once_with_the_page_cache_on(make_app, merchant, category,
-                                                                            make_product):
+def test_gateway_and_order_ttl_changes_apply_at_once_with_the_page_cache_on(make_app, merchant, category, make_product):
     """Checkout reads the gateways and the order TTL from this process's cache; the
     console's own process shows a change at once."""
     app = make_app(PAGE_CACHE_SECONDS=60)
@@ -146,8 +160,9 @@ def test_send_test_email_arrives(make_app, smtp):
         ops = operator_client(app)
         page = ops.get("/operator/settings?lang=en")
         assert "127.0.0.1" in page.text
-        response = ops.post("/operator/settings/test-email",
-                            data={"csrf_token": csrf_from(page.text), "to_addr": "me@example.com"})
+        response = ops.post(
+            "/operator/settings/test-email", data={"csrf_token": csrf_from(page.text), "to_addr": "me@example.com"}
+        )
         assert response.status_code == 303
         assert "Test email sent" in ops.get(response.headers["Location"] + "&lang=en").text
         assert [m["To"] for m in smtp.messages] == ["me@example.com"]
@@ -155,8 +170,9 @@ def test_send_test_email_arrives(make_app, smtp):
 
 def test_test_email_without_smtp_says_so(ops):
     page = ops.get("/operator/settings?lang=en")
-    response = ops.post("/operator/settings/test-email?lang=en",
-                        data={"csrf_token": csrf_from(page.text), "to_addr": "me@example.com"})
+    response = ops.post(
+        "/operator/settings/test-email?lang=en", data={"csrf_token": csrf_from(page.text), "to_addr": "me@example.com"}
+    )
     assert response.status_code == 400 and "SMTP is not configured" in response.text
 
 
@@ -216,17 +232,33 @@ def test_smtp_set_in_the_console_sends_delivery_emails(make_app, smtp, merchant,
     with app.app_context():
         ops = operator_client(app)
         page = ops.get("/operator/settings?lang=en")
-        response = ops.post("/operator/settings/smtp", data={
-            "csrf_token": csrf_from(page.text), "smtp_server": "127.0.0.1", "smtp_port": str(smtp.port),
-            "smtp_security": "", "smtp_username": "", "smtp_password": "s3cret-pass", "smtp_sender": "shop@example.com"})
+        response = ops.post(
+            "/operator/settings/smtp",
+            data={
+                "csrf_token": csrf_from(page.text),
+                "smtp_server": "127.0.0.1",
+                "smtp_port": str(smtp.port),
+                "smtp_security": "",
+                "smtp_username": "",
+                "smtp_password": "s3cret-pass",
+                "smtp_sender": "shop@example.com",
+            },
+        )
         assert response.status_code == 303
         stored = db.session.get(Setting, "smtp_password").value
         assert "s3cret-pass" not in stored and vault().decrypt(stored) == "s3cret-pass"
         assert "s3cret-pass" not in ops.get("/operator/settings?lang=en").text
         pay(place(make_product(keys=1)))
         assert len(smtp.messages) == 1 and smtp.messages[0]["From"] == "shop@example.com"
-        bad = ops.post("/operator/settings/smtp", data={"csrf_token": csrf_from(page.text), "smtp_server": "127.0.0.1",
-                                                       "smtp_port": "99999", "smtp_security": "tls-maybe"})
+        bad = ops.post(
+            "/operator/settings/smtp",
+            data={
+                "csrf_token": csrf_from(page.text),
+                "smtp_server": "127.0.0.1",
+                "smtp_port": "99999",
+                "smtp_security": "tls-maybe",
+            },
+        )
         assert bad.status_code == 400
         assert site_settings()["smtp_port"] == str(smtp.port)
 
@@ -239,12 +271,18 @@ def test_uploaded_logo_shows_in_the_storefront_header(ops, client):
     image = io.BytesIO()
     Image.new("RGB", (64, 64), (10, 120, 200)).save(image, "PNG")
     page = ops.get("/operator/settings?lang=en")
-    bad = ops.post("/operator/settings/logo", data={"csrf_token": csrf_from(page.text), "logo": (io.BytesIO(b"<svg/>"), "x.svg")},
-                   content_type="multipart/form-data")
+    bad = ops.post(
+        "/operator/settings/logo",
+        data={"csrf_token": csrf_from(page.text), "logo": (io.BytesIO(b"<svg/>"), "x.svg")},
+        content_type="multipart/form-data",
+    )
     assert bad.status_code == 400 and site_settings()["logo"] == ""
     image.seek(0)
-    ok = ops.post("/operator/settings/logo", data={"csrf_token": csrf_from(page.text), "logo": (image, "logo.png")},
-                  content_type="multipart/form-data")
+    ok = ops.post(
+        "/operator/settings/logo",
+        data={"csrf_token": csrf_from(page.text), "logo": (image, "logo.png")},
+        content_type="multipart/form-data",
+    )
     assert ok.status_code == 303
     name = site_settings()["logo"]
     assert f'src="/site/logo/{name}"' in client.get("/").text

@@ -1,6 +1,7 @@
 """The buyer's order page: the link to keep, the delivered keys all at once (copied or as a
 file), the panels that appear when polling sees the delivery, and a page that refreshes
 itself without JavaScript."""
+
 import html
 import re
 
@@ -26,18 +27,21 @@ def panels(text: str) -> str:
 
 # -- the link to keep ------------------------------------------------------------------------
 
+
 def test_order_page_opens_with_its_link_to_save_and_a_copy_button(client, product, place):
     order = place(product)
     page = english(client).get(f"/order/{order.token}").text
-    article = page[page.index('<article class="order">'):]
+    article = page[page.index('<article class="order">') :]
     assert article.index("Save this link") < article.index("<h1>")
     link = re.search(r'<code class="order-link" id="order-link">([^<]+)</code>', article).group(1)
     assert link == f"http://localhost/order/{order.token}"
-    assert re.search(r'<button type="button" class="copy" data-copy="order-link" data-copied="Copied">Copy link</button>',
-                     article)
+    assert re.search(
+        r'<button type="button" class="copy" data-copy="order-link" data-copied="Copied">Copy link</button>', article
+    )
 
 
 # -- all the keys at once ----------------------------------------------------------------------
+
 
 def test_several_keys_can_be_copied_all_at_once_and_downloaded(client, make_product, place, pay):
     order = place(make_product(keys=6), quantity=3)
@@ -49,8 +53,9 @@ def test_several_keys_can_be_copied_all_at_once_and_downloaded(client, make_prod
     all_keys = re.search(r'<pre class="all-keys" id="all-keys" hidden>([^<]*)</pre>', page).group(1)
     assert html.unescape(all_keys).split("\n") == keys
     assert 'data-copy="all-keys"' in page and ">Copy all<" in page
-    assert re.search(rf'<a class="button download-keys" href="/order/{order.token}/keys.txt" download hx-boost="false">',
-                     page)
+    assert re.search(
+        rf'<a class="button download-keys" href="/order/{order.token}/keys.txt" download hx-boost="false">', page
+    )
 
     download = client.get(f"/order/{order.token}/keys.txt")
     assert download.status_code == 200
@@ -79,8 +84,9 @@ def test_a_single_item_has_its_copy_button_only(client, product, place, pay):
 
 
 def test_a_fixed_products_content_downloads_as_it_was_written(client, make_product, place, pay):
-    product = make_product(keys=0, delivery_type="fixed",
-                           fixed_content_ciphertext=vault().encrypt("https://dl.example/x\n提取码 AB12"))
+    product = make_product(
+        keys=0, delivery_type="fixed", fixed_content_ciphertext=vault().encrypt("https://dl.example/x\n提取码 AB12")
+    )
     order = place(product)
     pay(order)
     download = client.get(f"/order/{order.token}/keys.txt")
@@ -121,13 +127,16 @@ def test_guessing_keys_files_uses_up_the_token_miss_budget_a_buyers_own_file_doe
 
 # -- without JavaScript ------------------------------------------------------------------------
 
+
 def head(page: str) -> str:
     return page[: page.index("</head>")]
 
 
 def test_an_unfinished_order_page_refreshes_itself_without_javascript(client, make_product, place, pay):
     waiting = place(make_product(keys=2))
-    assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in head(client.get(f"/order/{waiting.token}").text)
+    assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in head(
+        client.get(f"/order/{waiting.token}").text
+    )
 
     delivering = place(make_product(keys=2))
     delivering.mark_paid(utcnow())  # paid, its automatic delivery a moment away: look again soon
@@ -147,6 +156,7 @@ def test_an_unfinished_order_page_refreshes_itself_without_javascript(client, ma
 
 
 # -- the panels appear when polling sees the delivery -------------------------------------------
+
 
 def test_the_poll_that_sees_the_delivery_brings_the_review_and_complaint_panels(client, product, place, pay):
     order = place(product)
@@ -182,15 +192,17 @@ def test_the_review_form_brought_by_the_poll_posts_with_the_pages_csrf_header(cl
     pay(order)
     oob = panels(client.get(f"/order/{order.token}/status").text)
     assert 'name="csrf_token"' not in oob
-    posted = client.post(f"/order/{order.token}/review", data={"rating": "5", "text": "很快"},
-                         headers={"HX-Request": "true", "HX-Boosted": "true", "X-CSRFToken": header_token})
+    posted = client.post(
+        f"/order/{order.token}/review",
+        data={"rating": "5", "text": "很快"},
+        headers={"HX-Request": "true", "HX-Boosted": "true", "X-CSRFToken": header_token},
+    )
     assert posted.status_code == 303
     review = db.session.execute(select(Review).where(Review.order_id == order.id)).scalar_one()
     assert (review.rating, review.body) == (5, "很快")
 
 
-def test_a_cached_final_answer_carries_that_orders_own_panels_and_stops_polling_again(make_app, make_product,
-                                                                                       place):
+def test_a_cached_final_answer_carries_that_orders_own_panels_and_stops_polling_again(make_app, make_product, place):
     from conftest import signed_notify
 
     app = make_app(STATUS_CACHE_SECONDS=30)
@@ -201,8 +213,9 @@ def test_a_cached_final_answer_carries_that_orders_own_panels_and_stops_polling_
         for order in (first, second):
             client.get(f"/order/{order.token}")
             assert client.post("/pay/sandbox/notify", data=signed_notify(order)).text == "success"
-        answers = {order.token: [client.get(f"/order/{order.token}/status") for _ in range(3)]
-                   for order in (first, second)}
+        answers = {
+            order.token: [client.get(f"/order/{order.token}/status") for _ in range(3)] for order in (first, second)
+        }
         for order, other in ((first, second), (second, first)):
             polls = answers[order.token]
             assert [p.status_code for p in polls] == [286, 286, 286]
@@ -223,9 +236,10 @@ def test_a_review_written_later_shows_on_the_page_whatever_a_poll_cached(make_ap
         client.get(f"/order/{order.token}")
         client.post("/pay/sandbox/notify", data=signed_notify(order))
         assert "Publish review" in client.get(f"/order/{order.token}/status?lang=en").text
-        posted = client.post(f"/order/{order.token}/review",
-                             data={"csrf_token": csrf_from(client.get(f"/order/{order.token}").text), "rating": "4",
-                                   "text": "ok"})
+        posted = client.post(
+            f"/order/{order.token}/review",
+            data={"csrf_token": csrf_from(client.get(f"/order/{order.token}").text), "rating": "4", "text": "ok"},
+        )
         assert posted.status_code == 303
         after = client.get(f"/order/{order.token}").text
         assert "Publish review" not in panels(after) and "Change my review" in panels(after)

@@ -1,4 +1,5 @@
 """The order page and "find my order" on a 360 px phone, in the system's Chromium."""
+
 from conftest import no_horizontal_scroll, signed_notify
 from faka import device
 from faka.models import CardKey
@@ -17,7 +18,8 @@ def keys_of(order_id: int) -> list[str]:
 
 
 def test_buyer_watches_the_order_deliver_reviews_it_copies_all_keys_and_downloads_them(
-        live_server, make_product, place, phone, tmp_path):
+    live_server, make_product, place, phone, tmp_path
+):
     app, base = live_server
     product = make_product(keys=6, title="Steam 钱包充值卡")
     order = place(product, quantity=3)
@@ -68,9 +70,13 @@ def test_find_my_order_lists_this_browsers_orders_on_a_phone(live_server, make_p
     # Two orders from this browser (its device cookie), one from another.
     cookie = next(c["value"] for c in phone.context.cookies() if c["name"] == device.COOKIE)
     with app.test_request_context(headers={"Cookie": f"{device.COOKIE}={cookie}"}):
-        mine = [(order.number, order.token) for order in (
-            checkout.place_order(product.slug, quantity, None, None, device_hash=device.device_hash())
-            for quantity in (1, 2))]
+        mine = [
+            (order.number, order.token)
+            for order in (
+                checkout.place_order(product.slug, quantity, None, None, device_hash=device.device_hash())
+                for quantity in (1, 2)
+            )
+        ]
     with app.test_request_context():
         checkout.place_order(product.slug, 3, None, None, device_hash=device.device_hash())
 
@@ -90,8 +96,9 @@ def test_find_my_order_lists_this_browsers_orders_on_a_phone(live_server, make_p
     assert phone.console_errors == []
 
 
-def test_without_javascript_the_order_page_refreshes_itself_until_the_keys_are_there(live_server, make_product,
-                                                                                     place, phone):
+def test_without_javascript_the_order_page_refreshes_itself_until_the_keys_are_there(
+    live_server, make_product, place, phone
+):
     app, base = live_server
     order = place(make_product(keys=2))
     context = phone.context.browser.new_context(java_script_enabled=False, viewport={"width": 360, "height": 800})

@@ -1,6 +1,7 @@
 """Setting up without SMTP: the operator reads a queued email (a buyer's goods stay
 hidden), and helps a merchant who cannot log in with a two-factor reset or a
 password-reset link, each behind the password prompt and in the audit log."""
+
 import re
 import time
 from html import unescape
@@ -46,7 +47,9 @@ def events(action: str) -> list[AuditEvent]:
 
 def outbox(kind: str) -> list[OutboxEmail]:
     db.session.commit()
-    return list(db.session.execute(select(OutboxEmail).where(OutboxEmail.kind == kind).order_by(OutboxEmail.id)).scalars())
+    return list(
+        db.session.execute(select(OutboxEmail).where(OutboxEmail.kind == kind).order_by(OutboxEmail.id)).scalars()
+    )
 
 
 def local_link(html: str, path: str) -> str:
@@ -57,10 +60,12 @@ def local_link(html: str, path: str) -> str:
 
 # -- reading the outbox -------------------------------------------------------------------
 
+
 def signup(client, email="new@example.com"):
     token = csrf_from(client.get("/signup?lang=en").text)
-    response = client.post("/signup", data={"csrf_token": token, "email": email, "password": "a-good-password",
-                                           "shop_name": "New Shop"})
+    response = client.post(
+        "/signup", data={"csrf_token": token, "email": email, "password": "a-good-password", "shop_name": "New Shop"}
+    )
     assert response.status_code == 303
 
 
@@ -91,8 +96,9 @@ def test_a_queued_verification_email_can_be_read_and_its_link_works(app, operato
 
 
 def test_reading_asks_for_the_password_again_first(app, operator):
-    email = queue_email("verify_email", "someone@example.com", "Verify", {"verify_url": "http://localhost/verify/abc",
-                                                                         "hours": 48})
+    email = queue_email(
+        "verify_email", "someone@example.com", "Verify", {"verify_url": "http://localhost/verify/abc", "hours": 48}
+    )
     db.session.commit()
     ops = desk(app, operator, confirmed=False)
     asked = ops.get(f"/operator/outbox/{email.id}")
@@ -104,8 +110,9 @@ def test_reading_asks_for_the_password_again_first(app, operator):
 
     code = pyotp.TOTP(vault().decrypt(reload(operator).totp_secret)).now()
     token = csrf_from(ops.get(asked.headers["Location"]).text)
-    confirmed = ops.post(asked.headers["Location"], data={"csrf_token": token, "password": OPERATOR_PASSWORD,
-                                                          "code": code})
+    confirmed = ops.post(
+        asked.headers["Location"], data={"csrf_token": token, "password": OPERATOR_PASSWORD, "code": code}
+    )
     assert confirmed.status_code == 303 and confirmed.headers["Location"] == f"/operator/outbox/{email.id}"
     assert "http://localhost/verify/abc" in ops.get(confirmed.headers["Location"]).text
     assert len(events("outbox.read")) == 1
@@ -132,9 +139,20 @@ def test_a_delivery_email_keeps_the_buyers_keys_and_order_link_hidden(app, opera
 
 def test_a_link_to_a_buyers_order_page_is_hidden_in_any_email(app, operator, product, place):
     order = place(product)
-    email = queue_email("complaint_update", "buyer@example.com", "Complaint", {
-        "order_number": order.number, "product_title": "x", "status": "open", "author": "Seller", "body": "Hello",
-        "images": 0, "link": f"http://localhost/order/{order.token}/complaint/abc123"})
+    email = queue_email(
+        "complaint_update",
+        "buyer@example.com",
+        "Complaint",
+        {
+            "order_number": order.number,
+            "product_title": "x",
+            "status": "open",
+            "author": "Seller",
+            "body": "Hello",
+            "images": 0,
+            "link": f"http://localhost/order/{order.token}/complaint/abc123",
+        },
+    )
     db.session.commit()
     html = desk(app, operator).get(f"/operator/outbox/{email.id}?lang=en").text
     assert "Hello" in html and order.token not in html and f"/order/{MASKED}/complaint/abc123" in html
@@ -151,9 +169,13 @@ def test_the_outbox_reader_fits_a_phone(live_server, phone):
     secret = pyotp.random_base32()
     operator.totp_secret = vault().encrypt(secret)
     db.session.commit()
-    email = queue_email("password_reset", "merchant-with-a-long-address@a-long-domain.example",
-                        "Reset your password for faka",
-                        {"reset_url": "http://localhost/reset/" + "Ab3" * 40, "minutes": 60}, locale="en")
+    email = queue_email(
+        "password_reset",
+        "merchant-with-a-long-address@a-long-domain.example",
+        "Reset your password for faka",
+        {"reset_url": "http://localhost/reset/" + "Ab3" * 40, "minutes": 60},
+        locale="en",
+    )
     db.session.commit()
     phone.goto(f"{base}/login?lang=en")
     phone.fill("#email", "ops@example.com")
@@ -175,6 +197,7 @@ def test_the_outbox_reader_fits_a_phone(live_server, phone):
 
 
 # -- helping a merchant log in -------------------------------------------------------------
+
 
 def merchant_page(ops, merchant) -> str:
     return ops.get(f"/operator/merchants/{merchant.id}?lang=en").text
@@ -216,8 +239,10 @@ def test_resetting_two_factor_lets_the_merchant_log_in_with_the_password_and_tel
     [event] = events("merchant.2fa_reset")
     assert event.actor_id == operator.id and event.target == f"merchant:{merchant.id}"
     assert "Merchant&#39;s two-factor authentication reset" in merchant_page(ops, merchant)  # in its history
-    assert urlsplit(log_in(app.test_client(), merchant.user.email, MERCHANT_PASSWORD).headers["Location"]).path == \
-        "/merchant/"
+    assert (
+        urlsplit(log_in(app.test_client(), merchant.user.email, MERCHANT_PASSWORD).headers["Location"]).path
+        == "/merchant/"
+    )
 
 
 def test_resetting_two_factor_emails_the_merchant_when_smtp_works(make_app, smtp):
@@ -256,7 +281,9 @@ def test_a_reset_link_without_smtp_waits_in_the_outbox_and_works_once_passed_on(
     token = csrf_from(merchant_browser.get(link).text)
     reset = merchant_browser.post(link, data={"csrf_token": token, "password": new_password, "confirm": new_password})
     assert reset.status_code == 303
-    assert urlsplit(log_in(app.test_client(), merchant.user.email, new_password).headers["Location"]).path == "/merchant/"
+    assert (
+        urlsplit(log_in(app.test_client(), merchant.user.email, new_password).headers["Location"]).path == "/merchant/"
+    )
 
 
 def test_a_reset_link_reaches_the_merchant_when_smtp_works(make_app, smtp):
@@ -282,10 +309,14 @@ def test_login_help_asks_for_the_password_again_and_changes_nothing_until_then(a
     for action in ("reset-2fa", "send-reset-link"):
         asked = act(ops, merchant, action)
         assert asked.status_code == 303
-        assert asked.headers["Location"].startswith("/reauth?next=") and f"/operator/merchants/{merchant.id}" in \
-            asked.headers["Location"]
+        assert (
+            asked.headers["Location"].startswith("/reauth?next=")
+            and f"/operator/merchants/{merchant.id}" in asked.headers["Location"]
+        )
     assert reload(merchant.user).totp_enabled
-    assert count(OutboxEmail) == 0 and events("merchant.2fa_reset") == [] and events("merchant.password_reset_sent") == []
+    assert (
+        count(OutboxEmail) == 0 and events("merchant.2fa_reset") == [] and events("merchant.password_reset_sent") == []
+    )
 
 
 def test_a_merchant_without_two_factor_has_nothing_to_reset(app, operator, merchant):
@@ -325,11 +356,13 @@ def test_login_help_without_a_csrf_token_changes_nothing(app, operator, merchant
 
 # -- who may -------------------------------------------------------------------------------
 
+
 def test_buyers_and_merchants_may_not_read_the_outbox_or_help_with_logins(app, merchant):
     other = accounts.create_merchant("other@example.com", MERCHANT_PASSWORD, "Other", approved=True)
     with_totp(other.user)
-    email = queue_email("verify_email", "x@example.com", "Verify", {"verify_url": "http://localhost/verify/secret",
-                                                                   "hours": 48})
+    email = queue_email(
+        "verify_email", "x@example.com", "Verify", {"verify_url": "http://localhost/verify/secret", "hours": 48}
+    )
     db.session.commit()
     buyer = app.test_client()
     as_merchant = app.test_client()

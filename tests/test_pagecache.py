@@ -1,4 +1,5 @@
 """Storefront pages served from the short-lived page cache."""
+
 import re
 
 from sqlalchemy import func, select

@@ -3,6 +3,7 @@ twice gets the second payment back (through the gateway that took it, or by the
 operator's hand), without the merchant being credited or debited for it; a buyer who
 switched to another way of paying may still pay the first way; a buyer who cancelled and
 pays anyway is honoured like a late payment after expiry."""
+
 import re
 
 import pytest
@@ -37,8 +38,11 @@ def console(app, operator):
 
 def notices(order) -> list[PaymentNotice]:
     db.session.commit()
-    return list(db.session.execute(
-        select(PaymentNotice).where(PaymentNotice.order_id == order.id).order_by(PaymentNotice.id)).scalars())
+    return list(
+        db.session.execute(
+            select(PaymentNotice).where(PaymentNotice.order_id == order.id).order_by(PaymentNotice.id)
+        ).scalars()
+    )
 
 
 def refunds_of(order) -> list[Refund]:
@@ -65,8 +69,10 @@ def sent_to_pay(order) -> None:
 
 # -- paid twice -------------------------------------------------------------------------------
 
+
 def test_second_sandbox_payment_goes_back_to_the_buyer_and_leaves_the_merchant_alone(
-        client, product, place, pay, merchant):
+    client, product, place, pay, merchant
+):
     order = place(product)
     assert pay(order).text == "success"
     assert reload(order).status == Order.DELIVERED
@@ -94,7 +100,8 @@ def test_second_sandbox_payment_goes_back_to_the_buyer_and_leaves_the_merchant_a
 
 
 def test_second_payment_through_a_gateway_that_cannot_refund_waits_for_the_operator(
-        client, console, product, usdt, merchant):
+    client, console, product, usdt, merchant
+):
     order = place_usdt(product)
     assert post_usdt(client, callback(order)).text == "ok"
     balance_after_sale = money.balance(merchant.id)
@@ -115,8 +122,9 @@ def test_second_payment_through_a_gateway_that_cannot_refund_waits_for_the_opera
     listing = console.get("/operator/refunds").text
     row = re.search(rf'<tr id="refund-{refund.id}" data-kind="extra-payment">(.*?)</tr>', listing, re.S)
     assert row and "Paid twice: return the second payment" in row.group(1) and second["trade_id"] in row.group(1)
-    answer = console.post(f"/operator/refunds/{refund.id}/paid",
-                          data={"csrf_token": csrf_from(listing), "reference": "TRX-BACK-1"})
+    answer = console.post(
+        f"/operator/refunds/{refund.id}/paid", data={"csrf_token": csrf_from(listing), "reference": "TRX-BACK-1"}
+    )
     assert answer.status_code == 303
     assert (reload(refund).status, reload(refund).reference) == (Refund.PAID, "TRX-BACK-1")
     assert mismatch_rows(console) == [] and 'id="books-balance"' in console.get("/operator/reconciliation").text
@@ -130,7 +138,7 @@ def test_refunding_an_order_paid_twice_returns_its_first_payment(client, product
     pay(order)
     first, extra = notices(order)
     assert money.refund_order(order.id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
-    sale_refund, = [r for r in refunds_of(order) if r.payment_notice_id is None]
+    (sale_refund,) = [r for r in refunds_of(order) if r.payment_notice_id is None]
     assert (sale_refund.status, sale_refund.amount) == (Refund.DONE, order.total)
     db.session.commit()
     details = db.session.execute(select(AuditEvent.detail).where(AuditEvent.action == "refund.done")).scalars().all()
@@ -140,13 +148,15 @@ def test_refunding_an_order_paid_twice_returns_its_first_payment(client, product
 
 # -- switching the way of paying --------------------------------------------------------------
 
+
 def test_payment_with_the_first_way_after_switching_is_accepted_and_delivers(client, product, place, usdt):
     order = place(product)
     sent_to_pay(order)  # the sandbox's pay page
     checkout.change_gateway(order.token, "usdt")  # then the buyer chose USDT...
     assert reload(order).gateway == "usdt"
     assert [(a.gateway, a.order_id) for a in db.session.execute(select(PaymentAttempt)).scalars()] == [
-        ("sandbox", order.id)]
+        ("sandbox", order.id)
+    ]
 
     paid = signed_notify(order)  # ...but paid on the sandbox page still open
     assert client.post("/pay/sandbox/notify", data=paid).text == "success"
@@ -177,6 +187,7 @@ def test_a_gateway_the_order_was_never_sent_to_cannot_pay_it(client, product, pl
 
 
 # -- paying after cancelling ------------------------------------------------------------------
+
 
 def test_payment_after_cancelling_is_honoured_while_keys_remain(client, merchant, make_product, pay):
     product = make_product(keys=4)

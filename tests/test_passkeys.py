@@ -14,6 +14,7 @@ origin, replayed with an old copy of the cookie, with a counter that went back, 
 another account's passkey, or for an unknown passkey are refused the same way, and count
 as wrong codes do where an account is known.
 """
+
 import base64
 import hashlib
 import json
@@ -46,6 +47,7 @@ WAIT_MS = 20_000
 
 # -- a software authenticator (WebAuthn Level 2, §6.1 authenticator data, §8.7 "none") -------
 
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -73,16 +75,38 @@ class SoftAuthenticator:
         cose = cbor2.dumps({1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"), -3: numbers.y.to_bytes(32, "big")})
         self.credentials[credential_id] = {"key": key, "rp_id": rp_id, "user_handle": options["user"]["id"], "count": 0}
         client_data = self._client_data("webauthn.create", options["challenge"], origin)
-        auth_data = (hashlib.sha256(rp_id.encode()).digest() + bytes([UP | AT | (UV if verified else 0)])
-                     + struct.pack(">I", 0) + bytes(16) + struct.pack(">H", len(credential_id)) + credential_id + cose)
+        auth_data = (
+            hashlib.sha256(rp_id.encode()).digest()
+            + bytes([UP | AT | (UV if verified else 0)])
+            + struct.pack(">I", 0)
+            + bytes(16)
+            + struct.pack(">H", len(credential_id))
+            + credential_id
+            + cose
+        )
         attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
-        return {"id": b64url(credential_id), "rawId": b64url(credential_id), "type": "public-key",
-                "response": {"clientDataJSON": b64url(client_data), "attestationObject": b64url(attestation),
-                             "transports": ["internal"]},
-                "clientExtensionResults": {}, "authenticatorAttachment": "platform"}
+        return {
+            "id": b64url(credential_id),
+            "rawId": b64url(credential_id),
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": b64url(client_data),
+                "attestationObject": b64url(attestation),
+                "transports": ["internal"],
+            },
+            "clientExtensionResults": {},
+            "authenticatorAttachment": "platform",
+        }
 
-    def get(self, options: dict, origin: str = "http://localhost", credential_id: bytes | None = None,
-            verified: bool = True, sign_count: int | None = None, user_handle: str | None = None) -> dict:
+    def get(
+        self,
+        options: dict,
+        origin: str = "http://localhost",
+        credential_id: bytes | None = None,
+        verified: bool = True,
+        sign_count: int | None = None,
+        user_handle: str | None = None,
+    ) -> dict:
         if credential_id is None:
             allowed = [unb64url(c["id"]) for c in options.get("allowCredentials") or []]
             credential_id = next(c for c in self.credentials if not allowed or c in allowed)
@@ -91,13 +115,25 @@ class SoftAuthenticator:
             held["count"] += 1 if self.counter else 0
             sign_count = held["count"]
         client_data = self._client_data("webauthn.get", options["challenge"], origin)
-        auth_data = (hashlib.sha256(held["rp_id"].encode()).digest() + bytes([UP | (UV if verified else 0)])
-                     + struct.pack(">I", sign_count))
+        auth_data = (
+            hashlib.sha256(held["rp_id"].encode()).digest()
+            + bytes([UP | (UV if verified else 0)])
+            + struct.pack(">I", sign_count)
+        )
         signature = held["key"].sign(auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
-        return {"id": b64url(credential_id), "rawId": b64url(credential_id), "type": "public-key",
-                "response": {"clientDataJSON": b64url(client_data), "authenticatorData": b64url(auth_data),
-                             "signature": b64url(signature), "userHandle": user_handle or held["user_handle"]},
-                "clientExtensionResults": {}, "authenticatorAttachment": "platform"}
+        return {
+            "id": b64url(credential_id),
+            "rawId": b64url(credential_id),
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": b64url(client_data),
+                "authenticatorData": b64url(auth_data),
+                "signature": b64url(signature),
+                "userHandle": user_handle or held["user_handle"],
+            },
+            "clientExtensionResults": {},
+            "authenticatorAttachment": "platform",
+        }
 
     @staticmethod
     def _client_data(kind: str, challenge: str, origin: str) -> bytes:
@@ -105,6 +141,7 @@ class SoftAuthenticator:
 
 
 # -- the test client's side of each ceremony -------------------------------------------------------
+
 
 def english(client):
     with client.session_transaction() as session:
@@ -135,8 +172,9 @@ def add_passkey(client, authenticator: SoftAuthenticator, name: str = "Laptop", 
     csrf = token(client, "/account/passkeys/add")
     options = post_json(client, "/account/passkeys/add/options", {}, csrf)
     assert options.status_code == 200, options.text
-    made = post_json(client, "/account/passkeys/add", {"credential": authenticator.create(options.json), "name": name},
-                     csrf)
+    made = post_json(
+        client, "/account/passkeys/add", {"credential": authenticator.create(options.json), "name": name}, csrf
+    )
     assert made.status_code == 200, made.text
     return made.json
 
@@ -166,8 +204,9 @@ def logged_in_as(client, path: str = "/merchant/") -> bool:
 
 
 def failed_login_events(detail_part: str) -> int:
-    return count(SecurityEvent, SecurityEvent.kind == SecurityEvent.LOGIN_FAILED,
-                 SecurityEvent.detail.contains(detail_part))
+    return count(
+        SecurityEvent, SecurityEvent.kind == SecurityEvent.LOGIN_FAILED, SecurityEvent.detail.contains(detail_part)
+    )
 
 
 @pytest.fixture
@@ -184,6 +223,7 @@ def owner(app, merchant):
 
 # -- adding, listing, renaming, removing ------------------------------------------------------------
 
+
 def test_a_first_passkey_comes_with_recovery_codes_and_ends_other_sessions(app, merchant):
     elsewhere = english(app.test_client())
     login(elsewhere, merchant.user)  # logged in with the password alone, somewhere
@@ -192,7 +232,9 @@ def test_a_first_passkey_comes_with_recovery_codes_and_ends_other_sessions(app, 
     answer = add_passkey(client, SoftAuthenticator(), name="Work laptop")
     assert answer == {"redirect": "/account/2fa/recovery-codes"}
     codes = client.get("/account/2fa/recovery-codes")
-    assert codes.status_code == 200 and len(re.findall(r"<li><code>[0-9a-f]{5}-[0-9a-f]{5}</code></li>", codes.text)) == 10
+    assert (
+        codes.status_code == 200 and len(re.findall(r"<li><code>[0-9a-f]{5}-[0-9a-f]{5}</code></li>", codes.text)) == 10
+    )
     assert client.get("/account/2fa/recovery-codes").status_code == 303  # shown once
     assert logged_in_as(client) and not logged_in_as(elsewhere)
     page = client.get("/account/passkeys")
@@ -206,8 +248,9 @@ def test_a_passkey_next_to_the_app_makes_no_new_codes(app, merchant):
     codes_before = reload(merchant.user).recovery_codes
     client = english(app.test_client())
     login(client, merchant.user)
-    confirmed = client.post("/reauth", data={"csrf_token": token(client, "/reauth"), "password": PASSWORD,
-                                             "code": pyotp.TOTP(secret).now()})
+    confirmed = client.post(
+        "/reauth", data={"csrf_token": token(client, "/reauth"), "password": PASSWORD, "code": pyotp.TOTP(secret).now()}
+    )
     assert confirmed.status_code == 303
     csrf = token(client, "/account/passkeys/add")
     options = post_json(client, "/account/passkeys/add/options", {}, csrf).json
@@ -244,8 +287,12 @@ def test_a_passkey_made_for_another_origin_is_not_added(app, merchant):
     reauthenticate(client)
     csrf = token(client, "/account/passkeys/add")
     options = post_json(client, "/account/passkeys/add/options", {}, csrf).json
-    made = post_json(client, "/account/passkeys/add",
-                     {"credential": SoftAuthenticator().create(options, origin="http://localhost.evil.test")}, csrf)
+    made = post_json(
+        client,
+        "/account/passkeys/add",
+        {"credential": SoftAuthenticator().create(options, origin="http://localhost.evil.test")},
+        csrf,
+    )
     assert made.status_code == 400 and made.json["error"] == "The passkey could not be added. Please try again."
     assert count(Passkey) == 0 and reload(merchant.user).recovery_codes is None
 
@@ -267,7 +314,9 @@ def test_rename_and_remove_need_the_csrf_token_and_a_fresh_password(app, owner, 
 
 def test_removing_the_last_passkey_turns_two_factor_off_for_a_merchant(app, owner, merchant):
     passkey_id = reload(merchant.user).passkeys[0].id
-    removed = owner.post(f"/account/passkeys/{passkey_id}/remove", data={"csrf_token": token(owner, "/account/passkeys")})
+    removed = owner.post(
+        f"/account/passkeys/{passkey_id}/remove", data={"csrf_token": token(owner, "/account/passkeys")}
+    )
     assert removed.status_code == 303
     assert "Two-factor authentication is off" in owner.get("/account/passkeys").text
     user = reload(merchant.user)
@@ -283,8 +332,9 @@ def test_an_operator_cannot_remove_the_last_second_factor(app):
     add_passkey(client, SoftAuthenticator(), password=OPERATOR_PASSWORD)
     assert client.get("/operator/").status_code == 200  # a passkey is the operator's second factor
     (passkey,) = reload(operator).passkeys
-    refused = client.post(f"/account/passkeys/{passkey.id}/remove",
-                          data={"csrf_token": token(client, "/account/passkeys")})
+    refused = client.post(
+        f"/account/passkeys/{passkey.id}/remove", data={"csrf_token": token(client, "/account/passkeys")}
+    )
     assert refused.status_code == 400 and "Operator accounts must keep a second factor" in refused.text
     assert count(Passkey) == 1
 
@@ -297,12 +347,15 @@ def test_another_accounts_passkey_cannot_be_renamed_or_removed(app, owner, merch
     (passkey,) = reload(merchant.user).passkeys
     csrf = token(stranger, "/account/passkeys")
     assert stranger.post(f"/account/passkeys/{passkey.id}/remove", data={"csrf_token": csrf}).status_code == 400
-    assert stranger.post(f"/account/passkeys/{passkey.id}/rename",
-                         data={"csrf_token": csrf, "name": "mine"}).status_code == 400
+    assert (
+        stranger.post(f"/account/passkeys/{passkey.id}/rename", data={"csrf_token": csrf, "name": "mine"}).status_code
+        == 400
+    )
     assert count(Passkey) == 1 and reload(passkey).name == "Laptop"
 
 
 # -- signing in ----------------------------------------------------------------------------------
+
 
 def test_a_passkey_signs_in_without_email_or_password(app, owner, merchant):
     visitor = english(app.test_client())
@@ -318,14 +371,16 @@ def test_the_passwordless_sign_in_keeps_a_safe_next_only(app, owner):
     visitor = english(app.test_client())
     csrf = token(visitor)
     options = post_json(visitor, "/login/passkey/options", {}, csrf).json
-    answer = post_json(visitor, "/login/passkey?next=//evil.example/x",
-                       {"credential": owner.authenticator.get(options)}, csrf)
+    answer = post_json(
+        visitor, "/login/passkey?next=//evil.example/x", {"credential": owner.authenticator.get(options)}, csrf
+    )
     assert answer.json == {"redirect": "/merchant/"}
     visitor = english(app.test_client())
     csrf = token(visitor)
     options = post_json(visitor, "/login/passkey/options", {}, csrf).json
-    answer = post_json(visitor, "/login/passkey?next=/merchant/money", {"credential": owner.authenticator.get(options)},
-                       csrf)
+    answer = post_json(
+        visitor, "/login/passkey?next=/merchant/money", {"credential": owner.authenticator.get(options)}, csrf
+    )
     assert answer.json == {"redirect": "/merchant/money"}
 
 
@@ -368,8 +423,9 @@ def test_a_passkey_confirms_it_is_you_at_reauth(app, owner):
     assert "Confirm with your passkey" in page.text
     csrf = csrf_from(page.text)
     options = post_json(owner, "/reauth/passkey/options", {}, csrf).json
-    answer = post_json(owner, "/reauth/passkey?next=/account/passkeys/add",
-                       {"credential": owner.authenticator.get(options)}, csrf)
+    answer = post_json(
+        owner, "/reauth/passkey?next=/account/passkeys/add", {"credential": owner.authenticator.get(options)}, csrf
+    )
     assert answer.json == {"redirect": "/account/passkeys/add"}
     assert owner.get("/account/passkeys/add").status_code == 200
 
@@ -384,6 +440,7 @@ def test_with_a_passkey_reauth_by_password_asks_for_the_second_factor_too(app, o
 
 
 # -- refused assertions ----------------------------------------------------------------------------
+
 
 def test_an_assertion_for_another_origin_is_refused_and_counted(app, owner, merchant):
     visitor = english(app.test_client())
@@ -411,7 +468,9 @@ def test_a_replayed_assertion_is_refused(app, owner):
     replayed = post_json(thief, "/login/passkey", {"credential": assertion}, csrf)
     assert replayed.status_code == 400 and "expired or was already used" in replayed.json["error"]
     assert not logged_in_as(thief)
-    again = post_json(visitor, "/login/passkey", {"credential": assertion}, token(visitor))  # the challenge left the session
+    again = post_json(
+        visitor, "/login/passkey", {"credential": assertion}, token(visitor)
+    )  # the challenge left the session
     assert again.status_code == 400 and "expired or was already used" in again.json["error"]
     assert failed_login_events("challenge expired or used") == 1
 
@@ -435,8 +494,12 @@ def test_a_signature_counter_that_goes_back_is_refused_as_a_copy(app, owner, mer
     assert answer.status_code == 400 and "signature counter went back" in answer.json["error"]
     assert not logged_in_as(copy)
     assert failed_login_events("signature counter went back from 7 to 3") == 1
-    assert count(AuditEvent, AuditEvent.action == "passkey.copy_suspected",
-                 AuditEvent.target == f"user:{merchant.user_id}") == 1
+    assert (
+        count(
+            AuditEvent, AuditEvent.action == "passkey.copy_suspected", AuditEvent.target == f"user:{merchant.user_id}"
+        )
+        == 1
+    )
     assert reload(merchant.user).passkeys[0].sign_count == 7
 
 
@@ -464,17 +527,19 @@ def test_an_unknown_passkey_gets_the_same_answer_as_a_wrong_signature(app, owner
     stranger.create({"rp": {"id": "localhost"}, "user": {"id": b64url(b"nobody")}, "challenge": b64url(b"x")})
     unknown = passwordless(english(app.test_client()), stranger)
     forged = SoftAuthenticator()
-    (credential_id, held), = owner.authenticator.credentials.items()
+    ((credential_id, held),) = owner.authenticator.credentials.items()
     forged.credentials[credential_id] = {**held, "key": ec.generate_private_key(ec.SECP256R1())}
     wrong = passwordless(english(app.test_client()), forged)
-    assert (unknown.status_code, unknown.json) == (wrong.status_code, wrong.json) == (400, {"error": wrong.json["error"]})
+    assert (
+        (unknown.status_code, unknown.json) == (wrong.status_code, wrong.json) == (400, {"error": wrong.json["error"]})
+    )
     assert wrong.json["error"].startswith(REFUSED)
     assert failed_login_events("unknown passkey") == 1 and failed_login_events("Could not verify") == 1
 
 
 def test_wrong_passkeys_at_the_second_step_lock_the_account(app, owner, merchant):
     forged = SoftAuthenticator()
-    (credential_id, held), = owner.authenticator.credentials.items()
+    ((credential_id, held),) = owner.authenticator.credentials.items()
     forged.credentials[credential_id] = {**held, "key": ec.generate_private_key(ec.SECP256R1())}
     visitor = english(app.test_client())
     password_step(visitor, merchant.user.email)
@@ -491,13 +556,22 @@ def test_garbage_is_refused_with_a_message_and_never_a_500(app, owner):
     visitor = english(app.test_client())
     csrf = token(visitor)
     post_json(visitor, "/login/passkey/options", {}, csrf)
-    for body in ({}, {"credential": "x"}, {"credential": {"rawId": "%%%"}}, {"credential": {"rawId": "AAAA"}},
-                 {"credential": {"rawId": "AAAA", "id": "AAAA", "response": {"clientDataJSON": "!!"}}}, [1, 2]):
+    for body in (
+        {},
+        {"credential": "x"},
+        {"credential": {"rawId": "%%%"}},
+        {"credential": {"rawId": "AAAA"}},
+        {"credential": {"rawId": "AAAA", "id": "AAAA", "response": {"clientDataJSON": "!!"}}},
+        [1, 2],
+    ):
         post_json(visitor, "/login/passkey/options", {}, csrf)
         answer = post_json(visitor, "/login/passkey", body, csrf)
         assert answer.status_code == 400 and answer.json["error"], body
-    raw = visitor.post("/login/passkey", data=b"\xff\xfe", headers={"X-CSRFToken": csrf, "Accept": "application/json",
-                                                                    "Content-Type": "application/json"})
+    raw = visitor.post(
+        "/login/passkey",
+        data=b"\xff\xfe",
+        headers={"X-CSRFToken": csrf, "Accept": "application/json", "Content-Type": "application/json"},
+    )
     assert raw.status_code == 400
     assert visitor.post("/login/passkey", json={}).status_code == 400  # no CSRF token
 
@@ -526,19 +600,33 @@ def test_the_passkey_pages_speak_chinese(app, merchant):
     password_step(visitor, merchant.user.email)
     with visitor.session_transaction() as session:
         session["lang"] = "zh_CN"
-    pages = {url: client.get(url) for url in ("/account/passkeys", "/account/passkeys/add", "/account/2fa",
-                                              "/account/2fa/setup", "/account/sessions", "/reauth", "/merchant/money")}
+    pages = {
+        url: client.get(url)
+        for url in (
+            "/account/passkeys",
+            "/account/passkeys/add",
+            "/account/2fa",
+            "/account/2fa/setup",
+            "/account/sessions",
+            "/reauth",
+            "/merchant/money",
+        )
+    }
     pages["/login/2fa"] = visitor.get("/login/2fa")
     pages["/login"] = app.test_client().get("/login")
     english_ones, found = english_words(), []
     for url, page in pages.items():
         assert page.status_code == 200, url
-        found += [f"{url}: {p}" for p in problems_in(visible_text(page.text), ["我的手机", "张三", merchant.name], english_ones)]
+        found += [
+            f"{url}: {p}"
+            for p in problems_in(visible_text(page.text), ["我的手机", "张三", merchant.name], english_ones)
+        ]
     assert "通行密钥" in pages["/account/passkeys"].text
     assert not found, "\n".join(found)
 
 
 # -- money -------------------------------------------------------------------------------------------
+
 
 def confirm(client, authenticator: SoftAuthenticator, **signing) -> str:
     csrf = token(client, "/merchant/money")
@@ -560,7 +648,7 @@ def test_a_passkey_confirms_a_payout_account_and_a_withdrawal(app, owner, mercha
     missing = money_post(owner, "/merchant/money/accounts", ACCOUNT)
     assert missing.status_code == 400 and "Enter the code from your authenticator app." in missing.text
     forged = SoftAuthenticator()
-    (credential_id, held), = owner.authenticator.credentials.items()
+    ((credential_id, held),) = owner.authenticator.credentials.items()
     forged.credentials[credential_id] = {**held, "key": ec.generate_private_key(ec.SECP256R1())}
     wrong = money_post(owner, "/merchant/money/accounts", {**ACCOUNT, "passkey": confirm(owner, forged)})
     assert wrong.status_code == 400 and REFUSED in wrong.text and count(PayoutAccount) == 0
@@ -569,15 +657,20 @@ def test_a_passkey_confirms_a_payout_account_and_a_withdrawal(app, owner, mercha
     assertion = confirm(owner, owner.authenticator)
     added = money_post(owner, "/merchant/money/accounts", {**ACCOUNT, "passkey": assertion})
     assert added.status_code == 303 and count(PayoutAccount) == 1
-    replayed = money_post(owner, "/merchant/money/accounts", {**ACCOUNT, "account": "13800005678", "passkey": assertion})
+    replayed = money_post(
+        owner, "/merchant/money/accounts", {**ACCOUNT, "account": "13800005678", "passkey": assertion}
+    )
     assert replayed.status_code == 400 and count(PayoutAccount) == 1
 
     pay(place(make_product(keys=2, price=10000)))
     db.session.execute(update(LedgerEntry).values(available_at=utcnow() - timedelta(days=1)))
     db.session.commit()
     account = db.session.execute(select(PayoutAccount)).scalar_one()
-    done = money_post(owner, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "50.00",
-                                                              "passkey": confirm(owner, owner.authenticator)})
+    done = money_post(
+        owner,
+        "/merchant/money/withdrawals",
+        {"payout_account_id": account.id, "amount": "50.00", "passkey": confirm(owner, owner.authenticator)},
+    )
     assert done.status_code == 303
     assert db.session.execute(select(Withdrawal.amount)).scalar_one() == 5000
 
@@ -603,6 +696,7 @@ def test_the_operators_reset_of_two_factor_removes_passkeys(app, owner, merchant
 
 # -- in Chromium, with its virtual authenticator ---------------------------------------------------
 
+
 @pytest.fixture
 def shop(make_app):
     """The shop on http://localhost:<port> (WebAuthn needs a domain name; localhost is a
@@ -624,22 +718,35 @@ class Browser:
 
     def __init__(self, chromium, base: str, authenticator: bool = True, javascript: bool = True):
         self.base = base
-        self.context = chromium.new_context(viewport={"width": 360, "height": 800}, java_script_enabled=javascript,
-                                            locale="en-US")
+        self.context = chromium.new_context(
+            viewport={"width": 360, "height": 800}, java_script_enabled=javascript, locale="en-US"
+        )
         self.page = self.context.new_page()
         self.page.set_default_timeout(WAIT_MS)
         self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(f"{self.page.url}: {m.text} {m.location}")
-                     if m.type == "error" else None)
+        self.page.on(
+            "console",
+            lambda m: self.errors.append(f"{self.page.url}: {m.text} {m.location}") if m.type == "error" else None,
+        )
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("dialog", lambda d: d.accept())  # hx-confirm
         self.authenticator_id = None
         if authenticator:
             self.cdp = self.context.new_cdp_session(self.page)
             self.cdp.send("WebAuthn.enable")
-            self.authenticator_id = self.cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
-                "protocol": "ctap2", "transport": "internal", "hasResidentKey": True, "hasUserVerification": True,
-                "isUserVerified": True, "automaticPresenceSimulation": True}})["authenticatorId"]
+            self.authenticator_id = self.cdp.send(
+                "WebAuthn.addVirtualAuthenticator",
+                {
+                    "options": {
+                        "protocol": "ctap2",
+                        "transport": "internal",
+                        "hasResidentKey": True,
+                        "hasUserVerification": True,
+                        "isUserVerified": True,
+                        "automaticPresenceSimulation": True,
+                    }
+                },
+            )["authenticatorId"]
 
     def credentials(self) -> list[dict]:
         return self.cdp.send("WebAuthn.getCredentials", {"authenticatorId": self.authenticator_id})["credentials"]
@@ -796,8 +903,9 @@ def test_a_lost_device_is_replaced_by_a_recovery_code(shop, browsers):
     assert count(AuditEvent, AuditEvent.action == "2fa.recovery_code_used") == 1
 
 
-def test_a_passkey_confirms_a_payout_account_and_a_withdrawal_in_the_browser(shop, browsers, merchant, make_product,
-                                                                               place, pay):
+def test_a_passkey_confirms_a_payout_account_and_a_withdrawal_in_the_browser(
+    shop, browsers, merchant, make_product, place, pay
+):
     app, base = shop
     me = browsers(base)
     me.log_in(merchant.user.email)
@@ -845,8 +953,10 @@ def test_a_passkey_that_cannot_verify_the_user_is_explained_in_the_pages_languag
     me.cdp.send("WebAuthn.setUserVerified", {"authenticatorId": me.authenticator_id, "isUserVerified": False})
     me.page.goto(base + "/login")  # the site's default language, Chinese
     with app.test_request_context(), force_locale("zh_CN"):
-        sign_in, cancelled = gettext("Sign in with a passkey"), gettext(
-            "The passkey request was cancelled or timed out. Try again, or use another way.")
+        sign_in, cancelled = (
+            gettext("Sign in with a passkey"),
+            gettext("The passkey request was cancelled or timed out. Try again, or use another way."),
+        )
     me.page.get_by_role("button", name=sign_in).click()
     expect(me.page.locator("[data-passkey-error]")).to_have_text(cancelled)
     expect(me.page).to_have_url(at("/login"))

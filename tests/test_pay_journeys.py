@@ -8,6 +8,7 @@ Once with JavaScript on and once with it off, for every way of paying: the redir
 `FAKA_JOURNEY_RUNS=5 FAKA_JOURNEY_TIMES=file.jsonl pytest tests/test_pay_journeys.py`
 runs each journey five times and appends each "Buy" → key-visible time to the file
 (bench/pay_journeys.py reports their medians)."""
+
 import json
 import os
 import time
@@ -21,13 +22,23 @@ from conftest import count, key_texts, no_horizontal_scroll, reload
 from faka.extensions import db
 from faka.models import NotifyLog, Order
 
-PHONE_UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-            "Chrome/126.0.0.0 Mobile Safari/537.36")
-WECHAT_UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/AP2A; wv) AppleWebKit/537.36 (KHTML, like Gecko) "
-             "Version/4.0 Chrome/126.0.6478.188 Mobile Safari/537.36 XWEB/1260117 MMWEBSDK/20240501 "
-             "MicroMessenger/8.0.50.2701(0x28003237) WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64")
-PHONE = {"viewport": {"width": 360, "height": 800}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2,
-         "locale": "zh-CN", "user_agent": PHONE_UA}
+PHONE_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36"
+)
+WECHAT_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/AP2A; wv) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Version/4.0 Chrome/126.0.6478.188 Mobile Safari/537.36 XWEB/1260117 MMWEBSDK/20240501 "
+    "MicroMessenger/8.0.50.2701(0x28003237) WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64"
+)
+PHONE = {
+    "viewport": {"width": 360, "height": 800},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 2,
+    "locale": "zh-CN",
+    "user_agent": PHONE_UA,
+}
 DESKTOP = {"viewport": {"width": 1280, "height": 800}, "locale": "zh-CN"}
 WAIT_MS = 20_000
 RUNS = range(int(os.environ.get("FAKA_JOURNEY_RUNS", "1")))
@@ -53,9 +64,17 @@ WAYS = {
     "wechat-qr": Way("wechat", {"methods": "native"}, DESKTOP, "qr"),
     "wechat-jsapi": Way("wechat", {"methods": "jsapi"}, {**PHONE, "user_agent": WECHAT_UA}, "jsapi", (True,)),
 }
-JOURNEYS = [pytest.param(name, javascript, run, id=f"{name}-js-{'on' if javascript else 'off'}"
-                         + (f"-{run + 1}" if len(RUNS) > 1 else ""))
-            for name, way in WAYS.items() for javascript in way.javascript for run in RUNS]
+JOURNEYS = [
+    pytest.param(
+        name,
+        javascript,
+        run,
+        id=f"{name}-js-{'on' if javascript else 'off'}" + (f"-{run + 1}" if len(RUNS) > 1 else ""),
+    )
+    for name, way in WAYS.items()
+    for javascript in way.javascript
+    for run in RUNS
+]
 
 
 class Buyer:
@@ -67,14 +86,20 @@ class Buyer:
         self.context = chromium.new_context(**way.screen, java_script_enabled=javascript)
         if way.paid_by == "jsapi":  # WeChat's payment sheet, which only the WeChat app has
             self.context.expose_function("fakeWechatPay", providers.wechat.pay_jsapi)
-            self.context.add_init_script("window.WeixinJSBridge = {invoke: (name, params, done) => "
-                                         "window.fakeWechatPay(params).then(err_msg => done({err_msg}))};")
+            self.context.add_init_script(
+                "window.WeixinJSBridge = {invoke: (name, params, done) => "
+                "window.fakeWechatPay(params).then(err_msg => done({err_msg}))};"
+            )
         self.page = self.context.new_page()
         self.page.set_default_timeout(WAIT_MS)
         self.origins: list[str] = []
         self.errors: list[str] = []
-        self.page.on("framenavigated", lambda frame: frame == self.page.main_frame and self.origins.append(
-            "{}://{}".format(*urlsplit(frame.url)[:2])))
+        self.page.on(
+            "framenavigated",
+            lambda frame: (
+                frame == self.page.main_frame and self.origins.append("{}://{}".format(*urlsplit(frame.url)[:2]))
+            ),
+        )
         # Only faka's own pages are checked: what the provider's pages log is theirs.
         self.page.on("console", lambda m: self._error(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self._error(str(e)))
@@ -103,8 +128,9 @@ def pay_on_the_provider(buyer: Buyer, way: Way, providers, product) -> None:
 
 
 @pytest.mark.parametrize("name, javascript, run", JOURNEYS)
-def test_buyer_pays_through_the_provider_and_sees_the_key(chromium, live_shop, providers, make_product, name,
-                                                          javascript, run):
+def test_buyer_pays_through_the_provider_and_sees_the_key(
+    chromium, live_shop, providers, make_product, name, javascript, run
+):
     way = WAYS[name]
     providers.configure(way.gateway, **way.settings)
     product = make_product(keys=3, price=1250, title="Steam 钱包充值卡 ¥12.5")
@@ -150,9 +176,12 @@ def test_buyer_pays_through_the_provider_and_sees_the_key(chromium, live_shop, p
         assert [r.status for r in providers.wechat.requests_for("oauth2/authorize")] == [302]
         assert len(providers.wechat.requests_for("getBrandWCPayRequest", verified=True)) == 1
     assert reload(order).status == Order.DELIVERED and count(Order) == 1
-    assert [(log.verified, log.outcome) for log in db.session.scalars(
-        db.select(NotifyLog).where(NotifyLog.order_number == order.number, NotifyLog.outcome == "paid"))] \
-        == [(True, "paid")]
+    assert [
+        (log.verified, log.outcome)
+        for log in db.session.scalars(
+            db.select(NotifyLog).where(NotifyLog.order_number == order.number, NotifyLog.outcome == "paid")
+        )
+    ] == [(True, "paid")]
     _note_time(name, javascript, elapsed)
 
 

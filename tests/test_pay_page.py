@@ -2,6 +2,7 @@
 faka's own pay page first (never on a redirect to another site, which neither htmx nor
 the CSP's form-action allows), one order however often "Buy" is tapped, and an unpaid
 order can be cancelled or paid another way."""
+
 import re
 from datetime import timedelta
 
@@ -12,26 +13,39 @@ from faka.extensions import db
 from faka.models import CardKey, Coupon, Order
 from faka.payments import configure_gateway
 
-IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-          "Version/17.5 Mobile/15E148 Safari/604.1")
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Mobile/15E148 Safari/604.1"
+)
 DESKTOP = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
-WECHAT = ("Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/AP2A; wv) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Version/4.0 Chrome/126.0.6478.188 Mobile Safari/537.36 XWEB/1260117 MMWEBSDK/20240501 "
-          "MMWEBID/1234 MicroMessenger/8.0.50.2701(0x28003237) WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64")
+WECHAT = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/AP2A; wv) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Version/4.0 Chrome/126.0.6478.188 Mobile Safari/537.36 XWEB/1260117 MMWEBSDK/20240501 "
+    "MMWEBID/1234 MicroMessenger/8.0.50.2701(0x28003237) WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64"
+)
 EPAY_KEY = "k" * 32
 
 
 @pytest.fixture
 def epay(app):
     # Starting a 易支付 payment only signs a URL: no provider needs to answer here.
-    configure_gateway("epay", {"api_url": "https://pay.example.test/", "pid": "1001", "key": EPAY_KEY,
-                               "sign_type": "MD5"}, enabled=True)
+    configure_gateway(
+        "epay",
+        {"api_url": "https://pay.example.test/", "pid": "1001", "key": EPAY_KEY, "sign_type": "MD5"},
+        enabled=True,
+    )
 
 
 def buy(client, product, user_agent=IPHONE, gateway="epay", htmx=False, **fields):
     page = client.get(f"/p/{product.slug}", headers={"User-Agent": user_agent})
-    data = {"csrf_token": csrf_from(page.text), "quantity": 1, "email": "buyer@example.com",
-            "query_password": "pw-1234", "gateway": gateway, **fields}
+    data = {
+        "csrf_token": csrf_from(page.text),
+        "quantity": 1,
+        "email": "buyer@example.com",
+        "query_password": "pw-1234",
+        "gateway": gateway,
+        **fields,
+    }
     headers = {"User-Agent": user_agent}
     if htmx:
         headers.update({"HX-Request": "true", "HX-Boosted": "true"})
@@ -181,8 +195,9 @@ def test_a_way_of_paying_that_is_not_enabled_is_refused_and_nothing_changes(clie
     buy(client, product)
     order = db.session.execute(db.select(Order)).scalar_one()
     page = client.get(f"/pay/{order.token}")
-    answer = client.post(f"/pay/{order.token}/method?lang=en", data={"csrf_token": csrf_from(page.text),
-                                                                      "gateway": choice})
+    answer = client.post(
+        f"/pay/{order.token}/method?lang=en", data={"csrf_token": csrf_from(page.text), "gateway": choice}
+    )
     assert answer.status_code == 303
     assert reload(order).gateway == "epay"
     again = client.get(answer.headers["Location"] + "?lang=en")

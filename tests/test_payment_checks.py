@@ -6,6 +6,7 @@ The provider here is a stand-in gateway registered for the test: it keeps the pa
 "made at the provider" in a dict and answers queries from it, as a real provider's
 query API would. The real gateways' query calls are tested over HTTP in their own files.
 """
+
 import json
 import re
 from datetime import timedelta
@@ -72,10 +73,13 @@ def notices(order) -> int:
 
 # -- the notify log ------------------------------------------------------------------------
 
+
 def test_every_notification_is_logged_with_its_outcome(client, product, place):
     order = place(product)
     forged = signed_notify(order, sign="0" * 64)
-    assert client.post("/pay/sandbox/notify", data=forged, environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code == 400
+    assert (
+        client.post("/pay/sandbox/notify", data=forged, environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code == 400
+    )
     good = signed_notify(order)
     assert client.post("/pay/sandbox/notify", data=good).get_data(as_text=True) == "success"
     assert client.post("/pay/sandbox/notify", data=good).get_data(as_text=True) == "success"  # a replay
@@ -109,6 +113,7 @@ def test_notify_for_an_order_of_another_gateway_is_logged_and_refused(client, pr
 
 
 # -- the pay page and "I have paid" -----------------------------------------------------------
+
 
 def test_pay_page_shows_the_qr_code_amount_and_countdown(client, product, provider):
     order = place_with(product, provider.name)
@@ -164,6 +169,7 @@ def test_pay_page_polls_and_moves_on_once_paid(client, product, place, pay):
 
 # -- the reconciler asks about payments in flight -----------------------------------------------
 
+
 def test_reconciler_finds_a_payment_whose_notification_was_lost(client, product, place, provider):
     in_flight = place_with(product, provider.name)
     never_sent = place_with(product, provider.name)  # the buyer never opened the pay page
@@ -187,8 +193,11 @@ def test_reconciler_finds_a_payment_whose_notification_was_lost(client, product,
 def test_expired_order_paid_at_the_provider_is_still_honoured(client, product, provider):
     order = place_with(product, provider.name)
     client.get(f"/pay/{order.token}")
-    db.session.execute(Order.__table__.update().where(Order.id == order.id).values(
-        payment_started_at=utcnow() - timedelta(minutes=20), expires_at=utcnow() - timedelta(minutes=1)))
+    db.session.execute(
+        Order.__table__.update()
+        .where(Order.id == order.id)
+        .values(payment_started_at=utcnow() - timedelta(minutes=20), expires_at=utcnow() - timedelta(minutes=1))
+    )
     db.session.commit()
     reconcile()  # expires it
     assert reload(order).status == Order.EXPIRED
@@ -198,6 +207,7 @@ def test_expired_order_paid_at_the_provider_is_still_honoured(client, product, p
 
 
 # -- the operator's view ------------------------------------------------------------------------
+
 
 @pytest.fixture
 def ops(app):
@@ -221,7 +231,10 @@ def test_operator_reads_an_orders_notifications_and_asks_the_provider(ops, clien
     db.session.commit()
     from faka.models import AuditEvent
 
-    assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "payment.checked")) == 1
+    assert (
+        db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "payment.checked"))
+        == 1
+    )
 
 
 def test_a_gateway_whose_notifications_stopped_is_flagged(ops, client, product, provider):
@@ -247,6 +260,7 @@ def test_payment_pages_refuse_strangers(client, product, provider, merchant):
 
 
 # -- the buyer chooses how to pay -----------------------------------------------------------------
+
 
 def test_buyer_chooses_among_the_enabled_gateways(client, product, provider):
     page = client.get(f"/p/{product.slug}?lang=en").get_data(as_text=True)
@@ -314,6 +328,7 @@ def test_operator_tests_a_gateway_connection(ops, provider, monkeypatch):
 
 # -- on a phone ------------------------------------------------------------------------------------
 
+
 def test_qr_pay_page_on_a_phone_counts_down_and_i_have_paid_completes(live_server, make_product, phone, monkeypatch):
     from playwright.sync_api import expect
 
@@ -343,6 +358,7 @@ def test_qr_pay_page_on_a_phone_counts_down_and_i_have_paid_completes(live_serve
 
 # -- a buyer who switched the way of paying, or cancelled ------------------------------------------
 
+
 def test_each_time_the_buyer_is_sent_to_pay_is_recorded(client, product, provider, monkeypatch):
     from faka.models import PaymentAttempt
 
@@ -360,7 +376,9 @@ def test_each_time_the_buyer_is_sent_to_pay_is_recorded(client, product, provide
     db.session.commit()
     attempts = db.session.execute(select(PaymentAttempt).order_by(PaymentAttempt.id)).scalars().all()
     assert [(a.order_id, a.gateway, a.method, a.reference) for a in attempts] == [
-        (order.id, provider.name, "native", f"P-{order.number}-1"), (order.id, provider.name, "native", f"P-{order.number}-2")]
+        (order.id, provider.name, "native", f"P-{order.number}-1"),
+        (order.id, provider.name, "native", f"P-{order.number}-2"),
+    ]
     assert reload(order).payment_ref == f"P-{order.number}-2"
 
 
@@ -384,8 +402,11 @@ def test_reconciler_asks_about_switched_and_recently_cancelled_orders(client, pr
     checkout.cancel_order(cancelled.token)
     checkout.cancel_order(long_cancelled.token)
     db.session.execute(Order.__table__.update().values(payment_started_at=utcnow() - timedelta(days=2)))
-    db.session.execute(Order.__table__.update().where(Order.id == long_cancelled.id).values(
-        cancelled_at=utcnow() - payments.LATE_QUERY_WINDOW - timedelta(minutes=1)))
+    db.session.execute(
+        Order.__table__.update()
+        .where(Order.id == long_cancelled.id)
+        .values(cancelled_at=utcnow() - payments.LATE_QUERY_WINDOW - timedelta(minutes=1))
+    )
     db.session.commit()
     assert sorted(payments.payments_in_flight()) == sorted([switched.id, cancelled.id])
 

@@ -2,6 +2,7 @@
 after 30 days and old logs deleted by the daily retention job; keys shown in the back
 office only after re-entering the password (and code), each look audited; a new
 session at every login."""
+
 import re
 import time
 from datetime import timedelta
@@ -51,15 +52,19 @@ def seller(app, merchant):
 
 # -- masked emails -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("email, shown", [
-    ("abcdef@qq.com", "ab***@qq.com"),
-    ("abc@example.com", "ab***@example.com"),
-    ("ab@qq.com", "a***@qq.com"),
-    ("a@qq.com", "a***@qq.com"),
-    ("no-at-sign", "no***"),
-    ("", ""),
-    (None, ""),
-])
+
+@pytest.mark.parametrize(
+    "email, shown",
+    [
+        ("abcdef@qq.com", "ab***@qq.com"),
+        ("abc@example.com", "ab***@example.com"),
+        ("ab@qq.com", "a***@qq.com"),
+        ("a@qq.com", "a***@qq.com"),
+        ("no-at-sign", "no***"),
+        ("", ""),
+        (None, ""),
+    ],
+)
 def test_mask_email(email, shown):
     assert mask_email(email) == shown
 
@@ -100,10 +105,23 @@ def add(*rows):
 def order_row(product, ip, created_at) -> Order:
     import secrets
 
-    (order,) = add(Order(number=secrets.token_hex(8), token=secrets.token_hex(16), product_id=product.id,
-                         merchant_id=product.merchant_id, quantity=1, unit_price=100, total=100, currency="CNY",
-                         gateway="sandbox", client_ip=ip, created_at=created_at,
-                         expires_at=created_at + timedelta(minutes=15), status=Order.DELIVERED))
+    (order,) = add(
+        Order(
+            number=secrets.token_hex(8),
+            token=secrets.token_hex(16),
+            product_id=product.id,
+            merchant_id=product.merchant_id,
+            quantity=1,
+            unit_price=100,
+            total=100,
+            currency="CNY",
+            gateway="sandbox",
+            client_ip=ip,
+            created_at=created_at,
+            expires_at=created_at + timedelta(minutes=15),
+            status=Order.DELIVERED,
+        )
+    )
     return order
 
 
@@ -111,12 +129,14 @@ def ip_rows(product, merchant, when, ip=IP) -> list:
     """One row with `ip` written at `when` in every table that records IP addresses."""
     return [
         order_row(product, ip, when),
-        *add(SignIn(user_id=merchant.user_id, ip=ip, created_at=when),
-             NotifyLog(gateway="sandbox", outcome="paid", source_ip=ip, received_at=when),
-             SecurityEvent(kind=SecurityEvent.LOGIN_FAILED, ip=ip, created_at=when),
-             RiskEvent(checkpoint=risk.CHECKOUT, action=risk.FLAG, score=20, ip=ip, created_at=when),
-             AuditEvent(action="test.event", target="x", ip=ip, created_at=when),
-             ProductReport(product_id=product.id, reason="other", ip=ip, created_at=when)),
+        *add(
+            SignIn(user_id=merchant.user_id, ip=ip, created_at=when),
+            NotifyLog(gateway="sandbox", outcome="paid", source_ip=ip, received_at=when),
+            SecurityEvent(kind=SecurityEvent.LOGIN_FAILED, ip=ip, created_at=when),
+            RiskEvent(checkpoint=risk.CHECKOUT, action=risk.FLAG, score=20, ip=ip, created_at=when),
+            AuditEvent(action="test.event", target="x", ip=ip, created_at=when),
+            ProductReport(product_id=product.id, reason="other", ip=ip, created_at=when),
+        ),
     ]
 
 
@@ -162,31 +182,47 @@ def test_self_purchase_still_matches_when_both_sides_are_hashed(app, merchant, p
 def test_work_is_done_in_batches(app, merchant, product, monkeypatch):
     monkeypatch.setattr(retention, "BATCH", 3)
     rows = [order_row(product, f"198.51.100.{i}", OLD) for i in range(8)]
-    add(*(SecurityEvent(kind=SecurityEvent.CSRF_FAILED, ip=None, created_at=NOW - timedelta(days=91))
-          for _ in range(7)))
+    add(
+        *(SecurityEvent(kind=SecurityEvent.CSRF_FAILED, ip=None, created_at=NOW - timedelta(days=91)) for _ in range(7))
+    )
     report = retention.run(NOW)
     assert report.ips_hashed == 8 and report.security_events_deleted == 7
     assert len({ip_of(row) for row in rows}) == 8 and all(ip_of(row).startswith("h:") for row in rows)
 
 
 def test_old_logs_are_deleted_and_old_notification_bodies_emptied(app):
-    add(SecurityEvent(kind=SecurityEvent.ADMIN_PROBE, created_at=NOW - timedelta(days=91)),
-        SecurityEvent(kind=SecurityEvent.ADMIN_PROBE, created_at=NOW - timedelta(days=89)))
-    old_event, new_event = add(RiskEvent(checkpoint=risk.CHECKOUT, action=risk.FLAG, score=20,
-                                         created_at=NOW - timedelta(days=366)),
-                               RiskEvent(checkpoint=risk.CHECKOUT, action=risk.FLAG, score=20,
-                                         created_at=NOW - timedelta(days=364)))
-    add(RiskHit(event_id=old_event.id, rule="ip_velocity", score=20, created_at=old_event.created_at),
-        RiskHit(event_id=new_event.id, rule="ip_velocity", score=20, created_at=new_event.created_at))
-    add(SpentChallenge(signature="a" * 64, expires_at=NOW - timedelta(seconds=1)),
-        SpentChallenge(signature="b" * 64, expires_at=NOW + timedelta(minutes=5)))
+    add(
+        SecurityEvent(kind=SecurityEvent.ADMIN_PROBE, created_at=NOW - timedelta(days=91)),
+        SecurityEvent(kind=SecurityEvent.ADMIN_PROBE, created_at=NOW - timedelta(days=89)),
+    )
+    old_event, new_event = add(
+        RiskEvent(checkpoint=risk.CHECKOUT, action=risk.FLAG, score=20, created_at=NOW - timedelta(days=366)),
+        RiskEvent(checkpoint=risk.CHECKOUT, action=risk.FLAG, score=20, created_at=NOW - timedelta(days=364)),
+    )
+    add(
+        RiskHit(event_id=old_event.id, rule="ip_velocity", score=20, created_at=old_event.created_at),
+        RiskHit(event_id=new_event.id, rule="ip_velocity", score=20, created_at=new_event.created_at),
+    )
+    add(
+        SpentChallenge(signature="a" * 64, expires_at=NOW - timedelta(seconds=1)),
+        SpentChallenge(signature="b" * 64, expires_at=NOW + timedelta(minutes=5)),
+    )
     old_log, new_log = add(
-        NotifyLog(gateway="epay", outcome="paid", headers='{"x": 1}', body="trade_no=1", received_at=NOW - timedelta(days=181)),
-        NotifyLog(gateway="epay", outcome="paid", headers='{"x": 1}', body="trade_no=2", received_at=NOW - timedelta(days=179)))
+        NotifyLog(
+            gateway="epay", outcome="paid", headers='{"x": 1}', body="trade_no=1", received_at=NOW - timedelta(days=181)
+        ),
+        NotifyLog(
+            gateway="epay", outcome="paid", headers='{"x": 1}', body="trade_no=2", received_at=NOW - timedelta(days=179)
+        ),
+    )
 
     report = retention.run(NOW)
-    assert (report.security_events_deleted, report.risk_events_deleted, report.challenges_deleted,
-            report.notify_bodies_emptied) == (1, 1, 1, 1)
+    assert (
+        report.security_events_deleted,
+        report.risk_events_deleted,
+        report.challenges_deleted,
+        report.notify_bodies_emptied,
+    ) == (1, 1, 1, 1)
     assert count(SecurityEvent) == 1 and count(RiskEvent) == 1 and count(RiskHit) == 1
     assert db.session.scalar(select(RiskHit.event_id)) == new_event.id
     assert db.session.scalar(select(SpentChallenge.signature)) == "b" * 64
@@ -213,6 +249,7 @@ def test_retention_command(app, runner, merchant, product):
 
 
 # -- re-authentication before keys are shown ---------------------------------------------------------
+
 
 @pytest.fixture
 def operator(app):
@@ -313,7 +350,7 @@ def test_exporting_stock_keys_needs_a_fresh_password_and_is_audited(seller, merc
     response = post(seller, f"{keys_page}/export", page=keys_page)
     assert response.status_code == 303 and "STOCK-1" not in response.text
     assert response.headers["Location"] == f"/reauth?next={keys_page}"
-    assert "name=\"code\"" not in seller.get(f"/reauth?next={keys_page}").text  # no 2FA, no code asked
+    assert 'name="code"' not in seller.get(f"/reauth?next={keys_page}").text  # no 2FA, no code asked
 
     assert reauth(seller, "wrong-password", next_url=keys_page).status_code == 400
     assert reauth(seller, PASSWORD, next_url=keys_page).headers["Location"] == keys_page
@@ -324,6 +361,7 @@ def test_exporting_stock_keys_needs_a_fresh_password_and_is_audited(seller, merc
 
 
 # -- a new session at login --------------------------------------------------------------------------
+
 
 def test_login_starts_a_new_session(app, merchant):
     client = app.test_client()

@@ -1,6 +1,7 @@
 """Product images: a merchant's cover and gallery, checked by content, re-encoded without
 metadata, stored under content-hashed names, served with long caching, shown on the cards
 and the product page, and shared with Open Graph tags."""
+
 import errno
 import html
 import io
@@ -27,6 +28,7 @@ NOT_STORED_ZH = "图片暂时无法保存，请稍后再试。"
 
 
 # -- images made with Pillow ------------------------------------------------------------------
+
 
 def encoded(image: Image.Image, fmt: str, **params) -> bytes:
     out = io.BytesIO()
@@ -92,6 +94,7 @@ REFUSED = {
 
 # -- fixtures and helpers ---------------------------------------------------------------------
 
+
 @pytest.fixture(autouse=True)
 def empty_media(app):
     """Each test starts with no stored product image files (the instance folder is shared)."""
@@ -122,9 +125,15 @@ def upload(client, product, role: str, *files):
     """Post files through the merchant's images page, as its form does."""
     page = client.get(images_url(product))
     assert page.status_code == 200
-    return client.post(images_url(product), content_type="multipart/form-data", data={
-        "csrf_token": csrf_from(page.text), "role": role,
-        "image": [(io.BytesIO(data), name, "image/png") for data, name in files]})
+    return client.post(
+        images_url(product),
+        content_type="multipart/form-data",
+        data={
+            "csrf_token": csrf_from(page.text),
+            "role": role,
+            "image": [(io.BytesIO(data), name, "image/png") for data, name in files],
+        },
+    )
 
 
 def post_action(client, product, path: str, **data):
@@ -134,9 +143,13 @@ def post_action(client, product, path: str, **data):
 
 def rows(product) -> list[ProductImage]:
     db.session.commit()
-    return list(db.session.execute(
-        select(ProductImage).where(ProductImage.product_id == product.id)
-        .order_by(ProductImage.role, ProductImage.position)).scalars())
+    return list(
+        db.session.execute(
+            select(ProductImage)
+            .where(ProductImage.product_id == product.id)
+            .order_by(ProductImage.role, ProductImage.position)
+        ).scalars()
+    )
 
 
 def gallery(product) -> list[ProductImage]:
@@ -156,6 +169,7 @@ def with_cover(client, product, data=None) -> ProductImage:
 
 # -- uploading --------------------------------------------------------------------------------
 
+
 def test_a_cover_is_stored_in_two_sizes_each_as_webp_and_jpeg(seller, product):
     response = upload(seller, product, "cover", (picture_bytes(size=(1600, 1200)), "cover.png"))
     assert response.status_code == 303
@@ -164,14 +178,18 @@ def test_a_cover_is_stored_in_two_sizes_each_as_webp_and_jpeg(seller, product):
     assert (cover.role, cover.position) == (ProductImage.COVER, 0)
     assert stored_files() == set(cover.names)
 
-    for name, fmt, size in ((cover.thumb_webp, "WEBP", (320, 320)), (cover.thumb_jpeg, "JPEG", (320, 320)),
-                            (cover.detail_webp, "WEBP", (1200, 900)), (cover.detail_jpeg, "JPEG", (1200, 900))):
+    for name, fmt, size in (
+        (cover.thumb_webp, "WEBP", (320, 320)),
+        (cover.thumb_jpeg, "JPEG", (320, 320)),
+        (cover.detail_webp, "WEBP", (1200, 900)),
+        (cover.detail_jpeg, "JPEG", (1200, 900)),
+    ):
         stored = open_stored(name)
         assert (stored.format, stored.size) == (fmt, size), name
         assert re.fullmatch(r"[0-9a-f]{64}\.(webp|jpg)", name)
     assert (cover.thumb_width, cover.thumb_height, cover.detail_width, cover.detail_height) == (320, 320, 1200, 900)
     page = seller.get(images_url(product))
-    assert f'/merchant/products/{product.slug}/images/file/{cover.thumb_webp}' in page.text
+    assert f"/merchant/products/{product.slug}/images/file/{cover.thumb_webp}" in page.text
     assert seller.get(f"{images_url(product)}/file/{cover.thumb_jpeg}").headers["Cache-Control"] == "private, no-store"
 
 
@@ -218,8 +236,10 @@ def test_a_bad_upload_is_refused_with_a_message_and_nothing_stored(seller, produ
 def test_a_decompression_bomb_is_refused_with_the_pixel_limits(seller, product):
     response = upload(seller, product, "cover", (bomb_png(), "bomb.png"))
     assert response.status_code == 400
-    assert "each picture may have at most 40 megapixels, and all the pictures of one upload together at most 100" \
+    assert (
+        "each picture may have at most 40 megapixels, and all the pictures of one upload together at most 100"
         in html.unescape(response.text)
+    )
     assert rows(product) == [] and stored_files() == set()
 
 
@@ -239,8 +259,11 @@ def test_the_refusal_is_in_chinese_on_chinese_pages(app, merchant, product):
 
 def test_no_file_chosen_is_a_message(seller, product):
     page = seller.get(images_url(product))
-    response = seller.post(images_url(product), content_type="multipart/form-data",
-                           data={"csrf_token": csrf_from(page.text), "role": "gallery"})
+    response = seller.post(
+        images_url(product),
+        content_type="multipart/form-data",
+        data={"csrf_token": csrf_from(page.text), "role": "gallery"},
+    )
     assert response.status_code == 400 and "Choose an image to upload." in response.text
 
 
@@ -313,6 +336,7 @@ def test_the_product_pages_link_to_the_images_page(seller, product):
 
 # -- a full disk ------------------------------------------------------------------------------
 
+
 def test_a_full_disk_is_a_message_and_leaves_nothing_behind(seller, product, monkeypatch):
     with_cover(seller, product, picture_bytes(seed=1))
     before_rows, before_files = [(i.id, i.names) for i in rows(product)], stored_files()
@@ -338,8 +362,9 @@ def test_a_full_disk_is_a_message_and_leaves_nothing_behind(seller, product, mon
 
 def test_a_real_full_disk_in_chinese(app, merchant, product):
     folder = media_dir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"a small file system cannot be mounted here: {mounted.stderr.strip()}")
     try:
@@ -368,6 +393,7 @@ def test_a_database_failure_removes_the_files_it_wrote(seller, product, monkeypa
 
 # -- another merchant -------------------------------------------------------------------------
 
+
 def test_another_merchant_cannot_see_add_move_or_remove_images(app, seller, product):
     cover = with_cover(seller, product)
     assert upload(seller, product, "gallery", (picture_bytes(seed=3), "g.png")).status_code == 303
@@ -380,10 +406,18 @@ def test_another_merchant_cannot_see_add_move_or_remove_images(app, seller, prod
 
     assert other.get(url).status_code == 404
     assert other.get(f"{url}/file/{cover.thumb_jpeg}").status_code == 404
-    assert other.post(url, content_type="multipart/form-data", data={
-        "csrf_token": token, "role": "gallery", "image": (io.BytesIO(picture_bytes(seed=8)), "x.png")}).status_code == 404
-    assert other.post(url, content_type="multipart/form-data",
-                      data={"csrf_token": token, "role": "cover"}).status_code == 404
+    assert (
+        other.post(
+            url,
+            content_type="multipart/form-data",
+            data={"csrf_token": token, "role": "gallery", "image": (io.BytesIO(picture_bytes(seed=8)), "x.png")},
+        ).status_code
+        == 404
+    )
+    assert (
+        other.post(url, content_type="multipart/form-data", data={"csrf_token": token, "role": "cover"}).status_code
+        == 404
+    )
     assert other.post(f"{url}/{cover.id}/delete", data={"csrf_token": token}).status_code == 404
     assert other.post(f"{url}/{item.id}/move", data={"csrf_token": token, "direction": "earlier"}).status_code == 404
     assert len(rows(product)) == 2 and len(stored_files()) == 8
@@ -397,6 +431,7 @@ def test_an_image_id_of_another_product_is_404(seller, product, make_product):
 
 
 # -- serving ----------------------------------------------------------------------------------
+
 
 def test_images_are_served_with_their_type_and_cached_for_a_year(seller, client, product):
     cover = with_cover(seller, product)
@@ -412,9 +447,20 @@ def test_images_are_served_with_their_type_and_cached_for_a_year(seller, client,
     assert served.headers["Cache-Control"] == IMMUTABLE
 
 
-@pytest.mark.parametrize("name", ["0" * 64 + ".webp", "f" * 64 + ".jpg", "../../etc/passwd", "..%2f..%2fsecret",
-                                  "A" * 64 + ".jpg", "0" * 64 + ".png", "0" * 32 + ".jpg", "0" * 64 + ".webp.jpg",
-                                  "x.webp"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "0" * 64 + ".webp",
+        "f" * 64 + ".jpg",
+        "../../etc/passwd",
+        "..%2f..%2fsecret",
+        "A" * 64 + ".jpg",
+        "0" * 64 + ".png",
+        "0" * 32 + ".jpg",
+        "0" * 64 + ".webp.jpg",
+        "x.webp",
+    ],
+)
 def test_unknown_names_are_404_without_touching_the_disk(seller, client, product, monkeypatch, name):
     with_cover(seller, product)
 
@@ -446,7 +492,9 @@ def test_images_of_products_not_on_sale_are_not_served(seller, client, product):
     product.visible = False
     db.session.commit()
     assert client.get(url).status_code == 404
-    assert seller.get(f"{images_url(product)}/file/{cover.detail_jpeg}").status_code == 200  # the merchant still sees it
+    assert (
+        seller.get(f"{images_url(product)}/file/{cover.detail_jpeg}").status_code == 200
+    )  # the merchant still sees it
     product.visible = True
     product.moderation = "taken_down"
     db.session.commit()
@@ -456,8 +504,10 @@ def test_images_of_products_not_on_sale_are_not_served(seller, client, product):
 def test_a_deleted_product_keeps_nothing_visible(seller, client, product):
     cover = with_cover(seller, product)
     page = seller.get("/merchant/products")
-    assert seller.post(f"/merchant/products/{product.slug}/delete",
-                       data={"csrf_token": csrf_from(page.text)}).status_code == 303
+    assert (
+        seller.post(f"/merchant/products/{product.slug}/delete", data={"csrf_token": csrf_from(page.text)}).status_code
+        == 303
+    )
     assert reload(product).deleted_at is not None
     for name in cover.names:
         assert client.get(f"/images/{name}").status_code == 404
@@ -469,18 +519,27 @@ def test_a_deleted_product_keeps_nothing_visible(seller, client, product):
 
 # -- what buyers see --------------------------------------------------------------------------
 
+
 def picture_markup(page: str, image: ProductImage, size: str) -> str:
     files = image.size(size)
     webp, jpeg, width, height = files["webp"], files["jpeg"], files["width"], files["height"]
-    match = re.search(rf'<picture>\s*<source type="image/webp" srcset="/images/{webp}">\s*<img src="/images/{jpeg}" '
-                      rf'width="{width}" height="{height}"[^>]*>\s*</picture>', page)
+    match = re.search(
+        rf'<picture>\s*<source type="image/webp" srcset="/images/{webp}">\s*<img src="/images/{jpeg}" '
+        rf'width="{width}" height="{height}"[^>]*>\s*</picture>',
+        page,
+    )
     assert match, f"no <picture> of the {size} size"
     return match.group(0)
 
 
 def test_cards_and_the_product_page_show_pictures_with_both_sources(seller, client, product):
     cover = with_cover(seller, product, picture_bytes(size=(1000, 750)))
-    assert upload(seller, product, "gallery", (picture_bytes(seed=1), "1.png"), (picture_bytes(seed=2), "2.png")).status_code == 303
+    assert (
+        upload(
+            seller, product, "gallery", (picture_bytes(seed=1), "1.png"), (picture_bytes(seed=2), "2.png")
+        ).status_code
+        == 303
+    )
     first, second = gallery(product)
 
     home = client.get("/").text
@@ -516,8 +575,10 @@ def test_the_product_page_has_share_tags_with_absolute_urls(app, seller, client,
     app.config["BASE_URL"] = "https://shop.example.cn/"
     product.title = "Steam 钱包充值卡 & 礼品"
     product.price = 1234
-    product.description_md = ("# Instant **Steam** key\n\nRedeem it in the [Steam client](https://store.steampowered.com). "
-                              + "Works in every region. " * 10)
+    product.description_md = (
+        "# Instant **Steam** key\n\nRedeem it in the [Steam client](https://store.steampowered.com). "
+        + "Works in every region. " * 10
+    )
     db.session.commit()
     cover = with_cover(seller, product, picture_bytes(size=(1200, 630)))
     page = client.get(f"/p/{product.slug}").text
@@ -564,13 +625,15 @@ def test_a_gallery_without_a_cover_shares_its_first_picture(seller, client, prod
 def test_a_buy_error_page_keeps_the_pictures(seller, client, product):
     cover = with_cover(seller, product)
     page = client.get(f"/p/{product.slug}")
-    refused = client.post(f"/p/{product.slug}/buy", data={"csrf_token": csrf_from(page.text), "quantity": "0",
-                                                          "email": "not-an-email"})
+    refused = client.post(
+        f"/p/{product.slug}/buy", data={"csrf_token": csrf_from(page.text), "quantity": "0", "email": "not-an-email"}
+    )
     assert refused.status_code == 400
     picture_markup(refused.text, cover, "detail")
 
 
 # -- on a phone -------------------------------------------------------------------------------
+
 
 def test_the_product_page_with_pictures_fits_a_phone(live_server, merchant, make_product, phone, tmp_path):
     _app, base = live_server
@@ -579,14 +642,22 @@ def test_the_product_page_with_pictures_fits_a_phone(live_server, merchant, make
     product = make_product(keys=3, title="Steam 钱包充值卡 100 元", description_md="Instant key.")
     make_product(keys=3, title="王者荣耀点券 60 点")
     product_images.add_images(merchant.id, product.slug, "cover", [picture_bytes("JPEG", size=(1600, 1200), seed=1)])
-    product_images.add_images(merchant.id, product.slug, "gallery", [
-        picture_bytes(size=(1200, 1200), colour=(240, 180, 40), seed=2),
-        picture_bytes(size=(800, 1200), colour=(60, 160, 90), seed=3),
-        picture_bytes(size=(1800, 600), colour=(150, 60, 160), seed=4)])
+    product_images.add_images(
+        merchant.id,
+        product.slug,
+        "gallery",
+        [
+            picture_bytes(size=(1200, 1200), colour=(240, 180, 40), seed=2),
+            picture_bytes(size=(800, 1200), colour=(60, 160, 90), seed=3),
+            picture_bytes(size=(1800, 600), colour=(150, 60, 160), seed=4),
+        ],
+    )
 
     phone.goto(f"{base}/?lang=en")
     assert no_horizontal_scroll(phone)
-    phone.wait_for_function("[...document.querySelectorAll('.product-card img')].every(i => i.complete && i.naturalWidth > 0)")
+    phone.wait_for_function(
+        "[...document.querySelectorAll('.product-card img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
     assert phone.locator(".product-card .image-placeholder").count() == 1
     phone.screenshot(path=str(tmp_path / "home-360.png"), full_page=True)
 
@@ -596,7 +667,9 @@ def test_the_product_page_with_pictures_fits_a_phone(live_server, merchant, make
     assert images.count() == 4
     for i in range(4):
         images.nth(i).scroll_into_view_if_needed()
-    phone.wait_for_function("[...document.querySelectorAll('.product-media img')].every(i => i.complete && i.naturalWidth > 0)")
+    phone.wait_for_function(
+        "[...document.querySelectorAll('.product-media img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
     # WebP was chosen, and each picture keeps inside the page's width.
     assert phone.evaluate("document.querySelector('.product-media img').currentSrc").endswith(".webp")
     sizes = phone.evaluate("""() => {

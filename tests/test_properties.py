@@ -9,6 +9,7 @@ owes. It runs in two job modes:
 - `redis-down`: jobs go to an unreachable Redis, so paid orders wait for an explicit
   delivery job; at the end the reconciler of a working (sync) app must catch up.
 """
+
 import secrets
 from collections import Counter
 from datetime import timedelta
@@ -74,12 +75,21 @@ class PurchaseMachine(RuleBasedStateMachine):
     def fresh_shop_with_one_product(self):
         _empty_database()
         ensure_sandbox()
-        merchant = accounts.create_merchant(f"m{secrets.token_hex(4)}@shop.test", "merchant-pass-1", "Shop", approved=True)
+        merchant = accounts.create_merchant(
+            f"m{secrets.token_hex(4)}@shop.test", "merchant-pass-1", "Shop", approved=True
+        )
         category = Category(name="游戏点卡", name_en="Game cards")
         db.session.add(category)
         db.session.commit()
-        product = Product(slug=secrets.token_hex(8), merchant_id=merchant.id, category_id=category.id, price=PRICE,
-                          delivery_type=DELIVERY_AUTO, title="Property product", max_per_order=3)
+        product = Product(
+            slug=secrets.token_hex(8),
+            merchant_id=merchant.id,
+            category_id=category.id,
+            price=PRICE,
+            delivery_type=DELIVERY_AUTO,
+            title="Property product",
+            max_per_order=3,
+        )
         db.session.add(product)
         db.session.commit()
         self.product_id, self.slug = product.id, product.slug
@@ -256,14 +266,14 @@ class PurchaseMachine(RuleBasedStateMachine):
         delivered = {o for o, s in self.status.items() if s == Order.DELIVERED}
         ledger = Counter(db.session.execute(select(LedgerEntry.order_id, LedgerEntry.kind)).all())
         assert ledger == Counter({(o, kind): 1 for o in delivered for kind in (LedgerEntry.SALE, LedgerEntry.FEE)})
-        sales = dict(db.session.execute(
-            select(LedgerEntry.order_id, LedgerEntry.amount).where(LedgerEntry.kind == LedgerEntry.SALE)
-        ).all())
+        sales = dict(
+            db.session.execute(
+                select(LedgerEntry.order_id, LedgerEntry.amount).where(LedgerEntry.kind == LedgerEntry.SALE)
+            ).all()
+        )
         assert sales == {o: PRICE * self.quantity[o] for o in delivered}
         emailed = db.session.execute(select(Order.id).join(OutboxEmail, OutboxEmail.order_id == Order.id)).scalars()
-        assert sorted(emailed) == sorted(
-            o for o in delivered if db.session.get(Order, o).email is not None
-        )
+        assert sorted(emailed) == sorted(o for o in delivered if db.session.get(Order, o).email is not None)
 
     # -- the end ------------------------------------------------------------------------
 

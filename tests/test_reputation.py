@@ -1,5 +1,6 @@
 """The reputation buyers see: the Bayesian rating from counted reviews, 90-day complaint
 and refund rates, and the shop and product pages that show them with the reviews."""
+
 import re
 import secrets
 import time
@@ -21,9 +22,16 @@ def english(client):
 
 
 def add_complaint(order, days_ago: float):
-    db.session.add(Complaint(ref=secrets.token_hex(8), order_id=order.id, merchant_id=order.merchant_id,
-                             reason=Complaint.KEY_INVALID, description="bad key",
-                             created_at=utcnow() - timedelta(days=days_ago)))
+    db.session.add(
+        Complaint(
+            ref=secrets.token_hex(8),
+            order_id=order.id,
+            merchant_id=order.merchant_id,
+            reason=Complaint.KEY_INVALID,
+            description="bad key",
+            created_at=utcnow() - timedelta(days=days_ago),
+        )
+    )
     db.session.commit()
 
 
@@ -42,6 +50,7 @@ def figure(html: str, css_class: str) -> str:
 
 
 # -- the numbers ------------------------------------------------------------------------
+
 
 def test_bayesian_rating_pulls_few_reviews_towards_the_platform_mean():
     assert reputation.bayesian_rating(0, 0, 4.2) == pytest.approx(4.2)
@@ -66,8 +75,7 @@ def test_rating_counts_only_counted_reviews_against_the_platform_prior(app, merc
     assert rep.rating == pytest.approx((10 * 4.0 + 14) / 13)
 
 
-def test_figures_are_reused_for_a_minute_while_pages_are_cached(make_app, merchant, product, make_product,
-                                                                monkeypatch):
+def test_figures_are_reused_for_a_minute_while_pages_are_cached(make_app, merchant, product, make_product, monkeypatch):
     app = make_app(PAGE_CACHE_SECONDS=2)
     with app.app_context():
         add_review(make_order(product), 5)
@@ -107,8 +115,11 @@ def shop_history(product):
     old = [make_order(product, paid_at=days(100)) for _ in range(2)]
     old_refund = make_order(product, paid_at=days(100))
     make_order(product, status=Order.PENDING)
-    for order, status, when in ((refunded, Order.REFUNDED, days(5)), (partly, Order.PARTIALLY_REFUNDED, days(3)),
-                                (old_refund, Order.REFUNDED, days(95))):
+    for order, status, when in (
+        (refunded, Order.REFUNDED, days(5)),
+        (partly, Order.PARTIALLY_REFUNDED, days(3)),
+        (old_refund, Order.REFUNDED, days(95)),
+    ):
         order.status, order.refunded_at = status, when
     db.session.commit()
     add_complaint(refunded, days_ago=10)
@@ -144,6 +155,7 @@ def test_verified_only_after_an_operator_approved_the_qualification(app, merchan
 
 
 # -- the pages --------------------------------------------------------------------------
+
 
 def test_product_and_shop_pages_show_reputation_and_reviews(client, merchant, product):
     english(client)
@@ -252,6 +264,7 @@ def test_product_page_queries_do_not_grow_with_reviews(client, make_product):
 
 # -- on a phone -------------------------------------------------------------------------
 
+
 def test_shop_and_product_pages_fit_a_phone_and_sort_in_place(live_server, merchant, make_product, phone, tmp_path):
     _app, base = live_server
     merchant.name = "一家名字相当长的数字商品专营店铺"
@@ -260,9 +273,13 @@ def test_shop_and_product_pages_fit_a_phone_and_sort_in_place(live_server, merch
     product = make_product(keys=3, title="Steam 钱包充值卡 100 元")
     start = utcnow() - timedelta(days=1)
     for i, rating in enumerate((5, 2, 4)):
-        add_review(make_order(product), rating, created_at=start + timedelta(minutes=i),
-                   body=f"评价{i} " + "很长的评价内容没有空格" * 12 + " https://example.com/" + "x" * 80,
-                   reply="感谢您的反馈" * 8 if i == 0 else None)
+        add_review(
+            make_order(product),
+            rating,
+            created_at=start + timedelta(minutes=i),
+            body=f"评价{i} " + "很长的评价内容没有空格" * 12 + " https://example.com/" + "x" * 80,
+            reply="感谢您的反馈" * 8 if i == 0 else None,
+        )
 
     phone.goto(f"{base}/shop/{merchant.public_id}?lang=en")
     assert phone.locator(".rep-figures").is_visible()

@@ -1,6 +1,7 @@
 """Buyer reviews: one per delivered order, editable for a day, one merchant reply, plain
 text only; the suspicion signals that keep fake reviews out of the score; the operator's
 hide and unhide."""
+
 import re
 import secrets
 from datetime import timedelta
@@ -19,6 +20,7 @@ PASSWORD = "merchant-pass-1"  # the `merchant` fixture's
 
 
 # -- helpers ----------------------------------------------------------------------------
+
 
 def english(client):
     client.get("/?lang=en")
@@ -46,29 +48,52 @@ def csrf(client) -> str:
 
 
 def post_review(client, order, rating, text=""):
-    return client.post(f"/order/{order.token}/review", data={"csrf_token": csrf(client), "rating": rating, "text": text})
+    return client.post(
+        f"/order/{order.token}/review", data={"csrf_token": csrf(client), "rating": rating, "text": text}
+    )
 
 
-def make_order(product, *, device_hash=None, client_ip=None, paid_at=None, delivered_at=None,
-               status=Order.DELIVERED) -> Order:
+def make_order(
+    product, *, device_hash=None, client_ip=None, paid_at=None, delivered_at=None, status=Order.DELIVERED
+) -> Order:
     """An order row made directly, for signals that only look at orders."""
     now = utcnow()
     if status == Order.DELIVERED:
         paid_at = paid_at or now
         delivered_at = delivered_at or paid_at
-    order = Order(number=secrets.token_hex(8), token=secrets.token_hex(16), product_id=product.id,
-                  merchant_id=product.merchant_id, quantity=1, unit_price=product.price, total=product.price,
-                  currency="CNY", gateway="sandbox", status=status, device_hash=device_hash, client_ip=client_ip,
-                  created_at=paid_at or now, expires_at=now + timedelta(minutes=15), paid_at=paid_at,
-                  delivered_at=delivered_at)
+    order = Order(
+        number=secrets.token_hex(8),
+        token=secrets.token_hex(16),
+        product_id=product.id,
+        merchant_id=product.merchant_id,
+        quantity=1,
+        unit_price=product.price,
+        total=product.price,
+        currency="CNY",
+        gateway="sandbox",
+        status=status,
+        device_hash=device_hash,
+        client_ip=client_ip,
+        created_at=paid_at or now,
+        expires_at=now + timedelta(minutes=15),
+        paid_at=paid_at,
+        delivered_at=delivered_at,
+    )
     db.session.add(order)
     db.session.commit()
     return order
 
 
 def add_review(order, rating=5, created_at=None, **fields) -> Review:
-    review = Review(order_id=order.id, merchant_id=order.merchant_id, product_id=order.product_id, rating=rating,
-                    body=fields.pop("body", ""), created_at=created_at or utcnow(), **fields)
+    review = Review(
+        order_id=order.id,
+        merchant_id=order.merchant_id,
+        product_id=order.product_id,
+        rating=rating,
+        body=fields.pop("body", ""),
+        created_at=created_at or utcnow(),
+        **fields,
+    )
     db.session.add(review)
     db.session.commit()
     return review
@@ -93,6 +118,7 @@ def score_on(page_text: str) -> str:
 
 
 # -- writing a review -------------------------------------------------------------------
+
 
 def test_buyer_reviews_a_delivered_order_once_and_changes_it_in_place(client, product, place, pay):
     english(client)
@@ -173,7 +199,7 @@ def test_review_can_be_changed_for_24_hours_then_it_is_final(client, product, pl
 def test_html_in_a_review_is_neutralised_on_every_page(client, product, place, pay):
     english(client)
     order = delivered(place, pay, product)
-    text = '<script>alert(1)</script><b>bold</b> & <img src=x onerror=alert(2)> &lt;i&gt;tag&lt;/i&gt;\x00\u202e'
+    text = "<script>alert(1)</script><b>bold</b> & <img src=x onerror=alert(2)> &lt;i&gt;tag&lt;/i&gt;\x00\u202e"
     assert post_review(client, order, 3, text).status_code == 303
     stored = db.session.execute(select(Review.body)).scalar_one()
     assert stored == "bold & <i>tag</i>"
@@ -199,6 +225,7 @@ def test_overlong_text_is_refused(client, product, place, pay):
 
 # -- the merchant's reply ---------------------------------------------------------------
 
+
 @pytest.fixture
 def reviewed(client, product, place, pay):
     order = delivered(place, pay, product)
@@ -210,13 +237,16 @@ def test_merchant_replies_once_and_buyers_see_it(app, merchant, product, reviewe
     login(shop, merchant.user)
     page = shop.get("/merchant/reviews")
     assert page.status_code == 200 and "Second key was used already." in page.text
-    response = shop.post(f"/merchant/reviews/{reviewed.id}/reply",
-                         data={"csrf_token": csrf_from(page.text), "text": "Sorry, <b>replaced</b> it."})
+    response = shop.post(
+        f"/merchant/reviews/{reviewed.id}/reply",
+        data={"csrf_token": csrf_from(page.text), "text": "Sorry, <b>replaced</b> it."},
+    )
     assert response.status_code == 303
     assert "Sorry, replaced it." in english(app.test_client()).get(f"/p/{product.slug}").text
 
-    again = shop.post(f"/merchant/reviews/{reviewed.id}/reply",
-                      data={"csrf_token": csrf_from(page.text), "text": "Changed reply"})
+    again = shop.post(
+        f"/merchant/reviews/{reviewed.id}/reply", data={"csrf_token": csrf_from(page.text), "text": "Changed reply"}
+    )
     assert again.status_code == 400
     assert "already replied" in again.text
     assert reload(reviewed).reply == "Sorry, replaced it."
@@ -238,13 +268,15 @@ def test_another_merchant_cannot_see_or_reply_to_the_review(app, reviewed):
     login(client, other.user)
     page = client.get("/merchant/reviews")
     assert "Second key was used already." not in page.text
-    response = client.post(f"/merchant/reviews/{reviewed.id}/reply",
-                           data={"csrf_token": csrf_from(page.text), "text": "not mine"})
+    response = client.post(
+        f"/merchant/reviews/{reviewed.id}/reply", data={"csrf_token": csrf_from(page.text), "text": "not mine"}
+    )
     assert response.status_code == 404
     assert reload(reviewed).reply is None
 
 
 # -- suspicion signals, one at a time ---------------------------------------------------
+
 
 def sign_in(merchant, ip=None, device_hash=None):
     db.session.add(SignIn(user_id=merchant.user_id, ip=ip, device_hash=device_hash))
@@ -338,8 +370,9 @@ def test_sign_in_marks_earlier_reviews_from_the_same_place(app, merchant, produc
 def test_every_login_records_a_sign_in(app, merchant):
     client = client_at(app, "198.51.100.77")
     page = client.get("/login")
-    response = client.post("/login", data={"csrf_token": csrf_from(page.text), "email": merchant.user.email,
-                                           "password": PASSWORD})
+    response = client.post(
+        "/login", data={"csrf_token": csrf_from(page.text), "email": merchant.user.email, "password": PASSWORD}
+    )
     assert response.status_code == 303
     row = db.session.execute(select(SignIn)).scalar_one()
     assert row.user_id == merchant.user_id and row.ip == "198.51.100.77"
@@ -350,10 +383,18 @@ def test_every_login_records_a_sign_in(app, merchant):
 
 # -- the fake review --------------------------------------------------------------------
 
+
 def buy_and_pay(client, product, pay) -> Order:
     page = client.get(f"/p/{product.slug}")
-    response = client.post(f"/p/{product.slug}/buy", data={
-        "csrf_token": csrf_from(page.text), "quantity": 1, "email": "me@example.com", "query_password": "pw-1234"})
+    response = client.post(
+        f"/p/{product.slug}/buy",
+        data={
+            "csrf_token": csrf_from(page.text),
+            "quantity": 1,
+            "email": "me@example.com",
+            "query_password": "pw-1234",
+        },
+    )
     assert response.status_code == 303
     token = response.headers["Location"].rsplit("/", 1)[-1]
     db.session.commit()
@@ -372,8 +413,12 @@ def test_self_purchase_does_not_move_the_score_but_an_honest_buyer_does(app, mer
     # The shop owner logs in for real, then buys its own product from the same browser.
     own = english(client_at(app, "198.51.100.30"))
     page = own.get("/login")
-    assert own.post("/login", data={"csrf_token": csrf_from(page.text), "email": merchant.user.email,
-                                    "password": PASSWORD}).status_code == 303
+    assert (
+        own.post(
+            "/login", data={"csrf_token": csrf_from(page.text), "email": merchant.user.email, "password": PASSWORD}
+        ).status_code
+        == 303
+    )
     fake = buy_and_pay(own, product, pay)
     assert fake.device_hash and fake.client_ip == "198.51.100.30"
     assert post_review(own, fake, 5, "Best shop ever!!!").status_code == 303
@@ -402,6 +447,7 @@ def test_the_device_cookie_alone_reveals_a_self_purchase(app, merchant, product,
 
 # -- the operator -----------------------------------------------------------------------
 
+
 @pytest.fixture
 def console(app):
     operator = new_operator()
@@ -420,7 +466,9 @@ def test_operator_hides_a_review_with_a_reason_and_it_is_audited(app, console, m
     assert refused.status_code == 400 and "Write the reason" in refused.text
     assert reload(reviewed).hidden_at is None
 
-    hidden = console.post(f"/operator/reviews/{reviewed.id}/hide", data={"csrf_token": token, "reason": "Abusive words"})
+    hidden = console.post(
+        f"/operator/reviews/{reviewed.id}/hide", data={"csrf_token": token, "reason": "Abusive words"}
+    )
     assert hidden.status_code == 303
     review = reload(reviewed)
     assert review.hidden_reason == "Abusive words" and review.hidden_by == console.operator.id
@@ -436,7 +484,9 @@ def test_operator_hides_a_review_with_a_reason_and_it_is_audited(app, console, m
 
     assert console.post(f"/operator/reviews/{reviewed.id}/unhide", data={"csrf_token": token}).status_code == 303
     assert reload(reviewed).hidden_at is None
-    assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "review.unhide")) == 1
+    assert (
+        db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "review.unhide")) == 1
+    )
     assert "Second key was used already." in app.test_client().get(f"/p/{product.slug}").text
 
 
@@ -471,6 +521,7 @@ def test_review_pages_refuse_who_must_not_see_them(app, merchant):
 
 
 # -- the device cookie ------------------------------------------------------------------
+
 
 def test_device_cookie_is_per_visitor_and_never_in_a_cached_page(make_app, merchant, make_product):
     app = make_app(PAGE_CACHE_SECONDS=60)

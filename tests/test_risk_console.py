@@ -1,6 +1,7 @@
 """The operator's risk control pages: the live monitor (events, held orders, rule chart,
 one-click blacklisting), the blacklist, the security events log, the dashboard figures
 and the risk thresholds in the site settings."""
+
 import re
 from datetime import timedelta
 from html import unescape
@@ -47,9 +48,16 @@ def buyer(app):
 
 def buy(client, product, email="buyer@example.com", ip="127.0.0.1"):
     page = client.get(f"/p/{product.slug}")
-    return client.post(f"/p/{product.slug}/buy", environ_base={"REMOTE_ADDR": ip}, data={
-        "csrf_token": csrf_from(page.text), "quantity": 1, "email": email, "query_password": "secret-1",
-    })
+    return client.post(
+        f"/p/{product.slug}/buy",
+        environ_base={"REMOTE_ADDR": ip},
+        data={
+            "csrf_token": csrf_from(page.text),
+            "quantity": 1,
+            "email": email,
+            "query_password": "secret-1",
+        },
+    )
 
 
 def post(client, url, data=None):
@@ -116,6 +124,7 @@ def test_risk_pages_refuse_anyone_but_the_operator(app, merchant, product, place
 
 # -- the live monitor --------------------------------------------------------------------
 
+
 def test_a_checkout_with_a_disposable_email_shows_on_the_monitor(desk, buyer, product, merchant):
     response = buy(buyer, product, email=DISPOSABLE)
     assert response.status_code == 400  # the captcha is asked for; no order
@@ -126,9 +135,18 @@ def test_a_checkout_with_a_disposable_email_shows_on_the_monitor(desk, buyer, pr
     html = page.text
     event = db.session.execute(select(RiskEvent)).scalar_one()
     start = html.index(f'id="risk-event-{event.id}"')
-    card = html[start:html.index("</form>", start)]
-    for text in ("Checkout", "Captcha", "Score 40", "Disposable email address", "mailinator.com", "127.0.0.1",
-                 "x***@mailinator.com", merchant.name, event.device_hash[:12]):
+    card = html[start : html.index("</form>", start)]
+    for text in (
+        "Checkout",
+        "Captcha",
+        "Score 40",
+        "Disposable email address",
+        "mailinator.com",
+        "127.0.0.1",
+        "x***@mailinator.com",
+        merchant.name,
+        event.device_hash[:12],
+    ):
         assert text in card, text
     assert DISPOSABLE not in html  # masked
     assert 'hx-trigger="every 5s"' in html and 'hx-target="this"' in html
@@ -137,7 +155,7 @@ def test_a_checkout_with_a_disposable_email_shows_on_the_monitor(desk, buyer, pr
 def test_the_polling_request_gets_only_the_list_with_its_filters(desk, app):
     make_event(risk.LOOKUP, "failed_lookups", "detail-lookup", ip="10.0.0.1")
     partial = monitor_list(desk, "?checkpoint=lookup&since=1h")
-    assert partial.lstrip().startswith("<div id=\"risk-events\"")
+    assert partial.lstrip().startswith('<div id="risk-events"')
     assert "<html" not in partial and "Held orders" not in partial and "detail-lookup" in partial
     assert 'hx-get="/operator/risk?' in partial and "checkpoint=lookup" in partial and "since=1h" in partial
     boosted = desk.get("/operator/risk", headers={"HX-Request": "true", "HX-Boosted": "true"}).text
@@ -145,10 +163,10 @@ def test_the_polling_request_gets_only_the_list_with_its_filters(desk, app):
 
 
 def test_monitor_filters(desk):
-    make_event(risk.LOOKUP, "failed_lookups", "detail-A", ip="10.0.0.1", action=risk.CAPTCHA,
-               ago=timedelta(minutes=10))
-    make_event(risk.CHECKOUT, "disposable_email", "detail-B", ip="10.0.0.2", email="bob@mailinator.com",
-               ago=timedelta(hours=3))
+    make_event(risk.LOOKUP, "failed_lookups", "detail-A", ip="10.0.0.1", action=risk.CAPTCHA, ago=timedelta(minutes=10))
+    make_event(
+        risk.CHECKOUT, "disposable_email", "detail-B", ip="10.0.0.2", email="bob@mailinator.com", ago=timedelta(hours=3)
+    )
     make_event(risk.CHECKOUT, "ip_velocity", "detail-C", ip="10.0.0.3", action=risk.BLOCK, ago=timedelta(days=2))
     make_event(risk.CHECKOUT, "ip_velocity", "detail-D", ip="10.0.0.4", ago=timedelta(days=9))
 
@@ -189,7 +207,7 @@ def test_chart_draws_hits_per_rule_and_counts_them(desk):
     lookups = next(svg for svg in charts if "Repeated failed order lookups" in svg)
     assert "Hits per hour" in velocity and ": 3</title>" in velocity
     assert ": 1</title>" in lookups and ": 2</title>" not in lookups
-    table = html[html.index('id="rule-hits"'):]
+    table = html[html.index('id="rule-hits"') :]
     assert re.search(r"Many orders from one IP address</a></td><td>3<", table)
     assert re.search(r"Repeated failed order lookups</a></td><td>1<", table)
 
@@ -221,14 +239,21 @@ def test_monitor_runs_the_same_queries_however_many_events(desk, make_product, p
     make_event(risk.CHECKOUT, "ip_velocity", "one", ip="10.0.0.1", merchant_id=product.merchant_id)
     few = selects("/operator/risk"), selects("/operator/risk?since=7d")
     for i in range(12):
-        event = make_event(risk.CHECKOUT if i % 2 else risk.LOOKUP, ("ip_velocity", "disposable_email")[i % 2],
-                           f"n{i}", ip=f"10.0.2.{i}", merchant_id=product.merchant_id, ago=timedelta(hours=i))
+        event = make_event(
+            risk.CHECKOUT if i % 2 else risk.LOOKUP,
+            ("ip_velocity", "disposable_email")[i % 2],
+            f"n{i}",
+            ip=f"10.0.2.{i}",
+            merchant_id=product.merchant_id,
+            ago=timedelta(hours=i),
+        )
         event.order_id = place(product).id if i % 3 == 0 else order.id
         db.session.commit()
     assert (selects("/operator/risk"), selects("/operator/risk?since=7d")) == few
 
 
 # -- one click from an event to the blacklist ----------------------------------------------
+
 
 def test_blacklisting_an_events_ip_refuses_the_next_checkout_from_it(desk, buyer, product):
     assert buy(buyer, product, email=DISPOSABLE).status_code == 400
@@ -276,6 +301,7 @@ def test_one_click_on_what_an_event_did_not_record_changes_nothing(desk):
 
 # -- held orders ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def held(buyer, pay, make_product, merchant):
     """An order bought from the seller's own IP address, on a product that holds
@@ -293,7 +319,7 @@ def held(buyer, pay, make_product, merchant):
 
 def test_held_order_is_listed_and_release_delivers_it(desk, buyer, held):
     page = desk.get("/operator/risk").text
-    section = unescape(page[page.index('id="held-orders"'):page.index('id="events"')])
+    section = unescape(page[page.index('id="held-orders"') : page.index('id="events"')])
     assert held.number in section and "Held product" in section and "¥10.00" in section
     assert "Bought from the seller's own IP or browser" in section
     dashboard = desk.get("/operator/").text
@@ -334,19 +360,26 @@ def test_refusing_a_held_order_needs_a_reason_and_refunds_it(desk, held):
 
 # -- the blacklist page --------------------------------------------------------------------
 
+
 def blacklist_form(desk, **fields):
     token = csrf_from(desk.get("/operator/blacklist").text)
-    return desk.post("/operator/blacklist", data={"csrf_token": token, "kind": "ip", "value": "", "reason": "",
-                                                   "days": "", **fields})
+    return desk.post(
+        "/operator/blacklist", data={"csrf_token": token, "kind": "ip", "value": "", "reason": "", "days": "", **fields}
+    )
 
 
 def test_operator_adds_lists_and_removes_entries(desk, operator):
-    for kind, value, days in (("email", "Spam@Example.com", ""), ("domain", "@trash.example", "7"),
-                              ("ip", "203.0.113.0/24", ""), ("device", "ab" * 32, "1")):
+    for kind, value, days in (
+        ("email", "Spam@Example.com", ""),
+        ("domain", "@trash.example", "7"),
+        ("ip", "203.0.113.0/24", ""),
+        ("device", "ab" * 32, "1"),
+    ):
         response = blacklist_form(desk, kind=kind, value=value, reason=f"bad {kind}", days=days)
         assert response.status_code == 303, response.text
-    blacklist.add("email", "old@example.com", "expired one", actor_id=operator.id,
-                  expires_at=clock.now() - timedelta(days=1))
+    blacklist.add(
+        "email", "old@example.com", "expired one", actor_id=operator.id, expires_at=clock.now() - timedelta(days=1)
+    )
     page = desk.get("/operator/blacklist").text
     for text in ("spam@example.com", "trash.example", "203.0.113.0/24", "ab" * 32, "bad device", "Never"):
         assert text in page
@@ -379,18 +412,21 @@ def test_blacklisting_a_value_twice_extends_the_entry_instead_of_adding_another(
     assert count(BlacklistEntry) == 2
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"kind": "ip", "value": "300.1.1.1", "reason": "spam"}, "not a valid email address, domain, IP address"),
-    ({"kind": "ip", "value": "10.0.0.0/99", "reason": "spam"}, "not a valid email address, domain, IP address"),
-    ({"kind": "email", "value": "nobody@", "reason": "spam"}, "not a valid email address"),
-    ({"kind": "domain", "value": "not a domain", "reason": "spam"}, "not a valid email address"),
-    ({"kind": "device", "value": "abc123", "reason": "spam"}, "not a valid email address"),
-    ({"kind": "ip", "value": "203.0.113.7", "reason": ""}, "Write why this entry is blacklisted"),
-    ({"kind": "ip", "value": "203.0.113.7", "reason": "x" * 501}, "Write why this entry is blacklisted"),
-    ({"kind": "ip", "value": "203.0.113.7", "reason": "spam", "days": "0"}, "from 1 to 3650"),
-    ({"kind": "ip", "value": "203.0.113.7", "reason": "spam", "days": "soon"}, "Nothing was added"),
-    ({"kind": "phone", "value": "13800000000", "reason": "spam"}, "Not a valid choice"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"kind": "ip", "value": "300.1.1.1", "reason": "spam"}, "not a valid email address, domain, IP address"),
+        ({"kind": "ip", "value": "10.0.0.0/99", "reason": "spam"}, "not a valid email address, domain, IP address"),
+        ({"kind": "email", "value": "nobody@", "reason": "spam"}, "not a valid email address"),
+        ({"kind": "domain", "value": "not a domain", "reason": "spam"}, "not a valid email address"),
+        ({"kind": "device", "value": "abc123", "reason": "spam"}, "not a valid email address"),
+        ({"kind": "ip", "value": "203.0.113.7", "reason": ""}, "Write why this entry is blacklisted"),
+        ({"kind": "ip", "value": "203.0.113.7", "reason": "x" * 501}, "Write why this entry is blacklisted"),
+        ({"kind": "ip", "value": "203.0.113.7", "reason": "spam", "days": "0"}, "from 1 to 3650"),
+        ({"kind": "ip", "value": "203.0.113.7", "reason": "spam", "days": "soon"}, "Nothing was added"),
+        ({"kind": "phone", "value": "13800000000", "reason": "spam"}, "Not a valid choice"),
+    ],
+)
 def test_bad_blacklist_input_is_refused_and_nothing_is_stored(desk, fields, message):
     audited = count(AuditEvent)
     response = blacklist_form(desk, **fields)
@@ -400,6 +436,7 @@ def test_bad_blacklist_input_is_refused_and_nothing_is_stored(desk, fields, mess
 
 
 # -- security events -----------------------------------------------------------------------
+
 
 def test_security_log_filters_and_blacklists_a_source(desk):
     security_events.record(SecurityEvent.LOGIN_FAILED, "198.51.100.7", subject="admin@example.com")
@@ -413,7 +450,8 @@ def test_security_log_filters_and_blacklists_a_source(desk):
     assert "/wp-admin" in by_ip and "admin@example.com" not in by_ip
 
     probe = db.session.execute(
-        select(SecurityEvent).where(SecurityEvent.kind == SecurityEvent.ADMIN_PROBE)).scalar_one()
+        select(SecurityEvent).where(SecurityEvent.kind == SecurityEvent.ADMIN_PROBE)
+    ).scalar_one()
     response = post(desk, f"/operator/security/{probe.id}/blacklist?kind=admin_probe", {"days": "0"})
     assert response.status_code == 303 and "kind=admin_probe" in response.headers["Location"]
     entry = db.session.execute(select(BlacklistEntry)).scalar_one()
@@ -424,6 +462,7 @@ def test_security_log_filters_and_blacklists_a_source(desk):
 
 
 # -- risk thresholds in the site settings -----------------------------------------------------
+
 
 def post_settings(desk, **changes):
     page = desk.get("/operator/settings")
@@ -449,13 +488,16 @@ def test_risk_thresholds_save_and_must_rise(desk):
 
 
 def test_lower_thresholds_take_effect_at_checkout(desk, buyer, product):
-    assert post_settings(desk, risk_flag_at="5", risk_captcha_at="10", risk_hold_at="15",
-                         risk_block_at="20").status_code == 303
+    assert (
+        post_settings(desk, risk_flag_at="5", risk_captcha_at="10", risk_hold_at="15", risk_block_at="20").status_code
+        == 303
+    )
     assert buy(buyer, product, email=DISPOSABLE).status_code == 403  # 40 points now blocks
     assert "Blocked" in monitor_list(desk, "?action=block")
 
 
 # -- a phone ------------------------------------------------------------------------------------
+
 
 def browser_login(phone, app, base, user):
     cookie = app.session_interface.get_signing_serializer(app).dumps({**logged_in_session(user), "lang": "en"})
@@ -480,8 +522,9 @@ def test_risk_pages_fit_a_phone_and_the_monitor_updates_itself(live_server, make
     operator.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
     blacklist.add("device", "f" * 64, "Risk event #1: a very long reason " * 5, actor_id=operator.id)
-    blacklist.add("email", "old@example.com", "expired", actor_id=operator.id,
-                  expires_at=clock.now() - timedelta(days=1))
+    blacklist.add(
+        "email", "old@example.com", "expired", actor_id=operator.id, expires_at=clock.now() - timedelta(days=1)
+    )
     security_events.record(SecurityEvent.CSRF_FAILED, "203.0.113.200", subject="/p/x/buy", detail="token missing " * 30)
     SHOTS.mkdir(exist_ok=True)
     browser_login(phone, app, base, operator)

@@ -2,6 +2,7 @@
 below it; what each action does to the buyer, the order and the database; thresholds per
 site and per product. Fine-grained rules are assessed on a fixed clock (orders and
 security events are written with their times); what the buyer sees goes through the pages."""
+
 import re
 import secrets
 import threading
@@ -56,15 +57,30 @@ DEVICE = "d" * 64
 
 # -- helpers ----------------------------------------------------------------------------
 
-def add_order(product, *, ip=None, device=None, email=None, status=Order.DELIVERED, created_at=None,
-              expires_at=None) -> Order:
+
+def add_order(
+    product, *, ip=None, device=None, email=None, status=Order.DELIVERED, created_at=None, expires_at=None
+) -> Order:
     """An order row written directly, at the time given: the rules only count rows."""
     now = utcnow()
     created_at = created_at or now
-    order = Order(number=secrets.token_hex(8), token=secrets.token_hex(16), product_id=product.id,
-                  merchant_id=product.merchant_id, quantity=1, unit_price=product.price, total=product.price,
-                  currency="CNY", gateway="sandbox", status=status, client_ip=ip, device_hash=device, email=email,
-                  created_at=created_at, expires_at=expires_at or created_at + timedelta(minutes=15))
+    order = Order(
+        number=secrets.token_hex(8),
+        token=secrets.token_hex(16),
+        product_id=product.id,
+        merchant_id=product.merchant_id,
+        quantity=1,
+        unit_price=product.price,
+        total=product.price,
+        currency="CNY",
+        gateway="sandbox",
+        status=status,
+        client_ip=ip,
+        device_hash=device,
+        email=email,
+        created_at=created_at,
+        expires_at=expires_at or created_at + timedelta(minutes=15),
+    )
     db.session.add(order)
     db.session.commit()
     return order
@@ -102,9 +118,16 @@ def browser(app, ip: str = HONEST_IP):
 def buy(client, product, quantity=1, email="buyer@example.com", coupon=""):
     page = client.get(f"/p/{product.slug}")
     assert page.status_code == 200
-    return client.post(f"/p/{product.slug}/buy", data={
-        "csrf_token": csrf_from(page.text), "quantity": quantity, "email": email, "query_password": "secret-1",
-        "coupon": coupon})
+    return client.post(
+        f"/p/{product.slug}/buy",
+        data={
+            "csrf_token": csrf_from(page.text),
+            "quantity": quantity,
+            "email": email,
+            "query_password": "secret-1",
+            "coupon": coupon,
+        },
+    )
 
 
 def order_of(response) -> Order:
@@ -138,8 +161,9 @@ def rules_of(event: RiskEvent) -> set[str]:
 
 def place(product, quantity=1, email="buyer@example.com", ip=None, device=None, captcha_solved=False) -> Order:
     with current_app.test_request_context():
-        return checkout.place_order(product.slug, quantity, email, "secret-1", client_ip=ip, device_hash=device,
-                                    captcha_solved=captcha_solved)
+        return checkout.place_order(
+            product.slug, quantity, email, "secret-1", client_ip=ip, device_hash=device, captcha_solved=captcha_solved
+        )
 
 
 def resign(fields: dict) -> dict:
@@ -148,6 +172,7 @@ def resign(fields: dict) -> dict:
 
 
 # -- velocity ---------------------------------------------------------------------------
+
 
 def test_ip_velocity_counts_ten_orders_in_ten_minutes(app, product):
     now = utcnow()
@@ -201,14 +226,20 @@ def test_domain_velocity_counts_addresses_rotated_on_one_domain(app, product):
 
 # -- hoarding ---------------------------------------------------------------------------
 
+
 def test_pending_hoarding_counts_unpaid_unexpired_orders_only(app, product):
     now = utcnow()
     add_orders(product, 4, ip=ATTACKER_IP, status=Order.PENDING, created_at=now - timedelta(minutes=5))
     add_orders(product, 3, ip=ATTACKER_IP, status=Order.DELIVERED, created_at=now - timedelta(minutes=30))
     add_orders(product, 2, ip=ATTACKER_IP, status=Order.EXPIRED, created_at=now - timedelta(minutes=30))
     # Still pending in the table, but its payment deadline has passed.
-    add_order(product, ip=ATTACKER_IP, status=Order.PENDING, created_at=now - timedelta(minutes=20),
-              expires_at=now - timedelta(minutes=1))
+    add_order(
+        product,
+        ip=ATTACKER_IP,
+        status=Order.PENDING,
+        created_at=now - timedelta(minutes=20),
+        expires_at=now - timedelta(minutes=1),
+    )
     assert fired(assess(ip=ATTACKER_IP, now=now)) == set()
 
     add_order(product, device=DEVICE, status=Order.PENDING, created_at=now)  # the same browser elsewhere
@@ -244,7 +275,6 @@ def test_stock_hoarding_allows_a_second_order_within_the_share(app, make_product
     assert "stock_hoarding" in fired(assess(ip=ATTACKER_IP, product=product, quantity=4))
 
 
-
 def test_stock_hoarding_counts_only_this_products_live_unpaid_orders_of_this_buyer(app, make_product):
     product, other = make_product(keys=20), make_product(keys=20)
     place(other, quantity=5, ip=ATTACKER_IP)  # another product
@@ -260,21 +290,27 @@ def test_stock_hoarding_counts_only_this_products_live_unpaid_orders_of_this_buy
 
     verdict = assess(ip=ATTACKER_IP, device_hash=DEVICE, product=product, quantity=4)
     assert [(hit.rule, hit.detail) for hit in verdict.hits if hit.rule == "stock_hoarding"] == [
-        ("stock_hoarding", "6 of 11 keys unpaid")]
+        ("stock_hoarding", "6 of 11 keys unpaid")
+    ]
     assert "stock_hoarding" not in fired(assess(ip=ATTACKER_IP, device_hash=DEVICE, product=product, quantity=3))
+
 
 # -- who the buyer is -------------------------------------------------------------------
 
-@pytest.mark.parametrize("email, disposable", [
-    ("x@mailinator.com", True),
-    ("x@MAILINATOR.com", True),
-    ("x@eu.mailinator.com", True),
-    ("x@qq.com", False),
-    ("x@gmail.com", False),
-    ("x@163.com", False),
-    ("x@mymailinator.com", False),
-    ("", False),
-])
+
+@pytest.mark.parametrize(
+    "email, disposable",
+    [
+        ("x@mailinator.com", True),
+        ("x@MAILINATOR.com", True),
+        ("x@eu.mailinator.com", True),
+        ("x@qq.com", False),
+        ("x@gmail.com", False),
+        ("x@163.com", False),
+        ("x@mymailinator.com", False),
+        ("", False),
+    ],
+)
 def test_disposable_email(app, email, disposable):
     assert ("disposable_email" in fired(assess(email=email))) is disposable
 
@@ -327,6 +363,7 @@ def test_security_noise_counts_probes_in_the_last_hour(app):
 
 # -- lookups and logins -----------------------------------------------------------------
 
+
 def guess(ip=ATTACKER_IP, device=None, captcha_solved=False):
     with pytest.raises(LookupFailed):
         orders.lookup("202601010000000000", "wrong-guess", ip, device, captcha_solved=captcha_solved)
@@ -372,8 +409,9 @@ def test_lookup_page_shows_the_captcha_then_refuses(app):
     token = csrf_from(client.get("/lookup").text)
 
     def post():
-        return client.post("/lookup", data={"csrf_token": token, "query": "202601010000000000",
-                                            "query_password": "wrong-guess"})
+        return client.post(
+            "/lookup", data={"csrf_token": token, "query": "202601010000000000", "query_password": "wrong-guess"}
+        )
 
     statuses = [post().status_code for _ in range(risk.FAILED_LOOKUPS)]
     assert statuses == [400] * 5
@@ -411,6 +449,7 @@ def test_failed_logins_ask_for_the_captcha_after_ten_then_block_at_fifty(app, me
 
 # -- payment notifications --------------------------------------------------------------
 
+
 def notify(client, fields, ip):
     return client.post("/pay/sandbox/notify", data=fields, environ_base={"REMOTE_ADDR": ip})
 
@@ -421,8 +460,10 @@ def test_forged_notifies_block_their_source_before_verification(app, client, pla
     for _ in range(risk.FORGED_NOTIFIES):
         assert notify(client, forged, ATTACKER_IP).status_code == 400
     assert count(NotifyLog) == 20
-    assert count(SecurityEvent, SecurityEvent.kind == SecurityEvent.SIGNATURE_FAILED,
-                 SecurityEvent.ip == ATTACKER_IP) == 20
+    assert (
+        count(SecurityEvent, SecurityEvent.kind == SecurityEvent.SIGNATURE_FAILED, SecurityEvent.ip == ATTACKER_IP)
+        == 20
+    )
 
     for _ in range(5):
         assert notify(client, forged, ATTACKER_IP).status_code == 400
@@ -480,6 +521,7 @@ def test_notify_from_an_unknown_source_is_not_counted(app, client, place, produc
 
 # -- complaints and reviews -------------------------------------------------------------
 
+
 def delivered(product, ip=None, device=None) -> Order:
     order = place(product, ip=ip, device=device)
     with current_app.test_request_context():
@@ -490,8 +532,7 @@ def delivered(product, ip=None, device=None) -> Order:
 
 
 def complain(order, ip=None, device=None):
-    return complaints.open_complaint(order.token, "key_invalid", "The key was already used.", ip=ip,
-                                     device_hash=device)
+    return complaints.open_complaint(order.token, "key_invalid", "The key was already used.", ip=ip, device_hash=device)
 
 
 def test_complaint_velocity_flags_the_fourth_complaint_in_a_day(app, make_product):
@@ -516,6 +557,7 @@ def test_a_blacklisted_buyer_cannot_complain(app, make_product):
         complain(order, ip=HONEST_IP)
     assert count(RiskEvent, RiskEvent.checkpoint == risk.COMPLAINT, RiskEvent.action == risk.BLOCK) == 1
     from faka.models import Complaint
+
     assert count(Complaint) == 0
 
 
@@ -549,35 +591,39 @@ def test_a_blacklisted_reviewer_is_refused(app, make_product):
 
 # -- the blacklist ----------------------------------------------------------------------
 
+
 def listed(kind, value, merchant_id=None, expires_at=None):
     return blacklist.add(kind, value, "test", actor_id=None, merchant_id=merchant_id, expires_at=expires_at)
 
 
-@pytest.mark.parametrize("entry, who, blocked", [
-    (("ip", "10.0.0.0/8"), {"ip": "10.1.2.3"}, True),
-    (("ip", "10.0.0.0/8"), {"ip": "11.0.0.1"}, False),
-    (("ip", "192.0.2.7"), {"ip": "192.0.2.7"}, True),
-    (("ip", "192.0.2.7"), {"ip": "192.0.2.8"}, False),
-    (("ip", "192.0.2.7"), {"ip": "::ffff:192.0.2.7"}, True),
-    (("ip", "10.0.0.0/8"), {"ip": "::ffff:10.9.9.9"}, True),
-    (("ip", "2001:db8::7"), {"ip": "2001:db8:0::7"}, True),
-    (("ip", "2001:db8::/32"), {"ip": "2001:db8:1::5"}, True),
-    (("ip", "2001:db8::/32"), {"ip": "2001:db9::5"}, False),
-    (("ip", "2001:db8::/32"), {"ip": "10.1.2.3"}, False),
-    (("ip", "10.0.0.0/8"), {"ip": "2001:db8::1"}, False),
-    (("ip", "10.0.0.0/8"), {"ip": "not-an-address"}, False),
-    (("domain", "*.example.com"), {"email": "a@example.com"}, True),
-    (("domain", "*.example.com"), {"email": "a@mail.example.com"}, True),
-    (("domain", "example.com"), {"email": "a@mail.example.com"}, True),
-    (("domain", "example.com"), {"email": "A@Example.COM"}, True),
-    (("domain", "example.com"), {"email": "a@notexample.com"}, False),
-    (("domain", "example.com"), {"email": "example.com@other.org"}, False),
-    (("email", "bad@x.org"), {"email": "Bad@X.org"}, True),
-    (("email", "bad@x.org"), {"email": "bad2@x.org"}, False),
-    (("email", "bad@x.org"), {"email": "x@bad.x.org"}, False),
-    (("device", DEVICE), {"device_hash": DEVICE}, True),
-    (("device", DEVICE), {"device_hash": "e" * 64}, False),
-])
+@pytest.mark.parametrize(
+    "entry, who, blocked",
+    [
+        (("ip", "10.0.0.0/8"), {"ip": "10.1.2.3"}, True),
+        (("ip", "10.0.0.0/8"), {"ip": "11.0.0.1"}, False),
+        (("ip", "192.0.2.7"), {"ip": "192.0.2.7"}, True),
+        (("ip", "192.0.2.7"), {"ip": "192.0.2.8"}, False),
+        (("ip", "192.0.2.7"), {"ip": "::ffff:192.0.2.7"}, True),
+        (("ip", "10.0.0.0/8"), {"ip": "::ffff:10.9.9.9"}, True),
+        (("ip", "2001:db8::7"), {"ip": "2001:db8:0::7"}, True),
+        (("ip", "2001:db8::/32"), {"ip": "2001:db8:1::5"}, True),
+        (("ip", "2001:db8::/32"), {"ip": "2001:db9::5"}, False),
+        (("ip", "2001:db8::/32"), {"ip": "10.1.2.3"}, False),
+        (("ip", "10.0.0.0/8"), {"ip": "2001:db8::1"}, False),
+        (("ip", "10.0.0.0/8"), {"ip": "not-an-address"}, False),
+        (("domain", "*.example.com"), {"email": "a@example.com"}, True),
+        (("domain", "*.example.com"), {"email": "a@mail.example.com"}, True),
+        (("domain", "example.com"), {"email": "a@mail.example.com"}, True),
+        (("domain", "example.com"), {"email": "A@Example.COM"}, True),
+        (("domain", "example.com"), {"email": "a@notexample.com"}, False),
+        (("domain", "example.com"), {"email": "example.com@other.org"}, False),
+        (("email", "bad@x.org"), {"email": "Bad@X.org"}, True),
+        (("email", "bad@x.org"), {"email": "bad2@x.org"}, False),
+        (("email", "bad@x.org"), {"email": "x@bad.x.org"}, False),
+        (("device", DEVICE), {"device_hash": DEVICE}, True),
+        (("device", DEVICE), {"device_hash": "e" * 64}, False),
+    ],
+)
 def test_blacklist_entries(app, entry, who, blocked):
     listed(*entry)
     verdict = assess(**who)
@@ -645,6 +691,7 @@ def test_a_blocked_checkout_changes_nothing(app, merchant, product):
 
 
 # -- held orders ------------------------------------------------------------------------
+
 
 @pytest.fixture
 def held(app, merchant, make_product):
@@ -723,6 +770,7 @@ def test_a_buyer_blacklisted_before_paying_is_held_not_refused(app, product):
 
 # -- thresholds -------------------------------------------------------------------------
 
+
 def test_a_product_may_ask_for_the_captcha_earlier(app, make_product):
     strict = make_product(risk_captcha_at=30)
     relaxed = make_product()
@@ -769,6 +817,7 @@ def test_cached_thresholds_change_with_the_cache(make_app, product):
 
 # -- the honest buyer -------------------------------------------------------------------
 
+
 def test_an_honest_buyer_meets_no_risk_at_all(app, product):
     client = browser(app, HONEST_IP)
     response = buy(client, product, quantity=2, email="honest@qq.com")
@@ -777,8 +826,10 @@ def test_an_honest_buyer_meets_no_risk_at_all(app, product):
     order = reload(order)
     assert order.status == Order.DELIVERED and order.risk_flags is None and order.held_at is None
     assert sorted(shown_keys(page)) == sorted(key_texts(order))
-    found = client.post("/lookup", data={"csrf_token": csrf_from(client.get("/lookup").text),
-                                         "query": order.number, "query_password": "secret-1"})
+    found = client.post(
+        "/lookup",
+        data={"csrf_token": csrf_from(client.get("/lookup").text), "query": order.number, "query_password": "secret-1"},
+    )
     assert found.status_code == 200 and order.number in found.text
     assert count(RiskEvent) == 0 and count(RiskHit) == 0 and count(SecurityEvent) == 0
 
@@ -833,13 +884,20 @@ def test_a_blacklisted_buyer_is_refused_a_review_and_a_complaint_with_403(app, c
     listed("email", order.email)
     client.get("/?lang=en")
     review_page = client.get(f"/order/{order.token}/review")
-    refused = client.post(f"/order/{order.token}/review",
-                          data={"csrf_token": csrf_from(review_page.text), "rating": 5, "text": "great"})
+    refused = client.post(
+        f"/order/{order.token}/review", data={"csrf_token": csrf_from(review_page.text), "rating": 5, "text": "great"}
+    )
     assert refused.status_code == 403 and "cannot be accepted" in refused.text
     complaint_page = client.get(f"/order/{order.token}/complaint")
-    refused = client.post(f"/order/{order.token}/complaint", content_type="multipart/form-data",
-                          data={"csrf_token": csrf_from(complaint_page.text), "reason": "key_invalid",
-                                "description": "The key was already used."})
+    refused = client.post(
+        f"/order/{order.token}/complaint",
+        content_type="multipart/form-data",
+        data={
+            "csrf_token": csrf_from(complaint_page.text),
+            "reason": "key_invalid",
+            "description": "The key was already used.",
+        },
+    )
     assert refused.status_code == 403 and "cannot be accepted" in refused.text
     assert count(Review) == 0 and count(Complaint) == 0
     assert {e.checkpoint for e in events()} == {risk.REVIEW, risk.COMPLAINT}

@@ -1,6 +1,7 @@
 """Who may open which back-office page: every GET route of the operator console and the
 merchant back office, read from the app's URL map (so routes added later are covered),
 against every role that must be refused."""
+
 from urllib.parse import urlparse
 
 import pyotp
@@ -19,8 +20,9 @@ def back_office_urls(app, prefix: str) -> list[str]:
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith(prefix) or "GET" not in rule.methods:
             continue
-        values = {name: 1 if isinstance(converter, IntegerConverter) else "x"
-                  for name, converter in rule._converters.items()}  # noqa: SLF001
+        values = {
+            name: 1 if isinstance(converter, IntegerConverter) else "x" for name, converter in rule._converters.items()
+        }  # noqa: SLF001
         urls.append(rule.build(values)[1])
     return sorted(urls)
 

@@ -1,4 +1,5 @@
 """Baseline security on every page: headers, CSRF, cookies, error pages, keys at rest."""
+
 import logging
 
 import pytest
@@ -44,7 +45,9 @@ def test_htmx_requests_send_csrf_in_header(client, product):
     page = client.get(f"/p/{product.slug}")
     assert 'hx-headers=\'{"X-CSRFToken": "' in page.text
     token = csrf_from(page.text)
-    response = client.post(f"/p/{product.slug}/buy", data={"quantity": 1}, headers={"X-CSRFToken": token, "HX-Request": "true"})
+    response = client.post(
+        f"/p/{product.slug}/buy", data={"quantity": 1}, headers={"X-CSRFToken": token, "HX-Request": "true"}
+    )
     assert response.status_code == 200 and response.headers["HX-Redirect"].startswith("/pay/")
 
 
@@ -120,8 +123,10 @@ def test_back_office_session_ends_after_inactivity(make_app, merchant):
     with app.app_context():
         client = app.test_client()
         page = client.get("/login")
-        response = client.post("/login", data={"csrf_token": csrf_from(page.text), "email": merchant.user.email,
-                                               "password": "merchant-pass-1"})
+        response = client.post(
+            "/login",
+            data={"csrf_token": csrf_from(page.text), "email": merchant.user.email, "password": "merchant-pass-1"},
+        )
         assert response.status_code == 303
         assert client.get("/merchant/").status_code == 200
         time.sleep(3)

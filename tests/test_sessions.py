@@ -2,6 +2,7 @@
 (logout, a password reset, two-factor set-up or an operator's reset of it, a device signed
 out from the sessions page, "sign out everywhere else"), every session ends at an absolute
 limit however active it is, and the account lists its signed-in devices."""
+
 import re
 import time
 from datetime import timedelta
@@ -17,10 +18,13 @@ from faka.models.users import UserSession
 from faka.services import accounts
 
 PASSWORD = "merchant-pass-1"
-PHONE_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-            "Version/17.1 Mobile/15E148 Safari/604.1")
-DESKTOP_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/120.0.0.0 Safari/537.36")
+PHONE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.1 Mobile/15E148 Safari/604.1"
+)
+DESKTOP_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+)
 
 
 def browser(app, ip="192.0.2.10", user_agent=DESKTOP_UA, lang="en"):
@@ -59,8 +63,9 @@ def logged_in(client) -> bool:
 
 def sessions_rows(user) -> list[UserSession]:
     db.session.commit()
-    return list(db.session.execute(select(UserSession).where(UserSession.user_id == user.id)
-                                   .order_by(UserSession.id)).scalars())
+    return list(
+        db.session.execute(select(UserSession).where(UserSession.user_id == user.id).order_by(UserSession.id)).scalars()
+    )
 
 
 @pytest.fixture
@@ -71,6 +76,7 @@ def owner(app, merchant):
 
 
 # -- a copied cookie ------------------------------------------------------------------------
+
 
 def test_a_copied_cookie_dies_with_the_logout(app, merchant, owner):
     thief = copy_of(owner, app)
@@ -178,6 +184,7 @@ def test_a_session_cookie_without_a_live_session_is_logged_out(app, merchant):
 
 # -- limits -----------------------------------------------------------------------------------
 
+
 def test_an_operator_session_ends_after_twelve_hours_however_active(app, operator, frozen_clock):
     desk = browser(app)
     login(desk, operator)
@@ -236,6 +243,7 @@ def test_last_seen_is_written_at_most_once_a_minute(app, merchant, owner, frozen
 
 # -- the sessions page ------------------------------------------------------------------------
 
+
 def test_sessions_page_lists_the_accounts_devices_and_marks_this_one(app, merchant, owner):
     phone = browser(app, ip="198.51.100.7", user_agent=PHONE_UA)
     log_in(phone, merchant.user.email)
@@ -245,12 +253,19 @@ def test_sessions_page_lists_the_accounts_devices_and_marks_this_one(app, mercha
     rows = re.findall(r"<tr( class=\"current\")?>\s*<td>(.*?)</td>\s*<td>(.*?)</td>", html, re.S)
     assert len(rows) == 2  # the other account's session is not listed
     current, listed_phone = rows
-    assert current[0] and "Chrome 120 · Windows" in current[1] and "This device" in current[1] \
+    assert (
+        current[0]
+        and "Chrome 120 · Windows" in current[1]
+        and "This device" in current[1]
         and "192.0.2.10" in current[2]
-    assert not listed_phone[0] and "Mobile Safari 17 · iOS · iPhone" in listed_phone[1] \
+    )
+    assert (
+        not listed_phone[0]
+        and "Mobile Safari 17 · iOS · iPhone" in listed_phone[1]
         and "198.51.100.7" in listed_phone[2]
+    )
     assert "198.51.100.99" not in html
-    assert html.count("/revoke\"") == 2  # the phone's button, and "sign out everywhere else"
+    assert html.count('/revoke"') == 2  # the phone's button, and "sign out everywhere else"
     assert 'href="/account/sessions"' in owner.get("/account/2fa").text
     assert 'href="/account/sessions"' in owner.get("/merchant/").text
 

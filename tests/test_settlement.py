@@ -1,6 +1,7 @@
 """Settlement in the operator console: the withdrawal queue (approve, mark paid with a
 reference, reject with a reason), the platform's fee ledger, the reconciliation of orders
 with ledger and payments, and the daily settlement check."""
+
 import json
 import re
 from datetime import timedelta
@@ -19,6 +20,7 @@ ALIPAY_NUMBER = "13800138000"
 
 
 # -- helpers ----------------------------------------------------------------------------
+
 
 @pytest.fixture
 def console(app, operator):
@@ -46,7 +48,8 @@ def sell(place, pay, product, quantity: int = 1) -> Order:
 def mature(merchant_id: int) -> None:
     """Let the settlement hold of the merchant's sales so far pass."""
     db.session.execute(
-        update(LedgerEntry).where(LedgerEntry.merchant_id == merchant_id)
+        update(LedgerEntry)
+        .where(LedgerEntry.merchant_id == merchant_id)
         .values(available_at=utcnow() - timedelta(minutes=1))
     )
     db.session.commit()
@@ -86,6 +89,7 @@ def count(model, *where) -> int:
 
 # -- the withdrawal queue ---------------------------------------------------------------
 
+
 def test_queue_lists_requested_withdrawal_with_masked_account(console, withdrawal, merchant):
     page = console.get("/operator/withdrawals")
     assert page.status_code == 200
@@ -99,8 +103,15 @@ def test_revealing_the_account_number_is_audited(console, withdrawal, operator):
     page = post(console, f"/operator/withdrawals/{withdrawal.id}/reveal")
     assert page.status_code == 200
     assert ALIPAY_NUMBER in page.text
-    assert count(AuditEvent, AuditEvent.action == settlement.REVEAL_ACTION,
-                 AuditEvent.actor_id == operator.id, AuditEvent.target == f"withdrawal:{withdrawal.id}") == 1
+    assert (
+        count(
+            AuditEvent,
+            AuditEvent.action == settlement.REVEAL_ACTION,
+            AuditEvent.actor_id == operator.id,
+            AuditEvent.target == f"withdrawal:{withdrawal.id}",
+        )
+        == 1
+    )
 
 
 def test_approved_then_paid_withdrawal_shows_withdrawn_to_merchant(console, merchant_client, withdrawal, operator):
@@ -119,8 +130,9 @@ def test_approved_then_paid_withdrawal_shows_withdrawn_to_merchant(console, merc
     assert "ALI-2026-0042" in console.get("/operator/withdrawals?status=paid").text
 
 
-def test_rejected_withdrawal_restores_balance_and_emails_reason(app, smtp, console, merchant_client, withdrawal,
-                                                               merchant):
+def test_rejected_withdrawal_restores_balance_and_emails_reason(
+    app, smtp, console, merchant_client, withdrawal, merchant
+):
     app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
     assert shown(money_page(merchant_client), "Available") == "¥1.70"
     answer = post(console, f"/operator/withdrawals/{withdrawal.id}/reject", reason="Account holder name differs")
@@ -159,6 +171,7 @@ def test_queue_puts_requested_before_approved(operator, merchant, withdrawal):
 
 # -- the platform ledger ----------------------------------------------------------------
 
+
 def test_platform_ledger_shows_fees_minus_returned_fees(console, merchant, make_product, place, pay):
     product = make_product(keys=5, price=2000)
     sell(place, pay, product)
@@ -177,6 +190,7 @@ def test_platform_ledger_shows_fees_minus_returned_fees(console, merchant, make_
 
 
 # -- reconciliation ---------------------------------------------------------------------
+
 
 @pytest.fixture
 def shop(operator, merchant, make_product, place, pay, withdrawal):
@@ -203,11 +217,15 @@ def test_clean_shop_books_balance(console, shop):
 
 def test_tampered_sale_amount_is_the_one_mismatch(console, shop):
     order = shop[0]
-    db.session.execute(update(LedgerEntry).where(LedgerEntry.order_id == order.id, LedgerEntry.kind == LedgerEntry.SALE)
-                       .values(amount=order.total + 500))
+    db.session.execute(
+        update(LedgerEntry)
+        .where(LedgerEntry.order_id == order.id, LedgerEntry.kind == LedgerEntry.SALE)
+        .values(amount=order.total + 500)
+    )
     db.session.commit()
     assert settlement.reconcile_books() == [
-        settlement.Mismatch(settlement.SALE_WRONG, order.number, order.total, order.total + 500)]
+        settlement.Mismatch(settlement.SALE_WRONG, order.number, order.total, order.total + 500)
+    ]
     page = console.get("/operator/reconciliation").text
     rows = re.findall(r'<tr data-kind="([a-z_]+)">(.*?)</tr>', page, re.S)
     assert len(rows) == 1
@@ -236,14 +254,14 @@ def test_order_paid_twice_balances_once_its_second_payment_is_returned(console, 
     db.session.execute(delete(Refund).where(Refund.id == refund.id))  # as if it had never been refunded
     db.session.commit()
     assert settlement.reconcile_books() == [
-        settlement.Mismatch(settlement.EXTRA_PAYMENT_NOT_RETURNED, order.number, order.total, None)]
+        settlement.Mismatch(settlement.EXTRA_PAYMENT_NOT_RETURNED, order.number, order.total, None)
+    ]
 
 
 def test_a_second_payment_does_not_stand_in_for_a_missing_first_one(shop, pay):
     order = shop[0]
     pay(order)
-    db.session.execute(delete(PaymentNotice).where(PaymentNotice.order_id == order.id,
-                                                   PaymentNotice.outcome == "paid"))
+    db.session.execute(delete(PaymentNotice).where(PaymentNotice.order_id == order.id, PaymentNotice.outcome == "paid"))
     db.session.commit()
     assert [m.kind for m in settlement.reconcile_books()] == [settlement.PAYMENT_MISSING]
 
@@ -252,7 +270,8 @@ def test_tampered_withdrawal_entry_is_found(shop, withdrawal):
     db.session.execute(update(LedgerEntry).where(LedgerEntry.withdrawal_id == withdrawal.id).values(amount=-1))
     db.session.commit()
     assert settlement.reconcile_books() == [
-        settlement.Mismatch(settlement.WITHDRAWAL_WRONG, f"withdrawal #{withdrawal.id}", -800, -1)]
+        settlement.Mismatch(settlement.WITHDRAWAL_WRONG, f"withdrawal #{withdrawal.id}", -800, -1)
+    ]
 
 
 def test_reconciliation_runs_in_constant_queries(app, shop, make_product, place, pay):
@@ -280,6 +299,7 @@ def test_reconciliation_runs_in_constant_queries(app, shop, make_product, place,
 
 
 # -- the daily settlement check ---------------------------------------------------------
+
 
 def test_daily_job_records_balances_and_mismatches_once_a_day(shop, merchant):
     jobs.enqueue(jobs.settle_balances)

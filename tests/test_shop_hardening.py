@@ -4,6 +4,7 @@ limit never locks a buyer out of a real order, pages with keys are never stored,
 addresses cannot reach the private network through an IPv6 form, unpaid orders cannot take a
 product's last keys off sale, money leaves a shop only with a fresh second factor, and the
 sandbox gateway is loud while it is on."""
+
 import ipaddress
 import re
 from datetime import timedelta
@@ -26,6 +27,7 @@ PLACEHOLDER = "__faka_csrf_token__"  # what the page cache used to swap for ever
 
 # -- 1. the CSRF token goes only where the templates put it ------------------------------
 
+
 @pytest.mark.parametrize("cache_seconds", [0, 60])
 def test_csrf_token_never_lands_in_merchant_text(make_app, make_product, cache_seconds):
     app = make_app(PAGE_CACHE_SECONDS=cache_seconds)
@@ -37,8 +39,7 @@ def test_csrf_token_never_lands_in_merchant_text(make_app, make_product, cache_s
             token = csrf_from(page)
             assert "https://evil.example/?t=" in page  # the merchant's link is on the page ...
             assert f"evil.example/?t={token}" not in page  # ... without the visitor's token
-            own_places = page.replace(f'name="csrf_token" value="{token}"', "").replace(
-                f'"X-CSRFToken": "{token}"', "")
+            own_places = page.replace(f'name="csrf_token" value="{token}"', "").replace(f'"X-CSRFToken": "{token}"', "")
             assert token not in own_places
             assert PLACEHOLDER in page  # merchant text is shown as written
             placed = visitor.post(f"/p/{product.slug}/buy", data={"csrf_token": token, "quantity": 1})
@@ -47,6 +48,7 @@ def test_csrf_token_never_lands_in_merchant_text(make_app, make_product, cache_s
 
 
 # -- 2. /lookup by email does the same work whatever the email has -----------------------
+
 
 @pytest.fixture
 def hash_checks(monkeypatch):
@@ -68,8 +70,7 @@ def lookup(client, query, password):
     return client.post("/lookup", data={"csrf_token": token, "query": query, "query_password": password})
 
 
-def test_email_lookup_checks_the_same_number_of_hashes_for_0_1_and_10_orders(client, make_product, place,
-                                                                               hash_checks):
+def test_email_lookup_checks_the_same_number_of_hashes_for_0_1_and_10_orders(client, make_product, place, hash_checks):
     product = make_product(keys=0, delivery_type="fixed", fixed_content_ciphertext=vault().encrypt("licence"))
     owners = {"none@example.com": 0, "one@example.com": 1, "ten@example.com": 10}
     placed = {}
@@ -98,6 +99,7 @@ def test_email_lookup_checks_the_same_number_of_hashes_for_0_1_and_10_orders(cli
 
 # -- 3. the bad-token limit counts only unknown tokens and never refuses a real one ------
 
+
 def test_a_real_order_opens_behind_an_address_that_used_up_the_miss_budget(make_app, make_product, place, pay):
     app = make_app(RATELIMIT_TOKEN_MISSES="3 per minute")
     with app.app_context():
@@ -115,6 +117,7 @@ def test_a_real_order_opens_behind_an_address_that_used_up_the_miss_budget(make_
 
 
 # -- 4. no response that can hold keys is stored by a cache ------------------------------
+
 
 def test_every_answer_with_keys_says_no_store(client, product, place, pay):
     order = place(product, quantity=2, email="buyer@example.com", password="secret-1")
@@ -134,6 +137,7 @@ def test_every_answer_with_keys_says_no_store(client, product, place, pay):
 
 # -- 5. webhook addresses: private IPv4 hidden in an IPv6 form ---------------------------
 
+
 def _ipv6_forms(v4: str) -> dict[str, str]:
     value = int(ipaddress.IPv4Address(v4))
     high, low = value >> 16, value & 0xFFFF
@@ -149,8 +153,11 @@ def _ipv6_forms(v4: str) -> dict[str, str]:
     }
 
 
-PRIVATE_FORMS = [(v4, kind, form) for v4 in ("127.0.0.1", "10.0.0.1", "169.254.169.254", "192.168.1.1")
-                 for kind, form in _ipv6_forms(v4).items()]
+PRIVATE_FORMS = [
+    (v4, kind, form)
+    for v4 in ("127.0.0.1", "10.0.0.1", "169.254.169.254", "192.168.1.1")
+    for kind, form in _ipv6_forms(v4).items()
+]
 
 
 @pytest.mark.parametrize("v4, kind, address", PRIVATE_FORMS, ids=[f"{v4}-{kind}" for v4, kind, _a in PRIVATE_FORMS])
@@ -162,8 +169,9 @@ def test_ipv6_forms_of_private_addresses_are_refused(merchant, v4, kind, address
     assert not webhooks.is_public_address(address)  # what every connection checks
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700:4700::1111", "64:ff9b::8.8.8.8", "2002:808:808::1",
-                                     "::ffff:8.8.8.8"])
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "2606:4700:4700::1111", "64:ff9b::8.8.8.8", "2002:808:808::1", "::ffff:8.8.8.8"]
+)
 def test_public_addresses_are_accepted(merchant, address):
     current_app.config["WEBHOOK_ALLOW_PRIVATE"] = False
     assert webhooks.is_public_address(address)
@@ -174,11 +182,18 @@ def test_public_addresses_are_accepted(merchant, address):
 
 # -- 6. unpaid orders cannot take a product's last keys off sale -------------------------
 
+
 def buy(product, quantity, buyer: int) -> Order:
     """An order from its own address, browser and email, as a buyer (or a hoarder) would."""
     with current_app.test_request_context():
-        return checkout.place_order(product.slug, quantity, f"buyer{buyer}@example.com", None,
-                                    client_ip=f"198.51.100.{buyer}", device_hash=f"{buyer:064x}")
+        return checkout.place_order(
+            product.slug,
+            quantity,
+            f"buyer{buyer}@example.com",
+            None,
+            client_ip=f"198.51.100.{buyer}",
+            device_hash=f"{buyer:064x}",
+        )
 
 
 def greedy(product, buyer: int) -> Order:
@@ -254,8 +269,9 @@ def test_racing_large_orders_cannot_both_pass_the_share(app, make_product):
 
     def hoard(i):
         try:
-            return checkout.place_order(slug, 5, f"racer{i}@example.com", None, client_ip=f"198.51.100.{i + 1}",
-                                        device_hash=f"{i + 1:064x}").quantity
+            return checkout.place_order(
+                slug, 5, f"racer{i}@example.com", None, client_ip=f"198.51.100.{i + 1}", device_hash=f"{i + 1:064x}"
+            ).quantity
         except OutOfStock as exc:
             return type(exc).__name__
 
@@ -276,6 +292,7 @@ def test_single_key_orders_are_never_refused_by_the_share(make_product):
 
 # -- 7. money leaves the shop only with a fresh second factor ----------------------------
 
+
 @pytest.fixture
 def seller(client, merchant):
     """The merchant, logged in, with two-factor authentication on; `.totp` makes codes."""
@@ -295,11 +312,16 @@ ACCOUNT = {"kind": "alipay", "holder": "张三", "account": "13800001234"}
 
 def added_emails() -> list[OutboxEmail]:
     db.session.commit()
-    return db.session.execute(select(OutboxEmail).where(OutboxEmail.kind == money.EMAIL_PAYOUT_ACCOUNT_ADDED)).scalars().all()
+    return (
+        db.session.execute(select(OutboxEmail).where(OutboxEmail.kind == money.EMAIL_PAYOUT_ACCOUNT_ADDED))
+        .scalars()
+        .all()
+    )
 
 
-@pytest.mark.parametrize("code, message", [("", "Enter the code from your authenticator app."),
-                                           ("000000", "That code is not right.")])
+@pytest.mark.parametrize(
+    "code, message", [("", "Enter the code from your authenticator app."), ("000000", "That code is not right.")]
+)
 def test_a_payout_account_needs_a_current_code(client, seller, code, message):
     refused = post(client, "/merchant/money/accounts", {**ACCOUNT, "code": code})
     assert refused.status_code == 400 and message in refused.text
@@ -355,15 +377,18 @@ def test_a_refused_amount_does_not_spend_the_code(client, seller, make_product, 
     db.session.execute(update(LedgerEntry).values(available_at=utcnow() - timedelta(days=1)))
     db.session.commit()
     code = seller.totp.now()
-    too_much = post(client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "97.01",
-                                                            "code": code})
+    too_much = post(
+        client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "97.01", "code": code}
+    )
     assert too_much.status_code == 400 and "more than the available balance" in too_much.text
-    right = post(client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "97.00",
-                                                         "code": code})
+    right = post(
+        client, "/merchant/money/withdrawals", {"payout_account_id": account.id, "amount": "97.00", "code": code}
+    )
     assert right.status_code == 303 and count(Withdrawal) == 1
 
 
 # -- 8. the sandbox gateway ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("base_url", ["https://shop.example.com", "http://shop.example.com", "https://203.0.114.7"])
 def test_doctor_fails_while_the_sandbox_is_on_at_a_public_address(make_app, base_url):
@@ -382,15 +407,19 @@ BANNER = "The sandbox gateway is on: anyone can mark orders paid."
 
 def test_every_console_page_warns_while_the_sandbox_is_on(app, client, operator):
     login(client, operator)
-    pages = [rule.rule for rule in app.url_map.iter_rules()
-             if rule.endpoint.startswith("operator.") and "GET" in rule.methods and not rule.arguments]
+    pages = [
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("operator.") and "GET" in rule.methods and not rule.arguments
+    ]
     shown = []
     for url in pages:
         answer = client.get(f"{url}?lang=en")
         if answer.status_code == 200 and answer.mimetype == "text/html" and "<html" in answer.text:
             assert BANNER in answer.text, url
-            assert re.search(r'role="alert">[^<]*' + re.escape(BANNER) + r' <a href="/operator/gateways">',
-                             answer.text), url
+            assert re.search(
+                r'role="alert">[^<]*' + re.escape(BANNER) + r' <a href="/operator/gateways">', answer.text
+            ), url
             shown.append(url)
     assert len(shown) >= 15 and "/operator/" in shown
 

@@ -1,6 +1,7 @@
 """The operator's words reach buyers: the terms, refund and privacy policies as pages of
 their own, the contact in every page's footer, on error pages and on a refused checkout,
 and the consent to the terms above the Buy button."""
+
 import re
 
 import pyotp
@@ -14,8 +15,13 @@ from faka.services import accounts, blacklist
 from faka.services.crypto import vault
 from faka.services.settings import set_setting, site_settings
 
-CONTACT = {"contact_qq": "12345678", "contact_wechat": "faka_shop", "contact_telegram": "@fakashop",
-           "contact_email": "help@shop.example", "contact_note": "每天 9:00–22:00 在线"}
+CONTACT = {
+    "contact_qq": "12345678",
+    "contact_wechat": "faka_shop",
+    "contact_telegram": "@fakashop",
+    "contact_email": "help@shop.example",
+    "contact_note": "每天 9:00–22:00 在线",
+}
 
 
 @pytest.fixture
@@ -46,9 +52,12 @@ def with_contact(**values):
 
 # -- the policy pages ---------------------------------------------------------------------
 
+
 def test_the_terms_page_shows_the_operators_markdown_sanitised(ops, client):
-    terms = ("# 服务条款\n\n虚拟商品**一经发货不退不换**。\n\n<script>alert('x')</script>\n\n"
-             "[click](javascript:alert(1)) and <img src=x onerror=alert(2)>")
+    terms = (
+        "# 服务条款\n\n虚拟商品**一经发货不退不换**。\n\n<script>alert('x')</script>\n\n"
+        "[click](javascript:alert(1)) and <img src=x onerror=alert(2)>"
+    )
     assert save_settings(ops, terms=terms).status_code == 303
     page = client.get("/terms?lang=en")
     assert page.status_code == 200
@@ -60,11 +69,14 @@ def test_the_terms_page_shows_the_operators_markdown_sanitised(ops, client):
     assert re.search(r"<title>Terms of service · ", html)
 
 
-@pytest.mark.parametrize("path, key, title", [
-    ("/terms", "terms", "Terms of service"),
-    ("/refund-policy", "refund_policy", "Refund policy"),
-    ("/privacy", "privacy_policy", "Privacy policy"),
-])
+@pytest.mark.parametrize(
+    "path, key, title",
+    [
+        ("/terms", "terms", "Terms of service"),
+        ("/refund-policy", "refund_policy", "Refund policy"),
+        ("/privacy", "privacy_policy", "Privacy policy"),
+    ],
+)
 def test_each_policy_page_shows_its_own_text_or_says_it_is_not_published(client, path, key, title):
     empty = client.get(f"{path}?lang=en")
     assert empty.status_code == 200 and f"<h1>{title}</h1>" in empty.text and "Not published yet." in empty.text
@@ -80,8 +92,9 @@ def test_policy_text_limits_are_kept(ops):
 
 # -- the footer -----------------------------------------------------------------------------
 
+
 def footer(html: str) -> str:
-    return html[html.index('<footer class="footer">'):]
+    return html[html.index('<footer class="footer">') :]
 
 
 @pytest.mark.parametrize("lang", ["en", "zh_CN"])
@@ -129,16 +142,20 @@ def test_the_old_single_contact_shows_until_the_new_ones_are_set(ops, client):
 
 # -- the contact settings --------------------------------------------------------------------
 
-@pytest.mark.parametrize("key, value, message", [
-    ("contact_qq", "12a45", "A QQ number is 5 to 12 digits."),
-    ("contact_qq", "0123", "A QQ number is 5 to 12 digits."),
-    ("contact_wechat", "ab", "A WeChat ID is 6 to 20 letters"),
-    ("contact_wechat", "has space here", "A WeChat ID is 6 to 20 letters"),
-    ("contact_telegram", "https://example.com/fakashop", "Enter a Telegram username"),
-    ("contact_telegram", "@abc", "Enter a Telegram username"),
-    ("contact_email", "not-an-address", "Enter a valid email address."),
-    ("contact_note", "x" * 201, "At most 200 characters."),
-])
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("contact_qq", "12a45", "A QQ number is 5 to 12 digits."),
+        ("contact_qq", "0123", "A QQ number is 5 to 12 digits."),
+        ("contact_wechat", "ab", "A WeChat ID is 6 to 20 letters"),
+        ("contact_wechat", "has space here", "A WeChat ID is 6 to 20 letters"),
+        ("contact_telegram", "https://example.com/fakashop", "Enter a Telegram username"),
+        ("contact_telegram", "@abc", "Enter a Telegram username"),
+        ("contact_email", "not-an-address", "Enter a valid email address."),
+        ("contact_note", "x" * 201, "At most 200 characters."),
+    ],
+)
 def test_a_bad_contact_is_refused_with_a_message_and_nothing_changes(ops, key, value, message):
     before = site_settings()
     response = save_settings(ops, site_name="Changed name", **{key: value})
@@ -152,21 +169,30 @@ def test_a_bad_contact_is_explained_in_chinese_too(ops):
     page = ops.get("/operator/settings")
     values = {k: v for k, v in site_settings().items() if k not in ("open_registration", "require_terms_consent")}
     db.session.rollback()
-    response = ops.post("/operator/settings?lang=zh_CN",
-                        data={**values, "csrf_token": csrf_from(page.text), "contact_qq": "qq-number"})
+    response = ops.post(
+        "/operator/settings?lang=zh_CN", data={**values, "csrf_token": csrf_from(page.text), "contact_qq": "qq-number"}
+    )
     assert response.status_code == 400 and 'lang="zh-CN"' in response.text
     assert site_settings()["contact_qq"] == ""
 
 
-@pytest.mark.parametrize("telegram, shown, href", [
-    ("@fakashop", "@fakashop", "https://t.me/fakashop"),
-    ("fakashop", "@fakashop", "https://t.me/fakashop"),
-    ("https://t.me/fakashop", "@fakashop", "https://t.me/fakashop"),
-    ("t.me/+AbCdEf12345", "t.me/+AbCdEf12345", "https://t.me/+AbCdEf12345"),
-])
+@pytest.mark.parametrize(
+    "telegram, shown, href",
+    [
+        ("@fakashop", "@fakashop", "https://t.me/fakashop"),
+        ("fakashop", "@fakashop", "https://t.me/fakashop"),
+        ("https://t.me/fakashop", "@fakashop", "https://t.me/fakashop"),
+        ("t.me/+AbCdEf12345", "t.me/+AbCdEf12345", "https://t.me/+AbCdEf12345"),
+    ],
+)
 def test_good_contacts_are_saved_audited_and_shown(ops, client, telegram, shown, href):
-    response = save_settings(ops, contact_qq="12345678", contact_wechat="+8613800138000",
-                             contact_telegram=telegram, contact_email="help@shop.example")
+    response = save_settings(
+        ops,
+        contact_qq="12345678",
+        contact_wechat="+8613800138000",
+        contact_telegram=telegram,
+        contact_email="help@shop.example",
+    )
     assert response.status_code == 303
     html = footer(client.get("/?lang=en").text)
     assert f'href="{href}"' in html and f">{shown}</a>" in html and "+8613800138000" in html
@@ -176,8 +202,9 @@ def test_good_contacts_are_saved_audited_and_shown(ops, client, telegram, shown,
 
 # -- error pages and a refused checkout ------------------------------------------------------
 
+
 def main_part(html: str) -> str:
-    return html[html.index("<main>"):html.index("</main>")]
+    return html[html.index("<main>") : html.index("</main>")]
 
 
 @pytest.mark.parametrize("lang", ["en", "zh_CN"])
@@ -198,9 +225,16 @@ def test_an_error_page_without_a_contact_set_offers_none(client):
 
 def buy(client, product, lang="en", **fields):
     page = client.get(f"/p/{product.slug}?lang={lang}")
-    return client.post(f"/p/{product.slug}/buy?lang={lang}", data={
-        "csrf_token": csrf_from(page.text), "quantity": 1, "email": "buyer@example.com", "query_password": "secret-1",
-        **fields})
+    return client.post(
+        f"/p/{product.slug}/buy?lang={lang}",
+        data={
+            "csrf_token": csrf_from(page.text),
+            "quantity": 1,
+            "email": "buyer@example.com",
+            "query_password": "secret-1",
+            **fields,
+        },
+    )
 
 
 def test_a_checkout_the_risk_engine_blocks_names_the_contact(client, product):
@@ -232,9 +266,10 @@ def test_other_checkout_errors_do_not_show_the_contact(client, make_product):
 
 # -- consent to the terms --------------------------------------------------------------------
 
+
 def test_the_product_page_says_ordering_means_agreeing_to_the_terms(client, product):
     html = client.get(f"/p/{product.slug}?lang=en").text
-    form = html[html.index('<form class="buy"'):html.index("</form>", html.index('<form class="buy"'))]
+    form = html[html.index('<form class="buy"') : html.index("</form>", html.index('<form class="buy"'))]
     line = form.index("By ordering you agree to the")
     assert line < form.index('<button type="submit" class="primary"')
     assert re.search(r'By ordering you agree to the <a href="/terms"[^>]*>terms of service</a>', form)
@@ -270,11 +305,19 @@ def test_the_tick_is_off_by_default_and_unticking_the_setting_turns_it_off(ops, 
 
 # -- on a phone ----------------------------------------------------------------------------
 
+
 def test_footer_and_a_policy_page_fit_a_phone(live_server, phone):
     app, base = live_server
-    with_contact(contact_telegram="https://t.me/a_rather_long_channel_name",
-                 contact_email="customer-service-desk@a-long-shop-domain.example")
-    set_setting("terms", "# 服务条款\n\n" + "虚拟商品一经发货，除卡密无效外不退不换。" * 8 + "\n\n| 项目 | 说明 |\n|---|---|\n| 退款 | 卡密无效时全额退款 |")
+    with_contact(
+        contact_telegram="https://t.me/a_rather_long_channel_name",
+        contact_email="customer-service-desk@a-long-shop-domain.example",
+    )
+    set_setting(
+        "terms",
+        "# 服务条款\n\n"
+        + "虚拟商品一经发货，除卡密无效外不退不换。" * 8
+        + "\n\n| 项目 | 说明 |\n|---|---|\n| 退款 | 卡密无效时全额退款 |",
+    )
     phone.goto(f"{base}/?lang=zh_CN")
     phone.locator(".footer").scroll_into_view_if_needed()
     phone.screenshot(path="/tmp/policies-footer.png", full_page=True)

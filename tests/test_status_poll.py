@@ -1,4 +1,5 @@
 """The order page's status poll: what it reads, in which language, and what it leaves alone."""
+
 import html
 import re
 import sqlite3
@@ -99,8 +100,12 @@ def test_the_poll_survives_the_database_dropping_its_connections(client, product
     order = place(product)
     assert client.get(f"/order/{order.token}/status").status_code == 200
     assert is_postgresql()
-    db.session.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    db.session.execute(
+        text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    )
     db.session.commit()
     poll = client.get(f"/order/{order.token}/status")
     assert poll.status_code == 200 and "待支付" in poll.text
@@ -236,8 +241,12 @@ def test_without_its_listener_a_poll_reads_every_time_until_it_is_back(watching,
     client.get(url)
     client.get(url)
     assert len(reads) == 1
-    db.session.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = current_database() AND query LIKE 'LISTEN%'"))
+    db.session.execute(
+        text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
+    )
     db.session.commit()
     eventually(lambda: listener.mark() is None)  # until it notices
     before = len(reads)

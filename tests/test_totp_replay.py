@@ -2,6 +2,7 @@
 accepted and refuses that code (or an older one) everywhere a code is asked for, the
 login's second step, the re-authentication before secrets are shown, turning two-factor
 authentication off, with a message that says why."""
+
 import time
 
 import pyotp

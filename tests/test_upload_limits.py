@@ -2,6 +2,7 @@
 checked before a file is read, a refused request leaves no file, pictures are measured
 from their headers before anything is decoded, every upload route is rate-limited, and
 what a merchant or an order keeps on disk is bounded."""
+
 import html
 import io
 import random
@@ -20,11 +21,13 @@ from faka.services.uploads import private_dir
 
 MB = 1024 * 1024
 LOCKED = "Your qualification is approved or under review"
-EVIDENCE_REFUSED = ("each picture may have at most 25 megapixels, and all the pictures of one upload together at "
-                   "most 60 megapixels")
+EVIDENCE_REFUSED = (
+    "each picture may have at most 25 megapixels, and all the pictures of one upload together at most 60 megapixels"
+)
 
 
 # -- pictures -----------------------------------------------------------------------------------
+
 
 def png(size=(40, 30), colour=(200, 30, 30)) -> bytes:
     out = io.BytesIO()
@@ -54,6 +57,7 @@ def product_files() -> set[str]:
 @pytest.fixture
 def never_decoded(monkeypatch):
     """Fails the request (a 500) if any upload is decoded."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("an upload was decoded")
 
@@ -61,6 +65,7 @@ def never_decoded(monkeypatch):
 
 
 # -- clients and objects ------------------------------------------------------------------------
+
 
 def english(client):
     with client.session_transaction() as session:
@@ -112,8 +117,12 @@ def applicant(app):
     return merchant, client_of(app, merchant.user)
 
 
-QUALIFICATION = {"legal_name": "张三", "entity_type": "individual", "id_number": "11010519491231002X",
-                 "contact": "13800000000"}
+QUALIFICATION = {
+    "legal_name": "张三",
+    "entity_type": "individual",
+    "id_number": "11010519491231002X",
+    "contact": "13800000000",
+}
 
 
 def submit(client, image: bytes | None = None):
@@ -129,6 +138,7 @@ def thread_url(order: Order, complaint: Complaint) -> str:
 
 # -- the qualification (the review's first finding) --------------------------------------------
 
+
 def test_a_refused_qualification_leaves_no_file(app):
     merchant, client = applicant(app)
     assert submit(client, png()).status_code == 303
@@ -142,8 +152,12 @@ def test_a_refused_qualification_leaves_no_file(app):
 
 def test_an_approved_merchant_is_refused_before_the_body_is_read(app, merchant, seller):
     before = private_files()
-    response = post(seller, "/merchant/qualification", {**QUALIFICATION, "licence_image": (
-        io.BytesIO(b"\0" * (30 * MB)), "licence.png")}, page="/merchant/")
+    response = post(
+        seller,
+        "/merchant/qualification",
+        {**QUALIFICATION, "licence_image": (io.BytesIO(b"\0" * (30 * MB)), "licence.png")},
+        page="/merchant/",
+    )
     assert response.status_code == 400 and LOCKED in text_of(response)  # not "too large": never read
     assert private_files() == before and reload(merchant).status == Merchant.APPROVED
 
@@ -184,12 +198,17 @@ def test_a_resubmitted_licence_replaces_the_old_file(app):
 
 # -- evidence pictures measured before decoding (the second finding) -----------------------------
 
+
 def test_a_set_of_5000_pixel_square_evidence_is_refused_before_decoding(app, delivered, never_decoded):
     buyer = english(app.test_client())
     url = f"/order/{delivered.token}/complaint"
     before = private_files()
-    response = post(buyer, url, {"reason": "key_invalid", "description": "Screenshots attached.",
-                                 **files(*[huge_png()] * 3)}, page=url)
+    response = post(
+        buyer,
+        url,
+        {"reason": "key_invalid", "description": "Screenshots attached.", **files(*[huge_png()] * 3)},
+        page=url,
+    )
     assert response.status_code == 400
     assert EVIDENCE_REFUSED in text_of(response)
     assert private_files() == before
@@ -204,8 +223,9 @@ def test_every_party_is_held_to_the_pixel_budget(app, who, merchant, operator, d
         "operator": (client_of(app, operator), f"/operator/complaints/{complaint.ref}"),
     }[who]
     before, messages = private_files(), count(ComplaintMessage)
-    response = post(client, f"{url}/message", {"body": "See these.", **files(huge_png(), huge_png(), huge_png())},
-                    page=url)
+    response = post(
+        client, f"{url}/message", {"body": "See these.", **files(huge_png(), huge_png(), huge_png())}, page=url
+    )
     assert response.status_code == 400 and EVIDENCE_REFUSED in text_of(response)
     assert private_files() == before and count(ComplaintMessage) == messages
 
@@ -213,23 +233,41 @@ def test_every_party_is_held_to_the_pixel_budget(app, who, merchant, operator, d
 def test_pictures_within_the_budget_are_taken(app, delivered):
     buyer = english(app.test_client())
     url = f"/order/{delivered.token}/complaint"
-    response = post(buyer, url, {"reason": "key_invalid", "description": "Screenshots attached.",
-                                 **files(huge_png(5000, 5000), huge_png(5000, 1000))}, page=url)
+    response = post(
+        buyer,
+        url,
+        {
+            "reason": "key_invalid",
+            "description": "Screenshots attached.",
+            **files(huge_png(5000, 5000), huge_png(5000, 1000)),
+        },
+        page=url,
+    )
     assert response.status_code == 303
     assert count(ComplaintImage) == 2
 
 
 def test_a_product_gallery_over_100_megapixels_is_refused_before_decoding(app, seller, product, never_decoded):
     page = seller.get(f"/merchant/products/{product.slug}/images")
-    response = seller.post(f"/merchant/products/{product.slug}/images", content_type="multipart/form-data", data={
-        "csrf_token": csrf_from(page.text), "role": "gallery", **files(*[huge_png(6000, 6000)] * 3, field="image")})
+    response = seller.post(
+        f"/merchant/products/{product.slug}/images",
+        content_type="multipart/form-data",
+        data={
+            "csrf_token": csrf_from(page.text),
+            "role": "gallery",
+            **files(*[huge_png(6000, 6000)] * 3, field="image"),
+        },
+    )
     assert response.status_code == 400
-    assert ("each picture may have at most 40 megapixels, and all the pictures of one upload together at most 100 "
-            "megapixels") in text_of(response)
+    assert (
+        "each picture may have at most 40 megapixels, and all the pictures of one upload together at most 100 "
+        "megapixels"
+    ) in text_of(response)
     assert count(ProductImage) == 0
 
 
 # -- rate limits (the third finding) ---------------------------------------------------------------
+
 
 def test_merchant_complaint_posts_are_rate_limited(make_app, merchant, delivered):
     app = make_app(RATELIMIT_COMPLAINT_REPLY="2 per minute")
@@ -265,7 +303,10 @@ def test_back_office_uploads_share_one_rate_limit(make_app, merchant, make_produ
         seller = client_of(app, merchant.user)
         images = f"/merchant/products/{product.slug}/images"
         keys = f"/merchant/products/{product.slug}/keys"
-        assert post(seller, images, {"role": "cover", **files(png((300, 300)), field="image")}, page=images).status_code == 303
+        assert (
+            post(seller, images, {"role": "cover", **files(png((300, 300)), field="image")}, page=images).status_code
+            == 303
+        )
         assert post(seller, keys, {"keys": "KEY-1", "separator": "newline"}, page=keys).status_code == 200
         before = product_files()
         limited = post(seller, images, {"role": "gallery", **files(png((300, 300)), field="image")}, page=images)
@@ -278,18 +319,30 @@ def test_the_site_logo_is_rate_limited(make_app, operator):
     app = make_app(RATELIMIT_UPLOAD="1 per minute")
     with app.app_context():
         desk = client_of(app, operator)
-        assert post(desk, "/operator/settings/logo", {"logo": (io.BytesIO(png()), "logo.png")},
-                    page="/operator/settings").status_code == 303
-        assert post(desk, "/operator/settings/logo", {"logo": (io.BytesIO(png()), "logo.png")},
-                    page="/operator/settings").status_code == 429
+        assert (
+            post(
+                desk, "/operator/settings/logo", {"logo": (io.BytesIO(png()), "logo.png")}, page="/operator/settings"
+            ).status_code
+            == 303
+        )
+        assert (
+            post(
+                desk, "/operator/settings/logo", {"logo": (io.BytesIO(png()), "logo.png")}, page="/operator/settings"
+            ).status_code
+            == 429
+        )
 
 
 # -- who may upload is decided before the body is read --------------------------------------------
 
+
 def test_an_unknown_order_is_a_404_before_the_body_is_read(app, delivered):
     buyer = english(app.test_client())
-    response = post(buyer, "/order/no-such-token/complaint", {"reason": "key_invalid", "description": "x",
-                                                              **files(b"\0" * (30 * MB))})
+    response = post(
+        buyer,
+        "/order/no-such-token/complaint",
+        {"reason": "key_invalid", "description": "x", **files(b"\0" * (30 * MB))},
+    )
     assert response.status_code == 404
 
 
@@ -319,25 +372,34 @@ def test_another_merchants_product_is_a_404_before_the_body_is_read(app, product
     other = accounts.create_merchant("other@shop.test", "merchant-pass-1", "Other Shop", approved=True)
     client = client_of(app, other.user)
     for path in ("images", "keys"):
-        response = post(client, f"/merchant/products/{product.slug}/{path}",
-                        {"role": "cover", "image": (io.BytesIO(b"\0" * (30 * MB)), "x.png")}, page="/merchant/")
+        response = post(
+            client,
+            f"/merchant/products/{product.slug}/{path}",
+            {"role": "cover", "image": (io.BytesIO(b"\0" * (30 * MB)), "x.png")},
+            page="/merchant/",
+        )
         assert response.status_code == 404, path
 
 
 def test_an_upload_without_its_csrf_token_is_refused_and_stores_nothing(app, delivered):
     url = f"/order/{delivered.token}/complaint"
     before = private_files()
-    response = english(app.test_client()).post(url, data={"reason": "key_invalid", "description": "x", **files(png())},
-                                               content_type="multipart/form-data")
+    response = english(app.test_client()).post(
+        url, data={"reason": "key_invalid", "description": "x", **files(png())}, content_type="multipart/form-data"
+    )
     assert response.status_code == 400 and "The form expired" in response.text
     merchant, client = applicant(app)
-    licence = client.post("/merchant/qualification", data={**QUALIFICATION, "licence_image": (io.BytesIO(png()), "l.png")},
-                          content_type="multipart/form-data")
+    licence = client.post(
+        "/merchant/qualification",
+        data={**QUALIFICATION, "licence_image": (io.BytesIO(png()), "l.png")},
+        content_type="multipart/form-data",
+    )
     assert licence.status_code == 400 and "The form expired" in licence.text
     assert private_files() == before and count(Complaint) == 0 and reload(merchant).submitted_at is None
 
 
 # -- request size -----------------------------------------------------------------------------------
+
 
 def test_an_oversized_licence_upload_gets_a_page_naming_the_limit(app):
     merchant, client = applicant(app)
@@ -359,6 +421,7 @@ def test_too_many_evidence_files_get_a_page_naming_the_limit(app, delivered):
 
 # -- storage quotas -----------------------------------------------------------------------------------
 
+
 def test_a_shop_out_of_room_is_told_so_and_nothing_is_stored(make_app, merchant, make_product):
     app = make_app(MERCHANT_STORAGE_QUOTA=60_000)
     with app.app_context():
@@ -366,12 +429,15 @@ def test_a_shop_out_of_room_is_told_so_and_nothing_is_stored(make_app, merchant,
         seller = client_of(app, merchant.user)
         url = f"/merchant/products/{product.slug}/images"
         before = product_files()
-        response = post(seller, url, {"role": "gallery", **files(noise_jpeg(600, 1), noise_jpeg(600, 2), field="image")},
-                        page=url)
+        response = post(
+            seller, url, {"role": "gallery", **files(noise_jpeg(600, 1), noise_jpeg(600, 2), field="image")}, page=url
+        )
         assert response.status_code == 400
         assert "Your shop's pictures take 0 MB of the 0.1 MB it may store." in text_of(response)
         assert product_files() == before and count(ProductImage) == 0
-        assert post(seller, url, {"role": "cover", **files(png((300, 300)), field="image")}, page=url).status_code == 303
+        assert (
+            post(seller, url, {"role": "cover", **files(png((300, 300)), field="image")}, page=url).status_code == 303
+        )
 
 
 def test_a_full_shop_is_refused_before_the_body_is_read(make_app, merchant, make_product):
@@ -393,8 +459,9 @@ def test_an_orders_evidence_is_bounded_but_text_still_goes_through(make_app, del
         buyer = english(app.test_client())
         url = thread_url(delivered, complaint)
         before, images = private_files(), count(ComplaintImage)
-        response = post(buyer, f"{url}/message", {"body": "More.", **files(noise_jpeg(150, 2), noise_jpeg(150, 3))},
-                        page=url)
+        response = post(
+            buyer, f"{url}/message", {"body": "More.", **files(noise_jpeg(150, 2), noise_jpeg(150, 3))}, page=url
+        )
         assert response.status_code == 400
         assert "The complaint images of this order take" in text_of(response)
         assert "Send it without images, or with fewer or smaller ones." in text_of(response)
@@ -404,11 +471,19 @@ def test_an_orders_evidence_is_bounded_but_text_still_goes_through(make_app, del
 
 # -- the site logo --------------------------------------------------------------------------------------
 
+
 def test_a_replaced_or_removed_logo_leaves_no_file(app, desk):
     logos = []
     for colour in ((10, 10, 10), (200, 200, 200)):
-        assert post(desk, "/operator/settings/logo", {"logo": (io.BytesIO(png(colour=colour)), "logo.png")},
-                    page="/operator/settings").status_code == 303
+        assert (
+            post(
+                desk,
+                "/operator/settings/logo",
+                {"logo": (io.BytesIO(png(colour=colour)), "logo.png")},
+                page="/operator/settings",
+            ).status_code
+            == 303
+        )
         logos.append(site_settings()["logo"])
     assert logos[1] in private_files() and logos[0] not in private_files()
     assert post(desk, "/operator/settings/logo", {"remove": "1"}, page="/operator/settings").status_code == 303

@@ -1,4 +1,5 @@
 """Merchant webhooks and notification emails, against a real HTTP server and SMTP server."""
+
 import hashlib
 import hmac
 import json
@@ -113,6 +114,7 @@ def age_deliveries(by: timedelta) -> None:
 
 # -- events reach the merchant's server -------------------------------------------------
 
+
 def test_paid_order_posts_signed_order_paid_and_order_delivered(product, merchant, place, pay, receiver):
     endpoint, secret = webhooks.create_endpoint(merchant.id, receiver.url, ALL_EVENTS)
     assert secret.startswith("whsec_") and len(secret) == 6 + 64
@@ -144,7 +146,9 @@ def test_signature_does_not_verify_with_another_secret(product, merchant, place,
     (request,) = receiver.requests
     with pytest.raises(AssertionError):
         assert_signed(request, secret[:-1] + ("0" if secret[-1] != "0" else "1"))
-    tampered = Received(request.method, request.path, request.headers, request.body.replace(b"order.paid", b"order.pain"))
+    tampered = Received(
+        request.method, request.path, request.headers, request.body.replace(b"order.paid", b"order.pain")
+    )
     with pytest.raises(AssertionError):
         assert_signed(tampered, secret)
 
@@ -173,6 +177,7 @@ def test_refunded_order_posts_order_refunded(product, merchant, place, pay, rece
 
 # -- failures, retries, the log ---------------------------------------------------------
 
+
 def test_failed_delivery_is_recorded_and_retried_by_the_reconciler(product, merchant, place, pay, receiver, caplog):
     _endpoint, secret = webhooks.create_endpoint(merchant.id, receiver.url, ["order.paid", "order.delivered"])
     receiver.status = 500
@@ -181,7 +186,9 @@ def test_failed_delivery_is_recorded_and_retried_by_the_reconciler(product, merc
     assert reload(order).status == Order.DELIVERED
     assert len(receiver.requests) == 2
     rows = deliveries()
-    assert [(d.status, d.attempts, d.response_code, d.last_error) for d in rows] == [("pending", 1, 500, "HTTP 500")] * 2
+    assert [(d.status, d.attempts, d.response_code, d.last_error) for d in rows] == [
+        ("pending", 1, 500, "HTTP 500")
+    ] * 2
     assert secret not in caplog.text and receiver.url not in caplog.text and '"data"' not in caplog.text
 
     assert reconcile().webhooks == 0  # the next attempt is not due yet: it backs off
@@ -190,7 +197,9 @@ def test_failed_delivery_is_recorded_and_retried_by_the_reconciler(product, merc
     receiver.status = 200
     age_deliveries(timedelta(minutes=2))
     assert reconcile().webhooks == 2
-    assert [(d.status, d.attempts, d.response_code, d.last_error) for d in deliveries()] == [("delivered", 2, 200, None)] * 2
+    assert [(d.status, d.attempts, d.response_code, d.last_error) for d in deliveries()] == [
+        ("delivered", 2, 200, None)
+    ] * 2
     ids = {e["id"] for e in receiver.events()}
     assert len(ids) == 2  # the retry carried the same event id as the first attempt
     for request in receiver.requests:
@@ -237,7 +246,10 @@ def test_send_test_posts_a_signed_ping_and_logs_it(merchant, receiver):
 def test_delivery_log_pages_newest_first(merchant, receiver):
     endpoint, _secret = webhooks.create_endpoint(merchant.id, receiver.url, ALL_EVENTS)
     ids = [webhooks.send_test(endpoint.id, merchant.id) for _ in range(webhooks.LOG_PAGE_SIZE + 1)]
-    first, second = webhooks.delivery_log(endpoint.id, merchant.id, 1), webhooks.delivery_log(endpoint.id, merchant.id, 2)
+    first, second = (
+        webhooks.delivery_log(endpoint.id, merchant.id, 1),
+        webhooks.delivery_log(endpoint.id, merchant.id, 2),
+    )
     assert [d.id for d in first.items] == ids[::-1][: webhooks.LOG_PAGE_SIZE] and first.has_next
     assert [d.id for d in second.items] == [ids[0]] and not second.has_next
 
@@ -262,6 +274,7 @@ def test_deleted_endpoint_takes_its_log_and_owed_deliveries(merchant, receiver):
 
 
 # -- scoping and validation -------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "action",
@@ -354,6 +367,7 @@ def test_too_many_endpoints_are_refused(merchant, receiver):
 
 # -- emails to the merchant -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("notify_email", ["orders@shop.test", None])
 def test_paid_manual_order_emails_the_merchant(app, make_product, merchant, place, pay, smtp, receiver, notify_email):
     app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
@@ -395,7 +409,11 @@ def test_low_stock_alerts_once_a_day(app, make_product, merchant, place, pay, sm
     assert "Steam 卡" in alert["Subject"]
     assert "3" in alert.get_body(("plain",)).get_content()
     (event,) = receiver.events("stock.low")
-    assert (event["data"]["available"], event["data"]["threshold"], event["data"]["product"]["id"]) == (3, 3, product.id)
+    assert (event["data"]["available"], event["data"]["threshold"], event["data"]["product"]["id"]) == (
+        3,
+        3,
+        product.id,
+    )
 
     pay(place(product))  # 2 left: still low, but alerted within 24 h
     assert len(merchant_mail()) == 1 and len(receiver.events("stock.low")) == 1
@@ -420,6 +438,7 @@ def test_low_stock_threshold_zero_never_alerts(make_product, merchant, place, pa
 
 
 # -- a real RQ worker -------------------------------------------------------------------
+
 
 def test_rq_worker_delivers_webhooks_and_schedules_retries(rq_app, make_product, merchant, place, receiver):
     from rq.job import Job, JobStatus

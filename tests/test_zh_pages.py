@@ -11,6 +11,7 @@ value the code uses (statuses, kinds, outcomes, actions, rules), and (c) the Eng
 words of the catalogue's translated messages. ALLOWED lists the English that belongs on
 a Chinese page.
 """
+
 import re
 import secrets
 from datetime import timedelta
@@ -77,35 +78,138 @@ CATALOGUE = ROOT / "faka/translations/zh_Hans_CN/LC_MESSAGES/messages.po"
 # abbreviations Chinese uses as they are. Lower case; matched as whole words.
 ALLOWED = {
     "faka",  # the software's name
-    "stripe", "usdt", "trc20", "trc", "epay", "qq", "telegram", "paypal",  # payment and chat brands
-    "google", "microsoft", "authenticator", "authy",  # authenticator apps named in the 2FA set-up
-    "https", "http", "smtp", "ssl", "tls", "starttls", "csv", "api", "totp", "2fa", "ip", "url", "uid", "id",
-    "json", "hmac", "sha256", "cidr", "png", "jpeg", "jpg", "webp", "gif", "svg", "utf", "gbk", "markdown",
-    "webhook", "webhooks", "captcha", "cdn", "dns", "pid", "key", "md5", "rsa", "ok",
+    "stripe",
+    "usdt",
+    "trc20",
+    "trc",
+    "epay",
+    "qq",
+    "telegram",
+    "paypal",  # payment and chat brands
+    "google",
+    "microsoft",
+    "authenticator",
+    "authy",  # authenticator apps named in the 2FA set-up
+    "https",
+    "http",
+    "smtp",
+    "ssl",
+    "tls",
+    "starttls",
+    "csv",
+    "api",
+    "totp",
+    "2fa",
+    "ip",
+    "url",
+    "uid",
+    "id",
+    "json",
+    "hmac",
+    "sha256",
+    "cidr",
+    "png",
+    "jpeg",
+    "jpg",
+    "webp",
+    "gif",
+    "svg",
+    "utf",
+    "gbk",
+    "markdown",
+    "webhook",
+    "webhooks",
+    "captcha",
+    "cdn",
+    "dns",
+    "pid",
+    "key",
+    "md5",
+    "rsa",
+    "ok",
 }
 
 # Every value the code stores for a status, kind, outcome, action or rule: none of them
 # may reach a Chinese page as it is (a label stands for it).
 IDENTIFIERS = {
-    *(getattr(Order, n) for n in ("PENDING", "PAID", "DELIVERED", "EXPIRED", "CANCELLED", "PAID_UNFULFILLED",
-                                   "REFUNDED", "PARTIALLY_REFUNDED")),
+    *(
+        getattr(Order, n)
+        for n in (
+            "PENDING",
+            "PAID",
+            "DELIVERED",
+            "EXPIRED",
+            "CANCELLED",
+            "PAID_UNFULFILLED",
+            "REFUNDED",
+            "PARTIALLY_REFUNDED",
+        )
+    ),
     *(getattr(LedgerEntry, n) for n in ("SALE", "FEE", "REFUND", "FEE_RETURN", "WITHDRAWAL", "WITHDRAWAL_RETURN")),
     *(getattr(Withdrawal, n) for n in ("REQUESTED", "APPROVED", "PAID", "REJECTED")),
     *(getattr(Refund, n) for n in ("PENDING", "DONE", "MANUAL", "PAID")),
-    *(getattr(Merchant, n) for n in ("PENDING", "APPROVED", "REJECTED", "FROZEN")), "individual", "company",
-    *PayoutAccount.KINDS, *BlacklistEntry.KINDS, *SecurityEvent.KINDS,
+    *(getattr(Merchant, n) for n in ("PENDING", "APPROVED", "REJECTED", "FROZEN")),
+    "individual",
+    "company",
+    *PayoutAccount.KINDS,
+    *BlacklistEntry.KINDS,
+    *SecurityEvent.KINDS,
     *payments.OUTCOME_LABELS,
-    *(getattr(Complaint, n) for n in ("OPEN", "MERCHANT_REPLIED", "ESCALATED", "RESOLVED_REFUND", "RESOLVED_REPLACED",
-                                       "RESOLVED_REJECTED", "WITHDRAWN")),
-    *complaints.REASON_LABELS, *complaints.AUTHOR_LABELS, *WEBHOOK_EVENTS, *risk.RULE_LABELS,
+    *(
+        getattr(Complaint, n)
+        for n in (
+            "OPEN",
+            "MERCHANT_REPLIED",
+            "ESCALATED",
+            "RESOLVED_REFUND",
+            "RESOLVED_REPLACED",
+            "RESOLVED_REJECTED",
+            "WITHDRAWN",
+        )
+    ),
+    *complaints.REASON_LABELS,
+    *complaints.AUTHOR_LABELS,
+    *WEBHOOK_EVENTS,
+    *risk.RULE_LABELS,
     *(getattr(WebhookDelivery, n) for n in ("PENDING", "DELIVERED", "FAILED")),
     *(getattr(OutboxEmail, n) for n in ("QUEUED", "SENT", "FAILED")),
-    "verify_email", "password_reset", "account_exists", "complaint_update", "withdrawal_status", "order_delivered",
-    "order_replacement", "merchant_review", "two_factor_reset", "merchant_manual_order", "merchant_low_stock",
-    "duplicate_in_batch", "already_in_stock", "invalid",
-    "checkout", "notify", "lookup", "login", "review", "complaint", "allow", "flag", "hold", "block",
-    "auto", "fixed", "manual", "percent", "text", "number", "email", "phone", "choice",
-    "taken_down", "info_requested", "unfrozen", *GATEWAYS,
+    "verify_email",
+    "password_reset",
+    "account_exists",
+    "complaint_update",
+    "withdrawal_status",
+    "order_delivered",
+    "order_replacement",
+    "merchant_review",
+    "two_factor_reset",
+    "merchant_manual_order",
+    "merchant_low_stock",
+    "duplicate_in_batch",
+    "already_in_stock",
+    "invalid",
+    "checkout",
+    "notify",
+    "lookup",
+    "login",
+    "review",
+    "complaint",
+    "allow",
+    "flag",
+    "hold",
+    "block",
+    "auto",
+    "fixed",
+    "manual",
+    "percent",
+    "text",
+    "number",
+    "email",
+    "phone",
+    "choice",
+    "taken_down",
+    "info_requested",
+    "unfrozen",
+    *GATEWAYS,
 }
 
 DATA_PATTERNS = [
@@ -198,6 +302,7 @@ def problems_in(text: str, data: list[str], english: set[str]) -> list[str]:
 
 # -- the shop ---------------------------------------------------------------------------
 
+
 def picture() -> bytes:
     out = BytesIO()
     Image.new("RGB", (320, 240), (40, 120, 200)).save(out, "PNG")
@@ -250,19 +355,39 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
     categories.set_hidden(hidden.id, True, operator.id)
     s.product = make_product(keys=40, price=10000, title="星辰点卡", description_md="充值卡")
     s.manual = make_product(keys=0, price=5000, title="人工代充", delivery_type=DELIVERY_MANUAL)
-    make_product(keys=0, price=3000, title="共享账号", delivery_type=DELIVERY_FIXED,
-                 fixed_content_ciphertext=vault().encrypt("账号 abc 密码 123"))
-    for title, state in (("待审商品", moderation.PENDING), ("被拒商品", moderation.REJECTED),
-                         ("下架商品", moderation.TAKEN_DOWN)):
+    make_product(
+        keys=0,
+        price=3000,
+        title="共享账号",
+        delivery_type=DELIVERY_FIXED,
+        fixed_content_ciphertext=vault().encrypt("账号 abc 密码 123"),
+    )
+    for title, state in (
+        ("待审商品", moderation.PENDING),
+        ("被拒商品", moderation.REJECTED),
+        ("下架商品", moderation.TAKEN_DOWN),
+    ):
         make_product(keys=1, title=title, moderation=state, moderation_reason="违禁内容")
     make_product(keys=1, title="隐藏商品", visible=False)
     s.topup = make_product(keys=5, price=2000, title="游戏充值")
     answers = {}
-    for kind, label, answer in ((KIND_NUMBER, "游戏 UID", "123456"), (KIND_TEXT, "角色名", "勇者"),
-                                (KIND_EMAIL, "联系邮箱", "uid@example.com"), (KIND_PHONE, "手机号", "13800138000"),
-                                (KIND_CHOICE, "区服", "官服")):
-        field = checkout_fields.add_field(merchant.id, s.topup.slug, checkout_fields.FieldDraft(
-            label=label, kind=kind, required=kind != KIND_PHONE, choices="官服\n渠道服" if kind == KIND_CHOICE else None))
+    for kind, label, answer in (
+        (KIND_NUMBER, "游戏 UID", "123456"),
+        (KIND_TEXT, "角色名", "勇者"),
+        (KIND_EMAIL, "联系邮箱", "uid@example.com"),
+        (KIND_PHONE, "手机号", "13800138000"),
+        (KIND_CHOICE, "区服", "官服"),
+    ):
+        field = checkout_fields.add_field(
+            merchant.id,
+            s.topup.slug,
+            checkout_fields.FieldDraft(
+                label=label,
+                kind=kind,
+                required=kind != KIND_PHONE,
+                choices="官服\n渠道服" if kind == KIND_CHOICE else None,
+            ),
+        )
         answers[field.key] = answer
     product_images.add_images(merchant.id, s.product.slug, "cover", [picture()])
     moderation.report_product(s.product.slug, "other", "描述不符", ip="198.51.100.7")
@@ -335,48 +460,94 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
     settlement.reveal_payout_account(withdrawals[0].id, operator.id)
     for status in (Refund.PENDING, Refund.DONE, Refund.MANUAL, Refund.PAID):
         order = delivered(place, pay, s.product)
-        db.session.add(Refund(order_id=order.id, merchant_id=merchant.id, amount=100, gateway="sandbox",
-                              status=status, reference="RF2026" if status == Refund.PAID else None))
+        db.session.add(
+            Refund(
+                order_id=order.id,
+                merchant_id=merchant.id,
+                amount=100,
+                gateway="sandbox",
+                status=status,
+                reference="RF2026" if status == Refund.PAID else None,
+            )
+        )
     db.session.commit()
 
     # Payments: a notification of every outcome, and notices of every kind.
     for outcome in payments.OUTCOME_LABELS:
-        db.session.add(NotifyLog(gateway="sandbox", order_number=s.orders["delivered"].number, verified=True,
-                                 outcome=outcome, reason="签名错误" if outcome == "rejected" else None,
-                                 source_ip="203.0.113.5", body="a=1"))
+        db.session.add(
+            NotifyLog(
+                gateway="sandbox",
+                order_number=s.orders["delivered"].number,
+                verified=True,
+                outcome=outcome,
+                reason="签名错误" if outcome == "rejected" else None,
+                source_ip="203.0.113.5",
+                body="a=1",
+            )
+        )
     for outcome in ("late_paid", "unfulfilled", "duplicate"):
-        db.session.add(PaymentNotice(gateway="sandbox", trade_no=secrets.token_hex(6),
-                                     order_id=s.orders["delivered"].id, amount=100, currency="CNY", outcome=outcome))
+        db.session.add(
+            PaymentNotice(
+                gateway="sandbox",
+                trade_no=secrets.token_hex(6),
+                order_id=s.orders["delivered"].id,
+                amount=100,
+                currency="CNY",
+                outcome=outcome,
+            )
+        )
     db.session.commit()
 
     # Risk: every rule, action and checkpoint; every security event kind; the blacklist.
     actions = [risk.ALLOW, risk.FLAG, risk.CAPTCHA, risk.HOLD, risk.BLOCK]
     checkpoints = [risk.CHECKOUT, risk.NOTIFY, risk.LOOKUP, risk.LOGIN, risk.REVIEW, risk.COMPLAINT]
     for i, rule in enumerate(risk.RULE_LABELS):
-        signals = risk.Signals(checkpoints[i % len(checkpoints)], ip="198.51.100.9", email="x@mailinator.com",
-                               merchant_id=merchant.id, now=now)
-        risk.add_event(signals, risk.Verdict(actions[i % len(actions)], 50, (risk.Hit(rule, 50, "10 次"),)),
-                       order_id=s.orders["held"].id)
+        signals = risk.Signals(
+            checkpoints[i % len(checkpoints)],
+            ip="198.51.100.9",
+            email="x@mailinator.com",
+            merchant_id=merchant.id,
+            now=now,
+        )
+        risk.add_event(
+            signals,
+            risk.Verdict(actions[i % len(actions)], 50, (risk.Hit(rule, 50, "10 次"),)),
+            order_id=s.orders["held"].id,
+        )
     for kind in SecurityEvent.KINDS:
         security_events.record(kind, "198.51.100.10", subject="admin")
     blacklist.add(BlacklistEntry.EMAIL, "bad@example.com", "欺诈", actor_id=operator.id)
     blacklist.add(BlacklistEntry.DOMAIN, "mailinator.com", "一次性邮箱", actor_id=operator.id)
-    blacklist.add(BlacklistEntry.IP, "198.51.100.0/24", "刷单", actor_id=operator.id,
-                  expires_at=now - timedelta(days=1))
+    blacklist.add(
+        BlacklistEntry.IP, "198.51.100.0/24", "刷单", actor_id=operator.id, expires_at=now - timedelta(days=1)
+    )
     blacklist.add(BlacklistEntry.DEVICE, "a" * 64, "刷单", actor_id=operator.id)
-    blacklist.add(BlacklistEntry.EMAIL, "ugly@example.com", "恶意投诉", actor_id=merchant.user_id,
-                  merchant_id=merchant.id)
+    blacklist.add(
+        BlacklistEntry.EMAIL, "ugly@example.com", "恶意投诉", actor_id=merchant.user_id, merchant_id=merchant.id
+    )
     db.session.commit()
 
     # Webhooks: an endpoint with a delivery of every status.
     # (Written directly: creating one through the service resolves its host name.)
-    endpoint = WebhookEndpoint(merchant_id=merchant.id, url="https://hooks.example.com/faka",
-                               secret_ciphertext=vault().encrypt("whsec"), events=",".join(WEBHOOK_EVENTS))
+    endpoint = WebhookEndpoint(
+        merchant_id=merchant.id,
+        url="https://hooks.example.com/faka",
+        secret_ciphertext=vault().encrypt("whsec"),
+        events=",".join(WEBHOOK_EVENTS),
+    )
     db.session.add(endpoint)
     db.session.flush()
     for event, status in zip(WEBHOOK_EVENTS, ("pending", "delivered", "failed", "delivered", "failed")):
-        db.session.add(WebhookDelivery(endpoint_id=endpoint.id, event=event, payload="{}", status=status,
-                                       attempts=1, response_code=200 if status == "delivered" else 500))
+        db.session.add(
+            WebhookDelivery(
+                endpoint_id=endpoint.id,
+                event=event,
+                payload="{}",
+                status=status,
+                attempts=1,
+                response_code=200 if status == "delivered" else 500,
+            )
+        )
     db.session.commit()
     s.endpoint = endpoint
 
@@ -384,15 +555,32 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
     s.key_import = keys.start_import(merchant.id, s.product.id, "K1\nK1\n" + "\x01bad\n")
     keys.run_import(s.key_import.id)
     coupons.create_coupon(merchant.id, "SPRING10", "percent", 1000)
-    coupons.create_coupon(merchant.id, "MINUS5", "fixed", 500, product_id=s.product.id,
-                          expires_at=now + timedelta(days=7), usage_limit=10)
-    kinds = ["verify_email", "password_reset", "account_exists", "complaint_update", "withdrawal_status",
-             "order_delivered", "order_replacement", "merchant_review", "two_factor_reset", "merchant_manual_order",
-             "merchant_low_stock"]
+    coupons.create_coupon(
+        merchant.id, "MINUS5", "fixed", 500, product_id=s.product.id, expires_at=now + timedelta(days=7), usage_limit=10
+    )
+    kinds = [
+        "verify_email",
+        "password_reset",
+        "account_exists",
+        "complaint_update",
+        "withdrawal_status",
+        "order_delivered",
+        "order_replacement",
+        "merchant_review",
+        "two_factor_reset",
+        "merchant_manual_order",
+        "merchant_low_stock",
+    ]
     for i, kind in enumerate(kinds):
-        db.session.add(OutboxEmail(kind=kind, to_addr=f"to{i}@example.com", subject="主题",
-                                   status=(OutboxEmail.QUEUED, OutboxEmail.SENT, OutboxEmail.FAILED)[i % 3],
-                                   last_error="timeout" if i % 3 == 2 else None))
+        db.session.add(
+            OutboxEmail(
+                kind=kind,
+                to_addr=f"to{i}@example.com",
+                subject="主题",
+                status=(OutboxEmail.QUEUED, OutboxEmail.SENT, OutboxEmail.FAILED)[i % 3],
+                last_error="timeout" if i % 3 == 2 else None,
+            )
+        )
     db.session.commit()
 
     # The operator's other decisions, and an event of every other kind the audit log names.
@@ -402,9 +590,25 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
     for action in audit.ACTION_LABELS:
         audit.record(operator.id, action, f"merchant:{merchant.id}", detail="记录")
     db.session.commit()
-    s.data = ["星辰小店", "待审小店", "张三", "李四", "星辰点卡", "SPRING10", "MINUS5", "ZFB2026001", "RF2026",
-              "K1", "bad", "timeout", "a=1", "admin", "10 次",
-              "Game cards", "Hidden cards"]  # the categories' English names
+    s.data = [
+        "星辰小店",
+        "待审小店",
+        "张三",
+        "李四",
+        "星辰点卡",
+        "SPRING10",
+        "MINUS5",
+        "ZFB2026001",
+        "RF2026",
+        "K1",
+        "bad",
+        "timeout",
+        "a=1",
+        "admin",
+        "10 次",
+        "Game cards",
+        "Hidden cards",
+    ]  # the categories' English names
     return s
 
 
@@ -482,8 +686,9 @@ def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
         "passkeys.add": [("operator_confirmed", "/account/passkeys/add", 200)],
         "merchant.order_detail": [(seller, f"/merchant/orders/{o.number}", 200) for o in orders],
         "merchant.complaint_detail": [(seller, f"/merchant/complaints/{ref}", 200) for _t, ref in complaint_refs],
-        "merchant.complaint_thread": [(seller, f"/merchant/complaints/{ref}/thread", POLL)
-                                      for _t, ref in complaint_refs],
+        "merchant.complaint_thread": [
+            (seller, f"/merchant/complaints/{ref}/thread", POLL) for _t, ref in complaint_refs
+        ],
         "merchant.product_edit": [(seller, f"/merchant/products/{p.slug}/edit", 200) for p in products],
         "merchant.product_fields": [(seller, f"/merchant/products/{s.topup.slug}/fields", 200)],
         "merchant.product_field_edit": [(seller, f"/merchant/products/{s.topup.slug}/fields/{field_key}", 200)],
@@ -492,22 +697,33 @@ def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
         "merchant.key_import": [(seller, f"/merchant/imports/{s.key_import.public_id}", 200)],
         "merchant.webhook_detail": [(seller, f"/merchant/webhooks/{s.endpoint.id}", 200)],
         "merchant.money_overview": [(seller, "/merchant/money", 200)]
-                                   + [(seller, f"/merchant/money?kind={k}", 200) for k in money.LEDGER_KINDS],
-        "merchant.complaint_list": [(seller, "/merchant/complaints", 200), (seller, "/merchant/complaints?status=all", 200)],
+        + [(seller, f"/merchant/money?kind={k}", 200) for k in money.LEDGER_KINDS],
+        "merchant.complaint_list": [
+            (seller, "/merchant/complaints", 200),
+            (seller, "/merchant/complaints?status=all", 200),
+        ],
         "merchant.review_list": [(seller, f"/merchant/reviews?only={only}", 200) for only in ("all", "unanswered")],
         "operator.complaint_case": [(desk, f"/operator/complaints/{ref}", 200) for _t, ref in complaint_refs],
-        "operator.complaint_case_thread": [(desk, f"/operator/complaints/{ref}/thread", POLL)
-                                           for _t, ref in complaint_refs],
-        "operator.complaint_queue": [(desk, "/operator/complaints", 200), (desk, "/operator/complaints?status=all", 200)],
+        "operator.complaint_case_thread": [
+            (desk, f"/operator/complaints/{ref}/thread", POLL) for _t, ref in complaint_refs
+        ],
+        "operator.complaint_queue": [
+            (desk, "/operator/complaints", 200),
+            (desk, "/operator/complaints?status=all", 200),
+        ],
         "operator.merchant_detail": [(desk, f"/operator/merchants/{m.id}", 200) for m in merchants],
         "operator.merchants": [(desk, "/operator/merchants", 200)]
-                              + [(desk, f"/operator/merchants?status={st}", 200) for st in ("pending", "frozen", "all")],
+        + [(desk, f"/operator/merchants?status={st}", 200) for st in ("pending", "frozen", "all")],
         "operator.outbox_read": [("operator_confirmed", f"/operator/outbox/{email.id}", 200)],
         "operator.refund_list": [(desk, f"/operator/refunds?status={st}", 200) for st in ("manual", "all")],
         "operator.withdrawals": [(desk, f"/operator/withdrawals?status={st}", 200) for st in ("open", "all")],
-        "operator.review_list": [(desk, f"/operator/reviews?only={only}", 200) for only in ("all", "suspicious", "hidden")],
-        "operator.notify_log": [(desk, "/operator/payments", 200),
-                                (desk, f"/operator/payments?order={s.orders['delivered'].number}", 200)],
+        "operator.review_list": [
+            (desk, f"/operator/reviews?only={only}", 200) for only in ("all", "suspicious", "hidden")
+        ],
+        "operator.notify_log": [
+            (desk, "/operator/payments", 200),
+            (desk, f"/operator/payments?order={s.orders['delivered'].number}", 200),
+        ],
         "operator.security_log": [(desk, "/operator/security", 200)],
         "operator.risk_monitor": [(desk, "/operator/risk?since=7d", 200)],
         "operator.blacklist_list": [(desk, "/operator/blacklist", 200)],
@@ -553,9 +769,14 @@ def test_every_page_in_chinese_shows_no_identifier_or_english(app, shop):
                 found.append(f"{url} ({who}): {problem}")
     # The report of a small key import, which only its POST renders: every kind of line.
     keys_url = f"/merchant/products/{shop.product.slug}/keys"
-    response = clients["merchant"].post(keys_url, data={
-        "csrf_token": csrf_from(clients["merchant"].get(keys_url).text), "separator": "newline",
-        "keys": "NEW-1\nNEW-1\nK1\n\x01bad\n"})
+    response = clients["merchant"].post(
+        keys_url,
+        data={
+            "csrf_token": csrf_from(clients["merchant"].get(keys_url).text),
+            "separator": "newline",
+            "keys": "NEW-1\nNEW-1\nK1\n\x01bad\n",
+        },
+    )
     assert response.status_code == 200
     found += [f"POST {keys_url}: {p}" for p in problems_in(visible_text(response.text), shop.data, english)]
     assert visited > 100
@@ -566,9 +787,11 @@ def test_every_page_in_chinese_shows_no_identifier_or_english(app, shop):
 
 # Where the code names an audit action: audit.record(actor, "x.y", ...), AuditEvent(action="x.y"),
 # the complaint and moderation steps' helpers, and module constants (RAN = "retention.ran").
-RECORDED = re.compile(r"""(?:audit\.record\(|_audit\()[^,]+,\s*"([a-z0-9_]+\.[a-z0-9_]+)"|action="([a-z0-9_]+\.[a-z0-9_]+)"|"""
-                      r"""(?:_step|_decide)\([^)]*?"([a-z0-9_]+\.[a-z0-9_]+)"|^[A-Z_]+ = "([a-z0-9_]+\.[a-z0-9_]+)"\s*$""",
-                      re.M)
+RECORDED = re.compile(
+    r"""(?:audit\.record\(|_audit\()[^,]+,\s*"([a-z0-9_]+\.[a-z0-9_]+)"|action="([a-z0-9_]+\.[a-z0-9_]+)"|"""
+    r"""(?:_step|_decide)\([^)]*?"([a-z0-9_]+\.[a-z0-9_]+)"|^[A-Z_]+ = "([a-z0-9_]+\.[a-z0-9_]+)"\s*$""",
+    re.M,
+)
 
 
 def test_every_audit_action_the_code_records_has_a_label():

@@ -1,4 +1,5 @@
 """Access decorators for the back office."""
+
 import time
 from functools import wraps
 
@@ -12,6 +13,7 @@ def back_office(allowed):
     """Only logged-in users for whom `allowed(user)` holds. Anonymous HTMX/JSON requests
     get 403, anonymous pages a redirect to the login with `next=`; operators without a
     second factor are sent to set one up before anything else."""
+
     def decorator(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
@@ -51,6 +53,7 @@ def fresh_login_required(max_age: int = 300, back_to=None):
     sent to /reauth first. `back_to(**view_args)` names the page to return to, for POST
     views (the user then repeats the action); GET views return to themselves. HTMX
     requests get HX-Redirect, so the whole page goes to the re-authentication form."""
+
     def decorator(view):
         @wraps(view)
         def wrapped(*args, **kwargs):

@@ -1,5 +1,6 @@
 """Back-office accounts: login (with the two-factor step), sign-up, email verification,
 password reset, two-factor set-up, and the list of signed-in devices. Buyers never log in."""
+
 import re
 import time
 from datetime import timedelta
@@ -149,9 +150,14 @@ def _known_devices() -> list[str]:
 def _remember_device(response, user):
     tag = accounts.known_device_tag(user.id, device.device_hash())
     tags = [tag] + [known for known in _known_devices() if known != tag]
-    response.set_cookie(KNOWN_DEVICES_COOKIE, _known_devices_serializer().dumps(tags[:KNOWN_DEVICES_KEPT]),
-                        max_age=int(KNOWN_DEVICES_MAX_AGE.total_seconds()), httponly=True, samesite="Lax",
-                        secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")))
+    response.set_cookie(
+        KNOWN_DEVICES_COOKIE,
+        _known_devices_serializer().dumps(tags[:KNOWN_DEVICES_KEPT]),
+        max_age=int(KNOWN_DEVICES_MAX_AGE.total_seconds()),
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+    )
     return response
 
 
@@ -159,8 +165,7 @@ def _finish_login(user, next_url: str | None):
     # A new session for the logged-in user, with its own row in user_sessions.
     _fresh_session()
     login_user(user)
-    session[SESSION_ID] = accounts.record_sign_in(user.id, request.remote_addr, device.device_hash(),
-                                                  _device_summary())
+    session[SESSION_ID] = accounts.record_sign_in(user.id, request.remote_addr, device.device_hash(), _device_summary())
     # A permanent session is re-signed on every request and refused once older than
     # PERMANENT_SESSION_LIFETIME: back-office logins end after that much inactivity.
     session.permanent = True
@@ -181,6 +186,7 @@ def _form_status() -> int:
 
 # -- login ------------------------------------------------------------------------------
 
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 def login():
@@ -191,22 +197,32 @@ def login():
     if form.validate_on_submit():
         try:
             user = accounts.authenticate(
-                form.email.data, form.password.data, request.remote_addr, device.device_hash(),
+                form.email.data,
+                form.password.data,
+                request.remote_addr,
+                device.device_hash(),
                 captcha_solved=captcha.solved(request.form, request.remote_addr, device.device_hash()),
-                known_devices=frozenset(_known_devices()))
+                known_devices=frozenset(_known_devices()),
+            )
         except risk.Refused as exc:
-            return render_template("auth/login.html", form=form, error=exc.message,
-                                   captcha_needed=isinstance(exc, risk.CaptchaRequired)), \
-                403 if isinstance(exc, risk.Blocked) else 400
+            return render_template(
+                "auth/login.html", form=form, error=exc.message, captcha_needed=isinstance(exc, risk.CaptchaRequired)
+            ), 403 if isinstance(exc, risk.Blocked) else 400
         except accounts.LoginCaptchaRequired as exc:
             return render_template("auth/login.html", form=form, error=exc.message, captcha_needed=True), 400
         except accounts.LoginThrottled as exc:
-            return render_template("auth/login.html", form=form, error=exc.message, captcha_needed=True), 429, \
-                {"Retry-After": str(exc.seconds)}
+            return (
+                render_template("auth/login.html", form=form, error=exc.message, captcha_needed=True),
+                429,
+                {"Retry-After": str(exc.seconds)},
+            )
         if user is not None and user.two_factor_enabled:
             # The password was right; the session is not logged in until the code (or passkey) is.
-            session[PENDING_2FA] = {"uid": user.id, "until": int(time.time()) + PENDING_2FA_SECONDS,
-                                    "next": _safe_next(request.args.get("next"))}
+            session[PENDING_2FA] = {
+                "uid": user.id,
+                "until": int(time.time()) + PENDING_2FA_SECONDS,
+                "next": _safe_next(request.args.get("next")),
+            }
             return redirect(url_for("auth.login_2fa"), 303)
         if user is not None:
             return _finish_login(user, request.args.get("next"))
@@ -247,10 +263,16 @@ def login_2fa():
 
 # -- re-authentication before secrets are shown ----------------------------------------
 
+
 class ReauthForm(FlaskForm):
-    password = PasswordField(_l("Your password"), validators=[DataRequired(_l("Enter your password.")), Length(max=128)])
-    code = StringField(_l("Code from your authenticator app"), validators=[Length(max=32)],
-                       description=_l("Or one of your recovery codes."))
+    password = PasswordField(
+        _l("Your password"), validators=[DataRequired(_l("Enter your password.")), Length(max=128)]
+    )
+    code = StringField(
+        _l("Code from your authenticator app"),
+        validators=[Length(max=32)],
+        description=_l("Or one of your recovery codes."),
+    )
 
 
 @bp.route("/reauth", methods=["GET", "POST"])
@@ -264,8 +286,9 @@ def reauth():
     error = None
     if form.validate_on_submit():
         try:
-            accounts.reauthenticate(current_user.id, form.password.data, form.code.data, request.remote_addr,
-                                    device.device_hash())
+            accounts.reauthenticate(
+                current_user.id, form.password.data, form.code.data, request.remote_addr, device.device_hash()
+            )
         except twofactor.AccountLocked as exc:
             # Someone guessing at an open session: the session ends with the lock.
             _log_out()
@@ -276,8 +299,14 @@ def reauth():
         else:
             session[REAUTH_AT] = int(time.time())
             return redirect(next_url or _home_for(current_user), 303)
-    return render_template("auth/reauth.html", form=form, error=error, next_url=next_url,
-                           two_factor=current_user.two_factor_enabled, passkey=bool(current_user.passkeys)), _form_status()
+    return render_template(
+        "auth/reauth.html",
+        form=form,
+        error=error,
+        next_url=next_url,
+        two_factor=current_user.two_factor_enabled,
+        passkey=bool(current_user.passkeys),
+    ), _form_status()
 
 
 @bp.post("/logout")
@@ -287,6 +316,7 @@ def logout():
 
 
 # -- sign-up and email verification -----------------------------------------------------
+
 
 @bp.route("/signup", methods=["GET", "POST"])
 @limiter.limit("10 per hour", methods=["POST"])
@@ -310,8 +340,11 @@ def signup():
 
 @bp.get("/signup/sent")
 def signup_sent():
-    return render_template("auth/verify_sent.html", title=_("Check your inbox"),
-                           message=_("We sent you an email. Open the link in it to continue."))
+    return render_template(
+        "auth/verify_sent.html",
+        title=_("Check your inbox"),
+        message=_("We sent you an email. Open the link in it to continue."),
+    )
 
 
 @bp.get("/verify/<token>")
@@ -337,6 +370,7 @@ def resend_verification():
 
 # -- password reset ---------------------------------------------------------------------
 
+
 @bp.route("/reset", methods=["GET", "POST"])
 @limiter.limit("10 per hour", methods=["POST"])
 def reset_request():
@@ -350,8 +384,11 @@ def reset_request():
 @bp.get("/reset/sent")
 def reset_sent():
     return render_template(
-        "auth/verify_sent.html", title=_("Check your inbox"),
-        message=_("If that email has an account, a link to choose a new password is on its way. It works for one hour, once."),
+        "auth/verify_sent.html",
+        title=_("Check your inbox"),
+        message=_(
+            "If that email has an account, a link to choose a new password is on its way. It works for one hour, once."
+        ),
     )
 
 
@@ -361,8 +398,9 @@ def reset(token: str):
     try:
         accounts.check_reset_token(token)
     except accounts.InvalidLink as exc:
-        return render_template("auth/verify_sent.html", title=_("Link not valid"), message=exc.message, error=True,
-                               retry=True), 400
+        return render_template(
+            "auth/verify_sent.html", title=_("Link not valid"), message=exc.message, error=True, retry=True
+        ), 400
     form = PasswordResetForm()
     error = None
     if form.validate_on_submit():
@@ -378,21 +416,27 @@ def reset(token: str):
 
 # -- two-factor authentication ----------------------------------------------------------
 
+
 @bp.get("/account/2fa")
 @login_required
 def two_factor():
-    return render_template("auth/two_factor_manage.html", form=TwoFactorCodeForm(),
-                           codes_left=twofactor.recovery_codes_left(current_user),
-                           passkey_count=len(current_user.passkeys))
+    return render_template(
+        "auth/two_factor_manage.html",
+        form=TwoFactorCodeForm(),
+        codes_left=twofactor.recovery_codes_left(current_user),
+        passkey_count=len(current_user.passkeys),
+    )
 
 
 # -- signed-in devices ------------------------------------------------------------------
 
+
 @bp.get("/account/sessions")
 @login_required
 def sessions():
-    return render_template("auth/sessions.html",
-                           sessions=accounts.active_sessions(current_user.id, session.get(SESSION_ID)))
+    return render_template(
+        "auth/sessions.html", sessions=accounts.active_sessions(current_user.id, session.get(SESSION_ID))
+    )
 
 
 @bp.post("/account/sessions/<int:session_id>/revoke")
@@ -410,8 +454,9 @@ def revoke_session(session_id: int):
 @bp.post("/account/sessions/others/revoke")
 @login_required
 def revoke_other_sessions():
-    ended, session[SESSION_ID] = accounts.sign_out_other_sessions(current_user.id, session.get(SESSION_ID),
-                                                                   request.remote_addr, _device_summary())
+    ended, session[SESSION_ID] = accounts.sign_out_other_sessions(
+        current_user.id, session.get(SESSION_ID), request.remote_addr, _device_summary()
+    )
     flash(ngettext("%(num)s other device is signed out.", "%(num)s other devices are signed out.", ended), "info")
     return redirect(url_for("auth.sessions"), 303)
 
@@ -422,7 +467,11 @@ def two_factor_setup():
     if current_user.totp_enabled:
         return redirect(url_for("auth.two_factor"), 303)
     pending = session.get(SETUP_SECRET)
-    secret = twofactor.unseal(pending.get("secret")) if isinstance(pending, dict) and pending.get("uid") == current_user.id else None
+    secret = (
+        twofactor.unseal(pending.get("secret"))
+        if isinstance(pending, dict) and pending.get("uid") == current_user.id
+        else None
+    )
     if secret is None:
         # Kept across reloads, so a code scanned once stays valid until confirmed.
         secret = twofactor.new_secret()
@@ -431,9 +480,9 @@ def two_factor_setup():
     error = None
     if form.validate_on_submit():
         try:
-            codes, session[SESSION_ID] = twofactor.enable(current_user.id, secret, form.code.data,
-                                                          session.get(SESSION_ID), request.remote_addr,
-                                                          _device_summary())
+            codes, session[SESSION_ID] = twofactor.enable(
+                current_user.id, secret, form.code.data, session.get(SESSION_ID), request.remote_addr, _device_summary()
+            )
         except DomainError as exc:
             error = exc.message
         else:
@@ -442,7 +491,10 @@ def two_factor_setup():
             return redirect(url_for("auth.recovery_codes"), 303)
     uri = twofactor.provisioning_uri(secret, current_user.email)
     return render_template(
-        "auth/two_factor_setup.html", form=form, error=error, secret=secret,
+        "auth/two_factor_setup.html",
+        form=form,
+        error=error,
+        secret=secret,
         qr=twofactor.qr_svg(uri, title=_("QR code for your authenticator app")),
         required=twofactor.needs_setup(current_user),
     ), _form_status()
@@ -474,6 +526,10 @@ def two_factor_disable():
         else:
             flash(_("Two-factor authentication is off."), "info")
             return redirect(url_for("auth.two_factor"), 303)
-    return render_template("auth/two_factor_manage.html", form=form, error=error,
-                           codes_left=twofactor.recovery_codes_left(current_user),
-                           passkey_count=len(current_user.passkeys)), 400
+    return render_template(
+        "auth/two_factor_manage.html",
+        form=form,
+        error=error,
+        codes_left=twofactor.recovery_codes_left(current_user),
+        passkey_count=len(current_user.passkeys),
+    ), 400

@@ -1,4 +1,5 @@
 """The captcha widget's challenge: a fresh signed proof-of-work puzzle as JSON."""
+
 from flask import Blueprint, current_app, jsonify
 
 from faka.extensions import limiter

@@ -1,4 +1,5 @@
 """The storefront: home, product and shop pages, their reviews, and the operator's policies."""
+
 from flask import Blueprint, abort, current_app, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 
@@ -21,7 +22,9 @@ bp = Blueprint("catalog", __name__)
 
 @bp.get("/")
 def home():
-    return cached_page(("home", current_language()), lambda: render_template("catalog/home.html", sections=catalog.storefront()))
+    return cached_page(
+        ("home", current_language()), lambda: render_template("catalog/home.html", sections=catalog.storefront())
+    )
 
 
 @bp.get("/p/<slug>")
@@ -38,8 +41,14 @@ def _render_product(slug: str) -> str:
     form = CheckoutForm(quantity=product.min_per_order, meta={"csrf": False})  # token added per visitor
     form.gateway.choices = enabled_gateways()
     form.gateway.data = form.gateway.choices[0][0] if form.gateway.choices else None
-    return render_template("catalog/product.html", listing=page.listing, product=product, form=form,
-                           reputation=page.reputation, reviews=page.reviews)
+    return render_template(
+        "catalog/product.html",
+        listing=page.listing,
+        product=product,
+        form=form,
+        reputation=page.reputation,
+        reviews=page.reviews,
+    )
 
 
 @bp.get("/shop/<public_id>")
@@ -52,8 +61,13 @@ def _render_shop(public_id: str) -> str:
         page = catalog.shop_page(public_id)
     except NotFound:
         abort(404)
-    return render_template("catalog/shop.html", shop=page.merchant, reputation=page.reputation,
-                           listings=page.listings, reviews=page.reviews)
+    return render_template(
+        "catalog/shop.html",
+        shop=page.merchant,
+        reputation=page.reputation,
+        listings=page.listings,
+        reviews=page.reviews,
+    )
 
 
 def _list_args() -> tuple[str, int]:
@@ -79,8 +93,13 @@ def product_reviews(slug: str):
             product, reviews = catalog.product_reviews(slug, sort, page)
         except NotFound:
             abort(404)
-        return render_template("catalog/_reviews.html" if partial else "catalog/reviews.html", reviews=reviews,
-                               product=product, list_endpoint="catalog.product_reviews", list_args={"slug": slug})
+        return render_template(
+            "catalog/_reviews.html" if partial else "catalog/reviews.html",
+            reviews=reviews,
+            product=product,
+            list_endpoint="catalog.product_reviews",
+            list_args={"slug": slug},
+        )
 
     return _reviews_response(("product-reviews", slug, sort, page), render)
 
@@ -94,8 +113,13 @@ def shop_reviews(public_id: str):
             shop, reviews = catalog.shop_reviews(public_id, sort, page)
         except NotFound:
             abort(404)
-        return render_template("catalog/_reviews.html" if partial else "catalog/reviews.html", reviews=reviews,
-                               shop=shop, list_endpoint="catalog.shop_reviews", list_args={"public_id": public_id})
+        return render_template(
+            "catalog/_reviews.html" if partial else "catalog/reviews.html",
+            reviews=reviews,
+            shop=shop,
+            list_endpoint="catalog.shop_reviews",
+            list_args={"public_id": public_id},
+        )
 
     return _reviews_response(("shop-reviews", public_id, sort, page), render)
 
@@ -162,8 +186,7 @@ POLICIES = {
     "privacy_policy": _l("Privacy policy"),
 }
 # The setting behind each policy page's endpoint, for the console's settings page.
-POLICY_PAGES = {"terms": "catalog.terms", "refund_policy": "catalog.refund_policy",
-                "privacy_policy": "catalog.privacy"}
+POLICY_PAGES = {"terms": "catalog.terms", "refund_policy": "catalog.refund_policy", "privacy_policy": "catalog.privacy"}
 
 
 @bp.get("/terms", endpoint="terms", defaults={"key": "terms"})
@@ -171,5 +194,7 @@ POLICY_PAGES = {"terms": "catalog.terms", "refund_policy": "catalog.refund_polic
 @bp.get("/privacy", endpoint="privacy", defaults={"key": "privacy_policy"})
 def policy(key: str):
     """The operator's text as sanitised Markdown, or a line saying it is not published yet."""
-    return cached_page(("policy", key, current_language()), lambda: render_template(
-        "catalog/policy.html", title=POLICIES[key], text=cached_site_settings()[key]))
+    return cached_page(
+        ("policy", key, current_language()),
+        lambda: render_template("catalog/policy.html", title=POLICIES[key], text=cached_site_settings()[key]),
+    )

@@ -1,4 +1,5 @@
 """Placing an order from the product page, and the page's live price preview."""
+
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 
 from faka import device
@@ -62,8 +63,11 @@ def buy(slug: str):
         abort(404)
     status = 409 if isinstance(error, OutOfStock) else 403 if isinstance(error, risk.Blocked) else 400
     # Every answer's message, also when the form came back for another reason.
-    answer_errors = error.errors if isinstance(error, checkout_fields.InvalidAnswers) else checkout_fields.answer_errors(
-        page.listing.product.checkout_fields, answers, current_language())
+    answer_errors = (
+        error.errors
+        if isinstance(error, checkout_fields.InvalidAnswers)
+        else checkout_fields.answer_errors(page.listing.product.checkout_fields, answers, current_language())
+    )
     price, quote_error = None, None
     if isinstance(error, CouponInvalid):
         # Shown in the price preview below the coupon field, where HTMX shows it too.
@@ -75,11 +79,23 @@ def buy(slug: str):
             quote_error = exc.message
         except DomainError:
             pass
-    response = make_response(render_template(
-        "catalog/product.html", listing=page.listing, product=page.listing.product, form=form, error=error,
-        quote=price, quote_error=quote_error, reputation=page.reputation, reviews=page.reviews,
-        captcha_needed=isinstance(error, risk.CaptchaRequired), answers=answers, answer_errors=answer_errors,
-    ), status)
+    response = make_response(
+        render_template(
+            "catalog/product.html",
+            listing=page.listing,
+            product=page.listing.product,
+            form=form,
+            error=error,
+            quote=price,
+            quote_error=quote_error,
+            reputation=page.reputation,
+            reviews=page.reviews,
+            captcha_needed=isinstance(error, risk.CaptchaRequired),
+            answers=answers,
+            answer_errors=answer_errors,
+        ),
+        status,
+    )
     response.headers["Cache-Control"] = "no-store"  # the form comes back with the buyer's query password
     return response
 
@@ -87,8 +103,7 @@ def buy(slug: str):
 def _answers() -> dict[str, str]:
     """What the buyer typed into the checkout fields, by field key (checkout checks them
     against the product's fields; anything else is ignored)."""
-    return {name[len(ANSWER_PREFIX):]: value for name, value in request.form.items()
-            if name.startswith(ANSWER_PREFIX)}
+    return {name[len(ANSWER_PREFIX) :]: value for name, value in request.form.items() if name.startswith(ANSWER_PREFIX)}
 
 
 def _to_pay_page(token: str):
@@ -131,8 +146,10 @@ def preview(slug: str):
         except DomainError as exc:
             quote_error = exc.message
     response = current_app.make_response(
-        (render_template("catalog/_price_preview.html", quote=price, quote_error=quote_error, update_buy_bar=True),
-         status)
+        (
+            render_template("catalog/_price_preview.html", quote=price, quote_error=quote_error, update_buy_bar=True),
+            status,
+        )
     )
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -4,6 +4,7 @@ thread, answer the merchant's offer, escalate or withdraw. The order token is th
 The thread, its message form and the evidence images look and behave the same for the
 buyer, the merchant and the operator, so the pieces they share live here too: each role
 passes its own links (`ThreadLinks`) and the service loader that checked its access."""
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ HTMX_STOP_POLLING = 286
 
 # -- shared by the three roles ------------------------------------------------------------
 
+
 class ComplaintForm(FlaskForm):
     reason = RadioField(_l("What is wrong?"), choices=list(complaints.REASON_LABELS.items()))
     description = TextAreaField(
@@ -42,17 +44,22 @@ class ComplaintForm(FlaskForm):
     )
     images = MultipleFileField(
         _l("Evidence images (optional)"),
-        description=_l("Up to 5 screenshots (PNG, JPEG or WebP, at most 5 MB and 25 megapixels each, 60 megapixels "
-                       "together): the order, the error, your chat with the seller. Only you, the seller and the "
-                       "platform can see them."),
+        description=_l(
+            "Up to 5 screenshots (PNG, JPEG or WebP, at most 5 MB and 25 megapixels each, 60 megapixels "
+            "together): the order, the error, your chat with the seller. Only you, the seller and the "
+            "platform can see them."
+        ),
     )
 
 
 class MessageForm(FlaskForm):
     body = TextAreaField(_l("Your message"))
-    images = MultipleFileField(_l("Images (optional)"),
-                               description=_l("Up to 5 PNG, JPEG or WebP images, at most 5 MB and 25 megapixels each, "
-                                              "60 megapixels together."))
+    images = MultipleFileField(
+        _l("Images (optional)"),
+        description=_l(
+            "Up to 5 PNG, JPEG or WebP images, at most 5 MB and 25 megapixels each, 60 megapixels together."
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -94,16 +101,18 @@ def _is_htmx_partial() -> bool:
     return bool(request.htmx) and not request.htmx.boosted
 
 
-def thread_response(context: dict, status: int | None = None, message_form: MessageForm | None = None,
-                    message_error=None):
+def thread_response(
+    context: dict, status: int | None = None, message_form: MessageForm | None = None, message_error=None
+):
     """The thread partial (with a fresh or failed message form swapped in out of band
     when a message was posted); 286 once the complaint is over, so polling stops."""
     complaint = context["complaint"]
     if message_form is None:
         body = render_template("complaints/_thread.html", **context)
     else:
-        body = render_template("complaints/_thread_update.html", message_form=message_form,
-                               message_error=message_error, **context)
+        body = render_template(
+            "complaints/_thread_update.html", message_form=message_form, message_error=message_error, **context
+        )
     if status is None:
         status = 200 if complaint.is_active else HTMX_STOP_POLLING
     return _private(make_response(body, status))
@@ -126,8 +135,9 @@ def post_message(context: dict, author: str, user_id: int | None, full_page, don
     form = MessageForm()
     error = None
     try:
-        complaints.post_message(context["complaint"].id, author, user_id, form.body.data,
-                                uploaded_images(form.images.name))
+        complaints.post_message(
+            context["complaint"].id, author, user_id, form.body.data, uploaded_images(form.images.name)
+        )
     except DomainError as exc:
         error = exc.message
     return _message_answer(context, full_page, done_url, form, error)
@@ -159,6 +169,7 @@ def _private(response):
 
 # -- the buyer ------------------------------------------------------------------------------
 
+
 def _post_limit() -> str:
     return current_app.config["RATELIMIT_COMPLAINT"]
 
@@ -185,20 +196,28 @@ def _links(token: str, ref: str) -> ThreadLinks:
 
 
 def _context(token: str, complaint: Complaint, **extra) -> dict:
-    return {"complaint": complaint, "order": complaint.order, "viewer": "buyer", "links": _links(token, complaint.ref),
-            "can_escalate": complaints.can_escalate(complaint), **extra}
+    return {
+        "complaint": complaint,
+        "order": complaint.order,
+        "viewer": "buyer",
+        "links": _links(token, complaint.ref),
+        "can_escalate": complaints.can_escalate(complaint),
+        **extra,
+    }
 
 
 def _page(token: str, complaint: Complaint, status: int = 200, **extra):
     extra.setdefault("message_form", MessageForm(formdata=None))
-    return _private(make_response(render_template("complaints/buyer.html", **_context(token, complaint, **extra)),
-                                  status))
+    return _private(
+        make_response(render_template("complaints/buyer.html", **_context(token, complaint, **extra)), status)
+    )
 
 
 def _open_page(order, panel: complaints.OrderPanel, form: ComplaintForm, error: DomainError | None):
     status = 403 if isinstance(error, risk.Blocked) else 400 if error else 200
-    return render_template("complaints/open.html", order=order, panel=panel, form=form,
-                           error=error.message if error else None), status
+    return render_template(
+        "complaints/open.html", order=order, panel=panel, form=form, error=error.message if error else None
+    ), status
 
 
 def _opening_refused(token: str):
@@ -227,9 +246,14 @@ def start(token: str):
     error = None
     if request.method == "POST":
         try:
-            complaint = complaints.open_complaint(token, form.reason.data, form.description.data,
-                                                  uploaded_images(form.images.name), ip=request.remote_addr,
-                                                  device_hash=device.device_hash())
+            complaint = complaints.open_complaint(
+                token,
+                form.reason.data,
+                form.description.data,
+                uploaded_images(form.images.name),
+                ip=request.remote_addr,
+                device_hash=device.device_hash(),
+            )
         except NotFound:
             abort(404)
         except DomainError as exc:
@@ -264,9 +288,13 @@ def _message_refused(token: str, ref: str):
 @accepts_upload(EVIDENCE_UPLOAD, refused=_message_refused)
 def message(token: str, ref: str):
     complaint = loaded_or_404(complaints.complaint_for_buyer, token, ref)
-    return post_message(_context(token, complaint), "buyer", None,
-                        lambda status, **extra: _page(token, complaint, status, **extra),
-                        url_for("complaints.show", token=token, ref=ref, _anchor="thread"))
+    return post_message(
+        _context(token, complaint),
+        "buyer",
+        None,
+        lambda status, **extra: _page(token, complaint, status, **extra),
+        url_for("complaints.show", token=token, ref=ref, _anchor="thread"),
+    )
 
 
 def _answer(token: str, ref: str, step):

@@ -6,6 +6,7 @@ as a security event, which the risk rule `security_noise` counts per address. A 
 must not become a flood of writes, so each address gets a small budget of such events a
 minute (per process) and the rest are only answered.
 """
+
 import logging
 import math
 import time
@@ -40,11 +41,17 @@ CSRF_MESSAGE = _l("The form expired or was sent from elsewhere. Please reload th
 # left where they should not be. faka has none of them (its back office is /operator), so
 # a request for one is a probe. Matched as a prefix of the lower-cased path, on 404s only.
 PROBE_PATHS = (
-    "/wp-admin", "/wp-login.php", "/xmlrpc.php",  # WordPress
+    "/wp-admin",
+    "/wp-login.php",
+    "/xmlrpc.php",  # WordPress
     "/admin",  # generic back offices, also /administrator and /adminer.php
-    "/phpmyadmin", "/pma/",  # database consoles
-    "/.env", "/.git/", "/config.php",  # configuration and source left on the server
-    "/vendor/phpunit", "/cgi-bin/",  # old remote-code-execution holes
+    "/phpmyadmin",
+    "/pma/",  # database consoles
+    "/.env",
+    "/.git/",
+    "/config.php",  # configuration and source left on the server
+    "/vendor/phpunit",
+    "/cgi-bin/",  # old remote-code-execution holes
 )
 
 NOISE_MINUTE = 60
@@ -88,7 +95,11 @@ def _wants_fragment() -> bool:
 def _render(code: int, title=None, message=None):
     default_title, default_message = MESSAGES.get(code, MESSAGES[500 if code >= 500 else 400])
     title, message = title or default_title, message or default_message
-    if request.path.startswith("/pay/") and request.path.endswith("/notify") or request.accept_mimetypes.best == "application/json":
+    if (
+        request.path.startswith("/pay/")
+        and request.path.endswith("/notify")
+        or request.accept_mimetypes.best == "application/json"
+    ):
         return make_response(jsonify(error=str(title)), code)
     template = "errors/_error.html" if _wants_fragment() else "errors/error.html"
     return make_response(render_template(template, code=code, title=title, message=message), code)
@@ -110,8 +121,11 @@ def init_app(app) -> None:
     def too_many_requests(exc):
         record_noise(SecurityEvent.RATE_LIMITED)
         wait = _retry_after()
-        slow_down = _("You are going too fast. Please try again in about %(minutes)s minutes.",
-                      minutes=math.ceil(wait / 60)) if wait > 90 else None
+        slow_down = (
+            _("You are going too fast. Please try again in about %(minutes)s minutes.", minutes=math.ceil(wait / 60))
+            if wait > 90
+            else None
+        )
         response = _render(429, message=slow_down)
         response.headers["Retry-After"] = str(wait)
         return response

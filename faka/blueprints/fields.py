@@ -6,6 +6,7 @@ math.isnan), a rounding or a database column far from the form. Every number fie
 every form is a DecimalField or IntegerField from here, which refuses them with a
 message before a validator sees them.
 """
+
 import re
 from decimal import Decimal
 

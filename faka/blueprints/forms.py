@@ -1,4 +1,5 @@
 """Forms shared by the buyer-facing blueprints."""
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, RadioField, StringField
@@ -10,7 +11,11 @@ from faka.blueprints.fields import IntegerField
 
 class CheckoutForm(FlaskForm):
     quantity = IntegerField(
-        _l("Quantity"), validators=[InputRequired(_l("Enter a quantity.")), NumberRange(1, 100, _l("Quantity must be between 1 and 100."))]
+        _l("Quantity"),
+        validators=[
+            InputRequired(_l("Enter a quantity.")),
+            NumberRange(1, 100, _l("Quantity must be between 1 and 100.")),
+        ],
     )
     email = EmailField(
         _l("Email (optional)"),
@@ -23,7 +28,9 @@ class CheckoutForm(FlaskForm):
         # not lose it unknowingly; that answer is never cached (Cache-Control: no-store).
         widget=PasswordInput(hide_value=False),
         validators=[Optional(), Length(4, 64, _l("The query password must be 4 to 64 characters."))],
-        description=_l("Choose any 4+ characters. With the order number or email it lets you look up this order later."),
+        description=_l(
+            "Choose any 4+ characters. With the order number or email it lets you look up this order later."
+        ),
     )
     coupon = StringField(
         _l("Coupon code (optional)"),
@@ -50,10 +57,14 @@ class LookupForm(FlaskForm):
     # (services/orders.py, find_by_number).
     query_password = PasswordField(
         _l("Query password, or email"),
-        validators=[DataRequired(_l("Enter the query password, or the email of an order placed without one.")),
-                    Length(max=254, message=_l("That is too long for a query password or an email."))],
-        description=_l("The query password you chose when ordering. Ordered without one? Enter the order number "
-                       "above and the email you ordered with here."),
+        validators=[
+            DataRequired(_l("Enter the query password, or the email of an order placed without one.")),
+            Length(max=254, message=_l("That is too long for a query password or an email.")),
+        ],
+        description=_l(
+            "The query password you chose when ordering. Ordered without one? Enter the order number "
+            "above and the email you ordered with here."
+        ),
     )
 
 
@@ -75,23 +86,33 @@ def _strip(value):
 def _new_password_field(label):
     return PasswordField(
         label,
-        validators=[DataRequired(_l("Enter a password.")),
-                    Length(MIN_PASSWORD_LENGTH, 128, _l("Use 10 to 128 characters."))],
+        validators=[
+            DataRequired(_l("Enter a password.")),
+            Length(MIN_PASSWORD_LENGTH, 128, _l("Use 10 to 128 characters.")),
+        ],
         description=_l("At least 10 characters, and not your email address."),
     )
 
 
 class SignupForm(FlaskForm):
     email = EmailField(
-        _l("Email"), filters=[_strip],
-        validators=[DataRequired(_l("Enter your email.")), Length(max=254),
-                    Email(_l("Enter a valid email address."), check_deliverability=False)],
+        _l("Email"),
+        filters=[_strip],
+        validators=[
+            DataRequired(_l("Enter your email.")),
+            Length(max=254),
+            Email(_l("Enter a valid email address."), check_deliverability=False),
+        ],
         description=_l("We send a link to confirm it."),
     )
     password = _new_password_field(_l("Password"))
     shop_name = StringField(
-        _l("Shop name"), filters=[_strip],
-        validators=[DataRequired(_l("Enter a name for your shop.")), Length(max=80, message=_l("Use at most 80 characters."))],
+        _l("Shop name"),
+        filters=[_strip],
+        validators=[
+            DataRequired(_l("Enter a name for your shop.")),
+            Length(max=80, message=_l("Use at most 80 characters.")),
+        ],
         description=_l("Buyers see it on your products. You can apply for approval after signing up."),
     )
 
@@ -102,21 +123,26 @@ class SignupForm(FlaskForm):
 
 class PasswordResetRequestForm(FlaskForm):
     # Not checked for form: an address that has no account gets the same answer anyway.
-    email = EmailField(_l("Email"), filters=[_strip], validators=[DataRequired(_l("Enter your email.")), Length(max=254)])
+    email = EmailField(
+        _l("Email"), filters=[_strip], validators=[DataRequired(_l("Enter your email.")), Length(max=254)]
+    )
 
 
 class PasswordResetForm(FlaskForm):
     password = _new_password_field(_l("New password"))
     confirm = PasswordField(
         _l("New password again"),
-        validators=[DataRequired(_l("Enter the new password again.")),
-                    EqualTo("password", _l("The two passwords are not the same."))],
+        validators=[
+            DataRequired(_l("Enter the new password again.")),
+            EqualTo("password", _l("The two passwords are not the same.")),
+        ],
     )
 
 
 class TwoFactorCodeForm(FlaskForm):
     code = StringField(
-        _l("Code"), filters=[_strip],
+        _l("Code"),
+        filters=[_strip],
         validators=[DataRequired(_l("Enter the code.")), Length(max=32, message=_l("That code is too long."))],
     )
 
@@ -128,9 +154,9 @@ from faka.services.moderation import MAX_REPORT_TEXT, REPORT_REASONS  # noqa: E4
 
 
 class ReportForm(FlaskForm):
-    reason = SelectField(_l("Reason"), choices=list(REPORT_REASONS.items()),
-                         validate_choice=True)
+    reason = SelectField(_l("Reason"), choices=list(REPORT_REASONS.items()), validate_choice=True)
     text = TextAreaField(
-        _l("Details"), filters=[_strip],
+        _l("Details"),
+        filters=[_strip],
         validators=[Length(max=MAX_REPORT_TEXT, message=_l("Use at most 1000 characters."))],
     )

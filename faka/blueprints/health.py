@@ -1,4 +1,5 @@
 """GET /healthz for load balancers and monitoring."""
+
 from flask import Blueprint, jsonify
 
 from faka.extensions import limiter

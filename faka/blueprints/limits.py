@@ -1,4 +1,5 @@
 """Rate limits shared by several blueprints."""
+
 from flask import current_app, request
 
 from faka.extensions import limiter
@@ -22,5 +23,6 @@ def _token_exists() -> bool:
 # pages, counting only the answers that found nothing. A token that exists is never
 # counted nor refused, so a buyer behind an address shared with a guesser (a campus, a
 # carrier's NAT) still opens their own pages, and their polling never uses the budget up.
-token_misses = limiter.shared_limit(_token_miss_limit, scope="token-miss", deduct_when=_missed,
-                                    exempt_when=_token_exists)
+token_misses = limiter.shared_limit(
+    _token_miss_limit, scope="token-miss", deduct_when=_missed, exempt_when=_token_exists
+)

@@ -1,5 +1,6 @@
 """The merchant back office. Every view works on the logged-in merchant's own objects:
 loaders in faka/services take the merchant id and answer NotFound for anyone else's."""
+
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from functools import wraps
@@ -66,22 +67,26 @@ def load_merchant():
 
 def scoped(view):
     """Turn a service's NotFound (another merchant's object, or none) into a 404."""
+
     @wraps(view)
     def wrapped(*args, **kwargs):
         try:
             return view(*args, **kwargs)
         except NotFound:
             abort(404)
+
     return wrapped
 
 
 def render(template: str, status: int = 200, **context):
     # The navigation shows how many complaints wait for the merchant's first answer.
-    return render_template(template, merchant=g.merchant, complaints_waiting=complaints.count_needing_answer(g.merchant.id),
-                           **context), status
+    return render_template(
+        template, merchant=g.merchant, complaints_waiting=complaints.count_needing_answer(g.merchant.id), **context
+    ), status
 
 
 # -- dashboard and onboarding -----------------------------------------------------------
+
 
 @bp.get("/")
 def dashboard():
@@ -90,13 +95,19 @@ def dashboard():
     if not setup.first_sale:
         return render("merchant/dashboard.html", setup=setup)
     figures = analytics.dashboard(g.merchant.id)
-    return render("merchant/dashboard.html", setup=setup, figures=figures,
-                  chart=charts.daily_sales_chart(figures.daily_sales, figures.currency), balance=money.balance(g.merchant.id))
+    return render(
+        "merchant/dashboard.html",
+        setup=setup,
+        figures=figures,
+        chart=charts.daily_sales_chart(figures.daily_sales, figures.currency),
+        balance=money.balance(g.merchant.id),
+    )
 
 
 def _qualification_page(form: QualificationForm, error=None, status: int = 200):
-    return render("merchant/qualification.html", status, form=form, error=error,
-                  masked_id=merchants.masked_id_number(g.merchant))
+    return render(
+        "merchant/qualification.html", status, form=form, error=error, masked_id=merchants.masked_id_number(g.merchant)
+    )
 
 
 def _qualification_refused():
@@ -119,7 +130,9 @@ def qualification():
         upload = request.files.get(form.licence_image.name)
         # One byte over the limit is enough to refuse the file; the rest is never read.
         data = upload.read(MAX_UPLOAD_BYTES + 1) if upload and upload.filename else None
-        details = merchants.Qualification(form.legal_name.data, form.entity_type.data, form.id_number.data, form.contact.data)
+        details = merchants.Qualification(
+            form.legal_name.data, form.entity_type.data, form.id_number.data, form.contact.data
+        )
         try:
             merchants.submit_qualification(m.id, details, data)
         except DomainError as exc:
@@ -141,11 +154,13 @@ def licence_image():
 
 # -- products ---------------------------------------------------------------------------
 
+
 def _product_form(product=None) -> ProductForm:
     form = ProductForm(obj=product) if request.method == "GET" and product else ProductForm()
     form.category_id.choices = [
         (c.id, _("%(name)s (hidden by the platform)", name=category_name(c)) if c.hidden else category_name(c))
-        for c in products.categories(current_id=product.category_id if product else None)]
+        for c in products.categories(current_id=product.category_id if product else None)
+    ]
     if request.method == "GET" and product:
         form.price.data = Decimal(product.price) / 100
         form.tiers.data = products.format_tiers(product)
@@ -155,15 +170,25 @@ def _product_form(product=None) -> ProductForm:
 
 def _draft(form: ProductForm) -> products.ProductDraft:
     return products.ProductDraft(
-        title=form.title.data, category_id=form.category_id.data, price=yuan_to_fen(form.price.data),
-        description_md=form.description_md.data or "", delivery_type=form.delivery_type.data,
-        min_per_order=form.min_per_order.data, max_per_order=form.max_per_order.data,
-        tiers=products.parse_tiers(form.tiers.data or ""), fixed_content=form.fixed_content.data or None,
-        manual_promise_hours=form.manual_promise_hours.data, reusable_key=form.reusable_key.data,
-        require_query_password=form.require_query_password.data, low_stock_threshold=form.low_stock_threshold.data,
+        title=form.title.data,
+        category_id=form.category_id.data,
+        price=yuan_to_fen(form.price.data),
+        description_md=form.description_md.data or "",
+        delivery_type=form.delivery_type.data,
+        min_per_order=form.min_per_order.data,
+        max_per_order=form.max_per_order.data,
+        tiers=products.parse_tiers(form.tiers.data or ""),
+        fixed_content=form.fixed_content.data or None,
+        manual_promise_hours=form.manual_promise_hours.data,
+        reusable_key=form.reusable_key.data,
+        require_query_password=form.require_query_password.data,
+        low_stock_threshold=form.low_stock_threshold.data,
         require_email=form.require_email.data,
-        refund_policy=form.refund_policy.data or "", visible=form.visible.data,
-        risk_captcha_at=form.risk_captcha_at.data, risk_hold_at=form.risk_hold_at.data, position=form.position.data,
+        refund_policy=form.refund_policy.data or "",
+        visible=form.visible.data,
+        risk_captcha_at=form.risk_captcha_at.data,
+        risk_hold_at=form.risk_hold_at.data,
+        position=form.position.data,
     )
 
 
@@ -183,16 +208,27 @@ def _edit_product(product):
     error, risk_error = None, False
     if not form.category_id.choices:
         # A new install has no category until the operator creates one: say so, save nothing.
-        return render("merchant/product_form.html", 400 if request.method == "POST" else 200, form=form,
-                      product=product, error=None, risk_error=False, no_categories=True)
+        return render(
+            "merchant/product_form.html",
+            400 if request.method == "POST" else 200,
+            form=form,
+            product=product,
+            error=None,
+            risk_error=False,
+            no_categories=True,
+        )
     if form.validate_on_submit():
         try:
             saved = products.save_product(g.merchant.id, _draft(form), slug=product.slug if product else None)
         except DomainError as exc:
             error, risk_error = exc.message, isinstance(exc, products.LaxerThanSite)
         else:
-            return redirect(url_for("merchant.product_keys", slug=saved.slug) if product is None
-                            else url_for("merchant.product_list"), 303)
+            return redirect(
+                url_for("merchant.product_keys", slug=saved.slug)
+                if product is None
+                else url_for("merchant.product_list"),
+                303,
+            )
     status = 400 if request.method == "POST" else 200
     return render("merchant/product_form.html", status, form=form, product=product, error=error, risk_error=risk_error)
 
@@ -236,6 +272,7 @@ def product_move(slug: str):
 
 # -- keys -------------------------------------------------------------------------------
 
+
 def _own_product(slug: str) -> None:
     products.get_product(g.merchant.id, slug)  # another merchant's: a 404 before the key file is read
 
@@ -264,8 +301,16 @@ def product_keys(slug: str):
                 else:
                     report = key_service.import_keys(product.id, text, form.separator.data)
                     status = 200
-    return render("merchant/keys.html", status, product=product, form=form, report=report, error=error,
-                  stock=key_service.stock_by_status(product.id), void_form=VoidKeysForm(formdata=None))
+    return render(
+        "merchant/keys.html",
+        status,
+        product=product,
+        form=form,
+        report=report,
+        error=error,
+        stock=key_service.stock_by_status(product.id),
+        void_form=VoidKeysForm(formdata=None),
+    )
 
 
 def _import_text(form: KeyImportForm) -> tuple[str, str | None]:
@@ -290,7 +335,9 @@ def key_import(public_id: str):
     job = key_service.get_import(g.merchant.id, public_id)
     product = db.session.get(Product, job.product_id)
     if request.headers.get("HX-Request"):
-        response = current_app.make_response(render_template("merchant/_import_progress.html", job=job, product=product))
+        response = current_app.make_response(
+            render_template("merchant/_import_progress.html", job=job, product=product)
+        )
         if job.status in ("done", "failed"):
             response.status_code = 286
         return response
@@ -305,8 +352,16 @@ def product_keys_void(slug: str):
     if not form.validate_on_submit():
         abort(400)
     voided = key_service.void_keys(product.id, form.keys.data)
-    return render("merchant/keys.html", product=product, form=KeyImportForm(formdata=None), report=None, error=None,
-                  voided=voided, stock=key_service.stock_by_status(product.id), void_form=VoidKeysForm(formdata=None))
+    return render(
+        "merchant/keys.html",
+        product=product,
+        form=KeyImportForm(formdata=None),
+        report=None,
+        error=None,
+        voided=voided,
+        stock=key_service.stock_by_status(product.id),
+        void_form=VoidKeysForm(formdata=None),
+    )
 
 
 @bp.post("/products/<slug>/keys/export")
@@ -325,17 +380,34 @@ def product_keys_export(slug: str):
 
 # -- orders -----------------------------------------------------------------------------
 
+
 def _order_filter() -> tuple[OrderFilterForm, merchant_orders.OrderFilter]:
     form = OrderFilterForm(request.args)
-    form.status.choices = [("", _("Any status"))] + [(s, order_status_label(s)) for s in (
-        Order.PENDING, Order.PAID, Order.DELIVERED, Order.EXPIRED, Order.CANCELLED, Order.PAID_UNFULFILLED, Order.REFUNDED,
-        Order.PARTIALLY_REFUNDED)]
-    form.product.choices = [("", _("Any product"))] + [(r.product.slug, r.product.title) for r in products.merchant_products(g.merchant.id)]
+    form.status.choices = [("", _("Any status"))] + [
+        (s, order_status_label(s))
+        for s in (
+            Order.PENDING,
+            Order.PAID,
+            Order.DELIVERED,
+            Order.EXPIRED,
+            Order.CANCELLED,
+            Order.PAID_UNFULFILLED,
+            Order.REFUNDED,
+            Order.PARTIALLY_REFUNDED,
+        )
+    ]
+    form.product.choices = [("", _("Any product"))] + [
+        (r.product.slug, r.product.title) for r in products.merchant_products(g.merchant.id)
+    ]
     if not form.validate():
         return form, merchant_orders.OrderFilter()
     return form, merchant_orders.OrderFilter(
-        status=form.status.data or None, product_slug=form.product.data or None, since=form.since.data,
-        until=form.until.data, email=form.email.data or None, number=form.number.data or None,
+        status=form.status.data or None,
+        product_slug=form.product.data or None,
+        since=form.since.data,
+        until=form.until.data,
+        email=form.email.data or None,
+        number=form.number.data or None,
         flagged=bool(form.flagged.data),
     )
 
@@ -352,9 +424,21 @@ def order_list():
     page = page_number()
     orders, total = merchant_orders.search(g.merchant.id, order_filter, page, tz=_site_tz())
     pages = max(1, -(-total // merchant_orders.PER_PAGE))
-    template = "merchant/_order_rows.html" if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "order-results" else "merchant/orders.html"
-    return render(template, form=form, orders=orders, total=total, page=page, pages=pages,
-                  query=request.args.to_dict(flat=True), answers=merchant_orders.masked_answers(orders))
+    template = (
+        "merchant/_order_rows.html"
+        if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "order-results"
+        else "merchant/orders.html"
+    )
+    return render(
+        template,
+        form=form,
+        orders=orders,
+        total=total,
+        page=page,
+        pages=pages,
+        query=request.args.to_dict(flat=True),
+        answers=merchant_orders.masked_answers(orders),
+    )
 
 
 @bp.get("/orders.csv")
@@ -368,9 +452,15 @@ def order_export():
 def _order_page(order, status: int = 200, **context):
     context.setdefault("delivery_form", ManualDeliveryForm(formdata=None))
     context.setdefault("blacklist_form", BuyerBlacklistForm(formdata=None))
-    return render("merchant/order.html", status, order=order, events=merchant_orders.timeline(order),
-                  blacklisted=merchant_orders.buyer_blacklist_entries(g.merchant.id, order),
-                  answers=merchant_orders.buyer_answers(order), **context)
+    return render(
+        "merchant/order.html",
+        status,
+        order=order,
+        events=merchant_orders.timeline(order),
+        blacklisted=merchant_orders.buyer_blacklist_entries(g.merchant.id, order),
+        answers=merchant_orders.buyer_answers(order),
+        **context,
+    )
 
 
 @bp.get("/orders/<number>")
@@ -425,8 +515,7 @@ def order_blacklist(number: str):
     form = BuyerBlacklistForm()
     order = merchant_orders.get_order(g.merchant.id, number)
     if not form.validate_on_submit():
-        return _order_page(order, 400, blacklist_form=form,
-                           blacklist_error=next(iter(form.errors.values()))[0])
+        return _order_page(order, 400, blacklist_form=form, blacklist_error=next(iter(form.errors.values()))[0])
     try:
         merchant_orders.blacklist_buyer(g.merchant.id, number, form.kind.data, form.reason.data, current_user.id)
     except DomainError as exc:
@@ -436,10 +525,13 @@ def order_blacklist(number: str):
 
 # -- money ------------------------------------------------------------------------------
 
+
 def _withdrawal_form() -> WithdrawalForm:
     form = WithdrawalForm()
-    form.payout_account_id.choices = [(a.id, f"{money.PAYOUT_KIND_LABELS.get(a.kind, a.kind)} · {a.holder} · …{a.account_hint}")
-                                      for a in money.payout_accounts(g.merchant.id)]
+    form.payout_account_id.choices = [
+        (a.id, f"{money.PAYOUT_KIND_LABELS.get(a.kind, a.kind)} · {a.holder} · …{a.account_hint}")
+        for a in money.payout_accounts(g.merchant.id)
+    ]
     return form
 
 
@@ -449,10 +541,21 @@ def _money_page(status: int = 200, **context):
     entries, total = money.ledger(g.merchant.id, kind=kind if kind in money.LEDGER_KINDS else None, page=page)
     context.setdefault("account_form", PayoutAccountForm(formdata=None))
     context.setdefault("withdrawal_form", _withdrawal_form())
-    return render("merchant/money.html", status, balance=money.balance(g.merchant.id), entries=entries, total=total,
-                  page=page, pages=max(1, -(-total // 50)), kind=kind, kinds=money.LEDGER_KINDS,
-                  accounts=money.payout_accounts(g.merchant.id), two_factor=current_user.two_factor_enabled,
-                  passkey=bool(current_user.passkeys), **context)
+    return render(
+        "merchant/money.html",
+        status,
+        balance=money.balance(g.merchant.id),
+        entries=entries,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // 50)),
+        kind=kind,
+        kinds=money.LEDGER_KINDS,
+        accounts=money.payout_accounts(g.merchant.id),
+        two_factor=current_user.two_factor_enabled,
+        passkey=bool(current_user.passkeys),
+        **context,
+    )
 
 
 @bp.get("/money")
@@ -465,9 +568,15 @@ def payout_account_add():
     form = PayoutAccountForm()
     if form.validate_on_submit():
         try:
-            money.add_payout_account_confirmed(g.merchant.id, current_user.id, form.code.data, form.kind.data,
-                                               form.holder.data, form.account.data,
-                                               passkey=passkeys.confirmation_proof(form.passkey.data))
+            money.add_payout_account_confirmed(
+                g.merchant.id,
+                current_user.id,
+                form.code.data,
+                form.kind.data,
+                form.holder.data,
+                form.account.data,
+                passkey=passkeys.confirmation_proof(form.passkey.data),
+            )
         except DomainError as exc:
             return _money_page(400, account_form=form, error=exc.message)
         return redirect(url_for("merchant.money_overview"), 303)
@@ -486,9 +595,14 @@ def withdrawal_request():
     form = _withdrawal_form()
     if form.validate_on_submit():
         try:
-            money.request_withdrawal_confirmed(g.merchant.id, current_user.id, form.code.data,
-                                               form.payout_account_id.data, yuan_to_fen(form.amount.data),
-                                               passkey=passkeys.confirmation_proof(form.passkey.data))
+            money.request_withdrawal_confirmed(
+                g.merchant.id,
+                current_user.id,
+                form.code.data,
+                form.payout_account_id.data,
+                yuan_to_fen(form.amount.data),
+                passkey=passkeys.confirmation_proof(form.passkey.data),
+            )
         except DomainError as exc:
             return _money_page(400, withdrawal_form=form, error=exc.message)
         return redirect(url_for("merchant.money_overview"), 303)
@@ -497,9 +611,12 @@ def withdrawal_request():
 
 # -- coupons ----------------------------------------------------------------------------
 
+
 def _coupon_form() -> CouponForm:
     form = CouponForm()
-    form.product_id.choices = [(0, _("All my products"))] + [(r.product.id, r.product.title) for r in products.merchant_products(g.merchant.id)]
+    form.product_id.choices = [(0, _("All my products"))] + [
+        (r.product.id, r.product.title) for r in products.merchant_products(g.merchant.id)
+    ]
     return form
 
 
@@ -514,8 +631,13 @@ def coupon_list():
             expires_at = datetime.combine(form.expires_on.data + timedelta(days=1), time.min, _site_tz())
         try:
             coupons.create_coupon(
-                g.merchant.id, form.code.data, form.kind.data, value, product_id=form.product_id.data or None,
-                min_amount=yuan_to_fen(form.min_amount.data or Decimal("0")), usage_limit=form.usage_limit.data,
+                g.merchant.id,
+                form.code.data,
+                form.kind.data,
+                value,
+                product_id=form.product_id.data or None,
+                min_amount=yuan_to_fen(form.min_amount.data or Decimal("0")),
+                usage_limit=form.usage_limit.data,
                 expires_at=expires_at,
             )
         except DomainError as exc:
@@ -535,6 +657,7 @@ def coupon_deactivate(coupon_id: int):
 
 # -- webhooks ---------------------------------------------------------------------------
 
+
 @bp.route("/webhooks", methods=["GET", "POST"])
 def webhook_list():
     form = WebhookForm()
@@ -547,8 +670,14 @@ def webhook_list():
     elif request.method == "GET":
         form.events.data = list(webhooks.EVENTS)
     status = 400 if request.method == "POST" and secret is None else 200
-    return render("merchant/webhooks.html", status, form=form, error=error, secret=secret,
-                  endpoints=webhooks.endpoints(g.merchant.id))
+    return render(
+        "merchant/webhooks.html",
+        status,
+        form=form,
+        error=error,
+        secret=secret,
+        endpoints=webhooks.endpoints(g.merchant.id),
+    )
 
 
 @bp.get("/webhooks/<int:endpoint_id>")
@@ -571,7 +700,9 @@ def webhook_test(endpoint_id: int):
 def webhook_rotate(endpoint_id: int):
     secret = webhooks.rotate_secret(endpoint_id, g.merchant.id)
     endpoint = webhooks.get_endpoint(endpoint_id, g.merchant.id)
-    return render("merchant/webhook.html", endpoint=endpoint, log=webhooks.delivery_log(endpoint_id, g.merchant.id), secret=secret)
+    return render(
+        "merchant/webhook.html", endpoint=endpoint, log=webhooks.delivery_log(endpoint_id, g.merchant.id), secret=secret
+    )
 
 
 @bp.post("/webhooks/<int:endpoint_id>/delete")

@@ -1,6 +1,7 @@
 """The merchant's own blacklist: email addresses, domains and IP addresses that may not buy
 this shop's products (other shops are not affected). Buyers' browsers are added from an
 order's page (merchant.order_blacklist), never typed."""
+
 from flask import g, redirect, url_for
 from flask_login import current_user
 
@@ -26,8 +27,9 @@ def blacklist_add():
     if not form.validate_on_submit():
         return _page(400, form=form)
     try:
-        blacklist.add(form.kind.data, form.value.data, form.reason.data, actor_id=current_user.id,
-                      merchant_id=g.merchant.id)
+        blacklist.add(
+            form.kind.data, form.value.data, form.reason.data, actor_id=current_user.id, merchant_id=g.merchant.id
+        )
     except DomainError as exc:
         return _page(400, form=form, error=exc.message)
     return redirect(url_for("merchant.blacklist_list"), 303)

@@ -1,4 +1,5 @@
 """The merchant's complaints: the list, a case's thread, answers and offers."""
+
 from decimal import Decimal
 
 from flask import g, redirect, request, url_for
@@ -31,8 +32,9 @@ FILTER_LABELS = {"active": _l("In progress"), "all": _l("All"), **complaints.STA
 
 
 class RefundOfferForm(FlaskForm):
-    amount = DecimalField(_l("Refund (yuan)"), places=2,
-                          validators=[InputRequired(), NumberRange(Decimal("0.01"), MAX_PRICE)])
+    amount = DecimalField(
+        _l("Refund (yuan)"), places=2, validators=[InputRequired(), NumberRange(Decimal("0.01"), MAX_PRICE)]
+    )
     note = TextAreaField(_l("Note to the buyer (optional)"))
 
 
@@ -48,8 +50,15 @@ def complaint_list():
         status = "active"
     page = page_number()
     rows, total = complaints.merchant_complaints(g.merchant.id, status, page)
-    return render("merchant/complaints.html", rows=rows, total=total, shown=status, page=page,
-                  pages=max(1, -(-total // complaints.PER_PAGE)), filters=FILTER_LABELS)
+    return render(
+        "merchant/complaints.html",
+        rows=rows,
+        total=total,
+        shown=status,
+        page=page,
+        pages=max(1, -(-total // complaints.PER_PAGE)),
+        filters=FILTER_LABELS,
+    )
 
 
 def _complaint(ref: str):
@@ -93,9 +102,13 @@ def _message_refused(ref: str):
 @accepts_upload(EVIDENCE_UPLOAD, refused=_message_refused)
 def complaint_message(ref: str):
     complaint = _complaint(ref)
-    return post_message(_context(complaint), "merchant", current_user.id,
-                        lambda status, **extra: _case_page(complaint, status, **extra),
-                        url_for("merchant.complaint_detail", ref=ref, _anchor="thread"))
+    return post_message(
+        _context(complaint),
+        "merchant",
+        current_user.id,
+        lambda status, **extra: _case_page(complaint, status, **extra),
+        url_for("merchant.complaint_detail", ref=ref, _anchor="thread"),
+    )
 
 
 @bp.post("/complaints/<ref>/offer/refund")
@@ -103,9 +116,16 @@ def complaint_message(ref: str):
 def complaint_offer_refund(ref: str):
     complaint = _complaint(ref)
     form = RefundOfferForm()
-    return _offer(complaint, "refund", form, lambda: complaints.offer_refund(
-        complaint.id, current_user.id, yuan_to_fen(form.amount.data), form.note.data or ""
-    ), complaints.InvalidRefundAmount.message, refund_form=form)
+    return _offer(
+        complaint,
+        "refund",
+        form,
+        lambda: complaints.offer_refund(
+            complaint.id, current_user.id, yuan_to_fen(form.amount.data), form.note.data or ""
+        ),
+        complaints.InvalidRefundAmount.message,
+        refund_form=form,
+    )
 
 
 @bp.post("/complaints/<ref>/offer/replacement")
@@ -113,9 +133,14 @@ def complaint_offer_refund(ref: str):
 def complaint_offer_replacement(ref: str):
     complaint = _complaint(ref)
     form = ReplacementOfferForm()
-    return _offer(complaint, "replacement", form, lambda: complaints.offer_replacement(
-        complaint.id, current_user.id, form.quantity.data, form.note.data or ""
-    ), complaints.ReplacementNotPossible.message, replacement_form=form)
+    return _offer(
+        complaint,
+        "replacement",
+        form,
+        lambda: complaints.offer_replacement(complaint.id, current_user.id, form.quantity.data, form.note.data or ""),
+        complaints.ReplacementNotPossible.message,
+        replacement_form=form,
+    )
 
 
 def _offer(complaint, kind: str, form: FlaskForm, make_offer, invalid_message, **forms):

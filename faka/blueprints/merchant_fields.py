@@ -6,6 +6,7 @@ and the form to add one; a field's own page edits it. Plain forms, so everything
 without JavaScript: a change answers 303 back to the list, or the form again with what is
 wrong (400), nothing having changed.
 """
+
 from flask import abort, g, redirect, request, url_for
 
 from faka.blueprints.merchant import bp, render, scoped
@@ -16,9 +17,15 @@ from faka.services.errors import DomainError, NotFound
 
 def _draft(form: CheckoutFieldForm) -> checkout_fields.FieldDraft:
     return checkout_fields.FieldDraft(
-        label=form.label.data or "", label_en=form.label_en.data, kind=form.kind.data, required=form.required.data,
-        choices=form.choices.data, pattern=form.pattern.data, pattern_message=form.pattern_message.data,
-        pattern_message_en=form.pattern_message_en.data, help_text=form.help_text.data,
+        label=form.label.data or "",
+        label_en=form.label_en.data,
+        kind=form.kind.data,
+        required=form.required.data,
+        choices=form.choices.data,
+        pattern=form.pattern.data,
+        pattern_message=form.pattern_message.data,
+        pattern_message_en=form.pattern_message_en.data,
+        help_text=form.help_text.data,
         help_text_en=form.help_text_en.data,
     )
 
@@ -35,8 +42,16 @@ def _refused(form: CheckoutFieldForm, exc: DomainError) -> str | None:
 
 def _list_page(slug: str, form: CheckoutFieldForm, status: int = 200, error: str | None = None):
     product, fields = checkout_fields.product_fields(g.merchant.id, slug)
-    return render("merchant/fields.html", status, product=product, fields=fields, form=form, error=error,
-                  editing=None, max_fields=checkout_fields.MAX_FIELDS)
+    return render(
+        "merchant/fields.html",
+        status,
+        product=product,
+        fields=fields,
+        form=form,
+        error=error,
+        editing=None,
+        max_fields=checkout_fields.MAX_FIELDS,
+    )
 
 
 @bp.route("/products/<slug>/fields", methods=["GET", "POST"])
@@ -75,8 +90,16 @@ def product_field_edit(slug: str, key: str):
                 error = _refused(form, exc)
             else:
                 return redirect(url_for("merchant.product_fields", slug=slug, _anchor=f"field-{key}"), 303)
-    return render("merchant/fields.html", status, product=product, fields=None, form=form, error=error, editing=field,
-                  max_fields=checkout_fields.MAX_FIELDS)
+    return render(
+        "merchant/fields.html",
+        status,
+        product=product,
+        fields=None,
+        form=form,
+        error=error,
+        editing=field,
+        max_fields=checkout_fields.MAX_FIELDS,
+    )
 
 
 @bp.post("/products/<slug>/fields/<key>/delete")

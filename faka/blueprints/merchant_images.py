@@ -4,6 +4,7 @@ Plain forms (multipart upload, one button per move or removal), so the page work
 JavaScript; each change answers 303 back to the page, or the page again with the reason
 it was refused (400), nothing having changed.
 """
+
 from flask import abort, g, redirect, request, url_for
 
 from faka.blueprints.merchant import bp, render, scoped
@@ -19,8 +20,15 @@ IMAGES_UPLOAD = UploadLimit(files=product_images.MAX_GALLERY, file_bytes=product
 
 def _page(slug: str, status: int = 200, error: str | None = None, role: str | None = None):
     product, images = product_images.merchant_images(g.merchant.id, slug)
-    return render("merchant/product_images.html", status, product=product, images=images, error=error,
-                  error_role=role, max_gallery=product_images.MAX_GALLERY)
+    return render(
+        "merchant/product_images.html",
+        status,
+        product=product,
+        images=images,
+        error=error,
+        error_role=role,
+        max_gallery=product_images.MAX_GALLERY,
+    )
 
 
 @bp.get("/products/<slug>/images")
@@ -48,8 +56,11 @@ def product_images_upload(slug: str):
     if role not in ProductImage.ROLES:
         abort(400)
     # One byte over the limit is enough to refuse the file; the rest is never read.
-    uploads = [upload.read(product_images.MAX_UPLOAD_BYTES + 1)
-               for upload in request.files.getlist("image") if upload and upload.filename]
+    uploads = [
+        upload.read(product_images.MAX_UPLOAD_BYTES + 1)
+        for upload in request.files.getlist("image")
+        if upload and upload.filename
+    ]
     try:
         product_images.add_images(g.merchant.id, slug, role, uploads)
     except NotFound:

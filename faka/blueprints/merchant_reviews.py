@@ -1,4 +1,5 @@
 """The merchant's reviews: what buyers said, and the one reply each review may get."""
+
 from flask import abort, g, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -11,20 +12,31 @@ from faka.services.errors import DomainError, NotFound
 
 
 class ReplyForm(FlaskForm):
-    text = TextAreaField(_l("Your reply"), description=_l("Shown under the review to every buyer. One reply per review; it cannot be changed later."))
+    text = TextAreaField(
+        _l("Your reply"),
+        description=_l("Shown under the review to every buyer. One reply per review; it cannot be changed later."),
+    )
 
 
 def _list_args() -> dict:
     only = request.args.get("only", "all")
-    return {"only": only if only in reviews.MERCHANT_FILTERS else "all",
-            "page": page_number()}
+    return {"only": only if only in reviews.MERCHANT_FILTERS else "all", "page": page_number()}
 
 
 def _list_page(status: int = 200, **context):
     args = _list_args()
     rows, total = reviews.merchant_reviews(g.merchant.id, args["only"], args["page"])
-    return render("merchant/reviews.html", status, rows=rows, total=total, only=args["only"], page=args["page"],
-                  pages=max(1, -(-total // reviews.PER_PAGE)), form=ReplyForm(formdata=None), **context)
+    return render(
+        "merchant/reviews.html",
+        status,
+        rows=rows,
+        total=total,
+        only=args["only"],
+        page=args["page"],
+        pages=max(1, -(-total // reviews.PER_PAGE)),
+        form=ReplyForm(formdata=None),
+        **context,
+    )
 
 
 @bp.get("/reviews")

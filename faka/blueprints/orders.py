@@ -1,4 +1,5 @@
 """The buyer's order page, its live status, finding orders again, and reviewing one."""
+
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -36,9 +37,14 @@ def _panels(order) -> dict:
 @token_misses
 def show(token: str):
     order = _order_or_404(token)
-    page = render_template("orders/show.html", order=order, items=delivered_items(order),
-                           extra_payments=payments.extra_payments(order.id),
-                           answers=checkout_fields.order_answers(order.id), **_panels(order))
+    page = render_template(
+        "orders/show.html",
+        order=order,
+        items=delivered_items(order),
+        extra_payments=payments.extra_payments(order.id),
+        answers=checkout_fields.order_answers(order.id),
+        **_panels(order),
+    )
     return _private(make_response(page))
 
 
@@ -76,8 +82,9 @@ def status(token: str):
     key = final_key if order.is_final else ("status", token, order.status, order.is_held, language)
     body = cache.get(key) if ttl > 0 else None
     if body is None:
-        body = render_template("orders/_poll.html", order=order, items=orders.status_items(order),
-                               **_final_panels(order))
+        body = render_template(
+            "orders/_poll.html", order=order, items=orders.status_items(order), **_final_panels(order)
+        )
         if ttl > 0:
             cache.set(key, body, ttl)
     return _no_store(make_response(body, HTMX_STOP_POLLING if order.is_final else 200))
@@ -129,8 +136,12 @@ def lookup():
     if form.validate_on_submit():
         try:
             found = orders.lookup(
-                form.query.data, form.query_password.data, request.remote_addr, device.device_hash(),
-                captcha_solved=captcha.solved(request.form, request.remote_addr, device.device_hash()))
+                form.query.data,
+                form.query_password.data,
+                request.remote_addr,
+                device.device_hash(),
+                captcha_solved=captcha.solved(request.form, request.remote_addr, device.device_hash()),
+            )
         except risk.CaptchaRequired as exc:
             error, captcha_needed = exc, True
         except DomainError as exc:
@@ -138,16 +149,23 @@ def lookup():
     status = 400 if request.method == "POST" and found is None else 200
     if isinstance(error, risk.Blocked):
         status = 403
-    page = render_template("orders/lookup.html", form=form, found=found, error=error,
-                           captcha_needed=captcha_needed, browser_orders=_this_browsers_orders(),
-                           browser_orders_days=orders.BROWSER_ORDERS_DAYS)
+    page = render_template(
+        "orders/lookup.html",
+        form=form,
+        found=found,
+        error=error,
+        captcha_needed=captcha_needed,
+        browser_orders=_this_browsers_orders(),
+        browser_orders_days=orders.BROWSER_ORDERS_DAYS,
+    )
     return _private(make_response(page, status))
 
 
 class ReviewForm(FlaskForm):
     rating = IntegerField(_l("Rating"))
-    text = TextAreaField(_l("Your review (optional)"),
-                         description=_l("What worked, what did not. Plain text, up to 1000 characters."))
+    text = TextAreaField(
+        _l("Your review (optional)"), description=_l("What worked, what did not. Plain text, up to 1000 characters.")
+    )
 
 
 def _review_limit():
@@ -169,13 +187,15 @@ def review(token: str):
         error = reviews.ReviewLocked.message
     elif form.validate_on_submit():
         try:
-            reviews.submit_review(token, form.rating.data, form.text.data, ip=request.remote_addr,
-                                  device_hash=device.device_hash())
+            reviews.submit_review(
+                token, form.rating.data, form.text.data, ip=request.remote_addr, device_hash=device.device_hash()
+            )
         except NotFound:
             abort(404)
         except risk.Blocked as exc:
-            return render_template("orders/review.html", order=order, review_panel=panel, form=form,
-                                   error=exc.message), 403
+            return render_template(
+                "orders/review.html", order=order, review_panel=panel, form=form, error=exc.message
+            ), 403
         except DomainError as exc:
             error = exc.message
         else:

@@ -9,6 +9,7 @@ told where to go next ({"redirect": url}) or what went wrong ({"error": message}
 POST carries the CSRF token (X-CSRFToken). Without JavaScript or WebAuthn, or on an
 address where browsers refuse WebAuthn, no passkey button shows and the password and
 code forms work as before."""
+
 import json
 import time
 
@@ -50,12 +51,18 @@ CONFIRM = "confirm"
 
 
 class PasskeyNameForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(_l("Give the passkey a name of 1 to 60 characters.")),
-                                               Length(max=passkeys.MAX_NAME, message=_l("Use at most 60 characters."))],
-                       description=_l("So you can tell your passkeys apart, for example “work laptop”."))
+    name = StringField(
+        _l("Name"),
+        validators=[
+            DataRequired(_l("Give the passkey a name of 1 to 60 characters.")),
+            Length(max=passkeys.MAX_NAME, message=_l("Use at most 60 characters.")),
+        ],
+        description=_l("So you can tell your passkeys apart, for example “work laptop”."),
+    )
 
 
 # -- the ceremony's two halves --------------------------------------------------------------
+
 
 def _session_key(purpose: str) -> str:
     return f"passkey_{purpose}"
@@ -77,8 +84,9 @@ def _proof(purpose: str, user_id: int | None, response) -> passkeys.Proof:
     except ValueError:
         raise passkeys.ChallengeExpired() from None
     issued = kept.get("t")
-    return passkeys.Proof(response, challenge, issued if isinstance(issued, int) else 0, request.remote_addr,
-                          device.device_hash())
+    return passkeys.Proof(
+        response, challenge, issued if isinstance(issued, int) else 0, request.remote_addr, device.device_hash()
+    )
 
 
 def _answer() -> tuple[object, dict]:
@@ -120,6 +128,7 @@ def _unavailable():
 
 # -- signing in without a password ----------------------------------------------------------
 
+
 @bp.post("/login/passkey/options")
 @limiter.limit(_login_limit)
 def sign_in_options():
@@ -143,6 +152,7 @@ def sign_in():
 
 # -- the second step of a login -------------------------------------------------------------
 
+
 @bp.post("/login/2fa/passkey/options")
 @limiter.limit(_login_limit)
 def second_factor_options():
@@ -163,8 +173,9 @@ def second_factor():
     next_url = session[PENDING_2FA].get("next")
     try:
         credential, _body = _answer()
-        user = passkeys.verify_second_factor(user_id, _proof(LOGIN_2FA, user_id, credential), request.remote_addr,
-                                             device.device_hash(), "login")
+        user = passkeys.verify_second_factor(
+            user_id, _proof(LOGIN_2FA, user_id, credential), request.remote_addr, device.device_hash(), "login"
+        )
     except twofactor.AccountLocked as exc:
         session.pop(PENDING_2FA, None)
         return _error(exc.message, 400, redirect_to=url_for("auth.login"))
@@ -174,6 +185,7 @@ def second_factor():
 
 
 # -- re-authentication ----------------------------------------------------------------------
+
 
 @bp.post("/reauth/passkey/options")
 @limiter.limit(CEREMONY_LIMIT)
@@ -190,8 +202,13 @@ def reauth():
         return refused
     try:
         credential, _body = _answer()
-        passkeys.verify_second_factor(current_user.id, _proof(REAUTH, current_user.id, credential),
-                                      request.remote_addr, device.device_hash(), "re-authentication")
+        passkeys.verify_second_factor(
+            current_user.id,
+            _proof(REAUTH, current_user.id, credential),
+            request.remote_addr,
+            device.device_hash(),
+            "re-authentication",
+        )
     except twofactor.AccountLocked as exc:
         # Someone guessing at an open session: the session ends with the lock (as /reauth).
         _log_out()
@@ -203,6 +220,7 @@ def reauth():
 
 
 # -- confirming a payout account or a withdrawal ------------------------------------------
+
 
 @bp.post("/account/passkeys/confirm/options")
 @limiter.limit(CEREMONY_LIMIT)
@@ -222,13 +240,19 @@ def confirmation_proof(response: str | None) -> passkeys.Proof | None:
 
 # -- the account's passkeys -----------------------------------------------------------------
 
+
 def _manage_page(status: int = 200, error=None, form=None, editing: int | None = None):
     if error is None and form is not None and form.errors:
         error = next(iter(form.errors.values()))[0]
-    return render_template("auth/passkeys.html", passkeys=passkeys.user_passkeys(current_user.id),
-                           available=passkeys.available(request.host), error=error,
-                           form=form or PasskeyNameForm(formdata=None), editing=editing,
-                           codes_left=twofactor.recovery_codes_left(current_user)), status
+    return render_template(
+        "auth/passkeys.html",
+        passkeys=passkeys.user_passkeys(current_user.id),
+        available=passkeys.available(request.host),
+        error=error,
+        form=form or PasskeyNameForm(formdata=None),
+        editing=editing,
+        codes_left=twofactor.recovery_codes_left(current_user),
+    ), status
 
 
 @bp.get("/account/passkeys")
@@ -242,13 +266,16 @@ def manage():
 @fresh_login_required()
 def add():
     form = PasskeyNameForm(formdata=None, name=_device_summary() or _("Passkey"))
-    return render_template("auth/passkey_add.html", form=form, available=passkeys.available(request.host),
-                           first=not current_user.two_factor_enabled)
+    return render_template(
+        "auth/passkey_add.html",
+        form=form,
+        available=passkeys.available(request.host),
+        first=not current_user.two_factor_enabled,
+    )
 
 
 def _reauth_first():
-    return _error(_("Confirm it is you first."), 403,
-                  redirect_to=url_for("auth.reauth", next=url_for("passkeys.add")))
+    return _error(_("Confirm it is you first."), 403, redirect_to=url_for("auth.reauth", next=url_for("passkeys.add")))
 
 
 @bp.post("/account/passkeys/add/options")
@@ -277,9 +304,15 @@ def add_verify():
     try:
         credential, body = _answer()
         name = body.get("name") if isinstance(body.get("name"), str) else None
-        registered = passkeys.register(current_user.id, _proof(REGISTER, current_user.id, credential), name,
-                                       _device_summary(), session.get(SESSION_ID), request.remote_addr,
-                                       _device_summary())
+        registered = passkeys.register(
+            current_user.id,
+            _proof(REGISTER, current_user.id, credential),
+            name,
+            _device_summary(),
+            session.get(SESSION_ID),
+            request.remote_addr,
+            _device_summary(),
+        )
     except passkeys.PasskeyRefused:
         return _error(passkeys.RegistrationFailed.message)
     except DomainError as exc:
@@ -322,8 +355,12 @@ def remove(passkey_id: int):
         still_on = passkeys.remove(current_user.id, passkey_id)
     except DomainError as exc:
         return _manage_page(400, error=exc.message)
-    flash(_("Passkey removed.") if still_on else
-          _("Passkey removed. Two-factor authentication is off: logging in needs only your password."), "info")
+    flash(
+        _("Passkey removed.")
+        if still_on
+        else _("Passkey removed. Two-factor authentication is off: logging in needs only your password."),
+        "info",
+    )
     return redirect(url_for("passkeys.manage"), 303)
 
 
@@ -331,6 +368,7 @@ def remove(passkey_id: int):
 def passkey_config():
     """`passkeys_here`: whether this page's address allows passkeys at all (else no
     passkey button is drawn)."""
+
     def passkeys_here() -> bool:
         return has_request_context() and passkeys.available(request.host)
 

@@ -1,4 +1,5 @@
 """Sending the buyer to pay, and receiving gateway notifications."""
+
 import logging
 import secrets
 
@@ -48,23 +49,41 @@ def start(token: str):
         return redirect(url_for("orders.show", token=token), 303)
     client = client_kind(request.user_agent.string)
     try:
-        page = cashier.prepare(order, client, payer=session.get(_payer_key(order.gateway)),
-                               sign_in_callback=cashier.absolute_url("pay.payer", token=token),
-                               state=_sign_in_state(token))
+        page = cashier.prepare(
+            order,
+            client,
+            payer=session.get(_payer_key(order.gateway)),
+            sign_in_callback=cashier.absolute_url("pay.payer", token=token),
+            state=_sign_in_state(token),
+        )
     except NotFound:
-        return render_template("pay/unavailable.html", order=order,
-                               alternatives=cashier.ways_to_pay(client, besides=order.gateway)), 502
+        return render_template(
+            "pay/unavailable.html", order=order, alternatives=cashier.ways_to_pay(client, besides=order.gateway)
+        ), 502
     except (GatewayError, RequestException) as exc:
         log.warning("order %s: %s could not start the payment: %s", order.number, order.gateway, exc)
-        return render_template("pay/unavailable.html", order=order,
-                               alternatives=cashier.ways_to_pay(client, besides=order.gateway)), 502
+        return render_template(
+            "pay/unavailable.html", order=order, alternatives=cashier.ways_to_pay(client, besides=order.gateway)
+        ), 502
     payment = page.payment
     qr = _qr_svg(payment.qr_text, order.number) if payment and payment.qr_text else None
-    phone_qr = _qr_svg(cashier.absolute_url("pay.start", token=token), order.number) \
-        if page.on_desktop and (page.leave_url or page.guidance) else None
-    response = make_response(render_template(
-        "pay/pay.html", page=page, order=order, payment=payment, qr=qr, phone_qr=phone_qr,
-        pay_url=cashier.absolute_url("pay.start", token=token), checked=request.args.get("checked")))
+    phone_qr = (
+        _qr_svg(cashier.absolute_url("pay.start", token=token), order.number)
+        if page.on_desktop and (page.leave_url or page.guidance)
+        else None
+    )
+    response = make_response(
+        render_template(
+            "pay/pay.html",
+            page=page,
+            order=order,
+            payment=payment,
+            qr=qr,
+            phone_qr=phone_qr,
+            pay_url=cashier.absolute_url("pay.start", token=token),
+            checked=request.args.get("checked"),
+        )
+    )
     response.headers["Cache-Control"] = "no-store"
     # Providers see which site sent the buyer (WeChat Pay's H5 page refuses a visit whose
     # Referer is not the merchant's registered domain), never the page's address: it holds
@@ -194,8 +213,9 @@ def notify(gateway: str):
     # 易支付 calls its notify URL with GET, the signed fields in the query string.
     form = request.form if request.method == "POST" else request.args
     try:
-        result = payments.handle_notify(gateway, form, request.headers, request.get_data(cache=True),
-                                        source_ip=request.remote_addr)
+        result = payments.handle_notify(
+            gateway, form, request.headers, request.get_data(cache=True), source_ip=request.remote_addr
+        )
     except NotFound:
         abort(404)
     except IgnoredNotify as exc:

@@ -14,6 +14,7 @@ route's rate limit and, for a POST:
 3. reads the form, checks its text and its CSRF token, as the global checks would have;
 4. runs the view.
 """
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -50,14 +51,19 @@ class UploadTooLarge(RequestEntityTooLarge):
 
     def __init__(self, files: int, max_bytes: int):
         super().__init__()
-        limit = ngettext("This form takes at most %(num)s file, %(size)s MB in all.",
-                         "This form takes at most %(num)s files, %(size)s MB in all.", files, size=max_bytes // MB)
+        limit = ngettext(
+            "This form takes at most %(num)s file, %(size)s MB in all.",
+            "This form takes at most %(num)s files, %(size)s MB in all.",
+            files,
+            size=max_bytes // MB,
+        )
         self.message = f"{_('The upload is too large.')} {limit}"
 
 
 def accepts_upload(limit: UploadLimit, refused: Callable[..., object] | None = None):
     """Make a view an upload route (see the module's docstring). `refused(**view_args)`
     answers a request that may not upload (a page with the reason, or an abort), or None."""
+
     def decorator(view):
         # Both checked in _receive, once the route has said the request may upload.
         csrf.exempt(view)
@@ -72,7 +78,9 @@ def accepts_upload(limit: UploadLimit, refused: Callable[..., object] | None = N
                         return answer
                 _receive(limit)
             return view(*args, **kwargs)
+
         return wrapped
+
     return decorator
 
 

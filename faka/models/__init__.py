@@ -1,4 +1,5 @@
 """All models, one module per aggregate; importing this package registers every table."""
+
 from faka.models.audit import AuditEvent
 from faka.models.catalog import Category, Product, ProductReport, TierPrice
 from faka.models.checkout_fields import CheckoutField, OrderAnswer

@@ -1,4 +1,5 @@
 """What a product asks the buyer at checkout (a game UID, a server, an account), and the answers."""
+
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, Text

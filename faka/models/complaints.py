@@ -11,6 +11,7 @@ can never put a complaint somewhere it cannot be.
     buyer accepts the merchant's offer: resolved_refund | resolved_replaced     | resolved_rejected
     buyer withdraws (any open state), or stays silent past the answer deadline: withdrawn
 """
+
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text, text
@@ -31,8 +32,13 @@ class Complaint(db.Model):
     __tablename__ = "complaints"
     __table_args__ = (
         # One complaint in progress per order; closed ones may be followed by another.
-        Index("uq_complaints_active_order", "order_id", unique=True,
-              sqlite_where=text(_ACTIVE_SQL), postgresql_where=text(_ACTIVE_SQL)),
+        Index(
+            "uq_complaints_active_order",
+            "order_id",
+            unique=True,
+            sqlite_where=text(_ACTIVE_SQL),
+            postgresql_where=text(_ACTIVE_SQL),
+        ),
         Index("ix_complaints_status_deadline", "status", "deadline_at"),
     )
 
@@ -103,8 +109,9 @@ class Complaint(db.Model):
         else:
             self._move((self.MERCHANT_REPLIED, self.ESCALATED), self.status, when)
 
-    def offer(self, kind: str, amount: int | None, quantity: int | None, when: datetime,
-              buyer_deadline: datetime) -> None:
+    def offer(
+        self, kind: str, amount: int | None, quantity: int | None, when: datetime, buyer_deadline: datetime
+    ) -> None:
         if kind not in (self.OFFER_REFUND, self.OFFER_REPLACEMENT):
             raise IllegalComplaintTransition(f"complaint {self.ref}: unknown offer {kind}")
         self.merchant_answered(when, buyer_deadline)

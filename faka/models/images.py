@@ -5,6 +5,7 @@ product page), each as WebP and as JPEG. The files are named by the SHA-256 of t
 bytes (faka/services/product_images.py), so the same picture is one file however many
 products show it; a file goes when the last image that names it goes.
 """
+
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String
@@ -50,5 +51,15 @@ class ProductImage(db.Model):
     def size(self, which: str) -> dict:
         """One size's files and dimensions, as the <picture> macro uses them."""
         if which == "thumb":
-            return {"webp": self.thumb_webp, "jpeg": self.thumb_jpeg, "width": self.thumb_width, "height": self.thumb_height}
-        return {"webp": self.detail_webp, "jpeg": self.detail_jpeg, "width": self.detail_width, "height": self.detail_height}
+            return {
+                "webp": self.thumb_webp,
+                "jpeg": self.thumb_jpeg,
+                "width": self.thumb_width,
+                "height": self.thumb_height,
+            }
+        return {
+            "webp": self.detail_webp,
+            "jpeg": self.detail_jpeg,
+            "width": self.detail_width,
+            "height": self.detail_height,
+        }

@@ -15,8 +15,10 @@ class Review(db.Model):
     operator hid it (`hidden_at`, with a reason)."""
 
     __tablename__ = "reviews"
-    __table_args__ = (Index("ix_reviews_merchant_created", "merchant_id", "created_at"),
-                      Index("ix_reviews_product_created", "product_id", "created_at"))
+    __table_args__ = (
+        Index("ix_reviews_merchant_created", "merchant_id", "created_at"),
+        Index("ix_reviews_product_created", "product_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)

@@ -111,8 +111,16 @@ class SecurityEvent(db.Model):
     ADMIN_PROBE = "admin_probe"
     RATE_LIMITED = "rate_limited"
     CAPTCHA_FAILED = "captcha_failed"
-    KINDS = (LOGIN_FAILED, LOOKUP_FAILED, CSRF_FAILED, SIGNATURE_FAILED, AMOUNT_MISMATCH, ADMIN_PROBE,
-             RATE_LIMITED, CAPTCHA_FAILED)
+    KINDS = (
+        LOGIN_FAILED,
+        LOOKUP_FAILED,
+        CSRF_FAILED,
+        SIGNATURE_FAILED,
+        AMOUNT_MISMATCH,
+        ADMIN_PROBE,
+        RATE_LIMITED,
+        CAPTCHA_FAILED,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))

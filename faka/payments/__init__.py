@@ -1,4 +1,5 @@
 """Payment gateways: one module each, behind faka.payments.base.Gateway."""
+
 import json
 from dataclasses import dataclass
 
@@ -70,10 +71,15 @@ def _enabled_ciphertexts() -> dict[str, str | None]:
     notification asks, so they are reused for PAGE_CACHE_SECONDS within this process (the
     console clears the cache of its own process when it saves a gateway); they are
     decrypted only by the gateway that is used."""
-    return reused("enabled-gateways", lambda: {
-        name: ciphertext for name, ciphertext in db.session.execute(
-            select(GatewayConfig.name, GatewayConfig.settings_ciphertext).where(GatewayConfig.enabled.is_(True)))
-    })
+    return reused(
+        "enabled-gateways",
+        lambda: {
+            name: ciphertext
+            for name, ciphertext in db.session.execute(
+                select(GatewayConfig.name, GatewayConfig.settings_ciphertext).where(GatewayConfig.enabled.is_(True))
+            )
+        },
+    )
 
 
 def configure_gateway(name: str, values: dict[str, str], enabled: bool | None = None) -> GatewayConfig:
@@ -144,7 +150,11 @@ def shown_settings(name: str) -> tuple[GatewayConfig | None, list[ShownSetting]]
     row, settings = gateway_settings(name)
     secrets = set(cls.secret_fields or cls.settings_fields)
     return row, [
-        ShownSetting(field, mask(settings.get(field, "")) if field in secrets else settings.get(field, ""),
-                     field in secrets, field.endswith(("_key", "certificate", "_cert")))
+        ShownSetting(
+            field,
+            mask(settings.get(field, "")) if field in secrets else settings.get(field, ""),
+            field in secrets,
+            field.endswith(("_key", "certificate", "_cert")),
+        )
         for field in cls.settings_fields
     ]

@@ -49,6 +49,7 @@ query string and `biz_content` in the form body, as Alipay's own SDKs send them,
 their answers are accepted only when `sign` verifies over the exact JSON text of the
 `<method>_response` member.
 """
+
 import base64
 import binascii
 import json
@@ -129,8 +130,9 @@ def rsa2_verify(content: str, signature, public_key: rsa.RSAPublicKey) -> bool:
     if not isinstance(signature, str) or not signature:
         return False
     try:
-        public_key.verify(base64.b64decode(signature, validate=True), content.encode(), padding.PKCS1v15(),
-                          hashes.SHA256())
+        public_key.verify(
+            base64.b64decode(signature, validate=True), content.encode(), padding.PKCS1v15(), hashes.SHA256()
+        )
     except (binascii.Error, ValueError, InvalidSignature):
         return False
     return True
@@ -174,11 +176,11 @@ def top_level_members(text: str) -> dict[str, tuple[object, str]]:
     """
     decoder = json.JSONDecoder()
     pos = JSON_SPACE.match(text).end()
-    if text[pos:pos + 1] != "{":
+    if text[pos : pos + 1] != "{":
         raise ValueError("not a JSON object")
     pos = JSON_SPACE.match(text, pos + 1).end()
     members: dict[str, tuple[object, str]] = {}
-    if text[pos:pos + 1] == "}":
+    if text[pos : pos + 1] == "}":
         pos += 1
     else:
         while True:
@@ -186,13 +188,13 @@ def top_level_members(text: str) -> dict[str, tuple[object, str]]:
             if not isinstance(key, str) or key in members:
                 raise ValueError("bad or repeated member name")
             pos = JSON_SPACE.match(text, pos).end()
-            if text[pos:pos + 1] != ":":
+            if text[pos : pos + 1] != ":":
                 raise ValueError("missing colon")
             start = JSON_SPACE.match(text, pos + 1).end()
             value, pos = decoder.raw_decode(text, start)
             members[key] = (value, text[start:pos])
             pos = JSON_SPACE.match(text, pos).end()
-            separator = text[pos:pos + 1]
+            separator = text[pos : pos + 1]
             pos = JSON_SPACE.match(text, pos + 1).end()
             if separator == "}":
                 break
@@ -289,8 +291,13 @@ class AlipayGateway(Gateway):
             raise InvalidNotify("unknown trade_status")
         amount = fen_from_yuan(params["total_amount"])
         # A closed or still-waiting trade is acknowledged (or Alipay repeats it) and changes nothing.
-        return Notice(order_number=params["out_trade_no"], trade_no=params["trade_no"], amount=amount,
-                      currency=CURRENCY, paid=status in PAID_STATUSES)
+        return Notice(
+            order_number=params["out_trade_no"],
+            trade_no=params["trade_no"],
+            amount=amount,
+            currency=CURRENCY,
+            paid=status in PAID_STATUSES,
+        )
 
     # -- asking Alipay --------------------------------------------------------------------
 
@@ -314,8 +321,9 @@ class AlipayGateway(Gateway):
 
     def refund(self, order_number: str, trade_no: str, amount: int, refund_no: str) -> str:
         trade = {"out_trade_no": order_number, "trade_no": trade_no}
-        answer = self._call("alipay.trade.refund",
-                            {**trade, "refund_amount": yuan_text(amount), "out_request_no": refund_no})
+        answer = self._call(
+            "alipay.trade.refund", {**trade, "refund_amount": yuan_text(amount), "out_request_no": refund_no}
+        )
         code, sub_code = answer.get("code"), answer.get("sub_code")
         if code == BUSINESS_FAILED_CODE and sub_code not in RETRYABLE_SUB_CODES:
             raise CannotRefund(f"Alipay refused the refund: {sub_code}")
@@ -359,8 +367,12 @@ class AlipayGateway(Gateway):
         """POST a signed request; the `<method>_response` object once its signature verifies."""
         params = self._signed_params(method, biz, **extra)
         form = {"biz_content": params.pop("biz_content")}
-        response = self.http.post(self._url(params), data=form, timeout=HTTP_TIMEOUT,
-                                  headers={"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"})
+        response = self.http.post(
+            self._url(params),
+            data=form,
+            timeout=HTTP_TIMEOUT,
+            headers={"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"},
+        )
         if response.status_code != 200:
             raise AlipayError(f"{method}: HTTP {response.status_code}")
         return self._verified_answer(method, response.content)

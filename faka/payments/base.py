@@ -9,6 +9,7 @@ with what `verify_notify` and `query` return. Calls to the provider go through
 `self.http` (a requests.Session), so tests can point a gateway at a local fake provider
 by its API base-URL setting.
 """
+
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -187,5 +188,18 @@ class GatewayError(Exception):
     the buyer may try again, a job retries). Its message is for the log, never a secret."""
 
 
-__all__ = ["CannotQuery", "CannotRefund", "Gateway", "GatewayError", "IgnoredNotify", "HTTP_TIMEOUT", "InvalidNotify", "Notice", "NotifyAnswer",
-           "OrderRef", "PaymentStart", "fen_from_yuan", "yuan_text"]
+__all__ = [
+    "CannotQuery",
+    "CannotRefund",
+    "Gateway",
+    "GatewayError",
+    "IgnoredNotify",
+    "HTTP_TIMEOUT",
+    "InvalidNotify",
+    "Notice",
+    "NotifyAnswer",
+    "OrderRef",
+    "PaymentStart",
+    "fen_from_yuan",
+    "yuan_text",
+]

@@ -6,6 +6,7 @@ WeChat Pay, and a desktop buyer needs a QR code or a desktop page rather than a 
 page. Each gateway says what it does for each kind of client (`Gateway.method_for`); the
 pay page shows the "open in your browser" guidance where a gateway can do nothing.
 """
+
 import re
 
 from flask_babel import lazy_gettext as _l

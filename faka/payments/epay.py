@@ -37,6 +37,7 @@ and its answer is not signed; the newest 彩虹 builds switched that form off an
 `api/pay/query` (RSA: a signed answer). Only the V2 interface documents a refund (`api/pay/refund`);
 with MD5 the operator pays refunds back by hand. Choose RSA where the provider offers it.
 """
+
 import base64
 import hashlib
 import hmac
@@ -82,17 +83,14 @@ def sign_content(fields: Mapping[str, str], skip_blank: bool = False) -> str:
     """The string both sides sign. The V2 SDK also leaves out values that are only
     whitespace (`skip_blank`); the MD5 interface leaves out only empty ones."""
     return "&".join(
-        f"{name}={value}" for name, value in sorted(fields.items())
+        f"{name}={value}"
+        for name, value in sorted(fields.items())
         if name not in ("sign", "sign_type") and (value.strip(_PHP_BLANK) if skip_blank else value) != ""
     )
 
 
 def md5_sign(fields: Mapping[str, str], key: str) -> str:
     return hashlib.md5((sign_content(fields) + key).encode()).hexdigest()
-
-
-
-
 
 
 class _Number(str):
@@ -124,8 +122,7 @@ def _text(value) -> str:
 
 class EpayGateway(Gateway):
     name = "epay"
-    settings_fields = ("api_url", "pid", "sign_type", "key", "merchant_private_key", "platform_public_key",
-                       "pay_type")
+    settings_fields = ("api_url", "pid", "sign_type", "key", "merchant_private_key", "platform_public_key", "pay_type")
     secret_fields = ("key", "merchant_private_key")
 
     @property
@@ -171,8 +168,13 @@ class EpayGateway(Gateway):
         order_number, trade_no = fields.get("out_trade_no", ""), fields.get("trade_no", "")
         if not order_number or not trade_no:
             raise InvalidNotify("missing out_trade_no or trade_no")
-        return Notice(order_number=order_number, trade_no=trade_no, amount=fen_from_yuan(fields.get("money", "")),
-                      currency=CURRENCY, paid=True)
+        return Notice(
+            order_number=order_number,
+            trade_no=trade_no,
+            amount=fen_from_yuan(fields.get("money", "")),
+            currency=CURRENCY,
+            paid=True,
+        )
 
     def _check_signature(self, fields: dict[str, str]) -> None:
         given = fields.get("sign", "")
@@ -206,10 +208,18 @@ class EpayGateway(Gateway):
         if self.uses_rsa:
             answer = self._call("api/pay/query", {"out_trade_no": order.number})
         else:
-            answer = self._read(self._request(
-                "get", "api.php",
-                params={"act": "order", "pid": pid, "key": self.settings.get("key", ""), "out_trade_no": order.number},
-            ))
+            answer = self._read(
+                self._request(
+                    "get",
+                    "api.php",
+                    params={
+                        "act": "order",
+                        "pid": pid,
+                        "key": self.settings.get("key", ""),
+                        "out_trade_no": order.number,
+                    },
+                )
+            )
             if _text(answer.get("code")) == "-1":
                 return None  # 订单号不存在: the buyer never reached the provider's pay page
             if _text(answer.get("code")) != "1":
@@ -229,7 +239,9 @@ class EpayGateway(Gateway):
     def refund(self, order_number: str, trade_no: str, amount: int, refund_no: str) -> str:
         if not self.uses_rsa:
             raise CannotRefund("易支付 (MD5) documents no refund API")
-        answer = self._call("api/pay/refund", {"trade_no": trade_no, "money": yuan_text(amount), "out_refund_no": refund_no})
+        answer = self._call(
+            "api/pay/refund", {"trade_no": trade_no, "money": yuan_text(amount), "out_refund_no": refund_no}
+        )
         money = _text(answer.get("money"))
         if money and fen_from_yuan(money) != amount:
             raise EpayError(f"易支付 refunded {money} instead of {yuan_text(amount)}")
@@ -243,8 +255,9 @@ class EpayGateway(Gateway):
         signed = {name: text for name, value in answer.items() if (text := _php_text(value)) is not None}
         if signed.get("sign_type", "RSA") != "RSA" or not _fresh(signed.get("timestamp", "")):
             raise EpayError(f"易支付 answer to {path} is stale or not RSA-signed")
-        if not _rsa_verifies(self._platform_public_key(), sign_content(signed, skip_blank=True),
-                             signed.get("sign", "")):
+        if not _rsa_verifies(
+            self._platform_public_key(), sign_content(signed, skip_blank=True), signed.get("sign", "")
+        ):
             raise EpayError(f"易支付 answer to {path} has a bad signature")
         return answer
 
@@ -264,8 +277,9 @@ class EpayGateway(Gateway):
         if len(raw) > MAX_ANSWER_BYTES:
             raise EpayError("易支付 answer too large")
         try:
-            answer = json.loads(raw.decode("utf-8-sig"), parse_int=_Number, parse_float=_Number,
-                                parse_constant=_refuse_constant)
+            answer = json.loads(
+                raw.decode("utf-8-sig"), parse_int=_Number, parse_float=_Number, parse_constant=_refuse_constant
+            )
         except ValueError:
             raise EpayError("易支付 answer is not JSON") from None
         if not isinstance(answer, dict):
@@ -354,4 +368,3 @@ def _notify_fields(form: Mapping[str, str], body: bytes) -> dict[str, str]:
             raise InvalidNotify("parameters too large")
         fields[name] = values[0]
     return fields
-

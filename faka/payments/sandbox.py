@@ -6,6 +6,7 @@ real gateway would sign one (HMAC-SHA256 with the sandbox secret over the sorted
 whole verification path runs for real. It works the same wherever the buyer is (method
 `form`): the form posts to this site, which every in-app browser allows.
 """
+
 import hashlib
 import hmac
 import secrets
@@ -73,6 +74,7 @@ class SandboxGateway(Gateway):
     def refund(self, order_number: str, trade_no: str, amount: int, refund_no: str) -> str:
         # The sandbox's money is make-believe: a refund always succeeds, and the same
         # refund number always gets the same reference.
-        digest = hmac.new(self.settings["secret"].encode(), f"refund:{trade_no}:{refund_no}:{amount}".encode(),
-                          hashlib.sha256).hexdigest()
+        digest = hmac.new(
+            self.settings["secret"].encode(), f"refund:{trade_no}:{refund_no}:{amount}".encode(), hashlib.sha256
+        ).hexdigest()
         return "SBXR" + digest[:20]

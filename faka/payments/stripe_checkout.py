@@ -27,6 +27,7 @@ The buyer is redirected to the Checkout Session's page wherever they are (method
 The site currency must be one Stripe charges in hundredths (CNY, USD, EUR, HKD, ...):
 faka's prices are in minor units of two decimals.
 """
+
 import json
 from collections.abc import Mapping
 from datetime import timedelta
@@ -89,33 +90,43 @@ class StripeGateway(Gateway):
         except stripe.StripeError as exc:
             # A wrong key, a refused parameter, Stripe unreachable: the buyer is offered
             # another try or another way to pay (GatewayError), never an error page.
-            raise StripeGatewayError(f"Stripe refused the Checkout Session: {type(exc).__name__} "
-                                     f"{exc.code or exc.http_status or ''}".rstrip()) from None
+            raise StripeGatewayError(
+                f"Stripe refused the Checkout Session: {type(exc).__name__} "
+                f"{exc.code or exc.http_status or ''}".rstrip()
+            ) from None
         url = session.get("url")
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
             raise StripeGatewayError("Checkout Session has no url")
         return PaymentStart(redirect_url=url, method="redirect")
 
     def _create_session(self, order: OrderRef, expires_at, back: str) -> dict:
-        return self._client().v1.checkout.sessions.create(params={
-            "mode": "payment",
-            "client_reference_id": order.number,
-            "metadata": {"order_number": order.number},
-            "payment_intent_data": {"metadata": {"order_number": order.number}},
-            "line_items": [{
-                "quantity": 1,
-                "price_data": {
-                    "currency": order.currency.lower(),
-                    "unit_amount": order.total,
-                    "product_data": {"name": order.subject[:250] or order.number},
-                },
-            }],
-            # Stripe must charge exactly the order's amount in the order's currency.
-            "adaptive_pricing": {"enabled": False},
-            "expires_at": int(expires_at.timestamp()),
-            "success_url": back,
-            "cancel_url": back,
-        }).to_dict()
+        return (
+            self._client()
+            .v1.checkout.sessions.create(
+                params={
+                    "mode": "payment",
+                    "client_reference_id": order.number,
+                    "metadata": {"order_number": order.number},
+                    "payment_intent_data": {"metadata": {"order_number": order.number}},
+                    "line_items": [
+                        {
+                            "quantity": 1,
+                            "price_data": {
+                                "currency": order.currency.lower(),
+                                "unit_amount": order.total,
+                                "product_data": {"name": order.subject[:250] or order.number},
+                            },
+                        }
+                    ],
+                    # Stripe must charge exactly the order's amount in the order's currency.
+                    "adaptive_pricing": {"enabled": False},
+                    "expires_at": int(expires_at.timestamp()),
+                    "success_url": back,
+                    "cancel_url": back,
+                }
+            )
+            .to_dict()
+        )
 
     def verify_notify(self, form: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> Notice:
         if len(body) > MAX_BODY:
@@ -152,9 +163,13 @@ class StripeGateway(Gateway):
         # Stripe finds PaymentIntents by metadata with its search API; what it finds may
         # lag a payment by about a minute, which is fine for catching a lost webhook.
         number = order.number.replace("\\", "\\\\").replace("'", "\\'")
-        found = self._client().v1.payment_intents.search(
-            params={"query": f"metadata['order_number']:'{number}' AND status:'succeeded'", "limit": 10}
-        ).to_dict()
+        found = (
+            self._client()
+            .v1.payment_intents.search(
+                params={"query": f"metadata['order_number']:'{number}' AND status:'succeeded'", "limit": 10}
+            )
+            .to_dict()
+        )
         intents = found.get("data")
         if not isinstance(intents, list):
             raise StripeGatewayError("search answer has no data")
@@ -164,19 +179,27 @@ class StripeGateway(Gateway):
                 if notice.order_number != order.number:
                     raise InvalidNotify("search found another order's payment")
                 if notice.amount != order.total or notice.currency != order.currency:
-                    raise InvalidNotify(f"paid {notice.amount} {notice.currency}, "
-                                        f"order is {order.total} {order.currency}")
+                    raise InvalidNotify(
+                        f"paid {notice.amount} {notice.currency}, order is {order.total} {order.currency}"
+                    )
                 return notice
         return None
 
     def refund(self, order_number: str, trade_no: str, amount: int, refund_no: str) -> str:
         try:
-            refund = self._client().v1.refunds.create(
-                params={"payment_intent": trade_no, "amount": amount,
-                        "metadata": {"order_number": order_number, "refund_no": refund_no}},
-                # The same refund number is the same refund, however often it is sent.
-                options={"idempotency_key": f"faka-refund-{order_number}-{refund_no}"},
-            ).to_dict()
+            refund = (
+                self._client()
+                .v1.refunds.create(
+                    params={
+                        "payment_intent": trade_no,
+                        "amount": amount,
+                        "metadata": {"order_number": order_number, "refund_no": refund_no},
+                    },
+                    # The same refund number is the same refund, however often it is sent.
+                    options={"idempotency_key": f"faka-refund-{order_number}-{refund_no}"},
+                )
+                .to_dict()
+            )
         except stripe.InvalidRequestError as exc:
             raise CannotRefund(f"Stripe refused the refund: {exc.code or exc.http_status}") from exc
         refund_id, status = refund.get("id"), refund.get("status")

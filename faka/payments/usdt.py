@@ -28,6 +28,7 @@ the wallet address and the amount to send, which any browser, in-app ones too, c
 There is no query (epusdt has no signed status API) and no refund (an on-chain payment is paid back
 by hand).
 """
+
 import hashlib
 import hmac
 import json
@@ -76,11 +77,10 @@ def number_text(literal: str) -> str:
 
 
 def sign(fields: Mapping[str, str], token: str) -> str:
-    content = "&".join(f"{name}={value}" for name, value in sorted(fields.items())
-                       if name != "signature" and value != "")
+    content = "&".join(
+        f"{name}={value}" for name, value in sorted(fields.items()) if name != "signature" and value != ""
+    )
     return hashlib.md5((content + token).encode()).hexdigest()
-
-
 
 
 def amount_text(amount: int) -> str:
@@ -100,8 +100,9 @@ def _unique(pairs):
 
 
 def _load(text: str):
-    return json.loads(text, parse_int=_Number, parse_float=_Number, parse_constant=_refuse_constant,
-                      object_pairs_hook=_unique)
+    return json.loads(
+        text, parse_int=_Number, parse_float=_Number, parse_constant=_refuse_constant, object_pairs_hook=_unique
+    )
 
 
 def _is_text(value) -> bool:
@@ -132,12 +133,22 @@ class UsdtGateway(Gateway):
         }
         fields["signature"] = sign(fields, token)
         # amount is a JSON number, written exactly as it was signed.
-        body = "{" + ",".join(f"{json.dumps(name)}:{value if name == 'amount' else json.dumps(value)}"
-                              for name, value in fields.items()) + "}"
+        body = (
+            "{"
+            + ",".join(
+                f"{json.dumps(name)}:{value if name == 'amount' else json.dumps(value)}"
+                for name, value in fields.items()
+            )
+            + "}"
+        )
         try:
-            response = self.http.post(base.rstrip("/") + "/api/v1/order/create-transaction", data=body.encode(),
-                                      headers={"Content-Type": "application/json"}, timeout=HTTP_TIMEOUT,
-                                      stream=True)
+            response = self.http.post(
+                base.rstrip("/") + "/api/v1/order/create-transaction",
+                data=body.encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=HTTP_TIMEOUT,
+                stream=True,
+            )
         except requests.RequestException as exc:
             raise UsdtError(f"epusdt unreachable: {type(exc).__name__}") from None
         answer = _read(response)
@@ -156,8 +167,9 @@ class UsdtGateway(Gateway):
         if not _is_text(payment_url) or not payment_url.startswith(("https://", "http://")):
             raise UsdtError("epusdt answered no payment_url")
         trade_id = data.get("trade_id")
-        return PaymentStart(redirect_url=payment_url, reference=trade_id if _is_text(trade_id) else None,
-                            method="redirect")
+        return PaymentStart(
+            redirect_url=payment_url, reference=trade_id if _is_text(trade_id) else None, method="redirect"
+        )
 
     def verify_notify(self, form: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> Notice:
         token = self.settings.get("api_token", "")
@@ -199,8 +211,13 @@ class UsdtGateway(Gateway):
         match = _ORDER_ID.fullmatch(payload["order_id"])
         if match is None:
             raise InvalidNotify("order_id is not one of ours")
-        return Notice(order_number=match.group(1), trade_no=payload["trade_id"], amount=fen_from_yuan(signed["amount"]),
-                      currency=CURRENCY, paid=True)
+        return Notice(
+            order_number=match.group(1),
+            trade_no=payload["trade_id"],
+            amount=fen_from_yuan(signed["amount"]),
+            currency=CURRENCY,
+            paid=True,
+        )
 
 
 def _read(response: requests.Response) -> dict:
@@ -215,4 +232,3 @@ def _read(response: requests.Response) -> dict:
     if not isinstance(answer, dict):
         raise UsdtError("epusdt answer is not a JSON object")
     return answer
-

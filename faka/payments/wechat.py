@@ -72,6 +72,7 @@ AppID, order number, amount and currency inside are checked. Answer: HTTP 204 wi
 body when accepted; HTTP 400 with `{"code": "FAIL", "message": "..."}` when refused,
 which WeChat Pay sends again later. Orders are in CNY only.
 """
+
 import base64
 import json
 import re
@@ -121,9 +122,20 @@ class WechatPayError(GatewayError):
 
 class WechatGateway(Gateway):
     name = "wechat"
-    settings_fields = ("mchid", "appid", "merchant_serial_no", "merchant_private_key", "apiv3_key",
-                       "platform_public_key", "platform_serial", "api_base", "methods", "mp_secret", "oauth_base",
-                       "sns_base")
+    settings_fields = (
+        "mchid",
+        "appid",
+        "merchant_serial_no",
+        "merchant_private_key",
+        "apiv3_key",
+        "platform_public_key",
+        "platform_serial",
+        "api_base",
+        "methods",
+        "mp_secret",
+        "oauth_base",
+        "sns_base",
+    )
     secret_fields = ("merchant_private_key", "apiv3_key", "mp_secret")
 
     def answer(self, accepted: bool) -> NotifyAnswer:
@@ -149,8 +161,16 @@ class WechatGateway(Gateway):
     def payer_sign_in_url(self, order: OrderRef, callback_url: str, state: str) -> str | None:
         if order.payer or self.method_for(order.client) != "jsapi":
             return None
-        query = urlencode({"appid": self._setting("appid"), "redirect_uri": callback_url, "response_type": "code",
-                           "scope": "snsapi_base", "state": state}, quote_via=quote)
+        query = urlencode(
+            {
+                "appid": self._setting("appid"),
+                "redirect_uri": callback_url,
+                "response_type": "code",
+                "scope": "snsapi_base",
+                "state": state,
+            },
+            quote_via=quote,
+        )
         return f"{self._base('oauth_base', OAUTH_BASE)}/connect/oauth2/authorize?{query}#wechat_redirect"
 
     def payer_from_callback(self, args: Mapping[str, str]) -> str:
@@ -159,9 +179,16 @@ class WechatGateway(Gateway):
             raise WechatPayError("WeChat sent the buyer back without a code (sign-in refused or cancelled)")
         secret = self._setting("mp_secret")
         try:
-            response = self.http.get(f"{self._base('sns_base', SNS_BASE)}/sns/oauth2/access_token", params={
-                "appid": self._setting("appid"), "secret": secret, "code": code, "grant_type": "authorization_code",
-            }, timeout=HTTP_TIMEOUT)
+            response = self.http.get(
+                f"{self._base('sns_base', SNS_BASE)}/sns/oauth2/access_token",
+                params={
+                    "appid": self._setting("appid"),
+                    "secret": secret,
+                    "code": code,
+                    "grant_type": "authorization_code",
+                },
+                timeout=HTTP_TIMEOUT,
+            )
         except requests.RequestException as exc:
             # The exception's text holds the URL, and the URL holds the secret.
             raise WechatPayError(f"WeChat OAuth unreachable: {type(exc).__name__}") from None
@@ -209,8 +236,7 @@ class WechatGateway(Gateway):
             if not h5_url.startswith(("https://", "http://")):
                 raise WechatPayError("h5 order answer's h5_url is not a web address")
             back = quote(order.base_url + order.return_url, safe="")
-            return PaymentStart(redirect_url=f"{h5_url}{'&' if '?' in h5_url else '?'}redirect_url={back}",
-                                method="h5")
+            return PaymentStart(redirect_url=f"{h5_url}{'&' if '?' in h5_url else '?'}redirect_url={back}", method="h5")
         if method == "jsapi":
             if not order.payer:
                 raise WechatPayError("JSAPI payment needs the buyer's openid (payer_sign_in_url first)")
@@ -318,8 +344,10 @@ class WechatGateway(Gateway):
     def _transaction(self, order_number: str) -> dict[str, Any] | None:
         """Our order as WeChat Pay's query API describes it (None when it has never heard
         of it), verified to be ours."""
-        path = (f"/v3/pay/transactions/out-trade-no/{quote(order_number, safe='')}"
-                f"?mchid={quote(self._setting('mchid'), safe='')}")
+        path = (
+            f"/v3/pay/transactions/out-trade-no/{quote(order_number, safe='')}"
+            f"?mchid={quote(self._setting('mchid'), safe='')}"
+        )
         status, answer = self._call("GET", path)
         if status == 404 and _error_code(answer) == "ORDER_NOT_EXIST":
             return None
@@ -351,8 +379,9 @@ class WechatGateway(Gateway):
         if len(key) != 32:
             raise InvalidNotify("apiv3_key is not 32 bytes")
         try:
-            plain = AESGCM(key).decrypt(nonce.encode(), base64.b64decode(ciphertext, validate=True),
-                                        associated_data.encode())
+            plain = AESGCM(key).decrypt(
+                nonce.encode(), base64.b64decode(ciphertext, validate=True), associated_data.encode()
+            )
         except (InvalidTag, ValueError) as exc:
             raise InvalidNotify("resource does not decrypt") from exc
         return _json_object(plain)
@@ -376,8 +405,12 @@ class WechatGateway(Gateway):
         except ValueError:
             return "platform_public_key is not a PEM public key or certificate"
         try:
-            key.verify(base64.b64decode(signature, validate=True), f"{timestamp}\n{nonce}\n".encode() + body + b"\n",
-                       padding.PKCS1v15(), hashes.SHA256())
+            key.verify(
+                base64.b64decode(signature, validate=True),
+                f"{timestamp}\n{nonce}\n".encode() + body + b"\n",
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
         except (InvalidSignature, ValueError):
             return "bad signature"
         return None
@@ -422,14 +455,17 @@ class WechatGateway(Gateway):
         nonce = secrets.token_hex(16)
         message = f"{method}\n{signed_url}\n{timestamp}\n{nonce}\n".encode() + body + b"\n"
         signature = self._merchant_signature(message)
-        return (f'{SCHEMA} mchid="{self._setting("mchid")}",nonce_str="{nonce}",signature="{signature}",'
-                f'timestamp="{timestamp}",serial_no="{self._setting("merchant_serial_no")}"')
+        return (
+            f'{SCHEMA} mchid="{self._setting("mchid")}",nonce_str="{nonce}",signature="{signature}",'
+            f'timestamp="{timestamp}",serial_no="{self._setting("merchant_serial_no")}"'
+        )
 
     def _merchant_signature(self, message: bytes) -> str:
         """Base64 SHA256withRSA of `message` with the merchant's API private key."""
         try:
-            key = serialization.load_pem_private_key(_pem(self._setting("merchant_private_key"), "PRIVATE KEY"),
-                                                     password=None)
+            key = serialization.load_pem_private_key(
+                _pem(self._setting("merchant_private_key"), "PRIVATE KEY"), password=None
+            )
         except ValueError as exc:
             raise WechatPayError("merchant_private_key is not a PEM private key") from exc
         if not isinstance(key, rsa.RSAPrivateKey):
@@ -445,8 +481,9 @@ def _payment(transaction: dict[str, Any]) -> Notice:
     total, currency = amount.get("total"), amount.get("currency")
     if type(total) is not int or total < 0 or not _is_text(currency):
         raise InvalidNotify("bad amount")
-    return Notice(order_number=transaction["out_trade_no"], trade_no=trade_no, amount=total, currency=currency,
-                  paid=True)
+    return Notice(
+        order_number=transaction["out_trade_no"], trade_no=trade_no, amount=total, currency=currency, paid=True
+    )
 
 
 def _pem(text: str, label: str) -> bytes:
@@ -456,7 +493,7 @@ def _pem(text: str, label: str) -> bytes:
     if match:
         label, text = match["label"], match["body"]
     body = "".join(text.split())
-    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return "\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----", ""]).encode()
 
 

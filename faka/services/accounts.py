@@ -16,6 +16,7 @@ Each login is a row in user_sessions; the session cookie holds its random id, so
 session can be ended from the server (logout, the sessions page, a password reset, two-
 factor set-up), and ends at an absolute limit however active it is.
 """
+
 import hashlib
 import hmac
 import math
@@ -91,8 +92,12 @@ class LoginThrottled(DomainError):
     """Too many wrong passwords for this account from this address: wait `seconds`."""
 
     def __init__(self, seconds: int):
-        super().__init__(_l("Too many failed logins for this account from here. Please try again in %(seconds)s "
-                            "seconds.", seconds=seconds))
+        super().__init__(
+            _l(
+                "Too many failed logins for this account from here. Please try again in %(seconds)s seconds.",
+                seconds=seconds,
+            )
+        )
         self.seconds = seconds
 
 
@@ -116,6 +121,7 @@ def check_new_password(email: str, password: str) -> None:
 
 
 # -- creation ---------------------------------------------------------------------------
+
 
 def _add_user(email: str, password_hash: str, role: str) -> User:
     if role not in ROLES:
@@ -172,6 +178,7 @@ def create_merchant(email: str, password: str, name: str, approved: bool = False
 
 
 # -- sign-up and email verification -----------------------------------------------------
+
 
 def registration_open() -> bool:
     return site_settings()["open_registration"] == "1"
@@ -244,18 +251,24 @@ def _queue_verification(user: User, locale: str):
     token = email_verification_token(user)
     site = site_settings()["site_name"]
     return queue_email(
-        EMAIL_VERIFY, user.email, _("Confirm your email address for %(site)s", site=site),
+        EMAIL_VERIFY,
+        user.email,
+        _("Confirm your email address for %(site)s", site=site),
         {"verify_url": f"{_base_url()}/verify/{token}", "hours": int(VERIFY_MAX_AGE.total_seconds() // 3600)},
-        locale=locale, user_id=user.id,
+        locale=locale,
+        user_id=user.id,
     )
 
 
 def _queue_account_exists(user: User, locale: str):
     site = site_settings()["site_name"]
     return queue_email(
-        EMAIL_ACCOUNT_EXISTS, user.email, _("You already have an account at %(site)s", site=site),
+        EMAIL_ACCOUNT_EXISTS,
+        user.email,
+        _("You already have an account at %(site)s", site=site),
         {"login_url": f"{_base_url()}/login", "reset_url": f"{_base_url()}/reset"},
-        locale=locale, user_id=user.id,
+        locale=locale,
+        user_id=user.id,
     )
 
 
@@ -280,15 +293,25 @@ def verify_email(token: str) -> User:
 
 # -- login ------------------------------------------------------------------------------
 
+
 def is_locked(user: User, now=None) -> bool:
     return bool(user.locked_until and user.locked_until > (now or clock.now()))
 
 
 def lockout_for(user: User, now) -> timedelta:
     """How long the account's next lock lasts: doubled for each lock in the last day."""
-    earlier = db.session.scalar(select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.action == "login.locked", AuditEvent.target == f"user:{user.id}",
-        AuditEvent.created_at > now - LOCKOUT_MEMORY)) or 0
+    earlier = (
+        db.session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(
+                AuditEvent.action == "login.locked",
+                AuditEvent.target == f"user:{user.id}",
+                AuditEvent.created_at > now - LOCKOUT_MEMORY,
+            )
+        )
+        or 0
+    )
     return min(LOCKOUT * 2 ** min(earlier, 10), MAX_LOCKOUT)
 
 
@@ -323,8 +346,9 @@ def known_device_tag(user_id: int, device_hash: str) -> str:
     return hmac.new(_known_device_key(), f"{user_id}:{device_hash}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _recent_failures(subject: str, user: User | None, ip: str | None, device_hash: str | None,
-                     known: bool, now: datetime) -> tuple[int, datetime | None]:
+def _recent_failures(
+    subject: str, user: User | None, ip: str | None, device_hash: str | None, known: bool, now: datetime
+) -> tuple[int, datetime | None]:
     """Wrong passwords for `subject` from this place (the known browser, else the IP
     address) since this browser last logged in to the account from there, within the
     memory: how many, and when the last was. (Another browser's login at the address,
@@ -338,19 +362,31 @@ def _recent_failures(subject: str, user: User | None, ip: str | None, device_has
         signed_in_here.append(SignIn.ip == ip)
     since = now - LOGIN_FAILURE_MEMORY
     if user is not None:
-        last_login = db.session.scalar(select(func.max(SignIn.created_at)).where(SignIn.user_id == user.id,
-                                                                                  *signed_in_here))
+        last_login = db.session.scalar(
+            select(func.max(SignIn.created_at)).where(SignIn.user_id == user.id, *signed_in_here)
+        )
         if last_login is not None:
             since = max(since, last_login)
     failures, last = db.session.execute(
         select(func.count(), func.max(SecurityEvent.created_at)).where(
-            SecurityEvent.kind == SecurityEvent.LOGIN_FAILED, SecurityEvent.subject == subject, place,
-            SecurityEvent.detail.is_(None), SecurityEvent.created_at > since)).one()
+            SecurityEvent.kind == SecurityEvent.LOGIN_FAILED,
+            SecurityEvent.subject == subject,
+            place,
+            SecurityEvent.detail.is_(None),
+            SecurityEvent.created_at > since,
+        )
+    ).one()
     return failures, last
 
 
-def authenticate(email: str, password: str, ip: str | None = None, device_hash: str | None = None,
-                 captcha_solved: bool = False, known_devices: frozenset[str] = frozenset()) -> User | None:
+def authenticate(
+    email: str,
+    password: str,
+    ip: str | None = None,
+    device_hash: str | None = None,
+    captcha_solved: bool = False,
+    known_devices: frozenset[str] = frozenset(),
+) -> User | None:
     """The user for these credentials, or None.
 
     Wrong passwords for one account from one address make that address wait longer
@@ -371,7 +407,7 @@ def authenticate(email: str, password: str, ip: str | None = None, device_hash: 
     verdict = risk.check(signals, captcha_solved)
     begin_write()
     risk.add_event(signals, verdict, captcha_solved=captcha_solved)
-    subject = _normalised_email(email)[:security_events.MAX_SUBJECT]
+    subject = _normalised_email(email)[: security_events.MAX_SUBJECT]
     user = _find_user(email)
     known = bool(user is not None and device_hash and known_device_tag(user.id, device_hash) in known_devices)
 
@@ -453,13 +489,21 @@ def session_lifetime(user: User) -> timedelta:
 
 
 def _live(now: datetime):
-    return (UserSession.revoked_at.is_(None), UserSession.expires_at > now,
-            UserSession.last_seen_at > now - _idle_limit())
+    return (
+        UserSession.revoked_at.is_(None),
+        UserSession.expires_at > now,
+        UserSession.last_seen_at > now - _idle_limit(),
+    )
 
 
-def start_session(user_id: int, ip: str | None = None, user_agent: str | None = None,
-                  now: datetime | None = None, logged_in_at: datetime | None = None,
-                  expires_at: datetime | None = None) -> str:
+def start_session(
+    user_id: int,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+    logged_in_at: datetime | None = None,
+    expires_at: datetime | None = None,
+) -> str:
     """Add a new session of the user to the caller's transaction; returns its random id,
     for the session cookie (only its hash is stored). It ends `session_lifetime` after
     now, or at `expires_at` (a renewed session keeps its login's limit). Ended sessions
@@ -467,26 +511,46 @@ def start_session(user_id: int, ip: str | None = None, user_agent: str | None = 
     and their addresses are not kept."""
     now = now or clock.now()
     session_id = secrets.token_urlsafe(32)
-    db.session.execute(delete(UserSession).where(or_(
-        UserSession.revoked_at.is_not(None), UserSession.expires_at <= now,
-        UserSession.last_seen_at <= now - _idle_limit())))
-    db.session.add(UserSession(
-        user_id=user_id, token_hash=_session_digest(session_id), created_at=logged_in_at or now, last_seen_at=now,
-        expires_at=expires_at or now + session_lifetime(db.session.get(User, user_id)),
-        ip=(ip or "")[:45] or None, user_agent=(user_agent or "")[:120] or None))
+    db.session.execute(
+        delete(UserSession).where(
+            or_(
+                UserSession.revoked_at.is_not(None),
+                UserSession.expires_at <= now,
+                UserSession.last_seen_at <= now - _idle_limit(),
+            )
+        )
+    )
+    db.session.add(
+        UserSession(
+            user_id=user_id,
+            token_hash=_session_digest(session_id),
+            created_at=logged_in_at or now,
+            last_seen_at=now,
+            expires_at=expires_at or now + session_lifetime(db.session.get(User, user_id)),
+            ip=(ip or "")[:45] or None,
+            user_agent=(user_agent or "")[:120] or None,
+        )
+    )
     return session_id
 
 
-def renew_session(user_id: int, current: str | None, ip: str | None, user_agent: str | None,
-                  now: datetime | None = None) -> tuple[int, str]:
+def renew_session(
+    user_id: int, current: str | None, ip: str | None, user_agent: str | None, now: datetime | None = None
+) -> tuple[int, str]:
     """End every session of the user, the one asking (`current`, its id) included, and
     start the asking browser's again under a new id, inside the caller's transaction: a
     copy of its cookie taken before is worthless too. The renewed session keeps its
     login time and absolute limit. Returns how many other sessions ended, and the new id."""
     now = now or clock.now()
-    asking = db.session.execute(select(UserSession.created_at, UserSession.expires_at).where(
-        UserSession.token_hash == _session_digest(current), UserSession.user_id == user_id, *_live(now))
-    ).first() if isinstance(current, str) and current else None
+    asking = (
+        db.session.execute(
+            select(UserSession.created_at, UserSession.expires_at).where(
+                UserSession.token_hash == _session_digest(current), UserSession.user_id == user_id, *_live(now)
+            )
+        ).first()
+        if isinstance(current, str) and current
+        else None
+    )
     ended = end_all_sessions(user_id, now=now)
     session_id = start_session(user_id, ip, user_agent, now, *(asking or ()))
     return ended - (asking is not None), session_id
@@ -499,15 +563,20 @@ def session_user(user_id: int, session_id: str | None, now: datetime | None = No
     if not isinstance(session_id, str) or not session_id:
         return None
     now = now or clock.now()
-    row = db.session.execute(select(UserSession.id, UserSession.last_seen_at).where(
-        UserSession.token_hash == _session_digest(session_id), UserSession.user_id == user_id, *_live(now))).first()
+    row = db.session.execute(
+        select(UserSession.id, UserSession.last_seen_at).where(
+            UserSession.token_hash == _session_digest(session_id), UserSession.user_id == user_id, *_live(now)
+        )
+    ).first()
     if row is None:
         return None
     if now - row.last_seen_at >= SESSION_SEEN_EVERY:
         begin_write()
-        db.session.execute(update(UserSession).where(UserSession.id == row.id,
-                                                     UserSession.last_seen_at <= now - SESSION_SEEN_EVERY)
-                           .values(last_seen_at=now))
+        db.session.execute(
+            update(UserSession)
+            .where(UserSession.id == row.id, UserSession.last_seen_at <= now - SESSION_SEEN_EVERY)
+            .values(last_seen_at=now)
+        )
         db.session.commit()
     return db.session.get(User, user_id)
 
@@ -517,8 +586,11 @@ def end_session(session_id: str | None) -> None:
     if not isinstance(session_id, str) or not session_id:
         return
     begin_write()
-    db.session.execute(update(UserSession).where(UserSession.token_hash == _session_digest(session_id),
-                                                 UserSession.revoked_at.is_(None)).values(revoked_at=clock.now()))
+    db.session.execute(
+        update(UserSession)
+        .where(UserSession.token_hash == _session_digest(session_id), UserSession.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
     db.session.commit()
 
 
@@ -537,10 +609,23 @@ def active_sessions(user_id: int, current: str | None, now: datetime | None = No
     recently seen."""
     now = now or clock.now()
     current_digest = _session_digest(current) if isinstance(current, str) and current else None
-    rows = db.session.execute(select(UserSession).where(UserSession.user_id == user_id, *_live(now))
-                              .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())).scalars()
-    found = [ActiveSession(row.id, row.created_at, row.last_seen_at, row.expires_at, row.ip, row.user_agent,
-                           row.token_hash == current_digest) for row in rows]
+    rows = db.session.execute(
+        select(UserSession)
+        .where(UserSession.user_id == user_id, *_live(now))
+        .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
+    ).scalars()
+    found = [
+        ActiveSession(
+            row.id,
+            row.created_at,
+            row.last_seen_at,
+            row.expires_at,
+            row.ip,
+            row.user_agent,
+            row.token_hash == current_digest,
+        )
+        for row in rows
+    ]
     return sorted(found, key=lambda s: not s.current)
 
 
@@ -550,27 +635,37 @@ def revoke_session(user_id: int, session_row_id: int) -> None:
     now = clock.now()
     begin_write()
     try:
-        ended = db.session.execute(update(UserSession).where(
-            UserSession.id == session_row_id, UserSession.user_id == user_id, *_live(now)).values(revoked_at=now))
+        ended = db.session.execute(
+            update(UserSession)
+            .where(UserSession.id == session_row_id, UserSession.user_id == user_id, *_live(now))
+            .values(revoked_at=now)
+        )
         if ended.rowcount != 1:
             raise SessionGone()
-        db.session.add(AuditEvent(actor_id=user_id, action="session.revoked", target=f"user:{user_id}",
-                                  detail=f"session:{session_row_id}"))
+        db.session.add(
+            AuditEvent(
+                actor_id=user_id, action="session.revoked", target=f"user:{user_id}", detail=f"session:{session_row_id}"
+            )
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
 
 
-def sign_out_other_sessions(user_id: int, current: str | None, ip: str | None,
-                            user_agent: str | None) -> tuple[int, str]:
+def sign_out_other_sessions(
+    user_id: int, current: str | None, ip: str | None, user_agent: str | None
+) -> tuple[int, str]:
     """End every session of the user but the one asking, which goes on under a new id
     (renew_session); returns how many ended, and that id."""
     begin_write()
     try:
         ended, session_id = renew_session(user_id, current, ip, user_agent)
-        db.session.add(AuditEvent(actor_id=user_id, action="session.revoked_others", target=f"user:{user_id}",
-                                  detail=f"{ended} ended"))
+        db.session.add(
+            AuditEvent(
+                actor_id=user_id, action="session.revoked_others", target=f"user:{user_id}", detail=f"{ended} ended"
+            )
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -582,8 +677,9 @@ class WrongPassword(DomainError):
     message = _l("That password is not right.")
 
 
-def reauthenticate(user_id: int, password: str, code: str | None, ip: str | None = None,
-                   device_hash: str | None = None) -> None:
+def reauthenticate(
+    user_id: int, password: str, code: str | None, ip: str | None = None, device_hash: str | None = None
+) -> None:
     """Confirm that a logged-in user is still the one at the keyboard before a secret is
     shown: their password, and their second-factor code when it is on. A wrong answer
     counts toward the account's lockout, as a wrong second-factor code at login does (and
@@ -595,14 +691,21 @@ def reauthenticate(user_id: int, password: str, code: str | None, ip: str | None
     begin_write()
     user = db.session.get(User, user_id, with_for_update=True)
     if user is None or is_locked(user, now):
-        security_events.add(SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=f"user:{user_id}",
-                            detail="re-authentication, locked", now=now)
+        security_events.add(
+            SecurityEvent.LOGIN_FAILED,
+            ip,
+            device_hash,
+            subject=f"user:{user_id}",
+            detail="re-authentication, locked",
+            now=now,
+        )
         db.session.commit()
         raise twofactor.AccountLocked()
     if not verify_login_password(user.password_hash, password or ""):
         record_failed_login(user, now)
-        security_events.add(SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=f"user:{user_id}",
-                            detail="re-authentication", now=now)
+        security_events.add(
+            SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=f"user:{user_id}", detail="re-authentication", now=now
+        )
         locked = is_locked(user, now)
         db.session.commit()
         raise twofactor.AccountLocked() if locked else WrongPassword()
@@ -622,6 +725,7 @@ def _dummy_hash() -> str:
 
 
 # -- password reset ---------------------------------------------------------------------
+
 
 def _password_digest(user: User) -> str:
     # Binds a reset token to the password it resets without putting the hash in the
@@ -657,10 +761,15 @@ def queue_password_reset(user: User, locale: str):
     with force_locale(locale):
         subject = _("Reset your password for %(site)s", site=site)
     return queue_email(
-        EMAIL_PASSWORD_RESET, user.email, subject,
-        {"reset_url": f"{_base_url()}/reset/{password_reset_token(user)}",
-         "minutes": int(RESET_MAX_AGE.total_seconds() // 60)},
-        locale=locale, user_id=user.id,
+        EMAIL_PASSWORD_RESET,
+        user.email,
+        subject,
+        {
+            "reset_url": f"{_base_url()}/reset/{password_reset_token(user)}",
+            "minutes": int(RESET_MAX_AGE.total_seconds() // 60),
+        },
+        locale=locale,
+        user_id=user.id,
     )
 
 
@@ -707,6 +816,16 @@ def reset_password(token: str, new_password: str) -> User:
 
 
 __all__ = [
-    "ROLE_MERCHANT", "ROLE_OPERATOR", "authenticate", "check_reset_token", "create_merchant", "create_operator",
-    "create_user", "registration_open", "request_password_reset", "reset_password", "sign_up", "verify_email",
+    "ROLE_MERCHANT",
+    "ROLE_OPERATOR",
+    "authenticate",
+    "check_reset_token",
+    "create_merchant",
+    "create_operator",
+    "create_user",
+    "registration_open",
+    "request_password_reset",
+    "reset_password",
+    "sign_up",
+    "verify_email",
 ]

@@ -22,6 +22,7 @@ day index with one CASE over those boundaries, grouping on it. That is plain SQL
 databases, returns at most 30 rows per query, and the number of queries is fixed
 whatever the number of orders.
 """
+
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
@@ -234,8 +235,9 @@ def _complaint_counts(merchant_id: int, bounds: list[datetime]) -> list[int]:
     """Complaints opened on this merchant's orders per local day."""
     per_complaint = (
         select(_day_index(Complaint.created_at, bounds).label("day"))
-        .where(Complaint.merchant_id == merchant_id, Complaint.created_at >= bounds[0],
-               Complaint.created_at < bounds[-1])
+        .where(
+            Complaint.merchant_id == merchant_id, Complaint.created_at >= bounds[0], Complaint.created_at < bounds[-1]
+        )
         .subquery()
     )
     result = [0] * (len(bounds) - 1)

@@ -4,6 +4,7 @@
 when the change it describes is; it never commits. Events are append-only: the ORM
 refuses to update or delete one (see `_refuse_change`), and no code here offers to.
 """
+
 import csv
 import io
 import json
@@ -108,8 +109,14 @@ class AuditEventImmutable(RuntimeError):
     """Code tried to change or remove an audit event: a bug, never a user's doing."""
 
 
-def record(actor_id: int | None, action: str, target: str | None, before: dict | None = None,
-           after: dict | None = None, detail: str = "") -> AuditEvent:
+def record(
+    actor_id: int | None,
+    action: str,
+    target: str | None,
+    before: dict | None = None,
+    after: dict | None = None,
+    detail: str = "",
+) -> AuditEvent:
     """Add an audit event to the current transaction (the caller commits)."""
     audit_event = AuditEvent(
         actor_id=actor_id,
@@ -137,8 +144,9 @@ def _client_ip() -> str | None:
     return request.remote_addr[:45]
 
 
-def _query(action: str | None, actor_id: int | None, target: str | None,
-           since: datetime | None, until: datetime | None):
+def _query(
+    action: str | None, actor_id: int | None, target: str | None, since: datetime | None, until: datetime | None
+):
     query = select(AuditEvent)
     if action:
         query = query.where(AuditEvent.action == action)
@@ -153,31 +161,57 @@ def _query(action: str | None, actor_id: int | None, target: str | None,
     return query
 
 
-def search(action: str | None = None, actor_id: int | None = None, target: str | None = None,
-           since: datetime | None = None, until: datetime | None = None,
-           page: int = 1) -> tuple[list[AuditEvent], int]:
+def search(
+    action: str | None = None,
+    actor_id: int | None = None,
+    target: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    page: int = 1,
+) -> tuple[list[AuditEvent], int]:
     """One page of matching events, newest first, and how many match.
 
     `since` is inclusive, `until` exclusive."""
     query = _query(action, actor_id, target, since, until)
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    events = db.session.execute(
-        query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
-        .limit(PER_PAGE).offset((max(int(page), 1) - 1) * PER_PAGE)
-    ).scalars().all()
+    events = (
+        db.session.execute(
+            query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+            .limit(PER_PAGE)
+            .offset((max(int(page), 1) - 1) * PER_PAGE)
+        )
+        .scalars()
+        .all()
+    )
     return list(events), total
 
 
-def export_csv(action: str | None = None, actor_id: int | None = None, target: str | None = None,
-               since: datetime | None = None, until: datetime | None = None) -> str:
+def export_csv(
+    action: str | None = None,
+    actor_id: int | None = None,
+    target: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> str:
     """All matching events as CSV, oldest first."""
     query = _query(action, actor_id, target, since, until)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for e in db.session.execute(query.order_by(AuditEvent.created_at, AuditEvent.id)).scalars():
-        writer.writerow([e.id, e.created_at.isoformat(), e.actor_id or "", e.action, e.target or "",
-                         _safe(e.detail), _safe(e.before), _safe(e.after), e.ip or ""])
+        writer.writerow(
+            [
+                e.id,
+                e.created_at.isoformat(),
+                e.actor_id or "",
+                e.action,
+                e.target or "",
+                _safe(e.detail),
+                _safe(e.before),
+                _safe(e.after),
+                e.ip or "",
+            ]
+        )
     return out.getvalue()
 
 
@@ -197,6 +231,9 @@ def _refuse_change(_mapper, _connection, target):
 def _refuse_bulk_change(state):
     """The same for `update(AuditEvent)` / `delete(AuditEvent)` run through the session,
     which skip the per-object events above."""
-    if (state.is_update or state.is_delete) and state.bind_mapper is not None \
-            and state.bind_mapper.class_ is AuditEvent:
+    if (
+        (state.is_update or state.is_delete)
+        and state.bind_mapper is not None
+        and state.bind_mapper.class_ is AuditEvent
+    ):
         raise AuditEventImmutable("audit events are append-only")

@@ -18,6 +18,7 @@ transaction and checks their counts against the manifest, writes the keys into t
 instance folder, puts the uploads back, upgrades the schema to this version's, and
 decrypts a sample of every kind of stored secret with the restored keys.
 """
+
 import io
 import json
 import os
@@ -75,8 +76,9 @@ def create_backup(path: Path) -> BackupResult:
                 dump = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, dir=work)
                 rows = 0
                 for batch in dbcopy.export_rows(conn, table):
-                    dump.writelines(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-                                    for row in batch)
+                    dump.writelines(
+                        json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for row in batch
+                    )
                     rows += len(batch)
                 dumps.append((table.name, rows, dump))
         files = sorted(p for p in uploads.rglob("*") if p.is_file() and not p.is_symlink()) if uploads.is_dir() else []
@@ -152,14 +154,16 @@ def _secret_from_environment() -> bool:
 
 def _commit() -> str | None:
     try:
-        result = subprocess.run(["git", "-C", str(instance.ROOT), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=5)
+        result = subprocess.run(
+            ["git", "-C", str(instance.ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
 # -- restoring ----------------------------------------------------------------------------
+
 
 def read_manifest(path: Path) -> dict:
     try:
@@ -206,8 +210,10 @@ def restore_backup(path: Path, force: bool = False) -> RestoreReport:
     revision, head = _revisions(manifest)
     before = target_state()
     if before.data_rows and not force:
-        raise BackupError(f"{dbcopy.describe(db.engine)} already holds data ({before.data_rows} rows): restore into "
-                          f"an empty database, or pass --force to replace everything in it")
+        raise BackupError(
+            f"{dbcopy.describe(db.engine)} already holds data ({before.data_rows} rows): restore into "
+            f"an empty database, or pass --force to replace everything in it"
+        )
     secret_from_env = _secret_from_environment()
     with tarfile.open(path, "r:gz") as tar:
         members = {m.name: m for m in tar.getmembers()}
@@ -232,19 +238,30 @@ def restore_backup(path: Path, force: bool = False) -> RestoreReport:
             except dbcopy.CopyError as exc:
                 raise BackupError(str(exc)) from exc
             restored = dbcopy.row_counts(conn, state.tables)
-            differ = [f"{t['name']} {t['rows']} → {restored.get(t['name'])}" for t in manifest["tables"]
-                      if restored.get(t["name"]) != t["rows"]]
+            differ = [
+                f"{t['name']} {t['rows']} → {restored.get(t['name'])}"
+                for t in manifest["tables"]
+                if restored.get(t["name"]) != t["rows"]
+            ]
             if differ:
                 raise BackupError("the archive is damaged, row counts differ from its manifest: " + ", ".join(differ))
 
-        report = RestoreReport(manifest, restored, revision if revision != head else None, head,
-                               _restore_uploads(tar, members.values()), crypto.key_file(), _secret_file())
+        report = RestoreReport(
+            manifest,
+            restored,
+            revision if revision != head else None,
+            head,
+            _restore_uploads(tar, members.values()),
+            crypto.key_file(),
+            _secret_file(),
+        )
     report.kept = _write_keys(report, "\n".join(keys) + "\n", secret + "\n", keep_old=bool(before.data_rows))
     if revision != head:
         upgrade()
     report.sample = crypto.check(restored_vault, sample=SAMPLE)
-    report.encryption_keys_env_differs = (crypto.keys_from_environment()
-                                          and crypto.parse_keys(current_app.config["ENCRYPTION_KEYS"]) != keys)
+    report.encryption_keys_env_differs = (
+        crypto.keys_from_environment() and crypto.parse_keys(current_app.config["ENCRYPTION_KEYS"]) != keys
+    )
     report.secret_key_env_differs = secret_from_env and current_app.config["SECRET_KEY"] != secret
     return report
 
@@ -260,8 +277,10 @@ def _revisions(manifest: dict) -> tuple[str, str]:
     except CommandError:
         known = None
     if known is None:
-        raise BackupError(f"the backup's schema (revision {revision}) is newer than this version of faka: "
-                          f"update faka first, then restore")
+        raise BackupError(
+            f"the backup's schema (revision {revision}) is newer than this version of faka: "
+            f"update faka first, then restore"
+        )
     return revision, scripts.get_current_head()
 
 

@@ -5,6 +5,7 @@ address or network (CIDR), or a device (the keyed hash of its cookie, as the ris
 monitor shows it). The operator's entries apply everywhere; a merchant's entries only
 to its own products and orders. Entries may expire.
 """
+
 import ipaddress
 import re
 from collections.abc import Iterator
@@ -63,8 +64,15 @@ def normalise(kind: str, value: str) -> str:
     raise InvalidEntry()
 
 
-def add(kind: str, value: str, reason: str, *, actor_id: int | None, merchant_id: int | None = None,
-        expires_at: datetime | None = None) -> BlacklistEntry:
+def add(
+    kind: str,
+    value: str,
+    reason: str,
+    *,
+    actor_id: int | None,
+    merchant_id: int | None = None,
+    expires_at: datetime | None = None,
+) -> BlacklistEntry:
     """Blacklist a value (the operator's when merchant_id is None), audited. The same
     value blacklisted again by the same owner while its entry is active extends that
     entry (to the later expiry) instead of adding a second one."""
@@ -75,27 +83,52 @@ def add(kind: str, value: str, reason: str, *, actor_id: int | None, merchant_id
     now = clock.now()
     begin_write()
     entry = db.session.execute(
-        select(BlacklistEntry).where(*_owned(merchant_id, kind), BlacklistEntry.value == value,
-                                     or_(BlacklistEntry.expires_at.is_(None), BlacklistEntry.expires_at > now))
-        .order_by(BlacklistEntry.id).limit(1)
+        select(BlacklistEntry)
+        .where(
+            *_owned(merchant_id, kind),
+            BlacklistEntry.value == value,
+            or_(BlacklistEntry.expires_at.is_(None), BlacklistEntry.expires_at > now),
+        )
+        .order_by(BlacklistEntry.id)
+        .limit(1)
     ).scalar_one_or_none()
     if entry is not None:
         before = entry.expires_at
         if before is not None and (expires_at is None or expires_at > before):
             entry.expires_at = expires_at
-        audit.record(actor_id, "blacklist.extended", f"blacklist:{entry.id}",
-                     before={"expires_at": before.isoformat() if before else None},
-                     after={"expires_at": entry.expires_at.isoformat() if entry.expires_at else None, "reason": reason})
+        audit.record(
+            actor_id,
+            "blacklist.extended",
+            f"blacklist:{entry.id}",
+            before={"expires_at": before.isoformat() if before else None},
+            after={"expires_at": entry.expires_at.isoformat() if entry.expires_at else None, "reason": reason},
+        )
         db.session.commit()
         forget(_INDEX)
         return entry
-    entry = BlacklistEntry(kind=kind, value=value, reason=reason, merchant_id=merchant_id, created_by=actor_id,
-                           created_at=now, expires_at=expires_at)
+    entry = BlacklistEntry(
+        kind=kind,
+        value=value,
+        reason=reason,
+        merchant_id=merchant_id,
+        created_by=actor_id,
+        created_at=now,
+        expires_at=expires_at,
+    )
     db.session.add(entry)
     db.session.flush()
-    audit.record(actor_id, "blacklist.added", f"blacklist:{entry.id}",
-                 after={"kind": kind, "value": value, "reason": reason, "merchant_id": merchant_id,
-                        "expires_at": expires_at.isoformat() if expires_at else None})
+    audit.record(
+        actor_id,
+        "blacklist.added",
+        f"blacklist:{entry.id}",
+        after={
+            "kind": kind,
+            "value": value,
+            "reason": reason,
+            "merchant_id": merchant_id,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
     db.session.commit()
     forget(_INDEX)
     return entry
@@ -108,16 +141,21 @@ def remove(entry_id: int, *, actor_id: int | None, merchant_id: int | None = Non
     if entry is None or entry.merchant_id != merchant_id:
         db.session.rollback()
         raise NotFound()
-    audit.record(actor_id, "blacklist.removed", f"blacklist:{entry.id}",
-                 before={"kind": entry.kind, "value": entry.value, "reason": entry.reason})
+    audit.record(
+        actor_id,
+        "blacklist.removed",
+        f"blacklist:{entry.id}",
+        before={"kind": entry.kind, "value": entry.value, "reason": entry.reason},
+    )
     db.session.delete(entry)
     db.session.commit()
     forget(_INDEX)
 
 
 def _owned(merchant_id: int | None, kind: str | None):
-    conditions = [BlacklistEntry.merchant_id.is_(None) if merchant_id is None
-                  else BlacklistEntry.merchant_id == merchant_id]
+    conditions = [
+        BlacklistEntry.merchant_id.is_(None) if merchant_id is None else BlacklistEntry.merchant_id == merchant_id
+    ]
     if kind in BlacklistEntry.KINDS:
         conditions.append(BlacklistEntry.kind == kind)
     return conditions
@@ -129,13 +167,19 @@ def entries(merchant_id: int | None = None, kind: str | None = None) -> list[Bla
     return list(db.session.execute(query).scalars())
 
 
-def entries_page(merchant_id: int | None = None, kind: str | None = None, page: int = 1,
-                 per_page: int = PER_PAGE) -> tuple[list[BlacklistEntry], int]:
+def entries_page(
+    merchant_id: int | None = None, kind: str | None = None, page: int = 1, per_page: int = PER_PAGE
+) -> tuple[list[BlacklistEntry], int]:
     """One page of entries(), and how many there are in all."""
     conditions = _owned(merchant_id, kind)
     total = db.session.scalar(select(func.count()).select_from(BlacklistEntry).where(*conditions)) or 0
-    rows = db.session.execute(select(BlacklistEntry).where(*conditions).order_by(BlacklistEntry.id.desc())
-                              .offset((max(page, 1) - 1) * per_page).limit(per_page)).scalars()
+    rows = db.session.execute(
+        select(BlacklistEntry)
+        .where(*conditions)
+        .order_by(BlacklistEntry.id.desc())
+        .offset((max(page, 1) - 1) * per_page)
+        .limit(per_page)
+    ).scalars()
     return list(rows), total
 
 
@@ -199,15 +243,20 @@ class _Index:
         for key in keys:
             yield from self.by_value.get(key, ())
         if address is not None:
-            yield from (entry for network, entry in self.networks
-                        if network.version == address.version and address in network)
+            yield from (
+                entry for network, entry in self.networks if network.version == address.version and address in network
+            )
 
 
 def _active_index() -> _Index:
     rows = db.session.execute(
-        select(BlacklistEntry.id, BlacklistEntry.kind, BlacklistEntry.value, BlacklistEntry.merchant_id,
-               BlacklistEntry.expires_at)
-        .where(or_(BlacklistEntry.expires_at.is_(None), BlacklistEntry.expires_at > clock.now()))
+        select(
+            BlacklistEntry.id,
+            BlacklistEntry.kind,
+            BlacklistEntry.value,
+            BlacklistEntry.merchant_id,
+            BlacklistEntry.expires_at,
+        ).where(or_(BlacklistEntry.expires_at.is_(None), BlacklistEntry.expires_at > clock.now()))
     )
     return _Index([Listed(*row) for row in rows])
 

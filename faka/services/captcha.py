@@ -10,6 +10,7 @@ iterations, and never more than CAPTCHA_MAX_NUMBER + 1 of them; checking an answ
 one run. The parameters are HMAC-signed with a key derived from SECRET_KEY, carry an
 expiry, and a solved challenge is spent on first use (SpentChallenge).
 """
+
 import hashlib
 import hmac
 import secrets
@@ -43,8 +44,7 @@ def challenge(now: datetime | None = None) -> dict:
     """A new signed challenge for the widget, as the JSON it fetches."""
     now = now or clock.now()
     counter = secrets.randbelow(current_app.config["CAPTCHA_MAX_NUMBER"] + 1)
-    return altcha.create_challenge(ALGORITHM, COST, counter=counter, expires_at=now + TTL,
-                                   hmac_secret=_key()).to_dict()
+    return altcha.create_challenge(ALGORITHM, COST, counter=counter, expires_at=now + TTL, hmac_secret=_key()).to_dict()
 
 
 def solved(form, ip: str | None = None, device_hash: str | None = None) -> bool:
@@ -90,4 +90,3 @@ def _spend(signature: str, expires_at: datetime, now: datetime) -> bool:
         db.session.rollback()
         return False
     return True
-

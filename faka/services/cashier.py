@@ -6,6 +6,7 @@ onto a phone). Nothing answers a form with a redirect to another site: htmx cann
 follow one, and the CSP's `form-action 'self'` makes browsers refuse a form whose
 redirects end elsewhere. So `prepare` never redirects: it says what the page shows.
 """
+
 import logging
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from faka.payments.clients import IN_APP, PHONES
 from faka.services import payments
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Cashier:
@@ -60,12 +62,18 @@ def prepare(order: Order, client: str, payer: str | None, sign_in_callback: str,
     """Start (or restart) the order's payment for a buyer in `client`. Provider errors
     propagate (GatewayError, requests' errors): the page then offers to try again."""
     gateway = get_gateway(order.gateway)
-    base = dict(order=order, gateway=order.gateway, label=str(GATEWAY_NAMES.get(order.gateway, order.gateway)),
-                client=client, alternatives=ways_to_pay(client, besides=order.gateway))
+    base = dict(
+        order=order,
+        gateway=order.gateway,
+        label=str(GATEWAY_NAMES.get(order.gateway, order.gateway)),
+        client=client,
+        alternatives=ways_to_pay(client, besides=order.gateway),
+    )
     if gateway.method_for(client) is None:
         return Cashier(guidance=True, **base)
-    sign_in_url = gateway.payer_sign_in_url(payments.order_ref(order, client=client, payer=payer),
-                                            sign_in_callback, state)
+    sign_in_url = gateway.payer_sign_in_url(
+        payments.order_ref(order, client=client, payer=payer), sign_in_callback, state
+    )
     if sign_in_url:
         return Cashier(sign_in_url=sign_in_url, **base)
     payment = payments.start_payment(order, client=client, payer=payer)

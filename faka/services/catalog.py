@@ -1,5 +1,6 @@
 """What the storefront shows: products on sale and their live stock, shop pages, and the
 reputation and reviews shown with them."""
+
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -121,8 +122,12 @@ def _product_on_sale_query():
     return (
         _on_sale()
         .where(Product.slug == bindparam("slug"))
-        .options(contains_eager(Product.merchant), joinedload(Product.category), joinedload(Product.tiers),
-                 joinedload(Product.checkout_fields))
+        .options(
+            contains_eager(Product.merchant),
+            joinedload(Product.category),
+            joinedload(Product.tiers),
+            joinedload(Product.checkout_fields),
+        )
     )
 
 
@@ -130,8 +135,11 @@ def _product_on_sale_query():
 def _product_to_sell_query():
     # With the checkout fields: the buyer's answers are checked against them (no statement of
     # its own: a product without fields adds an empty outer join).
-    return _on_sale().where(Product.slug == bindparam("slug")).options(joinedload(Product.tiers),
-                                                                       joinedload(Product.checkout_fields))
+    return (
+        _on_sale()
+        .where(Product.slug == bindparam("slug"))
+        .options(joinedload(Product.tiers), joinedload(Product.checkout_fields))
+    )
 
 
 def product_listing(slug: str, galleries: bool = False) -> Listing:
@@ -148,8 +156,7 @@ class ProductPage:
 def product_page(slug: str) -> ProductPage:
     listing = product_listing(slug, galleries=True)
     product = listing.product
-    return ProductPage(listing, merchant_reputation(product.merchant_id),
-                       public_reviews(product_id=product.id))
+    return ProductPage(listing, merchant_reputation(product.merchant_id), public_reviews(product_id=product.id))
 
 
 def product_reviews(slug: str, sort: str, page: int) -> tuple[Product, ReviewPage]:
@@ -181,11 +188,14 @@ def _shop(public_id: str) -> Merchant:
 def shop_page(public_id: str) -> ShopPage:
     """A shop's public page: who it is, its reputation, its goods on sale, its reviews."""
     merchant = _shop(public_id)
-    products = db.session.execute(
-        _on_sale().where(Product.merchant_id == merchant.id).order_by(Product.position, Product.id)
-    ).scalars().all()
-    return ShopPage(merchant, merchant_reputation(merchant.id), _listings(list(products)),
-                    public_reviews(merchant_id=merchant.id))
+    products = (
+        db.session.execute(_on_sale().where(Product.merchant_id == merchant.id).order_by(Product.position, Product.id))
+        .scalars()
+        .all()
+    )
+    return ShopPage(
+        merchant, merchant_reputation(merchant.id), _listings(list(products)), public_reviews(merchant_id=merchant.id)
+    )
 
 
 def shop_reviews(public_id: str, sort: str, page: int) -> tuple[Merchant, ReviewPage]:
@@ -202,8 +212,10 @@ def product_image_file(name: str) -> Path | None:
     if condition is None:
         return None
     known = db.session.execute(
-        _on_sale().join(ProductImage, ProductImage.product_id == Product.id)
+        _on_sale()
+        .join(ProductImage, ProductImage.product_id == Product.id)
         .where(condition, Product.deleted_at.is_(None))
-        .with_only_columns(ProductImage.id).limit(1)
+        .with_only_columns(ProductImage.id)
+        .limit(1)
     ).first()
     return product_images.existing(name) if known else None

@@ -14,6 +14,7 @@ first). What each state means:
 
 Every change is written to the audit log in its own transaction.
 """
+
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
@@ -42,8 +43,12 @@ class CategoryNotEmpty(DomainError):
 
     def __init__(self, product_count: int):
         self.product_count = product_count
-        super().__init__(_l("Products still in this category: %(count)s. Move them to another category to delete it.",
-                            count=product_count))
+        super().__init__(
+            _l(
+                "Products still in this category: %(count)s. Move them to another category to delete it.",
+                count=product_count,
+            )
+        )
 
 
 class InvalidMoveTarget(DomainError):
@@ -75,11 +80,13 @@ def all_categories() -> list[CategoryRow]:
 def _product_counts(category_ids: list[int]) -> dict[int, int]:
     if not category_ids:
         return {}
-    return dict(db.session.execute(
-        select(Product.category_id, func.count())
-        .where(Product.category_id.in_(category_ids), Product.deleted_at.is_(None))
-        .group_by(Product.category_id)
-    ).all())
+    return dict(
+        db.session.execute(
+            select(Product.category_id, func.count())
+            .where(Product.category_id.in_(category_ids), Product.deleted_at.is_(None))
+            .group_by(Product.category_id)
+        ).all()
+    )
 
 
 def live_product_count(category_id: int) -> int:
@@ -151,8 +158,12 @@ def _refuse_duplicate(name: str, name_en: str | None, except_id: int | None = No
 
 
 def _snapshot(category: Category) -> dict:
-    return {"name": category.name, "name_en": category.name_en, "position": category.position,
-            "hidden": category.hidden}
+    return {
+        "name": category.name,
+        "name_en": category.name_en,
+        "position": category.position,
+        "hidden": category.hidden,
+    }
 
 
 def create(name: str | None, name_en: str | None, operator_id: int) -> Category:
@@ -180,8 +191,13 @@ def rename(category_id: int, name: str | None, name_en: str | None, operator_id:
     _refuse_duplicate(name, name_en, except_id=category.id)
     before = {"name": category.name, "name_en": category.name_en}
     category.name, category.name_en = name, name_en
-    audit.record(operator_id, "category.renamed", f"category:{category.id}", before=before,
-                 after={"name": name, "name_en": name_en})
+    audit.record(
+        operator_id,
+        "category.renamed",
+        f"category:{category.id}",
+        before=before,
+        after={"name": name, "name_en": name_en},
+    )
     db.session.commit()
     return category
 
@@ -206,8 +222,13 @@ def _reorder(category_id: int, operator_id: int, place) -> Category:
     for number, c in enumerate(categories, start=1):
         c.position = number
     if category.position != before:
-        audit.record(operator_id, "category.reordered", f"category:{category.id}",
-                     before={"position": before}, after={"position": category.position})
+        audit.record(
+            operator_id,
+            "category.reordered",
+            f"category:{category.id}",
+            before={"position": before},
+            after={"position": category.position},
+        )
     db.session.commit()
     return category
 
@@ -232,8 +253,14 @@ def set_hidden(category_id: int, hidden: bool, operator_id: int) -> Category:
         db.session.rollback()
         return category
     category.hidden = hidden
-    audit.record(operator_id, "category.hidden" if hidden else "category.shown", f"category:{category.id}",
-                 before={"hidden": not hidden}, after={"hidden": hidden}, detail=category.name)
+    audit.record(
+        operator_id,
+        "category.hidden" if hidden else "category.shown",
+        f"category:{category.id}",
+        before={"hidden": not hidden},
+        after={"hidden": hidden},
+        detail=category.name,
+    )
     db.session.commit()
     return category
 
@@ -258,19 +285,31 @@ def delete(category_id: int, operator_id: int, move_to: int | None = None) -> in
             db.session.rollback()
             raise InvalidMoveTarget()
         moved = db.session.execute(
-            update(Product).where(Product.category_id == category.id, Product.deleted_at.is_(None))
-            .values(category_id=target.id).execution_options(synchronize_session=False)
+            update(Product)
+            .where(Product.category_id == category.id, Product.deleted_at.is_(None))
+            .values(category_id=target.id)
+            .execution_options(synchronize_session=False)
         ).rowcount
     if moved:
-        audit.record(operator_id, "category.products_moved", f"category:{category.id}",
-                     before={"category_id": category.id}, after={"category_id": target.id, "products": moved},
-                     detail=f"{category.name} → {target.name}")
+        audit.record(
+            operator_id,
+            "category.products_moved",
+            f"category:{category.id}",
+            before={"category_id": category.id},
+            after={"category_id": target.id, "products": moved},
+            detail=f"{category.name} → {target.name}",
+        )
     before = _snapshot(category)
     if db.session.scalar(select(func.count()).select_from(Product).where(Product.category_id == category.id)):
         category.deleted_at = clock.now()  # soft-deleted products still point at it
     else:
         db.session.delete(category)
-    audit.record(operator_id, "category.deleted", f"category:{category_id}", before=before,
-                 after={"moved_to": target.id if target else None, "products_moved": moved})
+    audit.record(
+        operator_id,
+        "category.deleted",
+        f"category:{category_id}",
+        before=before,
+        after={"moved_to": target.id if target else None, "products_moved": moved},
+    )
     db.session.commit()
     return moved

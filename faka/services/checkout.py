@@ -1,6 +1,7 @@
 """Placing an order: price it (with its coupon), check the buyer's answers to the product's
 checkout fields, reserve its keys, keep the answers and take the coupon's use, all in one
 transaction."""
+
 import secrets
 from collections.abc import Mapping
 from datetime import timedelta
@@ -72,8 +73,20 @@ def place_order(
     password_hash = hash_query_password(query_password) if query_password else None
     begin_write()
     try:
-        order = _place(product_slug, quantity, email, query_password, password_hash, gateway, client_ip, locale,
-                       coupon_code, device_hash, captcha_solved, answers or {})
+        order = _place(
+            product_slug,
+            quantity,
+            email,
+            query_password,
+            password_hash,
+            gateway,
+            client_ip,
+            locale,
+            coupon_code,
+            device_hash,
+            captcha_solved,
+            answers or {},
+        )
     except Exception:
         db.session.rollback()
         raise
@@ -105,8 +118,20 @@ def _check_quantity(product: Product, quantity: int) -> None:
         raise InvalidQuantity()
 
 
-def _place(product_slug, quantity, email, query_password, password_hash, gateway, client_ip, locale, coupon_code,
-           device_hash, captcha_solved, answers) -> Order:
+def _place(
+    product_slug,
+    quantity,
+    email,
+    query_password,
+    password_hash,
+    gateway,
+    client_ip,
+    locale,
+    coupon_code,
+    device_hash,
+    captcha_solved,
+    answers,
+) -> Order:
     product = _product_on_sale(product_slug)
     _check_quantity(product, quantity)
     if product.require_query_password and password_hash is None:
@@ -117,11 +142,14 @@ def _place(product_slug, quantity, email, query_password, password_hash, gateway
     answered = checkout_fields.clean_answers(product.checkout_fields, answers, locale)
 
     now = clock.now()
-    signals = risk.Signals(risk.CHECKOUT, client_ip, device_hash, email, product.merchant_id, product, quantity, now=now)
+    signals = risk.Signals(
+        risk.CHECKOUT, client_ip, device_hash, email, product.merchant_id, product, quantity, now=now
+    )
     risk.serialise_buyer(signals)  # a repeated tap waits here until the first one committed
     price = coupons.quote(product, quantity, coupon_code, now)
-    first = _same_order_just_placed(product, quantity, email, query_password, price.coupon, gateway, device_hash, now,
-                                    answered)
+    first = _same_order_just_placed(
+        product, quantity, email, query_password, price.coupon, gateway, device_hash, now, answered
+    )
     if first is not None:
         return first
     verdict = risk.check(signals, captcha_solved)
@@ -167,25 +195,39 @@ def _place(product_slug, quantity, email, query_password, password_hash, gateway
     return order
 
 
-def _same_order_just_placed(product, quantity, email, query_password, coupon, gateway, device_hash, now,
-                            answered) -> Order | None:
+def _same_order_just_placed(
+    product, quantity, email, query_password, coupon, gateway, device_hash, now, answered
+) -> Order | None:
     if device_hash is None:
         return None
-    candidates = db.session.execute(
-        select(Order).where(
-            Order.device_hash == device_hash, Order.product_id == product.id, Order.status == Order.PENDING,
-            Order.created_at >= now - REPEAT_WINDOW, Order.quantity == quantity, Order.gateway == gateway,
-            Order.email.is_(None) if email is None else Order.email == email,
-            Order.coupon_id.is_(None) if coupon is None else Order.coupon_id == coupon.id,
-        ).order_by(Order.created_at)
-    ).scalars().all()
+    candidates = (
+        db.session.execute(
+            select(Order)
+            .where(
+                Order.device_hash == device_hash,
+                Order.product_id == product.id,
+                Order.status == Order.PENDING,
+                Order.created_at >= now - REPEAT_WINDOW,
+                Order.quantity == quantity,
+                Order.gateway == gateway,
+                Order.email.is_(None) if email is None else Order.email == email,
+                Order.coupon_id.is_(None) if coupon is None else Order.coupon_id == coupon.id,
+            )
+            .order_by(Order.created_at)
+        )
+        .scalars()
+        .all()
+    )
     for order in candidates:
         if product.checkout_fields and not checkout_fields.same_answers(order.id, answered):
             continue  # the buyer corrected an answer: a new order
         if order.query_password_hash is None and not query_password:
             return order
-        if order.query_password_hash and query_password and verify_query_password(order.query_password_hash,
-                                                                                  query_password):
+        if (
+            order.query_password_hash
+            and query_password
+            and verify_query_password(order.query_password_hash, query_password)
+        ):
             return order
     return None
 
@@ -229,9 +271,13 @@ def change_gateway(token: str, gateway: str) -> Order:
 
 
 def _locked_pending_order(token: str) -> Order:
-    order = db.session.execute(
-        select(Order).where(Order.token == token).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one_or_none() if token and len(token) == 32 else None
+    order = (
+        db.session.execute(
+            select(Order).where(Order.token == token).with_for_update().execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if token and len(token) == 32
+        else None
+    )
     if order is None:
         raise NotFound()
     if order.status != Order.PENDING or order.expires_at <= clock.now():

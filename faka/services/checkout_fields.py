@@ -19,6 +19,7 @@ back-references, nothing variable inside a repetition (no `(a+)+`, `(a|b)*`, `(a
 and a bound on how many ways the rest can split an answer (`_ways`). Answers are at most
 MAX_ANSWER characters; the worst pattern accepted takes some 25 ms on the longest.
 """
+
 import re
 import secrets
 import unicodedata
@@ -89,6 +90,7 @@ class InvalidAnswers(DomainError):
 
 
 # -- the merchant defines the fields ----------------------------------------------------
+
 
 @dataclass
 class FieldDraft:
@@ -193,10 +195,13 @@ def _locked_product(merchant_id: int, slug: str) -> Product:
 
 
 def _fields_of(product_id: int) -> list[CheckoutField]:
-    return list(db.session.execute(
-        select(CheckoutField).where(CheckoutField.product_id == product_id)
-        .order_by(CheckoutField.position, CheckoutField.id)
-    ).scalars())
+    return list(
+        db.session.execute(
+            select(CheckoutField)
+            .where(CheckoutField.product_id == product_id)
+            .order_by(CheckoutField.position, CheckoutField.id)
+        ).scalars()
+    )
 
 
 def _one(fields: list[CheckoutField], key: str) -> CheckoutField:
@@ -244,10 +249,12 @@ def _clean_draft(draft: FieldDraft) -> dict:
     if pattern:
         check_pattern(pattern)
         values["pattern"] = pattern
-        values["pattern_message"] = _text(draft.pattern_message, MESSAGE_MAX, _l("Use at most 100 characters."),
-                                          "pattern_message")
-        values["pattern_message_en"] = _text(draft.pattern_message_en, MESSAGE_MAX, _l("Use at most 100 characters."),
-                                             "pattern_message_en")
+        values["pattern_message"] = _text(
+            draft.pattern_message, MESSAGE_MAX, _l("Use at most 100 characters."), "pattern_message"
+        )
+        values["pattern_message_en"] = _text(
+            draft.pattern_message_en, MESSAGE_MAX, _l("Use at most 100 characters."), "pattern_message_en"
+        )
     return values
 
 
@@ -256,8 +263,9 @@ def _clean_choices(text: str) -> list[str]:
     for line in text.splitlines():
         line = line.strip()
         if len(line) > MAX_CHOICE_LENGTH:
-            raise InvalidField(_l("Each choice may have at most %(count)s characters.", count=MAX_CHOICE_LENGTH),
-                               "choices")
+            raise InvalidField(
+                _l("Each choice may have at most %(count)s characters.", count=MAX_CHOICE_LENGTH), "choices"
+            )
         if line and line not in choices:
             choices.append(line)
     if not choices or len(choices) > MAX_CHOICES:
@@ -267,13 +275,17 @@ def _clean_choices(text: str) -> list[str]:
 
 # -- patterns ---------------------------------------------------------------------------
 
+
 class _Unsafe(Exception):
     pass
 
 
 _REPEATS = {sre.MAX_REPEAT, sre.MIN_REPEAT} | ({sre.POSSESSIVE_REPEAT} if hasattr(sre, "POSSESSIVE_REPEAT") else set())
-_GROUP_REFERENCES = {getattr(sre, name) for name in ("GROUPREF", "GROUPREF_EXISTS", "GROUPREF_IGNORE",
-                                                     "GROUPREF_LOC_IGNORE", "GROUPREF_UNI_IGNORE") if hasattr(sre, name)}
+_GROUP_REFERENCES = {
+    getattr(sre, name)
+    for name in ("GROUPREF", "GROUPREF_EXISTS", "GROUPREF_IGNORE", "GROUPREF_LOC_IGNORE", "GROUPREF_UNI_IGNORE")
+    if hasattr(sre, name)
+}
 
 
 def check_pattern(pattern: str) -> None:
@@ -289,11 +301,20 @@ def check_pattern(pattern: str) -> None:
     try:
         ways = _ways(tree.data if hasattr(tree, "data") else tree, nested=False)
     except _Unsafe:
-        raise InvalidField(_l("This pattern could take too long to check: no back-references, and nothing that "
-                              "varies (*, +, ?, {m,n}, |) inside a repetition."), "pattern") from None
+        raise InvalidField(
+            _l(
+                "This pattern could take too long to check: no back-references, and nothing that "
+                "varies (*, +, ?, {m,n}, |) inside a repetition."
+            ),
+            "pattern",
+        ) from None
     if ways > MAX_WAYS:
-        raise InvalidField(_l("This pattern could take too long to check: use fewer repetitions (*, +, ?, {m,n}) "
-                              "or alternatives (|)."), "pattern")
+        raise InvalidField(
+            _l(
+                "This pattern could take too long to check: use fewer repetitions (*, +, ?, {m,n}) or alternatives (|)."
+            ),
+            "pattern",
+        )
 
 
 def _ways(items, nested: bool) -> int:
@@ -329,8 +350,10 @@ def _ways(items, nested: bool) -> int:
 
 # -- the buyer answers ------------------------------------------------------------------
 
-def clean_answers(fields: list[CheckoutField], raw: Mapping[str, str], language: str
-                  ) -> list[tuple[CheckoutField, str]]:
+
+def clean_answers(
+    fields: list[CheckoutField], raw: Mapping[str, str], language: str
+) -> list[tuple[CheckoutField, str]]:
     """Each field's answer as stored (trimmed; digits, phones and emails in half-width
     characters), empty optional ones left out; InvalidAnswers when any does not fit.
     `raw` maps field keys to what the buyer typed; `language` chooses the merchant's
@@ -391,8 +414,15 @@ def store_answers(order: Order, answers: list[tuple[CheckoutField, str]]) -> Non
     """Keep an order's answers, encrypted, in the caller's transaction (the order is flushed)."""
     v = vault()
     db.session.add_all(
-        OrderAnswer(order_id=order.id, position=position, field_key=field.key, kind=field.kind, label=field.label,
-                    label_en=field.label_en, value_ciphertext=v.encrypt(value))
+        OrderAnswer(
+            order_id=order.id,
+            position=position,
+            field_key=field.key,
+            kind=field.kind,
+            label=field.label,
+            label_en=field.label_en,
+            value_ciphertext=v.encrypt(value),
+        )
         for position, (field, value) in enumerate(answers)
     )
 
@@ -403,6 +433,7 @@ def same_answers(order_id: int, answers: list[tuple[CheckoutField, str]]) -> boo
 
 
 # -- reading answers --------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -442,16 +473,17 @@ def answers_by_order(order_ids: list[int]) -> dict[int, list[Answer]]:
     v = vault()
     for start in range(0, len(order_ids), 500):
         rows = db.session.execute(
-            select(OrderAnswer).where(OrderAnswer.order_id.in_(order_ids[start:start + 500]))
+            select(OrderAnswer)
+            .where(OrderAnswer.order_id.in_(order_ids[start : start + 500]))
             .order_by(OrderAnswer.order_id, OrderAnswer.position)
         ).scalars()
         for row in rows:
             found.setdefault(row.order_id, []).append(
-                Answer(row.field_key, row.kind, row.label, row.label_en, v.decrypt(row.value_ciphertext)))
+                Answer(row.field_key, row.kind, row.label, row.label_en, v.decrypt(row.value_ciphertext))
+            )
     return found
 
 
 def webhook_answers(order_id: int) -> list[dict]:
     """An order's answers as order webhooks carry them."""
     return [{"key": a.key, "label": a.label, "label_en": a.label_en, "value": a.value} for a in order_answers(order_id)]
-

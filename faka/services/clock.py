@@ -1,4 +1,5 @@
 """The current time, in one place so that services agree on it."""
+
 from faka.models.types import utcnow
 
 now = utcnow

@@ -19,6 +19,7 @@ the emails (and the refund's gateway call) are enqueued after the commit.
   until sales cover it) and goes back to the buyer through the gateway where it can
   refund, or is recorded for the operator to pay by hand.
 """
+
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -99,6 +100,7 @@ DECIDED = (Complaint.RESOLVED_REFUND, Complaint.RESOLVED_REJECTED)
 
 # -- errors -----------------------------------------------------------------------------
 
+
 class ComplaintNotAllowed(DomainError):
     message = _l("This order cannot get a complaint.")
 
@@ -128,8 +130,10 @@ class InvalidRefundAmount(DomainError):
 
 
 class ReplacementNotPossible(DomainError):
-    message = _l("Replacement keys can be offered once per order, only for automatically delivered keys, and at most "
-                 "as many as were bought.")
+    message = _l(
+        "Replacement keys can be offered once per order, only for automatically delivered keys, and at most "
+        "as many as were bought."
+    )
 
 
 class ReplacementOutOfStock(OutOfStock):
@@ -141,6 +145,7 @@ class DecisionReasonRequired(DomainError):
 
 
 # -- who may complain, and when -----------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class OrderPanel:
@@ -165,8 +170,11 @@ def _window(order: Order, now: datetime) -> tuple[bool, str | None, datetime | N
     if order.status == Order.PAID and order.product.delivery_type == DELIVERY_MANUAL:
         promised = order.paid_at + timedelta(hours=order.product.manual_promise_hours)
         if now < promised:
-            return False, _("If the order is not delivered by %(time)s, you can complain here.",
-                            time=_format_time(promised)), None
+            return (
+                False,
+                _("If the order is not delivered by %(time)s, you can complain here.", time=_format_time(promised)),
+                None,
+            )
         return True, None, None
     if order.status == Order.PAID_UNFULFILLED:
         return True, None, None
@@ -181,15 +189,22 @@ def _format_time(when: datetime) -> str:
 
 def order_panel(order: Order, now: datetime | None = None) -> OrderPanel:
     now = now or clock.now()
-    complaints = list(db.session.execute(
-        select(Complaint).where(Complaint.order_id == order.id).order_by(Complaint.id.desc())
-    ).scalars())
+    complaints = list(
+        db.session.execute(
+            select(Complaint).where(Complaint.order_id == order.id).order_by(Complaint.id.desc())
+        ).scalars()
+    )
     active = next((c for c in complaints if c.is_active), None)
     allowed, why_not, ends = _window(order, now)
     if active is not None or any(c.status in DECIDED for c in complaints):
         allowed, why_not = False, None
-    return OrderPanel(active=active, past=[c for c in complaints if not c.is_active], can_open=allowed,
-                      why_not=why_not, window_ends=ends)
+    return OrderPanel(
+        active=active,
+        past=[c for c in complaints if not c.is_active],
+        can_open=allowed,
+        why_not=why_not,
+        window_ends=ends,
+    )
 
 
 def check_can_open(order: Order, now: datetime | None = None) -> None:
@@ -204,10 +219,12 @@ def check_can_open(order: Order, now: datetime | None = None) -> None:
 
 # -- loaders: access is checked here, once ------------------------------------------------
 
+
 def complaint_for_buyer(order_token: str, ref: str) -> Complaint:
     """The complaint `ref` of the order whose token is `order_token`, or NotFound."""
     complaint = db.session.execute(
-        select(Complaint).join(Order, Order.id == Complaint.order_id)
+        select(Complaint)
+        .join(Order, Order.id == Complaint.order_id)
         .where(Complaint.ref == ref, Order.token == order_token)
     ).scalar_one_or_none()
     if complaint is None:
@@ -244,6 +261,7 @@ def evidence_file(complaint: Complaint, name: str) -> Path:
 
 # -- the buyer ----------------------------------------------------------------------------
 
+
 @dataclass
 class _Outcome:
     """What a step did, told by the step: who acted and what the thread says, plus the
@@ -257,8 +275,15 @@ class _Outcome:
     email_ids: list[int] = field(default_factory=list)
 
 
-def open_complaint(order_token: str, reason: str, description: str, images: list[bytes] = (),
-                   now: datetime | None = None, ip: str | None = None, device_hash: str | None = None) -> Complaint:
+def open_complaint(
+    order_token: str,
+    reason: str,
+    description: str,
+    images: list[bytes] = (),
+    now: datetime | None = None,
+    ip: str | None = None,
+    device_hash: str | None = None,
+) -> Complaint:
     """The buyer complains about their order. Returns the new complaint. A blacklisted
     buyer is refused (risk.Blocked); many complaints from one browser are flagged."""
     description = clean_text(description)
@@ -273,24 +298,38 @@ def open_complaint(order_token: str, reason: str, description: str, images: list
         begin_write()
         try:
             order = db.session.execute(
-                select(Order).where(Order.token == order_token).with_for_update()
+                select(Order)
+                .where(Order.token == order_token)
+                .with_for_update()
                 .execution_options(populate_existing=True)
             ).scalar_one()
             check_can_open(order, now)
             stored.check_room()
-            signals = risk.Signals(risk.COMPLAINT, ip, device_hash, order.email, order.merchant_id, order=order, now=now)
+            signals = risk.Signals(
+                risk.COMPLAINT, ip, device_hash, order.email, order.merchant_id, order=order, now=now
+            )
             verdict = risk.check(signals)
             risk.add_event(signals, verdict)
             complaint = Complaint(
-                ref=secrets.token_hex(10), order_id=order.id, merchant_id=order.merchant_id, status=Complaint.OPEN,
-                reason=reason, description=description, created_at=now, updated_at=now,
+                ref=secrets.token_hex(10),
+                order_id=order.id,
+                merchant_id=order.merchant_id,
+                status=Complaint.OPEN,
+                reason=reason,
+                description=description,
+                created_at=now,
+                updated_at=now,
                 deadline_at=now + timedelta(hours=int(site_settings()["merchant_reply_hours"])),
             )
             db.session.add(complaint)
             db.session.flush()
             message = _add_message(complaint, ComplaintMessage.BUYER, None, description, now, "opened", stored.names)
-            audit.record(None, "complaint.opened", f"complaint:{complaint.ref}",
-                         detail=f"order:{order.number} reason={reason} by=buyer")
+            audit.record(
+                None,
+                "complaint.opened",
+                f"complaint:{complaint.ref}",
+                detail=f"order:{order.number} reason={reason} by=buyer",
+            )
             delivery_ids = webhooks.emit(order.merchant_id, "complaint.opened", _webhook_data(complaint, order))
             email_ids = _queue_emails(complaint, message, len(stored.names))
             db.session.commit()
@@ -308,18 +347,28 @@ def open_complaint(order_token: str, reason: str, description: str, images: list
 def accept_offer(complaint_id: int, now: datetime | None = None) -> Complaint:
     """The buyer takes the merchant's offer: the refund is made, or the replacement keys
     are delivered like any delivery (they appear on the order page and by email)."""
+
     def step(complaint, order, now):
         if not complaint.has_offer:
             raise IllegalStep()
         if complaint.offer_kind == Complaint.OFFER_REPLACEMENT:
             complaint.accept_offer(now)
-            return _Outcome(ComplaintMessage.BUYER, None,
-                            _("accepted the replacement of %(count)s key(s).", count=complaint.offer_quantity),
-                            "accepted", email_ids=_deliver_replacement(complaint, order, now))
+            return _Outcome(
+                ComplaintMessage.BUYER,
+                None,
+                _("accepted the replacement of %(count)s key(s).", count=complaint.offer_quantity),
+                "accepted",
+                email_ids=_deliver_replacement(complaint, order, now),
+            )
         complaint.accept_offer(now)
-        return _Outcome(ComplaintMessage.BUYER, None,
-                        _("accepted the refund of %(amount)s.", amount=_money(complaint.offer_amount, order)),
-                        "accepted", refund_ids=[_refund(complaint, order, complaint.offer_amount, None, now)])
+        return _Outcome(
+            ComplaintMessage.BUYER,
+            None,
+            _("accepted the refund of %(amount)s.", amount=_money(complaint.offer_amount, order)),
+            "accepted",
+            refund_ids=[_refund(complaint, order, complaint.offer_amount, None, now)],
+        )
+
     return _step(complaint_id, step, now, "complaint.accepted", locale_of="buyer")
 
 
@@ -328,18 +377,27 @@ def can_escalate(complaint: Complaint, now: datetime | None = None) -> bool:
     the merchant's deadline passed without an answer."""
     if complaint.status == Complaint.MERCHANT_REPLIED:
         return True
-    return (complaint.status == Complaint.OPEN and complaint.deadline_at is not None
-            and complaint.deadline_at <= (now or clock.now()))
+    return (
+        complaint.status == Complaint.OPEN
+        and complaint.deadline_at is not None
+        and complaint.deadline_at <= (now or clock.now())
+    )
 
 
 def escalate(complaint_id: int, now: datetime | None = None) -> Complaint:
     """The buyer asks the platform to decide (see can_escalate)."""
+
     def step(complaint, order, now):
         if complaint.status == Complaint.OPEN and not can_escalate(complaint, now):
-            raise IllegalStep(_l("The seller has until %(time)s to answer; you can ask the platform after that.",
-                                 time=_format_time(complaint.deadline_at)))
+            raise IllegalStep(
+                _l(
+                    "The seller has until %(time)s to answer; you can ask the platform after that.",
+                    time=_format_time(complaint.deadline_at),
+                )
+            )
         complaint.escalate(now)
         return _Outcome(ComplaintMessage.BUYER, None, _("asked the platform to decide."), "escalated")
+
     return _step(complaint_id, step, now, "complaint.escalated", locale_of="buyer")
 
 
@@ -347,10 +405,12 @@ def withdraw(complaint_id: int, now: datetime | None = None) -> Complaint:
     def step(complaint, order, now):
         complaint.withdraw(now)
         return _Outcome(ComplaintMessage.BUYER, None, _("withdrew the complaint."), "withdrawn")
+
     return _step(complaint_id, step, now, "complaint.withdrawn", locale_of="buyer")
 
 
 # -- messages from anyone ------------------------------------------------------------------
+
 
 def check_can_post(complaint: Complaint) -> None:
     """IllegalStep unless the complaint takes messages: asked before a post's images are read."""
@@ -358,8 +418,14 @@ def check_can_post(complaint: Complaint) -> None:
         raise IllegalStep()
 
 
-def post_message(complaint_id: int, author: str, user_id: int | None, body: str, images: list[bytes] = (),
-                 now: datetime | None = None) -> ComplaintMessage:
+def post_message(
+    complaint_id: int,
+    author: str,
+    user_id: int | None,
+    body: str,
+    images: list[bytes] = (),
+    now: datetime | None = None,
+) -> ComplaintMessage:
     """A party adds to the thread (text and/or up to MAX_IMAGES images). The merchant's
     first message is their answer: it stops their deadline and starts the buyer's."""
     body = clean_text(body)
@@ -385,8 +451,9 @@ def post_message(complaint_id: int, author: str, user_id: int | None, body: str,
                 complaint.updated_at = now
             message = _add_message(complaint, author, user_id, body, now, None, stored.names)
             if complaint.status != was:
-                audit.record(user_id, "complaint.merchant_replied", f"complaint:{complaint.ref}",
-                             detail=f"order:{order.number}")
+                audit.record(
+                    user_id, "complaint.merchant_replied", f"complaint:{complaint.ref}", detail=f"order:{order.number}"
+                )
             email_ids = _queue_emails(complaint, message, len(stored.names))
             db.session.commit()
         except Exception:
@@ -398,32 +465,45 @@ def post_message(complaint_id: int, author: str, user_id: int | None, body: str,
 
 # -- the merchant ---------------------------------------------------------------------------
 
-def offer_refund(complaint_id: int, user_id: int, amount: int, note: str = "",
-                 now: datetime | None = None) -> Complaint:
+
+def offer_refund(
+    complaint_id: int, user_id: int, amount: int, note: str = "", now: datetime | None = None
+) -> Complaint:
     """The merchant offers to refund `amount` (all or part of the order total)."""
+
     def step(complaint, order, now):
         if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= order.total:
             raise InvalidRefundAmount()
         complaint.offer(Complaint.OFFER_REFUND, amount, None, now, _buyer_deadline(now))
         text = _("offers a refund of %(amount)s.", amount=_money(amount, order))
         return _Outcome(ComplaintMessage.MERCHANT, user_id, _with_note(text, note), "offer")
+
     return _step(complaint_id, step, now, "complaint.offered", locale_of="merchant", note=note)
 
 
-def offer_replacement(complaint_id: int, user_id: int, quantity: int, note: str = "",
-                      now: datetime | None = None) -> Complaint:
+def offer_replacement(
+    complaint_id: int, user_id: int, quantity: int, note: str = "", now: datetime | None = None
+) -> Complaint:
     """The merchant offers `quantity` new keys from stock (taken when the buyer accepts)."""
+
     def step(complaint, order, now):
         product = order.product
-        if (product.delivery_type != DELIVERY_AUTO or product.reusable_key or order.delivered_at is None
-                or isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 < quantity <= order.quantity
-                or _was_replaced(order.id)):
+        if (
+            product.delivery_type != DELIVERY_AUTO
+            or product.reusable_key
+            or order.delivered_at is None
+            or isinstance(quantity, bool)
+            or not isinstance(quantity, int)
+            or not 0 < quantity <= order.quantity
+            or _was_replaced(order.id)
+        ):
             raise ReplacementNotPossible()
         if _available_keys(product.id) < quantity:
             raise ReplacementOutOfStock()
         complaint.offer(Complaint.OFFER_REPLACEMENT, None, quantity, now, _buyer_deadline(now))
         text = _("offers %(count)s replacement key(s).", count=quantity)
         return _Outcome(ComplaintMessage.MERCHANT, user_id, _with_note(text, note), "offer")
+
     return _step(complaint_id, step, now, "complaint.offered", locale_of="merchant", note=note)
 
 
@@ -434,8 +514,10 @@ def _with_note(text: str, note: str) -> str:
 
 # -- the operator ----------------------------------------------------------------------------
 
-def decide(complaint_id: int, operator_id: int, refund_amount: int | None, reason: str,
-           now: datetime | None = None) -> Complaint:
+
+def decide(
+    complaint_id: int, operator_id: int, refund_amount: int | None, reason: str, now: datetime | None = None
+) -> Complaint:
     """The operator decides an escalated case: refund `refund_amount` (full or partial)
     or, with None, reject it; `reason` is required and shown to both parties."""
     reason = clean_text(reason)
@@ -443,21 +525,40 @@ def decide(complaint_id: int, operator_id: int, refund_amount: int | None, reaso
         raise DecisionReasonRequired()
 
     def step(complaint, order, now):
-        if refund_amount is not None and (isinstance(refund_amount, bool) or not isinstance(refund_amount, int)
-                                          or not 0 < refund_amount <= order.total):
+        if refund_amount is not None and (
+            isinstance(refund_amount, bool)
+            or not isinstance(refund_amount, int)
+            or not 0 < refund_amount <= order.total
+        ):
             raise InvalidRefundAmount()
         operator = db.session.get(User, operator_id)
         if operator is None or not operator.is_operator:
             raise NotFound()
         complaint.decide(refund_amount, reason, operator_id, now)
         if not refund_amount:
-            return _Outcome(ComplaintMessage.OPERATOR, operator_id,
-                            _with_note(_("decided: the complaint is rejected."), reason), "decided")
-        return _Outcome(ComplaintMessage.OPERATOR, operator_id,
-                        _with_note(_("decided: refund %(amount)s.", amount=_money(refund_amount, order)), reason),
-                        "decided", refund_ids=[_refund(complaint, order, refund_amount, operator_id, now)])
-    return _step(complaint_id, step, now, "complaint.decided", actor_id=operator_id, locale_of="operator",
-                 note=f"refund={refund_amount or 0}")
+            return _Outcome(
+                ComplaintMessage.OPERATOR,
+                operator_id,
+                _with_note(_("decided: the complaint is rejected."), reason),
+                "decided",
+            )
+        return _Outcome(
+            ComplaintMessage.OPERATOR,
+            operator_id,
+            _with_note(_("decided: refund %(amount)s.", amount=_money(refund_amount, order)), reason),
+            "decided",
+            refund_ids=[_refund(complaint, order, refund_amount, operator_id, now)],
+        )
+
+    return _step(
+        complaint_id,
+        step,
+        now,
+        "complaint.decided",
+        actor_id=operator_id,
+        locale_of="operator",
+        note=f"refund={refund_amount or 0}",
+    )
 
 
 def reveal_keys(complaint_id: int, operator_id: int) -> list[str]:
@@ -469,8 +570,12 @@ def reveal_keys(complaint_id: int, operator_id: int) -> list[str]:
         raise NotFound()
     begin_write()
     items = _delivered_goods(complaint.order)
-    audit.record(operator_id, KEYS_REVEALED, f"complaint:{complaint.ref}",
-                 detail=f"order:{complaint.order.number} count={len(items)}")
+    audit.record(
+        operator_id,
+        KEYS_REVEALED,
+        f"complaint:{complaint.ref}",
+        detail=f"order:{complaint.order.number} count={len(items)}",
+    )
     db.session.commit()
     return items
 
@@ -479,7 +584,8 @@ def _delivered_goods(order: Order) -> list[str]:
     if order.delivery_ciphertext:
         return [vault().decrypt(order.delivery_ciphertext)]
     ciphertexts = db.session.execute(
-        select(CardKey.ciphertext).where(CardKey.order_id == order.id, CardKey.status == CardKey.SOLD)
+        select(CardKey.ciphertext)
+        .where(CardKey.order_id == order.id, CardKey.status == CardKey.SOLD)
         .order_by(CardKey.id)
     ).scalars()
     return [vault().decrypt(c) for c in ciphertexts]
@@ -491,6 +597,7 @@ def masked_goods(order: Order) -> list[str]:
 
 
 # -- deadlines (periodic) -------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DeadlineReport:
@@ -529,6 +636,7 @@ def _deadline_step(complaint_id: int, now: datetime, expected: str, event: str) 
             complaint.withdraw(now)
             text = _("The buyer did not answer the seller in time, so the complaint is closed.")
         return _Outcome(ComplaintMessage.SYSTEM, None, text, event)
+
     try:
         _step(complaint_id, step, now, f"complaint.{event}", locale_of=None)
     except (_NothingToDo, IllegalStep):  # someone else moved it first
@@ -556,8 +664,12 @@ def _status_condition(status: str):
 
 def _by_deadline():
     # Soonest deadline first; cases without one (escalated, closed) after, oldest first.
-    return (case((Complaint.deadline_at.is_(None), 1), else_=0), Complaint.deadline_at, Complaint.created_at,
-            Complaint.id)
+    return (
+        case((Complaint.deadline_at.is_(None), 1), else_=0),
+        Complaint.deadline_at,
+        Complaint.created_at,
+        Complaint.id,
+    )
 
 
 def merchant_complaints(merchant_id: int, status: str = "active", page: int = 1) -> tuple[list[Complaint], int]:
@@ -569,8 +681,13 @@ def merchant_complaints(merchant_id: int, status: str = "active", page: int = 1)
     return _page(conditions, page)
 
 
-def complaint_queue(status: str = "escalated", reason: str | None = None, merchant_id: int | None = None,
-                    order_number: str | None = None, page: int = 1) -> tuple[list[Complaint], int]:
+def complaint_queue(
+    status: str = "escalated",
+    reason: str | None = None,
+    merchant_id: int | None = None,
+    order_number: str | None = None,
+    page: int = 1,
+) -> tuple[list[Complaint], int]:
     """The operator's desk: one page of complaints, soonest deadline first."""
     conditions = []
     condition = _status_condition(status)
@@ -588,23 +705,34 @@ def complaint_queue(status: str = "escalated", reason: str | None = None, mercha
 def _page(conditions, page: int) -> tuple[list[Complaint], int]:
     page = max(1, int(page))
     total = db.session.scalar(select(func.count()).select_from(Complaint).where(*conditions))
-    rows = db.session.execute(
-        select(Complaint).where(*conditions).order_by(*_by_deadline())
-        .options(joinedload(Complaint.order).joinedload(Order.product), joinedload(Complaint.merchant))
-        .offset((page - 1) * PER_PAGE).limit(PER_PAGE)
-    ).scalars().all()
+    rows = (
+        db.session.execute(
+            select(Complaint)
+            .where(*conditions)
+            .order_by(*_by_deadline())
+            .options(joinedload(Complaint.order).joinedload(Order.product), joinedload(Complaint.merchant))
+            .offset((page - 1) * PER_PAGE)
+            .limit(PER_PAGE)
+        )
+        .scalars()
+        .all()
+    )
     return list(rows), int(total)
 
 
 def count_needing_answer(merchant_id: int) -> int:
     """Complaints waiting for this merchant's first answer (for the back-office badge)."""
-    return int(db.session.scalar(
-        select(func.count()).select_from(Complaint)
-        .where(Complaint.merchant_id == merchant_id, Complaint.status == Complaint.OPEN)
-    ))
+    return int(
+        db.session.scalar(
+            select(func.count())
+            .select_from(Complaint)
+            .where(Complaint.merchant_id == merchant_id, Complaint.status == Complaint.OPEN)
+        )
+    )
 
 
 # -- the operator's case file -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PartyHistory:
@@ -629,9 +757,11 @@ def case_file(complaint: Complaint) -> CaseFile:
     """Everything the operator needs to decide: the order and its payment, the delivered
     goods (masked), and both parties' history."""
     order = complaint.order
-    notices = list(db.session.execute(
-        select(PaymentNotice).where(PaymentNotice.order_id == order.id).order_by(PaymentNotice.id)
-    ).scalars())
+    notices = list(
+        db.session.execute(
+            select(PaymentNotice).where(PaymentNotice.order_id == order.id).order_by(PaymentNotice.id)
+        ).scalars()
+    )
     refund = db.session.execute(  # the sale's refund, not one of an extra payment (paid twice)
         select(Refund).where(Refund.order_id == order.id, Refund.payment_notice_id.is_(None))
     ).scalar_one_or_none()
@@ -642,28 +772,44 @@ def case_file(complaint: Complaint) -> CaseFile:
         same_buyer.append(Order.device_hash == order.device_hash)
     buyer = _history(or_(*same_buyer), exclude=order.id)
     merchant = _history(Order.merchant_id == order.merchant_id, exclude=order.id)
-    return CaseFile(complaint=complaint, order=order, notices=notices, refund=refund,
-                    masked_goods=masked_goods(order), buyer=buyer, merchant=merchant)
+    return CaseFile(
+        complaint=complaint,
+        order=order,
+        notices=notices,
+        refund=refund,
+        masked_goods=masked_goods(order),
+        buyer=buyer,
+        merchant=merchant,
+    )
 
 
 def _history(condition, exclude: int) -> PartyHistory:
     paid = Order.paid_at.is_not(None)
     orders, refunded = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(case((Order.refunded_amount > 0, 1), else_=0)), 0))
-        .where(condition, paid)
+        select(func.count(), func.coalesce(func.sum(case((Order.refunded_amount > 0, 1), else_=0)), 0)).where(
+            condition, paid
+        )
     ).one()
     complaints = db.session.scalar(
         select(func.count()).select_from(Complaint).join(Order, Order.id == Complaint.order_id).where(condition)
     )
     recent = db.session.execute(
-        select(Order, Complaint.status).outerjoin(Complaint, Complaint.order_id == Order.id)
-        .where(condition, paid, Order.id != exclude).order_by(Order.created_at.desc()).limit(10)
+        select(Order, Complaint.status)
+        .outerjoin(Complaint, Complaint.order_id == Order.id)
+        .where(condition, paid, Order.id != exclude)
+        .order_by(Order.created_at.desc())
+        .limit(10)
     ).all()
-    return PartyHistory(orders=int(orders), complaints=int(complaints), refunded=int(refunded),
-                        recent=[(o, status) for o, status in recent])
+    return PartyHistory(
+        orders=int(orders),
+        complaints=int(complaints),
+        refunded=int(refunded),
+        recent=[(o, status) for o, status in recent],
+    )
 
 
 # -- money --------------------------------------------------------------------------------------
+
 
 def _refund(complaint: Complaint, order: Order, amount: int, actor_id: int | None, now: datetime) -> int:
     """Refund inside the step's transaction; returns the refund's id, whose gateway call
@@ -687,16 +833,22 @@ def _deliver_replacement(complaint: Complaint, order: Order, now: datetime) -> l
 
 
 def _was_replaced(order_id: int) -> bool:
-    return db.session.scalar(
-        select(Complaint.id).where(Complaint.order_id == order_id, Complaint.status == Complaint.RESOLVED_REPLACED)
-    ) is not None
+    return (
+        db.session.scalar(
+            select(Complaint.id).where(Complaint.order_id == order_id, Complaint.status == Complaint.RESOLVED_REPLACED)
+        )
+        is not None
+    )
 
 
 def _available_keys(product_id: int) -> int:
-    return int(db.session.scalar(
-        select(func.count()).select_from(CardKey)
-        .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE)
-    ))
+    return int(
+        db.session.scalar(
+            select(func.count())
+            .select_from(CardKey)
+            .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE)
+        )
+    )
 
 
 def _money(amount: int, order: Order) -> str:
@@ -707,8 +859,16 @@ def _money(amount: int, order: Order) -> str:
 
 # -- the shared shape of a step -------------------------------------------------------------------
 
-def _step(complaint_id: int, step, now: datetime | None, action: str, actor_id: int | None = None,
-          locale_of: str | None = None, note: str = "") -> Complaint:
+
+def _step(
+    complaint_id: int,
+    step,
+    now: datetime | None,
+    action: str,
+    actor_id: int | None = None,
+    locale_of: str | None = None,
+    note: str = "",
+) -> Complaint:
     """Run one step of a complaint in a write transaction: lock it, let `step` move it
     and say what happened (an _Outcome), add that to the thread, audit it, queue the
     emails, commit; then enqueue the emails and the refunds' gateway calls.
@@ -730,8 +890,12 @@ def _step(complaint_id: int, step, now: datetime | None, action: str, actor_id: 
             raise IllegalStep() from exc
         message = _add_message(complaint, outcome.author, outcome.user_id, outcome.text, now, outcome.event, [])
         details = (f"order:{order.number}", f"by={outcome.author}", f"status={complaint.status}", note[:200])
-        audit.record(actor_id if actor_id is not None else outcome.user_id, action, f"complaint:{complaint.ref}",
-                     detail=" ".join(part for part in details if part))
+        audit.record(
+            actor_id if actor_id is not None else outcome.user_id,
+            action,
+            f"complaint:{complaint.ref}",
+            detail=" ".join(part for part in details if part),
+        )
         email_ids = outcome.email_ids + _queue_emails(complaint, message)
         db.session.commit()
     except Exception:
@@ -758,22 +922,31 @@ def _notify_refunded(order_id: int) -> None:
 
 def _locked(complaint_id: int) -> tuple[Complaint, Order]:
     complaint = db.session.execute(
-        select(Complaint).where(Complaint.id == complaint_id).with_for_update()
+        select(Complaint)
+        .where(Complaint.id == complaint_id)
+        .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if complaint is None:
         raise NotFound()
     order = db.session.execute(
-        select(Order).where(Order.id == complaint.order_id).with_for_update()
-        .execution_options(populate_existing=True)
+        select(Order).where(Order.id == complaint.order_id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one()
     return complaint, order
 
 
-def _add_message(complaint: Complaint, author: str, user_id: int | None, body: str, now: datetime,
-                 event: str | None, image_names: list[str]) -> ComplaintMessage:
-    message = ComplaintMessage(complaint_id=complaint.id, author=author, user_id=user_id, body=body,
-                               event=event, created_at=now)
+def _add_message(
+    complaint: Complaint,
+    author: str,
+    user_id: int | None,
+    body: str,
+    now: datetime,
+    event: str | None,
+    image_names: list[str],
+) -> ComplaintMessage:
+    message = ComplaintMessage(
+        complaint_id=complaint.id, author=author, user_id=user_id, body=body, event=event, created_at=now
+    )
     db.session.add(message)
     db.session.flush()
     for name in image_names:
@@ -783,10 +956,14 @@ def _add_message(complaint: Complaint, author: str, user_id: int | None, body: s
 
 def evidence_used(order_id: int) -> int:
     """Bytes the complaint images of the order take, whoever posted them."""
-    return stored_size(private_dir(), db.session.execute(
-        select(ComplaintImage.name).join(Complaint, Complaint.id == ComplaintImage.complaint_id)
-        .where(Complaint.order_id == order_id)
-    ).scalars())
+    return stored_size(
+        private_dir(),
+        db.session.execute(
+            select(ComplaintImage.name)
+            .join(Complaint, Complaint.id == ComplaintImage.complaint_id)
+            .where(Complaint.order_id == order_id)
+        ).scalars(),
+    )
 
 
 class _stored_images:
@@ -841,6 +1018,7 @@ def _default_locale() -> str:
 
 # -- emails and webhooks ------------------------------------------------------------------------
 
+
 def _queue_emails(complaint: Complaint, message: ComplaintMessage, image_count: int = 0) -> list[int]:
     """Email every party but the author: the buyer (when the order has an email) with
     their order link, the merchant and, once the case is with the platform, every
@@ -851,22 +1029,34 @@ def _queue_emails(complaint: Complaint, message: ComplaintMessage, image_count: 
     base_url = current_app.config["BASE_URL"].rstrip("/")
     recipients = []
     if message.author != ComplaintMessage.BUYER and order.email:
-        recipients.append((order.email, order.locale, f"{base_url}/order/{order.token}/complaint/{complaint.ref}",
-                           None, None))
+        recipients.append(
+            (order.email, order.locale, f"{base_url}/order/{order.token}/complaint/{complaint.ref}", None, None)
+        )
     if message.author != ComplaintMessage.MERCHANT:
         merchant = db.session.get(Merchant, complaint.merchant_id)
-        recipients.append((merchant_email(merchant), _default_locale(),
-                           f"{base_url}/merchant/complaints/{complaint.ref}", merchant.user_id, merchant.id))
+        recipients.append(
+            (
+                merchant_email(merchant),
+                _default_locale(),
+                f"{base_url}/merchant/complaints/{complaint.ref}",
+                merchant.user_id,
+                merchant.id,
+            )
+        )
     with_platform = complaint.status == Complaint.ESCALATED or complaint.escalated_at is not None
     if message.author != ComplaintMessage.OPERATOR and with_platform:
         for user_id, address in db.session.execute(select(User.id, User.email).where(User.role == ROLE_OPERATOR)):
-            recipients.append((address, _default_locale(), f"{base_url}/operator/complaints/{complaint.ref}",
-                               user_id, None))
+            recipients.append(
+                (address, _default_locale(), f"{base_url}/operator/complaints/{complaint.ref}", user_id, None)
+            )
     ids = []
     for address, locale, link, user_id, merchant_id in recipients:
         with force_locale(locale):
-            subject = _("Complaint about order %(number)s: %(status)s", number=order.number,
-                        status=str(STATUS_LABELS[complaint.status]))
+            subject = _(
+                "Complaint about order %(number)s: %(status)s",
+                number=order.number,
+                status=str(STATUS_LABELS[complaint.status]),
+            )
             context = {
                 "order_number": order.number,
                 "product_title": order.product.title,
@@ -876,8 +1066,9 @@ def _queue_emails(complaint: Complaint, message: ComplaintMessage, image_count: 
                 "images": image_count,
                 "link": link,
             }
-        email = queue_email(EMAIL_COMPLAINT_UPDATE, address, subject, context, locale, user_id=user_id,
-                            merchant_id=merchant_id)
+        email = queue_email(
+            EMAIL_COMPLAINT_UPDATE, address, subject, context, locale, user_id=user_id, merchant_id=merchant_id
+        )
         ids.append(email.id)
     return ids
 
@@ -899,6 +1090,10 @@ def _webhook_data(complaint: Complaint, order: Order) -> dict:
     from faka.services.notifications import order_data
 
     data = order_data(order)
-    data["complaint"] = {"ref": complaint.ref, "reason": complaint.reason, "status": complaint.status,
-                         "created_at": int(complaint.created_at.timestamp())}
+    data["complaint"] = {
+        "ref": complaint.ref,
+        "reason": complaint.reason,
+        "status": complaint.status,
+        "created_at": int(complaint.created_at.timestamp()),
+    }
     return data

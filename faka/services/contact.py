@@ -6,14 +6,20 @@ risk engine refuses show them.
 Sites set up before these existed have one free-text `contact` setting; it is shown
 while all of the new ones are empty.
 """
+
 import re
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 
 CONTACT_KEYS = ("contact_qq", "contact_wechat", "contact_telegram", "contact_email", "contact_note")
-MAX_LENGTHS = {"contact_qq": 12, "contact_wechat": 40, "contact_telegram": 100, "contact_email": 254,
-               "contact_note": 200}
+MAX_LENGTHS = {
+    "contact_qq": 12,
+    "contact_wechat": 40,
+    "contact_telegram": 100,
+    "contact_email": 254,
+    "contact_note": 200,
+}
 
 QQ_RE = re.compile(r"^[1-9][0-9]{4,11}$")
 # A WeChat ID (6 to 20 letters, digits, - and _, starting with a letter) or the phone
@@ -23,13 +29,15 @@ TELEGRAM_HANDLE_RE = re.compile(r"^@?([A-Za-z][A-Za-z0-9_]{4,31})$")
 # A t.me link: a user, channel or bot name, or a group's invitation (t.me/+code, t.me/joinchat/code).
 TELEGRAM_LINK_RE = re.compile(
     r"^(?:https?://)?(?:t\.me|telegram\.me)/((?:\+|joinchat/)[A-Za-z0-9_-]{5,64}|[A-Za-z][A-Za-z0-9_]{4,31})/?$",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 PROBLEMS = {
     "contact_qq": _l("A QQ number is 5 to 12 digits."),
-    "contact_wechat": _l("A WeChat ID is 6 to 20 letters, digits, - or _, starting with a letter (or the phone "
-                         "number it uses)."),
+    "contact_wechat": _l(
+        "A WeChat ID is 6 to 20 letters, digits, - or _, starting with a letter (or the phone number it uses)."
+    ),
     "contact_telegram": _l("Enter a Telegram username (@name, 5 to 32 letters, digits or _) or a t.me link."),
     "contact_email": _l("Enter a valid email address."),
 }
@@ -55,8 +63,10 @@ def telegram_link(value: str) -> tuple[str, str]:
     if handle:
         return f"@{handle.group(1)}", f"https://t.me/{handle.group(1)}"
     path = TELEGRAM_LINK_RE.match(value).group(1)
-    return (f"@{path}" if path[0].isalpha() and not path.lower().startswith("joinchat/") else f"t.me/{path}",
-            f"https://t.me/{path}")
+    return (
+        f"@{path}" if path[0].isalpha() and not path.lower().startswith("joinchat/") else f"t.me/{path}",
+        f"https://t.me/{path}",
+    )
 
 
 @dataclass(frozen=True)
@@ -89,8 +99,11 @@ def channels(values: dict[str, str]) -> list[Channel]:
         text, href = telegram_link(telegram) if problem("contact_telegram", telegram) is None else (telegram, None)
         found.append(Channel("telegram", LABELS["telegram"], text, href))
     if email:
-        found.append(Channel("email", LABELS["email"], email,
-                             f"mailto:{email}" if problem("contact_email", email) is None else None))
+        found.append(
+            Channel(
+                "email", LABELS["email"], email, f"mailto:{email}" if problem("contact_email", email) is None else None
+            )
+        )
     note = values.get("contact_note", "") or ("" if found else values.get("contact", ""))
     if note:
         found.append(Channel("note", None, note))

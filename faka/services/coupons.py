@@ -13,6 +13,7 @@ instead of silently charging less than it promises.
 takes one use of the coupon with `consume_use()` in its own write transaction: a guarded
 UPDATE, so racing checkouts cannot use a coupon more often than its limit allows.
 """
+
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,9 +114,17 @@ def create_coupon(
         if taken:
             raise CouponCodeTaken()
         coupon = Coupon(
-            merchant_id=merchant_id, code=code, kind=kind, value=value, product_id=product_id,
-            min_amount=min_amount, usage_limit=usage_limit, expires_at=expires_at,
-            used_count=0, active=True, created_at=clock.now(),
+            merchant_id=merchant_id,
+            code=code,
+            kind=kind,
+            value=value,
+            product_id=product_id,
+            min_amount=min_amount,
+            usage_limit=usage_limit,
+            expires_at=expires_at,
+            used_count=0,
+            active=True,
+            created_at=clock.now(),
         )
         db.session.add(coupon)
         db.session.commit()
@@ -153,7 +162,9 @@ def _check_settings(code, kind, value, min_amount, usage_limit, expires_at) -> N
 
 def _merchant_product(merchant_id: int, product_id: int) -> Product | None:
     return db.session.execute(
-        select(Product).where(Product.id == product_id, Product.merchant_id == merchant_id, Product.deleted_at.is_(None))
+        select(Product).where(
+            Product.id == product_id, Product.merchant_id == merchant_id, Product.deleted_at.is_(None)
+        )
     ).scalar_one_or_none()
 
 

@@ -16,6 +16,7 @@ every configured key so nothing slips through in between.
 restore's sample all walk it, so a new encrypted column must be added there (a test
 compares it with the models).
 """
+
 import hashlib
 import hmac
 import os
@@ -148,6 +149,7 @@ def vault() -> Vault:
 
 # -- where secrets are stored, rotation and the check ----------------------------------------
 
+
 @dataclass(frozen=True)
 class StoredSecret:
     column: Column
@@ -205,7 +207,8 @@ def _batch(secret: StoredSecret, after, limit: int = BATCH) -> list:
     """(primary key, ciphertext, fingerprint or None) of the next rows holding this secret."""
     key = next(iter(secret.column.table.primary_key.columns))
     query = select(key, secret.column, secret.fingerprint if secret.fingerprint is not None else null()).where(
-        secret.column.is_not(None), secret.column != "")
+        secret.column.is_not(None), secret.column != ""
+    )
     if secret.only is not None:
         query = query.where(secret.only)
     if after is not None:
@@ -241,8 +244,14 @@ def rotate_all() -> dict[str, Tally]:
                 state, plaintext = _state(v, ciphertext, fingerprint)
                 setattr(tally, state, getattr(tally, state) + 1)
                 if state == OLDER:
-                    changes.append({"b_key": row_key, "b_old": ciphertext, "b_new": v.encrypt(plaintext),
-                                    "b_fingerprint": v.fingerprint(plaintext)})
+                    changes.append(
+                        {
+                            "b_key": row_key,
+                            "b_old": ciphertext,
+                            "b_new": v.encrypt(plaintext),
+                            "b_fingerprint": v.fingerprint(plaintext),
+                        }
+                    )
             if changes:
                 db.session.execute(statement, changes)
             db.session.commit()

@@ -10,6 +10,7 @@ from the models, so a backup of an older schema version restores into that versi
 Values are what JSON holds: integers, strings, booleans, null; datetimes travel as ISO
 8601 UTC strings and are turned back into datetimes by the target column's type.
 """
+
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,8 +37,9 @@ def engine_for(url: str) -> Engine:
     try:
         engine = create_engine(database_uri(url))
     except ArgumentError as exc:
-        raise CopyError(f"{url!r} is not a database URL (e.g. postgresql://faka@127.0.0.1/faka or "
-                        f"sqlite:////var/lib/faka/faka.db)") from exc
+        raise CopyError(
+            f"{url!r} is not a database URL (e.g. postgresql://faka@127.0.0.1/faka or sqlite:////var/lib/faka/faka.db)"
+        ) from exc
     if engine.dialect.name == "sqlite":
         configure_sqlite(engine)
     return engine
@@ -106,7 +108,9 @@ def import_rows(conn: Connection, table: Table, rows: list[dict]) -> None:
         raise CopyError(f"{table.name} has no column {', '.join(sorted(unknown))}: the schemas differ")
     dates = {c.name for c in table.columns if isinstance(c.type, DateTime)}
     naive = conn.dialect.name == "sqlite"
-    native = [{k: (_datetime(v, naive) if k in dates and isinstance(v, str) else v) for k, v in row.items()} for row in rows]
+    native = [
+        {k: (_datetime(v, naive) if k in dates and isinstance(v, str) else v) for k, v in row.items()} for row in rows
+    ]
     try:
         conn.execute(table.insert(), native)
     except DBAPIError as exc:
@@ -140,14 +144,20 @@ def reset_sequences(conn: Connection, tables: list[Table]) -> None:
         if len(keys) != 1 or not isinstance(keys[0].type, Integer):
             continue
         conn.execute(
-            text(f'SELECT setval(pg_get_serial_sequence(:table, :column), COALESCE(MAX("{keys[0].name}"), 0) + 1, false) '
-                 f'FROM "{table.name}"'),
+            text(
+                f'SELECT setval(pg_get_serial_sequence(:table, :column), COALESCE(MAX("{keys[0].name}"), 0) + 1, false) '
+                f'FROM "{table.name}"'
+            ),
             {"table": table.name, "column": keys[0].name},
         )
 
 
-def load(conn: Connection, state: DatabaseState, tables: Iterator[tuple[str, Iterator[list[dict]]]],
-         progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+def load(
+    conn: Connection,
+    state: DatabaseState,
+    tables: Iterator[tuple[str, Iterator[list[dict]]]],
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, int]:
     """Write (table name, batches of rows) into the tables of `state`, in the order given
     (foreign-key order), then reset sequences. Returns the rows written per table."""
     written = {}
@@ -171,8 +181,9 @@ class CopyReport:
     target: dict[str, int]  # rows per table in the target afterwards
 
 
-def copy_database(source: Engine, target: Engine, force: bool = False,
-                  progress: Callable[[str, int], None] | None = None) -> CopyReport:
+def copy_database(
+    source: Engine, target: Engine, force: bool = False, progress: Callable[[str, int], None] | None = None
+) -> CopyReport:
     """Copy every row of `source` into `target`, which must be migrated to the same
     revision (`flask init-db` with DATABASE_URL set to it) and hold no data unless `force`."""
     if describe(source) == describe(target):
@@ -182,18 +193,25 @@ def copy_database(source: Engine, target: Engine, force: bool = False,
         if have.revision is None:
             raise CopyError(f"{describe(source)} has no schema revision: run `flask --app faka init-db` on it first")
         if not want.tables:
-            raise CopyError(f"{describe(target)} has no tables: create them first with "
-                            f"`DATABASE_URL=... flask --app faka init-db`")
+            raise CopyError(
+                f"{describe(target)} has no tables: create them first with `DATABASE_URL=... flask --app faka init-db`"
+            )
         if want.revision != have.revision:
-            raise CopyError(f"the schemas differ: {describe(source)} is at revision {have.revision}, "
-                            f"{describe(target)} at {want.revision}; run `flask --app faka init-db` on both")
+            raise CopyError(
+                f"the schemas differ: {describe(source)} is at revision {have.revision}, "
+                f"{describe(target)} at {want.revision}; run `flask --app faka init-db` on both"
+            )
         if want.data_rows and not force:
-            raise CopyError(f"{describe(target)} already holds data ({want.data_rows} rows): copy into an empty "
-                            f"database, or pass --force to replace its data")
+            raise CopyError(
+                f"{describe(target)} already holds data ({want.data_rows} rows): copy into an empty "
+                f"database, or pass --force to replace its data"
+            )
         clear(dst, want.tables)
         load(dst, want, ((t.name, export_rows(src, t)) for t in have.tables), progress)
         after = row_counts(dst, want.tables)
         differ = {name: (n, after.get(name)) for name, n in have.rows.items() if after.get(name) != n}
         if differ:
-            raise CopyError("row counts differ after the copy: " + ", ".join(f"{k} {a} → {b}" for k, (a, b) in differ.items()))
+            raise CopyError(
+                "row counts differ after the copy: " + ", ".join(f"{k} {a} → {b}" for k, (a, b) in differ.items())
+            )
     return CopyReport(have.rows, after)

@@ -1,4 +1,5 @@
 """Handing the goods to the buyer once an order is paid."""
+
 import logging
 from datetime import timedelta
 
@@ -131,10 +132,22 @@ def _credit_merchant(order: Order, now) -> None:
     available_at = now + timedelta(days=order.merchant.hold_days)
     db.session.add_all(
         [
-            LedgerEntry(merchant_id=order.merchant_id, order_id=order.id, kind=LedgerEntry.SALE,
-                        amount=order.total, available_at=available_at, created_at=now),
-            LedgerEntry(merchant_id=order.merchant_id, order_id=order.id, kind=LedgerEntry.FEE,
-                        amount=-fee, available_at=available_at, created_at=now),
+            LedgerEntry(
+                merchant_id=order.merchant_id,
+                order_id=order.id,
+                kind=LedgerEntry.SALE,
+                amount=order.total,
+                available_at=available_at,
+                created_at=now,
+            ),
+            LedgerEntry(
+                merchant_id=order.merchant_id,
+                order_id=order.id,
+                kind=LedgerEntry.FEE,
+                amount=-fee,
+                available_at=available_at,
+                created_at=now,
+            ),
         ]
     )
 
@@ -156,6 +169,8 @@ def delivered_items(order) -> list[str]:
     if order.delivery_ciphertext:
         return [vault().decrypt(order.delivery_ciphertext)]
     keys = db.session.execute(
-        select(CardKey.ciphertext).where(CardKey.order_id == order.id, CardKey.status == CardKey.SOLD).order_by(CardKey.id)
+        select(CardKey.ciphertext)
+        .where(CardKey.order_id == order.id, CardKey.status == CardKey.SOLD)
+        .order_by(CardKey.id)
     ).scalars()
     return [vault().decrypt(c) for c in keys]

@@ -11,6 +11,7 @@ The operator console's first-run checklist (faka/services/first_run.py) asks the
 checks one by one, without network calls: base_url, backups, smtp(probe=False),
 real_gateway and sandbox_off.
 """
+
 import ipaddress
 import os
 import shutil
@@ -68,8 +69,14 @@ def run_checks(backup_dir: str | None = None) -> list[Check]:
             checks.append(sqlite())
         checks.extend([smtp(), gateways()])
     else:
-        checks.append(Check("SMTP and payment gateways", WARN, "not checked: their settings live in the database",
-                            "fix the database, then run doctor again"))
+        checks.append(
+            Check(
+                "SMTP and payment gateways",
+                WARN,
+                "not checked: their settings live in the database",
+                "fix the database, then run doctor again",
+            )
+        )
     checks.extend(redis_and_worker())
     checks.extend([translations(), disk_space(), instance_permissions()])
     db.session.rollback()
@@ -78,17 +85,25 @@ def run_checks(backup_dir: str | None = None) -> list[Check]:
 
 # -- secrets ----------------------------------------------------------------------------
 
+
 def secret_key() -> Check:
     name = "Secret key"
     key = current_app.config.get("SECRET_KEY") or ""
     generated = Path(current_app.instance_path) / SECRET_FILE
     if generated.exists() and generated.read_text().strip() == key:
-        return Check(name, WARN, f"generated into {generated} (fine for a demo)",
-                     f"set SECRET_KEY in the environment file; use the value in {generated} so that nobody "
-                     f"is signed out")
+        return Check(
+            name,
+            WARN,
+            f"generated into {generated} (fine for a demo)",
+            f"set SECRET_KEY in the environment file; use the value in {generated} so that nobody is signed out",
+        )
     if len(key) < MIN_SECRET_LENGTH:
-        return Check(name, FAIL, f"SECRET_KEY is only {len(key)} characters: sessions and CSRF tokens can be forged",
-                     "set SECRET_KEY to the output of: python3 -c 'import secrets; print(secrets.token_hex(32))'")
+        return Check(
+            name,
+            FAIL,
+            f"SECRET_KEY is only {len(key)} characters: sessions and CSRF tokens can be forged",
+            "set SECRET_KEY to the output of: python3 -c 'import secrets; print(secrets.token_hex(32))'",
+        )
     return Check(name, OK, f"set in the environment ({len(key)} characters)")
 
 
@@ -97,12 +112,20 @@ def encryption_keys() -> Check:
     configured = current_app.config.get("ENCRYPTION_KEYS")
     if configured:
         count = len([k for k in configured.replace("\n", ",").split(",") if k.strip()])
-        return Check(name, OK, f"{count} key(s) from FAKA_ENCRYPTION_KEYS; without them card keys and gateway "
-                               f"secrets cannot be read: keep a copy outside this server")
+        return Check(
+            name,
+            OK,
+            f"{count} key(s) from FAKA_ENCRYPTION_KEYS; without them card keys and gateway "
+            f"secrets cannot be read: keep a copy outside this server",
+        )
     path = Path(current_app.instance_path) / KEY_FILE
-    return Check(name, WARN, f"generated into {path}: lose this file and every card key and gateway secret is lost",
-                 "put its content in FAKA_ENCRYPTION_KEYS in the environment file, and keep a copy outside "
-                 "this server (a password manager)")
+    return Check(
+        name,
+        WARN,
+        f"generated into {path}: lose this file and every card key and gateway secret is lost",
+        "put its content in FAKA_ENCRYPTION_KEYS in the environment file, and keep a copy outside "
+        "this server (a password manager)",
+    )
 
 
 def backups(backup_dir: str | None) -> Check:
@@ -110,32 +133,56 @@ def backups(backup_dir: str | None) -> Check:
     <instance>/backups, as faka-<date>-<time>.tar.gz."""
     name = "Backups"
     folder = Path(backup_dir) if backup_dir else Path(current_app.instance_path) / "backups"
-    schedule = ("schedule `flask --app faka backup --keep 14` daily (deploy/systemd/faka-backup.timer), "
-                "and copy the archives off this server")
+    schedule = (
+        "schedule `flask --app faka backup --keep 14` daily (deploy/systemd/faka-backup.timer), "
+        "and copy the archives off this server"
+    )
     if not folder.is_dir():
         if backup_dir:
-            return Check(name, FAIL, f"{folder} does not exist",
-                         f"create it for the service user: install -d -m 700 -o faka -g faka {folder}")
+            return Check(
+                name,
+                FAIL,
+                f"{folder} does not exist",
+                f"create it for the service user: install -d -m 700 -o faka -g faka {folder}",
+            )
         return Check(name, WARN, f"no backup yet ({folder} does not exist)", schedule)
     archives = sorted(folder.glob(ARCHIVES), key=lambda p: p.stat().st_mtime)
     if not archives:
-        return Check(name, WARN, f"no archive in {folder} yet",
-                     "run the backup once now (systemctl start faka-backup.service) and check the timer: "
-                     "systemctl list-timers faka-backup.timer")
+        return Check(
+            name,
+            WARN,
+            f"no archive in {folder} yet",
+            "run the backup once now (systemctl start faka-backup.service) and check the timer: "
+            "systemctl list-timers faka-backup.timer",
+        )
     exposed = [p.name for p in archives if p.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)]
     if exposed:
-        return Check(name, FAIL, f"{', '.join(exposed[:SHOWN_PATHS])} in {folder} can be read by other users, and "
-                                 f"an archive opens every secret of the shop", f"chmod 600 {folder}/{ARCHIVES}")
+        return Check(
+            name,
+            FAIL,
+            f"{', '.join(exposed[:SHOWN_PATHS])} in {folder} can be read by other users, and "
+            f"an archive opens every secret of the shop",
+            f"chmod 600 {folder}/{ARCHIVES}",
+        )
     newest = archives[-1]
     hours = (time.time() - newest.stat().st_mtime) / 3600
     if hours > BACKUP_MAX_AGE_HOURS:
-        return Check(name, FAIL, f"the newest archive, {newest.name}, is {hours:.0f} hours old: backups stopped",
-                     "look at journalctl -u faka-backup.service and systemctl list-timers faka-backup.timer")
-    return Check(name, OK, f"{len(archives)} archive(s) in {folder}, the newest {hours:.0f} hours old; they hold "
-                           f"the encryption keys: copy them off this server to a place as safe as the keys")
+        return Check(
+            name,
+            FAIL,
+            f"the newest archive, {newest.name}, is {hours:.0f} hours old: backups stopped",
+            "look at journalctl -u faka-backup.service and systemctl list-timers faka-backup.timer",
+        )
+    return Check(
+        name,
+        OK,
+        f"{len(archives)} archive(s) in {folder}, the newest {hours:.0f} hours old; they hold "
+        f"the encryption keys: copy them off this server to a place as safe as the keys",
+    )
 
 
 # -- HTTPS and the proxy ----------------------------------------------------------------
+
 
 def _public_https(url: str) -> str | None:
     """Why `url` is not a public HTTPS address, or None when it is."""
@@ -159,9 +206,12 @@ def base_url() -> Check:
     url = current_app.config["BASE_URL"]
     problem = _public_https(url)
     if problem:
-        return Check(name, FAIL, f"FAKA_BASE_URL={url} {problem}: emails link there and gateways send payment "
-                                 f"notifications there",
-                     "set FAKA_BASE_URL=https://<your domain> in the environment file")
+        return Check(
+            name,
+            FAIL,
+            f"FAKA_BASE_URL={url} {problem}: emails link there and gateways send payment notifications there",
+            "set FAKA_BASE_URL=https://<your domain> in the environment file",
+        )
     return Check(name, OK, f"FAKA_BASE_URL={url}")
 
 
@@ -175,15 +225,24 @@ def proxy() -> Check:
     proxies = _trusted_proxies()
     https = urlsplit(current_app.config["BASE_URL"]).scheme == "https"
     if proxies:
-        return Check(name, OK, f"FAKA_PROXY_COUNT={proxies}: client addresses and the scheme come from "
-                               f"X-Forwarded-For/-Proto")
+        return Check(
+            name, OK, f"FAKA_PROXY_COUNT={proxies}: client addresses and the scheme come from X-Forwarded-For/-Proto"
+        )
     if https:
-        return Check(name, FAIL, "FAKA_PROXY_COUNT is not set but the site is served over HTTPS by a proxy: every "
-                                 "visitor has the proxy's address, so one visitor's rate limit or blacklisting "
-                                 "hits all of them",
-                     "set FAKA_PROXY_COUNT=1 (Caddy or nginx in front of gunicorn)")
-    return Check(name, WARN, "FAKA_PROXY_COUNT is not set (right only when nothing is in front of gunicorn)",
-                 "behind Caddy or nginx set FAKA_PROXY_COUNT=1")
+        return Check(
+            name,
+            FAIL,
+            "FAKA_PROXY_COUNT is not set but the site is served over HTTPS by a proxy: every "
+            "visitor has the proxy's address, so one visitor's rate limit or blacklisting "
+            "hits all of them",
+            "set FAKA_PROXY_COUNT=1 (Caddy or nginx in front of gunicorn)",
+        )
+    return Check(
+        name,
+        WARN,
+        "FAKA_PROXY_COUNT is not set (right only when nothing is in front of gunicorn)",
+        "behind Caddy or nginx set FAKA_PROXY_COUNT=1",
+    )
 
 
 def cookies_and_hsts() -> Check:
@@ -193,19 +252,29 @@ def cookies_and_hsts() -> Check:
     secure, hsts = cfg.get("SESSION_COOKIE_SECURE"), cfg.get("HSTS")
     if not https:
         if secure:
-            return Check(name, FAIL, "FAKA_SECURE_COOKIES is on but FAKA_BASE_URL is not HTTPS: browsers drop "
-                                     "the session cookie, so nobody can sign in",
-                         "serve the site over HTTPS, or unset FAKA_SECURE_COOKIES")
-        return Check(name, WARN, "off (the site is not HTTPS)", "after moving to HTTPS set FAKA_SECURE_COOKIES=1 "
-                                                               "and FAKA_HSTS=1")
+            return Check(
+                name,
+                FAIL,
+                "FAKA_SECURE_COOKIES is on but FAKA_BASE_URL is not HTTPS: browsers drop "
+                "the session cookie, so nobody can sign in",
+                "serve the site over HTTPS, or unset FAKA_SECURE_COOKIES",
+            )
+        return Check(
+            name, WARN, "off (the site is not HTTPS)", "after moving to HTTPS set FAKA_SECURE_COOKIES=1 and FAKA_HSTS=1"
+        )
     missing = [var for var, on in (("FAKA_SECURE_COOKIES", secure), ("FAKA_HSTS", hsts)) if not on]
     if missing:
-        return Check(name, WARN, f"{' and '.join(missing)} not set: only requests the proxy marks as HTTPS get "
-                                 f"them", f"set {'=1 and '.join(missing)}=1 in the environment file")
+        return Check(
+            name,
+            WARN,
+            f"{' and '.join(missing)} not set: only requests the proxy marks as HTTPS get them",
+            f"set {'=1 and '.join(missing)}=1 in the environment file",
+        )
     return Check(name, OK, "cookies are Secure and every response carries HSTS")
 
 
 # -- database ---------------------------------------------------------------------------
+
 
 def database() -> Check:
     from alembic.migration import MigrationContext
@@ -218,32 +287,50 @@ def database() -> Check:
             connection.execute(text("SELECT 1"))
             current = set(MigrationContext.configure(connection).get_current_heads())
     except Exception as exc:  # noqa: BLE001 - any failure to connect is what the operator must see
-        return Check(name, FAIL, f"{url} cannot be reached: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
-                     "check DATABASE_URL, that the server runs, and the role's password")
+        return Check(
+            name,
+            FAIL,
+            f"{url} cannot be reached: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+            "check DATABASE_URL, that the server runs, and the role's password",
+        )
     heads = set(ScriptDirectory(current_app.extensions["migrate"].directory).get_heads())
     if current != heads:
         at = ", ".join(sorted(current)) or "no migration"
-        return Check(name, FAIL, f"{url} is at {at}, the code expects {', '.join(sorted(heads))}",
-                     "back up, then run `flask --app faka init-db` and restart faka-web and faka-worker")
+        return Check(
+            name,
+            FAIL,
+            f"{url} is at {at}, the code expects {', '.join(sorted(heads))}",
+            "back up, then run `flask --app faka init-db` and restart faka-web and faka-worker",
+        )
     return Check(name, OK, f"{url}, at the latest migration")
 
 
 def sqlite() -> Check:
     mode = db.session.execute(text("PRAGMA journal_mode")).scalar()
     db.session.rollback()
-    return Check("SQLite", WARN, f"{db.engine.url.database} (journal {mode}): fine for one VPS with the web and the "
-                                 f"worker on it",
-                 "back it up with `flask --app faka backup` (never copy the file while faka runs); for a second "
-                 "machine or heavy traffic move to PostgreSQL with `flask --app faka copy-db`")
+    return Check(
+        "SQLite",
+        WARN,
+        f"{db.engine.url.database} (journal {mode}): fine for one VPS with the web and the worker on it",
+        "back it up with `flask --app faka backup` (never copy the file while faka runs); for a second "
+        "machine or heavy traffic move to PostgreSQL with `flask --app faka copy-db`",
+    )
 
 
 # -- jobs -------------------------------------------------------------------------------
 
+
 def redis_and_worker() -> list[Check]:
     if jobs.runner().mode != jobs.MODE_RQ:
-        return [Check("Redis and worker", WARN, "REDIS_URL is not set: jobs run in a thread of each web process, "
-                                                "and each process keeps its own rate limits",
-                      "for more than one gunicorn worker set REDIS_URL and run worker.py (deploy/faka-worker.service)")]
+        return [
+            Check(
+                "Redis and worker",
+                WARN,
+                "REDIS_URL is not set: jobs run in a thread of each web process, "
+                "and each process keeps its own rate limits",
+                "for more than one gunicorn worker set REDIS_URL and run worker.py (deploy/faka-worker.service)",
+            )
+        ]
     from redis import Redis
     from rq import Queue, Worker
     from rq.cron import CronScheduler
@@ -259,26 +346,46 @@ def redis_and_worker() -> list[Check]:
         workers, waiting = len(Worker.all(queue=queue)), queue.count
         schedulers = len(CronScheduler.all(redis))
     except Exception as exc:  # noqa: BLE001 - any Redis failure is what the operator must see
-        return [Check("Redis", FAIL, f"{where} cannot be reached: {type(exc).__name__}",
-                      "check REDIS_URL and that redis-server runs (systemctl status redis-server)")]
+        return [
+            Check(
+                "Redis",
+                FAIL,
+                f"{where} cannot be reached: {type(exc).__name__}",
+                "check REDIS_URL and that redis-server runs (systemctl status redis-server)",
+            )
+        ]
     finally:
         redis.close()
     checks = [Check("Redis", OK, f"{where} answers")]
     if not workers:
-        checks.append(Check("Worker", FAIL, f"no worker listens on the queue \"{queue.name}\" ({waiting} job(s) "
-                                            f"waiting): paid orders are not delivered",
-                            "start it: systemctl enable --now faka-worker; then journalctl -u faka-worker"))
+        checks.append(
+            Check(
+                "Worker",
+                FAIL,
+                f'no worker listens on the queue "{queue.name}" ({waiting} job(s) '
+                f"waiting): paid orders are not delivered",
+                "start it: systemctl enable --now faka-worker; then journalctl -u faka-worker",
+            )
+        )
     elif not schedulers:
-        checks.append(Check("Worker", FAIL, f"{workers} worker(s) alive, but none schedules the reconciler (all "
-                                            f"started with --no-cron): stuck orders and unsent emails stay so",
-                            "run at least one worker without --no-cron"))
+        checks.append(
+            Check(
+                "Worker",
+                FAIL,
+                f"{workers} worker(s) alive, but none schedules the reconciler (all "
+                f"started with --no-cron): stuck orders and unsent emails stay so",
+                "run at least one worker without --no-cron",
+            )
+        )
     else:
-        checks.append(Check("Worker", OK, f"{workers} worker(s) alive, {waiting} job(s) waiting, the reconciler "
-                                          f"scheduled"))
+        checks.append(
+            Check("Worker", OK, f"{workers} worker(s) alive, {waiting} job(s) waiting, the reconciler scheduled")
+        )
     return checks
 
 
 # -- email ------------------------------------------------------------------------------
+
 
 def smtp(probe: bool = True) -> Check:
     """The SMTP settings in force; with `probe`, also connect and log in as sending would
@@ -289,27 +396,43 @@ def smtp(probe: bool = True) -> Check:
     cfg = smtp_config()
     db.session.rollback()
     if not cfg.server:
-        return Check(name, WARN, "not configured: emails (delivered keys, complaints, password resets) wait in the "
-                                 "outbox", "set MAIL_SERVER and the other MAIL_* variables, or save SMTP settings in "
-                                           "the operator console")
-    where = f"{cfg.server}:{cfg.port} ({'SSL' if cfg.use_ssl else 'STARTTLS' if cfg.use_tls else 'plain'}, " \
-            f"{cfg.source})"
+        return Check(
+            name,
+            WARN,
+            "not configured: emails (delivered keys, complaints, password resets) wait in the outbox",
+            "set MAIL_SERVER and the other MAIL_* variables, or save SMTP settings in the operator console",
+        )
+    where = (
+        f"{cfg.server}:{cfg.port} ({'SSL' if cfg.use_ssl else 'STARTTLS' if cfg.use_tls else 'plain'}, {cfg.source})"
+    )
     if probe:
         try:
             _probe_smtp(cfg)
         except (OSError, smtplib.SMTPException) as exc:
-            return Check(name, FAIL, f"{where}: {type(exc).__name__}: {str(exc)[:200]}",
-                         "check the server, the port, the TLS mode and the credentials; outgoing port 25 is often "
-                         "blocked on VPSes: use 465 (MAIL_USE_SSL) or 587 (MAIL_USE_TLS)")
+            return Check(
+                name,
+                FAIL,
+                f"{where}: {type(exc).__name__}: {str(exc)[:200]}",
+                "check the server, the port, the TLS mode and the credentials; outgoing port 25 is often "
+                "blocked on VPSes: use 465 (MAIL_USE_SSL) or 587 (MAIL_USE_TLS)",
+            )
     answers = "answers" if probe else "is set (not contacted)"
     _name, sender = parseaddr(cfg.sender)
     domain = sender.rpartition("@")[2]
     if not domain or domain == "localhost" or "." not in domain:
-        return Check(name, WARN, f"{where} {answers}, but the sender is {cfg.sender!r}: mail servers reject or bin it",
-                     "set MAIL_DEFAULT_SENDER to an address of your domain, e.g. \"Shop <no-reply@example.com>\"")
+        return Check(
+            name,
+            WARN,
+            f"{where} {answers}, but the sender is {cfg.sender!r}: mail servers reject or bin it",
+            'set MAIL_DEFAULT_SENDER to an address of your domain, e.g. "Shop <no-reply@example.com>"',
+        )
     if cfg.username and not (cfg.use_ssl or cfg.use_tls):
-        return Check(name, WARN, f"{where} {answers}, but the password crosses the network in clear",
-                     "set MAIL_USE_TLS=1 (port 587) or MAIL_USE_SSL=1 (port 465)")
+        return Check(
+            name,
+            WARN,
+            f"{where} {answers}, but the password crosses the network in clear",
+            "set MAIL_USE_TLS=1 (port 587) or MAIL_USE_SSL=1 (port 465)",
+        )
     login = " and accepts the login" if cfg.username and probe else ""
     return Check(name, OK, f"{where} {answers}{login}; sender {cfg.sender}")
 
@@ -333,6 +456,7 @@ def _probe_smtp(cfg) -> None:
 
 # -- payments ---------------------------------------------------------------------------
 
+
 def _enabled_gateways() -> list[str]:
     from faka.payments import enabled_gateways
 
@@ -345,10 +469,15 @@ def real_gateway(enabled: list[str] | None = None) -> Check:
     enabled = _enabled_gateways() if enabled is None else enabled
     real = [g for g in enabled if g != "sandbox"]
     if not real:
-        return Check(name, FAIL, "only the sandbox is enabled: it takes test payments, not money" if enabled
-                     else "none enabled: buyers cannot pay",
-                     "configure one in the operator console (/operator/gateways) or with "
-                     "`flask --app faka gateway-config <gateway> key=value ... --enable`")
+        return Check(
+            name,
+            FAIL,
+            "only the sandbox is enabled: it takes test payments, not money"
+            if enabled
+            else "none enabled: buyers cannot pay",
+            "configure one in the operator console (/operator/gateways) or with "
+            "`flask --app faka gateway-config <gateway> key=value ... --enable`",
+        )
     return Check(name, OK, f"enabled: {', '.join(real)}")
 
 
@@ -356,8 +485,12 @@ def sandbox_off(enabled: list[str] | None = None) -> Check:
     name = "Sandbox gateway"
     enabled = _enabled_gateways() if enabled is None else enabled
     if "sandbox" in enabled:
-        return Check(name, FAIL, "the sandbox gateway is enabled: anyone can pay for goods with a test payment",
-                     "`flask --app faka gateway-config sandbox --disable` before selling")
+        return Check(
+            name,
+            FAIL,
+            "the sandbox gateway is enabled: anyone can pay for goods with a test payment",
+            "`flask --app faka gateway-config sandbox --disable` before selling",
+        )
     return Check(name, OK, "off")
 
 
@@ -378,16 +511,24 @@ def gateways() -> Check:
         return Check(name, sandbox.status, f"{sandbox.found} ({listed})", sandbox.fix)
     bad = [g for g, url in urls.items() if _public_https(url)]
     if bad:
-        return Check(name, FAIL, f"notify URLs not public HTTPS ({listed}): providers cannot reach them",
-                     "fix FAKA_BASE_URL, then enter the notify URLs in each provider's console")
+        return Check(
+            name,
+            FAIL,
+            f"notify URLs not public HTTPS ({listed}): providers cannot reach them",
+            "fix FAKA_BASE_URL, then enter the notify URLs in each provider's console",
+        )
     if silent:
-        return Check(name, WARN, f"{', '.join(silent)}: buyers were sent to pay but no notification arrived "
-                                 f"({listed})", "check the notify URL in the provider's console and that the "
-                                                "proxy lets POST /pay/<gateway>/notify through")
+        return Check(
+            name,
+            WARN,
+            f"{', '.join(silent)}: buyers were sent to pay but no notification arrived ({listed})",
+            "check the notify URL in the provider's console and that the proxy lets POST /pay/<gateway>/notify through",
+        )
     return Check(name, OK, f"notify URLs: {listed}")
 
 
 # -- the machine ------------------------------------------------------------------------
+
 
 def translations() -> Check:
     name = "Translations"
@@ -428,18 +569,29 @@ def instance_permissions() -> Check:
     folder = Path(current_app.instance_path)
     mode = folder.stat().st_mode
     if not os.access(folder, os.W_OK | os.X_OK):
-        return Check(name, FAIL, f"{folder} is not writable by this user: uploads and key imports fail",
-                     f"chown -R faka:faka {folder}")
+        return Check(
+            name,
+            FAIL,
+            f"{folder} is not writable by this user: uploads and key imports fail",
+            f"chown -R faka:faka {folder}",
+        )
     if mode & stat.S_IWOTH:
-        return Check(name, FAIL, f"{folder} is writable by every user of this machine",
-                     f"chmod 750 {folder}")
+        return Check(name, FAIL, f"{folder} is writable by every user of this machine", f"chmod 750 {folder}")
     if not mode & stat.S_IXOTH:
         return Check(name, OK, f"{folder} is closed to other users ({stat.filemode(mode)})")
     exposed = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.stat().st_mode & stat.S_IROTH]
     if exposed:
         shown = ", ".join(str(p.relative_to(folder)) for p in exposed[:SHOWN_PATHS])
         more = f" and {len(exposed) - SHOWN_PATHS} more" if len(exposed) > SHOWN_PATHS else ""
-        return Check(name, FAIL, f"every user of this machine can read {shown}{more} in {folder}",
-                     f"chmod 750 {folder} (and chmod -R o-rwx {folder})")
-    return Check(name, WARN, f"{folder} is open to other users ({stat.filemode(mode)}), though no file in it is "
-                             f"readable to them", f"chmod 750 {folder}")
+        return Check(
+            name,
+            FAIL,
+            f"every user of this machine can read {shown}{more} in {folder}",
+            f"chmod 750 {folder} (and chmod -R o-rwx {folder})",
+        )
+    return Check(
+        name,
+        WARN,
+        f"{folder} is open to other users ({stat.filemode(mode)}), though no file in it is readable to them",
+        f"chmod 750 {folder}",
+    )

@@ -1,5 +1,6 @@
 """Errors a user can cause. Routes turn them into messages; nothing has changed when
 one is raised."""
+
 from flask_babel import lazy_gettext as _l
 
 
@@ -23,8 +24,9 @@ class OutOfStock(DomainError):
 class StockHeld(OutOfStock):
     """The keys are there, but unpaid orders already hold as many as they may."""
 
-    message = _l("Too many unpaid orders hold this product right now. Try a smaller quantity, or again in a few "
-                 "minutes.")
+    message = _l(
+        "Too many unpaid orders hold this product right now. Try a smaller quantity, or again in a few minutes."
+    )
 
 
 class NotForSale(DomainError):
@@ -42,5 +44,7 @@ class InvalidNotify(DomainError):
 
 
 class LookupFailed(DomainError):
-    message = _l("No order matches. Check the order number or email, and the query password (or, for an order "
-                 "placed without one, its email).")
+    message = _l(
+        "No order matches. Check the order number or email, and the query password (or, for an order "
+        "placed without one, its email)."
+    )

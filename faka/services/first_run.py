@@ -12,6 +12,7 @@ approved merchant with a product on sale.
 
 Both read only; the templates word each step and link to where it is done.
 """
+
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -68,7 +69,8 @@ def _state(done: bool) -> str:
 def merchant_setup(merchant_id: int) -> MerchantSetup:
     merchant = db.session.get(Merchant, merchant_id)
     submitted = merchant.status in (Merchant.APPROVED, Merchant.FROZEN) or (
-        merchant.status == Merchant.PENDING and merchant.submitted_at is not None)
+        merchant.status == Merchant.PENDING and merchant.submitted_at is not None
+    )
     if merchant.status == Merchant.APPROVED:
         approval = DONE
     elif merchant.status == Merchant.PENDING and merchant.submitted_at is not None:
@@ -86,11 +88,15 @@ def merchant_setup(merchant_id: int) -> MerchantSetup:
     deliverable = any(p.delivery_type != DELIVERY_AUTO or stock.get(p.id, 0) > 0 for p in live)
     waiting_for_keys = next((ProductRef(p.slug, p.title) for p in auto if not stock.get(p.id, 0)), None)
 
-    payout = db.session.scalar(select(func.count()).select_from(PayoutAccount).where(
-        PayoutAccount.merchant_id == merchant_id, PayoutAccount.deleted_at.is_(None)))
+    payout = db.session.scalar(
+        select(func.count())
+        .select_from(PayoutAccount)
+        .where(PayoutAccount.merchant_id == merchant_id, PayoutAccount.deleted_at.is_(None))
+    )
     totp = db.session.scalar(select(User.totp_secret).where(User.id == merchant.user_id))
-    sold = db.session.scalar(select(Order.id).where(
-        Order.merchant_id == merchant_id, Order.paid_at.is_not(None)).limit(1))
+    sold = db.session.scalar(
+        select(Order.id).where(Order.merchant_id == merchant_id, Order.paid_at.is_not(None)).limit(1)
+    )
     return MerchantSetup(
         status=merchant.status,
         qualification=_state(submitted),
@@ -128,8 +134,15 @@ class PlatformSetup:
 
     @property
     def items(self) -> list[Item]:
-        return [self.https, self.smtp, self.real_gateway, self.sandbox_off, self.backups, self.category,
-                self.merchant_on_sale]
+        return [
+            self.https,
+            self.smtp,
+            self.real_gateway,
+            self.sandbox_off,
+            self.backups,
+            self.category,
+            self.merchant_on_sale,
+        ]
 
     @property
     def done(self) -> int:
@@ -149,8 +162,12 @@ def merchants_on_sale() -> int:
     return db.session.scalar(
         select(func.count(func.distinct(Product.merchant_id)))
         .join(Merchant, Product.merchant_id == Merchant.id)
-        .where(Merchant.status == Merchant.APPROVED, Product.visible.is_(True), Product.moderation == "approved",
-               Product.deleted_at.is_(None))
+        .where(
+            Merchant.status == Merchant.APPROVED,
+            Product.visible.is_(True),
+            Product.moderation == "approved",
+            Product.deleted_at.is_(None),
+        )
     )
 
 

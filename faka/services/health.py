@@ -1,4 +1,5 @@
 """The state /healthz reports."""
+
 from sqlalchemy import func, select, text
 
 from faka import jobs
@@ -15,9 +16,7 @@ def health() -> tuple[bool, dict]:
     try:
         db.session.execute(text("SELECT 1"))
         oldest = db.session.execute(
-            select(func.min(Order.paid_at))
-            .join(Product, Order.product_id == Product.id)
-            .where(*awaiting_delivery())
+            select(func.min(Order.paid_at)).join(Product, Order.product_id == Product.id).where(*awaiting_delivery())
         ).scalar()
         report["database"] = {"ok": True}
         report["oldest_paid_undelivered_seconds"] = (
@@ -27,8 +26,11 @@ def health() -> tuple[bool, dict]:
         report["held_orders"] = holds.held_count()
         # A warning, not a failure: the site still works, but payments may go unnoticed.
         report["silent_gateways"] = [
-            {"gateway": s.gateway, "payments_started": s.payments_started,
-             "last_notify_at": s.last_notify_at.isoformat() if s.last_notify_at else None}
+            {
+                "gateway": s.gateway,
+                "payments_started": s.payments_started,
+                "last_notify_at": s.last_notify_at.isoformat() if s.last_notify_at else None,
+            }
             for s in silent_gateways()
         ]
     except Exception as exc:  # noqa: BLE001 - any database failure is "unhealthy"

@@ -1,6 +1,7 @@
 """Orders the risk engine held: paid, their keys reserved, their delivery waiting for an
 operator to release them (the goods go out) or refuse them (the buyer is refunded and the
 keys go back on sale)."""
+
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
@@ -26,16 +27,24 @@ class RefusalReasonRequired(DomainError):
 
 def held_orders(limit: int = 100) -> list[Order]:
     """Paid orders waiting for a decision, oldest first."""
-    return list(db.session.execute(
-        select(Order).where(Order.status == Order.PAID, Order.held_at.is_not(None))
-        .options(joinedload(Order.product), joinedload(Order.merchant))
-        .order_by(Order.held_at, Order.id).limit(limit)
-    ).scalars())
+    return list(
+        db.session.execute(
+            select(Order)
+            .where(Order.status == Order.PAID, Order.held_at.is_not(None))
+            .options(joinedload(Order.product), joinedload(Order.merchant))
+            .order_by(Order.held_at, Order.id)
+            .limit(limit)
+        ).scalars()
+    )
 
 
 def held_count() -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(Order).where(Order.status == Order.PAID, Order.held_at.is_not(None))) or 0
+    return (
+        db.session.scalar(
+            select(func.count()).select_from(Order).where(Order.status == Order.PAID, Order.held_at.is_not(None))
+        )
+        or 0
+    )
 
 
 def _held_order(order_id: int) -> Order:
@@ -57,8 +66,13 @@ def release(order_id: int, operator_id: int) -> Order:
         order = _held_order(order_id)
         held_since = order.held_at
         order.held_at = None
-        audit.record(operator_id, "order.released", f"order:{order.id}",
-                     before={"held_at": held_since.isoformat()}, detail=order.risk_flags or "")
+        audit.record(
+            operator_id,
+            "order.released",
+            f"order:{order.id}",
+            before={"held_at": held_since.isoformat()},
+            detail=order.risk_flags or "",
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -1,4 +1,5 @@
 """Importing card keys: from a paste or a file, big imports as a job; voiding and exporting them."""
+
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -38,7 +39,9 @@ class ImportReport:
     duplicate_in_batch: int = 0
     already_in_stock: int = 0
     invalid: int = 0
-    samples: dict[str, list[str]] = field(default_factory=lambda: {"duplicate_in_batch": [], "already_in_stock": [], "invalid": []})
+    samples: dict[str, list[str]] = field(
+        default_factory=lambda: {"duplicate_in_batch": [], "already_in_stock": [], "invalid": []}
+    )
 
     def _note(self, kind: str, line: str) -> None:
         setattr(self, kind, getattr(self, kind) + 1)
@@ -104,7 +107,9 @@ def import_key_list(product_id: int, keys: list[str], seen: set[str] | None = No
         if fp in existing:
             report._note("already_in_stock", key)
         else:
-            rows.append({"product_id": product_id, "ciphertext": v.encrypt(key), "fingerprint": fp, "status": CardKey.AVAILABLE})
+            rows.append(
+                {"product_id": product_id, "ciphertext": v.encrypt(key), "fingerprint": fp, "status": CardKey.AVAILABLE}
+            )
     if rows:
         db.session.execute(CardKey.__table__.insert(), rows)
     db.session.commit()
@@ -116,8 +121,12 @@ def import_key_list(product_id: int, keys: list[str], seen: set[str] | None = No
 def start_import(merchant_id: int, product_id: int, text: str, separator: str = "newline") -> KeyImport:
     """Queue a big import as a job. The text waits encrypted in the instance folder (never
     in plain text on disk) until the job has read it."""
-    job = KeyImport(public_id=secrets.token_hex(16), merchant_id=merchant_id, product_id=product_id,
-                    total_lines=len(split_keys(text, separator)))
+    job = KeyImport(
+        public_id=secrets.token_hex(16),
+        merchant_id=merchant_id,
+        product_id=product_id,
+        total_lines=len(split_keys(text, separator)),
+    )
     db.session.add(job)
     db.session.commit()
     _import_file(job.public_id).write_text(vault().encrypt(json.dumps({"text": text, "separator": separator})))
@@ -143,7 +152,8 @@ def run_import(import_id: int) -> KeyImport | None:
     # waited finds it taken and leaves it alone.
     begin_write()
     claimed = db.session.execute(
-        update(KeyImport).where(KeyImport.id == import_id, KeyImport.status == KeyImport.QUEUED)
+        update(KeyImport)
+        .where(KeyImport.id == import_id, KeyImport.status == KeyImport.QUEUED)
         .values(status=KeyImport.RUNNING)
     ).rowcount
     db.session.commit()
@@ -167,9 +177,11 @@ def run_import(import_id: int) -> KeyImport | None:
 def waiting_import_ids(now: datetime) -> list[int]:
     """Imports queued more than IMPORT_GRACE ago and not started: their job may have been
     lost with Redis (the text waits on disk), so the reconciler queues them again."""
-    return list(db.session.execute(
-        select(KeyImport.id).where(KeyImport.status == KeyImport.QUEUED, KeyImport.created_at < now - IMPORT_GRACE)
-    ).scalars())
+    return list(
+        db.session.execute(
+            select(KeyImport.id).where(KeyImport.status == KeyImport.QUEUED, KeyImport.created_at < now - IMPORT_GRACE)
+        ).scalars()
+    )
 
 
 def _refresh_statistics() -> None:
@@ -227,8 +239,11 @@ def void_keys(product_id: int, text: str, separator: str = "newline") -> int:
     for start in range(0, len(ordered), 900):
         voided += db.session.execute(
             CardKey.__table__.update()
-            .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE,
-                   CardKey.fingerprint.in_(ordered[start : start + 900]))
+            .where(
+                CardKey.product_id == product_id,
+                CardKey.status == CardKey.AVAILABLE,
+                CardKey.fingerprint.in_(ordered[start : start + 900]),
+            )
             .values(status=CardKey.VOID)
         ).rowcount
     db.session.commit()
@@ -251,4 +266,3 @@ def export_unsold_keys(product_id: int, actor_id: int) -> list[str]:
     audit.record(actor_id, "keys.exported", f"product:{product_id}", detail=f"count={len(keys)}")
     db.session.commit()
     return keys
-

@@ -4,6 +4,7 @@ The outbox row is written in the same transaction as the event it reports, so an
 is never lost: without SMTP configured it waits in the outbox (the operator sees it), and
 when SMTP is down the job fails, is retried, and the reconciler queues it again.
 """
+
 import json
 import logging
 import re
@@ -99,15 +100,26 @@ def smtp_config() -> SmtpConfig:
     if saved.get("smtp_server"):
         password = saved.get("smtp_password")
         return SmtpConfig(
-            server=saved["smtp_server"], port=int(saved.get("smtp_port") or 25),
-            use_tls=saved.get("smtp_security") == "starttls", use_ssl=saved.get("smtp_security") == "ssl",
-            username=saved.get("smtp_username") or None, password=vault().decrypt(password) if password else None,
-            sender=saved.get("smtp_sender") or cfg["MAIL_DEFAULT_SENDER"], timeout=cfg["MAIL_TIMEOUT"], source="console",
+            server=saved["smtp_server"],
+            port=int(saved.get("smtp_port") or 25),
+            use_tls=saved.get("smtp_security") == "starttls",
+            use_ssl=saved.get("smtp_security") == "ssl",
+            username=saved.get("smtp_username") or None,
+            password=vault().decrypt(password) if password else None,
+            sender=saved.get("smtp_sender") or cfg["MAIL_DEFAULT_SENDER"],
+            timeout=cfg["MAIL_TIMEOUT"],
+            source="console",
         )
     return SmtpConfig(
-        server=cfg.get("MAIL_SERVER"), port=cfg["MAIL_PORT"], use_tls=cfg["MAIL_USE_TLS"], use_ssl=cfg["MAIL_USE_SSL"],
-        username=cfg.get("MAIL_USERNAME"), password=cfg.get("MAIL_PASSWORD"), sender=cfg["MAIL_DEFAULT_SENDER"],
-        timeout=cfg["MAIL_TIMEOUT"], source="environment",
+        server=cfg.get("MAIL_SERVER"),
+        port=cfg["MAIL_PORT"],
+        use_tls=cfg["MAIL_USE_TLS"],
+        use_ssl=cfg["MAIL_USE_SSL"],
+        username=cfg.get("MAIL_USERNAME"),
+        password=cfg.get("MAIL_PASSWORD"),
+        sender=cfg["MAIL_DEFAULT_SENDER"],
+        timeout=cfg["MAIL_TIMEOUT"],
+        source="environment",
     )
 
 
@@ -120,13 +132,17 @@ def due_email_ids(now) -> list[int]:
     the end of the schedule, at every run until MAIL_MAX_ATTEMPTS."""
     last = len(RETRY_AFTER) - 1
     due = or_(
-        *(and_(OutboxEmail.attempts == n, OutboxEmail.created_at <= now - wait)
-          for n, wait in enumerate(RETRY_AFTER[:last])),
+        *(
+            and_(OutboxEmail.attempts == n, OutboxEmail.created_at <= now - wait)
+            for n, wait in enumerate(RETRY_AFTER[:last])
+        ),
         and_(OutboxEmail.attempts >= last, OutboxEmail.created_at <= now - RETRY_AFTER[last]),
     )
-    return list(db.session.execute(
-        select(OutboxEmail.id).where(OutboxEmail.status == OutboxEmail.QUEUED, due).order_by(OutboxEmail.id)
-    ).scalars())
+    return list(
+        db.session.execute(
+            select(OutboxEmail.id).where(OutboxEmail.status == OutboxEmail.QUEUED, due).order_by(OutboxEmail.id)
+        ).scalars()
+    )
 
 
 def send_outbox_email(email_id: int) -> bool:
@@ -164,8 +180,11 @@ def _claim(email_id: int, smtp_timeout: int) -> bool:
     begin_write()
     claimed = db.session.execute(
         update(OutboxEmail)
-        .where(OutboxEmail.id == email_id, OutboxEmail.status == OutboxEmail.QUEUED,
-               or_(OutboxEmail.claimed_until.is_(None), OutboxEmail.claimed_until <= now))
+        .where(
+            OutboxEmail.id == email_id,
+            OutboxEmail.status == OutboxEmail.QUEUED,
+            or_(OutboxEmail.claimed_until.is_(None), OutboxEmail.claimed_until <= now),
+        )
         .values(claimed_until=now + timedelta(seconds=CLAIM_FACTOR * max(smtp_timeout, 1)))
     ).rowcount
     db.session.commit()
@@ -197,7 +216,12 @@ def queue_email(
     templates email/<kind>.txt (and .html when present) with `context` (JSON values), and
     sent by jobs.send_email, which the caller enqueues after committing."""
     email = OutboxEmail(
-        kind=kind, to_addr=to_addr, subject=subject, locale=locale, user_id=user_id, merchant_id=merchant_id,
+        kind=kind,
+        to_addr=to_addr,
+        subject=subject,
+        locale=locale,
+        user_id=user_id,
+        merchant_id=merchant_id,
         payload_ciphertext=vault().encrypt(json.dumps(context)),
     )
     db.session.add(email)
@@ -243,8 +267,11 @@ def _render(email: OutboxEmail, for_operator: bool = False) -> tuple[str, str, s
                 items, order_url = delivered_items(order), f"{base_url}/order/{order.token}"
             context = {"order": order, "items": items, "order_url": order_url}
             if email.kind == EMAIL_ORDER_REPLACEMENT:
-                subject = _("Replacement keys for your order %(number)s: %(title)s", number=order.number,
-                            title=order.product.title)
+                subject = _(
+                    "Replacement keys for your order %(number)s: %(title)s",
+                    number=order.number,
+                    title=order.product.title,
+                )
             else:
                 subject = _("Your order %(number)s: %(title)s", number=order.number, title=order.product.title)
             template = EMAIL_ORDER_DELIVERED
@@ -302,9 +329,17 @@ def read_email(email_id: int, operator_id: int) -> ReadEmail:
         db.session.rollback()
         raise NotFound()
     subject, text, _html = _render(email, for_operator=True)
-    read = ReadEmail(id=email.id, kind=email.kind, status=email.status, to_addr=email.to_addr,
-                     created_at=email.created_at, sent_at=email.sent_at, subject=subject, text=text,
-                     goods_hidden=email.kind in DELIVERY_EMAILS)
+    read = ReadEmail(
+        id=email.id,
+        kind=email.kind,
+        status=email.status,
+        to_addr=email.to_addr,
+        created_at=email.created_at,
+        sent_at=email.sent_at,
+        subject=subject,
+        text=text,
+        goods_hidden=email.kind in DELIVERY_EMAILS,
+    )
     db.session.rollback()
     begin_write()
     try:
@@ -322,8 +357,14 @@ def _goods_count(order: Order) -> int:
         return 0
     if order.delivery_ciphertext:
         return 1
-    return db.session.scalar(select(func.count()).select_from(CardKey).where(
-        CardKey.order_id == order.id, CardKey.status == CardKey.SOLD)) or 0
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(CardKey)
+            .where(CardKey.order_id == order.id, CardKey.status == CardKey.SOLD)
+        )
+        or 0
+    )
 
 
 def _smtp_send(message: EmailMessage, cfg: SmtpConfig) -> None:

@@ -7,6 +7,7 @@ The buyer's answers to a product's checkout fields (the game UID to top up ...) 
 in the order list (first and last character), and in full on the order's page and in the
 CSV export: the merchant needs the whole answer to do the work, and the export is its own,
 behind its login."""
+
 import csv
 import io
 from dataclasses import dataclass
@@ -60,15 +61,36 @@ def search(merchant_id: int, f: OrderFilter, page: int = 1, tz: timezone = UTC) 
     """One page of the merchant's orders matching the filter, newest first, and the total."""
     query = _query(merchant_id, f, tz)
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    orders = db.session.execute(
-        query.options(joinedload(Order.product)).order_by(Order.created_at.desc(), Order.id.desc())
-        .limit(PER_PAGE).offset((max(page, 1) - 1) * PER_PAGE)
-    ).scalars().all()
+    orders = (
+        db.session.execute(
+            query.options(joinedload(Order.product))
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(PER_PAGE)
+            .offset((max(page, 1) - 1) * PER_PAGE)
+        )
+        .scalars()
+        .all()
+    )
     return list(orders), total
 
 
-CSV_COLUMNS = ("number", "created_at", "status", "product", "quantity", "unit_price", "discount", "total",
-               "currency", "email", "paid_at", "delivered_at", "refunded_at", "risk_flags", "answers")
+CSV_COLUMNS = (
+    "number",
+    "created_at",
+    "status",
+    "product",
+    "quantity",
+    "unit_price",
+    "discount",
+    "total",
+    "currency",
+    "email",
+    "paid_at",
+    "delivered_at",
+    "refunded_at",
+    "risk_flags",
+    "answers",
+)
 
 
 def export_csv(merchant_id: int, f: OrderFilter, tz: timezone = UTC) -> str:
@@ -78,17 +100,34 @@ def export_csv(merchant_id: int, f: OrderFilter, tz: timezone = UTC) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    rows = db.session.execute(
-        _query(merchant_id, f, tz).options(joinedload(Order.product)).order_by(Order.created_at).limit(EXPORT_LIMIT)
-    ).scalars().all()
+    rows = (
+        db.session.execute(
+            _query(merchant_id, f, tz).options(joinedload(Order.product)).order_by(Order.created_at).limit(EXPORT_LIMIT)
+        )
+        .scalars()
+        .all()
+    )
     answers = checkout_fields.answers_by_order([o.id for o in rows])
     for o in rows:
-        writer.writerow([
-            o.number, _iso(o.created_at), o.status, _csv_safe(o.product.title), o.quantity, o.unit_price, o.discount,
-            o.total, o.currency, _csv_safe(mask_email(o.email)), _iso(o.paid_at), _iso(o.delivered_at),
-            _iso(o.refunded_at), o.risk_flags or "",
-            _csv_safe("\n".join(f"{a.label}: {a.value}" for a in answers.get(o.id, ()))),
-        ])
+        writer.writerow(
+            [
+                o.number,
+                _iso(o.created_at),
+                o.status,
+                _csv_safe(o.product.title),
+                o.quantity,
+                o.unit_price,
+                o.discount,
+                o.total,
+                o.currency,
+                _csv_safe(mask_email(o.email)),
+                _iso(o.paid_at),
+                _iso(o.delivered_at),
+                _iso(o.refunded_at),
+                o.risk_flags or "",
+                _csv_safe("\n".join(f"{a.label}: {a.value}" for a in answers.get(o.id, ()))),
+            ]
+        )
     return out.getvalue()
 
 
@@ -103,8 +142,10 @@ def _csv_safe(text: str) -> str:
 
 def masked_answers(orders: list[Order]) -> dict[int, list[checkout_fields.Answer]]:
     """The orders' checkout answers as the order list shows them, masked, by order id."""
-    return {order_id: [a.masked() for a in answers]
-            for order_id, answers in checkout_fields.answers_by_order([o.id for o in orders]).items()}
+    return {
+        order_id: [a.masked() for a in answers]
+        for order_id, answers in checkout_fields.answers_by_order([o.id for o in orders]).items()
+    }
 
 
 def buyer_answers(order: Order) -> list[checkout_fields.Answer]:
@@ -178,7 +219,9 @@ def blacklist_buyer(merchant_id: int, number: str, kind: str, reason: str, actor
     email or its browser (the device hash, which the merchant never sees), taken from the
     order. The entry applies to this merchant's products only."""
     order = get_order(merchant_id, number)
-    value = order.email if kind == BlacklistEntry.EMAIL else order.device_hash if kind == BlacklistEntry.DEVICE else None
+    value = (
+        order.email if kind == BlacklistEntry.EMAIL else order.device_hash if kind == BlacklistEntry.DEVICE else None
+    )
     if not value:
         raise NothingToBlacklist()
     return blacklist.add(kind, value, reason, actor_id=actor_id, merchant_id=merchant_id)
@@ -186,10 +229,14 @@ def blacklist_buyer(merchant_id: int, number: str, kind: str, reason: str, actor
 
 def buyer_blacklist_entries(merchant_id: int, order: Order) -> dict[str, BlacklistEntry]:
     """The merchant's own entries that name this order's buyer, by kind (email, device)."""
-    named = [and_(BlacklistEntry.kind == kind, BlacklistEntry.value == value)
-             for kind, value in ((BlacklistEntry.EMAIL, order.email), (BlacklistEntry.DEVICE, order.device_hash)) if value]
+    named = [
+        and_(BlacklistEntry.kind == kind, BlacklistEntry.value == value)
+        for kind, value in ((BlacklistEntry.EMAIL, order.email), (BlacklistEntry.DEVICE, order.device_hash))
+        if value
+    ]
     if not named:
         return {}
     rows = db.session.execute(
-        select(BlacklistEntry).where(BlacklistEntry.merchant_id == merchant_id, or_(*named))).scalars()
+        select(BlacklistEntry).where(BlacklistEntry.merchant_id == merchant_id, or_(*named))
+    ).scalars()
     return {entry.kind: entry for entry in rows}

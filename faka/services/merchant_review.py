@@ -5,6 +5,7 @@ Each decision is one write transaction that changes the merchant, records an aud
 with the fields before and after, and (where the merchant should know) queues a
 `merchant_review` email, sent after the commit.
 """
+
 from dataclasses import dataclass
 
 from flask import current_app
@@ -68,8 +69,9 @@ def request_info(operator_id: int, merchant_id: int, reason: str) -> Merchant:
 def freeze(operator_id: int, merchant_id: int, reason: str) -> Merchant:
     """Approved → frozen: its goods leave the storefront and withdrawals stop; orders
     already paid are still delivered."""
-    return _decide(operator_id, merchant_id, "frozen", lambda m: m.status == Merchant.APPROVED,
-                   Merchant.FROZEN, _reason(reason))
+    return _decide(
+        operator_id, merchant_id, "frozen", lambda m: m.status == Merchant.APPROVED, Merchant.FROZEN, _reason(reason)
+    )
 
 
 def unfreeze(operator_id: int, merchant_id: int) -> Merchant:
@@ -101,9 +103,11 @@ def set_terms(operator_id: int, merchant_id: int, fee_rate_bp: int, hold_days: i
 
 # -- the shop owner's login ------------------------------------------------------------------
 
+
 class OperatorAccount(DomainError):
-    message = _l("This shop belongs to an operator account: operators manage their own password and "
-                 "two-factor authentication.")
+    message = _l(
+        "This shop belongs to an operator account: operators manage their own password and two-factor authentication."
+    )
 
 
 class TwoFactorOff(DomainError):
@@ -130,14 +134,26 @@ def reset_two_factor(operator_id: int, merchant_id: int) -> int:
         user.failed_logins = 0
         user.locked_until = None
         accounts.end_all_sessions(user.id)  # the owner logs in again; no older session outlives the reset
-        audit.record(operator_id, "merchant.2fa_reset", _target(merchant), before={"two_factor": True},
-                     after={"two_factor": False}, detail=f"user:{user.id}")
+        audit.record(
+            operator_id,
+            "merchant.2fa_reset",
+            _target(merchant),
+            before={"two_factor": True},
+            after={"two_factor": False},
+            detail=f"user:{user.id}",
+        )
         with force_locale(locale):
             subject = str(_l("Two-factor authentication was turned off on your account"))
         base_url = current_app.config["BASE_URL"].rstrip("/")
-        email = queue_email(EMAIL_TWO_FACTOR_RESET, user.email, subject,
-                            {"merchant_name": merchant.name, "setup_url": f"{base_url}/account/2fa"},
-                            locale, user_id=user.id, merchant_id=merchant.id)
+        email = queue_email(
+            EMAIL_TWO_FACTOR_RESET,
+            user.email,
+            subject,
+            {"merchant_name": merchant.name, "setup_url": f"{base_url}/account/2fa"},
+            locale,
+            user_id=user.id,
+            merchant_id=merchant.id,
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -199,8 +215,9 @@ def _state(merchant: Merchant) -> dict:
     }
 
 
-def _decide(operator_id: int, merchant_id: int, decision: str, allowed, to_status: str,
-            reason: str | None = None) -> Merchant:
+def _decide(
+    operator_id: int, merchant_id: int, decision: str, allowed, to_status: str, reason: str | None = None
+) -> Merchant:
     begin_write()
     try:
         merchant = _locked(merchant_id)
@@ -215,8 +232,14 @@ def _decide(operator_id: int, merchant_id: int, decision: str, allowed, to_statu
             merchant.rejection_reason = None
         if decision == "info_requested":
             merchant.submitted_at = None
-        audit.record(operator_id, f"merchant.{decision}", _target(merchant), before=before,
-                     after=_state(merchant), detail=reason or "")
+        audit.record(
+            operator_id,
+            f"merchant.{decision}",
+            _target(merchant),
+            before=before,
+            after=_state(merchant),
+            detail=reason or "",
+        )
         email = _queue_email(merchant, decision, reason)
         db.session.commit()
     except Exception:
@@ -231,9 +254,15 @@ def _queue_email(merchant: Merchant, decision: str, reason: str | None):
     with force_locale(locale):
         subject = str(_SUBJECTS[decision])
     context = {"merchant_name": merchant.name, "decision": decision, "reason": reason or ""}
-    return queue_email(EMAIL_MERCHANT_REVIEW, merchant.user.email, subject, context,
-                       locale, user_id=merchant.user_id, merchant_id=merchant.id)
-
+    return queue_email(
+        EMAIL_MERCHANT_REVIEW,
+        merchant.user.email,
+        subject,
+        context,
+        locale,
+        user_id=merchant.user_id,
+        merchant_id=merchant.id,
+    )
 
 
 # -- reading: the queue, the list and per-merchant figures ---------------------------------
@@ -262,11 +291,14 @@ class MerchantFigures:
 
 def review_queue() -> list[Merchant]:
     """Merchants waiting for a decision on their qualification, oldest submission first."""
-    return list(db.session.execute(
-        select(Merchant).options(joinedload(Merchant.user))
-        .where(Merchant.status == Merchant.PENDING, Merchant.submitted_at.is_not(None))
-        .order_by(Merchant.submitted_at, Merchant.id)
-    ).scalars())
+    return list(
+        db.session.execute(
+            select(Merchant)
+            .options(joinedload(Merchant.user))
+            .where(Merchant.status == Merchant.PENDING, Merchant.submitted_at.is_not(None))
+            .order_by(Merchant.submitted_at, Merchant.id)
+        ).scalars()
+    )
 
 
 def search_merchants(status: str | None = None, text: str | None = None, page: int = 1) -> tuple[list[Merchant], int]:
@@ -277,13 +309,20 @@ def search_merchants(status: str | None = None, text: str | None = None, page: i
     text = (text or "").strip().lower()
     if text:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(or_(func.lower(Merchant.name).like(pattern, escape="\\"),
-                                func.lower(User.email).like(pattern, escape="\\")))
+        query = query.where(
+            or_(func.lower(Merchant.name).like(pattern, escape="\\"), func.lower(User.email).like(pattern, escape="\\"))
+        )
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    merchants = db.session.execute(
-        query.options(joinedload(Merchant.user)).order_by(Merchant.created_at.desc(), Merchant.id.desc())
-        .limit(PER_PAGE).offset((max(int(page), 1) - 1) * PER_PAGE)
-    ).scalars().all()
+    merchants = (
+        db.session.execute(
+            query.options(joinedload(Merchant.user))
+            .order_by(Merchant.created_at.desc(), Merchant.id.desc())
+            .limit(PER_PAGE)
+            .offset((max(int(page), 1) - 1) * PER_PAGE)
+        )
+        .scalars()
+        .all()
+    )
     return list(merchants), total
 
 

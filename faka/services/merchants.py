@@ -1,4 +1,5 @@
 """Merchant onboarding: the qualification a merchant submits for review."""
+
 import re
 from dataclasses import dataclass
 

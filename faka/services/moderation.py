@@ -7,6 +7,7 @@ after it was shown). Only "approved" products reach the storefront (services/cat
 the operator's reason is stored in Product.moderation_reason, which only the merchant and
 the operators see. Every operator decision is written to the audit log in its transaction.
 """
+
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -79,18 +80,24 @@ class QueueItem:
 
 def queue() -> list[QueueItem]:
     """Products waiting for moderation and products with open reports, oldest first."""
-    reports = db.session.execute(
-        select(ProductReport).where(ProductReport.status == ProductReport.OPEN).order_by(ProductReport.id)
-    ).scalars().all()
+    reports = (
+        db.session.execute(
+            select(ProductReport).where(ProductReport.status == ProductReport.OPEN).order_by(ProductReport.id)
+        )
+        .scalars()
+        .all()
+    )
     reported_ids = {r.product_id for r in reports}
     condition = Product.moderation == PENDING
     if reported_ids:
         condition = condition | Product.id.in_(reported_ids)
-    products = db.session.execute(
-        select(Product)
-        .where(Product.deleted_at.is_(None), condition)
-        .options(selectinload(Product.merchant))
-    ).scalars().all()
+    products = (
+        db.session.execute(
+            select(Product).where(Product.deleted_at.is_(None), condition).options(selectinload(Product.merchant))
+        )
+        .scalars()
+        .all()
+    )
     items = {p.id: QueueItem(p) for p in products}
     for report in reports:
         if report.product_id in items:
@@ -127,16 +134,29 @@ def _clean_reason(reason: str | None) -> str:
 
 
 def _close_reports(product_id: int, status: str, operator_id: int) -> int:
-    reports = db.session.execute(
-        select(ProductReport).where(ProductReport.product_id == product_id, ProductReport.status == ProductReport.OPEN)
-    ).scalars().all()
+    reports = (
+        db.session.execute(
+            select(ProductReport).where(
+                ProductReport.product_id == product_id, ProductReport.status == ProductReport.OPEN
+            )
+        )
+        .scalars()
+        .all()
+    )
     for report in reports:
         report.status, report.resolved_at, report.resolved_by = status, utcnow(), operator_id
     return len(reports)
 
 
-def _decide(product_id: int, operator_id: int, action: str, allowed_from: tuple[str, ...],
-            new_state: str, reason: str | None, report_status: str) -> Product:
+def _decide(
+    product_id: int,
+    operator_id: int,
+    action: str,
+    allowed_from: tuple[str, ...],
+    new_state: str,
+    reason: str | None,
+    report_status: str,
+) -> Product:
     product = _product_for_update(product_id)
     if product.moderation not in allowed_from:
         db.session.rollback()
@@ -144,9 +164,14 @@ def _decide(product_id: int, operator_id: int, action: str, allowed_from: tuple[
     before = {"moderation": product.moderation, "moderation_reason": product.moderation_reason}
     product.moderation, product.moderation_reason = new_state, reason
     closed = _close_reports(product.id, report_status, operator_id)
-    audit.record(operator_id, action, f"product:{product.id}", before=before,
-                 after={"moderation": new_state, "moderation_reason": reason, "reports_closed": closed},
-                 detail=reason or "")
+    audit.record(
+        operator_id,
+        action,
+        f"product:{product.id}",
+        before=before,
+        after={"moderation": new_state, "moderation_reason": reason, "reports_closed": closed},
+        detail=reason or "",
+    )
     db.session.commit()
     return product
 
@@ -154,8 +179,15 @@ def _decide(product_id: int, operator_id: int, action: str, allowed_from: tuple[
 def approve(product_id: int, operator_id: int) -> Product:
     """Put the product (back) on sale. For a product on sale that buyers reported, this
     keeps it on sale and dismisses the open reports."""
-    return _decide(product_id, operator_id, "moderation.approved", (PENDING, REJECTED, TAKEN_DOWN, APPROVED),
-                   APPROVED, None, ProductReport.DISMISSED)
+    return _decide(
+        product_id,
+        operator_id,
+        "moderation.approved",
+        (PENDING, REJECTED, TAKEN_DOWN, APPROVED),
+        APPROVED,
+        None,
+        ProductReport.DISMISSED,
+    )
 
 
 def reject(product_id: int, operator_id: int, reason: str) -> Product:
@@ -167,8 +199,9 @@ def reject(product_id: int, operator_id: int, reason: str) -> Product:
 def take_down(product_id: int, operator_id: int, reason: str) -> Product:
     """Remove an approved product from sale; the merchant sees the reason."""
     reason = _clean_reason(reason)
-    return _decide(product_id, operator_id, "moderation.taken_down", (APPROVED,), TAKEN_DOWN, reason,
-                   ProductReport.ACTED)
+    return _decide(
+        product_id, operator_id, "moderation.taken_down", (APPROVED,), TAKEN_DOWN, reason, ProductReport.ACTED
+    )
 
 
 def dismiss_report(report_id: int, operator_id: int) -> ProductReport:
@@ -181,9 +214,14 @@ def dismiss_report(report_id: int, operator_id: int) -> ProductReport:
         db.session.rollback()
         raise ModerationError(_l("This report is already closed."))
     report.status, report.resolved_at, report.resolved_by = ProductReport.DISMISSED, utcnow(), operator_id
-    audit.record(operator_id, "moderation.report_dismissed", f"product_report:{report.id}",
-                 before={"status": ProductReport.OPEN}, after={"status": ProductReport.DISMISSED},
-                 detail=f"product:{report.product_id}")
+    audit.record(
+        operator_id,
+        "moderation.report_dismissed",
+        f"product_report:{report.id}",
+        before={"status": ProductReport.OPEN},
+        after={"status": ProductReport.DISMISSED},
+        detail=f"product:{report.product_id}",
+    )
     db.session.commit()
     return report
 
@@ -210,8 +248,13 @@ def set_prohibited_words(text: str, operator_id: int) -> str:
     value = normalise_words(text)
     begin_write()
     before = site_settings()["prohibited_words"]
-    audit.record(operator_id, "moderation.words_changed", "setting:prohibited_words",
-                 before={"prohibited_words": before}, after={"prohibited_words": value})
+    audit.record(
+        operator_id,
+        "moderation.words_changed",
+        "setting:prohibited_words",
+        before={"prohibited_words": before},
+        after={"prohibited_words": value},
+    )
     set_setting("prohibited_words", value)  # commits the change and its audit event together
     return value
 

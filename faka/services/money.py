@@ -15,6 +15,7 @@ back with a WITHDRAWAL_RETURN entry. A refund takes the sale back with REFUND an
 FEE_RETURN entries that settle when the sale would have, so refunding an order still
 in its hold never touches money that is already available.
 """
+
 import hashlib
 import re
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ WITHDRAWAL_STATUS_LABELS = {
 
 # -- errors -----------------------------------------------------------------------------
 
+
 class InvalidPayoutAccount(DomainError):
     message = _l("That payout account is not valid.")
 
@@ -121,6 +123,7 @@ class RefundNotCovered(DomainError):
 
 # -- balances ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Balance:
     pending: int
@@ -135,9 +138,13 @@ def frozen_order_ids(merchant_id: int) -> set[int]:
     """The merchant's orders whose settlement is frozen: those with a complaint in
     progress. All their ledger entries count as frozen instead of pending or available
     until the complaint is resolved or withdrawn."""
-    return set(db.session.execute(
-        select(Complaint.order_id).where(Complaint.merchant_id == merchant_id, Complaint.status.in_(Complaint.ACTIVE))
-    ).scalars())
+    return set(
+        db.session.execute(
+            select(Complaint.order_id).where(
+                Complaint.merchant_id == merchant_id, Complaint.status.in_(Complaint.ACTIVE)
+            )
+        ).scalars()
+    )
 
 
 def balance(merchant_id: int, now: datetime | None = None) -> Balance:
@@ -165,8 +172,14 @@ def balance(merchant_id: int, now: datetime | None = None) -> Balance:
         .where(LedgerEntry.merchant_id == merchant_id)
     ).one()
     pending, available, frozen, withdrawn, withdrawing = (int(v) for v in row)
-    return Balance(pending=pending, available=available, frozen=frozen, withdrawn=withdrawn,
-                   withdrawing=withdrawing, total=pending + available + frozen)
+    return Balance(
+        pending=pending,
+        available=available,
+        frozen=frozen,
+        withdrawn=withdrawn,
+        withdrawing=withdrawing,
+        total=pending + available + frozen,
+    )
 
 
 def ledger(
@@ -191,13 +204,17 @@ def ledger(
     page = max(1, int(page))
     per_page = min(max(1, int(per_page)), MAX_PER_PAGE)
     count = db.session.scalar(select(func.count()).select_from(LedgerEntry).where(*conditions))
-    entries = db.session.execute(
-        select(LedgerEntry)
-        .where(*conditions)
-        .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
-    ).scalars().all()
+    entries = (
+        db.session.execute(
+            select(LedgerEntry)
+            .where(*conditions)
+            .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+        .scalars()
+        .all()
+    )
     return list(entries), count
 
 
@@ -222,12 +239,18 @@ def add_payout_account(merchant_id: int, kind: str, holder: str, account: str) -
         merchant = db.session.get(Merchant, merchant_id)
         if merchant is None:
             raise NotFound()
-        payout = PayoutAccount(merchant_id=merchant_id, kind=kind, holder=holder,
-                               account_ciphertext=vault().encrypt(account), account_hint=account[-4:])
+        payout = PayoutAccount(
+            merchant_id=merchant_id,
+            kind=kind,
+            holder=holder,
+            account_ciphertext=vault().encrypt(account),
+            account_hint=account[-4:],
+        )
         db.session.add(payout)
         db.session.flush()
-        _audit(merchant.user_id, "payout_account.added", f"merchant:{merchant_id}",
-               f"payout_account:{payout.id} {kind}")
+        _audit(
+            merchant.user_id, "payout_account.added", f"merchant:{merchant_id}", f"payout_account:{payout.id} {kind}"
+        )
         email = _queue_payout_account_email(payout, merchant)
         db.session.commit()
     except Exception:
@@ -237,8 +260,15 @@ def add_payout_account(merchant_id: int, kind: str, holder: str, account: str) -
     return payout
 
 
-def add_payout_account_confirmed(merchant_id: int, user_id: int, code: str, kind: str, holder: str,
-                                 account: str, passkey: "passkeys.Proof | None" = None) -> PayoutAccount:
+def add_payout_account_confirmed(
+    merchant_id: int,
+    user_id: int,
+    code: str,
+    kind: str,
+    holder: str,
+    account: str,
+    passkey: "passkeys.Proof | None" = None,
+) -> PayoutAccount:
     """add_payout_account, asked from the back office: only with a fresh code from the
     merchant's authenticator app (or a recovery code), or a passkey's signature of a fresh
     challenge, so a stolen session alone cannot send the shop's money elsewhere. The
@@ -255,8 +285,13 @@ def _checked_payout_account(kind: str, holder: str, account: str) -> tuple[str, 
     return holder, _normalised_account(kind, account or "")
 
 
-def _confirm_second_factor(merchant_id: int, user_id: int, code: str, required: type[TwoFactorRequired],
-                           passkey: "passkeys.Proof | None" = None) -> None:
+def _confirm_second_factor(
+    merchant_id: int,
+    user_id: int,
+    code: str,
+    required: type[TwoFactorRequired],
+    passkey: "passkeys.Proof | None" = None,
+) -> None:
     """The merchant's own user confirms with a current code (twofactor.verify_login: a
     code is good once, and wrong ones count toward the account's lockout), or with one of
     their passkeys (passkeys.verify_second_factor: a challenge is good once, and refused
@@ -284,8 +319,15 @@ def _queue_payout_account_email(payout: PayoutAccount, merchant: Merchant):
         "money_url": current_app.config["BASE_URL"].rstrip("/")
         + current_app.url_map.bind("").build("merchant.money_overview"),
     }
-    return queue_email(EMAIL_PAYOUT_ACCOUNT_ADDED, merchant.user.email, subject, context, locale,
-                       user_id=merchant.user_id, merchant_id=merchant.id)
+    return queue_email(
+        EMAIL_PAYOUT_ACCOUNT_ADDED,
+        merchant.user.email,
+        subject,
+        context,
+        locale,
+        user_id=merchant.user_id,
+        merchant_id=merchant.id,
+    )
 
 
 def _normalised_account(kind: str, account: str) -> str:
@@ -326,8 +368,12 @@ def remove_payout_account(merchant_id: int, payout_account_id: int) -> None:
     begin_write()
     payout = _live_payout_account(merchant_id, payout_account_id)
     payout.deleted_at = clock.now()
-    _audit(_merchant_user_id(merchant_id), "payout_account.removed", f"merchant:{merchant_id}",
-           f"payout_account:{payout.id}")
+    _audit(
+        _merchant_user_id(merchant_id),
+        "payout_account.removed",
+        f"merchant:{merchant_id}",
+        f"payout_account:{payout.id}",
+    )
     db.session.commit()
 
 
@@ -361,6 +407,7 @@ def _merchant_user_id(merchant_id: int) -> int | None:
 
 # -- withdrawals ------------------------------------------------------------------------
 
+
 def request_withdrawal(
     merchant_id: int, user_id: int, payout_account_id: int, amount: int, now: datetime | None = None
 ) -> Withdrawal:
@@ -377,7 +424,9 @@ def request_withdrawal(
     begin_write()
     try:
         merchant = db.session.execute(
-            select(Merchant).where(Merchant.id == merchant_id).with_for_update()
+            select(Merchant)
+            .where(Merchant.id == merchant_id)
+            .with_for_update()
             .execution_options(populate_existing=True)
         ).scalar_one_or_none()
         if merchant is None or merchant.user_id != user_id:
@@ -389,14 +438,28 @@ def request_withdrawal(
         _live_payout_account(merchant_id, payout_account_id)
         if amount > balance(merchant_id, now).available:
             raise InsufficientBalance()
-        withdrawal = Withdrawal(merchant_id=merchant_id, payout_account_id=payout_account_id, amount=amount,
-                                status=Withdrawal.REQUESTED, created_at=now)
+        withdrawal = Withdrawal(
+            merchant_id=merchant_id,
+            payout_account_id=payout_account_id,
+            amount=amount,
+            status=Withdrawal.REQUESTED,
+            created_at=now,
+        )
         db.session.add(withdrawal)
         db.session.flush()
-        db.session.add(LedgerEntry(merchant_id=merchant_id, withdrawal_id=withdrawal.id, kind=LedgerEntry.WITHDRAWAL,
-                                   amount=-amount, available_at=now, created_at=now))
-        _audit(user_id, "withdrawal.requested", f"withdrawal:{withdrawal.id}",
-               f"merchant:{merchant_id} amount={amount}")
+        db.session.add(
+            LedgerEntry(
+                merchant_id=merchant_id,
+                withdrawal_id=withdrawal.id,
+                kind=LedgerEntry.WITHDRAWAL,
+                amount=-amount,
+                available_at=now,
+                created_at=now,
+            )
+        )
+        _audit(
+            user_id, "withdrawal.requested", f"withdrawal:{withdrawal.id}", f"merchant:{merchant_id} amount={amount}"
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -404,8 +467,14 @@ def request_withdrawal(
     return withdrawal
 
 
-def request_withdrawal_confirmed(merchant_id: int, user_id: int, code: str, payout_account_id: int,
-                                 amount: int, passkey: "passkeys.Proof | None" = None) -> Withdrawal:
+def request_withdrawal_confirmed(
+    merchant_id: int,
+    user_id: int,
+    code: str,
+    payout_account_id: int,
+    amount: int,
+    passkey: "passkeys.Proof | None" = None,
+) -> Withdrawal:
     """request_withdrawal, asked from the back office: only with a fresh code from the
     merchant's authenticator app (or a recovery code), or a passkey, like adding a
     payout account."""
@@ -443,7 +512,11 @@ def reject_withdrawal(withdrawal_id: int, operator_id: int, reason: str, now: da
 
 
 def _decide(
-    withdrawal_id: int, operator_id: int, to: str, reason: str | None, now: datetime | None,
+    withdrawal_id: int,
+    operator_id: int,
+    to: str,
+    reason: str | None,
+    now: datetime | None,
     reference: str | None = None,
 ) -> Withdrawal:
     now = now or clock.now()
@@ -453,7 +526,9 @@ def _decide(
         if operator is None or not operator.is_operator:
             raise NotFound()
         withdrawal = db.session.execute(
-            select(Withdrawal).where(Withdrawal.id == withdrawal_id).with_for_update()
+            select(Withdrawal)
+            .where(Withdrawal.id == withdrawal_id)
+            .with_for_update()
             .execution_options(populate_existing=True)
         ).scalar_one_or_none()
         if withdrawal is None:
@@ -470,12 +545,23 @@ def _decide(
         if reference is not None:
             withdrawal.reference = reference
         if to == Withdrawal.REJECTED:
-            db.session.add(LedgerEntry(merchant_id=withdrawal.merchant_id, withdrawal_id=withdrawal.id,
-                                       kind=LedgerEntry.WITHDRAWAL_RETURN, amount=withdrawal.amount,
-                                       available_at=now, created_at=now))
+            db.session.add(
+                LedgerEntry(
+                    merchant_id=withdrawal.merchant_id,
+                    withdrawal_id=withdrawal.id,
+                    kind=LedgerEntry.WITHDRAWAL_RETURN,
+                    amount=withdrawal.amount,
+                    available_at=now,
+                    created_at=now,
+                )
+            )
         detail = f"merchant:{withdrawal.merchant_id} amount={withdrawal.amount}"
-        _audit(operator_id, f"withdrawal.{to}", f"withdrawal:{withdrawal.id}",
-               detail + (f" reason={reason}" if reason else "") + (f" reference={reference}" if reference else ""))
+        _audit(
+            operator_id,
+            f"withdrawal.{to}",
+            f"withdrawal:{withdrawal.id}",
+            detail + (f" reason={reason}" if reason else "") + (f" reference={reference}" if reference else ""),
+        )
         email = _queue_status_email(withdrawal, merchant)
         db.session.commit()
     except Exception:
@@ -501,11 +587,19 @@ def _queue_status_email(withdrawal: Withdrawal, merchant: Merchant):
         "account_hint": payout.account_hint,
         "merchant_name": merchant.name,
     }
-    return queue_email(EMAIL_WITHDRAWAL_STATUS, merchant.user.email, subject, context, locale,
-                       user_id=merchant.user_id, merchant_id=merchant.id)
+    return queue_email(
+        EMAIL_WITHDRAWAL_STATUS,
+        merchant.user.email,
+        subject,
+        context,
+        locale,
+        user_id=merchant.user_id,
+        merchant_id=merchant.id,
+    )
 
 
 # -- refunds ----------------------------------------------------------------------------
+
 
 def refund_order(
     order_id: int,
@@ -550,8 +644,14 @@ def returned_fee(fee_taken: int, refunded: int, total: int) -> int:
     return fee_taken if refunded >= total else fee_taken * refunded // total
 
 
-def apply_refund(order: Order, amount: int, actor_id: int | None, now: datetime,
-                 complaint_id: int | None = None, allow_negative: bool = False) -> Refund:
+def apply_refund(
+    order: Order,
+    amount: int,
+    actor_id: int | None,
+    now: datetime,
+    complaint_id: int | None = None,
+    allow_negative: bool = False,
+) -> Refund:
     """Refund `amount` of a locked order inside the caller's write transaction: the order
     becomes refunded (or partially refunded), the merchant is debited, and a Refund
     records how the money reaches the buyer (the caller enqueues jobs.refund_payment
@@ -570,7 +670,8 @@ def apply_refund(order: Order, amount: int, actor_id: int | None, now: datetime,
     # Locked like a withdrawal request, so the two cannot both spend the same balance.
     db.session.execute(select(Merchant.id).where(Merchant.id == merchant_id).with_for_update())
     entries = {
-        e.kind: e for e in db.session.execute(
+        e.kind: e
+        for e in db.session.execute(
             select(LedgerEntry).where(
                 LedgerEntry.order_id == order.id, LedgerEntry.kind.in_((LedgerEntry.SALE, LedgerEntry.FEE))
             )
@@ -586,18 +687,45 @@ def apply_refund(order: Order, amount: int, actor_id: int | None, now: datetime,
     was = order.status
     order.mark_refunded(now, amount)
     if sale is not None:
-        db.session.add(LedgerEntry(merchant_id=merchant_id, order_id=order.id, kind=LedgerEntry.REFUND,
-                                   amount=-amount, available_at=settles_at, created_at=now))
+        db.session.add(
+            LedgerEntry(
+                merchant_id=merchant_id,
+                order_id=order.id,
+                kind=LedgerEntry.REFUND,
+                amount=-amount,
+                available_at=settles_at,
+                created_at=now,
+            )
+        )
         if fee_back:
-            db.session.add(LedgerEntry(merchant_id=merchant_id, order_id=order.id, kind=LedgerEntry.FEE_RETURN,
-                                       amount=fee_back, available_at=settles_at, created_at=now))
-    refund = Refund(order_id=order.id, merchant_id=merchant_id, complaint_id=complaint_id, amount=amount,
-                    gateway=order.gateway, status=Refund.PENDING, created_at=now)
+            db.session.add(
+                LedgerEntry(
+                    merchant_id=merchant_id,
+                    order_id=order.id,
+                    kind=LedgerEntry.FEE_RETURN,
+                    amount=fee_back,
+                    available_at=settles_at,
+                    created_at=now,
+                )
+            )
+    refund = Refund(
+        order_id=order.id,
+        merchant_id=merchant_id,
+        complaint_id=complaint_id,
+        amount=amount,
+        gateway=order.gateway,
+        status=Refund.PENDING,
+        created_at=now,
+    )
     db.session.add(refund)
     db.session.flush()
-    _audit(actor_id, "order.refunded", f"order:{order.id}",
-           f"merchant:{merchant_id} was={was} amount={amount} of={order.total}"
-           + (f" complaint:{complaint_id}" if complaint_id else ""))
+    _audit(
+        actor_id,
+        "order.refunded",
+        f"order:{order.id}",
+        f"merchant:{merchant_id} was={was} amount={amount} of={order.total}"
+        + (f" complaint:{complaint_id}" if complaint_id else ""),
+    )
     return refund
 
 

@@ -14,6 +14,7 @@ that window (the product id is in the email's encrypted context, so the few rece
 low-stock emails of the merchant are decrypted to compare). The product row is locked
 first, so two deliveries at the same moment do not both alert.
 """
+
 import json
 import logging
 from datetime import timedelta
@@ -57,7 +58,9 @@ def order_paid(order_id: int) -> None:
 def order_delivered(order_id: int) -> None:
     """An order was delivered: `order.delivered` webhook, then the low-stock check."""
     order = db.session.get(Order, order_id)
-    if order is None or not (_watches_stock(order.product) or webhooks.has_subscribers(order.merchant_id, "order.delivered")):
+    if order is None or not (
+        _watches_stock(order.product) or webhooks.has_subscribers(order.merchant_id, "order.delivered")
+    ):
         db.session.rollback()
         return
     begin_write()
@@ -152,8 +155,9 @@ def _queue_manual_order_email(order: Order) -> int:
         "currency": order.currency,
         "promise_hours": order.product.manual_promise_hours,
     }
-    email = queue_email(EMAIL_MANUAL_ORDER, merchant_email(order.merchant), subject, context, locale,
-                        merchant_id=order.merchant_id)
+    email = queue_email(
+        EMAIL_MANUAL_ORDER, merchant_email(order.merchant), subject, context, locale, merchant_id=order.merchant_id
+    )
     return email.id
 
 
@@ -168,8 +172,9 @@ def _queue_low_stock_email(product: Product, available: int) -> int:
         "available": available,
         "threshold": product.low_stock_threshold,
     }
-    email = queue_email(EMAIL_LOW_STOCK, merchant_email(product.merchant), subject, context, locale,
-                        merchant_id=product.merchant_id)
+    email = queue_email(
+        EMAIL_LOW_STOCK, merchant_email(product.merchant), subject, context, locale, merchant_id=product.merchant_id
+    )
     return email.id
 
 
@@ -186,7 +191,9 @@ def _alerted_recently(product: Product) -> bool:
 
 def _available_keys(product_id: int) -> int:
     return db.session.scalar(
-        select(func.count()).select_from(CardKey).where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE)
+        select(func.count())
+        .select_from(CardKey)
+        .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE)
     )
 
 

@@ -1,4 +1,5 @@
 """Finding an order again without an account, and its live status."""
+
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,8 +24,9 @@ BROWSER_ORDERS_DAYS = 30  # how far back "orders placed in this browser" reaches
 MAX_BROWSER_ORDERS = 50
 
 
-def lookup(query: str, query_password: str, ip: str | None = None, device_hash: str | None = None,
-           captcha_solved: bool = False) -> list[Order]:
+def lookup(
+    query: str, query_password: str, ip: str | None = None, device_hash: str | None = None, captcha_solved: bool = False
+) -> list[Order]:
     """The buyer's "find my order": by order number with the query password (or, for an
     order placed without one, the email it was placed with), or by email (its recent
     orders) with the query password. The risk engine asks for the captcha after a few
@@ -66,13 +68,17 @@ def find_by_email(email: str, query_password: str) -> list[Order]:
     """This email's most recent orders with a query password (EMAIL_LOOKUP_HASHES of
     them) whose password matches, newest first. (An email is no secret: the email itself
     never stands in for the password here.)"""
-    orders = db.session.execute(
-        select(Order)
-        .options(joinedload(Order.product))
-        .where(Order.email == email.strip().lower(), Order.query_password_hash.is_not(None))
-        .order_by(Order.created_at.desc(), Order.id.desc())
-        .limit(EMAIL_LOOKUP_HASHES)
-    ).scalars().all()
+    orders = (
+        db.session.execute(
+            select(Order)
+            .options(joinedload(Order.product))
+            .where(Order.email == email.strip().lower(), Order.query_password_hash.is_not(None))
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(EMAIL_LOOKUP_HASHES)
+        )
+        .scalars()
+        .all()
+    )
     matches = [o for o in orders if verify_query_password(o.query_password_hash, query_password)]
     for _padding in range(EMAIL_LOOKUP_HASHES - len(orders)):
         verify_query_password(None, query_password)
@@ -86,13 +92,15 @@ def placed_in_browser(device_hash: str, now: datetime | None = None) -> list[Ord
     last BROWSER_ORDERS_DAYS days, newest first: no password needed, the browser itself
     is the proof."""
     since = (now or clock.now()) - timedelta(days=BROWSER_ORDERS_DAYS)
-    return list(db.session.execute(
-        select(Order)
-        .options(joinedload(Order.product))
-        .where(Order.device_hash == device_hash, Order.created_at >= since)
-        .order_by(Order.created_at.desc(), Order.id.desc())
-        .limit(MAX_BROWSER_ORDERS)
-    ).scalars())
+    return list(
+        db.session.execute(
+            select(Order)
+            .options(joinedload(Order.product))
+            .where(Order.device_hash == device_hash, Order.created_at >= since)
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(MAX_BROWSER_ORDERS)
+        ).scalars()
+    )
 
 
 @dataclass(frozen=True)
@@ -127,9 +135,19 @@ def _status_query():
     # Built once: this runs on every poll of every waiting buyer.
     return (
         select(
-            Order.id, Order.token, Order.status, Order.quantity, Order.total, Order.currency, Order.email,
-            Order.expires_at, Order.delivery_ciphertext, Product.delivery_type, Product.manual_promise_hours,
-            Order.refunded_amount, Order.held_at,
+            Order.id,
+            Order.token,
+            Order.status,
+            Order.quantity,
+            Order.total,
+            Order.currency,
+            Order.email,
+            Order.expires_at,
+            Order.delivery_ciphertext,
+            Product.delivery_type,
+            Product.manual_promise_hours,
+            Order.refunded_amount,
+            Order.held_at,
         )
         .join(Product, Order.product_id == Product.id)
         .where(Order.token == bindparam("token"))

@@ -21,6 +21,7 @@ for the address (the risk rules count those), and an unknown passkey gets the sa
 as a wrong signature. A signature counter that goes back means a copied authenticator: the
 assertion is refused and the event says so.
 """
+
 import base64
 import hashlib
 import hmac
@@ -74,6 +75,7 @@ _UNREADABLE = (WebAuthnException, ValueError, TypeError, KeyError, IndexError, O
 
 # -- errors -------------------------------------------------------------------------------
 
+
 class PasskeysUnavailable(DomainError):
     message = _l("Passkeys work only when the site is opened at its own address (a domain name over HTTPS).")
 
@@ -91,8 +93,10 @@ class PasskeyRefused(DomainError):
 
 
 class CopiedPasskey(PasskeyRefused):
-    message = _l("That passkey was refused: its signature counter went back, which happens when an "
-                 "authenticator has been copied. Sign in another way and remove this passkey.")
+    message = _l(
+        "That passkey was refused: its signature counter went back, which happens when an "
+        "authenticator has been copied. Sign in another way and remove this passkey."
+    )
 
 
 class ChallengeExpired(DomainError):
@@ -120,15 +124,18 @@ class PasskeyGone(NotFound):
 
 
 class LastSecondFactor(DomainError):
-    message = _l("Operator accounts must keep a second factor: add another passkey or turn on the "
-                 "authenticator app before removing this one.")
+    message = _l(
+        "Operator accounts must keep a second factor: add another passkey or turn on the "
+        "authenticator app before removing this one."
+    )
 
 
 # -- the relying party --------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RelyingParty:
-    id: str      # the site's host name
+    id: str  # the site's host name
     origin: str  # scheme://host[:port], as a browser writes it
     name: str
 
@@ -174,10 +181,12 @@ def _rp() -> RelyingParty:
 
 # -- ceremonies ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Ceremony:
     """What the browser needs (`options`, JSON for navigator.credentials.create/get) and
     what the caller keeps until the answer comes (`challenge`)."""
+
     options: dict
     challenge: bytes
 
@@ -187,6 +196,7 @@ class Proof:
     """A browser's answer (`response`: the PublicKeyCredential as JSON) to the challenge
     issued at `issued_at` (a Unix time) and kept by the caller since; from `ip` and the
     browser `device_hash`, for the security events."""
+
     response: object
     challenge: bytes
     issued_at: float
@@ -216,10 +226,13 @@ def _user_handle(user_id: int) -> str:
 
 
 def _descriptors(passkeys) -> list[PublicKeyCredentialDescriptor]:
-    return [PublicKeyCredentialDescriptor(
-        id=_unb64url(p.credential_id),
-        transports=[AuthenticatorTransport(t) for t in (p.transports or "").split(",") if t in _TRANSPORTS] or None)
-        for p in passkeys]
+    return [
+        PublicKeyCredentialDescriptor(
+            id=_unb64url(p.credential_id),
+            transports=[AuthenticatorTransport(t) for t in (p.transports or "").split(",") if t in _TRANSPORTS] or None,
+        )
+        for p in passkeys
+    ]
 
 
 def user_passkeys(user_id: int) -> list[Passkey]:
@@ -236,11 +249,17 @@ def registration_options(user_id: int) -> Ceremony:
     rp = _rp()
     user = db.session.get(User, user_id)
     options = generate_registration_options(
-        rp_id=rp.id, rp_name=rp.name, user_name=user.email, user_display_name=user.email,
-        user_id=_unb64url(_user_handle(user_id)), timeout=CHALLENGE_SECONDS * 1000,
+        rp_id=rp.id,
+        rp_name=rp.name,
+        user_name=user.email,
+        user_display_name=user.email,
+        user_id=_unb64url(_user_handle(user_id)),
+        timeout=CHALLENGE_SECONDS * 1000,
         authenticator_selection=AuthenticatorSelectionCriteria(
-            resident_key=ResidentKeyRequirement.REQUIRED, user_verification=UserVerificationRequirement.REQUIRED),
-        exclude_credentials=_descriptors(user_passkeys(user_id)))
+            resident_key=ResidentKeyRequirement.REQUIRED, user_verification=UserVerificationRequirement.REQUIRED
+        ),
+        exclude_credentials=_descriptors(user_passkeys(user_id)),
+    )
     db.session.rollback()
     return Ceremony(options_to_json_dict(options), options.challenge)
 
@@ -253,9 +272,13 @@ def authentication_options(user_id: int | None = None) -> Ceremony:
     allowed = _descriptors(user_passkeys(user_id)) if user_id is not None else []
     db.session.rollback()
     options = generate_authentication_options(
-        rp_id=rp.id, timeout=CHALLENGE_SECONDS * 1000, allow_credentials=allowed,
-        user_verification=UserVerificationRequirement.REQUIRED if user_id is None
-        else UserVerificationRequirement.PREFERRED)
+        rp_id=rp.id,
+        timeout=CHALLENGE_SECONDS * 1000,
+        allow_credentials=allowed,
+        user_verification=UserVerificationRequirement.REQUIRED
+        if user_id is None
+        else UserVerificationRequirement.PREFERRED,
+    )
     return Ceremony(options_to_json_dict(options), options.challenge)
 
 
@@ -266,8 +289,12 @@ def _spend(proof: Proof, now) -> None:
         raise ChallengeExpired()
     begin_write()
     db.session.execute(delete(SpentChallenge).where(SpentChallenge.expires_at <= now))
-    db.session.add(SpentChallenge(signature="passkey:" + hashlib.sha256(proof.challenge).hexdigest(),
-                                  expires_at=now + timedelta(seconds=CHALLENGE_SECONDS + 60)))
+    db.session.add(
+        SpentChallenge(
+            signature="passkey:" + hashlib.sha256(proof.challenge).hexdigest(),
+            expires_at=now + timedelta(seconds=CHALLENGE_SECONDS + 60),
+        )
+    )
     try:
         db.session.commit()
     except IntegrityError:
@@ -290,19 +317,27 @@ def _response_dict(response) -> dict:
 
 # -- registration -------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Registered:
     passkey_id: int
     recovery_codes: list[str] | None  # new codes, shown once: the account's first second factor
-    session_id: str | None            # the asking browser's new session id, when the others were ended
+    session_id: str | None  # the asking browser's new session id, when the others were ended
 
 
 def clean_name(name: str | None) -> str:
     return " ".join(_NAME_JUNK.sub("", name or "").split())
 
 
-def register(user_id: int, proof: Proof, name: str | None, default_name: str | None = None,
-             current_session: str | None = None, ip: str | None = None, user_agent: str | None = None) -> Registered:
+def register(
+    user_id: int,
+    proof: Proof,
+    name: str | None,
+    default_name: str | None = None,
+    current_session: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> Registered:
     """Add the passkey the browser made for the options of `registration_options`.
 
     When it is the account's first second factor (no authenticator app, no passkey yet),
@@ -316,14 +351,21 @@ def register(user_id: int, proof: Proof, name: str | None, default_name: str | N
     response = _response_dict(proof.response)
     try:
         verified = verify_registration_response(
-            credential=response, expected_challenge=proof.challenge, expected_rp_id=rp.id,
-            expected_origin=rp.origin, require_user_verification=True)
+            credential=response,
+            expected_challenge=proof.challenge,
+            expected_rp_id=rp.id,
+            expected_origin=rp.origin,
+            require_user_verification=True,
+        )
     except _UNREADABLE as exc:
         log.info("passkey registration refused for user %s: %s", user_id, type(exc).__name__)
         raise RegistrationFailed() from None
     transports = response.get("response", {}).get("transports") if isinstance(response.get("response"), dict) else None
-    transports = ",".join(t for t in transports if isinstance(t, str) and t in _TRANSPORTS)[:200] \
-        if isinstance(transports, list) else None
+    transports = (
+        ",".join(t for t in transports if isinstance(t, str) and t in _TRANSPORTS)[:200]
+        if isinstance(transports, list)
+        else None
+    )
     credential_id = b64url(verified.credential_id)
     codes = hashes = None
     begin_write()
@@ -336,9 +378,18 @@ def register(user_id: int, proof: Proof, name: str | None, default_name: str | N
             raise AlreadyRegistered()
         first = not user.totp_enabled and count == 0
         handle = _user_handle(user_id)
-        db.session.add(Passkey(user_id=user_id, credential_id=credential_id, public_key=verified.credential_public_key,
-                               sign_count=verified.sign_count, user_handle=handle, transports=transports or None,
-                               name=name, created_at=now))
+        db.session.add(
+            Passkey(
+                user_id=user_id,
+                credential_id=credential_id,
+                public_key=verified.credential_public_key,
+                sign_count=verified.sign_count,
+                user_handle=handle,
+                transports=transports or None,
+                name=name,
+                created_at=now,
+            )
+        )
         session_id = None
         if first:
             codes, hashes = twofactor.new_recovery_codes()
@@ -346,8 +397,14 @@ def register(user_id: int, proof: Proof, name: str | None, default_name: str | N
             _ended, session_id = accounts.renew_session(user_id, current_session, ip, user_agent, now)
         db.session.flush()
         passkey_id = db.session.scalar(select(Passkey.id).where(Passkey.credential_id == credential_id))
-        db.session.add(AuditEvent(actor_id=user_id, action="passkey.added", target=f"user:{user_id}",
-                                  detail=f"passkey:{passkey_id}" + (" (first second factor)" if first else "")))
+        db.session.add(
+            AuditEvent(
+                actor_id=user_id,
+                action="passkey.added",
+                target=f"user:{user_id}",
+                detail=f"passkey:{passkey_id}" + (" (first second factor)" if first else ""),
+            )
+        )
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -366,8 +423,11 @@ def rename(user_id: int, passkey_id: int, name: str) -> None:
     try:
         passkey = _own(user_id, passkey_id)
         passkey.name = name
-        db.session.add(AuditEvent(actor_id=user_id, action="passkey.renamed", target=f"user:{user_id}",
-                                  detail=f"passkey:{passkey_id}"))
+        db.session.add(
+            AuditEvent(
+                actor_id=user_id, action="passkey.renamed", target=f"user:{user_id}", detail=f"passkey:{passkey_id}"
+            )
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -382,16 +442,23 @@ def remove(user_id: int, passkey_id: int) -> bool:
     try:
         user = db.session.get(User, user_id, with_for_update=True)
         passkey = _own(user_id, passkey_id)
-        others = db.session.scalar(select(func.count()).select_from(Passkey).where(
-            Passkey.user_id == user_id, Passkey.id != passkey_id))
+        others = db.session.scalar(
+            select(func.count()).select_from(Passkey).where(Passkey.user_id == user_id, Passkey.id != passkey_id)
+        )
         last = not user.totp_enabled and others == 0
         if last and user.is_operator:
             raise LastSecondFactor()
         db.session.delete(passkey)
         if last:
             user.recovery_codes = None
-        db.session.add(AuditEvent(actor_id=user_id, action="passkey.removed", target=f"user:{user_id}",
-                                  detail=f"passkey:{passkey_id}" + (" (two-factor authentication off)" if last else "")))
+        db.session.add(
+            AuditEvent(
+                actor_id=user_id,
+                action="passkey.removed",
+                target=f"user:{user_id}",
+                detail=f"passkey:{passkey_id}" + (" (two-factor authentication off)" if last else ""),
+            )
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -414,6 +481,7 @@ def _own(user_id: int, passkey_id: int) -> Passkey:
 
 # -- signing ------------------------------------------------------------------------------
 
+
 def _verified(rp: RelyingParty, proof: Proof, user_id: int | None, require_uv: bool, now) -> Passkey:
     """The passkey that signed `proof`, its counter and last use updated in the caller's
     transaction; PasskeyRefused otherwise. With `user_id`, only that user's passkeys."""
@@ -433,28 +501,49 @@ def _verified(rp: RelyingParty, proof: Proof, user_id: int | None, require_uv: b
         raise PasskeyRefused("user handle does not match")
     try:
         verified = verify_authentication_response(
-            credential=response, expected_challenge=proof.challenge, expected_rp_id=rp.id, expected_origin=rp.origin,
-            credential_public_key=passkey.public_key, credential_current_sign_count=0,
-            require_user_verification=require_uv)
+            credential=response,
+            expected_challenge=proof.challenge,
+            expected_rp_id=rp.id,
+            expected_origin=rp.origin,
+            credential_public_key=passkey.public_key,
+            credential_current_sign_count=0,
+            require_user_verification=require_uv,
+        )
     except _UNREADABLE as exc:
         # The library's reasons name no secret: another origin, the wrong challenge,
         # a bad signature, no user verification.
         raise PasskeyRefused(f"passkey:{passkey.id} {str(exc)[:200]}") from None
     stored = passkey.sign_count or 0
     if (verified.new_sign_count > 0 or stored > 0) and verified.new_sign_count <= stored:
-        raise CopiedPasskey(f"passkey:{passkey.id} signature counter went back from {stored} to "
-                            f"{verified.new_sign_count}: a copied authenticator?", passkey.user_id)
+        raise CopiedPasskey(
+            f"passkey:{passkey.id} signature counter went back from {stored} to "
+            f"{verified.new_sign_count}: a copied authenticator?",
+            passkey.user_id,
+        )
     passkey.sign_count = verified.new_sign_count
     passkey.last_used_at = now
     return passkey
 
 
 def _refused_event(exc: PasskeyRefused, ip, device_hash, subject: str, purpose: str, now) -> None:
-    security_events.add(SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=subject,
-                        detail=f"passkey ({purpose}): {exc.reason}", now=now)
+    security_events.add(
+        SecurityEvent.LOGIN_FAILED,
+        ip,
+        device_hash,
+        subject=subject,
+        detail=f"passkey ({purpose}): {exc.reason}",
+        now=now,
+    )
     if isinstance(exc, CopiedPasskey):
-        db.session.add(AuditEvent(actor_id=None, action="passkey.copy_suspected", target=f"user:{exc.user_id}",
-                                  detail=exc.reason, created_at=now))
+        db.session.add(
+            AuditEvent(
+                actor_id=None,
+                action="passkey.copy_suspected",
+                target=f"user:{exc.user_id}",
+                detail=exc.reason,
+                created_at=now,
+            )
+        )
 
 
 def sign_in(proof: Proof, ip: str | None = None, device_hash: str | None = None) -> User:
@@ -467,8 +556,14 @@ def sign_in(proof: Proof, ip: str | None = None, device_hash: str | None = None)
     try:
         _spend(proof, now)
     except ChallengeExpired:
-        security_events.record(SecurityEvent.LOGIN_FAILED, ip, device_hash, subject="passkey",
-                               detail="passkey (sign-in): challenge expired or used", now=now)
+        security_events.record(
+            SecurityEvent.LOGIN_FAILED,
+            ip,
+            device_hash,
+            subject="passkey",
+            detail="passkey (sign-in): challenge expired or used",
+            now=now,
+        )
         raise
     signals = risk.Signals(risk.LOGIN, ip, device_hash, now=now)
     begin_write()
@@ -487,8 +582,14 @@ def sign_in(proof: Proof, ip: str | None = None, device_hash: str | None = None)
     user = db.session.get(User, passkey.user_id, with_for_update=True)
     if accounts.is_locked(user, now):
         db.session.rollback()
-        security_events.record(SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=f"user:{user.id}",
-                               detail="passkey (sign-in): locked", now=now)
+        security_events.record(
+            SecurityEvent.LOGIN_FAILED,
+            ip,
+            device_hash,
+            subject=f"user:{user.id}",
+            detail="passkey (sign-in): locked",
+            now=now,
+        )
         raise twofactor.AccountLocked()
     user.failed_logins = 0
     user.locked_until = None
@@ -496,8 +597,9 @@ def sign_in(proof: Proof, ip: str | None = None, device_hash: str | None = None)
     return user
 
 
-def verify_second_factor(user_id: int, proof: Proof, ip: str | None = None, device_hash: str | None = None,
-                         purpose: str = "second factor") -> User:
+def verify_second_factor(
+    user_id: int, proof: Proof, ip: str | None = None, device_hash: str | None = None, purpose: str = "second factor"
+) -> User:
     """The user, when one of their passkeys signed `proof`: the second step of a login, a
     re-authentication, a confirmation before money moves. A refusal counts toward the
     account's lockout as a wrong code does: PasskeyRefused, or twofactor.AccountLocked
@@ -507,8 +609,14 @@ def verify_second_factor(user_id: int, proof: Proof, ip: str | None = None, devi
     try:
         _spend(proof, now)
     except ChallengeExpired:
-        security_events.record(SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=f"user:{user_id}",
-                               detail=f"passkey ({purpose}): challenge expired or used", now=now)
+        security_events.record(
+            SecurityEvent.LOGIN_FAILED,
+            ip,
+            device_hash,
+            subject=f"user:{user_id}",
+            detail=f"passkey ({purpose}): challenge expired or used",
+            now=now,
+        )
         raise
     begin_write()
     user = db.session.get(User, user_id, with_for_update=True)
@@ -516,8 +624,14 @@ def verify_second_factor(user_id: int, proof: Proof, ip: str | None = None, devi
         db.session.rollback()
         raise PasskeyRefused()
     if accounts.is_locked(user, now):
-        security_events.add(SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=f"user:{user_id}",
-                            detail=f"passkey ({purpose}): locked", now=now)
+        security_events.add(
+            SecurityEvent.LOGIN_FAILED,
+            ip,
+            device_hash,
+            subject=f"user:{user_id}",
+            detail=f"passkey ({purpose}): locked",
+            now=now,
+        )
         db.session.commit()
         raise twofactor.AccountLocked()
     try:

@@ -4,6 +4,7 @@ Back-office passwords use argon2's default cost. Query passwords protect one ord
 are checked once per lookup (rate-limited) and are hashed on every checkout, so they use a
 lighter argon2id cost that keeps checkout fast while staying far from a plain hash.
 """
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 

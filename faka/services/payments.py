@@ -1,4 +1,5 @@
 """What happens when a gateway says an order was paid."""
+
 import json
 import logging
 import re
@@ -86,8 +87,15 @@ def start_payment(order: Order, client: str = DESKTOP, payer: str | None = None)
         reference = payment.reference[:128] if payment.reference else None
         if reference:
             fresh.payment_ref = reference
-        db.session.add(PaymentAttempt(order_id=fresh.id, gateway=order.gateway, method=(payment.method or "")[:20],
-                                      reference=reference, created_at=now))
+        db.session.add(
+            PaymentAttempt(
+                order_id=fresh.id,
+                gateway=order.gateway,
+                method=(payment.method or "")[:20],
+                reference=reference,
+                created_at=now,
+            )
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -135,7 +143,10 @@ def acknowledgement(gateway_name: str) -> NotifyAnswer:
 
 
 def handle_notify(
-    gateway_name: str, form: Mapping[str, str], headers: Mapping[str, str], body: bytes,
+    gateway_name: str,
+    form: Mapping[str, str],
+    headers: Mapping[str, str],
+    body: bytes,
     source_ip: str | None = None,
 ) -> NotifyResult:
     """Verify a notification and record the payment exactly once.
@@ -272,15 +283,23 @@ def payments_in_flight(now=None, limit: int = QUERY_BATCH) -> list[int]:
         return []
     late = now - LATE_QUERY_WINDOW
     sent_to_queryable = exists().where(PaymentAttempt.order_id == Order.id, PaymentAttempt.gateway.in_(names))
-    return list(db.session.execute(
-        select(Order.id)
-        .where(or_(Order.gateway.in_(names), sent_to_queryable), Order.payment_started_at.is_not(None),
-               Order.payment_started_at <= now - QUERY_AFTER,
-               or_(Order.status == Order.PENDING,
-                   and_(Order.status == Order.EXPIRED, Order.expires_at >= late),
-                   and_(Order.status == Order.CANCELLED, Order.cancelled_at >= late)))
-        .order_by(Order.payment_started_at).limit(limit)
-    ).scalars())
+    return list(
+        db.session.execute(
+            select(Order.id)
+            .where(
+                or_(Order.gateway.in_(names), sent_to_queryable),
+                Order.payment_started_at.is_not(None),
+                Order.payment_started_at <= now - QUERY_AFTER,
+                or_(
+                    Order.status == Order.PENDING,
+                    and_(Order.status == Order.EXPIRED, Order.expires_at >= late),
+                    and_(Order.status == Order.CANCELLED, Order.cancelled_at >= late),
+                ),
+            )
+            .order_by(Order.payment_started_at)
+            .limit(limit)
+        ).scalars()
+    )
 
 
 @dataclass(frozen=True)
@@ -312,21 +331,35 @@ def test_gateway(name: str) -> str:
     verifies ("not paid") proves the credentials, the keys and the network path; the
     result, or why it failed, is returned for the operator. Never a secret."""
     if not can_query(name):
-        raise GatewayTestFailed(_l("This gateway offers no API to ask about a payment, so it cannot be tested from "
-                                   "here; make a small real payment instead."))
+        raise GatewayTestFailed(
+            _l(
+                "This gateway offers no API to ask about a payment, so it cannot be tested from "
+                "here; make a small real payment instead."
+            )
+        )
     _row, settings = gateway_settings(name)
     db.session.rollback()
     base = current_app.config["BASE_URL"].rstrip("/")
-    probe = OrderRef(number="FAKATEST" + secrets.token_hex(6), token="0" * 32, total=1,
-                     currency=current_app.config["CURRENCY"], subject="faka connection test",
-                     notify_url=base + _path("pay.notify", gateway=name), return_url="/", base_url=base)
+    probe = OrderRef(
+        number="FAKATEST" + secrets.token_hex(6),
+        token="0" * 32,
+        total=1,
+        currency=current_app.config["CURRENCY"],
+        subject="faka connection test",
+        notify_url=base + _path("pay.notify", gateway=name),
+        return_url="/",
+        base_url=base,
+    )
     try:
         found = GATEWAYS[name](settings).query(probe)
     except InvalidNotify as exc:
-        raise GatewayTestFailed(_l("The provider answered, but the answer did not verify: %(reason)s", reason=str(exc))) from exc
+        raise GatewayTestFailed(
+            _l("The provider answered, but the answer did not verify: %(reason)s", reason=str(exc))
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - whatever went wrong is what the operator needs to see
-        raise GatewayTestFailed(_l("The provider could not be asked: %(error)s",
-                                   error=f"{type(exc).__name__}: {str(exc)[:200]}")) from exc
+        raise GatewayTestFailed(
+            _l("The provider could not be asked: %(error)s", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        ) from exc
     if found is not None:
         raise GatewayTestFailed(_l("The provider reports a payment for a test order number: check the settings."))
     return str(_l("The provider answered and its answer verified: the settings work."))
@@ -346,26 +379,37 @@ def silent_gateways(now: datetime | None = None) -> list[SilentGateway]:
     own browser, so it is left out.)"""
     now = now or clock.now()
     since = now - SILENCE_WINDOW
-    enabled = [name for name in db.session.execute(
-        select(GatewayConfig.name).where(GatewayConfig.enabled.is_(True))).scalars() if name != "sandbox"]
+    enabled = [
+        name
+        for name in db.session.execute(select(GatewayConfig.name).where(GatewayConfig.enabled.is_(True))).scalars()
+        if name != "sandbox"
+    ]
     if not enabled:
         return []
-    started = dict(db.session.execute(
-        select(PaymentAttempt.gateway, func.count(PaymentAttempt.order_id.distinct()))
-        .where(PaymentAttempt.gateway.in_(enabled), PaymentAttempt.created_at >= since)
-        .group_by(PaymentAttempt.gateway)
-    ).all())
-    last = dict(db.session.execute(
-        select(NotifyLog.gateway, func.max(NotifyLog.received_at))
-        .where(NotifyLog.gateway.in_(enabled), NotifyLog.via == NotifyLog.NOTIFY, NotifyLog.verified.is_(True))
-        .group_by(NotifyLog.gateway)
-    ).all())
-    return [SilentGateway(name, started[name], last.get(name)) for name in enabled
-            if started.get(name, 0) >= SILENCE_MIN_PAYMENTS and (last.get(name) is None or last[name] < since)]
+    started = dict(
+        db.session.execute(
+            select(PaymentAttempt.gateway, func.count(PaymentAttempt.order_id.distinct()))
+            .where(PaymentAttempt.gateway.in_(enabled), PaymentAttempt.created_at >= since)
+            .group_by(PaymentAttempt.gateway)
+        ).all()
+    )
+    last = dict(
+        db.session.execute(
+            select(NotifyLog.gateway, func.max(NotifyLog.received_at))
+            .where(NotifyLog.gateway.in_(enabled), NotifyLog.via == NotifyLog.NOTIFY, NotifyLog.verified.is_(True))
+            .group_by(NotifyLog.gateway)
+        ).all()
+    )
+    return [
+        SilentGateway(name, started[name], last.get(name))
+        for name in enabled
+        if started.get(name, 0) >= SILENCE_MIN_PAYMENTS and (last.get(name) is None or last[name] < since)
+    ]
 
 
-def notify_history(order_number: str | None = None, gateway: str | None = None, page: int = 1,
-                   per_page: int = 50) -> tuple[list[NotifyLog], int]:
+def notify_history(
+    order_number: str | None = None, gateway: str | None = None, page: int = 1, per_page: int = 50
+) -> tuple[list[NotifyLog], int]:
     """One page of the notify log, newest first, and how many entries match."""
     conditions = []
     if order_number:
@@ -374,10 +418,17 @@ def notify_history(order_number: str | None = None, gateway: str | None = None, 
         conditions.append(NotifyLog.gateway == gateway)
     page = max(1, int(page))
     total = db.session.scalar(select(func.count()).select_from(NotifyLog).where(*conditions))
-    rows = db.session.execute(
-        select(NotifyLog).where(*conditions).order_by(NotifyLog.received_at.desc(), NotifyLog.id.desc())
-        .offset((page - 1) * per_page).limit(per_page)
-    ).scalars().all()
+    rows = (
+        db.session.execute(
+            select(NotifyLog)
+            .where(*conditions)
+            .order_by(NotifyLog.received_at.desc(), NotifyLog.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+        .scalars()
+        .all()
+    )
     return list(rows), int(total)
 
 
@@ -404,8 +455,13 @@ def _apply_notice(gateway: Gateway, received: _Received, notice: Notice, _retry:
         return _apply_notice(gateway, received, notice, _retry=False)
     except InvalidNotify as exc:
         db.session.rollback()
-        _log_refusal(received, str(exc), verified=False, order_number=notice.order_number,
-                     mismatch=isinstance(exc, AmountMismatch))
+        _log_refusal(
+            received,
+            str(exc),
+            verified=False,
+            order_number=notice.order_number,
+            mismatch=isinstance(exc, AmountMismatch),
+        )
         raise
     except Exception:
         db.session.rollback()
@@ -420,13 +476,25 @@ def _apply_notice(gateway: Gateway, received: _Received, notice: Notice, _retry:
 
 
 def _log(received: _Received, order_number: str | None, verified: bool, outcome: str, reason: str | None = None):
-    db.session.add(NotifyLog(gateway=received.gateway, via=received.via, order_number=(order_number or "")[:32] or None,
-                             verified=verified, outcome=outcome, reason=reason, source_ip=received.source_ip,
-                             headers=received.headers, body=received.body, received_at=clock.now()))
+    db.session.add(
+        NotifyLog(
+            gateway=received.gateway,
+            via=received.via,
+            order_number=(order_number or "")[:32] or None,
+            verified=verified,
+            outcome=outcome,
+            reason=reason,
+            source_ip=received.source_ip,
+            headers=received.headers,
+            body=received.body,
+            received_at=clock.now(),
+        )
+    )
 
 
-def _log_refusal(received: _Received, reason: str, verified: bool, order_number: str | None = None,
-                 mismatch: bool = False) -> None:
+def _log_refusal(
+    received: _Received, reason: str, verified: bool, order_number: str | None = None, mismatch: bool = False
+) -> None:
     """Log a refused notification; one the provider sent (not our own query's answer) is
     also a security event, which the risk rules count per source address."""
     begin_write()
@@ -438,8 +506,15 @@ def _log_refusal(received: _Received, reason: str, verified: bool, order_number:
 
 
 _SECRET_NAMES = re.compile(r"secret|password|passwd|token|key", re.IGNORECASE)
-LOGGED_HEADERS = ("Content-Type", "User-Agent", "Wechatpay-Serial", "Wechatpay-Timestamp", "Wechatpay-Nonce",
-                  "Wechatpay-Signature", "Stripe-Signature")
+LOGGED_HEADERS = (
+    "Content-Type",
+    "User-Agent",
+    "Wechatpay-Serial",
+    "Wechatpay-Timestamp",
+    "Wechatpay-Nonce",
+    "Wechatpay-Signature",
+    "Stripe-Signature",
+)
 
 
 def _logged_headers(headers: Mapping[str, str]) -> str:
@@ -450,7 +525,9 @@ def _logged_body(form: Mapping[str, str], body: bytes) -> str:
     """The notification as received, cut at MAX_LOGGED_BODY; form fields whose names say
     they hold a secret are redacted."""
     if form:
-        return urlencode([(k, "[redacted]" if _SECRET_NAMES.search(k) else v) for k, v in form.items()])[:MAX_LOGGED_BODY]
+        return urlencode([(k, "[redacted]" if _SECRET_NAMES.search(k) else v) for k, v in form.items()])[
+            :MAX_LOGGED_BODY
+        ]
     return body[:MAX_LOGGED_BODY].decode("utf-8", "replace")
 
 
@@ -523,9 +600,16 @@ def _refund_duplicate(order: Order, payment: PaymentNotice, now) -> int:
     gateway that took it (refunds.execute, enqueued after the commit; `manual` on
     /operator/refunds where that gateway cannot refund). The merchant never had this
     money: no ledger entry, neither credit nor debit."""
-    refund = Refund(order_id=order.id, merchant_id=order.merchant_id, payment_notice_id=payment.id,
-                    amount=payment.amount, gateway=payment.gateway, status=Refund.PENDING,
-                    note=f"duplicate payment {payment.trade_no}", created_at=now)
+    refund = Refund(
+        order_id=order.id,
+        merchant_id=order.merchant_id,
+        payment_notice_id=payment.id,
+        amount=payment.amount,
+        gateway=payment.gateway,
+        status=Refund.PENDING,
+        note=f"duplicate payment {payment.trade_no}",
+        created_at=now,
+    )
     db.session.add(refund)
     db.session.flush()
     return refund.id
@@ -535,8 +619,20 @@ def _assess_paid(order: Order, now) -> None:
     """The risk rules for a paid order: they may flag it or hold its delivery."""
     verdict = risk.assess_paid_order(order, now)
     if verdict.hits:
-        risk.add_event(risk.Signals(risk.NOTIFY, order.client_ip, order.device_hash, order.email, order.merchant_id,
-                                    order.product, order.quantity, order, now), verdict)
+        risk.add_event(
+            risk.Signals(
+                risk.NOTIFY,
+                order.client_ip,
+                order.device_hash,
+                order.email,
+                order.merchant_id,
+                order.product,
+                order.quantity,
+                order,
+                now,
+            ),
+            verdict,
+        )
         risk.flag_order(order, verdict)
 
 

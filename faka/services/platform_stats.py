@@ -2,6 +2,7 @@
 `faka.services.analytics` (local days in the site time zone; an order counts as paid on
 the day of its `paid_at` when its status says money arrived; GMV is the gross total of
 those orders; the refund rate is refunded / paid among them) over every merchant."""
+
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -58,7 +59,7 @@ def platform_stats(now: datetime | None = None, tz: str | None = None) -> Platfo
     per_day = _paid_per_day(bounds)
 
     def window(n: int) -> Window:
-        rows = per_day[DAYS - n:]
+        rows = per_day[DAYS - n :]
         return Window(n, sum(r[1] for r in rows), sum(r[0] for r in rows), sum(r[2] for r in rows))
 
     count = lambda query: db.session.scalar(select(func.count()).select_from(query.subquery()))  # noqa: E731
@@ -73,9 +74,7 @@ def platform_stats(now: datetime | None = None, tz: str | None = None) -> Platfo
         pending_reviews=count(
             select(Merchant.id).where(Merchant.status == Merchant.PENDING, Merchant.submitted_at.is_not(None))
         ),
-        moderation_queue=count(
-            select(Product.id).where(Product.moderation == "pending", Product.deleted_at.is_(None))
-        ),
+        moderation_queue=count(select(Product.id).where(Product.moderation == "pending", Product.deleted_at.is_(None))),
         requested_withdrawals=count(select(Withdrawal.id).where(Withdrawal.status == Withdrawal.REQUESTED)),
         escalated_complaints=count(select(Complaint.id).where(Complaint.status == Complaint.ESCALATED)),
         manual_refunds=count(select(Refund.id).where(Refund.status == Refund.MANUAL)),
@@ -99,8 +98,9 @@ def _paid_per_day(bounds: list[datetime]) -> list[tuple[int, int, int]]:
         .subquery()
     )
     rows = db.session.execute(
-        select(per_order.c.day, func.count(), func.sum(per_order.c.total), func.sum(per_order.c.is_refunded))
-        .group_by(per_order.c.day)
+        select(per_order.c.day, func.count(), func.sum(per_order.c.total), func.sum(per_order.c.is_refunded)).group_by(
+            per_order.c.day
+        )
     )
     result = [(0, 0, 0)] * (len(bounds) - 1)
     for day, n, total, n_refunded in rows:

@@ -23,6 +23,7 @@ removes what this change wrote. A file goes when no image names it any more.
 A merchant's files (those its products' images name, and its licence image) may take at
 most MERCHANT_STORAGE_QUOTA bytes together (`storage_used`).
 """
+
 import hashlib
 import io
 import logging
@@ -72,8 +73,10 @@ _FILES_LOCK = 7311  # the advisory lock that serialises image changes on Postgre
 
 
 class InvalidProductImage(DomainError):
-    message = _l("Upload a PNG, JPEG, WebP or GIF image of at most 10 MB and 40 megapixels, "
-                 "at least 200 × 200 pixels. This file is not one, or it is damaged.")
+    message = _l(
+        "Upload a PNG, JPEG, WebP or GIF image of at most 10 MB and 40 megapixels, "
+        "at least 200 × 200 pixels. This file is not one, or it is damaged."
+    )
 
 
 class NoImageChosen(DomainError):
@@ -132,6 +135,7 @@ def initial(title: str | None) -> str:
 
 # -- encoding (no I/O) --------------------------------------------------------------------
 
+
 def encode(data: bytes) -> Encoded:
     """The upload's four files, or InvalidProductImage."""
     with decode(data, MAX_UPLOAD_BYTES, MAX_PIXELS, FORMATS, InvalidProductImage) as image:
@@ -161,8 +165,12 @@ def _srgb_on_white(image: Image.Image, icc: bytes | None) -> Image.Image:
     has_alpha = image.has_transparency_data
     if icc and image.mode in ("RGB", "RGBA", "CMYK", "L"):
         try:
-            image = ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"),
-                                              outputMode="RGBA" if image.mode == "RGBA" else "RGB")
+            image = ImageCms.profileToProfile(
+                image,
+                ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                ImageCms.createProfile("sRGB"),
+                outputMode="RGBA" if image.mode == "RGBA" else "RGB",
+            )
         except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
             log.info("ignored an image's unreadable colour profile")
     image = image.convert("RGBA" if has_alpha else "RGB")
@@ -192,6 +200,7 @@ def _rendition(data: bytes, suffix: str, image: Image.Image) -> Rendition:
 
 
 # -- files ----------------------------------------------------------------------------------
+
 
 def media_dir() -> Path:
     path = Path(current_app.instance_path) / "uploads" / "products"
@@ -277,6 +286,7 @@ def _lock_files() -> None:
 
 # -- the merchant's changes ---------------------------------------------------------------------
 
+
 def merchant_images(merchant_id: int, slug: str) -> tuple[Product, ShownImages]:
     """The merchant's own product (NotFound for anyone else's) and all its images."""
     product = get_product(merchant_id, slug)
@@ -302,12 +312,16 @@ def storage_used(merchant_id: int, leaving_image: int | None = None, leaving_lic
 
 
 def _licence_size(merchant_id: int) -> int:
-    return stored_size(private_dir(), [db.session.scalar(select(Merchant.licence_image).where(Merchant.id == merchant_id))])
+    return stored_size(
+        private_dir(), [db.session.scalar(select(Merchant.licence_image).where(Merchant.id == merchant_id))]
+    )
 
 
 def _merchant_files(merchant_id: int, leaving_image: int | None = None) -> set[str]:
     columns = (ProductImage.thumb_webp, ProductImage.thumb_jpeg, ProductImage.detail_webp, ProductImage.detail_jpeg)
-    query = select(*columns).join(Product, Product.id == ProductImage.product_id).where(Product.merchant_id == merchant_id)
+    query = (
+        select(*columns).join(Product, Product.id == ProductImage.product_id).where(Product.merchant_id == merchant_id)
+    )
     if leaving_image is not None:
         query = query.where(ProductImage.id != leaving_image)
     return {name for row in db.session.execute(query) for name in row}
@@ -335,7 +349,8 @@ def add_images(merchant_id: int, slug: str, role: str, uploads: list[bytes]) -> 
     if role == ProductImage.COVER and len(uploads) > 1:
         raise TooManyFiles()
     if len(uploads) > MAX_GALLERY or (
-            role == ProductImage.GALLERY and len(_images_of(product.id).gallery) + len(uploads) > MAX_GALLERY):
+        role == ProductImage.GALLERY and len(_images_of(product.id).gallery) + len(uploads) > MAX_GALLERY
+    ):
         raise GalleryFull()
     check_pixels(uploads, PIXELS, MAX_UPLOAD_BYTES, FORMATS, InvalidProductImage)
     encoded = [encode(data) for data in uploads]  # before any lock: the slow part
@@ -364,7 +379,9 @@ def add_images(merchant_id: int, slug: str, role: str, uploads: list[bytes]) -> 
         for image in replaced:
             db.session.delete(image)
         start = len(current.gallery)
-        images = [_row(product.id, role, start + i if role == ProductImage.GALLERY else 0, e) for i, e in enumerate(encoded)]
+        images = [
+            _row(product.id, role, start + i if role == ProductImage.GALLERY else 0, e) for i, e in enumerate(encoded)
+        ]
         db.session.add_all(images)
         db.session.flush()
         gone = _unreferenced({name for image in replaced for name in image.names})
@@ -378,11 +395,19 @@ def add_images(merchant_id: int, slug: str, role: str, uploads: list[bytes]) -> 
 
 
 def _row(product_id: int, role: str, position: int, e: Encoded) -> ProductImage:
-    return ProductImage(product_id=product_id, role=role, position=position,
-                        thumb_webp=e.thumb_webp.name, thumb_jpeg=e.thumb_jpeg.name,
-                        detail_webp=e.detail_webp.name, detail_jpeg=e.detail_jpeg.name,
-                        thumb_width=e.thumb_jpeg.width, thumb_height=e.thumb_jpeg.height,
-                        detail_width=e.detail_jpeg.width, detail_height=e.detail_jpeg.height)
+    return ProductImage(
+        product_id=product_id,
+        role=role,
+        position=position,
+        thumb_webp=e.thumb_webp.name,
+        thumb_jpeg=e.thumb_jpeg.name,
+        detail_webp=e.detail_webp.name,
+        detail_jpeg=e.detail_jpeg.name,
+        thumb_width=e.thumb_jpeg.width,
+        thumb_height=e.thumb_jpeg.height,
+        detail_width=e.detail_jpeg.width,
+        detail_height=e.detail_jpeg.height,
+    )
 
 
 def remove_image(merchant_id: int, slug: str, image_id: int) -> None:
@@ -441,6 +466,7 @@ def _images_of(product_id: int) -> ShownImages:
 
 
 # -- what is shown ------------------------------------------------------------------------------
+
 
 def shown_images(product_ids: list[int], galleries: bool = False) -> dict[int, ShownImages]:
     """Each product's cover (and gallery, in order, when asked), in one query."""

@@ -1,5 +1,6 @@
 """A merchant's products: create, edit, hide, delete (soft), order, with moderation on
 prohibited words."""
+
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -110,11 +111,21 @@ def _validate_risk_thresholds(draft: ProductDraft) -> None:
     site = site_settings()
     captcha, hold = int(site["risk_captcha_at"]), int(site["risk_hold_at"])
     if draft.risk_captcha_at is not None and not 1 <= draft.risk_captcha_at <= captcha:
-        raise LaxerThanSite(_l("Ask for the captcha from a score of 1 to %(limit)s (the site asks from %(limit)s; "
-                               "a higher score would be laxer), or leave it empty.", limit=captcha))
+        raise LaxerThanSite(
+            _l(
+                "Ask for the captcha from a score of 1 to %(limit)s (the site asks from %(limit)s; "
+                "a higher score would be laxer), or leave it empty.",
+                limit=captcha,
+            )
+        )
     if draft.risk_hold_at is not None and not 1 <= draft.risk_hold_at <= hold:
-        raise LaxerThanSite(_l("Hold delivery from a score of 1 to %(limit)s (the site holds from %(limit)s; "
-                               "a higher score would be laxer), or leave it empty.", limit=hold))
+        raise LaxerThanSite(
+            _l(
+                "Hold delivery from a score of 1 to %(limit)s (the site holds from %(limit)s; "
+                "a higher score would be laxer), or leave it empty.",
+                limit=hold,
+            )
+        )
 
 
 def save_product(merchant_id: int, draft: ProductDraft, slug: str | None = None) -> Product:
@@ -130,15 +141,31 @@ def save_product(merchant_id: int, draft: ProductDraft, slug: str | None = None)
         db.session.rollback()
         raise InvalidProduct(_l("Choose a category.")) from None
     if product is None:
-        last = db.session.scalar(select(func.max(Product.position)).where(
-            Product.merchant_id == merchant_id, Product.deleted_at.is_(None)))
+        last = db.session.scalar(
+            select(func.max(Product.position)).where(Product.merchant_id == merchant_id, Product.deleted_at.is_(None))
+        )
         product = Product(slug=secrets.token_hex(8), merchant_id=merchant_id, position=(last or 0) + 1)
         db.session.add(product)
     if draft.position is not None:
         product.position = draft.position
-    for name in ("title", "category_id", "price", "description_md", "delivery_type", "min_per_order",
-                 "max_per_order", "manual_promise_hours", "reusable_key", "require_query_password", "require_email",
-                 "low_stock_threshold", "refund_policy", "visible", "risk_captcha_at", "risk_hold_at"):
+    for name in (
+        "title",
+        "category_id",
+        "price",
+        "description_md",
+        "delivery_type",
+        "min_per_order",
+        "max_per_order",
+        "manual_promise_hours",
+        "reusable_key",
+        "require_query_password",
+        "require_email",
+        "low_stock_threshold",
+        "refund_policy",
+        "visible",
+        "risk_captcha_at",
+        "risk_hold_at",
+    ):
         setattr(product, name, getattr(draft, name))
     product.title = draft.title.strip()
     if draft.delivery_type == DELIVERY_FIXED:
@@ -200,12 +227,16 @@ class ProductRow:
 
 
 def merchant_products(merchant_id: int) -> list[ProductRow]:
-    products = db.session.execute(
-        select(Product)
-        .where(Product.merchant_id == merchant_id, Product.deleted_at.is_(None))
-        .order_by(Product.position, Product.id)
-        .options(selectinload(Product.category))
-    ).scalars().all()
+    products = (
+        db.session.execute(
+            select(Product)
+            .where(Product.merchant_id == merchant_id, Product.deleted_at.is_(None))
+            .order_by(Product.position, Product.id)
+            .options(selectinload(Product.category))
+        )
+        .scalars()
+        .all()
+    )
     counts: dict[int, dict[str, int]] = {p.id: {} for p in products}
     if products:
         for product_id, status, count in db.session.execute(
@@ -235,10 +266,14 @@ def move_product(merchant_id: int, slug: str, direction: str) -> Product:
     if direction not in (UP, DOWN):
         db.session.rollback()
         raise InvalidProduct()
-    ordered = list(db.session.execute(
-        select(Product).where(Product.merchant_id == merchant_id, Product.deleted_at.is_(None))
-        .order_by(Product.position, Product.id).with_for_update()
-    ).scalars())
+    ordered = list(
+        db.session.execute(
+            select(Product)
+            .where(Product.merchant_id == merchant_id, Product.deleted_at.is_(None))
+            .order_by(Product.position, Product.id)
+            .with_for_update()
+        ).scalars()
+    )
     index = ordered.index(product)
     ordered.pop(index)
     ordered.insert(max(0, index - 1) if direction == UP else index + 1, product)

@@ -11,6 +11,7 @@ and orders expired or cancelled within a day, whose late payment is still honour
 moves complaints whose deadline passed (complaints.run_deadlines). Once a day it also
 starts the data-retention job (retention.run: old IP addresses hashed, old logs deleted).
 """
+
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -41,11 +42,13 @@ def reconcile() -> ReconcileReport:
     expired = stock.expire_stale_orders(clock.now())
     db.session.commit()
 
-    undelivered = db.session.execute(
-        select(Order.id)
-        .join(Product, Order.product_id == Product.id)
-        .where(*delivery.awaiting_delivery())
-    ).scalars().all()
+    undelivered = (
+        db.session.execute(
+            select(Order.id).join(Product, Order.product_id == Product.id).where(*delivery.awaiting_delivery())
+        )
+        .scalars()
+        .all()
+    )
     emails = []
     if mail.smtp_configured():
         emails = mail.due_email_ids(clock.now())
@@ -71,7 +74,14 @@ def reconcile() -> ReconcileReport:
     if retention_due:
         jobs.enqueue(jobs.run_retention, job_id=f"retention-{clock.now().date().isoformat()}")
     return ReconcileReport(
-        expired=expired, deliveries=len(undelivered), emails=len(emails), webhooks=len(pending_webhooks),
-        refunds=len(pending_refunds), escalated=deadlines.escalated, closed=deadlines.closed,
-        payment_checks=len(in_flight), retention=retention_due, imports=len(imports),
+        expired=expired,
+        deliveries=len(undelivered),
+        emails=len(emails),
+        webhooks=len(pending_webhooks),
+        refunds=len(pending_refunds),
+        escalated=deadlines.escalated,
+        closed=deadlines.closed,
+        payment_checks=len(in_flight),
+        retention=retention_due,
+        imports=len(imports),
     )

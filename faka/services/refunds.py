@@ -10,6 +10,7 @@ it came through (the buyer may have switched the order's gateway before paying).
 gateway without a refund API turns it `manual`: the operator pays the buyer back by hand
 and marks it `paid` with the payment's reference.
 """
+
 import logging
 
 from flask_babel import lazy_gettext as _l
@@ -46,7 +47,8 @@ def refunded_payment(refund: Refund) -> PaymentNotice | None:
     return db.session.execute(
         select(PaymentNotice)
         .where(PaymentNotice.order_id == refund.order_id, PaymentNotice.outcome != payments.OUTCOME_DUPLICATE)
-        .order_by(PaymentNotice.id).limit(1)
+        .order_by(PaymentNotice.id)
+        .limit(1)
     ).scalar_one_or_none()
 
 
@@ -87,9 +89,13 @@ def execute(refund_id: int) -> bool:
     else:
         # An extra payment's refund keeps saying what it is for.
         refund.status, refund.note = Refund.MANUAL, "; ".join(filter(None, (refund.note, note)))
-    audit.record(None, f"refund.{refund.status}", f"order:{refund.order_id}",
-                 detail=f"refund:{refund.id} amount={refund.amount} gateway={refund.gateway}"
-                 + (f" payment:{trade_no}" if trade_no else ""))
+    audit.record(
+        None,
+        f"refund.{refund.status}",
+        f"order:{refund.order_id}",
+        detail=f"refund:{refund.id} amount={refund.amount} gateway={refund.gateway}"
+        + (f" payment:{trade_no}" if trade_no else ""),
+    )
     db.session.commit()
     log.info("refund %s of order %s: %s", refund.id, refund.order_id, refund.status)
     return True
@@ -99,8 +105,9 @@ def pending_ids() -> list[int]:
     return list(db.session.execute(select(Refund.id).where(Refund.status == Refund.PENDING)).scalars())
 
 
-def refunds(status: str | None = Refund.MANUAL, page: int = 1
-            ) -> tuple[list[tuple[Refund, Order, PaymentNotice | None]], int]:
+def refunds(
+    status: str | None = Refund.MANUAL, page: int = 1
+) -> tuple[list[tuple[Refund, Order, PaymentNotice | None]], int]:
     """One page of refunds (default: those the operator must pay by hand), oldest
     first, with their orders and, for the refund of an extra payment (the buyer paid an
     order twice), that payment; and how many match."""
@@ -108,9 +115,13 @@ def refunds(status: str | None = Refund.MANUAL, page: int = 1
     page = max(1, int(page))
     total = db.session.scalar(select(func.count()).select_from(Refund).where(*conditions))
     rows = db.session.execute(
-        select(Refund, Order, PaymentNotice).join(Order, Order.id == Refund.order_id)
-        .outerjoin(PaymentNotice, PaymentNotice.id == Refund.payment_notice_id).where(*conditions)
-        .order_by(Refund.created_at, Refund.id).offset((page - 1) * PER_PAGE).limit(PER_PAGE)
+        select(Refund, Order, PaymentNotice)
+        .join(Order, Order.id == Refund.order_id)
+        .outerjoin(PaymentNotice, PaymentNotice.id == Refund.payment_notice_id)
+        .where(*conditions)
+        .order_by(Refund.created_at, Refund.id)
+        .offset((page - 1) * PER_PAGE)
+        .limit(PER_PAGE)
     ).all()
     return [(r, o, extra) for r, o, extra in rows], int(total)
 
@@ -120,17 +131,19 @@ def mark_paid(refund_id: int, operator_id: int, reference: str) -> Refund:
     begin_write()
     try:
         operator = db.session.get(User, operator_id)
-        refund = db.session.execute(
-            select(Refund).where(Refund.id == refund_id).with_for_update()
-        ).scalar_one_or_none()
+        refund = db.session.execute(select(Refund).where(Refund.id == refund_id).with_for_update()).scalar_one_or_none()
         if refund is None or operator is None or not operator.is_operator:
             raise NotFound()
         if refund.status != Refund.MANUAL:
             raise RefundAlreadyPaid()
         refund.status, refund.completed_at, refund.paid_by = Refund.PAID, clock.now(), operator_id
         refund.reference = (reference or "").strip()[:64] or None
-        audit.record(operator_id, "refund.paid", f"order:{refund.order_id}",
-                     detail=f"refund:{refund.id} amount={refund.amount} reference={refund.reference or ''}")
+        audit.record(
+            operator_id,
+            "refund.paid",
+            f"order:{refund.order_id}",
+            detail=f"refund:{refund.id} amount={refund.amount} reference={refund.reference or ''}",
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()

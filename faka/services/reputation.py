@@ -6,6 +6,7 @@ with two hundred reviews averaging 4.8. Only counted reviews take part (not susp
 not hidden; see faka/services/reviews.py). Complaint and refund rates look at the last
 WINDOW, so an old bad patch fades and a recent one shows.
 """
+
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -105,20 +106,37 @@ def _reputation_query():
     # Built once: every render of a product or shop page runs it, and building it costs
     # far more than running it.
     merchant_id, since = bindparam("merchant_id"), bindparam("since")
-    orders = select(
-        func.count(Order.delivered_at).label("delivered"),
-        _count_if(Order.delivered_at >= since).label("delivered_recent"),
-        _count_if(Order.paid_at >= since).label("paid_recent"),
-        _count_if(Order.refunded_at >= since, Order.status.in_(REFUNDED)).label("refunded_recent"),
-    ).where(Order.merchant_id == merchant_id).subquery()
-    reviews = select(
-        _count_if(*_COUNTED).label("count"), _sum_if(Review.rating, *_COUNTED).label("sum"),
-    ).where(Review.merchant_id == merchant_id).subquery()
-    complaints = select(func.count()).select_from(Complaint).where(
-        Complaint.merchant_id == merchant_id, Complaint.created_at >= since).scalar_subquery()
+    orders = (
+        select(
+            func.count(Order.delivered_at).label("delivered"),
+            _count_if(Order.delivered_at >= since).label("delivered_recent"),
+            _count_if(Order.paid_at >= since).label("paid_recent"),
+            _count_if(Order.refunded_at >= since, Order.status.in_(REFUNDED)).label("refunded_recent"),
+        )
+        .where(Order.merchant_id == merchant_id)
+        .subquery()
+    )
+    reviews = (
+        select(
+            _count_if(*_COUNTED).label("count"),
+            _sum_if(Review.rating, *_COUNTED).label("sum"),
+        )
+        .where(Review.merchant_id == merchant_id)
+        .subquery()
+    )
+    complaints = (
+        select(func.count())
+        .select_from(Complaint)
+        .where(Complaint.merchant_id == merchant_id, Complaint.created_at >= since)
+        .scalar_subquery()
+    )
     return (
-        select(Merchant.created_at, Merchant.status, Merchant.reviewed_at, orders, reviews, complaints.label("complaints"))
-        .select_from(Merchant).join(orders, true()).join(reviews, true())
+        select(
+            Merchant.created_at, Merchant.status, Merchant.reviewed_at, orders, reviews, complaints.label("complaints")
+        )
+        .select_from(Merchant)
+        .join(orders, true())
+        .join(reviews, true())
         .where(Merchant.id == merchant_id)
     )
 

@@ -28,6 +28,7 @@ there. Running it again changes nothing: a hashed address starts with "h:", whic
 real address does, and is never hashed again. Each completed run is recorded as a
 "retention.ran" audit event with its counts, which is also how `due()` knows the last run.
 """
+
 import hashlib
 import hmac
 from dataclasses import asdict, dataclass
@@ -94,8 +95,9 @@ def hash_ip(ip: str) -> str:
 def due(now: datetime | None = None) -> bool:
     """Whether a day has passed since the last completed run (or there was none)."""
     now = now or clock.now()
-    last = db.session.scalar(select(AuditEvent.created_at).where(AuditEvent.action == RAN)
-                             .order_by(AuditEvent.created_at.desc()).limit(1))
+    last = db.session.scalar(
+        select(AuditEvent.created_at).where(AuditEvent.action == RAN).order_by(AuditEvent.created_at.desc()).limit(1)
+    )
     db.session.rollback()
     return last is None or last <= now - EVERY
 
@@ -103,8 +105,9 @@ def due(now: datetime | None = None) -> bool:
 def run(now: datetime | None = None) -> RetentionReport:
     now = now or clock.now()
     report = RetentionReport(
-        ips_hashed=sum(_hash_ips(table, ip, written, now - timedelta(days=IP_DAYS))
-                       for table, ip, written in IP_COLUMNS),
+        ips_hashed=sum(
+            _hash_ips(table, ip, written, now - timedelta(days=IP_DAYS)) for table, ip, written in IP_COLUMNS
+        ),
         security_events_deleted=_delete_security_events(now - timedelta(days=SECURITY_EVENT_DAYS)),
         risk_events_deleted=_delete_risk_events(now - timedelta(days=RISK_EVENT_DAYS)),
         challenges_deleted=_delete_spent_challenges(now),
@@ -143,24 +146,29 @@ def _hash_ips(table, ip_name: str, written_name: str, before: datetime) -> int:
         # Set-based: one UPDATE per batch. The guard in WHERE and the ELSE keep a row
         # that another run hashed meanwhile as it is.
         db.session.connection().execute(
-            update(table).where(key.in_([row_id for row_id, _value in rows]), *unhashed)
-            .values({ip_name: case(hashed, value=ip, else_=ip)}))
+            update(table)
+            .where(key.in_([row_id for row_id, _value in rows]), *unhashed)
+            .values({ip_name: case(hashed, value=ip, else_=ip)})
+        )
 
     return _batches(select(key, ip).where(written < before, *unhashed).order_by(key), apply)
 
 
 def _delete_security_events(before: datetime) -> int:
     table = SecurityEvent.__table__
-    return _batches(select(table.c.id).where(table.c.created_at < before).order_by(table.c.id),
-                    lambda rows: db.session.connection().execute(
-                        delete(table).where(table.c.id.in_([row_id for row_id, in rows]))))
+    return _batches(
+        select(table.c.id).where(table.c.created_at < before).order_by(table.c.id),
+        lambda rows: db.session.connection().execute(
+            delete(table).where(table.c.id.in_([row_id for (row_id,) in rows]))
+        ),
+    )
 
 
 def _delete_risk_events(before: datetime) -> int:
     events, hits = RiskEvent.__table__, RiskHit.__table__
 
     def apply(rows):
-        ids = [row_id for row_id, in rows]
+        ids = [row_id for (row_id,) in rows]
         connection = db.session.connection()
         connection.execute(delete(hits).where(hits.c.event_id.in_(ids)))
         connection.execute(delete(events).where(events.c.id.in_(ids)))
@@ -170,15 +178,20 @@ def _delete_risk_events(before: datetime) -> int:
 
 def _delete_spent_challenges(now: datetime) -> int:
     table = SpentChallenge.__table__
-    return _batches(select(table.c.signature).where(table.c.expires_at < now).order_by(table.c.signature),
-                    lambda rows: db.session.connection().execute(
-                        delete(table).where(table.c.signature.in_([signature for signature, in rows]))))
+    return _batches(
+        select(table.c.signature).where(table.c.expires_at < now).order_by(table.c.signature),
+        lambda rows: db.session.connection().execute(
+            delete(table).where(table.c.signature.in_([signature for (signature,) in rows]))
+        ),
+    )
 
 
 def _empty_notify_bodies(before: datetime) -> int:
     table = NotifyLog.__table__
     filled = (table.c.body.is_not(None)) | (table.c.headers.is_not(None))
-    return _batches(select(table.c.id).where(table.c.received_at < before, filled).order_by(table.c.id),
-                    lambda rows: db.session.connection().execute(
-                        update(table).where(table.c.id.in_([row_id for row_id, in rows]))
-                        .values(body=None, headers=None)))
+    return _batches(
+        select(table.c.id).where(table.c.received_at < before, filled).order_by(table.c.id),
+        lambda rows: db.session.connection().execute(
+            update(table).where(table.c.id.in_([row_id for (row_id,) in rows])).values(body=None, headers=None)
+        ),
+    )

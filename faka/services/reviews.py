@@ -11,6 +11,7 @@ merchant's sign-in marks the earlier reviews from that place (`mark_self_purchas
 operator can also hide a review, with a reason; hidden reviews are neither shown nor
 counted.
 """
+
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -84,6 +85,7 @@ class ReasonRequired(DomainError):
 
 # -- text -------------------------------------------------------------------------------
 
+
 def _checked_text(text: str | None) -> str:
     if text and len(text) > 10 * MAX_TEXT:
         raise TextTooLong()  # before cleaning: no markup shrinks that much in good faith
@@ -95,10 +97,14 @@ def _checked_text(text: str | None) -> str:
 
 # -- the buyer's side -------------------------------------------------------------------
 
+
 def reviewable(order: Order) -> bool:
     """Delivered, including orders refunded (in part or whole) after delivery."""
     return order.delivered_at is not None and order.status in (
-        Order.DELIVERED, Order.PARTIALLY_REFUNDED, Order.REFUNDED)
+        Order.DELIVERED,
+        Order.PARTIALLY_REFUNDED,
+        Order.REFUNDED,
+    )
 
 
 def editable(review: Review, now: datetime | None = None) -> bool:
@@ -138,8 +144,14 @@ RISK_RULES = {
 }
 
 
-def submit_review(order_token: str, rating: int, text: str | None, now: datetime | None = None,
-                  ip: str | None = None, device_hash: str | None = None) -> Review:
+def submit_review(
+    order_token: str,
+    rating: int,
+    text: str | None,
+    now: datetime | None = None,
+    ip: str | None = None,
+    device_hash: str | None = None,
+) -> Review:
     """Write the order's review, or change it within EDIT_WINDOW of writing it. A
     blacklisted reviewer is refused (risk.Blocked); a suspicious review is kept, does
     not count, and shows in the risk monitor."""
@@ -156,8 +168,14 @@ def submit_review(order_token: str, rating: int, text: str | None, now: datetime
         risk.check(signals)
         review = review_for_order(order.id)
         if review is None:
-            review = Review(order_id=order.id, merchant_id=order.merchant_id, product_id=order.product_id,
-                            rating=rating, body=body, created_at=now)
+            review = Review(
+                order_id=order.id,
+                merchant_id=order.merchant_id,
+                product_id=order.product_id,
+                rating=rating,
+                body=body,
+                created_at=now,
+            )
             db.session.add(review)
             db.session.flush()
         elif not editable(review, now):
@@ -190,6 +208,7 @@ def _locked_order(token: str) -> Order:
 
 # -- suspicion signals ------------------------------------------------------------------
 
+
 def is_self_purchase(order: Order) -> bool:
     """The order came from an IP address or browser the shop's owner signed in from."""
     signals = risk.Signals(risk.REVIEW, order.client_ip, order.device_hash, merchant_id=order.merchant_id)
@@ -202,9 +221,14 @@ def device_has_many_orders(order: Order, now: datetime) -> bool:
     if not order.device_hash:
         return False
     count = db.session.scalar(
-        select(func.count()).select_from(Order).where(
-            Order.merchant_id == order.merchant_id, Order.device_hash == order.device_hash,
-            Order.paid_at.is_not(None), Order.paid_at > now - DEVICE_ORDERS_WINDOW)
+        select(func.count())
+        .select_from(Order)
+        .where(
+            Order.merchant_id == order.merchant_id,
+            Order.device_hash == order.device_hash,
+            Order.paid_at.is_not(None),
+            Order.paid_at > now - DEVICE_ORDERS_WINDOW,
+        )
     )
     return count >= DEVICE_ORDERS_LIMIT
 
@@ -215,8 +239,12 @@ def device_has_many_reviews(order: Order) -> bool:
     if not order.device_hash:
         return False
     count = db.session.scalar(
-        select(func.count()).select_from(Review).join(Order, Order.id == Review.order_id).where(
-            Review.merchant_id == order.merchant_id, Order.device_hash == order.device_hash, Review.order_id != order.id)
+        select(func.count())
+        .select_from(Review)
+        .join(Order, Order.id == Review.order_id)
+        .where(
+            Review.merchant_id == order.merchant_id, Order.device_hash == order.device_hash, Review.order_id != order.id
+        )
     )
     return count >= DEVICE_REVIEWS_LIMIT
 
@@ -224,8 +252,9 @@ def device_has_many_reviews(order: Order) -> bool:
 def is_review_burst(merchant_id: int, now: datetime) -> bool:
     """The shop received BURST_LIMIT or more reviews in the hour up to `now`."""
     count = db.session.scalar(
-        select(func.count()).select_from(Review).where(
-            Review.merchant_id == merchant_id, Review.created_at > now - BURST_WINDOW, Review.created_at <= now)
+        select(func.count())
+        .select_from(Review)
+        .where(Review.merchant_id == merchant_id, Review.created_at > now - BURST_WINDOW, Review.created_at <= now)
     )
     return count >= BURST_LIMIT
 
@@ -253,8 +282,12 @@ def _assess(review: Review, order: Order, now: datetime) -> None:
             review.suspicious_reason = REVIEW_BURST
         db.session.execute(
             update(Review)
-            .where(Review.merchant_id == review.merchant_id, Review.created_at > now - BURST_WINDOW,
-                   Review.created_at <= now, Review.suspicious_reason.is_(None))
+            .where(
+                Review.merchant_id == review.merchant_id,
+                Review.created_at > now - BURST_WINDOW,
+                Review.created_at <= now,
+                Review.suspicious_reason.is_(None),
+            )
             .values(suspicious_reason=REVIEW_BURST)
             .execution_options(synchronize_session=False)
         )
@@ -271,14 +304,18 @@ def mark_self_purchases(user_id: int, ip: str | None, device_hash: str | None) -
     from_there = select(Order.id).where(Order.merchant_id == merchant_id, or_(*places))
     db.session.execute(
         update(Review)
-        .where(Review.merchant_id == merchant_id, Review.order_id.in_(from_there),
-               or_(Review.suspicious_reason.is_(None), Review.suspicious_reason == REVIEW_BURST))
+        .where(
+            Review.merchant_id == merchant_id,
+            Review.order_id.in_(from_there),
+            or_(Review.suspicious_reason.is_(None), Review.suspicious_reason == REVIEW_BURST),
+        )
         .values(suspicious_reason=SELF_PURCHASE)
         .execution_options(synchronize_session=False)
     )
 
 
 # -- public lists -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ReviewPage:
@@ -288,8 +325,9 @@ class ReviewPage:
     has_next: bool
 
 
-def public_reviews(*, merchant_id: int | None = None, product_id: int | None = None, sort: str = "newest",
-                   page: int = 1) -> ReviewPage:
+def public_reviews(
+    *, merchant_id: int | None = None, product_id: int | None = None, sort: str = "newest", page: int = 1
+) -> ReviewPage:
     """One page of the reviews shown to everyone (hidden ones left out), newest first or
     lowest rating first."""
     sort = sort if sort in SORTS else "newest"
@@ -302,9 +340,13 @@ def public_reviews(*, merchant_id: int | None = None, product_id: int | None = N
     order = (Review.created_at.desc(), Review.id.desc())
     if sort == "lowest":
         order = (Review.rating.asc(),) + order
-    rows = db.session.execute(
-        query.options(joinedload(Review.product)).order_by(*order).limit(PER_PAGE + 1).offset((page - 1) * PER_PAGE)
-    ).scalars().all()
+    rows = (
+        db.session.execute(
+            query.options(joinedload(Review.product)).order_by(*order).limit(PER_PAGE + 1).offset((page - 1) * PER_PAGE)
+        )
+        .scalars()
+        .all()
+    )
     return ReviewPage(items=list(rows[:PER_PAGE]), sort=sort, page=page, has_next=len(rows) > PER_PAGE)
 
 
@@ -319,11 +361,16 @@ def merchant_reviews(merchant_id: int, only: str = "all", page: int = 1) -> tupl
     if only == "unanswered":
         query = query.where(Review.reply.is_(None))
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.execute(
-        query.options(joinedload(Review.product), joinedload(Review.order))
-        .order_by(Review.created_at.desc(), Review.id.desc())
-        .limit(PER_PAGE).offset((max(page, 1) - 1) * PER_PAGE)
-    ).scalars().all()
+    rows = (
+        db.session.execute(
+            query.options(joinedload(Review.product), joinedload(Review.order))
+            .order_by(Review.created_at.desc(), Review.id.desc())
+            .limit(PER_PAGE)
+            .offset((max(page, 1) - 1) * PER_PAGE)
+        )
+        .scalars()
+        .all()
+    )
     return list(rows), total
 
 
@@ -354,8 +401,9 @@ def reply(merchant_id: int, review_id: int, text: str | None, now: datetime | No
 OPERATOR_FILTERS = ("all", "suspicious", "hidden")
 
 
-def operator_reviews(only: str = "all", merchant_public_id: str | None = None,
-                     page: int = 1) -> tuple[list[Review], int]:
+def operator_reviews(
+    only: str = "all", merchant_public_id: str | None = None, page: int = 1
+) -> tuple[list[Review], int]:
     """Every review, newest first, filtered by state and shop; and how many match."""
     query = select(Review)
     if only == "suspicious":
@@ -365,11 +413,16 @@ def operator_reviews(only: str = "all", merchant_public_id: str | None = None,
     if merchant_public_id:
         query = query.join(Merchant, Merchant.id == Review.merchant_id).where(Merchant.public_id == merchant_public_id)
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.execute(
-        query.options(joinedload(Review.product), joinedload(Review.order).joinedload(Order.merchant))
-        .order_by(Review.created_at.desc(), Review.id.desc())
-        .limit(PER_PAGE).offset((max(page, 1) - 1) * PER_PAGE)
-    ).scalars().all()
+    rows = (
+        db.session.execute(
+            query.options(joinedload(Review.product), joinedload(Review.order).joinedload(Order.merchant))
+            .order_by(Review.created_at.desc(), Review.id.desc())
+            .limit(PER_PAGE)
+            .offset((max(page, 1) - 1) * PER_PAGE)
+        )
+        .scalars()
+        .all()
+    )
     return list(rows), total
 
 
@@ -402,8 +455,14 @@ def hide(review_id: int, operator_id: int, reason: str | None, now: datetime | N
         review = _review_for_operator(review_id)
         before = {"hidden_at": review.hidden_at, "hidden_reason": review.hidden_reason}
         review.hidden_at, review.hidden_reason, review.hidden_by = now or clock.now(), reason, operator_id
-        audit.record(operator_id, "review.hide", f"review:{review.id}", before=before,
-                     after={"hidden_at": review.hidden_at, "hidden_reason": reason}, detail=reason)
+        audit.record(
+            operator_id,
+            "review.hide",
+            f"review:{review.id}",
+            before=before,
+            after={"hidden_at": review.hidden_at, "hidden_reason": reason},
+            detail=reason,
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -417,8 +476,13 @@ def unhide(review_id: int, operator_id: int) -> Review:
         review = _review_for_operator(review_id)
         before = {"hidden_at": review.hidden_at, "hidden_reason": review.hidden_reason}
         review.hidden_at, review.hidden_reason, review.hidden_by = None, None, None
-        audit.record(operator_id, "review.unhide", f"review:{review.id}", before=before,
-                     after={"hidden_at": None, "hidden_reason": None})
+        audit.record(
+            operator_id,
+            "review.unhide",
+            f"review:{review.id}",
+            before=before,
+            after={"hidden_at": None, "hidden_reason": None},
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -18,6 +18,7 @@ through the site's thresholds (a product may be stricter):
 Every assessment that scores is recorded as a RiskEvent with one RiskHit per rule, which
 the operator's live monitor lists and charts. An honest buyer scores nothing.
 """
+
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -75,8 +76,12 @@ AMOUNT_WINDOW = timedelta(hours=1)
 AMOUNT_MISMATCHES = 3  # verified notifications whose amount was not the order's
 NOISE_WINDOW = timedelta(hours=1)
 NOISE_EVENTS = 20  # CSRF failures, admin-path probes, rate limits from one IP
-NOISE_KINDS = (SecurityEvent.CSRF_FAILED, SecurityEvent.ADMIN_PROBE, SecurityEvent.RATE_LIMITED,
-               SecurityEvent.CAPTCHA_FAILED)
+NOISE_KINDS = (
+    SecurityEvent.CSRF_FAILED,
+    SecurityEvent.ADMIN_PROBE,
+    SecurityEvent.RATE_LIMITED,
+    SecurityEvent.CAPTCHA_FAILED,
+)
 COMPLAINT_WINDOW = timedelta(days=1)
 COMPLAINTS = 3  # complaints from one browser or IP
 
@@ -136,8 +141,10 @@ RULE_LABELS = {
 BLACKLIST_OWNERS = {"shop": _l("Shop's blacklist"), "site": _l("Platform blacklist")}
 _DETAILS = (
     (re.compile(r"(?P<count>\d+) orders in (?P<minutes>\d+) min"), _l("%(count)s orders in %(minutes)s min")),
-    (re.compile(r"(?P<count>\d+) orders for @(?P<domain>\S+) in (?P<minutes>\d+) min"),
-     _l("%(count)s orders for @%(domain)s in %(minutes)s min")),
+    (
+        re.compile(r"(?P<count>\d+) orders for @(?P<domain>\S+) in (?P<minutes>\d+) min"),
+        _l("%(count)s orders for @%(domain)s in %(minutes)s min"),
+    ),
     (re.compile(r"(?P<count>\d+) unpaid orders"), _l("%(count)s unpaid orders")),
     (re.compile(r"(?P<count>\d+) of (?P<total>\d+) keys unpaid"), _l("%(count)s of %(total)s keys unpaid")),
     (re.compile(r"(?P<count>\d+) failed in (?P<minutes>\d+) min"), _l("%(count)s failed in %(minutes)s min")),
@@ -223,14 +230,19 @@ class Refused(DomainError):
         once a minute for the same visitor and rules: a bot refused a thousand times
         shows in the monitor without a thousand writes."""
         signals = self.signals
-        record_once(signals, self.verdict, key=(signals.checkpoint, signals.ip, signals.device_hash,
-                                                self.verdict.action, self.verdict.rules),
-                    captcha_solved=self.captcha_solved)
+        record_once(
+            signals,
+            self.verdict,
+            key=(signals.checkpoint, signals.ip, signals.device_hash, self.verdict.action, self.verdict.rules),
+            captcha_solved=self.captcha_solved,
+        )
 
 
 class CaptchaRequired(Refused):
-    message = _l("Please wait a moment while your browser completes a quick check, then submit again. "
-                 "No puzzle to solve: it runs by itself.")
+    message = _l(
+        "Please wait a moment while your browser completes a quick check, then submit again. "
+        "No puzzle to solve: it runs by itself."
+    )
 
 
 class Blocked(Refused):
@@ -238,11 +250,13 @@ class Blocked(Refused):
 
 
 class StockHoarding(Blocked):
-    message = _l("You already have unpaid orders holding much of this product's stock. "
-                 "Pay for them or let them expire first.")
+    message = _l(
+        "You already have unpaid orders holding much of this product's stock. Pay for them or let them expire first."
+    )
 
 
 # -- thresholds -------------------------------------------------------------------------
+
 
 def thresholds(product: Product | None = None) -> dict[str, int]:
     """The score at which each action starts: the site's settings, or a product's
@@ -278,6 +292,7 @@ def _action_for(score: int, checkpoint: str, limits: dict[str, int]) -> str:
 
 
 # -- assessing --------------------------------------------------------------------------
+
 
 def assess(signals: Signals) -> Verdict:
     """Run the checkpoint's rules. Reads only."""
@@ -321,30 +336,38 @@ def serialise_buyer(signals: Signals) -> None:
     if values:
         # One statement; PostgreSQL evaluates a select list left to right.
         locks = ", ".join(f"pg_advisory_xact_lock(:cls, hashtext(:v{i}))" for i in range(len(values)))
-        db.session.execute(text(f"SELECT {locks}"),
-                           {"cls": _BUYER_LOCK_CLASS, **{f"v{i}": value for i, value in enumerate(values)}})
+        db.session.execute(
+            text(f"SELECT {locks}"), {"cls": _BUYER_LOCK_CLASS, **{f"v{i}": value for i, value in enumerate(values)}}
+        )
 
 
-def add_event(signals: Signals, verdict: Verdict, order_id: int | None = None,
-              captcha_solved: bool = False) -> RiskEvent | None:
+def add_event(
+    signals: Signals, verdict: Verdict, order_id: int | None = None, captcha_solved: bool = False
+) -> RiskEvent | None:
     """Add the event of a scoring verdict to the caller's transaction."""
     if not verdict.hits:
         return None
     order = signals.order
     product = signals.product
     event = RiskEvent(
-        checkpoint=signals.checkpoint, action=verdict.action, score=verdict.score, captcha_solved=captcha_solved,
-        ip=(signals.ip or "")[:45] or None, device_hash=signals.device_hash,
+        checkpoint=signals.checkpoint,
+        action=verdict.action,
+        score=verdict.score,
+        captcha_solved=captcha_solved,
+        ip=(signals.ip or "")[:45] or None,
+        device_hash=signals.device_hash,
         email=(signals.email or "")[:254] or None,
         order_id=order_id if order_id is not None else (order.id if order is not None else None),
-        merchant_id=signals.merchant_id, product_id=product.id if product is not None else None,
+        merchant_id=signals.merchant_id,
+        product_id=product.id if product is not None else None,
         created_at=signals.now,
     )
     db.session.add(event)
     db.session.flush()
     for hit in verdict.hits:
-        db.session.add(RiskHit(event_id=event.id, rule=hit.rule, score=hit.score, detail=hit.detail[:200],
-                               created_at=signals.now))
+        db.session.add(
+            RiskHit(event_id=event.id, rule=hit.rule, score=hit.score, detail=hit.detail[:200], created_at=signals.now)
+        )
     return event
 
 
@@ -382,6 +405,7 @@ def note(signals: Signals, rule: str, detail: str = "") -> None:
 
 # -- the rules ------------------------------------------------------------------------
 
+
 def _hit(rule: str, detail: str = "") -> Hit:
     return Hit(rule, SCORES[rule], detail)
 
@@ -391,8 +415,9 @@ def _count(query, params: dict | None = None) -> int:
 
 
 def blacklisted(signals: Signals) -> Hit | None:
-    entry = blacklist.match(blacklist.Who(signals.ip, signals.device_hash, signals.email),
-                            merchant_id=signals.merchant_id, now=signals.now)
+    entry = blacklist.match(
+        blacklist.Who(signals.ip, signals.device_hash, signals.email), merchant_id=signals.merchant_id, now=signals.now
+    )
     if entry is None:
         return None
     owner = "shop" if entry.merchant_id else "site"
@@ -408,16 +433,27 @@ def _buyer_counts(signals: Signals) -> dict[str, int]:
     counts = signals.counted.get("buyer")
     if counts is not None:
         return counts
-    values = {"ip": signals.ip, "device": signals.device_hash, "email": (signals.email or "").strip().lower(),
-              "domain": signals.email_domain}
+    values = {
+        "ip": signals.ip,
+        "device": signals.device_hash,
+        "email": (signals.email or "").strip().lower(),
+        "domain": signals.email_domain,
+    }
     names = tuple(name for name in ("ip", "device", "email", "domain") if values[name])
     counts = {}
     if names:
         product_id = signals.product.id if signals.product is not None else None
         query = _buyer_counts_query(names, product_id is not None)
-        row = db.session.execute(query, {"since": signals.now - VELOCITY_WINDOW, "now": signals.now,
-                                         "events_since": signals.now - NOISE_WINDOW, "product": product_id,
-                                         **{name: values[name] for name in names}}).one()
+        row = db.session.execute(
+            query,
+            {
+                "since": signals.now - VELOCITY_WINDOW,
+                "now": signals.now,
+                "events_since": signals.now - NOISE_WINDOW,
+                "product": product_id,
+                **{name: values[name] for name in names},
+            },
+        ).one()
         counts = dict(zip(row._fields, (value or 0 for value in row)))
     signals.counted["buyer"] = counts
     return counts
@@ -435,18 +471,23 @@ def _buyer_counts_query(names: tuple[str, ...], of_product: bool):
     }
     wanted = {name: conditions[name] for name in names}
     columns = [func.count().filter(condition).label(name) for name, condition in wanted.items()]
-    buyer = [{"ip": Order.client_ip, "device": Order.device_hash}[name] == bindparam(name)
-             for name in names if name in ("ip", "device")]
+    buyer = [
+        {"ip": Order.client_ip, "device": Order.device_hash}[name] == bindparam(name)
+        for name in names
+        if name in ("ip", "device")
+    ]
     if buyer:
         unpaid = and_(Order.status == Order.PENDING, Order.expires_at > bindparam("now"), or_(*buyer))
         wanted["pending"] = unpaid
         columns.append(func.count().filter(unpaid).label("pending"))
         if of_product:
             # An unpaid order holds exactly its quantity of reserved keys until it expires.
-            columns.append(func.sum(Order.quantity).filter(and_(unpaid, Order.product_id == bindparam("product")))
-                           .label("held"))
-        columns.append(_security_events_query(NOISE_KINDS, "ip" in names, "device" in names)
-                       .scalar_subquery().label("noise"))
+            columns.append(
+                func.sum(Order.quantity).filter(and_(unpaid, Order.product_id == bindparam("product"))).label("held")
+            )
+        columns.append(
+            _security_events_query(NOISE_KINDS, "ip" in names, "device" in names).scalar_subquery().label("noise")
+        )
     return select(*columns).select_from(Order).where(or_(*wanted.values()))
 
 
@@ -497,8 +538,11 @@ def stock_hoarding(signals: Signals) -> Hit | None:
     held = _buyer_counts(signals)["held"]
     if held == 0:
         return None  # no unpaid order of this product: the usual checkout ends here
-    available = _count(select(func.count()).select_from(CardKey).where(
-        CardKey.product_id == product.id, CardKey.status == CardKey.AVAILABLE))
+    available = _count(
+        select(func.count())
+        .select_from(CardKey)
+        .where(CardKey.product_id == product.id, CardKey.status == CardKey.AVAILABLE)
+    )
     wanted = held + signals.quantity
     if wanted > STOCK_SHARE * (available + held):
         return _hit("stock_hoarding", f"{wanted} of {available + held} keys unpaid")
@@ -526,8 +570,11 @@ def self_purchase(signals: Signals) -> Hit | None:
 def _sign_in_places(merchant_id: int) -> frozenset[str]:
     """The addresses and browsers the merchant has signed in from. Every checkout asks,
     so they are kept for PAGE_CACHE_SECONDS within this process (payment asks again)."""
-    rows = db.session.execute(select(SignIn.ip, SignIn.device_hash).join(Merchant, Merchant.user_id == SignIn.user_id)
-                              .where(Merchant.id == merchant_id))
+    rows = db.session.execute(
+        select(SignIn.ip, SignIn.device_hash)
+        .join(Merchant, Merchant.user_id == SignIn.user_id)
+        .where(Merchant.id == merchant_id)
+    )
     return frozenset(value for row in rows for value in row if value)
 
 
@@ -538,8 +585,10 @@ def _security_events(kind: str | tuple[str, ...], signals: Signals, window: time
     by_ip, by_device = bool(signals.ip), by_device and bool(signals.device_hash)
     if not (by_ip or by_device):
         return 0
-    return _count(_security_events_query(kinds, by_ip, by_device),
-                  {"events_since": signals.now - window, "ip": signals.ip, "device": signals.device_hash})
+    return _count(
+        _security_events_query(kinds, by_ip, by_device),
+        {"events_since": signals.now - window, "ip": signals.ip, "device": signals.device_hash},
+    )
 
 
 @cache
@@ -547,8 +596,11 @@ def _security_events_query(kinds: tuple[str, ...], by_ip: bool, by_device: bool)
     places = [SecurityEvent.ip == bindparam("ip")] if by_ip else []
     if by_device:
         places.append(SecurityEvent.device_hash == bindparam("device"))
-    return select(func.count()).select_from(SecurityEvent).where(
-        SecurityEvent.kind.in_(kinds), SecurityEvent.created_at > bindparam("events_since"), or_(*places))
+    return (
+        select(func.count())
+        .select_from(SecurityEvent)
+        .where(SecurityEvent.kind.in_(kinds), SecurityEvent.created_at > bindparam("events_since"), or_(*places))
+    )
 
 
 def _failures(signals: Signals, kind: str, window: timedelta, rule: str, few: int, many: int) -> Hit | None:
@@ -561,13 +613,15 @@ def _failures(signals: Signals, kind: str, window: timedelta, rule: str, few: in
 
 
 def failed_lookups(signals: Signals) -> Hit | None:
-    return _failures(signals, SecurityEvent.LOOKUP_FAILED, LOOKUP_WINDOW, "failed_lookups", FAILED_LOOKUPS,
-                     FAILED_LOOKUPS_BLOCK)
+    return _failures(
+        signals, SecurityEvent.LOOKUP_FAILED, LOOKUP_WINDOW, "failed_lookups", FAILED_LOOKUPS, FAILED_LOOKUPS_BLOCK
+    )
 
 
 def failed_logins(signals: Signals) -> Hit | None:
-    return _failures(signals, SecurityEvent.LOGIN_FAILED, LOGIN_WINDOW, "failed_logins", FAILED_LOGINS,
-                     FAILED_LOGINS_BLOCK)
+    return _failures(
+        signals, SecurityEvent.LOGIN_FAILED, LOGIN_WINDOW, "failed_logins", FAILED_LOGINS, FAILED_LOGINS_BLOCK
+    )
 
 
 def forged_notifies(signals: Signals) -> Hit | None:
@@ -591,32 +645,53 @@ def security_noise(signals: Signals) -> Hit | None:
 
 
 def complaint_velocity(signals: Signals) -> Hit | None:
-    places = [column == value for column, value in ((Order.client_ip, signals.ip), (Order.device_hash, signals.device_hash))
-              if value]
+    places = [
+        column == value
+        for column, value in ((Order.client_ip, signals.ip), (Order.device_hash, signals.device_hash))
+        if value
+    ]
     if not places:
         return None
-    count = _count(select(func.count()).select_from(Complaint).join(Order, Complaint.order_id == Order.id).where(
-        Complaint.created_at > signals.now - COMPLAINT_WINDOW, or_(*places)))
+    count = _count(
+        select(func.count())
+        .select_from(Complaint)
+        .join(Order, Complaint.order_id == Order.id)
+        .where(Complaint.created_at > signals.now - COMPLAINT_WINDOW, or_(*places))
+    )
     return _hit("complaint_velocity", f"{count} in 24 h") if count >= COMPLAINTS else None
 
 
 def order_blacklisted(signals: Signals) -> Hit | None:
     """At payment: the order's buyer (as recorded at checkout) is now blacklisted."""
     order = signals.order
-    entry = blacklist.match(blacklist.Who(order.client_ip, order.device_hash, order.email),
-                            merchant_id=order.merchant_id, now=signals.now)
+    entry = blacklist.match(
+        blacklist.Who(order.client_ip, order.device_hash, order.email), merchant_id=order.merchant_id, now=signals.now
+    )
     return _hit("blacklist", f"{entry.kind} {entry.value}") if entry is not None else None
 
 
 def order_self_purchase(signals: Signals) -> Hit | None:
     order = signals.order
-    return self_purchase(Signals(NOTIFY, ip=order.client_ip, device_hash=order.device_hash,
-                                 merchant_id=order.merchant_id, now=signals.now))
+    return self_purchase(
+        Signals(
+            NOTIFY, ip=order.client_ip, device_hash=order.device_hash, merchant_id=order.merchant_id, now=signals.now
+        )
+    )
 
 
 RULES = {
-    CHECKOUT: (blacklisted, ip_velocity, device_velocity, email_velocity, domain_velocity, pending_hoarding,
-               stock_hoarding, disposable_email, self_purchase, security_noise),
+    CHECKOUT: (
+        blacklisted,
+        ip_velocity,
+        device_velocity,
+        email_velocity,
+        domain_velocity,
+        pending_hoarding,
+        stock_hoarding,
+        disposable_email,
+        self_purchase,
+        security_noise,
+    ),
     # A notification is assessed twice: its source before verification (forged_notifies,
     # amount_mismatches), and the paid order after (PAID_RULES).
     NOTIFY: (forged_notifies, amount_mismatches),
@@ -631,8 +706,17 @@ PAID_RULES = (order_blacklisted, order_self_purchase)
 def assess_paid_order(order: Order, now: datetime) -> Verdict:
     """The rules run once an order is paid: a hit at hold level or above holds delivery
     (money already received cannot be refused, only refunded)."""
-    signals = Signals(NOTIFY, order.client_ip, order.device_hash, order.email, order.merchant_id,
-                      order.product, order.quantity, order, now)
+    signals = Signals(
+        NOTIFY,
+        order.client_ip,
+        order.device_hash,
+        order.email,
+        order.merchant_id,
+        order.product,
+        order.quantity,
+        order,
+        now,
+    )
     hits = tuple(hit for rule in PAID_RULES if (hit := rule(signals)) is not None)
     if not hits:
         return ALLOWED

@@ -5,6 +5,7 @@ monitor's one-click blacklisting of whoever an event (or a security event) names
 A window is a run of equal buckets ending with the current one, in the site's time
 zone: twelve 5-minute buckets for the last hour, 24 hours for the last day, 7 local
 days for the last week. The event list covers the same window as the chart."""
+
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -24,11 +25,18 @@ PER_PAGE = 30
 HOUR, DAY, WEEK = "1h", "24h", "7d"
 SINCE_LABELS = {HOUR: _l("Last hour"), DAY: _l("Last 24 hours"), WEEK: _l("Last 7 days")}
 CHECKPOINT_LABELS = {
-    risk.CHECKOUT: _l("Checkout"), risk.NOTIFY: _l("Payment notification"), risk.LOOKUP: _l("Order lookup"),
-    risk.LOGIN: _l("Login"), risk.REVIEW: _l("Review"), risk.COMPLAINT: _l("Complaint"),
+    risk.CHECKOUT: _l("Checkout"),
+    risk.NOTIFY: _l("Payment notification"),
+    risk.LOOKUP: _l("Order lookup"),
+    risk.LOGIN: _l("Login"),
+    risk.REVIEW: _l("Review"),
+    risk.COMPLAINT: _l("Complaint"),
 }
 ACTION_LABELS = {
-    risk.ALLOW: _l("Allowed"), risk.FLAG: _l("Flagged"), risk.CAPTCHA: _l("Captcha"), risk.HOLD: _l("Held"),
+    risk.ALLOW: _l("Allowed"),
+    risk.FLAG: _l("Flagged"),
+    risk.CAPTCHA: _l("Captcha"),
+    risk.HOLD: _l("Held"),
     risk.BLOCK: _l("Blocked"),
 }
 
@@ -44,14 +52,19 @@ class Filters:
     @classmethod
     def parse(cls, args) -> "Filters":
         """Filters from query arguments; anything unknown means "all"."""
+
         def one_of(name, allowed):
             value = args.get(name, "")
             return value if value in allowed else ""
 
         since = args.get("since", DAY)
-        return cls(one_of("checkpoint", risk.CHECKPOINTS), one_of("action", risk.ACTIONS),
-                   one_of("rule", risk.RULE_LABELS), args.get("ip", "").strip()[:45],
-                   since if since in SINCE_LABELS else DAY)
+        return cls(
+            one_of("checkpoint", risk.CHECKPOINTS),
+            one_of("action", risk.ACTIONS),
+            one_of("rule", risk.RULE_LABELS),
+            args.get("ip", "").strip()[:45],
+            since if since in SINCE_LABELS else DAY,
+        )
 
     def as_args(self) -> dict[str, str]:
         return {key: value for key, value in vars(self).items() if value}
@@ -89,8 +102,9 @@ def window(since: str, now: datetime | None = None, tz: str | None = None) -> Wi
     return Window(since, bounds, [b.astimezone(zone).strftime("%H:%M") for b in bounds[:-1]])
 
 
-def events(filters: Filters, page: int = 1, now: datetime | None = None,
-           per_page: int = PER_PAGE) -> tuple[list[EventRow], int]:
+def events(
+    filters: Filters, page: int = 1, now: datetime | None = None, per_page: int = PER_PAGE
+) -> tuple[list[EventRow], int]:
     """One page of the window's events matching the filters, newest first, and how many
     match in all."""
     start = window(filters.since, now).start
@@ -105,9 +119,13 @@ def events(filters: Filters, page: int = 1, now: datetime | None = None,
         conditions.append(exists().where(RiskHit.event_id == RiskEvent.id, RiskHit.rule == filters.rule))
     total = db.session.scalar(select(func.count()).select_from(RiskEvent).where(*conditions)) or 0
     rows = db.session.execute(
-        select(RiskEvent, Merchant.name).outerjoin(Merchant, Merchant.id == RiskEvent.merchant_id)
-        .where(*conditions).options(joinedload(RiskEvent.order))
-        .order_by(RiskEvent.id.desc()).offset((max(page, 1) - 1) * per_page).limit(per_page)
+        select(RiskEvent, Merchant.name)
+        .outerjoin(Merchant, Merchant.id == RiskEvent.merchant_id)
+        .where(*conditions)
+        .options(joinedload(RiskEvent.order))
+        .order_by(RiskEvent.id.desc())
+        .offset((max(page, 1) - 1) * per_page)
+        .limit(per_page)
     ).all()
     return [EventRow(event, name) for event, name in rows], total
 
@@ -150,6 +168,7 @@ def hits_by_rule(win: Window) -> list[RuleSeries]:
 
 # -- one-click blacklisting ---------------------------------------------------------------
 
+
 class NothingToBlacklist(DomainError):
     message = _l("This event did not record that, so there is nothing to blacklist.")
 
@@ -158,8 +177,7 @@ class NothingToBlacklist(DomainError):
 EVENT_VALUES = {BlacklistEntry.IP: "ip", BlacklistEntry.DEVICE: "device_hash", BlacklistEntry.EMAIL: "email"}
 
 
-def blacklist_from_event(event_id: int, kind: str, reason: str, days: int | None,
-                         actor_id: int) -> BlacklistEntry:
+def blacklist_from_event(event_id: int, kind: str, reason: str, days: int | None, actor_id: int) -> BlacklistEntry:
     """Blacklist the IP address, device or email address a risk event recorded (the
     operator's entry, audited); raise NotFound or NothingToBlacklist."""
     event = db.session.get(RiskEvent, event_id)

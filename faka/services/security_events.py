@@ -2,6 +2,7 @@
 logins and lookups, forms without a valid CSRF token, notifications with a bad signature
 or the wrong amount, probes for admin paths, rate limits hit, failed captchas). The risk
 rules count them per IP address and browser; the operator reads them in the console."""
+
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
@@ -26,24 +27,41 @@ KIND_LABELS = {
 }
 
 
-def record(kind: str, ip: str | None, device_hash: str | None = None, subject: str | None = None,
-           detail: str | None = None, now: datetime | None = None) -> None:
+def record(
+    kind: str,
+    ip: str | None,
+    device_hash: str | None = None,
+    subject: str | None = None,
+    detail: str | None = None,
+    now: datetime | None = None,
+) -> None:
     """Log one event in its own transaction (commits whatever the session had open)."""
     begin_write()
     add(kind, ip, device_hash, subject, detail, now)
     db.session.commit()
 
 
-def add(kind: str, ip: str | None, device_hash: str | None = None, subject: str | None = None,
-        detail: str | None = None, now: datetime | None = None) -> None:
+def add(
+    kind: str,
+    ip: str | None,
+    device_hash: str | None = None,
+    subject: str | None = None,
+    detail: str | None = None,
+    now: datetime | None = None,
+) -> None:
     """Add one event to the caller's transaction."""
     if kind not in SecurityEvent.KINDS:
         raise ValueError(kind)
-    db.session.add(SecurityEvent(
-        kind=kind, ip=(ip or "")[:45] or None, device_hash=device_hash,
-        subject=(subject or "")[:MAX_SUBJECT] or None, detail=(detail or "")[:MAX_DETAIL] or None,
-        created_at=now or clock.now(),
-    ))
+    db.session.add(
+        SecurityEvent(
+            kind=kind,
+            ip=(ip or "")[:45] or None,
+            device_hash=device_hash,
+            subject=(subject or "")[:MAX_SUBJECT] or None,
+            detail=(detail or "")[:MAX_DETAIL] or None,
+            created_at=now or clock.now(),
+        )
+    )
 
 
 def _matching(kind: str | None, ip: str | None) -> list:
@@ -57,8 +75,13 @@ def _matching(kind: str | None, ip: str | None) -> list:
 
 def recent(kind: str | None = None, ip: str | None = None, page: int = 1, per_page: int = 50) -> list[SecurityEvent]:
     """The newest events first, optionally of one kind or from one IP address."""
-    query = (select(SecurityEvent).where(*_matching(kind, ip)).order_by(SecurityEvent.id.desc())
-             .offset((max(page, 1) - 1) * per_page).limit(per_page))
+    query = (
+        select(SecurityEvent)
+        .where(*_matching(kind, ip))
+        .order_by(SecurityEvent.id.desc())
+        .offset((max(page, 1) - 1) * per_page)
+        .limit(per_page)
+    )
     return list(db.session.execute(query).scalars())
 
 

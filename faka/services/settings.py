@@ -1,4 +1,5 @@
 """Site settings the operator edits, with their defaults."""
+
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select

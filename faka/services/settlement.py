@@ -11,6 +11,7 @@ sums every merchant's pending / available / frozen balance at that moment, runs
 the number of mismatches, at most once per UTC day, so running it again that day (or
 every hour) changes nothing.
 """
+
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -88,6 +89,7 @@ class Mismatch:
 
 # -- the withdrawal queue -----------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class QueuedWithdrawal:
     withdrawal: Withdrawal
@@ -106,8 +108,9 @@ def withdrawal_queue(status: str = QUEUE_OPEN, page: int = 1) -> tuple[list[Queu
         conditions.append(Withdrawal.status == status)
     page = max(1, int(page))
     total = db.session.scalar(select(func.count()).select_from(Withdrawal).where(*conditions))
-    urgency = case((Withdrawal.status == Withdrawal.REQUESTED, 0), (Withdrawal.status == Withdrawal.APPROVED, 1),
-                   else_=2)
+    urgency = case(
+        (Withdrawal.status == Withdrawal.REQUESTED, 0), (Withdrawal.status == Withdrawal.APPROVED, 1), else_=2
+    )
     rows = db.session.execute(
         select(Withdrawal, Merchant.name, PayoutAccount)
         .join(Merchant, Merchant.id == Withdrawal.merchant_id)
@@ -128,13 +131,18 @@ def reveal_payout_account(withdrawal_id: int, operator_id: int) -> str:
         raise NotFound()
     account = db.session.get(PayoutAccount, withdrawal.payout_account_id)
     number = money.payout_account_number(account)
-    audit.record(operator_id, REVEAL_ACTION, f"withdrawal:{withdrawal.id}",
-                 detail=f"merchant:{withdrawal.merchant_id} payout_account:{account.id}")
+    audit.record(
+        operator_id,
+        REVEAL_ACTION,
+        f"withdrawal:{withdrawal.id}",
+        detail=f"merchant:{withdrawal.merchant_id} payout_account:{account.id}",
+    )
     db.session.commit()
     return number
 
 
 # -- the platform's fee income ------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DailyFees:
@@ -154,8 +162,9 @@ class PlatformLedger:
     merchant_names: dict[int, str] = field(default_factory=dict)
 
 
-def platform_ledger(since: datetime | None = None, until: datetime | None = None, page: int = 1,
-                    now: datetime | None = None) -> PlatformLedger:
+def platform_ledger(
+    since: datetime | None = None, until: datetime | None = None, page: int = 1, now: datetime | None = None
+) -> PlatformLedger:
     """What the platform earned in fees: FEE entries (negative for the merchant, so
     income for the platform) minus FEE_RETURN entries of refunds. `since` is inclusive,
     `until` exclusive; both bound the time the entry was written."""
@@ -172,20 +181,37 @@ def platform_ledger(since: datetime | None = None, until: datetime | None = None
         ).where(*conditions)
     ).one()
     page = max(1, int(page))
-    entries = list(db.session.execute(
-        select(LedgerEntry).where(*conditions)
-        .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
-        .offset((page - 1) * PER_PAGE).limit(PER_PAGE)
-    ).scalars())
+    entries = list(
+        db.session.execute(
+            select(LedgerEntry)
+            .where(*conditions)
+            .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
+            .offset((page - 1) * PER_PAGE)
+            .limit(PER_PAGE)
+        ).scalars()
+    )
     order_ids = {e.order_id for e in entries if e.order_id is not None}
     merchant_ids = {e.merchant_id for e in entries}
-    order_numbers = dict(db.session.execute(select(Order.id, Order.number).where(Order.id.in_(order_ids))).all()) \
-        if order_ids else {}
-    merchant_names = dict(db.session.execute(
-        select(Merchant.id, Merchant.name).where(Merchant.id.in_(merchant_ids))).all()) if merchant_ids else {}
-    return PlatformLedger(earned=int(fees) - int(returned), fees=int(fees), returned=int(returned),
-                          daily=_daily_fees(conditions, until or now or clock.now()), entries=entries,
-                          count=int(count), order_numbers=order_numbers, merchant_names=merchant_names)
+    order_numbers = (
+        dict(db.session.execute(select(Order.id, Order.number).where(Order.id.in_(order_ids))).all())
+        if order_ids
+        else {}
+    )
+    merchant_names = (
+        dict(db.session.execute(select(Merchant.id, Merchant.name).where(Merchant.id.in_(merchant_ids))).all())
+        if merchant_ids
+        else {}
+    )
+    return PlatformLedger(
+        earned=int(fees) - int(returned),
+        fees=int(fees),
+        returned=int(returned),
+        daily=_daily_fees(conditions, until or now or clock.now()),
+        entries=entries,
+        count=int(count),
+        order_numbers=order_numbers,
+        merchant_names=merchant_names,
+    )
 
 
 def _daily_fees(conditions, end: datetime) -> list[DailyFees]:
@@ -196,13 +222,14 @@ def _daily_fees(conditions, end: datetime) -> list[DailyFees]:
         .where(*conditions, LedgerEntry.created_at >= bounds[0], LedgerEntry.created_at < bounds[-1])
         .subquery()
     )
-    income = dict(db.session.execute(
-        select(per_entry.c.day, func.sum(per_entry.c.income)).group_by(per_entry.c.day)
-    ).all())
+    income = dict(
+        db.session.execute(select(per_entry.c.day, func.sum(per_entry.c.income)).group_by(per_entry.c.day)).all()
+    )
     return [DailyFees(day, int(income.get(i, 0))) for i, day in enumerate(days)]
 
 
 # -- reconciliation -----------------------------------------------------------------------
+
 
 def reconcile_books() -> list[Mismatch]:
     """Every disagreement between orders, ledger entries, payments, refunds and
@@ -227,14 +254,19 @@ def reconcile_books() -> list[Mismatch]:
 
 def _per_kind(kind: str):
     """(count, sum) of the grouped entries of one kind."""
-    return (func.sum(case((LedgerEntry.kind == kind, 1), else_=0)).label(f"n_{kind}"),
-            func.sum(case((LedgerEntry.kind == kind, LedgerEntry.amount), else_=0)).label(f"sum_{kind}"))
+    return (
+        func.sum(case((LedgerEntry.kind == kind, 1), else_=0)).label(f"n_{kind}"),
+        func.sum(case((LedgerEntry.kind == kind, LedgerEntry.amount), else_=0)).label(f"sum_{kind}"),
+    )
 
 
 def _order_mismatches() -> list[Mismatch]:
     entries = (
-        select(LedgerEntry.order_id, func.count().label("n"),
-               *(column for kind in ORDER_KINDS for column in _per_kind(kind)))
+        select(
+            LedgerEntry.order_id,
+            func.count().label("n"),
+            *(column for kind in ORDER_KINDS for column in _per_kind(kind)),
+        )
         .where(LedgerEntry.order_id.is_not(None))
         .group_by(LedgerEntry.order_id)
         .subquery()
@@ -252,8 +284,17 @@ def _order_mismatches() -> list[Mismatch]:
         .subquery()
     )
     rows = db.session.execute(
-        select(Order.number, Order.status, Order.total, Order.refunded_amount, Order.delivered_at, entries, notices.c.n.label("notices"),
-               notices.c.amount.label("notice_amount"), matching_notices.c.n.label("matching"))
+        select(
+            Order.number,
+            Order.status,
+            Order.total,
+            Order.refunded_amount,
+            Order.delivered_at,
+            entries,
+            notices.c.n.label("notices"),
+            notices.c.amount.label("notice_amount"),
+            matching_notices.c.n.label("matching"),
+        )
         .outerjoin(entries, entries.c.order_id == Order.id)
         .outerjoin(notices, notices.c.order_id == Order.id)
         .outerjoin(matching_notices, matching_notices.c.order_id == Order.id)
@@ -287,8 +328,9 @@ def _check_order(row) -> list[Mismatch]:
             if refund != -refunded:
                 mismatches.append(Mismatch(REFUND_WRONG, number, -refunded, refund))
             if fee is not None and (fee_return or 0) != money.returned_fee(-fee, refunded, total):
-                mismatches.append(Mismatch(FEE_RETURN_WRONG, number, money.returned_fee(-fee, refunded, total),
-                                           fee_return))
+                mismatches.append(
+                    Mismatch(FEE_RETURN_WRONG, number, money.returned_fee(-fee, refunded, total), fee_return)
+                )
     elif row["n"]:
         mismatches.append(Mismatch(ENTRIES_ON_UNCREDITED_ORDER, number, None, status))
 
@@ -307,13 +349,21 @@ def _unreturned_extra_payments() -> list[Mismatch]:
         select(Order.number, PaymentNotice.amount, Refund.status)
         .join(Order, Order.id == PaymentNotice.order_id)
         .outerjoin(Refund, Refund.payment_notice_id == PaymentNotice.id)
-        .where(PaymentNotice.outcome == payments.OUTCOME_DUPLICATE,
-               or_(Refund.id.is_(None), Refund.status.not_in(Refund.RETURNED)))
+        .where(
+            PaymentNotice.outcome == payments.OUTCOME_DUPLICATE,
+            or_(Refund.id.is_(None), Refund.status.not_in(Refund.RETURNED)),
+        )
         .order_by(PaymentNotice.id)
     ).all()
-    return [Mismatch(EXTRA_PAYMENT_NOT_RETURNED, number, amount,
-                     refunds.STATUS_LABELS[status] if status in refunds.STATUS_LABELS else None)
-            for number, amount, status in rows]
+    return [
+        Mismatch(
+            EXTRA_PAYMENT_NOT_RETURNED,
+            number,
+            amount,
+            refunds.STATUS_LABELS[status] if status in refunds.STATUS_LABELS else None,
+        )
+        for number, amount, status in rows
+    ]
 
 
 def _withdrawal_mismatches() -> list[Mismatch]:
@@ -344,14 +394,19 @@ def _withdrawal_mismatches() -> list[Mismatch]:
 def _ownerless_entries() -> list[Mismatch]:
     rows = db.session.execute(
         select(LedgerEntry.id, LedgerEntry.amount)
-        .where(or_(and_(LedgerEntry.kind.in_(ORDER_KINDS), LedgerEntry.order_id.is_(None)),
-                   and_(LedgerEntry.kind.in_(WITHDRAWAL_KINDS), LedgerEntry.withdrawal_id.is_(None))))
+        .where(
+            or_(
+                and_(LedgerEntry.kind.in_(ORDER_KINDS), LedgerEntry.order_id.is_(None)),
+                and_(LedgerEntry.kind.in_(WITHDRAWAL_KINDS), LedgerEntry.withdrawal_id.is_(None)),
+            )
+        )
         .order_by(LedgerEntry.id)
     ).all()
     return [Mismatch(ENTRY_WITHOUT_OWNER, f"ledger entry #{entry_id}", None, amount) for entry_id, amount in rows]
 
 
 # -- the daily settlement check ------------------------------------------------------------
+
 
 def settle(now: datetime | None = None) -> AuditEvent:
     """Record the day's settlement check (see the module docstring): every merchant's
@@ -376,7 +431,12 @@ def settle(now: datetime | None = None) -> AuditEvent:
     mismatches = reconcile_books()
     totals["mismatches"] = len(mismatches)
     totals["at"] = now.isoformat()
-    event = audit.record(None, DAILY_ACTION, target, after=totals,
-                         detail=f"{len(mismatches)} mismatches" if mismatches else "books balance")
+    event = audit.record(
+        None,
+        DAILY_ACTION,
+        target,
+        after=totals,
+        detail=f"{len(mismatches)} mismatches" if mismatches else "books balance",
+    )
     db.session.commit()
     return event

@@ -1,6 +1,7 @@
 """What a product link shows when it is pasted into WeChat, QQ or any app that reads Open
 Graph tags: a title, a short plain-text description, a picture and the price, all with
 absolute addresses (FAKA_BASE_URL), since the app fetching them knows no other."""
+
 import html
 import re
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ def plain_summary(markdown_text: str | None, limit: int = DESCRIPTION_CHARS) -> 
     """The merchant's Markdown as one line of plain text, cut at `limit` characters."""
     text = html.unescape(nh3.clean(str(markdown(markdown_text)), tags=set()))
     text = _SPACE.sub(" ", text).strip()
-    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def share_card(listing, fallback_description: str = "") -> ShareCard:

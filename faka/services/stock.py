@@ -1,4 +1,5 @@
 """Key reservation and release: the only code that moves keys between states."""
+
 from collections import Counter
 from datetime import datetime, timedelta
 from functools import cache
@@ -36,8 +37,9 @@ def unpaid_hold(product_id: int, quantity: int, order_time: timedelta, now: date
     if quantity > 1:
         db.session.execute(select(Product.id).where(Product.id == product_id).with_for_update(key_share=True))
     available, held = _unsold(product_id, quantity)
-    if (quantity > available or _over_share(quantity, available, held)) \
-            and expire_stale_orders(now, product_id=product_id):
+    if (quantity > available or _over_share(quantity, available, held)) and expire_stale_orders(
+        now, product_id=product_id
+    ):
         available, held = _unsold(product_id, quantity)
     if quantity <= available and _over_share(quantity, available, held):
         raise StockHeld()
@@ -97,9 +99,15 @@ def _reserve(order: Order, quantity: int, until: datetime, skip_locked: bool) ->
     """Reserve `quantity` available keys, lowest id first, in one statement; or none:
     when there are fewer, its savepoint is rolled back, which also unlocks them."""
     savepoint = db.session.begin_nested()
-    reserved = db.session.execute(_reserve_statement(skip_locked), {
-        "product": order.product_id, "quantity": quantity, "order": order.id, "until": until,
-    }).all()
+    reserved = db.session.execute(
+        _reserve_statement(skip_locked),
+        {
+            "product": order.product_id,
+            "quantity": quantity,
+            "order": order.id,
+            "until": until,
+        },
+    ).all()
     if len(reserved) < quantity:
         savepoint.rollback()
         return False

@@ -1,4 +1,5 @@
 """What people type, made safe to store and show as plain text."""
+
 import html
 import re
 import unicodedata

@@ -11,6 +11,7 @@ A TOTP code is accepted once: the account remembers the time step of the last co
 accepted and refuses any code of that step or an earlier one (CodeAlreadyUsed), so a
 code seen over a shoulder or caught by a phishing page is worthless once the owner used it.
 """
+
 import hmac
 import json
 import secrets
@@ -62,6 +63,7 @@ def needs_setup(user) -> bool:
 
 # -- setting up -------------------------------------------------------------------------
 
+
 def new_secret() -> str:
     return pyotp.random_base32()
 
@@ -90,8 +92,14 @@ def qr_svg(uri: str, title: str = "") -> Markup:
     return Markup(svg)
 
 
-def enable(user_id: int, secret: str, code: str, current_session: str | None = None, ip: str | None = None,
-           user_agent: str | None = None) -> tuple[list[str], str]:
+def enable(
+    user_id: int,
+    secret: str,
+    code: str,
+    current_session: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> tuple[list[str], str]:
     """Turn two-factor authentication on once `code` proves the app holds `secret`, and
     end the account's other sessions (whoever was logged in with the password alone);
     the one asking (`current_session`, its id) goes on under a new id
@@ -150,6 +158,7 @@ def new_recovery_codes() -> tuple[list[str], str]:
 
 # -- logging in -------------------------------------------------------------------------
 
+
 def verify_login(user_id: int, code: str) -> User:
     """The second step of a login: the user when `code` is a current TOTP code not used
     before or an unused recovery code (which is then spent). A wrong code counts toward
@@ -181,6 +190,7 @@ def verify_login(user_id: int, code: str) -> User:
 
 
 # -- codes ------------------------------------------------------------------------------
+
 
 def _normalised(code: str) -> str:
     return "".join(code.split()).replace("-", "").lower()
@@ -227,7 +237,13 @@ def _check_code(user: User, code: str) -> bool:
         if verify_query_password(stored, code):
             del hashes[i]
             user.recovery_codes = json.dumps(hashes)
-            db.session.add(AuditEvent(actor_id=user.id, action="2fa.recovery_code_used", target=f"user:{user.id}",
-                                      detail=f"{len(hashes)} left"))
+            db.session.add(
+                AuditEvent(
+                    actor_id=user.id,
+                    action="2fa.recovery_code_used",
+                    target=f"user:{user.id}",
+                    detail=f"{len(hashes)} left",
+                )
+            )
             return True
     return False

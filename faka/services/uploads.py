@@ -12,6 +12,7 @@ decoded (`check_pixels`): each at most `PixelBudget.each`, all together at most
 `PixelBudget.together`. What a merchant or an order may keep on disk is bounded too
 (`ShopStorageFull`, `EvidenceFull`), counted from the files themselves.
 """
+
 import io
 import logging
 import re
@@ -74,30 +75,46 @@ class TooManyPixels(DomainError):
 
     def __init__(self, budget: PixelBudget):
         if budget.together > budget.each:
-            super().__init__(_l("Too large to take: each picture may have at most %(each)s megapixels, and all the "
-                                "pictures of one upload together at most %(together)s megapixels.",
-                                each=megapixels(budget.each), together=megapixels(budget.together)))
+            super().__init__(
+                _l(
+                    "Too large to take: each picture may have at most %(each)s megapixels, and all the "
+                    "pictures of one upload together at most %(together)s megapixels.",
+                    each=megapixels(budget.each),
+                    together=megapixels(budget.together),
+                )
+            )
         else:
-            super().__init__(_l("Too large to take: a picture may have at most %(each)s megapixels.",
-                                each=megapixels(budget.each)))
+            super().__init__(
+                _l("Too large to take: a picture may have at most %(each)s megapixels.", each=megapixels(budget.each))
+            )
 
 
 class ShopStorageFull(DomainError):
     """The merchant's stored files (product images and licence) would pass their quota."""
 
     def __init__(self, used: int, quota: int):
-        super().__init__(_l("Your shop's pictures take %(used)s MB of the %(quota)s MB it may store. Remove some "
-                            "product images first, or ask the platform for more room.",
-                            used=megabytes(used), quota=megabytes(quota)))
+        super().__init__(
+            _l(
+                "Your shop's pictures take %(used)s MB of the %(quota)s MB it may store. Remove some "
+                "product images first, or ask the platform for more room.",
+                used=megabytes(used),
+                quota=megabytes(quota),
+            )
+        )
 
 
 class EvidenceFull(DomainError):
     """The complaint images of one order would pass their quota."""
 
     def __init__(self, used: int, quota: int):
-        super().__init__(_l("The complaint images of this order take %(used)s MB of the %(quota)s MB one order may "
-                            "keep. Send it without images, or with fewer or smaller ones.",
-                            used=megabytes(used), quota=megabytes(quota)))
+        super().__init__(
+            _l(
+                "The complaint images of this order take %(used)s MB of the %(quota)s MB one order may "
+                "keep. Send it without images, or with fewer or smaller ones.",
+                used=megabytes(used),
+                quota=megabytes(quota),
+            )
+        )
 
 
 def private_dir() -> Path:
@@ -127,8 +144,13 @@ def stored_size(folder: Path, names: Iterable[str | None]) -> int:
     return total
 
 
-def check_pixels(uploads: list[bytes], budget: PixelBudget, max_bytes: int = MAX_UPLOAD_BYTES,
-                 formats: frozenset[str] | set[str] = ALLOWED_FORMATS, error: type[DomainError] = InvalidImage) -> None:
+def check_pixels(
+    uploads: list[bytes],
+    budget: PixelBudget,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    formats: frozenset[str] | set[str] = ALLOWED_FORMATS,
+    error: type[DomainError] = InvalidImage,
+) -> None:
     """Refuse a request's uploads from what their headers say, before any is decoded: each
     must be one of `formats`, at most `max_bytes` long and `budget.each` pixels large, and
     all together at most `budget.together` pixels (TooManyPixels names both)."""
@@ -152,8 +174,13 @@ def check_pixels(uploads: list[bytes], budget: PixelBudget, max_bytes: int = MAX
         raise TooManyPixels(budget)
 
 
-def decode(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
-           formats: frozenset[str] | set[str] = ALLOWED_FORMATS, error: type[DomainError] = InvalidImage) -> Image.Image:
+def decode(
+    data: bytes,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    formats: frozenset[str] | set[str] = ALLOWED_FORMATS,
+    error: type[DomainError] = InvalidImage,
+) -> Image.Image:
     """The upload decoded (its first frame), or `error`: it must be one of `formats` by its
     content, at most `max_bytes` long and `max_pixels` large (checked from the header,
     before anything is decompressed), and whole (a truncated file fails to load)."""

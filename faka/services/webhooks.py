@@ -38,6 +38,7 @@ At rest: a delivery's payload holds the buyer's email and checkout answers (a ga
 an account), so it is stored encrypted like the rest of the buyer's secrets (and rotated
 with them); rows written before that, plain JSON, are still sent as they are.
 """
+
 import hashlib
 import hmac
 import http.client
@@ -130,6 +131,7 @@ class DeliveryLog:
 
 
 # -- endpoints --------------------------------------------------------------------------
+
 
 def create_endpoint(merchant_id: int, url: str, events) -> tuple[WebhookEndpoint, str]:
     """Add an endpoint. Returns it with its secret in plain text: the only time the
@@ -284,6 +286,7 @@ def _resolve(host: str, port: int):
 
 # -- events -----------------------------------------------------------------------------
 
+
 def emit(merchant_id: int, event: str, data: dict) -> list[int]:
     """Record `event` for each of the merchant's enabled endpoints subscribed to it,
     inside the caller's transaction. Returns the delivery ids, for the caller to pass
@@ -291,7 +294,8 @@ def emit(merchant_id: int, event: str, data: dict) -> list[int]:
     if event not in EVENTS:
         raise ValueError(f"unknown webhook event {event}")
     subscribed = [
-        e for e in db.session.execute(
+        e
+        for e in db.session.execute(
             select(WebhookEndpoint).where(WebhookEndpoint.merchant_id == merchant_id, WebhookEndpoint.enabled.is_(True))
         ).scalars()
         if event in e.events.split(",")
@@ -334,8 +338,12 @@ def _new_delivery(endpoint_id: int, event: str, data: dict) -> WebhookDelivery:
     payload = {"id": "whd_" + secrets.token_hex(12), "type": event, "created": int(now.timestamp()), "data": data}
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     delivery = WebhookDelivery(
-        endpoint_id=endpoint_id, event=event, payload=vault().encrypt(body), status=WebhookDelivery.PENDING,
-        attempts=0, created_at=now,
+        endpoint_id=endpoint_id,
+        event=event,
+        payload=vault().encrypt(body),
+        status=WebhookDelivery.PENDING,
+        attempts=0,
+        created_at=now,
     )
     db.session.add(delivery)
     db.session.flush()
@@ -378,12 +386,15 @@ def due_delivery_ids(now) -> list[int]:
     )
     return list(
         db.session.execute(
-            select(WebhookDelivery.id).where(WebhookDelivery.status == WebhookDelivery.PENDING, due).order_by(WebhookDelivery.id)
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.status == WebhookDelivery.PENDING, due)
+            .order_by(WebhookDelivery.id)
         ).scalars()
     )
 
 
 # -- sending ----------------------------------------------------------------------------
+
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     """The Faka-Signature header value for this body at this time."""
@@ -428,7 +439,9 @@ def _post(url: str, body: bytes, secret: str) -> tuple[int | None, str | None]:
     """POST the body; returns (HTTP status or None, error text or None). The error text
     names what went wrong, never the URL, the body or the secret."""
     request = urllib.request.Request(
-        url, data=body, method="POST",
+        url,
+        data=body,
+        method="POST",
         headers={
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
@@ -472,12 +485,18 @@ def _record(delivery_id: int, code: int | None, error: str | None, give_up: bool
     if error is not None:
         log.warning(
             "webhook delivery %s (%s) to endpoint %s: attempt %s failed (%s), now %s",
-            delivery_id, event, endpoint_id, attempts, error, status,
+            delivery_id,
+            event,
+            endpoint_id,
+            attempts,
+            error,
+            status,
         )
 
 
 # Connections check the address they actually connect to, so DNS cannot point a
 # merchant's host name at our own network between validation and sending.
+
 
 class BlockedAddress(OSError):
     pass

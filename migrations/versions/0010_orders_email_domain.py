@@ -4,20 +4,21 @@ Revision ID: 5b0e7c2d9a41
 Revises: 3841f7fdfbd3
 Create Date: 2026-11-26 11:00:00
 """
+
 import sqlalchemy as sa
 from alembic import op
 
-revision = '5b0e7c2d9a41'
-down_revision = '3841f7fdfbd3'
+revision = "5b0e7c2d9a41"
+down_revision = "3841f7fdfbd3"
 branch_labels = None
 depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('orders', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('email_domain', sa.String(length=254), nullable=True))
-        batch_op.create_index('ix_orders_domain_created', ['email_domain', 'created_at'], unique=False)
-    if op.get_bind().dialect.name == 'postgresql':
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("email_domain", sa.String(length=254), nullable=True))
+        batch_op.create_index("ix_orders_domain_created", ["email_domain", "created_at"], unique=False)
+    if op.get_bind().dialect.name == "postgresql":
         domain = "lower(substring(email from '@([^@]*)$'))"
     else:
         # The part after the last "@" without regular expressions: rtrim strips every
@@ -28,6 +29,6 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('orders', schema=None) as batch_op:
-        batch_op.drop_index('ix_orders_domain_created')
-        batch_op.drop_column('email_domain')
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.drop_index("ix_orders_domain_created")
+        batch_op.drop_column("email_domain")

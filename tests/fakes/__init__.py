@@ -19,6 +19,7 @@ Their fixtures are a pytest plugin (tests/conftest.py: `pytest_plugins`):
 
 See tests/test_fake_providers.py for whole purchases.
 """
+
 from fakes.common import Received, Sent
 from fakes.providers import FakeProviders, LiveShop, fake_providers, live_shop, providers
 

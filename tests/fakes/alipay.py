@@ -16,6 +16,7 @@ unknown app) are an unsigned `error_response`.
 - `alipay.trade.query`, `alipay.trade.refund`, `alipay.trade.fastpay.refund.query`,
   `alipay.trade.close`.
 """
+
 import json
 import re
 from dataclasses import dataclass, field
@@ -42,8 +43,13 @@ from fakes.common import (
 
 BEIJING = timezone(timedelta(hours=8))
 PAGE_METHODS = {"alipay.trade.wap.pay": "QUICK_WAP_WAY", "alipay.trade.page.pay": "FAST_INSTANT_TRADE_PAY"}
-API_METHODS = ("alipay.trade.precreate", "alipay.trade.query", "alipay.trade.refund",
-               "alipay.trade.fastpay.refund.query", "alipay.trade.close")
+API_METHODS = (
+    "alipay.trade.precreate",
+    "alipay.trade.query",
+    "alipay.trade.refund",
+    "alipay.trade.fastpay.refund.query",
+    "alipay.trade.close",
+)
 AMOUNT = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
 TIMESTAMP_TOLERANCE = timedelta(minutes=15)
 SIGNATURE_ERROR = "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配"
@@ -100,9 +106,13 @@ class FakeAlipay(Provider):
         self.trades: dict[str, Trade] = {}  # by out_trade_no
 
     def settings(self) -> dict[str, str]:
-        return {"app_id": self.app_id, "app_private_key": private_pem(self.app_key),
-                "alipay_public_key": public_pem(self.alipay_key), "seller_id": self.seller_id,
-                "gateway_url": self.url + "/gateway.do"}
+        return {
+            "app_id": self.app_id,
+            "app_private_key": private_pem(self.app_key),
+            "alipay_public_key": public_pem(self.alipay_key),
+            "seller_id": self.seller_id,
+            "gateway_url": self.url + "/gateway.do",
+        }
 
     def accepts(self, status: int, body: str) -> bool:
         return status == 200 and body.strip() == "success"
@@ -152,28 +162,57 @@ class FakeAlipay(Provider):
             if trade.status == "WAIT_BUYER_PAY":
                 trade.status, trade.gmt_payment = "TRADE_SUCCESS", now_text()
         fields = {
-            "gmt_create": trade.gmt_create, "charset": "utf-8", "subject": trade.subject,
-            "buyer_id": self.buyer_id, "buyer_logon_id": self.buyer_logon_id, "invoice_amount": trade.total_amount,
-            "notify_id": random_text(34).lower(), "notify_type": "trade_status_sync", "notify_time": now_text(),
-            "fund_bill_list": json.dumps([{"amount": trade.total_amount, "fundChannel": "ALIPAYACCOUNT"}],
-                                         separators=(",", ":")),
-            "trade_status": "TRADE_SUCCESS", "receipt_amount": trade.total_amount,
-            "buyer_pay_amount": trade.total_amount, "point_amount": "0.00", "app_id": self.app_id,
-            "auth_app_id": self.app_id, "seller_id": self.seller_id, "gmt_payment": trade.gmt_payment,
-            "version": "1.0", "out_trade_no": trade.out_trade_no, "total_amount": trade.total_amount,
-            "trade_no": trade.trade_no, "sign_type": "RSA2",
+            "gmt_create": trade.gmt_create,
+            "charset": "utf-8",
+            "subject": trade.subject,
+            "buyer_id": self.buyer_id,
+            "buyer_logon_id": self.buyer_logon_id,
+            "invoice_amount": trade.total_amount,
+            "notify_id": random_text(34).lower(),
+            "notify_type": "trade_status_sync",
+            "notify_time": now_text(),
+            "fund_bill_list": json.dumps(
+                [{"amount": trade.total_amount, "fundChannel": "ALIPAYACCOUNT"}], separators=(",", ":")
+            ),
+            "trade_status": "TRADE_SUCCESS",
+            "receipt_amount": trade.total_amount,
+            "buyer_pay_amount": trade.total_amount,
+            "point_amount": "0.00",
+            "app_id": self.app_id,
+            "auth_app_id": self.app_id,
+            "seller_id": self.seller_id,
+            "gmt_payment": trade.gmt_payment,
+            "version": "1.0",
+            "out_trade_no": trade.out_trade_no,
+            "total_amount": trade.total_amount,
+            "trade_no": trade.trade_no,
+            "sign_type": "RSA2",
         }
         fields["sign"] = rsa_sha256_sign(self.alipay_key, notify_content(fields).encode())
-        return self.notify(trade.out_trade_no, "POST", trade.notify_url,
-                           {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
-                           urlencode(fields).encode(), fields)
+        return self.notify(
+            trade.out_trade_no,
+            "POST",
+            trade.notify_url,
+            {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+            urlencode(fields).encode(),
+            fields,
+        )
 
     def return_params(self, trade: Trade) -> dict[str, str]:
         """What the buyer's browser brings back to `return_url` (the synchronous return)."""
-        fields = {"charset": "utf-8", "out_trade_no": trade.out_trade_no, "method": trade.method + ".return",
-                  "total_amount": trade.total_amount, "trade_no": trade.trade_no, "auth_app_id": self.app_id,
-                  "version": "1.0", "app_id": self.app_id, "seller_id": self.seller_id, "timestamp": now_text(),
-                  "sign_type": "RSA2"}
+        fields = {
+            "charset": "utf-8",
+            "out_trade_no": trade.out_trade_no,
+            "method": trade.method + ".return",
+            "total_amount": trade.total_amount,
+            "trade_no": trade.trade_no,
+            "auth_app_id": self.app_id,
+            "version": "1.0",
+            "app_id": self.app_id,
+            "seller_id": self.seller_id,
+            "timestamp": now_text(),
+            "sign_type": "RSA2",
+        }
         fields["sign"] = rsa_sha256_sign(self.alipay_key, notify_content(fields).encode())
         return fields
 
@@ -210,8 +249,9 @@ class FakeAlipay(Provider):
     def _check_common(self, params: dict[str, str]) -> None:
         for name in ("method", "app_id", "sign_type", "sign", "timestamp", "version"):
             if not params.get(name):
-                raise GatewayRefusal("40001", "Missing Required Arguments", f"isv.missing-{name.replace('_', '-')}",
-                                     f"缺少{name}参数")
+                raise GatewayRefusal(
+                    "40001", "Missing Required Arguments", f"isv.missing-{name.replace('_', '-')}", f"缺少{name}参数"
+                )
         method = params["method"]
         if method not in PAGE_METHODS and method not in API_METHODS:
             raise GatewayRefusal("40002", "Invalid Arguments", "isv.invalid-method", "不存在的方法名")
@@ -241,8 +281,11 @@ class FakeAlipay(Provider):
         return biz
 
     def _error_page(self, method: str, params: dict, answer: dict):
-        html = page("alipay", "支付宝 - 网上支付 安全快速！",
-                    error=f"错误代码 {answer['sub_code'].removeprefix('isv.')} 错误原因: {answer['sub_msg']}")
+        html = page(
+            "alipay",
+            "支付宝 - 网上支付 安全快速！",
+            error=f"错误代码 {answer['sub_code'].removeprefix('isv.')} 错误原因: {answer['sub_msg']}",
+        )
         self.record(method, params, verified=False, error=answer["sub_code"], answer=html[0])
         return html
 
@@ -264,19 +307,28 @@ class FakeAlipay(Provider):
         with self.lock:
             trade = self.trades.get(biz["out_trade_no"])
             if trade is not None and trade.status == "TRADE_SUCCESS":
-                return self._error_page(method, params, {"sub_code": "ACQ.TRADE_HAS_SUCCESS", "sub_msg": "交易已被支付"})
+                return self._error_page(
+                    method, params, {"sub_code": "ACQ.TRADE_HAS_SUCCESS", "sub_msg": "交易已被支付"}
+                )
             if trade is None or trade.total_amount != biz["total_amount"] or trade.status == "TRADE_CLOSED":
-                trade = Trade(biz["out_trade_no"], biz["total_amount"], biz["subject"], method,
-                              params.get("notify_url", ""))
+                trade = Trade(
+                    biz["out_trade_no"], biz["total_amount"], biz["subject"], method, params.get("notify_url", "")
+                )
                 self.trades[trade.out_trade_no] = trade
             trade.method, trade.notify_url = method, params.get("notify_url", "")
             trade.return_url, trade.quit_url = params.get("return_url", ""), biz.get("quit_url", "")
         self._open(trade)
         self.record(method, params)
         links = [(trade.quit_url, "返回商家")] if trade.quit_url else []
-        return page("alipay", "支付宝 收银台", amount=f"￥{trade.total_amount}",
-                    facts=[("商品", trade.subject), ("收款方", "faka 测试商户"), ("订单号", trade.out_trade_no)],
-                    form_action=f"{self.prefix}/cashier/{trade.token}", button="确认付款", links=links)
+        return page(
+            "alipay",
+            "支付宝 收银台",
+            amount=f"￥{trade.total_amount}",
+            facts=[("商品", trade.subject), ("收款方", "faka 测试商户"), ("订单号", trade.out_trade_no)],
+            form_action=f"{self.prefix}/cashier/{trade.token}",
+            button="确认付款",
+            links=links,
+        )
 
     def _cashier_pay(self, token: str):
         trade = next((t for t in self.trades.values() if t.token == token), None) or abort(404)
@@ -300,13 +352,21 @@ class FakeAlipay(Provider):
             self._open(trade)
             if trade.status == "WAIT_BUYER_PAY":
                 self._pay(trade)
-            return page("alipay", "支付成功" if trade.status == "TRADE_SUCCESS" else "交易已关闭",
-                        amount=f"￥{trade.total_amount}")
+            return page(
+                "alipay",
+                "支付成功" if trade.status == "TRADE_SUCCESS" else "交易已关闭",
+                amount=f"￥{trade.total_amount}",
+            )
         self.record("qr", {})
         self._open(trade)
-        return page("alipay", "支付宝 扫码付款", amount=f"￥{trade.total_amount}",
-                    facts=[("商品", trade.subject), ("订单号", trade.out_trade_no)],
-                    form_action=f"{self.prefix}/qr/{code}", button="确认付款")
+        return page(
+            "alipay",
+            "支付宝 扫码付款",
+            amount=f"￥{trade.total_amount}",
+            facts=[("商品", trade.subject), ("订单号", trade.out_trade_no)],
+            form_action=f"{self.prefix}/qr/{code}",
+            button="确认付款",
+        )
 
     # -- the API methods ----------------------------------------------------------------------
 
@@ -326,8 +386,12 @@ class FakeAlipay(Provider):
     def _precreate(self, params: dict, biz: dict) -> dict:
         problem = self._order_problem(biz)
         if problem:
-            return {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-parameter",
-                    "sub_msg": problem}
+            return {
+                "code": "40002",
+                "msg": "Invalid Arguments",
+                "sub_code": "isv.invalid-parameter",
+                "sub_msg": problem,
+            }
         if biz.get("product_code", "FACE_TO_FACE_PAYMENT") != "FACE_TO_FACE_PAYMENT":
             return self._business_failed("ACQ.PRODUCT_CODE_ERROR", "产品码错误")
         with self.lock:
@@ -337,8 +401,13 @@ class FakeAlipay(Provider):
             if trade is not None and trade.total_amount != biz["total_amount"]:
                 return self._business_failed("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")
             if trade is None or not trade.qr_code:
-                trade = Trade(biz["out_trade_no"], biz["total_amount"], biz["subject"], params["method"],
-                              params.get("notify_url", ""))
+                trade = Trade(
+                    biz["out_trade_no"],
+                    biz["total_amount"],
+                    biz["subject"],
+                    params["method"],
+                    params.get("notify_url", ""),
+                )
                 trade.qr_code = f"{self.url}/qr/bax0{random_text(20).lower()}"
                 self.trades[trade.out_trade_no] = trade
             trade.notify_url = params.get("notify_url", "") or trade.notify_url
@@ -348,14 +417,23 @@ class FakeAlipay(Provider):
         trade = self._known_trade(biz)
         if trade is None:
             return self._business_failed("ACQ.TRADE_NOT_EXIST", "交易不存在")
-        paid = trade.status in ("TRADE_SUCCESS", "TRADE_FINISHED") or (trade.status == "TRADE_CLOSED" and
-                                                                       trade.gmt_payment)
-        answer = {"code": "10000", "msg": "Success", "buyer_logon_id": self.buyer_logon_id,
-                  "buyer_pay_amount": trade.total_amount if paid else "0.00",
-                  "buyer_user_id": self.buyer_id, "invoice_amount": trade.total_amount if paid else "0.00",
-                  "out_trade_no": trade.out_trade_no, "point_amount": "0.00",
-                  "receipt_amount": trade.total_amount if paid else "0.00", "total_amount": trade.total_amount,
-                  "trade_no": trade.trade_no, "trade_status": trade.status}
+        paid = trade.status in ("TRADE_SUCCESS", "TRADE_FINISHED") or (
+            trade.status == "TRADE_CLOSED" and trade.gmt_payment
+        )
+        answer = {
+            "code": "10000",
+            "msg": "Success",
+            "buyer_logon_id": self.buyer_logon_id,
+            "buyer_pay_amount": trade.total_amount if paid else "0.00",
+            "buyer_user_id": self.buyer_id,
+            "invoice_amount": trade.total_amount if paid else "0.00",
+            "out_trade_no": trade.out_trade_no,
+            "point_amount": "0.00",
+            "receipt_amount": trade.total_amount if paid else "0.00",
+            "total_amount": trade.total_amount,
+            "trade_no": trade.trade_no,
+            "trade_status": trade.status,
+        }
         if trade.gmt_payment:
             answer["send_pay_date"] = trade.gmt_payment
         return answer
@@ -366,8 +444,12 @@ class FakeAlipay(Provider):
             return self._business_failed("ACQ.TRADE_NOT_EXIST", "交易不存在")
         amount = biz.get("refund_amount")
         if not isinstance(amount, str) or not AMOUNT.fullmatch(amount) or fen(amount) <= 0:
-            return {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-parameter",
-                    "sub_msg": "refund_amount 不合法"}
+            return {
+                "code": "40002",
+                "msg": "Invalid Arguments",
+                "sub_code": "isv.invalid-parameter",
+                "sub_msg": "refund_amount 不合法",
+            }
         request_no = biz.get("out_request_no") or trade.out_trade_no
         with self.lock:
             again = request_no in trade.refunds
@@ -381,19 +463,33 @@ class FakeAlipay(Provider):
                 if refunded + fen(amount) == fen(trade.total_amount):
                     trade.status = "TRADE_CLOSED"
             total_refunded = yuan(sum(fen(a) for a in trade.refunds.values()))
-        return {"code": "10000", "msg": "Success", "buyer_logon_id": self.buyer_logon_id,
-                "buyer_user_id": self.buyer_id, "fund_change": "N" if again else "Y",
-                "out_trade_no": trade.out_trade_no,
-                "refund_fee": total_refunded, "send_back_fee": trade.refunds[request_no], "trade_no": trade.trade_no}
+        return {
+            "code": "10000",
+            "msg": "Success",
+            "buyer_logon_id": self.buyer_logon_id,
+            "buyer_user_id": self.buyer_id,
+            "fund_change": "N" if again else "Y",
+            "out_trade_no": trade.out_trade_no,
+            "refund_fee": total_refunded,
+            "send_back_fee": trade.refunds[request_no],
+            "trade_no": trade.trade_no,
+        }
 
     def _fastpay_refund_query(self, params: dict, biz: dict) -> dict:
         trade = self._known_trade(biz)
         request_no = biz.get("out_request_no", "")
         if trade is None or request_no not in trade.refunds:
             return {"code": "10000", "msg": "Success"}  # Alipay answers an unknown refund with no details
-        return {"code": "10000", "msg": "Success", "out_request_no": request_no, "out_trade_no": trade.out_trade_no,
-                "refund_amount": trade.refunds[request_no], "refund_status": "REFUND_SUCCESS",
-                "total_amount": trade.total_amount, "trade_no": trade.trade_no}
+        return {
+            "code": "10000",
+            "msg": "Success",
+            "out_request_no": request_no,
+            "out_trade_no": trade.out_trade_no,
+            "refund_amount": trade.refunds[request_no],
+            "refund_status": "REFUND_SUCCESS",
+            "total_amount": trade.total_amount,
+            "trade_no": trade.trade_no,
+        }
 
     def _close(self, params: dict, biz: dict) -> dict:
         trade = self._known_trade(biz)

@@ -1,5 +1,6 @@
 """What every fake provider shares: its key pairs, the record of what it received and
 what it sent, the plain HTML pages the buyer sees, and the call to the merchant."""
+
 import base64
 import functools
 import secrets
@@ -20,6 +21,7 @@ NOTIFY_TIMEOUT = 15  # seconds the fake waits for the merchant's answer
 
 # -- keys -----------------------------------------------------------------------------------
 
+
 @functools.cache
 def key_pair(name: str) -> rsa.RSAPrivateKey:
     """An RSA-2048 key pair per name, made once per test session (each takes a moment)."""
@@ -27,13 +29,17 @@ def key_pair(name: str) -> rsa.RSAPrivateKey:
 
 
 def private_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def public_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def rsa_sha256_sign(key: rsa.RSAPrivateKey, message: bytes) -> str:
@@ -45,8 +51,9 @@ def rsa_sha256_verifies(key: rsa.RSAPrivateKey, message: bytes, signature: Any) 
     if not isinstance(signature, str) or not signature:
         return False
     try:
-        key.public_key().verify(base64.b64decode(signature, validate=True), message, padding.PKCS1v15(),
-                                hashes.SHA256())
+        key.public_key().verify(
+            base64.b64decode(signature, validate=True), message, padding.PKCS1v15(), hashes.SHA256()
+        )
     except (ValueError, InvalidSignature):
         return False
     return True
@@ -61,6 +68,7 @@ def random_digits(length: int) -> str:
 
 
 # -- what the fake saw --------------------------------------------------------------------------
+
 
 @dataclass
 class Received:
@@ -137,8 +145,11 @@ class Provider:
 
     def requests_for(self, action: str | None = None, verified: bool | None = None) -> list[Received]:
         with self.lock:
-            return [r for r in self.received if (action is None or r.action == action)
-                    and (verified is None or r.verified == verified)]
+            return [
+                r
+                for r in self.received
+                if (action is None or r.action == action) and (verified is None or r.verified == verified)
+            ]
 
     def refused(self) -> list[Received]:
         return self.requests_for(verified=False)
@@ -149,26 +160,41 @@ class Provider:
 
     def replay(self, sent: Sent) -> Sent:
         """Send a notification again, byte for byte (a provider repeats one it thinks lost)."""
-        return self._deliver(Sent(sent.provider, sent.order_number, sent.method, sent.url, dict(sent.headers),
-                                  sent.body, sent.params))
+        return self._deliver(
+            Sent(sent.provider, sent.order_number, sent.method, sent.url, dict(sent.headers), sent.body, sent.params)
+        )
 
     # -- for the subclasses -----------------------------------------------------------
 
-    def record(self, action: str, params: dict, verified: bool = True, error: str | None = None,
-               status: int = 200, answer: str | bytes = "") -> Received:
+    def record(
+        self,
+        action: str,
+        params: dict,
+        verified: bool = True,
+        error: str | None = None,
+        status: int = 200,
+        answer: str | bytes = "",
+    ) -> Received:
         received = Received(
-            provider=self.name, action=action, method=request.method,
+            provider=self.name,
+            action=action,
+            method=request.method,
             url=request.environ.get("REQUEST_URI") or request.full_path.rstrip("?"),
-            headers=dict(request.headers), params=params, body=request.get_data(cache=True),
-            verified=verified, error=error, status=status,
+            headers=dict(request.headers),
+            params=params,
+            body=request.get_data(cache=True),
+            verified=verified,
+            error=error,
+            status=status,
             answer=answer.decode("utf-8", "replace") if isinstance(answer, bytes) else answer,
         )
         with self.lock:
             self.received.append(received)
         return received
 
-    def notify(self, order_number: str, method: str, url: str, headers: dict[str, str], body: bytes,
-               params: dict) -> Sent:
+    def notify(
+        self, order_number: str, method: str, url: str, headers: dict[str, str], body: bytes, params: dict
+    ) -> Sent:
         sent = Sent(self.name, order_number, method, url, headers, body, params)
         if self.hold_notifications:
             with self.lock:
@@ -180,8 +206,14 @@ class Provider:
         try:
             with requests.Session() as http:  # one each: notifications go out from several threads
                 http.trust_env = False  # never through a proxy from the environment
-                response = http.request(sent.method, sent.url, data=sent.body or None, headers=sent.headers,
-                                        timeout=NOTIFY_TIMEOUT, allow_redirects=False)
+                response = http.request(
+                    sent.method,
+                    sent.url,
+                    data=sent.body or None,
+                    headers=sent.headers,
+                    timeout=NOTIFY_TIMEOUT,
+                    allow_redirects=False,
+                )
         except requests.RequestException as exc:
             sent.answer = f"unreachable: {type(exc).__name__}"
         else:
@@ -237,14 +269,37 @@ dl { display: grid; grid-template-columns: auto 1fr; gap: 4px 12px; } dd { margi
 </body></html>"""
 
 
-def page(provider: str, title: str, *, status: int = 200, error: str | None = None, facts=(), amount: str = "",
-         form_action: str | None = None, hidden: dict | None = None, inputs=(), button: str = "",
-         links=(), lang: str = "zh-CN"):
+def page(
+    provider: str,
+    title: str,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    facts=(),
+    amount: str = "",
+    form_action: str | None = None,
+    hidden: dict | None = None,
+    inputs=(),
+    button: str = "",
+    links=(),
+    lang: str = "zh-CN",
+):
     """A provider's page as plain HTML: it works without JavaScript; its one form posts
     back to the fake itself."""
-    html = render_template_string(PAGE, provider=provider, title=title, error=error, facts=list(facts), amount=amount,
-                                  form_action=form_action, hidden=hidden or {}, inputs=list(inputs), button=button,
-                                  links=list(links), lang=lang)
+    html = render_template_string(
+        PAGE,
+        provider=provider,
+        title=title,
+        error=error,
+        facts=list(facts),
+        amount=amount,
+        form_action=form_action,
+        hidden=hidden or {},
+        inputs=list(inputs),
+        button=button,
+        links=list(links),
+        lang=lang,
+    )
     return html, status, {"Content-Type": "text/html; charset=utf-8"}
 
 

@@ -15,6 +15,7 @@ out_trade_no type name money trade_status=TRADE_SUCCESS (param) (timestamp) sign
 sign_type`, expects the body `success`, then sends the buyer to `return_url` with the same
 signed query string.
 """
+
 import hashlib
 import hmac
 import json
@@ -48,8 +49,11 @@ PHP_BLANK = " \t\n\r\0\x0b"
 
 
 def sign_content(fields: dict[str, str], skip_blank: bool = False) -> str:
-    return "&".join(f"{k}={v}" for k, v in sorted(fields.items())
-                    if k not in ("sign", "sign_type") and (v.strip(PHP_BLANK) if skip_blank else v) != "")
+    return "&".join(
+        f"{k}={v}"
+        for k, v in sorted(fields.items())
+        if k not in ("sign", "sign_type") and (v.strip(PHP_BLANK) if skip_blank else v) != ""
+    )
 
 
 @dataclass
@@ -83,9 +87,14 @@ class FakeEpay(Provider):
         self.trades: dict[str, Trade] = {}  # by trade_no
 
     def settings(self) -> dict[str, str]:
-        return {"api_url": self.url + "/", "pid": self.pid, "key": self.key, "sign_type": "MD5",
-                "merchant_private_key": private_pem(self.merchant_key),
-                "platform_public_key": public_pem(self.platform_key)}
+        return {
+            "api_url": self.url + "/",
+            "pid": self.pid,
+            "key": self.key,
+            "sign_type": "MD5",
+            "merchant_private_key": private_pem(self.merchant_key),
+            "platform_public_key": public_pem(self.platform_key),
+        }
 
     def accepts(self, status: int, body: str) -> bool:
         return status == 200 and body.strip() == "success"
@@ -127,20 +136,41 @@ class FakeEpay(Provider):
                 self.record(action, params, verified=False, error="该订单已完成支付")
                 return page("epay", "站点提示信息", error="该订单已完成支付，请勿重复支付")
             if trade is None or trade.money != params["money"]:
-                trade = Trade(trade_no=datetime.now().strftime("%Y%m%d%H%M%S") + random_digits(5),
-                              out_trade_no=params["out_trade_no"], pid=self.pid, pay_type=params.get("type", ""),
-                              name=params["name"], money=params["money"], notify_url=params["notify_url"],
-                              return_url=params.get("return_url", ""), param=params.get("param", ""), rsa=rsa)
+                trade = Trade(
+                    trade_no=datetime.now().strftime("%Y%m%d%H%M%S") + random_digits(5),
+                    out_trade_no=params["out_trade_no"],
+                    pid=self.pid,
+                    pay_type=params.get("type", ""),
+                    name=params["name"],
+                    money=params["money"],
+                    notify_url=params["notify_url"],
+                    return_url=params.get("return_url", ""),
+                    param=params.get("param", ""),
+                    rsa=rsa,
+                )
                 self.trades = {k: t for k, t in self.trades.items() if t.out_trade_no != trade.out_trade_no}
                 self.trades[trade.trade_no] = trade
         self.record(action, params)
         chosen = trade.pay_type
-        inputs = [] if chosen else [{"name": "type", "label": "支付方式", "value": "alipay",
-                                     "choices": list(PAY_TYPES.items())}]
-        return page("epay", "收银台", amount=f"￥{trade.money}",
-                    facts=[("商品名称", trade.name), ("商户订单号", trade.out_trade_no), ("订单号", trade.trade_no),
-                           ("支付方式", PAY_TYPES.get(chosen, "请选择"))],
-                    form_action=f"{self.prefix}/cashier/{trade.trade_no}", inputs=inputs, button="确认支付")
+        inputs = (
+            []
+            if chosen
+            else [{"name": "type", "label": "支付方式", "value": "alipay", "choices": list(PAY_TYPES.items())}]
+        )
+        return page(
+            "epay",
+            "收银台",
+            amount=f"￥{trade.money}",
+            facts=[
+                ("商品名称", trade.name),
+                ("商户订单号", trade.out_trade_no),
+                ("订单号", trade.trade_no),
+                ("支付方式", PAY_TYPES.get(chosen, "请选择")),
+            ],
+            form_action=f"{self.prefix}/cashier/{trade.trade_no}",
+            inputs=inputs,
+            button="确认支付",
+        )
 
     def _signature_problem(self, params: dict[str, str], rsa: bool) -> str | None:
         if params.get("pid") != self.pid:
@@ -193,8 +223,15 @@ class FakeEpay(Provider):
         return self.notify(trade.out_trade_no, "GET", url, {}, b"", fields)
 
     def _notice(self, trade: Trade) -> dict[str, str]:
-        fields = {"pid": trade.pid, "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
-                  "type": trade.pay_type, "name": trade.name, "money": trade.money, "trade_status": "TRADE_SUCCESS"}
+        fields = {
+            "pid": trade.pid,
+            "trade_no": trade.trade_no,
+            "out_trade_no": trade.out_trade_no,
+            "type": trade.pay_type,
+            "name": trade.name,
+            "money": trade.money,
+            "trade_status": "TRADE_SUCCESS",
+        }
         if trade.param:
             fields["param"] = trade.param
         if trade.rsa:
@@ -220,17 +257,31 @@ class FakeEpay(Provider):
             return self._answer(action, params, {"code": -5, "msg": "No Act!"}, verified=False, error="-5")
         if params.get("pid") != self.pid or not hmac.compare_digest(params.get("key", "").encode(), self.key.encode()):
             return self._answer(action, params, {"code": -2, "msg": "KEY校验失败"}, verified=False, error="-2")
-        trade = (self.trades.get(params.get("trade_no", "")) if params.get("trade_no")
-                 else self.trade_for(params.get("out_trade_no", "")))
+        trade = (
+            self.trades.get(params.get("trade_no", ""))
+            if params.get("trade_no")
+            else self.trade_for(params.get("out_trade_no", ""))
+        )
         if trade is None:
             return self._answer(action, params, {"code": -1, "msg": "订单号不存在"})
         return self._answer(action, params, {"code": 1, "msg": "查询订单号成功！", **self._order_fields(trade)})
 
     @staticmethod
     def _order_fields(trade: Trade) -> dict:
-        return {"trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no, "api_trade_no": "",
-                "type": trade.pay_type, "pid": int(trade.pid), "addtime": trade.addtime, "endtime": trade.endtime,
-                "name": trade.name, "money": trade.money, "param": trade.param, "buyer": "", "status": trade.status}
+        return {
+            "trade_no": trade.trade_no,
+            "out_trade_no": trade.out_trade_no,
+            "api_trade_no": "",
+            "type": trade.pay_type,
+            "pid": int(trade.pid),
+            "addtime": trade.addtime,
+            "endtime": trade.endtime,
+            "name": trade.name,
+            "money": trade.money,
+            "param": trade.param,
+            "buyer": "",
+            "status": trade.status,
+        }
 
     def _signed_answer(self, answer: dict) -> dict:
         """A V2 answer: every scalar as PHP prints it, signed with the platform key."""
@@ -248,8 +299,11 @@ class FakeEpay(Provider):
         problem = self._v2_refusal(params)
         if problem:
             return self._answer("api/pay/query", params, {"code": -1, "msg": problem}, verified=False, error=problem)
-        trade = (self.trades.get(params.get("trade_no", "")) if params.get("trade_no")
-                 else self.trade_for(params.get("out_trade_no", "")))
+        trade = (
+            self.trades.get(params.get("trade_no", ""))
+            if params.get("trade_no")
+            else self.trade_for(params.get("out_trade_no", ""))
+        )
         if trade is None:
             return self._answer("api/pay/query", params, {"code": -1, "msg": "订单不存在"})
         return self._answer("api/pay/query", params, self._signed_answer({"code": 0, **self._order_fields(trade)}))
@@ -259,8 +313,11 @@ class FakeEpay(Provider):
         problem = self._v2_refusal(params)
         if problem:
             return self._answer("api/pay/refund", params, {"code": -1, "msg": problem}, verified=False, error=problem)
-        trade = (self.trades.get(params.get("trade_no", "")) if params.get("trade_no")
-                 else self.trade_for(params.get("out_trade_no", "")))
+        trade = (
+            self.trades.get(params.get("trade_no", ""))
+            if params.get("trade_no")
+            else self.trade_for(params.get("out_trade_no", ""))
+        )
         if trade is None or trade.status == 0:
             return self._answer("api/pay/refund", params, {"code": -1, "msg": "订单不存在或未支付"})
         money, refund_no = params.get("money", ""), params.get("out_refund_no", "")
@@ -270,8 +327,15 @@ class FakeEpay(Provider):
             refunded = sum(fen(answer["money"]) for answer in trade.refunds.values())
             if not MONEY.fullmatch(money) or fen(money) <= 0 or refunded + fen(money) > fen(trade.money):
                 return self._answer("api/pay/refund", params, {"code": -1, "msg": "退款金额不合法"})
-            answer = {"code": 0, "msg": "退款成功", "refund_no": "RF" + random_digits(16), "out_refund_no": refund_no,
-                      "trade_no": trade.trade_no, "money": money, "reducemoney": money}
+            answer = {
+                "code": 0,
+                "msg": "退款成功",
+                "refund_no": "RF" + random_digits(16),
+                "out_refund_no": refund_no,
+                "trade_no": trade.trade_no,
+                "money": money,
+                "reducemoney": money,
+            }
             trade.refunds[refund_no or answer["refund_no"]] = answer
             trade.status = 2
         return self._answer("api/pay/refund", params, self._signed_answer(answer))

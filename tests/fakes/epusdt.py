@@ -12,6 +12,7 @@ transfer "arrives" (the counter's form, or `pay(trade_id)`), epusdt POSTs the JS
 `trade_id order_id amount actual_amount token block_transaction_id signature status=2`
 to `notify_url`, expects the body `ok`, and the counter sends the buyer to `redirect_url`.
 """
+
 import hashlib
 import hmac
 import json
@@ -28,8 +29,14 @@ from fakes.common import Provider, page, random_digits, random_text
 
 BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 EXPIRY = 10 * 60  # epusdt's default order lifetime
-ERRORS = {400: "系统错误", 401: "签名认证错误", 10002: "支付交易已存在，请勿重复创建",
-          10004: "支付金额有误, 无法满足最小支付单位", 10008: "订单不存在", 10009: "无法解析请求参数"}
+ERRORS = {
+    400: "系统错误",
+    401: "签名认证错误",
+    10002: "支付交易已存在，请勿重复创建",
+    10004: "支付金额有误, 无法满足最小支付单位",
+    10008: "订单不存在",
+    10009: "无法解析请求参数",
+}
 
 
 def go_number(value: float) -> str:
@@ -85,8 +92,11 @@ class FakeEpusdt(Provider):
     def transaction_for(self, order_number: str) -> Transaction:
         """The newest transaction of the merchant's order (order_id is "<number>-<6 hex>")."""
         with self.lock:
-            found = [t for t in self.transactions.values()
-                     if t.order_id == order_number or t.order_id.rsplit("-", 1)[0] == order_number]
+            found = [
+                t
+                for t in self.transactions.values()
+                if t.order_id == order_number or t.order_id.rsplit("-", 1)[0] == order_number
+            ]
         if not found:
             raise LookupError(f"epusdt has no transaction for {order_number}")
         return found[-1]
@@ -104,11 +114,20 @@ class FakeEpusdt(Provider):
         return [bp]
 
     def _answer(self, action: str, params, code: int, data=None):
-        answer = {"status_code": code, "message": "success" if code == 200 else ERRORS[code], "data": data,
-                  "request_id": str(uuid.uuid4())}
+        answer = {
+            "status_code": code,
+            "message": "success" if code == 200 else ERRORS[code],
+            "data": data,
+            "request_id": str(uuid.uuid4()),
+        }
         body = _json(answer)
-        self.record(action, params if isinstance(params, dict) else {}, verified=code != 401,
-                    error=None if code == 200 else str(code), answer=body)
+        self.record(
+            action,
+            params if isinstance(params, dict) else {},
+            verified=code != 401,
+            error=None if code == 200 else str(code),
+            answer=body,
+        )
         return body, 200, {"Content-Type": "application/json; charset=UTF-8"}
 
     def _create(self):
@@ -127,8 +146,12 @@ class FakeEpusdt(Provider):
         if not hmac.compare_digest(params["signature"].encode(), expected.encode()):
             return self._answer(action, params, 401)
         amount = params.get("amount")
-        if (not isinstance(params.get("order_id"), str) or not params["order_id"]
-                or not isinstance(params.get("notify_url"), str) or not params["notify_url"]):
+        if (
+            not isinstance(params.get("order_id"), str)
+            or not params["order_id"]
+            or not isinstance(params.get("notify_url"), str)
+            or not params["notify_url"]
+        ):
             return self._answer(action, params, 10009)
         if not isinstance(amount, float) or amount < 0.01:
             return self._answer(action, params, 10004)
@@ -138,15 +161,29 @@ class FakeEpusdt(Provider):
             actual = (Decimal(repr(amount)) / self.rate).quantize(Decimal("0.0001"), ROUND_HALF_UP)
             transaction = Transaction(
                 trade_id=datetime.now().strftime("%Y%m%d") + str(int(time.time())) + random_digits(8),
-                order_id=params["order_id"], amount=amount, actual_amount=float(actual), token=self.wallet,
-                notify_url=params["notify_url"], redirect_url=params.get("redirect_url") or "",
-                expiration_time=int(time.time()) + EXPIRY)
+                order_id=params["order_id"],
+                amount=amount,
+                actual_amount=float(actual),
+                token=self.wallet,
+                notify_url=params["notify_url"],
+                redirect_url=params.get("redirect_url") or "",
+                expiration_time=int(time.time()) + EXPIRY,
+            )
             self.transactions[transaction.trade_id] = transaction
-        return self._answer(action, params, 200, {
-            "trade_id": transaction.trade_id, "order_id": transaction.order_id, "amount": transaction.amount,
-            "actual_amount": transaction.actual_amount, "token": transaction.token,
-            "expiration_time": transaction.expiration_time,
-            "payment_url": f"{self.url}/pay/checkout-counter/{transaction.trade_id}"})
+        return self._answer(
+            action,
+            params,
+            200,
+            {
+                "trade_id": transaction.trade_id,
+                "order_id": transaction.order_id,
+                "amount": transaction.amount,
+                "actual_amount": transaction.actual_amount,
+                "token": transaction.token,
+                "expiration_time": transaction.expiration_time,
+                "payment_url": f"{self.url}/pay/checkout-counter/{transaction.trade_id}",
+            },
+        )
 
     def _counter(self, trade_id: str):
         transaction = self.transactions.get(trade_id)
@@ -163,11 +200,19 @@ class FakeEpusdt(Provider):
                 return redirect(transaction.redirect_url, 303)
             return page("usdt", "支付成功", amount=f"{go_number(transaction.actual_amount)} USDT")
         self.record("checkout-counter", {})
-        return page("usdt", "USDT-TRC20 收银台", amount=f"{go_number(transaction.actual_amount)} USDT",
-                    facts=[("订单号", transaction.order_id), ("金额 (CNY)", go_number(transaction.amount)),
-                           ("收款地址 (TRC20)", transaction.token),
-                           ("过期时间", datetime.fromtimestamp(transaction.expiration_time).strftime("%H:%M:%S"))],
-                    form_action=f"{self.prefix}/pay/checkout-counter/{trade_id}", button="我已转账")
+        return page(
+            "usdt",
+            "USDT-TRC20 收银台",
+            amount=f"{go_number(transaction.actual_amount)} USDT",
+            facts=[
+                ("订单号", transaction.order_id),
+                ("金额 (CNY)", go_number(transaction.amount)),
+                ("收款地址 (TRC20)", transaction.token),
+                ("过期时间", datetime.fromtimestamp(transaction.expiration_time).strftime("%H:%M:%S")),
+            ],
+            form_action=f"{self.prefix}/pay/checkout-counter/{trade_id}",
+            button="我已转账",
+        )
 
     def _check_status(self, trade_id: str):
         transaction = self.transactions.get(trade_id)
@@ -180,12 +225,24 @@ class FakeEpusdt(Provider):
             if transaction.status == 1:
                 transaction.status = 2
                 transaction.block_transaction_id = secrets.token_hex(32)
-        fields = {"trade_id": transaction.trade_id, "order_id": transaction.order_id, "amount": transaction.amount,
-                  "actual_amount": transaction.actual_amount, "token": transaction.token,
-                  "block_transaction_id": transaction.block_transaction_id, "status": transaction.status}
+        fields = {
+            "trade_id": transaction.trade_id,
+            "order_id": transaction.order_id,
+            "amount": transaction.amount,
+            "actual_amount": transaction.actual_amount,
+            "token": transaction.token,
+            "block_transaction_id": transaction.block_transaction_id,
+            "status": transaction.status,
+        }
         fields["signature"] = signature(fields, self.api_token)
-        return self.notify(transaction.order_id.rsplit("-", 1)[0], "POST", transaction.notify_url,
-                           {"Content-Type": "application/json"}, _json(fields).encode(), fields)
+        return self.notify(
+            transaction.order_id.rsplit("-", 1)[0],
+            "POST",
+            transaction.notify_url,
+            {"Content-Type": "application/json"},
+            _json(fields).encode(),
+            fields,
+        )
 
 
 def _json(value) -> str:

@@ -1,5 +1,6 @@
 """All the fake providers in one WSGI app on one port of 127.0.0.1, each under its own
 path prefix, and the pytest fixtures that start it (and faka) on real ports."""
+
 import threading
 from dataclasses import dataclass
 

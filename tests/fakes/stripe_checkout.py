@@ -13,6 +13,7 @@ event `checkout.session.completed` to the webhook endpoint with `Stripe-Signatur
 t=<unix time>,v1=<hex HMAC-SHA256 of "t.payload" keyed with the whole whsec_ secret>`
 (any 2xx is "received"), then sends the buyer to `success_url`.
 """
+
 import hashlib
 import hmac
 import json
@@ -26,18 +27,40 @@ from fakes.common import Provider, page, random_text
 
 API_VERSION = "2025-03-31.basil"
 SESSION_MIN_LIFE, SESSION_MAX_LIFE = 30 * 60, 24 * 60 * 60
-SESSION_PARAMS = {"mode", "client_reference_id", "metadata", "payment_intent_data", "line_items", "adaptive_pricing",
-                  "expires_at", "success_url", "cancel_url", "customer_email", "locale", "payment_method_types",
-                  "currency", "ui_mode", "submit_type", "billing_address_collection"}
+SESSION_PARAMS = {
+    "mode",
+    "client_reference_id",
+    "metadata",
+    "payment_intent_data",
+    "line_items",
+    "adaptive_pricing",
+    "expires_at",
+    "success_url",
+    "cancel_url",
+    "customer_email",
+    "locale",
+    "payment_method_types",
+    "currency",
+    "ui_mode",
+    "submit_type",
+    "billing_address_collection",
+}
 DECLINED_CARD = "4000000000000002"
 SEARCH_CLAUSE = re.compile(
     r"\s*(?P<field>metadata\['(?P<key>(?:[^'\\]|\\.)*)'\]|[a-z_]+)\s*(?P<op>:|>=|<=|>|<)\s*"
-    r"(?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|-?[0-9]+)\s*(?P<join>AND|OR)?")
+    r"(?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|-?[0-9]+)\s*(?P<join>AND|OR)?"
+)
 
 
 class StripeError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None, param: str | None = None,
-                 kind: str = "invalid_request_error"):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        kind: str = "invalid_request_error",
+    ):
         super().__init__(message)
         self.status = status
         self.error = {"type": kind, "message": message}
@@ -134,20 +157,39 @@ class FakeStripe(Provider):
 
     def blueprints(self) -> list:
         api = Blueprint("stripe", __name__, url_prefix=self.prefix)
-        api.add_url_rule("/v1/checkout/sessions", "create_session",
-                         lambda: self._api("POST /v1/checkout/sessions", self._create_session), methods=["POST"])
-        api.add_url_rule("/v1/checkout/sessions/<sid>", "get_session",
-                         lambda sid: self._api("GET /v1/checkout/sessions/:id", lambda p: self._get(self.sessions, sid,
-                                                                                                   "checkout.session")))
-        api.add_url_rule("/v1/payment_intents/search", "search_intents",
-                         lambda: self._api("GET /v1/payment_intents/search", self._search_intents))
-        api.add_url_rule("/v1/payment_intents/<pid>", "get_intent",
-                         lambda pid: self._api("GET /v1/payment_intents/:id",
-                                               lambda p: self._get(self.payment_intents, pid, "payment_intent")))
-        api.add_url_rule("/v1/refunds", "create_refund", lambda: self._api("POST /v1/refunds", self._create_refund),
-                         methods=["POST"])
-        api.add_url_rule("/v1/refunds/<rid>", "get_refund",
-                         lambda rid: self._api("GET /v1/refunds/:id", lambda p: self._get(self.refunds, rid, "refund")))
+        api.add_url_rule(
+            "/v1/checkout/sessions",
+            "create_session",
+            lambda: self._api("POST /v1/checkout/sessions", self._create_session),
+            methods=["POST"],
+        )
+        api.add_url_rule(
+            "/v1/checkout/sessions/<sid>",
+            "get_session",
+            lambda sid: self._api(
+                "GET /v1/checkout/sessions/:id", lambda p: self._get(self.sessions, sid, "checkout.session")
+            ),
+        )
+        api.add_url_rule(
+            "/v1/payment_intents/search",
+            "search_intents",
+            lambda: self._api("GET /v1/payment_intents/search", self._search_intents),
+        )
+        api.add_url_rule(
+            "/v1/payment_intents/<pid>",
+            "get_intent",
+            lambda pid: self._api(
+                "GET /v1/payment_intents/:id", lambda p: self._get(self.payment_intents, pid, "payment_intent")
+            ),
+        )
+        api.add_url_rule(
+            "/v1/refunds", "create_refund", lambda: self._api("POST /v1/refunds", self._create_refund), methods=["POST"]
+        )
+        api.add_url_rule(
+            "/v1/refunds/<rid>",
+            "get_refund",
+            lambda rid: self._api("GET /v1/refunds/:id", lambda p: self._get(self.refunds, rid, "refund")),
+        )
         hosted = Blueprint("stripe_checkout", __name__, url_prefix=self.page_prefix)
         hosted.add_url_rule("/c/pay/<sid>", "page", self._page, methods=["GET", "POST"])
         return [api, hosted]
@@ -156,15 +198,22 @@ class FakeStripe(Provider):
         params = nested_form(request.values.items(multi=True))
         key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
         fingerprint = json.dumps(params, sort_keys=True)
-        headers = {"Request-Id": "req_" + random_text(14), "Stripe-Version": API_VERSION,
-                   "Content-Type": "application/json"}
+        headers = {
+            "Request-Id": "req_" + random_text(14),
+            "Stripe-Version": API_VERSION,
+            "Content-Type": "application/json",
+        }
         try:
             self._authenticate()
             if key and (action, key) in self.idempotent:
                 first, status, body = self.idempotent[(action, key)]
                 if first != fingerprint:
-                    raise StripeError(400, "Keys for idempotent requests can only be used with the same parameters "
-                                           "they were first used with.", kind="idempotency_error")
+                    raise StripeError(
+                        400,
+                        "Keys for idempotent requests can only be used with the same parameters "
+                        "they were first used with.",
+                        kind="idempotency_error",
+                    )
                 self.record(action, params, status=status, answer=body)
                 return body, status, {**headers, "Idempotent-Replayed": "true"}
             status, answer = 200, handle(params)
@@ -173,16 +222,25 @@ class FakeStripe(Provider):
         body = json.dumps(answer, indent=2).encode()
         if key and status < 500:
             self.idempotent[(action, key)] = (fingerprint, status, body)
-        self.record(action, params, verified=status != 401, error=answer.get("error", {}).get("code")
-                    or answer.get("error", {}).get("type"), status=status, answer=body)
+        self.record(
+            action,
+            params,
+            verified=status != 401,
+            error=answer.get("error", {}).get("code") or answer.get("error", {}).get("type"),
+            status=status,
+            answer=body,
+        )
         return body, status, headers
 
     def _authenticate(self) -> None:
         header = request.headers.get("Authorization", "")
         if not header:
-            raise StripeError(401, "You did not provide an API key. You need to provide your API key in the "
-                                   "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
-                                   "YOUR_SECRET_KEY').")
+            raise StripeError(
+                401,
+                "You did not provide an API key. You need to provide your API key in the "
+                "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
+                "YOUR_SECRET_KEY').",
+            )
         key = header.removeprefix("Bearer ").strip()
         if not hmac.compare_digest(key.encode(), self.secret_key.encode()):
             shown = key[:8] + "*" * 8 + key[-4:] if len(key) > 12 else "****"
@@ -200,8 +258,12 @@ class FakeStripe(Provider):
             if name not in SESSION_PARAMS and name not in ("expand",):
                 raise StripeError(400, f"Received unknown parameter: {name}", "parameter_unknown", name)
         if params.get("mode") != "payment":
-            raise StripeError(400, "This fake Stripe makes Checkout Sessions in mode=payment only.",
-                              "parameter_invalid_empty" if not params.get("mode") else "parameter_unknown", "mode")
+            raise StripeError(
+                400,
+                "This fake Stripe makes Checkout Sessions in mode=payment only.",
+                "parameter_invalid_empty" if not params.get("mode") else "parameter_unknown",
+                "mode",
+            )
         items = params.get("line_items")
         if not isinstance(items, list) or not items:
             raise StripeError(400, "Missing required param: line_items.", "parameter_missing", "line_items")
@@ -209,43 +271,78 @@ class FakeStripe(Provider):
         for i, item in enumerate(items):
             price = item.get("price_data") if isinstance(item, dict) else None
             if not isinstance(price, dict):
-                raise StripeError(400, f"Missing required param: line_items[{i}][price_data].", "parameter_missing",
-                                  f"line_items[{i}][price_data]")
+                raise StripeError(
+                    400,
+                    f"Missing required param: line_items[{i}][price_data].",
+                    "parameter_missing",
+                    f"line_items[{i}][price_data]",
+                )
             quantity = _int(item.get("quantity"), f"line_items[{i}][quantity]")
             amount = _int(price.get("unit_amount"), f"line_items[{i}][price_data][unit_amount]")
             product = price.get("product_data")
             if not isinstance(product, dict) or not product.get("name"):
-                raise StripeError(400, f"Missing required param: line_items[{i}][price_data][product_data][name].",
-                                  "parameter_missing", f"line_items[{i}][price_data][product_data][name]")
+                raise StripeError(
+                    400,
+                    f"Missing required param: line_items[{i}][price_data][product_data][name].",
+                    "parameter_missing",
+                    f"line_items[{i}][price_data][product_data][name]",
+                )
             if quantity < 1 or amount < 0:
-                raise StripeError(400, "Invalid quantity or unit_amount.", "parameter_invalid_integer",
-                                  f"line_items[{i}]")
+                raise StripeError(
+                    400, "Invalid quantity or unit_amount.", "parameter_invalid_integer", f"line_items[{i}]"
+                )
             item_currency = price.get("currency", "")
             if currency not in (None, item_currency) or not re.fullmatch(r"[a-z]{3}", item_currency):
-                raise StripeError(400, "All line items must be in one lower-case ISO currency.", "parameter_invalid",
-                                  f"line_items[{i}][price_data][currency]")
+                raise StripeError(
+                    400,
+                    "All line items must be in one lower-case ISO currency.",
+                    "parameter_invalid",
+                    f"line_items[{i}][price_data][currency]",
+                )
             currency, total = price["currency"], total + quantity * amount
         if not params.get("success_url"):
             raise StripeError(400, "Missing required param: success_url.", "parameter_missing", "success_url")
         now = int(time.time())
         expires_at = _int(params["expires_at"], "expires_at") if "expires_at" in params else now + SESSION_MAX_LIFE
         if expires_at < now + SESSION_MIN_LIFE:
-            raise StripeError(400, "The `expires_at` timestamp must be at least 30 minutes from Checkout Session "
-                                   "creation.", "parameter_invalid_integer", "expires_at")
+            raise StripeError(
+                400,
+                "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.",
+                "parameter_invalid_integer",
+                "expires_at",
+            )
         if expires_at > now + SESSION_MAX_LIFE:
-            raise StripeError(400, "The `expires_at` timestamp must be less than 24 hours from Checkout Session "
-                                   "creation.", "parameter_invalid_integer", "expires_at")
+            raise StripeError(
+                400,
+                "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
+                "parameter_invalid_integer",
+                "expires_at",
+            )
         session_id = "cs_test_" + random_text(58)
         session = {
-            "id": session_id, "object": "checkout.session",
+            "id": session_id,
+            "object": "checkout.session",
             "adaptive_pricing": {"enabled": params.get("adaptive_pricing", {}).get("enabled") == "true"},
-            "amount_subtotal": total, "amount_total": total, "cancel_url": params.get("cancel_url"),
-            "client_reference_id": params.get("client_reference_id"), "created": now, "currency": currency,
-            "customer": None, "customer_details": None, "customer_email": params.get("customer_email"),
-            "expires_at": expires_at, "livemode": False, "locale": params.get("locale"),
-            "metadata": params.get("metadata", {}), "mode": "payment", "payment_intent": None,
-            "payment_method_types": ["card"], "payment_status": "unpaid", "status": "open",
-            "success_url": params["success_url"], "ui_mode": "hosted",
+            "amount_subtotal": total,
+            "amount_total": total,
+            "cancel_url": params.get("cancel_url"),
+            "client_reference_id": params.get("client_reference_id"),
+            "created": now,
+            "currency": currency,
+            "customer": None,
+            "customer_details": None,
+            "customer_email": params.get("customer_email"),
+            "expires_at": expires_at,
+            "livemode": False,
+            "locale": params.get("locale"),
+            "metadata": params.get("metadata", {}),
+            "mode": "payment",
+            "payment_intent": None,
+            "payment_method_types": ["card"],
+            "payment_status": "unpaid",
+            "status": "open",
+            "success_url": params["success_url"],
+            "ui_mode": "hosted",
             "url": f"{self.base_url}{self.page_prefix}/c/pay/{session_id}",
         }
         intent_data = params.get("payment_intent_data", {})
@@ -263,8 +360,12 @@ class FakeStripe(Provider):
             if match is None or match.end() == pos:
                 raise StripeError(400, f"Invalid search query at position {pos}.", "parameter_invalid", "query")
             if match["field"] not in ("amount", "currency", "customer", "status") and match["key"] is None:
-                raise StripeError(400, f"Field '{match['field']}' is not a valid search field for payment_intents.",
-                                  "parameter_invalid", "query")
+                raise StripeError(
+                    400,
+                    f"Field '{match['field']}' is not a valid search field for payment_intents.",
+                    "parameter_invalid",
+                    "query",
+                )
             clauses.append(match)
             if match["join"]:
                 joins.add(match["join"])
@@ -278,8 +379,13 @@ class FakeStripe(Provider):
         test = all if joins != {"OR"} else any
         found = [pi for pi in intents if test(self._matches(pi, clause) for clause in clauses)]
         found.sort(key=lambda pi: pi["created"], reverse=True)
-        return {"object": "search_result", "url": "/v1/payment_intents/search", "has_more": len(found) > limit,
-                "next_page": None, "data": found[:limit]}
+        return {
+            "object": "search_result",
+            "url": "/v1/payment_intents/search",
+            "has_more": len(found) > limit,
+            "next_page": None,
+            "data": found[:limit],
+        }
 
     @staticmethod
     def _matches(intent: dict, clause) -> bool:
@@ -292,8 +398,12 @@ class FakeStripe(Provider):
             return actual is not None and str(actual) == value
         if not isinstance(actual, int) or not re.fullmatch(r"-?[0-9]+", value):
             return False
-        return {">": actual > int(value), "<": actual < int(value), ">=": actual >= int(value),
-                "<=": actual <= int(value)}[clause["op"]]
+        return {
+            ">": actual > int(value),
+            "<": actual < int(value),
+            ">=": actual >= int(value),
+            "<=": actual <= int(value),
+        }[clause["op"]]
 
     def _create_refund(self, params: dict) -> dict:
         intent_id = params.get("payment_intent")
@@ -304,22 +414,39 @@ class FakeStripe(Provider):
             if intent is None:
                 raise StripeError(400, f"No such payment_intent: '{intent_id}'", "resource_missing", "payment_intent")
             if intent["status"] != "succeeded":
-                raise StripeError(400, "This PaymentIntent has no successful charge to refund.",
-                                  "payment_intent_unexpected_state", "payment_intent")
+                raise StripeError(
+                    400,
+                    "This PaymentIntent has no successful charge to refund.",
+                    "payment_intent_unexpected_state",
+                    "payment_intent",
+                )
             refunded = sum(r["amount"] for r in self.refunds.values() if r["payment_intent"] == intent_id)
             left = intent["amount_received"] - refunded
             amount = _int(params["amount"], "amount") if "amount" in params else left
             if left == 0:
-                raise StripeError(400, f"Charge {intent['latest_charge']} has already been refunded.",
-                                  "charge_already_refunded")
+                raise StripeError(
+                    400, f"Charge {intent['latest_charge']} has already been refunded.", "charge_already_refunded"
+                )
             if amount <= 0 or amount > left:
-                raise StripeError(400, f"Refund amount ({amount}) is greater than unrefunded amount on charge "
-                                       f"({left})", "amount_too_large", "amount")
-            refund = {"id": "re_" + random_text(24), "object": "refund", "amount": amount,
-                      "balance_transaction": "txn_" + random_text(24), "charge": intent["latest_charge"],
-                      "created": int(time.time()), "currency": intent["currency"],
-                      "metadata": params.get("metadata", {}), "payment_intent": intent_id, "reason": None,
-                      "status": "succeeded"}
+                raise StripeError(
+                    400,
+                    f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
+                    "amount_too_large",
+                    "amount",
+                )
+            refund = {
+                "id": "re_" + random_text(24),
+                "object": "refund",
+                "amount": amount,
+                "balance_transaction": "txn_" + random_text(24),
+                "charge": intent["latest_charge"],
+                "created": int(time.time()),
+                "currency": intent["currency"],
+                "metadata": params.get("metadata", {}),
+                "payment_intent": intent_id,
+                "reason": None,
+                "status": "succeeded",
+            }
             self.refunds[refund["id"]] = refund
         return refund
 
@@ -328,13 +455,22 @@ class FakeStripe(Provider):
     def _page(self, sid: str):
         checkout = self.sessions.get(sid)
         if checkout is None:
-            return page("stripe", "Something went wrong", status=404, lang="en",
-                        error="The page you were looking for could not be found.")
+            return page(
+                "stripe",
+                "Something went wrong",
+                status=404,
+                lang="en",
+                error="The page you were looking for could not be found.",
+            )
         session = checkout.session
         if session["status"] != "open" or session["expires_at"] < time.time():
             self.record("checkout page", request.form.to_dict(), verified=False, error="session_inactive")
-            return page("stripe", "This Checkout Session is no longer active", lang="en",
-                        error="This Checkout Session is no longer active.")
+            return page(
+                "stripe",
+                "This Checkout Session is no longer active",
+                lang="en",
+                error="This Checkout Session is no longer active.",
+            )
         form = request.form.to_dict()
         error = None
         if request.method == "POST":
@@ -351,14 +487,27 @@ class FakeStripe(Provider):
             self.record("checkout page", {})
         name = session["metadata"].get("order_number") or session["client_reference_id"] or sid
         links = [(session["cancel_url"], "← Back")] if session.get("cancel_url") else []
-        return page("stripe", "Pay", lang="en", error=error, amount=self._money(session),
-                    facts=[("Order", name)], form_action=f"{self.page_prefix}/c/pay/{sid}",
-                    inputs=[{"name": "email", "label": "Email", "value": form.get("email", "buyer@example.com")},
-                            {"name": "cardnumber", "label": "Card information",
-                             "value": form.get("cardnumber", "4242 4242 4242 4242")},
-                            {"name": "exp", "label": "MM / YY", "value": form.get("exp", "12 / 34")},
-                            {"name": "cvc", "label": "CVC", "value": form.get("cvc", "123")}],
-                    button="Pay", links=links)
+        return page(
+            "stripe",
+            "Pay",
+            lang="en",
+            error=error,
+            amount=self._money(session),
+            facts=[("Order", name)],
+            form_action=f"{self.page_prefix}/c/pay/{sid}",
+            inputs=[
+                {"name": "email", "label": "Email", "value": form.get("email", "buyer@example.com")},
+                {
+                    "name": "cardnumber",
+                    "label": "Card information",
+                    "value": form.get("cardnumber", "4242 4242 4242 4242"),
+                },
+                {"name": "exp", "label": "MM / YY", "value": form.get("exp", "12 / 34")},
+                {"name": "cvc", "label": "CVC", "value": form.get("cvc", "123")},
+            ],
+            button="Pay",
+            links=links,
+        )
 
     @staticmethod
     def _money(session: dict) -> str:
@@ -370,28 +519,62 @@ class FakeStripe(Provider):
         with self.lock:
             if session["payment_status"] != "paid":
                 now = int(time.time())
-                intent = {"id": "pi_" + random_text(24), "object": "payment_intent", "amount": session["amount_total"],
-                          "amount_capturable": 0, "amount_received": session["amount_total"],
-                          "currency": session["currency"], "created": now, "customer": None, "description": None,
-                          "latest_charge": "ch_" + random_text(24), "livemode": False,
-                          "metadata": dict(checkout.payment_intent_metadata), "payment_method": "pm_" + random_text(24),
-                          "payment_method_types": ["card"], "status": "succeeded"}
+                intent = {
+                    "id": "pi_" + random_text(24),
+                    "object": "payment_intent",
+                    "amount": session["amount_total"],
+                    "amount_capturable": 0,
+                    "amount_received": session["amount_total"],
+                    "currency": session["currency"],
+                    "created": now,
+                    "customer": None,
+                    "description": None,
+                    "latest_charge": "ch_" + random_text(24),
+                    "livemode": False,
+                    "metadata": dict(checkout.payment_intent_metadata),
+                    "payment_method": "pm_" + random_text(24),
+                    "payment_method_types": ["card"],
+                    "status": "succeeded",
+                }
                 self.payment_intents[intent["id"]] = intent
-                session.update(payment_intent=intent["id"], payment_status="paid", status="complete", url=None,
-                               customer_details={"email": email, "name": None, "phone": None, "address": None,
-                                                 "tax_exempt": "none", "tax_ids": []})
+                session.update(
+                    payment_intent=intent["id"],
+                    payment_status="paid",
+                    status="complete",
+                    url=None,
+                    customer_details={
+                        "email": email,
+                        "name": None,
+                        "phone": None,
+                        "address": None,
+                        "tax_exempt": "none",
+                        "tax_ids": [],
+                    },
+                )
         return self._send_event("checkout.session.completed", session)
 
     def _send_event(self, event_type: str, data_object: dict):
-        event = {"id": "evt_" + random_text(24), "object": "event", "api_version": API_VERSION,
-                 "created": int(time.time()), "data": {"object": data_object}, "livemode": False,
-                 "pending_webhooks": 1, "request": {"id": None, "idempotency_key": None}, "type": event_type}
+        event = {
+            "id": "evt_" + random_text(24),
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": int(time.time()),
+            "data": {"object": data_object},
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+        }
         payload = json.dumps(event, indent=2).encode()
         timestamp = str(int(time.time()))
-        signature = hmac.new(self.webhook_secret.encode(), timestamp.encode() + b"." + payload,
-                             hashlib.sha256).hexdigest()
-        headers = {"Content-Type": "application/json; charset=utf-8",
-                   "Stripe-Signature": f"t={timestamp},v1={signature}",
-                   "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)"}
-        return self.notify(data_object.get("client_reference_id") or "", "POST", self.webhook_url, headers, payload,
-                           event)
+        signature = hmac.new(
+            self.webhook_secret.encode(), timestamp.encode() + b"." + payload, hashlib.sha256
+        ).hexdigest()
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "Stripe-Signature": f"t={timestamp},v1={signature}",
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        }
+        return self.notify(
+            data_object.get("client_reference_id") or "", "POST", self.webhook_url, headers, payload, event
+        )

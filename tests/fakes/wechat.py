@@ -32,6 +32,7 @@ OAuth (snsapi_base): `GET <oauth_base>/connect/oauth2/authorize?appid=&redirect_
 → `{"access_token", "expires_in", "refresh_token", "openid", "scope"}`; a code is good
 once, for five minutes.
 """
+
 import base64
 import json
 import re
@@ -141,11 +142,19 @@ class FakeWechatPay(Provider):
         self.openids: set[str] = {self.openid}  # openids this official account has handed out
 
     def settings(self) -> dict[str, str]:
-        return {"mchid": self.mchid, "appid": self.appid, "merchant_serial_no": self.merchant_serial,
-                "merchant_private_key": private_pem(self.merchant_key), "apiv3_key": self.apiv3_key,
-                "platform_public_key": public_pem(self.platform_key), "platform_serial": self.platform_serial,
-                "api_base": self.url, "mp_secret": self.mp_secret,
-                "oauth_base": self.base_url + self.oauth_prefix, "sns_base": self.base_url + self.sns_prefix}
+        return {
+            "mchid": self.mchid,
+            "appid": self.appid,
+            "merchant_serial_no": self.merchant_serial,
+            "merchant_private_key": private_pem(self.merchant_key),
+            "apiv3_key": self.apiv3_key,
+            "platform_public_key": public_pem(self.platform_key),
+            "platform_serial": self.platform_serial,
+            "api_base": self.url,
+            "mp_secret": self.mp_secret,
+            "oauth_base": self.base_url + self.oauth_prefix,
+            "sns_base": self.base_url + self.sns_prefix,
+        }
 
     def allow_domain(self, site_url: str) -> None:
         """Register the merchant's site as its H5 payment domain and OAuth domain."""
@@ -186,9 +195,20 @@ class FakeWechatPay(Provider):
         problem = self._jsapi_problem(params, openid)
         result = FAILED if problem else CANCELLED if cancel else PAID
         with self.lock:
-            self.received.append(Received(provider=self.name, action="getBrandWCPayRequest", method="JS", url="",
-                                          headers={}, params=params, body=b"", verified=problem is None,
-                                          error=problem, answer=result))
+            self.received.append(
+                Received(
+                    provider=self.name,
+                    action="getBrandWCPayRequest",
+                    method="JS",
+                    url="",
+                    headers={},
+                    params=params,
+                    body=b"",
+                    verified=problem is None,
+                    error=problem,
+                    answer=result,
+                )
+            )
         if result == PAID:
             self._pay(self._transaction_of_prepay(params["package"].removeprefix("prepay_id=")), openid)
         return result
@@ -232,30 +252,51 @@ class FakeWechatPay(Provider):
         nonce = random_text(12)
         ciphertext = AESGCM(self.apiv3_key.encode()).encrypt(nonce.encode(), plain, b"transaction")
         event = {
-            "id": str(uuid.uuid4()), "create_time": rfc3339(), "resource_type": "encrypt-resource",
-            "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
-            "resource": {"original_type": "transaction", "algorithm": "AEAD_AES_256_GCM",
-                         "ciphertext": base64.b64encode(ciphertext).decode(), "associated_data": "transaction",
-                         "nonce": nonce},
+            "id": str(uuid.uuid4()),
+            "create_time": rfc3339(),
+            "resource_type": "encrypt-resource",
+            "event_type": "TRANSACTION.SUCCESS",
+            "summary": "支付成功",
+            "resource": {
+                "original_type": "transaction",
+                "algorithm": "AEAD_AES_256_GCM",
+                "ciphertext": base64.b64encode(ciphertext).decode(),
+                "associated_data": "transaction",
+                "nonce": nonce,
+            },
         }
         body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", **self._signature_headers(body)}
-        return self.notify(transaction.out_trade_no, "POST", transaction.request["notify_url"], headers, body,
-                           json.loads(plain))
+        return self.notify(
+            transaction.out_trade_no, "POST", transaction.request["notify_url"], headers, body, json.loads(plain)
+        )
 
     def _transaction_view(self, transaction: Transaction) -> dict:
         """The transaction as the query API and the notification describe it."""
-        view = {"appid": transaction.request["appid"], "mchid": transaction.request["mchid"],
-                "out_trade_no": transaction.out_trade_no, "attach": transaction.request.get("attach", ""),
-                "trade_state": transaction.state,
-                "trade_state_desc": {"NOTPAY": "订单未支付", "SUCCESS": "支付成功", "REFUND": "转入退款",
-                                     "CLOSED": "订单已关闭"}[transaction.state],
-                "amount": {"total": transaction.total, "currency": "CNY", "payer_currency": "CNY"},
-                "promotion_detail": [], "scene_info": {"device_id": ""}}
+        view = {
+            "appid": transaction.request["appid"],
+            "mchid": transaction.request["mchid"],
+            "out_trade_no": transaction.out_trade_no,
+            "attach": transaction.request.get("attach", ""),
+            "trade_state": transaction.state,
+            "trade_state_desc": {
+                "NOTPAY": "订单未支付",
+                "SUCCESS": "支付成功",
+                "REFUND": "转入退款",
+                "CLOSED": "订单已关闭",
+            }[transaction.state],
+            "amount": {"total": transaction.total, "currency": "CNY", "payer_currency": "CNY"},
+            "promotion_detail": [],
+            "scene_info": {"device_id": ""},
+        }
         if transaction.transaction_id:
-            view.update(transaction_id=transaction.transaction_id, trade_type=TRADE_TYPES[transaction.kind],
-                        bank_type="OTHERS", success_time=transaction.success_time,
-                        payer={"openid": transaction.openid})
+            view.update(
+                transaction_id=transaction.transaction_id,
+                trade_type=TRADE_TYPES[transaction.kind],
+                bank_type="OTHERS",
+                success_time=transaction.success_time,
+                payer={"openid": transaction.openid},
+            )
             view["amount"]["payer_total"] = transaction.total
         return view
 
@@ -264,11 +305,23 @@ class FakeWechatPay(Provider):
     def _signature_headers(self, body: bytes) -> dict[str, str]:
         timestamp, nonce = str(int(time.time())), random_text(32)
         signature = rsa_sha256_sign(self.platform_key, f"{timestamp}\n{nonce}\n".encode() + body + b"\n")
-        return {"Wechatpay-Timestamp": timestamp, "Wechatpay-Nonce": nonce, "Wechatpay-Serial": self.platform_serial,
-                "Wechatpay-Signature": signature, "Wechatpay-Signature-Type": SCHEMA}
+        return {
+            "Wechatpay-Timestamp": timestamp,
+            "Wechatpay-Nonce": nonce,
+            "Wechatpay-Serial": self.platform_serial,
+            "Wechatpay-Signature": signature,
+            "Wechatpay-Signature-Type": SCHEMA,
+        }
 
-    def _answer(self, action: str, params: dict, status: int, answer: dict | None, verified: bool = True,
-                error: str | None = None):
+    def _answer(
+        self,
+        action: str,
+        params: dict,
+        status: int,
+        answer: dict | None,
+        verified: bool = True,
+        error: str | None = None,
+    ):
         body = b"" if answer is None else json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
         self.record(action, params, verified=verified, error=error, status=status, answer=body)
         headers = {"Request-ID": str(uuid.uuid4()), **self._signature_headers(body)}
@@ -280,7 +333,7 @@ class FakeWechatPay(Provider):
         header = request.headers.get("Authorization", "")
         if not header.startswith(SCHEMA + " "):
             raise Refusal(401, "SIGN_ERROR", "Authorization 头缺失或认证类型不是 " + SCHEMA)
-        parts = dict(re.findall(r'(\w+)="([^"]*)"', header[len(SCHEMA) + 1:]))
+        parts = dict(re.findall(r'(\w+)="([^"]*)"', header[len(SCHEMA) + 1 :]))
         for name in ("mchid", "nonce_str", "signature", "timestamp", "serial_no"):
             if not parts.get(name):
                 raise Refusal(401, "SIGN_ERROR", f"Authorization 缺少 {name}")
@@ -291,8 +344,11 @@ class FakeWechatPay(Provider):
         if not parts["timestamp"].isdigit() or abs(time.time() - int(parts["timestamp"])) > TIMESTAMP_TOLERANCE:
             raise Refusal(401, "SIGN_ERROR", "请求时间戳已过期")
         url = request.environ.get("REQUEST_URI") or request.full_path.rstrip("?")
-        message = (f"{request.method}\n{url}\n{parts['timestamp']}\n{parts['nonce_str']}\n".encode()
-                   + request.get_data(cache=True) + b"\n")
+        message = (
+            f"{request.method}\n{url}\n{parts['timestamp']}\n{parts['nonce_str']}\n".encode()
+            + request.get_data(cache=True)
+            + b"\n"
+        )
         if not rsa_sha256_verifies(self.merchant_key, message, parts["signature"]):
             raise Refusal(401, "SIGN_ERROR", "签名错误")
 
@@ -308,9 +364,14 @@ class FakeWechatPay(Provider):
                 raise Refusal(400, "PARAM_ERROR", "请求体不是 JSON 对象")
             status, answer = handle(params)
         except Refusal as refusal:
-            return self._answer(action, params if isinstance(params, dict) else {}, refusal.status,
-                                {"code": refusal.code, "message": refusal.message},
-                                verified=refusal.code != "SIGN_ERROR", error=refusal.code)
+            return self._answer(
+                action,
+                params if isinstance(params, dict) else {},
+                refusal.status,
+                {"code": refusal.code, "message": refusal.message},
+                verified=refusal.code != "SIGN_ERROR",
+                error=refusal.code,
+            )
         return self._answer(action, params, status, answer)
 
     # -- the routes -----------------------------------------------------------------------------
@@ -318,25 +379,47 @@ class FakeWechatPay(Provider):
     def blueprints(self) -> list[Blueprint]:
         api = Blueprint("wechat_pay", __name__, url_prefix=self.prefix)
         for kind in TRADE_TYPES:
-            api.add_url_rule(f"/v3/pay/transactions/{kind}", f"order_{kind}",
-                             lambda kind=kind: self._api(f"POST /v3/pay/transactions/{kind}",
-                                                         lambda body: self._place(kind, body)),
-                             methods=["POST"])
-        api.add_url_rule("/v3/pay/transactions/out-trade-no/<out_trade_no>", "query",
-                         lambda out_trade_no: self._api("GET /v3/pay/transactions/out-trade-no",
-                                                        lambda body: self._query(out_trade_no=out_trade_no)))
-        api.add_url_rule("/v3/pay/transactions/id/<transaction_id>", "query_id",
-                         lambda transaction_id: self._api("GET /v3/pay/transactions/id",
-                                                          lambda body: self._query(transaction_id=transaction_id)))
-        api.add_url_rule("/v3/pay/transactions/out-trade-no/<out_trade_no>/close", "close",
-                         lambda out_trade_no: self._api("POST /v3/pay/transactions/out-trade-no/close",
-                                                        lambda body: self._close(out_trade_no, body)),
-                         methods=["POST"])
-        api.add_url_rule("/v3/refund/domestic/refunds", "refund",
-                         lambda: self._api("POST /v3/refund/domestic/refunds", self._refund), methods=["POST"])
-        api.add_url_rule("/v3/refund/domestic/refunds/<out_refund_no>", "refund_query",
-                         lambda out_refund_no: self._api("GET /v3/refund/domestic/refunds",
-                                                         lambda body: self._refund_query(out_refund_no)))
+            api.add_url_rule(
+                f"/v3/pay/transactions/{kind}",
+                f"order_{kind}",
+                lambda kind=kind: self._api(f"POST /v3/pay/transactions/{kind}", lambda body: self._place(kind, body)),
+                methods=["POST"],
+            )
+        api.add_url_rule(
+            "/v3/pay/transactions/out-trade-no/<out_trade_no>",
+            "query",
+            lambda out_trade_no: self._api(
+                "GET /v3/pay/transactions/out-trade-no", lambda body: self._query(out_trade_no=out_trade_no)
+            ),
+        )
+        api.add_url_rule(
+            "/v3/pay/transactions/id/<transaction_id>",
+            "query_id",
+            lambda transaction_id: self._api(
+                "GET /v3/pay/transactions/id", lambda body: self._query(transaction_id=transaction_id)
+            ),
+        )
+        api.add_url_rule(
+            "/v3/pay/transactions/out-trade-no/<out_trade_no>/close",
+            "close",
+            lambda out_trade_no: self._api(
+                "POST /v3/pay/transactions/out-trade-no/close", lambda body: self._close(out_trade_no, body)
+            ),
+            methods=["POST"],
+        )
+        api.add_url_rule(
+            "/v3/refund/domestic/refunds",
+            "refund",
+            lambda: self._api("POST /v3/refund/domestic/refunds", self._refund),
+            methods=["POST"],
+        )
+        api.add_url_rule(
+            "/v3/refund/domestic/refunds/<out_refund_no>",
+            "refund_query",
+            lambda out_refund_no: self._api(
+                "GET /v3/refund/domestic/refunds", lambda body: self._refund_query(out_refund_no)
+            ),
+        )
         h5 = Blueprint("wechat_h5", __name__, url_prefix=self.h5_prefix)
         h5.add_url_rule("/cgi-bin/mmpayweb-bin/checkmweb", "checkmweb", self._h5_page, methods=["GET", "POST"])
         oauth = Blueprint("wechat_open", __name__, url_prefix=self.oauth_prefix)
@@ -358,8 +441,9 @@ class FakeWechatPay(Provider):
                     raise Refusal(400, "INVALID_REQUEST", "201 商户订单号重复")
                 transaction = existing  # the same order again: the same prepay
             else:
-                transaction = Transaction(kind, body, prepay_id="wx" + datetime.now(BEIJING).strftime("%d%H%M%S")
-                                          + secrets.token_hex(13))
+                transaction = Transaction(
+                    kind, body, prepay_id="wx" + datetime.now(BEIJING).strftime("%d%H%M%S") + secrets.token_hex(13)
+                )
                 if kind == "native":
                     transaction.code_url = "weixin://wxpay/bizpayurl?pr=" + random_text(9)
                 elif kind == "h5":
@@ -398,8 +482,12 @@ class FakeWechatPay(Provider):
                 raise Refusal(400, "PARAM_ERROR", "time_expire 不是 RFC3339 时间") from None
         scene = body.get("scene_info")
         if kind == "h5":
-            if (not isinstance(scene, dict) or not scene.get("payer_client_ip")
-                    or not isinstance(scene.get("h5_info"), dict) or not scene["h5_info"].get("type")):
+            if (
+                not isinstance(scene, dict)
+                or not scene.get("payer_client_ip")
+                or not isinstance(scene.get("h5_info"), dict)
+                or not scene["h5_info"].get("type")
+            ):
                 raise Refusal(400, "PARAM_ERROR", "H5 下单需要 scene_info.payer_client_ip 与 scene_info.h5_info.type")
         if kind == "jsapi":
             payer = body.get("payer")
@@ -436,9 +524,15 @@ class FakeWechatPay(Provider):
         if not isinstance(out_refund_no, str) or not out_refund_no or not isinstance(amount, dict):
             raise Refusal(400, "PARAM_ERROR", "缺少 out_refund_no 或 amount")
         with self.lock:
-            transaction = next((t for t in self.transactions.values()
-                                if (body.get("transaction_id") and t.transaction_id == body["transaction_id"])
-                                or (body.get("out_trade_no") and t.out_trade_no == body["out_trade_no"])), None)
+            transaction = next(
+                (
+                    t
+                    for t in self.transactions.values()
+                    if (body.get("transaction_id") and t.transaction_id == body["transaction_id"])
+                    or (body.get("out_trade_no") and t.out_trade_no == body["out_trade_no"])
+                ),
+                None,
+            )
             if transaction is None or not transaction.transaction_id:
                 raise Refusal(404, "RESOURCE_NOT_EXISTS", "订单不存在")
             if out_refund_no in transaction.refunds:
@@ -449,21 +543,37 @@ class FakeWechatPay(Provider):
             refunded = sum(r["amount"]["refund"] for r in transaction.refunds.values())
             if type(refund) is not int or refund <= 0 or refunded + refund > transaction.total:
                 raise Refusal(400, "INVALID_REQUEST", "申请退款金额超过订单可退金额")
-            answer = {"refund_id": "50" + random_digits(27), "out_refund_no": out_refund_no,
-                      "transaction_id": transaction.transaction_id, "out_trade_no": transaction.out_trade_no,
-                      "channel": "ORIGINAL", "user_received_account": "支付用户零钱", "create_time": rfc3339(),
-                      "success_time": rfc3339(), "status": "SUCCESS", "funds_account": "AVAILABLE",
-                      "amount": {"total": transaction.total, "refund": refund, "payer_total": transaction.total,
-                                 "payer_refund": refund, "settlement_refund": refund,
-                                 "settlement_total": transaction.total, "discount_refund": 0, "currency": "CNY"}}
+            answer = {
+                "refund_id": "50" + random_digits(27),
+                "out_refund_no": out_refund_no,
+                "transaction_id": transaction.transaction_id,
+                "out_trade_no": transaction.out_trade_no,
+                "channel": "ORIGINAL",
+                "user_received_account": "支付用户零钱",
+                "create_time": rfc3339(),
+                "success_time": rfc3339(),
+                "status": "SUCCESS",
+                "funds_account": "AVAILABLE",
+                "amount": {
+                    "total": transaction.total,
+                    "refund": refund,
+                    "payer_total": transaction.total,
+                    "payer_refund": refund,
+                    "settlement_refund": refund,
+                    "settlement_total": transaction.total,
+                    "discount_refund": 0,
+                    "currency": "CNY",
+                },
+            }
             transaction.refunds[out_refund_no] = answer
             transaction.state = "REFUND"
         return 200, answer
 
     def _refund_query(self, out_refund_no: str) -> tuple[int, dict]:
         with self.lock:
-            refund = next((t.refunds[out_refund_no] for t in self.transactions.values()
-                           if out_refund_no in t.refunds), None)
+            refund = next(
+                (t.refunds[out_refund_no] for t in self.transactions.values() if out_refund_no in t.refunds), None
+            )
         if refund is None:
             raise Refusal(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
         return 200, refund
@@ -496,10 +606,15 @@ class FakeWechatPay(Provider):
         hidden = {"prepay_id": transaction.prepay_id, "package": transaction.h5_package}
         if redirect_url:
             hidden["redirect_url"] = redirect_url
-        return page("wechat", "微信支付", amount=f"￥{yuan(transaction.total)}",
-                    facts=[("商品", transaction.request["description"]), ("商户单号", transaction.out_trade_no)],
-                    form_action=f"{self.h5_prefix}/cgi-bin/mmpayweb-bin/checkmweb", hidden=hidden,
-                    button="确认支付")
+        return page(
+            "wechat",
+            "微信支付",
+            amount=f"￥{yuan(transaction.total)}",
+            facts=[("商品", transaction.request["description"]), ("商户单号", transaction.out_trade_no)],
+            form_action=f"{self.h5_prefix}/cgi-bin/mmpayweb-bin/checkmweb",
+            hidden=hidden,
+            button="确认支付",
+        )
 
     def _h5_visit_problem(self, transaction: Transaction) -> tuple[str, str] | None:
         referer = request.headers.get("Referer", "")
@@ -524,7 +639,8 @@ class FakeWechatPay(Provider):
         elif params.get("appid") != self.appid:
             problem = "appid 参数错误，错误码：10016"
         elif not redirect_uri.startswith(("http://", "https://")) or (
-                self.domains and urlsplit(redirect_uri).netloc not in self.domains):
+            self.domains and urlsplit(redirect_uri).netloc not in self.domains
+        ):
             problem = "redirect_uri 域名与后台配置不一致，错误码：10003"
         elif params.get("response_type") != "code":
             problem = "response_type 参数错误，错误码：10004"
@@ -563,9 +679,19 @@ class FakeWechatPay(Provider):
         if error:
             answer = {"errcode": error[0], "errmsg": f"{error[1]}, rid: {secrets.token_hex(12)}"}
         else:
-            answer = {"access_token": random_text(88), "expires_in": 7200, "refresh_token": random_text(88),
-                      "openid": code.openid, "scope": code.scope}
+            answer = {
+                "access_token": random_text(88),
+                "expires_in": 7200,
+                "refresh_token": random_text(88),
+                "openid": code.openid,
+                "scope": code.scope,
+            }
         body = json.dumps(answer)
-        self.record("sns/oauth2/access_token", params, verified=error is None, error=str(error[0]) if error else None,
-                    answer=body)
+        self.record(
+            "sns/oauth2/access_token",
+            params,
+            verified=error is None,
+            error=str(error[0]) if error else None,
+            answer=body,
+        )
         return body, 200, {"Content-Type": "application/json; encoding=utf-8"}

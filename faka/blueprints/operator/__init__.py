@@ -1,4 +1,5 @@
 """The operator console: one blueprint, its routes grouped by area in this package."""
+
 from dataclasses import dataclass
 
 from flask import Blueprint, current_app, url_for
@@ -19,10 +20,27 @@ NAV: list[tuple[str, object]] = []
 # in NAV's order); a section no group names goes under the last one.
 NAV_TOP = ("operator.dashboard",)
 NAV_GROUPS: tuple[tuple[object, tuple[str, ...]], ...] = (
-    (_l("Money"), ("operator.withdrawals", "operator.refund_list", "operator.platform_ledger",
-                   "operator.reconciliation", "operator.notify_log", "operator.gateways")),
-    (_l("Risk control"), ("operator.merchants", "operator.complaint_queue", "operator.risk_monitor",
-                          "operator.blacklist_list", "operator.security_log")),
+    (
+        _l("Money"),
+        (
+            "operator.withdrawals",
+            "operator.refund_list",
+            "operator.platform_ledger",
+            "operator.reconciliation",
+            "operator.notify_log",
+            "operator.gateways",
+        ),
+    ),
+    (
+        _l("Risk control"),
+        (
+            "operator.merchants",
+            "operator.complaint_queue",
+            "operator.risk_monitor",
+            "operator.blacklist_list",
+            "operator.security_log",
+        ),
+    ),
     (_l("Content"), ("operator.moderation", "operator.categories", "operator.review_list")),
     (_l("Your account"), ("auth.two_factor", "passkeys.manage", "auth.sessions")),
     (_l("System"), ("operator.operations", "operator.site_settings", "operator.audit_log")),
@@ -76,5 +94,10 @@ from faka.blueprints.operator import risk  # noqa: E402,F401,I001
 from faka.blueprints.operator import settlement, payments, site, categories  # noqa: E402,F401,I001
 
 # The operator's own account pages live with every account's (auth, passkeys).
-NAV.extend([("auth.two_factor", _l("Two-factor authentication")), ("passkeys.manage", _l("Passkeys")),
-            ("auth.sessions", _l("Signed-in devices"))])
+NAV.extend(
+    [
+        ("auth.two_factor", _l("Two-factor authentication")),
+        ("passkeys.manage", _l("Passkeys")),
+        ("auth.sessions", _l("Signed-in devices")),
+    ]
+)

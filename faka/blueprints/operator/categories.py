@@ -2,6 +2,7 @@
 
 One page lists them in their order; each change is a small form that posts here and
 comes back to the page (303), so all of it works without JavaScript."""
+
 from flask import abort, current_app, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -19,15 +20,21 @@ EXPIRED = _l("The form expired. Please try again.")
 
 
 class CategoryForm(FlaskForm):
-    name = StringField(_l("Chinese name"), validators=[
-        DataRequired(_l("Enter the Chinese name.")), Length(max=Category.NAME_MAX)])
-    name_en = StringField(_l("English name (optional)"), validators=[Optional(), Length(max=Category.NAME_MAX)],
-                          description=_l("Shown on English pages; without it they show the Chinese name."))
+    name = StringField(
+        _l("Chinese name"), validators=[DataRequired(_l("Enter the Chinese name.")), Length(max=Category.NAME_MAX)]
+    )
+    name_en = StringField(
+        _l("English name (optional)"),
+        validators=[Optional(), Length(max=Category.NAME_MAX)],
+        description=_l("Shown on English pages; without it they show the Chinese name."),
+    )
 
 
 class EditForm(CategoryForm):
-    position = IntegerField(_l("Position"), validators=[
-        Optional(), NumberRange(1, 100_000, _l("The position is a whole number from 1 (first)."))])
+    position = IntegerField(
+        _l("Position"),
+        validators=[Optional(), NumberRange(1, 100_000, _l("The position is a whole number from 1 (first)."))],
+    )
 
 
 class DeleteForm(FlaskForm):
@@ -40,8 +47,13 @@ def _clear_page_cache() -> None:
 
 
 def _page(error=None, status: int = 200, form: CategoryForm | None = None, open_id: int | None = None):
-    return render_template("operator/categories.html", rows=category_service.all_categories(),
-                           form=form or CategoryForm(formdata=None), error=error, open_id=open_id), status
+    return render_template(
+        "operator/categories.html",
+        rows=category_service.all_categories(),
+        form=form or CategoryForm(formdata=None),
+        error=error,
+        open_id=open_id,
+    ), status
 
 
 def _back(category_id: int | None = None):
@@ -132,5 +144,7 @@ def category_delete(category_id: int):
 
 
 # In the console's navigation right after Moderation: both are about what is on sale.
-NAV.insert(next((i + 1 for i, (endpoint, _label) in enumerate(NAV) if endpoint == "operator.moderation"), len(NAV)),
-           ("operator.categories", _l("Categories")))
+NAV.insert(
+    next((i + 1 for i, (endpoint, _label) in enumerate(NAV) if endpoint == "operator.moderation"), len(NAV)),
+    ("operator.categories", _l("Categories")),
+)

@@ -1,4 +1,5 @@
 """The complaint desk: escalated cases to decide, and refunds to pay out by hand."""
+
 from flask import abort, make_response, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext as _p
@@ -28,34 +29,46 @@ from faka.request_guard import page_number
 from faka.services import checkout_fields, complaints, refunds
 from faka.services.errors import DomainError, NotFound
 
-QUEUE_FILTER_LABELS = {"escalated": _l("Waiting for a decision"), "active": _l("In progress"), "all": _l("All"),
-                       **{s: label for s, label in complaints.STATUS_LABELS.items() if s != Complaint.ESCALATED}}
+QUEUE_FILTER_LABELS = {
+    "escalated": _l("Waiting for a decision"),
+    "active": _l("In progress"),
+    "all": _l("All"),
+    **{s: label for s, label in complaints.STATUS_LABELS.items() if s != Complaint.ESCALATED},
+}
 REFUND_FILTER_LABELS = {**refunds.STATUS_LABELS, "all": _l("All")}
 REFUND, REJECT = "refund", "reject"
 
 
 class DecideForm(FlaskForm):
-    outcome = RadioField(_p("complaint", "Decision"), choices=[(REFUND, _l("Refund the buyer")), (REJECT, _l("Reject the complaint"))])
+    outcome = RadioField(
+        _p("complaint", "Decision"), choices=[(REFUND, _l("Refund the buyer")), (REJECT, _l("Reject the complaint"))]
+    )
     amount = DecimalField(_l("Refund (yuan)"), places=2, validators=[Optional()])
     reason = TextAreaField(_l("Reason"), description=_l("Both parties read it. Say what the evidence showed."))
 
 
 class PaidForm(FlaskForm):
-    reference = StringField(_l("Payment reference"), validators=[
-        DataRequired(_l("Enter the payment's reference.")),
-        Length(max=64, message=_l("The reference is at most 64 characters.")),
-    ])
+    reference = StringField(
+        _l("Payment reference"),
+        validators=[
+            DataRequired(_l("Enter the payment's reference.")),
+            Length(max=64, message=_l("The reference is at most 64 characters.")),
+        ],
+    )
 
 
 # -- the desk ------------------------------------------------------------------------------------
 
+
 def _queue_filters() -> dict:
     status = request.args.get("status", "escalated")
     reason = request.args.get("reason", "")
-    return {"status": status if status in complaints.QUEUE_FILTERS else "escalated",
-            "reason": reason if reason in Complaint.REASONS else "",
-            "merchant": request.args.get("merchant", "").strip()[:12],
-            "order": request.args.get("order", "").strip()[:24]}
+    return {
+        "status": status if status in complaints.QUEUE_FILTERS else "escalated",
+        "reason": reason if reason in Complaint.REASONS else "",
+        "merchant": request.args.get("merchant", "").strip()[:12],
+        "order": request.args.get("order", "").strip()[:24],
+    }
 
 
 @bp.get("/complaints")
@@ -63,11 +76,19 @@ def complaint_queue():
     filters = _queue_filters()
     page = page_number()
     merchant_id = int(filters["merchant"]) if filters["merchant"].isdigit() else None
-    rows, total = complaints.complaint_queue(filters["status"], filters["reason"] or None, merchant_id,
-                                             filters["order"] or None, page)
-    return render_template("operator/complaints.html", rows=rows, total=total, page=page, filters=filters,
-                           pages=max(1, -(-total // complaints.PER_PAGE)), status_filters=QUEUE_FILTER_LABELS,
-                           reasons=complaints.REASON_LABELS)
+    rows, total = complaints.complaint_queue(
+        filters["status"], filters["reason"] or None, merchant_id, filters["order"] or None, page
+    )
+    return render_template(
+        "operator/complaints.html",
+        rows=rows,
+        total=total,
+        page=page,
+        filters=filters,
+        pages=max(1, -(-total // complaints.PER_PAGE)),
+        status_filters=QUEUE_FILTER_LABELS,
+        reasons=complaints.REASON_LABELS,
+    )
 
 
 def _complaint(ref: str) -> Complaint:
@@ -87,9 +108,14 @@ def _context(complaint: Complaint) -> dict:
 def _case_page(complaint: Complaint, status: int = 200, **extra):
     extra.setdefault("message_form", MessageForm(formdata=None))
     extra.setdefault("decide_form", DecideForm(formdata=None))
-    body = render_template("operator/complaint.html", case=complaints.case_file(complaint),
-                           refund_labels=refunds.STATUS_LABELS, answers=checkout_fields.order_answers(complaint.order_id),
-                           **_context(complaint), **extra)
+    body = render_template(
+        "operator/complaint.html",
+        case=complaints.case_file(complaint),
+        refund_labels=refunds.STATUS_LABELS,
+        answers=checkout_fields.order_answers(complaint.order_id),
+        **_context(complaint),
+        **extra,
+    )
     response = make_response(body, status)
     response.headers["Cache-Control"] = "private, no-store"  # may hold revealed keys
     return response
@@ -115,9 +141,13 @@ def _message_refused(ref: str):
 @accepts_upload(EVIDENCE_UPLOAD, refused=_message_refused)
 def complaint_message(ref: str):
     complaint = _complaint(ref)
-    return post_message(_context(complaint), "operator", current_user.id,
-                        lambda status, **extra: _case_page(complaint, status, **extra),
-                        url_for("operator.complaint_case", ref=ref, _anchor="thread"))
+    return post_message(
+        _context(complaint),
+        "operator",
+        current_user.id,
+        lambda status, **extra: _case_page(complaint, status, **extra),
+        url_for("operator.complaint_case", ref=ref, _anchor="thread"),
+    )
 
 
 @bp.post("/complaints/<ref>/reveal")
@@ -166,6 +196,7 @@ def complaint_evidence(ref: str, name: str):
 
 # -- refunds to pay by hand -------------------------------------------------------------------------
 
+
 def _refund_filter() -> str:
     status = request.args.get("status", Refund.MANUAL)
     return status if status in REFUND_FILTER_LABELS else Refund.MANUAL
@@ -175,9 +206,18 @@ def _refund_page(status: int = 200, **extra):
     refund_status = _refund_filter()
     page = page_number()
     rows, total = refunds.refunds(refund_status, page)
-    return render_template("operator/refunds.html", rows=rows, total=total, page=page, status=refund_status,
-                           pages=max(1, -(-total // refunds.PER_PAGE)), filters=REFUND_FILTER_LABELS,
-                           labels=refunds.STATUS_LABELS, form=PaidForm(formdata=None), **extra), status
+    return render_template(
+        "operator/refunds.html",
+        rows=rows,
+        total=total,
+        page=page,
+        status=refund_status,
+        pages=max(1, -(-total // refunds.PER_PAGE)),
+        filters=REFUND_FILTER_LABELS,
+        labels=refunds.STATUS_LABELS,
+        form=PaidForm(formdata=None),
+        **extra,
+    ), status
 
 
 @bp.get("/refunds")

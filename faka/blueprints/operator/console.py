@@ -1,4 +1,5 @@
 """Platform dashboard and operations views."""
+
 from flask import abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -47,11 +48,17 @@ def _flatten(report: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 
 def _paid_undelivered(now):
-    orders = db.session.execute(
-        select(Order).join(Product, Order.product_id == Product.id)
-        .where(*delivery.awaiting_delivery())
-        .order_by(Order.paid_at).limit(LIST_LIMIT)
-    ).scalars().all()
+    orders = (
+        db.session.execute(
+            select(Order)
+            .join(Product, Order.product_id == Product.id)
+            .where(*delivery.awaiting_delivery())
+            .order_by(Order.paid_at)
+            .limit(LIST_LIMIT)
+        )
+        .scalars()
+        .all()
+    )
     return [(order, int((now - order.paid_at).total_seconds() // 60) if order.paid_at else None) for order in orders]
 
 
@@ -59,13 +66,23 @@ def _paid_undelivered(now):
 def operations():
     now = clock.now()
     healthy, report = health()
-    unsent = db.session.execute(
-        select(OutboxEmail).where(OutboxEmail.status.in_((OutboxEmail.QUEUED, OutboxEmail.FAILED)))
-        .order_by(OutboxEmail.id.desc()).limit(LIST_LIMIT)
-    ).scalars().all()
-    unfulfilled = db.session.execute(
-        select(Order).where(Order.status == Order.PAID_UNFULFILLED).order_by(Order.paid_at).limit(LIST_LIMIT)
-    ).scalars().all()
+    unsent = (
+        db.session.execute(
+            select(OutboxEmail)
+            .where(OutboxEmail.status.in_((OutboxEmail.QUEUED, OutboxEmail.FAILED)))
+            .order_by(OutboxEmail.id.desc())
+            .limit(LIST_LIMIT)
+        )
+        .scalars()
+        .all()
+    )
+    unfulfilled = (
+        db.session.execute(
+            select(Order).where(Order.status == Order.PAID_UNFULFILLED).order_by(Order.paid_at).limit(LIST_LIMIT)
+        )
+        .scalars()
+        .all()
+    )
     return render_template(
         "operator/operations.html",
         healthy=healthy,
@@ -98,8 +115,13 @@ def outbox_resend(email_id: int):
     email.status = OutboxEmail.QUEUED
     email.attempts = 0
     email.last_error = None
-    audit.record(current_user.id, "outbox.resend", f"email:{email_id}", before=before,
-                 after={"status": email.status, "attempts": 0})
+    audit.record(
+        current_user.id,
+        "outbox.resend",
+        f"email:{email_id}",
+        before=before,
+        after={"status": email.status, "attempts": 0},
+    )
     db.session.commit()
     jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}-resend-{int(clock.now().timestamp())}")
     back = "operator.outbox" if request.form.get("back") == "outbox" else "operator.operations"
@@ -115,8 +137,9 @@ def outbox_read(email_id: int):
         email = mail.read_email(email_id, current_user.id)
     except NotFound:
         abort(404)
-    response = make_response(render_template("operator/outbox_email.html", email=email,
-                                             smtp_configured=smtp_configured()))
+    response = make_response(
+        render_template("operator/outbox_email.html", email=email, smtp_configured=smtp_configured())
+    )
     response.headers["Cache-Control"] = "private, no-store"  # may hold a sign-in link
     return response
 

@@ -1,5 +1,6 @@
 """Operator console: merchants (review queue, decisions, terms, help with their login) and
 the audit log."""
+
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
@@ -22,18 +23,27 @@ from faka.services.uploads import image_path
 
 
 class ReasonForm(FlaskForm):
-    reason = TextAreaField(_l("Reason"), validators=[InputRequired(_l("Enter a reason.")),
-                                                      Length(1, merchant_review.MAX_REASON)])
+    reason = TextAreaField(
+        _l("Reason"), validators=[InputRequired(_l("Enter a reason.")), Length(1, merchant_review.MAX_REASON)]
+    )
 
 
 class TermsForm(FlaskForm):
     # In percent, as the console shows rates; stored in basis points (2.5 -> 250).
-    fee_rate = DecimalField(_l("Fee rate (%)"), validators=[
-        InputRequired(_l("Enter the fee rate.")),
-        NumberRange(0, merchant_review.MAX_FEE_RATE_BP // 100, _l("The fee rate must be %(min)s%% to %(max)s%%."))])
-    hold_days = IntegerField(_l("Settlement hold (days)"), validators=[
-        InputRequired(_l("Enter the hold in days.")),
-        NumberRange(0, merchant_review.MAX_HOLD_DAYS, _l("The hold must be 0 to 60 days."))])
+    fee_rate = DecimalField(
+        _l("Fee rate (%)"),
+        validators=[
+            InputRequired(_l("Enter the fee rate.")),
+            NumberRange(0, merchant_review.MAX_FEE_RATE_BP // 100, _l("The fee rate must be %(min)s%% to %(max)s%%.")),
+        ],
+    )
+    hold_days = IntegerField(
+        _l("Settlement hold (days)"),
+        validators=[
+            InputRequired(_l("Enter the hold in days.")),
+            NumberRange(0, merchant_review.MAX_HOLD_DAYS, _l("The hold must be 0 to 60 days.")),
+        ],
+    )
 
     def validate_fee_rate(self, field):
         if field.data is not None and (field.data * 100) % 1:
@@ -54,8 +64,18 @@ def merchants():
     found, total = merchant_review.search_merchants(status or None, text, page)
     figures = merchant_review.figures(sorted({m.id for m in queue} | {m.id for m in found}))
     pages = max(1, -(-total // merchant_review.PER_PAGE))
-    return render_template("operator/merchants.html", queue=queue, merchants=found, figures=figures, total=total,
-                           page=page, pages=pages, status=status, q=text, statuses=merchant_review.STATUSES)
+    return render_template(
+        "operator/merchants.html",
+        queue=queue,
+        merchants=found,
+        figures=figures,
+        total=total,
+        page=page,
+        pages=pages,
+        status=status,
+        q=text,
+        statuses=merchant_review.STATUSES,
+    )
 
 
 def _merchant_or_404(merchant_id: int):
@@ -68,13 +88,21 @@ def _merchant_or_404(merchant_id: int):
 def _detail(merchant_id: int, error=None, reason_form=None, terms_form=None, status: int = 200):
     merchant = _merchant_or_404(merchant_id)
     if terms_form is None:
-        terms_form = TermsForm(formdata=None, data={"fee_rate": (Decimal(merchant.fee_rate_bp) / 100).normalize(),
-                                                    "hold_days": merchant.hold_days})
+        terms_form = TermsForm(
+            formdata=None,
+            data={"fee_rate": (Decimal(merchant.fee_rate_bp) / 100).normalize(), "hold_days": merchant.hold_days},
+        )
     events, _total = audit.search(target=f"merchant:{merchant.id}")
     return render_template(
-        "operator/merchant.html", merchant=merchant, masked_id=masked_id_number(merchant),
-        figures=merchant_review.figures([merchant.id])[merchant.id], reason_form=reason_form or ReasonForm(formdata=None),
-        terms_form=terms_form, error=error, events=events, login_help=_login_help(),
+        "operator/merchant.html",
+        merchant=merchant,
+        masked_id=masked_id_number(merchant),
+        figures=merchant_review.figures([merchant.id])[merchant.id],
+        reason_form=reason_form or ReasonForm(formdata=None),
+        terms_form=terms_form,
+        error=error,
+        events=events,
+        login_help=_login_help(),
         smtp_configured=mail.smtp_configured(),
     ), status
 
@@ -170,25 +198,30 @@ def _login_help_action(merchant_id: int, action, done: str):
         email_id = action(current_user.id, merchant_id)
     except DomainError as exc:
         return _detail(merchant_id, error=exc.message, status=400)
-    return redirect(url_for("operator.merchant_detail", merchant_id=merchant_id, done=done, email=email_id,
-                            _anchor="login-help"), 303)
+    return redirect(
+        url_for("operator.merchant_detail", merchant_id=merchant_id, done=done, email=email_id, _anchor="login-help"),
+        303,
+    )
 
 
 @bp.post("/merchants/<int:merchant_id>/reset-2fa")
-@fresh_login_required(back_to=lambda merchant_id: url_for("operator.merchant_detail", merchant_id=merchant_id,
-                                                          _anchor="login-help"))
+@fresh_login_required(
+    back_to=lambda merchant_id: url_for("operator.merchant_detail", merchant_id=merchant_id, _anchor="login-help")
+)
 def merchant_reset_2fa(merchant_id: int):
     return _login_help_action(merchant_id, merchant_review.reset_two_factor, "2fa_reset")
 
 
 @bp.post("/merchants/<int:merchant_id>/send-reset-link")
-@fresh_login_required(back_to=lambda merchant_id: url_for("operator.merchant_detail", merchant_id=merchant_id,
-                                                          _anchor="login-help"))
+@fresh_login_required(
+    back_to=lambda merchant_id: url_for("operator.merchant_detail", merchant_id=merchant_id, _anchor="login-help")
+)
 def merchant_send_reset_link(merchant_id: int):
     return _login_help_action(merchant_id, merchant_review.send_password_reset, "reset_link")
 
 
 # -- audit log ----------------------------------------------------------------------------
+
 
 def _audit_filters() -> dict:
     """The filters of the audit page from the query string; dates are whole UTC days."""
@@ -225,8 +258,11 @@ def audit_log():
 @bp.get("/audit.csv")
 def audit_csv():
     body = audit.export_csv(**_audit_filters())
-    return Response(body, mimetype="text/csv", headers={
-        "Content-Disposition": "attachment; filename=audit.csv", "Cache-Control": "private, no-store"})
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=audit.csv", "Cache-Control": "private, no-store"},
+    )
 
 
 NAV.append(("operator.merchants", _l("Merchants")))

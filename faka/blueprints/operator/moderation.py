@@ -1,4 +1,5 @@
 """Operator console: goods moderation (the queue, decisions, prohibited words)."""
+
 from flask import abort, redirect, render_template, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -19,14 +20,24 @@ class ReasonForm(FlaskForm):
 
 
 class WordsForm(FlaskForm):
-    words = TextAreaField(_l("Prohibited words"), description=_l("One per line. Products whose title, description or fixed content contain one wait for moderation."))
+    words = TextAreaField(
+        _l("Prohibited words"),
+        description=_l(
+            "One per line. Products whose title, description or fixed content contain one wait for moderation."
+        ),
+    )
 
 
 def _queue_page(error=None, status=200, words_form=None):
     if words_form is None:
         words_form = WordsForm(formdata=None, words=moderation_service.prohibited_words())
-    return render_template("operator/moderation.html", items=moderation_service.queue(),
-                           reasons=moderation_service.REPORT_REASONS, error=error, words_form=words_form), status
+    return render_template(
+        "operator/moderation.html",
+        items=moderation_service.queue(),
+        reasons=moderation_service.REPORT_REASONS,
+        error=error,
+        words_form=words_form,
+    ), status
 
 
 @bp.get("/moderation")

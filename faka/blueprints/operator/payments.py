@@ -1,5 +1,6 @@
 """Payment notifications: the log of every notify and query, per order or gateway, and
 asking a provider about an order now."""
+
 from flask import abort, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -33,12 +34,25 @@ def notify_log():
     page = page_number()
     rows, total = payments.notify_history(number or None, gateway or None, page, PER_PAGE)
     order = db.session.execute(select(Order).where(Order.number == number)).scalar_one_or_none() if number else None
-    notices = list(db.session.execute(
-        select(PaymentNotice).where(PaymentNotice.order_id == order.id).order_by(PaymentNotice.id)
-    ).scalars()) if order is not None else []
+    notices = (
+        list(
+            db.session.execute(
+                select(PaymentNotice).where(PaymentNotice.order_id == order.id).order_by(PaymentNotice.id)
+            ).scalars()
+        )
+        if order is not None
+        else []
+    )
     return render_template(
-        "operator/payments.html", rows=rows, total=total, page=page, pages=max(1, -(-total // PER_PAGE)),
-        query={"order": number, "gateway": gateway}, gateways=list(GATEWAYS), order=order, notices=notices,
+        "operator/payments.html",
+        rows=rows,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PER_PAGE)),
+        query={"order": number, "gateway": gateway},
+        gateways=list(GATEWAYS),
+        order=order,
+        notices=notices,
         can_query=order is not None and payments.can_check(order),
         result=CHECK_RESULTS.get(request.args.get("checked", "")),
         silent=payments.silent_gateways(),
@@ -60,6 +74,8 @@ def check_order_payment(number: str):
     except Exception:  # the provider is down or answered nonsense; the log has the rest
         db.session.rollback()
         result = "error"
-    audit.record(current_user.id, "payment.checked", f"order:{order.id}", detail=f"gateway={order.gateway} result={result}")
+    audit.record(
+        current_user.id, "payment.checked", f"order:{order.id}", detail=f"gateway={order.gateway} result={result}"
+    )
     db.session.commit()
     return redirect(url_for("operator.notify_log", order=number, checked=result), 303)

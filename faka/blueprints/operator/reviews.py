@@ -1,4 +1,5 @@
 """Review moderation: hiding a review that should not count, with the reason."""
+
 from flask import abort, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -19,22 +20,34 @@ SUSPICION_LABELS = {
 
 
 class HideForm(FlaskForm):
-    reason = TextAreaField(_l("Reason for hiding"), description=_l("Recorded in the audit log and shown to the merchant."))
+    reason = TextAreaField(
+        _l("Reason for hiding"), description=_l("Recorded in the audit log and shown to the merchant.")
+    )
 
 
 def _filters() -> dict:
     only = request.args.get("only", "all")
-    return {"only": only if only in reviews.OPERATOR_FILTERS else "all",
-            "shop": request.args.get("shop", "").strip()[:16],
-            "page": page_number()}
+    return {
+        "only": only if only in reviews.OPERATOR_FILTERS else "all",
+        "shop": request.args.get("shop", "").strip()[:16],
+        "page": page_number(),
+    }
 
 
 def _list_page(status: int = 200, **context):
     filters = _filters()
     rows, total = reviews.operator_reviews(filters["only"], filters["shop"] or None, filters["page"])
-    return render_template("operator/reviews.html", rows=rows, total=total,
-                           pages=max(1, -(-total // reviews.PER_PAGE)), shops=reviews.reviewed_merchants(),
-                           labels=SUSPICION_LABELS, form=HideForm(formdata=None), **filters, **context), status
+    return render_template(
+        "operator/reviews.html",
+        rows=rows,
+        total=total,
+        pages=max(1, -(-total // reviews.PER_PAGE)),
+        shops=reviews.reviewed_merchants(),
+        labels=SUSPICION_LABELS,
+        form=HideForm(formdata=None),
+        **filters,
+        **context,
+    ), status
 
 
 @bp.get("/reviews")

@@ -1,4 +1,5 @@
 """Operator console: the withdrawal queue, the platform's fee ledger, and reconciliation."""
+
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -22,16 +23,20 @@ from faka.services.errors import DomainError, NotFound
 class PaidForm(FlaskForm):
     reference = StringField(
         _l("Payment reference"),
-        validators=[DataRequired(_l("Enter the payment's reference.")),
-                    Length(max=64, message=_l("The reference is at most 64 characters."))],
+        validators=[
+            DataRequired(_l("Enter the payment's reference.")),
+            Length(max=64, message=_l("The reference is at most 64 characters.")),
+        ],
     )
 
 
 class RejectForm(FlaskForm):
     reason = TextAreaField(
         _l("Reason"),
-        validators=[DataRequired(_l("Give a reason for the rejection.")),
-                    Length(max=500, message=_l("The reason is at most 500 characters."))],
+        validators=[
+            DataRequired(_l("Give a reason for the rejection.")),
+            Length(max=500, message=_l("The reason is at most 500 characters.")),
+        ],
     )
 
 
@@ -54,9 +59,17 @@ def _render_queue(code: int = 200, error: str | None = None, revealed: dict | No
     status, page = _queue_filter(), page_number()
     rows, total = settlement.withdrawal_queue(status, page)
     return render_template(
-        "operator/withdrawals.html", rows=rows, total=total, status=status, page=page,
-        per_page=settlement.PER_PAGE, filters=QUEUE_FILTER_LABELS, error=error, revealed=revealed or {},
-        status_labels=money.WITHDRAWAL_STATUS_LABELS, paid_form=PaidForm(formdata=None),
+        "operator/withdrawals.html",
+        rows=rows,
+        total=total,
+        status=status,
+        page=page,
+        per_page=settlement.PER_PAGE,
+        filters=QUEUE_FILTER_LABELS,
+        error=error,
+        revealed=revealed or {},
+        status_labels=money.WITHDRAWAL_STATUS_LABELS,
+        paid_form=PaidForm(formdata=None),
         reject_form=RejectForm(formdata=None),
     ), code
 
@@ -80,8 +93,7 @@ def withdrawal_paid(withdrawal_id: int):
     form = PaidForm()
     if not form.validate():
         return _render_queue(400, _first_error(form))
-    return _decide(lambda: money.mark_withdrawal_paid(withdrawal_id, current_user.id,
-                                                      reference=form.reference.data))
+    return _decide(lambda: money.mark_withdrawal_paid(withdrawal_id, current_user.id, reference=form.reference.data))
 
 
 @bp.post("/withdrawals/<int:withdrawal_id>/reject")
@@ -128,8 +140,14 @@ def platform_ledger():
         until += timedelta(days=1)  # the form's "until" day is included
     page = page_number()
     book = settlement.platform_ledger(since, until, page)
-    return render_template("operator/platform_ledger.html", book=book, page=page, per_page=settlement.PER_PAGE,
-                           since=request.args.get("since", ""), until=request.args.get("until", ""))
+    return render_template(
+        "operator/platform_ledger.html",
+        book=book,
+        page=page,
+        per_page=settlement.PER_PAGE,
+        since=request.args.get("since", ""),
+        until=request.args.get("until", ""),
+    )
 
 
 def _day_arg(name: str) -> datetime | None:

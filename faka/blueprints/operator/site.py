@@ -3,6 +3,7 @@
 SMTP is set here (saved settings, the password encrypted) or else by the environment
 (MAIL_SERVER, MAIL_PORT, ...); the page shows what is in force, never the password, and
 can send a test email."""
+
 import re
 import smtplib
 
@@ -28,8 +29,16 @@ CONTACT_FIELDS = contact.CONTACT_KEYS
 TEXTAREA_FIELDS = ("announcement", "terms", "refund_policy", "privacy_policy")
 NUMBER_FIELDS = ("order_ttl_minutes", "complaint_window_days", "merchant_reply_hours", "buyer_reply_days")
 RISK_FIELDS = site_config.RISK_THRESHOLDS
-EDITABLE = (*TEXT_FIELDS, *CONTACT_FIELDS, *TEXTAREA_FIELDS, *NUMBER_FIELDS, *RISK_FIELDS, "open_registration",
-            "require_terms_consent", "default_language")
+EDITABLE = (
+    *TEXT_FIELDS,
+    *CONTACT_FIELDS,
+    *TEXTAREA_FIELDS,
+    *NUMBER_FIELDS,
+    *RISK_FIELDS,
+    "open_registration",
+    "require_terms_consent",
+    "default_language",
+)
 CHECKBOXES = ("open_registration", "require_terms_consent")
 LABELS = {
     "site_name": _l("Site name"),
@@ -99,7 +108,9 @@ def logo_settings():
         except DomainError as exc:
             return _settings_page(current, {"logo": exc.message}, 400)
     try:
-        audit.record(current_user.id, "site.logo", "settings", before={"logo": current.get("logo")}, after={"logo": name})
+        audit.record(
+            current_user.id, "site.logo", "settings", before={"logo": current.get("logo")}, after={"logo": name}
+        )
         site_config.set_setting("logo", name, commit=False)
         db.session.commit()
     except BaseException:
@@ -127,8 +138,13 @@ def smtp_settings():
     if password:  # empty keeps the stored password
         site_config.set_setting("smtp_password", vault().encrypt(password), commit=False)
     if changed or password:
-        audit.record(current_user.id, "site.smtp", "settings", before={key: current.get(key) for key in changed},
-                     after={**changed, **({"smtp_password": "(changed)"} if password else {})})
+        audit.record(
+            current_user.id,
+            "site.smtp",
+            "settings",
+            before={key: current.get(key) for key in changed},
+            after={**changed, **({"smtp_password": "(changed)"} if password else {})},
+        )
         for key, value in changed.items():
             site_config.set_setting(key, value, commit=False)
         db.session.commit()
@@ -193,8 +209,13 @@ def site_settings():
     if changed:
         for key, value in changed.items():
             site_config.set_setting(key, value, commit=False)
-        audit.record(current_user.id, "site.settings", "settings",
-                     before={key: current.get(key) for key in changed}, after=changed)
+        audit.record(
+            current_user.id,
+            "site.settings",
+            "settings",
+            before={key: current.get(key) for key in changed},
+            after=changed,
+        )
         db.session.commit()
         _clear_page_cache()
     return redirect(url_for("operator.site_settings", saved=1), 303)
@@ -204,16 +225,22 @@ def site_settings():
 def send_test_email():
     to_addr = request.form.get("to_addr", "").strip()
     if not EMAIL_RE.match(to_addr) or len(to_addr) > 254:
-        return _settings_page(_current_values(), status=400, mail_error=_("Enter a valid email address."),
-                              mail_to=to_addr)
+        return _settings_page(
+            _current_values(), status=400, mail_error=_("Enter a valid email address."), mail_to=to_addr
+        )
     try:
         mail.send_test_email(to_addr)
     except mail.MailNotConfigured:
-        return _settings_page(_current_values(), status=400, mail_to=to_addr,
-                              mail_error=_("SMTP is not configured (MAIL_SERVER)."))
+        return _settings_page(
+            _current_values(), status=400, mail_to=to_addr, mail_error=_("SMTP is not configured (MAIL_SERVER).")
+        )
     except (OSError, smtplib.SMTPException) as exc:
-        return _settings_page(_current_values(), status=502, mail_to=to_addr,
-                              mail_error=_("Sending failed: %(error)s", error=f"{type(exc).__name__}: {exc}"[:300]))
+        return _settings_page(
+            _current_values(),
+            status=502,
+            mail_to=to_addr,
+            mail_error=_("Sending failed: %(error)s", error=f"{type(exc).__name__}: {exc}"[:300]),
+        )
     audit.record(current_user.id, "site.test_email", to_addr)
     db.session.commit()
     return redirect(url_for("operator.site_settings", test_email="sent"), 303)
@@ -221,18 +248,21 @@ def send_test_email():
 
 # -- payment gateways -----------------------------------------------------------------------
 
+
 def _gateway_rows() -> list[dict]:
     rows = []
     for name in GATEWAYS:
         row, fields = shown_settings(name)
-        rows.append({
-            "name": name,
-            "label": GATEWAY_LABELS.get(name, name),
-            "enabled": bool(row and row.enabled),
-            "fields": fields,
-            "notify_url": current_app.config["BASE_URL"].rstrip("/") + url_for("pay.notify", gateway=name),
-            "can_test": payments.can_query(name),
-        })
+        rows.append(
+            {
+                "name": name,
+                "label": GATEWAY_LABELS.get(name, name),
+                "enabled": bool(row and row.enabled),
+                "fields": fields,
+                "notify_url": current_app.config["BASE_URL"].rstrip("/") + url_for("pay.notify", gateway=name),
+                "can_test": payments.can_query(name),
+            }
+        )
     db.session.rollback()
     return rows
 
@@ -254,13 +284,19 @@ def gateway_update(name: str):
     too_long = [field for field, value in values.items() if len(value) > 2000]
     if too_long:
         return render_template(
-            "operator/gateways.html", gateways=_gateway_rows(),
+            "operator/gateways.html",
+            gateways=_gateway_rows(),
             error=_("A setting is too long: %(fields)s.", fields=", ".join(too_long)),
         ), 400
     row, _current = gateway_settings(name)
     was_enabled = bool(row and row.enabled)
-    audit.record(current_user.id, "gateway.update", f"gateway:{name}",
-                 before={"enabled": was_enabled}, after={"enabled": enabled, "changed_fields": sorted(values)})
+    audit.record(
+        current_user.id,
+        "gateway.update",
+        f"gateway:{name}",
+        before={"enabled": was_enabled},
+        after={"enabled": enabled, "changed_fields": sorted(values)},
+    )
     configure_gateway(name, values, enabled=enabled)  # commits the change and its audit event
     _clear_page_cache()
     return redirect(url_for("operator.gateways", saved=name), 303)
