@@ -6,6 +6,7 @@ from functools import wraps
 from flask import abort, redirect, request, session, url_for
 from flask_login import current_user
 
+from faka.blueprints.htmx import from_htmx
 from faka.services import twofactor
 
 
@@ -18,7 +19,7 @@ def back_office(allowed):
         @wraps(view)
         def wrapped(*args, **kwargs):
             if not current_user.is_authenticated:
-                if request.headers.get("HX-Request") or request.accept_mimetypes.best == "application/json":
+                if from_htmx() or request.accept_mimetypes.best == "application/json":
                     abort(403)
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")), 303)
             if not allowed(current_user):
@@ -64,7 +65,7 @@ def fresh_login_required(max_age: int = 300, back_to=None):
             else:
                 next_url = request.full_path.rstrip("?") if request.method == "GET" else None
             target = url_for("auth.reauth", next=next_url)
-            if request.headers.get("HX-Request"):
+            if from_htmx():
                 return "", 200, {"HX-Redirect": target}
             return redirect(target, 303)
 

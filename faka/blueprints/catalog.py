@@ -4,6 +4,7 @@ from flask import Blueprint, abort, current_app, make_response, render_template,
 from flask_babel import lazy_gettext as _l
 
 from faka.blueprints.forms import CheckoutForm, ReportForm
+from faka.blueprints.htmx import wants_partial
 from faka.extensions import limiter
 from faka.i18n import current_language
 from faka.pagecache import cached_page
@@ -78,7 +79,7 @@ def _list_args() -> tuple[str, int]:
 def _reviews_response(key: tuple, render):
     """The reviews list: the partial for an HTMX swap inside a page, a page of its own for
     a plain (or boosted) link. The URL is the same, so caches must tell them apart."""
-    partial = bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
+    partial = wants_partial()
     response = make_response(cached_page(key + (partial, current_language()), lambda: render(partial)))
     response.vary.add("HX-Request")
     return response

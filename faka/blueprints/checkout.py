@@ -4,6 +4,7 @@ from flask import Blueprint, abort, current_app, make_response, redirect, render
 
 from faka import device
 from faka.blueprints.forms import CheckoutForm
+from faka.blueprints.htmx import from_htmx
 from faka.extensions import limiter
 from faka.i18n import current_language
 from faka.payments import GatewayUnavailable, enabled_gateways
@@ -111,7 +112,7 @@ def _to_pay_page(token: str):
     faka/services/cashier.py). An htmx request is told to navigate there in full
     (HX-Redirect): the pay page must load as a page of its own."""
     url = url_for("pay.start", token=token)
-    if request.htmx:
+    if from_htmx():
         response = make_response("", 200)
         response.headers["HX-Redirect"] = url
         return response

@@ -16,6 +16,7 @@ from flask_wtf.file import MultipleFileField
 from wtforms import RadioField, TextAreaField
 
 from faka import device
+from faka.blueprints.htmx import wants_partial
 from faka.blueprints.limits import token_misses
 from faka.blueprints.uploads import UploadLimit, accepts_upload, user_key
 from faka.extensions import limiter
@@ -97,10 +98,6 @@ def loaded_or_404(load, *args) -> Complaint:
         abort(404)
 
 
-def _is_htmx_partial() -> bool:
-    return bool(request.htmx) and not request.htmx.boosted
-
-
 def thread_response(
     context: dict, status: int | None = None, message_form: MessageForm | None = None, message_error=None
 ):
@@ -144,7 +141,7 @@ def post_message(context: dict, author: str, user_id: int | None, full_page, don
 
 
 def _message_answer(context: dict, full_page, done_url: str | None, form: MessageForm, error):
-    if _is_htmx_partial():
+    if wants_partial():
         if error is None:
             return thread_response(context, 200, MessageForm(formdata=None))
         return thread_response(context, 400, form, error)

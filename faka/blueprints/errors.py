@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from faka import device
+from faka.blueprints.htmx import wants_partial
 from faka.extensions import db, limiter
 from faka.models import SecurityEvent
 from faka.services import risk, security_events
@@ -87,11 +88,6 @@ def record_noise(kind: str) -> None:
         log.exception("could not record a %s security event for %s", kind, ip)
 
 
-def _wants_fragment() -> bool:
-    # An HTMX request swaps the answer into part of the page: a line, not a whole page.
-    return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
-
-
 def _render(code: int, title=None, message=None):
     default_title, default_message = MESSAGES.get(code, MESSAGES[500 if code >= 500 else 400])
     title, message = title or default_title, message or default_message
@@ -101,7 +97,7 @@ def _render(code: int, title=None, message=None):
         or request.accept_mimetypes.best == "application/json"
     ):
         return make_response(jsonify(error=str(title)), code)
-    template = "errors/_error.html" if _wants_fragment() else "errors/error.html"
+    template = "errors/_error.html" if wants_partial() else "errors/error.html"
     return make_response(render_template(template, code=code, title=title, message=message), code)
 
 

@@ -13,6 +13,7 @@ from flask_wtf import FlaskForm
 from faka import charts, jobs
 from faka.blueprints import passkeys
 from faka.blueprints.access import fresh_login_required, merchant_required
+from faka.blueprints.htmx import wants_partial
 from faka.blueprints.merchant_forms import (
     BuyerBlacklistForm,
     CouponForm,
@@ -334,7 +335,7 @@ def _import_text(form: KeyImportForm) -> tuple[str, str | None]:
 def key_import(public_id: str):
     job = key_service.get_import(g.merchant.id, public_id)
     product = db.session.get(Product, job.product_id)
-    if request.headers.get("HX-Request"):
+    if wants_partial():
         response = current_app.make_response(
             render_template("merchant/_import_progress.html", job=job, product=product)
         )
@@ -424,11 +425,7 @@ def order_list():
     page = page_number()
     orders, total = merchant_orders.search(g.merchant.id, order_filter, page, tz=_site_tz())
     pages = max(1, -(-total // merchant_orders.PER_PAGE))
-    template = (
-        "merchant/_order_rows.html"
-        if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "order-results"
-        else "merchant/orders.html"
-    )
+    template = "merchant/_order_rows.html" if wants_partial() else "merchant/orders.html"
     return render(
         template,
         form=form,

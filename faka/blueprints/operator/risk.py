@@ -12,6 +12,7 @@ from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import NumberRange, Optional
 
 from faka.blueprints.fields import IntegerField
+from faka.blueprints.htmx import wants_partial
 from faka.blueprints.operator import NAV, bp
 from faka.charts import bar_chart_svg
 from faka.models import BlacklistEntry, SecurityEvent
@@ -72,11 +73,6 @@ def _page_arg() -> int | None:
     return page if page > 1 else None
 
 
-def _partial() -> bool:
-    """An HTMX swap inside the page (the list polling itself), not a boosted navigation."""
-    return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
-
-
 def _days(value: str) -> int | None:
     return int(value) or None
 
@@ -128,7 +124,7 @@ def _monitor(status: int = 200, **extra):
         since_labels=monitor.SINCE_LABELS,
         quick_form=QuickBlacklistForm(formdata=None),
     )
-    if _partial():
+    if wants_partial():
         return render_template("operator/_risk_events.html", **context), status
     window = monitor.window(filters.since)
     series = monitor.hits_by_rule(window)
