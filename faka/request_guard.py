@@ -179,6 +179,12 @@ def page_number() -> int:
     return int(raw)
 
 
+def page_count(total: int, per_page: int) -> int:
+    """How many pages a list of `total` rows fills, `per_page` to a page: at least one, so
+    that an empty list still shows its (empty) first page."""
+    return max(1, -(-total // per_page))
+
+
 class DatabaseIdConverter(IntegerConverter):
     """`<int:...>`: a whole number that can be a database id, else the URL names nothing."""
 

@@ -31,7 +31,7 @@ from faka.blueprints.merchant_forms import (
 from faka.blueprints.uploads import UploadLimit, accepts_upload, back_office_uploads
 from faka.extensions import db
 from faka.models import Order, Product
-from faka.request_guard import page_number
+from faka.request_guard import page_count, page_number
 from faka.security import image_response
 from faka.services import (
     analytics,
@@ -424,7 +424,7 @@ def order_list():
     form, order_filter = _order_filter()
     page = page_number()
     orders, total = merchant_orders.search(g.merchant.id, order_filter, page, tz=_site_tz())
-    pages = max(1, -(-total // merchant_orders.PER_PAGE))
+    pages = page_count(total, merchant_orders.PER_PAGE)
     template = "merchant/_order_rows.html" if wants_partial() else "merchant/orders.html"
     return render(
         template,
@@ -545,7 +545,7 @@ def _money_page(status: int = 200, **context):
         entries=entries,
         total=total,
         page=page,
-        pages=max(1, -(-total // 50)),
+        pages=page_count(total, 50),
         kind=kind,
         kinds=money.LEDGER_KINDS,
         accounts=money.payout_accounts(g.merchant.id),

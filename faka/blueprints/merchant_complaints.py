@@ -24,7 +24,7 @@ from faka.blueprints.fields import DecimalField, IntegerField
 from faka.blueprints.merchant import bp, render
 from faka.blueprints.merchant_forms import MAX_PRICE, yuan_to_fen
 from faka.blueprints.uploads import accepts_upload
-from faka.request_guard import page_number
+from faka.request_guard import page_count, page_number
 from faka.services import complaints
 from faka.services.errors import DomainError
 
@@ -56,7 +56,7 @@ def complaint_list():
         total=total,
         shown=status,
         page=page,
-        pages=max(1, -(-total // complaints.PER_PAGE)),
+        pages=page_count(total, complaints.PER_PAGE),
         filters=FILTER_LABELS,
     )
 

@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 
 from faka.blueprints.merchant import bp, render, scoped
-from faka.request_guard import page_number
+from faka.request_guard import page_count, page_number
 from faka.services import reviews
 from faka.services.errors import DomainError, NotFound
 
@@ -33,7 +33,7 @@ def _list_page(status: int = 200, **context):
         total=total,
         only=args["only"],
         page=args["page"],
-        pages=max(1, -(-total // reviews.PER_PAGE)),
+        pages=page_count(total, reviews.PER_PAGE),
         form=ReplyForm(formdata=None),
         **context,
     )

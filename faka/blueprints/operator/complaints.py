@@ -25,7 +25,7 @@ from faka.blueprints.merchant_forms import yuan_to_fen
 from faka.blueprints.operator import NAV, bp
 from faka.blueprints.uploads import accepts_upload
 from faka.models import Complaint, Refund
-from faka.request_guard import page_number
+from faka.request_guard import page_count, page_number
 from faka.services import checkout_fields, complaints, refunds
 from faka.services.errors import DomainError, NotFound
 
@@ -85,7 +85,7 @@ def complaint_queue():
         total=total,
         page=page,
         filters=filters,
-        pages=max(1, -(-total // complaints.PER_PAGE)),
+        pages=page_count(total, complaints.PER_PAGE),
         status_filters=QUEUE_FILTER_LABELS,
         reasons=complaints.REASON_LABELS,
     )
@@ -212,7 +212,7 @@ def _refund_page(status: int = 200, **extra):
         total=total,
         page=page,
         status=refund_status,
-        pages=max(1, -(-total // refunds.PER_PAGE)),
+        pages=page_count(total, refunds.PER_PAGE),
         filters=REFUND_FILTER_LABELS,
         labels=refunds.STATUS_LABELS,
         form=PaidForm(formdata=None),

@@ -14,7 +14,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, ValidationErr
 from faka.blueprints.access import fresh_login_required
 from faka.blueprints.fields import DecimalField, IntegerField
 from faka.blueprints.operator import NAV, bp
-from faka.request_guard import page_number
+from faka.request_guard import page_count, page_number
 from faka.security import image_response
 from faka.services import audit, mail, merchant_review
 from faka.services.errors import DomainError, NotFound
@@ -63,7 +63,7 @@ def merchants():
     queue = merchant_review.review_queue()
     found, total = merchant_review.search_merchants(status or None, text, page)
     figures = merchant_review.figures(sorted({m.id for m in queue} | {m.id for m in found}))
-    pages = max(1, -(-total // merchant_review.PER_PAGE))
+    pages = page_count(total, merchant_review.PER_PAGE)
     return render_template(
         "operator/merchants.html",
         queue=queue,
@@ -251,7 +251,7 @@ def audit_log():
     page = page_number()
     events, total = audit.search(**_audit_filters(), page=page)
     query = {k: request.args.get(k, "") for k in ("action", "actor", "target", "since", "until")}
-    pages = max(1, -(-total // audit.PER_PAGE))
+    pages = page_count(total, audit.PER_PAGE)
     return render_template("operator/audit.html", events=events, total=total, page=page, pages=pages, query=query)
 
 

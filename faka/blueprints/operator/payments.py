@@ -11,7 +11,7 @@ from faka.extensions import db
 from faka.models import Order, PaymentNotice
 from faka.payments import GATEWAYS
 from faka.payments.base import CannotQuery
-from faka.request_guard import page_number
+from faka.request_guard import page_count, page_number
 from faka.services import audit, payments
 from faka.services.errors import InvalidNotify
 
@@ -48,7 +48,7 @@ def notify_log():
         rows=rows,
         total=total,
         page=page,
-        pages=max(1, -(-total // PER_PAGE)),
+        pages=page_count(total, PER_PAGE),
         query={"order": number, "gateway": gateway},
         gateways=list(GATEWAYS),
         order=order,

@@ -7,7 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 
 from faka.blueprints.operator import NAV, bp
-from faka.request_guard import page_number
+from faka.request_guard import page_count, page_number
 from faka.services import reviews
 from faka.services.errors import DomainError, NotFound
 
@@ -41,7 +41,7 @@ def _list_page(status: int = 200, **context):
         "operator/reviews.html",
         rows=rows,
         total=total,
-        pages=max(1, -(-total // reviews.PER_PAGE)),
+        pages=page_count(total, reviews.PER_PAGE),
         shops=reviews.reviewed_merchants(),
         labels=SUSPICION_LABELS,
         form=HideForm(formdata=None),

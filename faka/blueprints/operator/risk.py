@@ -17,7 +17,7 @@ from faka.blueprints.operator import NAV, bp
 from faka.charts import bar_chart_svg
 from faka.models import BlacklistEntry, SecurityEvent
 from faka.models.catalog import DELIVERY_MANUAL
-from faka.request_guard import page_number
+from faka.request_guard import page_count, page_number
 from faka.services import blacklist, clock, holds, risk, security_events
 from faka.services import risk_monitor as monitor
 from faka.services.errors import DomainError, NotFound
@@ -116,7 +116,7 @@ def _monitor(status: int = 200, **extra):
         rows=rows,
         total=total,
         page=page,
-        pages=max(1, -(-total // monitor.PER_PAGE)),
+        pages=page_count(total, monitor.PER_PAGE),
         filters=filters,
         rule_labels=risk.RULE_LABELS,
         action_labels=monitor.ACTION_LABELS,
@@ -220,7 +220,7 @@ def _blacklist_page(form: BlacklistForm, status: int = 200, error=None):
         total=total,
         page=page,
         kind=kind,
-        pages=max(1, -(-total // blacklist.PER_PAGE)),
+        pages=page_count(total, blacklist.PER_PAGE),
         kind_labels=blacklist.KIND_LABELS,
         form=form,
         error=error,
@@ -284,7 +284,7 @@ def _security_page(status: int = 200, error=None):
         total=total,
         page=page,
         filters=filters,
-        pages=max(1, -(-total // SECURITY_PER_PAGE)),
+        pages=page_count(total, SECURITY_PER_PAGE),
         kind_labels=security_events.KIND_LABELS,
         expiry_form=ExpiryForm(formdata=None),
         error=error,
