@@ -2,11 +2,14 @@
 
 SQLite allows one writer. A transaction that reads first and writes later can fail
 with SQLITE_BUSY at the write, whatever the busy timeout, because another writer got in
-between. Services that change data therefore call `begin_write()`, which on SQLite opens
-the transaction with BEGIN IMMEDIATE (the write lock is taken up front and waiters queue
-on the busy timeout); PostgreSQL runs a normal transaction and relies on row locks.
+between. Services that change data therefore write inside `write_transaction()` (or, in the code
+not yet moved to it, call `begin_write()`), which on SQLite opens the transaction with
+BEGIN IMMEDIATE (the write lock is taken up front and waiters queue on the busy timeout);
+PostgreSQL runs a normal transaction and relies on row locks.
 """
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 
 from flask import current_app
@@ -18,6 +21,7 @@ from faka.extensions import db
 SQLITE_BUSY_TIMEOUT_MS = 15000
 _IMMEDIATE = "faka_immediate"
 _READER = "faka_read_engine"
+_AFTER_COMMIT = "faka_after_commit"
 
 
 def init_app(app) -> None:
@@ -61,6 +65,54 @@ def begin_write() -> None:
     if session.in_transaction():
         session.commit()
     session.connection(execution_options={_IMMEDIATE: True})
+
+
+@contextmanager
+def write_transaction(*, commit_on: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """One write transaction: `with write_transaction(): ...` commits when the block ends
+    and rolls back when it raises. Jobs enqueued inside it (jobs.enqueue) are sent only
+    once it has committed, so a worker never looks for rows that are not there yet, and
+    never when it rolled back. An exception of a `commit_on` type commits what was written
+    before it (a failed attempt that must stay recorded) and is raised on. Transactions do
+    not nest."""
+    session = db.session()
+    if _AFTER_COMMIT in session.info:
+        raise RuntimeError("write_transaction() inside write_transaction()")
+    begin_write()
+    pending: list[Callable[[], None]] = []
+    session.info[_AFTER_COMMIT] = pending
+    committed = False
+    try:
+        try:
+            yield
+        except commit_on:
+            session.commit()
+            committed = True
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        try:
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        committed = True
+    finally:
+        session.info.pop(_AFTER_COMMIT, None)
+        if committed:
+            for send in pending:
+                send()
+
+
+def after_commit(send: Callable[[], None]) -> bool:
+    """Hold `send` until the open write_transaction() commits (dropped if it rolls back);
+    False when there is none, for the caller to send now."""
+    pending = db.session().info.get(_AFTER_COMMIT)
+    if pending is None:
+        return False
+    pending.append(send)
+    return True
 
 
 def read_row(statement, params: dict) -> tuple | None:

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 
 from flask import current_app, has_app_context
 
+from faka.database import after_commit
+
 log = logging.getLogger(__name__)
 
 MODE_RQ = "rq"
@@ -233,7 +235,10 @@ def runner() -> JobRunner:
 
 
 def enqueue(func, *args, job_id: str | None = None) -> None:
-    runner().enqueue(func, *args, job_id=job_id)
+    """Run `func(*args)` as a job: once the open write_transaction() commits, or now."""
+    jobs = runner()
+    if not after_commit(lambda: jobs.enqueue(func, *args, job_id=job_id)):
+        jobs.enqueue(func, *args, job_id=job_id)
 
 
 def settle_balances() -> dict:

@@ -34,7 +34,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from faka import jobs
-from faka.database import begin_write
+from faka.database import begin_write, write_transaction
 from faka.extensions import db
 from faka.models import AuditEvent, Merchant, SecurityEvent, SignIn, User
 from faka.models.users import ROLE_MERCHANT, ROLE_OPERATOR, ROLES, UserSession
@@ -144,13 +144,8 @@ def _add_merchant(user: User, name: str, approved: bool) -> Merchant:
 
 def create_user(email: str, password: str, role: str) -> User:
     password_hash = hash_login_password(password)  # before the write lock: it takes a while
-    begin_write()
-    try:
+    with write_transaction():
         user = _add_user(email, password_hash, role)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return user
 
 
@@ -167,13 +162,8 @@ def create_operator(email: str, password: str, shop_name: str | None = None) -> 
 
 def create_merchant(email: str, password: str, name: str, approved: bool = False) -> Merchant:
     password_hash = hash_login_password(password)
-    begin_write()
-    try:
+    with write_transaction():
         merchant = _add_merchant(_add_user(email, password_hash, ROLE_MERCHANT), name, approved)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return merchant
 
 
@@ -220,17 +210,12 @@ def sign_up(email: str, password: str, shop_name: str, locale: str) -> User | No
 
 def resend_verification(user_id: int, locale: str) -> bool:
     """Email a fresh verification link; False when the address is already verified."""
-    begin_write()
-    try:
+    with write_transaction():
         user = db.session.get(User, user_id)
         if user is None or user.email_verified_at is not None:
             db.session.rollback()
             return False
         queued = _queue_verification(user, locale)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     jobs.enqueue(jobs.send_email, queued.id, job_id=f"email-{queued.id}")
     return True
 
@@ -633,8 +618,7 @@ def revoke_session(user_id: int, session_row_id: int) -> None:
     """End one of the user's own sessions from the sessions page; SessionGone for a
     session that is not theirs or has already ended."""
     now = clock.now()
-    begin_write()
-    try:
+    with write_transaction():
         ended = db.session.execute(
             update(UserSession)
             .where(UserSession.id == session_row_id, UserSession.user_id == user_id, *_live(now))
@@ -647,10 +631,6 @@ def revoke_session(user_id: int, session_row_id: int) -> None:
                 actor_id=user_id, action="session.revoked", target=f"user:{user_id}", detail=f"session:{session_row_id}"
             )
         )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
 
 
 def sign_out_other_sessions(
@@ -658,18 +638,13 @@ def sign_out_other_sessions(
 ) -> tuple[int, str]:
     """End every session of the user but the one asking, which goes on under a new id
     (renew_session); returns how many ended, and that id."""
-    begin_write()
-    try:
+    with write_transaction():
         ended, session_id = renew_session(user_id, current, ip, user_agent)
         db.session.add(
             AuditEvent(
                 actor_id=user_id, action="session.revoked_others", target=f"user:{user_id}", detail=f"{ended} ended"
             )
         )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return ended, session_id
 
 
@@ -740,17 +715,12 @@ def password_reset_token(user: User) -> str:
 def request_password_reset(email: str, locale: str) -> None:
     """Email a reset link if the address has an account; the caller answers the same
     either way."""
-    begin_write()
-    try:
+    with write_transaction():
         user = _find_user(email)
         if user is None:
             db.session.rollback()
             return
         queued = queue_password_reset(user, locale)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     jobs.enqueue(jobs.send_email, queued.id, job_id=f"email-{queued.id}")
 
 
@@ -797,8 +767,7 @@ def reset_password(token: str, new_password: str) -> User:
     """Set a new password from a reset link; the link is spent by the change."""
     check_new_password(check_reset_token(token).email, new_password)
     password_hash = hash_login_password(new_password)  # before the write lock: it takes a while
-    begin_write()
-    try:
+    with write_transaction():
         user = _user_for_reset(token, lock=True)  # again under the lock: a reset that got in first spent the link
         user.password_hash = password_hash
         user.failed_logins = 0
@@ -808,10 +777,6 @@ def reset_password(token: str, new_password: str) -> User:
         # Whoever knew the old password may be logged in somewhere: every session ends.
         end_all_sessions(user.id)
         db.session.add(AuditEvent(actor_id=user.id, action="password.reset", target=f"user:{user.id}"))
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return user
 
 

@@ -28,7 +28,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, false, func, not_, select
 
 from faka import jobs
-from faka.database import begin_write
+from faka.database import begin_write, write_transaction
 from faka.extensions import db
 from faka.models import Complaint, LedgerEntry, Merchant, Order, PayoutAccount, Refund, User, Withdrawal
 from faka.services import audit, clock, passkeys, twofactor
@@ -234,8 +234,7 @@ def add_payout_account(merchant_id: int, kind: str, holder: str, account: str) -
     with a valid checksum) and stored encrypted; only its last characters stay readable.
     The merchant is emailed, so an account added behind their back does not go unseen."""
     holder, account = _checked_payout_account(kind, holder, account)
-    begin_write()
-    try:
+    with write_transaction():
         merchant = db.session.get(Merchant, merchant_id)
         if merchant is None:
             raise NotFound()
@@ -252,10 +251,6 @@ def add_payout_account(merchant_id: int, kind: str, holder: str, account: str) -
             merchant.user_id, "payout_account.added", f"merchant:{merchant_id}", f"payout_account:{payout.id} {kind}"
         )
         email = _queue_payout_account_email(payout, merchant)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     jobs.enqueue(jobs.send_email, email.id, job_id=f"email-{email.id}")
     return payout
 
@@ -421,8 +416,7 @@ def request_withdrawal(
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < MIN_WITHDRAWAL:
         raise InvalidWithdrawalAmount()
     now = now or clock.now()
-    begin_write()
-    try:
+    with write_transaction():
         merchant = db.session.execute(
             select(Merchant)
             .where(Merchant.id == merchant_id)
@@ -460,10 +454,6 @@ def request_withdrawal(
         _audit(
             user_id, "withdrawal.requested", f"withdrawal:{withdrawal.id}", f"merchant:{merchant_id} amount={amount}"
         )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return withdrawal
 
 
@@ -520,8 +510,7 @@ def _decide(
     reference: str | None = None,
 ) -> Withdrawal:
     now = now or clock.now()
-    begin_write()
-    try:
+    with write_transaction():
         operator = db.session.get(User, operator_id)
         if operator is None or not operator.is_operator:
             raise NotFound()
@@ -563,10 +552,6 @@ def _decide(
             detail + (f" reason={reason}" if reason else "") + (f" reference={reference}" if reference else ""),
         )
         email = _queue_status_email(withdrawal, merchant)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     jobs.enqueue(jobs.send_email, email.id, job_id=f"email-{email.id}")
     return withdrawal
 
@@ -613,21 +598,15 @@ def refund_order(
     refunded is left alone. A refund of settled money is refused when the available
     balance cannot cover it (RefundNotCovered)."""
     now = now or clock.now()
-    begin_write()
-    try:
+    with write_transaction():
         order = _locked_order(order_id)
         if order is None or order.merchant_id != merchant_id:
             raise NotFound()
         if order.status == Order.REFUNDED:
-            db.session.commit()
             return False
         if order.status not in allowed_statuses:
             raise OrderNotRefundable()
         refund = apply_refund(order, order.total, actor_id, now)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     jobs.enqueue(jobs.refund_payment, refund.id, job_id=f"refund-{refund.id}")
     return True
 
