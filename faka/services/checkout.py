@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from faka.database import begin_write
+from faka.database import begin_write, write_transaction
 from faka.extensions import db
 from faka.models import Order, Product
 from faka.models.catalog import DELIVERY_AUTO
@@ -240,18 +240,13 @@ def cancel_order(token: str) -> Order:
     """The buyer cancels an unpaid order: its keys go back on sale and its coupon use is
     given back at once. A payment that still arrives later is honoured like one after
     expiry (faka/services/payments.py)."""
-    begin_write()
-    try:
+    with write_transaction():
         order = _locked_pending_order(token)
         now = clock.now()
         order.mark_cancelled(now)
         stock.release_keys([order.id])
         if order.coupon_id:
             stock.change_coupon_uses(order.coupon_id, -1)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return order
 
 
@@ -259,14 +254,9 @@ def change_gateway(token: str, gateway: str) -> Order:
     """Pay an unpaid order another way. A payment already started with the earlier way
     is still accepted if the buyer completes it (the payment attempts remember it)."""
     get_gateway(gateway)  # an unknown or disabled gateway: GatewayUnavailable
-    begin_write()
-    try:
+    with write_transaction():
         order = _locked_pending_order(token)
         order.gateway = gateway
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return order
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import CheckoutField, Order, OrderAnswer, Product
 from faka.models.checkout_fields import KIND_CHOICE, KIND_EMAIL, KIND_NUMBER, KIND_PHONE, KIND_TEXT, KINDS
@@ -120,59 +120,43 @@ def get_field(merchant_id: int, slug: str, key: str) -> tuple[Product, CheckoutF
 def add_field(merchant_id: int, slug: str, draft: FieldDraft) -> CheckoutField:
     """Add a field after the product's others; at most MAX_FIELDS."""
     values = _clean_draft(draft)
-    begin_write()
-    try:
+    with write_transaction():
         product = _locked_product(merchant_id, slug)
         fields = _fields_of(product.id)
         if len(fields) >= MAX_FIELDS:
             raise TooManyFields()
         field = CheckoutField(key=secrets.token_hex(8), product_id=product.id, position=len(fields), **values)
         db.session.add(field)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return field
 
 
 def update_field(merchant_id: int, slug: str, key: str, draft: FieldDraft) -> CheckoutField:
     """Change a field. Orders already placed keep the question as it was asked."""
     values = _clean_draft(draft)
-    begin_write()
-    try:
+    with write_transaction():
         product = _locked_product(merchant_id, slug)
         field = _one(_fields_of(product.id), key)
         for name, value in values.items():
             setattr(field, name, value)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return field
 
 
 def remove_field(merchant_id: int, slug: str, key: str) -> None:
     """Stop asking it; the answers orders already hold stay with them."""
-    begin_write()
-    try:
+    with write_transaction():
         product = _locked_product(merchant_id, slug)
         fields = _fields_of(product.id)
         field = _one(fields, key)
         db.session.delete(field)
         fields.remove(field)
         _renumber(fields)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
 
 
 def move_field(merchant_id: int, slug: str, key: str, direction: str) -> None:
     """One place earlier (UP) or later (DOWN) in the buy form."""
     if direction not in (UP, DOWN):
         raise InvalidField(field="position")
-    begin_write()
-    try:
+    with write_transaction():
         product = _locked_product(merchant_id, slug)
         fields = _fields_of(product.id)
         field = _one(fields, key)
@@ -180,10 +164,6 @@ def move_field(merchant_id: int, slug: str, key: str, direction: str) -> None:
         fields.pop(index)
         fields.insert(max(0, index - 1) if direction == UP else index + 1, field)
         _renumber(fields)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
 
 
 def _locked_product(merchant_id: int, slug: str) -> Product:

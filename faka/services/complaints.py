@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from faka import jobs
-from faka.database import begin_write
+from faka.database import begin_write, write_transaction
 from faka.extensions import db
 from faka.models import (
     CardKey,
@@ -877,8 +877,7 @@ def _step(
     buyer's order language, or the site's default for the merchant, operator and
     system), since it is their words."""
     now = now or clock.now()
-    begin_write()
-    try:
+    with write_transaction():
         complaint, order = _locked(complaint_id)
         if not complaint.is_active:  # a closed case takes no step, whatever its details
             raise IllegalStep()
@@ -897,10 +896,6 @@ def _step(
             detail=" ".join(part for part in details if part),
         )
         email_ids = outcome.email_ids + _queue_emails(complaint, message)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     for refund_id in outcome.refund_ids:
         jobs.enqueue(jobs.refund_payment, refund_id, job_id=f"refund-{refund_id}")
     _enqueue_emails(email_ids)

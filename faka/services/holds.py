@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from faka import jobs
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import Order
 from faka.models.catalog import DELIVERY_MANUAL
@@ -61,8 +61,7 @@ def _held_order(order_id: int) -> Order:
 def release(order_id: int, operator_id: int) -> Order:
     """Let a held order's goods go out: its delivery runs as if it had just been paid
     (a manual-delivery order goes back to its merchant)."""
-    begin_write()
-    try:
+    with write_transaction():
         order = _held_order(order_id)
         held_since = order.held_at
         order.held_at = None
@@ -73,10 +72,6 @@ def release(order_id: int, operator_id: int) -> Order:
             before={"held_at": held_since.isoformat()},
             detail=order.risk_flags or "",
         )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     if order.product.delivery_type != DELIVERY_MANUAL:
         jobs.enqueue(jobs.deliver_order, order.id, job_id=f"deliver-{order.id}")
     return order
@@ -89,15 +84,10 @@ def refuse(order_id: int, operator_id: int, reason: str) -> Order:
     if not reason or len(reason) > MAX_REASON:
         raise RefusalReasonRequired()
     now = clock.now()
-    begin_write()
-    try:
+    with write_transaction():
         order = _held_order(order_id)
         stock.release_keys([order.id])
         refund = money.apply_refund(order, order.total, operator_id, now)
         audit.record(operator_id, "order.refused", f"order:{order.id}", detail=reason)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     jobs.enqueue(jobs.refund_payment, refund.id, job_id=f"refund-{refund.id}")
     return order

@@ -23,7 +23,7 @@ from flask_babel import lazy_pgettext as _p
 from jinja2 import TemplateNotFound
 from sqlalchemy import and_, func, or_, select, update
 
-from faka.database import begin_write
+from faka.database import begin_write, write_transaction
 from faka.extensions import db
 from faka.models import CardKey, Order, OutboxEmail
 from faka.services import audit, clock
@@ -341,13 +341,8 @@ def read_email(email_id: int, operator_id: int) -> ReadEmail:
         goods_hidden=email.kind in DELIVERY_EMAILS,
     )
     db.session.rollback()
-    begin_write()
-    try:
+    with write_transaction():
         audit.record(operator_id, "outbox.read", f"email:{email_id}", detail=f"{read.kind} to {read.to_addr}")
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return read
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
 from faka import jobs
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import Merchant, Order, User
 from faka.services import accounts, audit, clock, passkeys
@@ -85,8 +85,7 @@ def set_terms(operator_id: int, merchant_id: int, fee_rate_bp: int, hold_days: i
         0 <= fee_rate_bp <= MAX_FEE_RATE_BP and 0 <= hold_days <= MAX_HOLD_DAYS
     ):
         raise InvalidTerms()
-    begin_write()
-    try:
+    with write_transaction():
         merchant = _locked(merchant_id)
         before = {"fee_rate_bp": merchant.fee_rate_bp, "hold_days": merchant.hold_days}
         merchant.fee_rate_bp = fee_rate_bp
@@ -94,10 +93,6 @@ def set_terms(operator_id: int, merchant_id: int, fee_rate_bp: int, hold_days: i
         after = {"fee_rate_bp": fee_rate_bp, "hold_days": hold_days}
         if before != after:
             audit.record(operator_id, "merchant.terms", _target(merchant), before=before, after=after)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return merchant
 
 
@@ -120,8 +115,7 @@ def reset_two_factor(operator_id: int, merchant_id: int) -> int:
     by wrong codes is lifted); they may set it up again. The owner is told by email (it
     waits in the outbox without SMTP). Returns that email's id."""
     locale = current_app.config["BABEL_DEFAULT_LOCALE"]
-    begin_write()
-    try:
+    with write_transaction():
         merchant = _locked(merchant_id)
         user = db.session.get(User, merchant.user_id, with_for_update=True)
         if user.is_operator:
@@ -154,10 +148,6 @@ def reset_two_factor(operator_id: int, merchant_id: int) -> int:
             user_id=user.id,
             merchant_id=merchant.id,
         )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     jobs.enqueue(jobs.send_email, email.id, job_id=f"email-{email.id}")
     return email.id
 
@@ -167,18 +157,13 @@ def send_password_reset(operator_id: int, merchant_id: int) -> int:
     password" sends (valid for an hour, spent by its first use). Without SMTP it waits in
     the outbox, where the operator can read it and pass it on. Returns the email's id."""
     locale = current_app.config["BABEL_DEFAULT_LOCALE"]
-    begin_write()
-    try:
+    with write_transaction():
         merchant = _locked(merchant_id)
         user = db.session.get(User, merchant.user_id)
         if user.is_operator:
             raise OperatorAccount()
         email = accounts.queue_password_reset(user, locale)
         audit.record(operator_id, "merchant.password_reset_sent", _target(merchant), detail=f"user:{user.id}")
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     jobs.enqueue(jobs.send_email, email.id, job_id=f"email-{email.id}")
     return email.id
 
@@ -218,8 +203,7 @@ def _state(merchant: Merchant) -> dict:
 def _decide(
     operator_id: int, merchant_id: int, decision: str, allowed, to_status: str, reason: str | None = None
 ) -> Merchant:
-    begin_write()
-    try:
+    with write_transaction():
         merchant = _locked(merchant_id)
         if not allowed(merchant):
             raise IllegalTransition()
@@ -241,10 +225,6 @@ def _decide(
             detail=reason or "",
         )
         email = _queue_email(merchant, decision, reason)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     jobs.enqueue(jobs.send_email, email.id, job_id=f"email-{email.id}")
     return merchant
 

@@ -54,7 +54,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from faka.database import begin_write
+from faka.database import begin_write, write_transaction
 from faka.extensions import db
 from faka.models import AuditEvent, Passkey, SecurityEvent, SpentChallenge, User
 from faka.services import accounts, clock, risk, security_events, twofactor
@@ -419,8 +419,7 @@ def rename(user_id: int, passkey_id: int, name: str) -> None:
     name = clean_name(name)
     if not name or len(name) > MAX_NAME:
         raise InvalidName()
-    begin_write()
-    try:
+    with write_transaction():
         passkey = _own(user_id, passkey_id)
         passkey.name = name
         db.session.add(
@@ -428,18 +427,13 @@ def rename(user_id: int, passkey_id: int, name: str) -> None:
                 actor_id=user_id, action="passkey.renamed", target=f"user:{user_id}", detail=f"passkey:{passkey_id}"
             )
         )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
 
 
 def remove(user_id: int, passkey_id: int) -> bool:
     """Remove one of the user's passkeys. An operator keeps at least one second factor
     (LastSecondFactor); a merchant removing the last one turns two-factor authentication
     off, recovery codes included. Returns whether a second factor is left."""
-    begin_write()
-    try:
+    with write_transaction():
         user = db.session.get(User, user_id, with_for_update=True)
         passkey = _own(user_id, passkey_id)
         others = db.session.scalar(
@@ -459,10 +453,6 @@ def remove(user_id: int, passkey_id: int) -> bool:
                 detail=f"passkey:{passkey_id}" + (" (two-factor authentication off)" if last else ""),
             )
         )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return not last
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from faka import jobs
-from faka.database import begin_write
+from faka.database import begin_write, write_transaction
 from faka.extensions import db
 from faka.models import GatewayConfig, NotifyLog, Order, PaymentAttempt, PaymentNotice, Refund, SecurityEvent
 from faka.payments import GATEWAYS, GatewayUnavailable, gateway_settings, get_gateway
@@ -79,8 +79,7 @@ def start_payment(order: Order, client: str = DESKTOP, payer: str | None = None)
     never arrive, and as one more PaymentAttempt, so a payment with this gateway is still
     accepted after the buyer switches the order to another."""
     payment = get_gateway(order.gateway).create_payment(order_ref(order, client=client, payer=payer))
-    begin_write()
-    try:
+    with write_transaction():
         fresh = db.session.get(Order, order.id, populate_existing=True)
         now = clock.now()
         fresh.payment_started_at = fresh.payment_started_at or now
@@ -96,10 +95,6 @@ def start_payment(order: Order, client: str = DESKTOP, payer: str | None = None)
                 created_at=now,
             )
         )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return payment
 
 

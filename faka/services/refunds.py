@@ -16,7 +16,7 @@ import logging
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from faka.database import begin_write
+from faka.database import begin_write, write_transaction
 from faka.extensions import db
 from faka.models import Order, PaymentNotice, Refund, User
 from faka.payments import GATEWAYS, gateway_settings
@@ -128,8 +128,7 @@ def refunds(
 
 def mark_paid(refund_id: int, operator_id: int, reference: str) -> Refund:
     """The operator paid a manual refund back to the buyer; `reference` is the payment's."""
-    begin_write()
-    try:
+    with write_transaction():
         operator = db.session.get(User, operator_id)
         refund = db.session.execute(select(Refund).where(Refund.id == refund_id).with_for_update()).scalar_one_or_none()
         if refund is None or operator is None or not operator.is_operator:
@@ -144,8 +143,4 @@ def mark_paid(refund_id: int, operator_id: int, reference: str) -> Refund:
             f"order:{refund.order_id}",
             detail=f"refund:{refund.id} amount={refund.amount} reference={refund.reference or ''}",
         )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return refund

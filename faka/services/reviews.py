@@ -20,7 +20,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from faka.database import begin_write
+from faka.database import begin_write, write_transaction
 from faka.extensions import db
 from faka.models import Merchant, Order, Review
 from faka.services import audit, clock, risk
@@ -379,8 +379,7 @@ def reply(merchant_id: int, review_id: int, text: str | None, now: datetime | No
     body = _checked_text(text)
     if not body:
         raise ReplyRequired()
-    begin_write()
-    try:
+    with write_transaction():
         review = db.session.execute(
             select(Review).where(Review.id == review_id, Review.merchant_id == merchant_id).with_for_update()
         ).scalar_one_or_none()
@@ -389,10 +388,6 @@ def reply(merchant_id: int, review_id: int, text: str | None, now: datetime | No
         if review.reply is not None:
             raise AlreadyReplied()
         review.reply, review.replied_at = body, now or clock.now()
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return review
 
 
@@ -450,8 +445,7 @@ def hide(review_id: int, operator_id: int, reason: str | None, now: datetime | N
         raise ReasonRequired()
     if len(reason) > MAX_TEXT:
         raise TextTooLong()
-    begin_write()
-    try:
+    with write_transaction():
         review = _review_for_operator(review_id)
         before = {"hidden_at": review.hidden_at, "hidden_reason": review.hidden_reason}
         review.hidden_at, review.hidden_reason, review.hidden_by = now or clock.now(), reason, operator_id
@@ -463,16 +457,11 @@ def hide(review_id: int, operator_id: int, reason: str | None, now: datetime | N
             after={"hidden_at": review.hidden_at, "hidden_reason": reason},
             detail=reason,
         )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return review
 
 
 def unhide(review_id: int, operator_id: int) -> Review:
-    begin_write()
-    try:
+    with write_transaction():
         review = _review_for_operator(review_id)
         before = {"hidden_at": review.hidden_at, "hidden_reason": review.hidden_reason}
         review.hidden_at, review.hidden_reason, review.hidden_by = None, None, None
@@ -483,8 +472,4 @@ def unhide(review_id: int, operator_id: int) -> Review:
             before=before,
             after={"hidden_at": None, "hidden_reason": None},
         )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return review

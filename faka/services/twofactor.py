@@ -22,7 +22,7 @@ import segno
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
-from faka.database import begin_write
+from faka.database import begin_write, write_transaction
 from faka.extensions import db
 from faka.models import AuditEvent, User
 from faka.services import accounts, clock
@@ -109,8 +109,7 @@ def enable(
     if step is None:
         raise WrongCode()
     codes, hashes = new_recovery_codes()  # before the write lock
-    begin_write()
-    try:
+    with write_transaction():
         user = db.session.get(User, user_id, with_for_update=True)
         if user.totp_enabled:
             raise AlreadyEnabled()
@@ -119,17 +118,12 @@ def enable(
         user.recovery_codes = hashes
         _ended, session_id = accounts.renew_session(user.id, current_session, ip, user_agent)
         db.session.add(AuditEvent(actor_id=user.id, action="2fa.enabled", target=f"user:{user.id}"))
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return codes, session_id
 
 
 def disable(user_id: int, code: str) -> None:
     """Turn two-factor authentication off; needs a current code (or a recovery code)."""
-    begin_write()
-    try:
+    with write_transaction():
         user = db.session.get(User, user_id, with_for_update=True)
         if not user.totp_enabled:
             raise NotEnabled()
@@ -140,10 +134,6 @@ def disable(user_id: int, code: str) -> None:
         if not user.passkeys:  # with a passkey left, the codes stay its way back
             user.recovery_codes = None
         db.session.add(AuditEvent(actor_id=user.id, action="2fa.disabled", target=f"user:{user.id}"))
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
 
 
 def recovery_codes_left(user: User) -> int:
