@@ -67,7 +67,8 @@ SMALL = {
     "signups": 1,
 }
 
-# The values of tests/test_open_redirect.py, as they stand in the query string.
+# Hostile `next` values as they stand in the query string (tests/test_open_redirect.py uses
+# them too).
 HOSTILE_NEXT = [
     "//evil.example/",
     "///evil.example/",

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 import pyotp
 import pytest
 
-from bench.findings import on_this_site  # the attack scenario reads a Location the same way
+from bench.findings import HOSTILE_NEXT, on_this_site  # the attack scenario reads a Location the same way
 from conftest import csrf_from, login, reload, with_totp
 from faka.blueprints.auth import _safe_next
 from faka.extensions import db
@@ -19,32 +19,7 @@ PASSWORD = "merchant-pass-1"  # the `merchant` fixture's
 # Each as it stands in the query string. Browsers drop tabs and newlines from a URL, read a
 # backslash as a slash and take `//host` as another site; proxies and later redirects may
 # decode what is still encoded.
-HOSTILE = [
-    "//evil.example/",
-    "///evil.example/",
-    "%2F%2Fevil.example/",
-    "/%09/evil.example/",
-    "/%0a/evil.example/",
-    "/%0d/evil.example/",
-    "%09//evil.example/",
-    "%20//evil.example/",
-    "/%00/evil.example/",
-    "/%5cevil.example/",
-    "%5c%5cevil.example/",
-    "/%5c/evil.example/",
-    "/%252f/evil.example/",
-    "/%252F%252Fevil.example/",
-    "/%255c%255cevil.example/",
-    "/%25252f%25252fevil.example/",
-    "http://evil.example/",
-    "https:evil.example/",
-    "HTTPS://evil.example/",
-    "javascript:alert(1)",
-    "JaVaScRiPt%3Aalert(1)",
-    "evil.example/",
-    "%0d%0aSet-Cookie:%20planted=1",
-    "/merchant/%0d%0aSet-Cookie:%20planted=1",
-]
+HOSTILE = HOSTILE_NEXT  # one table for this test and the attack scenario (bench/findings.py)
 
 GOOD = [
     ("/merchant/orders", "/merchant/orders"),
