@@ -86,23 +86,27 @@ def write_transaction(*, commit_on: tuple[type[BaseException], ...] = ()) -> Ite
         try:
             yield
         except commit_on:
-            session.commit()
+            _commit(session)
             committed = True
             raise
         except BaseException:
             session.rollback()
             raise
-        try:
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+        _commit(session)
         committed = True
     finally:
         session.info.pop(_AFTER_COMMIT, None)
         if committed:
             for send in pending:
                 send()
+
+
+def _commit(session) -> None:
+    try:
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def after_commit(send: Callable[[], None]) -> bool:

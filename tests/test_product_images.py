@@ -378,19 +378,6 @@ def test_a_real_full_disk_in_chinese(app, merchant, product):
         subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
-def test_a_database_failure_removes_the_files_it_wrote(seller, product, monkeypatch):
-    def broken_commit():
-        raise RuntimeError("the database went away")
-
-    page = seller.get(images_url(product))
-    monkeypatch.setattr(db.session, "commit", broken_commit)
-    with pytest.raises(RuntimeError):
-        product_images.add_images(product.merchant_id, product.slug, "cover", [picture_bytes()])
-    monkeypatch.undo()
-    db.session.rollback()
-    assert page.status_code == 200 and rows(product) == [] and stored_files() == set()
-
-
 # -- another merchant -------------------------------------------------------------------------
 
 

@@ -34,7 +34,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from faka import jobs
-from faka.database import begin_write, write_transaction
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import AuditEvent, Merchant, SecurityEvent, SignIn, User
 from faka.models.users import ROLE_MERCHANT, ROLE_OPERATOR, ROLES, UserSession
@@ -153,10 +153,10 @@ def create_operator(email: str, password: str, shop_name: str | None = None) -> 
     """An operator account. With `shop_name` (a one-person shop) the operator also owns
     that shop, approved from the start: there is nobody else to review it."""
     user = create_user(email, password, ROLE_OPERATOR)
-    db.session.add(AuditEvent(actor_id=None, action="operator.created", target=f"user:{user.id}"))
-    if shop_name:
-        _add_merchant(user, shop_name, approved=True)
-    db.session.commit()
+    with write_transaction():
+        db.session.add(AuditEvent(actor_id=None, action="operator.created", target=f"user:{user.id}"))
+        if shop_name:
+            _add_merchant(user, shop_name, approved=True)
     return user
 
 
@@ -186,25 +186,22 @@ def sign_up(email: str, password: str, shop_name: str, locale: str) -> User | No
     check_new_password(email, password)
     email = _normalised_email(email)
     password_hash = hash_login_password(password)  # also when the email is taken: same cost either way
-    begin_write()
     try:
-        existing = _find_user(email)
-        if existing is not None:
-            user, queued = None, _queue_account_exists(existing, locale)
-        else:
-            user = _add_user(email, password_hash, ROLE_MERCHANT)
-            merchant = _add_merchant(user, shop_name.strip(), approved=False)
-            db.session.add(AuditEvent(actor_id=user.id, action="merchant.signed_up", target=f"merchant:{merchant.id}"))
-            queued = _queue_verification(user, locale)
-        db.session.commit()
+        with write_transaction():
+            existing = _find_user(email)
+            if existing is not None:
+                user, queued = None, _queue_account_exists(existing, locale)
+            else:
+                user = _add_user(email, password_hash, ROLE_MERCHANT)
+                merchant = _add_merchant(user, shop_name.strip(), approved=False)
+                db.session.add(
+                    AuditEvent(actor_id=user.id, action="merchant.signed_up", target=f"merchant:{merchant.id}")
+                )
+                queued = _queue_verification(user, locale)
+            jobs.enqueue(jobs.send_email, queued.id, job_id=f"email-{queued.id}")
     except IntegrityError:
         # The same email signed up at the same moment in another request.
-        db.session.rollback()
         return None
-    except Exception:
-        db.session.rollback()
-        raise
-    jobs.enqueue(jobs.send_email, queued.id, job_id=f"email-{queued.id}")
     return user
 
 
@@ -213,10 +210,9 @@ def resend_verification(user_id: int, locale: str) -> bool:
     with write_transaction():
         user = db.session.get(User, user_id)
         if user is None or user.email_verified_at is not None:
-            db.session.rollback()
-            return False
+            return False  # nothing written
         queued = _queue_verification(user, locale)
-    jobs.enqueue(jobs.send_email, queued.id, job_id=f"email-{queued.id}")
+        jobs.enqueue(jobs.send_email, queued.id, job_id=f"email-{queued.id}")
     return True
 
 
@@ -265,14 +261,12 @@ def verify_email(token: str) -> User:
         raise InvalidLink() from exc
     if not isinstance(data, dict):
         raise InvalidLink()
-    begin_write()
-    user = db.session.get(User, data.get("uid")) if isinstance(data.get("uid"), int) else None
-    if user is None or user.email != data.get("email"):
-        db.session.rollback()
-        raise InvalidLink()
-    if user.email_verified_at is None:
-        user.email_verified_at = clock.now()
-    db.session.commit()
+    with write_transaction():
+        user = db.session.get(User, data.get("uid")) if isinstance(data.get("uid"), int) else None
+        if user is None or user.email != data.get("email"):
+            raise InvalidLink()
+        if user.email_verified_at is None:
+            user.email_verified_at = clock.now()
     return user
 
 
@@ -390,38 +384,37 @@ def authenticate(
     now = clock.now()
     signals = risk.Signals(risk.LOGIN, ip, device_hash, now=now)
     verdict = risk.check(signals, captcha_solved)
-    begin_write()
-    risk.add_event(signals, verdict, captcha_solved=captcha_solved)
-    subject = _normalised_email(email)[: security_events.MAX_SUBJECT]
-    user = _find_user(email)
-    known = bool(user is not None and device_hash and known_device_tag(user.id, device_hash) in known_devices)
+    # A refusal keeps its failed-login event (and the risk event): committed, then raised.
+    with write_transaction(commit_on=(LoginThrottled, LoginCaptchaRequired)):
+        risk.add_event(signals, verdict, captcha_solved=captcha_solved)
+        subject = _normalised_email(email)[: security_events.MAX_SUBJECT]
+        user = _find_user(email)
+        known = bool(user is not None and device_hash and known_device_tag(user.id, device_hash) in known_devices)
 
-    def failed(detail: str | None = None) -> None:
-        security_events.add(SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=subject, detail=detail, now=now)
-        db.session.commit()
+        def failed(detail: str | None = None) -> None:
+            security_events.add(SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=subject, detail=detail, now=now)
 
-    failures, last = _recent_failures(subject, user, ip, device_hash, known, now)
-    wait = (last + login_delay(failures) - now).total_seconds() if last is not None else 0
-    if wait > 0:
-        failed("throttled")
-        raise LoginThrottled(math.ceil(wait))
-    if failures >= FREE_LOGIN_FAILURES and not captcha_solved:
-        failed("captcha required")
-        raise LoginCaptchaRequired()
-    if user is None:
-        verify_login_password(_dummy_hash(), password)
-        failed()
-        return None
-    if is_locked(user, now):
-        failed("locked")
-        return None
-    if not verify_login_password(user.password_hash, password):
-        failed()
-        return None
-    if not user.two_factor_enabled:
-        user.failed_logins = 0
-        user.locked_until = None
-    db.session.commit()
+        failures, last = _recent_failures(subject, user, ip, device_hash, known, now)
+        wait = (last + login_delay(failures) - now).total_seconds() if last is not None else 0
+        if wait > 0:
+            failed("throttled")
+            raise LoginThrottled(math.ceil(wait))
+        if failures >= FREE_LOGIN_FAILURES and not captcha_solved:
+            failed("captcha required")
+            raise LoginCaptchaRequired()
+        if user is None:
+            verify_login_password(_dummy_hash(), password)
+            failed()
+            return None
+        if is_locked(user, now):
+            failed("locked")
+            return None
+        if not verify_login_password(user.password_hash, password):
+            failed()
+            return None
+        if not user.two_factor_enabled:
+            user.failed_logins = 0
+            user.locked_until = None
     return user
 
 
@@ -430,11 +423,10 @@ def record_sign_in(user_id: int, ip: str | None, device_hash: str | None, user_a
     the new session's id, for the session cookie. A shop owner's sign-in places reveal
     self-purchases, so reviews of the shop's orders from there stop counting."""
     ip = (ip or "")[:45] or None
-    begin_write()
-    session_id = start_session(user_id, ip, user_agent)
-    db.session.add(SignIn(user_id=user_id, ip=ip, device_hash=device_hash, created_at=clock.now()))
-    reviews.mark_self_purchases(user_id, ip, device_hash)
-    db.session.commit()
+    with write_transaction():
+        session_id = start_session(user_id, ip, user_agent)
+        db.session.add(SignIn(user_id=user_id, ip=ip, device_hash=device_hash, created_at=clock.now()))
+        reviews.mark_self_purchases(user_id, ip, device_hash)
     return session_id
 
 
@@ -556,13 +548,12 @@ def session_user(user_id: int, session_id: str | None, now: datetime | None = No
     if row is None:
         return None
     if now - row.last_seen_at >= SESSION_SEEN_EVERY:
-        begin_write()
-        db.session.execute(
-            update(UserSession)
-            .where(UserSession.id == row.id, UserSession.last_seen_at <= now - SESSION_SEEN_EVERY)
-            .values(last_seen_at=now)
-        )
-        db.session.commit()
+        with write_transaction():
+            db.session.execute(
+                update(UserSession)
+                .where(UserSession.id == row.id, UserSession.last_seen_at <= now - SESSION_SEEN_EVERY)
+                .values(last_seen_at=now)
+            )
     return db.session.get(User, user_id)
 
 
@@ -570,13 +561,12 @@ def end_session(session_id: str | None) -> None:
     """Log out: the session with this id ends, whichever copies of its cookie exist."""
     if not isinstance(session_id, str) or not session_id:
         return
-    begin_write()
-    db.session.execute(
-        update(UserSession)
-        .where(UserSession.token_hash == _session_digest(session_id), UserSession.revoked_at.is_(None))
-        .values(revoked_at=clock.now())
-    )
-    db.session.commit()
+    with write_transaction():
+        db.session.execute(
+            update(UserSession)
+            .where(UserSession.token_hash == _session_digest(session_id), UserSession.revoked_at.is_(None))
+            .values(revoked_at=clock.now())
+        )
 
 
 def end_all_sessions(user_id: int, except_current: str | None = None, now: datetime | None = None) -> int:
@@ -663,33 +653,34 @@ def reauthenticate(
     from faka.services import twofactor
 
     now = clock.now()
-    begin_write()
-    user = db.session.get(User, user_id, with_for_update=True)
-    if user is None or is_locked(user, now):
-        security_events.add(
-            SecurityEvent.LOGIN_FAILED,
-            ip,
-            device_hash,
-            subject=f"user:{user_id}",
-            detail="re-authentication, locked",
-            now=now,
-        )
-        db.session.commit()
-        raise twofactor.AccountLocked()
-    if not verify_login_password(user.password_hash, password or ""):
-        record_failed_login(user, now)
-        security_events.add(
-            SecurityEvent.LOGIN_FAILED, ip, device_hash, subject=f"user:{user_id}", detail="re-authentication", now=now
-        )
-        locked = is_locked(user, now)
-        db.session.commit()
-        raise twofactor.AccountLocked() if locked else WrongPassword()
-    if not user.two_factor_enabled:  # (with a passkey: a recovery code here, or the passkey alone at /reauth)
-        user.failed_logins = 0
-        user.locked_until = None
-        db.session.commit()
-        return
-    db.session.commit()
+    # A refusal keeps its security event and the failure's count: committed, then raised.
+    with write_transaction(commit_on=(twofactor.AccountLocked, WrongPassword)):
+        user = db.session.get(User, user_id, with_for_update=True)
+        if user is None or is_locked(user, now):
+            security_events.add(
+                SecurityEvent.LOGIN_FAILED,
+                ip,
+                device_hash,
+                subject=f"user:{user_id}",
+                detail="re-authentication, locked",
+                now=now,
+            )
+            raise twofactor.AccountLocked()
+        if not verify_login_password(user.password_hash, password or ""):
+            record_failed_login(user, now)
+            security_events.add(
+                SecurityEvent.LOGIN_FAILED,
+                ip,
+                device_hash,
+                subject=f"user:{user_id}",
+                detail="re-authentication",
+                now=now,
+            )
+            raise twofactor.AccountLocked() if is_locked(user, now) else WrongPassword()
+        if not user.two_factor_enabled:  # (with a passkey: a recovery code here, or the passkey alone at /reauth)
+            user.failed_logins = 0
+            user.locked_until = None
+            return
     twofactor.verify_login(user_id, code or "")
 
 
@@ -718,15 +709,14 @@ def request_password_reset(email: str, locale: str) -> None:
     with write_transaction():
         user = _find_user(email)
         if user is None:
-            db.session.rollback()
-            return
+            return  # nothing written
         queued = queue_password_reset(user, locale)
-    jobs.enqueue(jobs.send_email, queued.id, job_id=f"email-{queued.id}")
+        jobs.enqueue(jobs.send_email, queued.id, job_id=f"email-{queued.id}")
 
 
 def queue_password_reset(user: User, locale: str):
     """Add an email with a reset link for `user` to the outbox, inside the caller's
-    transaction (the caller enqueues jobs.send_email after committing)."""
+    transaction (the caller enqueues jobs.send_email inside its write_transaction())."""
     site = site_settings()["site_name"]
     with force_locale(locale):
         subject = _("Reset your password for %(site)s", site=site)
@@ -759,7 +749,7 @@ def _user_for_reset(token: str, lock: bool = False) -> User:
 def check_reset_token(token: str) -> User:
     """The user a reset link is for, or InvalidLink (expired, forged or already used)."""
     user = _user_for_reset(token)
-    db.session.rollback()
+    db.session.rollback()  # kept: ends this read-only transaction, not held over reset_password's slow hash
     return user
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import BlacklistEntry
 from faka.pagecache import forget, reused
@@ -81,74 +81,69 @@ def add(
     if not reason or len(reason) > MAX_REASON:
         raise ReasonRequired()
     now = clock.now()
-    begin_write()
-    entry = db.session.execute(
-        select(BlacklistEntry)
-        .where(
-            *_owned(merchant_id, kind),
-            BlacklistEntry.value == value,
-            or_(BlacklistEntry.expires_at.is_(None), BlacklistEntry.expires_at > now),
-        )
-        .order_by(BlacklistEntry.id)
-        .limit(1)
-    ).scalar_one_or_none()
-    if entry is not None:
-        before = entry.expires_at
-        if before is not None and (expires_at is None or expires_at > before):
-            entry.expires_at = expires_at
-        audit.record(
-            actor_id,
-            "blacklist.extended",
-            f"blacklist:{entry.id}",
-            before={"expires_at": before.isoformat() if before else None},
-            after={"expires_at": entry.expires_at.isoformat() if entry.expires_at else None, "reason": reason},
-        )
-        db.session.commit()
-        forget(_INDEX)
-        return entry
-    entry = BlacklistEntry(
-        kind=kind,
-        value=value,
-        reason=reason,
-        merchant_id=merchant_id,
-        created_by=actor_id,
-        created_at=now,
-        expires_at=expires_at,
-    )
-    db.session.add(entry)
-    db.session.flush()
-    audit.record(
-        actor_id,
-        "blacklist.added",
-        f"blacklist:{entry.id}",
-        after={
-            "kind": kind,
-            "value": value,
-            "reason": reason,
-            "merchant_id": merchant_id,
-            "expires_at": expires_at.isoformat() if expires_at else None,
-        },
-    )
-    db.session.commit()
+    with write_transaction():
+        entry = db.session.execute(
+            select(BlacklistEntry)
+            .where(
+                *_owned(merchant_id, kind),
+                BlacklistEntry.value == value,
+                or_(BlacklistEntry.expires_at.is_(None), BlacklistEntry.expires_at > now),
+            )
+            .order_by(BlacklistEntry.id)
+            .limit(1)
+        ).scalar_one_or_none()
+        if entry is not None:
+            before = entry.expires_at
+            if before is not None and (expires_at is None or expires_at > before):
+                entry.expires_at = expires_at
+            audit.record(
+                actor_id,
+                "blacklist.extended",
+                f"blacklist:{entry.id}",
+                before={"expires_at": before.isoformat() if before else None},
+                after={"expires_at": entry.expires_at.isoformat() if entry.expires_at else None, "reason": reason},
+            )
+        else:
+            entry = BlacklistEntry(
+                kind=kind,
+                value=value,
+                reason=reason,
+                merchant_id=merchant_id,
+                created_by=actor_id,
+                created_at=now,
+                expires_at=expires_at,
+            )
+            db.session.add(entry)
+            db.session.flush()
+            audit.record(
+                actor_id,
+                "blacklist.added",
+                f"blacklist:{entry.id}",
+                after={
+                    "kind": kind,
+                    "value": value,
+                    "reason": reason,
+                    "merchant_id": merchant_id,
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                },
+            )
     forget(_INDEX)
     return entry
 
 
 def remove(entry_id: int, *, actor_id: int | None, merchant_id: int | None = None) -> None:
     """Take an entry off: the operator's own (merchant_id None) or the merchant's."""
-    begin_write()
-    entry = db.session.get(BlacklistEntry, entry_id)
-    if entry is None or entry.merchant_id != merchant_id:
-        db.session.rollback()
-        raise NotFound()
-    audit.record(
-        actor_id,
-        "blacklist.removed",
-        f"blacklist:{entry.id}",
-        before={"kind": entry.kind, "value": entry.value, "reason": entry.reason},
-    )
-    db.session.delete(entry)
-    db.session.commit()
+    with write_transaction():
+        entry = db.session.get(BlacklistEntry, entry_id)
+        if entry is None or entry.merchant_id != merchant_id:
+            raise NotFound()
+        audit.record(
+            actor_id,
+            "blacklist.removed",
+            f"blacklist:{entry.id}",
+            before={"kind": entry.kind, "value": entry.value, "reason": entry.reason},
+        )
+        db.session.delete(entry)
     forget(_INDEX)
 
 

@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import SecurityEvent, SpentChallenge
 from faka.services import clock, security_events
@@ -79,14 +79,12 @@ def verify(payload: str | None, now: datetime | None = None) -> bool:
 
 def _spend(signature: str, expires_at: datetime, now: datetime) -> bool:
     """Mark a verified challenge as used; False if it already was (a replay)."""
-    begin_write()
-    # Expired rows can no longer be replayed: deleting them here (indexed, cheap) keeps the
-    # table small between the daily retention runs.
-    db.session.execute(delete(SpentChallenge).where(SpentChallenge.expires_at <= now))
-    db.session.add(SpentChallenge(signature=signature, expires_at=expires_at))
     try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+        with write_transaction():
+            # Expired rows can no longer be replayed: deleting them here (indexed, cheap) keeps
+            # the table small between the daily retention runs.
+            db.session.execute(delete(SpentChallenge).where(SpentChallenge.expires_at <= now))
+            db.session.add(SpentChallenge(signature=signature, expires_at=expires_at))
+    except IntegrityError:  # rolled back
         return False
     return True

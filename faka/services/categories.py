@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import Category, Product
 from faka.services import audit, clock
@@ -131,8 +131,7 @@ def get(category_id: int) -> Category:
 def _for_update(category_id: int) -> Category:
     category = db.session.execute(_live().where(Category.id == category_id).with_for_update()).scalar_one_or_none()
     if category is None:
-        db.session.rollback()
-        raise NotFound()
+        raise NotFound()  # the caller's write_transaction() rolls back
     return category
 
 
@@ -153,8 +152,7 @@ def _refuse_duplicate(name: str, name_en: str | None, except_id: int | None = No
     if except_id is not None:
         query = query.where(Category.id != except_id)
     if db.session.execute(query.limit(1)).first() is not None:
-        db.session.rollback()
-        raise DuplicateCategory()
+        raise DuplicateCategory()  # the caller's write_transaction() rolls back
 
 
 def _snapshot(category: Category) -> dict:
@@ -169,36 +167,33 @@ def _snapshot(category: Category) -> dict:
 def create(name: str | None, name_en: str | None, operator_id: int) -> Category:
     """A new, visible category at the end of the order."""
     name, name_en = _clean_names(name, name_en)
-    begin_write()
-    _refuse_duplicate(name, name_en)
-    last = db.session.scalar(select(func.max(Category.position)).where(Category.deleted_at.is_(None)))
-    category = Category(name=name, name_en=name_en, position=(last or 0) + 1, hidden=False)
-    db.session.add(category)
-    db.session.flush()
-    audit.record(operator_id, "category.created", f"category:{category.id}", after=_snapshot(category))
-    db.session.commit()
+    with write_transaction():
+        _refuse_duplicate(name, name_en)
+        last = db.session.scalar(select(func.max(Category.position)).where(Category.deleted_at.is_(None)))
+        category = Category(name=name, name_en=name_en, position=(last or 0) + 1, hidden=False)
+        db.session.add(category)
+        db.session.flush()
+        audit.record(operator_id, "category.created", f"category:{category.id}", after=_snapshot(category))
     return category
 
 
 def rename(category_id: int, name: str | None, name_en: str | None, operator_id: int) -> Category:
     """Change both names (an empty English name removes it)."""
     name, name_en = _clean_names(name, name_en)
-    begin_write()
-    category = _for_update(category_id)
-    if (category.name, category.name_en) == (name, name_en):
-        db.session.rollback()
-        return category
-    _refuse_duplicate(name, name_en, except_id=category.id)
-    before = {"name": category.name, "name_en": category.name_en}
-    category.name, category.name_en = name, name_en
-    audit.record(
-        operator_id,
-        "category.renamed",
-        f"category:{category.id}",
-        before=before,
-        after={"name": name, "name_en": name_en},
-    )
-    db.session.commit()
+    with write_transaction():
+        category = _for_update(category_id)
+        if (category.name, category.name_en) == (name, name_en):
+            return category  # nothing written: the commit only releases the lock
+        _refuse_duplicate(name, name_en, except_id=category.id)
+        before = {"name": category.name, "name_en": category.name_en}
+        category.name, category.name_en = name, name_en
+        audit.record(
+            operator_id,
+            "category.renamed",
+            f"category:{category.id}",
+            before=before,
+            after={"name": name, "name_en": name_en},
+        )
     return category
 
 
@@ -212,24 +207,23 @@ def _renumbered() -> list[Category]:
 
 
 def _reorder(category_id: int, operator_id: int, place) -> Category:
-    begin_write()
-    _for_update(category_id)
-    categories = _renumbered()
-    index = next(i for i, c in enumerate(categories) if c.id == category_id)
-    category = categories.pop(index)
-    before = index + 1
-    categories.insert(max(0, min(place(index), len(categories))), category)
-    for number, c in enumerate(categories, start=1):
-        c.position = number
-    if category.position != before:
-        audit.record(
-            operator_id,
-            "category.reordered",
-            f"category:{category.id}",
-            before={"position": before},
-            after={"position": category.position},
-        )
-    db.session.commit()
+    with write_transaction():
+        _for_update(category_id)
+        categories = _renumbered()
+        index = next(i for i, c in enumerate(categories) if c.id == category_id)
+        category = categories.pop(index)
+        before = index + 1
+        categories.insert(max(0, min(place(index), len(categories))), category)
+        for number, c in enumerate(categories, start=1):
+            c.position = number
+        if category.position != before:
+            audit.record(
+                operator_id,
+                "category.reordered",
+                f"category:{category.id}",
+                before={"position": before},
+                after={"position": category.position},
+            )
     return category
 
 
@@ -247,21 +241,19 @@ def set_position(category_id: int, position: int, operator_id: int) -> Category:
 
 
 def set_hidden(category_id: int, hidden: bool, operator_id: int) -> Category:
-    begin_write()
-    category = _for_update(category_id)
-    if category.hidden == hidden:
-        db.session.rollback()
-        return category
-    category.hidden = hidden
-    audit.record(
-        operator_id,
-        "category.hidden" if hidden else "category.shown",
-        f"category:{category.id}",
-        before={"hidden": not hidden},
-        after={"hidden": hidden},
-        detail=category.name,
-    )
-    db.session.commit()
+    with write_transaction():
+        category = _for_update(category_id)
+        if category.hidden == hidden:
+            return category  # nothing written: the commit only releases the lock
+        category.hidden = hidden
+        audit.record(
+            operator_id,
+            "category.hidden" if hidden else "category.shown",
+            f"category:{category.id}",
+            before={"hidden": not hidden},
+            after={"hidden": hidden},
+            detail=category.name,
+        )
     return category
 
 
@@ -269,47 +261,43 @@ def delete(category_id: int, operator_id: int, move_to: int | None = None) -> in
     """Delete the category. With live products in it, `move_to` must name another
     category, which receives them all first (in the same transaction); without it the
     deletion is refused with the count. Returns how many products were moved."""
-    begin_write()
-    category = _for_update(category_id)
-    count = live_product_count(category.id)
-    moved, target = 0, None
-    if count:
-        if move_to is None:
-            db.session.rollback()
-            raise CategoryNotEmpty(count)
-        if move_to == category.id:
-            db.session.rollback()
-            raise InvalidMoveTarget()
-        target = db.session.execute(_live().where(Category.id == move_to).with_for_update()).scalar_one_or_none()
-        if target is None:
-            db.session.rollback()
-            raise InvalidMoveTarget()
-        moved = db.session.execute(
-            update(Product)
-            .where(Product.category_id == category.id, Product.deleted_at.is_(None))
-            .values(category_id=target.id)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    if moved:
+    with write_transaction():
+        category = _for_update(category_id)
+        count = live_product_count(category.id)
+        moved, target = 0, None
+        if count:
+            if move_to is None:
+                raise CategoryNotEmpty(count)
+            if move_to == category.id:
+                raise InvalidMoveTarget()
+            target = db.session.execute(_live().where(Category.id == move_to).with_for_update()).scalar_one_or_none()
+            if target is None:
+                raise InvalidMoveTarget()
+            moved = db.session.execute(
+                update(Product)
+                .where(Product.category_id == category.id, Product.deleted_at.is_(None))
+                .values(category_id=target.id)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        if moved:
+            audit.record(
+                operator_id,
+                "category.products_moved",
+                f"category:{category.id}",
+                before={"category_id": category.id},
+                after={"category_id": target.id, "products": moved},
+                detail=f"{category.name} → {target.name}",
+            )
+        before = _snapshot(category)
+        if db.session.scalar(select(func.count()).select_from(Product).where(Product.category_id == category.id)):
+            category.deleted_at = clock.now()  # soft-deleted products still point at it
+        else:
+            db.session.delete(category)
         audit.record(
             operator_id,
-            "category.products_moved",
-            f"category:{category.id}",
-            before={"category_id": category.id},
-            after={"category_id": target.id, "products": moved},
-            detail=f"{category.name} → {target.name}",
+            "category.deleted",
+            f"category:{category_id}",
+            before=before,
+            after={"moved_to": target.id if target else None, "products_moved": moved},
         )
-    before = _snapshot(category)
-    if db.session.scalar(select(func.count()).select_from(Product).where(Product.category_id == category.id)):
-        category.deleted_at = clock.now()  # soft-deleted products still point at it
-    else:
-        db.session.delete(category)
-    audit.record(
-        operator_id,
-        "category.deleted",
-        f"category:{category_id}",
-        before=before,
-        after={"moved_to": target.id if target else None, "products_moved": moved},
-    )
-    db.session.commit()
     return moved

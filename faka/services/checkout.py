@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from faka.database import begin_write, write_transaction
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import Order, Product
 from faka.models.catalog import DELIVERY_AUTO
@@ -71,8 +71,8 @@ def place_order(
     """
     get_gateway(gateway)  # refuses an unknown or disabled gateway before any write
     password_hash = hash_query_password(query_password) if query_password else None
-    begin_write()
-    try:
+    # A refusal by risk.check rolls this back itself and commits its event apart (risk.record).
+    with write_transaction():
         order = _place(
             product_slug,
             quantity,
@@ -87,11 +87,7 @@ def place_order(
             captcha_solved,
             answers or {},
         )
-    except Exception:
-        db.session.rollback()
-        raise
-    token = order.token
-    db.session.commit()
+        token = order.token
     # The buyer goes on to the token's pay page: keep the token loaded after the commit
     # instead of reading the order back for it.
     set_committed_value(order, "token", token)

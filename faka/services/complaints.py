@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from faka import jobs
-from faka.database import begin_write, write_transaction
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import (
     CardKey,
@@ -295,52 +295,49 @@ def open_complaint(
         raise NotFound()
     check_can_open(order, now)
     with _stored_images(images, order.id) as stored:
-        begin_write()
         try:
-            order = db.session.execute(
-                select(Order)
-                .where(Order.token == order_token)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            ).scalar_one()
-            check_can_open(order, now)
-            stored.check_room()
-            signals = risk.Signals(
-                risk.COMPLAINT, ip, device_hash, order.email, order.merchant_id, order=order, now=now
-            )
-            verdict = risk.check(signals)
-            risk.add_event(signals, verdict)
-            complaint = Complaint(
-                ref=secrets.token_hex(10),
-                order_id=order.id,
-                merchant_id=order.merchant_id,
-                status=Complaint.OPEN,
-                reason=reason,
-                description=description,
-                created_at=now,
-                updated_at=now,
-                deadline_at=now + timedelta(hours=int(site_settings()["merchant_reply_hours"])),
-            )
-            db.session.add(complaint)
-            db.session.flush()
-            message = _add_message(complaint, ComplaintMessage.BUYER, None, description, now, "opened", stored.names)
-            audit.record(
-                None,
-                "complaint.opened",
-                f"complaint:{complaint.ref}",
-                detail=f"order:{order.number} reason={reason} by=buyer",
-            )
-            delivery_ids = webhooks.emit(order.merchant_id, "complaint.opened", _webhook_data(complaint, order))
-            email_ids = _queue_emails(complaint, message, len(stored.names))
-            db.session.commit()
+            with write_transaction():
+                order = db.session.execute(
+                    select(Order)
+                    .where(Order.token == order_token)
+                    .with_for_update()
+                    .execution_options(populate_existing=True)
+                ).scalar_one()
+                check_can_open(order, now)
+                stored.check_room()
+                signals = risk.Signals(
+                    risk.COMPLAINT, ip, device_hash, order.email, order.merchant_id, order=order, now=now
+                )
+                verdict = risk.check(signals)
+                risk.add_event(signals, verdict)
+                complaint = Complaint(
+                    ref=secrets.token_hex(10),
+                    order_id=order.id,
+                    merchant_id=order.merchant_id,
+                    status=Complaint.OPEN,
+                    reason=reason,
+                    description=description,
+                    created_at=now,
+                    updated_at=now,
+                    deadline_at=now + timedelta(hours=int(site_settings()["merchant_reply_hours"])),
+                )
+                db.session.add(complaint)
+                db.session.flush()
+                message = _add_message(
+                    complaint, ComplaintMessage.BUYER, None, description, now, "opened", stored.names
+                )
+                audit.record(
+                    None,
+                    "complaint.opened",
+                    f"complaint:{complaint.ref}",
+                    detail=f"order:{order.number} reason={reason} by=buyer",
+                )
+                delivery_ids = webhooks.emit(order.merchant_id, "complaint.opened", _webhook_data(complaint, order))
+                email_ids = _queue_emails(complaint, message, len(stored.names))
+                webhooks.enqueue_deliveries(delivery_ids)
+                _enqueue_emails(email_ids)
         except IntegrityError as exc:  # another tab opened one at the same moment
-            db.session.rollback()
             raise ComplaintAlreadyOpen() from exc
-        except Exception:
-            db.session.rollback()
-            raise
-    webhooks.enqueue_deliveries(delivery_ids)
-    _enqueue_emails(email_ids)
     return complaint
 
 
@@ -438,28 +435,21 @@ def post_message(
     if complaint is None:
         raise NotFound()
     check_can_post(complaint)
-    with _stored_images(images, complaint.order_id) as stored:
-        begin_write()
-        try:
-            complaint, order = _locked(complaint_id)
-            check_can_post(complaint)
-            stored.check_room()
-            was = complaint.status
-            if author == ComplaintMessage.MERCHANT:
-                complaint.merchant_answered(now, _buyer_deadline(now))
-            else:
-                complaint.updated_at = now
-            message = _add_message(complaint, author, user_id, body, now, None, stored.names)
-            if complaint.status != was:
-                audit.record(
-                    user_id, "complaint.merchant_replied", f"complaint:{complaint.ref}", detail=f"order:{order.number}"
-                )
-            email_ids = _queue_emails(complaint, message, len(stored.names))
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
-    _enqueue_emails(email_ids)
+    with _stored_images(images, complaint.order_id) as stored, write_transaction():
+        complaint, order = _locked(complaint_id)
+        check_can_post(complaint)
+        stored.check_room()
+        was = complaint.status
+        if author == ComplaintMessage.MERCHANT:
+            complaint.merchant_answered(now, _buyer_deadline(now))
+        else:
+            complaint.updated_at = now
+        message = _add_message(complaint, author, user_id, body, now, None, stored.names)
+        if complaint.status != was:
+            audit.record(
+                user_id, "complaint.merchant_replied", f"complaint:{complaint.ref}", detail=f"order:{order.number}"
+            )
+        _enqueue_emails(_queue_emails(complaint, message, len(stored.names)))
     return message
 
 
@@ -564,19 +554,17 @@ def decide(
 def reveal_keys(complaint_id: int, operator_id: int) -> list[str]:
     """The delivered goods of the complaint's order in plain text, for the operator
     checking a "key does not work" claim. Every reveal is audited."""
-    complaint = db.session.get(Complaint, complaint_id)
-    if complaint is None:
-        db.session.rollback()
-        raise NotFound()
-    begin_write()
-    items = _delivered_goods(complaint.order)
-    audit.record(
-        operator_id,
-        KEYS_REVEALED,
-        f"complaint:{complaint.ref}",
-        detail=f"order:{complaint.order.number} count={len(items)}",
-    )
-    db.session.commit()
+    with write_transaction():
+        complaint = db.session.get(Complaint, complaint_id)
+        if complaint is None:
+            raise NotFound()
+        items = _delivered_goods(complaint.order)
+        audit.record(
+            operator_id,
+            KEYS_REVEALED,
+            f"complaint:{complaint.ref}",
+            detail=f"order:{complaint.order.number} count={len(items)}",
+        )
     return items
 
 
@@ -615,7 +603,7 @@ def run_deadlines(now: datetime | None = None) -> DeadlineReport:
         .where(Complaint.status.in_((Complaint.OPEN, Complaint.MERCHANT_REPLIED)), Complaint.deadline_at <= now)
         .order_by(Complaint.deadline_at)
     ).all()
-    db.session.rollback()
+    db.session.rollback()  # ends the read snapshot: not held by the reconciler (each step below writes on its own)
     escalated = closed = 0
     for complaint_id, status in due:
         if status == Complaint.OPEN:
@@ -896,9 +884,9 @@ def _step(
             detail=" ".join(part for part in details if part),
         )
         email_ids = outcome.email_ids + _queue_emails(complaint, message)
-    for refund_id in outcome.refund_ids:
-        jobs.enqueue(jobs.refund_payment, refund_id, job_id=f"refund-{refund_id}")
-    _enqueue_emails(email_ids)
+        for refund_id in outcome.refund_ids:
+            jobs.enqueue(jobs.refund_payment, refund_id, job_id=f"refund-{refund_id}")
+        _enqueue_emails(email_ids)
     if outcome.refund_ids:
         _notify_refunded(order.id)
     return complaint
@@ -911,7 +899,7 @@ def _notify_refunded(order_id: int) -> None:
     try:
         notifications.order_refunded(order_id)
     except Exception:
-        db.session.rollback()
+        db.session.rollback()  # whatever the failed notifications left open or broken must not outlive them
         log.exception("order %s: refund notifications failed", order_id)
 
 

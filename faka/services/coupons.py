@@ -23,7 +23,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import Coupon, Product
 from faka.services import clock
@@ -104,36 +104,31 @@ def create_coupon(
     """Create an active coupon, or raise CouponSettingsInvalid and save nothing."""
     code = normalise_code(code)
     _check_settings(code, kind, value, min_amount, usage_limit, expires_at)
-    begin_write()
     try:
-        if product_id is not None and _merchant_product(merchant_id, product_id) is None:
-            raise CouponSettingsInvalid(_l("Choose one of your own products, or all of them."))
-        taken = db.session.execute(
-            select(Coupon.id).where(Coupon.merchant_id == merchant_id, Coupon.code == code)
-        ).first()
-        if taken:
-            raise CouponCodeTaken()
-        coupon = Coupon(
-            merchant_id=merchant_id,
-            code=code,
-            kind=kind,
-            value=value,
-            product_id=product_id,
-            min_amount=min_amount,
-            usage_limit=usage_limit,
-            expires_at=expires_at,
-            used_count=0,
-            active=True,
-            created_at=clock.now(),
-        )
-        db.session.add(coupon)
-        db.session.commit()
-    except IntegrityError as exc:  # the same code created at the same moment (PostgreSQL)
-        db.session.rollback()
+        with write_transaction():
+            if product_id is not None and _merchant_product(merchant_id, product_id) is None:
+                raise CouponSettingsInvalid(_l("Choose one of your own products, or all of them."))
+            taken = db.session.execute(
+                select(Coupon.id).where(Coupon.merchant_id == merchant_id, Coupon.code == code)
+            ).first()
+            if taken:
+                raise CouponCodeTaken()
+            coupon = Coupon(
+                merchant_id=merchant_id,
+                code=code,
+                kind=kind,
+                value=value,
+                product_id=product_id,
+                min_amount=min_amount,
+                usage_limit=usage_limit,
+                expires_at=expires_at,
+                used_count=0,
+                active=True,
+                created_at=clock.now(),
+            )
+            db.session.add(coupon)
+    except IntegrityError as exc:  # the same code created at the same moment (PostgreSQL); rolled back
         raise CouponCodeTaken() from exc
-    except Exception:
-        db.session.rollback()
-        raise
     return coupon
 
 
@@ -170,15 +165,13 @@ def _merchant_product(merchant_id: int, product_id: int) -> Product | None:
 
 def deactivate_coupon(coupon_id: int, merchant_id: int) -> Coupon:
     """Stop a coupon from being used again; orders that already used it keep their discount."""
-    begin_write()
-    coupon = db.session.execute(
-        select(Coupon).where(Coupon.id == coupon_id, Coupon.merchant_id == merchant_id)
-    ).scalar_one_or_none()
-    if coupon is None:
-        db.session.rollback()
-        raise NotFound()
-    coupon.active = False
-    db.session.commit()
+    with write_transaction():
+        coupon = db.session.execute(
+            select(Coupon).where(Coupon.id == coupon_id, Coupon.merchant_id == merchant_id)
+        ).scalar_one_or_none()
+        if coupon is None:
+            raise NotFound()
+        coupon.active = False
     return coupon
 
 

@@ -27,7 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
 from sqlalchemy import Column, ColumnElement, bindparam, null, select, update
 
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import (
     CardKey,
@@ -234,27 +234,25 @@ def rotate_all() -> dict[str, Tally]:
         statement = update(table).where(key == bindparam("b_key"), secret.column == bindparam("b_old")).values(values)
         after = None
         while True:
-            begin_write()
-            rows = _batch(secret, after)
-            if not rows:
-                db.session.commit()
-                break
-            changes = []
-            for row_key, ciphertext, fingerprint in rows:
-                state, plaintext = _state(v, ciphertext, fingerprint)
-                setattr(tally, state, getattr(tally, state) + 1)
-                if state == OLDER:
-                    changes.append(
-                        {
-                            "b_key": row_key,
-                            "b_old": ciphertext,
-                            "b_new": v.encrypt(plaintext),
-                            "b_fingerprint": v.fingerprint(plaintext),
-                        }
-                    )
-            if changes:
-                db.session.execute(statement, changes)
-            db.session.commit()
+            with write_transaction():  # one per batch
+                rows = _batch(secret, after)
+                if not rows:
+                    break  # nothing written
+                changes = []
+                for row_key, ciphertext, fingerprint in rows:
+                    state, plaintext = _state(v, ciphertext, fingerprint)
+                    setattr(tally, state, getattr(tally, state) + 1)
+                    if state == OLDER:
+                        changes.append(
+                            {
+                                "b_key": row_key,
+                                "b_old": ciphertext,
+                                "b_new": v.encrypt(plaintext),
+                                "b_fingerprint": v.fingerprint(plaintext),
+                            }
+                        )
+                if changes:
+                    db.session.execute(statement, changes)
             after = rows[-1][0]
     report[IMPORT_FILES] = _walk_import_files(v, rewrite=True)
     return report
@@ -276,7 +274,7 @@ def check(v: Vault | None = None, sample: int | None = None) -> dict[str, Tally]
             if not rows or sample:
                 break
             after = rows[-1][0]
-        db.session.rollback()
+        db.session.rollback()  # only ends the read transaction: nothing was written
     report[IMPORT_FILES] = _walk_import_files(v, rewrite=False, sample=sample)
     return report
 

@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from faka import jobs
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import CardKey, LedgerEntry, Order, OutboxEmail, Product
 from faka.models.catalog import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL
@@ -47,52 +47,60 @@ def deliver_order(order_id: int) -> bool:
     job changes nothing; so is an order the risk engine holds for an operator. Returns
     True when this call delivered the order.
     """
-    begin_write()
-    order = db.session.execute(select(Order).where(Order.id == order_id).with_for_update()).scalar_one_or_none()
-    if order is None or order.status != Order.PAID or order.is_held or order.product.delivery_type == DELIVERY_MANUAL:
-        db.session.commit()
-        return False
-    now = clock.now()
-    if not _hand_over(order, now):
-        order.mark_unfulfilled(now)
-        db.session.commit()
+    with write_transaction():
+        order = db.session.execute(select(Order).where(Order.id == order_id).with_for_update()).scalar_one_or_none()
+        if (
+            order is None
+            or order.status != Order.PAID
+            or order.is_held
+            or order.product.delivery_type == DELIVERY_MANUAL
+        ):
+            return False  # nothing written
+        now = clock.now()
+        handed_over = _hand_over(order, now)
+        if handed_over:
+            _complete(order, now)
+        else:
+            order.mark_unfulfilled(now)  # committed with what _hand_over wrote, as before
+    if not handed_over:
         log.warning("order %s: paid but no keys left; refund due", order.number)
         return False
-    _complete(order, now)
+    _delivered(order)
     return True
 
 
 def deliver_manually(merchant_id: int, order_number: str, content: str) -> Order:
     """The merchant hands over a `manual` order: what they typed becomes the delivery
     (encrypted like a key), and everything else happens as for an automatic delivery."""
-    begin_write()
-    order = db.session.execute(
-        select(Order).where(Order.number == order_number, Order.merchant_id == merchant_id).with_for_update()
-    ).scalar_one_or_none()
-    if order is None:
-        db.session.rollback()
-        raise NotFound()
-    if order.status != Order.PAID or order.product.delivery_type != DELIVERY_MANUAL:
-        db.session.rollback()
-        raise NotDeliverable()
-    if order.is_held:
-        db.session.rollback()
-        raise OrderHeld()
-    order.delivery_ciphertext = vault().encrypt(content.strip())
-    _complete(order, clock.now())
+    with write_transaction():
+        order = db.session.execute(
+            select(Order).where(Order.number == order_number, Order.merchant_id == merchant_id).with_for_update()
+        ).scalar_one_or_none()
+        if order is None:
+            raise NotFound()
+        if order.status != Order.PAID or order.product.delivery_type != DELIVERY_MANUAL:
+            raise NotDeliverable()
+        if order.is_held:
+            raise OrderHeld()
+        order.delivery_ciphertext = vault().encrypt(content.strip())
+        _complete(order, clock.now())
+    _delivered(order)
     return order
 
 
 def _complete(order: Order, now) -> None:
-    """Mark a handed-over order delivered, credit the merchant, queue the buyer's email,
-    commit, then start the email and the merchant's notifications."""
+    """Inside the delivery's write_transaction(): mark a handed-over order delivered,
+    credit the merchant, queue the buyer's email and its job (sent once committed)."""
     order.mark_delivered(now)
     _credit_merchant(order, now)
     email_id = _queue_delivery_email(order)
-    db.session.commit()
-    log.info("order %s delivered", order.number)
     if email_id is not None:
         jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}")
+
+
+def _delivered(order: Order) -> None:
+    """After the delivery committed: log it and start the merchant's notifications."""
+    log.info("order %s delivered", order.number)
     _notify_merchant_delivered(order.id)
 
 
@@ -103,6 +111,7 @@ def _notify_merchant_delivered(order_id: int) -> None:
     try:
         notifications.order_delivered(order_id)
     except Exception:
+        # Its own transaction rolled back already; this ends a failed read before it.
         db.session.rollback()
         log.exception("order %s: merchant notifications for the delivery failed", order_id)
 

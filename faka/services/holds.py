@@ -72,8 +72,8 @@ def release(order_id: int, operator_id: int) -> Order:
             before={"held_at": held_since.isoformat()},
             detail=order.risk_flags or "",
         )
-    if order.product.delivery_type != DELIVERY_MANUAL:
-        jobs.enqueue(jobs.deliver_order, order.id, job_id=f"deliver-{order.id}")
+        if order.product.delivery_type != DELIVERY_MANUAL:
+            jobs.enqueue(jobs.deliver_order, order.id, job_id=f"deliver-{order.id}")
     return order
 
 
@@ -89,5 +89,5 @@ def refuse(order_id: int, operator_id: int, reason: str) -> Order:
         stock.release_keys([order.id])
         refund = money.apply_refund(order, order.total, operator_id, now)
         audit.record(operator_id, "order.refused", f"order:{order.id}", detail=reason)
-    jobs.enqueue(jobs.refund_payment, refund.id, job_id=f"refund-{refund.id}")
+        jobs.enqueue(jobs.refund_payment, refund.id, job_id=f"refund-{refund.id}")
     return order

@@ -10,7 +10,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, text, update
 
-from faka.database import begin_write, is_postgresql
+from faka.database import is_postgresql, write_transaction
 from faka.extensions import db
 from faka.models import CardKey, KeyImport
 from faka.services import audit, clock
@@ -91,28 +91,32 @@ def import_key_list(product_id: int, keys: list[str], seen: set[str] | None = No
         for fp in fingerprints:
             lookups[fp] = fingerprints[0]
 
-    begin_write()
-    existing: set[str] = set()
-    all_fps = list(lookups)
-    for start in range(0, len(all_fps), 900):
-        chunk = all_fps[start : start + 900]
-        existing.update(
-            lookups[fp]
-            for fp in db.session.execute(
-                select(CardKey.fingerprint).where(CardKey.product_id == product_id, CardKey.fingerprint.in_(chunk))
-            ).scalars()
-        )
-    rows = []
-    for fp, key in candidates.items():
-        if fp in existing:
-            report._note("already_in_stock", key)
-        else:
-            rows.append(
-                {"product_id": product_id, "ciphertext": v.encrypt(key), "fingerprint": fp, "status": CardKey.AVAILABLE}
+    with write_transaction():
+        existing: set[str] = set()
+        all_fps = list(lookups)
+        for start in range(0, len(all_fps), 900):
+            chunk = all_fps[start : start + 900]
+            existing.update(
+                lookups[fp]
+                for fp in db.session.execute(
+                    select(CardKey.fingerprint).where(CardKey.product_id == product_id, CardKey.fingerprint.in_(chunk))
+                ).scalars()
             )
-    if rows:
-        db.session.execute(CardKey.__table__.insert(), rows)
-    db.session.commit()
+        rows = []
+        for fp, key in candidates.items():
+            if fp in existing:
+                report._note("already_in_stock", key)
+            else:
+                rows.append(
+                    {
+                        "product_id": product_id,
+                        "ciphertext": v.encrypt(key),
+                        "fingerprint": fp,
+                        "status": CardKey.AVAILABLE,
+                    }
+                )
+        if rows:
+            db.session.execute(CardKey.__table__.insert(), rows)
     seen.update(candidates)
     report.added = len(rows)
     return report
@@ -127,8 +131,8 @@ def start_import(merchant_id: int, product_id: int, text: str, separator: str = 
         product_id=product_id,
         total_lines=len(split_keys(text, separator)),
     )
-    db.session.add(job)
-    db.session.commit()
+    with write_transaction():
+        db.session.add(job)
     _import_file(job.public_id).write_text(vault().encrypt(json.dumps({"text": text, "separator": separator})))
     return job
 
@@ -137,26 +141,24 @@ def run_import(import_id: int) -> KeyImport | None:
     """The job: import in chunks, recording progress after each so the page can show it."""
     job = db.session.get(KeyImport, import_id)
     if job is None or job.status in (KeyImport.DONE, KeyImport.FAILED):
-        db.session.rollback()
+        db.session.rollback()  # only ends the read transaction: nothing to write
         return job
     path = _import_file(job.public_id)
     if not path.exists():
-        job.status, job.error, job.finished_at = KeyImport.FAILED, "upload missing", clock.now()
-        db.session.commit()
+        with write_transaction():
+            job.status, job.error, job.finished_at = KeyImport.FAILED, "upload missing", clock.now()
         return job
     upload = json.loads(vault().decrypt(path.read_text()))
     keys = split_keys(upload["text"], upload["separator"])
     product_id, public_id = job.product_id, job.public_id
-    db.session.rollback()
     # Claimed atomically: a copy of the job queued again by the reconciler while this one
     # waited finds it taken and leaves it alone.
-    begin_write()
-    claimed = db.session.execute(
-        update(KeyImport)
-        .where(KeyImport.id == import_id, KeyImport.status == KeyImport.QUEUED)
-        .values(status=KeyImport.RUNNING)
-    ).rowcount
-    db.session.commit()
+    with write_transaction():
+        claimed = db.session.execute(
+            update(KeyImport)
+            .where(KeyImport.id == import_id, KeyImport.status == KeyImport.QUEUED)
+            .values(status=KeyImport.RUNNING)
+        ).rowcount
     if not claimed:
         return db.session.get(KeyImport, import_id)
     # A rerun after a crash starts over: keys already added now count as already in stock.
@@ -166,10 +168,9 @@ def run_import(import_id: int) -> KeyImport | None:
         report.merge(import_key_list(product_id, keys[start : start + CHUNK_LINES], seen))
         _record_progress(import_id, min(start + CHUNK_LINES, len(keys)), report)
         _refresh_statistics()
-    begin_write()
-    job = db.session.get(KeyImport, import_id)
-    job.status, job.finished_at = KeyImport.DONE, clock.now()
-    db.session.commit()
+    with write_transaction():
+        job = db.session.get(KeyImport, import_id)
+        job.status, job.finished_at = KeyImport.DONE, clock.now()
     _import_file(public_id).unlink(missing_ok=True)
     return job
 
@@ -189,17 +190,16 @@ def _refresh_statistics() -> None:
     as they were when the product had few keys, each check scans every key it has (a
     100,000-key import took 80 s instead of 5)."""
     if is_postgresql():
-        db.session.execute(text("ANALYZE card_keys"))
-        db.session.commit()
+        with write_transaction():
+            db.session.execute(text("ANALYZE card_keys"))
 
 
 def _record_progress(import_id: int, processed: int, report: ImportReport) -> None:
-    begin_write()
-    job = db.session.get(KeyImport, import_id)
-    job.processed = processed
-    job.added, job.duplicate_in_batch = report.added, report.duplicate_in_batch
-    job.already_in_stock, job.invalid = report.already_in_stock, report.invalid
-    db.session.commit()
+    with write_transaction():
+        job = db.session.get(KeyImport, import_id)
+        job.processed = processed
+        job.added, job.duplicate_in_batch = report.added, report.duplicate_in_batch
+        job.already_in_stock, job.invalid = report.already_in_stock, report.invalid
 
 
 def _import_file(public_id: str) -> Path:
@@ -233,20 +233,19 @@ def void_keys(product_id: int, text: str, separator: str = "newline") -> int:
     fingerprints = {fp for key in split_keys(text, separator) for fp in v.all_fingerprints(key)}
     if not fingerprints:
         return 0
-    begin_write()
-    voided = 0
-    ordered = list(fingerprints)
-    for start in range(0, len(ordered), 900):
-        voided += db.session.execute(
-            CardKey.__table__.update()
-            .where(
-                CardKey.product_id == product_id,
-                CardKey.status == CardKey.AVAILABLE,
-                CardKey.fingerprint.in_(ordered[start : start + 900]),
-            )
-            .values(status=CardKey.VOID)
-        ).rowcount
-    db.session.commit()
+    with write_transaction():
+        voided = 0
+        ordered = list(fingerprints)
+        for start in range(0, len(ordered), 900):
+            voided += db.session.execute(
+                CardKey.__table__.update()
+                .where(
+                    CardKey.product_id == product_id,
+                    CardKey.status == CardKey.AVAILABLE,
+                    CardKey.fingerprint.in_(ordered[start : start + 900]),
+                )
+                .values(status=CardKey.VOID)
+            ).rowcount
     return voided
 
 
@@ -262,7 +261,6 @@ def export_unsold_keys(product_id: int, actor_id: int) -> list[str]:
             .order_by(CardKey.id)
         ).scalars()
     ]
-    begin_write()
-    audit.record(actor_id, "keys.exported", f"product:{product_id}", detail=f"count={len(keys)}")
-    db.session.commit()
+    with write_transaction():
+        audit.record(actor_id, "keys.exported", f"product:{product_id}", detail=f"count={len(keys)}")
     return keys

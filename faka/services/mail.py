@@ -23,7 +23,8 @@ from flask_babel import lazy_pgettext as _p
 from jinja2 import TemplateNotFound
 from sqlalchemy import and_, func, or_, select, update
 
-from faka.database import begin_write, write_transaction
+from faka import jobs
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import CardKey, Order, OutboxEmail
 from faka.services import audit, clock
@@ -77,6 +78,10 @@ RETRY_AFTER = (
 
 class MailNotConfigured(Exception):
     pass
+
+
+class AlreadySent(Exception):
+    """`resend` of an email that was sent: there is nothing to send again."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +156,7 @@ def send_outbox_email(email_id: int) -> bool:
     the job (claimed) is left alone."""
     cfg = smtp_config()
     if not cfg.server or not _claim(email_id, cfg.timeout):
-        db.session.rollback()
+        db.session.rollback()  # end the job's read (the settings): the worker's session outlives it
         return False
     email = db.session.get(OutboxEmail, email_id)
     message = build_message(email, cfg.sender)
@@ -161,15 +166,15 @@ def send_outbox_email(email_id: int) -> bool:
     except (OSError, smtplib.SMTPException) as exc:
         _record_failure(email_id, exc)
         raise
-    begin_write()
-    email = db.session.get(OutboxEmail, email_id)
-    email.status = OutboxEmail.SENT
-    email.sent_at = clock.now()
-    email.attempts += 1
-    email.last_error = None
-    email.claimed_until = None
-    db.session.commit()
-    log.info("email %s (%s) sent", email_id, email.kind)
+    with write_transaction():
+        email = db.session.get(OutboxEmail, email_id)
+        email.status = OutboxEmail.SENT
+        email.sent_at = clock.now()
+        email.attempts += 1
+        email.last_error = None
+        email.claimed_until = None
+        kind = email.kind
+    log.info("email %s (%s) sent", email_id, kind)
     return True
 
 
@@ -177,30 +182,52 @@ def _claim(email_id: int, smtp_timeout: int) -> bool:
     """Take a queued email for one sending attempt, atomically. The claim outlasts the
     SMTP conversation; one left by a worker that died runs out by itself."""
     now = clock.now()
-    begin_write()
-    claimed = db.session.execute(
-        update(OutboxEmail)
-        .where(
-            OutboxEmail.id == email_id,
-            OutboxEmail.status == OutboxEmail.QUEUED,
-            or_(OutboxEmail.claimed_until.is_(None), OutboxEmail.claimed_until <= now),
-        )
-        .values(claimed_until=now + timedelta(seconds=CLAIM_FACTOR * max(smtp_timeout, 1)))
-    ).rowcount
-    db.session.commit()
+    with write_transaction():
+        claimed = db.session.execute(
+            update(OutboxEmail)
+            .where(
+                OutboxEmail.id == email_id,
+                OutboxEmail.status == OutboxEmail.QUEUED,
+                or_(OutboxEmail.claimed_until.is_(None), OutboxEmail.claimed_until <= now),
+            )
+            .values(claimed_until=now + timedelta(seconds=CLAIM_FACTOR * max(smtp_timeout, 1)))
+        ).rowcount
     return claimed == 1
 
 
 def _record_failure(email_id: int, exc: Exception) -> None:
-    begin_write()
-    email = db.session.get(OutboxEmail, email_id)
-    email.claimed_until = None
-    email.attempts += 1
-    email.last_error = f"{type(exc).__name__}: {exc}"[:500]
-    if email.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
-        email.status = OutboxEmail.FAILED
-    db.session.commit()
-    log.warning("email %s: SMTP failed (attempt %s): %s", email_id, email.attempts, type(exc).__name__)
+    with write_transaction():
+        email = db.session.get(OutboxEmail, email_id)
+        email.claimed_until = None
+        email.attempts += 1
+        email.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        if email.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
+            email.status = OutboxEmail.FAILED
+        attempts = email.attempts
+    log.warning("email %s: SMTP failed (attempt %s): %s", email_id, attempts, type(exc).__name__)
+
+
+def resend(email_id: int, operator_id: int) -> None:
+    """Put a failed (or stuck) email back in the queue and send it again (the operator's
+    outbox). NotFound for no such email, AlreadySent for one that was sent."""
+    with write_transaction():
+        email = db.session.get(OutboxEmail, email_id)
+        if email is None:
+            raise NotFound()
+        if email.status == OutboxEmail.SENT:
+            raise AlreadySent()
+        before = {"status": email.status, "attempts": email.attempts}
+        email.status = OutboxEmail.QUEUED
+        email.attempts = 0
+        email.last_error = None
+        audit.record(
+            operator_id,
+            "outbox.resend",
+            f"email:{email_id}",
+            before=before,
+            after={"status": email.status, "attempts": 0},
+        )
+        jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}-resend-{int(clock.now().timestamp())}")
 
 
 def queue_email(
@@ -214,7 +241,8 @@ def queue_email(
 ) -> OutboxEmail:
     """Add an email to the outbox inside the caller's transaction. It is rendered from
     templates email/<kind>.txt (and .html when present) with `context` (JSON values), and
-    sent by jobs.send_email, which the caller enqueues after committing."""
+    sent by jobs.send_email, which the caller enqueues inside its write_transaction() (or
+    after committing)."""
     email = OutboxEmail(
         kind=kind,
         to_addr=to_addr,
@@ -326,7 +354,6 @@ def read_email(email_id: int, operator_id: int) -> ReadEmail:
     which shows them. Every reading is in the audit log. NotFound for no such email."""
     email = db.session.get(OutboxEmail, email_id)
     if email is None:
-        db.session.rollback()
         raise NotFound()
     subject, text, _html = _render(email, for_operator=True)
     read = ReadEmail(
@@ -340,7 +367,7 @@ def read_email(email_id: int, operator_id: int) -> ReadEmail:
         text=text,
         goods_hidden=email.kind in DELIVERY_EMAILS,
     )
-    db.session.rollback()
+    db.session.rollback()  # discard the read (begin_write would commit it): only the audit record is written
     with write_transaction():
         audit.record(operator_id, "outbox.read", f"email:{email_id}", detail=f"{read.kind} to {read.to_addr}")
     return read

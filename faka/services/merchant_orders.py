@@ -17,6 +17,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import joinedload
 
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import BlacklistEntry, Order, OutboxEmail, Product
 from faka.services import blacklist, checkout_fields
@@ -188,22 +189,20 @@ def timeline(order: Order) -> list[TimelineEvent]:
 
 
 def resend_delivery_email(merchant_id: int, number: str) -> int | None:
-    """Queue the delivery email again (say, the buyer lost it). Returns the outbox id."""
-    from faka.database import begin_write
-
-    begin_write()
-    order = get_order(merchant_id, number)
-    email = db.session.execute(
-        select(OutboxEmail).where(OutboxEmail.order_id == order.id, OutboxEmail.kind == "order_delivered")
-    ).scalar_one_or_none()
-    if order.status != Order.DELIVERED or email is None:
-        db.session.rollback()
-        return None
-    email.status = OutboxEmail.QUEUED
-    email.attempts = 0
-    email.last_error = None
-    db.session.commit()
-    return email.id
+    """Queue the delivery email again (say, the buyer lost it). Returns the outbox id, for
+    the caller to enqueue its job."""
+    with write_transaction():
+        order = get_order(merchant_id, number)
+        email = db.session.execute(
+            select(OutboxEmail).where(OutboxEmail.order_id == order.id, OutboxEmail.kind == "order_delivered")
+        ).scalar_one_or_none()
+        if order.status != Order.DELIVERED or email is None:
+            return None  # nothing written
+        email.status = OutboxEmail.QUEUED
+        email.attempts = 0
+        email.last_error = None
+        email_id = email.id
+    return email_id
 
 
 class NothingToBlacklist(DomainError):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import Merchant
 from faka.services import clock
@@ -68,28 +68,26 @@ def submit_qualification(merchant_id: int, details: Qualification, licence_image
     check_can_submit(merchant_id)
     image_name = store_image(licence_image) if licence_image else None
     try:
-        begin_write()
-        merchant = db.session.get(Merchant, merchant_id, with_for_update=True)
-        if _locked(merchant):
-            raise QualificationLocked()
-        if image_name is None and merchant.licence_image is None:
-            raise InvalidQualification(_l("Upload a photo or scan of the ID or business licence."))
-        replaced = None
-        if image_name:
-            used, quota = storage_used(merchant_id, leaving_licence=True), merchant_quota()
-            if used + stored_size(private_dir(), [image_name]) > quota:
-                raise ShopStorageFull(used, quota)
-            replaced, merchant.licence_image = merchant.licence_image, image_name
-        merchant.legal_name = details.legal_name.strip()
-        merchant.entity_type = details.entity_type
-        merchant.id_number_ciphertext = vault().encrypt(id_number)
-        merchant.contact = details.contact.strip()
-        merchant.status = Merchant.PENDING
-        merchant.rejection_reason = None
-        merchant.submitted_at = clock.now()
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
+        with write_transaction():
+            merchant = db.session.get(Merchant, merchant_id, with_for_update=True)
+            if _locked(merchant):
+                raise QualificationLocked()
+            if image_name is None and merchant.licence_image is None:
+                raise InvalidQualification(_l("Upload a photo or scan of the ID or business licence."))
+            replaced = None
+            if image_name:
+                used, quota = storage_used(merchant_id, leaving_licence=True), merchant_quota()
+                if used + stored_size(private_dir(), [image_name]) > quota:
+                    raise ShopStorageFull(used, quota)
+                replaced, merchant.licence_image = merchant.licence_image, image_name
+            merchant.legal_name = details.legal_name.strip()
+            merchant.entity_type = details.entity_type
+            merchant.id_number_ciphertext = vault().encrypt(id_number)
+            merchant.contact = details.contact.strip()
+            merchant.status = Merchant.PENDING
+            merchant.rejection_reason = None
+            merchant.submitted_at = clock.now()
+    except BaseException:  # rolled back: the new image's file goes too
         delete_images([image_name])
         raise
     delete_images([replaced])

@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import Product, ProductReport, utcnow
 from faka.services import audit, catalog
@@ -116,13 +116,11 @@ def product_id_for(slug: str) -> int:
 
 
 def _product_for_update(product_id: int) -> Product:
-    begin_write()
     product = db.session.execute(
         select(Product).where(Product.id == product_id, Product.deleted_at.is_(None)).with_for_update()
     ).scalar_one_or_none()
     if product is None:
-        db.session.rollback()
-        raise NotFound()
+        raise NotFound()  # the caller's write_transaction() rolls back
     return product
 
 
@@ -157,22 +155,21 @@ def _decide(
     reason: str | None,
     report_status: str,
 ) -> Product:
-    product = _product_for_update(product_id)
-    if product.moderation not in allowed_from:
-        db.session.rollback()
-        raise ModerationError()
-    before = {"moderation": product.moderation, "moderation_reason": product.moderation_reason}
-    product.moderation, product.moderation_reason = new_state, reason
-    closed = _close_reports(product.id, report_status, operator_id)
-    audit.record(
-        operator_id,
-        action,
-        f"product:{product.id}",
-        before=before,
-        after={"moderation": new_state, "moderation_reason": reason, "reports_closed": closed},
-        detail=reason or "",
-    )
-    db.session.commit()
+    with write_transaction():
+        product = _product_for_update(product_id)
+        if product.moderation not in allowed_from:
+            raise ModerationError()
+        before = {"moderation": product.moderation, "moderation_reason": product.moderation_reason}
+        product.moderation, product.moderation_reason = new_state, reason
+        closed = _close_reports(product.id, report_status, operator_id)
+        audit.record(
+            operator_id,
+            action,
+            f"product:{product.id}",
+            before=before,
+            after={"moderation": new_state, "moderation_reason": reason, "reports_closed": closed},
+            detail=reason or "",
+        )
     return product
 
 
@@ -205,24 +202,21 @@ def take_down(product_id: int, operator_id: int, reason: str) -> Product:
 
 
 def dismiss_report(report_id: int, operator_id: int) -> ProductReport:
-    begin_write()
-    report = db.session.get(ProductReport, report_id, with_for_update=True)
-    if report is None:
-        db.session.rollback()
-        raise NotFound()
-    if report.status != ProductReport.OPEN:
-        db.session.rollback()
-        raise ModerationError(_l("This report is already closed."))
-    report.status, report.resolved_at, report.resolved_by = ProductReport.DISMISSED, utcnow(), operator_id
-    audit.record(
-        operator_id,
-        "moderation.report_dismissed",
-        f"product_report:{report.id}",
-        before={"status": ProductReport.OPEN},
-        after={"status": ProductReport.DISMISSED},
-        detail=f"product:{report.product_id}",
-    )
-    db.session.commit()
+    with write_transaction():
+        report = db.session.get(ProductReport, report_id, with_for_update=True)
+        if report is None:
+            raise NotFound()
+        if report.status != ProductReport.OPEN:
+            raise ModerationError(_l("This report is already closed."))
+        report.status, report.resolved_at, report.resolved_by = ProductReport.DISMISSED, utcnow(), operator_id
+        audit.record(
+            operator_id,
+            "moderation.report_dismissed",
+            f"product_report:{report.id}",
+            before={"status": ProductReport.OPEN},
+            after={"status": ProductReport.DISMISSED},
+            detail=f"product:{report.product_id}",
+        )
     return report
 
 
@@ -246,16 +240,16 @@ def prohibited_words() -> str:
 def set_prohibited_words(text: str, operator_id: int) -> str:
     """Replace the prohibited words. They apply to products saved from now on."""
     value = normalise_words(text)
-    begin_write()
-    before = site_settings()["prohibited_words"]
-    audit.record(
-        operator_id,
-        "moderation.words_changed",
-        "setting:prohibited_words",
-        before={"prohibited_words": before},
-        after={"prohibited_words": value},
-    )
-    set_setting("prohibited_words", value)  # commits the change and its audit event together
+    with write_transaction():  # the change and its audit event together
+        before = site_settings()["prohibited_words"]
+        audit.record(
+            operator_id,
+            "moderation.words_changed",
+            "setting:prohibited_words",
+            before={"prohibited_words": before},
+            after={"prohibited_words": value},
+        )
+        set_setting("prohibited_words", value, commit=False)
     return value
 
 
@@ -266,6 +260,6 @@ def report_product(slug: str, reason: str, text: str, ip: str | None) -> Product
         raise InvalidReport()
     product = catalog.product_listing(slug).product  # NotFound unless on sale
     report = ProductReport(product_id=product.id, reason=reason, text=text, ip=(ip or None) and ip[:45])
-    db.session.add(report)
-    db.session.commit()
+    with write_transaction():
+        db.session.add(report)
     return report

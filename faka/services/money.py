@@ -28,7 +28,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, false, func, not_, select
 
 from faka import jobs
-from faka.database import begin_write, write_transaction
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import Complaint, LedgerEntry, Merchant, Order, PayoutAccount, Refund, User, Withdrawal
 from faka.services import audit, clock, passkeys, twofactor
@@ -251,7 +251,7 @@ def add_payout_account(merchant_id: int, kind: str, holder: str, account: str) -
             merchant.user_id, "payout_account.added", f"merchant:{merchant_id}", f"payout_account:{payout.id} {kind}"
         )
         email = _queue_payout_account_email(payout, merchant)
-    jobs.enqueue(jobs.send_email, email.id, job_id=f"email-{email.id}")
+        jobs.enqueue(jobs.send_email, email.id, job_id=f"email-{email.id}")
     return payout
 
 
@@ -360,16 +360,15 @@ def _tron_checksum_ok(address: str) -> bool:
 def remove_payout_account(merchant_id: int, payout_account_id: int) -> None:
     """Stop offering an account for withdrawals. It is kept (soft-deleted) because past
     withdrawals refer to it."""
-    begin_write()
-    payout = _live_payout_account(merchant_id, payout_account_id)
-    payout.deleted_at = clock.now()
-    _audit(
-        _merchant_user_id(merchant_id),
-        "payout_account.removed",
-        f"merchant:{merchant_id}",
-        f"payout_account:{payout.id}",
-    )
-    db.session.commit()
+    with write_transaction():
+        payout = _live_payout_account(merchant_id, payout_account_id)
+        payout.deleted_at = clock.now()
+        _audit(
+            _merchant_user_id(merchant_id),
+            "payout_account.removed",
+            f"merchant:{merchant_id}",
+            f"payout_account:{payout.id}",
+        )
 
 
 def payout_accounts(merchant_id: int) -> list[PayoutAccount]:
@@ -391,7 +390,6 @@ def payout_account_number(payout: PayoutAccount) -> str:
 def _live_payout_account(merchant_id: int, payout_account_id: int) -> PayoutAccount:
     payout = db.session.get(PayoutAccount, payout_account_id)
     if payout is None or payout.merchant_id != merchant_id or payout.deleted_at is not None:
-        db.session.rollback()
         raise NotFound()
     return payout
 
@@ -552,7 +550,7 @@ def _decide(
             detail + (f" reason={reason}" if reason else "") + (f" reference={reference}" if reference else ""),
         )
         email = _queue_status_email(withdrawal, merchant)
-    jobs.enqueue(jobs.send_email, email.id, job_id=f"email-{email.id}")
+        jobs.enqueue(jobs.send_email, email.id, job_id=f"email-{email.id}")
     return withdrawal
 
 
@@ -607,7 +605,7 @@ def refund_order(
         if order.status not in allowed_statuses:
             raise OrderNotRefundable()
         refund = apply_refund(order, order.total, actor_id, now)
-    jobs.enqueue(jobs.refund_payment, refund.id, job_id=f"refund-{refund.id}")
+        jobs.enqueue(jobs.refund_payment, refund.id, job_id=f"refund-{refund.id}")
     return True
 
 
@@ -633,8 +631,8 @@ def apply_refund(
 ) -> Refund:
     """Refund `amount` of a locked order inside the caller's write transaction: the order
     becomes refunded (or partially refunded), the merchant is debited, and a Refund
-    records how the money reaches the buyer (the caller enqueues jobs.refund_payment
-    after committing).
+    records how the money reaches the buyer (the caller enqueues jobs.refund_payment,
+    which write_transaction() sends once it has committed).
 
     The sale the merchant was credited for is taken back in part or whole (REFUND) with
     the matching share of the fee (FEE_RETURN). Those entries settle when the sale does,

@@ -1,9 +1,10 @@
 """Telling merchants what happened to their orders and stock: emails and webhooks.
 
-Each hook runs after the transaction that changed the order has committed, opens its own
-write transaction to record what is owed (webhook deliveries, outbox emails), commits,
-and only then enqueues the jobs that send them. A hook that fails leaves the order as it
-is; its callers log the failure and carry on.
+Each hook runs after the transaction that changed the order has committed (never inside
+a write_transaction(): they do not nest), opens its own to record what is owed (webhook
+deliveries, outbox emails), and enqueues the jobs that send them inside it, so they go
+out once it has committed. A hook that fails leaves the order as it is; its callers log
+the failure and carry on.
 
 Low-stock alerts: when a delivery leaves an auto-delivered product with at most
 `low_stock_threshold` available keys (a threshold of 0 turns alerts off), the merchant
@@ -25,7 +26,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from faka import jobs
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import CardKey, Merchant, Order, OutboxEmail, Product
 from faka.models.catalog import DELIVERY_AUTO, DELIVERY_MANUAL
@@ -45,14 +46,13 @@ def order_paid(order_id: int) -> None:
     merchant delivers by hand, an email asking them to deliver it."""
     order = db.session.get(Order, order_id)
     if order is None or not (_is_manual(order) or webhooks.has_subscribers(order.merchant_id, "order.paid")):
-        db.session.rollback()  # nothing to record: take no write lock
+        db.session.rollback()  # nothing to record: end the read, take no write lock
         return
-    begin_write()
-    order = db.session.get(Order, order_id)
-    delivery_ids = webhooks.emit(order.merchant_id, "order.paid", order_data(order))
-    email_ids = [_queue_manual_order_email(order)] if _is_manual(order) else []
-    db.session.commit()
-    _enqueue(delivery_ids, email_ids)
+    with write_transaction():
+        order = db.session.get(Order, order_id)
+        delivery_ids = webhooks.emit(order.merchant_id, "order.paid", order_data(order))
+        email_ids = [_queue_manual_order_email(order)] if _is_manual(order) else []
+        _enqueue(delivery_ids, email_ids)
 
 
 def order_delivered(order_id: int) -> None:
@@ -61,36 +61,37 @@ def order_delivered(order_id: int) -> None:
     if order is None or not (
         _watches_stock(order.product) or webhooks.has_subscribers(order.merchant_id, "order.delivered")
     ):
-        db.session.rollback()
+        db.session.rollback()  # nothing to record: end the read, take no write lock
         return
-    begin_write()
-    order = db.session.get(Order, order_id)
-    delivery_ids = webhooks.emit(order.merchant_id, "order.delivered", order_data(order))
-    email_ids = []
-    if _watches_stock(order.product):
-        # Locked so that two deliveries finishing together do not both alert.
-        product = db.session.execute(
-            select(Product).where(Product.id == order.product_id).with_for_update()
-        ).scalar_one()
-        available = _available_keys(product.id)
-        if available <= product.low_stock_threshold and not _alerted_recently(product):
-            data = {"product": _product_data(product), "available": available, "threshold": product.low_stock_threshold}
-            delivery_ids += webhooks.emit(product.merchant_id, "stock.low", data)
-            email_ids.append(_queue_low_stock_email(product, available))
-    db.session.commit()
-    _enqueue(delivery_ids, email_ids)
+    with write_transaction():
+        order = db.session.get(Order, order_id)
+        delivery_ids = webhooks.emit(order.merchant_id, "order.delivered", order_data(order))
+        email_ids = []
+        if _watches_stock(order.product):
+            # Locked so that two deliveries finishing together do not both alert.
+            product = db.session.execute(
+                select(Product).where(Product.id == order.product_id).with_for_update()
+            ).scalar_one()
+            available = _available_keys(product.id)
+            if available <= product.low_stock_threshold and not _alerted_recently(product):
+                data = {
+                    "product": _product_data(product),
+                    "available": available,
+                    "threshold": product.low_stock_threshold,
+                }
+                delivery_ids += webhooks.emit(product.merchant_id, "stock.low", data)
+                email_ids.append(_queue_low_stock_email(product, available))
+        _enqueue(delivery_ids, email_ids)
 
 
 def order_refunded(order_id: int) -> None:
     """An order was refunded: `order.refunded` webhook."""
-    begin_write()
-    order = db.session.get(Order, order_id)
-    if order is None:
-        db.session.rollback()
-        return
-    delivery_ids = webhooks.emit(order.merchant_id, "order.refunded", order_data(order))
-    db.session.commit()
-    _enqueue(delivery_ids, [])
+    with write_transaction():
+        order = db.session.get(Order, order_id)
+        if order is None:
+            return  # nothing written
+        delivery_ids = webhooks.emit(order.merchant_id, "order.refunded", order_data(order))
+        _enqueue(delivery_ids, [])
 
 
 def _is_manual(order: Order) -> bool:
@@ -198,6 +199,7 @@ def _available_keys(product_id: int) -> int:
 
 
 def _enqueue(delivery_ids: list[int], email_ids: list[int]) -> None:
+    # Called inside the hook's write_transaction(): the jobs go out once it has committed.
     webhooks.enqueue_deliveries(delivery_ids)
     for email_id in email_ids:
         jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}")

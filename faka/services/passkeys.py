@@ -54,7 +54,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from faka.database import begin_write, write_transaction
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import AuditEvent, Passkey, SecurityEvent, SpentChallenge, User
 from faka.services import accounts, clock, risk, security_events, twofactor
@@ -260,7 +260,7 @@ def registration_options(user_id: int) -> Ceremony:
         ),
         exclude_credentials=_descriptors(user_passkeys(user_id)),
     )
-    db.session.rollback()
+    db.session.rollback()  # kept: ends this read-only transaction (nothing was written)
     return Ceremony(options_to_json_dict(options), options.challenge)
 
 
@@ -270,7 +270,7 @@ def authentication_options(user_id: int | None = None) -> Ceremony:
     user's (a second factor or a confirmation; user verification preferred)."""
     rp = _rp()
     allowed = _descriptors(user_passkeys(user_id)) if user_id is not None else []
-    db.session.rollback()
+    db.session.rollback()  # kept: ends this read-only transaction (nothing was written)
     options = generate_authentication_options(
         rp_id=rp.id,
         timeout=CHALLENGE_SECONDS * 1000,
@@ -287,18 +287,16 @@ def _spend(proof: Proof, now) -> None:
     otherwise (also for an old copy of the cookie that still holds it)."""
     if not isinstance(proof.challenge, bytes) or not 0 <= time.time() - proof.issued_at <= CHALLENGE_SECONDS:
         raise ChallengeExpired()
-    begin_write()
-    db.session.execute(delete(SpentChallenge).where(SpentChallenge.expires_at <= now))
-    db.session.add(
-        SpentChallenge(
-            signature="passkey:" + hashlib.sha256(proof.challenge).hexdigest(),
-            expires_at=now + timedelta(seconds=CHALLENGE_SECONDS + 60),
-        )
-    )
     try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+        with write_transaction():
+            db.session.execute(delete(SpentChallenge).where(SpentChallenge.expires_at <= now))
+            db.session.add(
+                SpentChallenge(
+                    signature="passkey:" + hashlib.sha256(proof.challenge).hexdigest(),
+                    expires_at=now + timedelta(seconds=CHALLENGE_SECONDS + 60),
+                )
+            )
+    except IntegrityError:  # rolled back: already spent
         raise ChallengeExpired() from None
 
 
@@ -368,50 +366,45 @@ def register(
     )
     credential_id = b64url(verified.credential_id)
     codes = hashes = None
-    begin_write()
     try:
-        user = db.session.get(User, user_id, with_for_update=True)
-        count = db.session.scalar(select(func.count()).select_from(Passkey).where(Passkey.user_id == user_id))
-        if count >= MAX_PASSKEYS:
-            raise TooManyPasskeys()
-        if db.session.scalar(select(Passkey.id).where(Passkey.credential_id == credential_id)) is not None:
-            raise AlreadyRegistered()
-        first = not user.totp_enabled and count == 0
-        handle = _user_handle(user_id)
-        db.session.add(
-            Passkey(
-                user_id=user_id,
-                credential_id=credential_id,
-                public_key=verified.credential_public_key,
-                sign_count=verified.sign_count,
-                user_handle=handle,
-                transports=transports or None,
-                name=name,
-                created_at=now,
+        with write_transaction():
+            user = db.session.get(User, user_id, with_for_update=True)
+            count = db.session.scalar(select(func.count()).select_from(Passkey).where(Passkey.user_id == user_id))
+            if count >= MAX_PASSKEYS:
+                raise TooManyPasskeys()
+            if db.session.scalar(select(Passkey.id).where(Passkey.credential_id == credential_id)) is not None:
+                raise AlreadyRegistered()
+            first = not user.totp_enabled and count == 0
+            handle = _user_handle(user_id)
+            db.session.add(
+                Passkey(
+                    user_id=user_id,
+                    credential_id=credential_id,
+                    public_key=verified.credential_public_key,
+                    sign_count=verified.sign_count,
+                    user_handle=handle,
+                    transports=transports or None,
+                    name=name,
+                    created_at=now,
+                )
             )
-        )
-        session_id = None
-        if first:
-            codes, hashes = twofactor.new_recovery_codes()
-            user.recovery_codes = hashes
-            _ended, session_id = accounts.renew_session(user_id, current_session, ip, user_agent, now)
-        db.session.flush()
-        passkey_id = db.session.scalar(select(Passkey.id).where(Passkey.credential_id == credential_id))
-        db.session.add(
-            AuditEvent(
-                actor_id=user_id,
-                action="passkey.added",
-                target=f"user:{user_id}",
-                detail=f"passkey:{passkey_id}" + (" (first second factor)" if first else ""),
+            session_id = None
+            if first:
+                codes, hashes = twofactor.new_recovery_codes()
+                user.recovery_codes = hashes
+                _ended, session_id = accounts.renew_session(user_id, current_session, ip, user_agent, now)
+            db.session.flush()
+            passkey_id = db.session.scalar(select(Passkey.id).where(Passkey.credential_id == credential_id))
+            db.session.add(
+                AuditEvent(
+                    actor_id=user_id,
+                    action="passkey.added",
+                    target=f"user:{user_id}",
+                    detail=f"passkey:{passkey_id}" + (" (first second factor)" if first else ""),
+                )
             )
-        )
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+    except IntegrityError:  # rolled back
         raise AlreadyRegistered() from None
-    except Exception:
-        db.session.rollback()
-        raise
     return Registered(passkey_id, codes, session_id)
 
 
@@ -472,9 +465,10 @@ def _own(user_id: int, passkey_id: int) -> Passkey:
 # -- signing ------------------------------------------------------------------------------
 
 
-def _verified(rp: RelyingParty, proof: Proof, user_id: int | None, require_uv: bool, now) -> Passkey:
-    """The passkey that signed `proof`, its counter and last use updated in the caller's
-    transaction; PasskeyRefused otherwise. With `user_id`, only that user's passkeys."""
+def _verified(rp: RelyingParty, proof: Proof, user_id: int | None, require_uv: bool) -> tuple[Passkey, int]:
+    """The passkey that signed `proof` (locked in the caller's transaction) and its new
+    signature counter, for `_used`; PasskeyRefused otherwise. With `user_id`, only that
+    user's passkeys. Writes nothing."""
     response = _response_dict(proof.response)
     try:
         credential_id = b64url(_unb64url(response["rawId"]))
@@ -510,9 +504,13 @@ def _verified(rp: RelyingParty, proof: Proof, user_id: int | None, require_uv: b
             f"{verified.new_sign_count}: a copied authenticator?",
             passkey.user_id,
         )
-    passkey.sign_count = verified.new_sign_count
+    return passkey, verified.new_sign_count
+
+
+def _used(passkey: Passkey, sign_count: int, now) -> None:
+    """Note an accepted signature of the passkey: its counter and last use."""
+    passkey.sign_count = sign_count
     passkey.last_used_at = now
-    return passkey
 
 
 def _refused_event(exc: PasskeyRefused, ip, device_hash, subject: str, purpose: str, now) -> None:
@@ -556,34 +554,32 @@ def sign_in(proof: Proof, ip: str | None = None, device_hash: str | None = None)
         )
         raise
     signals = risk.Signals(risk.LOGIN, ip, device_hash, now=now)
-    begin_write()
-    # A passkey signed with user verification proves a person at a real device: more
-    # than the captcha would.
-    verdict = risk.check(signals, captcha_solved=True)
-    risk.add_event(signals, verdict, captcha_solved=True)
-    try:
-        passkey = _verified(rp, proof, None, True, now)
-    except PasskeyRefused as exc:
-        db.session.rollback()
-        begin_write()
-        _refused_event(exc, ip, device_hash, "passkey", "sign-in", now)
-        db.session.commit()
-        raise
-    user = db.session.get(User, passkey.user_id, with_for_update=True)
-    if accounts.is_locked(user, now):
-        db.session.rollback()
-        security_events.record(
-            SecurityEvent.LOGIN_FAILED,
-            ip,
-            device_hash,
-            subject=f"user:{user.id}",
-            detail="passkey (sign-in): locked",
-            now=now,
-        )
-        raise twofactor.AccountLocked()
-    user.failed_logins = 0
-    user.locked_until = None
-    db.session.commit()
+    # A refusal keeps only its failed-login event (not the risk event, not the passkey's
+    # use): nothing else is written before it is added, and it is committed, then raised.
+    with write_transaction(commit_on=(PasskeyRefused, twofactor.AccountLocked)):
+        # A passkey signed with user verification proves a person at a real device: more
+        # than the captcha would.
+        verdict = risk.check(signals, captcha_solved=True)
+        try:
+            passkey, sign_count = _verified(rp, proof, None, True)
+        except PasskeyRefused as exc:
+            _refused_event(exc, ip, device_hash, "passkey", "sign-in", now)
+            raise
+        user = db.session.get(User, passkey.user_id, with_for_update=True)
+        if accounts.is_locked(user, now):
+            security_events.add(
+                SecurityEvent.LOGIN_FAILED,
+                ip,
+                device_hash,
+                subject=f"user:{user.id}",
+                detail="passkey (sign-in): locked",
+                now=now,
+            )
+            raise twofactor.AccountLocked()
+        risk.add_event(signals, verdict, captcha_solved=True)
+        _used(passkey, sign_count, now)
+        user.failed_logins = 0
+        user.locked_until = None
     return user
 
 
@@ -608,36 +604,30 @@ def verify_second_factor(
             now=now,
         )
         raise
-    begin_write()
-    user = db.session.get(User, user_id, with_for_update=True)
-    if user is None:
-        db.session.rollback()
-        raise PasskeyRefused()
-    if accounts.is_locked(user, now):
-        security_events.add(
-            SecurityEvent.LOGIN_FAILED,
-            ip,
-            device_hash,
-            subject=f"user:{user_id}",
-            detail=f"passkey ({purpose}): locked",
-            now=now,
-        )
-        db.session.commit()
-        raise twofactor.AccountLocked()
-    try:
-        _verified(rp, proof, user_id, False, now)
-    except PasskeyRefused as exc:
-        db.session.rollback()
-        begin_write()
+    # A refusal keeps its failed-login event and the failure's count: committed, then raised.
+    with write_transaction(commit_on=(PasskeyRefused, twofactor.AccountLocked)):
         user = db.session.get(User, user_id, with_for_update=True)
-        accounts.record_failed_login(user, now)
-        _refused_event(exc, ip, device_hash, f"user:{user_id}", purpose, now)
-        locked = accounts.is_locked(user, now)
-        db.session.commit()
-        raise (twofactor.AccountLocked() if locked else exc) from None
-    user.failed_logins = 0
-    user.locked_until = None
-    db.session.commit()
+        if user is None:
+            raise PasskeyRefused()  # nothing written: committing it writes nothing either
+        if accounts.is_locked(user, now):
+            security_events.add(
+                SecurityEvent.LOGIN_FAILED,
+                ip,
+                device_hash,
+                subject=f"user:{user_id}",
+                detail=f"passkey ({purpose}): locked",
+                now=now,
+            )
+            raise twofactor.AccountLocked()
+        try:
+            passkey, sign_count = _verified(rp, proof, user_id, False)
+        except PasskeyRefused as exc:
+            accounts.record_failed_login(user, now)
+            _refused_event(exc, ip, device_hash, f"user:{user_id}", purpose, now)
+            raise (twofactor.AccountLocked() if accounts.is_locked(user, now) else exc) from None
+        _used(passkey, sign_count, now)
+        user.failed_logins = 0
+        user.locked_until = None
     return user
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from faka import jobs
-from faka.database import begin_write, write_transaction
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import GatewayConfig, NotifyLog, Order, PaymentAttempt, PaymentNotice, Refund, SecurityEvent
 from faka.payments import GATEWAYS, GatewayUnavailable, gateway_settings, get_gateway
@@ -160,10 +160,9 @@ def handle_notify(
         _log_refusal(received, str(exc), verified=False, order_number=_claimed_order(form))
         raise
     except IgnoredNotify as exc:
-        begin_write()
-        _log(received, _claimed_order(form), verified=True, outcome=OUTCOME_IGNORED, reason=str(exc)[:500])
-        db.session.commit()
-        raise
+        with write_transaction(commit_on=(IgnoredNotify,)):
+            _log(received, _claimed_order(form), verified=True, outcome=OUTCOME_IGNORED, reason=str(exc)[:500])
+            raise
     return _apply_notice(gateway, received, notice)
 
 
@@ -179,7 +178,7 @@ def _refuse_blocked_source(source_ip: str | None) -> None:
         risk.record_once(signals, verdict, key=("notify", source_ip, verdict.action))
     if verdict.action == risk.BLOCK:
         raise SourceBlocked(f"source {source_ip} blocked: {verdict.rules}")
-    db.session.rollback()
+    db.session.rollback()  # ends the risk checks' read snapshot: none is held open across the verification
 
 
 def _claimed_order(form: Mapping[str, str]) -> str | None:
@@ -203,12 +202,11 @@ def check_payment(order_id: int) -> NotifyResult | None:
     not keep the others from being asked; when none reports a payment, the first error
     propagates, so a job is retried."""
     order = db.session.get(Order, order_id)
-    if order is None:
-        db.session.rollback()
-        raise NotFound()
-    names = [name for name in _gateways_sent_to(order) if can_query(name)]
+    names = [name for name in _gateways_sent_to(order) if can_query(name)] if order is not None else []
     refs = {name: order_ref(order, gateway=name) for name in names}
     db.session.rollback()  # no transaction held open across the provider calls
+    if order is None:
+        raise NotFound()
     if not names:
         raise CannotQuery(f"order {order.number}: no gateway it was sent to pay with has a query API")
     failure = None
@@ -218,7 +216,7 @@ def check_payment(order_id: int) -> NotifyResult | None:
         except GatewayUnavailable:
             continue  # disabled since: its payments are not accepted either
         except Exception as exc:  # noqa: BLE001 - raised below unless another gateway finds the payment
-            db.session.rollback()
+            db.session.rollback()  # the failed query may have left the session's transaction broken
             failure = failure or exc
             continue
         if result is not None:
@@ -239,7 +237,7 @@ def _gateways_sent_to(order: Order) -> list[str]:
 
 def _query(gateway_name: str, ref: OrderRef) -> NotifyResult | None:
     gateway = get_gateway(gateway_name)
-    db.session.rollback()
+    db.session.rollback()  # no transaction held open across the provider call
     received = _Received(gateway_name, NotifyLog.QUERY, None, None, None)
     try:
         notice = gateway.query(ref)
@@ -247,9 +245,8 @@ def _query(gateway_name: str, ref: OrderRef) -> NotifyResult | None:
         _log_refusal(received, str(exc), verified=False, order_number=ref.number)
         raise
     if notice is None:
-        begin_write()
-        _log(received, ref.number, verified=True, outcome=OUTCOME_WAITING)
-        db.session.commit()
+        with write_transaction():
+            _log(received, ref.number, verified=True, outcome=OUTCOME_WAITING)
         return None
     return _apply_notice(gateway, received, notice)
 
@@ -333,7 +330,7 @@ def test_gateway(name: str) -> str:
             )
         )
     _row, settings = gateway_settings(name)
-    db.session.rollback()
+    db.session.rollback()  # no transaction held open across the provider call
     base = current_app.config["BASE_URL"].rstrip("/")
     probe = OrderRef(
         number="FAKATEST" + secrets.token_hex(6),
@@ -437,19 +434,20 @@ class _Received:
 
 
 def _apply_notice(gateway: Gateway, received: _Received, notice: Notice, _retry: bool = True) -> NotifyResult:
-    begin_write()
     try:
-        result, enqueue_delivery, outcome = _record(gateway, received.gateway, notice)
-        _log(received, notice.order_number, verified=True, outcome=outcome)
-        db.session.commit()
+        with write_transaction():
+            result, enqueue_delivery, outcome = _record(gateway, received.gateway, notice)
+            _log(received, notice.order_number, verified=True, outcome=outcome)
+            if enqueue_delivery and not result.order.is_held:
+                jobs.enqueue(jobs.deliver_order, result.order.id, job_id=f"deliver-{result.order.id}")
+            if result.refund_id is not None:
+                jobs.enqueue(jobs.refund_payment, result.refund_id, job_id=f"refund-{result.refund_id}")
     except IntegrityError:
-        db.session.rollback()
         if not _retry:
             raise
         # A concurrent copy of the same notification committed first: this time it is a replay.
         return _apply_notice(gateway, received, notice, _retry=False)
     except InvalidNotify as exc:
-        db.session.rollback()
         _log_refusal(
             received,
             str(exc),
@@ -458,15 +456,8 @@ def _apply_notice(gateway: Gateway, received: _Received, notice: Notice, _retry:
             mismatch=isinstance(exc, AmountMismatch),
         )
         raise
-    except Exception:
-        db.session.rollback()
-        raise
     if enqueue_delivery:
-        if not result.order.is_held:
-            jobs.enqueue(jobs.deliver_order, result.order.id, job_id=f"deliver-{result.order.id}")
         _notify_merchant_paid(result.order.id)
-    if result.refund_id is not None:
-        jobs.enqueue(jobs.refund_payment, result.refund_id, job_id=f"refund-{result.refund_id}")
     return result
 
 
@@ -492,12 +483,11 @@ def _log_refusal(
 ) -> None:
     """Log a refused notification; one the provider sent (not our own query's answer) is
     also a security event, which the risk rules count per source address."""
-    begin_write()
-    _log(received, order_number, verified, OUTCOME_REJECTED, reason[:500])
-    if received.via == NotifyLog.NOTIFY:
-        kind = SecurityEvent.AMOUNT_MISMATCH if mismatch else SecurityEvent.SIGNATURE_FAILED
-        security_events.add(kind, received.source_ip, subject=received.gateway, detail=reason[:500])
-    db.session.commit()
+    with write_transaction():
+        _log(received, order_number, verified, OUTCOME_REJECTED, reason[:500])
+        if received.via == NotifyLog.NOTIFY:
+            kind = SecurityEvent.AMOUNT_MISMATCH if mismatch else SecurityEvent.SIGNATURE_FAILED
+            security_events.add(kind, received.source_ip, subject=received.gateway, detail=reason[:500])
 
 
 _SECRET_NAMES = re.compile(r"secret|password|passwd|token|key", re.IGNORECASE)
@@ -533,7 +523,7 @@ def _notify_merchant_paid(order_id: int) -> None:
     try:
         notifications.order_paid(order_id)
     except Exception:
-        db.session.rollback()
+        db.session.rollback()  # whatever the failed notifications left open or broken must not outlive them
         log.exception("order %s: merchant notifications for the payment failed", order_id)
 
 

@@ -30,6 +30,8 @@ import logging
 import os
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +40,7 @@ from flask_babel import lazy_gettext as _l
 from PIL import Image, ImageCms, ImageOps
 from sqlalchemy import or_, select, text
 
-from faka.database import begin_write, is_postgresql
+from faka.database import is_postgresql, write_transaction
 from faka.extensions import db
 from faka.models import Merchant, Product, ProductImage
 from faka.services.errors import DomainError, NotFound
@@ -275,13 +277,15 @@ def _unreferenced(names: set[str]) -> list[Path]:
     return [folder / name for name in sorted(names - still) if STORED_NAME.fullmatch(name)]
 
 
-def _lock_files() -> None:
-    """Start a write transaction in which no other image change runs: the check that a
-    file is still named, and its removal, must not interleave with an upload of the same
-    picture. SQLite's write lock does that already; PostgreSQL takes an advisory lock."""
-    begin_write()
-    if is_postgresql():
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FILES_LOCK})
+@contextmanager
+def _files_locked() -> Iterator[None]:
+    """A write transaction in which no other image change runs: the check that a file is
+    still named, and its removal, must not interleave with an upload of the same picture.
+    SQLite's write lock does that already; PostgreSQL takes an advisory lock."""
+    with write_transaction():
+        if is_postgresql():
+            db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FILES_LOCK})
+        yield
 
 
 # -- the merchant's changes ---------------------------------------------------------------------
@@ -355,40 +359,36 @@ def add_images(merchant_id: int, slug: str, role: str, uploads: list[bytes]) -> 
     check_pixels(uploads, PIXELS, MAX_UPLOAD_BYTES, FORMATS, InvalidProductImage)
     encoded = [encode(data) for data in uploads]  # before any lock: the slow part
 
-    _lock_files()
+    created: list[Path] = []
     try:
-        product = get_product(merchant_id, slug)
-        current = _images_of(product.id)
-        replaced = []
-        if role == ProductImage.GALLERY:
-            if len(current.gallery) + len(encoded) > MAX_GALLERY:
-                raise GalleryFull()
-            shown = {image.detail_jpeg for image in current.gallery}
-            for e in encoded:
-                if e.detail_jpeg.name in shown:
-                    raise AlreadyInGallery()
-                shown.add(e.detail_jpeg.name)
-        elif current.cover is not None:
-            replaced.append(current.cover)
-        _check_quota(merchant_id, encoded, replaced[0].id if replaced else None)
-        created = _write_files(encoded)
+        with _files_locked():
+            product = get_product(merchant_id, slug)
+            current = _images_of(product.id)
+            replaced = []
+            if role == ProductImage.GALLERY:
+                if len(current.gallery) + len(encoded) > MAX_GALLERY:
+                    raise GalleryFull()
+                shown = {image.detail_jpeg for image in current.gallery}
+                for e in encoded:
+                    if e.detail_jpeg.name in shown:
+                        raise AlreadyInGallery()
+                    shown.add(e.detail_jpeg.name)
+            elif current.cover is not None:
+                replaced.append(current.cover)
+            _check_quota(merchant_id, encoded, replaced[0].id if replaced else None)
+            created = _write_files(encoded)
+            for image in replaced:
+                db.session.delete(image)
+            start = len(current.gallery)
+            images = [
+                _row(product.id, role, start + i if role == ProductImage.GALLERY else 0, e)
+                for i, e in enumerate(encoded)
+            ]
+            db.session.add_all(images)
+            db.session.flush()
+            gone = _unreferenced({name for image in replaced for name in image.names})
     except BaseException:
-        db.session.rollback()
-        raise
-    try:
-        for image in replaced:
-            db.session.delete(image)
-        start = len(current.gallery)
-        images = [
-            _row(product.id, role, start + i if role == ProductImage.GALLERY else 0, e) for i, e in enumerate(encoded)
-        ]
-        db.session.add_all(images)
-        db.session.flush()
-        gone = _unreferenced({name for image in replaced for name in image.names})
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        _remove(created)
+        _remove(created)  # rolled back (the commit too may have failed): the files this call wrote go
         raise
     _remove(gone)
     return images
@@ -412,8 +412,7 @@ def _row(product_id: int, role: str, position: int, e: Encoded) -> ProductImage:
 
 def remove_image(merchant_id: int, slug: str, image_id: int) -> None:
     """Remove one of the product's images; its files go unless another image names them."""
-    _lock_files()
-    try:
+    with _files_locked():
         product = get_product(merchant_id, slug)
         image = _own_image(product.id, image_id)
         names = set(image.names)
@@ -422,17 +421,12 @@ def remove_image(merchant_id: int, slug: str, image_id: int) -> None:
         if image.role == ProductImage.GALLERY:
             _renumber(_images_of(product.id).gallery)
         gone = _unreferenced(names)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
     _remove(gone)
 
 
 def move_image(merchant_id: int, slug: str, image_id: int, offset: int) -> None:
     """Move a gallery image one place earlier (offset -1) or later (+1)."""
-    begin_write()
-    try:
+    with write_transaction():
         product = get_product(merchant_id, slug)
         image = _own_image(product.id, image_id)
         gallery = _images_of(product.id).gallery
@@ -443,10 +437,6 @@ def move_image(merchant_id: int, slug: str, image_id: int, offset: int) -> None:
         if 0 <= other < len(gallery):
             gallery[index], gallery[other] = gallery[other], gallery[index]
             _renumber(gallery)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
 
 
 def _own_image(product_id: int, image_id: int) -> ProductImage:

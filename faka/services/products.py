@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import CardKey, Category, Product, TierPrice
 from faka.models.catalog import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_TYPES
@@ -132,58 +132,57 @@ def save_product(merchant_id: int, draft: ProductDraft, slug: str | None = None)
     """Create (slug None) or update the merchant's product. Text that hits a prohibited
     word sends the product to moderation instead of publishing it."""
     _validate(draft)
-    begin_write()
-    product = get_product(merchant_id, slug) if slug is not None else None
-    try:
-        # A hidden category is offered only to the products already in it.
-        category_service.check_choosable(draft.category_id, current_id=product.category_id if product else None)
-    except NotFound:
-        db.session.rollback()
-        raise InvalidProduct(_l("Choose a category.")) from None
-    if product is None:
-        last = db.session.scalar(
-            select(func.max(Product.position)).where(Product.merchant_id == merchant_id, Product.deleted_at.is_(None))
-        )
-        product = Product(slug=secrets.token_hex(8), merchant_id=merchant_id, position=(last or 0) + 1)
-        db.session.add(product)
-    if draft.position is not None:
-        product.position = draft.position
-    for name in (
-        "title",
-        "category_id",
-        "price",
-        "description_md",
-        "delivery_type",
-        "min_per_order",
-        "max_per_order",
-        "manual_promise_hours",
-        "reusable_key",
-        "require_query_password",
-        "require_email",
-        "low_stock_threshold",
-        "refund_policy",
-        "visible",
-        "risk_captcha_at",
-        "risk_hold_at",
-    ):
-        setattr(product, name, getattr(draft, name))
-    product.title = draft.title.strip()
-    if draft.delivery_type == DELIVERY_FIXED:
-        # Editing without retyping the content keeps the content already stored.
-        if (draft.fixed_content or "").strip():
-            product.fixed_content_ciphertext = vault().encrypt(draft.fixed_content.strip())
-        elif product.fixed_content_ciphertext is None:
-            db.session.rollback()
-            raise InvalidProduct(_l("A fixed-delivery product needs the content every buyer receives."))
-    hits = prohibited_hits(draft.title, draft.description_md, draft.fixed_content or "")
-    # A product an operator rejected or took down needs an operator again after an edit.
-    held = product.moderation in ("rejected", "taken_down")
-    product.moderation = MODERATION_PENDING if hits or held else MODERATION_APPROVED
-    product.moderation_reason = ", ".join(hits) if hits else None
-    product.tiers.clear()
-    db.session.flush()
-    product.tiers.extend(TierPrice(min_quantity=q, unit_price=p) for q, p in sorted(draft.tiers))
-    db.session.commit()
+    with write_transaction():
+        product = get_product(merchant_id, slug) if slug is not None else None
+        try:
+            # A hidden category is offered only to the products already in it.
+            category_service.check_choosable(draft.category_id, current_id=product.category_id if product else None)
+        except NotFound:
+            raise InvalidProduct(_l("Choose a category.")) from None
+        if product is None:
+            last = db.session.scalar(
+                select(func.max(Product.position)).where(
+                    Product.merchant_id == merchant_id, Product.deleted_at.is_(None)
+                )
+            )
+            product = Product(slug=secrets.token_hex(8), merchant_id=merchant_id, position=(last or 0) + 1)
+            db.session.add(product)
+        if draft.position is not None:
+            product.position = draft.position
+        for name in (
+            "title",
+            "category_id",
+            "price",
+            "description_md",
+            "delivery_type",
+            "min_per_order",
+            "max_per_order",
+            "manual_promise_hours",
+            "reusable_key",
+            "require_query_password",
+            "require_email",
+            "low_stock_threshold",
+            "refund_policy",
+            "visible",
+            "risk_captcha_at",
+            "risk_hold_at",
+        ):
+            setattr(product, name, getattr(draft, name))
+        product.title = draft.title.strip()
+        if draft.delivery_type == DELIVERY_FIXED:
+            # Editing without retyping the content keeps the content already stored.
+            if (draft.fixed_content or "").strip():
+                product.fixed_content_ciphertext = vault().encrypt(draft.fixed_content.strip())
+            elif product.fixed_content_ciphertext is None:
+                raise InvalidProduct(_l("A fixed-delivery product needs the content every buyer receives."))
+        hits = prohibited_hits(draft.title, draft.description_md, draft.fixed_content or "")
+        # A product an operator rejected or took down needs an operator again after an edit.
+        held = product.moderation in ("rejected", "taken_down")
+        product.moderation = MODERATION_PENDING if hits or held else MODERATION_APPROVED
+        product.moderation_reason = ", ".join(hits) if hits else None
+        product.tiers.clear()
+        db.session.flush()
+        product.tiers.extend(TierPrice(min_quantity=q, unit_price=p) for q, p in sorted(draft.tiers))
     return product
 
 
@@ -199,25 +198,23 @@ def get_product(merchant_id: int, slug: str) -> Product:
 
 
 def set_visible(merchant_id: int, slug: str, visible: bool) -> Product:
-    begin_write()
-    product = get_product(merchant_id, slug)
-    product.visible = visible
-    db.session.commit()
+    with write_transaction():
+        product = get_product(merchant_id, slug)
+        product.visible = visible
     return product
 
 
 def delete_product(merchant_id: int, slug: str) -> None:
     """Soft delete: hidden everywhere, kept for its orders; unsold keys are voided."""
-    begin_write()
-    product = get_product(merchant_id, slug)
-    product.deleted_at = clock.now()
-    product.visible = False
-    db.session.execute(
-        CardKey.__table__.update()
-        .where(CardKey.product_id == product.id, CardKey.status == CardKey.AVAILABLE)
-        .values(status=CardKey.VOID)
-    )
-    db.session.commit()
+    with write_transaction():
+        product = get_product(merchant_id, slug)
+        product.deleted_at = clock.now()
+        product.visible = False
+        db.session.execute(
+            CardKey.__table__.update()
+            .where(CardKey.product_id == product.id, CardKey.status == CardKey.AVAILABLE)
+            .values(status=CardKey.VOID)
+        )
 
 
 @dataclass(frozen=True)
@@ -261,23 +258,21 @@ def move_product(merchant_id: int, slug: str, direction: str) -> Product:
     """One place up (earlier) or down (later) in the merchant's list, and so in its shop
     and on the home page. The merchant's products are renumbered 1, 2, 3 ... in their
     current order first, so products that share a position can be told apart."""
-    begin_write()
-    product = get_product(merchant_id, slug)
-    if direction not in (UP, DOWN):
-        db.session.rollback()
-        raise InvalidProduct()
-    ordered = list(
-        db.session.execute(
-            select(Product)
-            .where(Product.merchant_id == merchant_id, Product.deleted_at.is_(None))
-            .order_by(Product.position, Product.id)
-            .with_for_update()
-        ).scalars()
-    )
-    index = ordered.index(product)
-    ordered.pop(index)
-    ordered.insert(max(0, index - 1) if direction == UP else index + 1, product)
-    for number, p in enumerate(ordered, start=1):
-        p.position = number
-    db.session.commit()
+    with write_transaction():
+        product = get_product(merchant_id, slug)
+        if direction not in (UP, DOWN):
+            raise InvalidProduct()
+        ordered = list(
+            db.session.execute(
+                select(Product)
+                .where(Product.merchant_id == merchant_id, Product.deleted_at.is_(None))
+                .order_by(Product.position, Product.id)
+                .with_for_update()
+            ).scalars()
+        )
+        index = ordered.index(product)
+        ordered.pop(index)
+        ordered.insert(max(0, index - 1) if direction == UP else index + 1, product)
+        for number, p in enumerate(ordered, start=1):
+            p.position = number
     return product

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from faka import jobs
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import Order, Product
 from faka.services import clock, complaints, delivery, keys, mail, payments, refunds, retention, stock, webhooks
@@ -38,9 +38,8 @@ class ReconcileReport:
 
 
 def reconcile() -> ReconcileReport:
-    begin_write()
-    expired = stock.expire_stale_orders(clock.now())
-    db.session.commit()
+    with write_transaction():
+        expired = stock.expire_stale_orders(clock.now())
 
     undelivered = (
         db.session.execute(
@@ -56,7 +55,7 @@ def reconcile() -> ReconcileReport:
     pending_refunds = refunds.pending_ids()
     in_flight = payments.payments_in_flight()
     imports = keys.waiting_import_ids(clock.now())
-    db.session.rollback()
+    db.session.rollback()  # end the read: no transaction held while the jobs go out (sync mode runs them here)
 
     for order_id in undelivered:
         jobs.enqueue(jobs.deliver_order, order_id, job_id=f"deliver-{order_id}")

@@ -16,7 +16,7 @@ import logging
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from faka.database import begin_write, write_transaction
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import Order, PaymentNotice, Refund, User
 from faka.payments import GATEWAYS, gateway_settings
@@ -58,7 +58,7 @@ def execute(refund_id: int) -> bool:
     propagates so the job is retried."""
     refund = db.session.get(Refund, refund_id)
     if refund is None or refund.status != Refund.PENDING:
-        db.session.rollback()
+        db.session.rollback()  # ends the read snapshot (a job may run in its caller's session)
         return False
     order_number = db.session.scalar(select(Order.number).where(Order.id == refund.order_id))
     payment = refunded_payment(refund)
@@ -76,27 +76,25 @@ def execute(refund_id: int) -> bool:
             reference = gateway_class(settings).refund(order_number, trade_no, amount, f"R{refund_id}")
         except CannotRefund as exc:
             note = str(exc)
-    begin_write()
-    refund = db.session.execute(
-        select(Refund).where(Refund.id == refund_id).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one()
-    if refund.status != Refund.PENDING:
-        db.session.commit()
-        return False
-    refund.gateway = gateway_name  # where the money is, whatever the order's gateway is now
-    if reference is not None:
-        refund.status, refund.reference, refund.completed_at = Refund.DONE, reference[:64], clock.now()
-    else:
-        # An extra payment's refund keeps saying what it is for.
-        refund.status, refund.note = Refund.MANUAL, "; ".join(filter(None, (refund.note, note)))
-    audit.record(
-        None,
-        f"refund.{refund.status}",
-        f"order:{refund.order_id}",
-        detail=f"refund:{refund.id} amount={refund.amount} gateway={refund.gateway}"
-        + (f" payment:{trade_no}" if trade_no else ""),
-    )
-    db.session.commit()
+    with write_transaction():
+        refund = db.session.execute(
+            select(Refund).where(Refund.id == refund_id).with_for_update().execution_options(populate_existing=True)
+        ).scalar_one()
+        if refund.status != Refund.PENDING:
+            return False  # nothing written: the commit only ends the transaction
+        refund.gateway = gateway_name  # where the money is, whatever the order's gateway is now
+        if reference is not None:
+            refund.status, refund.reference, refund.completed_at = Refund.DONE, reference[:64], clock.now()
+        else:
+            # An extra payment's refund keeps saying what it is for.
+            refund.status, refund.note = Refund.MANUAL, "; ".join(filter(None, (refund.note, note)))
+        audit.record(
+            None,
+            f"refund.{refund.status}",
+            f"order:{refund.order_id}",
+            detail=f"refund:{refund.id} amount={refund.amount} gateway={refund.gateway}"
+            + (f" payment:{trade_no}" if trade_no else ""),
+        )
     log.info("refund %s of order %s: %s", refund.id, refund.order_id, refund.status)
     return True
 

@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import case, delete, select, update
 
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import (
     AuditEvent,
@@ -98,7 +98,7 @@ def due(now: datetime | None = None) -> bool:
     last = db.session.scalar(
         select(AuditEvent.created_at).where(AuditEvent.action == RAN).order_by(AuditEvent.created_at.desc()).limit(1)
     )
-    db.session.rollback()
+    db.session.rollback()  # only ends the read transaction: nothing to write
     return last is None or last <= now - EVERY
 
 
@@ -113,10 +113,9 @@ def run(now: datetime | None = None) -> RetentionReport:
         challenges_deleted=_delete_spent_challenges(now),
         notify_bodies_emptied=_empty_notify_bodies(now - timedelta(days=NOTIFY_BODY_DAYS)),
     )
-    begin_write()
-    event = audit.record(None, RAN, f"retention:{now.date().isoformat()}", after=asdict(report))
-    event.created_at = now  # the run's own clock, which due(now) compares with
-    db.session.commit()
+    with write_transaction():
+        event = audit.record(None, RAN, f"retention:{now.date().isoformat()}", after=asdict(report))
+        event.created_at = now  # the run's own clock, which due(now) compares with
     return report
 
 
@@ -125,13 +124,11 @@ def _batches(select_batch, apply_batch) -> int:
     until no row is left. The count of rows changed."""
     done = 0
     while True:
-        begin_write()
-        keys = list(db.session.execute(select_batch.limit(BATCH)).all())
-        if not keys:
-            db.session.commit()
-            return done
-        apply_batch(keys)
-        db.session.commit()
+        with write_transaction():  # one per batch
+            keys = list(db.session.execute(select_batch.limit(BATCH)).all())
+            if not keys:
+                return done  # nothing written
+            apply_batch(keys)
         done += len(keys)
         if len(keys) < BATCH:
             return done

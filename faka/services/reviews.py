@@ -20,7 +20,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from faka.database import begin_write, write_transaction
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import Merchant, Order, Review
 from faka.services import audit, clock, risk
@@ -159,40 +159,35 @@ def submit_review(
     if not isinstance(rating, int) or not 1 <= rating <= 5:
         raise InvalidRating()
     body = _checked_text(text)
-    begin_write()
     try:
-        order = _locked_order(order_token)
-        if not reviewable(order):
-            raise NotReviewable()
-        signals = risk.Signals(risk.REVIEW, ip, device_hash, order.email, order.merchant_id, order=order, now=now)
-        risk.check(signals)
-        review = review_for_order(order.id)
-        if review is None:
-            review = Review(
-                order_id=order.id,
-                merchant_id=order.merchant_id,
-                product_id=order.product_id,
-                rating=rating,
-                body=body,
-                created_at=now,
-            )
-            db.session.add(review)
-            db.session.flush()
-        elif not editable(review, now):
-            raise ReviewLocked()
-        else:
-            review.rating, review.body, review.edited_at = rating, body, now
-        was = review.suspicious_reason
-        _assess(review, order, now)
-        if review.suspicious_reason and review.suspicious_reason != was:
-            risk.note(signals, RISK_RULES[review.suspicious_reason])
-        db.session.commit()
+        with write_transaction():
+            order = _locked_order(order_token)
+            if not reviewable(order):
+                raise NotReviewable()
+            signals = risk.Signals(risk.REVIEW, ip, device_hash, order.email, order.merchant_id, order=order, now=now)
+            risk.check(signals)
+            review = review_for_order(order.id)
+            if review is None:
+                review = Review(
+                    order_id=order.id,
+                    merchant_id=order.merchant_id,
+                    product_id=order.product_id,
+                    rating=rating,
+                    body=body,
+                    created_at=now,
+                )
+                db.session.add(review)
+                db.session.flush()
+            elif not editable(review, now):
+                raise ReviewLocked()
+            else:
+                review.rating, review.body, review.edited_at = rating, body, now
+            was = review.suspicious_reason
+            _assess(review, order, now)
+            if review.suspicious_reason and review.suspicious_reason != was:
+                risk.note(signals, RISK_RULES[review.suspicious_reason])
     except IntegrityError as exc:
-        db.session.rollback()
         raise AlreadyReviewed() from exc  # the same order reviewed twice at once
-    except Exception:
-        db.session.rollback()
-        raise
     return review
 
 

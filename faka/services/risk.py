@@ -316,7 +316,7 @@ def check(signals: Signals, captcha_solved: bool = False) -> Verdict:
     elif verdict.action == CAPTCHA and not captcha_solved:
         refusal = CaptchaRequired(verdict, signals)
     if refusal is not None:
-        db.session.rollback()
+        db.session.rollback()  # kept: discards the caller's transaction (maybe a write_transaction()) before the record
         refusal.record()
         raise refusal
     return verdict
@@ -375,6 +375,7 @@ def record(signals: Signals, verdict: Verdict, captcha_solved: bool = False) -> 
     """Record the event of a refused request in its own transaction."""
     if not verdict.hits:
         return
+    # Kept as begin_write()/commit: check() records from inside callers' write_transaction() blocks, which do not nest.
     begin_write()
     add_event(signals, verdict, captcha_solved=captcha_solved)
     db.session.commit()

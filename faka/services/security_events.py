@@ -8,7 +8,7 @@ from datetime import datetime
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import SecurityEvent
 from faka.services import clock
@@ -35,10 +35,10 @@ def record(
     detail: str | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Log one event in its own transaction (commits whatever the session had open)."""
-    begin_write()
-    add(kind, ip, device_hash, subject, detail, now)
-    db.session.commit()
+    """Log one event in its own transaction (commits whatever the session had open; not
+    to be called inside a write_transaction())."""
+    with write_transaction():
+        add(kind, ip, device_hash, subject, detail, now)
 
 
 def add(

@@ -20,7 +20,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, or_, select
 
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import AuditEvent, LedgerEntry, Merchant, Order, PaymentNotice, PayoutAccount, Refund, Withdrawal
 from faka.services import audit, clock, money, payments, refunds
@@ -125,19 +125,18 @@ def withdrawal_queue(status: str = QUEUE_OPEN, page: int = 1) -> tuple[list[Queu
 
 def reveal_payout_account(withdrawal_id: int, operator_id: int) -> str:
     """The full account number a withdrawal is to be paid to. Every look is audited."""
-    withdrawal = db.session.get(Withdrawal, withdrawal_id)
-    if withdrawal is None:
-        db.session.rollback()
-        raise NotFound()
-    account = db.session.get(PayoutAccount, withdrawal.payout_account_id)
-    number = money.payout_account_number(account)
-    audit.record(
-        operator_id,
-        REVEAL_ACTION,
-        f"withdrawal:{withdrawal.id}",
-        detail=f"merchant:{withdrawal.merchant_id} payout_account:{account.id}",
-    )
-    db.session.commit()
+    with write_transaction():
+        withdrawal = db.session.get(Withdrawal, withdrawal_id)
+        if withdrawal is None:
+            raise NotFound()
+        account = db.session.get(PayoutAccount, withdrawal.payout_account_id)
+        number = money.payout_account_number(account)
+        audit.record(
+            operator_id,
+            REVEAL_ACTION,
+            f"withdrawal:{withdrawal.id}",
+            detail=f"merchant:{withdrawal.merchant_id} payout_account:{account.id}",
+        )
     return number
 
 
@@ -415,28 +414,26 @@ def settle(now: datetime | None = None) -> AuditEvent:
     writes nothing."""
     now = now or clock.now()
     target = f"settlement:{now.date().isoformat()}"
-    begin_write()
-    existing = db.session.execute(
-        select(AuditEvent).where(AuditEvent.action == DAILY_ACTION, AuditEvent.target == target)
-    ).scalar_one_or_none()
-    if existing is not None:
-        db.session.commit()
-        return existing
-    totals = {"merchants": 0, "pending": 0, "available": 0, "frozen": 0, "withdrawing": 0}
-    for merchant_id in db.session.execute(select(Merchant.id).order_by(Merchant.id)).scalars():
-        balance = money.balance(merchant_id, now)
-        totals["merchants"] += 1
-        for key in ("pending", "available", "frozen", "withdrawing"):
-            totals[key] += getattr(balance, key)
-    mismatches = reconcile_books()
-    totals["mismatches"] = len(mismatches)
-    totals["at"] = now.isoformat()
-    event = audit.record(
-        None,
-        DAILY_ACTION,
-        target,
-        after=totals,
-        detail=f"{len(mismatches)} mismatches" if mismatches else "books balance",
-    )
-    db.session.commit()
+    with write_transaction():
+        existing = db.session.execute(
+            select(AuditEvent).where(AuditEvent.action == DAILY_ACTION, AuditEvent.target == target)
+        ).scalar_one_or_none()
+        if existing is not None:
+            return existing  # nothing written: the commit only ends the transaction
+        totals = {"merchants": 0, "pending": 0, "available": 0, "frozen": 0, "withdrawing": 0}
+        for merchant_id in db.session.execute(select(Merchant.id).order_by(Merchant.id)).scalars():
+            balance = money.balance(merchant_id, now)
+            totals["merchants"] += 1
+            for key in ("pending", "available", "frozen", "withdrawing"):
+                totals[key] += getattr(balance, key)
+        mismatches = reconcile_books()
+        totals["mismatches"] = len(mismatches)
+        totals["at"] = now.isoformat()
+        event = audit.record(
+            None,
+            DAILY_ACTION,
+            target,
+            after=totals,
+            detail=f"{len(mismatches)} mismatches" if mismatches else "books balance",
+        )
     return event

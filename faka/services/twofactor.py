@@ -22,7 +22,7 @@ import segno
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
-from faka.database import begin_write, write_transaction
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import AuditEvent, User
 from faka.services import accounts, clock
@@ -154,28 +154,21 @@ def verify_login(user_id: int, code: str) -> User:
     before or an unused recovery code (which is then spent). A wrong code counts toward
     the lockout: WrongCode, or AccountLocked once locked; a code already used is refused
     (CodeAlreadyUsed) without counting, as it is most likely the owner's own, sent twice."""
-    begin_write()
-    user = db.session.get(User, user_id, with_for_update=True)
-    now = clock.now()
-    if user is None or not user.two_factor_enabled:
-        db.session.rollback()
-        raise WrongCode()
-    if accounts.is_locked(user, now):
-        db.session.rollback()
-        raise AccountLocked()
-    try:
-        accepted = _check_code(user, code)
-    except CodeAlreadyUsed:
-        db.session.rollback()
-        raise
-    if accepted:
-        user.failed_logins = 0
-        user.locked_until = None
-        db.session.commit()
-        return user
-    accounts.record_failed_login(user, now)
-    locked = accounts.is_locked(user, now)
-    db.session.commit()
+    with write_transaction():
+        user = db.session.get(User, user_id, with_for_update=True)
+        now = clock.now()
+        if user is None or not user.two_factor_enabled:
+            raise WrongCode()
+        if accounts.is_locked(user, now):
+            raise AccountLocked()
+        accepted = _check_code(user, code)  # CodeAlreadyUsed: rolled back, not counted
+        if accepted:
+            user.failed_logins = 0
+            user.locked_until = None
+            return user
+        accounts.record_failed_login(user, now)
+        locked = accounts.is_locked(user, now)
+    # The wrong code's count is committed; then refused.
     raise AccountLocked() if locked else WrongCode()
 
 

@@ -59,7 +59,7 @@ from flask_babel import lazy_pgettext as _p
 from sqlalchemy import and_, delete, func, or_, select
 
 from faka import jobs
-from faka.database import begin_write
+from faka.database import write_transaction
 from faka.extensions import db
 from faka.models import WebhookDelivery, WebhookEndpoint
 from faka.models.webhooks import EVENTS
@@ -138,19 +138,17 @@ def create_endpoint(merchant_id: int, url: str, events) -> tuple[WebhookEndpoint
     secret is shown; it is stored encrypted."""
     url = validate_url(url)
     events = _validate_events(events)
-    begin_write()
-    count = db.session.scalar(
-        select(func.count()).select_from(WebhookEndpoint).where(WebhookEndpoint.merchant_id == merchant_id)
-    )
-    if count >= MAX_ENDPOINTS:
-        db.session.rollback()
-        raise TooManyEndpoints()
-    secret = _new_secret()
-    endpoint = WebhookEndpoint(
-        merchant_id=merchant_id, url=url, events=events, enabled=True, secret_ciphertext=vault().encrypt(secret)
-    )
-    db.session.add(endpoint)
-    db.session.commit()
+    with write_transaction():
+        count = db.session.scalar(
+            select(func.count()).select_from(WebhookEndpoint).where(WebhookEndpoint.merchant_id == merchant_id)
+        )
+        if count >= MAX_ENDPOINTS:
+            raise TooManyEndpoints()
+        secret = _new_secret()
+        endpoint = WebhookEndpoint(
+            merchant_id=merchant_id, url=url, events=events, enabled=True, secret_ciphertext=vault().encrypt(secret)
+        )
+        db.session.add(endpoint)
     return endpoint, secret
 
 
@@ -160,35 +158,32 @@ def update_endpoint(
     """Change an endpoint's URL, events or enabled flag (None leaves a field as it is)."""
     url = validate_url(url) if url is not None else None
     events = _validate_events(events) if events is not None else None
-    begin_write()
-    endpoint = _owned_endpoint(endpoint_id, merchant_id)
-    if url is not None:
-        endpoint.url = url
-    if events is not None:
-        endpoint.events = events
-    if enabled is not None:
-        endpoint.enabled = enabled
-    db.session.commit()
+    with write_transaction():
+        endpoint = _owned_endpoint(endpoint_id, merchant_id)
+        if url is not None:
+            endpoint.url = url
+        if events is not None:
+            endpoint.events = events
+        if enabled is not None:
+            endpoint.enabled = enabled
     return endpoint
 
 
 def rotate_secret(endpoint_id: int, merchant_id: int) -> str:
     """Replace the endpoint's secret; returns the new one, shown this once."""
-    begin_write()
-    endpoint = _owned_endpoint(endpoint_id, merchant_id)
-    secret = _new_secret()
-    endpoint.secret_ciphertext = vault().encrypt(secret)
-    db.session.commit()
+    with write_transaction():
+        endpoint = _owned_endpoint(endpoint_id, merchant_id)
+        secret = _new_secret()
+        endpoint.secret_ciphertext = vault().encrypt(secret)
     return secret
 
 
 def delete_endpoint(endpoint_id: int, merchant_id: int) -> None:
     """Remove the endpoint and its delivery log; deliveries still owed are dropped."""
-    begin_write()
-    endpoint = _owned_endpoint(endpoint_id, merchant_id)
-    db.session.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id))
-    db.session.delete(endpoint)
-    db.session.commit()
+    with write_transaction():
+        endpoint = _owned_endpoint(endpoint_id, merchant_id)
+        db.session.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id))
+        db.session.delete(endpoint)
 
 
 def endpoints(merchant_id: int) -> list[WebhookEndpoint]:
@@ -208,7 +203,6 @@ def _owned_endpoint(endpoint_id: int, merchant_id: int) -> WebhookEndpoint:
         select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.merchant_id == merchant_id)
     ).scalar_one_or_none()
     if endpoint is None:
-        db.session.rollback()
         raise NotFound()
     return endpoint
 
@@ -290,7 +284,8 @@ def _resolve(host: str, port: int):
 def emit(merchant_id: int, event: str, data: dict) -> list[int]:
     """Record `event` for each of the merchant's enabled endpoints subscribed to it,
     inside the caller's transaction. Returns the delivery ids, for the caller to pass
-    to `enqueue_deliveries` after it commits."""
+    to `enqueue_deliveries` inside its write_transaction() (which sends them once it has
+    committed) or after it commits."""
     if event not in EVENTS:
         raise ValueError(f"unknown webhook event {event}")
     subscribed = [
@@ -325,12 +320,11 @@ def enqueue_deliveries(delivery_ids: list[int]) -> None:
 
 def send_test(endpoint_id: int, merchant_id: int) -> int:
     """Queue a `ping` event to the endpoint (enabled or not); returns the delivery id."""
-    begin_write()
-    endpoint = _owned_endpoint(endpoint_id, merchant_id)
-    delivery = _new_delivery(endpoint.id, PING, {"endpoint_id": endpoint.id})
-    db.session.commit()
-    enqueue_deliveries([delivery.id])
-    return delivery.id
+    with write_transaction():
+        endpoint = _owned_endpoint(endpoint_id, merchant_id)
+        delivery_id = _new_delivery(endpoint.id, PING, {"endpoint_id": endpoint.id}).id
+        enqueue_deliveries([delivery_id])
+    return delivery_id
 
 
 def _new_delivery(endpoint_id: int, event: str, data: dict) -> WebhookDelivery:
@@ -416,11 +410,10 @@ def deliver(delivery_id: int) -> bool:
         .where(WebhookDelivery.id == delivery_id)
     ).first()
     if row is None or row[0].status != WebhookDelivery.PENDING:
-        db.session.rollback()
+        db.session.rollback()  # end the job's read: the worker's session outlives it
         return False
     delivery, endpoint = row
     if not endpoint.enabled and delivery.event != PING:
-        db.session.rollback()
         _record(delivery_id, None, "endpoint disabled", give_up=True)
         return False
     url, body = endpoint.url, _body(delivery.payload).encode()
@@ -463,25 +456,23 @@ def _post(url: str, body: bytes, secret: str) -> tuple[int | None, str | None]:
 
 
 def _record(delivery_id: int, code: int | None, error: str | None, give_up: bool = False) -> None:
-    begin_write()
-    delivery = db.session.get(WebhookDelivery, delivery_id)
-    if delivery is None or delivery.status != WebhookDelivery.PENDING:
-        db.session.commit()  # deleted, or a concurrent attempt already settled it
-        return
-    delivery.response_code = code
-    if error is None:
-        delivery.attempts += 1
-        delivery.status = WebhookDelivery.DELIVERED
-        delivery.delivered_at = clock.now()
-        delivery.last_error = None
-    else:
-        if not give_up:
+    with write_transaction():
+        delivery = db.session.get(WebhookDelivery, delivery_id)
+        if delivery is None or delivery.status != WebhookDelivery.PENDING:
+            return  # deleted, or a concurrent attempt already settled it
+        delivery.response_code = code
+        if error is None:
             delivery.attempts += 1
-        delivery.last_error = error[:500]
-        if give_up or delivery.attempts >= MAX_ATTEMPTS:
-            delivery.status = WebhookDelivery.FAILED
-    event, endpoint_id, attempts, status = delivery.event, delivery.endpoint_id, delivery.attempts, delivery.status
-    db.session.commit()
+            delivery.status = WebhookDelivery.DELIVERED
+            delivery.delivered_at = clock.now()
+            delivery.last_error = None
+        else:
+            if not give_up:
+                delivery.attempts += 1
+            delivery.last_error = error[:500]
+            if give_up or delivery.attempts >= MAX_ATTEMPTS:
+                delivery.status = WebhookDelivery.FAILED
+        event, endpoint_id, attempts, status = delivery.event, delivery.endpoint_id, delivery.attempts, delivery.status
     if error is not None:
         log.warning(
             "webhook delivery %s (%s) to endpoint %s: attempt %s failed (%s), now %s",

@@ -5,14 +5,12 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from faka import jobs
 from faka.blueprints.access import fresh_login_required
 from faka.blueprints.operator import NAV, bp
 from faka.charts import daily_sales_chart
-from faka.database import begin_write
 from faka.extensions import db
 from faka.models import Order, OutboxEmail, Product
-from faka.services import audit, clock, delivery, first_run, mail
+from faka.services import clock, delivery, first_run, mail
 from faka.services.errors import NotFound
 from faka.services.health import health
 from faka.services.mail import smtp_configured
@@ -103,27 +101,12 @@ def outbox():
 @bp.post("/outbox/<int:email_id>/resend")
 def outbox_resend(email_id: int):
     """Put a failed (or stuck) email back in the queue and send it again."""
-    begin_write()
-    email = db.session.get(OutboxEmail, email_id)
-    if email is None:
-        db.session.rollback()
+    try:
+        mail.resend(email_id, current_user.id)
+    except NotFound:
         abort(404)
-    if email.status == OutboxEmail.SENT:
-        db.session.rollback()
+    except mail.AlreadySent:
         abort(409)
-    before = {"status": email.status, "attempts": email.attempts}
-    email.status = OutboxEmail.QUEUED
-    email.attempts = 0
-    email.last_error = None
-    audit.record(
-        current_user.id,
-        "outbox.resend",
-        f"email:{email_id}",
-        before=before,
-        after={"status": email.status, "attempts": 0},
-    )
-    db.session.commit()
-    jobs.enqueue(jobs.send_email, email_id, job_id=f"email-{email_id}-resend-{int(clock.now().timestamp())}")
     back = "operator.outbox" if request.form.get("back") == "outbox" else "operator.operations"
     return redirect(url_for(back), 303)
 

@@ -1,0 +1,62 @@
+"""product_images in write_transaction(): a commit that fails after the files were written
+removes them, whichever layer the commit is called through."""
+
+import shutil
+
+import pytest
+from sqlalchemy import event, select
+from test_product_images import picture_bytes
+
+from faka.extensions import db
+from faka.models import ProductImage
+from faka.services import product_images
+from faka.services.product_images import media_dir
+
+
+@pytest.fixture(autouse=True)
+def empty_media(app):
+    shutil.rmtree(media_dir(), ignore_errors=True)
+    yield
+    shutil.rmtree(media_dir(), ignore_errors=True)
+
+
+def stored_files() -> set[str]:
+    folder = media_dir()
+    return {p.name for p in folder.iterdir()} if folder.exists() else set()
+
+
+def test_a_failed_commit_of_the_image_rows_removes_the_files_it_wrote(product):
+    session = db.session()
+    flushed = []
+
+    def note(session, _context):
+        flushed.extend(o for o in session.new if isinstance(o, ProductImage))
+
+    def refuse(_session):
+        if flushed:
+            raise RuntimeError("the database went away")
+
+    event.listen(session, "after_flush", note)
+    event.listen(session, "before_commit", refuse)
+    try:
+        with pytest.raises(RuntimeError):
+            product_images.add_images(product.merchant_id, product.slug, "cover", [picture_bytes()])
+    finally:
+        event.remove(session, "after_flush", note)
+        event.remove(session, "before_commit", refuse)
+    assert flushed  # the rows were written, and the files with them
+    db.session.rollback()
+    assert db.session.scalars(select(ProductImage).where(ProductImage.product_id == product.id)).all() == []
+    assert stored_files() == set()
+
+
+def test_a_refused_upload_writes_no_file_and_a_good_one_is_kept(product):
+    product_images.add_images(product.merchant_id, product.slug, "cover", [picture_bytes()])
+    kept = stored_files()
+    assert kept
+    with pytest.raises(product_images.TooManyFiles):
+        product_images.add_images(product.merchant_id, product.slug, "cover", [picture_bytes(seed=1)] * 2)
+    assert stored_files() == kept
+    [cover] = db.session.scalars(select(ProductImage).where(ProductImage.product_id == product.id)).all()
+    product_images.remove_image(product.merchant_id, product.slug, cover.id)
+    assert stored_files() == set()
