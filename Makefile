@@ -46,7 +46,7 @@ run: $(BIN)/activate translations
 	$(BIN)/flask --app faka run --host $(HOST) --port $(PORT)
 
 worker: $(BIN)/activate translations
-	$(BIN)/python worker.py
+	$(BIN)/faka-worker
 
 # The two databases' suites run side by side (one core each; each its own Redis database),
 # and each prints its output when it ends. Either failing fails `make test`.

@@ -286,16 +286,15 @@ class Shop:
 
     def seed(self, keys: int) -> str:
         """A merchant with one product of `keys` keys; returns the product's slug."""
+        from faka.accounts import users
+        from faka.catalog.models import DELIVERY_AUTO, Category, Product
         from faka.extensions import db
-        from faka.models import Category, Product
-        from faka.models.catalog import DELIVERY_AUTO
-        from faka.payments import configure_gateway
-        from faka.services import accounts
-        from faka.services.keys import import_keys
+        from faka.inventory.keys import import_keys
+        from faka.payments.gateways import configure_gateway
 
         with self.app.app_context():
             configure_gateway("sandbox", {}, enabled=True)  # `init-db` leaves it off; the buyers pay with it
-            merchant = accounts.create_merchant(
+            merchant = users.create_merchant(
                 "attack-shop@example.com", secrets.token_hex(12), "Attack Shop", approved=True
             )
             category = Category(name="游戏点卡", name_en="Game cards")
@@ -322,7 +321,10 @@ class Shop:
         from sqlalchemy import func, select
 
         from faka.extensions import db
-        from faka.models import CardKey, NotifyLog, Order, RiskEvent, RiskHit, SecurityEvent
+        from faka.inventory.models import CardKey
+        from faka.orders.models import Order
+        from faka.payments.models import NotifyLog
+        from faka.risk.models import RiskEvent, RiskHit, SecurityEvent
 
         def scalar(query) -> int:
             return db.session.scalar(query) or 0
@@ -457,7 +459,7 @@ def findings_scenario(quick: bool, workers: int, keep: bool) -> dict:
         flask_cli(env, "init-db")
         shop = Shop()
         with shop.app.app_context():
-            from faka.payments import gateway_settings
+            from faka.payments.gateways import gateway_settings
 
             row, _settings = gateway_settings("sandbox")
             sandbox_on = bool(row is not None and row.enabled)  # as `init-db` left it

@@ -158,8 +158,8 @@ class Target:
 
     def settle(self) -> None:
         """After a gateway is switched in-process: the server's processes reuse what they
-        read for a moment (faka/pagecache.py reused())."""
-        from faka.pagecache import forget
+        read for a moment (faka/core/cache.py reused())."""
+        from faka.core.cache import forget
 
         with self.app.app_context():
             forget("enabled-gateways")
@@ -258,7 +258,7 @@ def huge_png(width: int = 5000, height: int = 5000) -> bytes:
 
 
 def private_files(t: Target) -> set[str]:
-    from faka.services.uploads import private_dir
+    from faka.core.uploads import private_dir
 
     with t.app.app_context():
         return {p.name for p in private_dir().iterdir()}
@@ -285,13 +285,15 @@ def seed(t: Target) -> SimpleNamespace:
     requires), a shop that has not been approved yet, and orders for the lookup phase."""
     from sqlalchemy import update
 
+    from faka.accounts import twofactor, users
+    from faka.accounts.models import User
+    from faka.catalog.models import DELIVERY_AUTO, DELIVERY_FIXED, Category, Product
+    from faka.core.crypto import vault
     from faka.extensions import db
-    from faka.models import Category, Order, Product, User
-    from faka.models.catalog import DELIVERY_AUTO, DELIVERY_FIXED
-    from faka.payments import configure_gateway
-    from faka.services import accounts, checkout, twofactor
-    from faka.services.crypto import vault
-    from faka.services.keys import import_keys
+    from faka.inventory.keys import import_keys
+    from faka.orders import checkout
+    from faka.orders.models import Order
+    from faka.payments.gateways import configure_gateway
 
     run = secrets.token_hex(3)  # the test database outlives a run; emails and slugs stay unique
     cast = SimpleNamespace(run=run)
@@ -302,7 +304,7 @@ def seed(t: Target) -> SimpleNamespace:
         cast.category_id = category.id
 
         def merchant(name: str, approved: bool = True, password: str = PASSWORD):
-            m = accounts.create_merchant(f"{name}-{run}@example.com", password, f"{name} shop", approved=approved)
+            m = users.create_merchant(f"{name}-{run}@example.com", password, f"{name} shop", approved=approved)
             return SimpleNamespace(email=m.user.email, password=password, merchant_id=m.id, user_id=m.user_id)
 
         def totp_on(account) -> None:
@@ -337,7 +339,7 @@ def seed(t: Target) -> SimpleNamespace:
         cast.totp.secret = pyotp.random_base32()  # on, no code used yet (enable() would spend this step's)
         db.session.get(User, cast.totp.user_id).totp_secret = vault().encrypt(cast.totp.secret)
         cast.applicant = merchant("applicant", approved=False)  # has not sent its qualification yet
-        operator = accounts.create_operator(f"ops-{run}@example.com", OPERATOR_PASSWORD)
+        operator = users.create_operator(f"ops-{run}@example.com", OPERATOR_PASSWORD)
         cast.operator = SimpleNamespace(
             email=operator.email, password=OPERATOR_PASSWORD, user_id=operator.id, secret=pyotp.random_base32()
         )
@@ -377,8 +379,8 @@ def seed(t: Target) -> SimpleNamespace:
 
 
 def sandbox_default(t: Target, cast) -> dict:
-    from faka.payments import configure_gateway
-    from faka.services import doctor
+    from faka.ops import doctor
+    from faka.payments.gateways import configure_gateway
 
     left_on = t.sandbox_after_init_db()
     with t.app.app_context():
@@ -540,9 +542,9 @@ def open_redirect(t: Target, cast) -> dict:
 
 
 def session_replay(t: Target, cast) -> dict:
+    from faka.accounts import users
+    from faka.accounts.models import User
     from faka.extensions import db
-    from faka.models import User
-    from faka.services import accounts
 
     m = cast.sessions
     outcome = {}
@@ -558,7 +560,7 @@ def session_replay(t: Target, cast) -> dict:
     log_in(owner, m.email, m.password)
     thief = copy_of(t, owner)
     with t.app.app_context():
-        link = f"/reset/{accounts.password_reset_token(db.session.get(User, m.user_id))}"
+        link = f"/reset/{users.password_reset_token(db.session.get(User, m.user_id))}"
     reset = post_form(t.visitor(), link, {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
     outcome["reset_page"] = reset.status_code
     outcome["reset"] = answer(logged_in(thief))
@@ -657,8 +659,9 @@ def refused_licences(t: Target, cast) -> dict:
 def pixel_bomb(t: Target, cast) -> dict:
     from sqlalchemy import func, select
 
+    from faka.complaints.models import Complaint
     from faka.extensions import db
-    from faka.models import Complaint, Order
+    from faka.orders.models import Order
 
     bought = t.purchase(cast.target)
     cast.buyer_order = bought["order"]
@@ -721,8 +724,8 @@ def pixel_bomb(t: Target, cast) -> dict:
 def complaint_posts(t: Target, cast) -> dict:
     from sqlalchemy import func, select
 
+    from faka.complaints.models import ComplaintMessage
     from faka.extensions import db
-    from faka.models import ComplaintMessage
 
     seller = t.visitor()
     log_in(seller, cast.shop.email, cast.shop.password)
@@ -834,9 +837,10 @@ def totp_replay(t: Target, cast) -> dict:
 def payout_with_session(t: Target, cast) -> dict:
     from sqlalchemy import func, select, update
 
+    from faka.core.types import utcnow
     from faka.extensions import db
-    from faka.models import LedgerEntry, PayoutAccount, Withdrawal, utcnow
-    from faka.services import money
+    from faka.ledger import balances
+    from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
 
     m = cast.totp
     sale = t.purchase(cast.payout_product)  # the shop has earned something
@@ -847,7 +851,7 @@ def payout_with_session(t: Target, cast) -> dict:
             .values(available_at=utcnow() - timedelta(days=1))
         )
         db.session.commit()
-        account_id = money.add_payout_account(m.merchant_id, "alipay", "张三", "13800001234").id
+        account_id = balances.add_payout_account(m.merchant_id, "alipay", "张三", "13800001234").id
         accounts_before = db.session.scalar(select(func.count()).select_from(PayoutAccount)) or 0
     thief = copy_of(t, cast.totp_owner)  # the stolen session
     new_account = {"kind": "alipay", "holder": "李四", "account": "13900009999"}
@@ -998,8 +1002,8 @@ def lookup_timing(t: Target, cast) -> dict:
 
 
 def account_lock(t: Target, cast) -> dict:
+    from faka.accounts.models import User
     from faka.extensions import db
-    from faka.models import User
 
     op = cast.operator
     address = t.source()
@@ -1052,8 +1056,9 @@ def account_lock(t: Target, cast) -> dict:
 def stock_hoarding(t: Target, cast) -> dict:
     from sqlalchemy import func, select
 
+    from faka.catalog.models import Product
     from faka.extensions import db
-    from faka.models import CardKey, Product
+    from faka.inventory.models import CardKey
 
     held, refused = [], 0
     for i in range(3):
@@ -1130,7 +1135,7 @@ def webhook_filter(t: Target, cast) -> dict:
     from sqlalchemy import delete, func, select
 
     from faka.extensions import db
-    from faka.models import WebhookEndpoint
+    from faka.messaging.models import WebhookEndpoint
 
     seller = cast.seller
     token = seller.csrf("/merchant/webhooks")
@@ -1180,7 +1185,7 @@ def no_store(t: Target, cast) -> dict:
     from sqlalchemy import select
 
     from faka.extensions import db
-    from faka.models import Order
+    from faka.orders.models import Order
 
     order = cast.buyer_order
     with t.app.app_context():
@@ -1243,9 +1248,9 @@ def token_misses(t: Target, cast) -> dict:
 def server_errors(t: Target, cast) -> dict:
     from sqlalchemy import select
 
+    from faka.catalog.models import Product
     from faka.extensions import db
-    from faka.models import Product
-    from faka.services.keys import import_keys
+    from faka.inventory.keys import import_keys
 
     errors_before, requests_before = len(t.server_errors), t.requests
     seller = cast.seller

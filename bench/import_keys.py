@@ -27,9 +27,11 @@ def main() -> None:
         from sqlalchemy import func, select
 
         from faka import create_app
+        from faka.accounts import users
+        from faka.catalog.models import Category, Product
         from faka.extensions import db
-        from faka.models import CardKey, Category, KeyImport, Product
-        from faka.services import accounts, keys
+        from faka.inventory import keys
+        from faka.inventory.models import CardKey, KeyImport
 
         config = (
             {"JOBS_MODE": "sync", "SQLALCHEMY_DATABASE_URI": args.database_url}
@@ -40,7 +42,7 @@ def main() -> None:
         with app.app_context():
             db.drop_all()
             db.create_all()
-            merchant = accounts.create_merchant("bench@example.com", "bench-password-1", "Bench", approved=True)
+            merchant = users.create_merchant("bench@example.com", "bench-password-1", "Bench", approved=True)
             category = Category(name="Bench")
             db.session.add(category)
             db.session.flush()

@@ -470,7 +470,7 @@ class Shop:
             db.session.commit()
 
     def set_risk_out_of_reach(self) -> None:
-        from faka.services import settings
+        from faka.platform import settings
 
         with self.app.app_context():
             for key, value in RISK_OUT_OF_REACH.items():
@@ -482,8 +482,9 @@ class Shop:
     def auto_products(self) -> list[dict]:
         from sqlalchemy import func, select
 
+        from faka.catalog.models import Product
         from faka.extensions import db
-        from faka.models import CardKey, Product
+        from faka.inventory.models import CardKey
 
         with self.app.app_context():
             rows = db.session.execute(
@@ -496,7 +497,7 @@ class Shop:
         return [{"id": r[0], "slug": r[1], "stock": r[2]} for r in rows]
 
     def add_keys(self, product_id: int, count: int) -> int:
-        from faka.services.keys import import_keys
+        from faka.inventory.keys import import_keys
 
         with self.app.app_context():
             keys = "\n".join(f"BENCH-{secrets.token_hex(10).upper()}" for _ in range(count))
@@ -507,9 +508,10 @@ class Shop:
         path for big imports (the import job), timed."""
         from sqlalchemy import func, select
 
+        from faka.catalog.models import Product
         from faka.extensions import db
-        from faka.models import CardKey, KeyImport, Product
-        from faka.services import keys
+        from faka.inventory import keys
+        from faka.inventory.models import CardKey, KeyImport
 
         with self.app.app_context():
             template = (
@@ -555,7 +557,7 @@ class Shop:
         }
 
     def place_order(self, slug: str) -> dict:
-        from faka.services import checkout
+        from faka.orders import checkout
 
         self._buyers += 1
         n = self._buyers
@@ -573,8 +575,8 @@ class Shop:
 
     def notify_fields(self, order: dict) -> dict[str, str]:
         """The sandbox's signed notify form for this order (return_url empty: plain "success")."""
-        from faka.payments import get_gateway
-        from faka.payments.base import OrderRef
+        from faka.payments.gateways import get_gateway
+        from faka.payments.gateways.base import OrderRef
 
         with self.app.test_request_context():
             start = get_gateway("sandbox").create_payment(
@@ -595,9 +597,9 @@ class Shop:
         from sqlalchemy import select
 
         from faka.extensions import db
-        from faka.models import Order
-        from faka.payments import get_gateway
-        from faka.payments.sandbox import sign
+        from faka.orders.models import Order
+        from faka.payments.gateways import get_gateway
+        from faka.payments.gateways.sandbox import sign
 
         with self.app.test_request_context():
             secret = get_gateway("sandbox").settings["secret"]
@@ -622,7 +624,7 @@ class Shop:
         return bodies
 
     def pay_in_process(self, order: dict) -> None:
-        from faka.services import payments
+        from faka.payments import notify as payments
 
         fields = self.notify_fields(order)
         with self.app.test_request_context():
@@ -630,7 +632,7 @@ class Shop:
 
     def order_status(self, order_id: int) -> str:
         from faka.extensions import db
-        from faka.models import Order
+        from faka.orders.models import Order
 
         with self.app.app_context():
             status = db.session.get(Order, order_id).status
@@ -641,7 +643,7 @@ class Shop:
         from sqlalchemy import func, select
 
         from faka.extensions import db
-        from faka.models import Order
+        from faka.orders.models import Order
 
         query = select(func.count()).select_from(Order)
         if product_id is not None:
@@ -743,7 +745,7 @@ def postgres_available() -> str | None:
 
 def start_rq_worker(env: dict, logdir: Path) -> tuple[Service, str]:
     """Start `python worker.py` and wait until it has registered with Redis."""
-    worker = Service("rq-worker", [str(BIN / "python"), "worker.py"], env, logdir)
+    worker = Service("rq-worker", [str(BIN / "faka-worker")], env, logdir)
     deadline = time.monotonic() + 20
     from redis import Redis
     from rq import Worker
@@ -907,7 +909,7 @@ def delivery_latency(shop: Shop, port: int, slug: str, n: int, mode: str) -> dic
 def wait_delivered(shop: Shop, product_id: int, timeout: float = DRAIN_TIMEOUT) -> dict:
     """Wait until no order of the product is paid but undelivered (the load's deliveries
     are done), so the latency run that follows starts on an idle server."""
-    from faka.models import Order
+    from faka.orders.models import Order
 
     started = time.perf_counter()
     waiting = shop.count_orders(product_id, Order.PAID)
@@ -927,7 +929,7 @@ def wait_delivered(shop: Shop, product_id: int, timeout: float = DRAIN_TIMEOUT) 
 def count_queries(shop: Shop, paths: dict[str, str]) -> dict[str, dict]:
     """The SQL each page runs, counted at the driver: SQLite's trace callback, and a
     psycopg cursor class that notes each query. SQLAlchemy's own events would miss the
-    status poll's read (faka/database.py's read_row goes around them)."""
+    status poll's read (faka/core/db.py's read_row goes around them)."""
     import psycopg
     from sqlalchemy import event
 
@@ -991,9 +993,9 @@ def count_queries(shop: Shop, paths: dict[str, str]) -> dict[str, dict]:
 def add_products(shop: Shop, count: int) -> None:
     from sqlalchemy import select
 
+    from faka.catalog.models import Product
     from faka.extensions import db
-    from faka.models import Product
-    from faka.services.keys import import_keys
+    from faka.inventory.keys import import_keys
 
     with shop.app.app_context():
         template = (
@@ -1027,8 +1029,8 @@ def add_products(shop: Shop, count: int) -> None:
 def sql_per_page(shop: Shop, pages: dict[str, str]) -> dict:
     from sqlalchemy import func, select
 
+    from faka.catalog.models import Product
     from faka.extensions import db
-    from faka.models import Product
 
     def product_count() -> int:
         with shop.app.app_context():

@@ -1,14 +1,15 @@
 """faka: a self-hosted shop for digital goods with automatic delivery."""
 
-from faka.application import Faka
+from faka.web.app import Faka
 
 
 def create_app(config_overrides: dict | None = None) -> Faka:
-    from config import Config
-    from faka import cli, database, device, i18n, instance, jobs, pagecache, request_guard, security, templating
-    from faka.blueprints import register_blueprints
+    from faka import cli
+    from faka.config import Config
+    from faka.core import cache, crypto, instance, tasks
+    from faka.core import db as database
     from faka.extensions import csrf, db, htmx, limiter, login_manager, migrate
-    from faka.services import crypto
+    from faka.web import device, i18n, register_blueprints, request_guard, security, templating
 
     app = Faka(__name__, instance_path=instance.instance_path(), instance_relative_config=True)
     app.config.from_object(Config)
@@ -26,10 +27,10 @@ def create_app(config_overrides: dict | None = None) -> Faka:
     limiter.init_app(app)
     i18n.init_app(app)
     templating.init_app(app)
-    pagecache.init_app(app)
+    cache.init_app(app)
     security.init_app(app)
     device.init_app(app)
-    jobs.init_app(app)
+    tasks.init_app(app)
 
     register_blueprints(app)
     cli.init_app(app)

@@ -6,7 +6,8 @@ import click
 from flask.cli import FlaskGroup
 from flask_migrate import upgrade
 
-from faka import create_app, jobs
+from faka import create_app
+from faka.core import tasks
 
 
 def main() -> None:
@@ -27,7 +28,7 @@ def init_app(app) -> None:
 def init_db():
     """Create or upgrade the database schema (Alembic migrations)."""
     upgrade()
-    from faka.payments import ensure_sandbox
+    from faka.payments.gateways import ensure_sandbox
 
     ensure_sandbox(enabled=False)  # a real shop's sandbox stays off until the operator turns it on
     click.echo("database is at the latest schema")
@@ -36,8 +37,8 @@ def init_db():
 @click.command("seed-demo")
 def seed_demo():
     """Create the demo shop (operator, merchant, products with keys) if absent."""
-    from faka.services.seed import DEMO_MERCHANT, DEMO_OPERATOR
-    from faka.services.seed import seed_demo as seed
+    from faka.ops.seed import DEMO_MERCHANT, DEMO_OPERATOR
+    from faka.ops.seed import seed_demo as seed
 
     created = seed()
     click.echo("demo data created" if created else "demo data already present")
@@ -51,13 +52,13 @@ def seed_demo():
 @click.option("--shop", "shop_name", default=None, help="Single-shop mode: the operator also runs this shop, approved.")
 def create_operator(email: str, password: str, shop_name: str | None):
     """Create an operator (platform administrator) account."""
-    from faka.services import accounts
+    from faka.accounts import users
 
     if len(password) < 10:
         raise click.BadParameter("use at least 10 characters", param_hint="--password")
     try:
-        accounts.create_operator(email, password, shop_name)
-    except accounts.AccountExists as exc:
+        users.create_operator(email, password, shop_name)
+    except users.AccountExists as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"operator {email} created" + (f", running the shop {shop_name}" if shop_name else ""))
 
@@ -66,8 +67,8 @@ def create_operator(email: str, password: str, shop_name: str | None):
 def reconcile():
     """Expire stale reservations; re-enqueue undelivered orders, unsent emails and refunds;
     ask gateways about payments in flight; move complaints past their deadline."""
-    report = jobs.reconcile()
-    jobs.runner().wait_idle()
+    report = tasks.reconcile()
+    tasks.runner().wait_idle()
     click.echo(
         f"expired {report['expired']} orders, re-enqueued {report['deliveries']} deliveries, "
         f"{report['emails']} emails and {report['refunds']} refunds; asked about {report['payment_checks']} "
@@ -79,8 +80,8 @@ def reconcile():
 @click.command("retention")
 def retention():
     """Hash IP addresses older than 30 days; delete old security and risk events and spent
-    captcha challenges; empty old gateway notification bodies (see services/retention.py)."""
-    from faka.services import retention as retention_service
+    captcha challenges; empty old gateway notification bodies (see faka/platform/retention.py)."""
+    from faka.platform import retention as retention_service
 
     report = retention_service.run()
     click.echo(
@@ -107,7 +108,7 @@ def rotate_keys(check_only: bool, add_key: bool, retire: bool):
     The steps: add a key in front (--add-key, or in FAKA_ENCRYPTION_KEYS), restart the web
     and worker processes, run rotate-keys, then --check and --retire (or drop the older
     keys from FAKA_ENCRYPTION_KEYS)."""
-    from faka.services import crypto
+    from faka.core import crypto
 
     if check_only + add_key + retire > 1:
         raise click.UsageError("use one of --check, --add-key and --retire")
@@ -164,7 +165,7 @@ def rotate_keys(check_only: bool, add_key: bool, retire: bool):
 
 def _echo_key_check(report) -> bool:
     """Print what the check found; True when the older keys can go."""
-    from faka.services import crypto
+    from faka.core import crypto
 
     total = sum(t.total for t in report.values())
     older = {label: t.older for label, t in report.items() if t.older}
@@ -211,7 +212,7 @@ def _per_place(counts: dict[str, int]) -> str:
 @click.option("--enable/--disable", default=None, help="Turn the gateway on or off.")
 def gateway_config(gateway: str, settings: tuple[str, ...], enable: bool | None):
     """Configure a payment gateway: GATEWAY key=value ... (stored encrypted)."""
-    from faka.payments import GATEWAYS, configure_gateway
+    from faka.payments.gateways import GATEWAYS, configure_gateway
 
     if gateway not in GATEWAYS:
         raise click.BadParameter(f"known gateways: {', '.join(sorted(GATEWAYS))}", param_hint="GATEWAY")
@@ -246,7 +247,7 @@ def doctor(backup_dir: str | None):
     import shutil
     import textwrap
 
-    from faka.services.doctor import FAIL, OK, WARN, run_checks
+    from faka.ops.doctor import FAIL, OK, WARN, run_checks
 
     checks = run_checks(backup_dir)
     width = min(shutil.get_terminal_size((100, 24)).columns, 100)
@@ -280,7 +281,7 @@ def doctor(backup_dir: str | None):
 def backup(out: Path | None, folder: Path | None, keep: int | None):
     """Write the database, the encryption and secret keys and the uploads to one archive
     (tar.gz, readable by its owner only: it opens every secret the shop stores)."""
-    from faka.services import backup as backups
+    from faka.platform import backup as backups
 
     result = backups.create_backup(out or backups.default_path(folder))
     manifest = result.manifest
@@ -305,8 +306,8 @@ def restore(archive: Path, yes: bool, force: bool):
     from flask import current_app
 
     from faka.extensions import db
-    from faka.services import backup as backups
-    from faka.services.dbcopy import describe
+    from faka.platform import backup as backups
+    from faka.platform.dbcopy import describe
 
     try:
         manifest = backups.read_manifest(archive)
@@ -387,7 +388,7 @@ def copy_db(target: str | None, source: str | None, force: bool):
     from sqlalchemy.exc import OperationalError
 
     from faka.extensions import db
-    from faka.services import dbcopy
+    from faka.platform import dbcopy
 
     if bool(target) == bool(source):
         raise click.UsageError("give one of --to and --from")

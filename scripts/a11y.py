@@ -73,16 +73,20 @@ def add_order_and_complaint(app) -> tuple[dict[str, str], str]:
     order's token."""
     from sqlalchemy import select
 
+    from faka.catalog.models import Product
+    from faka.complaints import workflow
+    from faka.complaints.models import Complaint
     from faka.extensions import db
-    from faka.models import Complaint, Order, Product
-    from faka.services import checkout, complaints, payments
+    from faka.orders import checkout
+    from faka.orders.models import Order
+    from faka.payments import notify
 
     product = db.session.scalars(
         select(Product).where(Product.delivery_type == "auto").order_by(Product.position)
     ).first()
     with app.test_request_context():
         order = checkout.place_order(product.slug, 2, "li.ming@example.com", "demo-1234")
-        payment = payments.start_payment(order)
+        payment = notify.start_payment(order)
     # What the sandbox's pay page posts: a signed notification.
     app.test_client().post(urlsplit(payment.form_action).path, data=payment.form_fields)
     deadline = time.monotonic() + 10
@@ -91,8 +95,8 @@ def add_order_and_complaint(app) -> tuple[dict[str, str], str]:
             raise RuntimeError("the order was not delivered")
         db.session.commit()  # end the read's transaction, to see the delivery's
         time.sleep(0.1)
-    complaint = complaints.open_complaint(order.token, Complaint.KEY_INVALID, "第二个卡密提示已被使用，请核实。")
-    complaints.post_message(complaint.id, "merchant", product.merchant.user_id, "抱歉，我们正在核实，稍后答复您。")
+    complaint = workflow.open_complaint(order.token, Complaint.KEY_INVALID, "第二个卡密提示已被使用，请核实。")
+    workflow.post_message(complaint.id, "merchant", product.merchant.user_id, "抱歉，我们正在核实，稍后答复您。")
     return {
         "home": "/",
         "product": f"/p/{product.slug}",

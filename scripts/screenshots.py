@@ -95,11 +95,17 @@ def add_demo_state(app) -> dict:
     import pyotp
     from sqlalchemy import select
 
+    from faka.accounts import onboarding, users
+    from faka.accounts.models import Merchant, User
+    from faka.catalog.models import Product
+    from faka.complaints import workflow
+    from faka.core.crypto import vault
     from faka.extensions import db
-    from faka.models import Merchant, Product, User
-    from faka.services import accounts, blacklist, checkout, complaints, merchants, payments, reviews, risk
-    from faka.services.crypto import vault
-    from faka.services.seed import DEMO_MERCHANT, DEMO_OPERATOR
+    from faka.ops.seed import DEMO_MERCHANT, DEMO_OPERATOR
+    from faka.orders import checkout
+    from faka.payments import notify
+    from faka.reviews import reviews
+    from faka.risk import blacklist, engine
 
     operator = db.session.execute(select(User).where(User.email == DEMO_OPERATOR[0])).scalar_one()
     secret = pyotp.random_base32()
@@ -121,7 +127,7 @@ def add_demo_state(app) -> dict:
     def pay(placed):
         """As the sandbox's pay page does: post the signed notification (delivery runs inline)."""
         with app.test_request_context():
-            payment = payments.start_payment(placed)
+            payment = notify.start_payment(placed)
         client.post(urlsplit(payment.form_action).path, data=payment.form_fields)
         db.session.commit()
 
@@ -138,28 +144,28 @@ def add_demo_state(app) -> dict:
         done = order(windows, email=email)
         reviews.submit_review(done.token, 4 + n % 2, ("好评", "Works.", "")[n])
     answered = order(steam, 2)
-    complaint = complaints.open_complaint(
+    complaint = workflow.open_complaint(
         answered.token,
         "key_invalid",
         "第二个卡密提示已被使用。The second key says it was already redeemed.",
         [png((26, 115, 232)), png((201, 42, 42), 4)],
     )
-    complaints.post_message(
+    workflow.post_message(
         complaint.id,
         "merchant",
         seller.user_id,
         "抱歉！已核实，给您退第二张卡的钱。Sorry, checked: refunding the second card.",
     )
-    complaints.offer_refund(complaint.id, seller.user_id, answered.total // 2)
+    workflow.offer_refund(complaint.id, seller.user_id, answered.total // 2)
     disputed = order(windows, email="sun.li@example.com")
-    case = complaints.open_complaint(
+    case = workflow.open_complaint(
         disputed.token,
         "not_as_described",
         "描述写的是零售版，收到的是批量授权密钥。Listed as retail, got a volume key.",
         [png((43, 138, 62))],
     )
-    complaints.post_message(case.id, "merchant", seller.user_id, "密钥是零售版，买家激活方式不对。It is a retail key.")
-    complaints.escalate(case.id)
+    workflow.post_message(case.id, "merchant", seller.user_id, "密钥是零售版，买家激活方式不对。It is a retail key.")
+    workflow.escalate(case.id)
     waiting = order(steam, paid=False)
     held = order(windows, email="reseller@example.net", paid=False)
     blacklist.add("email", "reseller@example.net", "转卖被盗卡密 / resells stolen keys", actor_id=operator.id)
@@ -168,7 +174,7 @@ def add_demo_state(app) -> dict:
         try:
             with app.test_request_context():
                 checkout.place_order(windows.slug, 1, "x@mailinator.com", None, client_ip=address)
-        except risk.Refused:
+        except engine.Refused:
             pass  # the risk engine asks for the captcha: the attempt shows in the monitor
     blacklist.add(
         "email",
@@ -177,10 +183,10 @@ def add_demo_state(app) -> dict:
         actor_id=seller.user_id,
         merchant_id=seller.id,
     )
-    newcomer = accounts.create_merchant("newshop@example.com", "newshop-demo-123", "小明的游戏小铺")
-    merchants.submit_qualification(
+    newcomer = users.create_merchant("newshop@example.com", "newshop-demo-123", "小明的游戏小铺")
+    onboarding.submit_qualification(
         newcomer.id,
-        merchants.Qualification("王小明", "individual", "110101199003074518", "微信 wxm-2024"),
+        onboarding.Qualification("王小明", "individual", "110101199003074518", "微信 wxm-2024"),
         png((120, 120, 120)),
     )
     db.session.commit()
@@ -285,7 +291,7 @@ def log_in(window: Window, email: str, password: str, language: str, secret: str
 
 
 def take_shots(browser, base: str, state: dict, problems: list[str]) -> list[tuple[str, Shot]]:
-    from faka.services.seed import DEMO_MERCHANT, DEMO_OPERATOR
+    from faka.ops.seed import DEMO_MERCHANT, DEMO_OPERATOR
 
     taken = []
     windows: dict[str, Window] = {}

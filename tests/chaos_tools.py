@@ -140,7 +140,7 @@ def start_worker(env: dict, logdir: Path, *args: str) -> Process:
 
     with Redis.from_url(env["REDIS_URL"]) as conn:
         before = {w.name for w in Worker.all(connection=conn)}
-        worker = Process("worker", [sys.executable, "worker.py", *args], env, logdir)
+        worker = Process("worker", [sys.executable, "-m", "faka.worker", *args], env, logdir)
         if "--burst" not in args:
 
             def registered():

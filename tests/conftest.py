@@ -18,14 +18,18 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from faka import create_app
+from faka.accounts import users
+from faka.accounts.models import Merchant
+from faka.catalog.models import DELIVERY_AUTO, Category, Product
+from faka.core import clock
+from faka.core.crypto import vault
+from faka.core.types import utcnow
 from faka.extensions import db as _db
-from faka.models import Category, Merchant, Order, Product, utcnow
-from faka.models.catalog import DELIVERY_AUTO
-from faka.payments import ensure_sandbox, get_gateway
-from faka.payments.base import OrderRef
-from faka.services import accounts, checkout, clock
-from faka.services.crypto import vault
-from faka.services.keys import import_keys
+from faka.inventory.keys import import_keys
+from faka.orders import checkout
+from faka.orders.models import Order
+from faka.payments.gateways import ensure_sandbox, get_gateway
+from faka.payments.gateways.base import OrderRef
 
 # The fake payment providers' fixtures: fake_providers, providers, live_shop (tests/fakes/).
 pytest_plugins = ["fakes.providers"]
@@ -54,7 +58,7 @@ def base_config(instance_dir) -> dict:
     # are still argon2id, and verifying reads the parameters from each hash.
     from argon2 import PasswordHasher
 
-    from faka.services import passwords
+    from faka.core import passwords
 
     passwords._login_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     return {
@@ -154,7 +158,7 @@ def runner(app):
 
 @pytest.fixture
 def merchant(app) -> Merchant:
-    return accounts.create_merchant(f"m{secrets.token_hex(4)}@shop.test", "merchant-pass-1", "Test Shop", approved=True)
+    return users.create_merchant(f"m{secrets.token_hex(4)}@shop.test", "merchant-pass-1", "Test Shop", approved=True)
 
 
 @pytest.fixture
@@ -233,10 +237,10 @@ def logged_in_session(user) -> dict:
     """The session values of `user` logged in, with a live session row (a session
     without one is logged out): what the login form leaves once credentials (and any
     second factor) are accepted. For a cookie made by hand in browser tests."""
-    from faka.database import begin_write
+    from faka.core.db import begin_write
 
     begin_write()  # a live server may be writing too
-    session_id = accounts.start_session(user.id)
+    session_id = users.start_session(user.id)
     _db.session.commit()
     return {"_user_id": str(user.id), "_fresh": True, "auth_session": session_id}
 
@@ -262,7 +266,7 @@ def with_totp(user) -> str:
 @pytest.fixture
 def operator(app):
     """An operator (ops@example.com / operator-pass-1) with two-factor authentication on."""
-    user = accounts.create_operator("ops@example.com", "operator-pass-1")
+    user = users.create_operator("ops@example.com", "operator-pass-1")
     with_totp(user)
     return user
 
@@ -271,8 +275,8 @@ def expire_and_reconcile(order: Order) -> None:
     """Let the order's payment deadline pass and run the reconciler, which expires it."""
     from datetime import timedelta
 
-    from faka.models import utcnow
-    from faka.services.reconcile import reconcile
+    from faka.core.types import utcnow
+    from faka.ops.reconcile import reconcile
 
     order.expires_at = utcnow() - timedelta(minutes=1)
     _db.session.commit()
@@ -304,7 +308,8 @@ def count(model, *where) -> int:
 def assert_nothing_paid(order: Order) -> None:
     """A refused payment left no trace: the order still waits, no payment is recorded,
     no key was sold."""
-    from faka.models import CardKey, PaymentNotice
+    from faka.inventory.models import CardKey
+    from faka.payments.models import PaymentNotice
 
     assert reload(order).status == Order.PENDING
     assert count(PaymentNotice) == 0
@@ -320,7 +325,7 @@ def assert_pay_page_unavailable(client, order: Order) -> None:
 
 def provider_link(client, order: Order, **headers) -> str:
     """The link on faka's pay page that takes the buyer on to the provider. The page
-    itself answers 200: it never redirects to another site (faka/services/cashier.py)."""
+    itself answers 200: it never redirects to another site (faka/payments/cashier.py)."""
     from html import unescape
 
     page = client.get(f"/pay/{order.token}", headers=headers)

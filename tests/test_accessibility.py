@@ -14,10 +14,11 @@ from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from conftest import login, no_horizontal_scroll, reload, signed_notify
+from faka.complaints import workflow
+from faka.complaints.models import Complaint
 from faka.extensions import db
-from faka.models import Complaint, Order
-from faka.payments import configure_gateway
-from faka.services import complaints
+from faka.orders.models import Order
+from faka.payments.gateways import configure_gateway
 
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 PHONE = {"viewport": {"width": 360, "height": 800}, "is_mobile": True, "has_touch": True}
@@ -50,7 +51,7 @@ def shop(live_server, make_product, place):
     )
     pending = place(product)
     delivered = delivered_now(app, place(product, quantity=2))
-    complaint = complaints.open_complaint(delivered.token, Complaint.KEY_INVALID, "第二个卡密提示已被使用。")
+    complaint = workflow.open_complaint(delivered.token, Complaint.KEY_INVALID, "第二个卡密提示已被使用。")
     return (
         base,
         product,
@@ -259,7 +260,7 @@ def test_merchant_orders_are_cards_on_a_phone_and_a_scrolling_table_without_java
 
 
 def test_console_navigation_groups_sections_and_marks_the_current_one(app, operator, merchant):
-    from faka.blueprints.operator import NAV
+    from faka.web.operator import NAV
 
     desk = app.test_client()
     login(desk, operator)

@@ -13,12 +13,13 @@ from markupsafe import Markup
 from sqlalchemy import event
 
 from conftest import reload
-from faka.charts import bar_chart, bar_chart_svg, daily_sales_chart
+from faka.accounts import users
+from faka.catalog.models import Product
 from faka.extensions import db
-from faka.models import Order, Product
-from faka.services import accounts
-from faka.services.analytics import DailySales, StockAlert, dashboard
-from faka.services.keys import import_keys
+from faka.inventory.keys import import_keys
+from faka.orders.models import Order
+from faka.platform.analytics import DailySales, StockAlert, dashboard
+from faka.web.charts import bar_chart, bar_chart_svg, daily_sales_chart
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TODAY = date(2026, 3, 20)
@@ -72,7 +73,7 @@ def unpaid(place):
 
 
 def other_merchant_product(category, keys: int = 20, price: int = 1000, **fields) -> Product:
-    other = accounts.create_merchant(f"o{secrets.token_hex(4)}@shop.test", "merchant-pass-1", "Other", approved=True)
+    other = users.create_merchant(f"o{secrets.token_hex(4)}@shop.test", "merchant-pass-1", "Other", approved=True)
     product = Product(
         slug=secrets.token_hex(8),
         merchant_id=other.id,

@@ -16,10 +16,13 @@ from werkzeug.serving import make_server
 
 from bench import findings
 from bench.attack import forged_notifies, honest_purchase, lookup_guesses, reservation_burst
-from config import Config
 from conftest import count
-from faka.models import CardKey, NotifyLog, Order, RiskEvent, SecurityEvent
-from faka.services import risk
+from faka.config import Config
+from faka.inventory.models import CardKey
+from faka.orders.models import Order
+from faka.payments.models import NotifyLog
+from faka.risk import engine
+from faka.risk.models import RiskEvent, SecurityEvent
 
 BOT = "127.0.0.1"
 BUYER = "127.0.0.2"
@@ -50,7 +53,7 @@ def test_a_bot_gets_five_reservations_no_orders_found_and_no_payment_while_a_buy
 
     burst = reservation_burst(server, product.slug, 60, source=BOT, concurrency=CONCURRENCY)
     reserved = burst["statuses"].get("303", 0)
-    assert reserved == risk.PENDING_ORDERS
+    assert reserved == engine.PENDING_ORDERS
     assert burst["statuses"] == {"303": reserved, "400": checkout_limit - reserved, "429": 60 - checkout_limit}
     assert burst["captcha"] == checkout_limit - reserved  # every refusal before the rate limit asks for it
     assert count(Order, Order.client_ip == BOT) == reserved
@@ -59,16 +62,16 @@ def test_a_bot_gets_five_reservations_no_orders_found_and_no_payment_while_a_buy
     guesses = lookup_guesses(server, 120, source=BOT, concurrency=CONCURRENCY)
     assert guesses["statuses"] == {"400": lookup_limit, "429": 120 - lookup_limit}
     failed = count(SecurityEvent, SecurityEvent.kind == SecurityEvent.LOOKUP_FAILED)
-    assert risk.FAILED_LOOKUPS <= failed <= risk.FAILED_LOOKUPS + RACE
+    assert engine.FAILED_LOOKUPS <= failed <= engine.FAILED_LOOKUPS + RACE
     assert guesses["captcha"] == lookup_limit - failed  # after the failures, only the captcha
 
     flood = forged_notifies(server, 60, source=BOT, concurrency=CONCURRENCY)
     assert flood["statuses"] == {"400": 60}
     logged = count(NotifyLog)
-    assert risk.FORGED_NOTIFIES <= logged <= risk.FORGED_NOTIFIES + RACE  # the rest refused unread, unlogged
+    assert engine.FORGED_NOTIFIES <= logged <= engine.FORGED_NOTIFIES + RACE  # the rest refused unread, unlogged
     assert count(NotifyLog, NotifyLog.verified.is_(True)) == 0
     # The refusal is recorded once a minute, not once a request.
-    assert count(RiskEvent, RiskEvent.checkpoint == risk.NOTIFY, RiskEvent.action == risk.BLOCK) == 1
+    assert count(RiskEvent, RiskEvent.checkpoint == engine.NOTIFY, RiskEvent.action == engine.BLOCK) == 1
     assert count(Order, Order.status != Order.PENDING) == 0
 
     buyer = honest_purchase(server, product.slug, BUYER)

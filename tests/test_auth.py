@@ -12,11 +12,14 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from conftest import csrf_from, reload
+from faka.accounts import users
+from faka.accounts.models import Merchant, User
+from faka.core.crypto import vault
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import AuditEvent, Merchant, OutboxEmail, User, utcnow
-from faka.services import accounts
-from faka.services.crypto import vault
-from faka.services.settings import set_setting
+from faka.messaging.models import OutboxEmail
+from faka.platform.models import AuditEvent
+from faka.platform.settings import set_setting
 
 PASSWORD = "merchant-pass-1"  # the `merchant` fixture's
 
@@ -110,7 +113,7 @@ def test_signup_answers_check_your_inbox_and_its_emailed_link_verifies_the_addre
 
 
 def test_signup_answers_the_same_for_a_new_and_a_taken_email_and_tells_the_owner(mail_client, smtp):
-    owner = accounts.create_merchant("taken@example.com", PASSWORD, "First Shop")
+    owner = users.create_merchant("taken@example.com", PASSWORD, "First Shop")
 
     def without_tokens(html: str) -> str:
         return re.sub(r'(value=|"X-CSRFToken": )"[^"]*"', r'\1""', html)
@@ -157,9 +160,9 @@ def test_bad_verification_links_are_refused(client, merchant, kind):
     user = merchant.user
     payload = {"uid": user.id, "email": user.email}
     token = {
-        "expired": past_token(accounts.VERIFY_SALT, payload, hours_ago=49),
-        "forged": URLSafeTimedSerializer("not-our-secret", salt=accounts.VERIFY_SALT).dumps(payload),
-        "other-purpose": URLSafeTimedSerializer("test-secret", salt=accounts.RESET_SALT).dumps(payload),
+        "expired": past_token(users.VERIFY_SALT, payload, hours_ago=49),
+        "forged": URLSafeTimedSerializer("not-our-secret", salt=users.VERIFY_SALT).dumps(payload),
+        "other-purpose": URLSafeTimedSerializer("test-secret", salt=users.RESET_SALT).dumps(payload),
         "garbage": "not-a-token",
     }[kind]
     response = client.get(f"/verify/{token}?lang=en")
@@ -169,7 +172,7 @@ def test_bad_verification_links_are_refused(client, merchant, kind):
 
 def test_verification_link_a_day_old_still_works(client, merchant):
     user = merchant.user
-    token = past_token(accounts.VERIFY_SALT, {"uid": user.id, "email": user.email}, hours_ago=24)
+    token = past_token(users.VERIFY_SALT, {"uid": user.id, "email": user.email}, hours_ago=24)
     assert client.get(f"/verify/{token}").status_code == 303
     assert reload(user).email_verified_at is not None
 
@@ -194,7 +197,7 @@ def test_signup_closed_message_is_in_chinese_by_default(client):
 
 
 def test_signup_with_a_taken_email_answers_neutrally_and_creates_nothing(mail_client, smtp):
-    merchant = accounts.create_merchant("taken@example.com", PASSWORD, "First Shop")
+    merchant = users.create_merchant("taken@example.com", PASSWORD, "First Shop")
     before = merchant.user.password_hash
     response = signup(mail_client, email=merchant.user.email.upper(), shop_name="Copycat")
     assert response.status_code == 303 and path_of(response) == "/signup/sent"
@@ -244,7 +247,7 @@ def test_signup_is_rate_limited_per_ip(client):
 
 def test_password_reset_by_email_works_once(mail_client, smtp, merchant):
     user = merchant.user
-    user.locked_until = utcnow() + accounts.LOCKOUT  # locked out after failures
+    user.locked_until = utcnow() + users.LOCKOUT  # locked out after failures
     db.session.commit()
     for _ in range(2):
         response = post_form(mail_client, "/reset", {"email": user.email})
@@ -283,12 +286,12 @@ def test_reset_for_an_unknown_email_answers_the_same_and_sends_nothing(mail_clie
 @pytest.mark.parametrize("kind", ["expired", "forged", "other-purpose"])
 def test_bad_reset_links_change_nothing(client, merchant, kind):
     user = merchant.user
-    good = accounts.password_reset_token(user)
-    payload = URLSafeTimedSerializer("test-secret", salt=accounts.RESET_SALT).loads(good)
+    good = users.password_reset_token(user)
+    payload = URLSafeTimedSerializer("test-secret", salt=users.RESET_SALT).loads(good)
     token = {
-        "expired": past_token(accounts.RESET_SALT, payload, hours_ago=1.1),
-        "forged": URLSafeTimedSerializer("not-our-secret", salt=accounts.RESET_SALT).dumps(payload),
-        "other-purpose": URLSafeTimedSerializer("test-secret", salt=accounts.VERIFY_SALT).dumps(payload),
+        "expired": past_token(users.RESET_SALT, payload, hours_ago=1.1),
+        "forged": URLSafeTimedSerializer("not-our-secret", salt=users.RESET_SALT).dumps(payload),
+        "other-purpose": URLSafeTimedSerializer("test-secret", salt=users.VERIFY_SALT).dumps(payload),
     }[kind]
     assert client.get(f"/reset/{token}").status_code == 400
     csrf = csrf_from(client.get("/reset").text)
@@ -300,7 +303,7 @@ def test_bad_reset_links_change_nothing(client, merchant, kind):
 
 
 def test_reset_refuses_the_email_as_password(client, merchant):
-    link = f"/reset/{accounts.password_reset_token(merchant.user)}"
+    link = f"/reset/{users.password_reset_token(merchant.user)}"
     email = merchant.user.email
     response = post_form(client, link, {"password": email, "confirm": email})
     assert response.status_code == 400
@@ -437,7 +440,7 @@ def test_locked_account_refuses_the_right_code(client, merchant):
     logout(client)
     login(client, merchant.user.email, PASSWORD)
     user = reload(merchant.user)
-    user.locked_until = utcnow() + accounts.LOCKOUT
+    user.locked_until = utcnow() + users.LOCKOUT
     db.session.commit()
     response = post_form(client, "/login/2fa", {"code": pyotp.TOTP(secret).now()})
     assert response.status_code == 400 and client.get("/merchant/").status_code == 303
@@ -457,10 +460,10 @@ def test_turning_totp_off_needs_a_current_code(client, merchant):
 
 
 def test_operator_without_totp_is_sent_to_set_it_up(client):
-    operator = accounts.create_operator("ops@shop.test", "operator-pass-1")
+    operator = users.create_operator("ops@shop.test", "operator-pass-1")
     response = login(client, operator.email, "operator-pass-1")
     assert response.status_code == 303 and path_of(response) == "/account/2fa/setup"
-    from faka.services import twofactor
+    from faka.accounts import twofactor
 
     assert twofactor.needs_setup(reload(operator))
     secret, _codes = set_up_totp(client, operator, password="operator-pass-1")

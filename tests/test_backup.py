@@ -25,37 +25,30 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from conftest import ENCRYPTION_KEY, TEST_DATABASE, FreshContextClient, csrf_from, reload, signed_notify
-from faka import create_app, instance
+from faka import create_app
+from faka.accounts import onboarding, users
+from faka.accounts.models import Merchant
+from faka.catalog import checkout_fields
+from faka.complaints import workflow
+from faka.complaints.models import Complaint
+from faka.core import instance
+from faka.core.crypto import vault
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import (
-    Complaint,
-    KeyImport,
-    Merchant,
-    Order,
-    PayoutAccount,
-    RiskEvent,
-    RiskHit,
-    SecurityEvent,
-    Setting,
-    WebhookDelivery,
-    WebhookEndpoint,
-    utcnow,
-)
-from faka.payments import configure_gateway, gateway_settings
-from faka.services import (
-    accounts,
-    blacklist,
-    checkout,
-    checkout_fields,
-    complaints,
-    dbcopy,
-    keys,
-    merchants,
-    money,
-    reviews,
-)
-from faka.services.crypto import vault
-from faka.services.settings import set_setting
+from faka.inventory import keys
+from faka.inventory.models import KeyImport
+from faka.ledger import balances
+from faka.ledger.models import PayoutAccount
+from faka.messaging.models import WebhookDelivery, WebhookEndpoint
+from faka.orders import checkout
+from faka.orders.models import Order
+from faka.payments.gateways import configure_gateway, gateway_settings
+from faka.platform import dbcopy
+from faka.platform.models import Setting
+from faka.platform.settings import set_setting
+from faka.reviews import reviews
+from faka.risk import blacklist
+from faka.risk.models import RiskEvent, RiskHit, SecurityEvent
 
 ROOT = Path(instance.ROOT)
 OPERATOR_PASSWORD = "operator-pass-1"
@@ -116,7 +109,7 @@ def populate(app, merchant, make_product, place, pay) -> Shop:
     with app.test_request_context():
         checkout.place_order(topup.slug, 1, None, "secret-1", answers={uid.key: "20240001"})
     reviews.submit_review(reviewed.token, 5, "Worked at once")
-    complaint = complaints.open_complaint(
+    complaint = workflow.open_complaint(
         complained.token, Complaint.KEY_INVALID, "The key says already used", [png_bytes()]
     )
     image = complaint.messages[0].images[0].name
@@ -127,15 +120,15 @@ def populate(app, merchant, make_product, place, pay) -> Shop:
     configure_gateway("epay", {"api_url": "https://pay.example.invalid", "pid": "1001", "key": "epay-key-7f3a9"})
     set_setting("smtp_password", vault().encrypt("smtp-pass-5c1e"))
     set_setting("site_name", "Backup Test Shop")
-    operator = accounts.create_operator("ops@backup.test", OPERATOR_PASSWORD)
+    operator = users.create_operator("ops@backup.test", OPERATOR_PASSWORD)
     totp_secret = pyotp.random_base32()
     operator.totp_secret = vault().encrypt(totp_secret)
     db.session.commit()
-    payout = money.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "Zhang San", "13800138000")
-    applicant = accounts.create_merchant("applicant@backup.test", "merchant-pass-2", "Applicant Shop")
-    merchants.submit_qualification(
+    payout = balances.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "Zhang San", "13800138000")
+    applicant = users.create_merchant("applicant@backup.test", "merchant-pass-2", "Applicant Shop")
+    onboarding.submit_qualification(
         applicant.id,
-        merchants.Qualification("Zhang San Ltd", "company", "91110000MA01ABCD2X", "13900139000"),
+        onboarding.Qualification("Zhang San Ltd", "company", "91110000MA01ABCD2X", "13900139000"),
         png_bytes(),
     )
     webhook = WebhookEndpoint(
@@ -228,7 +221,7 @@ def assert_shop_works(app, shop: Shop) -> None:
 
     assert gateway_settings("epay")[1]["key"] == shop.epay_key
     assert vault().decrypt(db.session.get(Setting, "smtp_password").value) == shop.smtp_password
-    assert money.payout_account_number(db.session.get(PayoutAccount, shop.payout_id)) == shop.payout_number
+    assert balances.payout_account_number(db.session.get(PayoutAccount, shop.payout_id)) == shop.payout_number
     assert vault().decrypt(db.session.get(Merchant, shop.applicant_id).id_number_ciphertext) == shop.id_number
     assert vault().decrypt(db.session.get(WebhookEndpoint, shop.webhook_id).secret_ciphertext) == shop.webhook_secret
     job = keys.run_import(shop.import_id)  # the waiting import's encrypted upload came along

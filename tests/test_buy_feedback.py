@@ -9,9 +9,11 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import count, no_horizontal_scroll, reload, signed_notify
+from faka.complaints import workflow
+from faka.complaints.models import Complaint
 from faka.extensions import db
-from faka.models import CardKey, Complaint, Order
-from faka.services import complaints
+from faka.inventory.models import CardKey
+from faka.orders.models import Order
 
 PHONE = {
     "viewport": {"width": 360, "height": 800},
@@ -115,7 +117,7 @@ def open_complaint(live_server, make_product, place):
     app.test_client().post("/pay/sandbox/notify", data=signed_notify(order))
     app.extensions["faka_jobs"].wait_idle()
     assert reload(order).status == Order.DELIVERED
-    complaint = complaints.open_complaint(order.token, Complaint.KEY_INVALID, "激活失败 / will not activate", [])
+    complaint = workflow.open_complaint(order.token, Complaint.KEY_INVALID, "激活失败 / will not activate", [])
     return order, complaint
 
 

@@ -13,10 +13,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import Order, SecurityEvent, SpentChallenge
-from faka.models.types import utcnow
-from faka.services import captcha, checkout, risk
+from faka.orders import checkout
+from faka.orders.models import Order
+from faka.risk import captcha, engine
+from faka.risk.models import SecurityEvent, SpentChallenge
 from tests.conftest import count, csrf_from, no_horizontal_scroll
 
 WIDGET = "<altcha-widget"
@@ -255,7 +257,7 @@ def lookup(client, query, password, solution=None):
 
 def test_lookup_asks_for_the_captcha_after_failed_guesses(client, product, place):
     order = place(product)
-    for _ in range(risk.FAILED_LOOKUPS):
+    for _ in range(engine.FAILED_LOOKUPS):
         response = lookup(client, order.number, "wrong guess")
         assert response.status_code == 400 and WIDGET not in response.text
     asked = lookup(client, order.number, "secret-1")
@@ -274,7 +276,7 @@ def login(client, email, password, solution=None):
 
 
 def test_login_asks_for_the_captcha_after_failed_logins(client, merchant):
-    for i in range(risk.FAILED_LOGINS):
+    for i in range(engine.FAILED_LOGINS):
         response = login(client, f"nobody{i}@example.com", "guess")
         assert response.status_code == 400 and WIDGET not in response.text
     asked = login(client, merchant.user.email, "merchant-pass-1")

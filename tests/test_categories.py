@@ -13,10 +13,13 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import csrf_from, logged_in_session, login, no_horizontal_scroll, reload, with_totp
+from faka.accounts import users
+from faka.accounts.models import Merchant, User
+from faka.catalog.models import Category, Product
+from faka.core import clock
 from faka.extensions import db
-from faka.models import AuditEvent, Category, Merchant, Product, User
-from faka.services import accounts, clock
-from faka.services.keys import import_keys
+from faka.inventory.keys import import_keys
+from faka.platform.models import AuditEvent
 
 SHOTS = Path("/tmp/shots_categories")
 AXE = Path(__file__).parent / "vendor/axe-core/axe.min.js"
@@ -525,7 +528,7 @@ def test_on_a_phone_the_operator_creates_a_category_and_the_merchant_picks_it(li
     from playwright.sync_api import expect
 
     app, base = live_server
-    operator = accounts.create_operator("ops@example.com", "operator-pass-1")
+    operator = users.create_operator("ops@example.com", "operator-pass-1")
     with_totp(operator)
     SHOTS.mkdir(exist_ok=True)
 

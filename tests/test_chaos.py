@@ -19,8 +19,12 @@ from sqlalchemy import func, select, text
 from chaos_tools import RedisServer, WebServer, app_env, start_worker, wait_until
 from conftest import count, csrf_from, login, reload, run_worker, signed_notify
 from faka.extensions import db
-from faka.models import CardKey, LedgerEntry, Order, OutboxEmail, PaymentNotice
-from faka.services.reconcile import reconcile
+from faka.inventory.models import CardKey
+from faka.ledger.models import LedgerEntry
+from faka.messaging.models import OutboxEmail
+from faka.ops.reconcile import reconcile
+from faka.orders.models import Order
+from faka.payments.models import PaymentNotice
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +60,7 @@ def app(make_app, own_redis):
 def assert_books_intact(*orders: Order) -> None:
     """What must hold whatever failed: one payment per order, each given order delivered
     with its own keys, each sale credited once, the books reconciled."""
-    from faka.services.settlement import reconcile_books
+    from faka.ledger.settlement import reconcile_books
 
     db.session.commit()
     per_order = db.session.execute(select(PaymentNotice.order_id, func.count()).group_by(PaymentNotice.order_id)).all()
@@ -272,7 +276,7 @@ def outbox() -> list[OutboxEmail]:
 
 def age_outbox(delta) -> None:
     """Let time pass for the queued emails: they were queued `delta` earlier."""
-    from faka.database import begin_write
+    from faka.core.db import begin_write
 
     begin_write()  # the workers write too: take SQLite's write lock before reading
     for email in db.session.scalars(select(OutboxEmail)):
@@ -459,7 +463,7 @@ class SmallDisk:
 
 @pytest.fixture
 def small_disk(app):
-    from faka.services.uploads import private_dir
+    from faka.core.uploads import private_dir
 
     folder = private_dir()
     mounted = subprocess.run(
@@ -496,7 +500,7 @@ def english_client(app):
 def test_full_upload_disk_refuses_a_complaint_cleanly_and_takes_it_once_there_is_room(
     app, make_product, place, small_disk
 ):
-    from faka.models import Complaint, ComplaintImage
+    from faka.complaints.models import Complaint, ComplaintImage
 
     order = place(make_product(keys=2))
     assert app.test_client().post("/pay/sandbox/notify", data=signed_notify(order)).text == "success"
@@ -537,15 +541,15 @@ def test_full_upload_disk_refuses_a_complaint_cleanly_and_takes_it_once_there_is
 def test_full_upload_disk_refuses_logo_and_qualification_cleanly(app, small_disk):
     import pyotp
 
-    from faka.models import Merchant
-    from faka.services import accounts
-    from faka.services.crypto import vault
-    from faka.services.settings import site_settings
+    from faka.accounts import users
+    from faka.accounts.models import Merchant
+    from faka.core.crypto import vault
+    from faka.platform.settings import site_settings
 
     image, _size = noise_jpeg(3)
     small_disk.fill(leave=0)
 
-    operator = accounts.create_operator("ops@example.com", "operator-pass-1")
+    operator = users.create_operator("ops@example.com", "operator-pass-1")
     operator.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
     ops = english_client(app)
@@ -559,7 +563,7 @@ def test_full_upload_disk_refuses_logo_and_qualification_cleanly(app, small_disk
     assert logo.status_code == 400 and "The image could not be stored. Please try again later." in logo.text
     assert site_settings()["logo"] == ""
 
-    pending = accounts.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
+    pending = users.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
     seller = english_client(app)
     login(seller, pending.user)
     page = seller.get("/merchant/qualification")

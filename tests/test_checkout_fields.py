@@ -14,11 +14,14 @@ from sqlalchemy import select, text
 from test_webhooks import receiver  # noqa: F401  (the fixture: a real HTTP server)
 
 from conftest import count, csrf_from, logged_in_session, login, no_horizontal_scroll, reload
+from faka.accounts import users
+from faka.catalog import checkout_fields
+from faka.catalog.checkout_fields import FieldDraft
+from faka.catalog.models import DELIVERY_MANUAL, CheckoutField, OrderAnswer, Product
 from faka.extensions import db
-from faka.models import CardKey, CheckoutField, Order, OrderAnswer, Product
-from faka.models.catalog import DELIVERY_MANUAL
-from faka.services import accounts, checkout_fields, webhooks
-from faka.services.checkout_fields import FieldDraft
+from faka.inventory.models import CardKey
+from faka.messaging import webhooks
+from faka.orders.models import Order
 
 SHOTS = Path("/tmp/faka-fields-shots")
 
@@ -232,7 +235,7 @@ def others_field(make_product):
 )
 def test_another_merchants_product_fields_are_404(client, others_field, method, url):
     product, field = others_field
-    intruder = accounts.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
+    intruder = users.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
     own = Product(
         slug="intruders0000001",
         merchant_id=intruder.id,
@@ -359,7 +362,7 @@ ALL_VALID = {
         ("区服", "国际服", "Choose one of the options."),
         ("区服", "", "Please fill this in."),
         ("充值账号", "a b", "This answer is not in the form the seller asks for."),
-        # The edge removes a one-line field's line breaks (faka/request_guard.py): "xy" is too short.
+        # The edge removes a one-line field's line breaks (faka/web/request_guard.py): "xy" is too short.
         ("充值账号", "x\ny", "This answer is not in the form the seller asks for."),
         ("联系邮箱", "me-at-example.com", "Enter a valid email address."),
         ("手机号", "call me", "Enter a phone number: digits, optionally starting with +."),
@@ -460,7 +463,7 @@ def test_order_webhooks_carry_the_answers_with_their_labels(client, merchant, to
 
 
 def test_a_webhook_payload_stored_before_payloads_were_encrypted_still_goes_out(merchant, receiver):  # noqa: F811
-    from faka.models import WebhookDelivery
+    from faka.messaging.models import WebhookDelivery
 
     endpoint, _secret = webhooks.create_endpoint(merchant.id, receiver.url, ["order.paid"])
     old = WebhookDelivery(
@@ -478,13 +481,13 @@ def test_a_webhook_payload_stored_before_payloads_were_encrypted_still_goes_out(
 
 
 def test_the_operator_deciding_a_complaint_sees_what_the_buyer_told_the_seller(app, client, operator, topup, pay):
-    from faka.models import Complaint
-    from faka.services import complaints
+    from faka.complaints import workflow
+    from faka.complaints.models import Complaint
 
     product, keys = topup
     assert buy(client, product, {keys["游戏 UID"]: "12345678", keys["区服"]: "B服"}).status_code == 303
     pay(the_order())
-    complaint = complaints.open_complaint(the_order().token, Complaint.NOT_AS_DESCRIBED, "点券没有到账")
+    complaint = workflow.open_complaint(the_order().token, Complaint.NOT_AS_DESCRIBED, "点券没有到账")
     desk = app.test_client()
     login(desk, operator)
     page = desk.get(f"/operator/complaints/{complaint.ref}?lang=en").text

@@ -8,12 +8,15 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select, text
 
 from conftest import ENCRYPTION_KEY, key_texts, reload, signed_notify
+from faka.accounts.models import User
+from faka.catalog.models import Product
 from faka.extensions import db
-from faka.models import CardKey, Order, Product, User
+from faka.inventory.models import CardKey
+from faka.orders.models import Order
 
 
 def test_seed_demo_creates_shop_once(runner):
-    from faka.payments import configure_gateway, enabled_gateways
+    from faka.payments.gateways import configure_gateway, enabled_gateways
 
     configure_gateway("sandbox", {}, enabled=False)  # as a fresh init-db leaves it
     result = runner.invoke(args=["seed-demo"])
@@ -45,7 +48,7 @@ def test_create_operator_and_login(runner, client):
     assert client.get("/operator/").headers["Location"].endswith("/account/2fa/setup")
     import pyotp
 
-    from faka.services.crypto import vault
+    from faka.core.crypto import vault
 
     user.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
@@ -78,7 +81,7 @@ def test_rotate_keys_reencrypts_every_secret_and_the_old_key_can_be_retired(
 ):
     from test_backup import assert_shop_works, populate
 
-    from faka.services import crypto
+    from faka.core import crypto
 
     shop = populate(app, merchant, make_product, place, pay)
     stored = sum(t.total for t in crypto.check().values())
@@ -108,7 +111,7 @@ def test_rotate_keys_reencrypts_every_secret_and_the_old_key_can_be_retired(
         assert set(db.session.execute(select(CardKey.ciphertext)).scalars()).isdisjoint(old_ciphertexts)
         assert only_new.test_cli_runner().invoke(args=["rotate-keys", "--check"]).exit_code == 0
         assert_shop_works(only_new, shop)
-        from faka.services.keys import import_keys
+        from faka.inventory.keys import import_keys
 
         product = db.session.execute(select(Product).where(Product.slug == shop.product_slug)).scalar_one()
         report = import_keys(product.id, shop.delivered_keys[0])  # duplicates still found after rotation
@@ -116,7 +119,7 @@ def test_rotate_keys_reencrypts_every_secret_and_the_old_key_can_be_retired(
 
 
 def test_every_encrypted_column_is_rotated(app):
-    from faka.services.crypto import stored_secrets
+    from faka.core.crypto import stored_secrets
 
     encrypted = {
         f"{t.name}.{c.name}"
@@ -165,8 +168,8 @@ def test_add_key_and_retire_the_old_one_in_the_instance_key_file(
 def test_gateway_config_sets_encrypted_settings(runner):
     result = runner.invoke(args=["gateway-config", "sandbox", "secret=abc123", "--enable"])
     assert result.exit_code == 0, result.output
-    from faka.models import GatewayConfig
-    from faka.payments import get_gateway
+    from faka.payments.gateways import get_gateway
+    from faka.payments.models import GatewayConfig
 
     assert get_gateway("sandbox").settings["secret"] == "abc123"
     assert "abc123" not in db.session.get(GatewayConfig, "sandbox").settings_ciphertext
@@ -189,7 +192,7 @@ def test_reconcile_command_delivers_paid_orders(rq_app, make_product, place, red
 
 
 def test_import_reports_added_duplicates_and_invalid(app, product):
-    from faka.services.keys import import_keys
+    from faka.inventory.keys import import_keys
 
     existing = key_texts_of_product(product)[0]
     report = import_keys(product.id, f"NEW-1\nNEW-2\nNEW-1\n\n{existing}\n{'x' * 3000}\nbad\x07key")
@@ -198,7 +201,7 @@ def test_import_reports_added_duplicates_and_invalid(app, product):
 
 
 def key_texts_of_product(product):
-    from faka.services.crypto import vault
+    from faka.core.crypto import vault
 
     return [
         vault().decrypt(c)
@@ -274,10 +277,14 @@ def test_migrations_upgrade_a_populated_first_version_database(base_config, monk
     from test_backup import flask, opened, scratch_database
 
     from conftest import TEST_DATABASE
-    from faka.instance import database_uri
-    from faka.models import PayoutAccount, RiskEvent
-    from faka.services import blacklist, checkout, money, risk
-    from faka.services.crypto import make_vault
+    from faka.core.crypto import make_vault
+    from faka.core.instance import database_uri
+    from faka.ledger import balances
+    from faka.ledger.models import PayoutAccount
+    from faka.orders import checkout
+    from faka.risk import blacklist
+    from faka.risk import engine as risk
+    from faka.risk.models import RiskEvent
 
     sqlite = TEST_DATABASE == "sqlite"
     with nullcontext(f"sqlite:///{tmp_path}/old.db") if sqlite else scratch_database("migrate") as url:
@@ -359,7 +366,7 @@ def test_migrations_upgrade_a_populated_first_version_database(base_config, monk
             assert "OLD-KEY-SOLD" in client.get(f"/order/{'a' * 32}?lang=en").text
             assert "Fine old key" in client.get("/p/abc?lang=en").text
             payout = db.session.execute(select(PayoutAccount)).scalar_one()
-            assert money.payout_account_number(payout) == "13800138000"
+            assert balances.payout_account_number(payout) == "13800138000"
             blacklist.add("email", "fraud@x.cn", "chargebacks", actor_id=None)
             with upgraded.test_request_context():
                 with pytest.raises(risk.Blocked):

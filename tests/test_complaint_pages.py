@@ -12,12 +12,18 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select, update
 
+from faka.accounts import users
+from faka.complaints import workflow
+from faka.complaints.models import Complaint, ComplaintImage, ComplaintMessage
+from faka.core.crypto import vault
+from faka.core.types import utcnow
+from faka.core.uploads import private_dir
 from faka.extensions import db
-from faka.models import AuditEvent, Complaint, ComplaintImage, ComplaintMessage, LedgerEntry, Order, Refund
-from faka.models.types import utcnow
-from faka.services import accounts, complaints, money
-from faka.services.crypto import vault
-from faka.services.uploads import private_dir
+from faka.ledger import balances
+from faka.ledger.models import LedgerEntry
+from faka.orders.models import Order
+from faka.payments.models import Refund
+from faka.platform.models import AuditEvent
 from tests.conftest import (
     csrf_from,
     key_texts,
@@ -142,7 +148,7 @@ def delivered(product, place, pay) -> Order:
 @pytest.fixture
 def complaint(delivered) -> Complaint:
     """An open complaint with one evidence image, opened through the service."""
-    return complaints.open_complaint(delivered.token, Complaint.KEY_INVALID, DESCRIPTION, [png_bytes()])
+    return workflow.open_complaint(delivered.token, Complaint.KEY_INVALID, DESCRIPTION, [png_bytes()])
 
 
 def escalate_by_deadline(complaint: Complaint) -> None:
@@ -151,7 +157,7 @@ def escalate_by_deadline(complaint: Complaint) -> None:
         update(Complaint).where(Complaint.id == complaint.id).values(deadline_at=utcnow() - timedelta(minutes=1))
     )
     db.session.commit()
-    assert complaints.run_deadlines().escalated == 1
+    assert workflow.run_deadlines().escalated == 1
 
 
 # -- the buyer opens, the merchant offers, the buyer accepts ------------------------------
@@ -199,7 +205,7 @@ def test_buyer_opens_with_evidence_merchant_offers_partial_refund_buyer_accepts(
     assert "Sorry! Let me check." in page and "Half-used, so a partial refund." in page
     assert "The seller offers a refund of ¥4.00." in page
     assert "Accept the refund" in page and "Ask the platform to decide" in page
-    before = money.balance(merchant.id).total
+    before = balances.balance(merchant.id).total
 
     response = post(buyer, f"{thread_url(delivered, complaint)}/accept", page=thread_url(delivered, complaint))
     assert response.status_code == 303
@@ -219,7 +225,7 @@ def test_buyer_opens_with_evidence_merchant_offers_partial_refund_buyer_accepts(
             LedgerEntry.order_id == order.id, LedgerEntry.kind == LedgerEntry.FEE_RETURN
         )
     )
-    assert money.balance(merchant.id).total == before - 400 + fee_back
+    assert balances.balance(merchant.id).total == before - 400 + fee_back
     assert "Write to the seller" not in buyer.get(thread_url(delivered, complaint)).text  # closed: no more messages
 
 
@@ -292,7 +298,7 @@ def test_buyer_escalates_after_the_deadline_and_operator_refunds_in_full(buyer, 
 
 def test_operator_pays_a_manual_refund_with_a_reference(desk, complaint, delivered, operator):
     escalate_by_deadline(complaint)
-    complaints.decide(complaint.id, operator.id, 500, "Half, the key worked once.")
+    workflow.decide(complaint.id, operator.id, 500, "Half, the key worked once.")
     refund = db.session.execute(select(Refund).where(Refund.order_id == delivered.id)).scalar_one()
     refund.status = Refund.MANUAL  # as when the gateway cannot refund
     db.session.commit()
@@ -316,7 +322,7 @@ def test_operator_reveal_of_delivered_keys_is_audited(desk, operator, complaint,
     [key] = key_texts(delivered)
     case = desk.get(case_url).text
     assert key not in case and "••••" + key[-4:] in case
-    assert count(AuditEvent, AuditEvent.action == complaints.KEYS_REVEALED) == 0
+    assert count(AuditEvent, AuditEvent.action == workflow.KEYS_REVEALED) == 0
     asked = post(desk, f"{case_url}/reveal", page=case_url)
     assert asked.status_code == 303 and "/reauth" in asked.headers["Location"] and key not in asked.text
     secret = vault().decrypt(reload(operator).totp_secret)
@@ -329,7 +335,7 @@ def test_operator_reveal_of_delivered_keys_is_audited(desk, operator, complaint,
     response = post(desk, f"{case_url}/reveal", page=case_url)
     assert response.status_code == 200 and key in response.text
     assert response.headers["Cache-Control"] == "private, no-store"
-    event = db.session.execute(select(AuditEvent).where(AuditEvent.action == complaints.KEYS_REVEALED)).scalar_one()
+    event = db.session.execute(select(AuditEvent).where(AuditEvent.action == workflow.KEYS_REVEALED)).scalar_one()
     assert event.target == f"complaint:{complaint.ref}"
     assert key not in desk.get(case_url).text  # masked again on the next look
 
@@ -450,7 +456,7 @@ def test_complaint_urls_refuse_who_must_not_see_them(
     client = app.test_client()
     headers = {}
     if who == "other merchant":
-        login(client, accounts.create_merchant("other@shop.test", "merchant-pass-2", "Other Shop", approved=True).user)
+        login(client, users.create_merchant("other@shop.test", "merchant-pass-2", "Other Shop", approved=True).user)
     elif who == "merchant":
         login(client, complaint.merchant.user)
     elif who == "anonymous htmx":
@@ -486,7 +492,7 @@ def test_the_parties_and_the_operator_each_see_the_evidence(buyer, seller, desk,
 def test_an_image_of_another_complaint_is_not_served_under_this_one(buyer, complaint, delivered, product, place, pay):
     other = place(product)
     pay(other)
-    other_complaint = complaints.open_complaint(other.token, Complaint.OTHER, "Mine", [png_bytes((1, 2, 3))])
+    other_complaint = workflow.open_complaint(other.token, Complaint.OTHER, "Mine", [png_bytes((1, 2, 3))])
     other_name = db.session.execute(
         select(ComplaintImage.name).where(ComplaintImage.complaint_id == other_complaint.id)
     ).scalar_one()
@@ -675,9 +681,7 @@ def test_buyer_complaint_page_and_operator_case_fit_a_phone(live_server, make_pr
     order = reload(order)
     assert order.status == Order.DELIVERED
     long_text = "密钥无法激活，提示已被使用。" * 20 + "\n" + "x" * 200
-    complaint = complaints.open_complaint(
-        order.token, Complaint.KEY_INVALID, long_text, [png_bytes(), jpeg_with_exif()]
-    )
+    complaint = workflow.open_complaint(order.token, Complaint.KEY_INVALID, long_text, [png_bytes(), jpeg_with_exif()])
     escalate_by_deadline(complaint)
 
     phone.goto(f"{base}/order/{order.token}/complaint/{complaint.ref}?lang=en")
@@ -688,7 +692,7 @@ def test_buyer_complaint_page_and_operator_case_fit_a_phone(live_server, make_pr
     assert phone.locator("#complaint").count() == 1
     assert no_horizontal_scroll(phone)
 
-    operator = accounts.create_operator("ops@example.com", "operator-pass-1")
+    operator = users.create_operator("ops@example.com", "operator-pass-1")
     with_totp(operator)
     browser_login(phone, app, base, operator)
     phone.goto(f"{base}/operator/complaints/{complaint.ref}")

@@ -12,12 +12,17 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import run_together, signed_notify
+from faka.core.crypto import vault
+from faka.core.errors import OutOfStock
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import CardKey, LedgerEntry, Order, PaymentNotice
-from faka.models.types import utcnow
-from faka.services import checkout, reconcile, stock
-from faka.services.crypto import vault
-from faka.services.errors import OutOfStock
+from faka.inventory import stock
+from faka.inventory.models import CardKey
+from faka.ledger.models import LedgerEntry
+from faka.ops import reconcile
+from faka.orders import checkout
+from faka.orders.models import Order
+from faka.payments.models import PaymentNotice
 
 
 def fresh():
@@ -132,7 +137,7 @@ def test_late_payment_racing_checkouts_for_the_last_keys_never_oversells(app, ma
     for refund and the buyers get them; a key never goes to two orders."""
     product = make_product(keys=3, max_per_order=3)
     with pytest.MonkeyPatch.context() as patch:
-        # Checkout lets unpaid orders hold only half of a product (faka/services/stock.py);
+        # Checkout lets unpaid orders hold only half of a product (faka/inventory/stock.py);
         # here one order held all three, which the late payment must then get back whole.
         patch.setattr(stock, "HOLD_SHARE", 1)
         late = place(product, 3)
@@ -183,8 +188,8 @@ def test_checkout_waits_for_keys_another_checkout_gives_back(app, make_product, 
 
     from sqlalchemy import create_engine, text
 
-    from faka.database import is_postgresql
-    from faka.models import CardKey
+    from faka.core.db import is_postgresql
+    from faka.inventory.models import CardKey
 
     if not is_postgresql():
         pytest.skip("row locks are a PostgreSQL situation; SQLite serialises writers")

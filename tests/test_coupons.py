@@ -11,10 +11,15 @@ from flask_babel import force_locale
 from sqlalchemy import func, select
 
 from conftest import csrf_from, reload, run_together, signed_notify
+from faka.accounts import users
+from faka.catalog.models import Product, TierPrice
+from faka.core.errors import NotFound, OutOfStock
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import CardKey, Coupon, LedgerEntry, Order, Product, TierPrice, utcnow
-from faka.services import accounts, checkout
-from faka.services.coupons import (
+from faka.inventory.models import CardKey
+from faka.ledger.models import LedgerEntry
+from faka.orders import checkout
+from faka.orders.coupons import (
     CouponBelowMinimum,
     CouponCodeTaken,
     CouponExpired,
@@ -29,7 +34,7 @@ from faka.services.coupons import (
     list_coupons,
     quote,
 )
-from faka.services.errors import NotFound, OutOfStock
+from faka.orders.models import Coupon, Order
 
 
 def count(model, *where) -> int:
@@ -45,15 +50,13 @@ def order_with(product, quantity=1, coupon=None) -> Order:
 @pytest.fixture
 def product(make_product):
     """Stock for orders of three keys: an unpaid order holds at most half of what is left
-    (faka/services/stock.py)."""
+    (faka/inventory/stock.py)."""
     return make_product(keys=10)
 
 
 @pytest.fixture
 def other_merchant(app):
-    return accounts.create_merchant(
-        f"o{secrets.token_hex(4)}@shop.test", "merchant-pass-2", "Other Shop", approved=True
-    )
+    return users.create_merchant(f"o{secrets.token_hex(4)}@shop.test", "merchant-pass-2", "Other Shop", approved=True)
 
 
 @pytest.fixture

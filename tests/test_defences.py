@@ -13,15 +13,19 @@ from PIL import Image
 from sqlalchemy import select, text
 
 from conftest import csrf_from, login, reload, signed_notify, with_totp
+from faka.accounts import onboarding, twofactor, users
+from faka.complaints import workflow
+from faka.core.crypto import vault
+from faka.core.types import utcnow
+from faka.core.uploads import InvalidImage, image_path, private_dir, store_image
 from faka.extensions import db, limiter
-from faka.models import Order, RiskEvent, RiskHit, SecurityEvent
-from faka.models.types import utcnow
-from faka.payments import gateway_settings
-from faka.services import accounts, complaints, merchants, money, risk, twofactor
-from faka.services.crypto import vault
-from faka.services.keys import import_keys
-from faka.services.settings import set_setting
-from faka.services.uploads import InvalidImage, image_path, private_dir, store_image
+from faka.inventory.keys import import_keys
+from faka.ledger import balances
+from faka.orders.models import Order
+from faka.payments.gateways import gateway_settings
+from faka.platform.settings import set_setting
+from faka.risk import engine
+from faka.risk.models import RiskEvent, RiskHit, SecurityEvent
 
 SCANNER_IP = "198.51.100.23"
 NEIGHBOUR_IP = "203.0.113.80"
@@ -218,7 +222,7 @@ def checkout(client, product, email="buyer@example.com"):
 
 def test_a_scan_for_admin_paths_flags_the_scanners_next_checkout(app, product):
     scanner = from_ip(app, SCANNER_IP)
-    assert len(PROBES) == risk.NOISE_EVENTS
+    assert len(PROBES) == engine.NOISE_EVENTS
     for path in PROBES:
         assert scanner.get(path).status_code == 404
     probes = events(SecurityEvent.ADMIN_PROBE, SCANNER_IP)
@@ -227,8 +231,8 @@ def test_a_scan_for_admin_paths_flags_the_scanners_next_checkout(app, product):
     assert len(events(SecurityEvent.ADMIN_PROBE)) == 20
 
     assert checkout(scanner, product).status_code == 303  # flagged, not refused
-    event = db.session.execute(select(RiskEvent).where(RiskEvent.checkpoint == risk.CHECKOUT)).scalar_one()
-    assert event.action == risk.FLAG and event.ip == SCANNER_IP and event.order_id is not None
+    event = db.session.execute(select(RiskEvent).where(RiskEvent.checkpoint == engine.CHECKOUT)).scalar_one()
+    assert event.action == engine.FLAG and event.ip == SCANNER_IP and event.order_id is not None
     assert db.session.scalars(select(RiskHit.rule).where(RiskHit.event_id == event.id)).all() == ["security_noise"]
     assert "security_noise" in db.session.get(Order, event.order_id).risk_flags
 
@@ -304,7 +308,7 @@ def test_files_that_are_not_images_are_refused(app, payload):
 def test_a_traversal_in_an_evidence_or_logo_url_finds_nothing(app, client, product, place, pay):
     order = place(product)
     pay(order)
-    complaint = complaints.open_complaint(order.token, "key_invalid", "Already used.", [image_bytes()])
+    complaint = workflow.open_complaint(order.token, "key_invalid", "Already used.", [image_bytes()])
     sentinel = private_dir().parent / "sentinel.txt"
     sentinel.write_text("SENTINEL-not-an-upload")
     set_setting("logo", "../sentinel.txt")  # even a tampered setting reads nothing outside the folder
@@ -346,7 +350,7 @@ def test_secrets_never_reach_the_database_in_clear(app, runner, merchant, produc
     result = runner.invoke(args=["gateway-config", "epay", f"key={secrets['gateway key (CLI)']}", "pid=1001"])
     assert result.exit_code == 0, result.output
 
-    operator = accounts.create_operator("ops@example.com", "operator-pass-1")
+    operator = users.create_operator("ops@example.com", "operator-pass-1")
     operator.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
     desk = english(app.test_client())
@@ -379,11 +383,11 @@ def test_secrets_never_reach_the_database_in_clear(app, runner, merchant, produc
         == 303
     )
 
-    money.add_payout_account(merchant.id, "alipay", "张三", secrets["payout account"])
-    applicant = accounts.create_merchant("new-shop@example.com", "merchant-pass-2", "New Shop")
-    merchants.submit_qualification(
+    balances.add_payout_account(merchant.id, "alipay", "张三", secrets["payout account"])
+    applicant = users.create_merchant("new-shop@example.com", "merchant-pass-2", "New Shop")
+    onboarding.submit_qualification(
         applicant.id,
-        merchants.Qualification("Zhang San", "individual", secrets["qualification ID number"], "13800000000"),
+        onboarding.Qualification("Zhang San", "individual", secrets["qualification ID number"], "13800000000"),
         image_bytes(),
     )
     totp_secret = pyotp.random_base32()
@@ -432,7 +436,7 @@ def lock_with_wrong_codes(app, user, ip, secret):
     client = english(from_ip(app, ip))
     started = utcnow()
     assert post_login(client, user.email, "merchant-pass-1").headers["Location"] == "/login/2fa"
-    for _ in range(accounts.MAX_FAILED_LOGINS):
+    for _ in range(users.MAX_FAILED_LOGINS):
         assert post_code(client, wrong_code(secret)).status_code == 400
     assert post_login(client, user.email, "merchant-pass-1").status_code == 400  # locked: even the right one fails
     return reload(user).locked_until - started
@@ -451,7 +455,7 @@ def test_wrong_codes_lock_the_account_longer_each_time_within_a_day(app, merchan
     third = lock_with_wrong_codes(app, user, "198.51.100.3", secret)
     assert timedelta(minutes=60) <= third < timedelta(minutes=60, seconds=30)
     # A day after the last lock the earlier ones are forgotten: the next lasts 15 minutes again.
-    assert accounts.lockout_for(reload(user), utcnow() + accounts.LOCKOUT_MEMORY + timedelta(minutes=1)) == timedelta(
+    assert users.lockout_for(reload(user), utcnow() + users.LOCKOUT_MEMORY + timedelta(minutes=1)) == timedelta(
         minutes=15
     )
 
@@ -467,25 +471,25 @@ def test_wrong_codes_lock_the_account_longer_each_time_within_a_day(app, merchan
 
 def test_fifty_failed_logins_from_one_address_block_its_next_login(app, merchant):
     guesser = english(from_ip(app, SCANNER_IP))
-    for i in range(risk.FAILED_LOGINS):
+    for i in range(engine.FAILED_LOGINS):
         assert post_login(guesser, f"user{i}@example.com", "guess").status_code == 400
     asked = post_login(guesser, merchant.user.email, "merchant-pass-1")
     assert asked.status_code == 400 and "/merchant" not in asked.headers.get("Location", "")
-    assert db.session.scalar(select(RiskEvent.action).where(RiskEvent.checkpoint == risk.LOGIN)) == risk.CAPTCHA
+    assert db.session.scalar(select(RiskEvent.action).where(RiskEvent.checkpoint == engine.LOGIN)) == engine.CAPTCHA
     # A guesser that solves every captcha keeps failing, up to the fiftieth failure.
-    for i in range(risk.FAILED_LOGINS, risk.FAILED_LOGINS_BLOCK):
-        assert accounts.authenticate(f"user{i}@example.com", "guess", SCANNER_IP, captcha_solved=True) is None
-    assert len(events(SecurityEvent.LOGIN_FAILED, SCANNER_IP)) == risk.FAILED_LOGINS_BLOCK
+    for i in range(engine.FAILED_LOGINS, engine.FAILED_LOGINS_BLOCK):
+        assert users.authenticate(f"user{i}@example.com", "guess", SCANNER_IP, captcha_solved=True) is None
+    assert len(events(SecurityEvent.LOGIN_FAILED, SCANNER_IP)) == engine.FAILED_LOGINS_BLOCK
 
     blocked = post_login(english(from_ip(app, SCANNER_IP)), merchant.user.email, "merchant-pass-1")
     assert blocked.status_code == 403 and "This request cannot be accepted" in blocked.text
     event = db.session.execute(
         select(RiskEvent).where(
-            RiskEvent.checkpoint == risk.LOGIN, RiskEvent.action == risk.BLOCK, RiskEvent.ip == SCANNER_IP
+            RiskEvent.checkpoint == engine.LOGIN, RiskEvent.action == engine.BLOCK, RiskEvent.ip == SCANNER_IP
         )
     ).scalar_one()
     assert "failed_logins_many" in db.session.scalars(select(RiskHit.rule).where(RiskHit.event_id == event.id)).all()
-    assert len(events(SecurityEvent.LOGIN_FAILED, SCANNER_IP)) == risk.FAILED_LOGINS_BLOCK  # refused before checking
+    assert len(events(SecurityEvent.LOGIN_FAILED, SCANNER_IP)) == engine.FAILED_LOGINS_BLOCK  # refused before checking
     # The account owner, from their own address, is not affected.
     assert post_login(from_ip(app, NEIGHBOUR_IP), merchant.user.email, "merchant-pass-1").status_code == 303
 

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from conftest import ENCRYPTION_KEY, TEST_DATABASE, TEST_REDIS_URL, free_port
 from faka.extensions import db
-from faka.payments import configure_gateway
+from faka.payments.gateways import configure_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = 86400
@@ -327,7 +327,7 @@ class worker_process:
         from rq.cron import CronScheduler
 
         self.process = subprocess.Popen(
-            [sys.executable, "worker.py", *self.args],
+            [sys.executable, "-m", "faka.worker", *self.args],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
@@ -424,7 +424,7 @@ def test_uncompiled_or_stale_translations(deployment, tmp_path):
 
 
 def test_full_disk_fails(deployment, monkeypatch):
-    from faka.services import doctor
+    from faka.ops import doctor
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(doctor.shutil, "disk_usage", lambda path: usage(20 * 1024**3, 19.8 * 1024**3, 200 * 1024**2))

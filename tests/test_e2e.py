@@ -27,11 +27,15 @@ from playwright.sync_api import expect
 from sqlalchemy import select, update
 from werkzeug.serving import make_server
 
-from faka import jobs
+from faka.accounts import users
+from faka.accounts.models import User
+from faka.catalog.models import Category
+from faka.complaints import workflow
+from faka.complaints.models import Complaint, ComplaintImage
+from faka.core import tasks as jobs
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import Category, Complaint, ComplaintImage, Order, User
-from faka.models.types import utcnow
-from faka.services import accounts, complaints
+from faka.orders.models import Order
 from tests.conftest import count, no_horizontal_scroll, reload, signed_notify, with_totp
 
 MOBILE_UA = (
@@ -329,7 +333,7 @@ def link_in(message, path: str) -> str:
 def test_merchant_signs_up_is_approved_lists_keys_and_sees_the_sale(shop, visitors, screen, language):
     db.session.add(Category(name="软件激活码", name_en="Software keys"))
     db.session.commit()
-    secret = with_totp(accounts.create_operator("ops@example.com", "operator-pass-1"))
+    secret = with_totp(users.create_operator("ops@example.com", "operator-pass-1"))
     email = f"seller-{screen}@example.com"
     seller = visitors(screen, language)
     page = seller.page
@@ -439,15 +443,13 @@ def test_operator_decides_an_escalated_complaint_and_the_buyer_sees_the_refund(
     assert shop.app.test_client().post("/pay/sandbox/notify", data=signed_notify(order)).status_code in (200, 303)
     shop.idle()
     assert reload(order).status == Order.DELIVERED
-    complaint = complaints.open_complaint(
-        order.token, Complaint.KEY_INVALID, "密钥无法激活 / will not activate", [png()]
-    )
+    complaint = workflow.open_complaint(order.token, Complaint.KEY_INVALID, "密钥无法激活 / will not activate", [png()])
     db.session.execute(
         update(Complaint).where(Complaint.id == complaint.id).values(deadline_at=utcnow() - timedelta(minutes=1))
     )
     db.session.commit()
-    assert complaints.run_deadlines().escalated == 1  # the merchant stayed silent
-    secret = with_totp(accounts.create_operator("ops@example.com", "operator-pass-1"))
+    assert workflow.run_deadlines().escalated == 1  # the merchant stayed silent
+    secret = with_totp(users.create_operator("ops@example.com", "operator-pass-1"))
 
     desk = visitors(screen, language)
     page = desk.page

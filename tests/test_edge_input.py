@@ -2,8 +2,8 @@
 found. Each answer is a 400 (or a 404 for a URL that names nothing) with a message, never a
 500, and nothing changes.
 
-faka/request_guard.py strips control characters, refuses text that is not UTF-8 and
-bounds `?page=` and `<int:>` path parameters; faka/blueprints/fields.py refuses numbers a
+faka/web/request_guard.py strips control characters, refuses text that is not UTF-8 and
+bounds `?page=` and `<int:>` path parameters; faka/web/fields.py refuses numbers a
 person would not type; the gateways compare signatures as bytes; an email subject is
 always one line."""
 
@@ -17,11 +17,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 
 from conftest import assert_nothing_paid, count, csrf_from, login, reload, signed_notify
+from faka.catalog import storefront as catalog_service
+from faka.catalog.models import Category, Product
+from faka.complaints import workflow
+from faka.complaints.models import Complaint
 from faka.extensions import db
-from faka.models import Category, Complaint, Coupon, Order, OutboxEmail, Product
-from faka.payments import configure_gateway
-from faka.services import catalog as catalog_service
-from faka.services import complaints
+from faka.messaging.models import OutboxEmail
+from faka.orders.models import Coupon, Order
+from faka.payments.gateways import configure_gateway
 
 # What the security review sent to every decimal field: none is a number a person types.
 NOT_NUMBERS = (
@@ -156,13 +159,13 @@ def test_a_coupon_takes_only_plain_numbers(seller, field):
 
 @pytest.fixture
 def escalated(delivered) -> Complaint:
-    complaint = complaints.open_complaint(delivered.token, Complaint.KEY_INVALID, "卡密无效")
-    return complaints.escalate(complaint.id, now=complaint.deadline_at + timedelta(minutes=1))
+    complaint = workflow.open_complaint(delivered.token, Complaint.KEY_INVALID, "卡密无效")
+    return workflow.escalate(complaint.id, now=complaint.deadline_at + timedelta(minutes=1))
 
 
 def test_a_refund_offer_takes_only_a_plain_number(make_app, merchant, delivered):
     seller = logged_in(make_app(RATELIMIT_COMPLAINT_REPLY="1000 per minute"), merchant.user)
-    complaint = complaints.open_complaint(delivered.token, Complaint.KEY_INVALID, "卡密无效")
+    complaint = workflow.open_complaint(delivered.token, Complaint.KEY_INVALID, "卡密无效")
     url = f"/merchant/complaints/{complaint.ref}"
     for value in NOT_NUMBERS:
         response = post(seller, f"{url}/offer/refund", {"amount": value, "note": ""}, page=url)

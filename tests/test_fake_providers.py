@@ -21,9 +21,10 @@ from sqlalchemy import select
 
 from conftest import count, key_texts, reload
 from faka.extensions import db
-from faka.models import NotifyLog, Order, PaymentNotice
-from faka.payments import get_gateway
-from faka.services import checkout
+from faka.orders import checkout
+from faka.orders.models import Order
+from faka.payments.gateways import get_gateway
+from faka.payments.models import NotifyLog, PaymentNotice
 from fakes.common import key_pair, private_pem
 
 DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"

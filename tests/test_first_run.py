@@ -16,12 +16,13 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from conftest import csrf_from, logged_in_session, login, no_horizontal_scroll, reload, signed_notify, with_totp
+from faka.accounts import review, users
+from faka.accounts.models import Merchant, User
+from faka.catalog.models import DELIVERY_FIXED, Category, Product
 from faka.extensions import db
-from faka.models import Category, Merchant, Product, User
-from faka.models.catalog import DELIVERY_FIXED
-from faka.payments import configure_gateway
-from faka.services import accounts, merchant_review, money
-from faka.services.keys import import_keys
+from faka.inventory.keys import import_keys
+from faka.ledger import balances
+from faka.payments.gateways import configure_gateway
 
 SHOTS = Path("/tmp/shots_firstrun")
 
@@ -77,8 +78,8 @@ def dashboard(client) -> str:
 
 
 def test_new_merchants_checklist_moves_step_by_step_until_the_first_sale(app, client, place, pay):
-    ops = accounts.create_operator("ops@example.com", "operator-pass-1")
-    shop = accounts.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
+    ops = users.create_operator("ops@example.com", "operator-pass-1")
+    shop = users.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
     login(client, shop.user)
 
     page = dashboard(client)
@@ -118,7 +119,7 @@ def test_new_merchants_checklist_moves_step_by_step_until_the_first_sale(app, cl
     assert "/merchant/products/new" in checklist(page)["product"][2]
     assert "1 of 5 steps done" in text_of(page)
 
-    merchant_review.approve(ops.id, shop.id)
+    review.approve(ops.id, shop.id)
     product = add_product(reload(shop), category)
     page = dashboard(client)
     assert [labels(page)[k] for k in ("approval", "product", "stock")] == ["Done", "Done", "To do"]
@@ -128,7 +129,7 @@ def test_new_merchants_checklist_moves_step_by_step_until_the_first_sale(app, cl
     import_keys(product.id, "KEY-0001\nKEY-0002")
     assert labels(dashboard(client))["stock"] == "Done"
 
-    money.add_payout_account(shop.id, "alipay", "张三", "13800001234")
+    balances.add_payout_account(shop.id, "alipay", "张三", "13800001234")
     page = dashboard(client)
     assert labels(page) == {
         "qualification": "Done",
@@ -197,18 +198,18 @@ def banner(html: str) -> tuple[str, str]:
     ],
 )
 def test_under_review_is_a_neutral_note_and_refusals_are_alerts(app, client, state, expected_class, says):
-    ops = accounts.create_operator("ops@example.com", "operator-pass-1")
-    shop = accounts.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
+    ops = users.create_operator("ops@example.com", "operator-pass-1")
+    shop = users.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
     if state != "not submitted":
         shop.submitted_at = shop.created_at
         db.session.commit()
     if state == "more information":
-        merchant_review.request_info(ops.id, shop.id, "a sharper photo")
+        review.request_info(ops.id, shop.id, "a sharper photo")
     elif state == "rejected":
-        merchant_review.reject(ops.id, shop.id, "not a business")
+        review.reject(ops.id, shop.id, "not a business")
     elif state == "frozen":
-        merchant_review.approve(ops.id, shop.id)
-        merchant_review.freeze(ops.id, shop.id, "complaints")
+        review.approve(ops.id, shop.id)
+        review.freeze(ops.id, shop.id, "complaints")
     login(client, shop.user)
     for url in ("/merchant/?lang=en", "/merchant/products?lang=en"):
         css_class, text = banner(client.get(url).text)
@@ -305,12 +306,12 @@ def test_operators_checklist_flips_item_by_item_and_goes_once_all_is_done(consol
     category = add_category()
     assert console.labels()["category"] == "Done"
 
-    shop = accounts.create_merchant("seller@shop.test", "merchant-pass-1", "Seller")
+    shop = users.create_merchant("seller@shop.test", "merchant-pass-1", "Seller")
     add_product(shop, category)
     assert console.labels()["merchant"] == "To do"  # not approved yet
     shop.submitted_at = shop.created_at
     db.session.commit()
-    merchant_review.approve(console.operator.id, shop.id)
+    review.approve(console.operator.id, shop.id)
     page = console.page()
     assert 'id="setup-heading"' not in page and checklist(page) == {}
     assert "figure-card" in page  # the usual console
@@ -356,9 +357,9 @@ def serve(make_app, **config):
 
 def test_both_checklists_fit_a_phone(live_server, make_app, chromium, place, tmp_path, smtp):
     app, base = live_server
-    operator = accounts.create_operator("ops@example.com", "operator-pass-1")
+    operator = users.create_operator("ops@example.com", "operator-pass-1")
     with_totp(operator)
-    shop = accounts.create_merchant("new@shop.test", "merchant-pass-1", "一家新开的数字商品小店")
+    shop = users.create_merchant("new@shop.test", "merchant-pass-1", "一家新开的数字商品小店")
     ops_page = chromium.new_context(viewport={"width": 360, "height": 800}).new_page()
     page = chromium.new_context(viewport={"width": 360, "height": 800}).new_page()
     browser_login(ops_page, app, base, operator)
@@ -372,7 +373,7 @@ def test_both_checklists_fit_a_phone(live_server, make_app, chromium, place, tmp
     category = add_category()
     product = add_product(shop, category, title="Steam 钱包充值卡 100 元 · 全球通用 · 自动发货")
     shoot(page, base + "/merchant/?lang=en", "merchant-half")
-    merchant_review.approve(operator.id, shop.id)
+    review.approve(operator.id, shop.id)
     import_keys(product.id, "KEY-1\nKEY-2")
     shoot(ops_page, base + "/operator/?lang=en", "operator-half")
     app.test_client().post("/pay/sandbox/notify", data=signed_notify(place(product)))
@@ -380,7 +381,7 @@ def test_both_checklists_fit_a_phone(live_server, make_app, chromium, place, tmp
     page.click("details.checklist summary")
     assert no_horizontal_scroll(page)
     page.screenshot(path=str(SHOTS / "merchant-unfolded.png"), full_page=True)
-    money.add_payout_account(shop.id, "alipay", "张三", "13800001234")
+    balances.add_payout_account(shop.id, "alipay", "张三", "13800001234")
     shoot(page, base + "/merchant/?lang=en", "merchant-done")
 
     backups = tmp_path / "backups"

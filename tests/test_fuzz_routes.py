@@ -51,8 +51,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
 from conftest import signed_notify
-from faka.payments import GATEWAYS
-from faka.request_guard import MULTILINE_FIELDS
+from faka.payments.gateways import GATEWAYS
+from faka.web.request_guard import MULTILINE_FIELDS
 
 ROUNDS = int(os.environ.get("FAKA_FUZZ_ROUNDS") or 1)
 SEED = os.environ.get("FAKA_FUZZ_SEED") or "17"
@@ -167,7 +167,7 @@ DESTRUCTIVE = re.compile(
     r"cancel|escalate|accept|rotate|dismiss"
 )
 
-SOURCE = Path(__file__).resolve().parent.parent / "faka" / "blueprints"
+SOURCE = Path(__file__).resolve().parent.parent / "faka" / "web"
 READ_NAME = re.compile(r"""request\.(args|form|values)\.get(?:list)?\(\s*["']([A-Za-z0-9_]+)["']""")
 PATH_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
@@ -604,7 +604,7 @@ def unreachable(record: logging.LogRecord) -> bool:
     exc = record.exc_info[1] if record.exc_info else None
     while exc is not None:
         if isinstance(exc, (OSError, smtplib.SMTPException, requests.RequestException)) or OFFLINE in str(exc):
-            return record.name == "faka.jobs"
+            return record.name == "faka.core.tasks"
         exc = exc.__cause__ or exc.__context__
     return False
 

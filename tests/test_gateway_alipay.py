@@ -22,14 +22,15 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from conftest import assert_nothing_paid, count, csrf_from, provider_link, reload
-from faka.models import Order, PaymentNotice
-from faka.payments import configure_gateway, get_gateway
-from faka.payments.alipay import AlipayError, AlipayGateway
-from faka.payments.base import CannotRefund
-from faka.payments.clients import ALIPAY, DESKTOP, PHONE, QQ, WECHAT, WEIBO
-from faka.services import checkout
-from faka.services.errors import InvalidNotify
-from faka.services.payments import order_ref
+from faka.core.errors import InvalidNotify
+from faka.orders import checkout
+from faka.orders.models import Order
+from faka.payments.gateways import configure_gateway, get_gateway
+from faka.payments.gateways.alipay import AlipayError, AlipayGateway
+from faka.payments.gateways.base import CannotRefund
+from faka.payments.gateways.clients import ALIPAY, DESKTOP, PHONE, QQ, WECHAT, WEIBO
+from faka.payments.models import PaymentNotice
+from faka.payments.notify import order_ref
 
 APP_ID = "2021000123456789"
 SELLER_ID = "2088102177846880"

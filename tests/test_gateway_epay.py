@@ -30,15 +30,18 @@ from conftest import (
     reload,
     signed_notify,
 )
+from faka.core.errors import InvalidNotify
 from faka.extensions import db
-from faka.models import CardKey, Order, PaymentNotice
-from faka.payments import configure_gateway, get_gateway
-from faka.payments.base import CannotRefund
-from faka.payments.clients import ALIPAY, DESKTOP, PHONE, QQ, WECHAT, WEIBO
-from faka.payments.epay import EpayError, md5_sign
-from faka.services import checkout, payments
-from faka.services.errors import InvalidNotify
-from faka.services.payments import order_ref
+from faka.inventory.models import CardKey
+from faka.orders import checkout
+from faka.orders.models import Order
+from faka.payments import notify
+from faka.payments.gateways import configure_gateway, get_gateway
+from faka.payments.gateways.base import CannotRefund
+from faka.payments.gateways.clients import ALIPAY, DESKTOP, PHONE, QQ, WECHAT, WEIBO
+from faka.payments.gateways.epay import EpayError, md5_sign
+from faka.payments.models import PaymentNotice
+from faka.payments.notify import order_ref
 
 PID = "1001"
 KEY = "epay-merchant-key-" + "k" * 14
@@ -578,7 +581,7 @@ def test_lost_notification_is_recovered_by_asking_the_provider(client, product, 
     order = place_epay(product)
     provider_link(client, order)  # the buyer went to pay
     expect_v1_query(md5_epay, order, v1_answer(order))
-    payments.check_payment(order.id)  # what the reconciler and the "I have paid" button do
+    notify.check_payment(order.id)  # what the reconciler and the "I have paid" button do
     assert reload(order).status == Order.DELIVERED
     assert count(PaymentNotice) == 1
 
@@ -628,14 +631,14 @@ def test_unreachable_provider_error_does_not_leak_the_key(app, product, md5_epay
 def test_console_connection_test_asks_about_an_unknown_order(app, md5_epay):
     md5_epay.expect_request("/api.php", method="GET").respond_with_json({"code": -1, "msg": "订单号不存在"})
     with app.test_request_context("/?lang=en"):
-        assert "the settings work" in payments.test_gateway("epay")
+        assert "the settings work" in notify.test_gateway("epay")
     assert md5_epay.log[0][0].args["key"] == KEY and md5_epay.log[0][0].args["out_trade_no"].startswith("FAKATEST")
 
 
 def test_console_connection_test_reports_a_wrong_key_without_showing_it(app, md5_epay):
     md5_epay.expect_request("/api.php", method="GET").respond_with_json({"code": -2, "msg": "KEY校验失败"})
-    with app.test_request_context("/?lang=en"), pytest.raises(payments.GatewayTestFailed) as failed:
-        payments.test_gateway("epay")
+    with app.test_request_context("/?lang=en"), pytest.raises(notify.GatewayTestFailed) as failed:
+        notify.test_gateway("epay")
     assert "KEY校验失败" in str(failed.value.message) and KEY not in str(failed.value.message)
 
 

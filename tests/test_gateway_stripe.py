@@ -21,14 +21,17 @@ from sqlalchemy import select
 from werkzeug import Response
 
 from conftest import assert_nothing_paid, count, key_texts, reload
+from faka.core import clock
+from faka.core.errors import InvalidNotify
 from faka.extensions import db
-from faka.models import CardKey, Order, PaymentNotice
-from faka.payments import configure_gateway, get_gateway
-from faka.payments.base import CannotRefund, OrderRef
-from faka.payments.stripe_checkout import StripeGateway, StripeGatewayError
-from faka.services import checkout, clock
-from faka.services.errors import InvalidNotify
-from faka.services.payments import order_ref
+from faka.inventory.models import CardKey
+from faka.orders import checkout
+from faka.orders.models import Order
+from faka.payments.gateways import configure_gateway, get_gateway
+from faka.payments.gateways.base import CannotRefund, OrderRef
+from faka.payments.gateways.stripe_checkout import StripeGateway, StripeGatewayError
+from faka.payments.models import PaymentNotice
+from faka.payments.notify import order_ref
 
 SECRET_KEY = "sk_test_" + secrets.token_hex(12)
 WEBHOOK_SECRET = "whsec_" + secrets.token_hex(16)
@@ -221,7 +224,7 @@ def test_body_changed_after_signing_is_refused(client, product, place_stripe):
 
 def test_other_event_types_are_acknowledged_and_change_nothing(client, product, place_stripe):
     # Answered 200 so that Stripe stops resending them; logged as ignored.
-    from faka.models import NotifyLog
+    from faka.payments.models import NotifyLog
 
     order = place_stripe(product)
     intent = {

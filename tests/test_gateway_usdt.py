@@ -16,12 +16,14 @@ from flask import current_app
 
 from conftest import assert_nothing_paid, assert_pay_page_unavailable, count, key_texts, provider_link, reload
 from faka.extensions import db
-from faka.models import CardKey, Order, PaymentNotice
-from faka.payments import configure_gateway, get_gateway
-from faka.payments.base import CannotQuery, CannotRefund
-from faka.payments.usdt import UsdtError, sign
-from faka.services import checkout
-from faka.services.payments import order_ref
+from faka.inventory.models import CardKey
+from faka.orders import checkout
+from faka.orders.models import Order
+from faka.payments.gateways import configure_gateway, get_gateway
+from faka.payments.gateways.base import CannotQuery, CannotRefund
+from faka.payments.gateways.usdt import UsdtError, sign
+from faka.payments.models import PaymentNotice
+from faka.payments.notify import order_ref
 
 TOKEN = "epusdt-api-token-" + "t" * 15
 

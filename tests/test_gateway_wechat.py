@@ -25,14 +25,16 @@ from flask import current_app
 from werkzeug import Response
 
 from conftest import assert_nothing_paid, count, free_port, key_texts, reload
-from faka.models import CardKey, Order, PaymentNotice
-from faka.payments import configure_gateway, get_gateway
-from faka.payments.base import CannotRefund
-from faka.payments.clients import ALIPAY, DESKTOP, PHONE, QQ, WECHAT, WEIBO
-from faka.payments.wechat import WechatGateway, WechatPayError
-from faka.services import checkout
-from faka.services.errors import InvalidNotify
-from faka.services.payments import order_ref
+from faka.core.errors import InvalidNotify
+from faka.inventory.models import CardKey
+from faka.orders import checkout
+from faka.orders.models import Order
+from faka.payments.gateways import configure_gateway, get_gateway
+from faka.payments.gateways.base import CannotRefund
+from faka.payments.gateways.clients import ALIPAY, DESKTOP, PHONE, QQ, WECHAT, WEIBO
+from faka.payments.gateways.wechat import WechatGateway, WechatPayError
+from faka.payments.models import PaymentNotice
+from faka.payments.notify import order_ref
 
 MCHID = "1900009191"
 APPID = "wxd678efh567hg6787"

@@ -11,12 +11,16 @@ from PIL import Image
 from sqlalchemy import select
 
 from conftest import FreshContextClient, login, signed_notify
+from faka.accounts import users
+from faka.accounts.models import Merchant
+from faka.catalog.models import Product
+from faka.complaints import workflow
+from faka.complaints.models import Complaint, ComplaintImage
+from faka.core.crypto import vault
+from faka.core.uploads import store_image
 from faka.extensions import db
-from faka.models import Complaint, ComplaintImage, Merchant, Order, Product
-from faka.services import accounts, complaints
-from faka.services.crypto import vault
-from faka.services.settings import set_setting
-from faka.services.uploads import store_image
+from faka.orders.models import Order
+from faka.platform.settings import set_setting
 
 
 def png_bytes() -> bytes:
@@ -65,7 +69,7 @@ def world(request, make_app, make_product, merchant, pay, place):
         product = make_product(keys=5)
         delivered = place(product)
         pay(delivered)
-        complaint = complaints.open_complaint(delivered.token, Complaint.KEY_INVALID, "Already used.", [png_bytes()])
+        complaint = workflow.open_complaint(delivered.token, Complaint.KEY_INVALID, "Already used.", [png_bytes()])
         evidence = db.session.scalar(select(ComplaintImage.name).where(ComplaintImage.complaint_id == complaint.id))
         merchant = db.session.get(Merchant, merchant.id)
         merchant.licence_image = store_image(png_bytes())
@@ -85,7 +89,7 @@ def world(request, make_app, make_product, merchant, pay, place):
 
 
 def operator_user():
-    operator = accounts.create_operator("ops@example.com", "operator-pass-1")
+    operator = users.create_operator("ops@example.com", "operator-pass-1")
     operator.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
     return operator

@@ -1,4 +1,4 @@
-"""One reading of htmx's headers for every view (faka/blueprints/htmx.py): a request that
+"""One reading of htmx's headers for every view (faka/web/htmx.py): a request that
 swaps a region gets the region; a boosted one, or a history restore (Back to a page that
 left htmx's cache), gets the whole page; any htmx request that needs a login gets a 403."""
 

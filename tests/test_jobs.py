@@ -11,8 +11,10 @@ from sqlalchemy import func, select
 
 from conftest import TEST_REDIS_URL, key_texts, reload, run_worker, signed_notify
 from faka.extensions import db
-from faka.models import CardKey, Order, OutboxEmail
-from faka.services.reconcile import reconcile
+from faka.inventory.models import CardKey
+from faka.messaging.models import OutboxEmail
+from faka.ops.reconcile import reconcile
+from faka.orders.models import Order
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,7 +82,7 @@ def test_worker_script_runs_jobs(rq_app, make_product, place, base_config):
     }
     db.session.commit()
     result = subprocess.run(
-        [sys.executable, "worker.py", "--burst"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "faka.worker", "--burst"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     assert reload(order).status == Order.DELIVERED
@@ -133,7 +135,7 @@ def test_smtp_down_keeps_email_queued_until_it_returns(app, product, place, pay,
 def test_reconcile_expires_stale_orders_and_releases_keys(app, product, place):
     from datetime import timedelta
 
-    from faka.models import utcnow
+    from faka.core.types import utcnow
 
     order = place(product, 2)
     order.expires_at = utcnow() - timedelta(seconds=1)
@@ -161,7 +163,7 @@ def test_worker_script_schedules_the_reconciler(rq_app, make_product, place, bas
         "SECRET_KEY": "test-secret",
     }
     worker = subprocess.Popen(
-        [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "faka.worker"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         deadline = time.monotonic() + 30

@@ -8,12 +8,15 @@ import pytest
 from sqlalchemy import update
 
 from conftest import count, csrf_from
-from faka import device
+from faka.core import passwords
+from faka.core.crypto import vault
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import Order, SecurityEvent, utcnow
-from faka.services import orders as order_service
-from faka.services import passwords, risk
-from faka.services.crypto import vault
+from faka.orders import lookup as order_service
+from faka.orders.models import Order
+from faka.risk import engine
+from faka.risk.models import SecurityEvent
+from faka.web import device
 
 
 def lookup(client, query, password):
@@ -139,7 +142,7 @@ def test_a_right_email_also_runs_the_password_check(client, product, place, monk
 
 def test_after_a_few_failures_the_email_lookup_needs_the_captcha_too(client, product, place):
     order = place(product, email="buyer@example.com", password=None)
-    for _ in range(risk.FAILED_LOOKUPS):
+    for _ in range(engine.FAILED_LOOKUPS):
         assert lookup(client, order.number, "wrong@example.com").status_code == 400
     asked = lookup(client, order.number, "buyer@example.com")
     assert asked.status_code == 400

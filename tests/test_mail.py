@@ -3,8 +3,8 @@
 from sqlalchemy import select
 
 from faka.extensions import db
-from faka.models import OutboxEmail
-from faka.services.mail import queue_email, send_outbox_email
+from faka.messaging.mail import queue_email, send_outbox_email
+from faka.messaging.models import OutboxEmail
 
 
 def test_queued_email_renders_its_template_with_encrypted_context(make_app, smtp, tmp_path):
@@ -32,7 +32,7 @@ def test_an_email_another_job_is_sending_is_not_sent_again(make_app, smtp):
     by a worker that died runs out and the email goes once."""
     from datetime import timedelta
 
-    from faka.services import clock
+    from faka.core import clock
 
     app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
     with app.app_context():

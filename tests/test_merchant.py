@@ -9,10 +9,13 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from conftest import csrf_from, login, reload
+from faka.accounts import users
+from faka.accounts.models import Merchant
+from faka.catalog.models import Product
+from faka.core.crypto import vault
 from faka.extensions import db
-from faka.models import CardKey, KeyImport, Merchant, Product, Setting
-from faka.services import accounts
-from faka.services.crypto import vault
+from faka.inventory.models import CardKey, KeyImport
+from faka.platform.models import Setting
 
 
 @pytest.fixture
@@ -44,7 +47,7 @@ def png_bytes(exif: bool = False) -> bytes:
 def test_back_office_needs_a_merchant_login(client, make_app):
     assert client.get("/merchant/").status_code == 303
     assert "/login" in client.get("/merchant/").headers["Location"]
-    operator = accounts.create_operator("ops@example.com", "operator-pass-1")
+    operator = users.create_operator("ops@example.com", "operator-pass-1")
     login(client, operator)
     assert client.get("/merchant/").headers["Location"].endswith("/account/2fa/setup")  # 2FA first
 
@@ -53,7 +56,7 @@ def test_back_office_needs_a_merchant_login(client, make_app):
 
 
 def test_new_merchant_submits_qualification_with_image(client):
-    pending = accounts.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
+    pending = users.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
     login(client, pending.user)
     page = client.get("/merchant/")
     assert "提交资质" in page.text or "Submit your qualification" in page.text
@@ -98,7 +101,7 @@ def test_new_merchant_submits_qualification_with_image(client):
 
 @pytest.mark.parametrize("upload", [b"not an image at all", b"GIF89a" + b"\x00" * 100, b""])
 def test_qualification_refuses_non_images(client, upload):
-    pending = accounts.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
+    pending = users.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
     login(client, pending.user)
     response = post(
         client,
@@ -117,7 +120,7 @@ def test_qualification_refuses_non_images(client, upload):
 
 
 def test_unapproved_merchant_products_stay_hidden(client, category):
-    pending = accounts.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
+    pending = users.create_merchant("new@shop.test", "merchant-pass-1", "New Shop")
     login(client, pending.user)
     response = post(client, "/merchant/products/new", product_form(category, title="隐藏的商品"))
     assert response.status_code == 303
@@ -264,8 +267,9 @@ def test_big_import_runs_as_a_job_with_progress(merchant_client, make_product):
 
 
 def test_an_import_whose_job_was_lost_is_queued_again_by_the_reconciler_and_runs_once(app, merchant, make_product):
-    from faka.services import clock, keys
-    from faka.services.reconcile import reconcile
+    from faka.core import clock
+    from faka.inventory import keys
+    from faka.ops.reconcile import reconcile
 
     product = make_product(keys=0)
     waiting = keys.start_import(merchant.id, product.id, "\n".join(f"LOST-{i}" for i in range(3000)))
@@ -352,14 +356,16 @@ def other_merchant_objects(make_product, place):
     """Objects of the `merchant` fixture's shop, looked at by a second merchant."""
     product = make_product(keys=7000)
     order = place(product)
-    from faka.services import coupons, money, webhooks
-    from faka.services.keys import start_import
+    from faka.inventory.keys import start_import
+    from faka.ledger import balances
+    from faka.messaging import webhooks
+    from faka.orders import coupons
 
     job = start_import(product.merchant_id, product.id, "X1\nX2")
     coupon = coupons.create_coupon(product.merchant_id, "OWNER10", "percent", 1000)
     endpoint, _secret = webhooks.create_endpoint(product.merchant_id, "https://1.1.1.1/hook", ["order.paid"])
-    account = money.add_payout_account(product.merchant_id, "alipay", "张三", "13800001234")
-    from faka.services import blacklist
+    account = balances.add_payout_account(product.merchant_id, "alipay", "张三", "13800001234")
+    from faka.risk import blacklist
 
     entry = blacklist.add("email", "bad@example.com", "owner's", actor_id=None, merchant_id=product.merchant_id)
     return {
@@ -401,7 +407,7 @@ def other_merchant_objects(make_product, place):
     ],
 )
 def test_another_merchants_objects_are_404(client, other_merchant_objects, method, url):
-    intruder = accounts.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
+    intruder = users.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
     login(client, intruder.user)
     with client.session_transaction() as session:
         session["reauth_at"] = int(time.time())  # past the password prompt: the shop's own check must refuse
@@ -425,19 +431,21 @@ def test_another_merchants_objects_are_404(client, other_merchant_objects, metho
     db.session.commit()
     assert db.session.scalar(select(func.count()).where(Product.deleted_at.is_not(None))) == 0
     assert db.session.scalar(select(func.count()).where(CardKey.status == CardKey.VOID)) == 0
-    from faka.models import Coupon, PayoutAccount, WebhookDelivery, WebhookEndpoint
+    from faka.ledger.models import PayoutAccount
+    from faka.messaging.models import WebhookDelivery, WebhookEndpoint
+    from faka.orders.models import Coupon
 
     assert db.session.get(Coupon, other_merchant_objects["coupon"]).active is True
     assert db.session.get(WebhookEndpoint, other_merchant_objects["webhook"]) is not None
     assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
     assert db.session.get(PayoutAccount, other_merchant_objects["account"]).deleted_at is None
-    from faka.models import BlacklistEntry
+    from faka.risk.models import BlacklistEntry
 
     assert db.session.scalar(select(func.count()).select_from(BlacklistEntry)) == 1
 
 
 def test_order_list_and_export_show_only_own_orders(client, other_merchant_objects):
-    intruder = accounts.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
+    intruder = users.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
     login(client, intruder.user)
     assert other_merchant_objects["number"] not in client.get("/merchant/orders").text
     assert other_merchant_objects["number"] not in client.get("/merchant/orders.csv").text
@@ -462,8 +470,9 @@ def test_payout_account_and_withdrawal_need_two_factor(merchant_client, merchant
     import pyotp
 
     from conftest import with_totp
-    from faka.models import LedgerEntry, PayoutAccount, Withdrawal, utcnow
-    from faka.services import money
+    from faka.core.types import utcnow
+    from faka.ledger import balances
+    from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
 
     def saved_accounts():
         db.session.commit()
@@ -476,7 +485,7 @@ def test_payout_account_and_withdrawal_need_two_factor(merchant_client, merchant
     assert bad.status_code == 400
     without_2fa = post(merchant_client, "/merchant/money/accounts", alipay, page="/merchant/money")
     assert without_2fa.status_code == 400 and saved_accounts() == []
-    account = money.add_payout_account(merchant.id, "alipay", "张三", "13800001234")  # saved some other way
+    account = balances.add_payout_account(merchant.id, "alipay", "张三", "13800001234")  # saved some other way
 
     pay(place(make_product(keys=2, price=10000)))
     db.session.execute(LedgerEntry.__table__.update().values(available_at=utcnow() - timedelta(days=1)))
@@ -519,7 +528,7 @@ def test_payout_account_and_withdrawal_need_two_factor(merchant_client, merchant
 
 
 def test_merchant_creates_and_deactivates_coupons(merchant_client, make_product):
-    from faka.models import Coupon
+    from faka.orders.models import Coupon
 
     product = make_product(keys=1)
     refused = post(
@@ -552,7 +561,7 @@ def test_merchant_creates_and_deactivates_coupons(merchant_client, make_product)
 
 
 def test_merchant_adds_webhook_and_sees_test_delivery(make_app, merchant, client):
-    from faka.models import WebhookDelivery, WebhookEndpoint
+    from faka.messaging.models import WebhookDelivery, WebhookEndpoint
 
     app = make_app(WEBHOOK_ALLOW_PRIVATE=True)
     with app.app_context():
@@ -575,7 +584,7 @@ def test_merchant_adds_webhook_and_sees_test_delivery(make_app, merchant, client
 
 
 def test_manual_delivery_reaches_the_buyer(merchant_client, client, make_product, place, pay):
-    from faka.models import OutboxEmail
+    from faka.messaging.models import OutboxEmail
 
     order = place(make_product(keys=0, delivery_type="manual"))
     pay(order)
@@ -638,7 +647,7 @@ def test_oversized_upload_is_refused_clearly(merchant_client, make_product):
 def test_single_shop_operator_runs_an_approved_shop(runner, client, category):
     import pyotp
 
-    from faka.models import User
+    from faka.accounts.models import User
 
     result = runner.invoke(
         args=["create-operator", "--email", "boss@example.com", "--password", "long-enough-pw", "--shop", "老板的店"]
@@ -657,7 +666,7 @@ def test_single_shop_operator_runs_an_approved_shop(runner, client, category):
 def test_operator_without_a_shop_has_no_back_office(client):
     import pyotp
 
-    operator = accounts.create_operator("ops@example.com", "operator-pass-1")
+    operator = users.create_operator("ops@example.com", "operator-pass-1")
     operator.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
     login(client, operator)
@@ -666,7 +675,7 @@ def test_operator_without_a_shop_has_no_back_office(client):
 
 def test_money_and_coupons_pages_show_only_own_records(client, other_merchant_objects, make_product, place, pay):
     pay(place(make_product(keys=2, price=8888)))  # a sale for the other merchant
-    intruder = accounts.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
+    intruder = users.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
     login(client, intruder.user)
     money_page = client.get("/merchant/money?lang=en").text
     assert "¥88.88" not in money_page and "No entries." in money_page and "1234" not in money_page

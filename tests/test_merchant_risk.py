@@ -9,10 +9,15 @@ from sqlalchemy import select
 from test_risk_rules import browser, buy, order_of, pay_on_sandbox_page, shown_keys
 
 from conftest import count, csrf_from, login, reload
+from faka.accounts import users
+from faka.catalog.models import DELIVERY_MANUAL, Product
 from faka.extensions import db
-from faka.models import AuditEvent, BlacklistEntry, CardKey, Order, Product
-from faka.models.catalog import DELIVERY_MANUAL
-from faka.services import accounts, blacklist, settings
+from faka.inventory.models import CardKey
+from faka.orders.models import Order
+from faka.platform import settings
+from faka.platform.models import AuditEvent
+from faka.risk import blacklist
+from faka.risk.models import BlacklistEntry
 
 OWNER_IP = "192.0.2.44"
 
@@ -51,7 +56,7 @@ def product_fields(product: Product, **changes) -> dict:
 def self_purchase(app, merchant, product, email="buyer@example.com"):
     """An order bought from the shop owner's own sign-in address (self_purchase: 20 points)
     and paid on the sandbox page. Returns (order, the order page the buyer sees)."""
-    accounts.record_sign_in(merchant.user_id, OWNER_IP, None)
+    users.record_sign_in(merchant.user_id, OWNER_IP, None)
     client = browser(app, OWNER_IP)
     order = order_of(buy(client, product, email=email))
     return reload(order), pay_on_sandbox_page(client, order)
@@ -112,7 +117,7 @@ def test_a_held_manual_order_cannot_be_delivered_by_the_merchant(app, seller, me
 def test_blacklisting_a_buyers_email_stops_them_buying_here_only(app, seller, merchant, make_product, place):
     product = make_product(keys=5)
     order = place(product, email="fraud@example.com")
-    other_shop = accounts.create_merchant("other@shop.test", "merchant-pass-2", "Other Shop", approved=True)
+    other_shop = users.create_merchant("other@shop.test", "merchant-pass-2", "Other Shop", approved=True)
     other_product = Product(
         slug="other-shop-product",
         merchant_id=other_shop.id,
@@ -123,7 +128,7 @@ def test_blacklisting_a_buyers_email_stops_them_buying_here_only(app, seller, me
     )
     db.session.add(other_product)
     db.session.commit()
-    from faka.services.keys import import_keys
+    from faka.inventory.keys import import_keys
 
     import_keys(other_product.id, "OTHER-1\nOTHER-2")
 
@@ -215,7 +220,7 @@ def test_merchant_adds_and_removes_entries_on_the_blacklist_page(app, seller, me
 
 
 def test_a_merchant_cannot_remove_the_operators_or_another_shops_entries(app, seller, merchant):
-    other = accounts.create_merchant("other@shop.test", "merchant-pass-2", "Other Shop", approved=True)
+    other = users.create_merchant("other@shop.test", "merchant-pass-2", "Other Shop", approved=True)
     theirs = blacklist.add("email", "x@example.com", "theirs", actor_id=other.user_id, merchant_id=other.id)
     sites = blacklist.add("email", "y@example.com", "site-wide", actor_id=None)
     for entry in (theirs, sites):

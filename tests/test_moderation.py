@@ -5,8 +5,9 @@ import json
 import pytest
 from sqlalchemy import func, select
 
+from faka.catalog.models import Product, ProductReport
 from faka.extensions import db
-from faka.models import AuditEvent, Product, ProductReport, Setting
+from faka.platform.models import AuditEvent, Setting
 from tests.conftest import csrf_from, login, reload
 
 

@@ -23,29 +23,24 @@ from hypothesis.stateful import (
 from sqlalchemy import func, select
 
 from conftest import _empty_database, expire_and_reconcile, reload, run_together, signed_notify
+from faka.accounts.models import ROLE_MERCHANT, ROLE_OPERATOR, Merchant, User
+from faka.catalog.models import DELIVERY_AUTO, Category, Product
+from faka.core import clock
+from faka.core.crypto import vault
+from faka.core.errors import NotFound
+from faka.core.passwords import hash_login_password
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import (
-    AuditEvent,
-    Category,
-    LedgerEntry,
-    Merchant,
-    Order,
-    OutboxEmail,
-    PayoutAccount,
-    Product,
-    User,
-    Withdrawal,
-)
-from faka.models.catalog import DELIVERY_AUTO
-from faka.models.types import utcnow
-from faka.models.users import ROLE_MERCHANT, ROLE_OPERATOR
-from faka.payments import ensure_sandbox
-from faka.services import checkout, clock, money, payments
-from faka.services.crypto import vault
-from faka.services.delivery import SETTLEMENT_HOLD
-from faka.services.errors import NotFound
-from faka.services.keys import import_keys
-from faka.services.passwords import hash_login_password
+from faka.inventory.keys import import_keys
+from faka.ledger import balances
+from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
+from faka.messaging.models import OutboxEmail
+from faka.orders import checkout
+from faka.orders.delivery import SETTLEMENT_HOLD
+from faka.orders.models import Order
+from faka.payments import notify
+from faka.payments.gateways import ensure_sandbox
+from faka.platform.models import AuditEvent
 
 USDT_ADDRESS = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"  # a real TRC20 address (the USDT contract)
 THREAD_TIMEOUT = 60
@@ -108,7 +103,7 @@ def sell(product: Product, quantity: int = 1) -> Order:
     """Place and pay an order through the real services; sync jobs deliver it at once."""
     with current_app.test_request_context():
         order = checkout.place_order(product.slug, quantity, None, None)
-        payments.handle_notify("sandbox", signed_notify(order), {}, b"")
+        notify.handle_notify("sandbox", signed_notify(order), {}, b"")
     order = reload(order)
     assert order.status == Order.DELIVERED
     return order
@@ -120,7 +115,7 @@ def settled() -> datetime:
 
 
 def alipay(merchant: Merchant) -> PayoutAccount:
-    return money.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "张三", "13800138000")
+    return balances.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "张三", "13800138000")
 
 
 def count(model, *where) -> int:
@@ -151,20 +146,20 @@ def operator(app):
 def test_sale_is_pending_during_the_hold_then_available(seller):
     order = sell(new_product(seller, price=1000), quantity=2)
     fee = 2000 * 300 // 10000
-    during = money.balance(seller.id, order.delivered_at + SETTLEMENT_HOLD - timedelta(seconds=1))
-    after = money.balance(seller.id, order.delivered_at + SETTLEMENT_HOLD)
+    during = balances.balance(seller.id, order.delivered_at + SETTLEMENT_HOLD - timedelta(seconds=1))
+    after = balances.balance(seller.id, order.delivered_at + SETTLEMENT_HOLD)
     assert (during.pending, during.available, during.total) == (2000 - fee, 0, 2000 - fee)
     assert (after.pending, after.available, after.total) == (0, 2000 - fee, 2000 - fee)
     assert after.frozen == after.withdrawn == after.withdrawing == 0
-    assert money.frozen_order_ids(seller.id) == set()
+    assert balances.frozen_order_ids(seller.id) == set()
 
 
 def test_fee_rate_is_set_per_merchant_in_basis_points(app):
     cheap, dear = new_merchant(fee_rate_bp=0), new_merchant(fee_rate_bp=1250)
     sell(new_product(cheap, price=999))
     sell(new_product(dear, price=999))
-    assert money.balance(cheap.id, settled()).available == 999
-    assert money.balance(dear.id, settled()).available == 999 - 999 * 1250 // 10000
+    assert balances.balance(cheap.id, settled()).available == 999
+    assert balances.balance(dear.id, settled()).available == 999 - 999 * 1250 // 10000
     fees = dict(
         db.session.execute(
             select(LedgerEntry.merchant_id, LedgerEntry.amount).where(LedgerEntry.kind == LedgerEntry.FEE)
@@ -177,8 +172,8 @@ def test_balance_counts_only_this_merchants_entries(app):
     mine, theirs = new_merchant(), new_merchant()
     sell(new_product(mine))
     sell(new_product(theirs), quantity=3)
-    assert money.balance(mine.id, settled()).available == 970
-    assert money.balance(theirs.id, settled()).available == 2910
+    assert balances.balance(mine.id, settled()).available == 970
+    assert balances.balance(theirs.id, settled()).available == 2910
 
 
 # -- the ledger list --------------------------------------------------------------------
@@ -203,20 +198,20 @@ def test_ledger_filters_by_kind_and_time_and_pages_newest_first(seller):
     )
     db.session.commit()
 
-    entries, total = money.ledger(seller.id)
+    entries, total = balances.ledger(seller.id)
     assert total == 7 and [e.amount for e in entries] == [106, 105, 104, 103, 102, 101, 100]
 
-    sales, total = money.ledger(seller.id, kind=LedgerEntry.SALE)
+    sales, total = balances.ledger(seller.id, kind=LedgerEntry.SALE)
     assert total == 4 and [e.amount for e in sales] == [106, 104, 102, 100]
 
-    window, total = money.ledger(seller.id, since=base + timedelta(hours=2), until=base + timedelta(hours=5))
+    window, total = balances.ledger(seller.id, since=base + timedelta(hours=2), until=base + timedelta(hours=5))
     assert total == 3 and [e.amount for e in window] == [104, 103, 102]
 
-    pages = [money.ledger(seller.id, page=p, per_page=3) for p in (1, 2, 3, 4)]
+    pages = [balances.ledger(seller.id, page=p, per_page=3) for p in (1, 2, 3, 4)]
     assert [[e.amount for e in entries] for entries, _ in pages] == [[106, 105, 104], [103, 102, 101], [100], []]
     assert {total for _, total in pages} == {7}
 
-    assert money.ledger(seller.id, kind="nonsense") == ([], 0)
+    assert balances.ledger(seller.id, kind="nonsense") == ([], 0)
 
 
 # -- payout accounts --------------------------------------------------------------------
@@ -233,12 +228,12 @@ def test_ledger_filters_by_kind_and_time_and_pages_newest_first(seller):
     ids=["alipay-email", "alipay-mobile", "bank-with-spaces", "usdt-trc20"],
 )
 def test_payout_account_is_stored_encrypted_with_a_hint(seller, kind, account, stored):
-    saved = money.add_payout_account(seller.id, kind, " 张三 ", account)
+    saved = balances.add_payout_account(seller.id, kind, " 张三 ", account)
     row = reload(saved)
     assert (row.kind, row.holder, row.account_hint) == (kind, "张三", stored[-4:])
     assert stored not in row.account_ciphertext
-    assert money.payout_account_number(row) == stored
-    assert [a.id for a in money.payout_accounts(seller.id)] == [saved.id]
+    assert balances.payout_account_number(row) == stored
+    assert [a.id for a in balances.payout_accounts(seller.id)] == [saved.id]
     assert count(AuditEvent, AuditEvent.action == "payout_account.added") == 1
 
 
@@ -261,8 +256,8 @@ def test_payout_account_is_stored_encrypted_with_a_hint(seller, kind, account, s
     ],
 )
 def test_invalid_payout_account_is_refused_and_changes_nothing(seller, kind, holder, account):
-    with pytest.raises(money.InvalidPayoutAccount) as refused:
-        money.add_payout_account(seller.id, kind, holder, account)
+    with pytest.raises(balances.InvalidPayoutAccount) as refused:
+        balances.add_payout_account(seller.id, kind, holder, account)
     assert str(refused.value.message)
     assert count(PayoutAccount) == 0
     assert count(AuditEvent) == 0
@@ -272,13 +267,13 @@ def test_removed_payout_account_is_kept_but_cannot_be_paid_to(seller):
     account = alipay(seller)
     other = new_merchant()
     with pytest.raises(NotFound):
-        money.remove_payout_account(other.id, account.id)
-    money.remove_payout_account(seller.id, account.id)
+        balances.remove_payout_account(other.id, account.id)
+    balances.remove_payout_account(seller.id, account.id)
     assert reload(account).deleted_at is not None
-    assert money.payout_accounts(seller.id) == []
+    assert balances.payout_accounts(seller.id) == []
     sell(new_product(seller))
     with pytest.raises(NotFound):
-        money.request_withdrawal(seller.id, seller.user_id, account.id, 500, now=settled())
+        balances.request_withdrawal(seller.id, seller.user_id, account.id, 500, now=settled())
     assert count(Withdrawal) == 0
 
 
@@ -289,9 +284,9 @@ def test_withdrawal_of_exactly_the_available_balance_is_allowed(seller):
     account = alipay(seller)
     sell(new_product(seller), quantity=2)  # 2000 - 60 fee
     now = settled()
-    withdrawal = money.request_withdrawal(seller.id, seller.user_id, account.id, 1940, now=now)
+    withdrawal = balances.request_withdrawal(seller.id, seller.user_id, account.id, 1940, now=now)
     assert reload(withdrawal).status == Withdrawal.REQUESTED
-    after = money.balance(seller.id, now)
+    after = balances.balance(seller.id, now)
     assert (after.available, after.withdrawing, after.withdrawn, after.total) == (0, 1940, 0, 0)
     entry = db.session.execute(select(LedgerEntry).where(LedgerEntry.withdrawal_id == withdrawal.id)).scalar_one()
     assert (entry.kind, entry.amount) == (LedgerEntry.WITHDRAWAL, -1940)
@@ -300,11 +295,11 @@ def test_withdrawal_of_exactly_the_available_balance_is_allowed(seller):
 @pytest.mark.parametrize(
     "amount, error",
     [
-        (1941, money.InsufficientBalance),
-        (99, money.InvalidWithdrawalAmount),
-        (0, money.InvalidWithdrawalAmount),
-        (-100, money.InvalidWithdrawalAmount),
-        (150.0, money.InvalidWithdrawalAmount),
+        (1941, balances.InsufficientBalance),
+        (99, balances.InvalidWithdrawalAmount),
+        (0, balances.InvalidWithdrawalAmount),
+        (-100, balances.InvalidWithdrawalAmount),
+        (150.0, balances.InvalidWithdrawalAmount),
     ],
     ids=["more-than-available", "below-minimum", "zero", "negative", "not-whole-fen"],
 )
@@ -312,16 +307,16 @@ def test_withdrawal_outside_the_limits_is_refused_and_changes_nothing(seller, am
     account = alipay(seller)
     sell(new_product(seller), quantity=2)
     with pytest.raises(error):
-        money.request_withdrawal(seller.id, seller.user_id, account.id, amount, now=settled())
+        balances.request_withdrawal(seller.id, seller.user_id, account.id, amount, now=settled())
     assert count(Withdrawal) == 0 and count(LedgerEntry, LedgerEntry.kind == LedgerEntry.WITHDRAWAL) == 0
-    assert money.balance(seller.id, settled()).available == 1940
+    assert balances.balance(seller.id, settled()).available == 1940
 
 
 def test_pending_money_cannot_be_withdrawn(seller):
     account = alipay(seller)
     sell(new_product(seller))
-    with pytest.raises(money.InsufficientBalance):
-        money.request_withdrawal(seller.id, seller.user_id, account.id, 100)
+    with pytest.raises(balances.InsufficientBalance):
+        balances.request_withdrawal(seller.id, seller.user_id, account.id, 100)
     assert count(Withdrawal) == 0
 
 
@@ -329,8 +324,8 @@ def test_withdrawal_needs_two_factor_authentication(app):
     merchant = new_merchant(totp=False)
     account = alipay(merchant)
     sell(new_product(merchant))
-    with pytest.raises(money.TwoFactorRequired):
-        money.request_withdrawal(merchant.id, merchant.user_id, account.id, 500, now=settled())
+    with pytest.raises(balances.TwoFactorRequired):
+        balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 500, now=settled())
     assert count(Withdrawal) == 0
 
 
@@ -340,9 +335,9 @@ def test_withdrawal_to_another_merchants_account_or_by_another_user_is_refused(s
     mine = alipay(seller)
     sell(new_product(seller))
     with pytest.raises(NotFound):
-        money.request_withdrawal(seller.id, seller.user_id, theirs.id, 500, now=settled())
+        balances.request_withdrawal(seller.id, seller.user_id, theirs.id, 500, now=settled())
     with pytest.raises(NotFound):
-        money.request_withdrawal(seller.id, other.user_id, mine.id, 500, now=settled())
+        balances.request_withdrawal(seller.id, other.user_id, mine.id, 500, now=settled())
     assert count(Withdrawal) == 0
 
 
@@ -351,8 +346,8 @@ def test_frozen_merchant_cannot_withdraw(seller):
     sell(new_product(seller))
     seller.status = Merchant.FROZEN
     db.session.commit()
-    with pytest.raises(money.PayoutsStopped):
-        money.request_withdrawal(seller.id, seller.user_id, account.id, 500, now=settled())
+    with pytest.raises(balances.PayoutsStopped):
+        balances.request_withdrawal(seller.id, seller.user_id, account.id, 500, now=settled())
     assert count(Withdrawal) == 0
 
 
@@ -360,15 +355,15 @@ def test_two_concurrent_withdrawals_of_the_whole_balance_only_one_succeeds(app, 
     account = alipay(seller)
     sell(new_product(seller), quantity=3)
     now = settled()
-    whole = money.balance(seller.id, now).available
+    whole = balances.balance(seller.id, now).available
     assert whole == 2910
     ids = (seller.id, seller.user_id, account.id)
     db.session.commit()
 
     def withdraw(_i):
         try:
-            return money.request_withdrawal(*ids, whole, now=now).id
-        except money.InsufficientBalance:
+            return balances.request_withdrawal(*ids, whole, now=now).id
+        except balances.InsufficientBalance:
             return "refused"
 
     for _round in range(3):  # a race is a matter of luck: run it a few times
@@ -382,7 +377,7 @@ def test_two_concurrent_withdrawals_of_the_whole_balance_only_one_succeeds(app, 
             assert succeeded == []
     assert count(Withdrawal) == 1
     assert count(LedgerEntry, LedgerEntry.kind == LedgerEntry.WITHDRAWAL) == 1
-    assert money.balance(seller.id, now).available == 0
+    assert balances.balance(seller.id, now).available == 0
 
 
 # -- operator decisions -----------------------------------------------------------------
@@ -393,18 +388,18 @@ def test_withdrawal_approved_then_paid_emails_the_merchant_each_step(make_app, s
     with app.app_context():
         merchant = new_merchant()
         operator = new_operator()
-        account = money.add_payout_account(merchant.id, PayoutAccount.BANK, "李四", "6222021234567890123")
+        account = balances.add_payout_account(merchant.id, PayoutAccount.BANK, "李四", "6222021234567890123")
         sell(new_product(merchant), quantity=2)
         now = settled()
-        withdrawal = money.request_withdrawal(merchant.id, merchant.user_id, account.id, 1500, now=now)
+        withdrawal = balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 1500, now=now)
 
-        money.approve_withdrawal(withdrawal.id, operator.id, now=now)
+        balances.approve_withdrawal(withdrawal.id, operator.id, now=now)
         assert reload(withdrawal).status == Withdrawal.APPROVED
-        money.mark_withdrawal_paid(withdrawal.id, operator.id, now=now)
+        balances.mark_withdrawal_paid(withdrawal.id, operator.id, now=now)
         assert reload(withdrawal).status == Withdrawal.PAID
         assert reload(withdrawal).decided_at is not None
 
-        after = money.balance(merchant.id, now)
+        after = balances.balance(merchant.id, now)
         assert (after.available, after.withdrawn, after.withdrawing) == (440, 1500, 0)
         actions = db.session.execute(
             select(AuditEvent.action, AuditEvent.actor_id)
@@ -435,14 +430,14 @@ def test_rejected_withdrawal_returns_the_money_and_tells_why(make_app, smtp):
         account = alipay(merchant)
         sell(new_product(merchant))
         now = settled()
-        withdrawal = money.request_withdrawal(merchant.id, merchant.user_id, account.id, 970, now=now)
-        assert money.balance(merchant.id, now).available == 0
-        with pytest.raises(money.RejectionReasonRequired):
-            money.reject_withdrawal(withdrawal.id, operator.id, "  ", now=now)
-        money.reject_withdrawal(withdrawal.id, operator.id, "账户姓名与实名信息不符", now=now)
+        withdrawal = balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 970, now=now)
+        assert balances.balance(merchant.id, now).available == 0
+        with pytest.raises(balances.RejectionReasonRequired):
+            balances.reject_withdrawal(withdrawal.id, operator.id, "  ", now=now)
+        balances.reject_withdrawal(withdrawal.id, operator.id, "账户姓名与实名信息不符", now=now)
         row = reload(withdrawal)
         assert (row.status, row.reason) == (Withdrawal.REJECTED, "账户姓名与实名信息不符")
-        after = money.balance(merchant.id, now)
+        after = balances.balance(merchant.id, now)
         assert (after.available, after.withdrawn, after.withdrawing) == (970, 0, 0)
         returned = db.session.execute(
             select(LedgerEntry.amount).where(LedgerEntry.kind == LedgerEntry.WITHDRAWAL_RETURN)
@@ -466,17 +461,17 @@ def test_rejected_withdrawal_returns_the_money_and_tells_why(make_app, smtp):
 )
 def test_illegal_withdrawal_transitions_are_refused(seller, operator, history, illegal):
     decide = {
-        "approve": lambda w: money.approve_withdrawal(w, operator.id),
-        "pay": lambda w: money.mark_withdrawal_paid(w, operator.id),
-        "reject": lambda w: money.reject_withdrawal(w, operator.id, "no"),
+        "approve": lambda w: balances.approve_withdrawal(w, operator.id),
+        "pay": lambda w: balances.mark_withdrawal_paid(w, operator.id),
+        "reject": lambda w: balances.reject_withdrawal(w, operator.id, "no"),
     }
     account = alipay(seller)
     sell(new_product(seller))
-    withdrawal = money.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
+    withdrawal = balances.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
     for step in history:
         decide[step](withdrawal.id)
     before = (reload(withdrawal).status, count(LedgerEntry), count(OutboxEmail), count(AuditEvent))
-    with pytest.raises(money.IllegalWithdrawalTransition):
+    with pytest.raises(balances.IllegalWithdrawalTransition):
         decide[illegal](withdrawal.id)
     assert (reload(withdrawal).status, count(LedgerEntry), count(OutboxEmail), count(AuditEvent)) == before
 
@@ -484,22 +479,22 @@ def test_illegal_withdrawal_transitions_are_refused(seller, operator, history, i
 def test_only_an_operator_decides_withdrawals(seller):
     account = alipay(seller)
     sell(new_product(seller))
-    withdrawal = money.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
+    withdrawal = balances.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
     with pytest.raises(NotFound):
-        money.approve_withdrawal(withdrawal.id, seller.user_id)
+        balances.approve_withdrawal(withdrawal.id, seller.user_id)
     assert reload(withdrawal).status == Withdrawal.REQUESTED
 
 
 def test_frozen_merchants_withdrawal_is_not_paid_but_can_be_rejected(seller, operator):
     account = alipay(seller)
     sell(new_product(seller))
-    withdrawal = money.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
-    money.approve_withdrawal(withdrawal.id, operator.id)
+    withdrawal = balances.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
+    balances.approve_withdrawal(withdrawal.id, operator.id)
     seller.status = Merchant.FROZEN
     db.session.commit()
-    with pytest.raises(money.PayoutsStopped):
-        money.mark_withdrawal_paid(withdrawal.id, operator.id)
-    money.reject_withdrawal(withdrawal.id, operator.id, "商户已冻结")
+    with pytest.raises(balances.PayoutsStopped):
+        balances.mark_withdrawal_paid(withdrawal.id, operator.id)
+    balances.reject_withdrawal(withdrawal.id, operator.id, "商户已冻结")
     assert reload(withdrawal).status == Withdrawal.REJECTED
 
 
@@ -513,16 +508,16 @@ def test_paid_unfulfilled_order_is_refunded_once(seller):
     expire_and_reconcile(late)
     sell(product, quantity=1)  # someone else takes all the stock
     with current_app.test_request_context():
-        payments.handle_notify("sandbox", signed_notify(reload(late)), {}, b"")
+        notify.handle_notify("sandbox", signed_notify(reload(late)), {}, b"")
     assert reload(late).status == Order.PAID_UNFULFILLED
 
-    assert money.refund_order(late.id, seller.id, seller.user_id) is True
+    assert balances.refund_order(late.id, seller.id, seller.user_id) is True
     refunded = reload(late)
     assert refunded.status == Order.REFUNDED and refunded.refunded_at is not None
     assert count(LedgerEntry, LedgerEntry.order_id == late.id) == 0  # never credited, nothing to take back
     snapshot = (refunded.refunded_at, count(LedgerEntry), count(AuditEvent, AuditEvent.action == "order.refunded"))
 
-    assert money.refund_order(late.id, seller.id, seller.user_id) is False
+    assert balances.refund_order(late.id, seller.id, seller.user_id) is False
     assert (
         (reload(late).refunded_at, count(LedgerEntry), count(AuditEvent, AuditEvent.action == "order.refunded"))
         == snapshot
@@ -534,17 +529,17 @@ def test_refund_of_another_merchants_order_or_of_a_delivered_one_by_default_is_r
     order = sell(new_product(seller))
     other = new_merchant()
     with pytest.raises(NotFound):
-        money.refund_order(order.id, other.id, other.user_id, allowed_statuses=(Order.DELIVERED,))
-    with pytest.raises(money.OrderNotRefundable):
-        money.refund_order(order.id, seller.id, seller.user_id)
+        balances.refund_order(order.id, other.id, other.user_id, allowed_statuses=(Order.DELIVERED,))
+    with pytest.raises(balances.OrderNotRefundable):
+        balances.refund_order(order.id, seller.id, seller.user_id)
     assert reload(order).status == Order.DELIVERED
     assert count(LedgerEntry, LedgerEntry.order_id == order.id) == 2
 
 
 def test_refund_in_the_hold_cancels_the_pending_sale_once(seller):
     order = sell(new_product(seller), quantity=2)
-    assert money.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,)) is True
-    assert money.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,)) is False
+    assert balances.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,)) is True
+    assert balances.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,)) is False
     entries = dict(
         db.session.execute(select(LedgerEntry.kind, LedgerEntry.amount).where(LedgerEntry.order_id == order.id)).all()
     )
@@ -555,7 +550,7 @@ def test_refund_in_the_hold_cancels_the_pending_sale_once(seller):
         LedgerEntry.FEE_RETURN: 60,
     }
     for moment in (utcnow(), settled()):
-        now_balance = money.balance(seller.id, moment)
+        now_balance = balances.balance(seller.id, moment)
         assert (now_balance.pending, now_balance.available, now_balance.total) == (0, 0, 0)
 
 
@@ -563,9 +558,9 @@ def test_refund_of_settled_money_already_withdrawn_is_refused(seller):
     account = alipay(seller)
     order = sell(new_product(seller))
     now = settled()
-    money.request_withdrawal(seller.id, seller.user_id, account.id, 970, now=now)
-    with pytest.raises(money.RefundNotCovered):
-        money.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,), now=now)
+    balances.request_withdrawal(seller.id, seller.user_id, account.id, 970, now=now)
+    with pytest.raises(balances.RefundNotCovered):
+        balances.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,), now=now)
     assert reload(order).status == Order.DELIVERED
     assert count(LedgerEntry, LedgerEntry.order_id == order.id) == 2
 
@@ -575,12 +570,12 @@ def test_refund_of_settled_money_already_withdrawn_is_refused(seller):
 PRICE = 1000
 FEE_BP = 250
 KEYS = 40
-MIN = money.MIN_WITHDRAWAL
+MIN = balances.MIN_WITHDRAWAL
 
 
 @contextmanager
 def clock_at(moment: datetime):
-    """Services read the time through faka.services.clock; let a sale happen at a chosen
+    """Services read the time through faka.core.clock; let a sale happen at a chosen
     moment, so sales made after time advanced start their own hold."""
     real = clock.now
     clock.now = lambda: moment
@@ -659,10 +654,10 @@ class MoneyMachine(RuleBasedStateMachine):
         _, available = self.expected(now)
         covered = order_id in self.refunded or self.settles_at[order_id] > now or self.net[order_id] <= available
         try:
-            refunded = money.refund_order(
+            refunded = balances.refund_order(
                 order_id, self.merchant_id, self.user_id, allowed_statuses=(Order.DELIVERED,), now=now
             )
-        except money.RefundNotCovered:
+        except balances.RefundNotCovered:
             assert not covered
             event("refund: not covered by the available balance")
             return
@@ -677,8 +672,8 @@ class MoneyMachine(RuleBasedStateMachine):
         _, available = self.expected(now)
         amount = {"all": max(available, MIN), "over": max(available + 1, MIN), "some": some}[how]
         try:
-            withdrawal = money.request_withdrawal(self.merchant_id, self.user_id, self.account_id, amount, now=now)
-        except money.InsufficientBalance:
+            withdrawal = balances.request_withdrawal(self.merchant_id, self.user_id, self.account_id, amount, now=now)
+        except balances.InsufficientBalance:
             assert amount > available, f"refused {amount} with {available} available"
             event("withdrawal: refused, more than available")
             return multiple()
@@ -695,9 +690,9 @@ class MoneyMachine(RuleBasedStateMachine):
     def decide(self, withdrawal_id, decisions):
         """One or two operator decisions in a row, legal or not."""
         act = {
-            "approve": (Withdrawal.APPROVED, lambda now: money.approve_withdrawal(w, op, now=now)),
-            "pay": (Withdrawal.PAID, lambda now: money.mark_withdrawal_paid(w, op, now=now)),
-            "reject": (Withdrawal.REJECTED, lambda now: money.reject_withdrawal(w, op, "随机拒绝", now=now)),
+            "approve": (Withdrawal.APPROVED, lambda now: balances.approve_withdrawal(w, op, now=now)),
+            "pay": (Withdrawal.PAID, lambda now: balances.mark_withdrawal_paid(w, op, now=now)),
+            "reject": (Withdrawal.REJECTED, lambda now: balances.reject_withdrawal(w, op, "随机拒绝", now=now)),
         }
         w, op = withdrawal_id, self.operator_id
         for decision in decisions:
@@ -708,7 +703,7 @@ class MoneyMachine(RuleBasedStateMachine):
             }.get(self.status[withdrawal_id], set())
             try:
                 call(self.now())
-            except money.IllegalWithdrawalTransition:
+            except balances.IllegalWithdrawalTransition:
                 assert to not in legal
                 event("withdrawal: illegal decision refused")
                 continue
@@ -740,7 +735,7 @@ class MoneyMachine(RuleBasedStateMachine):
 
         now = self.now()
         pending, available = self.expected(now)
-        b = money.balance(self.merchant_id, now)
+        b = balances.balance(self.merchant_id, now)
         assert (b.pending, b.available, b.frozen) == (pending, available, 0)
         assert b.available >= 0
         assert b.total == ledger_sum(self.merchant_id)

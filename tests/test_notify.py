@@ -5,7 +5,10 @@ from sqlalchemy import func, select
 
 from conftest import expire_and_reconcile, reload, signed_notify
 from faka.extensions import db
-from faka.models import CardKey, LedgerEntry, Order, PaymentNotice
+from faka.inventory.models import CardKey
+from faka.ledger.models import LedgerEntry
+from faka.orders.models import Order
+from faka.payments.models import PaymentNotice
 
 
 def count(model, *where):
@@ -42,8 +45,8 @@ def test_tampered_notify_changes_nothing(client, product, place, change):
 
 
 def _resign(fields):
-    from faka.payments import get_gateway
-    from faka.payments.sandbox import sign
+    from faka.payments.gateways import get_gateway
+    from faka.payments.gateways.sandbox import sign
 
     fields["sign"] = sign(fields, get_gateway("sandbox").settings["secret"])
     return fields

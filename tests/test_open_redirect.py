@@ -11,8 +11,8 @@ import pytest
 
 from bench.findings import HOSTILE_NEXT, on_this_site  # the attack scenario reads a Location the same way
 from conftest import csrf_from, login, reload, with_totp
-from faka.blueprints.auth import _safe_next
 from faka.extensions import db
+from faka.web.auth.views import _safe_next
 
 PASSWORD = "merchant-pass-1"  # the `merchant` fixture's
 

@@ -24,9 +24,10 @@ from test_e2e import SCREENS, png
 from werkzeug.serving import make_server
 
 from conftest import TEST_DATABASE, key_texts, no_horizontal_scroll
+from faka.catalog.models import Product
 from faka.extensions import db
-from faka.models import Order, Product
-from faka.payments import gateway_settings
+from faka.orders.models import Order
+from faka.payments.gateways import gateway_settings
 
 OPERATOR_EMAIL, OPERATOR_PASSWORD = "owner@xinghe.example", "open-the-shop-2026"
 SHOP_NAME = "星河数码"

@@ -12,12 +12,17 @@ import pytest
 from PIL import Image
 from sqlalchemy import delete, select, update
 
+from faka.accounts import onboarding, review, users
+from faka.accounts.models import Merchant
+from faka.catalog.models import DELIVERY_AUTO, Product
+from faka.core.crypto import vault
 from faka.extensions import db
-from faka.models import AuditEvent, LedgerEntry, Merchant, OutboxEmail, Product
-from faka.models.catalog import DELIVERY_AUTO
-from faka.services import accounts, audit, merchant_review, merchants, money
-from faka.services.crypto import vault
-from faka.services.keys import import_keys
+from faka.inventory.keys import import_keys
+from faka.ledger import balances
+from faka.ledger.models import LedgerEntry
+from faka.messaging.models import OutboxEmail
+from faka.platform import audit
+from faka.platform.models import AuditEvent
 from tests.conftest import csrf_from, login, reload
 
 
@@ -28,7 +33,7 @@ def png_bytes() -> bytes:
 
 
 def new_operator(email: str = "ops@example.com"):
-    op = accounts.create_operator(email, "operator-pass-1")
+    op = users.create_operator(email, "operator-pass-1")
     op.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
     return op
@@ -47,9 +52,9 @@ def console(app, operator):
 
 
 def submitted_merchant(name: str = "New Shop") -> Merchant:
-    m = accounts.create_merchant(f"m{secrets.token_hex(4)}@shop.test", "merchant-pass-1", name)
-    merchants.submit_qualification(
-        m.id, merchants.Qualification("Zhang San", "individual", "11010519491231002X", "13800000000"), png_bytes()
+    m = users.create_merchant(f"m{secrets.token_hex(4)}@shop.test", "merchant-pass-1", name)
+    onboarding.submit_qualification(
+        m.id, onboarding.Qualification("Zhang San", "individual", "11010519491231002X", "13800000000"), png_bytes()
     )
     return reload(m)
 
@@ -157,8 +162,8 @@ def test_request_info_lets_the_merchant_submit_again_with_its_data_kept(app, con
     merchant_page = merchant_client(app, m)
     form = merchant_page.get("/merchant/qualification").get_data(as_text=True)
     assert 'name="legal_name"' in form and 'enctype="multipart/form-data"' in form
-    merchants.submit_qualification(
-        m.id, merchants.Qualification("Zhang San", "individual", "11010519491231002X", "13800000000"), None
+    onboarding.submit_qualification(
+        m.id, onboarding.Qualification("Zhang San", "individual", "11010519491231002X", "13800000000"), None
     )
     assert reload(m).submitted_at is not None
     assert m.name in queue_and_list(console)[0]
@@ -167,24 +172,24 @@ def test_request_info_lets_the_merchant_submit_again_with_its_data_kept(app, con
 def test_freeze_hides_products_and_stops_withdrawals_and_unfreeze_restores(console, merchant, product, client):
     merchant.user.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
-    payout = money.add_payout_account(merchant.id, "alipay", "Zhang San", "13800000000")
+    payout = balances.add_payout_account(merchant.id, "alipay", "Zhang San", "13800000000")
     response = post(console, f"/operator/merchants/{merchant.id}/freeze", reason="Chargebacks under investigation.")
     assert response.status_code == 303
     assert reload(merchant).status == Merchant.FROZEN
     assert client.get(f"/p/{product.slug}").status_code == 404
-    with pytest.raises(money.PayoutsStopped):
-        money.request_withdrawal(merchant.id, merchant.user_id, payout.id, 100)
+    with pytest.raises(balances.PayoutsStopped):
+        balances.request_withdrawal(merchant.id, merchant.user_id, payout.id, 100)
 
     assert post(console, f"/operator/merchants/{merchant.id}/unfreeze").status_code == 303
     assert reload(merchant).status == Merchant.APPROVED
     assert client.get(f"/p/{product.slug}").status_code == 200
-    with pytest.raises(money.InsufficientBalance):  # refused for the balance now, not the freeze
-        money.request_withdrawal(merchant.id, merchant.user_id, payout.id, 100)
+    with pytest.raises(balances.InsufficientBalance):  # refused for the balance now, not the freeze
+        balances.request_withdrawal(merchant.id, merchant.user_id, payout.id, 100)
 
 
 def test_paid_order_of_a_frozen_merchant_is_still_delivered(console, merchant, product, place, pay):
     order = place(product)
-    merchant_review.freeze(None, merchant.id, "Investigation.")
+    review.freeze(None, merchant.id, "Investigation.")
     pay(order)
     assert reload(order).status == "delivered"
 
@@ -224,13 +229,13 @@ def test_bad_input_is_refused_and_changes_nothing(console, action, data):
 
 
 def test_illegal_transitions_are_refused(console, merchant):
-    with pytest.raises(merchant_review.IllegalTransition):
-        merchant_review.approve(None, merchant.id)
-    with pytest.raises(merchant_review.IllegalTransition):
-        merchant_review.unfreeze(None, merchant.id)
+    with pytest.raises(review.IllegalTransition):
+        review.approve(None, merchant.id)
+    with pytest.raises(review.IllegalTransition):
+        review.unfreeze(None, merchant.id)
     m = submitted_merchant()
-    with pytest.raises(merchant_review.IllegalTransition):
-        merchant_review.freeze(None, m.id, "no")
+    with pytest.raises(review.IllegalTransition):
+        review.freeze(None, m.id, "no")
     response = post(console, f"/operator/merchants/{merchant.id}/approve")
     assert response.status_code == 400 and reload(merchant).status == Merchant.APPROVED
 
@@ -259,8 +264,8 @@ def test_audit_record_outside_a_request_has_no_ip(app):
 
 def test_audit_page_filters_and_exports_csv(console, operator, merchant):
     other = submitted_merchant("Other Shop")
-    merchant_review.set_terms(operator.id, merchant.id, 500, 3)
-    merchant_review.reject(operator.id, other.id, '=HYPERLINK("x")')
+    review.set_terms(operator.id, merchant.id, 500, 3)
+    review.reject(operator.id, other.id, '=HYPERLINK("x")')
     page = console.get("/operator/audit?action=merchant.terms").get_data(as_text=True)
     assert f"merchant:{merchant.id}" in page and f"merchant:{other.id}" not in page
     page = console.get(f"/operator/audit?target=merchant:{other.id}&lang=en").get_data(as_text=True)
@@ -276,7 +281,7 @@ def test_audit_page_filters_and_exports_csv(console, operator, merchant):
 
 
 def test_audit_events_cannot_be_updated_or_deleted(app, operator, merchant):
-    merchant_review.set_terms(operator.id, merchant.id, 500, 3)
+    review.set_terms(operator.id, merchant.id, 500, 3)
     [event] = events("merchant.terms")
     event.detail = "rewritten"
     with pytest.raises(audit.AuditEventImmutable):

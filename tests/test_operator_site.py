@@ -7,17 +7,19 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import csrf_from, login, reload
+from faka.accounts import users
+from faka.core.crypto import vault
 from faka.extensions import db
-from faka.models import AuditEvent, Order, OutboxEmail, Setting
-from faka.payments import gateway_settings
-from faka.services import accounts
-from faka.services.crypto import vault
-from faka.services.mail import queue_email
-from faka.services.settings import site_settings
+from faka.messaging.mail import queue_email
+from faka.messaging.models import OutboxEmail
+from faka.orders.models import Order
+from faka.payments.gateways import gateway_settings
+from faka.platform.models import AuditEvent, Setting
+from faka.platform.settings import site_settings
 
 
 def operator_client(app):
-    op = accounts.create_operator(
+    op = users.create_operator(
         f"ops{db.session.scalar(select(func.count()).select_from(AuditEvent))}@example.com", "operator-pass-1"
     )
     op.totp_secret = vault().encrypt(pyotp.random_base32())

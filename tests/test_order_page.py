@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from conftest import csrf_from, key_texts, reload
+from faka.core.crypto import vault
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import Order, Review, utcnow
-from faka.services.crypto import vault
+from faka.orders.models import Order
+from faka.reviews.models import Review
 
 
 def english(client):

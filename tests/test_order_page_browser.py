@@ -1,10 +1,10 @@
 """The order page and "find my order" on a 360 px phone, in the system's Chromium."""
 
 from conftest import no_horizontal_scroll, signed_notify
-from faka import device
-from faka.models import CardKey
-from faka.services import checkout
-from faka.services.crypto import vault
+from faka.core.crypto import vault
+from faka.inventory.models import CardKey
+from faka.orders import checkout
+from faka.web import device
 
 
 def keys_of(order_id: int) -> list[str]:

@@ -12,11 +12,13 @@ import pytest
 from sqlalchemy import select
 
 from conftest import count, csrf_from, login, no_horizontal_scroll, reload
+from faka.accounts import users
+from faka.accounts.models import Merchant, User
+from faka.core.crypto import vault
 from faka.extensions import db
-from faka.models import AuditEvent, Merchant, OutboxEmail, User
-from faka.services import accounts
-from faka.services.crypto import vault
-from faka.services.mail import MASKED, queue_email
+from faka.messaging.mail import MASKED, queue_email
+from faka.messaging.models import OutboxEmail
+from faka.platform.models import AuditEvent
 
 OPERATOR_PASSWORD = "operator-pass-1"
 MERCHANT_PASSWORD = "merchant-pass-1"  # the `merchant` fixture's
@@ -24,7 +26,7 @@ MERCHANT_PASSWORD = "merchant-pass-1"  # the `merchant` fixture's
 
 @pytest.fixture
 def operator(app):
-    user = accounts.create_operator("ops@example.com", OPERATOR_PASSWORD)
+    user = users.create_operator("ops@example.com", OPERATOR_PASSWORD)
     user.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
     return user
@@ -165,7 +167,7 @@ def test_reading_an_email_that_does_not_exist_is_a_404(app, operator):
 
 def test_the_outbox_reader_fits_a_phone(live_server, phone):
     app, base = live_server
-    operator = accounts.create_operator("ops@example.com", OPERATOR_PASSWORD)
+    operator = users.create_operator("ops@example.com", OPERATOR_PASSWORD)
     secret = pyotp.random_base32()
     operator.totp_secret = vault().encrypt(secret)
     db.session.commit()
@@ -248,9 +250,9 @@ def test_resetting_two_factor_lets_the_merchant_log_in_with_the_password_and_tel
 def test_resetting_two_factor_emails_the_merchant_when_smtp_works(make_app, smtp):
     app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
     with app.app_context():
-        operator = accounts.create_operator("ops@example.com", OPERATOR_PASSWORD)
+        operator = users.create_operator("ops@example.com", OPERATOR_PASSWORD)
         with_totp(operator)
-        merchant = accounts.create_merchant("shop@example.com", MERCHANT_PASSWORD, "Shop", approved=True)
+        merchant = users.create_merchant("shop@example.com", MERCHANT_PASSWORD, "Shop", approved=True)
         with_totp(merchant.user)
         ops = desk(app, operator)
         done = act(ops, merchant, "reset-2fa")
@@ -289,9 +291,9 @@ def test_a_reset_link_without_smtp_waits_in_the_outbox_and_works_once_passed_on(
 def test_a_reset_link_reaches_the_merchant_when_smtp_works(make_app, smtp):
     app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
     with app.app_context():
-        operator = accounts.create_operator("ops@example.com", OPERATOR_PASSWORD)
+        operator = users.create_operator("ops@example.com", OPERATOR_PASSWORD)
         with_totp(operator)
-        merchant = accounts.create_merchant("shop@example.com", MERCHANT_PASSWORD, "Shop", approved=True)
+        merchant = users.create_merchant("shop@example.com", MERCHANT_PASSWORD, "Shop", approved=True)
         ops = desk(app, operator)
         done = act(ops, merchant, "send-reset-link")
         assert done.status_code == 303
@@ -328,7 +330,7 @@ def test_a_merchant_without_two_factor_has_nothing_to_reset(app, operator, merch
 
 
 def test_an_operators_own_shop_is_not_reset_from_the_merchant_page(app):
-    owner = accounts.create_operator("owner@example.com", OPERATOR_PASSWORD, shop_name="Owner Shop")
+    owner = users.create_operator("owner@example.com", OPERATOR_PASSWORD, shop_name="Owner Shop")
     with_totp(owner)
     shop = db.session.execute(select(Merchant).where(Merchant.user_id == owner.id)).scalar_one()
     ops = desk(app, owner)
@@ -358,7 +360,7 @@ def test_login_help_without_a_csrf_token_changes_nothing(app, operator, merchant
 
 
 def test_buyers_and_merchants_may_not_read_the_outbox_or_help_with_logins(app, merchant):
-    other = accounts.create_merchant("other@example.com", MERCHANT_PASSWORD, "Other", approved=True)
+    other = users.create_merchant("other@example.com", MERCHANT_PASSWORD, "Other", approved=True)
     with_totp(other.user)
     email = queue_email(
         "verify_email", "x@example.com", "Verify", {"verify_url": "http://localhost/verify/secret", "hours": 48}

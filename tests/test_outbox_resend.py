@@ -4,12 +4,13 @@ goes out only once it has committed."""
 import pytest
 from sqlalchemy import func, select
 
-from faka import jobs
+from faka.core import tasks as jobs
+from faka.core.errors import NotFound
 from faka.extensions import db
-from faka.models import AuditEvent, OutboxEmail
-from faka.services import mail
-from faka.services.errors import NotFound
-from faka.services.mail import queue_email
+from faka.messaging import mail
+from faka.messaging.mail import queue_email
+from faka.messaging.models import OutboxEmail
+from faka.platform.models import AuditEvent
 
 
 def failed_email(operator) -> OutboxEmail:

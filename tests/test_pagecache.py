@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from conftest import csrf_from
 from faka.extensions import db
-from faka.models import Order
+from faka.orders.models import Order
 
 
 def test_cached_page_gives_each_visitor_a_working_csrf_token(make_app, make_product):

@@ -14,10 +14,16 @@ from test_gateway_usdt import post as post_usdt
 
 from conftest import count, csrf_from, login, reload, signed_notify
 from faka.extensions import db
-from faka.models import AuditEvent, CardKey, Coupon, LedgerEntry, Order, PaymentAttempt, PaymentNotice, Refund
-from faka.payments import configure_gateway
-from faka.services import checkout, money, payments, settlement
-from faka.services.coupons import create_coupon
+from faka.inventory.models import CardKey
+from faka.ledger import balances, settlement
+from faka.ledger.models import LedgerEntry
+from faka.orders import checkout
+from faka.orders.coupons import create_coupon
+from faka.orders.models import Coupon, Order
+from faka.payments import notify
+from faka.payments.gateways import configure_gateway
+from faka.payments.models import PaymentAttempt, PaymentNotice, Refund
+from faka.platform.models import AuditEvent
 
 
 @pytest.fixture
@@ -59,12 +65,12 @@ def extra_payment_note(order) -> str:
     """The order page's partial about extra payments, as the buyer (in English) sees it."""
     db.session.commit()
     with current_app.test_request_context("/?lang=en"):
-        return render_template("orders/_extra_payment.html", extra_payments=payments.extra_payments(order.id))
+        return render_template("orders/_extra_payment.html", extra_payments=notify.extra_payments(order.id))
 
 
 def sent_to_pay(order) -> None:
     """The buyer opened the pay page with the order's gateway."""
-    payments.start_payment(reload(order))
+    notify.start_payment(reload(order))
 
 
 # -- paid twice -------------------------------------------------------------------------------
@@ -76,7 +82,7 @@ def test_second_sandbox_payment_goes_back_to_the_buyer_and_leaves_the_merchant_a
     order = place(product)
     assert pay(order).text == "success"
     assert reload(order).status == Order.DELIVERED
-    balance_after_sale = money.balance(merchant.id)
+    balance_after_sale = balances.balance(merchant.id)
     entries = count(LedgerEntry)
     assert extra_payment_note(order).strip() == ""  # paid once: nothing to say
 
@@ -90,7 +96,7 @@ def test_second_sandbox_payment_goes_back_to_the_buyer_and_leaves_the_merchant_a
     assert refund.status == Refund.DONE and refund.reference.startswith("SBXR")  # the sandbox refunds at once
     assert refund.merchant_id == merchant.id and "duplicate payment" in refund.note
     assert reload(order).status == Order.DELIVERED and count(CardKey, CardKey.status == CardKey.SOLD) == 1
-    assert money.balance(merchant.id) == balance_after_sale and count(LedgerEntry) == entries
+    assert balances.balance(merchant.id) == balance_after_sale and count(LedgerEntry) == entries
     assert settlement.reconcile_books() == []
     assert "the extra payment of ¥10.00 has been returned to you" in extra_payment_note(order)
 
@@ -104,14 +110,14 @@ def test_second_payment_through_a_gateway_that_cannot_refund_waits_for_the_opera
 ):
     order = place_usdt(product)
     assert post_usdt(client, callback(order)).text == "ok"
-    balance_after_sale = money.balance(merchant.id)
+    balance_after_sale = balances.balance(merchant.id)
     second = callback(order)
     assert post_usdt(client, second).text == "ok"
 
     [refund] = refunds_of(order)
     assert (refund.status, refund.gateway, refund.amount) == (Refund.MANUAL, "usdt", order.total)
     assert "duplicate payment" in refund.note and "cannot refund automatically" in refund.note
-    assert money.balance(merchant.id) == balance_after_sale
+    assert balances.balance(merchant.id) == balance_after_sale
     assert "is being returned to you" in extra_payment_note(order)
 
     rows = mismatch_rows(console)
@@ -129,7 +135,7 @@ def test_second_payment_through_a_gateway_that_cannot_refund_waits_for_the_opera
     assert (reload(refund).status, reload(refund).reference) == (Refund.PAID, "TRX-BACK-1")
     assert mismatch_rows(console) == [] and 'id="books-balance"' in console.get("/operator/reconciliation").text
     assert "has been returned to you" in extra_payment_note(order)
-    assert money.balance(merchant.id) == balance_after_sale
+    assert balances.balance(merchant.id) == balance_after_sale
 
 
 def test_refunding_an_order_paid_twice_returns_its_first_payment(client, product, place, pay, merchant):
@@ -137,7 +143,7 @@ def test_refunding_an_order_paid_twice_returns_its_first_payment(client, product
     pay(order)
     pay(order)
     first, extra = notices(order)
-    assert money.refund_order(order.id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
+    assert balances.refund_order(order.id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
     (sale_refund,) = [r for r in refunds_of(order) if r.payment_notice_id is None]
     assert (sale_refund.status, sale_refund.amount) == (Refund.DONE, order.total)
     db.session.commit()
@@ -173,7 +179,7 @@ def test_a_refund_goes_through_the_gateway_that_took_the_payment(client, product
     sent_to_pay(order)
     checkout.change_gateway(order.token, "usdt")
     client.post("/pay/sandbox/notify", data=signed_notify(order))
-    assert money.refund_order(order.id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
+    assert balances.refund_order(order.id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
     [refund] = refunds_of(order)
     # The order now says usdt, which cannot refund; the money is at the sandbox, which can.
     assert (refund.status, refund.gateway) == (Refund.DONE, "sandbox")

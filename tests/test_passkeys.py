@@ -35,9 +35,14 @@ from sqlalchemy import select, update
 from werkzeug.serving import make_server
 
 from conftest import count, csrf_from, free_port, login, reload, with_totp
+from faka.accounts import users
+from faka.accounts.models import Passkey
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import AuditEvent, LedgerEntry, Passkey, PayoutAccount, SecurityEvent, Withdrawal, utcnow
-from faka.services import accounts, money
+from faka.ledger import balances
+from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
+from faka.platform.models import AuditEvent
+from faka.risk.models import SecurityEvent
 
 PASSWORD = "merchant-pass-1"
 OPERATOR_PASSWORD = "operator-pass-1"
@@ -326,7 +331,7 @@ def test_removing_the_last_passkey_turns_two_factor_off_for_a_merchant(app, owne
 
 
 def test_an_operator_cannot_remove_the_last_second_factor(app):
-    operator = accounts.create_operator("solo@example.com", OPERATOR_PASSWORD)
+    operator = users.create_operator("solo@example.com", OPERATOR_PASSWORD)
     client = english(app.test_client())
     login(client, operator)
     add_passkey(client, SoftAuthenticator(), password=OPERATOR_PASSWORD)
@@ -340,7 +345,7 @@ def test_an_operator_cannot_remove_the_last_second_factor(app):
 
 
 def test_another_accounts_passkey_cannot_be_renamed_or_removed(app, owner, merchant):
-    other = accounts.create_merchant("other@shop.test", PASSWORD, "Other").user
+    other = users.create_merchant("other@shop.test", PASSWORD, "Other").user
     stranger = english(app.test_client())
     login(stranger, other)
     reauthenticate(stranger)
@@ -504,7 +509,7 @@ def test_a_signature_counter_that_goes_back_is_refused_as_a_copy(app, owner, mer
 
 
 def test_another_accounts_passkey_is_no_second_factor(app, owner, merchant):
-    other = accounts.create_merchant("other@shop.test", PASSWORD, "Other").user
+    other = users.create_merchant("other@shop.test", PASSWORD, "Other").user
     client = english(app.test_client())
     login(client, other)
     theirs = SoftAuthenticator()
@@ -547,7 +552,7 @@ def test_wrong_passkeys_at_the_second_step_lock_the_account(app, owner, merchant
         assert second_step(visitor, forged).json["error"].startswith(REFUSED)
     locked = second_step(visitor, forged)
     assert locked.json == {"error": locked.json["error"], "redirect": "/login"} and "locked" in locked.json["error"]
-    assert accounts.is_locked(reload(merchant.user))
+    assert users.is_locked(reload(merchant.user))
     # Locked: the right passkey signs nobody in either, until the lock ends.
     assert passwordless(english(app.test_client()), owner.authenticator).status_code == 400
 
@@ -593,7 +598,7 @@ def test_the_passkey_pages_speak_chinese(app, merchant):
     login(client, merchant.user)
     authenticator = SoftAuthenticator()
     add_passkey(client, authenticator, name="我的手机")
-    money.add_payout_account(merchant.id, "alipay", "张三", "13800001234")
+    balances.add_payout_account(merchant.id, "alipay", "张三", "13800001234")
     with client.session_transaction() as session:
         session["lang"] = "zh_CN"
     visitor = app.test_client()
@@ -686,10 +691,10 @@ def test_a_confirmation_needs_a_challenge_of_its_own(app, owner, merchant):
 
 
 def test_the_operators_reset_of_two_factor_removes_passkeys(app, owner, merchant):
-    from faka.services import merchant_review
+    from faka.accounts import review
 
-    operator = accounts.create_operator("ops@example.com", OPERATOR_PASSWORD)
-    merchant_review.reset_two_factor(operator.id, merchant.id)
+    operator = users.create_operator("ops@example.com", OPERATOR_PASSWORD)
+    review.reset_two_factor(operator.id, merchant.id)
     assert count(Passkey) == 0 and not reload(merchant.user).two_factor_enabled
     assert passwordless(english(app.test_client()), owner.authenticator).status_code == 400
 
@@ -803,7 +808,7 @@ def at(path: str) -> re.Pattern:
 
 
 def new_merchant(email: str = "shop@example.com"):
-    return accounts.create_merchant(email, PASSWORD, "Passkey Shop", approved=True)
+    return users.create_merchant(email, PASSWORD, "Passkey Shop", approved=True)
 
 
 def test_a_merchant_adds_a_passkey_and_signs_in_with_it_alone_and_after_the_password(shop, browsers):
@@ -841,7 +846,7 @@ def test_a_merchant_adds_a_passkey_and_signs_in_with_it_alone_and_after_the_pass
 
 def test_an_operator_whose_only_second_factor_is_a_passkey_may_run_the_platform(shop, browsers):
     app, base = shop
-    operator = accounts.create_operator("boss@example.com", OPERATOR_PASSWORD)
+    operator = users.create_operator("boss@example.com", OPERATOR_PASSWORD)
     me = browsers(base)
     me.log_in(operator.email, OPERATOR_PASSWORD)
     expect(me.page).to_have_url(at("/account/2fa/setup"))  # operators must use a second factor

@@ -9,10 +9,10 @@ WeChat's own browser runs JSAPI.
 
 import pytest
 
-from faka.payments import GATEWAYS
-from faka.payments.alipay import AlipayError
-from faka.payments.clients import ALIPAY, DESKTOP, KINDS, PHONE, QQ, WECHAT, WEIBO, client_kind
-from faka.payments.wechat import WechatPayError
+from faka.payments.gateways import GATEWAYS
+from faka.payments.gateways.alipay import AlipayError
+from faka.payments.gateways.clients import ALIPAY, DESKTOP, KINDS, PHONE, QQ, WECHAT, WEIBO, client_kind
+from faka.payments.gateways.wechat import WechatPayError
 
 USER_AGENTS = {
     "iphone-safari": (

@@ -20,7 +20,8 @@ from playwright.sync_api import expect
 
 from conftest import count, key_texts, no_horizontal_scroll, reload
 from faka.extensions import db
-from faka.models import NotifyLog, Order
+from faka.orders.models import Order
+from faka.payments.models import NotifyLog
 
 PHONE_UA = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -10,8 +10,9 @@ import pytest
 
 from conftest import count, csrf_from, provider_link, reload
 from faka.extensions import db
-from faka.models import CardKey, Coupon, Order
-from faka.payments import configure_gateway
+from faka.inventory.models import CardKey
+from faka.orders.models import Coupon, Order
+from faka.payments.gateways import configure_gateway
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "

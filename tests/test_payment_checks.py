@@ -16,13 +16,15 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from conftest import csrf_from, reload, signed_notify
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import NotifyLog, Order, PaymentNotice
-from faka.models.types import utcnow
-from faka.payments import GATEWAYS, configure_gateway
-from faka.payments.base import Gateway, InvalidNotify, Notice, PaymentStart
-from faka.services import checkout, payments
-from faka.services.reconcile import reconcile
+from faka.ops.reconcile import reconcile
+from faka.orders import checkout
+from faka.orders.models import Order
+from faka.payments import notify
+from faka.payments.gateways import GATEWAYS, configure_gateway
+from faka.payments.gateways.base import Gateway, InvalidNotify, Notice, PaymentStart
+from faka.payments.models import NotifyLog, PaymentNotice
 
 
 class ProviderWithQuery(Gateway):
@@ -98,7 +100,7 @@ def test_secret_looking_fields_are_redacted_and_huge_bodies_cut(client, product,
     client.post("/pay/sandbox/notify", data=fields)
     row = logs(gateway="sandbox")[-1]
     assert "sk-live" not in row.body and "api_key=%5Bredacted%5D" in row.body
-    assert len(row.body) <= payments.MAX_LOGGED_BODY
+    assert len(row.body) <= notify.MAX_LOGGED_BODY
     assert json.loads(row.headers)["Content-Type"].startswith("application/x-www-form-urlencoded")
 
 
@@ -179,7 +181,7 @@ def test_reconciler_finds_a_payment_whose_notification_was_lost(client, product,
     db.session.execute(Order.__table__.update().values(payment_started_at=utcnow() - timedelta(minutes=2)))
     db.session.execute(Order.__table__.update().where(Order.id == never_sent.id).values(payment_started_at=None))
     db.session.commit()
-    assert payments.payments_in_flight() == [in_flight.id]
+    assert notify.payments_in_flight() == [in_flight.id]
 
     assert reconcile().payment_checks == 1  # asked; the provider says unpaid
     assert reload(in_flight).status == Order.PENDING
@@ -229,7 +231,7 @@ def test_operator_reads_an_orders_notifications_and_asks_the_provider(ops, clien
     page = ops.get(answer.headers["Location"] + "&lang=en").get_data(as_text=True)
     assert "The provider confirmed the payment" in page and "PROVIDER-TRADE-6" in page
     db.session.commit()
-    from faka.models import AuditEvent
+    from faka.platform.models import AuditEvent
 
     assert (
         db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "payment.checked"))
@@ -238,11 +240,11 @@ def test_operator_reads_an_orders_notifications_and_asks_the_provider(ops, clien
 
 
 def test_a_gateway_whose_notifications_stopped_is_flagged(ops, client, product, provider):
-    for _ in range(payments.SILENCE_MIN_PAYMENTS):
+    for _ in range(notify.SILENCE_MIN_PAYMENTS):
         client.get(f"/pay/{place_with(product, provider.name).token}")
     health = client.get("/healthz").get_json()
     assert health["silent_gateways"][0]["gateway"] == provider.name
-    assert health["silent_gateways"][0]["payments_started"] == payments.SILENCE_MIN_PAYMENTS
+    assert health["silent_gateways"][0]["payments_started"] == notify.SILENCE_MIN_PAYMENTS
     assert "No verified notification from querying" in ops.get("/operator/?lang=en").get_data(as_text=True)
     db.session.add(NotifyLog(gateway=provider.name, via=NotifyLog.NOTIFY, verified=True, outcome="paid"))
     db.session.commit()
@@ -295,7 +297,7 @@ class ProviderDown(ProviderWithQuery):
     name = "down"
 
     def create_payment(self, order):
-        from faka.payments.base import GatewayError
+        from faka.payments.gateways.base import GatewayError
 
         raise GatewayError("HTTP 503 from the provider")
 
@@ -360,7 +362,7 @@ def test_qr_pay_page_on_a_phone_counts_down_and_i_have_paid_completes(live_serve
 
 
 def test_each_time_the_buyer_is_sent_to_pay_is_recorded(client, product, provider, monkeypatch):
-    from faka.models import PaymentAttempt
+    from faka.payments.models import PaymentAttempt
 
     asked = []
 
@@ -370,8 +372,8 @@ def test_each_time_the_buyer_is_sent_to_pay_is_recorded(client, product, provide
 
     monkeypatch.setattr(ProviderWithQuery, "create_payment", create_payment)
     order = place_with(product, provider.name)
-    payments.start_payment(order, client="wechat", payer="openid-1")
-    payments.start_payment(order)
+    notify.start_payment(order, client="wechat", payer="openid-1")
+    notify.start_payment(order)
     assert asked == [("wechat", "openid-1"), ("desktop", None)]
     db.session.commit()
     attempts = db.session.execute(select(PaymentAttempt).order_by(PaymentAttempt.id)).scalars().all()
@@ -384,11 +386,11 @@ def test_each_time_the_buyer_is_sent_to_pay_is_recorded(client, product, provide
 
 def test_the_gateway_the_buyer_switched_away_from_is_asked(client, product, provider):
     order = place_with(product, provider.name)
-    payments.start_payment(order)  # the buyer was shown the provider's QR code
+    notify.start_payment(order)  # the buyer was shown the provider's QR code
     checkout.change_gateway(order.token, "sandbox")  # then chose the sandbox (no query API)
-    assert payments.can_check(reload(order)) and not payments.can_query("sandbox")
+    assert notify.can_check(reload(order)) and not notify.can_query("sandbox")
     provider.paid[order.number] = ("PROVIDER-TRADE-8", order.total)  # but scanned the code after all
-    result = payments.check_payment(order.id)
+    result = notify.check_payment(order.id)
     assert result is not None and reload(order).status == Order.DELIVERED
     assert [(r.via, r.outcome) for r in logs(gateway=provider.name)] == [("query", "paid")]
     assert reload(order).gateway == "sandbox" and notices(order) == 1
@@ -397,7 +399,7 @@ def test_the_gateway_the_buyer_switched_away_from_is_asked(client, product, prov
 def test_reconciler_asks_about_switched_and_recently_cancelled_orders(client, product, provider):
     switched, cancelled, long_cancelled = (place_with(product, provider.name) for _ in range(3))
     for order in (switched, cancelled, long_cancelled):
-        payments.start_payment(order)
+        notify.start_payment(order)
     checkout.change_gateway(switched.token, "sandbox")
     checkout.cancel_order(cancelled.token)
     checkout.cancel_order(long_cancelled.token)
@@ -405,10 +407,10 @@ def test_reconciler_asks_about_switched_and_recently_cancelled_orders(client, pr
     db.session.execute(
         Order.__table__.update()
         .where(Order.id == long_cancelled.id)
-        .values(cancelled_at=utcnow() - payments.LATE_QUERY_WINDOW - timedelta(minutes=1))
+        .values(cancelled_at=utcnow() - notify.LATE_QUERY_WINDOW - timedelta(minutes=1))
     )
     db.session.commit()
-    assert sorted(payments.payments_in_flight()) == sorted([switched.id, cancelled.id])
+    assert sorted(notify.payments_in_flight()) == sorted([switched.id, cancelled.id])
 
     for order in (switched, cancelled, long_cancelled):
         provider.paid[order.number] = (f"PROVIDER-{order.number}", order.total)
@@ -416,11 +418,11 @@ def test_reconciler_asks_about_switched_and_recently_cancelled_orders(client, pr
     assert reload(switched).status == Order.DELIVERED
     assert reload(cancelled).status == Order.DELIVERED  # a late payment after cancelling is honoured
     assert reload(long_cancelled).status == Order.CANCELLED  # no longer asked about (its notification still counts)
-    assert payments.payments_in_flight() == []
+    assert notify.payments_in_flight() == []
 
 
 def test_a_provider_that_is_down_does_not_keep_the_others_from_being_asked(client, product, provider, monkeypatch):
-    from faka.models import PaymentAttempt
+    from faka.payments.models import PaymentAttempt
 
     monkeypatch.setitem(GATEWAYS, ProviderDown.name, ProviderDown)
     configure_gateway(ProviderDown.name, {"merchant_id": "M1"}, enabled=True)
@@ -428,16 +430,16 @@ def test_a_provider_that_is_down_does_not_keep_the_others_from_being_asked(clien
     db.session.add(PaymentAttempt(order_id=order.id, gateway=ProviderDown.name, method="qr"))
     db.session.commit()
     with pytest.raises(ConnectionError):  # nobody confirms a payment: the error is raised, a job retries
-        payments.check_payment(order.id)
+        notify.check_payment(order.id)
     provider.paid[order.number] = ("PROVIDER-TRADE-9", order.total)
-    assert payments.check_payment(order.id) is not None and reload(order).status == Order.DELIVERED
+    assert notify.check_payment(order.id) is not None and reload(order).status == Order.DELIVERED
 
 
 def test_an_order_whose_gateways_cannot_be_asked_says_so(client, product, place):
-    from faka.payments.base import CannotQuery
+    from faka.payments.gateways.base import CannotQuery
 
     order = place(product)
-    payments.start_payment(order)
-    assert not payments.can_check(order)
+    notify.start_payment(order)
+    assert not notify.can_check(order)
     with pytest.raises(CannotQuery):
-        payments.check_payment(order.id)
+        notify.check_payment(order.id)

@@ -12,22 +12,20 @@ import pytest
 from sqlalchemy import select
 
 from conftest import count, csrf_from, key_texts, login, reload, with_totp
+from faka.accounts import users
+from faka.catalog.models import ProductReport
+from faka.complaints import workflow
+from faka.complaints.models import Complaint
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import (
-    AuditEvent,
-    Complaint,
-    NotifyLog,
-    Order,
-    ProductReport,
-    RiskEvent,
-    RiskHit,
-    SecurityEvent,
-    SignIn,
-    SpentChallenge,
-    utcnow,
-)
-from faka.services import accounts, complaints, reconcile, retention, risk
-from faka.templating import mask_email
+from faka.ops import reconcile
+from faka.orders.models import Order
+from faka.payments.models import NotifyLog
+from faka.platform import retention
+from faka.platform.models import AuditEvent
+from faka.risk import engine
+from faka.risk.models import RiskEvent, RiskHit, SecurityEvent, SignIn, SpentChallenge
+from faka.web.templating import mask_email
 
 PASSWORD = "merchant-pass-1"  # the `merchant` fixture's
 OPERATOR_PASSWORD = "operator-pass-1"
@@ -83,7 +81,7 @@ def test_merchant_lists_and_export_mask_the_buyers_email_the_order_page_shows_it
 def test_merchant_complaint_and_review_lists_do_not_show_the_email(seller, make_product, place, pay):
     order = place(make_product(keys=2), email="zhangsan1988@qq.com")
     pay(order)
-    complaints.open_complaint(order.token, Complaint.KEY_INVALID, "does not work", [])
+    workflow.open_complaint(order.token, Complaint.KEY_INVALID, "does not work", [])
     for page in ("/merchant/complaints", "/merchant/reviews", "/merchant/"):
         assert "zhangsan1988" not in seller.get(page).text
 
@@ -133,7 +131,7 @@ def ip_rows(product, merchant, when, ip=IP) -> list:
             SignIn(user_id=merchant.user_id, ip=ip, created_at=when),
             NotifyLog(gateway="sandbox", outcome="paid", source_ip=ip, received_at=when),
             SecurityEvent(kind=SecurityEvent.LOGIN_FAILED, ip=ip, created_at=when),
-            RiskEvent(checkpoint=risk.CHECKOUT, action=risk.FLAG, score=20, ip=ip, created_at=when),
+            RiskEvent(checkpoint=engine.CHECKOUT, action=engine.FLAG, score=20, ip=ip, created_at=when),
             AuditEvent(action="test.event", target="x", ip=ip, created_at=when),
             ProductReport(product_id=product.id, reason="other", ip=ip, created_at=when),
         ),
@@ -175,7 +173,7 @@ def test_self_purchase_still_matches_when_both_sides_are_hashed(app, merchant, p
     retention.run(NOW)
     order = reload(order)
     assert order.client_ip.startswith("h:")
-    hit = risk.order_self_purchase(risk.Signals(risk.NOTIFY, order=order, now=NOW))
+    hit = engine.order_self_purchase(engine.Signals(engine.NOTIFY, order=order, now=NOW))
     assert hit is not None and hit.rule == "self_purchase"
 
 
@@ -196,8 +194,8 @@ def test_old_logs_are_deleted_and_old_notification_bodies_emptied(app):
         SecurityEvent(kind=SecurityEvent.ADMIN_PROBE, created_at=NOW - timedelta(days=89)),
     )
     old_event, new_event = add(
-        RiskEvent(checkpoint=risk.CHECKOUT, action=risk.FLAG, score=20, created_at=NOW - timedelta(days=366)),
-        RiskEvent(checkpoint=risk.CHECKOUT, action=risk.FLAG, score=20, created_at=NOW - timedelta(days=364)),
+        RiskEvent(checkpoint=engine.CHECKOUT, action=engine.FLAG, score=20, created_at=NOW - timedelta(days=366)),
+        RiskEvent(checkpoint=engine.CHECKOUT, action=engine.FLAG, score=20, created_at=NOW - timedelta(days=364)),
     )
     add(
         RiskHit(event_id=old_event.id, rule="ip_velocity", score=20, created_at=old_event.created_at),
@@ -253,7 +251,7 @@ def test_retention_command(app, runner, merchant, product):
 
 @pytest.fixture
 def operator(app):
-    user = accounts.create_operator("ops@example.com", OPERATOR_PASSWORD)
+    user = users.create_operator("ops@example.com", OPERATOR_PASSWORD)
     user.totp = with_totp(user)
     return user
 
@@ -269,7 +267,7 @@ def desk(app, operator):
 def case(product, place, pay):
     order = place(product)
     pay(order)
-    complaint = complaints.open_complaint(order.token, Complaint.KEY_INVALID, "does not work", [])
+    complaint = workflow.open_complaint(order.token, Complaint.KEY_INVALID, "does not work", [])
     return complaint, reload(order)
 
 
@@ -292,7 +290,7 @@ def test_revealing_a_buyers_keys_needs_a_fresh_password_and_code(desk, operator,
     assert key not in response.text
     htmx = reveal(desk, complaint, headers={"HX-Request": "true"})
     assert htmx.headers["HX-Redirect"].startswith("/reauth?next=") and key not in htmx.text
-    assert count(AuditEvent, AuditEvent.action == complaints.KEYS_REVEALED) == 0
+    assert count(AuditEvent, AuditEvent.action == workflow.KEYS_REVEALED) == 0
 
     page = desk.get(f"/reauth?next={case_url}")
     assert page.status_code == 200 and 'name="code"' in page.text and 'name="password"' in page.text
@@ -302,14 +300,14 @@ def test_revealing_a_buyers_keys_needs_a_fresh_password_and_code(desk, operator,
 
     shown = reveal(desk, complaint)
     assert shown.status_code == 200 and key in shown.text
-    event = db.session.execute(select(AuditEvent).where(AuditEvent.action == complaints.KEYS_REVEALED)).scalar_one()
+    event = db.session.execute(select(AuditEvent).where(AuditEvent.action == workflow.KEYS_REVEALED)).scalar_one()
     assert event.actor_id == operator.id and key not in (event.detail or "") + (event.after or "")
 
     with desk.session_transaction() as session:  # five minutes later
         session["reauth_at"] -= 301
     again = reveal(desk, complaint)
     assert again.status_code == 303 and "/reauth" in again.headers["Location"] and key not in again.text
-    assert count(AuditEvent, AuditEvent.action == complaints.KEYS_REVEALED) == 1
+    assert count(AuditEvent, AuditEvent.action == workflow.KEYS_REVEALED) == 1
 
 
 def test_a_wrong_password_reveals_nothing_and_counts_toward_the_lockout(desk, operator, case):
@@ -322,12 +320,12 @@ def test_a_wrong_password_reveals_nothing_and_counts_toward_the_lockout(desk, op
     response = reveal(desk, complaint)
     assert response.status_code == 303 and key not in response.text
 
-    for _ in range(accounts.MAX_FAILED_LOGINS - 1):
+    for _ in range(users.MAX_FAILED_LOGINS - 1):
         last = reauth(desk, "not-the-password")
     assert last.status_code == 303 and last.headers["Location"] == "/login"  # locked, and logged out
     assert reload(operator).locked_until is not None
     assert desk.get(f"/operator/complaints/{complaint.ref}").status_code == 303
-    assert count(AuditEvent, AuditEvent.action == complaints.KEYS_REVEALED) == 0
+    assert count(AuditEvent, AuditEvent.action == workflow.KEYS_REVEALED) == 0
 
 
 def test_a_wrong_code_counts_toward_the_lockout_too(desk, operator):
@@ -343,7 +341,7 @@ def test_reauth_needs_a_login_and_goes_only_to_local_pages(app, seller):
 
 def test_exporting_stock_keys_needs_a_fresh_password_and_is_audited(seller, merchant, make_product):
     product = make_product(keys=0)
-    from faka.services.keys import import_keys
+    from faka.inventory.keys import import_keys
 
     import_keys(product.id, "STOCK-1\nSTOCK-2")
     keys_page = f"/merchant/products/{product.slug}/keys"

@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import event, select
 from test_product_images import picture_bytes
 
+from faka.catalog import images
+from faka.catalog.images import media_dir
+from faka.catalog.models import ProductImage
 from faka.extensions import db
-from faka.models import ProductImage
-from faka.services import product_images
-from faka.services.product_images import media_dir
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +40,7 @@ def test_a_failed_commit_of_the_image_rows_removes_the_files_it_wrote(product):
     event.listen(session, "before_commit", refuse)
     try:
         with pytest.raises(RuntimeError):
-            product_images.add_images(product.merchant_id, product.slug, "cover", [picture_bytes()])
+            images.add_images(product.merchant_id, product.slug, "cover", [picture_bytes()])
     finally:
         event.remove(session, "after_flush", note)
         event.remove(session, "before_commit", refuse)
@@ -51,12 +51,12 @@ def test_a_failed_commit_of_the_image_rows_removes_the_files_it_wrote(product):
 
 
 def test_a_refused_upload_writes_no_file_and_a_good_one_is_kept(product):
-    product_images.add_images(product.merchant_id, product.slug, "cover", [picture_bytes()])
+    images.add_images(product.merchant_id, product.slug, "cover", [picture_bytes()])
     kept = stored_files()
     assert kept
-    with pytest.raises(product_images.TooManyFiles):
-        product_images.add_images(product.merchant_id, product.slug, "cover", [picture_bytes(seed=1)] * 2)
+    with pytest.raises(images.TooManyFiles):
+        images.add_images(product.merchant_id, product.slug, "cover", [picture_bytes(seed=1)] * 2)
     assert stored_files() == kept
     [cover] = db.session.scalars(select(ProductImage).where(ProductImage.product_id == product.id)).all()
-    product_images.remove_image(product.merchant_id, product.slug, cover.id)
+    images.remove_image(product.merchant_id, product.slug, cover.id)
     assert stored_files() == set()

@@ -16,10 +16,12 @@ from PIL import ExifTags, Image
 from sqlalchemy import event, select
 
 from conftest import csrf_from, login, no_horizontal_scroll, reload
+from faka.accounts import users
+from faka.catalog import images as product_images
+from faka.catalog.images import MAX_GALLERY, media_dir
+from faka.catalog.models import ProductImage
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import ProductImage, utcnow
-from faka.services import accounts, product_images
-from faka.services.product_images import MAX_GALLERY, media_dir
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REFUSED_EN = "Upload a PNG, JPEG, WebP or GIF image of at most 10 MB and 40 megapixels"
@@ -385,7 +387,7 @@ def test_another_merchant_cannot_see_add_move_or_remove_images(app, seller, prod
     cover = with_cover(seller, product)
     assert upload(seller, product, "gallery", (picture_bytes(seed=3), "g.png")).status_code == 303
     [item] = gallery(product)
-    rival = accounts.create_merchant("rival@shop.test", "merchant-pass-1", "Rival", approved=True)
+    rival = users.create_merchant("rival@shop.test", "merchant-pass-1", "Rival", approved=True)
     other = app.test_client()
     login(other, rival.user)
     token = csrf_from(other.get("/merchant/products").text)

@@ -29,15 +29,23 @@ from hypothesis.stateful import (
 from sqlalchemy import func, select
 
 from conftest import _empty_database, signed_notify
+from faka.accounts import users
+from faka.catalog.models import DELIVERY_AUTO, Category, Product
+from faka.core.crypto import vault
+from faka.core.errors import OutOfStock
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import CardKey, Category, LedgerEntry, Order, OutboxEmail, PaymentNotice, Product
-from faka.models.catalog import DELIVERY_AUTO
-from faka.models.types import utcnow
-from faka.payments import ensure_sandbox
-from faka.services import accounts, checkout, delivery, payments, reconcile, stock
-from faka.services.crypto import vault
-from faka.services.errors import OutOfStock
-from faka.services.keys import import_keys
+from faka.inventory import stock
+from faka.inventory.keys import import_keys
+from faka.inventory.models import CardKey
+from faka.ledger.models import LedgerEntry
+from faka.messaging.models import OutboxEmail
+from faka.ops import reconcile
+from faka.orders import checkout, delivery
+from faka.orders.models import Order
+from faka.payments import notify
+from faka.payments.gateways import ensure_sandbox
+from faka.payments.models import PaymentNotice
 
 KEYS = 6
 PRICE = 1000
@@ -75,9 +83,7 @@ class PurchaseMachine(RuleBasedStateMachine):
     def fresh_shop_with_one_product(self):
         _empty_database()
         ensure_sandbox()
-        merchant = accounts.create_merchant(
-            f"m{secrets.token_hex(4)}@shop.test", "merchant-pass-1", "Shop", approved=True
-        )
+        merchant = users.create_merchant(f"m{secrets.token_hex(4)}@shop.test", "merchant-pass-1", "Shop", approved=True)
         category = Category(name="游戏点卡", name_en="Game cards")
         db.session.add(category)
         db.session.commit()
@@ -150,7 +156,7 @@ class PurchaseMachine(RuleBasedStateMachine):
         before = self.status[order_id]
         fields = signed_notify(db.session.get(Order, order_id))
         with self.step_app.test_request_context():
-            result = payments.handle_notify("sandbox", fields, {}, b"")
+            result = notify.handle_notify("sandbox", fields, {}, b"")
         assert not result.replay and result.order.id == order_id
         self.paid.add(order_id)
         event(f"pay: order was {before}")
@@ -174,7 +180,7 @@ class PurchaseMachine(RuleBasedStateMachine):
     def replay_notify(self, fields):
         before = self.snapshot()
         with self.step_app.test_request_context():
-            result = payments.handle_notify("sandbox", fields, {}, b"")
+            result = notify.handle_notify("sandbox", fields, {}, b"")
         assert result.replay
         assert self.snapshot() == before
 

@@ -7,8 +7,12 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import csrf_from, key_texts, reload
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import CardKey, LedgerEntry, Order, OutboxEmail, utcnow
+from faka.inventory.models import CardKey
+from faka.ledger.models import LedgerEntry
+from faka.messaging.models import OutboxEmail
+from faka.orders.models import Order
 
 
 def buy(client, product, quantity=1, email="buyer@example.com", password="secret-1"):
@@ -154,7 +158,7 @@ def test_checkout_without_csrf_token_is_refused(client, product):
 
 
 def test_tier_price_applies_from_threshold(app, client, make_product, place):
-    from faka.models import TierPrice
+    from faka.catalog.models import TierPrice
 
     product = make_product(keys=10, price=1000)
     product.tiers.append(TierPrice(min_quantity=3, unit_price=900))
@@ -165,7 +169,7 @@ def test_tier_price_applies_from_threshold(app, client, make_product, place):
 
 
 def test_fixed_product_delivers_same_content(client, make_product, place, pay):
-    from faka.services.crypto import vault
+    from faka.core.crypto import vault
 
     product = make_product(
         keys=0, delivery_type="fixed", fixed_content_ciphertext=vault().encrypt("https://dl.example/x 提取码 AB12")
@@ -194,7 +198,7 @@ def test_english_is_switchable(client, product):
 
 
 def test_footer_shows_site_name_and_icp(client, product):
-    from faka.services.settings import set_setting
+    from faka.platform.settings import set_setting
 
     set_setting("site_name", "星辰发卡")
     set_setting("icp_number", "京ICP备12345678号")

@@ -9,9 +9,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event
 
+from faka.accounts import users
+from faka.accounts.models import Merchant
+from faka.complaints.models import Complaint
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import Complaint, Merchant, Order, utcnow
-from faka.services import accounts, reputation, reviews
+from faka.orders.models import Order
+from faka.reviews import reputation, reviews
 from tests.conftest import no_horizontal_scroll
 from tests.test_reviews import add_review, make_order
 
@@ -36,7 +40,7 @@ def add_complaint(order, days_ago: float):
 
 
 def other_shop(make_product, name="Other Shop"):
-    other = accounts.create_merchant(f"o{secrets.token_hex(3)}@shop.test", "merchant-pass-1", name, approved=True)
+    other = users.create_merchant(f"o{secrets.token_hex(3)}@shop.test", "merchant-pass-1", name, approved=True)
     product = make_product(keys=0)
     product.merchant_id = other.id
     db.session.commit()
@@ -89,7 +93,7 @@ def test_figures_are_reused_for_a_minute_while_pages_are_cached(make_app, mercha
         assert (rep.reviews, rep.platform_mean) == (1, 5)  # another shop's own figures are its own; the prior is shared
 
         later = time.monotonic() + reputation.REPUTATION_SECONDS + 1
-        monkeypatch.setattr("faka.pagecache.time.monotonic", lambda: later)
+        monkeypatch.setattr("faka.core.cache.time.monotonic", lambda: later)
         rep = reputation.merchant_reputation(merchant.id)
         assert (rep.reviews, rep.rating_sum, rep.platform_mean) == (2, 7, 3)
 

@@ -10,10 +10,15 @@ import pyotp
 import pytest
 from sqlalchemy import func, select
 
+from faka.accounts import users
+from faka.core.crypto import vault
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import AuditEvent, Order, Review, SignIn, utcnow
-from faka.services import accounts, reviews
-from faka.services.crypto import vault
+from faka.orders.models import Order
+from faka.platform.models import AuditEvent
+from faka.reviews import reviews
+from faka.reviews.models import Review
+from faka.risk.models import SignIn
 from tests.conftest import csrf_from, expire_and_reconcile, login, reload
 
 PASSWORD = "merchant-pass-1"  # the `merchant` fixture's
@@ -105,7 +110,7 @@ def review_count(*where) -> int:
 
 
 def new_operator():
-    op = accounts.create_operator(f"ops{secrets.token_hex(3)}@example.com", "operator-pass-1")
+    op = users.create_operator(f"ops{secrets.token_hex(3)}@example.com", "operator-pass-1")
     op.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
     return op
@@ -263,7 +268,7 @@ def test_empty_reply_is_refused(app, merchant, reviewed):
 
 
 def test_another_merchant_cannot_see_or_reply_to_the_review(app, reviewed):
-    other = accounts.create_merchant("other@shop.test", PASSWORD, "Other Shop", approved=True)
+    other = users.create_merchant("other@shop.test", PASSWORD, "Other Shop", approved=True)
     client = app.test_client()
     login(client, other.user)
     page = client.get("/merchant/reviews")
@@ -290,7 +295,7 @@ def test_self_purchase_signal(app, merchant, product):
     assert not reviews.is_self_purchase(make_order(product, client_ip="203.0.113.9", device_hash="e" * 64))
     assert not reviews.is_self_purchase(make_order(product))
     # Someone else signing in from the buyer's address says nothing about this shop.
-    other = accounts.create_merchant("other@shop.test", PASSWORD, "Other Shop", approved=True)
+    other = users.create_merchant("other@shop.test", PASSWORD, "Other Shop", approved=True)
     sign_in(other, ip="192.0.2.50")
     assert not reviews.is_self_purchase(make_order(product, client_ip="192.0.2.50"))
 
@@ -301,7 +306,7 @@ def test_device_with_many_paid_orders_signal(app, merchant, product, make_produc
     orders = [make_order(product, device_hash=device, paid_at=now - timedelta(days=i)) for i in range(4)]
     make_order(product, device_hash=device, paid_at=now - timedelta(days=31))  # outside the window
     make_order(product, device_hash=device, status=Order.PENDING)  # never paid
-    other = accounts.create_merchant("other@shop.test", PASSWORD, "Other Shop", approved=True)
+    other = users.create_merchant("other@shop.test", PASSWORD, "Other Shop", approved=True)
     other_product = make_product(keys=0)
     other_product.merchant_id = other.id
     db.session.commit()
@@ -362,7 +367,7 @@ def test_sign_in_marks_earlier_reviews_from_the_same_place(app, merchant, produc
     honest = reviews.submit_review(make_order(product, client_ip="203.0.113.1").token, 4, "")
     own = reviews.submit_review(make_order(product, client_ip="198.51.100.2").token, 5, "")
     assert reload(own).counts
-    accounts.record_sign_in(merchant.user_id, "198.51.100.2", None)
+    users.record_sign_in(merchant.user_id, "198.51.100.2", None)
     assert reload(own).suspicious_reason == reviews.SELF_PURCHASE
     assert reload(honest).counts
 

@@ -12,13 +12,18 @@ import pytest
 from sqlalchemy import select
 
 from conftest import count, csrf_from, logged_in_session, login, no_horizontal_scroll, reload, signed_notify
+from faka.accounts import users
+from faka.core import clock
+from faka.core.crypto import vault
 from faka.extensions import db
-from faka.models import AuditEvent, BlacklistEntry, CardKey, Order, Refund, RiskEvent, SecurityEvent, SignIn
-from faka.services import accounts, blacklist, clock, risk, security_events
-from faka.services import risk_monitor as monitor
-from faka.services import settings as site_config
-from faka.services.crypto import vault
-from faka.services.settings import site_settings
+from faka.inventory.models import CardKey
+from faka.orders.models import Order
+from faka.payments.models import Refund
+from faka.platform import settings as site_config
+from faka.platform.models import AuditEvent
+from faka.platform.settings import site_settings
+from faka.risk import blacklist, engine, monitor, security_events
+from faka.risk.models import BlacklistEntry, RiskEvent, SecurityEvent, SignIn
 
 SHOTS = Path("/tmp/shots_a")
 DISPOSABLE = "x@mailinator.com"
@@ -64,11 +69,11 @@ def post(client, url, data=None):
     return client.post(url, data={"csrf_token": token_of(client), **(data or {})})
 
 
-def make_event(checkpoint, rule, detail, ip=None, email=None, action=risk.FLAG, ago=timedelta(0), merchant_id=None):
+def make_event(checkpoint, rule, detail, ip=None, email=None, action=engine.FLAG, ago=timedelta(0), merchant_id=None):
     """A risk event as the engine records it, `ago` in the past."""
-    signals = risk.Signals(checkpoint, ip=ip, email=email, merchant_id=merchant_id, now=clock.now() - ago)
-    score = risk.SCORES[rule]
-    event = risk.add_event(signals, risk.Verdict(action, score, (risk.Hit(rule, score, detail),)))
+    signals = engine.Signals(checkpoint, ip=ip, email=email, merchant_id=merchant_id, now=clock.now() - ago)
+    score = engine.SCORES[rule]
+    event = engine.add_event(signals, engine.Verdict(action, score, (engine.Hit(rule, score, detail),)))
     db.session.commit()
     return event
 
@@ -102,7 +107,7 @@ def test_risk_pages_refuse_anyone_but_the_operator(app, merchant, product, place
     order = place(product)
     order.held_at = clock.now()
     db.session.commit()
-    event = make_event(risk.CHECKOUT, "disposable_email", "mailinator.com", ip="198.51.100.1")
+    event = make_event(engine.CHECKOUT, "disposable_email", "mailinator.com", ip="198.51.100.1")
     entry = blacklist.add("ip", "198.51.100.2", "test", actor_id=None)
     security_events.record(SecurityEvent.LOGIN_FAILED, "198.51.100.3")
     security = db.session.scalar(select(SecurityEvent.id))
@@ -153,7 +158,7 @@ def test_a_checkout_with_a_disposable_email_shows_on_the_monitor(desk, buyer, pr
 
 
 def test_the_polling_request_gets_only_the_list_with_its_filters(desk, app):
-    make_event(risk.LOOKUP, "failed_lookups", "detail-lookup", ip="10.0.0.1")
+    make_event(engine.LOOKUP, "failed_lookups", "detail-lookup", ip="10.0.0.1")
     partial = monitor_list(desk, "?checkpoint=lookup&since=1h")
     assert partial.lstrip().startswith('<div id="risk-events"')
     assert "<html" not in partial and "Held orders" not in partial and "detail-lookup" in partial
@@ -163,12 +168,19 @@ def test_the_polling_request_gets_only_the_list_with_its_filters(desk, app):
 
 
 def test_monitor_filters(desk):
-    make_event(risk.LOOKUP, "failed_lookups", "detail-A", ip="10.0.0.1", action=risk.CAPTCHA, ago=timedelta(minutes=10))
     make_event(
-        risk.CHECKOUT, "disposable_email", "detail-B", ip="10.0.0.2", email="bob@mailinator.com", ago=timedelta(hours=3)
+        engine.LOOKUP, "failed_lookups", "detail-A", ip="10.0.0.1", action=engine.CAPTCHA, ago=timedelta(minutes=10)
     )
-    make_event(risk.CHECKOUT, "ip_velocity", "detail-C", ip="10.0.0.3", action=risk.BLOCK, ago=timedelta(days=2))
-    make_event(risk.CHECKOUT, "ip_velocity", "detail-D", ip="10.0.0.4", ago=timedelta(days=9))
+    make_event(
+        engine.CHECKOUT,
+        "disposable_email",
+        "detail-B",
+        ip="10.0.0.2",
+        email="bob@mailinator.com",
+        ago=timedelta(hours=3),
+    )
+    make_event(engine.CHECKOUT, "ip_velocity", "detail-C", ip="10.0.0.3", action=engine.BLOCK, ago=timedelta(days=2))
+    make_event(engine.CHECKOUT, "ip_velocity", "detail-D", ip="10.0.0.4", ago=timedelta(days=9))
 
     def shown(query):
         html = monitor_list(desk, query)
@@ -188,7 +200,7 @@ def test_monitor_filters(desk):
 def test_monitor_pages_through_events(desk):
     n = monitor.PER_PAGE + 2
     for i in range(n):
-        make_event(risk.CHECKOUT, "ip_velocity", f"detail-{i}.", ip="10.0.1.1", ago=timedelta(minutes=n - i))
+        make_event(engine.CHECKOUT, "ip_velocity", f"detail-{i}.", ip="10.0.1.1", ago=timedelta(minutes=n - i))
     first, second = monitor_list(desk), monitor_list(desk, "?page=2")
     assert f"detail-{n - 1}." in first and "detail-2." in first and "detail-1." not in first  # newest first
     assert "Page 1 of 2" in first and "detail-1." in second and "detail-0." in second and "detail-2." not in second
@@ -196,9 +208,9 @@ def test_monitor_pages_through_events(desk):
 
 def test_chart_draws_hits_per_rule_and_counts_them(desk):
     for _ in range(3):
-        make_event(risk.CHECKOUT, "ip_velocity", "12 orders in 10 min", ip="10.0.0.1")
-    make_event(risk.LOOKUP, "failed_lookups", "5 failed", ip="10.0.0.2", ago=timedelta(hours=2))
-    make_event(risk.LOOKUP, "failed_lookups", "6 failed", ip="10.0.0.2", ago=timedelta(days=3))
+        make_event(engine.CHECKOUT, "ip_velocity", "12 orders in 10 min", ip="10.0.0.1")
+    make_event(engine.LOOKUP, "failed_lookups", "5 failed", ip="10.0.0.2", ago=timedelta(hours=2))
+    make_event(engine.LOOKUP, "failed_lookups", "6 failed", ip="10.0.0.2", ago=timedelta(days=3))
 
     html = desk.get("/operator/risk").text
     charts = re.findall(r"<svg.*?</svg>", html, re.S)
@@ -236,11 +248,11 @@ def test_monitor_runs_the_same_queries_however_many_events(desk, make_product, p
 
     product = make_product(keys=20)
     order = place(product)
-    make_event(risk.CHECKOUT, "ip_velocity", "one", ip="10.0.0.1", merchant_id=product.merchant_id)
+    make_event(engine.CHECKOUT, "ip_velocity", "one", ip="10.0.0.1", merchant_id=product.merchant_id)
     few = selects("/operator/risk"), selects("/operator/risk?since=7d")
     for i in range(12):
         event = make_event(
-            risk.CHECKOUT if i % 2 else risk.LOOKUP,
+            engine.CHECKOUT if i % 2 else engine.LOOKUP,
             ("ip_velocity", "disposable_email")[i % 2],
             f"n{i}",
             ip=f"10.0.2.{i}",
@@ -289,7 +301,7 @@ def test_blacklisting_an_events_device_and_email(desk, buyer, product):
 
 
 def test_one_click_on_what_an_event_did_not_record_changes_nothing(desk):
-    event = make_event(risk.LOOKUP, "failed_lookups", "5 failed", ip="10.0.0.1")
+    event = make_event(engine.LOOKUP, "failed_lookups", "5 failed", ip="10.0.0.1")
     response = post(desk, f"/operator/risk/events/{event.id}/blacklist", {"kind": "email", "days": "30"})
     assert response.status_code == 400 and "nothing to blacklist" in response.text
     response = post(desk, f"/operator/risk/events/{event.id}/blacklist", {"kind": "domain", "days": "30"})
@@ -517,8 +529,8 @@ def test_risk_pages_fit_a_phone_and_the_monitor_updates_itself(live_server, make
     assert buy(shopper, product).status_code == 303
     order = db.session.execute(select(Order)).scalar_one()
     app.test_client().post("/pay/sandbox/notify", data=signed_notify(order))
-    make_event(risk.LOOKUP, "failed_lookups_many", "25 failed in 15 min", ip="2001:db8:85a3::8a2e:370:7334")
-    operator = accounts.create_operator("ops@example.com", "operator-pass-1")
+    make_event(engine.LOOKUP, "failed_lookups_many", "25 failed in 15 min", ip="2001:db8:85a3::8a2e:370:7334")
+    operator = users.create_operator("ops@example.com", "operator-pass-1")
     operator.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
     blacklist.add("device", "f" * 64, "Risk event #1: a very long reason " * 5, actor_id=operator.id)
@@ -540,7 +552,7 @@ def test_risk_pages_fit_a_phone_and_the_monitor_updates_itself(live_server, make
     # The list refreshes itself: an event recorded now appears; a chosen expiry survives.
     first = phone.locator("#risk-events .risk-card select").first
     first.select_option("0")
-    make_event(risk.CHECKOUT, "domain_velocity", "31 orders for @spam.example", ip="192.0.2.1")
+    make_event(engine.CHECKOUT, "domain_velocity", "31 orders for @spam.example", ip="192.0.2.1")
     expect(phone.locator("#risk-events .risk-card")).to_have_count(events + 1, timeout=12000)
     expect(phone.locator("#risk-events .risk-card select").nth(1)).to_have_value("0")
 

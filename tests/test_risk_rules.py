@@ -14,41 +14,29 @@ from sqlalchemy import select, update
 from test_money import new_operator
 
 from conftest import count, csrf_from, key_texts, reload, run_together, signed_notify
-from faka import jobs
+from faka.accounts import users
+from faka.complaints import workflow
+from faka.complaints.models import Complaint
+from faka.core import tasks
+from faka.core.errors import InvalidNotify, LookupFailed
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import (
-    AuditEvent,
-    BlacklistEntry,
-    CardKey,
-    Complaint,
-    NotifyLog,
-    Order,
-    PaymentNotice,
-    Refund,
-    Review,
-    RiskEvent,
-    RiskHit,
-    SecurityEvent,
-    utcnow,
-)
-from faka.models.coupons import Coupon
-from faka.payments import get_gateway
-from faka.payments.sandbox import sign
-from faka.services import (
-    accounts,
-    blacklist,
-    checkout,
-    complaints,
-    holds,
-    orders,
-    payments,
-    reviews,
-    risk,
-    security_events,
-    settings,
-)
-from faka.services.errors import InvalidNotify, LookupFailed
-from faka.services.reconcile import reconcile
+from faka.inventory.models import CardKey
+from faka.ops.reconcile import reconcile
+from faka.orders import checkout, lookup
+from faka.orders.models import Coupon, Order
+from faka.payments import holds
+from faka.payments import notify as payments
+from faka.payments.gateways import get_gateway
+from faka.payments.gateways.sandbox import sign
+from faka.payments.models import NotifyLog, PaymentNotice, Refund
+from faka.platform import settings
+from faka.platform.models import AuditEvent
+from faka.reviews import reviews
+from faka.reviews.models import Review
+from faka.risk import blacklist, security_events
+from faka.risk import engine as risk
+from faka.risk.models import BlacklistEntry, RiskEvent, RiskHit, SecurityEvent
 
 HONEST_IP = "203.0.113.10"
 ATTACKER_IP = "198.51.100.66"
@@ -264,7 +252,7 @@ def test_stock_hoarding_refuses_a_second_order_over_half_the_stock(app, make_pro
     assert event.action == risk.BLOCK and rules_of(event) == {"stock_hoarding"}
     assert event.hits[0].detail == "7 of 12 keys unpaid"
 
-    honest = browser(app, HONEST_IP)  # one key: unpaid orders already hold half (faka/services/stock.py)
+    honest = browser(app, HONEST_IP)  # one key: unpaid orders already hold half (faka/inventory/stock.py)
     assert order_of(buy(honest, product, quantity=1)).status == Order.PENDING
 
 
@@ -336,7 +324,7 @@ def test_self_purchase_from_the_owners_sign_in_ip_or_browser(app, merchant, make
 
     product = make_product()
     other_shop = new_product(new_merchant())
-    accounts.record_sign_in(merchant.user_id, "192.0.2.44", DEVICE)
+    users.record_sign_in(merchant.user_id, "192.0.2.44", DEVICE)
     mine = dict(merchant_id=merchant.id, product=product)
     assert fired(assess(ip="192.0.2.44", **mine)) == {"self_purchase"}
     assert fired(assess(ip=HONEST_IP, device_hash=DEVICE, **mine)) == {"self_purchase"}
@@ -366,17 +354,17 @@ def test_security_noise_counts_probes_in_the_last_hour(app):
 
 def guess(ip=ATTACKER_IP, device=None, captcha_solved=False):
     with pytest.raises(LookupFailed):
-        orders.lookup("202601010000000000", "wrong-guess", ip, device, captcha_solved=captcha_solved)
+        lookup.lookup("202601010000000000", "wrong-guess", ip, device, captcha_solved=captcha_solved)
 
 
 def test_failed_lookups_ask_for_the_captcha_after_five_then_block_at_twenty(app, product):
     for _ in range(risk.FAILED_LOOKUPS):
         guess()
     with pytest.raises(risk.CaptchaRequired):
-        orders.lookup("202601010000000000", "wrong-guess", ATTACKER_IP)
+        lookup.lookup("202601010000000000", "wrong-guess", ATTACKER_IP)
     assert count(SecurityEvent, SecurityEvent.kind == SecurityEvent.LOOKUP_FAILED) == 5  # refused before guessing
     with pytest.raises(risk.CaptchaRequired):  # a fresh browser at the same address
-        orders.lookup("202601010000000000", "wrong-guess", ATTACKER_IP, DEVICE)
+        lookup.lookup("202601010000000000", "wrong-guess", ATTACKER_IP, DEVICE)
     guess(ip=HONEST_IP, device="e" * 64)  # another address and browser: no captcha
     event = events(RiskEvent.checkpoint == risk.LOOKUP, RiskEvent.action == risk.CAPTCHA)[0]
     assert rules_of(event) == {"failed_lookups"} and event.ip == ATTACKER_IP
@@ -385,15 +373,15 @@ def test_failed_lookups_ask_for_the_captcha_after_five_then_block_at_twenty(app,
     for _ in range(risk.FAILED_LOOKUPS_BLOCK - risk.FAILED_LOOKUPS):
         guess(captcha_solved=True)
     with pytest.raises(risk.Blocked):
-        orders.lookup("202601010000000000", "wrong-guess", ATTACKER_IP, captcha_solved=True)
+        lookup.lookup("202601010000000000", "wrong-guess", ATTACKER_IP, captcha_solved=True)
     blocked = events(RiskEvent.action == risk.BLOCK)[-1]
     assert rules_of(blocked) == {"failed_lookups_many"} and blocked.hits[0].detail == "20 failed in 15 min"
 
     # Even the right password is refused while blocked.
     order = place(product)
     with pytest.raises(risk.Blocked):
-        orders.lookup(order.number, "secret-1", ATTACKER_IP, captcha_solved=True)
-    assert orders.lookup(order.number, "secret-1", HONEST_IP) == [order]
+        lookup.lookup(order.number, "secret-1", ATTACKER_IP, captcha_solved=True)
+    assert lookup.lookup(order.number, "secret-1", HONEST_IP) == [order]
 
 
 def test_failed_lookups_older_than_the_window_do_not_count(app):
@@ -427,7 +415,7 @@ def test_failed_logins_ask_for_the_captcha_after_ten_then_block_at_fifty(app, me
 
     def attempt(ip=ATTACKER_IP, password="wrong", captcha_solved=False):
         email = merchant.user.email if password != "wrong" else f"nobody{next(guesses)}@example.com"
-        return accounts.authenticate(email, password, ip, captcha_solved=captcha_solved)
+        return users.authenticate(email, password, ip, captcha_solved=captcha_solved)
 
     for _ in range(risk.FAILED_LOGINS):
         assert attempt() is None
@@ -532,7 +520,7 @@ def delivered(product, ip=None, device=None) -> Order:
 
 
 def complain(order, ip=None, device=None):
-    return complaints.open_complaint(order.token, "key_invalid", "The key was already used.", ip=ip, device_hash=device)
+    return workflow.open_complaint(order.token, "key_invalid", "The key was already used.", ip=ip, device_hash=device)
 
 
 def test_complaint_velocity_flags_the_fourth_complaint_in_a_day(app, make_product):
@@ -556,14 +544,14 @@ def test_a_blacklisted_buyer_cannot_complain(app, make_product):
     with pytest.raises(risk.Blocked):
         complain(order, ip=HONEST_IP)
     assert count(RiskEvent, RiskEvent.checkpoint == risk.COMPLAINT, RiskEvent.action == risk.BLOCK) == 1
-    from faka.models import Complaint
+    from faka.complaints.models import Complaint
 
     assert count(Complaint) == 0
 
 
 def test_review_suspicions_are_recorded_as_risk_events(app, merchant, make_product):
     product = make_product(keys=8)
-    accounts.record_sign_in(merchant.user_id, "192.0.2.44", None)
+    users.record_sign_in(merchant.user_id, "192.0.2.44", None)
     own = delivered(product, ip="192.0.2.44")
     reviews.submit_review(own.token, 5, "Best shop", ip="192.0.2.44")
     event = events(RiskEvent.checkpoint == risk.REVIEW)[-1]
@@ -698,7 +686,7 @@ def held(app, merchant, make_product):
     """An order the product's stricter hold threshold holds: bought from the shop owner's
     sign-in address, paid on the sandbox page. Returns (browser, order, product)."""
     product = make_product(keys=5, risk_hold_at=20)
-    accounts.record_sign_in(merchant.user_id, "192.0.2.44", None)
+    users.record_sign_in(merchant.user_id, "192.0.2.44", None)
     client = browser(app, "192.0.2.44")
     order = order_of(buy(client, product, quantity=2))
     assert order.risk_flags == "self_purchase" and order.held_at is not None
@@ -715,7 +703,7 @@ def test_a_held_order_waits_for_the_operator_then_is_delivered(app, held):
     assert (event.checkpoint, event.action) == (risk.CHECKOUT, risk.HOLD)
 
     reconcile()
-    jobs.deliver_order(order.id)
+    tasks.deliver_order(order.id)
     assert reload(order).status == Order.PAID
     assert count(CardKey, CardKey.status == CardKey.SOLD) == 0
     assert "being checked before delivery" in client.get(f"/order/{order.token}").text

@@ -7,9 +7,9 @@ from urllib.parse import urlparse
 import pyotp
 from werkzeug.routing import IntegerConverter
 
+from faka.accounts import users
+from faka.core.crypto import vault
 from faka.extensions import db
-from faka.services import accounts
-from faka.services.crypto import vault
 from tests.conftest import login
 
 
@@ -28,7 +28,7 @@ def back_office_urls(app, prefix: str) -> list[str]:
 
 
 def test_back_office_pages_refuse_every_role_that_must_not_see_them(app, merchant):
-    operator = accounts.create_operator("ops@example.com", "operator-pass-1")
+    operator = users.create_operator("ops@example.com", "operator-pass-1")
     operator.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
     anonymous = app.test_client()

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from conftest import csrf_from, key_texts
 from faka.extensions import db
-from faka.models import CardKey
+from faka.inventory.models import CardKey
 
 
 def test_security_headers_on_pages(client, product):
@@ -92,7 +92,7 @@ def test_encryption_key_is_generated_outside_database(make_app, instance_dir):
     key_file = instance_dir / "encryption.keys"
     assert key_file.exists() and oct(key_file.stat().st_mode)[-3:] == "600"
     with app.app_context():
-        from faka.services.crypto import vault
+        from faka.core.crypto import vault
 
         assert vault().decrypt(vault().encrypt("x")) == "x"
 

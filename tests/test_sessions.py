@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from conftest import csrf_from, logged_in_session, login, reload, with_totp
+from faka.accounts import users
+from faka.accounts.models import User, UserSession
 from faka.extensions import db
-from faka.models import AuditEvent, User
-from faka.models.users import UserSession
-from faka.services import accounts
+from faka.platform.models import AuditEvent
 
 PASSWORD = "merchant-pass-1"
 PHONE_UA = (
@@ -92,7 +92,7 @@ def test_a_copied_cookie_dies_with_a_password_reset(app, merchant, owner):
     thief = copy_of(owner, app)
     other_device = browser(app, ip="198.51.100.7", user_agent=PHONE_UA)
     log_in(other_device, merchant.user.email)
-    link = f"/reset/{accounts.password_reset_token(merchant.user)}"
+    link = f"/reset/{users.password_reset_token(merchant.user)}"
     response = post_form(browser(app), link, {"password": "brand-new-pass", "confirm": "brand-new-pass"})
     assert response.status_code == 303 and response.headers["Location"] == "/login"
     assert not logged_in(thief) and not logged_in(owner) and not logged_in(other_device)
@@ -158,7 +158,7 @@ def test_sign_out_everywhere_else_ends_every_other_session_and_copies_of_this_on
 
 
 def test_a_merchant_cannot_sign_out_another_accounts_session(app, merchant, owner):
-    other = accounts.create_merchant("other@shop.test", PASSWORD, "Other Shop", approved=True)
+    other = users.create_merchant("other@shop.test", PASSWORD, "Other Shop", approved=True)
     victim = browser(app, ip="198.51.100.9")
     log_in(victim, other.user.email)
     [victim_row] = sessions_rows(other.user)
@@ -199,17 +199,17 @@ def test_an_operator_session_ends_after_twelve_hours_however_active(app, operato
 def test_a_merchant_session_lasts_seven_days_or_the_configured_hours(make_app, frozen_clock):
     app = make_app()
     with app.app_context():
-        user = accounts.create_merchant("week@shop.test", PASSWORD, "Week Shop", approved=True).user
-        session_id = accounts.record_sign_in(user.id, "192.0.2.1", None)
-        assert accounts.session_user(user.id, session_id) is not None
+        user = users.create_merchant("week@shop.test", PASSWORD, "Week Shop", approved=True).user
+        session_id = users.record_sign_in(user.id, "192.0.2.1", None)
+        assert users.session_user(user.id, session_id) is not None
         week = frozen_clock.now + timedelta(days=7)
         row = db.session.execute(select(UserSession)).scalar_one()
         assert row.expires_at == week
-        assert accounts.session_user(user.id, session_id, now=week - timedelta(minutes=1)) is None  # idle by then
+        assert users.session_user(user.id, session_id, now=week - timedelta(minutes=1)) is None  # idle by then
         row.last_seen_at = week - timedelta(minutes=5)  # active all week
         db.session.commit()
-        assert accounts.session_user(user.id, session_id, now=week - timedelta(minutes=1)) is not None
-        assert accounts.session_user(user.id, session_id, now=week) is None
+        assert users.session_user(user.id, session_id, now=week - timedelta(minutes=1)) is not None
+        assert users.session_user(user.id, session_id, now=week) is None
     short = make_app(SESSION_MAX_HOURS_MERCHANT=2)
     with short.app_context():
         client = browser(short)
@@ -247,7 +247,7 @@ def test_last_seen_is_written_at_most_once_a_minute(app, merchant, owner, frozen
 def test_sessions_page_lists_the_accounts_devices_and_marks_this_one(app, merchant, owner):
     phone = browser(app, ip="198.51.100.7", user_agent=PHONE_UA)
     log_in(phone, merchant.user.email)
-    other = accounts.create_merchant("other@shop.test", PASSWORD, "Other Shop", approved=True)
+    other = users.create_merchant("other@shop.test", PASSWORD, "Other Shop", approved=True)
     log_in(browser(app, ip="198.51.100.99"), other.user.email)
     html = owner.get("/account/sessions").text
     rows = re.findall(r"<tr( class=\"current\")?>\s*<td>(.*?)</td>\s*<td>(.*?)</td>", html, re.S)

@@ -9,11 +9,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from faka import jobs
+from faka.core import tasks
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import AuditEvent, LedgerEntry, Order, PaymentNotice, PayoutAccount, Refund, Withdrawal
-from faka.models.types import utcnow
-from faka.services import money, settlement
+from faka.ledger import balances, settlement
+from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
+from faka.orders.models import Order
+from faka.payments.models import PaymentNotice, Refund
+from faka.platform.models import AuditEvent
 from tests.conftest import csrf_from, login, reload, run_worker, with_totp
 
 ALIPAY_NUMBER = "13800138000"
@@ -61,8 +64,8 @@ def withdrawal(merchant, product, place, pay) -> Withdrawal:
     sell(place, pay, product)
     mature(merchant.id)
     with_totp(merchant.user)
-    account = money.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "张三", ALIPAY_NUMBER)
-    return money.request_withdrawal(merchant.id, merchant.user_id, account.id, 800)
+    account = balances.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "张三", ALIPAY_NUMBER)
+    return balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 800)
 
 
 def money_page(client) -> str:
@@ -149,7 +152,7 @@ def test_rejected_withdrawal_restores_balance_and_emails_reason(
 @pytest.mark.parametrize("action, field", [("paid", "reference"), ("reject", "reason")])
 def test_decision_without_reference_or_reason_is_refused(console, operator, withdrawal, action, field):
     if action == "paid":
-        money.approve_withdrawal(withdrawal.id, operator.id)
+        balances.approve_withdrawal(withdrawal.id, operator.id)
     before = reload(withdrawal).status
     answer = post(console, f"/operator/withdrawals/{withdrawal.id}/{action}", **{field: "   "})
     assert answer.status_code == 400
@@ -160,9 +163,9 @@ def test_decision_without_reference_or_reason_is_refused(console, operator, with
 
 
 def test_queue_puts_requested_before_approved(operator, merchant, withdrawal):
-    account = money.payout_accounts(merchant.id)[0]
-    second = money.request_withdrawal(merchant.id, merchant.user_id, account.id, 100)
-    money.approve_withdrawal(withdrawal.id, operator.id)
+    account = balances.payout_accounts(merchant.id)[0]
+    second = balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 100)
+    balances.approve_withdrawal(withdrawal.id, operator.id)
     rows, total = settlement.withdrawal_queue()
     assert total == 2
     assert [r.withdrawal.id for r in rows] == [second.id, withdrawal.id]
@@ -177,7 +180,7 @@ def test_platform_ledger_shows_fees_minus_returned_fees(console, merchant, make_
     sell(place, pay, product)
     refunded = sell(place, pay, product)
     sell(place, pay, product)
-    assert money.refund_order(refunded.id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
+    assert balances.refund_order(refunded.id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
     book = settlement.platform_ledger()
     assert (book.fees, book.returned, book.earned) == (180, 60, 120)  # 3 % of three 20.00 sales, one returned
     assert sum(d.fees for d in book.daily) == 120
@@ -197,14 +200,14 @@ def shop(operator, merchant, make_product, place, pay, withdrawal):
     """Sales, a refund, a withdrawal paid and one rejected: books that balance."""
     product = make_product(keys=5)
     orders = [sell(place, pay, product) for _ in range(3)]
-    assert money.refund_order(orders[1].id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
+    assert balances.refund_order(orders[1].id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
     operator_id = operator.id
-    money.approve_withdrawal(withdrawal.id, operator_id)
-    money.mark_withdrawal_paid(withdrawal.id, operator_id, reference="REF-1")
+    balances.approve_withdrawal(withdrawal.id, operator_id)
+    balances.mark_withdrawal_paid(withdrawal.id, operator_id, reference="REF-1")
     mature(merchant.id)
-    account = money.payout_accounts(merchant.id)[0]
-    rejected = money.request_withdrawal(merchant.id, merchant.user_id, account.id, 100)
-    money.reject_withdrawal(rejected.id, operator_id, "test")
+    account = balances.payout_accounts(merchant.id)[0]
+    rejected = balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 100)
+    balances.reject_withdrawal(rejected.id, operator_id, "test")
     return orders
 
 
@@ -302,19 +305,19 @@ def test_reconciliation_runs_in_constant_queries(app, shop, make_product, place,
 
 
 def test_daily_job_records_balances_and_mismatches_once_a_day(shop, merchant):
-    jobs.enqueue(jobs.settle_balances)
-    jobs.enqueue(jobs.settle_balances)
+    tasks.enqueue(tasks.settle_balances)
+    tasks.enqueue(tasks.settle_balances)
     events = db.session.execute(select(AuditEvent).where(AuditEvent.action == settlement.DAILY_ACTION)).scalars().all()
     assert len(events) == 1
     totals = json.loads(events[0].after)
-    balance = money.balance(merchant.id)
+    balance = balances.balance(merchant.id)
     assert totals["merchants"] == 1
     assert (totals["pending"], totals["available"], totals["mismatches"]) == (balance.pending, balance.available, 0)
     assert events[0].detail == "books balance"
 
 
 def test_daily_job_runs_on_a_real_worker(rq_app):
-    jobs.enqueue(jobs.settle_balances, job_id="settle-test")
+    tasks.enqueue(tasks.settle_balances, job_id="settle-test")
     assert count(AuditEvent, AuditEvent.action == settlement.DAILY_ACTION) == 0  # queued, not run
     run_worker(rq_app)
     assert count(AuditEvent, AuditEvent.action == settlement.DAILY_ACTION) == 1

@@ -15,12 +15,20 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from conftest import count, csrf_from, login, reload, run_together, with_totp
+from faka.core import passwords
+from faka.core.crypto import vault
+from faka.core.errors import OutOfStock
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import CardKey, LedgerEntry, Order, OutboxEmail, PayoutAccount, WebhookEndpoint, Withdrawal, utcnow
-from faka.payments import configure_gateway
-from faka.services import checkout, doctor, money, passwords, webhooks
-from faka.services.crypto import vault
-from faka.services.errors import OutOfStock
+from faka.inventory.models import CardKey
+from faka.ledger import balances
+from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
+from faka.messaging import webhooks
+from faka.messaging.models import OutboxEmail, WebhookEndpoint
+from faka.ops import doctor
+from faka.orders import checkout
+from faka.orders.models import Order
+from faka.payments.gateways import configure_gateway
 
 PLACEHOLDER = "__faka_csrf_token__"  # what the page cache used to swap for every visitor's token
 
@@ -313,7 +321,7 @@ ACCOUNT = {"kind": "alipay", "holder": "张三", "account": "13800001234"}
 def added_emails() -> list[OutboxEmail]:
     db.session.commit()
     return (
-        db.session.execute(select(OutboxEmail).where(OutboxEmail.kind == money.EMAIL_PAYOUT_ACCOUNT_ADDED))
+        db.session.execute(select(OutboxEmail).where(OutboxEmail.kind == balances.EMAIL_PAYOUT_ACCOUNT_ADDED))
         .scalars()
         .all()
     )
@@ -354,7 +362,7 @@ def test_without_two_factor_the_merchant_is_sent_to_set_it_up(client, merchant):
 
 
 def test_a_withdrawal_needs_a_current_code(client, seller, make_product, place, pay):
-    account = money.add_payout_account(seller.id, "alipay", "张三", "13800001234")
+    account = balances.add_payout_account(seller.id, "alipay", "张三", "13800001234")
     pay(place(make_product(keys=2, price=10000)))
     db.session.execute(update(LedgerEntry).values(available_at=utcnow() - timedelta(days=1)))
     db.session.commit()
@@ -372,7 +380,7 @@ def test_a_withdrawal_needs_a_current_code(client, seller, make_product, place, 
 
 
 def test_a_refused_amount_does_not_spend_the_code(client, seller, make_product, place, pay):
-    account = money.add_payout_account(seller.id, "alipay", "张三", "13800001234")
+    account = balances.add_payout_account(seller.id, "alipay", "张三", "13800001234")
     pay(place(make_product(keys=2, price=10000)))
     db.session.execute(update(LedgerEntry).values(available_at=utcnow() - timedelta(days=1)))
     db.session.commit()

@@ -9,10 +9,14 @@ from sqlalchemy import update
 from test_passkeys import english, failed_login_events, owner, passwordless  # noqa: F401 (owner: a fixture)
 
 from conftest import count, reload, with_totp
-from faka.database import write_transaction
+from faka.accounts import twofactor, users
+from faka.accounts.models import User
+from faka.core import clock
+from faka.core.db import write_transaction
 from faka.extensions import db
-from faka.models import AuditEvent, RiskEvent, SecurityEvent, User
-from faka.services import accounts, clock, risk, twofactor
+from faka.platform.models import AuditEvent
+from faka.risk import engine as risk
+from faka.risk.models import RiskEvent, SecurityEvent
 
 
 def test_a_passkey_sign_in_to_a_locked_account_keeps_only_the_failed_login(app, owner, merchant):  # noqa: F811
@@ -45,8 +49,8 @@ def test_a_wrong_code_is_counted_and_a_right_one_clears_the_count(app, merchant)
 
 
 def test_a_wrong_reauthentication_password_is_counted_and_logged(app, merchant):
-    with pytest.raises(accounts.WrongPassword):
-        accounts.reauthenticate(merchant.user_id, "not-the-password", None, ip="198.51.100.31")
+    with pytest.raises(users.WrongPassword):
+        users.reauthenticate(merchant.user_id, "not-the-password", None, ip="198.51.100.31")
     db.session.rollback()
     assert reload(merchant.user).failed_logins == 1
     assert count(SecurityEvent, SecurityEvent.ip == "198.51.100.31", SecurityEvent.detail == "re-authentication") == 1

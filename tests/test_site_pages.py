@@ -9,11 +9,13 @@ import pytest
 from sqlalchemy import select
 
 from conftest import count, csrf_from, login, no_horizontal_scroll
+from faka.accounts import users
+from faka.core.crypto import vault
 from faka.extensions import db
-from faka.models import AuditEvent, Order
-from faka.services import accounts, blacklist
-from faka.services.crypto import vault
-from faka.services.settings import set_setting, site_settings
+from faka.orders.models import Order
+from faka.platform.models import AuditEvent
+from faka.platform.settings import set_setting, site_settings
+from faka.risk import blacklist
 
 CONTACT = {
     "contact_qq": "12345678",
@@ -26,7 +28,7 @@ CONTACT = {
 
 @pytest.fixture
 def ops(app):
-    operator = accounts.create_operator("ops@example.com", "operator-pass-1")
+    operator = users.create_operator("ops@example.com", "operator-pass-1")
     operator.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
     client = app.test_client()

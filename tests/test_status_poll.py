@@ -10,12 +10,13 @@ import psycopg
 import pytest
 from sqlalchemy import bindparam, select, text
 
-from faka import order_changes
-from faka.database import is_postgresql, read_row
+from faka.core.db import is_postgresql, read_row
+from faka.core.types import UTCDateTime, utcnow
 from faka.extensions import db
-from faka.models import Order, utcnow
-from faka.models.types import UTCDateTime
-from faka.services import delivery, orders
+from faka.orders import delivery
+from faka.orders import lookup as orders
+from faka.orders import status_signal as order_changes
+from faka.orders.models import Order
 from tests.conftest import TEST_DATABASE, signed_notify
 
 

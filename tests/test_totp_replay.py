@@ -9,8 +9,8 @@ import pyotp
 import pytest
 
 from conftest import csrf_from, login, reload, with_totp
+from faka.accounts import twofactor
 from faka.extensions import db
-from faka.services import twofactor
 
 PASSWORD = "merchant-pass-1"
 USED = "That code was already used."

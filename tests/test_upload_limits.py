@@ -12,12 +12,17 @@ from PIL import Image
 
 from bench.findings import huge_png
 from conftest import count, csrf_from, login, reload
+from faka.accounts import users
+from faka.accounts.models import Merchant
+from faka.catalog.images import media_dir
+from faka.catalog.models import ProductImage
+from faka.complaints import workflow
+from faka.complaints.models import Complaint, ComplaintImage, ComplaintMessage
+from faka.core import uploads
+from faka.core.uploads import private_dir
 from faka.extensions import db
-from faka.models import Complaint, ComplaintImage, ComplaintMessage, Merchant, Order, ProductImage
-from faka.services import accounts, complaints, uploads
-from faka.services.product_images import media_dir
-from faka.services.settings import site_settings
-from faka.services.uploads import private_dir
+from faka.orders.models import Order
+from faka.platform.settings import site_settings
 
 MB = 1024 * 1024
 LOCKED = "Your qualification is approved or under review"
@@ -98,7 +103,7 @@ def delivered(product, place, pay) -> Order:
 
 @pytest.fixture
 def complaint(delivered) -> Complaint:
-    return complaints.open_complaint(delivered.token, Complaint.KEY_INVALID, "The key is already redeemed.")
+    return workflow.open_complaint(delivered.token, Complaint.KEY_INVALID, "The key is already redeemed.")
 
 
 @pytest.fixture
@@ -113,7 +118,7 @@ def desk(app, operator):
 
 def applicant(app):
     """A merchant that has not submitted its qualification, and its logged-in client."""
-    merchant = accounts.create_merchant(f"new{count(Merchant)}@shop.test", "merchant-pass-1", "New Shop")
+    merchant = users.create_merchant(f"new{count(Merchant)}@shop.test", "merchant-pass-1", "New Shop")
     return merchant, client_of(app, merchant.user)
 
 
@@ -272,7 +277,7 @@ def test_a_product_gallery_over_100_megapixels_is_refused_before_decoding(app, s
 def test_merchant_complaint_posts_are_rate_limited(make_app, merchant, delivered):
     app = make_app(RATELIMIT_COMPLAINT_REPLY="2 per minute")
     with app.app_context():
-        complaint = complaints.open_complaint(delivered.token, Complaint.KEY_INVALID, "The key is already redeemed.")
+        complaint = workflow.open_complaint(delivered.token, Complaint.KEY_INVALID, "The key is already redeemed.")
         seller = client_of(app, merchant.user)
         url = f"/merchant/complaints/{complaint.ref}"
         statuses = [post(seller, f"{url}/message", {"body": f"answer {i}"}, page=url).status_code for i in range(2)]
@@ -289,7 +294,7 @@ def test_merchant_complaint_posts_are_rate_limited(make_app, merchant, delivered
 def test_operator_complaint_posts_are_rate_limited(make_app, operator, delivered):
     app = make_app(RATELIMIT_COMPLAINT_REPLY="1 per minute")
     with app.app_context():
-        complaint = complaints.open_complaint(delivered.token, Complaint.KEY_INVALID, "The key is already redeemed.")
+        complaint = workflow.open_complaint(delivered.token, Complaint.KEY_INVALID, "The key is already redeemed.")
         desk = client_of(app, operator)
         url = f"/operator/complaints/{complaint.ref}"
         assert post(desk, f"{url}/message", {"body": "Looking into it."}, page=url).status_code == 303
@@ -347,7 +352,7 @@ def test_an_unknown_order_is_a_404_before_the_body_is_read(app, delivered):
 
 
 def test_a_closed_complaint_takes_no_more_images(app, delivered, complaint):
-    complaints.withdraw(complaint.id)
+    workflow.withdraw(complaint.id)
     buyer = english(app.test_client())
     url = thread_url(delivered, complaint)
     before, messages = private_files(), count(ComplaintMessage)
@@ -369,7 +374,7 @@ def test_a_complaint_that_cannot_be_opened_reads_no_evidence(app, product, place
 
 
 def test_another_merchants_product_is_a_404_before_the_body_is_read(app, product):
-    other = accounts.create_merchant("other@shop.test", "merchant-pass-1", "Other Shop", approved=True)
+    other = users.create_merchant("other@shop.test", "merchant-pass-1", "Other Shop", approved=True)
     client = client_of(app, other.user)
     for path in ("images", "keys"):
         response = post(
@@ -455,7 +460,7 @@ def test_a_full_shop_is_refused_before_the_body_is_read(make_app, merchant, make
 def test_an_orders_evidence_is_bounded_but_text_still_goes_through(make_app, delivered):
     app = make_app(ORDER_EVIDENCE_QUOTA=40_000)  # room for two of these, stored: not for three
     with app.app_context():
-        complaint = complaints.open_complaint(delivered.token, Complaint.KEY_INVALID, "Bad key.", [noise_jpeg(150, 1)])
+        complaint = workflow.open_complaint(delivered.token, Complaint.KEY_INVALID, "Bad key.", [noise_jpeg(150, 1)])
         buyer = english(app.test_client())
         url = thread_url(delivered, complaint)
         before, images = private_files(), count(ComplaintImage)

@@ -14,12 +14,15 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from conftest import key_texts, reload, run_worker, signed_notify
+from faka.accounts import users
+from faka.catalog.models import DELIVERY_MANUAL
+from faka.core.errors import DomainError, NotFound
+from faka.core.types import utcnow
 from faka.extensions import db
-from faka.models import Order, OutboxEmail, WebhookDelivery, WebhookEndpoint, utcnow
-from faka.models.catalog import DELIVERY_MANUAL
-from faka.services import accounts, notifications, webhooks
-from faka.services.errors import DomainError, NotFound
-from faka.services.reconcile import reconcile
+from faka.messaging import notifications, webhooks
+from faka.messaging.models import OutboxEmail, WebhookDelivery, WebhookEndpoint
+from faka.ops.reconcile import reconcile
+from faka.orders.models import Order
 
 ALL_EVENTS = ["order.paid", "order.delivered", "order.refunded", "stock.low", "complaint.opened"]
 
@@ -293,7 +296,7 @@ def test_another_merchants_endpoint_is_not_found(merchant, receiver, action):
     endpoint, _secret = webhooks.create_endpoint(merchant.id, receiver.url, ALL_EVENTS)
     before = reload(endpoint)
     url, secret_ciphertext = before.url, before.secret_ciphertext
-    other = accounts.create_merchant("other@shop.test", "merchant-pass-2", "Other Shop", approved=True)
+    other = users.create_merchant("other@shop.test", "merchant-pass-2", "Other Shop", approved=True)
     with pytest.raises(NotFound):
         action(endpoint.id, other.id)
     after = reload(endpoint)

@@ -4,10 +4,10 @@ sends the jobs asked for inside it only once it has committed."""
 import pytest
 from sqlalchemy import select
 
-from faka import jobs
-from faka.database import write_transaction
+from faka.core import tasks
+from faka.core.db import write_transaction
 from faka.extensions import db
-from faka.models import AuditEvent
+from faka.platform.models import AuditEvent
 
 sent = []
 
@@ -35,7 +35,7 @@ def stored(label) -> int:
 def test_it_commits_and_then_sends_the_job_which_finds_the_row(app):
     with write_transaction():
         audit("tx.kept")
-        jobs.enqueue(record, "tx.kept")
+        tasks.enqueue(record, "tx.kept")
         assert sent == []  # not before the commit
     assert sent == [("tx.kept", ["tx.kept"])]
     assert stored("tx.kept") == 1
@@ -44,7 +44,7 @@ def test_it_commits_and_then_sends_the_job_which_finds_the_row(app):
 def test_an_exception_rolls_back_and_drops_the_job(app):
     with pytest.raises(ValueError), write_transaction():
         audit("tx.dropped")
-        jobs.enqueue(record, "tx.dropped")
+        tasks.enqueue(record, "tx.dropped")
         raise ValueError("refused")
     assert sent == [] and stored("tx.dropped") == 0
 
@@ -52,7 +52,7 @@ def test_an_exception_rolls_back_and_drops_the_job(app):
 def test_a_commit_on_exception_keeps_what_was_written_and_is_raised(app):
     with pytest.raises(LookupError), write_transaction(commit_on=(LookupError,)):
         audit("tx.failed-attempt")
-        jobs.enqueue(record, "tx.failed-attempt")
+        tasks.enqueue(record, "tx.failed-attempt")
         raise LookupError("wrong code")
     assert stored("tx.failed-attempt") == 1 and sent == [("tx.failed-attempt", ["tx.failed-attempt"])]
 
@@ -66,5 +66,5 @@ def test_transactions_do_not_nest(app):
 
 
 def test_outside_a_transaction_a_job_is_sent_at_once(app):
-    jobs.enqueue(record, "tx.none")
+    tasks.enqueue(record, "tx.none")
     assert sent == [("tx.none", [])]

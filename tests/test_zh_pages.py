@@ -25,51 +25,39 @@ from PIL import Image
 from sqlalchemy import select
 
 from conftest import csrf_from, expire_and_reconcile, login, reload, with_totp
-from faka.extensions import db
-from faka.models import (
-    BlacklistEntry,
-    Complaint,
-    ComplaintMessage,
-    LedgerEntry,
-    Merchant,
-    NotifyLog,
-    Order,
-    OutboxEmail,
-    PaymentNotice,
-    PayoutAccount,
+from faka.accounts import review as merchant_review
+from faka.accounts import users
+from faka.accounts.models import Merchant
+from faka.catalog import categories, checkout_fields, images, moderation
+from faka.catalog.models import (
+    DELIVERY_FIXED,
+    DELIVERY_MANUAL,
+    KIND_CHOICE,
+    KIND_EMAIL,
+    KIND_NUMBER,
+    KIND_PHONE,
+    KIND_TEXT,
     Product,
-    Refund,
-    SecurityEvent,
-    WebhookDelivery,
-    WebhookEndpoint,
-    Withdrawal,
 )
-from faka.models.catalog import DELIVERY_FIXED, DELIVERY_MANUAL
-from faka.models.checkout_fields import KIND_CHOICE, KIND_EMAIL, KIND_NUMBER, KIND_PHONE, KIND_TEXT
-from faka.models.webhooks import EVENTS as WEBHOOK_EVENTS
-from faka.payments import GATEWAYS
-from faka.services import (
-    accounts,
-    audit,
-    blacklist,
-    categories,
-    checkout,
-    checkout_fields,
-    clock,
-    complaints,
-    coupons,
-    keys,
-    merchant_review,
-    moderation,
-    money,
-    payments,
-    product_images,
-    reviews,
-    risk,
-    security_events,
-    settlement,
-)
-from faka.services.crypto import vault
+from faka.complaints import workflow
+from faka.complaints.models import Complaint, ComplaintMessage
+from faka.core import clock
+from faka.core.crypto import vault
+from faka.extensions import db
+from faka.inventory import keys
+from faka.ledger import balances, settlement
+from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
+from faka.messaging.models import EVENTS as WEBHOOK_EVENTS
+from faka.messaging.models import OutboxEmail, WebhookDelivery, WebhookEndpoint
+from faka.orders import checkout, coupons
+from faka.orders.models import Order
+from faka.payments import notify
+from faka.payments.gateways import GATEWAYS
+from faka.payments.models import NotifyLog, PaymentNotice, Refund
+from faka.platform import audit
+from faka.reviews import reviews
+from faka.risk import blacklist, engine, security_events
+from faka.risk.models import BlacklistEntry, SecurityEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "faka/translations/zh_Hans_CN/LC_MESSAGES/messages.po"
@@ -154,7 +142,7 @@ IDENTIFIERS = {
     *PayoutAccount.KINDS,
     *BlacklistEntry.KINDS,
     *SecurityEvent.KINDS,
-    *payments.OUTCOME_LABELS,
+    *notify.OUTCOME_LABELS,
     *(
         getattr(Complaint, n)
         for n in (
@@ -167,10 +155,10 @@ IDENTIFIERS = {
             "WITHDRAWN",
         )
     ),
-    *complaints.REASON_LABELS,
-    *complaints.AUTHOR_LABELS,
+    *workflow.REASON_LABELS,
+    *workflow.AUTHOR_LABELS,
     *WEBHOOK_EVENTS,
-    *risk.RULE_LABELS,
+    *engine.RULE_LABELS,
     *(getattr(WebhookDelivery, n) for n in ("PENDING", "DELIVERED", "FAILED")),
     *(getattr(OutboxEmail, n) for n in ("QUEUED", "SENT", "FAILED")),
     "verify_email",
@@ -318,7 +306,7 @@ def delivered(place, pay, product, email="buyer@example.com") -> Order:
 
 
 def add_merchant(name: str, status: str, entity_type: str, **fields) -> Merchant:
-    merchant = accounts.create_merchant(f"m{secrets.token_hex(4)}@shop.test", "merchant-pass-1", name)
+    merchant = users.create_merchant(f"m{secrets.token_hex(4)}@shop.test", "merchant-pass-1", name)
     merchant.status = status
     merchant.legal_name, merchant.entity_type, merchant.contact = "李四", entity_type, "微信 lisi"
     merchant.submitted_at = clock.now()
@@ -389,7 +377,7 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
             ),
         )
         answers[field.key] = answer
-    product_images.add_images(merchant.id, s.product.slug, "cover", [picture()])
+    images.add_images(merchant.id, s.product.slug, "cover", [picture()])
     moderation.report_product(s.product.slug, "other", "描述不符", ip="198.51.100.7")
 
     # Orders in every state.
@@ -414,30 +402,30 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
     s.orders["unfulfilled"].status, s.orders["unfulfilled"].paid_at = Order.PAID_UNFULFILLED, now
     db.session.commit()
     s.orders["refunded"] = delivered(place, pay, s.product)
-    money.refund_order(s.orders["refunded"].id, merchant.id, operator.id, allowed_statuses=(Order.DELIVERED,))
+    balances.refund_order(s.orders["refunded"].id, merchant.id, operator.id, allowed_statuses=(Order.DELIVERED,))
 
     # Complaints in every state, each on an order of its own.
     def complaint(reason=Complaint.KEY_INVALID) -> Complaint:
         order = delivered(place, pay, s.product)
-        return complaints.open_complaint(order.token, reason, "卡密无效，无法充值")
+        return workflow.open_complaint(order.token, reason, "卡密无效，无法充值")
 
     s.complaints = {Complaint.OPEN: complaint(Complaint.NOT_DELIVERED)}
     c = complaint(Complaint.NOT_AS_DESCRIBED)
-    s.complaints[Complaint.MERCHANT_REPLIED] = complaints.offer_refund(c.id, merchant.user_id, 500, "退一半")
+    s.complaints[Complaint.MERCHANT_REPLIED] = workflow.offer_refund(c.id, merchant.user_id, 500, "退一半")
     c = complaint()
-    complaints.post_message(c.id, ComplaintMessage.MERCHANT, merchant.user_id, "请提供截图")
-    s.complaints[Complaint.ESCALATED] = complaints.escalate(c.id, now=now + timedelta(days=30))
+    workflow.post_message(c.id, ComplaintMessage.MERCHANT, merchant.user_id, "请提供截图")
+    s.complaints[Complaint.ESCALATED] = workflow.escalate(c.id, now=now + timedelta(days=30))
     c = complaint(Complaint.OTHER)
-    complaints.escalate(c.id, now=now + timedelta(days=30))
-    s.complaints[Complaint.RESOLVED_REFUND] = complaints.decide(c.id, operator.id, 5000, "证据充分，部分退款")
+    workflow.escalate(c.id, now=now + timedelta(days=30))
+    s.complaints[Complaint.RESOLVED_REFUND] = workflow.decide(c.id, operator.id, 5000, "证据充分，部分退款")
     c = complaint()
-    complaints.offer_replacement(c.id, merchant.user_id, 1)
-    s.complaints[Complaint.RESOLVED_REPLACED] = complaints.accept_offer(c.id)
+    workflow.offer_replacement(c.id, merchant.user_id, 1)
+    s.complaints[Complaint.RESOLVED_REPLACED] = workflow.accept_offer(c.id)
     c = complaint()
-    complaints.escalate(c.id, now=now + timedelta(days=30))
-    s.complaints[Complaint.RESOLVED_REJECTED] = complaints.decide(c.id, operator.id, None, "卡密经核实有效")
-    s.complaints[Complaint.WITHDRAWN] = complaints.withdraw(complaint().id)
-    complaints.reveal_keys(s.complaints[Complaint.ESCALATED].id, operator.id)
+    workflow.escalate(c.id, now=now + timedelta(days=30))
+    s.complaints[Complaint.RESOLVED_REJECTED] = workflow.decide(c.id, operator.id, None, "卡密经核实有效")
+    s.complaints[Complaint.WITHDRAWN] = workflow.withdraw(complaint().id)
+    workflow.reveal_keys(s.complaints[Complaint.ESCALATED].id, operator.id)
 
     # Reviews: one answered, one hidden by the operator.
     review = reviews.submit_review(s.orders["delivered"].token, 5, "很好用")
@@ -449,14 +437,14 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
     for entry in db.session.scalars(select(LedgerEntry).where(LedgerEntry.merchant_id == merchant.id)):
         entry.available_at = now - timedelta(days=1)
     db.session.commit()
-    account = money.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "张三", "13800138000")
-    money.add_payout_account(merchant.id, PayoutAccount.BANK, "张三", "6222020200112233445")
-    money.add_payout_account(merchant.id, PayoutAccount.USDT, "张三", "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t")
-    withdrawals = [money.request_withdrawal(merchant.id, merchant.user_id, account.id, 1000 + i) for i in range(4)]
-    money.approve_withdrawal(withdrawals[1].id, operator.id)
-    money.approve_withdrawal(withdrawals[2].id, operator.id)
-    money.mark_withdrawal_paid(withdrawals[2].id, operator.id, reference="ZFB2026001")
-    money.reject_withdrawal(withdrawals[3].id, operator.id, "账户信息有误")
+    account = balances.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "张三", "13800138000")
+    balances.add_payout_account(merchant.id, PayoutAccount.BANK, "张三", "6222020200112233445")
+    balances.add_payout_account(merchant.id, PayoutAccount.USDT, "张三", "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t")
+    withdrawals = [balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 1000 + i) for i in range(4)]
+    balances.approve_withdrawal(withdrawals[1].id, operator.id)
+    balances.approve_withdrawal(withdrawals[2].id, operator.id)
+    balances.mark_withdrawal_paid(withdrawals[2].id, operator.id, reference="ZFB2026001")
+    balances.reject_withdrawal(withdrawals[3].id, operator.id, "账户信息有误")
     settlement.reveal_payout_account(withdrawals[0].id, operator.id)
     for status in (Refund.PENDING, Refund.DONE, Refund.MANUAL, Refund.PAID):
         order = delivered(place, pay, s.product)
@@ -473,7 +461,7 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
     db.session.commit()
 
     # Payments: a notification of every outcome, and notices of every kind.
-    for outcome in payments.OUTCOME_LABELS:
+    for outcome in notify.OUTCOME_LABELS:
         db.session.add(
             NotifyLog(
                 gateway="sandbox",
@@ -499,19 +487,19 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
     db.session.commit()
 
     # Risk: every rule, action and checkpoint; every security event kind; the blacklist.
-    actions = [risk.ALLOW, risk.FLAG, risk.CAPTCHA, risk.HOLD, risk.BLOCK]
-    checkpoints = [risk.CHECKOUT, risk.NOTIFY, risk.LOOKUP, risk.LOGIN, risk.REVIEW, risk.COMPLAINT]
-    for i, rule in enumerate(risk.RULE_LABELS):
-        signals = risk.Signals(
+    actions = [engine.ALLOW, engine.FLAG, engine.CAPTCHA, engine.HOLD, engine.BLOCK]
+    checkpoints = [engine.CHECKOUT, engine.NOTIFY, engine.LOOKUP, engine.LOGIN, engine.REVIEW, engine.COMPLAINT]
+    for i, rule in enumerate(engine.RULE_LABELS):
+        signals = engine.Signals(
             checkpoints[i % len(checkpoints)],
             ip="198.51.100.9",
             email="x@mailinator.com",
             merchant_id=merchant.id,
             now=now,
         )
-        risk.add_event(
+        engine.add_event(
             signals,
-            risk.Verdict(actions[i % len(actions)], 50, (risk.Hit(rule, 50, "10 次"),)),
+            engine.Verdict(actions[i % len(actions)], 50, (engine.Hit(rule, 50, "10 次"),)),
             order_id=s.orders["held"].id,
         )
     for kind in SecurityEvent.KINDS:
@@ -674,7 +662,7 @@ def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
         "pay.start": [(buyer, f"/pay/{s.orders['pending'].token}", 200)],
         "pay.state": [(buyer, f"/pay/{s.orders['pending'].token}/state", POLL)],
         "pay.payer": [(buyer, f"/pay/{s.orders['pending'].token}/payer", 400)],  # no sign-in state: the refusal page
-        "auth.reset": [(buyer, f"/reset/{accounts.password_reset_token(s.pending.user)}", 200)],
+        "auth.reset": [(buyer, f"/reset/{users.password_reset_token(s.pending.user)}", 200)],
         "auth.verify_email": [(buyer, "/verify/not-a-token", 400)],
         "auth.login_2fa": [("pending_2fa", "/login/2fa", 200)],
         "auth.two_factor_setup": [("new_merchant", "/account/2fa/setup", 200)],
@@ -697,7 +685,7 @@ def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
         "merchant.key_import": [(seller, f"/merchant/imports/{s.key_import.public_id}", 200)],
         "merchant.webhook_detail": [(seller, f"/merchant/webhooks/{s.endpoint.id}", 200)],
         "merchant.money_overview": [(seller, "/merchant/money", 200)]
-        + [(seller, f"/merchant/money?kind={k}", 200) for k in money.LEDGER_KINDS],
+        + [(seller, f"/merchant/money?kind={k}", 200) for k in balances.LEDGER_KINDS],
         "merchant.complaint_list": [
             (seller, "/merchant/complaints", 200),
             (seller, "/merchant/complaints?status=all", 200),
@@ -744,8 +732,8 @@ def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
 def test_every_page_in_chinese_shows_no_identifier_or_english(app, shop):
     import time
 
-    from faka.blueprints.auth import NEW_RECOVERY_CODES, PENDING_2FA
-    from faka.services.twofactor import seal
+    from faka.accounts.twofactor import seal
+    from faka.web.auth.views import NEW_RECOVERY_CODES, PENDING_2FA
 
     clients = {
         "buyer": client_for(app),
@@ -812,14 +800,14 @@ def test_an_unknown_audit_action_reads_as_words(app):
 
 def test_risk_details_are_shown_in_the_pages_language(app):
     with app.test_request_context("/?lang=zh_CN"):
-        assert risk.hit_detail("7 orders in 10 min") == "10 分钟内 7 单"
-        assert risk.hit_detail("site email a@mailinator.com") == "平台黑名单 · 邮箱地址 · a@mailinator.com"
-        assert risk.hit_detail("mailinator.com") == "mailinator.com"  # data, as it is
+        assert engine.hit_detail("7 orders in 10 min") == "10 分钟内 7 单"
+        assert engine.hit_detail("site email a@mailinator.com") == "平台黑名单 · 邮箱地址 · a@mailinator.com"
+        assert engine.hit_detail("mailinator.com") == "mailinator.com"  # data, as it is
     with app.app_context(), app.test_request_context("/?lang=en"):  # a new g: the language is cached there
-        assert risk.hit_detail("7 orders in 10 min") == "7 orders in 10 min"
+        assert engine.hit_detail("7 orders in 10 min") == "7 orders in 10 min"
 
 
 def test_a_fee_rate_reads_as_a_percentage():
-    from faka.templating import fee_rate
+    from faka.web.templating import fee_rate
 
     assert [fee_rate(bp) for bp in (0, 250, 300, 333, 5000)] == ["0%", "2.5%", "3%", "3.33%", "50%"]

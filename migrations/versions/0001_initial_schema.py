@@ -9,7 +9,7 @@ Create Date: 2026-11-26 01:00:09.731300
 import sqlalchemy as sa
 from alembic import op
 
-import faka.models.types
+import faka.core.types
 
 # revision identifiers, used by Alembic.
 revision = "c7bbc392c43b"
@@ -49,8 +49,8 @@ def upgrade():
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("totp_secret", sa.String(length=255), nullable=True),
         sa.Column("failed_logins", sa.Integer(), nullable=False),
-        sa.Column("locked_until", faka.models.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", faka.core.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
@@ -61,7 +61,7 @@ def upgrade():
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("target", sa.String(length=128), nullable=True),
         sa.Column("detail", sa.Text(), nullable=False),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["actor_id"], ["users.id"], name=op.f("fk_audit_events_actor_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
     )
@@ -76,7 +76,7 @@ def upgrade():
         sa.Column("name", sa.String(length=80), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("fee_rate_bp", sa.Integer(), nullable=False),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_merchants_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_merchants")),
         sa.UniqueConstraint("user_id", name=op.f("uq_merchants_user_id")),
@@ -99,7 +99,7 @@ def upgrade():
         sa.Column("visible", sa.Boolean(), nullable=False),
         sa.Column("moderation", sa.String(length=16), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["category_id"], ["categories.id"], name=op.f("fk_products_category_id_categories")),
         sa.ForeignKeyConstraint(["merchant_id"], ["merchants.id"], name=op.f("fk_products_merchant_id_merchants")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_products")),
@@ -127,10 +127,10 @@ def upgrade():
         sa.Column("client_ip", sa.String(length=45), nullable=True),
         sa.Column("locale", sa.String(length=8), nullable=False),
         sa.Column("delivery_ciphertext", sa.Text(), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("paid_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("delivered_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("paid_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("delivered_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["merchant_id"], ["merchants.id"], name=op.f("fk_orders_merchant_id_merchants")),
         sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_orders_product_id_products")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
@@ -161,9 +161,9 @@ def upgrade():
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("order_id", sa.Integer(), nullable=True),
-        sa.Column("reserved_until", faka.models.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("sold_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("reserved_until", faka.core.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sold_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_card_keys_order_id_orders")),
         sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_card_keys_product_id_products")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_card_keys")),
@@ -180,8 +180,8 @@ def upgrade():
         sa.Column("order_id", sa.Integer(), nullable=True),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("amount", sa.Integer(), nullable=False),
-        sa.Column("available_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("available_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["merchant_id"], ["merchants.id"], name=op.f("fk_ledger_entries_merchant_id_merchants")
         ),
@@ -202,8 +202,8 @@ def upgrade():
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_outbox_emails_order_id_orders")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_emails")),
         sa.UniqueConstraint("kind", "order_id", name=op.f("uq_outbox_emails_kind_order_id")),
@@ -220,7 +220,7 @@ def upgrade():
         sa.Column("amount", sa.Integer(), nullable=False),
         sa.Column("currency", sa.String(length=8), nullable=False),
         sa.Column("outcome", sa.String(length=20), nullable=False),
-        sa.Column("received_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_payment_notices_order_id_orders")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payment_notices")),
         sa.UniqueConstraint("gateway", "trade_no", name=op.f("uq_payment_notices_gateway_trade_no")),

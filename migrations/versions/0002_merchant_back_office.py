@@ -9,7 +9,7 @@ Create Date: 2026-11-26 01:41:40.796464
 import sqlalchemy as sa
 from alembic import op
 
-import faka.models.types
+import faka.core.types
 
 # revision identifiers, used by Alembic.
 revision = "d3c9885212ef"
@@ -28,8 +28,8 @@ def upgrade():
         sa.Column("holder", sa.String(length=80), nullable=False),
         sa.Column("account_ciphertext", sa.Text(), nullable=False),
         sa.Column("account_hint", sa.String(length=16), nullable=False),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("deleted_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deleted_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["merchant_id"], ["merchants.id"], name=op.f("fk_payout_accounts_merchant_id_merchants")
         ),
@@ -46,7 +46,7 @@ def upgrade():
         sa.Column("secret_ciphertext", sa.Text(), nullable=False),
         sa.Column("events", sa.Text(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["merchant_id"], ["merchants.id"], name=op.f("fk_webhook_endpoints_merchant_id_merchants")
         ),
@@ -66,9 +66,9 @@ def upgrade():
         sa.Column("min_amount", sa.Integer(), nullable=False),
         sa.Column("usage_limit", sa.Integer(), nullable=True),
         sa.Column("used_count", sa.Integer(), nullable=False),
-        sa.Column("expires_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["merchant_id"], ["merchants.id"], name=op.f("fk_coupons_merchant_id_merchants")),
         sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_coupons_product_id_products")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_coupons")),
@@ -91,8 +91,8 @@ def upgrade():
         sa.Column("already_in_stock", sa.Integer(), nullable=False),
         sa.Column("invalid", sa.Integer(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["merchant_id"], ["merchants.id"], name=op.f("fk_key_imports_merchant_id_merchants")),
         sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_key_imports_product_id_products")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_key_imports")),
@@ -111,8 +111,8 @@ def upgrade():
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("response_code", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("delivered_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["endpoint_id"], ["webhook_endpoints.id"], name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints")
         ),
@@ -129,8 +129,8 @@ def upgrade():
         sa.Column("amount", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("decided_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["merchant_id"], ["merchants.id"], name=op.f("fk_withdrawals_merchant_id_merchants")),
         sa.ForeignKeyConstraint(
             ["payout_account_id"], ["payout_accounts.id"], name=op.f("fk_withdrawals_payout_account_id_payout_accounts")
@@ -153,15 +153,15 @@ def upgrade():
         batch_op.add_column(sa.Column("id_number_ciphertext", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("licence_image", sa.String(length=80), nullable=True))
         batch_op.add_column(sa.Column("contact", sa.String(length=120), nullable=True))
-        batch_op.add_column(sa.Column("submitted_at", faka.models.types.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column("reviewed_at", faka.models.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("submitted_at", faka.core.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("reviewed_at", faka.core.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("rejection_reason", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("notify_email", sa.String(length=254), nullable=True))
 
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.add_column(sa.Column("discount", sa.Integer(), nullable=False, server_default=sa.text("0")))
         batch_op.add_column(sa.Column("coupon_id", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("refunded_at", faka.models.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("refunded_at", faka.core.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.create_foreign_key(batch_op.f("fk_orders_coupon_id_coupons"), "coupons", ["coupon_id"], ["id"])
 
     with op.batch_alter_table("products", schema=None) as batch_op:
@@ -171,10 +171,10 @@ def upgrade():
         )
         batch_op.add_column(sa.Column("low_stock_threshold", sa.Integer(), nullable=False, server_default=sa.text("0")))
         batch_op.add_column(sa.Column("moderation_reason", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("deleted_at", faka.models.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("deleted_at", faka.core.types.UTCDateTime(timezone=True), nullable=True))
 
     with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("email_verified_at", faka.models.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("email_verified_at", faka.core.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("recovery_codes", sa.Text(), nullable=True))
 
     # ### end Alembic commands ###

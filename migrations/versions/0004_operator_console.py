@@ -9,7 +9,7 @@ Create Date: 2026-11-26 02:36:00.429805
 import sqlalchemy as sa
 from alembic import op
 
-import faka.models.types
+import faka.core.types
 
 # revision identifiers, used by Alembic.
 revision = "9b4e83bd19fd"
@@ -28,8 +28,8 @@ def upgrade():
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("ip", sa.String(length=45), nullable=True),
         sa.Column("status", sa.String(length=12), nullable=False),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("resolved_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("resolved_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("resolved_by", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_product_reports_product_id_products")),
         sa.ForeignKeyConstraint(["resolved_by"], ["users.id"], name=op.f("fk_product_reports_resolved_by_users")),

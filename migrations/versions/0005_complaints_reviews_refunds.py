@@ -11,7 +11,7 @@ import secrets
 import sqlalchemy as sa
 from alembic import op
 
-import faka.models.types
+import faka.core.types
 
 # revision identifiers, used by Alembic.
 revision = "703c32bee387"
@@ -28,7 +28,7 @@ def upgrade():
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("ip", sa.String(length=45), nullable=True),
         sa.Column("device_hash", sa.String(length=64), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_sign_ins_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sign_ins")),
     )
@@ -46,17 +46,17 @@ def upgrade():
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("reason", sa.String(length=20), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
-        sa.Column("deadline_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("deadline_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("offer_kind", sa.String(length=12), nullable=True),
         sa.Column("offer_amount", sa.Integer(), nullable=True),
         sa.Column("offer_quantity", sa.Integer(), nullable=True),
         sa.Column("refund_amount", sa.Integer(), nullable=True),
         sa.Column("resolution_note", sa.Text(), nullable=True),
         sa.Column("decided_by", sa.Integer(), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("escalated_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("resolved_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("escalated_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("resolved_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["decided_by"], ["users.id"], name=op.f("fk_complaints_decided_by_users")),
         sa.ForeignKeyConstraint(["merchant_id"], ["merchants.id"], name=op.f("fk_complaints_merchant_id_merchants")),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_complaints_order_id_orders")),
@@ -84,12 +84,12 @@ def upgrade():
         sa.Column("product_id", sa.Integer(), nullable=False),
         sa.Column("rating", sa.Integer(), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("edited_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("edited_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("reply", sa.Text(), nullable=True),
-        sa.Column("replied_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("replied_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("suspicious_reason", sa.String(length=64), nullable=True),
-        sa.Column("hidden_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("hidden_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("hidden_reason", sa.Text(), nullable=True),
         sa.Column("hidden_by", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["hidden_by"], ["users.id"], name=op.f("fk_reviews_hidden_by_users")),
@@ -111,7 +111,7 @@ def upgrade():
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("event", sa.String(length=24), nullable=True),
         sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["complaint_id"], ["complaints.id"], name=op.f("fk_complaint_messages_complaint_id_complaints")
         ),
@@ -132,8 +132,8 @@ def upgrade():
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("reference", sa.String(length=64), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("completed_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("paid_by", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["complaint_id"], ["complaints.id"], name=op.f("fk_refunds_complaint_id_complaints")),
         sa.ForeignKeyConstraint(["merchant_id"], ["merchants.id"], name=op.f("fk_refunds_merchant_id_merchants")),
@@ -152,7 +152,7 @@ def upgrade():
         sa.Column("complaint_id", sa.Integer(), nullable=False),
         sa.Column("message_id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=80), nullable=False),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["complaint_id"], ["complaints.id"], name=op.f("fk_complaint_images_complaint_id_complaints")
         ),

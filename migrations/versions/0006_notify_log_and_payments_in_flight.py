@@ -9,7 +9,7 @@ Create Date: 2026-11-26 04:59:22.930309
 import sqlalchemy as sa
 from alembic import op
 
-import faka.models.types
+import faka.core.types
 
 # revision identifiers, used by Alembic.
 revision = "abf27c4bd607"
@@ -32,7 +32,7 @@ def upgrade():
         sa.Column("source_ip", sa.String(length=45), nullable=True),
         sa.Column("headers", sa.Text(), nullable=True),
         sa.Column("body", sa.Text(), nullable=True),
-        sa.Column("received_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notify_log")),
     )
     with op.batch_alter_table("notify_log", schema=None) as batch_op:
@@ -40,9 +40,7 @@ def upgrade():
         batch_op.create_index(batch_op.f("ix_notify_log_order_number"), ["order_number"], unique=False)
 
     with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("payment_started_at", faka.models.types.UTCDateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("payment_started_at", faka.core.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("payment_ref", sa.String(length=128), nullable=True))
 
     # ### end Alembic commands ###

@@ -9,7 +9,7 @@ Create Date: 2026-11-26 07:05:32.603507
 import sqlalchemy as sa
 from alembic import op
 
-import faka.models.types
+import faka.core.types
 
 # revision identifiers, used by Alembic.
 revision = "c6474067c78d"
@@ -28,7 +28,7 @@ def upgrade():
         sa.Column("device_hash", sa.String(length=64), nullable=True),
         sa.Column("subject", sa.String(length=200), nullable=True),
         sa.Column("detail", sa.Text(), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_security_events")),
     )
     with op.batch_alter_table("security_events", schema=None) as batch_op:
@@ -38,7 +38,7 @@ def upgrade():
     op.create_table(
         "spent_challenges",
         sa.Column("signature", sa.String(length=128), nullable=False),
-        sa.Column("expires_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("signature", name=op.f("pk_spent_challenges")),
     )
     with op.batch_alter_table("spent_challenges", schema=None) as batch_op:
@@ -52,8 +52,8 @@ def upgrade():
         sa.Column("reason", sa.String(length=500), nullable=False),
         sa.Column("merchant_id", sa.Integer(), nullable=True),
         sa.Column("created_by", sa.Integer(), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["created_by"], ["users.id"], name=op.f("fk_blacklist_created_by_users")),
         sa.ForeignKeyConstraint(["merchant_id"], ["merchants.id"], name=op.f("fk_blacklist_merchant_id_merchants")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_blacklist")),
@@ -75,7 +75,7 @@ def upgrade():
         sa.Column("order_id", sa.Integer(), nullable=True),
         sa.Column("merchant_id", sa.Integer(), nullable=True),
         sa.Column("product_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["merchant_id"], ["merchants.id"], name=op.f("fk_risk_events_merchant_id_merchants")),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_risk_events_order_id_orders")),
         sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_risk_events_product_id_products")),
@@ -93,7 +93,7 @@ def upgrade():
         sa.Column("rule", sa.String(length=32), nullable=False),
         sa.Column("score", sa.Integer(), nullable=False),
         sa.Column("detail", sa.String(length=200), nullable=False),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["event_id"], ["risk_events.id"], name=op.f("fk_risk_hits_event_id_risk_events"), ondelete="CASCADE"
         ),
@@ -105,7 +105,7 @@ def upgrade():
 
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.add_column(sa.Column("risk_flags", sa.String(length=200), nullable=True))
-        batch_op.add_column(sa.Column("held_at", faka.models.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("held_at", faka.core.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.create_index("ix_orders_created", ["created_at"], unique=False)
         batch_op.create_index("ix_orders_ip_created", ["client_ip", "created_at"], unique=False)
 

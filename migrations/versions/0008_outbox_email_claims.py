@@ -9,7 +9,7 @@ Create Date: 2026-11-26 08:39:08.057595
 import sqlalchemy as sa
 from alembic import op
 
-import faka.models.types
+import faka.core.types
 
 # revision identifiers, used by Alembic.
 revision = "daf49a1b3dcd"
@@ -21,7 +21,7 @@ depends_on = None
 def upgrade():
 
     with op.batch_alter_table("outbox_emails", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("claimed_until", faka.models.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("claimed_until", faka.core.types.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade():

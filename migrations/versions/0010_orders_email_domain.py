@@ -24,7 +24,7 @@ def upgrade():
         # The part after the last "@" without regular expressions: rtrim strips every
         # trailing character that is not an "@", leaving the local part and its "@".
         domain = "lower(replace(email, rtrim(email, replace(email, '@', '')), ''))"
-    # As faka.models.orders.email_domain has it: after the last "@", lower-cased.
+    # As faka.orders.models.email_domain has it: after the last "@", lower-cased.
     op.execute(f"UPDATE orders SET email_domain = NULLIF({domain}, '') WHERE email IS NOT NULL")
 
 

@@ -11,7 +11,7 @@ Create Date: 2026-12-07 10:00:00
 import sqlalchemy as sa
 from alembic import op
 
-import faka.models.types
+import faka.core.types
 
 revision = "a12f0c3e5b71"
 down_revision = "8c3d5f1a7e20"
@@ -27,7 +27,7 @@ def upgrade():
         sa.Column("gateway", sa.String(length=20), nullable=False),
         sa.Column("method", sa.String(length=20), nullable=False),
         sa.Column("reference", sa.String(length=128), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_payment_attempts_order_id_orders")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payment_attempts")),
     )
@@ -35,7 +35,7 @@ def upgrade():
         batch_op.create_index(batch_op.f("ix_payment_attempts_order_id"), ["order_id"], unique=False)
 
     with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("cancelled_at", faka.models.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("cancelled_at", faka.core.types.UTCDateTime(timezone=True), nullable=True))
 
     with op.batch_alter_table("refunds", schema=None) as batch_op:
         batch_op.add_column(sa.Column("payment_notice_id", sa.Integer(), nullable=True))

@@ -8,7 +8,7 @@ Create Date: 2026-12-08 10:00:00
 import sqlalchemy as sa
 from alembic import op
 
-import faka.models.types
+import faka.core.types
 
 revision = "c4a7e93d1f58"
 down_revision = "a12f0c3e5b71"
@@ -19,7 +19,7 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table("categories", schema=None) as batch_op:
         batch_op.add_column(sa.Column("hidden", sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.add_column(sa.Column("deleted_at", faka.models.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("deleted_at", faka.core.types.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade():

@@ -8,7 +8,7 @@ Create Date: 2026-12-08 12:00:00
 import sqlalchemy as sa
 from alembic import op
 
-import faka.models.types
+import faka.core.types
 
 revision = "5e0b2d9c41a7"
 down_revision = "c4a7e93d1f58"
@@ -31,7 +31,7 @@ def upgrade():
         sa.Column("thumb_height", sa.Integer(), nullable=False),
         sa.Column("detail_width", sa.Integer(), nullable=False),
         sa.Column("detail_height", sa.Integer(), nullable=False),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_product_images_product_id_products")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_product_images")),
     )

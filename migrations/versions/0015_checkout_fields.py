@@ -9,7 +9,7 @@ Create Date: 2026-12-06 23:15:57
 import sqlalchemy as sa
 from alembic import op
 
-import faka.models.types
+import faka.core.types
 
 revision = "d04b8ec4c8df"
 down_revision = "5e0b2d9c41a7"
@@ -34,7 +34,7 @@ def upgrade():
         sa.Column("pattern_message_en", sa.String(length=100), nullable=True),
         sa.Column("help_text", sa.String(length=200), nullable=True),
         sa.Column("help_text_en", sa.String(length=200), nullable=True),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_checkout_fields_product_id_products")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_checkout_fields")),
         sa.UniqueConstraint("key", name=op.f("uq_checkout_fields_key")),

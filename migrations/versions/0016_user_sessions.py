@@ -9,7 +9,7 @@ Create Date: 2026-12-20 10:00:00
 import sqlalchemy as sa
 from alembic import op
 
-import faka.models.types
+import faka.core.types
 
 revision = "e7a1c2d3f4b5"
 down_revision = "d04b8ec4c8df"
@@ -23,12 +23,12 @@ def upgrade():
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_seen_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", faka.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", faka.core.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("ip", sa.String(length=45), nullable=True),
         sa.Column("user_agent", sa.String(length=120), nullable=True),
-        sa.Column("revoked_at", faka.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", faka.core.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_user_sessions_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_user_sessions")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_user_sessions_token_hash")),

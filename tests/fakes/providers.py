@@ -8,7 +8,7 @@ import pytest
 from flask import Flask, current_app
 from werkzeug.serving import make_server
 
-from faka.payments import GATEWAYS, configure_gateway
+from faka.payments.gateways import GATEWAYS, configure_gateway
 from fakes.alipay import FakeAlipay
 from fakes.common import Provider, Received, Sent
 from fakes.epay import FakeEpay

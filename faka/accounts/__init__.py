@@ -1,0 +1,1 @@
+"""Accounts: users, merchants, sign-up, sessions, two-factor, passkeys and the merchant review."""

@@ -1,0 +1,1 @@
+"""The catalogue: categories, products, images, checkout fields, moderation and the storefront."""

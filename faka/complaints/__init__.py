@@ -1,0 +1,1 @@
+"""Complaints: the workflow, its steps and deadlines."""

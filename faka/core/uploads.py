@@ -1,0 +1,255 @@
+"""Uploaded images: validated by their content, re-encoded, kept out of static/.
+
+Pillow decodes the upload (whatever its name or declared type claims), refuses anything
+that is not a real PNG/JPEG/WebP image or is too large in pixels, and writes a fresh PNG
+or JPEG, which drops metadata (EXIF location, camera serials) and any payload hidden
+after the image data. Files live in instance/uploads/private under random names and are
+served only through views that check who is asking.
+
+Decoding is what costs memory and time (a 25-megapixel picture takes 100 MB and more), so
+a request's pictures are first measured from their headers, all of them, before any is
+decoded (`check_pixels`): each at most `PixelBudget.each`, all together at most
+`PixelBudget.together`. What a merchant or an order may keep on disk is bounded too
+(`ShopStorageFull`, `EvidenceFull`), counted from the files themselves.
+"""
+
+import io
+import logging
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from PIL import Image, UnidentifiedImageError
+
+from faka.core.errors import DomainError
+
+MB = 1024 * 1024
+MAX_UPLOAD_BYTES = 5 * MB
+MAX_PIXELS = 25_000_000
+MAX_REQUEST_PIXELS = 60_000_000
+ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
+# What store_image (and faka/catalog/images.py) writes, by the name it gives:
+# nothing else is ever served.
+CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
+STORED_NAME = re.compile(r"[0-9a-f]{32}\.(?:png|jpg)")
+# What Pillow raises for a file that is not a (whole) image of a kind it reads.
+UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PixelBudget:
+    """How large, in pixels, the pictures of one request may be: each, and all together."""
+
+    each: int
+    together: int
+
+
+ONE_PICTURE = PixelBudget(MAX_PIXELS, MAX_PIXELS)  # a licence, the site logo
+EVIDENCE_PIXELS = PixelBudget(MAX_PIXELS, MAX_REQUEST_PIXELS)  # a complaint's post, up to 5 pictures
+
+
+def megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:g}"
+
+
+def megabytes(size: int) -> str:
+    return f"{size / MB:.1f}".removesuffix(".0")
+
+
+class InvalidImage(DomainError):
+    message = _l("Upload a PNG, JPEG or WebP image of at most 5 MB.")
+
+
+class ImageNotStored(DomainError):
+    message = _l("The image could not be stored. Please try again later.")
+
+
+class TooManyPixels(DomainError):
+    """Pictures larger than their budget, found from their headers before any was decoded."""
+
+    def __init__(self, budget: PixelBudget):
+        if budget.together > budget.each:
+            super().__init__(
+                _l(
+                    "Too large to take: each picture may have at most %(each)s megapixels, and all the "
+                    "pictures of one upload together at most %(together)s megapixels.",
+                    each=megapixels(budget.each),
+                    together=megapixels(budget.together),
+                )
+            )
+        else:
+            super().__init__(
+                _l("Too large to take: a picture may have at most %(each)s megapixels.", each=megapixels(budget.each))
+            )
+
+
+class ShopStorageFull(DomainError):
+    """The merchant's stored files (product images and licence) would pass their quota."""
+
+    def __init__(self, used: int, quota: int):
+        super().__init__(
+            _l(
+                "Your shop's pictures take %(used)s MB of the %(quota)s MB it may store. Remove some "
+                "product images first, or ask the platform for more room.",
+                used=megabytes(used),
+                quota=megabytes(quota),
+            )
+        )
+
+
+class EvidenceFull(DomainError):
+    """The complaint images of one order would pass their quota."""
+
+    def __init__(self, used: int, quota: int):
+        super().__init__(
+            _l(
+                "The complaint images of this order take %(used)s MB of the %(quota)s MB one order may "
+                "keep. Send it without images, or with fewer or smaller ones.",
+                used=megabytes(used),
+                quota=megabytes(quota),
+            )
+        )
+
+
+def private_dir() -> Path:
+    path = Path(current_app.instance_path) / "uploads" / "private"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def merchant_quota() -> int:
+    """Bytes one merchant may keep: its product images and its licence image."""
+    return current_app.config["MERCHANT_STORAGE_QUOTA"]
+
+
+def evidence_quota() -> int:
+    """Bytes of complaint images one order may keep, whoever posted them."""
+    return current_app.config["ORDER_EVIDENCE_QUOTA"]
+
+
+def stored_size(folder: Path, names: Iterable[str | None]) -> int:
+    """What the named files (each counted once) take on disk; a missing file takes nothing."""
+    total = 0
+    for name in {name for name in names if name}:
+        try:
+            total += (folder / name).stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
+
+
+def check_pixels(
+    uploads: list[bytes],
+    budget: PixelBudget,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    formats: frozenset[str] | set[str] = ALLOWED_FORMATS,
+    error: type[DomainError] = InvalidImage,
+) -> None:
+    """Refuse a request's uploads from what their headers say, before any is decoded: each
+    must be one of `formats`, at most `max_bytes` long and `budget.each` pixels large, and
+    all together at most `budget.together` pixels (TooManyPixels names both)."""
+    total = 0
+    for data in uploads:
+        if not data or len(data) > max_bytes:
+            raise error()
+        try:
+            with Image.open(io.BytesIO(data)) as probe:  # reads the header only
+                if probe.format not in formats:
+                    raise error()
+                pixels = probe.width * probe.height
+        except Image.DecompressionBombError as exc:  # Pillow's own ceiling, far above ours
+            raise TooManyPixels(budget) from exc
+        except UNREADABLE as exc:
+            raise error() from exc
+        if pixels > budget.each:
+            raise TooManyPixels(budget)
+        total += pixels
+    if total > budget.together:
+        raise TooManyPixels(budget)
+
+
+def decode(
+    data: bytes,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    formats: frozenset[str] | set[str] = ALLOWED_FORMATS,
+    error: type[DomainError] = InvalidImage,
+) -> Image.Image:
+    """The upload decoded (its first frame), or `error`: it must be one of `formats` by its
+    content, at most `max_bytes` long and `max_pixels` large (checked from the header,
+    before anything is decompressed), and whole (a truncated file fails to load)."""
+    if not data or len(data) > max_bytes:
+        raise error()
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            if probe.format not in formats or probe.width * probe.height > max_pixels:
+                raise error()
+            probe.verify()
+        image = Image.open(io.BytesIO(data))
+        try:
+            image.load()
+        except BaseException:
+            image.close()
+            raise
+        return image
+    except (*UNREADABLE, Image.DecompressionBombError) as exc:
+        raise error() from exc
+
+
+def store_image(data: bytes) -> str:
+    """Validate and re-encode an uploaded image; returns its stored file name."""
+    check_pixels([data], ONE_PICTURE)
+    with decode(data) as image:
+        has_alpha = image.mode in ("RGBA", "LA", "P")
+        clean = image.convert("RGBA" if has_alpha else "RGB")
+    clean.info.clear()  # a JPEG's comment would be written back from here
+    name = secrets.token_hex(16) + (".png" if has_alpha else ".jpg")
+    out = io.BytesIO()
+    if has_alpha:
+        clean.save(out, "PNG", optimize=True)
+    else:
+        clean.save(out, "JPEG", quality=88)
+    path = None
+    try:
+        path = private_dir() / name
+        path.write_bytes(out.getvalue())
+    except OSError as exc:
+        # A full disk or quota: nothing may stay half-written, and the user is told to
+        # try again rather than shown an error page.
+        if path is not None:
+            path.unlink(missing_ok=True)
+        log.error("could not store an uploaded image: %s", exc)
+        raise ImageNotStored() from exc
+    return name
+
+
+def delete_images(names: Iterable[str | None]) -> None:
+    """Remove stored images no row names any more (a refused upload's, a replaced one's)."""
+    for name in names:
+        path = image_path(name)
+        if path is None:
+            continue
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:  # an orphan file costs only space
+            log.warning("could not remove uploaded image %s: %s", name, exc)
+
+
+def image_path(name: str | None) -> Path | None:
+    """The stored file for a name we generated, or None: a name of any other shape (a path,
+    "..", another extension) never reaches the file system."""
+    if not name or not STORED_NAME.fullmatch(name):
+        return None
+    path = private_dir() / name
+    return path if path.is_file() else None
+
+
+def content_type(path: Path) -> str:
+    """The image type of a stored file, from the format it was re-encoded to."""
+    return CONTENT_TYPES[path.suffix]

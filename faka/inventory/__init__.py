@@ -1,0 +1,1 @@
+"""Stock: card keys, their import and reservation."""

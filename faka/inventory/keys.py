@@ -1,0 +1,267 @@
+"""Importing card keys: from a paste or a file, big imports as a job; voiding and exporting them."""
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, text, update
+
+from faka.core import clock
+from faka.core.crypto import vault
+from faka.core.db import is_postgresql, write_transaction
+from faka.core.errors import NotFound
+from faka.extensions import db
+from faka.inventory.models import CardKey, KeyImport
+from faka.platform import audit
+
+MAX_KEY_LENGTH = 2000
+
+
+SAMPLE_LIMIT = 20  # lines quoted back per category in a report
+JOB_THRESHOLD_LINES = 2000  # bigger imports run as a job with progress
+CHUNK_LINES = 5000
+IMPORT_GRACE = timedelta(minutes=2)  # a queued import not started by then has lost its job
+SEPARATORS = {"newline": "\n", "comma": ",", "semicolon": ";", "tab": "\t", "space": " ", "pipe": "|"}
+# What an import report calls the lines it quotes back, by ImportReport.samples' keys.
+SAMPLE_LABELS = {
+    "duplicate_in_batch": _l("Repeated in this batch"),
+    "already_in_stock": _l("Already in stock"),
+    "invalid": _l("Invalid (too long or control characters)"),
+}
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    duplicate_in_batch: int = 0
+    already_in_stock: int = 0
+    invalid: int = 0
+    samples: dict[str, list[str]] = field(
+        default_factory=lambda: {"duplicate_in_batch": [], "already_in_stock": [], "invalid": []}
+    )
+
+    def _note(self, kind: str, line: str) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        if len(self.samples[kind]) < SAMPLE_LIMIT:
+            self.samples[kind].append(line[:60])
+
+    def merge(self, other: "ImportReport") -> None:
+        self.added += other.added
+        for kind in self.samples:
+            setattr(self, kind, getattr(self, kind) + getattr(other, kind))
+            room = SAMPLE_LIMIT - len(self.samples[kind])
+            self.samples[kind].extend(other.samples[kind][:room])
+
+
+def split_keys(text: str, separator: str = "newline") -> list[str]:
+    """The raw pieces of an import, empty ones dropped (a trailing newline is no key)."""
+    sep = SEPARATORS.get(separator, separator) or "\n"
+    text = text.replace("\r\n", "\n").lstrip("\ufeff")
+    pieces = text.split("\n") if sep == "\n" else [p for line in text.split("\n") for p in line.split(sep)]
+    return [p.strip() for p in pieces if p.strip()]
+
+
+def import_keys(product_id: int, text: str, separator: str = "newline") -> ImportReport:
+    """Import keys in one transaction; see import_key_list."""
+    return import_key_list(product_id, split_keys(text, separator))
+
+
+def import_key_list(product_id: int, keys: list[str], seen: set[str] | None = None) -> ImportReport:
+    """Add keys to a product's stock and say what happened to each: added, repeated in
+    this batch, already in stock (found by fingerprint, nothing decrypted) or invalid
+    (too long or with control characters). `seen` carries fingerprints between the chunks
+    of one big import."""
+    report = ImportReport()
+    v = vault()
+    seen = set() if seen is None else seen
+    candidates: dict[str, str] = {}  # stored fingerprint -> key
+    lookups: dict[str, str] = {}  # every fingerprint under every key -> stored fingerprint
+    for key in keys:
+        if len(key) > MAX_KEY_LENGTH or any(ord(ch) < 32 for ch in key):
+            report._note("invalid", key)
+            continue
+        fingerprints = v.all_fingerprints(key)
+        if fingerprints[0] in seen or fingerprints[0] in candidates:
+            report._note("duplicate_in_batch", key)
+            continue
+        candidates[fingerprints[0]] = key
+        for fp in fingerprints:
+            lookups[fp] = fingerprints[0]
+
+    with write_transaction():
+        existing: set[str] = set()
+        all_fps = list(lookups)
+        for start in range(0, len(all_fps), 900):
+            chunk = all_fps[start : start + 900]
+            existing.update(
+                lookups[fp]
+                for fp in db.session.execute(
+                    select(CardKey.fingerprint).where(CardKey.product_id == product_id, CardKey.fingerprint.in_(chunk))
+                ).scalars()
+            )
+        rows = []
+        for fp, key in candidates.items():
+            if fp in existing:
+                report._note("already_in_stock", key)
+            else:
+                rows.append(
+                    {
+                        "product_id": product_id,
+                        "ciphertext": v.encrypt(key),
+                        "fingerprint": fp,
+                        "status": CardKey.AVAILABLE,
+                    }
+                )
+        if rows:
+            db.session.execute(CardKey.__table__.insert(), rows)
+    seen.update(candidates)
+    report.added = len(rows)
+    return report
+
+
+def start_import(merchant_id: int, product_id: int, text: str, separator: str = "newline") -> KeyImport:
+    """Queue a big import as a job. The text waits encrypted in the instance folder (never
+    in plain text on disk) until the job has read it."""
+    job = KeyImport(
+        public_id=secrets.token_hex(16),
+        merchant_id=merchant_id,
+        product_id=product_id,
+        total_lines=len(split_keys(text, separator)),
+    )
+    with write_transaction():
+        db.session.add(job)
+    _import_file(job.public_id).write_text(vault().encrypt(json.dumps({"text": text, "separator": separator})))
+    return job
+
+
+def run_import(import_id: int) -> KeyImport | None:
+    """The job: import in chunks, recording progress after each so the page can show it."""
+    job = db.session.get(KeyImport, import_id)
+    if job is None or job.status in (KeyImport.DONE, KeyImport.FAILED):
+        db.session.rollback()  # only ends the read transaction: nothing to write
+        return job
+    path = _import_file(job.public_id)
+    if not path.exists():
+        with write_transaction():
+            job.status, job.error, job.finished_at = KeyImport.FAILED, "upload missing", clock.now()
+        return job
+    upload = json.loads(vault().decrypt(path.read_text()))
+    keys = split_keys(upload["text"], upload["separator"])
+    product_id, public_id = job.product_id, job.public_id
+    # Claimed atomically: a copy of the job queued again by the reconciler while this one
+    # waited finds it taken and leaves it alone.
+    with write_transaction():
+        claimed = db.session.execute(
+            update(KeyImport)
+            .where(KeyImport.id == import_id, KeyImport.status == KeyImport.QUEUED)
+            .values(status=KeyImport.RUNNING)
+        ).rowcount
+    if not claimed:
+        return db.session.get(KeyImport, import_id)
+    # A rerun after a crash starts over: keys already added now count as already in stock.
+    seen: set[str] = set()
+    report = ImportReport()
+    for start in range(0, len(keys), CHUNK_LINES):
+        report.merge(import_key_list(product_id, keys[start : start + CHUNK_LINES], seen))
+        _record_progress(import_id, min(start + CHUNK_LINES, len(keys)), report)
+        _refresh_statistics()
+    with write_transaction():
+        job = db.session.get(KeyImport, import_id)
+        job.status, job.finished_at = KeyImport.DONE, clock.now()
+    _import_file(public_id).unlink(missing_ok=True)
+    return job
+
+
+def waiting_import_ids(now: datetime) -> list[int]:
+    """Imports queued more than IMPORT_GRACE ago and not started: their job may have been
+    lost with Redis (the text waits on disk), so the reconciler queues them again."""
+    return list(
+        db.session.execute(
+            select(KeyImport.id).where(KeyImport.status == KeyImport.QUEUED, KeyImport.created_at < now - IMPORT_GRACE)
+        ).scalars()
+    )
+
+
+def _refresh_statistics() -> None:
+    """PostgreSQL plans the next chunk's duplicate check from the table's statistics; left
+    as they were when the product had few keys, each check scans every key it has (a
+    100,000-key import took 80 s instead of 5)."""
+    if is_postgresql():
+        with write_transaction():
+            db.session.execute(text("ANALYZE card_keys"))
+
+
+def _record_progress(import_id: int, processed: int, report: ImportReport) -> None:
+    with write_transaction():
+        job = db.session.get(KeyImport, import_id)
+        job.processed = processed
+        job.added, job.duplicate_in_batch = report.added, report.duplicate_in_batch
+        job.already_in_stock, job.invalid = report.already_in_stock, report.invalid
+
+
+def _import_file(public_id: str) -> Path:
+    folder = Path(current_app.instance_path) / "uploads" / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{public_id}.fernet"
+
+
+def get_import(merchant_id: int, public_id: str) -> KeyImport:
+    job = db.session.execute(
+        select(KeyImport).where(KeyImport.public_id == public_id, KeyImport.merchant_id == merchant_id)
+    ).scalar_one_or_none()
+    if job is None:
+        raise NotFound()
+    return job
+
+
+def stock_by_status(product_id: int) -> dict[str, int]:
+    rows = db.session.execute(
+        select(CardKey.status, func.count()).where(CardKey.product_id == product_id).group_by(CardKey.status)
+    )
+    counts = {status: 0 for status in (CardKey.AVAILABLE, CardKey.RESERVED, CardKey.SOLD, CardKey.VOID)}
+    counts.update(dict(rows.all()))
+    return counts
+
+
+def void_keys(product_id: int, text: str, separator: str = "newline") -> int:
+    """Withdraw these keys from sale (say, ones known to have leaked). Only available keys
+    are voided, found by fingerprint; returns how many."""
+    v = vault()
+    fingerprints = {fp for key in split_keys(text, separator) for fp in v.all_fingerprints(key)}
+    if not fingerprints:
+        return 0
+    with write_transaction():
+        voided = 0
+        ordered = list(fingerprints)
+        for start in range(0, len(ordered), 900):
+            voided += db.session.execute(
+                CardKey.__table__.update()
+                .where(
+                    CardKey.product_id == product_id,
+                    CardKey.status == CardKey.AVAILABLE,
+                    CardKey.fingerprint.in_(ordered[start : start + 900]),
+                )
+                .values(status=CardKey.VOID)
+            ).rowcount
+    return voided
+
+
+def export_unsold_keys(product_id: int, actor_id: int) -> list[str]:
+    """The plaintext of every available key, for an export the merchant re-authenticated
+    for. Audited (how many, never which)."""
+    v = vault()
+    keys = [
+        v.decrypt(c)
+        for c in db.session.execute(
+            select(CardKey.ciphertext)
+            .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE)
+            .order_by(CardKey.id)
+        ).scalars()
+    ]
+    with write_transaction():
+        audit.record(actor_id, "keys.exported", f"product:{product_id}", detail=f"count={len(keys)}")
+    return keys

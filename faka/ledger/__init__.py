@@ -1,0 +1,1 @@
+"""The ledger: balances, payouts, withdrawals and settlement."""

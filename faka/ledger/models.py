@@ -1,0 +1,71 @@
+"""The ledger: entries, payout accounts and withdrawals."""
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from faka.core.types import UTCDateTime, utcnow
+from faka.extensions import db
+
+
+class LedgerEntry(db.Model):
+    """Append-only money movement for a merchant; a balance is a sum of these."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (UniqueConstraint("order_id", "kind"), UniqueConstraint("withdrawal_id", "kind"))
+
+    SALE = "sale"  # order total credited to the merchant
+    FEE = "fee"  # platform fee debited from the merchant
+    REFUND = "refund"  # order total taken back from the merchant
+    FEE_RETURN = "fee_return"  # the platform fee of a refunded sale given back
+    WITHDRAWAL = "withdrawal"  # money leaving the platform (held from the request on)
+    WITHDRAWAL_RETURN = "withdrawal_return"  # a rejected withdrawal put back
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    withdrawal_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawals.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[int]  # signed minor units
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime)  # end of the settlement hold
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PayoutAccount(db.Model):
+    """Where a merchant's withdrawals are paid; the account number is encrypted."""
+
+    __tablename__ = "payout_accounts"
+
+    ALIPAY = "alipay"
+    BANK = "bank"
+    USDT = "usdt"
+    KINDS = (ALIPAY, BANK, USDT)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    holder: Mapped[str] = mapped_column(String(80))
+    account_ciphertext: Mapped[str] = mapped_column(Text)
+    account_hint: Mapped[str] = mapped_column(String(16))  # last characters, for lists
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Withdrawal(db.Model):
+    __tablename__ = "withdrawals"
+
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    PAID = "paid"
+    REJECTED = "rejected"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    payout_account_id: Mapped[int] = mapped_column(ForeignKey("payout_accounts.id"))
+    amount: Mapped[int]
+    status: Mapped[str] = mapped_column(String(12), default=REQUESTED)
+    reason: Mapped[str | None] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(String(64))  # the payment's reference once paid
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

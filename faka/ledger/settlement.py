@@ -1,0 +1,446 @@
+"""Settlement: the withdrawal queue, the platform's fee income, and the checks that the
+books agree with the orders and the payments.
+
+Balances mature by time, not by a moving job: a merchant's ledger entry counts as
+available once its `available_at` has passed (see faka.ledger.balances), unless its
+order has an open complaint (`money.frozen_order_ids`). So there is nothing to move
+from pending to available, and nothing a missed run could leave behind. The daily job
+(`settle()`, run by `jobs.settle_balances`) is instead the day's settlement *check*: it
+sums every merchant's pending / available / frozen balance at that moment, runs
+`reconcile_books()`, and writes one "settlement.daily" audit event with the totals and
+the number of mismatches, at most once per UTC day, so running it again that day (or
+every hour) changes nothing.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, case, func, or_, select
+
+from faka.accounts.models import Merchant
+from faka.core import clock
+from faka.core.db import write_transaction
+from faka.core.errors import NotFound
+from faka.extensions import db
+from faka.ledger import balances
+from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
+from faka.orders.models import Order
+from faka.payments import notify, refunds
+from faka.payments.models import PaymentNotice, Refund
+from faka.platform import audit
+from faka.platform.analytics import DEFAULT_TIMEZONE, _day_index, day_boundaries
+from faka.platform.models import AuditEvent
+from faka.web.templating import money as format_money
+
+PER_PAGE = 50
+LEDGER_DAYS = 30
+DAILY_ACTION = "settlement.daily"
+REVEAL_ACTION = "withdrawal.account_revealed"
+
+QUEUE_OPEN = "open"  # requested and approved: what still needs the operator
+QUEUE_FILTERS = (QUEUE_OPEN, Withdrawal.REQUESTED, Withdrawal.APPROVED, Withdrawal.PAID, Withdrawal.REJECTED, "all")
+
+FEE_KINDS = (LedgerEntry.FEE, LedgerEntry.FEE_RETURN)
+ORDER_KINDS = (LedgerEntry.SALE, LedgerEntry.FEE, LedgerEntry.REFUND, LedgerEntry.FEE_RETURN)
+WITHDRAWAL_KINDS = (LedgerEntry.WITHDRAWAL, LedgerEntry.WITHDRAWAL_RETURN)
+REFUNDED_STATUSES = (Order.REFUNDED, Order.PARTIALLY_REFUNDED)
+CREDITED_STATUSES = (Order.DELIVERED, *REFUNDED_STATUSES)  # the only orders with ledger entries
+PAID_STATUSES = (Order.PAID, Order.DELIVERED, *REFUNDED_STATUSES, Order.PAID_UNFULFILLED)
+
+# -- mismatch kinds ---------------------------------------------------------------------
+
+SALE_WRONG = "sale"
+FEE_WRONG = "fee"
+REFUND_WRONG = "refund"
+FEE_RETURN_WRONG = "fee_return"
+ENTRIES_ON_UNCREDITED_ORDER = "entries_on_uncredited_order"
+PAYMENT_MISSING = "payment_missing"
+PAYMENT_ON_UNPAID_ORDER = "payment_on_unpaid_order"
+WITHDRAWAL_WRONG = "withdrawal"
+WITHDRAWAL_RETURN_WRONG = "withdrawal_return"
+ENTRY_WITHOUT_OWNER = "entry_without_owner"
+EXTRA_PAYMENT_NOT_RETURNED = "extra_payment_not_returned"
+
+MISMATCH_LABELS = {
+    SALE_WRONG: _l("Sale entry is missing or differs from the order total"),
+    FEE_WRONG: _l("Fee entry is missing or outside 0 to the order total"),
+    REFUND_WRONG: _l("Refund entry is missing or differs from the amount refunded"),
+    FEE_RETURN_WRONG: _l("Returned fee differs from the share of the fee refunded"),
+    ENTRIES_ON_UNCREDITED_ORDER: _l("Ledger entries on an order that was neither delivered nor refunded"),
+    PAYMENT_MISSING: _l("No payment of the order total was received"),
+    PAYMENT_ON_UNPAID_ORDER: _l("Payment received for an order that is not paid"),
+    WITHDRAWAL_WRONG: _l("Withdrawal entry is missing or differs from the withdrawal"),
+    WITHDRAWAL_RETURN_WRONG: _l("Returned withdrawal does not match its rejection"),
+    ENTRY_WITHOUT_OWNER: _l("Ledger entry belongs to no order or withdrawal"),
+    EXTRA_PAYMENT_NOT_RETURNED: _l("A second payment of this order has not been returned to the buyer"),
+}
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One disagreement in the books. `expected` and `found` are amounts in minor units,
+    None for "no entry / no payment", or a short text (an order status)."""
+
+    kind: str
+    reference: str  # an order number, "withdrawal #12" or "ledger entry #34"
+    expected: int | str | None
+    found: int | str | None
+
+    @property
+    def label(self):
+        return MISMATCH_LABELS[self.kind]
+
+
+# -- the withdrawal queue -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueuedWithdrawal:
+    withdrawal: Withdrawal
+    merchant_name: str
+    account: PayoutAccount
+
+
+def withdrawal_queue(status: str = QUEUE_OPEN, page: int = 1) -> tuple[list[QueuedWithdrawal], int]:
+    """One page of withdrawals for the operator and how many match: requested first,
+    then approved, then the decided ones; oldest first within each, so the longest
+    waiting request is on top. `status` is one of QUEUE_FILTERS."""
+    conditions = []
+    if status == QUEUE_OPEN:
+        conditions.append(Withdrawal.status.in_((Withdrawal.REQUESTED, Withdrawal.APPROVED)))
+    elif status != "all":
+        conditions.append(Withdrawal.status == status)
+    page = max(1, int(page))
+    total = db.session.scalar(select(func.count()).select_from(Withdrawal).where(*conditions))
+    urgency = case(
+        (Withdrawal.status == Withdrawal.REQUESTED, 0), (Withdrawal.status == Withdrawal.APPROVED, 1), else_=2
+    )
+    rows = db.session.execute(
+        select(Withdrawal, Merchant.name, PayoutAccount)
+        .join(Merchant, Merchant.id == Withdrawal.merchant_id)
+        .join(PayoutAccount, PayoutAccount.id == Withdrawal.payout_account_id)
+        .where(*conditions)
+        .order_by(urgency, Withdrawal.created_at, Withdrawal.id)
+        .offset((page - 1) * PER_PAGE)
+        .limit(PER_PAGE)
+    ).all()
+    return [QueuedWithdrawal(w, name, account) for w, name, account in rows], total
+
+
+def reveal_payout_account(withdrawal_id: int, operator_id: int) -> str:
+    """The full account number a withdrawal is to be paid to. Every look is audited."""
+    with write_transaction():
+        withdrawal = db.session.get(Withdrawal, withdrawal_id)
+        if withdrawal is None:
+            raise NotFound()
+        account = db.session.get(PayoutAccount, withdrawal.payout_account_id)
+        number = balances.payout_account_number(account)
+        audit.record(
+            operator_id,
+            REVEAL_ACTION,
+            f"withdrawal:{withdrawal.id}",
+            detail=f"merchant:{withdrawal.merchant_id} payout_account:{account.id}",
+        )
+    return number
+
+
+# -- the platform's fee income ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DailyFees:
+    day: date
+    fees: int  # fees taken that day minus fees returned that day
+
+
+@dataclass(frozen=True)
+class PlatformLedger:
+    earned: int  # fees taken minus fees returned, within since/until
+    fees: int
+    returned: int
+    daily: list[DailyFees]  # the last LEDGER_DAYS local days up to until (or now)
+    entries: list[LedgerEntry]  # one page of FEE and FEE_RETURN entries, newest first
+    count: int
+    order_numbers: dict[int, str] = field(default_factory=dict)
+    merchant_names: dict[int, str] = field(default_factory=dict)
+
+
+def platform_ledger(
+    since: datetime | None = None, until: datetime | None = None, page: int = 1, now: datetime | None = None
+) -> PlatformLedger:
+    """What the platform earned in fees: FEE entries (negative for the merchant, so
+    income for the platform) minus FEE_RETURN entries of refunds. `since` is inclusive,
+    `until` exclusive; both bound the time the entry was written."""
+    conditions = [LedgerEntry.kind.in_(FEE_KINDS)]
+    if since is not None:
+        conditions.append(LedgerEntry.created_at >= since)
+    if until is not None:
+        conditions.append(LedgerEntry.created_at < until)
+    fees, returned, count = db.session.execute(
+        select(
+            func.coalesce(func.sum(case((LedgerEntry.kind == LedgerEntry.FEE, -LedgerEntry.amount), else_=0)), 0),
+            func.coalesce(func.sum(case((LedgerEntry.kind == LedgerEntry.FEE_RETURN, LedgerEntry.amount), else_=0)), 0),
+            func.count(),
+        ).where(*conditions)
+    ).one()
+    page = max(1, int(page))
+    entries = list(
+        db.session.execute(
+            select(LedgerEntry)
+            .where(*conditions)
+            .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
+            .offset((page - 1) * PER_PAGE)
+            .limit(PER_PAGE)
+        ).scalars()
+    )
+    order_ids = {e.order_id for e in entries if e.order_id is not None}
+    merchant_ids = {e.merchant_id for e in entries}
+    order_numbers = (
+        dict(db.session.execute(select(Order.id, Order.number).where(Order.id.in_(order_ids))).all())
+        if order_ids
+        else {}
+    )
+    merchant_names = (
+        dict(db.session.execute(select(Merchant.id, Merchant.name).where(Merchant.id.in_(merchant_ids))).all())
+        if merchant_ids
+        else {}
+    )
+    return PlatformLedger(
+        earned=int(fees) - int(returned),
+        fees=int(fees),
+        returned=int(returned),
+        daily=_daily_fees(conditions, until or now or clock.now()),
+        entries=entries,
+        count=int(count),
+        order_numbers=order_numbers,
+        merchant_names=merchant_names,
+    )
+
+
+def _daily_fees(conditions, end: datetime) -> list[DailyFees]:
+    tz = ZoneInfo(current_app.config.get("BABEL_DEFAULT_TIMEZONE") or DEFAULT_TIMEZONE)
+    days, bounds = day_boundaries(end, tz, LEDGER_DAYS)
+    per_entry = (
+        select(_day_index(LedgerEntry.created_at, bounds).label("day"), (-LedgerEntry.amount).label("income"))
+        .where(*conditions, LedgerEntry.created_at >= bounds[0], LedgerEntry.created_at < bounds[-1])
+        .subquery()
+    )
+    income = dict(
+        db.session.execute(select(per_entry.c.day, func.sum(per_entry.c.income)).group_by(per_entry.c.day)).all()
+    )
+    return [DailyFees(day, int(income.get(i, 0))) for i, day in enumerate(days)]
+
+
+# -- reconciliation -----------------------------------------------------------------------
+
+
+def reconcile_books() -> list[Mismatch]:
+    """Every disagreement between orders, ledger entries, payments, refunds and
+    withdrawals, in four queries whatever the size of the shop:
+
+    - a delivered order (and a refunded one that was delivered) has one SALE of its
+      total and one FEE between minus the total and 0; a refunded one also a REFUND of
+      minus its total and a FEE_RETURN giving the fee back;
+    - no order other than delivered/refunded has ledger entries;
+    - a paid, delivered, refunded or paid-but-unfulfilled order has a payment notice of
+      its total that paid it (not an extra one), and no other order has one (a late
+      payment of an expired or cancelled order made it paid, or paid but unfulfilled);
+    - an extra payment of an order already paid is returned to the buyer: its refund is
+      done by the gateway or paid by hand (until then it is reported; it has no ledger
+      entry, the merchant never had it);
+    - a withdrawal has a WITHDRAWAL entry of minus its amount, and a WITHDRAWAL_RETURN
+      of its amount exactly when it was rejected;
+    - every order-kind entry has an order and every withdrawal-kind entry a withdrawal.
+    """
+    return [*_order_mismatches(), *_unreturned_extra_payments(), *_withdrawal_mismatches(), *_ownerless_entries()]
+
+
+def _per_kind(kind: str):
+    """(count, sum) of the grouped entries of one kind."""
+    return (
+        func.sum(case((LedgerEntry.kind == kind, 1), else_=0)).label(f"n_{kind}"),
+        func.sum(case((LedgerEntry.kind == kind, LedgerEntry.amount), else_=0)).label(f"sum_{kind}"),
+    )
+
+
+def _order_mismatches() -> list[Mismatch]:
+    entries = (
+        select(
+            LedgerEntry.order_id,
+            func.count().label("n"),
+            *(column for kind in ORDER_KINDS for column in _per_kind(kind)),
+        )
+        .where(LedgerEntry.order_id.is_not(None))
+        .group_by(LedgerEntry.order_id)
+        .subquery()
+    )
+    notices = (
+        select(PaymentNotice.order_id, func.count().label("n"), func.max(PaymentNotice.amount).label("amount"))
+        .group_by(PaymentNotice.order_id)
+        .subquery()
+    )
+    matching_notices = (
+        select(PaymentNotice.order_id, func.count().label("n"))
+        .join(Order, Order.id == PaymentNotice.order_id)
+        .where(PaymentNotice.amount == Order.total, PaymentNotice.outcome != notify.OUTCOME_DUPLICATE)
+        .group_by(PaymentNotice.order_id)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(
+            Order.number,
+            Order.status,
+            Order.total,
+            Order.refunded_amount,
+            Order.delivered_at,
+            entries,
+            notices.c.n.label("notices"),
+            notices.c.amount.label("notice_amount"),
+            matching_notices.c.n.label("matching"),
+        )
+        .outerjoin(entries, entries.c.order_id == Order.id)
+        .outerjoin(notices, notices.c.order_id == Order.id)
+        .outerjoin(matching_notices, matching_notices.c.order_id == Order.id)
+        .where(or_(Order.status.in_(PAID_STATUSES), entries.c.order_id.is_not(None), notices.c.order_id.is_not(None)))
+        .order_by(Order.id)
+    ).mappings()
+    found = []
+    for row in rows:
+        found.extend(_check_order(row))
+    return found
+
+
+def _check_order(row) -> list[Mismatch]:
+    number, status, total = row["number"], row["status"], row["total"]
+    mismatches = []
+
+    def entry(kind):
+        return row[f"sum_{kind}"] if row[f"n_{kind}"] else None
+
+    credited = status == Order.DELIVERED or (status in REFUNDED_STATUSES and row["delivered_at"] is not None)
+    if credited:
+        sale, fee = entry(LedgerEntry.SALE), entry(LedgerEntry.FEE)
+        if sale != total:
+            mismatches.append(Mismatch(SALE_WRONG, number, total, sale))
+        if fee is None or fee > 0 or -fee > total:
+            bounds = _l("between %(low)s and %(high)s", low=format_money(-total), high=format_money(0))
+            mismatches.append(Mismatch(FEE_WRONG, number, bounds, fee))
+        if status in REFUNDED_STATUSES:
+            refunded = row["refunded_amount"]
+            refund, fee_return = entry(LedgerEntry.REFUND), entry(LedgerEntry.FEE_RETURN)
+            if refund != -refunded:
+                mismatches.append(Mismatch(REFUND_WRONG, number, -refunded, refund))
+            if fee is not None and (fee_return or 0) != balances.returned_fee(-fee, refunded, total):
+                mismatches.append(
+                    Mismatch(FEE_RETURN_WRONG, number, balances.returned_fee(-fee, refunded, total), fee_return)
+                )
+    elif row["n"]:
+        mismatches.append(Mismatch(ENTRIES_ON_UNCREDITED_ORDER, number, None, status))
+
+    if status in PAID_STATUSES:
+        if not row["matching"]:
+            mismatches.append(Mismatch(PAYMENT_MISSING, number, total, row["notice_amount"]))
+    elif row["notices"]:
+        mismatches.append(Mismatch(PAYMENT_ON_UNPAID_ORDER, number, None, status))
+    return mismatches
+
+
+def _unreturned_extra_payments() -> list[Mismatch]:
+    """Extra payments (an order paid twice) whose refund is not done or paid yet:
+    expected is the amount owed to the buyer, found what became of its refund."""
+    rows = db.session.execute(
+        select(Order.number, PaymentNotice.amount, Refund.status)
+        .join(Order, Order.id == PaymentNotice.order_id)
+        .outerjoin(Refund, Refund.payment_notice_id == PaymentNotice.id)
+        .where(
+            PaymentNotice.outcome == notify.OUTCOME_DUPLICATE,
+            or_(Refund.id.is_(None), Refund.status.not_in(Refund.RETURNED)),
+        )
+        .order_by(PaymentNotice.id)
+    ).all()
+    return [
+        Mismatch(
+            EXTRA_PAYMENT_NOT_RETURNED,
+            number,
+            amount,
+            refunds.STATUS_LABELS[status] if status in refunds.STATUS_LABELS else None,
+        )
+        for number, amount, status in rows
+    ]
+
+
+def _withdrawal_mismatches() -> list[Mismatch]:
+    entries = (
+        select(LedgerEntry.withdrawal_id, *(column for kind in WITHDRAWAL_KINDS for column in _per_kind(kind)))
+        .where(LedgerEntry.withdrawal_id.is_not(None))
+        .group_by(LedgerEntry.withdrawal_id)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(Withdrawal.id, Withdrawal.status, Withdrawal.amount, entries)
+        .outerjoin(entries, entries.c.withdrawal_id == Withdrawal.id)
+        .order_by(Withdrawal.id)
+    ).mappings()
+    mismatches = []
+    for row in rows:
+        reference = f"withdrawal #{row['id']}"
+        taken = row[f"sum_{LedgerEntry.WITHDRAWAL}"] if row[f"n_{LedgerEntry.WITHDRAWAL}"] else None
+        returned = row[f"sum_{LedgerEntry.WITHDRAWAL_RETURN}"] if row[f"n_{LedgerEntry.WITHDRAWAL_RETURN}"] else None
+        if taken != -row["amount"]:
+            mismatches.append(Mismatch(WITHDRAWAL_WRONG, reference, -row["amount"], taken))
+        expected_return = row["amount"] if row["status"] == Withdrawal.REJECTED else None
+        if returned != expected_return:
+            mismatches.append(Mismatch(WITHDRAWAL_RETURN_WRONG, reference, expected_return, returned))
+    return mismatches
+
+
+def _ownerless_entries() -> list[Mismatch]:
+    rows = db.session.execute(
+        select(LedgerEntry.id, LedgerEntry.amount)
+        .where(
+            or_(
+                and_(LedgerEntry.kind.in_(ORDER_KINDS), LedgerEntry.order_id.is_(None)),
+                and_(LedgerEntry.kind.in_(WITHDRAWAL_KINDS), LedgerEntry.withdrawal_id.is_(None)),
+            )
+        )
+        .order_by(LedgerEntry.id)
+    ).all()
+    return [Mismatch(ENTRY_WITHOUT_OWNER, f"ledger entry #{entry_id}", None, amount) for entry_id, amount in rows]
+
+
+# -- the daily settlement check ------------------------------------------------------------
+
+
+def settle(now: datetime | None = None) -> AuditEvent:
+    """Record the day's settlement check (see the module docstring): every merchant's
+    balance at `now` and the result of reconcile_books(), as one "settlement.daily"
+    audit event per UTC day. A second run on the same day returns that day's event and
+    writes nothing."""
+    now = now or clock.now()
+    target = f"settlement:{now.date().isoformat()}"
+    with write_transaction():
+        existing = db.session.execute(
+            select(AuditEvent).where(AuditEvent.action == DAILY_ACTION, AuditEvent.target == target)
+        ).scalar_one_or_none()
+        if existing is not None:
+            return existing  # nothing written: the commit only ends the transaction
+        totals = {"merchants": 0, "pending": 0, "available": 0, "frozen": 0, "withdrawing": 0}
+        for merchant_id in db.session.execute(select(Merchant.id).order_by(Merchant.id)).scalars():
+            balance = balances.balance(merchant_id, now)
+            totals["merchants"] += 1
+            for key in ("pending", "available", "frozen", "withdrawing"):
+                totals[key] += getattr(balance, key)
+        mismatches = reconcile_books()
+        totals["mismatches"] = len(mismatches)
+        totals["at"] = now.isoformat()
+        event = audit.record(
+            None,
+            DAILY_ACTION,
+            target,
+            after=totals,
+            detail=f"{len(mismatches)} mismatches" if mismatches else "books balance",
+        )
+    return event

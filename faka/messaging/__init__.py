@@ -1,0 +1,1 @@
+"""Outgoing messages: the email outbox, notifications and webhooks."""

@@ -1,0 +1,83 @@
+"""Outgoing messages: the email outbox and webhooks."""
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from faka.core.types import UTCDateTime, utcnow
+from faka.extensions import db
+
+
+class OutboxEmail(db.Model):
+    """An email the platform owes someone. Its body is rendered at send time from the
+    database, so delivered keys are never stored in plain text here."""
+
+    __tablename__ = "outbox_emails"
+    __table_args__ = (
+        UniqueConstraint("kind", "order_id"),
+        Index("ix_outbox_emails_status", "status"),
+    )
+
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"  # gave up after MAIL_MAX_ATTEMPTS; an operator can requeue
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    to_addr: Mapped[str] = mapped_column(String(254))
+    locale: Mapped[str] = mapped_column(String(8), default="zh_CN")
+    # Emails other than order deliveries carry their subject and their template context
+    # (encrypted: it may hold a sign-in link) and name who they concern.
+    subject: Mapped[str | None] = mapped_column(String(200))
+    payload_ciphertext: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12), default=QUEUED)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the job that is talking to SMTP about this email: a second copy of the job
+    # (queued again by the reconciler) leaves it alone until then, so it is sent once.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+EVENTS = ("order.paid", "order.delivered", "order.refunded", "stock.low", "complaint.opened")
+
+
+class WebhookEndpoint(db.Model):
+    """A merchant's URL that receives signed JSON events."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret_ciphertext: Mapped[str] = mapped_column(Text)
+    events: Mapped[str] = mapped_column(Text, default=",".join(EVENTS))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDelivery(db.Model):
+    """One event owed to one endpoint, with what happened when we sent it."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),)
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    event: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default=PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    response_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

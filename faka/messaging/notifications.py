@@ -1,0 +1,209 @@
+"""Telling merchants what happened to their orders and stock: emails and webhooks.
+
+Each hook runs after the transaction that changed the order has committed (never inside
+a write_transaction(): they do not nest), opens its own to record what is owed (webhook
+deliveries, outbox emails), and enqueues the jobs that send them inside it, so they go
+out once it has committed. A hook that fails leaves the order as it is; its callers log
+the failure and carry on.
+
+Low-stock alerts: when a delivery leaves an auto-delivered product with at most
+`low_stock_threshold` available keys (a threshold of 0 turns alerts off), the merchant
+gets a `stock.low` webhook and a `merchant_low_stock` email — at most once per product
+per LOW_STOCK_ALERT_EVERY. The outbox is the record of alerts sent: before alerting we
+look for a `merchant_low_stock` email to this merchant about this product created within
+that window (the product id is in the email's encrypted context, so the few recent
+low-stock emails of the merchant are decrypted to compare). The product row is locked
+first, so two deliveries at the same moment do not both alert.
+"""
+
+import json
+import logging
+from datetime import timedelta
+
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from faka.accounts.models import Merchant
+from faka.catalog import checkout_fields
+from faka.catalog.models import DELIVERY_AUTO, DELIVERY_MANUAL, Product
+from faka.core import clock, tasks
+from faka.core.crypto import vault
+from faka.core.db import write_transaction
+from faka.extensions import db
+from faka.inventory.models import CardKey
+from faka.messaging import webhooks
+from faka.messaging.mail import queue_email
+from faka.messaging.models import OutboxEmail
+from faka.orders.models import Order
+
+log = logging.getLogger(__name__)
+
+EMAIL_MANUAL_ORDER = "merchant_manual_order"
+EMAIL_LOW_STOCK = "merchant_low_stock"
+LOW_STOCK_ALERT_EVERY = timedelta(hours=24)
+
+
+def order_paid(order_id: int) -> None:
+    """An order's payment was applied: `order.paid` webhook, and for a product the
+    merchant delivers by hand, an email asking them to deliver it."""
+    order = db.session.get(Order, order_id)
+    if order is None or not (_is_manual(order) or webhooks.has_subscribers(order.merchant_id, "order.paid")):
+        db.session.rollback()  # nothing to record: end the read, take no write lock
+        return
+    with write_transaction():
+        order = db.session.get(Order, order_id)
+        delivery_ids = webhooks.emit(order.merchant_id, "order.paid", order_data(order))
+        email_ids = [_queue_manual_order_email(order)] if _is_manual(order) else []
+        _enqueue(delivery_ids, email_ids)
+
+
+def order_delivered(order_id: int) -> None:
+    """An order was delivered: `order.delivered` webhook, then the low-stock check."""
+    order = db.session.get(Order, order_id)
+    if order is None or not (
+        _watches_stock(order.product) or webhooks.has_subscribers(order.merchant_id, "order.delivered")
+    ):
+        db.session.rollback()  # nothing to record: end the read, take no write lock
+        return
+    with write_transaction():
+        order = db.session.get(Order, order_id)
+        delivery_ids = webhooks.emit(order.merchant_id, "order.delivered", order_data(order))
+        email_ids = []
+        if _watches_stock(order.product):
+            # Locked so that two deliveries finishing together do not both alert.
+            product = db.session.execute(
+                select(Product).where(Product.id == order.product_id).with_for_update()
+            ).scalar_one()
+            available = _available_keys(product.id)
+            if available <= product.low_stock_threshold and not _alerted_recently(product):
+                data = {
+                    "product": _product_data(product),
+                    "available": available,
+                    "threshold": product.low_stock_threshold,
+                }
+                delivery_ids += webhooks.emit(product.merchant_id, "stock.low", data)
+                email_ids.append(_queue_low_stock_email(product, available))
+        _enqueue(delivery_ids, email_ids)
+
+
+def order_refunded(order_id: int) -> None:
+    """An order was refunded: `order.refunded` webhook."""
+    with write_transaction():
+        order = db.session.get(Order, order_id)
+        if order is None:
+            return  # nothing written
+        delivery_ids = webhooks.emit(order.merchant_id, "order.refunded", order_data(order))
+        _enqueue(delivery_ids, [])
+
+
+def _is_manual(order: Order) -> bool:
+    return order.product.delivery_type == DELIVERY_MANUAL
+
+
+def _watches_stock(product: Product) -> bool:
+    return product.delivery_type == DELIVERY_AUTO and product.low_stock_threshold > 0
+
+
+def order_data(order: Order) -> dict:
+    """What webhooks say about an order, with the buyer's answers to the product's checkout
+    fields in full (the merchant's system may top up the game UID itself). Never the
+    delivered goods."""
+
+    def unix(when):
+        return int(when.timestamp()) if when else None
+
+    return {
+        "order": {
+            "number": order.number,
+            "status": order.status,
+            "quantity": order.quantity,
+            "unit_price": order.unit_price,
+            "discount": order.discount,
+            "total": order.total,
+            "currency": order.currency,
+            "buyer_email": order.email,
+            "created_at": unix(order.created_at),
+            "paid_at": unix(order.paid_at),
+            "delivered_at": unix(order.delivered_at),
+            "refunded_at": unix(order.refunded_at),
+            "refunded_amount": order.refunded_amount,
+        },
+        "product": _product_data(order.product),
+        "answers": checkout_fields.webhook_answers(order.id),
+    }
+
+
+def _product_data(product: Product) -> dict:
+    return {"id": product.id, "slug": product.slug, "title": product.title, "delivery_type": product.delivery_type}
+
+
+def merchant_email(merchant: Merchant) -> str:
+    return merchant.notify_email or merchant.user.email
+
+
+def _locale() -> str:
+    return current_app.config.get("BABEL_DEFAULT_LOCALE", "zh_CN")
+
+
+def _queue_manual_order_email(order: Order) -> int:
+    locale = _locale()
+    with force_locale(locale):
+        subject = _("New order %(number)s to deliver: %(title)s", number=order.number, title=order.product.title)
+    context = {
+        "merchant_name": order.merchant.name,
+        "order_number": order.number,
+        "product_title": order.product.title,
+        "quantity": order.quantity,
+        "total": order.total,
+        "currency": order.currency,
+        "promise_hours": order.product.manual_promise_hours,
+    }
+    email = queue_email(
+        EMAIL_MANUAL_ORDER, merchant_email(order.merchant), subject, context, locale, merchant_id=order.merchant_id
+    )
+    return email.id
+
+
+def _queue_low_stock_email(product: Product, available: int) -> int:
+    locale = _locale()
+    with force_locale(locale):
+        subject = _("Low stock: %(title)s", title=product.title)
+    context = {
+        "merchant_name": product.merchant.name,
+        "product_id": product.id,
+        "product_title": product.title,
+        "available": available,
+        "threshold": product.low_stock_threshold,
+    }
+    email = queue_email(
+        EMAIL_LOW_STOCK, merchant_email(product.merchant), subject, context, locale, merchant_id=product.merchant_id
+    )
+    return email.id
+
+
+def _alerted_recently(product: Product) -> bool:
+    recent = db.session.execute(
+        select(OutboxEmail.payload_ciphertext).where(
+            OutboxEmail.kind == EMAIL_LOW_STOCK,
+            OutboxEmail.merchant_id == product.merchant_id,
+            OutboxEmail.created_at >= clock.now() - LOW_STOCK_ALERT_EVERY,
+        )
+    ).scalars()
+    return any(json.loads(vault().decrypt(c)).get("product_id") == product.id for c in recent if c)
+
+
+def _available_keys(product_id: int) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(CardKey)
+        .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE)
+    )
+
+
+def _enqueue(delivery_ids: list[int], email_ids: list[int]) -> None:
+    # Called inside the hook's write_transaction(): the jobs go out once it has committed.
+    webhooks.enqueue_deliveries(delivery_ids)
+    for email_id in email_ids:
+        tasks.enqueue(tasks.send_email, email_id, job_id=f"email-{email_id}")

@@ -1,0 +1,546 @@
+"""Outgoing webhooks: signed JSON events POSTed to URLs a merchant configures.
+
+How a merchant verifies a webhook
+---------------------------------
+Each event is a POST with a JSON body
+
+    {"id": "whd_3f9c…", "type": "order.paid", "created": 1767225600, "data": {…}}
+
+and the headers
+
+    Content-Type: application/json
+    User-Agent: faka-webhooks
+    Faka-Signature: t=1767225610,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd
+
+`t` is the Unix time of this attempt. `v1` is the hex HMAC-SHA256 of the string
+`"{t}.{body}"` — `t`, a full stop, then the raw request body exactly as received (before
+any JSON parsing) — keyed with the endpoint's whole secret (`whsec_…`, as UTF-8). To
+verify, recompute it and compare in constant time, and reject a `t` far from your clock
+(five minutes, say) so an old request cannot be replayed. In Python:
+
+    expected = hmac.new(secret.encode(), f"{t}.".encode() + raw_body, hashlib.sha256).hexdigest()
+    valid = hmac.compare_digest(expected, v1) and abs(time.time() - int(t)) < 300
+
+Delivery is at least once: a retry carries the same body and `id` (with a new `t`), so
+skip ids you have already handled, and do not rely on the order in which events arrive.
+Answer with any 2xx within 10 seconds. Anything else — another status, a redirect, a
+timeout — is a failed attempt, retried with backoff; after MAX_ATTEMPTS attempts the
+delivery is marked failed. The delivery log shows every delivery with its status, attempts
+and last response code. Rotating the secret takes effect at once for the next attempt.
+
+Safety: endpoints may not point at private, loopback, link-local or other non-public
+addresses (config WEBHOOK_ALLOW_PRIVATE=True lifts this, for tests and private networks).
+The check is made when the URL is saved and again on every connection, against the
+address actually connected to, so a name re-pointed at an internal address is refused.
+Requests go out directly (no environment proxy) and redirects are not followed.
+
+At rest: a delivery's payload holds the buyer's email and checkout answers (a game UID,
+an account), so it is stored encrypted like the rest of the buyer's secrets (and rotated
+with them); rows written before that, plain JSON, are still sent as they are.
+"""
+
+import hashlib
+import hmac
+import http.client
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
+from sqlalchemy import and_, delete, func, or_, select
+
+from faka.core import clock, tasks
+from faka.core.crypto import vault
+from faka.core.db import write_transaction
+from faka.core.errors import DomainError, NotFound
+from faka.extensions import db
+from faka.messaging.models import EVENTS, WebhookDelivery, WebhookEndpoint
+
+log = logging.getLogger(__name__)
+
+PING = "ping"  # the event `send_test` sends; not subscribable
+# What the back office calls each event (the event's own name is shown beside it as code,
+# since the receiver's code matches on it).
+EVENT_LABELS = {
+    "order.paid": _l("Order paid"),
+    "order.delivered": _l("Order delivered"),
+    "order.refunded": _l("Order refunded"),
+    "stock.low": _l("Stock running low"),
+    "complaint.opened": _l("Complaint opened"),
+    PING: _l("Test event"),
+}
+DELIVERY_STATUS_LABELS = {
+    WebhookDelivery.PENDING: _l("Queued"),
+    WebhookDelivery.DELIVERED: _p("webhook", "Delivered"),
+    WebhookDelivery.FAILED: _l("Failed"),
+}
+SECRET_PREFIX = "whsec_"
+SIGNATURE_HEADER = "Faka-Signature"
+USER_AGENT = "faka-webhooks"
+TIMEOUT_SECONDS = 10
+MAX_ENDPOINTS = 5
+MAX_URL_LENGTH = 500
+LOG_PAGE_SIZE = 20
+# Attempt n+1 of a delivery is due this long after it was created (n = attempts made so
+# far). RQ retries a failed job on its own, shorter schedule (jobs.RETRY_INTERVALS); the
+# reconciler uses this one, so without Redis, or when RQ lost the job, a delivery still
+# backs off instead of being retried on every reconciler run.
+RETRY_AFTER = (
+    timedelta(0),
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=6),
+)
+MAX_ATTEMPTS = len(RETRY_AFTER)
+
+
+class InvalidWebhookUrl(DomainError):
+    message = _l("Enter an http:// or https:// address on the public internet.")
+
+
+class InvalidWebhookEvents(DomainError):
+    message = _l("Choose at least one event from the list.")
+
+
+class TooManyEndpoints(DomainError):
+    message = _l("You already have the maximum number of webhook endpoints.")
+
+
+class WebhookFailed(Exception):
+    """An attempt did not get a 2xx answer; raised so the job is retried."""
+
+
+@dataclass(frozen=True)
+class DeliveryLog:
+    items: list[WebhookDelivery]
+    page: int
+    has_next: bool
+
+
+# -- endpoints --------------------------------------------------------------------------
+
+
+def create_endpoint(merchant_id: int, url: str, events) -> tuple[WebhookEndpoint, str]:
+    """Add an endpoint. Returns it with its secret in plain text: the only time the
+    secret is shown; it is stored encrypted."""
+    url = validate_url(url)
+    events = _validate_events(events)
+    with write_transaction():
+        count = db.session.scalar(
+            select(func.count()).select_from(WebhookEndpoint).where(WebhookEndpoint.merchant_id == merchant_id)
+        )
+        if count >= MAX_ENDPOINTS:
+            raise TooManyEndpoints()
+        secret = _new_secret()
+        endpoint = WebhookEndpoint(
+            merchant_id=merchant_id, url=url, events=events, enabled=True, secret_ciphertext=vault().encrypt(secret)
+        )
+        db.session.add(endpoint)
+    return endpoint, secret
+
+
+def update_endpoint(
+    endpoint_id: int, merchant_id: int, url: str | None = None, events=None, enabled: bool | None = None
+) -> WebhookEndpoint:
+    """Change an endpoint's URL, events or enabled flag (None leaves a field as it is)."""
+    url = validate_url(url) if url is not None else None
+    events = _validate_events(events) if events is not None else None
+    with write_transaction():
+        endpoint = _owned_endpoint(endpoint_id, merchant_id)
+        if url is not None:
+            endpoint.url = url
+        if events is not None:
+            endpoint.events = events
+        if enabled is not None:
+            endpoint.enabled = enabled
+    return endpoint
+
+
+def rotate_secret(endpoint_id: int, merchant_id: int) -> str:
+    """Replace the endpoint's secret; returns the new one, shown this once."""
+    with write_transaction():
+        endpoint = _owned_endpoint(endpoint_id, merchant_id)
+        secret = _new_secret()
+        endpoint.secret_ciphertext = vault().encrypt(secret)
+    return secret
+
+
+def delete_endpoint(endpoint_id: int, merchant_id: int) -> None:
+    """Remove the endpoint and its delivery log; deliveries still owed are dropped."""
+    with write_transaction():
+        endpoint = _owned_endpoint(endpoint_id, merchant_id)
+        db.session.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id))
+        db.session.delete(endpoint)
+
+
+def endpoints(merchant_id: int) -> list[WebhookEndpoint]:
+    return list(
+        db.session.execute(
+            select(WebhookEndpoint).where(WebhookEndpoint.merchant_id == merchant_id).order_by(WebhookEndpoint.id)
+        ).scalars()
+    )
+
+
+def get_endpoint(endpoint_id: int, merchant_id: int) -> WebhookEndpoint:
+    return _owned_endpoint(endpoint_id, merchant_id)
+
+
+def _owned_endpoint(endpoint_id: int, merchant_id: int) -> WebhookEndpoint:
+    endpoint = db.session.execute(
+        select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.merchant_id == merchant_id)
+    ).scalar_one_or_none()
+    if endpoint is None:
+        raise NotFound()
+    return endpoint
+
+
+def _new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_hex(32)
+
+
+def _validate_events(events) -> str:
+    if isinstance(events, str):
+        events = events.split(",")
+    chosen = {e.strip() for e in events or () if e.strip()}
+    if not chosen or not chosen <= set(EVENTS):
+        raise InvalidWebhookEvents()
+    return ",".join(e for e in EVENTS if e in chosen)
+
+
+def validate_url(url: str) -> str:
+    """The URL, stripped, if it is one we may POST to; else InvalidWebhookUrl."""
+    url = (url or "").strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidWebhookUrl()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise InvalidWebhookUrl() from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        raise InvalidWebhookUrl()
+    if not _private_allowed():
+        host = parts.hostname.rstrip(".").lower()
+        if host == "localhost" or host.endswith(".localhost"):
+            raise InvalidWebhookUrl()
+        try:
+            addresses = _resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+        except OSError:
+            raise InvalidWebhookUrl() from None
+        if not all(is_public_address(sockaddr[0]) for *_, sockaddr in addresses):
+            raise InvalidWebhookUrl()
+    return url
+
+
+def _private_allowed() -> bool:
+    return bool(current_app.config["WEBHOOK_ALLOW_PRIVATE"])
+
+
+# IPv6 forms that carry an IPv4 address in their last 32 bits and reach it: NAT64
+# (RFC 6052), the deprecated IPv4-compatible ::a.b.c.d and SIIT's ::ffff:0:a.b.c.d. A
+# NAT64 gateway or a dual-stack host turns 64:ff9b::7f00:1 into 127.0.0.1.
+_LAST_32_BITS_IPV4 = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96"))
+# RFC 8215's local-use NAT64 prefix translates into the operator's own network by design.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def is_public_address(address: str) -> bool:
+    """Whether faka may connect to `address` (an IP literal, as getaddrinfo gives it) on a
+    merchant's behalf: a global unicast address, and for IPv6, every IPv4 address it
+    embeds (mapped, 6to4, Teredo, NAT64, IPv4-compatible) is global too."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    candidates = [ip]
+    if ip.version == 6:
+        if ip in _LOCAL_NAT64:
+            return False
+        candidates += [ip.sixtofour, *(ip.teredo or ())]
+        if any(ip in network for network in _LAST_32_BITS_IPV4):
+            candidates.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return all(a.is_global and not a.is_multicast for a in candidates if a is not None)
+
+
+def _resolve(host: str, port: int):
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+# -- events -----------------------------------------------------------------------------
+
+
+def emit(merchant_id: int, event: str, data: dict) -> list[int]:
+    """Record `event` for each of the merchant's enabled endpoints subscribed to it,
+    inside the caller's transaction. Returns the delivery ids, for the caller to pass
+    to `enqueue_deliveries` inside its write_transaction() (which sends them once it has
+    committed) or after it commits."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown webhook event {event}")
+    subscribed = [
+        e
+        for e in db.session.execute(
+            select(WebhookEndpoint).where(WebhookEndpoint.merchant_id == merchant_id, WebhookEndpoint.enabled.is_(True))
+        ).scalars()
+        if event in e.events.split(",")
+    ]
+    deliveries = [_new_delivery(endpoint.id, event, data) for endpoint in subscribed]
+    db.session.flush()
+    return [d.id for d in deliveries]
+
+
+def has_subscribers(merchant_id: int, event: str) -> bool:
+    """Whether any enabled endpoint of the merchant takes this event (a cheap read, so
+    callers can skip a write transaction when nobody listens)."""
+    return any(
+        event in events.split(",")
+        for events in db.session.execute(
+            select(WebhookEndpoint.events).where(
+                WebhookEndpoint.merchant_id == merchant_id, WebhookEndpoint.enabled.is_(True)
+            )
+        ).scalars()
+    )
+
+
+def enqueue_deliveries(delivery_ids: list[int]) -> None:
+    for delivery_id in delivery_ids:
+        tasks.enqueue(tasks.send_webhook, delivery_id, job_id=f"webhook-{delivery_id}")
+
+
+def send_test(endpoint_id: int, merchant_id: int) -> int:
+    """Queue a `ping` event to the endpoint (enabled or not); returns the delivery id."""
+    with write_transaction():
+        endpoint = _owned_endpoint(endpoint_id, merchant_id)
+        delivery_id = _new_delivery(endpoint.id, PING, {"endpoint_id": endpoint.id}).id
+        enqueue_deliveries([delivery_id])
+    return delivery_id
+
+
+def _new_delivery(endpoint_id: int, event: str, data: dict) -> WebhookDelivery:
+    now = clock.now()
+    payload = {"id": "whd_" + secrets.token_hex(12), "type": event, "created": int(now.timestamp()), "data": data}
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    delivery = WebhookDelivery(
+        endpoint_id=endpoint_id,
+        event=event,
+        payload=vault().encrypt(body),
+        status=WebhookDelivery.PENDING,
+        attempts=0,
+        created_at=now,
+    )
+    db.session.add(delivery)
+    db.session.flush()
+    return delivery
+
+
+def public_id(delivery: WebhookDelivery) -> str:
+    """The `id` the receiver sees, for the delivery log."""
+    return json.loads(_body(delivery.payload))["id"]
+
+
+def _body(payload: str) -> str:
+    """The JSON body of a stored payload: encrypted, or plain JSON from before it was."""
+    return payload if payload.startswith("{") else vault().decrypt(payload)
+
+
+def delivery_log(endpoint_id: int, merchant_id: int, page: int = 1) -> DeliveryLog:
+    """The endpoint's deliveries, newest first, LOG_PAGE_SIZE per page."""
+    endpoint = _owned_endpoint(endpoint_id, merchant_id)
+    page = max(1, int(page))
+    rows = list(
+        db.session.execute(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.endpoint_id == endpoint.id)
+            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+            .offset((page - 1) * LOG_PAGE_SIZE)
+            .limit(LOG_PAGE_SIZE + 1)
+        ).scalars()
+    )
+    return DeliveryLog(items=rows[:LOG_PAGE_SIZE], page=page, has_next=len(rows) > LOG_PAGE_SIZE)
+
+
+def due_delivery_ids(now) -> list[int]:
+    """Pending deliveries whose next attempt is due by RETRY_AFTER (for the reconciler)."""
+    due = or_(
+        *(
+            and_(WebhookDelivery.attempts == n, WebhookDelivery.created_at <= now - wait)
+            for n, wait in enumerate(RETRY_AFTER)
+        )
+    )
+    return list(
+        db.session.execute(
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.status == WebhookDelivery.PENDING, due)
+            .order_by(WebhookDelivery.id)
+        ).scalars()
+    )
+
+
+# -- sending ----------------------------------------------------------------------------
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The Faka-Signature header value for this body at this time."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def deliver(delivery_id: int) -> bool:
+    """Make one attempt at a pending delivery (the send_webhook job).
+
+    Returns True when it was delivered now, False when there was nothing to do (already
+    delivered, failed, or its endpoint is gone). Raises WebhookFailed when the endpoint
+    did not answer 2xx, so RQ retries; the attempt, response code and error are recorded
+    first, and after MAX_ATTEMPTS the delivery is marked failed.
+    """
+    row = db.session.execute(
+        select(WebhookDelivery, WebhookEndpoint)
+        .join(WebhookEndpoint, WebhookDelivery.endpoint_id == WebhookEndpoint.id)
+        .where(WebhookDelivery.id == delivery_id)
+    ).first()
+    if row is None or row[0].status != WebhookDelivery.PENDING:
+        db.session.rollback()  # end the job's read: the worker's session outlives it
+        return False
+    delivery, endpoint = row
+    if not endpoint.enabled and delivery.event != PING:
+        _record(delivery_id, None, "endpoint disabled", give_up=True)
+        return False
+    url, body = endpoint.url, _body(delivery.payload).encode()
+    secret = vault().decrypt(endpoint.secret_ciphertext)
+    db.session.rollback()  # hold no transaction while waiting on the merchant's server
+
+    code, error = _post(url, body, secret)
+    delivered = code is not None and 200 <= code < 300
+    _record(delivery_id, code, None if delivered else error)
+    if not delivered:
+        raise WebhookFailed(f"webhook delivery {delivery_id}: {error}")
+    return True
+
+
+def _post(url: str, body: bytes, secret: str) -> tuple[int | None, str | None]:
+    """POST the body; returns (HTTP status or None, error text or None). The error text
+    names what went wrong, never the URL, the body or the secret."""
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            SIGNATURE_HEADER: sign(secret, int(clock.now().timestamp()), body),
+        },
+    )
+    try:
+        with _opener().open(request, timeout=TIMEOUT_SECONDS) as response:
+            response.read(64 * 1024)  # let the server finish; the content is not kept
+            return response.status, None
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return exc.code, f"HTTP {exc.code}"
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        return None, f"{type(reason).__name__}: {reason}"[:300]
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _record(delivery_id: int, code: int | None, error: str | None, give_up: bool = False) -> None:
+    with write_transaction():
+        delivery = db.session.get(WebhookDelivery, delivery_id)
+        if delivery is None or delivery.status != WebhookDelivery.PENDING:
+            return  # deleted, or a concurrent attempt already settled it
+        delivery.response_code = code
+        if error is None:
+            delivery.attempts += 1
+            delivery.status = WebhookDelivery.DELIVERED
+            delivery.delivered_at = clock.now()
+            delivery.last_error = None
+        else:
+            if not give_up:
+                delivery.attempts += 1
+            delivery.last_error = error[:500]
+            if give_up or delivery.attempts >= MAX_ATTEMPTS:
+                delivery.status = WebhookDelivery.FAILED
+        event, endpoint_id, attempts, status = delivery.event, delivery.endpoint_id, delivery.attempts, delivery.status
+    if error is not None:
+        log.warning(
+            "webhook delivery %s (%s) to endpoint %s: attempt %s failed (%s), now %s",
+            delivery_id,
+            event,
+            endpoint_id,
+            attempts,
+            error,
+            status,
+        )
+
+
+# Connections check the address they actually connect to, so DNS cannot point a
+# merchant's host name at our own network between validation and sending.
+
+
+class BlockedAddress(OSError):
+    pass
+
+
+def _connect_public(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
+    host, port = address
+    infos = _resolve(host, port)
+    if not infos or not all(is_public_address(sockaddr[0]) for *_, sockaddr in infos):
+        raise BlockedAddress("address is not public")
+    error = None
+    for family, type_, proto, _name, sockaddr in infos:
+        sock = socket.socket(family, type_, proto)
+        try:
+            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error
+
+
+class _PublicHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = _connect_public
+
+
+class _PublicHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = _connect_public
+
+
+class _PublicHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_PublicHTTPConnection, req)
+
+
+class _PublicHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_PublicHTTPSConnection, req, context=self._context)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a 3xx answer is then an HTTPError: a failed attempt
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    handlers = [urllib.request.ProxyHandler({}), _NoRedirects()]
+    if not _private_allowed():
+        handlers += [_PublicHTTPHandler(), _PublicHTTPSHandler()]
+    return urllib.request.build_opener(*handlers)

@@ -1,0 +1,1 @@
+"""Operating the whole: health, doctor, seed, first run and the reconciler. It may import every context."""

@@ -1,0 +1,1 @@
+"""Orders: checkout, coupons, delivery, lookup and the status signal."""

@@ -1,0 +1,1 @@
+"""Platform-wide settings, audit, analytics, retention, backup and database copy."""

@@ -1,0 +1,1 @@
+"""Risk: the rules engine, blacklist, security events, captcha and the monitor."""

@@ -1,5 +1,0 @@
-"""The current time, in one place so that services agree on it."""
-
-from faka.models.types import utcnow
-
-now = utcnow

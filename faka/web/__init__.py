@@ -1,0 +1,22 @@
+"""Blueprints: thin routes that parse, call one service, and render."""
+
+
+def register_blueprints(app) -> None:
+    from faka.web import errors, merchant, operator
+    from faka.web.api import captcha, health
+    from faka.web.auth import passkeys
+    from faka.web.auth import views as auth
+    from faka.web.shop import catalog, checkout, complaints, orders, pay
+
+    app.register_blueprint(catalog.bp)
+    app.register_blueprint(checkout.bp)
+    app.register_blueprint(captcha.bp)
+    app.register_blueprint(orders.bp)
+    app.register_blueprint(complaints.bp)
+    app.register_blueprint(pay.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(passkeys.bp)
+    app.register_blueprint(merchant.bp)
+    app.register_blueprint(operator.bp)
+    app.register_blueprint(health.bp)
+    errors.init_app(app)

@@ -1,0 +1,1 @@
+"""JSON and health endpoints."""
