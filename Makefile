@@ -31,6 +31,7 @@ lock: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 translations: $(BIN)/activate
 	$(BIN)/pybabel compile -d faka/translations 2>/dev/null

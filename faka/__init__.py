@@ -4,6 +4,8 @@ from faka.web.app import Faka
 
 
 def create_app(config_overrides: dict | None = None) -> Faka:
+    # Imported here, not at the top: importing one faka module (a task in the worker, a
+    # migration, a test helper) must not load the whole web app and CLI.
     from faka import cli
     from faka.config import Config
     from faka.core import cache, crypto, instance, tasks

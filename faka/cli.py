@@ -7,7 +7,18 @@ from flask.cli import FlaskGroup
 from flask_migrate import upgrade
 
 from faka import create_app
-from faka.core import tasks
+from faka.accounts import users
+from faka.core import crypto, tasks
+from faka.extensions import db
+from faka.ops import tasks as ops_tasks
+from faka.ops.doctor import FAIL, OK, WARN, run_checks
+from faka.ops.seed import DEMO_MERCHANT, DEMO_OPERATOR
+from faka.ops.seed import seed_demo as seed
+from faka.payments.gateways import GATEWAYS, configure_gateway, ensure_sandbox
+from faka.platform import backup as backups
+from faka.platform import dbcopy, key_rotation
+from faka.platform import retention as retention_service
+from faka.platform.dbcopy import describe
 
 
 def main() -> None:
@@ -28,7 +39,6 @@ def init_app(app) -> None:
 def init_db():
     """Create or upgrade the database schema (Alembic migrations)."""
     upgrade()
-    from faka.payments.gateways import ensure_sandbox
 
     ensure_sandbox(enabled=False)  # a real shop's sandbox stays off until the operator turns it on
     click.echo("database is at the latest schema")
@@ -37,8 +47,6 @@ def init_db():
 @click.command("seed-demo")
 def seed_demo():
     """Create the demo shop (operator, merchant, products with keys) if absent."""
-    from faka.ops.seed import DEMO_MERCHANT, DEMO_OPERATOR
-    from faka.ops.seed import seed_demo as seed
 
     created = seed()
     click.echo("demo data created" if created else "demo data already present")
@@ -52,7 +60,6 @@ def seed_demo():
 @click.option("--shop", "shop_name", default=None, help="Single-shop mode: the operator also runs this shop, approved.")
 def create_operator(email: str, password: str, shop_name: str | None):
     """Create an operator (platform administrator) account."""
-    from faka.accounts import users
 
     if len(password) < 10:
         raise click.BadParameter("use at least 10 characters", param_hint="--password")
@@ -67,7 +74,7 @@ def create_operator(email: str, password: str, shop_name: str | None):
 def reconcile():
     """Expire stale reservations; re-enqueue undelivered orders, unsent emails and refunds;
     ask gateways about payments in flight; move complaints past their deadline."""
-    report = tasks.reconcile()
+    report = ops_tasks.reconcile()
     tasks.runner().wait_idle()
     click.echo(
         f"expired {report['expired']} orders, re-enqueued {report['deliveries']} deliveries, "
@@ -81,7 +88,6 @@ def reconcile():
 def retention():
     """Hash IP addresses older than 30 days; delete old security and risk events and spent
     captcha challenges; empty old gateway notification bodies (see faka/platform/retention.py)."""
-    from faka.platform import retention as retention_service
 
     report = retention_service.run()
     click.echo(
@@ -108,14 +114,13 @@ def rotate_keys(check_only: bool, add_key: bool, retire: bool):
     The steps: add a key in front (--add-key, or in FAKA_ENCRYPTION_KEYS), restart the web
     and worker processes, run rotate-keys, then --check and --retire (or drop the older
     keys from FAKA_ENCRYPTION_KEYS)."""
-    from faka.core import crypto
 
     if check_only + add_key + retire > 1:
         raise click.UsageError("use one of --check, --add-key and --retire")
     if add_key:
         try:
-            path = crypto.add_key()
-        except crypto.KeysInEnvironment as exc:
+            path = key_rotation.add_key()
+        except key_rotation.KeysInEnvironment as exc:
             raise click.ClickException(
                 "the keys come from FAKA_ENCRYPTION_KEYS: put a new key in front of it yourself (make one with "
                 '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`), '
@@ -128,13 +133,13 @@ def rotate_keys(check_only: bool, add_key: bool, retire: bool):
         return
     if retire:
         try:
-            dropped = crypto.retire_older_keys()
-        except crypto.KeysInEnvironment as exc:
+            dropped = key_rotation.retire_older_keys()
+        except key_rotation.KeysInEnvironment as exc:
             raise click.ClickException(
                 "the keys come from FAKA_ENCRYPTION_KEYS: once `rotate-keys --check` passes, "
                 "keep only its first key and restart"
             ) from exc
-        except crypto.OlderKeysStillNeeded as exc:
+        except key_rotation.OlderKeysStillNeeded as exc:
             _echo_key_check(exc.report)
             raise SystemExit(1) from exc
         click.echo(
@@ -145,10 +150,10 @@ def rotate_keys(check_only: bool, add_key: bool, retire: bool):
         )
         return
     if check_only:
-        if not _echo_key_check(crypto.check()):
+        if not _echo_key_check(key_rotation.check()):
             raise SystemExit(1)
         return
-    report = crypto.rotate_all()
+    report = key_rotation.rotate_all()
     for label, tally in report.items():
         if tally.total:
             click.echo(
@@ -165,7 +170,6 @@ def rotate_keys(check_only: bool, add_key: bool, retire: bool):
 
 def _echo_key_check(report) -> bool:
     """Print what the check found; True when the older keys can go."""
-    from faka.core import crypto
 
     total = sum(t.total for t in report.values())
     older = {label: t.older for label, t in report.items() if t.older}
@@ -212,7 +216,6 @@ def _per_place(counts: dict[str, int]) -> str:
 @click.option("--enable/--disable", default=None, help="Turn the gateway on or off.")
 def gateway_config(gateway: str, settings: tuple[str, ...], enable: bool | None):
     """Configure a payment gateway: GATEWAY key=value ... (stored encrypted)."""
-    from faka.payments.gateways import GATEWAYS, configure_gateway
 
     if gateway not in GATEWAYS:
         raise click.BadParameter(f"known gateways: {', '.join(sorted(GATEWAYS))}", param_hint="GATEWAY")
@@ -247,8 +250,6 @@ def doctor(backup_dir: str | None):
     import shutil
     import textwrap
 
-    from faka.ops.doctor import FAIL, OK, WARN, run_checks
-
     checks = run_checks(backup_dir)
     width = min(shutil.get_terminal_size((100, 24)).columns, 100)
     marks = {
@@ -281,7 +282,6 @@ def doctor(backup_dir: str | None):
 def backup(out: Path | None, folder: Path | None, keep: int | None):
     """Write the database, the encryption and secret keys and the uploads to one archive
     (tar.gz, readable by its owner only: it opens every secret the shop stores)."""
-    from faka.platform import backup as backups
 
     result = backups.create_backup(out or backups.default_path(folder))
     manifest = result.manifest
@@ -304,10 +304,6 @@ def backup(out: Path | None, folder: Path | None, keep: int | None):
 def restore(archive: Path, yes: bool, force: bool):
     """Restore a backup into this instance: database, keys, uploads. Then start faka."""
     from flask import current_app
-
-    from faka.extensions import db
-    from faka.platform import backup as backups
-    from faka.platform.dbcopy import describe
 
     try:
         manifest = backups.read_manifest(archive)
@@ -386,9 +382,6 @@ def copy_db(target: str | None, source: str | None, force: bool):
     """Copy every row between this app's database and another, e.g. SQLite to PostgreSQL.
     Stop faka first; the target must be migrated (init-db) to the same revision."""
     from sqlalchemy.exc import OperationalError
-
-    from faka.extensions import db
-    from faka.platform import dbcopy
 
     if bool(target) == bool(source):
         raise click.UsageError("give one of --to and --from")

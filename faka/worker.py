@@ -25,6 +25,8 @@ from rq.cron import CronScheduler
 
 from faka import create_app
 from faka.core import tasks
+from faka.ledger.tasks import settle_balances
+from faka.ops.tasks import reconcile
 
 SETTLE_INTERVAL = 3600  # seconds; settling is idempotent per day
 REDIS_RETRY_INTERVAL = 1  # seconds between attempts to reach Redis again
@@ -80,9 +82,9 @@ def main() -> None:
         runner = tasks.runner()
         if not args.no_cron and not args.burst:
             cron = _ThreadCronScheduler(connection=runner.redis)
-            cron.register(tasks.reconcile, queue_name=app.config["RQ_QUEUE"], interval=app.config["RECONCILE_INTERVAL"])
+            cron.register(reconcile, queue_name=app.config["RQ_QUEUE"], interval=app.config["RECONCILE_INTERVAL"])
             # Hourly, though it records once a day: a worker down at midnight catches up.
-            cron.register(tasks.settle_balances, queue_name=app.config["RQ_QUEUE"], interval=SETTLE_INTERVAL)
+            cron.register(settle_balances, queue_name=app.config["RQ_QUEUE"], interval=SETTLE_INTERVAL)
             threading.Thread(target=_keep_scheduling, args=(cron,), name="faka-cron", daemon=True).start()
         while True:
             worker = _Worker([runner.queue()], connection=runner.redis)

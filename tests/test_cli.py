@@ -81,10 +81,10 @@ def test_rotate_keys_reencrypts_every_secret_and_the_old_key_can_be_retired(
 ):
     from test_backup import assert_shop_works, populate
 
-    from faka.core import crypto
+    from faka.platform import key_rotation
 
     shop = populate(app, merchant, make_product, place, pay)
-    stored = sum(t.total for t in crypto.check().values())
+    stored = sum(t.total for t in key_rotation.check().values())
     old_ciphertexts = set(db.session.execute(select(CardKey.ciphertext)).scalars())
     new_key = Fernet.generate_key().decode()
     # Dropping the old key before rotating would lose everything: the check counts it.
@@ -100,7 +100,7 @@ def test_rotate_keys_reencrypts_every_secret_and_the_old_key_can_be_retired(
         result = runner.invoke(args=["rotate-keys"])
         assert result.exit_code == 0, result.output
         assert f"re-encrypted {stored} secrets with the newest key (0 already were)" in result.output
-        for label in [s.label for s in crypto.stored_secrets()] + [crypto.IMPORT_FILES]:
+        for label in [s.label for s in key_rotation.stored_secrets()] + [key_rotation.IMPORT_FILES]:
             assert re.search(rf"{re.escape(label)} +[1-9]\d* re-encrypted", result.output), label
         result = runner.invoke(args=["rotate-keys", "--check"])
         assert result.exit_code == 0 and "the 1 older key(s) can be removed" in result.output
@@ -119,7 +119,7 @@ def test_rotate_keys_reencrypts_every_secret_and_the_old_key_can_be_retired(
 
 
 def test_every_encrypted_column_is_rotated(app):
-    from faka.core.crypto import stored_secrets
+    from faka.platform.key_rotation import stored_secrets
 
     encrypted = {
         f"{t.name}.{c.name}"

@@ -32,9 +32,9 @@ from faka.accounts.models import User
 from faka.catalog.models import Category
 from faka.complaints import workflow
 from faka.complaints.models import Complaint, ComplaintImage
-from faka.core import tasks as jobs
 from faka.core.types import utcnow
 from faka.extensions import db
+from faka.orders import tasks as order_tasks
 from faka.orders.models import Order
 from tests.conftest import count, no_horizontal_scroll, reload, signed_notify, with_totp
 
@@ -239,13 +239,13 @@ def test_buyer_buys_copies_finds_reviews_and_complains(shop, visitors, make_prod
     product = make_product(keys=3, title="Steam 钱包充值卡 ¥100", price=9800)
     # Delivery waits until the order page is open, so the key must come by polling.
     may_deliver = threading.Event()
-    deliver = jobs.deliver_order
+    deliver = order_tasks.deliver_order
 
     def gated_delivery(order_id):
         may_deliver.wait(WAIT_MS / 1000)
         return deliver(order_id)
 
-    monkeypatch.setattr(jobs, "deliver_order", gated_delivery)
+    monkeypatch.setattr(order_tasks, "deliver_order", gated_delivery)
     buyer = visitors(screen, language, permissions=["clipboard-read", "clipboard-write"])
     page = buyer.page
 

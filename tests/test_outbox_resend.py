@@ -4,10 +4,10 @@ goes out only once it has committed."""
 import pytest
 from sqlalchemy import func, select
 
-from faka.core import tasks as jobs
 from faka.core.errors import NotFound
 from faka.extensions import db
 from faka.messaging import mail
+from faka.messaging import tasks as messaging_tasks
 from faka.messaging.mail import queue_email
 from faka.messaging.models import OutboxEmail
 from faka.platform.models import AuditEvent
@@ -40,7 +40,7 @@ def test_resend_requeues_and_sends_the_job_after_the_commit(app, operator, monke
             )
         seen.append((job_email_id, status, attempts, audited))
 
-    monkeypatch.setattr(jobs, "send_email", send_email)
+    monkeypatch.setattr(messaging_tasks, "send_email", send_email)
     mail.resend(email_id, operator.id)
     assert seen == [(email_id, OutboxEmail.QUEUED, 0, 1)]
     db.session.rollback()
@@ -54,7 +54,7 @@ def test_resend_of_a_sent_email_or_of_none_changes_nothing(app, operator, monkey
     db.session.commit()
     email_id = email.id
     sent = []
-    monkeypatch.setattr(jobs, "send_email", lambda *args: sent.append(args))
+    monkeypatch.setattr(messaging_tasks, "send_email", lambda *args: sent.append(args))
     with pytest.raises(mail.AlreadySent):
         mail.resend(email_id, operator.id)
     with pytest.raises(NotFound):

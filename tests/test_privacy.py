@@ -16,6 +16,7 @@ from faka.accounts import users
 from faka.catalog.models import ProductReport
 from faka.complaints import workflow
 from faka.complaints.models import Complaint
+from faka.core.text import mask_email
 from faka.core.types import utcnow
 from faka.extensions import db
 from faka.ops import reconcile
@@ -25,7 +26,6 @@ from faka.platform import retention
 from faka.platform.models import AuditEvent
 from faka.risk import engine
 from faka.risk.models import RiskEvent, RiskHit, SecurityEvent, SignIn, SpentChallenge
-from faka.web.templating import mask_email
 
 PASSWORD = "merchant-pass-1"  # the `merchant` fixture's
 OPERATOR_PASSWORD = "operator-pass-1"

@@ -17,7 +17,6 @@ from conftest import count, csrf_from, key_texts, reload, run_together, signed_n
 from faka.accounts import users
 from faka.complaints import workflow
 from faka.complaints.models import Complaint
-from faka.core import tasks
 from faka.core.errors import InvalidNotify, LookupFailed
 from faka.core.types import utcnow
 from faka.extensions import db
@@ -25,6 +24,7 @@ from faka.inventory.models import CardKey
 from faka.ops.reconcile import reconcile
 from faka.orders import checkout, lookup
 from faka.orders.models import Coupon, Order
+from faka.orders.tasks import deliver_order
 from faka.payments import holds
 from faka.payments import notify as payments
 from faka.payments.gateways import get_gateway
@@ -703,7 +703,7 @@ def test_a_held_order_waits_for_the_operator_then_is_delivered(app, held):
     assert (event.checkpoint, event.action) == (risk.CHECKOUT, risk.HOLD)
 
     reconcile()
-    tasks.deliver_order(order.id)
+    deliver_order(order.id)
     assert reload(order).status == Order.PAID
     assert count(CardKey, CardKey.status == CardKey.SOLD) == 0
     assert "being checked before delivery" in client.get(f"/order/{order.token}").text

@@ -305,8 +305,8 @@ def test_reconciliation_runs_in_constant_queries(app, shop, make_product, place,
 
 
 def test_daily_job_records_balances_and_mismatches_once_a_day(shop, merchant):
-    tasks.enqueue(tasks.settle_balances)
-    tasks.enqueue(tasks.settle_balances)
+    tasks.enqueue("ledger.tasks.settle_balances")
+    tasks.enqueue("ledger.tasks.settle_balances")
     events = db.session.execute(select(AuditEvent).where(AuditEvent.action == settlement.DAILY_ACTION)).scalars().all()
     assert len(events) == 1
     totals = json.loads(events[0].after)
@@ -317,7 +317,7 @@ def test_daily_job_records_balances_and_mismatches_once_a_day(shop, merchant):
 
 
 def test_daily_job_runs_on_a_real_worker(rq_app):
-    tasks.enqueue(tasks.settle_balances, job_id="settle-test")
+    tasks.enqueue("ledger.tasks.settle_balances", job_id="settle-test")
     assert count(AuditEvent, AuditEvent.action == settlement.DAILY_ACTION) == 0  # queued, not run
     run_worker(rq_app)
     assert count(AuditEvent, AuditEvent.action == settlement.DAILY_ACTION) == 1

@@ -9,7 +9,7 @@ from sqlalchemy import update
 from test_passkeys import english, failed_login_events, owner, passwordless  # noqa: F401 (owner: a fixture)
 
 from conftest import count, reload, with_totp
-from faka.accounts import twofactor, users
+from faka.accounts import reauth, twofactor
 from faka.accounts.models import User
 from faka.core import clock
 from faka.core.db import write_transaction
@@ -49,8 +49,8 @@ def test_a_wrong_code_is_counted_and_a_right_one_clears_the_count(app, merchant)
 
 
 def test_a_wrong_reauthentication_password_is_counted_and_logged(app, merchant):
-    with pytest.raises(users.WrongPassword):
-        users.reauthenticate(merchant.user_id, "not-the-password", None, ip="198.51.100.31")
+    with pytest.raises(reauth.WrongPassword):
+        reauth.reauthenticate(merchant.user_id, "not-the-password", None, ip="198.51.100.31")
     db.session.rollback()
     assert reload(merchant.user).failed_logins == 1
     assert count(SecurityEvent, SecurityEvent.ip == "198.51.100.31", SecurityEvent.detail == "re-authentication") == 1

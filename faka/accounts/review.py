@@ -150,7 +150,7 @@ def reset_two_factor(operator_id: int, merchant_id: int) -> int:
             user_id=user.id,
             merchant_id=merchant.id,
         )
-    tasks.enqueue(tasks.send_email, email.id, job_id=f"email-{email.id}")
+    tasks.enqueue("messaging.tasks.send_email", email.id, job_id=f"email-{email.id}")
     return email.id
 
 
@@ -166,7 +166,7 @@ def send_password_reset(operator_id: int, merchant_id: int) -> int:
             raise OperatorAccount()
         email = users.queue_password_reset(user, locale)
         audit.record(operator_id, "merchant.password_reset_sent", _target(merchant), detail=f"user:{user.id}")
-    tasks.enqueue(tasks.send_email, email.id, job_id=f"email-{email.id}")
+    tasks.enqueue("messaging.tasks.send_email", email.id, job_id=f"email-{email.id}")
     return email.id
 
 
@@ -227,7 +227,7 @@ def _decide(
             detail=reason or "",
         )
         email = _queue_email(merchant, decision, reason)
-    tasks.enqueue(tasks.send_email, email.id, job_id=f"email-{email.id}")
+    tasks.enqueue("messaging.tasks.send_email", email.id, job_id=f"email-{email.id}")
     return merchant
 
 

@@ -200,7 +200,7 @@ def sign_up(email: str, password: str, shop_name: str, locale: str) -> User | No
                     AuditEvent(actor_id=user.id, action="merchant.signed_up", target=f"merchant:{merchant.id}")
                 )
                 queued = _queue_verification(user, locale)
-            tasks.enqueue(tasks.send_email, queued.id, job_id=f"email-{queued.id}")
+            tasks.enqueue("messaging.tasks.send_email", queued.id, job_id=f"email-{queued.id}")
     except IntegrityError:
         # The same email signed up at the same moment in another request.
         return None
@@ -214,7 +214,7 @@ def resend_verification(user_id: int, locale: str) -> bool:
         if user is None or user.email_verified_at is not None:
             return False  # nothing written
         queued = _queue_verification(user, locale)
-        tasks.enqueue(tasks.send_email, queued.id, job_id=f"email-{queued.id}")
+        tasks.enqueue("messaging.tasks.send_email", queued.id, job_id=f"email-{queued.id}")
     return True
 
 
@@ -640,52 +640,6 @@ def sign_out_other_sessions(
     return ended, session_id
 
 
-class WrongPassword(DomainError):
-    message = _l("That password is not right.")
-
-
-def reauthenticate(
-    user_id: int, password: str, code: str | None, ip: str | None = None, device_hash: str | None = None
-) -> None:
-    """Confirm that a logged-in user is still the one at the keyboard before a secret is
-    shown: their password, and their second-factor code when it is on. A wrong answer
-    counts toward the account's lockout, as a wrong second-factor code at login does (and
-    is a failed-login security event); raises WrongPassword, twofactor.WrongCode,
-    twofactor.CodeAlreadyUsed or twofactor.AccountLocked."""
-    from faka.accounts import twofactor
-
-    now = clock.now()
-    # A refusal keeps its security event and the failure's count: committed, then raised.
-    with write_transaction(commit_on=(twofactor.AccountLocked, WrongPassword)):
-        user = db.session.get(User, user_id, with_for_update=True)
-        if user is None or is_locked(user, now):
-            security_events.add(
-                SecurityEvent.LOGIN_FAILED,
-                ip,
-                device_hash,
-                subject=f"user:{user_id}",
-                detail="re-authentication, locked",
-                now=now,
-            )
-            raise twofactor.AccountLocked()
-        if not verify_login_password(user.password_hash, password or ""):
-            record_failed_login(user, now)
-            security_events.add(
-                SecurityEvent.LOGIN_FAILED,
-                ip,
-                device_hash,
-                subject=f"user:{user_id}",
-                detail="re-authentication",
-                now=now,
-            )
-            raise twofactor.AccountLocked() if is_locked(user, now) else WrongPassword()
-        if not user.two_factor_enabled:  # (with a passkey: a recovery code here, or the passkey alone at /reauth)
-            user.failed_logins = 0
-            user.locked_until = None
-            return
-    twofactor.verify_login(user_id, code or "")
-
-
 @cache
 def _dummy_hash() -> str:
     # Verified against for unknown emails, so they cost as much as a wrong password.
@@ -713,12 +667,12 @@ def request_password_reset(email: str, locale: str) -> None:
         if user is None:
             return  # nothing written
         queued = queue_password_reset(user, locale)
-        tasks.enqueue(tasks.send_email, queued.id, job_id=f"email-{queued.id}")
+        tasks.enqueue("messaging.tasks.send_email", queued.id, job_id=f"email-{queued.id}")
 
 
 def queue_password_reset(user: User, locale: str):
     """Add an email with a reset link for `user` to the outbox, inside the caller's
-    transaction (the caller enqueues jobs.send_email inside its write_transaction())."""
+    transaction (the caller enqueues "messaging.tasks.send_email" inside its write_transaction())."""
     site = site_settings()["site_name"]
     with force_locale(locale):
         subject = _("Reset your password for %(site)s", site=site)

@@ -44,9 +44,9 @@ from faka.catalog.models import (
 from faka.core.crypto import vault
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
+from faka.core.text import mask_email
 from faka.extensions import db
 from faka.orders.models import Order
-from faka.web.templating import mask_email
 
 try:  # the parser `re` itself uses (Python 3.11+), to look at a pattern's structure
     from re import _constants as sre

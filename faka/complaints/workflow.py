@@ -38,9 +38,11 @@ from faka.accounts.models import ROLE_OPERATOR, Merchant, User
 from faka.catalog.models import DELIVERY_AUTO, DELIVERY_MANUAL
 from faka.complaints.models import Complaint, ComplaintImage, ComplaintMessage, IllegalComplaintTransition
 from faka.core import clock, tasks
+from faka.core.clock import local_time
 from faka.core.crypto import vault
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound, OutOfStock
+from faka.core.money import format_money
 from faka.core.text import clean_text
 from faka.core.uploads import (
     EVIDENCE_PIXELS,
@@ -57,10 +59,10 @@ from faka.extensions import db
 from faka.inventory import stock
 from faka.inventory.models import CardKey
 from faka.ledger import balances
-from faka.messaging import webhooks
-from faka.messaging.mail import queue_email
+from faka.messaging import notifications, webhooks
+from faka.messaging.mail import EMAIL_ORDER_REPLACEMENT, queue_email
 from faka.messaging.models import OutboxEmail
-from faka.orders.delivery import EMAIL_ORDER_REPLACEMENT
+from faka.messaging.notifications import merchant_email, order_data
 from faka.orders.models import Order
 from faka.payments.models import PaymentNotice, Refund
 from faka.platform import audit
@@ -178,7 +180,6 @@ def _window(order: Order, now: datetime) -> tuple[bool, str | None, datetime | N
 
 
 def _format_time(when: datetime) -> str:
-    from faka.web.templating import local_time
 
     return local_time(when)
 
@@ -836,7 +837,6 @@ def _available_keys(product_id: int) -> int:
 
 
 def _money(amount: int, order: Order) -> str:
-    from faka.web.templating import money as format_money
 
     return format_money(amount, order.currency)
 
@@ -881,7 +881,7 @@ def _step(
         )
         email_ids = outcome.email_ids + _queue_emails(complaint, message)
         for refund_id in outcome.refund_ids:
-            tasks.enqueue(tasks.refund_payment, refund_id, job_id=f"refund-{refund_id}")
+            tasks.enqueue("payments.tasks.refund_payment", refund_id, job_id=f"refund-{refund_id}")
         _enqueue_emails(email_ids)
     if outcome.refund_ids:
         _notify_refunded(order.id)
@@ -890,7 +890,6 @@ def _step(
 
 def _notify_refunded(order_id: int) -> None:
     # The refund stands whatever happens here; a failed webhook must not fail the step.
-    from faka.messaging import notifications
 
     try:
         notifications.order_refunded(order_id)
@@ -1002,7 +1001,6 @@ def _queue_emails(complaint: Complaint, message: ComplaintMessage, image_count: 
     """Email every party but the author: the buyer (when the order has an email) with
     their order link, the merchant and, once the case is with the platform, every
     operator, with their back-office link."""
-    from faka.messaging.notifications import merchant_email
 
     order = complaint.order
     base_url = current_app.config["BASE_URL"].rstrip("/")
@@ -1062,11 +1060,10 @@ AUTHOR_LABELS = {
 
 def _enqueue_emails(email_ids: list[int]) -> None:
     for email_id in email_ids:
-        tasks.enqueue(tasks.send_email, email_id, job_id=f"email-{email_id}")
+        tasks.enqueue("messaging.tasks.send_email", email_id, job_id=f"email-{email_id}")
 
 
 def _webhook_data(complaint: Complaint, order: Order) -> dict:
-    from faka.messaging.notifications import order_data
 
     data = order_data(order)
     data["complaint"] = {

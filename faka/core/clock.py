@@ -1,5 +1,12 @@
-"""The current time, in one place so that services agree on it."""
+"""The current time, in one place so that services agree on it, and times as people read
+them (UTC in the database, the reader's zone on the page)."""
+
+from flask_babel import format_datetime
 
 from faka.core.types import utcnow
 
 now = utcnow
+
+
+def local_time(value) -> str:
+    return format_datetime(value, "yyyy-MM-dd HH:mm") if value else ""

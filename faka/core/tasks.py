@@ -1,21 +1,25 @@
-"""Background jobs and the one seam that enqueues them.
+"""Background tasks, and the one seam that enqueues them by name.
 
-Job functions take ids, open their own app context when they need one, and are
-idempotent. `enqueue()` is called after the transaction that recorded the work commits:
-- with REDIS_URL it puts the job on the RQ queue (run `python worker.py`);
-- without it, the job runs in a background thread of this process, and a timer thread
+A task is a plain function in a context's `tasks.py` that takes ids and is idempotent;
+it runs inside an app context (the worker's, the thread's or, in tests, the caller's).
+`enqueue("orders.tasks.deliver_order", order_id)` names it, so a context can ask for
+another context's work without importing it, and this module imports no context:
+- with REDIS_URL the task goes on the RQ queue (run `faka-worker`);
+- without it, the task runs in a background thread of this process, and a timer thread
   runs the reconciler, so `make run` needs nothing installed;
-- "sync" mode (tests) runs it inline, after the commit, with failures only logged.
-If enqueueing fails (Redis down) the work is still recorded in the database and the
-reconciler enqueues it again later.
+- "sync" mode (tests) runs it inline, with failures only logged.
+Inside a write_transaction() the task is sent once the transaction commits. If enqueueing
+fails (Redis down) the work is still recorded in the database and the reconciler enqueues
+it again later.
 """
 
 import logging
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
-from flask import current_app, has_app_context
+from flask import current_app
+from werkzeug.utils import import_string
 
 from faka.core.db import after_commit
 
@@ -26,105 +30,17 @@ MODE_THREAD = "thread"
 MODE_SYNC = "sync"
 JOB_TIMEOUT = 120
 RETRY_INTERVALS = [5, 30, 120, 600]
+RECONCILE = "ops.tasks.reconcile"
 
-_worker_app = None
-
-
-# -- jobs -------------------------------------------------------------------------------
-
-
-def deliver_order(order_id: int) -> bool:
-    from faka.orders import delivery
-
-    with _app_context():
-        return delivery.deliver_order(order_id)
+# <context>.tasks.<function>: nothing else can be run by name
+TASK_NAME = re.compile(r"^[a-z]+\.tasks\.[a-z_]+$")
 
 
-def send_email(email_id: int) -> bool:
-    from faka.messaging import mail
-
-    with _app_context():
-        return mail.send_outbox_email(email_id)
-
-
-def send_webhook(delivery_id: int) -> bool:
-    from faka.messaging import webhooks
-
-    with _app_context():
-        return webhooks.deliver(delivery_id)
-
-
-def refund_payment(refund_id: int) -> bool:
-    from faka.payments import refunds
-
-    with _app_context():
-        return refunds.execute(refund_id)
-
-
-def check_payment(order_id: int) -> bool:
-    """Ask the order's gateway whether it was paid (a payment in flight whose
-    notification may have been lost). True when the provider confirmed a payment."""
-    from faka.payments import notify
-    from faka.payments.gateways.base import CannotQuery
-
-    with _app_context():
-        try:
-            return notify.check_payment(order_id) is not None
-        except CannotQuery:
-            return False
-
-
-def import_keys_job(import_id: int) -> None:
-    from faka.inventory import keys
-
-    with _app_context():
-        keys.run_import(import_id)
-
-
-def reconcile() -> dict:
-    from faka.ops import reconcile as reconciler
-
-    with _app_context():
-        report = reconciler.reconcile()
-        return {
-            "expired": report.expired,
-            "deliveries": report.deliveries,
-            "emails": report.emails,
-            "refunds": report.refunds,
-            "escalated": report.escalated,
-            "closed": report.closed,
-            "payment_checks": report.payment_checks,
-            "retention": report.retention,
-        }
-
-
-def run_retention() -> dict:
-    """The daily data-retention run (faka/platform/retention.py), started by the reconciler."""
-    from dataclasses import asdict
-
-    from faka.platform import retention
-
-    with _app_context():
-        return asdict(retention.run())
-
-
-@contextmanager
-def _app_context():
-    """Jobs run inside the caller's app context if there is one (threads, tests, the
-    worker started by worker.py), else in one created for this worker process."""
-    global _worker_app
-    if has_app_context():
-        yield
-        return
-    if _worker_app is None:
-        from faka import create_app
-
-        _worker_app = create_app()
-    with _worker_app.app_context():
-        yield
-
-
-# -- the seam ---------------------------------------------------------------------------
+def task(name: str):
+    """The function a task name stands for."""
+    if not TASK_NAME.match(name):
+        raise ValueError(f"not a task name: {name!r}")
+    return import_string(f"faka.{name}")
 
 
 class JobRunner:
@@ -149,21 +65,22 @@ class JobRunner:
 
         return Queue(self.app.config["RQ_QUEUE"], connection=self.redis)
 
-    def enqueue(self, func, *args, job_id: str | None = None) -> None:
+    def enqueue(self, name: str, *args, job_id: str | None = None) -> None:
+        task(name)  # a misspelt name fails here, in the caller, not later in a worker
         if self.mode == MODE_SYNC:
-            self._run_logged(func, args)
+            self._run_logged(name, args)
         elif self.mode == MODE_RQ:
-            self._enqueue_rq(func, args, job_id)
+            self._enqueue_rq(name, args, job_id)
         else:
-            self.executor().submit(self._run_in_thread, func, args)
+            self.executor().submit(self._run_in_thread, name, args)
 
-    def _enqueue_rq(self, func, args, job_id):
+    def _enqueue_rq(self, name, args, job_id):
         from redis.exceptions import RedisError
         from rq import Retry
 
         try:
             self.queue().enqueue(
-                func,
+                f"faka.{name}",
                 *args,
                 job_id=job_id,
                 job_timeout=JOB_TIMEOUT,
@@ -173,25 +90,25 @@ class JobRunner:
             )
         except RedisError as exc:
             # The database already records the work; the reconciler will enqueue it again.
-            log.error("could not enqueue %s%r: %s", func.__name__, args, exc)
+            log.error("could not enqueue %s%r: %s", name, args, exc)
 
     def executor(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="faka-job")
         return self._executor
 
-    def _run_in_thread(self, func, args):
+    def _run_in_thread(self, name, args):
         with self.app.app_context():
-            self._run_logged(func, args)
+            self._run_logged(name, args)
 
     @staticmethod
-    def _run_logged(func, args):
+    def _run_logged(name, args):
         # Like a queued job, a failure here must not fail the caller: the database still
         # records the work and the reconciler runs it again.
         try:
-            func(*args)
+            task(name)(*args)
         except Exception:
-            log.exception("job %s%r failed; the reconciler will retry it", func.__name__, args)
+            log.exception("job %s%r failed; the reconciler will retry it", name, args)
 
     def start_timer(self) -> None:
         """In thread mode, run the reconciler every RECONCILE_INTERVAL seconds."""
@@ -201,7 +118,7 @@ class JobRunner:
 
         def loop():
             while not self._stop.wait(interval):
-                self._run_in_thread(reconcile, ())
+                self._run_in_thread(RECONCILE, ())
 
         self._timer = threading.Thread(target=loop, name="faka-reconciler", daemon=True)
         self._timer.start()
@@ -234,18 +151,10 @@ def runner() -> JobRunner:
     return current_app.extensions["faka_jobs"]
 
 
-def enqueue(func, *args, job_id: str | None = None) -> None:
-    """Run `func(*args)` as a job: once the open write_transaction() commits, or now."""
+def enqueue(name: str, *args, job_id: str | None = None) -> None:
+    """Run the task `name` ("orders.tasks.deliver_order") with `args`: once the open
+    write_transaction() commits, or now."""
+    task(name)  # a misspelt name fails here, in the caller, not after the commit
     jobs = runner()
-    if not after_commit(lambda: jobs.enqueue(func, *args, job_id=job_id)):
-        jobs.enqueue(func, *args, job_id=job_id)
-
-
-def settle_balances() -> dict:
-    """The daily settlement check (faka/ledger/settlement.py): balances and reconciliation,
-    recorded once per day; worker.py schedules it."""
-    from faka.ledger import settlement
-
-    with _app_context():
-        event = settlement.settle()
-        return {"event": event.id, "detail": event.detail}
+    if not after_commit(lambda: jobs.enqueue(name, *args, job_id=job_id)):
+        jobs.enqueue(name, *args, job_id=job_id)

@@ -16,6 +16,7 @@ from faka.core.db import is_postgresql, write_transaction
 from faka.core.errors import NotFound
 from faka.extensions import db
 from faka.inventory.models import CardKey, KeyImport
+from faka.orders.models import Order
 from faka.platform import audit
 
 MAX_KEY_LENGTH = 2000
@@ -265,3 +266,18 @@ def export_unsold_keys(product_id: int, actor_id: int) -> list[str]:
     with write_transaction():
         audit.record(actor_id, "keys.exported", f"product:{product_id}", detail=f"count={len(keys)}")
     return keys
+
+
+def delivered_items(order) -> list[str]:
+    """The plaintext goods of a delivered order (an Order or an OrderStatus view), for the
+    order page, its status widget and the email."""
+    if order.status not in Order.SHOWS_GOODS:
+        return []
+    if order.delivery_ciphertext:
+        return [vault().decrypt(order.delivery_ciphertext)]
+    keys = db.session.execute(
+        select(CardKey.ciphertext)
+        .where(CardKey.order_id == order.id, CardKey.status == CardKey.SOLD)
+        .order_by(CardKey.id)
+    ).scalars()
+    return [vault().decrypt(c) for c in keys]

@@ -256,7 +256,7 @@ def add_payout_account(merchant_id: int, kind: str, holder: str, account: str) -
             merchant.user_id, "payout_account.added", f"merchant:{merchant_id}", f"payout_account:{payout.id} {kind}"
         )
         email = _queue_payout_account_email(payout, merchant)
-        tasks.enqueue(tasks.send_email, email.id, job_id=f"email-{email.id}")
+        tasks.enqueue("messaging.tasks.send_email", email.id, job_id=f"email-{email.id}")
     return payout
 
 
@@ -555,7 +555,7 @@ def _decide(
             detail + (f" reason={reason}" if reason else "") + (f" reference={reference}" if reference else ""),
         )
         email = _queue_status_email(withdrawal, merchant)
-        tasks.enqueue(tasks.send_email, email.id, job_id=f"email-{email.id}")
+        tasks.enqueue("messaging.tasks.send_email", email.id, job_id=f"email-{email.id}")
     return withdrawal
 
 
@@ -610,7 +610,7 @@ def refund_order(
         if order.status not in allowed_statuses:
             raise OrderNotRefundable()
         refund = apply_refund(order, order.total, actor_id, now)
-        tasks.enqueue(tasks.refund_payment, refund.id, job_id=f"refund-{refund.id}")
+        tasks.enqueue("payments.tasks.refund_payment", refund.id, job_id=f"refund-{refund.id}")
     return True
 
 
@@ -636,7 +636,7 @@ def apply_refund(
 ) -> Refund:
     """Refund `amount` of a locked order inside the caller's write transaction: the order
     becomes refunded (or partially refunded), the merchant is debited, and a Refund
-    records how the money reaches the buyer (the caller enqueues jobs.refund_payment,
+    records how the money reaches the buyer (the caller enqueues "payments.tasks.refund_payment",
     which write_transaction() sends once it has committed).
 
     The sale the merchant was credited for is taken back in part or whole (REFUND) with

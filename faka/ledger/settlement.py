@@ -5,7 +5,7 @@ Balances mature by time, not by a moving job: a merchant's ledger entry counts a
 available once its `available_at` has passed (see faka.ledger.balances), unless its
 order has an open complaint (`money.frozen_order_ids`). So there is nothing to move
 from pending to available, and nothing a missed run could leave behind. The daily job
-(`settle()`, run by `jobs.settle_balances`) is instead the day's settlement *check*: it
+(`settle()`, run by "ledger.tasks.settle_balances") is instead the day's settlement *check*: it
 sums every merchant's pending / available / frozen balance at that moment, runs
 `reconcile_books()`, and writes one "settlement.daily" audit event with the totals and
 the number of mismatches, at most once per UTC day, so running it again that day (or
@@ -24,16 +24,15 @@ from faka.accounts.models import Merchant
 from faka.core import clock
 from faka.core.db import write_transaction
 from faka.core.errors import NotFound
+from faka.core.money import format_money
 from faka.extensions import db
 from faka.ledger import balances
 from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
 from faka.orders.models import Order
-from faka.payments import notify, refunds
 from faka.payments.models import PaymentNotice, Refund
 from faka.platform import audit
 from faka.platform.analytics import DEFAULT_TIMEZONE, _day_index, day_boundaries
 from faka.platform.models import AuditEvent
-from faka.web.templating import money as format_money
 
 PER_PAGE = 50
 LEDGER_DAYS = 30
@@ -285,7 +284,7 @@ def _order_mismatches() -> list[Mismatch]:
     matching_notices = (
         select(PaymentNotice.order_id, func.count().label("n"))
         .join(Order, Order.id == PaymentNotice.order_id)
-        .where(PaymentNotice.amount == Order.total, PaymentNotice.outcome != notify.OUTCOME_DUPLICATE)
+        .where(PaymentNotice.amount == Order.total, PaymentNotice.outcome != PaymentNotice.DUPLICATE)
         .group_by(PaymentNotice.order_id)
         .subquery()
     )
@@ -356,7 +355,7 @@ def _unreturned_extra_payments() -> list[Mismatch]:
         .join(Order, Order.id == PaymentNotice.order_id)
         .outerjoin(Refund, Refund.payment_notice_id == PaymentNotice.id)
         .where(
-            PaymentNotice.outcome == notify.OUTCOME_DUPLICATE,
+            PaymentNotice.outcome == PaymentNotice.DUPLICATE,
             or_(Refund.id.is_(None), Refund.status.not_in(Refund.RETURNED)),
         )
         .order_by(PaymentNotice.id)
@@ -366,7 +365,7 @@ def _unreturned_extra_payments() -> list[Mismatch]:
             EXTRA_PAYMENT_NOT_RETURNED,
             number,
             amount,
-            refunds.STATUS_LABELS[status] if status in refunds.STATUS_LABELS else None,
+            Refund.STATUS_LABELS.get(status),
         )
         for number, amount, status in rows
     ]

@@ -28,18 +28,23 @@ from faka.core.crypto import vault
 from faka.core.db import write_transaction
 from faka.core.errors import NotFound
 from faka.extensions import db
+from faka.inventory.keys import delivered_items
 from faka.inventory.models import CardKey
 from faka.messaging.models import OutboxEmail
-from faka.orders.delivery import EMAIL_ORDER_DELIVERED, EMAIL_ORDER_REPLACEMENT, SHOWS_GOODS, delivered_items
 from faka.orders.models import Order
 from faka.platform import audit
 from faka.platform.settings import site_settings
 
 log = logging.getLogger(__name__)
 
-# What the operator's outbox calls each kind of email. The kinds are named by the modules
-# that queue them (EMAIL_* in faka/accounts/users.py, delivery.py, complaints.py, money.py,
-# merchant_review.py, notifications.py), which import this one.
+# The delivery emails: queued by orders/delivery.py and complaints/workflow.py, rendered here
+# with the goods.
+EMAIL_ORDER_DELIVERED = "order_delivered"
+EMAIL_ORDER_REPLACEMENT = "order_replacement"  # the goods again, after a complaint's replacement
+
+# What the operator's outbox calls each kind of email. The other kinds are named by the
+# modules that queue them (EMAIL_* in faka/accounts/users.py, accounts/review.py,
+# complaints/workflow.py, ledger/balances.py, messaging/notifications.py), which import this one.
 KIND_LABELS = {
     "verify_email": _l("Email address confirmation"),
     "password_reset": _l("Password reset link"),
@@ -229,7 +234,9 @@ def resend(email_id: int, operator_id: int) -> None:
             before=before,
             after={"status": email.status, "attempts": 0},
         )
-        tasks.enqueue(tasks.send_email, email_id, job_id=f"email-{email_id}-resend-{int(clock.now().timestamp())}")
+        tasks.enqueue(
+            "messaging.tasks.send_email", email_id, job_id=f"email-{email_id}-resend-{int(clock.now().timestamp())}"
+        )
 
 
 def queue_email(
@@ -243,7 +250,7 @@ def queue_email(
 ) -> OutboxEmail:
     """Add an email to the outbox inside the caller's transaction. It is rendered from
     templates email/<kind>.txt (and .html when present) with `context` (JSON values), and
-    sent by jobs.send_email, which the caller enqueues inside its write_transaction() (or
+    sent by "messaging.tasks.send_email", which the caller enqueues inside its write_transaction() (or
     after committing)."""
     email = OutboxEmail(
         kind=kind,
@@ -377,7 +384,7 @@ def read_email(email_id: int, operator_id: int) -> ReadEmail:
 
 def _goods_count(order: Order) -> int:
     """How many goods a delivery email lists, counted without decrypting any."""
-    if order.status not in SHOWS_GOODS:
+    if order.status not in Order.SHOWS_GOODS:
         return 0
     if order.delivery_ciphertext:
         return 1

@@ -206,4 +206,4 @@ def _enqueue(delivery_ids: list[int], email_ids: list[int]) -> None:
     # Called inside the hook's write_transaction(): the jobs go out once it has committed.
     webhooks.enqueue_deliveries(delivery_ids)
     for email_id in email_ids:
-        tasks.enqueue(tasks.send_email, email_id, job_id=f"email-{email_id}")
+        tasks.enqueue("messaging.tasks.send_email", email_id, job_id=f"email-{email_id}")

@@ -313,7 +313,7 @@ def has_subscribers(merchant_id: int, event: str) -> bool:
 
 def enqueue_deliveries(delivery_ids: list[int]) -> None:
     for delivery_id in delivery_ids:
-        tasks.enqueue(tasks.send_webhook, delivery_id, job_id=f"webhook-{delivery_id}")
+        tasks.enqueue("messaging.tasks.send_webhook", delivery_id, job_id=f"webhook-{delivery_id}")
 
 
 def send_test(endpoint_id: int, merchant_id: int) -> int:

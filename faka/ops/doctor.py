@@ -31,6 +31,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from faka.core import tasks
 from faka.core.crypto import KEY_FILE
 from faka.extensions import db
+from faka.messaging.mail import smtp_config
+from faka.payments.gateways import enabled_gateways
+from faka.payments.notify import silent_gateways
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -390,7 +393,6 @@ def redis_and_worker() -> list[Check]:
 def smtp(probe: bool = True) -> Check:
     """The SMTP settings in force; with `probe`, also connect and log in as sending would
     (without probe nothing leaves this machine: the settings alone are judged)."""
-    from faka.messaging.mail import smtp_config
 
     name = "SMTP"
     cfg = smtp_config()
@@ -458,7 +460,6 @@ def _probe_smtp(cfg) -> None:
 
 
 def _enabled_gateways() -> list[str]:
-    from faka.payments.gateways import enabled_gateways
 
     return [gateway for gateway, _label in enabled_gateways()]
 
@@ -495,7 +496,6 @@ def sandbox_off(enabled: list[str] | None = None) -> Check:
 
 
 def gateways() -> Check:
-    from faka.payments.notify import silent_gateways
 
     name = "Payment gateways"
     enabled = _enabled_gateways()

@@ -64,20 +64,20 @@ def reconcile() -> ReconcileReport:
     db.session.rollback()  # end the read: no transaction held while the jobs go out (sync mode runs them here)
 
     for order_id in undelivered:
-        tasks.enqueue(tasks.deliver_order, order_id, job_id=f"deliver-{order_id}")
+        tasks.enqueue("orders.tasks.deliver_order", order_id, job_id=f"deliver-{order_id}")
     for email_id in emails:
-        tasks.enqueue(tasks.send_email, email_id, job_id=f"email-{email_id}")
+        tasks.enqueue("messaging.tasks.send_email", email_id, job_id=f"email-{email_id}")
     webhooks.enqueue_deliveries(pending_webhooks)
     for refund_id in pending_refunds:
-        tasks.enqueue(tasks.refund_payment, refund_id, job_id=f"refund-{refund_id}")
+        tasks.enqueue("payments.tasks.refund_payment", refund_id, job_id=f"refund-{refund_id}")
     for order_id in in_flight:
-        tasks.enqueue(tasks.check_payment, order_id, job_id=f"check-payment-{order_id}")
+        tasks.enqueue("payments.tasks.check_payment", order_id, job_id=f"check-payment-{order_id}")
     for import_id in imports:
-        tasks.enqueue(tasks.import_keys_job, import_id, job_id=f"import-{import_id}")
+        tasks.enqueue("inventory.tasks.import_keys", import_id, job_id=f"import-{import_id}")
     deadlines = workflow.run_deadlines()
     retention_due = retention.due(clock.now())
     if retention_due:
-        tasks.enqueue(tasks.run_retention, job_id=f"retention-{clock.now().date().isoformat()}")
+        tasks.enqueue("platform.tasks.run_retention", job_id=f"retention-{clock.now().date().isoformat()}")
     return ReconcileReport(
         expired=expired,
         deliveries=len(undelivered),

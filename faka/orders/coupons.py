@@ -27,9 +27,9 @@ from faka.catalog.models import Product
 from faka.core import clock
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
+from faka.core.money import format_money
 from faka.extensions import db
 from faka.orders.models import Coupon
-from faka.web.templating import money
 
 CODE_PATTERN = re.compile(r"[A-Z0-9_-]{3,32}")
 MAX_BASIS_POINTS = 10000
@@ -72,7 +72,7 @@ class CouponNotForProduct(CouponInvalid):
 
 class CouponBelowMinimum(CouponInvalid):
     def __init__(self, min_amount: int):
-        amount = money(min_amount, current_app.config["CURRENCY"])
+        amount = format_money(min_amount, current_app.config["CURRENCY"])
         super().__init__(_l("This coupon needs an order of at least %(amount)s.", amount=amount))
 
 

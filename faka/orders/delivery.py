@@ -13,8 +13,9 @@ from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
 from faka.extensions import db
 from faka.inventory import stock
-from faka.inventory.models import CardKey
 from faka.ledger.models import LedgerEntry
+from faka.messaging import notifications
+from faka.messaging.mail import EMAIL_ORDER_DELIVERED
 from faka.messaging.models import OutboxEmail
 from faka.orders.models import Order
 
@@ -29,12 +30,6 @@ class NotDeliverable(DomainError):
 
 class OrderHeld(DomainError):
     message = _l("This order is held for the platform's risk review. Deliver it once it is released.")
-
-
-EMAIL_ORDER_DELIVERED = "order_delivered"
-EMAIL_ORDER_REPLACEMENT = "order_replacement"  # the goods again, after a complaint's replacement
-# A refund after a complaint does not take back what the buyer already has.
-SHOWS_GOODS = (Order.DELIVERED, Order.PARTIALLY_REFUNDED, Order.REFUNDED)
 
 
 def awaiting_delivery() -> tuple:
@@ -98,7 +93,7 @@ def _complete(order: Order, now) -> None:
     _credit_merchant(order, now)
     email_id = _queue_delivery_email(order)
     if email_id is not None:
-        tasks.enqueue(tasks.send_email, email_id, job_id=f"email-{email_id}")
+        tasks.enqueue("messaging.tasks.send_email", email_id, job_id=f"email-{email_id}")
 
 
 def _delivered(order: Order) -> None:
@@ -109,8 +104,6 @@ def _delivered(order: Order) -> None:
 
 def _notify_merchant_delivered(order_id: int) -> None:
     # The order is delivered whatever happens here; a failure must not fail the job.
-    from faka.messaging import notifications
-
     try:
         notifications.order_delivered(order_id)
     except Exception:
@@ -171,18 +164,3 @@ def _queue_delivery_email(order: Order) -> int | None:
     db.session.add(email)
     db.session.flush()
     return email.id
-
-
-def delivered_items(order) -> list[str]:
-    """The plaintext goods of a delivered order (an Order or an OrderStatus view), for the
-    order page, its status widget and the email."""
-    if order.status not in SHOWS_GOODS:
-        return []
-    if order.delivery_ciphertext:
-        return [vault().decrypt(order.delivery_ciphertext)]
-    keys = db.session.execute(
-        select(CardKey.ciphertext)
-        .where(CardKey.order_id == order.id, CardKey.status == CardKey.SOLD)
-        .order_by(CardKey.id)
-    ).scalars()
-    return [vault().decrypt(c) for c in keys]

@@ -14,7 +14,7 @@ from faka.core.db import read_row
 from faka.core.errors import LookupFailed
 from faka.core.passwords import verify_query_password
 from faka.extensions import db
-from faka.orders.delivery import delivered_items
+from faka.inventory.keys import delivered_items
 from faka.orders.models import Order
 from faka.risk import engine, security_events
 from faka.risk.models import SecurityEvent

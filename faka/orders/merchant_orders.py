@@ -21,12 +21,12 @@ from faka.catalog import checkout_fields
 from faka.catalog.models import Product
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
+from faka.core.text import mask_email
 from faka.extensions import db
 from faka.messaging.models import OutboxEmail
 from faka.orders.models import Order
 from faka.risk import blacklist
 from faka.risk.models import BlacklistEntry
-from faka.web.templating import mask_email
 
 PER_PAGE = 50
 EXPORT_LIMIT = 100_000

@@ -62,6 +62,8 @@ class Order(db.Model):
 
     FINAL = frozenset({DELIVERED, EXPIRED, CANCELLED, PAID_UNFULFILLED, REFUNDED, PARTIALLY_REFUNDED})
     UNPAID_CLOSED = (EXPIRED, CANCELLED)  # never paid and closed: a late payment is still honoured
+    # The buyer can see the goods: a refund after a complaint does not take back what they have.
+    SHOWS_GOODS = (DELIVERED, PARTIALLY_REFUNDED, REFUNDED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(24), unique=True)  # shown to the buyer

@@ -75,7 +75,7 @@ def release(order_id: int, operator_id: int) -> Order:
             detail=order.risk_flags or "",
         )
         if order.product.delivery_type != DELIVERY_MANUAL:
-            tasks.enqueue(tasks.deliver_order, order.id, job_id=f"deliver-{order.id}")
+            tasks.enqueue("orders.tasks.deliver_order", order.id, job_id=f"deliver-{order.id}")
     return order
 
 
@@ -91,5 +91,5 @@ def refuse(order_id: int, operator_id: int, reason: str) -> Order:
         stock.release_keys([order.id])
         refund = balances.apply_refund(order, order.total, operator_id, now)
         audit.record(operator_id, "order.refused", f"order:{order.id}", detail=reason)
-        tasks.enqueue(tasks.refund_payment, refund.id, job_id=f"refund-{refund.id}")
+        tasks.enqueue("payments.tasks.refund_payment", refund.id, job_id=f"refund-{refund.id}")
     return order

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -37,6 +38,12 @@ class Refund(db.Model):
     MANUAL = "manual"  # the operator must pay it out by hand
     PAID = "paid"  # the operator paid it out
     RETURNED = (DONE, PAID)  # the buyer has the money back
+    STATUS_LABELS = {
+        PENDING: _l("Sending to the payment gateway"),
+        DONE: _l("Refunded through the gateway"),
+        MANUAL: _l("To be paid back by hand"),
+        PAID: _l("Paid back by hand"),
+    }
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
@@ -59,6 +66,8 @@ class PaymentNotice(db.Model):
 
     __tablename__ = "payment_notices"
     __table_args__ = (UniqueConstraint("gateway", "trade_no"),)
+
+    DUPLICATE = "duplicate"  # the outcome of a second payment for an order already paid
 
     id: Mapped[int] = mapped_column(primary_key=True)
     gateway: Mapped[str] = mapped_column(String(20))

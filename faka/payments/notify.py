@@ -19,6 +19,7 @@ from faka.core.db import write_transaction
 from faka.core.errors import DomainError, InvalidNotify, NotFound
 from faka.extensions import db
 from faka.inventory import stock
+from faka.messaging import notifications
 from faka.orders.models import Order
 from faka.payments.gateways import GATEWAYS, GatewayUnavailable, gateway_settings, get_gateway
 from faka.payments.gateways.base import (
@@ -40,7 +41,9 @@ log = logging.getLogger(__name__)
 OUTCOME_PAID = "paid"
 OUTCOME_LATE_PAID = "late_paid"  # paid after expiry or cancelling, keys still available
 OUTCOME_UNFULFILLED = "unfulfilled"  # paid after expiry or cancelling, no keys left: refund due
-OUTCOME_DUPLICATE = "duplicate"  # a second payment for an order already paid: refunded (see _refund_duplicate)
+OUTCOME_DUPLICATE = (
+    PaymentNotice.DUPLICATE
+)  # a second payment for an order already paid: refunded (see _refund_duplicate)
 # Outcomes that only the notify log knows: nothing was paid by them.
 OUTCOME_REPLAY = "replay"  # the same notification again
 OUTCOME_WAITING = "waiting"  # the provider says the order is not paid (yet)
@@ -450,9 +453,9 @@ def _apply_notice(gateway: Gateway, received: _Received, notice: Notice, _retry:
             result, enqueue_delivery, outcome = _record(gateway, received.gateway, notice)
             _log(received, notice.order_number, verified=True, outcome=outcome)
             if enqueue_delivery and not result.order.is_held:
-                tasks.enqueue(tasks.deliver_order, result.order.id, job_id=f"deliver-{result.order.id}")
+                tasks.enqueue("orders.tasks.deliver_order", result.order.id, job_id=f"deliver-{result.order.id}")
             if result.refund_id is not None:
-                tasks.enqueue(tasks.refund_payment, result.refund_id, job_id=f"refund-{result.refund_id}")
+                tasks.enqueue("payments.tasks.refund_payment", result.refund_id, job_id=f"refund-{result.refund_id}")
     except IntegrityError:
         if not _retry:
             raise
@@ -529,7 +532,6 @@ def _logged_body(form: Mapping[str, str], body: bytes) -> str:
 
 def _notify_merchant_paid(order_id: int) -> None:
     # Must never fail the gateway's answer: the payment is already recorded.
-    from faka.messaging import notifications
 
     try:
         notifications.order_paid(order_id)

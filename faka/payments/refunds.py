@@ -3,7 +3,7 @@
 `money.apply_refund` debits the merchant and writes a Refund (`pending`) in the same
 transaction as the order's change; a second payment of an order already paid gets its
 own Refund (`payments._refund_duplicate`, tied to that payment, no ledger entry).
-`execute()` (the jobs.refund_payment job, enqueued after that commit and again by the
+`execute()` (the "payments.tasks.refund_payment" task, enqueued after that commit and again by the
 reconciler while it stays pending) asks the gateway that took the payment to refund it:
 the order's first payment, or for an extra payment that payment, each with the gateway
 it came through (the buyer may have switched the order's gateway before paying). A
@@ -31,12 +31,6 @@ from faka.platform import audit
 log = logging.getLogger(__name__)
 
 PER_PAGE = 50
-STATUS_LABELS = {
-    Refund.PENDING: _l("Sending to the payment gateway"),
-    Refund.DONE: _l("Refunded through the gateway"),
-    Refund.MANUAL: _l("To be paid back by hand"),
-    Refund.PAID: _l("Paid back by hand"),
-}
 
 
 class RefundAlreadyPaid(DomainError):
@@ -113,7 +107,7 @@ def refunds(
     """One page of refunds (default: those the operator must pay by hand), oldest
     first, with their orders and, for the refund of an extra payment (the buyer paid an
     order twice), that payment; and how many match."""
-    conditions = [Refund.status == status] if status in STATUS_LABELS else []
+    conditions = [Refund.status == status] if status in Refund.STATUS_LABELS else []
     page = max(1, int(page))
     total = db.session.scalar(select(func.count()).select_from(Refund).where(*conditions))
     rows = db.session.execute(

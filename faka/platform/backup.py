@@ -36,7 +36,7 @@ from flask_migrate import upgrade
 
 from faka.core import crypto, instance
 from faka.extensions import db
-from faka.platform import dbcopy
+from faka.platform import dbcopy, key_rotation
 
 FORMAT = "faka-backup"
 FORMAT_VERSION = 1
@@ -196,7 +196,7 @@ class RestoreReport:
     key_file: Path
     secret_file: Path
     kept: list[Path] = field(default_factory=list)  # key files of the replaced shop, set aside
-    sample: dict[str, crypto.Tally] = field(default_factory=dict)
+    sample: dict[str, key_rotation.Tally] = field(default_factory=dict)
     encryption_keys_env_differs: bool = False
     secret_key_env_differs: bool = False
 
@@ -258,7 +258,7 @@ def restore_backup(path: Path, force: bool = False) -> RestoreReport:
     report.kept = _write_keys(report, "\n".join(keys) + "\n", secret + "\n", keep_old=bool(before.data_rows))
     if revision != head:
         upgrade()
-    report.sample = crypto.check(restored_vault, sample=SAMPLE)
+    report.sample = key_rotation.check(restored_vault, sample=SAMPLE)
     report.encryption_keys_env_differs = (
         crypto.keys_from_environment() and crypto.parse_keys(current_app.config["ENCRYPTION_KEYS"]) != keys
     )

@@ -36,6 +36,7 @@ from faka.core.cache import reused
 from faka.core.db import begin_write, is_postgresql
 from faka.core.errors import DomainError
 from faka.extensions import db
+from faka.inventory.models import CardKey
 from faka.orders.models import Order, email_domain
 from faka.platform import settings
 from faka.risk import blacklist
@@ -534,7 +535,6 @@ def pending_hoarding(signals: Signals) -> Hit | None:
 def stock_hoarding(signals: Signals) -> Hit | None:
     """A buyer who already holds unpaid reservations of this product may not raise them
     past STOCK_SHARE of what is left unsold. A first order is never refused by this."""
-    from faka.inventory.models import CardKey
 
     product = signals.product
     if product is None or not (signals.ip or signals.device_hash) or not product.uses_key_stock:

@@ -2,6 +2,8 @@
 
 
 def register_blueprints(app) -> None:
+    # Imported here: every view module imports this package (faka.web.access, forms...),
+    # and importing faka.web.app for the factory must not load every view.
     from faka.web import errors, merchant, operator
     from faka.web.api import captcha, health
     from faka.web.auth import passkeys

@@ -3,7 +3,7 @@
 Colours and fonts are SVG presentation attributes (fill="..."), never style attributes
 (the CSP allows only the site's own stylesheet). Every text that reaches the SVG is
 escaped, as labels may carry what merchants typed. Money stays integer minor units and
-is formatted by `faka.web.templating.money`; floats are used for geometry only.
+is formatted by `faka.core.money.format_money`; floats are used for geometry only.
 """
 
 from collections.abc import Iterable
@@ -13,7 +13,7 @@ from datetime import date
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
-from faka.web.templating import money as format_money
+from faka.core.money import format_money
 
 BAR_FILL = "#d9480f"
 AXIS_STROKE = "#adb5bd"

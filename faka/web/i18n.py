@@ -11,6 +11,7 @@ from babel import Locale
 from flask import current_app, g, has_request_context, request, session
 
 from faka.extensions import babel
+from faka.platform.settings import cached_site_settings
 
 
 def current_language() -> str:
@@ -41,7 +42,6 @@ def _select_locale() -> Locale:
 
 
 def _site_default(languages: list[str]) -> str:
-    from faka.platform.settings import cached_site_settings
 
     chosen = cached_site_settings().get("default_language")
     return chosen if chosen in languages else current_app.config["BABEL_DEFAULT_LOCALE"]

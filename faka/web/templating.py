@@ -1,45 +1,27 @@
 """Template filters and the values every page needs."""
 
 from decimal import Decimal
-from functools import cache
 
-import nh3
 from flask import g, request, url_for
-from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
-from markupsafe import Markup
 from werkzeug.local import LocalProxy
 
+from faka.accounts import onboarding, review
+from faka.complaints import workflow
+from faka.core.clock import local_time
+from faka.core.money import format_money
+from faka.core.text import markdown, mask_email
+from faka.inventory import keys
+from faka.ledger.balances import LEDGER_KIND_LABELS, PAYOUT_KIND_LABELS
+from faka.messaging import mail, webhooks
+from faka.payments import notify
+from faka.payments.gateways import GATEWAY_LABELS
 from faka.payments.gateways.base import yuan_text
 from faka.payments.gateways.clients import app_name
-from faka.platform import contact
+from faka.platform import audit, contact
 from faka.platform.settings import cached_site_settings
-from faka.risk import blacklist
+from faka.risk import blacklist, engine
 from faka.web.i18n import current_language
-
-CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "USDT": "USDT "}
-
-
-def money(minor_units: int, currency: str = "CNY") -> str:
-    """Integer minor units to a price: 4800 -> ¥48.00. No floats involved."""
-    sign = "-" if minor_units < 0 else ""
-    major, minor = divmod(abs(int(minor_units)), 100)
-    return f"{sign}{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{major:,}.{minor:02d}"
-
-
-@cache
-def _markdown():
-    from markdown_it import MarkdownIt
-
-    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
-
-
-def markdown(text: str | None) -> Markup:
-    """Merchant-written Markdown to safe HTML: raw HTML is not rendered, and the result is
-    sanitised again (links get rel=noopener, scripts and handlers are stripped)."""
-    html = _markdown().render(text or "")
-    return Markup(nh3.clean(html, link_rel="noopener noreferrer nofollow"))
-
 
 ORDER_STATUS_LABELS = {
     "pending": _l("Waiting for payment"),
@@ -106,27 +88,10 @@ def percent(ratio: float | None) -> str:
     return "—" if ratio is None else f"{ratio * 100:.1f}%"
 
 
-def mask_email(email: str | None) -> str:
-    """A buyer's email as the merchant's lists show it: ab***@qq.com (one character
-    before the stars when the name is that short). Enough to tell orders apart, not
-    enough to collect addresses; the order's own page shows it in full."""
-    if not email:
-        return ""
-    local, at, domain = email.rpartition("@")
-    if not at:
-        local, domain = email, ""
-    shown = local[:1] if len(local) <= 2 else local[:2]
-    return f"{shown}***{at}{domain}"
-
-
 def category_name(category) -> str:
     """A category's name in the page's language: the English name on English pages (the
     Chinese one when it has none), the Chinese name everywhere else."""
     return category.name_for(current_language()) if category is not None else ""
-
-
-def local_time(value) -> str:
-    return format_datetime(value, "yyyy-MM-dd HH:mm") if value else ""
 
 
 def current_site() -> dict:
@@ -141,7 +106,7 @@ def site_contact() -> list:
 
 
 def init_app(app) -> None:
-    app.add_template_filter(money, "money")
+    app.add_template_filter(format_money, "money")
     app.add_template_filter(yuan_text, "yuan")  # an amount as a form field's value: 4800 -> 48.00
     app.add_template_filter(markdown, "markdown")
     app.add_template_filter(local_time, "localtime")
@@ -155,15 +120,6 @@ def init_app(app) -> None:
     app.add_template_global(percent)
     app.add_template_filter(fee_rate, "fee_rate")
     app.add_template_global(site_contact)
-    from faka.accounts import onboarding, review
-    from faka.complaints import workflow
-    from faka.inventory import keys
-    from faka.ledger.balances import LEDGER_KIND_LABELS, PAYOUT_KIND_LABELS
-    from faka.messaging import mail, webhooks
-    from faka.payments import notify
-    from faka.payments.gateways import GATEWAY_LABELS
-    from faka.platform import audit
-    from faka.risk import engine
 
     # Stored values (statuses, kinds, outcomes) as the pages name them.
     for name, labels in {

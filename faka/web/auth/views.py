@@ -18,6 +18,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from faka.accounts import passkeys, twofactor, users
+from faka.accounts.reauth import reauthenticate
 from faka.core.errors import DomainError
 from faka.extensions import limiter, login_manager
 from faka.risk import captcha, engine
@@ -281,7 +282,7 @@ def reauth():
     error = None
     if form.validate_on_submit():
         try:
-            users.reauthenticate(
+            reauthenticate(
                 current_user.id, form.password.data, form.code.data, request.remote_addr, device.device_hash()
             )
         except twofactor.AccountLocked as exc:

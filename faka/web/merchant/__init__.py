@@ -16,6 +16,7 @@ from faka.catalog.models import Product
 from faka.complaints import workflow
 from faka.core import tasks
 from faka.core.errors import DomainError, NotFound
+from faka.core.text import markdown
 from faka.core.uploads import MAX_UPLOAD_BYTES, image_path
 from faka.extensions import db
 from faka.inventory import keys as key_service
@@ -233,7 +234,6 @@ def _edit_product(product):
 
 @bp.post("/products/preview")
 def product_preview():
-    from faka.web.templating import markdown
 
     return render_template("merchant/_preview.html", html=markdown(request.form.get("description_md", "")[:20000]))
 
@@ -294,7 +294,7 @@ def product_keys(slug: str):
                     error = _("Paste keys or choose a file.")
                 elif len(key_service.split_keys(text, form.separator.data)) > key_service.JOB_THRESHOLD_LINES:
                     job = key_service.start_import(g.merchant.id, product.id, text, form.separator.data)
-                    tasks.enqueue(tasks.import_keys_job, job.id, job_id=f"import-{job.id}")
+                    tasks.enqueue("inventory.tasks.import_keys", job.id, job_id=f"import-{job.id}")
                     return redirect(url_for("merchant.key_import", public_id=job.public_id), 303)
                 else:
                     report = key_service.import_keys(product.id, text, form.separator.data)
@@ -468,7 +468,7 @@ def order_detail(number: str):
 def order_resend(number: str):
     email_id = merchant_orders.resend_delivery_email(g.merchant.id, number)
     if email_id is not None:
-        tasks.enqueue(tasks.send_email, email_id, job_id=f"email-{email_id}-resend")
+        tasks.enqueue("messaging.tasks.send_email", email_id, job_id=f"email-{email_id}-resend")
     return redirect(url_for("merchant.order_detail", number=number), 303)
 
 

@@ -38,7 +38,7 @@ QUEUE_FILTER_LABELS = {
     "all": _l("All"),
     **{s: label for s, label in workflow.STATUS_LABELS.items() if s != Complaint.ESCALATED},
 }
-REFUND_FILTER_LABELS = {**refunds.STATUS_LABELS, "all": _l("All")}
+REFUND_FILTER_LABELS = {**Refund.STATUS_LABELS, "all": _l("All")}
 REFUND, REJECT = "refund", "reject"
 
 
@@ -114,7 +114,7 @@ def _case_page(complaint: Complaint, status: int = 200, **extra):
     body = render_template(
         "operator/complaint.html",
         case=workflow.case_file(complaint),
-        refund_labels=refunds.STATUS_LABELS,
+        refund_labels=Refund.STATUS_LABELS,
         answers=checkout_fields.order_answers(complaint.order_id),
         **_context(complaint),
         **extra,
@@ -217,7 +217,7 @@ def _refund_page(status: int = 200, **extra):
         status=refund_status,
         pages=page_count(total, refunds.PER_PAGE),
         filters=REFUND_FILTER_LABELS,
-        labels=refunds.STATUS_LABELS,
+        labels=Refund.STATUS_LABELS,
         form=PaidForm(formdata=None),
         **extra,
     ), status

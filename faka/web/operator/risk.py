@@ -14,6 +14,7 @@ from wtforms.validators import NumberRange, Optional
 from faka.catalog.models import DELIVERY_MANUAL
 from faka.core import clock
 from faka.core.errors import DomainError, NotFound
+from faka.core.money import format_money
 from faka.payments import holds
 from faka.risk import blacklist, engine, monitor, security_events
 from faka.risk.models import BlacklistEntry, SecurityEvent
@@ -22,7 +23,6 @@ from faka.web.fields import IntegerField
 from faka.web.htmx import wants_partial
 from faka.web.operator import NAV, bp
 from faka.web.request_guard import page_count, page_number
-from faka.web.templating import money
 
 # How long a one-click entry lasts (days; 0: until removed).
 EXPIRY_CHOICES = [("1", _l("for 1 day")), ("30", _l("for 30 days")), ("0", _l("permanently"))]
@@ -200,7 +200,7 @@ def held_refuse(order_id: int):
         _(
             "Order %(number)s refused: %(amount)s goes back to the buyer and its keys are on sale again.",
             number=order.number,
-            amount=money(order.total, order.currency),
+            amount=format_money(order.total, order.currency),
         ),
         "info",
     )

@@ -9,9 +9,9 @@ from faka.catalog import checkout_fields
 from faka.complaints import workflow
 from faka.core.errors import DomainError, NotFound
 from faka.extensions import limiter
+from faka.inventory.keys import delivered_items
 from faka.orders import checkout, status_signal
 from faka.orders import lookup as orders
-from faka.orders.delivery import delivered_items
 from faka.orders.models import Order
 from faka.payments import notify
 from faka.reviews import reviews

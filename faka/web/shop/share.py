@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import nh3
 from flask import current_app
 
+from faka.core.text import markdown
 from faka.payments.cashier import absolute_url
 from faka.payments.gateways.base import yuan_text
-from faka.web.templating import markdown
 
 DESCRIPTION_CHARS = 110  # what a chat card shows in two or three lines
 _SPACE = re.compile(r"\s+")

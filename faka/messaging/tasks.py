@@ -1,0 +1,12 @@
+"""Sending what the outbox and the webhook log hold, enqueued by name
+("messaging.tasks.send_email")."""
+
+from faka.messaging import mail, webhooks
+
+
+def send_email(email_id: int) -> bool:
+    return mail.send_outbox_email(email_id)
+
+
+def send_webhook(delivery_id: int) -> bool:
+    return webhooks.deliver(delivery_id)
