@@ -1,6 +1,8 @@
 """Run an RQ worker (and the periodic jobs) for the configured app.
 
-    REDIS_URL=redis://127.0.0.1:6379/0 faka-worker [--burst] [--no-cron]
+    REDIS_URL=redis://127.0.0.1:6379/0 python -m faka.worker [--burst] [--no-cron]
+
+(`faka-worker` is the same, where faka is pip-installed: `make worker` uses it.)
 
 The worker runs jobs in its own process (SimpleWorker: no fork per job, so the app and
 its database pool are set up once). Unless --no-cron, a thread enqueues the periodic jobs
