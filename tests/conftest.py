@@ -18,7 +18,7 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from faka import create_app
-from faka.accounts import users
+from faka.accounts import sessions, users
 from faka.accounts.models import Merchant
 from faka.catalog.models import DELIVERY_AUTO, Category, Product
 from faka.core import clock
@@ -240,7 +240,7 @@ def logged_in_session(user) -> dict:
     from faka.core.db import begin_write
 
     begin_write()  # a live server may be writing too
-    session_id = users.start_session(user.id)
+    session_id = sessions.start_session(user.id)
     _db.session.commit()
     return {"_user_id": str(user.id), "_fresh": True, "auth_session": session_id}
 

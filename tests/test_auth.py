@@ -12,7 +12,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from conftest import csrf_from, reload
-from faka.accounts import users
+from faka.accounts import lockout, users
 from faka.accounts.models import Merchant, User
 from faka.core.crypto import vault
 from faka.core.types import utcnow
@@ -247,7 +247,7 @@ def test_signup_is_rate_limited_per_ip(client):
 
 def test_password_reset_by_email_works_once(mail_client, smtp, merchant):
     user = merchant.user
-    user.locked_until = utcnow() + users.LOCKOUT  # locked out after failures
+    user.locked_until = utcnow() + lockout.LOCKOUT  # locked out after failures
     db.session.commit()
     for _ in range(2):
         response = post_form(mail_client, "/reset", {"email": user.email})
@@ -440,7 +440,7 @@ def test_locked_account_refuses_the_right_code(client, merchant):
     logout(client)
     login(client, merchant.user.email, PASSWORD)
     user = reload(merchant.user)
-    user.locked_until = utcnow() + users.LOCKOUT
+    user.locked_until = utcnow() + lockout.LOCKOUT
     db.session.commit()
     response = post_form(client, "/login/2fa", {"code": pyotp.TOTP(secret).now()})
     assert response.status_code == 400 and client.get("/merchant/").status_code == 303

@@ -13,7 +13,8 @@ from PIL import Image
 from sqlalchemy import select, text
 
 from conftest import csrf_from, login, reload, signed_notify, with_totp
-from faka.accounts import onboarding, twofactor, users
+from faka.accounts import lockout, onboarding, twofactor, users
+from faka.accounts.login import authenticate
 from faka.complaints import workflow
 from faka.core.crypto import vault
 from faka.core.types import utcnow
@@ -436,7 +437,7 @@ def lock_with_wrong_codes(app, user, ip, secret):
     client = english(from_ip(app, ip))
     started = utcnow()
     assert post_login(client, user.email, "merchant-pass-1").headers["Location"] == "/login/2fa"
-    for _ in range(users.MAX_FAILED_LOGINS):
+    for _ in range(lockout.MAX_FAILED_LOGINS):
         assert post_code(client, wrong_code(secret)).status_code == 400
     assert post_login(client, user.email, "merchant-pass-1").status_code == 400  # locked: even the right one fails
     return reload(user).locked_until - started
@@ -455,7 +456,7 @@ def test_wrong_codes_lock_the_account_longer_each_time_within_a_day(app, merchan
     third = lock_with_wrong_codes(app, user, "198.51.100.3", secret)
     assert timedelta(minutes=60) <= third < timedelta(minutes=60, seconds=30)
     # A day after the last lock the earlier ones are forgotten: the next lasts 15 minutes again.
-    assert users.lockout_for(reload(user), utcnow() + users.LOCKOUT_MEMORY + timedelta(minutes=1)) == timedelta(
+    assert lockout.lockout_for(reload(user), utcnow() + lockout.LOCKOUT_MEMORY + timedelta(minutes=1)) == timedelta(
         minutes=15
     )
 
@@ -478,7 +479,7 @@ def test_fifty_failed_logins_from_one_address_block_its_next_login(app, merchant
     assert db.session.scalar(select(RiskEvent.action).where(RiskEvent.checkpoint == engine.LOGIN)) == engine.CAPTCHA
     # A guesser that solves every captcha keeps failing, up to the fiftieth failure.
     for i in range(engine.FAILED_LOGINS, engine.FAILED_LOGINS_BLOCK):
-        assert users.authenticate(f"user{i}@example.com", "guess", SCANNER_IP, captcha_solved=True) is None
+        assert authenticate(f"user{i}@example.com", "guess", SCANNER_IP, captcha_solved=True) is None
     assert len(events(SecurityEvent.LOGIN_FAILED, SCANNER_IP)) == engine.FAILED_LOGINS_BLOCK
 
     blocked = post_login(english(from_ip(app, SCANNER_IP)), merchant.user.email, "merchant-pass-1")

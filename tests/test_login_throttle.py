@@ -9,7 +9,7 @@ from sqlalchemy import select
 from test_captcha import fetched_solution
 
 from conftest import csrf_from, reload
-from faka.accounts import users
+from faka.accounts import lockout
 from faka.extensions import db
 from faka.risk import captcha
 from faka.risk.models import RiskEvent, SecurityEvent
@@ -77,7 +77,7 @@ def test_twenty_wrong_passwords_from_one_address_do_not_lock_the_owner_out(app, 
 def test_the_same_address_waits_longer_after_each_failure_and_needs_the_captcha(app, merchant, frozen_clock):
     attacker = browser(app, ATTACKER_IP)
     email = merchant.user.email
-    for _ in range(users.FREE_LOGIN_FAILURES):
+    for _ in range(lockout.FREE_LOGIN_FAILURES):
         response = attempt(attacker, email, "wrong-password")
         assert response.status_code == 400 and "Wrong email or password" in response.text
         assert WIDGET not in response.text
@@ -97,7 +97,7 @@ def test_the_same_address_waits_longer_after_each_failure_and_needs_the_captcha(
         assert attempt(attacker, email, PASSWORD, fetched_solution(attacker)).status_code == 429
         frozen_clock.advance(seconds=1)
     assert waits == [10, 20, 40, 80]
-    assert users.login_delay(30) == users.MAX_LOGIN_DELAY
+    assert lockout.login_delay(30) == lockout.MAX_LOGIN_DELAY
     # Waited out, with the captcha, the right password gets in.
     assert signed_in(attempt(attacker, email, PASSWORD, fetched_solution(attacker)))
     assert reload(merchant.user).locked_until is None
@@ -149,7 +149,7 @@ def test_wrong_passwords_on_a_known_browser_slow_down_that_browser(app, merchant
     assert signed_in(attempt(owner, email, PASSWORD))
     owner.post("/logout", data={"csrf_token": csrf_from(owner.get("/merchant/").text)})
     frozen_clock.advance(minutes=1)
-    for _ in range(users.FREE_LOGIN_FAILURES):
+    for _ in range(lockout.FREE_LOGIN_FAILURES):
         assert attempt(owner, email, "wrong-password").status_code == 400
     assert attempt(owner, email, PASSWORD).status_code == 429
 

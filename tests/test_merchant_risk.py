@@ -10,6 +10,7 @@ from test_risk_rules import browser, buy, order_of, pay_on_sandbox_page, shown_k
 
 from conftest import count, csrf_from, login, reload
 from faka.accounts import users
+from faka.accounts.login import record_sign_in
 from faka.catalog.models import DELIVERY_MANUAL, Product
 from faka.extensions import db
 from faka.inventory.models import CardKey
@@ -56,7 +57,7 @@ def product_fields(product: Product, **changes) -> dict:
 def self_purchase(app, merchant, product, email="buyer@example.com"):
     """An order bought from the shop owner's own sign-in address (self_purchase: 20 points)
     and paid on the sandbox page. Returns (order, the order page the buyer sees)."""
-    users.record_sign_in(merchant.user_id, OWNER_IP, None)
+    record_sign_in(merchant.user_id, OWNER_IP, None)
     client = browser(app, OWNER_IP)
     order = order_of(buy(client, product, email=email))
     return reload(order), pay_on_sandbox_page(client, order)

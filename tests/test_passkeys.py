@@ -35,7 +35,7 @@ from sqlalchemy import select, update
 from werkzeug.serving import make_server
 
 from conftest import count, csrf_from, free_port, login, reload, with_totp
-from faka.accounts import users
+from faka.accounts import lockout, users
 from faka.accounts.models import Passkey
 from faka.core.types import utcnow
 from faka.extensions import db
@@ -552,7 +552,7 @@ def test_wrong_passkeys_at_the_second_step_lock_the_account(app, owner, merchant
         assert second_step(visitor, forged).json["error"].startswith(REFUSED)
     locked = second_step(visitor, forged)
     assert locked.json == {"error": locked.json["error"], "redirect": "/login"} and "locked" in locked.json["error"]
-    assert users.is_locked(reload(merchant.user))
+    assert lockout.is_locked(reload(merchant.user))
     # Locked: the right passkey signs nobody in either, until the lock ends.
     assert passwordless(english(app.test_client()), owner.authenticator).status_code == 400
 

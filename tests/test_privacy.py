@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from conftest import count, csrf_from, key_texts, login, reload, with_totp
-from faka.accounts import users
+from faka.accounts import lockout, users
 from faka.catalog.models import ProductReport
 from faka.complaints import workflow
 from faka.complaints.models import Complaint
@@ -320,7 +320,7 @@ def test_a_wrong_password_reveals_nothing_and_counts_toward_the_lockout(desk, op
     response = reveal(desk, complaint)
     assert response.status_code == 303 and key not in response.text
 
-    for _ in range(users.MAX_FAILED_LOGINS - 1):
+    for _ in range(lockout.MAX_FAILED_LOGINS - 1):
         last = reauth(desk, "not-the-password")
     assert last.status_code == 303 and last.headers["Location"] == "/login"  # locked, and logged out
     assert reload(operator).locked_until is not None

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from faka.accounts import users
+from faka.accounts.login import record_sign_in
 from faka.core.crypto import vault
 from faka.core.types import utcnow
 from faka.extensions import db
@@ -367,7 +368,7 @@ def test_sign_in_marks_earlier_reviews_from_the_same_place(app, merchant, produc
     honest = reviews.submit_review(make_order(product, client_ip="203.0.113.1").token, 4, "")
     own = reviews.submit_review(make_order(product, client_ip="198.51.100.2").token, 5, "")
     assert reload(own).counts
-    users.record_sign_in(merchant.user_id, "198.51.100.2", None)
+    record_sign_in(merchant.user_id, "198.51.100.2", None)
     assert reload(own).suspicious_reason == reviews.SELF_PURCHASE
     assert reload(honest).counts
 

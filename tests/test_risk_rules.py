@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from test_money import new_operator
 
 from conftest import count, csrf_from, key_texts, reload, run_together, signed_notify
-from faka.accounts import users
+from faka.accounts.login import authenticate, record_sign_in
 from faka.complaints import workflow
 from faka.complaints.models import Complaint
 from faka.core.errors import InvalidNotify, LookupFailed
@@ -324,7 +324,7 @@ def test_self_purchase_from_the_owners_sign_in_ip_or_browser(app, merchant, make
 
     product = make_product()
     other_shop = new_product(new_merchant())
-    users.record_sign_in(merchant.user_id, "192.0.2.44", DEVICE)
+    record_sign_in(merchant.user_id, "192.0.2.44", DEVICE)
     mine = dict(merchant_id=merchant.id, product=product)
     assert fired(assess(ip="192.0.2.44", **mine)) == {"self_purchase"}
     assert fired(assess(ip=HONEST_IP, device_hash=DEVICE, **mine)) == {"self_purchase"}
@@ -415,7 +415,7 @@ def test_failed_logins_ask_for_the_captcha_after_ten_then_block_at_fifty(app, me
 
     def attempt(ip=ATTACKER_IP, password="wrong", captcha_solved=False):
         email = merchant.user.email if password != "wrong" else f"nobody{next(guesses)}@example.com"
-        return users.authenticate(email, password, ip, captcha_solved=captcha_solved)
+        return authenticate(email, password, ip, captcha_solved=captcha_solved)
 
     for _ in range(risk.FAILED_LOGINS):
         assert attempt() is None
@@ -551,7 +551,7 @@ def test_a_blacklisted_buyer_cannot_complain(app, make_product):
 
 def test_review_suspicions_are_recorded_as_risk_events(app, merchant, make_product):
     product = make_product(keys=8)
-    users.record_sign_in(merchant.user_id, "192.0.2.44", None)
+    record_sign_in(merchant.user_id, "192.0.2.44", None)
     own = delivered(product, ip="192.0.2.44")
     reviews.submit_review(own.token, 5, "Best shop", ip="192.0.2.44")
     event = events(RiskEvent.checkpoint == risk.REVIEW)[-1]
@@ -686,7 +686,7 @@ def held(app, merchant, make_product):
     """An order the product's stricter hold threshold holds: bought from the shop owner's
     sign-in address, paid on the sandbox page. Returns (browser, order, product)."""
     product = make_product(keys=5, risk_hold_at=20)
-    users.record_sign_in(merchant.user_id, "192.0.2.44", None)
+    record_sign_in(merchant.user_id, "192.0.2.44", None)
     client = browser(app, "192.0.2.44")
     order = order_of(buy(client, product, quantity=2))
     assert order.risk_flags == "self_purchase" and order.held_at is not None

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from conftest import csrf_from, logged_in_session, login, reload, with_totp
-from faka.accounts import users
+from faka.accounts import sessions, users
+from faka.accounts.login import record_sign_in
 from faka.accounts.models import User, UserSession
 from faka.extensions import db
 from faka.platform.models import AuditEvent
@@ -200,16 +201,16 @@ def test_a_merchant_session_lasts_seven_days_or_the_configured_hours(make_app, f
     app = make_app()
     with app.app_context():
         user = users.create_merchant("week@shop.test", PASSWORD, "Week Shop", approved=True).user
-        session_id = users.record_sign_in(user.id, "192.0.2.1", None)
-        assert users.session_user(user.id, session_id) is not None
+        session_id = record_sign_in(user.id, "192.0.2.1", None)
+        assert sessions.session_user(user.id, session_id) is not None
         week = frozen_clock.now + timedelta(days=7)
         row = db.session.execute(select(UserSession)).scalar_one()
         assert row.expires_at == week
-        assert users.session_user(user.id, session_id, now=week - timedelta(minutes=1)) is None  # idle by then
+        assert sessions.session_user(user.id, session_id, now=week - timedelta(minutes=1)) is None  # idle by then
         row.last_seen_at = week - timedelta(minutes=5)  # active all week
         db.session.commit()
-        assert users.session_user(user.id, session_id, now=week - timedelta(minutes=1)) is not None
-        assert users.session_user(user.id, session_id, now=week) is None
+        assert sessions.session_user(user.id, session_id, now=week - timedelta(minutes=1)) is not None
+        assert sessions.session_user(user.id, session_id, now=week) is None
     short = make_app(SESSION_MAX_HOURS_MERCHANT=2)
     with short.app_context():
         client = browser(short)

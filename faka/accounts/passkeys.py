@@ -54,7 +54,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from faka.accounts import twofactor, users
+from faka.accounts import lockout, sessions, twofactor
 from faka.accounts.models import Passkey, User
 from faka.core import clock
 from faka.core.db import write_transaction
@@ -396,7 +396,7 @@ def register(
             if first:
                 codes, hashes = twofactor.new_recovery_codes()
                 user.recovery_codes = hashes
-                _ended, session_id = users.renew_session(user_id, current_session, ip, user_agent, now)
+                _ended, session_id = sessions.renew_session(user_id, current_session, ip, user_agent, now)
             db.session.flush()
             passkey_id = db.session.scalar(select(Passkey.id).where(Passkey.credential_id == credential_id))
             db.session.add(
@@ -570,7 +570,7 @@ def sign_in(proof: Proof, ip: str | None = None, device_hash: str | None = None)
             _refused_event(exc, ip, device_hash, "passkey", "sign-in", now)
             raise
         user = db.session.get(User, passkey.user_id, with_for_update=True)
-        if users.is_locked(user, now):
+        if lockout.is_locked(user, now):
             security_events.add(
                 SecurityEvent.LOGIN_FAILED,
                 ip,
@@ -613,7 +613,7 @@ def verify_second_factor(
         user = db.session.get(User, user_id, with_for_update=True)
         if user is None:
             raise PasskeyRefused()  # nothing written: committing it writes nothing either
-        if users.is_locked(user, now):
+        if lockout.is_locked(user, now):
             security_events.add(
                 SecurityEvent.LOGIN_FAILED,
                 ip,
@@ -626,9 +626,9 @@ def verify_second_factor(
         try:
             passkey, sign_count = _verified(rp, proof, user_id, False)
         except PasskeyRefused as exc:
-            users.record_failed_login(user, now)
+            lockout.record_failed_login(user, now)
             _refused_event(exc, ip, device_hash, f"user:{user_id}", purpose, now)
-            raise (twofactor.AccountLocked() if users.is_locked(user, now) else exc) from None
+            raise (twofactor.AccountLocked() if lockout.is_locked(user, now) else exc) from None
         _used(passkey, sign_count, now)
         user.failed_logins = 0
         user.locked_until = None

@@ -4,8 +4,8 @@ factor, that they are the one at the keyboard before a secret is shown."""
 from flask_babel import lazy_gettext as _l
 
 from faka.accounts import twofactor
+from faka.accounts.lockout import is_locked, record_failed_login
 from faka.accounts.models import User
-from faka.accounts.users import is_locked, record_failed_login
 from faka.core import clock
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError

@@ -14,11 +14,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
-from faka.accounts import passkeys, users
+from faka.accounts import passkeys, sessions, users
 from faka.accounts.models import Merchant, User
 from faka.core import clock, tasks
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
+from faka.core.pagination import Page, paginate
 from faka.extensions import db
 from faka.messaging.mail import queue_email
 from faka.orders.models import Order
@@ -129,7 +130,7 @@ def reset_two_factor(operator_id: int, merchant_id: int) -> int:
         passkeys.remove_all(user.id)
         user.failed_logins = 0
         user.locked_until = None
-        users.end_all_sessions(user.id)  # the owner logs in again; no older session outlives the reset
+        sessions.end_all_sessions(user.id)  # the owner logs in again; no older session outlives the reset
         audit.record(
             operator_id,
             "merchant.2fa_reset",
@@ -283,8 +284,9 @@ def review_queue() -> list[Merchant]:
     )
 
 
-def search_merchants(status: str | None = None, text: str | None = None, page: int = 1) -> tuple[list[Merchant], int]:
-    """One page of merchants, newest first, filtered by status and by name or login email."""
+def search_merchants(status: str | None = None, text: str | None = None, page: int = 1) -> Page:
+    """One page of merchants, newest first, filtered by status and by name or login email;
+    counted."""
     query = select(Merchant).join(User, User.id == Merchant.user_id)
     if status:
         query = query.where(Merchant.status == status)
@@ -294,18 +296,8 @@ def search_merchants(status: str | None = None, text: str | None = None, page: i
         query = query.where(
             or_(func.lower(Merchant.name).like(pattern, escape="\\"), func.lower(User.email).like(pattern, escape="\\"))
         )
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    merchants = (
-        db.session.execute(
-            query.options(joinedload(Merchant.user))
-            .order_by(Merchant.created_at.desc(), Merchant.id.desc())
-            .limit(PER_PAGE)
-            .offset((max(int(page), 1) - 1) * PER_PAGE)
-        )
-        .scalars()
-        .all()
-    )
-    return list(merchants), total
+    query = query.options(joinedload(Merchant.user))
+    return paginate(query.order_by(Merchant.created_at.desc(), Merchant.id.desc()), page, PER_PAGE)
 
 
 def figures(merchant_ids: list[int]) -> dict[int, MerchantFigures]:

@@ -22,7 +22,7 @@ import segno
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
-from faka.accounts import users
+from faka.accounts import lockout, sessions
 from faka.accounts.models import User
 from faka.core import clock
 from faka.core.crypto import InvalidToken, vault
@@ -105,7 +105,7 @@ def enable(
     """Turn two-factor authentication on once `code` proves the app holds `secret`, and
     end the account's other sessions (whoever was logged in with the password alone);
     the one asking (`current_session`, its id) goes on under a new id
-    (accounts.renew_session). Returns the recovery codes, which are never shown again,
+    (sessions.renew_session). Returns the recovery codes, which are never shown again,
     and the new session id."""
     step = _totp_step(secret, code)
     if step is None:
@@ -118,7 +118,7 @@ def enable(
         user.totp_secret = vault().encrypt(secret)
         user.totp_last_step = step
         user.recovery_codes = hashes
-        _ended, session_id = users.renew_session(user.id, current_session, ip, user_agent)
+        _ended, session_id = sessions.renew_session(user.id, current_session, ip, user_agent)
         db.session.add(AuditEvent(actor_id=user.id, action="2fa.enabled", target=f"user:{user.id}"))
     return codes, session_id
 
@@ -161,15 +161,15 @@ def verify_login(user_id: int, code: str) -> User:
         now = clock.now()
         if user is None or not user.two_factor_enabled:
             raise WrongCode()
-        if users.is_locked(user, now):
+        if lockout.is_locked(user, now):
             raise AccountLocked()
         accepted = _check_code(user, code)  # CodeAlreadyUsed: rolled back, not counted
         if accepted:
             user.failed_logins = 0
             user.locked_until = None
             return user
-        users.record_failed_login(user, now)
-        locked = users.is_locked(user, now)
+        lockout.record_failed_login(user, now)
+        locked = lockout.is_locked(user, now)
     # The wrong code's count is committed; then refused.
     raise AccountLocked() if locked else WrongCode()
 

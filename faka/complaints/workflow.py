@@ -43,6 +43,7 @@ from faka.core.crypto import vault
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound, OutOfStock
 from faka.core.money import format_money
+from faka.core.pagination import Page, paginate
 from faka.core.text import clean_text
 from faka.core.uploads import (
     EVIDENCE_PIXELS,
@@ -657,8 +658,8 @@ def _by_deadline():
     )
 
 
-def merchant_complaints(merchant_id: int, status: str = "active", page: int = 1) -> tuple[list[Complaint], int]:
-    """One page of the merchant's complaints, soonest deadline first, and how many match."""
+def merchant_complaints(merchant_id: int, status: str = "active", page: int = 1) -> Page:
+    """One page of the merchant's complaints, soonest deadline first, counted."""
     conditions = [Complaint.merchant_id == merchant_id]
     condition = _status_condition(status)
     if condition is not None:
@@ -672,8 +673,8 @@ def complaint_queue(
     merchant_id: int | None = None,
     order_number: str | None = None,
     page: int = 1,
-) -> tuple[list[Complaint], int]:
-    """The operator's desk: one page of complaints, soonest deadline first."""
+) -> Page:
+    """The operator's desk: one page of complaints, soonest deadline first, counted."""
     conditions = []
     condition = _status_condition(status)
     if condition is not None:
@@ -687,22 +688,14 @@ def complaint_queue(
     return _page(conditions, page)
 
 
-def _page(conditions, page: int) -> tuple[list[Complaint], int]:
-    page = max(1, int(page))
-    total = db.session.scalar(select(func.count()).select_from(Complaint).where(*conditions))
-    rows = (
-        db.session.execute(
-            select(Complaint)
-            .where(*conditions)
-            .order_by(*_by_deadline())
-            .options(joinedload(Complaint.order).joinedload(Order.product), joinedload(Complaint.merchant))
-            .offset((page - 1) * PER_PAGE)
-            .limit(PER_PAGE)
-        )
-        .scalars()
-        .all()
+def _page(conditions, page: int) -> Page:
+    query = (
+        select(Complaint)
+        .where(*conditions)
+        .order_by(*_by_deadline())
+        .options(joinedload(Complaint.order).joinedload(Order.product), joinedload(Complaint.merchant))
     )
-    return list(rows), int(total)
+    return paginate(query, page, PER_PAGE)
 
 
 def count_needing_answer(merchant_id: int) -> int:

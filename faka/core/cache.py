@@ -13,26 +13,29 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
-from flask import current_app, g
+from flask import Flask, current_app, g
 from flask_wtf.csrf import generate_csrf
 
 MAX_ENTRIES = 2048
 
+T = TypeVar("T")
+
 
 class TTLCache:
-    def __init__(self, max_entries: int = MAX_ENTRIES):
-        self._items: dict[Hashable, tuple[float, object]] = {}
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self._items: dict[Hashable, tuple[float, Any]] = {}
         self._max = max_entries
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable):
+    def get(self, key: Hashable) -> Any:
         item = self._items.get(key)
         if item is None or item[0] < time.monotonic():
             return None
         return item[1]
 
-    def set(self, key: Hashable, value, ttl: float) -> None:
+    def set(self, key: Hashable, value: Any, ttl: float) -> None:
         with self._lock:
             if len(self._items) >= self._max:
                 now = time.monotonic()
@@ -73,7 +76,7 @@ def cached_page(key: Hashable, render: Callable[[], str]) -> str:
     return html.replace(placeholder, generate_csrf())
 
 
-def reused(key: Hashable, compute: Callable[[], object], seconds: float | None = None):
+def reused(key: Hashable, compute: Callable[[], T], seconds: float | None = None) -> T:
     """compute(), reused within this process for `seconds` (default PAGE_CACHE_SECONDS)
     while the page cache is on; computed every time when it is off (tests)."""
     ttl = current_app.config["PAGE_CACHE_SECONDS"]
@@ -92,7 +95,7 @@ def forget(key: Hashable) -> None:
     current_app.extensions["faka_pagecache"].discard(key)
 
 
-def init_app(app) -> None:
+def init_app(app: Flask) -> None:
     app.extensions["faka_pagecache"] = TTLCache()
     # Flask-WTF offers csrf_token() both as a global and from a context processor; this
     # processor runs after it and so takes precedence.

@@ -21,12 +21,12 @@ import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from flask import current_app
+from flask import Flask, current_app
 
 KEY_FILE = "encryption.keys"
 
 
-def init_app(app) -> None:
+def init_app(app: Flask) -> None:
     raw = app.config.get("ENCRYPTION_KEYS") or _load_or_create_key_file(app.instance_path)
     app.extensions["faka_crypto"] = make_vault(raw)
 

@@ -11,12 +11,23 @@ PostgreSQL runs a normal transaction and relies on row locks.
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from flask import current_app
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from flask import Flask, current_app
+from sqlalchemy import Select, create_engine, event
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.orm import Session
 
-from faka.extensions import db
+from faka.extensions import Base, db
+
+if TYPE_CHECKING:
+    # What models derive from. mypy cannot take `db.Model`, an attribute, as a base class
+    # (python/mypy#8603), so it sees the declarative base Flask-SQLAlchemy builds it from.
+    class Model(Base):
+        __abstract__ = True
+
+else:
+    Model = db.Model
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
 _IMMEDIATE = "faka_immediate"
@@ -24,7 +35,7 @@ _READER = "faka_read_engine"
 _AFTER_COMMIT = "faka_after_commit"
 
 
-def init_app(app) -> None:
+def init_app(app: Flask) -> None:
     with app.app_context():
         engine = db.engine
         if engine.dialect.name == "sqlite":
@@ -33,7 +44,7 @@ def init_app(app) -> None:
 
 def configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, _record):
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy issue BEGIN itself, so we can choose IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -44,7 +55,7 @@ def configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def on_begin(conn):
+    def on_begin(conn: Connection) -> None:
         if conn.get_execution_options().get(_IMMEDIATE):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
@@ -101,7 +112,7 @@ def write_transaction(*, commit_on: tuple[type[BaseException], ...] = ()) -> Ite
                 send()
 
 
-def _commit(session) -> None:
+def _commit(session: Session) -> None:
     try:
         session.commit()
     except BaseException:
@@ -119,7 +130,7 @@ def after_commit(send: Callable[[], None]) -> bool:
     return True
 
 
-def read_row(statement, params: dict) -> tuple | None:
+def read_row(statement: Select[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
     """The first row of one read-only SELECT, run on a bare pooled connection outside any
     transaction (a single SELECT needs none): the cheapest read there is, for endpoints
     polled many times a second.
@@ -144,27 +155,26 @@ class _Disconnected(Exception):
 
 
 class _Prepared:
-    def __init__(self, statement, dialect):
+    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         for name, bind in compiled.binds.items():
             if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None:
                 raise ValueError(f"read_row: parameter {name!r} needs a conversion; use the session instead")
         self.sql = compiled.string
         self.defaults = compiled.params
-        self.positional = tuple(compiled.positiontup) if compiled.positional else None
+        self.positional = tuple(compiled.positiontup or ()) if compiled.positional else None
         self.processors = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in statement.selected_columns
         )
 
-    def first(self, engine: Engine, params: dict) -> tuple | None:
+    def first(self, engine: Engine, params: dict[str, Any]) -> tuple[Any, ...] | None:
         values = {**self.defaults, **params}
-        if self.positional is not None:
-            values = tuple(values[name] for name in self.positional)
+        arguments = values if self.positional is None else tuple(values[name] for name in self.positional)
         connection = engine.raw_connection()
         try:
             cursor = connection.cursor()
             try:
-                cursor.execute(self.sql, values)
+                cursor.execute(self.sql, arguments)
                 row = cursor.fetchone()
             finally:
                 cursor.close()
@@ -184,7 +194,7 @@ class _Prepared:
 
 
 @cache
-def _prepare(statement, dialect) -> _Prepared:
+def _prepare(statement: Select[Any], dialect: Dialect) -> _Prepared:
     return _Prepared(statement, dialect)
 
 
@@ -193,7 +203,8 @@ def reader_engine() -> Engine:
     autocommit and go back to its pool without a reset (a single SELECT leaves no
     transaction to end). Switching one of the main pool's connections to autocommit and
     back costs more than the read itself. It is disposed with the app's engine."""
-    app = current_app._get_current_object()
+    # current_app is typed as the Flask app it stands for, not as the proxy it is.
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     reader = app.extensions.get(_READER)
     if reader is None:
         engine = db.engine

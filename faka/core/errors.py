@@ -2,12 +2,13 @@
 one is raised."""
 
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 
 class DomainError(Exception):
     message = _l("The request could not be completed.")
 
-    def __init__(self, message=None):
+    def __init__(self, message: str | LazyString | None = None) -> None:
         super().__init__(message or self.message)
         if message is not None:
             self.message = message

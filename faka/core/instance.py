@@ -4,6 +4,7 @@ import os
 import secrets
 from pathlib import Path
 
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,7 +18,7 @@ def migrations_path() -> str:
     return str(ROOT / "migrations")
 
 
-def init_app(app) -> None:
+def init_app(app: Flask) -> None:
     path = Path(app.instance_path)
     path.mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
@@ -34,7 +35,8 @@ def init_app(app) -> None:
     proxies = int(os.environ.get("FAKA_PROXY_COUNT", "0"))
     if proxies:
         # Behind a reverse proxy: trust its X-Forwarded-* headers for client IP and scheme.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+        # Wrapping the method is how Flask documents middleware; mypy sees only a method.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
 
 
 def database_uri(url: str) -> str:

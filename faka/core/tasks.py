@@ -16,12 +16,18 @@ it again later.
 import logging
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
-from flask import current_app
+from flask import Flask, current_app
 from werkzeug.utils import import_string
 
 from faka.core.db import after_commit
+
+if TYPE_CHECKING:  # imported where used: an app without REDIS_URL never loads them
+    from redis import Redis
+    from rq import Queue
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +42,7 @@ RECONCILE = "ops.tasks.reconcile"
 TASK_NAME = re.compile(r"^[a-z]+\.tasks\.[a-z_]+$")
 
 
-def task(name: str):
+def task(name: str) -> Callable[..., Any]:
     """The function a task name stands for."""
     if not TASK_NAME.match(name):
         raise ValueError(f"not a task name: {name!r}")
@@ -44,28 +50,28 @@ def task(name: str):
 
 
 class JobRunner:
-    def __init__(self, app):
+    def __init__(self, app: Flask) -> None:
         self.app = app
         self.mode = app.config.get("JOBS_MODE") or (MODE_RQ if app.config.get("REDIS_URL") else MODE_THREAD)
         self._executor: ThreadPoolExecutor | None = None
         self._timer: threading.Thread | None = None
         self._stop = threading.Event()
-        self._redis = None
+        self._redis: Redis | None = None
 
     @property
-    def redis(self):
+    def redis(self) -> "Redis":
         if self._redis is None:
             from redis import Redis
 
             self._redis = Redis.from_url(self.app.config["REDIS_URL"])
         return self._redis
 
-    def queue(self):
+    def queue(self) -> "Queue":
         from rq import Queue
 
         return Queue(self.app.config["RQ_QUEUE"], connection=self.redis)
 
-    def enqueue(self, name: str, *args, job_id: str | None = None) -> None:
+    def enqueue(self, name: str, *args: Any, job_id: str | None = None) -> None:
         task(name)  # a misspelt name fails here, in the caller, not later in a worker
         if self.mode == MODE_SYNC:
             self._run_logged(name, args)
@@ -74,7 +80,7 @@ class JobRunner:
         else:
             self.executor().submit(self._run_in_thread, name, args)
 
-    def _enqueue_rq(self, name, args, job_id):
+    def _enqueue_rq(self, name: str, args: tuple[Any, ...], job_id: str | None) -> None:
         from redis.exceptions import RedisError
         from rq import Retry
 
@@ -97,12 +103,12 @@ class JobRunner:
             self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="faka-job")
         return self._executor
 
-    def _run_in_thread(self, name, args):
+    def _run_in_thread(self, name: str, args: tuple[Any, ...]) -> None:
         with self.app.app_context():
             self._run_logged(name, args)
 
     @staticmethod
-    def _run_logged(name, args):
+    def _run_logged(name: str, args: tuple[Any, ...]) -> None:
         # Like a queued job, a failure here must not fail the caller: the database still
         # records the work and the reconciler runs it again.
         try:
@@ -116,7 +122,7 @@ class JobRunner:
             return
         interval = self.app.config["RECONCILE_INTERVAL"]
 
-        def loop():
+        def loop() -> None:
             while not self._stop.wait(interval):
                 self._run_in_thread(RECONCILE, ())
 
@@ -129,7 +135,7 @@ class JobRunner:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """Worker and queue state for /healthz."""
         if self.mode != MODE_RQ:
             return {"mode": self.mode, "alive": True, "queued": None}
@@ -140,7 +146,7 @@ class JobRunner:
         return {"mode": self.mode, "alive": bool(workers), "workers": len(workers), "queued": queue.count}
 
 
-def init_app(app) -> None:
+def init_app(app: Flask) -> None:
     runner = app.extensions["faka_jobs"] = JobRunner(app)
     if runner.mode == MODE_THREAD and app.config["RECONCILE_INTERVAL"] > 0:
         # Started by the first request, so CLI commands and imports start no threads.
@@ -151,7 +157,7 @@ def runner() -> JobRunner:
     return current_app.extensions["faka_jobs"]
 
 
-def enqueue(name: str, *args, job_id: str | None = None) -> None:
+def enqueue(name: str, *args: Any, job_id: str | None = None) -> None:
     """Run the task `name` ("orders.tasks.deliver_order") with `args`: once the open
     write_transaction() commits, or now."""
     task(name)  # a misspelt name fails here, in the caller, not after the commit

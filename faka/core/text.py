@@ -4,9 +4,13 @@ import html
 import re
 import unicodedata
 from functools import cache
+from typing import TYPE_CHECKING
 
 import nh3
 from markupsafe import Markup
+
+if TYPE_CHECKING:  # imported where used: most requests render no Markdown
+    from markdown_it import MarkdownIt
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u3000]+")
@@ -37,7 +41,7 @@ def mask_email(email: str | None) -> str:
 
 
 @cache
-def _markdown():
+def _markdown() -> "MarkdownIt":
     from markdown_it import MarkdownIt
 
     return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")

@@ -34,6 +34,7 @@ from faka.core import clock, tasks
 from faka.core.crypto import vault
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
+from faka.core.pagination import paginate
 from faka.extensions import db
 from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
 from faka.messaging.mail import queue_email
@@ -64,6 +65,7 @@ PAYOUT_KIND_LABELS = {
     PayoutAccount.USDT: _l("USDT (TRC20)"),
 }
 MIN_WITHDRAWAL = 100  # fen
+LEDGER_PER_PAGE = 50
 MAX_PER_PAGE = 200
 EMAIL_WITHDRAWAL_STATUS = "withdrawal_status"
 EMAIL_PAYOUT_ACCOUNT_ADDED = "payout_account_added"
@@ -193,7 +195,7 @@ def ledger(
     since: datetime | None = None,
     until: datetime | None = None,
     page: int = 1,
-    per_page: int = 50,
+    per_page: int = LEDGER_PER_PAGE,
 ) -> tuple[list[LedgerEntry], int]:
     """One page of the merchant's ledger, newest first, and how many entries match.
 
@@ -206,21 +208,13 @@ def ledger(
         conditions.append(LedgerEntry.created_at >= since)
     if until is not None:
         conditions.append(LedgerEntry.created_at < until)
-    page = max(1, int(page))
     per_page = min(max(1, int(per_page)), MAX_PER_PAGE)
-    count = db.session.scalar(select(func.count()).select_from(LedgerEntry).where(*conditions))
-    entries = (
-        db.session.execute(
-            select(LedgerEntry)
-            .where(*conditions)
-            .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
-            .offset((page - 1) * per_page)
-            .limit(per_page)
-        )
-        .scalars()
-        .all()
+    found = paginate(
+        select(LedgerEntry).where(*conditions).order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()),
+        page,
+        per_page,
     )
-    return list(entries), count
+    return found.items, found.total
 
 
 # -- payout accounts --------------------------------------------------------------------

@@ -25,6 +25,7 @@ from faka.core import clock
 from faka.core.db import write_transaction
 from faka.core.errors import NotFound
 from faka.core.money import format_money
+from faka.core.pagination import Page, paginate
 from faka.extensions import db
 from faka.ledger import balances
 from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
@@ -112,21 +113,19 @@ def withdrawal_queue(status: str = QUEUE_OPEN, page: int = 1) -> tuple[list[Queu
         conditions.append(Withdrawal.status.in_((Withdrawal.REQUESTED, Withdrawal.APPROVED)))
     elif status != "all":
         conditions.append(Withdrawal.status == status)
-    page = max(1, int(page))
-    total = db.session.scalar(select(func.count()).select_from(Withdrawal).where(*conditions))
     urgency = case(
         (Withdrawal.status == Withdrawal.REQUESTED, 0), (Withdrawal.status == Withdrawal.APPROVED, 1), else_=2
     )
-    rows = db.session.execute(
+    found = paginate(
         select(Withdrawal, Merchant.name, PayoutAccount)
         .join(Merchant, Merchant.id == Withdrawal.merchant_id)
         .join(PayoutAccount, PayoutAccount.id == Withdrawal.payout_account_id)
         .where(*conditions)
-        .order_by(urgency, Withdrawal.created_at, Withdrawal.id)
-        .offset((page - 1) * PER_PAGE)
-        .limit(PER_PAGE)
-    ).all()
-    return [QueuedWithdrawal(w, name, account) for w, name, account in rows], total
+        .order_by(urgency, Withdrawal.created_at, Withdrawal.id),
+        page,
+        PER_PAGE,
+    )
+    return [QueuedWithdrawal(w, name, account) for w, name, account in found.items], found.total
 
 
 def reveal_payout_account(withdrawal_id: int, operator_id: int) -> str:
@@ -161,8 +160,7 @@ class PlatformLedger:
     fees: int
     returned: int
     daily: list[DailyFees]  # the last LEDGER_DAYS local days up to until (or now)
-    entries: list[LedgerEntry]  # one page of FEE and FEE_RETURN entries, newest first
-    count: int
+    entries: Page  # of FEE and FEE_RETURN entries, newest first, counted
     order_numbers: dict[int, str] = field(default_factory=dict)
     merchant_names: dict[int, str] = field(default_factory=dict)
 
@@ -178,25 +176,19 @@ def platform_ledger(
         conditions.append(LedgerEntry.created_at >= since)
     if until is not None:
         conditions.append(LedgerEntry.created_at < until)
-    fees, returned, count = db.session.execute(
+    fees, returned = db.session.execute(
         select(
             func.coalesce(func.sum(case((LedgerEntry.kind == LedgerEntry.FEE, -LedgerEntry.amount), else_=0)), 0),
             func.coalesce(func.sum(case((LedgerEntry.kind == LedgerEntry.FEE_RETURN, LedgerEntry.amount), else_=0)), 0),
-            func.count(),
         ).where(*conditions)
     ).one()
-    page = max(1, int(page))
-    entries = list(
-        db.session.execute(
-            select(LedgerEntry)
-            .where(*conditions)
-            .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
-            .offset((page - 1) * PER_PAGE)
-            .limit(PER_PAGE)
-        ).scalars()
+    entries = paginate(
+        select(LedgerEntry).where(*conditions).order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()),
+        page,
+        PER_PAGE,
     )
-    order_ids = {e.order_id for e in entries if e.order_id is not None}
-    merchant_ids = {e.merchant_id for e in entries}
+    order_ids = {e.order_id for e in entries.items if e.order_id is not None}
+    merchant_ids = {e.merchant_id for e in entries.items}
     order_numbers = (
         dict(db.session.execute(select(Order.id, Order.number).where(Order.id.in_(order_ids))).all())
         if order_ids
@@ -213,7 +205,6 @@ def platform_ledger(
         returned=int(returned),
         daily=_daily_fees(conditions, until or now or clock.now()),
         entries=entries,
-        count=int(count),
         order_numbers=order_numbers,
         merchant_names=merchant_names,
     )

@@ -49,7 +49,6 @@ import secrets
 import socket
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -62,6 +61,7 @@ from faka.core import clock, tasks
 from faka.core.crypto import vault
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
+from faka.core.pagination import Page, paginate
 from faka.extensions import db
 from faka.messaging.models import EVENTS, WebhookDelivery, WebhookEndpoint
 
@@ -119,13 +119,6 @@ class TooManyEndpoints(DomainError):
 
 class WebhookFailed(Exception):
     """An attempt did not get a 2xx answer; raised so the job is retried."""
-
-
-@dataclass(frozen=True)
-class DeliveryLog:
-    items: list[WebhookDelivery]
-    page: int
-    has_next: bool
 
 
 # -- endpoints --------------------------------------------------------------------------
@@ -352,20 +345,16 @@ def _body(payload: str) -> str:
     return payload if payload.startswith("{") else vault().decrypt(payload)
 
 
-def delivery_log(endpoint_id: int, merchant_id: int, page: int = 1) -> DeliveryLog:
-    """The endpoint's deliveries, newest first, LOG_PAGE_SIZE per page."""
+def delivery_log(endpoint_id: int, merchant_id: int, page: int = 1) -> Page:
+    """One page of the endpoint's deliveries, newest first, LOG_PAGE_SIZE per page, not
+    counted."""
     endpoint = _owned_endpoint(endpoint_id, merchant_id)
-    page = max(1, int(page))
-    rows = list(
-        db.session.execute(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.endpoint_id == endpoint.id)
-            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-            .offset((page - 1) * LOG_PAGE_SIZE)
-            .limit(LOG_PAGE_SIZE + 1)
-        ).scalars()
+    query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint.id)
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
     )
-    return DeliveryLog(items=rows[:LOG_PAGE_SIZE], page=page, has_next=len(rows) > LOG_PAGE_SIZE)
+    return paginate(query, page, LOG_PAGE_SIZE, count=False)
 
 
 def due_delivery_ids(now) -> list[int]:

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import joinedload
 
 from faka.catalog import checkout_fields
 from faka.catalog.models import Product
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
+from faka.core.pagination import Page, paginate
 from faka.core.text import mask_email
 from faka.extensions import db
 from faka.messaging.models import OutboxEmail
@@ -62,21 +63,10 @@ def _query(merchant_id: int, f: OrderFilter, tz: timezone):
     return query
 
 
-def search(merchant_id: int, f: OrderFilter, page: int = 1, tz: timezone = UTC) -> tuple[list[Order], int]:
-    """One page of the merchant's orders matching the filter, newest first, and the total."""
-    query = _query(merchant_id, f, tz)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    orders = (
-        db.session.execute(
-            query.options(joinedload(Order.product))
-            .order_by(Order.created_at.desc(), Order.id.desc())
-            .limit(PER_PAGE)
-            .offset((max(page, 1) - 1) * PER_PAGE)
-        )
-        .scalars()
-        .all()
-    )
-    return list(orders), total
+def search(merchant_id: int, f: OrderFilter, page: int = 1, tz: timezone = UTC) -> Page:
+    """One page of the merchant's orders matching the filter, newest first, counted."""
+    query = _query(merchant_id, f, tz).options(joinedload(Order.product))
+    return paginate(query.order_by(Order.created_at.desc(), Order.id.desc()), page, PER_PAGE)
 
 
 CSV_COLUMNS = (

@@ -12,9 +12,10 @@ from datetime import datetime
 
 from flask import has_request_context, request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from faka.core.pagination import Page, paginate
 from faka.extensions import db
 from faka.platform.models import AuditEvent
 
@@ -168,22 +169,12 @@ def search(
     since: datetime | None = None,
     until: datetime | None = None,
     page: int = 1,
-) -> tuple[list[AuditEvent], int]:
-    """One page of matching events, newest first, and how many match.
+) -> Page:
+    """One page of matching events, newest first, counted.
 
     `since` is inclusive, `until` exclusive."""
     query = _query(action, actor_id, target, since, until)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    events = (
-        db.session.execute(
-            query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
-            .limit(PER_PAGE)
-            .offset((max(int(page), 1) - 1) * PER_PAGE)
-        )
-        .scalars()
-        .all()
-    )
-    return list(events), total
+    return paginate(query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()), page, PER_PAGE)
 
 
 def export_csv(

@@ -24,6 +24,7 @@ from faka.accounts.models import Merchant
 from faka.core import clock
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
+from faka.core.pagination import Page, paginate
 from faka.core.text import clean_text
 from faka.extensions import db
 from faka.orders.models import Order
@@ -319,11 +320,10 @@ def mark_self_purchases(user_id: int, ip: str | None, device_hash: str | None) -
 
 
 @dataclass(frozen=True)
-class ReviewPage:
-    items: list[Review]
+class ReviewPage(Page):
+    """A page of a public list, not counted; its links keep the list's sort."""
+
     sort: str
-    page: int
-    has_next: bool
 
 
 def public_reviews(
@@ -332,7 +332,6 @@ def public_reviews(
     """One page of the reviews shown to everyone (hidden ones left out), newest first or
     lowest rating first."""
     sort = sort if sort in SORTS else "newest"
-    page = max(page, 1)
     query = select(Review).where(Review.hidden_at.is_(None))
     if merchant_id is not None:
         query = query.where(Review.merchant_id == merchant_id)
@@ -341,14 +340,8 @@ def public_reviews(
     order = (Review.created_at.desc(), Review.id.desc())
     if sort == "lowest":
         order = (Review.rating.asc(),) + order
-    rows = (
-        db.session.execute(
-            query.options(joinedload(Review.product)).order_by(*order).limit(PER_PAGE + 1).offset((page - 1) * PER_PAGE)
-        )
-        .scalars()
-        .all()
-    )
-    return ReviewPage(items=list(rows[:PER_PAGE]), sort=sort, page=page, has_next=len(rows) > PER_PAGE)
+    found = paginate(query.options(joinedload(Review.product)).order_by(*order), page, PER_PAGE, count=False)
+    return ReviewPage(**vars(found), sort=sort)
 
 
 # -- the merchant's side ----------------------------------------------------------------
@@ -356,23 +349,13 @@ def public_reviews(
 MERCHANT_FILTERS = ("all", "unanswered")
 
 
-def merchant_reviews(merchant_id: int, only: str = "all", page: int = 1) -> tuple[list[Review], int]:
-    """The shop's reviews, newest first, hidden ones included; and how many match."""
+def merchant_reviews(merchant_id: int, only: str = "all", page: int = 1) -> Page:
+    """One page of the shop's reviews, newest first, hidden ones included; counted."""
     query = select(Review).where(Review.merchant_id == merchant_id)
     if only == "unanswered":
         query = query.where(Review.reply.is_(None))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = (
-        db.session.execute(
-            query.options(joinedload(Review.product), joinedload(Review.order))
-            .order_by(Review.created_at.desc(), Review.id.desc())
-            .limit(PER_PAGE)
-            .offset((max(page, 1) - 1) * PER_PAGE)
-        )
-        .scalars()
-        .all()
-    )
-    return list(rows), total
+    query = query.options(joinedload(Review.product), joinedload(Review.order))
+    return paginate(query.order_by(Review.created_at.desc(), Review.id.desc()), page, PER_PAGE)
 
 
 def reply(merchant_id: int, review_id: int, text: str | None, now: datetime | None = None) -> Review:
@@ -397,10 +380,8 @@ def reply(merchant_id: int, review_id: int, text: str | None, now: datetime | No
 OPERATOR_FILTERS = ("all", "suspicious", "hidden")
 
 
-def operator_reviews(
-    only: str = "all", merchant_public_id: str | None = None, page: int = 1
-) -> tuple[list[Review], int]:
-    """Every review, newest first, filtered by state and shop; and how many match."""
+def operator_reviews(only: str = "all", merchant_public_id: str | None = None, page: int = 1) -> Page:
+    """One page of every review, newest first, filtered by state and shop; counted."""
     query = select(Review)
     if only == "suspicious":
         query = query.where(Review.suspicious_reason.is_not(None))
@@ -408,18 +389,8 @@ def operator_reviews(
         query = query.where(Review.hidden_at.is_not(None))
     if merchant_public_id:
         query = query.join(Merchant, Merchant.id == Review.merchant_id).where(Merchant.public_id == merchant_public_id)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = (
-        db.session.execute(
-            query.options(joinedload(Review.product), joinedload(Review.order).joinedload(Order.merchant))
-            .order_by(Review.created_at.desc(), Review.id.desc())
-            .limit(PER_PAGE)
-            .offset((max(page, 1) - 1) * PER_PAGE)
-        )
-        .scalars()
-        .all()
-    )
-    return list(rows), total
+    query = query.options(joinedload(Review.product), joinedload(Review.order).joinedload(Order.merchant))
+    return paginate(query.order_by(Review.created_at.desc(), Review.id.desc()), page, PER_PAGE)
 
 
 def reviewed_merchants() -> list[tuple[str, str]]:

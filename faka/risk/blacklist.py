@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from faka.core import clock
 from faka.core.cache import forget, reused
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
+from faka.core.pagination import Page, paginate
 from faka.extensions import db
 from faka.platform import audit
 from faka.risk.models import BlacklistEntry
@@ -165,18 +166,10 @@ def entries(merchant_id: int | None = None, kind: str | None = None) -> list[Bla
 
 def entries_page(
     merchant_id: int | None = None, kind: str | None = None, page: int = 1, per_page: int = PER_PAGE
-) -> tuple[list[BlacklistEntry], int]:
-    """One page of entries(), and how many there are in all."""
-    conditions = _owned(merchant_id, kind)
-    total = db.session.scalar(select(func.count()).select_from(BlacklistEntry).where(*conditions)) or 0
-    rows = db.session.execute(
-        select(BlacklistEntry)
-        .where(*conditions)
-        .order_by(BlacklistEntry.id.desc())
-        .offset((max(page, 1) - 1) * per_page)
-        .limit(per_page)
-    ).scalars()
-    return list(rows), total
+) -> Page:
+    """One page of entries(), counted."""
+    query = select(BlacklistEntry).where(*_owned(merchant_id, kind)).order_by(BlacklistEntry.id.desc())
+    return paginate(query, page, per_page)
 
 
 def expiry(days: int | None, now: datetime | None = None) -> datetime | None:

@@ -6,7 +6,7 @@ A window is a run of equal buckets ending with the current one, in the site's ti
 zone: twelve 5-minute buckets for the last hour, 24 hours for the last day, 7 local
 days for the last week. The event list covers the same window as the chart."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,7 @@ from sqlalchemy.orm import joinedload
 from faka.accounts.models import Merchant
 from faka.core import clock
 from faka.core.errors import DomainError, NotFound
+from faka.core.pagination import Page, paginate
 from faka.extensions import db
 from faka.platform.analytics import DEFAULT_TIMEZONE, day_boundaries
 from faka.risk import blacklist, engine
@@ -104,11 +105,9 @@ def window(since: str, now: datetime | None = None, tz: str | None = None) -> Wi
     return Window(since, bounds, [b.astimezone(zone).strftime("%H:%M") for b in bounds[:-1]])
 
 
-def events(
-    filters: Filters, page: int = 1, now: datetime | None = None, per_page: int = PER_PAGE
-) -> tuple[list[EventRow], int]:
-    """One page of the window's events matching the filters, newest first, and how many
-    match in all."""
+def events(filters: Filters, page: int = 1, now: datetime | None = None, per_page: int = PER_PAGE) -> Page:
+    """One page of the window's events matching the filters (EventRows), newest first,
+    counted."""
     start = window(filters.since, now).start
     conditions = [RiskEvent.created_at >= start]
     if filters.checkpoint:
@@ -119,17 +118,16 @@ def events(
         conditions.append(RiskEvent.ip == filters.ip)
     if filters.rule:
         conditions.append(exists().where(RiskHit.event_id == RiskEvent.id, RiskHit.rule == filters.rule))
-    total = db.session.scalar(select(func.count()).select_from(RiskEvent).where(*conditions)) or 0
-    rows = db.session.execute(
+    found = paginate(
         select(RiskEvent, Merchant.name)
         .outerjoin(Merchant, Merchant.id == RiskEvent.merchant_id)
         .where(*conditions)
         .options(joinedload(RiskEvent.order))
-        .order_by(RiskEvent.id.desc())
-        .offset((max(page, 1) - 1) * per_page)
-        .limit(per_page)
-    ).all()
-    return [EventRow(event, name) for event, name in rows], total
+        .order_by(RiskEvent.id.desc()),
+        page,
+        per_page,
+    )
+    return replace(found, items=[EventRow(event, name) for event, name in found.items])
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ rules count them per IP address and browser; the operator reads them in the cons
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from faka.core import clock
 from faka.core.db import write_transaction
+from faka.core.pagination import Page, paginate
 from faka.extensions import db
 from faka.risk.models import SecurityEvent
 
@@ -73,18 +74,8 @@ def _matching(kind: str | None, ip: str | None) -> list:
     return conditions
 
 
-def recent(kind: str | None = None, ip: str | None = None, page: int = 1, per_page: int = 50) -> list[SecurityEvent]:
-    """The newest events first, optionally of one kind or from one IP address."""
-    query = (
-        select(SecurityEvent)
-        .where(*_matching(kind, ip))
-        .order_by(SecurityEvent.id.desc())
-        .offset((max(page, 1) - 1) * per_page)
-        .limit(per_page)
-    )
-    return list(db.session.execute(query).scalars())
-
-
-def matching_count(kind: str | None = None, ip: str | None = None) -> int:
-    """How many events recent() pages through."""
-    return db.session.scalar(select(func.count()).select_from(SecurityEvent).where(*_matching(kind, ip))) or 0
+def recent(kind: str | None = None, ip: str | None = None, page: int = 1, per_page: int = 50) -> Page:
+    """One page of the events, newest first, counted; optionally of one kind or from one IP
+    address."""
+    query = select(SecurityEvent).where(*_matching(kind, ip)).order_by(SecurityEvent.id.desc())
+    return paginate(query, page, per_page)

@@ -19,8 +19,8 @@ form is text a person could have typed, and numbers that fit the database.
 An upload route reads its body late, once it knows the request may upload
 (faka/web/uploads.py), and calls guard_form() then.
 
-BadInput is the 400 these checks (and page_number(), which every list's `?page=` goes
-through) raise: its error page shows its message.
+BadInput is the 400 these checks (and faka/web/pagination.py's page_number(), which every
+list's `?page=` goes through) raise: its error page shows its message.
 """
 
 import re
@@ -35,7 +35,6 @@ from werkzeug.routing import IntegerConverter, ValidationError
 NOT_UTF8 = _l(
     "The request contains text that is not valid UTF-8. Go back, check what you typed or pasted, and try again."
 )
-NO_SUCH_PAGE = _l("There is no such page number.")
 NOT_TEXT = _l("The request contains a character that is not text.")
 
 # The names of the fields whose value may span lines: every textarea of every page
@@ -82,7 +81,6 @@ _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # The largest id a database row can have (a signed 64-bit integer, SQLite's and
 # PostgreSQL's bigint): a larger path parameter names no row.
 MAX_ID = 2**63 - 1
-MAX_PAGE = 1_000_000
 
 
 class BadInput(BadRequest):
@@ -166,23 +164,6 @@ def guard_form() -> None:
             raise BadInput(NOT_TEXT)
     elif form_body:
         request.form = _cleaned(request.form, MULTILINE_FIELDS)
-
-
-def page_number() -> int:
-    """The `?page=` of a list: 1 when absent or empty, else a whole number from 1 to
-    MAX_PAGE, or the request is refused (a page past the last one is simply empty)."""
-    raw = request.args.get("page", "").strip()
-    if not raw:
-        return 1
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_PAGE))) or not 1 <= int(raw) <= MAX_PAGE:
-        raise BadInput(NO_SUCH_PAGE)
-    return int(raw)
-
-
-def page_count(total: int, per_page: int) -> int:
-    """How many pages a list of `total` rows fills, `per_page` to a page: at least one, so
-    that an empty list still shows its (empty) first page."""
-    return max(1, -(-total // per_page))
 
 
 class DatabaseIdConverter(IntegerConverter):

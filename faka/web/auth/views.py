@@ -17,7 +17,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from faka.accounts import login as account_login
 from faka.accounts import passkeys, twofactor, users
+from faka.accounts import sessions as account_sessions
 from faka.accounts.reauth import reauthenticate
 from faka.core.errors import DomainError
 from faka.extensions import limiter, login_manager
@@ -63,7 +65,7 @@ def _login_limit() -> str:
 def load_user(user_id: str):
     if not user_id.isdigit():
         return None
-    return users.session_user(int(user_id), session.get(SESSION_ID))
+    return account_sessions.session_user(int(user_id), session.get(SESSION_ID))
 
 
 @bp.before_app_request
@@ -144,7 +146,7 @@ def _known_devices() -> list[str]:
 
 
 def _remember_device(response, user):
-    tag = users.known_device_tag(user.id, device.device_hash())
+    tag = account_login.known_device_tag(user.id, device.device_hash())
     tags = [tag] + [known for known in _known_devices() if known != tag]
     response.set_cookie(
         KNOWN_DEVICES_COOKIE,
@@ -161,7 +163,9 @@ def _finish_login(user, next_url: str | None):
     # A new session for the logged-in user, with its own row in user_sessions.
     _fresh_session()
     login_user(user)
-    session[SESSION_ID] = users.record_sign_in(user.id, request.remote_addr, device.device_hash(), _device_summary())
+    session[SESSION_ID] = account_login.record_sign_in(
+        user.id, request.remote_addr, device.device_hash(), _device_summary()
+    )
     # A permanent session is re-signed on every request and refused once older than
     # PERMANENT_SESSION_LIFETIME: back-office logins end after that much inactivity.
     session.permanent = True
@@ -171,7 +175,7 @@ def _finish_login(user, next_url: str | None):
 
 
 def _log_out() -> None:
-    users.end_session(session.get(SESSION_ID))
+    account_sessions.end_session(session.get(SESSION_ID))
     logout_user()
     _fresh_session()
 
@@ -192,7 +196,7 @@ def login():
         session.pop(PENDING_2FA, None)  # a new attempt starts from the password again
     if form.validate_on_submit():
         try:
-            user = users.authenticate(
+            user = account_login.authenticate(
                 form.email.data,
                 form.password.data,
                 request.remote_addr,
@@ -204,9 +208,9 @@ def login():
             return render_template(
                 "auth/login.html", form=form, error=exc.message, captcha_needed=isinstance(exc, engine.CaptchaRequired)
             ), 403 if isinstance(exc, engine.Blocked) else 400
-        except users.LoginCaptchaRequired as exc:
+        except account_login.LoginCaptchaRequired as exc:
             return render_template("auth/login.html", form=form, error=exc.message, captcha_needed=True), 400
-        except users.LoginThrottled as exc:
+        except account_login.LoginThrottled as exc:
             return (
                 render_template("auth/login.html", form=form, error=exc.message, captcha_needed=True),
                 429,
@@ -431,7 +435,7 @@ def two_factor():
 @login_required
 def sessions():
     return render_template(
-        "auth/sessions.html", sessions=users.active_sessions(current_user.id, session.get(SESSION_ID))
+        "auth/sessions.html", sessions=account_sessions.active_sessions(current_user.id, session.get(SESSION_ID))
     )
 
 
@@ -439,7 +443,7 @@ def sessions():
 @login_required
 def revoke_session(session_id: int):
     try:
-        users.revoke_session(current_user.id, session_id)
+        account_sessions.revoke_session(current_user.id, session_id)
     except DomainError as exc:
         flash(exc.message, "error")
     else:
@@ -450,7 +454,7 @@ def revoke_session(session_id: int):
 @bp.post("/account/sessions/others/revoke")
 @login_required
 def revoke_other_sessions():
-    ended, session[SESSION_ID] = users.sign_out_other_sessions(
+    ended, session[SESSION_ID] = account_sessions.sign_out_other_sessions(
         current_user.id, session.get(SESSION_ID), request.remote_addr, _device_summary()
     )
     flash(ngettext("%(num)s other device is signed out.", "%(num)s other devices are signed out.", ended), "info")

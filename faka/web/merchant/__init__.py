@@ -16,6 +16,7 @@ from faka.catalog.models import Product
 from faka.complaints import workflow
 from faka.core import tasks
 from faka.core.errors import DomainError, NotFound
+from faka.core.pagination import page_count
 from faka.core.text import markdown
 from faka.core.uploads import MAX_UPLOAD_BYTES, image_path
 from faka.extensions import db
@@ -44,7 +45,7 @@ from faka.web.merchant.forms import (
     WithdrawalForm,
     yuan_to_fen,
 )
-from faka.web.request_guard import page_count, page_number
+from faka.web.pagination import page_number
 from faka.web.security import image_response
 from faka.web.templating import category_name, order_status_label
 from faka.web.uploads import UploadLimit, accepts_upload, back_office_uploads
@@ -419,19 +420,17 @@ def _site_tz():
 @bp.get("/orders")
 def order_list():
     form, order_filter = _order_filter()
-    page = page_number()
-    orders, total = merchant_orders.search(g.merchant.id, order_filter, page, tz=_site_tz())
-    pages = page_count(total, merchant_orders.PER_PAGE)
+    found = merchant_orders.search(g.merchant.id, order_filter, page_number(), tz=_site_tz())
     template = "merchant/_order_rows.html" if wants_partial() else "merchant/orders.html"
     return render(
         template,
         form=form,
-        orders=orders,
-        total=total,
-        page=page,
-        pages=pages,
+        orders=found.items,
+        total=found.total,
+        page=found.page,
+        pages=found.pages,
         query=request.args.to_dict(flat=True),
-        answers=merchant_orders.masked_answers(orders),
+        answers=merchant_orders.masked_answers(found.items),
     )
 
 
@@ -542,7 +541,7 @@ def _money_page(status: int = 200, **context):
         entries=entries,
         total=total,
         page=page,
-        pages=page_count(total, 50),
+        pages=page_count(total, balances.LEDGER_PER_PAGE),
         kind=kind,
         kinds=balances.LEDGER_KINDS,
         accounts=balances.payout_accounts(g.merchant.id),

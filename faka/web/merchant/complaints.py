@@ -14,7 +14,7 @@ from faka.core.errors import DomainError
 from faka.web.fields import DecimalField, IntegerField
 from faka.web.merchant import bp, render
 from faka.web.merchant.forms import MAX_PRICE, yuan_to_fen
-from faka.web.request_guard import page_count, page_number
+from faka.web.pagination import page_number
 from faka.web.shop.complaints import (
     EVIDENCE_UPLOAD,
     MessageForm,
@@ -48,15 +48,14 @@ def complaint_list():
     status = request.args.get("status", "active")
     if status not in workflow.MERCHANT_FILTERS:
         status = "active"
-    page = page_number()
-    rows, total = workflow.merchant_complaints(g.merchant.id, status, page)
+    found = workflow.merchant_complaints(g.merchant.id, status, page_number())
     return render(
         "merchant/complaints.html",
-        rows=rows,
-        total=total,
+        rows=found.items,
+        total=found.total,
         shown=status,
-        page=page,
-        pages=page_count(total, workflow.PER_PAGE),
+        page=found.page,
+        pages=found.pages,
         filters=FILTER_LABELS,
     )
 

@@ -8,7 +8,7 @@ from wtforms import TextAreaField
 from faka.core.errors import DomainError, NotFound
 from faka.reviews import reviews
 from faka.web.merchant import bp, render, scoped
-from faka.web.request_guard import page_count, page_number
+from faka.web.pagination import page_number
 
 
 class ReplyForm(FlaskForm):
@@ -25,15 +25,15 @@ def _list_args() -> dict:
 
 def _list_page(status: int = 200, **context):
     args = _list_args()
-    rows, total = reviews.merchant_reviews(g.merchant.id, args["only"], args["page"])
+    found = reviews.merchant_reviews(g.merchant.id, args["only"], args["page"])
     return render(
         "merchant/reviews.html",
         status,
-        rows=rows,
-        total=total,
+        rows=found.items,
+        total=found.total,
         only=args["only"],
-        page=args["page"],
-        pages=page_count(total, reviews.PER_PAGE),
+        page=found.page,
+        pages=found.pages,
         form=ReplyForm(formdata=None),
         **context,
     )

@@ -12,13 +12,14 @@ from faka.catalog import checkout_fields
 from faka.complaints import workflow
 from faka.complaints.models import Complaint
 from faka.core.errors import DomainError, NotFound
+from faka.core.pagination import page_count
 from faka.payments import refunds
 from faka.payments.models import Refund
 from faka.web.access import fresh_login_required
 from faka.web.fields import DecimalField
 from faka.web.merchant.forms import yuan_to_fen
 from faka.web.operator import NAV, bp
-from faka.web.request_guard import page_count, page_number
+from faka.web.pagination import page_number
 from faka.web.shop.complaints import (
     EVIDENCE_UPLOAD,
     MessageForm,
@@ -77,18 +78,17 @@ def _queue_filters() -> dict:
 @bp.get("/complaints")
 def complaint_queue():
     filters = _queue_filters()
-    page = page_number()
     merchant_id = int(filters["merchant"]) if filters["merchant"].isdigit() else None
-    rows, total = workflow.complaint_queue(
-        filters["status"], filters["reason"] or None, merchant_id, filters["order"] or None, page
+    found = workflow.complaint_queue(
+        filters["status"], filters["reason"] or None, merchant_id, filters["order"] or None, page_number()
     )
     return render_template(
         "operator/complaints.html",
-        rows=rows,
-        total=total,
-        page=page,
+        rows=found.items,
+        total=found.total,
+        page=found.page,
+        pages=found.pages,
         filters=filters,
-        pages=page_count(total, workflow.PER_PAGE),
         status_filters=QUEUE_FILTER_LABELS,
         reasons=workflow.REASON_LABELS,
     )

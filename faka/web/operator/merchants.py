@@ -20,7 +20,7 @@ from faka.platform import audit
 from faka.web.access import fresh_login_required
 from faka.web.fields import DecimalField, IntegerField
 from faka.web.operator import NAV, bp
-from faka.web.request_guard import page_count, page_number
+from faka.web.pagination import page_number
 from faka.web.security import image_response
 
 
@@ -61,19 +61,17 @@ def merchants():
     status = request.args.get("status", "")
     status = status if status in review.STATUSES else ""
     text = request.args.get("q", "").strip()
-    page = page_number()
     queue = review.review_queue()
-    found, total = review.search_merchants(status or None, text, page)
-    figures = review.figures(sorted({m.id for m in queue} | {m.id for m in found}))
-    pages = page_count(total, review.PER_PAGE)
+    found = review.search_merchants(status or None, text, page_number())
+    figures = review.figures(sorted({m.id for m in queue} | {m.id for m in found.items}))
     return render_template(
         "operator/merchants.html",
         queue=queue,
-        merchants=found,
+        merchants=found.items,
         figures=figures,
-        total=total,
-        page=page,
-        pages=pages,
+        total=found.total,
+        page=found.page,
+        pages=found.pages,
         status=status,
         q=text,
         statuses=review.STATUSES,
@@ -94,7 +92,7 @@ def _detail(merchant_id: int, error=None, reason_form=None, terms_form=None, sta
             formdata=None,
             data={"fee_rate": (Decimal(merchant.fee_rate_bp) / 100).normalize(), "hold_days": merchant.hold_days},
         )
-    events, _total = audit.search(target=f"merchant:{merchant.id}")
+    events = audit.search(target=f"merchant:{merchant.id}").items
     return render_template(
         "operator/merchant.html",
         merchant=merchant,
@@ -250,11 +248,11 @@ def _day(value: str | None, next_day: bool = False) -> datetime | None:
 
 @bp.get("/audit")
 def audit_log():
-    page = page_number()
-    events, total = audit.search(**_audit_filters(), page=page)
+    found = audit.search(**_audit_filters(), page=page_number())
     query = {k: request.args.get(k, "") for k in ("action", "actor", "target", "since", "until")}
-    pages = page_count(total, audit.PER_PAGE)
-    return render_template("operator/audit.html", events=events, total=total, page=page, pages=pages, query=query)
+    return render_template(
+        "operator/audit.html", events=found.items, total=found.total, page=found.page, pages=found.pages, query=query
+    )
 
 
 @bp.get("/audit.csv")

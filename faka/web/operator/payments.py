@@ -7,6 +7,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from faka.core.errors import InvalidNotify
+from faka.core.pagination import page_count
 from faka.extensions import db
 from faka.orders.models import Order
 from faka.payments import notify
@@ -15,7 +16,7 @@ from faka.payments.gateways.base import CannotQuery
 from faka.payments.models import PaymentNotice
 from faka.platform import audit
 from faka.web.operator import NAV, bp
-from faka.web.request_guard import page_count, page_number
+from faka.web.pagination import page_number
 
 NAV.append(("operator.notify_log", _l("Payment notifications")))
 PER_PAGE = 50

@@ -9,7 +9,7 @@ from wtforms import TextAreaField
 from faka.core.errors import DomainError, NotFound
 from faka.reviews import reviews
 from faka.web.operator import NAV, bp
-from faka.web.request_guard import page_count, page_number
+from faka.web.pagination import page_number
 
 SUSPICION_LABELS = {
     reviews.SELF_PURCHASE: _l("Self-purchase: ordered from an IP address or browser the shop owner signed in from"),
@@ -36,12 +36,12 @@ def _filters() -> dict:
 
 def _list_page(status: int = 200, **context):
     filters = _filters()
-    rows, total = reviews.operator_reviews(filters["only"], filters["shop"] or None, filters["page"])
+    found = reviews.operator_reviews(filters["only"], filters["shop"] or None, filters["page"])
     return render_template(
         "operator/reviews.html",
-        rows=rows,
-        total=total,
-        pages=page_count(total, reviews.PER_PAGE),
+        rows=found.items,
+        total=found.total,
+        pages=found.pages,
         shops=reviews.reviewed_merchants(),
         labels=SUSPICION_LABELS,
         form=HideForm(formdata=None),

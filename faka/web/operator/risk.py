@@ -22,7 +22,7 @@ from faka.web.charts import bar_chart_svg
 from faka.web.fields import IntegerField
 from faka.web.htmx import wants_partial
 from faka.web.operator import NAV, bp
-from faka.web.request_guard import page_count, page_number
+from faka.web.pagination import page_arg, page_number
 
 # How long a one-click entry lasts (days; 0: until removed).
 EXPIRY_CHOICES = [("1", _l("for 1 day")), ("30", _l("for 30 days")), ("0", _l("permanently"))]
@@ -68,12 +68,6 @@ class BlacklistForm(FlaskForm):
     )
 
 
-def _page_arg() -> int | None:
-    """The page for a link back to the list (None: the first, left out of the URL)."""
-    page = page_number()
-    return page if page > 1 else None
-
-
 def _days(value: str) -> int | None:
     return int(value) or None
 
@@ -111,13 +105,12 @@ def _rule_charts(series: list[monitor.RuleSeries], window: monitor.Window) -> li
 
 def _monitor(status: int = 200, **extra):
     filters = monitor.Filters.parse(request.args)
-    page = page_number()
-    rows, total = monitor.events(filters, page)
+    found = monitor.events(filters, page_number())
     context = dict(
-        rows=rows,
-        total=total,
-        page=page,
-        pages=page_count(total, monitor.PER_PAGE),
+        rows=found.items,
+        total=found.total,
+        page=found.page,
+        pages=found.pages,
         filters=filters,
         rule_labels=engine.RULE_LABELS,
         action_labels=monitor.ACTION_LABELS,
@@ -143,7 +136,7 @@ def _monitor(status: int = 200, **extra):
 
 def _back_to_monitor():
     return redirect(
-        url_for("operator.risk_monitor", **monitor.Filters.parse(request.args).as_args(), page=_page_arg()), 303
+        url_for("operator.risk_monitor", **monitor.Filters.parse(request.args).as_args(), page=page_arg()), 303
     )
 
 
@@ -213,15 +206,14 @@ def held_refuse(order_id: int):
 def _blacklist_page(form: BlacklistForm, status: int = 200, error=None):
     kind = request.args.get("kind", "")
     kind = kind if kind in BlacklistEntry.KINDS else ""
-    page = page_number()
-    rows, total = blacklist.entries_page(kind=kind or None, page=page)
+    found = blacklist.entries_page(kind=kind or None, page=page_number())
     return render_template(
         "operator/blacklist.html",
-        rows=rows,
-        total=total,
-        page=page,
+        rows=found.items,
+        total=found.total,
+        page=found.page,
+        pages=found.pages,
         kind=kind,
-        pages=page_count(total, blacklist.PER_PAGE),
         kind_labels=blacklist.KIND_LABELS,
         form=form,
         error=error,
@@ -262,7 +254,7 @@ def blacklist_remove(entry_id: int):
     flash(_("The entry is off the blacklist."), "info")
     kind = request.args.get("kind", "")
     return redirect(
-        url_for("operator.blacklist_list", kind=kind if kind in BlacklistEntry.KINDS else None, page=_page_arg()), 303
+        url_for("operator.blacklist_list", kind=kind if kind in BlacklistEntry.KINDS else None, page=page_arg()), 303
     )
 
 
@@ -276,16 +268,14 @@ def _security_filters() -> dict:
 
 def _security_page(status: int = 200, error=None):
     filters = _security_filters()
-    page = page_number()
-    rows = security_events.recent(filters["kind"] or None, filters["ip"] or None, page, SECURITY_PER_PAGE)
-    total = security_events.matching_count(filters["kind"] or None, filters["ip"] or None)
+    found = security_events.recent(filters["kind"] or None, filters["ip"] or None, page_number(), SECURITY_PER_PAGE)
     return render_template(
         "operator/security.html",
-        rows=rows,
-        total=total,
-        page=page,
+        rows=found.items,
+        total=found.total,
+        page=found.page,
+        pages=found.pages,
         filters=filters,
-        pages=page_count(total, SECURITY_PER_PAGE),
         kind_labels=security_events.KIND_LABELS,
         expiry_form=ExpiryForm(formdata=None),
         error=error,
@@ -313,7 +303,7 @@ def security_event_blacklist(event_id: int):
         return _security_page(400, error=exc.message)
     _flash_added(entry, days)
     return redirect(
-        url_for("operator.security_log", **{k: v for k, v in _security_filters().items() if v}, page=_page_arg()), 303
+        url_for("operator.security_log", **{k: v for k, v in _security_filters().items() if v}, page=page_arg()), 303
     )
 
 

@@ -13,11 +13,12 @@ from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from faka.core.errors import DomainError, NotFound
+from faka.core.pagination import page_count
 from faka.ledger import balances, settlement
 from faka.ledger.models import Withdrawal
 from faka.platform.analytics import DEFAULT_TIMEZONE
 from faka.web.operator import NAV, bp
-from faka.web.request_guard import page_number
+from faka.web.pagination import page_number
 
 
 class PaidForm(FlaskForm):
@@ -64,7 +65,7 @@ def _render_queue(code: int = 200, error: str | None = None, revealed: dict | No
         total=total,
         status=status,
         page=page,
-        per_page=settlement.PER_PAGE,
+        pages=page_count(total, settlement.PER_PAGE),
         filters=QUEUE_FILTER_LABELS,
         error=error,
         revealed=revealed or {},
@@ -138,13 +139,10 @@ def platform_ledger():
     since, until = _day_arg("since"), _day_arg("until")
     if until is not None:
         until += timedelta(days=1)  # the form's "until" day is included
-    page = page_number()
-    book = settlement.platform_ledger(since, until, page)
+    book = settlement.platform_ledger(since, until, page_number())
     return render_template(
         "operator/platform_ledger.html",
         book=book,
-        page=page,
-        per_page=settlement.PER_PAGE,
         since=request.args.get("since", ""),
         until=request.args.get("until", ""),
     )

@@ -14,7 +14,7 @@ from faka.reviews.reviews import SORTS
 from faka.web.forms import CheckoutForm, ReportForm
 from faka.web.htmx import wants_partial
 from faka.web.i18n import current_language
-from faka.web.request_guard import page_number
+from faka.web.pagination import page_number
 from faka.web.security import image_response
 from faka.web.shop.share import share_card
 
