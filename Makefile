@@ -66,13 +66,13 @@ bench: $(VENV)/.dev translations
 attack: $(VENV)/.dev translations
 	$(BIN)/python bench/attack.py
 
-# tests/test_fuzz_routes.py for longer: FAKA_FUZZ_ROUNDS rounds with a random seed (printed at the
+# tests/slow/test_fuzz_routes.py for longer: FAKA_FUZZ_ROUNDS rounds with a random seed (printed at the
 # end; FAKA_FUZZ_SEED=<seed> repeats a run), on SQLite unless FAKA_TEST_DATABASE names a PostgreSQL.
 FAKA_FUZZ_ROUNDS ?= 10
 fuzz: $(VENV)/.dev translations
 	FAKA_FUZZ_ROUNDS=$(FAKA_FUZZ_ROUNDS) FAKA_FUZZ_SEED=$${FAKA_FUZZ_SEED:-random} \
 	FAKA_TEST_DATABASE=$${FAKA_TEST_DATABASE:-sqlite} FAKA_TEST_REDIS_URL=$(TEST_REDIS_URL) \
-	$(BIN)/pytest -q -s tests/test_fuzz_routes.py
+	$(BIN)/pytest -q -s tests/slow/test_fuzz_routes.py
 
 # Phone-width screenshots of the main pages into docs/screenshots/ (Debian's chromium and fonts-noto-cjk).
 screenshots: $(VENV)/.dev translations

@@ -153,7 +153,7 @@ def _burst(n: int, concurrency: int, setup, send) -> dict:
     }
 
 
-# -- the phases (tests/test_attack.py runs them too, at a smaller scale) ----------------
+# -- the phases (tests/slow/test_attack.py runs them too, at a smaller scale) ----------------
 
 
 def reservation_burst(base_url: str, slug: str, n: int, source: str = ATTACKER, concurrency: int = CONCURRENCY):

@@ -2,7 +2,7 @@
 would make against a live server and records what they get now.
 
 bench/attack.py runs them against gunicorn on a fresh `init-db` instance (`--scenario
-findings`, and in the default run); tests/test_attack.py runs them at a smaller scale
+findings`, and in the default run); tests/slow/test_attack.py runs them at a smaller scale
 against the test app and asserts each outcome. The accounts and the shop's objects an
 attacker would find already there (a merchant, an operator, products, old orders) are
 made in-process on the server's database, the way bench/attack.py seeds its product;
@@ -39,7 +39,7 @@ NEW_PASSWORD = "findings-pass-2"
 OPERATOR_PASSWORD = "operator-pass-1"
 LOOKUP_PASSWORD = "right-pass-1"
 
-# Scales: the bench's and the one tests/test_attack.py runs in `make test`.
+# Scales: the bench's and the one tests/slow/test_attack.py runs in `make test`.
 # (Rate limits without Redis are kept per gunicorn worker: the guesses and posts outnumber
 # two workers' budgets at either scale.)
 FULL = {
@@ -67,7 +67,7 @@ SMALL = {
     "signups": 1,
 }
 
-# Hostile `next` values as they stand in the query string (tests/test_open_redirect.py uses
+# Hostile `next` values as they stand in the query string (tests/web/test_open_redirect.py uses
 # them too).
 HOSTILE_NEXT = [
     "//evil.example/",
@@ -193,7 +193,7 @@ class MailSink:
 
 def on_this_site(location: str) -> bool:
     """A relative path starting with a single `/`, with no host, as a browser reads it,
-    however often it is decoded (tests/test_open_redirect.py)."""
+    however often it is decoded (tests/web/test_open_redirect.py)."""
     for _round in range(4):
         parts = urlsplit(location)
         if (

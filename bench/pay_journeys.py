@@ -1,7 +1,7 @@
 """How long a buyer waits, per way of paying: "Buy" tapped → the provider's page (another
 origin, a fake provider speaking the real protocol) → paid → back on faka → the key visible,
 in the system's Chromium on a phone (360×800, Chinese). Runs the browser journeys of
-tests/test_pay_journeys.py RUNS times each (default 5) on SQLite and prints the median, the
+tests/slow/test_pay_journeys.py RUNS times each (default 5) on SQLite and prints the median, the
 fastest and the slowest of each, with JavaScript on and off.
 
     .venv/bin/python bench/pay_journeys.py [--runs 5] [--busy]
@@ -48,7 +48,7 @@ def main() -> int:
         }
         env.setdefault("FAKA_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_pay_journeys.py"],
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/slow/test_pay_journeys.py"],
             cwd=ROOT,
             env=env,
         )

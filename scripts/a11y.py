@@ -6,7 +6,7 @@ complaint about it), serves it on a free port of 127.0.0.1 and runs Lighthouse's
 category, as on a phone, on five pages in the default language (zh_CN): home, a product, the
 delivered order with its keys, the order lookup and the complaint. It prints each page's score
 and the audits that failed, with the elements they failed on, and exits 1 if a score is under
-98. tests/test_accessibility.py checks the same pages with axe-core; this is the figure that
+98. tests/slow/test_accessibility.py checks the same pages with axe-core; this is the figure that
 Lighthouse (which runs axe-core too, with its own weights) gives them.
 
 Lighthouse is pinned, every package by its integrity hash, in scripts/lighthouse/package-lock.json;

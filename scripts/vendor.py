@@ -82,7 +82,7 @@ PACKAGES = [
         "main": "altcha.min.js",
     },
     {
-        # The accessibility checker the browser tests inject into pages (tests/test_accessibility.py).
+        # The accessibility checker the browser tests inject into pages (tests/slow/test_accessibility.py).
         "name": "axe-core",
         "version": "4.14.1",
         "dest": "axe-core",

@@ -38,7 +38,7 @@ NOT_UTF8 = _l(
 NOT_TEXT = _l("The request contains a character that is not text.")
 
 # The names of the fields whose value may span lines: every textarea of every page
-# (tests/test_fuzz_routes.py fails on a textarea missing here).
+# (tests/slow/test_fuzz_routes.py fails on a textarea missing here).
 MULTILINE_FIELDS = frozenset(
     {
         # the forms' TextAreaFields: descriptions, keys, delivered content, messages, reasons, replies

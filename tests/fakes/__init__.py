@@ -17,7 +17,7 @@ Their fixtures are a pytest plugin (tests/conftest.py: `pytest_plugins`):
 - `providers.<name>.received`, `.refused()`, `.notifications(order_number)` (each with
   faka's answer), `.replay(sent)`, `.hold_notifications` / `.release()`.
 
-See tests/test_fake_providers.py for whole purchases.
+See tests/payments/gateways/test_fake_providers.py for whole purchases.
 """
 
 from fakes.common import Received, Sent

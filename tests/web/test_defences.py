@@ -433,7 +433,7 @@ def wrong_code(secret: str) -> str:
 
 def lock_with_wrong_codes(app, user, ip, secret):
     """Wrong second-factor codes lock the account (wrong passwords only slow their
-    address down: tests/test_login_throttle.py)."""
+    address down: tests/accounts/test_login_throttle.py)."""
     client = english(from_ip(app, ip))
     started = utcnow()
     assert post_login(client, user.email, "merchant-pass-1").headers["Location"] == "/login/2fa"

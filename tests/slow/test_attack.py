@@ -94,7 +94,7 @@ def sandbox_after_init_db() -> bool:
         done = subprocess.run(
             [sys.executable, "-m", "flask", "--app", "faka", "init-db"],
             env=env,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=Path(__file__).resolve().parents[2],
             capture_output=True,
             text=True,
             timeout=120,

@@ -20,7 +20,7 @@ from faka.extensions import db
 from faka.orders.models import Order
 from faka.payments.gateways import configure_gateway
 
-AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+AXE = Path(__file__).resolve().parents[1] / "vendor" / "axe-core" / "axe.min.js"
 PHONE = {"viewport": {"width": 360, "height": 800}, "is_mobile": True, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 BUYER_PAGES = ("home", "product", "order-pending", "order-delivered", "lookup", "complaint")

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from flask import current_app
 from sqlalchemy import select, update
-from test_money import new_operator
+from test_ledger import new_operator
 
 from conftest import count, csrf_from, key_texts, reload, run_together, signed_notify
 from faka.accounts.login import authenticate, record_sign_in
@@ -320,7 +320,7 @@ def test_disposable_email_asks_for_the_captcha_at_checkout(app, product):
 
 
 def test_self_purchase_from_the_owners_sign_in_ip_or_browser(app, merchant, make_product):
-    from test_money import new_merchant, new_product
+    from test_ledger import new_merchant, new_product
 
     product = make_product()
     other_shop = new_product(new_merchant())
@@ -643,7 +643,7 @@ def test_expired_blacklist_entries_do_not_block(app):
 
 
 def test_a_shops_blacklist_covers_its_own_products_only(app, merchant, make_product):
-    from test_money import new_merchant, new_product
+    from test_ledger import new_merchant, new_product
 
     product = make_product()
     other = new_product(new_merchant())

@@ -1,7 +1,7 @@
 """Every route, every method, hostile input: no answer is a server error.
 
 The routes come from the app's own URL map, so a new route is fuzzed without being listed
-here. The shop is the one tests/test_zh_pages.py builds (data in every state), and each
+here. The shop is the one tests/web/test_zh_pages.py builds (data in every state), and each
 role has its own logged-in client: an anonymous visitor, the merchant and the operator
 (two-factor on, recently re-authenticated, so the views behind a password check run too).
 Each round first opens every page each role can open and reads its forms (action,
@@ -167,7 +167,7 @@ DESTRUCTIVE = re.compile(
     r"cancel|escalate|accept|rotate|dismiss"
 )
 
-SOURCE = Path(__file__).resolve().parent.parent / "faka" / "web"
+SOURCE = Path(__file__).resolve().parents[2] / "faka" / "web"
 READ_NAME = re.compile(r"""request\.(args|form|values)\.get(?:list)?\(\s*["']([A-Za-z0-9_]+)["']""")
 PATH_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 

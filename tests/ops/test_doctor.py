@@ -18,7 +18,7 @@ from conftest import ENCRYPTION_KEY, TEST_DATABASE, TEST_REDIS_URL, free_port
 from faka.extensions import db
 from faka.payments.gateways import configure_gateway
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DAY = 86400
 
 Result = namedtuple("Result", "exit_code output")

@@ -9,7 +9,7 @@ from flask import current_app
 from flask_babel import force_locale
 from PIL import Image
 from sqlalchemy import func, select, update
-from test_money import alipay, new_merchant, new_operator, new_product, settled
+from test_ledger import alipay, new_merchant, new_operator, new_product, settled
 
 from conftest import reload, signed_notify
 from faka.catalog.models import DELIVERY_MANUAL

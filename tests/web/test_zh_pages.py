@@ -59,7 +59,7 @@ from faka.reviews import reviews
 from faka.risk import blacklist, engine, security_events
 from faka.risk.models import BlacklistEntry, SecurityEvent
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "faka/translations/zh_Hans_CN/LC_MESSAGES/messages.po"
 
 # English that is right on a Chinese page: names of brands, products and standards, and

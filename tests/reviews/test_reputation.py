@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import event
+from test_reviews import add_review, make_order
 
 from faka.accounts import users
 from faka.accounts.models import Merchant
@@ -17,7 +18,6 @@ from faka.extensions import db
 from faka.orders.models import Order
 from faka.reviews import reputation, reviews
 from tests.conftest import no_horizontal_scroll
-from tests.test_reviews import add_review, make_order
 
 
 def english(client):

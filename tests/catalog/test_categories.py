@@ -22,7 +22,7 @@ from faka.inventory.keys import import_keys
 from faka.platform.models import AuditEvent
 
 SHOTS = Path("/tmp/shots_categories")
-AXE = Path(__file__).parent / "vendor/axe-core/axe.min.js"
+AXE = Path(__file__).resolve().parents[1] / "vendor/axe-core/axe.min.js"
 
 
 # -- helpers ------------------------------------------------------------------------------

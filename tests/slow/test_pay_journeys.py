@@ -5,7 +5,7 @@ Once with JavaScript on and once with it off, for every way of paying: the redir
 (易支付, Alipay WAP and desktop page, WeChat H5, Stripe Checkout, epusdt), the QR ones
 (Alipay 当面付 and WeChat Native, on a desktop) and WeChat's in-app JSAPI sheet.
 
-`FAKA_JOURNEY_RUNS=5 FAKA_JOURNEY_TIMES=file.jsonl pytest tests/test_pay_journeys.py`
+`FAKA_JOURNEY_RUNS=5 FAKA_JOURNEY_TIMES=file.jsonl pytest tests/slow/test_pay_journeys.py`
 runs each journey five times and appends each "Buy" → key-visible time to the file
 (bench/pay_journeys.py reports their medians)."""
 

@@ -1,4 +1,4 @@
-"""Hostile input at the edge: issue 17's security review, and what tests/test_fuzz_routes.py
+"""Hostile input at the edge: issue 17's security review, and what tests/slow/test_fuzz_routes.py
 found. Each answer is a 400 (or a 404 for a URL that names nothing) with a message, never a
 500, and nothing changes.
 

@@ -16,7 +16,7 @@ from faka.messaging.models import OutboxEmail
 from faka.ops.reconcile import reconcile
 from faka.orders.models import Order
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def sold_keys() -> int:
