@@ -64,7 +64,7 @@ class Config:
     RATELIMIT_COMPLAINT = os.environ.get("FAKA_RATELIMIT_COMPLAINT", "30 per hour")
     RATELIMIT_CAPTCHA = os.environ.get("FAKA_RATELIMIT_CAPTCHA", "60 per minute")  # captcha challenges fetched
     # Login and second-step posts per address, whatever the accounts (each account is also
-    # slowed down per address by faka/accounts/users.py).
+    # slowed down per address by faka/accounts/login.py).
     RATELIMIT_LOGIN = os.environ.get("FAKA_RATELIMIT_LOGIN", "20 per minute")
     # Captcha work: a browser derives on average half this many PBKDF2 keys (faka/risk/captcha.py);
     # 2000 takes about 0.6 s in headless Chromium on 2 cores, so about 1 s on a mid-range phone.

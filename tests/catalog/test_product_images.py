@@ -644,8 +644,10 @@ def test_the_product_page_with_pictures_fits_a_phone(live_server, merchant, make
 
     phone.goto(f"{base}/?lang=en")
     assert no_horizontal_scroll(phone)
+    # A function, not an expression: Playwright polls an expression with eval(), which the
+    # page's CSP refuses once the first check is false (a busy machine).
     phone.wait_for_function(
-        "[...document.querySelectorAll('.product-card img')].every(i => i.complete && i.naturalWidth > 0)"
+        "() => [...document.querySelectorAll('.product-card img')].every(i => i.complete && i.naturalWidth > 0)"
     )
     assert phone.locator(".product-card .image-placeholder").count() == 1
     phone.screenshot(path=str(tmp_path / "home-360.png"), full_page=True)
@@ -657,7 +659,7 @@ def test_the_product_page_with_pictures_fits_a_phone(live_server, merchant, make
     for i in range(4):
         images.nth(i).scroll_into_view_if_needed()
     phone.wait_for_function(
-        "[...document.querySelectorAll('.product-media img')].every(i => i.complete && i.naturalWidth > 0)"
+        "() => [...document.querySelectorAll('.product-media img')].every(i => i.complete && i.naturalWidth > 0)"
     )
     # WebP was chosen, and each picture keeps inside the page's width.
     assert phone.evaluate("document.querySelector('.product-media img').currentSrc").endswith(".webp")
