@@ -32,6 +32,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 translations: $(BIN)/activate
 	$(BIN)/pybabel compile -d faka/translations 2>/dev/null

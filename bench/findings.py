@@ -839,7 +839,7 @@ def payout_with_session(t: Target, cast) -> dict:
 
     from faka.core.types import utcnow
     from faka.extensions import db
-    from faka.ledger import balances
+    from faka.ledger import payouts
     from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
 
     m = cast.totp
@@ -851,7 +851,7 @@ def payout_with_session(t: Target, cast) -> dict:
             .values(available_at=utcnow() - timedelta(days=1))
         )
         db.session.commit()
-        account_id = balances.add_payout_account(m.merchant_id, "alipay", "张三", "13800001234").id
+        account_id = payouts.add_payout_account(m.merchant_id, "alipay", "张三", "13800001234").id
         accounts_before = db.session.scalar(select(func.count()).select_from(PayoutAccount)) or 0
     thief = copy_of(t, cast.totp_owner)  # the stolen session
     new_account = {"kind": "alipay", "holder": "李四", "account": "13900009999"}

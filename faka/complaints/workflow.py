@@ -7,7 +7,7 @@ the emails (and the refund's gateway call) are enqueued after the commit.
 
 - The buyer opens a complaint within the complaint window after delivery (for a manual
   order also once the promised delivery time has passed without delivery). While it is
-  in progress the order's ledger entries are frozen (`money.frozen_order_ids`).
+  in progress the order's ledger entries are frozen (`ledger.balances.frozen_order_ids`).
 - The merchant has `merchant_reply_hours` to answer; an answer may carry an offer: a
   refund (full or partial) or replacement keys. The buyer accepts the offer, escalates,
   or withdraws; a buyer who stays silent for `buyer_reply_days` after an answer has
@@ -59,12 +59,12 @@ from faka.core.uploads import (
 from faka.extensions import db
 from faka.inventory import stock
 from faka.inventory.models import CardKey
-from faka.ledger import balances
 from faka.messaging import notifications, webhooks
 from faka.messaging.mail import EMAIL_ORDER_REPLACEMENT, queue_email
 from faka.messaging.models import OutboxEmail
 from faka.messaging.notifications import merchant_email, order_data
 from faka.orders.models import Order
+from faka.payments import refunds
 from faka.payments.models import PaymentNotice, Refund
 from faka.platform import audit
 from faka.platform.settings import site_settings
@@ -792,7 +792,7 @@ def _history(condition, exclude: int) -> PartyHistory:
 def _refund(complaint: Complaint, order: Order, amount: int, actor_id: int | None, now: datetime) -> int:
     """Refund inside the step's transaction; returns the refund's id, whose gateway call
     is enqueued after the commit."""
-    refund = balances.apply_refund(order, amount, actor_id, now, complaint_id=complaint.id, allow_negative=True)
+    refund = refunds.apply_refund(order, amount, actor_id, now, complaint_id=complaint.id, allow_negative=True)
     return refund.id
 
 

@@ -4,7 +4,7 @@ import html
 import re
 import unicodedata
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 import nh3
 from markupsafe import Markup
@@ -15,6 +15,13 @@ if TYPE_CHECKING:  # imported where used: most requests render no Markdown
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u3000]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def is_text(value: object) -> TypeGuard[str]:
+    """Whether `value` is a string with something in it: what a field of a provider's JSON
+    answer must be where it names something (an order number, a trade number, an id).
+    A TypeGuard, not a TypeIs: a value that fails may still be a (empty) string."""
+    return isinstance(value, str) and value != ""
 
 
 def clean_text(text: str | None) -> str:

@@ -3,7 +3,7 @@ books agree with the orders and the payments.
 
 Balances mature by time, not by a moving job: a merchant's ledger entry counts as
 available once its `available_at` has passed (see faka.ledger.balances), unless its
-order has an open complaint (`money.frozen_order_ids`). So there is nothing to move
+order has an open complaint (`balances.frozen_order_ids`). So there is nothing to move
 from pending to available, and nothing a missed run could leave behind. The daily job
 (`settle()`, run by "ledger.tasks.settle_balances") is instead the day's settlement *check*: it
 sums every merchant's pending / available / frozen balance at that moment, runs
@@ -27,7 +27,7 @@ from faka.core.errors import NotFound
 from faka.core.money import format_money
 from faka.core.pagination import Page, paginate
 from faka.extensions import db
-from faka.ledger import balances
+from faka.ledger import balances, payouts
 from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
 from faka.orders.models import Order
 from faka.payments.models import PaymentNotice, Refund
@@ -135,7 +135,7 @@ def reveal_payout_account(withdrawal_id: int, operator_id: int) -> str:
         if withdrawal is None:
             raise NotFound()
         account = db.session.get(PayoutAccount, withdrawal.payout_account_id)
-        number = balances.payout_account_number(account)
+        number = payouts.payout_account_number(account)
         audit.record(
             operator_id,
             REVEAL_ACTION,

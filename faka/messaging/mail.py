@@ -44,7 +44,7 @@ EMAIL_ORDER_REPLACEMENT = "order_replacement"  # the goods again, after a compla
 
 # What the operator's outbox calls each kind of email. The other kinds are named by the
 # modules that queue them (EMAIL_* in faka/accounts/users.py, accounts/review.py,
-# complaints/workflow.py, ledger/balances.py, messaging/notifications.py), which import this one.
+# complaints/workflow.py, ledger/payouts.py, messaging/notifications.py), which import this one.
 KIND_LABELS = {
     "verify_email": _l("Email address confirmation"),
     "password_reset": _l("Password reset link"),

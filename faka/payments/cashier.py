@@ -8,7 +8,7 @@ redirects end elsewhere. So `prepare` never redirects: it says what the page sho
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from flask import current_app
 
@@ -62,7 +62,7 @@ def prepare(order: Order, client: str, payer: str | None, sign_in_callback: str,
     """Start (or restart) the order's payment for a buyer in `client`. Provider errors
     propagate (GatewayError, requests' errors): the page then offers to try again."""
     gateway = get_gateway(order.gateway)
-    base = dict(
+    cashier = Cashier(
         order=order,
         gateway=order.gateway,
         label=str(GATEWAY_NAMES.get(order.gateway, order.gateway)),
@@ -70,14 +70,14 @@ def prepare(order: Order, client: str, payer: str | None, sign_in_callback: str,
         alternatives=ways_to_pay(client, besides=order.gateway),
     )
     if gateway.method_for(client) is None:
-        return Cashier(guidance=True, **base)
+        return replace(cashier, guidance=True)
     sign_in_url = gateway.payer_sign_in_url(
         notify.order_ref(order, client=client, payer=payer), sign_in_callback, state
     )
     if sign_in_url:
-        return Cashier(sign_in_url=sign_in_url, **base)
+        return replace(cashier, sign_in_url=sign_in_url)
     payment = notify.start_payment(order, client=client, payer=payer)
-    return Cashier(payment=payment, can_check=notify.can_check(order), **base)
+    return replace(cashier, payment=payment, can_check=notify.can_check(order))
 
 
 def ways_to_pay(client: str, besides: str | None = None) -> list[tuple[str, str]]:

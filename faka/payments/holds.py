@@ -2,6 +2,8 @@
 operator to release them (the goods go out) or refuse them (the buyer is refunded and the
 keys go back on sale)."""
 
+from datetime import datetime
+
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
@@ -12,8 +14,8 @@ from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
 from faka.extensions import db
 from faka.inventory import stock
-from faka.ledger import balances
 from faka.orders.models import Order
+from faka.payments import refunds
 from faka.platform import audit
 
 MAX_REASON = 500
@@ -49,23 +51,23 @@ def held_count() -> int:
     )
 
 
-def _held_order(order_id: int) -> Order:
+def _held_order(order_id: int) -> tuple[Order, datetime]:
+    """The held order, locked, and since when it is held."""
     order = db.session.execute(
         select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if order is None:
         raise NotFound()
-    if not order.is_held:
+    if order.held_at is None or not order.is_held:
         raise NotHeld()
-    return order
+    return order, order.held_at
 
 
 def release(order_id: int, operator_id: int) -> Order:
     """Let a held order's goods go out: its delivery runs as if it had just been paid
     (a manual-delivery order goes back to its merchant)."""
     with write_transaction():
-        order = _held_order(order_id)
-        held_since = order.held_at
+        order, held_since = _held_order(order_id)
         order.held_at = None
         audit.record(
             operator_id,
@@ -87,9 +89,9 @@ def refuse(order_id: int, operator_id: int, reason: str) -> Order:
         raise RefusalReasonRequired()
     now = clock.now()
     with write_transaction():
-        order = _held_order(order_id)
+        order, _held_since = _held_order(order_id)
         stock.release_keys([order.id])
-        refund = balances.apply_refund(order, order.total, operator_id, now)
+        refund = refunds.apply_refund(order, order.total, operator_id, now)
         audit.record(operator_id, "order.refused", f"order:{order.id}", detail=reason)
         tasks.enqueue("payments.tasks.refund_payment", refund.id, job_id=f"refund-{refund.id}")
     return order

@@ -6,11 +6,11 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from faka.core.db import Model
 from faka.core.types import UTCDateTime, utcnow
-from faka.extensions import db
 
 
-class GatewayConfig(db.Model):
+class GatewayConfig(Model):
     """A payment gateway's settings; secrets inside are encrypted as one JSON document."""
 
     __tablename__ = "gateway_configs"
@@ -20,7 +20,7 @@ class GatewayConfig(db.Model):
     settings_ciphertext: Mapped[str] = mapped_column(Text, default="")
 
 
-class Refund(db.Model):
+class Refund(Model):
     """Money going back to a buyer. The ledger records what the merchant is debited; this
     records how the buyer gets it: through the gateway that took the payment (`done` once
     the gateway accepted it), or, where the gateway cannot refund, by the operator by hand
@@ -61,7 +61,7 @@ class Refund(db.Model):
     paid_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
-class PaymentNotice(db.Model):
+class PaymentNotice(Model):
     """One accepted gateway notification. The unique key makes replays harmless."""
 
     __tablename__ = "payment_notices"
@@ -79,7 +79,7 @@ class PaymentNotice(db.Model):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class PaymentAttempt(db.Model):
+class PaymentAttempt(Model):
     """One time the buyer was sent to pay: with which gateway, how, and the provider's id
     for it. A buyer who switches the order to another way of paying may still pay with
     an earlier one, so a payment from any gateway the order was sent to pay with is
@@ -95,7 +95,7 @@ class PaymentAttempt(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class NotifyLog(db.Model):
+class NotifyLog(Model):
     """Every notification a gateway sent us, and every answer to our own payment queries,
     accepted or not: what arrived (secrets redacted), whether it verified and why not.
     The operator reads it per order; /healthz reads it to notice a gateway whose

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from faka.core import clock, tasks
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, InvalidNotify, NotFound
+from faka.core.pagination import Page, paginate
 from faka.extensions import db
 from faka.inventory import stock
 from faka.messaging import notifications
@@ -94,7 +95,7 @@ def start_payment(order: Order, client: str = DESKTOP, payer: str | None = None)
     accepted after the buyer switches the order to another."""
     payment = get_gateway(order.gateway).create_payment(order_ref(order, client=client, payer=payer))
     with write_transaction():
-        fresh = db.session.get(Order, order.id, populate_existing=True)
+        fresh = db.session.get_one(Order, order.id, populate_existing=True)
         now = clock.now()
         fresh.payment_started_at = fresh.payment_started_at or now
         reference = payment.reference[:128] if payment.reference else None
@@ -216,11 +217,12 @@ def check_payment(order_id: int) -> NotifyResult | None:
     not keep the others from being asked; when none reports a payment, the first error
     propagates, so a job is retried."""
     order = db.session.get(Order, order_id)
-    names = [name for name in _gateways_sent_to(order) if can_query(name)] if order is not None else []
+    if order is None:
+        db.session.rollback()
+        raise NotFound()
+    names = [name for name in _gateways_sent_to(order) if can_query(name)]
     refs = {name: order_ref(order, gateway=name) for name in names}
     db.session.rollback()  # no transaction held open across the provider calls
-    if order is None:
-        raise NotFound()
     if not names:
         raise CannotQuery(f"order {order.number}: no gateway it was sent to pay with has a query API")
     failure = None
@@ -397,14 +399,18 @@ def silent_gateways(now: datetime | None = None) -> list[SilentGateway]:
             select(PaymentAttempt.gateway, func.count(PaymentAttempt.order_id.distinct()))
             .where(PaymentAttempt.gateway.in_(enabled), PaymentAttempt.created_at >= since)
             .group_by(PaymentAttempt.gateway)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     last = dict(
         db.session.execute(
             select(NotifyLog.gateway, func.max(NotifyLog.received_at))
             .where(NotifyLog.gateway.in_(enabled), NotifyLog.via == NotifyLog.NOTIFY, NotifyLog.verified.is_(True))
             .group_by(NotifyLog.gateway)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     return [
         SilentGateway(name, started[name], last.get(name))
@@ -415,27 +421,18 @@ def silent_gateways(now: datetime | None = None) -> list[SilentGateway]:
 
 def notify_history(
     order_number: str | None = None, gateway: str | None = None, page: int = 1, per_page: int = 50
-) -> tuple[list[NotifyLog], int]:
-    """One page of the notify log, newest first, and how many entries match."""
+) -> Page:
+    """One page of the notify log, newest first, counted."""
     conditions = []
     if order_number:
         conditions.append(NotifyLog.order_number == order_number.strip())
     if gateway:
         conditions.append(NotifyLog.gateway == gateway)
-    page = max(1, int(page))
-    total = db.session.scalar(select(func.count()).select_from(NotifyLog).where(*conditions))
-    rows = (
-        db.session.execute(
-            select(NotifyLog)
-            .where(*conditions)
-            .order_by(NotifyLog.received_at.desc(), NotifyLog.id.desc())
-            .offset((page - 1) * per_page)
-            .limit(per_page)
-        )
-        .scalars()
-        .all()
+    return paginate(
+        select(NotifyLog).where(*conditions).order_by(NotifyLog.received_at.desc(), NotifyLog.id.desc()),
+        page,
+        per_page,
     )
-    return list(rows), int(total)
 
 
 @dataclass(frozen=True)
@@ -588,9 +585,9 @@ def _record(gateway: Gateway, gateway_name: str, notice: Notice) -> tuple[Notify
 
 def _was_sent_to(order: Order, gateway_name: str) -> bool:
     """Whether the buyer was sent to pay the order with this gateway (before switching)."""
-    return db.session.scalar(
+    return db.session.execute(
         select(exists().where(PaymentAttempt.order_id == order.id, PaymentAttempt.gateway == gateway_name))
-    )
+    ).scalar_one()
 
 
 def _refund_duplicate(order: Order, payment: PaymentNotice, now) -> int:

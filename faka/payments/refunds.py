@@ -1,8 +1,9 @@
-"""Getting refunded money back to the buyer.
+"""Refunds: taking an order's money back from the merchant, and getting it to the buyer.
 
-`money.apply_refund` debits the merchant and writes a Refund (`pending`) in the same
+`refund_order` (the merchant's back office) and `apply_refund` (inside a complaint's or a
+risk hold's decision) debit the merchant and write a Refund (`pending`) in the same
 transaction as the order's change; a second payment of an order already paid gets its
-own Refund (`payments._refund_duplicate`, tied to that payment, no ledger entry).
+own Refund (`notify._refund_duplicate`, tied to that payment, no ledger entry).
 `execute()` (the "payments.tasks.refund_payment" task, enqueued after that commit and again by the
 reconciler while it stays pending) asks the gateway that took the payment to refund it:
 the order's first payment, or for an extra payment that payment, each with the gateway
@@ -12,15 +13,19 @@ and marks it `paid` with the payment's reference.
 """
 
 import logging
+from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from faka.accounts.models import User
-from faka.core import clock
+from faka.accounts.models import Merchant, User
+from faka.core import clock, tasks
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
+from faka.core.pagination import Page, paginate
 from faka.extensions import db
+from faka.ledger import balances
+from faka.ledger.models import LedgerEntry
 from faka.orders.models import Order
 from faka.payments import notify
 from faka.payments.gateways import GATEWAYS, gateway_settings
@@ -33,8 +38,138 @@ log = logging.getLogger(__name__)
 PER_PAGE = 50
 
 
+class OrderNotRefundable(DomainError):
+    message = _l("This order cannot be refunded in its current state.")
+
+
+class RefundNotCovered(DomainError):
+    message = _l("The merchant's available balance cannot cover this refund.")
+
+
 class RefundAlreadyPaid(DomainError):
     message = _l("This refund is not waiting to be paid by hand.")
+
+
+# -- taking the money back from the merchant ----------------------------------------------
+
+
+def refund_order(
+    order_id: int,
+    merchant_id: int,
+    actor_id: int | None,
+    allowed_statuses: tuple[str, ...] = (Order.PAID_UNFULFILLED,),
+    now: datetime | None = None,
+) -> bool:
+    """Refund the merchant's whole order (from the back office: a paid order that sold
+    out before delivery). Returns True when this call refunded it; an order already
+    refunded is left alone. A refund of settled money is refused when the available
+    balance cannot cover it (RefundNotCovered)."""
+    now = now or clock.now()
+    with write_transaction():
+        order = _locked_order(order_id)
+        if order is None or order.merchant_id != merchant_id:
+            raise NotFound()
+        if order.status == Order.REFUNDED:
+            return False
+        if order.status not in allowed_statuses:
+            raise OrderNotRefundable()
+        refund = apply_refund(order, order.total, actor_id, now)
+        tasks.enqueue("payments.tasks.refund_payment", refund.id, job_id=f"refund-{refund.id}")
+    return True
+
+
+def _locked_order(order_id: int) -> Order | None:
+    return db.session.execute(
+        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def apply_refund(
+    order: Order,
+    amount: int,
+    actor_id: int | None,
+    now: datetime,
+    complaint_id: int | None = None,
+    allow_negative: bool = False,
+) -> Refund:
+    """Refund `amount` of a locked order inside the caller's write transaction: the order
+    becomes refunded (or partially refunded), the merchant is debited, and a Refund
+    records how the money reaches the buyer (the caller enqueues "payments.tasks.refund_payment",
+    which write_transaction() sends once it has committed).
+
+    The sale the merchant was credited for is taken back in part or whole (REFUND) with
+    the matching share of the fee (FEE_RETURN). Those entries settle when the sale does,
+    so a refund inside the hold only cancels pending money. A refund of settled money
+    must be covered by the available balance unless `allow_negative` (a complaint's
+    decision: the balance may go below zero, which blocks withdrawals until sales
+    cover it). An order whose settlement is frozen is refunded out of the frozen money.
+    """
+    if order.status not in (Order.PAID, Order.DELIVERED, Order.PAID_UNFULFILLED):
+        raise OrderNotRefundable()
+    merchant_id = order.merchant_id
+    # Locked like a withdrawal request, so the two cannot both spend the same balance.
+    db.session.execute(select(Merchant.id).where(Merchant.id == merchant_id).with_for_update())
+    entries = {
+        e.kind: e
+        for e in db.session.execute(
+            select(LedgerEntry).where(
+                LedgerEntry.order_id == order.id, LedgerEntry.kind.in_((LedgerEntry.SALE, LedgerEntry.FEE))
+            )
+        ).scalars()
+    }
+    sale, fee = entries.get(LedgerEntry.SALE), entries.get(LedgerEntry.FEE)
+    fee_back = balances.returned_fee(-fee.amount, amount, order.total) if fee is not None else 0
+    if sale is not None:
+        settles_at = max(now, sale.available_at)
+        takes_available = settles_at <= now and order.id not in balances.frozen_order_ids(merchant_id)
+        if takes_available and not allow_negative and amount - fee_back > balances.balance(merchant_id, now).available:
+            raise RefundNotCovered()
+    was = order.status
+    order.mark_refunded(now, amount)
+    if sale is not None:
+        db.session.add(
+            LedgerEntry(
+                merchant_id=merchant_id,
+                order_id=order.id,
+                kind=LedgerEntry.REFUND,
+                amount=-amount,
+                available_at=settles_at,
+                created_at=now,
+            )
+        )
+        if fee_back:
+            db.session.add(
+                LedgerEntry(
+                    merchant_id=merchant_id,
+                    order_id=order.id,
+                    kind=LedgerEntry.FEE_RETURN,
+                    amount=fee_back,
+                    available_at=settles_at,
+                    created_at=now,
+                )
+            )
+    refund = Refund(
+        order_id=order.id,
+        merchant_id=merchant_id,
+        complaint_id=complaint_id,
+        amount=amount,
+        gateway=order.gateway,
+        status=Refund.PENDING,
+        created_at=now,
+    )
+    db.session.add(refund)
+    db.session.flush()
+    audit.record(
+        actor_id,
+        "order.refunded",
+        f"order:{order.id}",
+        detail=f"merchant:{merchant_id} was={was} amount={amount} of={order.total}"
+        + (f" complaint:{complaint_id}" if complaint_id else ""),
+    )
+    return refund
+
+
+# -- getting it to the buyer --------------------------------------------------------------
 
 
 def refunded_payment(refund: Refund) -> PaymentNotice | None:
@@ -58,7 +193,7 @@ def execute(refund_id: int) -> bool:
     if refund is None or refund.status != Refund.PENDING:
         db.session.rollback()  # ends the read snapshot (a job may run in its caller's session)
         return False
-    order_number = db.session.scalar(select(Order.number).where(Order.id == refund.order_id))
+    order_number = db.session.execute(select(Order.number).where(Order.id == refund.order_id)).scalar_one()
     payment = refunded_payment(refund)
     gateway_name = payment.gateway if payment is not None else refund.gateway
     trade_no = payment.trade_no if payment is not None else None
@@ -101,25 +236,21 @@ def pending_ids() -> list[int]:
     return list(db.session.execute(select(Refund.id).where(Refund.status == Refund.PENDING)).scalars())
 
 
-def refunds(
-    status: str | None = Refund.MANUAL, page: int = 1
-) -> tuple[list[tuple[Refund, Order, PaymentNotice | None]], int]:
+def refunds(status: str | None = Refund.MANUAL, page: int = 1) -> Page:
     """One page of refunds (default: those the operator must pay by hand), oldest
-    first, with their orders and, for the refund of an extra payment (the buyer paid an
-    order twice), that payment; and how many match."""
+    first, counted. Each item is a row (Refund, Order, PaymentNotice | None): the refund,
+    its order and, for the refund of an extra payment (the buyer paid an order twice),
+    that payment."""
     conditions = [Refund.status == status] if status in Refund.STATUS_LABELS else []
-    page = max(1, int(page))
-    total = db.session.scalar(select(func.count()).select_from(Refund).where(*conditions))
-    rows = db.session.execute(
+    return paginate(
         select(Refund, Order, PaymentNotice)
         .join(Order, Order.id == Refund.order_id)
         .outerjoin(PaymentNotice, PaymentNotice.id == Refund.payment_notice_id)
         .where(*conditions)
-        .order_by(Refund.created_at, Refund.id)
-        .offset((page - 1) * PER_PAGE)
-        .limit(PER_PAGE)
-    ).all()
-    return [(r, o, extra) for r, o, extra in rows], int(total)
+        .order_by(Refund.created_at, Refund.id),
+        page,
+        PER_PAGE,
+    )
 
 
 def mark_paid(refund_id: int, operator_id: int, reference: str) -> Refund:

@@ -12,7 +12,8 @@ from faka.core.clock import local_time
 from faka.core.money import format_money
 from faka.core.text import markdown, mask_email
 from faka.inventory import keys
-from faka.ledger.balances import LEDGER_KIND_LABELS, PAYOUT_KIND_LABELS
+from faka.ledger.balances import LEDGER_KIND_LABELS
+from faka.ledger.payouts import PAYOUT_KIND_LABELS
 from faka.messaging import mail, webhooks
 from faka.payments import notify
 from faka.payments.gateways import GATEWAY_LABELS

@@ -18,7 +18,7 @@ from faka.catalog.models import DELIVERY_AUTO, Product
 from faka.core.crypto import vault
 from faka.extensions import db
 from faka.inventory.keys import import_keys
-from faka.ledger import balances
+from faka.ledger import payouts
 from faka.ledger.models import LedgerEntry
 from faka.messaging.models import OutboxEmail
 from faka.platform import audit
@@ -172,19 +172,19 @@ def test_request_info_lets_the_merchant_submit_again_with_its_data_kept(app, con
 def test_freeze_hides_products_and_stops_withdrawals_and_unfreeze_restores(console, merchant, product, client):
     merchant.user.totp_secret = vault().encrypt(pyotp.random_base32())
     db.session.commit()
-    payout = balances.add_payout_account(merchant.id, "alipay", "Zhang San", "13800000000")
+    payout = payouts.add_payout_account(merchant.id, "alipay", "Zhang San", "13800000000")
     response = post(console, f"/operator/merchants/{merchant.id}/freeze", reason="Chargebacks under investigation.")
     assert response.status_code == 303
     assert reload(merchant).status == Merchant.FROZEN
     assert client.get(f"/p/{product.slug}").status_code == 404
-    with pytest.raises(balances.PayoutsStopped):
-        balances.request_withdrawal(merchant.id, merchant.user_id, payout.id, 100)
+    with pytest.raises(payouts.PayoutsStopped):
+        payouts.request_withdrawal(merchant.id, merchant.user_id, payout.id, 100)
 
     assert post(console, f"/operator/merchants/{merchant.id}/unfreeze").status_code == 303
     assert reload(merchant).status == Merchant.APPROVED
     assert client.get(f"/p/{product.slug}").status_code == 200
-    with pytest.raises(balances.InsufficientBalance):  # refused for the balance now, not the freeze
-        balances.request_withdrawal(merchant.id, merchant.user_id, payout.id, 100)
+    with pytest.raises(payouts.InsufficientBalance):  # refused for the balance now, not the freeze
+        payouts.request_withdrawal(merchant.id, merchant.user_id, payout.id, 100)
 
 
 def test_paid_order_of_a_frozen_merchant_is_still_delivered(console, merchant, product, place, pay):

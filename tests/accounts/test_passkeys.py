@@ -39,7 +39,7 @@ from faka.accounts import lockout, users
 from faka.accounts.models import Passkey
 from faka.core.types import utcnow
 from faka.extensions import db
-from faka.ledger import balances
+from faka.ledger import payouts
 from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
 from faka.platform.models import AuditEvent
 from faka.risk.models import SecurityEvent
@@ -598,7 +598,7 @@ def test_the_passkey_pages_speak_chinese(app, merchant):
     login(client, merchant.user)
     authenticator = SoftAuthenticator()
     add_passkey(client, authenticator, name="我的手机")
-    balances.add_payout_account(merchant.id, "alipay", "张三", "13800001234")
+    payouts.add_payout_account(merchant.id, "alipay", "张三", "13800001234")
     with client.session_transaction() as session:
         session["lang"] = "zh_CN"
     visitor = app.test_client()

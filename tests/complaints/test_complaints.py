@@ -20,7 +20,7 @@ from faka.core.types import utcnow
 from faka.core.uploads import InvalidImage, private_dir
 from faka.extensions import db
 from faka.inventory.models import CardKey
-from faka.ledger import balances, settlement
+from faka.ledger import balances, payouts, settlement
 from faka.ledger.models import LedgerEntry, Withdrawal
 from faka.messaging.models import OutboxEmail
 from faka.ops.reconcile import reconcile
@@ -433,7 +433,7 @@ def test_refund_of_money_already_paid_out_leaves_a_negative_balance_that_blocks_
     merchant = shop[0]
     account = alipay(merchant)
     later = settled()
-    balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 970, now=later)
+    payouts.request_withdrawal(merchant.id, merchant.user_id, account.id, 970, now=later)
     complaint = open_on(order, now=order.delivered_at + timedelta(days=5))
     workflow.post_message(complaint.id, "merchant", None, "No.", now=later)
     workflow.escalate(complaint.id, now=later)
@@ -441,8 +441,8 @@ def test_refund_of_money_already_paid_out_leaves_a_negative_balance_that_blocks_
     balance = balances.balance(merchant.id, later + timedelta(minutes=1))
     assert balance.available == -970
     sell(shop[1])  # a new sale: pending, it does not cover the debt yet
-    with pytest.raises(balances.InsufficientBalance):
-        balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 100, now=later + timedelta(minutes=2))
+    with pytest.raises(payouts.InsufficientBalance):
+        payouts.request_withdrawal(merchant.id, merchant.user_id, account.id, 100, now=later + timedelta(minutes=2))
     assert count(Withdrawal) == 1
 
 
@@ -466,8 +466,8 @@ def test_gateway_without_refund_api_leaves_a_manual_refund_for_the_operator(orde
     workflow.accept_offer(complaint.id)
     refund = db.session.execute(select(Refund).where(Refund.order_id == order.id)).scalar_one()
     assert refund.status == Refund.MANUAL
-    due, total = refunds.refunds(Refund.MANUAL)
-    assert total == 1 and due[0][1].number == order.number
+    due = refunds.refunds(Refund.MANUAL)
+    assert due.total == 1 and due.items[0][1].number == order.number
     refunds.mark_paid(refund.id, operator.id, "ALIPAY-20261126-0001")
     refund = reload(refund)
     assert (refund.status, refund.reference, refund.paid_by) == (Refund.PAID, "ALIPAY-20261126-0001", operator.id)

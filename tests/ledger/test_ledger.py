@@ -32,13 +32,13 @@ from faka.core.passwords import hash_login_password
 from faka.core.types import utcnow
 from faka.extensions import db
 from faka.inventory.keys import import_keys
-from faka.ledger import balances
+from faka.ledger import balances, payouts
 from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
 from faka.messaging.models import OutboxEmail
 from faka.orders import checkout
 from faka.orders.delivery import SETTLEMENT_HOLD
 from faka.orders.models import Order
-from faka.payments import notify
+from faka.payments import notify, refunds
 from faka.payments.gateways import ensure_sandbox
 from faka.platform.models import AuditEvent
 
@@ -115,7 +115,7 @@ def settled() -> datetime:
 
 
 def alipay(merchant: Merchant) -> PayoutAccount:
-    return balances.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "张三", "13800138000")
+    return payouts.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "张三", "13800138000")
 
 
 def count(model, *where) -> int:
@@ -228,12 +228,12 @@ def test_ledger_filters_by_kind_and_time_and_pages_newest_first(seller):
     ids=["alipay-email", "alipay-mobile", "bank-with-spaces", "usdt-trc20"],
 )
 def test_payout_account_is_stored_encrypted_with_a_hint(seller, kind, account, stored):
-    saved = balances.add_payout_account(seller.id, kind, " 张三 ", account)
+    saved = payouts.add_payout_account(seller.id, kind, " 张三 ", account)
     row = reload(saved)
     assert (row.kind, row.holder, row.account_hint) == (kind, "张三", stored[-4:])
     assert stored not in row.account_ciphertext
-    assert balances.payout_account_number(row) == stored
-    assert [a.id for a in balances.payout_accounts(seller.id)] == [saved.id]
+    assert payouts.payout_account_number(row) == stored
+    assert [a.id for a in payouts.payout_accounts(seller.id)] == [saved.id]
     assert count(AuditEvent, AuditEvent.action == "payout_account.added") == 1
 
 
@@ -256,8 +256,8 @@ def test_payout_account_is_stored_encrypted_with_a_hint(seller, kind, account, s
     ],
 )
 def test_invalid_payout_account_is_refused_and_changes_nothing(seller, kind, holder, account):
-    with pytest.raises(balances.InvalidPayoutAccount) as refused:
-        balances.add_payout_account(seller.id, kind, holder, account)
+    with pytest.raises(payouts.InvalidPayoutAccount) as refused:
+        payouts.add_payout_account(seller.id, kind, holder, account)
     assert str(refused.value.message)
     assert count(PayoutAccount) == 0
     assert count(AuditEvent) == 0
@@ -267,13 +267,13 @@ def test_removed_payout_account_is_kept_but_cannot_be_paid_to(seller):
     account = alipay(seller)
     other = new_merchant()
     with pytest.raises(NotFound):
-        balances.remove_payout_account(other.id, account.id)
-    balances.remove_payout_account(seller.id, account.id)
+        payouts.remove_payout_account(other.id, account.id)
+    payouts.remove_payout_account(seller.id, account.id)
     assert reload(account).deleted_at is not None
-    assert balances.payout_accounts(seller.id) == []
+    assert payouts.payout_accounts(seller.id) == []
     sell(new_product(seller))
     with pytest.raises(NotFound):
-        balances.request_withdrawal(seller.id, seller.user_id, account.id, 500, now=settled())
+        payouts.request_withdrawal(seller.id, seller.user_id, account.id, 500, now=settled())
     assert count(Withdrawal) == 0
 
 
@@ -284,7 +284,7 @@ def test_withdrawal_of_exactly_the_available_balance_is_allowed(seller):
     account = alipay(seller)
     sell(new_product(seller), quantity=2)  # 2000 - 60 fee
     now = settled()
-    withdrawal = balances.request_withdrawal(seller.id, seller.user_id, account.id, 1940, now=now)
+    withdrawal = payouts.request_withdrawal(seller.id, seller.user_id, account.id, 1940, now=now)
     assert reload(withdrawal).status == Withdrawal.REQUESTED
     after = balances.balance(seller.id, now)
     assert (after.available, after.withdrawing, after.withdrawn, after.total) == (0, 1940, 0, 0)
@@ -295,11 +295,11 @@ def test_withdrawal_of_exactly_the_available_balance_is_allowed(seller):
 @pytest.mark.parametrize(
     "amount, error",
     [
-        (1941, balances.InsufficientBalance),
-        (99, balances.InvalidWithdrawalAmount),
-        (0, balances.InvalidWithdrawalAmount),
-        (-100, balances.InvalidWithdrawalAmount),
-        (150.0, balances.InvalidWithdrawalAmount),
+        (1941, payouts.InsufficientBalance),
+        (99, payouts.InvalidWithdrawalAmount),
+        (0, payouts.InvalidWithdrawalAmount),
+        (-100, payouts.InvalidWithdrawalAmount),
+        (150.0, payouts.InvalidWithdrawalAmount),
     ],
     ids=["more-than-available", "below-minimum", "zero", "negative", "not-whole-fen"],
 )
@@ -307,7 +307,7 @@ def test_withdrawal_outside_the_limits_is_refused_and_changes_nothing(seller, am
     account = alipay(seller)
     sell(new_product(seller), quantity=2)
     with pytest.raises(error):
-        balances.request_withdrawal(seller.id, seller.user_id, account.id, amount, now=settled())
+        payouts.request_withdrawal(seller.id, seller.user_id, account.id, amount, now=settled())
     assert count(Withdrawal) == 0 and count(LedgerEntry, LedgerEntry.kind == LedgerEntry.WITHDRAWAL) == 0
     assert balances.balance(seller.id, settled()).available == 1940
 
@@ -315,8 +315,8 @@ def test_withdrawal_outside_the_limits_is_refused_and_changes_nothing(seller, am
 def test_pending_money_cannot_be_withdrawn(seller):
     account = alipay(seller)
     sell(new_product(seller))
-    with pytest.raises(balances.InsufficientBalance):
-        balances.request_withdrawal(seller.id, seller.user_id, account.id, 100)
+    with pytest.raises(payouts.InsufficientBalance):
+        payouts.request_withdrawal(seller.id, seller.user_id, account.id, 100)
     assert count(Withdrawal) == 0
 
 
@@ -324,8 +324,8 @@ def test_withdrawal_needs_two_factor_authentication(app):
     merchant = new_merchant(totp=False)
     account = alipay(merchant)
     sell(new_product(merchant))
-    with pytest.raises(balances.TwoFactorRequired):
-        balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 500, now=settled())
+    with pytest.raises(payouts.TwoFactorRequired):
+        payouts.request_withdrawal(merchant.id, merchant.user_id, account.id, 500, now=settled())
     assert count(Withdrawal) == 0
 
 
@@ -335,9 +335,9 @@ def test_withdrawal_to_another_merchants_account_or_by_another_user_is_refused(s
     mine = alipay(seller)
     sell(new_product(seller))
     with pytest.raises(NotFound):
-        balances.request_withdrawal(seller.id, seller.user_id, theirs.id, 500, now=settled())
+        payouts.request_withdrawal(seller.id, seller.user_id, theirs.id, 500, now=settled())
     with pytest.raises(NotFound):
-        balances.request_withdrawal(seller.id, other.user_id, mine.id, 500, now=settled())
+        payouts.request_withdrawal(seller.id, other.user_id, mine.id, 500, now=settled())
     assert count(Withdrawal) == 0
 
 
@@ -346,8 +346,8 @@ def test_frozen_merchant_cannot_withdraw(seller):
     sell(new_product(seller))
     seller.status = Merchant.FROZEN
     db.session.commit()
-    with pytest.raises(balances.PayoutsStopped):
-        balances.request_withdrawal(seller.id, seller.user_id, account.id, 500, now=settled())
+    with pytest.raises(payouts.PayoutsStopped):
+        payouts.request_withdrawal(seller.id, seller.user_id, account.id, 500, now=settled())
     assert count(Withdrawal) == 0
 
 
@@ -362,8 +362,8 @@ def test_two_concurrent_withdrawals_of_the_whole_balance_only_one_succeeds(app, 
 
     def withdraw(_i):
         try:
-            return balances.request_withdrawal(*ids, whole, now=now).id
-        except balances.InsufficientBalance:
+            return payouts.request_withdrawal(*ids, whole, now=now).id
+        except payouts.InsufficientBalance:
             return "refused"
 
     for _round in range(3):  # a race is a matter of luck: run it a few times
@@ -388,14 +388,14 @@ def test_withdrawal_approved_then_paid_emails_the_merchant_each_step(make_app, s
     with app.app_context():
         merchant = new_merchant()
         operator = new_operator()
-        account = balances.add_payout_account(merchant.id, PayoutAccount.BANK, "李四", "6222021234567890123")
+        account = payouts.add_payout_account(merchant.id, PayoutAccount.BANK, "李四", "6222021234567890123")
         sell(new_product(merchant), quantity=2)
         now = settled()
-        withdrawal = balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 1500, now=now)
+        withdrawal = payouts.request_withdrawal(merchant.id, merchant.user_id, account.id, 1500, now=now)
 
-        balances.approve_withdrawal(withdrawal.id, operator.id, now=now)
+        payouts.approve_withdrawal(withdrawal.id, operator.id, now=now)
         assert reload(withdrawal).status == Withdrawal.APPROVED
-        balances.mark_withdrawal_paid(withdrawal.id, operator.id, now=now)
+        payouts.mark_withdrawal_paid(withdrawal.id, operator.id, now=now)
         assert reload(withdrawal).status == Withdrawal.PAID
         assert reload(withdrawal).decided_at is not None
 
@@ -430,11 +430,11 @@ def test_rejected_withdrawal_returns_the_money_and_tells_why(make_app, smtp):
         account = alipay(merchant)
         sell(new_product(merchant))
         now = settled()
-        withdrawal = balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 970, now=now)
+        withdrawal = payouts.request_withdrawal(merchant.id, merchant.user_id, account.id, 970, now=now)
         assert balances.balance(merchant.id, now).available == 0
-        with pytest.raises(balances.RejectionReasonRequired):
-            balances.reject_withdrawal(withdrawal.id, operator.id, "  ", now=now)
-        balances.reject_withdrawal(withdrawal.id, operator.id, "账户姓名与实名信息不符", now=now)
+        with pytest.raises(payouts.RejectionReasonRequired):
+            payouts.reject_withdrawal(withdrawal.id, operator.id, "  ", now=now)
+        payouts.reject_withdrawal(withdrawal.id, operator.id, "账户姓名与实名信息不符", now=now)
         row = reload(withdrawal)
         assert (row.status, row.reason) == (Withdrawal.REJECTED, "账户姓名与实名信息不符")
         after = balances.balance(merchant.id, now)
@@ -461,17 +461,17 @@ def test_rejected_withdrawal_returns_the_money_and_tells_why(make_app, smtp):
 )
 def test_illegal_withdrawal_transitions_are_refused(seller, operator, history, illegal):
     decide = {
-        "approve": lambda w: balances.approve_withdrawal(w, operator.id),
-        "pay": lambda w: balances.mark_withdrawal_paid(w, operator.id),
-        "reject": lambda w: balances.reject_withdrawal(w, operator.id, "no"),
+        "approve": lambda w: payouts.approve_withdrawal(w, operator.id),
+        "pay": lambda w: payouts.mark_withdrawal_paid(w, operator.id),
+        "reject": lambda w: payouts.reject_withdrawal(w, operator.id, "no"),
     }
     account = alipay(seller)
     sell(new_product(seller))
-    withdrawal = balances.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
+    withdrawal = payouts.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
     for step in history:
         decide[step](withdrawal.id)
     before = (reload(withdrawal).status, count(LedgerEntry), count(OutboxEmail), count(AuditEvent))
-    with pytest.raises(balances.IllegalWithdrawalTransition):
+    with pytest.raises(payouts.IllegalWithdrawalTransition):
         decide[illegal](withdrawal.id)
     assert (reload(withdrawal).status, count(LedgerEntry), count(OutboxEmail), count(AuditEvent)) == before
 
@@ -479,22 +479,22 @@ def test_illegal_withdrawal_transitions_are_refused(seller, operator, history, i
 def test_only_an_operator_decides_withdrawals(seller):
     account = alipay(seller)
     sell(new_product(seller))
-    withdrawal = balances.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
+    withdrawal = payouts.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
     with pytest.raises(NotFound):
-        balances.approve_withdrawal(withdrawal.id, seller.user_id)
+        payouts.approve_withdrawal(withdrawal.id, seller.user_id)
     assert reload(withdrawal).status == Withdrawal.REQUESTED
 
 
 def test_frozen_merchants_withdrawal_is_not_paid_but_can_be_rejected(seller, operator):
     account = alipay(seller)
     sell(new_product(seller))
-    withdrawal = balances.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
-    balances.approve_withdrawal(withdrawal.id, operator.id)
+    withdrawal = payouts.request_withdrawal(seller.id, seller.user_id, account.id, 900, now=settled())
+    payouts.approve_withdrawal(withdrawal.id, operator.id)
     seller.status = Merchant.FROZEN
     db.session.commit()
-    with pytest.raises(balances.PayoutsStopped):
-        balances.mark_withdrawal_paid(withdrawal.id, operator.id)
-    balances.reject_withdrawal(withdrawal.id, operator.id, "商户已冻结")
+    with pytest.raises(payouts.PayoutsStopped):
+        payouts.mark_withdrawal_paid(withdrawal.id, operator.id)
+    payouts.reject_withdrawal(withdrawal.id, operator.id, "商户已冻结")
     assert reload(withdrawal).status == Withdrawal.REJECTED
 
 
@@ -511,13 +511,13 @@ def test_paid_unfulfilled_order_is_refunded_once(seller):
         notify.handle_notify("sandbox", signed_notify(reload(late)), {}, b"")
     assert reload(late).status == Order.PAID_UNFULFILLED
 
-    assert balances.refund_order(late.id, seller.id, seller.user_id) is True
+    assert refunds.refund_order(late.id, seller.id, seller.user_id) is True
     refunded = reload(late)
     assert refunded.status == Order.REFUNDED and refunded.refunded_at is not None
     assert count(LedgerEntry, LedgerEntry.order_id == late.id) == 0  # never credited, nothing to take back
     snapshot = (refunded.refunded_at, count(LedgerEntry), count(AuditEvent, AuditEvent.action == "order.refunded"))
 
-    assert balances.refund_order(late.id, seller.id, seller.user_id) is False
+    assert refunds.refund_order(late.id, seller.id, seller.user_id) is False
     assert (
         (reload(late).refunded_at, count(LedgerEntry), count(AuditEvent, AuditEvent.action == "order.refunded"))
         == snapshot
@@ -529,17 +529,17 @@ def test_refund_of_another_merchants_order_or_of_a_delivered_one_by_default_is_r
     order = sell(new_product(seller))
     other = new_merchant()
     with pytest.raises(NotFound):
-        balances.refund_order(order.id, other.id, other.user_id, allowed_statuses=(Order.DELIVERED,))
-    with pytest.raises(balances.OrderNotRefundable):
-        balances.refund_order(order.id, seller.id, seller.user_id)
+        refunds.refund_order(order.id, other.id, other.user_id, allowed_statuses=(Order.DELIVERED,))
+    with pytest.raises(refunds.OrderNotRefundable):
+        refunds.refund_order(order.id, seller.id, seller.user_id)
     assert reload(order).status == Order.DELIVERED
     assert count(LedgerEntry, LedgerEntry.order_id == order.id) == 2
 
 
 def test_refund_in_the_hold_cancels_the_pending_sale_once(seller):
     order = sell(new_product(seller), quantity=2)
-    assert balances.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,)) is True
-    assert balances.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,)) is False
+    assert refunds.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,)) is True
+    assert refunds.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,)) is False
     entries = dict(
         db.session.execute(select(LedgerEntry.kind, LedgerEntry.amount).where(LedgerEntry.order_id == order.id)).all()
     )
@@ -558,9 +558,9 @@ def test_refund_of_settled_money_already_withdrawn_is_refused(seller):
     account = alipay(seller)
     order = sell(new_product(seller))
     now = settled()
-    balances.request_withdrawal(seller.id, seller.user_id, account.id, 970, now=now)
-    with pytest.raises(balances.RefundNotCovered):
-        balances.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,), now=now)
+    payouts.request_withdrawal(seller.id, seller.user_id, account.id, 970, now=now)
+    with pytest.raises(refunds.RefundNotCovered):
+        refunds.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,), now=now)
     assert reload(order).status == Order.DELIVERED
     assert count(LedgerEntry, LedgerEntry.order_id == order.id) == 2
 
@@ -570,7 +570,7 @@ def test_refund_of_settled_money_already_withdrawn_is_refused(seller):
 PRICE = 1000
 FEE_BP = 250
 KEYS = 40
-MIN = balances.MIN_WITHDRAWAL
+MIN = payouts.MIN_WITHDRAWAL
 
 
 @contextmanager
@@ -654,10 +654,10 @@ class MoneyMachine(RuleBasedStateMachine):
         _, available = self.expected(now)
         covered = order_id in self.refunded or self.settles_at[order_id] > now or self.net[order_id] <= available
         try:
-            refunded = balances.refund_order(
+            refunded = refunds.refund_order(
                 order_id, self.merchant_id, self.user_id, allowed_statuses=(Order.DELIVERED,), now=now
             )
-        except balances.RefundNotCovered:
+        except refunds.RefundNotCovered:
             assert not covered
             event("refund: not covered by the available balance")
             return
@@ -672,8 +672,8 @@ class MoneyMachine(RuleBasedStateMachine):
         _, available = self.expected(now)
         amount = {"all": max(available, MIN), "over": max(available + 1, MIN), "some": some}[how]
         try:
-            withdrawal = balances.request_withdrawal(self.merchant_id, self.user_id, self.account_id, amount, now=now)
-        except balances.InsufficientBalance:
+            withdrawal = payouts.request_withdrawal(self.merchant_id, self.user_id, self.account_id, amount, now=now)
+        except payouts.InsufficientBalance:
             assert amount > available, f"refused {amount} with {available} available"
             event("withdrawal: refused, more than available")
             return multiple()
@@ -690,9 +690,9 @@ class MoneyMachine(RuleBasedStateMachine):
     def decide(self, withdrawal_id, decisions):
         """One or two operator decisions in a row, legal or not."""
         act = {
-            "approve": (Withdrawal.APPROVED, lambda now: balances.approve_withdrawal(w, op, now=now)),
-            "pay": (Withdrawal.PAID, lambda now: balances.mark_withdrawal_paid(w, op, now=now)),
-            "reject": (Withdrawal.REJECTED, lambda now: balances.reject_withdrawal(w, op, "随机拒绝", now=now)),
+            "approve": (Withdrawal.APPROVED, lambda now: payouts.approve_withdrawal(w, op, now=now)),
+            "pay": (Withdrawal.PAID, lambda now: payouts.mark_withdrawal_paid(w, op, now=now)),
+            "reject": (Withdrawal.REJECTED, lambda now: payouts.reject_withdrawal(w, op, "随机拒绝", now=now)),
         }
         w, op = withdrawal_id, self.operator_id
         for decision in decisions:
@@ -703,7 +703,7 @@ class MoneyMachine(RuleBasedStateMachine):
             }.get(self.status[withdrawal_id], set())
             try:
                 call(self.now())
-            except balances.IllegalWithdrawalTransition:
+            except payouts.IllegalWithdrawalTransition:
                 assert to not in legal
                 event("withdrawal: illegal decision refused")
                 continue

@@ -12,9 +12,10 @@ from sqlalchemy import delete, func, select, update
 from faka.core import tasks
 from faka.core.types import utcnow
 from faka.extensions import db
-from faka.ledger import balances, settlement
+from faka.ledger import balances, payouts, settlement
 from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
 from faka.orders.models import Order
+from faka.payments import refunds
 from faka.payments.models import PaymentNotice, Refund
 from faka.platform.models import AuditEvent
 from tests.conftest import csrf_from, login, reload, run_worker, with_totp
@@ -64,8 +65,8 @@ def withdrawal(merchant, product, place, pay) -> Withdrawal:
     sell(place, pay, product)
     mature(merchant.id)
     with_totp(merchant.user)
-    account = balances.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "张三", ALIPAY_NUMBER)
-    return balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 800)
+    account = payouts.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "张三", ALIPAY_NUMBER)
+    return payouts.request_withdrawal(merchant.id, merchant.user_id, account.id, 800)
 
 
 def money_page(client) -> str:
@@ -152,7 +153,7 @@ def test_rejected_withdrawal_restores_balance_and_emails_reason(
 @pytest.mark.parametrize("action, field", [("paid", "reference"), ("reject", "reason")])
 def test_decision_without_reference_or_reason_is_refused(console, operator, withdrawal, action, field):
     if action == "paid":
-        balances.approve_withdrawal(withdrawal.id, operator.id)
+        payouts.approve_withdrawal(withdrawal.id, operator.id)
     before = reload(withdrawal).status
     answer = post(console, f"/operator/withdrawals/{withdrawal.id}/{action}", **{field: "   "})
     assert answer.status_code == 400
@@ -163,9 +164,9 @@ def test_decision_without_reference_or_reason_is_refused(console, operator, with
 
 
 def test_queue_puts_requested_before_approved(operator, merchant, withdrawal):
-    account = balances.payout_accounts(merchant.id)[0]
-    second = balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 100)
-    balances.approve_withdrawal(withdrawal.id, operator.id)
+    account = payouts.payout_accounts(merchant.id)[0]
+    second = payouts.request_withdrawal(merchant.id, merchant.user_id, account.id, 100)
+    payouts.approve_withdrawal(withdrawal.id, operator.id)
     rows, total = settlement.withdrawal_queue()
     assert total == 2
     assert [r.withdrawal.id for r in rows] == [second.id, withdrawal.id]
@@ -180,7 +181,7 @@ def test_platform_ledger_shows_fees_minus_returned_fees(console, merchant, make_
     sell(place, pay, product)
     refunded = sell(place, pay, product)
     sell(place, pay, product)
-    assert balances.refund_order(refunded.id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
+    assert refunds.refund_order(refunded.id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
     book = settlement.platform_ledger()
     assert (book.fees, book.returned, book.earned) == (180, 60, 120)  # 3 % of three 20.00 sales, one returned
     assert sum(d.fees for d in book.daily) == 120
@@ -200,14 +201,14 @@ def shop(operator, merchant, make_product, place, pay, withdrawal):
     """Sales, a refund, a withdrawal paid and one rejected: books that balance."""
     product = make_product(keys=5)
     orders = [sell(place, pay, product) for _ in range(3)]
-    assert balances.refund_order(orders[1].id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
+    assert refunds.refund_order(orders[1].id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
     operator_id = operator.id
-    balances.approve_withdrawal(withdrawal.id, operator_id)
-    balances.mark_withdrawal_paid(withdrawal.id, operator_id, reference="REF-1")
+    payouts.approve_withdrawal(withdrawal.id, operator_id)
+    payouts.mark_withdrawal_paid(withdrawal.id, operator_id, reference="REF-1")
     mature(merchant.id)
-    account = balances.payout_accounts(merchant.id)[0]
-    rejected = balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 100)
-    balances.reject_withdrawal(rejected.id, operator_id, "test")
+    account = payouts.payout_accounts(merchant.id)[0]
+    rejected = payouts.request_withdrawal(merchant.id, merchant.user_id, account.id, 100)
+    payouts.reject_withdrawal(rejected.id, operator_id, "test")
     return orders
 
 

@@ -279,7 +279,7 @@ def test_migrations_upgrade_a_populated_first_version_database(base_config, monk
     from conftest import TEST_DATABASE
     from faka.core.crypto import make_vault
     from faka.core.instance import database_uri
-    from faka.ledger import balances
+    from faka.ledger import payouts
     from faka.ledger.models import PayoutAccount
     from faka.orders import checkout
     from faka.risk import blacklist
@@ -366,7 +366,7 @@ def test_migrations_upgrade_a_populated_first_version_database(base_config, monk
             assert "OLD-KEY-SOLD" in client.get(f"/order/{'a' * 32}?lang=en").text
             assert "Fine old key" in client.get("/p/abc?lang=en").text
             payout = db.session.execute(select(PayoutAccount)).scalar_one()
-            assert balances.payout_account_number(payout) == "13800138000"
+            assert payouts.payout_account_number(payout) == "13800138000"
             blacklist.add("email", "fraud@x.cn", "chargebacks", actor_id=None)
             with upgraded.test_request_context():
                 with pytest.raises(risk.Blocked):

@@ -21,7 +21,7 @@ from faka.accounts.models import Merchant, User
 from faka.catalog.models import DELIVERY_FIXED, Category, Product
 from faka.extensions import db
 from faka.inventory.keys import import_keys
-from faka.ledger import balances
+from faka.ledger import payouts
 from faka.payments.gateways import configure_gateway
 
 SHOTS = Path("/tmp/shots_firstrun")
@@ -129,7 +129,7 @@ def test_new_merchants_checklist_moves_step_by_step_until_the_first_sale(app, cl
     import_keys(product.id, "KEY-0001\nKEY-0002")
     assert labels(dashboard(client))["stock"] == "Done"
 
-    balances.add_payout_account(shop.id, "alipay", "张三", "13800001234")
+    payouts.add_payout_account(shop.id, "alipay", "张三", "13800001234")
     page = dashboard(client)
     assert labels(page) == {
         "qualification": "Done",
@@ -381,7 +381,7 @@ def test_both_checklists_fit_a_phone(live_server, make_app, chromium, place, tmp
     page.click("details.checklist summary")
     assert no_horizontal_scroll(page)
     page.screenshot(path=str(SHOTS / "merchant-unfolded.png"), full_page=True)
-    balances.add_payout_account(shop.id, "alipay", "张三", "13800001234")
+    payouts.add_payout_account(shop.id, "alipay", "张三", "13800001234")
     shoot(page, base + "/merchant/?lang=en", "merchant-done")
 
     backups = tmp_path / "backups"

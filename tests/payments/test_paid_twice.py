@@ -20,7 +20,7 @@ from faka.ledger.models import LedgerEntry
 from faka.orders import checkout
 from faka.orders.coupons import create_coupon
 from faka.orders.models import Coupon, Order
-from faka.payments import notify
+from faka.payments import notify, refunds
 from faka.payments.gateways import configure_gateway
 from faka.payments.models import PaymentAttempt, PaymentNotice, Refund
 from faka.platform.models import AuditEvent
@@ -143,7 +143,7 @@ def test_refunding_an_order_paid_twice_returns_its_first_payment(client, product
     pay(order)
     pay(order)
     first, extra = notices(order)
-    assert balances.refund_order(order.id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
+    assert refunds.refund_order(order.id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
     (sale_refund,) = [r for r in refunds_of(order) if r.payment_notice_id is None]
     assert (sale_refund.status, sale_refund.amount) == (Refund.DONE, order.total)
     db.session.commit()
@@ -179,7 +179,7 @@ def test_a_refund_goes_through_the_gateway_that_took_the_payment(client, product
     sent_to_pay(order)
     checkout.change_gateway(order.token, "usdt")
     client.post("/pay/sandbox/notify", data=signed_notify(order))
-    assert balances.refund_order(order.id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
+    assert refunds.refund_order(order.id, merchant.id, None, allowed_statuses=(Order.DELIVERED,))
     [refund] = refunds_of(order)
     # The order now says usdt, which cannot refund; the money is at the sandbox, which can.
     assert (refund.status, refund.gateway) == (Refund.DONE, "sandbox")

@@ -37,7 +37,7 @@ from faka.core.types import utcnow
 from faka.extensions import db
 from faka.inventory import keys
 from faka.inventory.models import KeyImport
-from faka.ledger import balances
+from faka.ledger import payouts
 from faka.ledger.models import PayoutAccount
 from faka.messaging.models import WebhookDelivery, WebhookEndpoint
 from faka.orders import checkout
@@ -124,7 +124,7 @@ def populate(app, merchant, make_product, place, pay) -> Shop:
     totp_secret = pyotp.random_base32()
     operator.totp_secret = vault().encrypt(totp_secret)
     db.session.commit()
-    payout = balances.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "Zhang San", "13800138000")
+    payout = payouts.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "Zhang San", "13800138000")
     applicant = users.create_merchant("applicant@backup.test", "merchant-pass-2", "Applicant Shop")
     onboarding.submit_qualification(
         applicant.id,
@@ -221,7 +221,7 @@ def assert_shop_works(app, shop: Shop) -> None:
 
     assert gateway_settings("epay")[1]["key"] == shop.epay_key
     assert vault().decrypt(db.session.get(Setting, "smtp_password").value) == shop.smtp_password
-    assert balances.payout_account_number(db.session.get(PayoutAccount, shop.payout_id)) == shop.payout_number
+    assert payouts.payout_account_number(db.session.get(PayoutAccount, shop.payout_id)) == shop.payout_number
     assert vault().decrypt(db.session.get(Merchant, shop.applicant_id).id_number_ciphertext) == shop.id_number
     assert vault().decrypt(db.session.get(WebhookEndpoint, shop.webhook_id).secret_ciphertext) == shop.webhook_secret
     job = keys.run_import(shop.import_id)  # the waiting import's encrypted upload came along

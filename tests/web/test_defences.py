@@ -21,7 +21,7 @@ from faka.core.types import utcnow
 from faka.core.uploads import InvalidImage, image_path, private_dir, store_image
 from faka.extensions import db, limiter
 from faka.inventory.keys import import_keys
-from faka.ledger import balances
+from faka.ledger import payouts
 from faka.orders.models import Order
 from faka.payments.gateways import gateway_settings
 from faka.platform.settings import set_setting
@@ -384,7 +384,7 @@ def test_secrets_never_reach_the_database_in_clear(app, runner, merchant, produc
         == 303
     )
 
-    balances.add_payout_account(merchant.id, "alipay", "张三", secrets["payout account"])
+    payouts.add_payout_account(merchant.id, "alipay", "张三", secrets["payout account"])
     applicant = users.create_merchant("new-shop@example.com", "merchant-pass-2", "New Shop")
     onboarding.submit_qualification(
         applicant.id,

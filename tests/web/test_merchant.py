@@ -357,14 +357,14 @@ def other_merchant_objects(make_product, place):
     product = make_product(keys=7000)
     order = place(product)
     from faka.inventory.keys import start_import
-    from faka.ledger import balances
+    from faka.ledger import payouts
     from faka.messaging import webhooks
     from faka.orders import coupons
 
     job = start_import(product.merchant_id, product.id, "X1\nX2")
     coupon = coupons.create_coupon(product.merchant_id, "OWNER10", "percent", 1000)
     endpoint, _secret = webhooks.create_endpoint(product.merchant_id, "https://1.1.1.1/hook", ["order.paid"])
-    account = balances.add_payout_account(product.merchant_id, "alipay", "张三", "13800001234")
+    account = payouts.add_payout_account(product.merchant_id, "alipay", "张三", "13800001234")
     from faka.risk import blacklist
 
     entry = blacklist.add("email", "bad@example.com", "owner's", actor_id=None, merchant_id=product.merchant_id)
@@ -471,7 +471,7 @@ def test_payout_account_and_withdrawal_need_two_factor(merchant_client, merchant
 
     from conftest import with_totp
     from faka.core.types import utcnow
-    from faka.ledger import balances
+    from faka.ledger import payouts
     from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
 
     def saved_accounts():
@@ -485,7 +485,7 @@ def test_payout_account_and_withdrawal_need_two_factor(merchant_client, merchant
     assert bad.status_code == 400
     without_2fa = post(merchant_client, "/merchant/money/accounts", alipay, page="/merchant/money")
     assert without_2fa.status_code == 400 and saved_accounts() == []
-    account = balances.add_payout_account(merchant.id, "alipay", "张三", "13800001234")  # saved some other way
+    account = payouts.add_payout_account(merchant.id, "alipay", "张三", "13800001234")  # saved some other way
 
     pay(place(make_product(keys=2, price=10000)))
     db.session.execute(LedgerEntry.__table__.update().values(available_at=utcnow() - timedelta(days=1)))

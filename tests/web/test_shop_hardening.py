@@ -21,7 +21,7 @@ from faka.core.errors import OutOfStock
 from faka.core.types import utcnow
 from faka.extensions import db
 from faka.inventory.models import CardKey
-from faka.ledger import balances
+from faka.ledger import payouts
 from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
 from faka.messaging import webhooks
 from faka.messaging.models import OutboxEmail, WebhookEndpoint
@@ -321,7 +321,7 @@ ACCOUNT = {"kind": "alipay", "holder": "张三", "account": "13800001234"}
 def added_emails() -> list[OutboxEmail]:
     db.session.commit()
     return (
-        db.session.execute(select(OutboxEmail).where(OutboxEmail.kind == balances.EMAIL_PAYOUT_ACCOUNT_ADDED))
+        db.session.execute(select(OutboxEmail).where(OutboxEmail.kind == payouts.EMAIL_PAYOUT_ACCOUNT_ADDED))
         .scalars()
         .all()
     )
@@ -362,7 +362,7 @@ def test_without_two_factor_the_merchant_is_sent_to_set_it_up(client, merchant):
 
 
 def test_a_withdrawal_needs_a_current_code(client, seller, make_product, place, pay):
-    account = balances.add_payout_account(seller.id, "alipay", "张三", "13800001234")
+    account = payouts.add_payout_account(seller.id, "alipay", "张三", "13800001234")
     pay(place(make_product(keys=2, price=10000)))
     db.session.execute(update(LedgerEntry).values(available_at=utcnow() - timedelta(days=1)))
     db.session.commit()
@@ -380,7 +380,7 @@ def test_a_withdrawal_needs_a_current_code(client, seller, make_product, place, 
 
 
 def test_a_refused_amount_does_not_spend_the_code(client, seller, make_product, place, pay):
-    account = balances.add_payout_account(seller.id, "alipay", "张三", "13800001234")
+    account = payouts.add_payout_account(seller.id, "alipay", "张三", "13800001234")
     pay(place(make_product(keys=2, price=10000)))
     db.session.execute(update(LedgerEntry).values(available_at=utcnow() - timedelta(days=1)))
     db.session.commit()

@@ -45,13 +45,13 @@ from faka.core import clock
 from faka.core.crypto import vault
 from faka.extensions import db
 from faka.inventory import keys
-from faka.ledger import balances, settlement
+from faka.ledger import balances, payouts, settlement
 from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
 from faka.messaging.models import EVENTS as WEBHOOK_EVENTS
 from faka.messaging.models import OutboxEmail, WebhookDelivery, WebhookEndpoint
 from faka.orders import checkout, coupons
 from faka.orders.models import Order
-from faka.payments import notify
+from faka.payments import notify, refunds
 from faka.payments.gateways import GATEWAYS
 from faka.payments.models import NotifyLog, PaymentNotice, Refund
 from faka.platform import audit
@@ -402,7 +402,7 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
     s.orders["unfulfilled"].status, s.orders["unfulfilled"].paid_at = Order.PAID_UNFULFILLED, now
     db.session.commit()
     s.orders["refunded"] = delivered(place, pay, s.product)
-    balances.refund_order(s.orders["refunded"].id, merchant.id, operator.id, allowed_statuses=(Order.DELIVERED,))
+    refunds.refund_order(s.orders["refunded"].id, merchant.id, operator.id, allowed_statuses=(Order.DELIVERED,))
 
     # Complaints in every state, each on an order of its own.
     def complaint(reason=Complaint.KEY_INVALID) -> Complaint:
@@ -437,14 +437,14 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
     for entry in db.session.scalars(select(LedgerEntry).where(LedgerEntry.merchant_id == merchant.id)):
         entry.available_at = now - timedelta(days=1)
     db.session.commit()
-    account = balances.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "张三", "13800138000")
-    balances.add_payout_account(merchant.id, PayoutAccount.BANK, "张三", "6222020200112233445")
-    balances.add_payout_account(merchant.id, PayoutAccount.USDT, "张三", "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t")
-    withdrawals = [balances.request_withdrawal(merchant.id, merchant.user_id, account.id, 1000 + i) for i in range(4)]
-    balances.approve_withdrawal(withdrawals[1].id, operator.id)
-    balances.approve_withdrawal(withdrawals[2].id, operator.id)
-    balances.mark_withdrawal_paid(withdrawals[2].id, operator.id, reference="ZFB2026001")
-    balances.reject_withdrawal(withdrawals[3].id, operator.id, "账户信息有误")
+    account = payouts.add_payout_account(merchant.id, PayoutAccount.ALIPAY, "张三", "13800138000")
+    payouts.add_payout_account(merchant.id, PayoutAccount.BANK, "张三", "6222020200112233445")
+    payouts.add_payout_account(merchant.id, PayoutAccount.USDT, "张三", "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t")
+    withdrawals = [payouts.request_withdrawal(merchant.id, merchant.user_id, account.id, 1000 + i) for i in range(4)]
+    payouts.approve_withdrawal(withdrawals[1].id, operator.id)
+    payouts.approve_withdrawal(withdrawals[2].id, operator.id)
+    payouts.mark_withdrawal_paid(withdrawals[2].id, operator.id, reference="ZFB2026001")
+    payouts.reject_withdrawal(withdrawals[3].id, operator.id, "账户信息有误")
     settlement.reveal_payout_account(withdrawals[0].id, operator.id)
     for status in (Refund.PENDING, Refund.DONE, Refund.MANUAL, Refund.PAID):
         order = delivered(place, pay, s.product)

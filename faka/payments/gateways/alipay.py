@@ -175,10 +175,10 @@ def top_level_members(text: str) -> dict[str, tuple[object, str]]:
     one JSON object with unique keys.
     """
     decoder = json.JSONDecoder()
-    pos = JSON_SPACE.match(text).end()
+    pos = _skip_space(text, 0)
     if text[pos : pos + 1] != "{":
         raise ValueError("not a JSON object")
-    pos = JSON_SPACE.match(text, pos + 1).end()
+    pos = _skip_space(text, pos + 1)
     members: dict[str, tuple[object, str]] = {}
     if text[pos : pos + 1] == "}":
         pos += 1
@@ -187,22 +187,28 @@ def top_level_members(text: str) -> dict[str, tuple[object, str]]:
             key, pos = decoder.raw_decode(text, pos)
             if not isinstance(key, str) or key in members:
                 raise ValueError("bad or repeated member name")
-            pos = JSON_SPACE.match(text, pos).end()
+            pos = _skip_space(text, pos)
             if text[pos : pos + 1] != ":":
                 raise ValueError("missing colon")
-            start = JSON_SPACE.match(text, pos + 1).end()
+            start = _skip_space(text, pos + 1)
             value, pos = decoder.raw_decode(text, start)
             members[key] = (value, text[start:pos])
-            pos = JSON_SPACE.match(text, pos).end()
+            pos = _skip_space(text, pos)
             separator = text[pos : pos + 1]
-            pos = JSON_SPACE.match(text, pos + 1).end()
+            pos = _skip_space(text, pos + 1)
             if separator == "}":
                 break
             if separator != ",":
                 raise ValueError("missing comma")
-    if JSON_SPACE.match(text, pos).end() != len(text):
+    if _skip_space(text, pos) != len(text):
         raise ValueError("text after the object")
     return members
+
+
+def _skip_space(text: str, pos: int) -> int:
+    """Where the JSON whitespace at `pos` (possibly none) ends."""
+    space = JSON_SPACE.match(text, pos)
+    return space.end() if space else pos
 
 
 def clean_subject(subject: str, fallback: str) -> str:

@@ -36,6 +36,7 @@ from typing import Any
 import stripe
 
 from faka.core import clock
+from faka.core.text import is_text
 from faka.payments.gateways.base import (
     HTTP_TIMEOUT,
     CannotRefund,
@@ -225,16 +226,16 @@ class StripeGateway(Gateway):
 def _session_notice(session: dict[str, Any], paid_event: bool) -> Notice:
     order_number = session.get("client_reference_id")
     metadata = session.get("metadata")
-    if not _is_text(order_number) or not isinstance(metadata, dict) or metadata.get("order_number") != order_number:
+    if not is_text(order_number) or not isinstance(metadata, dict) or metadata.get("order_number") != order_number:
         raise InvalidNotify("client_reference_id and metadata order_number differ")
     if session.get("mode") != "payment":
         raise InvalidNotify("not a payment session")
     amount, currency, status = session.get("amount_total"), session.get("currency"), session.get("payment_status")
-    if type(amount) is not int or amount < 0 or not _is_text(currency) or not isinstance(status, str):
+    if type(amount) is not int or amount < 0 or not is_text(currency) or not isinstance(status, str):
         raise InvalidNotify("bad amount_total, currency or payment_status")
     paid = paid_event and status == "paid"
     trade_no = session.get("payment_intent") if paid else session.get("id")
-    if not _is_text(trade_no):
+    if not is_text(trade_no):
         raise InvalidNotify("missing payment_intent" if paid else "missing session id")
     return Notice(order_number=order_number, trade_no=trade_no, amount=amount, currency=currency.upper(), paid=paid)
 
@@ -243,9 +244,9 @@ def _intent_notice(intent: dict[str, Any]) -> Notice:
     metadata = intent.get("metadata")
     order_number = metadata.get("order_number") if isinstance(metadata, dict) else None
     trade_no, amount, currency = intent.get("id"), intent.get("amount_received"), intent.get("currency")
-    if not _is_text(order_number) or not _is_text(trade_no):
+    if not is_text(order_number) or not is_text(trade_no):
         raise InvalidNotify("PaymentIntent without id or order number")
-    if type(amount) is not int or amount < 0 or not _is_text(currency):
+    if type(amount) is not int or amount < 0 or not is_text(currency):
         raise InvalidNotify("bad amount_received or currency")
     return Notice(order_number=order_number, trade_no=trade_no, amount=amount, currency=currency.upper(), paid=True)
 
@@ -258,7 +259,3 @@ def _json_object(payload: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidNotify("body is not a JSON object")
     return value
-
-
-def _is_text(value: Any) -> bool:
-    return isinstance(value, str) and value != ""

@@ -35,6 +35,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
+from typing import TypeGuard
 
 import requests
 
@@ -105,7 +106,8 @@ def _load(text: str):
     )
 
 
-def _is_text(value) -> bool:
+def _is_text(value: object) -> TypeGuard[str]:
+    """A string in the answer, not a number _load() kept as its text."""
     return isinstance(value, str) and not isinstance(value, _Number)
 
 

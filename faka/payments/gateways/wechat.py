@@ -79,17 +79,19 @@ import re
 import secrets
 from collections.abc import Mapping
 from datetime import UTC
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509 import load_pem_x509_certificate
 
 from faka.core import clock
+from faka.core.text import is_text
 from faka.payments.gateways.base import (
     HTTP_TIMEOUT,
     CannotRefund,
@@ -120,6 +122,30 @@ class WechatPayError(GatewayError):
     """WeChat Pay refused a call, or answered something that cannot be trusted."""
 
 
+class _Amount(TypedDict):
+    total: int  # fen
+    currency: str
+
+
+class _SceneInfo(TypedDict):
+    payer_client_ip: str
+    h5_info: NotRequired[dict[str, str]]
+
+
+class _OrderRequest(TypedDict):
+    """The body of POST /v3/pay/transactions/{native,h5,jsapi}."""
+
+    appid: str
+    mchid: str
+    description: str
+    out_trade_no: str
+    notify_url: str
+    amount: _Amount
+    time_expire: NotRequired[str]
+    scene_info: NotRequired[_SceneInfo]
+    payer: NotRequired[dict[str, str]]  # jsapi: {"openid": ...}
+
+
 class WechatGateway(Gateway):
     name = "wechat"
     settings_fields = (
@@ -148,6 +174,7 @@ class WechatGateway(Gateway):
 
     def method_for(self, client: str) -> str | None:
         enabled = self._methods()
+        wanted: tuple[str, ...]
         if client == WECHAT:
             wanted = ("jsapi",)
         elif client == PHONE:
@@ -175,7 +202,7 @@ class WechatGateway(Gateway):
 
     def payer_from_callback(self, args: Mapping[str, str]) -> str:
         code = args.get("code")
-        if not _is_text(code):
+        if not is_text(code):
             raise WechatPayError("WeChat sent the buyer back without a code (sign-in refused or cancelled)")
         secret = self._setting("mp_secret")
         try:
@@ -206,7 +233,7 @@ class WechatGateway(Gateway):
         if answer.get("is_snapshotuser") == 1:
             raise WechatPayError("WeChat OAuth answered a snapshot-page visitor, who cannot pay")
         openid = answer.get("openid")
-        if not _is_text(openid) or len(openid) > 128:
+        if not is_text(openid) or len(openid) > 128:
             raise WechatPayError("WeChat OAuth answer has no openid")
         return openid
 
@@ -216,7 +243,7 @@ class WechatGateway(Gateway):
         method = self.method_for(order.client)
         if method is None:
             raise WechatPayError(f"WeChat Pay cannot take a payment in the {order.client} client")
-        request = {
+        request: _OrderRequest = {
             "appid": self._setting("appid"),
             "mchid": self._setting("mchid"),
             "description": _clip(order.subject, DESCRIPTION_BYTES),
@@ -231,7 +258,7 @@ class WechatGateway(Gateway):
         if method == "h5":
             if not order.client_ip:
                 raise WechatPayError("H5 payment needs the buyer's IP address")
-            request["scene_info"]["h5_info"] = {"type": "Wap"}
+            request["scene_info"] = {"payer_client_ip": order.client_ip, "h5_info": {"type": "Wap"}}
             h5_url = self._place_order("h5", request, "h5_url")
             if not h5_url.startswith(("https://", "http://")):
                 raise WechatPayError("h5 order answer's h5_url is not a web address")
@@ -245,13 +272,13 @@ class WechatGateway(Gateway):
             return PaymentStart(method="jsapi", jsapi=self._bridge_request(prepay_id))
         return PaymentStart(qr_text=self._place_order("native", request, "code_url"), method="native")
 
-    def _place_order(self, method: str, request: dict, field: str) -> str:
+    def _place_order(self, method: str, request: _OrderRequest, field: str) -> str:
         """Place the order with the method's API; the answer's `field` (signature verified)."""
         status, answer = self._call("POST", f"/v3/pay/transactions/{method}", request)
         if status >= 300:
             raise WechatPayError(f"{method} order refused: {status} {_error_code(answer)}")
         value = answer.get(field)
-        if not _is_text(value):
+        if not is_text(value):
             raise WechatPayError(f"{method} order answer has no {field}")
         return value
 
@@ -316,7 +343,7 @@ class WechatGateway(Gateway):
                 raise WechatPayError(f"refund failed for now: {code}")
             raise CannotRefund(f"WeChat Pay refused the refund: {code}")
         refund_id, refund_status = answer.get("refund_id"), answer.get("status")
-        if answer.get("out_refund_no") != refund_no or not _is_text(refund_id):
+        if answer.get("out_refund_no") != refund_no or not is_text(refund_id):
             raise WechatPayError("refund answer is about another refund")
         if refund_status in ("CLOSED", "ABNORMAL"):
             raise CannotRefund(f"WeChat Pay refund {refund_id} is {refund_status}")
@@ -363,7 +390,7 @@ class WechatGateway(Gateway):
             raise InvalidNotify("wrong mchid")
         if transaction.get("appid") != self._setting("appid"):
             raise InvalidNotify("wrong appid")
-        if not _is_text(transaction.get("out_trade_no")):
+        if not is_text(transaction.get("out_trade_no")):
             raise InvalidNotify("missing out_trade_no")
 
     def _decrypt(self, resource: Any) -> dict[str, Any]:
@@ -373,7 +400,7 @@ class WechatGateway(Gateway):
             raise InvalidNotify("resource is not a transaction")
         ciphertext, nonce = resource.get("ciphertext"), resource.get("nonce")
         associated_data = resource.get("associated_data", "")
-        if not _is_text(ciphertext) or not _is_text(nonce) or not isinstance(associated_data, str):
+        if not is_text(ciphertext) or not is_text(nonce) or not isinstance(associated_data, str):
             raise InvalidNotify("resource fields missing")
         key = self.settings.get("apiv3_key", "").encode()
         if len(key) != 32:
@@ -417,6 +444,7 @@ class WechatGateway(Gateway):
 
     def _platform_key(self) -> rsa.RSAPublicKey:
         pem = _pem(self.settings.get("platform_public_key", ""), "PUBLIC KEY")
+        key: PublicKeyTypes
         if b"CERTIFICATE" in pem:
             key = load_pem_x509_certificate(pem).public_key()
         else:
@@ -425,7 +453,7 @@ class WechatGateway(Gateway):
             raise ValueError("not an RSA key")
         return key
 
-    def _call(self, method: str, path: str, payload: dict | None = None) -> tuple[int, dict[str, Any]]:
+    def _call(self, method: str, path: str, payload: Mapping[str, object] | None = None) -> tuple[int, dict[str, Any]]:
         """Send a signed API v3 request; return the status and the JSON answer, whose
         signature is verified whenever the call succeeded."""
         body = b"" if payload is None else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
@@ -476,10 +504,10 @@ class WechatGateway(Gateway):
 def _payment(transaction: dict[str, Any]) -> Notice:
     """A paid transaction (already shown to be ours) as a Notice."""
     trade_no, amount = transaction.get("transaction_id"), transaction.get("amount")
-    if not _is_text(trade_no) or not isinstance(amount, dict):
+    if not is_text(trade_no) or not isinstance(amount, dict):
         raise InvalidNotify("missing transaction_id or amount")
     total, currency = amount.get("total"), amount.get("currency")
-    if type(total) is not int or total < 0 or not _is_text(currency):
+    if type(total) is not int or total < 0 or not is_text(currency):
         raise InvalidNotify("bad amount")
     return Notice(
         order_number=transaction["out_trade_no"], trade_no=trade_no, amount=total, currency=currency, paid=True
@@ -510,10 +538,6 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 def _error_code(answer: dict[str, Any]) -> str:
     code = answer.get("code")
     return code[:64] if isinstance(code, str) else "no error code"
-
-
-def _is_text(value: Any) -> bool:
-    return isinstance(value, str) and value != ""
 
 
 def _clip(text: str, limit: int) -> str:

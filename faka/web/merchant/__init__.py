@@ -1,5 +1,5 @@
 """The merchant back office. Every view works on the logged-in merchant's own objects:
-loaders in faka/services take the merchant id and answer NotFound for anyone else's."""
+loaders in the contexts (faka/<context>/) take the merchant id and answer NotFound for anyone else's."""
 
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -21,11 +21,12 @@ from faka.core.text import markdown
 from faka.core.uploads import MAX_UPLOAD_BYTES, image_path
 from faka.extensions import db
 from faka.inventory import keys as key_service
-from faka.ledger import balances
+from faka.ledger import balances, payouts
 from faka.messaging import notifications, webhooks
 from faka.ops import first_run
 from faka.orders import coupons, delivery, merchant_orders
 from faka.orders.models import Order
+from faka.payments import refunds
 from faka.platform import analytics
 from faka.web import charts
 from faka.web.access import fresh_login_required, merchant_required
@@ -492,7 +493,7 @@ def order_deliver(number: str):
 def order_refund(number: str):
     order = merchant_orders.get_order(g.merchant.id, number)
     try:
-        refunded = balances.refund_order(order.id, g.merchant.id, current_user.id)
+        refunded = refunds.refund_order(order.id, g.merchant.id, current_user.id)
     except DomainError as exc:
         return _order_page(order, 400, error=exc.message)
     if refunded:
@@ -522,8 +523,8 @@ def order_blacklist(number: str):
 def _withdrawal_form() -> WithdrawalForm:
     form = WithdrawalForm()
     form.payout_account_id.choices = [
-        (a.id, f"{balances.PAYOUT_KIND_LABELS.get(a.kind, a.kind)} · {a.holder} · …{a.account_hint}")
-        for a in balances.payout_accounts(g.merchant.id)
+        (a.id, f"{payouts.PAYOUT_KIND_LABELS.get(a.kind, a.kind)} · {a.holder} · …{a.account_hint}")
+        for a in payouts.payout_accounts(g.merchant.id)
     ]
     return form
 
@@ -544,7 +545,7 @@ def _money_page(status: int = 200, **context):
         pages=page_count(total, balances.LEDGER_PER_PAGE),
         kind=kind,
         kinds=balances.LEDGER_KINDS,
-        accounts=balances.payout_accounts(g.merchant.id),
+        accounts=payouts.payout_accounts(g.merchant.id),
         two_factor=current_user.two_factor_enabled,
         passkey=bool(current_user.passkeys),
         **context,
@@ -561,7 +562,7 @@ def payout_account_add():
     form = PayoutAccountForm()
     if form.validate_on_submit():
         try:
-            balances.add_payout_account_confirmed(
+            payouts.add_payout_account_confirmed(
                 g.merchant.id,
                 current_user.id,
                 form.code.data,
@@ -579,7 +580,7 @@ def payout_account_add():
 @bp.post("/money/accounts/<int:account_id>/delete")
 @scoped
 def payout_account_remove(account_id: int):
-    balances.remove_payout_account(g.merchant.id, account_id)
+    payouts.remove_payout_account(g.merchant.id, account_id)
     return redirect(url_for("merchant.money_overview"), 303)
 
 
@@ -588,7 +589,7 @@ def withdrawal_request():
     form = _withdrawal_form()
     if form.validate_on_submit():
         try:
-            balances.request_withdrawal_confirmed(
+            payouts.request_withdrawal_confirmed(
                 g.merchant.id,
                 current_user.id,
                 form.code.data,

@@ -30,7 +30,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from faka.accounts.onboarding import ENTITY_TYPE_LABELS
 from faka.catalog.models import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL
 from faka.inventory.keys import SEPARATORS
-from faka.ledger.balances import PAYOUT_KIND_LABELS
+from faka.ledger.payouts import PAYOUT_KIND_LABELS
 from faka.messaging.models import EVENTS
 from faka.messaging.webhooks import EVENT_LABELS
 from faka.risk.models import BlacklistEntry

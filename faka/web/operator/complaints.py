@@ -12,7 +12,6 @@ from faka.catalog import checkout_fields
 from faka.complaints import workflow
 from faka.complaints.models import Complaint
 from faka.core.errors import DomainError, NotFound
-from faka.core.pagination import page_count
 from faka.payments import refunds
 from faka.payments.models import Refund
 from faka.web.access import fresh_login_required
@@ -207,15 +206,14 @@ def _refund_filter() -> str:
 
 def _refund_page(status: int = 200, **extra):
     refund_status = _refund_filter()
-    page = page_number()
-    rows, total = refunds.refunds(refund_status, page)
+    found = refunds.refunds(refund_status, page_number())
     return render_template(
         "operator/refunds.html",
-        rows=rows,
-        total=total,
-        page=page,
+        rows=found.items,
+        total=found.total,
+        page=found.page,
         status=refund_status,
-        pages=page_count(total, refunds.PER_PAGE),
+        pages=found.pages,
         filters=REFUND_FILTER_LABELS,
         labels=Refund.STATUS_LABELS,
         form=PaidForm(formdata=None),

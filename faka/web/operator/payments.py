@@ -7,7 +7,6 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from faka.core.errors import InvalidNotify
-from faka.core.pagination import page_count
 from faka.extensions import db
 from faka.orders.models import Order
 from faka.payments import notify
@@ -34,8 +33,7 @@ def notify_log():
     number = request.args.get("order", "").strip()[:32]
     gateway = request.args.get("gateway", "")
     gateway = gateway if gateway in GATEWAYS else ""
-    page = page_number()
-    rows, total = notify.notify_history(number or None, gateway or None, page, PER_PAGE)
+    found = notify.notify_history(number or None, gateway or None, page_number(), PER_PAGE)
     order = db.session.execute(select(Order).where(Order.number == number)).scalar_one_or_none() if number else None
     notices = (
         list(
@@ -48,10 +46,10 @@ def notify_log():
     )
     return render_template(
         "operator/payments.html",
-        rows=rows,
-        total=total,
-        page=page,
-        pages=page_count(total, PER_PAGE),
+        rows=found.items,
+        total=found.total,
+        page=found.page,
+        pages=found.pages,
         query={"order": number, "gateway": gateway},
         gateways=list(GATEWAYS),
         order=order,

@@ -14,7 +14,7 @@ from wtforms.validators import DataRequired, Length
 
 from faka.core.errors import DomainError, NotFound
 from faka.core.pagination import page_count
-from faka.ledger import balances, settlement
+from faka.ledger import payouts, settlement
 from faka.ledger.models import Withdrawal
 from faka.platform.analytics import DEFAULT_TIMEZONE
 from faka.web.operator import NAV, bp
@@ -69,7 +69,7 @@ def _render_queue(code: int = 200, error: str | None = None, revealed: dict | No
         filters=QUEUE_FILTER_LABELS,
         error=error,
         revealed=revealed or {},
-        status_labels=balances.WITHDRAWAL_STATUS_LABELS,
+        status_labels=payouts.WITHDRAWAL_STATUS_LABELS,
         paid_form=PaidForm(formdata=None),
         reject_form=RejectForm(formdata=None),
     ), code
@@ -86,7 +86,7 @@ def withdrawals():
 
 @bp.post("/withdrawals/<int:withdrawal_id>/approve")
 def withdrawal_approve(withdrawal_id: int):
-    return _decide(lambda: balances.approve_withdrawal(withdrawal_id, current_user.id))
+    return _decide(lambda: payouts.approve_withdrawal(withdrawal_id, current_user.id))
 
 
 @bp.post("/withdrawals/<int:withdrawal_id>/paid")
@@ -94,7 +94,7 @@ def withdrawal_paid(withdrawal_id: int):
     form = PaidForm()
     if not form.validate():
         return _render_queue(400, _first_error(form))
-    return _decide(lambda: balances.mark_withdrawal_paid(withdrawal_id, current_user.id, reference=form.reference.data))
+    return _decide(lambda: payouts.mark_withdrawal_paid(withdrawal_id, current_user.id, reference=form.reference.data))
 
 
 @bp.post("/withdrawals/<int:withdrawal_id>/reject")
@@ -102,7 +102,7 @@ def withdrawal_reject(withdrawal_id: int):
     form = RejectForm()
     if not form.validate():
         return _render_queue(400, _first_error(form))
-    return _decide(lambda: balances.reject_withdrawal(withdrawal_id, current_user.id, form.reason.data))
+    return _decide(lambda: payouts.reject_withdrawal(withdrawal_id, current_user.id, form.reason.data))
 
 
 @bp.post("/withdrawals/<int:withdrawal_id>/reveal")
