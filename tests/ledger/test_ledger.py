@@ -1,5 +1,8 @@
 """A merchant's money: balances from the ledger, payout accounts, withdrawals an operator
-decides, refunds, and a property test that the books always reconcile with the orders."""
+decides, and a property test that the books always reconcile with the orders (refunds among
+its random steps). Refunds themselves are tested in tests/payments/test_refunds.py; the
+helpers here (new_merchant, new_product, sell, settled, alipay, count, the seller fixture)
+are shared with it and with other test modules."""
 
 import secrets
 from contextlib import contextmanager
@@ -22,7 +25,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import func, select
 
-from conftest import _empty_database, expire_and_reconcile, reload, run_together, signed_notify
+from conftest import _empty_database, reload, run_together, signed_notify
 from faka.accounts.models import ROLE_MERCHANT, ROLE_OPERATOR, Merchant, User
 from faka.catalog.models import DELIVERY_AUTO, Category, Product
 from faka.core import clock
@@ -496,73 +499,6 @@ def test_frozen_merchants_withdrawal_is_not_paid_but_can_be_rejected(seller, ope
         payouts.mark_withdrawal_paid(withdrawal.id, operator.id)
     payouts.reject_withdrawal(withdrawal.id, operator.id, "商户已冻结")
     assert reload(withdrawal).status == Withdrawal.REJECTED
-
-
-# -- refunds ----------------------------------------------------------------------------
-
-
-def test_paid_unfulfilled_order_is_refunded_once(seller):
-    product = new_product(seller, keys=1)
-    with current_app.test_request_context():
-        late = checkout.place_order(product.slug, 1, None, None)
-    expire_and_reconcile(late)
-    sell(product, quantity=1)  # someone else takes all the stock
-    with current_app.test_request_context():
-        notify.handle_notify("sandbox", signed_notify(reload(late)), {}, b"")
-    assert reload(late).status == Order.PAID_UNFULFILLED
-
-    assert refunds.refund_order(late.id, seller.id, seller.user_id) is True
-    refunded = reload(late)
-    assert refunded.status == Order.REFUNDED and refunded.refunded_at is not None
-    assert count(LedgerEntry, LedgerEntry.order_id == late.id) == 0  # never credited, nothing to take back
-    snapshot = (refunded.refunded_at, count(LedgerEntry), count(AuditEvent, AuditEvent.action == "order.refunded"))
-
-    assert refunds.refund_order(late.id, seller.id, seller.user_id) is False
-    assert (
-        (reload(late).refunded_at, count(LedgerEntry), count(AuditEvent, AuditEvent.action == "order.refunded"))
-        == snapshot
-        == (refunded.refunded_at, 2, 1)
-    )
-
-
-def test_refund_of_another_merchants_order_or_of_a_delivered_one_by_default_is_refused(seller):
-    order = sell(new_product(seller))
-    other = new_merchant()
-    with pytest.raises(NotFound):
-        refunds.refund_order(order.id, other.id, other.user_id, allowed_statuses=(Order.DELIVERED,))
-    with pytest.raises(refunds.OrderNotRefundable):
-        refunds.refund_order(order.id, seller.id, seller.user_id)
-    assert reload(order).status == Order.DELIVERED
-    assert count(LedgerEntry, LedgerEntry.order_id == order.id) == 2
-
-
-def test_refund_in_the_hold_cancels_the_pending_sale_once(seller):
-    order = sell(new_product(seller), quantity=2)
-    assert refunds.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,)) is True
-    assert refunds.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,)) is False
-    entries = dict(
-        db.session.execute(select(LedgerEntry.kind, LedgerEntry.amount).where(LedgerEntry.order_id == order.id)).all()
-    )
-    assert entries == {
-        LedgerEntry.SALE: 2000,
-        LedgerEntry.FEE: -60,
-        LedgerEntry.REFUND: -2000,
-        LedgerEntry.FEE_RETURN: 60,
-    }
-    for moment in (utcnow(), settled()):
-        now_balance = balances.balance(seller.id, moment)
-        assert (now_balance.pending, now_balance.available, now_balance.total) == (0, 0, 0)
-
-
-def test_refund_of_settled_money_already_withdrawn_is_refused(seller):
-    account = alipay(seller)
-    order = sell(new_product(seller))
-    now = settled()
-    payouts.request_withdrawal(seller.id, seller.user_id, account.id, 970, now=now)
-    with pytest.raises(refunds.RefundNotCovered):
-        refunds.refund_order(order.id, seller.id, seller.user_id, allowed_statuses=(Order.DELIVERED,), now=now)
-    assert reload(order).status == Order.DELIVERED
-    assert count(LedgerEntry, LedgerEntry.order_id == order.id) == 2
 
 
 # -- the books always reconcile ---------------------------------------------------------
