@@ -1,10 +1,14 @@
 """`flask --app faka <command>`: the commands an operator scripts a deployment with."""
 
+import shutil
+import textwrap
 from pathlib import Path
 
 import click
+from flask import current_app
 from flask.cli import FlaskGroup
 from flask_migrate import upgrade
+from sqlalchemy.exc import OperationalError
 
 from faka import create_app
 from faka.accounts import users
@@ -247,9 +251,6 @@ def doctor(backup_dir: str | None):
     """Check this deployment (secrets, HTTPS, proxy, database, Redis, worker, SMTP,
     gateways, translations, disk, permissions) and say what to fix. Exits 1 when a
     check fails; warnings alone exit 0."""
-    import shutil
-    import textwrap
-
     checks = run_checks(backup_dir)
     width = min(shutil.get_terminal_size((100, 24)).columns, 100)
     marks = {
@@ -303,8 +304,6 @@ def backup(out: Path | None, folder: Path | None, keep: int | None):
 @click.option("--force", is_flag=True, help="Replace a database that already holds data.")
 def restore(archive: Path, yes: bool, force: bool):
     """Restore a backup into this instance: database, keys, uploads. Then start faka."""
-    from flask import current_app
-
     try:
         manifest = backups.read_manifest(archive)
         state = backups.target_state()
@@ -381,8 +380,6 @@ def restore(archive: Path, yes: bool, force: bool):
 def copy_db(target: str | None, source: str | None, force: bool):
     """Copy every row between this app's database and another, e.g. SQLite to PostgreSQL.
     Stop faka first; the target must be migrated (init-db) to the same revision."""
-    from sqlalchemy.exc import OperationalError
-
     if bool(target) == bool(source):
         raise click.UsageError("give one of --to and --from")
     try:

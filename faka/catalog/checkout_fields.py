@@ -26,6 +26,10 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+# The parser `re` itself uses, to look at a pattern's structure (private, stable since 3.11).
+from re import _constants as sre
+from re import _parser as sre_parse
+
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -47,13 +51,6 @@ from faka.core.errors import DomainError, NotFound
 from faka.core.text import mask_email
 from faka.extensions import db
 from faka.orders.models import Order
-
-try:  # the parser `re` itself uses (Python 3.11+), to look at a pattern's structure
-    from re import _constants as sre
-    from re import _parser as sre_parse
-except ImportError:  # pragma: no cover - Python before 3.11
-    import sre_constants as sre
-    import sre_parse
 
 MAX_FIELDS = 5
 MAX_ANSWER = 200

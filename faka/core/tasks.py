@@ -61,13 +61,13 @@ class JobRunner:
     @property
     def redis(self) -> "Redis":
         if self._redis is None:
-            from redis import Redis
+            from redis import Redis  # see TYPE_CHECKING above: only an app with REDIS_URL
 
             self._redis = Redis.from_url(self.app.config["REDIS_URL"])
         return self._redis
 
     def queue(self) -> "Queue":
-        from rq import Queue
+        from rq import Queue  # only an app with REDIS_URL (see TYPE_CHECKING above)
 
         return Queue(self.app.config["RQ_QUEUE"], connection=self.redis)
 
@@ -81,6 +81,7 @@ class JobRunner:
             self.executor().submit(self._run_in_thread, name, args)
 
     def _enqueue_rq(self, name: str, args: tuple[Any, ...], job_id: str | None) -> None:
+        # Only an app with REDIS_URL gets here (see TYPE_CHECKING above).
         from redis.exceptions import RedisError
         from rq import Retry
 
@@ -139,7 +140,7 @@ class JobRunner:
         """Worker and queue state for /healthz."""
         if self.mode != MODE_RQ:
             return {"mode": self.mode, "alive": True, "queued": None}
-        from rq import Worker
+        from rq import Worker  # only in RQ mode (see TYPE_CHECKING above)
 
         queue = self.queue()
         workers = Worker.all(queue=queue)

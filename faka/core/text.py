@@ -10,7 +10,7 @@ import nh3
 from markupsafe import Markup
 
 if TYPE_CHECKING:  # imported where used: most requests render no Markdown
-    from markdown_it import MarkdownIt
+    from markdown_it import MarkdownIt  # on first use (see TYPE_CHECKING above)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u3000]+")

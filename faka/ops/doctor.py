@@ -24,6 +24,8 @@ from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask import current_app
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -280,9 +282,6 @@ def cookies_and_hsts() -> Check:
 
 
 def database() -> Check:
-    from alembic.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
     name = "Database"
     url = db.engine.url.render_as_string(hide_password=True)
     try:
@@ -334,6 +333,8 @@ def redis_and_worker() -> list[Check]:
                 "for more than one gunicorn worker set REDIS_URL and run worker.py (deploy/faka-worker.service)",
             )
         ]
+    # Imported here, not at the top: the console imports this module for its opening
+    # checklist, and a shop without REDIS_URL never loads Redis or RQ (as in core/tasks).
     from redis import Redis
     from rq import Queue, Worker
     from rq.cron import CronScheduler

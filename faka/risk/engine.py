@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, func, or_, select, text
 
@@ -391,8 +392,6 @@ RECORD_ONCE_SECONDS = 60
 def record_once(signals: Signals, verdict: Verdict, key, captcha_solved: bool = False) -> None:
     """Record a refusal at most once a minute per key in this process: a flood of
     refused requests shows in the monitor without a write per request."""
-    from flask import current_app
-
     cache = current_app.extensions["faka_pagecache"]
     cache_key = ("risk-recorded",) + tuple(key)
     if cache.get(cache_key) is None:

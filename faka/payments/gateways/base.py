@@ -115,7 +115,7 @@ class Gateway:
     def http(self):
         """The requests.Session for calls to the provider (created on first use)."""
         if self._http is None:
-            import requests
+            import requests  # on first use: a shop whose gateways never call out never loads it
 
             self._http = requests.Session()
         return self._http

@@ -4,6 +4,7 @@ loaders in the contexts (faka/<context>/) take the merchant id and answer NotFou
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from functools import wraps
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -413,8 +414,6 @@ def _order_filter() -> tuple[OrderFilterForm, merchant_orders.OrderFilter]:
 
 
 def _site_tz():
-    from zoneinfo import ZoneInfo
-
     return ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
 
 
