@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_REDIS_URL_POSTGRESQL ?= redis://127.0.0.1:6379/14
 PYTEST_ARGS ?=
 
-.PHONY: run test lint lock test-sqlite test-postgresql bench attack fuzz translations extract-messages screenshots a11y vendor worker clean
+.PHONY: run test lint lock test-sqlite test-postgresql test-sqlite-part test-browser-part test-postgresql-part test-servers bench attack fuzz translations extract-messages screenshots a11y vendor worker clean
 
 # Installs read only the lock files: every package pinned, with its hashes (pyproject.toml
 # names the direct dependencies; `make lock` resolves them again). faka itself is installed
@@ -50,15 +50,37 @@ run: $(BIN)/activate translations
 worker: $(BIN)/activate translations
 	$(BIN)/faka-worker
 
-# The two databases' suites run side by side (one core each; each its own Redis database),
-# and each prints its output when it ends. Either failing fails `make test`.
-test: $(VENV)/.dev translations
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgresql
+# `make test`: the suite on both databases, in three parts side by side (two cores; each
+# part its own database and Redis database), each printing its output when it ends; any
+# failing fails `make test`. The tests where the database does not matter (marked one_db,
+# see pytest.ini) run only on SQLite, and of those the browser tests in a part of their own:
+# they spend much of their time waiting for the page, while the other parts use the cores.
+# The servers are checked first: one line says which is not running and how to start it.
+test: TEST_SERVERS = $(TEST_DATABASE_URL) $(TEST_REDIS_URL) $(TEST_REDIS_URL_POSTGRESQL)
+test: $(VENV)/.dev test-servers translations
+	$(MAKE) --no-print-directory -j3 --output-sync=target test-postgresql-part test-sqlite-part test-browser-part
 
+test-sqlite-part: $(VENV)/.dev translations
+	FAKA_TEST_DATABASE=sqlite FAKA_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q -m "not browser" $(PYTEST_ARGS)
+
+test-browser-part: $(VENV)/.dev translations
+	FAKA_TEST_DATABASE=sqlite FAKA_TEST_REDIS_URL= $(BIN)/pytest -q -m browser $(PYTEST_ARGS)
+
+test-postgresql-part: $(VENV)/.dev translations
+	FAKA_TEST_DATABASE=$(TEST_DATABASE_URL) FAKA_TEST_REDIS_URL=$(TEST_REDIS_URL_POSTGRESQL) $(BIN)/pytest -q -m "not one_db" $(PYTEST_ARGS)
+
+# The servers a target needs (TEST_SERVERS, URLs): one line and a stop when one is not running.
+test-servers: $(VENV)/.dev
+	@$(BIN)/python tests/service_check.py $(TEST_SERVERS)
+
+# Everything that needs no server: SQLite, no PostgreSQL, no Redis (the tests that need
+# Redis are deselected, with a note).
 test-sqlite: $(VENV)/.dev translations
-	FAKA_TEST_DATABASE=sqlite FAKA_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q $(PYTEST_ARGS)
+	FAKA_TEST_DATABASE=sqlite FAKA_TEST_REDIS_URL= $(BIN)/pytest -q $(PYTEST_ARGS)
 
-test-postgresql: $(VENV)/.dev translations
+# The whole suite on PostgreSQL, one_db tests included.
+test-postgresql: TEST_SERVERS = $(TEST_DATABASE_URL) $(TEST_REDIS_URL_POSTGRESQL)
+test-postgresql: $(VENV)/.dev test-servers translations
 	FAKA_TEST_DATABASE=$(TEST_DATABASE_URL) FAKA_TEST_REDIS_URL=$(TEST_REDIS_URL_POSTGRESQL) $(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev translations

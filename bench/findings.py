@@ -61,7 +61,7 @@ SMALL = {
     "wrong_passwords": 40,
     "token_guesses": 45,
     "complaint_posts": 25,
-    "lookup_samples": 5,
+    "lookup_samples": 9,
     "csrf_visitors": 3,
     "resubmissions": 3,
     "signups": 1,
@@ -982,7 +982,10 @@ def lookup_timing(t: Target, cast) -> dict:
     fastest = {orders: min(v) for orders, v in samples.items()}
     ratio = fastest[10] / fastest[0]
     spread = max(fastest.values()) / min(fastest.values())
-    ok = spread < 2
+    # The leak is time growing with the orders: more orders, more hashes. A busy machine
+    # can make any of the three slow (the spread), but not the email with more orders
+    # alone, every time.
+    ok = ratio < 2 and fastest[1] / fastest[0] < 2
     gets = (
         f"wrong-password lookups of an email with 0 / 1 / 10 orders, fastest of {len(samples[0])}: "
         f"{fastest[0]:.0f} / {fastest[1]:.0f} / {fastest[10]:.0f} ms (10 vs 0 orders: {ratio:.2f}x)"

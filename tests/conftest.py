@@ -1,21 +1,26 @@
 """Fixtures: a real database (SQLite file or PostgreSQL, chosen by FAKA_TEST_DATABASE),
 real Redis + RQ, a real SMTP server, and small factories for the shop's objects."""
 
+import copy
+import gc
 import os
 import re
 import secrets
 import shutil
 import socket
+import socketserver
 import threading
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from flask import current_app, has_app_context
+from flask import Flask, current_app, has_app_context
 from flask.testing import FlaskClient
+from jinja2.bccache import Bucket, BytecodeCache
 from sqlalchemy import text
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from faka import create_app
 from faka.accounts import sessions, users
@@ -25,6 +30,7 @@ from faka.core import clock
 from faka.core.crypto import vault
 from faka.core.types import utcnow
 from faka.extensions import db as _db
+from faka.extensions import limiter
 from faka.inventory.keys import import_keys
 from faka.orders import checkout
 from faka.orders.models import Order
@@ -34,8 +40,23 @@ from faka.payments.gateways.base import OrderRef
 # The fake payment providers' fixtures: fake_providers, providers, live_shop (tests/fakes/).
 pytest_plugins = ["fakes.providers"]
 
+# The HTTP servers tests start in a thread (faka's live server, the fake providers, webhook
+# receivers) look for shutdown() every poll_interval: 0.5 s by default, paid at the end of
+# each test that stops one. They look every 20 ms instead.
+socketserver.BaseServer.serve_forever.__defaults__ = (0.02,)
+BaseWSGIServer.serve_forever.__defaults__ = (0.02,)
+
 TEST_DATABASE = os.environ.get("FAKA_TEST_DATABASE", "sqlite")
-TEST_REDIS_URL = os.environ.get("FAKA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# FAKA_TEST_REDIS_URL: the Redis the `redis` tests use (a real RQ worker, limits counted in
+# Redis), required to be running; set but empty: no Redis, those tests are deselected. Unset:
+# database 15 of the local Redis when it answers, else no Redis.
+REDIS_REQUIRED = bool(os.environ.get("FAKA_TEST_REDIS_URL"))
+TEST_REDIS_URL = os.environ.get("FAKA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15") or None
+if "FAKA_TEST_REDIS_URL" not in os.environ:
+    from service_check import redis_problem
+
+    if redis_problem(TEST_REDIS_URL):
+        TEST_REDIS_URL = None
 ENCRYPTION_KEY = Fernet.generate_key().decode()
 
 
@@ -81,19 +102,6 @@ def base_config(instance_dir) -> dict:
     }
 
 
-@pytest.fixture(scope="session")
-def _schema(base_config):
-    app = create_app(base_config)
-    with app.app_context():
-        _db.drop_all()
-        if _db.engine.dialect.name == "postgresql":
-            _db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
-            _db.session.commit()
-        _db.create_all()
-        _db.engine.dispose()
-    return True
-
-
 class FreshContextClient(FlaskClient):
     """Each request gets its own app context, as in a real server: `g`, the logged-in
     user and the database session do not leak from the test into the request."""
@@ -107,32 +115,212 @@ class FreshContextClient(FlaskClient):
             return super().open(*args, **kwargs)
 
 
-@pytest.fixture
-def make_app(base_config, _schema):
-    """Build an app on the test database, emptied first. Extra config as keyword args."""
-    apps = []
+class SharedTemplateCode(BytecodeCache):
+    """Compiled templates, shared by the session's apps (keyed by each template's name and
+    source): an app otherwise compiles every template it renders once more."""
 
-    def build(**overrides):
-        app = create_app({**base_config, **overrides})
-        app.test_client_class = FreshContextClient
-        if not apps:
+    def __init__(self):
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATE_CODE = SharedTemplateCode()
+
+
+def build_app(config: dict) -> Flask:
+    app = create_app(config)
+    app.test_client_class = FreshContextClient
+    app.jinja_env.bytecode_cache = TEMPLATE_CODE
+    return app
+
+
+def _faka_environ() -> dict:
+    # create_app reads FAKA_INSTANCE_PATH and FAKA_PROXY_COUNT.
+    return {name: value for name, value in os.environ.items() if name.startswith("FAKA_")}
+
+
+# With one of these None, create_app reads it from the instance folder, which some tests
+# change: an app given one of them is built for its test alone.
+READ_AT_BUILD = {"ENCRYPTION_KEYS", "SECRET_KEY", "SQLALCHEMY_DATABASE_URI"}
+
+# Settings faka reads from current_app.config as it serves (a route's limit, the SMTP
+# server of the next email, the page cache's lifetime), never in create_app: a kept app
+# takes them from the test that asks for it, and has them put back after it.
+READ_PER_REQUEST = {
+    "BACKUP_DIR",
+    "BASE_URL",
+    "CAPTCHA_MAX_NUMBER",
+    "MAIL_DEFAULT_SENDER",
+    "MAIL_MAX_ATTEMPTS",
+    "MAIL_PASSWORD",
+    "MAIL_PORT",
+    "MAIL_SERVER",
+    "MAIL_TIMEOUT",
+    "MAIL_USERNAME",
+    "MAIL_USE_SSL",
+    "MAIL_USE_TLS",
+    "MERCHANT_STORAGE_QUOTA",
+    "ORDER_EVIDENCE_QUOTA",
+    "PAGE_CACHE_SECONDS",
+    "PERMANENT_SESSION_LIFETIME",
+    "RATELIMIT_CAPTCHA",
+    "RATELIMIT_CHECKOUT",
+    "RATELIMIT_COMPLAINT",
+    "RATELIMIT_COMPLAINT_REPLY",
+    "RATELIMIT_LOGIN",
+    "RATELIMIT_LOOKUP",
+    "RATELIMIT_NOTIFY",
+    "RATELIMIT_QUOTE",
+    "RATELIMIT_REPORT",
+    "RATELIMIT_TOKEN_MISSES",
+    "RATELIMIT_UPLOAD",
+    "SESSION_MAX_HOURS_MERCHANT",
+    "SESSION_MAX_HOURS_OPERATOR",
+    "STATUS_CACHE_SECONDS",
+    "STATUS_TRUST_SECONDS",
+    "WEBHOOK_ALLOW_PRIVATE",
+}
+
+
+class KeptApp:
+    """An app kept for the session and handed to each test that asks for its config.
+    Between tests its config is put back as it was built and its page cache emptied."""
+
+    def __init__(self, config: dict):
+        self.app = build_app(config)
+        self.config = copy.deepcopy(dict(self.app.config))
+
+    def reset(self) -> None:
+        config = self.app.config
+        for name in [name for name in config if name not in self.config]:
+            del config[name]
+        for name, value in self.config.items():
+            if name not in config or config[name] != value:
+                config[name] = copy.deepcopy(value)
+        self.app.extensions["faka_pagecache"].clear()
+
+
+class Apps:
+    """The session's apps, kept by the config create_app reads: `shared`, on the base
+    config, which most tests use, and the others tests ask for. Building an app costs more
+    than most tests. Within a test, each different config asked for is a different app,
+    as it was when every call built one."""
+
+    def __init__(self, base_config: dict):
+        self.base_config = base_config
+        self.environ = _faka_environ()
+        self.kept: dict[str, list[KeptApp]] = {}
+        self.shared = self._kept({}, {})
+        self.limits = limiter.storage
+
+    def _kept(self, built: dict, taken: dict) -> KeptApp:
+        """A kept app built with `built` that this test has not taken yet (one is built
+        when all are taken)."""
+        same = self.kept.setdefault(repr(sorted(built.items())), [])
+        for kept in same:
+            if kept not in taken:
+                return kept
+        same.append(KeptApp({**self.base_config, **built}))
+        return same[-1]
+
+    def get(self, overrides: dict, fresh: bool, taken: dict) -> tuple[Flask, KeptApp | None]:
+        """The app for these overrides and its KeptApp (None: built for this test alone, as
+        it must be when the test changed the environment create_app reads). `taken` holds
+        the kept apps this test has, with the settings each was given."""
+        if fresh or READ_AT_BUILD & overrides.keys() or _faka_environ() != self.environ:
+            return build_app({**self.base_config, **overrides}), None
+        per_request = {name: value for name, value in overrides.items() if name in READ_PER_REQUEST}
+        built = {name: value for name, value in overrides.items() if name not in READ_PER_REQUEST}
+        key = repr(sorted(built.items()))
+        for kept, given in taken.items():
+            if given == per_request and kept in self.kept.get(key, ()):
+                return kept.app, kept  # the same config again in this test: the same app
+        kept = self._kept(built, taken)
+        kept.app.config.update(per_request)
+        taken[kept] = per_request
+        if kept is not self.shared:
+            limiter.init_app(kept.app)  # as building it would: the limiter counts in its storage
+        return kept.app, kept
+
+    def rebind_limiter(self) -> None:
+        """The limiter is one object for every app and holds the storage of the app built
+        (or handed out) last: bind it back to the shared app's memory storage, emptied."""
+        if limiter.storage is self.limits:
+            limiter.reset()
+        else:
+            limiter.init_app(self.shared.app)
+            self.limits = limiter.storage
+
+
+@pytest.fixture(scope="session")
+def apps(base_config) -> Apps:
+    apps = Apps(base_config)
+    with apps.shared.app.app_context():
+        _db.drop_all()
+        if _db.engine.dialect.name == "postgresql":
+            _db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            _db.session.commit()
+        _db.create_all()
+    # What exists now (the modules, the collected tests, the shared app) lives as long as
+    # the session: the garbage collector need not go through it again at each full pass.
+    gc.collect()
+    gc.freeze()
+    return apps
+
+
+@pytest.fixture
+def make_app(apps):
+    """The app of a test, on the test database, emptied first. With no arguments, the
+    session's shared app; with extra config as keyword args, a session's app for that
+    config; with fresh=True (e.g. to add a route), one built for this test alone."""
+    used: list[tuple[Flask, KeptApp | None]] = []
+    taken: dict[KeptApp, dict] = {}
+    apps.rebind_limiter()
+
+    def build(fresh: bool = False, **overrides):
+        app, kept = apps.get(overrides, fresh, taken)
+        if not used:
             with app.app_context():
                 _empty_database()
                 ensure_sandbox()
-        apps.append(app)
+        if all(app is not other for other, _kept in used):
+            used.append((app, kept))
         return app
 
     yield build
-    for app in apps:
+    for app, kept in used:
         with app.app_context():
             app.extensions["faka_jobs"].wait_idle()
             _db.session.remove()
-            _db.engine.dispose()
+            if kept is not apps.shared:
+                _db.engine.dispose()  # its connections (and its watcher's) go until it is used again
+        if kept is not None:
+            kept.reset()
+    apps.rebind_limiter()
+
+
+@cache
+def _emptying_statements():
+    """The query naming the tables that hold rows (one EXISTS each, in one statement), and
+    a DELETE for each table: written once, run before every test."""
+    tables = _db.metadata.sorted_tables
+    probe = " UNION ALL ".join(f'SELECT {i} WHERE EXISTS (SELECT 1 FROM "{t.name}")' for i, t in enumerate(tables))
+    return text(probe), [text(f'DELETE FROM "{t.name}"') for t in tables]
 
 
 def _empty_database():
-    for table in reversed(_db.metadata.sorted_tables):
-        _db.session.execute(table.delete())
+    """Empty the tables that hold rows, children first. A DELETE each: on these small
+    tables PostgreSQL's TRUNCATE (of a table and, by CASCADE, every table referring to
+    it) costs about 40 ms a test, the DELETEs well under one."""
+    probe, deletes = _emptying_statements()
+    for i in sorted(_db.session.scalars(probe), reverse=True):
+        _db.session.execute(deletes[i])
     _db.session.commit()
 
 
@@ -457,11 +645,74 @@ CHROMIUM_ARGS = [
 ]
 
 
-def pytest_collection_modifyitems(items):
-    # `pytest -m browser` runs every test that drives Chromium.
-    for item in items:
-        if "chromium" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.browser)
+# -- markers and the servers a run needs ---------------------------------------------------
+
+REDIS_FIXTURES = {"redis_conn", "rq_app"}
+
+
+def pytest_addoption(parser):
+    parser.addini("slow_paths", type="linelist", help="tests marked slow (directories or files)")
+    parser.addini("one_db_paths", type="linelist", help="tests marked one_db (directories or files)")
+
+
+def pytest_sessionstart(session):
+    """Before anything is collected: a server this run needs and cannot reach stops it
+    here, with one line saying which and how to start it."""
+    from service_check import problem
+
+    if TEST_DATABASE != "sqlite":
+        line = problem(TEST_DATABASE)
+        if line:
+            raise pytest.UsageError(line)
+    if REDIS_REQUIRED:
+        line = problem(TEST_REDIS_URL)
+        if line:
+            raise pytest.UsageError(line)
+
+
+def _under(item, paths: list[str]) -> bool:
+    where = Path(str(item.path)).relative_to(item.config.rootpath).as_posix()
+    return any(where == p or where.startswith(p.rstrip("/") + "/") for p in paths)
+
+
+def pytest_itemcollected(item):
+    """Markers by where a test lives and what it uses (pytest.ini says which and why):
+    `slow`, `one_db` (every `browser` test is one_db too), `browser` for the tests that
+    drive Chromium, `redis` for the tests that use the Redis at FAKA_TEST_REDIS_URL."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if "chromium" in fixtures:
+        item.add_marker(pytest.mark.browser)
+        item.add_marker(pytest.mark.one_db)
+    if _under(item, item.config.getini("slow_paths")):
+        item.add_marker(pytest.mark.slow)
+    if _under(item, item.config.getini("one_db_paths")):
+        item.add_marker(pytest.mark.one_db)
+    if fixtures & REDIS_FIXTURES:
+        item.add_marker(pytest.mark.redis)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Without a Redis the `redis` tests still selected are deselected, with a note at the end."""
+    if TEST_REDIS_URL:
+        return
+    deselected = [item for item in items if item.get_closest_marker("redis")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("redis")]
+        config.stash[_NO_REDIS] = len(deselected)
+
+
+_NO_REDIS = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    left_out = config.stash.get(_NO_REDIS, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"{left_out} tests that need Redis were deselected: set FAKA_TEST_REDIS_URL "
+            "(e.g. redis://127.0.0.1:6379/15) to a running Redis to run them."
+        )
 
 
 @pytest.fixture(scope="session")

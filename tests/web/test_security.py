@@ -58,7 +58,7 @@ def test_friendly_404_in_both_languages(client, lang, text):
 
 
 def test_500_page_hides_the_error(make_app):
-    app = make_app()
+    app = make_app(fresh=True)  # a route of its own
 
     @app.get("/boom")
     def boom():
