@@ -1,0 +1,22 @@
+"""API keys: the merchant REST API's keys, its call audit and idempotency records
+
+Revision ID: 19b1b2c3d4e5
+Revises: 19a1b2c3d4e5
+Create Date: 2026-12-07 15:00:00
+"""
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+revision = "19b1b2c3d4e5"
+down_revision = "19a1b2c3d4e5"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

@@ -1,0 +1,22 @@
+"""dynamic delivery: products whose keys come from the merchant's own server
+
+Revision ID: 19c1b2c3d4e5
+Revises: 19b1b2c3d4e5
+Create Date: 2026-12-07 15:00:00
+"""
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+revision = "19c1b2c3d4e5"
+down_revision = "19b1b2c3d4e5"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
