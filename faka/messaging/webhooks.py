@@ -28,11 +28,9 @@ timeout — is a failed attempt, retried with backoff; after MAX_ATTEMPTS attemp
 delivery is marked failed. The delivery log shows every delivery with its status, attempts
 and last response code. Rotating the secret takes effect at once for the next attempt.
 
-Safety: endpoints may not point at private, loopback, link-local or other non-public
-addresses (config WEBHOOK_ALLOW_PRIVATE=True lifts this, for tests and private networks).
-The check is made when the URL is saved and again on every connection, against the
-address actually connected to, so a name re-pointed at an internal address is refused.
-Requests go out directly (no environment proxy) and redirects are not followed.
+Safety: endpoints go through the address guard of faka/messaging/outbound.py: no private,
+loopback or link-local addresses, checked when the URL is saved and on every connection;
+no environment proxy, no redirects followed.
 
 At rest: a delivery's payload holds the buyer's email and checkout answers (a game UID,
 an account), so it is stored encrypted like the rest of the buyer's secrets (and rotated
@@ -41,18 +39,11 @@ with them); rows written before that, plain JSON, are still sent as they are.
 
 import hashlib
 import hmac
-import http.client
-import ipaddress
 import json
 import logging
 import secrets
-import socket
-import urllib.error
-import urllib.request
 from datetime import timedelta
-from urllib.parse import urlsplit
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext as _p
 from sqlalchemy import and_, delete, func, or_, select
@@ -63,6 +54,7 @@ from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
 from faka.core.pagination import Page, paginate
 from faka.extensions import db
+from faka.messaging import outbound
 from faka.messaging.models import EVENTS, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -88,7 +80,6 @@ SIGNATURE_HEADER = "Faka-Signature"
 USER_AGENT = "faka-webhooks"
 TIMEOUT_SECONDS = 10
 MAX_ENDPOINTS = 5
-MAX_URL_LENGTH = 500
 LOG_PAGE_SIZE = 20
 # Attempt n+1 of a delivery is due this long after it was created (n = attempts made so
 # far). RQ retries a failed job on its own, shorter schedule (jobs.RETRY_INTERVALS); the
@@ -213,60 +204,10 @@ def _validate_events(events) -> str:
 
 def validate_url(url: str) -> str:
     """The URL, stripped, if it is one we may POST to; else InvalidWebhookUrl."""
-    url = (url or "").strip()
-    if len(url) > MAX_URL_LENGTH:
-        raise InvalidWebhookUrl()
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
+        return outbound.validate_url(url)
+    except outbound.InvalidAddress:
         raise InvalidWebhookUrl() from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
-        raise InvalidWebhookUrl()
-    if not _private_allowed():
-        host = parts.hostname.rstrip(".").lower()
-        if host == "localhost" or host.endswith(".localhost"):
-            raise InvalidWebhookUrl()
-        try:
-            addresses = _resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
-        except OSError:
-            raise InvalidWebhookUrl() from None
-        if not all(is_public_address(sockaddr[0]) for *_, sockaddr in addresses):
-            raise InvalidWebhookUrl()
-    return url
-
-
-def _private_allowed() -> bool:
-    return bool(current_app.config["WEBHOOK_ALLOW_PRIVATE"])
-
-
-# IPv6 forms that carry an IPv4 address in their last 32 bits and reach it: NAT64
-# (RFC 6052), the deprecated IPv4-compatible ::a.b.c.d and SIIT's ::ffff:0:a.b.c.d. A
-# NAT64 gateway or a dual-stack host turns 64:ff9b::7f00:1 into 127.0.0.1.
-_LAST_32_BITS_IPV4 = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96"))
-# RFC 8215's local-use NAT64 prefix translates into the operator's own network by design.
-_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
-
-
-def is_public_address(address: str) -> bool:
-    """Whether faka may connect to `address` (an IP literal, as getaddrinfo gives it) on a
-    merchant's behalf: a global unicast address, and for IPv6, every IPv4 address it
-    embeds (mapped, 6to4, Teredo, NAT64, IPv4-compatible) is global too."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    candidates = [ip]
-    if ip.version == 6:
-        if ip in _LOCAL_NAT64:
-            return False
-        candidates += [ip.sixtofour, *(ip.teredo or ())]
-        if any(ip in network for network in _LAST_32_BITS_IPV4):
-            candidates.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    return all(a.is_global and not a.is_multicast for a in candidates if a is not None)
-
-
-def _resolve(host: str, port: int):
-    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
 
 
 # -- events -----------------------------------------------------------------------------
@@ -416,30 +357,14 @@ def deliver(delivery_id: int) -> bool:
 
 
 def _post(url: str, body: bytes, secret: str) -> tuple[int | None, str | None]:
-    """POST the body; returns (HTTP status or None, error text or None). The error text
-    names what went wrong, never the URL, the body or the secret."""
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            SIGNATURE_HEADER: sign(secret, int(clock.now().timestamp()), body),
-        },
-    )
-    try:
-        with _opener().open(request, timeout=TIMEOUT_SECONDS) as response:
-            response.read(64 * 1024)  # let the server finish; the content is not kept
-            return response.status, None
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return exc.code, f"HTTP {exc.code}"
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        return None, f"{type(reason).__name__}: {reason}"[:300]
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:300]
+    """POST the body; returns (HTTP status or None, error text or None)."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        SIGNATURE_HEADER: sign(secret, int(clock.now().timestamp()), body),
+    }
+    answer = outbound.post(url, body, headers, timeout=TIMEOUT_SECONDS)
+    return answer.status, answer.error
 
 
 def _record(delivery_id: int, code: int | None, error: str | None, give_up: bool = False) -> None:
@@ -470,66 +395,3 @@ def _record(delivery_id: int, code: int | None, error: str | None, give_up: bool
             error,
             status,
         )
-
-
-# Connections check the address they actually connect to, so DNS cannot point a
-# merchant's host name at our own network between validation and sending.
-
-
-class BlockedAddress(OSError):
-    pass
-
-
-def _connect_public(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
-    host, port = address
-    infos = _resolve(host, port)
-    if not infos or not all(is_public_address(sockaddr[0]) for *_, sockaddr in infos):
-        raise BlockedAddress("address is not public")
-    error = None
-    for family, type_, proto, _name, sockaddr in infos:
-        sock = socket.socket(family, type_, proto)
-        try:
-            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
-                sock.settimeout(timeout)
-            if source_address:
-                sock.bind(source_address)
-            sock.connect(sockaddr)
-            return sock
-        except OSError as exc:
-            sock.close()
-            error = exc
-    raise error
-
-
-class _PublicHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._create_connection = _connect_public
-
-
-class _PublicHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._create_connection = _connect_public
-
-
-class _PublicHTTPHandler(urllib.request.HTTPHandler):
-    def http_open(self, req):
-        return self.do_open(_PublicHTTPConnection, req)
-
-
-class _PublicHTTPSHandler(urllib.request.HTTPSHandler):
-    def https_open(self, req):
-        return self.do_open(_PublicHTTPSConnection, req, context=self._context)
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None  # a 3xx answer is then an HTTPError: a failed attempt
-
-
-def _opener() -> urllib.request.OpenerDirector:
-    handlers = [urllib.request.ProxyHandler({}), _NoRedirects()]
-    if not _private_allowed():
-        handlers += [_PublicHTTPHandler(), _PublicHTTPSHandler()]
-    return urllib.request.build_opener(*handlers)

@@ -23,7 +23,7 @@ from faka.extensions import db
 from faka.inventory.models import CardKey
 from faka.ledger import payouts
 from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
-from faka.messaging import webhooks
+from faka.messaging import outbound, webhooks
 from faka.messaging.models import OutboxEmail, WebhookEndpoint
 from faka.ops import doctor
 from faka.orders import checkout
@@ -174,7 +174,7 @@ def test_ipv6_forms_of_private_addresses_are_refused(merchant, v4, kind, address
     with pytest.raises(webhooks.InvalidWebhookUrl):
         webhooks.create_endpoint(merchant.id, f"https://[{address}]/hook", ["order.paid"])
     assert count(WebhookEndpoint) == 0
-    assert not webhooks.is_public_address(address)  # what every connection checks
+    assert not outbound.is_public_address(address)  # what every connection checks
 
 
 @pytest.mark.parametrize(
@@ -182,7 +182,7 @@ def test_ipv6_forms_of_private_addresses_are_refused(merchant, v4, kind, address
 )
 def test_public_addresses_are_accepted(merchant, address):
     current_app.config["WEBHOOK_ALLOW_PRIVATE"] = False
-    assert webhooks.is_public_address(address)
+    assert outbound.is_public_address(address)
     host = f"[{address}]" if ":" in address else address
     endpoint, _secret = webhooks.create_endpoint(merchant.id, f"https://{host}/hook", ["order.paid"])
     assert endpoint.url == f"https://{host}/hook"
