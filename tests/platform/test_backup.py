@@ -328,9 +328,10 @@ def postgresql_server() -> str:
 
 @contextmanager
 def scratch_database(purpose: str):
-    """A new, empty PostgreSQL database named after the suite's, dropped afterwards."""
+    """A new, empty PostgreSQL database named after the suite's and this process (two
+    suites may run at once on one server), dropped afterwards."""
     server = make_url(instance.database_uri(postgresql_server()))
-    name = f"{server.database}_{purpose}" + ("_sqlite" if TEST_DATABASE == "sqlite" else "")
+    name = f"{server.database}_{purpose}_{os.getpid()}" + ("_sqlite" if TEST_DATABASE == "sqlite" else "")
     admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
