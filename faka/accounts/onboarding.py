@@ -14,6 +14,7 @@ from faka.core.db import write_transaction
 from faka.core.errors import DomainError
 from faka.core.uploads import ShopStorageFull, delete_images, merchant_quota, private_dir, store_image, stored_size
 from faka.extensions import db
+from faka.messaging import push
 
 ENTITY_TYPES = ("individual", "company")
 ENTITY_TYPE_LABELS = {"individual": _l("Individual"), "company": _l("Company")}
@@ -87,6 +88,7 @@ def submit_qualification(merchant_id: int, details: Qualification, licence_image
             merchant.status = Merchant.PENDING
             merchant.rejection_reason = None
             merchant.submitted_at = clock.now()
+            push.merchant_submitted(merchant)  # the operator's channels: a merchant to review
     except BaseException:  # rolled back: the new image's file goes too
         delete_images([image_name])
         raise

@@ -25,6 +25,7 @@ from faka.core.errors import DomainError, NotFound
 from faka.extensions import db
 from faka.ledger.balances import balance
 from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
+from faka.messaging import push
 from faka.messaging.mail import queue_email
 from faka.platform import audit
 
@@ -420,6 +421,7 @@ def _decide(
         )
         email = _queue_status_email(withdrawal, merchant)
         tasks.enqueue("messaging.tasks.send_email", email.id, job_id=f"email-{email.id}")
+        push.withdrawal_event(withdrawal, current_app.config["CURRENCY"])
     return withdrawal
 
 

@@ -58,6 +58,7 @@ KIND_LABELS = {
     "two_factor_reset": _l("Two-factor authentication reset"),
     "merchant_manual_order": _l("Order to deliver by hand"),
     "merchant_low_stock": _l("Low stock alert"),
+    "push_channel_paused": _l("Push channel paused"),
 }
 STATUS_LABELS = {
     OutboxEmail.QUEUED: _l("Queued"),

@@ -1,4 +1,4 @@
-"""Outgoing messages: the email outbox and webhooks."""
+"""Outgoing messages: the email outbox, webhooks and push channels."""
 
 from datetime import datetime
 
@@ -81,3 +81,64 @@ class WebhookDelivery(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PushChannel(db.Model):
+    """Where a merchant, or the platform's operators (merchant_id None), get short pushes:
+    a Telegram bot, Bark, a WeCom, DingTalk or Feishu robot, Server酱 or PushPlus
+    (faka/messaging/push.py)."""
+
+    __tablename__ = "push_channels"
+
+    PAUSED_BY_OWNER = "owner"
+    PAUSED_AFTER_FAILURES = "failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(60))
+    # The kind's settings as JSON (tokens, keys, signing secrets), encrypted.
+    settings_ciphertext: Mapped[str] = mapped_column(Text)
+    events: Mapped[str] = mapped_column(Text)
+    locale: Mapped[str] = mapped_column(String(8), default="zh_CN")
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused_reason: Mapped[str | None] = mapped_column(String(12))
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
+
+
+class PushMessage(db.Model):
+    """One push owed to one channel: its short text (never a key, a secret or a buyer's
+    full email) and what the provider answered."""
+
+    __tablename__ = "push_messages"
+    __table_args__ = (
+        Index("ix_push_messages_channel_created", "channel_id", "created_at"),
+        Index("ix_push_messages_status", "status"),
+    )
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("push_channels.id"))
+    event: Mapped[str] = mapped_column(String(32))
+    # What the message is about ("product:12", "gateway:epay"), for alerts sent at most
+    # once in a while.
+    subject: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(12), default=PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    http_status: Mapped[int | None]
+    provider_code: Mapped[str | None] = mapped_column(String(40))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -33,7 +33,7 @@ from faka.core.crypto import vault
 from faka.core.db import write_transaction
 from faka.extensions import db
 from faka.inventory.models import CardKey
-from faka.messaging import webhooks
+from faka.messaging import push, webhooks
 from faka.messaging.mail import queue_email
 from faka.messaging.models import OutboxEmail
 from faka.orders.models import Order
@@ -47,15 +47,21 @@ LOW_STOCK_ALERT_EVERY = timedelta(hours=24)
 
 def order_paid(order_id: int) -> None:
     """An order's payment was applied: `order.paid` webhook, and for a product the
-    merchant delivers by hand, an email asking them to deliver it."""
+    merchant delivers by hand, an email asking them to deliver it; the pushes of a paid,
+    manual or held order (push.order_paid)."""
     order = db.session.get(Order, order_id)
-    if order is None or not (_is_manual(order) or webhooks.has_subscribers(order.merchant_id, "order.paid")):
+    if order is None or not (
+        _is_manual(order)
+        or webhooks.has_subscribers(order.merchant_id, "order.paid")
+        or push.order_paid_listeners(order)
+    ):
         db.session.rollback()  # nothing to record: end the read, take no write lock
         return
     with write_transaction():
         order = db.session.get(Order, order_id)
         delivery_ids = webhooks.emit(order.merchant_id, "order.paid", order_data(order))
         email_ids = [_queue_manual_order_email(order)] if _is_manual(order) else []
+        push.order_paid(order, manual=_is_manual(order))
         _enqueue(delivery_ids, email_ids)
 
 
@@ -63,7 +69,9 @@ def order_delivered(order_id: int) -> None:
     """An order was delivered: `order.delivered` webhook, then the low-stock check."""
     order = db.session.get(Order, order_id)
     if order is None or not (
-        _watches_stock(order.product) or webhooks.has_subscribers(order.merchant_id, "order.delivered")
+        _watches_stock(order.product)
+        or push.watches_stock(order.product)
+        or webhooks.has_subscribers(order.merchant_id, "order.delivered")
     ):
         db.session.rollback()  # nothing to record: end the read, take no write lock
         return
@@ -71,13 +79,14 @@ def order_delivered(order_id: int) -> None:
         order = db.session.get(Order, order_id)
         delivery_ids = webhooks.emit(order.merchant_id, "order.delivered", order_data(order))
         email_ids = []
-        if _watches_stock(order.product):
+        if _watches_stock(order.product) or push.watches_stock(order.product):
             # Locked so that two deliveries finishing together do not both alert.
             product = db.session.execute(
                 select(Product).where(Product.id == order.product_id).with_for_update()
             ).scalar_one()
             available = _available_keys(product.id)
-            if available <= product.low_stock_threshold and not _alerted_recently(product):
+            running_low = False
+            if _watches_stock(product) and available <= product.low_stock_threshold and not _alerted_recently(product):
                 data = {
                     "product": _product_data(product),
                     "available": available,
@@ -85,6 +94,9 @@ def order_delivered(order_id: int) -> None:
                 }
                 delivery_ids += webhooks.emit(product.merchant_id, "stock.low", data)
                 email_ids.append(_queue_low_stock_email(product, available))
+                running_low = True
+            if product.uses_key_stock:
+                push.stock_changed(product, available, running_low)  # sold out, or the low-stock alert
         _enqueue(delivery_ids, email_ids)
 
 
@@ -96,6 +108,19 @@ def order_refunded(order_id: int) -> None:
             return  # nothing written
         delivery_ids = webhooks.emit(order.merchant_id, "order.refunded", order_data(order))
         _enqueue(delivery_ids, [])
+
+
+def remote_delivery_failed(order_id: int) -> None:
+    """A "from my server" order whose server failed every attempt now waits for the
+    merchant to deliver it by hand (faka/orders/remote_delivery.py): the manual-order
+    email, saying why, and the "manual order waiting" push."""
+    with write_transaction():
+        order = db.session.get(Order, order_id)
+        if order is None or order.status != Order.PAID or order.manual_fallback_at is None:
+            return  # delivered by hand or refunded meanwhile: nothing to ask for
+        email_ids = [_queue_manual_order_email(order, server_failed=True)]
+        push.manual_order_waiting(order)
+        _enqueue([], email_ids)
 
 
 def _is_manual(order: Order) -> bool:
@@ -147,7 +172,7 @@ def _locale() -> str:
     return current_app.config.get("BABEL_DEFAULT_LOCALE", "zh_CN")
 
 
-def _queue_manual_order_email(order: Order) -> int:
+def _queue_manual_order_email(order: Order, server_failed: bool = False) -> int:
     locale = _locale()
     with force_locale(locale):
         subject = _("New order %(number)s to deliver: %(title)s", number=order.number, title=order.product.title)
@@ -159,6 +184,7 @@ def _queue_manual_order_email(order: Order) -> int:
         "total": order.total,
         "currency": order.currency,
         "promise_hours": order.product.manual_promise_hours,
+        "server_failed": server_failed,  # a "from my server" order its server did not deliver
     }
     email = queue_email(
         EMAIL_MANUAL_ORDER, merchant_email(order.merchant), subject, context, locale, merchant_id=order.merchant_id

@@ -1,7 +1,7 @@
-"""Sending what the outbox and the webhook log hold, enqueued by name
+"""Sending what the outbox, the webhook log and the push log hold, enqueued by name
 ("messaging.tasks.send_email")."""
 
-from faka.messaging import mail, webhooks
+from faka.messaging import mail, push, webhooks
 
 
 def send_email(email_id: int) -> bool:
@@ -10,3 +10,7 @@ def send_email(email_id: int) -> bool:
 
 def send_webhook(delivery_id: int) -> bool:
     return webhooks.deliver(delivery_id)
+
+
+def send_push(message_id: int) -> bool:
+    return push.deliver(message_id)

@@ -43,7 +43,10 @@ NAV_GROUPS: tuple[tuple[object, tuple[str, ...]], ...] = (
     ),
     (_l("Content"), ("operator.moderation", "operator.categories", "operator.review_list")),
     (_l("Your account"), ("auth.two_factor", "passkeys.manage", "auth.sessions")),
-    (_l("System"), ("operator.operations", "operator.site_settings", "operator.audit_log")),
+    (
+        _l("System"),
+        ("operator.operations", "operator.site_settings", "operator.push_channels", "operator.audit_log"),
+    ),
 )
 
 
@@ -92,6 +95,7 @@ def require_operator():
 from faka.web.operator import console, merchants, moderation, complaints, reviews  # noqa: E402,F401,I001
 from faka.web.operator import risk  # noqa: E402,F401,I001
 from faka.web.operator import settlement, payments, site, categories  # noqa: E402,F401,I001
+from faka.web.operator import push  # noqa: E402,F401,I001
 
 # The operator's own account pages live with every account's (auth, passkeys).
 NAV.extend(
