@@ -1,10 +1,10 @@
-"""Accounts: users, merchants and passkeys."""
+"""Accounts: users, merchants, passkeys, and the merchants' API keys."""
 
 import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, Text
+from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from faka.core.types import UTCDateTime, utcnow
@@ -136,3 +136,62 @@ class Passkey(db.Model):
     name: Mapped[str] = mapped_column(String(60))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiKey(db.Model):
+    """A merchant's key to the REST API at /api/v1 (faka/accounts/api_keys.py). The token
+    (`fk_live_` and 43 random characters) is shown once, when it is made; only its SHA-256
+    is stored, with its first characters (`prefix`) for the lists. A key is never deleted:
+    revoking it keeps its row for the call log."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(60))
+    prefix: Mapped[str] = mapped_column(String(20))  # "fk_live_" and the token's next 6 characters
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256 of the whole token
+    scopes: Mapped[str] = mapped_column(String(400))  # space-separated: "products:read keys:write"
+    allowed_ips: Mapped[str | None] = mapped_column(Text)  # addresses and networks, one a line; None: any
+    # The language of the key's error messages: its creator's when it was made.
+    language: Mapped[str] = mapped_column(String(8))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiCall(db.Model):
+    """One call made with an API key: the audit of the API, kept API_CALL_DAYS
+    (faka/platform/retention.py, which also hashes its old addresses)."""
+
+    __tablename__ = "api_calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(200))
+    status: Mapped[int]
+    ip: Mapped[str | None] = mapped_column(String(45))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ApiIdempotencyKey(db.Model):
+    """The answer to a POST sent with an `Idempotency-Key` header, per API key, so that
+    the same request sent again gets the same answer instead of creating twice. Kept
+    24 hours. The answer is stored encrypted: it may hold a secret (a webhook's). While
+    the first request runs, `status` is None."""
+
+    __tablename__ = "api_idempotency_keys"
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))  # method, path and body
+    status: Mapped[int | None] = mapped_column()
+    response_ciphertext: Mapped[str | None] = mapped_column(Text)  # JSON: body, content type, Location
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -23,6 +23,7 @@ from faka.core import clock
 from faka.core.pagination import paginate
 from faka.extensions import db
 from faka.ledger.models import LedgerEntry, Withdrawal
+from faka.orders.models import Order
 
 LEDGER_KINDS = (
     LedgerEntry.SALE,
@@ -132,6 +133,29 @@ def ledger(
         per_page,
     )
     return found.items, found.total
+
+
+def ledger_query(
+    merchant_id: int, kind: str | None = None, since: datetime | None = None, until: datetime | None = None
+):
+    """The merchant's ledger entries (one entity, for the API's cursor pages), filtered as
+    `ledger()` filters them."""
+    query = select(LedgerEntry).where(LedgerEntry.merchant_id == merchant_id)
+    if kind is not None:
+        query = query.where(LedgerEntry.kind == kind)
+    if since is not None:
+        query = query.where(LedgerEntry.created_at >= since)
+    if until is not None:
+        query = query.where(LedgerEntry.created_at < until)
+    return query
+
+
+def order_numbers(order_ids) -> dict[int, str]:
+    """The numbers of these orders, by id (for entries that name their order)."""
+    ids = sorted({i for i in order_ids if i is not None})
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(Order.id, Order.number).where(Order.id.in_(ids))).all())
 
 
 # -- the fee a refund gives back ---------------------------------------------------------

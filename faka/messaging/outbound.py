@@ -12,6 +12,7 @@ proxy) and redirects are not followed.
 import http.client
 import ipaddress
 import socket
+import time
 import urllib.error
 import urllib.request
 from typing import NamedTuple
@@ -74,11 +75,23 @@ def private_allowed() -> bool:
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float = 10) -> Answer:
-    """POST `body` to `url` through the address guard, without following redirects."""
+    """POST `body` to `url` through the address guard, without following redirects.
+
+    `timeout` bounds each wait on the socket; the answer's body must also be complete
+    within it, counted from the start, so a server that sends a byte now and then cannot
+    hold a worker for longer."""
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    deadline = time.monotonic() + timeout
     try:
         with _opener().open(request, timeout=timeout) as response:
-            content = response.read(READ_LIMIT)
+            content = b""
+            while len(content) < READ_LIMIT:
+                chunk = response.read1(READ_LIMIT - len(content))
+                if not chunk:
+                    break
+                content += chunk
+                if time.monotonic() > deadline:
+                    return Answer(None, b"", f"TimeoutError: no complete answer within {timeout:g} s")
             status = response.status
             return Answer(status, content, None if 200 <= status < 300 else f"HTTP {status}")
     except urllib.error.HTTPError as exc:

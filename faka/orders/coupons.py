@@ -185,6 +185,64 @@ def list_coupons(merchant_id: int) -> list[Coupon]:
     )
 
 
+def coupons_query(merchant_id: int, active: bool | None = None):
+    """The merchant's coupons (one entity, for the API's cursor pages); `active` keeps
+    only the coupons that are (or are not) switched on."""
+    query = select(Coupon).where(Coupon.merchant_id == merchant_id)
+    if active is not None:
+        query = query.where(Coupon.active.is_(active))
+    return query
+
+
+def get_coupon(merchant_id: int, coupon_id: int) -> Coupon:
+    """The merchant's own coupon, or NotFound."""
+    coupon = db.session.execute(
+        select(Coupon).where(Coupon.id == coupon_id, Coupon.merchant_id == merchant_id)
+    ).scalar_one_or_none()
+    if coupon is None:
+        raise NotFound()
+    return coupon
+
+
+def product_slugs(coupons: list[Coupon]) -> dict[int, str]:
+    """The public ids of the products these coupons are limited to, by product id."""
+    ids = {c.product_id for c in coupons if c.product_id is not None}
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(Product.id, Product.slug).where(Product.id.in_(sorted(ids)))).all())
+
+
+UNCHANGED = object()
+
+
+def update_coupon(
+    merchant_id: int,
+    coupon_id: int,
+    active=UNCHANGED,
+    min_amount=UNCHANGED,
+    usage_limit=UNCHANGED,
+    expires_at=UNCHANGED,
+) -> Coupon:
+    """Change what a coupon allows (UNCHANGED leaves a setting as it is): switch it off
+    (orders that used it keep their discount) or on again, its minimum order, its usage
+    limit (None: none), its expiry (None: never). Its code, kind and value stay: a new
+    discount is a new coupon. The same rules and messages as creating one."""
+    with write_transaction():
+        coupon = get_coupon(merchant_id, coupon_id)
+        if min_amount is not UNCHANGED:
+            coupon.min_amount = min_amount
+        if usage_limit is not UNCHANGED:
+            coupon.usage_limit = usage_limit
+        if expires_at is not UNCHANGED:
+            if expires_at is not None and expires_at <= clock.now():
+                raise CouponSettingsInvalid(_l("The expiry time must be in the future."))
+            coupon.expires_at = expires_at
+        _check_settings(coupon.code, coupon.kind, coupon.value, coupon.min_amount, coupon.usage_limit, None)
+        if active is not UNCHANGED:
+            coupon.active = bool(active)
+    return coupon
+
+
 def quote(product: Product, quantity: int, coupon_code: str | None, now: datetime) -> Quote:
     """The price of `quantity` of `product` with this coupon (none if the code is empty).
 

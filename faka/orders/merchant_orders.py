@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from faka.catalog import checkout_fields
@@ -24,6 +24,7 @@ from faka.core.errors import DomainError, NotFound
 from faka.core.pagination import Page, paginate
 from faka.core.text import mask_email
 from faka.extensions import db
+from faka.inventory.models import CardKey
 from faka.messaging.models import OutboxEmail
 from faka.orders.models import Order
 from faka.risk import blacklist
@@ -61,6 +62,39 @@ def _query(merchant_id: int, f: OrderFilter, tz: timezone):
     if f.flagged:
         query = query.where(Order.risk_flags.is_not(None))
     return query
+
+
+def api_query(
+    merchant_id: int,
+    status: str | None = None,
+    product_slug: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    email: str | None = None,
+    number: str | None = None,
+):
+    """The merchant's orders matching the API's filters (one entity, for cursor pages):
+    `created_from` inclusive, `created_to` exclusive, exact times; the email matched
+    whole, as the order list's filter does."""
+    query = _query(merchant_id, OrderFilter(status=status, product_slug=product_slug, email=email, number=number), UTC)
+    if created_from is not None:
+        query = query.where(Order.created_at >= created_from)
+    if created_to is not None:
+        query = query.where(Order.created_at < created_to)
+    return query.options(joinedload(Order.product))
+
+
+def delivered_key_counts(order_ids: list[int]) -> dict[int, int]:
+    """How many card keys each order was sold (orders without any left out): what the
+    API tells of an order's goods, which it never shows."""
+    if not order_ids:
+        return {}
+    rows = db.session.execute(
+        select(CardKey.order_id, func.count())
+        .where(CardKey.order_id.in_(order_ids), CardKey.status == CardKey.SOLD)
+        .group_by(CardKey.order_id)
+    )
+    return {order_id: int(n) for order_id, n in rows}
 
 
 def search(merchant_id: int, f: OrderFilter, page: int = 1, tz: timezone = UTC) -> Page:

@@ -6,8 +6,8 @@ Once a day (the reconciler starts it when the last run is a day old; also
 - replaces every IP address older than IP_DAYS (30 days) with a keyed hash,
   "h:" + the first 40 hex digits of HMAC-SHA256(key, address), where the key is derived
   from SECRET_KEY for this purpose only. Columns: orders.client_ip, sign_ins.ip,
-  notify_log.source_ip, security_events.ip, risk_events.ip, audit_events.ip and
-  product_reports.ip. The risk rules and the operator's monitor work on recent activity,
+  notify_log.source_ip, security_events.ip, risk_events.ip, audit_events.ip,
+  product_reports.ip and api_calls.ip. The risk rules and the operator's monitor work on recent activity,
   which keeps its addresses; an old address is no longer readable, but the hash is
   deterministic, so two old rows of the same address still match: self-purchase
   matching (an order's client_ip against the merchant's sign-in addresses) keeps working
@@ -18,6 +18,8 @@ Once a day (the reconciler starts it when the last run is a day old; also
 - deletes security events older than SECURITY_EVENT_DAYS (90), risk events and their
   rule hits older than RISK_EVENT_DAYS (365), and captcha challenges past their expiry
   (spent_challenges: useless once expired);
+- deletes the API's call log older than API_CALL_DAYS (90) and its idempotency records
+  past their expiry (24 hours: faka/accounts/api_keys.py);
 - empties the body and headers of gateway notifications older than NOTIFY_BODY_DAYS
   (180); the row itself (order, outcome, verified) stays for the books.
 
@@ -37,6 +39,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import case, delete, select, update
 
+from faka.accounts.models import ApiCall, ApiIdempotencyKey
 from faka.catalog.models import ProductReport
 from faka.core import clock
 from faka.core.db import write_transaction
@@ -51,6 +54,7 @@ IP_DAYS = 30
 SECURITY_EVENT_DAYS = 90
 RISK_EVENT_DAYS = 365
 NOTIFY_BODY_DAYS = 180
+API_CALL_DAYS = 90
 BATCH = 1000
 EVERY = timedelta(hours=24)
 RAN = "retention.ran"
@@ -67,6 +71,7 @@ IP_COLUMNS = (
     (RiskEvent.__table__, "ip", "created_at"),
     (AuditEvent.__table__, "ip", "created_at"),
     (ProductReport.__table__, "ip", "created_at"),
+    (ApiCall.__table__, "ip", "created_at"),
 )
 
 
@@ -77,6 +82,8 @@ class RetentionReport:
     risk_events_deleted: int
     challenges_deleted: int
     notify_bodies_emptied: int
+    api_calls_deleted: int = 0
+    idempotency_keys_deleted: int = 0
 
 
 def hash_ip(ip: str) -> str:
@@ -107,6 +114,8 @@ def run(now: datetime | None = None) -> RetentionReport:
         risk_events_deleted=_delete_risk_events(now - timedelta(days=RISK_EVENT_DAYS)),
         challenges_deleted=_delete_spent_challenges(now),
         notify_bodies_emptied=_empty_notify_bodies(now - timedelta(days=NOTIFY_BODY_DAYS)),
+        api_calls_deleted=_delete_before(ApiCall.__table__, "created_at", now - timedelta(days=API_CALL_DAYS)),
+        idempotency_keys_deleted=_delete_before(ApiIdempotencyKey.__table__, "expires_at", now),
     )
     with write_transaction():
         event = audit.record(None, RAN, f"retention:{now.date().isoformat()}", after=asdict(report))
@@ -150,6 +159,16 @@ def _delete_security_events(before: datetime) -> int:
     table = SecurityEvent.__table__
     return _batches(
         select(table.c.id).where(table.c.created_at < before).order_by(table.c.id),
+        lambda rows: db.session.connection().execute(
+            delete(table).where(table.c.id.in_([row_id for (row_id,) in rows]))
+        ),
+    )
+
+
+def _delete_before(table, time_name: str, before: datetime) -> int:
+    """Delete the rows of `table` whose `time_name` is before `before`."""
+    return _batches(
+        select(table.c.id).where(table.c[time_name] < before).order_by(table.c.id),
         lambda rows: db.session.connection().execute(
             delete(table).where(table.c.id.in_([row_id for (row_id,) in rows]))
         ),

@@ -6,6 +6,7 @@ def register_blueprints(app) -> None:
     # and importing faka.web.app for the factory must not load every view.
     from faka.web import errors, merchant, operator
     from faka.web.api import captcha, health
+    from faka.web.api import v1 as api_v1
     from faka.web.auth import passkeys
     from faka.web.auth import views as auth
     from faka.web.shop import catalog, checkout, complaints, orders, pay
@@ -21,4 +22,5 @@ def register_blueprints(app) -> None:
     app.register_blueprint(merchant.bp)
     app.register_blueprint(operator.bp)
     app.register_blueprint(health.bp)
+    api_v1.init_app(app)  # /api/v1: the merchant REST API and its OpenAPI document
     errors.init_app(app)
