@@ -6,7 +6,7 @@ from datetime import timedelta
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from faka.catalog.models import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL, Product
+from faka.catalog.models import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL, DELIVERY_REMOTE, Product
 from faka.core import clock, tasks
 from faka.core.crypto import vault
 from faka.core.db import write_transaction
@@ -17,6 +17,7 @@ from faka.ledger.models import LedgerEntry
 from faka.messaging import notifications
 from faka.messaging.mail import EMAIL_ORDER_DELIVERED
 from faka.messaging.models import OutboxEmail
+from faka.orders import remote_delivery
 from faka.orders.models import Order
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,14 @@ class OrderHeld(DomainError):
 
 def awaiting_delivery() -> tuple:
     """The conditions of paid orders the delivery job still owes their goods: not
-    delivered by hand, not held by the risk engine (the query joins Product)."""
-    return Order.status == Order.PAID, Order.held_at.is_(None), Product.delivery_type != DELIVERY_MANUAL
+    delivered by hand (nor handed to the merchant by a failing delivery server), not held
+    by the risk engine (the query joins Product)."""
+    return (
+        Order.status == Order.PAID,
+        Order.held_at.is_(None),
+        Product.delivery_type != DELIVERY_MANUAL,
+        Order.manual_fallback_at.is_(None),
+    )
 
 
 def deliver_order(order_id: int) -> bool:
@@ -43,15 +50,19 @@ def deliver_order(order_id: int) -> bool:
 
     Idempotent: an order that is not `paid` is left alone, so a replayed or duplicated
     job changes nothing; so is an order the risk engine holds for an operator. Returns
-    True when this call delivered the order.
+    True when this call delivered the order. A "from my server" order asks the merchant's
+    server for its keys first (_deliver_from_server).
     """
+    if remote_delivery.awaits_server(order_id):
+        return _deliver_from_server(order_id)
     with write_transaction():
         order = db.session.execute(select(Order).where(Order.id == order_id).with_for_update()).scalar_one_or_none()
         if (
             order is None
             or order.status != Order.PAID
             or order.is_held
-            or order.product.delivery_type == DELIVERY_MANUAL
+            or order.product.delivery_type in (DELIVERY_MANUAL, DELIVERY_REMOTE)
+            or order.manual_fallback_at is not None
         ):
             return False  # nothing written
         now = clock.now()
@@ -67,16 +78,44 @@ def deliver_order(order_id: int) -> bool:
     return True
 
 
+def _deliver_from_server(order_id: int) -> bool:
+    """Ask the merchant's server for the order's keys, with no transaction held while
+    waiting, then deliver them as stock keys are delivered. A failed attempt is recorded
+    and raises RemoteDeliveryFailed, so the job is retried; after the last one the order
+    goes to the merchant's manual queue instead (faka/orders/remote_delivery.py)."""
+    attempt = remote_delivery.start_attempt(order_id)
+    if attempt is None:
+        return False  # not due yet, another job is asking, or nothing is owed any more
+    reply = attempt.ask()
+    with write_transaction():
+        order = db.session.execute(
+            select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+        ).scalar_one()
+        now = clock.now()
+        outcome, error = remote_delivery.settle_attempt(order, attempt, reply, now)
+        if outcome == remote_delivery.DELIVERED:
+            _complete(order, now)
+    if outcome == remote_delivery.DELIVERED:
+        _delivered(order)
+        return True
+    if outcome == remote_delivery.RETRY:
+        log.warning("order %s: delivery server attempt %s failed: %s", order.number, attempt.number, error)
+        raise remote_delivery.RemoteDeliveryFailed(f"order {order.number}: attempt {attempt.number}: {error}")
+    return False
+
+
 def deliver_manually(merchant_id: int, order_number: str, content: str) -> Order:
-    """The merchant hands over a `manual` order: what they typed becomes the delivery
-    (encrypted like a key), and everything else happens as for an automatic delivery."""
+    """The merchant hands over a `manual` order, or one whose delivery server failed:
+    what they typed becomes the delivery (encrypted like a key), and everything else
+    happens as for an automatic delivery."""
     with write_transaction():
         order = db.session.execute(
             select(Order).where(Order.number == order_number, Order.merchant_id == merchant_id).with_for_update()
         ).scalar_one_or_none()
         if order is None:
             raise NotFound()
-        if order.status != Order.PAID or order.product.delivery_type != DELIVERY_MANUAL:
+        by_hand = order.product.delivery_type == DELIVERY_MANUAL or order.manual_fallback_at is not None
+        if order.status != Order.PAID or not by_hand:
             raise NotDeliverable()
         if order.is_held:
             raise OrderHeld()

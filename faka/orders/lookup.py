@@ -123,6 +123,8 @@ class OrderStatus:
     manual_promise_hours: int
     refunded_amount: int
     held_at: datetime | None
+    # A "from my server" order its server did not deliver: the seller delivers it by hand.
+    manual_fallback_at: datetime | None
 
     @property
     def is_final(self) -> bool:
@@ -151,6 +153,7 @@ def _status_query():
             Product.manual_promise_hours,
             Order.refunded_amount,
             Order.held_at,
+            Order.manual_fallback_at,
         )
         .join(Product, Order.product_id == Product.id)
         .where(Order.token == bindparam("token"))

@@ -103,6 +103,9 @@ class Order(db.Model):
     # operator releases or refuses the order.
     risk_flags: Mapped[str | None] = mapped_column(String(200))
     held_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A "from my server" order whose server failed every attempt: since then it waits in the
+    # merchant's manual queue like a manual product's order (faka/orders/remote_delivery.py).
+    manual_fallback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     product = relationship("Product")
     merchant = relationship("Merchant")
@@ -177,3 +180,22 @@ for _statement in (
     "CREATE TRIGGER orders_changed AFTER UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION faka_order_changed()",
 ):
     event.listen(Order.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
+
+
+class RemoteDeliveryAttempt(db.Model):
+    """One request to the merchant's server for a "from my server" order's keys
+    (faka/orders/remote_delivery.py): shown on the merchant's order page, so they see why
+    an order fell back to them. An attempt without finished_at is still waiting for its
+    answer; (order, number) is unique, so two jobs cannot make the same attempt."""
+
+    __tablename__ = "remote_delivery_attempts"
+    __table_args__ = (UniqueConstraint("order_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    number: Mapped[int]  # 1, 2, 3 ...
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None]  # the HTTP status, None when there was no answer
+    error: Mapped[str | None] = mapped_column(String(300))  # None: its keys were delivered
+    keys_received: Mapped[int | None]  # how many keys a usable answer held

@@ -85,7 +85,8 @@ def status(token: str):
     order = status_signal.current(token, orders.order_status)
     if order is None:
         abort(404)
-    key = final_key if order.is_final else ("status", token, order.status, order.is_held, language)
+    waiting = (order.status, order.is_held, order.manual_fallback_at is not None)
+    key = final_key if order.is_final else ("status", token, *waiting, language)
     body = cache.get(key) if ttl > 0 else None
     if body is None:
         body = render_template(
