@@ -62,3 +62,34 @@ class CardKey(db.Model):
     reserved_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sold_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class KeyActivation(db.Model):
+    """One installation of the merchant's software that took a seat of a sold key
+    (faka/inventory/licenses.py). A deactivated seat keeps its row, so the merchant sees
+    the history; activating the same instance again takes it back."""
+
+    __tablename__ = "key_activations"
+    __table_args__ = (UniqueConstraint("card_key_id", "instance_id"),)
+
+    INSTANCE_ID_MAX = 128
+    INSTANCE_NAME_MAX = 100
+    # Who freed the seat: the merchant's program (the public deactivate call) or the
+    # merchant in the back office.
+    BY_PROGRAM = "program"
+    BY_MERCHANT = "merchant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The unique constraint's index also finds a key's seats.
+    card_key_id: Mapped[int] = mapped_column(ForeignKey("card_keys.id"))
+    instance_id: Mapped[str] = mapped_column(String(INSTANCE_ID_MAX))
+    instance_name: Mapped[str | None] = mapped_column(String(INSTANCE_NAME_MAX))
+    activated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Refreshed each time the instance activates again (idempotently).
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deactivated_by: Mapped[str | None] = mapped_column(String(10))
+
+    @property
+    def is_active(self) -> bool:
+        return self.deactivated_at is None
