@@ -75,8 +75,27 @@ class Config:
     # Order, pay and complaint pages asked for by a token that does not exist, per address:
     # only misses count, so a buyer's page and its polling are never limited by it.
     RATELIMIT_TOKEN_MISSES = os.environ.get("FAKA_RATELIMIT_TOKEN_MISSES", "20 per minute")
+    # License checks by merchants' software (/api/v1/licenses/, docs/licenses.md), per address:
+    # every check counts towards the first; the second counts only keys not found (guessing).
+    RATELIMIT_LICENSE = os.environ.get("FAKA_RATELIMIT_LICENSE", "60 per minute;600 per hour")
+    RATELIMIT_LICENSE_MISSES = os.environ.get("FAKA_RATELIMIT_LICENSE_MISSES", "10 per minute;50 per hour")
+    # The merchant REST API (/api/v1, docs/api.md): calls per API key, whatever the operation;
+    # and requests without a valid key per address (they look for keys).
+    API_RATE_LIMIT = os.environ.get("FAKA_API_RATE_LIMIT", "120 per minute")
+    API_AUTH_FAILURE_LIMIT = os.environ.get("FAKA_API_AUTH_FAILURE_LIMIT", "30 per minute")
     # Webhook URLs must be public addresses unless this is set (for a LAN-only deployment).
     WEBHOOK_ALLOW_PRIVATE = _env_bool("FAKA_WEBHOOK_ALLOW_PRIVATE")
+    # Where push channels send (faka/messaging/push_providers.py), by kind; tests point them
+    # at a local server. A Bark channel may name its own self-hosted server instead.
+    PUSH_PROVIDER_URLS = {
+        "telegram": "https://api.telegram.org",
+        "bark": "https://api.day.app",
+        "wecom": "https://qyapi.weixin.qq.com",
+        "dingtalk": "https://oapi.dingtalk.com",
+        "feishu": "https://open.feishu.cn",
+        "serverchan": "https://sctapi.ftqq.com",
+        "pushplus": "https://www.pushplus.plus",
+    }
 
     # Back-office sessions end after this long without a request.
     PERMANENT_SESSION_LIFETIME = timedelta(minutes=_env_int("FAKA_SESSION_IDLE_MINUTES", 120))

@@ -11,7 +11,10 @@ from faka.extensions import db
 DELIVERY_AUTO = "auto"
 DELIVERY_FIXED = "fixed"
 DELIVERY_MANUAL = "manual"
-DELIVERY_TYPES = (DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL)
+# "From my server": the merchant's own server answers each paid order with its keys
+# (faka/orders/remote_delivery.py, docs/dynamic-delivery.md).
+DELIVERY_REMOTE = "remote"
+DELIVERY_TYPES = (DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL, DELIVERY_REMOTE)
 
 
 class Category(db.Model):
@@ -55,6 +58,10 @@ class Product(db.Model):
     # For `fixed` delivery: the same content for every buyer, encrypted like a key.
     fixed_content_ciphertext: Mapped[str | None] = mapped_column(Text)
     manual_promise_hours: Mapped[int] = mapped_column(default=24)
+    # For `remote` delivery: the merchant's server faka POSTs each paid order to, and the
+    # secret faka signs those requests with (made by faka, stored encrypted).
+    remote_url: Mapped[str | None] = mapped_column(String(500))
+    remote_secret_ciphertext: Mapped[str | None] = mapped_column(Text)
     refund_policy: Mapped[str] = mapped_column(Text, default="")
     visible: Mapped[bool] = mapped_column(default=True)
     # One key sold to every buyer (shared-account goods); shown to buyers as such.
@@ -66,6 +73,10 @@ class Product(db.Model):
     # Stricter risk thresholds for high-value goods: the lower of these and the site's apply.
     risk_captcha_at: Mapped[int | None] = mapped_column()
     risk_hold_at: Mapped[int | None] = mapped_column()
+    # The merchant's own software may check its sold keys (faka/inventory/licenses.py), each
+    # installed on at most `activation_limit` instances at once (None: any number).
+    license_checks: Mapped[bool] = mapped_column(default=False, server_default=false())
+    activation_limit: Mapped[int | None] = mapped_column()
     moderation_reason: Mapped[str | None] = mapped_column(Text)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     moderation: Mapped[str] = mapped_column(String(16), default="approved")

@@ -10,7 +10,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from faka.catalog import categories as category_service
-from faka.catalog.models import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_TYPES, Category, Product, TierPrice
+from faka.catalog.models import (
+    DELIVERY_AUTO,
+    DELIVERY_FIXED,
+    DELIVERY_MANUAL,
+    DELIVERY_REMOTE,
+    DELIVERY_TYPES,
+    Category,
+    Product,
+    TierPrice,
+)
 from faka.core import clock
 from faka.core.crypto import vault
 from faka.core.db import write_transaction
@@ -21,6 +30,7 @@ from faka.platform.settings import site_settings
 
 MAX_PRICE = 100_000_000  # ¥1,000,000.00
 MAX_POSITION = 1_000_000
+MAX_ACTIVATION_LIMIT = 10_000
 MODERATION_APPROVED = "approved"
 MODERATION_PENDING = "pending"
 
@@ -40,6 +50,9 @@ class ProductDraft:
     max_per_order: int = 10
     tiers: list[tuple[int, int]] = field(default_factory=list)  # (min quantity, unit price)
     fixed_content: str | None = None
+    # For `remote` delivery: the merchant's server, already through the address guard
+    # (faka/orders/remote_delivery.py checked_url: the guard is a layer above this one).
+    remote_url: str | None = None
     manual_promise_hours: int = 24
     reusable_key: bool = False
     require_query_password: bool = False
@@ -50,6 +63,10 @@ class ProductDraft:
     # Stricter risk thresholds (faka/risk/engine.py); None: the site's own.
     risk_captcha_at: int | None = None
     risk_hold_at: int | None = None
+    # The merchant's software may check sold keys (faka/inventory/licenses.py), on at most
+    # activation_limit instances each (None: any number).
+    license_checks: bool = False
+    activation_limit: int | None = None
     # Place in the merchant's list and shop (lower first); None: a new product goes last,
     # an edited one keeps its place.
     position: int | None = None
@@ -98,7 +115,25 @@ def _validate(draft: ProductDraft) -> None:
         seen.add(quantity)
     if draft.position is not None and not 0 <= draft.position <= MAX_POSITION:
         raise InvalidProduct(_l("The position must be a whole number from 0 to 1,000,000."))
+    if draft.delivery_type == DELIVERY_REMOTE and not draft.remote_url:
+        raise InvalidProduct(_l("Enter the address of your server that delivers the keys."))
+    if draft.delivery_type == DELIVERY_REMOTE and draft.reusable_key:
+        raise InvalidProduct(_l("A shared key is for automatic delivery from your stock, not from your server."))
+    _validate_license_checks(draft)
     _validate_risk_thresholds(draft)
+
+
+def _validate_license_checks(draft: ProductDraft) -> None:
+    if draft.activation_limit is not None and not 1 <= draft.activation_limit <= MAX_ACTIVATION_LIMIT:
+        raise InvalidProduct(_l("The activation limit must be a whole number from 1 to 10,000, or empty for no limit."))
+    # A check finds a key sold to one buyer: fixed and manual goods have no keys, and a
+    # shared key is never sold (it stays in stock for the next buyer).
+    if draft.license_checks and (draft.delivery_type in (DELIVERY_FIXED, DELIVERY_MANUAL) or draft.reusable_key):
+        raise InvalidProduct(
+            _l(
+                "License checks need keys sold one to each buyer: from imported keys or from your server, without a shared key."
+            )
+        )
 
 
 class LaxerThanSite(InvalidProduct):
@@ -166,9 +201,13 @@ def save_product(merchant_id: int, draft: ProductDraft, slug: str | None = None)
             "visible",
             "risk_captcha_at",
             "risk_hold_at",
+            "license_checks",
+            "activation_limit",
         ):
             setattr(product, name, getattr(draft, name))
         product.title = draft.title.strip()
+        if draft.delivery_type == DELIVERY_REMOTE:
+            product.remote_url = draft.remote_url  # its signing secret: remote_delivery.ensure_secret
         if draft.delivery_type == DELIVERY_FIXED:
             # Editing without retyping the content keeps the content already stored.
             if (draft.fixed_content or "").strip():

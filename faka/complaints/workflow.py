@@ -59,7 +59,7 @@ from faka.core.uploads import (
 from faka.extensions import db
 from faka.inventory import stock
 from faka.inventory.models import CardKey
-from faka.messaging import notifications, webhooks
+from faka.messaging import notifications, push, webhooks
 from faka.messaging.mail import EMAIL_ORDER_REPLACEMENT, queue_email
 from faka.messaging.models import OutboxEmail
 from faka.messaging.notifications import merchant_email, order_data
@@ -166,7 +166,7 @@ def _window(order: Order, now: datetime) -> tuple[bool, str | None, datetime | N
         if now > ends:
             return False, _("Complaints can be opened up to %(days)s days after delivery.", days=days), ends
         return True, None, ends
-    if order.status == Order.PAID and order.product.delivery_type == DELIVERY_MANUAL:
+    if order.status == Order.PAID and (order.product.delivery_type == DELIVERY_MANUAL or order.manual_fallback_at):
         promised = order.paid_at + timedelta(hours=order.product.manual_promise_hours)
         if now < promised:
             return (
@@ -332,6 +332,7 @@ def open_complaint(
                 )
                 delivery_ids = webhooks.emit(order.merchant_id, "complaint.opened", _webhook_data(complaint, order))
                 email_ids = _queue_emails(complaint, message, len(stored.names))
+                push.complaint_event(push.COMPLAINT_OPENED, complaint, order, reason=REASON_LABELS[reason])
                 webhooks.enqueue_deliveries(delivery_ids)
                 _enqueue_emails(email_ids)
         except IntegrityError as exc:  # another tab opened one at the same moment
@@ -667,6 +668,16 @@ def merchant_complaints(merchant_id: int, status: str = "active", page: int = 1)
     return _page(conditions, page)
 
 
+def merchant_complaints_query(merchant_id: int, status: str = "all"):
+    """The merchant's complaints with this status filter (one of MERCHANT_FILTERS), one
+    entity for the API's cursor pages."""
+    query = select(Complaint).where(Complaint.merchant_id == merchant_id)
+    condition = _status_condition(status)
+    if condition is not None:
+        query = query.where(condition)
+    return query.options(joinedload(Complaint.order))
+
+
 def complaint_queue(
     status: str = "escalated",
     reason: str | None = None,
@@ -873,6 +884,10 @@ def _step(
             detail=" ".join(part for part in details if part),
         )
         email_ids = outcome.email_ids + _queue_emails(complaint, message)
+        if outcome.event in ("escalated", "auto_escalated"):
+            push.complaint_event(push.COMPLAINT_ESCALATED, complaint, order)
+        elif outcome.event == "decided":
+            push.complaint_event(push.COMPLAINT_DECIDED, complaint, order)
         for refund_id in outcome.refund_ids:
             tasks.enqueue("payments.tasks.refund_payment", refund_id, job_id=f"refund-{refund_id}")
         _enqueue_emails(email_ids)

@@ -298,6 +298,28 @@ def delivery_log(endpoint_id: int, merchant_id: int, page: int = 1) -> Page:
     return paginate(query, page, LOG_PAGE_SIZE, count=False)
 
 
+def deliveries_query(endpoint_id: int, merchant_id: int, status: str | None = None):
+    """The endpoint's deliveries (one entity, for the API's cursor pages), optionally of
+    one status; NotFound for another merchant's endpoint."""
+    endpoint = _owned_endpoint(endpoint_id, merchant_id)
+    query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    return query
+
+
+def get_delivery(delivery_id: int, merchant_id: int) -> WebhookDelivery:
+    """A delivery of one of the merchant's endpoints, or NotFound."""
+    delivery = db.session.execute(
+        select(WebhookDelivery)
+        .join(WebhookEndpoint, WebhookDelivery.endpoint_id == WebhookEndpoint.id)
+        .where(WebhookDelivery.id == delivery_id, WebhookEndpoint.merchant_id == merchant_id)
+    ).scalar_one_or_none()
+    if delivery is None:
+        raise NotFound()
+    return delivery
+
+
 def due_delivery_ids(now) -> list[int]:
     """Pending deliveries whose next attempt is due by RETRY_AFTER (for the reconciler)."""
     due = or_(

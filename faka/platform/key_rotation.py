@@ -12,14 +12,14 @@ from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 from sqlalchemy import Column, ColumnElement, bindparam, null, select, update
 
-from faka.accounts.models import Merchant, User
+from faka.accounts.models import ApiIdempotencyKey, Merchant, User
 from faka.catalog.models import OrderAnswer, Product
 from faka.core.crypto import Vault, key_file, keys_from_environment, parse_keys, vault, write_private_file
 from faka.core.db import write_transaction
 from faka.extensions import db
 from faka.inventory.models import CardKey
 from faka.ledger.models import PayoutAccount
-from faka.messaging.models import OutboxEmail, WebhookDelivery, WebhookEndpoint
+from faka.messaging.models import OutboxEmail, PushChannel, WebhookDelivery, WebhookEndpoint
 from faka.orders.models import Order
 from faka.payments.models import GatewayConfig
 from faka.platform.models import Setting
@@ -43,6 +43,7 @@ def stored_secrets() -> list[StoredSecret]:
     return [
         StoredSecret(CardKey.__table__.c.ciphertext, fingerprint=CardKey.__table__.c.fingerprint),
         StoredSecret(Product.__table__.c.fixed_content_ciphertext),
+        StoredSecret(Product.__table__.c.remote_secret_ciphertext),
         StoredSecret(Order.__table__.c.delivery_ciphertext),
         StoredSecret(OrderAnswer.__table__.c.value_ciphertext),
         StoredSecret(OutboxEmail.__table__.c.payload_ciphertext),
@@ -52,6 +53,8 @@ def stored_secrets() -> list[StoredSecret]:
         StoredSecret(PayoutAccount.__table__.c.account_ciphertext),
         StoredSecret(User.__table__.c.totp_secret),
         StoredSecret(WebhookEndpoint.__table__.c.secret_ciphertext),
+        StoredSecret(PushChannel.__table__.c.settings_ciphertext),
+        StoredSecret(ApiIdempotencyKey.__table__.c.response_ciphertext),  # API answers kept a day for retries
         # Plain JSON (starting "{") is a payload written before payloads were encrypted.
         StoredSecret(WebhookDelivery.__table__.c.payload, only=~WebhookDelivery.__table__.c.payload.startswith("{")),
     ]

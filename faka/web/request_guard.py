@@ -78,9 +78,10 @@ _ONE_LINE = {ord(c): None for c in "\n\r\u2028\u2029"} | {ord("\t"): " "}
 _PATH_JUNK = re.compile(f"[{_CONTROL}\t\n\r]")
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
-# The largest id a database row can have (a signed 64-bit integer, SQLite's and
-# PostgreSQL's bigint): a larger path parameter names no row.
-MAX_ID = 2**63 - 1
+# The largest id a row can have: ids are INTEGER columns, which PostgreSQL keeps in 32
+# signed bits (it refuses a larger value in a query, where SQLite finds no row). A larger
+# path parameter names no row.
+MAX_ID = 2**31 - 1
 
 
 class BadInput(BadRequest):

@@ -39,7 +39,7 @@ from faka.inventory import keys
 from faka.inventory.models import KeyImport
 from faka.ledger import payouts
 from faka.ledger.models import PayoutAccount
-from faka.messaging.models import WebhookDelivery, WebhookEndpoint
+from faka.messaging.models import PushChannel, WebhookDelivery, WebhookEndpoint
 from faka.orders import checkout
 from faka.orders.models import Order
 from faka.payments.gateways import configure_gateway, gateway_settings
@@ -103,6 +103,13 @@ def populate(app, merchant, make_product, place, pay) -> Shop:
     fixed_order = place(fixed)
     pay(fixed_order)
     topup = make_product(keys=0, delivery_type="manual", title="Top-up")  # a buyer's encrypted checkout answer
+    make_product(  # a "from my server" product's signing secret
+        keys=0,
+        delivery_type="remote",
+        title="Licence",
+        remote_url="https://licences.example.invalid/faka",
+        remote_secret_ciphertext=vault().encrypt("ddsec_4b7c"),
+    )
     uid = checkout_fields.add_field(
         merchant.id, topup.slug, checkout_fields.FieldDraft(label="游戏 UID", kind="number")
     )
@@ -148,7 +155,26 @@ def populate(app, merchant, make_product, place, pay) -> Shop:
             payload=vault().encrypt('{"id":"whd_1","type":"order.delivered","data":{}}'),
         )
     )
+    db.session.add(
+        PushChannel(
+            merchant_id=merchant.id,
+            kind="wecom",
+            name="Phone",
+            settings_ciphertext=vault().encrypt('{"key": "wecom-key-8e21"}'),
+            events="order.paid",
+            locale="zh_CN",
+            consecutive_failures=0,
+        )
+    )
     db.session.commit()
+    # An API key, and a POST's answer kept for its retries (encrypted).
+    from faka.accounts import api_keys
+
+    api_key, _token = api_keys.create_key(
+        merchant.id, merchant.user_id, api_keys.ApiKeyDraft(name="ERP", scopes=["products:write"], language="zh_CN")
+    )
+    kept = api_keys.claim(api_key.id, "retry-1", "digest")
+    api_keys.finish(kept.record_id, 201, {"body": '{"id": "p1"}', "content_type": "application/json"})
     blacklist.add("email", "fraud@backup.test", "chargebacks", actor_id=operator.id)
     event = RiskEvent(
         checkpoint="checkout",

@@ -151,7 +151,11 @@ def test_gateway_secret_is_masked_and_kept_when_left_empty(ops):
     db.session.rollback()
     assert gateway_settings("sandbox")[1]["secret"] == "a-new-secret-value-1a2b"
     assert "••••1a2b" in ops.get("/operator/gateways").text
-    events = db.session.execute(select(AuditEvent).where(AuditEvent.action == "gateway.update")).scalars().all()
+    events = (
+        db.session.execute(select(AuditEvent).where(AuditEvent.action == "gateway.update").order_by(AuditEvent.id))
+        .scalars()
+        .all()
+    )
     assert len(events) == 2 and all("a-new-secret" not in (e.after + (e.before or "")) for e in events)
     assert '"secret"' in events[1].after
 

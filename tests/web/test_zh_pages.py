@@ -32,6 +32,7 @@ from faka.catalog import categories, checkout_fields, images, moderation
 from faka.catalog.models import (
     DELIVERY_FIXED,
     DELIVERY_MANUAL,
+    DELIVERY_REMOTE,
     KIND_CHOICE,
     KIND_EMAIL,
     KIND_NUMBER,
@@ -47,10 +48,11 @@ from faka.extensions import db
 from faka.inventory import keys
 from faka.ledger import balances, payouts, settlement
 from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
+from faka.messaging import push
 from faka.messaging.models import EVENTS as WEBHOOK_EVENTS
-from faka.messaging.models import OutboxEmail, WebhookDelivery, WebhookEndpoint
+from faka.messaging.models import OutboxEmail, PushChannel, PushMessage, WebhookDelivery, WebhookEndpoint
 from faka.orders import checkout, coupons
-from faka.orders.models import Order
+from faka.orders.models import Order, RemoteDeliveryAttempt
 from faka.payments import notify, refunds
 from faka.payments.gateways import GATEWAYS
 from faka.payments.models import NotifyLog, PaymentNotice, Refund
@@ -204,7 +206,7 @@ DATA_PATTERNS = [
     re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)*"),  # email addresses (no-reply@localhost too)
     re.compile(r"https?://\S+"),  # addresses
     re.compile(r"(?<![\w/])/?[\w.-]+(/[\w.-]+)+|(?<![\w/])/[\w.-]+"),  # paths (/terms, deploy/systemd/…)
-    re.compile(r"\b[\w-]+(\.[\w-]+)*\.(com|cn|net|org|test|io|me|example)\b"),  # host and domain names
+    re.compile(r"\b[\w-]+(\.[\w-]+)*\.(com|cn|net|org|test|io|me|plus|example)\b"),  # host and domain names
     re.compile(r"\b[0-9a-f]{8,}\b", re.I),  # hashes, tokens, order numbers
     re.compile(r"\b\d+(\.\d+){3}(/\d+)?\b"),  # IPv4 addresses and networks
     re.compile(r"\b\d[\d,]*(\.\d+)?\b"),  # amounts, counts, rates
@@ -398,6 +400,23 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
     s.orders["held"] = place(s.product)
     held = s.orders["held"]
     held.status, held.paid_at, held.held_at, held.risk_flags = Order.PAID, now, now, "disposable_email ip_velocity"
+    # A "from my server" order whose server failed: it waits for the merchant.
+    s.remote = make_product(
+        keys=0,
+        price=9900,
+        title="加速器年度授权",
+        delivery_type=DELIVERY_REMOTE,
+        remote_url="https://licences.example.invalid/faka",
+        remote_secret_ciphertext=vault().encrypt("ddsec_" + "5a" * 32),
+    )
+    s.orders["fell_back"] = fell_back = place(s.remote)
+    fell_back.status, fell_back.paid_at, fell_back.manual_fallback_at = Order.PAID, now, now
+    for number, code, error in ((1, 500, "HTTP 500"), (2, 200, "expected 1 keys, got 0"), (3, None, "TimeoutError")):
+        db.session.add(
+            RemoteDeliveryAttempt(
+                order_id=fell_back.id, number=number, started_at=now, finished_at=now, status_code=code, error=error
+            )
+        )
     s.orders["unfulfilled"] = place(s.product)
     s.orders["unfulfilled"].status, s.orders["unfulfilled"].paid_at = Order.PAID_UNFULFILLED, now
     db.session.commit()
@@ -539,6 +558,23 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
     db.session.commit()
     s.endpoint = endpoint
 
+    # Push channels of the merchant and of the platform, one of them paused after failures,
+    # with a message in every state in each log.
+    s.push_channels = {}
+    for owner, kind, settings in (
+        (merchant.id, "telegram", {"bot_token": "123456789:" + "A" * 35, "chat_id": "-1001234567890"}),
+        (None, "wecom", {"key": "wecom-key-1"}),
+    ):
+        channel = push.create_channel(owner, kind, "手机", settings, push.events_for(owner))
+        for status in (PushMessage.PENDING, PushMessage.SENT, PushMessage.FAILED):
+            db.session.add(
+                PushMessage(channel_id=channel.id, event=push.TEST, title="测试", text="测试消息", status=status)
+            )
+        s.push_channels[owner] = channel
+    channel = db.session.get(PushChannel, s.push_channels[None].id)
+    channel.paused_at, channel.paused_reason = now, PushChannel.PAUSED_AFTER_FAILURES
+    db.session.commit()
+
     # A key import (a job), coupons of both kinds, emails of every kind and status.
     s.key_import = keys.start_import(merchant.id, s.product.id, "K1\nK1\n" + "\x01bad\n")
     keys.run_import(s.key_import.id)
@@ -558,6 +594,7 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
         "two_factor_reset",
         "merchant_manual_order",
         "merchant_low_stock",
+        "push_channel_paused",
     ]
     for i, kind in enumerate(kinds):
         db.session.add(
@@ -681,8 +718,13 @@ def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
         "merchant.product_fields": [(seller, f"/merchant/products/{s.topup.slug}/fields", 200)],
         "merchant.product_field_edit": [(seller, f"/merchant/products/{s.topup.slug}/fields/{field_key}", 200)],
         "merchant.product_images_page": [(seller, f"/merchant/products/{s.product.slug}/images", 200)],
+        "merchant.product_server": [(seller, f"/merchant/products/{s.remote.slug}/server", 200)],
         "merchant.product_keys": [(seller, f"/merchant/products/{p.slug}/keys", 200) for p in (s.product, s.manual)],
         "merchant.key_import": [(seller, f"/merchant/imports/{s.key_import.public_id}", 200)],
+        "merchant.push_new": [(seller, f"/merchant/push/new/{kind}", 200) for kind in push.KINDS],
+        "merchant.push_channel": [(seller, f"/merchant/push/{s.push_channels[merchant.id].id}", 200)],
+        "operator.push_new": [(desk, f"/operator/push/new/{kind}", 200) for kind in push.KINDS],
+        "operator.push_channel": [(desk, f"/operator/push/{s.push_channels[None].id}", 200)],
         "merchant.webhook_detail": [(seller, f"/merchant/webhooks/{s.endpoint.id}", 200)],
         "merchant.money_overview": [(seller, "/merchant/money", 200)]
         + [(seller, f"/merchant/money?kind={k}", 200) for k in balances.LEDGER_KINDS],
@@ -721,6 +763,8 @@ def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
     from flask import current_app
 
     for rule in current_app.url_map.iter_rules():
+        if rule.endpoint.startswith("api_v1."):
+            continue  # the merchant REST API: JSON for programs, its messages tested in tests/web/api
         if "GET" not in rule.methods or rule.endpoint in urls or rule.endpoint in SKIPPED:
             continue
         assert not rule.arguments - set(rule.defaults or ()), f"{rule.rule}: add its pages to page_urls or SKIPPED"

@@ -22,10 +22,11 @@ from faka.core.text import markdown
 from faka.core.uploads import MAX_UPLOAD_BYTES, image_path
 from faka.extensions import db
 from faka.inventory import keys as key_service
+from faka.inventory import licenses
 from faka.ledger import balances, payouts
 from faka.messaging import notifications, webhooks
 from faka.ops import first_run
-from faka.orders import coupons, delivery, merchant_orders
+from faka.orders import coupons, delivery, merchant_orders, remote_delivery
 from faka.orders.models import Order
 from faka.payments import refunds
 from faka.platform import analytics
@@ -181,6 +182,7 @@ def _draft(form: ProductForm) -> products.ProductDraft:
         max_per_order=form.max_per_order.data,
         tiers=products.parse_tiers(form.tiers.data or ""),
         fixed_content=form.fixed_content.data or None,
+        remote_url=remote_delivery.checked_url(form.delivery_type.data, form.remote_url.data),
         manual_promise_hours=form.manual_promise_hours.data,
         reusable_key=form.reusable_key.data,
         require_query_password=form.require_query_password.data,
@@ -190,6 +192,8 @@ def _draft(form: ProductForm) -> products.ProductDraft:
         visible=form.visible.data,
         risk_captcha_at=form.risk_captcha_at.data,
         risk_hold_at=form.risk_hold_at.data,
+        license_checks=form.license_checks.data,
+        activation_limit=form.activation_limit.data,
         position=form.position.data,
     )
 
@@ -225,6 +229,11 @@ def _edit_product(product):
         except DomainError as exc:
             error, risk_error = exc.message, isinstance(exc, products.LaxerThanSite)
         else:
+            # A product that now delivers from the merchant's server gets its signing
+            # secret, shown this once on the server's page.
+            secret = remote_delivery.ensure_secret(g.merchant.id, saved.slug)
+            if secret is not None:
+                return delivery_server.server_page(saved, secret=secret)
             return redirect(
                 url_for("merchant.product_keys", slug=saved.slug)
                 if product is None
@@ -452,6 +461,8 @@ def _order_page(order, status: int = 200, **context):
         events=merchant_orders.timeline(order),
         blacklisted=merchant_orders.buyer_blacklist_entries(g.merchant.id, order),
         answers=merchant_orders.buyer_answers(order),
+        server_attempts=remote_delivery.attempts(order.id),
+        key_seats=licenses.order_seats(g.merchant.id, order.id),
         **context,
     )
 
@@ -709,3 +720,7 @@ def webhook_delete(endpoint_id: int):
 # modules, which attach their views to `bp`.
 from faka.web.merchant import blacklist, complaints as merchant_complaints, reviews  # noqa: E402,F401,I001
 from faka.web.merchant import fields, images  # noqa: E402,F401,I001
+from faka.web.merchant import activations  # noqa: E402,F401,I001
+from faka.web.merchant import delivery_server  # noqa: E402,F401,I001
+from faka.web.merchant import push as merchant_push  # noqa: E402,F401,I001
+from faka.web.merchant import api_keys as merchant_api_keys  # noqa: E402,F401,I001

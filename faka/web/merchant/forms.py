@@ -28,7 +28,7 @@ from wtforms.validators import (
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from faka.accounts.onboarding import ENTITY_TYPE_LABELS
-from faka.catalog.models import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL
+from faka.catalog.models import DELIVERY_AUTO, DELIVERY_FIXED, DELIVERY_MANUAL, DELIVERY_REMOTE
 from faka.inventory.keys import SEPARATORS
 from faka.ledger.payouts import PAYOUT_KIND_LABELS
 from faka.messaging.models import EVENTS
@@ -84,12 +84,18 @@ class ProductForm(FlaskForm):
             (DELIVERY_AUTO, _l("Automatic, from imported keys")),
             (DELIVERY_FIXED, _l("Fixed content, the same for every buyer")),
             (DELIVERY_MANUAL, _l("Manual, delivered by you")),
+            (DELIVERY_REMOTE, _l("From my server, which issues the keys")),
         ],
     )
     fixed_content = TextAreaField(
         _l("Content every buyer receives (fixed delivery)"),
         validators=[Optional(), Length(max=5000)],
         description=_l("When editing, leave empty to keep the current content."),
+    )
+    remote_url = StringField(
+        _l("Your server's address (delivery from my server)"),
+        validators=[Optional(), Length(max=500)],
+        description=_l("Each paid order is sent here, signed; the keys your server answers are delivered."),
     )
     manual_promise_hours = IntegerField(
         _l("Promised delivery time in hours (manual delivery)"),
@@ -134,6 +140,20 @@ class ProductForm(FlaskForm):
             Optional(),
             NumberRange(1, 1000, _l("A whole number from 1 to 1000, or empty for the site's default.")),
         ],
+    )
+
+    # Checks of sold keys by the merchant's own software (docs/licenses.md).
+    license_checks = BooleanField(
+        _l("License checks: my software may check the keys it is given"),
+        description=_l("For keys sold one to each buyer. Unsold keys are never revealed."),
+    )
+    activation_limit = IntegerField(
+        _l("Activations per key"),
+        validators=[
+            Optional(),
+            NumberRange(1, 10000, _l("A whole number from 1 to 10,000, or empty for no limit.")),
+        ],
+        description=_l("How many installations may use one key at once. Leave empty for no limit."),
     )
 
     def validate_price(self, field):
