@@ -15,16 +15,41 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, or_, select
 
 from faka.core.errors import DomainError
+from faka.extensions import db
 
 MAX_URL_LENGTH = 500
 READ_LIMIT = 64 * 1024
+# Attempt n+1 at a webhook delivery or a push message is due this long after it was
+# created (n = attempts made so far). RQ retries a failed job on its own, shorter
+# schedule; the reconciler uses this one, so without Redis, or when RQ lost the job, a
+# message still backs off instead of being retried on every reconciler run.
+RETRY_AFTER = (
+    timedelta(0),
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=6),
+)
+MAX_ATTEMPTS = len(RETRY_AFTER)
+
+
+def due_ids(model, now: datetime) -> list[int]:
+    """The ids of the pending rows of `model` (a webhook delivery or a push message: a
+    `status`, `attempts` and `created_at`) whose next attempt is due by RETRY_AFTER."""
+    due = or_(*(and_(model.attempts == n, model.created_at <= now - wait) for n, wait in enumerate(RETRY_AFTER)))
+    return list(
+        db.session.execute(select(model.id).where(model.status == model.PENDING, due).order_by(model.id)).scalars()
+    )
 
 
 class InvalidAddress(DomainError):

@@ -37,7 +37,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext as _p
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import delete, func, select
 
 from faka.accounts.models import ROLE_OPERATOR, Merchant, User
 from faka.core import clock, tasks
@@ -121,17 +121,7 @@ TIMEOUT_SECONDS = 10
 PAUSE_AFTER = 5  # messages failed in a row
 ALERT_EVERY = timedelta(hours=24)  # stock alerts: at most once a day per product and channel
 MAX_PRODUCT_TITLE = 40
-# Attempt n+1 of a message is due this long after it was created (n = attempts so far):
-# the reconciler's schedule (RQ retries a failed job sooner on its own), as for webhooks.
-RETRY_AFTER = (
-    timedelta(0),
-    timedelta(minutes=1),
-    timedelta(minutes=5),
-    timedelta(minutes=30),
-    timedelta(hours=2),
-    timedelta(hours=6),
-)
-MAX_ATTEMPTS = len(RETRY_AFTER)
+RETRY_AFTER, MAX_ATTEMPTS = outbound.RETRY_AFTER, outbound.MAX_ATTEMPTS  # as for webhooks
 EMAIL_CHANNEL_PAUSED = "push_channel_paused"
 
 
@@ -443,14 +433,7 @@ def enqueue_messages(message_ids: Iterable[int]) -> None:
 
 def due_message_ids(now: datetime) -> list[int]:
     """Queued messages whose next attempt is due by RETRY_AFTER (for the reconciler)."""
-    due = or_(
-        *(and_(PushMessage.attempts == n, PushMessage.created_at <= now - wait) for n, wait in enumerate(RETRY_AFTER))
-    )
-    return list(
-        db.session.execute(
-            select(PushMessage.id).where(PushMessage.status == PushMessage.PENDING, due).order_by(PushMessage.id)
-        ).scalars()
-    )
+    return outbound.due_ids(PushMessage, now)
 
 
 def _new_message(channel: PushChannel, event: str, facts: dict[str, Any], link: str | None, subject: str | None):

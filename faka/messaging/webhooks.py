@@ -42,11 +42,10 @@ import hmac
 import json
 import logging
 import secrets
-from datetime import timedelta
 
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext as _p
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import delete, func, select
 
 from faka.core import clock, tasks
 from faka.core.crypto import vault
@@ -81,19 +80,7 @@ USER_AGENT = "faka-webhooks"
 TIMEOUT_SECONDS = 10
 MAX_ENDPOINTS = 5
 LOG_PAGE_SIZE = 20
-# Attempt n+1 of a delivery is due this long after it was created (n = attempts made so
-# far). RQ retries a failed job on its own, shorter schedule (jobs.RETRY_INTERVALS); the
-# reconciler uses this one, so without Redis, or when RQ lost the job, a delivery still
-# backs off instead of being retried on every reconciler run.
-RETRY_AFTER = (
-    timedelta(0),
-    timedelta(minutes=1),
-    timedelta(minutes=5),
-    timedelta(minutes=30),
-    timedelta(hours=2),
-    timedelta(hours=6),
-)
-MAX_ATTEMPTS = len(RETRY_AFTER)
+RETRY_AFTER, MAX_ATTEMPTS = outbound.RETRY_AFTER, outbound.MAX_ATTEMPTS
 
 
 class InvalidWebhookUrl(DomainError):
@@ -322,19 +309,7 @@ def get_delivery(delivery_id: int, merchant_id: int) -> WebhookDelivery:
 
 def due_delivery_ids(now) -> list[int]:
     """Pending deliveries whose next attempt is due by RETRY_AFTER (for the reconciler)."""
-    due = or_(
-        *(
-            and_(WebhookDelivery.attempts == n, WebhookDelivery.created_at <= now - wait)
-            for n, wait in enumerate(RETRY_AFTER)
-        )
-    )
-    return list(
-        db.session.execute(
-            select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == WebhookDelivery.PENDING, due)
-            .order_by(WebhookDelivery.id)
-        ).scalars()
-    )
+    return outbound.due_ids(WebhookDelivery, now)
 
 
 # -- sending ----------------------------------------------------------------------------
