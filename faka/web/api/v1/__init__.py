@@ -19,6 +19,8 @@ The API is CSRF-exempt: it authenticates by its header only, never by the sessio
 so a browser's cookies give a page on another site nothing to borrow.
 """
 
+import threading
+
 import flask_smorest
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -186,6 +188,9 @@ Blueprint.add_url_rule(bp, "/", "no_such_operation", no_such_operation, methods=
 Blueprint.add_url_rule(bp, "/<path:rest>", "no_such_operation", no_such_operation, methods=_ALL_METHODS)
 
 
+_documenting = threading.Lock()
+
+
 def init_app(app) -> None:
     api = FakaApi(
         spec_kwargs={
@@ -201,17 +206,21 @@ def init_app(app) -> None:
     )
     app.register_blueprint(bp)
     app.extensions["flask-smorest"]["blp_name_to_api"][bp.name] = api
-    bp.register_views_in_doc(api, app, api.spec, name=bp.name, parameters=None)
-    for resource in RESOURCES:
-        api.spec.tag({"name": resource.bp.name, "description": resource.bp.description})
     app.extensions["faka_api"] = api
 
 
 def spec(app) -> dict:
-    """The OpenAPI document of this app, as a dict (built once)."""
+    """The OpenAPI document of this app, as a dict. It is built at the first request for
+    it, not with the app: describing every operation's schemas takes a quarter of the
+    time create_app() takes otherwise, and most processes never serve the document."""
     api = app.extensions["faka_api"]
     if not hasattr(api, "document"):
-        api.document = api.spec.to_dict()
+        with _documenting:
+            if not hasattr(api, "document"):
+                bp.register_views_in_doc(api, app, api.spec, name=bp.name, parameters=None)
+                for resource in RESOURCES:
+                    api.spec.tag({"name": resource.bp.name, "description": resource.bp.description})
+                api.document = api.spec.to_dict()
     return api.document
 
 
