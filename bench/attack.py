@@ -287,7 +287,8 @@ class Shop:
     def seed(self, keys: int) -> str:
         """A merchant with one product of `keys` keys; returns the product's slug."""
         from faka.accounts import users
-        from faka.catalog.models import DELIVERY_AUTO, Category, Product
+        from faka.catalog.models import DELIVERY_AUTO, Category
+        from faka.catalog.variants import product_with_one_variant
         from faka.extensions import db
         from faka.inventory.keys import import_keys
         from faka.payments.gateways import configure_gateway
@@ -300,7 +301,7 @@ class Shop:
             category = Category(name="游戏点卡", name_en="Game cards")
             db.session.add(category)
             db.session.flush()
-            product = Product(
+            product = product_with_one_variant(
                 slug="attack-target",
                 merchant_id=merchant.id,
                 category_id=category.id,
@@ -311,7 +312,9 @@ class Shop:
             )
             db.session.add(product)
             db.session.commit()
-            report = import_keys(product.id, "\n".join(f"ATTACK-{i:05d}-{secrets.token_hex(6)}" for i in range(keys)))
+            report = import_keys(
+                product.variants[0], "\n".join(f"ATTACK-{i:05d}-{secrets.token_hex(6)}" for i in range(keys))
+            )
             if report.added != keys:
                 raise RuntimeError(f"imported {report.added} of {keys} keys")
             return product.slug

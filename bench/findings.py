@@ -287,7 +287,8 @@ def seed(t: Target) -> SimpleNamespace:
 
     from faka.accounts import twofactor, users
     from faka.accounts.models import User
-    from faka.catalog.models import DELIVERY_AUTO, DELIVERY_FIXED, Category, Product
+    from faka.catalog.models import DELIVERY_AUTO, DELIVERY_FIXED, Category
+    from faka.catalog.variants import product_with_one_variant
     from faka.core.crypto import vault
     from faka.extensions import db
     from faka.inventory.keys import import_keys
@@ -317,7 +318,7 @@ def seed(t: Target) -> SimpleNamespace:
             fields.setdefault("title", slug.replace("-", " "))
             fields.setdefault("max_per_order", 10)
             fields.setdefault("delivery_type", DELIVERY_AUTO)
-            row = Product(
+            row = product_with_one_variant(
                 slug=f"{slug}-{run}",
                 merchant_id=owner.merchant_id,
                 category_id=category.id,
@@ -327,7 +328,9 @@ def seed(t: Target) -> SimpleNamespace:
             db.session.add(row)
             db.session.commit()
             if keys:
-                import_keys(row.id, "\n".join(f"{slug.upper()}-{i:04d}-{secrets.token_hex(4)}" for i in range(keys)))
+                import_keys(
+                    row.variants[0], "\n".join(f"{slug.upper()}-{i:04d}-{secrets.token_hex(4)}" for i in range(keys))
+                )
             return row.slug
 
         cast.shop = merchant("shop")  # the findings' shop: its products, complaints, webhooks
@@ -1295,7 +1298,7 @@ def server_errors(t: Target, cast) -> dict:
         product = db.session.execute(select(Product).where(Product.slug == slug)).scalar_one_or_none()
         title = product.title if product else None
         if product is not None:
-            import_keys(product.id, "CRLF-KEY-1\nCRLF-KEY-2")
+            import_keys(product.variants[0], "CRLF-KEY-1\nCRLF-KEY-2")
     sale = t.purchase(slug) if title else {"outcome": "no product"}
     # An old row's title with a line break: its delivery email (the header it would break).
     old_sale = t.purchase(cast.old_title)

@@ -28,7 +28,8 @@ def main() -> None:
 
         from faka import create_app
         from faka.accounts import users
-        from faka.catalog.models import Category, Product
+        from faka.catalog.models import Category
+        from faka.catalog.variants import product_with_one_variant
         from faka.extensions import db
         from faka.inventory import keys
         from faka.inventory.models import CardKey, KeyImport
@@ -46,7 +47,7 @@ def main() -> None:
             category = Category(name="Bench")
             db.session.add(category)
             db.session.flush()
-            product = Product(
+            product = product_with_one_variant(
                 slug=secrets.token_hex(8), merchant_id=merchant.id, category_id=category.id, title="Bench", price=100
             )
             db.session.add(product)
@@ -54,7 +55,7 @@ def main() -> None:
             text = "\n".join(f"BENCH-{i:07d}-{secrets.token_hex(6)}" for i in range(args.keys))
 
             started = time.perf_counter()
-            job = keys.start_import(merchant.id, product.id, text)
+            job = keys.start_import(merchant.id, product.variants[0], text)
             keys.run_import(job.id)
             elapsed = time.perf_counter() - started
 

@@ -497,11 +497,13 @@ class Shop:
         return [{"id": r[0], "slug": r[1], "stock": r[2]} for r in rows]
 
     def add_keys(self, product_id: int, count: int) -> int:
+        from faka.catalog.models import Product
+        from faka.extensions import db
         from faka.inventory.keys import import_keys
 
         with self.app.app_context():
             keys = "\n".join(f"BENCH-{secrets.token_hex(10).upper()}" for _ in range(count))
-            return import_keys(product_id, keys).added
+            return import_keys(db.session.get(Product, product_id).variants[0], keys).added
 
     def timed_import(self, n_keys: int) -> dict:
         """A new product of the demo shop, and n keys imported into it by the back office's
@@ -509,6 +511,7 @@ class Shop:
         from sqlalchemy import func, select
 
         from faka.catalog.models import Product
+        from faka.catalog.variants import product_with_one_variant
         from faka.extensions import db
         from faka.inventory import keys
         from faka.inventory.models import CardKey, KeyImport
@@ -519,7 +522,7 @@ class Shop:
                 .scalars()
                 .first()
             )
-            product = Product(
+            product = product_with_one_variant(
                 slug="bench-" + secrets.token_hex(6),
                 merchant_id=template.merchant_id,
                 category_id=template.category_id,
@@ -527,7 +530,7 @@ class Shop:
                 description_md=template.description_md,
                 price=template.price,
                 min_per_order=1,
-                max_per_order=template.max_per_order,
+                max_per_order=template.variants[0].max_per_order,
                 delivery_type="auto",
                 refund_policy=template.refund_policy,
                 position=0,
@@ -537,7 +540,7 @@ class Shop:
             product_id, slug, merchant_id = product.id, product.slug, product.merchant_id
             text = "\n".join(f"BENCH-{i:07d}-{secrets.token_hex(6)}" for i in range(n_keys))
             started = time.perf_counter()
-            job = keys.start_import(merchant_id, product_id, text)
+            job = keys.start_import(merchant_id, product.variants[0], text)
             keys.run_import(job.id)
             seconds = time.perf_counter() - started
             job = db.session.get(KeyImport, job.id)
@@ -994,6 +997,7 @@ def add_products(shop: Shop, count: int) -> None:
     from sqlalchemy import select
 
     from faka.catalog.models import Product
+    from faka.catalog.variants import product_with_one_variant
     from faka.extensions import db
     from faka.inventory.keys import import_keys
 
@@ -1005,15 +1009,15 @@ def add_products(shop: Shop, count: int) -> None:
         )
         new_ids = []
         for i in range(count):
-            p = Product(
+            p = product_with_one_variant(
                 slug=secrets.token_hex(8),
                 merchant_id=template.merchant_id,
                 category_id=template.category_id,
                 title=f"Bench product {i + 1}",
                 description_md=template.description_md,
                 price=template.price + i,
-                min_per_order=template.min_per_order,
-                max_per_order=template.max_per_order,
+                min_per_order=template.variants[0].min_per_order,
+                max_per_order=template.variants[0].max_per_order,
                 delivery_type="auto",
                 refund_policy=template.refund_policy,
                 position=100 + i,
@@ -1023,7 +1027,10 @@ def add_products(shop: Shop, count: int) -> None:
             new_ids.append(p.id)
         db.session.commit()
         for pid in new_ids:
-            import_keys(pid, "\n".join(f"XTRA-{secrets.token_hex(8).upper()}" for _ in range(3)))
+            import_keys(
+                db.session.get(Product, pid).variants[0],
+                "\n".join(f"XTRA-{secrets.token_hex(8).upper()}" for _ in range(3)),
+            )
 
 
 def sql_per_page(shop: Shop, pages: dict[str, str]) -> dict:

@@ -26,6 +26,7 @@ from faka import create_app
 from faka.accounts import sessions, users
 from faka.accounts.models import Merchant
 from faka.catalog.models import DELIVERY_AUTO, Category, Product
+from faka.catalog.variants import product_with_one_variant
 from faka.core import clock
 from faka.core.crypto import vault
 from faka.core.types import utcnow
@@ -362,7 +363,7 @@ def make_product(app, merchant, category):
     def make(keys: int = 5, price: int = 1000, delivery_type: str = DELIVERY_AUTO, **fields) -> Product:
         fields.setdefault("title", "Test product")
         fields.setdefault("max_per_order", 10)
-        product = Product(
+        product = product_with_one_variant(
             slug=secrets.token_hex(8),
             merchant_id=merchant.id,
             category_id=category.id,
@@ -373,7 +374,9 @@ def make_product(app, merchant, category):
         _db.session.add(product)
         _db.session.commit()
         if keys:
-            import_keys(product.id, "\n".join(f"KEY-{product.id}-{i:05d}-{secrets.token_hex(3)}" for i in range(keys)))
+            import_keys(
+                product.variants[0], "\n".join(f"KEY-{product.id}-{i:05d}-{secrets.token_hex(3)}" for i in range(keys))
+            )
         return product
 
     return make

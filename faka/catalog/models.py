@@ -51,9 +51,10 @@ class Product(db.Model):
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"), index=True)
     title: Mapped[str] = mapped_column(String(120))
     description_md: Mapped[str] = mapped_column(Text, default="")
+    # The lowest and highest price of its variants, kept by faka/catalog/variants.py: the
+    # storefront lists and sorts products by them without reading every variant.
     price: Mapped[int]  # minor units (fen)
-    min_per_order: Mapped[int] = mapped_column(default=1)
-    max_per_order: Mapped[int] = mapped_column(default=10)
+    price_max: Mapped[int]
     delivery_type: Mapped[str] = mapped_column(String(8), default=DELIVERY_AUTO)
     # For `fixed` delivery: the same content for every buyer, encrypted like a key.
     fixed_content_ciphertext: Mapped[str | None] = mapped_column(Text)
@@ -69,7 +70,6 @@ class Product(db.Model):
     require_query_password: Mapped[bool] = mapped_column(default=False)
     # Checkout refuses an order without an email (a manual delivery may need to reach the buyer).
     require_email: Mapped[bool] = mapped_column(default=False, server_default=false())
-    low_stock_threshold: Mapped[int] = mapped_column(default=0)
     # Stricter risk thresholds for high-value goods: the lower of these and the site's apply.
     risk_captcha_at: Mapped[int | None] = mapped_column()
     risk_hold_at: Mapped[int | None] = mapped_column()
@@ -85,7 +85,12 @@ class Product(db.Model):
 
     merchant = relationship("Merchant")
     category = relationship("Category")
-    tiers = relationship("TierPrice", order_by="TierPrice.min_quantity", cascade="all, delete-orphan")
+    # What the buyer chooses between (面值 ¥50 / ¥100, a month / a year): each with its own
+    # price, limits and key pool. Every product has at least one; deleted ones stay for
+    # their orders and keys (`ProductVariant.deleted_at`), so this is every variant.
+    variants = relationship(
+        "ProductVariant", order_by="ProductVariant.position, ProductVariant.id", back_populates="product"
+    )
     # What the product asks the buyer at checkout (faka/catalog/models.py).
     checkout_fields = relationship("CheckoutField", order_by="CheckoutField.position", cascade="all, delete-orphan")
 
@@ -93,6 +98,46 @@ class Product(db.Model):
     def uses_key_stock(self) -> bool:
         """Each sale takes keys out of stock (auto delivery of unique keys)."""
         return self.delivery_type == DELIVERY_AUTO and not self.reusable_key
+
+    @property
+    def live_variants(self) -> list["ProductVariant"]:
+        """The variants on offer (not deleted), in the merchant's order."""
+        return [v for v in self.variants if v.deleted_at is None]
+
+    @property
+    def has_choice(self) -> bool:
+        """The buyer chooses a variant: the product offers more than one."""
+        return len(self.live_variants) > 1
+
+
+class ProductVariant(db.Model):
+    """One option of a product (规格): a face value, a period, an edition. Stock, prices and
+    limits are per variant; a product with one variant looks like a product without any."""
+
+    __tablename__ = "product_variants"
+
+    NAME_MAX = 40
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Random: names the variant in the buy form, the product page's URL and the API.
+    key: Mapped[str] = mapped_column(String(16), unique=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    # Empty only for the single variant of a product without a choice.
+    name: Mapped[str] = mapped_column(String(NAME_MAX), default="")
+    name_en: Mapped[str | None] = mapped_column(String(NAME_MAX))
+    price: Mapped[int]  # minor units (fen)
+    min_per_order: Mapped[int] = mapped_column(default=1)
+    max_per_order: Mapped[int] = mapped_column(default=10)
+    low_stock_threshold: Mapped[int] = mapped_column(default=0)
+    position: Mapped[int] = mapped_column(default=0)  # lower first
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    product = relationship("Product", back_populates="variants")
+    tiers = relationship("TierPrice", order_by="TierPrice.min_quantity", cascade="all, delete-orphan")
+
+    def name_for(self, language: str) -> str:
+        return _in(language, self.name, self.name_en)
 
     def unit_price_for(self, quantity: int) -> int:
         """The price per item at this quantity: the best tier whose threshold is reached."""
@@ -104,13 +149,13 @@ class Product(db.Model):
 
 
 class TierPrice(db.Model):
-    """A lower unit price from a quantity upwards."""
+    """A lower unit price of a variant from a quantity upwards."""
 
     __tablename__ = "tier_prices"
-    __table_args__ = (UniqueConstraint("product_id", "min_quantity"),)
+    __table_args__ = (UniqueConstraint("variant_id", "min_quantity"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    variant_id: Mapped[int] = mapped_column(ForeignKey("product_variants.id"))
     min_quantity: Mapped[int]
     unit_price: Mapped[int]
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from faka.catalog import categories as category_service
+from faka.catalog import variants
 from faka.catalog.models import (
     DELIVERY_AUTO,
     DELIVERY_FIXED,
@@ -18,7 +19,7 @@ from faka.catalog.models import (
     DELIVERY_TYPES,
     Category,
     Product,
-    TierPrice,
+    ProductVariant,
 )
 from faka.core import clock
 from faka.core.crypto import vault
@@ -41,6 +42,10 @@ class InvalidProduct(DomainError):
 
 @dataclass
 class ProductDraft:
+    """A product's details. Price, limits, tiers and the low-stock threshold are those of
+    its single variant; a product with several variants edits them per variant
+    (faka/catalog/variants.py) and ignores them here."""
+
     title: str
     category_id: int
     price: int
@@ -85,10 +90,6 @@ def parse_tiers(text: str) -> list[tuple[int, int]]:
         cents = int(match.group(2)) * 100 + int((match.group(3) or "0").ljust(2, "0"))
         tiers.append((int(match.group(1)), cents))
     return tiers
-
-
-def format_tiers(product: Product) -> str:
-    return ", ".join(f"{t.min_quantity}={t.unit_price // 100}.{t.unit_price % 100:02d}" for t in product.tiers)
 
 
 def prohibited_hits(*texts: str) -> list[str]:
@@ -187,16 +188,12 @@ def save_product(merchant_id: int, draft: ProductDraft, slug: str | None = None)
         for name in (
             "title",
             "category_id",
-            "price",
             "description_md",
             "delivery_type",
-            "min_per_order",
-            "max_per_order",
             "manual_promise_hours",
             "reusable_key",
             "require_query_password",
             "require_email",
-            "low_stock_threshold",
             "refund_policy",
             "visible",
             "risk_captcha_at",
@@ -219,10 +216,21 @@ def save_product(merchant_id: int, draft: ProductDraft, slug: str | None = None)
         held = product.moderation in ("rejected", "taken_down")
         product.moderation = MODERATION_PENDING if hits or held else MODERATION_APPROVED
         product.moderation_reason = ", ".join(hits) if hits else None
-        product.tiers.clear()
-        db.session.flush()
-        product.tiers.extend(TierPrice(min_quantity=q, unit_price=p) for q, p in sorted(draft.tiers))
+        if not product.has_choice:
+            _save_single_variant(product, draft)
     return product
+
+
+def _save_single_variant(product: Product, draft: ProductDraft) -> None:
+    """The figures of a product without a choice live on its one variant."""
+    variant = product.live_variants[0] if product.live_variants else None
+    if variant is None:
+        variant = ProductVariant(key=variants.new_key(), product=product)
+        db.session.add(variant)
+    for name in ("price", "min_per_order", "max_per_order", "low_stock_threshold"):
+        setattr(variant, name, getattr(draft, name))
+    variants.sync_price_range(product)
+    variants.set_tiers(variant, draft.tiers)
 
 
 def get_product(merchant_id: int, slug: str) -> Product:

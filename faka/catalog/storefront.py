@@ -10,7 +10,7 @@ from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from faka.accounts.models import Merchant
 from faka.catalog import images as product_images
-from faka.catalog.models import DELIVERY_AUTO, Category, Product, ProductImage
+from faka.catalog.models import DELIVERY_AUTO, Category, Product, ProductImage, ProductVariant
 from faka.core.errors import NotFound
 from faka.extensions import db
 from faka.inventory.models import CardKey
@@ -126,7 +126,7 @@ def _product_on_sale_query():
         .options(
             contains_eager(Product.merchant),
             joinedload(Product.category),
-            joinedload(Product.tiers),
+            joinedload(Product.variants).joinedload(ProductVariant.tiers),
             joinedload(Product.checkout_fields),
         )
     )
@@ -139,7 +139,7 @@ def _product_to_sell_query():
     return (
         _on_sale()
         .where(Product.slug == bindparam("slug"))
-        .options(joinedload(Product.tiers), joinedload(Product.checkout_fields))
+        .options(joinedload(Product.variants).joinedload(ProductVariant.tiers), joinedload(Product.checkout_fields))
     )
 
 

@@ -10,6 +10,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, text, update
 
+from faka.catalog.models import ProductVariant
 from faka.core import clock
 from faka.core.crypto import vault
 from faka.core.db import is_postgresql, write_transaction
@@ -66,16 +67,16 @@ def split_keys(text: str, separator: str = "newline") -> list[str]:
     return [p.strip() for p in pieces if p.strip()]
 
 
-def import_keys(product_id: int, text: str, separator: str = "newline") -> ImportReport:
-    """Import keys in one transaction; see import_key_list."""
-    return import_key_list(product_id, split_keys(text, separator))
+def import_keys(variant: ProductVariant, text: str, separator: str = "newline") -> ImportReport:
+    """Import keys into a variant's stock in one transaction; see import_key_list."""
+    return import_key_list(variant.product_id, variant.id, split_keys(text, separator))
 
 
-def import_key_list(product_id: int, keys: list[str], seen: set[str] | None = None) -> ImportReport:
-    """Add keys to a product's stock and say what happened to each: added, repeated in
-    this batch, already in stock (found by fingerprint, nothing decrypted) or invalid
-    (too long or with control characters). `seen` carries fingerprints between the chunks
-    of one big import."""
+def import_key_list(product_id: int, variant_id: int, keys: list[str], seen: set[str] | None = None) -> ImportReport:
+    """Add keys to a variant's stock and say what happened to each: added, repeated in
+    this batch, already in stock (found by fingerprint, nothing decrypted; a key is unique
+    across all the variants of its product) or invalid (too long or with control
+    characters). `seen` carries fingerprints between the chunks of one big import."""
     report = ImportReport()
     v = vault()
     seen = set() if seen is None else seen
@@ -112,6 +113,7 @@ def import_key_list(product_id: int, keys: list[str], seen: set[str] | None = No
                 rows.append(
                     {
                         "product_id": product_id,
+                        "variant_id": variant_id,
                         "ciphertext": v.encrypt(key),
                         "fingerprint": fp,
                         "status": CardKey.AVAILABLE,
@@ -124,13 +126,14 @@ def import_key_list(product_id: int, keys: list[str], seen: set[str] | None = No
     return report
 
 
-def start_import(merchant_id: int, product_id: int, text: str, separator: str = "newline") -> KeyImport:
+def start_import(merchant_id: int, variant: ProductVariant, text: str, separator: str = "newline") -> KeyImport:
     """Queue a big import as a job. The text waits encrypted in the instance folder (never
     in plain text on disk) until the job has read it."""
     job = KeyImport(
         public_id=secrets.token_hex(16),
         merchant_id=merchant_id,
-        product_id=product_id,
+        product_id=variant.product_id,
+        variant_id=variant.id,
         total_lines=len(split_keys(text, separator)),
     )
     with write_transaction():
@@ -152,7 +155,7 @@ def run_import(import_id: int) -> KeyImport | None:
         return job
     upload = json.loads(vault().decrypt(path.read_text()))
     keys = split_keys(upload["text"], upload["separator"])
-    product_id, public_id = job.product_id, job.public_id
+    product_id, variant_id, public_id = job.product_id, job.variant_id, job.public_id
     # Claimed atomically: a copy of the job queued again by the reconciler while this one
     # waited finds it taken and leaves it alone.
     with write_transaction():
@@ -167,7 +170,7 @@ def run_import(import_id: int) -> KeyImport | None:
     seen: set[str] = set()
     report = ImportReport()
     for start in range(0, len(keys), CHUNK_LINES):
-        report.merge(import_key_list(product_id, keys[start : start + CHUNK_LINES], seen))
+        report.merge(import_key_list(product_id, variant_id, keys[start : start + CHUNK_LINES], seen))
         _record_progress(import_id, min(start + CHUNK_LINES, len(keys)), report)
         _refresh_statistics()
     with write_transaction():

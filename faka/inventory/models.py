@@ -24,6 +24,7 @@ class KeyImport(db.Model):
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    variant_id: Mapped[int] = mapped_column(ForeignKey("product_variants.id"))
     status: Mapped[str] = mapped_column(String(10), default=QUEUED)
     total_lines: Mapped[int] = mapped_column(default=0)
     processed: Mapped[int] = mapped_column(default=0)
@@ -42,9 +43,11 @@ class CardKey(db.Model):
     __tablename__ = "card_keys"
     __table_args__ = (
         UniqueConstraint("product_id", "fingerprint"),
-        # With id last, reserving "the oldest available keys" reads them in index order
-        # instead of walking every sold key of the product.
+        # Stock per product (the storefront's lists) and per variant: with id last,
+        # reserving "the oldest available keys" of a variant reads them in index order
+        # instead of walking every sold key.
         Index("ix_card_keys_product_status_id", "product_id", "status", "id"),
+        Index("ix_card_keys_variant_status_id", "variant_id", "status", "id"),
     )
 
     AVAILABLE = "available"
@@ -53,7 +56,9 @@ class CardKey(db.Model):
     VOID = "void"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # A key is unique in its product (above) and belongs to one of its variants.
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    variant_id: Mapped[int] = mapped_column(ForeignKey("product_variants.id"))
     ciphertext: Mapped[str] = mapped_column(Text)
     # Keyed HMAC of the plaintext: finds duplicate imports without decrypting.
     fingerprint: Mapped[str] = mapped_column(String(64))

@@ -6,7 +6,7 @@ from functools import cache
 
 from sqlalchemy import Integer, bindparam, case, func, select, update
 
-from faka.catalog.models import Product
+from faka.catalog.models import ProductVariant
 from faka.core.db import is_postgresql
 from faka.core.errors import StockHeld
 from faka.extensions import db
@@ -14,35 +14,37 @@ from faka.inventory.models import CardKey
 from faka.orders.models import Coupon, Order
 
 # An unpaid order reserves its keys so that the buyer who pays gets them, but reserving
-# costs nothing: a few unpaid orders from a few addresses could otherwise take a product's
-# last keys off sale for the whole order time. So, of a product's unsold keys (available
-# plus reserved):
+# costs nothing: a few unpaid orders from a few addresses could otherwise take a variant's
+# last keys off sale for the whole order time. So, of a variant's unsold keys (available
+# plus reserved; each variant of a product has its own key pool):
 HOLD_SHARE = 0.5  # unpaid orders together hold at most this share (so one order too) ...
 LARGE_SHARE = 0.25  # ... and an order reserving more than this share ...
 LARGE_HOLD = timedelta(minutes=5)  # ... keeps them this long at most, not the site's order time.
 # An order of one key is never refused by HOLD_SHARE: refusing it would refuse every buyer
 # once the share is held. Single-key hoarding is the risk engine's (one address or browser
-# holds few unpaid orders, and little of one product's stock).
+# holds few unpaid orders, and little of one variant's stock).
 
 
-def unpaid_hold(product_id: int, quantity: int, order_time: timedelta, now: datetime) -> timedelta:
+def unpaid_hold(variant_id: int, quantity: int, order_time: timedelta, now: datetime) -> timedelta:
     """How long a new unpaid order of `quantity` keys may hold them: the site's order time,
     or LARGE_HOLD when it takes a large share of what is left. Raises StockHeld when
-    unpaid orders would hold more than HOLD_SHARE of the product's unsold keys.
+    unpaid orders would hold more than HOLD_SHARE of the variant's unsold keys.
 
     Runs inside the checkout's write transaction, before its keys are reserved. SQLite's
     immediate transaction serialises checkouts; on PostgreSQL, checkouts of several keys
-    of one product take turns on the product's row, so two cannot both pass the share.
+    of one variant take turns on the variant's row, so two cannot both pass the share.
     (A concurrent single-key checkout may still go first: it was allowed either way, and
     it moves a key from available to held, leaving the unsold count the same.)
     """
     if quantity > 1:
-        db.session.execute(select(Product.id).where(Product.id == product_id).with_for_update(key_share=True))
-    available, held = _unsold(product_id, quantity)
+        db.session.execute(
+            select(ProductVariant.id).where(ProductVariant.id == variant_id).with_for_update(key_share=True)
+        )
+    available, held = _unsold(variant_id, quantity)
     if (quantity > available or _over_share(quantity, available, held)) and expire_stale_orders(
-        now, product_id=product_id
+        now, variant_id=variant_id
     ):
-        available, held = _unsold(product_id, quantity)
+        available, held = _unsold(variant_id, quantity)
     if quantity <= available and _over_share(quantity, available, held):
         raise StockHeld()
     return min(order_time, LARGE_HOLD) if quantity > LARGE_SHARE * (available + held) else order_time
@@ -52,11 +54,11 @@ def _over_share(quantity: int, available: int, held: int) -> bool:
     return quantity > 1 and held + quantity > HOLD_SHARE * (available + held)
 
 
-def _unsold(product_id: int, quantity: int) -> tuple[int, int]:
-    """The product's (available, reserved) keys. Available keys are counted only up to
+def _unsold(variant_id: int, quantity: int) -> tuple[int, int]:
+    """The variant's (available, reserved) keys. Available keys are counted only up to
     reserved + 4 × quantity, more than either limit above ever compares them with: a
-    product with 100,000 keys is not counted through at every checkout."""
-    return tuple(db.session.execute(_unsold_statement(), {"product": product_id, "room": 4 * quantity}).one())
+    variant with 100,000 keys is not counted through at every checkout."""
+    return tuple(db.session.execute(_unsold_statement(), {"variant": variant_id, "room": 4 * quantity}).one())
 
 
 @cache
@@ -64,12 +66,12 @@ def _unsold_statement():
     # Built once: every checkout of a key product runs it.
     held = (
         select(func.count())
-        .where(CardKey.product_id == bindparam("product"), CardKey.status == CardKey.RESERVED)
+        .where(CardKey.variant_id == bindparam("variant"), CardKey.status == CardKey.RESERVED)
         .scalar_subquery()
     )
     available = (
         select(CardKey.id)
-        .where(CardKey.product_id == bindparam("product"), CardKey.status == CardKey.AVAILABLE)
+        .where(CardKey.variant_id == bindparam("variant"), CardKey.status == CardKey.AVAILABLE)
         .limit(held + bindparam("room", type_=Integer))
         .subquery()
     )
@@ -77,12 +79,12 @@ def _unsold_statement():
 
 
 def reserve_keys(order: Order, quantity: int, until: datetime, now: datetime) -> bool:
-    """Reserve `quantity` available keys of the order's product for it.
+    """Reserve `quantity` available keys of the order's variant for it.
 
     Runs inside the caller's write transaction. On SQLite the caller's BEGIN IMMEDIATE
     already serialises writers. On PostgreSQL concurrent checkouts first skip each other's
     locked rows (FOR UPDATE SKIP LOCKED), so they do not queue behind one another.
-    A checkout that comes up short first expires the product's unpaid orders past their
+    A checkout that comes up short first expires the variant's unpaid orders past their
     deadline, whose keys the reconciler would release soon anyway, and tries again. Then
     on PostgreSQL it may only be seeing keys another checkout will give back, so it
     releases what it locked and waits its turn in key order (which cannot deadlock, as it
@@ -90,7 +92,7 @@ def reserve_keys(order: Order, quantity: int, until: datetime, now: datetime) ->
     nothing, when there are not enough keys.
     """
     reserved = _reserve(order, quantity, until, skip_locked=True)
-    if not reserved and expire_stale_orders(now, product_id=order.product_id):
+    if not reserved and expire_stale_orders(now, variant_id=order.variant_id):
         reserved = _reserve(order, quantity, until, skip_locked=True)
     if not reserved and is_postgresql():
         reserved = _reserve(order, quantity, until, skip_locked=False)
@@ -104,7 +106,7 @@ def _reserve(order: Order, quantity: int, until: datetime, skip_locked: bool) ->
     reserved = db.session.execute(
         _reserve_statement(skip_locked),
         {
-            "product": order.product_id,
+            "variant": order.variant_id,
             "quantity": quantity,
             "order": order.id,
             "until": until,
@@ -122,7 +124,7 @@ def _reserve_statement(skip_locked: bool):
     # Built once each: every checkout runs one.
     picked = (
         select(CardKey.id)
-        .where(CardKey.product_id == bindparam("product"), CardKey.status == CardKey.AVAILABLE)
+        .where(CardKey.variant_id == bindparam("variant"), CardKey.status == CardKey.AVAILABLE)
         .order_by(CardKey.id)
         .limit(bindparam("quantity", type_=Integer))
         .with_for_update(skip_locked=skip_locked)
@@ -136,11 +138,12 @@ def _reserve_statement(skip_locked: bool):
     )
 
 
-def shared_key(product_id: int) -> str | None:
-    """The ciphertext of a reusable-key product's key (the oldest available one)."""
+def shared_key(variant_id: int) -> str | None:
+    """The ciphertext of a reusable-key product's key for this variant (the oldest
+    available one)."""
     return db.session.execute(
         select(CardKey.ciphertext)
-        .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE)
+        .where(CardKey.variant_id == variant_id, CardKey.status == CardKey.AVAILABLE)
         .order_by(CardKey.id)
         .limit(1)
     ).scalar_one_or_none()
@@ -176,15 +179,15 @@ def sell_keys(key_ids: list[int], when: datetime) -> None:
     )
 
 
-def expire_stale_orders(now: datetime, product_id: int | None = None) -> int:
+def expire_stale_orders(now: datetime, variant_id: int | None = None) -> int:
     """Expire pending orders past their deadline, release their keys and give back the
     coupon uses they took.
 
     Runs inside the caller's write transaction. Returns how many orders expired.
     """
     query = select(Order).where(Order.status == Order.PENDING, Order.expires_at < now)
-    if product_id is not None:
-        query = query.where(Order.product_id == product_id)
+    if variant_id is not None:
+        query = query.where(Order.variant_id == variant_id)
     orders = db.session.execute(query.with_for_update(skip_locked=True)).scalars().all()
     for order in orders:
         order.mark_expired()

@@ -6,7 +6,8 @@ from sqlalchemy import select
 
 from faka.accounts import users
 from faka.accounts.models import User
-from faka.catalog.models import DELIVERY_FIXED, DELIVERY_MANUAL, Category, CheckoutField, Product, TierPrice
+from faka.catalog.models import DELIVERY_FIXED, DELIVERY_MANUAL, Category, CheckoutField, Product
+from faka.catalog.variants import product_with_one_variant
 from faka.core.crypto import vault
 from faka.extensions import db
 from faka.inventory import keys
@@ -36,7 +37,7 @@ def seed_demo() -> bool:
     db.session.flush()
 
     def product(**fields) -> Product:
-        p = Product(slug=secrets.token_hex(8), merchant_id=merchant.id, **fields)
+        p = product_with_one_variant(slug=secrets.token_hex(8), merchant_id=merchant.id, **fields)
         db.session.add(p)
         db.session.flush()
         return p
@@ -49,8 +50,8 @@ def seed_demo() -> bool:
         position=1,
         description_md="**自动发货**，付款后立即显示卡密，并发送到您的邮箱。\n\n- 仅限国区账户\n- 在 Steam 客户端「兑换钱包充值码」中使用",
         refund_policy="卡密一经发出不予退款；卡密无效请在 24 小时内提交投诉并附截图。",
+        tiers=[(3, 4700)],
     )
-    cards.tiers.append(TierPrice(min_quantity=3, unit_price=4700))
     windows = product(
         category_id=software.id,
         title="Windows 11 专业版 激活密钥",
@@ -107,9 +108,11 @@ def seed_demo() -> bool:
         ]
     )
     db.session.commit()
-    keys.import_keys(cards.id, "\n".join(f"STEAM-{secrets.token_hex(5).upper()}" for _ in range(STOCKOUT_PRODUCT_KEYS)))
     keys.import_keys(
-        windows.id, "\n".join("-".join(secrets.token_hex(3).upper()[:5] for _ in range(5)) for _ in range(40))
+        cards.variants[0], "\n".join(f"STEAM-{secrets.token_hex(5).upper()}" for _ in range(STOCKOUT_PRODUCT_KEYS))
+    )
+    keys.import_keys(
+        windows.variants[0], "\n".join("-".join(secrets.token_hex(3).upper()[:5] for _ in range(5)) for _ in range(40))
     )
     set_setting("site_name", "faka 发卡")
     set_setting("announcement", "演示商店：使用沙箱支付，不会产生真实扣款。")

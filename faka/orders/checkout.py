@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from faka.catalog import checkout_fields, storefront
-from faka.catalog.models import DELIVERY_AUTO, Product
+from faka.catalog.models import DELIVERY_AUTO, Product, ProductVariant
 from faka.core import clock
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, InvalidQuantity, NotForSale, NotFound, OutOfStock
@@ -39,6 +39,10 @@ class EmailRequired(DomainError):
     message = _l("This seller needs your email for this order: enter one.")
 
 
+class ChooseVariant(DomainError):
+    message = _l("Choose one of the product's options.")
+
+
 def new_order_number(when) -> str:
     # Date prefix for humans, random digits so numbers reveal nothing about volume.
     return when.strftime("%Y%m%d") + "".join(secrets.choice("0123456789") for _ in range(12))
@@ -56,8 +60,13 @@ def place_order(
     device_hash: str | None = None,
     captcha_solved: bool = False,
     answers: Mapping[str, str] | None = None,
+    variant_key: str | None = None,
 ) -> Order:
     """Create a pending order and reserve its keys; raise and change nothing on failure.
+
+    `variant_key` names the variant the buyer chose; it may be left out for a product
+    with one variant, and a product with several refuses the order without it
+    (ChooseVariant).
 
     The risk engine looks at the buyer first: it may refuse the order (risk.Blocked), ask
     for the captcha (risk.CaptchaRequired; `captcha_solved` says the buyer solved one),
@@ -91,6 +100,7 @@ def place_order(
             device_hash,
             captcha_solved,
             answers or {},
+            variant_key,
         )
         token = order.token
     # The buyer goes on to the token's pay page: keep the token loaded after the commit
@@ -99,11 +109,14 @@ def place_order(
     return order
 
 
-def price_preview(product_slug: str, quantity: int, coupon_code: str | None) -> coupons.Quote:
+def price_preview(
+    product_slug: str, quantity: int, coupon_code: str | None, variant_key: str | None = None
+) -> coupons.Quote:
     """What place_order would charge now, for the product page's preview. Reads only."""
     product = _product_on_sale(product_slug)
-    _check_quantity(product, quantity)
-    return coupons.quote(product, quantity, coupon_code, clock.now())
+    variant = chosen_variant(product, variant_key)
+    _check_quantity(variant, quantity)
+    return coupons.quote(product, variant, quantity, coupon_code, clock.now())
 
 
 def _product_on_sale(product_slug: str) -> Product:
@@ -113,9 +126,23 @@ def _product_on_sale(product_slug: str) -> Product:
         raise NotForSale() from exc
 
 
-def _check_quantity(product: Product, quantity: int) -> None:
-    max_allowed = min(product.max_per_order, current_app.config["MAX_KEYS_PER_ORDER"])
-    if not product.min_per_order <= quantity <= max_allowed:
+def chosen_variant(product: Product, variant_key: str | None) -> ProductVariant:
+    """The product's variant on offer that the buyer chose; with no choice made, the only
+    one of a product that has one."""
+    offered = product.live_variants
+    if variant_key:
+        for variant in offered:
+            if variant.key == variant_key:
+                return variant
+        raise ChooseVariant()
+    if len(offered) != 1:
+        raise ChooseVariant()
+    return offered[0]
+
+
+def _check_quantity(variant: ProductVariant, quantity: int) -> None:
+    max_allowed = min(variant.max_per_order, current_app.config["MAX_KEYS_PER_ORDER"])
+    if not variant.min_per_order <= quantity <= max_allowed:
         raise InvalidQuantity()
 
 
@@ -132,9 +159,11 @@ def _place(
     device_hash,
     captcha_solved,
     answers,
+    variant_key,
 ) -> Order:
     product = _product_on_sale(product_slug)
-    _check_quantity(product, quantity)
+    variant = chosen_variant(product, variant_key)
+    _check_quantity(variant, quantity)
     if product.require_query_password and password_hash is None:
         raise QueryPasswordRequired()
     email = (email or "").strip().lower() or None
@@ -147,22 +176,24 @@ def _place(
         engine.CHECKOUT, client_ip, device_hash, email, product.merchant_id, product, quantity, now=now
     )
     engine.serialise_buyer(signals)  # a repeated tap waits here until the first one committed
-    price = coupons.quote(product, quantity, coupon_code, now)
+    price = coupons.quote(product, variant, quantity, coupon_code, now)
     first = _same_order_just_placed(
-        product, quantity, email, query_password, price.coupon, gateway, device_hash, now, answered
+        product, variant, quantity, email, query_password, price.coupon, gateway, device_hash, now, answered
     )
     if first is not None:
         return first
     verdict = engine.check(signals, captcha_solved)
-    unit_price = product.unit_price_for(quantity)
+    unit_price = variant.unit_price_for(quantity)
     hold = timedelta(minutes=settings.order_ttl_minutes())
     if product.uses_key_stock:
-        hold = stock.unpaid_hold(product.id, quantity, hold, now)
+        hold = stock.unpaid_hold(variant.id, quantity, hold, now)
     expires_at = now + hold
     order = Order(
         number=new_order_number(now),
         token=secrets.token_hex(16),
         product_id=product.id,
+        variant_id=variant.id,
+        variant_name=variant.name if product.has_choice else None,
         merchant_id=product.merchant_id,
         quantity=quantity,
         unit_price=unit_price,
@@ -185,7 +216,7 @@ def _place(
     if product.uses_key_stock:
         if not stock.reserve_keys(order, quantity, until=expires_at, now=now):
             raise OutOfStock()
-    elif product.delivery_type == DELIVERY_AUTO and stock.shared_key(product.id) is None:
+    elif product.delivery_type == DELIVERY_AUTO and stock.shared_key(variant.id) is None:
         raise OutOfStock()
     if verdict.hits:
         engine.add_event(signals, verdict, order_id=order.id, captcha_solved=captcha_solved)
@@ -197,7 +228,7 @@ def _place(
 
 
 def _same_order_just_placed(
-    product, quantity, email, query_password, coupon, gateway, device_hash, now, answered
+    product, variant, quantity, email, query_password, coupon, gateway, device_hash, now, answered
 ) -> Order | None:
     if device_hash is None:
         return None
@@ -206,7 +237,7 @@ def _same_order_just_placed(
             select(Order)
             .where(
                 Order.device_hash == device_hash,
-                Order.product_id == product.id,
+                Order.variant_id == variant.id,
                 Order.status == Order.PENDING,
                 Order.created_at >= now - REPEAT_WINDOW,
                 Order.quantity == quantity,

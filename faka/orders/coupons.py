@@ -23,7 +23,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from faka.catalog.models import Product
+from faka.catalog.models import Product, ProductVariant
 from faka.core import clock
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
@@ -243,13 +243,14 @@ def update_coupon(
     return coupon
 
 
-def quote(product: Product, quantity: int, coupon_code: str | None, now: datetime) -> Quote:
-    """The price of `quantity` of `product` with this coupon (none if the code is empty).
+def quote(product: Product, variant: ProductVariant, quantity: int, coupon_code: str | None, now: datetime) -> Quote:
+    """The price of `quantity` of the product's `variant` with this coupon (none if the
+    code is empty). A coupon for a product applies to each of its variants.
 
     Raises a CouponInvalid subclass naming the reason. Reads only; the caller checks the
     quantity is allowed.
     """
-    subtotal = product.unit_price_for(quantity) * quantity
+    subtotal = variant.unit_price_for(quantity) * quantity
     code = normalise_code(coupon_code)
     if not code:
         return Quote(subtotal=subtotal, discount=0, total=subtotal, coupon=None)

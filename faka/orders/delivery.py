@@ -157,7 +157,7 @@ def _hand_over(order: Order, now) -> bool:
         order.delivery_ciphertext = product.fixed_content_ciphertext
         return True
     if product.reusable_key:
-        order.delivery_ciphertext = stock.shared_key(product.id)
+        order.delivery_ciphertext = stock.shared_key(order.variant_id)
         return order.delivery_ciphertext is not None
     assert product.delivery_type == DELIVERY_AUTO
     key_ids = stock.reserved_key_ids(order.id)

@@ -69,6 +69,10 @@ class Order(db.Model):
     number: Mapped[str] = mapped_column(String(24), unique=True)  # shown to the buyer
     token: Mapped[str] = mapped_column(String(32), unique=True)  # 128-bit, in the order URL
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("product_variants.id"), index=True)
+    # The variant's name when the buyer chose between several, as it read then (None: the
+    # product offered no choice).
+    variant_name: Mapped[str | None] = mapped_column(String(40))
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
     quantity: Mapped[int]
     unit_price: Mapped[int]
@@ -108,6 +112,7 @@ class Order(db.Model):
     manual_fallback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     product = relationship("Product")
+    variant = relationship("ProductVariant")
     merchant = relationship("Merchant")
     keys = relationship("CardKey", order_by="CardKey.id", viewonly=True)
 

@@ -15,6 +15,7 @@ from sqlalchemy import delete, select, update
 from faka.accounts import onboarding, review, users
 from faka.accounts.models import Merchant
 from faka.catalog.models import DELIVERY_AUTO, Product
+from faka.catalog.variants import product_with_one_variant
 from faka.core.crypto import vault
 from faka.extensions import db
 from faka.inventory.keys import import_keys
@@ -60,7 +61,7 @@ def submitted_merchant(name: str = "New Shop") -> Merchant:
 
 
 def product_of(merchant: Merchant, category, keys: int = 3, price: int = 1000) -> Product:
-    product = Product(
+    product = product_with_one_variant(
         slug=secrets.token_hex(8),
         merchant_id=merchant.id,
         category_id=category.id,
@@ -71,7 +72,7 @@ def product_of(merchant: Merchant, category, keys: int = 3, price: int = 1000) -
     )
     db.session.add(product)
     db.session.commit()
-    import_keys(product.id, "\n".join(f"KEY-{product.id}-{i}-{secrets.token_hex(3)}" for i in range(keys)))
+    import_keys(product.variants[0], "\n".join(f"KEY-{product.id}-{i}-{secrets.token_hex(3)}" for i in range(keys)))
     return product
 
 

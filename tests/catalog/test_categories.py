@@ -16,6 +16,7 @@ from conftest import csrf_from, logged_in_session, login, no_horizontal_scroll, 
 from faka.accounts import users
 from faka.accounts.models import Merchant, User
 from faka.catalog.models import Category, Product
+from faka.catalog.variants import product_with_one_variant
 from faka.core import clock
 from faka.extensions import db
 from faka.inventory.keys import import_keys
@@ -65,12 +66,12 @@ def goods(app, merchant):
     make_product would bring a category of its own: these tests start with none)."""
 
     def make(category, title):
-        product = Product(
+        product = product_with_one_variant(
             slug=secrets.token_hex(8), merchant_id=merchant.id, category_id=category.id, title=title, price=1000
         )
         db.session.add(product)
         db.session.commit()
-        import_keys(product.id, f"KEY-{secrets.token_hex(6)}")
+        import_keys(product.variants[0], f"KEY-{secrets.token_hex(6)}")
         return product
 
     return make

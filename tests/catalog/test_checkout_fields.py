@@ -17,7 +17,8 @@ from conftest import count, csrf_from, logged_in_session, login, no_horizontal_s
 from faka.accounts import users
 from faka.catalog import checkout_fields
 from faka.catalog.checkout_fields import FieldDraft
-from faka.catalog.models import DELIVERY_MANUAL, CheckoutField, OrderAnswer, Product
+from faka.catalog.models import DELIVERY_MANUAL, CheckoutField, OrderAnswer
+from faka.catalog.variants import product_with_one_variant
 from faka.extensions import db
 from faka.inventory.models import CardKey
 from faka.messaging import webhooks
@@ -236,7 +237,7 @@ def others_field(make_product):
 def test_another_merchants_product_fields_are_404(client, others_field, method, url):
     product, field = others_field
     intruder = users.create_merchant("intruder@shop.test", "merchant-pass-1", "Intruder", approved=True)
-    own = Product(
+    own = product_with_one_variant(
         slug="intruders0000001",
         merchant_id=intruder.id,
         category_id=product.category_id,

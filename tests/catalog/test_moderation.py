@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from faka.catalog.models import Product, ProductReport
+from faka.catalog.variants import product_with_one_variant
 from faka.extensions import db
 from faka.platform.models import AuditEvent, Setting
 from tests.conftest import csrf_from, login, reload
@@ -188,7 +189,7 @@ def test_report_with_bad_reason_or_long_text_is_refused(client, make_product):
 def test_reports_are_rate_limited_per_address(make_app, merchant, category):
     app = make_app(RATELIMIT_REPORT="2 per hour")
     with app.app_context():
-        product = Product(
+        product = product_with_one_variant(
             slug="limitedslug0001",
             merchant_id=merchant.id,
             category_id=category.id,

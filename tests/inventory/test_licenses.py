@@ -65,7 +65,7 @@ def _misses(make_product, licensed, sold, place, pay):
     db.session.commit()
     other = make_product(keys=2, license_checks=True)
     off = make_product(keys=0, license_checks=False)
-    import_keys(off.id, "OFF-PRODUCT-KEY-123456")
+    import_keys(off.variants[0], "OFF-PRODUCT-KEY-123456")
     pay(place(off))
     return [
         ("a key that does not exist", ask(licensed, "NO-SUCH-KEY-0000")),

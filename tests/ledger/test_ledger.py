@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from conftest import _empty_database, reload, run_together, signed_notify
 from faka.accounts.models import ROLE_MERCHANT, ROLE_OPERATOR, Merchant, User
 from faka.catalog.models import DELIVERY_AUTO, Category, Product
+from faka.catalog.variants import product_with_one_variant
 from faka.core import clock
 from faka.core.crypto import vault
 from faka.core.errors import NotFound
@@ -87,7 +88,7 @@ def new_product(merchant: Merchant, keys: int = 20, price: int = 1000) -> Produc
         category = Category(name="游戏点卡", name_en="Game cards")
         db.session.add(category)
         db.session.commit()
-    product = Product(
+    product = product_with_one_variant(
         slug=secrets.token_hex(8),
         merchant_id=merchant.id,
         category_id=category.id,
@@ -98,7 +99,7 @@ def new_product(merchant: Merchant, keys: int = 20, price: int = 1000) -> Produc
     )
     db.session.add(product)
     db.session.commit()
-    import_keys(product.id, "\n".join(f"MONEY-{product.id}-{i}-{secrets.token_hex(4)}" for i in range(keys)))
+    import_keys(product.variants[0], "\n".join(f"MONEY-{product.id}-{i}-{secrets.token_hex(4)}" for i in range(keys)))
     return product
 
 

@@ -114,7 +114,7 @@ def test_rotate_keys_reencrypts_every_secret_and_the_old_key_can_be_retired(
         from faka.inventory.keys import import_keys
 
         product = db.session.execute(select(Product).where(Product.slug == shop.product_slug)).scalar_one()
-        report = import_keys(product.id, shop.delivered_keys[0])  # duplicates still found after rotation
+        report = import_keys(product.variants[0], shop.delivered_keys[0])  # duplicates still found after rotation
         assert report.added == 0 and report.already_in_stock == 1
 
 
@@ -195,7 +195,7 @@ def test_import_reports_added_duplicates_and_invalid(app, product):
     from faka.inventory.keys import import_keys
 
     existing = key_texts_of_product(product)[0]
-    report = import_keys(product.id, f"NEW-1\nNEW-2\nNEW-1\n\n{existing}\n{'x' * 3000}\nbad\x07key")
+    report = import_keys(product.variants[0], f"NEW-1\nNEW-2\nNEW-1\n\n{existing}\n{'x' * 3000}\nbad\x07key")
     assert (report.added, report.duplicate_in_batch, report.already_in_stock, report.invalid) == (2, 1, 1, 2)
     assert report.samples["duplicate_in_batch"] == ["NEW-1"] and report.samples["already_in_stock"] == [existing]
 

@@ -19,6 +19,7 @@ from conftest import csrf_from, logged_in_session, login, no_horizontal_scroll, 
 from faka.accounts import review, users
 from faka.accounts.models import Merchant, User
 from faka.catalog.models import DELIVERY_FIXED, Category, Product
+from faka.catalog.variants import product_with_one_variant
 from faka.extensions import db
 from faka.inventory.keys import import_keys
 from faka.ledger import payouts
@@ -62,7 +63,9 @@ def add_category() -> Category:
 
 def add_product(merchant: Merchant, category: Category, **fields) -> Product:
     fields = {"title": "Office 2024 key", "price": 1234, **fields}
-    product = Product(slug=secrets.token_hex(8), merchant_id=merchant.id, category_id=category.id, **fields)
+    product = product_with_one_variant(
+        slug=secrets.token_hex(8), merchant_id=merchant.id, category_id=category.id, **fields
+    )
     db.session.add(product)
     db.session.commit()
     return product
@@ -126,7 +129,7 @@ def test_new_merchants_checklist_moves_step_by_step_until_the_first_sale(app, cl
     title, text, links = checklist(page)["stock"]
     assert "“Office 2024 key” has no keys in stock" in text and f"/merchant/products/{product.slug}/keys" in links
 
-    import_keys(product.id, "KEY-0001\nKEY-0002")
+    import_keys(product.variants[0], "KEY-0001\nKEY-0002")
     assert labels(dashboard(client))["stock"] == "Done"
 
     payouts.add_payout_account(shop.id, "alipay", "张三", "13800001234")
@@ -374,7 +377,7 @@ def test_both_checklists_fit_a_phone(live_server, make_app, chromium, place, tmp
     product = add_product(shop, category, title="Steam 钱包充值卡 100 元 · 全球通用 · 自动发货")
     shoot(page, base + "/merchant/?lang=en", "merchant-half")
     review.approve(operator.id, shop.id)
-    import_keys(product.id, "KEY-1\nKEY-2")
+    import_keys(product.variants[0], "KEY-1\nKEY-2")
     shoot(ops_page, base + "/operator/?lang=en", "operator-half")
     app.test_client().post("/pay/sandbox/notify", data=signed_notify(place(product)))
     shoot(page, base + "/merchant/?lang=en", "merchant-folded")

@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from conftest import csrf_from, reload, run_together, signed_notify
 from faka.accounts import users
-from faka.catalog.models import Product, TierPrice
+from faka.catalog.models import TierPrice
+from faka.catalog.variants import product_with_one_variant
 from faka.core.errors import NotFound, OutOfStock
 from faka.core.types import utcnow
 from faka.extensions import db
@@ -62,7 +63,7 @@ def other_merchant(app):
 
 @pytest.fixture
 def other_product(other_merchant, category):
-    product = Product(
+    product = product_with_one_variant(
         slug=secrets.token_hex(8),
         merchant_id=other_merchant.id,
         category_id=category.id,

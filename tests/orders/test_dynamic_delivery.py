@@ -21,6 +21,7 @@ from werkzeug import Response
 
 from conftest import csrf_from, free_port, key_texts, login, reload, run_together, run_worker, signed_notify
 from faka.catalog.models import DELIVERY_REMOTE, CheckoutField, Product
+from faka.catalog.variants import product_with_one_variant
 from faka.complaints import workflow
 from faka.complaints.models import Complaint
 from faka.core.crypto import vault
@@ -547,7 +548,7 @@ def test_server_pages_are_the_merchants_own_and_need_the_csrf_token(
     from faka.accounts import users
 
     other = users.create_merchant("other@shop.test", "merchant-pass-1", "Other Shop", approved=True)
-    theirs = Product(
+    theirs = product_with_one_variant(
         slug="0123456789abcdef",
         merchant_id=other.id,
         category_id=category.id,

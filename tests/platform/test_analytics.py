@@ -15,6 +15,7 @@ from sqlalchemy import event
 from conftest import reload
 from faka.accounts import users
 from faka.catalog.models import Product
+from faka.catalog.variants import product_with_one_variant
 from faka.extensions import db
 from faka.inventory.keys import import_keys
 from faka.orders.models import Order
@@ -74,7 +75,7 @@ def unpaid(place):
 
 def other_merchant_product(category, keys: int = 20, price: int = 1000, **fields) -> Product:
     other = users.create_merchant(f"o{secrets.token_hex(4)}@shop.test", "merchant-pass-1", "Other", approved=True)
-    product = Product(
+    product = product_with_one_variant(
         slug=secrets.token_hex(8),
         merchant_id=other.id,
         category_id=category.id,
@@ -85,7 +86,9 @@ def other_merchant_product(category, keys: int = 20, price: int = 1000, **fields
     db.session.add(product)
     db.session.commit()
     if keys:
-        import_keys(product.id, "\n".join(f"OTHER-{product.id}-{i}-{secrets.token_hex(3)}" for i in range(keys)))
+        import_keys(
+            product.variants[0], "\n".join(f"OTHER-{product.id}-{i}-{secrets.token_hex(3)}" for i in range(keys))
+        )
     return product
 
 

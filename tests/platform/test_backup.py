@@ -191,7 +191,7 @@ def populate(app, merchant, make_product, place, pay) -> Shop:
     db.session.add(RiskHit(event_id=event.id, rule="velocity_ip", score=30, detail="7 orders in 10 min"))
     db.session.add(SecurityEvent(kind=SecurityEvent.LOGIN_FAILED, ip="203.0.113.9", subject="ops@backup.test"))
     db.session.commit()
-    job = keys.start_import(merchant.id, product.id, "IMPORTED-1\nIMPORTED-2")
+    job = keys.start_import(merchant.id, product.variants[0], "IMPORTED-1\nIMPORTED-2")
 
     delivered = reload(delivered)
     assert delivered.status == Order.DELIVERED

@@ -343,7 +343,7 @@ def test_exporting_stock_keys_needs_a_fresh_password_and_is_audited(seller, merc
     product = make_product(keys=0)
     from faka.inventory.keys import import_keys
 
-    import_keys(product.id, "STOCK-1\nSTOCK-2")
+    import_keys(product.variants[0], "STOCK-1\nSTOCK-2")
     keys_page = f"/merchant/products/{product.slug}/keys"
     response = post(seller, f"{keys_page}/export", page=keys_page)
     assert response.status_code == 303 and "STOCK-1" not in response.text

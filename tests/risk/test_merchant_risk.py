@@ -12,6 +12,7 @@ from conftest import count, csrf_from, login, reload
 from faka.accounts import users
 from faka.accounts.login import record_sign_in
 from faka.catalog.models import DELIVERY_MANUAL, Product
+from faka.catalog.variants import product_with_one_variant
 from faka.extensions import db
 from faka.inventory.models import CardKey
 from faka.orders.models import Order
@@ -119,7 +120,7 @@ def test_blacklisting_a_buyers_email_stops_them_buying_here_only(app, seller, me
     product = make_product(keys=5)
     order = place(product, email="fraud@example.com")
     other_shop = users.create_merchant("other@shop.test", "merchant-pass-2", "Other Shop", approved=True)
-    other_product = Product(
+    other_product = product_with_one_variant(
         slug="other-shop-product",
         merchant_id=other_shop.id,
         category_id=product.category_id,
@@ -131,7 +132,7 @@ def test_blacklisting_a_buyers_email_stops_them_buying_here_only(app, seller, me
     db.session.commit()
     from faka.inventory.keys import import_keys
 
-    import_keys(other_product.id, "OTHER-1\nOTHER-2")
+    import_keys(other_product.variants[0], "OTHER-1\nOTHER-2")
 
     detail_url = f"/merchant/orders/{order.number}"
     detail = seller.get(detail_url).text

@@ -30,7 +30,8 @@ from sqlalchemy import func, select
 
 from conftest import _empty_database, signed_notify
 from faka.accounts import users
-from faka.catalog.models import DELIVERY_AUTO, Category, Product
+from faka.catalog.models import DELIVERY_AUTO, Category
+from faka.catalog.variants import product_with_one_variant
 from faka.core.crypto import vault
 from faka.core.errors import OutOfStock
 from faka.core.types import utcnow
@@ -87,7 +88,7 @@ class PurchaseMachine(RuleBasedStateMachine):
         category = Category(name="游戏点卡", name_en="Game cards")
         db.session.add(category)
         db.session.commit()
-        product = Product(
+        product = product_with_one_variant(
             slug=secrets.token_hex(8),
             merchant_id=merchant.id,
             category_id=category.id,
@@ -99,7 +100,7 @@ class PurchaseMachine(RuleBasedStateMachine):
         db.session.add(product)
         db.session.commit()
         self.product_id, self.slug = product.id, product.slug
-        report = import_keys(product.id, "\n".join(f"PROP-{i}-{secrets.token_hex(4)}" for i in range(KEYS)))
+        report = import_keys(product.variants[0], "\n".join(f"PROP-{i}-{secrets.token_hex(4)}" for i in range(KEYS)))
         assert report.added == KEYS
 
     # -- the model ----------------------------------------------------------------------

@@ -394,7 +394,7 @@ def test_secrets_never_reach_the_database_in_clear(app, runner, merchant, produc
     totp_secret = pyotp.random_base32()
     twofactor.enable(merchant.user_id, totp_secret, pyotp.TOTP(totp_secret).now())
     secrets["TOTP secret"] = totp_secret
-    import_keys(product.id, secrets["card key"])
+    import_keys(product.variants[0], secrets["card key"])
     secrets["sandbox secret"] = gateway_settings("sandbox")[1]["secret"]
 
     # Each secret was stored, and can be read back by the app.

@@ -109,9 +109,9 @@ def test_unsold_keys_and_products_without_checks_answer_exactly_as_a_missing_key
     in_stock = make_product(keys=0, license_checks=True)
     from faka.inventory.keys import import_keys
 
-    import_keys(in_stock.id, "UNSOLD-KEY-0001")
+    import_keys(in_stock.variants[0], "UNSOLD-KEY-0001")
     off = make_product(keys=0, license_checks=False)
-    import_keys(off.id, key)  # the same text, sold by a product whose checks are off
+    import_keys(off.variants[0], key)  # the same text, sold by a product whose checks are off
     for action, extra in (("validate", {}), ("activate", {"instance_id": "pc"}), ("deactivate", {"instance_id": "pc"})):
         missing = _comparable(call(client, action, product_id=licensed.slug, key="NO-SUCH-KEY", **extra))
         assert missing[0] == 404

@@ -272,7 +272,7 @@ def test_an_import_whose_job_was_lost_is_queued_again_by_the_reconciler_and_runs
     from faka.ops.reconcile import reconcile
 
     product = make_product(keys=0)
-    waiting = keys.start_import(merchant.id, product.id, "\n".join(f"LOST-{i}" for i in range(3000)))
+    waiting = keys.start_import(merchant.id, product.variants[0], "\n".join(f"LOST-{i}" for i in range(3000)))
     assert reconcile().imports == 0  # just queued: its job may still be on its way
     waiting.created_at = clock.now() - keys.IMPORT_GRACE - keys.IMPORT_GRACE
     db.session.commit()
@@ -361,7 +361,7 @@ def other_merchant_objects(make_product, place):
     from faka.messaging import webhooks
     from faka.orders import coupons
 
-    job = start_import(product.merchant_id, product.id, "X1\nX2")
+    job = start_import(product.merchant_id, product.variants[0], "X1\nX2")
     coupon = coupons.create_coupon(product.merchant_id, "OWNER10", "percent", 1000)
     endpoint, _secret = webhooks.create_endpoint(product.merchant_id, "https://1.1.1.1/hook", ["order.paid"])
     account = payouts.add_payout_account(product.merchant_id, "alipay", "张三", "13800001234")

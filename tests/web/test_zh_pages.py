@@ -576,7 +576,7 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
     db.session.commit()
 
     # A key import (a job), coupons of both kinds, emails of every kind and status.
-    s.key_import = keys.start_import(merchant.id, s.product.id, "K1\nK1\n" + "\x01bad\n")
+    s.key_import = keys.start_import(merchant.id, s.product.variants[0], "K1\nK1\n" + "\x01bad\n")
     keys.run_import(s.key_import.id)
     coupons.create_coupon(merchant.id, "SPRING10", "percent", 1000)
     coupons.create_coupon(

@@ -12,7 +12,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from faka.accounts import onboarding
-from faka.catalog import products
+from faka.catalog import products, variants
 from faka.catalog.models import Product
 from faka.complaints import workflow
 from faka.core import tasks
@@ -165,8 +165,12 @@ def _product_form(product=None) -> ProductForm:
         for c in products.categories(current_id=product.category_id if product else None)
     ]
     if request.method == "GET" and product:
-        form.price.data = Decimal(product.price) / 100
-        form.tiers.data = products.format_tiers(product)
+        variant = product.live_variants[0]
+        form.price.data = Decimal(variant.price) / 100
+        form.min_per_order.data = variant.min_per_order
+        form.max_per_order.data = variant.max_per_order
+        form.low_stock_threshold.data = variant.low_stock_threshold
+        form.tiers.data = variants.format_tiers(variant)
         form.fixed_content.data = ""
     return form
 

@@ -8,6 +8,7 @@ import pytest
 from faka.accounts import api_keys, users
 from faka.accounts.models import Merchant
 from faka.catalog.models import Product
+from faka.catalog.variants import product_with_one_variant
 from faka.extensions import db
 from faka.inventory.keys import import_keys
 
@@ -74,7 +75,7 @@ def other_merchant(app) -> Merchant:
 
 @pytest.fixture
 def other_product(other_merchant, category) -> Product:
-    product = Product(
+    product = product_with_one_variant(
         slug=secrets.token_hex(8),
         merchant_id=other_merchant.id,
         category_id=category.id,
@@ -83,7 +84,7 @@ def other_product(other_merchant, category) -> Product:
     )
     db.session.add(product)
     db.session.commit()
-    import_keys(product.id, "OTHER-KEY-1\nOTHER-KEY-2")
+    import_keys(product.variants[0], "OTHER-KEY-1\nOTHER-KEY-2")
     return product
 
 

@@ -20,7 +20,7 @@ def stock_of(product) -> dict:
 
 def test_an_import_reports_like_the_back_office_and_returns_no_key(api, make_product):
     product = make_product(keys=0)
-    import_keys(product.id, "K-EXISTING")
+    import_keys(product.variants[0], "K-EXISTING")
     batch = ["K-1", "K-2", "K-1", "K-EXISTING", "  ", " K-3 ", "x" * 2001]
     answer = api.post(f"/api/v1/products/{product.slug}/keys", json={"keys": batch})
     assert answer.status_code == 201
@@ -54,7 +54,7 @@ def test_counts_by_state(api, product, place):
 
 def test_void_withdraws_available_keys_only(api, make_product, place):
     product = make_product(keys=0)
-    import_keys(product.id, "LEAKED-1\nLEAKED-2\nFINE-1")
+    import_keys(product.variants[0], "LEAKED-1\nLEAKED-2\nFINE-1")
     order = place(product, quantity=1)
     (reserved,) = key_texts(order)
     answer = api.post(

@@ -37,7 +37,8 @@ from api.conftest import bearer
 from conftest import key_texts, reload
 from faka.accounts import api_keys
 from faka.catalog import checkout_fields
-from faka.catalog.models import DELIVERY_MANUAL, Product
+from faka.catalog.models import DELIVERY_MANUAL
+from faka.catalog.variants import product_with_one_variant
 from faka.complaints import workflow
 from faka.complaints.models import Complaint
 from faka.extensions import db, limiter
@@ -141,7 +142,7 @@ def seed(request, app, merchant, make_product, make_key, other_product, place, p
     foreign_field = checkout_fields.add_field(
         other.merchant_id, other.slug, checkout_fields.FieldDraft(label="FOREIGN-LABEL-7c1e")
     )
-    import_keys(other.id, "FOREIGN-KEY-7c1e-1\nFOREIGN-KEY-7c1e-2")
+    import_keys(other.variants[0], "FOREIGN-KEY-7c1e-1\nFOREIGN-KEY-7c1e-2")
     found = Seed(
         token=make_key(),
         merchant_id=merchant.id,
@@ -193,7 +194,7 @@ def seed_more(found: Seed, app, other, httpserver, path: str | None) -> None:
 
     if wanted("orders", "complaints", "balance", "ledger"):
         own = delivered(found.make_product(keys=2, title="Sold product"), "buyer@example.com")
-        their_product = Product(
+        their_product = product_with_one_variant(
             slug=secrets.token_hex(8),
             merchant_id=other.merchant_id,
             category_id=other.category_id,
@@ -202,7 +203,7 @@ def seed_more(found: Seed, app, other, httpserver, path: str | None) -> None:
         )
         db.session.add(their_product)
         db.session.commit()
-        import_keys(their_product.id, "FOREIGN-SOLD-KEY-7c1e")
+        import_keys(their_product.variants[0], "FOREIGN-SOLD-KEY-7c1e")
         theirs = delivered(their_product, "foreign-7c1e@example.com")
         found.order_number = own.number
         found.more_params["number"] = (own.number, theirs.number)
