@@ -6,7 +6,12 @@ delivered orders, a review, two complaints with evidence images (one answered by
 merchant, one waiting for the platform), an order waiting for payment, an order held by
 the risk engine, a merchant waiting for review and blacklist entries — serves it on a
 free local port, and saves a full-page PNG of each page as
-docs/screenshots/<lang>-<role>-<page>.png, with docs/screenshots/README.md listing them.
+docs/screenshots/<lang>-<role>-<page>.png, with docs/screenshots/README.md listing them. The
+buyer's pages are taken again in dark mode (a phone set to dark: Chromium's
+prefers-color-scheme), as <lang>-buyer-<page>-dark.png.
+
+`--all-dark DIR` takes every page in both modes into DIR instead (nothing in docs/ changes):
+for looking over the dark theme of the back office and the console too.
 
 It exits with an error if a page scrolls sideways at 360 px or logs a console error.
 
@@ -15,6 +20,7 @@ downloaded), the Debian package `fonts-noto-cjk` (without it Chinese text render
 boxes), and the dev requirements (Playwright's Python package).
 """
 
+import argparse
 import io
 import logging
 import os
@@ -117,6 +123,7 @@ def add_demo_state(app) -> dict:
             select(Product)
             .where(Product.merchant_id == seller.id, Product.delivery_type == "auto")
             .order_by(Product.position)
+            .limit(2)  # the seed's first two: the Steam cards and the Windows keys
         )
         .scalars()
         .all()
@@ -245,9 +252,11 @@ def serve(app) -> tuple[str, object]:
 class Window:
     """One role's browser on the phone screen; notes pages that misbehave."""
 
-    def __init__(self, browser, base: str, problems: list[str]):
-        self.base, self.problems = base, problems
-        self.context = browser.new_context(**PHONE)
+    def __init__(self, browser, base: str, problems: list[str], out: Path = OUT, dark: bool = False, signed_in=None):
+        self.base, self.problems, self.out = base, problems, out
+        # signed_in: the light window's cookies, so that the dark one needs no second login (a
+        # TOTP code is accepted once).
+        self.context = browser.new_context(**PHONE, color_scheme="dark" if dark else "light", storage_state=signed_in)
         self.page = self.context.new_page()
         self.page.set_default_timeout(15_000)
         self.errors: list[str] = []
@@ -269,7 +278,7 @@ class Window:
         if self.errors:
             self.problems.append(f"{name}: {page.url} console errors: {self.errors}")
             self.errors.clear()
-        path = OUT / f"{name}.png"
+        path = self.out / f"{name}.png"
         shot = page.screenshot(full_page=True, animations="disabled", caret="hide")
         # 256 colours are plenty for flat pages and a third of the bytes in the repository.
         Image.open(io.BytesIO(shot)).convert("RGB").quantize(256).save(path, optimize=True)
@@ -290,34 +299,41 @@ def log_in(window: Window, email: str, password: str, language: str, secret: str
     window.page.wait_for_url("**/operator/" if secret else "**/merchant/")
 
 
-def take_shots(browser, base: str, state: dict, problems: list[str]) -> list[tuple[str, Shot]]:
+def take_shots(
+    browser, base: str, state: dict, problems: list[str], out: Path = OUT, dark_roles: tuple[str, ...] = ("buyer",)
+) -> list[tuple[str, Shot]]:
+    """Each shot in each language, and again in dark mode for the roles in `dark_roles`."""
     from faka.ops.seed import DEMO_MERCHANT, DEMO_OPERATOR
 
     taken = []
-    windows: dict[str, Window] = {}
+    windows: dict[tuple[str, bool], Window] = {}
     for language in LANGUAGES:
         for role in ("buyer", "merchant", "operator"):
-            if role not in windows:
-                windows[role] = Window(browser, base, problems)
-                if role == "merchant":
-                    log_in(windows[role], *DEMO_MERCHANT, language)
-                elif role == "operator":
-                    log_in(windows[role], *DEMO_OPERATOR, language, state["secret"])
-            windows[role].go(f"/?lang={language}" if role == "buyer" else f"/{role}/?lang={language}")
+            for dark in (False, True) if role in dark_roles else (False,):
+                if (role, dark) not in windows:
+                    signed_in = windows[role, False].context.storage_state() if dark else None
+                    windows[role, dark] = Window(browser, base, problems, out, dark, signed_in)
+                    if role == "merchant" and not dark:
+                        log_in(windows[role, dark], *DEMO_MERCHANT, language)
+                    elif role == "operator" and not dark:
+                        log_in(windows[role, dark], *DEMO_OPERATOR, language, state["secret"])
+                windows[role, dark].go(f"/?lang={language}" if role == "buyer" else f"/{role}/?lang={language}")
         for shot in shots(state):
-            window = windows[shot.role]
-            if shot.path:
-                window.go(shot.path)
-            else:  # the lookup page, with the order it found
-                window.go("/lookup")
-                window.page.fill("#query", state["reviewed_number"])
-                window.page.fill("#query_password", BUYER_PASSWORD)
-                window.page.locator("form.lookup button.primary").click()
-                window.page.locator(".order-list a").first.wait_for()
-            name = f"{language}-{shot.role}-{shot.page}"
-            window.save(name)
-            taken.append((language, shot))
-            print(f"  {name}.png")
+            for dark in (False, True) if shot.role in dark_roles else (False,):
+                window = windows[shot.role, dark]
+                if shot.path:
+                    window.go(shot.path)
+                else:  # the lookup page, with the order it found
+                    window.go("/lookup")
+                    window.page.fill("#query", state["reviewed_number"])
+                    window.page.fill("#query_password", BUYER_PASSWORD)
+                    window.page.locator("form.lookup button.primary").click()
+                    window.page.locator(".order-list a").first.wait_for()
+                name = f"{language}-{shot.role}-{shot.page}" + ("-dark" if dark else "")
+                window.save(name)
+                if not dark:
+                    taken.append((language, shot))
+                print(f"  {name}.png")
     for window in windows.values():
         window.context.close()
     return taken
@@ -329,11 +345,16 @@ def write_index(taken: list[tuple[str, Shot]]) -> None:
         links = " · ".join(
             f"[{LANGUAGE_NAMES[language]}]({language}-{shot.role}-{shot.page}.png)" for language in LANGUAGES
         )
+        if shot.role == "buyer":
+            links += " · dark: " + " · ".join(
+                f"[{LANGUAGE_NAMES[language]}]({language}-{shot.role}-{shot.page}-dark.png)" for language in LANGUAGES
+            )
         rows.append(f"| {shot.role} | {shot.title} | {links} |")
     (OUT / "README.md").write_text(
         "# Screenshots\n\n"
         "faka's main pages on a phone screen (360×800), in Chinese (the default) and in English, taken from the\n"
-        "demo shop with a few orders, a review, complaints and risk events added. Regenerate them with\n"
+        "demo shop with a few orders, a review, complaints and risk events added; the buyer's pages also in dark\n"
+        "mode, as on a phone set to dark ([themes.md](../themes.md)). Regenerate them with\n"
         "`make screenshots` (needs Debian's `chromium` and `fonts-noto-cjk`; see `scripts/screenshots.py`).\n\n"
         "| who | page | screenshots |\n| --- | --- | --- |\n" + "\n".join(rows) + "\n",
         encoding="utf-8",
@@ -341,6 +362,10 @@ def write_index(taken: list[tuple[str, Shot]]) -> None:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--all-dark", metavar="DIR", type=Path, help="every page in both modes into DIR, not docs/")
+    args = parser.parse_args()
+    out, dark_roles = (args.all_dark, ("buyer", "merchant", "operator")) if args.all_dark else (OUT, ("buyer",))
     folder = Path(tempfile.mkdtemp(prefix="faka-screenshots-"))
     try:
         env = build_instance(folder)
@@ -355,20 +380,22 @@ def main() -> int:
         with app.app_context():
             state = add_demo_state(app)
             base, server = serve(app)
-            OUT.mkdir(parents=True, exist_ok=True)
-            for old in OUT.glob("*.png"):
+            out.mkdir(parents=True, exist_ok=True)
+            for old in out.glob("*.png"):
                 old.unlink()
             problems: list[str] = []
             with sync_playwright() as p:
                 browser = p.chromium.launch(
                     executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
                 )
-                taken = take_shots(browser, base, state, problems)
+                taken = take_shots(browser, base, state, problems, out, dark_roles)
                 browser.close()
             server.shutdown()
-        write_index(taken)
-        size = sum(f.stat().st_size for f in OUT.glob("*.png"))
-        print(f"{len(taken)} screenshots, {size / 1e6:.1f} MB, in {OUT.relative_to(ROOT)}/")
+        if out == OUT:
+            write_index(taken)
+        files = list(out.glob("*.png"))
+        size = sum(f.stat().st_size for f in files)
+        print(f"{len(files)} screenshots, {size / 1e6:.1f} MB, in {out}/")
         for problem in problems:
             print("problem:", problem, file=sys.stderr)
         return 1 if problems else 0

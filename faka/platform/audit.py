@@ -95,6 +95,8 @@ ACTION_LABELS = {
     "site.settings": _l("Site settings changed"),
     "site.smtp": _l("Email settings changed"),
     "site.logo": _l("Site logo changed"),
+    "site.theme": _l("Site colour and layout changed"),
+    "site.favicon": _l("Site icon changed"),
     "site.test_email": _l("Test email sent"),
     "gateway.update": _l("Payment gateway changed"),
     "gateway.tested": _l("Payment gateway tested"),

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from faka.core.cache import reused
 from faka.extensions import db
-from faka.platform import contact
+from faka.platform import contact, theme
 from faka.platform.models import Setting
 
 DEFAULTS = {
@@ -37,6 +37,10 @@ DEFAULTS = {
     "risk_block_at": "80",
     "default_language": "zh_CN",  # for visitors who have not chosen one
     "logo": "",  # file name of the uploaded logo (faka/core/uploads.py)
+    # The storefront's look (faka/platform/theme.py, docs/themes.md).
+    "accent_color": "",  # "#rrggbb"; empty: faka.css's own accent
+    "layout": "list",  # the product cards: "list" or "grid" (pictures)
+    "favicon": "",  # the uploaded icon's files, 32, 180, 192 and 512 px (faka/platform/branding.py)
     # SMTP set in the console; when smtp_server is empty the MAIL_* environment applies.
     "smtp_server": "",
     "smtp_port": "",
@@ -98,6 +102,10 @@ def validate(values: dict[str, str]) -> dict[str, object]:
             errors[key] = contact.problem(key, value)
         elif key == "site_name" and not value.strip():
             errors[key] = _l("The site needs a name.")
+        elif key == "accent_color" and theme.accent_problem(value):
+            errors[key] = theme.accent_problem(value)
+        elif key == "layout" and value not in theme.LAYOUTS:
+            errors[key] = _l("Choose a list or a picture grid.")
     _check_risk_order(values, errors)
     return errors
 

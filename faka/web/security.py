@@ -32,11 +32,13 @@ HSTS = "max-age=31536000; includeSubDomains"
 UPLOAD_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; sandbox"
 
 
-# Requests that never need the visitor's session: static files, product images (public and
-# cached for a year: they must never carry a cookie) and the polled order status
-# (its language comes in its URL). Checking the signed cookie is the largest single cost of
-# a poll, which every waiting buyer sends every 2 seconds.
-SESSIONLESS_PATH = re.compile(r"/static/|/images/|/order/[^/]+/status\Z")
+# Requests that never need the visitor's session: static files, product images and the site's
+# theme, icons and manifest (public and cached: they must never carry a cookie) and the polled
+# order status (its language comes in its URL). Checking the signed cookie is the largest
+# single cost of a poll, which every waiting buyer sends every 2 seconds.
+SESSIONLESS_PATH = re.compile(
+    r"/static/|/images/|/site/(?:theme\.css|icons/|manifest\.webmanifest)|/order/[^/]+/status\Z"
+)
 
 
 class UnreadSession(SecureCookieSession):

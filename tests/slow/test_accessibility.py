@@ -1,7 +1,7 @@
 """Accessibility, measured. On a 360 px phone, in the system's Chromium: axe-core
 (tests/vendor/axe-core, pinned by scripts/vendor.py) finds no serious or critical violation on
-the buyer's pages, their headings go in order, and whatever a thumb taps there is at least
-44 × 44 px. Then the layouts made for phones: the product page's buy bar, the back office's
+the buyer's pages, colour contrast included, in light and in dark mode (a phone set to dark),
+their headings go in order, and whatever a thumb taps there is at least 44 × 44 px. Then the layouts made for phones: the product page's buy bar, the back office's
 tables as cards, and the navigation that marks the current page (the console's in groups that
 fold). `make a11y` adds Lighthouse's accessibility score of the same pages (scripts/a11y.py)."""
 
@@ -96,15 +96,22 @@ SMALL_TARGETS = """() => [...document.querySelectorAll(
 HEADING_LEVELS = "() => [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')].map(h => Number(h.tagName[1]))"
 
 
+# The page's background, as Chromium painted it: light mode's --bg is #f5f6f8, dark mode's #121417.
+BACKGROUNDS = {"light": "rgb(245, 246, 248)", "dark": "rgb(18, 20, 23)"}
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
 @pytest.mark.parametrize("name", BUYER_PAGES)
-def test_buyer_page_on_a_phone_has_no_serious_violation_in_order_headings_and_big_targets(shop, phone, name):
+def test_buyer_page_on_a_phone_has_no_serious_violation_in_order_headings_and_big_targets(shop, phone, name, mode):
     base, _product, pages = shop
     page = phone  # conftest's: 360 × 800, console errors noted
+    page.emulate_media(color_scheme=mode)
     page.goto(base + pages[name])
     if name == "order-delivered":
         page.wait_for_selector(".card-key")
+    assert page.evaluate("getComputedStyle(document.documentElement).backgroundColor") == BACKGROUNDS[mode]
     violations = [v for v in axe_violations(page) if v["impact"] in ("serious", "critical")]
-    assert not violations, f"axe-core on {pages[name]} at 360 px:\n{readable(violations)}"
+    assert not violations, f"axe-core on {pages[name]} at 360 px, {mode} mode:\n{readable(violations)}"
 
     levels = page.evaluate(HEADING_LEVELS)
     assert levels.count(1) == 1 and levels[0] == 1, f"one <h1>, first: {levels}"

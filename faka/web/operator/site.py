@@ -321,3 +321,6 @@ def gateway_test(name: str):
 
 NAV.append(("operator.site_settings", _l("Site settings")))
 NAV.append(("operator.gateways", _l("Payment gateways")))
+
+# The forms of the storefront's look (accent colour, layout, site icon) are on this page too.
+from faka.web.operator import appearance  # noqa: E402,F401,I001
