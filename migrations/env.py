@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from faka.catalog.search import is_search_table
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -89,6 +91,8 @@ def run_migrations_online():
     conf_args = current_app.extensions["migrate"].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
+    # The search index's FTS tables (SQLite) are built by migration 0023, not from the models.
+    conf_args.setdefault("include_name", lambda name, type_, _parents: not (type_ == "table" and is_search_table(name)))
 
     connectable = get_engine()
 

@@ -7,6 +7,10 @@ The placeholder is a fresh random nonce for each render: merchant text on the pa
 contain it, so the token lands only where the templates call csrf_token().
 Stock counts and catalogue edits therefore show up within that many seconds, in every
 process, with no invalidation to get wrong; checkout always re-checks stock itself.
+
+Pages whose keys a visitor can vary at will (searches, far pages of a list) are kept in a
+small cache of their own (`store=SEARCHES`): endless random queries can neither push the
+home page out of the main cache nor grow memory past SEARCH_ENTRIES pages.
 """
 
 import secrets
@@ -19,6 +23,8 @@ from flask import Flask, current_app, g
 from flask_wtf.csrf import generate_csrf
 
 MAX_ENTRIES = 2048
+SEARCH_ENTRIES = 256
+PAGES, SEARCHES = "faka_pagecache", "faka_searchcache"
 
 T = TypeVar("T")
 
@@ -58,11 +64,11 @@ def csrf_token() -> str:
     return g.get("csrf_placeholder") or generate_csrf()
 
 
-def cached_page(key: Hashable, render: Callable[[], str]) -> str:
+def cached_page(key: Hashable, render: Callable[[], str], store: str = PAGES) -> str:
     """The page for `key`, rendered by `render()` at most once per PAGE_CACHE_SECONDS, with
     this visitor's CSRF token in it."""
     ttl = current_app.config["PAGE_CACHE_SECONDS"]
-    cache: TTLCache = current_app.extensions["faka_pagecache"]
+    cache: TTLCache = current_app.extensions[store]
     page = cache.get(key) if ttl > 0 else None
     if page is None:
         g.csrf_placeholder = f"__faka_csrf_{secrets.token_hex(16)}__"
@@ -96,7 +102,8 @@ def forget(key: Hashable) -> None:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["faka_pagecache"] = TTLCache()
+    app.extensions[PAGES] = TTLCache()
+    app.extensions[SEARCHES] = TTLCache(SEARCH_ENTRIES)
     # Flask-WTF offers csrf_token() both as a global and from a context processor; this
     # processor runs after it and so takes precedence.
     app.context_processor(lambda: {"csrf_token": csrf_token})

@@ -26,6 +26,7 @@ BATCH = 1000
 VERSION_TABLE = "alembic_version"
 # init-db enables the sandbox gateway in a new database: that row is no data of a shop.
 SEEDED = {"gateway_configs"}
+SEARCH_INDEX = "product_search"
 
 
 class CopyError(Exception):
@@ -66,12 +67,19 @@ class DatabaseState:
 
 def inspect(conn: Connection) -> DatabaseState:
     metadata = MetaData()
-    metadata.reflect(bind=conn)
+    metadata.reflect(bind=conn, only=lambda name, _metadata: not _derived(name))
     revision = None
     if VERSION_TABLE in metadata.tables:
         revision = conn.execute(select(metadata.tables[VERSION_TABLE].c.version_num)).scalar()
     tables = [t for t in metadata.sorted_tables if t.name != VERSION_TABLE]
     return DatabaseState(revision, tables, row_counts(conn, tables))
+
+
+def _derived(table_name: str) -> bool:
+    """The storefront's search index (faka/catalog/search.py): `product_search` (on SQLite
+    an FTS table, with its shadow tables `product_search_*`). Built from `products` by
+    triggers, so it is not data: the target's triggers fill its own as the products arrive."""
+    return table_name == SEARCH_INDEX or table_name.startswith(SEARCH_INDEX + "_")
 
 
 def row_counts(conn: Connection, tables: list[Table]) -> dict[str, int]:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 
 from conftest import assert_nothing_paid, count, csrf_from, login, reload, signed_notify
-from faka.catalog import storefront as catalog_service
+from faka.catalog import search
 from faka.catalog.models import Category, Product
 from faka.complaints import workflow
 from faka.complaints.models import Complaint
@@ -450,11 +450,11 @@ def test_a_notification_holding_a_nul_is_refused(client, product, place):
 
 
 def test_a_failed_database_write_still_gets_the_error_page(client, monkeypatch):
-    def failing_write():
+    def failing_write(*_):
         db.session.add(Category(name=None))  # NOT NULL: the flush fails, the session must be rolled back
         db.session.flush()
 
-    monkeypatch.setattr(catalog_service, "storefront", failing_write)
+    monkeypatch.setattr(search, "find_products", failing_write)
     response = english(client).get("/")
     assert response.status_code == 500
     assert "Our fault, not yours." in response.text
