@@ -60,6 +60,8 @@ class Config:
     RATELIMIT_CHECKOUT = os.environ.get("FAKA_RATELIMIT_CHECKOUT", "30 per minute")
     RATELIMIT_QUOTE = os.environ.get("FAKA_RATELIMIT_QUOTE", "60 per minute")  # product-page price previews
     RATELIMIT_REPORT = os.environ.get("FAKA_RATELIMIT_REPORT", "5 per hour")  # buyers reporting a product
+    # buyers asking to be told when a sold-out option is back (faka/messaging/restock.py)
+    RATELIMIT_RESTOCK = os.environ.get("FAKA_RATELIMIT_RESTOCK", "10 per hour")
     # Buyers' complaint and review posts, per IP and order (buyers behind one NAT share an IP).
     RATELIMIT_COMPLAINT = os.environ.get("FAKA_RATELIMIT_COMPLAINT", "30 per hour")
     RATELIMIT_CAPTCHA = os.environ.get("FAKA_RATELIMIT_CAPTCHA", "60 per minute")  # captcha challenges fetched

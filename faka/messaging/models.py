@@ -2,8 +2,8 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from faka.core.types import UTCDateTime, utcnow
 from faka.extensions import db
@@ -142,3 +142,49 @@ class PushMessage(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# Waiting: neither told nor cancelled. At most one such request per variant and address.
+_RESTOCK_LIVE_SQL = "notified_at IS NULL AND cancelled_at IS NULL"
+
+
+class RestockRequest(db.Model):
+    """A buyer's wish to be told when a sold-out variant is back in stock
+    (faka/messaging/restock.py): asked for on the product page, confirmed from an email
+    (double opt-in), told once when keys are imported, or cancelled."""
+
+    __tablename__ = "restock_requests"
+    __table_args__ = (
+        Index(
+            "uq_restock_requests_live_variant_email",
+            "variant_id",
+            "email",
+            unique=True,
+            sqlite_where=text(_RESTOCK_LIVE_SQL),
+            postgresql_where=text(_RESTOCK_LIVE_SQL),
+        ),
+        Index("ix_restock_requests_email", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Hex SHA-256 of the random token in the links of the latest email sent about it
+    # (confirm, cancel); the token itself is only in that email.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("product_variants.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))  # lower-case
+    locale: Mapped[str] = mapped_column(String(8), default="zh_CN")
+    ip: Mapped[str | None] = mapped_column(String(45))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the latest confirmation email was queued: another is sent only after a while.
+    emailed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    variant = relationship("ProductVariant")
+    product = relationship("Product")
+
+    @property
+    def live(self) -> bool:
+        return self.notified_at is None and self.cancelled_at is None

@@ -1,7 +1,7 @@
 """Sending what the outbox, the webhook log and the push log hold, enqueued by name
 ("messaging.tasks.send_email")."""
 
-from faka.messaging import mail, push, webhooks
+from faka.messaging import mail, push, restock, webhooks
 
 
 def send_email(email_id: int) -> bool:
@@ -14,3 +14,8 @@ def send_webhook(delivery_id: int) -> bool:
 
 def send_push(message_id: int) -> bool:
     return push.deliver(message_id)
+
+
+def restock_notices(variant_id: int) -> int:
+    """Keys were imported into this variant: tell the buyers waiting for it (once)."""
+    return restock.notify_restocked(variant_id)

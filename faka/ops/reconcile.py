@@ -24,7 +24,7 @@ from faka.core import clock, tasks
 from faka.core.db import write_transaction
 from faka.extensions import db
 from faka.inventory import keys, stock
-from faka.messaging import mail, push, webhooks
+from faka.messaging import mail, push, restock, webhooks
 from faka.orders import delivery
 from faka.orders.models import Order
 from faka.payments import notify, refunds
@@ -45,6 +45,7 @@ class ReconcileReport:
     retention: bool = False  # the daily data-retention job was started
     imports: int = 0  # big key imports whose job was lost, queued again
     pushes: int = 0  # push messages due for another attempt
+    restock: int = 0  # variants back in stock whose waiting buyers were not told yet
 
 
 def reconcile() -> ReconcileReport:
@@ -66,6 +67,7 @@ def reconcile() -> ReconcileReport:
     pending_refunds = refunds.pending_ids()
     in_flight = notify.payments_in_flight()
     imports = keys.waiting_import_ids(clock.now())
+    restocked = restock.due_variant_ids()
     db.session.rollback()  # end the read: no transaction held while the jobs go out (sync mode runs them here)
 
     for order_id in undelivered:
@@ -80,6 +82,8 @@ def reconcile() -> ReconcileReport:
         tasks.enqueue("payments.tasks.check_payment", order_id, job_id=f"check-payment-{order_id}")
     for import_id in imports:
         tasks.enqueue("inventory.tasks.import_keys", import_id, job_id=f"import-{import_id}")
+    for variant_id in restocked:
+        tasks.enqueue("messaging.tasks.restock_notices", variant_id, job_id=f"restock-{variant_id}")
     deadlines = workflow.run_deadlines()
     _push_failing_gateways()
     retention_due = retention.due(clock.now())
@@ -97,6 +101,7 @@ def reconcile() -> ReconcileReport:
         retention=retention_due,
         imports=len(imports),
         pushes=len(pending_pushes),
+        restock=len(restocked),
     )
 
 

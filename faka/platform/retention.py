@@ -7,7 +7,7 @@ Once a day (the reconciler starts it when the last run is a day old; also
   "h:" + the first 40 hex digits of HMAC-SHA256(key, address), where the key is derived
   from SECRET_KEY for this purpose only. Columns: orders.client_ip, sign_ins.ip,
   notify_log.source_ip, security_events.ip, risk_events.ip, audit_events.ip,
-  product_reports.ip and api_calls.ip. The risk rules and the operator's monitor work on recent activity,
+  product_reports.ip, api_calls.ip and restock_requests.ip. The risk rules and the operator's monitor work on recent activity,
   which keeps its addresses; an old address is no longer readable, but the hash is
   deterministic, so two old rows of the same address still match: self-purchase
   matching (an order's client_ip against the merchant's sign-in addresses) keeps working
@@ -21,7 +21,11 @@ Once a day (the reconciler starts it when the last run is a day old; also
 - deletes the API's call log older than API_CALL_DAYS (90) and its idempotency records
   past their expiry (24 hours: faka/accounts/api_keys.py);
 - empties the body and headers of gateway notifications older than NOTIFY_BODY_DAYS
-  (180); the row itself (order, outcome, verified) stays for the books.
+  (180); the row itself (order, outcome, verified) stays for the books;
+- deletes back-in-stock requests (a buyer's email: faka/messaging/restock.py)
+  RESTOCK_DONE_DAYS (30) after they were told or cancelled, unconfirmed ones
+  RESTOCK_UNCONFIRMED_DAYS (7) after their confirmation email, and any still waiting after
+  RESTOCK_WAITING_DAYS (365).
 
 Each step works in batches of BATCH rows, one set-based statement and one short
 transaction per batch, so a first run over years of data never holds a long lock; a
@@ -37,13 +41,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import case, delete, or_, select, update
 
 from faka.accounts.models import ApiCall, ApiIdempotencyKey
 from faka.catalog.models import ProductReport
 from faka.core import clock
 from faka.core.db import write_transaction
 from faka.extensions import db
+from faka.messaging.models import RestockRequest
 from faka.orders.models import Order
 from faka.payments.models import NotifyLog
 from faka.platform import audit
@@ -55,6 +60,9 @@ SECURITY_EVENT_DAYS = 90
 RISK_EVENT_DAYS = 365
 NOTIFY_BODY_DAYS = 180
 API_CALL_DAYS = 90
+RESTOCK_DONE_DAYS = 30
+RESTOCK_UNCONFIRMED_DAYS = 7  # also how long a confirmation link works
+RESTOCK_WAITING_DAYS = 365
 BATCH = 1000
 EVERY = timedelta(hours=24)
 RAN = "retention.ran"
@@ -72,6 +80,7 @@ IP_COLUMNS = (
     (AuditEvent.__table__, "ip", "created_at"),
     (ProductReport.__table__, "ip", "created_at"),
     (ApiCall.__table__, "ip", "created_at"),
+    (RestockRequest.__table__, "ip", "created_at"),
 )
 
 
@@ -84,6 +93,7 @@ class RetentionReport:
     notify_bodies_emptied: int
     api_calls_deleted: int = 0
     idempotency_keys_deleted: int = 0
+    restock_requests_deleted: int = 0
 
 
 def hash_ip(ip: str) -> str:
@@ -116,6 +126,7 @@ def run(now: datetime | None = None) -> RetentionReport:
         notify_bodies_emptied=_empty_notify_bodies(now - timedelta(days=NOTIFY_BODY_DAYS)),
         api_calls_deleted=_delete_before(ApiCall.__table__, "created_at", now - timedelta(days=API_CALL_DAYS)),
         idempotency_keys_deleted=_delete_before(ApiIdempotencyKey.__table__, "expires_at", now),
+        restock_requests_deleted=_delete_restock_requests(now),
     )
     with write_transaction():
         event = audit.record(None, RAN, f"retention:{now.date().isoformat()}", after=asdict(report))
@@ -204,5 +215,22 @@ def _empty_notify_bodies(before: datetime) -> int:
         select(table.c.id).where(table.c.received_at < before, filled).order_by(table.c.id),
         lambda rows: db.session.connection().execute(
             update(table).where(table.c.id.in_([row_id for (row_id,) in rows])).values(body=None, headers=None)
+        ),
+    )
+
+
+def _delete_restock_requests(now: datetime) -> int:
+    table = RestockRequest.__table__
+    done = now - timedelta(days=RESTOCK_DONE_DAYS)
+    over = or_(
+        table.c.notified_at < done,
+        table.c.cancelled_at < done,
+        (table.c.confirmed_at.is_(None)) & (table.c.emailed_at < now - timedelta(days=RESTOCK_UNCONFIRMED_DAYS)),
+        table.c.created_at < now - timedelta(days=RESTOCK_WAITING_DAYS),
+    )
+    return _batches(
+        select(table.c.id).where(over).order_by(table.c.id),
+        lambda rows: db.session.connection().execute(
+            delete(table).where(table.c.id.in_([row_id for (row_id,) in rows]))
         ),
     )
