@@ -181,7 +181,13 @@ def save_product(merchant_id: int, draft: ProductDraft, slug: str | None = None)
                     Product.merchant_id == merchant_id, Product.deleted_at.is_(None)
                 )
             )
-            product = Product(slug=secrets.token_hex(8), merchant_id=merchant_id, position=(last or 0) + 1)
+            product = Product(
+                slug=secrets.token_hex(8),
+                merchant_id=merchant_id,
+                position=(last or 0) + 1,
+                price=draft.price,  # its one variant's, made below
+                price_max=draft.price,
+            )
             db.session.add(product)
         if draft.position is not None:
             product.position = draft.position
@@ -211,7 +217,7 @@ def save_product(merchant_id: int, draft: ProductDraft, slug: str | None = None)
                 product.fixed_content_ciphertext = vault().encrypt(draft.fixed_content.strip())
             elif product.fixed_content_ciphertext is None:
                 raise InvalidProduct(_l("A fixed-delivery product needs the content every buyer receives."))
-        hits = prohibited_hits(draft.title, draft.description_md, draft.fixed_content or "")
+        hits = prohibited_hits(draft.title, draft.description_md, draft.fixed_content or "", *variants.names(product))
         # A product an operator rejected or took down needs an operator again after an edit.
         held = product.moderation in ("rejected", "taken_down")
         product.moderation = MODERATION_PENDING if hits or held else MODERATION_APPROVED
@@ -267,29 +273,51 @@ def delete_product(merchant_id: int, slug: str) -> None:
 @dataclass(frozen=True)
 class ProductRow:
     product: Product
-    stock: dict[str, int]
+    stock: dict[str, int]  # the product's keys by state, every variant's together
+    # Its variants on offer, each with its own stock (the stock table's rows under it).
+    variants: list["variants.VariantRow"] = field(default_factory=list)
 
 
-def merchant_products(merchant_id: int) -> list[ProductRow]:
+def merchant_products(merchant_id: int, slug: str | None = None) -> list[ProductRow]:
+    """The merchant's products in their order (or the one with this slug), with their
+    variants and stock: a fixed number of queries however many products and variants
+    there are."""
+    query = select(Product).where(Product.merchant_id == merchant_id, Product.deleted_at.is_(None))
+    if slug is not None:
+        query = query.where(Product.slug == slug)
     products = (
         db.session.execute(
-            select(Product)
-            .where(Product.merchant_id == merchant_id, Product.deleted_at.is_(None))
-            .order_by(Product.position, Product.id)
-            .options(selectinload(Product.category))
+            query.order_by(Product.position, Product.id).options(
+                selectinload(Product.category),
+                selectinload(Product.variants).selectinload(ProductVariant.tiers),
+            )
         )
         .scalars()
         .all()
     )
     counts: dict[int, dict[str, int]] = {p.id: {} for p in products}
+    by_variant: dict[int, dict[str, int]] = {}
     if products:
-        for product_id, status, count in db.session.execute(
-            select(CardKey.product_id, CardKey.status, func.count())
+        for product_id, variant_id, status, n in db.session.execute(
+            select(CardKey.product_id, CardKey.variant_id, CardKey.status, func.count())
             .where(CardKey.product_id.in_(counts))
-            .group_by(CardKey.product_id, CardKey.status)
+            .group_by(CardKey.product_id, CardKey.variant_id, CardKey.status)
         ):
-            counts[product_id][status] = count
-    return [ProductRow(p, counts[p.id]) for p in products]
+            counts[product_id][status] = counts[product_id].get(status, 0) + n
+            by_variant.setdefault(variant_id, {})[status] = n
+    return [
+        ProductRow(
+            p,
+            counts[p.id],
+            [
+                variants.VariantRow(
+                    v, {state: by_variant.get(v.id, {}).get(state, 0) for state in variants.STOCK_STATES}
+                )
+                for v in p.live_variants
+            ],
+        )
+        for p in products
+    ]
 
 
 def categories(current_id: int | None = None) -> list[Category]:

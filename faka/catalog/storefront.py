@@ -6,11 +6,11 @@ from functools import cache
 from pathlib import Path
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import contains_eager, joinedload, selectinload
+from sqlalchemy.orm import contains_eager, joinedload
 
 from faka.accounts.models import Merchant
 from faka.catalog import images as product_images
-from faka.catalog.models import DELIVERY_AUTO, Category, Product, ProductImage, ProductVariant
+from faka.catalog.models import DELIVERY_AUTO, Product, ProductImage, ProductVariant
 from faka.core.errors import NotFound
 from faka.extensions import db
 from faka.inventory.models import CardKey
@@ -19,15 +19,36 @@ from faka.reviews.reviews import ReviewPage, public_reviews
 
 
 @dataclass(frozen=True)
+class Offer:
+    """A variant on offer, with its live stock (None: not limited by key stock)."""
+
+    variant: ProductVariant
+    stock: int | None
+
+    @property
+    def sold_out(self) -> bool:
+        return self.stock is not None and self.stock <= 0
+
+
+@dataclass(frozen=True)
 class Listing:
     product: Product
     stock: int | None  # None: not limited by key stock (fixed or manual delivery)
     cover: ProductImage | None = None
     gallery: list[ProductImage] = field(default_factory=list)  # on the product's own page only
+    # The variants on offer with their stock, in the merchant's order: on the product's own page only.
+    offers: list[Offer] = field(default_factory=list)
 
     @property
     def sold_out(self) -> bool:
         return self.stock is not None and self.stock <= 0
+
+    def chosen(self, key: str | None = None) -> Offer | None:
+        """The offer the buy form starts with: the one named by `key` unless it is sold
+        out, else the first in stock, else the first (the page then says sold out)."""
+        in_stock = [offer for offer in self.offers if not offer.sold_out]
+        named = [offer for offer in in_stock if key and offer.variant.key == key]
+        return (named or in_stock or self.offers or [None])[0]
 
 
 def _on_sale():
@@ -50,50 +71,43 @@ def available_stock(product_ids: list[int]) -> dict[int, int]:
     return dict(rows.all())
 
 
-def _listings(products: list[Product], galleries: bool = False) -> list[Listing]:
-    stock = available_stock([p.id for p in products if p.delivery_type == DELIVERY_AUTO])
-    images = product_images.shown_images([p.id for p in products], galleries=galleries)
+def variant_stock(variant_ids: list[int]) -> dict[int, int]:
+    """Available keys per variant, in one query."""
+    if not variant_ids:
+        return {}
+    rows = db.session.execute(
+        select(CardKey.variant_id, func.count())
+        .where(CardKey.variant_id.in_(variant_ids), CardKey.status == CardKey.AVAILABLE)
+        .group_by(CardKey.variant_id)
+    )
+    return dict(rows.all())
 
-    def shown(p: Product) -> int | None:
-        if p.delivery_type != DELIVERY_AUTO:
-            return None
-        count = stock.get(p.id, 0)
-        # A shared key is never used up: unlimited while there is one, sold out without.
-        return (None if count else 0) if p.reusable_key else count
+
+def _shown_stock(product: Product, count: int) -> int | None:
+    if product.delivery_type != DELIVERY_AUTO:
+        return None
+    # A shared key is never used up: unlimited while there is one, sold out without.
+    return (None if count else 0) if product.reusable_key else count
+
+
+def _listings(products: list[Product], galleries: bool = False, offers: bool = False) -> list[Listing]:
+    """The products' listings with their stock; with `offers` (their variants loaded), each
+    live variant's stock too, counted per variant instead of per product (still one query)."""
+    keyed = [p for p in products if p.delivery_type == DELIVERY_AUTO]
+    per_variant: dict[int, int] = {}
+    if offers:
+        per_variant = variant_stock([v.id for p in keyed for v in p.live_variants])
+        stock = {p.id: sum(per_variant.get(v.id, 0) for v in p.live_variants) for p in keyed}
+    else:
+        stock = available_stock([p.id for p in keyed])
+    images = product_images.shown_images([p.id for p in products], galleries=galleries)
 
     def listing(p: Product) -> Listing:
         shown_images = images.get(p.id) or product_images.ShownImages()
-        return Listing(p, shown(p), shown_images.cover, shown_images.gallery)
+        shown = [Offer(v, _shown_stock(p, per_variant.get(v.id, 0))) for v in p.live_variants] if offers else []
+        return Listing(p, _shown_stock(p, stock.get(p.id, 0)), shown_images.cover, shown_images.gallery, shown)
 
     return [listing(p) for p in products]
-
-
-def storefront() -> list[tuple[Category | None, list[Listing]]]:
-    """Categories in the operator's order, each with its products on sale (empty
-    categories left out). Products of hidden categories stay on sale: they come last,
-    under no category (None), so buyers never see a hidden category's name."""
-    products = (
-        db.session.execute(
-            _on_sale()
-            .options(selectinload(Product.category), selectinload(Product.merchant))
-            .order_by(Product.position, Product.id)
-        )
-        .scalars()
-        .all()
-    )
-    by_category: dict[int, list[Listing]] = {}
-    categories: dict[int, Category] = {}
-    others: list[Listing] = []
-    for listing in _listings(products):
-        category = listing.product.category
-        if category.hidden:
-            others.append(listing)
-            continue
-        categories[category.id] = category
-        by_category.setdefault(category.id, []).append(listing)
-    ordered = sorted(categories.values(), key=lambda c: (c.position, c.id))
-    sections: list[tuple[Category | None, list[Listing]]] = [(c, by_category[c.id]) for c in ordered]
-    return sections + [(None, others)] if others else sections
 
 
 def product_on_sale(slug: str) -> Product:
@@ -143,8 +157,20 @@ def _product_to_sell_query():
     )
 
 
-def product_listing(slug: str, galleries: bool = False) -> Listing:
-    return _listings([product_on_sale(slug)], galleries=galleries)[0]
+def product_listing(slug: str, galleries: bool = False, offers: bool = False) -> Listing:
+    return _listings([product_on_sale(slug)], galleries=galleries, offers=offers)[0]
+
+
+def offered_variant_keys(slug: str) -> frozenset[str]:
+    """The keys of the variants a product offers (none for an unknown slug): which `?v=`
+    links name one of its variants."""
+    return frozenset(
+        db.session.execute(
+            select(ProductVariant.key)
+            .join(Product, ProductVariant.product_id == Product.id)
+            .where(Product.slug == slug, ProductVariant.deleted_at.is_(None))
+        ).scalars()
+    )
 
 
 @dataclass(frozen=True)
@@ -155,7 +181,7 @@ class ProductPage:
 
 
 def product_page(slug: str) -> ProductPage:
-    listing = product_listing(slug, galleries=True)
+    listing = product_listing(slug, galleries=True, offers=True)
     product = listing.product
     return ProductPage(listing, merchant_reputation(product.merchant_id), public_reviews(product_id=product.id))
 
@@ -172,7 +198,6 @@ def product_reviews(slug: str, sort: str, page: int) -> tuple[Product, ReviewPag
 class ShopPage:
     merchant: Merchant
     reputation: Reputation
-    listings: list[Listing]
     reviews: ReviewPage
 
 
@@ -187,16 +212,10 @@ def _shop(public_id: str) -> Merchant:
 
 
 def shop_page(public_id: str) -> ShopPage:
-    """A shop's public page: who it is, its reputation, its goods on sale, its reviews."""
+    """A shop's public page: who it is, its reputation, its reviews (its goods: the
+    search's shop_catalogue())."""
     merchant = _shop(public_id)
-    products = (
-        db.session.execute(_on_sale().where(Product.merchant_id == merchant.id).order_by(Product.position, Product.id))
-        .scalars()
-        .all()
-    )
-    return ShopPage(
-        merchant, merchant_reputation(merchant.id), _listings(list(products)), public_reviews(merchant_id=merchant.id)
-    )
+    return ShopPage(merchant, merchant_reputation(merchant.id), public_reviews(merchant_id=merchant.id))
 
 
 def shop_reviews(public_id: str, sort: str, page: int) -> tuple[Merchant, ReviewPage]:

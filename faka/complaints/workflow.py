@@ -1044,7 +1044,7 @@ def _queue_emails(complaint: Complaint, message: ComplaintMessage, image_count: 
             )
             context = {
                 "order_number": order.number,
-                "product_title": order.product.title,
+                "product_title": order.title,
                 "status": str(STATUS_LABELS[complaint.status]),
                 "author": str(AUTHOR_LABELS[message.author]),
                 "body": message.body,

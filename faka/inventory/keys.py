@@ -11,12 +11,13 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, text, update
 
 from faka.catalog.models import ProductVariant
-from faka.core import clock
+from faka.core import clock, tasks
 from faka.core.crypto import vault
 from faka.core.db import is_postgresql, write_transaction
 from faka.core.errors import NotFound
 from faka.extensions import db
 from faka.inventory.models import CardKey, KeyImport
+from faka.messaging.models import RestockRequest
 from faka.orders.models import Order
 from faka.platform import audit
 
@@ -121,9 +122,23 @@ def import_key_list(product_id: int, variant_id: int, keys: list[str], seen: set
                 )
         if rows:
             db.session.execute(CardKey.__table__.insert(), rows)
+            if _buyers_waiting(variant_id):
+                # Told once the keys are committed (faka/messaging/restock.py).
+                tasks.enqueue("messaging.tasks.restock_notices", variant_id, job_id=f"restock-{variant_id}")
     seen.update(candidates)
     report.added = len(rows)
     return report
+
+
+def _buyers_waiting(variant_id: int) -> bool:
+    """Someone confirmed a back-in-stock request for this variant and was not told yet."""
+    waiting = select(RestockRequest.id).where(
+        RestockRequest.variant_id == variant_id,
+        RestockRequest.confirmed_at.is_not(None),
+        RestockRequest.notified_at.is_(None),
+        RestockRequest.cancelled_at.is_(None),
+    )
+    return db.session.execute(waiting.limit(1)).first() is not None
 
 
 def start_import(merchant_id: int, variant: ProductVariant, text: str, separator: str = "newline") -> KeyImport:
@@ -152,6 +167,13 @@ def run_import(import_id: int) -> KeyImport | None:
     if not path.exists():
         with write_transaction():
             job.status, job.error, job.finished_at = KeyImport.FAILED, "upload missing", clock.now()
+        return job
+    variant = db.session.get(ProductVariant, job.variant_id)
+    if variant is None or variant.deleted_at is not None:
+        # Deleted while the import waited: it is sold no more, so its stock takes no keys.
+        with write_transaction():
+            job.status, job.error, job.finished_at = KeyImport.FAILED, "variant deleted", clock.now()
+        path.unlink(missing_ok=True)
         return job
     upload = json.loads(vault().decrypt(path.read_text()))
     keys = split_keys(upload["text"], upload["separator"])
@@ -222,18 +244,20 @@ def get_import(merchant_id: int, public_id: str) -> KeyImport:
     return job
 
 
-def stock_by_status(product_id: int) -> dict[str, int]:
-    rows = db.session.execute(
-        select(CardKey.status, func.count()).where(CardKey.product_id == product_id).group_by(CardKey.status)
-    )
+def stock_by_status(product_id: int, variant_id: int | None = None) -> dict[str, int]:
+    """A product's keys by state: all its variants', or one variant's."""
+    query = select(CardKey.status, func.count()).where(CardKey.product_id == product_id)
+    if variant_id is not None:
+        query = query.where(CardKey.variant_id == variant_id)
+    rows = db.session.execute(query.group_by(CardKey.status))
     counts = {status: 0 for status in (CardKey.AVAILABLE, CardKey.RESERVED, CardKey.SOLD, CardKey.VOID)}
     counts.update(dict(rows.all()))
     return counts
 
 
-def void_keys(product_id: int, text: str, separator: str = "newline") -> int:
-    """Withdraw these keys from sale (say, ones known to have leaked). Only available keys
-    are voided, found by fingerprint; returns how many."""
+def void_keys(variant: ProductVariant, text: str, separator: str = "newline") -> int:
+    """Withdraw these keys of a variant from sale (say, ones known to have leaked). Only
+    its available keys are voided, found by fingerprint; returns how many."""
     v = vault()
     fingerprints = {fp for key in split_keys(text, separator) for fp in v.all_fingerprints(key)}
     if not fingerprints:
@@ -245,7 +269,8 @@ def void_keys(product_id: int, text: str, separator: str = "newline") -> int:
             voided += db.session.execute(
                 CardKey.__table__.update()
                 .where(
-                    CardKey.product_id == product_id,
+                    CardKey.product_id == variant.product_id,
+                    CardKey.variant_id == variant.id,
                     CardKey.status == CardKey.AVAILABLE,
                     CardKey.fingerprint.in_(ordered[start : start + 900]),
                 )
@@ -254,20 +279,23 @@ def void_keys(product_id: int, text: str, separator: str = "newline") -> int:
     return voided
 
 
-def export_unsold_keys(product_id: int, actor_id: int) -> list[str]:
-    """The plaintext of every available key, for an export the merchant re-authenticated
-    for. Audited (how many, never which)."""
+def export_unsold_keys(variant: ProductVariant, actor_id: int) -> list[str]:
+    """The plaintext of every available key of a variant, for an export the merchant
+    re-authenticated for. Audited (how many, never which)."""
     v = vault()
     keys = [
         v.decrypt(c)
         for c in db.session.execute(
             select(CardKey.ciphertext)
-            .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE)
+            .where(CardKey.variant_id == variant.id, CardKey.status == CardKey.AVAILABLE)
             .order_by(CardKey.id)
         ).scalars()
     ]
+    detail = f"count={len(keys)}"
+    if variant.product.has_choice:
+        detail += f" variant={variant.key}"
     with write_transaction():
-        audit.record(actor_id, "keys.exported", f"product:{product_id}", detail=f"count={len(keys)}")
+        audit.record(actor_id, "keys.exported", f"product:{variant.product_id}", detail=detail)
     return keys
 
 

@@ -59,6 +59,8 @@ KIND_LABELS = {
     "merchant_manual_order": _l("Order to deliver by hand"),
     "merchant_low_stock": _l("Low stock alert"),
     "push_channel_paused": _l("Push channel paused"),
+    "restock_confirm": _l("Back-in-stock request confirmation"),  # messaging/restock.py
+    "restock_notice": _l("Back in stock"),
 }
 STATUS_LABELS = {
     OutboxEmail.QUEUED: _l("Queued"),
@@ -308,10 +310,10 @@ def _render(email: OutboxEmail, for_operator: bool = False) -> tuple[str, str, s
                 subject = _(
                     "Replacement keys for your order %(number)s: %(title)s",
                     number=order.number,
-                    title=order.product.title,
+                    title=order.title,
                 )
             else:
-                subject = _("Your order %(number)s: %(title)s", number=order.number, title=order.product.title)
+                subject = _("Your order %(number)s: %(title)s", number=order.number, title=order.title)
             template = EMAIL_ORDER_DELIVERED
         else:
             context = json.loads(vault().decrypt(email.payload_ciphertext)) if email.payload_ciphertext else {}

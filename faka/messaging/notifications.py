@@ -6,13 +6,14 @@ deliveries, outbox emails), and enqueues the jobs that send them inside it, so t
 out once it has committed. A hook that fails leaves the order as it is; its callers log
 the failure and carry on.
 
-Low-stock alerts: when a delivery leaves an auto-delivered product with at most
+Low-stock alerts: each variant of a product has its own keys and threshold. When a
+delivery leaves a variant of an auto-delivered product with at most its
 `low_stock_threshold` available keys (a threshold of 0 turns alerts off), the merchant
-gets a `stock.low` webhook and a `merchant_low_stock` email — at most once per product
+gets a `stock.low` webhook and a `merchant_low_stock` email — at most once per variant
 per LOW_STOCK_ALERT_EVERY. The outbox is the record of alerts sent: before alerting we
-look for a `merchant_low_stock` email to this merchant about this product created within
-that window (the product id is in the email's encrypted context, so the few recent
-low-stock emails of the merchant are decrypted to compare). The product row is locked
+look for a `merchant_low_stock` email to this merchant about this variant created within
+that window (the variant id is in the email's encrypted context, so the few recent
+low-stock emails of the merchant are decrypted to compare). The variant's row is locked
 first, so two deliveries at the same moment do not both alert.
 """
 
@@ -26,8 +27,8 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from faka.accounts.models import Merchant
-from faka.catalog import checkout_fields
-from faka.catalog.models import DELIVERY_AUTO, DELIVERY_MANUAL, Product
+from faka.catalog import checkout_fields, variants
+from faka.catalog.models import DELIVERY_AUTO, DELIVERY_MANUAL, Product, ProductVariant
 from faka.core import clock, tasks
 from faka.core.crypto import vault
 from faka.core.db import write_transaction
@@ -66,10 +67,11 @@ def order_paid(order_id: int) -> None:
 
 
 def order_delivered(order_id: int) -> None:
-    """An order was delivered: `order.delivered` webhook, then the low-stock check."""
+    """An order was delivered: `order.delivered` webhook, then the low-stock check of its
+    variant."""
     order = db.session.get(Order, order_id)
     if order is None or not (
-        _watches_stock(order.product)
+        _watches_stock(order.product, order.variant)
         or push.watches_stock(order.product)
         or webhooks.has_subscribers(order.merchant_id, "order.delivered")
     ):
@@ -79,24 +81,30 @@ def order_delivered(order_id: int) -> None:
         order = db.session.get(Order, order_id)
         delivery_ids = webhooks.emit(order.merchant_id, "order.delivered", order_data(order))
         email_ids = []
-        if _watches_stock(order.product) or push.watches_stock(order.product):
+        product = order.product
+        if _watches_stock(product, order.variant) or push.watches_stock(product):
             # Locked so that two deliveries finishing together do not both alert.
-            product = db.session.execute(
-                select(Product).where(Product.id == order.product_id).with_for_update()
+            variant = db.session.execute(
+                select(ProductVariant).where(ProductVariant.id == order.variant_id).with_for_update()
             ).scalar_one()
-            available = _available_keys(product.id)
+            available = _available_keys(variant.id)
             running_low = False
-            if _watches_stock(product) and available <= product.low_stock_threshold and not _alerted_recently(product):
+            if (
+                _watches_stock(product, variant)
+                and available <= variant.low_stock_threshold
+                and not _alerted_recently(product, variant)
+            ):
                 data = {
                     "product": _product_data(product),
+                    "variant": _variant_data(variant),
                     "available": available,
-                    "threshold": product.low_stock_threshold,
+                    "threshold": variant.low_stock_threshold,
                 }
                 delivery_ids += webhooks.emit(product.merchant_id, "stock.low", data)
-                email_ids.append(_queue_low_stock_email(product, available))
+                email_ids.append(_queue_low_stock_email(product, variant, available))
                 running_low = True
             if product.uses_key_stock:
-                push.stock_changed(product, available, running_low)  # sold out, or the low-stock alert
+                push.stock_changed(product, variant, available, running_low)  # sold out, or the low-stock alert
         _enqueue(delivery_ids, email_ids)
 
 
@@ -127,8 +135,8 @@ def _is_manual(order: Order) -> bool:
     return order.product.delivery_type == DELIVERY_MANUAL
 
 
-def _watches_stock(product: Product) -> bool:
-    return product.delivery_type == DELIVERY_AUTO and product.low_stock_threshold > 0
+def _watches_stock(product: Product, variant: ProductVariant) -> bool:
+    return product.delivery_type == DELIVERY_AUTO and variant.low_stock_threshold > 0
 
 
 def order_data(order: Order) -> dict:
@@ -156,12 +164,20 @@ def order_data(order: Order) -> dict:
             "refunded_amount": order.refunded_amount,
         },
         "product": _product_data(order.product),
+        # What the buyer chose: its key, and its name as it read then (null when the
+        # product offered no choice).
+        "variant": {"key": order.variant.key, "name": order.variant_name},
         "answers": checkout_fields.webhook_answers(order.id),
     }
 
 
 def _product_data(product: Product) -> dict:
     return {"id": product.id, "slug": product.slug, "title": product.title, "delivery_type": product.delivery_type}
+
+
+def _variant_data(variant: ProductVariant) -> dict:
+    # A product without a choice: its one variant's name, if any, is not shown to buyers.
+    return {"key": variant.key, "name": variant.name if variant.product.has_choice else None}
 
 
 def merchant_email(merchant: Merchant) -> str:
@@ -175,11 +191,11 @@ def _locale() -> str:
 def _queue_manual_order_email(order: Order, server_failed: bool = False) -> int:
     locale = _locale()
     with force_locale(locale):
-        subject = _("New order %(number)s to deliver: %(title)s", number=order.number, title=order.product.title)
+        subject = _("New order %(number)s to deliver: %(title)s", number=order.number, title=order.title)
     context = {
         "merchant_name": order.merchant.name,
         "order_number": order.number,
-        "product_title": order.product.title,
+        "product_title": order.title,  # with the variant the buyer chose
         "quantity": order.quantity,
         "total": order.total,
         "currency": order.currency,
@@ -192,16 +208,18 @@ def _queue_manual_order_email(order: Order, server_failed: bool = False) -> int:
     return email.id
 
 
-def _queue_low_stock_email(product: Product, available: int) -> int:
+def _queue_low_stock_email(product: Product, variant: ProductVariant, available: int) -> int:
     locale = _locale()
+    title = variants.label(product, variant)
     with force_locale(locale):
-        subject = _("Low stock: %(title)s", title=product.title)
+        subject = _("Low stock: %(title)s", title=title)
     context = {
         "merchant_name": product.merchant.name,
         "product_id": product.id,
-        "product_title": product.title,
+        "variant_id": variant.id,
+        "product_title": title,
         "available": available,
-        "threshold": product.low_stock_threshold,
+        "threshold": variant.low_stock_threshold,
     }
     email = queue_email(
         EMAIL_LOW_STOCK, merchant_email(product.merchant), subject, context, locale, merchant_id=product.merchant_id
@@ -209,7 +227,7 @@ def _queue_low_stock_email(product: Product, available: int) -> int:
     return email.id
 
 
-def _alerted_recently(product: Product) -> bool:
+def _alerted_recently(product: Product, variant: ProductVariant) -> bool:
     recent = db.session.execute(
         select(OutboxEmail.payload_ciphertext).where(
             OutboxEmail.kind == EMAIL_LOW_STOCK,
@@ -217,14 +235,19 @@ def _alerted_recently(product: Product) -> bool:
             OutboxEmail.created_at >= clock.now() - LOW_STOCK_ALERT_EVERY,
         )
     ).scalars()
-    return any(json.loads(vault().decrypt(c)).get("product_id") == product.id for c in recent if c)
+    for ciphertext in recent:
+        if ciphertext:
+            context = json.loads(vault().decrypt(ciphertext))
+            if context.get("product_id") == product.id and context.get("variant_id", variant.id) == variant.id:
+                return True
+    return False
 
 
-def _available_keys(product_id: int) -> int:
+def _available_keys(variant_id: int) -> int:
     return db.session.scalar(
         select(func.count())
         .select_from(CardKey)
-        .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE)
+        .where(CardKey.variant_id == variant_id, CardKey.status == CardKey.AVAILABLE)
     )
 
 

@@ -40,6 +40,7 @@ from flask_babel import lazy_pgettext as _p
 from sqlalchemy import delete, func, select
 
 from faka.accounts.models import ROLE_OPERATOR, Merchant, User
+from faka.catalog import variants
 from faka.core import clock, tasks
 from faka.core.crypto import vault
 from faka.core.db import write_transaction
@@ -469,7 +470,7 @@ def order_facts(order) -> dict[str, Any]:
     """What an order's messages say of it (never its goods, never the buyer's full email)."""
     return {
         "number": order.number,
-        "product": _product(order.product.title),
+        "product": _product(order.title),
         "quantity": order.quantity,
         "total": format_money(order.total, order.currency),
         "buyer": mask_email(order.email),
@@ -512,13 +513,21 @@ def watches_stock(product) -> bool:
     return product.uses_key_stock and has_subscribers(product.merchant_id, STOCK_LOW, STOCK_OUT)
 
 
-def stock_changed(product, available: int, running_low: bool) -> list[int]:
-    """Inside the delivery hook's transaction: the last key went (sold out), or stock
-    fell to the product's alert threshold (`running_low`, when its email alert goes out).
-    Each at most once a day per product and channel."""
-    facts = {"product": _product(product.title), "available": available, "threshold": product.low_stock_threshold}
-    link = ("merchant.product_keys", {"slug": product.slug})
-    subject = f"product:{product.id}"
+def stock_changed(product, variant, available: int, running_low: bool) -> list[int]:
+    """Inside the delivery hook's transaction: the last key of a variant went (sold out),
+    or its stock fell to its alert threshold (`running_low`, when its email alert goes
+    out). Each at most once a day per variant and channel."""
+    facts = {
+        "product": _product(variants.label(product, variant)),
+        "available": available,
+        "threshold": variant.low_stock_threshold,
+    }
+    if product.has_choice:
+        link = ("merchant.product_keys", {"slug": product.slug, "variant": variant.key})
+        subject = f"variant:{variant.id}"
+    else:
+        link = ("merchant.product_keys", {"slug": product.slug})
+        subject = f"product:{product.id}"
     if available == 0:
         return emit(STOCK_OUT, product.merchant_id, facts, link, subject=subject, every=ALERT_EVERY)
     if running_low:
@@ -531,7 +540,7 @@ def complaint_event(event: str, complaint, order, reason=None) -> list[int]:
     the platform now decides, the operator) or decided."""
     facts = {
         "number": order.number,
-        "product": _product(order.product.title),
+        "product": _product(order.title),
         "reason": reason or "",
         "deadline": complaint.deadline_at,
         "refund": format_money(complaint.refund_amount, order.currency) if complaint.refund_amount else "",

@@ -1,4 +1,5 @@
-"""Demo data for `make run`: an operator, an approved merchant and a small catalogue."""
+"""Demo data for `make run`: an operator, an approved merchant and a small catalogue (one
+product with variants)."""
 
 import secrets
 
@@ -6,7 +7,8 @@ from sqlalchemy import select
 
 from faka.accounts import users
 from faka.accounts.models import User
-from faka.catalog.models import DELIVERY_FIXED, DELIVERY_MANUAL, Category, CheckoutField, Product
+from faka.catalog import variants
+from faka.catalog.models import DELIVERY_FIXED, DELIVERY_MANUAL, Category, CheckoutField, Product, ProductVariant
 from faka.catalog.variants import product_with_one_variant
 from faka.core.crypto import vault
 from faka.extensions import db
@@ -107,7 +109,27 @@ def seed_demo() -> bool:
             ),
         ]
     )
+    # Variants (规格): one product, three face values, each with its own price and keys;
+    # ¥200 sold out, to see how the product page shows it.
+    gift = product(
+        category_id=games.id,
+        title="Google Play 礼品卡",
+        price=5000,
+        max_per_order=5,
+        position=5,
+        description_md="**自动发货**，美区 Google Play 礼品卡，选择面值后下单。\n\n在 Play 商店「兑换礼品卡或促销代码」中使用。",
+        refund_policy="卡密一经发出不予退款；卡密无效请在 24 小时内提交投诉并附截图。",
+    )
+    gift.variants[0].name, gift.variants[0].name_en = "¥50", "¥50"
+    gift.variants.extend(
+        ProductVariant(key=variants.new_key(), name=name, name_en=name, price=price, max_per_order=5, position=i)
+        for i, (name, price) in enumerate((("¥100", 9800), ("¥200", 19500)), start=1)
+    )
+    variants.sync_price_range(gift)
     db.session.commit()
+    for variant, count in zip(gift.variants, (8, 3, 0), strict=True):
+        if count:
+            keys.import_keys(variant, "\n".join(f"GPLAY-{secrets.token_hex(6).upper()}" for _ in range(count)))
     keys.import_keys(
         cards.variants[0], "\n".join(f"STEAM-{secrets.token_hex(5).upper()}" for _ in range(STOCKOUT_PRODUCT_KEYS))
     )

@@ -43,6 +43,22 @@ class ChooseVariant(DomainError):
     message = _l("Choose one of the product's options.")
 
 
+class OptionOutOfStock(OutOfStock):
+    """The chosen variant (of a product with several) has too few keys left."""
+
+    message = _l("Not enough stock of this option for that quantity. Choose fewer or another option.")
+
+
+class OptionQuantity(InvalidQuantity):
+    """A quantity outside the chosen variant's limits (of a product with several, whose
+    limits may differ from option to option)."""
+
+    def __init__(self, variant: ProductVariant) -> None:
+        super().__init__(
+            _l("This option sells %(min)s to %(max)s per order.", min=variant.min_per_order, max=_max(variant))
+        )
+
+
 def new_order_number(when) -> str:
     # Date prefix for humans, random digits so numbers reveal nothing about volume.
     return when.strftime("%Y%m%d") + "".join(secrets.choice("0123456789") for _ in range(12))
@@ -112,10 +128,11 @@ def place_order(
 def price_preview(
     product_slug: str, quantity: int, coupon_code: str | None, variant_key: str | None = None
 ) -> coupons.Quote:
-    """What place_order would charge now, for the product page's preview. Reads only."""
+    """What place_order would charge now, for the product page's preview (the quote names
+    the variant, whose limits the page shows). Reads only."""
     product = _product_on_sale(product_slug)
     variant = chosen_variant(product, variant_key)
-    _check_quantity(variant, quantity)
+    _check_quantity(product, variant, quantity)
     return coupons.quote(product, variant, quantity, coupon_code, clock.now())
 
 
@@ -140,10 +157,13 @@ def chosen_variant(product: Product, variant_key: str | None) -> ProductVariant:
     return offered[0]
 
 
-def _check_quantity(variant: ProductVariant, quantity: int) -> None:
-    max_allowed = min(variant.max_per_order, current_app.config["MAX_KEYS_PER_ORDER"])
-    if not variant.min_per_order <= quantity <= max_allowed:
-        raise InvalidQuantity()
+def _max(variant: ProductVariant) -> int:
+    return min(variant.max_per_order, current_app.config["MAX_KEYS_PER_ORDER"])
+
+
+def _check_quantity(product: Product, variant: ProductVariant, quantity: int) -> None:
+    if not variant.min_per_order <= quantity <= _max(variant):
+        raise OptionQuantity(variant) if product.has_choice else InvalidQuantity()
 
 
 def _place(
@@ -163,7 +183,7 @@ def _place(
 ) -> Order:
     product = _product_on_sale(product_slug)
     variant = chosen_variant(product, variant_key)
-    _check_quantity(variant, quantity)
+    _check_quantity(product, variant, quantity)
     if product.require_query_password and password_hash is None:
         raise QueryPasswordRequired()
     email = (email or "").strip().lower() or None
@@ -173,7 +193,7 @@ def _place(
 
     now = clock.now()
     signals = engine.Signals(
-        engine.CHECKOUT, client_ip, device_hash, email, product.merchant_id, product, quantity, now=now
+        engine.CHECKOUT, client_ip, device_hash, email, product.merchant_id, product, quantity, now=now, variant=variant
     )
     engine.serialise_buyer(signals)  # a repeated tap waits here until the first one committed
     price = coupons.quote(product, variant, quantity, coupon_code, now)
@@ -215,9 +235,9 @@ def _place(
     checkout_fields.store_answers(order, answered)
     if product.uses_key_stock:
         if not stock.reserve_keys(order, quantity, until=expires_at, now=now):
-            raise OutOfStock()
+            raise OptionOutOfStock() if product.has_choice else OutOfStock()
     elif product.delivery_type == DELIVERY_AUTO and stock.shared_key(variant.id) is None:
-        raise OutOfStock()
+        raise OptionOutOfStock() if product.has_choice else OutOfStock()
     if verdict.hits:
         engine.add_event(signals, verdict, order_id=order.id, captcha_solved=captcha_solved)
         engine.flag_order(order, verdict)

@@ -86,6 +86,7 @@ class Quote:
     discount: int
     total: int  # subtotal − discount, at least 1
     coupon: Coupon | None
+    variant: ProductVariant | None = None  # what was priced
 
 
 def normalise_code(code: str | None) -> str:
@@ -253,7 +254,7 @@ def quote(product: Product, variant: ProductVariant, quantity: int, coupon_code:
     subtotal = variant.unit_price_for(quantity) * quantity
     code = normalise_code(coupon_code)
     if not code:
-        return Quote(subtotal=subtotal, discount=0, total=subtotal, coupon=None)
+        return Quote(subtotal=subtotal, discount=0, total=subtotal, coupon=None, variant=variant)
     coupon = _usable_coupon(product, code, now)
     if subtotal < coupon.min_amount:
         raise CouponBelowMinimum(coupon.min_amount)
@@ -263,7 +264,7 @@ def quote(product: Product, variant: ProductVariant, quantity: int, coupon_code:
         discount = min(coupon.value, subtotal)
     if subtotal - discount < 1:
         raise CouponMakesOrderFree()
-    return Quote(subtotal=subtotal, discount=discount, total=subtotal - discount, coupon=coupon)
+    return Quote(subtotal=subtotal, discount=discount, total=subtotal - discount, coupon=coupon, variant=variant)
 
 
 def _usable_coupon(product: Product, code: str, now: datetime) -> Coupon:

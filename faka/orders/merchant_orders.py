@@ -81,7 +81,7 @@ def api_query(
         query = query.where(Order.created_at >= created_from)
     if created_to is not None:
         query = query.where(Order.created_at < created_to)
-    return query.options(joinedload(Order.product))
+    return query.options(joinedload(Order.product), joinedload(Order.variant))
 
 
 def delivered_key_counts(order_ids: list[int]) -> dict[int, int]:
@@ -108,6 +108,7 @@ CSV_COLUMNS = (
     "created_at",
     "status",
     "product",
+    "variant",  # the name the buyer chose; empty when the product offered no choice
     "quantity",
     "unit_price",
     "discount",
@@ -144,6 +145,7 @@ def export_csv(merchant_id: int, f: OrderFilter, tz: timezone = UTC) -> str:
                 _iso(o.created_at),
                 o.status,
                 _csv_safe(o.product.title),
+                _csv_safe(o.variant_name or ""),
                 o.quantity,
                 o.unit_price,
                 o.discount,
@@ -184,7 +186,9 @@ def buyer_answers(order: Order) -> list[checkout_fields.Answer]:
 
 def get_order(merchant_id: int, number: str) -> Order:
     order = db.session.execute(
-        select(Order).where(Order.number == number, Order.merchant_id == merchant_id).options(joinedload(Order.product))
+        select(Order)
+        .where(Order.number == number, Order.merchant_id == merchant_id)
+        .options(joinedload(Order.product), joinedload(Order.variant))
     ).scalar_one_or_none()
     if order is None:
         raise NotFound()

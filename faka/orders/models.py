@@ -120,6 +120,12 @@ class Order(db.Model):
     def is_final(self) -> bool:
         return self.status in self.FINAL
 
+    @property
+    def title(self) -> str:
+        """What the buyer bought, as their pages and emails name it: the product's title,
+        and the variant's name when they chose between several ("Google Play · ¥100")."""
+        return f"{self.product.title} · {self.variant_name}" if self.variant_name else self.product.title
+
     @validates("email")
     def _keep_domain(self, _key, email: str | None) -> str | None:
         self.email_domain = email_domain(email)

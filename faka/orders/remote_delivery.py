@@ -12,7 +12,7 @@ signing secret faka made for it. When such an order is paid, the delivery job
     Faka-Attempt: 1
 
     {"id": "dd_<order number>", "type": "order.deliver", "test": false,
-     "order": {...}, "product": {...}, "answers": [...]}
+     "order": {...}, "product": {...}, "variant": {...}, "answers": [...]}
 
 and the server answers 2xx with `{"keys": ["…", "…"]}`: exactly `quantity` keys, each a
 non-empty line of at most MAX_KEY_LENGTH characters. The signature is the webhooks' own
@@ -198,6 +198,8 @@ def order_request(order: Order) -> dict:
             "paid_at": _unix(order.paid_at),
         },
         "product": {"id": product.slug, "title": product.title},
+        # Which option the buyer chose (面值 ¥50 / ¥100): the server issues keys for it.
+        "variant": {"key": order.variant.key, "name": order.variant_name},
         "answers": checkout_fields.webhook_answers(order.id),
     }
 
@@ -385,6 +387,7 @@ def _store_keys(order: Order, keys: list[str], now: datetime) -> None:
         [
             {
                 "product_id": order.product_id,
+                "variant_id": order.variant_id,
                 "ciphertext": v.encrypt(key),
                 "fingerprint": v.fingerprint(key),
                 "status": CardKey.SOLD,
@@ -449,7 +452,8 @@ def send_test(merchant_id: int, slug: str) -> Reply:
     if product.remote_secret_ciphertext is None:
         raise NoSigningSecret()
     now = int(clock.now().timestamp())
-    quantity = product.min_per_order
+    variant = product.live_variants[0]  # the first option the buyer sees
+    quantity = variant.min_per_order
     payload = {
         "id": f"dd_test_{secrets.token_hex(6)}",
         "type": "order.deliver",
@@ -457,15 +461,16 @@ def send_test(merchant_id: int, slug: str) -> Reply:
         "order": {
             "number": f"TEST{now}",
             "quantity": quantity,
-            "unit_price": product.price,
+            "unit_price": variant.price,
             "discount": 0,
-            "amount": product.price * quantity,
+            "amount": variant.price * quantity,
             "currency": current_app.config["CURRENCY"],
             "buyer_email": "buyer@example.com",
             "created_at": now,
             "paid_at": now,
         },
         "product": {"id": product.slug, "title": product.title},
+        "variant": {"key": variant.key, "name": variant.name if product.has_choice else None},
         "answers": [_sample_answer(f) for f in product.checkout_fields],
     }
     url, secret = product.remote_url, vault().decrypt(product.remote_secret_ciphertext)

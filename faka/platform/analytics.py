@@ -30,8 +30,9 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import aliased
 
-from faka.catalog.models import DELIVERY_AUTO, Product
+from faka.catalog.models import DELIVERY_AUTO, Product, ProductVariant
 from faka.complaints.models import Complaint
 from faka.core import clock
 from faka.extensions import db
@@ -100,9 +101,10 @@ class TopProduct(NamedTuple):
 
 class StockAlert(NamedTuple):
     product_id: int
-    title: str
+    title: str  # "title · variant" for a variant of a product with several
     available: int
-    threshold: int  # the product's low_stock_threshold (0: alert only when sold out)
+    threshold: int  # the variant's low_stock_threshold (0: alert only when sold out)
+    variant_key: str | None = None  # the variant of a product with several
 
 
 @dataclass(frozen=True)
@@ -268,31 +270,65 @@ def _top_products(merchant_id: int, start: datetime, end: datetime) -> list[TopP
 
 
 def stock_alerts(merchant_id: int) -> list[StockAlert]:
-    """The merchant's auto-delivery products that are sold out, or at or below their
-    low-stock threshold (when one is set), emptiest first. Reserved keys are not stock."""
+    """The variants on offer of the merchant's auto-delivery products that are sold out,
+    or at or below their low-stock threshold (when one is set), emptiest first. Each
+    variant has its own keys; reserved keys are not stock. One query."""
+    offered = aliased(ProductVariant)
     available = (
         select(func.count())
-        .where(CardKey.product_id == Product.id, CardKey.status == CardKey.AVAILABLE)
+        .where(CardKey.variant_id == ProductVariant.id, CardKey.status == CardKey.AVAILABLE)
+        .correlate(ProductVariant)
+        .scalar_subquery()
+    )
+    choices = (
+        select(func.count())
+        .where(offered.product_id == Product.id, offered.deleted_at.is_(None))
         .correlate(Product)
         .scalar_subquery()
     )
     stock = (
-        select(Product.id, Product.title, Product.low_stock_threshold, available.label("available"))
+        select(
+            Product.id,
+            Product.title,
+            ProductVariant.id.label("variant_id"),
+            ProductVariant.key,
+            ProductVariant.name,
+            ProductVariant.position,
+            ProductVariant.low_stock_threshold,
+            available.label("available"),
+            choices.label("choices"),
+        )
+        .join(ProductVariant, ProductVariant.product_id == Product.id)
         .where(
             Product.merchant_id == merchant_id,
             Product.delivery_type == DELIVERY_AUTO,
             Product.deleted_at.is_(None),
+            ProductVariant.deleted_at.is_(None),
         )
         .subquery()
     )
     rows = db.session.execute(
-        select(stock.c.id, stock.c.title, stock.c.available, stock.c.low_stock_threshold)
+        select(
+            stock.c.id,
+            stock.c.title,
+            stock.c.available,
+            stock.c.low_stock_threshold,
+            stock.c.key,
+            stock.c.name,
+            stock.c.choices,
+        )
         .where(
             or_(
                 stock.c.available == 0,
                 and_(stock.c.low_stock_threshold > 0, stock.c.available <= stock.c.low_stock_threshold),
             )
         )
-        .order_by(stock.c.available, stock.c.id)
+        .order_by(stock.c.available, stock.c.id, stock.c.position, stock.c.variant_id)
     )
-    return [StockAlert(*row) for row in rows]
+    alerts = []
+    for product_id, title, available_keys, threshold, key, name, choices_count in rows:
+        if choices_count > 1:
+            alerts.append(StockAlert(product_id, f"{title} · {name}", available_keys, threshold, key))
+        else:
+            alerts.append(StockAlert(product_id, title, available_keys, threshold))
+    return alerts

@@ -340,7 +340,9 @@ def public_reviews(
     order = (Review.created_at.desc(), Review.id.desc())
     if sort == "lowest":
         order = (Review.rating.asc(),) + order
-    found = paginate(query.options(joinedload(Review.product)).order_by(*order), page, PER_PAGE, count=False)
+    # With the variant each review's order bought, shown under it (in the same statement).
+    options = (joinedload(Review.product), joinedload(Review.order).load_only(Order.variant_name))
+    found = paginate(query.options(*options).order_by(*order), page, PER_PAGE, count=False)
     return ReviewPage(**vars(found), sort=sort)
 
 

@@ -30,7 +30,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, func, or_, select, text
 
 from faka.accounts.models import Merchant
-from faka.catalog.models import Product
+from faka.catalog.models import Product, ProductVariant
 from faka.complaints.models import Complaint
 from faka.core import clock
 from faka.core.cache import reused
@@ -68,7 +68,7 @@ DEVICE_ORDERS = 10  # orders from one browser
 EMAIL_ORDERS = 5  # orders for one email address
 DOMAIN_ORDERS = 30  # orders for one email domain (a throwaway domain a bot rotates addresses on)
 PENDING_ORDERS = 5  # unpaid orders one IP or browser holds at once
-STOCK_SHARE = 0.5  # of a product's unsold keys, what one buyer's unpaid orders may hold
+STOCK_SHARE = 0.5  # of a variant's unsold keys, what one buyer's unpaid orders may hold
 LOOKUP_WINDOW = timedelta(minutes=15)
 FAILED_LOOKUPS = 5  # then a captcha
 FAILED_LOOKUPS_BLOCK = 20  # then nothing more for a while
@@ -190,6 +190,8 @@ class Signals:
     now: datetime = field(default_factory=lambda: clock.now())
     # What this assessment's rules have counted, for rules that share one query.
     counted: dict = field(default_factory=dict, compare=False, repr=False)
+    # The product's variant a checkout is for: its own key pool is what stock_hoarding guards.
+    variant: ProductVariant | None = None
 
     @property
     def email_domain(self) -> str | None:
@@ -431,7 +433,7 @@ def blacklisted(signals: Signals) -> Hit | None:
 def _buyer_counts(signals: Signals) -> dict[str, int]:
     """What a checkout's counting rules count (orders in the velocity window per IP
     address, browser, email and email domain; unpaid orders the buyer holds, and how many
-    keys of this product they hold; the buyer's security noise), in one statement for all
+    keys of this variant they hold; the buyer's security noise), in one statement for all
     of them: a checkout runs every one, and one pass over their indexes (combined by the
     database) costs far less than six statements."""
     counts = signals.counted.get("buyer")
@@ -446,15 +448,15 @@ def _buyer_counts(signals: Signals) -> dict[str, int]:
     names = tuple(name for name in ("ip", "device", "email", "domain") if values[name])
     counts = {}
     if names:
-        product_id = signals.product.id if signals.product is not None else None
-        query = _buyer_counts_query(names, product_id is not None)
+        variant_id = signals.variant.id if signals.variant is not None else None
+        query = _buyer_counts_query(names, variant_id is not None)
         row = db.session.execute(
             query,
             {
                 "since": signals.now - VELOCITY_WINDOW,
                 "now": signals.now,
                 "events_since": signals.now - NOISE_WINDOW,
-                "product": product_id,
+                "variant": variant_id,
                 **{name: values[name] for name in names},
             },
         ).one()
@@ -464,7 +466,7 @@ def _buyer_counts(signals: Signals) -> dict[str, int]:
 
 
 @cache
-def _buyer_counts_query(names: tuple[str, ...], of_product: bool):
+def _buyer_counts_query(names: tuple[str, ...], of_variant: bool):
     # Built once for each set of signals present: every checkout runs it.
     recent = Order.created_at > bindparam("since")
     conditions = {
@@ -484,10 +486,10 @@ def _buyer_counts_query(names: tuple[str, ...], of_product: bool):
         unpaid = and_(Order.status == Order.PENDING, Order.expires_at > bindparam("now"), or_(*buyer))
         wanted["pending"] = unpaid
         columns.append(func.count().filter(unpaid).label("pending"))
-        if of_product:
+        if of_variant:
             # An unpaid order holds exactly its quantity of reserved keys until it expires.
             columns.append(
-                func.sum(Order.quantity).filter(and_(unpaid, Order.product_id == bindparam("product"))).label("held")
+                func.sum(Order.quantity).filter(and_(unpaid, Order.variant_id == bindparam("variant"))).label("held")
             )
         columns.append(
             _security_events_query(NOISE_KINDS, "ip" in names, "device" in names).scalar_subquery().label("noise")
@@ -532,19 +534,20 @@ def pending_hoarding(signals: Signals) -> Hit | None:
 
 
 def stock_hoarding(signals: Signals) -> Hit | None:
-    """A buyer who already holds unpaid reservations of this product may not raise them
-    past STOCK_SHARE of what is left unsold. A first order is never refused by this."""
+    """A buyer who already holds unpaid reservations of this variant (each variant has its
+    own keys) may not raise them past STOCK_SHARE of what is left unsold. A first order is
+    never refused by this."""
 
-    product = signals.product
-    if product is None or not (signals.ip or signals.device_hash) or not product.uses_key_stock:
+    product, variant = signals.product, signals.variant
+    if product is None or variant is None or not (signals.ip or signals.device_hash) or not product.uses_key_stock:
         return None
     held = _buyer_counts(signals)["held"]
     if held == 0:
-        return None  # no unpaid order of this product: the usual checkout ends here
+        return None  # no unpaid order of this variant: the usual checkout ends here
     available = _count(
         select(func.count())
         .select_from(CardKey)
-        .where(CardKey.product_id == product.id, CardKey.status == CardKey.AVAILABLE)
+        .where(CardKey.variant_id == variant.id, CardKey.status == CardKey.AVAILABLE)
     )
     wanted = held + signals.quantity
     if wanted > STOCK_SHARE * (available + held):

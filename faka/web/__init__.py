@@ -9,14 +9,16 @@ def register_blueprints(app) -> None:
     from faka.web.api import v1 as api_v1
     from faka.web.auth import passkeys
     from faka.web.auth import views as auth
-    from faka.web.shop import catalog, checkout, complaints, orders, pay
+    from faka.web.shop import brand, catalog, checkout, complaints, orders, pay, restock
 
     app.register_blueprint(catalog.bp)
+    app.register_blueprint(brand.bp)
     app.register_blueprint(checkout.bp)
     app.register_blueprint(captcha.bp)
     app.register_blueprint(orders.bp)
     app.register_blueprint(complaints.bp)
     app.register_blueprint(pay.bp)
+    app.register_blueprint(restock.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(passkeys.bp)
     app.register_blueprint(merchant.bp)

@@ -36,6 +36,11 @@ class CheckoutForm(FlaskForm):
         _l("Coupon code (optional)"),
         validators=[Optional(), Length(max=32, message=_l("This coupon code is not valid."))],
     )
+    # The key of the variant the buyer chose (radio buttons the template draws, only when
+    # the product offers a choice); checkout refuses a key that is not one on offer.
+    variant = StringField(
+        _l("Option"), validators=[Optional(), Length(max=32, message=_l("Choose one of the product's options."))]
+    )
     # Choices are the enabled gateways, set by the view; the view checks the choice.
     gateway = RadioField(_l("Pay with"), validate_choice=False)
     # A tick the buyer must give when the view sets terms_required (the site setting

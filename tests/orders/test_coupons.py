@@ -163,10 +163,10 @@ def test_percent_coupon_applies_to_the_whole_order_not_one_unit(app, merchant, p
 
 def test_percent_coupon_uses_the_tier_price_and_rounds_down(app, merchant, make_product):
     product = make_product(keys=10, price=999)
-    product.tiers.append(TierPrice(min_quantity=3, unit_price=899))
+    product.variants[0].tiers.append(TierPrice(min_quantity=3, unit_price=899))
     db.session.commit()
     create_coupon(merchant.id, "FIFTEEN", "percent", 1500)
-    price = quote(product, 1, "fifteen", utcnow())
+    price = quote(product, product.variants[0], 1, "fifteen", utcnow())
     assert (price.subtotal, price.discount, price.total) == (999, 149, 850)  # 149.85 -> 149
     order = reload(order_with(product, 3, "FIFTEEN"))
     assert (order.unit_price, order.discount, order.total) == (899, 404, 2293)  # 2697 * 15 % = 404.55
@@ -200,9 +200,9 @@ def test_minimum_amount_is_checked_against_the_whole_subtotal(app, merchant, pro
 
 def test_expired_coupon_is_refused_at_checkout_even_after_a_good_preview(app, merchant, product):
     coupon = create_coupon(merchant.id, "SOON", "fixed", 100, expires_at=utcnow() + timedelta(hours=1))
-    assert quote(product, 1, "SOON", utcnow()).total == 900
+    assert quote(product, product.variants[0], 1, "SOON", utcnow()).total == 900
     with pytest.raises(CouponExpired):
-        quote(product, 1, "SOON", utcnow() + timedelta(hours=2))
+        quote(product, product.variants[0], 1, "SOON", utcnow() + timedelta(hours=2))
     coupon.expires_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
     with pytest.raises(CouponExpired):

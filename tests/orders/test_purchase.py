@@ -161,7 +161,7 @@ def test_tier_price_applies_from_threshold(app, client, make_product, place):
     from faka.catalog.models import TierPrice
 
     product = make_product(keys=10, price=1000)
-    product.tiers.append(TierPrice(min_quantity=3, unit_price=900))
+    product.variants[0].tiers.append(TierPrice(min_quantity=3, unit_price=900))
     db.session.commit()
     assert place(product, 2).total == 2000
     assert place(product, 3).total == 2700

@@ -108,6 +108,7 @@ def order_row(product, ip, created_at) -> Order:
             number=secrets.token_hex(8),
             token=secrets.token_hex(16),
             product_id=product.id,
+            variant_id=product.variants[0].id,
             merchant_id=product.merchant_id,
             quantity=1,
             unit_price=100,

@@ -71,6 +71,7 @@ def make_order(
         number=secrets.token_hex(8),
         token=secrets.token_hex(16),
         product_id=product.id,
+        variant_id=product.variants[0].id,
         merchant_id=product.merchant_id,
         quantity=1,
         unit_price=product.price,

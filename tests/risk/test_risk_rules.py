@@ -56,6 +56,7 @@ def add_order(
         number=secrets.token_hex(8),
         token=secrets.token_hex(16),
         product_id=product.id,
+        variant_id=product.variants[0].id,
         merchant_id=product.merchant_id,
         quantity=1,
         unit_price=product.price,
@@ -259,8 +260,10 @@ def test_stock_hoarding_refuses_a_second_order_over_half_the_stock(app, make_pro
 def test_stock_hoarding_allows_a_second_order_within_the_share(app, make_product):
     product = make_product(keys=10)
     place(product, quantity=2, ip=ATTACKER_IP)
-    assert "stock_hoarding" not in fired(assess(ip=ATTACKER_IP, product=product, quantity=3))
-    assert "stock_hoarding" in fired(assess(ip=ATTACKER_IP, product=product, quantity=4))
+    assert "stock_hoarding" not in fired(
+        assess(ip=ATTACKER_IP, product=product, variant=product.variants[0], quantity=3)
+    )
+    assert "stock_hoarding" in fired(assess(ip=ATTACKER_IP, product=product, variant=product.variants[0], quantity=4))
 
 
 def test_stock_hoarding_counts_only_this_products_live_unpaid_orders_of_this_buyer(app, make_product):
@@ -276,11 +279,13 @@ def test_stock_hoarding_counts_only_this_products_live_unpaid_orders_of_this_buy
     lapsed.expires_at = utcnow() - timedelta(seconds=1)
     db.session.commit()  # 20 - 4 - 2 - 2 - 3 = 9 keys left
 
-    verdict = assess(ip=ATTACKER_IP, device_hash=DEVICE, product=product, quantity=4)
+    verdict = assess(ip=ATTACKER_IP, device_hash=DEVICE, product=product, variant=product.variants[0], quantity=4)
     assert [(hit.rule, hit.detail) for hit in verdict.hits if hit.rule == "stock_hoarding"] == [
         ("stock_hoarding", "6 of 11 keys unpaid")
     ]
-    assert "stock_hoarding" not in fired(assess(ip=ATTACKER_IP, device_hash=DEVICE, product=product, quantity=3))
+    assert "stock_hoarding" not in fired(
+        assess(ip=ATTACKER_IP, device_hash=DEVICE, product=product, variant=product.variants[0], quantity=3)
+    )
 
 
 # -- who the buyer is -------------------------------------------------------------------

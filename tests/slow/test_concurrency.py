@@ -5,6 +5,7 @@ session and connection) and its own request context. Threads start together on a
 Barrier so the checkouts and notifies really overlap.
 """
 
+import secrets
 from collections import Counter
 from datetime import timedelta
 
@@ -12,11 +13,14 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import run_together, signed_notify
+from faka.catalog import variants
+from faka.catalog.models import ProductVariant
 from faka.core.crypto import vault
-from faka.core.errors import OutOfStock
+from faka.core.errors import OutOfStock, StockHeld
 from faka.core.types import utcnow
 from faka.extensions import db
 from faka.inventory import stock
+from faka.inventory.keys import import_keys
 from faka.inventory.models import CardKey
 from faka.ledger.models import LedgerEntry
 from faka.ops import reconcile
@@ -211,3 +215,116 @@ def test_checkout_waits_for_keys_another_checkout_gives_back(app, make_product, 
     db.session.commit()
     reserved = db.session.execute(select(CardKey).where(CardKey.order_id == order.id)).scalars().all()
     assert len(reserved) == 2
+
+
+# -- per variant: each variant of a product has its own key pool ----------------------------
+
+
+def add_variant(product, name: str, price: int, keys: int, **fields) -> ProductVariant:
+    """A second (third ...) variant of the product, with its own keys; the first one is
+    named "A" so that the product offers a choice."""
+    product.variants[0].name = product.variants[0].name or "A"
+    variant = ProductVariant(
+        key=variants.new_key(),
+        name=name,
+        price=price,
+        position=len(product.variants),
+        max_per_order=fields.pop("max_per_order", product.variants[0].max_per_order),
+        **fields,
+    )
+    product.variants.append(variant)
+    variants.sync_price_range(product)
+    db.session.commit()
+    if keys:
+        import_keys(variant, "\n".join(f"{name}-{i:03d}-{secrets.token_hex(4)}" for i in range(keys)))
+    return variant
+
+
+def variant_keys(variant_id) -> list[CardKey]:
+    fresh()
+    return (
+        db.session.execute(select(CardKey).where(CardKey.variant_id == variant_id).order_by(CardKey.id)).scalars().all()
+    )
+
+
+def test_racing_checkouts_on_two_variants_oversell_neither_and_never_cross_pools(app, make_product):
+    product = make_product(keys=5, max_per_order=1)
+    a = product.variants[0]
+    b = add_variant(product, "B", 2500, keys=3)
+    slug, a_id, b_id, a_key, b_key = product.slug, a.id, b.id, a.key, b.key
+    fresh()
+
+    def buy(i):
+        key = a_key if i % 2 else b_key
+        try:
+            return checkout.place_order(slug, 1, f"v{i}@example.com", None, variant_key=key).id
+        except OutOfStock:
+            return "out-of-stock"
+
+    results, errors = run_together(app, 40, buy)
+
+    assert errors == []
+    assert results.count("out-of-stock") == 40 - 5 - 3
+    fresh()
+    orders = db.session.execute(select(Order).where(Order.product_id == product.id)).scalars().all()
+    by_variant = Counter(o.variant_id for o in orders)
+    assert by_variant == Counter({a_id: 5, b_id: 3})
+    assert {o.variant_name for o in orders if o.variant_id == b_id} == {"B"}
+    assert {o.total for o in orders if o.variant_id == b_id} == {2500}
+    variant_of = {o.id: o.variant_id for o in orders}
+    for variant_id, count in ((a_id, 5), (b_id, 3)):
+        keys = variant_keys(variant_id)
+        assert [k.status for k in keys] == [CardKey.RESERVED] * count
+        # Every key went to an order of its own variant, and to one order only.
+        assert {variant_of[k.order_id] for k in keys} == {variant_id}
+        assert set(Counter(k.order_id for k in keys).values()) == {1}
+
+
+def test_a_run_on_one_variant_leaves_the_other_variants_keys_alone(app, make_product):
+    product = make_product(keys=4, max_per_order=2)
+    b = add_variant(product, "B", 2000, keys=6)
+    slug, a_key, b_id = product.slug, product.variants[0].key, b.id
+    before = [(k.id, k.status, k.order_id) for k in variant_keys(b_id)]
+
+    def buy(i):
+        try:
+            return checkout.place_order(slug, 1, None, None, variant_key=a_key).id
+        except OutOfStock:
+            return "out-of-stock"
+
+    results, errors = run_together(app, 20, buy)
+
+    assert errors == []
+    assert len([r for r in results if isinstance(r, int)]) == 4
+    assert [(k.id, k.status, k.order_id) for k in variant_keys(b_id)] == before  # untouched
+    assert stock.shared_key(b_id) is not None
+
+
+def test_the_unpaid_hold_share_is_per_variant(app, make_product):
+    """Unpaid orders of several keys may hold half of a variant's unsold keys (stock.HOLD_SHARE):
+    racing orders of two keys get exactly two orders into each variant of eight keys, and
+    the orders held on one variant never count against the other."""
+    product = make_product(keys=8, max_per_order=2)
+    b = add_variant(product, "B", 1500, keys=8)
+    slug, a_id, b_id, a_key, b_key = product.slug, product.variants[0].id, b.id, product.variants[0].key, b.key
+    fresh()
+
+    def buy(i):
+        try:
+            return checkout.place_order(slug, 2, None, None, variant_key=a_key if i % 2 else b_key).id
+        except StockHeld:
+            return "held"
+
+    results, errors = run_together(app, 16, buy)
+
+    assert errors == []
+    assert results.count("held") == 12
+    fresh()
+    held = Counter(db.session.execute(select(Order.variant_id).where(Order.status == Order.PENDING)).scalars().all())
+    assert held == Counter({a_id: 2, b_id: 2})
+    for variant_id in (a_id, b_id):
+        assert Counter(k.status for k in variant_keys(variant_id)) == Counter(
+            {CardKey.RESERVED: 4, CardKey.AVAILABLE: 4}
+        )
+    # One key is never refused by the share (faka/inventory/stock.py), on either variant.
+    assert checkout.place_order(slug, 1, None, None, variant_key=b_key).variant_id == b_id

@@ -1,9 +1,10 @@
 """Random purchase histories keep stock and money consistent.
 
-A hypothesis state machine drives one product with a few keys through random sequences
-of checkouts, payments, replayed notifications, expiries, reconciler runs and delivery
-jobs, and after every step compares the database with a small model of what the shop
-owes. It runs in two job modes:
+A hypothesis state machine drives one product with two variants (规格), each with a few
+keys of its own and its own price, through random sequences of checkouts of either,
+payments, replayed notifications, expiries, reconciler runs and delivery jobs, and after
+every step compares the database with a small model of what the shop owes. It runs in two
+job modes:
 
 - `sync`: delivery runs inline right after the payment commits (the test default);
 - `redis-down`: jobs go to an unreachable Redis, so paid orders wait for an explicit
@@ -30,8 +31,8 @@ from sqlalchemy import func, select
 
 from conftest import _empty_database, signed_notify
 from faka.accounts import users
-from faka.catalog.models import DELIVERY_AUTO, Category
-from faka.catalog.variants import product_with_one_variant
+from faka.catalog.models import DELIVERY_AUTO, Category, ProductVariant
+from faka.catalog.variants import new_key, product_with_one_variant, sync_price_range
 from faka.core.crypto import vault
 from faka.core.errors import OutOfStock
 from faka.core.types import utcnow
@@ -48,8 +49,8 @@ from faka.payments import notify
 from faka.payments.gateways import ensure_sandbox
 from faka.payments.models import PaymentNotice
 
-KEYS = 6
-PRICE = 1000
+KEYS = 6  # of each variant
+PRICES = (1000, 2500)  # variant 0's and variant 1's
 MAX_EXAMPLES = 25
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
@@ -73,15 +74,18 @@ class PurchaseMachine(RuleBasedStateMachine):
         self.ctx.push()
         self.product_id = None
         self.slug = None
+        self.variant_keys: list[str] = []
+        self.variant_ids: list[int] = []
         self.status: dict[int, str] = {}  # the model: what each order's status must be
         self.quantity: dict[int, int] = {}
+        self.variant: dict[int, int] = {}  # each order's variant: 0 or 1
         self.overdue: set[int] = set()  # orders whose expires_at was moved into the past
         self.paid: set[int] = set()  # orders that got an accepted payment
 
     # -- set-up -------------------------------------------------------------------------
 
     @initialize()
-    def fresh_shop_with_one_product(self):
+    def fresh_shop_with_one_product_of_two_variants(self):
         _empty_database()
         ensure_sandbox()
         merchant = users.create_merchant(f"m{secrets.token_hex(4)}@shop.test", "merchant-pass-1", "Shop", approved=True)
@@ -92,37 +96,59 @@ class PurchaseMachine(RuleBasedStateMachine):
             slug=secrets.token_hex(8),
             merchant_id=merchant.id,
             category_id=category.id,
-            price=PRICE,
+            price=PRICES[0],
             delivery_type=DELIVERY_AUTO,
             title="Property product",
             max_per_order=3,
         )
+        product.variants[0].name = "面值 10"
+        product.variants.append(
+            ProductVariant(key=new_key(), name="面值 25", price=PRICES[1], max_per_order=3, position=1)
+        )
+        sync_price_range(product)
         db.session.add(product)
         db.session.commit()
         self.product_id, self.slug = product.id, product.slug
-        report = import_keys(product.variants[0], "\n".join(f"PROP-{i}-{secrets.token_hex(4)}" for i in range(KEYS)))
-        assert report.added == KEYS
+        self.variant_keys = [v.key for v in product.variants]
+        self.variant_ids = [v.id for v in product.variants]
+        for n, variant in enumerate(product.variants):
+            report = import_keys(variant, "\n".join(f"PROP-{n}-{i}-{secrets.token_hex(4)}" for i in range(KEYS)))
+            assert report.added == KEYS
 
     # -- the model ----------------------------------------------------------------------
 
-    def held(self) -> int:
-        return sum(self.quantity[o] for o, s in self.status.items() if s in HOLDS_KEYS)
+    def of(self, variant: int):
+        return [o for o in self.status if self.variant[o] == variant]
 
-    def available(self) -> int:
-        return KEYS - self.held()
+    def held(self, variant: int) -> int:
+        return sum(self.quantity[o] for o in self.of(variant) if self.status[o] in HOLDS_KEYS)
 
-    def takes(self, quantity: int, releasing=()) -> bool:
-        """Whether checkout reserves `quantity` keys once the pending orders `releasing` are
-        expired: enough keys, and unpaid orders not past their share (stock.HOLD_SHARE)."""
+    def available(self, variant: int) -> int:
+        return KEYS - self.held(variant)
+
+    def takes(self, variant: int, quantity: int, releasing=()) -> bool:
+        """Whether checkout reserves `quantity` keys of the variant once the pending orders
+        `releasing` are expired: enough keys, and unpaid orders not past their share of the
+        variant (stock.HOLD_SHARE)."""
         freed = sum(self.quantity[o] for o in releasing)
-        available = self.available() + freed
-        reserved = sum(self.quantity[o] for o, s in self.status.items() if s in (Order.PENDING, Order.PAID)) - freed
+        available = self.available(variant) + freed
+        reserved = (
+            sum(self.quantity[o] for o in self.of(variant) if self.status[o] in (Order.PENDING, Order.PAID)) - freed
+        )
         over_share = quantity > 1 and reserved + quantity > stock.HOLD_SHARE * (available + reserved)
         return quantity <= available and not over_share
 
-    def expire_overdue(self) -> int:
-        """What the shop does to pending orders past their deadline: expire them."""
-        due = [o for o in self.overdue if self.status[o] == Order.PENDING]
+    def overdue_pending(self, variant: int | None = None) -> list[int]:
+        return [
+            o
+            for o in self.overdue
+            if self.status[o] == Order.PENDING and (variant is None or self.variant[o] == variant)
+        ]
+
+    def expire_overdue(self, variant: int | None = None) -> int:
+        """What the shop does to pending orders past their deadline: expire them (a
+        checkout or a late payment short of keys: those of its own variant only)."""
+        due = self.overdue_pending(variant)
         for o in due:
             self.status[o] = Order.EXPIRED
         return len(due)
@@ -132,24 +158,26 @@ class PurchaseMachine(RuleBasedStateMachine):
 
     # -- steps --------------------------------------------------------------------------
 
-    @rule(target=orders, quantity=st.integers(1, 3), with_email=st.booleans())
-    def checkout(self, quantity, with_email):
+    @rule(target=orders, variant=st.sampled_from((0, 1)), quantity=st.integers(1, 3), with_email=st.booleans())
+    def checkout(self, variant, quantity, with_email):
         email = f"buyer{len(self.status)}@example.com" if with_email else None
-        at_once = self.takes(quantity)
-        # Short of keys or over the share, checkout first releases the product's stale reservations.
-        takes = at_once or self.takes(quantity, [o for o in self.overdue if self.status[o] == Order.PENDING])
+        at_once = self.takes(variant, quantity)
+        # Short of keys or over the share, checkout first releases the variant's stale reservations.
+        takes = at_once or self.takes(variant, quantity, self.overdue_pending(variant))
         try:
             with self.step_app.test_request_context():
-                order = checkout.place_order(self.slug, quantity, email, None)
+                order = checkout.place_order(self.slug, quantity, email, None, variant_key=self.variant_keys[variant])
         except OutOfStock as refused:  # StockHeld too: over the share
-            assert not takes, f"refused {quantity} with {self.available()} keys free"
+            assert not takes, f"refused {quantity} of variant {variant} with {self.available(variant)} keys free"
             event(f"checkout: refused ({type(refused).__name__})")
             return multiple()
-        assert takes, f"reserved {quantity} with only {self.available()} keys free"
+        assert takes, f"reserved {quantity} of variant {variant} with only {self.available(variant)} keys free"
+        assert order.variant_id == self.variant_ids[variant]
         if not at_once:
-            self.expire_overdue()
+            self.expire_overdue(variant)
         self.status[order.id] = Order.PENDING
         self.quantity[order.id] = quantity
+        self.variant[order.id] = variant
         return order.id
 
     @rule(target=notices, order_id=orders)
@@ -164,11 +192,12 @@ class PurchaseMachine(RuleBasedStateMachine):
         if before == Order.PENDING:
             self.status[order_id] = self.delivered_when_paid()
         elif before == Order.EXPIRED:
-            # Paid after expiry: honoured while keys remain (stale reservations released if
-            # need be), else flagged for refund.
-            if self.available() < self.quantity[order_id]:
-                self.expire_overdue()
-            if self.available() >= self.quantity[order_id]:
+            # Paid after expiry: honoured while keys of its variant remain (the variant's
+            # stale reservations released if need be), else flagged for refund.
+            variant = self.variant[order_id]
+            if self.available(variant) < self.quantity[order_id]:
+                self.expire_overdue(variant)
+            if self.available(variant) >= self.quantity[order_id]:
                 self.status[order_id] = self.delivered_when_paid()
                 event("pay: late payment honoured")
             else:
@@ -243,12 +272,15 @@ class PurchaseMachine(RuleBasedStateMachine):
         if self.product_id is None:
             return
         keys = db.session.execute(select(CardKey).where(CardKey.product_id == self.product_id)).scalars().all()
-        assert len(keys) == KEYS
-        by_status = Counter(k.status for k in keys)
-        assert set(by_status) <= {CardKey.AVAILABLE, CardKey.RESERVED, CardKey.SOLD}
-        assert by_status[CardKey.AVAILABLE] + by_status[CardKey.RESERVED] + by_status[CardKey.SOLD] == KEYS
-        assert by_status[CardKey.AVAILABLE] == self.available()
+        assert len(keys) == 2 * KEYS
+        for variant, variant_id in enumerate(self.variant_ids):
+            by_status = Counter(k.status for k in keys if k.variant_id == variant_id)
+            assert set(by_status) <= {CardKey.AVAILABLE, CardKey.RESERVED, CardKey.SOLD}
+            assert by_status[CardKey.AVAILABLE] + by_status[CardKey.RESERVED] + by_status[CardKey.SOLD] == KEYS
+            assert by_status[CardKey.AVAILABLE] == self.available(variant)
         for k in keys:
+            # A key only ever goes to an order of its own variant.
+            assert k.order_id is None or self.variant_ids[self.variant[k.order_id]] == k.variant_id
             assert (k.order_id is None) == (k.status == CardKey.AVAILABLE), (k.id, k.status, k.order_id)
             assert (k.sold_at is not None) == (k.status == CardKey.SOLD)
         # Each order holds exactly its quantity of keys while it is owed them, none otherwise.
@@ -278,7 +310,7 @@ class PurchaseMachine(RuleBasedStateMachine):
                 select(LedgerEntry.order_id, LedgerEntry.amount).where(LedgerEntry.kind == LedgerEntry.SALE)
             ).all()
         )
-        assert sales == {o: PRICE * self.quantity[o] for o in delivered}
+        assert sales == {o: PRICES[self.variant[o]] * self.quantity[o] for o in delivered}
         emailed = db.session.execute(select(Order.id).join(OutboxEmail, OutboxEmail.order_id == Order.id)).scalars()
         assert sorted(emailed) == sorted(o for o in delivered if db.session.get(Order, o).email is not None)
 

@@ -154,7 +154,9 @@ def test_merchant_creates_product_in_fen_with_tiers(merchant_client, merchant, c
     assert response.status_code == 303
     product = db.session.execute(select(Product)).scalar_one()
     assert (product.price, product.merchant_id) == (4800, merchant.id)
-    assert [(t.min_quantity, t.unit_price) for t in product.tiers] == [(3, 4700), (10, 4550)]
+    [variant] = product.variants
+    assert [(t.min_quantity, t.unit_price) for t in variant.tiers] == [(3, 4700), (10, 4550)]
+    assert (variant.name, variant.max_per_order, variant.low_stock_threshold) == ("", 5, 2)
     assert "Steam 充值卡" in merchant_client.get("/").text
 
 

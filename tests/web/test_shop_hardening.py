@@ -206,7 +206,7 @@ def buy(product, quantity, buyer: int) -> Order:
 
 def greedy(product, buyer: int) -> Order:
     """The most keys one order from this buyer can hold."""
-    for quantity in range(product.max_per_order, 0, -1):
+    for quantity in range(product.variants[0].max_per_order, 0, -1):
         try:
             return buy(product, quantity, buyer)
         except OutOfStock:  # StockHeld too

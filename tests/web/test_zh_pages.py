@@ -28,7 +28,7 @@ from conftest import csrf_from, expire_and_reconcile, login, reload, with_totp
 from faka.accounts import review as merchant_review
 from faka.accounts import users
 from faka.accounts.models import Merchant
-from faka.catalog import categories, checkout_fields, images, moderation
+from faka.catalog import categories, checkout_fields, images, moderation, variants
 from faka.catalog.models import (
     DELIVERY_FIXED,
     DELIVERY_MANUAL,
@@ -360,6 +360,12 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
         make_product(keys=1, title=title, moderation=state, moderation_reason="违禁内容")
     make_product(keys=1, title="隐藏商品", visible=False)
     s.topup = make_product(keys=5, price=2000, title="游戏充值")
+    # A product of three variants (规格), one of them sold out.
+    s.gift = make_product(keys=3, price=5000, title="礼品卡")
+    tiered = variants.VariantDraft(name="面值 100", price=9800, tiers=[(3, 9500)])
+    variants.add_variant(merchant.id, s.gift.slug, tiered, first_name="面值 50")
+    variants.add_variant(merchant.id, s.gift.slug, variants.VariantDraft(name="面值 200", price=19000))
+    keys.import_keys(reload(s.gift).live_variants[1], "GIFT-100-1\nGIFT-100-2")
     answers = {}
     for kind, label, answer in (
         (KIND_NUMBER, "游戏 UID", "123456"),
@@ -393,6 +399,10 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
     manual = place(s.manual)
     pay(manual)
     s.orders["manual"] = reload(manual)
+    with app.test_request_context():
+        gift = checkout.place_order(s.gift.slug, 1, "buyer@example.com", None, variant_key=s.gift.live_variants[1].key)
+    pay(gift)
+    s.orders["variant"] = reload(gift)
     s.orders["expired"] = place(s.product)
     expire_and_reconcile(s.orders["expired"])
     s.orders["cancelled"] = place(s.product)
@@ -647,6 +657,9 @@ SKIPPED = {
     "pay.notify": "answers payment providers, not people",
     "catalog.product_image": "an image",
     "catalog.logo": "an image",
+    "brand.icon": "an image",
+    "brand.theme_css": "a stylesheet",
+    "brand.manifest": "JSON for browsers (the site's name is the operator's)",
     "merchant.product_image_file": "an image",
     "merchant.licence_image": "an image",
     "operator.merchant_licence": "an image",
@@ -672,6 +685,26 @@ def client_for(app, user=None, **session_values):
 POLL = (200, 286)  # a polled region answers 286 once what it shows is final
 
 
+def restock_token(shop: Shop) -> str:
+    """The token of a back-in-stock request waiting for the shop's product (its pages:
+    faka/web/shop/restock.py)."""
+    import hashlib
+
+    from faka.messaging.models import RestockRequest
+
+    token = "zh-pages-restock-token"
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    if db.session.scalar(select(RestockRequest.id).where(RestockRequest.token_hash == digest)) is None:
+        variant = shop.product.variants[0]
+        db.session.add(
+            RestockRequest(
+                token_hash=digest, variant_id=variant.id, product_id=variant.product_id, email="w@example.com"
+            )
+        )
+        db.session.commit()
+    return token
+
+
 def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
     """Endpoint -> [(who, url, expected status)] for every page this test renders."""
 
@@ -687,7 +720,11 @@ def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
     urls = {
         "catalog.product": [(buyer, f"/p/{p.slug}", 200) for p in on_sale],
         "catalog.product_reviews": [(buyer, f"/p/{s.product.slug}/reviews", 200)],
-        "checkout.preview": [(buyer, f"/p/{s.product.slug}/quote?quantity=2&coupon=SPRING10", 200)],
+        "checkout.preview": [
+            (buyer, f"/p/{s.product.slug}/quote?quantity=2&coupon=SPRING10", 200),
+            (buyer, f"/p/{s.gift.slug}/quote?quantity=9&variant={s.gift.live_variants[1].key}", 200),
+            (buyer, f"/p/{s.gift.slug}/quote?quantity=1", 200),
+        ],
         "catalog.shop": [(buyer, f"/shop/{merchant.public_id}", 200)],
         "catalog.shop_reviews": [(buyer, f"/shop/{merchant.public_id}/reviews", 200)],
         "orders.show": [(buyer, f"/order/{o.token}", 200) for o in orders],
@@ -701,6 +738,8 @@ def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
         "pay.payer": [(buyer, f"/pay/{s.orders['pending'].token}/payer", 400)],  # no sign-in state: the refusal page
         "auth.reset": [(buyer, f"/reset/{users.password_reset_token(s.pending.user)}", 200)],
         "auth.verify_email": [(buyer, "/verify/not-a-token", 400)],
+        "restock.status": [(buyer, f"/restock/{restock_token(s)}", 200), (buyer, "/restock/not-a-token", 404)],
+        "restock.cancel_page": [(buyer, f"/restock/{restock_token(s)}/cancel", 200)],
         "auth.login_2fa": [("pending_2fa", "/login/2fa", 200)],
         "auth.two_factor_setup": [("new_merchant", "/account/2fa/setup", 200)],
         "auth.recovery_codes": [("new_codes", "/account/2fa/recovery-codes", 200)],
@@ -716,6 +755,9 @@ def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
         ],
         "merchant.product_edit": [(seller, f"/merchant/products/{p.slug}/edit", 200) for p in products],
         "merchant.product_fields": [(seller, f"/merchant/products/{s.topup.slug}/fields", 200)],
+        "merchant.variant_edit": [
+            (seller, f"/merchant/products/{s.gift.slug}/variants/{s.gift.live_variants[1].key}", 200)
+        ],
         "merchant.product_field_edit": [(seller, f"/merchant/products/{s.topup.slug}/fields/{field_key}", 200)],
         "merchant.product_images_page": [(seller, f"/merchant/products/{s.product.slug}/images", 200)],
         "merchant.product_server": [(seller, f"/merchant/products/{s.remote.slug}/server", 200)],

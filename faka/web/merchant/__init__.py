@@ -13,7 +13,7 @@ from flask_wtf import FlaskForm
 
 from faka.accounts import onboarding
 from faka.catalog import products, variants
-from faka.catalog.models import Product
+from faka.catalog.models import Product, ProductVariant
 from faka.complaints import workflow
 from faka.core import tasks
 from faka.core.errors import DomainError, NotFound
@@ -24,7 +24,7 @@ from faka.extensions import db
 from faka.inventory import keys as key_service
 from faka.inventory import licenses
 from faka.ledger import balances, payouts
-from faka.messaging import notifications, webhooks
+from faka.messaging import notifications, restock, webhooks
 from faka.ops import first_run
 from faka.orders import coupons, delivery, merchant_orders, remote_delivery
 from faka.orders.models import Order
@@ -39,6 +39,7 @@ from faka.web.merchant.forms import (
     CouponForm,
     KeyImportForm,
     ManualDeliveryForm,
+    NewVariantForm,
     OrderFilterForm,
     PayoutAccountForm,
     ProductForm,
@@ -158,39 +159,55 @@ def licence_image():
 # -- products ---------------------------------------------------------------------------
 
 
-def _product_form(product=None) -> ProductForm:
-    form = ProductForm(obj=product) if request.method == "GET" and product else ProductForm()
+def _product_form(product=None, submitted: bool | None = None) -> ProductForm:
+    """The product form: from the request when `submitted` (default: a POST), else as
+    the product is. A product with several variants has no price, limits, tiers or
+    low-stock inputs: each variant has its own (faka/web/merchant/variants.py)."""
+    submitted = request.method == "POST" if submitted is None else submitted
+    form = ProductForm() if submitted else ProductForm(formdata=None, obj=product)
     form.category_id.choices = [
         (c.id, _("%(name)s (hidden by the platform)", name=category_name(c)) if c.hidden else category_name(c))
         for c in products.categories(current_id=product.category_id if product else None)
     ]
-    if request.method == "GET" and product:
+    if product and product.has_choice:
+        for name in (*variants.VARIANT_FIELDS, "tiers"):
+            delattr(form, name)
+    elif not submitted and product:
         variant = product.live_variants[0]
         form.price.data = Decimal(variant.price) / 100
         form.min_per_order.data = variant.min_per_order
         form.max_per_order.data = variant.max_per_order
         form.low_stock_threshold.data = variant.low_stock_threshold
         form.tiers.data = variants.format_tiers(variant)
+    if not submitted:
         form.fixed_content.data = ""
     return form
 
 
-def _draft(form: ProductForm) -> products.ProductDraft:
+def _draft(form: ProductForm, product=None) -> products.ProductDraft:
+    if "price" in form:  # a product with several variants has no such inputs
+        figures = {
+            "price": yuan_to_fen(form.price.data),
+            "min_per_order": form.min_per_order.data,
+            "max_per_order": form.max_per_order.data,
+            "low_stock_threshold": form.low_stock_threshold.data,
+            "tiers": products.parse_tiers(form.tiers.data or ""),
+        }
+    else:
+        # Several variants: save_product leaves their figures alone; the first one's pass its checks.
+        first = product.live_variants[0]
+        figures = {name: getattr(first, name) for name in variants.VARIANT_FIELDS}
+        figures["tiers"] = [(t.min_quantity, t.unit_price) for t in first.tiers]
     return products.ProductDraft(
         title=form.title.data,
         category_id=form.category_id.data,
-        price=yuan_to_fen(form.price.data),
         description_md=form.description_md.data or "",
         delivery_type=form.delivery_type.data,
-        min_per_order=form.min_per_order.data,
-        max_per_order=form.max_per_order.data,
-        tiers=products.parse_tiers(form.tiers.data or ""),
         fixed_content=form.fixed_content.data or None,
         remote_url=remote_delivery.checked_url(form.delivery_type.data, form.remote_url.data),
         manual_promise_hours=form.manual_promise_hours.data,
         reusable_key=form.reusable_key.data,
         require_query_password=form.require_query_password.data,
-        low_stock_threshold=form.low_stock_threshold.data,
         require_email=form.require_email.data,
         refund_policy=form.refund_policy.data or "",
         visible=form.visible.data,
@@ -199,6 +216,7 @@ def _draft(form: ProductForm) -> products.ProductDraft:
         license_checks=form.license_checks.data,
         activation_limit=form.activation_limit.data,
         position=form.position.data,
+        **figures,
     )
 
 
@@ -213,39 +231,39 @@ def product_edit(slug: str):
     return _edit_product(products.get_product(g.merchant.id, slug))
 
 
+def product_page(product, form: ProductForm, status: int = 200, **context):
+    """The product form, and for a saved product its variants with the form to add one."""
+    if product is not None:
+        context.setdefault("variant_form", NewVariantForm(formdata=None, prefix="variant"))
+        context.setdefault("variant_rows", variants.variant_rows(product))
+    context.setdefault("error", None)
+    context.setdefault("risk_error", False)
+    return render("merchant/product_form.html", status, form=form, product=product, **context)
+
+
 def _edit_product(product):
     form = _product_form(product)
-    error, risk_error = None, False
+    status = 400 if request.method == "POST" else 200
     if not form.category_id.choices:
         # A new install has no category until the operator creates one: say so, save nothing.
-        return render(
-            "merchant/product_form.html",
-            400 if request.method == "POST" else 200,
-            form=form,
-            product=product,
-            error=None,
-            risk_error=False,
-            no_categories=True,
-        )
+        return product_page(product, form, status, no_categories=True)
     if form.validate_on_submit():
         try:
-            saved = products.save_product(g.merchant.id, _draft(form), slug=product.slug if product else None)
+            saved = products.save_product(g.merchant.id, _draft(form, product), slug=product.slug if product else None)
         except DomainError as exc:
-            error, risk_error = exc.message, isinstance(exc, products.LaxerThanSite)
-        else:
-            # A product that now delivers from the merchant's server gets its signing
-            # secret, shown this once on the server's page.
-            secret = remote_delivery.ensure_secret(g.merchant.id, saved.slug)
-            if secret is not None:
-                return delivery_server.server_page(saved, secret=secret)
-            return redirect(
-                url_for("merchant.product_keys", slug=saved.slug)
-                if product is None
-                else url_for("merchant.product_list"),
-                303,
+            return product_page(
+                product, form, status, error=exc.message, risk_error=isinstance(exc, products.LaxerThanSite)
             )
-    status = 400 if request.method == "POST" else 200
-    return render("merchant/product_form.html", status, form=form, product=product, error=error, risk_error=risk_error)
+        # A product that now delivers from the merchant's server gets its signing
+        # secret, shown this once on the server's page.
+        secret = remote_delivery.ensure_secret(g.merchant.id, saved.slug)
+        if secret is not None:
+            return delivery_server.server_page(saved, secret=secret)
+        return redirect(
+            url_for("merchant.product_keys", slug=saved.slug) if product is None else url_for("merchant.product_list"),
+            303,
+        )
+    return product_page(product, form, status)
 
 
 @bp.post("/products/preview")
@@ -256,7 +274,11 @@ def product_preview():
 
 @bp.get("/products")
 def product_list():
-    return render("merchant/products.html", rows=products.merchant_products(g.merchant.id))
+    return render(
+        "merchant/products.html",
+        rows=products.merchant_products(g.merchant.id),
+        waiting=restock.waiting_counts(g.merchant.id),  # buyers waiting for a back-in-stock email
+    )
 
 
 @bp.post("/products/<slug>/visibility")
@@ -291,40 +313,53 @@ def _own_product(slug: str) -> None:
     products.get_product(g.merchant.id, slug)  # another merchant's: a 404 before the key file is read
 
 
+def _keys_page(product, status: int = 200, **context):
+    """A product's keys: its stock (each variant's, when it has several), the import, the
+    void and the export. The variant in `?variant=` is the one the forms start on."""
+    chosen = request.values.get("variant") or ""
+    context.setdefault("form", KeyImportForm(formdata=None, variant=chosen))
+    context.setdefault("void_form", VoidKeysForm(formdata=None, variant=chosen))
+    for form in (context["form"], context["void_form"]):
+        form.variant.choices = [("", _("Choose a variant"))] + [(v.key, v.name) for v in product.live_variants]
+    context.setdefault("report", None)
+    context.setdefault("error", None)
+    return render(
+        "merchant/keys.html",
+        status,
+        product=product,
+        chosen=chosen,
+        variant_rows=variants.variant_rows(product),
+        stock=key_service.stock_by_status(product.id),
+        **context,
+    )
+
+
 @bp.route("/products/<slug>/keys", methods=["GET", "POST"])
 @scoped
 @back_office_uploads
 @accepts_upload(KEY_FILE_UPLOAD, refused=_own_product)
 def product_keys(slug: str):
     product = products.get_product(g.merchant.id, slug)
+    if request.method == "GET":
+        return _keys_page(product)
     form = KeyImportForm()
-    report, error, status = None, None, 200
-    if request.method == "POST":
-        status = 400
-        if not form.validate_on_submit():
-            error = _("The import could not be read.")
-        else:
-            text, error = _import_text(form)
-            if error is None:
-                if not text.strip():
-                    error = _("Paste keys or choose a file.")
-                elif len(key_service.split_keys(text, form.separator.data)) > key_service.JOB_THRESHOLD_LINES:
-                    job = key_service.start_import(g.merchant.id, product.id, text, form.separator.data)
-                    tasks.enqueue("inventory.tasks.import_keys", job.id, job_id=f"import-{job.id}")
-                    return redirect(url_for("merchant.key_import", public_id=job.public_id), 303)
-                else:
-                    report = key_service.import_keys(product.id, text, form.separator.data)
-                    status = 200
-    return render(
-        "merchant/keys.html",
-        status,
-        product=product,
-        form=form,
-        report=report,
-        error=error,
-        stock=key_service.stock_by_status(product.id),
-        void_form=VoidKeysForm(formdata=None),
-    )
+    if not form.validate_on_submit():
+        return _keys_page(product, 400, form=form, error=_("The import could not be read."))
+    try:
+        variant = variants.pick(product, form.variant.data)
+    except DomainError as exc:
+        return _keys_page(product, 400, form=form, error=exc.message)
+    text, error = _import_text(form)
+    if error is None and not text.strip():
+        error = _("Paste keys or choose a file.")
+    if error is not None:
+        return _keys_page(product, 400, form=form, error=error)
+    if len(key_service.split_keys(text, form.separator.data)) > key_service.JOB_THRESHOLD_LINES:
+        job = key_service.start_import(g.merchant.id, variant, text, form.separator.data)
+        tasks.enqueue("inventory.tasks.import_keys", job.id, job_id=f"import-{job.id}")
+        return redirect(url_for("merchant.key_import", public_id=job.public_id), 303)
+    report = key_service.import_keys(variant, text, form.separator.data)
+    return _keys_page(product, form=form, report=report, imported_to=variant)
 
 
 def _import_text(form: KeyImportForm) -> tuple[str, str | None]:
@@ -348,14 +383,15 @@ def _import_text(form: KeyImportForm) -> tuple[str, str | None]:
 def key_import(public_id: str):
     job = key_service.get_import(g.merchant.id, public_id)
     product = db.session.get(Product, job.product_id)
+    variant = db.session.get(ProductVariant, job.variant_id)
     if wants_partial():
         response = current_app.make_response(
-            render_template("merchant/_import_progress.html", job=job, product=product)
+            render_template("merchant/_import_progress.html", job=job, product=product, variant=variant)
         )
         if job.status in ("done", "failed"):
             response.status_code = 286
         return response
-    return render("merchant/import.html", job=job, product=product)
+    return render("merchant/import.html", job=job, product=product, variant=variant)
 
 
 @bp.post("/products/<slug>/keys/void")
@@ -364,18 +400,13 @@ def product_keys_void(slug: str):
     product = products.get_product(g.merchant.id, slug)
     form = VoidKeysForm()
     if not form.validate_on_submit():
-        abort(400)
-    voided = key_service.void_keys(product.id, form.keys.data)
-    return render(
-        "merchant/keys.html",
-        product=product,
-        form=KeyImportForm(formdata=None),
-        report=None,
-        error=None,
-        voided=voided,
-        stock=key_service.stock_by_status(product.id),
-        void_form=VoidKeysForm(formdata=None),
-    )
+        return _keys_page(product, 400, void_form=form, void_error=_("Paste the keys to void."))
+    try:
+        variant = variants.pick(product, form.variant.data)
+    except DomainError as exc:
+        return _keys_page(product, 400, void_form=form, void_error=exc.message)
+    voided = key_service.void_keys(variant, form.keys.data)
+    return _keys_page(product, voided=voided, voided_from=variant)
 
 
 @bp.post("/products/<slug>/keys/export")
@@ -385,9 +416,14 @@ def product_keys_export(slug: str):
     product = products.get_product(g.merchant.id, slug)
     if not FlaskForm().validate():
         abort(400)
-    body = "\n".join(key_service.export_unsold_keys(product.id, current_user.id)) + "\n"
+    try:
+        variant = variants.pick(product, request.form.get("variant"))
+    except DomainError as exc:
+        return _keys_page(product, 400, export_error=exc.message)
+    body = "\n".join(key_service.export_unsold_keys(variant, current_user.id)) + "\n"
     response = Response(body, mimetype="text/plain")
-    response.headers["Content-Disposition"] = f'attachment; filename="keys-{product.slug}.txt"'
+    name = f"keys-{product.slug}-{variant.key}.txt" if product.has_choice else f"keys-{product.slug}.txt"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -728,3 +764,4 @@ from faka.web.merchant import activations  # noqa: E402,F401,I001
 from faka.web.merchant import delivery_server  # noqa: E402,F401,I001
 from faka.web.merchant import push as merchant_push  # noqa: E402,F401,I001
 from faka.web.merchant import api_keys as merchant_api_keys  # noqa: E402,F401,I001
+from faka.web.merchant import product_variants  # noqa: E402,F401,I001

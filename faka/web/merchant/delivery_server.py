@@ -53,4 +53,4 @@ def product_server_test(slug: str):
         reply = remote_delivery.send_test(g.merchant.id, slug)
     except DomainError as exc:
         return server_page(product, 400, error=exc.message)
-    return server_page(product, test=reply, test_quantity=product.min_per_order)
+    return server_page(product, test=reply, test_quantity=product.live_variants[0].min_per_order)

@@ -180,6 +180,9 @@ class KeyImportForm(FlaskForm):
         ],
         default="newline",
     )
+    # Which variant's stock, for a product with several (faka/catalog/variants.py pick()
+    # says so when none or an unknown one is chosen).
+    variant = SelectField(_l("Variant"), validate_choice=False)
 
 
 class VoidKeysForm(FlaskForm):
@@ -187,6 +190,7 @@ class VoidKeysForm(FlaskForm):
         _l("Keys to withdraw from sale, one per line"),
         validators=[DataRequired(_l("Paste the keys to void.")), Length(max=2_000_000)],
     )
+    variant = SelectField(_l("Variant"), validate_choice=False)
 
 
 class OrderFilterForm(FlaskForm):
@@ -386,3 +390,42 @@ class CheckoutFieldForm(FlaskForm):
         filters=[_stripped],
         validators=[Optional(), Length(max=100, message=_l("Use at most 100 characters."))],
     )
+
+
+# -- a product's variants (faka/catalog/variants.py) ------------------------------------
+
+
+def _variant_name(label, description=None, required: bool = False) -> StringField:
+    message = _l("Name each variant in 1 to %(count)s characters, e.g. ¥50 or 1 month.", count=40)
+    first = DataRequired(message) if required else Optional()
+    return StringField(
+        label, filters=[_stripped], description=description, validators=[first, Length(max=40, message=message)]
+    )
+
+
+class VariantForm(FlaskForm):
+    """One variant's name and figures; the figures' inputs are the product form's."""
+
+    name = _variant_name(_l("Variant name"), _l("What the buyer chooses, e.g. ¥50, 1 month, Deluxe edition."))
+    name_en = _variant_name(
+        _l("Variant name in English (optional)"), _l("For English pages; without it they show the Chinese name.")
+    )
+    price = ProductForm.price
+    min_per_order = ProductForm.min_per_order
+    max_per_order = ProductForm.max_per_order
+    tiers = ProductForm.tiers
+    low_stock_threshold = ProductForm.low_stock_threshold
+    validate_price = ProductForm.validate_price
+
+
+class NewVariantForm(VariantForm):
+    """Adding a variant; a product whose one variant has no name yet names it too."""
+
+    name = _variant_name(
+        _l("Name of the new variant"), _l("What the buyer chooses, e.g. ¥50, 1 month, Deluxe edition.")
+    )
+    name_en = _variant_name(
+        _l("Its name in English (optional)"), _l("For English pages; without it they show the Chinese name.")
+    )
+    first_name = _variant_name(_l("Name of the variant it has now"), _l("It becomes one of the choices, e.g. ¥50."))
+    first_name_en = _variant_name(_l("Its name in English (optional)"))

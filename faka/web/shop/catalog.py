@@ -3,8 +3,8 @@
 from flask import Blueprint, abort, current_app, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 
-from faka.catalog import images, moderation, storefront
-from faka.core.cache import cached_page
+from faka.catalog import images, moderation, search, storefront
+from faka.core.cache import PAGES, SEARCHES, cached_page
 from faka.core.errors import DomainError, NotFound
 from faka.core.uploads import image_path
 from faka.extensions import limiter
@@ -23,29 +23,65 @@ bp = Blueprint("catalog", __name__)
 
 @bp.get("/")
 def home():
+    """All goods on sale, or those a search, a category tab and an order pick, a page at a
+    time (faka/catalog/search.py)."""
+    params = _search_args()
     return cached_page(
-        ("home", current_language()), lambda: render_template("catalog/home.html", sections=storefront.storefront())
+        ("home", params, current_language()),
+        lambda: render_template("catalog/home.html", results=search.find_products(params)),
+        store=_store(params),
     )
+
+
+def _search_args() -> search.Search:
+    return search.Search.of(
+        request.args.get("q"), request.args.get("category"), request.args.get("sort"), page_number()
+    )
+
+
+def _store(params: search.Search) -> str:
+    # Only the lists as they open (in any order) go to the main cache: a query, a category
+    # or a page number can be anything, and must not push the home page out
+    # (faka/core/cache.py).
+    return PAGES if params.plain else SEARCHES
 
 
 @bp.get("/p/<slug>")
 def product(slug: str):
-    return cached_page(("product", slug, current_language()), lambda: _render_product(slug))
+    variant = _variant_in_url(slug)
+    return cached_page(("product", slug, variant, current_language()), lambda: _render_product(slug, variant))
 
 
-def _render_product(slug: str) -> str:
+def _variant_in_url(slug: str) -> str | None:
+    """The variant a `?v=<key>` link preselects, when the key is one of this product's:
+    only those get a cached page of their own, so made-up keys cannot fill the cache. (One
+    small query per such link, not cached either: the keys of unknown slugs would be.)"""
+    wanted = request.args.get("v")
+    if not wanted or len(wanted) > 32:
+        return None
+    return wanted if wanted in storefront.offered_variant_keys(slug) else None
+
+
+def _render_product(slug: str, variant: str | None = None) -> str:
     try:
         page = storefront.product_page(slug)
     except NotFound:
         abort(404)
     product = page.listing.product
-    form = CheckoutForm(quantity=product.min_per_order, meta={"csrf": False})  # token added per visitor
+    chosen = page.listing.chosen(variant)
+    # The token is added per visitor; the chosen variant's smallest quantity to start with.
+    form = CheckoutForm(
+        quantity=chosen.variant.min_per_order if chosen else 1,
+        variant=chosen.variant.key if chosen and product.has_choice else None,
+        meta={"csrf": False},
+    )
     form.gateway.choices = enabled_gateways()
     form.gateway.data = form.gateway.choices[0][0] if form.gateway.choices else None
     return render_template(
         "catalog/product.html",
         listing=page.listing,
         product=product,
+        chosen=chosen,
         form=form,
         reputation=page.reputation,
         reviews=page.reviews,
@@ -54,20 +90,23 @@ def _render_product(slug: str) -> str:
 
 @bp.get("/shop/<public_id>")
 def shop(public_id: str):
-    return cached_page(("shop", public_id, current_language()), lambda: _render_shop(public_id))
+    params = _search_args()
+    return cached_page(
+        ("shop", public_id, params, current_language()), lambda: _render_shop(public_id, params), store=_store(params)
+    )
 
 
-def _render_shop(public_id: str) -> str:
+def _render_shop(public_id: str, params: search.Search) -> str:
     try:
-        page = storefront.shop_page(public_id)
+        page = search.shop_catalogue(public_id, params)
     except NotFound:
         abort(404)
     return render_template(
         "catalog/shop.html",
-        shop=page.merchant,
-        reputation=page.reputation,
-        listings=page.listings,
-        reviews=page.reviews,
+        shop=page.shop.merchant,
+        reputation=page.shop.reputation,
+        results=page.results,
+        reviews=page.shop.reviews,
     )
 
 

@@ -55,6 +55,7 @@ def buy(slug: str):
                 coupon_code=form.coupon.data,
                 captcha_solved=captcha.solved(request.form, request.remote_addr, device.device_hash()),
                 answers=answers,
+                variant_key=form.variant.data or None,
             )
         except DomainError as exc:
             error = exc
@@ -71,13 +72,23 @@ def buy(slug: str):
         if isinstance(error, checkout_fields.InvalidAnswers)
         else checkout_fields.answer_errors(page.listing.product.checkout_fields, answers, current_language())
     )
+    # The buyer's choice again, unless it is gone or sold out meanwhile (the message says
+    # so): the form and its price preview show a variant still on offer.
+    chosen = page.listing.chosen(form.variant.data)
+    if chosen is not None and page.listing.product.has_choice:
+        form.variant.data = chosen.variant.key
     price, quote_error = None, None
     if isinstance(error, CouponInvalid):
         # Shown in the price preview below the coupon field, where HTMX shows it too.
         quote_error, error = error.message, None
     elif not form.quantity.errors:
         try:
-            price = checkout.price_preview(slug, form.quantity.data, None if form.coupon.errors else form.coupon.data)
+            price = checkout.price_preview(
+                slug,
+                form.quantity.data,
+                None if form.coupon.errors else form.coupon.data,
+                variant_key=form.variant.data or None,
+            )
         except CouponInvalid as exc:
             quote_error = exc.message
         except DomainError:
@@ -87,6 +98,7 @@ def buy(slug: str):
             "catalog/product.html",
             listing=page.listing,
             product=page.listing.product,
+            chosen=chosen,
             form=form,
             error=error,
             quote=price,
@@ -135,24 +147,34 @@ def _chosen_gateway(form: CheckoutForm) -> str:
 @bp.get("/p/<slug>/quote")
 @limiter.limit(_quote_limit)
 def preview(slug: str):
-    """The price preview for a quantity and coupon: subtotal, discount and total, or why
-    the coupon does not apply. The product page asks for it with HTMX as the buyer types."""
+    """The price preview for a quantity, coupon and variant: subtotal, discount and total,
+    or why the coupon or quantity does not apply. The product page asks for it with HTMX as
+    the buyer types or picks a variant."""
     form = CheckoutForm(request.args, meta={"csrf": False})
     price, quote_error, status = None, None, 200
     if not form.validate():
-        quote_error = next(iter(form.quantity.errors or form.coupon.errors), None)
+        quote_error = next(iter(form.quantity.errors or form.coupon.errors or form.variant.errors), None)
     if quote_error is None:
         try:
-            price = checkout.price_preview(slug, form.quantity.data, form.coupon.data)
+            price = checkout.price_preview(slug, form.quantity.data, form.coupon.data, form.variant.data or None)
         except NotForSale as exc:
             quote_error, status = exc.message, 404
         except DomainError as exc:
             quote_error = exc.message
     response = current_app.make_response(
         (
-            render_template("catalog/_price_preview.html", quote=price, quote_error=quote_error, update_buy_bar=True),
+            render_template(
+                "catalog/_price_preview.html",
+                quote=price,
+                quote_error=quote_error,
+                update_buy_bar=True,
+                update_limits=bool(form.variant.data) and price is not None,
+            ),
             status,
         )
     )
     response.headers["Cache-Control"] = "no-store"
+    if form.variant.data and price is not None and request.headers.get("HX-Trigger") == "variants":
+        # A link copied or a page reloaded after picking a variant opens with it picked.
+        response.headers["HX-Replace-Url"] = url_for("catalog.product", slug=slug, v=form.variant.data)
     return response

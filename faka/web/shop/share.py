@@ -25,8 +25,12 @@ class ShareCard:
     image: str | None
     image_width: int | None
     image_height: int | None
-    price: str  # "48.00"
+    price: str  # "48.00": the lowest price of a product with several variants
     currency: str
+    # A product with variants of different prices: the highest price, and how many variants
+    # it offers (the page's AggregateOffer); None and 1 otherwise.
+    high_price: str | None = None
+    offer_count: int = 1
 
 
 def plain_summary(markdown_text: str | None, limit: int = DESCRIPTION_CHARS) -> str:
@@ -49,4 +53,6 @@ def share_card(listing, fallback_description: str = "") -> ShareCard:
         image_height=image.detail_height if image else None,
         price=yuan_text(product.price),
         currency=current_app.config["CURRENCY"],
+        high_price=yuan_text(product.price_max) if product.price_max > product.price else None,
+        offer_count=len(product.live_variants),
     )

@@ -63,8 +63,11 @@ def test_create_a_product(api, category):
     body = answer.get_json()
     assert answer.headers["Location"] == f"/api/v1/products/{body['id']}"
     product = db.session.execute(select(Product).where(Product.slug == body["id"])).scalar_one()
-    assert (product.title, product.price, product.max_per_order) == ("Steam ¥50 card", 4800, 20)
-    assert [(t.min_quantity, t.unit_price) for t in product.tiers] == [(5, 4500)]
+    [variant] = product.variants
+    assert (product.title, product.price, variant.price, variant.max_per_order) == ("Steam ¥50 card", 4800, 4800, 20)
+    assert [(t.min_quantity, t.unit_price) for t in variant.tiers] == [(5, 4500)]
+    assert body["max_per_order"] == 20 and body["tiers"] == [{"min_quantity": 5, "unit_price": 4500}]
+    assert [(v["key"], v["name"], v["price"]) for v in body["variants"]] == [(variant.key, "", 4800)]
     assert body["moderation"] == "approved" and body["visible"] is True
     assert body["stock"] == {"available": 0, "reserved": 0, "sold": 0, "void": 0}
 
@@ -126,7 +129,7 @@ def test_an_update_changes_only_what_it_sends(api, category):
     assert answer.status_code == 200
     product = reload(db.session.execute(select(Product).where(Product.slug == created["id"])).scalar_one())
     assert (product.price, product.visible, product.position, product.title) == (5000, False, 7, "Steam ¥50 card")
-    assert [(t.min_quantity, t.unit_price) for t in product.tiers] == [(3, 4000)]
+    assert [(t.min_quantity, t.unit_price) for t in product.variants[0].tiers] == [(3, 4000)]
     assert product.fixed_content_ciphertext is not None
     assert answer.get_json()["has_fixed_content"] is True
 

@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 from api.conftest import bearer
 from conftest import key_texts, reload
 from faka.accounts import api_keys
-from faka.catalog import checkout_fields
+from faka.catalog import checkout_fields, products, variants
 from faka.catalog.models import DELIVERY_MANUAL
 from faka.catalog.variants import product_with_one_variant
 from faka.complaints import workflow
@@ -72,6 +72,8 @@ class Seed:
     make_product: object
     foreign_slug: str
     foreign_field_key: str
+    variant_key: str = ""  # the one variant of product_slug
+    foreign_variant_key: str = ""
     license_slug: str = ""  # a product with license checks (limit 1) ...
     license_key: str = ""  # ... and a key of it sold, whose one seat "seed-pc" holds
     foreign: list[str] = field(default_factory=list)
@@ -91,6 +93,16 @@ class Seed:
     def own_product(self) -> str:
         """A product of its own for a call that changes or deletes what it is given."""
         return self.make_product(keys=2, title=f"Fresh {secrets.token_hex(3)}").slug
+
+    def own_variant(self) -> tuple[str, str]:
+        slug = self.own_product()
+        return slug, products.get_product(self.merchant_id, slug).live_variants[0].key
+
+    def own_choice(self) -> tuple[str, str]:
+        """A product of its own with two variants; the second one's key."""
+        slug = self.own_product()
+        draft = variants.VariantDraft(name="¥100", price=10000)
+        return slug, variants.add_variant(self.merchant_id, slug, draft, first_name="¥50").key
 
     def own_field(self) -> tuple[str, str]:
         slug = self.own_product()
@@ -152,9 +164,12 @@ def seed(request, app, merchant, make_product, make_key, other_product, place, p
         make_product=make_product,
         foreign_slug=other.slug,
         foreign_field_key=foreign_field.key,
+        variant_key=product.variants[0].key,
+        foreign_variant_key=other.variants[0].key,
         foreign=[
             other.slug,
             foreign_field.key,
+            other.variants[0].key,
             "FOREIGN-TITLE-7c1e",
             "FOREIGN-DESCRIPTION-7c1e",
             "FOREIGN-LABEL-7c1e",
@@ -259,6 +274,19 @@ VALID_REQUESTS = {
     ("patch", "/api/v1/products/{slug}"): lambda s: {"slug": s.own_product(), **_body(price=200)},
     ("post", "/api/v1/products/{slug}/hide"): lambda s: {"slug": s.own_product()},
     ("post", "/api/v1/products/{slug}/show"): lambda s: {"slug": s.own_product()},
+    ("get", "/api/v1/products/{slug}/variants"): lambda s: {"slug": s.product_slug},
+    ("post", "/api/v1/products/{slug}/variants"): lambda s: {
+        "slug": s.own_product(),
+        **_body(name="¥100", price=10000, first_name="¥50"),
+    },
+    ("get", "/api/v1/products/{slug}/variants/{key}"): lambda s: {"slug": s.product_slug, "key": s.variant_key},
+    ("patch", "/api/v1/products/{slug}/variants/{key}"): lambda s: dict(
+        zip(("slug", "key"), s.own_variant()), **_body(price=300)
+    ),
+    ("delete", "/api/v1/products/{slug}/variants/{key}"): lambda s: dict(zip(("slug", "key"), s.own_choice())),
+    ("post", "/api/v1/products/{slug}/variants/{key}/move"): lambda s: dict(
+        zip(("slug", "key"), s.own_choice()), **_body(direction="up")
+    ),
     ("get", "/api/v1/products/{slug}/fields"): lambda s: {"slug": s.product_slug},
     ("post", "/api/v1/products/{slug}/fields"): lambda s: {"slug": s.own_product(), **_body(label="Account")},
     ("get", "/api/v1/products/{slug}/fields/{key}"): lambda s: {"slug": s.product_slug, "key": s.field_key},
@@ -330,7 +358,17 @@ def test_every_operation_keeps_its_document(app, seed, method, path):
         if "slug" in parameters:
             parameters["slug"] = data.draw(st.sampled_from([seed.product_slug, seed.foreign_slug, parameters["slug"]]))
         if "key" in parameters:
-            parameters["key"] = data.draw(st.sampled_from([seed.field_key, seed.foreign_field_key, parameters["key"]]))
+            parameters["key"] = data.draw(
+                st.sampled_from(
+                    [
+                        seed.field_key,
+                        seed.foreign_field_key,
+                        seed.variant_key,
+                        seed.foreign_variant_key,
+                        parameters["key"],
+                    ]
+                )
+            )
         for name, values in seed.more_params.items():  # orders, coupons, complaints, webhooks, push channels
             if name in parameters:
                 parameters[name] = data.draw(st.sampled_from([*values, parameters[name]]))
@@ -389,6 +427,10 @@ def _provoke(status: int, client, app, seed, method, path, operation):
             content_type="application/json",
             headers={**auth, "Idempotency-Key": busy},
         )
+    if status == 422 and (method, path) == ("delete", "/api/v1/products/{slug}/variants/{key}"):
+        return _send(client, method, path, {"slug": seed.product_slug, "key": seed.variant_key}, auth)  # its last
+    if status == 422 and (method, path) == ("get", "/api/v1/products/{slug}/keys"):
+        return _send(client, method, path, request, auth, query="?variant=no-such-variant")
     if status == 422:
         if "requestBody" in operation:
             return _send(client, method, path, {**request, "json": {"no_such_field": 1}}, auth)

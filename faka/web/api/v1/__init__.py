@@ -39,6 +39,7 @@ from faka.web.api.v1 import (
     orders,
     products,
     push,
+    variants,
     webhooks,
 )
 from faka.web.api.v1.resource import RESPONSE_NAMES
@@ -47,7 +48,7 @@ from faka.web.api.v1.schemas import ErrorSchema
 PREFIX = "/api/v1"
 # The resources, each a module of this package with a `bp` (a Resource); their order is
 # the reference's.
-RESOURCES = (products, fields, keys, licenses, orders, coupons, complaints, money, webhooks, push)
+RESOURCES = (products, variants, fields, keys, licenses, orders, coupons, complaints, money, webhooks, push)
 
 DESCRIPTION = """\
 The merchant API of faka: your shop, from your own programs.

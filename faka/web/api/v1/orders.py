@@ -37,6 +37,7 @@ def order_answer(order: Order, answers, keys_delivered: int, whole: bool) -> dic
         "number": order.number,
         "status": order.status,
         "product": {"id": product.slug, "title": product.title, "delivery_type": product.delivery_type},
+        "variant": {"key": order.variant.key, "name": order.variant_name},
         "quantity": order.quantity,
         "unit_price": order.unit_price,
         "discount": order.discount,

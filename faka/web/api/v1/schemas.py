@@ -114,6 +114,10 @@ def page_schema(item: type[ma.Schema], name: str) -> type[ma.Schema]:
 # -- products -------------------------------------------------------------------------
 
 
+SEVERAL = "Its one variant's; null when the product has several (see `variants`)."
+FIGURES_OF_ONE = "For a product with one variant only; a product with several takes them per variant."
+
+
 class TierSchema(Schema):
     min_quantity = Count(2, 9999, required=True)
     unit_price = Count(1, 100_000_000, required=True, metadata={"description": "Minor units (fen)."})
@@ -132,19 +136,42 @@ class CategorySchema(Schema):
     name_en = fields.String(required=True, allow_none=True)
 
 
+class VariantSchema(Schema):
+    key = fields.String(required=True, metadata={"description": "Public id of the variant."})
+    name = fields.String(
+        required=True,
+        metadata={
+            "description": "Chinese; what the buyer chooses. Empty for the one variant of a product without a choice."
+        },
+    )
+    name_en = fields.String(required=True, allow_none=True)
+    price = fields.Integer(required=True, metadata={"description": "Minor units (fen)."})
+    min_per_order = fields.Integer(required=True)
+    max_per_order = fields.Integer(required=True)
+    low_stock_threshold = fields.Integer(required=True)
+    position = fields.Integer(required=True, metadata={"description": "0, 1, 2 ... in the order the buyer sees them."})
+    tiers = fields.List(fields.Nested(TierSchema), required=True)
+    stock = fields.Nested(StockSchema, required=True)
+
+
 class ProductSchema(Schema):
     id = fields.String(
         required=True, attribute="slug", metadata={"description": "Public id, as in the shop's address /p/<id>."}
     )
     title = fields.String(required=True)
     category_id = fields.Integer(required=True)
-    price = fields.Integer(required=True, metadata={"description": "Minor units (fen)."})
+    price = fields.Integer(
+        required=True, metadata={"description": "Minor units (fen); with several variants, the lowest of their prices."}
+    )
+    price_max = fields.Integer(
+        required=True, metadata={"description": "The highest variant price (= `price` with one variant)."}
+    )
     currency = fields.String(required=True)
     description_md = fields.String(required=True)
     delivery_type = fields.String(required=True, validate=validate.OneOf(DELIVERY_TYPES))
-    min_per_order = fields.Integer(required=True)
-    max_per_order = fields.Integer(required=True)
-    tiers = fields.List(fields.Nested(TierSchema), required=True)
+    min_per_order = fields.Integer(required=True, allow_none=True, metadata={"description": SEVERAL})
+    max_per_order = fields.Integer(required=True, allow_none=True, metadata={"description": SEVERAL})
+    tiers = fields.List(fields.Nested(TierSchema), required=True, allow_none=True, metadata={"description": SEVERAL})
     has_fixed_content = fields.Boolean(
         required=True, metadata={"description": "Fixed delivery: whether the content is set (it is never shown)."}
     )
@@ -152,7 +179,7 @@ class ProductSchema(Schema):
     reusable_key = fields.Boolean(required=True)
     require_query_password = fields.Boolean(required=True)
     require_email = fields.Boolean(required=True)
-    low_stock_threshold = fields.Integer(required=True)
+    low_stock_threshold = fields.Integer(required=True, allow_none=True, metadata={"description": SEVERAL})
     refund_policy = fields.String(required=True)
     visible = fields.Boolean(required=True)
     risk_captcha_at = fields.Integer(required=True, allow_none=True)
@@ -168,7 +195,12 @@ class ProductSchema(Schema):
         required=True, metadata={"description": "approved, pending (waiting for the operator), rejected, taken_down."}
     )
     moderation_reason = fields.String(required=True, allow_none=True)
-    stock = fields.Nested(StockSchema, required=True)
+    stock = fields.Nested(StockSchema, required=True, metadata={"description": "Every variant's keys together."})
+    variants = fields.List(
+        fields.Nested(VariantSchema),
+        required=True,
+        metadata={"description": "What the buyer chooses between, in order (one for a product without a choice)."},
+    )
     created_at = fields.DateTime(required=True)
 
 
@@ -182,7 +214,7 @@ def _product_input(required: bool) -> dict:
     return {
         "title": Text(max_length=120, **need()),
         "category_id": Id(**need(), metadata={"description": "From GET /api/v1/categories."}),
-        "price": Count(1, 100_000_000, **need(), metadata={"description": "Minor units (fen)."}),
+        "price": Count(1, 100_000_000, **need(), metadata={"description": "Minor units (fen). " + FIGURES_OF_ONE}),
         "description_md": Text(multiline=True, validate=validate.Length(max=20000)),
         "delivery_type": fields.String(
             validate=validate.OneOf(DELIVERY_TYPES),
@@ -191,12 +223,12 @@ def _product_input(required: bool) -> dict:
                 "remote: from your server, whose address is set in the back office."
             },
         ),
-        "min_per_order": Count(1, 100),
-        "max_per_order": Count(1, 100),
+        "min_per_order": Count(1, 100, metadata={"description": FIGURES_OF_ONE}),
+        "max_per_order": Count(1, 100, metadata={"description": FIGURES_OF_ONE}),
         "tiers": fields.List(
             fields.Nested(TierSchema),
             validate=validate.Length(max=20),
-            metadata={"description": "Lower unit prices from a quantity on."},
+            metadata={"description": "Lower unit prices from a quantity on. " + FIGURES_OF_ONE},
         ),
         "fixed_content": Text(
             multiline=True,
@@ -208,7 +240,7 @@ def _product_input(required: bool) -> dict:
         "reusable_key": fields.Boolean(),
         "require_query_password": fields.Boolean(),
         "require_email": fields.Boolean(),
-        "low_stock_threshold": Count(0, 100000),
+        "low_stock_threshold": Count(0, 100000, metadata={"description": FIGURES_OF_ONE}),
         "refund_policy": Text(multiline=True, validate=validate.Length(max=2000)),
         "visible": fields.Boolean(),
         "risk_captcha_at": Count(
@@ -228,6 +260,52 @@ ProductUpdateSchema = Schema.from_dict(_product_input(required=False), name="Pro
 ProductPageSchema = page_schema(ProductSchema, "ProductPage")
 CategoryListSchema = Schema.from_dict(
     {"items": fields.List(fields.Nested(CategorySchema), required=True)}, name="CategoryList"
+)
+
+
+# -- variants ---------------------------------------------------------------------------
+
+
+def _variant_input(required: bool) -> dict:
+    def need(**kwargs):
+        return {"required": True} if required else kwargs
+
+    fields_ = {
+        "name": Text(
+            max_length=40,
+            metadata={"description": "Chinese, what the buyer chooses; required when the product has several."},
+        ),
+        "name_en": Text(max_length=40, allow_none=True, metadata={"description": "For English pages; optional."}),
+        "price": Count(1, 100_000_000, **need(), metadata={"description": "Minor units (fen)."}),
+        "min_per_order": Count(1, 100),
+        "max_per_order": Count(1, 100),
+        "tiers": fields.List(
+            fields.Nested(TierSchema),
+            validate=validate.Length(max=20),
+            metadata={"description": "Lower unit prices from a quantity on."},
+        ),
+        "low_stock_threshold": Count(
+            0, 100000, metadata={"description": "Alert when its available keys fall to this; 0: only when sold out."}
+        ),
+    }
+    if required:
+        fields_["name"] = Text(max_length=40, required=True, metadata=fields_["name"].metadata)
+        fields_["first_name"] = Text(
+            max_length=40,
+            allow_none=True,
+            metadata={
+                "description": "When the product's one variant has no name yet: its name (required then), "
+                "for the buyer now chooses between the two."
+            },
+        )
+        fields_["first_name_en"] = Text(max_length=40, allow_none=True)
+    return fields_
+
+
+VariantCreateSchema = Schema.from_dict(_variant_input(required=True), name="VariantCreate")
+VariantUpdateSchema = Schema.from_dict(_variant_input(required=False), name="VariantUpdate")
+VariantListSchema = Schema.from_dict(
+    {"items": fields.List(fields.Nested(VariantSchema), required=True)}, name="VariantList"
 )
 
 
@@ -290,6 +368,13 @@ class MoveSchema(Schema):
 MAX_KEYS_PER_CALL = 2000
 
 
+VARIANT_CHOICE = "The variant's key (from the product's `variants`): required when the product has several."
+
+
+class VariantArgsSchema(Schema):
+    variant = Text(max_length=16, load_default=None, metadata={"description": VARIANT_CHOICE})
+
+
 class KeyBatchSchema(Schema):
     keys = fields.List(
         Text(max_length=2000),
@@ -297,6 +382,7 @@ class KeyBatchSchema(Schema):
         validate=validate.Length(1, MAX_KEYS_PER_CALL),
         metadata={"description": f"One key an item, at most {MAX_KEYS_PER_CALL} a call."},
     )
+    variant = Text(max_length=16, allow_none=True, load_default=None, metadata={"description": VARIANT_CHOICE})
 
 
 class ImportReportSchema(Schema):
@@ -306,9 +392,9 @@ class ImportReportSchema(Schema):
     invalid = fields.Integer(
         required=True, metadata={"description": "Too long (over 2,000 characters) or control characters."}
     )
-    stock = fields.Nested(StockSchema, required=True)
+    stock = fields.Nested(StockSchema, required=True, metadata={"description": "The variant's keys now."})
 
 
 class VoidReportSchema(Schema):
     voided = fields.Integer(required=True, metadata={"description": "Available keys withdrawn from sale."})
-    stock = fields.Nested(StockSchema, required=True)
+    stock = fields.Nested(StockSchema, required=True, metadata={"description": "The variant's keys now."})

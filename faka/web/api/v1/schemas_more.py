@@ -100,6 +100,15 @@ class OrderProductSchema(Schema):
     delivery_type = fields.String(required=True)
 
 
+class OrderVariantSchema(Schema):
+    key = fields.String(required=True, **_described("The variant's public id (as in the product's `variants`)."))
+    name = fields.String(
+        required=True,
+        allow_none=True,
+        **_described("Its name as the buyer chose it; null when the product offered no choice."),
+    )
+
+
 class AnswerSchema(Schema):
     field = fields.String(required=True, **_described("The checkout field's id (its key)."))
     label = fields.String(required=True, **_described("The question as it was asked."))
@@ -110,6 +119,7 @@ class OrderSchema(Schema):
     number = fields.String(required=True, **_described("The order's public id, as the buyer knows it."))
     status = fields.String(required=True, validate=validate.OneOf(ORDER_STATUSES))
     product = fields.Nested(OrderProductSchema, required=True)
+    variant = fields.Nested(OrderVariantSchema, required=True, **_described("What the buyer chose of the product."))
     quantity = fields.Integer(required=True)
     unit_price = fields.Integer(required=True, **_described("Minor units (fen)."))
     discount = fields.Integer(required=True, **_described("Taken off by a coupon, minor units."))
