@@ -487,7 +487,7 @@ def offer_replacement(
             or _was_replaced(order.id)
         ):
             raise ReplacementNotPossible()
-        if _available_keys(product.id) < quantity:
+        if _available_keys(order.variant_id) < quantity:
             raise ReplacementOutOfStock()
         complaint.offer(Complaint.OFFER_REPLACEMENT, None, quantity, now, _buyer_deadline(now))
         text = _("offers %(count)s replacement key(s).", count=quantity)
@@ -830,12 +830,13 @@ def _was_replaced(order_id: int) -> bool:
     )
 
 
-def _available_keys(product_id: int) -> int:
+def _available_keys(variant_id: int) -> int:
+    """Keys on sale of the order's own variant: the only ones a replacement may take."""
     return int(
         db.session.scalar(
             select(func.count())
             .select_from(CardKey)
-            .where(CardKey.product_id == product_id, CardKey.status == CardKey.AVAILABLE)
+            .where(CardKey.variant_id == variant_id, CardKey.status == CardKey.AVAILABLE)
         )
     )
 

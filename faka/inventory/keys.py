@@ -10,11 +10,11 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, text, update
 
-from faka.catalog.models import ProductVariant
+from faka.catalog.models import Product, ProductVariant
 from faka.core import clock, tasks
 from faka.core.crypto import vault
 from faka.core.db import is_postgresql, write_transaction
-from faka.core.errors import NotFound
+from faka.core.errors import DomainError, NotFound
 from faka.extensions import db
 from faka.inventory.models import CardKey, KeyImport
 from faka.messaging.models import RestockRequest
@@ -96,6 +96,7 @@ def import_key_list(product_id: int, variant_id: int, keys: list[str], seen: set
             lookups[fp] = fingerprints[0]
 
     with write_transaction():
+        _check_on_sale(variant_id)
         existing: set[str] = set()
         all_fps = list(lookups)
         for start in range(0, len(all_fps), 900):
@@ -128,6 +129,24 @@ def import_key_list(product_id: int, variant_id: int, keys: list[str], seen: set
     seen.update(candidates)
     report.added = len(rows)
     return report
+
+
+class VariantWithdrawn(DomainError):
+    message = _l("That option is no longer sold, so its stock takes no keys.")
+
+
+def _check_on_sale(variant_id: int) -> None:
+    """Refuse keys for a variant (or product) deleted meanwhile. The variant's row is read
+    FOR SHARE: a deletion (which updates it, then voids its unsold keys) waits for this
+    import to commit, so it voids these keys too."""
+    live = db.session.execute(
+        select(ProductVariant.id)
+        .join(Product, Product.id == ProductVariant.product_id)
+        .where(ProductVariant.id == variant_id, ProductVariant.deleted_at.is_(None), Product.deleted_at.is_(None))
+        .with_for_update(read=True, of=ProductVariant)
+    ).first()
+    if live is None:
+        raise VariantWithdrawn()
 
 
 def _buyers_waiting(variant_id: int) -> bool:
@@ -191,13 +210,19 @@ def run_import(import_id: int) -> KeyImport | None:
     # A rerun after a crash starts over: keys already added now count as already in stock.
     seen: set[str] = set()
     report = ImportReport()
+    status, error = KeyImport.DONE, None
     for start in range(0, len(keys), CHUNK_LINES):
-        report.merge(import_key_list(product_id, variant_id, keys[start : start + CHUNK_LINES], seen))
+        try:
+            report.merge(import_key_list(product_id, variant_id, keys[start : start + CHUNK_LINES], seen))
+        except VariantWithdrawn:
+            # Deleted while the import ran: the keys it took so far were voided with it.
+            status, error = KeyImport.FAILED, "variant deleted"
+            break
         _record_progress(import_id, min(start + CHUNK_LINES, len(keys)), report)
         _refresh_statistics()
     with write_transaction():
         job = db.session.get(KeyImport, import_id)
-        job.status, job.finished_at = KeyImport.DONE, clock.now()
+        job.status, job.error, job.finished_at = status, error, clock.now()
     _import_file(public_id).unlink(missing_ok=True)
     return job
 

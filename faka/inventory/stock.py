@@ -4,9 +4,9 @@ from collections import Counter
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Integer, bindparam, case, func, select, update
+from sqlalchemy import Integer, bindparam, case, func, or_, select, update
 
-from faka.catalog.models import ProductVariant
+from faka.catalog.models import Product, ProductVariant
 from faka.core.db import is_postgresql
 from faka.core.errors import StockHeld
 from faka.extensions import db
@@ -150,9 +150,21 @@ def shared_key(variant_id: int) -> str | None:
 
 
 def release_keys(order_ids: list[int]) -> int:
-    """Put the reserved keys of these orders back on sale."""
+    """Put the reserved keys of these orders back on sale; those of a variant or product
+    deleted meanwhile are voided instead, as its unsold keys were when it was deleted."""
     if not order_ids:
         return 0
+    withdrawn = (
+        select(ProductVariant.id)
+        .join(Product, Product.id == ProductVariant.product_id)
+        .where(or_(ProductVariant.deleted_at.is_not(None), Product.deleted_at.is_not(None)))
+    )
+    db.session.execute(
+        update(CardKey)
+        .where(CardKey.order_id.in_(order_ids), CardKey.status == CardKey.RESERVED, CardKey.variant_id.in_(withdrawn))
+        .values(status=CardKey.VOID, order_id=None, reserved_until=None)
+        .execution_options(synchronize_session=False)
+    )
     result = db.session.execute(
         update(CardKey)
         .where(CardKey.order_id.in_(order_ids), CardKey.status == CardKey.RESERVED)

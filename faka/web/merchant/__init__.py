@@ -358,7 +358,10 @@ def product_keys(slug: str):
         job = key_service.start_import(g.merchant.id, variant, text, form.separator.data)
         tasks.enqueue("inventory.tasks.import_keys", job.id, job_id=f"import-{job.id}")
         return redirect(url_for("merchant.key_import", public_id=job.public_id), 303)
-    report = key_service.import_keys(variant, text, form.separator.data)
+    try:
+        report = key_service.import_keys(variant, text, form.separator.data)
+    except DomainError as exc:  # the variant was deleted meanwhile
+        return _keys_page(product, 400, form=form, error=exc.message)
     return _keys_page(product, form=form, report=report, imported_to=variant)
 
 
