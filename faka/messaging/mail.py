@@ -255,6 +255,8 @@ def queue_email(
     templates email/<kind>.txt (and .html when present) with `context` (JSON values), and
     sent by "messaging.tasks.send_email", which the caller enqueues inside its write_transaction() (or
     after committing)."""
+    if len(subject) > OutboxEmail.SUBJECT_MAX:  # a long product title and option name
+        subject = subject[: OutboxEmail.SUBJECT_MAX - 1] + "…"
     email = OutboxEmail(
         kind=kind,
         to_addr=to_addr,

@@ -30,7 +30,8 @@ class OutboxEmail(db.Model):
     locale: Mapped[str] = mapped_column(String(8), default="zh_CN")
     # Emails other than order deliveries carry their subject and their template context
     # (encrypted: it may hold a sign-in link) and name who they concern.
-    subject: Mapped[str | None] = mapped_column(String(200))
+    SUBJECT_MAX = 200
+    subject: Mapped[str | None] = mapped_column(String(SUBJECT_MAX))
     payload_ciphertext: Mapped[str | None] = mapped_column(Text)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), index=True)

@@ -6,8 +6,11 @@ are imported.
   opt-in): nothing else is ever sent to an address that did not confirm. Whatever happened,
   the buyer is told the same thing ("if this address is not on the list yet, we have sent
   it a link"), so the form tells nobody whether an address is waiting, and asking again
-  sends no second email within RESEND_AFTER. An address has at most MAX_WAITING_PER_EMAIL
-  requests waiting, MAX_UNCONFIRMED_PER_EMAIL of them unconfirmed.
+  sends no second email within RESEND_AFTER, and a request's confirmation is sent at most
+  twice. An address has at most MAX_WAITING_PER_EMAIL requests waiting,
+  MAX_UNCONFIRMED_PER_EMAIL of them unconfirmed, and an address that unsubscribed is sent
+  nothing more until its cancelled requests are deleted (RESTOCK_DONE_DAYS): the form cannot
+  be used to mail a stranger again and again.
 - `confirm()` and `cancel()` (the links in the emails, each a page with a button: a mail
   scanner that follows a link changes nothing). Cancelling is unsubscribing: every request
   of that address stops.
@@ -50,7 +53,7 @@ from faka.platform.retention import RESTOCK_UNCONFIRMED_DAYS
 EMAIL_RESTOCK_CONFIRM = "restock_confirm"
 EMAIL_RESTOCK_NOTICE = "restock_notice"
 
-RESEND_AFTER = timedelta(hours=1)  # a second request for the same variant and address emails again after this
+RESEND_AFTER = timedelta(hours=1)  # a second request for the same variant and address emails again (once) after this
 MAX_WAITING_PER_EMAIL = 20
 MAX_UNCONFIRMED_PER_EMAIL = 3
 CONFIRM_WITHIN = timedelta(days=RESTOCK_UNCONFIRMED_DAYS)
@@ -100,7 +103,8 @@ def request_notice(slug: str, variant_key: str | None, email: str, locale: str, 
             now = clock.now()
             waiting = _waiting(variant.id, address)
             if waiting is not None:
-                if waiting.confirmed_at is None and waiting.emailed_at <= now - RESEND_AFTER:
+                resent = waiting.emailed_at != waiting.created_at
+                if waiting.confirmed_at is None and not resent and waiting.emailed_at <= now - RESEND_AFTER:
                     waiting.emailed_at, waiting.locale = now, locale
                     _send_confirmation(waiting, variant, _new_token(waiting))
                 return
@@ -164,7 +168,14 @@ def _waiting(variant_id: int, address: str) -> RestockRequest | None:
 
 
 def _room_for(address: str) -> bool:
-    """Whether this address may have one more request waiting (and one more unconfirmed)."""
+    """Whether this address may have one more request waiting (and one more unconfirmed),
+    and did not unsubscribe."""
+    if db.session.execute(
+        select(RestockRequest.id)
+        .where(RestockRequest.email == address, RestockRequest.cancelled_at.is_not(None))
+        .limit(1)
+    ).first():
+        return False
     waiting, unconfirmed = db.session.execute(
         select(
             func.count(),
@@ -255,11 +266,11 @@ class RestockStatus:
         return f"{self.title} · {name}" if name else self.title
 
 
-def request_status(token: str) -> RestockStatus:
+def request_status(token: str, to_cancel: bool = False) -> RestockStatus:
     """The request this token's links are about. InvalidLink for an unknown token, and for
-    a confirmation link past its time."""
+    a confirmation link past its time (which may still unsubscribe: `to_cancel`)."""
     request = _by_token(token)
-    if request is None or _expired(request):
+    if request is None or (_expired(request) and not to_cancel):
         db.session.rollback()
         raise InvalidLink()
     status = _status(request)
@@ -388,17 +399,28 @@ def notify_restocked(variant_id: int) -> int:
 
 
 def due_variant_ids() -> list[int]:
-    """Variants with keys available and confirmed requests still waiting: their notice job
-    was lost (Redis down when the import finished), and the reconciler queues it again."""
+    """Variants on sale with keys available and confirmed requests still waiting: their
+    notice job was lost (Redis down when the import finished), and the reconciler queues it
+    again."""
     has_keys = (
         select(CardKey.id)
         .where(CardKey.variant_id == RestockRequest.variant_id, CardKey.status == CardKey.AVAILABLE)
         .exists()
     )
+    on_sale = (
+        ProductVariant.deleted_at.is_(None),
+        Product.deleted_at.is_(None),
+        Product.visible.is_(True),
+        Product.moderation == "approved",
+        Merchant.status == Merchant.APPROVED,
+    )
     return list(
         db.session.execute(
             select(RestockRequest.variant_id)
-            .where(RestockRequest.confirmed_at.is_not(None), *_live(), has_keys)
+            .join(ProductVariant, ProductVariant.id == RestockRequest.variant_id)
+            .join(Product, Product.id == ProductVariant.product_id)
+            .join(Merchant, Merchant.id == Product.merchant_id)
+            .where(RestockRequest.confirmed_at.is_not(None), *_live(), has_keys, *on_sale)
             .distinct()
         ).scalars()
     )

@@ -284,6 +284,10 @@ def test_asking_again_sends_no_second_email_and_answers_the_same(app, smtp, card
     assert ANSWER in ask(client, cards, "buyer@example.com", fifty).text
     assert len(smtp.messages) == 2 and count(RestockRequest) == 1
     assert client.get(link(smtp.messages[0], "")).status_code == 404
+    # A confirmation goes out twice at most: the form cannot mail a stranger every hour.
+    frozen_clock.advance(hours=2)
+    assert ANSWER in ask(client, cards, "buyer@example.com", fifty).text
+    assert len(smtp.messages) == 2
     assert press(client, link(smtp.messages[1], "")).status_code == 200
 
     # Confirmed: asking again says the same and sends nothing.
@@ -414,6 +418,10 @@ def test_a_confirmation_link_expires(app, smtp, cards, frozen_clock):
     ask(client, cards, "buyer@example.com", option(cards, "面值 ¥50"))
     frozen_clock.advance(days=retention.RESTOCK_UNCONFIRMED_DAYS, minutes=1)
     assert client.get(link(smtp.messages[0], "")).status_code == 404
+    # Its unsubscribe link still works, and then the address is sent nothing more.
+    assert "Unsubscribed" in press(client, link(smtp.messages[0], "/cancel")).text
+    ask(client, cards, "buyer@example.com", option(cards, "面值 ¥100"))
+    assert len(smtp.messages) == 1
 
 
 def test_unsubscribing_stops_every_request_of_the_address(app, smtp, cards):
@@ -474,12 +482,14 @@ def test_the_product_page_offers_the_form_for_what_is_sold_out(client, cards, ma
     assert f'action="/p/{sold_out.slug}/restock"' in page and "is sold out." not in page
 
 
-def test_nothing_is_sent_for_a_variant_that_is_no_longer_sold(app, smtp, cards):
+def test_nothing_is_sent_for_a_product_that_is_no_longer_on_sale(app, smtp, cards):
+    """A hidden product's keys do not tell its waiting buyers (a deleted variant takes no
+    keys at all: faka/inventory/keys.py)."""
     client = english(app.test_client())
     fifty = option(cards, "面值 ¥50")
     confirmed(client, smtp, cards, "buyer@example.com", fifty)
     smtp.messages.clear()
-    fifty.deleted_at = clock.now()
+    cards.visible = False
     db.session.commit()
     keys_for(fifty)
     assert smtp.messages == [] and count(RestockRequest, RestockRequest.notified_at.is_(None)) == 1
@@ -620,3 +630,38 @@ def test_the_reconciler_tells_buyers_whose_notice_job_was_lost(app, smtp, cards)
         -1
     ] == "Back in stock: Google Play 礼品卡 · ¥50 card"
     assert reconcile().restock == 0
+
+
+def test_a_long_title_and_option_name_still_make_an_email(app, smtp, make_product):
+    """The subject is clipped to what the outbox holds (PostgreSQL refuses a longer one)."""
+    product = make_product(keys=0, title="超" * 120)
+    variant = product.variants[0]
+    variant.name, variant.name_en = "甲" * 40, "A" * 40
+    add_variant(product, "乙" * 40, "B" * 40)
+    answer = ask(english(app.test_client()), product, "buyer@example.com", variant)
+    assert answer.status_code == 200 and ANSWER in answer.text
+    subject = smtp.messages[0]["Subject"]
+    assert len(subject) <= OutboxEmail.SUBJECT_MAX and subject.endswith("…")
+
+
+def test_a_tampered_option_says_choose_an_option(app, smtp, cards):
+    client = english(app.test_client())
+    page = client.get(f"/p/{cards.slug}")
+    answer = client.post(
+        f"/p/{cards.slug}/restock",
+        data={"csrf_token": csrf_from(page.text), "email": "buyer@example.com", "variant": "x" * 40},
+    )
+    assert answer.status_code == 400 and "Choose the option you want to be told about." in answer.text
+    assert count(RestockRequest) == 0 and not smtp.messages
+
+
+def test_the_reconciler_leaves_a_hidden_product_alone(app, smtp, cards):
+    from faka.inventory.models import CardKey
+
+    client = english(app.test_client())
+    fifty = option(cards, "面值 ¥50")
+    confirmed(client, smtp, cards, "buyer@example.com", fifty)
+    cards.visible = False
+    db.session.add(CardKey(product_id=cards.id, variant_id=fifty.id, ciphertext="x", fingerprint="hidden-key"))
+    db.session.commit()
+    assert restock.due_variant_ids() == []

@@ -33,7 +33,7 @@ class RestockForm(FlaskForm):
             Email(_l("Enter a valid email address."), check_deliverability=False),
         ],
     )
-    variant = StringField(validators=[Optional(), Length(max=16)])
+    variant = StringField(validators=[Optional(), Length(max=16, message=restock.ChooseOption.message)])
 
 
 def _request_limit() -> str:
@@ -67,7 +67,8 @@ def ask(slug: str):
     email went out (see restock.request_notice)."""
     form = RestockForm()
     if not form.validate_on_submit():
-        return _answer(slug, form.email.errors[0] if form.email.errors else restock.InvalidEmail.message, 400)
+        errors = form.email.errors or form.variant.errors or [restock.InvalidEmail.message]
+        return _answer(slug, errors[0], 400)
     try:
         restock.request_notice(
             slug, form.variant.data or None, form.email.data, current_language(), request.remote_addr
@@ -105,7 +106,7 @@ def confirm(token: str):
 @token_misses
 def cancel_page(token: str):
     """What an unsubscribe link opens: a button that stops every email of this kind."""
-    return _page(token, lambda: restock.request_status(token), "cancel")
+    return _page(token, lambda: restock.request_status(token, to_cancel=True), "cancel")
 
 
 @bp.post("/restock/<token>/cancel")
