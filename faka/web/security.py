@@ -33,11 +33,11 @@ UPLOAD_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'no
 
 
 # Requests that never need the visitor's session: static files, product images and the site's
-# theme, icons and manifest (public and cached: they must never carry a cookie) and the polled
+# theme, logo, icons and manifest (public and cached: they must never carry a cookie) and the polled
 # order status (its language comes in its URL). Checking the signed cookie is the largest
 # single cost of a poll, which every waiting buyer sends every 2 seconds.
 SESSIONLESS_PATH = re.compile(
-    r"/static/|/images/|/site/(?:theme\.css|icons/|manifest\.webmanifest)|/order/[^/]+/status\Z"
+    r"/static/|/images/|/site/(?:theme\.css|icons/|logo/|manifest\.webmanifest)|/order/[^/]+/status\Z"
 )
 
 

@@ -49,6 +49,7 @@ def shop(live_server, make_product, place):
         title="Steam 钱包充值卡 ¥50",
         description_md="**自动发货**：付款后立即显示卡密。\n\n- 仅限国区账户",
     )
+    make_product(keys=0, price=9900, title="Windows 11 专业版")  # a sold-out card on the home page
     pending = place(product)
     delivered = delivered_now(app, place(product, quantity=2))
     complaint = workflow.open_complaint(delivered.token, Complaint.KEY_INVALID, "第二个卡密提示已被使用。")

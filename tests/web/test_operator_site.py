@@ -292,8 +292,9 @@ def test_uploaded_logo_shows_in_the_storefront_header(ops, client):
     assert ok.status_code == 303
     name = site_settings()["logo"]
     assert f'src="/site/logo/{name}"' in client.get("/").text
-    served = client.get(f"/site/logo/{name}")
+    served = client.application.test_client().get(f"/site/logo/{name}")  # a first visit: no device cookie yet
     assert served.status_code == 200 and served.mimetype == "image/jpeg"
+    assert "Set-Cookie" not in served.headers  # public and cached: never a cookie
     assert client.get("/site/logo/someone-elses.png").status_code == 404
     ops.post("/operator/settings/logo", data={"csrf_token": csrf_from(page.text), "remove": "1"})
     assert "/site/logo/" not in client.get("/").text
