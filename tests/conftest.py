@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet
 from flask import Flask, current_app, has_app_context
 from flask.testing import FlaskClient
 from jinja2.bccache import Bucket, BytecodeCache
-from sqlalchemy import text
+from sqlalchemy import event, text
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from faka import create_app
@@ -481,6 +481,22 @@ def csrf_from(html: str) -> str:
     )
     assert match, "page has no CSRF token"
     return match.group(1)
+
+
+def statements(client, path: str) -> int:
+    """SQL statements the database ran to answer GET `path` (which must be a 200)."""
+    executed = 0
+
+    def counter(*_args):
+        nonlocal executed
+        executed += 1
+
+    event.listen(_db.engine, "before_cursor_execute", counter)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(_db.engine, "before_cursor_execute", counter)
+    return executed
 
 
 def reload(obj):

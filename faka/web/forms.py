@@ -6,6 +6,7 @@ from wtforms import BooleanField, EmailField, PasswordField, RadioField, StringF
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import PasswordInput
 
+from faka.core.errors import DomainError
 from faka.web.fields import IntegerField
 
 
@@ -165,3 +166,13 @@ class ReportForm(FlaskForm):
         filters=[_strip],
         validators=[Length(max=MAX_REPORT_TEXT, message=_l("Use at most 1000 characters."))],
     )
+
+
+def error_under_input(form: FlaskForm, exc: DomainError) -> str | None:
+    """Put a service's reason under the input it is about (the error's `field`, when the
+    form has one by that name); returns what is left for the top of the form."""
+    input_ = getattr(form, getattr(exc, "field", ""), None)
+    if input_ is None:
+        return exc.message
+    input_.errors = [*input_.errors, exc.message]
+    return None

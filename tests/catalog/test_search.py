@@ -16,9 +16,9 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 
-from conftest import TEST_DATABASE
+from conftest import TEST_DATABASE, statements
 from faka.accounts import users
 from faka.accounts.models import Merchant
 from faka.catalog import categories, search
@@ -83,21 +83,6 @@ def titles(client, url: str) -> list[str]:
 
 def found(query: str, client, **args) -> list[str]:
     return titles(client, "/?" + "&".join(f"{k}={v}" for k, v in {"q": query, **args}.items()))
-
-
-def statement_count(client, url: str) -> int:
-    count = 0
-
-    def counter(*_args):
-        nonlocal count
-        count += 1
-
-    event.listen(db.engine, "before_cursor_execute", counter)
-    try:
-        assert client.get(url).status_code == 200
-    finally:
-        event.remove(db.engine, "before_cursor_execute", counter)
-    return count
 
 
 @pytest.fixture
@@ -531,8 +516,8 @@ def test_statements_per_page_do_not_grow_with_the_catalogue(app, client, merchan
     db.session.commit()
     for url in urls:
         client.get(url)  # warm
-    small = {url: statement_count(client, url) for url in urls}
+    small = {url: statements(client, url) for url in urls}
     fill(1000)
-    large = {url: statement_count(client, url) for url in urls}
+    large = {url: statements(client, url) for url in urls}
     print("statements per page (10 / 1,000 products):", small)
     assert large == small

@@ -6,9 +6,9 @@ import secrets
 from html import unescape
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
-from conftest import count, csrf_from, reload, signed_notify
+from conftest import count, csrf_from, reload, signed_notify, statements
 from faka.accounts import users
 from faka.accounts.models import Merchant
 from faka.catalog import categories, products, variants
@@ -310,21 +310,6 @@ def test_order_lookup_review_and_complaint_pages_name_the_variant(client, shop):
 
 
 # -- statements per page -------------------------------------------------------------------
-
-
-def statements(client, path: str) -> int:
-    executed = 0
-
-    def counter(*_args):
-        nonlocal executed
-        executed += 1
-
-    event.listen(db.engine, "before_cursor_execute", counter)
-    try:
-        assert client.get(path).status_code == 200
-    finally:
-        event.remove(db.engine, "before_cursor_execute", counter)
-    return executed
 
 
 def test_statements_per_product_page_do_not_grow_with_variants(client, make_product):

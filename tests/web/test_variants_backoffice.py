@@ -12,10 +12,10 @@ from html import unescape
 
 import pytest
 from flask import current_app
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from test_webhooks import receiver  # noqa: F401  (the fixture: a real HTTP server)
 
-from conftest import count, csrf_from, login, reload, with_totp
+from conftest import count, csrf_from, login, reload, statements, with_totp
 from faka.accounts import users
 from faka.accounts.models import User
 from faka.catalog import variants
@@ -465,21 +465,6 @@ def test_low_stock_alerts_come_per_variant(app, gift, pay, smtp, receiver):  # n
 
 
 # -- statements per page ----------------------------------------------------------------------
-
-
-def statements(client, path: str) -> int:
-    executed = 0
-
-    def counter(*_args):
-        nonlocal executed
-        executed += 1
-
-    event.listen(db.engine, "before_cursor_execute", counter)
-    try:
-        assert client.get(path).status_code == 200
-    finally:
-        event.remove(db.engine, "before_cursor_execute", counter)
-    return executed
 
 
 def test_back_office_pages_read_the_same_statements_whatever_the_variants(gift):

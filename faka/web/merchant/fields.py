@@ -11,6 +11,7 @@ from flask import abort, g, redirect, request, url_for
 
 from faka.catalog import checkout_fields
 from faka.core.errors import DomainError, NotFound
+from faka.web.forms import error_under_input
 from faka.web.merchant import bp, render, scoped
 from faka.web.merchant.forms import CheckoutFieldForm
 
@@ -28,16 +29,6 @@ def _draft(form: CheckoutFieldForm) -> checkout_fields.FieldDraft:
         help_text=form.help_text.data,
         help_text_en=form.help_text_en.data,
     )
-
-
-def _refused(form: CheckoutFieldForm, exc: DomainError) -> str | None:
-    """Put the service's reason under the input it is about; returns what is left for the
-    top of the form."""
-    input_ = getattr(form, getattr(exc, "field", ""), None)
-    if input_ is None:
-        return exc.message
-    input_.errors = [*input_.errors, exc.message]
-    return None
 
 
 def _list_page(slug: str, form: CheckoutFieldForm, status: int = 200, error: str | None = None):
@@ -67,7 +58,7 @@ def product_fields(slug: str):
         except NotFound:
             raise
         except DomainError as exc:
-            error = _refused(form, exc)
+            error = error_under_input(form, exc)
         else:
             return redirect(url_for("merchant.product_fields", slug=slug), 303)
     return _list_page(slug, form, 400, error)
@@ -87,7 +78,7 @@ def product_field_edit(slug: str, key: str):
             except NotFound:
                 raise
             except DomainError as exc:
-                error = _refused(form, exc)
+                error = error_under_input(form, exc)
             else:
                 return redirect(url_for("merchant.product_fields", slug=slug, _anchor=f"field-{key}"), 303)
     return render(

@@ -12,6 +12,7 @@ from flask import abort, g, redirect, request, url_for
 
 from faka.catalog import products, variants
 from faka.core.errors import DomainError, NotFound
+from faka.web.forms import error_under_input
 from faka.web.merchant import _product_form, bp, product_page, scoped
 from faka.web.merchant import render as render_page
 from faka.web.merchant.forms import NewVariantForm, VariantForm, yuan_to_fen
@@ -27,16 +28,6 @@ def _draft(form: VariantForm) -> variants.VariantDraft:
         tiers=products.parse_tiers(form.tiers.data or ""),
         low_stock_threshold=form.low_stock_threshold.data,
     )
-
-
-def _refused(form: VariantForm, exc: DomainError) -> str | None:
-    """Put the service's reason under the input it is about; returns what is left for the
-    top of the form."""
-    input_ = getattr(form, getattr(exc, "field", ""), None)
-    if input_ is None:
-        return exc.message
-    input_.errors = [*input_.errors, exc.message]
-    return None
 
 
 def _anchor(key: str | None = None) -> str:
@@ -61,7 +52,7 @@ def variant_add(slug: str):
         except NotFound:
             raise
         except DomainError as exc:
-            error = _refused(form, exc)
+            error = error_under_input(form, exc)
         else:
             return redirect(url_for("merchant.product_edit", slug=slug, _anchor=_anchor(variant.key)), 303)
     # The product's own form is shown as the product is: only the variant's form was sent.
@@ -85,7 +76,7 @@ def variant_edit(slug: str, key: str):
         except NotFound:
             raise
         except DomainError as exc:
-            error = _refused(form, exc)
+            error = error_under_input(form, exc)
         else:
             return redirect(url_for("merchant.product_edit", slug=slug, _anchor=_anchor(key)), 303)
     return _edit_page(product, variant, form, 400, error)
