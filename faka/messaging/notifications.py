@@ -103,7 +103,7 @@ def order_delivered(order_id: int) -> None:
                 delivery_ids += webhooks.emit(product.merchant_id, "stock.low", data)
                 email_ids.append(_queue_low_stock_email(product, variant, available))
                 running_low = True
-            if product.uses_key_stock:
+            if product.uses_key_stock and _offered(product, variant):
                 push.stock_changed(product, variant, available, running_low)  # sold out, or the low-stock alert
         _enqueue(delivery_ids, email_ids)
 
@@ -136,7 +136,13 @@ def _is_manual(order: Order) -> bool:
 
 
 def _watches_stock(product: Product, variant: ProductVariant) -> bool:
-    return product.delivery_type == DELIVERY_AUTO and variant.low_stock_threshold > 0
+    return product.delivery_type == DELIVERY_AUTO and variant.low_stock_threshold > 0 and _offered(product, variant)
+
+
+def _offered(product: Product, variant: ProductVariant) -> bool:
+    """Still for sale: a deleted variant's or product's last pending order being delivered
+    says nothing about stock the merchant must top up."""
+    return variant.deleted_at is None and product.deleted_at is None
 
 
 def order_data(order: Order) -> dict:

@@ -103,3 +103,21 @@ def test_a_replacement_offer_counts_only_the_orders_own_variant(card):
     keys.import_keys(hundred, "HUNDRED-3")
     workflow.offer_replacement(complaint.id, None, 1)
     assert reload(complaint).offer_quantity == 1
+
+
+def test_delivering_a_deleted_variants_last_order_sends_no_low_stock_alert(card):
+    from faka.messaging.models import OutboxEmail
+    from faka.messaging.notifications import EMAIL_LOW_STOCK
+
+    fifty = card.live_variants[0]
+    variants.update_variant(
+        card.merchant_id,
+        card.slug,
+        fifty.key,
+        variants.VariantDraft(name="面值 ¥50", price=5000, low_stock_threshold=10),
+    )
+    pending = buy(card, fifty)
+    variants.delete_variant(card.merchant_id, card.slug, fifty.key)
+    notify.handle_notify("sandbox", signed_notify(pending), {}, b"")
+    assert reload(pending).status == "delivered"  # the buyer who was paying still gets the key
+    assert db.session.scalar(select(func.count()).where(OutboxEmail.kind == EMAIL_LOW_STOCK)) == 0
