@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, false, func, not_, select
+from sqlalchemy import and_, case, false, func, not_, or_, select
 
 from faka.complaints.models import Complaint
 from faka.core import clock
@@ -32,8 +32,16 @@ LEDGER_KINDS = (
     LedgerEntry.FEE_RETURN,
     LedgerEntry.WITHDRAWAL,
     LedgerEntry.WITHDRAWAL_RETURN,
+    LedgerEntry.RESALE,
+    LedgerEntry.RESALE_FEE,
+    LedgerEntry.RESALE_REFUND,
+    LedgerEntry.RESALE_FEE_RETURN,
+    LedgerEntry.COMMISSION,
+    LedgerEntry.COMMISSION_FEE,
+    LedgerEntry.COMMISSION_REFUND,
+    LedgerEntry.COMMISSION_FEE_RETURN,
 )
-# What a merchant's ledger calls each kind of entry.
+# What an account's ledger calls each kind of entry.
 LEDGER_KIND_LABELS = {
     LedgerEntry.SALE: _l("Sale"),
     LedgerEntry.FEE: _l("Platform fee"),
@@ -41,6 +49,14 @@ LEDGER_KIND_LABELS = {
     LedgerEntry.FEE_RETURN: _l("Fee returned"),
     LedgerEntry.WITHDRAWAL: _l("Withdrawal"),
     LedgerEntry.WITHDRAWAL_RETURN: _l("Withdrawal returned"),
+    LedgerEntry.RESALE: _l("Sub-store margin"),
+    LedgerEntry.RESALE_FEE: _l("Platform fee on the margin"),
+    LedgerEntry.RESALE_REFUND: _l("Margin refunded"),
+    LedgerEntry.RESALE_FEE_RETURN: _l("Margin fee returned"),
+    LedgerEntry.COMMISSION: _l("Commission"),
+    LedgerEntry.COMMISSION_FEE: _l("Platform fee on the commission"),
+    LedgerEntry.COMMISSION_REFUND: _l("Commission reversed"),
+    LedgerEntry.COMMISSION_FEE_RETURN: _l("Commission fee returned"),
 }
 LEDGER_PER_PAGE = 50
 MAX_PER_PAGE = 200
@@ -60,13 +76,22 @@ class Balance:
 
 
 def frozen_order_ids(merchant_id: int) -> set[int]:
-    """The merchant's orders whose settlement is frozen: those with a complaint in
-    progress. All their ledger entries count as frozen instead of pending or available
-    until the complaint is resolved or withdrawn."""
+    """The account's orders whose settlement is frozen: those with a complaint in
+    progress, whether the account sold them, resold them in its sub-store or brought
+    their buyer. All their ledger entries count as frozen instead of pending or
+    available until the complaint is resolved or withdrawn."""
     return set(
         db.session.execute(
             select(Complaint.order_id).where(
-                Complaint.merchant_id == merchant_id, Complaint.status.in_(Complaint.ACTIVE)
+                Complaint.status.in_(Complaint.ACTIVE),
+                or_(
+                    Complaint.merchant_id == merchant_id,
+                    Complaint.order_id.in_(
+                        select(LedgerEntry.order_id).where(
+                            LedgerEntry.merchant_id == merchant_id, LedgerEntry.order_id.is_not(None)
+                        )
+                    ),
+                ),
             )
         ).scalars()
     )

@@ -10,7 +10,8 @@ from faka.extensions import db
 
 
 class LedgerEntry(db.Model):
-    """Append-only money movement for a merchant; a balance is a sum of these."""
+    """Append-only money movement for an account (merchant, reseller or promoter: each
+    is a Merchant row); a balance is a sum of these."""
 
     __tablename__ = "ledger_entries"
     __table_args__ = (UniqueConstraint("order_id", "kind"), UniqueConstraint("withdrawal_id", "kind"))
@@ -21,12 +22,24 @@ class LedgerEntry(db.Model):
     FEE_RETURN = "fee_return"  # the platform fee of a refunded sale given back
     WITHDRAWAL = "withdrawal"  # money leaving the platform (held from the request on)
     WITHDRAWAL_RETURN = "withdrawal_return"  # a rejected withdrawal put back
+    # A sub-store sale's margin (total - the merchant's floor) credited to the reseller,
+    # the platform's fee on it, and their reversal by a refund (faka/ledger/shares.py).
+    RESALE = "resale"
+    RESALE_FEE = "resale_fee"
+    RESALE_REFUND = "resale_refund"
+    RESALE_FEE_RETURN = "resale_fee_return"
+    # A referred sale's commission credited to the promoter (out of the merchant's share),
+    # the platform's fee on it, and their reversal by a refund.
+    COMMISSION = "commission"
+    COMMISSION_FEE = "commission_fee"
+    COMMISSION_REFUND = "commission_refund"
+    COMMISSION_FEE_RETURN = "commission_fee_return"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     withdrawal_id: Mapped[int | None] = mapped_column(ForeignKey("withdrawals.id"))
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(24))
     amount: Mapped[int]  # signed minor units
     available_at: Mapped[datetime] = mapped_column(UTCDateTime)  # end of the settlement hold
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

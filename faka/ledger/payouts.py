@@ -23,6 +23,7 @@ from faka.core.crypto import vault
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
 from faka.extensions import db
+from faka.growth.models import Promoter, SubStore
 from faka.ledger.balances import balance
 from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
 from faka.messaging import push
@@ -271,6 +272,36 @@ def _merchant_user_id(merchant_id: int) -> int | None:
 # -- withdrawals ------------------------------------------------------------------------
 
 
+def payouts_frozen(account: Merchant) -> bool:
+    """The operator froze the account as a merchant, or its sub-store, or its promoter
+    role: no money leaves it (what it sold still delivers)."""
+    if account.status == Merchant.FROZEN:
+        return True
+    return bool(
+        db.session.scalar(
+            select(SubStore.id).where(SubStore.merchant_id == account.id, SubStore.status == SubStore.FROZEN)
+        )
+        or db.session.scalar(
+            select(Promoter.id).where(Promoter.merchant_id == account.id, Promoter.status == Promoter.FROZEN)
+        )
+    )
+
+
+def may_withdraw(account: Merchant) -> bool:
+    """An approved merchant, the owner of an approved sub-store and an active promoter
+    may withdraw, unless any of those roles is frozen."""
+    if payouts_frozen(account):
+        return False
+    return account.status == Merchant.APPROVED or bool(
+        db.session.scalar(
+            select(SubStore.id).where(SubStore.merchant_id == account.id, SubStore.status == SubStore.APPROVED)
+        )
+        or db.session.scalar(
+            select(Promoter.id).where(Promoter.merchant_id == account.id, Promoter.status == Promoter.ACTIVE)
+        )
+    )
+
+
 def request_withdrawal(
     merchant_id: int, user_id: int, payout_account_id: int, amount: int, now: datetime | None = None
 ) -> Withdrawal:
@@ -293,7 +324,7 @@ def request_withdrawal(
         ).scalar_one_or_none()
         if merchant is None or merchant.user_id != user_id:
             raise NotFound()
-        if merchant.status != Merchant.APPROVED:
+        if not may_withdraw(merchant):
             raise PayoutsStopped()
         if not db.session.get(User, user_id).two_factor_enabled:
             raise TwoFactorRequired()
@@ -393,7 +424,7 @@ def _decide(
         if to not in _NEXT_STATUSES[withdrawal.status]:
             raise IllegalWithdrawalTransition()
         merchant = db.session.get(Merchant, withdrawal.merchant_id)
-        if to != Withdrawal.REJECTED and merchant.status == Merchant.FROZEN:
+        if to != Withdrawal.REJECTED and payouts_frozen(merchant):
             raise PayoutsStopped()
         withdrawal.status = to
         withdrawal.decided_at = now

@@ -27,7 +27,8 @@ from faka.core.errors import NotFound
 from faka.core.money import format_money
 from faka.core.pagination import Page, paginate
 from faka.extensions import db
-from faka.ledger import balances, payouts
+from faka.growth.models import Promoter, SubStore
+from faka.ledger import balances, payouts, shares
 from faka.ledger.models import LedgerEntry, PayoutAccount, Withdrawal
 from faka.orders.models import Order
 from faka.payments.models import PaymentNotice, Refund
@@ -43,8 +44,9 @@ REVEAL_ACTION = "withdrawal.account_revealed"
 QUEUE_OPEN = "open"  # requested and approved: what still needs the operator
 QUEUE_FILTERS = (QUEUE_OPEN, Withdrawal.REQUESTED, Withdrawal.APPROVED, Withdrawal.PAID, Withdrawal.REJECTED, "all")
 
-FEE_KINDS = (LedgerEntry.FEE, LedgerEntry.FEE_RETURN)
-ORDER_KINDS = (LedgerEntry.SALE, LedgerEntry.FEE, LedgerEntry.REFUND, LedgerEntry.FEE_RETURN)
+FEE_KINDS = shares.FEE_KINDS
+ORDER_KINDS = shares.ORDER_KINDS
+FEE_TAKEN_KINDS = tuple(party.fee for party in shares.PARTIES)
 WITHDRAWAL_KINDS = (LedgerEntry.WITHDRAWAL, LedgerEntry.WITHDRAWAL_RETURN)
 REFUNDED_STATUSES = (Order.REFUNDED, Order.PARTIALLY_REFUNDED)
 CREDITED_STATUSES = (Order.DELIVERED, *REFUNDED_STATUSES)  # the only orders with ledger entries
@@ -63,6 +65,12 @@ WITHDRAWAL_WRONG = "withdrawal"
 WITHDRAWAL_RETURN_WRONG = "withdrawal_return"
 ENTRY_WITHOUT_OWNER = "entry_without_owner"
 EXTRA_PAYMENT_NOT_RETURNED = "extra_payment_not_returned"
+RESALE_WRONG = "resale"
+COMMISSION_WRONG = "commission"
+SHARE_FEE_WRONG = "share_fee"
+SHARE_REFUND_WRONG = "share_refund"
+SHARE_FEE_RETURN_WRONG = "share_fee_return"
+ENTRY_OF_WRONG_ACCOUNT = "entry_of_wrong_account"
 
 MISMATCH_LABELS = {
     SALE_WRONG: _l("Sale entry is missing or differs from the order total"),
@@ -76,6 +84,12 @@ MISMATCH_LABELS = {
     WITHDRAWAL_RETURN_WRONG: _l("Returned withdrawal does not match its rejection"),
     ENTRY_WITHOUT_OWNER: _l("Ledger entry belongs to no order or withdrawal"),
     EXTRA_PAYMENT_NOT_RETURNED: _l("A second payment of this order has not been returned to the buyer"),
+    RESALE_WRONG: _l("Reseller's margin entry is missing or differs from the sub-store price less the floor"),
+    COMMISSION_WRONG: _l("Promoter's commission entry is missing or differs from the commission of the order"),
+    SHARE_FEE_WRONG: _l("Fee on a reseller's or promoter's share is missing or outside 0 to the share"),
+    SHARE_REFUND_WRONG: _l("A reseller's or promoter's share was not taken back in proportion to the refund"),
+    SHARE_FEE_RETURN_WRONG: _l("Returned fee of a reseller's or promoter's share differs from its refunded part"),
+    ENTRY_OF_WRONG_ACCOUNT: _l("Ledger entry is credited to an account that has no share in the order"),
 }
 
 
@@ -168,8 +182,8 @@ class PlatformLedger:
 def platform_ledger(
     since: datetime | None = None, until: datetime | None = None, page: int = 1, now: datetime | None = None
 ) -> PlatformLedger:
-    """What the platform earned in fees: FEE entries (negative for the merchant, so
-    income for the platform) minus FEE_RETURN entries of refunds. `since` is inclusive,
+    """What the platform earned in fees: the fee entries on every share (negative for
+    the account, so income for the platform) minus the fees refunds gave back. `since` is inclusive,
     `until` exclusive; both bound the time the entry was written."""
     conditions = [LedgerEntry.kind.in_(FEE_KINDS)]
     if since is not None:
@@ -178,8 +192,8 @@ def platform_ledger(
         conditions.append(LedgerEntry.created_at < until)
     fees, returned = db.session.execute(
         select(
-            func.coalesce(func.sum(case((LedgerEntry.kind == LedgerEntry.FEE, -LedgerEntry.amount), else_=0)), 0),
-            func.coalesce(func.sum(case((LedgerEntry.kind == LedgerEntry.FEE_RETURN, LedgerEntry.amount), else_=0)), 0),
+            func.coalesce(func.sum(case((LedgerEntry.kind.in_(FEE_TAKEN_KINDS), -LedgerEntry.amount), else_=0)), 0),
+            func.coalesce(func.sum(case((LedgerEntry.kind.not_in(FEE_TAKEN_KINDS), LedgerEntry.amount), else_=0)), 0),
         ).where(*conditions)
     ).one()
     entries = paginate(
@@ -229,11 +243,14 @@ def _daily_fees(conditions, end: datetime) -> list[DailyFees]:
 
 def reconcile_books() -> list[Mismatch]:
     """Every disagreement between orders, ledger entries, payments, refunds and
-    withdrawals, in four queries whatever the size of the shop:
+    withdrawals, in five queries whatever the size of the shop:
 
-    - a delivered order (and a refunded one that was delivered) has one SALE of its
-      total and one FEE between minus the total and 0; a refunded one also a REFUND of
-      minus its total and a FEE_RETURN giving the fee back;
+    - a delivered order (and a refunded one that was delivered) has, for each of its
+      shares (faka/ledger/shares.py: the merchant's always, a reseller's margin, a
+      promoter's commission), one credit of the share and one fee between minus the
+      share and 0; a refunded one also, for each share, a refund of the share's part of
+      the refund and the fee returned with it;
+    - each of those entries is the account's whose share it is;
     - no order other than delivered/refunded has ledger entries;
     - a paid, delivered, refunded or paid-but-unfulfilled order has a payment notice of
       its total that paid it (not an extra one), and no other order has one (a late
@@ -245,7 +262,13 @@ def reconcile_books() -> list[Mismatch]:
       of its amount exactly when it was rejected;
     - every order-kind entry has an order and every withdrawal-kind entry a withdrawal.
     """
-    return [*_order_mismatches(), *_unreturned_extra_payments(), *_withdrawal_mismatches(), *_ownerless_entries()]
+    return [
+        *_order_mismatches(),
+        *_wrong_accounts(),
+        *_unreturned_extra_payments(),
+        *_withdrawal_mismatches(),
+        *_ownerless_entries(),
+    ]
 
 
 def _per_kind(kind: str):
@@ -286,6 +309,10 @@ def _order_mismatches() -> list[Mismatch]:
             Order.total,
             Order.refunded_amount,
             Order.delivered_at,
+            Order.resale_base,
+            Order.commission,
+            Order.substore_id,
+            Order.promoter_id,
             entries,
             notices.c.n.label("notices"),
             notices.c.amount.label("notice_amount"),
@@ -306,27 +333,16 @@ def _order_mismatches() -> list[Mismatch]:
 def _check_order(row) -> list[Mismatch]:
     number, status, total = row["number"], row["status"], row["total"]
     mismatches = []
-
-    def entry(kind):
-        return row[f"sum_{kind}"] if row[f"n_{kind}"] else None
-
     credited = status == Order.DELIVERED or (status in REFUNDED_STATUSES and row["delivered_at"] is not None)
     if credited:
-        sale, fee = entry(LedgerEntry.SALE), entry(LedgerEntry.FEE)
-        if sale != total:
-            mismatches.append(Mismatch(SALE_WRONG, number, total, sale))
-        if fee is None or fee > 0 or -fee > total:
-            bounds = _l("between %(low)s and %(high)s", low=format_money(-total), high=format_money(0))
-            mismatches.append(Mismatch(FEE_WRONG, number, bounds, fee))
-        if status in REFUNDED_STATUSES:
-            refunded = row["refunded_amount"]
-            refund, fee_return = entry(LedgerEntry.REFUND), entry(LedgerEntry.FEE_RETURN)
-            if refund != -refunded:
-                mismatches.append(Mismatch(REFUND_WRONG, number, -refunded, refund))
-            if fee is not None and (fee_return or 0) != balances.returned_fee(-fee, refunded, total):
-                mismatches.append(
-                    Mismatch(FEE_RETURN_WRONG, number, balances.returned_fee(-fee, refunded, total), fee_return)
-                )
+        expected = shares.gross_shares(
+            total, row["resale_base"], row["commission"], row["substore_id"] is not None, row["promoter_id"] is not None
+        )
+        expected = {p: a for p, a in expected.items() if p is shares.MERCHANT or a > 0}
+        refunded = row["refunded_amount"] if status in REFUNDED_STATUSES else 0
+        backs = shares.refunded_shares(expected, refunded, total)
+        for party in shares.PARTIES:
+            mismatches.extend(_check_share(row, party, expected.get(party), backs.get(party), status))
     elif row["n"]:
         mismatches.append(Mismatch(ENTRIES_ON_UNCREDITED_ORDER, number, None, status))
 
@@ -336,6 +352,78 @@ def _check_order(row) -> list[Mismatch]:
     elif row["notices"]:
         mismatches.append(Mismatch(PAYMENT_ON_UNPAID_ORDER, number, None, status))
     return mismatches
+
+
+_SHARE_MISMATCHES = {
+    shares.MERCHANT: (SALE_WRONG, FEE_WRONG, REFUND_WRONG, FEE_RETURN_WRONG),
+    shares.RESELLER: (RESALE_WRONG, SHARE_FEE_WRONG, SHARE_REFUND_WRONG, SHARE_FEE_RETURN_WRONG),
+    shares.PROMOTER: (COMMISSION_WRONG, SHARE_FEE_WRONG, SHARE_REFUND_WRONG, SHARE_FEE_RETURN_WRONG),
+}
+
+
+def _check_share(row, party, share: int | None, back: int | None, status: str) -> list[Mismatch]:
+    """One party's entries of a credited order: its credit, the fee on it, and (once
+    refunded) what it gave back and the fee returned with that. `share` is None for a
+    party the order has no share for: then it must have no entries."""
+
+    def entry(kind):
+        return row[f"sum_{kind}"] if row[f"n_{kind}"] else None
+
+    number = row["number"]
+    credit_wrong, fee_wrong, refund_wrong, fee_return_wrong = _SHARE_MISMATCHES[party]
+    credit, fee = entry(party.credit), entry(party.fee)
+    if share is None:
+        found = [entry(kind) for kind in (party.credit, party.fee, party.refund, party.fee_return)]
+        if any(value is not None for value in found):
+            return [
+                Mismatch(
+                    credit_wrong,
+                    number,
+                    None,
+                    credit if credit is not None else next(v for v in found if v is not None),
+                )
+            ]
+        return []
+    mismatches = []
+    if credit != share:
+        mismatches.append(Mismatch(credit_wrong, number, share, credit))
+    if fee is None or fee > 0 or -fee > share:
+        bounds = _l("between %(low)s and %(high)s", low=format_money(-share), high=format_money(0))
+        mismatches.append(Mismatch(fee_wrong, number, bounds, fee))
+    if status in REFUNDED_STATUSES:
+        refund, fee_return = entry(party.refund), entry(party.fee_return)
+        if refund != -back:
+            mismatches.append(Mismatch(refund_wrong, number, -back, refund))
+        if fee is not None and (fee_return or 0) != balances.returned_fee(-fee, back, share):
+            mismatches.append(Mismatch(fee_return_wrong, number, balances.returned_fee(-fee, back, share), fee_return))
+    return mismatches
+
+
+def _wrong_accounts() -> list[Mismatch]:
+    """Entries of an order credited to another account than the party they are the
+    share of: the merchant's kinds to the order's merchant, the margin's to the
+    sub-store's owner, the commission's to the promoter's account."""
+    owner = case(
+        (LedgerEntry.kind.in_(_kinds(shares.MERCHANT)), Order.merchant_id),
+        (LedgerEntry.kind.in_(_kinds(shares.RESELLER)), SubStore.merchant_id),
+        else_=Promoter.merchant_id,
+    )
+    rows = db.session.execute(
+        select(Order.number, LedgerEntry.id, LedgerEntry.merchant_id, owner)
+        .join(Order, Order.id == LedgerEntry.order_id)
+        .outerjoin(SubStore, SubStore.id == Order.substore_id)
+        .outerjoin(Promoter, Promoter.id == Order.promoter_id)
+        .where(LedgerEntry.kind.in_(ORDER_KINDS), or_(owner.is_(None), owner != LedgerEntry.merchant_id))
+        .order_by(LedgerEntry.id)
+    ).all()
+    return [
+        Mismatch(ENTRY_OF_WRONG_ACCOUNT, f"{number} (ledger entry #{entry_id})", expected, found)
+        for number, entry_id, found, expected in rows
+    ]
+
+
+def _kinds(party) -> tuple[str, ...]:
+    return (party.credit, party.fee, party.refund, party.fee_return)
 
 
 def _unreturned_extra_payments() -> list[Mismatch]:

@@ -19,6 +19,7 @@ from faka.core.db import write_transaction
 from faka.core.errors import DomainError, InvalidQuantity, NotForSale, NotFound, OutOfStock
 from faka.core.passwords import hash_query_password, verify_query_password
 from faka.extensions import db
+from faka.growth import affiliates, resale
 from faka.inventory import stock
 from faka.orders import coupons
 from faka.orders.models import Order
@@ -77,6 +78,8 @@ def place_order(
     captcha_solved: bool = False,
     answers: Mapping[str, str] | None = None,
     variant_key: str | None = None,
+    substore_code: str | None = None,
+    referral_code: str | None = None,
 ) -> Order:
     """Create a pending order and reserve its keys; raise and change nothing on failure.
 
@@ -98,6 +101,12 @@ def place_order(
     The same order placed again from the same browser within REPEAT_WINDOW (same product,
     quantity, email, query password, coupon, answers and way of paying, still unpaid)
     returns the first order and creates nothing: five quick taps on "Buy" are one order.
+
+    `substore_code` places the order in a reseller's sub-store (faka/growth/resale.py): at
+    the sub-store's price, with no coupon (CouponsNotAccepted) and no tier prices; the
+    order keeps the merchant's floor total. `referral_code` is the promoter link the buyer
+    came through (faka/growth/affiliates.py): when it counts, the order names the promoter
+    and the product's commission rate.
     """
     get_gateway(gateway)  # refuses an unknown or disabled gateway before any write
     password_hash = hash_query_password(query_password) if query_password else None
@@ -117,6 +126,8 @@ def place_order(
             captcha_solved,
             answers or {},
             variant_key,
+            substore_code,
+            referral_code,
         )
         token = order.token
     # The buyer goes on to the token's pay page: keep the token loaded after the commit
@@ -126,14 +137,29 @@ def place_order(
 
 
 def price_preview(
-    product_slug: str, quantity: int, coupon_code: str | None, variant_key: str | None = None
+    product_slug: str,
+    quantity: int,
+    coupon_code: str | None,
+    variant_key: str | None = None,
+    substore_code: str | None = None,
 ) -> coupons.Quote:
     """What place_order would charge now, for the product page's preview (the quote names
     the variant, whose limits the page shows). Reads only."""
     product = _product_on_sale(product_slug)
     variant = chosen_variant(product, variant_key)
     _check_quantity(product, variant, quantity)
+    if substore_code:
+        return _substore_quote(resale.open_substore(substore_code), variant, quantity, coupon_code)[0]
     return coupons.quote(product, variant, quantity, coupon_code, clock.now())
+
+
+def _substore_quote(substore, variant: ProductVariant, quantity: int, coupon_code: str | None):
+    """A sub-store's price for `quantity` of the variant, and the merchant's floor total."""
+    if coupon_code and coupon_code.strip():
+        raise resale.CouponsNotAccepted()
+    offer = resale.offer(substore, variant)
+    total = offer.price * quantity
+    return coupons.Quote(total, 0, total, None, variant), offer.floor_price * quantity
 
 
 def _product_on_sale(product_slug: str) -> Product:
@@ -180,7 +206,10 @@ def _place(
     captcha_solved,
     answers,
     variant_key,
+    substore_code,
+    referral_code,
 ) -> Order:
+    substore = resale.open_substore(substore_code) if substore_code else None
     product = _product_on_sale(product_slug)
     variant = chosen_variant(product, variant_key)
     _check_quantity(product, variant, quantity)
@@ -192,18 +221,32 @@ def _place(
     answered = checkout_fields.clean_answers(product.checkout_fields, answers, locale)
 
     now = clock.now()
+    resale_base = None
+    if substore is not None:
+        price, resale_base = _substore_quote(substore, variant, quantity, coupon_code)
+    else:
+        price = coupons.quote(product, variant, quantity, coupon_code, now)
+    referred = affiliates.referral(referral_code, product, substore.merchant_id if substore else None)
     signals = engine.Signals(
-        engine.CHECKOUT, client_ip, device_hash, email, product.merchant_id, product, quantity, now=now, variant=variant
+        engine.CHECKOUT,
+        client_ip,
+        device_hash,
+        email,
+        product.merchant_id,
+        product,
+        quantity,
+        now=now,
+        variant=variant,
+        promoter_id=referred[0] if referred else None,
     )
     engine.serialise_buyer(signals)  # a repeated tap waits here until the first one committed
-    price = coupons.quote(product, variant, quantity, coupon_code, now)
     first = _same_order_just_placed(
-        product, variant, quantity, email, query_password, price.coupon, gateway, device_hash, now, answered
+        product, variant, quantity, email, query_password, price.coupon, gateway, device_hash, now, answered, substore
     )
     if first is not None:
         return first
     verdict = engine.check(signals, captcha_solved)
-    unit_price = variant.unit_price_for(quantity)
+    unit_price = price.subtotal // quantity if substore is not None else variant.unit_price_for(quantity)
     hold = timedelta(minutes=settings.order_ttl_minutes())
     if product.uses_key_stock:
         hold = stock.unpaid_hold(variant.id, quantity, hold, now)
@@ -229,6 +272,10 @@ def _place(
         locale=locale,
         created_at=now,
         expires_at=expires_at,
+        substore_id=substore.id if substore is not None else None,
+        resale_base=resale_base,
+        promoter_id=referred[0] if referred else None,
+        commission_bp=referred[1] if referred else None,
     )
     db.session.add(order)
     db.session.flush()
@@ -248,7 +295,7 @@ def _place(
 
 
 def _same_order_just_placed(
-    product, variant, quantity, email, query_password, coupon, gateway, device_hash, now, answered
+    product, variant, quantity, email, query_password, coupon, gateway, device_hash, now, answered, substore
 ) -> Order | None:
     if device_hash is None:
         return None
@@ -264,6 +311,7 @@ def _same_order_just_placed(
                 Order.gateway == gateway,
                 Order.email.is_(None) if email is None else Order.email == email,
                 Order.coupon_id.is_(None) if coupon is None else Order.coupon_id == coupon.id,
+                Order.substore_id.is_(None) if substore is None else Order.substore_id == substore.id,
             )
             .order_by(Order.created_at)
         )

@@ -13,7 +13,7 @@ from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
 from faka.extensions import db
 from faka.inventory import stock
-from faka.ledger.models import LedgerEntry
+from faka.ledger import shares
 from faka.messaging import notifications
 from faka.messaging.mail import EMAIL_ORDER_DELIVERED
 from faka.messaging.models import OutboxEmail
@@ -46,7 +46,7 @@ def awaiting_delivery() -> tuple:
 
 
 def deliver_order(order_id: int) -> bool:
-    """Deliver a paid order: sell its keys, credit the merchant, queue the email.
+    """Deliver a paid order: sell its keys, credit the shares of the sale, queue the email.
 
     Idempotent: an order that is not `paid` is left alone, so a replayed or duplicated
     job changes nothing; so is an order the risk engine holds for an operator. Returns
@@ -127,9 +127,10 @@ def deliver_manually(merchant_id: int, order_number: str, content: str) -> Order
 
 def _complete(order: Order, now) -> None:
     """Inside the delivery's write_transaction(): mark a handed-over order delivered,
-    credit the merchant, queue the buyer's email and its job (sent once committed)."""
+    credit each share of the sale (faka/ledger/shares.py), queue the buyer's email and its
+    job (sent once committed)."""
     order.mark_delivered(now)
-    _credit_merchant(order, now)
+    shares.credit_order(order, now)
     email_id = _queue_delivery_email(order)
     if email_id is not None:
         tasks.enqueue("messaging.tasks.send_email", email_id, job_id=f"email-{email_id}")
@@ -169,31 +170,6 @@ def _hand_over(order: Order, now) -> bool:
         key_ids = stock.reserved_key_ids(order.id)
     stock.sell_keys(key_ids, now)
     return True
-
-
-def _credit_merchant(order: Order, now) -> None:
-    fee = order.total * order.merchant.fee_rate_bp // 10000
-    available_at = now + timedelta(days=order.merchant.hold_days)
-    db.session.add_all(
-        [
-            LedgerEntry(
-                merchant_id=order.merchant_id,
-                order_id=order.id,
-                kind=LedgerEntry.SALE,
-                amount=order.total,
-                available_at=available_at,
-                created_at=now,
-            ),
-            LedgerEntry(
-                merchant_id=order.merchant_id,
-                order_id=order.id,
-                kind=LedgerEntry.FEE,
-                amount=-fee,
-                available_at=available_at,
-                created_at=now,
-            ),
-        ]
-    )
 
 
 def _queue_delivery_email(order: Order) -> int | None:

@@ -110,6 +110,16 @@ class Order(db.Model):
     # A "from my server" order whose server failed every attempt: since then it waits in the
     # merchant's manual queue like a manual product's order (faka/orders/remote_delivery.py).
     manual_fallback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Growth (faka/growth/): the sub-store the order was placed on, and what the merchant
+    # asked for its goods there (the floor price times the quantity); the rest of the
+    # total is the reseller's margin (faka/ledger/shares.py).
+    substore_id: Mapped[int | None] = mapped_column(ForeignKey("substores.id"), index=True)
+    resale_base: Mapped[int | None] = mapped_column()
+    # The promoter whose link brought the buyer, the product's commission rate then, and
+    # the commission, fixed at payment (0 when the payment showed a self-referral).
+    promoter_id: Mapped[int | None] = mapped_column(ForeignKey("promoters.id"), index=True)
+    commission_bp: Mapped[int | None] = mapped_column()
+    commission: Mapped[int] = mapped_column(default=0, server_default="0")
 
     product = relationship("Product")
     variant = relationship("ProductVariant")

@@ -19,6 +19,7 @@ from faka.core.db import write_transaction
 from faka.core.errors import DomainError, InvalidNotify, NotFound
 from faka.core.pagination import Page, paginate
 from faka.extensions import db
+from faka.growth import affiliates
 from faka.inventory import stock
 from faka.messaging import notifications
 from faka.orders.models import Order
@@ -563,6 +564,7 @@ def _record(gateway: Gateway, gateway_name: str, notice: Notice) -> tuple[Notify
     outcome = _apply_payment(order, now)
     if outcome in (OUTCOME_PAID, OUTCOME_LATE_PAID):
         _assess_paid(order, now)
+        affiliates.fix_commission(order, now)
     payment = PaymentNotice(
         gateway=gateway_name,
         trade_no=notice.trade_no,

@@ -24,7 +24,7 @@ from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
 from faka.core.pagination import Page, paginate
 from faka.extensions import db
-from faka.ledger import balances
+from faka.ledger import balances, shares
 from faka.ledger.models import LedgerEntry
 from faka.orders.models import Order
 from faka.payments import notify
@@ -97,8 +97,9 @@ def apply_refund(
     records how the money reaches the buyer (the caller enqueues "payments.tasks.refund_payment",
     which write_transaction() sends once it has committed).
 
-    The sale the merchant was credited for is taken back in part or whole (REFUND) with
-    the matching share of the fee (FEE_RETURN). Those entries settle when the sale does,
+    Each share of the sale (the merchant's, a reseller's margin, a promoter's commission:
+    faka/ledger/shares.py) is taken back in proportion to the refund, with the matching
+    part of its fee. Those entries settle when the sale does,
     so a refund inside the hold only cancels pending money. A refund of settled money
     must be covered by the available balance unless `allow_negative` (a complaint's
     decision: the balance may go below zero, which blocks withdrawals until sales
@@ -107,47 +108,46 @@ def apply_refund(
     if order.status not in (Order.PAID, Order.DELIVERED, Order.PAID_UNFULFILLED):
         raise OrderNotRefundable()
     merchant_id = order.merchant_id
-    # Locked like a withdrawal request, so the two cannot both spend the same balance.
-    db.session.execute(select(Merchant.id).where(Merchant.id == merchant_id).with_for_update())
-    entries = {
+    credits = {
         e.kind: e
         for e in db.session.execute(
-            select(LedgerEntry).where(
-                LedgerEntry.order_id == order.id, LedgerEntry.kind.in_((LedgerEntry.SALE, LedgerEntry.FEE))
-            )
+            select(LedgerEntry).where(LedgerEntry.order_id == order.id, LedgerEntry.kind.in_(shares.ORDER_KINDS))
         ).scalars()
     }
-    sale, fee = entries.get(LedgerEntry.SALE), entries.get(LedgerEntry.FEE)
-    fee_back = balances.returned_fee(-fee.amount, amount, order.total) if fee is not None else 0
+    # Every account the refund debits is locked like a withdrawal request (in id order,
+    # so two refunds cannot deadlock), so the two cannot both spend the same balance.
+    accounts = sorted({merchant_id, *(e.merchant_id for e in credits.values())})
+    db.session.execute(select(Merchant.id).where(Merchant.id.in_(accounts)).order_by(Merchant.id).with_for_update())
+    sale = credits.get(LedgerEntry.SALE)
+    credited = {party: credits[party.credit] for party in shares.PARTIES if party.credit in credits}
+    backs = shares.refunded_shares({p: e.amount for p, e in credited.items()}, amount, order.total)
+    fee_backs = {
+        party: balances.returned_fee(-credits[party.fee].amount, backs[party], entry.amount)
+        if party.fee in credits
+        else 0
+        for party, entry in credited.items()
+    }
     if sale is not None:
         settles_at = max(now, sale.available_at)
         takes_available = settles_at <= now and order.id not in balances.frozen_order_ids(merchant_id)
-        if takes_available and not allow_negative and amount - fee_back > balances.balance(merchant_id, now).available:
+        merchant_back = backs[shares.MERCHANT] - fee_backs[shares.MERCHANT]
+        if takes_available and not allow_negative and merchant_back > balances.balance(merchant_id, now).available:
             raise RefundNotCovered()
     was = order.status
     order.mark_refunded(now, amount)
-    if sale is not None:
-        db.session.add(
-            LedgerEntry(
-                merchant_id=merchant_id,
-                order_id=order.id,
-                kind=LedgerEntry.REFUND,
-                amount=-amount,
-                available_at=settles_at,
-                created_at=now,
-            )
-        )
-        if fee_back:
-            db.session.add(
-                LedgerEntry(
-                    merchant_id=merchant_id,
-                    order_id=order.id,
-                    kind=LedgerEntry.FEE_RETURN,
-                    amount=fee_back,
-                    available_at=settles_at,
-                    created_at=now,
+    for party, entry in credited.items():
+        for kind, value in ((party.refund, -backs[party]), (party.fee_return, fee_backs[party])):
+            if value or kind == party.refund:
+                db.session.add(
+                    LedgerEntry(
+                        merchant_id=entry.merchant_id,
+                        order_id=order.id,
+                        kind=kind,
+                        amount=value,
+                        available_at=settles_at,
+                        created_at=now,
+                    )
                 )
-            )
     refund = Refund(
         order_id=order.id,
         merchant_id=merchant_id,

@@ -41,6 +41,12 @@ DEFAULTS = {
     "accent_color": "",  # "#rrggbb"; empty: faka.css's own accent
     "layout": "list",  # the product cards: "list" or "grid" (pictures)
     "favicon": "",  # the uploaded icon's files, 32, 180, 192 and 512 px (faka/platform/branding.py)
+    # The growth programmes (faka/growth/, docs/growth.md): off until the operator opens
+    # them, and the platform's default fee on a reseller's margin and on a commission.
+    "resale_enabled": "0",
+    "affiliate_enabled": "0",
+    "resale_fee_bp": "300",
+    "affiliate_fee_bp": "300",
     # SMTP set in the console; when smtp_server is empty the MAIL_* environment applies.
     "smtp_server": "",
     "smtp_port": "",
@@ -74,7 +80,11 @@ INT_RANGES = {
     "risk_captcha_at": (1, 1000),
     "risk_hold_at": (1, 1000),
     "risk_block_at": (1, 1000),
+    "resale_fee_bp": (0, 5000),
+    "affiliate_fee_bp": (0, 5000),
 }
+ON_OFF = ("open_registration", "require_terms_consent", "resale_enabled", "affiliate_enabled")
+PROGRAMMES = ("resale", "affiliate")
 RISK_THRESHOLDS = ("risk_flag_at", "risk_captcha_at", "risk_hold_at", "risk_block_at")
 
 
@@ -90,7 +100,7 @@ def validate(values: dict[str, str]) -> dict[str, object]:
             low, high = INT_RANGES[key]
             if not value.isdigit() or not low <= int(value) <= high:
                 errors[key] = _l("A whole number from %(low)s to %(high)s.", low=low, high=high)
-        elif key in ("open_registration", "require_terms_consent") and value not in ("0", "1"):
+        elif key in ON_OFF and value not in ("0", "1"):
             errors[key] = _l("Choose on or off.")
         elif key == "smtp_port" and value and not (value.isdigit() and 1 <= int(value) <= 65535):
             errors[key] = _l("A whole number from %(low)s to %(high)s.", low=1, high=65535)
@@ -125,6 +135,17 @@ def order_ttl_minutes() -> int:
     one, else the ORDER_TTL_MINUTES configuration."""
     value = cached_site_settings()["order_ttl_minutes"]
     return int(value) if value.isdigit() else int(current_app.config["ORDER_TTL_MINUTES"])
+
+
+def programme_enabled(programme: str) -> bool:
+    """Whether the operator opened a growth programme ("resale" or "affiliate")."""
+    return cached_site_settings()[f"{programme}_enabled"] == "1"
+
+
+def programme_fee_bp(programme: str) -> int:
+    """The platform's default fee, in basis points, on a programme's shares."""
+    value = site_settings()[f"{programme}_fee_bp"]
+    return int(value) if value.isdigit() else int(DEFAULTS[f"{programme}_fee_bp"])
 
 
 def cached_site_settings() -> dict[str, str]:

@@ -29,7 +29,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, func, or_, select, text
 
-from faka.accounts.models import Merchant
+from faka.accounts.models import Merchant, User
 from faka.catalog.models import Product, ProductVariant
 from faka.complaints.models import Complaint
 from faka.core import clock
@@ -37,6 +37,7 @@ from faka.core.cache import reused
 from faka.core.db import begin_write, is_postgresql
 from faka.core.errors import DomainError
 from faka.extensions import db
+from faka.growth.models import Promoter
 from faka.inventory.models import CardKey
 from faka.orders.models import Order, email_domain
 from faka.platform import settings
@@ -89,6 +90,8 @@ NOISE_KINDS = (
 )
 COMPLAINT_WINDOW = timedelta(days=1)
 COMPLAINTS = 3  # complaints from one browser or IP
+REFERRED_WINDOW = timedelta(hours=1)
+REFERRED_BURST = 3  # referred orders from one browser or IP, this checkout included
 
 # -- the rules' scores ------------------------------------------------------------------
 SCORES = {
@@ -109,6 +112,10 @@ SCORES = {
     "amount_mismatches": 30,
     "security_noise": 30,
     "complaint_velocity": 20,
+    # Growth (faka/growth/affiliates.py): a referred order whose buyer is the promoter
+    # earns no commission; many referred orders from one browser are watched.
+    "self_referral": 20,
+    "referral_burst": 30,
     # Found by the review rules (faka/reviews/reviews.py): the review does not count.
     "review_self_purchase": 20,
     "review_device_orders": 20,
@@ -135,6 +142,8 @@ RULE_LABELS = {
     "amount_mismatches": _l("Payment notifications with the wrong amount"),
     "security_noise": _l("Probing: bad form tokens, admin-path scans, rate limits"),
     "complaint_velocity": _l("Many complaints from one browser or IP"),
+    "self_referral": _l("Referred by a promoter who bought it themselves"),
+    "referral_burst": _l("Many referred orders from one browser"),
     "review_self_purchase": _l("Review of a self-purchase"),
     "review_device_orders": _l("Review from a browser with many orders"),
     "review_device_reviews": _l("Many reviews from one browser"),
@@ -192,6 +201,8 @@ class Signals:
     counted: dict = field(default_factory=dict, compare=False, repr=False)
     # The product's variant a checkout is for: its own key pool is what stock_hoarding guards.
     variant: ProductVariant | None = None
+    # The promoter whose link brought the buyer to this checkout (faka/growth/).
+    promoter_id: int | None = None
 
     @property
     def email_domain(self) -> str | None:
@@ -685,6 +696,44 @@ def order_self_purchase(signals: Signals) -> Hit | None:
     )
 
 
+def referral_burst(signals: Signals) -> Hit | None:
+    """A checkout through a promoter's link from a browser (or address) that placed
+    REFERRED_BURST referred orders within REFERRED_WINDOW: bought commissions."""
+    if signals.promoter_id is None:
+        return None
+    places = [
+        column == value
+        for column, value in ((Order.device_hash, signals.device_hash), (Order.client_ip, signals.ip))
+        if value
+    ]
+    if not places:
+        return None
+    count = _count(
+        select(func.count())
+        .select_from(Order)
+        .where(Order.promoter_id.is_not(None), Order.created_at > signals.now - REFERRED_WINDOW, or_(*places))
+    )
+    return _hit("referral_burst", f"{count + 1} in 1 h") if count + 1 >= REFERRED_BURST else None
+
+
+def order_self_referral(signals: Signals) -> Hit | None:
+    """At payment: the referred order's buyer is the promoter: the order came from one
+    of the promoter's sign-in addresses or browsers, or to their own email."""
+    order = signals.order
+    if order is None or order.promoter_id is None:
+        return None
+    account_id, email = db.session.execute(
+        select(Merchant.id, User.email)
+        .join(User, User.id == Merchant.user_id)
+        .join(Promoter, Promoter.merchant_id == Merchant.id)
+        .where(Promoter.id == order.promoter_id)
+    ).one()
+    places = reused(("sign-in-places", account_id), lambda: _sign_in_places(account_id))
+    if {order.client_ip, order.device_hash} & places or (order.email and order.email == email.lower()):
+        return _hit("self_referral")
+    return None
+
+
 RULES = {
     CHECKOUT: (
         blacklisted,
@@ -697,6 +746,7 @@ RULES = {
         disposable_email,
         self_purchase,
         security_noise,
+        referral_burst,
     ),
     # A notification is assessed twice: its source before verification (forged_notifies,
     # amount_mismatches), and the paid order after (PAID_RULES).
@@ -706,7 +756,7 @@ RULES = {
     REVIEW: (blacklisted,),
     COMPLAINT: (blacklisted, complaint_velocity),
 }
-PAID_RULES = (order_blacklisted, order_self_purchase)
+PAID_RULES = (order_blacklisted, order_self_purchase, order_self_referral)
 
 
 def assess_paid_order(order: Order, now: datetime) -> Verdict:

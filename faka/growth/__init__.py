@@ -1,0 +1,1 @@
+"""Growth: reseller sub-stores and affiliate links."""
