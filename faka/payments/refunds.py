@@ -43,7 +43,9 @@ class OrderNotRefundable(DomainError):
 
 
 class RefundNotCovered(DomainError):
-    message = _l("The merchant's available balance cannot cover this refund.")
+    message = _l(
+        "The available balance of the merchant, or of the reseller or promoter sharing the order, cannot cover this refund."
+    )
 
 
 class RefundAlreadyPaid(DomainError):
@@ -129,10 +131,16 @@ def apply_refund(
     }
     if sale is not None:
         settles_at = max(now, sale.available_at)
-        takes_available = settles_at <= now and order.id not in balances.frozen_order_ids(merchant_id)
-        merchant_back = backs[shares.MERCHANT] - fee_backs[shares.MERCHANT]
-        if takes_available and not allow_negative and merchant_back > balances.balance(merchant_id, now).available:
-            raise RefundNotCovered()
+        # Settled money is taken back from every share's account (the merchant's, the
+        # reseller's, the promoter's): each must have it available, or a promoter who
+        # withdrew a commission would be left below zero by a refund no complaint decided.
+        takes_available = settles_at <= now and not allow_negative
+        for party, entry in credited.items() if takes_available else ():
+            if order.id in balances.frozen_order_ids(entry.merchant_id):
+                continue  # taken out of the frozen money
+            taken = backs[party] - fee_backs[party]
+            if taken > 0 and taken > balances.balance(entry.merchant_id, now).available:
+                raise RefundNotCovered()
     was = order.status
     order.mark_refunded(now, amount)
     for party, entry in credited.items():
