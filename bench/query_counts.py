@@ -79,7 +79,9 @@ def main() -> None:
         from faka.orders.models import Order
         from faka.platform.dbcopy import drop_everything
 
-        config = {"JOBS_MODE": "sync", "PAGE_CACHE_SECONDS": 0}
+        # The test client asks for "localhost": the platform's own host, as a real shop's
+        # visitors do (another host looks the stores' domains up, kept 30 s: docs/substores.md).
+        config = {"JOBS_MODE": "sync", "PAGE_CACHE_SECONDS": 0, "BASE_URL": "http://localhost"}
         if args.database_url:
             config["SQLALCHEMY_DATABASE_URI"] = args.database_url
         app = create_app(config)

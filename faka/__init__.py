@@ -12,6 +12,7 @@ def create_app(config_overrides: dict | None = None) -> Faka:
     from faka.core import db as database
     from faka.extensions import csrf, db, htmx, limiter, login_manager, migrate
     from faka.web import device, i18n, register_blueprints, request_guard, security, templating
+    from faka.web.shop import referral
 
     app = Faka(__name__, instance_path=instance.instance_path(), instance_relative_config=True)
     app.config.from_object(Config)
@@ -32,6 +33,7 @@ def create_app(config_overrides: dict | None = None) -> Faka:
     cache.init_app(app)
     security.init_app(app)
     device.init_app(app)
+    referral.init_app(app)  # `?ref=` promoter links: the referral cookie and the click
     tasks.init_app(app)
 
     register_blueprints(app)

@@ -16,7 +16,7 @@ from faka.core import crypto, tasks
 from faka.extensions import db
 from faka.ops import tasks as ops_tasks
 from faka.ops.doctor import FAIL, OK, WARN, run_checks
-from faka.ops.seed import DEMO_MERCHANT, DEMO_OPERATOR
+from faka.ops.seed import DEMO_MERCHANT, DEMO_OPERATOR, DEMO_RESELLER
 from faka.ops.seed import seed_demo as seed
 from faka.payments.gateways import GATEWAYS, configure_gateway, ensure_sandbox
 from faka.platform import backup as backups
@@ -56,6 +56,7 @@ def seed_demo():
     click.echo("demo data created" if created else "demo data already present")
     click.echo(f"  operator: {DEMO_OPERATOR[0]} / {DEMO_OPERATOR[1]}")
     click.echo(f"  merchant: {DEMO_MERCHANT[0]} / {DEMO_MERCHANT[1]}")
+    click.echo(f"  reseller: {DEMO_RESELLER[0]} / {DEMO_RESELLER[1]}")
 
 
 @click.command("create-operator")

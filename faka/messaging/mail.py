@@ -55,6 +55,7 @@ KIND_LABELS = {
     "withdrawal_status": _l("Withdrawal decision"),
     "payout_account_added": _l("Payout account added"),
     "merchant_review": _l("Merchant review decision"),
+    "substore_review": _l("Sub-store or promoter decision"),  # growth/programmes.py
     "two_factor_reset": _l("Two-factor authentication reset"),
     "merchant_manual_order": _l("Order to deliver by hand"),
     "merchant_low_stock": _l("Low stock alert"),

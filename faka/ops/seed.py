@@ -1,23 +1,26 @@
 """Demo data for `make run`: an operator, an approved merchant and a small catalogue (one
-product with variants)."""
+product with variants), both growth programmes open, and a reseller whose sub-store sells
+two of the merchant's variants."""
 
 import secrets
 
 from sqlalchemy import select
 
 from faka.accounts import users
-from faka.accounts.models import User
+from faka.accounts.models import Merchant, User
 from faka.catalog import variants
 from faka.catalog.models import DELIVERY_FIXED, DELIVERY_MANUAL, Category, CheckoutField, Product, ProductVariant
 from faka.catalog.variants import product_with_one_variant
 from faka.core.crypto import vault
 from faka.extensions import db
+from faka.growth.models import ResaleTerms, SubStore, SubStoreItem
 from faka.inventory import keys
 from faka.payments.gateways import ensure_sandbox
 from faka.platform.settings import set_setting
 
 DEMO_OPERATOR = ("operator@faka.local", "operator-demo-123")
 DEMO_MERCHANT = ("merchant@faka.local", "merchant-demo-123")
+DEMO_RESELLER = ("reseller@faka.local", "reseller-demo-123")
 STOCKOUT_PRODUCT_KEYS = 5
 
 
@@ -136,7 +139,43 @@ def seed_demo() -> bool:
     keys.import_keys(
         windows.variants[0], "\n".join("-".join(secrets.token_hex(3).upper()[:5] for _ in range(5)) for _ in range(40))
     )
+    _seed_resale(merchant, [(windows.variants[0], 8800, 10900), (gift.variants[0], 4500, 5200)])
     set_setting("site_name", "faka 发卡")
     set_setting("announcement", "演示商店：使用沙箱支付，不会产生真实扣款。")
     set_setting("icp_number", "京ICP备00000000号-1")
     return True
+
+
+def _seed_resale(merchant: Merchant, offers: list[tuple[ProductVariant, int, int]]) -> None:
+    """Both growth programmes open; the demo merchant lets some variants be resold at a
+    floor price (拿货价), and a demo reseller's approved sub-store sells them at a markup:
+    (variant, floor, the sub-store's price) each."""
+    set_setting("resale_enabled", "1", commit=False)
+    set_setting("affiliate_enabled", "1", commit=False)
+    reseller = users.create_merchant(*DEMO_RESELLER, name="小鹿数码", approved=True)
+    store = SubStore(
+        merchant_id=reseller.id,
+        code="xiaolu",
+        name="小鹿数码分站",
+        announcement="演示分站：商品由星辰数字商店发货，售后由商家处理。",
+        contact="QQ 10000",
+        status=SubStore.APPROVED,
+    )
+    db.session.add(store)
+    db.session.flush()
+    for position, (variant, floor_price, price) in enumerate(offers, start=1):
+        db.session.add(
+            ResaleTerms(
+                variant_id=variant.id, product_id=variant.product_id, merchant_id=merchant.id, floor_price=floor_price
+            )
+        )
+        db.session.add(
+            SubStoreItem(
+                substore_id=store.id,
+                variant_id=variant.id,
+                product_id=variant.product_id,
+                price=price,
+                position=position,
+            )
+        )
+    db.session.commit()

@@ -124,6 +124,7 @@ class Order(db.Model):
     product = relationship("Product")
     variant = relationship("ProductVariant")
     merchant = relationship("Merchant")
+    substore = relationship("SubStore")  # the reseller's store the buyer bought in, if any
     keys = relationship("CardKey", order_by="CardKey.id", viewonly=True)
 
     @property

@@ -178,6 +178,11 @@ def day_boundaries(now: datetime, tz: ZoneInfo, days: int) -> tuple[list[date], 
     return local_days, bounds
 
 
+# What a sale brought the merchant before fees: the total, or in a reseller's sub-store the
+# floor total the merchant asked (the reseller's margin is not the merchant's sale).
+MERCHANT_GROSS = func.coalesce(Order.resale_base, Order.total)
+
+
 def _day_index(column, bounds: list[datetime]):
     """SQL: the index of the day the timestamp falls on (rows are already limited to
     bounds[0] <= column < bounds[-1])."""
@@ -189,7 +194,7 @@ def _paid_per_day(merchant_id: int, bounds: list[datetime]) -> list[tuple[int, i
     per_order = (
         select(
             _day_index(Order.paid_at, bounds).label("day"),
-            Order.total.label("total"),
+            MERCHANT_GROSS.label("total"),
             case((Order.refunded_amount > 0, 1), else_=0).label("is_refunded"),
             Order.refunded_amount.label("refunded_total"),
         )
@@ -252,7 +257,7 @@ def _complaint_counts(merchant_id: int, bounds: list[datetime]) -> list[int]:
 
 def _top_products(merchant_id: int, start: datetime, end: datetime) -> list[TopProduct]:
     """The best-selling products by gross sales of orders paid in [start, end)."""
-    revenue = func.sum(Order.total)
+    revenue = func.sum(MERCHANT_GROSS)
     rows = db.session.execute(
         select(Product.id, Product.title, func.count(Order.id), func.sum(Order.quantity), revenue)
         .join(Product, Order.product_id == Product.id)

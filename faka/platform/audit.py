@@ -101,6 +101,24 @@ ACTION_LABELS = {
     "gateway.update": _l("Payment gateway changed"),
     "gateway.tested": _l("Payment gateway tested"),
     "retention.ran": _l("Old records cleaned up"),
+    # The growth programmes (faka/growth/programmes.py).
+    "growth.settings": _l("Growth programme settings changed"),
+    "substore.approved": _l("Sub-store approved"),
+    "substore.rejected": _l("Sub-store rejected"),
+    "substore.frozen": _l("Sub-store frozen"),
+    "substore.unfrozen": _l("Sub-store unfrozen"),
+    "substore.fee_rate": _l("Sub-store fee rate changed"),
+    "promoter.frozen": _l("Promoter frozen"),
+    "promoter.unfrozen": _l("Promoter unfrozen"),
+    "promoter.fee_rate": _l("Promoter fee rate changed"),
+    # A merchant's resale terms and a reseller's own sub-store (faka/growth/resale.py).
+    "resale.terms": _l("Resale terms changed"),
+    "substore.applied": _l("Sub-store applied for"),
+    "substore.changed": _l("Sub-store details changed"),
+    "substore.reapplied": _l("Sub-store applied for again"),
+    # Promoters and the products opted in (faka/growth/affiliates.py).
+    "promoter.joined": _l("Became a promoter"),
+    "affiliate.terms": _l("Affiliate commission changed"),
 }
 
 

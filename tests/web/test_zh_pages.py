@@ -643,6 +643,7 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
         "10 次",
         "Game cards",
         "Hidden cards",
+        "faka_ref",  # the referral cookie's name, in the privacy policy
     ]  # the categories' English names
     return s
 
@@ -667,6 +668,13 @@ SKIPPED = {
     "merchant.complaint_evidence": "an image",
     "operator.complaint_evidence": "an image",
     "orders.keys_txt": "the buyer's keys as a text file: data only",
+    "substore.logo": "an image",
+    "merchant.substore_logo": "an image",
+    "merchant.substore_complaint_evidence": "an image",
+    # The reseller's read-only view of a complaint on its sub-store's order: its Chinese
+    # is checked in tests/growth/test_resale_backoffice.py.
+    "merchant.substore_complaint": "a reseller's view, tested in tests/growth",
+    "merchant.substore_complaint_thread": "a reseller's view, tested in tests/growth",
     "merchant.order_export": "CSV with machine-readable column names, for spreadsheets",
     "operator.audit_csv": "CSV with machine-readable column names, for spreadsheets",
 }
@@ -705,6 +713,49 @@ def restock_token(shop: Shop) -> str:
     return token
 
 
+def sub_store(shop: Shop) -> str:
+    """The code of an approved reseller's sub-store selling the shop's product (its pages:
+    faka/web/shop/substore.py), with the resale programme open."""
+    from faka.growth.models import ResaleTerms, SubStore, SubStoreItem
+    from faka.platform import settings
+
+    code = "zh-pages-store"
+    if db.session.scalar(select(SubStore.id).where(SubStore.code == code)) is None:
+        settings.set_setting("resale_enabled", "1")
+        reseller = users.create_merchant("reseller@zh-pages.test", "reseller-pass-1", "月光分销", approved=True)
+        store = SubStore(
+            merchant_id=reseller.id, code=code, name="月光小铺", announcement="欢迎光临", contact="QQ 5551234"
+        )
+        store.status = SubStore.APPROVED
+        db.session.add(store)
+        db.session.flush()
+        variant = shop.product.variants[0]
+        db.session.add(
+            ResaleTerms(
+                variant_id=variant.id,
+                product_id=variant.product_id,
+                merchant_id=variant.product.merchant_id,
+                floor_price=100,
+            )
+        )
+        db.session.add(
+            SubStoreItem(
+                substore_id=store.id, variant_id=variant.id, product_id=variant.product_id, price=variant.price + 100
+            )
+        )
+        db.session.commit()
+    return code
+
+
+def promoter_code(shop: Shop) -> str:
+    """The link code of the shop's merchant as a promoter, with the programme open."""
+    from faka.growth import affiliates
+    from faka.platform import settings
+
+    settings.set_setting("affiliate_enabled", "1")
+    return affiliates.become_promoter(shop.merchant.id, shop.merchant.user_id).code
+
+
 def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
     """Endpoint -> [(who, url, expected status)] for every page this test renders."""
 
@@ -726,6 +777,11 @@ def page_urls(shop: Shop) -> dict[str, list[tuple[str, str, int]]]:
             (buyer, f"/p/{s.gift.slug}/quote?quantity=1", 200),
         ],
         "catalog.shop": [(buyer, f"/shop/{merchant.public_id}", 200)],
+        "substore.store": [(buyer, f"/s/{sub_store(s)}", 200), (buyer, "/s/no-such-store", 404)],
+        "substore.product": [(buyer, f"/s/{sub_store(s)}/p/{s.product.slug}", 200)],
+        "operator.growth_substore": [(desk, f"/operator/growth/substores/{sub_store(s)}", 200)],
+        "merchant.promoter_link": [(seller, "/merchant/promoter/link?url=/", 200)],
+        "operator.growth_promoter": [(desk, f"/operator/growth/promoters/{promoter_code(s)}", 200)],
         "catalog.shop_reviews": [(buyer, f"/shop/{merchant.public_id}/reviews", 200)],
         "orders.show": [(buyer, f"/order/{o.token}", 200) for o in orders],
         "orders.status": [(buyer, f"/order/{o.token}/status", POLL) for o in orders],

@@ -768,3 +768,5 @@ from faka.web.merchant import delivery_server  # noqa: E402,F401,I001
 from faka.web.merchant import push as merchant_push  # noqa: E402,F401,I001
 from faka.web.merchant import api_keys as merchant_api_keys  # noqa: E402,F401,I001
 from faka.web.merchant import product_variants  # noqa: E402,F401,I001
+from faka.web.merchant import affiliates as merchant_affiliates  # noqa: E402,F401,I001
+from faka.web.merchant import resale as merchant_resale  # noqa: E402,F401,I001

@@ -42,6 +42,7 @@ NAV_GROUPS: tuple[tuple[object, tuple[str, ...]], ...] = (
         ),
     ),
     (_l("Content"), ("operator.moderation", "operator.categories", "operator.review_list")),
+    (_l("Growth"), ("operator.growth_substores", "operator.growth_promoters", "operator.growth_settings")),
     (_l("Your account"), ("auth.two_factor", "passkeys.manage", "auth.sessions")),
     (
         _l("System"),
@@ -96,6 +97,7 @@ from faka.web.operator import console, merchants, moderation, complaints, review
 from faka.web.operator import risk  # noqa: E402,F401,I001
 from faka.web.operator import settlement, payments, site, categories  # noqa: E402,F401,I001
 from faka.web.operator import push  # noqa: E402,F401,I001
+from faka.web.operator import growth  # noqa: E402,F401,I001
 
 # The operator's own account pages live with every account's (auth, passkeys).
 NAV.extend(

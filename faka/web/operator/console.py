@@ -9,6 +9,7 @@ from faka.catalog.models import Product
 from faka.core import clock
 from faka.core.errors import NotFound
 from faka.extensions import db
+from faka.growth import programmes
 from faka.messaging import mail
 from faka.messaging.mail import smtp_configured
 from faka.messaging.models import OutboxEmail
@@ -36,6 +37,7 @@ def dashboard():
         chart=daily_sales_chart(stats.daily, current_app.config["CURRENCY"]),
         console_endpoints=set(current_app.view_functions),
         silent=silent_gateways(),
+        growth=programmes.programme_figures(),
     )
 
 

@@ -14,6 +14,7 @@ from wtforms.validators import DataRequired, Length
 
 from faka.core.errors import DomainError, NotFound
 from faka.core.pagination import page_count
+from faka.growth import programmes
 from faka.ledger import payouts, settlement
 from faka.ledger.models import Withdrawal
 from faka.platform.analytics import DEFAULT_TIMEZONE
@@ -72,6 +73,7 @@ def _render_queue(code: int = 200, error: str | None = None, revealed: dict | No
         status_labels=payouts.WITHDRAWAL_STATUS_LABELS,
         paid_form=PaidForm(formdata=None),
         reject_form=RejectForm(formdata=None),
+        roles=programmes.account_roles(sorted({row.withdrawal.merchant_id for row in rows})),
     ), code
 
 

@@ -14,6 +14,7 @@ from faka.web import device
 from faka.web.forms import CheckoutForm
 from faka.web.htmx import from_htmx
 from faka.web.i18n import current_language
+from faka.web.shop import referral, substore
 
 bp = Blueprint("checkout", __name__)
 
@@ -40,6 +41,7 @@ def buy(slug: str):
     form.gateway.choices = enabled_gateways()
     form.terms_required = cached_site_settings()["require_terms_consent"] == "1"
     answers = _answers()
+    substore_code = request.form.get("substore") or None  # bought in a reseller's store (/s/<code>)
     error = None
     if form.validate_on_submit():
         try:
@@ -56,11 +58,15 @@ def buy(slug: str):
                 captcha_solved=captcha.solved(request.form, request.remote_addr, device.device_hash()),
                 answers=answers,
                 variant_key=form.variant.data or None,
+                referral_code=referral.referral_code(),
+                substore_code=substore_code,
             )
         except DomainError as exc:
             error = exc
         else:
             return _to_pay_page(order.token)
+    if substore_code:
+        return substore.buy_refused(slug, substore_code, form, error, answers)
     try:
         page = storefront.product_page(slug)  # fresh stock for the message, with the seller's reputation and reviews
     except NotFound:
@@ -151,12 +157,15 @@ def preview(slug: str):
     or why the coupon or quantity does not apply. The product page asks for it with HTMX as
     the buyer types or picks a variant."""
     form = CheckoutForm(request.args, meta={"csrf": False})
+    substore_code = request.args.get("substore") or None  # the store's price, on a sub-store's page
     price, quote_error, status = None, None, 200
     if not form.validate():
         quote_error = next(iter(form.quantity.errors or form.coupon.errors or form.variant.errors), None)
     if quote_error is None:
         try:
-            price = checkout.price_preview(slug, form.quantity.data, form.coupon.data, form.variant.data or None)
+            price = checkout.price_preview(
+                slug, form.quantity.data, form.coupon.data, form.variant.data or None, substore_code=substore_code
+            )
         except NotForSale as exc:
             quote_error, status = exc.message, 404
         except DomainError as exc:
@@ -174,7 +183,12 @@ def preview(slug: str):
         )
     )
     response.headers["Cache-Control"] = "no-store"
-    if form.variant.data and price is not None and request.headers.get("HX-Trigger") == "variants":
+    if (
+        form.variant.data
+        and price is not None
+        and request.headers.get("HX-Trigger") == "variants"
+        and not substore_code  # a store's page has an address of its own
+    ):
         # A link copied or a page reloaded after picking a variant opens with it picked.
         response.headers["HX-Replace-Url"] = url_for("catalog.product", slug=slug, v=form.variant.data)
     return response

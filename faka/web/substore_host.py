@@ -1,0 +1,62 @@
+"""A sub-store on a domain of its own (docs/substores.md): a request whose Host is a
+store's domain gets the store's page at `/` and its product pages at `/p/<slug>`. Every
+other path (static files, /order, /pay, notifications, lookup, the buy form's POST) is
+served as on the platform's own address, so checkout, payment and delivery are the same.
+
+Behind a reverse proxy the Host is the proxy's: it must pass the visitor's on (Caddy does;
+nginx with `proxy_set_header Host $host`), or send X-Forwarded-Host with FAKA_PROXY_COUNT
+set (ProxyFix, faka/core/instance.py). Which domains are stores' is read once for all of
+them and reused briefly (DOMAINS_SECONDS), so a request on an unknown host costs no query
+of its own and made-up hosts cannot fill a cache.
+"""
+
+import re
+from urllib.parse import urlsplit
+
+from flask import current_app, g, request
+
+from faka.core.cache import reused
+from faka.growth import storefront
+from faka.web.shop import substore
+
+DOMAINS_SECONDS = 30
+PRODUCT_PATH = re.compile(r"/p/([^/]+)\Z")
+
+
+def host_name(host: str) -> str:
+    """The Host header as a domain: lower-case, without its port or a final dot."""
+    host = host.strip().lower()
+    if host.startswith("["):  # an IPv6 address: never a store's domain
+        return host
+    return host.rsplit(":", 1)[0].rstrip(".")
+
+
+def store_code(host: str) -> str | None:
+    """The code of the store whose domain this Host names, if any. Never for the
+    platform's own host (FAKA_BASE_URL), whatever a store's settings say."""
+    name = host_name(host)
+    if not name or name == host_name(urlsplit(current_app.config["BASE_URL"]).netloc):
+        return None
+    return reused(("substore-domains",), storefront.store_domains, DOMAINS_SECONDS).get(name)
+
+
+def serve_store_domain():
+    """Before every request: on a store's domain, answer `/` and `/p/<slug>` with the
+    store's pages; anything else goes on to its own view."""
+    if request.method not in ("GET", "HEAD"):
+        return None
+    path = request.path
+    product = PRODUCT_PATH.match(path)
+    if path != "/" and product is None:
+        return None
+    code = store_code(request.host)
+    if code is None:
+        return None
+    g.substore_host = code  # the store's links are then / and /p/<slug> (substore.store_url)
+    if product is None:
+        return substore.store(code)
+    return substore.product(code, product.group(1))
+
+
+def init_app(app) -> None:
+    app.before_request(serve_store_domain)
