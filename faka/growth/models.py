@@ -35,6 +35,8 @@ class SubStore(db.Model):
     announcement: Mapped[str] = mapped_column(Text, default="")
     contact: Mapped[str] = mapped_column(String(200), default="")
     domain: Mapped[str | None] = mapped_column(String(253), unique=True)  # served by Host header
+    # A new or changed domain the reseller asked for: not served until the operator approves it.
+    pending_domain: Mapped[str | None] = mapped_column(String(253), unique=True)
     status: Mapped[str] = mapped_column(String(12), default=PENDING)
     reason: Mapped[str | None] = mapped_column(Text)  # of a rejection or a freeze
     fee_rate_bp: Mapped[int | None] = mapped_column()  # None: the programme's default rate

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from faka.accounts.models import Merchant
@@ -27,6 +27,7 @@ from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
 from faka.core.pagination import Page, paginate
 from faka.extensions import db
+from faka.growth import resale
 from faka.growth.models import Promoter, SubStore
 from faka.ledger.models import LedgerEntry
 from faka.messaging.mail import queue_email
@@ -56,6 +57,8 @@ _SUBJECTS = {
     "unfrozen": _l("Your sub-store is open again"),
     "promoter_frozen": _l("Your promoter account has been frozen"),
     "promoter_unfrozen": _l("Your promoter account is active again"),
+    "domain_approved": _l("Your sub-store's domain has been approved"),
+    "domain_refused": _l("Your sub-store's domain was refused"),
 }
 
 
@@ -111,7 +114,8 @@ def save_programmes(operator_id: int, values: dict[str, str]) -> dict[str, str]:
 
 
 def approve_substore(operator_id: int, code: str) -> SubStore:
-    """Pending → approved: the sub-store opens (while the resale programme is open)."""
+    """Pending → approved: the sub-store opens (while the resale programme is open), on
+    the domain it asked for, if any."""
     return _decide_substore(operator_id, code, "approved", (SubStore.PENDING,), SubStore.APPROVED)
 
 
@@ -143,6 +147,8 @@ def _decide_substore(
         substore.reason = reason
         if decision in ("approved", "rejected"):
             substore.reviewed_at = clock.now()
+        if decision == "approved" and substore.pending_domain:
+            _take_pending_domain(operator_id, substore)  # a first application's domain comes with it
         audit.record(
             operator_id,
             f"substore.{decision}",
@@ -154,6 +160,59 @@ def _decide_substore(
         email = _queue_email(substore.merchant, decision, substore.name, reason)
     tasks.enqueue("messaging.tasks.send_email", email.id, job_id=f"email-{email.id}")
     return substore
+
+
+def approve_domain(operator_id: int, code: str) -> SubStore:
+    """The domain the sub-store asked for is served from now on (its old one no longer)."""
+    with write_transaction():
+        substore = _locked_substore(code)
+        if not substore.pending_domain:
+            raise IllegalDecision()
+        domain = substore.pending_domain
+        _take_pending_domain(operator_id, substore)
+        email = _queue_email(substore.merchant, "domain_approved", substore.name, None, domain)
+    tasks.enqueue("messaging.tasks.send_email", email.id, job_id=f"email-{email.id}")
+    forget(("substore-domains",))  # served at once by this process
+    return substore
+
+
+def refuse_domain(operator_id: int, code: str, reason: str) -> SubStore:
+    """The domain the sub-store asked for is not served; the request is cleared and the
+    owner told why (the store keeps its approved domain, if any)."""
+    reason = _reason(reason)
+    with write_transaction():
+        substore = _locked_substore(code)
+        if not substore.pending_domain:
+            raise IllegalDecision()
+        domain = substore.pending_domain
+        audit.record(
+            operator_id,
+            "substore.domain_refused",
+            f"substore:{substore.code}",
+            before={"pending_domain": domain},
+            after={"pending_domain": None},
+            detail=reason,
+        )
+        substore.pending_domain = None
+        email = _queue_email(substore.merchant, "domain_refused", substore.name, reason, domain)
+    tasks.enqueue("messaging.tasks.send_email", email.id, job_id=f"email-{email.id}")
+    return substore
+
+
+def _take_pending_domain(operator_id: int, substore: SubStore) -> None:
+    domain = substore.pending_domain
+    if db.session.scalar(select(SubStore.id).where(SubStore.domain == domain, SubStore.id != substore.id)):
+        raise resale.DomainTaken()
+    audit.record(
+        operator_id,
+        "substore.domain",
+        f"substore:{substore.code}",
+        before={"domain": substore.domain},
+        after={"domain": domain},
+    )
+    substore.pending_domain = None
+    db.session.flush()  # the request's unique entry is free before the domain takes it
+    substore.domain = domain
 
 
 def set_substore_fee(operator_id: int, code: str, fee_rate_bp: int | None) -> SubStore:
@@ -272,11 +331,11 @@ def _locked_promoter(code: str) -> Promoter:
     return promoter
 
 
-def _queue_email(owner: Merchant, decision: str, name: str, reason: str | None):
+def _queue_email(owner: Merchant, decision: str, name: str, reason: str | None, domain: str = ""):
     locale = current_app.config["BABEL_DEFAULT_LOCALE"]
     with force_locale(locale):
         subject = str(_SUBJECTS[decision])
-    context = {"account_name": owner.name, "name": name, "decision": decision, "reason": reason or ""}
+    context = {"account_name": owner.name, "name": name, "decision": decision, "reason": reason or "", "domain": domain}
     return queue_email(
         EMAIL_SUBSTORE_REVIEW,
         owner.user.email,
@@ -314,12 +373,13 @@ def get_promoter(code: str) -> Promoter:
 
 
 def substore_queue() -> list[SubStore]:
-    """Sub-stores waiting for a decision, oldest application first, with their owners."""
+    """Sub-stores waiting for a decision (an application, or a domain to approve), oldest
+    application first, with their owners."""
     return list(
         db.session.execute(
             select(SubStore)
             .options(joinedload(SubStore.merchant).joinedload(Merchant.user))
-            .where(SubStore.status == SubStore.PENDING)
+            .where(or_(SubStore.status == SubStore.PENDING, SubStore.pending_domain.is_not(None)))
             .order_by(SubStore.created_at, SubStore.id)
         ).scalars()
     )

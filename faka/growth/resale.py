@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from faka.accounts.models import Merchant
 from faka.catalog.models import DELIVERY_AUTO, Product, ProductVariant
@@ -67,12 +68,7 @@ def open_substore(code: str | None) -> SubStore:
         if code and len(code) <= 20
         else None
     )
-    if (
-        row is None
-        or not row[0].is_open
-        or row[1] == Merchant.FROZEN
-        or not settings.programme_enabled("resale")
-    ):
+    if row is None or not row[0].is_open or row[1] == Merchant.FROZEN or not settings.programme_enabled("resale"):
         raise SubStoreClosed()
     return row[0]
 
@@ -145,9 +141,10 @@ def merchant_terms(merchant_id: int) -> list[TermsRow]:
     return [TermsRow(p, v, terms.get(v.id)) for p, v in found]
 
 
-def own_variant(merchant_id: int, variant_key: str) -> ProductVariant:
-    """The merchant's variant on offer of this key, or NotFound (anyone else's, a deleted one)."""
-    variant = db.session.execute(
+def own_variant(merchant_id: int, variant_key: str, lock: bool = False) -> ProductVariant:
+    """The merchant's variant on offer of this key, or NotFound (anyone else's, a deleted one);
+    `lock`: its row locked until the transaction ends."""
+    query = (
         select(ProductVariant)
         .join(Product, Product.id == ProductVariant.product_id)
         .where(
@@ -156,7 +153,10 @@ def own_variant(merchant_id: int, variant_key: str) -> ProductVariant:
             Product.deleted_at.is_(None),
             ProductVariant.deleted_at.is_(None),
         )
-    ).scalar_one_or_none()
+    )
+    if lock:
+        query = query.with_for_update(of=ProductVariant).execution_options(populate_existing=True)
+    variant = db.session.execute(query).scalar_one_or_none()
     if variant is None:
         raise NotFound()
     return variant
@@ -167,7 +167,9 @@ def set_terms(merchant_id: int, actor_id: int, variant_key: str, active: bool, f
     is kept for next time). Sub-stores' items of a stopped or raised variant leave sale
     there until it is resold again or the reseller's price reaches the floor."""
     with write_transaction():
-        variant = own_variant(merchant_id, variant_key)
+        # The variant's row locked first: two first saves at once make one set of terms
+        # (the second waits, then finds the first's and updates it).
+        variant = own_variant(merchant_id, variant_key, lock=True)
         terms = db.session.execute(select(ResaleTerms).where(ResaleTerms.variant_id == variant.id)).scalar_one_or_none()
         if floor_price is None and terms is not None:
             floor_price = terms.floor_price  # stopping keeps the floor
@@ -231,6 +233,15 @@ class DomainTaken(DomainError):
     message = _l("That domain is already used by another sub-store.")
 
 
+class PlatformDomain(DomainError):
+    field = "domain"
+    message = _l("That domain is the platform’s own. Enter a domain of your own.")
+
+
+class SubStoreJustSaved(DomainError):
+    message = _l("Your sub-store was saved a moment ago from another page. Check it and save again.")
+
+
 class InvalidIdentity(DomainError):
     message = _l("Check the sub-store's name, announcement and contact.")
 
@@ -281,9 +292,11 @@ def normal_domain(domain: str) -> str | None:
         or not (labels[-1].isalpha() or labels[-1].startswith("xn--"))
     ):
         raise InvalidDomain()
-    platform_host = (urlsplit(current_app.config.get("BASE_URL") or "").hostname or "").lower()
-    if domain == platform_host:
-        raise DomainTaken()
+    # The platform's host and any name under it are the platform's (an address has no
+    # alphabetic last label, refused above).
+    platform_host = (urlsplit(current_app.config.get("BASE_URL") or "").hostname or "").lower().rstrip(".")
+    if platform_host and (domain == platform_host or domain.endswith("." + platform_host)):
+        raise PlatformDomain()
     return domain
 
 
@@ -308,6 +321,7 @@ def _fields(substore: SubStore) -> dict:
         "announcement": substore.announcement,
         "contact": substore.contact,
         "domain": substore.domain,
+        "pending_domain": substore.pending_domain,
         "logo": substore.logo,
         "status": substore.status,
     }
@@ -318,7 +332,9 @@ def save_substore(
 ) -> SubStore:
     """Apply for a sub-store (it waits for the operator's review), or change its identity.
     A change keeps the status, except that a rejected store whose address or domain changes
-    is reviewed again. `logo`: an uploaded image, checked and re-encoded."""
+    is reviewed again. A new or changed domain waits for the operator (pending_domain; the
+    store keeps its approved one meanwhile); an emptied one is dropped at once. `logo`: an
+    uploaded image, checked and re-encoded."""
     if not settings.programme_enabled("resale"):
         raise ResaleClosed()
     account = db.session.get(Merchant, merchant_id)
@@ -328,27 +344,24 @@ def save_substore(
     new_logo = store_image(logo) if logo else None
     try:
         with write_transaction():
+            # The account's row locked first: two saves of one account at once (a double
+            # click on the first application) are one after the other, not two stores.
+            db.session.get(Merchant, merchant_id, with_for_update=True, populate_existing=True)
             substore = my_substore(merchant_id)
-            for column, value, error in (
-                (SubStore.code, identity.code, CodeTaken),
-                (SubStore.domain, identity.domain, DomainTaken),
-            ):
-                if value and db.session.scalar(
-                    select(SubStore.id).where(column == value, SubStore.merchant_id != merchant_id)
-                ):
-                    raise error()
+            _check_free(merchant_id, identity)
             before = _fields(substore) if substore is not None else None
             old_logo = substore.logo if substore is not None else None
             if substore is None:
                 substore = SubStore(merchant_id=merchant_id, status=SubStore.PENDING)
                 db.session.add(substore)
             elif substore.status == SubStore.REJECTED and (
-                identity.code != substore.code or (identity.domain or None) != substore.domain
+                identity.code != substore.code
+                or (identity.domain or None) != (substore.pending_domain or substore.domain)
             ):
                 substore.status = SubStore.PENDING
             substore.code, substore.name = identity.code, identity.name
             substore.announcement, substore.contact = identity.announcement, identity.contact
-            substore.domain = identity.domain or None
+            _ask_domain(substore, identity.domain or None)
             if new_logo is not None or remove_logo:
                 substore.logo = new_logo
             after = _fields(substore)
@@ -360,15 +373,60 @@ def save_substore(
                     before=before,
                     after=after,
                 )
-    except IntegrityError as exc:  # the same code or domain taken at the same moment
+    except IntegrityError as exc:  # the same code, domain or account's store saved at the same moment
         delete_images([new_logo])
-        raise CodeTaken() from exc
+        db.session.rollback()
+        taken = _taken(merchant_id, identity)
+        if taken is None:
+            raise
+        raise taken from exc
     except BaseException:
         delete_images([new_logo])
         raise
     if old_logo and old_logo != substore.logo:
         delete_images([old_logo])  # no other row names a sub-store's logo
     return substore
+
+
+def _domain_holder(domain: str, merchant_id: int) -> int | None:
+    """Another account's store that holds this domain or waits for it, if any."""
+    return db.session.scalar(
+        select(SubStore.id).where(
+            or_(SubStore.domain == domain, SubStore.pending_domain == domain), SubStore.merchant_id != merchant_id
+        )
+    )
+
+
+def _check_free(merchant_id: int, identity: Identity) -> None:
+    if db.session.scalar(
+        select(SubStore.id).where(SubStore.code == identity.code, SubStore.merchant_id != merchant_id)
+    ):
+        raise CodeTaken()
+    if identity.domain and _domain_holder(identity.domain, merchant_id):
+        raise DomainTaken()
+
+
+def _taken(merchant_id: int, identity: Identity) -> DomainError | None:
+    """Which constraint a save that failed on one at commit met: said as such (None: none
+    of these, a fault to raise as it is)."""
+    try:
+        _check_free(merchant_id, identity)
+    except DomainError as taken:
+        return taken
+    if my_substore(merchant_id) is not None:
+        return SubStoreJustSaved()  # the account's one store, opened by its other save
+    return None
+
+
+def _ask_domain(substore: SubStore, domain: str | None) -> None:
+    """The reseller's domain: dropped at once when emptied, kept when unchanged, else
+    waiting for the operator's approval (the approved one is served meanwhile)."""
+    if domain is None:
+        substore.domain = substore.pending_domain = None
+    elif domain == substore.domain:
+        substore.pending_domain = None
+    else:
+        substore.pending_domain = domain
 
 
 def apply_again(merchant_id: int, actor_id: int) -> SubStore:
@@ -661,7 +719,10 @@ def substore_orders(merchant_id: int, page: int = 1) -> Page:
     if substore is None:
         return Page([], 1, PER_PAGE, 0, False)
     found = paginate(
-        select(Order).where(Order.substore_id == substore.id).order_by(Order.created_at.desc(), Order.id.desc()),
+        select(Order)
+        .options(joinedload(Order.product))  # the row's title is the product's
+        .where(Order.substore_id == substore.id)
+        .order_by(Order.created_at.desc(), Order.id.desc()),
         page,
         PER_PAGE,
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from faka.accounts.models import Merchant
 from faka.catalog import images as product_images
@@ -133,6 +134,8 @@ def _items_on_sale(store: SubStore):
             Merchant.status == Merchant.APPROVED,
         )
         .order_by(SubStoreItem.position, SubStoreItem.id)
+        # Whether a product offers a choice reads its variants: loaded for all at once.
+        .options(selectinload(Product.variants))
     )
 
 
@@ -192,8 +195,12 @@ def store_domains() -> dict[str, str]:
 
 
 def logo_file(code: str, name: str) -> Path | None:
-    """The store's logo file, when `name` is the logo this store shows."""
-    if not name or len(code) > CODE_MAX:
+    """The store's logo file, when `name` is the logo this store shows, while it is open
+    (a pending, rejected or frozen store shows nothing to the public, its logo neither)."""
+    if not name:
         return None
-    logo = db.session.execute(select(SubStore.logo).where(SubStore.code == code.lower())).scalar_one_or_none()
+    try:
+        logo = open_store(code).logo
+    except (NotFound, SubStoreClosed):
+        return None
     return image_path(name) if logo and logo == name else None

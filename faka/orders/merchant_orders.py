@@ -99,7 +99,8 @@ def delivered_key_counts(order_ids: list[int]) -> dict[int, int]:
 
 def search(merchant_id: int, f: OrderFilter, page: int = 1, tz: timezone = UTC) -> Page:
     """One page of the merchant's orders matching the filter, newest first, counted."""
-    query = _query(merchant_id, f, tz).options(joinedload(Order.product))
+    # The store an order sold in is named in the list: loaded with it, not once a row.
+    query = _query(merchant_id, f, tz).options(joinedload(Order.product), joinedload(Order.substore))
     return paginate(query.order_by(Order.created_at.desc(), Order.id.desc()), page, PER_PAGE)
 
 

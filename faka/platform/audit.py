@@ -108,6 +108,8 @@ ACTION_LABELS = {
     "substore.frozen": _l("Sub-store frozen"),
     "substore.unfrozen": _l("Sub-store unfrozen"),
     "substore.fee_rate": _l("Sub-store fee rate changed"),
+    "substore.domain": _l("Sub-store domain approved"),
+    "substore.domain_refused": _l("Sub-store domain refused"),
     "promoter.frozen": _l("Promoter frozen"),
     "promoter.unfrozen": _l("Promoter unfrozen"),
     "promoter.fee_rate": _l("Promoter fee rate changed"),

@@ -1,7 +1,11 @@
 """A sub-store on a domain of its own (docs/substores.md): a request whose Host is a
-store's domain gets the store's page at `/` and its product pages at `/p/<slug>`. Every
-other path (static files, /order, /pay, notifications, lookup, the buy form's POST) is
-served as on the platform's own address, so checkout, payment and delivery are the same.
+store's domain gets the store's page at `/` and its product pages at `/p/<slug>`. What a
+buyer of the store needs besides (the buy form's POST and its price quote, /pay, /order,
+/lookup, static files and product pictures, the site's theme, the store's own logo, the
+captcha, the policy pages) is served as on the platform's own address, so checkout,
+payment and delivery are the same. Anything else (the back office, sign-in, another
+store, the platform's shop pages) is redirected (302) to the same path on FAKA_BASE_URL:
+a store's domain serves that store only.
 
 Behind a reverse proxy the Host is the proxy's: it must pass the visitor's on (Caddy does;
 nginx with `proxy_set_header Host $host`), or send X-Forwarded-Host with FAKA_PROXY_COUNT
@@ -13,7 +17,7 @@ of its own and made-up hosts cannot fill a cache.
 import re
 from urllib.parse import urlsplit
 
-from flask import current_app, g, request
+from flask import current_app, g, redirect, request
 
 from faka.core.cache import reused
 from faka.growth import storefront
@@ -21,6 +25,21 @@ from faka.web.shop import substore
 
 DOMAINS_SECONDS = 30
 PRODUCT_PATH = re.compile(r"/p/([^/]+)\Z")
+# What a store's domain serves besides its own pages: whole blueprints, then single views.
+BUYER_BLUEPRINTS = frozenset({"pay", "orders", "complaints", "brand", "captcha"})
+BUYER_ENDPOINTS = frozenset(
+    {
+        "static",
+        "catalog.home",
+        "catalog.product",
+        "catalog.product_image",
+        "catalog.terms",
+        "catalog.refund_policy",
+        "catalog.privacy",
+        "checkout.buy",
+        "checkout.preview",
+    }
+)
 
 
 def host_name(host: str) -> str:
@@ -40,17 +59,32 @@ def store_code(host: str) -> str | None:
     return reused(("substore-domains",), storefront.store_domains, DOMAINS_SECONDS).get(name)
 
 
+def _for_buyers(code: str) -> bool:
+    """Whether this request's view is one a buyer of the store `code` needs."""
+    endpoint = request.endpoint or ""
+    if endpoint == "substore.logo":
+        return (request.view_args or {}).get("code", "").lower() == code
+    return endpoint in BUYER_ENDPOINTS or request.blueprint in BUYER_BLUEPRINTS
+
+
+def _to_platform():
+    base = current_app.config["BASE_URL"].rstrip("/")
+    query = request.query_string.decode("latin-1")
+    return redirect(f"{base}{request.path}{'?' + query if query else ''}", 302)
+
+
 def serve_store_domain():
     """Before every request: on a store's domain, answer `/` and `/p/<slug>` with the
-    store's pages; anything else goes on to its own view."""
-    if request.method not in ("GET", "HEAD"):
-        return None
-    path = request.path
-    product = PRODUCT_PATH.match(path)
-    if path != "/" and product is None:
-        return None
+    store's pages, let what its buyers need go on to its own view, and send anything
+    else to the platform's own address."""
     code = store_code(request.host)
     if code is None:
+        return None
+    if not _for_buyers(code):
+        return _to_platform()
+    path = request.path
+    product = PRODUCT_PATH.match(path)
+    if request.method not in ("GET", "HEAD") or (path != "/" and product is None):
         return None
     g.substore_host = code  # the store's links are then / and /p/<slug> (substore.store_url)
     if product is None:

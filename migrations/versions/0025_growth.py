@@ -47,6 +47,7 @@ def upgrade():
         sa.Column("announcement", sa.Text(), nullable=False),
         sa.Column("contact", sa.String(length=200), nullable=False),
         sa.Column("domain", sa.String(length=253), nullable=True),
+        sa.Column("pending_domain", sa.String(length=253), nullable=True),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("fee_rate_bp", sa.Integer(), nullable=True),
@@ -56,6 +57,7 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_substores")),
         sa.UniqueConstraint("code", name=op.f("uq_substores_code")),
         sa.UniqueConstraint("domain", name=op.f("uq_substores_domain")),
+        sa.UniqueConstraint("pending_domain", name=op.f("uq_substores_pending_domain")),
         sa.UniqueConstraint("merchant_id", name=op.f("uq_substores_merchant_id")),
     )
     op.create_table(

@@ -474,8 +474,10 @@ def test_two_simultaneous_first_opt_ins_of_one_product_make_one_set_of_terms(app
     product = new_product(seller)
     ids = (seller.id, seller.user_id, product.slug)
     db.session.commit()
-    results, errors = run_together(app, 2, lambda i: affiliates.set_commission(*ids, (500, 700)[i], True).commission_bp)
-    assert errors == [] and sorted(results) == [500, 700]
+    # Each call's terms are read back after its commit, where the other may have won: the
+    # database row and the audit trail say what happened.
+    _results, errors = run_together(app, 2, lambda i: affiliates.set_commission(*ids, (500, 700)[i], True))
+    assert errors == []
     terms = db.session.execute(select(AffiliateTerms)).scalar_one()
     assert terms.commission_bp in (500, 700) and count(AuditEvent, AuditEvent.action == "affiliate.terms") == 2
 

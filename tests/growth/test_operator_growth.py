@@ -126,6 +126,8 @@ ROUTES = [
     ("POST", "/operator/growth/substores/{store}/reject"),
     ("POST", "/operator/growth/substores/{store}/freeze"),
     ("POST", "/operator/growth/substores/{store}/unfreeze"),
+    ("POST", "/operator/growth/substores/{store}/domain/approve"),
+    ("POST", "/operator/growth/substores/{store}/domain/refuse"),
     ("POST", "/operator/growth/substores/{store}/fee"),
     ("GET", "/operator/growth/promoters"),
     ("GET", "/operator/growth/promoters/{promoter}"),
@@ -293,6 +295,75 @@ def test_approve_opens_the_store_audits_and_emails_the_owner(app, console):
     # Approving twice is refused with a message.
     again = post(console, f"/operator/growth/substores/{substore.code}/approve")
     assert again.status_code == 400 and "not possible in the current state" in again.get_data(as_text=True)
+
+
+def test_a_new_domain_waits_for_the_operator_who_approves_it(app, console, client):
+    """The reseller's changed domain is not served until approved; the old one meanwhile."""
+    from test_resale_backoffice import post as form_post
+
+    open_programmes()
+    account, substore = new_reseller()
+    substore.domain = "old.reseller.test"
+    account.status = account.APPROVED  # only an approved account changes its store
+    db.session.commit()
+    login(client, account.user)
+    data = {"code": substore.code, "name": substore.name, "domain": "New.Reseller.test"}
+    assert form_post(client, "/merchant/substore", data).status_code == 303
+    substore = reload(substore)
+    assert (substore.domain, substore.pending_domain) == ("old.reseller.test", "new.reseller.test")
+    assert "waits for the platform" in client.get("/merchant/substore?lang=en").get_data(as_text=True)
+    shop = app.test_client()
+    assert shop.get("/", headers={"Host": "new.reseller.test"}).get_data(as_text=True).count(substore.name) == 0
+    assert substore.name in shop.get("/", headers={"Host": "old.reseller.test"}).get_data(as_text=True)
+    # The queue and the store's page say a domain waits.
+    queue = console.get("/operator/growth/substores").get_data(as_text=True).split('id="all-substores"', 1)[0]
+    assert substore.code in queue and "Domain waiting: new.reseller.test" in queue
+    assert 'id="pending-domain">new.reseller.test' in console.get(f"/operator/growth/substores/{substore.code}").text
+    response = post(console, f"/operator/growth/substores/{substore.code}/domain/approve")
+    assert response.status_code == 303
+    substore = reload(substore)
+    assert (substore.domain, substore.pending_domain) == ("new.reseller.test", None)
+    assert substore.name in shop.get("/", headers={"Host": "new.reseller.test"}).get_data(as_text=True)
+    assert shop.get("/", headers={"Host": "old.reseller.test"}).get_data(as_text=True).count(substore.name) == 0
+    [event] = events("substore.domain")
+    assert "old.reseller.test" in event.before and "new.reseller.test" in event.after
+    assert [e.subject for e in emails_to(account)] == [subject("domain_approved")]
+    assert "Sub-store domain approved" in console.get("/operator/audit").get_data(as_text=True)
+    # Nothing waits any more: approving again is refused.
+    again = post(console, f"/operator/growth/substores/{substore.code}/domain/approve")
+    assert again.status_code == 400 and "not possible in the current state" in again.get_data(as_text=True)
+
+
+def test_a_refused_domain_is_cleared_with_its_reason_emailed(app, console):
+    open_programmes()
+    account, substore = new_reseller()
+    substore.pending_domain = "brand.reseller.test"
+    db.session.commit()
+    blank = post(console, f"/operator/growth/substores/{substore.code}/domain/refuse", reason=" ")
+    assert blank.status_code == 400 and reload(substore).pending_domain == "brand.reseller.test"
+    response = post(console, f"/operator/growth/substores/{substore.code}/domain/refuse", reason="Not your brand")
+    assert response.status_code == 303
+    substore = reload(substore)
+    assert (substore.domain, substore.pending_domain, substore.status) == (None, None, SubStore.APPROVED)
+    [event] = events("substore.domain_refused")
+    assert event.detail == "Not your brand"
+    [email] = emails_to(account)
+    assert email.subject == subject("domain_refused")
+
+
+def test_a_first_applications_domain_is_approved_with_the_store(app, console):
+    open_programmes()
+    _account, substore = new_reseller(status=SubStore.PENDING)
+    substore.pending_domain = "first.reseller.test"
+    db.session.commit()
+    assert post(console, f"/operator/growth/substores/{substore.code}/approve").status_code == 303
+    substore = reload(substore)
+    assert (substore.status, substore.domain, substore.pending_domain) == (
+        SubStore.APPROVED,
+        "first.reseller.test",
+        None,
+    )
+    assert len(events("substore.domain")) == 1
 
 
 def test_reject_needs_a_reason(app, console):

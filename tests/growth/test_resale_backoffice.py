@@ -15,13 +15,14 @@ from helpers import buy, open_programmes
 from PIL import Image
 from sqlalchemy import func, select
 
-from conftest import count, csrf_from, login, reload
+from conftest import count, csrf_from, login, reload, run_together, statements
 from faka.accounts import users
 from faka.accounts.models import Merchant
 from faka.catalog.models import ProductVariant
 from faka.catalog.variants import product_with_one_variant
 from faka.complaints import workflow
 from faka.complaints.models import Complaint, ComplaintMessage
+from faka.core.errors import DomainError
 from faka.extensions import db
 from faka.growth import resale
 from faka.growth.models import ResaleTerms, SubStore, SubStoreItem
@@ -200,9 +201,10 @@ def test_apply_for_a_sub_store_with_a_logo_then_wait_for_review(reseller):
     response = post(client, "/merchant/substore", data, content_type="multipart/form-data")
     assert response.status_code == 303, text_of(response.text)
     store = resale.my_substore(account.id)
-    assert (store.code, store.name, store.domain, store.status) == (
+    assert (store.code, store.name, store.domain, store.pending_domain, store.status) == (
         "cheap-keys",
         "Cheap Keys",
+        None,  # the domain waits for the operator's approval
         "shop.example.com",
         "pending",
     )
@@ -211,6 +213,12 @@ def test_apply_for_a_sub_store_with_a_logo_then_wait_for_review(reseller):
     assert "waiting for the platform’s review" in page
     assert client.get(f"/merchant/substore/logo/{store.logo}").status_code == 200
     assert client.get("/merchant/substore/logo/" + "0" * 32 + ".png").status_code == 404
+    # The public logo only once the store is open.
+    public = f"/s/{store.code}/logo/{store.logo}"
+    assert client.get(public).status_code == 404
+    store.status = SubStore.APPROVED
+    db.session.commit()
+    assert client.get(public).status_code == 200
     assert count(AuditEvent, AuditEvent.action == "substore.applied") == 1
 
 
@@ -228,6 +236,10 @@ def test_apply_for_a_sub_store_with_a_logo_then_wait_for_review(reseller):
         ({"domain": "10.0.0.1"}, "Enter a domain name"),
         ({"domain": "-bad-.example.com"}, "Enter a domain name"),
         ({"domain": "Taken.example.com"}, "already used by another sub-store"),
+        ({"domain": "waiting.example.com"}, "already used by another sub-store"),  # another's request
+        ({"domain": "localhost"}, "Enter a domain name"),
+        ({"domain": "shop.localhost"}, "the platform’s own"),  # under FAKA_BASE_URL's host
+        ({"domain": "[::1]"}, "Enter a domain name"),
         ({"name": ""}, "Give the sub-store a name"),
         ({"logo": (io.BytesIO(b"GIF89a not a picture"), "x.png")}, "PNG, JPEG or WebP"),
     ],
@@ -235,6 +247,8 @@ def test_apply_for_a_sub_store_with_a_logo_then_wait_for_review(reseller):
 def test_bad_sub_store_details_are_refused_in_english(app, reseller, change, field_message):
     other = new_account("Someone else")
     db.session.add(SubStore(merchant_id=other.id, code="taken-one", name="Taken", domain="taken.example.com"))
+    waiting = new_account("Someone waiting")
+    db.session.add(SubStore(merchant_id=waiting.id, code="waits", name="Waits", pending_domain="waiting.example.com"))
     db.session.commit()
     account, client = reseller
     response = post(client, "/merchant/substore", {**STORE_FORM, **change}, content_type="multipart/form-data")
@@ -403,6 +417,30 @@ def test_add_to_store_at_or_above_the_floor_only(reseller, make_product):
     assert [i.price for i in db.session.scalars(select(SubStoreItem))] == [1000]
 
 
+def test_a_floor_or_price_of_three_decimals_is_refused_not_rounded(seller, reseller, make_product):
+    variant = make_product().variants[0]
+    response = post(
+        seller, f"/merchant/resale/{variant.key}", {"active": "y", "floor": "8.505"}, page="/merchant/resale"
+    )
+    assert response.status_code == 400 and "Use at most two decimals." in text_of(response.text)
+    assert terms_of(variant) is None
+    account, client = reseller
+    approved_store(account)
+    product = make_product(title="Card")
+    allow(product, 800)
+    key = product.variants[0].key
+    data = {"variant": key, "price": "9.505"}
+    response = post(client, "/merchant/substore/items", data, page="/merchant/substore/catalogue")
+    assert response.status_code == 400 and "Use at most two decimals." in text_of(response.text)
+    assert count(SubStoreItem) == 0
+    post(client, "/merchant/substore/items", {"variant": key, "price": "9.50"}, page="/merchant/substore/catalogue")
+    response = post(
+        client, f"/merchant/substore/items/{key}/price", {"price": "10.005"}, page="/merchant/substore/items"
+    )
+    assert response.status_code == 400 and "Use at most two decimals." in text_of(response.text)
+    assert [i.price for i in db.session.scalars(select(SubStoreItem))] == [950]
+
+
 def test_an_item_not_resold_cannot_be_added(reseller, make_product):
     account, client = reseller
     approved_store(account)
@@ -473,13 +511,23 @@ def test_hide_reorder_remove_change_what_the_store_offers(reseller, make_product
     assert order() == ["First"]
     with pytest.raises(resale.NotResold):
         resale.offer(store, reload(second).variants[0])
-    # Another store's item, or one that is not there: 404.
-    assert (
-        post(
-            client, f"/merchant/substore/items/{k2}/visibility", {"hidden": "1"}, page="/merchant/substore/items"
-        ).status_code
-        == 404
+    # Another store's item: 404 for every change, and nothing changes there.
+    other = approved_store(new_account("Other Shop"), code="other-store")
+    db.session.add(
+        SubStoreItem(substore_id=other.id, variant_id=second.variants[0].id, product_id=second.id, price=700)
     )
+    db.session.commit()
+    for action, data in (
+        ("visibility", {"hidden": "1"}),
+        ("price", {"price": "9"}),
+        ("move", {"direction": "up"}),
+        ("delete", {}),
+    ):
+        response = post(client, f"/merchant/substore/items/{k2}/{action}", data, page="/merchant/substore/items")
+        assert response.status_code == 404, action
+    (kept,) = db.session.scalars(select(SubStoreItem).where(SubStoreItem.substore_id == other.id)).all()
+    assert (kept.price, kept.hidden) == (700, False)
+    assert order() == ["First"]
 
 
 def test_a_raised_floor_marks_the_item_below_floor(app, reseller, seller, make_product):
@@ -534,6 +582,79 @@ def test_reseller_sees_its_orders_with_its_margin_and_the_merchant_sees_the_stor
     # Another reseller sees none of it.
     other_client = client_of(app, new_account("Other reseller"))
     assert order.number not in other_client.get("/merchant/substore/orders").text
+
+
+def test_order_lists_cost_the_same_statements_for_one_order_and_for_five(app, reseller, seller, make_product):
+    """The reseller's orders (each of another product) and the merchant's (each sold in
+    another store) are read in a fixed number of statements, not one more a row."""
+    account, client = reseller
+    own = approved_store(account, "count-store")
+    others = [approved_store(new_account(f"Reseller {i}"), f"count-{i}") for i in range(5)]
+
+    def sell(store, product):
+        item = SubStoreItem(substore_id=store.id, variant_id=product.variants[0].id, product_id=product.id, price=900)
+        db.session.add(item)
+        db.session.commit()
+        buy(product, substore=store)
+
+    products = []
+    for i in range(5):
+        products.append(make_product(title=f"Count card {i}", keys=3))
+        allow(products[-1], 800)
+    sell(own, products[0])
+    sell(others[0], products[0])
+    one = (statements(client, "/merchant/substore/orders"), statements(seller, "/merchant/orders"))
+    for i in range(1, 5):
+        sell(own, products[i])
+        sell(others[i], products[i])
+    five = (statements(client, "/merchant/substore/orders"), statements(seller, "/merchant/orders"))
+    assert "Count card 4" in client.get("/merchant/substore/orders").text
+    assert "Sold in sub-store My Store" in text_of(seller.get("/merchant/orders").text)
+    assert five == one
+
+
+def test_two_simultaneous_first_floors_of_one_variant_make_one_set_of_terms(app, merchant, make_product):
+    variant = make_product().variants[0]
+    ids = (merchant.id, merchant.user_id, variant.key)
+    # (Not the returned rows' floors: read after the commit, either may show the other's.)
+    _results, errors = run_together(app, 2, lambda i: resale.set_terms(*ids, True, (800, 900)[i]) and None)
+    assert errors == []
+    db.session.commit()  # end the test's snapshot
+    (terms,) = db.session.scalars(select(ResaleTerms)).all()
+    assert terms.floor_price in (800, 900) and terms.active
+    # One created the terms, the other changed the floor: both audited.
+    assert count(AuditEvent, AuditEvent.action == "resale.terms") == 2
+
+
+def _apply(account: tuple[int, int], code: str, domain: str = ""):
+    """Apply for a store as (account id, user id); the error's class name when refused."""
+    try:
+        resale.save_substore(*account, resale.Identity(code=code, name="Race", domain=domain))
+    except DomainError as exc:
+        return type(exc).__name__
+    return "saved"
+
+
+@pytest.mark.parametrize(
+    "what, refusal",
+    [("code", "CodeTaken"), ("domain", "DomainTaken"), ("account", None)],
+)
+def test_simultaneous_applications_are_told_which_is_taken(app, programme, what, refusal):
+    """Two applications at once for one address, one domain, or by one account (a double
+    click): one store each time, and the other told what is taken (the account's double
+    click: its second save updates the first's store)."""
+    first, second = new_account("First"), new_account("Second")
+    first, second = (first.id, first.user_id), (second.id, second.user_id)
+    accounts = (first, first) if what == "account" else (first, second)
+    codes = ("race-one", "race-two") if what == "domain" else ("race-one", "race-one")
+    codes = ("race-one", "race-one") if what == "account" else codes
+    domains = ("race.example.com", "race.example.com") if what == "domain" else ("", "")
+    results, errors = run_together(app, 2, lambda i: _apply(accounts[i], codes[i], domains[i]))
+    assert errors == []
+    if refusal is None:
+        assert results == ["saved", "saved"] and count(SubStore) == 1
+    else:
+        assert sorted(results) == sorted(["saved", refusal]) and count(SubStore) == 1
 
 
 def test_reseller_follows_a_complaint_but_not_anothers(app, reseller, make_product, merchant):

@@ -9,8 +9,9 @@ import secrets
 import pytest
 from sqlalchemy import func, select
 
-from conftest import count, csrf_from, key_texts, reload, signed_notify
+from conftest import count, csrf_from, key_texts, reload, signed_notify, statements
 from faka.accounts import users
+from faka.accounts.models import Merchant
 from faka.catalog.models import Product
 from faka.extensions import db
 from faka.growth.models import ResaleTerms, SubStore, SubStoreItem
@@ -142,10 +143,13 @@ def test_unknown_store_is_a_plain_404(client, store):
 
 
 @pytest.mark.parametrize("lang, text", [("en", "This store is not open"), ("zh_CN", "该分站未开放")])
-@pytest.mark.parametrize("closure", ["pending", "rejected", "frozen", "programme off"])
+@pytest.mark.parametrize("closure", ["pending", "rejected", "frozen", "programme off", "owner account frozen"])
 def test_a_store_that_is_not_open_says_so_with_a_404(client, store, closure, lang, text):
     if closure == "programme off":
         settings.set_setting("resale_enabled", "0")
+    elif closure == "owner account frozen":
+        db.session.get(Merchant, store.merchant_id).status = Merchant.FROZEN
+        db.session.commit()
     else:
         store.status = closure
         db.session.commit()
@@ -208,6 +212,8 @@ def withdraw_item(store, how):
         ).scalar_one().active = False
     elif how == "frozen store":
         store.status = SubStore.FROZEN
+    elif how == "owner account frozen":
+        db.session.get(Merchant, store.merchant_id).status = Merchant.FROZEN
     elif how == "programme off":
         settings.set_setting("resale_enabled", "0", commit=False)
     db.session.commit()
@@ -220,6 +226,7 @@ def withdraw_item(store, how):
         ("floor raised above the price", "This store does not sell this item at the moment."),
         ("terms withdrawn", "This store does not sell this item at the moment."),
         ("frozen store", "This store is not open"),
+        ("owner account frozen", "This store is not open"),
         ("programme off", "This store is not open"),
     ],
 )
@@ -298,3 +305,59 @@ def test_a_closed_stores_domain_says_the_store_is_not_open(client, store):
     db.session.commit()
     page = client.get("/?lang=en", headers={"Host": DOMAIN})
     assert page.status_code == 404 and "This store is not open" in page.text
+
+
+@pytest.mark.parametrize("path", ["/login", "/merchant/", "/operator/", "/s/another-store", "/shop/abc?x=1", "/nope"])
+def test_the_stores_domain_sends_everything_else_to_the_platform(client, store, path):
+    response = client.get(path, headers={"Host": DOMAIN})
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"http://localhost{path}"
+    # The platform's own host is served as ever.
+    assert client.get(path).status_code != 302 or path.startswith(("/merchant", "/operator"))
+
+
+def test_the_stores_domain_serves_what_its_buyers_need(client, store):
+    slug = slug_of(store)
+    for path in ("/lookup", "/static/css/faka.css", "/terms", "/privacy", f"/p/{slug}/quote?quantity=1"):
+        assert client.get(path, headers={"Host": DOMAIN}).status_code == 200, path
+    response = buy_in_store(client, store, slug)
+    order = db.session.execute(select(Order)).scalar_one()
+    assert response.status_code == 303
+    page = client.get(f"/order/{order.token}?lang=en", headers={"Host": DOMAIN})
+    assert page.status_code == 200 and "Moon Store" in page.text
+    assert client.get(f"/pay/{order.token}", headers={"Host": DOMAIN}).status_code in (200, 303)
+
+
+def test_the_store_of_a_frozen_account_takes_no_order(client, store):
+    slug = slug_of(store)
+    token = csrf_from(client.get(f"/s/{store.code}/p/{slug}?lang=en").text)
+    db.session.get(Merchant, store.merchant_id).status = Merchant.FROZEN
+    db.session.commit()
+    refused = client.post(f"/p/{slug}/buy?lang=en", data={"csrf_token": token, "quantity": 1, "substore": store.code})
+    assert refused.status_code == 404 and "This store is not open" in refused.text
+    assert count(Order) == 0
+    assert client.get("/?lang=en", headers={"Host": DOMAIN}).status_code == 404
+
+
+def test_a_promoter_whose_account_is_frozen_earns_nothing(app, make_product):
+    from helpers import buy, new_promoter, open_programmes, opt_in
+
+    open_programmes()
+    product = make_product(keys=3, price=1000, title="Star card")
+    opt_in(product, 1000)
+    account, promoter = new_promoter()
+    assert buy(product, promoter=promoter).promoter_id == promoter.id
+    account = db.session.get(Merchant, account.id)
+    account.status = Merchant.FROZEN
+    db.session.commit()
+    order = buy(product, promoter=promoter)
+    assert order.promoter_id is None and not order.commission
+
+
+def test_the_store_page_costs_the_same_statements_for_one_item_and_for_five(client, store, make_product):
+    one = statements(client, f"/s/{store.code}")
+    for i in range(4):
+        add_item(store, make_product(keys=2, price=1000, title=f"Star card {i}"), floor=800, price=1100, position=i + 1)
+    five = statements(client, f"/s/{store.code}")
+    assert "Star card 3" in client.get(f"/s/{store.code}").text
+    assert five == one

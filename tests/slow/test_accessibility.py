@@ -275,7 +275,7 @@ def test_console_navigation_groups_sections_and_marks_the_current_one(app, opera
     html = desk.get("/operator/merchants?lang=en").text
     nav = re.search(r'<nav class="backoffice-nav console-nav".*?</nav>', html, re.S).group(0)
     groups = re.findall(r'<details class="nav-group"[^>]*>\s*<summary[^>]*>([^<]+)</summary>', nav)
-    assert groups == ["Money", "Risk control", "Content", "Your account", "System"]
+    assert groups == ["Money", "Risk control", "Content", "Growth", "Your account", "System"]
     assert re.findall(r'<details class="nav-group"[^>]*\bopen>\s*<summary class="current">([^<]+)<', nav) == [
         "Risk control"
     ]

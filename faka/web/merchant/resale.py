@@ -25,7 +25,7 @@ from faka.platform import settings
 from faka.web.fields import DecimalField
 from faka.web.forms import error_under_input
 from faka.web.merchant import bp, render, scoped
-from faka.web.merchant.forms import MAX_PRICE, yuan_to_fen
+from faka.web.merchant.forms import MAX_PRICE, ProductForm, yuan_to_fen
 from faka.web.pagination import page_number
 from faka.web.security import image_response
 from faka.web.shop.complaints import ThreadLinks, evidence_response, loaded_or_404, thread_response
@@ -45,6 +45,8 @@ class TermsForm(FlaskForm):
             NumberRange(Decimal("0.01"), MAX_PRICE, _l("The floor price must be between 0.01 and 1,000,000.")),
         ],
     )
+    # 8.505 is refused as on the product form, never rounded.
+    validate_floor = ProductForm.validate_price
 
 
 class SubStoreForm(FlaskForm):
@@ -83,6 +85,7 @@ class ItemPriceForm(FlaskForm):
     price = DecimalField(
         _l("Your price (yuan)"), places=2, validators=[InputRequired(_l("Enter a price.")), PRICE_RANGE]
     )
+    validate_price = ProductForm.validate_price  # at most two decimals, as on the product form
 
 
 class AddItemForm(ItemPriceForm):
@@ -152,7 +155,7 @@ def _substore_form(substore: SubStore | None) -> SubStoreForm:
         return SubStoreForm()
     form = SubStoreForm(formdata=None, obj=substore)
     if substore is not None:
-        form.domain.data = substore.domain or ""
+        form.domain.data = substore.pending_domain or substore.domain or ""  # what the reseller asked for
     return form
 
 

@@ -211,6 +211,16 @@ def growth_substore_unfreeze(code: str):
     return _substore_decision(code, programmes.unfreeze_substore, with_reason=False)
 
 
+@bp.post("/growth/substores/<code>/domain/approve")
+def growth_substore_domain_approve(code: str):
+    return _substore_decision(code, programmes.approve_domain, with_reason=False)
+
+
+@bp.post("/growth/substores/<code>/domain/refuse")
+def growth_substore_domain_refuse(code: str):
+    return _substore_decision(code, programmes.refuse_domain, with_reason=True)
+
+
 @bp.post("/growth/substores/<code>/fee")
 def growth_substore_fee(code: str):
     _substore_or_404(code)
