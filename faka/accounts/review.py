@@ -21,7 +21,7 @@ from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
 from faka.core.pagination import Page, paginate
 from faka.extensions import db
-from faka.messaging.mail import queue_email
+from faka.messaging.mail import queue_email, queue_owner_email
 from faka.orders.models import Order
 from faka.platform import audit
 
@@ -233,19 +233,8 @@ def _decide(
 
 
 def _queue_email(merchant: Merchant, decision: str, reason: str | None):
-    locale = current_app.config["BABEL_DEFAULT_LOCALE"]
-    with force_locale(locale):
-        subject = str(_SUBJECTS[decision])
     context = {"merchant_name": merchant.name, "decision": decision, "reason": reason or ""}
-    return queue_email(
-        EMAIL_MERCHANT_REVIEW,
-        merchant.user.email,
-        subject,
-        context,
-        locale,
-        user_id=merchant.user_id,
-        merchant_id=merchant.id,
-    )
+    return queue_owner_email(EMAIL_MERCHANT_REVIEW, merchant, _SUBJECTS[decision], context)
 
 
 # -- reading: the queue, the list and per-merchant figures ---------------------------------

@@ -463,6 +463,8 @@ def offer_refund(
     def step(complaint, order, now):
         if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= order.total:
             raise InvalidRefundAmount()
+        if order.delivered_at is None and amount != order.total:
+            raise refunds.UndeliveredRefundInFull()
         complaint.offer(Complaint.OFFER_REFUND, amount, None, now, _buyer_deadline(now))
         text = _("offers a refund of %(amount)s.", amount=_money(amount, order))
         return _Outcome(ComplaintMessage.MERCHANT, user_id, _with_note(text, note), "offer")
@@ -520,6 +522,8 @@ def decide(
             or not 0 < refund_amount <= order.total
         ):
             raise InvalidRefundAmount()
+        if refund_amount and order.delivered_at is None and refund_amount != order.total:
+            raise refunds.UndeliveredRefundInFull()
         operator = db.session.get(User, operator_id)
         if operator is None or not operator.is_operator:
             raise NotFound()

@@ -14,8 +14,6 @@ counting (affiliates.active_promoter), and either stops its owner's withdrawals
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
-from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import joinedload
@@ -30,7 +28,7 @@ from faka.extensions import db
 from faka.growth import resale
 from faka.growth.models import Promoter, SubStore
 from faka.ledger.models import LedgerEntry
-from faka.messaging.mail import queue_email
+from faka.messaging.mail import queue_owner_email
 from faka.orders.models import Order
 from faka.platform import audit, settings
 
@@ -142,21 +140,11 @@ def _decide_substore(
         substore = _locked_substore(code)
         if substore.status not in allowed:
             raise IllegalDecision()
-        before = {"status": substore.status, "reason": substore.reason}
-        substore.status = to
-        substore.reason = reason
         if decision in ("approved", "rejected"):
             substore.reviewed_at = clock.now()
         if decision == "approved" and substore.pending_domain:
             _take_pending_domain(operator_id, substore)  # a first application's domain comes with it
-        audit.record(
-            operator_id,
-            f"substore.{decision}",
-            f"substore:{substore.code}",
-            before=before,
-            after={"status": to, "reason": reason},
-            detail=reason or "",
-        )
+        _change_status(operator_id, substore, f"substore.{decision}", f"substore:{substore.code}", to, reason)
         email = _queue_email(substore.merchant, decision, substore.name, reason)
     tasks.enqueue("messaging.tasks.send_email", email.id, job_id=f"email-{email.id}")
     return substore
@@ -221,15 +209,7 @@ def set_substore_fee(operator_id: int, code: str, fee_rate_bp: int | None) -> Su
     _check_fee(fee_rate_bp)
     with write_transaction():
         substore = _locked_substore(code)
-        if substore.fee_rate_bp != fee_rate_bp:
-            audit.record(
-                operator_id,
-                "substore.fee_rate",
-                f"substore:{substore.code}",
-                before={"fee_rate_bp": substore.fee_rate_bp},
-                after={"fee_rate_bp": fee_rate_bp},
-            )
-            substore.fee_rate_bp = fee_rate_bp
+        _change_fee(operator_id, substore, "substore.fee_rate", f"substore:{substore.code}", fee_rate_bp)
     return substore
 
 
@@ -254,17 +234,7 @@ def _decide_promoter(
         promoter = _locked_promoter(code)
         if promoter.status != allowed:
             raise IllegalDecision()
-        before = {"status": promoter.status, "reason": promoter.reason}
-        promoter.status = to
-        promoter.reason = reason
-        audit.record(
-            operator_id,
-            f"promoter.{decision}",
-            f"promoter:{promoter.id}",
-            before=before,
-            after={"status": to, "reason": reason},
-            detail=reason or "",
-        )
+        _change_status(operator_id, promoter, f"promoter.{decision}", f"promoter:{promoter.id}", to, reason)
         email = _queue_email(promoter.merchant, f"promoter_{decision}", promoter.code, reason)
     tasks.enqueue("messaging.tasks.send_email", email.id, job_id=f"email-{email.id}")
     return promoter
@@ -276,19 +246,35 @@ def set_promoter_fee(operator_id: int, code: str, fee_rate_bp: int | None) -> Pr
     _check_fee(fee_rate_bp)
     with write_transaction():
         promoter = _locked_promoter(code)
-        if promoter.fee_rate_bp != fee_rate_bp:
-            audit.record(
-                operator_id,
-                "promoter.fee_rate",
-                f"promoter:{promoter.id}",
-                before={"fee_rate_bp": promoter.fee_rate_bp},
-                after={"fee_rate_bp": fee_rate_bp},
-            )
-            promoter.fee_rate_bp = fee_rate_bp
+        _change_fee(operator_id, promoter, "promoter.fee_rate", f"promoter:{promoter.id}", fee_rate_bp)
     return promoter
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _change_status(
+    operator_id: int, record: SubStore | Promoter, action: str, target: str, to: str, reason: str | None
+) -> None:
+    """A sub-store's or a promoter's new status (and the reason its owner sees), audited."""
+    before = {"status": record.status, "reason": record.reason}
+    record.status = to
+    record.reason = reason
+    audit.record(
+        operator_id, action, target, before=before, after={"status": to, "reason": reason}, detail=reason or ""
+    )
+
+
+def _change_fee(
+    operator_id: int, record: SubStore | Promoter, action: str, target: str, fee_rate_bp: int | None
+) -> None:
+    """A sub-store's or a promoter's own fee rate (None: the programme's default), audited
+    when it changes."""
+    if record.fee_rate_bp != fee_rate_bp:
+        audit.record(
+            operator_id, action, target, before={"fee_rate_bp": record.fee_rate_bp}, after={"fee_rate_bp": fee_rate_bp}
+        )
+        record.fee_rate_bp = fee_rate_bp
 
 
 def _check_fee(fee_rate_bp: int | None) -> None:
@@ -332,19 +318,8 @@ def _locked_promoter(code: str) -> Promoter:
 
 
 def _queue_email(owner: Merchant, decision: str, name: str, reason: str | None, domain: str = ""):
-    locale = current_app.config["BABEL_DEFAULT_LOCALE"]
-    with force_locale(locale):
-        subject = str(_SUBJECTS[decision])
     context = {"account_name": owner.name, "name": name, "decision": decision, "reason": reason or "", "domain": domain}
-    return queue_email(
-        EMAIL_SUBSTORE_REVIEW,
-        owner.user.email,
-        subject,
-        context,
-        locale,
-        user_id=owner.user_id,
-        merchant_id=owner.id,
-    )
+    return queue_owner_email(EMAIL_SUBSTORE_REVIEW, owner, _SUBJECTS[decision], context)
 
 
 # -- reading: the queue, the lists ------------------------------------------------------------
@@ -372,6 +347,10 @@ def get_promoter(code: str) -> Promoter:
     return promoter
 
 
+# A sub-store waits for the operator: its application, or a domain it asked for.
+WAITING = or_(SubStore.status == SubStore.PENDING, SubStore.pending_domain.is_not(None))
+
+
 def substore_queue() -> list[SubStore]:
     """Sub-stores waiting for a decision (an application, or a domain to approve), oldest
     application first, with their owners."""
@@ -379,7 +358,7 @@ def substore_queue() -> list[SubStore]:
         db.session.execute(
             select(SubStore)
             .options(joinedload(SubStore.merchant).joinedload(Merchant.user))
-            .where(or_(SubStore.status == SubStore.PENDING, SubStore.pending_domain.is_not(None)))
+            .where(WAITING)
             .order_by(SubStore.created_at, SubStore.id)
         ).scalars()
     )
@@ -512,7 +491,7 @@ def programme_figures(now: datetime | None = None) -> ProgrammeFigures:
             .group_by(LedgerEntry.kind)
         ).all()
     }
-    pending = db.session.scalar(select(func.count()).select_from(SubStore).where(SubStore.status == SubStore.PENDING))
+    pending = db.session.scalar(select(func.count()).select_from(SubStore).where(WAITING))
 
     def kind(name: str, i: int) -> int:
         return by_kind.get(name, (0, 0))[i]

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -490,22 +490,29 @@ class CatalogueRow:
     picked: bool  # already in this reseller's store
 
 
+def resellable():
+    """Whether a variant may be sold in sub-stores now: its terms active, variant and product
+    not deleted, the product on sale (visible, approved by moderation), its merchant approved.
+    For a query that joins ResaleTerms, ProductVariant, Product and the product's Merchant;
+    never NULL, also where the terms are outer-joined and missing."""
+    return and_(
+        ResaleTerms.active.is_(True),
+        ProductVariant.deleted_at.is_(None),
+        Product.deleted_at.is_(None),
+        Product.visible.is_(True),
+        Product.moderation == "approved",
+        Merchant.status == Merchant.APPROVED,
+    )
+
+
 def _resellable():
-    """Variants on offer whose merchant lets them be resold: terms active, product on sale
-    (visible, approved by moderation, not deleted), merchant approved."""
+    """Variants on offer whose merchant lets them be resold."""
     return (
         select(ProductVariant, Product, Merchant.name, ResaleTerms.floor_price)
         .join(ResaleTerms, ResaleTerms.variant_id == ProductVariant.id)
         .join(Product, Product.id == ProductVariant.product_id)
         .join(Merchant, Merchant.id == Product.merchant_id)
-        .where(
-            ResaleTerms.active.is_(True),
-            ProductVariant.deleted_at.is_(None),
-            Product.deleted_at.is_(None),
-            Product.visible.is_(True),
-            Product.moderation == "approved",
-            Merchant.status == Merchant.APPROVED,
-        )
+        .where(resellable())
     )
 
 
@@ -666,7 +673,7 @@ def my_items(merchant_id: int) -> list[ItemRow]:
     if substore is None:
         return []
     rows = db.session.execute(
-        select(SubStoreItem, ProductVariant, Product, Merchant, ResaleTerms)
+        select(SubStoreItem, ProductVariant, Product, Merchant.name, ResaleTerms.floor_price, resellable())
         .join(ProductVariant, ProductVariant.id == SubStoreItem.variant_id)
         .join(Product, Product.id == SubStoreItem.product_id)
         .join(Merchant, Merchant.id == Product.merchant_id)
@@ -675,29 +682,10 @@ def my_items(merchant_id: int) -> list[ItemRow]:
         .order_by(SubStoreItem.position, SubStoreItem.id)
     ).all()
     counted = variant_stock([variant.id for _i, variant, *_rest in rows])
-    found = []
-    for item, variant, product, seller, terms in rows:
-        resold = (
-            terms is not None
-            and terms.active
-            and variant.deleted_at is None
-            and product.deleted_at is None
-            and product.visible
-            and product.moderation == "approved"
-            and seller.status == Merchant.APPROVED
-        )
-        found.append(
-            ItemRow(
-                item,
-                product,
-                variant,
-                seller.name,
-                terms.floor_price if terms is not None else None,
-                resold,
-                _stock(product, counted, variant.id),
-            )
-        )
-    return found
+    return [
+        ItemRow(item, product, variant, seller, floor_price, bool(resold), _stock(product, counted, variant.id))
+        for item, variant, product, seller, floor_price, resold in rows
+    ]
 
 
 # -- the reseller's orders and their complaints ------------------------------------------------

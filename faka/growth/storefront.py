@@ -23,7 +23,7 @@ from faka.core.errors import NotFound
 from faka.core.uploads import image_path
 from faka.extensions import db
 from faka.growth.models import ResaleTerms, SubStore, SubStoreItem
-from faka.growth.resale import NotResold, SubStoreClosed
+from faka.growth.resale import NotResold, SubStoreClosed, resellable
 from faka.platform import settings
 
 CODE_MAX = 20
@@ -125,13 +125,8 @@ def _items_on_sale(store: SubStore):
             SubStoreItem.substore_id == store.id,
             SubStoreItem.hidden.is_(False),
             SubStoreItem.price >= ResaleTerms.floor_price,
-            ResaleTerms.active.is_(True),
-            Product.visible.is_(True),
-            Product.moderation == "approved",
-            Product.deleted_at.is_(None),
+            resellable(),
             Product.merchant_id != store.merchant_id,
-            ProductVariant.deleted_at.is_(None),
-            Merchant.status == Merchant.APPROVED,
         )
         .order_by(SubStoreItem.position, SubStoreItem.id)
         # Whether a product offers a choice reads its variants: loaded for all at once.

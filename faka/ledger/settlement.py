@@ -71,6 +71,7 @@ SHARE_FEE_WRONG = "share_fee"
 SHARE_REFUND_WRONG = "share_refund"
 SHARE_FEE_RETURN_WRONG = "share_fee_return"
 ENTRY_OF_WRONG_ACCOUNT = "entry_of_wrong_account"
+UNDELIVERED_PART_REFUND = "undelivered_part_refund"
 
 MISMATCH_LABELS = {
     SALE_WRONG: _l("Sale entry is missing or differs from the order total"),
@@ -90,6 +91,7 @@ MISMATCH_LABELS = {
     SHARE_REFUND_WRONG: _l("A reseller's or promoter's share was not taken back in proportion to the refund"),
     SHARE_FEE_RETURN_WRONG: _l("Returned fee of a reseller's or promoter's share differs from its refunded part"),
     ENTRY_OF_WRONG_ACCOUNT: _l("Ledger entry is credited to an account that has no share in the order"),
+    UNDELIVERED_PART_REFUND: _l("An order never delivered was refunded in part: the rest belongs to nobody"),
 }
 
 
@@ -251,7 +253,8 @@ def reconcile_books() -> list[Mismatch]:
       share and 0; a refunded one also, for each share, a refund of the share's part of
       the refund and the fee returned with it;
     - each of those entries is the account's whose share it is;
-    - no order other than delivered/refunded has ledger entries;
+    - no order other than delivered/refunded has ledger entries, and one refunded without
+      having been delivered was refunded in full (nobody was credited the rest);
     - a paid, delivered, refunded or paid-but-unfulfilled order has a payment notice of
       its total that paid it (not an extra one), and no other order has one (a late
       payment of an expired or cancelled order made it paid, or paid but unfulfilled);
@@ -345,6 +348,8 @@ def _check_order(row) -> list[Mismatch]:
             mismatches.extend(_check_share(row, party, expected.get(party), backs.get(party), status))
     elif row["n"]:
         mismatches.append(Mismatch(ENTRIES_ON_UNCREDITED_ORDER, number, None, status))
+    if not credited and status in REFUNDED_STATUSES and row["refunded_amount"] != total:
+        mismatches.append(Mismatch(UNDELIVERED_PART_REFUND, number, total, row["refunded_amount"]))
 
     if status in PAID_STATUSES:
         if not row["matching"]:

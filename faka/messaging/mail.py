@@ -23,6 +23,7 @@ from flask_babel import lazy_pgettext as _p
 from jinja2 import TemplateNotFound
 from sqlalchemy import and_, func, or_, select, update
 
+from faka.accounts.models import Merchant
 from faka.core import clock, tasks
 from faka.core.crypto import vault
 from faka.core.db import write_transaction
@@ -270,6 +271,15 @@ def queue_email(
     db.session.add(email)
     db.session.flush()
     return email
+
+
+def queue_owner_email(kind: str, owner: Merchant, subject: object, context: dict) -> OutboxEmail:
+    """queue_email to an account's owner about the operator's decision on it, in the
+    platform's default language; `subject` a lazy string, translated into it."""
+    locale = current_app.config["BABEL_DEFAULT_LOCALE"]
+    with force_locale(locale):
+        subject = str(subject)
+    return queue_email(kind, owner.user.email, subject, context, locale, user_id=owner.user_id, merchant_id=owner.id)
 
 
 def _header_line(text: str) -> str:

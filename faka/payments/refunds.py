@@ -48,6 +48,10 @@ class RefundNotCovered(DomainError):
     )
 
 
+class UndeliveredRefundInFull(DomainError):
+    message = _l("An order that was never delivered can only be refunded in full.")
+
+
 class RefundAlreadyPaid(DomainError):
     message = _l("This refund is not waiting to be paid by hand.")
 
@@ -109,6 +113,9 @@ def apply_refund(
     """
     if order.status not in (Order.PAID, Order.DELIVERED, Order.PAID_UNFULFILLED):
         raise OrderNotRefundable()
+    if order.delivered_at is None and amount != order.total:
+        # Nothing was credited to anyone: the part not refunded would belong to nobody.
+        raise UndeliveredRefundInFull()
     merchant_id = order.merchant_id
     credits = {
         e.kind: e

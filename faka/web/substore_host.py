@@ -33,6 +33,7 @@ BUYER_ENDPOINTS = frozenset(
         "catalog.home",
         "catalog.product",
         "catalog.product_image",
+        "catalog.logo",
         "catalog.terms",
         "catalog.refund_policy",
         "catalog.privacy",
@@ -70,7 +71,14 @@ def _for_buyers(code: str) -> bool:
 def _to_platform():
     base = current_app.config["BASE_URL"].rstrip("/")
     query = request.query_string.decode("latin-1")
-    return redirect(f"{base}{request.path}{'?' + query if query else ''}", 302)
+    target = f"{base}{request.path}{'?' + query if query else ''}"
+    if request.headers.get("HX-Request") == "true":
+        # htmx would follow a 302 to another origin with an XHR the browser refuses:
+        # tell it to leave the page instead (a full navigation).
+        response = current_app.response_class(status=204)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target, 302)
 
 
 def serve_store_domain():
@@ -82,11 +90,11 @@ def serve_store_domain():
         return None
     if not _for_buyers(code):
         return _to_platform()
+    g.substore_host = code  # the store's links are then / and /p/<slug> (substore.store_url)
     path = request.path
     product = PRODUCT_PATH.match(path)
     if request.method not in ("GET", "HEAD") or (path != "/" and product is None):
         return None
-    g.substore_host = code  # the store's links are then / and /p/<slug> (substore.store_url)
     if product is None:
         return substore.store(code)
     return substore.product(code, product.group(1))

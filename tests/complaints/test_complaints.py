@@ -553,3 +553,38 @@ def test_order_page_shows_the_partial_refund_and_keeps_the_goods(order, operator
     assert page.count('class="card-key"') == 1
     status = client.get(f"/order/{order.token}/status")
     assert status.status_code == 286
+
+
+def test_an_order_never_delivered_is_refunded_in_full_or_not_at_all(app, operator):
+    # A manual order past its promised time: paid, not delivered, nobody credited yet. A
+    # part refund would leave the rest of the buyer's money with nobody.
+    merchant = new_merchant()
+    product = new_product(merchant, keys=0, price=1000)
+    product.delivery_type, product.manual_promise_hours = DELIVERY_MANUAL, 12
+    db.session.commit()
+    order = sell(product)
+    complaint = open_on(order, reason=Complaint.NOT_DELIVERED, now=order.paid_at + timedelta(hours=13))
+    with pytest.raises(refunds.UndeliveredRefundInFull):
+        workflow.offer_refund(complaint.id, None, 400)
+    assert reload(complaint).offer_kind is None
+    workflow.escalate(complaint.id, now=order.paid_at + timedelta(days=5))
+    with pytest.raises(refunds.UndeliveredRefundInFull):
+        workflow.decide(complaint.id, operator.id, 400, "Half back")
+    assert reload(order).status == Order.PAID and reload(order).refunded_amount == 0
+    workflow.decide(complaint.id, operator.id, 1000, "Never delivered: all back")
+    assert reload(order).status == Order.REFUNDED and reload(order).refunded_amount == 1000
+    assert settlement.reconcile_books() == []
+
+
+def test_the_books_report_an_undelivered_order_refunded_in_part(app):
+    merchant = new_merchant()
+    product = new_product(merchant, keys=0, price=1000)
+    product.delivery_type = DELIVERY_MANUAL
+    db.session.commit()
+    order = sell(product)
+    db.session.execute(
+        update(Order).where(Order.id == order.id).values(status=Order.PARTIALLY_REFUNDED, refunded_amount=400)
+    )
+    db.session.commit()
+    found = [m for m in settlement.reconcile_books() if m.kind == settlement.UNDELIVERED_PART_REFUND]
+    assert [(m.reference, m.expected, m.found) for m in found] == [(order.number, 1000, 400)]

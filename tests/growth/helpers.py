@@ -10,6 +10,7 @@ from flask import current_app
 from test_ledger import new_merchant
 
 from conftest import reload, signed_notify
+from faka.accounts import users
 from faka.accounts.models import Merchant
 from faka.catalog.models import Product
 from faka.extensions import db
@@ -73,6 +74,35 @@ def resell(substore: SubStore, product: Product, floor_price: int, price: int) -
     db.session.add(item)
     db.session.commit()
     return item
+
+
+def store_selling(
+    product: Product,
+    name: str,
+    domain: str,
+    price: int,
+    floor_price: int,
+    announcement: str = "",
+    owner_name: str = "Reseller",
+) -> SubStore:
+    """The resale programme open and an approved merchant's sub-store `name` (address
+    moon…, contact QQ 5551234, on its own `domain`) selling the product's first variant at
+    `price` a unit, its floor `floor_price`."""
+    settings.set_setting("resale_enabled", "1")
+    reseller = users.create_merchant(f"r{secrets.token_hex(4)}@resell.test", "reseller-pass-1", owner_name, True)
+    substore = SubStore(
+        merchant_id=reseller.id,
+        code=f"moon{secrets.token_hex(3)}",
+        name=name,
+        announcement=announcement,
+        contact="QQ 5551234",
+        domain=domain,
+        status=SubStore.APPROVED,
+    )
+    db.session.add(substore)
+    db.session.commit()
+    resell(substore, product, floor_price, price)
+    return substore
 
 
 def new_promoter(fee_rate_bp: int | None = None) -> tuple[Merchant, Promoter]:

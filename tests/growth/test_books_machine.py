@@ -21,19 +21,17 @@ from datetime import datetime, timedelta
 
 import pytest
 from helpers import buy, expected_refund, new_promoter, new_reseller, open_programmes, opt_in, resell
-from hypothesis import HealthCheck, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
-    RuleBasedStateMachine,
     initialize,
     invariant,
     multiple,
     rule,
-    run_state_machine_as_test,
 )
 from sqlalchemy import func, select
-from test_ledger import alipay, clock_at, new_merchant, new_operator, new_product
+from test_ledger import AppMachine, alipay, clock_at, new_merchant, new_operator, new_product, run_machine
 
 from conftest import _empty_database
 from faka.core.db import write_transaction
@@ -59,15 +57,12 @@ REFUND_KINDS = tuple(party.refund for party in shares.PARTIES)
 WHO = ("merchant", "reseller", "promoter")
 
 
-class BooksMachine(RuleBasedStateMachine):
-    app = None
+class BooksMachine(AppMachine):
     orders = Bundle("orders")
     withdrawals = Bundle("withdrawals")
 
     def __init__(self):
         super().__init__()
-        self.ctx = self.app.app_context()
-        self.ctx.push()
         self.ready = False
         self.offset = timedelta(0)
         # The model: each account's entries as (amount, available_at), the orders.
@@ -353,21 +348,6 @@ class BooksMachine(RuleBasedStateMachine):
             )
             assert b.available >= 0 or account.id in self.pushed_below_zero, f"{who} below zero: {b.available}"
 
-    def teardown(self):
-        try:
-            db.session.remove()
-        finally:
-            self.ctx.pop()
-
 
 def test_random_growth_histories_keep_every_fen_accounted_for(make_app):
-    machine = type("BooksMachineRun", (BooksMachine,), {"app": make_app()})
-    run_state_machine_as_test(
-        machine,
-        settings=settings(
-            max_examples=25,
-            stateful_step_count=20,
-            deadline=None,
-            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-        ),
-    )
+    run_machine(BooksMachine, make_app(), max_examples=25, step_count=20)

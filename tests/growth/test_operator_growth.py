@@ -567,6 +567,10 @@ def test_dashboard_figures_equal_the_sums_by_hand(app, console):
 
     figures = programmes.programme_figures()
     assert figures.pending_substores == 2
+    # An approved store asking for a domain waits for the operator too.
+    db.session.execute(update(SubStore).where(SubStore.id == substore.id).values(pending_domain="shop.moon.test"))
+    db.session.commit()
+    assert programmes.programme_figures().pending_substores == 3
     resale_month, affiliate_month = figures.month
     assert (resale_month.orders, resale_month.total, resale_month.margins) == (2, 2000, 600)
     assert (affiliate_month.commissions, affiliate_month.commissions_reversed, affiliate_month.fees) == (150, 80, 7)

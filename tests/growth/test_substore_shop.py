@@ -4,13 +4,12 @@ store's price through the platform's checkout, the money split at delivery, and 
 order page and email naming the store."""
 
 import re
-import secrets
 
 import pytest
+from helpers import store_selling
 from sqlalchemy import func, select
 
 from conftest import count, csrf_from, key_texts, reload, signed_notify, statements
-from faka.accounts import users
 from faka.accounts.models import Merchant
 from faka.catalog.models import Product
 from faka.extensions import db
@@ -26,22 +25,10 @@ DOMAIN = "shop.moon.test"
 def store(app, make_product):
     """An approved reseller's store "Moon Store" selling the merchant's product (floor
     ¥8.00, the platform's price ¥10.00) at ¥12.00, with the resale programme open."""
-    settings.set_setting("resale_enabled", "1")
-    reseller = users.create_merchant(f"r{secrets.token_hex(4)}@resell.test", "reseller-pass-1", "Reseller", True)
-    substore = SubStore(
-        merchant_id=reseller.id,
-        code=f"moon{secrets.token_hex(3)}",
-        name="Moon Store",
-        announcement="**Welcome** to the moon",
-        contact="QQ 5551234",
-        domain=DOMAIN,
-        status=SubStore.APPROVED,
-    )
-    db.session.add(substore)
-    db.session.commit()
     product = make_product(keys=5, price=1000, title="Moon card")
-    add_item(substore, product, floor=800, price=1200)
-    return substore
+    return store_selling(
+        product, "Moon Store", DOMAIN, price=1200, floor_price=800, announcement="**Welcome** to the moon"
+    )
 
 
 def add_item(substore: SubStore, product, floor: int, price: int, position: int = 0) -> SubStoreItem:
@@ -361,3 +348,35 @@ def test_the_store_page_costs_the_same_statements_for_one_item_and_for_five(clie
     five = statements(client, f"/s/{store.code}")
     assert "Star card 3" in client.get(f"/s/{store.code}").text
     assert five == one
+
+
+def test_pages_on_the_stores_domain_link_within_it(client, store):
+    # The order page and a refused order's page, on the store's domain, link to the store
+    # at / and /p/<slug> there, not to /s/<code> (which the domain sends to the platform).
+    slug = slug_of(store)
+
+    def buy(quantity):
+        page = client.get(f"/p/{slug}?lang=en", headers={"Host": DOMAIN})
+        data = {"csrf_token": csrf_from(page.text), "quantity": quantity, "substore": store.code}
+        return client.post(f"/p/{slug}/buy?lang=en", headers={"Host": DOMAIN}, data=data)
+
+    refused = buy(9)  # 5 keys in stock
+    assert refused.status_code == 409
+    assert f'href="/s/{store.code}' not in refused.text and f'href="/p/{slug}' in refused.text
+    assert buy(1).status_code == 303
+    order = db.session.execute(select(Order)).scalar_one()
+    page = client.get(f"/order/{order.token}?lang=en", headers={"Host": DOMAIN})
+    assert page.status_code == 200 and "Moon Store" in page.text
+    assert f'href="/s/{store.code}' not in page.text and 'href="/"' in page.text
+
+
+def test_an_htmx_request_for_the_platform_leaves_the_stores_domain_whole(client, store):
+    response = client.get("/login", headers={"Host": DOMAIN, "HX-Request": "true"})
+    assert response.status_code == 204
+    assert response.headers["HX-Redirect"] == "http://localhost/login"
+
+
+def test_the_sites_logo_is_served_on_the_stores_domain(client, store):
+    # Served there (a missing file is a 404 there), not sent to the platform's origin,
+    # which the pages' img-src 'self' would refuse.
+    assert client.get("/site/logo/none.png", headers={"Host": DOMAIN}).status_code == 404

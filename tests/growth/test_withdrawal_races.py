@@ -115,19 +115,15 @@ def refund_by_complaint(order_id: int, now):
     return True
 
 
-@pytest.mark.parametrize("round_", range(3))
-def test_merchant_refund_racing_the_resellers_withdrawal_of_the_margin_lets_one_through(app, shop, round_):
-    order = buy(shop["product"], 1, substore=shop["substore"])
-    reseller, merchant = shop["reseller"], shop["merchant"]
-    now = settled()
-    assert balances.balance(reseller.id, now).available == 1400
+def race_the_resellers_withdrawal(app, reseller, refund, now) -> list:
+    """`refund()` and the reseller's withdrawal of its 14.00 margin at the same moment; what
+    each returned (the withdrawal: its amount, or "refused")."""
     ids = (reseller.id, reseller.user_id, alipay(reseller).id)
-    order_id, merchant_id = order.id, merchant.id
     db.session.commit()  # the threads see it all; the test reads nothing until they end
 
     def act(i):
         if i == 0:
-            return refund_by_merchant(order_id, merchant_id, now)
+            return refund()
         try:
             return payouts.request_withdrawal(*ids, 1400, now=now).amount
         except payouts.InsufficientBalance:
@@ -136,6 +132,17 @@ def test_merchant_refund_racing_the_resellers_withdrawal_of_the_margin_lets_one_
     results, errors = run_together(app, 2, act)
     db.session.commit()
     assert errors == []
+    return results
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_merchant_refund_racing_the_resellers_withdrawal_of_the_margin_lets_one_through(app, shop, round_):
+    order = buy(shop["product"], 1, substore=shop["substore"])
+    reseller, merchant = shop["reseller"], shop["merchant"]
+    now = settled()
+    assert balances.balance(reseller.id, now).available == 1400
+    order_id, merchant_id = order.id, merchant.id
+    results = race_the_resellers_withdrawal(app, reseller, lambda: refund_by_merchant(order_id, merchant_id, now), now)
     # Either the refund took the margin back first and there was nothing to withdraw, or
     # the reseller withdrew it first and the refund is refused: never both.
     assert results in ([True, "refused"], ["not covered", 1400]), results
@@ -151,21 +158,8 @@ def test_complaint_refund_racing_the_resellers_withdrawal_loses_no_fen(app, shop
     order = buy(shop["product"], 1, substore=shop["substore"])
     reseller = shop["reseller"]
     now = settled()
-    ids = (reseller.id, reseller.user_id, alipay(reseller).id)
     order_id = order.id
-    db.session.commit()  # the threads see it all; the test reads nothing until they end
-
-    def act(i):
-        if i == 0:
-            return refund_by_complaint(order_id, now)
-        try:
-            return payouts.request_withdrawal(*ids, 1400, now=now).amount
-        except payouts.InsufficientBalance:
-            return "refused"
-
-    results, errors = run_together(app, 2, act)
-    db.session.commit()
-    assert errors == []
+    results = race_the_resellers_withdrawal(app, reseller, lambda: refund_by_complaint(order_id, now), now)
     assert results[0] is True
     withdrew = results[1] == 1400
     assert results[1] in (1400, "refused")

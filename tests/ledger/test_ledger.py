@@ -522,18 +522,45 @@ def clock_at(moment: datetime):
         clock.now = real
 
 
-class MoneyMachine(RuleBasedStateMachine):
-    """Random sales, refunds, withdrawals and decisions at moving times, against a model
-    of what the merchant is owed."""
+class AppMachine(RuleBasedStateMachine):
+    """A state machine whose steps run in the context of `app` (given by run_machine)."""
 
     app = None
-    orders = Bundle("orders")
-    withdrawals = Bundle("withdrawals")
 
     def __init__(self):
         super().__init__()
         self.ctx = self.app.app_context()
         self.ctx.push()
+
+    def teardown(self):
+        try:
+            db.session.remove()
+        finally:
+            self.ctx.pop()
+
+
+def run_machine(machine: type[AppMachine], app, max_examples: int, step_count: int) -> None:
+    """Run `max_examples` random histories of up to `step_count` steps in `app`."""
+    run_state_machine_as_test(
+        type(f"{machine.__name__}Run", (machine,), {"app": app}),
+        settings=settings(
+            max_examples=max_examples,
+            stateful_step_count=step_count,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        ),
+    )
+
+
+class MoneyMachine(AppMachine):
+    """Random sales, refunds, withdrawals and decisions at moving times, against a model
+    of what the merchant is owed."""
+
+    orders = Bundle("orders")
+    withdrawals = Bundle("withdrawals")
+
+    def __init__(self):
+        super().__init__()
         self.merchant_id = None
         self.offset = timedelta(0)
         self.net: dict[int, int] = {}  # delivered order -> total - fee
@@ -681,21 +708,6 @@ class MoneyMachine(RuleBasedStateMachine):
             a for w, a in self.withdrawn.items() if self.status[w] in (Withdrawal.REQUESTED, Withdrawal.APPROVED)
         )
 
-    def teardown(self):
-        try:
-            db.session.remove()
-        finally:
-            self.ctx.pop()
-
 
 def test_random_money_histories_always_reconcile(make_app):
-    machine = type("MoneyMachineRun", (MoneyMachine,), {"app": make_app()})
-    run_state_machine_as_test(
-        machine,
-        settings=settings(
-            max_examples=40,
-            stateful_step_count=40,
-            deadline=None,
-            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-        ),
-    )
+    run_machine(MoneyMachine, make_app(), max_examples=40, step_count=40)

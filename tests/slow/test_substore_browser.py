@@ -7,43 +7,29 @@ name. With JavaScript on the store is visited on its own domain (the Host mappin
 FAKA_SHOTS=<folder> keeps a screenshot of each page (store, product, order)."""
 
 import os
-import secrets
 from urllib.parse import urlsplit
 
 import pytest
+from helpers import store_selling
 from playwright.sync_api import expect
 from test_pay_journeys import WAIT_MS, WAYS, Buyer, pay_on_the_provider, the_order
 
 from conftest import count, key_texts, no_horizontal_scroll, reload
-from faka.accounts import users
-from faka.extensions import db
-from faka.growth.models import ResaleTerms, SubStore, SubStoreItem
+from faka.growth.models import SubStore
 from faka.orders.models import Order
-from faka.platform import settings
 
 
 def open_store(product, domain: str) -> SubStore:
     """An approved reseller's store "月光小铺" selling the product at ¥15.00 (floor ¥8.00)."""
-    settings.set_setting("resale_enabled", "1")
-    reseller = users.create_merchant(f"r{secrets.token_hex(4)}@resell.test", "reseller-pass-1", "分销商", True)
-    store = SubStore(
-        merchant_id=reseller.id,
-        code=f"moon{secrets.token_hex(3)}",
-        name="月光小铺",
+    return store_selling(
+        product,
+        "月光小铺",
+        domain,
+        price=1500,
+        floor_price=800,
         announcement="欢迎光临，**自动发货**。",
-        contact="QQ 5551234",
-        domain=domain,
-        status=SubStore.APPROVED,
+        owner_name="分销商",
     )
-    db.session.add(store)
-    db.session.flush()
-    variant = product.variants[0]
-    db.session.add(
-        ResaleTerms(variant_id=variant.id, product_id=product.id, merchant_id=product.merchant_id, floor_price=800)
-    )
-    db.session.add(SubStoreItem(substore_id=store.id, variant_id=variant.id, product_id=product.id, price=1500))
-    db.session.commit()
-    return store
 
 
 def shot(page, name: str, javascript: bool) -> None:

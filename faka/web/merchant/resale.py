@@ -256,7 +256,7 @@ def substore_item_add():
         resale.add_item(g.merchant.id, key, _fen(form.price.data))
     except DomainError as exc:
         return _catalogue_page(400, key, form, exc.message)
-    return redirect(url_for("merchant.substore_items", _anchor=f"item-{key}"), 303)
+    return _back_to_item(key)
 
 
 def _items_page(status: int = 200, failed: str | None = None, form: FlaskForm | None = None, error=None):

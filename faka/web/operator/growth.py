@@ -1,6 +1,8 @@
 """Operator console: the growth programmes (faka/growth/programmes.py): their settings,
 the review of sub-stores, freezing sub-stores and promoters, and their fee rates."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import abort, current_app, redirect, render_template, request, url_for
@@ -80,6 +82,53 @@ def _first_error(form) -> str:
 def _clear_page_cache() -> None:
     """Show the change on this process's storefront at once (others within PAGE_CACHE_SECONDS)."""
     current_app.extensions["faka_pagecache"].clear()
+
+
+# -- what a sub-store's and a promoter's pages share ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A sub-store's or a promoter's page in the console: their decisions and fee rates are
+    handled alike."""
+
+    find: Callable[[str], object]  # the record of this code, or 404
+    page: Callable[..., tuple[str, int]]  # its page again: (code, error=, reason_form=, fee_form=, status=)
+    endpoint: str  # its page, where a decision or a fee sends the operator back
+    set_fee: Callable[[int, str, int | None], object]
+    on_storefront: bool  # its decisions change what buyers see: clear the page cache
+
+
+def _decision(kind: _Kind, code: str, decide, with_reason: bool):
+    kind.find(code)
+    form = ReasonForm()
+    args = ()
+    if with_reason:  # (the CSRF token is checked for every POST by CSRFProtect)
+        if not form.validate():
+            return kind.page(code, error=_first_error(form), reason_form=form, status=400)
+        args = (form.reason.data,)
+    try:
+        decide(current_user.id, code, *args)
+    except DomainError as exc:
+        return kind.page(code, error=str(exc.message), reason_form=form, status=400)
+    if kind.on_storefront:
+        _clear_page_cache()
+    return redirect(url_for(kind.endpoint, code=code), 303)
+
+
+def _fee(kind: _Kind, code: str):
+    kind.find(code)
+    form = FeeForm()
+    if "default" in request.form:
+        form.fee_rate.data = None
+    elif not form.validate() or form.fee_rate.data is None:
+        error = _first_error(form) if form.errors else str(_l("Enter the fee rate."))
+        return kind.page(code, error=error, fee_form=form, status=400)
+    try:
+        kind.set_fee(current_user.id, code, _bp(form.fee_rate.data))
+    except DomainError as exc:
+        return kind.page(code, error=str(exc.message), fee_form=form, status=400)
+    return redirect(url_for(kind.endpoint, code=code), 303)
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -175,66 +224,48 @@ def growth_substore(code: str):
     return _substore_page(code)
 
 
-def _substore_decision(code: str, decide, with_reason: bool):
-    _substore_or_404(code)
-    form = ReasonForm()
-    args = ()
-    if with_reason:  # (the CSRF token is checked for every POST by CSRFProtect)
-        if not form.validate():
-            return _substore_page(code, error=_first_error(form), reason_form=form, status=400)
-        args = (form.reason.data,)
-    try:
-        decide(current_user.id, code, *args)
-    except DomainError as exc:
-        return _substore_page(code, error=str(exc.message), reason_form=form, status=400)
-    _clear_page_cache()
-    return redirect(url_for("operator.growth_substore", code=code), 303)
+_SUBSTORE = _Kind(
+    find=_substore_or_404,
+    page=_substore_page,
+    endpoint="operator.growth_substore",
+    set_fee=programmes.set_substore_fee,
+    on_storefront=True,
+)
 
 
 @bp.post("/growth/substores/<code>/approve")
 def growth_substore_approve(code: str):
-    return _substore_decision(code, programmes.approve_substore, with_reason=False)
+    return _decision(_SUBSTORE, code, programmes.approve_substore, with_reason=False)
 
 
 @bp.post("/growth/substores/<code>/reject")
 def growth_substore_reject(code: str):
-    return _substore_decision(code, programmes.reject_substore, with_reason=True)
+    return _decision(_SUBSTORE, code, programmes.reject_substore, with_reason=True)
 
 
 @bp.post("/growth/substores/<code>/freeze")
 def growth_substore_freeze(code: str):
-    return _substore_decision(code, programmes.freeze_substore, with_reason=True)
+    return _decision(_SUBSTORE, code, programmes.freeze_substore, with_reason=True)
 
 
 @bp.post("/growth/substores/<code>/unfreeze")
 def growth_substore_unfreeze(code: str):
-    return _substore_decision(code, programmes.unfreeze_substore, with_reason=False)
+    return _decision(_SUBSTORE, code, programmes.unfreeze_substore, with_reason=False)
 
 
 @bp.post("/growth/substores/<code>/domain/approve")
 def growth_substore_domain_approve(code: str):
-    return _substore_decision(code, programmes.approve_domain, with_reason=False)
+    return _decision(_SUBSTORE, code, programmes.approve_domain, with_reason=False)
 
 
 @bp.post("/growth/substores/<code>/domain/refuse")
 def growth_substore_domain_refuse(code: str):
-    return _substore_decision(code, programmes.refuse_domain, with_reason=True)
+    return _decision(_SUBSTORE, code, programmes.refuse_domain, with_reason=True)
 
 
 @bp.post("/growth/substores/<code>/fee")
 def growth_substore_fee(code: str):
-    _substore_or_404(code)
-    form = FeeForm()
-    if "default" in request.form:
-        form.fee_rate.data = None
-    elif not form.validate() or form.fee_rate.data is None:
-        error = _first_error(form) if form.errors else str(_l("Enter the fee rate."))
-        return _substore_page(code, error=error, fee_form=form, status=400)
-    try:
-        programmes.set_substore_fee(current_user.id, code, _bp(form.fee_rate.data))
-    except DomainError as exc:
-        return _substore_page(code, error=str(exc.message), fee_form=form, status=400)
-    return redirect(url_for("operator.growth_substore", code=code), 303)
+    return _fee(_SUBSTORE, code)
 
 
 # -- promoters ----------------------------------------------------------------------------------
@@ -282,45 +313,28 @@ def growth_promoter(code: str):
     return _promoter_page(code)
 
 
-def _promoter_decision(code: str, decide, with_reason: bool):
-    _promoter_or_404(code)
-    form = ReasonForm()
-    args = ()
-    if with_reason:
-        if not form.validate():
-            return _promoter_page(code, error=_first_error(form), reason_form=form, status=400)
-        args = (form.reason.data,)
-    try:
-        decide(current_user.id, code, *args)
-    except DomainError as exc:
-        return _promoter_page(code, error=str(exc.message), reason_form=form, status=400)
-    return redirect(url_for("operator.growth_promoter", code=code), 303)
+_PROMOTER = _Kind(
+    find=_promoter_or_404,
+    page=_promoter_page,
+    endpoint="operator.growth_promoter",
+    set_fee=programmes.set_promoter_fee,
+    on_storefront=False,
+)
 
 
 @bp.post("/growth/promoters/<code>/freeze")
 def growth_promoter_freeze(code: str):
-    return _promoter_decision(code, programmes.freeze_promoter, with_reason=True)
+    return _decision(_PROMOTER, code, programmes.freeze_promoter, with_reason=True)
 
 
 @bp.post("/growth/promoters/<code>/unfreeze")
 def growth_promoter_unfreeze(code: str):
-    return _promoter_decision(code, programmes.unfreeze_promoter, with_reason=False)
+    return _decision(_PROMOTER, code, programmes.unfreeze_promoter, with_reason=False)
 
 
 @bp.post("/growth/promoters/<code>/fee")
 def growth_promoter_fee(code: str):
-    _promoter_or_404(code)
-    form = FeeForm()
-    if "default" in request.form:
-        form.fee_rate.data = None
-    elif not form.validate() or form.fee_rate.data is None:
-        error = _first_error(form) if form.errors else str(_l("Enter the fee rate."))
-        return _promoter_page(code, error=error, fee_form=form, status=400)
-    try:
-        programmes.set_promoter_fee(current_user.id, code, _bp(form.fee_rate.data))
-    except DomainError as exc:
-        return _promoter_page(code, error=str(exc.message), fee_form=form, status=400)
-    return redirect(url_for("operator.growth_promoter", code=code), 303)
+    return _fee(_PROMOTER, code)
 
 
 NAV.append(("operator.growth_substores", _l("Sub-stores")))
