@@ -60,20 +60,25 @@ def approve(operator_id: int, merchant_id: int) -> Merchant:
 
 def reject(operator_id: int, merchant_id: int, reason: str) -> Merchant:
     """Pending with a submission → rejected, with the reason the merchant sees."""
-    return _decide(operator_id, merchant_id, "rejected", _is_submitted, Merchant.REJECTED, _reason(reason))
+    return _decide(operator_id, merchant_id, "rejected", _is_submitted, Merchant.REJECTED, clean_reason(reason))
 
 
 def request_info(operator_id: int, merchant_id: int, reason: str) -> Merchant:
     """Pending with a submission → pending without one: the merchant keeps its details,
     sees the reason and may submit again."""
-    return _decide(operator_id, merchant_id, "info_requested", _is_submitted, Merchant.PENDING, _reason(reason))
+    return _decide(operator_id, merchant_id, "info_requested", _is_submitted, Merchant.PENDING, clean_reason(reason))
 
 
 def freeze(operator_id: int, merchant_id: int, reason: str) -> Merchant:
     """Approved → frozen: its goods leave the storefront and withdrawals stop; orders
     already paid are still delivered."""
     return _decide(
-        operator_id, merchant_id, "frozen", lambda m: m.status == Merchant.APPROVED, Merchant.FROZEN, _reason(reason)
+        operator_id,
+        merchant_id,
+        "frozen",
+        lambda m: m.status == Merchant.APPROVED,
+        Merchant.FROZEN,
+        clean_reason(reason),
     )
 
 
@@ -175,7 +180,8 @@ def _is_submitted(merchant: Merchant) -> bool:
     return merchant.status == Merchant.PENDING and merchant.submitted_at is not None
 
 
-def _reason(reason: str | None) -> str:
+def clean_reason(reason: str | None) -> str:
+    """A decision's reason, trimmed; ReasonRequired when it is empty or too long."""
     reason = (reason or "").strip()
     if not reason:
         raise ReasonRequired()

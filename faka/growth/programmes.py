@@ -18,6 +18,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import joinedload
 
+from faka.accounts import review
 from faka.accounts.models import Merchant
 from faka.core import clock, tasks
 from faka.core.cache import forget
@@ -34,7 +35,7 @@ from faka.platform import audit, settings
 
 EMAIL_SUBSTORE_REVIEW = "substore_review"
 MAX_FEE_RATE_BP = 5000  # 50 %
-MAX_REASON = 2000
+MAX_REASON = review.MAX_REASON  # as long as a merchant review's reason
 PER_PAGE = 50
 FIGURE_DAYS = 30
 PROGRAMME_KEYS = ("resale_enabled", "affiliate_enabled", "resale_fee_bp", "affiliate_fee_bp")
@@ -62,10 +63,6 @@ _SUBJECTS = {
 
 class IllegalDecision(DomainError):
     message = _l("That decision is not possible in the current state.")
-
-
-class ReasonRequired(DomainError):
-    message = _l("Enter a reason.")
 
 
 class InvalidFeeRate(DomainError):
@@ -119,13 +116,17 @@ def approve_substore(operator_id: int, code: str) -> SubStore:
 
 def reject_substore(operator_id: int, code: str, reason: str) -> SubStore:
     """Pending → rejected, with the reason the owner sees."""
-    return _decide_substore(operator_id, code, "rejected", (SubStore.PENDING,), SubStore.REJECTED, _reason(reason))
+    return _decide_substore(
+        operator_id, code, "rejected", (SubStore.PENDING,), SubStore.REJECTED, review.clean_reason(reason)
+    )
 
 
 def freeze_substore(operator_id: int, code: str, reason: str) -> SubStore:
     """Approved → frozen: the store's pages answer 404 and its owner's withdrawals stop;
     orders already paid there are still delivered and credited."""
-    return _decide_substore(operator_id, code, "frozen", (SubStore.APPROVED,), SubStore.FROZEN, _reason(reason))
+    return _decide_substore(
+        operator_id, code, "frozen", (SubStore.APPROVED,), SubStore.FROZEN, review.clean_reason(reason)
+    )
 
 
 def unfreeze_substore(operator_id: int, code: str) -> SubStore:
@@ -167,7 +168,7 @@ def approve_domain(operator_id: int, code: str) -> SubStore:
 def refuse_domain(operator_id: int, code: str, reason: str) -> SubStore:
     """The domain the sub-store asked for is not served; the request is cleared and the
     owner told why (the store keeps its approved domain, if any)."""
-    reason = _reason(reason)
+    reason = review.clean_reason(reason)
     with write_transaction():
         substore = _locked_substore(code)
         if not substore.pending_domain:
@@ -219,7 +220,7 @@ def set_substore_fee(operator_id: int, code: str, fee_rate_bp: int | None) -> Su
 def freeze_promoter(operator_id: int, code: str, reason: str) -> Promoter:
     """Active → frozen: the promoter's links stop counting and withdrawals stop; the
     commissions of orders already paid are still credited at delivery."""
-    return _decide_promoter(operator_id, code, "frozen", Promoter.ACTIVE, Promoter.FROZEN, _reason(reason))
+    return _decide_promoter(operator_id, code, "frozen", Promoter.ACTIVE, Promoter.FROZEN, review.clean_reason(reason))
 
 
 def unfreeze_promoter(operator_id: int, code: str) -> Promoter:
@@ -282,15 +283,6 @@ def _check_fee(fee_rate_bp: int | None) -> None:
         return
     if isinstance(fee_rate_bp, bool) or not isinstance(fee_rate_bp, int) or not 0 <= fee_rate_bp <= MAX_FEE_RATE_BP:
         raise InvalidFeeRate()
-
-
-def _reason(reason: str | None) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ReasonRequired()
-    if len(reason) > MAX_REASON:
-        raise ReasonRequired(_l("Keep the reason under 2000 characters."))
-    return reason
 
 
 def _locked_substore(code: str) -> SubStore:

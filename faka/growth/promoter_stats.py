@@ -17,6 +17,7 @@ from faka.core import clock
 from faka.extensions import db
 from faka.growth.affiliates import SELF_REFERRAL
 from faka.growth.models import ReferralClick
+from faka.ledger import shares
 from faka.ledger.models import LedgerEntry
 from faka.orders.models import Order
 
@@ -97,14 +98,7 @@ def daily_figures(promoter_id: int, account_id: int, now: datetime | None = None
     for kind, amount, available_at, created_at in db.session.execute(
         select(LedgerEntry.kind, LedgerEntry.amount, LedgerEntry.available_at, LedgerEntry.created_at).where(
             LedgerEntry.merchant_id == account_id,
-            LedgerEntry.kind.in_(
-                (
-                    LedgerEntry.COMMISSION,
-                    LedgerEntry.COMMISSION_REFUND,
-                    LedgerEntry.COMMISSION_FEE,
-                    LedgerEntry.COMMISSION_FEE_RETURN,
-                )
-            ),
+            LedgerEntry.kind.in_(shares.PROMOTER.kinds),
             LedgerEntry.created_at >= since,
         )
     ):

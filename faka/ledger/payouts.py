@@ -272,34 +272,33 @@ def _merchant_user_id(merchant_id: int) -> int | None:
 # -- withdrawals ------------------------------------------------------------------------
 
 
+def _role_statuses(account: Merchant) -> tuple[str, str | None, str | None]:
+    """The account's status as a merchant, as a sub-store's owner and as a promoter
+    (None: it has no such role), in one statement."""
+    store = select(SubStore.status).where(SubStore.merchant_id == account.id).scalar_subquery()
+    promoter = select(Promoter.status).where(Promoter.merchant_id == account.id).scalar_subquery()
+    store_status, promoter_status = db.session.execute(select(store, promoter)).one()
+    return account.status, store_status, promoter_status
+
+
 def payouts_frozen(account: Merchant) -> bool:
     """The operator froze the account as a merchant, or its sub-store, or its promoter
     role: no money leaves it (what it sold still delivers)."""
-    if account.status == Merchant.FROZEN:
-        return True
-    return bool(
-        db.session.scalar(
-            select(SubStore.id).where(SubStore.merchant_id == account.id, SubStore.status == SubStore.FROZEN)
-        )
-        or db.session.scalar(
-            select(Promoter.id).where(Promoter.merchant_id == account.id, Promoter.status == Promoter.FROZEN)
-        )
-    )
+    return _frozen(*_role_statuses(account))
+
+
+def _frozen(merchant: str, store: str | None, promoter: str | None) -> bool:
+    return merchant == Merchant.FROZEN or store == SubStore.FROZEN or promoter == Promoter.FROZEN
 
 
 def may_withdraw(account: Merchant) -> bool:
     """An approved merchant, the owner of an approved sub-store and an active promoter
     may withdraw, unless any of those roles is frozen."""
-    if payouts_frozen(account):
+    statuses = _role_statuses(account)
+    merchant, store, promoter = statuses
+    if _frozen(*statuses):
         return False
-    return account.status == Merchant.APPROVED or bool(
-        db.session.scalar(
-            select(SubStore.id).where(SubStore.merchant_id == account.id, SubStore.status == SubStore.APPROVED)
-        )
-        or db.session.scalar(
-            select(Promoter.id).where(Promoter.merchant_id == account.id, Promoter.status == Promoter.ACTIVE)
-        )
-    )
+    return merchant == Merchant.APPROVED or store == SubStore.APPROVED or promoter == Promoter.ACTIVE
 
 
 def request_withdrawal(

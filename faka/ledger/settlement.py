@@ -378,7 +378,7 @@ def _check_share(row, party, share: int | None, back: int | None, status: str) -
     credit_wrong, fee_wrong, refund_wrong, fee_return_wrong = _SHARE_MISMATCHES[party]
     credit, fee = entry(party.credit), entry(party.fee)
     if share is None:
-        found = [entry(kind) for kind in (party.credit, party.fee, party.refund, party.fee_return)]
+        found = [entry(kind) for kind in party.kinds]
         if any(value is not None for value in found):
             return [
                 Mismatch(
@@ -409,8 +409,8 @@ def _wrong_accounts() -> list[Mismatch]:
     share of: the merchant's kinds to the order's merchant, the margin's to the
     sub-store's owner, the commission's to the promoter's account."""
     owner = case(
-        (LedgerEntry.kind.in_(_kinds(shares.MERCHANT)), Order.merchant_id),
-        (LedgerEntry.kind.in_(_kinds(shares.RESELLER)), SubStore.merchant_id),
+        (LedgerEntry.kind.in_(shares.MERCHANT.kinds), Order.merchant_id),
+        (LedgerEntry.kind.in_(shares.RESELLER.kinds), SubStore.merchant_id),
         else_=Promoter.merchant_id,
     )
     rows = db.session.execute(
@@ -425,10 +425,6 @@ def _wrong_accounts() -> list[Mismatch]:
         Mismatch(ENTRY_OF_WRONG_ACCOUNT, f"{number} (ledger entry #{entry_id})", expected, found)
         for number, entry_id, found, expected in rows
     ]
-
-
-def _kinds(party) -> tuple[str, ...]:
-    return (party.credit, party.fee, party.refund, party.fee_return)
 
 
 def _unreturned_extra_payments() -> list[Mismatch]:

@@ -36,6 +36,11 @@ class ShareKinds:
     refund: str
     fee_return: str
 
+    @property
+    def kinds(self) -> tuple[str, str, str, str]:
+        """Every kind of entry of this party's share."""
+        return (self.credit, self.fee, self.refund, self.fee_return)
+
 
 MERCHANT = ShareKinds(LedgerEntry.SALE, LedgerEntry.FEE, LedgerEntry.REFUND, LedgerEntry.FEE_RETURN)
 RESELLER = ShareKinds(
@@ -47,8 +52,7 @@ PROMOTER = ShareKinds(
 PARTIES = (MERCHANT, RESELLER, PROMOTER)  # the merchant first: it takes ties of the remainder
 BY_CREDIT = {party.credit: party for party in PARTIES}
 FEE_KINDS = tuple(k for party in PARTIES for k in (party.fee, party.fee_return))
-ORDER_KINDS = tuple(k for party in PARTIES for k in (party.credit, party.fee, party.refund, party.fee_return))
-PARTY_OF_KIND = {k: party for party in PARTIES for k in (party.credit, party.fee, party.refund, party.fee_return)}
+ORDER_KINDS = tuple(k for party in PARTIES for k in party.kinds)
 
 MAX_COMMISSION_BP = 5000  # a promoter earns at most half of what the merchant asked
 
@@ -87,24 +91,20 @@ def refunded_shares(shares: dict, refunded: int, total: int) -> dict:
     return back
 
 
-def fee_rate_bp(order: Order, party: ShareKinds) -> int:
-    """The platform's fee rate, in basis points, on this party's share of the order."""
-    if party is MERCHANT:
-        return order.merchant.fee_rate_bp
-    if party is RESELLER:
-        rate = db.session.scalar(select(SubStore.fee_rate_bp).where(SubStore.id == order.substore_id))
-        return settings.programme_fee_bp("resale") if rate is None else rate
-    rate = db.session.scalar(select(Promoter.fee_rate_bp).where(Promoter.id == order.promoter_id))
-    return settings.programme_fee_bp("affiliate") if rate is None else rate
-
-
-def owners(order: Order) -> dict:
-    """The account (Merchant id) each party of the order is credited to."""
-    found = {MERCHANT: order.merchant_id}
-    if order.substore_id is not None:
-        found[RESELLER] = db.session.scalar(select(SubStore.merchant_id).where(SubStore.id == order.substore_id))
-    if order.promoter_id is not None:
-        found[PROMOTER] = db.session.scalar(select(Promoter.merchant_id).where(Promoter.id == order.promoter_id))
+def accounts_and_rates(order: Order) -> dict:
+    """For each party the order may have: the account (Merchant id) its share is credited
+    to, and the platform's fee rate on it in basis points (a sub-store's or promoter's own
+    rate, else its programme's default)."""
+    found = {MERCHANT: (order.merchant_id, order.merchant.fee_rate_bp)}
+    for party, model, key, programme in (
+        (RESELLER, SubStore, order.substore_id, "resale"),
+        (PROMOTER, Promoter, order.promoter_id, "affiliate"),
+    ):
+        if key is not None:
+            account_id, rate = db.session.execute(
+                select(model.merchant_id, model.fee_rate_bp).where(model.id == key)
+            ).one()
+            found[party] = (account_id, settings.programme_fee_bp(programme) if rate is None else rate)
     return found
 
 
@@ -112,15 +112,16 @@ def credit_order(order: Order, now: datetime) -> None:
     """Inside the delivery's transaction: credit each share of the order to its account,
     less the platform's fee, all settling after the merchant's hold."""
     available_at = now + timedelta(days=order.merchant.hold_days)
-    accounts = owners(order)
+    accounts = accounts_and_rates(order)
     for party, amount in order_shares(order).items():
         if party is not MERCHANT and amount <= 0:
             continue
-        fee = amount * fee_rate_bp(order, party) // 10000
+        account_id, rate_bp = accounts[party]
+        fee = amount * rate_bp // 10000
         for kind, value in ((party.credit, amount), (party.fee, -fee)):
             db.session.add(
                 LedgerEntry(
-                    merchant_id=accounts[party],
+                    merchant_id=account_id,
                     order_id=order.id,
                     kind=kind,
                     amount=value,
