@@ -8,7 +8,7 @@ def create_app(config_overrides: dict | None = None) -> Faka:
     # migration, a test helper) must not load the whole web app and CLI.
     from faka import cli
     from faka.config import Config
-    from faka.core import cache, crypto, instance, tasks
+    from faka.core import cache, crypto, instance, storage, tasks
     from faka.core import db as database
     from faka.extensions import csrf, db, htmx, limiter, login_manager, migrate
     from faka.web import device, i18n, register_blueprints, request_guard, security, templating
@@ -24,6 +24,7 @@ def create_app(config_overrides: dict | None = None) -> Faka:
     database.init_app(app)
     migrate.init_app(app, db, directory=instance.migrations_path(), render_as_batch=True)
     crypto.init_app(app)
+    storage.init_app(app)
     login_manager.init_app(app)
     csrf.init_app(app)
     htmx.init_app(app)

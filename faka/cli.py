@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from faka import create_app
 from faka.accounts import users
-from faka.core import crypto, tasks
+from faka.core import crypto, storage, tasks
 from faka.extensions import db
 from faka.ops import tasks as ops_tasks
 from faka.ops.doctor import FAIL, OK, WARN, run_checks
@@ -35,7 +35,7 @@ def init_app(app) -> None:
     for command in (init_db, seed_demo, create_operator, reconcile, retention, rotate_keys, gateway_config):
         app.cli.add_command(command)
     app.cli.add_command(doctor)
-    for command in (backup, restore, copy_db):
+    for command in (backup, restore, copy_db, storage_move):
         app.cli.add_command(command)
 
 
@@ -407,6 +407,43 @@ def copy_db(target: str | None, source: str | None, force: bool):
     )
     if target:
         click.echo(f"Next: set DATABASE_URL to {dbcopy.describe(destination)} (with its password) and start faka.")
+
+
+@click.command("storage-move")
+@click.option("--to", "target", type=click.Choice(storage.BACKENDS), required=True, help="The storage to fill.")
+@click.option("--delete-source", is_flag=True, help="Remove each file from the other storage once copied and verified.")
+def storage_move(target: str, delete_source: bool):
+    """Copy every uploaded file from the other storage into TARGET (local: the instance
+    folder, database: PostgreSQL), verified, skipping files already there; safe to run
+    again. Then set FAKA_UPLOAD_STORAGE to TARGET and restart faka."""
+    if target == "database" and db.engine.dialect.name == "sqlite":
+        raise click.ClickException("the database storage needs PostgreSQL: set DATABASE_URL first (copy-db)")
+    source = "local" if target == "database" else "database"
+    click.echo(f"copying the uploads from the {source} storage into the {target} storage")
+
+    def tell(area: str, moved: storage.AreaMove) -> None:
+        removed = f", {moved.deleted} removed from the {source} storage" if delete_source else ""
+        click.echo(
+            f"  {area:<9} {moved.copied:>6} copied ({_size(moved.bytes)}), {moved.skipped:>6} already there{removed}"
+        )
+
+    try:
+        report = storage.move_files(
+            storage.backend(source, current_app.instance_path),
+            storage.backend(target, current_app.instance_path),
+            delete_source=delete_source,
+            progress=tell,
+        )
+    except (storage.CopyMismatch, OSError) as exc:
+        raise click.ClickException(f"{exc}; nothing copied so far is lost: run the command again") from exc
+    copied = sum(moved.copied for moved in report.areas.values())
+    skipped = sum(moved.skipped for moved in report.areas.values())
+    click.echo(
+        f"{copied} files copied ({_size(sum(m.bytes for m in report.areas.values()))}) and verified, "
+        f"{skipped} already there"
+    )
+    if current_app.config["UPLOAD_STORAGE"] != target:
+        click.echo(f"Next: set FAKA_UPLOAD_STORAGE={target} on every web host and worker, and restart them.")
 
 
 def _size(n: int) -> str:

@@ -35,7 +35,7 @@ class Merchant(db.Model):
     legal_name: Mapped[str | None] = mapped_column(String(120))
     entity_type: Mapped[str | None] = mapped_column(String(12))  # individual | company
     id_number_ciphertext: Mapped[str | None] = mapped_column(Text)  # ID or licence number, encrypted
-    licence_image: Mapped[str | None] = mapped_column(String(80))  # file name under instance/uploads/private
+    licence_image: Mapped[str | None] = mapped_column(String(80))  # name of a file in the storage's private area
     contact: Mapped[str | None] = mapped_column(String(120))
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

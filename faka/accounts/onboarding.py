@@ -12,7 +12,7 @@ from faka.core import clock
 from faka.core.crypto import vault
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError
-from faka.core.uploads import ShopStorageFull, delete_images, merchant_quota, private_dir, store_image, stored_size
+from faka.core.uploads import ShopStorageFull, delete_images, merchant_quota, store_image, stored_size
 from faka.extensions import db
 from faka.messaging import push
 
@@ -78,7 +78,7 @@ def submit_qualification(merchant_id: int, details: Qualification, licence_image
             replaced = None
             if image_name:
                 used, quota = storage_used(merchant_id, leaving_licence=True), merchant_quota()
-                if used + stored_size(private_dir(), [image_name]) > quota:
+                if used + stored_size([image_name]) > quota:
                     raise ShopStorageFull(used, quota)
                 replaced, merchant.licence_image = merchant.licence_image, image_name
             merchant.legal_name = details.legal_name.strip()

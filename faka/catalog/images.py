@@ -15,10 +15,11 @@ comments): the new files are encoded from pixels only. Each file is named by the
 of its bytes, so one picture uploaded twice is one file, and a name, once served, never
 changes content (the public route lets browsers keep it for a year).
 
-Files live in instance/uploads/products. A change either happens whole or not at all:
-files are written to a temporary name and renamed into place, the rows are committed
-after the files are there, and a failure on the way (a full disk, a database error)
-removes what this change wrote. A file goes when no image names it any more.
+Files live in the `products` area of the storage (faka/core/storage.py: instance/uploads/
+products, or the database). A change either happens whole or not at all: each file is
+complete once stored (the storage writes it aside, or in one transaction of its own), the
+rows are committed after the files are there, and a failure on the way (a full disk, a
+database error) removes what this change wrote. A file goes when no image names it any more.
 
 A merchant's files (those its products' images name, and its licence image) may take at
 most MERCHANT_STORAGE_QUOTA bytes together (`storage_used`).
@@ -27,15 +28,11 @@ most MERCHANT_STORAGE_QUOTA bytes together (`storage_used`).
 import hashlib
 import io
 import logging
-import os
 import re
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from PIL import Image, ImageCms, ImageOps
 from sqlalchemy import or_, select, text
@@ -45,6 +42,7 @@ from faka.catalog.models import Product, ProductImage
 from faka.catalog.products import get_product
 from faka.core.db import is_postgresql, write_transaction
 from faka.core.errors import DomainError, NotFound
+from faka.core.storage import PRODUCTS, StoredFile, storage
 from faka.core.uploads import (
     ImageNotStored,
     PixelBudget,
@@ -52,7 +50,6 @@ from faka.core.uploads import (
     check_pixels,
     decode,
     merchant_quota,
-    private_dir,
     stored_size,
 )
 from faka.extensions import db
@@ -205,17 +202,6 @@ def _rendition(data: bytes, suffix: str, image: Image.Image) -> Rendition:
 # -- files ----------------------------------------------------------------------------------
 
 
-def media_dir() -> Path:
-    path = Path(current_app.instance_path) / "uploads" / "products"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def file_path(name: str) -> Path:
-    """Where a stored file lives. Callers pass only names they found in the database."""
-    return media_dir() / name
-
-
 def name_columns(name: str | None) -> tuple | None:
     """The columns a requested file name can be in, or None for a name of any other shape
     (a path, "..", another extension), which is then never looked up anywhere."""
@@ -227,46 +213,36 @@ def name_columns(name: str | None) -> tuple | None:
     return (ProductImage.thumb_jpeg, ProductImage.detail_jpeg)
 
 
-def _write_files(encoded: list[Encoded]) -> list[Path]:
-    """Put every rendition in place; returns the files this call created. A file that is
-    already there (the same bytes: its name is their hash) is left alone. On an OSError
-    the files created so far are removed again and ImageNotStored is raised."""
-    created: list[Path] = []
-    folder = None
+def _write_files(encoded: list[Encoded]) -> list[str]:
+    """Store every rendition; returns the names of the files this call stored. A file that
+    is already there (the same bytes: its name is their hash) is left alone. When the
+    storage fails the files stored so far are removed again and ImageNotStored is raised."""
+    created: list[str] = []
+    renditions = {r.name: r for e in encoded for r in e.renditions}
     try:
-        folder = media_dir()
-        for rendition in (r for e in encoded for r in e.renditions):
-            path = folder / rendition.name
-            if path.is_file() and path.stat().st_size == len(rendition.data):
+        present = storage().sizes(PRODUCTS, renditions)
+        for name, rendition in renditions.items():
+            if present.get(name) == len(rendition.data):
                 continue
-            temporary = folder / f".{rendition.name}.{secrets.token_hex(4)}.tmp"
-            try:
-                with open(temporary, "wb") as fh:
-                    fh.write(rendition.data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(temporary, path)
-            finally:
-                temporary.unlink(missing_ok=True)
-            created.append(path)
+            storage().save(PRODUCTS, name, rendition.data)
+            created.append(name)
     except OSError as exc:
-        # A full disk or quota: nothing may stay half-written, and the merchant is told to
-        # try again rather than shown an error page.
+        # A full disk or quota, or the database gone: nothing may stay half-written, and
+        # the merchant is told to try again rather than shown an error page.
         _remove(created)
         log.error("could not store a product image: %s", exc)
         raise ImageNotStored() from exc
     return created
 
 
-def _remove(paths: list[Path]) -> None:
-    for path in paths:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as exc:  # an orphan file costs only space
-            log.warning("could not remove product image file %s: %s", path.name, exc)
+def _remove(names: list[str]) -> None:
+    try:
+        storage().delete(PRODUCTS, names)
+    except OSError as exc:  # an orphan file costs only space
+        log.warning("could not remove product image files %s: %s", ", ".join(names), exc)
 
 
-def _unreferenced(names: set[str]) -> list[Path]:
+def _unreferenced(names: set[str]) -> list[str]:
     """The files among `names` that no image names any more."""
     if not names:
         return []
@@ -274,8 +250,7 @@ def _unreferenced(names: set[str]) -> list[Path]:
     still = set()
     for column in columns:
         still.update(db.session.execute(select(column).where(column.in_(names))).scalars())
-    folder = media_dir()
-    return [folder / name for name in sorted(names - still) if STORED_NAME.fullmatch(name)]
+    return [name for name in sorted(names - still) if STORED_NAME.fullmatch(name)]
 
 
 @contextmanager
@@ -312,14 +287,12 @@ def storage_used(merchant_id: int, leaving_image: int | None = None, leaving_lic
     """Bytes the merchant's files take: those its products' images name (a deleted
     product's too: its files stay) and its licence image, leaving out an image or licence
     about to be replaced."""
-    used = stored_size(media_dir(), _merchant_files(merchant_id, leaving_image))
+    used = storage().total_size(PRODUCTS, _merchant_files(merchant_id, leaving_image))
     return used if leaving_licence else used + _licence_size(merchant_id)
 
 
 def _licence_size(merchant_id: int) -> int:
-    return stored_size(
-        private_dir(), [db.session.scalar(select(Merchant.licence_image).where(Merchant.id == merchant_id))]
-    )
+    return stored_size([db.session.scalar(select(Merchant.licence_image).where(Merchant.id == merchant_id))])
 
 
 def _merchant_files(merchant_id: int, leaving_image: int | None = None) -> set[str]:
@@ -337,7 +310,7 @@ def _check_quota(merchant_id: int, encoded: list[Encoded], leaving_image: int | 
     already) fit in what is left of the quota."""
     files = _merchant_files(merchant_id, leaving_image)
     adding = {r.name: len(r.data) for e in encoded for r in e.renditions if r.name not in files}
-    used, quota = stored_size(media_dir(), files) + _licence_size(merchant_id), merchant_quota()
+    used, quota = storage().total_size(PRODUCTS, files) + _licence_size(merchant_id), merchant_quota()
     if used + sum(adding.values()) > quota:
         raise ShopStorageFull(used, quota)
 
@@ -360,7 +333,7 @@ def add_images(merchant_id: int, slug: str, role: str, uploads: list[bytes]) -> 
     check_pixels(uploads, PIXELS, MAX_UPLOAD_BYTES, FORMATS, InvalidProductImage)
     encoded = [encode(data) for data in uploads]  # before any lock: the slow part
 
-    created: list[Path] = []
+    created: list[str] = []
     try:
         with _files_locked():
             product = get_product(merchant_id, slug)
@@ -476,7 +449,7 @@ def shown_images(product_ids: list[int], galleries: bool = False) -> dict[int, S
     return shown
 
 
-def merchant_file(merchant_id: int, slug: str, name: str) -> Path | None:
+def merchant_file(merchant_id: int, slug: str, name: str) -> StoredFile | None:
     """A file of the merchant's own product (for the back office's previews), or None."""
     condition = named(name)
     if condition is None:
@@ -490,12 +463,11 @@ def merchant_file(merchant_id: int, slug: str, name: str) -> Path | None:
 
 def named(name: str | None):
     """The condition "an image names this file", or None for a name of any other shape,
-    which then never reaches the database or the file system."""
+    which then never reaches the database or the storage."""
     columns = name_columns(name)
     return None if columns is None else or_(*(column == name for column in columns))
 
 
-def existing(name: str) -> Path | None:
+def existing(name: str) -> StoredFile | None:
     """The stored file of a name found in the database, if it is there."""
-    path = file_path(name)
-    return path if path.is_file() else None
+    return storage().open(PRODUCTS, name)

@@ -3,7 +3,6 @@ reputation and reviews shown with them."""
 
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import contains_eager, joinedload
@@ -12,6 +11,7 @@ from faka.accounts.models import Merchant
 from faka.catalog import images as product_images
 from faka.catalog.models import DELIVERY_AUTO, Product, ProductImage, ProductVariant
 from faka.core.errors import NotFound
+from faka.core.storage import StoredFile
 from faka.extensions import db
 from faka.inventory.models import CardKey
 from faka.reviews.reputation import Reputation, merchant_reputation
@@ -223,11 +223,11 @@ def shop_reviews(public_id: str, sort: str, page: int) -> tuple[Merchant, Review
     return merchant, public_reviews(merchant_id=merchant.id, sort=sort, page=page)
 
 
-def product_image_file(name: str) -> Path | None:
+def product_image_file(name: str) -> StoredFile | None:
     """A product image's file, if an image of a product on sale names it. A name of any
-    other shape reaches neither the database nor the file system; one no product on sale
-    shows (unknown, removed, or of a hidden, deleted or taken-down product) never the file
-    system."""
+    other shape reaches neither the database nor the storage; one no product on sale
+    shows (unknown, removed, or of a hidden, deleted or taken-down product) never the
+    storage."""
     condition = product_images.named(name)
     if condition is None:
         return None

@@ -24,7 +24,6 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from flask import current_app
 from flask_babel import force_locale
@@ -44,6 +43,7 @@ from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound, OutOfStock
 from faka.core.money import format_money
 from faka.core.pagination import Page, paginate
+from faka.core.storage import StoredFile
 from faka.core.text import clean_text
 from faka.core.uploads import (
     EVIDENCE_PIXELS,
@@ -51,9 +51,8 @@ from faka.core.uploads import (
     check_pixels,
     delete_images,
     evidence_quota,
-    image_path,
-    private_dir,
     store_image,
+    stored_image,
     stored_size,
 )
 from faka.extensions import db
@@ -246,15 +245,15 @@ def complaint_for_operator(ref: str) -> Complaint:
     return complaint
 
 
-def evidence_file(complaint: Complaint, name: str) -> Path:
+def evidence_file(complaint: Complaint, name: str) -> StoredFile:
     """The stored evidence image `name` of this complaint (never another complaint's)."""
     owned = db.session.scalar(
         select(ComplaintImage.id).where(ComplaintImage.complaint_id == complaint.id, ComplaintImage.name == name)
     )
-    path = image_path(name) if owned is not None else None
-    if path is None:
+    stored = stored_image(name) if owned is not None else None
+    if stored is None:
         raise NotFound()
-    return path
+    return stored
 
 
 # -- the buyer ----------------------------------------------------------------------------
@@ -948,7 +947,6 @@ def _add_message(
 def evidence_used(order_id: int) -> int:
     """Bytes the complaint images of the order take, whoever posted them."""
     return stored_size(
-        private_dir(),
         db.session.execute(
             select(ComplaintImage.name)
             .join(Complaint, Complaint.id == ComplaintImage.complaint_id)
@@ -995,7 +993,7 @@ class _stored_images:
     def check_room(self) -> None:
         """EvidenceFull unless the order's images with the stored ones fit its quota."""
         used, quota = evidence_used(self.order_id), evidence_quota()
-        if self.names and used + stored_size(private_dir(), self.names) > quota:
+        if self.names and used + stored_size(self.names) > quota:
             raise EvidenceFull(used, quota)
 
 

@@ -3,14 +3,15 @@
 Pillow decodes the upload (whatever its name or declared type claims), refuses anything
 that is not a real PNG/JPEG/WebP image or is too large in pixels, and writes a fresh PNG
 or JPEG, which drops metadata (EXIF location, camera serials) and any payload hidden
-after the image data. Files live in instance/uploads/private under random names and are
-served only through views that check who is asking.
+after the image data. Files live in the `private` area of the storage (faka/core/storage.py:
+instance/uploads/private, or the database) under random names, and are served only through
+views that check who is asking.
 
 Decoding is what costs memory and time (a 25-megapixel picture takes 100 MB and more), so
 a request's pictures are first measured from their headers, all of them, before any is
 decoded (`check_pixels`): each at most `PixelBudget.each`, all together at most
-`PixelBudget.together`. What a merchant or an order may keep on disk is bounded too
-(`ShopStorageFull`, `EvidenceFull`), counted from the files themselves.
+`PixelBudget.together`. What a merchant or an order may keep stored is bounded too
+(`ShopStorageFull`, `EvidenceFull`), counted from the stored files themselves.
 """
 
 import io
@@ -19,13 +20,14 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePosixPath
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from PIL import Image, UnidentifiedImageError
 
 from faka.core.errors import DomainError
+from faka.core.storage import PRIVATE, StoredFile, storage
 
 MB = 1024 * 1024
 MAX_UPLOAD_BYTES = 5 * MB
@@ -117,12 +119,6 @@ class EvidenceFull(DomainError):
         )
 
 
-def private_dir() -> Path:
-    path = Path(current_app.instance_path) / "uploads" / "private"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def merchant_quota() -> int:
     """Bytes one merchant may keep: its product images and its licence image."""
     return current_app.config["MERCHANT_STORAGE_QUOTA"]
@@ -133,15 +129,9 @@ def evidence_quota() -> int:
     return current_app.config["ORDER_EVIDENCE_QUOTA"]
 
 
-def stored_size(folder: Path, names: Iterable[str | None]) -> int:
-    """What the named files (each counted once) take on disk; a missing file takes nothing."""
-    total = 0
-    for name in {name for name in names if name}:
-        try:
-            total += (folder / name).stat().st_size
-        except FileNotFoundError:
-            continue
-    return total
+def stored_size(names: Iterable[str | None]) -> int:
+    """What the named private files (each counted once) take; a missing file takes nothing."""
+    return storage().total_size(PRIVATE, names)
 
 
 def check_pixels(
@@ -209,21 +199,22 @@ def store_image(data: bytes) -> str:
         has_alpha = image.mode in ("RGBA", "LA", "P")
         clean = image.convert("RGBA" if has_alpha else "RGB")
     clean.info.clear()  # a JPEG's comment would be written back from here
-    name = secrets.token_hex(16) + (".png" if has_alpha else ".jpg")
     out = io.BytesIO()
     if has_alpha:
         clean.save(out, "PNG", optimize=True)
     else:
         clean.save(out, "JPEG", quality=88)
-    path = None
+    return store_encoded(out.getvalue(), ".png" if has_alpha else ".jpg")
+
+
+def store_encoded(data: bytes, suffix: str) -> str:
+    """Keep re-encoded image bytes under a new random name (returned), or ImageNotStored."""
+    name = secrets.token_hex(16) + suffix
     try:
-        path = private_dir() / name
-        path.write_bytes(out.getvalue())
+        storage().save(PRIVATE, name, data)
     except OSError as exc:
-        # A full disk or quota: nothing may stay half-written, and the user is told to
-        # try again rather than shown an error page.
-        if path is not None:
-            path.unlink(missing_ok=True)
+        # A full disk or quota, or the database gone: nothing stays half-written (the
+        # storage sees to it), and the user is told to try again rather than shown an error page.
         log.error("could not store an uploaded image: %s", exc)
         raise ImageNotStored() from exc
     return name
@@ -231,25 +222,20 @@ def store_image(data: bytes) -> str:
 
 def delete_images(names: Iterable[str | None]) -> None:
     """Remove stored images no row names any more (a refused upload's, a replaced one's)."""
-    for name in names:
-        path = image_path(name)
-        if path is None:
-            continue
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as exc:  # an orphan file costs only space
-            log.warning("could not remove uploaded image %s: %s", name, exc)
+    try:
+        storage().delete(PRIVATE, [name for name in names if name and STORED_NAME.fullmatch(name)])
+    except OSError as exc:  # an orphan file costs only space
+        log.warning("could not remove uploaded images: %s", exc)
 
 
-def image_path(name: str | None) -> Path | None:
-    """The stored file for a name we generated, or None: a name of any other shape (a path,
-    "..", another extension) never reaches the file system."""
+def stored_image(name: str | None) -> StoredFile | None:
+    """The stored image of a name we generated, or None: a name of any other shape (a path,
+    "..", another extension) never reaches the storage."""
     if not name or not STORED_NAME.fullmatch(name):
         return None
-    path = private_dir() / name
-    return path if path.is_file() else None
+    return storage().open(PRIVATE, name)
 
 
-def content_type(path: Path) -> str:
+def content_type(name: str) -> str:
     """The image type of a stored file, from the format it was re-encoded to."""
-    return CONTENT_TYPES[path.suffix]
+    return CONTENT_TYPES[PurePosixPath(name).suffix]

@@ -8,7 +8,6 @@ buyer on the sub-store pays that price; the merchant's share is computed from th
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -26,7 +25,8 @@ from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
 from faka.core.money import format_money
 from faka.core.pagination import Page, paginate
-from faka.core.uploads import delete_images, image_path, store_image
+from faka.core.storage import StoredFile
+from faka.core.uploads import delete_images, store_image, stored_image
 from faka.extensions import db
 from faka.growth.models import ResaleTerms, SubStore, SubStoreItem
 from faka.ledger import shares
@@ -444,13 +444,13 @@ def apply_again(merchant_id: int, actor_id: int) -> SubStore:
     return substore
 
 
-def logo_file(merchant_id: int, name: str) -> Path:
+def logo_file(merchant_id: int, name: str) -> StoredFile:
     """The sub-store's own logo file (for its owner's back office), or NotFound."""
     substore = my_substore(merchant_id)
-    path = image_path(name) if substore is not None and substore.logo == name else None
-    if path is None:
+    stored = stored_image(name) if substore is not None and substore.logo == name else None
+    if stored is None:
         raise NotFound()
-    return path
+    return stored
 
 
 # -- the reseller's catalogue and items ---------------------------------------------------------

@@ -10,7 +10,6 @@ the reads of many items at once.
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -20,7 +19,8 @@ from faka.catalog import images as product_images
 from faka.catalog import storefront
 from faka.catalog.models import DELIVERY_AUTO, Product, ProductImage, ProductVariant
 from faka.core.errors import NotFound
-from faka.core.uploads import image_path
+from faka.core.storage import StoredFile
+from faka.core.uploads import stored_image
 from faka.extensions import db
 from faka.growth.models import ResaleTerms, SubStore, SubStoreItem
 from faka.growth.resale import NotResold, SubStoreClosed, resellable
@@ -189,7 +189,7 @@ def store_domains() -> dict[str, str]:
     return {domain.rstrip("."): code for domain, code in rows.all()}
 
 
-def logo_file(code: str, name: str) -> Path | None:
+def logo_file(code: str, name: str) -> StoredFile | None:
     """The store's logo file, when `name` is the logo this store shows, while it is open
     (a pending, rejected or frozen store shows nothing to the public, its logo neither)."""
     if not name:
@@ -198,4 +198,4 @@ def logo_file(code: str, name: str) -> Path | None:
         logo = open_store(code).logo
     except (NotFound, SubStoreClosed):
         return None
-    return image_path(name) if logo and logo == name else None
+    return stored_image(name) if logo and logo == name else None

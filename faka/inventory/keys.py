@@ -4,9 +4,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, text, update
 
@@ -15,6 +13,7 @@ from faka.core import clock, tasks
 from faka.core.crypto import vault
 from faka.core.db import is_postgresql, write_transaction
 from faka.core.errors import DomainError, NotFound
+from faka.core.storage import IMPORTS, storage
 from faka.extensions import db
 from faka.inventory.models import CardKey, KeyImport
 from faka.messaging.models import RestockRequest
@@ -161,8 +160,8 @@ def _buyers_waiting(variant_id: int) -> bool:
 
 
 def start_import(merchant_id: int, variant: ProductVariant, text: str, separator: str = "newline") -> KeyImport:
-    """Queue a big import as a job. The text waits encrypted in the instance folder (never
-    in plain text on disk) until the job has read it."""
+    """Queue a big import as a job. The text waits encrypted in the storage's `imports`
+    area (never in plain text on disk or in the database) until the job has read it."""
     job = KeyImport(
         public_id=secrets.token_hex(16),
         merchant_id=merchant_id,
@@ -172,7 +171,8 @@ def start_import(merchant_id: int, variant: ProductVariant, text: str, separator
     )
     with write_transaction():
         db.session.add(job)
-    _import_file(job.public_id).write_text(vault().encrypt(json.dumps({"text": text, "separator": separator})))
+    upload = vault().encrypt(json.dumps({"text": text, "separator": separator}))
+    storage().save(IMPORTS, _import_name(job.public_id), upload.encode())
     return job
 
 
@@ -182,8 +182,8 @@ def run_import(import_id: int) -> KeyImport | None:
     if job is None or job.status in (KeyImport.DONE, KeyImport.FAILED):
         db.session.rollback()  # only ends the read transaction: nothing to write
         return job
-    path = _import_file(job.public_id)
-    if not path.exists():
+    upload = storage().read(IMPORTS, _import_name(job.public_id))
+    if upload is None:
         with write_transaction():
             job.status, job.error, job.finished_at = KeyImport.FAILED, "upload missing", clock.now()
         return job
@@ -192,10 +192,10 @@ def run_import(import_id: int) -> KeyImport | None:
         # Deleted while the import waited: it is sold no more, so its stock takes no keys.
         with write_transaction():
             job.status, job.error, job.finished_at = KeyImport.FAILED, "variant deleted", clock.now()
-        path.unlink(missing_ok=True)
+        storage().delete(IMPORTS, [_import_name(job.public_id)])
         return job
-    upload = json.loads(vault().decrypt(path.read_text()))
-    keys = split_keys(upload["text"], upload["separator"])
+    waiting = json.loads(vault().decrypt(upload.decode()))
+    keys = split_keys(waiting["text"], waiting["separator"])
     product_id, variant_id, public_id = job.product_id, job.variant_id, job.public_id
     # Claimed atomically: a copy of the job queued again by the reconciler while this one
     # waited finds it taken and leaves it alone.
@@ -223,13 +223,13 @@ def run_import(import_id: int) -> KeyImport | None:
     with write_transaction():
         job = db.session.get(KeyImport, import_id)
         job.status, job.error, job.finished_at = status, error, clock.now()
-    _import_file(public_id).unlink(missing_ok=True)
+    storage().delete(IMPORTS, [_import_name(public_id)])
     return job
 
 
 def waiting_import_ids(now: datetime) -> list[int]:
     """Imports queued more than IMPORT_GRACE ago and not started: their job may have been
-    lost with Redis (the text waits on disk), so the reconciler queues them again."""
+    lost with Redis (the text waits in the storage), so the reconciler queues them again."""
     return list(
         db.session.execute(
             select(KeyImport.id).where(KeyImport.status == KeyImport.QUEUED, KeyImport.created_at < now - IMPORT_GRACE)
@@ -254,10 +254,8 @@ def _record_progress(import_id: int, processed: int, report: ImportReport) -> No
         job.already_in_stock, job.invalid = report.already_in_stock, report.invalid
 
 
-def _import_file(public_id: str) -> Path:
-    folder = Path(current_app.instance_path) / "uploads" / "imports"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{public_id}.fernet"
+def _import_name(public_id: str) -> str:
+    return f"{public_id}.fernet"
 
 
 def get_import(merchant_id: int, public_id: str) -> KeyImport:

@@ -6,16 +6,19 @@ The archive is a tar.gz:
     data/<table>.jsonl     every row of every table in the portable format of dbcopy.py
     keys/encryption.keys   the Fernet keys in use, newest first (from FAKA_ENCRYPTION_KEYS or the file)
     keys/secret.key        SECRET_KEY: sessions, signed links, device and IP hashes, captcha signatures
-    uploads/...            the instance's uploads: evidence images, licences, the logo, pending key imports
+    uploads/<area>/<name>  the uploads: evidence images, licences, the logo, product images, pending key imports
 
 The rows come from one consistent snapshot (never a file copy of a live database), in a
-format that restores into SQLite or PostgreSQL alike, whichever the backup came from.
+format that restores into SQLite or PostgreSQL alike, whichever the backup came from. The
+uploads come from the storage (faka/core/storage.py), the instance folder or the database:
+the database storage's tables are written as uploads/ files, not as rows, and a restore puts
+them into whichever storage the restoring instance uses.
 With the keys inside, an archive opens every secret it holds, so it is written readable
 by its owner only and must be kept like the keys themselves.
 
 A restore builds the schema at the backup's revision (Alembic), loads the rows in one
 transaction and checks their counts against the manifest, writes the keys into the
-instance folder, puts the uploads back, upgrades the schema to this version's, and
+instance folder, upgrades the schema to this version's, puts the uploads back, and
 decrypts a sample of every kind of stored secret with the restored keys.
 """
 
@@ -34,7 +37,7 @@ from alembic.util import CommandError
 from flask import current_app
 from flask_migrate import upgrade
 
-from faka.core import crypto, instance
+from faka.core import crypto, instance, storage
 from faka.extensions import db
 from faka.platform import dbcopy, key_rotation
 
@@ -67,12 +70,12 @@ def default_path(folder: str | Path | None = None) -> Path:
 def create_backup(path: Path) -> BackupResult:
     path = Path(path).resolve()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    uploads = _uploads()
+    store = storage.storage()
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".faka-backup-") as work:
         dumps = []
         with dbcopy.snapshot(db.engine) as conn:
             state = dbcopy.inspect(conn)
-            for table in state.tables:
+            for table in (t for t in state.tables if t.name not in storage.TABLES):  # they go as uploads/
                 dump = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, dir=work)
                 rows = 0
                 for batch in dbcopy.export_rows(conn, table):
@@ -81,7 +84,7 @@ def create_backup(path: Path) -> BackupResult:
                     )
                     rows += len(batch)
                 dumps.append((table.name, rows, dump))
-        files = sorted(p for p in uploads.rglob("*") if p.is_file() and not p.is_symlink()) if uploads.is_dir() else []
+        files = {area: store.listing(area) for area in storage.AREAS}
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -90,7 +93,11 @@ def create_backup(path: Path) -> BackupResult:
             "database": db.engine.dialect.name,
             "alembic_revision": state.revision,
             "tables": [{"name": name, "rows": rows} for name, rows, _dump in dumps],
-            "uploads": {"files": len(files), "bytes": sum(p.stat().st_size for p in files)},
+            "uploads": {
+                "files": sum(len(sizes) for sizes in files.values()),
+                "bytes": sum(sum(sizes.values()) for sizes in files.values()),
+                "storage": store.kind,
+            },
             "keys": {
                 "encryption_keys": len(crypto.vault().keys),
                 "encryption_keys_from": "environment" if crypto.keys_from_environment() else "instance file",
@@ -107,13 +114,12 @@ def create_backup(path: Path) -> BackupResult:
                     dump.close()
                 _add(tar, ENCRYPTION_KEYS, ("\n".join(crypto.vault().keys) + "\n").encode())
                 _add(tar, SECRET_KEY, (current_app.config["SECRET_KEY"] + "\n").encode())
-                for file in files:
-                    try:
-                        fh = file.open("rb")
-                    except FileNotFoundError:  # a key import its job finished meanwhile
-                        continue
-                    with fh:
-                        _add(tar, f"uploads/{file.relative_to(uploads).as_posix()}", fh, os.fstat(fh.fileno()).st_size)
+                for area, sizes in files.items():
+                    for name in sizes:
+                        stored = store.open(area, name)
+                        if stored is None:  # a key import its job finished meanwhile
+                            continue
+                        _add(tar, f"uploads/{area}/{name}", stored.reader(), stored.size)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(partial, path)
@@ -137,10 +143,6 @@ def prune(folder: Path, keep: int) -> list[Path]:
     for old in archives[keep:]:
         old.unlink()
     return archives[keep:]
-
-
-def _uploads() -> Path:
-    return Path(current_app.instance_path) / "uploads"
 
 
 def _secret_file() -> Path:
@@ -247,17 +249,13 @@ def restore_backup(path: Path, force: bool = False) -> RestoreReport:
                 raise BackupError("the archive is damaged, row counts differ from its manifest: " + ", ".join(differ))
 
         report = RestoreReport(
-            manifest,
-            restored,
-            revision if revision != head else None,
-            head,
-            _restore_uploads(tar, members.values()),
-            crypto.key_file(),
-            _secret_file(),
+            manifest, restored, revision if revision != head else None, head, 0, crypto.key_file(), _secret_file()
         )
-    report.kept = _write_keys(report, "\n".join(keys) + "\n", secret + "\n", keep_old=bool(before.data_rows))
-    if revision != head:
-        upgrade()
+        report.kept = _write_keys(report, "\n".join(keys) + "\n", secret + "\n", keep_old=bool(before.data_rows))
+        if revision != head:
+            upgrade()
+        # Once the schema is this version's: the database storage's tables may be newer than the backup.
+        report.uploads = _restore_uploads(tar, members.values())
     report.sample = key_rotation.check(restored_vault, sample=SAMPLE)
     report.encryption_keys_env_differs = (
         crypto.keys_from_environment() and crypto.parse_keys(current_app.config["ENCRYPTION_KEYS"]) != keys
@@ -296,7 +294,9 @@ def _jsonl(tar: tarfile.TarFile, member: tarfile.TarInfo):
 
 
 def _restore_uploads(tar: tarfile.TarFile, members) -> int:
-    uploads = _uploads()
+    """Put the archive's uploads/<area>/<name> files into this instance's storage. Anything
+    else under uploads/ (an interrupted write's hidden temporary file) is left out."""
+    store = storage.storage()
     count = 0
     for member in members:
         name = PurePosixPath(member.name)
@@ -304,12 +304,12 @@ def _restore_uploads(tar: tarfile.TarFile, members) -> int:
             continue
         if not member.isfile() or name.is_absolute() or ".." in name.parts:
             raise BackupError(f"the archive holds an unsafe upload entry: {member.name}")
-        target = uploads.joinpath(*name.parts[1:])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
-            source = tar.extractfile(member)
-            while chunk := source.read(1024 * 1024):
-                out.write(chunk)
+        if len(name.parts) != 3 or not storage.valid(name.parts[1], name.parts[2]):
+            continue
+        try:
+            store.save(name.parts[1], name.parts[2], tar.extractfile(member))
+        except OSError as exc:
+            raise BackupError(f"could not restore {member.name} into the {store.kind} storage: {exc}") from exc
         count += 1
     return count
 

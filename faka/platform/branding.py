@@ -8,15 +8,13 @@ screen (on white: iOS shows transparency as black) and 192 and 512 px for the ma
 """
 
 import io
-import logging
-import secrets
 
 from flask_babel import lazy_gettext as _l
 from PIL import Image
 
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError
-from faka.core.uploads import ONE_PICTURE, ImageNotStored, check_pixels, decode, delete_images, private_dir
+from faka.core.uploads import ONE_PICTURE, check_pixels, decode, delete_images, store_encoded
 from faka.platform import audit, theme
 from faka.platform import settings as site_config
 
@@ -24,8 +22,6 @@ ICON_SIZES = (32, 180, 192, 512)
 APPLE_TOUCH_SIZE = 180
 MIN_ICON_SIDE = 180
 MAX_ICON_ASPECT = 1.25  # a wider picture is a banner: padded to a square it would be a thin strip
-
-log = logging.getLogger(__name__)
 
 
 class InvalidAppearance(DomainError):
@@ -105,7 +101,6 @@ def store_icons(data: bytes) -> list[str]:
         square = Image.new("RGBA", (side, side), (0, 0, 0, 0))
         square.paste(image.convert("RGBA"), ((side - width) // 2, (side - height) // 2))
     written: list[str] = []
-    path = None
     try:
         for size in ICON_SIZES:
             icon = square.resize((size, size), Image.Resampling.LANCZOS)
@@ -114,15 +109,10 @@ def store_icons(data: bytes) -> list[str]:
                 icon = Image.alpha_composite(backed, icon).convert("RGB")
             out = io.BytesIO()
             icon.save(out, "PNG", optimize=True)
-            path = private_dir() / (secrets.token_hex(16) + ".png")
-            path.write_bytes(out.getvalue())
-            written.append(path.name)
-            path = None
-    except OSError as exc:
-        # A full disk or quota: no icon stays half-written, and the operator is told to try again.
-        if path is not None:
-            path.unlink(missing_ok=True)
+            written.append(store_encoded(out.getvalue(), ".png"))
+    except BaseException:
+        # The storage failed (ImageNotStored): no icon stays without its other sizes, and
+        # the operator is told to try again.
         delete_images(written)
-        log.error("could not store the site icon: %s", exc)
-        raise ImageNotStored() from exc
+        raise
     return written

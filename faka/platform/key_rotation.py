@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
-from flask import current_app
 from sqlalchemy import Column, ColumnElement, bindparam, null, select, update
 
 from faka.accounts.models import ApiIdempotencyKey, Merchant, User
 from faka.catalog.models import OrderAnswer, Product
 from faka.core.crypto import Vault, key_file, keys_from_environment, parse_keys, vault, write_private_file
 from faka.core.db import write_transaction
+from faka.core.storage import IMPORTS, storage
 from faka.extensions import db
 from faka.inventory.models import CardKey
 from faka.ledger.models import PayoutAccount
@@ -25,7 +25,7 @@ from faka.payments.models import GatewayConfig
 from faka.platform.models import Setting
 
 BATCH = 500
-IMPORT_FILES = "uploads/imports/*.fernet"  # big key imports waiting for their job
+IMPORT_FILES = "uploads/imports/*.fernet"  # big key imports waiting for their job (local or database storage)
 
 
 @dataclass(frozen=True)
@@ -161,14 +161,18 @@ def check(v: Vault | None = None, sample: int | None = None) -> dict[str, Tally]
 
 
 def _walk_import_files(v: Vault, rewrite: bool, sample: int | None = None) -> Tally:
+    """The big key imports waiting for their job, in whichever storage holds them."""
     tally = Tally()
-    folder = Path(current_app.instance_path) / "uploads" / "imports"
-    files = sorted(folder.glob("*.fernet")) if folder.is_dir() else []
-    for path in files[:sample] if sample else files:
-        state, plaintext = _state(v, path.read_text(), None)
+    store = storage()
+    names = [name for name in store.names(IMPORTS) if name.endswith(".fernet")]
+    for name in names[:sample] if sample else names:
+        ciphertext = store.read(IMPORTS, name)
+        if ciphertext is None:  # its job finished meanwhile
+            continue
+        state, plaintext = _state(v, ciphertext.decode(), None)
         setattr(tally, state, getattr(tally, state) + 1)
         if rewrite and state == OLDER:
-            write_private_file(path, v.encrypt(plaintext))
+            store.save(IMPORTS, name, v.encrypt(plaintext).encode())
     return tally
 
 

@@ -8,11 +8,11 @@ which scheme it served.
 """
 
 import re
-from pathlib import Path
 
-from flask import has_request_context, request, send_file
+from flask import Response, has_request_context, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
+from faka.core.storage import StoredFile
 from faka.core.uploads import content_type
 from faka.extensions import csrf
 
@@ -66,27 +66,28 @@ class SessionInterface(SecureCookieSessionInterface):
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-def image_response(path: Path, private: bool = True, max_age: int = 86400, immutable: bool = False):
+def image_response(stored: StoredFile, private: bool = True, max_age: int = 86400, immutable: bool = False):
     """An uploaded image (re-encoded by faka/core/uploads.py) with its exact type,
-    shown inline under its own random name, sandboxed. A private image (evidence,
-    licences) is never stored by a cache and never embedded by another site. An
-    immutable one (named by the hash of its content) is kept by every cache for a year."""
-    response = send_file(
-        path,
-        mimetype=content_type(path),
-        download_name=path.name,
-        as_attachment=False,
-        conditional=not private,
-        etag=not private,
-        max_age=None if private else max_age,
-    )
+    shown inline under its own random name, sandboxed, streamed chunk by chunk from the
+    storage (faka/core/storage.py). A private image (evidence, licences) is never stored
+    by a cache and never embedded by another site. A public one is revalidated by its
+    name, which never names other bytes (If-None-Match answers 304); an immutable one
+    (named by the hash of its content) is kept by every cache for a year."""
+    response = Response(stored.chunks, mimetype=content_type(stored.name), direct_passthrough=True)
+    response.content_length = stored.size
+    response.headers["Content-Disposition"] = f"inline; filename={stored.name}"
     response.headers["Content-Security-Policy"] = UPLOAD_CSP
     if private:
         response.headers["Cache-Control"] = "private, no-store"
         response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
-    elif immutable:
+        return response
+    response.set_etag(stored.name)
+    if immutable:
         response.headers["Cache-Control"] = IMMUTABLE
-    return response
+    else:
+        response.cache_control.public = True
+        response.cache_control.max_age = max_age
+    return response.make_conditional(request)
 
 
 # Every response's security headers, unless the response set its own value (uploads set

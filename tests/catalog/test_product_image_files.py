@@ -1,28 +1,25 @@
 """product_images in write_transaction(): a commit that fails after the files were written
 removes them, whichever layer the commit is called through."""
 
-import shutil
-
 import pytest
 from sqlalchemy import event, select
 from test_product_images import picture_bytes
 
 from faka.catalog import images
-from faka.catalog.images import media_dir
 from faka.catalog.models import ProductImage
+from faka.core.storage import PRODUCTS, storage
 from faka.extensions import db
 
 
 @pytest.fixture(autouse=True)
 def empty_media(app):
-    shutil.rmtree(media_dir(), ignore_errors=True)
+    storage().delete(PRODUCTS, storage().names(PRODUCTS))
     yield
-    shutil.rmtree(media_dir(), ignore_errors=True)
+    storage().delete(PRODUCTS, storage().names(PRODUCTS))
 
 
 def stored_files() -> set[str]:
-    folder = media_dir()
-    return {p.name for p in folder.iterdir()} if folder.exists() else set()
+    return set(storage().names(PRODUCTS))
 
 
 def test_a_failed_commit_of_the_image_rows_removes_the_files_it_wrote(product):

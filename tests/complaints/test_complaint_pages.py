@@ -16,8 +16,8 @@ from faka.accounts import users
 from faka.complaints import workflow
 from faka.complaints.models import Complaint, ComplaintImage, ComplaintMessage
 from faka.core.crypto import vault
+from faka.core.storage import PRIVATE, storage
 from faka.core.types import utcnow
-from faka.core.uploads import private_dir
 from faka.extensions import db
 from faka.ledger import balances
 from faka.ledger.models import LedgerEntry
@@ -80,7 +80,7 @@ def count(model, *where) -> int:
 
 
 def private_files() -> set[str]:
-    return {p.name for p in private_dir().iterdir()}
+    return set(storage().names(PRIVATE))
 
 
 def evidence_urls(html: str) -> list[str]:

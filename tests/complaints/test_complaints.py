@@ -16,8 +16,9 @@ from faka.catalog.models import DELIVERY_MANUAL
 from faka.complaints import workflow
 from faka.complaints.models import Complaint, ComplaintImage, ComplaintMessage
 from faka.core.errors import NotFound
+from faka.core.storage import PRIVATE, storage
 from faka.core.types import utcnow
-from faka.core.uploads import InvalidImage, private_dir
+from faka.core.uploads import InvalidImage
 from faka.extensions import db
 from faka.inventory.models import CardKey
 from faka.ledger import balances, payouts, settlement
@@ -105,8 +106,8 @@ def test_buyer_opens_a_complaint_with_evidence_and_the_merchant_is_told(order, s
     assert len(names) == 2
     for name in names:
         stored = workflow.evidence_file(complaint, name)
-        assert stored.parent == private_dir()
-        with Image.open(stored) as image:
+        assert name in storage().names(PRIVATE)
+        with Image.open(io.BytesIO(stored.read())) as image:
             assert not image.getexif()  # re-encoded: the camera's metadata is gone
     email = db.session.execute(select(OutboxEmail).where(OutboxEmail.kind == "complaint_update")).scalar_one()
     assert email.to_addr == shop[0].user.email and email.merchant_id == shop[0].id
@@ -186,12 +187,12 @@ def test_invalid_complaint_is_refused_and_changes_nothing(order, reason, descrip
 
 
 def test_bad_evidence_is_refused_and_leaves_no_file(order):
-    before = set(private_dir().iterdir())
+    before = set(storage().names(PRIVATE))
     with pytest.raises(InvalidImage):
         open_on(order, images=[png(), b"<?php echo 'not an image'; ?>"])
     with pytest.raises(workflow.TooManyImages):
         open_on(order, images=[png()] * 6)
-    assert set(private_dir().iterdir()) == before
+    assert set(storage().names(PRIVATE)) == before
     assert count(Complaint) == 0 and count(ComplaintImage) == 0
 
 

@@ -11,6 +11,7 @@ import subprocess
 import time
 from contextlib import contextmanager, nullcontext
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -463,9 +464,11 @@ class SmallDisk:
 
 @pytest.fixture
 def small_disk(app):
-    from faka.core.uploads import private_dir
+    from faka.core.storage import PRIVATE, LocalStorage, storage
 
-    folder = private_dir()
+    if storage().kind != "local":
+        pytest.skip("a full disk is the instance folder's (FAKA_UPLOAD_STORAGE=local)")
+    folder = LocalStorage(Path(app.instance_path) / "uploads").folder(PRIVATE)
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(folder)], capture_output=True, text=True
     )

@@ -5,6 +5,7 @@ secrets that never reach the database in clear, and login lockout with back-off.
 
 import io
 from datetime import timedelta
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -17,8 +18,9 @@ from faka.accounts import lockout, onboarding, twofactor, users
 from faka.accounts.login import authenticate
 from faka.complaints import workflow
 from faka.core.crypto import vault
+from faka.core.storage import PRIVATE, LocalStorage, storage
 from faka.core.types import utcnow
-from faka.core.uploads import InvalidImage, image_path, private_dir, store_image
+from faka.core.uploads import InvalidImage, store_image, stored_image
 from faka.extensions import db, limiter
 from faka.inventory.keys import import_keys
 from faka.ledger import payouts
@@ -276,13 +278,14 @@ def test_an_ordinary_404_is_not_a_probe(client, path):
     ],
 )
 def test_upload_names_other_than_ours_never_reach_the_file_system(app, name):
-    assert image_path(name) is None
+    assert stored_image(name) is None
 
 
 def test_uploads_live_outside_static_and_are_served_with_their_real_type(app, client):
-    assert not private_dir().resolve().is_relative_to(app.root_path + "/static")
+    folder = LocalStorage(Path(app.instance_path) / "uploads").folder(PRIVATE)
+    assert not folder.resolve().is_relative_to(app.root_path + "/static")
     name = store_image(image_bytes("RGBA"))
-    assert image_path(name).read_bytes().startswith(b"\x89PNG")
+    assert stored_image(name).read().startswith(b"\x89PNG")
     set_setting("logo", name)
     served = client.get(f"/site/logo/{name}")
     assert served.status_code == 200 and served.mimetype == "image/png"
@@ -300,17 +303,18 @@ def test_uploads_live_outside_static_and_are_served_with_their_real_type(app, cl
     ],
 )
 def test_files_that_are_not_images_are_refused(app, payload):
-    before = set(private_dir().iterdir())
+    before = set(storage().names(PRIVATE))
     with pytest.raises(InvalidImage):
         store_image(payload)
-    assert set(private_dir().iterdir()) == before
+    assert set(storage().names(PRIVATE)) == before
 
 
 def test_a_traversal_in_an_evidence_or_logo_url_finds_nothing(app, client, product, place, pay):
     order = place(product)
     pay(order)
     complaint = workflow.open_complaint(order.token, "key_invalid", "Already used.", [image_bytes()])
-    sentinel = private_dir().parent / "sentinel.txt"
+    sentinel = Path(app.instance_path) / "uploads" / "sentinel.txt"
+    sentinel.parent.mkdir(exist_ok=True)
     sentinel.write_text("SENTINEL-not-an-upload")
     set_setting("logo", "../sentinel.txt")  # even a tampered setting reads nothing outside the folder
     base = f"/order/{order.token}/complaint/{complaint.ref}/evidence"

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from conftest import count, csrf_from, login, with_totp
 from faka.accounts import users
 from faka.accounts.models import User
-from faka.core.uploads import image_path, private_dir
+from faka.core.storage import PRIVATE, storage
+from faka.core.uploads import stored_image
 from faka.extensions import db
 from faka.platform import theme
 from faka.platform.models import AuditEvent
@@ -333,20 +334,20 @@ def test_an_uploaded_icon_becomes_the_favicon_the_touch_icon_and_the_manifests(o
 
     # A new one replaces it: the old files go, their URLs are gone.
     assert upload_icon(ops, picture(512, 512, "RGB", "JPEG"), "icon.jpg").status_code == 303
-    assert all(image_path(name) is None for name in names)
+    assert all(stored_image(name) is None for name in names)
     assert client.get(f"/site/icons/{names[0]}").status_code == 404
     # Back to faka's own.
     newer = site_settings()["favicon"].split()
     assert (
         post(ops, "/operator/settings/favicon", {"remove": "1"}, content_type="multipart/form-data").status_code == 303
     )
-    assert site_settings()["favicon"] == "" and all(image_path(name) is None for name in newer)
+    assert site_settings()["favicon"] == "" and all(stored_image(name) is None for name in newer)
     assert ICON_URL.search(client.get("/").text).group(1) == "/static/icons/favicon.svg"
     assert len(audits("site.favicon")) == 3
 
 
 def stored_files() -> set[str]:
-    return {path.name for path in private_dir().iterdir()}
+    return set(storage().names(PRIVATE))
 
 
 @pytest.mark.parametrize(

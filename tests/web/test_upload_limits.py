@@ -14,12 +14,11 @@ from bench.findings import huge_png
 from conftest import count, csrf_from, login, reload
 from faka.accounts import users
 from faka.accounts.models import Merchant
-from faka.catalog.images import media_dir
 from faka.catalog.models import ProductImage
 from faka.complaints import workflow
 from faka.complaints.models import Complaint, ComplaintImage, ComplaintMessage
 from faka.core import uploads
-from faka.core.uploads import private_dir
+from faka.core.storage import PRIVATE, PRODUCTS, storage
 from faka.extensions import db
 from faka.orders.models import Order
 from faka.platform.settings import site_settings
@@ -52,11 +51,11 @@ def files(*blobs, field="images"):
 
 
 def private_files() -> set[str]:
-    return {p.name for p in private_dir().iterdir()}
+    return set(storage().names(PRIVATE))
 
 
 def product_files() -> set[str]:
-    return {p.name for p in media_dir().iterdir()}
+    return set(storage().names(PRODUCTS))
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from faka.core import tasks
 from faka.core.errors import DomainError, NotFound
 from faka.core.pagination import page_count
 from faka.core.text import markdown
-from faka.core.uploads import MAX_UPLOAD_BYTES, image_path
+from faka.core.uploads import MAX_UPLOAD_BYTES, stored_image
 from faka.extensions import db
 from faka.inventory import keys as key_service
 from faka.inventory import licenses
@@ -150,10 +150,10 @@ def qualification():
 
 @bp.get("/qualification/licence")
 def licence_image():
-    path = image_path(g.merchant.licence_image)
-    if path is None:
+    stored = stored_image(g.merchant.licence_image)
+    if stored is None:
         abort(404)
-    return image_response(path)
+    return image_response(stored)
 
 
 # -- products ---------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def product_image_move(slug: str, image_id: int):
 def product_image_file(slug: str, name: str):
     """The back office's preview of the merchant's own image, whether or not the product is
     on sale (the public route serves only products on sale)."""
-    path = product_images.merchant_file(g.merchant.id, slug, name)
-    if path is None:
+    stored = product_images.merchant_file(g.merchant.id, slug, name)
+    if stored is None:
         abort(404)
-    return image_response(path)
+    return image_response(stored)

@@ -14,7 +14,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, ValidationErr
 from faka.accounts import review
 from faka.accounts.onboarding import masked_id_number
 from faka.core.errors import DomainError, NotFound
-from faka.core.uploads import image_path
+from faka.core.uploads import stored_image
 from faka.messaging import mail
 from faka.platform import audit
 from faka.web.access import fresh_login_required
@@ -115,10 +115,10 @@ def merchant_detail(merchant_id: int):
 @bp.get("/merchants/<int:merchant_id>/licence")
 def merchant_licence(merchant_id: int):
     merchant = _merchant_or_404(merchant_id)
-    path = image_path(merchant.licence_image)
-    if path is None:
+    stored = stored_image(merchant.licence_image)
+    if stored is None:
         abort(404)
-    return image_response(path)
+    return image_response(stored)
 
 
 def _decided(merchant_id: int, decide, with_reason: bool):

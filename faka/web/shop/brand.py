@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from flask import Blueprint, abort, make_response, request, url_for
 
-from faka.core.uploads import image_path
+from faka.core.uploads import stored_image
 from faka.platform import branding, theme
 from faka.platform.settings import cached_site_settings
 from faka.web.security import IMMUTABLE, image_response
@@ -133,7 +133,7 @@ def icon(name: str):
     """One of the uploaded icon's files: only those the `favicon` setting names are served."""
     if name not in branding.icon_names(cached_site_settings()["favicon"]).values():
         abort(404)
-    path = image_path(name)
-    if path is None:
+    stored = stored_image(name)
+    if stored is None:
         abort(404)
-    return image_response(path, private=False, immutable=True)
+    return image_response(stored, private=False, immutable=True)

@@ -6,7 +6,7 @@ from flask_babel import lazy_gettext as _l
 from faka.catalog import images, moderation, search, storefront
 from faka.core.cache import PAGES, SEARCHES, cached_page
 from faka.core.errors import DomainError, NotFound
-from faka.core.uploads import image_path
+from faka.core.uploads import stored_image
 from faka.extensions import limiter
 from faka.payments.gateways import enabled_gateways
 from faka.platform.settings import cached_site_settings
@@ -191,13 +191,13 @@ def report(slug: str):
 
 @bp.get("/site/logo/<name>")
 def logo(name: str):
-    """The site logo: only the file the operator chose is served from the upload folder."""
+    """The site logo: only the file the operator chose is served from the storage."""
     if not name or name != cached_site_settings().get("logo"):
         abort(404)
-    path = image_path(name)
-    if path is None:
+    stored = stored_image(name)
+    if stored is None:
         abort(404)
-    return image_response(path, private=False)
+    return image_response(stored, private=False)
 
 
 # The product page's Open Graph tags, from the listing it already has (templates/catalog/product.html).
@@ -209,11 +209,11 @@ bp.add_app_template_filter(images.initial, "initial")  # a product without a pic
 def product_image(name: str):
     """A product image file, named by the hash of its bytes: its content never changes, so
     browsers and proxies keep it for a year. Only names of images of products on sale are
-    served; any other name is a 404 that never touches the file system."""
-    path = storefront.product_image_file(name)
-    if path is None:
+    served; any other name is a 404 that never touches the storage."""
+    stored = storefront.product_image_file(name)
+    if stored is None:
         abort(404)
-    return image_response(path, private=False, immutable=True)
+    return image_response(stored, private=False, immutable=True)
 
 
 # -- the operator's policies --------------------------------------------------------------

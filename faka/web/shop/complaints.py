@@ -155,10 +155,10 @@ def _message_answer(context: dict, full_page, done_url: str | None, form: Messag
 def evidence_response(complaint: Complaint, name: str):
     """An evidence image, served privately: never cached by a proxy, never sniffed."""
     try:
-        path = workflow.evidence_file(complaint, name)
+        stored = workflow.evidence_file(complaint, name)
     except NotFound:
         abort(404)
-    return image_response(path)
+    return image_response(stored)
 
 
 def _private(response):

@@ -167,8 +167,8 @@ def buy_refused(slug: str, code: str, form: CheckoutForm, error: DomainError | N
 
 @bp.get("/s/<code>/logo/<name>")
 def logo(code: str, name: str):
-    """The store's logo: only the file the store shows is served from the upload folder."""
-    path = storefront.logo_file(code, name)
-    if path is None:
+    """The store's logo: only the file the store shows is served from the storage."""
+    stored = storefront.logo_file(code, name)
+    if stored is None:
         abort(404)
-    return image_response(path, private=False)
+    return image_response(stored, private=False)
