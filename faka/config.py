@@ -24,6 +24,18 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")  # generated into the instance folder when unset
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")  # default: SQLite in the instance folder
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # "pgbouncer" when DATABASE_URL goes through a pooler in transaction mode (PgBouncer's
+    # pool_mode = transaction, or any pooler that hands each transaction another server
+    # connection): faka then keeps nothing on a connection between transactions
+    # (faka/core/db.py). Unset for a direct connection or a pooler in session mode.
+    DATABASE_POOLER = os.environ.get("FAKA_DATABASE_POOLER") or None
+    # A direct connection to PostgreSQL for LISTEN, which a transaction pooler cannot carry
+    # (faka/orders/status_signal.py). Default: DATABASE_URL, unless DATABASE_POOLER is set;
+    # then, without it, status polls read the database each time.
+    DATABASE_LISTEN_URL = os.environ.get("FAKA_DATABASE_LISTEN_URL") or None
+    # Web hosts behind the load balancer (docs/topology.md): above 1, `flask doctor` checks
+    # that they share what they must.
+    WEB_HOSTS = _env_int("FAKA_WEB_HOSTS", 1)
     REDIS_URL = os.environ.get("REDIS_URL") or None
     RQ_QUEUE = os.environ.get("FAKA_RQ_QUEUE", "faka")
     # "rq" when REDIS_URL is set, else "thread"; "sync" runs each job inline after commit.
@@ -118,12 +130,15 @@ class Config:
     MAX_CONTENT_LENGTH = 24 * 1024 * 1024  # key files up to 20 MB, plus the form around them
     # Uploads (faka/web/uploads.py): per back-office user, all uploads (licence, product
     # images, key files, logo) share one budget, and merchants' and operators' complaint posts
-    # another. What is kept on disk is bounded per merchant (product images and licence) and
+    # another. What is kept stored is bounded per merchant (product images and licence) and
     # per order (complaint images, whoever posted them).
     RATELIMIT_UPLOAD = os.environ.get("FAKA_RATELIMIT_UPLOAD", "10 per minute;120 per hour")
     RATELIMIT_COMPLAINT_REPLY = os.environ.get("FAKA_RATELIMIT_COMPLAINT_REPLY", "10 per minute;120 per hour")
     MERCHANT_STORAGE_QUOTA = _env_int("FAKA_MERCHANT_STORAGE_MB", 500) * 1024 * 1024
     ORDER_EVIDENCE_QUOTA = _env_int("FAKA_ORDER_EVIDENCE_MB", 50) * 1024 * 1024
+    # Where uploads live (faka/core/storage.py): "local", the instance folder, or "database",
+    # PostgreSQL, which every web host behind a load balancer shares.
+    UPLOAD_STORAGE = os.environ.get("FAKA_UPLOAD_STORAGE") or "local"
 
     # Storefront pages are served from memory for this long (0 disables; see faka/core/cache.py).
     PAGE_CACHE_SECONDS = float(os.environ.get("FAKA_PAGE_CACHE_SECONDS", "2"))

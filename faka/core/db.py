@@ -6,15 +6,20 @@ between. Services that change data therefore write inside `write_transaction()` 
 not yet moved to it, call `begin_write()`), which on SQLite opens the transaction with
 BEGIN IMMEDIATE (the write lock is taken up front and waiters queue on the busy timeout);
 PostgreSQL runs a normal transaction and relies on row locks.
+
+Behind a pooler in transaction mode (DATABASE_POOLER, docs/topology.md) each transaction
+may run on another server connection, so nothing may outlive one: psycopg's prepared
+statements are turned off for every engine the app makes (connect_args), and LISTEN goes
+to a direct connection (listen_url), or nowhere.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
-from sqlalchemy import Select, create_engine, event
+from sqlalchemy import Select, create_engine, event, make_url
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import Session
 
@@ -33,6 +38,7 @@ SQLITE_BUSY_TIMEOUT_MS = 15000
 _IMMEDIATE = "faka_immediate"
 _READER = "faka_read_engine"
 _AFTER_COMMIT = "faka_after_commit"
+POOLERS = ("pgbouncer",)
 
 
 def init_app(app: Flask) -> None:
@@ -40,6 +46,45 @@ def init_app(app: Flask) -> None:
         engine = db.engine
         if engine.dialect.name == "sqlite":
             configure_sqlite(engine)
+
+
+def connect_args(config: Mapping[str, Any]) -> dict[str, Any]:
+    """psycopg's connect arguments for DATABASE_URL. psycopg prepares a statement on the
+    server after its fifth run on a connection and runs it by name from then on; behind a
+    transaction pooler the next transaction may get another server connection, where no
+    such statement exists ("prepared statement "_pg3_0" does not exist"), or one where
+    another client's statement of that name does. So, behind one, nothing is prepared."""
+    pooler = config.get("DATABASE_POOLER")
+    if pooler is None:
+        return {}
+    if pooler not in POOLERS:
+        raise ValueError(
+            f"FAKA_DATABASE_POOLER={pooler!r}: set it to {' or '.join(POOLERS)} for a pooler in transaction "
+            f"mode, or leave it unset for a direct connection or a pooler in session mode"
+        )
+    return {"prepare_threshold": None}
+
+
+def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """SQLALCHEMY_ENGINE_OPTIONS with what DATABASE_POOLER asks of a PostgreSQL engine."""
+    options = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
+    extra = connect_args(config)
+    if extra and config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        options["connect_args"] = {**options.get("connect_args", {}), **extra}
+    return options
+
+
+def listen_url(config: Mapping[str, Any]) -> str | None:
+    """Where a process LISTENs for PostgreSQL's notifications, as a libpq URL:
+    DATABASE_LISTEN_URL, else DATABASE_URL; None behind a transaction pooler without a
+    direct URL, since a LISTEN made through it lasts only until its transaction ends."""
+    url = config.get("DATABASE_LISTEN_URL") or (
+        None if config.get("DATABASE_POOLER") else config["SQLALCHEMY_DATABASE_URI"]
+    )
+    if not url:
+        return None
+    # Whatever the scheme says (postgres://, postgresql+psycopg://), psycopg wants postgresql://.
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def configure_sqlite(engine: Engine) -> None:
@@ -210,7 +255,12 @@ def reader_engine() -> Engine:
         engine = db.engine
         if engine.dialect.name == "postgresql":
             reader = create_engine(
-                engine.url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=4, pool_reset_on_return=None
+                engine.url,
+                isolation_level="AUTOCOMMIT",
+                pool_size=1,
+                max_overflow=4,
+                pool_reset_on_return=None,
+                connect_args=connect_args(app.config),
             )
         else:
             reader = create_engine(engine.url, pool_reset_on_return=None)

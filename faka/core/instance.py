@@ -7,6 +7,8 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from faka.core.db import engine_options
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,6 +29,7 @@ def init_app(app: Flask) -> None:
     if uri.startswith("sqlite"):
         # A local file has no server connection to go stale: skip the ping per checkout.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)  # what a transaction pooler needs
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _load_or_create_secret(path / "secret.key")
     if not app.config.get("RATELIMIT_STORAGE_URI"):

@@ -101,7 +101,7 @@ def save_programmes(operator_id: int, values: dict[str, str]) -> dict[str, str]:
                 before={key: current.get(key) for key in changed},
                 after=changed,
             )
-    forget("site-settings")  # this process sees the change at once
+    forget("site-settings")  # every process sees the change at once
     return changed
 
 
@@ -161,7 +161,7 @@ def approve_domain(operator_id: int, code: str) -> SubStore:
         _take_pending_domain(operator_id, substore)
         email = _queue_email(substore.merchant, "domain_approved", substore.name, None, domain)
     tasks.enqueue("messaging.tasks.send_email", email.id, job_id=f"email-{email.id}")
-    forget(("substore-domains",))  # served at once by this process
+    forget(("substore-domains",))  # served at once by every process
     return substore
 
 

@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, text
 
 from faka.accounts.models import Merchant
 from faka.core import clock
-from faka.core.db import write_transaction
+from faka.core.db import is_postgresql, write_transaction
 from faka.core.errors import NotFound
 from faka.core.money import format_money
 from faka.core.pagination import Page, paginate
@@ -39,6 +39,7 @@ from faka.platform.models import AuditEvent
 PER_PAGE = 50
 LEDGER_DAYS = 30
 DAILY_ACTION = "settlement.daily"
+_SETTLE_LOCK = 7313  # the advisory lock that runs the daily check one at a time on PostgreSQL
 REVEAL_ACTION = "withdrawal.account_revealed"
 
 QUEUE_OPEN = "open"  # requested and approved: what still needs the operator
@@ -501,6 +502,11 @@ def settle(now: datetime | None = None) -> AuditEvent:
     now = now or clock.now()
     target = f"settlement:{now.date().isoformat()}"
     with write_transaction():
+        if is_postgresql():
+            # Every worker schedules this job, and workers started together run it side by
+            # side: one at a time, so the second finds the first one's event. (SQLite's
+            # write transaction already runs one at a time.)
+            db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SETTLE_LOCK})
         existing = db.session.execute(
             select(AuditEvent).where(AuditEvent.action == DAILY_ACTION, AuditEvent.target == target)
         ).scalar_one_or_none()

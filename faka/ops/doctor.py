@@ -24,16 +24,19 @@ from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import current_app
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from faka.core import tasks
 from faka.core.crypto import KEY_FILE
+from faka.core.db import listen_url
 from faka.extensions import db
 from faka.messaging.mail import smtp_config
+from faka.orders import status_signal
 from faka.payments.gateways import enabled_gateways
 from faka.payments.notify import silent_gateways
 
@@ -48,6 +51,7 @@ DISK_WARN_BYTES = 2 * 1024**3
 DISK_WARN_FRACTION = 0.10
 SMTP_PROBE_TIMEOUT = 10
 REDIS_TIMEOUT = 5
+DATABASE_TIMEOUT = 5
 SHOWN_PATHS = 5  # how many offending files a check names
 
 
@@ -68,8 +72,11 @@ def run_checks(backup_dir: str | None = None) -> list[Check]:
         proxy(),
         cookies_and_hsts(),
     ]
-    checks.append(database())
-    if checks[-1].status == OK:
+    reached = database()
+    checks.append(reached)
+    if current_app.config.get("DATABASE_POOLER"):
+        checks.append(database_pooler())
+    if reached.status == OK:
         if db.engine.dialect.name == "sqlite":
             checks.append(sqlite())
         checks.extend([smtp(), gateways()])
@@ -83,6 +90,7 @@ def run_checks(backup_dir: str | None = None) -> list[Check]:
             )
         )
     checks.extend(redis_and_worker())
+    checks.extend(several_hosts())
     checks.extend([translations(), disk_space(), instance_permissions()])
     db.session.rollback()
     return checks
@@ -91,11 +99,18 @@ def run_checks(backup_dir: str | None = None) -> list[Check]:
 # -- secrets ----------------------------------------------------------------------------
 
 
+def _generated_secret() -> Path | None:
+    """The instance folder's generated secret.key when it is the key in use."""
+    key = current_app.config.get("SECRET_KEY") or ""
+    generated = Path(current_app.instance_path) / SECRET_FILE
+    return generated if generated.exists() and generated.read_text().strip() == key else None
+
+
 def secret_key() -> Check:
     name = "Secret key"
     key = current_app.config.get("SECRET_KEY") or ""
-    generated = Path(current_app.instance_path) / SECRET_FILE
-    if generated.exists() and generated.read_text().strip() == key:
+    generated = _generated_secret()
+    if generated is not None:
         return Check(
             name,
             WARN,
@@ -319,6 +334,59 @@ def sqlite() -> Check:
     )
 
 
+def database_pooler() -> Check:
+    """FAKA_DATABASE_POOLER is set: faka prepares no statements, and LISTENs (for the
+    order-status polls) on FAKA_DATABASE_LISTEN_URL, a direct connection, or not at all."""
+    name = "Database pooler"
+    cfg = current_app.config
+    pooler = cfg["DATABASE_POOLER"]
+    if db.engine.dialect.name != "postgresql":
+        return Check(
+            name,
+            WARN,
+            f"FAKA_DATABASE_POOLER={pooler} does nothing: the database is not PostgreSQL",
+            "unset FAKA_DATABASE_POOLER",
+        )
+    url = listen_url(cfg)
+    if url is None:
+        return Check(
+            name,
+            WARN,
+            f"FAKA_DATABASE_POOLER={pooler} and no FAKA_DATABASE_LISTEN_URL: a LISTEN cannot go through a "
+            f"pooler in transaction mode, so nothing hears order changes and every status poll (each waiting "
+            f"buyer's, every 2 seconds) reads the database",
+            "set FAKA_DATABASE_LISTEN_URL to a direct connection to PostgreSQL (its own host and port, not the "
+            "pooler's); each web process holds one connection there",
+        )
+    listen = make_url(url)
+    where = listen.render_as_string(hide_password=True)
+    pooled = db.engine.url
+    if (listen.host, listen.port or 5432) == (pooled.host, pooled.port or 5432):
+        return Check(
+            name,
+            FAIL,
+            f"FAKA_DATABASE_LISTEN_URL ({where}) is the pooler's address, as DATABASE_URL: the LISTEN ends with "
+            f"its transaction, and polls trust reads that are out of date for up to FAKA_STATUS_TRUST_SECONDS",
+            "point FAKA_DATABASE_LISTEN_URL at PostgreSQL itself, not at the pooler",
+        )
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=DATABASE_TIMEOUT) as connection:
+            connection.execute(f"LISTEN {status_signal.CHANNEL}")
+    except psycopg.Error as exc:
+        return Check(
+            name,
+            FAIL,
+            f"FAKA_DATABASE_LISTEN_URL ({where}) cannot be reached: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}",
+            "check FAKA_DATABASE_LISTEN_URL, that PostgreSQL accepts this host there, and the role's password",
+        )
+    return Check(
+        name,
+        OK,
+        f"FAKA_DATABASE_POOLER={pooler}: no prepared statements; order changes are heard on {where}",
+    )
+
+
 # -- jobs -------------------------------------------------------------------------------
 
 
@@ -386,6 +454,94 @@ def redis_and_worker() -> list[Check]:
             Check("Worker", OK, f"{workers} worker(s) alive, {waiting} job(s) waiting, the reconciler scheduled")
         )
     return checks
+
+
+# -- several web hosts -----------------------------------------------------------------
+
+
+def several_hosts() -> list[Check]:
+    """What every web host behind a load balancer must share (docs/topology.md): a Check
+    for each piece missing, or one OK. Asked when FAKA_WEB_HOSTS is above 1 or uploads are
+    kept in the database (which only several hosts need); on one machine, nothing."""
+    name = "Several web hosts"
+    cfg = current_app.config
+    hosts = cfg.get("WEB_HOSTS", 1)
+    uploads_shared = cfg.get("UPLOAD_STORAGE") == "database"
+    if hosts <= 1 and not uploads_shared:
+        return []
+    checks = []
+    secret = _generated_secret()
+    if secret is not None:
+        checks.append(
+            Check(
+                name,
+                FAIL,
+                f"SECRET_KEY is generated into {secret} on this host: each host makes its own, so a sign-in, "
+                f"a form or a captcha from one host is refused by the next",
+                "set the same SECRET_KEY in every host's environment file",
+            )
+        )
+    if not cfg.get("ENCRYPTION_KEYS"):
+        checks.append(
+            Check(
+                name,
+                FAIL,
+                f"the encryption keys are generated into {Path(current_app.instance_path) / KEY_FILE} on this "
+                f"host: card keys and secrets saved through one host cannot be read by another",
+                "set the same FAKA_ENCRYPTION_KEYS in every host's environment file (this file's content if the "
+                "shop already runs on this host)",
+            )
+        )
+    if db.engine.dialect.name == "sqlite":
+        checks.append(
+            Check(
+                name,
+                FAIL,
+                f"the database is SQLite, a file on this host ({db.engine.url.database}): other hosts cannot share it",
+                "move to PostgreSQL (`flask --app faka copy-db --to postgresql://...`) and set the same "
+                "DATABASE_URL on every host",
+            )
+        )
+    if not cfg.get("REDIS_URL"):
+        checks.append(
+            Check(
+                name,
+                WARN,
+                "REDIS_URL is not set: each host counts its own rate limits (they let several times as much "
+                "through), runs jobs in its own threads, and hears of no other host's changes to cached pages",
+                "set the same REDIS_URL on every host and run faka-worker (docs/topology.md)",
+            )
+        )
+    if not uploads_shared:
+        checks.append(
+            Check(
+                name,
+                FAIL,
+                f"uploads are kept in {Path(current_app.instance_path) / 'uploads'} on this host: images, "
+                f"licences and evidence uploaded through another host are missing here",
+                "`flask --app faka storage-move --to database`, then FAKA_UPLOAD_STORAGE=database on every host",
+            )
+        )
+    if urlsplit(cfg["BASE_URL"]).hostname in ("127.0.0.1", "localhost", "::1"):
+        checks.append(
+            Check(
+                name,
+                WARN,
+                f"FAKA_BASE_URL is not set ({cfg['BASE_URL']}): emails, gateways' notify URLs and passkeys must "
+                f"name the load balancer's address",
+                "set FAKA_BASE_URL=https://<your domain> on every host",
+            )
+        )
+    if checks:
+        return checks
+    return [
+        Check(
+            name,
+            OK,
+            f"{hosts} host(s): secrets from the environment, PostgreSQL, Redis and uploads in the database "
+            f"are shared; sessions are signed cookies, so the load balancer needs no sticky sessions",
+        )
+    ]
 
 
 # -- email ------------------------------------------------------------------------------

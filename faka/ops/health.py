@@ -11,6 +11,20 @@ from faka.payments import holds
 from faka.payments.notify import silent_gateways
 
 
+def host_health() -> tuple[bool, dict]:
+    """Whether this web host can serve buyers: its database answers. What a load balancer
+    asks: Redis and the worker are shared by every host, so taking a host out of rotation
+    for them would only take every host out (/healthz reports them)."""
+    try:
+        db.session.execute(text("SELECT 1"))
+        healthy, database = True, {"ok": True}
+    except Exception as exc:  # noqa: BLE001 - any database failure means this host cannot serve
+        healthy, database = False, {"ok": False, "error": type(exc).__name__}
+    finally:
+        db.session.rollback()
+    return healthy, {"status": "ok" if healthy else "unhealthy", "database": database}
+
+
 def health() -> tuple[bool, dict]:
     report: dict = {}
     healthy = True

@@ -4,7 +4,10 @@ PostgreSQL: a trigger on `orders` (migration 0011) sends NOTIFY faka_orders with
 order's token whenever its row changes; PostgreSQL delivers it when the change commits.
 Each web process listens on a connection of its own, in a daemon thread started by its
 first poll, and notes which tokens changed. Reads made before the listener (re)connected
-are not trusted: notifications may have been missed meanwhile.
+are not trusted: notifications may have been missed meanwhile. That connection goes to
+DATABASE_LISTEN_URL when set: behind a pooler in transaction mode (DATABASE_POOLER) a
+LISTEN would last only as long as its transaction, so without a direct URL nothing
+listens there and every poll reads the database.
 
 SQLite: `PRAGMA data_version`, asked on a connection of the process's own that never
 writes, changes whenever any other connection, in any process (the sqlite3 shell
@@ -29,7 +32,7 @@ from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from faka.core.db import reader_engine
+from faka.core.db import listen_url, reader_engine
 from faka.extensions import db
 
 logger = logging.getLogger(__name__)
@@ -145,7 +148,8 @@ _starting = threading.Lock()
 
 def watcher() -> Listener | DataVersion | None:
     """This process's watcher, started on first use; it stops when the app's engine is
-    disposed. None when STATUS_TRUST_SECONDS is 0 or the database lives in memory."""
+    disposed. None when STATUS_TRUST_SECONDS is 0, the database lives in memory, or there is
+    no connection to LISTEN on (a transaction pooler without DATABASE_LISTEN_URL)."""
     app = current_app._get_current_object()
     if app.config["STATUS_TRUST_SECONDS"] <= 0:
         return None
@@ -166,7 +170,8 @@ def watcher() -> Listener | DataVersion | None:
 
 def _start(engine: Engine) -> Listener | DataVersion | None:
     if engine.dialect.name == "postgresql":
-        return Listener(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+        url = listen_url(current_app.config)
+        return Listener(url) if url else None
     database = engine.url.database or ""
     if database in ("", ":memory:") or "mode=memory" in database:
         return None  # another connection would see another database

@@ -254,7 +254,7 @@ def match(who: Who, merchant_id: int | None = None, now: datetime | None = None)
     """The first active entry that covers this visitor: the operator's, or the merchant's
     own when merchant_id is given. Every checkout asks, so the active entries are kept
     for PAGE_CACHE_SECONDS within this process (adding or removing one clears it at
-    once here, and other processes see it within that time)."""
+    once in every process: faka/core/cache.py's forget)."""
     now = now or clock.now()
     email = (who.email or "").strip().lower()
     for entry in reused(_INDEX, _active_index).covering(email, who.device_hash, _address(who.ip)):

@@ -654,6 +654,7 @@ def shop(app, merchant, operator, category, make_product, place, pay) -> Shop:
 SKIPPED = {
     "static": "files, not pages",
     "health.healthz": "JSON for monitoring",
+    "health.healthz_host": "JSON for load balancers",
     "captcha.challenge": "JSON for the captcha widget",
     "pay.notify": "answers payment providers, not people",
     "catalog.product_image": "an image",

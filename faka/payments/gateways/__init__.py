@@ -69,7 +69,7 @@ def _decrypted(ciphertext: str | None) -> dict[str, str]:
 def _enabled_ciphertexts() -> dict[str, str | None]:
     """The enabled gateways' encrypted settings by name. Every checkout and payment
     notification asks, so they are reused for PAGE_CACHE_SECONDS within this process (the
-    console clears the cache of its own process when it saves a gateway); they are
+    console clears the caches of every process when it saves a gateway); they are
     decrypted only by the gateway that is used."""
     return reused(
         "enabled-gateways",

@@ -1,9 +1,9 @@
-"""GET /healthz for load balancers and monitoring."""
+"""GET /healthz for monitoring, and GET /healthz/host for load balancers."""
 
 from flask import Blueprint, jsonify
 
 from faka.extensions import limiter
-from faka.ops.health import health
+from faka.ops.health import health, host_health
 
 bp = Blueprint("health", __name__)
 
@@ -12,4 +12,11 @@ bp = Blueprint("health", __name__)
 @limiter.exempt
 def healthz():
     healthy, report = health()
+    return jsonify(report), 200 if healthy else 503
+
+
+@bp.get("/healthz/host")
+@limiter.exempt
+def healthz_host():
+    healthy, report = host_health()
     return jsonify(report), 200 if healthy else 503

@@ -5,13 +5,14 @@ The colour comes as a colour picker and as its hex text (the picker has no "empt
 typed colour is exact). theme.js keeps them equal; without JavaScript, the one the operator
 changed wins: the text when it differs from the saved colour, else the picker."""
 
-from flask import current_app, redirect, request, url_for
+from flask import redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import Length
 
+from faka.core.cache import forget_all
 from faka.core.errors import DomainError
 from faka.core.uploads import MAX_UPLOAD_BYTES
 from faka.platform import branding, theme
@@ -44,8 +45,8 @@ class AppearanceForm(FlaskForm):
 
 
 def _clear_page_cache() -> None:
-    """Show the change on this process's storefront at once (others within PAGE_CACHE_SECONDS)."""
-    current_app.extensions["faka_pagecache"].clear()
+    """Show the change on the storefront at once, in every process (faka/core/cache.py)."""
+    forget_all()
 
 
 @bp.post("/settings/appearance")

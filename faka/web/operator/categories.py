@@ -3,7 +3,7 @@
 One page lists them in their order; each change is a small form that posts here and
 comes back to the page (303), so all of it works without JavaScript."""
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -12,6 +12,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from faka.catalog import categories as category_service
 from faka.catalog.models import Category
+from faka.core.cache import forget_all
 from faka.core.errors import DomainError, NotFound
 from faka.web.fields import IntegerField
 from faka.web.operator import NAV, bp
@@ -42,8 +43,8 @@ class DeleteForm(FlaskForm):
 
 
 def _clear_page_cache() -> None:
-    """Show the change on this process's storefront at once (others within PAGE_CACHE_SECONDS)."""
-    current_app.extensions["faka_pagecache"].clear()
+    """Show the change on the storefront at once, in every process (faka/core/cache.py)."""
+    forget_all()
 
 
 def _page(error=None, status: int = 200, form: CategoryForm | None = None, open_id: int | None = None):

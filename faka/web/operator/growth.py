@@ -5,13 +5,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 
+from faka.core.cache import forget_all
 from faka.core.errors import DomainError, NotFound
 from faka.growth import programmes
 from faka.growth.models import Promoter, SubStore
@@ -80,8 +81,8 @@ def _first_error(form) -> str:
 
 
 def _clear_page_cache() -> None:
-    """Show the change on this process's storefront at once (others within PAGE_CACHE_SECONDS)."""
-    current_app.extensions["faka_pagecache"].clear()
+    """Show the change on the storefront at once, in every process (faka/core/cache.py)."""
+    forget_all()
 
 
 # -- what a sub-store's and a promoter's pages share ----------------------------------------------

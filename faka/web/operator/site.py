@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from faka.core.cache import forget_all
 from faka.core.crypto import vault
 from faka.core.errors import DomainError
 from faka.core.uploads import MAX_UPLOAD_BYTES, delete_images, store_image
@@ -78,8 +79,8 @@ LOGO_UPLOAD = UploadLimit(files=1, file_bytes=MAX_UPLOAD_BYTES)
 
 
 def _clear_page_cache() -> None:
-    """Show the change on this process's storefront at once (others within PAGE_CACHE_SECONDS)."""
-    current_app.extensions["faka_pagecache"].clear()
+    """Show the change on the storefront at once, in every process (faka/core/cache.py)."""
+    forget_all()
 
 
 def _mail_config() -> list[tuple[object, object]]:
