@@ -19,8 +19,9 @@ every host, listens to it in a daemon thread of its own (started by its first ca
 and again in a process forked after that) and drops the key from its own caches. The
 message is JSON, never pickle: whoever can write to Redis can make a process forget, never
 run anything. While a process is not listening (Redis down, or reconnecting) its entries
-still expire after their time, as without Redis; once it listens again it empties its
-caches, since it may have missed a message meanwhile.
+still expire after their time, as without Redis. Each time it starts listening, the first
+time included, it empties its caches: it may have missed a message meanwhile (before its
+first subscription, what its first cached reads kept may already have been forgotten).
 """
 
 import json
@@ -31,7 +32,6 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g
 from flask_wtf.csrf import generate_csrf
@@ -170,8 +170,13 @@ class Signal:
     def __init__(self, url: str, shop: str, caches: tuple[TTLCache, ...]):
         """`shop`: the RQ queue's name, which tells shops sharing one Redis database apart;
         `caches`: the one forget() drops keys from first, then the others forget_all() empties."""
+        from redis import ConnectionPool
+
         self.pid = os.getpid()  # a forked child has no thread of its parent's: it makes its own
-        self.channel = f"{CHANNEL}:{urlsplit(url).path.strip('/') or '0'}:{shop}"
+        # The database as Redis itself reads the URL: from its path, from `?db=`, or 0 (a unix
+        # socket's path names no database).
+        database = ConnectionPool.from_url(url).connection_kwargs.get("db", 0)
+        self.channel = f"{CHANNEL}:{database}:{shop}"
         self.listening = threading.Event()
         self._url = url
         self._caches = caches
@@ -213,9 +218,8 @@ class Signal:
     def _run(self) -> None:
         from redis import Redis
 
-        attempts = 0
+        first = True
         while not self._stop.is_set():
-            attempts += 1
             client = Redis.from_url(
                 self._url, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=30
             )
@@ -227,18 +231,20 @@ class Signal:
                     if message is None:
                         continue
                     if message["type"] == "subscribe":
-                        if attempts > 1:
-                            self._apply_all()  # messages may have been missed since the last attempt
+                        # Missed messages: since the last connection, or, the first time, since
+                        # this process's first cached read started the thread.
+                        self._apply_all()
                         self.listening.set()
                     elif message["type"] == "message":
                         self._apply(message["data"])
             except Exception as exc:  # noqa: BLE001 - whatever it was, entries expire by time until it is back
-                if attempts == 1 or self.listening.is_set():
+                if first or self.listening.is_set():  # once per outage, not at every attempt
                     logger.warning(
                         "page cache: not hearing other processes (%s); their changes show within the cache time",
                         type(exc).__name__,
                     )
             finally:
+                first = False
                 self.listening.clear()
                 pubsub.close()
                 client.close()

@@ -21,6 +21,7 @@ from faka.catalog.models import DELIVERY_AUTO, Product, ProductVariant
 from faka.catalog.storefront import variant_stock
 from faka.complaints.models import Complaint
 from faka.core import clock
+from faka.core.cache import forget
 from faka.core.db import write_transaction
 from faka.core.errors import DomainError, NotFound
 from faka.core.money import format_money
@@ -365,6 +366,9 @@ def save_substore(
             if new_logo is not None or remove_logo:
                 substore.logo = new_logo
             after = _fields(substore)
+            # store_domains() changes: the domain served until now is dropped, or leads to a new code.
+            old_served = (before["domain"], before["code"]) if before is not None else (None, None)
+            domains_changed = old_served[0] is not None and old_served != (substore.domain, substore.code)
             if before != after:
                 audit.record(
                     actor_id,
@@ -385,6 +389,8 @@ def save_substore(
         raise
     if old_logo and old_logo != substore.logo:
         delete_images([old_logo])  # no other row names a sub-store's logo
+    if domains_changed:
+        forget(("substore-domains",))  # every process stops serving the old domain at once
     return substore
 
 

@@ -4,18 +4,24 @@ Each check looks at one thing an operator can get wrong when moving from `make r
 server (secrets, HTTPS, the proxy, the database schema, Redis and the worker, SMTP, the
 gateways' notify URLs, translations, disk and file permissions) and returns a Check:
 OK, WARN (works, but read this) or FAIL (something buyers or the operator will notice).
-Nothing here changes data or sends an email. Run it as the service user with the
-service's environment (deploy/faka does both), since what it checks is that environment.
+Nothing here sends an email or changes data, but for one row: on several web hosts the
+first doctor run records SECRET_KEY's fingerprint for the others to compare theirs with
+(secret_key_shared). Run it as the service user with the service's environment
+(deploy/faka does both), since what it checks is that environment.
 
 The operator console's first-run checklist (faka/ops/first_run.py) asks the cheap
 checks one by one, without network calls: base_url, backups, smtp(probe=False),
 real_gateway and sandbox_off.
 """
 
+import hashlib
+import hmac
 import ipaddress
+import json
 import os
 import shutil
 import smtplib
+import socket
 import ssl
 import stat
 import time
@@ -29,22 +35,27 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import current_app
 from sqlalchemy import make_url, text
+from sqlalchemy.exc import IntegrityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from faka.core import tasks
 from faka.core.crypto import KEY_FILE
-from faka.core.db import listen_url
+from faka.core.db import listen_url, write_transaction
 from faka.extensions import db
 from faka.messaging.mail import smtp_config
 from faka.orders import status_signal
 from faka.payments.gateways import enabled_gateways
 from faka.payments.notify import silent_gateways
+from faka.platform import key_rotation
+from faka.platform.models import Setting
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
 SECRET_FILE = "secret.key"
 MIN_SECRET_LENGTH = 32
 ARCHIVES = "faka-*.tar.gz"  # as faka.platform.backup names them
+# `systemctl enable faka-backup.timer` links it here: the host that takes the backups.
+BACKUP_TIMER = Path("/etc/systemd/system/timers.target.wants/faka-backup.timer")
 BACKUP_MAX_AGE_HOURS = 48  # a daily timer that missed one run is late, two is broken
 DISK_FAIL_BYTES = 512 * 1024**2
 DISK_WARN_BYTES = 2 * 1024**3
@@ -53,6 +64,8 @@ SMTP_PROBE_TIMEOUT = 10
 REDIS_TIMEOUT = 5
 DATABASE_TIMEOUT = 5
 SHOWN_PATHS = 5  # how many offending files a check names
+SECRETS_SAMPLE = 3  # stored secrets decrypted per place (card keys, gateway settings, ...)
+SECRET_FINGERPRINT = "secret_key_fingerprint"  # the Setting row secret_key_shared() keeps
 
 
 @dataclass(frozen=True)
@@ -79,7 +92,7 @@ def run_checks(backup_dir: str | None = None) -> list[Check]:
     if reached.status == OK:
         if db.engine.dialect.name == "sqlite":
             checks.append(sqlite())
-        checks.extend([smtp(), gateways()])
+        checks.extend([stored_secrets(), smtp(), gateways()])
     else:
         checks.append(
             Check(
@@ -90,7 +103,8 @@ def run_checks(backup_dir: str | None = None) -> list[Check]:
             )
         )
     checks.extend(redis_and_worker())
-    checks.extend(several_hosts())
+    if current_app.config.get("WEB_HOSTS", 1) > 1:
+        checks.extend(several_hosts(database_reached=reached.status == OK))
     checks.extend([translations(), disk_space(), instance_permissions()])
     db.session.rollback()
     return checks
@@ -148,15 +162,47 @@ def encryption_keys() -> Check:
     )
 
 
+def stored_secrets() -> Check:
+    """A few of each kind of stored secret decrypt with the keys in force, as after a restore
+    (faka/platform/key_rotation.py): keys that are there but wrong (another host's, a
+    regenerated file) lose every card key as surely as missing ones."""
+    name = "Stored secrets"
+    sample = key_rotation.check(sample=SECRETS_SAMPLE)
+    total = sum(tally.total for tally in sample.values())
+    unreadable = {place: tally.unreadable for place, tally in sample.items() if tally.unreadable}
+    if unreadable:
+        places = ", ".join(f"{place} ({count})" for place, count in unreadable.items())
+        return Check(
+            name,
+            FAIL,
+            f"{sum(unreadable.values())} of {total} sampled do not decrypt with this host's encryption keys: "
+            f"{places}; card keys cannot be delivered nor gateway settings read",
+            "set FAKA_ENCRYPTION_KEYS to the keys they were saved with (with several hosts, the same on every "
+            "host and worker); `faka rotate-keys --check` then counts every stored secret",
+        )
+    if not total:
+        return Check(name, OK, "none stored yet")
+    return Check(name, OK, f"the {total} sampled (card keys, gateway settings, ...) decrypt with this host's keys")
+
+
 def backups(backup_dir: str | None) -> Check:
     """The archives `flask backup` writes: to `backup_dir` (FAKA_BACKUP_DIR), else to
-    <instance>/backups, as faka-<date>-<time>.tar.gz."""
+    <instance>/backups, as faka-<date>-<time>.tar.gz. With several web hosts only the host
+    whose faka-backup.timer is enabled keeps archives; the others have nothing to check."""
     name = "Backups"
     folder = Path(backup_dir) if backup_dir else Path(current_app.instance_path) / "backups"
     schedule = (
         "schedule `flask --app faka backup --keep 14` daily (deploy/systemd/faka-backup.timer), "
         "and copy the archives off this server"
     )
+    archived = folder.is_dir() and any(folder.glob(ARCHIVES))
+    if not archived and current_app.config.get("WEB_HOSTS", 1) > 1 and not BACKUP_TIMER.exists():
+        return Check(
+            name,
+            OK,
+            f"not taken on this host (no archive in {folder}, faka-backup.timer not enabled): with several web "
+            f"hosts one host, a worker host, takes them (docs/topology.md); `faka doctor` there checks them",
+        )
     if not folder.is_dir():
         if backup_dir:
             return Check(
@@ -392,6 +438,16 @@ def database_pooler() -> Check:
 
 def redis_and_worker() -> list[Check]:
     if tasks.runner().mode != tasks.MODE_RQ:
+        if current_app.config.get("WEB_HOSTS", 1) > 1:
+            return [
+                Check(
+                    "Redis and worker",
+                    WARN,
+                    "REDIS_URL is not set: each host counts its own rate limits (they let several times as much "
+                    "through), runs jobs in its own threads, and hears of no other host's changes to cached pages",
+                    "set the same REDIS_URL on every host and run faka-worker (docs/topology.md)",
+                )
+            ]
         return [
             Check(
                 "Redis and worker",
@@ -408,8 +464,7 @@ def redis_and_worker() -> list[Check]:
     from rq.cron import CronScheduler
 
     url = current_app.config["REDIS_URL"]
-    parts = urlsplit(url)
-    where = f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
+    where = _redis_where(url)
     # Its own connection with timeouts: an address that never answers must not hang the doctor.
     redis = Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
     try:
@@ -459,16 +514,14 @@ def redis_and_worker() -> list[Check]:
 # -- several web hosts -----------------------------------------------------------------
 
 
-def several_hosts() -> list[Check]:
+def several_hosts(database_reached: bool) -> list[Check]:
     """What every web host behind a load balancer must share (docs/topology.md): a Check
-    for each piece missing, or one OK. Asked when FAKA_WEB_HOSTS is above 1 or uploads are
-    kept in the database (which only several hosts need); on one machine, nothing."""
+    for each piece missing, or one OK. Asked when FAKA_WEB_HOSTS is above 1. Whether Redis
+    is set and answers is redis_and_worker()'s to say; whether the encryption keys open
+    what is stored, stored_secrets()'."""
     name = "Several web hosts"
     cfg = current_app.config
-    hosts = cfg.get("WEB_HOSTS", 1)
-    uploads_shared = cfg.get("UPLOAD_STORAGE") == "database"
-    if hosts <= 1 and not uploads_shared:
-        return []
+    hosts = cfg["WEB_HOSTS"]
     checks = []
     secret = _generated_secret()
     if secret is not None:
@@ -481,6 +534,8 @@ def several_hosts() -> list[Check]:
                 "set the same SECRET_KEY in every host's environment file",
             )
         )
+    elif database_reached and db.engine.dialect.name != "sqlite" and len(cfg["SECRET_KEY"]) >= MIN_SECRET_LENGTH:
+        checks.extend(secret_key_shared())  # a short one fails secret_key(); it is not recorded
     if not cfg.get("ENCRYPTION_KEYS"):
         checks.append(
             Check(
@@ -502,17 +557,29 @@ def several_hosts() -> list[Check]:
                 "DATABASE_URL on every host",
             )
         )
-    if not cfg.get("REDIS_URL"):
+    elif not cfg.get("DATABASE_POOLER") and _on_this_host(db.engine.url.host):
         checks.append(
             Check(
                 name,
                 WARN,
-                "REDIS_URL is not set: each host counts its own rate limits (they let several times as much "
-                "through), runs jobs in its own threads, and hears of no other host's changes to cached pages",
-                "set the same REDIS_URL on every host and run faka-worker (docs/topology.md)",
+                f"DATABASE_URL names this host ({db.engine.url.render_as_string(hide_password=True)}): unless "
+                f"PostgreSQL runs on this host, other hosts cannot reach it",
+                "set DATABASE_URL to the database server's private address, the same on every host (or a local "
+                "PgBouncer with FAKA_DATABASE_POOLER=pgbouncer: docs/topology.md)",
             )
         )
-    if not uploads_shared:
+    redis_url = cfg.get("REDIS_URL")
+    if redis_url and _redis_on_this_host(redis_url):
+        checks.append(
+            Check(
+                name,
+                WARN,
+                f"REDIS_URL names this host ({_redis_where(redis_url)}): unless Redis runs on this host, other hosts cannot reach "
+                f"it, and each host counts its own rate limits and hears no other host's cache changes",
+                "set REDIS_URL to the Redis server's private address, the same on every host (docs/topology.md)",
+            )
+        )
+    if cfg.get("UPLOAD_STORAGE") != "database":
         checks.append(
             Check(
                 name,
@@ -532,14 +599,89 @@ def several_hosts() -> list[Check]:
                 "set FAKA_BASE_URL=https://<your domain> on every host",
             )
         )
-    if checks:
+    if any(check.status != OK for check in checks):
         return checks
+    shared = "the secrets from the environment, PostgreSQL, " + ("Redis, " if redis_url else "")
     return [
+        *checks,
         Check(
             name,
             OK,
-            f"{hosts} host(s): secrets from the environment, PostgreSQL, Redis and uploads in the database "
-            f"are shared; sessions are signed cookies, so the load balancer needs no sticky sessions",
+            f"{hosts} hosts share {shared}and the uploads in the database; sessions are signed cookies, so the "
+            f"load balancer needs no sticky sessions",
+        ),
+    ]
+
+
+def _on_this_host(host: str | None) -> bool:
+    """Whether a server address means this machine: none (a local socket), localhost or loopback."""
+    if not host or host == "localhost" or host.endswith(".localhost") or host.startswith("/"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _redis_on_this_host(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "unix" or _on_this_host(parts.hostname)
+
+
+def _redis_where(url: str) -> str:
+    """REDIS_URL without its password."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}"
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
+
+
+def _fingerprint(secret: str) -> str:
+    """A keyed hash that tells SECRET_KEYs apart and, for a key of 32+ random characters,
+    reveals nothing of it."""
+    return hmac.new(secret.encode(), b"faka.secret-key-fingerprint", hashlib.sha256).hexdigest()[:32]
+
+
+def secret_key_shared() -> list[Check]:
+    """This host's SECRET_KEY against the fingerprint the first host to run doctor recorded
+    in the database (written here, once, if none is there yet). Nothing else can tell: a
+    wrong key in an environment file looks as good as the right one until sign-ins fail."""
+    name = "Several web hosts"
+    mine = _fingerprint(current_app.config["SECRET_KEY"])
+    row = db.session.get(Setting, SECRET_FINGERPRINT)
+    if row is None:
+        record = {"fingerprint": mine, "host": socket.gethostname(), "at": time.strftime("%Y-%m-%d", time.gmtime())}
+        try:
+            with write_transaction():
+                db.session.add(Setting(key=SECRET_FINGERPRINT, value=json.dumps(record)))
+        except IntegrityError:  # another host's doctor recorded it at the same moment
+            row = db.session.get(Setting, SECRET_FINGERPRINT)
+        else:
+            return [
+                Check(
+                    name,
+                    OK,
+                    "recorded SECRET_KEY's fingerprint (a keyed hash, not the key) in the database: `faka doctor` "
+                    "on the other hosts checks that theirs is the same",
+                )
+            ]
+    try:
+        recorded = json.loads(row.value)
+        theirs, host, at = recorded["fingerprint"], recorded["host"], recorded["at"]
+    except (ValueError, TypeError, KeyError):
+        theirs, host, at = row.value, "another host", "earlier"
+    db.session.rollback()
+    if hmac.compare_digest(mine, str(theirs)):
+        return [Check(name, OK, f"SECRET_KEY is the one {host} recorded ({at})")]
+    return [
+        Check(
+            name,
+            FAIL,
+            f"this host's SECRET_KEY is not the one {host} recorded ({at}): a sign-in, a form or a captcha "
+            f"from one of them is refused by the other",
+            "set the same SECRET_KEY in every host's environment file; if it was changed on every host on purpose, "
+            f"forget the old one (in psql: delete from settings where key = '{SECRET_FINGERPRINT}') and run "
+            f"`faka doctor` again",
         )
     ]
 

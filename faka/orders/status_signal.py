@@ -73,6 +73,7 @@ class Listener:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        first = True
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
@@ -84,11 +85,15 @@ class Listener:
                         for notice in conn.notifies(timeout=1.0):
                             self._note(notice.payload)
             except Exception as exc:  # noqa: BLE001 - whatever it was, polls read until the listener is back
-                logger.warning(
-                    "order changes: not listening (%s); status polls read the database until it is back",
-                    type(exc).__name__,
-                )
+                # Once per outage (a first failure, or one after listening), not at every
+                # attempt: each web process retries every RECONNECT_SECONDS.
+                if first or self._listening:
+                    logger.warning(
+                        "order changes: not listening (%s); status polls read the database until it is back",
+                        type(exc).__name__,
+                    )
             finally:
+                first = False
                 with self._lock:
                     self._listening = False
             self._stop.wait(RECONNECT_SECONDS)

@@ -12,6 +12,7 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from conftest import ENCRYPTION_KEY, TEST_DATABASE, TEST_REDIS_URL, free_port
@@ -158,6 +159,20 @@ def test_encryption_keys_from_the_environment_or_a_generated_file(deployment):
     assert (
         "ok Encryption keys: 2 key(s)" in deployment.doctor(ENCRYPTION_KEYS=f"{ENCRYPTION_KEY},{ENCRYPTION_KEY}").output
     )
+
+
+def test_stored_secrets_must_open_with_the_keys_in_force(deployment, make_product):
+    make_product(keys=1)  # a card key, beside the gateways' settings, saved with ENCRYPTION_KEY
+    assert "ok Stored secrets: the 3 sampled (card keys, gateway settings, ...) decrypt" in deployment.doctor().output
+
+    other = Fernet.generate_key().decode()  # a key as good as the right one, but not it
+    result = deployment.doctor(ENCRYPTION_KEYS=other)
+    assert result.exit_code == 1
+    check = line(result, "FAIL Stored secrets: 3 of 3 sampled do not decrypt with this host's encryption keys")
+    assert "card_keys.ciphertext (1)" in check and "gateway_configs.settings_ciphertext (2)" in check
+    assert "set FAKA_ENCRYPTION_KEYS to the keys they were saved with" in check
+    # A new key in front of the old one (a rotation under way) still opens them.
+    assert "ok Stored secrets: the 3 sampled" in deployment.doctor(ENCRYPTION_KEYS=f"{other},{ENCRYPTION_KEY}").output
 
 
 def test_backups_missing_stale_exposed_or_recent(deployment, tmp_path):

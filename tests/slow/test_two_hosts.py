@@ -20,7 +20,10 @@ cookie), then opens the shop through the console and the back office on A. Then:
    shows; the worker process delivered it and emailed it;
 3. order lookups alternating between A and B are refused after one shared count;
 4. a product renamed on A shows renamed on B within the page-cache time (2 s);
-5. host A is SIGKILLed (the whole process group) while a checkout waits inside its
+5. a buyer's email blacklisted in the console on A is refused at checkout on B at once,
+   although B's processes had just read the blacklist and keep it for the page-cache time:
+   A's forget() reaches them through Redis;
+6. host A is SIGKILLed (the whole process group) while a checkout waits inside its
    transaction: that checkout leaves nothing, its buyer orders again on B; a buyer who
    had ordered on A pays on B (the provider's notification fails over to B); an order
    left unpaid gives its key back when `flask reconcile` expires it. Every paid order is
@@ -59,7 +62,7 @@ from PIL import Image
 from redis import Redis
 from rq import Worker
 from rq.job import Job
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from test_backup import flask, opened, scratch_database
 from test_chaos import assert_books_intact
 from test_fake_providers import PHONE_UA, Browser, leave_and_pay
@@ -68,8 +71,10 @@ import chaos_tools
 from bench.attack import _SourceAdapter
 from chaos_tools import Process, WebServer, app_env, wait_until
 from conftest import TEST_DATABASE, TEST_REDIS_URL, count, csrf_from, free_port, key_texts, reload
+from faka.core.db import write_transaction
 from faka.core.types import utcnow
 from faka.extensions import db
+from faka.inventory import stock as key_stock
 from faka.inventory.models import CardKey
 from faka.orders.models import Order
 from fakes.providers import FakeProviders
@@ -98,6 +103,7 @@ HTMX_STOP_POLLING = 286
 CARD_KEY = re.compile(r'class="card-key"[^>]*>([^<]+)<')
 EPAY_SETTINGS = ("api_url", "pid", "key", "sign_type")  # 易支付 with MD5 signatures
 PRODUCT_IMAGE = re.compile(r"/images/([0-9a-f]{64}\.(?:webp|jpg))")
+CHECKOUTS_AT_ONCE = 4  # side by side: both of B's gunicorn workers serve some
 
 
 # -- what the test reads from pages ---------------------------------------------------------
@@ -418,9 +424,16 @@ def open_the_shop(owner: Browser, a: WebServer, b: WebServer) -> str:
 
 def checkout(buyer: Buyer, host: WebServer, slug: str, quantity: int, email: str) -> str:
     """Order on `host` (paying with 易支付, the one gateway); the order's token."""
+    answer = place_order(buyer, host, slug, quantity, email)
+    assert answer.status_code == 303, (answer.status_code, answer.text[:500])
+    return answer.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+
+
+def place_order(buyer: Buyer, host: WebServer, slug: str, quantity: int, email: str) -> requests.Response:
+    """The answer to the product page's order form, as it comes (303 to the order when taken)."""
     page = buyer.get(f"{host.url}/p/{slug}")
     assert page.status_code == 200, page.status_code
-    answer = buyer.http.post(
+    return buyer.http.post(
         f"{host.url}/p/{slug}/buy",
         data={
             "csrf_token": csrf_from(page.text),
@@ -432,8 +445,6 @@ def checkout(buyer: Buyer, host: WebServer, slug: str, quantity: int, email: str
         allow_redirects=False,
         timeout=WAIT,
     )
-    assert answer.status_code == 303, (answer.status_code, answer.text[:500])
-    return answer.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
 
 
 def pay(site: Site, buyer: Buyer, host: WebServer, token: str) -> requests.Response:
@@ -583,6 +594,54 @@ def test_a_product_renamed_on_a_shows_on_b_within_the_page_cache_time(site):
     )
 
 
+def test_a_buyer_blacklisted_on_a_is_refused_on_b_at_once(site):
+    begun = time.perf_counter()
+    a, b = site.a, site.b
+    fraud = "chargebacks@example.com"
+    form = PageForms(site.owner.get(f"{a.url}/operator/blacklist")).having("value")
+    form.fields.update(kind="email", value=fraud, reason="three chargebacks", days="")
+
+    def orders_on_b(emails: list[str], first_address: int) -> list[requests.Response]:
+        """Checkouts side by side, each from a browser and an address of its own."""
+        with ThreadPoolExecutor(len(emails)) as pool:
+            answers = [
+                pool.submit(place_order, Buyer(f"127.0.9.{first_address + i}"), b, site.slug, 1, email)
+                for i, email in enumerate(emails)
+            ]
+        return [answer.result() for answer in answers]
+
+    # B's processes read the blacklist (without this buyer) and keep it for the page-cache time.
+    warm = orders_on_b([f"warm-{i}@example.com" for i in range(CHECKOUTS_AT_ONCE)], 1)
+    assert [r.status_code for r in warm] == [303] * CHECKOUTS_AT_ONCE
+    warmed = time.perf_counter()
+    saved = site.owner.http.post(form.action, data=form.fields, timeout=WAIT)
+    assert saved.status_code == 200 and saved.url.startswith(f"{a.url}/operator/blacklist"), saved.status_code
+    assert fraud in saved.text
+    blacklisted = time.perf_counter()
+    refused = orders_on_b([fraud] * CHECKOUTS_AT_ONCE, 101)
+    answered = time.perf_counter()
+    assert [r.status_code for r in refused] == [403] * CHECKOUTS_AT_ONCE, [r.text[:300] for r in refused]
+    assert answered - blacklisted < 1.0, f"B refused the buyer {answered - blacklisted:.2f} s after the save"
+    # Within the cache time of B's reads: without A's message, B would still have let the buyer order.
+    assert answered - warmed < PAGE_CACHE_SECONDS, f"{answered - warmed:.2f} s: B's caches may have expired"
+
+    # The warming orders give their keys back, as unpaid orders do when they expire.
+    tokens = [r.headers["Location"].rstrip("/").rsplit("/", 1)[-1] for r in warm]
+    db.session.commit()  # see what the hosts committed
+    with write_transaction():
+        db.session.execute(
+            update(Order).where(Order.token.in_(tokens)).values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+        assert key_stock.expire_stale_orders(utcnow()) == CHECKOUTS_AT_ONCE
+    assert stock().get(CardKey.RESERVED, 0) == 0
+    site.times.record(
+        f"5 blacklisted on A, refused on B: {CHECKOUTS_AT_ONCE} checkouts on B, then the console's save on A "
+        f"{blacklisted - warmed:.2f} s, then {CHECKOUTS_AT_ONCE} checkouts on B refused (403) within "
+        f"{answered - blacklisted:.2f} s of the save ({answered - warmed:.2f} s after B read the blacklist; "
+        f"page cache {PAGE_CACHE_SECONDS:g} s); {time.perf_counter() - begun:.2f} s"
+    )
+
+
 @contextmanager
 def orders_locked():
     """Hold the orders table (EXCLUSIVE: reads go on, no order is written) from a connection
@@ -691,7 +750,7 @@ def test_host_a_killed_mid_checkout_the_buyers_finish_on_b(site):
         assert o.number in email["Subject"]
     assert b.process.alive() and site.worker.alive()
     site.times.record(
-        f"5 host A SIGKILLed mid-checkout: the interrupted checkout left no order; its buyer ordered again "
+        f"6 host A SIGKILLed mid-checkout: the interrupted checkout left no order; its buyer ordered again "
         f"and both buyers paid on B (the balancer found A refusing {site.balancer.refused[a.port]} times), keys "
         f"shown {finished - killed:.2f} s after the kill; the unpaid order "
         f"expired by `flask reconcile` gave its key back; stock {after}; {time.perf_counter() - begun:.2f} s"
