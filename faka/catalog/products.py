@@ -297,12 +297,16 @@ def merchant_products(merchant_id: int, slug: str | None = None) -> list[Product
     )
     counts: dict[int, dict[str, int]] = {p.id: {} for p in products}
     by_variant: dict[int, dict[str, int]] = {}
-    if products:
-        for product_id, variant_id, status, n in db.session.execute(
-            select(CardKey.product_id, CardKey.variant_id, CardKey.status, func.count())
-            .where(CardKey.product_id.in_(counts))
-            .group_by(CardKey.product_id, CardKey.variant_id, CardKey.status)
+    product_of = {v.id: p.id for p in products for v in p.variants}
+    if product_of:
+        # Counted by variant, every variant's (deleted ones' too: their keys are still the
+        # product's), so that the index on (variant_id, status) answers without the table.
+        for variant_id, status, n in db.session.execute(
+            select(CardKey.variant_id, CardKey.status, func.count())
+            .where(CardKey.variant_id.in_(product_of))
+            .group_by(CardKey.variant_id, CardKey.status)
         ):
+            product_id = product_of[variant_id]
             counts[product_id][status] = counts[product_id].get(status, 0) + n
             by_variant.setdefault(variant_id, {})[status] = n
     return [
@@ -318,6 +322,24 @@ def merchant_products(merchant_id: int, slug: str | None = None) -> list[Product
         )
         for p in products
     ]
+
+
+@dataclass(frozen=True)
+class ProductChoice:
+    id: int
+    slug: str
+    title: str
+
+
+def product_choices(merchant_id: int) -> list[ProductChoice]:
+    """The merchant's products in their order, as a form offers them to pick from (the
+    order list's filter, a coupon's product): one light query, no stock or variants."""
+    rows = db.session.execute(
+        select(Product.id, Product.slug, Product.title)
+        .where(Product.merchant_id == merchant_id, Product.deleted_at.is_(None))
+        .order_by(Product.position, Product.id)
+    )
+    return [ProductChoice(*row) for row in rows]
 
 
 def categories(current_id: int | None = None) -> list[Category]:

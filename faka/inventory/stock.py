@@ -1,5 +1,6 @@
 """Key reservation and release: the only code that moves keys between states."""
 
+import math
 from collections import Counter
 from datetime import datetime, timedelta
 from functools import cache
@@ -23,6 +24,8 @@ LARGE_HOLD = timedelta(minutes=5)  # ... keeps them this long at most, not the s
 # An order of one key is never refused by HOLD_SHARE: refusing it would refuse every buyer
 # once the share is held. Single-key hoarding is the risk engine's (one address or browser
 # holds few unpaid orders, and little of one variant's stock).
+# Unsold keys from which one key is no longer a large share.
+SINGLE_KEY_ROOM = math.ceil(1 / LARGE_SHARE)
 
 
 def unpaid_hold(variant_id: int, quantity: int, order_time: timedelta, now: datetime) -> timedelta:
@@ -57,8 +60,26 @@ def _over_share(quantity: int, available: int, held: int) -> bool:
 def _unsold(variant_id: int, quantity: int) -> tuple[int, int]:
     """The variant's (available, reserved) keys. Available keys are counted only up to
     reserved + 4 × quantity, more than either limit above ever compares them with: a
-    variant with 100,000 keys is not counted through at every checkout."""
+    variant with 100,000 keys is not counted through at every checkout. A single key
+    meets neither the share (_over_share) nor, from SINGLE_KEY_ROOM unsold keys on,
+    LARGE_SHARE: both counts stop there, so a checkout of one key costs the same however
+    many unpaid orders hold keys of the variant (thousands, while a sale draws buyers)."""
+    if quantity == 1:
+        return tuple(db.session.execute(_single_key_unsold_statement(), {"variant": variant_id}).one())
     return tuple(db.session.execute(_unsold_statement(), {"variant": variant_id, "room": 4 * quantity}).one())
+
+
+@cache
+def _single_key_unsold_statement():
+    def counted_up_to_room(status: str):
+        keys = (
+            select(CardKey.id)
+            .where(CardKey.variant_id == bindparam("variant"), CardKey.status == status)
+            .limit(SINGLE_KEY_ROOM)
+        )
+        return select(func.count()).select_from(keys.subquery()).scalar_subquery()
+
+    return select(counted_up_to_room(CardKey.AVAILABLE), counted_up_to_room(CardKey.RESERVED))
 
 
 @cache

@@ -66,7 +66,16 @@ class WebhookDelivery(db.Model):
     """One event owed to one endpoint, with what happened when we sent it."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
+        # The reconciler's look for deliveries due again reads only the few pending ones.
+        Index(
+            "ix_webhook_deliveries_pending",
+            "id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
 
     PENDING = "pending"
     DELIVERED = "delivered"

@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 from faka.accounts.models import Merchant, User
 from faka.catalog import products
 from faka.catalog.models import DELIVERY_AUTO, Product
-from faka.catalog.storefront import available_stock
 from faka.extensions import db
+from faka.inventory.models import CardKey
 from faka.ledger.models import PayoutAccount
 from faka.ops import doctor
 from faka.orders.models import Order
@@ -69,6 +69,15 @@ def _state(done: bool) -> str:
     return DONE if done else TODO
 
 
+def _with_stock(product_ids: list[int]) -> set[int]:
+    """Which of these products have a key available: one index probe each, not a count
+    of a big shop's hundreds of thousands of keys."""
+    if not product_ids:
+        return set()
+    available = select(CardKey.id).where(CardKey.product_id == Product.id, CardKey.status == CardKey.AVAILABLE)
+    return set(db.session.scalars(select(Product.id).where(Product.id.in_(product_ids), available.exists())))
+
+
 def merchant_setup(merchant_id: int) -> MerchantSetup:
     merchant = db.session.get(Merchant, merchant_id)
     submitted = merchant.status in (Merchant.APPROVED, Merchant.FROZEN) or (
@@ -87,9 +96,9 @@ def merchant_setup(merchant_id: int) -> MerchantSetup:
         .order_by(Product.position, Product.id)
     ).all()
     auto = [p for p in live if p.delivery_type == DELIVERY_AUTO]
-    stock = available_stock([p.id for p in auto])
-    deliverable = any(p.delivery_type != DELIVERY_AUTO or stock.get(p.id, 0) > 0 for p in live)
-    waiting_for_keys = next((ProductRef(p.slug, p.title) for p in auto if not stock.get(p.id, 0)), None)
+    stocked = _with_stock([p.id for p in auto])
+    deliverable = any(p.delivery_type != DELIVERY_AUTO or p.id in stocked for p in live)
+    waiting_for_keys = next((ProductRef(p.slug, p.title) for p in auto if p.id not in stocked), None)
 
     payout = db.session.scalar(
         select(func.count())

@@ -279,12 +279,13 @@ def stock_alerts(merchant_id: int) -> list[StockAlert]:
     or at or below their low-stock threshold (when one is set), emptiest first. Each
     variant has its own keys; reserved keys are not stock. One query."""
     offered = aliased(ProductVariant)
-    available = (
-        select(func.count())
-        .where(CardKey.variant_id == ProductVariant.id, CardKey.status == CardKey.AVAILABLE)
-        .correlate(ProductVariant)
-        .scalar_subquery()
-    )
+    keys = select(CardKey.id).where(CardKey.variant_id == ProductVariant.id, CardKey.status == CardKey.AVAILABLE)
+    if db.engine.dialect.name == "postgresql":
+        # Only up to one key past the threshold is counted: enough to tell an alert from
+        # none, exact below it, and quick on a variant with hundreds of thousands of keys.
+        # (SQLite cannot take the outer row's threshold as a LIMIT; its shops are small.)
+        keys = keys.limit(ProductVariant.low_stock_threshold + 1)
+    available = select(func.count()).select_from(keys.correlate(ProductVariant).subquery()).scalar_subquery()
     choices = (
         select(func.count())
         .where(offered.product_id == Product.id, offered.deleted_at.is_(None))

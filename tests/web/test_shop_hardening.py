@@ -298,6 +298,17 @@ def test_single_key_orders_are_never_refused_by_the_share(make_product):
     assert type(refused.value) is OutOfStock  # sold out, said as such
 
 
+@pytest.mark.parametrize("keys, held, minutes", [(4, 0, 15), (4, 1, 15), (4, 2, 15), (6, 3, 15), (3, 1, 5)])
+def test_a_single_key_is_a_large_share_only_of_fewer_than_four_unsold_keys(make_product, keys, held, minutes):
+    """Keys held by others' unpaid orders still count as unsold: one key of 2 left with 2
+    held is a quarter, kept for the full order time (the count of a single key's checkout
+    stops early, see stock.SINGLE_KEY_ROOM, and must still see them)."""
+    product = make_product(keys=keys, max_per_order=10)
+    for buyer in range(held):
+        buy(product, 1, buyer=buyer + 10)
+    assert hold_minutes(buy(product, 1, buyer=1)) == minutes
+
+
 # -- 7. money leaves the shop only with a fresh second factor ----------------------------
 
 

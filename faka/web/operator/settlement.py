@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext as _p
@@ -12,6 +12,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
+from faka.core import tasks
 from faka.core.errors import DomainError, NotFound
 from faka.core.pagination import page_count
 from faka.growth import programmes
@@ -165,7 +166,17 @@ def _day_arg(name: str) -> datetime | None:
 
 @bp.get("/reconciliation")
 def reconciliation():
-    return render_template("operator/reconciliation.html", mismatches=settlement.reconcile_books())
+    return render_template("operator/reconciliation.html", report=settlement.books_report())
+
+
+@bp.post("/reconciliation/check")
+def reconciliation_check():
+    """Check every order again now (a job: on a big shop it takes a while)."""
+    if not FlaskForm().validate():
+        abort(400)
+    tasks.enqueue(settlement.CHECK_TASK)
+    flash(_("The full check of the books has started; this page shows its result once it has finished."), "info")
+    return redirect(url_for("operator.reconciliation"), 303)
 
 
 NAV.append(("operator.withdrawals", _l("Withdrawals")))
