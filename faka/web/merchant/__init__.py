@@ -6,7 +6,18 @@ from decimal import Decimal
 from functools import wraps
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -355,7 +366,10 @@ def product_keys(slug: str):
     if error is not None:
         return _keys_page(product, 400, form=form, error=error)
     if len(key_service.split_keys(text, form.separator.data)) > key_service.JOB_THRESHOLD_LINES:
-        job = key_service.start_import(g.merchant.id, variant, text, form.separator.data)
+        try:
+            job = key_service.start_import(g.merchant.id, variant, text, form.separator.data)
+        except DomainError as exc:  # the storage failed: nothing was queued
+            return _keys_page(product, 400, form=form, error=exc.message)
         tasks.enqueue("inventory.tasks.import_keys", job.id, job_id=f"import-{job.id}")
         return redirect(url_for("merchant.key_import", public_id=job.public_id), 303)
     try:
@@ -450,7 +464,7 @@ def _order_filter() -> tuple[OrderFilterForm, merchant_orders.OrderFilter]:
         )
     ]
     form.product.choices = [("", _("Any product"))] + [
-        (r.product.slug, r.product.title) for r in products.merchant_products(g.merchant.id)
+        (p.slug, p.title) for p in products.product_choices(g.merchant.id)
     ]
     if not form.validate():
         return form, merchant_orders.OrderFilter()
@@ -489,7 +503,9 @@ def order_list():
 @bp.get("/orders.csv")
 def order_export():
     _form, order_filter = _order_filter()
-    response = Response(merchant_orders.export_csv(g.merchant.id, order_filter, tz=_site_tz()), mimetype="text/csv")
+    # Streamed: the request's context (and its database session) stays open while it is sent.
+    rows = merchant_orders.export_csv(g.merchant.id, order_filter, tz=_site_tz())
+    response = Response(stream_with_context(rows), mimetype="text/csv")
     response.headers["Content-Disposition"] = 'attachment; filename="orders.csv"'
     return response
 
@@ -662,7 +678,7 @@ def withdrawal_request():
 def _coupon_form() -> CouponForm:
     form = CouponForm()
     form.product_id.choices = [(0, _("All my products"))] + [
-        (r.product.id, r.product.title) for r in products.merchant_products(g.merchant.id)
+        (p.id, p.title) for p in products.product_choices(g.merchant.id)
     ]
     return form
 
