@@ -292,6 +292,8 @@ def backup(out: Path | None, folder: Path | None, keep: int | None):
         f"{sum(t['rows'] for t in manifest['tables'])} rows, {manifest['uploads']['files']} uploaded files, "
         f"{manifest['database']} schema {manifest['alembic_revision'] or '(none)'}"
     )
+    for note in result.notes:
+        click.echo(note, err=True)
     click.echo("It holds the encryption keys: keep it as safe as them, and copy it off this server.")
     if keep:
         removed = backups.prune(result.path.parent, keep)
@@ -342,6 +344,8 @@ def restore(archive: Path, yes: bool, force: bool):
         f"restored {report.uploads} uploaded files; wrote the encryption keys to {report.key_file} and the "
         f"secret key to {report.secret_file}"
     )
+    for note in report.notes:
+        click.echo(note, err=True)
     for path in report.kept:
         click.echo(f"the replaced shop's {path.name.removesuffix('.before-restore')} is kept as {path}")
     if manifest["keys"]["encryption_keys_from"] == "environment":
@@ -411,21 +415,29 @@ def copy_db(target: str | None, source: str | None, force: bool):
 
 @click.command("storage-move")
 @click.option("--to", "target", type=click.Choice(storage.BACKENDS), required=True, help="The storage to fill.")
-@click.option("--delete-source", is_flag=True, help="Remove each file from the other storage once copied and verified.")
+@click.option(
+    "--delete-source",
+    is_flag=True,
+    help="Once faka uses TARGET: copy nothing, remove each file of the other storage that TARGET holds the same.",
+)
 def storage_move(target: str, delete_source: bool):
     """Copy every uploaded file from the other storage into TARGET (local: the instance
     folder, database: PostgreSQL), verified, skipping files already there; safe to run
-    again. Then set FAKA_UPLOAD_STORAGE to TARGET and restart faka."""
+    again. Then set FAKA_UPLOAD_STORAGE to TARGET and restart faka; later, --delete-source
+    empties the other storage."""
     if target == "database" and db.engine.dialect.name == "sqlite":
         raise click.ClickException("the database storage needs PostgreSQL: set DATABASE_URL first (copy-db)")
     source = "local" if target == "database" else "database"
-    click.echo(f"copying the uploads from the {source} storage into the {target} storage")
+    if delete_source:
+        click.echo(f"removing from the {source} storage the uploads the {target} storage holds the same")
+    else:
+        click.echo(f"copying the uploads from the {source} storage into the {target} storage")
 
     def tell(area: str, moved: storage.AreaMove) -> None:
-        removed = f", {moved.deleted} removed from the {source} storage" if delete_source else ""
-        click.echo(
-            f"  {area:<9} {moved.copied:>6} copied ({_size(moved.bytes)}), {moved.skipped:>6} already there{removed}"
-        )
+        if delete_source:
+            click.echo(f"  {area:<9} {moved.deleted:>6} removed, only in source: {moved.only_in_source}")
+        else:
+            click.echo(f"  {area:<9} {moved.copied:>6} copied ({_size(moved.bytes)}), {moved.skipped:>6} already there")
 
     try:
         report = storage.move_files(
@@ -434,8 +446,18 @@ def storage_move(target: str, delete_source: bool):
             delete_source=delete_source,
             progress=tell,
         )
+    except storage.MoveRefused as exc:
+        raise click.ClickException(str(exc)) from exc
     except (storage.CopyMismatch, OSError) as exc:
         raise click.ClickException(f"{exc}; nothing copied so far is lost: run the command again") from exc
+    if delete_source:
+        kept = sum(moved.only_in_source for moved in report.areas.values())
+        click.echo(
+            f"{sum(moved.deleted for moved in report.areas.values())} files removed from the {source} storage; "
+            f"only in source: {kept}"
+            + (f" (kept: deleted from the {target} storage since the switch, or other bytes there)" if kept else "")
+        )
+        return
     copied = sum(moved.copied for moved in report.areas.values())
     skipped = sum(moved.skipped for moved in report.areas.values())
     click.echo(

@@ -19,7 +19,9 @@ Files live in the `products` area of the storage (faka/core/storage.py: instance
 products, or the database). A change either happens whole or not at all: each file is
 complete once stored (the storage writes it aside, or in one transaction of its own), the
 rows are committed after the files are there, and a failure on the way (a full disk, a
-database error) removes what this change wrote. A file goes when no image names it any more.
+database error) removes what this change wrote. A file goes when no image names it any more:
+the files are shared by every merchant who uploads the same picture, so each removal looks
+again, under the lock every image change takes, whether an image names the file by then.
 
 A merchant's files (those its products' images name, and its licence image) may take at
 most MERCHANT_STORAGE_QUOTA bytes together (`storage_used`).
@@ -36,6 +38,7 @@ from dataclasses import dataclass, field
 from flask_babel import lazy_gettext as _l
 from PIL import Image, ImageCms, ImageOps
 from sqlalchemy import or_, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from faka.accounts.models import Merchant
 from faka.catalog.models import Product, ProductImage
@@ -49,6 +52,7 @@ from faka.core.uploads import (
     ShopStorageFull,
     check_pixels,
     decode,
+    measured,
     merchant_quota,
     stored_size,
 )
@@ -228,7 +232,8 @@ def _write_files(encoded: list[Encoded]) -> list[str]:
             created.append(name)
     except OSError as exc:
         # A full disk or quota, or the database gone: nothing may stay half-written, and
-        # the merchant is told to try again rather than shown an error page.
+        # the merchant is told to try again rather than shown an error page. Still under
+        # the lock: no other change has seen these files yet.
         _remove(created)
         log.error("could not store a product image: %s", exc)
         raise ImageNotStored() from exc
@@ -240,6 +245,19 @@ def _remove(names: list[str]) -> None:
         storage().delete(PRODUCTS, names)
     except OSError as exc:  # an orphan file costs only space
         log.warning("could not remove product image files %s: %s", ", ".join(names), exc)
+
+
+def _remove_unreferenced(names: set[str] | list[str]) -> None:
+    """Remove those of the files no image names, looked at under the lock. Called once a
+    change has ended (committed or rolled back): another merchant's upload of the same
+    picture may have found a file there and committed an image naming it meanwhile."""
+    if not names:
+        return
+    try:
+        with _files_locked():
+            _remove(_unreferenced(set(names)))
+    except SQLAlchemyError as exc:  # the database gone: an orphan file costs only space
+        log.warning("could not look whether product image files are still named: %s", exc)
 
 
 def _unreferenced(names: set[str]) -> list[str]:
@@ -287,7 +305,7 @@ def storage_used(merchant_id: int, leaving_image: int | None = None, leaving_lic
     """Bytes the merchant's files take: those its products' images name (a deleted
     product's too: its files stay) and its licence image, leaving out an image or licence
     about to be replaced."""
-    used = storage().total_size(PRODUCTS, _merchant_files(merchant_id, leaving_image))
+    used = measured(PRODUCTS, _merchant_files(merchant_id, leaving_image))
     return used if leaving_licence else used + _licence_size(merchant_id)
 
 
@@ -310,7 +328,7 @@ def _check_quota(merchant_id: int, encoded: list[Encoded], leaving_image: int | 
     already) fit in what is left of the quota."""
     files = _merchant_files(merchant_id, leaving_image)
     adding = {r.name: len(r.data) for e in encoded for r in e.renditions if r.name not in files}
-    used, quota = storage().total_size(PRODUCTS, files) + _licence_size(merchant_id), merchant_quota()
+    used, quota = measured(PRODUCTS, files) + _licence_size(merchant_id), merchant_quota()
     if used + sum(adding.values()) > quota:
         raise ShopStorageFull(used, quota)
 
@@ -351,6 +369,7 @@ def add_images(merchant_id: int, slug: str, role: str, uploads: list[bytes]) -> 
                 replaced.append(current.cover)
             _check_quota(merchant_id, encoded, replaced[0].id if replaced else None)
             created = _write_files(encoded)
+            leaving = {name for image in replaced for name in image.names}
             for image in replaced:
                 db.session.delete(image)
             start = len(current.gallery)
@@ -360,11 +379,12 @@ def add_images(merchant_id: int, slug: str, role: str, uploads: list[bytes]) -> 
             ]
             db.session.add_all(images)
             db.session.flush()
-            gone = _unreferenced({name for image in replaced for name in image.names})
     except BaseException:
-        _remove(created)  # rolled back (the commit too may have failed): the files this call wrote go
+        # Rolled back (the commit too may have failed): the files this call wrote go,
+        # unless another upload of the same picture took them since.
+        _remove_unreferenced(created)
         raise
-    _remove(gone)
+    _remove_unreferenced(leaving)
     return images
 
 
@@ -394,8 +414,7 @@ def remove_image(merchant_id: int, slug: str, image_id: int) -> None:
         db.session.flush()
         if image.role == ProductImage.GALLERY:
             _renumber(_images_of(product.id).gallery)
-        gone = _unreferenced(names)
-    _remove(gone)
+    _remove_unreferenced(names)
 
 
 def move_image(merchant_id: int, slug: str, image_id: int, offset: int) -> None:

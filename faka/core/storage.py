@@ -8,7 +8,9 @@ Every upload goes through `storage()`, in one of a few areas:
 - `imports`: big key imports, encrypted, waiting for their job (faka/inventory/keys.py).
 
 `local` (the default) keeps them in instance/uploads/<area>/<name>, the layout faka always
-had, written to a temporary file and renamed into place. One machine needs nothing more.
+had, written to a temporary file and renamed into place, opened as soon as they are asked
+for (a file removed while it is sent still goes out whole), symbolic links never followed.
+One machine needs nothing more.
 
 `database` keeps them in PostgreSQL, in `stored_files` and their `stored_file_chunks` of
 CHUNK bytes, so that every web host behind a load balancer sees what any one received.
@@ -23,17 +25,21 @@ folder serves, and a second connection writing while a request holds SQLite's wr
 would wait for it until the busy timeout.
 
 `flask storage-move --to database` (or `--to local`) copies every file of the other backend
-into the named one, verified (`move_files`); docs/storage.md has the steps.
+into the named one, verified, never overwriting one there (`move_files`); with
+--delete-source, once the shop uses the named one, it empties the other of what the named
+one holds the same. docs/storage.md has the steps.
 """
 
+import errno
 import hashlib
 import io
 import os
 import re
 import secrets
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -47,7 +53,6 @@ from sqlalchemy import (
     Select,
     String,
     UniqueConstraint,
-    and_,
     bindparam,
     delete,
     insert,
@@ -76,6 +81,10 @@ class StorageError(OSError):
     OSError, as a full disk is, so callers handle a failed write the same on both backends."""
 
 
+class FileGone(StorageError):
+    """The file was removed, or replaced by a new version, while its chunks were read."""
+
+
 class StoredFileRow(Model):
     """An uploaded file kept in the database (the `database` backend): its bytes are its chunks."""
 
@@ -102,11 +111,9 @@ class StoredChunk(Model):
 TABLES = (StoredFileRow.__tablename__, StoredChunk.__tablename__)
 _files = StoredFileRow.__table__
 _chunks = StoredChunk.__table__
-# A file's size and first chunk in one query: most uploads are one chunk.
-_HEAD = (
-    select(_files.c.id, _files.c.size, _chunks.c.data)
-    .select_from(_files.outerjoin(_chunks, and_(_chunks.c.file_id == _files.c.id, _chunks.c.seq == 0)))
-    .where(_files.c.area == bindparam("area"), _files.c.name == bindparam("name"))
+# What a response's headers need, and nothing of the bytes: a HEAD request reads no chunk.
+_HEAD = select(_files.c.id, _files.c.size, _files.c.created_at).where(
+    _files.c.area == bindparam("area"), _files.c.name == bindparam("name")
 )
 _CHUNK = select(_chunks.c.data).where(_chunks.c.file_id == bindparam("file_id"), _chunks.c.seq == bindparam("seq"))
 
@@ -123,12 +130,13 @@ def _check(area: str, name: str) -> None:
 
 @dataclass
 class StoredFile:
-    """A stored file to send: its size, and its bytes chunk by chunk (read only as they are
-    taken, so a response streams it)."""
+    """A stored file to send: its size, when it was stored, and its bytes chunk by chunk
+    (read only as they are taken, so a response streams it)."""
 
     name: str
     size: int
     chunks: Iterator[bytes]
+    modified: datetime | None = None
 
     def read(self) -> bytes:
         return b"".join(self.chunks)
@@ -136,6 +144,12 @@ class StoredFile:
     def reader(self) -> BinaryIO:
         """The bytes as a file object (for tarfile and copies)."""
         return _reader(self.chunks)
+
+    def close(self) -> None:
+        """Let go of what a file not read to its end holds (the local storage's open file)."""
+        close = getattr(self.chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def _reader(chunks: Iterator[bytes]) -> BinaryIO:
@@ -223,11 +237,16 @@ class LocalStorage(Storage):
         self.root = root
 
     def folder(self, area: str) -> Path:
-        if area not in AREAS:
-            raise ValueError(f"no such storage area: {area!r}")
-        path = self.root / area
+        """The area's folder, made when missing (a write needs it)."""
+        path = self._path(area)
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def _path(self, area: str) -> Path:
+        # Reads make no folder: a backup or a move looks here on hosts that keep nothing here.
+        if area not in AREAS:
+            raise ValueError(f"no such storage area: {area!r}")
+        return self.root / area
 
     def save(self, area: str, name: str, data: bytes | BinaryIO) -> None:
         _check(area, name)
@@ -246,39 +265,65 @@ class LocalStorage(Storage):
             temporary.unlink(missing_ok=True)
 
     def open(self, area: str, name: str | None) -> StoredFile | None:
+        # Opened now, not when the first chunk is sent: a file removed or replaced after
+        # this still reads whole, as it was. A symbolic link is never followed.
         if name is None or not valid(area, name):
             return None
-        path = self.folder(area) / name
         try:
-            size = path.stat().st_size
-        except FileNotFoundError:
+            fd = os.open(self._path(area) / name, os.O_RDONLY | os.O_NOFOLLOW)
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        return StoredFile(name, size, _file_chunks(path)) if path.is_file() else None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symbolic link
+                return None
+            raise
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            return None
+        modified = datetime.fromtimestamp(info.st_mtime, UTC)
+        return StoredFile(name, info.st_size, _FileChunks(os.fdopen(fd, "rb")), modified)
 
     def sizes(self, area: str, names: Iterable[str | None]) -> dict[str, int]:
-        folder = self.folder(area)
+        folder = self._path(area)
         found = {}
         for name in _wanted(area, names):
             try:
-                found[name] = (folder / name).stat().st_size
-            except FileNotFoundError:
+                info = os.lstat(folder / name)
+            except (FileNotFoundError, NotADirectoryError):
                 continue
+            if stat.S_ISREG(info.st_mode):  # not a symbolic link, a folder, a device
+                found[name] = info.st_size
         return found
 
     def delete(self, area: str, names: Iterable[str | None]) -> None:
-        folder = self.folder(area)
+        folder = self._path(area)
         for name in _wanted(area, names):
             (folder / name).unlink(missing_ok=True)
 
     def listing(self, area: str) -> dict[str, int]:
-        folder = self.folder(area)
-        return self.sizes(area, (p.name for p in folder.iterdir() if valid(area, p.name) and p.is_file()))
+        folder = self._path(area)
+        if not folder.is_dir():
+            return {}
+        return self.sizes(area, (p.name for p in folder.iterdir() if valid(area, p.name)))
 
 
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        while piece := fh.read(CHUNK):
-            yield piece
+class _FileChunks(Iterator[bytes]):
+    """An open file's bytes, chunk by chunk; closed at the end, or by the response that
+    stops early (a HEAD request, a client gone)."""
+
+    def __init__(self, fh: BinaryIO):
+        self._fh = fh
+
+    def __next__(self) -> bytes:
+        piece = self._fh.read(CHUNK) if not self._fh.closed else b""
+        if not piece:
+            self.close()
+            raise StopIteration
+        return piece
+
+    def close(self) -> None:
+        self._fh.close()
 
 
 class DatabaseStorage(Storage):
@@ -288,19 +333,22 @@ class DatabaseStorage(Storage):
 
     def save(self, area: str, name: str, data: bytes | BinaryIO) -> None:
         _check(area, name)
+        # The new version is written whole under a hidden name, then takes the name in the
+        # same transaction as the old version goes: until the commit every reader gets the
+        # old one, after it the new one, never a file that is missing or half written.
         try:
             with db.engine.begin() as conn:
-                conn.execute(delete(StoredFileRow).where(_files.c.area == area, _files.c.name == name))
                 file_id = conn.execute(
                     insert(StoredFileRow)
-                    .values(area=area, name=name, size=0, created_at=utcnow())
+                    .values(area=area, name=f".{secrets.token_hex(8)}", size=0, created_at=utcnow())
                     .returning(_files.c.id)
                 ).scalar_one()
                 size = 0
                 for seq, piece in enumerate(_pieces(data)):
                     conn.execute(insert(StoredChunk).values(file_id=file_id, seq=seq, data=piece))
                     size += len(piece)
-                conn.execute(update(StoredFileRow).where(_files.c.id == file_id).values(size=size))
+                conn.execute(delete(StoredFileRow).where(_files.c.area == area, _files.c.name == name))
+                conn.execute(update(StoredFileRow).where(_files.c.id == file_id).values(name=name, size=size))
         except SQLAlchemyError as exc:
             raise _failed("store", area, name, exc) from exc
 
@@ -316,8 +364,16 @@ class DatabaseStorage(Storage):
             raise _failed("read", area, name, exc) from exc
         if head is None:
             return None
-        file_id, size, first = head
-        return StoredFile(name, size, _database_chunks(engine, file_id, size, first, f"{area}/{name}"))
+        file_id, size, created_at = head
+        return StoredFile(name, size, _database_chunks(engine, file_id, size, f"{area}/{name}"), created_at)
+
+    def read(self, area: str, name: str | None) -> bytes | None:
+        # A file replaced while it was read (a key rotation rewriting an import) is read
+        # again, whole, in its new version.
+        try:
+            return super().read(area, name)
+        except FileGone:
+            return super().read(area, name)
 
     def sizes(self, area: str, names: Iterable[str | None]) -> dict[str, int]:
         wanted = _wanted(area, names)
@@ -361,16 +417,14 @@ def _batches(names: list[str]) -> Iterator[list[str]]:
         yield names[start : start + BATCH]
 
 
-def _database_chunks(engine: Engine, file_id: int, size: int, first: bytes | None, label: str) -> Iterator[bytes]:
-    if first is not None:
-        yield bytes(first)
-    for seq in range(1, -(-size // CHUNK)):
+def _database_chunks(engine: Engine, file_id: int, size: int, label: str) -> Iterator[bytes]:
+    for seq in range(-(-size // CHUNK)):
         try:
             row = _first(engine, _CHUNK, {"file_id": file_id, "seq": seq})
         except SQLAlchemyError as exc:
             raise StorageError(f"could not read {label}: {_reason(exc)}") from exc
-        if row is None:  # removed while it was being sent: the response ends short
-            raise StorageError(f"{label} was removed while it was read")
+        if row is None:  # removed or replaced while it was being sent: the response ends short
+            raise FileGone(f"{label} was removed while it was read")
         yield bytes(row[0])
 
 
@@ -430,8 +484,9 @@ def storage() -> Storage:
 @dataclass
 class AreaMove:
     copied: int = 0
-    skipped: int = 0  # already in the target, with the same size
-    deleted: int = 0  # removed from the source after a verified copy
+    skipped: int = 0  # already in the target: left as it is there
+    deleted: int = 0  # removed from the source: the target holds the same bytes
+    only_in_source: int = 0  # kept in the source: missing from the target, or other bytes there
     bytes: int = 0  # copied
 
 
@@ -444,45 +499,78 @@ class CopyMismatch(Exception):
     """A copy read back differs from its source: the source is kept."""
 
 
+class MoveRefused(Exception):
+    """Removing the source's files is asked of a process that does not use the target."""
+
+
 def move_files(
     source: Storage,
     target: Storage,
     delete_source: bool = False,
     progress: Callable[[str, AreaMove], None] | None = None,
 ) -> MoveReport:
-    """Copy every file of every area from `source` into `target`, skipping those already
-    there with the same size, and read each copy back to compare its SHA-256 with the
-    source's. Safe to run again after an interruption: what was copied is skipped. With
-    `delete_source` a source file goes only once the target holds the same bytes (a file
-    skipped for its size is compared byte for byte first)."""
+    """Copy every file of every area from `source` into `target`, and read each copy back
+    to compare its SHA-256 with the source's. A file the target has already is left as it
+    is there: the target may be in use, and a name never names other bytes (a key rotation
+    rewrites an import in the storage in use only). Safe to run again after an
+    interruption: what was copied is skipped.
+
+    With `delete_source` nothing is copied: the shop runs on `target` by then (MoveRefused
+    otherwise), where a file missing was deleted since the switch and must not come back.
+    A source file goes only when the target holds the same bytes (SHA-256); the others
+    stay, counted as only in the source."""
+    if delete_source and storage().kind != target.kind:
+        raise MoveRefused(
+            f"--delete-source removes the {source.kind} storage's files once the {target.kind} storage holds "
+            f"them, and runs only once faka uses the {target.kind} storage (FAKA_UPLOAD_STORAGE={target.kind}): "
+            f"this process uses the {storage().kind} storage"
+        )
     report = MoveReport()
     for area in AREAS:
         moved = report.areas[area] = AreaMove()
         present = target.listing(area)
         for name in source.names(area):
-            stored = source.open(area, name)
-            if stored is None:  # removed meanwhile (an import its job finished)
-                continue
-            same = present.get(name) == stored.size
-            if same and delete_source:
-                same = _sha256(stored.chunks) == _sha256(_opened(target, area, name).chunks)
-                stored = _opened(source, area, name)
-            if same:
+            if delete_source:
+                _release(source, target, area, name, present, moved)
+            elif name in present:
                 moved.skipped += 1
             else:
-                digest = hashlib.sha256()
-                target.save(area, name, _reader(_hashed(stored.chunks, digest)))
-                copy = _opened(target, area, name)
-                if copy.size != stored.size or _sha256(copy.chunks) != digest.hexdigest():
-                    raise CopyMismatch(f"{area}/{name}: the copy does not read back as its source")
-                moved.copied += 1
-                moved.bytes += stored.size
-            if delete_source:
-                source.delete(area, [name])
-                moved.deleted += 1
+                _copy(source, target, area, name, moved)
         if progress:
             progress(area, moved)
     return report
+
+
+def _copy(source: Storage, target: Storage, area: str, name: str, moved: AreaMove) -> None:
+    stored = source.open(area, name)
+    if stored is None:  # removed meanwhile (an import its job finished)
+        return
+    digest = hashlib.sha256()
+    target.save(area, name, _reader(_hashed(stored.chunks, digest)))
+    copy = _opened(target, area, name)
+    if copy.size != stored.size or _sha256(copy.chunks) != digest.hexdigest():
+        raise CopyMismatch(f"{area}/{name}: the copy does not read back as its source")
+    moved.copied += 1
+    moved.bytes += stored.size
+
+
+def _release(source: Storage, target: Storage, area: str, name: str, present: dict[str, int], moved: AreaMove) -> None:
+    """Remove the source's file if the target holds the same bytes."""
+    stored = source.open(area, name)
+    if stored is None:
+        return
+    kept = target.open(area, name) if name in present else None
+    try:
+        same = kept is not None and kept.size == stored.size and _sha256(kept.chunks) == _sha256(stored.chunks)
+    finally:
+        stored.close()
+        if kept is not None:
+            kept.close()
+    if same:
+        source.delete(area, [name])
+        moved.deleted += 1
+    else:
+        moved.only_in_source += 1
 
 
 def _opened(backend: Storage, area: str, name: str) -> StoredFile:

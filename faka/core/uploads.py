@@ -72,6 +72,12 @@ class ImageNotStored(DomainError):
     message = _l("The image could not be stored. Please try again later.")
 
 
+class StorageUnavailable(DomainError):
+    """The storage could not be read (the database gone): nothing was changed."""
+
+    message = _l("The stored files cannot be reached right now. Nothing was changed; please try again later.")
+
+
 class TooManyPixels(DomainError):
     """Pictures larger than their budget, found from their headers before any was decoded."""
 
@@ -131,7 +137,17 @@ def evidence_quota() -> int:
 
 def stored_size(names: Iterable[str | None]) -> int:
     """What the named private files (each counted once) take; a missing file takes nothing."""
-    return storage().total_size(PRIVATE, names)
+    return measured(PRIVATE, names)
+
+
+def measured(area: str, names: Iterable[str | None]) -> int:
+    """What the named files of the area take, for a quota; StorageUnavailable when the
+    storage cannot say, so the user is told to try again rather than shown an error page."""
+    try:
+        return storage().total_size(area, names)
+    except OSError as exc:
+        log.error("could not measure stored files: %s", exc)
+        raise StorageUnavailable() from exc
 
 
 def check_pixels(

@@ -1,6 +1,7 @@
 """Importing card keys: from a paste or a file, big imports as a job; voiding and exporting them."""
 
 import json
+import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +22,8 @@ from faka.orders.models import Order
 from faka.platform import audit
 
 MAX_KEY_LENGTH = 2000
+
+log = logging.getLogger(__name__)
 
 
 SAMPLE_LIMIT = 20  # lines quoted back per category in a report
@@ -134,6 +137,10 @@ class VariantWithdrawn(DomainError):
     message = _l("That option is no longer sold, so its stock takes no keys.")
 
 
+class ImportNotStored(DomainError):
+    message = _l("The keys could not be stored for the import. Nothing was imported; please try again later.")
+
+
 def _check_on_sale(variant_id: int) -> None:
     """Refuse keys for a variant (or product) deleted meanwhile. The variant's row is read
     FOR SHARE: a deletion (which updates it, then voids its unsold keys) waits for this
@@ -161,7 +168,11 @@ def _buyers_waiting(variant_id: int) -> bool:
 
 def start_import(merchant_id: int, variant: ProductVariant, text: str, separator: str = "newline") -> KeyImport:
     """Queue a big import as a job. The text waits encrypted in the storage's `imports`
-    area (never in plain text on disk or in the database) until the job has read it."""
+    area (never in plain text on disk or in the database) until the job has read it.
+
+    The file is stored before the import's row is committed, and removed again if the
+    commit fails: a queued import always has its file (ImportNotStored when the storage
+    fails, and nothing is queued)."""
     job = KeyImport(
         public_id=secrets.token_hex(16),
         merchant_id=merchant_id,
@@ -169,10 +180,22 @@ def start_import(merchant_id: int, variant: ProductVariant, text: str, separator
         variant_id=variant.id,
         total_lines=len(split_keys(text, separator)),
     )
-    with write_transaction():
-        db.session.add(job)
+    name = _import_name(job.public_id)
     upload = vault().encrypt(json.dumps({"text": text, "separator": separator}))
-    storage().save(IMPORTS, _import_name(job.public_id), upload.encode())
+    try:
+        storage().save(IMPORTS, name, upload.encode())
+    except OSError as exc:  # a full disk, the database gone: nothing half-written stays
+        log.error("could not store a key import: %s", exc)
+        raise ImportNotStored() from exc
+    try:
+        with write_transaction():
+            db.session.add(job)
+    except BaseException:
+        try:
+            storage().delete(IMPORTS, [name])
+        except OSError as exc:  # an orphan file of ciphertext costs only space
+            log.warning("could not remove the file of a key import never queued: %s", exc)
+        raise
     return job
 
 

@@ -7,12 +7,17 @@ The archive is a tar.gz:
     keys/encryption.keys   the Fernet keys in use, newest first (from FAKA_ENCRYPTION_KEYS or the file)
     keys/secret.key        SECRET_KEY: sessions, signed links, device and IP hashes, captcha signatures
     uploads/<area>/<name>  the uploads: evidence images, licences, the logo, product images, pending key imports
+    uploads-skipped.json   the uploads deleted while the backup was written (only when there were)
 
 The rows come from one consistent snapshot (never a file copy of a live database), in a
 format that restores into SQLite or PostgreSQL alike, whichever the backup came from. The
-uploads come from the storage (faka/core/storage.py), the instance folder or the database:
-the database storage's tables are written as uploads/ files, not as rows, and a restore puts
-them into whichever storage the restoring instance uses.
+uploads come from both storages (faka/core/storage.py), the instance folder and the
+database, whichever this process is configured with: `flask backup` run from a cron job
+without FAKA_UPLOAD_STORAGE=database still carries the files in the database. A file in
+both is taken from the configured one. The database storage's tables are written as uploads/
+files, not as rows, and a restore puts them into whichever storage the restoring instance uses.
+A file deleted while the backup runs (a key import its job finished) is left out and counted;
+a symbolic link in the instance folder is never followed.
 With the keys inside, an archive opens every secret it holds, so it is written readable
 by its owner only and must be kept like the keys themselves.
 
@@ -38,12 +43,14 @@ from flask import current_app
 from flask_migrate import upgrade
 
 from faka.core import crypto, instance, storage
+from faka.core.storage import FileGone, Storage
 from faka.extensions import db
 from faka.platform import dbcopy, key_rotation
 
 FORMAT = "faka-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+SKIPPED = "uploads-skipped.json"
 ENCRYPTION_KEYS = "keys/encryption.keys"
 SECRET_KEY = "keys/secret.key"
 SECRET_FILE = "secret.key"  # in the instance folder, as faka/core/instance.py generates it
@@ -60,6 +67,25 @@ class BackupResult:
     path: Path
     size: int
     manifest: dict
+    skipped: list[str] = field(default_factory=list)  # "area/name" of uploads deleted while written
+
+    @property
+    def notes(self) -> list[str]:
+        """What the operator must hear about the uploads of this backup."""
+        uploads, notes = self.manifest["uploads"], []
+        elsewhere = {kind: n for kind, n in uploads["from"].items() if kind != uploads["storage"] and n}
+        for kind, n in elsewhere.items():
+            notes.append(
+                f"{n} uploaded files were in the {kind} storage, though this process uses the "
+                f"{uploads['storage']} storage: they are in the backup. Give faka's commands (cron jobs "
+                f"too) the FAKA_UPLOAD_STORAGE the web hosts use."
+            )
+        if self.skipped:
+            notes.append(
+                f"{len(self.skipped)} uploaded files were deleted while the backup was written and are "
+                f"not in it: {', '.join(self.skipped[:5])}{' …' if len(self.skipped) > 5 else ''}"
+            )
+        return notes
 
 
 def default_path(folder: str | Path | None = None) -> Path:
@@ -70,7 +96,6 @@ def default_path(folder: str | Path | None = None) -> Path:
 def create_backup(path: Path) -> BackupResult:
     path = Path(path).resolve()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    store = storage.storage()
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".faka-backup-") as work:
         dumps = []
         with dbcopy.snapshot(db.engine) as conn:
@@ -84,7 +109,7 @@ def create_backup(path: Path) -> BackupResult:
                     )
                     rows += len(batch)
                 dumps.append((table.name, rows, dump))
-        files = {area: store.listing(area) for area in storage.AREAS}
+        files = _uploads()
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -94,9 +119,10 @@ def create_backup(path: Path) -> BackupResult:
             "alembic_revision": state.revision,
             "tables": [{"name": name, "rows": rows} for name, rows, _dump in dumps],
             "uploads": {
-                "files": sum(len(sizes) for sizes in files.values()),
-                "bytes": sum(sum(sizes.values()) for sizes in files.values()),
-                "storage": store.kind,
+                "files": len(files),
+                "bytes": sum(size for _backend, size in files.values()),
+                "storage": storage.storage().kind,
+                "from": {kind: sum(1 for b, _size in files.values() if b.kind == kind) for kind in storage.BACKENDS},
             },
             "keys": {
                 "encryption_keys": len(crypto.vault().keys),
@@ -114,16 +140,52 @@ def create_backup(path: Path) -> BackupResult:
                     dump.close()
                 _add(tar, ENCRYPTION_KEYS, ("\n".join(crypto.vault().keys) + "\n").encode())
                 _add(tar, SECRET_KEY, (current_app.config["SECRET_KEY"] + "\n").encode())
-                for area, sizes in files.items():
-                    for name in sizes:
-                        stored = store.open(area, name)
-                        if stored is None:  # a key import its job finished meanwhile
-                            continue
-                        _add(tar, f"uploads/{area}/{name}", stored.reader(), stored.size)
+                skipped = []
+                for (area, name), (backend, _size) in files.items():
+                    copy = _whole(backend, area, name, work)
+                    if copy is None:  # a key import its job finished meanwhile
+                        skipped.append(f"{area}/{name}")
+                        continue
+                    with copy:
+                        _add(tar, f"uploads/{area}/{name}", copy)
+                if skipped:
+                    _add(tar, SKIPPED, json.dumps(skipped).encode())
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(partial, path)
-    return BackupResult(path, path.stat().st_size, manifest)
+    return BackupResult(path, path.stat().st_size, manifest, skipped)
+
+
+def _uploads() -> dict[tuple[str, str], tuple[Storage, int]]:
+    """Every uploaded file, by area and name, with the storage it is taken from and its
+    size: those of the configured storage, then those only the other one holds."""
+    configured = storage.storage()
+    other = storage.backend(next(k for k in storage.BACKENDS if k != configured.kind), current_app.instance_path)
+    files: dict[tuple[str, str], tuple[Storage, int]] = {}
+    for backend in (configured, other):
+        for area in storage.AREAS:
+            for name, size in backend.listing(area).items():
+                files.setdefault((area, name), (backend, size))
+    return files
+
+
+def _whole(backend: Storage, area: str, name: str, work: str) -> tempfile.SpooledTemporaryFile | None:
+    """The file's bytes, read to their end before any goes into the archive (a tar entry
+    cannot end short), or None when it is gone. A file replaced while read (a key
+    rotation) is read once more."""
+    for _attempt in range(2):
+        stored = backend.open(area, name)
+        if stored is None:
+            return None
+        copy = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, dir=work)
+        try:
+            for piece in stored.chunks:
+                copy.write(piece)
+        except FileGone:
+            copy.close()
+            continue
+        return copy
+    return None
 
 
 def _add(tar: tarfile.TarFile, name: str, content, size: int | None = None) -> None:
@@ -201,6 +263,18 @@ class RestoreReport:
     sample: dict[str, key_rotation.Tally] = field(default_factory=dict)
     encryption_keys_env_differs: bool = False
     secret_key_env_differs: bool = False
+    uploads_expected: int = 0  # what the manifest lists, less those deleted while the backup was written
+
+    @property
+    def notes(self) -> list[str]:
+        """What the operator must hear about the restored uploads."""
+        if self.uploads == self.uploads_expected:
+            return []
+        return [
+            f"the archive holds {self.uploads} uploaded files, but its manifest lists {self.uploads_expected}: "
+            f"it is incomplete or damaged, and pages may miss images (a licence, evidence, a product picture) "
+            f"or a waiting key import may fail"
+        ]
 
     @property
     def undecryptable(self) -> int:
@@ -256,6 +330,8 @@ def restore_backup(path: Path, force: bool = False) -> RestoreReport:
             upgrade()
         # Once the schema is this version's: the database storage's tables may be newer than the backup.
         report.uploads = _restore_uploads(tar, members.values())
+        skipped = json.load(tar.extractfile(members[SKIPPED])) if SKIPPED in members else []
+        report.uploads_expected = manifest["uploads"]["files"] - len(skipped)
     report.sample = key_rotation.check(restored_vault, sample=SAMPLE)
     report.encryption_keys_env_differs = (
         crypto.keys_from_environment() and crypto.parse_keys(current_app.config["ENCRYPTION_KEYS"]) != keys

@@ -17,7 +17,7 @@ from faka.core.crypto import Vault, key_file, keys_from_environment, parse_keys,
 from faka.core.db import write_transaction
 from faka.core.storage import IMPORTS, storage
 from faka.extensions import db
-from faka.inventory.models import CardKey
+from faka.inventory.models import CardKey, KeyImport
 from faka.ledger.models import PayoutAccount
 from faka.messaging.models import OutboxEmail, PushChannel, WebhookDelivery, WebhookEndpoint
 from faka.orders.models import Order
@@ -161,11 +161,23 @@ def check(v: Vault | None = None, sample: int | None = None) -> dict[str, Tally]
 
 
 def _walk_import_files(v: Vault, rewrite: bool, sample: int | None = None) -> Tally:
-    """The big key imports waiting for their job, in whichever storage holds them."""
+    """The big key imports waiting for their job, in whichever storage holds them.
+
+    Rewriting, the file of a finished import is not re-encrypted: it is what its job
+    failed to remove, and goes now. A job that finishes while its file is rewritten
+    removes the file before the rewrite stores it again: the import is looked at once
+    more after the write, and the file removed then. A file without its import's row (one
+    being started, which stores the file first, or left by a crash) is re-encrypted: it
+    must not keep an older key in use."""
     tally = Tally()
     store = storage()
     names = [name for name in store.names(IMPORTS) if name.endswith(".fernet")]
-    for name in names[:sample] if sample else names:
+    names = names[:sample] if sample else names
+    statuses = _import_statuses(names) if rewrite else {}
+    for name in names:
+        if rewrite and statuses.get(name) in FINISHED:
+            store.delete(IMPORTS, [name])
+            continue
         ciphertext = store.read(IMPORTS, name)
         if ciphertext is None:  # its job finished meanwhile
             continue
@@ -173,7 +185,25 @@ def _walk_import_files(v: Vault, rewrite: bool, sample: int | None = None) -> Ta
         setattr(tally, state, getattr(tally, state) + 1)
         if rewrite and state == OLDER:
             store.save(IMPORTS, name, v.encrypt(plaintext).encode())
+            if _import_statuses([name]).get(name) in FINISHED:
+                store.delete(IMPORTS, [name])
     return tally
+
+
+FINISHED = (KeyImport.DONE, KeyImport.FAILED)
+
+
+def _import_statuses(names: list[str]) -> dict[str, str]:
+    """The status of the import each file name (<public id>.fernet) belongs to, as now
+    committed; names of no import are left out."""
+    by_id = {name.removesuffix(".fernet"): name for name in names}
+    found = {}
+    ids = list(by_id)
+    for start in range(0, len(ids), BATCH):
+        query = select(KeyImport.public_id, KeyImport.status).where(KeyImport.public_id.in_(ids[start : start + BATCH]))
+        found.update({by_id[public_id]: status for public_id, status in db.session.execute(query)})
+    db.session.rollback()  # only ends the read: the next look sees what jobs committed since
+    return found
 
 
 class KeysInEnvironment(Exception):

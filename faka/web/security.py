@@ -1,5 +1,6 @@
 """Security headers on every response (pages, partials, errors, static files, uploads),
-cookies marked Secure over HTTPS, and how uploaded images are served.
+cookies marked Secure over HTTPS, and how uploaded images are served (a storage that cannot
+be reached answers 503 with Retry-After).
 
 Behind a reverse proxy that terminates TLS, FAKA_PROXY_COUNT makes the proxy's
 X-Forwarded-Proto count (faka/core/instance.py): HTTPS requests then get HSTS and Secure
@@ -7,14 +8,19 @@ cookies. HSTS=True (FAKA_HSTS) sends HSTS on every response, for a proxy that do
 which scheme it served.
 """
 
+import logging
 import re
 
 from flask import Response, has_request_context, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask_babel import lazy_gettext as _l
+from werkzeug.exceptions import ServiceUnavailable
 
-from faka.core.storage import StoredFile
+from faka.core.storage import StorageError, StoredFile
 from faka.core.uploads import content_type
-from faka.extensions import csrf
+from faka.extensions import csrf, db
+
+log = logging.getLogger(__name__)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -64,15 +70,24 @@ class SessionInterface(SecureCookieSessionInterface):
 
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+PUBLIC_MAX_AGE = 86400
+STORAGE_RETRY_AFTER = 30  # seconds: a database failover or restart
 
 
-def image_response(stored: StoredFile, private: bool = True, max_age: int = 86400, immutable: bool = False):
+class StorageUnreachable(ServiceUnavailable):
+    """The storage cannot be reached; the error page shows `message`."""
+
+    message = _l("Uploaded files cannot be read right now. Please try again in a moment.")
+
+
+def image_response(stored: StoredFile, private: bool = True, max_age: int = PUBLIC_MAX_AGE, immutable: bool = False):
     """An uploaded image (re-encoded by faka/core/uploads.py) with its exact type,
     shown inline under its own random name, sandboxed, streamed chunk by chunk from the
     storage (faka/core/storage.py). A private image (evidence, licences) is never stored
     by a cache and never embedded by another site. A public one is revalidated by its
-    name, which never names other bytes (If-None-Match answers 304); an immutable one
-    (named by the hash of its content) is kept by every cache for a year."""
+    name, which never names other bytes (`not_modified`, before the storage is asked),
+    and by when it was stored; an immutable one (named by the hash of its content) is kept
+    by every cache for a year."""
     response = Response(stored.chunks, mimetype=content_type(stored.name), direct_passthrough=True)
     response.content_length = stored.size
     response.headers["Content-Disposition"] = f"inline; filename={stored.name}"
@@ -81,13 +96,30 @@ def image_response(stored: StoredFile, private: bool = True, max_age: int = 8640
         response.headers["Cache-Control"] = "private, no-store"
         response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
         return response
-    response.set_etag(stored.name)
+    _cached_publicly(response, stored.name, max_age, immutable)
+    if stored.modified is not None:
+        response.last_modified = stored.modified
+    return response.make_conditional(request)
+
+
+def not_modified(name: str, max_age: int = PUBLIC_MAX_AGE, immutable: bool = False) -> Response | None:
+    """304 when the browser holds the public image of this name already (If-None-Match),
+    answered from the name alone: a stored name never names other bytes, so neither the
+    database nor the storage is asked. None otherwise."""
+    if not request.if_none_match.contains_weak(name):  # weak comparison, as RFC 9110 has for GET
+        return None
+    response = Response(status=304)
+    _cached_publicly(response, name, max_age, immutable)
+    return response
+
+
+def _cached_publicly(response: Response, name: str, max_age: int, immutable: bool) -> None:
+    response.set_etag(name)
     if immutable:
         response.headers["Cache-Control"] = IMMUTABLE
     else:
         response.cache_control.public = True
         response.cache_control.max_age = max_age
-    return response.make_conditional(request)
 
 
 # Every response's security headers, unless the response set its own value (uploads set
@@ -128,6 +160,16 @@ def init_app(app) -> None:
         # exempt before it looks at the method; most requests are GETs, which need neither.
         if app.config["WTF_CSRF_ENABLED"] and request.method in app.config["WTF_CSRF_METHODS"]:
             csrf.protect(apply_exemptions=True)
+
+    @app.errorhandler(StorageError)
+    def storage_unavailable(exc: StorageError):
+        # The database storage cannot be reached (a restart, a failover): logged for the
+        # operator, and the visitor is asked to try again in a moment, in their language.
+        log.error("the upload storage failed on %s %s: %s", request.method, request.path, exc)
+        db.session.rollback()
+        response = app.make_response(app.handle_http_exception(StorageUnreachable()))
+        response.headers["Retry-After"] = str(STORAGE_RETRY_AFTER)
+        return response
 
     @app.after_request
     def set_headers(response):

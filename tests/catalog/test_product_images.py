@@ -15,11 +15,12 @@ import pytest
 from PIL import ExifTags, Image
 from sqlalchemy import event, select
 
-from conftest import csrf_from, login, no_horizontal_scroll, reload
+from conftest import csrf_from, every_stored_file, login, no_horizontal_scroll, reload
 from faka.accounts import users
 from faka.catalog import images as product_images
 from faka.catalog.images import MAX_GALLERY
 from faka.catalog.models import ProductImage
+from faka.core import storage as storage_module
 from faka.core.storage import PRODUCTS, LocalStorage, storage
 from faka.core.types import utcnow
 from faka.extensions import db
@@ -107,7 +108,7 @@ def empty_media(app):
 
 
 def stored_files() -> set[str]:
-    return set(storage().names(PRODUCTS))
+    return every_stored_file(PRODUCTS)
 
 
 def stored_bytes(name: str) -> bytes:
@@ -347,23 +348,28 @@ def test_a_full_disk_is_a_message_and_leaves_nothing_behind(seller, product, mon
     with_cover(seller, product, picture_bytes(seed=1))
     before_rows, before_files = [(i.id, i.names) for i in rows(product)], stored_files()
     replaced = []
-    store = storage()
-    real_save = store.save
+    # The instance folder writes each file aside and renames it into place: the third
+    # rename fails, its temporary file written. The database fails the third write.
+    local = storage().kind == "local"
+    real = storage_module.os.replace if local else storage().save
 
-    def disk_full_at_the_third_file(area, name, data):
+    def disk_full_at_the_third_file(*args):
         if len(replaced) == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        replaced.append(name)
-        return real_save(area, name, data)
+        replaced.append(args[1])
+        return real(*args)
 
-    monkeypatch.setattr(store, "save", disk_full_at_the_third_file)
+    if local:
+        monkeypatch.setattr(storage_module.os, "replace", disk_full_at_the_third_file)
+    else:
+        monkeypatch.setattr(storage(), "save", disk_full_at_the_third_file)
     response = upload(seller, product, "cover", (picture_bytes(seed=2), "new.png"))
     assert response.status_code == 400 and NOT_STORED_EN in response.text
     assert len(replaced) == 2  # two files had been written: both were removed again
     assert [(i.id, i.names) for i in rows(product)] == before_rows
-    assert stored_files() == before_files
+    assert stored_files() == before_files  # no temporary file either
 
-    monkeypatch.setattr(store, "save", real_save)
+    monkeypatch.undo()
     assert upload(seller, product, "cover", (picture_bytes(seed=2), "new.png")).status_code == 303
 
 
@@ -385,6 +391,66 @@ def test_a_real_full_disk_in_chinese(app, merchant, product):
         assert rows(product) == [] and os.listdir(folder) == []
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+# -- files shared with another upload of the same picture ----------------------------------------
+
+
+def same_picture(product_id: int, data: bytes):
+    """Another upload of the same picture, to commit while a change runs (as a second web
+    host's would): call it to add an image of the product naming the picture's files.
+    Returns it and the names."""
+    e = product_images.encode(data)
+    row = product_images._row(product_id, ProductImage.COVER, 0, e)
+    columns = {c.name: getattr(row, c.name) for c in ProductImage.__table__.columns if c.name != "id"}
+    columns["created_at"] = utcnow()
+
+    def commit() -> None:
+        with db.engine.begin() as conn:  # a connection of its own, as another request's
+            conn.execute(ProductImage.__table__.insert().values(**columns))
+
+    return commit, set(row.names)
+
+
+def test_a_refused_upload_leaves_the_files_another_upload_took_meanwhile(merchant, product, make_product, monkeypatch):
+    data, other = picture_bytes(seed=21), make_product(keys=0, title="Same picture")
+    other_upload, names = same_picture(other.id, data)
+
+    def fails_after_the_files_are_written(*args):
+        raise RuntimeError("the database went away before the commit")
+
+    monkeypatch.setattr(product_images, "_row", fails_after_the_files_are_written)
+    # Once this change has rolled back, before the files it wrote go.
+    event.listen(db.session(), "after_rollback", lambda _session: other_upload(), once=True)
+    with pytest.raises(RuntimeError):
+        product_images.add_images(merchant.id, product.slug, "cover", [data])
+    assert rows(product) == [] and [set(image.names) for image in rows(other)] == [names]
+    assert names <= stored_files()  # the other image's files are there: it shows
+
+
+def test_a_replaced_cover_leaves_the_files_another_upload_took_meanwhile(merchant, product, make_product):
+    old, other = picture_bytes(seed=22), make_product(keys=0, title="Same picture")
+    product_images.add_images(merchant.id, product.slug, "cover", [old])
+    other_upload, names = same_picture(other.id, old)
+    flushed, done = [], []
+
+    def meanwhile(_session):  # once the replacement has committed, before the old files go
+        if flushed and not done:
+            done.append(other_upload())
+
+    session = db.session()
+    event.listen(session, "after_flush", lambda *_args: flushed.append(True))
+    event.listen(session, "after_commit", meanwhile)
+    try:
+        [cover] = product_images.add_images(merchant.id, product.slug, "cover", [picture_bytes(seed=23)])
+    finally:
+        event.remove(session, "after_commit", meanwhile)
+    assert done and [image.names for image in rows(product)] == [cover.names]
+    assert names <= stored_files()  # the other image's files are there: it shows
+    assert set(cover.names) <= stored_files()
+
+    product_images.remove_image(merchant.id, other.slug, rows(other)[0].id)
+    assert not names & stored_files()  # once no image names them, they go
 
 
 # -- another merchant -------------------------------------------------------------------------

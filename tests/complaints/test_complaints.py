@@ -11,7 +11,7 @@ from PIL import Image
 from sqlalchemy import func, select, update
 from test_ledger import alipay, new_merchant, new_operator, new_product, settled
 
-from conftest import reload, signed_notify
+from conftest import every_stored_file, reload, signed_notify
 from faka.catalog.models import DELIVERY_MANUAL
 from faka.complaints import workflow
 from faka.complaints.models import Complaint, ComplaintImage, ComplaintMessage
@@ -187,12 +187,12 @@ def test_invalid_complaint_is_refused_and_changes_nothing(order, reason, descrip
 
 
 def test_bad_evidence_is_refused_and_leaves_no_file(order):
-    before = set(storage().names(PRIVATE))
+    before = every_stored_file(PRIVATE)
     with pytest.raises(InvalidImage):
         open_on(order, images=[png(), b"<?php echo 'not an image'; ?>"])
     with pytest.raises(workflow.TooManyImages):
         open_on(order, images=[png()] * 6)
-    assert set(storage().names(PRIVATE)) == before
+    assert every_stored_file(PRIVATE) == before
     assert count(Complaint) == 0 and count(ComplaintImage) == 0
 
 

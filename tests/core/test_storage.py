@@ -64,6 +64,18 @@ def database_app(app, make_app):
         yield database
 
 
+@pytest.fixture
+def database_app_alone(app, make_app, monkeypatch, tmp_path):
+    """database_app with an instance folder of its own, where no upload is (the suite's
+    instance folder holds those of the tests that kept them in the folder)."""
+    if TEST_DATABASE == "sqlite":
+        pytest.skip(NEEDS_POSTGRESQL)
+    monkeypatch.setenv("FAKA_INSTANCE_PATH", str(tmp_path / "instance"))
+    database = make_app(UPLOAD_STORAGE="database")
+    with database.app_context():
+        yield database
+
+
 @pytest.fixture(params=["local", "database"])
 def backend(request, app, tmp_path):
     """Each storage, empty: the local one in a folder of its own."""
@@ -191,7 +203,6 @@ def test_a_big_image_is_streamed_in_chunks_holding_no_connection_between_them(se
         response = serving_app.test_client().get(f"/site/logo/{name}", buffered=False)
         assert response.status_code == 200 and response.is_streamed
         assert response.content_length == len(data) and response.mimetype == "image/png"
-        before_body = len(reads)
         pieces = []
         for piece in response.response:
             pieces.append(piece)
@@ -203,7 +214,7 @@ def test_a_big_image_is_streamed_in_chunks_holding_no_connection_between_them(se
     assert b"".join(pieces) == data
     assert len(pieces) == -(-len(data) // CHUNK) and max(len(p) for p in pieces) == CHUNK
     if storage().kind == "database":
-        assert len(reads) - before_body == len(pieces) - 1  # one short query per further chunk, as it is sent
+        assert len(reads) == 1 + len(pieces)  # the size, then one short query per chunk, as it is sent
 
 
 def test_public_images_are_revalidated_by_name_and_private_ones_never_cached(serving_app, merchant, make_product):
@@ -216,8 +227,11 @@ def test_public_images_are_revalidated_by_name_and_private_ones_never_cached(ser
     assert served.headers["Cache-Control"] == "public, max-age=86400"
     assert served.headers["Content-Disposition"] == f"inline; filename={logo}"
     assert "sandbox" in served.headers["Content-Security-Policy"]
+    assert served.last_modified is not None
     again = client.get(f"/site/logo/{logo}", headers={"If-None-Match": f'"{logo}"'})
     assert again.status_code == 304 and again.data == b""
+    since = client.get(f"/site/logo/{logo}", headers={"If-Modified-Since": served.headers["Last-Modified"]})
+    assert since.status_code == 304
 
     product = make_product(keys=0)
     [cover] = images.add_images(merchant.id, product.slug, "cover", [picture_bytes(seed=5)])
@@ -235,7 +249,97 @@ def test_public_images_are_revalidated_by_name_and_private_ones_never_cached(ser
     licence = seller.get("/merchant/qualification/licence")
     assert licence.status_code == 200 and licence.data == storage().read(PRIVATE, merchant.licence_image)
     assert licence.headers["Cache-Control"] == "private, no-store" and "ETag" not in licence.headers
+    assert "Last-Modified" not in licence.headers
     assert licence.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+    # A private image is never answered from a browser's copy: it may have lost access since.
+    for asked in (f'"{merchant.licence_image}"', "*"):
+        again = seller.get("/merchant/qualification/licence", headers={"If-None-Match": asked})
+        assert again.status_code == 200 and again.data == licence.data and "ETag" not in again.headers
+
+
+def test_a_browser_holding_a_public_image_is_answered_from_its_name_alone(
+    serving_app, merchant, make_product, monkeypatch
+):
+    logo = store_image(picture_bytes())
+    set_setting("logo", logo)
+    product = make_product(keys=0)
+    [cover] = images.add_images(merchant.id, product.slug, "cover", [picture_bytes(seed=5)])
+    db.session.commit()
+
+    def untouched(*_args, **_kwargs):
+        raise AssertionError("the storage was asked")
+
+    for attribute in ("open", "sizes", "read", "listing"):
+        monkeypatch.setattr(storage(), attribute, untouched)
+    client = serving_app.test_client()
+    held = client.get(f"/site/logo/{logo}", headers={"If-None-Match": f'"{logo}"'})
+    assert held.status_code == 304 and held.headers["ETag"] == f'"{logo}"'
+    assert held.headers["Cache-Control"] == "public, max-age=86400"
+    held = client.get(f"/images/{cover.detail_webp}", headers={"If-None-Match": f'"{cover.detail_webp}"'})
+    assert held.status_code == 304 and held.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+
+
+def test_a_head_request_reads_no_chunk(serving_app):
+    data = noise_png(400)
+    name = private_name()
+    storage().save(PRIVATE, name, data)
+    set_setting("logo", name)
+    db.session.commit()
+    statements = []
+    reader = reader_engine()
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(reader, "before_cursor_execute", listener)
+    try:
+        head = serving_app.test_client().head(f"/site/logo/{name}")
+    finally:
+        event.remove(reader, "before_cursor_execute", listener)
+    assert head.status_code == 200 and head.content_length == len(data) and head.data == b""
+    assert not [sql for sql in statements if "stored_file_chunks" in sql]
+
+
+def test_a_local_file_removed_or_replaced_once_opened_is_read_as_it_was(tmp_path):
+    local = LocalStorage(tmp_path / "uploads")
+    name, first = private_name(), random.Random(2).randbytes(3 * CHUNK)
+    local.save(PRIVATE, name, first)
+    removed = local.open(PRIVATE, name)
+    local.delete(PRIVATE, [name])
+    assert removed.read() == first  # not a short answer under a 200 and the full length
+
+    local.save(PRIVATE, name, first)
+    replaced = local.open(PRIVATE, name)
+    local.save(PRIVATE, name, b"the next version")
+    assert replaced.read() == first and local.read(PRIVATE, name) == b"the next version"
+
+
+def test_symbolic_links_in_the_folder_are_never_followed(tmp_path):
+    local = LocalStorage(tmp_path / "uploads")
+    secret = tmp_path / "secret.key"
+    secret.write_bytes(b"not an upload")
+    name = private_name()
+    (local.folder(PRIVATE) / name).symlink_to(secret)
+    (local.folder(PRIVATE) / private_name()).symlink_to(tmp_path / "dangling.png")
+    assert local.open(PRIVATE, name) is None and local.read(PRIVATE, name) is None
+    assert local.listing(PRIVATE) == {} and local.sizes(PRIVATE, [name]) == {} and not local.exists(PRIVATE, name)
+
+
+def test_a_file_replaced_while_it_is_read_is_read_whole_in_its_new_version(database_app):
+    name = f"{secrets.token_hex(16)}.fernet"
+    old, new = b"o" * (2 * CHUNK + 10), b"n" * (3 * CHUNK + 20)
+    storage().save(IMPORTS, name, old)
+    reader, replaced = reader_engine(), []
+
+    def replace_at_the_second_chunk(_conn, _cursor, _statement, parameters, *_args):
+        if not replaced and isinstance(parameters, dict) and parameters.get("seq") == 1:
+            replaced.append(True)
+            storage().save(IMPORTS, name, new)  # a key rotation rewriting the import
+
+    event.listen(reader, "before_cursor_execute", replace_at_the_second_chunk)
+    try:
+        read = storage().read(IMPORTS, name)
+    finally:
+        event.remove(reader, "before_cursor_execute", replace_at_the_second_chunk)
+    assert replaced and read == new
+    assert db.session.scalar(select(func.count()).select_from(StoredFileRow)) == 1
 
 
 # -- the database storage's users ----------------------------------------------------------------
@@ -311,7 +415,7 @@ def test_key_rotation_re_encrypts_import_files_in_the_database(make_app, merchan
 
 
 def test_a_backup_carries_the_database_files_and_a_restore_puts_them_in_either_storage(
-    database_app,
+    database_app_alone,
     stamped,
     merchant,
     make_product,
@@ -337,7 +441,9 @@ def test_a_backup_carries_the_database_files_and_a_restore_puts_them_in_either_s
         "files": 6,
         "bytes": sum(len(data) for data in files.values()),
         "storage": "database",
+        "from": {"local": 0, "database": 6},
     }
+    assert result.notes == []
     with tarfile.open(archive) as tar:
         names = tar.getnames()
         assert {n for n in names if n.startswith("uploads/")} == {f"uploads/{a}/{n}" for a, n in files}

@@ -46,12 +46,14 @@ def move(app, *args: str) -> str:
     return result.output
 
 
-def area_line(output: str, area: str) -> tuple[int, int, int | None]:
-    """(copied, already there, removed) from the command's line for the area."""
+def area_line(output: str, area: str) -> tuple[int, int]:
+    """(copied, already there), or with --delete-source (removed, only in source), from the
+    command's line for the area."""
     line = re.search(rf"^  {area} .*$", output, re.M).group(0)
-    copied, skipped = re.search(r"(\d+) copied .*?(\d+) already there", line).groups()
-    removed = re.search(r"(\d+) removed", line)
-    return int(copied), int(skipped), int(removed.group(1)) if removed else None
+    found = re.search(r"(\d+) copied .*?(\d+) already there", line) or re.search(
+        r"(\d+) removed, only in source: (\d+)", line
+    )
+    return int(found.group(1)), int(found.group(2))
 
 
 def on_disk(app) -> set[tuple[str, str]]:
@@ -87,8 +89,8 @@ def test_uploads_move_into_the_database_and_back_and_are_served_the_same(hosts, 
     with local.app_context():
         output = move(local, "--to", "database")
     assert "copying the uploads from the local storage into the database storage" in output
-    assert area_line(output, PRIVATE) == (2, 0, None)
-    assert area_line(output, PRODUCTS) == (4, 0, None) and area_line(output, IMPORTS) == (1, 0, None)
+    assert area_line(output, PRIVATE) == (2, 0)
+    assert area_line(output, PRODUCTS) == (4, 0) and area_line(output, IMPORTS) == (1, 0)
     assert "7 files copied" in output and "Next: set FAKA_UPLOAD_STORAGE=database" in output
     assert in_database() == 7 and on_disk(local) == files
     with database.app_context():
@@ -99,15 +101,19 @@ def test_uploads_move_into_the_database_and_back_and_are_served_the_same(hosts, 
     # Moving on: the files already there are compared byte for byte, then the local ones go.
     with database.app_context():
         output = move(database, "--to", "database", "--delete-source")
-    assert area_line(output, PRODUCTS) == (0, 4, 4) and area_line(output, PRIVATE) == (0, 2, 2)
+    assert area_line(output, PRODUCTS) == (4, 0) and area_line(output, PRIVATE) == (2, 0)
+    assert "7 files removed from the local storage; only in source: 0" in output
     assert on_disk(local) == set() and in_database() == 7
     assert served(database, urls, merchant) == before
 
-    # And back into the instance folder, the database emptied.
+    # And back into the instance folder; once the shop uses it, the database is emptied.
     with database.app_context():
-        output = move(database, "--to", "local", "--delete-source")
-    assert area_line(output, PRODUCTS) == (4, 0, 4) and area_line(output, IMPORTS) == (1, 0, 1)
+        output = move(database, "--to", "local")
+    assert area_line(output, PRODUCTS) == (4, 0) and area_line(output, IMPORTS) == (1, 0)
     assert "Next: set FAKA_UPLOAD_STORAGE=local" in output
+    with local.app_context():
+        output = move(local, "--to", "local", "--delete-source")
+    assert area_line(output, PRODUCTS) == (4, 0) and area_line(output, IMPORTS) == (1, 0)
     assert on_disk(local) == files and in_database() == 0
     assert served(local, urls, merchant) == before
     with local.app_context():
@@ -125,8 +131,8 @@ def test_a_copy_that_does_not_read_back_keeps_the_source(hosts, monkeypatch):
         real_save(self, area, stored_name, data.read()[:-1])
 
     monkeypatch.setattr(DatabaseStorage, "save", loses_a_byte)
-    with database.app_context():
-        result = database.test_cli_runner().invoke(args=["storage-move", "--to", "database", "--delete-source"])
+    with local.app_context():
+        result = local.test_cli_runner().invoke(args=["storage-move", "--to", "database"])
     assert result.exit_code == 1
     assert f"private/{name}: the copy does not read back as its source" in result.output
     assert "run the command again" in result.output
@@ -138,3 +144,45 @@ def test_the_database_storage_is_refused_on_sqlite(runner):
         pytest.skip("the refusal is SQLite's")
     result = runner.invoke(args=["storage-move", "--to", "database"])
     assert result.exit_code == 1 and "the database storage needs PostgreSQL" in result.output
+
+
+def test_delete_source_after_the_switch_brings_nothing_back_and_keeps_what_differs(hosts, merchant, make_product):
+    local, database = hosts
+    product = make_product(keys=0)
+    with local.app_context():
+        [cover] = images.add_images(merchant.id, product.slug, "cover", [picture_bytes(seed=15)])
+        cover_id, cover_files = cover.id, cover.names
+        gone = store_image(picture_bytes(seed=16))
+        job = keys.start_import(merchant.id, product.variants[0], "STALE-1\nSTALE-2")
+        name = f"{job.public_id}.fernet"
+        stale = storage().read(IMPORTS, name)
+        move(local, "--to", "database")
+    with database.app_context():
+        # Since the switch: the shop deleted a file and rewrote another (a key rotation
+        # re-encrypts an import: other bytes of the same length).
+        images.remove_image(merchant.id, product.slug, cover_id)
+        storage().delete(PRIVATE, [gone])
+        rewritten = stale[:-8] + b"A" * 8
+        storage().save(IMPORTS, name, rewritten)
+        assert len(rewritten) == len(stale)
+
+        output = move(database, "--to", "database", "--delete-source")
+        assert "removing from the local storage the uploads the database storage holds the same" in output
+        assert area_line(output, PRODUCTS) == (0, 4) and area_line(output, PRIVATE) == (0, 1)
+        assert area_line(output, IMPORTS) == (0, 1) and "only in source: 6" in output
+        # Nothing came back into the storage in use, nothing there was overwritten.
+        assert storage().names(PRODUCTS) == [] and not storage().exists(PRIVATE, gone)
+        assert storage().read(IMPORTS, name) == rewritten
+    assert on_disk(local) == {(PRODUCTS, n) for n in cover_files} | {(PRIVATE, gone), (IMPORTS, name)}
+
+
+def test_delete_source_is_refused_until_the_shop_uses_the_target(app, hosts):
+    local, database = hosts
+    with local.app_context():
+        name = store_image(picture_bytes(seed=17))
+        result = local.test_cli_runner().invoke(args=["storage-move", "--to", "database", "--delete-source"])
+    assert result.exit_code == 1 and "runs only once faka uses the database storage" in result.output
+    with database.app_context():
+        result = database.test_cli_runner().invoke(args=["storage-move", "--to", "local", "--delete-source"])
+    assert result.exit_code == 1 and "FAKA_UPLOAD_STORAGE=local" in result.output
+    assert on_disk(local) == {(PRIVATE, name)} and in_database() == 0

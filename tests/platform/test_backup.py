@@ -20,7 +20,7 @@ import pyotp
 import pytest
 from alembic.script import ScriptDirectory
 from PIL import Image
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -33,6 +33,7 @@ from faka.complaints import workflow
 from faka.complaints.models import Complaint
 from faka.core import instance, storage
 from faka.core.crypto import vault
+from faka.core.db import reader_engine
 from faka.core.types import utcnow
 from faka.extensions import db
 from faka.inventory import keys
@@ -43,7 +44,7 @@ from faka.messaging.models import PushChannel, WebhookDelivery, WebhookEndpoint
 from faka.orders import checkout
 from faka.orders.models import Order
 from faka.payments.gateways import configure_gateway, gateway_settings
-from faka.platform import dbcopy
+from faka.platform import backup, dbcopy
 from faka.platform.models import Setting
 from faka.platform.settings import set_setting
 from faka.reviews import reviews
@@ -226,8 +227,13 @@ def table_counts() -> dict:
 
 
 def assert_shop_works(app, shop: Shop) -> None:
-    """The restored or copied shop, opened by `app`, is the shop that was backed up."""
-    assert table_counts() == shop.counts
+    """The restored or copied shop, opened by `app`, is the shop that was backed up. Its
+    uploads are where its storage keeps them (the database storage's tables hold as many
+    rows as that storage has files): they are looked at by serving them."""
+    uploads = set(storage.TABLES)
+    assert {t: n for t, n in table_counts().items() if t not in uploads} == {
+        t: n for t, n in shop.counts.items() if t not in uploads
+    }
     client = app.test_client()
 
     page = client.get(f"/order/{shop.delivered_token}?lang=en")
@@ -286,6 +292,7 @@ def flask(env: dict, *args: str) -> subprocess.CompletedProcess:
             "REDIS_URL",
             "FAKA_INSTANCE_PATH",
             "FAKA_BACKUP_DIR",
+            "FAKA_UPLOAD_STORAGE",
         )
     }
     return subprocess.run(
@@ -415,7 +422,11 @@ def test_backup_restores_a_working_shop_into_a_fresh_instance(
 
     restored = tmp_path / "restored"
     with fresh_target(tmp_path) as url:
-        env = {"FAKA_INSTANCE_PATH": str(restored), **({"DATABASE_URL": url} if url else {})}
+        env = {
+            "FAKA_INSTANCE_PATH": str(restored),
+            "FAKA_UPLOAD_STORAGE": app.config["UPLOAD_STORAGE"],  # as the restored app opens it below
+            **({"DATABASE_URL": url} if url else {}),
+        }
         result = flask(env, "restore", str(archive), "--yes")
         assert result.returncode == 0, result.stdout + result.stderr
         assert "hold the rows the manifest lists" in result.stdout
@@ -435,6 +446,146 @@ def test_backup_restores_a_working_shop_into_a_fresh_instance(
             assert_shop_works(restored_app, shop)
             check = restored_app.test_cli_runner().invoke(args=["rotate-keys", "--check"])
             assert check.exit_code == 0 and "open with the newest key alone" in check.output
+
+
+# -- the uploads of a backup ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def alone(make_app, monkeypatch, tmp_path, stamped):
+    """The shop with an instance folder of its own (the suite's holds other tests' uploads),
+    configured to keep its uploads there, as a cron job's `flask backup` often is."""
+    monkeypatch.setenv("FAKA_INSTANCE_PATH", str(tmp_path / "instance"))
+    shop_app = make_app(UPLOAD_STORAGE="local")
+    with shop_app.app_context():
+        yield shop_app
+
+
+def uploads_in(archive: Path) -> dict[str, bytes]:
+    with tarfile.open(archive) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.name.startswith("uploads/")}
+
+
+def upload_name(suffix: str = ".png") -> str:
+    return os.urandom(16).hex() + suffix
+
+
+def test_a_backup_run_with_the_folder_configured_carries_the_files_in_the_database(alone, tmp_path):
+    folder, database = storage.storage(), storage.DatabaseStorage()
+    logo, licence, shared = upload_name(), upload_name(), upload_name()
+    waiting = upload_name(".fernet")
+    folder.save(storage.PRIVATE, logo, b"the logo, in the folder")
+    folder.save(storage.PRIVATE, shared, b"the folder's copy")
+    # A shop that kept its uploads in the database (copy-db brings them along on SQLite too).
+    database.save(storage.PRIVATE, licence, b"a licence, in the database")
+    database.save(storage.PRIVATE, shared, b"the database's copy")
+    ciphertext = vault().encrypt('{"text": "WAITING-1", "separator": "newline"}').encode()
+    database.save(storage.IMPORTS, waiting, ciphertext)
+
+    archive = tmp_path / "shop.tar.gz"
+    result = alone.test_cli_runner().invoke(args=["backup", "--out", str(archive)])
+    assert result.exit_code == 0, result.output
+    assert "4 uploaded files" in result.output
+    assert "2 uploaded files were in the database storage, though this process uses the local storage" in (
+        result.output
+    )
+    assert uploads_in(archive) == {
+        f"uploads/private/{logo}": b"the logo, in the folder",
+        f"uploads/private/{shared}": b"the folder's copy",  # the configured storage's copy wins
+        f"uploads/private/{licence}": b"a licence, in the database",
+        f"uploads/imports/{waiting}": ciphertext,
+    }
+    manifest = backup_manifest(archive)
+    assert manifest["uploads"]["files"] == 4 and manifest["uploads"]["from"] == {"local": 2, "database": 2}
+
+    with fresh_target(tmp_path) as url:
+        restored = tmp_path / "restored"
+        env = {"FAKA_INSTANCE_PATH": str(restored), **({"DATABASE_URL": url} if url else {})}
+        run = flask(env, "restore", str(archive), "--yes")
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "restored 4 uploaded files" in run.stdout and "manifest lists" not in run.stderr
+        assert (restored / "uploads" / "imports" / waiting).read_bytes() == ciphertext
+
+
+def test_a_restore_says_when_the_archive_holds_fewer_uploads_than_its_manifest(alone, tmp_path):
+    names = [upload_name() for _ in range(3)]
+    for name in names:
+        storage.storage().save(storage.PRIVATE, name, name.encode())
+    archive, damaged = tmp_path / "shop.tar.gz", tmp_path / "damaged.tar.gz"
+    backup_ok = alone.test_cli_runner().invoke(args=["backup", "--out", str(archive)])
+    assert backup_ok.exit_code == 0, backup_ok.output
+    with tarfile.open(archive) as tar, tarfile.open(damaged, "w:gz") as copy:
+        for member in tar.getmembers():
+            if member.name != f"uploads/private/{names[1]}":
+                copy.addfile(member, tar.extractfile(member))
+
+    with fresh_target(tmp_path) as url:
+        env = {"FAKA_INSTANCE_PATH": str(tmp_path / "restored"), **({"DATABASE_URL": url} if url else {})}
+        run = flask(env, "restore", str(damaged), "--yes")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "restored 2 uploaded files" in run.stdout
+    assert "the archive holds 2 uploaded files, but its manifest lists 3" in run.stderr
+
+
+def test_a_backup_leaves_out_symbolic_links_and_counts_files_deleted_while_it_runs(alone, monkeypatch, tmp_path):
+    store = storage.storage()
+    kept, deleted = upload_name(), upload_name()
+    store.save(storage.PRIVATE, kept, b"kept")
+    store.save(storage.PRIVATE, deleted, b"deleted while the backup ran")
+    secret = tmp_path / "elsewhere.key"
+    secret.write_bytes(b"SECRET-outside-the-uploads")
+    (store.folder(storage.PRIVATE) / upload_name()).symlink_to(secret)
+
+    real_open = storage.LocalStorage.open
+
+    def job_deletes_it_first(self, area, name):
+        if name == deleted:
+            self.delete(area, [name])  # a key import's job finishing, between the listing and the read
+        return real_open(self, area, name)
+
+    monkeypatch.setattr(storage.LocalStorage, "open", job_deletes_it_first)
+    archive = tmp_path / "shop.tar.gz"
+    result = backup.create_backup(archive)
+    monkeypatch.undo()
+    assert uploads_in(archive) == {f"uploads/private/{kept}": b"kept"}
+    assert result.skipped == [f"private/{deleted}"] and result.manifest["uploads"]["files"] == 2
+    assert "1 uploaded files were deleted while the backup was written" in result.notes[0]
+
+    with fresh_target(tmp_path) as url:
+        env = {"FAKA_INSTANCE_PATH": str(tmp_path / "restored"), **({"DATABASE_URL": url} if url else {})}
+        run = flask(env, "restore", str(archive), "--yes")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "restored 1 uploaded files" in run.stdout and "manifest lists" not in run.stderr
+
+
+def test_a_database_file_deleted_while_the_backup_reads_it_is_left_out(alone, tmp_path):
+    if TEST_DATABASE == "sqlite":
+        pytest.skip("streamed reads of the database storage are PostgreSQL's")
+    database = storage.DatabaseStorage()
+    kept, deleted = upload_name(".fernet"), upload_name(".fernet")
+    database.save(storage.IMPORTS, kept, b"k" * (2 * storage.CHUNK))
+    database.save(storage.IMPORTS, deleted, b"d" * (2 * storage.CHUNK))
+    reader, removed = reader_engine(), []
+
+    def job_deletes_it_at_its_second_chunk(_conn, _cursor, _statement, parameters, *_args):
+        if not removed and isinstance(parameters, dict) and parameters.get("seq") == 1:
+            file_id = db.session.scalar(select(storage.StoredFileRow.id).where(storage.StoredFileRow.name == deleted))
+            if parameters.get("file_id") == file_id:
+                removed.append(True)
+                database.delete(storage.IMPORTS, [deleted])
+
+    event.listen(reader, "before_cursor_execute", job_deletes_it_at_its_second_chunk)
+    try:
+        result = backup.create_backup(tmp_path / "shop.tar.gz")
+    finally:
+        event.remove(reader, "before_cursor_execute", job_deletes_it_at_its_second_chunk)
+    assert removed and result.skipped == [f"imports/{deleted}"]
+    assert uploads_in(result.path) == {f"uploads/imports/{kept}": b"k" * (2 * storage.CHUNK)}
+
+
+def backup_manifest(archive: Path) -> dict:
+    with tarfile.open(archive) as tar:
+        return json.load(tar.extractfile("manifest.json"))
 
 
 def test_restore_refuses_a_database_that_holds_data(app, runner, shop, stamped, tmp_path):

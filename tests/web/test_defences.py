@@ -13,12 +13,12 @@ from flask_limiter.util import get_qualified_name
 from PIL import Image
 from sqlalchemy import select, text
 
-from conftest import csrf_from, login, reload, signed_notify, with_totp
+from conftest import csrf_from, every_stored_file, login, reload, signed_notify, with_totp
 from faka.accounts import lockout, onboarding, twofactor, users
 from faka.accounts.login import authenticate
 from faka.complaints import workflow
 from faka.core.crypto import vault
-from faka.core.storage import PRIVATE, LocalStorage, storage
+from faka.core.storage import PRIVATE, LocalStorage
 from faka.core.types import utcnow
 from faka.core.uploads import InvalidImage, store_image, stored_image
 from faka.extensions import db, limiter
@@ -303,10 +303,10 @@ def test_uploads_live_outside_static_and_are_served_with_their_real_type(app, cl
     ],
 )
 def test_files_that_are_not_images_are_refused(app, payload):
-    before = set(storage().names(PRIVATE))
+    before = every_stored_file(PRIVATE)
     with pytest.raises(InvalidImage):
         store_image(payload)
-    assert set(storage().names(PRIVATE)) == before
+    assert every_stored_file(PRIVATE) == before
 
 
 def test_a_traversal_in_an_evidence_or_logo_url_finds_nothing(app, client, product, place, pay):

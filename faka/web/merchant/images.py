@@ -10,7 +10,7 @@ from flask import abort, g, redirect, request, url_for
 from faka.catalog import images as product_images
 from faka.catalog.models import ProductImage
 from faka.core.errors import DomainError, NotFound
-from faka.core.uploads import ShopStorageFull
+from faka.core.uploads import ShopStorageFull, StorageUnavailable
 from faka.web.merchant import bp, render, scoped
 from faka.web.security import image_response
 from faka.web.uploads import UploadLimit, accepts_upload, back_office_uploads
@@ -38,11 +38,11 @@ def product_images_page(slug: str):
 
 
 def _upload_refused(slug: str):
-    # Another merchant's product (NotFound: a 404) or a shop out of room is answered
-    # before the files are read.
+    # Another merchant's product (NotFound: a 404), a shop out of room or a storage that
+    # cannot say how much room is left is answered before the files are read.
     try:
         product_images.check_room(g.merchant.id, slug)
-    except ShopStorageFull as exc:
+    except (ShopStorageFull, StorageUnavailable) as exc:
         return _page(slug, 400, exc.message)
     return None
 

@@ -18,7 +18,7 @@ from flask import Blueprint, abort, make_response, request, url_for
 from faka.core.uploads import stored_image
 from faka.platform import branding, theme
 from faka.platform.settings import cached_site_settings
-from faka.web.security import IMMUTABLE, image_response
+from faka.web.security import IMMUTABLE, image_response, not_modified
 from faka.web.templating import current_site
 
 bp = Blueprint("brand", __name__)
@@ -133,6 +133,8 @@ def icon(name: str):
     """One of the uploaded icon's files: only those the `favicon` setting names are served."""
     if name not in branding.icon_names(cached_site_settings()["favicon"]).values():
         abort(404)
+    if (unchanged := not_modified(name, immutable=True)) is not None:
+        return unchanged
     stored = stored_image(name)
     if stored is None:
         abort(404)

@@ -15,7 +15,7 @@ from faka.web.forms import CheckoutForm, ReportForm
 from faka.web.htmx import wants_partial
 from faka.web.i18n import current_language
 from faka.web.pagination import page_number
-from faka.web.security import image_response
+from faka.web.security import image_response, not_modified
 from faka.web.shop.share import share_card
 
 bp = Blueprint("catalog", __name__)
@@ -194,6 +194,8 @@ def logo(name: str):
     """The site logo: only the file the operator chose is served from the storage."""
     if not name or name != cached_site_settings().get("logo"):
         abort(404)
+    if (unchanged := not_modified(name)) is not None:
+        return unchanged
     stored = stored_image(name)
     if stored is None:
         abort(404)
@@ -210,6 +212,8 @@ def product_image(name: str):
     """A product image file, named by the hash of its bytes: its content never changes, so
     browsers and proxies keep it for a year. Only names of images of products on sale are
     served; any other name is a 404 that never touches the storage."""
+    if (unchanged := not_modified(name, immutable=True)) is not None:
+        return unchanged  # the browser has the bytes: whether they are still shown does not matter
     stored = storefront.product_image_file(name)
     if stored is None:
         abort(404)

@@ -17,7 +17,7 @@ from faka.payments.gateways import enabled_gateways
 from faka.risk import engine
 from faka.web.forms import CheckoutForm
 from faka.web.i18n import current_language
-from faka.web.security import image_response
+from faka.web.security import image_response, not_modified
 
 bp = Blueprint("substore", __name__)
 
@@ -168,6 +168,8 @@ def buy_refused(slug: str, code: str, form: CheckoutForm, error: DomainError | N
 @bp.get("/s/<code>/logo/<name>")
 def logo(code: str, name: str):
     """The store's logo: only the file the store shows is served from the storage."""
+    if (unchanged := not_modified(name)) is not None:
+        return unchanged  # the browser has the bytes: whether the store still shows them does not matter
     stored = storefront.logo_file(code, name)
     if stored is None:
         abort(404)
