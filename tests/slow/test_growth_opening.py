@@ -24,6 +24,7 @@ FAKA_SHOTS=<folder> keeps a full-page screenshot of each growth page.
 
 import os
 import threading
+import time
 from contextlib import nullcontext
 
 import pytest
@@ -389,6 +390,12 @@ def test_growth_from_an_empty_install_sub_store_and_promoter_links(chromium, pla
         expect(promoter.page.locator("table.promoter-orders tbody tr")).to_have_count(1)
         expect(promoter.page.locator("table.promoter-orders .price")).to_have_text(format_money(commission))
         console_link(operator, "资金", "/operator/reconciliation")
+        # The page shows the kept result; its first check runs as a job, which the page
+        # says, and a reload a moment later shows the books.
+        deadline = time.monotonic() + 60
+        while operator.page.locator("#books-unchecked").count() and time.monotonic() < deadline:
+            time.sleep(0.5)
+            operator.page.reload()
         expect(operator.page.locator("#books-balance")).to_be_visible()
         shot(operator, "operator-reconciliation")
 
