@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_REDIS_URL_POSTGRESQL ?= redis://127.0.0.1:6379/14
 PYTEST_ARGS ?=
 
-.PHONY: run test lint lock test-sqlite test-postgresql test-sqlite-part test-browser-part test-postgresql-part test-servers bench attack fuzz translations extract-messages screenshots a11y vendor worker clean
+.PHONY: run test lint lock test-sqlite test-postgresql test-sqlite-part test-browser-part test-postgresql-part test-servers bench bench-big attack fuzz translations extract-messages screenshots a11y vendor worker clean
 
 # Installs read only the lock files: every package pinned, with its hashes (pyproject.toml
 # names the direct dependencies; `make lock` resolves them again). faka itself is installed
@@ -85,6 +85,11 @@ test-postgresql: $(VENV)/.dev test-servers translations
 
 bench: $(VENV)/.dev translations
 	$(BIN)/python bench/run.py
+
+# faka on a big shop's data next to a small shop's, on PostgreSQL and SQLite (bench/README.md): the
+# first run fills the big shops with bench/bigshop.py (minutes) and keeps them for the next runs.
+bench-big: $(VENV)/.dev translations
+	$(BIN)/python bench/big_measure.py
 
 attack: $(VENV)/.dev translations
 	$(BIN)/python bench/attack.py

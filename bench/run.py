@@ -929,10 +929,11 @@ def wait_delivered(shop: Shop, product_id: int, timeout: float = DRAIN_TIMEOUT) 
 # -- SQL statements per page ------------------------------------------------------------
 
 
-def count_queries(shop: Shop, paths: dict[str, str]) -> dict[str, dict]:
+def count_queries(shop: Shop, paths: dict[str, str], cookies: dict[str, str] | None = None) -> dict[str, dict]:
     """The SQL each page runs, counted at the driver: SQLite's trace callback, and a
     psycopg cursor class that notes each query. SQLAlchemy's own events would miss the
-    status poll's read (faka/core/db.py's read_row goes around them)."""
+    status poll's read (faka/core/db.py's read_row goes around them). `cookies` (e.g. a
+    back-office login's) are sent with every page."""
     import psycopg
     from sqlalchemy import event
 
@@ -970,6 +971,8 @@ def count_queries(shop: Shop, paths: dict[str, str]) -> dict[str, dict]:
         out = {}
         for name, path in paths.items():
             client = app.test_client()
+            for cookie, value in (cookies or {}).items():
+                client.set_cookie(cookie, value)
             client.get(path)  # warm: first-request set-up is not the page's cost
             reader = app.extensions.get("faka_read_engine")  # database.read_row's own engine (PostgreSQL)
             if reader is not None and reader not in engines:
