@@ -258,10 +258,16 @@ def huge_png(width: int = 5000, height: int = 5000) -> bytes:
 
 
 def private_files(t: Target) -> set[str]:
-    from faka.core.uploads import private_dir
+    """Every private file the shop holds: the folder's entries as they are (temporary
+    ones too), or the database storage's rows."""
+    from faka.core.storage import PRIVATE, LocalStorage, storage
 
     with t.app.app_context():
-        return {p.name for p in private_dir().iterdir()}
+        store = storage()
+        if isinstance(store, LocalStorage):
+            folder = store.root / PRIVATE
+            return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+        return set(store.names(PRIVATE))
 
 
 def _row(key, finding, attack, gets, test, ok, **figures) -> dict:
