@@ -244,6 +244,7 @@ def test_healthz_unhealthy_when_redis_down(make_app):
     assert response.status_code == 503 and response.json["redis"]["ok"] is False
 
 
+@pytest.mark.one_db  # the migrations run on a SQLite database of their own, whichever the run is given
 def test_migrations_build_the_same_schema_as_the_models(app):
     """Upgrade an empty database with Alembic and compare it with the models."""
     import os

@@ -356,7 +356,7 @@ def test_order_detail_shows_timeline(merchant_client, make_product, place, pay):
 @pytest.fixture
 def other_merchant_objects(make_product, place):
     """Objects of the `merchant` fixture's shop, looked at by a second merchant."""
-    product = make_product(keys=7000)
+    product = make_product(keys=3)
     order = place(product)
     from faka.inventory.keys import start_import
     from faka.ledger import payouts

@@ -19,6 +19,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field
+from functools import cache
 
 import pytest
 import schemathesis
@@ -341,6 +342,14 @@ def assert_nothing_foreign(text: str, seed: Seed) -> None:
     assert not leaked, f"another merchant's {leaked} in the answer"
 
 
+@cache
+def api_schema(app):
+    """The API's document, loaded once per app: schemathesis reads the constants of the
+    app's source (walking every module it imports) once per loaded document, the same
+    every time."""
+    return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+
+
 def _cases(operation):
     """Requests that keep the document (positive) and requests that break it (negative:
     they must be refused with a documented 4xx, never a 5xx)."""
@@ -349,7 +358,7 @@ def _cases(operation):
 
 @pytest.mark.parametrize("method, path", sorted(VALID_REQUESTS), ids=lambda value: value)
 def test_every_operation_keeps_its_document(app, seed, method, path):
-    operation = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)[path][method]
+    operation = api_schema(app)[path][method]
 
     @given(case=_cases(operation), data=st.data())
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
