@@ -242,6 +242,11 @@ def big_target(database: str) -> Target:
         # Ours is emptied first (what an interrupted fill left); one named by BENCH_BIG_* never.
         given = bool(os.environ.get("BENCH_BIG_DATABASE_URL" if url else "BENCH_BIG_SQLITE_INSTANCE"))
         fill = run_fill(database, url, instance, scale, reset=not given)
+    # A shop kept from an earlier run follows the code's schema, as a real one does on upgrade.
+    env = base_env(instance)
+    if url:
+        env["DATABASE_URL"] = url
+    flask_cli(env, "init-db")
     merchant, operator, data = read_logins(instance)
     fill["profile"] = {k: v for k, v in data.items() if k not in ("merchant", "operator")}
     target = Target("big", database, instance, url, merchant, operator, fill=fill)
@@ -990,8 +995,10 @@ class Phases:
         self._current = (name, time.perf_counter()) if name else None
 
 
-def measure_shop(target: Target, root: Path, redis_url: str | None, timing: Timing) -> dict:
-    out: dict = {"shop": target.shop, "database": target.database, "fill": target.fill}
+def measure_shop(target: Target, root: Path, redis_url: str | None, timing: Timing, out: dict) -> None:
+    """Everything measured on one shop, into `out` as it goes (a phase that fails leaves
+    what the others measured)."""
+    out.update(shop=target.shop, database=target.database, fill=target.fill)
     phases = Phases()
     out["phase_s"] = phases.seconds
     workdir = root / f"{target.database}-{target.shop}-run"
@@ -1060,7 +1067,6 @@ def measure_shop(target: Target, root: Path, redis_url: str | None, timing: Timi
         phases.start(None)
     finally:
         shop.close()
-    return out
 
 
 def explain_slowest(shop: Shop, out: dict, profiled: dict) -> list[dict]:
@@ -1123,8 +1129,11 @@ def table(results: dict) -> str:
         for key in columns:
             e = shops[key].get("buyer", {}).get(page)
             rendered = shops[key].get("in_process", {}).get(page)
+            if e is None:
+                values.append("-")
+                continue
             text = f"{e['ratio']:.2f} ({e['rps']:.0f}/s" + (f", {rendered['ms']:.0f} ms uncached)" if rendered else ")")
-            values.append(_cell(text, e["met"]) if e else "-")
+            values.append(_cell(text, e["met"]))
         row(f"{page} (ratio to bare)", values, f">= {BUYER_TARGET}")
     values = []
     for key in columns:
@@ -1219,7 +1228,6 @@ def missed(results: dict) -> list[str]:
         for shop_name, s in shops.items():
             if "error" in s:
                 out.append(f"{database} {shop_name}: did not finish ({s['error']})")
-                continue
             where = f"{database} {shop_name}"
             for page, e in s.get("buyer", {}).items():
                 if e.get("met") is False:
@@ -1352,11 +1360,12 @@ def main() -> int:
         for shop_name in ("small", "big") if args.shops == "both" else (args.shops,):
             target = None
             try:
+                shops[shop_name] = {}
                 target = small_target(database, root) if shop_name == "small" else big_target(database)
-                shops[shop_name] = measure_shop(target, root, redis_url, timing)
+                measure_shop(target, root, redis_url, timing, shops[shop_name])
             except (Exception, KeyboardInterrupt, SystemExit) as exc:
                 failed = True
-                shops[shop_name] = {"error": f"{type(exc).__name__}: {exc}"}
+                shops[shop_name]["error"] = f"{type(exc).__name__}: {exc}"
                 log(f"[{database} {shop_name}] failed: {shops[shop_name]['error']}")
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     interrupted = True
